@@ -1,0 +1,42 @@
+# Two commands do all set-up on a fresh machine:
+#   make run    builds or reuses the cached venv, then runs the pipeline (python local_runner.py)
+#   make test   builds or reuses the cached venv, then runs the test suite
+# Pass flags with ARGS, for example: make run ARGS="--model lstm"
+PYTHON ?= python3
+VENV := $(shell $(PYTHON) scripts/setup_env.py --print-path)
+PY := $(VENV)/bin/python
+# TFX 1.21's Transform and TFMA are Keras 2 only.
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: venv run test test-fast bench bench-ingest bench-features bench-training bench-serving compile-kubeflow clean
+
+venv:
+	@$(PYTHON) scripts/setup_env.py
+
+run: venv
+	$(PY) local_runner.py $(ARGS)
+
+test: venv
+	$(PY) -m pytest $(ARGS)
+
+bench: bench-ingest bench-features bench-training bench-serving
+
+bench-ingest: venv
+	$(PY) -m bench.ingestion $(ARGS)
+
+bench-features: venv
+	$(PY) -m bench.features $(ARGS)
+
+bench-training: venv
+	$(PY) -m bench.training $(ARGS)
+
+bench-serving: venv
+	$(PY) -m bench.serving $(ARGS)
+
+compile-kubeflow: venv
+	$(PY) -m kubeflow.runner $(ARGS)
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,1 @@
+"""AnomalyGate: fails the run when ExampleValidator found anomalies, before anything trains."""

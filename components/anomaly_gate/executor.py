@@ -1,0 +1,50 @@
+"""AnomalyGate executor: raise on any anomaly in any split."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+
+ANOMALIES_FILE = "SchemaDiff.pb"
+
+
+class DataAnomaliesError(RuntimeError):
+    """The data does not match the curated schema; nothing may train on it."""
+
+
+def describe_anomalies(anomalies: anomalies_pb2.Anomalies) -> list[str]:
+    lines = [f"{feature}: {info.short_description} ({info.description})"
+             for feature, info in sorted(anomalies.anomaly_info.items())]
+    if anomalies.HasField("dataset_anomaly_info"):
+        info = anomalies.dataset_anomaly_info
+        lines.append(f"<dataset>: {info.short_description} ({info.description})")
+    return lines
+
+
+def read_split_anomalies(artifact: types.Artifact) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for split in artifact_utils.decode_split_names(artifact.split_names):
+        path = os.path.join(artifact_utils.get_split_uri([artifact], split), ANOMALIES_FILE)
+        anomalies = anomalies_pb2.Anomalies.FromString(tf.io.gfile.GFile(path, "rb").read())
+        lines = describe_anomalies(anomalies)
+        if lines:
+            found[split] = lines
+    return found
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        artifact = artifact_utils.get_single_instance(input_dict["anomalies"])
+        found = read_split_anomalies(artifact)
+        if found:
+            report = "\n".join(f"  [{split}] {line}" for split, lines in found.items() for line in lines)
+            raise DataAnomaliesError(
+                "Data validation failed; the run stops before Transform and training.\n"
+                f"{report}\nAnomalies artifact: {artifact.uri}\n"
+                "Fix the data (or, if the change is intended, the curated schema under schemas/) and re-run.")

@@ -1,0 +1,1 @@
+"""ClipEvaluator: clip-level (vote) accuracy gate, combined with TFMA's blessing."""

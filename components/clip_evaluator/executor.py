@@ -1,0 +1,156 @@
+"""ClipEvaluator executor: clip-level scores of candidate and baseline, the final blessing, MLflow."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from models import metrics, plots, tracking
+from models.signatures import EXAMPLES_SIGNATURE
+from pipeline.config import GENRES, PipelineConfig
+
+EVAL_SPLIT = "test"
+BATCH = 64
+METRICS_FILE = "clip_metrics.json"
+
+
+@dataclass
+class GateDecision:
+    blessed: bool
+    reasons: list[str]
+
+
+def read_examples(examples: types.Artifact, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Serialized examples, labels and track ids of one split of raw ExampleGen output."""
+    pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
+    files = sorted(tf.io.gfile.glob(pattern))
+    serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")] if files else []
+    if not serialized:
+        raise ValueError(f"The '{split}' split under {examples.uri} holds no examples: nothing to gate on. "
+                         "Check the split protocol and the data root.")
+    parsed = tf.io.parse_example(serialized, {"label": tf.io.FixedLenFeature([], tf.int64),
+                                              "track_id": tf.io.FixedLenFeature([], tf.string)})
+    return np.array(serialized, dtype=object), parsed["label"].numpy(), parsed["track_id"].numpy()
+
+
+def predict(model: types.Artifact, serialized: np.ndarray) -> np.ndarray:
+    signature = tf.saved_model.load(path_utils.serving_model_path(model.uri)).signatures[EXAMPLES_SIGNATURE]
+    outputs = [signature(examples=tf.constant(list(serialized[i:i + BATCH])))["probabilities"].numpy()
+               for i in range(0, len(serialized), BATCH)]
+    return np.concatenate(outputs)
+
+
+def tfma_metrics(evaluation: types.Artifact) -> dict[str, float]:
+    """Overall and per-genre TFMA metrics of the candidate, flattened for MLflow."""
+    flat: dict[str, float] = {}
+    for metrics_for_slice in tfma.load_metrics(evaluation.uri):
+        keys = metrics_for_slice.slice_key.single_slice_keys
+        slice_name = "overall" if not keys else "_".join(
+            f"{k.column}={k.bytes_value.decode() or k.int64_value}" for k in keys)
+        for kv in metrics_for_slice.metric_keys_and_values:
+            if kv.key.is_diff or not kv.value.HasField("double_value") or kv.key.model_name == "baseline":
+                continue
+            name = kv.key.name
+            if kv.key.sub_key.HasField("class_id"):
+                name = f"{name}_{GENRES[kv.key.sub_key.class_id.value]}"
+            if slice_name == "overall" or name == "sparse_categorical_accuracy":
+                flat[f"test_{slice_name}_{name}"] = kv.value.double_value
+    return flat
+
+
+def decide(config: PipelineConfig, tfma_blessed: bool, candidate: metrics.Scores,
+           baseline: Optional[metrics.Scores]) -> GateDecision:
+    gate = config.gate
+    reasons = []
+    if not tfma_blessed:
+        reasons.append("TFMA did not bless the model (segment accuracy below the bar or regressed; "
+                       "see the Evaluator's validation result)")
+    if candidate.clip_accuracy < gate.min_clip_accuracy:
+        reasons.append(f"clip accuracy {candidate.clip_accuracy:.3f} < bar {gate.min_clip_accuracy:.3f}")
+    if baseline is not None and candidate.clip_accuracy < baseline.clip_accuracy - gate.max_accuracy_drop:
+        reasons.append(f"clip accuracy {candidate.clip_accuracy:.3f} regressed from the last blessed model's "
+                       f"{baseline.clip_accuracy:.3f} by more than {gate.max_accuracy_drop:.3f}")
+    return GateDecision(blessed=not reasons, reasons=reasons)
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        config = PipelineConfig.from_json(exec_properties["pipeline_config_json"])
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        baseline_model = (input_dict.get("baseline_model") or [None])[0]
+        tfma_blessing = artifact_utils.get_single_instance(input_dict["tfma_blessing"])
+        evaluation = artifact_utils.get_single_instance(input_dict["evaluation"])
+        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
+
+        serialized, labels, track_ids = read_examples(examples, EVAL_SPLIT)
+        probabilities = predict(model, serialized)
+        candidate = metrics.score(track_ids, probabilities, labels)
+        baseline = (metrics.score(track_ids, predict(baseline_model, serialized), labels)
+                    if baseline_model is not None else None)
+        tfma_blessed = tfma_blessing.get_int_custom_property("blessed") == 1
+        decision = decide(config, tfma_blessed, candidate, baseline)
+
+        report = {
+            "split": EVAL_SPLIT, "split_protocol": config.split.protocol, "blessed": decision.blessed,
+            "reasons": decision.reasons, "tfma_blessed": tfma_blessed, **candidate.as_dict("candidate_"),
+            **(baseline.as_dict("baseline_") if baseline else {}), **tfma_metrics(evaluation),
+        }
+        tf.io.gfile.makedirs(blessing.uri)
+        with tf.io.gfile.GFile(os.path.join(blessing.uri, METRICS_FILE), "w") as f:
+            json.dump(report, f, indent=2, sort_keys=True)
+        with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if decision.blessed else "NOT_BLESSED"), "w"):
+            pass
+        # The same custom properties TFX's Evaluator writes, so LatestBlessedModelStrategy and Pusher read ours.
+        blessing.set_int_custom_property("blessed", int(decision.blessed))
+        blessing.set_string_custom_property("current_model", model.uri)
+        blessing.set_int_custom_property("current_model_id", model.id)
+        if baseline_model is not None:
+            blessing.set_string_custom_property("baseline_model", baseline_model.uri)
+            blessing.set_int_custom_property("baseline_model_id", baseline_model.id)
+        blessing.set_float_custom_property("clip_accuracy", candidate.clip_accuracy)
+        blessing.set_float_custom_property("segment_accuracy", candidate.segment_accuracy)
+
+        verdict = "BLESSED" if decision.blessed else "NOT BLESSED: " + "; ".join(decision.reasons)
+        print(f"[gate] held-out '{EVAL_SPLIT}' split ({config.split.protocol} protocol): segment accuracy "
+              f"{candidate.segment_accuracy:.3f} over {candidate.segments} segments, clip accuracy "
+              f"{candidate.clip_accuracy:.3f} over {candidate.clips} clips"
+              + (f"; last blessed model: clip accuracy {baseline.clip_accuracy:.3f}" if baseline else "")
+              + f" -> {verdict}", flush=True)
+        self._log_to_mlflow(config, model, report, candidate, probabilities, labels)
+
+    @staticmethod
+    def _log_to_mlflow(config: PipelineConfig, model: types.Artifact, report: dict[str, Any],
+                       candidate: metrics.Scores, probabilities: np.ndarray, labels: np.ndarray) -> None:
+        run_id = model.get_string_custom_property(tracking.RUN_ID_PROPERTY)
+        if not run_id:
+            print("[gate] the model has no MLflow run id; evaluation not logged to MLflow", flush=True)
+            return
+        import mlflow
+        with tracking.resume_run(config, run_id):
+            mlflow.log_metrics({k: float(v) for k, v in report.items()
+                                if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            mlflow.log_metric("blessed", float(report["blessed"]))
+            mlflow.set_tags({"blessed": str(report["blessed"]).lower(),
+                             "gate_reasons": "; ".join(report["reasons"]) or "passed"})
+            segment_confusion = metrics.confusion(labels, np.argmax(probabilities, axis=1))
+            with tempfile.TemporaryDirectory() as tmp:
+                for matrix, name, title in ((candidate.clip_confusion, "test_clip_confusion.png", "clip level"),
+                                            (segment_confusion, "test_segment_confusion.png", "segment level")):
+                    mlflow.log_artifact(plots.confusion_matrix_png(
+                        matrix, os.path.join(tmp, name), f"held-out test split, {title}"), "plots")
+                path = os.path.join(tmp, METRICS_FILE)
+                with open(path, "w") as f:
+                    json.dump(report, f, indent=2, sort_keys=True)
+                mlflow.log_artifact(path, "evaluation")

@@ -1,0 +1,1 @@
+"""ModelRegistrar: records a pushed model in MLflow's model registry."""

@@ -1,0 +1,33 @@
+"""ModelRegistrar component: runs after Pusher, inside the blessing Cond.
+
+It registers the pushed SavedModel as a new version of the MLflow registered model,
+points the serving alias at it, and tags the model's MLflow run with the TF Serving
+version number and path, so a served version can be traced back to its run, data and
+parameters (and the run forward to what serves it).
+"""
+from __future__ import annotations
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+
+from components.model_registrar import executor
+
+
+class ModelRegistrarSpec(types.ComponentSpec):
+    PARAMETERS = {"pipeline_config_json": ExecutionParameter(type=str)}
+    INPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "pushed_model": ChannelParameter(type=standard_artifacts.PushedModel),
+    }
+    OUTPUTS = {}
+
+
+class ModelRegistrar(base_component.BaseComponent):
+    SPEC_CLASS = ModelRegistrarSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, model: types.BaseChannel, pushed_model: types.BaseChannel, pipeline_config_json: str):
+        super().__init__(spec=ModelRegistrarSpec(model=model, pushed_model=pushed_model,
+                                                 pipeline_config_json=pipeline_config_json))

@@ -1,0 +1,49 @@
+"""ModelRegistrar executor: MLflow model version + alias for the pushed model."""
+from __future__ import annotations
+
+from typing import Any
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+
+from models import tracking
+from pipeline.config import PipelineConfig
+
+
+def register_pushed_model(config: PipelineConfig, run_id: str, pushed_version: str, pushed_path: str) -> str:
+    """Create the registered-model version for this push and move the serving alias to it."""
+    import mlflow
+    with tracking.resume_run(config, run_id) as run:
+        mlflow.set_tags({"pushed": "true", "serving_version": pushed_version, "serving_path": pushed_path})
+        source = f"{run.info.artifact_uri}/saved_model"
+    client = MlflowClient()
+    try:
+        client.create_registered_model(tracking.REGISTERED_MODEL,
+                                       description="Genre classifier pushed by the TFX pipeline.")
+    except MlflowException as err:
+        if "RESOURCE_ALREADY_EXISTS" not in str(err.error_code):
+            raise
+    version = client.create_model_version(tracking.REGISTERED_MODEL, source=source, run_id=run_id,
+                                          tags={"serving_version": pushed_version, "serving_path": pushed_path})
+    client.set_registered_model_alias(tracking.REGISTERED_MODEL, tracking.SERVING_ALIAS, version.version)
+    return version.version
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        config = PipelineConfig.from_json(exec_properties["pipeline_config_json"])
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        pushed = artifact_utils.get_single_instance(input_dict["pushed_model"])
+        run_id = model.get_string_custom_property(tracking.RUN_ID_PROPERTY)
+        if not run_id:
+            raise ValueError(f"Model {model.uri} carries no '{tracking.RUN_ID_PROPERTY}'; it was not trained by "
+                             "TrackedTrainer, so there is no MLflow run to register.")
+        pushed_version = pushed.get_string_custom_property("pushed_version")
+        pushed_path = pushed.get_string_custom_property("pushed_destination")
+        version = register_pushed_model(config, run_id, pushed_version, pushed_path)
+        print(f"[registry] {tracking.REGISTERED_MODEL} version {version} -> alias '{tracking.SERVING_ALIAS}' "
+              f"(TF Serving version {pushed_version} at {pushed_path})", flush=True)

@@ -1,0 +1,1 @@
+"""TrackedTrainer: TFX's Trainer whose Model artifact carries its MLflow run id in MLMD."""

@@ -1,0 +1,22 @@
+"""Trainer executor that publishes the MLflow run id on the Model artifact."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import tensorflow as tf
+from tfx import types
+from tfx.components.trainer import executor as trainer_executor
+from tfx.types import artifact_utils
+
+from models.tracking import RUN_ID_FILE, RUN_ID_PROPERTY
+
+
+class Executor(trainer_executor.GenericExecutor):
+    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        super().Do(input_dict, output_dict, exec_properties)
+        model = artifact_utils.get_single_instance(output_dict["model"])
+        path = os.path.join(model.uri, RUN_ID_FILE)
+        if tf.io.gfile.exists(path):
+            model.set_string_custom_property(RUN_ID_PROPERTY, tf.io.gfile.GFile(path).read().strip())

@@ -1,0 +1,63 @@
+"""MLflow tracking shared by the trainer, the clip gate and the model registrar.
+
+One MLflow run per trained model: the Trainer opens it (parameters, per-epoch metrics,
+plots, the SavedModel), records its id on the Model artifact in MLMD
+(``mlflow_run_id``), and the later components reopen that run to add the held-out
+evaluation, the blessing and the pushed version. The tracking URI comes from the
+config; the default SQLite store keeps artifacts beside it, never in the working
+directory.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Iterator, Optional
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from pipeline.config import PipelineConfig
+
+RUN_ID_PROPERTY = "mlflow_run_id"
+RUN_ID_FILE = "mlflow_run_id.txt"
+REGISTERED_MODEL = "genre-classifier"
+SERVING_ALIAS = "champion"
+
+
+def _artifact_location(config: PipelineConfig) -> Optional[str]:
+    uri = config.mlflow_tracking_uri
+    if uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri:
+        return os.path.join(config.pipeline_root, "mlflow-artifacts")
+    return None  # a tracking server decides its own artifact store
+
+
+def use_tracking(config: PipelineConfig) -> str:
+    """Point mlflow at the configured store and return the experiment id."""
+    mlflow.set_tracking_uri(config.mlflow_tracking_uri)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(config.pipeline_name)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(config.pipeline_name, artifact_location=_artifact_location(config))
+
+
+@contextlib.contextmanager
+def training_run(config: PipelineConfig, run_name: str) -> Iterator[mlflow.ActiveRun]:
+    experiment_id = use_tracking(config)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        mlflow.set_tags({"model": config.train.model, "feature_kind": config.features.kind,
+                         "split_protocol": config.split.protocol})
+        mlflow.log_params(_loggable(config.flat_params()))
+        yield run
+
+
+@contextlib.contextmanager
+def resume_run(config: PipelineConfig, run_id: str) -> Iterator[mlflow.ActiveRun]:
+    use_tracking(config)
+    with mlflow.start_run(run_id=run_id) as run:
+        yield run
+
+
+def _loggable(params: dict[str, Any]) -> dict[str, str]:
+    # MLflow caps a parameter value at 6000 characters; ours are far shorter.
+    return {k: ("None" if v is None else str(v))[:6000] for k, v in params.items()}

@@ -1,0 +1,172 @@
+"""TFX Trainer entry point (`run_fn`): input pipeline, fitting, export, MLflow.
+
+Input pipeline (per split): read the transformed TFRecords in parallel, cache the
+serialised records, shuffle, batch, then parse and augment whole batches in parallel
+(batching before map turns thousands of tiny parse calls into a few large ones), and
+prefetch. Validation uses the `eval` split; the `test` split is never seen here.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from models import augment, metrics, plots, registry, signatures, tracking
+from pipeline.config import GENRES, PipelineConfig
+
+AUTOTUNE = tf.data.AUTOTUNE
+SHUFFLE_BUFFER = 4096
+
+
+def _parse_spec(tft_output: tft.TFTransformOutput, kind: str) -> dict[str, tf.io.FixedLenFeature]:
+    spec = tft_output.transformed_feature_spec()
+    return {kind: spec[kind], "label": spec["label"], "track_id": spec["track_id"]}
+
+
+def input_shape(tft_output: tft.TFTransformOutput, kind: str) -> tuple[int, int]:
+    shape = tft_output.transformed_feature_spec()[kind].shape
+    if len(shape) != 2:
+        raise ValueError(f"Transformed feature {kind!r} has shape {shape}; expected [frames, bins].")
+    return int(shape[0]), int(shape[1])
+
+
+def make_dataset(file_pattern: list[str] | str, tft_output: tft.TFTransformOutput, config: PipelineConfig,
+                 training: bool, with_track_ids: bool = False) -> tf.data.Dataset:
+    """(features, one-hot labels) batches; (features, labels, track_ids) when with_track_ids."""
+    kind = config.features.kind
+    files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else \
+        [f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
+    if not files:
+        raise FileNotFoundError(f"No transformed examples match {file_pattern}.")
+    spec = _parse_spec(tft_output, kind)
+    ds = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP", num_parallel_reads=AUTOTUNE).cache()
+    if training:
+        ds = ds.shuffle(SHUFFLE_BUFFER, seed=config.train.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(config.train.batch_size, drop_remainder=False)
+
+    def parse(serialized: tf.Tensor):
+        parsed = tf.io.parse_example(serialized, spec)
+        labels = tf.one_hot(parsed["label"], len(GENRES))
+        if with_track_ids:
+            return parsed[kind], labels, parsed["track_id"]
+        return parsed[kind], labels
+
+    ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=not training)
+    if training:
+        ds = ds.map(lambda x, y: augment.augment_batch(x, y, config.train), num_parallel_calls=AUTOTUNE,
+                    deterministic=False)
+    return ds.prefetch(AUTOTUNE)
+
+
+class MlflowEpochLogger(keras.callbacks.Callback):
+    """Per-epoch metrics to the active MLflow run, and a progress line people can follow."""
+
+    def __init__(self, total_epochs: int, step_offset: int = 0):
+        super().__init__()
+        self.total_epochs = total_epochs
+        self.step_offset = step_offset
+        self.started = time.time()
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        logs = logs or {}
+        import mlflow
+        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=self.step_offset + epoch)
+        shown = " ".join(f"{k}={v:.3f}" for k, v in logs.items() if k in
+                         ("loss", "accuracy", "val_loss", "val_accuracy"))
+        print(f"[train] epoch {self.step_offset + epoch + 1}/{self.total_epochs} {shown} "
+              f"({time.time() - self.started:.0f} s)", flush=True)
+
+
+def _callbacks(config: PipelineConfig, run_dir: str, epochs: int, step_offset: int) -> list[keras.callbacks.Callback]:
+    return [
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.train.early_stopping_patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "checkpoints", "best.weights.h5"),
+                                        monitor="val_accuracy", mode="max", save_best_only=True,
+                                        save_weights_only=True),
+        keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch"),
+        MlflowEpochLogger(epochs, step_offset),
+    ]
+
+
+def _compile(model: keras.Model, learning_rate: float) -> None:
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.CategoricalCrossentropy(), metrics=[keras.metrics.CategoricalAccuracy(
+                      name="accuracy")])
+
+
+def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, config: PipelineConfig,
+        run_dir: str) -> dict[str, list[float]]:
+    """Train, in two phases for a pretrained backbone (frozen, then fine-tuned)."""
+    t = config.train
+    history: dict[str, list[float]] = {}
+    steps = {"steps_per_epoch": t.max_steps} if t.max_steps else {}
+    epochs = 1 if t.max_steps else t.epochs
+    phases = [(t.learning_rate, epochs, None)]
+    if registry.has_pretrained_backbone(config) and not t.max_steps:
+        frozen = min(t.frozen_epochs, epochs)
+        phases = [(t.learning_rate, frozen, False), (t.finetune_learning_rate, epochs - frozen, True)]
+    done = 0
+    for learning_rate, phase_epochs, backbone_trainable in phases:
+        if phase_epochs <= 0:
+            continue
+        if backbone_trainable is not None:
+            registry.set_backbone_trainable(model, backbone_trainable)
+        _compile(model, learning_rate)
+        result = model.fit(train_ds, validation_data=eval_ds, epochs=phase_epochs, verbose=0,
+                           callbacks=_callbacks(config, run_dir, epochs, done), **steps)
+        for key, values in result.history.items():
+            history.setdefault(key, []).extend(float(v) for v in values)
+        done += len(result.history.get("loss", []))
+    return history
+
+
+def predict_split(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(probabilities, labels, track ids) over a dataset built with with_track_ids=True."""
+    probs, labels, tracks = [], [], []
+    for x, y, track in dataset:
+        probs.append(model(x, training=False).numpy())
+        labels.append(np.argmax(y.numpy(), axis=1))
+        tracks.append(track.numpy())
+    return np.concatenate(probs), np.concatenate(labels), np.concatenate(tracks)
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """Train the configured model family and export it with its serving signatures."""
+    config = PipelineConfig.from_json(fn_args.custom_config["pipeline_config"])
+    keras.utils.set_random_seed(config.train.seed)
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    kind = config.features.kind
+    train_ds = make_dataset(fn_args.train_files, tft_output, config, training=True)
+    eval_ds = make_dataset(fn_args.eval_files, tft_output, config, training=False)
+    model = registry.build_model(config, input_shape(tft_output, kind))
+    run_dir = fn_args.model_run_dir
+    with tracking.training_run(config, run_name=f"{config.train.model}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
+        print(f"[train] {config.train.model} on {kind} {input_shape(tft_output, kind)}, "
+              f"{model.count_params():,} parameters; MLflow run {run.info.run_id}", flush=True)
+        history = fit(model, train_ds, eval_ds, config, run_dir)
+        probs, labels, tracks = predict_split(
+            model, make_dataset(fn_args.eval_files, tft_output, config, training=False, with_track_ids=True))
+        scores = metrics.score(tracks, probs, labels)
+        import mlflow
+        mlflow.log_metrics({**scores.as_dict("eval_"), "epochs_trained": float(len(history.get("loss", [])))})
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.log_artifact(plots.learning_curves_png(history, os.path.join(tmp, "learning_curves.png"),
+                                                          f"{config.train.model}: learning curves"), "plots")
+            mlflow.log_artifact(plots.confusion_matrix_png(
+                scores.clip_confusion, os.path.join(tmp, "eval_clip_confusion.png"),
+                f"{config.train.model}: eval split, clip level"), "plots")
+        print(f"[train] eval split: segment accuracy {scores.segment_accuracy:.3f}, "
+              f"clip accuracy {scores.clip_accuracy:.3f} ({scores.clips} clips)", flush=True)
+        signatures.export(model, tft_output, config, fn_args.serving_model_dir)
+        mlflow.log_artifacts(fn_args.serving_model_dir, "saved_model")
+        with tf.io.gfile.GFile(os.path.join(os.path.dirname(fn_args.serving_model_dir), tracking.RUN_ID_FILE),
+                               "w") as f:
+            f.write(run.info.run_id)

@@ -1,0 +1,337 @@
+"""The pipeline's one typed configuration.
+
+Everything a runner, a component or the model code needs to know (genres, audio
+format, split protocol, feature parameters, model choice, quality bars, paths) lives
+here. Runners build a :class:`PipelineConfig`, CLI flags override its defaults
+(:func:`add_cli_arguments` / :func:`config_from_args`), and components receive it as
+JSON (``to_json`` / ``from_json``) so that the Kubeflow image sees exactly the
+configuration the pipeline was compiled with.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+# The ten GTZAN genres. Label i is GENRES[i]; nothing else in the project lists them.
+GENRES: tuple[str, ...] = (
+    "blues", "classical", "country", "disco", "hiphop",
+    "jazz", "metal", "pop", "reggae", "rock",
+)
+# ExampleGen output splits: training, validation (early stopping), held-out test
+# (Evaluator, reported accuracy). A track is in exactly one of them.
+SPLITS: tuple[str, ...] = ("train", "eval", "test")
+AUDIO_EXTENSIONS: tuple[str, ...] = ("wav", "au", "flac", "ogg", "mp3")
+SPLIT_PROTOCOLS: tuple[str, ...] = ("hash", "fault-filtered", "fault-filtered-final", "lists-trainval")
+MODEL_TYPES: tuple[str, ...] = ("cnn", "lstm", "vgg")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class AudioConfig:
+    """How ExampleGen turns files into fixed-length mono segments."""
+
+    sample_rate: int = 22050
+    segment_seconds: float = 3.0
+    # Distance between segment starts; equal to segment_seconds means no overlap.
+    hop_seconds: float = 3.0
+    # What to do with a trailing partial segment: "drop" it or zero-"pad" it.
+    last_segment: str = "drop"
+    # A decoded file whose RMS level is below this is quarantined as silent.
+    silence_dbfs: float = -60.0
+
+    @property
+    def segment_samples(self) -> int:
+        return int(round(self.segment_seconds * self.sample_rate))
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.hop_seconds * self.sample_rate))
+
+
+@dataclass
+class SplitConfig:
+    """Track-level split protocol. See README "Splits" for the protocols."""
+
+    protocol: str = "hash"
+    # train/eval/test fractions for the hash protocol (hash of track_id, so stable).
+    ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    # Folder holding train_filtered.txt, valid_filtered.txt, test_filtered.txt.
+    split_dir: Optional[str] = None
+    # Salt of the hash partition; change it to draw a different split.
+    salt: str = "genre-split-v1"
+    # Fraction of bad (quarantined) files above which ingestion fails.
+    max_bad_fraction: float = 0.05
+
+
+@dataclass
+class FeatureConfig:
+    """Spectral front end. Defaults are librosa's; see models/features.py."""
+
+    kind: str = "log_mel"  # "log_mel" or "mfcc": the model input the Transform emits
+    n_fft: int = 2048
+    hop_length: int = 512
+    win_length: Optional[int] = None  # None: n_fft
+    window: str = "hann"
+    center: bool = True
+    pad_mode: str = "constant"  # librosa >= 0.10 default for melspectrogram
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: Optional[float] = None  # None: sample_rate / 2
+    power: float = 2.0
+    mel_htk: bool = False  # False: Slaney mel scale (librosa default)
+    mel_norm: Optional[str] = "slaney"  # "slaney" area normalisation or None
+    # "db": 10 log10(max(S, amin) / ref), clipped at top_db below the max (librosa);
+    # "log10_1p": log10(1 + log_scale * S) (musicnn's front end).
+    log: str = "db"
+    top_db: Optional[float] = 80.0
+    amin: float = 1e-10
+    log_scale: float = 10000.0
+    n_mfcc: int = 20
+    dct_norm: Optional[str] = "ortho"
+    # Frames kept per segment (None: all). musicnn's VGG expects 187.
+    frames: Optional[int] = None
+
+
+@dataclass
+class TrainConfig:
+    model: str = "cnn"
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    early_stopping_patience: int = 5
+    seed: int = 42
+    # Caps the number of optimiser steps (None: epochs decide). One step makes a
+    # deliberately bad model, used by the gate's e2e test.
+    max_steps: Optional[int] = None
+    # VGG transfer learning: epochs with the pretrained body frozen, then unfrozen.
+    frozen_epochs: int = 5
+    finetune_learning_rate: float = 1e-4
+    # Training-only augmentation (never in the serving graph).
+    spec_augment: bool = True
+    freq_mask_param: int = 12
+    time_mask_param: int = 20
+    random_gain_db: float = 6.0
+    mixup_alpha: float = 0.0
+
+
+@dataclass
+class GateConfig:
+    """Evaluator thresholds: an absolute bar and no regression against the last blessed model."""
+
+    min_accuracy: float = 0.6
+    min_clip_accuracy: float = 0.6
+    # The candidate may trail the last blessed model by at most this much accuracy.
+    max_accuracy_drop: float = 0.01
+
+
+@dataclass
+class SyntheticConfig:
+    """The embedded default dataset (synthetic/generator.py)."""
+
+    tracks_per_genre: int = 20
+    seconds: float = 30.0
+    seed: int = 0
+
+
+@dataclass
+class PathsConfig:
+    # Audio root (<root>/<genre>/<genre>.NNNNN.ext); None: generate the synthetic set.
+    data_root: Optional[str] = None
+    output_dir: str = str(PROJECT_ROOT / "outputs")
+    # Empty strings mean "under output_dir" (see the properties of PipelineConfig).
+    pipeline_root: str = ""
+    metadata_path: str = ""
+    serving_dir: str = ""
+    mlflow_tracking_uri: str = ""
+
+
+@dataclass
+class PipelineConfig:
+    pipeline_name: str = "genre-pipeline"
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    # Beam pipeline args for every Beam-based component. Named runner: Beam 2.68+
+    # would otherwise pick Prism, which downloads a binary.
+    beam_args: list[str] = field(default_factory=lambda: [
+        "--runner=DirectRunner",
+        "--direct_running_mode=multi_processing",
+        "--direct_num_workers=0",
+    ])
+
+    # ----- derived paths -------------------------------------------------
+    @property
+    def output_dir(self) -> str:
+        return self.paths.output_dir
+
+    @property
+    def pipeline_root(self) -> str:
+        return self.paths.pipeline_root or os.path.join(self.output_dir, "pipeline_root")
+
+    @property
+    def metadata_path(self) -> str:
+        return self.paths.metadata_path or os.path.join(self.output_dir, "metadata.sqlite")
+
+    @property
+    def serving_dir(self) -> str:
+        return self.paths.serving_dir or os.path.join(self.output_dir, "serving", "genre")
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        if self.paths.mlflow_tracking_uri:
+            return self.paths.mlflow_tracking_uri
+        return "sqlite:///" + os.path.join(os.path.abspath(self.pipeline_root), "mlflow.db")
+
+    @property
+    def synthetic_data_root(self) -> str:
+        s = self.synthetic
+        return os.path.join(self.output_dir, f"synthetic_gtzan_{s.tracks_per_genre}x{s.seconds:g}s_seed{s.seed}")
+
+    @property
+    def schema_dir(self) -> str:
+        """The curated raw-data schema for this audio format (schemas/<rate>hz_<seconds>s)."""
+        name = f"{self.audio.sample_rate}hz_{self.audio.segment_seconds:g}s"
+        path = PROJECT_ROOT / "schemas" / name
+        if not (path / "schema.pbtxt").exists():
+            raise FileNotFoundError(
+                f"No curated schema at {path}/schema.pbtxt for sample rate {self.audio.sample_rate} Hz "
+                f"and {self.audio.segment_seconds:g} s segments. Copy an existing schemas/* folder and "
+                "set the sample_rate and num_samples domains to match.")
+        return str(path)
+
+    # ----- model presets -------------------------------------------------
+    def with_model(self, model: str) -> "PipelineConfig":
+        """Return a copy whose audio and feature settings follow the chosen model."""
+        if model not in MODEL_TYPES:
+            raise ValueError(f"Unknown model {model!r}; choose one of {', '.join(MODEL_TYPES)}.")
+        cfg = dataclasses.replace(self, train=dataclasses.replace(self.train, model=model))
+        if model == "cnn":
+            cfg.features = FeatureConfig()
+            cfg.audio = dataclasses.replace(cfg.audio, sample_rate=22050)
+        elif model == "lstm":
+            cfg.features = FeatureConfig(kind="mfcc")
+            cfg.audio = dataclasses.replace(cfg.audio, sample_rate=22050)
+        else:  # vgg: musicnn's MSD_vgg front end, so the pretrained filters see what they were trained on
+            cfg.features = FeatureConfig(
+                n_fft=512, hop_length=256, n_mels=96, log="log10_1p", top_db=None, frames=187)
+            cfg.audio = dataclasses.replace(cfg.audio, sample_rate=16000)
+        return cfg
+
+    # ----- serialisation -------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PipelineConfig":
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in sections:
+                raise ValueError(f"Unknown configuration key {key!r}.")
+            section_cls = _SECTION_TYPES.get(key)
+            if section_cls is not None:
+                value = dict(value)
+                if key == "split" and "ratios" in value:
+                    value["ratios"] = tuple(value["ratios"])
+                value = section_cls(**value)
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PipelineConfig":
+        return cls.from_dict(json.loads(text))
+
+    def flat_params(self) -> dict[str, Any]:
+        """Flattened ``section.key`` view, as logged to MLflow."""
+        flat: dict[str, Any] = {}
+        for section, values in self.to_dict().items():
+            if isinstance(values, dict):
+                flat.update({f"{section}.{k}": v for k, v in values.items()})
+            else:
+                flat[section] = values
+        return flat
+
+
+_SECTION_TYPES = {
+    "audio": AudioConfig, "split": SplitConfig, "features": FeatureConfig, "train": TrainConfig,
+    "gate": GateConfig, "synthetic": SyntheticConfig, "paths": PathsConfig,
+}
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The flags shared by the local and Kubeflow runners; defaults come from PipelineConfig."""
+    d = PipelineConfig()
+    g = parser.add_argument_group("data")
+    g.add_argument("--data-root", help="GTZAN-style audio root (<root>/<genre>/<genre>.NNNNN.wav, or its "
+                   "genres_original/ or genres/ folder). Default: generate the synthetic data set.")
+    g.add_argument("--split", choices=SPLIT_PROTOCOLS, default=d.split.protocol,
+                   help="track-level split protocol (default: %(default)s)")
+    g.add_argument("--split-dir", help="folder with train_filtered.txt, valid_filtered.txt, test_filtered.txt")
+    g.add_argument("--max-bad-fraction", type=float, default=d.split.max_bad_fraction,
+                   help="fail ingestion when more than this fraction of files is quarantined (default: %(default)s)")
+    g.add_argument("--segment-seconds", type=float, default=d.audio.segment_seconds,
+                   help="segment length in seconds (default: %(default)s)")
+    g.add_argument("--synthetic-tracks", type=int, default=d.synthetic.tracks_per_genre,
+                   help="synthetic data set: tracks per genre (default: %(default)s)")
+    g.add_argument("--synthetic-seconds", type=float, default=d.synthetic.seconds,
+                   help="synthetic data set: seconds per track (default: %(default)s)")
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", choices=MODEL_TYPES, default=d.train.model,
+                   help="model family; the feature front end follows it (default: %(default)s)")
+    g.add_argument("--epochs", type=int, default=d.train.epochs, help="maximum epochs (default: %(default)s)")
+    g.add_argument("--batch-size", type=int, default=d.train.batch_size, help="(default: %(default)s)")
+    g.add_argument("--learning-rate", type=float, default=d.train.learning_rate, help="(default: %(default)s)")
+    g.add_argument("--max-steps", type=int, help="cap on optimiser steps (testing the gate with a bad model)")
+    g = parser.add_argument_group("quality gate")
+    g.add_argument("--min-accuracy", type=float, default=d.gate.min_accuracy,
+                   help="segment accuracy a model needs to be blessed (default: %(default)s)")
+    g.add_argument("--min-clip-accuracy", type=float, default=d.gate.min_clip_accuracy,
+                   help="clip (vote) accuracy a model needs to be blessed (default: %(default)s)")
+    g.add_argument("--max-accuracy-drop", type=float, default=d.gate.max_accuracy_drop,
+                   help="allowed accuracy drop against the last blessed model (default: %(default)s)")
+    g = parser.add_argument_group("paths")
+    g.add_argument("--output-dir", default=d.paths.output_dir,
+                   help="where pipeline root, metadata, MLflow store and pushed models go (default: %(default)s)")
+    g.add_argument("--pipeline-root", help="TFX pipeline root (default: <output-dir>/pipeline_root)")
+    g.add_argument("--serving-dir", help="push destination in TF Serving layout (default: <output-dir>/serving/genre)")
+    g.add_argument("--mlflow-uri", help="MLflow tracking URI (default: SQLite store under the pipeline root)")
+    g.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
+                   help="Beam pipeline argument, repeatable (replaces the DirectRunner defaults)")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    cfg = PipelineConfig().with_model(args.model)
+    cfg.paths = PathsConfig(
+        data_root=args.data_root, output_dir=os.path.abspath(args.output_dir),
+        pipeline_root=args.pipeline_root or "", serving_dir=args.serving_dir or "",
+        mlflow_tracking_uri=args.mlflow_uri or "")
+    cfg.split = dataclasses.replace(cfg.split, protocol=args.split, split_dir=args.split_dir,
+                                    max_bad_fraction=args.max_bad_fraction)
+    if args.split != "hash" and not args.split_dir:
+        raise SystemExit(f"--split {args.split} reads the fault-filtered list files: pass --split-dir DIR "
+                         "(the folder holding train_filtered.txt, valid_filtered.txt, test_filtered.txt).")
+    cfg.audio = dataclasses.replace(cfg.audio, segment_seconds=args.segment_seconds,
+                                    hop_seconds=args.segment_seconds)
+    cfg.synthetic = dataclasses.replace(cfg.synthetic, tracks_per_genre=args.synthetic_tracks,
+                                        seconds=args.synthetic_seconds)
+    cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs, batch_size=args.batch_size,
+                                    learning_rate=args.learning_rate, max_steps=args.max_steps)
+    cfg.gate = GateConfig(min_accuracy=args.min_accuracy, min_clip_accuracy=args.min_clip_accuracy,
+                          max_accuracy_drop=args.max_accuracy_drop)
+    if args.beam_args:
+        cfg.beam_args = list(args.beam_args)
+    return cfg

