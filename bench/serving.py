@@ -1,0 +1,223 @@
+"""Serving latency and throughput for one 30-s clip: gRPC through the test double vs in-process.
+
+    python -m bench.serving [--model-dir DIR] [--requests 200] [--warmup 10]   (make bench-serving)
+
+DIR is a TF Serving layout base dir (``DIR/<version>/saved_model.pb``); default: the
+pipeline's push destination, ``PipelineConfig().serving_dir``. The newest version is measured
+three ways, each with the same clip and a bounded number of requests:
+
+1. a direct in-process call of the SavedModel's ``serving_default`` signature;
+2. one gRPC client (serving/client.py) against serving/test_server.py in a separate process;
+3. two gRPC clients at once (throughput under concurrency).
+
+The gRPC server is the project's Python TEST DOUBLE of TF Serving, not TF Serving's C++
+server (which cannot run here): its figures bound what the protocol, the payload and a
+Python server cost, and say nothing about TF Serving's own overhead.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from bench.report import write_section
+from pipeline.config import PipelineConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_START_TIMEOUT = 300.0  # seconds: TF import plus loading a large SavedModel on 2 cores
+
+
+@dataclass
+class Timing:
+    name: str
+    latencies_ms: np.ndarray
+    wall_seconds: float
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies_ms) / self.wall_seconds
+
+    def row(self) -> str:
+        p50, p99 = np.percentile(self.latencies_ms, [50, 99])
+        return (f"| {self.name} | {len(self.latencies_ms)} | {p50:.1f} | {p99:.1f} | "
+                f"{self.throughput:.2f} |")
+
+
+def bench_clip(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
+    """A deterministic music-like clip (tones plus noise), float32 mono in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    tones = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (110.0, 220.0, 330.0, 440.0))
+    return (tones + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def timed_calls(name: str, call: Callable[[], object], requests: int, warmup: int, max_seconds: float) -> Timing:
+    """WARMUP untimed calls, then up to REQUESTS timed ones (fewer if MAX_SECONDS runs out)."""
+    for _ in range(warmup):
+        call()
+    latencies = []
+    start = time.perf_counter()
+    while len(latencies) < requests and time.perf_counter() - start < max_seconds:
+        t0 = time.perf_counter()
+        call()
+        latencies.append((time.perf_counter() - t0) * 1e3)
+    return Timing(name, np.array(latencies), time.perf_counter() - start)
+
+
+def concurrent_calls(name: str, make_call: Callable[[], tuple[Callable[[], object], Callable[[], None]]],
+                     clients: int, requests: int, max_seconds: float) -> Timing:
+    """CLIENTS threads, each with its own connection, share REQUESTS calls."""
+    lock, latencies, busy = threading.Lock(), [], [0]  # busy[0]: calls in flight
+    start = time.perf_counter()
+
+    def worker() -> None:
+        call, close = make_call()
+        try:
+            call()  # connect and warm this client outside the figures' count
+            while time.perf_counter() - start < max_seconds:
+                with lock:
+                    if len(latencies) + busy[0] >= requests:
+                        return
+                    busy[0] += 1
+                t0 = time.perf_counter()
+                call()
+                with lock:
+                    busy[0] -= 1
+                    latencies.append((time.perf_counter() - t0) * 1e3)
+        finally:
+            close()
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return Timing(name, np.array(latencies), time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def served_by_test_double(model_dir: str, model_name: str) -> Iterator[str]:
+    """Run serving/test_server.py in its own process (as a real server would be); yield host:port."""
+    log = tempfile.TemporaryFile(mode="w+")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "serving.test_server", "--model-base", model_dir, "--model-name", model_name,
+         "--port", "0"], stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT, env=env)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], SERVER_START_TIMEOUT)
+        line = proc.stdout.readline() if ready else ""
+        if " on " not in line:
+            log.seek(0)
+            raise SystemExit(f"the test server did not start within {SERVER_START_TIMEOUT:.0f} s "
+                             f"(exit code {proc.poll()}):\n{log.read()[-3000:]}")
+        yield line.rsplit(" on ", 1)[1].strip()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def newest_version(model_dir: str, model_name: str) -> int:
+    from serving.test_server import ModelRepository
+
+    versions = ModelRepository(model_dir, model_name).scan()
+    if not versions:
+        raise SystemExit(
+            f"No pushed model under {model_dir} (expected {model_dir}/<version>/saved_model.pb). "
+            "Run the pipeline first (make run) so the Pusher writes one, or pass --model-dir DIR.")
+    return versions[-1]
+
+
+def run(model_dir: str, model_name: str, requests: int, warmup: int, clip_seconds: float, sample_rate: int,
+        clients: int, max_seconds: float) -> str:
+    """Measure the three paths; return the markdown body of the report section."""
+    version = newest_version(model_dir, model_name)
+    clip = bench_clip(clip_seconds, sample_rate)
+
+    import tensorflow as tf
+
+    from serving.client import GenreClient
+
+    fn = tf.saved_model.load(os.path.join(model_dir, str(version))).signatures["serving_default"]
+    rate = tf.constant(sample_rate, tf.int32)
+    direct = timed_calls("direct SavedModel call, in-process", lambda: fn(waveform=tf.constant(clip), sample_rate=rate),
+                         requests, warmup, max_seconds)
+    with served_by_test_double(model_dir, model_name) as host:
+        with GenreClient(host, model_name, timeout=120.0, retries=0) as client:
+            answer = client.predict_waveform(clip, sample_rate)
+            assert answer.model_version == version, (answer.model_version, version)
+            one = timed_calls("gRPC via the test double, 1 client", lambda: client.predict_waveform(clip, sample_rate),
+                              requests, warmup, max_seconds)
+
+        def make_call():
+            c = GenreClient(host, model_name, timeout=120.0, retries=0)
+            return (lambda: c.predict_waveform(clip, sample_rate)), c.close
+
+        many = concurrent_calls(f"gRPC via the test double, {clients} concurrent clients", make_call, clients,
+                                requests, max_seconds)
+
+    overhead = np.median(one.latencies_ms) - np.median(direct.latencies_ms)
+    return "\n".join([
+        f"Model: `{os.path.abspath(model_dir)}/{version}`, signature `serving_default`. Clip: {clip_seconds:g} s "
+        f"mono float32 at {sample_rate} Hz ({clip.nbytes / 1e6:.2f} MB of waveform per request), "
+        f"the same clip for every call; {warmup} warm-up calls per path, not counted.",
+        "",
+        "**The gRPC server here is the project's Python test double (`serving/test_server.py`), not TF Serving's "
+        "C++ server**, which cannot run on this machine. The gRPC rows include protobuf encoding, loopback "
+        "transfer and the test double's own Python overhead; TF Serving's figures will differ.",
+        "",
+        "| path | requests | p50 (ms) | p99 (ms) | throughput (clips/s) |",
+        "|---|---|---|---|---|",
+        direct.row(), one.row(), many.row(),
+        "",
+        f"gRPC overhead at the median (1 client minus direct): {overhead:.1f} ms. "
+        f"Client and server share the machine's {os.cpu_count()} cores.",
+    ])
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    cfg = PipelineConfig()
+    parser = argparse.ArgumentParser(prog="python -m bench.serving", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", default=cfg.serving_dir,
+                        help="TF Serving layout base dir: DIR/<version>/saved_model.pb (default: %(default)s)")
+    parser.add_argument("--model-name", default="genre", help="(default: %(default)s)")
+    parser.add_argument("--requests", type=int, default=200, help="timed requests per path (default: %(default)s)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed requests per path (default: %(default)s)")
+    parser.add_argument("--clip-seconds", type=float, default=30.0, help="(default: %(default)s)")
+    parser.add_argument("--sample-rate", type=int, default=cfg.audio.sample_rate, help="(default: %(default)s)")
+    parser.add_argument("--clients", type=int, default=2, help="concurrent gRPC clients (default: %(default)s)")
+    parser.add_argument("--max-seconds", type=float, default=300.0,
+                        help="time cap per path; fewer requests are reported if it is hit (default: %(default)s)")
+    parser.add_argument("--no-write", action="store_true", help="print the results without updating BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    if args.requests < 2 or args.warmup < 0 or args.clients < 1:
+        parser.error("need --requests >= 2, --warmup >= 0, --clients >= 1")
+    if not os.path.isdir(args.model_dir):
+        raise SystemExit(f"No pushed model: {args.model_dir} does not exist. Run the pipeline first (make run) "
+                         "so the Pusher writes <serving_dir>/<version>/, or pass --model-dir DIR.")
+    body = run(args.model_dir, args.model_name, args.requests, args.warmup, args.clip_seconds, args.sample_rate,
+               args.clients, args.max_seconds)
+    print(body)
+    if not args.no_write:
+        write_section("serving", f"Serving: gRPC (test double) vs in-process SavedModel, {args.clip_seconds:g}-s clip", body,
+                      command="make bench-serving")
+
+
+if __name__ == "__main__":
+    main()

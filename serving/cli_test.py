@@ -1,0 +1,105 @@
+"""``python -m serving.client`` end to end: a real subprocess talking gRPC to the test double.
+
+Only TF Serving is replaced (by serving/test_server.py, which cannot be avoided here: no
+binary, no Docker); the model is the contract-honouring stand-in from serving/testing.py.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.config import GENRES
+from serving.testing import build_stand_in_model, serving_endpoint, stand_in_clip
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE = 22050
+
+
+def run_cli(*args: str, python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, *python_flags, "-m", "serving.client", *args],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    base = tmp_path_factory.mktemp("models") / "genre"
+    build_stand_in_model(base, version=1)
+    with serving_endpoint(base) as target:
+        yield target
+
+
+@pytest.fixture(scope="module")
+def reggae_wav(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("audio") / "reggae.wav"
+    sf.write(path, stand_in_clip("reggae", seconds=9, sample_rate=RATE), RATE, subtype="PCM_16")
+    return path
+
+
+def test_predict_prints_the_genre_and_a_sorted_table(host, reggae_wav):
+    done = run_cli("predict", str(reggae_wav), "--host", host, "--model", "genre")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith(f"{reggae_wav}: reggae") and "model version 1" in lines[0]
+    table = [line.split() for line in lines[1:]]
+    assert [row[0] for row in table][0] == "reggae" and sorted(row[0] for row in table) == sorted(GENRES)
+    scores = [float(row[1]) for row in table]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_predict_json_and_explicit_version(host, reggae_wav):
+    done = run_cli("predict", str(reggae_wav), "--host", host, "--version", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["genre"] == "reggae" and answer["model_version"] == 1 and answer["num_segments"] == 3
+    assert list(answer["scores"])[0] == "reggae" and len(answer["scores"]) == len(GENRES)
+
+
+def test_status_lists_available_versions(host):
+    done = run_cli("status", "--host", host, "--model", "genre")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "model genre version 1: AVAILABLE"
+
+
+def test_cli_never_loads_the_tensorflow_runtime(host):
+    done = run_cli("status", "--host", host, python_flags=("-X", "importtime"))
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "tensorflow_serving.apis.predict_pb2" in imported  # the protos are there ...
+    assert "tensorflow.core.framework.tensor_pb2" in imported
+    assert not any(m.startswith("tensorflow.python") for m in imported)  # ... the TF runtime is not
+
+
+def test_clear_errors(host, tmp_path):
+    done = run_cli("predict", str(tmp_path / "missing.wav"), "--host", host)
+    assert done.returncode == 1 and "error: audio file not found:" in done.stderr and "missing.wav" in done.stderr
+    assert "Traceback" not in done.stderr
+
+    bad = tmp_path / "bad.ogg"
+    bad.write_bytes(b"OggS but not really")
+    done = run_cli("predict", str(bad), "--host", host)
+    assert done.returncode == 1 and "cannot decode audio file" in done.stderr and "bad.ogg" in done.stderr
+
+    short = tmp_path / "short.wav"  # 1 s: shorter than one segment, refused by the model itself
+    sf.write(short, np.full(RATE, 0.3, np.float32), RATE, subtype="PCM_16")
+    done = run_cli("predict", str(short), "--host", host)
+    assert done.returncode == 1
+    assert "INVALID_ARGUMENT" in done.stderr and "shorter than one 3-s segment" in done.stderr
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nobody = f"127.0.0.1:{s.getsockname()[1]}"
+    done = run_cli("status", "--host", nobody, "--retries", "1", "--timeout", "2")
+    assert done.returncode == 1 and nobody in done.stderr
+    assert "docker compose -f serving/docker-compose.yml up -d" in done.stderr
+
+    done = run_cli("predict", "x.wav", "--timeout", "0")
+    assert done.returncode == 1 and "timeout must be positive" in done.stderr

@@ -1,0 +1,283 @@
+"""gRPC client for the genre model behind TF Serving (or the project's test double).
+
+Library use::
+
+    from serving.client import predict_file, predict_waveform, model_status
+    result = predict_file("song.flac", host="localhost:8500")
+    print(result.genre, result.ranked()[:3])
+
+Command line::
+
+    python -m serving.client predict song.wav --host localhost:8500 --model genre [--version N]
+                                              [--timeout 10] [--retries 3] [--json]
+    python -m serving.client status --host localhost:8500 --model genre
+
+Requests use signature ``serving_default`` (docs/contracts.md): the mono waveform as float32
+at the file's own sample rate plus ``sample_rate``; the model resamples in-graph. Each call
+has its own deadline; UNAVAILABLE and DEADLINE_EXCEEDED are retried with exponential backoff,
+nothing else is (an invalid input stays invalid).
+"""
+from __future__ import annotations
+
+if __name__ == "__main__":  # the CLI needs protos only: skip the TF runtime (0.3 s start, not ~8 s)
+    from serving.protos import skip_tensorflow_runtime
+
+    skip_tensorflow_runtime()
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from typing import Callable, Optional, Sequence, TypeVar  # noqa: E402
+
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+from tensorflow_serving.apis import (  # noqa: E402
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from serving.audio_file import AudioFileError, read_audio  # noqa: E402
+from serving.tensors import to_ndarray, to_tensor_proto  # noqa: E402
+
+SIGNATURE = "serving_default"
+DEFAULT_HOST = "localhost:8500"
+DEFAULT_MODEL = "genre"
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# A 30-s clip at 44.1 kHz is 5.3 MB of float32; gRPC's default 4 MB receive limit is too small.
+MAX_MESSAGE_BYTES = 2**31 - 1
+COMPOSE_HINT = "docker compose -f serving/docker-compose.yml up -d"
+T = TypeVar("T")
+
+
+class ServingClientError(Exception):
+    """A failure the CLI reports as one clear line (no traceback)."""
+
+
+class ServerUnavailableError(ServingClientError):
+    """The server could not be reached or did not answer in time, even after retries."""
+
+
+class ModelInputError(ServingClientError):
+    """INVALID_ARGUMENT: the model rejected the input; the message is the server's."""
+
+
+class ServingRpcError(ServingClientError):
+    """Any other non-OK answer (NOT_FOUND, INTERNAL, ...)."""
+
+    def __init__(self, message: str, code: grpc.StatusCode):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """One clip's answer: top genre, per-genre scores (GENRES order) and per-segment scores."""
+
+    genre: str
+    genres: tuple[str, ...]
+    scores: np.ndarray  # [10]
+    segment_scores: np.ndarray  # [num_segments, 10]
+    model_version: int
+
+    def ranked(self) -> list[tuple[str, float]]:
+        """(genre, score) pairs, best first."""
+        order = np.argsort(-self.scores, kind="stable")
+        return [(self.genres[i], float(self.scores[i])) for i in order]
+
+    def to_dict(self) -> dict:
+        return {"genre": self.genre, "model_version": self.model_version,
+                "num_segments": int(self.segment_scores.shape[0]),
+                "scores": dict(self.ranked())}
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionStatus:
+    version: int
+    state: str  # AVAILABLE, LOADING, ...
+    error: str  # empty when OK
+
+
+class GenreClient:
+    """A channel to one server; reuse it for many requests (the benchmark does)."""
+
+    def __init__(self, host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL, timeout: float = 10.0,
+                 retries: int = 3, backoff: float = 0.2):
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, got {retries}")
+        self.host, self.model, self.timeout, self.retries, self.backoff = host, model, timeout, retries, backoff
+        self._channel = grpc.insecure_channel(host, options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
+        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "GenreClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ----- requests ------------------------------------------------------
+    def predict_waveform(self, waveform: np.ndarray, sample_rate: int,
+                         version: Optional[int] = None) -> Prediction:
+        """Classify a mono clip. The waveform is sent with its own dtype (the contract wants
+        float32 in [-1, 1]; anything else is the server's to reject with INVALID_ARGUMENT)."""
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self.model
+        request.model_spec.signature_name = SIGNATURE
+        if version is not None:
+            request.model_spec.version.value = int(version)
+        request.inputs["waveform"].CopyFrom(to_tensor_proto(np.asarray(waveform)))
+        request.inputs["sample_rate"].CopyFrom(to_tensor_proto(np.int32(sample_rate)))
+        response = self._call(self._predict.Predict, request, what=f"Predict on model {self._spec(version)}")
+        return _prediction(response)
+
+    def predict_file(self, path: str | os.PathLike, version: Optional[int] = None) -> Prediction:
+        """Decode an audio file (wav, au, flac, ogg, mp3; downmixed to mono) and classify it."""
+        waveform, sample_rate = read_audio(path)
+        return self.predict_waveform(waveform, sample_rate, version)
+
+    def model_status(self, version: Optional[int] = None) -> list[VersionStatus]:
+        """GetModelStatus: every version the server knows, or only VERSION."""
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = self.model
+        if version is not None:
+            request.model_spec.version.value = int(version)
+        response = self._call(self._models.GetModelStatus, request,
+                              what=f"GetModelStatus on model {self._spec(version)}")
+        states = get_model_status_pb2.ModelVersionStatus.State
+        return [VersionStatus(int(s.version), states.Name(s.state), s.status.error_message)
+                for s in response.model_version_status]
+
+    # ----- plumbing ------------------------------------------------------
+    def _spec(self, version: Optional[int]) -> str:
+        return f"'{self.model}'" + (f" version {version}" if version is not None else "")
+
+    def _call(self, method: Callable[..., T], request, what: str) -> T:
+        """One RPC with a deadline per attempt; retries only where a retry can help."""
+        attempts = self.retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return method(request, timeout=self.timeout)
+            except grpc.RpcError as err:
+                code, details = err.code(), err.details() or ""
+                if code in RETRYABLE and attempt < attempts:
+                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                    continue
+                raise self._error(code, details, what, attempt) from None
+        raise AssertionError("unreachable")
+
+    def _error(self, code: grpc.StatusCode, details: str, what: str, attempts: int) -> ServingClientError:
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return ServerUnavailableError(
+                f"cannot reach the model server at {self.host} ({what}: UNAVAILABLE after {attempts} "
+                f"attempt(s): {details}). Is TF Serving running? Start it with: {COMPOSE_HINT}")
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return ServerUnavailableError(
+                f"the model server at {self.host} did not answer within {self.timeout:g} s "
+                f"({what}, {attempts} attempt(s)). Raise --timeout, or check the server "
+                f"(started with: {COMPOSE_HINT})")
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            return ModelInputError(f"the model rejected the input (INVALID_ARGUMENT): {details}")
+        return ServingRpcError(f"{what} failed at {self.host}: {code.name}: {details}", code)
+
+
+def _prediction(response: predict_pb2.PredictResponse) -> Prediction:
+    outputs = response.outputs
+    missing = {"scores", "genre"} - set(outputs)
+    if missing:
+        raise ServingClientError(f"the model's answer lacks output(s) {sorted(missing)}; got {sorted(outputs)}")
+    scores = to_ndarray(outputs["scores"]).astype(np.float32).reshape(-1)
+    if "genres" in outputs:
+        genres = tuple(g.decode() for g in to_ndarray(outputs["genres"]).reshape(-1))
+    else:
+        from pipeline.config import GENRES
+        genres = GENRES
+    if len(genres) != scores.size:
+        raise ServingClientError(f"the model returned {scores.size} scores for {len(genres)} genres")
+    segments = to_ndarray(outputs["segment_scores"]) if "segment_scores" in outputs else scores[None, :]
+    genre = to_ndarray(outputs["genre"]).reshape(-1)[0]
+    return Prediction(genre=genre.decode() if isinstance(genre, bytes) else str(genre), genres=genres,
+                      scores=scores, segment_scores=np.asarray(segments, dtype=np.float32),
+                      model_version=int(response.model_spec.version.value))
+
+
+# ----- one-shot helpers (a channel per call) --------------------------------
+def predict_waveform(waveform: np.ndarray, sample_rate: int, host: str = DEFAULT_HOST,
+                     model: str = DEFAULT_MODEL, version: Optional[int] = None, timeout: float = 10.0,
+                     retries: int = 3) -> Prediction:
+    with GenreClient(host, model, timeout, retries) as client:
+        return client.predict_waveform(waveform, sample_rate, version)
+
+
+def predict_file(path: str | os.PathLike, host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL,
+                 version: Optional[int] = None, timeout: float = 10.0, retries: int = 3) -> Prediction:
+    with GenreClient(host, model, timeout, retries) as client:
+        return client.predict_file(path, version)
+
+
+def model_status(host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL, version: Optional[int] = None,
+                 timeout: float = 10.0, retries: int = 3) -> list[VersionStatus]:
+    with GenreClient(host, model, timeout, retries) as client:
+        return client.model_status(version)
+
+
+# ----- command line -----------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m serving.client", description=__doc__.split("\n\n")[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--host", default=DEFAULT_HOST, help="gRPC address of TF Serving (default: %(default)s)")
+    common.add_argument("--model", default=DEFAULT_MODEL, help="model name (default: %(default)s)")
+    common.add_argument("--version", type=int, help="model version (default: the server's latest)")
+    common.add_argument("--timeout", type=float, default=10.0, help="deadline per call, seconds (default: %(default)s)")
+    common.add_argument("--retries", type=int, default=3,
+                        help="retries on UNAVAILABLE / DEADLINE_EXCEEDED (default: %(default)s)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sub = parser.add_subparsers(dest="command", required=True)
+    predict = sub.add_parser("predict", parents=[common], help="classify an audio file")
+    predict.add_argument("audio", help="audio file (wav, au, flac, ogg, mp3)")
+    sub.add_parser("status", parents=[common], help="show the model's versions (GetModelStatus)")
+    return parser
+
+
+def _format_prediction(path: str, result: Prediction) -> str:
+    lines = [f"{path}: {result.genre}  (model version {result.model_version}, "
+             f"{result.segment_scores.shape[0]} segment(s))"]
+    lines += [f"  {genre:<10} {score:7.4f}" for genre, score in result.ranked()]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        with GenreClient(args.host, args.model, args.timeout, args.retries) as client:
+            if args.command == "predict":
+                result = client.predict_file(args.audio, args.version)
+                print(json.dumps({"file": args.audio, **result.to_dict()}, indent=2) if args.json
+                      else _format_prediction(args.audio, result))
+            else:
+                statuses = client.model_status(args.version)
+                if args.json:
+                    print(json.dumps({"model": args.model, "versions": [dataclasses.asdict(s) for s in statuses]},
+                                     indent=2))
+                else:
+                    for s in statuses:
+                        print(f"model {args.model} version {s.version}: {s.state}" + (f" ({s.error})" if s.error else ""))
+    except (ServingClientError, AudioFileError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""TEST DOUBLE of TF Serving's gRPC API, for tests and benchmarks only; never deploy it.
+
+TF Serving's binary cannot be installed on the project's machines and there is no Docker
+engine (docs: serving/README.md), so tests need something that speaks TF Serving's gRPC
+protocol. This Python server implements two RPCs, with TF Serving's message types:
+
+- ``PredictionService.Predict`` over the SavedModels under one base directory in TF
+  Serving's layout (``<base>/<version>/saved_model.pb``). No version in the request: the
+  newest version answers. A version in the request: that version if it is on disk, else
+  NOT_FOUND. (Unlike TF Serving's ``latest`` policy, every version on disk can be asked
+  for.) The directory is re-scanned on every request, so a newly pushed version is served
+  from the next request on; a version is loaded on first use.
+- ``ModelService.GetModelStatus``: the versions on disk, AVAILABLE once loaded (it loads them).
+
+Inputs are checked against the signature (names, dtypes, shapes) and a mismatch is answered
+with INVALID_ARGUMENT and a message; ``tf.errors.InvalidArgumentError`` raised by the model
+graph becomes INVALID_ARGUMENT with the model's message; any other failure is INTERNAL. The
+server keeps serving after every error.
+
+Usage: ``python -m serving.test_server --model-base DIR --model-name genre --port 8500``
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import grpc
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+LOG = logging.getLogger("serving.test_server")
+DEFAULT_SIGNATURE = "serving_default"
+MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving's server also lifts gRPC's 4 MB default
+
+
+class RpcFailure(Exception):
+    """An answer other than OK, with the status code the client will see."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass
+class _Version:
+    number: int
+    path: str
+    model: Any = None  # the loaded SavedModel, once loaded
+    error: str = ""  # load failure, reported by GetModelStatus
+
+
+class ModelRepository:
+    """The versions of one model under ``<base>/<version>/``, loaded on first use."""
+
+    def __init__(self, base: str, name: str):
+        self.base, self.name = os.path.abspath(base), name
+        self._versions: dict[int, _Version] = {}
+        self._lock = threading.Lock()
+
+    def scan(self) -> list[int]:
+        """Re-read the base directory; return the version numbers on disk, ascending."""
+        found: dict[int, str] = {}
+        if os.path.isdir(self.base):
+            for entry in os.listdir(self.base):
+                path = os.path.join(self.base, entry)
+                if entry.isdigit() and os.path.isfile(os.path.join(path, "saved_model.pb")):
+                    found[int(entry)] = path
+        with self._lock:
+            for number in list(self._versions):
+                if number not in found:
+                    del self._versions[number]  # removed from disk: no longer served
+            for number, path in found.items():
+                self._versions.setdefault(number, _Version(number, path))
+        return sorted(found)
+
+    def get(self, version: Optional[int]) -> _Version:
+        """The loaded version asked for (None: the newest); NOT_FOUND if it is not on disk."""
+        numbers = self.scan()
+        if not numbers:
+            raise RpcFailure(grpc.StatusCode.NOT_FOUND,
+                             f"Servable not found for request: model '{self.name}' has no versions under "
+                             f"{self.base} (expected <base>/<version>/saved_model.pb)")
+        number = numbers[-1] if version is None else version
+        if number not in numbers:
+            raise RpcFailure(grpc.StatusCode.NOT_FOUND,
+                             f"Servable not found for request: Specific({self.name}, {number}); "
+                             f"versions on disk: {numbers}")
+        return self._load(number)
+
+    def _load(self, number: int) -> _Version:
+        entry = self._versions.get(number)
+        if entry is not None and entry.model is not None:
+            return entry  # loaded: no lock, so requests never wait for another version's load
+        with self._lock:  # one load at a time
+            entry = self._versions.get(number)
+            if entry is None:  # removed from disk since the scan
+                raise RpcFailure(grpc.StatusCode.NOT_FOUND, f"{self.name} version {number} is gone from {self.base}")
+            if entry.model is None:
+                LOG.info("loading %s version %d from %s", self.name, number, entry.path)
+                try:
+                    entry.model = tf.saved_model.load(entry.path)
+                    entry.error = ""
+                except Exception as err:  # a broken version must not take the server down
+                    entry.error = f"{type(err).__name__}: {err}"
+                    raise RpcFailure(grpc.StatusCode.INTERNAL,
+                                     f"loading {self.name} version {number} failed: {entry.error}") from err
+            return entry
+
+    def status(self) -> list[_Version]:
+        """Every version on disk, each loaded (or with its load error)."""
+        result = []
+        for number in self.scan():
+            try:
+                result.append(self._load(number))
+            except RpcFailure:
+                entry = self._versions.get(number)
+                if entry is not None:
+                    result.append(entry)
+        return result
+
+
+def _signature(entry: _Version, name: str):
+    signatures = entry.model.signatures
+    if name not in signatures:
+        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                         f"Serving signature key \"{name}\" not found; the model has {sorted(signatures)}")
+    return signatures[name]
+
+
+def _inputs(request: predict_pb2.PredictRequest, fn) -> dict[str, tf.Tensor]:
+    """Check the request's inputs against the signature; convert them to tensors."""
+    specs: dict[str, tf.TensorSpec] = fn.structured_input_signature[1]
+    given, expected = set(request.inputs), set(specs)
+    if given != expected:
+        parts = []
+        if expected - given:
+            parts.append(f"missing input(s) {sorted(expected - given)}")
+        if given - expected:
+            parts.append(f"unknown input(s) {sorted(given - expected)}")
+        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                         f"{'; '.join(parts)}: signature inputs are {sorted(expected)}")
+    tensors = {}
+    for name, spec in specs.items():
+        proto = request.inputs[name]
+        try:
+            given_dtype = tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else "no dtype"
+        except TypeError:
+            given_dtype = f"unknown dtype {proto.dtype}"
+        if given_dtype != spec.dtype.name:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"input '{name}' must be {spec.dtype.name}, got {given_dtype}")
+        try:
+            value = tf.make_ndarray(proto)
+        except Exception as err:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"input '{name}' is not a valid tensor: {err}") from err
+        if not spec.shape.is_compatible_with(value.shape):
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"input '{name}' must have shape {spec.shape}, got {list(value.shape)}")
+        tensors[name] = tf.constant(value, dtype=spec.dtype)
+    return tensors
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, repo: ModelRepository):
+        self.repo = repo
+
+    def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        spec = request.model_spec
+        if spec.name != self.repo.name:
+            raise RpcFailure(grpc.StatusCode.NOT_FOUND,
+                             f"Servable not found for request: model '{spec.name}' (this server has "
+                             f"'{self.repo.name}')")
+        if spec.version_label:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "version labels are not supported by the test double")
+        entry = self.repo.get(spec.version.value if spec.HasField("version") else None)
+        signature_name = spec.signature_name or DEFAULT_SIGNATURE
+        fn = _signature(entry, signature_name)
+        outputs = fn(**_inputs(request, fn))
+        wanted = list(request.output_filter) or list(outputs)
+        unknown = set(wanted) - set(outputs)
+        if unknown:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"output_filter names unknown output(s) {sorted(unknown)}; outputs are {sorted(outputs)}")
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = self.repo.name
+        response.model_spec.version.value = entry.number
+        response.model_spec.signature_name = signature_name
+        for key in wanted:
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key].numpy()))
+        return response
+
+    def Predict(self, request, context):
+        return _answer(context, self._predict, request)
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    def __init__(self, repo: ModelRepository):
+        self.repo = repo
+
+    def _status(self, request) -> get_model_status_pb2.GetModelStatusResponse:
+        spec = request.model_spec
+        if spec.name != self.repo.name:
+            raise RpcFailure(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {spec.name}")
+        versions = self.repo.status()
+        if spec.HasField("version"):
+            versions = [v for v in versions if v.number == spec.version.value]
+            if not versions:
+                raise RpcFailure(grpc.StatusCode.NOT_FOUND,
+                                 f"Could not find version {spec.version.value} of model {spec.name}")
+        if not versions:
+            raise RpcFailure(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {spec.name}")
+        states = get_model_status_pb2.ModelVersionStatus
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for v in versions:
+            status = response.model_version_status.add(version=v.number)
+            if v.model is not None:
+                status.state = states.AVAILABLE
+            else:
+                status.state = states.END
+                status.status.error_code = 13  # INTERNAL in tensorflow.error.Code
+                status.status.error_message = v.error
+        return response
+
+    def GetModelStatus(self, request, context):
+        return _answer(context, self._status, request)
+
+
+def op_error_message(err: tf.errors.OpError) -> str:
+    """The op's own message, as TF Serving's C++ server returns it.
+
+    Eager execution prefixes it with "Graph execution error:" and the Python stack where the
+    failing node was defined, and appends " [Op:__inference_...]"; neither helps a client.
+    """
+    lines = err.message.splitlines()
+    preamble = ("Graph execution error:", "Detected at node", "<stack traces unavailable>")
+    start = next((i for i, line in enumerate(lines)
+                  if line.strip() and not line[0].isspace() and not line.startswith(preamble)), 0)
+    return re.sub(r"\s*\[Op:__inference_\w+\]\s*$", "", "\n".join(lines[start:])).strip()
+
+
+def _answer(context: grpc.ServicerContext, handler, request):
+    """Run HANDLER; turn every failure into a status code and message (the server lives on)."""
+    try:
+        return handler(request)
+    except RpcFailure as err:
+        code, message = err.code, err.message
+    except tf.errors.InvalidArgumentError as err:
+        code, message = grpc.StatusCode.INVALID_ARGUMENT, op_error_message(err)
+    except Exception as err:  # noqa: BLE001 - any other failure is the server's, reported as INTERNAL
+        LOG.exception("request failed")
+        code, message = grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}"
+    context.abort(code, message)
+
+
+def start_server(model_base: str, model_name: str = "genre", port: int = 0, host: str = "127.0.0.1",
+                 workers: int = 4, preload: bool = True) -> tuple[grpc.Server, int]:
+    """Start the test double on HOST:PORT (0: any free port); return the server and its port.
+
+    PRELOAD loads the newest version now, so the first request does not pay for it.
+    """
+    repo = ModelRepository(model_base, model_name)
+    if preload and repo.scan():
+        repo.get(None)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(repo), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(repo), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen on {host}:{port}")
+    server.start()
+    return server, bound
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m serving.test_server",
+        description="TEST DOUBLE of TF Serving's gRPC API (Predict, GetModelStatus) in Python, for tests "
+                    "and benchmarks only. Production runs TF Serving's container: see serving/README.md.")
+    parser.add_argument("--model-base", required=True, help="TF Serving layout base dir: <base>/<version>/saved_model.pb")
+    parser.add_argument("--model-name", default="genre", help="model name clients ask for (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8500, help="gRPC port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=4, help="request threads (default: %(default)s)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not os.path.isdir(args.model_base):
+        parser.error(f"--model-base {args.model_base} is not a directory")
+    server, port = start_server(args.model_base, args.model_name, args.port, args.host, args.workers)
+    # One line on stdout when ready, so scripts (bench/serving.py) can wait for it and read the port.
+    print(f"serving {args.model_name} from {os.path.abspath(args.model_base)} on {args.host}:{port}", flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop(grace=2).wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Test helpers: a stand-in genre SavedModel, and the TF Serving test double on a model dir.
+
+For an end-to-end test on the pipeline's pushed model, one line is enough::
+
+    from serving.testing import serve_model  # noqa: F401  (pytest fixture)
+
+    def test_pushed_model_serves(serve_model, pushed_dir, wav_path):
+        assert predict_file(wav_path, host=serve_model(pushed_dir)).genre in GENRES
+
+``serve_model(base)`` starts serving/test_server.py on a free loopback port over BASE
+(TF Serving layout, ``<base>/<version>/saved_model.pb``) and returns ``"127.0.0.1:PORT"``;
+the servers stop when the test ends. Outside pytest use :func:`serving_endpoint`.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Callable, Iterator
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline.config import GENRES
+from serving.test_server import start_server
+
+STAND_IN_SEGMENT_SECONDS = 3.0
+
+
+@contextlib.contextmanager
+def serving_endpoint(model_base: str | os.PathLike, model_name: str = "genre") -> Iterator[str]:
+    """Serve MODEL_BASE with the test double while the block runs; yields ``host:port``."""
+    server, port = start_server(os.fspath(model_base), model_name, port=0)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(grace=None)
+
+
+@pytest.fixture
+def serve_model() -> Iterator[Callable[..., str]]:
+    """A function ``serve(model_base, model_name="genre") -> "127.0.0.1:PORT"``; stops servers at teardown."""
+    with contextlib.ExitStack() as stack:
+        yield lambda model_base, model_name="genre": stack.enter_context(serving_endpoint(model_base, model_name))
+
+
+# ----- a stand-in for the pipeline's pushed model ------------------------------
+class _StandIn(tf.Module):
+    """Honours the serving contract (docs/contracts.md) with scores from segment loudness.
+
+    Segment RMS r selects genre round(10 r) (shifted by GENRE_SHIFT, so versions differ);
+    invalid input raises InvalidArgumentError through tf.debugging, as the real model does.
+    """
+
+    def __init__(self, genre_shift: int):
+        super().__init__()
+        self.genre_shift = genre_shift
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
+                                  tf.TensorSpec([], tf.int32, name="sample_rate")])
+    def serve(self, waveform, sample_rate):
+        tf.debugging.assert_positive(sample_rate, message="sample_rate must be positive")
+        num_samples = tf.size(waveform)
+        tf.debugging.assert_greater(num_samples, 0, message="waveform is empty")
+        segment = tf.cast(tf.round(STAND_IN_SEGMENT_SECONDS * tf.cast(sample_rate, tf.float32)), tf.int32)
+        tf.debugging.assert_greater_equal(
+            num_samples, segment, message=f"waveform is shorter than one {STAND_IN_SEGMENT_SECONDS:g}-s segment")
+        tf.debugging.assert_all_finite(waveform, message="waveform contains NaN or Inf")
+        count = num_samples // segment
+        segments = tf.reshape(waveform[: count * segment], [count, segment])
+        rms = tf.sqrt(tf.reduce_mean(tf.square(segments), axis=1))
+        logits = -4.0 * tf.abs(10.0 * rms[:, None] - tf.range(len(GENRES), dtype=tf.float32)[None, :])
+        segment_scores = tf.nn.softmax(tf.roll(logits, shift=self.genre_shift, axis=1))
+        scores = tf.reduce_mean(segment_scores, axis=0)
+        genres = tf.constant(list(GENRES))
+        return {"scores": scores, "genre": tf.gather(genres, tf.argmax(scores)),
+                "segment_scores": segment_scores, "genres": genres}
+
+
+def build_stand_in_model(model_base: str | os.PathLike, version: int = 1, genre_shift: int = 0) -> str:
+    """Save the stand-in as ``<model_base>/<version>/`` (TF Serving layout); return that dir."""
+    export_dir = os.path.join(os.fspath(model_base), str(version))
+    module = _StandIn(genre_shift)
+    tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
+    return export_dir
+
+
+def stand_in_clip(genre: str, seconds: float = 30.0, sample_rate: int = 22050) -> np.ndarray:
+    """A float32 square wave the stand-in (genre_shift=0) classifies as GENRE."""
+    level = (GENRES.index(genre) + 0.2) / 10.0  # a square wave's RMS is its amplitude
+    t = np.arange(int(seconds * sample_rate))
+    return np.where((t // 50) % 2 == 0, level, -level).astype(np.float32)
