@@ -12,3 +12,54 @@ if str(ROOT) not in sys.path:
 # Real GTZAN clips live beside the project, never in it. Tests that need them are
 # marked real_data and skip, naming the folder, where it is absent.
 SHARED_GTZAN = ROOT.parent / "shared" / "data" / "gtzan"
+
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def shared_gtzan() -> Path:
+    """The real GTZAN clips beside the project; tests using it are marked real_data."""
+    if not (SHARED_GTZAN / "audio").is_dir():
+        pytest.skip(f"real GTZAN clips not found at {SHARED_GTZAN} (they are never part of the repository)")
+    return SHARED_GTZAN
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> str:
+    """A real `mlflow server` on 127.0.0.1 with its own SQLite store; yields its URI."""
+    root = tmp_path_factory.mktemp("mlflow_server")
+    port = free_port()
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    log = open(root / "server.log", "w")
+    process = subprocess.Popen(
+        [str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--default-artifact-root", str(root / "artifacts")],
+        stdout=log, stderr=subprocess.STDOUT)
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.time() > deadline:
+            process.kill()
+            raise RuntimeError(f"mlflow server did not start; log:\n{(root / 'server.log').read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield uri
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()

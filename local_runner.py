@@ -65,6 +65,7 @@ def show_component_progress() -> None:
             return record.levelno >= logging.WARNING or any(w in record.getMessage() for w in PROGRESS_WORDS)
 
     absl_logging.get_absl_handler().addFilter(ProgressOnly())
+    logging.getLogger("absl").addFilter(ProgressOnly())  # absl records also reach Python's root handler
 
 
 def summarize(config: PipelineConfig, started: float) -> dict:

@@ -1,6 +1,6 @@
 """Serving signatures of the exported model (contract: docs/contracts.md).
 
-All three run the same transform graph that Transform produced for training
+All of them run the same transform graph that Transform produced for training
 (``model.tft_layer``), fed with segments cut and quantised exactly as ExampleGen cuts
 and quantises them (models/audio.py): there is no second feature implementation to
 drift from the first.
@@ -17,6 +17,7 @@ from pipeline.config import GENRES, PipelineConfig
 DEFAULT_SIGNATURE = "serving_default"
 WAV_SIGNATURE = "serving_wav"
 EXAMPLES_SIGNATURE = "from_examples"
+FEATURES_SIGNATURE = "segment_features"
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 192000
 
 
@@ -26,11 +27,13 @@ def attach_transform(model: keras.Model, tft_output: tft.TFTransformOutput) -> N
 
 
 def _transformed(model: keras.Model, config: PipelineConfig, pcm_segments: tf.Tensor) -> tf.Tensor:
-    return model.tft_layer({"audio": pcm_segments})[config.features.kind]
+    # The raw schema declares every feature with shape [1], so the transform graph takes [batch, 1].
+    return model.tft_layer({"audio": tf.reshape(pcm_segments, [-1, 1])})[config.features.kind]
 
 
-def _classify_clip(model: keras.Model, config: PipelineConfig, waveform: tf.Tensor,
-                   sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
+def segment_features(model: keras.Model, config: PipelineConfig, waveform: tf.Tensor,
+                     sample_rate: tf.Tensor) -> tf.Tensor:
+    """Whole clip -> model input per segment: validate, resample, segment, transform."""
     sample_rate = tf.cast(sample_rate, tf.int32)
     tf.debugging.assert_greater_equal(sample_rate, MIN_SAMPLE_RATE, message="sample_rate is too low")
     tf.debugging.assert_less_equal(sample_rate, MAX_SAMPLE_RATE, message="sample_rate is too high")
@@ -40,7 +43,12 @@ def _classify_clip(model: keras.Model, config: PipelineConfig, waveform: tf.Tens
     waveform = audio.resample(waveform, sample_rate, config.audio.sample_rate)
     segments = audio.encode_pcm16_segments(waveform, config.audio.segment_samples, config.audio.hop_samples,
                                            config.audio.last_segment)
-    segment_scores = model(_transformed(model, config, segments), training=False)
+    return _transformed(model, config, segments)
+
+
+def _classify_clip(model: keras.Model, config: PipelineConfig, waveform: tf.Tensor,
+                   sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
+    segment_scores = model(segment_features(model, config, waveform, sample_rate), training=False)
     scores = tf.reduce_mean(segment_scores, axis=0)
     genres = tf.constant(GENRES)
     return {"scores": scores, "genre": tf.gather(genres, tf.argmax(scores)),
@@ -48,12 +56,20 @@ def _classify_clip(model: keras.Model, config: PipelineConfig, waveform: tf.Tens
 
 
 def make_signatures(model: keras.Model, config: PipelineConfig) -> dict[str, tf.types.experimental.ConcreteFunction]:
-    """Build the three signatures; ``attach_transform`` must have been called."""
+    """Build the signatures; ``attach_transform`` must have been called.
+
+    ``segment_features`` exposes what the serving path feeds the model, for skew checks.
+    """
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
                                   tf.TensorSpec([], tf.int32, name="sample_rate")])
     def serve_waveform(waveform: tf.Tensor, sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
         return _classify_clip(model, config, waveform, sample_rate)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
+                                  tf.TensorSpec([], tf.int32, name="sample_rate")])
+    def serve_features(waveform: tf.Tensor, sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"features": segment_features(model, config, waveform, sample_rate)}
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="wav_bytes")])
     def serve_wav(wav_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -69,6 +85,7 @@ def make_signatures(model: keras.Model, config: PipelineConfig) -> dict[str, tf.
         DEFAULT_SIGNATURE: serve_waveform.get_concrete_function(),
         WAV_SIGNATURE: serve_wav.get_concrete_function(),
         EXAMPLES_SIGNATURE: serve_examples.get_concrete_function(),
+        FEATURES_SIGNATURE: serve_features.get_concrete_function(),
     }
 
 

@@ -18,7 +18,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from models import augment, metrics, plots, registry, signatures, tracking
+from models import augment, metrics, plots, preprocessing, registry, signatures, tracking
 from pipeline.config import GENRES, PipelineConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -38,8 +38,12 @@ def input_shape(tft_output: tft.TFTransformOutput, kind: str) -> tuple[int, int]
 
 
 def make_dataset(file_pattern: list[str] | str, tft_output: tft.TFTransformOutput, config: PipelineConfig,
-                 training: bool, with_track_ids: bool = False) -> tf.data.Dataset:
-    """(features, one-hot labels) batches; (features, labels, track_ids) when with_track_ids."""
+                 training: bool, with_track_ids: bool = False,
+                 gain_per_db: Optional[np.ndarray] = None) -> tf.data.Dataset:
+    """(features, one-hot labels) batches; (features, labels, track_ids) when with_track_ids.
+
+    ``gain_per_db`` (augment.gain_scale) turns on the random-gain augmentation in training.
+    """
     kind = config.features.kind
     files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else \
         [f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
@@ -60,8 +64,8 @@ def make_dataset(file_pattern: list[str] | str, tft_output: tft.TFTransformOutpu
 
     ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=not training)
     if training:
-        ds = ds.map(lambda x, y: augment.augment_batch(x, y, config.train), num_parallel_calls=AUTOTUNE,
-                    deterministic=False)
+        ds = ds.map(lambda x, y: augment.augment_batch(x, y, config.train, gain_per_db),
+                    num_parallel_calls=AUTOTUNE, deterministic=False)
     return ds.prefetch(AUTOTUNE)
 
 
@@ -144,9 +148,11 @@ def run_fn(fn_args: FnArgs) -> None:
     keras.utils.set_random_seed(config.train.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     kind = config.features.kind
-    train_ds = make_dataset(fn_args.train_files, tft_output, config, training=True)
+    stats = preprocessing.normalisation_stats(tft_output, config)
+    train_ds = make_dataset(fn_args.train_files, tft_output, config, training=True,
+                            gain_per_db=augment.gain_scale(config.features, stats.std))
     eval_ds = make_dataset(fn_args.eval_files, tft_output, config, training=False)
-    model = registry.build_model(config, input_shape(tft_output, kind))
+    model = registry.build_model(config, input_shape(tft_output, kind), input_stats=(stats.mean, stats.std))
     run_dir = fn_args.model_run_dir
     with tracking.training_run(config, run_name=f"{config.train.model}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
         print(f"[train] {config.train.model} on {kind} {input_shape(tft_output, kind)}, "

@@ -30,6 +30,7 @@ SPLIT_PROTOCOLS: tuple[str, ...] = ("hash", "fault-filtered", "fault-filtered-fi
 MODEL_TYPES: tuple[str, ...] = ("cnn", "lstm", "vgg")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "outputs"
 
 
 @dataclass
@@ -143,7 +144,9 @@ class SyntheticConfig:
 class PathsConfig:
     # Audio root (<root>/<genre>/<genre>.NNNNN.ext); None: generate the synthetic set.
     data_root: Optional[str] = None
-    output_dir: str = str(PROJECT_ROOT / "outputs")
+    # Empty: DEFAULT_OUTPUT_DIR. Not the path itself, so that a config serialised with
+    # default paths (for_ingestion, Kubeflow specs) names no folder of this machine.
+    output_dir: str = ""
     # Empty strings mean "under output_dir" (see the properties of PipelineConfig).
     pipeline_root: str = ""
     metadata_path: str = ""
@@ -172,7 +175,7 @@ class PipelineConfig:
     # ----- derived paths -------------------------------------------------
     @property
     def output_dir(self) -> str:
-        return self.paths.output_dir
+        return self.paths.output_dir or str(DEFAULT_OUTPUT_DIR)
 
     @property
     def pipeline_root(self) -> str:
@@ -226,6 +229,18 @@ class PipelineConfig:
                 n_fft=512, hop_length=256, n_mels=96, log="log10_1p", top_db=None, frames=187)
             cfg.audio = dataclasses.replace(cfg.audio, sample_rate=16000)
         return cfg
+
+    def for_ingestion(self) -> "PipelineConfig":
+        """Only what ExampleGen reads (audio format, split), the rest at defaults.
+
+        Passing this to ExampleGen keeps its cache valid when only model, features or
+        gate settings change, so switching models does not re-ingest the audio.
+        """
+        return PipelineConfig(pipeline_name=self.pipeline_name, audio=self.audio, split=self.split)
+
+    def for_transform(self) -> "PipelineConfig":
+        """Only what the preprocessing_fn reads, for the same cache reason as for_ingestion."""
+        return PipelineConfig(pipeline_name=self.pipeline_name, audio=self.audio, features=self.features)
 
     # ----- serialisation -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -303,7 +318,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--max-accuracy-drop", type=float, default=d.gate.max_accuracy_drop,
                    help="allowed accuracy drop against the last blessed model (default: %(default)s)")
     g = parser.add_argument_group("paths")
-    g.add_argument("--output-dir", default=d.paths.output_dir,
+    g.add_argument("--output-dir", default=str(DEFAULT_OUTPUT_DIR),
                    help="where pipeline root, metadata, MLflow store and pushed models go (default: %(default)s)")
     g.add_argument("--pipeline-root", help="TFX pipeline root (default: <output-dir>/pipeline_root)")
     g.add_argument("--serving-dir", help="push destination in TF Serving layout (default: <output-dir>/serving/genre)")

@@ -15,6 +15,7 @@ import os
 from typing import Optional
 
 import tensorflow_model_analysis as tfma
+from google.protobuf import wrappers_pb2
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
@@ -43,6 +44,9 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
         model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, label_key="label",
                                     prediction_key="probabilities")],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["genre"])],
+        # The Keras model was compiled with a one-hot loss; TFMA gets integer labels, so only
+        # the metrics listed here are computed, not the model's compiled ones.
+        options=tfma.proto.config_pb2.Options(include_default_metrics=wrappers_pb2.BoolValue(value=False)),
         metrics_specs=[
             tfma.MetricsSpec(metrics=[
                 tfma.MetricConfig(class_name="SparseCategoricalAccuracy", threshold=accuracy_threshold),
@@ -51,7 +55,7 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
             ]),
             # One-vs-rest precision and recall for each genre (class ids follow GENRES).
             tfma.MetricsSpec(
-                binarize=tfma.BinarizationOptions(class_ids={"values": list(range(len(GENRES)))}),
+                binarize=tfma.proto.config_pb2.BinarizationOptions(class_ids={"values": list(range(len(GENRES)))}),
                 metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")]),
         ])
 
@@ -63,7 +67,7 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
     if until not in STAGES:
         raise ValueError(f"until must be one of {STAGES}, not {until!r}")
     config_json = config.to_json()
-    example_gen = AudioExampleGen(input_base=data_root, pipeline_config_json=config_json)
+    example_gen = AudioExampleGen(input_base=data_root, pipeline_config_json=config.for_ingestion().to_json())
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(config.schema_dir, "schema.pbtxt"))
     example_validator = tfx.components.ExampleValidator(
@@ -74,7 +78,8 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
     if until != "validate":
         transform = tfx.components.Transform(
             examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
-            preprocessing_fn=PREPROCESSING_FN, custom_config={"pipeline_config": config_json})
+            preprocessing_fn=PREPROCESSING_FN,
+            custom_config={"pipeline_config": config.for_transform().to_json()})
         transform.add_upstream_node(anomaly_gate)  # anomalies stop the run before any feature work
         trainer = TrackedTrainer(
             run_fn=RUN_FN,

@@ -56,7 +56,7 @@ def tfma_metrics(evaluation: types.Artifact) -> dict[str, float]:
     for metrics_for_slice in tfma.load_metrics(evaluation.uri):
         keys = metrics_for_slice.slice_key.single_slice_keys
         slice_name = "overall" if not keys else "_".join(
-            f"{k.column}={k.bytes_value.decode() or k.int64_value}" for k in keys)
+            f"{k.column}_{k.bytes_value.decode() or k.int64_value}" for k in keys)
         for kv in metrics_for_slice.metric_keys_and_values:
             if kv.key.is_diff or not kv.value.HasField("double_value") or kv.key.model_name == "baseline":
                 continue
@@ -64,7 +64,7 @@ def tfma_metrics(evaluation: types.Artifact) -> dict[str, float]:
             if kv.key.sub_key.HasField("class_id"):
                 name = f"{name}_{GENRES[kv.key.sub_key.class_id.value]}"
             if slice_name == "overall" or name == "sparse_categorical_accuracy":
-                flat[f"test_{slice_name}_{name}"] = kv.value.double_value
+                flat[f"test_{slice_name}_{name}"] = kv.value.double_value.value
     return flat
 
 

@@ -1,0 +1,104 @@
+"""Compile the genre pipeline for Kubeflow Pipelines v2 (KubeflowV2DagRunner).
+
+    python -m kubeflow.runner --image REGISTRY/genre-pipeline:TAG \\
+        --pipeline-root gs://BUCKET/genre-pipeline --data-root gs://BUCKET/gtzan \\
+        --mlflow-uri http://mlflow.mlflow.svc.cluster.local:5000 --output genre-pipeline.json
+
+The same create_pipeline() as the local runner, compiled into a spec file: ``.json`` is
+the PipelineJob (Vertex AI Pipelines submits it; kubeflow.schedule reads it), ``.yaml``
+the bare PipelineSpec (upload it in the KFP UI). Every path in it is remote (see
+kubeflow/cluster.py); module code is referenced by import path, importable in the image
+(kubeflow/Dockerfile). MLMD is the cluster's. Step by step: kubeflow/README.md.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # before TensorFlow is imported anywhere
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import sys  # noqa: E402
+from typing import Any  # noqa: E402
+
+from kubeflow import beam, cluster, spec as spec_lib  # noqa: E402
+from pipeline.config import PROJECT_ROOT, PipelineConfig, add_cli_arguments, config_from_args  # noqa: E402
+
+DEFAULT_OUTPUT = str(PROJECT_ROOT / "outputs" / "kubeflow" / "genre-pipeline.json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m kubeflow.runner", description=__doc__,
+                                     epilog=beam.presets_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_cli_arguments(parser)
+    g = parser.add_argument_group("kubeflow")
+    g.add_argument("--image", required=True,
+                   help="pipeline image for every step, pinned by tag or digest (REGISTRY/genre-pipeline:TAG)")
+    g.add_argument("--output", default=DEFAULT_OUTPUT,
+                   help=".json: PipelineJob (Vertex, kubeflow.schedule); .yaml: bare PipelineSpec "
+                        "(default: %(default)s)")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.output_dir != parser.get_default("output_dir"):
+        parser.error("--output-dir is a local folder; on Kubeflow everything goes under --pipeline-root "
+                     "(pushed models: --serving-dir, default <pipeline-root>/serving/genre).")
+    if ":" not in args.image.rsplit("/", 1)[-1] and "@" not in args.image:
+        parser.error(f"--image {args.image} has no tag or digest; pin it (REGISTRY/genre-pipeline:TAG) so "
+                     "every run of the schedule uses the image it was compiled for.")
+    return args
+
+
+def kubeflow_config(args: argparse.Namespace) -> cluster.ClusterConfig:
+    """The shared flags' config with cluster paths and checked, completed Beam args."""
+    try:
+        config = cluster.cluster_config(
+            config_from_args(args), pipeline_root=args.pipeline_root, data_root=args.data_root,
+            serving_dir=args.serving_dir, mlflow_uri=args.mlflow_uri)
+        beam_args, notes = beam.complete_beam_args(config.beam_args, args.image)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    for note in notes:
+        print(f"[beam] {note}", file=sys.stderr)
+    return dataclasses.replace(config, beam_args=beam_args)
+
+
+def compile_pipeline(config: PipelineConfig, image: str) -> dict[str, Any]:
+    """The PipelineJob dict for ``config``, fixed up and checked for local paths."""
+    from tfx import v1 as tfx
+
+    from pipeline.pipeline import create_pipeline
+
+    pipeline = create_pipeline(config, config.paths.data_root or "", metadata_connection_config=None)
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image))
+    job = spec_lib.finalize(runner.run(pipeline, write_out=False), config.pipeline_root)
+    leaks = spec_lib.local_path_leaks(job)
+    if leaks:
+        raise SystemExit(f"error: the compiled spec names paths of this machine, which no pod can read: "
+                         f"{', '.join(leaks)}. Pass remote URIs for them.")
+    return job
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    config = kubeflow_config(args)
+    job = compile_pipeline(config, args.image)
+    spec_lib.write(job, args.output)
+    spec = job["pipelineSpec"]
+    print(f"[kubeflow] wrote {args.output}: {len(spec['root']['dag']['tasks'])} tasks, image {args.image}, "
+          f"pipeline root {config.pipeline_root}")
+    unsupported = spec_lib.unsupported_on_open_source_kfp(spec)
+    if unsupported:
+        print(f"[kubeflow] note: {', '.join(unsupported)} are resolver executors (the latest-blessed-model "
+              "baseline). Vertex AI Pipelines runs them; the open-source KFP v2 backend refuses them "
+              "('resolver executors not implemented'). See kubeflow/README.md.", file=sys.stderr)
+    return job
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,480 @@
+"""Kubeflow Pipelines v2: the compiled spec, the image recipe and the scheduling requests.
+
+Exercised here, without a cluster: the real compile (create_pipeline() through TFX's
+KubeflowV2DagRunner, via ``python -m kubeflow.runner``'s main) and checks on the spec it
+writes; the refusal of local paths; a static lint of kubeflow/Dockerfile (there is no
+Docker engine here, so the image is never built); the scheduling request (pure function
+and --dry-run); and the real kfp.Client sending that request to a *test double* of the
+KFP API server, a few-line http.server on 127.0.0.1 that records what it receives.
+
+Not exercised (needs a cluster, a registry or Vertex AI): building and pushing the
+image, the KFP backend accepting the spec and running its steps, the resolver executors
+(run by Vertex AI Pipelines; the open-source KFP backend refuses them, see
+kubeflow/README.md), GCS access, MLflow on a tracking server, distributed Beam runners.
+"""
+from __future__ import annotations
+
+import email.parser
+import json
+import re
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubeflow import beam, runner, schedule
+from kubeflow import spec as spec_lib
+from pipeline.config import PROJECT_ROOT
+
+IMAGE = "registry.example.com/genre/genre-pipeline:1.2.3"
+ROOT = "gs://genre-bucket/pipeline-root"
+DATA = "gs://genre-bucket/gtzan"
+MLFLOW = "http://mlflow.mlflow.svc.cluster.local:5000"
+BASE_ARGS = ["--image", IMAGE, "--pipeline-root", ROOT, "--data-root", DATA, "--mlflow-uri", MLFLOW]
+DATAFLOW = ["--beam-arg=--runner=DataflowRunner", "--beam-arg=--project=genre-project",
+            "--beam-arg=--region=europe-west4", "--beam-arg=--temp_location=gs://genre-bucket/beam-tmp"]
+COMPONENTS = {"AudioExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "AnomalyGate",
+              "Transform", "Trainer", "Evaluator", "ClipEvaluator", "Pusher", "ModelRegistrar"}
+RESOLVER = "latest_blessed_model_resolver"
+BEAM_COMPONENTS = {"AudioExampleGen", "StatisticsGen", "Transform", "Evaluator"}
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory) -> tuple[Path, dict[str, Any]]:
+    """One real compile (default synthetic-sized config, Dataflow Beam args), as written to disk."""
+    output = tmp_path_factory.mktemp("kubeflow") / "genre-pipeline.json"
+    runner.main(BASE_ARGS + DATAFLOW + ["--output", str(output)])
+    return output, json.loads(output.read_text())
+
+
+@pytest.fixture(scope="module")
+def spec(compiled) -> dict[str, Any]:
+    return compiled[1]["pipelineSpec"]
+
+
+def tasks(spec: dict[str, Any]) -> dict[str, Any]:
+    return spec["root"]["dag"]["tasks"]
+
+
+def executor(spec: dict[str, Any], task: str) -> dict[str, Any]:
+    label = spec["components"][tasks(spec)[task]["componentRef"]["name"]]["executorLabel"]
+    return spec["deploymentSpec"]["executors"][label]
+
+
+def parameter(spec: dict[str, Any], task: str, name: str) -> Any:
+    return tasks(spec)[task]["inputs"]["parameters"][name]["runtimeValue"]["constantValue"]["stringValue"]
+
+
+# ----- the compiled spec -----------------------------------------------------------
+
+def test_every_component_is_a_task(spec):
+    assert set(tasks(spec)) == COMPONENTS | {f"{RESOLVER}-model-blessing-resolver", f"{RESOLVER}-model-resolver"}
+    assert spec["pipelineInfo"]["name"] == "genre-pipeline"
+
+
+def test_pusher_and_registrar_run_only_when_the_clip_gate_blessed(spec):
+    conditional = {name for name, task in tasks(spec).items() if task.get("triggerPolicy", {}).get("condition")}
+    assert conditional == {"Pusher", "ModelRegistrar"}
+    for name in conditional:
+        condition = tasks(spec)[name]["triggerPolicy"]["condition"]
+        assert re.fullmatch(r"\(inputs\.artifacts\['[^']+'\]\.artifacts\[0\]\.metadata\['blessed'\] == 1\.0\)",
+                            condition), condition
+        # The condition reads an input the task declares, and that input is ClipEvaluator's blessing
+        # (for Pusher this needed spec.fix_condition_input_keys).
+        key = re.search(r"inputs\.artifacts\['([^']+)'\]", condition).group(1)
+        assert tasks(spec)[name]["inputs"]["artifacts"][key]["taskOutputArtifact"] == {
+            "producerTask": "ClipEvaluator", "outputArtifactKey": "blessing"}
+        component = spec["components"][tasks(spec)[name]["componentRef"]["name"]]
+        assert key in component["inputDefinitions"]["artifacts"]
+
+
+def test_the_baseline_is_the_latest_blessed_model(spec):
+    blessing_query = executor(spec, f"{RESOLVER}-model-blessing-resolver")["resolver"]["outputArtifactQueries"]
+    assert 'schema_title="tfx.ModelBlessing"' in blessing_query["model_blessing"]["filter"]
+    assert "metadata.blessed.number_value=1" in blessing_query["model_blessing"]["filter"]
+    model_query = executor(spec, f"{RESOLVER}-model-resolver")["resolver"]["outputArtifactQueries"]
+    assert 'schema_title="tfx.Model"' in model_query["model"]["filter"]
+    assert tasks(spec)[f"{RESOLVER}-model-resolver"]["inputs"]["artifacts"]["input"]["taskOutputArtifact"][
+        "producerTask"] == f"{RESOLVER}-model-blessing-resolver"
+    for consumer in ("Evaluator", "ClipEvaluator"):
+        baseline = tasks(spec)[consumer]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]
+        assert baseline == {"producerTask": f"{RESOLVER}-model-resolver", "outputArtifactKey": "model"}
+    assert spec_lib.unsupported_on_open_source_kfp(spec) == sorted(
+        f"{RESOLVER}-{part}-resolver_executor" for part in ("model", "model-blessing"))
+
+
+def test_every_container_runs_the_image_with_keras_2(spec):
+    containers = {label: e["container"] for label, e in spec["deploymentSpec"]["executors"].items()
+                  if "container" in e}
+    assert len(containers) == len(COMPONENTS)
+    for label, container in containers.items():
+        assert container["image"] == IMAGE, label
+        assert container["command"][-1] == "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
+        assert {"name": "TF_USE_LEGACY_KERAS", "value": "1"} in container["env"], label
+
+
+def test_beam_args_reach_the_beam_components(spec):
+    # TFX appends the pipeline's Beam args to every executor; the Beam ones use them.
+    expected = ["--runner=DataflowRunner", "--project=genre-project", "--region=europe-west4",
+                "--temp_location=gs://genre-bucket/beam-tmp", f"--sdk_container_image={IMAGE}"]
+    for name in BEAM_COMPONENTS:
+        args = executor(spec, name)["container"]["args"]
+        assert args[-len(expected):] == expected, name
+        assert args.count("--runner=DataflowRunner") == 1 and "--runner=DirectRunner" not in args, name
+    # ExampleGen's driver (input fingerprint, span) runs with the same Beam args.
+    assert executor(spec, "AudioExampleGen")["container"]["lifecycle"]["preCacheCheck"]["args"][-1] == expected[-1]
+
+
+def test_module_code_is_referenced_by_import_path(spec):
+    from pipeline.pipeline import PREPROCESSING_FN, RUN_FN  # here: the other tests need no TFX import
+
+    import importlib.util
+
+    assert parameter(spec, "Transform", "preprocessing_fn") == PREPROCESSING_FN
+    assert parameter(spec, "Trainer", "run_fn") == RUN_FN
+    for function_path in (PREPROCESSING_FN, RUN_FN):  # module paths under the project root (= /pipeline)
+        module = function_path.rsplit(".", 1)[0]
+        assert "/" not in function_path and importlib.util.find_spec(module).origin.startswith(str(PROJECT_ROOT))
+    assert "module_file" not in tasks(spec)["Transform"]["inputs"]["parameters"]
+    assert executor(spec, "ClipEvaluator")["container"]["args"][1] == "components.clip_evaluator.executor.Executor"
+
+
+def test_paths_are_remote_or_in_the_image(compiled, spec):
+    output, job = compiled
+    text = output.read_text()
+    for local in ("/work/", "/root/", "/tmp/", "/home/", str(PROJECT_ROOT), str(output.parent)):
+        assert local not in text, local
+    assert spec_lib.local_path_leaks(job) == []
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == ROOT and spec["defaultPipelineRoot"] == ROOT
+    assert parameter(spec, "ImportSchemaGen", "schema_file") == "/pipeline/schemas/22050hz_3s/schema.pbtxt"
+    assert json.loads(parameter(spec, "Pusher", "push_destination"))["filesystem"]["base_directory"] == \
+        f"{ROOT}/serving/genre"
+    paths = json.loads(parameter(spec, "ClipEvaluator", "pipeline_config_json"))["paths"]
+    assert paths == {"data_root": DATA, "output_dir": ROOT, "pipeline_root": ROOT, "metadata_path": "",
+                     "serving_dir": f"{ROOT}/serving/genre", "mlflow_tracking_uri": MLFLOW}
+    assert parameter(spec, "AudioExampleGen", "input_base") == DATA
+
+
+def test_the_local_path_check_catches_a_leak(spec):
+    # The guard the runner applies after compiling: it must see a checkout path anywhere.
+    leaked = json.loads(json.dumps(spec).replace(ROOT + "/serving", str(PROJECT_ROOT / "outputs" / "serving")))
+    assert spec_lib.local_path_leaks(leaked) == [str(PROJECT_ROOT / "outputs" / "serving") + "/genre"]
+    assert spec_lib.local_path_leaks({"bucket named tmp": "gs://tmp/x", "word": "pipeline_root"},
+                                     ["/tmp/", "/root/"]) == []
+
+
+def test_condition_fix_maps_implicit_keys_to_declared_inputs():
+    def spec_with(inputs: dict[str, Any]) -> dict[str, Any]:
+        return {"root": {"dag": {"tasks": {"Pusher": {
+            "inputs": {"artifacts": inputs},
+            "triggerPolicy": {"condition": "(inputs.artifacts['_Gate.blessing'].artifacts[0]"
+                                           ".metadata['blessed'] == 1.0)"}}}}}}
+
+    declared = spec_with({"model_blessing": {"taskOutputArtifact": {"producerTask": "Gate",
+                                                                    "outputArtifactKey": "blessing"}}})
+    assert spec_lib.fix_condition_input_keys(declared) == ["Pusher: _Gate.blessing -> model_blessing"]
+    assert "inputs.artifacts['model_blessing']" in declared["root"]["dag"]["tasks"]["Pusher"]["triggerPolicy"][
+        "condition"]
+    unrelated = spec_with({"model": {"taskOutputArtifact": {"producerTask": "Trainer", "outputArtifactKey": "model"}}})
+    with pytest.raises(ValueError, match="does not declare"):
+        spec_lib.fix_condition_input_keys(unrelated)
+
+
+def test_yaml_output_is_the_bare_pipeline_spec(compiled, tmp_path):
+    spec_lib.write(compiled[1], str(tmp_path / "genre.yaml"))
+    bare = yaml.safe_load((tmp_path / "genre.yaml").read_text())
+    assert bare == compiled[1]["pipelineSpec"]
+    assert spec_lib.pipeline_spec_of(bare) == spec_lib.pipeline_spec_of(compiled[1])
+
+
+# ----- flags: local paths refused, Beam args checked ------------------------------------
+
+def runner_argv(**changes: str | list[str] | None) -> list[str]:
+    """BASE_ARGS with flags replaced (None drops one); ``beam`` adds --beam-arg values."""
+    args: dict[str, Any] = dict(zip(BASE_ARGS[::2], BASE_ARGS[1::2]))
+    beam_args = changes.pop("beam", None) or []
+    args.update({"--" + k.replace("_", "-"): v for k, v in changes.items()})
+    return [p for flag, value in args.items() if value is not None for p in (flag, value)] + [
+        f"--beam-arg={a}" for a in beam_args]
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"pipeline_root": "/tmp/genre-root"}, "--pipeline-root '/tmp/genre-root' is not a remote URI"),
+    ({"pipeline_root": "file:///data/root"}, "--pipeline-root 'file:///data/root' is not a remote URI"),
+    ({"pipeline_root": None}, "--pipeline-root is required on Kubeflow"),
+    ({"data_root": str(PROJECT_ROOT / "outputs" / "gtzan")}, "--data-root"),
+    ({"data_root": None}, "--data-root is required on Kubeflow"),
+    ({"mlflow_uri": "sqlite:///tmp/mlflow.db"}, "--mlflow-uri 'sqlite:///tmp/mlflow.db' is not reachable"),
+    ({"mlflow_uri": None}, "--mlflow-uri is required on Kubeflow"),
+    ({"serving_dir": "outputs/serving"}, "--serving-dir 'outputs/serving' is not a remote URI"),
+    ({"serving_dir": "s3://models/genre"}, "--serving-dir 's3://models/genre' is not a remote URI"),
+    ({"split": "fault-filtered", "split_dir": "/data/splits"}, "--split-dir '/data/splits' is not a remote URI"),
+    ({"beam": ["--runner=DataflowRunner", "--project=p", "--region=r", "--temp_location=/tmp/beam"]},
+     "--temp_location '/tmp/beam' is not a remote URI"),
+    ({"beam": ["--runner=DataflowRunner", "--temp_location=gs://b/t"]}, "DataflowRunner needs --project, --region"),
+    ({"beam": ["--direct_num_workers=4"]}, "name no runner"),
+])
+def test_local_paths_and_incomplete_settings_are_refused(changes, message):
+    with pytest.raises(SystemExit) as exit_info:
+        runner.kubeflow_config(runner.parse_args(runner_argv(**changes)))
+    assert message in str(exit_info.value)
+
+
+def test_remote_settings_are_accepted():
+    config = runner.kubeflow_config(runner.parse_args(runner_argv(
+        serving_dir="gs://models/genre/", split="fault-filtered", split_dir="gs://genre-bucket/splits",
+        mlflow_uri="postgresql+psycopg2://mlflow@db/mlflow")))
+    assert (config.serving_dir, config.split.split_dir) == ("gs://models/genre", "gs://genre-bucket/splits")
+    assert config.mlflow_tracking_uri == "postgresql+psycopg2://mlflow@db/mlflow"
+    assert config.beam_args == beam.PRESETS["direct"]  # the config's default, unchanged
+
+
+@pytest.mark.parametrize("extra", [["--output-dir", "/tmp/out"], ["--image", "registry.example.com/genre"]])
+def test_runner_flags_that_cannot_work_are_refused(extra, capsys):
+    with pytest.raises(SystemExit):
+        runner.parse_args(BASE_ARGS + extra)
+    assert "error:" in capsys.readouterr().err
+
+
+def test_beam_presets_complete_with_the_image():
+    direct, notes = beam.complete_beam_args(beam.PRESETS["direct"], IMAGE)
+    assert direct == beam.PRESETS["direct"] and notes == []
+    flink, _ = beam.complete_beam_args(["--runner=FlinkRunner", "--flink_master=flink:8081"], IMAGE)
+    assert flink[-2:] == ["--environment_type=DOCKER", f"--environment_config={IMAGE}"]
+    external = ["--runner=FlinkRunner", "--flink_master=flink:8081", "--environment_type=EXTERNAL",
+                "--environment_config=localhost:50000"]
+    assert beam.complete_beam_args(external, IMAGE)[0] == external
+    spark, _ = beam.complete_beam_args(["--runner=PortableRunner", "--job_endpoint=spark-js:8099"], IMAGE)
+    assert f"--environment_config={IMAGE}" in spark
+    with pytest.raises(ValueError, match="no runner"):
+        beam.complete_beam_args(["--direct_num_workers=2"], IMAGE)
+    with pytest.raises(ValueError, match="--flink_master"):
+        beam.complete_beam_args(["--runner=FlinkRunner"], IMAGE)
+    assert "--beam-arg=--runner=DataflowRunner" in runner.build_parser().format_help()
+
+
+# ----- the image recipe (static: no Docker engine here) -----------------------------------
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (PROJECT_ROOT / "kubeflow" / "Dockerfile").read_text()
+    logical = re.sub(r"\\\n", " ", text)
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1].strip())
+            for line in logical.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+
+def test_dockerfile_builds_a_pinned_keras_2_image_of_the_project():
+    instructions = dockerfile_instructions()
+    froms = [arg for op, arg in instructions if op == "FROM"]
+    for base in froms:
+        image = base.split()[0]
+        assert re.fullmatch(r"[\w./-]+:[\w.-]+", image) and not image.endswith(":latest"), base
+    final = froms[-1].split()[0]
+    assert final == "python:3.11-slim-trixie"  # Debian 13: glibc 2.41 >= 2.39, the TFDV/MLMD wheels install
+    assert froms[0].startswith("apache/beam_python3.11_sdk:2.77.0")
+    beam_pin = next(line for line in (PROJECT_ROOT / "constraints.txt").read_text().splitlines()
+                    if line.startswith("apache-beam=="))
+    assert beam_pin == "apache-beam==2.77.0"  # the SDK harness matches the installed Beam
+
+    env = " ".join(arg for op, arg in instructions if op == "ENV")
+    assert "TF_USE_LEGACY_KERAS=1" in env
+    assert "PYTHONPATH=/pipeline" in env
+    assert ("WORKDIR", "/pipeline") in instructions
+    from kubeflow.cluster import IMAGE_PROJECT_ROOT
+    assert IMAGE_PROJECT_ROOT == "/pipeline"  # where the runner points ImportSchemaGen
+
+    runs = " ".join(arg for op, arg in instructions if op == "RUN")
+    assert "pip install -r requirements.txt -c constraints.txt" in runs
+    assert "pip install --no-deps -r requirements-nodeps.txt" in runs
+    copies = [arg for op, arg in instructions if op == "COPY"]
+    assert "requirements.txt constraints.txt requirements-nodeps.txt ./" in copies
+    assert ". /pipeline" in copies
+    assert copies.index(". /pipeline") > copies.index("requirements.txt constraints.txt requirements-nodeps.txt ./")
+    assert "glibc_compat" not in runs  # trixie needs no workaround
+
+
+def test_dockerignore_keeps_outputs_and_git_out_of_the_image():
+    patterns = {line.strip() for line in (PROJECT_ROOT / "kubeflow" / "Dockerfile.dockerignore").read_text()
+                .splitlines() if line.strip() and not line.startswith("#")}
+    assert {".git", "outputs", ".venv", "**/__pycache__"} <= patterns
+    assert not patterns & {"requirements.txt", "constraints.txt", "schemas", "models", "components", "pipeline"}
+
+
+# ----- scheduling --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cron", ["0 0 3 * * *", "0 30 2 * * MON-FRI", "0 */15 * * * ?", "0 0 0 1,15 JAN-JUN *",
+                                  "@daily"])
+def test_valid_kfp_crons_pass(cron):
+    assert schedule.validate_cron(cron) == cron
+
+
+@pytest.mark.parametrize("cron, message", [
+    ("0 3 * * *", "has 5 fields; KFP needs 6"), ("0 0 24 * * *", "hour '24' is outside 0-23"),
+    ("0 60 * * * *", "minute"), ("0 0 0 0 * *", "day of month"), ("0 0 0 * 13 *", "month"),
+    ("0 0 0 * * 7", "day of week"), ("0 0 0 * * FUN", "day of week"), ("0 */0 * * * *", "step"),
+    ("0 0 3 * * * *", "has 7 fields"),
+])
+def test_invalid_crons_are_refused(cron, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        schedule.validate_cron(cron)
+
+
+def test_request_is_built_from_the_compiled_spec(compiled):
+    _, job = compiled
+    request = schedule.build_request(job, host="http://kfp.example", experiment="genre", cron="0 0 3 * * *",
+                                     job_name="genre-nightly", max_concurrency=2, enable_caching=False)
+    assert request.pipeline_root == ROOT  # from the compiled runtimeConfig
+    assert request.pipeline_name == "genre-pipeline" and request.experiment == "genre"
+    assert request.pipeline_version.startswith("genre-pipeline-")
+    assert all(t["cachingOptions"]["enableCache"] is False for t in tasks(request.pipeline_spec).values())
+    assert all(tasks(job["pipelineSpec"])[name]["cachingOptions"]["enableCache"] is True for name in COMPONENTS)
+    overridden = schedule.build_request(job, host=None, experiment="e", cron="@daily", job_name="j",
+                                        pipeline_root="gs://other-bucket/root/")
+    assert overridden.pipeline_root == "gs://other-bucket/root"
+    with pytest.raises(ValueError, match="not a remote URI"):
+        schedule.build_request(job, host=None, experiment="e", cron="@daily", job_name="j",
+                               pipeline_root="/tmp/root")
+
+
+def test_dry_run_prints_the_requests_and_sends_nothing(compiled, capsys):
+    output, job = compiled
+    described = schedule.main(["--spec", str(output), "--dry-run", "--experiment", "genre-prod",
+                               "--cron", "0 0 4 * * SUN", "--job-name", "genre-weekly", "--no-caching",
+                               "--host", "http://127.0.0.1:9"])  # port 9: nothing listens, nothing is sent
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == described
+    assert printed["experiment"] == {"name": "genre-prod"}
+    assert printed["recurring_run"] == {"display_name": "genre-weekly", "cron": "0 0 4 * * SUN",
+                                        "max_concurrency": 1, "pipeline_root": ROOT, "no_catchup": True,
+                                        "enabled": True}
+    upload = printed["upload_pipeline"]
+    assert upload["name"] == "genre-pipeline" and upload["images"] == [IMAGE]
+    assert set(upload["tasks"]) == set(tasks(job["pipelineSpec"])) and upload["enable_cache"] == [False]
+    assert upload["spec_sha256"] == schedule.spec_digest(schedule.with_caching(job["pipelineSpec"], False))
+
+
+class FakeKfpApi(BaseHTTPRequestHandler):
+    """TEST DOUBLE of the KFP v2beta1 REST API: records requests, answers like the server.
+
+    ``state`` (set on the class per test) says whether the pipeline exists already.
+    """
+
+    recorded: list[dict[str, Any]] = []
+    pipeline_exists = False
+
+    def log_message(self, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+    def _reply(self, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _record(self) -> tuple[str, dict[str, list[str]], Any]:
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body: Any = None
+        if raw and self.headers.get_content_type() == "multipart/form-data":
+            message = email.parser.BytesParser().parsebytes(
+                b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + raw)
+            body = {part.get_param("name", header="content-disposition"): part.get_payload(decode=True).decode()
+                    for part in message.get_payload()}
+        elif raw:
+            body = json.loads(raw)
+        self.recorded.append({"method": self.command, "path": url.path, "query": query, "body": body})
+        return url.path, query, body
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        path, query, _ = self._record()
+        if path == "/apis/v2beta1/healthz":
+            self._reply({"multi_user": False})
+        elif path == "/apis/v2beta1/pipelines":
+            self._reply({"pipelines": [{"pipeline_id": "pipe-1", "display_name": "genre-pipeline"}]}
+                        if self.pipeline_exists else {})
+        elif path == "/apis/v2beta1/pipelines/pipe-1/versions":
+            self._reply({} if "filter" in query else
+                        {"pipeline_versions": [{"pipeline_id": "pipe-1", "pipeline_version_id": "ver-1"}]})
+        elif path == "/apis/v2beta1/experiments":
+            self._reply({})  # no experiment of that name yet
+        else:
+            self.send_error(404)
+
+    def do_POST(self) -> None:  # noqa: N802
+        path, query, body = self._record()
+        if path == "/apis/v2beta1/pipelines/upload":
+            self._reply({"pipeline_id": "pipe-1", "display_name": query["name"][0]})
+        elif path == "/apis/v2beta1/pipelines/upload_version":
+            self._reply({"pipeline_id": "pipe-1", "pipeline_version_id": "ver-2"})
+        elif path == "/apis/v2beta1/experiments":
+            self._reply({"experiment_id": "exp-1", "display_name": body["display_name"]})
+        elif path == "/apis/v2beta1/recurringruns":
+            self._reply({"recurring_run_id": "rr-1", "display_name": body["display_name"]})
+        else:
+            self.send_error(404)
+
+
+@pytest.fixture
+def fake_kfp():
+    """The test double on 127.0.0.1 (an ephemeral port); yields its URL and the recorded requests."""
+    FakeKfpApi.recorded = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeKfpApi)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", FakeKfpApi.recorded
+    finally:
+        server.shutdown()
+        server.server_close()
+        FakeKfpApi.pipeline_exists = False
+
+
+def posts(recorded: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
+    return [r for r in recorded if r["method"] == "POST" and r["path"] == path]
+
+
+def test_kfp_client_sends_upload_experiment_and_recurring_run(compiled, fake_kfp):
+    url, recorded = fake_kfp
+    output, job = compiled
+    ids = schedule.main(["--spec", str(output), "--host", url, "--experiment", "genre-prod",
+                         "--cron", "0 0 3 * * *", "--job-name", "genre-nightly", "--max-concurrency", "2"])
+    assert ids == {"pipeline_id": "pipe-1", "pipeline_version_id": "ver-1", "experiment_id": "exp-1",
+                   "recurring_run_id": "rr-1"}
+
+    [upload] = posts(recorded, "/apis/v2beta1/pipelines/upload")
+    assert upload["query"]["name"] == ["genre-pipeline"]
+    uploaded = yaml.safe_load(upload["body"]["uploadfile"])
+    assert uploaded == job["pipelineSpec"]  # the bare PipelineSpec, the form KFP's upload accepts
+    [experiment] = posts(recorded, "/apis/v2beta1/experiments")
+    assert experiment["body"]["display_name"] == "genre-prod"
+    [run] = posts(recorded, "/apis/v2beta1/recurringruns")
+    assert run["body"]["display_name"] == "genre-nightly"
+    assert run["body"]["experiment_id"] == "exp-1"
+    assert run["body"]["trigger"] == {"cron_schedule": {"cron": "0 0 3 * * *"}}
+    assert int(run["body"]["max_concurrency"]) == 2  # int64: a string in proto JSON, an int from this client
+    assert run["body"]["pipeline_version_reference"] == {"pipeline_id": "pipe-1", "pipeline_version_id": "ver-1"}
+    assert run["body"]["runtime_config"]["pipeline_root"] == ROOT
+    assert run["body"]["mode"] == "ENABLE" and run["body"]["no_catchup"] is True
+    assert "pipeline_spec" not in run["body"]  # the run references the uploaded version
+
+
+def test_an_existing_pipeline_gets_a_new_version(compiled, fake_kfp):
+    url, recorded = fake_kfp
+    FakeKfpApi.pipeline_exists = True
+    output, _ = compiled
+    ids = schedule.main(["--spec", str(output), "--host", url, "--no-caching"])
+    assert ids["pipeline_version_id"] == "ver-2"
+    assert not posts(recorded, "/apis/v2beta1/pipelines/upload")
+    [version] = posts(recorded, "/apis/v2beta1/pipelines/upload_version")
+    assert version["query"]["pipelineid"] == ["pipe-1"]
+    assert version["query"]["name"][0].startswith("genre-pipeline-")
+    uploaded = yaml.safe_load(version["body"]["uploadfile"])
+    assert {t["cachingOptions"]["enableCache"] for t in uploaded["root"]["dag"]["tasks"].values()} == {False}
+    [run] = posts(recorded, "/apis/v2beta1/recurringruns")
+    assert run["body"]["pipeline_version_reference"]["pipeline_version_id"] == "ver-2"
