@@ -1,0 +1,71 @@
+"""Layer helpers shared by the model families, so the CNN and the VGG do not copy them."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import tensorflow as tf
+import tf_keras as keras
+
+# Keras' and tf.compat.v1.layers' defaults, written out because musicnn's checkpoint
+# statistics were accumulated with exactly these.
+BN_MOMENTUM = 0.99
+BN_EPSILON = 1e-3
+
+
+def as_image(inputs: tf.Tensor, name: str) -> tf.Tensor:
+    """[batch, frames, bins] -> [batch, frames, bins, 1]: NHWC with time as height, as musicnn."""
+    bins = inputs.shape[-1]
+    return keras.layers.Reshape((-1, bins, 1), name=name)(inputs)
+
+
+def conv_block(
+    x: tf.Tensor,
+    filters: int,
+    *,
+    name: str,
+    pool_size: Sequence[int] = (2, 2),
+    pool_strides: Optional[Sequence[int]] = None,
+    bn_before_relu: bool = True,
+    dropout: float = 0.0,
+    l2: float = 0.0,
+    bn_momentum: float = BN_MOMENTUM,
+) -> tf.Tensor:
+    """Conv 3x3 'same' + batch norm + ReLU + max pool (+ dropout).
+
+    ``bn_before_relu=True`` is the usual conv-BN-ReLU (no conv bias, BN's beta replaces it).
+    ``False`` is musicnn's order, conv(+bias)-ReLU-BN, needed to load its checkpoint.
+    Layers are named ``{name}_conv``, ``{name}_bn``, ``{name}_pool``, ``{name}_dropout``.
+    """
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    if bn_before_relu:
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                                kernel_regularizer=regularizer, name=f"{name}_conv")(x)
+        x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+        x = keras.layers.ReLU(name=f"{name}_relu")(x)
+    else:
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+                                kernel_regularizer=regularizer, name=f"{name}_conv")(x)
+        x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = keras.layers.MaxPooling2D(pool_size=tuple(pool_size),
+                                  strides=tuple(pool_strides) if pool_strides else None,
+                                  padding="valid", name=f"{name}_pool")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
+def softmax_head(x: tf.Tensor, num_classes: int, *, dropout: float, l2: float = 0.0) -> tf.Tensor:
+    """Dropout + dense softmax; the output layer is named ``probabilities`` in every family."""
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    regularizer = keras.regularizers.L2(l2) if l2 else None
+    return keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer,
+                              name="probabilities")(x)
+
+
+def check_input_shape(input_shape: Sequence[Optional[int]], family: str) -> tuple[Optional[int], int]:
+    """The contract's (frames, bins); bins must be known, frames may be None."""
+    shape = tuple(input_shape)
+    if len(shape) != 2 or shape[1] is None or int(shape[1]) <= 0 or (shape[0] is not None and int(shape[0]) <= 0):
+        raise ValueError(f"{family}: input_shape must be (frames, bins) with bins known, got {shape!r}.")
+    return (None if shape[0] is None else int(shape[0])), int(shape[1])

@@ -1,0 +1,47 @@
+"""From-scratch 2D CNN over the log-mel spectrogram, small enough to train on a CPU."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import tf_keras as keras
+
+from models.blocks import as_image, check_input_shape, conv_block, softmax_head
+from pipeline.config import TrainConfig
+
+FILTERS: tuple[int, ...] = (16, 32, 64, 128)
+# Regularisation for ~1000 three-second segments: L2 on every kernel, dropout before the head.
+L2 = 1e-4
+HEAD_DROPOUT = 0.5
+BN_MOMENTUM = 0.9
+
+
+def build_cnn(
+    input_shape: Sequence[Optional[int]],
+    num_classes: int,
+    train: TrainConfig,
+    *,
+    input_name: str = "log_mel",
+) -> keras.Model:
+    """Four conv-BN-ReLU-maxpool blocks, then frequency-aware pooling and a softmax.
+
+    The pooling is over time only (mean and max per frequency band and channel): genre cues
+    such as a heavy low end or bright cymbals live in particular bands, and a global pool over
+    frequency would throw their position away. Time pooling also lets ``frames`` vary.
+    ``train`` is accepted for the families' common signature; this model needs none of it.
+    """
+    del train
+    frames, bins = check_input_shape(input_shape, "cnn")
+    if bins < 2 ** len(FILTERS):
+        raise ValueError(f"cnn: {bins} bins cannot go through {len(FILTERS)} 2x2 poolings.")
+    inputs = keras.Input(shape=(frames, bins), name=input_name, dtype="float32")
+    x = as_image(inputs, "to_image")
+    for i, filters in enumerate(FILTERS, start=1):
+        x = conv_block(x, filters, name=f"block{i}", pool_size=(2, 2), l2=L2, bn_momentum=BN_MOMENTUM)
+    # [batch, time, freq, channels] -> [batch, time, freq * channels]; pool over time.
+    x = keras.layers.Reshape((-1, x.shape[2] * x.shape[3]), name="bands")(x)
+    x = keras.layers.Concatenate(name="time_pool")([
+        keras.layers.GlobalAveragePooling1D(name="time_mean")(x),
+        keras.layers.GlobalMaxPooling1D(name="time_max")(x),
+    ])
+    outputs = softmax_head(x, num_classes, dropout=HEAD_DROPOUT, l2=L2)
+    return keras.Model(inputs, outputs, name="cnn")

@@ -1,0 +1,77 @@
+"""The registry: one builder per configured family, inputs named by feature kind, two-phase hooks."""
+import dataclasses
+import warnings
+
+import numpy as np
+import pytest
+import tf_keras as keras
+
+from models import features, registry, vgg
+from pipeline.config import GENRES, MODEL_TYPES, PipelineConfig
+
+
+def _shape(config: PipelineConfig) -> tuple[int, int]:
+    """(frames, bins) the feature module produces for this preset's segments."""
+    return features.output_shape(config.features, config.audio.segment_samples)
+
+
+def test_every_configured_family_has_a_builder():
+    assert set(registry.BUILDERS) == set(MODEL_TYPES)
+
+
+@pytest.mark.parametrize("family", MODEL_TYPES)
+def test_build_model_follows_the_preset(family):
+    config = PipelineConfig().with_model(family)
+    shape = _shape(config)
+    stats = (np.zeros(shape[1], "f"), np.ones(shape[1], "f"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the stats silence the VGG warning; others ignore them
+        model = registry.build_model(config, shape, input_stats=stats)
+    assert model.name == family
+    assert model.input_names == [config.features.kind]
+    assert model.input_shape == (None, *shape)
+    assert model.output_shape == (None, len(GENRES))
+    assert model.optimizer is None  # uncompiled: the trainer compiles
+    assert registry.has_pretrained_backbone(config) == (family == "vgg")
+    assert registry.needs_input_stats(config) == (family == "vgg")
+    assert (vgg.UNDO_ZSCORE in [layer.name for layer in model.layers]) == (family == "vgg")
+
+
+def test_vgg_without_input_stats_warns():
+    config = PipelineConfig().with_model("vgg")
+    with pytest.warns(UserWarning, match="z-scores"):
+        model = registry.build_model(config, _shape(config))
+    assert vgg.UNDO_ZSCORE not in [layer.name for layer in model.layers]
+
+
+def test_set_backbone_trainable_on_vgg_and_refused_elsewhere():
+    config = PipelineConfig().with_model("vgg")
+    model = registry.build_model(config, _shape(config), input_stats=(np.zeros(96, "f"), np.ones(96, "f")))
+    registry.set_backbone_trainable(model, False)
+    assert not any(layer.trainable for layer in vgg.backbone_layers(model))
+    assert model.get_layer("probabilities").trainable
+    registry.set_backbone_trainable(model, True)
+    assert model.get_layer(f"{vgg.BACKBONE_PREFIX}block1_conv").trainable
+    cnn = registry.build_model(PipelineConfig().with_model("cnn"), (130, 128))
+    with pytest.raises(ValueError, match="no pretrained backbone"):
+        registry.set_backbone_trainable(cnn, False)
+
+
+def test_unknown_family_is_refused():
+    config = PipelineConfig()
+    config.train = dataclasses.replace(config.train, model="resnet")
+    with pytest.raises(ValueError, match="Unknown model 'resnet'"):
+        registry.build_model(config, (130, 128))
+    assert isinstance(registry.build_model(PipelineConfig(), (130, 128)), keras.Model)
+
+
+@pytest.mark.parametrize("family", MODEL_TYPES)
+def test_saved_model_round_trip(family, tmp_path):
+    """Only stock layers: the exported model reloads without custom objects and predicts the same."""
+    config = PipelineConfig().with_model(family)
+    shape = _shape(config)
+    model = registry.build_model(config, shape, input_stats=(np.full(shape[1], 2.0, "f"), np.full(shape[1], 1.5, "f")))
+    x = np.random.default_rng(0).standard_normal((2, *shape)).astype("f")
+    model.save(tmp_path / "model")
+    reloaded = keras.models.load_model(tmp_path / "model", compile=False)
+    np.testing.assert_allclose(reloaded(x, training=False).numpy(), model(x, training=False).numpy(), atol=1e-6)
