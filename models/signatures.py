@@ -38,7 +38,7 @@ def segment_features(model: keras.Model, config: PipelineConfig, waveform: tf.Te
     tf.debugging.assert_greater_equal(sample_rate, MIN_SAMPLE_RATE, message="sample_rate is too low")
     tf.debugging.assert_less_equal(sample_rate, MAX_SAMPLE_RATE, message="sample_rate is too high")
     min_samples = tf.cast(tf.math.ceil(config.audio.segment_seconds * tf.cast(sample_rate, tf.float32)), tf.int32)
-    with tf.control_dependencies(audio.validate_clip(waveform, min_samples)):
+    with tf.control_dependencies(audio.validate_clip(waveform, min_samples, sample_rate)):
         waveform = tf.identity(waveform)
     waveform = audio.resample(waveform, sample_rate, config.audio.sample_rate)
     segments = audio.encode_pcm16_segments(waveform, config.audio.segment_samples, config.audio.hop_samples,

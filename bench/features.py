@@ -1,0 +1,212 @@
+"""Feature throughput: the in-graph front end (models/features.py) against librosa.
+
+``python -m bench.features`` (``make bench-features``). On the real GTZAN clips of
+../shared/data/gtzan (synthetic clips when they are absent, said in the output), cut into
+the pipeline's 3 s segments and batched one clip (10 segments) at a time with fixed
+shapes, it measures seconds of audio featurised per second of wall time:
+
+- per core: TensorFlow with 1 intra-op and 1 inter-op thread, numpy/BLAS with 1 thread,
+  both in one worker process;
+- with 2 threads for both, in a second worker.
+
+librosa runs its fastest correct path on the same segments: one batched
+``melspectrogram`` call per clip and ``power_to_db`` per segment (top_db per example,
+as in the graph). Every batch is timed ``--repeats`` times, interleaved with the other
+methods so that machine load hits them alike; a method's time is the sum over batches of
+each batch's fastest time (the machine is shared, and the minimum is the least
+disturbed), with the sum of medians beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+SEGMENT_SECONDS = 3.0
+
+
+def load_clips(limit: int, sample_rate: int) -> tuple[list, str]:
+    """float32 clips, [10 * 3 s segments] each; real GTZAN where present, else synthetic."""
+    import numpy as np
+    import soundfile as sf
+
+    from pipeline.config import GENRES
+
+    root = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "gtzan" / "audio"
+    paths = sorted(root.glob("*/*.flac")) if root.is_dir() else []
+    if paths:
+        step = max(1, len(paths) // limit) if limit else 1
+        chosen = paths[::step][:limit] if limit else paths
+        clips = [sf.read(p, dtype="float32")[0] for p in chosen]
+        source = f"{len(clips)} real GTZAN clips (every {step}th of {len(paths)} in {root})"
+    else:
+        from synthetic.generator import render_track
+        n = limit or 40
+        clips = [render_track(GENRES[i % len(GENRES)], i // len(GENRES), 30.0, sample_rate) for i in range(n)]
+        source = (f"{n} synthetic clips: real GTZAN clips not found at {root}, so these figures are NOT on real "
+                  "audio")
+    seg = int(SEGMENT_SECONDS * sample_rate)
+    batches = [np.ascontiguousarray(c[: (len(c) // seg) * seg].reshape(-1, seg)[:10]) for c in clips]
+    return [b for b in batches if b.shape[0] == 10], source
+
+
+def worker(threads: int, limit: int, repeats: int) -> dict:
+    """Runs in a fresh process: thread counts must be fixed before TF and BLAS start."""
+    import numpy as np
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    import librosa
+    import soxr
+
+    from models import features
+    from pipeline.config import FeatureConfig, PipelineConfig
+
+    sr = 22050
+    batches, source = load_clips(limit, sr)
+    musicnn = PipelineConfig().with_model("vgg")
+    sr16 = musicnn.audio.sample_rate
+    batches16 = [np.stack([soxr.resample(s, sr, sr16, quality="HQ")[: int(SEGMENT_SECONDS * sr16)] for s in b])
+                 .astype(np.float32) for b in batches]
+    audio_seconds = len(batches) * 10 * SEGMENT_SECONDS
+
+    def graph(config: FeatureConfig, rate: int, shape: tuple) -> Callable:
+        fn = tf.function(lambda w: features.compute(w, config, rate),
+                         input_signature=[tf.TensorSpec(shape, tf.float32)])
+        return lambda b: fn(b).numpy()
+
+    def librosa_log_mel(b, rate=sr, n_fft=2048, hop=512, n_mels=128):
+        mel = librosa.feature.melspectrogram(y=b, sr=rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels)
+        return np.stack([librosa.power_to_db(m, top_db=80.0) for m in mel])
+
+    def librosa_mfcc(b):
+        return librosa.feature.mfcc(S=librosa_log_mel(b), n_mfcc=20)
+
+    def librosa_musicnn(b):
+        mel = librosa.feature.melspectrogram(y=b, sr=sr16, n_fft=512, hop_length=256, n_mels=96)
+        return np.log10(1 + 10000 * mel)[..., :187]
+
+    def tfio_log_mel() -> Callable:
+        """tensorflow-io's spectrogram (magnitude, pad_end) + the same filterbank: why it is not used."""
+        import tensorflow_io as tfio
+        c = FeatureConfig()
+        weights = tf.constant(features.mel_filterbank(sr, 2048, 128, 0.0, None, False, "slaney").T)
+
+        @tf.function(input_signature=[tf.TensorSpec(batches[0].shape, tf.float32)])
+        def fn(w):
+            padded = tf.pad(w, [[0, 0], [1024, 1024]])
+            spec = tfio.audio.spectrogram(padded, nfft=2048, window=2048, stride=512)[:, :130]
+            return features.log_compress(tf.matmul(tf.square(spec), weights), c)
+        return lambda b: fn(b).numpy()
+
+    def profile_stages() -> dict[str, Callable]:
+        """The default log-mel's floor: its STFT alone, and the FFT alone on ready windowed frames."""
+        c = FeatureConfig()
+        win = tf.constant(features.analysis_window(c.window, c.n_fft, c.n_fft))
+
+        @tf.function(input_signature=[tf.TensorSpec(batches[0].shape, tf.float32)])
+        def stft(w):
+            return tf.signal.stft(tf.pad(w, [[0, 0], [1024, 1024]]), 2048, 512, 2048, pad_end=False,
+                                  window_fn=lambda length, dtype: win)
+
+        frames = tf.signal.frame(tf.pad(batches[0], [[0, 0], [1024, 1024]]), 2048, 512) * win
+        rfft = tf.function(tf.signal.rfft, input_signature=[tf.TensorSpec(frames.shape, tf.float32)])
+        return {"profile: STFT only (centre pad, frame, window, rfft)": lambda b: stft(b).numpy(),
+                "profile: rfft only, on ready windowed frames": lambda b: rfft(frames).numpy()}
+
+    shape, shape16 = batches[0].shape, batches16[0].shape
+    methods = {
+        "log_mel: graph": (graph(FeatureConfig(), sr, shape), batches),
+        "log_mel: librosa": (librosa_log_mel, batches),
+        "mfcc: graph": (graph(FeatureConfig(kind="mfcc"), sr, shape), batches),
+        "mfcc: librosa": (librosa_mfcc, batches),
+        "musicnn log_mel (16 kHz): graph": (graph(musicnn.features, sr16, shape16), batches16),
+        "musicnn log_mel (16 kHz): librosa": (librosa_musicnn, batches16),
+        "log_mel: tfio.audio.spectrogram + same filterbank": (tfio_log_mel(), batches),
+        **{name: (fn, batches) for name, fn in profile_stages().items()},
+    }
+    load_before = os.getloadavg()[0]
+    # Interleaved per batch, so every method sees the same moments of machine load; each
+    # batch's time is its fastest of the repeats, and a method's time the sum over batches.
+    per_batch: dict[str, list[list[float]]] = {name: [[] for _ in batches] for name in methods}
+    for _ in range(repeats):
+        for i in range(len(batches)):
+            for name, (fn, data) in methods.items():
+                start = time.perf_counter()
+                fn(data[i])
+                per_batch[name][i].append(time.perf_counter() - start)
+    times = {name: {"best": sum(min(t) for t in runs), "median": sum(statistics.median(t) for t in runs)}
+             for name, runs in per_batch.items()}
+    return {"threads": threads, "source": source, "audio_seconds": audio_seconds, "times": times,
+            "load": [load_before, os.getloadavg()[0]],
+            "versions": {"tensorflow": tf.__version__, "librosa": librosa.__version__, "numpy": np.__version__}}
+
+
+def run_worker(threads: int, limit: int, repeats: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2", TF_USE_LEGACY_KERAS="1")
+    cmd = [sys.executable, "-m", "bench.features", "--worker", str(threads), "--clips", str(limit),
+           "--repeats", str(repeats)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    if out.returncode != 0:
+        raise RuntimeError(f"worker with {threads} thread(s) failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(one: dict, two: dict) -> str:
+    seconds = one["audio_seconds"]
+    lines = [
+        f"Audio: {one['source']}; {seconds:.0f} s in 3 s segments, batches of 10 (fixed shapes).",
+        f"Versions: {', '.join(f'{k} {v}' for k, v in one['versions'].items())}. librosa uses its default "
+        "FFT (numpy.fft).",
+        "",
+        f"1-minute load average (2-core machine shared with other jobs): {one['load'][0]:.1f} -> "
+        f"{one['load'][1]:.1f} in the 1-thread run, {two['load'][0]:.1f} -> {two['load'][1]:.1f} in the 2-thread run.",
+        "",
+        "x real time = seconds of audio featurised per second: each batch timed `--repeats` times, interleaved "
+        "with the other methods; the sum over batches of each batch's fastest time (of its median time in "
+        "brackets).",
+        "",
+        "| method | per core (1 thread) | 2 threads | graph / librosa (1 thread) |",
+        "|---|---|---|---|",
+    ]
+    for name, times in one["times"].items():
+        best1, med1 = seconds / times["best"], seconds / times["median"]
+        best2 = seconds / two["times"][name]["best"]
+        ratio = ""
+        if ": graph" in name or "tfio" in name:
+            ref = one["times"].get(name.split(":")[0] + ": librosa")
+            if ref:
+                ratio = f"{ref['best'] / times['best']:.2f}x ({ref['median'] / times['median']:.2f}x)"
+        lines.append(f"| {name} | {best1:,.0f}x ({med1:,.0f}x) | {best2:,.0f}x | {ratio} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=int, default=40, help="clips to use, spread over the set (0: all)")
+    parser.add_argument("--repeats", type=int, default=7, help="timings of each batch per method")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.clips, args.repeats)))
+        return
+    one, two = run_worker(1, args.clips, args.repeats), run_worker(2, args.clips, args.repeats)
+    body = report(one, two)
+    print(body)
+    if not args.no_write:
+        from bench.report import write_section
+        write_section("features", "Feature extraction: in-graph log-mel and MFCC vs librosa", body,
+                      command="make bench-features")
+
+
+if __name__ == "__main__":
+    main()

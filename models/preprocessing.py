@@ -1,0 +1,99 @@
+"""The TFX Transform ``preprocessing_fn``: raw int16 segments -> normalised model input.
+
+The saved transform graph is the only feature code in the serving model too
+(models/signatures.py feeds it ``{"audio": ...}`` only), so what the model sees at serving
+is what Transform computed for training. Contracts: docs/contracts.md.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import audio, features
+from pipeline.config import PipelineConfig
+
+LABEL_KEY = "label"
+TRACK_ID_KEY = "track_id"
+AUDIO_KEY = "audio"
+
+
+def _dense(x: Any) -> tf.Tensor:
+    """A schema without a fixed shape gives VarLen (sparse) features: densify to [batch]."""
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(x)
+    elif isinstance(x, tf.RaggedTensor):
+        x = x.to_tensor()
+    if x.shape.rank == 2:
+        x = tf.squeeze(x, axis=1)
+    return x
+
+
+def normalise_per_bin(values: tf.Tensor) -> tf.Tensor:
+    """z-score [batch, frames, bins] with each bin's full-pass mean and variance (tft analyzers).
+
+    Statistics are over every frame of every example, one per mel bin / coefficient. A
+    bin that never varies (variance 0) is only centred, as tft.scale_to_z_score does.
+    """
+    bins = values.shape[-1]
+    rows = tf.reshape(values, [-1, bins])
+    mean = tft.mean(rows, reduce_instance_dims=False)
+    var = tft.var(rows, reduce_instance_dims=False)
+    centred = values - mean
+    return tf.where(var > 0, centred * tf.math.rsqrt(tf.where(var > 0, var, 1.0)), centred)
+
+
+def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]) -> dict[str, tf.Tensor]:
+    """Transform's entry point; ``custom_config["pipeline_config"]`` is ``PipelineConfig.to_json()``.
+
+    Outputs ``{features.kind: float32 [batch, frames, bins], "label": int64, "track_id": string}``;
+    ``features.compute`` crops the frames to ``features.frames`` when it is set (musicnn's 187).
+    Only ``audio`` is needed to compute the features, so the serving graph can feed it alone.
+    """
+    config = PipelineConfig.from_json(custom_config["pipeline_config"])
+    waveform = audio.decode_pcm16(_dense(inputs[AUDIO_KEY]), num_samples=config.audio.segment_samples)
+    values = features.compute(waveform, config.features, config.audio.sample_rate)
+    outputs = {config.features.kind: normalise_per_bin(values)}
+    for key in (LABEL_KEY, TRACK_ID_KEY):
+        if key in inputs:
+            outputs[key] = _dense(inputs[key])
+    return outputs
+
+
+class NormalisationStats(NamedTuple):
+    mean: np.ndarray  # [bins], in feature units (dB for the "db" log-mel)
+    std: np.ndarray   # [bins]; 1 where Transform found no variance (it then only centres)
+
+
+def normalisation_stats(tft_output: tft.TFTransformOutput, config: PipelineConfig,
+                        probes: int = 4, seed: int = 0) -> NormalisationStats:
+    """Read back the per-bin mean and std that Transform baked into its graph.
+
+    The normalisation is affine per bin, so feeding the transform layer a few probe
+    segments (silence and white noise at several levels) and regressing its output on
+    the un-normalised features of the same probes (:func:`features.compute`) recovers
+    them. The trainer needs the std to turn a gain in dB into normalised units
+    (models/augment.py).
+    """
+    n = config.audio.segment_samples
+    rng = np.random.default_rng(seed)
+    levels = np.geomspace(1e-3, 0.5, probes - 1)
+    clips = np.concatenate([np.zeros((1, n)), levels[:, None] * rng.standard_normal((probes - 1, n))])
+    clips = np.clip(clips, -1.0, 1.0).astype(np.float32)
+    pcm = tf.constant([c.astype("<i2").tobytes() for c in np.round(clips * 32767).astype(np.int16)])
+    raw = features.compute(audio.decode_pcm16(pcm, n), config.features, config.audio.sample_rate).numpy()
+    layer = tft_output.transform_features_layer()
+    try:  # audio as the curated schemas declare it (shape [1]), else as a scalar feature
+        normalised = layer({AUDIO_KEY: tf.reshape(pcm, [-1, 1])})[config.features.kind].numpy()
+    except ValueError:
+        normalised = layer({AUDIO_KEY: pcm})[config.features.kind].numpy()
+    bins = raw.shape[-1]
+    f = raw.reshape(-1, bins).astype(np.float64)
+    z = normalised.reshape(-1, bins).astype(np.float64)
+    df, dz = f - f.mean(0), z - z.mean(0)
+    dz2 = (dz * dz).sum(0)
+    std = np.where(dz2 > 0, (df * dz).sum(0) / np.where(dz2 > 0, dz2, 1.0), 1.0)
+    mean = (f - std * z).mean(0)
+    return NormalisationStats(mean=mean.astype(np.float32), std=std.astype(np.float32))

@@ -1,0 +1,112 @@
+"""preprocessing_fn through real tft_beam (DirectRunner) on tiny synthetic examples."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+
+import apache_beam as beam
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from models import audio, features, preprocessing
+from pipeline.config import GENRES, AudioConfig, FeatureConfig, PipelineConfig
+from synthetic.generator import render_track
+
+# Tiny on purpose: 8 kHz, 0.25 s segments, 16 frames cropped to 12, 16 mel bins.
+CONFIG = PipelineConfig(
+    audio=AudioConfig(sample_rate=8000, segment_seconds=0.25, hop_seconds=0.25),
+    features=FeatureConfig(n_fft=256, hop_length=128, n_mels=16, n_mfcc=8, frames=12))
+
+
+def raw_spec(shape: list[int]) -> dict[str, tf.io.FixedLenFeature]:
+    """Scalar features: shape [1] as the curated schemas (schemas/*) declare them, or []."""
+    return {"audio": tf.io.FixedLenFeature(shape, tf.string), "label": tf.io.FixedLenFeature(shape, tf.int64),
+            "track_id": tf.io.FixedLenFeature(shape, tf.string)}
+
+
+def raw_examples(config: PipelineConfig, shape: list[int]) -> list[dict]:
+    """Raw examples per docs/contracts.md: int16 LE segments cut as ExampleGen cuts them."""
+    a = config.audio
+    rows = []
+    for label, genre in enumerate(GENRES[:3]):
+        clip = render_track(genre, 0, seconds=0.75, sample_rate=a.sample_rate, seed=1)
+        pcm = audio.encode_pcm16_segments(tf.constant(clip), a.segment_samples, a.hop_samples, a.last_segment)
+        track = f"{genre}.00000".encode()
+        rows += [{"audio": p, "label": label, "track_id": track} for p in pcm.numpy()]
+    if shape:
+        rows = [{k: [v] for k, v in row.items()} for row in rows]
+    return rows
+
+
+def _dump(rows: list, path: str) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(rows, f)
+
+
+def analyze_and_transform(config: PipelineConfig, rows: list[dict], work: str,
+                          shape: list[int]) -> tuple[list[dict], str]:
+    """Run AnalyzeAndTransformDataset on the DirectRunner; returns transformed rows and the transform dir."""
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_spec(shape)))
+    custom_config = {"pipeline_config": config.for_transform().to_json()}
+    out_dir, dump = os.path.join(work, "transform"), os.path.join(work, "rows.pkl")
+    with beam.Pipeline(runner="DirectRunner", argv=["--direct_running_mode=in_memory"]) as p:
+        with tft_beam.Context(temp_dir=os.path.join(work, "tmp")):
+            raw = p | beam.Create(rows, reshuffle=False)
+            (transformed, _), transform_fn = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
+                lambda inputs: preprocessing.preprocessing_fn(inputs, custom_config))
+            _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
+            _ = transformed | beam.combiners.ToList() | beam.Map(_dump, dump)
+    with open(dump, "rb") as f:
+        return pickle.load(f), out_dir
+
+
+def untransformed(config: PipelineConfig, pcm: tf.Tensor) -> np.ndarray:
+    waveform = audio.decode_pcm16(pcm, config.audio.segment_samples)
+    return features.compute(waveform, config.features, config.audio.sample_rate).numpy()
+
+
+@pytest.mark.parametrize("kind,shape", [("log_mel", [1]), ("mfcc", [])])
+def test_transform_normalises_per_bin_and_serves_from_audio_alone(kind, shape, tmp_path):
+    config = dataclasses.replace(CONFIG, features=dataclasses.replace(CONFIG.features, kind=kind))
+    rows = raw_examples(config, shape)
+    pcm = tf.reshape(tf.constant([r["audio"] for r in rows]), [-1, *shape])
+    transformed, transform_dir = analyze_and_transform(config, rows, str(tmp_path), shape)
+    frames, bins = features.output_shape(config.features, config.audio.segment_samples)
+    assert (frames, bins) == (12, 16 if kind == "log_mel" else 8)
+
+    # Beam may reorder rows: match them back by their label and content.
+    raw = untransformed(config, tf.reshape(pcm, [-1]))
+    got = np.stack([np.asarray(t[kind], np.float32).reshape(frames, bins) for t in transformed])
+    assert len(transformed) == len(rows) == 9
+    labels = np.ravel([r["label"] for r in rows])
+    assert sorted(int(np.squeeze(t["label"])) for t in transformed) == sorted(labels)
+    assert {bytes(np.squeeze(t["track_id"])) for t in transformed} == set(np.ravel([r["track_id"] for r in rows]))
+
+    mean = raw.reshape(-1, bins).mean(axis=0)
+    std = raw.reshape(-1, bins).std(axis=0)
+    expected = (raw - mean) / std
+    order = [int(np.argmin([np.abs(g - e).max() for e in expected])) for g in got]
+    assert sorted(order) == list(range(len(rows)))
+    np.testing.assert_allclose(got, expected[order], atol=2e-4, rtol=1e-4)
+    # Per-bin statistics of the output: mean 0, std 1 in every bin.
+    np.testing.assert_allclose(got.reshape(-1, bins).mean(axis=0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(got.reshape(-1, bins).std(axis=0), 1.0, atol=1e-4)
+
+    # Serving: the saved transform graph applied to {"audio"} alone, as models/signatures.py does.
+    tft_output = tft.TFTransformOutput(transform_dir)
+    spec = tft_output.transformed_feature_spec()
+    assert spec[kind].shape == [frames, bins] and spec[kind].dtype == tf.float32
+    assert spec["label"].dtype == tf.int64 and spec["track_id"].dtype == tf.string
+    served = tft_output.transform_features_layer()({"audio": pcm})
+    assert kind in served
+    np.testing.assert_allclose(served[kind].numpy(), expected, atol=2e-4, rtol=1e-4)
+
+    # The statistics read back from the graph are the ones Transform computed.
+    stats = preprocessing.normalisation_stats(tft_output, config)
+    np.testing.assert_allclose(stats.mean, mean, rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(stats.std, std, rtol=1e-3)
