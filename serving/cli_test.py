@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from pipeline.config import GENRES
-from serving.testing import build_stand_in_model, serving_endpoint, stand_in_clip
+from serving.testing import stand_in_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 22050
@@ -27,14 +27,6 @@ def run_cli(*args: str, python_flags: tuple[str, ...] = ()) -> subprocess.Comple
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.run([sys.executable, *python_flags, "-m", "serving.client", *args],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    base = tmp_path_factory.mktemp("models") / "genre"
-    build_stand_in_model(base, version=1)
-    with serving_endpoint(base) as target:
-        yield target
 
 
 @pytest.fixture(scope="module")

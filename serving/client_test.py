@@ -31,14 +31,6 @@ from serving.testing import build_stand_in_model, serving_endpoint, stand_in_cli
 RATE = 22050
 
 
-@pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    base = tmp_path_factory.mktemp("models") / "genre"
-    build_stand_in_model(base, version=1)
-    with serving_endpoint(base) as target:
-        yield target
-
-
 def test_predict_file_returns_the_expected_genre_and_sorted_scores(host, tmp_path):
     clip = stand_in_clip("jazz", seconds=30, sample_rate=RATE)
     path = tmp_path / "song.wav"
