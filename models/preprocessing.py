@@ -17,6 +17,7 @@ from pipeline.config import PipelineConfig
 
 LABEL_KEY = "label"
 TRACK_ID_KEY = "track_id"
+SEGMENT_INDEX_KEY = "segment_index"
 AUDIO_KEY = "audio"
 
 
@@ -48,7 +49,8 @@ def normalise_per_bin(values: tf.Tensor) -> tf.Tensor:
 def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]) -> dict[str, tf.Tensor]:
     """Transform's entry point; ``custom_config["pipeline_config"]`` is ``PipelineConfig.to_json()``.
 
-    Outputs ``{features.kind: float32 [batch, frames, bins], "label": int64, "track_id": string}``;
+    Outputs ``{features.kind: float32 [batch, frames, bins], "label": int64, "track_id": string,
+    "segment_index": int64}`` (the last two identify a segment for clip voting and skew checks);
     ``features.compute`` crops the frames to ``features.frames`` when it is set (musicnn's 187).
     Only ``audio`` is needed to compute the features, so the serving graph can feed it alone.
     """
@@ -56,7 +58,7 @@ def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]
     waveform = audio.decode_pcm16(_dense(inputs[AUDIO_KEY]), num_samples=config.audio.segment_samples)
     values = features.compute(waveform, config.features, config.audio.sample_rate)
     outputs = {config.features.kind: normalise_per_bin(values)}
-    for key in (LABEL_KEY, TRACK_ID_KEY):
+    for key in (LABEL_KEY, TRACK_ID_KEY, SEGMENT_INDEX_KEY):
         if key in inputs:
             outputs[key] = _dense(inputs[key])
     return outputs

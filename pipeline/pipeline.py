@@ -11,6 +11,7 @@ importable: in this checkout, or installed in the Kubeflow image.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Optional
 
@@ -24,13 +25,27 @@ from components.audio_example_gen.component import AudioExampleGen
 from components.clip_evaluator.component import ClipEvaluator
 from components.model_registrar.component import ModelRegistrar
 from components.tracked_trainer.component import TrackedTrainer
-from pipeline.config import GENRES, PipelineConfig
+from pipeline.config import GENRES, PROJECT_ROOT, PipelineConfig
 
 STAGES = ("validate", "train", "push")
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.training.run_fn"
 EVAL_SIGNATURE = "from_examples"
 CLIP_EVALUATOR_ID = "ClipEvaluator"
+
+
+def model_code_fingerprint() -> str:
+    """A hash of the model code (models/*.py, tests excluded).
+
+    Transform and Trainer reference their functions by import path, so TFX's cache
+    cannot see an edit to that code; this fingerprint in their custom_config can, and a
+    changed feature or model file re-executes them instead of reusing a stale result.
+    """
+    digest = hashlib.sha256()
+    for path in sorted((PROJECT_ROOT / "models").glob("*.py")):
+        if not path.name.endswith("_test.py"):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -70,18 +85,21 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
         raise ValueError(f"until must be one of {STAGES}, not {until!r}")
     config_json = config.to_json()
     example_gen = AudioExampleGen(input_base=data_root, pipeline_config_json=config.for_ingestion().to_json())
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(config.schema_dir, "schema.pbtxt"))
+    # With the schema, TFDV treats audio as raw bytes and skips top-k counts of them.
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
+                                                  schema=schema_gen.outputs["schema"])
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
     components = [example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate]
 
     if until != "validate":
+        code_fingerprint = model_code_fingerprint()
         transform = tfx.components.Transform(
             examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
             preprocessing_fn=PREPROCESSING_FN,
-            custom_config={"pipeline_config": config.for_transform().to_json()})
+            custom_config={"pipeline_config": config.for_transform().to_json(), "code": code_fingerprint})
         transform.add_upstream_node(anomaly_gate)  # anomalies stop the run before any feature work
         trainer = TrackedTrainer(
             run_fn=RUN_FN,
@@ -90,7 +108,7 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
             schema=schema_gen.outputs["schema"],
             train_args=tfx.proto.TrainArgs(splits=["train"]),
             eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-            custom_config={"pipeline_config": config_json})
+            custom_config={"pipeline_config": config_json, "code": code_fingerprint})
         components += [transform, trainer]
 
     if until == "push":

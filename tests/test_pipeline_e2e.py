@@ -165,12 +165,11 @@ def test_training_and_serving_features_agree(two_runs):
     from_serving = serving_features(waveform=tf.constant(clip), sample_rate=tf.constant(22050))["features"].numpy()
 
     spec = {"log_mel": tf.io.FixedLenFeature(from_serving.shape[1:], tf.float32),
-            "track_id": tf.io.FixedLenFeature([], tf.string)}
-    from_training = [ex["log_mel"].numpy() for ex in
-                     (tf.io.parse_single_example(r, spec) for r in tf.data.TFRecordDataset(transformed,
-                                                                                            compression_type="GZIP"))
-                     if ex["track_id"].numpy() == track_id]
-    assert len(from_training) == len(segments) == from_serving.shape[0]
-    # Transformed examples carry no segment index; match each to its nearest serving segment.
-    for features in from_training:
-        assert np.min(np.max(np.abs(from_serving - features), axis=(1, 2))) <= 1e-4
+            "track_id": tf.io.FixedLenFeature([], tf.string), "segment_index": tf.io.FixedLenFeature([], tf.int64)}
+    from_training = {int(ex["segment_index"]): ex["log_mel"].numpy() for ex in
+                     (tf.io.parse_single_example(r, spec)
+                      for r in tf.data.TFRecordDataset(transformed, compression_type="GZIP"))
+                     if ex["track_id"].numpy() == track_id}
+    assert sorted(from_training) == sorted(segments) == list(range(from_serving.shape[0]))
+    for index, features in from_training.items():
+        assert np.max(np.abs(from_serving[index] - features)) <= 1e-4, f"segment {index}"

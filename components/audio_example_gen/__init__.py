@@ -1,0 +1,1 @@
+"""AudioExampleGen: GTZAN-style audio folders -> segment tf.Examples (train/eval/test) + quarantine report."""

@@ -1,0 +1,103 @@
+"""Decoding and the per-file quality checks (no Beam, no TensorFlow)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from components.audio_example_gen import audio
+from components.audio_example_gen.conftest import (RATE, corrupt_wav_bytes, tone, truncated_wav_bytes,
+                                                   wav_bytes)
+
+SEGMENT = RATE  # 1 s
+
+
+def load(data: bytes) -> audio.DecodedAudio:
+    return audio.load(data, RATE, SEGMENT, silence_dbfs=-60.0)
+
+
+def reason_of(data: bytes) -> str:
+    with pytest.raises(audio.BadAudio) as caught:
+        load(data)
+    return caught.value.reason
+
+
+def test_16_bit_mono_at_the_target_rate_is_read_losslessly():
+    pcm = np.random.default_rng(1).integers(-32768, 32768, 2 * RATE).astype(np.int16)
+    for fmt in ("WAV", "FLAC", "AU"):
+        decoded = load(wav_bytes(pcm, fmt=fmt))
+        assert decoded.lossless and decoded.samples.dtype == np.int16
+        np.testing.assert_array_equal(decoded.samples, pcm)
+
+
+@pytest.mark.parametrize("fmt,subtype", [("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")])
+def test_lossy_formats_decode_to_float(fmt, subtype):
+    decoded = load(wav_bytes(tone(2.0), fmt=fmt, subtype=subtype))
+    assert decoded.samples.dtype == np.float32
+    assert abs(len(decoded.samples) - 2 * RATE) < 0.05 * RATE  # codec padding/delay only
+    assert -12 < audio.rms_dbfs(decoded.samples) < -3  # a 0.5-amplitude sine is -9 dBFS
+
+
+def test_wrong_sample_rate_is_resampled_not_quarantined():
+    decoded = load(wav_bytes(tone(2.0, 44100, freq=1000), 44100))
+    assert decoded.source_rate == 44100 and len(decoded.samples) == 2 * RATE
+    # The tone survives at the same frequency: its spectral peak is at 1 kHz at 22050 Hz.
+    spectrum = np.abs(np.fft.rfft(decoded.samples))
+    assert abs(np.argmax(spectrum) * RATE / len(decoded.samples) - 1000) < 2
+
+
+def test_stereo_is_downmixed_by_averaging_the_channels():
+    rng = np.random.default_rng(2)
+    left, right = (rng.integers(-20000, 20000, RATE + 10).astype(np.int16) for _ in range(2))
+    decoded = load(wav_bytes(np.stack([left, right], axis=1)))
+    assert decoded.source_channels == 2
+    expected = (left.astype(np.float64) + right) / 2 / 32768
+    np.testing.assert_array_equal(decoded.samples, expected.astype(np.float32))
+
+
+def test_a_corrupt_file_like_gtzan_jazz_00054_is_undecodable():
+    assert reason_of(corrupt_wav_bytes()) == audio.UNDECODABLE
+
+
+def test_a_truncated_flac_is_undecodable():
+    whole = wav_bytes(tone(3.0, amplitude=0.3) + 0.05 * np.random.default_rng(3).standard_normal(3 * RATE)
+                      .astype(np.float32), fmt="FLAC")
+    assert reason_of(whole[:len(whole) // 2]) == audio.UNDECODABLE
+
+
+def test_a_truncated_wav_keeps_what_is_there_and_is_too_short():
+    assert reason_of(truncated_wav_bytes(claimed_seconds=4.0, kept_seconds=0.3)) == audio.TOO_SHORT
+    decoded = load(truncated_wav_bytes(claimed_seconds=4.0, kept_seconds=1.5))
+    assert len(decoded.samples) == int(1.5 * RATE)
+
+
+def test_empty_file_and_header_without_samples_are_empty():
+    assert reason_of(b"") == audio.EMPTY
+    assert reason_of(wav_bytes(np.zeros(0, np.float32))) == audio.EMPTY
+
+
+def test_a_text_file_named_wav_is_not_audio():
+    with pytest.raises(audio.BadAudio) as caught:
+        load(b"hello, I am a text file\n" * 10)
+    assert caught.value.reason == audio.NOT_AUDIO and "hello" in caught.value.detail
+
+
+def test_shorter_than_one_segment_is_too_short():
+    with pytest.raises(audio.BadAudio) as caught:
+        load(wav_bytes(tone(0.5)))
+    assert caught.value.reason == audio.TOO_SHORT and "0.500 s" in caught.value.detail
+
+
+def test_silence_and_near_silence_are_quarantined_quiet_music_is_not():
+    assert reason_of(wav_bytes(np.zeros(2 * RATE, np.float32))) == audio.SILENT
+    hiss = 10 ** (-70 / 20) * np.random.default_rng(4).standard_normal(2 * RATE).astype(np.float32)
+    assert reason_of(wav_bytes(hiss, subtype="FLOAT")) == audio.SILENT
+    quiet = load(wav_bytes(tone(2.0, amplitude=10 ** (-40 / 20))))  # -43 dBFS: quiet, not silent
+    assert math.isclose(audio.rms_dbfs(quiet.samples), -43.0, abs_tol=0.1)
+
+
+def test_non_finite_float_samples_are_quarantined():
+    samples = tone(2.0)
+    samples[100] = np.nan
+    assert reason_of(wav_bytes(samples, subtype="FLOAT")) == audio.NON_FINITE

@@ -1,0 +1,134 @@
+"""Tiny audio collections for the AudioExampleGen tests: good synthetic tracks and every kind of bad file."""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import io
+import os
+import shutil
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from pipeline.config import SPLITS, AudioConfig, PipelineConfig
+from synthetic.generator import generate
+
+RATE = 22050
+# 1 s segments keep the files tiny while still giving several segments per track.
+TEST_AUDIO = AudioConfig(sample_rate=RATE, segment_seconds=1.0, hop_seconds=1.0)
+IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+MULTI_PROCESSING = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+
+def make_config(**split: Any) -> PipelineConfig:
+    cfg = PipelineConfig(audio=TEST_AUDIO)
+    cfg.split = dataclasses.replace(cfg.split, **split)
+    return cfg
+
+
+def tone(seconds: float, rate: int = RATE, amplitude: float = 0.5, freq: float = 440.0) -> np.ndarray:
+    t = np.arange(int(round(seconds * rate))) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def wav_bytes(samples: np.ndarray, rate: int = RATE, fmt: str = "WAV", subtype: str = "PCM_16") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, samples, rate, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def corrupt_wav_bytes(seed: int = 54) -> bytes:
+    """Like GTZAN's jazz.00054.wav: a RIFF/WAVE header, then garbage instead of chunks."""
+    body = np.random.default_rng(seed).bytes(4000)
+    return b"RIFF" + struct.pack("<I", len(body) + 4) + b"WAVE" + body
+
+
+def truncated_wav_bytes(claimed_seconds: float = 4.0, kept_seconds: float = 0.3) -> bytes:
+    """A valid header promising ``claimed_seconds``, with the body cut after ``kept_seconds``."""
+    whole = wav_bytes(tone(claimed_seconds))
+    return whole[:44 + int(kept_seconds * RATE) * 2]
+
+
+# name -> (relative path, bytes, expected outcome: a quarantine reason or "ingested")
+BAD_AND_ODD_FILES: dict[str, tuple[str, Any, str]] = {
+    "corrupt": ("jazz/jazz.00054.wav", corrupt_wav_bytes, "undecodable"),
+    "empty": ("blues/blues.00090.wav", lambda: b"", "empty"),
+    "truncated": ("rock/rock.00091.wav", truncated_wav_bytes, "too_short"),
+    "silent": ("disco/disco.00092.wav", lambda: wav_bytes(np.zeros(3 * RATE, np.float32)), "silent"),
+    "not_audio": ("pop/pop.00093.wav", lambda: b"This is a text file, not audio.\n" * 20, "not_audio"),
+    "unknown_genre": ("polka/polka.00000.wav", lambda: wav_bytes(tone(3.0)), "unknown_genre"),
+    "resampled": ("classical/classical.00094.wav", lambda: wav_bytes(tone(3.0, 44100), 44100), "ingested"),
+    "stereo": ("country/country.00095.wav",
+               lambda: wav_bytes(np.stack([tone(3.0), tone(3.0, amplitude=0.25, freq=660)], axis=1)), "ingested"),
+}
+
+
+def write_bad_and_odd_files(root: Path) -> None:
+    for rel, make, _ in BAD_AND_ODD_FILES.values():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(make())
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    """10 genres x 2 tracks x 3.5 s of the project's synthetic music (3 segments of 1 s each)."""
+    root = tmp_path_factory.mktemp("synthetic")
+    generate(root, tracks_per_genre=2, seconds=3.5, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def messy_root(tmp_path_factory, synthetic_root) -> Path:
+    """The synthetic tracks plus one file of each bad or odd kind."""
+    root = tmp_path_factory.mktemp("messy")
+    for path in synthetic_root.rglob("*.wav"):
+        target = root / path.relative_to(synthetic_root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    write_bad_and_odd_files(root)
+    (root / "rock" / "notes.txt").write_text("not an audio extension: ignored, counted\n")
+    return root
+
+
+def run_executor(root: Path, config: PipelineConfig, out: Path, beam_args: list[str]):
+    """Run AudioExampleGen's executor as TFX would; returns (examples, report, TooManyBadFiles or None)."""
+    from tfx.types import standard_artifacts
+
+    from components.audio_example_gen import quarantine
+    from components.audio_example_gen.component import AudioExampleGen
+    from components.audio_example_gen.executor import Executor
+
+    component = AudioExampleGen(input_base=str(root), pipeline_config_json=config.to_json())
+    examples = standard_artifacts.Examples()
+    examples.uri = str(out / "examples")
+    report = quarantine.AudioQuarantine()
+    report.uri = str(out / "quarantine")
+    executor = Executor(Executor.Context(beam_pipeline_args=beam_args, tmp_dir=str(out / "tmp")))
+    error = None
+    try:
+        executor.Do({}, {"examples": [examples], "quarantine": [report]}, dict(component.exec_properties))
+    except quarantine.TooManyBadFiles as e:
+        error = e
+    return examples, report, error
+
+
+def read_examples(examples_uri: str) -> dict[str, list[dict]]:
+    """Every example actually written, per split, as {feature: first value}."""
+    import tensorflow as tf
+
+    result = {}
+    for split in SPLITS:
+        files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*.gz")))
+        assert files, f"no files written for split {split}"
+        rows = []
+        for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+            feature = tf.train.Example.FromString(record.numpy()).features.feature
+            rows.append({k: (v.int64_list.value[0] if v.HasField("int64_list") else v.bytes_list.value[0])
+                         for k, v in feature.items()})
+        result[split] = rows
+    return result

@@ -1,0 +1,65 @@
+"""Finding the files (three layouts) and deciding their fate before decoding (plan.py)."""
+from __future__ import annotations
+
+import pytest
+
+from components.audio_example_gen import ingest
+from components.audio_example_gen.discovery import discover, input_pattern
+from components.audio_example_gen.plan import plan_tasks
+from pipeline.config import SplitConfig
+
+
+def touch(root, *rels):
+    for rel in rels:
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+
+
+@pytest.mark.parametrize("parent", ["", "genres_original/", "genres/"])
+def test_the_three_gtzan_layouts(tmp_path, parent):
+    touch(tmp_path, f"{parent}blues/blues.00000.wav", f"{parent}jazz/jazz.00001.FLAC", f"{parent}jazz/jazz.00002.au",
+          f"{parent}rock/rock.00003.mp3", f"{parent}rock/rock.00004.ogg", f"{parent}rock/readme.txt",
+          "features_30_sec.csv")
+    pattern = input_pattern(str(tmp_path))
+    assert pattern == f"{parent}*/*"
+    found = discover(str(tmp_path), pattern)
+    assert [f.rel_path for f in found.files] == [
+        f"{parent}blues/blues.00000.wav", f"{parent}jazz/jazz.00001.FLAC", f"{parent}jazz/jazz.00002.au",
+        f"{parent}rock/rock.00003.mp3", f"{parent}rock/rock.00004.ogg"]
+    assert [(f.genre, f.track_id) for f in found.files][:2] == [("blues", "blues.00000"), ("jazz", "jazz.00001")]
+    assert found.other_files == [f"{parent}rock/readme.txt"]
+
+
+def test_missing_root_and_empty_root_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist.*<root>/<genre>/<name>.wav"):
+        discover(str(tmp_path / "nowhere"), "*/*")
+    touch(tmp_path, "blues/notes.txt")
+    with pytest.raises(FileNotFoundError, match=r"No audio files under .* match '\*/\*'"):
+        discover(str(tmp_path), "*/*")
+
+
+def test_plan_quarantines_unknown_genres_and_duplicate_tracks_before_decoding(tmp_path):
+    touch(tmp_path, "blues/blues.00000.wav", "blues/blues.00000.flac", "polka/polka.00000.wav",
+          "jazz/blues.00000.wav", "jazz/jazz.00001.wav")
+    tasks = {t.rel_path: t for t in plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig())}
+    assert tasks["polka/polka.00000.wav"].status == ingest.QUARANTINED
+    assert tasks["polka/polka.00000.wav"].reason == ingest.UNKNOWN_GENRE
+    # Sorted order: blues/blues.00000.flac is the first copy; the .wav and the jazz/ copy are duplicates.
+    assert tasks["blues/blues.00000.flac"].status == ingest.PENDING
+    for dup in ("blues/blues.00000.wav", "jazz/blues.00000.wav"):
+        assert tasks[dup].reason == ingest.DUPLICATE_TRACK and "blues/blues.00000.flac" in tasks[dup].detail
+    assert tasks["jazz/jazz.00001.wav"].split in ("train", "eval", "test")
+
+
+def test_plan_excludes_files_in_no_split_list(tmp_path):
+    touch(tmp_path, "blues/blues.00000.flac", "blues/blues.00001.flac")
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "train_filtered.txt").write_text("blues/blues.00000.wav\n")
+    (lists / "valid_filtered.txt").write_text("")
+    (lists / "test_filtered.txt").write_text("")
+    tasks = plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(protocol="fault-filtered", split_dir=str(lists)))
+    assert [(t.track_id, t.status, t.split, t.reason) for t in tasks] == [
+        ("blues.00000", ingest.PENDING, "train", ""),
+        ("blues.00001", ingest.EXCLUDED, None, "not in split lists")]

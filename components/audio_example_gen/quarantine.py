@@ -1,0 +1,123 @@
+"""The ingestion report: quarantined files, counts, throughput, and the bad-file gate.
+
+Output artifact ``AudioQuarantine`` (second output of AudioExampleGen) holds:
+
+- ``quarantine.jsonl``: one line per bad file, ``{"path", "genre", "reason", "detail"}``
+  (path relative to the data root; reasons in :data:`REASONS`);
+- ``files.jsonl``: one line per discovered audio file, whatever happened to it
+  (ingested with its split and segment count, quarantined, or excluded and why);
+- ``summary.json``: counts per split and per genre, bad and excluded files, seconds of
+  audio, wall time and throughput (see :func:`summarize`).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter, defaultdict
+from typing import Any, Iterable
+
+from tfx.dsl.io import fileio
+from tfx.types import artifact
+
+from components.audio_example_gen import audio as audio_lib
+from components.audio_example_gen.ingest import (DUPLICATE_TRACK, EXCLUDED, INGESTED, QUARANTINED,
+                                                 UNKNOWN_GENRE)
+from pipeline.config import GENRES, SPLITS
+
+QUARANTINE_FILE = "quarantine.jsonl"
+FILES_FILE = "files.jsonl"
+SUMMARY_FILE = "summary.json"
+REASONS = (*audio_lib.REASONS, UNKNOWN_GENRE, DUPLICATE_TRACK)
+
+
+class AudioQuarantine(artifact.Artifact):
+    """Files AudioExampleGen refused, with the reason, and the run's ingestion summary."""
+
+    # "<namespace>.<Type>": the Kubeflow V2 compiler refuses custom type names without one.
+    TYPE_NAME = "genre.AudioQuarantine"
+
+
+class TooManyBadFiles(RuntimeError):
+    """More than split.max_bad_fraction of the files were quarantined."""
+
+
+def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, **context: Any) -> dict[str, Any]:
+    """Counts and throughput of one run; ``context`` (data root, protocol, ...) is copied in.
+
+    ``audio_seconds`` is the decoded length, at the target rate, of the ingested files;
+    ``audio_seconds_per_wall_second`` divides it by the wall time of the Beam pipeline.
+    """
+    records = sorted(records, key=lambda r: r["path"])
+    status = Counter(r["status"] for r in records)
+    per_split = {s: {"tracks": 0, "segments": 0, "seconds": 0.0} for s in SPLITS}
+    per_genre: dict[str, dict[str, dict[str, int]]] = {
+        g: {s: {"tracks": 0, "segments": 0} for s in SPLITS} for g in GENRES}
+    excluded: dict[str, list[str]] = defaultdict(list)
+    for r in records:
+        if r["status"] == INGESTED:
+            per_split[r["split"]]["tracks"] += 1
+            per_split[r["split"]]["segments"] += r["segments"]
+            per_split[r["split"]]["seconds"] = round(per_split[r["split"]]["seconds"] + r["seconds"], 3)
+            per_genre[r["genre"]][r["split"]]["tracks"] += 1
+            per_genre[r["genre"]][r["split"]]["segments"] += r["segments"]
+        elif r["status"] == EXCLUDED:
+            excluded[r["reason"]].append(r["path"])
+    bad = [quarantine_entry(r) for r in records if r["status"] == QUARANTINED]
+    considered = status[INGESTED] + status[QUARANTINED]
+    audio_seconds = sum(r["seconds"] for r in records if r["status"] == INGESTED)
+    return {
+        **context,
+        "files": {"discovered": len(records), INGESTED: status[INGESTED], QUARANTINED: status[QUARANTINED],
+                  EXCLUDED: status[EXCLUDED]},
+        "bad_fraction": round(len(bad) / considered, 6) if considered else 0.0,
+        "splits": per_split,
+        "genres": per_genre,
+        "quarantine_reasons": dict(sorted(Counter(b["reason"] for b in bad).items())),
+        "quarantined": bad,
+        "excluded": {reason: paths for reason, paths in sorted(excluded.items())},
+        "audio_seconds": round(audio_seconds, 3),
+        "wall_seconds": round(wall_seconds, 3),
+        "audio_seconds_per_wall_second": round(audio_seconds / wall_seconds, 1) if wall_seconds > 0 else None,
+    }
+
+
+def quarantine_entry(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record[k] for k in ("path", "genre", "reason", "detail")}
+
+
+def write_report(uri: str, records: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """Write quarantine.jsonl, files.jsonl and summary.json into the artifact folder."""
+    fileio.makedirs(uri)
+    records = sorted(records, key=lambda r: r["path"])
+    with fileio.open(os.path.join(uri, QUARANTINE_FILE), "w") as f:
+        f.write("".join(json.dumps(e) + "\n" for e in summary["quarantined"]))
+    with fileio.open(os.path.join(uri, FILES_FILE), "w") as f:
+        f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+    with fileio.open(os.path.join(uri, SUMMARY_FILE), "w") as f:
+        f.write(json.dumps(summary, indent=2) + "\n")
+
+
+def check_bad_fraction(summary: dict[str, Any], max_bad_fraction: float, report_uri: str) -> None:
+    """Raise TooManyBadFiles, naming the files, when too large a share was quarantined."""
+    if summary["bad_fraction"] <= max_bad_fraction:
+        return
+    bad = summary["quarantined"]
+    considered = summary["files"][INGESTED] + summary["files"][QUARANTINED]
+    shown = "\n".join(f"  {b['path']}: {b['reason']} ({b['detail']})" for b in bad[:50])
+    more = f"\n  ... and {len(bad) - 50} more" if len(bad) > 50 else ""
+    raise TooManyBadFiles(
+        f"{len(bad)} of {considered} audio files ({summary['bad_fraction']:.1%}) were quarantined, more than "
+        f"split.max_bad_fraction = {max_bad_fraction:.1%}:\n{shown}{more}\n"
+        f"Fix or remove these files, or raise --max-bad-fraction. Full list: "
+        f"{os.path.join(report_uri, QUARANTINE_FILE)}")
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """Human-readable per-genre x per-split counts for the log."""
+    lines = [f"{'genre':<10} " + " ".join(f"{s + ' trk/seg':>16}" for s in SPLITS)]
+    for genre, by_split in summary["genres"].items():
+        lines.append(f"{genre:<10} " + " ".join(
+            f"{by_split[s]['tracks']:>7}/{by_split[s]['segments']:<8}" for s in SPLITS))
+    lines.append(f"{'total':<10} " + " ".join(
+        f"{summary['splits'][s]['tracks']:>7}/{summary['splits'][s]['segments']:<8}" for s in SPLITS))
+    return "\n".join(lines)

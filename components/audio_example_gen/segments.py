@@ -1,0 +1,108 @@
+"""Cut decoded audio into fixed-length segments and write them as tf.Examples.
+
+The feature layout and the int16 quantisation are the raw-example contract in
+docs/contracts.md; the serving graph reproduces the same bytes with tf.audio.encode_wav.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from pipeline.config import GENRES
+
+
+def quantize(samples: np.ndarray) -> np.ndarray:
+    """float in [-1, 1] -> int16, bit-identical to tf.audio.encode_wav.
+
+    q = clip(round_half_away_from_zero(x * 32768), -32768, 32767). The arithmetic is done
+    in float64, where x * 32768 + 0.5 is exact for every float32 x, so no value near a
+    rounding boundary can land on the wrong side. int16 input is returned unchanged.
+    """
+    if samples.dtype == np.int16:
+        return samples
+    scaled = samples.astype(np.float64) * 32768.0
+    rounded = np.trunc(scaled + np.copysign(0.5, scaled))
+    return np.clip(rounded, -32768, 32767).astype(np.int16)
+
+
+def segment_starts(num_samples: int, segment: int, hop: int, last_segment: str) -> list[int]:
+    """Start offsets of the segments of a track of ``num_samples`` samples.
+
+    Full segments every ``hop`` samples; with ``last_segment="pad"`` one more segment
+    starts a hop after the last full one when audio is left over, and is zero-padded.
+    """
+    if last_segment not in ("drop", "pad"):
+        raise ValueError(f"audio.last_segment must be 'drop' or 'pad', not {last_segment!r}.")
+    if segment <= 0 or hop <= 0:
+        raise ValueError(f"segment ({segment}) and hop ({hop}) must be positive sample counts.")
+    starts = list(range(0, num_samples - segment + 1, hop))
+    if last_segment == "pad":
+        following = starts[-1] + hop if starts else 0
+        covered = starts[-1] + segment if starts else 0
+        if following < num_samples and covered < num_samples:
+            starts.append(following)
+    return starts
+
+
+def cut(samples: np.ndarray, segment: int, hop: int, last_segment: str) -> Iterator[np.ndarray]:
+    """Yield int16 segments of exactly ``segment`` samples."""
+    pcm = quantize(samples)
+    for start in segment_starts(len(pcm), segment, hop, last_segment):
+        piece = pcm[start:start + segment]
+        if len(piece) < segment:
+            piece = np.concatenate([piece, np.zeros(segment - len(piece), dtype=np.int16)])
+        yield piece
+
+
+# tf.Example is encoded by hand (protobuf wire format, fields of tensorflow/core/example/
+# example.proto and feature.proto) so that Beam workers never import TensorFlow: that import
+# costs seconds of CPU per worker process, more than decoding a few hundred clips.
+# segments_test.py checks the bytes against tf.train.Example's deterministic serialization.
+_UINT64 = (1 << 64) - 1
+
+
+def _varint(value: int) -> bytes:
+    value &= _UINT64  # int64 is two's complement on the wire
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        if not value:
+            out.append(low)
+            return bytes(out)
+        out.append(low | 0x80)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def bytes_feature(value: bytes) -> bytes:
+    return _field(1, _field(1, value))  # Feature.bytes_list -> BytesList.value
+
+
+def int64_feature(value: int) -> bytes:
+    return _field(3, _field(1, _varint(value)))  # Feature.int64_list -> Int64List.value (packed)
+
+
+def serialize_example(features: dict[str, bytes]) -> bytes:
+    """Example.features -> Features.feature map entries {key = 1, value = 2}, keys sorted."""
+    entries = b"".join(_field(1, _field(1, key.encode()) + _field(2, value))
+                       for key, value in sorted(features.items()))
+    return _field(1, entries)
+
+
+def make_example(pcm: np.ndarray, *, genre: str, track_id: str, segment_index: int, sample_rate: int,
+                 source_path: str) -> bytes:
+    """One serialized raw tf.Example as specified in docs/contracts.md."""
+    return serialize_example({
+        "audio": bytes_feature(pcm.astype("<i2", copy=False).tobytes()),
+        "label": int64_feature(GENRES.index(genre)),
+        "genre": bytes_feature(genre.encode()),
+        "track_id": bytes_feature(track_id.encode()),
+        "segment_index": int64_feature(segment_index),
+        "num_samples": int64_feature(len(pcm)),
+        "sample_rate": int64_feature(sample_rate),
+        "source_path": bytes_feature(source_path.encode()),
+    })

@@ -1,0 +1,201 @@
+"""Track-level split protocols: every segment of a track lands in the same split.
+
+A track is a file stem (``blues.00029``). Splitting segments instead of tracks would put
+neighbouring 3 s pieces of one recording in train and test and inflate test accuracy.
+
+Protocols (``split.protocol``; ``split.ratios`` = (train, eval, test) fractions):
+
+``hash``
+    ``sha256(salt, track_id)`` mapped to [0, 1) and cut at the cumulative ratios.
+    Stable: a track keeps its split when files are added or removed; change ``split.salt``
+    to draw another split. Knows nothing about artists, so GTZAN's repeated artists and
+    duplicated clips leak across splits: fine for synthetic data, optimistic on GTZAN.
+
+``fault-filtered``
+    The artist-conscious, fault-filtered split of Kereliuk, Sturm and Larsen (2015):
+    ``train_filtered.txt`` -> train, ``valid_filtered.txt`` -> eval,
+    ``test_filtered.txt`` -> test, read from ``split.split_dir``. Entries look like
+    ``blues/blues.00029.wav`` and match on ``genre/stem``, so ``.flac`` copies match.
+    Files in no list were removed by the authors for faults (repeats, mislabels,
+    distortion): they are excluded and named in summary.json as "not in split lists".
+
+``fault-filtered-final``
+    For a final model: train and valid lists -> train, except a hash slice of
+    ``ratios[1]`` of those tracks -> eval (for early stopping); test list -> test.
+
+``lists-trainval``
+    For a copy that holds only the train- and valid-list clips (the partial real set
+    here). Test-list and unlisted files are excluded. Per genre: when the genre has
+    tracks from both lists, train list -> train and the valid list is held out, split
+    between eval and test in the proportion ``ratios[1] : ratios[2]``; the lists are
+    artist-disjoint, so no artist of eval/test is in train. A genre with tracks from
+    only one list is split into train/eval/test by ``ratios`` (artists may then be
+    shared). Both splits are by quota: the genre's tracks, ordered by their salted
+    hash, are cut at counts rounded by largest remainder, so a genre of 10 tracks gets
+    7/2/1 rather than whatever independent draws give (0 test tracks happen). "Has
+    tracks" means tracks found on disk: the assignment is a function of the files
+    present, so adding files can move others (unlike ``hash``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections import defaultdict
+from typing import Iterable, Optional, Sequence
+
+from tfx.dsl.io import fileio
+
+from pipeline.config import SPLIT_PROTOCOLS, SPLITS, SplitConfig
+
+TRAIN, EVAL, TEST = SPLITS
+LIST_FILES: dict[str, str] = {"train": "train_filtered.txt", "valid": "valid_filtered.txt",
+                              "test": "test_filtered.txt"}
+NOT_IN_LISTS = "not in split lists"
+IN_TEST_LIST = "in the test list (held out by lists-trainval)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Track:
+    """What the split protocols need to know of a file."""
+
+    track_id: str
+    genre: str
+
+    @property
+    def list_key(self) -> str:
+        return f"{self.genre}/{self.track_id}"
+
+
+@dataclasses.dataclass
+class SplitPlan:
+    """track_id -> split for tracks that are ingested, track_id -> reason for the others."""
+
+    assigned: dict[str, str] = dataclasses.field(default_factory=dict)
+    excluded: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def validate(split: SplitConfig) -> None:
+    """Fail early, with the fix, on a configuration no protocol can run with."""
+    if split.protocol not in SPLIT_PROTOCOLS:
+        raise ValueError(f"Unknown split protocol {split.protocol!r}; choose one of {', '.join(SPLIT_PROTOCOLS)}.")
+    ratios = tuple(split.ratios)
+    if len(ratios) != 3 or min(ratios) < 0 or abs(sum(ratios) - 1.0) > 1e-6:
+        raise ValueError(f"split.ratios must be three non-negative train/eval/test fractions summing to 1, "
+                         f"not {ratios}.")
+    if split.protocol != "hash" and not split.split_dir:
+        raise ValueError(f"Split protocol {split.protocol!r} reads the fault-filtered list files: set "
+                         "split.split_dir (--split-dir) to the folder holding "
+                         f"{', '.join(LIST_FILES.values())}.")
+    if not 0 <= split.max_bad_fraction <= 1:
+        raise ValueError(f"split.max_bad_fraction must be in [0, 1], not {split.max_bad_fraction}.")
+
+
+def hash_fraction(salt: str, track_id: str) -> float:
+    """A stable, uniform position in [0, 1) for a track."""
+    digest = hashlib.sha256(f"{salt}\x00{track_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0 ** 64
+
+
+def by_ratios(fraction: float, ratios: Sequence[float]) -> str:
+    """The split whose cumulative-ratio interval holds ``fraction``."""
+    edge = 0.0
+    for name, ratio in zip(SPLITS, ratios):
+        edge += ratio
+        if fraction < edge:
+            return name
+    return next(name for name, ratio in reversed(list(zip(SPLITS, ratios))) if ratio > 0)
+
+
+def quotas(n: int, ratios: Sequence[float]) -> list[int]:
+    """Split n items by ratios, rounding by largest remainder (ties: earlier split first)."""
+    total = sum(ratios)
+    if n == 0 or total <= 0:
+        return [n] + [0] * (len(ratios) - 1)
+    exact = [n * r / total for r in ratios]
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(ratios)), key=lambda i: (-(exact[i] - counts[i]), i))
+    for i in by_remainder[:n - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def by_quota(track_ids: Iterable[str], names: Sequence[str], ratios: Sequence[float], salt: str) -> dict[str, str]:
+    """Order tracks by salted hash and hand them out in ``quotas``: proportions exact up to rounding."""
+    ordered = sorted(track_ids, key=lambda t: (hash_fraction(salt, t), t))
+    result: dict[str, str] = {}
+    start = 0
+    for name, count in zip(names, quotas(len(ordered), ratios)):
+        result.update((t, name) for t in ordered[start:start + count])
+        start += count
+    return result
+
+
+def read_split_lists(split_dir: str, names: Iterable[str] = tuple(LIST_FILES)) -> dict[str, str]:
+    """``genre/stem`` -> list name ("train", "valid", "test") from the fault-filtered files."""
+    membership: dict[str, str] = {}
+    for name in names:
+        path = os.path.join(split_dir, LIST_FILES[name])
+        if not fileio.exists(path):
+            raise FileNotFoundError(f"Split list {path} is missing. split.split_dir must hold "
+                                    f"{', '.join(LIST_FILES.values())} (lines like blues/blues.00029.wav).")
+        with fileio.open(path, "r") as f:
+            text = f.read()
+        if isinstance(text, bytes):
+            text = text.decode()
+        for number, line in enumerate(text.splitlines(), start=1):
+            entry = line.strip()
+            if not entry or entry.startswith("#"):
+                continue
+            genre, slash, filename = entry.rpartition("/")
+            if not slash or not genre:
+                raise ValueError(f"{path}:{number}: expected an entry like blues/blues.00029.wav, got {entry!r}.")
+            key = f"{genre.rsplit('/', 1)[-1]}/{filename.rsplit('.', 1)[0]}"
+            if membership.get(key, name) != name:
+                raise ValueError(f"{key} is listed in both {LIST_FILES[membership[key]]} and {LIST_FILES[name]} "
+                                 f"under {split_dir}; a track can be in one list only.")
+            membership[key] = name
+    return membership
+
+
+def assign(tracks: Sequence[Track], split: SplitConfig,
+           lists: Optional[dict[str, str]] = None) -> SplitPlan:
+    """Apply ``split.protocol`` to ``tracks``; ``lists`` overrides reading split.split_dir."""
+    validate(split)
+    plan = SplitPlan()
+    salt, ratios = split.salt, tuple(split.ratios)
+    if split.protocol == "hash":
+        for t in tracks:
+            plan.assigned[t.track_id] = by_ratios(hash_fraction(salt, t.track_id), ratios)
+        return plan
+
+    lists = read_split_lists(split.split_dir) if lists is None else lists
+    listed = [(t, lists.get(t.list_key)) for t in tracks]
+    for t, name in listed:
+        if name is None:
+            plan.excluded[t.track_id] = NOT_IN_LISTS
+    listed = [(t, name) for t, name in listed if name is not None]
+
+    if split.protocol == "fault-filtered":
+        for t, name in listed:
+            plan.assigned[t.track_id] = {"train": TRAIN, "valid": EVAL, "test": TEST}[name]
+    elif split.protocol == "fault-filtered-final":
+        for t, name in listed:
+            if name == "test":
+                plan.assigned[t.track_id] = TEST
+            else:
+                plan.assigned[t.track_id] = EVAL if hash_fraction(salt, t.track_id) < ratios[1] else TRAIN
+    else:  # lists-trainval
+        per_genre: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        for t, name in listed:
+            if name == "test":
+                plan.excluded[t.track_id] = IN_TEST_LIST
+            else:
+                per_genre[t.genre][name].append(t.track_id)
+        for genre, by_list in per_genre.items():
+            if set(by_list) == {"train", "valid"}:
+                plan.assigned.update((t, TRAIN) for t in by_list["train"])
+                plan.assigned.update(by_quota(by_list["valid"], (EVAL, TEST), ratios[1:], salt))
+            else:
+                plan.assigned.update(by_quota([t for ids in by_list.values() for t in ids], SPLITS, ratios, salt))
+    return plan

@@ -1,0 +1,102 @@
+"""Track-level split protocols."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from components.audio_example_gen import splits
+from pipeline.config import SplitConfig
+
+
+def tracks(genre: str, numbers) -> list[splits.Track]:
+    return [splits.Track(f"{genre}.{i:05d}", genre) for i in numbers]
+
+
+def write_lists(folder, train=(), valid=(), test=()) -> str:
+    for name, entries in (("train", train), ("valid", valid), ("test", test)):
+        (folder / splits.LIST_FILES[name]).write_text("".join(f"{e}\n" for e in entries))
+    return str(folder)
+
+
+def test_hash_protocol_is_stable_and_follows_the_ratios():
+    many = tracks("rock", range(3000))
+    plan = splits.assign(many, SplitConfig(protocol="hash", ratios=(0.7, 0.15, 0.15)))
+    again = splits.assign(list(reversed(many[:500])), SplitConfig(protocol="hash", ratios=(0.7, 0.15, 0.15)))
+    assert all(plan.assigned[t] == s for t, s in again.assigned.items())  # independent of the other files
+    shares = Counter(plan.assigned.values())
+    assert abs(shares["train"] / 3000 - 0.7) < 0.03 and abs(shares["test"] / 3000 - 0.15) < 0.03
+    other_salt = splits.assign(many, SplitConfig(protocol="hash", salt="another"))
+    assert other_salt.assigned != plan.assigned
+
+
+def test_fault_filtered_maps_lists_to_splits_matching_on_stem(tmp_path):
+    split_dir = write_lists(tmp_path, train=["blues/blues.00029.wav"], valid=["blues/blues.00000.wav"],
+                            test=["blues/blues.00012.wav"])
+    plan = splits.assign(tracks("blues", [29, 0, 12, 5]), SplitConfig(protocol="fault-filtered", split_dir=split_dir))
+    assert plan.assigned == {"blues.00029": "train", "blues.00000": "eval", "blues.00012": "test"}
+    assert plan.excluded == {"blues.00005": splits.NOT_IN_LISTS}
+
+
+def test_fault_filtered_final_moves_a_hash_slice_of_train_and_valid_to_eval(tmp_path):
+    numbers = range(400)
+    split_dir = write_lists(tmp_path, train=[f"rock/rock.{i:05d}.wav" for i in numbers[:300]],
+                            valid=[f"rock/rock.{i:05d}.wav" for i in numbers[300:350]],
+                            test=[f"rock/rock.{i:05d}.wav" for i in numbers[350:]])
+    cfg = SplitConfig(protocol="fault-filtered-final", split_dir=split_dir, ratios=(0.8, 0.1, 0.1))
+    plan = splits.assign(tracks("rock", numbers), cfg)
+    shares = Counter(plan.assigned.values())
+    assert shares["test"] == 50 and shares["train"] + shares["eval"] == 350
+    assert 15 <= shares["eval"] <= 55  # ~10% of 350
+    assert all(plan.assigned[f"rock.{i:05d}"] == "test" for i in numbers[350:])
+
+
+def test_lists_trainval_per_genre(tmp_path):
+    # jazz has tracks from both lists: train -> train, valid split between eval and test.
+    # blues has only valid-list tracks here: hash split over all three splits.
+    jazz_train, jazz_valid = range(0, 40), range(40, 100)
+    split_dir = write_lists(
+        tmp_path,
+        train=[f"jazz/jazz.{i:05d}.wav" for i in jazz_train] + ["blues/blues.00099.wav"],  # not on disk
+        valid=[f"jazz/jazz.{i:05d}.wav" for i in jazz_valid] + [f"blues/blues.{i:05d}.wav" for i in range(60)],
+        test=["jazz/jazz.00100.wav"])
+    present = tracks("jazz", range(101)) + tracks("blues", range(60))
+    plan = splits.assign(present, SplitConfig(protocol="lists-trainval", split_dir=split_dir,
+                                              ratios=(0.6, 0.2, 0.2)))
+    assert all(plan.assigned[f"jazz.{i:05d}"] == "train" for i in jazz_train)
+    held_out = Counter(plan.assigned[f"jazz.{i:05d}"] for i in jazz_valid)
+    assert held_out == {"eval": 30, "test": 30}  # 0.2 : 0.2 of the 60 valid-list tracks
+    assert plan.excluded["jazz.00100"] == splits.IN_TEST_LIST
+    blues = Counter(plan.assigned[f"blues.{i:05d}"] for i in range(60))
+    assert blues == {"train": 36, "eval": 12, "test": 12}
+
+
+def test_quotas_round_by_largest_remainder():
+    assert splits.quotas(10, (0.7, 0.15, 0.15)) == [7, 2, 1]
+    assert splits.quotas(9, (0.7, 0.15, 0.15)) == [6, 2, 1]
+    assert splits.quotas(17, (0.15, 0.15)) == [9, 8]
+    assert splits.quotas(0, (0.7, 0.15, 0.15)) == [0, 0, 0]
+    assert sum(splits.quotas(1234, (0.6, 0.25, 0.15))) == 1234
+
+
+def test_missing_list_file_names_the_file_and_the_fix(tmp_path):
+    (tmp_path / "train_filtered.txt").write_text("blues/blues.00029.wav\n")
+    with pytest.raises(FileNotFoundError, match="valid_filtered.txt is missing.*split_dir must hold"):
+        splits.assign(tracks("blues", [29]), SplitConfig(protocol="fault-filtered", split_dir=str(tmp_path)))
+
+
+def test_a_track_in_two_lists_is_an_error(tmp_path):
+    split_dir = write_lists(tmp_path, train=["pop/pop.00001.wav"], test=["pop/pop.00001.flac"])
+    with pytest.raises(ValueError, match="pop/pop.00001 is listed in both"):
+        splits.read_split_lists(split_dir)
+
+
+@pytest.mark.parametrize("cfg,message", [
+    (SplitConfig(protocol="random"), "Unknown split protocol"),
+    (SplitConfig(ratios=(0.5, 0.5, 0.5)), "summing to 1"),
+    (SplitConfig(protocol="fault-filtered"), "set split.split_dir"),
+    (SplitConfig(max_bad_fraction=2.0), "max_bad_fraction"),
+])
+def test_invalid_configuration_is_a_clear_error(cfg, message):
+    with pytest.raises(ValueError, match=message):
+        splits.validate(cfg)
