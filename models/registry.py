@@ -51,6 +51,11 @@ def needs_input_stats(config: PipelineConfig) -> bool:
     return has_pretrained_backbone(config)
 
 
+def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """(body, head) of a pretrained family, sharing the model's layers (see vgg.split_backbone)."""
+    return vgg.split_backbone(model)
+
+
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
     """Freeze or unfreeze a pretrained body (BN stays frozen); raises for families without one."""
     vgg.set_backbone_trainable(model, trainable)

@@ -106,6 +106,18 @@ def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return [layer for layer in model.layers if layer.name.startswith(BACKBONE_PREFIX)]
 
 
+def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """(body, head) sharing ``model``'s layers: body maps the input to the flattened pool5
+    embedding, head maps that embedding to probabilities. Training the head on embeddings
+    computed once is the frozen phase without a forward pass through the body per epoch."""
+    body = keras.Model(model.input, model.get_layer("head_flatten").output, name="vgg_body")
+    embedding = keras.Input(shape=body.output_shape[1:], name="embedding")
+    x = embedding
+    for layer in model.layers[model.layers.index(model.get_layer("head_flatten")) + 1:]:
+        x = layer(x)
+    return body, keras.Model(embedding, x, name="vgg_head")
+
+
 def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
     """Freeze (phase 1) or unfreeze (phase 2) the pretrained body; recompile afterwards.
 

@@ -110,8 +110,9 @@ class TrainConfig:
     # Caps the number of optimiser steps (None: epochs decide). One step makes a
     # deliberately bad model, used by the gate's e2e test.
     max_steps: Optional[int] = None
-    # VGG transfer learning: epochs with the pretrained body frozen, then unfrozen.
-    frozen_epochs: int = 5
+    # VGG transfer learning: epochs of the new head on the frozen body's embeddings (computed
+    # once, so these epochs cost seconds), then the rest fine-tune the whole network.
+    frozen_epochs: int = 20
     finetune_learning_rate: float = 1e-4
     # Training-only augmentation (never in the serving graph).
     spec_augment: bool = True

@@ -100,3 +100,23 @@ def test_wrong_sample_rate_makes_example_validator_report_anomalies(data_root, t
         assert set(found[split]) == {"sample_rate", "num_samples"}, found[split]
         assert "16000" in found[split]["sample_rate"]
     assert blessed_per_split(config.metadata_path) == {split: 0 for split in SPLITS}
+
+
+def test_anomaly_stops_the_project_pipeline_before_transform(data_root, tmp_path, monkeypatch):
+    """The project's wiring to the Trainer, with data at 16 kHz checked against the 22.05 kHz schema:
+    AnomalyGate fails the run, naming the anomalies, and Transform and Trainer never execute."""
+    from components.anomaly_gate.executor import DataAnomaliesError
+    from pipeline.pipeline import create_pipeline
+
+    config = config_in(tmp_path, model="vgg")  # ingests at 16 kHz
+    wrong_schema = PipelineConfig().with_model("cnn").schema_dir  # curated for 22.05 kHz
+    monkeypatch.setattr(PipelineConfig, "schema_dir", property(lambda self: wrong_schema))
+    pipeline = create_pipeline(
+        config, data_root, until="train", enable_cache=False,
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(config.metadata_path))
+
+    with pytest.raises(DataAnomaliesError, match="sample_rate") as stopped:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    assert "num_samples" in str(stopped.value)
+    assert not os.path.exists(os.path.join(config.pipeline_root, "Transform"))
+    assert not os.path.exists(os.path.join(config.pipeline_root, "Trainer"))
