@@ -166,10 +166,12 @@ class PipelineConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     # Beam pipeline args for every Beam-based component. Named runner: Beam 2.68+
-    # would otherwise pick Prism, which downloads a binary.
+    # would otherwise pick Prism, which downloads a binary. Threads, not processes: audio
+    # decoding, resampling and TF ops release the GIL, and a worker process would import
+    # TensorFlow first (ingestion measured 1110x real time threaded vs 656x; BENCHMARKS.md).
     beam_args: list[str] = field(default_factory=lambda: [
         "--runner=DirectRunner",
-        "--direct_running_mode=multi_processing",
+        "--direct_running_mode=multi_threading",
         "--direct_num_workers=0",
     ])
 
