@@ -73,6 +73,8 @@ def show_component_progress() -> None:
 
 def summarize(config: PipelineConfig, started: float) -> dict:
     """What the run produced, read back from MLMD and the gate's report."""
+    from components.clip_evaluator.executor import ALREADY_RELEASED
+
     from ml_metadata.metadata_store import metadata_store
     from tfx.orchestration import metadata
 
@@ -94,12 +96,15 @@ def summarize(config: PipelineConfig, started: float) -> dict:
     if model is not None and "mlflow_run_id" in model.custom_properties:
         summary["mlflow_run_id"] = model.custom_properties["mlflow_run_id"].string_value
     pushed = newest("PushedModel", "Pusher")
-    if pushed is not None and blessing is not None and pushed.id > blessing.id:
+    if pushed is not None and blessing is not None and (
+            pushed.id > blessing.id or summary.get("gate", {}).get("reasons") == [ALREADY_RELEASED]):
         summary["pushed_to"] = pushed.custom_properties["pushed_destination"].string_value
     return summary
 
 
 def print_summary(summary: dict, until: str) -> None:
+    from components.clip_evaluator.executor import ALREADY_RELEASED
+
     print("\n=== genre pipeline: summary ===")
     gate = summary.get("gate")
     if gate:
@@ -107,9 +112,11 @@ def print_summary(summary: dict, until: str) -> None:
         print(f"  segment accuracy {gate['candidate_segment_accuracy']:.3f} over {gate['candidate_segments']:.0f} "
               f"segments; clip accuracy {gate['candidate_clip_accuracy']:.3f} over {gate['candidate_clips']:.0f} clips")
         print(f"  blessed: {'yes' if gate['blessed'] else 'no: ' + '; '.join(gate['reasons'])}")
+        if not gate["blessed"] and gate["reasons"] == [ALREADY_RELEASED]:
+            print(f"  serving: unchanged, {summary.get('pushed_to', 'the last pushed version')}")
     elif until == "push":
         print("  no gate report found")
-    if until == "push":
+    if until == "push" and not (gate and gate["reasons"] == [ALREADY_RELEASED]):
         print(f"  pushed: {summary.get('pushed_to', 'no (not blessed, nothing pushed)')}")
     if "mlflow_run_id" in summary:
         print(f"  MLflow run {summary['mlflow_run_id']} at {summary['mlflow_tracking_uri']}")

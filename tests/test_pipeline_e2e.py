@@ -8,7 +8,8 @@ PredictionService) serves the pushed model directory.
 
 Run 1 trains a good CNN: it must be blessed and pushed. Run 2 trains for one step: it
 must be refused (below the bar and regressed against run 1) and the serving directory
-must still hold only run 1's version.
+must still hold only run 1's version. Run 3 repeats run 1: its model comes from the cache
+and, being the released model already, is not pushed again.
 """
 from __future__ import annotations
 
@@ -40,8 +41,9 @@ def two_runs(tmp_path_factory, mlflow_server):
     first = run_pipeline(tmp, mlflow_server)
     versions_after_first = sorted(os.listdir(os.path.join(tmp, "serving", "genre")))
     second = run_pipeline(tmp, mlflow_server, "--max-steps", "1")
-    return {"tmp": tmp, "first": first, "second": second, "versions_after_first": versions_after_first,
-            "mlflow_uri": mlflow_server}
+    third = run_pipeline(tmp, mlflow_server)  # the first run's settings again
+    return {"tmp": tmp, "first": first, "second": second, "third": third,
+            "versions_after_first": versions_after_first, "mlflow_uri": mlflow_server}
 
 
 def test_first_run_is_blessed_and_pushed(two_runs):
@@ -62,6 +64,16 @@ def test_worse_model_is_not_blessed_and_not_pushed(two_runs):
     assert not gate["blessed"]
     assert any("regressed" in reason for reason in gate["reasons"]), gate["reasons"]
     assert "pushed_to" not in second
+    serving = os.path.join(two_runs["tmp"], "serving", "genre")
+    assert sorted(os.listdir(serving)) == two_runs["versions_after_first"]
+
+
+def test_rerun_reuses_cached_model_and_does_not_push_it_again(two_runs):
+    from components.clip_evaluator.executor import ALREADY_RELEASED
+
+    third = two_runs["third"]
+    assert third["mlflow_run_id"] == two_runs["first"]["mlflow_run_id"]  # the cached Trainer output
+    assert third["gate"]["reasons"] == [ALREADY_RELEASED]
     serving = os.path.join(two_runs["tmp"], "serving", "genre")
     assert sorted(os.listdir(serving)) == two_runs["versions_after_first"]
 

@@ -68,9 +68,15 @@ def tfma_metrics(evaluation: types.Artifact) -> dict[str, float]:
     return flat
 
 
+ALREADY_RELEASED = "already released: the candidate is the last blessed model (a cached re-run); nothing new to push"
+
+
 def decide(config: PipelineConfig, tfma_blessed: bool, candidate: metrics.Scores,
-           baseline: Optional[metrics.Scores]) -> GateDecision:
+           baseline: Optional[metrics.Scores], candidate_is_baseline: bool = False) -> GateDecision:
+    """Blessed only when every bar holds; a model is released once (its earlier blessing stays)."""
     gate = config.gate
+    if candidate_is_baseline:
+        return GateDecision(blessed=False, reasons=[ALREADY_RELEASED])
     reasons = []
     if not tfma_blessed:
         reasons.append("TFMA did not bless the model (segment accuracy below the bar or regressed; "
@@ -100,7 +106,8 @@ class Executor(base_executor.BaseExecutor):
         baseline = (metrics.score(track_ids, predict(baseline_model, serialized), labels)
                     if baseline_model is not None else None)
         tfma_blessed = tfma_blessing.get_int_custom_property("blessed") == 1
-        decision = decide(config, tfma_blessed, candidate, baseline)
+        same_model = baseline_model is not None and baseline_model.id == model.id
+        decision = decide(config, tfma_blessed, candidate, baseline, candidate_is_baseline=same_model)
 
         report = {
             "split": EVAL_SPLIT, "split_protocol": config.split.protocol, "blessed": decision.blessed,
