@@ -72,32 +72,46 @@ def show_component_progress() -> None:
 
 
 def summarize(config: PipelineConfig, started: float) -> dict:
-    """What the run produced, read back from MLMD and the gate's report."""
-    from components.clip_evaluator.executor import ALREADY_RELEASED
+    """What this run produced, read back from MLMD and the gate's report.
 
+    Follows each component's latest execution to its outputs: a cached execution reuses
+    older artifacts, so "the newest artifact of a type" would describe an earlier run.
+    """
+    from components.clip_evaluator.executor import ALREADY_RELEASED
     from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
     from tfx.orchestration import metadata
 
     store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(config.metadata_path))
 
-    def newest(type_name: str, producer: str):
-        found = [a for a in store.get_artifacts_by_type(type_name) if f"/{producer}/" in a.uri]
-        return max(found, key=lambda a: a.id) if found else None
+    def latest_execution(component: str):
+        names = [t.name for t in store.get_execution_types() if t.name.split(".")[-1] == component]
+        executions = [e for name in names for e in store.get_executions_by_type(name)]
+        return max(executions, key=lambda e: e.id) if executions else None
+
+    def output_of(execution, type_name: str):
+        if execution is None:
+            return None
+        ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+               if e.type == metadata_store_pb2.Event.OUTPUT]
+        type_id = store.get_artifact_type(type_name).id
+        found = [a for a in store.get_artifacts_by_id(ids) if a.type_id == type_id]
+        return found[0] if found else None
 
     summary: dict = {"seconds": round(time.time() - started, 1), "pipeline_root": config.pipeline_root,
                      "mlflow_tracking_uri": config.mlflow_tracking_uri}
-    blessing = newest("ModelBlessing", "ClipEvaluator")
-    if blessing is not None:
-        report_path = os.path.join(blessing.uri, "clip_metrics.json")
-        if os.path.exists(report_path):
-            with open(report_path) as f:
-                summary["gate"] = json.load(f)
-    model = newest("Model", "Trainer")
+    gate_run = latest_execution("ClipEvaluator")
+    blessing = output_of(gate_run, "ModelBlessing")
+    if blessing is not None and os.path.exists(os.path.join(blessing.uri, "clip_metrics.json")):
+        with open(os.path.join(blessing.uri, "clip_metrics.json")) as f:
+            summary["gate"] = json.load(f)
+    model = output_of(latest_execution("Trainer"), "Model")
     if model is not None and "mlflow_run_id" in model.custom_properties:
         summary["mlflow_run_id"] = model.custom_properties["mlflow_run_id"].string_value
-    pushed = newest("PushedModel", "Pusher")
-    if pushed is not None and blessing is not None and (
-            pushed.id > blessing.id or summary.get("gate", {}).get("reasons") == [ALREADY_RELEASED]):
+    push_run = latest_execution("Pusher")
+    pushed = output_of(push_run, "PushedModel")
+    released_before = summary.get("gate", {}).get("reasons") == [ALREADY_RELEASED]
+    if pushed is not None and gate_run is not None and (push_run.id > gate_run.id or released_before):
         summary["pushed_to"] = pushed.custom_properties["pushed_destination"].string_value
     return summary
 
