@@ -135,7 +135,10 @@ class Executor(base_executor.BaseExecutor):
               f"{candidate.clip_accuracy:.3f} over {candidate.clips} clips"
               + (f"; last blessed model: clip accuracy {baseline.clip_accuracy:.3f}" if baseline else "")
               + f" -> {verdict}", flush=True)
-        self._log_to_mlflow(config, model, report, candidate, probabilities, labels)
+        if same_model:
+            print("[gate] MLflow left as it is: the model's run already records its release", flush=True)
+        else:
+            self._log_to_mlflow(config, model, report, candidate, probabilities, labels)
 
     @staticmethod
     def _log_to_mlflow(config: PipelineConfig, model: types.Artifact, report: dict[str, Any],
