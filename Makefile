@@ -10,7 +10,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv run test test-fast bench bench-ingest bench-features bench-training bench-serving compile-kubeflow clean
+.PHONY: venv run test test-fast bench bench-ingest bench-features bench-training bench-serving bench-accuracy compile-kubeflow clean
 
 venv:
 	@$(PYTHON) scripts/setup_env.py
@@ -34,6 +34,10 @@ bench-training: venv
 
 bench-serving: venv
 	$(PY) -m bench.serving $(ARGS)
+
+# Trains every model family on the real clips (about an hour on 2 cores); not part of `make bench`.
+bench-accuracy: venv
+	$(PY) -m bench.accuracy $(ARGS)
 
 compile-kubeflow: venv
 	$(PY) -m kubeflow.runner $(ARGS)

@@ -1,0 +1,64 @@
+"""bench.accuracy's arguments and report, with made-up results (fast, no pipeline run)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import local_runner
+from bench import accuracy as bench
+from models import metrics
+from pipeline.config import GENRES, SPLITS, config_from_args
+
+
+def test_runner_args_turn_the_gate_off_and_name_the_protocol(tmp_path):
+    argv = bench.runner_args("vgg", tmp_path / "real-vgg", "/data", "/splits", epochs=12, beam_mode="in_memory")
+    config = config_from_args(local_runner.parse_args(argv))
+    assert config.split.protocol == "lists-trainval" and config.split.split_dir == "/splits"
+    assert config.train.model == "vgg" and config.train.epochs == 12
+    assert (config.gate.min_accuracy, config.gate.min_clip_accuracy) == (0.0, 0.0)
+    assert config.paths.output_dir == str(tmp_path / "real-vgg")
+    assert "--direct_running_mode=in_memory" in config.beam_args
+    default = config_from_args(local_runner.parse_args(bench.runner_args("cnn", tmp_path, "/d", "/s", None)))
+    assert default.beam_args == config_from_args(local_runner.parse_args(["--split-dir", "/s"])).beam_args
+    assert default.train.epochs == 30
+
+
+def test_parse_beam_modes():
+    assert bench.parse_beam_modes(["vgg=multi_processing"], ["cnn", "vgg"]) == {"cnn": None, "vgg": "multi_processing"}
+    assert bench.parse_beam_modes(["in_memory"], ["cnn", "vgg"]) == {"cnn": "in_memory", "vgg": "in_memory"}
+    with pytest.raises(SystemExit):
+        bench.parse_beam_modes(["vgg=threads"], ["vgg"])
+
+
+def test_parse_epochs():
+    assert bench.parse_epochs(["vgg=12", "cnn=30"]) == {"vgg": 12, "cnn": 30}
+    with pytest.raises(SystemExit):
+        bench.parse_epochs(["resnet=3"])
+
+
+def fake_result(model: str) -> dict:
+    counts = {g: {s: {"tracks": 0, "segments": 0} for s in SPLITS} for g in GENRES}
+    counts["rock"]["test"] = {"tracks": 2, "segments": 20}
+    counts["jazz"]["test"] = {"tracks": 1, "segments": 10}
+    counts["rock"]["train"] = {"tracks": 5, "segments": 50}
+    labels = np.array([9] * 20 + [5] * 10)
+    probs = np.eye(10)[np.array([9] * 10 + [0] * 10 + [5] * 10)]
+    tracks = np.array([b"rock.1"] * 10 + [b"rock.2"] * 10 + [b"jazz.1"] * 10)
+    scores = metrics.score(tracks, probs, labels)
+    gate = {"candidate_segment_accuracy": scores.segment_accuracy, "candidate_clip_accuracy": scores.clip_accuracy,
+            "candidate_segments": 30.0, "candidate_clips": 3.0}
+    return {"model": model, "gate": gate, "scores": scores, "counts": counts, "states": {
+            "Trainer": {"state": "ran", "seconds": 12.0}, "Transform": {"state": "cached", "seconds": 3.0}}, "wall": 30.0, "max_epochs": 30,
+            "mlflow": {"epochs_trained": 7.0, "eval_segment_accuracy": 0.5, "eval_clip_accuracy": 0.5,
+                       "eval_clips": 4.0}, "output_dir": "/tmp/real-" + model}
+
+
+def test_report_names_protocol_genres_and_per_genre_clips():
+    text = bench.report([fake_result("cnn")], "make bench-accuracy")
+    assert bench.PROTOCOL in text
+    assert "jazz (1), rock (2)" in text
+    assert "jazz 1/1, rock 1/2" in text
+    assert "0.667" in text and "target 70%: NOT met" in text
+    assert "fault-filtered-final" in text
+    assert "| total | 5 / 50 | 0 / 0 | 3 / 30 |" in text
+    assert "| 7 | 12 | 15 | 30 |" in text  # epochs, Trainer s, all components s (cached ones as first run), wall s
