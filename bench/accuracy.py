@@ -140,7 +140,8 @@ def component_states(store, since_ms: float) -> dict[str, dict]:
             producers = {e.execution_id for e in store.get_events_by_artifact_ids(outputs)
                          if e.type == metadata_store_pb2.Event.OUTPUT and e.execution_id != execution.id}
             originals = [x for x in store.get_executions_by_id(list(producers)) if x.last_known_state == complete]
-            took = seconds(originals[0]) if originals else float("nan")
+            # No outputs (AnomalyGate only checks): nothing was reused, so the cached step cost nothing.
+            took = seconds(originals[0]) if originals else (0.0 if not outputs else float("nan"))
         states[name] = {"state": "ran" if execution.last_known_state == complete else "cached", "seconds": took}
     return states
 
@@ -171,10 +172,35 @@ def clip_scores_by_genre(examples_uri: str, model_uri: str):
     return metrics.score(track_ids, clip.predict(model, serialized), labels)
 
 
-def mlflow_metrics(tracking_uri: str, run_id: str) -> dict[str, float]:
+def mlflow_run(tracking_uri: str, run_id: str) -> tuple[dict[str, float], dict[str, str]]:
+    """(metrics, parameters) of the Trainer's MLflow run: the configuration the model was trained with."""
     from mlflow.tracking import MlflowClient
 
-    return dict(MlflowClient(tracking_uri=tracking_uri).get_run(run_id).data.metrics)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    data = client.get_run(run_id).data
+    metrics = dict(data.metrics)
+    val_loss = sorted(client.get_metric_history(run_id, "val_loss"), key=lambda m: m.step)
+    if val_loss:  # steps are epochs 0..n-1 across both VGG phases
+        metrics["best_epoch"] = float(min(val_loss, key=lambda m: m.value).step + 1)
+    return metrics, dict(data.params)
+
+
+def trained_config(model: str, params: dict[str, str]) -> PipelineConfig:
+    """The preset, overridden by the parameters the run logged (``section.key``), so the report names the
+    settings the model was trained with even if the presets changed since."""
+    import dataclasses
+
+    cfg = PipelineConfig().with_model(model)
+    for section in ("train", "features", "audio"):
+        current = getattr(cfg, section)
+        updates = {}
+        for f in dataclasses.fields(current):
+            key = f"{section}.{f.name}"
+            if key in params and params[key] != "None" and isinstance(getattr(current, f.name), (int, float, str)) \
+                    and not isinstance(getattr(current, f.name), bool):
+                updates[f.name] = type(getattr(current, f.name))(params[key])
+        setattr(cfg, section, dataclasses.replace(current, **updates))
+    return cfg
 
 
 def collect(model: str, output_dir: Path, summary: dict, started_ms: float, wall: float) -> dict:
@@ -188,10 +214,10 @@ def collect(model: str, output_dir: Path, summary: dict, started_ms: float, wall
     if abs(scores.clip_accuracy - gate["candidate_clip_accuracy"]) > 1e-9:
         raise SystemExit(f"{model}: recomputed clip accuracy {scores.clip_accuracy} differs from the gate's "
                          f"{gate['candidate_clip_accuracy']}; the newest model is not the one the gate scored.")
-    logged = mlflow_metrics(summary["mlflow_tracking_uri"], summary["mlflow_run_id"]) \
-        if "mlflow_run_id" in summary else {}
+    logged, params = mlflow_run(summary["mlflow_tracking_uri"], summary["mlflow_run_id"]) \
+        if "mlflow_run_id" in summary else ({}, {})
     return {"model": model, "gate": gate, "scores": scores, "counts": split_counts(store),
-            "states": component_states(store, started_ms), "wall": wall, "mlflow": logged, "output_dir": str(output_dir)}
+            "states": component_states(store, started_ms), "wall": wall, "mlflow": logged, "params": params, "output_dir": str(output_dir)}
 
 
 # ----- the report ---------------------------------------------------------------------------
@@ -235,6 +261,8 @@ def report(results: list[dict], command: str) -> str:
         verdict = "" if target is None else (
             f" (target {target:.0%}: {'met' if g['candidate_clip_accuracy'] >= target else 'NOT met'})")
         epochs = int(m["epochs_trained"]) if "epochs_trained" in m else "?"
+        if "best_epoch" in m:
+            epochs = f"{epochs} (best val_loss: epoch {int(m['best_epoch'])})"
         eval_text = (f"{m['eval_segment_accuracy']:.3f} / {m['eval_clip_accuracy']:.3f} ({int(m['eval_clips'])} clips)"
                      if "eval_clip_accuracy" in m else "?")
         trainer = f"{r['states']['Trainer']['seconds']:.0f}" if "Trainer" in r["states"] else "?"
@@ -245,9 +273,9 @@ def report(results: list[dict], command: str) -> str:
             f"{per_genre_text(r)} | {eval_text} | {epochs} | {trainer} | {total:.0f} | {r['wall']:.0f} |")
     config_notes = []
     for r in results:
-        cfg = PipelineConfig().with_model(r["model"])
+        cfg = trained_config(r["model"], r.get("params", {}))
         t = cfg.train
-        max_epochs = r["max_epochs"]
+        max_epochs = t.epochs
         phases = (f"head trained on the frozen body's embeddings for up to {min(t.frozen_epochs, max_epochs)} "
                   f"epochs at lr {t.learning_rate:g}, then the whole network fine-tuned at lr "
                   f"{t.finetune_learning_rate:g} for up to {max(max_epochs - t.frozen_epochs, 0)} epochs"

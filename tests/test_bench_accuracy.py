@@ -62,3 +62,16 @@ def test_report_names_protocol_genres_and_per_genre_clips():
     assert "fault-filtered-final" in text
     assert "| total | 5 / 50 | 0 / 0 | 3 / 30 |" in text
     assert "| 7 | 12 | 15 | 30 |" in text  # epochs, Trainer s, all components s (cached ones as first run), wall s
+
+
+def test_report_uses_the_settings_the_run_logged():
+    cfg = bench.trained_config("vgg", {"train.learning_rate": "0.01", "train.epochs": "12", "train.max_steps": "None",
+                                       "features.n_mels": "96", "train.spec_augment": "True"})
+    assert cfg.train.learning_rate == 0.01 and cfg.train.epochs == 12 and cfg.train.max_steps is None
+    assert cfg.features.n_mels == 96 and cfg.audio.sample_rate == 16000
+
+
+def test_report_shows_the_best_epoch_when_logged():
+    result = fake_result("vgg")
+    result["mlflow"]["best_epoch"] = 5.0
+    assert "| 7 (best val_loss: epoch 5) |" in bench.report([result], "make bench-accuracy")
