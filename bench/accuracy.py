@@ -41,12 +41,10 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Optional  # noqa: E402
 
+from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
 from bench.report import write_section  # noqa: E402
 from pipeline.config import GENRES, MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig  # noqa: E402
 
-DEFAULT_DATA_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "gtzan" / "audio"
-DEFAULT_SPLIT_DIR = PROJECT_ROOT.parent / "shared" / "data" / "gtzan" / "splits"
-DEFAULT_OUTPUT_ROOT = PROJECT_ROOT / "outputs"
 PROTOCOL = ("lists-trainval: artist-disjoint fault-filtered train/valid lists where a genre has both, hash split "
             "by track otherwise; 254 clips, train+valid lists of Kereliuk et al. 2015")
 TARGETS = {"vgg": 0.80, "cnn": 0.70}  # issue 5: clip level on held-out tracks
@@ -345,16 +343,9 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"DirectRunner running mode ({', '.join(BEAM_MODES)}) for every family, or MODEL=MODE "
                              "for one; repeatable (default: the pipeline's Beam args, "
                              f"{' '.join(PipelineConfig().beam_args)})")
-    parser.add_argument("--output-root", default=str(DEFAULT_OUTPUT_ROOT),
-                        help="one pipeline root per family under real-<model>/ (default: %(default)s)")
-    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="(default: %(default)s)")
-    parser.add_argument("--split-dir", default=str(DEFAULT_SPLIT_DIR), help="(default: %(default)s)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    add_real_data_arguments(parser, "one pipeline root per family under real-<model>/")
     args = parser.parse_args(argv)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    for m in models:
-        if m not in MODEL_TYPES:
-            raise SystemExit(f"Unknown model {m!r}; choose from {', '.join(MODEL_TYPES)}.")
+    models = parse_models(args.models)
     epochs = parse_epochs(args.epochs)
     beam_modes = parse_beam_modes(args.beam_mode, models)
     output_root = Path(args.output_root).resolve()

@@ -41,12 +41,10 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable, Optional  # noqa: E402
 
+from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
 from bench.report import write_section  # noqa: E402
 from pipeline.config import MODEL_TYPES, PROJECT_ROOT, PipelineConfig  # noqa: E402
 
-DEFAULT_DATA_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "gtzan" / "audio"
-DEFAULT_SPLIT_DIR = PROJECT_ROOT.parent / "shared" / "data" / "gtzan" / "splits"
-DEFAULT_OUTPUT_ROOT = PROJECT_ROOT / "outputs"
 RATIO_GOAL = 3.0
 
 
@@ -253,16 +251,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="timed full epochs of fit per model/phase (default: %(default)s); the input "
                              "pipeline alone is timed over max(epochs, 10)")
     parser.add_argument("--warmup-steps", type=int, default=5, help="fit steps before timing (default: %(default)s)")
-    parser.add_argument("--output-root", default=str(DEFAULT_OUTPUT_ROOT),
-                        help="holds real-<model>/ pipeline roots (default: %(default)s)")
-    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="(default: %(default)s)")
-    parser.add_argument("--split-dir", default=str(DEFAULT_SPLIT_DIR), help="(default: %(default)s)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    add_real_data_arguments(parser, "holds real-<model>/ pipeline roots")
     args = parser.parse_args(argv)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    for m in models:
-        if m not in MODEL_TYPES:
-            raise SystemExit(f"Unknown model {m!r}; choose from {', '.join(MODEL_TYPES)}.")
+    models = parse_models(args.models)
 
     output_root = Path(args.output_root)
     sources = {m: prepare(m, output_root / f"real-{m}", args.data_root, args.split_dir,
