@@ -299,8 +299,8 @@ after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (2 cores 
 Smallest input/fit ratio: **{min(ratios):,.0f}x** (goal: at least {RATIO_GOAL:g}x:
 {'met for every family' if min(ratios) >= RATIO_GOAL else 'NOT met for every family'}). The input pipeline
 was timed alone, so it had both cores; during `fit` it shares them with the model: at a ratio of R it needs
-about 1/R of the machine to keep the model fed. Even the cold first epoch (reading and decompressing the
-TFRecords) outran the fastest fit of its family by at least {slowest_cold:,.0f}x.
+about 1/R of the machine to keep the model fed. The cold first epoch (reading and decompressing the gzipped
+TFRecords into the cache, once per training run) ran at {slowest_cold:.1f}x or more of the fastest fit of its family.
 """
     print(body)
     if not args.no_write:

@@ -166,12 +166,13 @@ class PipelineConfig:
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     # Beam pipeline args for every Beam-based component. Named runner: Beam 2.68+
-    # would otherwise pick Prism, which downloads a binary. Threads, not processes: audio
-    # decoding, resampling and TF ops release the GIL, and a worker process would import
-    # TensorFlow first (ingestion measured 1110x real time threaded vs 656x; BENCHMARKS.md).
+    # would otherwise pick Prism, which downloads a binary. Processes, not threads: threaded
+    # ingestion was faster (1110x vs 656x real time, BENCHMARKS.md), but Transform crashed once
+    # under multi_threading for the VGG (ArrowInvalid reading its own output), while
+    # multi_processing ran every model family.
     beam_args: list[str] = field(default_factory=lambda: [
         "--runner=DirectRunner",
-        "--direct_running_mode=multi_threading",
+        "--direct_running_mode=multi_processing",
         "--direct_num_workers=0",
     ])
 
