@@ -77,6 +77,7 @@ def summarize(config: PipelineConfig, started: float) -> dict:
     Follows each component's latest execution to its outputs: a cached execution reuses
     older artifacts, so "the newest artifact of a type" would describe an earlier run.
     """
+    from components.audio_example_gen.quarantine import SUMMARY_FILE, AudioQuarantine
     from components.clip_evaluator.executor import ALREADY_RELEASED
     from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
@@ -100,6 +101,14 @@ def summarize(config: PipelineConfig, started: float) -> dict:
 
     summary: dict = {"seconds": round(time.time() - started, 1), "pipeline_root": config.pipeline_root,
                      "mlflow_tracking_uri": config.mlflow_tracking_uri}
+    report = output_of(latest_execution("AudioExampleGen"), AudioQuarantine.TYPE_NAME)
+    if report is not None and os.path.exists(os.path.join(report.uri, SUMMARY_FILE)):
+        with open(os.path.join(report.uri, SUMMARY_FILE)) as f:
+            ingestion = json.load(f)
+        summary["data"] = {"files": ingestion["files"], "report": report.uri,
+                           "tracks": {split: counts["tracks"] for split, counts in ingestion["splits"].items()},
+                           "quarantined": [{k: bad[k] for k in ("path", "reason", "detail")}
+                                           for bad in ingestion["quarantined"]]}
     gate_run = latest_execution("ClipEvaluator")
     blessing = output_of(gate_run, "ModelBlessing")
     if blessing is not None and os.path.exists(os.path.join(blessing.uri, "clip_metrics.json")):
@@ -120,6 +129,14 @@ def print_summary(summary: dict, until: str) -> None:
     from components.clip_evaluator.executor import ALREADY_RELEASED
 
     print("\n=== genre pipeline: summary ===")
+    data = summary.get("data")
+    if data:
+        tracks = ", ".join(f"{split} {n}" for split, n in data["tracks"].items())
+        print(f"data: {data['files']['ingested']} files ingested (tracks: {tracks}), "
+              f"{data['files']['quarantined']} quarantined, {data['files']['excluded']} excluded by the split")
+        for bad in data["quarantined"]:
+            print(f"  quarantined {bad['path']}: {bad['reason']} ({bad['detail']})")
+        print(f"  ingestion report: {data['report']}")
     gate = summary.get("gate")
     if gate:
         print(f"held-out '{gate['split']}' split, {gate['split_protocol']} protocol (tracks never in training):")

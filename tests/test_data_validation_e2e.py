@@ -120,3 +120,26 @@ def test_anomaly_stops_the_project_pipeline_before_transform(data_root, tmp_path
     assert "num_samples" in str(stopped.value)
     assert not os.path.exists(os.path.join(config.pipeline_root, "Transform"))
     assert not os.path.exists(os.path.join(config.pipeline_root, "Trainer"))
+
+
+def test_a_bad_file_is_set_aside_and_named_in_the_run_summary(data_root, tmp_path, capsys):
+    """The README's run command on a root holding one text file named .wav: the run goes on
+    without it, and the summary it returns and prints names the file, its reason and the report."""
+    import shutil
+
+    import local_runner
+
+    root = tmp_path / "messy"
+    shutil.copytree(data_root, root)
+    (root / "jazz" / "jazz.00099.wav").write_text("not audio at all")
+    summary = local_runner.main(["--data-root", str(root), "--output-dir", str(tmp_path / "out"), "--until",
+                                 "validate", *(f"--beam-arg={arg}" for arg in BEAM_IN_MEMORY)])
+
+    data = summary["data"]
+    assert data["files"] == {"discovered": 31, "ingested": 30, "quarantined": 1, "excluded": 0}
+    assert [(bad["path"], bad["reason"]) for bad in data["quarantined"]] == [("jazz/jazz.00099.wav", "not_audio")]
+    assert sum(data["tracks"].values()) == 30
+    assert os.path.exists(os.path.join(data["report"], SUMMARY_FILE))
+    printed = capsys.readouterr().out
+    assert "30 files ingested" in printed and "1 quarantined" in printed
+    assert "quarantined jazz/jazz.00099.wav: not_audio" in printed
