@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if unsupported:
         print(f"[kubeflow] note: {', '.join(unsupported)} are resolver executors (the latest-blessed-model "
               "baseline). Vertex AI Pipelines runs them; the open-source KFP v2 backend refuses them "
-              "('resolver executors not implemented'). See kubeflow/README.md.", file=sys.stderr)
+              "('resolver executors not implemented'): compile with --no-baseline for it. See kubeflow/README.md.",
+              file=sys.stderr)
     return job
 
 

@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         unsupported = spec_lib.unsupported_on_open_source_kfp(request.pipeline_spec)
         if unsupported:
             print(f"[schedule] warning: {', '.join(unsupported)} are resolver executors, which the open-source "
-                  "KFP v2 backend refuses when it starts a run; see kubeflow/README.md.", file=sys.stderr)
+                  "KFP v2 backend refuses when it starts a run; compile with --no-baseline for it (kubeflow/README.md).",
+                  file=sys.stderr)
         ids = send(request)
     except ValueError as err:  # includes LocalPathError
         raise SystemExit(f"error: {err}") from None

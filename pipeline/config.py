@@ -130,6 +130,9 @@ class GateConfig:
     min_clip_accuracy: float = 0.6
     # The candidate may trail the last blessed model by at most this much accuracy.
     max_accuracy_drop: float = 0.01
+    # Compare with the last blessed model (found by a TFX Resolver). Off only where resolvers
+    # cannot run (the open-source Kubeflow Pipelines backend): then only the absolute bars gate.
+    compare_to_last_blessed: bool = True
 
 
 @dataclass
@@ -330,6 +333,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="clip (vote) accuracy a model needs to be blessed (default: %(default)s)")
     g.add_argument("--max-accuracy-drop", type=float, default=d.gate.max_accuracy_drop,
                    help="allowed accuracy drop against the last blessed model (default: %(default)s)")
+    g.add_argument("--no-baseline", dest="compare_to_last_blessed", action="store_false",
+                   help="no comparison with the last blessed model, only the absolute bars: for backends that "
+                   "cannot run TFX resolvers (open-source Kubeflow Pipelines)")
     g = parser.add_argument_group("paths")
     g.add_argument("--output-dir", default=str(DEFAULT_OUTPUT_DIR),
                    help="where pipeline root, metadata, MLflow store and pushed models go (default: %(default)s)")
@@ -360,7 +366,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
                                     learning_rate=args.learning_rate or cfg.train.learning_rate,
                                     max_steps=args.max_steps, frozen_epochs=args.frozen_epochs)
     cfg.gate = GateConfig(min_accuracy=args.min_accuracy, min_clip_accuracy=args.min_clip_accuracy,
-                          max_accuracy_drop=args.max_accuracy_drop)
+                          max_accuracy_drop=args.max_accuracy_drop,
+                          compare_to_last_blessed=args.compare_to_last_blessed)
     if args.beam_args:
         cfg.beam_args = list(args.beam_args)
     return cfg

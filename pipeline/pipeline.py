@@ -1,7 +1,8 @@
 """The genre pipeline: one `create_pipeline()` for the local and the Kubeflow runner.
 
     AudioExampleGen -> StatisticsGen -> ExampleValidator (ImportSchemaGen) -> AnomalyGate
-      -> Transform -> Trainer -> Evaluator (TFMA, against the last blessed model)
+      -> Transform -> Trainer -> Evaluator (TFMA, against the last blessed model, which a
+         Resolver finds unless config.gate.compare_to_last_blessed is off)
       -> ClipEvaluator (clip-level gate; the blessing that counts)
       -> [Cond blessed] Pusher -> ModelRegistrar (MLflow)
 
@@ -32,6 +33,7 @@ PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.training.run_fn"
 EVAL_SIGNATURE = "from_examples"
 CLIP_EVALUATOR_ID = "ClipEvaluator"
+RESOLVER_ID = "latest_blessed_model_resolver"
 
 
 def model_code_fingerprint() -> str:
@@ -51,8 +53,9 @@ def model_code_fingerprint() -> str:
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     """TFMA: accuracy with an absolute bar and a no-regression bar, per-genre metrics, slices by genre."""
     accuracy_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.gate.min_accuracy}),
-        change_threshold=tfma.GenericChangeThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.gate.min_accuracy}))
+    if config.gate.compare_to_last_blessed:
+        accuracy_threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
             direction=tfma.MetricDirection.HIGHER_IS_BETTER,
             absolute={"value": -config.gate.max_accuracy_drop - 1e-9}))
     return tfma.EvalConfig(
@@ -112,29 +115,33 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
         components += [transform, trainer]
 
     if until == "push":
-        # Only ClipEvaluator's blessing marks a model as released; TFMA's alone does not.
-        model_resolver = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            model_blessing=tfx.dsl.Channel(
-                type=tfx.types.standard_artifacts.ModelBlessing,
-                producer_component_id=CLIP_EVALUATOR_ID, output_key="blessing"),
-        ).with_id("latest_blessed_model_resolver")
+        baseline = None
+        if config.gate.compare_to_last_blessed:
+            # Only ClipEvaluator's blessing marks a model as released; TFMA's alone does not.
+            model_resolver = tfx.dsl.Resolver(
+                strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+                model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+                model_blessing=tfx.dsl.Channel(
+                    type=tfx.types.standard_artifacts.ModelBlessing,
+                    producer_component_id=CLIP_EVALUATOR_ID, output_key="blessing"),
+            ).with_id(RESOLVER_ID)
+            baseline = model_resolver.outputs["model"]
+            components.append(model_resolver)
         evaluator = tfx.components.Evaluator(
             examples=example_gen.outputs["examples"],
             model=trainer.outputs["model"],
-            baseline_model=model_resolver.outputs["model"],
+            baseline_model=baseline,
             eval_config=eval_config(config),
             example_splits=["test"])
         clip_evaluator = ClipEvaluator(
             examples=example_gen.outputs["examples"],
             model=trainer.outputs["model"],
-            baseline_model=model_resolver.outputs["model"],
+            baseline_model=baseline,
             tfma_blessing=evaluator.outputs["blessing"],
             evaluation=evaluator.outputs["evaluation"],
             pipeline_config_json=config_json,
         ).with_id(CLIP_EVALUATOR_ID)
-        components += [model_resolver, evaluator, clip_evaluator]
+        components += [evaluator, clip_evaluator]
         with tfx.dsl.Cond(clip_evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
             pusher = tfx.components.Pusher(
                 model=trainer.outputs["model"],

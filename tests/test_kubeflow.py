@@ -107,6 +107,19 @@ def test_the_baseline_is_the_latest_blessed_model(spec):
         f"{RESOLVER}-{part}-resolver_executor" for part in ("model", "model-blessing"))
 
 
+def test_the_no_baseline_variant_has_nothing_open_source_kfp_refuses(tmp_path, spec):
+    """--no-baseline: no resolver tasks, no baseline inputs, TFMA without its change threshold."""
+    job = runner.main(BASE_ARGS + ["--no-baseline", "--output", str(tmp_path / "no-baseline.json")])
+    variant = job["pipelineSpec"]
+    assert set(tasks(variant)) == COMPONENTS
+    assert spec_lib.unsupported_on_open_source_kfp(variant) == []
+    for consumer in ("Evaluator", "ClipEvaluator"):
+        assert "baseline_model" not in tasks(variant)[consumer]["inputs"]["artifacts"]
+        assert "baseline_model" in tasks(spec)[consumer]["inputs"]["artifacts"]  # the default keeps it
+    assert "change_threshold" not in parameter(variant, "Evaluator", "eval_config")
+    assert "change_threshold" in parameter(spec, "Evaluator", "eval_config")
+
+
 def test_every_container_runs_the_image_with_keras_2(spec):
     containers = {label: e["container"] for label, e in spec["deploymentSpec"]["executors"].items()
                   if "container" in e}

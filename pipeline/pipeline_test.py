@@ -1,0 +1,55 @@
+"""create_pipeline's wiring, checked on the pipeline object (nothing runs here; tests/ runs it)."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pipeline.config import PipelineConfig, add_cli_arguments, config_from_args
+from pipeline.pipeline import CLIP_EVALUATOR_ID, RESOLVER_ID, create_pipeline, eval_config
+
+
+def node_ids(config: PipelineConfig, until: str = "push") -> list[str]:
+    return [node.id for node in create_pipeline(config, "/data", until=until).components]
+
+
+def accuracy_threshold(config: PipelineConfig):
+    spec = eval_config(config).metrics_specs[0].metrics[0]
+    assert spec.class_name == "SparseCategoricalAccuracy"
+    return spec.per_slice_thresholds[0].threshold
+
+
+def without_baseline() -> PipelineConfig:
+    config = PipelineConfig()
+    config.gate = dataclasses.replace(config.gate, compare_to_last_blessed=False)
+    return config
+
+
+def test_the_gate_compares_with_the_last_blessed_model_by_default():
+    config = PipelineConfig()
+    assert RESOLVER_ID in node_ids(config)
+    threshold = accuracy_threshold(config)
+    assert threshold.value_threshold.lower_bound.value == config.gate.min_accuracy
+    assert threshold.change_threshold.absolute.value == pytest.approx(-config.gate.max_accuracy_drop)
+
+
+def test_without_a_baseline_there_is_no_resolver_and_no_change_threshold():
+    ids = node_ids(without_baseline())
+    assert RESOLVER_ID not in ids
+    assert {"Evaluator", CLIP_EVALUATOR_ID, "Pusher"} <= set(ids)
+    threshold = accuracy_threshold(without_baseline())
+    assert threshold.HasField("value_threshold") and not threshold.HasField("change_threshold")
+
+
+def test_the_no_baseline_flag_reaches_the_gate_config():
+    import argparse
+
+    parser = add_cli_arguments(argparse.ArgumentParser())
+    assert config_from_args(parser.parse_args([])).gate.compare_to_last_blessed
+    assert not config_from_args(parser.parse_args(["--no-baseline"])).gate.compare_to_last_blessed
+
+
+def test_until_stops_the_wiring_early():
+    assert "Transform" not in node_ids(PipelineConfig(), until="validate")
+    assert "Trainer" in node_ids(PipelineConfig(), until="train")
+    assert "Evaluator" not in node_ids(PipelineConfig(), until="train")
