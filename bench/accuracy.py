@@ -183,6 +183,15 @@ def mlflow_run(tracking_uri: str, run_id: str) -> tuple[dict[str, float], dict[s
     return metrics, dict(data.params)
 
 
+def _number_or_text(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def trained_config(model: str, params: dict[str, str]) -> PipelineConfig:
     """The preset, overridden by the parameters the run logged (``section.key``), so the report names the
     settings the model was trained with even if the presets changed since."""
@@ -194,9 +203,15 @@ def trained_config(model: str, params: dict[str, str]) -> PipelineConfig:
         updates = {}
         for f in dataclasses.fields(current):
             key = f"{section}.{f.name}"
-            if key in params and params[key] != "None" and isinstance(getattr(current, f.name), (int, float, str)) \
-                    and not isinstance(getattr(current, f.name), bool):
-                updates[f.name] = type(getattr(current, f.name))(params[key])
+            value = getattr(current, f.name)
+            if key not in params or isinstance(value, bool):
+                continue
+            if params[key] == "None":
+                updates[f.name] = None
+            elif isinstance(value, (int, float, str)):
+                updates[f.name] = type(value)(params[key])
+            elif value is None:  # an Optional setting the preset leaves unset
+                updates[f.name] = _number_or_text(params[key])
         setattr(cfg, section, dataclasses.replace(current, **updates))
     return cfg
 
@@ -278,13 +293,30 @@ def report(results: list[dict], command: str) -> str:
                   f"epochs at lr {t.learning_rate:g}, then the whole network fine-tuned at lr "
                   f"{t.finetune_learning_rate:g} for up to {max(max_epochs - t.frozen_epochs, 0)} epochs"
                   if r["model"] == "vgg" else f"lr {t.learning_rate:g}")
+        monitor = {"val_loss": "loss", "val_accuracy": "accuracy"}.get(t.early_stopping_monitor,
+                                                                      t.early_stopping_monitor)
+        if t.lr_schedule == "plateau":
+            phases += (f", learning rate x{t.reduce_lr_factor:g} after {t.reduce_lr_patience} epochs without a "
+                       f"better eval {monitor}")
+        elif t.lr_schedule == "cosine":
+            phases += ", cosine learning-rate decay to 0 over the epochs"
+        if t.label_smoothing:
+            phases += f", label smoothing {t.label_smoothing:g}"
+        stopping = ("no early stopping (the last epoch's weights)" if t.early_stopping_patience is None else
+                    f"early stopping on the eval split's {monitor} (patience {t.early_stopping_patience}, "
+                    "best weights restored)")
+        augmentation = ", ".join(filter(None, [
+            f"gain +-{t.random_gain_db:g} dB" if t.random_gain_db > 0 else "",
+            f"SpecAugment (one frequency mask up to {t.freq_mask_param} bins, one time mask up to "
+            f"{t.time_mask_param} frames)" if t.spec_augment else "",
+            f"mixup alpha {t.mixup_alpha:g}" if t.mixup_alpha > 0 else ""])) or "none"
         states = r["states"]
         ran = ", ".join(k for k, v in states.items() if v["state"] == "ran")
         cached = ", ".join(k for k, v in states.items() if v["state"] == "cached")
         config_notes.append(
             f"- {r['model']}: {cfg.features.kind} ({cfg.audio.sample_rate} Hz), batch {t.batch_size}, {phases}, "
-            f"early stopping on the eval split's loss (patience {t.early_stopping_patience}, best weights restored), "
-            f"max epochs {max_epochs}. Beam args: {r.get('beam', beam_text(None))}. Components run: {ran or '-'}; from cache: "
+            f"{stopping}, max epochs {max_epochs}, seed {t.seed}; augmentation: {augmentation}. "
+            f"Beam args: {r.get('beam', beam_text(None))}. Components run: {ran or '-'}; from cache: "
             f"{cached or '-'}. Pipeline root `{r['output_dir']}`.")
     notes = "\n".join(config_notes)
     return f"""
@@ -366,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
         wall = time.time() - started
         summary = json.loads(summary_path.read_text())
         result = collect(model, output_dir, summary, started * 1000.0, wall)
-        result["max_epochs"] = epochs.get(model, PipelineConfig().train.epochs)
+        result["max_epochs"] = epochs.get(model, PipelineConfig().with_model(model).train.epochs)
         result["beam"] = beam_text(beam_modes[model])
         results.append(result)
         g = result["gate"]

@@ -7,6 +7,7 @@ prefetch. Validation uses the `eval` split; the `test` split is never seen here.
 """
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -92,24 +93,48 @@ class MlflowEpochLogger(keras.callbacks.Callback):
               f"({time.time() - self.started:.0f} s)", flush=True)
 
 
-def _callbacks(config: PipelineConfig, run_dir: str, epochs: int, step_offset: int) -> list[keras.callbacks.Callback]:
-    return [
-        # val_loss, not val_accuracy: on a small eval split accuracy saturates early (1.0 at
-        # epoch 7 of a CNN whose val_loss kept falling to epoch 12) and would pick that epoch.
-        keras.callbacks.EarlyStopping(monitor="val_loss", mode="min", patience=config.train.early_stopping_patience,
-                                      restore_best_weights=True),
+LR_SCHEDULES = ("constant", "plateau", "cosine")
+MONITORS = {"val_loss": "min", "val_accuracy": "max"}
+
+
+def _callbacks(config: PipelineConfig, run_dir: str, total_epochs: int, step_offset: int, *,
+               learning_rate: float, epochs: int) -> list[keras.callbacks.Callback]:
+    """Callbacks of one ``fit`` call of ``epochs`` epochs starting at ``learning_rate``.
+
+    ``total_epochs`` and ``step_offset`` place the call within the whole run (VGG's two phases)
+    for the progress line and the MLflow steps.
+    """
+    t = config.train
+    if t.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"Unknown lr_schedule {t.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}.")
+    if t.early_stopping_monitor not in MONITORS:
+        raise ValueError(f"Unknown early_stopping_monitor {t.early_stopping_monitor!r}; choose one of "
+                         f"{', '.join(MONITORS)}.")
+    monitor, mode = t.early_stopping_monitor, MONITORS[t.early_stopping_monitor]
+    callbacks: list[keras.callbacks.Callback] = []
+    if t.early_stopping_patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience,
+                                                       restore_best_weights=True))
+    callbacks += [
         keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "checkpoints", "best.weights.h5"),
-                                        monitor="val_loss", mode="min", save_best_only=True,
-                                        save_weights_only=True),
+                                        monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True),
         keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch"),
-        MlflowEpochLogger(epochs, step_offset),
     ]
+    if t.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=t.reduce_lr_factor,
+                                                           patience=t.reduce_lr_patience, verbose=0))
+    elif t.lr_schedule == "cosine":
+        callbacks.append(keras.callbacks.LearningRateScheduler(
+            lambda epoch: learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))))
+    # Last, so that it logs what the others added to the epoch's logs (the learning rate).
+    callbacks.append(MlflowEpochLogger(total_epochs, step_offset))
+    return callbacks
 
 
-def _compile(model: keras.Model, learning_rate: float) -> None:
+def _compile(model: keras.Model, learning_rate: float, label_smoothing: float = 0.0) -> None:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=keras.losses.CategoricalCrossentropy(), metrics=[keras.metrics.CategoricalAccuracy(
-                      name="accuracy")])
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
 
 
 def embed(body: keras.Model, dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -133,9 +158,10 @@ def fit_head_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset, 
     train_embeddings = embed(body, probe_train_ds).cache()
     eval_embeddings = embed(body, eval_ds).batch(batch).cache()
     train_embeddings = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=config.train.seed).batch(batch)
-    _compile(head, config.train.learning_rate)
+    _compile(head, config.train.learning_rate, config.train.label_smoothing)
     result = head.fit(train_embeddings, validation_data=eval_embeddings, epochs=epochs, verbose=0,
-                      callbacks=_callbacks(config, run_dir, config.train.epochs, 0))
+                      callbacks=_callbacks(config, run_dir, config.train.epochs, 0,
+                                           learning_rate=config.train.learning_rate, epochs=epochs))
     return {key: [float(v) for v in values] for key, values in result.history.items()}
 
 
@@ -147,20 +173,23 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     """
     t = config.train
     if t.max_steps or not registry.has_pretrained_backbone(config):
-        _compile(model, t.learning_rate)
+        _compile(model, t.learning_rate, t.label_smoothing)
         steps = {"steps_per_epoch": t.max_steps} if t.max_steps else {}
         epochs = 1 if t.max_steps else t.epochs
         result = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, verbose=0,
-                           callbacks=_callbacks(config, run_dir, epochs, 0), **steps)
+                           callbacks=_callbacks(config, run_dir, epochs, 0, learning_rate=t.learning_rate,
+                                                epochs=epochs), **steps)
         return {key: [float(v) for v in values] for key, values in result.history.items()}
     frozen = min(t.frozen_epochs, t.epochs)
     history = fit_head_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen)
     done = len(history.get("loss", []))
+    finetune = t.epochs - frozen
     if t.epochs > frozen:
         registry.set_backbone_trainable(model, True)
-        _compile(model, t.finetune_learning_rate)
-        result = model.fit(train_ds, validation_data=eval_ds, epochs=t.epochs - frozen, verbose=0,
-                           callbacks=_callbacks(config, run_dir, t.epochs, done))
+        _compile(model, t.finetune_learning_rate, t.label_smoothing)
+        result = model.fit(train_ds, validation_data=eval_ds, epochs=finetune, verbose=0,
+                           callbacks=_callbacks(config, run_dir, t.epochs, done,
+                                                learning_rate=t.finetune_learning_rate, epochs=finetune))
         for key, values in result.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
     return history

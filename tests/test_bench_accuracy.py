@@ -75,3 +75,15 @@ def test_report_shows_the_best_epoch_when_logged():
     result = fake_result("vgg")
     result["mlflow"]["best_epoch"] = 5.0
     assert "| 7 (best val_loss: epoch 5) |" in bench.report([result], "make bench-accuracy")
+
+
+def test_report_names_schedule_stopping_and_augmentation_as_logged():
+    result = fake_result("cnn")
+    result["params"] = {"train.early_stopping_patience": "None", "train.lr_schedule": "cosine",
+                        "train.mixup_alpha": "0.2", "train.max_steps": "None"}
+    text = bench.report([result], "make bench-accuracy")
+    assert "cosine learning-rate decay to 0 over the epochs" in text
+    assert "no early stopping (the last epoch's weights)" in text
+    assert "mixup alpha 0.2" in text
+    cfg = bench.trained_config("cnn", {"train.early_stopping_patience": "7", "train.max_steps": "12"})
+    assert cfg.train.early_stopping_patience == 7 and cfg.train.max_steps == 12

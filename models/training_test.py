@@ -1,0 +1,71 @@
+"""models/training.py: callbacks per schedule and stopping rule (no real training)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from models import training
+from pipeline.config import PipelineConfig
+
+
+def _train(model: str = "cnn", **changes) -> PipelineConfig:
+    config = PipelineConfig().with_model(model)
+    config.train = dataclasses.replace(config.train, **changes)
+    return config
+
+
+def _of(callbacks, cls):
+    return [c for c in callbacks if isinstance(c, cls)]
+
+
+def test_early_stopping_follows_monitor_and_patience(tmp_path):
+    callbacks = training._callbacks(_train(early_stopping_monitor="val_accuracy", early_stopping_patience=7),
+                                    str(tmp_path), 30, 0, learning_rate=1e-3, epochs=30)
+    [stop] = _of(callbacks, keras.callbacks.EarlyStopping)
+    assert (stop.monitor, stop.patience, stop.restore_best_weights) == ("val_accuracy", 7, True)
+    assert stop.monitor_op == np.greater
+    [checkpoint] = _of(callbacks, keras.callbacks.ModelCheckpoint)
+    assert checkpoint.monitor == "val_accuracy"
+    # The MLflow logger comes last, so it sees the learning rate the schedules add to the logs.
+    assert isinstance(callbacks[-1], training.MlflowEpochLogger)
+
+    no_stop = training._callbacks(_train(early_stopping_patience=None), str(tmp_path), 30, 0,
+                                  learning_rate=1e-3, epochs=30)
+    assert not _of(no_stop, keras.callbacks.EarlyStopping)
+
+
+def test_learning_rate_schedules(tmp_path):
+    def schedules(**changes):
+        callbacks = training._callbacks(_train(**changes), str(tmp_path), 20, 0, learning_rate=2e-3, epochs=20)
+        return (_of(callbacks, keras.callbacks.ReduceLROnPlateau),
+                _of(callbacks, keras.callbacks.LearningRateScheduler))
+
+    assert schedules(lr_schedule="constant") == ([], [])
+    [plateau], [] = schedules(lr_schedule="plateau", reduce_lr_patience=2, reduce_lr_factor=0.25)
+    assert (plateau.monitor, plateau.patience, plateau.factor) == ("val_loss", 2, 0.25)
+    [], [cosine] = schedules(lr_schedule="cosine")
+    rates = [cosine.schedule(epoch) for epoch in range(20)]
+    assert rates[0] == pytest.approx(2e-3) and rates[10] == pytest.approx(1e-3)
+    assert all(a > b for a, b in zip(rates, rates[1:])) and 0 < rates[-1] < 2e-5
+    with pytest.raises(ValueError, match="lr_schedule"):
+        schedules(lr_schedule="step")
+    with pytest.raises(ValueError, match="early_stopping_monitor"):
+        schedules(early_stopping_monitor="loss")
+
+
+def test_cosine_schedule_sets_the_optimizer_rate_each_epoch(tmp_path):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(10, activation="softmax")])
+    training._compile(model, 1e-2)
+    x, y = np.zeros((8, 3), "f"), np.eye(10, dtype="f")[np.arange(8)]
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    callbacks = [c for c in training._callbacks(_train(lr_schedule="cosine", early_stopping_patience=None),
+                                                str(tmp_path), 4, 0, learning_rate=1e-2, epochs=4)
+                 if not isinstance(c, training.MlflowEpochLogger)]  # no MLflow run here
+    history = model.fit(ds, validation_data=ds, epochs=4, verbose=0, callbacks=callbacks)
+    assert history.history["lr"] == pytest.approx([1e-2, 1e-2 * 0.5 * (1 + np.cos(np.pi / 4)), 5e-3,
+                                                   1e-2 * 0.5 * (1 + np.cos(3 * np.pi / 4))], rel=1e-5)
+
