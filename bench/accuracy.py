@@ -274,8 +274,13 @@ def report(results: list[dict], command: str) -> str:
         verdict = "" if target is None else (
             f" (target {target:.0%}: {'met' if g['candidate_clip_accuracy'] >= target else 'NOT met'})")
         epochs = int(m["epochs_trained"]) if "epochs_trained" in m else "?"
+        notes = []
+        if "head_epochs" in m and epochs != "?":
+            notes.append(f"head {int(m['head_epochs'])} + fine-tuning {epochs - int(m['head_epochs'])}")
         if "best_epoch" in m:
-            epochs = f"{epochs} (best val_loss: epoch {int(m['best_epoch'])})"
+            notes.append(f"best val_loss: epoch {int(m['best_epoch'])}")
+        if notes:
+            epochs = f"{epochs} ({'; '.join(notes)})"
         eval_text = (f"{m['eval_segment_accuracy']:.3f} / {m['eval_clip_accuracy']:.3f} ({int(m['eval_clips'])} clips)"
                      if "eval_clip_accuracy" in m else "?")
         trainer = f"{r['states']['Trainer']['seconds']:.0f}" if "Trainer" in r["states"] else "?"
@@ -291,7 +296,8 @@ def report(results: list[dict], command: str) -> str:
         max_epochs = t.epochs
         phases = (f"head trained on the frozen body's embeddings for up to {min(t.frozen_epochs, max_epochs)} "
                   f"epochs at lr {t.learning_rate:g}, then the whole network fine-tuned at lr "
-                  f"{t.finetune_learning_rate:g} for up to {max(max_epochs - t.frozen_epochs, 0)} epochs"
+                  f"{t.finetune_learning_rate:g} for the rest of the {max_epochs}-epoch budget (the head's unused "
+                  f"epochs included, so at least {max(max_epochs - t.frozen_epochs, 0)})"
                   if r["model"] == "vgg" else f"lr {t.learning_rate:g}")
         monitor = {"val_loss": "loss", "val_accuracy": "accuracy"}.get(t.early_stopping_monitor,
                                                                       t.early_stopping_monitor)

@@ -183,8 +183,16 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     frozen = min(t.frozen_epochs, t.epochs)
     history = fit_head_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen)
     done = len(history.get("loss", []))
-    finetune = t.epochs - frozen
-    if t.epochs > frozen:
+    # epochs is the budget of both phases: fine-tuning gets whatever the head left, so a head
+    # that early-stops after 9 of its 20 epochs leaves 21 of 30, not 10. epochs <= frozen_epochs
+    # means the head alone.
+    finetune = t.epochs - done if t.epochs > frozen else 0
+    import mlflow
+    if mlflow.active_run():
+        mlflow.log_metric("head_epochs", float(done))
+    print(f"[train] head: {done} epochs on the frozen body's embeddings; fine-tuning for up to {finetune} epochs",
+          flush=True)
+    if finetune:
         registry.set_backbone_trainable(model, True)
         _compile(model, t.finetune_learning_rate, t.label_smoothing)
         result = model.fit(train_ds, validation_data=eval_ds, epochs=finetune, verbose=0,

@@ -1,7 +1,8 @@
-"""models/training.py: callbacks per schedule and stopping rule (no real training)."""
+"""models/training.py: callbacks per schedule and stopping rule, the VGG's epoch budget (no real training)."""
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -69,3 +70,29 @@ def test_cosine_schedule_sets_the_optimizer_rate_each_epoch(tmp_path):
     assert history.history["lr"] == pytest.approx([1e-2, 1e-2 * 0.5 * (1 + np.cos(np.pi / 4)), 5e-3,
                                                    1e-2 * 0.5 * (1 + np.cos(3 * np.pi / 4))], rel=1e-5)
 
+
+class _FakeModel:
+    """Records the fine-tuning call of training.fit; the head phase is patched out."""
+
+    def __init__(self):
+        self.fit_epochs = []
+
+    def fit(self, *args, epochs, **kwargs):
+        self.fit_epochs.append(epochs)
+        return SimpleNamespace(history={"loss": [0.5] * epochs})
+
+
+@pytest.mark.parametrize("epochs, frozen, head_ran, finetune", [
+    (30, 20, 9, 21),    # the head early-stopped: fine-tuning gets its 11 unused epochs too
+    (30, 20, 20, 10),   # the head used all its epochs: epochs - frozen_epochs, as before
+    (20, 20, 12, 0),    # epochs <= frozen_epochs: the head alone
+])
+def test_vgg_fine_tuning_gets_the_epochs_the_head_left(monkeypatch, tmp_path, epochs, frozen, head_ran, finetune):
+    monkeypatch.setattr(training, "fit_head_on_embeddings",
+                        lambda model, probe, eval_ds, config, run_dir, max_epochs: {"loss": [1.0] * head_ran})
+    monkeypatch.setattr(training.registry, "set_backbone_trainable", lambda model, trainable: None)
+    monkeypatch.setattr(training, "_compile", lambda *args, **kwargs: None)
+    model = _FakeModel()
+    history = training.fit(model, None, None, _train("vgg", epochs=epochs, frozen_epochs=frozen), str(tmp_path))
+    assert model.fit_epochs == ([finetune] if finetune else [])
+    assert len(history["loss"]) == head_ran + finetune

@@ -102,6 +102,7 @@ class FeatureConfig:
 @dataclass
 class TrainConfig:
     model: str = "cnn"
+    # Maximum epochs (VGG: of both phases together, see frozen_epochs).
     epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -122,8 +123,11 @@ class TrainConfig:
     # Caps the number of optimiser steps (None: epochs decide). One step makes a
     # deliberately bad model, used by the gate's e2e test.
     max_steps: Optional[int] = None
-    # VGG transfer learning: epochs of the new head on the frozen body's embeddings (computed
-    # once, so these epochs cost seconds), then the rest fine-tune the whole network.
+    # VGG transfer learning: up to frozen_epochs of the new head on the frozen body's embeddings
+    # (computed once, so these epochs cost seconds), then the whole network is fine-tuned for the
+    # rest of the budget: `epochs` counts both phases, and epochs the head did not use (early
+    # stopping) go to fine-tuning, which so gets at least epochs - frozen_epochs.
+    # epochs <= frozen_epochs: the head alone, no fine-tuning.
     frozen_epochs: int = 20
     finetune_learning_rate: float = 1e-4
     # Training-only augmentation (never in the serving graph).
@@ -332,14 +336,15 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--model", choices=MODEL_TYPES, default=d.train.model,
                    help="model family; the feature front end follows it (default: %(default)s)")
     g.add_argument("--epochs", type=int,
-                   help=f"maximum epochs (default: the model's preset, "
+                   help=f"maximum epochs; VGG: head and fine-tuning together (default: the model's preset, "
                    f"{d.train.epochs} unless the preset says otherwise)")
     g.add_argument("--batch-size", type=int, default=d.train.batch_size, help="(default: %(default)s)")
     g.add_argument("--learning-rate", type=float,
                    help=f"(default: the model's preset: CNN {d.train.learning_rate:g}, LSTM and VGG's head 3e-3)")
     g.add_argument("--max-steps", type=int, help="cap on optimiser steps (testing the gate with a bad model)")
     g.add_argument("--frozen-epochs", type=int, default=d.train.frozen_epochs,
-                   help="pretrained models: epochs with the body frozen before fine-tuning (default: %(default)s)")
+                   help="pretrained models: maximum epochs of the new head on the frozen body; fine-tuning gets the "
+                   "rest of --epochs (default: %(default)s)")
     g = parser.add_argument_group("quality gate")
     g.add_argument("--min-accuracy", type=float, default=d.gate.min_accuracy,
                    help="segment accuracy a model needs to be blessed (default: %(default)s)")

@@ -77,6 +77,15 @@ def test_report_shows_the_best_epoch_when_logged():
     assert "| 7 (best val_loss: epoch 5) |" in bench.report([result], "make bench-accuracy")
 
 
+def test_report_splits_the_vgg_epochs_into_head_and_fine_tuning():
+    result = fake_result("vgg")
+    result["mlflow"].update(epochs_trained=25.0, head_epochs=9.0, best_epoch=24.0)
+    result["params"] = {"train.epochs": "30", "train.frozen_epochs": "20"}
+    text = bench.report([result], "make bench-accuracy")
+    assert "| 25 (head 9 + fine-tuning 16; best val_loss: epoch 24) |" in text
+    assert "for the rest of the 30-epoch budget (the head's unused epochs included, so at least 10)" in text
+
+
 def test_report_names_schedule_stopping_and_augmentation_as_logged():
     result = fake_result("cnn")
     result["params"] = {"train.early_stopping_patience": "None", "train.lr_schedule": "cosine",

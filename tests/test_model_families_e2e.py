@@ -22,8 +22,9 @@ from components.clip_evaluator.executor import EVAL_SPLIT, predict, read_example
 from models import metrics
 
 TRACKS, SECONDS = 12, 12.0
-# Epochs per family (early stopping may end sooner): enough for the synthetic set, small
-# enough for CI. VGG: the default 20 head epochs on frozen embeddings, then 2 fine-tuning.
+# Epochs per family (early stopping may end the LSTM and VGG sooner): enough for the synthetic
+# set, small enough for CI. VGG: up to the default 20 head epochs on frozen embeddings, then
+# fine-tuning for the rest of the 22 (2 epochs: the head uses all 20 on this set).
 EPOCHS = {"cnn": 15, "lstm": 30, "vgg": 22}
 TRAINER_SECONDS_LIMIT = 120
 
