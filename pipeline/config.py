@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-# The ten GTZAN genres. Label i is GENRES[i]; nothing else in the project lists them.
+# The ten GTZAN genres: the default label set (PipelineConfig.genres). Nothing else in the
+# project lists them; code that labels reads config.genres, never this constant directly.
 GENRES: tuple[str, ...] = (
     "blues", "classical", "country", "disco", "hiphop",
     "jazz", "metal", "pop", "reggae", "rock",
@@ -177,6 +178,10 @@ class PathsConfig:
 @dataclass
 class PipelineConfig:
     pipeline_name: str = "genre-pipeline"
+    # The label set: label i is genres[i]. GTZAN's ten by default; `--genres-from-data` or
+    # `--genres a,b,c` make it follow a collection's own folders. Every component, the schema,
+    # the model head, the gate's slices and the serving outputs read it from here.
+    genres: tuple[str, ...] = GENRES
     audio: AudioConfig = field(default_factory=AudioConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
@@ -270,11 +275,13 @@ class PipelineConfig:
         Passing this to ExampleGen keeps its cache valid when only model, features or
         gate settings change, so switching models does not re-ingest the audio.
         """
-        return PipelineConfig(pipeline_name=self.pipeline_name, audio=self.audio, split=self.split)
+        return PipelineConfig(pipeline_name=self.pipeline_name, genres=self.genres, audio=self.audio,
+                              split=self.split)
 
     def for_transform(self) -> "PipelineConfig":
         """Only what the preprocessing_fn reads, for the same cache reason as for_ingestion."""
-        return PipelineConfig(pipeline_name=self.pipeline_name, audio=self.audio, features=self.features)
+        return PipelineConfig(pipeline_name=self.pipeline_name, genres=self.genres, audio=self.audio,
+                              features=self.features)
 
     # ----- serialisation -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -296,6 +303,8 @@ class PipelineConfig:
                 if key == "split" and "ratios" in value:
                     value["ratios"] = tuple(value["ratios"])
                 value = section_cls(**value)
+            elif key == "genres":
+                value = tuple(value)
             kwargs[key] = value
         return cls(**kwargs)
 
