@@ -5,8 +5,8 @@ on held-out tracks.
 (LocalDagRunner, SQLite MLMD, DirectRunner); the trained SavedModel is then scored on
 the `test` split (hash protocol: its tracks are in no other split) through its
 `from_examples` signature, exactly as ClipEvaluator scores it: at least 90 % of held-out
-clips right (and 80 % of their 3 s segments). The Trainer's wall time
-is read back from its MLMD execution.
+clips right (and 80 % of their 3 s segments). The Trainer's wall time is read back from
+its MLMD execution and printed, never asserted: speed is measured in bench/ (BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ TRACKS, SECONDS = 12, 12.0
 # set, small enough for CI. VGG: up to the default 20 head epochs on frozen embeddings, then
 # fine-tuning for the rest of the 22 (2 epochs: the head uses all 20 on this set).
 EPOCHS = {"cnn": 15, "lstm": 30, "vgg": 22}
-TRAINER_SECONDS_LIMIT = 120
 
 
 def _artifact(cls, mlmd_artifact):
@@ -41,7 +40,7 @@ def output_dir(tmp_path_factory) -> str:
 
 
 @pytest.mark.parametrize("model", ["cnn", "lstm", "vgg"])
-def test_family_trains_fast_and_generalises_to_held_out_tracks(model, output_dir):
+def test_family_generalises_to_held_out_tracks(model, output_dir):
     local_runner.main([
         "--output-dir", output_dir, "--model", model, "--until", "train",
         "--synthetic-tracks", str(TRACKS), "--synthetic-seconds", str(SECONDS), "--epochs", str(EPOCHS[model]),
@@ -64,4 +63,3 @@ def test_family_trains_fast_and_generalises_to_held_out_tracks(model, output_dir
     # Clip (soft-vote) accuracy is what the served model answers; segments are 3 s excerpts.
     assert scores.clip_accuracy >= 0.9
     assert scores.segment_accuracy >= 0.8
-    assert trainer_seconds < TRAINER_SECONDS_LIMIT
