@@ -14,7 +14,7 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from models import audio, features, preprocessing
-from pipeline.config import GENRES, AudioConfig, FeatureConfig, PipelineConfig
+from pipeline.config import GENRES, TRANSFORM_SECTIONS, AudioConfig, FeatureConfig, PipelineConfig
 from synthetic.generator import render_track
 
 # Tiny on purpose: 8 kHz, 0.25 s segments, 16 frames cropped to 12, 16 mel bins.
@@ -52,7 +52,7 @@ def analyze_and_transform(config: PipelineConfig, rows: list[dict], work: str,
                           shape: list[int]) -> tuple[list[dict], str]:
     """Run AnalyzeAndTransformDataset on the DirectRunner; returns transformed rows and the transform dir."""
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_spec(shape)))
-    custom_config = {"pipeline_config": config.for_transform().to_json()}
+    custom_config = {"pipeline_config": config.to_json(TRANSFORM_SECTIONS)}
     out_dir, dump = os.path.join(work, "transform"), os.path.join(work, "rows.pkl")
     with beam.Pipeline(runner="DirectRunner", argv=["--direct_running_mode=in_memory"]) as p:
         with tft_beam.Context(temp_dir=os.path.join(work, "tmp")):

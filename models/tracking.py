@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from typing import Any, Iterator, Optional
 
 import mlflow
@@ -21,6 +22,13 @@ from pipeline.config import PipelineConfig
 RUN_ID_PROPERTY = "mlflow_run_id"
 RUN_ID_FILE = "mlflow_run_id.txt"
 REGISTERED_MODEL = "genre-classifier"
+# Tags naming the process that owns a run: a later run marks runs left RUNNING by a dead
+# process (a killed pipeline) as KILLED (local_runner.close_orphaned_runs).
+PID_TAG = "genre.pid"
+HOST_TAG = "genre.host"
+# Not logged as the Trainer's parameters: the gate's bars change without retraining (they are
+# not in its cache key), so the clip gate records them as tags of the run instead.
+UNTRAINED_SECTIONS = ("gate.", "synthetic.")
 SERVING_ALIAS = "champion"
 
 
@@ -46,8 +54,10 @@ def training_run(config: PipelineConfig, run_name: str) -> Iterator[mlflow.Activ
     experiment_id = use_tracking(config)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         mlflow.set_tags({"model": config.train.model, "feature_kind": config.features.kind,
-                         "split_protocol": config.split.protocol})
-        mlflow.log_params(_loggable(config.flat_params()))
+                         "split_protocol": config.split.protocol, PID_TAG: str(os.getpid()),
+                         HOST_TAG: socket.gethostname()})
+        mlflow.log_params(_loggable({k: v for k, v in config.flat_params().items()
+                                     if not k.startswith(UNTRAINED_SECTIONS)}))
         yield run
 
 

@@ -30,6 +30,12 @@ AUDIO_EXTENSIONS: tuple[str, ...] = ("wav", "au", "flac", "ogg", "mp3")
 SPLIT_PROTOCOLS: tuple[str, ...] = ("hash", "fault-filtered", "fault-filtered-final", "lists-trainval")
 MODEL_TYPES: tuple[str, ...] = ("cnn", "lstm", "vgg")
 
+# What each component reads: only these sections (with pipeline_name and genres) go into its
+# cache key, so a setting it does not read (a gate bar, the epochs) never re-runs it.
+INGESTION_SECTIONS: tuple[str, ...] = ("audio", "split")
+TRANSFORM_SECTIONS: tuple[str, ...] = ("audio", "features")
+TRAINING_SECTIONS: tuple[str, ...] = ("audio", "split", "features", "train", "paths")
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "outputs"
 
@@ -166,7 +172,7 @@ class PathsConfig:
     # Audio root (<root>/<genre>/<genre>.NNNNN.ext); None: generate the synthetic set.
     data_root: Optional[str] = None
     # Empty: DEFAULT_OUTPUT_DIR. Not the path itself, so that a config serialised with
-    # default paths (for_ingestion, Kubeflow specs) names no folder of this machine.
+    # default paths (a component's cache key, Kubeflow specs) names no folder of this machine.
     output_dir: str = ""
     # Empty strings mean "under output_dir" (see the properties of PipelineConfig).
     pipeline_root: str = ""
@@ -269,26 +275,21 @@ class PipelineConfig:
             cfg.train = dataclasses.replace(cfg.train, learning_rate=3e-3)
         return cfg
 
-    def for_ingestion(self) -> "PipelineConfig":
-        """Only what ExampleGen reads (audio format, split), the rest at defaults.
-
-        Passing this to ExampleGen keeps its cache valid when only model, features or
-        gate settings change, so switching models does not re-ingest the audio.
-        """
-        return PipelineConfig(pipeline_name=self.pipeline_name, genres=self.genres, audio=self.audio,
-                              split=self.split)
-
-    def for_transform(self) -> "PipelineConfig":
-        """Only what the preprocessing_fn reads, for the same cache reason as for_ingestion."""
-        return PipelineConfig(pipeline_name=self.pipeline_name, genres=self.genres, audio=self.audio,
-                              features=self.features)
-
     # ----- serialisation -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+    def to_json(self, sections: Optional[tuple[str, ...]] = None) -> str:
+        """The whole configuration, or only ``sections`` (plus the name and the label set).
+
+        A component that receives only the sections it reads keeps its cache when any other
+        setting changes: the sections left out come back at their defaults in ``from_json``.
+        """
+        data = self.to_dict()
+        if sections is not None:
+            keep = {"pipeline_name", "genres", *sections}
+            data = {k: v for k, v in data.items() if k in keep}
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PipelineConfig":
@@ -338,6 +339,12 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--split", choices=SPLIT_PROTOCOLS, default=d.split.protocol,
                    help="track-level split protocol (default: %(default)s)")
     g.add_argument("--split-dir", help="folder with train_filtered.txt, valid_filtered.txt, test_filtered.txt")
+    g.add_argument("--split-ratios", type=_ratios, default=d.split.ratios, metavar="TRAIN,EVAL,TEST",
+                   help="hash protocol: fractions of tracks per split (default: %s)" % ",".join(map(str, d.split.ratios)))
+    g.add_argument("--genres", type=_genre_list, metavar="A,B,C",
+                   help="the label set, in label order (default: GTZAN's ten: " + ",".join(GENRES) + ")")
+    g.add_argument("--genres-from-data", action="store_true",
+                   help="the label set is the data root's genre folders (sorted), at least two")
     g.add_argument("--max-bad-fraction", type=float, default=d.split.max_bad_fraction,
                    help="fail ingestion when more than this fraction of files is quarantined (default: %(default)s)")
     g.add_argument("--segment-seconds", type=float, default=d.audio.segment_seconds,
@@ -380,6 +387,23 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     return parser
 
 
+def _ratios(text: str) -> tuple[float, float, float]:
+    try:
+        ratios = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        ratios = ()
+    if len(ratios) != 3 or min(ratios) <= 0 or abs(sum(ratios) - 1) > 1e-6:
+        raise argparse.ArgumentTypeError(f"{text!r}: give three positive fractions that sum to 1, like 0.7,0.15,0.15")
+    return ratios  # type: ignore[return-value]
+
+
+def _genre_list(text: str) -> tuple[str, ...]:
+    genres = tuple(part.strip() for part in text.split(",") if part.strip())
+    if len(genres) < 2 or len(set(genres)) != len(genres):
+        raise argparse.ArgumentTypeError(f"{text!r}: name at least two different genres, like blues,jazz")
+    return genres
+
+
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     cfg = PipelineConfig().with_model(args.model)
     cfg.paths = PathsConfig(
@@ -387,7 +411,9 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         pipeline_root=args.pipeline_root or "", serving_dir=args.serving_dir or "",
         mlflow_tracking_uri=args.mlflow_uri or "")
     cfg.split = dataclasses.replace(cfg.split, protocol=args.split, split_dir=args.split_dir,
-                                    max_bad_fraction=args.max_bad_fraction)
+                                    ratios=tuple(args.split_ratios), max_bad_fraction=args.max_bad_fraction)
+    if args.genres:
+        cfg.genres = tuple(args.genres)
     if args.split != "hash" and not args.split_dir:
         raise SystemExit(f"--split {args.split} reads the fault-filtered list files: pass --split-dir DIR "
                          "(the folder holding train_filtered.txt, valid_filtered.txt, test_filtered.txt).")

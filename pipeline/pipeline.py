@@ -23,10 +23,12 @@ from tfx import v1 as tfx
 
 from components.anomaly_gate.component import AnomalyGate
 from components.audio_example_gen.component import AudioExampleGen
+from components.baseline_aware_evaluator.component import BaselineAwareEvaluator
 from components.clip_evaluator.component import ClipEvaluator
 from components.model_registrar.component import ModelRegistrar
 from components.tracked_trainer.component import TrackedTrainer
-from pipeline.config import GENRES, PROJECT_ROOT, PipelineConfig
+from pipeline.config import (GENRES, INGESTION_SECTIONS, PROJECT_ROOT, TRAINING_SECTIONS, TRANSFORM_SECTIONS,
+                             PipelineConfig)
 
 STAGES = ("validate", "train", "push")
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
@@ -87,7 +89,7 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
     if until not in STAGES:
         raise ValueError(f"until must be one of {STAGES}, not {until!r}")
     config_json = config.to_json()
-    example_gen = AudioExampleGen(input_base=data_root, pipeline_config_json=config.for_ingestion().to_json())
+    example_gen = AudioExampleGen(input_base=data_root, pipeline_config_json=config.to_json(INGESTION_SECTIONS))
     schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(config.schema_dir, "schema.pbtxt"))
     # With the schema, TFDV treats audio as raw bytes and skips top-k counts of them.
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
@@ -102,7 +104,7 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
         transform = tfx.components.Transform(
             examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
             preprocessing_fn=PREPROCESSING_FN,
-            custom_config={"pipeline_config": config.for_transform().to_json(), "code": code_fingerprint})
+            custom_config={"pipeline_config": config.to_json(TRANSFORM_SECTIONS), "code": code_fingerprint})
         transform.add_upstream_node(anomaly_gate)  # anomalies stop the run before any feature work
         trainer = TrackedTrainer(
             run_fn=RUN_FN,
@@ -111,7 +113,8 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
             schema=schema_gen.outputs["schema"],
             train_args=tfx.proto.TrainArgs(splits=["train"]),
             eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-            custom_config={"pipeline_config": config_json, "code": code_fingerprint})
+            # Gate settings are not the Trainer's business: changing a bar re-runs the gate only.
+            custom_config={"pipeline_config": config.to_json(TRAINING_SECTIONS), "code": code_fingerprint})
         components += [transform, trainer]
 
     if until == "push":
@@ -127,7 +130,7 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
             ).with_id(RESOLVER_ID)
             baseline = model_resolver.outputs["model"]
             components.append(model_resolver)
-        evaluator = tfx.components.Evaluator(
+        evaluator = BaselineAwareEvaluator(
             examples=example_gen.outputs["examples"],
             model=trainer.outputs["model"],
             baseline_model=baseline,

@@ -18,7 +18,7 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.audio_example_gen import discovery, executor, splits
 from components.audio_example_gen.quarantine import AudioQuarantine
-from pipeline.config import SPLITS, PipelineConfig
+from pipeline.config import INGESTION_SECTIONS, SPLITS, PipelineConfig
 
 
 class AudioExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
@@ -35,8 +35,7 @@ class AudioExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
 def ingestion_config_json(pipeline_config_json: str) -> str:
     """Only the sections ingestion reads (audio, split), so that a change to, say, the
     number of epochs does not invalidate cached ExampleGen results."""
-    config = PipelineConfig.from_json(pipeline_config_json)
-    return PipelineConfig(audio=config.audio, split=config.split).to_json()
+    return PipelineConfig.from_json(pipeline_config_json).to_json(INGESTION_SECTIONS)
 
 
 class AudioExampleGen(FileBasedExampleGen):

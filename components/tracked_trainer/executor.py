@@ -1,4 +1,4 @@
-"""Trainer executor that publishes the MLflow run id on the Model artifact."""
+"""Trainer executor that publishes the MLflow run id and the input contract on the Model artifact."""
 from __future__ import annotations
 
 import os
@@ -7,9 +7,12 @@ from typing import Any
 import tensorflow as tf
 from tfx import types
 from tfx.components.trainer import executor as trainer_executor
-from tfx.types import artifact_utils
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import json_utils
 
 from models.tracking import RUN_ID_FILE, RUN_ID_PROPERTY
+from pipeline import contract
+from pipeline.config import PipelineConfig
 
 
 class Executor(trainer_executor.GenericExecutor):
@@ -20,3 +23,6 @@ class Executor(trainer_executor.GenericExecutor):
         path = os.path.join(model.uri, RUN_ID_FILE)
         if tf.io.gfile.exists(path):
             model.set_string_custom_property(RUN_ID_PROPERTY, tf.io.gfile.GFile(path).read().strip())
+        custom_config = json_utils.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
+        config = PipelineConfig.from_json(custom_config["pipeline_config"])
+        model.set_string_custom_property(contract.MODEL_PROPERTY, contract.input_contract(config))
