@@ -5,7 +5,7 @@ For an end-to-end test on the pipeline's pushed model, one line is enough::
     from serving.testing import serve_model  # noqa: F401  (pytest fixture)
 
     def test_pushed_model_serves(serve_model, pushed_dir, wav_path):
-        assert predict_file(wav_path, host=serve_model(pushed_dir)).genre in GENRES
+        assert predict_file(wav_path, host=serve_model(pushed_dir)).genre in config.genres
 
 ``serve_model(base)`` starts serving/test_server.py on a free loopback port over BASE
 (TF Serving layout, ``<base>/<version>/saved_model.pb``) and returns ``"127.0.0.1:PORT"``;
@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.config import GENRES
+from pipeline.config import PipelineConfig
 from serving.test_server import start_server
 
 STAND_IN_SEGMENT_SECONDS = 3.0
+DEFAULT_GENRES: tuple[str, ...] = PipelineConfig().genres  # the stand-in's label set unless given
 
 
 @contextlib.contextmanager
@@ -48,13 +49,15 @@ def serve_model() -> Iterator[Callable[..., str]]:
 class _StandIn(tf.Module):
     """Honours the serving contract (docs/contracts.md) with scores from segment loudness.
 
-    Segment RMS r selects genre round(10 r) (shifted by GENRE_SHIFT, so versions differ);
-    invalid input raises InvalidArgumentError through tf.debugging, as the real model does.
+    Segment RMS r selects genre round(N r) of the N ``genres`` (shifted by GENRE_SHIFT, so
+    versions differ); invalid input raises InvalidArgumentError through tf.debugging, as the
+    real model does.
     """
 
-    def __init__(self, genre_shift: int):
+    def __init__(self, genre_shift: int, genres: Sequence[str] = DEFAULT_GENRES):
         super().__init__()
         self.genre_shift = genre_shift
+        self.genres = tuple(genres)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
                                   tf.TensorSpec([], tf.int32, name="sample_rate")])
@@ -69,24 +72,55 @@ class _StandIn(tf.Module):
         count = num_samples // segment
         segments = tf.reshape(waveform[: count * segment], [count, segment])
         rms = tf.sqrt(tf.reduce_mean(tf.square(segments), axis=1))
-        logits = -4.0 * tf.abs(10.0 * rms[:, None] - tf.range(len(GENRES), dtype=tf.float32)[None, :])
+        n = len(self.genres)
+        logits = -4.0 * tf.abs(float(n) * rms[:, None] - tf.range(n, dtype=tf.float32)[None, :])
         segment_scores = tf.nn.softmax(tf.roll(logits, shift=self.genre_shift, axis=1))
         scores = tf.reduce_mean(segment_scores, axis=0)
-        genres = tf.constant(list(GENRES))
+        genres = tf.constant(list(self.genres))
         return {"scores": scores, "genre": tf.gather(genres, tf.argmax(scores)),
                 "segment_scores": segment_scores, "genres": genres}
 
 
-def build_stand_in_model(model_base: str | os.PathLike, version: int = 1, genre_shift: int = 0) -> str:
-    """Save the stand-in as ``<model_base>/<version>/`` (TF Serving layout); return that dir."""
+def build_stand_in_model(model_base: str | os.PathLike, version: int = 1, genre_shift: int = 0,
+                         genres: Sequence[str] = DEFAULT_GENRES) -> str:
+    """Save the stand-in (label set ``genres``) as ``<model_base>/<version>/`` (TF Serving layout); return that dir."""
     export_dir = os.path.join(os.fspath(model_base), str(version))
-    module = _StandIn(genre_shift)
+    module = _StandIn(genre_shift, genres)
     tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
     return export_dir
 
 
-def stand_in_clip(genre: str, seconds: float = 30.0, sample_rate: int = 22050) -> np.ndarray:
-    """A float32 square wave the stand-in (genre_shift=0) classifies as GENRE."""
-    level = (GENRES.index(genre) + 0.2) / 10.0  # a square wave's RMS is its amplitude
+def stand_in_clip(genre: str, seconds: float = 30.0, sample_rate: int = 22050,
+                  genres: Sequence[str] = DEFAULT_GENRES) -> np.ndarray:
+    """A float32 square wave the stand-in (genre_shift=0, same ``genres``) classifies as GENRE."""
+    level = (tuple(genres).index(genre) + 0.2) / len(genres)  # a square wave's RMS is its amplitude
     t = np.arange(int(seconds * sample_rate))
     return np.where((t // 50) % 2 == 0, level, -level).astype(np.float32)
+
+
+# ----- a small real model, exported through models.signatures ------------------
+def export_small_model(model_base: str | os.PathLike, version: int = 1, work_dir: str | os.PathLike | None = None,
+                       config=None) -> str:
+    """Export a tiny real model with ``models.signatures.export`` as ``<model_base>/<version>/``.
+
+    Real Transform (tft_beam on the DirectRunner, in memory) on a few synthetic segments at
+    8 kHz with 0.25-s segments, and an untrained Flatten-Dense Keras model: the serving graph
+    (validation, WAV decoding, resampling, segmenting, the saved transform graph) is the
+    pipeline's own, only smaller. About 15 s on a quiet 2-core machine.
+    """
+    import tf_keras as keras
+
+    from models import features, signatures
+    from models.preprocessing_test import CONFIG, analyze_and_transform, raw_examples
+    import tensorflow_transform as tft
+
+    config = config or CONFIG
+    export_dir = os.path.join(os.fspath(model_base), str(version))
+    work = os.fspath(work_dir or os.path.join(os.fspath(model_base), f".work-{version}"))
+    _, transform_dir = analyze_and_transform(config, raw_examples(config, [1]), work, [1])
+    frames, bins = features.output_shape(config.features, config.audio.segment_samples)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((frames, bins), name=config.features.kind)
+    outputs = keras.layers.Dense(len(config.genres), activation="softmax")(keras.layers.Flatten()(inputs))
+    signatures.export(keras.Model(inputs, outputs), tft.TFTransformOutput(transform_dir), config, export_dir)
+    return export_dir
