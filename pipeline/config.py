@@ -52,6 +52,8 @@ class AudioConfig:
     last_segment: str = "drop"
     # A decoded file whose RMS level is below this is quarantined as silent.
     silence_dbfs: float = -60.0
+    # Longest clip the serving signatures accept (INVALID_ARGUMENT beyond it); read at export.
+    max_serving_seconds: float = 600.0
 
     @property
     def segment_samples(self) -> int:
