@@ -43,7 +43,7 @@ from typing import Optional  # noqa: E402
 
 from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
 from bench.report import write_section  # noqa: E402
-from pipeline.config import GENRES, MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig  # noqa: E402
+from pipeline.config import MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig  # noqa: E402
 
 PROTOCOL = ("lists-trainval: artist-disjoint fault-filtered train/valid lists where a genre has both, hash split "
             "by track otherwise; 254 clips, train+valid lists of Kereliuk et al. 2015")
@@ -195,9 +195,12 @@ def _number_or_text(text: str):
 def trained_config(model: str, params: dict[str, str]) -> PipelineConfig:
     """The preset, overridden by the parameters the run logged (``section.key``), so the report names the
     settings the model was trained with even if the presets changed since."""
+    import ast
     import dataclasses
 
     cfg = PipelineConfig().with_model(model)
+    if "genres" in params:  # the label set, logged as a tuple's repr
+        cfg.genres = tuple(ast.literal_eval(params["genres"]))
     for section in ("train", "features", "audio"):
         current = getattr(cfg, section)
         updates = {}
@@ -239,16 +242,16 @@ def per_genre_text(result: dict) -> str:
     """``blues 1/1, classical 9/10, ...`` (correct / test clips, genres with test clips only)."""
     confusion = result["scores"].clip_confusion
     parts = []
-    for i, genre in enumerate(GENRES):
+    for i, genre in enumerate(trained_config(result["model"], result.get("params", {})).genres):
         total = int(confusion[i].sum())
         if total:
             parts.append(f"{genre} {int(confusion[i, i])}/{total}")
     return ", ".join(parts)
 
 
-def counts_table(counts: dict) -> str:
+def counts_table(counts: dict, genres: tuple[str, ...]) -> str:
     rows = []
-    for genre in GENRES:
+    for genre in genres:
         c = counts.get(genre, {})
         cells = " | ".join(f"{c.get(s, {}).get('tracks', 0)} / {c.get(s, {}).get('segments', 0)}" for s in SPLITS)
         rows.append(f"| {genre} | {cells} |")
@@ -259,12 +262,13 @@ def counts_table(counts: dict) -> str:
 
 
 def report(results: list[dict], command: str) -> str:
-    genres_in_test = [g for g in GENRES if any(r["counts"][g]["test"]["tracks"] for r in results)]
+    genres = trained_config(results[0]["model"], results[0].get("params", {})).genres  # the label set
+    genres_in_test = [g for g in genres if any(r["counts"][g]["test"]["tracks"] for r in results)]
     counts = results[0]["counts"]
     genres_text = ", ".join(f"{g} ({counts[g]['test']['tracks']})" for g in genres_in_test)
-    missing = [g for g in GENRES if g not in genres_in_test]
-    small = [g for g in GENRES if sum(counts[g][s]["tracks"] for s in SPLITS) <= 10]
-    caveat = (f"No test clip for {', '.join(missing)}. " if missing else "All ten genres have test clips. ") + (
+    missing = [g for g in genres if g not in genres_in_test]
+    small = [g for g in genres if sum(counts[g][s]["tracks"] for s in SPLITS) <= 10]
+    caveat = (f"No test clip for {', '.join(missing)}. " if missing else f"All {len(genres)} genres have test clips. ") + (
         f"{len(small)} genres ({', '.join(small)}) have at most 10 clips in all splits together (table below), "
         "so their per-genre figures rest on one to a few clips." if small else "")
     rows = []
@@ -351,7 +355,7 @@ the `local_runner.main` call of this benchmark, cached components included.
 
 Clips / segments per split and genre (lists-trainval on these 254 clips; identical for every family):
 
-{counts_table(results[0]['counts'])}
+{counts_table(results[0]['counts'], genres)}
 
 ### The final model: train on all of train + valid, score on the fault-filtered test list
 

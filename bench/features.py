@@ -44,8 +44,6 @@ def load_clips(limit: int, sample_rate: int) -> tuple[list, str]:
     import numpy as np
     import soundfile as sf
 
-    from pipeline.config import GENRES
-
     root = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "gtzan" / "audio"
     paths = sorted(root.glob("*/*.flac")) if root.is_dir() else []
     if paths:
@@ -54,10 +52,10 @@ def load_clips(limit: int, sample_rate: int) -> tuple[list, str]:
         clips = [sf.read(p, dtype="float32")[0] for p in chosen]
         source = f"{len(clips)} real GTZAN clips (every {step}th of {len(paths)} in {root})"
     else:
-        from synthetic.generator import render_track
-        n = limit or 40
-        clips = [render_track(GENRES[i % len(GENRES)], i // len(GENRES), 30.0, sample_rate) for i in range(n)]
-        source = (f"{n} synthetic clips: real GTZAN clips not found at {root}, so these figures are NOT on real "
+        from synthetic.generator import RECIPES, render_track
+        names = list(RECIPES)  # the synthetic set's genres (GTZAN's ten)
+        clips = [render_track(names[i % len(names)], i // len(names), 30.0, sample_rate) for i in range(limit or 40)]
+        source = (f"{len(clips)} synthetic clips: real GTZAN clips not found at {root}, so these figures are NOT on real "
                   "audio")
     seg = int(SEGMENT_SECONDS * sample_rate)
     batches = [np.ascontiguousarray(c[: (len(c) // seg) * seg].reshape(-1, seg)[:10]) for c in clips]

@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.features import dct_matrix
-from pipeline.config import GENRES, FeatureConfig, TrainConfig
+from pipeline.config import FeatureConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +106,14 @@ def mixup(features: tf.Tensor, labels: tf.Tensor, alpha: float, seeds: tf.Tensor
 
 
 def augment_batch(features: tf.Tensor, labels: tf.Tensor, train_config: TrainConfig,
-                  gain_per_db: Optional[np.ndarray] = None) -> tuple[tf.Tensor, tf.Tensor]:
+                  gain_per_db: Optional[np.ndarray] = None,
+                  num_classes: Optional[int] = None) -> tuple[tf.Tensor, tf.Tensor]:
     """Augment a training batch [batch, frames, bins] for ``tf.data.Dataset.map``.
 
     ``gain_per_db`` ([bins], from :func:`gain_scale`) enables the random gain; without it
     the gain is skipped (a warning says so) since a dB cannot be mapped to normalised
-    units without Transform's statistics. Integer labels become one-hot when mixup is on.
+    units without Transform's statistics. Integer labels become one-hot (``num_classes`` =
+    len(config.genres) wide) when mixup is on.
     """
     features = tf.convert_to_tensor(features, tf.float32)
     t = train_config
@@ -127,6 +129,8 @@ def augment_batch(features: tf.Tensor, labels: tf.Tensor, train_config: TrainCon
         features = spec_augment(features, t.freq_mask_param, t.time_mask_param, seeds[1:5])
     if t.mixup_alpha > 0:
         if labels.dtype.is_integer:
-            labels = tf.one_hot(labels, len(GENRES))
+            if num_classes is None:
+                raise ValueError("augment_batch: integer labels with mixup need num_classes=len(config.genres).")
+            labels = tf.one_hot(labels, num_classes)
         features, labels = mixup(features, tf.cast(labels, tf.float32), t.mixup_alpha, seeds[5:8])
     return features, labels

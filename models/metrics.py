@@ -9,8 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.config import GENRES
-
 
 @dataclass
 class Scores:
@@ -37,7 +35,8 @@ def clip_votes(track_ids: np.ndarray, probabilities: np.ndarray, labels: np.ndar
     return tracks, clip_labels, sums / counts
 
 
-def confusion(labels: np.ndarray, predictions: np.ndarray, num_classes: int = len(GENRES)) -> np.ndarray:
+def confusion(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """[true, predicted] counts; ``num_classes`` is len(config.genres), the model head's width."""
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(matrix, (labels, predictions), 1)
     return matrix
@@ -51,4 +50,4 @@ def score(track_ids: np.ndarray, probabilities: np.ndarray, labels: np.ndarray) 
     _, clip_labels, clip_probs = clip_votes(track_ids, probabilities, labels)
     clip_pred = np.argmax(clip_probs, axis=1)
     return Scores(segment_accuracy=segment_accuracy, clip_accuracy=float(np.mean(clip_pred == clip_labels)),
-                  segments=len(labels), clips=len(clip_labels), clip_confusion=confusion(clip_labels, clip_pred))
+                  segments=len(labels), clips=len(clip_labels), clip_confusion=confusion(clip_labels, clip_pred, probabilities.shape[1]))

@@ -1,20 +1,21 @@
 """PNG plots people would rather look at than read: confusion matrix and learning curves."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import matplotlib
 
 matplotlib.use("Agg")  # headless: pipelines run without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pipeline.config import GENRES  # noqa: E402
 
-
-def confusion_matrix_png(matrix: np.ndarray, path: str, title: str) -> str:
+def confusion_matrix_png(matrix: np.ndarray, genres: Sequence[str], path: str, title: str) -> str:
+    """``genres``: the label set (config.genres), label i = genres[i], as tick labels."""
     fig, ax = plt.subplots(figsize=(7, 6))
     ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(GENRES)), GENRES, rotation=45, ha="right")
-    ax.set_yticks(range(len(GENRES)), GENRES)
+    ax.set_xticks(range(len(genres)), genres, rotation=45, ha="right")
+    ax.set_yticks(range(len(genres)), genres)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     threshold = matrix.max() / 2 if matrix.size else 0

@@ -15,7 +15,7 @@ import tf_keras as keras
 from models import vgg
 from models.cnn import build_cnn
 from models.lstm import build_lstm
-from pipeline.config import GENRES, PipelineConfig
+from pipeline.config import PipelineConfig
 
 Builder = Callable[..., keras.Model]  # (input_shape, num_classes, train, *, input_name) -> Model
 BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "lstm": build_lstm, "vgg": vgg.build_vgg}
@@ -38,7 +38,7 @@ def build_model(config: PipelineConfig, input_shape: Sequence[Optional[int]],
                           "z-scores instead of the raw features it was trained on; pass "
                           "preprocessing.normalisation_stats(...).", stacklevel=2)
         kwargs["input_stats"] = input_stats
-    return BUILDERS[name](input_shape, len(GENRES), config.train, **kwargs)
+    return BUILDERS[name](input_shape, len(config.genres), config.train, **kwargs)
 
 
 def has_pretrained_backbone(config: PipelineConfig) -> bool:

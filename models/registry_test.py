@@ -37,6 +37,11 @@ def test_build_model_follows_the_preset(family):
     assert (vgg.UNDO_ZSCORE in [layer.name for layer in model.layers]) == (family == "vgg")
 
 
+def test_head_width_follows_the_configured_label_set():
+    config = dataclasses.replace(PipelineConfig().with_model("cnn"), genres=("ambient", "drill", "polka"))
+    assert registry.build_model(config, _shape(config)).output_shape == (None, 3)
+
+
 def test_vgg_without_input_stats_warns():
     config = PipelineConfig().with_model("vgg")
     with pytest.warns(UserWarning, match="z-scores"):

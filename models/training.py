@@ -20,7 +20,7 @@ import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models import augment, metrics, plots, preprocessing, registry, signatures, tracking
-from pipeline.config import GENRES, PipelineConfig
+from pipeline.config import PipelineConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 4096
@@ -58,7 +58,7 @@ def make_dataset(file_pattern: list[str] | str, tft_output: tft.TFTransformOutpu
 
     def parse(serialized: tf.Tensor):
         parsed = tf.io.parse_example(serialized, spec)
-        labels = tf.one_hot(parsed["label"], len(GENRES))
+        labels = tf.one_hot(parsed["label"], len(config.genres))
         if with_track_ids:
             return parsed[kind], labels, parsed["track_id"]
         return parsed[kind], labels
@@ -240,7 +240,7 @@ def run_fn(fn_args: FnArgs) -> None:
             mlflow.log_artifact(plots.learning_curves_png(history, os.path.join(tmp, "learning_curves.png"),
                                                           f"{config.train.model}: learning curves"), "plots")
             mlflow.log_artifact(plots.confusion_matrix_png(
-                scores.clip_confusion, os.path.join(tmp, "eval_clip_confusion.png"),
+                scores.clip_confusion, config.genres, os.path.join(tmp, "eval_clip_confusion.png"),
                 f"{config.train.model}: eval split, clip level"), "plots")
         print(f"[train] eval split: segment accuracy {scores.segment_accuracy:.3f}, "
               f"clip accuracy {scores.clip_accuracy:.3f} ({scores.clips} clips)", flush=True)

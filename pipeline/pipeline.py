@@ -75,9 +75,10 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                 tfma.MetricConfig(class_name="ExampleCount"),
                 tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
             ]),
-            # One-vs-rest precision and recall for each genre (class ids follow GENRES).
+            # One-vs-rest precision and recall for each genre (class id i is config.genres[i]).
             tfma.MetricsSpec(
-                binarize=tfma.proto.config_pb2.BinarizationOptions(class_ids={"values": list(range(len(GENRES)))}),
+                binarize=tfma.proto.config_pb2.BinarizationOptions(
+                    class_ids={"values": list(range(len(config.genres)))}),
                 metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")]),
         ])
 

@@ -5,7 +5,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -17,7 +17,7 @@ from tfx.utils import path_utils
 
 from models import metrics, plots, tracking
 from models.signatures import EXAMPLES_SIGNATURE
-from pipeline.config import GENRES, PipelineConfig
+from pipeline.config import PipelineConfig
 
 EVAL_SPLIT = "test"
 BATCH = 64
@@ -50,8 +50,8 @@ def predict(model: types.Artifact, serialized: np.ndarray) -> np.ndarray:
     return np.concatenate(outputs)
 
 
-def tfma_metrics(evaluation: types.Artifact) -> dict[str, float]:
-    """Overall and per-genre TFMA metrics of the candidate, flattened for MLflow."""
+def tfma_metrics(evaluation: types.Artifact, genres: Sequence[str]) -> dict[str, float]:
+    """Overall and per-genre TFMA metrics of the candidate, flattened for MLflow (class id i = genres[i])."""
     flat: dict[str, float] = {}
     for metrics_for_slice in tfma.load_metrics(evaluation.uri):
         keys = metrics_for_slice.slice_key.single_slice_keys
@@ -62,7 +62,7 @@ def tfma_metrics(evaluation: types.Artifact) -> dict[str, float]:
                 continue
             name = kv.key.name
             if kv.key.sub_key.HasField("class_id"):
-                name = f"{name}_{GENRES[kv.key.sub_key.class_id.value]}"
+                name = f"{name}_{genres[kv.key.sub_key.class_id.value]}"
             if slice_name == "overall" or name == "sparse_categorical_accuracy":
                 flat[f"test_{slice_name}_{name}"] = kv.value.double_value.value
     return flat
@@ -112,7 +112,7 @@ class Executor(base_executor.BaseExecutor):
         report = {
             "split": EVAL_SPLIT, "split_protocol": config.split.protocol, "blessed": decision.blessed,
             "reasons": decision.reasons, "tfma_blessed": tfma_blessed, **candidate.as_dict("candidate_"),
-            **(baseline.as_dict("baseline_") if baseline else {}), **tfma_metrics(evaluation),
+            **(baseline.as_dict("baseline_") if baseline else {}), **tfma_metrics(evaluation, config.genres),
         }
         tf.io.gfile.makedirs(blessing.uri)
         with tf.io.gfile.GFile(os.path.join(blessing.uri, METRICS_FILE), "w") as f:
@@ -154,12 +154,12 @@ class Executor(base_executor.BaseExecutor):
             mlflow.log_metric("blessed", float(report["blessed"]))
             mlflow.set_tags({"blessed": str(report["blessed"]).lower(),
                              "gate_reasons": "; ".join(report["reasons"]) or "passed"})
-            segment_confusion = metrics.confusion(labels, np.argmax(probabilities, axis=1))
+            segment_confusion = metrics.confusion(labels, np.argmax(probabilities, axis=1), len(config.genres))
             with tempfile.TemporaryDirectory() as tmp:
                 for matrix, name, title in ((candidate.clip_confusion, "test_clip_confusion.png", "clip level"),
                                             (segment_confusion, "test_segment_confusion.png", "segment level")):
                     mlflow.log_artifact(plots.confusion_matrix_png(
-                        matrix, os.path.join(tmp, name), f"held-out test split, {title}"), "plots")
+                        matrix, config.genres, os.path.join(tmp, name), f"held-out test split, {title}"), "plots")
                 path = os.path.join(tmp, METRICS_FILE)
                 with open(path, "w") as f:
                     json.dump(report, f, indent=2, sort_keys=True)
