@@ -155,6 +155,10 @@ class GateConfig:
     min_clip_accuracy: float = 0.6
     # The candidate may trail the last blessed model by at most this much accuracy.
     max_accuracy_drop: float = 0.01
+    # Fewest held-out test clips the clip gate blesses on: an accuracy over a handful of clips is
+    # chance. The default synthetic set (20 tracks x 10 genres) has 35 test clips; 10 still admits
+    # the small synthetic sets of the CI tests. The gate also wants every genre in the test split.
+    min_test_clips: int = 10
     # Compare with the last blessed model (found by a TFX Resolver). Off only where resolvers
     # cannot run (the open-source Kubeflow Pipelines backend): then only the absolute bars gate.
     compare_to_last_blessed: bool = True
@@ -375,6 +379,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="clip (vote) accuracy a model needs to be blessed (default: %(default)s)")
     g.add_argument("--max-accuracy-drop", type=float, default=d.gate.max_accuracy_drop,
                    help="allowed accuracy drop against the last blessed model (default: %(default)s)")
+    g.add_argument("--min-test-clips", type=int, default=d.gate.min_test_clips,
+                   help="fewest clips in the held-out test split a model can be blessed on (default: %(default)s)")
     g.add_argument("--no-baseline", dest="compare_to_last_blessed", action="store_false",
                    help="no comparison with the last blessed model, only the absolute bars: for backends that "
                    "cannot run TFX resolvers (open-source Kubeflow Pipelines)")
@@ -427,7 +433,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
                                     learning_rate=args.learning_rate or cfg.train.learning_rate,
                                     max_steps=args.max_steps, frozen_epochs=args.frozen_epochs)
     cfg.gate = GateConfig(min_accuracy=args.min_accuracy, min_clip_accuracy=args.min_clip_accuracy,
-                          max_accuracy_drop=args.max_accuracy_drop,
+                          max_accuracy_drop=args.max_accuracy_drop, min_test_clips=args.min_test_clips,
                           compare_to_last_blessed=args.compare_to_last_blessed)
     if args.beam_args:
         cfg.beam_args = list(args.beam_args)

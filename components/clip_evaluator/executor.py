@@ -68,16 +68,61 @@ def tfma_metrics(evaluation: types.Artifact, genres: Sequence[str]) -> dict[str,
     return flat
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by None (JSON null).
+
+    TFMA reports NaN for a metric it cannot compute (the precision of a genre never
+    predicted); Python's json would write a bare NaN, which strict JSON parsers reject.
+    """
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_report(path: str, report: dict[str, Any]) -> None:
+    """The gate's report as strict JSON (no NaN: null instead)."""
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(json.dumps(strict_json(report), indent=2, sort_keys=True, allow_nan=False))
+
+
 ALREADY_RELEASED = "already released: the candidate is the last blessed model (a cached re-run); nothing new to push"
+
+
+def test_split_reasons(config: PipelineConfig, candidate: metrics.Scores) -> list[str]:
+    """Why the test split is too thin to bless on: too few clips, or a genre of the label set absent.
+
+    An accuracy over a handful of clips, or over a label set the split does not cover, says
+    little about the model; the gate refuses rather than bless on it.
+    """
+    reasons = []
+    if candidate.clips < config.gate.min_test_clips:
+        reasons.append(f"the held-out test split has {candidate.clips} clips, fewer than --min-test-clips "
+                       f"{config.gate.min_test_clips}: too few to judge a model. Add tracks, give the test split "
+                       "a larger share (--split-ratios), or lower --min-test-clips")
+    clips_per_genre = candidate.clip_confusion.sum(axis=1)
+    missing = [genre for i, genre in enumerate(config.genres) if i >= len(clips_per_genre) or not clips_per_genre[i]]
+    if missing:
+        reasons.append(f"the held-out test split has no clip of {len(missing)} of the {len(config.genres)} genres "
+                       f"({', '.join(missing)}), so the model is not judged on them. Add tracks of these genres, "
+                       "give the test split a larger share (--split-ratios), or leave the genres out of the label "
+                       "set (--genres)")
+    return reasons
 
 
 def decide(config: PipelineConfig, tfma_blessed: bool, candidate: metrics.Scores,
            baseline: Optional[metrics.Scores], candidate_is_baseline: bool = False) -> GateDecision:
-    """Blessed only when every bar holds; a model is released once (its earlier blessing stays)."""
+    """Blessed only when every bar holds on a test split that can judge; a model is released once
+    (its earlier blessing stays)."""
     gate = config.gate
     if candidate_is_baseline:
         return GateDecision(blessed=False, reasons=[ALREADY_RELEASED])
-    reasons = []
+    reasons = test_split_reasons(config, candidate)
     if not tfma_blessed:
         reasons.append("TFMA did not bless the model (segment accuracy below the bar or regressed; "
                        "see the Evaluator's validation result)")
@@ -115,8 +160,7 @@ class Executor(base_executor.BaseExecutor):
             **(baseline.as_dict("baseline_") if baseline else {}), **tfma_metrics(evaluation, config.genres),
         }
         tf.io.gfile.makedirs(blessing.uri)
-        with tf.io.gfile.GFile(os.path.join(blessing.uri, METRICS_FILE), "w") as f:
-            json.dump(report, f, indent=2, sort_keys=True)
+        write_report(os.path.join(blessing.uri, METRICS_FILE), report)
         with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if decision.blessed else "NOT_BLESSED"), "w"):
             pass
         # The same custom properties TFX's Evaluator writes, so LatestBlessedModelStrategy and Pusher read ours.
@@ -161,6 +205,5 @@ class Executor(base_executor.BaseExecutor):
                     mlflow.log_artifact(plots.confusion_matrix_png(
                         matrix, config.genres, os.path.join(tmp, name), f"held-out test split, {title}"), "plots")
                 path = os.path.join(tmp, METRICS_FILE)
-                with open(path, "w") as f:
-                    json.dump(report, f, indent=2, sort_keys=True)
+                write_report(path, report)
                 mlflow.log_artifact(path, "evaluation")
