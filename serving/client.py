@@ -11,11 +11,13 @@ Command line::
     python -m serving.client predict song.wav --host localhost:8500 --model genre [--version N]
                                               [--timeout 10] [--retries 3] [--json]
     python -m serving.client status --host localhost:8500 --model genre
+    ... --tls [--ca-cert ca.pem] [--client-cert client.pem --client-key client.key] [--tls-server-name NAME]
 
 Requests use signature ``serving_default`` (docs/contracts.md): the mono waveform as float32
 at the file's own sample rate plus ``sample_rate``; the model resamples in-graph. Each call
 has its own deadline; UNAVAILABLE and DEADLINE_EXCEEDED are retried with exponential backoff,
-nothing else is (an invalid input stays invalid).
+nothing else is (an invalid input stays invalid). ``--tls`` speaks TLS to a TF Serving
+started with ``--ssl_config_file`` (see serving/README.md, "TLS").
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from typing import Callable, Optional, Sequence, TypeVar  # noqa: E402
@@ -75,6 +78,63 @@ class ServingRpcError(ServingClientError):
 
 
 @dataclasses.dataclass(frozen=True)
+class TlsConfig:
+    """TLS to a TF Serving started with ``--ssl_config_file`` (its SSLConfig proto).
+
+    ``ca_cert``: PEM file of the CA that signed the server's certificate (TF Serving's
+    ``server_cert``); None trusts the system's roots. ``client_cert`` and ``client_key``: PEM
+    files for a server with ``client_verify: true`` (it checks them against its ``custom_ca``).
+    ``server_name``: the name to check the server's certificate against, when it differs from
+    the host dialled (e.g. an IP address or a port-forward).
+    """
+
+    ca_cert: Optional[str] = None
+    client_cert: Optional[str] = None
+    client_key: Optional[str] = None
+    server_name: Optional[str] = None
+
+    def __post_init__(self):
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("TLS client authentication needs both a client certificate and its key "
+                             "(--client-cert and --client-key)")
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(root_certificates=_read_pem(self.ca_cert, "CA certificate"),
+                                            private_key=_read_pem(self.client_key, "client key"),
+                                            certificate_chain=_read_pem(self.client_cert, "client certificate"))
+
+
+def _read_pem(path: Optional[str], what: str) -> Optional[bytes]:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise ServingClientError(f"cannot read the TLS {what} {path}: {err.strerror or err}") from None
+    if b"-----BEGIN " not in data:
+        raise ServingClientError(f"the TLS {what} {path} is not a PEM file (no -----BEGIN line)")
+    return data
+
+
+def readable_error(details: str) -> str:
+    """The model's own sentence from a graph error as TF Serving sends it.
+
+    TF Serving passes the failing op's message through: an ``Assert`` op's is
+    ``assertion failed: [<sentence>]`` (several data items: ``[a] [b]``), and the runtime
+    appends the failing node on further lines, ``\\n\\t [[{{function_node ...}}{{node
+    Assert/Assert}}]]``. Both wrappers go; any other text is returned as it is.
+    """
+    lines = [line for line in details.splitlines() if not re.fullmatch(r"\s*\[\[.*\]\]\s*", line)]
+    text = re.sub(r"\s*\[\[\{\{.*?\}\}\]\]", "", " ".join(line.strip() for line in lines)).strip()
+    if text.startswith("assertion failed: "):
+        text = text[len("assertion failed: "):].strip()
+        if text.startswith("[") and text.endswith("]"):
+            text = " ".join(part.strip() for part in text[1:-1].split("] ["))
+    return text
+
+
+@dataclasses.dataclass(frozen=True)
 class Prediction:
     """One clip's answer: top genre, per-genre scores (GENRES order) and per-segment scores."""
 
@@ -106,15 +166,21 @@ class GenreClient:
     """A channel to one server; reuse it for many requests (the benchmark does)."""
 
     def __init__(self, host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL, timeout: float = 10.0,
-                 retries: int = 3, backoff: float = 0.2):
+                 retries: int = 3, backoff: float = 0.2, tls: Optional[TlsConfig] = None):
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
         self.host, self.model, self.timeout, self.retries, self.backoff = host, model, timeout, retries, backoff
-        self._channel = grpc.insecure_channel(host, options=[
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
+        self.tls = tls
+        options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                   ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+        if tls is None:
+            self._channel = grpc.insecure_channel(host, options=options)
+        else:
+            if tls.server_name:
+                options.append(("grpc.ssl_target_name_override", tls.server_name))
+            self._channel = grpc.secure_channel(host, tls.credentials(), options=options)
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
@@ -181,14 +247,16 @@ class GenreClient:
         if code == grpc.StatusCode.UNAVAILABLE:
             return ServerUnavailableError(
                 f"cannot reach the model server at {self.host} ({what}: UNAVAILABLE after {attempts} "
-                f"attempt(s): {details}). Is TF Serving running? Start it with: {COMPOSE_HINT}")
+                f"attempt(s): {details}). Is TF Serving running? Start it with: {COMPOSE_HINT}"
+                + (". With --tls, also check --ca-cert and that the server's certificate names this host "
+                   "(or pass --tls-server-name)" if self.tls else ""))
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return ServerUnavailableError(
                 f"the model server at {self.host} did not answer within {self.timeout:g} s "
                 f"({what}, {attempts} attempt(s)). Raise --timeout, or check the server "
                 f"(started with: {COMPOSE_HINT})")
         if code == grpc.StatusCode.INVALID_ARGUMENT:
-            return ModelInputError(f"the model rejected the input (INVALID_ARGUMENT): {details}")
+            return ModelInputError(f"the model rejected the input (INVALID_ARGUMENT): {readable_error(details)}")
         return ServingRpcError(f"{what} failed at {self.host}: {code.name}: {details}", code)
 
 
@@ -215,20 +283,21 @@ def _prediction(response: predict_pb2.PredictResponse) -> Prediction:
 # ----- one-shot helpers (a channel per call) --------------------------------
 def predict_waveform(waveform: np.ndarray, sample_rate: int, host: str = DEFAULT_HOST,
                      model: str = DEFAULT_MODEL, version: Optional[int] = None, timeout: float = 10.0,
-                     retries: int = 3) -> Prediction:
-    with GenreClient(host, model, timeout, retries) as client:
+                     retries: int = 3, tls: Optional[TlsConfig] = None) -> Prediction:
+    with GenreClient(host, model, timeout, retries, tls=tls) as client:
         return client.predict_waveform(waveform, sample_rate, version)
 
 
 def predict_file(path: str | os.PathLike, host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL,
-                 version: Optional[int] = None, timeout: float = 10.0, retries: int = 3) -> Prediction:
-    with GenreClient(host, model, timeout, retries) as client:
+                 version: Optional[int] = None, timeout: float = 10.0, retries: int = 3,
+                 tls: Optional[TlsConfig] = None) -> Prediction:
+    with GenreClient(host, model, timeout, retries, tls=tls) as client:
         return client.predict_file(path, version)
 
 
 def model_status(host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL, version: Optional[int] = None,
-                 timeout: float = 10.0, retries: int = 3) -> list[VersionStatus]:
-    with GenreClient(host, model, timeout, retries) as client:
+                 timeout: float = 10.0, retries: int = 3, tls: Optional[TlsConfig] = None) -> list[VersionStatus]:
+    with GenreClient(host, model, timeout, retries, tls=tls) as client:
         return client.model_status(version)
 
 
@@ -243,6 +312,13 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--retries", type=int, default=3,
                         help="retries on UNAVAILABLE / DEADLINE_EXCEEDED (default: %(default)s)")
     common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    tls = common.add_argument_group("TLS (a TF Serving started with --ssl_config_file)")
+    tls.add_argument("--tls", action="store_true", help="connect with TLS instead of plaintext")
+    tls.add_argument("--ca-cert", help="PEM file of the CA that signed the server's certificate "
+                                       "(default: the system's trusted roots)")
+    tls.add_argument("--client-cert", help="PEM client certificate, for a server with client_verify: true")
+    tls.add_argument("--client-key", help="PEM key of --client-cert")
+    tls.add_argument("--tls-server-name", help="name to check the server's certificate against (default: the host)")
     sub = parser.add_subparsers(dest="command", required=True)
     predict = sub.add_parser("predict", parents=[common], help="classify an audio file")
     predict.add_argument("audio", help="audio file (wav, au, flac, ogg, mp3)")
@@ -257,10 +333,22 @@ def _format_prediction(path: str, result: Prediction) -> str:
     return "\n".join(lines)
 
 
+def tls_from_args(args: argparse.Namespace) -> Optional[TlsConfig]:
+    """The TlsConfig the flags ask for; None for plaintext. TLS flags without --tls are an error."""
+    given = [flag for flag, value in (("--ca-cert", args.ca_cert), ("--client-cert", args.client_cert),
+                                      ("--client-key", args.client_key), ("--tls-server-name", args.tls_server_name))
+             if value]
+    if not args.tls:
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply with --tls")
+        return None
+    return TlsConfig(args.ca_cert, args.client_cert, args.client_key, args.tls_server_name)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        with GenreClient(args.host, args.model, args.timeout, args.retries) as client:
+        with GenreClient(args.host, args.model, args.timeout, args.retries, tls=tls_from_args(args)) as client:
             if args.command == "predict":
                 result = client.predict_file(args.audio, args.version)
                 print(json.dumps({"file": args.audio, **result.to_dict()}, indent=2) if args.json

@@ -100,7 +100,7 @@ def test_unknown_model_and_signature_errors(host):
     assert err.value.code == grpc.StatusCode.NOT_FOUND
 
 
-def test_versions_newest_wins_explicit_version_and_missing_version(tmp_path):
+def test_versions_newest_complete_wins_explicit_version_and_missing_version(tmp_path):
     base = tmp_path / "genre"
     build_stand_in_model(base, version=1)
     clip = stand_in_clip("disco", 6, RATE)  # the stand-in's version 2 shifts every genre by one
@@ -121,10 +121,21 @@ def test_versions_newest_wins_explicit_version_and_missing_version(tmp_path):
         assert [(s.version, s.state) for s in statuses] == [(1, "AVAILABLE"), (2, "AVAILABLE")]
         assert [(s.version, s.state) for s in client.model_status(version=2)] == [(2, "AVAILABLE")]
 
-        # A broken push (version 3) is INTERNAL with the load error; pinned versions still serve.
+        # A push still being written (version 3: a graph, no variables yet) is skipped, as TF
+        # Serving skips a folder it cannot load: version 2 keeps answering, 3 is not found.
         (base / "3").mkdir()
-        (base / "3" / "saved_model.pb").write_bytes(b"not a SavedModel")
-        with pytest.raises(ServingRpcError, match="loading genre version 3 failed") as err:
+        (base / "3" / "saved_model.pb").write_bytes((base / "2" / "saved_model.pb").read_bytes())
+        assert client.predict_waveform(clip, RATE).model_version == 2
+        with pytest.raises(ServingRpcError, match=r"Specific\(genre, 3\); versions on disk: \[1, 2\]") as err:
+            client.predict_waveform(clip, RATE, version=3)
+        assert err.value.code == grpc.StatusCode.NOT_FOUND
+        assert [s.version for s in client.model_status()] == [1, 2]
+
+        # A complete but broken push (version 4) is INTERNAL with the load error; pinned versions still serve.
+        (base / "4" / "variables").mkdir(parents=True)
+        (base / "4" / "saved_model.pb").write_bytes(b"not a SavedModel")
+        (base / "4" / "variables" / "variables.index").write_bytes(b"")
+        with pytest.raises(ServingRpcError, match="loading genre version 4 failed") as err:
             client.predict_waveform(clip, RATE)
         assert err.value.code == grpc.StatusCode.INTERNAL
         assert client.predict_waveform(clip, RATE, version=2).genre == "hiphop"

@@ -6,18 +6,37 @@ protocol. This Python server implements two RPCs, with TF Serving's message type
 
 - ``PredictionService.Predict`` over the SavedModels under one base directory in TF
   Serving's layout (``<base>/<version>/saved_model.pb``). No version in the request: the
-  newest version answers. A version in the request: that version if it is on disk, else
-  NOT_FOUND. (Unlike TF Serving's ``latest`` policy, every version on disk can be asked
-  for.) The directory is re-scanned on every request, so a newly pushed version is served
-  from the next request on; a version is loaded on first use.
-- ``ModelService.GetModelStatus``: the versions on disk, AVAILABLE once loaded (it loads them).
+  newest COMPLETE version answers; a version folder without ``saved_model.pb`` (or
+  ``.pbtxt``) and ``variables/variables.index`` is skipped as not (yet) a SavedModel, the
+  way TF Serving ignores a folder it cannot load as one. A version in the request: that
+  version if it is complete on disk, else NOT_FOUND. (Unlike TF Serving's ``latest``
+  policy, every version on disk can be asked for.) The directory is re-scanned on every
+  request, so a newly pushed version is served from the next request on; a version is
+  loaded on first use.
+- ``ModelService.GetModelStatus``: the complete versions on disk, AVAILABLE once loaded
+  (it loads them).
 
 Inputs are checked against the signature (names, dtypes, shapes) and a mismatch is answered
 with INVALID_ARGUMENT and a message; ``tf.errors.InvalidArgumentError`` raised by the model
-graph becomes INVALID_ARGUMENT with the model's message; any other failure is INTERNAL. The
-server keeps serving after every error.
+graph becomes INVALID_ARGUMENT with the model's sentence (:func:`op_error_message`); any
+other failure is INTERNAL. The server keeps serving after every error.
 
-Usage: ``python -m serving.test_server --model-base DIR --model-name genre --port 8500``
+Limits (and differences from TF Serving):
+
+- Messages larger than ``max_message_bytes`` (default :data:`DEFAULT_MAX_MESSAGE_BYTES`,
+  room for a clip of the default ``audio.max_serving_seconds`` as float32 at 48 kHz) are
+  refused by gRPC with RESOURCE_EXHAUSTED before they are read into memory. TF Serving
+  itself accepts up to 2 GB unless started with
+  ``--grpc_channel_arguments=grpc.max_receive_message_length=N``.
+- ``workers`` requests run at once (default 4); more wait in gRPC's queue. Memory per
+  request is a few copies of its input (the proto, the NumPy array, the tensor) plus the
+  graph's own work.
+- TLS as TF Serving's ``--ssl_config_file`` (text ``SSLConfig``: ``server_key``,
+  ``server_cert``, ``custom_ca``, ``client_verify``, each PEM text, not a path).
+- No REST API, batching, version labels, version policy or model config file.
+
+Usage: ``python -m serving.test_server --model-base DIR --model-name genre --port 8500
+[--max-message-bytes N] [--ssl_config_file FILE]``
 """
 from __future__ import annotations
 
@@ -33,6 +52,7 @@ from typing import Any, Optional
 
 import grpc
 import tensorflow as tf
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from tensorflow_serving.apis import (
     get_model_status_pb2,
     model_service_pb2_grpc,
@@ -40,9 +60,13 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from pipeline.config import AudioConfig
+from serving.client import readable_error
+
 LOG = logging.getLogger("serving.test_server")
 DEFAULT_SIGNATURE = "serving_default"
-MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving's server also lifts gRPC's 4 MB default
+# A clip of the default serving cap as float32 at 48 kHz, plus room for the rest of the request.
+DEFAULT_MAX_MESSAGE_BYTES = int(AudioConfig().max_serving_seconds * 48000 * 4) + 2**20
 
 
 class RpcFailure(Exception):
@@ -61,6 +85,12 @@ class _Version:
     error: str = ""  # load failure, reported by GetModelStatus
 
 
+def is_complete_version(path: str) -> bool:
+    """A SavedModel folder with its graph and its variables' index: one that can be loaded."""
+    graph = any(os.path.isfile(os.path.join(path, name)) for name in ("saved_model.pb", "saved_model.pbtxt"))
+    return graph and os.path.isfile(os.path.join(path, "variables", "variables.index"))
+
+
 class ModelRepository:
     """The versions of one model under ``<base>/<version>/``, loaded on first use."""
 
@@ -75,7 +105,7 @@ class ModelRepository:
         if os.path.isdir(self.base):
             for entry in os.listdir(self.base):
                 path = os.path.join(self.base, entry)
-                if entry.isdigit() and os.path.isfile(os.path.join(path, "saved_model.pb")):
+                if entry.isdigit() and is_complete_version(path):
                     found[int(entry)] = path
         with self._lock:
             for number in list(self._versions):
@@ -91,7 +121,7 @@ class ModelRepository:
         if not numbers:
             raise RpcFailure(grpc.StatusCode.NOT_FOUND,
                              f"Servable not found for request: model '{self.name}' has no versions under "
-                             f"{self.base} (expected <base>/<version>/saved_model.pb)")
+                             f"{self.base} (expected <base>/<version>/saved_model.pb and variables/)")
         number = numbers[-1] if version is None else version
         if number not in numbers:
             raise RpcFailure(grpc.StatusCode.NOT_FOUND,
@@ -238,16 +268,20 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
 
 def op_error_message(err: tf.errors.OpError) -> str:
-    """The op's own message, as TF Serving's C++ server returns it.
+    """The model's sentence from a graph error.
 
-    Eager execution prefixes it with "Graph execution error:" and the Python stack where the
-    failing node was defined, and appends " [Op:__inference_...]"; neither helps a client.
+    Eager execution prefixes the op's message with "Graph execution error:" and the Python
+    stack where the failing node was defined, and appends " [Op:__inference_...]"; both are
+    dropped here. What is left is what TF Serving's C++ server sends (``assertion failed:
+    [<sentence>]`` and the failing node, ``\\n\\t [[{{node ...}}]]``), which
+    :func:`serving.client.readable_error` reduces to the sentence, as the client does with
+    TF Serving's answers.
     """
     lines = err.message.splitlines()
     preamble = ("Graph execution error:", "Detected at node", "<stack traces unavailable>")
     start = next((i for i, line in enumerate(lines)
                   if line.strip() and not line[0].isspace() and not line.startswith(preamble)), 0)
-    return re.sub(r"\s*\[Op:__inference_\w+\]\s*$", "", "\n".join(lines[start:])).strip()
+    return readable_error(re.sub(r"\s*\[Op:__inference_\w+\]\s*$", "", "\n".join(lines[start:])))
 
 
 def _answer(context: grpc.ServicerContext, handler, request):
@@ -264,21 +298,59 @@ def _answer(context: grpc.ServicerContext, handler, request):
     context.abort(code, message)
 
 
+def _ssl_config_class():
+    """TF Serving's ``SSLConfig`` message (tensorflow_serving/config/ssl_config.proto), which
+    tensorflow-serving-api does not ship: built from its four fields."""
+    fields = [("server_key", 1, "TYPE_STRING"), ("server_cert", 2, "TYPE_STRING"),
+              ("custom_ca", 3, "TYPE_STRING"), ("client_verify", 4, "TYPE_BOOL")]
+    proto = descriptor_pb2.FileDescriptorProto(name="genre_test_double/ssl_config.proto",
+                                               package="tensorflow.serving", syntax="proto3")
+    message = proto.message_type.add(name="SSLConfig")
+    for name, number, kind in fields:
+        message.field.add(name=name, number=number, type=getattr(descriptor_pb2.FieldDescriptorProto, kind),
+                          label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.SSLConfig"))
+
+
+SSLConfig = _ssl_config_class()
+
+
+def server_credentials(ssl_config_text: str) -> grpc.ServerCredentials:
+    """gRPC server credentials from an ``SSLConfig`` text proto, with TF Serving's meaning:
+    ``custom_ca`` verifies client certificates, required when ``client_verify`` is true."""
+    config = text_format.Parse(ssl_config_text, SSLConfig())
+    if not config.server_key or not config.server_cert:
+        raise ValueError("the SSL config needs server_key and server_cert (PEM text)")
+    return grpc.ssl_server_credentials(
+        [(config.server_key.encode(), config.server_cert.encode())],
+        root_certificates=config.custom_ca.encode() or None, require_client_auth=config.client_verify)
+
+
 def start_server(model_base: str, model_name: str = "genre", port: int = 0, host: str = "127.0.0.1",
-                 workers: int = 4, preload: bool = True) -> tuple[grpc.Server, int]:
+                 workers: int = 4, preload: bool = True, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 ssl_config_text: Optional[str] = None) -> tuple[grpc.Server, int]:
     """Start the test double on HOST:PORT (0: any free port); return the server and its port.
 
     PRELOAD loads the newest version now, so the first request does not pay for it.
+    SSL_CONFIG_TEXT (an ``SSLConfig`` text proto) serves TLS instead of plaintext.
     """
+    if max_message_bytes <= 0:
+        raise ValueError(f"max_message_bytes must be positive, got {max_message_bytes}")
     repo = ModelRepository(model_base, model_name)
     if preload and repo.scan():
         repo.get(None)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(repo), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(repo), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    if ssl_config_text is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, server_credentials(ssl_config_text))
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")
     server.start()
@@ -295,13 +367,24 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--port", type=int, default=8500, help="gRPC port; 0 picks a free one (default: %(default)s)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=4, help="request threads (default: %(default)s)")
+    parser.add_argument("--max-message-bytes", type=int, default=DEFAULT_MAX_MESSAGE_BYTES,
+                        help="largest request or answer; larger ones get RESOURCE_EXHAUSTED (default: %(default)s)")
+    parser.add_argument("--ssl_config_file", "--ssl-config-file", dest="ssl_config_file",
+                        help="serve TLS: TF Serving's SSLConfig text proto (server_key, server_cert, custom_ca, "
+                             "client_verify; PEM text)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not os.path.isdir(args.model_base):
         parser.error(f"--model-base {args.model_base} is not a directory")
-    server, port = start_server(args.model_base, args.model_name, args.port, args.host, args.workers)
+    ssl_text = None
+    if args.ssl_config_file:
+        with open(args.ssl_config_file, encoding="utf-8") as f:
+            ssl_text = f.read()
+    server, port = start_server(args.model_base, args.model_name, args.port, args.host, args.workers,
+                                max_message_bytes=args.max_message_bytes, ssl_config_text=ssl_text)
     # One line on stdout when ready, so scripts (bench/serving.py) can wait for it and read the port.
-    print(f"serving {args.model_name} from {os.path.abspath(args.model_base)} on {args.host}:{port}", flush=True)
+    print(f"serving {args.model_name} from {os.path.abspath(args.model_base)} on {args.host}:{port}"
+          + (" (TLS)" if ssl_text else ""), flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
