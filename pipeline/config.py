@@ -52,6 +52,13 @@ class AudioConfig:
     last_segment: str = "drop"
     # A decoded file whose RMS level is below this is quarantined as silent.
     silence_dbfs: float = -60.0
+    # Longest accepted file (declared or decoded length); longer ones are quarantined as too_long.
+    # 20 minutes keeps any real song and bounds a file's decoded samples (about 100 MB at 22.05 kHz).
+    max_clip_seconds: float = 1200.0
+    # Segments kept per track, spread evenly over a longer one (0: no limit). 20 keeps GTZAN's
+    # 30-s clips whole at segments down to 1.5 s, and lets no track weigh more than 2 GTZAN clips
+    # at the default 3-s segments.
+    max_segments_per_track: int = 20
     # Longest clip the serving signatures accept (INVALID_ARGUMENT beyond it); read at export.
     max_serving_seconds: float = 600.0
 
@@ -355,6 +362,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="fail ingestion when more than this fraction of files is quarantined (default: %(default)s)")
     g.add_argument("--segment-seconds", type=float, default=d.audio.segment_seconds,
                    help="segment length in seconds (default: %(default)s)")
+    g.add_argument("--max-clip-seconds", type=float, default=d.audio.max_clip_seconds,
+                   help="quarantine audio files longer than this (default: %(default)s)")
+    g.add_argument("--max-segments-per-track", type=int, default=d.audio.max_segments_per_track,
+                   help="segments kept per track, spread over a longer track; 0: no limit (default: %(default)s)")
     g.add_argument("--synthetic-tracks", type=int, default=d.synthetic.tracks_per_genre,
                    help="synthetic data set: tracks per genre (default: %(default)s)")
     g.add_argument("--synthetic-seconds", type=float, default=d.synthetic.seconds,
@@ -426,7 +437,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
         raise SystemExit(f"--split {args.split} reads the fault-filtered list files: pass --split-dir DIR "
                          "(the folder holding train_filtered.txt, valid_filtered.txt, test_filtered.txt).")
     cfg.audio = dataclasses.replace(cfg.audio, segment_seconds=args.segment_seconds,
-                                    hop_seconds=args.segment_seconds)
+                                    hop_seconds=args.segment_seconds, max_clip_seconds=args.max_clip_seconds,
+                                    max_segments_per_track=args.max_segments_per_track)
     cfg.synthetic = dataclasses.replace(cfg.synthetic, tracks_per_genre=args.synthetic_tracks,
                                         seconds=args.synthetic_seconds)
     cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs or cfg.train.epochs, batch_size=args.batch_size,
