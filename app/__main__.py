@@ -1,0 +1,46 @@
+"""`python -m app` (`make app`): start the page on 127.0.0.1 and print its URL.
+
+    python -m app [--host 127.0.0.1:8500] [--model genre] [--mlflow-uri URI] [--port 8501]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from app.settings import DEFAULT_HOST, DEFAULT_MODEL, HOST_ENV, MLFLOW_ENV, MODEL_ENV, AppSettings
+
+PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.py")
+
+
+def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
+    """The `streamlit run` command line for the page (also used by the browser test and bench)."""
+    return [sys.executable, "-m", "streamlit", "run", PAGE, "--server.address", address, "--server.port",
+            str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            "--server.fileWatcherType", "none", "--global.developmentMode", "false"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default=os.environ.get(HOST_ENV, DEFAULT_HOST),
+                        help=f"TF Serving gRPC address (env {HOST_ENV}; default: %(default)s)")
+    parser.add_argument("--model", default=os.environ.get(MODEL_ENV, DEFAULT_MODEL),
+                        help=f"served model name (env {MODEL_ENV}; default: %(default)s)")
+    parser.add_argument("--mlflow-uri", default=os.environ.get(MLFLOW_ENV, ""),
+                        help=f"MLflow tracking URI for the model card (env {MLFLOW_ENV}; default: the run's "
+                             "own store, sqlite under the pipeline root)")
+    parser.add_argument("--port", type=int, default=8501, help="page port on 127.0.0.1 (default: %(default)s)")
+    args = parser.parse_args(argv)
+    settings = AppSettings.from_env({HOST_ENV: args.host, MODEL_ENV: args.model, MLFLOW_ENV: args.mlflow_uri,
+                                     **{k: v for k, v in os.environ.items() if k.startswith("GENRE_APP_")}})
+    env = {**os.environ, **settings.to_env()}
+    root = os.path.dirname(os.path.dirname(PAGE))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    print(f"Genre page: http://127.0.0.1:{args.port}  (model '{settings.model}' at {settings.host}; "
+          f"MLflow {settings.mlflow_uri}; Ctrl-C stops it)", flush=True)
+    command = streamlit_command(args.port)
+    os.execvpe(command[0], command, env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""An uploaded or recorded clip, decoded and checked before it is sent to the model.
+
+Every way a clip can be unusable gets a :class:`ClipError` whose message names the file,
+the problem and what to do; the page shows it as one paragraph, never a traceback. The
+decoder is the client's own (serving/audio_file.py), so the page and the CLI accept the same
+files.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+
+import numpy as np
+
+from pipeline.config import AUDIO_EXTENSIONS, AudioConfig, PipelineConfig
+from serving.audio_file import AudioFileError, read_audio
+
+SUPPORTED = ", ".join(AUDIO_EXTENSIONS)
+
+
+class ClipError(ValueError):
+    """A clip the page will not send; the message is for the person who chose it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    name: str
+    waveform: np.ndarray  # float32 mono in [-1, 1]
+    sample_rate: int
+
+    @property
+    def seconds(self) -> float:
+        return self.waveform.size / self.sample_rate
+
+
+def decode(name: str, data: bytes, max_seconds: float, audio: AudioConfig = PipelineConfig().audio) -> Clip:
+    """Decode DATA (the bytes of file NAME) and check it is a clip the model can judge.
+
+    The bars are the model's own (``audio.segment_seconds``, ``audio.silence_dbfs``; the
+    serving graph refuses the same clips), checked here to answer at once with a message
+    written for a person; MAX_SECONDS is the page's cap (default ``audio.max_serving_seconds``).
+    """
+    min_seconds = audio.segment_seconds
+    if not data:
+        raise ClipError(f"{name} is empty (0 bytes). Choose an audio file ({SUPPORTED}) or record again.")
+    suffix = os.path.splitext(name)[1].lower() or ".wav"
+    with tempfile.NamedTemporaryFile(suffix=suffix) as f:  # the one reader takes a path
+        f.write(data)
+        f.flush()
+        try:
+            waveform, sample_rate = read_audio(f.name)
+        except AudioFileError as err:
+            detail = str(err).split(": ", 1)[-1].split(" (supported formats")[0]
+            raise ClipError(f"{name} could not be decoded as audio ({detail}). Choose a {SUPPORTED} file; "
+                            "if it plays elsewhere, convert it to WAV or FLAC first.") from None
+    seconds = waveform.size / sample_rate if sample_rate else 0.0
+    if waveform.size == 0:
+        raise ClipError(f"{name} holds no audio samples. Choose a clip of at least {min_seconds:g} s.")
+    if not np.all(np.isfinite(waveform)):
+        raise ClipError(f"{name} contains invalid (NaN or infinite) samples. Re-export it as 16-bit PCM.")
+    if seconds < min_seconds:
+        raise ClipError(f"{name} is {seconds:.1f} s long; the model judges {min_seconds:g}-s segments, so it "
+                        f"needs at least {min_seconds:g} s. Choose or record a longer clip.")
+    if seconds > max_seconds:
+        raise ClipError(f"{name} is {seconds / 60:.1f} min long, over this page's limit of "
+                        f"{max_seconds / 60:g} min per request to the model server (audio.max_serving_seconds). Trim the clip, or start "
+                        "the page with a higher GENRE_APP_MAX_SECONDS.")
+    rms = float(np.sqrt(np.mean(np.square(waveform, dtype=np.float64))))
+    if rms == 0 or 20 * np.log10(rms) < audio.silence_dbfs:
+        level = "digital silence" if rms == 0 else f"its level is {20 * np.log10(rms):.0f} dBFS"
+        raise ClipError(f"{name} is silent ({level}, below {audio.silence_dbfs:g} dBFS): there is nothing for "
+                        "the model to hear. Check the recording level or choose another clip.")
+    return Clip(name, waveform, sample_rate)

@@ -1,0 +1,78 @@
+"""Which model answered: its family and held-out accuracy, from the MLflow model registry.
+
+TF Serving reports only a version number, and its metadata RPC only the signatures; extra
+files beside a pushed version are not served. The ModelRegistrar tags each registered
+version with the TF Serving version it was pushed as (``serving_version``), so the page
+finds that registry entry, then its training run: the family (run tag ``model``), the split
+protocol (tag ``split_protocol``) and the held-out clip accuracy the gate logged
+(``candidate_clip_accuracy`` over ``candidate_clips`` clips). This works the same when the
+page runs far from the serving directory; it needs only the tracking URI.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+HELD_OUT_SPLIT = "test"  # the split every reported accuracy is on (README: Splits)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCard:
+    serving_version: int
+    family: str = ""
+    clip_accuracy: Optional[float] = None
+    clips: Optional[int] = None
+    protocol: str = ""
+    run_id: str = ""
+    registered_version: str = ""
+    is_champion: bool = False
+    note: str = ""  # why details are missing, when they are
+
+    def summary(self) -> str:
+        """One line for the page."""
+        parts = [f"version {self.serving_version}"]
+        if self.family:
+            parts.append(self.family.upper())
+        if self.clip_accuracy is not None:
+            clips = f" over {self.clips} clips" if self.clips else ""
+            parts.append(f"held-out clip accuracy {self.clip_accuracy:.1%}{clips} "
+                         f"('{HELD_OUT_SPLIT}' split, {self.protocol or 'unknown'} protocol)")
+        return " · ".join(parts)
+
+
+def _sqlite_path(uri: str) -> Optional[str]:
+    """sqlite:////abs/db -> /abs/db, sqlite:///rel/db -> rel/db; None for other stores."""
+    return uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
+
+
+def lookup(tracking_uri: str, serving_version: int, registered_model: Optional[str] = None,
+           alias: Optional[str] = None) -> ModelCard:
+    """The card of the registered model version pushed as SERVING_VERSION (never raises)."""
+    from models import tracking  # mlflow only: no TensorFlow
+    registered_model = registered_model or tracking.REGISTERED_MODEL
+    alias = alias or tracking.SERVING_ALIAS
+    path = _sqlite_path(tracking_uri)
+    if path is not None and not os.path.exists(path):  # opening it would create an empty store
+        return ModelCard(serving_version, note=f"no MLflow store at {tracking_uri} (run `make run`, or start the "
+                                               "page with --mlflow-uri)")
+    try:
+        from mlflow.tracking import MlflowClient
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        versions = [v for v in client.search_model_versions(f"name='{registered_model}'")
+                    if v.tags.get("serving_version") == str(serving_version)]
+        if not versions:
+            return ModelCard(serving_version, note=f"version {serving_version} is not in the '{registered_model}' "
+                                                   f"registry at {tracking_uri}")
+        version = max(versions, key=lambda v: int(v.version))
+        aliases = set(getattr(version, "aliases", []) or [])
+        run = client.get_run(version.run_id)
+    except Exception as err:  # noqa: BLE001 - the card is optional; the page still answers
+        return ModelCard(serving_version, note=f"MLflow at {tracking_uri} did not answer ({type(err).__name__}: "
+                                               f"{str(err).splitlines()[0][:200]})")
+    metrics, tags = run.data.metrics, run.data.tags
+    clips = metrics.get("candidate_clips")
+    return ModelCard(serving_version, family=tags.get("model", ""),
+                     clip_accuracy=metrics.get("candidate_clip_accuracy"),
+                     clips=int(clips) if clips is not None else None, protocol=tags.get("split_protocol", ""),
+                     run_id=version.run_id, registered_version=str(version.version), is_champion=alias in aliases)

@@ -1,0 +1,135 @@
+"""The page's logic through Streamlit's AppTest, against the TF Serving test double.
+
+Real gRPC to serving/test_server.py (TF Serving's binary cannot run here) serving the
+stand-in SavedModel from serving/testing.py, whose genre follows the clip's loudness.
+"""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile as sf
+from streamlit.testing.v1 import AppTest
+
+from app.settings import HOST_ENV, MAX_SECONDS_ENV, MLFLOW_ENV
+from serving.testing import build_stand_in_model, serving_endpoint, stand_in_clip
+
+PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.py")
+RATE = 22050
+
+
+def encode(waveform: np.ndarray, fmt: str = "FLAC", rate: int = RATE) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, waveform, rate, format=fmt)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory):
+    base = tmp_path_factory.mktemp("models") / "genre"
+    build_stand_in_model(base, version=1)
+    with serving_endpoint(base) as target:
+        yield target
+
+
+@pytest.fixture
+def page(monkeypatch, tmp_path, host):
+    """A fresh page pointed at the test double; the MLflow store is absent (card shows why)."""
+    monkeypatch.setenv(HOST_ENV, host)
+    monkeypatch.setenv(MLFLOW_ENV, f"sqlite:///{tmp_path / 'absent' / 'mlflow.db'}")
+    monkeypatch.delenv(MAX_SECONDS_ENV, raising=False)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    return at
+
+
+def upload(at: AppTest, name: str, data: bytes, mime: str = "audio/flac") -> AppTest:
+    at.file_uploader(key="upload").set_value((name, data, mime))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(e.value for e in list(at.markdown) + list(at.caption))
+
+
+def test_upload_shows_genre_bars_timeline_and_model_version(page):
+    at = upload(page, "song.flac", encode(stand_in_clip("classical", seconds=12.0)))
+    assert not at.error, [e.value for e in at.error]
+    shown = texts(at)
+    assert "<div class='genre-top'>classical</div>" in shown
+    assert "4 of 4 segments voted classical" in shown
+    assert "version 1" in shown and "no MLflow store" in shown
+    assert len(at.get("vega_lite_chart")) == 3  # genre bars, segment timeline, waveform
+    assert len(at.image) == 1  # log-mel spectrogram
+    assert len(at.get("audio")) == 1  # playback
+
+
+def test_recording_is_classified(page):
+    page.audio_input(key="record").set_value(("clip.wav", encode(stand_in_clip("metal", 6.0), "WAV"), "audio/wav"))
+    page.run()
+    assert "<div class='genre-top'>metal</div>" in texts(page)
+
+
+@pytest.mark.parametrize("name,data,message", [
+    ("empty.wav", b"", "empty.wav is empty (0 bytes)"),
+    ("notes.mp3", b"these are not audio bytes" * 40, "notes.mp3 could not be decoded as audio"),
+    ("short.flac", encode(stand_in_clip("rock", 1.5)), "short.flac is 1.5 s long; the model judges 3-s segments"),
+    ("silent.flac", encode(np.zeros(5 * RATE, np.float32)), "silent.flac is silent (digital silence, below -60 dBFS)"),
+])
+def test_bad_clip_gets_its_message_and_no_request(page, name, data, message):
+    at = upload(page, name, data)
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith(message), errors
+    assert "<div class='genre-top'>" not in texts(at)
+
+
+def test_clip_over_the_limit_is_refused(page, monkeypatch):
+    monkeypatch.setenv(MAX_SECONDS_ENV, "6")
+    at = upload(page, "long.flac", encode(stand_in_clip("jazz", 7.0)))
+    assert [e.value for e in at.error] == [
+        "long.flac is 0.1 min long, over this page's limit of 0.1 min per request to the model server "
+        "(audio.max_serving_seconds). Trim the clip, or start the page with a higher GENRE_APP_MAX_SECONDS."]
+
+
+def test_server_down_names_the_command_that_starts_one(monkeypatch, tmp_path):
+    from conftest import free_port
+
+    down = f"127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv(HOST_ENV, down)
+    monkeypatch.setenv(MLFLOW_ENV, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.run()
+    assert any("make serve" in w.value for w in at.warning)  # the sidebar says so before any upload
+    at = upload(at, "song.flac", encode(stand_in_clip("pop", 6.0)))
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith(f"Cannot reach the model server at {down} (model 'genre'). "
+                                                      "Start one with `make serve`"), errors
+
+
+def test_page_process_never_loads_the_tensorflow_runtime(host, tmp_path):
+    """The whole flow (upload, gRPC, charts) in a fresh interpreter; TF's runtime stays unloaded."""
+    clip = tmp_path / "song.flac"
+    clip.write_bytes(encode(stand_in_clip("disco", 6.0)))
+    script = textwrap.dedent(f"""
+        import sys
+        from streamlit.testing.v1 import AppTest
+        at = AppTest.from_file({PAGE!r}, default_timeout=120)
+        at.run()
+        at.file_uploader(key="upload").set_value(("song.flac", open({str(clip)!r}, "rb").read(), "audio/flac"))
+        at.run()
+        assert "<div class='genre-top'>disco</div>" in "".join(m.value for m in at.markdown), [e.value for e in at.error]
+        loaded = sorted(m for m in sys.modules if m.startswith(("tensorflow.python", "keras", "tf_keras")))
+        print("LOADED", loaded)
+        sys.exit(1 if loaded else 0)
+    """)
+    env = {**os.environ, HOST_ENV: host, MLFLOW_ENV: f"sqlite:///{tmp_path / 'none.db'}"}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "LOADED []" in result.stdout

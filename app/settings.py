@@ -1,0 +1,36 @@
+"""Where the page finds the model server, the model and MLflow: flags (`python -m app`) or env."""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from pipeline.config import PipelineConfig
+
+HOST_ENV, MODEL_ENV, MLFLOW_ENV, MAX_SECONDS_ENV = (
+    "GENRE_SERVING_HOST", "GENRE_MODEL", "GENRE_MLFLOW_URI", "GENRE_APP_MAX_SECONDS")
+DEFAULT_HOST = "127.0.0.1:8500"
+DEFAULT_MODEL = "genre"
+# The serving signatures refuse clips longer than this (read at export); the page refuses
+# them first, with a message, instead of sending up to 100 MB for an INVALID_ARGUMENT.
+DEFAULT_MAX_SECONDS = PipelineConfig().audio.max_serving_seconds
+
+
+@dataclasses.dataclass(frozen=True)
+class AppSettings:
+    host: str = DEFAULT_HOST
+    model: str = DEFAULT_MODEL
+    mlflow_uri: str = ""  # "" = the run's own default store (PipelineConfig().mlflow_tracking_uri)
+    max_seconds: float = DEFAULT_MAX_SECONDS
+    timeout: float = 30.0  # seconds per Predict call: a 10-min clip on 2 cores takes a while
+
+    @classmethod
+    def from_env(cls, env: "os._Environ[str] | dict[str, str]" = os.environ) -> "AppSettings":
+        max_seconds = env.get(MAX_SECONDS_ENV, "")
+        return cls(host=env.get(HOST_ENV) or DEFAULT_HOST, model=env.get(MODEL_ENV) or DEFAULT_MODEL,
+                   mlflow_uri=env.get(MLFLOW_ENV) or PipelineConfig().mlflow_tracking_uri,
+                   max_seconds=float(max_seconds) if max_seconds else DEFAULT_MAX_SECONDS)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes a page process see these settings."""
+        return {HOST_ENV: self.host, MODEL_ENV: self.model, MLFLOW_ENV: self.mlflow_uri,
+                MAX_SECONDS_ENV: f"{self.max_seconds:g}"}
