@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=beam.presets_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_cli_arguments(parser)
     g = parser.add_argument_group("kubeflow")
-    g.add_argument("--image", required=True,
+    g.add_argument("--image",
                    help="pipeline image for every step, pinned by tag or digest (REGISTRY/genre-pipeline:TAG)")
     g.add_argument("--output", default=DEFAULT_OUTPUT,
                    help=".json: PipelineJob (Vertex, kubeflow.schedule); .yaml: bare PipelineSpec "
@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.image:
+        raise SystemExit("error: --image is required: the image every step runs, pinned by tag or digest. Build "
+                         "and push it with `docker build -f kubeflow/Dockerfile -t REGISTRY/genre-pipeline:TAG . && "
+                         "docker push REGISTRY/genre-pipeline:TAG` (kubeflow/README.md), then pass "
+                         "--image REGISTRY/genre-pipeline:TAG.")
     if args.output_dir != parser.get_default("output_dir"):
         parser.error("--output-dir is a local folder; on Kubeflow everything goes under --pipeline-root "
                      "(pushed models: --serving-dir, default <pipeline-root>/serving/genre).")

@@ -6,8 +6,7 @@
 
 Three requests through kfp.Client: upload the pipeline (a new version when the name
 exists), create or reuse the experiment, create the recurring run on that version.
-:func:`build_request` is pure (it reads nothing but its arguments), so what would be
-sent is testable and printable without a cluster; :func:`send` is the thin part.
+--dry-run prints what would be sent, without a cluster.
 
 The cron is KFP's six-field format, seconds first: "0 0 3 * * *" is 03:00 every day.
 """
@@ -28,6 +27,7 @@ import yaml
 
 from kubeflow import spec as spec_lib
 from kubeflow.cluster import require_remote
+from pipeline.errors import cli_failure
 
 DEFAULT_CRON = "0 0 3 * * *"
 # robfig/cron (KFP's scheduler): second minute hour day-of-month month day-of-week.
@@ -190,6 +190,18 @@ def send(request: ScheduleRequest, client_factory: Optional[Callable[..., Any]] 
             "experiment_id": experiment.experiment_id, "recurring_run_id": run.recurring_run_id}
 
 
+# build_request() is pure (it reads nothing but its arguments), so what would be sent is
+# testable without a cluster; send() is the thin part that talks to KFP.
+
+
+def _unreachable(host: str, error: BaseException) -> SystemExit:
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[-1][:200]
+    return cli_failure(
+        f"Cannot reach the Kubeflow Pipelines API at {host} ({type(error).__name__}: {reason}).\n"
+        "Fix: check --host (or KF_PIPELINES_ENDPOINT); for a cluster, `kubectl port-forward -n kubeflow "
+        "svc/ml-pipeline-ui 8080:80` and pass --host http://localhost:8080.", error, "kubeflow-schedule")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kubeflow.schedule", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -218,8 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     try:
+        document = spec_lib.load(args.spec)
+    except (OSError, yaml.YAMLError) as err:
+        raise cli_failure(f"Cannot read the compiled spec {args.spec} ({type(err).__name__}: {err}).\n"
+                          "Fix: compile one with `python -m kubeflow.runner --image REGISTRY/genre-pipeline:TAG "
+                          f"--output {args.spec}` (kubeflow/README.md).", err, "kubeflow-schedule") from None
+    try:
         request = build_request(
-            spec_lib.load(args.spec), host=args.host, experiment=args.experiment, cron=args.cron,
+            document, host=args.host, experiment=args.experiment, cron=args.cron,
             job_name=args.job_name, max_concurrency=args.max_concurrency, pipeline_root=args.pipeline_root,
             enable_caching=args.enable_caching, pipeline_name=args.pipeline_name, namespace=args.namespace)
         if args.dry_run:
@@ -234,6 +252,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ids = send(request)
     except ValueError as err:  # includes LocalPathError
         raise SystemExit(f"error: {err}") from None
+    except Exception as err:  # noqa: BLE001 - kfp, urllib3 and the server's API errors: one paragraph
+        raise _unreachable(request.host, err) from None
     print(json.dumps(ids, indent=2))
     return ids
 

@@ -22,7 +22,8 @@ class UserError(Exception):
         """The one paragraph a runner prints: problem, place, fix."""
         text = self.problem
         if self.where:
-            text += f" ({self.where})"
+            stem, dot = (text[:-1], ".") if text.endswith(".") else (text, "")
+            text = f"{stem} ({self.where}){dot}"
         if self.fix:
             text += f"\nFix: {self.fix}"
         return text
@@ -46,3 +47,21 @@ def find_user_error(error: BaseException) -> "UserError | None":
         stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
         stack.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))
     return None
+
+
+def cli_failure(paragraph: str, error: BaseException, log_name: str) -> SystemExit:
+    """A SystemExit (code 1) for a command-line tool: the paragraph for the console, the
+    traceback in ``outputs/logs/<log_name>.log`` whose path the paragraph ends with."""
+    import os
+    import time
+    import traceback
+
+    from pipeline.config import DEFAULT_OUTPUT_DIR
+
+    log_dir = DEFAULT_OUTPUT_DIR / "logs"
+    os.makedirs(log_dir, exist_ok=True)
+    log_path = log_dir / f"{log_name}.log"
+    with open(log_path, "a") as log:
+        log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n{paragraph}\n")
+        traceback.print_exception(type(error), error, error.__traceback__, file=log)
+    return SystemExit(f"{paragraph}\nLog: {log_path}")

@@ -10,10 +10,12 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
+from pipeline.errors import UserError
+
 ANOMALIES_FILE = "SchemaDiff.pb"
 
 
-class DataAnomaliesError(RuntimeError):
+class DataAnomaliesError(UserError):
     """The data does not match the curated schema; nothing may train on it."""
 
 
@@ -45,6 +47,6 @@ class Executor(base_executor.BaseExecutor):
         if found:
             report = "\n".join(f"  [{split}] {line}" for split, lines in found.items() for line in lines)
             raise DataAnomaliesError(
-                "Data validation failed; the run stops before Transform and training.\n"
-                f"{report}\nAnomalies artifact: {artifact.uri}\n"
-                "Fix the data (or, if the change is intended, the curated schema under schemas/) and re-run.")
+                "Data validation failed; the run stops before Transform and training.\n" + report,
+                where=f"anomalies: {artifact.uri}",
+                fix="fix the data, or, if the change is intended, the curated schema under schemas/, and re-run")

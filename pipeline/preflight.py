@@ -1,0 +1,105 @@
+"""Checks that cost milliseconds and run before TensorFlow is imported.
+
+A wrong ``--data-root`` or a collection whose genres are not the label set should be
+reported in the first second, not after the libraries load or after an hour of training.
+Only the standard library is used here. The checks that need the data decoded and split
+(every split has tracks) run at the end of ingestion (AudioExampleGen).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from pipeline.config import AUDIO_EXTENSIONS, GENRES, PipelineConfig
+from pipeline.errors import UserError
+
+# GTZAN's distributions put the genre folders one level down.
+GENRE_PARENTS: tuple[str, ...] = ("genres_original", "genres")
+LIST_FILES: tuple[str, ...] = ("train_filtered.txt", "valid_filtered.txt", "test_filtered.txt")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataRootScan:
+    root: str                       # the folder holding the genre folders
+    audio_files: dict[str, int]     # genre folder -> number of files with an audio extension
+
+    @property
+    def genres(self) -> tuple[str, ...]:
+        return tuple(sorted(g for g, n in self.audio_files.items() if n))
+
+
+def _count_audio(folder: str) -> int:
+    count = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.rpartition(".")[2].lower() in AUDIO_EXTENSIONS:
+                    count += 1
+    except OSError:
+        return 0
+    return count
+
+
+def scan_data_root(root: str) -> DataRootScan:
+    """Count audio files per genre folder; UserError when the root is missing or not a folder."""
+    if not os.path.isdir(root):
+        what = "does not exist" if not os.path.lexists(root) else "is not a directory"
+        raise UserError(f"The data root {root} {what}.", where="--data-root",
+                        fix="point --data-root at a folder laid out as <root>/<genre>/<genre>.NNNNN.wav "
+                            "(or GTZAN's genres_original/ folder), or leave it out to use the synthetic set")
+    base = root
+    for parent in GENRE_PARENTS:
+        if os.path.isdir(os.path.join(root, parent)):
+            base = os.path.join(root, parent)
+            break
+    counts: dict[str, int] = {}
+    with os.scandir(base) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=True) and not entry.name.startswith("."):
+                counts[entry.name] = _count_audio(entry.path)
+    return DataRootScan(root=base, audio_files=counts)
+
+
+def resolve_genres(config: PipelineConfig, scan: DataRootScan, genres_from_data: bool) -> tuple[str, ...]:
+    """The label set for this run, or UserError when the data cannot be labelled with it."""
+    found = scan.genres
+    extensions = "/".join(AUDIO_EXTENSIONS)
+    if len(found) < 2:
+        raise UserError(
+            f"The data root holds audio ({extensions}) in {len(found)} genre folder(s)"
+            + (f" ({', '.join(found)})" if found else "") + "; a classifier needs at least two genres.",
+            where=scan.root, fix="add folders <root>/<genre>/ with audio files for at least two genres")
+    if genres_from_data:
+        return found
+    expected = tuple(config.genres)
+    if set(found) == set(expected):
+        return expected
+    missing = [g for g in expected if g not in found]
+    extra = [g for g in found if g not in expected]
+    label_set = "GTZAN's ten genres" if expected == GENRES else "the genres given by --genres"
+    details = "; ".join(part for part in (
+        f"missing: {', '.join(missing)}" if missing else "",
+        f"not in the label set: {', '.join(extra)}" if extra else "") if part)
+    raise UserError(
+        f"The data root's genre folders differ from {label_set} ({details}).", where=scan.root,
+        fix="pass --genres-from-data to use the folders found (" + ", ".join(found) + ") as the label set, "
+            "or --genres a,b,c to name it, or fix the folder names")
+
+
+def check_split_dir(config: PipelineConfig) -> None:
+    """The list files a list-based split protocol reads exist."""
+    if config.split.protocol == "hash" or not config.split.split_dir:
+        return
+    missing = [name for name in LIST_FILES if not os.path.isfile(os.path.join(config.split.split_dir, name))]
+    needed = [name for name in missing if not (config.split.protocol == "lists-trainval" and name.startswith("test"))]
+    if needed:
+        raise UserError(f"--split {config.split.protocol} needs {', '.join(needed)}, not found.",
+                        where=config.split.split_dir,
+                        fix="point --split-dir at the folder holding the fault-filtered list files")
+
+
+def preflight(config: PipelineConfig, data_root: str, genres_from_data: bool) -> tuple[str, ...]:
+    """Every cheap check; returns the label set to use."""
+    genres = resolve_genres(config, scan_data_root(data_root), genres_from_data)
+    check_split_dir(config)
+    return genres

@@ -1,0 +1,67 @@
+"""What one pipeline run did, read back from MLMD through its pipeline-run context.
+
+Several runs share one MLMD database (the cache lives there), so "the newest execution of
+each component" may belong to another run, and a cached execution points at artifacts an
+earlier run made. A run is found by its ``pipeline_run`` context (named by the run id the
+runner sets) and each execution's component by its ``node`` context.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata
+
+RUNNING = metadata_store_pb2.Execution.RUNNING
+CACHED = metadata_store_pb2.Execution.CACHED
+FAILED = metadata_store_pb2.Execution.FAILED
+ORPHAN_NOTE = "genre_note"
+
+
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    return metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(metadata_path))
+
+
+class RunRecord:
+    """The executions of one pipeline run, by component (node) id."""
+
+    def __init__(self, store: metadata_store.MetadataStore, run_id: str) -> None:
+        self.store = store
+        self.executions: dict[str, metadata_store_pb2.Execution] = {}
+        context = store.get_context_by_type_and_name("pipeline_run", run_id)
+        if context is None:
+            return
+        for execution in store.get_executions_by_context(context.id):
+            for node in store.get_contexts_by_execution(execution.id):
+                if store.get_context_types_by_id([node.type_id])[0].name == "node":
+                    self.executions[node.name.rpartition(".")[2]] = execution
+
+    def state(self, component: str) -> Optional[int]:
+        execution = self.executions.get(component)
+        return execution.last_known_state if execution else None
+
+    def cached(self) -> list[str]:
+        return sorted(name for name, e in self.executions.items() if e.last_known_state == CACHED)
+
+    def output(self, component: str, type_name: str) -> Optional[metadata_store_pb2.Artifact]:
+        """The artifact of ``type_name`` the component's execution in this run output (or reused)."""
+        execution = self.executions.get(component)
+        if execution is None:
+            return None
+        ids = [e.artifact_id for e in self.store.get_events_by_execution_ids([execution.id])
+               if e.type == metadata_store_pb2.Event.OUTPUT]
+        type_id = self.store.get_artifact_type(type_name).id
+        found = [a for a in self.store.get_artifacts_by_id(ids) if a.type_id == type_id]
+        return found[0] if found else None
+
+
+def fail_orphaned_executions(store: metadata_store.MetadataStore) -> int:
+    """Executions still RUNNING belong to a run that died (the caller holds the output-dir lock)."""
+    orphans = [e for e in store.get_executions() if e.last_known_state == RUNNING]
+    for execution in orphans:
+        execution.last_known_state = FAILED
+        execution.custom_properties[ORPHAN_NOTE].string_value = "left RUNNING by a run that ended without finishing"
+    if orphans:
+        store.put_executions(orphans)
+    return len(orphans)
