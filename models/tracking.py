@@ -71,3 +71,55 @@ def resume_run(config: PipelineConfig, run_id: str) -> Iterator[mlflow.ActiveRun
 def _loggable(params: dict[str, Any]) -> dict[str, str]:
     # MLflow caps a parameter value at 6000 characters; ours are far shorter.
     return {k: ("None" if v is None else str(v))[:6000] for k, v in params.items()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _runs(config: PipelineConfig, filter_string: str) -> list:
+    use_tracking(config)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(config.pipeline_name)
+    if experiment is None:
+        return []
+    return client.search_runs([experiment.experiment_id], filter_string=filter_string, max_results=1000)
+
+
+def close_orphaned_runs(config: PipelineConfig) -> list[str]:
+    """Mark KILLED the runs this host left RUNNING from a process that no longer exists.
+
+    A SIGKILLed pipeline cannot close its MLflow run; the next run on the same output dir
+    (which holds the lock, so no live run of this dir can be mid-training) closes it.
+    """
+    client = MlflowClient()
+    closed = []
+    for run in _runs(config, "attributes.status = 'RUNNING'"):
+        pid, host = run.data.tags.get(PID_TAG), run.data.tags.get(HOST_TAG)
+        if not pid or host != socket.gethostname() or _alive(int(pid)):
+            continue
+        client.set_tag(run.info.run_id, "genre.ended", f"process {pid} died without closing the run")
+        client.set_terminated(run.info.run_id, status="KILLED")
+        closed.append(run.info.run_id)
+    return closed
+
+
+def mark_failed(config: PipelineConfig, since_ms: int, component: str, interrupted: bool = False) -> list[str]:
+    """This process's MLflow runs started since ``since_ms``: FAILED (KILLED on Ctrl-C), naming the component.
+
+    A run whose Trainer finished closes its MLflow run as FINISHED; when a later component
+    fails, that run did not produce a model anyone may use, and MLflow should say so.
+    """
+    client = MlflowClient()
+    marked = []
+    for run in _runs(config, f"tags.`{PID_TAG}` = '{os.getpid()}' and attributes.start_time >= {since_ms}"):
+        client.set_tag(run.info.run_id, "genre.failed_component", component)
+        client.set_terminated(run.info.run_id, status="KILLED" if interrupted else "FAILED")
+        marked.append(run.info.run_id)
+    return marked
