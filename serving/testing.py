@@ -124,3 +124,17 @@ def export_small_model(model_base: str | os.PathLike, version: int = 1, work_dir
     outputs = keras.layers.Dense(len(config.genres), activation="softmax")(keras.layers.Flatten()(inputs))
     signatures.export(keras.Model(inputs, outputs), tft.TFTransformOutput(transform_dir), config, export_dir)
     return export_dir
+
+
+def small_model_base(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``<session tmp>/small-model/genre``, holding version 1 of :func:`export_small_model`.
+
+    Exported once per test session (a later call finds the complete version on disk), so
+    every module that serves the real signatures shares one export.
+    """
+    from serving.test_server import is_complete_version
+
+    base = tmp_path_factory.getbasetemp() / "small-model" / "genre"
+    if not is_complete_version(str(base / "1")):
+        export_small_model(base, version=1, work_dir=tmp_path_factory.mktemp("small-model-work"))
+    return str(base)
