@@ -4,8 +4,8 @@
         --pipeline-root gs://BUCKET/genre-pipeline --data-root gs://BUCKET/gtzan \\
         --mlflow-uri http://mlflow.mlflow.svc.cluster.local:5000 --output genre-pipeline.json
 
-The same create_pipeline() as the local runner, compiled into a spec file: ``.json`` is
-the PipelineJob (Vertex AI Pipelines submits it; kubeflow.schedule reads it), ``.yaml``
+The same create_pipeline() as the local runner, compiled into a spec file: .json is
+the PipelineJob (Vertex AI Pipelines submits it; kubeflow.schedule reads it), .yaml
 the bare PipelineSpec (upload it in the KFP UI). Every path in it is remote (see
 kubeflow/cluster.py); module code is referenced by import path, importable in the image
 (kubeflow/Dockerfile). MLMD is the cluster's. Step by step: kubeflow/README.md.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email.parser
 import json
+import os
 import re
 import threading
 import urllib.parse
@@ -491,3 +492,34 @@ def test_an_existing_pipeline_gets_a_new_version(compiled, fake_kfp):
     assert {t["cachingOptions"]["enableCache"] for t in uploaded["root"]["dag"]["tasks"].values()} == {False}
     [run] = posts(recorded, "/apis/v2beta1/recurringruns")
     assert run["body"]["pipeline_version_reference"]["pipeline_version_id"] == "ver-2"
+
+
+def test_an_unreachable_kfp_host_is_one_paragraph(compiled, capsys):
+    """A real connection attempt to a closed port on 127.0.0.1 (nothing listens there)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    with pytest.raises(SystemExit) as exit_info:
+        schedule.main(["--spec", str(compiled[0]), "--host", f"http://127.0.0.1:{closed}"])
+    message = str(exit_info.value.code)
+    assert message.startswith(f"Cannot reach the Kubeflow Pipelines API at http://127.0.0.1:{closed}")
+    assert "Fix: check --host" in message and "Log: " in message
+    assert "Traceback" not in message and len(message.splitlines()) <= 4
+    assert os.path.exists(message.rsplit("Log: ", 1)[1])
+
+
+def test_a_missing_spec_or_image_is_one_paragraph():
+    with pytest.raises(SystemExit) as missing_spec:
+        schedule.main(["--spec", "no-such-spec.json", "--dry-run"])
+    assert "Cannot read the compiled spec no-such-spec.json" in str(missing_spec.value.code)
+    assert "python -m kubeflow.runner" in str(missing_spec.value.code)
+    with pytest.raises(SystemExit) as no_image:
+        runner.parse_args([arg for arg in BASE_ARGS if arg not in ("--image", IMAGE)])
+    assert "--image is required" in str(no_image.value.code) and "kubeflow/Dockerfile" in str(no_image.value.code)
+
+
+def test_help_texts_carry_no_developer_markup(capsys):
+    for parser in (runner.build_parser(), schedule.build_parser()):
+        text = parser.format_help()
+        assert ":func:" not in text and ":class:" not in text and "``" not in text, text
