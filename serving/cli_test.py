@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from pipeline.config import GENRES
-from serving.testing import stand_in_clip
+from serving.testing import build_stand_in_model, stand_in_clip, tls_serving_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 22050
@@ -95,3 +95,16 @@ def test_clear_errors(host, tmp_path):
 
     done = run_cli("predict", "x.wav", "--timeout", "0")
     assert done.returncode == 1 and "timeout must be positive" in done.stderr
+
+
+def test_predict_over_tls_with_a_client_certificate(tmp_path, reggae_wav):
+    build_stand_in_model(tmp_path / "genre", version=1)
+    with tls_serving_endpoint(tmp_path / "genre", tmp_path / "tls") as (target, files):
+        done = run_cli("predict", str(reggae_wav), "--host", target, "--json", "--tls", "--ca-cert", files["ca_cert"],
+                       "--client-cert", files["client_cert"], "--client-key", files["client_key"])
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["genre"] == "reggae"
+        done = run_cli("status", "--host", target, "--retries", "0", "--timeout", "5")  # plaintext to a TLS port
+        assert done.returncode == 1 and "UNAVAILABLE" in done.stderr and "--tls" not in done.stderr
+    done = run_cli("status", "--ca-cert", files["ca_cert"])
+    assert done.returncode == 1 and "error: --ca-cert only apply with --tls" in done.stderr

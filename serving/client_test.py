@@ -20,13 +20,16 @@ from serving.client import (
     GenreClient,
     ModelInputError,
     ServerUnavailableError,
+    ServingClientError,
     ServingRpcError,
+    TlsConfig,
     model_status,
     predict_file,
     predict_waveform,
+    readable_error,
 )
 from serving.testing import serve_model  # noqa: F401  (pytest fixture)
-from serving.testing import build_stand_in_model, serving_endpoint, stand_in_clip
+from serving.testing import build_stand_in_model, make_tls_files, serving_endpoint, stand_in_clip, tls_serving_endpoint
 
 RATE = 22050
 
@@ -178,3 +181,54 @@ def test_serve_model_fixture_serves_a_pushed_dir(serve_model, tmp_path):
     host = serve_model(tmp_path / "genre")
     result = predict_waveform(stand_in_clip("rock", 6, RATE), RATE, host=host)
     assert (result.genre, result.model_version) == ("rock", 1700000000)
+
+
+# ----- TLS (TF Serving's --ssl_config_file) ---------------------------------------------
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """A TLS test double requiring client certificates, with a CA made for this test; yields (target, files)."""
+    base = tmp_path_factory.mktemp("tls-models") / "genre"
+    build_stand_in_model(base, version=1)
+    with tls_serving_endpoint(base, tmp_path_factory.mktemp("tls")) as endpoint:
+        yield endpoint
+
+
+def test_tls_round_trip_with_client_certificate(tls):
+    target, files = tls
+    config = TlsConfig(ca_cert=files["ca_cert"], client_cert=files["client_cert"], client_key=files["client_key"])
+    with GenreClient(target, tls=config, retries=0) as client:
+        assert client.predict_waveform(stand_in_clip("metal", 6, RATE), RATE).genre == "metal"
+        assert [(s.version, s.state) for s in client.model_status()] == [(1, "AVAILABLE")]
+
+
+@pytest.mark.parametrize("who", ["plaintext client", "no client certificate", "another CA"])
+def test_tls_server_refuses_clients_it_cannot_trust(tls, tmp_path, who):
+    target, files = tls
+    if who == "plaintext client":
+        config = None
+    elif who == "no client certificate":
+        config = TlsConfig(ca_cert=files["ca_cert"])
+    else:  # the server's certificate is not signed by the CA the client trusts
+        config = TlsConfig(ca_cert=make_tls_files(tmp_path)["ca_cert"], client_cert=files["client_cert"],
+                           client_key=files["client_key"])
+    with pytest.raises(ServerUnavailableError, match=f"cannot reach the model server at {target}"):
+        model_status(host=target, timeout=5, retries=0, tls=config)
+
+
+def test_tls_config_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="needs both a client certificate and its key"):
+        TlsConfig(client_cert="client.pem")
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("hello")
+    with pytest.raises(ServingClientError, match=f"the TLS CA certificate {not_pem} is not a PEM file"):
+        GenreClient("127.0.0.1:1", tls=TlsConfig(ca_cert=str(not_pem)))
+    with pytest.raises(ServingClientError, match="cannot read the TLS CA certificate .*missing.pem"):
+        GenreClient("127.0.0.1:1", tls=TlsConfig(ca_cert=str(tmp_path / "missing.pem")))
+
+
+def test_readable_error_reduces_tf_servings_assertion_text():
+    sent = ("assertion failed: [The audio clip is empty (0 samples).]\n\t [[{{function_node "
+            "__inference_serve_waveform_1191}}{{node Assert_1/Assert}}]]\n\t [[StatefulPartitionedCall]]")
+    assert readable_error(sent) == "The audio clip is empty (0 samples)."
+    assert readable_error("assertion failed: [a] [b]") == "a b"
+    assert readable_error("input 'waveform' must be float32, got int16") == "input 'waveform' must be float32, got int16"

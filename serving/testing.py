@@ -29,9 +29,12 @@ DEFAULT_GENRES: tuple[str, ...] = PipelineConfig().genres  # the stand-in's labe
 
 
 @contextlib.contextmanager
-def serving_endpoint(model_base: str | os.PathLike, model_name: str = "genre") -> Iterator[str]:
-    """Serve MODEL_BASE with the test double while the block runs; yields ``host:port``."""
-    server, port = start_server(os.fspath(model_base), model_name, port=0)
+def serving_endpoint(model_base: str | os.PathLike, model_name: str = "genre", **options) -> Iterator[str]:
+    """Serve MODEL_BASE with the test double while the block runs; yields ``host:port``.
+
+    OPTIONS go to ``start_server`` (``max_message_bytes``, ``ssl_config_text``, ...).
+    """
+    server, port = start_server(os.fspath(model_base), model_name, port=0, **options)
     try:
         yield f"127.0.0.1:{port}"
     finally:
@@ -138,3 +141,80 @@ def small_model_base(tmp_path_factory: pytest.TempPathFactory) -> str:
     if not is_complete_version(str(base / "1")):
         export_small_model(base, version=1, work_dir=tmp_path_factory.mktemp("small-model-work"))
     return str(base)
+
+
+# ----- TLS material made at run time ------------------------------------------------
+@contextlib.contextmanager
+def tls_serving_endpoint(model_base: str | os.PathLike, tls_dir: str | os.PathLike) -> Iterator[tuple[str, dict]]:
+    """The test double serving TLS (client certificates required) with certificates made in
+    TLS_DIR by :func:`make_tls_files`; yields ``(host:port, files)``."""
+    files = make_tls_files(tls_dir)
+    with open(files["ssl_config"], encoding="ascii") as f:
+        ssl_config_text = f.read()
+    with serving_endpoint(model_base, ssl_config_text=ssl_config_text) as target:
+        yield target, files
+
+
+def make_tls_files(directory: str | os.PathLike, host: str = "127.0.0.1") -> dict[str, str]:
+    """A throw-away CA, a server certificate for HOST (IP or DNS name) and a client certificate.
+
+    Returns the PEM file paths (``ca_cert``, ``server_cert``, ``server_key``, ``client_cert``,
+    ``client_key``) and ``ssl_config``: TF Serving's ``--ssl_config_file`` text requiring
+    client certificates signed by the CA. Keys are 2048-bit RSA, valid for one day.
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    directory = os.fspath(directory)
+    os.makedirs(directory, exist_ok=True)
+
+    def certificate(name, key, issuer_name, issuer_key, ca, san=None):
+        builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                   .issuer_name(issuer_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san is not None:
+            builder = builder.add_extension(x509.SubjectAlternativeName([san]), critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    def write(name, data: bytes) -> str:
+        path = os.path.join(directory, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def key_pem(key) -> bytes:
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+    ca_key, server_key, client_key = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(3))
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "genre test CA")])
+    ca = certificate("genre test CA", ca_key, ca_name, ca_key, ca=True)
+    try:
+        san = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        san = x509.DNSName(host)
+    server = certificate(host, server_key, ca_name, ca_key, ca=False, san=san)
+    client = certificate("genre client", client_key, ca_name, ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    paths = {"ca_cert": write("ca.pem", ca.public_bytes(pem)),
+             "server_cert": write("server.pem", server.public_bytes(pem)),
+             "server_key": write("server.key", key_pem(server_key)),
+             "client_cert": write("client.pem", client.public_bytes(pem)),
+             "client_key": write("client.key", key_pem(client_key))}
+    text = "\n".join(f'{field}: "{_pem_text(paths[source])}"' for field, source in
+                     (("server_key", "server_key"), ("server_cert", "server_cert"), ("custom_ca", "ca_cert")))
+    paths["ssl_config"] = write("ssl.config", (text + "\nclient_verify: true\n").encode())
+    return paths
+
+
+def _pem_text(path: str) -> str:
+    """A PEM file as a text-proto string literal body (newlines escaped)."""
+    with open(path, encoding="ascii") as f:
+        return f.read().replace("\n", "\\n")
