@@ -6,7 +6,7 @@ import sys
 import time
 
 from pipeline.config import SyntheticConfig
-from synthetic.generator import generate
+from synthetic.generator import generate, is_complete
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,7 +25,12 @@ def main(argv: list[str] | None = None) -> None:
         if done % 10 == 0 or done == total:
             print(f"\r  synthetic tracks: {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    paths = generate(args.out, args.tracks_per_genre, args.seconds, args.seed, args.sample_rate, progress=progress)
+    settings = (args.tracks_per_genre, args.seconds, args.seed, args.sample_rate)
+    if is_complete(args.out, *settings):
+        print(f"{args.out} already holds this set, complete (its MANIFEST.json matches); nothing to do.",
+              file=sys.stderr)
+        return
+    paths = generate(args.out, *settings, progress=progress)
     print(f"\nWrote {len(paths)} tracks to {args.out} in {time.time() - started:.1f} s.", file=sys.stderr)
 
 

@@ -1,22 +1,34 @@
 """A deterministic, GTZAN-shaped synthetic music collection.
 
 Writes ``<out>/<genre>/<genre>.NNNNN.wav`` (mono, 16-bit, 22050 Hz by default) for the
-ten genres in :data:`pipeline.config.GENRES`. Each genre is a recipe that differs from
-the others in tempo, rhythm (drum pattern and swing), timbre (harmonic profile,
-distortion, envelope), harmony (scale and chord type) and noise, so that a model has
-something real to learn; each track draws its own tempo, key, mix and noise from a
-seed derived from (seed, genre, track), so any track can be regenerated alone and the
-same arguments always give the same bytes.
+ten genres in :data:`pipeline.config.GENRES` (the recipes are GTZAN's ten). Each genre is
+a recipe that differs from the others in tempo, rhythm (drum pattern and swing), timbre
+(harmonic profile, distortion, envelope), harmony (scale and chord type) and noise, so
+that a model has something real to learn; each track draws its own tempo, key, mix and
+noise from a seed derived from (seed, genre, track), so any track can be regenerated
+alone and the same arguments always give the same bytes.
+
+Rendering is vectorised: per track, every distinct chord, note and drum hit is rendered
+once (wavetable synthesis, numpy) and then copied to where it is struck, one slice add per
+event; there is no per-sample Python. ``bench/synthetic.py`` measures the real-time factor
+(BENCHMARKS.md). Files are written atomically and a manifest, written last, marks a
+complete set (:func:`generate`).
 
 It is the default dataset of ``local_runner.py`` and of every CI test: GTZAN itself
 cannot be downloaded here and must never be committed.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import hashlib
+import json
+import os
+import tempfile
+import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -78,44 +90,116 @@ RECIPES: dict[str, GenreRecipe] = {
 assert set(RECIPES) == set(GENRES), "every genre needs a recipe"
 
 
+GENERATOR_VERSION = 2  # bump when the rendering changes: a set written by another version is rewritten
+MANIFEST = "MANIFEST.json"  # written last: its presence marks a complete set
+STAMP = ".generating.json"  # written first: the set being generated, so a killed run resumes it
+TABLE_SIZE = 4096  # samples in one period of a wavetable
+NOISE_TABLE_SIZE = 2 ** 17
+ORPHAN_SECONDS = 600  # a temporary file this old belongs to no live generator
+DRUM_SECONDS = {"kick": 0.25, "snare": 0.25, "hat": 0.1}  # hit lengths (decays 0.12, 0.07, 0.02 s)
+
+
 def _track_rng(seed: int, genre: str, index: int) -> np.random.Generator:
     digest = hashlib.sha256(f"{seed}/{genre}/{index}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def _add(out: np.ndarray, start: int, sound: np.ndarray) -> None:
-    end = min(len(out), start + len(sound))
-    if start < end:
-        out[start:end] += sound[: end - start]
+def _pattern(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode(), dtype=np.uint8) == ord("x")
 
 
-def _tone(freq: float, seconds: float, sr: int, recipe: GenreRecipe, rng: np.random.Generator) -> np.ndarray:
-    t = np.arange(int(seconds * sr)) / sr
-    if recipe.vibrato:
-        phase_mod = recipe.vibrato / 12 * np.log(2) * np.sin(2 * np.pi * 5.5 * t) / (2 * np.pi * 5.5)
-        phase = 2 * np.pi * freq * (t + phase_mod)
-    else:
-        phase = 2 * np.pi * freq * t
-    wave = np.zeros_like(t)
-    for k, amp in enumerate(recipe.harmonics, start=1):
-        if freq * k < sr / 2:
-            wave += amp * np.sin(k * phase + rng.uniform(0, 2 * np.pi))
-    attack = np.minimum(1.0, t / (0.08 if recipe.vibrato else 0.005))
-    wave *= attack * np.exp(-t / recipe.decay)
-    if recipe.distortion:
-        wave = np.tanh(recipe.distortion * wave) / np.tanh(recipe.distortion)
-    return wave
+class _Voice:
+    """One track's instrument: a wavetable of the recipe's harmonics (phases drawn once per
+    track, partials above Nyquist left out) read at each note's frequency, with vibrato,
+    attack/decay envelope and distortion. A chord is struck as one sound: its notes share the
+    envelope and are distorted together. Each distinct chord or note is rendered once per
+    track and then only copied where it is struck."""
+
+    def __init__(self, recipe: GenreRecipe, sr: int, rng: np.random.Generator):
+        self.recipe, self.sr = recipe, sr
+        self._phases = rng.uniform(0, 2 * np.pi, size=len(recipe.harmonics))
+        self._tables: dict[int, np.ndarray] = {}
+        self._clocks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _table(self, freq: float) -> np.ndarray:
+        """One period of the harmonics that stay below Nyquist at ``freq``."""
+        kept = sum(1 for k in range(1, len(self.recipe.harmonics) + 1) if freq * k < self.sr / 2)
+        if kept not in self._tables:
+            theta = np.arange(TABLE_SIZE) / TABLE_SIZE * 2 * np.pi
+            ks = np.arange(1, kept + 1)[:, None]
+            amps = np.asarray(self.recipe.harmonics[:kept])[:, None]
+            self._tables[kept] = (amps * np.sin(ks * theta + self._phases[:kept, None])).sum(axis=0).astype(np.float32)
+        return self._tables[kept]
+
+    def _clock(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """(time in seconds warped by the vibrato, envelope) for sounds of ``length`` samples."""
+        if length not in self._clocks:
+            r = self.recipe
+            t = np.arange(length) / self.sr
+            clock = t + r.vibrato / 12 * np.log(2) * np.sin(2 * np.pi * 5.5 * t) / (2 * np.pi * 5.5) if r.vibrato else t
+            envelope = np.minimum(1.0, t / (0.08 if r.vibrato else 0.005)) * np.exp(-t / r.decay)
+            self._clocks[length] = (clock.astype(np.float32), envelope.astype(np.float32))
+        return self._clocks[length]
+
+    def sound(self, freqs: Sequence[float], length: int) -> np.ndarray:
+        """The notes ``freqs`` struck together, ``length`` samples long."""
+        clock, envelope = self._clock(length)
+        wave = np.zeros(length, np.float32)
+        for freq in freqs:
+            index = (clock * np.float32(freq * TABLE_SIZE)).astype(np.int32) & (TABLE_SIZE - 1)
+            wave += self._table(freq).take(index)
+        wave *= envelope
+        if self.recipe.distortion:
+            d = self.recipe.distortion
+            wave = np.tanh(np.float32(d / len(freqs)) * wave) * np.float32(len(freqs) / np.tanh(d))
+        return wave
 
 
 def _drum(kind: str, sr: int, rng: np.random.Generator) -> np.ndarray:
-    t = np.arange(int(0.25 * sr)) / sr
+    t = np.arange(int(DRUM_SECONDS[kind] * sr)) / sr
     if kind == "kick":
         freq = 50 + 90 * np.exp(-t / 0.03)
-        return np.sin(2 * np.pi * np.cumsum(freq) / sr) * np.exp(-t / 0.12)
-    if kind == "snare":
-        return (0.6 * rng.standard_normal(len(t)) + 0.4 * np.sin(2 * np.pi * 190 * t)) * np.exp(-t / 0.07)
-    noise = np.diff(rng.standard_normal(len(t) + 1))  # crude high-pass: a hi-hat's hiss
-    return 0.3 * noise * np.exp(-t / 0.02)
+        hit = np.sin(2 * np.pi * np.cumsum(freq) / sr) * np.exp(-t / 0.12)
+    elif kind == "snare":
+        hit = (0.6 * rng.standard_normal(len(t)) + 0.4 * np.sin(2 * np.pi * 190 * t)) * np.exp(-t / 0.07)
+    else:
+        hit = 0.3 * np.diff(rng.standard_normal(len(t) + 1)) * np.exp(-t / 0.02)  # crude high-pass: hiss
+    return hit.astype(np.float32)
+
+
+def _overlay(out: np.ndarray, starts: np.ndarray, sounds: list[np.ndarray], which: np.ndarray,
+             gains: Optional[np.ndarray] = None) -> None:
+    """Add ``sounds[which[i]]`` (times ``gains[i]``) at ``starts[i]``: one slice add per event, no
+    per-sample Python, no temporary array unless there are gains."""
+    n = len(out)
+    for i, (start, w) in enumerate(zip(starts.tolist(), which.tolist())):
+        sound = sounds[w]
+        end = min(n, start + len(sound))
+        if start >= end:
+            continue
+        if gains is None:
+            out[start:end] += sound[: end - start]
+        else:
+            out[start:end] += np.float32(gains[i]) * sound[: end - start]
+
+
+@functools.lru_cache(maxsize=1)
+def _noise_table() -> np.ndarray:
+    """2**17 samples (6 s at 22.05 kHz) of unit-variance Gaussian noise, the same in every process."""
+    return np.random.default_rng(20240601).standard_normal(NOISE_TABLE_SIZE).astype(np.float32)
+
+
+def _add_noise(out: np.ndarray, level: float, rng: np.random.Generator) -> None:
+    """Add white noise read from the shared table at a random offset (cheaper than drawing n samples;
+    it repeats only every 6 s, longer than a segment)."""
+    noise = np.roll(_noise_table(), -int(rng.integers(0, NOISE_TABLE_SIZE))) * np.float32(level)
+    for at in range(0, len(out), NOISE_TABLE_SIZE):
+        chunk = out[at:at + NOISE_TABLE_SIZE]
+        chunk += noise[: len(chunk)]
+
+
+def _peak(x: np.ndarray) -> np.float32:
+    return np.float32(max(x.max(), -x.min()) + 1e-9)
 
 
 def render_track(genre: str, index: int, seconds: float = 30.0, sample_rate: int = 22050,
@@ -123,60 +207,155 @@ def render_track(genre: str, index: int, seconds: float = 30.0, sample_rate: int
     """Render one track as float32 in [-1, 1]; deterministic in (genre, index, seconds, rate, seed)."""
     recipe = RECIPES[genre]
     rng = _track_rng(seed, genre, index)
-    n = int(round(seconds * sample_rate))
-    drums = np.zeros(n)
-    music = np.zeros(n)
+    sr = sample_rate
+    n = int(round(seconds * sr))
     tempo = rng.uniform(*recipe.tempo)
     step = 60.0 / tempo / 4  # a 16th note
     root = 110.0 * 2 ** (rng.integers(0, 12) / 12)  # A2 .. G#3
-    hits = {kind: _drum(kind, sample_rate, rng) for kind in ("kick", "snare", "hat")}
     progression = rng.choice([0, 5, 7, 3, 8, 10], size=4)
     melody_every = int(rng.integers(1, 3))
-    n_steps = int(seconds / step) + 1
-    for s in range(n_steps):
-        when = s * step + (recipe.swing * step if s % 2 else 0.0)
-        start = int(when * sample_rate)
-        pos = s % 16
-        bar = s // 16
-        for kind, pattern in (("kick", recipe.kick), ("snare", recipe.snare), ("hat", recipe.hat)):
-            if pattern[pos] == "x":
-                _add(drums, start, hits[kind] * rng.uniform(0.8, 1.0))
-        chord_root = root * 2 ** (progression[bar % 4] / 12)
-        if recipe.chord_steps[pos] == "x":
-            for interval in recipe.chord:
-                _add(music, start, 0.25 * _tone(chord_root * 2 ** (1 + interval / 12), 4 * step + recipe.decay,
-                                                sample_rate, recipe, rng))
-        if recipe.bass and pos % 4 == 0:
-            bass_note = chord_root * 2 ** (rng.choice(recipe.scale[:3]) / 12) / 2
-            _add(music, start, 0.5 * np.sin(2 * np.pi * bass_note * np.arange(int(3.5 * step * sample_rate))
-                                            / sample_rate) * np.exp(-np.arange(int(3.5 * step * sample_rate))
-                                                                    / sample_rate / 0.3))
-        if s % (2 * melody_every) == 0 and rng.random() < 0.7:
-            note = root * 2 ** (2 + rng.choice(recipe.scale) / 12)
-            _add(music, start, 0.2 * _tone(note, 2 * step + recipe.decay, sample_rate, recipe, rng))
-    mix = music / (np.max(np.abs(music)) + 1e-9) + recipe.drums * drums / (np.max(np.abs(drums)) + 1e-9)
-    mix += recipe.noise * rng.uniform(0.5, 1.5) * rng.standard_normal(n) * 3
-    mix *= rng.uniform(0.5, 0.9) / (np.max(np.abs(mix)) + 1e-9)
-    return mix.astype(np.float32)
+    voice = _Voice(recipe, sr, rng)
+
+    steps = np.arange(int(seconds / step) + 1)
+    starts = ((steps * step + recipe.swing * step * (steps % 2)) * sr).astype(np.int64)
+    pos, bar = steps % 16, steps // 16
+    chord_roots = root * 2 ** (progression / 12)  # one per bar of the 4-bar progression
+
+    drums = np.zeros(n, np.float32)
+    for kind, pattern in (("kick", recipe.kick), ("snare", recipe.snare), ("hat", recipe.hat)):
+        hit = _pattern(pattern)[pos]
+        sound = _drum(kind, sr, rng)
+        _overlay(drums, starts[hit], [sound], np.zeros(hit.sum(), np.int64), rng.uniform(0.8, 1.0, hit.sum()))
+
+    music = np.zeros(n, np.float32)
+    # Chords: each of the progression's four chords rendered once, struck where chord_steps says.
+    chord_len = int((4 * step + recipe.decay) * sr)
+    chords = [np.float32(0.25) * voice.sound([r * 2 ** (1 + i / 12) for i in recipe.chord], chord_len)
+              for r in chord_roots]
+    struck = _pattern(recipe.chord_steps)[pos]
+    _overlay(music, starts[struck], chords, bar[struck] % 4)
+    if recipe.bass:  # on the beat: a decaying sine on one of the scale's first three degrees
+        on_beat = pos % 4 == 0
+        bass_len = int(3.5 * step * sr)
+        t = np.arange(bass_len, dtype=np.float32) / np.float32(sr)
+        decay = np.float32(0.5) * np.exp(-t / np.float32(0.3))
+        degrees = np.asarray(recipe.scale[:3])
+        basses = [np.sin(np.float32(2 * np.pi * r * 2 ** (d / 12) / 2) * t) * decay for r in chord_roots for d in degrees]
+        choice = rng.integers(0, len(degrees), on_beat.sum())
+        _overlay(music, starts[on_beat], basses, (bar[on_beat] % 4) * len(degrees) + choice)
+    # Melody: every melody_every 8ths, 70 % of the time, a scale note two octaves above the root.
+    played = (steps % (2 * melody_every) == 0) & (rng.random(len(steps)) < 0.7)
+    melody_len = int((2 * step + recipe.decay) * sr)
+    notes = [np.float32(0.2) * voice.sound([root * 2 ** (2 + d / 12)], melody_len) for d in recipe.scale]
+    _overlay(music, starts[played], notes, rng.integers(0, len(notes), played.sum()))
+
+    # Mix in place: music and drums at their peaks (drums at the recipe's level), noise, a random level.
+    mix = music
+    mix *= 1 / _peak(music)
+    drums *= np.float32(recipe.drums) / _peak(drums)
+    mix += drums
+    _add_noise(mix, recipe.noise * rng.uniform(0.5, 1.5) * 3, rng)
+    mix *= np.float32(rng.uniform(0.5, 0.9)) / _peak(np.abs(mix))
+    return mix
+
+
+# ----- writing a set --------------------------------------------------------------------------
+
+def _set_description(tracks_per_genre: int, seconds: float, seed: int, sample_rate: int,
+                     genres: tuple[str, ...]) -> dict:
+    return {"generator_version": GENERATOR_VERSION, "tracks_per_genre": tracks_per_genre, "seconds": seconds,
+            "seed": seed, "sample_rate": sample_rate, "genres": list(genres)}
+
+
+def _read_json(path: Path) -> Optional[dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _atomic_write(path: Path, write: Callable[[str], None], tmp_dir: Optional[Path] = None) -> None:
+    """``write(temp_path)`` to a unique temporary file in ``tmp_dir`` (default: beside ``path``; it
+    must be on the same filesystem), then rename it over ``path``.
+
+    The rename is atomic, so a reader (or a concurrent generator) sees the old file or the
+    whole new one, and two writers never share a temporary file.
+    """
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir or path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _write_json(path: Path, data: dict) -> None:
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True)))
+
+
+def _remove_orphans(out: Path) -> None:
+    """Delete temporary files a killed run left behind; a live writer renames its file within
+    a second, so one untouched for ORPHAN_SECONDS has no owner."""
+    now = time.time()
+    for tmp in out.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - tmp.stat().st_mtime > ORPHAN_SECONDS:
+                tmp.unlink()
+
+
+def track_paths(out_dir: str | Path, tracks_per_genre: int, genres: tuple[str, ...] = GENRES) -> list[Path]:
+    out = Path(out_dir)
+    return [out / g / f"{g}.{i:05d}.wav" for g in genres for i in range(tracks_per_genre)]
+
+
+def is_complete(out_dir: str | Path, tracks_per_genre: int = 20, seconds: float = 30.0, seed: int = 0,
+                sample_rate: int = 22050, genres: tuple[str, ...] = GENRES) -> bool:
+    """Whether ``out_dir`` holds this exact set, finished: its manifest matches and every file listed
+    is there with its recorded size (no audio is read)."""
+    out = Path(out_dir)
+    manifest = _read_json(out / MANIFEST)
+    if not manifest or manifest.get("set") != _set_description(tracks_per_genre, seconds, seed, sample_rate, genres):
+        return False
+    try:
+        return all((out / name).stat().st_size == size for name, size in manifest["files"].items())
+    except (OSError, KeyError, AttributeError):
+        return False
 
 
 def generate(out_dir: str | Path, tracks_per_genre: int = 20, seconds: float = 30.0, seed: int = 0,
              sample_rate: int = 22050, genres: tuple[str, ...] = GENRES,
              progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
-    """Write the collection; files that already exist with the right content are kept."""
+    """Write the collection, or return at once when it is complete (see :func:`is_complete`).
+
+    Every file is written under a unique temporary name and renamed into place, so two runs
+    can generate the same set at once (the same bytes land twice) and a killed run leaves
+    no half-written clip. The manifest is written last; a set without it is resumed: tracks
+    already in place are kept when the stamp shows this generator wrote them for these
+    settings, everything else is (re)written. ``progress(done, total)`` is called per track
+    only when there is work to do.
+    """
     out = Path(out_dir)
-    paths = []
-    total = len(genres) * tracks_per_genre
-    for g, genre in enumerate(genres):
-        (out / genre).mkdir(parents=True, exist_ok=True)
-        for i in range(tracks_per_genre):
-            path = out / genre / f"{genre}.{i:05d}.wav"
-            if not path.exists():
-                audio = render_track(genre, i, seconds, sample_rate, seed)
-                tmp = path.with_suffix(".tmp.wav")
-                sf.write(tmp, audio, sample_rate, subtype="PCM_16")
-                tmp.rename(path)  # never leave a half-written clip behind
-            paths.append(path)
-            if progress:
-                progress(g * tracks_per_genre + i + 1, total)
+    paths = track_paths(out, tracks_per_genre, genres)
+    if is_complete(out, tracks_per_genre, seconds, seed, sample_rate, genres):
+        return paths
+    description = _set_description(tracks_per_genre, seconds, seed, sample_rate, genres)
+    out.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(out)
+    resume = _read_json(out / STAMP) == description
+    if not resume:
+        _write_json(out / STAMP, description)
+    for done, path in enumerate(paths, start=1):
+        if not (resume and path.exists()):
+            genre, index = path.parent.name, int(path.stem.rsplit(".", 1)[1])
+            path.parent.mkdir(exist_ok=True)
+            audio = render_track(genre, index, seconds, sample_rate, seed)
+            # Temporary files go to the set's root, not the genre folder: ExampleGen reads <root>/*/*.
+            _atomic_write(path, lambda tmp: sf.write(tmp, audio, sample_rate, subtype="PCM_16", format="WAV"), out)
+        if progress:
+            progress(done, len(paths))
+    files = {str(p.relative_to(out)): p.stat().st_size for p in paths}
+    _write_json(out / MANIFEST, {"set": description, "files": files})
     return paths
