@@ -1,0 +1,90 @@
+"""``python -m tagging ROOT --out DIR``: tag every audio file under ROOT (or a glob) with the genre model.
+
+Examples::
+
+    python -m tagging /data/music --out tags/                      # newest pushed model, DirectRunner
+    python -m tagging 'gs://bucket/music/**/*.mp3' --out gs://bucket/tags/ --champion --mlflow-uri http://mlflow:5000
+    python -m tagging /data/music --out tags/ --dask 10.0.0.5:8786  # a Dask cluster (docs/distributed.md)
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from typing import Optional
+
+from pipeline.config import MODEL_TYPES, PipelineConfig
+from pipeline.errors import UserError, find_user_error
+from tagging import model as model_lib
+from tagging import pipeline as tag_pipeline
+from tagging import runners
+
+
+def parser() -> argparse.ArgumentParser:
+    d = PipelineConfig()
+    p = argparse.ArgumentParser(prog="python -m tagging", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Outputs: tags.csv, tags.jsonl, tags.parquet, quarantine.jsonl, summary.json.")
+    p.add_argument("source", help="folder of audio files (searched recursively) or a quoted glob; local or any "
+                   "file system Beam/TFX read (gs://, s3://, hdfs://)")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    g = p.add_argument_group("model (default: the newest complete version in --serving-dir)")
+    g.add_argument("--serving-dir", default=d.serving_dir, help="pushed models, TF Serving layout (default: %(default)s)")
+    g.add_argument("--version", help="a version number in --serving-dir (default: the newest complete one)")
+    g.add_argument("--model-dir", help="a SavedModel directory to use instead")
+    g.add_argument("--champion", action="store_true", help="the MLflow registry's 'champion' model (needs --mlflow-uri)")
+    g.add_argument("--mlflow-uri", help="MLflow tracking URI for --champion")
+    g.add_argument("--model", choices=MODEL_TYPES, default=d.train.model,
+                   help="family the model was trained as: sets the decode rate (VGG 16 kHz, else 22.05 kHz) "
+                   "unless --champion reads it from the run (default: %(default)s)")
+    g.add_argument("--segment-seconds", type=float, default=d.audio.segment_seconds,
+                   help="the model's segment length: shorter files are quarantined as too_short (default: %(default)s)")
+    g = p.add_argument_group("execution")
+    g.add_argument("--batch-size", type=int, default=8, help="files per RunInference batch (default: %(default)s)")
+    g.add_argument("--runner", help="Beam runner (default: DirectRunner, as the pipeline)")
+    g.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
+                   help="Beam pipeline argument, repeatable (replaces the DirectRunner defaults, as for local_runner.py)")
+    g.add_argument("--dask", metavar="HOST:PORT", help=f"run on the Dask scheduler at HOST:PORT (runner {runners.DASK_RUNNER})")
+    g.add_argument("--dask-partitions", type=int, help="Dask partitions (tasks) to split the files into (default: "
+                   "one per batch, at most 64)")
+    g.add_argument("--no-parquet", dest="parquet", action="store_false", help="skip tags.parquet")
+    return p
+
+
+def _job(args: argparse.Namespace) -> tag_pipeline.TagJob:
+    audio = PipelineConfig().with_model(args.model).audio
+    audio = dataclasses.replace(audio, segment_seconds=args.segment_seconds, hop_seconds=args.segment_seconds)
+    if args.champion:
+        if not args.mlflow_uri:
+            raise UserError("--champion needs the MLflow store.", where="tagging --champion",
+                            fix="add --mlflow-uri URI (for a local run: sqlite:///<output-dir>/pipeline_root/mlflow.db).")
+        ref, params = model_lib.mlflow_champion(args.mlflow_uri)
+        audio = dataclasses.replace(audio, **{k: type(getattr(audio, k))(params[f"audio.{k}"]) for k in
+                                              ("sample_rate", "segment_seconds", "hop_seconds", "silence_dbfs")
+                                              if f"audio.{k}" in params})
+    elif args.model_dir:
+        ref = model_lib.saved_model(args.model_dir)
+    else:
+        ref = model_lib.latest_version(args.serving_dir, args.version)
+    return tag_pipeline.TagJob(
+        source=args.source, out_dir=args.out, model=ref, audio=audio, batch_size=args.batch_size,
+        beam_args=runners.beam_args(args.runner, args.beam_args, args.dask), parquet=args.parquet,
+        dask_partitions=args.dask_partitions)
+
+
+def main(argv: Optional[list[str]] = None) -> dict:
+    args = parser().parse_args(argv)
+    try:
+        return tag_pipeline.run(_job(args))
+    except Exception as err:  # a UserError (maybe wrapped by Beam) is one paragraph, not a traceback
+        user = find_user_error(err)
+        if user is None:
+            raise
+        print(f"tagging failed: {user.paragraph()}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    main()

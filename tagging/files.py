@@ -1,0 +1,95 @@
+"""List the files to tag (on the launcher) and decode them (in the workers).
+
+Listing happens once, before the pipeline, so every runner gets the same list through
+``beam.Create`` (the Dask runner cannot run Beam's file-matching sources). Decoding is
+ingestion's: :func:`components.audio_example_gen.audio.load` with the reasons of
+``audio.REASONS``, so a file the pipeline would quarantine is quarantined here for the same
+reason, and a file it would train on is tagged.
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob as globlib
+import os
+import posixpath
+from typing import Any, Iterator
+
+import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from components.audio_example_gen import audio as audio_lib
+from pipeline.config import AUDIO_EXTENSIONS, AudioConfig
+from pipeline.errors import UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    files: list[tuple[str, str]]  # (path or URI as listed, path relative to the root)
+    ignored: list[str]            # not an audio extension
+
+
+def _is_glob(spec: str) -> bool:
+    return any(c in spec for c in "*?[")
+
+
+def list_audio(spec: str) -> Listing:
+    """Every file under the folder ``spec`` (recursively), or matching the glob ``spec``."""
+    from tfx.dsl.io import fileio  # local, gs://, s3:// ... as TFX reads them
+
+    if _is_glob(spec):
+        root = spec.split("*")[0].split("?")[0].split("[")[0].rsplit("/", 1)[0]
+        found = [p for p in (fileio.glob(spec) if "://" in spec else globlib.glob(spec, recursive=True))
+                 if not fileio.isdir(p)]
+    else:
+        if not fileio.exists(spec):
+            raise UserError(f"Nothing to tag: {spec} does not exist.", where="tagging ROOT",
+                            fix="pass a folder of audio files or a glob such as 'music/**/*.flac' (quoted).")
+        if not fileio.isdir(spec):
+            return _sorted([spec], os.path.dirname(spec))
+        root = spec
+        found = [os.path.join(d, name) for d, _, names in fileio.walk(spec) for name in names]
+    return _sorted(found, root)
+
+
+def _sorted(paths: list[str], root: str) -> Listing:
+    files, ignored = [], []
+    root = root.rstrip("/")
+    for path in sorted(set(paths)):
+        rel = path[len(root) + 1:] if root and path.startswith(root + "/") else path
+        ext = posixpath.splitext(path)[1].lstrip(".").lower()
+        (files.append((path, rel)) if ext in AUDIO_EXTENSIONS else ignored.append(rel))
+    return Listing(files=files, ignored=ignored)
+
+
+def chunks(items: list[Any], size: int) -> list[list[Any]]:
+    """Consecutive groups of ``size``: one Beam element (one RunInference batch) per group."""
+    return [items[i:i + size] for i in range(0, len(items), max(1, size))]
+
+
+def _read(path: str) -> bytes:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        return f.read()
+
+
+def decode_file(path: str, rel_path: str, audio: AudioConfig) -> dict[str, Any]:
+    """A clip dict (``waveform`` float32 in [-1, 1] at ``audio.sample_rate``) or a quarantine dict.
+
+    The rules are ingestion's (``audio.load``); an unreadable file is ``undecodable``, as there.
+    """
+    try:
+        decoded = audio_lib.load(_read(path), audio.sample_rate, audio.segment_samples, audio.silence_dbfs)
+    except audio_lib.BadAudio as e:
+        return {"path": rel_path, "reason": e.reason, "detail": e.detail}
+    except OSError as e:
+        return {"path": rel_path, "reason": audio_lib.UNDECODABLE, "detail": f"cannot read the file: {e}"}
+    samples = decoded.samples
+    # int16 -> [-1, 1) exactly as tf.audio.decode_wav does (docs/contracts.md, quantisation).
+    waveform = samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples
+    return {"path": rel_path, "waveform": np.ascontiguousarray(waveform, dtype=np.float32),
+            "sample_rate": audio.sample_rate, "seconds": round(len(samples) / audio.sample_rate, 3)}
+
+
+def decode_chunk(chunk: list[tuple[str, str]], audio: AudioConfig) -> Iterator[list[dict[str, Any]]]:
+    """One element in, one batch out: the chunk's files decoded (or quarantined) in order."""
+    yield [decode_file(path, rel, audio) for path, rel in chunk]

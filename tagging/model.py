@@ -1,0 +1,177 @@
+"""Which model tags, and how RunInference calls it.
+
+The model is the pushed SavedModel in TF Serving's layout (``<serving dir>/<version>/``, the
+newest complete version unless one is named) or the MLflow registry's ``champion``. It is
+called through its ``serving_default`` signature, so a row holds exactly what TF Serving would
+answer for the clip (segmenting, features, segment voting all happen in the graph).
+
+Why a custom ModelHandler: Beam's ``TFModelHandlerTensor`` loads with
+``tf.keras.models.load_model(hub.resolve(uri))`` and calls ``model(batch)``. That cannot call a
+named signature with two inputs (``waveform`` + ``sample_rate``), the stand-in test models are
+plain ``tf.Module``\\ s that Keras cannot load, and ``tensorflow_hub`` does not import with this
+TensorFlow. The signature takes one clip of any length, so a batch is a list of clips run one
+signature call each; what batching buys is one model load per worker and fewer, larger bundles.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult
+
+from pipeline.errors import UserError
+
+SIGNATURE = "serving_default"
+MODEL_REJECTED = "model_rejected"  # quarantine reason: the signature answered INVALID_ARGUMENT
+TOP_K = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRef:
+    """A SavedModel directory and the version name its rows carry."""
+
+    path: str
+    version: str
+    source: str  # "serving-dir", "saved-model" or "mlflow:<name>@<alias>"
+
+
+def _is_complete(version_dir: str) -> bool:
+    """A pushed version is usable once saved_model.pb and, if it has variables, their index exist."""
+    if not FileSystems.exists(os.path.join(version_dir, "saved_model.pb")):
+        return False
+    variables = os.path.join(version_dir, "variables")
+    return not FileSystems.exists(variables) or FileSystems.exists(os.path.join(variables, "variables.index"))
+
+
+def latest_version(serving_dir: str, version: Optional[str] = None) -> ModelRef:
+    """The newest complete ``<serving_dir>/<number>/`` (or the one asked for)."""
+    from tfx.dsl.io import fileio  # lists local and remote folders alike
+
+    if not fileio.exists(serving_dir):
+        raise UserError(f"No pushed model: the serving directory {serving_dir} does not exist.",
+                        where="tagging --serving-dir",
+                        fix="run the pipeline to push a model (make run), pass --serving-dir DIR, --model-dir DIR, "
+                            "or --champion with --mlflow-uri URI.")
+    numbers = sorted((int(e.rstrip("/")) for e in fileio.listdir(serving_dir) if e.rstrip("/").isdigit()),
+                     reverse=True)
+    if version is not None:
+        numbers = [n for n in numbers if str(n) == str(version)]
+    for number in numbers:
+        path = os.path.join(serving_dir, str(number))
+        if _is_complete(path):
+            return ModelRef(path=path, version=str(number), source="serving-dir")
+    wanted = f"version {version}" if version is not None else "a complete version"
+    raise UserError(f"The serving directory {serving_dir} holds no {wanted} (<dir>/<number>/saved_model.pb).",
+                    where="tagging --serving-dir", fix="push a model first (make run) or name another --version.")
+
+
+def saved_model(path: str) -> ModelRef:
+    """A SavedModel directory given directly; its version is its folder name."""
+    if not _is_complete(path):
+        raise UserError(f"{path} is not a SavedModel directory (no saved_model.pb).", where="tagging --model-dir",
+                        fix="pass a version folder of the serving directory, e.g. outputs/serving/genre/<version>.")
+    return ModelRef(path=path, version=os.path.basename(path.rstrip("/")), source="saved-model")
+
+
+def mlflow_champion(tracking_uri: str, name: Optional[str] = None, alias: Optional[str] = None) -> tuple[ModelRef, dict]:
+    """The registry's alias (``champion``): its pushed folder if still there, else its logged SavedModel.
+
+    Also returns the training run's parameters (``audio.sample_rate`` etc.), so the tagger decodes
+    audio the way that model was trained.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from models import tracking
+
+    name, alias = name or tracking.REGISTERED_MODEL, alias or tracking.SERVING_ALIAS
+    mlflow.set_tracking_uri(tracking_uri)
+    client = MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except mlflow.exceptions.MlflowException as err:
+        raise UserError(f"MLflow at {tracking_uri} has no model {name!r} with alias {alias!r}: {err.message}",
+                        where="tagging --champion", fix="push a model first (make run) or check --mlflow-uri.") from None
+    params = client.get_run(version.run_id).data.params if version.run_id else {}
+    pushed = version.tags.get("serving_path", "")
+    label = version.tags.get("serving_version") or f"mlflow-{version.version}"
+    if pushed and _is_complete(pushed):
+        return ModelRef(path=pushed, version=label, source=f"mlflow:{name}@{alias}"), params
+    local = mlflow.artifacts.download_artifacts(version.source)
+    return ModelRef(path=local, version=label, source=f"mlflow:{name}@{alias}"), params
+
+
+class GenreSignatureHandler(ModelHandler[dict, PredictionResult, Any]):
+    """RunInference handler: each example is one decoded clip (or a quarantine record) as a dict.
+
+    Clip dicts carry ``waveform`` (float32, mono) and ``sample_rate``; the result's inference is
+    ``{"genre", "scores", "genres", "segments"}`` or, when the signature refuses the clip,
+    ``{"reason": MODEL_REJECTED, "detail"}``. Dicts that already hold a ``reason`` (files
+    ingestion's reader refused) pass through untouched, so one PCollection carries every file.
+    """
+
+    def __init__(self, model: ModelRef):
+        super().__init__()
+        self._model = model
+
+    def load_model(self) -> Any:
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(self._model.path)
+        if SIGNATURE not in loaded.signatures:
+            raise UserError(f"The SavedModel at {self._model.path} has no {SIGNATURE!r} signature "
+                            f"(it has {sorted(loaded.signatures)}).", where="tagging model",
+                            fix="tag with a model the pipeline pushed (docs/contracts.md).")
+        return loaded
+
+    def run_inference(self, batch: Sequence[dict], model: Any,
+                      inference_args: Optional[dict[str, Any]] = None) -> Iterable[PredictionResult]:
+        import tensorflow as tf
+
+        signature = model.signatures[SIGNATURE]
+        for example in batch:
+            meta = {k: v for k, v in example.items() if k != "waveform"}
+            if "reason" in example:
+                yield PredictionResult(meta, None, self._model.version)
+                continue
+            try:
+                out = signature(waveform=tf.constant(example["waveform"], tf.float32),
+                                sample_rate=tf.constant(example["sample_rate"], tf.int32))
+            except tf.errors.InvalidArgumentError as err:
+                yield PredictionResult(meta, {"reason": MODEL_REJECTED, "detail": _op_message(err)},
+                                       self._model.version)
+                continue
+            scores = out["scores"].numpy().astype(np.float64)
+            genres = ([g.decode() for g in out["genres"].numpy()] if "genres" in out else list(_config_genres()))
+            yield PredictionResult(meta, {
+                "genre": out["genre"].numpy().decode(), "scores": scores.tolist(), "genres": genres,
+                "segments": int(out["segment_scores"].shape[0])}, self._model.version)
+
+    def get_num_bytes(self, batch: Sequence[dict]) -> int:
+        return sum(int(e["waveform"].nbytes) for e in batch if "waveform" in e)
+
+    def get_metrics_namespace(self) -> str:
+        return "GenreTagger"
+
+
+def _op_message(err: Exception) -> str:
+    """The assertion's own text: eager errors wrap it in 'Graph execution error' and node stacks."""
+    lines = [ln.strip() for ln in getattr(err, "message", str(err)).splitlines() if ln.strip()]
+    noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "File ", "[[")
+    kept = [ln for ln in lines if not ln.startswith(noise)]
+    return " ".join(kept or lines)[:500]
+
+
+def _config_genres() -> tuple[str, ...]:
+    from pipeline.config import PipelineConfig
+
+    return PipelineConfig().genres
+
+
+def top_k(genres: Sequence[str], scores: Sequence[float], k: int = TOP_K) -> list[tuple[str, float]]:
+    """The k best (genre, score) pairs, best first; ties keep the genre order (as the client's ranked())."""
+    order = np.argsort(-np.asarray(scores), kind="stable")[:k]
+    return [(genres[i], float(scores[i])) for i in order]

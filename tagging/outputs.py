@@ -1,0 +1,185 @@
+"""Rows and quarantine records: written by the workers as shards, merged by the launcher.
+
+Why not ``beam.io.WriteToText``: on the Dask runner Beam's ``iobase.Write`` (which
+WriteToText and WriteToTFRecord share) ends "successfully" with an empty file, because its
+initialisation side input is recomputed per use (docs/distributed.md). Workers here append
+records to their own shard, written under a temporary name and renamed when complete (a
+rename is atomic on a local or POSIX file system, and on object stores a shard is only
+visible once whole), named after the paths it holds, so a re-run task overwrites its own
+shard instead of adding a second one. Shards are written from ``process`` every
+``flush_every`` records and from ``finish_bundle``, never emitted as outputs: the Dask
+runner drops what ``finish_bundle`` emits. The launcher merges the shards (deduplicated by
+path), writes tags.csv / tags.jsonl / tags.parquet, quarantine.jsonl and summary.json,
+and removes the shards. The progress line counts the records in the shards.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections import Counter
+from typing import Any, Iterable, Optional
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from tagging.model import TOP_K, top_k
+
+TAGGED, QUARANTINED = "tagged", "quarantined"
+CSV_FILE, JSONL_FILE, PARQUET_FILE = "tags.csv", "tags.jsonl", "tags.parquet"
+QUARANTINE_FILE, SUMMARY_FILE = "quarantine.jsonl", "summary.json"
+SHARD_SUFFIX = ".jsonl"
+CSV_COLUMNS = ["path", "genre", *[f"top{i}_{c}" for i in range(1, TOP_K + 1) for c in ("genre", "score")],
+               "seconds", "segments", "model_version"]
+
+
+def to_record(result: Any) -> dict[str, Any]:
+    """RunInference's PredictionResult -> one record: a tagged row or a quarantine entry."""
+    meta, inference, version = result.example, result.inference, result.model_id
+    if inference is None or "reason" in inference:
+        bad = inference or meta
+        return {"status": QUARANTINED, "path": meta["path"], "reason": bad["reason"], "detail": bad["detail"]}
+    ranked = top_k(inference["genres"], inference["scores"])
+    return {"status": TAGGED, "path": meta["path"], "genre": inference["genre"],
+            "top3": [{"genre": g, "score": s} for g, s in ranked],
+            "scores": dict(zip(inference["genres"], inference["scores"])),
+            "seconds": meta["seconds"], "segments": inference["segments"], "model_version": version}
+
+
+def _put(path: str, data: bytes) -> None:
+    """Write ``path`` whole: a temporary name first, then one rename."""
+    temp = f"{path}.tmp-{os.getpid()}"
+    with FileSystems.create(temp) as f:
+        f.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([temp], [path])
+
+
+class WriteShards(beam.DoFn):
+    """Records -> ``<shard_dir>/<hash of their paths>.jsonl``; emits nothing the pipeline needs."""
+
+    def __init__(self, shard_dir: str, flush_every: int = 16):
+        self._dir, self._flush_every = shard_dir, flush_every
+        self._buffer: list[dict[str, Any]] = []
+
+    def start_bundle(self) -> None:
+        self._buffer = []
+
+    def process(self, record: dict[str, Any]):
+        self._buffer.append(record)
+        if len(self._buffer) >= self._flush_every:
+            yield self._flush()
+
+    def finish_bundle(self) -> None:
+        if self._buffer:
+            self._flush()
+
+    def _flush(self) -> str:
+        records, self._buffer = sorted(self._buffer, key=lambda r: r["path"]), []
+        name = hashlib.sha1("\n".join(r["path"] for r in records).encode()).hexdigest()[:20]
+        path = os.path.join(self._dir, name + SHARD_SUFFIX)
+        _put(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode())
+        return path
+
+
+def read_shards(shard_dir: str) -> list[dict[str, Any]]:
+    """Every record in the shards, one per path (a re-run shard repeats its paths), sorted by path."""
+    by_path: dict[str, dict[str, Any]] = {}
+    for path in shard_paths(shard_dir):
+        with FileSystems.open(path) as f:
+            for line in f.read().decode().splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    by_path[record["path"]] = record
+    return [by_path[p] for p in sorted(by_path)]
+
+
+def shard_paths(shard_dir: str) -> list[str]:
+    match = FileSystems.match([os.path.join(shard_dir, "*" + SHARD_SUFFIX)])[0]
+    return sorted(m.path for m in match.metadata_list)
+
+
+def count_shard_records(shard_dir: str) -> int:
+    """Records written so far (for the progress line; a re-run shard may count twice)."""
+    total = 0
+    for path in shard_paths(shard_dir):
+        try:
+            with FileSystems.open(path) as f:
+                total += f.read().count(b"\n")
+        except (OSError, IOError):  # renamed or replaced while we looked
+            pass
+    return total
+
+
+def csv_row(row: dict[str, Any]) -> list[Any]:
+    top = [v for entry in row["top3"] for v in (entry["genre"], f"{entry['score']:.6f}")]
+    top += [""] * (2 * TOP_K - len(top))
+    return [row["path"], row["genre"], *top, row["seconds"], row["segments"], row["model_version"]]
+
+
+def summarize(records: list[dict[str, Any]], wall_seconds: float, genres: Iterable[str],
+              **context: Any) -> dict[str, Any]:
+    """Files, seconds, per-genre counts, quarantine reasons and throughput of one run."""
+    rows = [r for r in records if r["status"] == TAGGED]
+    bad = [r for r in records if r["status"] == QUARANTINED]
+    seconds = sum(r["seconds"] for r in rows)
+    per_genre = Counter(r["genre"] for r in rows)
+    return {
+        **context,
+        "files": {"listed": len(records), TAGGED: len(rows), QUARANTINED: len(bad)},
+        "genres": {g: per_genre.get(g, 0) for g in genres} | {g: n for g, n in per_genre.items() if g not in genres},
+        "quarantine_reasons": dict(sorted(Counter(r["reason"] for r in bad).items())),
+        "quarantined": [{k: r[k] for k in ("path", "reason", "detail")} for r in bad],
+        "audio_seconds": round(seconds, 3),
+        "wall_seconds": round(wall_seconds, 3),
+        "audio_seconds_per_wall_second": round(seconds / wall_seconds, 2) if wall_seconds > 0 else None,
+        "files_per_second": round(len(records) / wall_seconds, 3) if wall_seconds > 0 else None,
+    }
+
+
+def write_outputs(out_dir: str, records: list[dict[str, Any]], summary: dict[str, Any],
+                  parquet: bool = True) -> dict[str, str]:
+    """tags.csv, tags.jsonl, (tags.parquet), quarantine.jsonl, summary.json; returns their paths."""
+    rows = [r for r in records if r["status"] == TAGGED]
+    paths = {name: os.path.join(out_dir, name) for name in (CSV_FILE, JSONL_FILE, QUARANTINE_FILE, SUMMARY_FILE)}
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(csv_row(r) for r in rows)
+    _put(paths[CSV_FILE], text.getvalue().encode())
+    _put(paths[JSONL_FILE], "".join(json.dumps(_jsonl(r)) + "\n" for r in rows).encode())
+    _put(paths[QUARANTINE_FILE], "".join(json.dumps(q) + "\n" for q in summary["quarantined"]).encode())
+    if parquet:
+        data = _parquet(rows)
+        if data is not None:
+            paths[PARQUET_FILE] = os.path.join(out_dir, PARQUET_FILE)
+            _put(paths[PARQUET_FILE], data)
+    _put(paths[SUMMARY_FILE], (json.dumps(summary, indent=2) + "\n").encode())
+    return paths
+
+
+def _jsonl(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("path", "genre", "top3", "scores", "seconds", "segments", "model_version")}
+
+
+def _parquet(rows: list[dict[str, Any]]) -> Optional[bytes]:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:  # pyarrow comes with TFX; without it CSV and JSON lines are enough
+        return None
+    data: dict[str, list[Any]] = {"path": [r["path"] for r in rows], "genre": [r["genre"] for r in rows]}
+    for i in range(TOP_K):
+        data[f"top{i + 1}_genre"] = [r["top3"][i]["genre"] if i < len(r["top3"]) else None for r in rows]
+        data[f"top{i + 1}_score"] = [r["top3"][i]["score"] if i < len(r["top3"]) else None for r in rows]
+    data.update(seconds=[float(r["seconds"]) for r in rows], segments=[int(r["segments"]) for r in rows],
+                model_version=[str(r["model_version"]) for r in rows])
+    types = {c: (pa.float64() if c.endswith("_score") or c == "seconds" else pa.int64() if c == "segments"
+                 else pa.string()) for c in CSV_COLUMNS}
+    table = pa.table({c: pa.array(data[c], types[c]) for c in CSV_COLUMNS})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()

@@ -1,0 +1,138 @@
+"""The tagging pipeline: file chunks -> decode -> RunInference -> record shards -> merged outputs.
+
+One straight chain (no side inputs, no tagged outputs, no Beam sinks or sources), so that it
+computes the same rows on every runner, the Dask runners included (docs/distributed.md).
+Batching: the launcher groups the file list into chunks of ``batch_size`` files, each chunk
+one element that RunInference receives as one batch (``with_no_batching``: Beam's
+BatchElements emits its last batch from ``finish_bundle``, which Beam's Dask runner drops).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import threading
+import time
+import uuid
+from typing import Any, Callable, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.ml.inference.base import RunInference
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.config import AudioConfig
+from tagging import files as files_lib
+from tagging import outputs, runners
+from tagging.model import GenreSignatureHandler, ModelRef
+
+
+@dataclasses.dataclass
+class TagJob:
+    source: str                    # folder or glob of audio files
+    out_dir: str
+    model: ModelRef
+    audio: AudioConfig = dataclasses.field(default_factory=AudioConfig)
+    beam_args: list[str] = dataclasses.field(default_factory=runners.beam_args)
+    batch_size: int = 8
+    flush_every: int = 16
+    parquet: bool = True
+    dask_partitions: Optional[int] = None  # None: one per chunk, at most 64
+
+
+def build(pipeline: beam.Pipeline, chunks: list[list[tuple[str, str]]], job: TagJob, shard_dir: str) -> None:
+    _ = (pipeline
+         | "FileChunks" >> beam.Create(chunks)
+         | "Decode" >> beam.FlatMap(files_lib.decode_chunk, job.audio)
+         | "Classify" >> RunInference(GenreSignatureHandler(job.model).with_no_batching())
+         | "ToRecord" >> beam.Map(outputs.to_record)
+         | "WriteShards" >> beam.ParDo(outputs.WriteShards(shard_dir, job.flush_every)))
+
+
+def _options(job: TagJob, n_chunks: int) -> PipelineOptions:
+    args = list(job.beam_args)
+    if runners.is_dask(args) and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args):
+        # Beam's Dask runner puts 128 elements in a partition by default: all chunks in one task.
+        args.append(f"--dask_npartitions={max(1, min(n_chunks, job.dask_partitions or 64))}")
+    return PipelineOptions(args)
+
+
+class _Progress:
+    """Prints ``tagged N/M files`` from the shards while the pipeline runs (every runner writes them)."""
+
+    def __init__(self, shard_dir: str, total: int, emit: Callable[[str], None], every: float = 2.0):
+        self._dir, self._total, self._emit, self._every = shard_dir, total, emit, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._started = time.time()
+
+    def __enter__(self) -> "_Progress":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        last = -1
+        while not self._stop.wait(self._every):
+            done = min(outputs.count_shard_records(self._dir), self._total)
+            if done != last:
+                elapsed = time.time() - self._started
+                self._emit(f"[tag] {done}/{self._total} files ({100 * done / max(1, self._total):.0f}%), "
+                           f"{elapsed:.0f} s, {done / elapsed:.1f} files/s")
+                last = done
+
+
+def run(job: TagJob, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> dict[str, Any]:
+    """Tag every audio file of ``job.source``; returns the summary (also written to summary.json)."""
+    listing = files_lib.list_audio(job.source)
+    chunks = files_lib.chunks(listing.files, job.batch_size)
+    runner = runners.runner_of(job.beam_args)
+    log(f"[tag] {len(listing.files)} audio files under {job.source} ({len(listing.ignored)} other files ignored); "
+        f"model {job.model.path} (version {job.model.version}); runner {runner}")
+    FileSystems.mkdirs(job.out_dir) if not FileSystems.exists(job.out_dir) else None
+    shard_dir = os.path.join(job.out_dir, f".shards-{uuid.uuid4().hex[:12]}")
+    FileSystems.mkdirs(shard_dir)
+    started = time.time()
+    try:
+        if chunks:
+            with _Progress(shard_dir, len(listing.files), log):
+                pipeline = beam.Pipeline(options=_options(job, len(chunks)))
+                build(pipeline, chunks, job, shard_dir)
+                result = pipeline.run()
+                try:
+                    result.wait_until_finish()
+                finally:
+                    client = getattr(result, "client", None)  # the Dask runner's: close it, or it retries at exit
+                    if client is not None:
+                        client.close()
+        wall = time.time() - started
+        records = outputs.read_shards(shard_dir)
+    finally:
+        FileSystems.delete([shard_dir])
+    missing = sorted({rel for _, rel in listing.files} - {r["path"] for r in records})
+    if missing:  # never silently: a runner that loses elements must fail the run
+        raise RuntimeError(f"{len(missing)} of {len(listing.files)} files have no row after the {runner} run "
+                           f"(first: {missing[:5]}); the runner lost elements.")
+    genres = next((r["scores"].keys() for r in records if r["status"] == outputs.TAGGED), ())
+    summary = outputs.summarize(records, wall, list(genres), source=job.source, model_path=job.model.path,
+                                model_version=job.model.version, model_source=job.model.source, runner=runner,
+                                beam_args=list(job.beam_args), sample_rate=job.audio.sample_rate,
+                                ignored_files=listing.ignored)
+    paths = outputs.write_outputs(job.out_dir, records, summary, parquet=job.parquet)
+    log(f"[tag] {summary['files']['tagged']} tagged, {summary['files']['quarantined']} quarantined, "
+        f"{summary['audio_seconds']:.0f} s of audio in {wall:.1f} s ({summary['audio_seconds_per_wall_second']}x "
+        f"real time, {summary['files_per_second']} files/s). Outputs: {', '.join(sorted(paths.values()))}")
+    for q in summary["quarantined"]:
+        log(f"[tag]   quarantined {q['path']}: {q['reason']} ({q['detail']})")
+    return summary
+
+
+def tag(source: str, out_dir: str, model: ModelRef, beam_args: Optional[Sequence[str]] = None,
+        **kwargs: Any) -> dict[str, Any]:
+    """Library entry point: ``tag("music/", "tags/", latest_version("outputs/serving/genre"))``."""
+    job = TagJob(source=source, out_dir=out_dir, model=model,
+                 beam_args=list(beam_args) if beam_args else runners.beam_args(), **kwargs)
+    return run(job)

@@ -1,0 +1,45 @@
+"""Beam arguments for the tagger: the pipeline's DirectRunner defaults, ``--runner``, ``--dask``.
+
+``--dask HOST:PORT`` is short for ``--runner=<DASK_RUNNER> --dask_client_address=HOST:PORT``.
+DASK_RUNNER is :class:`tagging.dask_runner.DaskRunner`, Beam's Dask runner with the fixes
+docs/distributed.md explains (Beam's own computes only one branch of a pipeline, does not
+split tagged outputs and drops what ``finish_bundle`` emits). The tagger's pipeline is one
+straight chain without side inputs or tagged outputs, so it also runs correctly on Beam's
+stock ``apache_beam.runners.dask.dask_runner.DaskRunner``; the pipeline's components do not.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from pipeline.config import PipelineConfig
+
+DASK_RUNNER = "tagging.dask_runner.DaskRunner"
+STOCK_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+
+
+def dask_args(address: str, runner: str = DASK_RUNNER) -> list[str]:
+    """Beam arguments that run a pipeline on the Dask scheduler at ``address`` (HOST:PORT)."""
+    address = address if "://" in address else f"tcp://{address}"
+    return [f"--runner={runner}", f"--dask_client_address={address}"]
+
+
+def beam_args(runner: Optional[str] = None, extra: Optional[Sequence[str]] = None,
+              dask: Optional[str] = None) -> list[str]:
+    """The pipeline's defaults unless ``extra`` (``--beam-arg``) is given, as for local_runner.py."""
+    args = list(extra) if extra else list(PipelineConfig().beam_args)
+    if runner:
+        args = [a for a in args if not a.startswith("--runner")] + [f"--runner={runner}"]
+        if "DirectRunner" not in runner:
+            args = [a for a in args if not a.startswith("--direct_")]
+    if dask:
+        args = [a for a in args if not a.startswith(("--runner", "--direct_"))] + dask_args(dask)
+    return args
+
+
+def runner_of(args: Sequence[str]) -> str:
+    runners = [a.split("=", 1)[1] for a in args if a.startswith("--runner=")]
+    return runners[-1] if runners else "DirectRunner"
+
+
+def is_dask(args: Sequence[str]) -> bool:
+    return "dask" in runner_of(args).lower()
