@@ -65,8 +65,11 @@ def lookup(tracking_uri: str, serving_version: int, registered_model: Optional[s
             return ModelCard(serving_version, note=f"version {serving_version} is not in the '{registered_model}' "
                                                    f"registry at {tracking_uri}")
         version = max(versions, key=lambda v: int(v.version))
-        aliases = set(getattr(version, "aliases", []) or [])
         run = client.get_run(version.run_id)
+        try:  # search results carry no aliases: ask for the alias itself
+            is_champion = client.get_model_version_by_alias(registered_model, alias).version == version.version
+        except Exception:  # noqa: BLE001 - no such alias yet
+            is_champion = False
     except Exception as err:  # noqa: BLE001 - the card is optional; the page still answers
         return ModelCard(serving_version, note=f"MLflow at {tracking_uri} did not answer ({type(err).__name__}: "
                                                f"{str(err).splitlines()[0][:200]})")
@@ -75,4 +78,4 @@ def lookup(tracking_uri: str, serving_version: int, registered_model: Optional[s
     return ModelCard(serving_version, family=tags.get("model", ""),
                      clip_accuracy=metrics.get("candidate_clip_accuracy"),
                      clips=int(clips) if clips is not None else None, protocol=tags.get("split_protocol", ""),
-                     run_id=version.run_id, registered_version=str(version.version), is_champion=alias in aliases)
+                     run_id=version.run_id, registered_version=str(version.version), is_champion=is_champion)

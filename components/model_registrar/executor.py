@@ -1,6 +1,13 @@
-"""ModelRegistrar executor: MLflow model version + alias for the pushed model."""
+"""ModelRegistrar executor: MLflow model version + alias for the pushed model.
+
+The version is a pyfunc model (components/model_registrar/pyfunc_model.py) holding the
+pushed SavedModel, so ``mlflow.pyfunc.load_model("models:/genre-classifier@champion")``
+predicts a genre from a waveform.
+"""
 from __future__ import annotations
 
+import os
+from importlib import metadata
 from typing import Any
 
 from mlflow.exceptions import MlflowException
@@ -13,12 +20,24 @@ from models import tracking
 from pipeline.config import PipelineConfig
 
 
+PYFUNC_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyfunc_model.py")
+LOGGED_MODEL_NAME = "genre_model"
+
+
+def _requirements() -> list[str]:
+    """Pinned explicitly: MLflow would otherwise load the model in a subprocess to infer them."""
+    return [f"{name}=={metadata.version(name)}" for name in ("mlflow", "tensorflow", "numpy", "pandas")]
+
+
 def register_pushed_model(config: PipelineConfig, run_id: str, pushed_version: str, pushed_path: str) -> str:
-    """Create the registered-model version for this push and move the serving alias to it."""
+    """Log the pushed SavedModel as a pyfunc model on its run, register it, move the alias to it."""
     import mlflow
-    with tracking.resume_run(config, run_id) as run:
+    with tracking.resume_run(config, run_id):
         mlflow.set_tags({"pushed": "true", "serving_version": pushed_version, "serving_path": pushed_path})
-        source = f"{run.info.artifact_uri}/saved_model"
+        logged = mlflow.pyfunc.log_model(name=LOGGED_MODEL_NAME, python_model=PYFUNC_FILE,
+                                         artifacts={"saved_model": pushed_path}, pip_requirements=_requirements(),
+                                         model_config={"sample_rate": config.audio.sample_rate},
+                                         tags={"serving_version": pushed_version})
     client = MlflowClient()
     try:
         client.create_registered_model(tracking.REGISTERED_MODEL,
@@ -26,8 +45,9 @@ def register_pushed_model(config: PipelineConfig, run_id: str, pushed_version: s
     except MlflowException as err:
         if "RESOURCE_ALREADY_EXISTS" not in str(err.error_code):
             raise
-    version = client.create_model_version(tracking.REGISTERED_MODEL, source=source, run_id=run_id,
-                                          tags={"serving_version": pushed_version, "serving_path": pushed_path})
+    version = client.create_model_version(tracking.REGISTERED_MODEL, source=logged.model_uri, run_id=run_id,
+                                          tags={"serving_version": pushed_version, "serving_path": pushed_path},
+                                          model_id=logged.model_id)
     client.set_registered_model_alias(tracking.REGISTERED_MODEL, tracking.SERVING_ALIAS, version.version)
     return version.version
 
