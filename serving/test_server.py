@@ -41,6 +41,8 @@ Usage: ``python -m serving.test_server --model-base DIR --model-name genre --por
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import logging
 import os
 import re
@@ -284,6 +286,28 @@ def op_error_message(err: tf.errors.OpError) -> str:
     return readable_error(re.sub(r"\s*\[Op:__inference_\w+\]\s*$", "", "\n".join(lines[start:])))
 
 
+def _glibc_malloc_trim():
+    """glibc's ``malloc_trim``, or None on another C library."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _glibc_malloc_trim()
+
+
+def release_memory() -> None:
+    """Give freed heap memory back to the system after a request.
+
+    A long clip's request allocates tens of MB in one gRPC thread; glibc keeps what is freed in
+    that thread's arena, so without this the server's RSS stays near its peak after a burst of
+    long clips (the issue measured 2.37 GB left after four 10-minute clips).
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 def _answer(context: grpc.ServicerContext, handler, request):
     """Run HANDLER; turn every failure into a status code and message (the server lives on)."""
     try:
@@ -295,6 +319,8 @@ def _answer(context: grpc.ServicerContext, handler, request):
     except Exception as err:  # noqa: BLE001 - any other failure is the server's, reported as INTERNAL
         LOG.exception("request failed")
         code, message = grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}"
+    finally:
+        release_memory()
     context.abort(code, message)
 
 
