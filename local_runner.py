@@ -88,19 +88,21 @@ class StepTracker(logging.Handler):
         self.console = console
         self.current: Optional[str] = None
         self.started = 0.0
-        self.cached = False
+        self.outcome = ""  # how the current step ended, when not by executing
         self._stop = threading.Event()
         threading.Thread(target=self._heartbeat, name="step-heartbeat", daemon=True).start()
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if message.startswith("Component ") and message.endswith(" is running."):
-            self.current, self.started, self.cached = message[len("Component "):-len(" is running.")], time.time(), False
+            self.current, self.started, self.outcome = message[len("Component "):-len(" is running.")], time.time(), ""
             print(f"[step] {self.current} ...", flush=True)
         elif message.startswith("A cached execution") and self.current:
-            self.cached = True
+            self.outcome = "reused from cache"
+        elif message.startswith("Skipping execution for") and self.current:
+            self.outcome = "skipped (its condition does not hold: the model was not blessed)"
         elif message.startswith("Component ") and message.endswith(" is finished.") and self.current:
-            how = "reused from cache" if self.cached else f"done in {time.time() - self.started:.0f} s"
+            how = self.outcome or f"done in {time.time() - self.started:.0f} s"
             print(f"[step] {self.current}: {how}", flush=True)
             self.current = None
 
@@ -296,6 +298,7 @@ def main(argv: list[str] | None = None) -> dict:
                     config = dataclasses.replace(config, genres=genres,
                                                  paths=dataclasses.replace(config.paths, data_root=root))
                 _execute(config, args, run_id)
+                summary = summarize(config, run_id, started)
             except BaseException as error:  # noqa: BLE001 - every failure ends in one paragraph
                 step = tracker.current if tracker else None
                 interrupted = isinstance(error, KeyboardInterrupt)
@@ -310,7 +313,6 @@ def main(argv: list[str] | None = None) -> dict:
                     tracker.close()
     finally:
         lock.__exit__(None, None, None)
-    summary = summarize(config, run_id, started)
     summary["log"] = log_path
     print_summary(summary, args.until)
     return summary

@@ -27,7 +27,9 @@ GENRES: tuple[str, ...] = (
 # (Evaluator, reported accuracy). A track is in exactly one of them.
 SPLITS: tuple[str, ...] = ("train", "eval", "test")
 AUDIO_EXTENSIONS: tuple[str, ...] = ("wav", "au", "flac", "ogg", "mp3")
-SPLIT_PROTOCOLS: tuple[str, ...] = ("hash", "fault-filtered", "fault-filtered-final", "lists-trainval")
+SPLIT_PROTOCOLS: tuple[str, ...] = ("stratified", "hash", "fault-filtered", "fault-filtered-final", "lists-trainval")
+# Protocols that split by hash alone and read no list files.
+HASH_PROTOCOLS: tuple[str, ...] = ("stratified", "hash")
 MODEL_TYPES: tuple[str, ...] = ("cnn", "lstm", "vgg")
 
 # What each component reads: only these sections (with pipeline_name and genres) go into its
@@ -75,8 +77,8 @@ class AudioConfig:
 class SplitConfig:
     """Track-level split protocol. See README "Splits" for the protocols."""
 
-    protocol: str = "hash"
-    # train/eval/test fractions for the hash protocol (hash of track_id, so stable).
+    protocol: str = "stratified"
+    # train/eval/test fractions for the hash protocols (hash of track_id, so stable).
     ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)
     # Folder holding train_filtered.txt, valid_filtered.txt, test_filtered.txt.
     split_dir: Optional[str] = None
@@ -353,7 +355,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="track-level split protocol (default: %(default)s)")
     g.add_argument("--split-dir", help="folder with train_filtered.txt, valid_filtered.txt, test_filtered.txt")
     g.add_argument("--split-ratios", type=_ratios, default=d.split.ratios, metavar="TRAIN,EVAL,TEST",
-                   help="hash protocol: fractions of tracks per split (default: %s)" % ",".join(map(str, d.split.ratios)))
+                   help="stratified and hash protocols: fractions of tracks per split (default: %s)" % ",".join(map(str, d.split.ratios)))
     g.add_argument("--genres", type=_genre_list, metavar="A,B,C",
                    help="the label set, in label order (default: GTZAN's ten: " + ",".join(GENRES) + ")")
     g.add_argument("--genres-from-data", action="store_true",
@@ -433,7 +435,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
                                     ratios=tuple(args.split_ratios), max_bad_fraction=args.max_bad_fraction)
     if args.genres:
         cfg.genres = tuple(args.genres)
-    if args.split != "hash" and not args.split_dir:
+    if args.split not in HASH_PROTOCOLS and not args.split_dir:
         raise SystemExit(f"--split {args.split} reads the fault-filtered list files: pass --split-dir DIR "
                          "(the folder holding train_filtered.txt, valid_filtered.txt, test_filtered.txt).")
     cfg.audio = dataclasses.replace(cfg.audio, segment_seconds=args.segment_seconds,

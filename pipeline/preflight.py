@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from pipeline.config import AUDIO_EXTENSIONS, GENRES, PipelineConfig
+from pipeline.config import AUDIO_EXTENSIONS, GENRES, HASH_PROTOCOLS, PipelineConfig
 from pipeline.errors import UserError
 
 # GTZAN's distributions put the genre folders one level down.
@@ -88,7 +88,7 @@ def resolve_genres(config: PipelineConfig, scan: DataRootScan, genres_from_data:
 
 def check_split_dir(config: PipelineConfig) -> None:
     """The list files a list-based split protocol reads exist."""
-    if config.split.protocol == "hash" or not config.split.split_dir:
+    if config.split.protocol in HASH_PROTOCOLS or not config.split.split_dir:
         return
     missing = [name for name in LIST_FILES if not os.path.isfile(os.path.join(config.split.split_dir, name))]
     needed = [name for name in missing if not (config.split.protocol == "lists-trainval" and name.startswith("test"))]

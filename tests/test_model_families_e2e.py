@@ -3,7 +3,7 @@ on held-out tracks.
 
 `local_runner.main(--until train)` runs AudioExampleGen, TFDV, Transform and Trainer
 (LocalDagRunner, SQLite MLMD, DirectRunner); the trained SavedModel is then scored on
-the `test` split (hash protocol: its tracks are in no other split) through its
+the `test` split (stratified protocol: its tracks are in no other split) through its
 `from_examples` signature, exactly as ClipEvaluator scores it: at least 90 % of held-out
 clips right (and 80 % of their 3 s segments). The Trainer's wall time is read back from
 its MLMD execution and printed, never asserted: speed is measured in bench/ (BENCHMARKS.md).

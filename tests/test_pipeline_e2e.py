@@ -50,7 +50,7 @@ def test_first_run_is_blessed_and_pushed(two_runs):
     first = two_runs["first"]
     gate = first["gate"]
     assert gate["blessed"], gate["reasons"]
-    assert gate["split"] == "test" and gate["split_protocol"] == "hash"
+    assert gate["split"] == "test" and gate["split_protocol"] == "stratified"
     assert gate["candidate_clip_accuracy"] >= 0.6 and gate["candidate_segment_accuracy"] >= 0.6  # the bars
     assert first["pushed_to"].startswith(os.path.join(two_runs["tmp"], "serving", "genre"))
     assert len(two_runs["versions_after_first"]) == 1

@@ -5,6 +5,13 @@ neighbouring 3 s pieces of one recording in train and test and inflate test accu
 
 Protocols (``split.protocol``; ``split.ratios`` = (train, eval, test) fractions):
 
+``stratified`` (default)
+    Per genre: the genre's tracks, ordered by ``sha256(salt, track_id)``, are cut at
+    counts rounded by largest remainder, and every split gets at least one track of a
+    genre that has at least three. So each split holds every genre in the right share
+    even on a small collection (independent hash draws leave a 5-track genre out of the
+    test split one time in four). Adding tracks to a genre can move its other tracks.
+
 ``hash``
     ``sha256(salt, track_id)`` mapped to [0, 1) and cut at the cumulative ratios.
     Stable: a track keeps its split when files are added or removed; change ``split.salt``
@@ -46,7 +53,7 @@ from typing import Iterable, Optional, Sequence
 
 from tfx.dsl.io import fileio
 
-from pipeline.config import SPLIT_PROTOCOLS, SPLITS, SplitConfig
+from pipeline.config import HASH_PROTOCOLS, SPLIT_PROTOCOLS, SPLITS, SplitConfig
 
 TRAIN, EVAL, TEST = SPLITS
 LIST_FILES: dict[str, str] = {"train": "train_filtered.txt", "valid": "valid_filtered.txt",
@@ -83,7 +90,7 @@ def validate(split: SplitConfig) -> None:
     if len(ratios) != 3 or min(ratios) < 0 or abs(sum(ratios) - 1.0) > 1e-6:
         raise ValueError(f"split.ratios must be three non-negative train/eval/test fractions summing to 1, "
                          f"not {ratios}.")
-    if split.protocol != "hash" and not split.split_dir:
+    if split.protocol not in HASH_PROTOCOLS and not split.split_dir:
         raise ValueError(f"Split protocol {split.protocol!r} reads the fault-filtered list files: set "
                          "split.split_dir (--split-dir) to the folder holding "
                          f"{', '.join(LIST_FILES.values())}.")
@@ -120,12 +127,29 @@ def quotas(n: int, ratios: Sequence[float]) -> list[int]:
     return counts
 
 
-def by_quota(track_ids: Iterable[str], names: Sequence[str], ratios: Sequence[float], salt: str) -> dict[str, str]:
-    """Order tracks by salted hash and hand them out in ``quotas``: proportions exact up to rounding."""
+def quotas_covering(n: int, ratios: Sequence[float]) -> list[int]:
+    """``quotas``, then one item moved from the largest to each empty split that has a ratio."""
+    counts = quotas(n, ratios)
+    for i, ratio in enumerate(ratios):
+        if ratio > 0 and counts[i] == 0:
+            donor = max(range(len(counts)), key=lambda j: counts[j])
+            if counts[donor] > 1:
+                counts[donor] -= 1
+                counts[i] += 1
+    return counts
+
+
+def by_quota(track_ids: Iterable[str], names: Sequence[str], ratios: Sequence[float], salt: str,
+             cover: bool = False) -> dict[str, str]:
+    """Order tracks by salted hash and hand them out in ``quotas``: proportions exact up to rounding.
+
+    ``cover``: every split with a ratio gets at least one track when there are enough.
+    """
     ordered = sorted(track_ids, key=lambda t: (hash_fraction(salt, t), t))
     result: dict[str, str] = {}
     start = 0
-    for name, count in zip(names, quotas(len(ordered), ratios)):
+    counts = quotas_covering(len(ordered), ratios) if cover else quotas(len(ordered), ratios)
+    for name, count in zip(names, counts):
         result.update((t, name) for t in ordered[start:start + count])
         start += count
     return result
@@ -167,6 +191,13 @@ def assign(tracks: Sequence[Track], split: SplitConfig,
     if split.protocol == "hash":
         for t in tracks:
             plan.assigned[t.track_id] = by_ratios(hash_fraction(salt, t.track_id), ratios)
+        return plan
+    if split.protocol == "stratified":
+        per_genre_ids: dict[str, list[str]] = defaultdict(list)
+        for t in tracks:
+            per_genre_ids[t.genre].append(t.track_id)
+        for ids in per_genre_ids.values():
+            plan.assigned.update(by_quota(ids, SPLITS, ratios, salt, cover=True))
         return plan
 
     lists = read_split_lists(split.split_dir) if lists is None else lists

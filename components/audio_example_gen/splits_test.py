@@ -100,3 +100,23 @@ def test_a_track_in_two_lists_is_an_error(tmp_path):
 def test_invalid_configuration_is_a_clear_error(cfg, message):
     with pytest.raises(ValueError, match=message):
         splits.validate(cfg)
+
+
+@pytest.mark.parametrize("per_genre", [3, 4, 5, 8, 20])
+def test_stratified_puts_every_genre_in_every_split(per_genre):
+    tracks = [splits.Track(f"{g}.{i:05d}", g) for g in ("blues", "jazz", "rock") for i in range(per_genre)]
+    plan = splits.assign(tracks, SplitConfig(protocol="stratified"))
+    assert len(plan.assigned) == len(tracks)
+    for genre in ("blues", "jazz", "rock"):
+        counts = Counter(split for track, split in plan.assigned.items() if track.startswith(genre))
+        assert set(counts) == {"train", "eval", "test"}, (genre, counts)
+        assert counts["train"] >= counts["eval"] and counts["train"] >= counts["test"]
+    if per_genre == 20:
+        assert Counter(plan.assigned.values()) == {"train": 42, "eval": 9, "test": 9}
+    assert splits.assign(tracks, SplitConfig(protocol="stratified")).assigned == plan.assigned  # deterministic
+
+
+def test_stratified_leaves_a_two_track_genre_without_a_test_track():
+    """Fewer tracks than splits: the rule cannot cover them all (the ingestion checks then say so)."""
+    plan = splits.assign([splits.Track("a.1", "a"), splits.Track("a.2", "a")], SplitConfig(protocol="stratified"))
+    assert sorted(plan.assigned.values()) == ["eval", "train"]
