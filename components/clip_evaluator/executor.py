@@ -15,6 +15,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components.baseline_aware_evaluator.executor import comparable_baseline
 from models import metrics, plots, tracking
 from models.signatures import EXAMPLES_SIGNATURE
 from pipeline.config import PipelineConfig
@@ -140,7 +141,8 @@ class Executor(base_executor.BaseExecutor):
         config = PipelineConfig.from_json(exec_properties["pipeline_config_json"])
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         model = artifact_utils.get_single_instance(input_dict["model"])
-        baseline_model = (input_dict.get("baseline_model") or [None])[0]
+        # The same baseline rule as the Evaluator: only a model that reads the same examples.
+        baseline_model = (comparable_baseline(input_dict)[0] or [None])[0]
         tfma_blessing = artifact_utils.get_single_instance(input_dict["tfma_blessing"])
         evaluation = artifact_utils.get_single_instance(input_dict["evaluation"])
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
