@@ -1,6 +1,7 @@
 """ClipEvaluator executor: clip-level scores of candidate and baseline, the final blessing, MLflow."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -198,6 +199,8 @@ class Executor(base_executor.BaseExecutor):
             mlflow.log_metrics({k: float(v) for k, v in report.items()
                                 if isinstance(v, (int, float)) and not isinstance(v, bool)})
             mlflow.log_metric("blessed", float(report["blessed"]))
+            # The bars are tags, not parameters: changing one re-runs this gate on the same run.
+            mlflow.set_tags({f"gate.{key}": str(value) for key, value in dataclasses.asdict(config.gate).items()})
             mlflow.set_tags({"blessed": str(report["blessed"]).lower(),
                              "gate_reasons": "; ".join(report["reasons"]) or "passed"})
             segment_confusion = metrics.confusion(labels, np.argmax(probabilities, axis=1), len(config.genres))
