@@ -2,7 +2,9 @@
 
 No Docker engine or cluster exists here, so this is what can be checked: every YAML file
 loads, images are pinned (and in step with the installed tensorflow / mlflow), ports and
-mount paths line up with models.config, and the k8s ConfigMap carries models.config verbatim.
+mount paths line up with models.config, the k8s ConfigMap carries models.config verbatim,
+every container runs unprivileged (non-root, no privilege escalation, read-only root with a
+writable /tmp), and NetworkPolicies admit only labelled clients to TF Serving and MLflow.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from pipeline.config import PipelineConfig
 
 SERVING = Path(__file__).resolve().parent
+ROOT = SERVING.parent
 MODEL = "genre"
 
 
@@ -69,6 +72,7 @@ def test_images_are_pinned_and_in_step_with_the_venv(compose, k8s):
     # A server older than the exporting TensorFlow may lack ops the SavedModel uses.
     assert tuple(int(x) for x in serving_tag.split(".")[:2]) >= tf_major_minor
     assert _pinned(compose["services"]["mlflow"]["image"]) == importlib.metadata.version("mlflow")
+    assert compose["services"]["mlflow-volume-init"]["image"] == compose["services"]["mlflow"]["image"]
     k8s_images = {d["metadata"]["name"]: d["spec"]["template"]["spec"]["containers"][0]["image"]
                   for (kind, _), d in k8s.items() if kind == "Deployment"}
     assert k8s_images == {"genre-serving": compose["services"]["tf-serving"]["image"],
@@ -139,7 +143,7 @@ def test_k8s_mlflow(k8s, compose):
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     flags = _flags(container["args"])
-    (mount,) = container["volumeMounts"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "data"]
     claim = {v["name"]: v for v in pod["volumes"]}[mount["name"]]["persistentVolumeClaim"]["claimName"]
     assert ("PersistentVolumeClaim", claim) in k8s
     assert flags["backend-store-uri"].startswith(f"sqlite:///{mount['mountPath']}/")
@@ -152,3 +156,81 @@ def test_k8s_mlflow(k8s, compose):
     assert service["spec"]["selector"].items() <= labels.items()
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(int(flags["port"]), "http")]
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": int(flags["port"])}
+
+
+# ----- unprivileged containers and network policy ----------------------------------------
+def _deployments(k8s: dict) -> dict[str, dict]:
+    return {name: doc for (kind, name), doc in k8s.items() if kind == "Deployment"}
+
+
+def test_k8s_containers_run_unprivileged_with_a_read_only_root(k8s):
+    assert set(_deployments(k8s)) == {"genre-serving", "mlflow"}
+    for name, deployment in _deployments(k8s).items():
+        pod = deployment["spec"]["template"]["spec"]
+        context = pod["securityContext"]
+        assert context["runAsNonRoot"] is True and context["runAsUser"] > 0 and context["runAsGroup"] > 0, name
+        assert context["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False, name
+            assert security["readOnlyRootFilesystem"] is True, name
+            assert security["capabilities"] == {"drop": ["ALL"]}, name
+            assert "runAsUser" not in security or security["runAsUser"] > 0, name
+            (tmp,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+            assert "emptyDir" in volumes[tmp["name"]] and not tmp.get("readOnly"), name
+    # MLflow writes its store: the pod's group owns the volume.
+    mlflow = _deployments(k8s)["mlflow"]["spec"]["template"]["spec"]["securityContext"]
+    assert mlflow["fsGroup"] == mlflow["runAsGroup"]
+
+
+def test_k8s_network_policies_admit_only_labelled_clients_on_the_service_ports(k8s):
+    policies = {name: doc for (kind, name), doc in k8s.items() if kind == "NetworkPolicy"}
+    assert set(policies) == set(_deployments(k8s))  # one per server
+    for name, policy in policies.items():
+        spec = policy["spec"]
+        labels = _deployments(k8s)[name]["spec"]["template"]["metadata"]["labels"]
+        assert spec["podSelector"]["matchLabels"].items() <= labels.items(), name
+        assert "Ingress" in spec["policyTypes"]
+        service_ports = {p["port"] for p in k8s[("Service", name)]["spec"]["ports"]}
+        (rule,) = spec["ingress"]
+        assert {p["port"] for p in rule["ports"]} == service_ports and all(p["protocol"] == "TCP" for p in rule["ports"])
+        (source,) = rule["from"]  # one source: pods carrying a client label, nothing broader
+        assert set(source) == {"podSelector"}, name
+        ((key, value),) = source["podSelector"]["matchLabels"].items()
+        assert key.startswith("genre-pipeline/") and key.endswith("-client") and value == "true", name
+    # TF Serving needs no network of its own: its egress is closed.
+    assert policies["genre-serving"]["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    assert policies["genre-serving"]["spec"]["egress"] == []
+
+
+def test_compose_services_run_unprivileged_with_a_read_only_root(compose):
+    services = compose["services"]
+    for name, service in services.items():
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+    for name in ("tf-serving", "mlflow"):  # the long-running servers: a non-root user, a tmpfs /tmp
+        uid, gid = services[name]["user"].split(":")
+        assert int(uid) > 0 and int(gid) > 0, name
+        assert services[name]["tmpfs"] == ["/tmp"], name
+    # The one root step: a one-shot chown of MLflow's new volume to MLflow's user, with CHOWN only.
+    init = services["mlflow-volume-init"]
+    assert init["cap_add"] == ["CHOWN"] and init["restart"] == "no"
+    assert init["command"] == ["chown", "-R", services["mlflow"]["user"], services["mlflow"]["volumes"][0]["target"]]
+    assert init["volumes"] == services["mlflow"]["volumes"]
+    assert services["mlflow"]["depends_on"] == {"mlflow-volume-init": {"condition": "service_completed_successfully"}}
+
+
+def test_kubeflow_image_runs_as_a_non_root_user():
+    text = re.sub(r"\\\n", " ", (ROOT / "kubeflow" / "Dockerfile").read_text())
+    instructions = [line.split(None, 1) for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    final_stage = instructions[max(i for i, (op, _) in enumerate(instructions) if op.upper() == "FROM"):]
+    users = [arg.strip() for op, arg in final_stage if op.upper() == "USER"]
+    assert users, "the final stage sets no USER: the image would run as root"
+    uid, _, gid = users[-1].partition(":")
+    assert uid.isdigit() and int(uid) > 0 and gid.isdigit() and int(gid) > 0  # numeric: runAsNonRoot can verify it
+    runs = " ".join(arg for op, arg in final_stage if op.upper() == "RUN")
+    assert f"useradd --uid {uid} --gid {gid}" in runs
+    last_user = max(i for i, (op, _) in enumerate(final_stage) if op.upper() == "USER")
+    assert all(op.upper() != "RUN" for op, _ in final_stage[last_user:])  # nothing after it switches back
