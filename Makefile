@@ -10,7 +10,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv run test test-fast bench bench-ingest bench-features bench-training bench-serving bench-accuracy compile-kubeflow clean
+.PHONY: venv run test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-serving bench-accuracy compile-kubeflow clean
 
 venv:
 	@$(PYTHON) scripts/setup_env.py
@@ -18,8 +18,24 @@ venv:
 run: venv
 	$(PY) local_runner.py $(ARGS)
 
-test: venv
+test: venv browser
 	$(PY) -m pytest $(ARGS)
+
+# Debian's chromium + chromium-driver for the page's browser test (skips quietly where it cannot).
+browser:
+	@bash scripts/install_browser.sh
+
+# The latest pushed model on 127.0.0.1:8500: TF Serving (docker) or the test double, saying which.
+serve: venv
+	$(PY) scripts/serve.py $(ARGS)
+
+# The web page on 127.0.0.1:8501 (ARGS="--host HOST:PORT --model NAME --mlflow-uri URI --port N").
+app: venv
+	$(PY) -m app $(ARGS)
+
+# The run's own MLflow store (default: SQLite under the pipeline root) on 127.0.0.1:5000.
+mlflow-ui: venv
+	$(PY) scripts/mlflow_ui.py $(ARGS)
 
 bench: bench-ingest bench-features bench-training bench-serving
 
@@ -34,6 +50,9 @@ bench-training: venv
 
 bench-serving: venv
 	$(PY) -m bench.serving $(ARGS)
+
+bench-app: venv browser
+	$(PY) -m bench.app_latency $(ARGS)
 
 # Trains every model family on the real clips (about an hour on 2 cores); not part of `make bench`.
 bench-accuracy: venv

@@ -17,7 +17,8 @@ def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
     """The `streamlit run` command line for the page (also used by the browser test and bench)."""
     return [sys.executable, "-m", "streamlit", "run", PAGE, "--server.address", address, "--server.port",
             str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--global.developmentMode", "false"]
+            "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+            "--client.toolbarMode", "viewer"]
 
 
 def main(argv: list[str] | None = None) -> None:

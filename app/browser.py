@@ -1,0 +1,129 @@
+"""Drive the page in headless Chromium: for the browser test and bench/app_latency.py.
+
+Uses Debian's `chromium` and `chromium-driver` (scripts/install_browser.sh installs them)
+through Selenium, with the driver's path given, so Selenium never tries to download one.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from typing import Iterator, Optional
+
+from app.__main__ import streamlit_command
+from app.settings import AppSettings
+
+RESULT_CSS = ".genre-top"
+ERROR_CSS = "[data-testid='stAlertContentError']"
+
+
+def missing_browser() -> Optional[str]:
+    """None if Chromium and its driver are installed, else which Debian package is missing."""
+    if shutil.which("chromium") is None:
+        return "chromium"
+    if shutil.which("chromedriver") is None:
+        return "chromium-driver"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_page(settings: AppSettings, log_path: str, timeout: float = 180.0) -> Iterator[str]:
+    """`streamlit run app/page.py` on a free 127.0.0.1 port while the block runs; yields its URL."""
+    port = free_port()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, **settings.to_env(),
+           "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(streamlit_command(port), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the page did not start; log {log_path}:\n{open(log_path).read()[-3000:]}")
+                time.sleep(0.3)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def chrome(width: int = 1280, height: int = 1900):
+    """A headless Chromium session (root-safe flags); the caller quits it."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 f"--window-size={width},{height}", "--hide-scrollbars", "--force-device-scale-factor=1"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
+
+
+def open_page(driver, url: str, timeout: float = 120.0) -> None:
+    """Load the page and wait until its file uploader is there."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[type='file']")))
+
+
+def upload_and_wait(driver, clip_path: str, timeout: float = 180.0) -> tuple[float, str]:
+    """Upload CLIP_PATH; wait for the result (or an error) with every chart and image drawn.
+
+    Returns (seconds from upload to rendered result, the page's visible text).
+    """
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def rendered(d) -> bool:
+        if d.find_elements(By.CSS_SELECTOR, ERROR_CSS):
+            return True
+        if not d.find_elements(By.CSS_SELECTOR, RESULT_CSS):
+            return False
+        charts = d.find_elements(By.CSS_SELECTOR, "[data-testid='stVegaLiteChart'] canvas, "
+                                                  "[data-testid='stVegaLiteChart'] svg")
+        images = d.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")
+        return len(charts) >= 3 and bool(images) and all(
+            d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in images)
+
+    started = time.perf_counter()
+    driver.find_element(By.CSS_SELECTOR, "input[type='file']").send_keys(os.path.abspath(clip_path))
+    WebDriverWait(driver, timeout, poll_frequency=0.05).until(rendered)
+    elapsed = time.perf_counter() - started
+    return elapsed, driver.find_element(By.TAG_NAME, "body").text
+
+
+def save_screenshot(driver, path: str, max_bytes: Optional[int] = None) -> str:
+    """A PNG of the window; with MAX_BYTES, palette-quantised until it fits (for the README)."""
+    driver.save_screenshot(path)
+    if max_bytes is not None and os.path.getsize(path) > max_bytes:
+        from PIL import Image
+
+        for colors in (256, 128, 64):
+            Image.open(path).convert("RGB").quantize(colors=colors).save(path, optimize=True)
+            if os.path.getsize(path) <= max_bytes:
+                break
+    return path
