@@ -27,8 +27,9 @@ from components.baseline_aware_evaluator.component import BaselineAwareEvaluator
 from components.clip_evaluator.component import ClipEvaluator
 from components.model_registrar.component import ModelRegistrar
 from components.tracked_trainer.component import TrackedTrainer
-from pipeline.config import (GENRES, INGESTION_SECTIONS, PROJECT_ROOT, TRAINING_SECTIONS, TRANSFORM_SECTIONS,
+from pipeline.config import (INGESTION_SECTIONS, PROJECT_ROOT, TRAINING_SECTIONS, TRANSFORM_SECTIONS,
                              PipelineConfig)
+from pipeline.schema import schema_file as raw_schema_file
 
 STAGES = ("validate", "train", "push")
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
@@ -91,7 +92,8 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
         raise ValueError(f"until must be one of {STAGES}, not {until!r}")
     config_json = config.to_json()
     example_gen = AudioExampleGen(input_base=data_root, pipeline_config_json=config.to_json(INGESTION_SECTIONS))
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=os.path.join(config.schema_dir, "schema.pbtxt"))
+    # The curated schema, or one derived from it for a label set other than GTZAN's (pipeline/schema.py).
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=raw_schema_file(config))
     # With the schema, TFDV treats audio as raw bytes and skips top-k counts of them.
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
                                                   schema=schema_gen.outputs["schema"])

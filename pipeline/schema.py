@@ -1,0 +1,94 @@
+"""The raw-data schema ImportSchemaGen imports: it follows the configured label set.
+
+The curated schemas (schemas/<rate>hz_<seconds>s/schema.pbtxt) pin the genre strings to
+GTZAN's ten and the label to 0..9, so a collection with other genres would fail data
+validation. For any other label set, :func:`schema_file` derives a schema from the curated
+one with only those two domains replaced, and writes it under the pipeline root at a path
+that depends only on its content: the same configuration gives the same path, so
+ImportSchemaGen's cache holds, and a new label set gives a new file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipeline.config import PipelineConfig
+
+SCHEMA_FILE = "schema.pbtxt"
+GENRE_DOMAIN = "genre"
+LABEL_FEATURE = "label"
+
+
+def curated_schema_path(config: PipelineConfig) -> str:
+    """The curated file on this machine (a ClusterConfig's schema_dir names the image's copy instead)."""
+    return os.path.join(PipelineConfig.schema_dir.fget(config), SCHEMA_FILE)
+
+
+def _label_feature(schema: schema_pb2.Schema) -> schema_pb2.Feature:
+    return next(f for f in schema.feature if f.name == LABEL_FEATURE)
+
+
+def _genre_domain(schema: schema_pb2.Schema) -> schema_pb2.StringDomain:
+    return next(d for d in schema.string_domain if d.name == GENRE_DOMAIN)
+
+
+def label_set_of(schema: schema_pb2.Schema) -> tuple[tuple[str, ...], int, int]:
+    """(genre strings, label min, label max) a schema admits."""
+    label = _label_feature(schema).int_domain
+    return tuple(_genre_domain(schema).value), label.min, label.max
+
+
+def derive(curated: schema_pb2.Schema, genres: tuple[str, ...]) -> schema_pb2.Schema:
+    """``curated`` with the genre domain set to ``genres`` and the label to 0..len(genres)-1."""
+    schema = schema_pb2.Schema()
+    schema.CopyFrom(curated)
+    domain = _genre_domain(schema)
+    del domain.value[:]
+    domain.value.extend(genres)
+    label = _label_feature(schema).int_domain
+    label.min, label.max = 0, len(genres) - 1
+    return schema
+
+
+def _write_atomically(path: str, text: str) -> None:
+    """Write under a unique temporary name beside ``path``, then rename: a reader (or a concurrent
+    run deriving the same file) never sees half a schema. Any filesystem TFX knows (local, gs://)."""
+    from tfx.dsl.io import fileio
+
+    folder = os.path.dirname(path)
+    fileio.makedirs(folder)
+    tmp = os.path.join(folder, f".{SCHEMA_FILE}.{uuid.uuid4().hex}.tmp")
+    try:
+        with fileio.open(tmp, "w") as f:
+            f.write(text)
+        fileio.rename(tmp, path, overwrite=True)
+    finally:
+        if fileio.exists(tmp):
+            fileio.remove(tmp)
+
+
+def schema_file(config: PipelineConfig) -> str:
+    """The schema file for ImportSchemaGen: the curated one when it already admits ``config.genres``,
+    else a derived one at ``<pipeline_root>/schemas/<content hash>/schema.pbtxt``, written once."""
+    curated_path = curated_schema_path(config)
+    with open(curated_path) as f:
+        curated_text = f.read()
+    curated = text_format.Parse(curated_text, schema_pb2.Schema())
+    genres = tuple(config.genres)
+    if label_set_of(curated) == (genres, 0, len(genres) - 1):
+        return os.path.join(config.schema_dir, SCHEMA_FILE)
+    relative = os.path.relpath(curated_path, os.path.dirname(os.path.dirname(os.path.dirname(curated_path))))
+    text = (f"# Derived by pipeline/schema.py from {relative.replace(os.sep, '/')} for the label set\n"
+            f"# {', '.join(genres)}: only the genre domain and the label range differ. Not to be edited.\n"
+            + text_format.MessageToString(derive(curated, genres)))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = "/".join([config.pipeline_root.rstrip("/"), "schemas", digest, SCHEMA_FILE])
+    from tfx.dsl.io import fileio
+
+    if not fileio.exists(path):
+        _write_atomically(path, text)
+    return path
