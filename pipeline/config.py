@@ -180,6 +180,9 @@ class SyntheticConfig:
     tracks_per_genre: int = 20
     seconds: float = 30.0
     seed: int = 0
+    # Written at GTZAN's rate whatever the model: ExampleGen resamples, so one set per output dir
+    # serves every family (a 16 kHz copy for the VGG would rewrite the set the CNN was cached on).
+    sample_rate: int = 22050
 
 
 @dataclass

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tracks-per-genre", type=int, default=d.tracks_per_genre)
     parser.add_argument("--seconds", type=float, default=d.seconds)
     parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--sample-rate", type=int, default=22050)
+    parser.add_argument("--sample-rate", type=int, default=d.sample_rate)
     args = parser.parse_args(argv)
     started = time.time()
 
