@@ -85,9 +85,9 @@ REFUSALS = {
                  "The audio clip is 600.5 s long, longer than the 600 s this model accepts "
                  "(audio.max_serving_seconds); send at most 600 s of it."),
     "NaN": (np.where(np.arange(RATE) == 7, np.nan, noise(1.0)).astype(np.float32), RATE,
-            "The audio clip contains NaN or Inf samples."),
+            "The audio clip contains NaN or Inf samples; every sample must be finite."),
     "Inf": (np.where(np.arange(RATE) == 7, -np.inf, noise(1.0)).astype(np.float32), RATE,
-            "The audio clip contains NaN or Inf samples."),
+            "The audio clip contains NaN or Inf samples; every sample must be finite."),
     "int16 scale sent as float": (square(1.0, 9830.0), RATE,
                                   "The audio clip peaks at 9830.0, above the accepted peak of 2; samples must be "
                                   "float32 in [-1, 1] (int16 PCM divided by 32768)."),
@@ -156,8 +156,10 @@ WAV_REFUSALS = {
     "FLAC bytes": (None, "The wav_bytes input is not a RIFF WAVE file."),
     "header only": (b"RIFF\x04\x00\x00\x00WAVE", "The WAV file has no complete fmt chunk."),
     "no data chunk": (None, "The WAV file has no data chunk."),
-    "MS ADPCM": (wav_bytes(noise(1.0), RATE, "MS_ADPCM"), f"The WAV encoding (format code 2, 4 bits per sample) {UNSUPPORTED}"),
-    "u-law": (wav_bytes(noise(1.0), RATE, "ULAW"), f"The WAV encoding (format code 7, 8 bits per sample) {UNSUPPORTED}"),
+    "MS ADPCM": (wav_bytes(noise(1.0), RATE, "MS_ADPCM"),
+                 f"The WAV encoding (format code 2, 4 bits per sample) {UNSUPPORTED}"),
+    "u-law": (wav_bytes(noise(1.0), RATE, "ULAW"),
+              f"The WAV encoding (format code 7, 8 bits per sample) {UNSUPPORTED}"),
     "rate too low": (wav_bytes(noise(1.0, 2000), 2000, "PCM_16"),
                      "The sample rate of 2000 Hz is outside the supported range of 4000 to 192000 Hz."),
     "too long": (wav_bytes(noise(LIMIT + 1, 4000, level=0.1), 4000, "PCM_U8"),  # 2.4 MB
@@ -166,7 +168,8 @@ WAV_REFUSALS = {
     "silent": (wav_bytes(np.zeros(RATE, np.float32), RATE, "FLOAT"),
                "The audio clip is silent: its RMS level of -inf dBFS is below the silence floor of "
                "-60 dBFS (audio.silence_dbfs)."),
-    "too short": (wav_bytes(noise(0.1), RATE, "PCM_16"), "The audio clip is 0.10 s long, shorter than one 0.25 s segment."),
+    "too short": (wav_bytes(noise(0.1), RATE, "PCM_16"),
+                  "The audio clip is 0.10 s long, shorter than one 0.25 s segment."),
 }
 
 
@@ -199,6 +202,7 @@ def test_from_examples_classifies_segments_and_refuses_a_wrong_length(stub):
     segments = [pcm[:4000], pcm[4000:]]  # two 0.25-s segments of int16
     assert predict(stub, "from_examples", examples=np.array([example(s) for s in segments], dtype=object))[
         "probabilities"].shape == (2, 10)
-    assert refused(stub, "from_examples", examples=np.array([example(segments[0]), example(b"\0" * 10)], dtype=object)) \
-        == (INVALID, "Every example must hold 4000 bytes of audio (2000 int16 samples, audio.segment_samples); "
+    batch = np.array([example(segments[0]), example(b"\0" * 10)], dtype=object)
+    assert refused(stub, "from_examples", examples=batch) == (
+        INVALID, "Every example must hold 4000 bytes of audio (2000 int16 samples, audio.segment_samples); "
                      "one holds 10 bytes.")

@@ -231,4 +231,5 @@ def test_readable_error_reduces_tf_servings_assertion_text():
             "__inference_serve_waveform_1191}}{{node Assert_1/Assert}}]]\n\t [[StatefulPartitionedCall]]")
     assert readable_error(sent) == "The audio clip is empty (0 samples)."
     assert readable_error("assertion failed: [a] [b]") == "a b"
-    assert readable_error("input 'waveform' must be float32, got int16") == "input 'waveform' must be float32, got int16"
+    plain = "input 'waveform' must be float32, got int16"
+    assert readable_error(plain) == plain

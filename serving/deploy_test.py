@@ -194,7 +194,8 @@ def test_k8s_network_policies_admit_only_labelled_clients_on_the_service_ports(k
         assert "Ingress" in spec["policyTypes"]
         service_ports = {p["port"] for p in k8s[("Service", name)]["spec"]["ports"]}
         (rule,) = spec["ingress"]
-        assert {p["port"] for p in rule["ports"]} == service_ports and all(p["protocol"] == "TCP" for p in rule["ports"])
+        assert {p["port"] for p in rule["ports"]} == service_ports
+        assert all(p["protocol"] == "TCP" for p in rule["ports"])
         (source,) = rule["from"]  # one source: pods carrying a client label, nothing broader
         assert set(source) == {"podSelector"}, name
         ((key, value),) = source["podSelector"]["matchLabels"].items()

@@ -177,7 +177,8 @@ def make_tls_files(directory: str | os.PathLike, host: str = "127.0.0.1") -> dic
     def certificate(name, key, issuer_name, issuer_key, ca, san=None):
         builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
                    .issuer_name(issuer_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
                    .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
         if san is not None:
             builder = builder.add_extension(x509.SubjectAlternativeName([san]), critical=False)
