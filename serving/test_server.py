@@ -26,8 +26,8 @@ Limits (and differences from TF Serving):
 - Messages larger than ``max_message_bytes`` (default :data:`DEFAULT_MAX_MESSAGE_BYTES`,
   room for a clip of the default ``audio.max_serving_seconds`` as float32 at 48 kHz) are
   refused by gRPC with RESOURCE_EXHAUSTED before they are read into memory. TF Serving
-  itself accepts up to 2 GB unless started with
-  ``--grpc_channel_arguments=grpc.max_receive_message_length=N``.
+  itself sets 2 GB (``--grpc_channel_arguments=grpc.max_receive_message_length=N`` may
+  lower it, depending on its gRPC release; see docs/contracts.md).
 - ``workers`` requests run at once (default 4); more wait in gRPC's queue. Memory per
   request is a few copies of its input (the proto, the NumPy array, the tensor) plus the
   graph's own work.
