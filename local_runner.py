@@ -186,7 +186,13 @@ def print_summary(summary: dict, until: str) -> None:
     if until == "push" and not (gate and gate["reasons"] == [ALREADY_RELEASED]):
         print(f"  pushed: {summary.get('pushed_to', 'no (not blessed, nothing pushed)')}")
     if "mlflow_run_id" in summary:
-        print(f"  MLflow run {summary['mlflow_run_id']} at {summary['mlflow_tracking_uri']}")
+        print(f"  MLflow run {summary['mlflow_run_id']} at {summary['mlflow_tracking_uri']} (`make mlflow-ui`)")
+        plots = glob.glob(os.path.join(summary["pipeline_root"], "mlflow-artifacts", "*", summary["mlflow_run_id"],
+                                       "artifacts", "plots"))
+        print(f"  plots (learning curves, confusion matrices): {plots[0] if plots else 'the run in MLflow, Artifacts'}")
+    evaluations = glob.glob(os.path.join(summary["pipeline_root"], "*Evaluator", "evaluation", "*"))
+    if evaluations:  # README "Looking at results": TFMA's own view, the ingestion report, the plots
+        print(f"  TFMA evaluation: {max(evaluations, key=os.path.getmtime)}")
     if summary.get("reused_from_cache"):
         print(f"  reused from cache: {', '.join(summary['reused_from_cache'])}")
     print(f"  pipeline root {summary['pipeline_root']}; {summary['seconds']:.0f} s")
