@@ -90,6 +90,7 @@ def test_concurrent_long_clips_leave_the_server_answering_within_its_memory_boun
                 try:
                     client.predict_waveform(oversize, RATE)
                 except ServingRpcError as err:
+                    assert "Received message larger than max" in str(err) and "send a shorter clip" in str(err)
                     outcomes.append(err.code.name)
         return outcomes
 
