@@ -50,11 +50,13 @@ def serve_model() -> Iterator[Callable[..., str]]:
 
 # ----- a stand-in for the pipeline's pushed model ------------------------------
 class _StandIn(tf.Module):
-    """Honours the serving contract (docs/contracts.md) with scores from segment loudness.
+    """Honours the inputs and outputs of the serving contract (docs/contracts.md) with scores
+    from segment loudness, for fast client tests.
 
     Segment RMS r selects genre round(N r) of the N ``genres`` (shifted by GENRE_SHIFT, so
-    versions differ); invalid input raises InvalidArgumentError through tf.debugging, as the
-    real model does.
+    versions differ); empty, short and non-finite input raise InvalidArgumentError through
+    tf.debugging. The real signatures' other refusals (length cap, silence, peak, WAV
+    encodings) are tested on :func:`export_small_model`.
     """
 
     def __init__(self, genre_shift: int, genres: Sequence[str] = DEFAULT_GENRES):
@@ -109,7 +111,8 @@ def export_small_model(model_base: str | os.PathLike, version: int = 1, work_dir
     Real Transform (tft_beam on the DirectRunner, in memory) on a few synthetic segments at
     8 kHz with 0.25-s segments, and an untrained Flatten-Dense Keras model: the serving graph
     (validation, WAV decoding, resampling, segmenting, the saved transform graph) is the
-    pipeline's own, only smaller. About 15 s on a quiet 2-core machine.
+    pipeline's own, only smaller. Measured 30-60 s on the shared 2-core machine (Beam and
+    Transform's start-up, mostly), hence :func:`small_model_base` shares one export.
     """
     import tf_keras as keras
 
