@@ -1,6 +1,6 @@
 """`python -m app` (`make app`): start the page on 127.0.0.1 and print its URL.
 
-    python -m app [--host 127.0.0.1:8500] [--model genre] [--mlflow-uri URI] [--port 8501]
+    python -m app [--host 127.0.0.1:8500] [--model genre] [--mlflow-uri URI] [--port 8501] [--address IP]
 """
 from __future__ import annotations
 
@@ -30,16 +30,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mlflow-uri", default=os.environ.get(MLFLOW_ENV, ""),
                         help=f"MLflow tracking URI for the model card (env {MLFLOW_ENV}; default: the run's "
                              "own store, sqlite under the pipeline root)")
-    parser.add_argument("--port", type=int, default=8501, help="page port on 127.0.0.1 (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8501, help="page port (default: %(default)s)")
+    parser.add_argument("--address", default="127.0.0.1",
+                        help="interface to listen on (default: %(default)s; 0.0.0.0 only inside a container)")
     args = parser.parse_args(argv)
     settings = AppSettings.from_env({HOST_ENV: args.host, MODEL_ENV: args.model, MLFLOW_ENV: args.mlflow_uri,
                                      **{k: v for k, v in os.environ.items() if k.startswith("GENRE_APP_")}})
     env = {**os.environ, **settings.to_env()}
     root = os.path.dirname(os.path.dirname(PAGE))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    print(f"Genre page: http://127.0.0.1:{args.port}  (model '{settings.model}' at {settings.host}; "
+    print(f"Genre page: http://{args.address}:{args.port}  (model '{settings.model}' at {settings.host}; "
           f"MLflow {settings.mlflow_uri}; Ctrl-C stops it)", flush=True)
-    command = streamlit_command(args.port)
+    command = streamlit_command(args.port, args.address)
     os.execvpe(command[0], command, env)
 
 
