@@ -10,7 +10,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv run test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-serving bench-accuracy compile-kubeflow clean
+.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-serving bench-accuracy compile-kubeflow clean
 
 venv:
 	@$(PYTHON) scripts/setup_env.py
@@ -50,6 +50,13 @@ bench-training: venv
 
 bench-serving: venv
 	$(PY) -m bench.serving $(ARGS)
+
+# Tag a folder of audio with the pushed model: make tag ARGS="/data/music --out tags/ [--dask HOST:PORT]"
+tag: venv
+	$(PY) -m tagging $(ARGS)
+
+bench-tagging: venv
+	$(PY) -m bench.tagging $(ARGS)
 
 bench-app: venv browser
 	$(PY) -m bench.app_latency $(ARGS)

@@ -2,8 +2,8 @@
 
 Listing happens once, before the pipeline, so every runner gets the same list through
 ``beam.Create`` (the Dask runner cannot run Beam's file-matching sources). Decoding is
-ingestion's: :func:`components.audio_example_gen.audio.load` with the reasons of
-``audio.REASONS``, so a file the pipeline would quarantine is quarantined here for the same
+ingestion's (components/audio_example_gen: filecheck.py, ingest.py, audio.py) with its
+quarantine reasons, so a file the pipeline would quarantine is quarantined here for the same
 reason, and a file it would train on is tagged.
 """
 from __future__ import annotations
@@ -15,10 +15,9 @@ import posixpath
 from typing import Any, Iterator
 
 import numpy as np
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 from components.audio_example_gen import audio as audio_lib
+from components.audio_example_gen import filecheck, ingest
 from pipeline.config import AUDIO_EXTENSIONS, AudioConfig
 from pipeline.errors import UserError
 
@@ -67,22 +66,24 @@ def chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i:i + size] for i in range(0, len(items), max(1, size))]
 
 
-def _read(path: str) -> bytes:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return f.read()
-
-
 def decode_file(path: str, rel_path: str, audio: AudioConfig) -> dict[str, Any]:
     """A clip dict (``waveform`` float32 in [-1, 1] at ``audio.sample_rate``) or a quarantine dict.
 
-    The rules are ingestion's (``audio.load``); an unreadable file is ``undecodable``, as there.
+    Ingestion's steps and reasons: filecheck.check (links, folders, FIFOs, permissions) before
+    opening, ingest._load (header checks, bounded decode, too short, silent), and its mapping of
+    read errors and any other exception to a reason (ingest.DecodeToExamples).
     """
+    problem = filecheck.check(path)
+    if problem is not None:
+        return {"path": rel_path, "reason": problem.reason, "detail": problem.detail}
     try:
-        decoded = audio_lib.load(_read(path), audio.sample_rate, audio.segment_samples, audio.silence_dbfs)
+        decoded = ingest._load(path, audio)  # noqa: SLF001 - ingestion's one "open and decode" step
     except audio_lib.BadAudio as e:
         return {"path": rel_path, "reason": e.reason, "detail": e.detail}
     except OSError as e:
-        return {"path": rel_path, "reason": audio_lib.UNDECODABLE, "detail": f"cannot read the file: {e}"}
+        return {"path": rel_path, **filecheck.unreadable(e)._asdict()}
+    except Exception as e:  # noqa: BLE001 - as ingestion: this file's record, never the job's end
+        return {"path": rel_path, "reason": audio_lib.DECODE_ERROR, "detail": f"{type(e).__name__}: {e}"}
     samples = decoded.samples
     # int16 -> [-1, 1) exactly as tf.audio.decode_wav does (docs/contracts.md, quantisation).
     waveform = samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples
