@@ -10,8 +10,8 @@ real subprocesses and signals. Nothing is mocked.
   Trainer comes from cache.
 - The console of those runs holds only the project's lines; the library noise is in the
   log file.
-- A data root with two genres is refused before any compute; with --genres-from-data it
-  is ingested and stopped before training because its eval and test splits are empty.
+- A data root with two genres is refused before any compute; with --genres-from-data and
+  two tracks a genre it is ingested and stopped before training: its test split is empty.
 - A run killed (SIGKILL) in the Trainer: a second run on the same output dir while it
   lives is refused naming its PID; the next run marks its MLflow run KILLED and its MLMD
   executions FAILED.
@@ -113,7 +113,7 @@ def test_the_console_shows_no_library_noise(model_switch):
 
 def test_the_live_console_is_filtered(tmp_path, capfd):
     """The filter on the real file descriptors (not the log file): a validate-only run."""
-    local_runner.main(["--output-dir", str(tmp_path), "--until", "validate", "--synthetic-tracks", "2",
+    local_runner.main(["--output-dir", str(tmp_path), "--until", "validate", "--synthetic-tracks", "3",
                        "--synthetic-seconds", "6", *BEAM])
     shown = capfd.readouterr()
     console = shown.out + shown.err
@@ -123,10 +123,10 @@ def test_the_live_console_is_filtered(tmp_path, capfd):
     assert not [line for line in console.splitlines() if line.startswith(("I1", "W1", "E1", "WARNING:"))]
 
 
-def _two_genre_root(tmp_path: Path) -> Path:
+def _two_genre_root(tmp_path: Path, tracks: int = 3) -> Path:
     from synthetic.generator import generate
     source = tmp_path / "ten"
-    generate(source, tracks_per_genre=3, seconds=6.0, seed=0)
+    generate(source, tracks_per_genre=tracks, seconds=6.0, seed=0)
     root = tmp_path / "two"
     for genre in ("blues", "jazz"):
         shutil.copytree(source / genre, root / genre)
@@ -146,7 +146,8 @@ def test_a_two_genre_root_is_refused_before_any_compute(tmp_path, capsys):
 
 
 def test_own_genres_with_too_few_tracks_stop_before_training(tmp_path):
-    root = _two_genre_root(tmp_path)
+    """Two tracks a genre cannot fill three splits: ingestion stops the run, naming the counts."""
+    root = _two_genre_root(tmp_path, tracks=2)
     out = tmp_path / "out"
     with pytest.raises(local_runner.RunFailed) as failed:
         local_runner.main(["--data-root", str(root), "--output-dir", str(out), "--genres-from-data",
