@@ -6,17 +6,29 @@ Ogg Vorbis/Opus and, since libsndfile 1.1, MP3. No librosa/audioread fallback is
 
 Lossless path: a 16-bit mono file already at the target rate (all of GTZAN) is read as
 int16 and never passes through float, so its samples reach the tf.Examples unchanged.
-Anything else is read as float32, downmixed by averaging the channels and resampled with
-soxr's HQ preset (what ``librosa.resample`` uses by default, ``res_type="soxr_hq"``).
+Anything else is read as float32 in blocks, each block downmixed by averaging the channels
+and resampled with soxr's HQ preset (what ``librosa.resample`` uses by default,
+``res_type="soxr_hq"``) as a stream: the same samples as resampling the whole file at once.
+
+Memory is bounded by design: the header is checked before any sample is read (sample rate
+in [MIN_RATE, MAX_RATE], at most MAX_CHANNELS channels, declared length at most
+``max_seconds``), the file is read from its file object (never as one bytes string), and
+reading stops once more than ``max_seconds`` were decoded, whatever the header said. So a
+file holds at most ``max_seconds`` of mono samples at the target rate, plus one block.
 
 A file that cannot become at least one segment of real audio raises :class:`BadAudio`
 with a reason code from :data:`REASONS`; the caller turns it into a quarantine record.
+A file whose header promises more data than it holds is decoded as far as it goes and
+marked ``truncated``.
 """
 from __future__ import annotations
 
 import dataclasses
 import io
 import math
+import struct
+from typing import BinaryIO, Optional, Union
+
 import numpy as np
 import soundfile as sf
 import soxr
@@ -25,13 +37,28 @@ import soxr
 EMPTY = "empty"                # 0 bytes, or a header with no samples
 NOT_AUDIO = "not_audio"        # no known audio signature (e.g. a text file named .wav)
 UNDECODABLE = "undecodable"    # looks like audio, but libsndfile cannot decode it
+BAD_SAMPLE_RATE = "bad_sample_rate"      # declared rate outside [MIN_RATE, MAX_RATE]
+IMPLAUSIBLE_HEADER = "implausible_header"  # absurd channel or frame count
+TOO_LONG = "too_long"          # declared or decoded length above audio.max_clip_seconds
 NON_FINITE = "non_finite"      # float samples with NaN or Inf
 TOO_SHORT = "too_short"        # shorter than one segment
 SILENT = "silent"              # RMS level below audio.silence_dbfs
-REASONS = (EMPTY, NOT_AUDIO, UNDECODABLE, NON_FINITE, TOO_SHORT, SILENT)
+DECODE_ERROR = "decode_error"  # any other exception while decoding one file (MemoryError, ...)
+REASONS = (EMPTY, NOT_AUDIO, UNDECODABLE, BAD_SAMPLE_RATE, IMPLAUSIBLE_HEADER, TOO_LONG, NON_FINITE, TOO_SHORT,
+           SILENT, DECODE_ERROR)
+
+# Header plausibility. 4 kHz is below any real recording's rate (telephone audio is 8 kHz);
+# 384 kHz is the highest rate audio interfaces record at. A 1 Hz header turned 4 KB into
+# 2000 s of audio before this check.
+MIN_RATE, MAX_RATE = 4000, 384000
+MAX_CHANNELS = 64  # far more than any music file has; libsndfile itself stops at 1024
+# Frames per read on the float path: 64 Ki frames is 0.25 MiB per channel.
+BLOCK_FRAMES = 1 << 16
 
 # Leading bytes of the containers libsndfile reads (WAV/RF64/W64, AU, FLAC, Ogg, MP3, AIFF).
 _SIGNATURES = (b"RIFF", b"RIFX", b"RF64", b"riff", b".snd", b"fLaC", b"OggS", b"ID3", b"FORM")
+# A RIFF data chunk of this size is a stream written before its length was known, not a promise.
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
 
 
 class BadAudio(Exception):
@@ -51,6 +78,7 @@ class DecodedAudio:
     source_rate: int
     source_channels: int
     source_subtype: str
+    truncated: bool = False  # the header promised more data than the file holds
 
     @property
     def lossless(self) -> bool:
@@ -70,30 +98,106 @@ def _libsndfile_message(error: Exception) -> str:
     return getattr(error, "error_string", None) or str(error)
 
 
-def decode(data: bytes, target_rate: int) -> DecodedAudio:
-    """Decode a whole file's bytes to mono at ``target_rate``; raises BadAudio."""
-    if not data:
-        raise BadAudio(EMPTY, "the file is empty (0 bytes)")
-    if not looks_like_audio(data[:4]):
-        raise BadAudio(NOT_AUDIO, f"no known audio signature (the file starts with {data[:16]!r})")
+def riff_data_sizes(f: BinaryIO) -> Optional[tuple[int, int]]:
+    """(declared, present) bytes of a RIFF WAV's data chunk, or None (not RIFF, no data chunk,
+    unknown size). libsndfile silently shortens a data chunk that overruns the file, so this
+    is how a truncated WAV is told from a short one. Leaves ``f`` at its start."""
     try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
-            rate, channels, subtype = f.samplerate, f.channels, f.subtype
+        f.seek(0, io.SEEK_END)
+        size = f.tell()
+        f.seek(0)
+        head = f.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        position = 12
+        while position + 8 <= size:
+            f.seek(position)
+            chunk_id, length = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"data":
+                return None if length in _UNKNOWN_SIZES else (length, size - position - 8)
+            position += 8 + length + (length & 1)
+        return None
+    finally:
+        f.seek(0)
+
+
+def _check_header(rate: int, channels: int, declared_frames: int, max_seconds: float) -> None:
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise BadAudio(BAD_SAMPLE_RATE, f"the header declares {rate} Hz, outside the supported "
+                                        f"{MIN_RATE}-{MAX_RATE} Hz")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise BadAudio(IMPLAUSIBLE_HEADER, f"the header declares {channels} channels (at most {MAX_CHANNELS})")
+    if declared_frames < 0:
+        raise BadAudio(IMPLAUSIBLE_HEADER, f"the header declares {declared_frames} frames")
+    if declared_frames / rate > max_seconds:
+        raise BadAudio(TOO_LONG, f"the header declares {declared_frames / rate:.1f} s of audio, more than "
+                                 f"audio.max_clip_seconds = {max_seconds:g} s")
+
+
+def _too_long(max_seconds: float) -> BadAudio:
+    return BadAudio(TOO_LONG, f"more than audio.max_clip_seconds = {max_seconds:g} s of audio decoded "
+                              "(longer than its header says)")
+
+
+def _read_float(f: sf.SoundFile, target_rate: int, limit: int, max_seconds: float) -> tuple[np.ndarray, int]:
+    """Blocks -> finite check -> mono -> streamed resampling; returns (samples, source frames read)."""
+    stream = None if f.samplerate == target_rate else soxr.ResampleStream(
+        f.samplerate, target_rate, 1, dtype="float32", quality="HQ")
+    parts, read = [], 0
+    while True:
+        block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+        last = len(block) == 0
+        if not last:
+            read += len(block)
+            if read > limit:
+                raise _too_long(max_seconds)
+            if not np.isfinite(block).all():
+                raise BadAudio(NON_FINITE, "the decoded samples contain NaN or Inf")
+            mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+            parts.append(mono if stream is None else stream.resample_chunk(mono, last=False))
+        elif stream is not None:
+            parts.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+        if last:
+            break
+    samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return samples.astype(np.float32, copy=False), read
+
+
+def decode(source: Union[bytes, BinaryIO], target_rate: int, max_seconds: float = math.inf) -> DecodedAudio:
+    """Decode a whole file (its bytes, or a seekable binary file object) to mono at ``target_rate``.
+
+    Raises BadAudio; reads at most ``max_seconds`` of the source (see the module docstring).
+    """
+    f = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    head = f.read(16)
+    f.seek(0)
+    if not head:
+        raise BadAudio(EMPTY, "the file is empty (0 bytes)")
+    if not looks_like_audio(head[:4]):
+        raise BadAudio(NOT_AUDIO, f"no known audio signature (the file starts with {head!r})")
+    riff = riff_data_sizes(f)
+    try:
+        with sf.SoundFile(f) as sound:
+            rate, channels, subtype, frames = sound.samplerate, sound.channels, sound.subtype, sound.frames
+            # libsndfile counts the frames present; a RIFF header may promise more (truncated file).
+            declared = frames * riff[0] // riff[1] if riff and riff[1] > 0 and riff[0] > riff[1] else frames
+            _check_header(rate, channels, declared, max_seconds)
+            limit = int(max_seconds * rate) if math.isfinite(max_seconds) else frames + 1
             if subtype == "PCM_16" and channels == 1 and rate == target_rate:
-                samples = f.read(dtype="int16")
+                samples = sound.read(min(frames, limit + 1), dtype="int16")
+                if len(samples) > limit:
+                    raise _too_long(max_seconds)
+                read = len(samples)
             else:
-                samples = f.read(dtype="float32", always_2d=True)
+                samples, read = _read_float(sound, target_rate, limit, max_seconds)
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
         raise BadAudio(UNDECODABLE, f"libsndfile: {_libsndfile_message(e)}") from None
     if samples.size == 0:
         raise BadAudio(EMPTY, "the header is valid but the file holds no samples (truncated?)")
-    if samples.dtype != np.int16:
-        if not np.isfinite(samples).all():
-            raise BadAudio(NON_FINITE, "the decoded samples contain NaN or Inf")
-        samples = samples.mean(axis=1, dtype=np.float32) if channels > 1 else samples[:, 0]
-        if rate != target_rate:
-            samples = soxr.resample(samples, rate, target_rate, quality="HQ").astype(np.float32, copy=False)
-    return DecodedAudio(samples=samples, source_rate=rate, source_channels=channels, source_subtype=subtype)
+    # MP3 frame counts are estimates; elsewhere fewer frames than the header's count means a cut file.
+    truncated = bool(riff and riff[0] > riff[1]) or (read < frames and subtype != "MPEG_LAYER_III")
+    return DecodedAudio(samples=samples, source_rate=rate, source_channels=channels, source_subtype=subtype,
+                        truncated=truncated)
 
 
 def rms_dbfs(samples: np.ndarray) -> float:
@@ -117,8 +221,9 @@ def check_usable(audio: DecodedAudio, segment_samples: int, sample_rate: int, si
         raise BadAudio(SILENT, f"RMS level {shown} dBFS is below the silence floor of {silence_dbfs:g} dBFS")
 
 
-def load(data: bytes, sample_rate: int, segment_samples: int, silence_dbfs: float) -> DecodedAudio:
+def load(source: Union[bytes, BinaryIO], sample_rate: int, segment_samples: int, silence_dbfs: float,
+         max_seconds: float = math.inf) -> DecodedAudio:
     """decode() followed by check_usable(): what ingestion does with each file."""
-    audio = decode(data, sample_rate)
+    audio = decode(source, sample_rate, max_seconds)
     check_usable(audio, segment_samples, sample_rate, silence_dbfs)
     return audio

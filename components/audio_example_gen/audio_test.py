@@ -1,14 +1,16 @@
 """Decoding and the per-file quality checks (no Beam, no TensorFlow)."""
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
 import pytest
+import soxr
 
 from components.audio_example_gen import audio
 from components.audio_example_gen.conftest import (RATE, corrupt_wav_bytes, tone, truncated_wav_bytes,
-                                                   wav_bytes)
+                                                   wav_bytes, with_header)
 
 SEGMENT = RATE  # 1 s
 
@@ -66,10 +68,63 @@ def test_a_truncated_flac_is_undecodable():
     assert reason_of(whole[:len(whole) // 2]) == audio.UNDECODABLE
 
 
-def test_a_truncated_wav_keeps_what_is_there_and_is_too_short():
+def test_a_truncated_wav_keeps_what_is_there_and_is_flagged():
     assert reason_of(truncated_wav_bytes(claimed_seconds=4.0, kept_seconds=0.3)) == audio.TOO_SHORT
     decoded = load(truncated_wav_bytes(claimed_seconds=4.0, kept_seconds=1.5))
-    assert len(decoded.samples) == int(1.5 * RATE)
+    assert len(decoded.samples) == int(1.5 * RATE) and decoded.truncated
+
+
+@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("WAV", "FLOAT"), ("FLAC", "PCM_16"), ("AU", "PCM_16"),
+                                         ("OGG", "VORBIS"), ("MP3", "MPEG_LAYER_III")])
+def test_whole_files_are_not_flagged_truncated(fmt, subtype):
+    assert not load(wav_bytes(tone(2.0), fmt=fmt, subtype=subtype)).truncated
+
+
+# ----- header plausibility and the memory bound (issue 12) -----------------------------------
+
+def test_a_header_declaring_1_hz_is_refused_before_any_sample_is_read():
+    with pytest.raises(audio.BadAudio) as caught:
+        load(with_header(wav_bytes(tone(0.1)), rate=1))  # 2205 samples would be 2205 s at 1 Hz
+    assert caught.value.reason == audio.BAD_SAMPLE_RATE and "1 Hz" in caught.value.detail
+    assert reason_of(with_header(wav_bytes(tone(2.0)), rate=audio.MAX_RATE + 1)) == audio.BAD_SAMPLE_RATE
+    assert load(with_header(wav_bytes(tone(2.0)), rate=audio.MIN_RATE)).source_rate == audio.MIN_RATE
+
+
+def test_a_header_declaring_more_than_the_cap_is_too_long():
+    with pytest.raises(audio.BadAudio) as caught:
+        audio.load(with_header(wav_bytes(tone(2.0)), data_size=0xFFFFFFF0), RATE, SEGMENT, -60.0, max_seconds=1200)
+    assert caught.value.reason == audio.TOO_LONG and "declares 97391.5 s" in caught.value.detail
+
+
+@pytest.mark.parametrize("rate,subtype", [(RATE, "PCM_16"), (44100, "PCM_16"), (RATE, "FLOAT")])
+def test_decoded_audio_over_the_cap_is_too_long(rate, subtype):
+    """Lossless path, resampled path, float path: none returns more than max_seconds."""
+    with pytest.raises(audio.BadAudio) as caught:
+        audio.load(wav_bytes(tone(3.0, rate), rate, subtype=subtype), RATE, SEGMENT, -60.0, max_seconds=2.5)
+    assert caught.value.reason == audio.TOO_LONG
+    assert len(audio.load(wav_bytes(tone(3.0, rate), rate, subtype=subtype), RATE, SEGMENT, -60.0,
+                          max_seconds=3.0).samples) == 3 * RATE
+
+
+def test_absurd_channel_counts_are_refused():
+    many = np.tile(tone(0.01)[:, None], (1, audio.MAX_CHANNELS + 1))  # 220 frames, 65 channels
+    assert reason_of(wav_bytes(many)) == audio.IMPLAUSIBLE_HEADER
+
+
+def test_block_wise_resampling_equals_resampling_the_whole_file():
+    stereo = np.stack([tone(4.0, 44100, freq=440), tone(4.0, 44100, amplitude=0.2, freq=3000)], axis=1)
+    assert len(stereo) > 2 * audio.BLOCK_FRAMES  # several blocks
+    decoded = load(wav_bytes(stereo, 44100, subtype="FLOAT"))
+    whole = soxr.resample(stereo.mean(axis=1, dtype=np.float32), 44100, RATE, quality="HQ")
+    np.testing.assert_array_equal(decoded.samples, whole)
+
+
+def test_a_file_object_decodes_like_its_bytes(tmp_path):
+    data = wav_bytes(tone(2.0, 44100), 44100)
+    (tmp_path / "a.wav").write_bytes(data)
+    with open(tmp_path / "a.wav", "rb") as f:
+        np.testing.assert_array_equal(load(f).samples, load(data).samples)
+    assert load(io.BytesIO(data)).source_rate == 44100
 
 
 def test_empty_file_and_header_without_samples_are_empty():

@@ -1,9 +1,10 @@
 """AudioExampleGen: a FileBasedExampleGen for GTZAN-style audio folders.
 
 Modelled on tfx/examples/custom_components/presto_example_gen. Subclassing
-FileBasedExampleGen keeps TFX's file-based driver (input fingerprint, span/version, and
-the Kubeflow V2 driver hook); the spec adds the pipeline configuration and a second
-output, the quarantine report (quarantine.py).
+FileBasedExampleGen keeps TFX's file-based driver behaviour (input fingerprint,
+span/version, and the Kubeflow V2 driver hook); its driver class is driver.AudioDriver,
+whose fingerprint survives broken and looping links. The spec adds the pipeline
+configuration and a second output, the quarantine report (quarantine.py).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from components.audio_example_gen import discovery, executor, splits
+from components.audio_example_gen.driver import AudioDriver
 from components.audio_example_gen.quarantine import AudioQuarantine
 from pipeline.config import INGESTION_SECTIONS, SPLITS, PipelineConfig
 
@@ -33,7 +35,7 @@ class AudioExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
 
 
 def ingestion_config_json(pipeline_config_json: str) -> str:
-    """Only the sections ingestion reads (audio, split), so that a change to, say, the
+    """Only what ingestion reads (the label set, audio, split), so that a change to, say, the
     number of epochs does not invalidate cached ExampleGen results."""
     return PipelineConfig.from_json(pipeline_config_json).to_json(INGESTION_SECTIONS)
 
@@ -46,6 +48,7 @@ class AudioExampleGen(FileBasedExampleGen):
     """
 
     SPEC_CLASS = AudioExampleGenSpec
+    DRIVER_CLASS = AudioDriver
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(self, input_base: str, pipeline_config_json: str,

@@ -1,20 +1,23 @@
 """Tiny audio collections for the AudioExampleGen tests: good synthetic tracks and every kind of bad file."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import glob
 import io
 import os
 import shutil
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import pytest
 import soundfile as sf
 
 from pipeline.config import SPLITS, AudioConfig, PipelineConfig
+from pipeline.errors import UserError
 from synthetic.generator import generate
 
 RATE = 22050
@@ -25,8 +28,11 @@ MULTI_PROCESSING = ["--runner=DirectRunner", "--direct_running_mode=multi_proces
 
 
 def make_config(**split: Any) -> PipelineConfig:
+    """TEST_AUDIO and the hash protocol, unless ``split`` says otherwise: the fixtures hold 2 tracks
+    per genre, too few for the stratified protocol to give every split a track (ingestion would
+    then stop on an empty test split), while hash draws from all 20 at once."""
     cfg = PipelineConfig(audio=TEST_AUDIO)
-    cfg.split = dataclasses.replace(cfg.split, **split)
+    cfg.split = dataclasses.replace(cfg.split, **{"protocol": "hash", **split})
     return cfg
 
 
@@ -67,6 +73,96 @@ BAD_AND_ODD_FILES: dict[str, tuple[str, Any, str]] = {
 }
 
 
+def with_header(wav: bytes, *, rate: Optional[int] = None, data_size: Optional[int] = None) -> bytes:
+    """A mono 16-bit WAV (libsndfile's 44-byte header) whose header declares another sample rate
+    or data-chunk size; the samples stay as they are."""
+    out = bytearray(wav)
+    assert out[12:16] == b"fmt " and out[36:40] == b"data"
+    if rate is not None:
+        struct.pack_into("<II", out, 24, rate, 2 * rate)  # sample rate, byte rate
+    if data_size is not None:
+        struct.pack_into("<I", out, 40, data_size)
+    return bytes(out)
+
+
+def _symlink_to_nowhere(path: Path) -> None:
+    path.symlink_to(path.parent / "no-such-file.wav")
+
+
+def _symlink_loop(path: Path) -> None:
+    path.symlink_to(path.name)  # points at itself
+
+
+def _fifo(path: Path) -> None:
+    os.mkfifo(path)
+
+
+def _locked(path: Path) -> None:
+    path.write_bytes(wav_bytes(tone(3.0)))
+    path.chmod(0)
+
+
+LONG_SECONDS = 600.0  # a 10-minute track: 600 one-second segments before the per-track cap
+
+# name -> (relative path, how to create it, expected outcome: a quarantine reason, "truncated" or "cut").
+# Entries that are not files are made by a function of the path; files by a function returning bytes.
+HOSTILE_FILES: dict[str, tuple[str, Callable, str]] = {
+    "dangling_link": ("rock/rock.00080.wav", _symlink_to_nowhere, "broken_link"),
+    "link_loop": ("rock/rock.00081.wav", _symlink_loop, "link_loop"),
+    "folder": ("jazz/jazz.00082.wav", lambda path: path.mkdir(), "is_directory"),
+    "fifo": ("jazz/jazz.00083.wav", _fifo, "special_file"),
+    "unreadable": ("pop/pop.00084.wav", _locked, "unreadable"),
+    "one_hertz": ("blues/blues.00085.wav", lambda: with_header(wav_bytes(tone(0.1)), rate=1), "bad_sample_rate"),
+    "huge_header": ("blues/blues.00086.wav", lambda: with_header(wav_bytes(tone(0.1)), data_size=0xFFFFFFF0),
+                    "too_long"),
+    "truncated": ("disco/disco.00087.wav", lambda: truncated_wav_bytes(claimed_seconds=4.0, kept_seconds=2.5),
+                  "truncated"),
+    "ten_minutes": ("metal/metal.00088.wav", lambda: wav_bytes(tone(LONG_SECONDS, amplitude=0.3)), "cut"),
+}
+
+
+@contextlib.contextmanager
+def refused_as_root(*paths: Path) -> Iterator[None]:
+    """Make chmod 000 files unreadable for this process, also as root.
+
+    Root opens any file whatever its mode (and these tests run as root here), so for root
+    filecheck's open() is replaced by one that refuses ``paths`` with EACCES, as the kernel
+    refuses any other user; the code path after the refusal is the real one.
+    """
+    if os.geteuid() != 0:
+        yield
+        return
+    from components.audio_example_gen import filecheck
+
+    refused = {str(p) for p in paths}
+
+    def guarded_open(file, *args, **kwargs):
+        if os.fspath(file) in refused:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fspath(file))
+        return open(file, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(filecheck, "open", guarded_open, raising=False)
+        yield
+
+
+def write_hostile_files(root: Path) -> None:
+    for rel, make, _ in HOSTILE_FILES.values():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if make.__code__.co_argcount:
+            make(path)
+        else:
+            path.write_bytes(make())
+
+
+def copy_tracks(source: Path, target: Path) -> None:
+    for path in source.rglob("*.wav"):
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, destination)
+
+
 def write_bad_and_odd_files(root: Path) -> None:
     for rel, make, _ in BAD_AND_ODD_FILES.values():
         path = root / rel
@@ -86,17 +182,23 @@ def synthetic_root(tmp_path_factory) -> Path:
 def messy_root(tmp_path_factory, synthetic_root) -> Path:
     """The synthetic tracks plus one file of each bad or odd kind."""
     root = tmp_path_factory.mktemp("messy")
-    for path in synthetic_root.rglob("*.wav"):
-        target = root / path.relative_to(synthetic_root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+    copy_tracks(synthetic_root, root)
     write_bad_and_odd_files(root)
     (root / "rock" / "notes.txt").write_text("not an audio extension: ignored, counted\n")
     return root
 
 
+@pytest.fixture(scope="session")
+def hostile_root(tmp_path_factory, synthetic_root) -> Path:
+    """The synthetic tracks plus one entry of each hostile kind (HOSTILE_FILES)."""
+    root = tmp_path_factory.mktemp("hostile")
+    copy_tracks(synthetic_root, root)
+    write_hostile_files(root)
+    return root
+
+
 def run_executor(root: Path, config: PipelineConfig, out: Path, beam_args: list[str]):
-    """Run AudioExampleGen's executor as TFX would; returns (examples, report, TooManyBadFiles or None)."""
+    """Run AudioExampleGen's executor as TFX would; returns (examples, report, the UserError raised or None)."""
     from tfx.types import standard_artifacts
 
     from components.audio_example_gen import quarantine
@@ -112,7 +214,7 @@ def run_executor(root: Path, config: PipelineConfig, out: Path, beam_args: list[
     error = None
     try:
         executor.Do({}, {"examples": [examples], "quarantine": [report]}, dict(component.exec_properties))
-    except quarantine.TooManyBadFiles as e:
+    except UserError as e:
         error = e
     return examples, report, error
 

@@ -1,12 +1,16 @@
 """Finding the files (three layouts) and deciding their fate before decoding (plan.py)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from components.audio_example_gen import ingest
 from components.audio_example_gen.discovery import discover, input_pattern
 from components.audio_example_gen.plan import plan_tasks
-from pipeline.config import SplitConfig
+from pipeline.config import PipelineConfig, SplitConfig
+
+GENRES = PipelineConfig().genres  # the default label set
 
 
 def touch(root, *rels):
@@ -42,7 +46,7 @@ def test_missing_root_and_empty_root_are_clear_errors(tmp_path):
 def test_plan_quarantines_unknown_genres_and_duplicate_tracks_before_decoding(tmp_path):
     touch(tmp_path, "blues/blues.00000.wav", "blues/blues.00000.flac", "polka/polka.00000.wav",
           "jazz/blues.00000.wav", "jazz/jazz.00001.wav")
-    tasks = {t.rel_path: t for t in plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig())}
+    tasks = {t.rel_path: t for t in plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(), GENRES)}
     assert tasks["polka/polka.00000.wav"].status == ingest.QUARANTINED
     assert tasks["polka/polka.00000.wav"].reason == ingest.UNKNOWN_GENRE
     # Sorted order: blues/blues.00000.flac is the first copy; the .wav and the jazz/ copy are duplicates.
@@ -59,7 +63,34 @@ def test_plan_excludes_files_in_no_split_list(tmp_path):
     (lists / "train_filtered.txt").write_text("blues/blues.00000.wav\n")
     (lists / "valid_filtered.txt").write_text("")
     (lists / "test_filtered.txt").write_text("")
-    tasks = plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(protocol="fault-filtered", split_dir=str(lists)))
+    tasks = plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(protocol="fault-filtered", split_dir=str(lists)),
+                       GENRES)
     assert [(t.track_id, t.status, t.split, t.reason) for t in tasks] == [
         ("blues.00000", ingest.PENDING, "train", ""),
         ("blues.00001", ingest.EXCLUDED, None, "not in split lists")]
+
+
+def test_entries_that_are_not_readable_files_are_listed_with_a_problem_and_quarantined(tmp_path):
+    touch(tmp_path, "rock/rock.00000.wav", "rock/rock.00001.wav")
+    (tmp_path / "rock" / "rock.00002.wav").symlink_to(tmp_path / "rock" / "gone.wav")
+    (tmp_path / "rock" / "rock.00003.wav").symlink_to("rock.00003.wav")
+    (tmp_path / "rock" / "rock.00004.wav").mkdir()
+    (tmp_path / "rock" / "subfolder").mkdir()  # a folder without an audio name: skipped, as before
+    os.mkfifo(tmp_path / "rock" / "rock.00005.wav")
+    found = discover(str(tmp_path), "*/*")
+    assert {f.rel_path: f.problem and f.problem.reason for f in found.files} == {
+        "rock/rock.00000.wav": None, "rock/rock.00001.wav": None, "rock/rock.00002.wav": "broken_link",
+        "rock/rock.00003.wav": "link_loop", "rock/rock.00004.wav": "is_directory",
+        "rock/rock.00005.wav": "special_file"}
+    assert found.other_files == []
+    tasks = {t.rel_path: t for t in plan_tasks(found, SplitConfig(), GENRES)}
+    assert [tasks[f"rock/rock.0000{i}.wav"].status for i in range(6)] == [ingest.PENDING] * 2 + [ingest.QUARANTINED] * 4
+    assert tasks["rock/rock.00000.wav"].label == GENRES.index("rock")
+
+
+def test_labels_and_unknown_genres_follow_the_configured_label_set(tmp_path):
+    touch(tmp_path, "blues/blues.00000.wav", "polka/polka.00000.wav", "rock/rock.00000.wav")
+    tasks = {t.rel_path: t for t in plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(), ("polka", "blues"))}
+    assert (tasks["polka/polka.00000.wav"].label, tasks["blues/blues.00000.wav"].label) == (0, 1)
+    assert tasks["rock/rock.00000.wav"].reason == ingest.UNKNOWN_GENRE
+    assert "polka, blues" in tasks["rock/rock.00000.wav"].detail

@@ -4,15 +4,17 @@ Runs as a Beam pipeline built from the pipeline's beam args (BeamExecutorSpec), 
 same code runs on the DirectRunner here and on Dataflow/Flink from the Kubeflow image.
 Steps: list the files (discovery.py), decide each file's fate and split on the launcher
 (plan.py, splits.py), decode and segment in parallel (ingest.IngestAudio), write each
-split as gzipped TFRecords, then write the report (quarantine.py) and fail when too many
-files were bad.
+split as gzipped TFRecords, then write the report (quarantine.py) and, after it, fail with
+a UserError when too many files were bad or a split is empty (checks.py). While Beam runs,
+a thread prints ``[ingest] N/TOTAL files decoded`` (progress.py).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Optional
 
 import apache_beam as beam
 from absl import logging
@@ -24,7 +26,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.audio_example_gen import ingest, quarantine
+from components.audio_example_gen import checks, filecheck, ingest, progress, quarantine
 from components.audio_example_gen.discovery import discover
 from components.audio_example_gen.plan import plan_tasks
 from pipeline.config import SPLITS, PipelineConfig
@@ -58,8 +60,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         """Discover the files and decide each one's fate; also returns the non-audio files seen."""
         config, input_config, _ = _parse(exec_properties)
         root = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-        found = discover(root, input_config.splits[0].pattern)
-        tasks = plan_tasks(found, config.split)
+        found = discover(root, input_config.splits[0].pattern, config.genres)
+        tasks = plan_tasks(found, config.split, config.genres)
         counts = {s: sum(t.status == s for t in tasks) for s in (ingest.PENDING, ingest.QUARANTINED, ingest.EXCLUDED)}
         logging.info("AudioExampleGen: %d audio files under %s (protocol %s): %d to decode, %d quarantined before "
                      "decoding, %d excluded; %d other files ignored.", len(tasks), root, config.split.protocol,
@@ -84,10 +86,12 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         records_prefix = os.path.join(report.uri, _RECORDS_TMP, "records")
         file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY,
                                           example_gen_pb2.FORMAT_TFRECORDS_GZIP)
+        progress_dir = os.path.join(report.uri, progress.FOLDER) if filecheck.is_local(report.uri) else None
 
         started = time.time()
-        with self._make_beam_pipeline() as pipeline:
-            outputs = pipeline | "IngestAudio" >> self.GetInputSourceToExamplePTransform()(tasks, config.audio)
+        with _maybe_progress(progress_dir, len(tasks)), self._make_beam_pipeline() as pipeline:
+            outputs = pipeline | "IngestAudio" >> self.GetInputSourceToExamplePTransform()(
+                tasks, config.audio, progress_dir)
             for split in SPLITS:
                 # Like TFX's write_split.WriteSplit (gzipped TFRecords, same file names) without two of
                 # its steps: its MaybeSerialize DoFn's module imports TensorFlow into every Beam worker,
@@ -104,11 +108,13 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
         records = _read_records(os.path.dirname(records_prefix))
         summary = quarantine.summarize(
-            records, wall, data_root=exec_properties[standard_component_specs.INPUT_BASE_KEY],
+            records, wall, config.genres, data_root=exec_properties[standard_component_specs.INPUT_BASE_KEY],
             split_protocol=config.split.protocol, split_dir=config.split.split_dir,
             sample_rate=config.audio.sample_rate, segment_samples=config.audio.segment_samples,
             hop_samples=config.audio.hop_samples, max_bad_fraction=config.split.max_bad_fraction,
-            ignored_non_audio_files=other_files)
+            max_clip_seconds=config.audio.max_clip_seconds,
+            max_segments_per_track=config.audio.max_segments_per_track, ignored_non_audio_files=other_files)
+        summary["warnings"] = checks.warnings(summary, config.genres, config.audio.max_segments_per_track)
         quarantine.write_report(report.uri, records, summary)
         fileio.rmtree(os.path.dirname(records_prefix))
         report.set_int_custom_property("num_quarantined", summary["files"][ingest.QUARANTINED])
@@ -120,7 +126,12 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                 artifact, exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY,
                                               example_gen_pb2.FORMAT_TF_EXAMPLE))
             examples_utils.set_file_format(artifact, write_split.to_file_format_str(file_format))
-        quarantine.check_bad_fraction(summary, config.split.max_bad_fraction, report.uri)
+        checks.check_bad_fraction(summary, config.split.max_bad_fraction, report.uri)
+        checks.check_splits(summary, config.split.ratios, config.split.protocol, report.uri)
+
+
+def _maybe_progress(folder: Optional[str], total: int) -> contextlib.AbstractContextManager:
+    return progress.Reporter(folder, total) if folder else contextlib.nullcontext()
 
 
 def _read_records(folder: str) -> list[dict[str, Any]]:
@@ -143,6 +154,5 @@ def _log_summary(summary: dict[str, Any], report_uri: str) -> None:
         logging.warning("AudioExampleGen: %d files quarantined (%s):\n%s", len(summary["quarantined"]),
                         ", ".join(f"{r} {n}" for r, n in summary["quarantine_reasons"].items()),
                         "\n".join(f"  {b['path']}: {b['reason']} ({b['detail']})" for b in summary["quarantined"]))
-    for split, counts in summary["splits"].items():
-        if counts["segments"] == 0:
-            logging.warning("AudioExampleGen: split %r is empty.", split)
+    for warning in summary["warnings"]:
+        logging.warning("AudioExampleGen: %s", warning)

@@ -1,6 +1,8 @@
 """AudioExampleGen's Beam transform and executor on tiny synthetic collections (real DirectRunner)."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -14,14 +16,17 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from components.audio_example_gen import ingest, quarantine
-from components.audio_example_gen.conftest import (BAD_AND_ODD_FILES, IN_MEMORY, MULTI_PROCESSING, RATE,
-                                                   make_config, read_examples, run_executor)
+from components.audio_example_gen import checks, ingest, progress, quarantine
+from components.audio_example_gen.conftest import (BAD_AND_ODD_FILES, HOSTILE_FILES, IN_MEMORY, LONG_SECONDS,
+                                                   MULTI_PROCESSING, RATE, make_config, read_examples,
+                                                   refused_as_root, run_executor)
 from components.audio_example_gen.discovery import discover
 from components.audio_example_gen.plan import plan_tasks
-from pipeline.config import GENRES, SPLITS
+from pipeline.config import SPLITS
+from pipeline.errors import UserError
 
 SEGMENTS_PER_TRACK = 3  # 3.5 s synthetic tracks (3.0 s odd ones), 1 s segments, last partial dropped
+GENRES = make_config().genres  # the default label set
 BAD = {rel: outcome for rel, _, outcome in BAD_AND_ODD_FILES.values() if outcome != "ingested"}
 
 
@@ -33,7 +38,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def test_ingest_audio_transform_with_beam_testing_utilities(messy_root):
     config = make_config(protocol="hash")
-    tasks = plan_tasks(discover(str(messy_root), "*/*"), config.split)
+    tasks = plan_tasks(discover(str(messy_root), "*/*"), config.split, config.genres)
     planned = {s: sorted(t.track_id for t in tasks if t.split == s and t.rel_path not in BAD) for s in SPLITS}
     expected_records = sorted((t.rel_path, BAD.get(t.rel_path, "ingested")) for t in tasks)
 
@@ -134,6 +139,8 @@ def test_too_many_bad_files_fails_the_run_naming_them(messy_root, tmp_path):
         assert rel in message
     assert "--max-bad-fraction" in message
     assert (Path(report.uri) / quarantine.QUARANTINE_FILE).exists()  # the report is there to read
+    assert isinstance(error, checks.TooManyBadFiles) and isinstance(error, UserError)
+    assert error.where.startswith("AudioExampleGen") and quarantine.QUARANTINE_FILE in error.where
 
 
 def test_fault_filtered_protocol_on_the_executor(synthetic_root, tmp_path):
@@ -151,3 +158,129 @@ def test_fault_filtered_protocol_on_the_executor(synthetic_root, tmp_path):
     summary = json.loads((Path(report.uri) / quarantine.SUMMARY_FILE).read_text())
     assert summary["files"]["excluded"] == 2 * len(GENRES) - 4
     assert "jazz/jazz.00000.wav" in summary["excluded"]["not in split lists"]
+
+
+# ----- hostile input (issue 12): nothing on one file ends the run -----------------------------
+
+HOSTILE_BAD = {rel: outcome for rel, _, outcome in HOSTILE_FILES.values() if outcome not in ("truncated", "cut")}
+TRUNCATED = next(rel for rel, _, outcome in HOSTILE_FILES.values() if outcome == "truncated")
+LONG = next(rel for rel, _, outcome in HOSTILE_FILES.values() if outcome == "cut")
+
+
+@pytest.fixture(scope="module")
+def hostile_run(hostile_root, tmp_path_factory):
+    """One multi_processing run over good tracks and every hostile kind; returns the report and stdout."""
+    out = tmp_path_factory.mktemp("hostile_run")
+    stdout = io.StringIO()
+    locked = hostile_root / next(rel for rel, _, outcome in HOSTILE_FILES.values() if outcome == "unreadable")
+    with refused_as_root(locked), contextlib.redirect_stdout(stdout):
+        examples, report, error = run_executor(hostile_root, make_config(max_bad_fraction=0.5), out,
+                                               MULTI_PROCESSING)
+    assert error is None, error
+    return report, read_examples(examples.uri), stdout.getvalue()
+
+
+def test_each_hostile_entry_is_quarantined_with_its_own_reason(hostile_run):
+    report, _, _ = hostile_run
+    entries = read_jsonl(Path(report.uri) / quarantine.QUARANTINE_FILE)
+    assert {e["path"]: e["reason"] for e in entries} == HOSTILE_BAD
+    assert all(e["detail"] for e in entries)
+    details = {e["path"]: e["detail"] for e in entries}
+    assert "1 Hz" in details["blues/blues.00085.wav"]
+    assert "max_clip_seconds" in details["blues/blues.00086.wav"]
+    assert "FIFO" in details["jazz/jazz.00083.wav"]
+
+
+def test_all_good_tracks_are_ingested_next_to_hostile_ones(hostile_run):
+    report, written, _ = hostile_run
+    summary = json.loads((Path(report.uri) / quarantine.SUMMARY_FILE).read_text())
+    good = 2 * len(GENRES) + 2  # synthetic tracks + the truncated and the ten-minute file
+    assert summary["files"] == {"discovered": good + len(HOSTILE_BAD), "ingested": good,
+                                "quarantined": len(HOSTILE_BAD), "excluded": 0}
+    tracks = {row["track_id"].decode() for rows in written.values() for row in rows}
+    assert len(tracks) == good
+
+
+def test_truncated_file_is_ingested_and_flagged(hostile_run):
+    report, written, _ = hostile_run
+    records = {r["path"]: r for r in read_jsonl(Path(report.uri) / quarantine.FILES_FILE)}
+    assert records[TRUNCATED]["status"] == "ingested" and records[TRUNCATED]["truncated"] is True
+    assert records[TRUNCATED]["segments"] == 2  # 2.5 s of the promised 4 s, 1 s segments
+    assert [path for path, r in records.items() if r["truncated"]] == [TRUNCATED]
+    summary = json.loads((Path(report.uri) / quarantine.SUMMARY_FILE).read_text())
+    assert summary["truncated"] == [TRUNCATED]
+    assert any(TRUNCATED in w and "truncated" in w for w in summary["warnings"])
+
+
+def test_a_ten_minute_track_is_cut_to_the_segment_cap_spread_over_it(hostile_run):
+    report, written, _ = hostile_run
+    cap = make_config().audio.max_segments_per_track
+    indices = sorted(row["segment_index"] for rows in written.values() for row in rows
+                     if row["track_id"] == b"metal.00088")
+    assert len(indices) == cap
+    assert indices[0] == 0 and indices[-1] == int(LONG_SECONDS) - 1  # first and last second kept
+    summary = json.loads((Path(report.uri) / quarantine.SUMMARY_FILE).read_text())
+    assert summary["cut_tracks"] == [{"path": LONG, "segments_kept": cap, "segments_in_track": int(LONG_SECONDS)}]
+    assert any(LONG in w and "--max-segments-per-track" in w for w in summary["warnings"])
+
+
+def test_progress_lines_count_files_decoded_by_the_worker_processes(hostile_run):
+    report, _, stdout = hostile_run
+    total = 2 * len(GENRES) + len(HOSTILE_FILES)
+    lines = [line for line in stdout.splitlines() if line.startswith("[ingest]")]
+    assert lines and lines[-1] == f"[ingest] {total}/{total} files decoded"
+    assert not (Path(report.uri) / progress.FOLDER).exists()  # markers cleaned up
+
+
+def test_memory_error_in_the_decoder_is_one_files_quarantine_record(synthetic_root, monkeypatch):
+    """The decoder raises MemoryError for one file, as a 40 KB WAV declaring 1 Hz once did (3.29 GiB).
+    The allocation is simulated on purpose: the test does not try to allocate gigabytes."""
+    config = make_config()
+    tasks = plan_tasks(discover(str(synthetic_root), "*/*"), config.split, config.genres)[:3]
+    victim = tasks[1].rel_path
+    real_load = ingest.audio_lib.load
+
+    def load(source, *args, **kwargs):
+        if source.name.endswith(victim):
+            raise MemoryError("Unable to allocate 3.29 GiB for an array with shape (441000000,) and data type float64")
+        return real_load(source, *args, **kwargs)
+
+    monkeypatch.setattr(ingest.audio_lib, "load", load)  # the in_memory runner decodes in this process
+    with test_pipeline.TestPipeline(options=PipelineOptions(IN_MEMORY)) as p:
+        outputs = p | ingest.IngestAudio(tasks, config.audio)
+        outcomes = outputs[ingest.FILES] | beam.Map(lambda r: (r["path"], r["status"], r["reason"],
+                                                               r["detail"].split(":")[0]))
+        assert_that(outcomes, equal_to([
+            (t.rel_path, "quarantined", "decode_error", "MemoryError") if t.rel_path == victim
+            else (t.rel_path, "ingested", "", "") for t in tasks]))
+
+
+# ----- checks after ingestion: empty splits fail with a UserError, a genre missing from train warns --
+
+@pytest.fixture(scope="module")
+def all_in_train_run(synthetic_root, tmp_path_factory):
+    """Every track in train (ratios 1/0/0) and a label set with one genre that has no folder."""
+    config = make_config(ratios=(1.0, 0.0, 0.0))
+    config.genres = (*config.genres, "polka")
+    return run_executor(synthetic_root, config, tmp_path_factory.mktemp("all_in_train"), IN_MEMORY)
+
+
+def test_empty_eval_and_test_splits_are_a_user_error_after_the_report(all_in_train_run):
+    _, report, error = all_in_train_run
+    assert isinstance(error, checks.EmptySplits) and isinstance(error, UserError)
+    message = str(error)
+    assert "eval and test splits have no tracks" in message
+    assert f"train {2 * len(GENRES)}, eval 0, test 0" in message
+    assert "ratios 1/0/0" in message and "--split" in message and "Fix:" in message
+    assert str(Path(report.uri) / quarantine.SUMMARY_FILE) in message
+    assert (Path(report.uri) / quarantine.SUMMARY_FILE).exists()  # written before the error
+
+
+def test_a_label_set_genre_missing_from_train_is_a_warning(all_in_train_run):
+    _, report, _ = all_in_train_run
+    summary = json.loads((Path(report.uri) / quarantine.SUMMARY_FILE).read_text())
+    assert [w for w in summary["warnings"] if "no track of" in w] == [
+        "The train split has no track of polka: the model cannot learn this genre. Add tracks, or leave it "
+        "out of the label set (--genres)."]
+    assert summary["genres"]["polka"]["train"]["tracks"] == 0
+

@@ -4,7 +4,9 @@ The plan (which file goes to which split, which is excluded or already known to 
 is made on the launcher (plan.py), because split protocols look at the whole file list.
 Beam then decodes and segments the files in parallel (:func:`IngestAudio`); every file,
 good or bad, also yields one JSON-able record on the ``files`` output, from which the
-executor writes the quarantine list and the summary.
+executor writes the quarantine list and the summary. No exception on one file fails the
+step: read errors, anything the decoder raises (MemoryError included) and the header checks
+of audio.py all become that file's quarantine record.
 
 This module and what it imports run in the Beam workers: keep TensorFlow and TFX out of
 it (their import costs each worker process several seconds of CPU).
@@ -22,7 +24,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from components.audio_example_gen import audio as audio_lib
-from components.audio_example_gen import segments
+from components.audio_example_gen import filecheck, progress, segments
 from pipeline.config import SPLITS, AudioConfig
 
 FILES = "files"
@@ -50,26 +52,32 @@ class FileTask:
     status: str = PENDING
     reason: str = ""
     detail: str = ""
+    label: int = -1  # index of genre in config.genres, set for files to decode
 
     def record(self, **extra: Any) -> dict[str, Any]:
         rec = {"path": self.rel_path, "genre": self.genre, "track_id": self.track_id, "split": self.split,
                "status": self.status, "reason": self.reason, "detail": self.detail,
-               "segments": 0, "seconds": 0.0}
+               "segments": 0, "seconds": 0.0, "truncated": False}
         rec.update(extra)
         return rec
 
 
-def _read(path: str) -> bytes:
-    # Beam's FileSystems (not tfx fileio, which imports TensorFlow) reads local and remote paths.
+def _load(path: str, cfg: AudioConfig) -> audio_lib.DecodedAudio:
+    # Beam's FileSystems (not tfx fileio, which imports TensorFlow) opens local and remote paths;
+    # the decoder reads the seekable file object in blocks, never the whole file at once.
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        return f.read()
+        return audio_lib.load(f, cfg.sample_rate, cfg.segment_samples, cfg.silence_dbfs, cfg.max_clip_seconds)
 
 
 class DecodeToExamples(beam.DoFn):
-    """FileTask -> serialized tf.Examples on the task's split output, and one file record."""
+    """FileTask -> serialized tf.Examples on the task's split output, and one file record.
 
-    def __init__(self, audio: AudioConfig):
+    ``progress_dir``: a local folder where each finished file leaves a marker (progress.py).
+    """
+
+    def __init__(self, audio: AudioConfig, progress_dir: Optional[str] = None):
         self._audio = audio
+        self._progress_dir = progress_dir
         self._counters: dict[str, Any] = {}
 
     def _count(self, name: str, value: int = 1) -> None:
@@ -78,6 +86,16 @@ class DecodeToExamples(beam.DoFn):
         self._counters[name].inc(value)
 
     def process(self, task: FileTask):
+        yield from self._process(task)
+        progress.mark_done(self._progress_dir, task.rel_path)
+
+    def _quarantine(self, task: FileTask, reason: str, detail: str) -> beam.pvalue.TaggedOutput:
+        self._count(f"files_{QUARANTINED}")
+        self._count(f"quarantined_{reason}")
+        return beam.pvalue.TaggedOutput(FILES, dataclasses.replace(
+            task, status=QUARANTINED, split=None, reason=reason, detail=detail).record())
+
+    def _process(self, task: FileTask):
         if task.status != PENDING:
             self._count(f"files_{task.status}")
             yield beam.pvalue.TaggedOutput(FILES, task.record())
@@ -85,42 +103,42 @@ class DecodeToExamples(beam.DoFn):
         cfg = self._audio
         started = time.thread_time()  # CPU of this thread: reading, decoding, checks
         try:
-            decoded = audio_lib.load(_read(task.path), cfg.sample_rate, cfg.segment_samples, cfg.silence_dbfs)
+            decoded = _load(task.path, cfg)
         except audio_lib.BadAudio as e:
-            self._count(f"files_{QUARANTINED}")
-            self._count(f"quarantined_{e.reason}")
-            yield beam.pvalue.TaggedOutput(FILES, dataclasses.replace(
-                task, status=QUARANTINED, split=None, reason=e.reason, detail=e.detail).record())
+            yield self._quarantine(task, e.reason, e.detail)
             return
-        except OSError as e:
-            self._count(f"files_{QUARANTINED}")
-            yield beam.pvalue.TaggedOutput(FILES, dataclasses.replace(
-                task, status=QUARANTINED, split=None, reason=audio_lib.UNDECODABLE,
-                detail=f"cannot read the file: {e}").record())
+        except OSError as e:  # opening or reading; libsndfile's own errors are BadAudio
+            yield self._quarantine(task, *filecheck.unreadable(e))
+            return
+        except Exception as e:  # noqa: BLE001 - MemoryError or a decoder bug: this file's record, not the step's end
+            yield self._quarantine(task, audio_lib.DECODE_ERROR, f"{type(e).__name__}: {e}")
             return
         decode_cpu = time.thread_time() - started
-        count = 0
-        for index, pcm in enumerate(segments.cut(decoded.samples, cfg.segment_samples, cfg.hop_samples,
-                                                 cfg.last_segment)):
-            example = segments.make_example(pcm, genre=task.genre, track_id=task.track_id, segment_index=index,
-                                            sample_rate=cfg.sample_rate, source_path=task.rel_path)
-            yield beam.pvalue.TaggedOutput(task.split, example)
-            count += 1
+        starts = segments.segment_starts(len(decoded.samples), cfg.segment_samples, cfg.hop_samples,
+                                         cfg.last_segment)
+        kept = segments.spread(len(starts), cfg.max_segments_per_track)
+        for index, pcm in zip(kept, segments.pieces(decoded.samples, [starts[i] for i in kept],
+                                                    cfg.segment_samples)):
+            yield beam.pvalue.TaggedOutput(task.split, segments.make_example(
+                pcm, genre=task.genre, label=task.label, track_id=task.track_id, segment_index=index,
+                sample_rate=cfg.sample_rate, source_path=task.rel_path))
         self._count(f"files_{INGESTED}")
-        self._count(f"segments_{task.split}", count)
+        self._count(f"segments_{task.split}", len(kept))
         yield beam.pvalue.TaggedOutput(FILES, dataclasses.replace(task, status=INGESTED).record(
-            segments=count, seconds=len(decoded.samples) / cfg.sample_rate, source_rate=decoded.source_rate,
+            segments=len(kept), segments_in_track=len(starts), truncated=decoded.truncated,
+            seconds=len(decoded.samples) / cfg.sample_rate, source_rate=decoded.source_rate,
             source_channels=decoded.source_channels, lossless=decoded.lossless,
             decode_cpu_seconds=round(decode_cpu, 4)))
 
 
 @beam.ptransform_fn
 def IngestAudio(pipeline: beam.Pipeline, tasks: list[FileTask],  # noqa: N802 - Beam's naming
-                audio: AudioConfig) -> dict[str, beam.PCollection]:
+                audio: AudioConfig, progress_dir: Optional[str] = None) -> dict[str, beam.PCollection]:
     """Returns ``{split: PCollection[bytes]}`` for each of SPLITS, plus ``files`` (records)."""
     outputs = (pipeline
                | "CreateFileTasks" >> beam.Create(tasks)
-               | "DecodeToExamples" >> beam.ParDo(DecodeToExamples(audio)).with_outputs(FILES, *SPLITS))
+               | "DecodeToExamples" >> beam.ParDo(DecodeToExamples(audio, progress_dir)).with_outputs(
+                   FILES, *SPLITS))
     return {name: outputs[name] for name in (*SPLITS, FILES)}
 
 

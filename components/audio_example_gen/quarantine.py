@@ -1,33 +1,38 @@
-"""The ingestion report: quarantined files, counts, throughput, and the bad-file gate.
+"""The ingestion report: quarantined files, counts, throughput.
 
 Output artifact ``AudioQuarantine`` (second output of AudioExampleGen) holds:
 
 - ``quarantine.jsonl``: one line per bad file, ``{"path", "genre", "reason", "detail"}``
   (path relative to the data root; reasons in :data:`REASONS`);
 - ``files.jsonl``: one line per discovered audio file, whatever happened to it
-  (ingested with its split and segment count, quarantined, or excluded and why);
-- ``summary.json``: counts per split and per genre, bad and excluded files, seconds of
-  audio, wall time and throughput (see :func:`summarize`).
+  (ingested with its split, segment count and ``truncated`` flag, quarantined, or
+  excluded and why);
+- ``summary.json``: counts per split and per genre, bad and excluded files, truncated
+  files, tracks cut to audio.max_segments_per_track, warnings, seconds of audio, wall
+  time and throughput (see :func:`summarize`).
+
+The gates that read it (too many bad files, empty splits) are in checks.py.
 """
 from __future__ import annotations
 
 import json
 import os
 from collections import Counter, defaultdict
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from tfx.dsl.io import fileio
 from tfx.types import artifact
 
 from components.audio_example_gen import audio as audio_lib
+from components.audio_example_gen import filecheck
 from components.audio_example_gen.ingest import (DUPLICATE_TRACK, EXCLUDED, INGESTED, QUARANTINED,
                                                  UNKNOWN_GENRE)
-from pipeline.config import GENRES, SPLITS
+from pipeline.config import SPLITS
 
 QUARANTINE_FILE = "quarantine.jsonl"
 FILES_FILE = "files.jsonl"
 SUMMARY_FILE = "summary.json"
-REASONS = (*audio_lib.REASONS, UNKNOWN_GENRE, DUPLICATE_TRACK)
+REASONS = (*filecheck.REASONS, *audio_lib.REASONS, UNKNOWN_GENRE, DUPLICATE_TRACK)
 
 
 class AudioQuarantine(artifact.Artifact):
@@ -37,21 +42,19 @@ class AudioQuarantine(artifact.Artifact):
     TYPE_NAME = "genre.AudioQuarantine"
 
 
-class TooManyBadFiles(RuntimeError):
-    """More than split.max_bad_fraction of the files were quarantined."""
-
-
-def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, **context: Any) -> dict[str, Any]:
+def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Sequence[str],
+              **context: Any) -> dict[str, Any]:
     """Counts and throughput of one run; ``context`` (data root, protocol, ...) is copied in.
 
-    ``audio_seconds`` is the decoded length, at the target rate, of the ingested files;
-    ``audio_seconds_per_wall_second`` divides it by the wall time of the Beam pipeline.
+    ``genres`` is the label set (config.genres). ``audio_seconds`` is the decoded length, at
+    the target rate, of the ingested files; ``audio_seconds_per_wall_second`` divides it by
+    the wall time of the Beam pipeline. ``warnings`` starts empty (checks.warnings fills it).
     """
     records = sorted(records, key=lambda r: r["path"])
     status = Counter(r["status"] for r in records)
     per_split = {s: {"tracks": 0, "segments": 0, "seconds": 0.0} for s in SPLITS}
     per_genre: dict[str, dict[str, dict[str, int]]] = {
-        g: {s: {"tracks": 0, "segments": 0} for s in SPLITS} for g in GENRES}
+        g: {s: {"tracks": 0, "segments": 0} for s in SPLITS} for g in genres}
     excluded: dict[str, list[str]] = defaultdict(list)
     for r in records:
         if r["status"] == INGESTED:
@@ -75,6 +78,10 @@ def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, **context:
         "quarantine_reasons": dict(sorted(Counter(b["reason"] for b in bad).items())),
         "quarantined": bad,
         "excluded": {reason: paths for reason, paths in sorted(excluded.items())},
+        "truncated": [r["path"] for r in records if r["status"] == INGESTED and r.get("truncated")],
+        "cut_tracks": [{"path": r["path"], "segments_kept": r["segments"], "segments_in_track": r["segments_in_track"]}
+                       for r in records if r["status"] == INGESTED and r["segments"] < r.get("segments_in_track", 0)],
+        "warnings": [],
         "audio_seconds": round(audio_seconds, 3),
         "wall_seconds": round(wall_seconds, 3),
         "audio_seconds_per_wall_second": round(audio_seconds / wall_seconds, 1) if wall_seconds > 0 else None,
@@ -95,21 +102,6 @@ def write_report(uri: str, records: list[dict[str, Any]], summary: dict[str, Any
         f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
     with fileio.open(os.path.join(uri, SUMMARY_FILE), "w") as f:
         f.write(json.dumps(summary, indent=2) + "\n")
-
-
-def check_bad_fraction(summary: dict[str, Any], max_bad_fraction: float, report_uri: str) -> None:
-    """Raise TooManyBadFiles, naming the files, when too large a share was quarantined."""
-    if summary["bad_fraction"] <= max_bad_fraction:
-        return
-    bad = summary["quarantined"]
-    considered = summary["files"][INGESTED] + summary["files"][QUARANTINED]
-    shown = "\n".join(f"  {b['path']}: {b['reason']} ({b['detail']})" for b in bad[:50])
-    more = f"\n  ... and {len(bad) - 50} more" if len(bad) > 50 else ""
-    raise TooManyBadFiles(
-        f"{len(bad)} of {considered} audio files ({summary['bad_fraction']:.1%}) were quarantined, more than "
-        f"split.max_bad_fraction = {max_bad_fraction:.1%}:\n{shown}{more}\n"
-        f"Fix or remove these files, or raise --max-bad-fraction. Full list: "
-        f"{os.path.join(report_uri, QUARANTINE_FILE)}")
 
 
 def format_table(summary: dict[str, Any]) -> str:

@@ -5,11 +5,9 @@ docs/contracts.md; the serving graph reproduces the same bytes with tf.audio.enc
 """
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
-
-from pipeline.config import GENRES
 
 
 def quantize(samples: np.ndarray) -> np.ndarray:
@@ -45,14 +43,32 @@ def segment_starts(num_samples: int, segment: int, hop: int, last_segment: str) 
     return starts
 
 
-def cut(samples: np.ndarray, segment: int, hop: int, last_segment: str) -> Iterator[np.ndarray]:
-    """Yield int16 segments of exactly ``segment`` samples."""
+def spread(count: int, limit: int) -> list[int]:
+    """Indices of at most ``limit`` of ``count`` segments, evenly spaced (``limit`` <= 0: all).
+
+    Evenly spread rather than the first ``limit``: a long track's intro is not its genre's
+    most typical part, and spreading keeps its first and last segments and the middle.
+    """
+    if limit <= 0 or count <= limit:
+        return list(range(count))
+    if limit == 1:
+        return [count // 2]
+    return [round(i * (count - 1) / (limit - 1)) for i in range(limit)]
+
+
+def pieces(samples: np.ndarray, starts: Sequence[int], segment: int) -> Iterator[np.ndarray]:
+    """Yield the int16 segments of exactly ``segment`` samples that begin at ``starts``."""
     pcm = quantize(samples)
-    for start in segment_starts(len(pcm), segment, hop, last_segment):
+    for start in starts:
         piece = pcm[start:start + segment]
         if len(piece) < segment:
             piece = np.concatenate([piece, np.zeros(segment - len(piece), dtype=np.int16)])
         yield piece
+
+
+def cut(samples: np.ndarray, segment: int, hop: int, last_segment: str) -> Iterator[np.ndarray]:
+    """Yield every int16 segment of a track (segment_starts)."""
+    return pieces(samples, segment_starts(len(samples), segment, hop, last_segment), segment)
 
 
 # tf.Example is encoded by hand (protobuf wire format, fields of tensorflow/core/example/
@@ -93,12 +109,12 @@ def serialize_example(features: dict[str, bytes]) -> bytes:
     return _field(1, entries)
 
 
-def make_example(pcm: np.ndarray, *, genre: str, track_id: str, segment_index: int, sample_rate: int,
+def make_example(pcm: np.ndarray, *, genre: str, label: int, track_id: str, segment_index: int, sample_rate: int,
                  source_path: str) -> bytes:
-    """One serialized raw tf.Example as specified in docs/contracts.md."""
+    """One serialized raw tf.Example as specified in docs/contracts.md; ``label`` indexes config.genres."""
     return serialize_example({
         "audio": bytes_feature(pcm.astype("<i2", copy=False).tobytes()),
-        "label": int64_feature(GENRES.index(genre)),
+        "label": int64_feature(label),
         "genre": bytes_feature(genre.encode()),
         "track_id": bytes_feature(track_id.encode()),
         "segment_index": int64_feature(segment_index),

@@ -42,6 +42,18 @@ def test_cut_zero_pads_the_last_segment():
     np.testing.assert_array_equal(pieces[-1], np.r_[np.arange(91, 101), np.zeros(20)].astype(np.int16))
 
 
+@pytest.mark.parametrize("count,limit,expected", [
+    (10, 20, list(range(10))),           # GTZAN's 30 s at 3 s segments: whole
+    (10, 0, list(range(10))),            # 0: no limit
+    (600, 20, [round(i * 599 / 19) for i in range(20)]),
+    (7, 3, [0, 3, 6]),
+    (7, 1, [3]),
+])
+def test_spread_keeps_at_most_the_limit_evenly_spaced_with_both_ends(count, limit, expected):
+    kept = segments.spread(count, limit)
+    assert kept == expected and len(set(kept)) == len(kept)
+
+
 def test_bad_last_segment_setting_is_a_clear_error():
     with pytest.raises(ValueError, match="'drop' or 'pad'"):
         segments.segment_starts(100, 30, 30, "keep")
@@ -49,7 +61,7 @@ def test_bad_last_segment_setting_is_a_clear_error():
 
 def test_example_bytes_equal_tensorflows_deterministic_serialization():
     pcm = np.array([-32768, -2, 0, 3, 32767] * 7, np.int16)
-    ours = segments.make_example(pcm, genre="jazz", track_id="jazz.00054", segment_index=300,
+    ours = segments.make_example(pcm, genre="jazz", label=5, track_id="jazz.00054", segment_index=300,
                                  sample_rate=22050, source_path="genres_original/jazz/jazz.00054.wav")
     reference = tf.train.Example(features=tf.train.Features(feature={
         "audio": tf.train.Feature(bytes_list=tf.train.BytesList(value=[pcm.astype("<i2").tobytes()])),

@@ -1,0 +1,86 @@
+"""What ingestion's summary means for the rest of the run: warnings, and the two gates.
+
+Run by the executor after the report is written, so the report a failure names exists:
+
+- :func:`warnings`: genres of the label set missing from train, tracks cut to
+  audio.max_segments_per_track, truncated files. The run goes on; summary.json and the
+  log say so.
+- :func:`check_bad_fraction`: more than split.max_bad_fraction of the files quarantined.
+- :func:`check_splits`: a split without tracks (training would end with an empty
+  evaluation after all the compute, or not start).
+
+Both gates raise a :class:`pipeline.errors.UserError`, which runners print as one
+paragraph: the problem, where (the report), the fix.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+from components.audio_example_gen.ingest import INGESTED, QUARANTINED
+from components.audio_example_gen.quarantine import QUARANTINE_FILE, SUMMARY_FILE
+from pipeline.config import SPLITS
+from pipeline.errors import UserError
+
+SHOWN_FILES = 10  # bad files named in the error; the report lists all
+
+
+class TooManyBadFiles(UserError):
+    """More than split.max_bad_fraction of the files were quarantined."""
+
+
+class EmptySplits(UserError):
+    """A split has no tracks after ingestion."""
+
+
+def _some(items: Sequence[str], limit: int = SHOWN_FILES) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def warnings(summary: dict[str, Any], genres: Sequence[str], max_segments: int) -> list[str]:
+    """One sentence per thing the user should know although the run goes on."""
+    found = []
+    missing = [g for g in genres if summary["genres"][g]["train"]["tracks"] == 0]
+    if missing:
+        found.append(f"The train split has no track of {', '.join(missing)}: the model cannot learn "
+                     f"{'this genre' if len(missing) == 1 else 'these genres'}. Add tracks, or leave "
+                     f"{'it' if len(missing) == 1 else 'them'} out of the label set (--genres).")
+    cut = summary["cut_tracks"]
+    if cut:
+        found.append(f"Tracks longer than audio.max_segments_per_track = {max_segments} segments, cut to that many "
+                     f"spread over the track (--max-segments-per-track): {_some([c['path'] for c in cut])}.")
+    if summary["truncated"]:
+        found.append(f"Files that end before their header says (truncated; the audio up to the cut was "
+                     f"ingested): {_some(summary['truncated'])}.")
+    return found
+
+
+def check_bad_fraction(summary: dict[str, Any], max_bad_fraction: float, report_uri: str) -> None:
+    """Raise TooManyBadFiles, naming the first files, when too large a share was quarantined."""
+    if summary["bad_fraction"] <= max_bad_fraction:
+        return
+    bad = summary["quarantined"]
+    considered = summary["files"][INGESTED] + summary["files"][QUARANTINED]
+    raise TooManyBadFiles(
+        f"{len(bad)} of {considered} audio files ({summary['bad_fraction']:.1%}) were quarantined, more than "
+        f"split.max_bad_fraction = {max_bad_fraction:.1%}: "
+        + _some([f"{b['path']} ({b['reason']})" for b in bad]) + ".",
+        where=f"AudioExampleGen; every file and reason in {os.path.join(report_uri, QUARANTINE_FILE)}",
+        fix="fix or remove these files, or raise --max-bad-fraction.")
+
+
+def check_splits(summary: dict[str, Any], ratios: Sequence[float], protocol: str, report_uri: str) -> None:
+    """Raise EmptySplits when train, eval or test ended up without tracks."""
+    tracks = {s: summary["splits"][s]["tracks"] for s in SPLITS}
+    empty = [s for s in SPLITS if tracks[s] == 0]
+    if not empty:
+        return
+    counts = ", ".join(f"{s} {n}" for s, n in tracks.items())
+    raise EmptySplits(
+        f"After ingestion the {' and '.join(empty)} split{'s have' if len(empty) > 1 else ' has'} no tracks "
+        f"(tracks per split: {counts}; {summary['files'][INGESTED]} files ingested, split protocol {protocol}, "
+        f"ratios {'/'.join(f'{r:g}' for r in ratios)}), so training or evaluation cannot run.",
+        where=f"AudioExampleGen; counts in {os.path.join(report_uri, SUMMARY_FILE)}",
+        fix="add tracks (a few per genre in every split: about 10 per genre for the default 0.7/0.15/0.15 "
+            "ratios), choose other split ratios (split.ratios), or another --split protocol.")

@@ -1,0 +1,88 @@
+"""AudioExampleGen's driver: TFX's file-based driver with an input fingerprint that cannot crash.
+
+TFX's FileBasedDriver fingerprints the input (the cache key of ExampleGen) by globbing the
+split pattern and calling ``fileio.stat`` on every match. A dangling symbolic link raises
+``tfx.dsl.io.filesystem.NotFoundError`` and a link loop ``Too many levels of symbolic
+links`` there, so one bad entry in a genre folder ended the whole run before the executor
+could quarantine it. This driver fingerprints the same matches and counts an entry it
+cannot stat instead of raising; the executor then quarantines it (filecheck.py).
+
+The fingerprint keeps TFX's fields (file count, total bytes, xor and sum of the
+second-resolution mtimes), so a changed file still re-runs ingestion, and adds a digest of
+the matched paths and of the entries that could not be stat'ed: TFX's alone would not
+change when a file is moved from one genre folder to another, which changes its label.
+Span and version resolution (``{SPAN}``/``{VERSION}`` patterns) is TFX's own.
+
+Kubeflow V2 runs TFX's containerised driver instead of this one; object stores have no
+links, so the failure this guards against does not arise there.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+from typing import Iterable, Optional
+
+from absl import logging
+from tfx.components.example_gen import driver as tfx_driver
+from tfx.components.example_gen import input_processor, utils
+from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2, range_config_pb2
+
+_NANO_PER_SEC = 10**9
+
+
+def fingerprint(split_name: str, input_base: str, pattern: str) -> str:
+    """TFX's io_utils.generate_fingerprint fields for ``input_base/pattern``, never raising on one entry."""
+    files = sorted(fileio.glob(os.path.join(input_base, pattern)))
+    total_bytes = xor_checksum = sum_checksum = 0
+    names = hashlib.sha256()  # of the paths relative to input_base: moving the root is not a change
+    unstatable = 0
+    for path in files:
+        names.update(os.path.relpath(path, input_base).encode() + b"\0")
+        try:
+            stat = fileio.stat(path)
+        except Exception as e:  # noqa: BLE001 - NotFoundError, ELOOP, permission...: listed, not fatal
+            unstatable += 1
+            names.update(f"unstatable:{type(e).__name__}\0".encode())
+            continue
+        total_bytes += stat.length
+        mtime = int(stat.mtime_nsec / _NANO_PER_SEC)  # second granularity, as TFX
+        xor_checksum ^= mtime
+        sum_checksum += mtime
+    if unstatable:
+        logging.warning("AudioExampleGen driver: %d entries matching %s cannot be stat'ed (broken or looping "
+                        "links?); the executor quarantines them.", unstatable, pattern)
+    return (f"split:{split_name},num_files:{len(files)},total_bytes:{total_bytes},xor_checksum:{xor_checksum},"
+            f"sum_checksum:{sum_checksum},unstatable:{unstatable},names_sha256:{names.hexdigest()[:16]}")
+
+
+class TolerantInputProcessor(input_processor.FileBasedInputProcessor):
+    """FileBasedInputProcessor whose fingerprint is :func:`fingerprint`."""
+
+    def resolve_span_and_version(self) -> tuple[int, Optional[int]]:
+        span, version, parts = 0, None, []
+        for index, original in enumerate(self._splits):
+            split = copy.deepcopy(original)  # TFX's resolution fills the pattern's {SPAN}/{VERSION}
+            # TFX's own span/version resolution (a glob and a regex, no stat), as in
+            # utils.calculate_splits_fingerprint_span_and_version.
+            target_span, target_version = utils._get_target_span_version(  # noqa: SLF001
+                self._input_base_uri, split, range_config=self._range_config)
+            target_span = target_span or 0
+            if index == 0:
+                span, version = target_span, target_version
+            elif (span, version) != (target_span, target_version):
+                raise ValueError("Latest span and version should be the same for each split.")
+            parts.append(fingerprint(split.name, self._input_base_uri, split.pattern))
+        self._fingerprint = "\n".join(parts)
+        return span, version
+
+
+class AudioDriver(tfx_driver.FileBasedDriver):
+    """FileBasedDriver with :class:`TolerantInputProcessor`."""
+
+    def get_input_processor(self, splits: Iterable[example_gen_pb2.Input.Split],
+                            range_config: Optional[range_config_pb2.RangeConfig] = None,
+                            input_base_uri: Optional[str] = None) -> input_processor.InputProcessor:
+        assert input_base_uri
+        return TolerantInputProcessor(input_base_uri, splits, range_config)
