@@ -108,6 +108,15 @@ def test_the_baseline_is_the_latest_blessed_model(spec):
         f"{RESOLVER}-{part}-resolver_executor" for part in ("model", "model-blessing"))
 
 
+
+def test_the_baseline_rule_runs_on_kubeflow_too(spec):
+    """The resolver returns the latest blessed model of any family; the executors that read it
+    (the same classes as the local run) drop it when its input format differs."""
+    args = executor(spec, "Evaluator")["container"]["args"]
+    assert "components.baseline_aware_evaluator.executor.Executor" in " ".join(args)
+    assert "components.clip_evaluator.executor.Executor" in " ".join(executor(spec, "ClipEvaluator")["container"]["args"])
+
+
 def test_the_no_baseline_variant_has_nothing_open_source_kfp_refuses(tmp_path, spec):
     """--no-baseline: no resolver tasks, no baseline inputs, TFMA without its change threshold."""
     job = runner.main(BASE_ARGS + ["--no-baseline", "--output", str(tmp_path / "no-baseline.json")])
