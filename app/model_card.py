@@ -49,12 +49,13 @@ def _sqlite_path(uri: str) -> Optional[str]:
 def lookup(tracking_uri: str, serving_version: int, registered_model: Optional[str] = None,
            alias: Optional[str] = None) -> ModelCard:
     """The card of the registered model version pushed as SERVING_VERSION (never raises)."""
+    from app.settings import short_uri
     from models import tracking  # mlflow only: no TensorFlow
     registered_model = registered_model or tracking.REGISTERED_MODEL
     alias = alias or tracking.SERVING_ALIAS
     path = _sqlite_path(tracking_uri)
     if path is not None and not os.path.exists(path):  # opening it would create an empty store
-        return ModelCard(serving_version, note=f"no MLflow store at {tracking_uri} (run `make run`, or start the "
+        return ModelCard(serving_version, note=f"no MLflow store at {short_uri(tracking_uri)} (run `make run`, or start the "
                                                "page with --mlflow-uri)")
     try:
         from mlflow.tracking import MlflowClient
@@ -63,7 +64,7 @@ def lookup(tracking_uri: str, serving_version: int, registered_model: Optional[s
                     if v.tags.get("serving_version") == str(serving_version)]
         if not versions:
             return ModelCard(serving_version, note=f"version {serving_version} is not in the '{registered_model}' "
-                                                   f"registry at {tracking_uri}")
+                                                   f"registry at {short_uri(tracking_uri)}")
         version = max(versions, key=lambda v: int(v.version))
         run = client.get_run(version.run_id)
         try:  # search results carry no aliases: ask for the alias itself
@@ -71,7 +72,7 @@ def lookup(tracking_uri: str, serving_version: int, registered_model: Optional[s
         except Exception:  # noqa: BLE001 - no such alias yet
             is_champion = False
     except Exception as err:  # noqa: BLE001 - the card is optional; the page still answers
-        return ModelCard(serving_version, note=f"MLflow at {tracking_uri} did not answer ({type(err).__name__}: "
+        return ModelCard(serving_version, note=f"MLflow at {short_uri(tracking_uri)} did not answer ({type(err).__name__}: "
                                                f"{str(err).splitlines()[0][:200]})")
     metrics, tags = run.data.metrics, run.data.tags
     clips = metrics.get("candidate_clips")

@@ -21,7 +21,7 @@ import streamlit as st  # noqa: E402
 
 from app import figures, model_card  # noqa: E402
 from app.clip import SUPPORTED, Clip, ClipError, decode  # noqa: E402
-from app.settings import AppSettings  # noqa: E402
+from app.settings import AppSettings, short_uri  # noqa: E402
 from pipeline.config import AUDIO_EXTENSIONS, PipelineConfig  # noqa: E402
 from serving.client import (  # noqa: E402
     GenreClient,
@@ -78,7 +78,7 @@ def sidebar(settings: AppSettings) -> None:
             served = ", ".join(f"{s.version} ({s.state.lower()})" for s in statuses) or "none"
             st.markdown(f"Versions: {served}")
         st.subheader("Tracking")
-        st.caption(f"Model details from MLflow at `{settings.mlflow_uri}`")
+        st.caption(f"Model details from MLflow at `{short_uri(settings.mlflow_uri)}`")
 
 
 def choose_clip() -> tuple[str, bytes, str] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from pipeline.config import PipelineConfig
+from pipeline.config import PROJECT_ROOT, PipelineConfig
 
 HOST_ENV, MODEL_ENV, MLFLOW_ENV, MAX_SECONDS_ENV = (
     "GENRE_SERVING_HOST", "GENRE_MODEL", "GENRE_MLFLOW_URI", "GENRE_APP_MAX_SECONDS")
@@ -13,6 +13,19 @@ DEFAULT_MODEL = "genre"
 # The serving signatures refuse clips longer than this (read at export); the page refuses
 # them first, with a message, instead of sending up to 100 MB for an INVALID_ARGUMENT.
 DEFAULT_MAX_SECONDS = PipelineConfig().audio.max_serving_seconds
+
+
+def short_uri(uri: str) -> str:
+    """A tracking URI as the page shows it: a SQLite file under the repository relative to it,
+    elsewhere its last two path parts (the page has no business showing a machine's layout)."""
+    if not uri.startswith("sqlite:///"):
+        return uri
+    path = uri[len("sqlite:///"):]
+    root = str(PROJECT_ROOT)
+    if path.startswith(root + os.sep):
+        return "sqlite:///" + os.path.relpath(path, root)
+    parts = path.split(os.sep)
+    return "sqlite:///…/" + "/".join(parts[-2:]) if len(parts) > 3 else uri
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,142 @@
+"""The page in a browser: time from upload to rendered result for a 30-s clip.
+
+    python -m bench.app_latency [--model-dir DIR] [--mlflow-uri URI] [--clip FILE] [--uploads 5]
+                                [--screenshot docs/app.png]                (make bench-app)
+
+Headless Chromium (Debian's chromium + chromium-driver) opens the page (`streamlit run
+app/page.py` on 127.0.0.1) served against the TF Serving test double, which serves the
+newest version under DIR (default: the pipeline's push destination; where nothing is
+pushed, the test stand-in model of serving/testing.py, and the section says so). Each
+upload starts from a freshly loaded page. Measured per upload: upload -> top genre on the
+page, and upload -> every chart drawn and the spectrogram loaded. For comparison, in the
+same run: the same clip through serving/client.py alone (decode + gRPC Predict), the part
+of the page's time the model server and the protocol take.
+
+The clip: FILE, else a real GTZAN clip beside the repository (shared/data/gtzan), else a
+synthetic 30-s track (synthetic/generator.py).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from app import browser
+from app.settings import AppSettings
+from bench.report import write_section
+from pipeline.config import PipelineConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_CLIP = ROOT.parent / "shared" / "data" / "gtzan" / "audio" / "jazz" / "jazz.00000.flac"
+README_SHOT_BYTES = 290_000
+
+
+def pick_clip(arg: str | None, tmp: str) -> tuple[str, str]:
+    """(path, description) of the 30-s clip to upload."""
+    if arg:
+        return arg, os.path.basename(arg)
+    if SHARED_CLIP.exists():
+        return str(SHARED_CLIP), f"real GTZAN clip {SHARED_CLIP.name}"
+    import soundfile as sf
+
+    from synthetic.generator import render_track
+    path = os.path.join(tmp, "synthetic_jazz.wav")
+    sf.write(path, render_track("jazz", 0, 30.0, 22050), 22050)
+    return path, "synthetic 30-s jazz track (synthetic/generator.py)"
+
+
+def model_base(arg: str | None, tmp: str) -> tuple[str, str]:
+    """(TF Serving base dir, description): the pushed model, else the stand-in."""
+    base = arg or PipelineConfig().serving_dir
+    if os.path.isdir(base) and any(v.isdigit() for v in os.listdir(base)):
+        newest = max(int(v) for v in os.listdir(base) if v.isdigit())
+        return base, f"the pushed model, version {newest}"
+    from serving.testing import build_stand_in_model
+    stand_in = os.path.join(tmp, "genre")
+    build_stand_in_model(stand_in, version=1)
+    return stand_in, ("the test stand-in model of serving/testing.py (nothing was pushed on this machine; the "
+                      "page's work does not depend on which model answers)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.app_latency", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", help="TF Serving layout base dir (default: the push destination)")
+    parser.add_argument("--clip", help="audio file to upload (default: a real GTZAN clip, else synthetic)")
+    parser.add_argument("--uploads", type=int, default=5, help="timed uploads (default: %(default)s)")
+    parser.add_argument("--screenshot", default=str(ROOT / "docs" / "app.png"),
+                        help="where to save the page after the last upload (default: docs/app.png)")
+    parser.add_argument("--mlflow-uri", default=PipelineConfig().mlflow_tracking_uri,
+                        help="tracking store the page reads the model card from (default: the run's own)")
+    parser.add_argument("--no-write", action="store_true", help="print, do not update BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    missing = browser.missing_browser()
+    if missing:
+        sys.exit(f"Debian package {missing} is not installed: run scripts/install_browser.sh (make bench-app does).")
+
+    from serving.client import GenreClient
+    from serving.testing import serving_endpoint
+
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        clip, clip_text = pick_clip(args.clip, tmp)
+        base, model_text = model_base(args.model_dir, tmp)
+        host = stack.enter_context(serving_endpoint(base))
+        settings = AppSettings(host=host, mlflow_uri=args.mlflow_uri)
+        url = stack.enter_context(browser.running_page(settings, os.path.join(tmp, "streamlit.log")))
+        driver = browser.chrome(height=1560)  # the whole result, little empty space below it
+        stack.callback(driver.quit)
+        load_before = os.getloadavg()[0]
+        browser.open_page(driver, url)
+        warm = browser.upload_and_wait(driver, clip)  # first run imports librosa, altair: not counted
+        headline, rendered = [], []
+        for _ in range(args.uploads):
+            browser.open_page(driver, url)
+            result = browser.upload_and_wait(driver, clip)
+            if "segments voted" not in result.text:
+                sys.exit(f"the page showed no result:\n{result.text[:2000]}")
+            headline.append(result.headline_seconds)
+            rendered.append(result.rendered_seconds)
+        os.makedirs(os.path.dirname(os.path.abspath(args.screenshot)), exist_ok=True)
+        browser.save_screenshot(driver, args.screenshot, max_bytes=README_SHOT_BYTES)
+        grpc_times = []
+        with GenreClient(host) as client:
+            client.predict_file(clip)
+            for _ in range(args.uploads):
+                started = time.perf_counter()
+                client.predict_file(clip)
+                grpc_times.append(time.perf_counter() - started)
+        load_after = os.getloadavg()[0]
+
+    def cell(values: list[float]) -> str:
+        return f"{np.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+    body = f"""
+Clip: {clip_text}, 30 s. Model: {model_text}, served by the TF Serving test double on 127.0.0.1
+(TF Serving's binary cannot run here). Browser: headless Chromium (Debian), Selenium; page:
+`streamlit run app/page.py`; every upload on a freshly loaded page; one warm-up upload not counted
+(it took {warm.rendered_seconds:.2f} s). 1-minute load average {load_before:.1f} -> {load_after:.1f} (2 cores
+shared with other jobs).
+
+| step, same clip, {args.uploads} runs | median s (min-max) |
+|---|---|
+| page: upload -> top genre shown | {cell(headline)} |
+| page: upload -> all charts drawn and the log-mel image loaded | {cell(rendered)} |
+| for comparison: serving/client.py alone, decode + gRPC Predict | {cell(grpc_times)} |
+
+The difference between the page rows and the client row is the page's own work: the upload to
+Streamlit, decoding and checks, the waveform and genre charts, the librosa log-mel image
+(display only) and drawing it all in the browser.
+"""
+    print(body)
+    if not args.no_write:
+        write_section("app", "Web page: upload to rendered result, 30-s clip", body, "make bench-app")
+        print(f"BENCHMARKS.md updated; screenshot {args.screenshot}")
+
+
+if __name__ == "__main__":
+    main()
