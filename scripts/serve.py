@@ -5,7 +5,7 @@ serving/docker-compose.yml, on the push destination's parent folder). Without on
 project's development machines): the project's TF Serving test double
 (`python -m serving.test_server`), which speaks the same gRPC API. It says which it started.
 
-    python scripts/serve.py [--serving-dir outputs/serving/genre] [--port 8500] [--model-name genre]
+    python scripts/serve.py [--serving-dir outputs/serving/genre] [--port 8500] [--model-name genre] [--no-docker]
 """
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="push destination, <dir>/<version>/saved_model.pb (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8500, help="gRPC port on 127.0.0.1 (default: %(default)s)")
     parser.add_argument("--model-name", default="genre", help="model name clients ask for (default: %(default)s)")
+    parser.add_argument("--no-docker", action="store_true", help="use the test double even where Docker runs")
     args = parser.parse_args(argv)
     serving_dir = os.path.abspath(args.serving_dir)
     versions = pushed_versions(serving_dir)
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"No pushed model in {serving_dir} (expected <version>/saved_model.pb). Train and push one with "
               "`make run`, or pass ARGS=\"--serving-dir DIR\".", file=sys.stderr)
         return 1
-    if docker_engine():
+    if not args.no_docker and docker_engine():
         if os.path.basename(serving_dir) != args.model_name:
             print(f"TF Serving's compose service serves <models>/{args.model_name}/; {serving_dir} is not named "
                   f"'{args.model_name}'.", file=sys.stderr)
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "GENRE_MODELS_DIR": os.path.dirname(serving_dir)}
         command = ["docker", "compose", "-f", COMPOSE_FILE, "up", "tf-serving"]
     else:
-        print(f"No Docker engine: serving with the project's TF Serving TEST DOUBLE (serving/test_server.py, same "
+        print(f"{'Asked for' if args.no_docker else 'No Docker engine'}: serving with the project's TF Serving TEST DOUBLE (serving/test_server.py, same "
               f"gRPC API, not for production) from {serving_dir}, latest version {versions[-1]}, on "
               f"127.0.0.1:{args.port}. Ctrl-C stops it.", flush=True)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}

@@ -1,18 +1,25 @@
 """The page in a real browser: headless Chromium opens it, uploads a clip, reads the answer.
 
-`streamlit run app/page.py` on a free 127.0.0.1 port, pointed at the TF Serving test double
-(TF Serving's binary cannot run here) serving the stand-in model of serving/testing.py.
+`streamlit run app/page.py` on a free 127.0.0.1 port, pointed at the model server that
+`make serve` starts (scripts/serve.py; without Docker, the TF Serving test double, since TF
+Serving's binary cannot run here) serving the stand-in model of serving/testing.py.
 Skipped only where Debian's chromium / chromium-driver are not installed
 (scripts/install_browser.sh, run by `make test`).
 """
 from __future__ import annotations
 
-import soundfile as sf
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import soundfile as sf
 
 from app import browser
 from app.settings import AppSettings
-from serving.testing import build_stand_in_model, serving_endpoint, stand_in_clip
+from serving.testing import build_stand_in_model, stand_in_clip
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif(browser.missing_browser() is not None,
                                 reason=f"Debian package {browser.missing_browser()} is not installed "
@@ -20,13 +27,30 @@ pytestmark = pytest.mark.skipif(browser.missing_browser() is not None,
 
 
 @pytest.fixture(scope="module")
-def page_url(tmp_path_factory):
+def served(tmp_path_factory):
+    """`make serve`'s script on a free port, forced onto the test double; yields host:port."""
+    base = tmp_path_factory.mktemp("serve") / "genre"
+    build_stand_in_model(base, version=3)
+    port = browser.free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py"), "--serving-dir", str(base),
+                                "--port", str(port), "--no-docker"], stdout=subprocess.PIPE, text=True)
+    try:
+        announced = process.stdout.readline()
+        ready = process.stdout.readline()  # the test double's "serving genre from ... on HOST:PORT"
+        assert "TEST DOUBLE" in announced and "latest version 3" in announced, announced
+        assert ready.startswith("serving genre from") and ready.strip().endswith(f"127.0.0.1:{port}"), ready
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page_url(served, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
-    build_stand_in_model(tmp / "genre", version=3)
-    with serving_endpoint(tmp / "genre") as host:
-        settings = AppSettings(host=host, mlflow_uri=f"sqlite:///{tmp / 'no-store' / 'mlflow.db'}")
-        with browser.running_page(settings, str(tmp / "streamlit.log")) as url:
-            yield url
+    settings = AppSettings(host=served, mlflow_uri=f"sqlite:///{tmp / 'no-store' / 'mlflow.db'}")
+    with browser.running_page(settings, str(tmp / "streamlit.log")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -40,7 +64,7 @@ def test_upload_in_the_browser_shows_the_genre(page_url, driver, tmp_path):
     clip = tmp_path / "reggae_clip.flac"
     sf.write(clip, stand_in_clip("reggae", seconds=9.0), 22050)
     browser.open_page(driver, page_url)
-    _, text = browser.upload_and_wait(driver, str(clip))
+    text = browser.upload_and_wait(driver, str(clip)).text
     shot = browser.save_screenshot(driver, str(tmp_path / "page.png"))
     assert "What genre is this?" in text
     assert driver.find_element("css selector", browser.RESULT_CSS).text == "Reggae"  # the headline as drawn
@@ -53,6 +77,6 @@ def test_undecodable_file_shows_its_message_in_the_browser(page_url, driver, tmp
     clip = tmp_path / "broken.ogg"
     clip.write_bytes(b"OggS but not really" * 50)
     browser.open_page(driver, page_url)
-    _, text = browser.upload_and_wait(driver, str(clip))
+    text = browser.upload_and_wait(driver, str(clip)).text
     assert "broken.ogg could not be decoded as audio" in text
     assert "Traceback" not in text
