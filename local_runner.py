@@ -89,6 +89,7 @@ class StepTracker(logging.Handler):
         self.current: Optional[str] = None
         self.started = 0.0
         self.outcome = ""  # how the current step ended, when not by executing
+        self.steps: dict[str, dict] = {}  # component -> seconds and outcome, in order
         self._stop = threading.Event()
         threading.Thread(target=self._heartbeat, name="step-heartbeat", daemon=True).start()
 
@@ -102,7 +103,9 @@ class StepTracker(logging.Handler):
         elif message.startswith("Skipping execution for") and self.current:
             self.outcome = "skipped (its condition does not hold: the model was not blessed)"
         elif message.startswith("Component ") and message.endswith(" is finished.") and self.current:
-            how = self.outcome or f"done in {time.time() - self.started:.0f} s"
+            seconds = time.time() - self.started
+            self.steps[self.current] = {"seconds": round(seconds, 1), "outcome": self.outcome or "executed"}
+            how = self.outcome or f"done in {seconds:.0f} s"
             print(f"[step] {self.current}: {how}", flush=True)
             self.current = None
 
@@ -305,6 +308,7 @@ def main(argv: list[str] | None = None) -> dict:
                                                  paths=dataclasses.replace(config.paths, data_root=root))
                 _execute(config, args, run_id)
                 summary = summarize(config, run_id, started)
+                summary["steps"] = tracker.steps
             except BaseException as error:  # noqa: BLE001 - every failure ends in one paragraph
                 step = tracker.current if tracker else None
                 interrupted = isinstance(error, KeyboardInterrupt)
