@@ -1,0 +1,152 @@
+"""Synthetic default set: seconds of audio generated per second, on one core.
+
+    python -m bench.synthetic [--repeats N] [--baseline-ref REF]
+
+Generates the default set (SyntheticConfig: 20 tracks x 10 genres x 30 s, 22050 Hz, seed 0)
+into a temporary folder with ``synthetic.generator.generate``, rendering and writing every
+file, pinned to one core (sched_setaffinity to the first allowed CPU, and the BLAS/OpenMP
+thread variables set to 1 before numpy loads). Wall and CPU time are reported: the machine
+is shared, so wall time depends on the load (printed with the figures) and CPU time is the
+cost on one core. In the same run, for comparison, the generator as it was at
+``--baseline-ref`` (read from git) renders one track per genre, and the finished set's
+re-use check (``is_complete``) is timed.
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ[_var] = "1"  # before numpy is imported (below, lazily)
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from bench.report import write_section  # noqa: E402
+from pipeline.config import PROJECT_ROOT, SyntheticConfig  # noqa: E402
+
+GOAL = 500.0
+# The generator before issue 11's rewrite: per-note Python synthesis.
+BASELINE_REF = "7e83bbc"
+
+
+def pin_to_one_core() -> int:
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def cpu_time() -> float:
+    return time.process_time()
+
+
+def timed_generation(out: Path, s: SyntheticConfig, sample_rate: int) -> dict:
+    from synthetic.generator import generate
+
+    cpu, started = cpu_time(), time.perf_counter()
+    paths = generate(out, s.tracks_per_genre, s.seconds, s.seed, sample_rate)
+    wall, cpu = time.perf_counter() - started, cpu_time() - cpu
+    return {"wall": wall, "cpu": cpu, "audio": len(paths) * s.seconds, "files": len(paths),
+            "mb": sum(p.stat().st_size for p in paths) / 1e6}
+
+
+def timed_render_only(render, genres, seconds: float, sample_rate: int) -> dict:
+    """Render (no writing) track 0 of each genre with ``render``: the comparison in the same run."""
+    cpu, started = cpu_time(), time.perf_counter()
+    for genre in genres:
+        render(genre, 0, seconds, sample_rate, 0)
+    return {"wall": time.perf_counter() - started, "cpu": cpu_time() - cpu, "audio": len(genres) * seconds}
+
+
+def load_baseline(ref: str):
+    """synthetic/generator.py as it was at ``ref`` (git), as a module; None without git or that commit."""
+    try:
+        source = subprocess.run(["git", "show", f"{ref}:synthetic/generator.py"], capture_output=True, text=True,
+                                cwd=PROJECT_ROOT, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    spec = importlib.util.spec_from_loader("synthetic_generator_baseline", loader=None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    exec(compile(source, f"{ref}:synthetic/generator.py", "exec"), module.__dict__)
+    return module
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.synthetic", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="generations of the whole set (default: %(default)s)")
+    parser.add_argument("--baseline-ref", default=BASELINE_REF,
+                        help="git revision of the generator to compare with (default: %(default)s)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    cpu = pin_to_one_core()
+
+    from synthetic.generator import RECIPES, is_complete, render_track
+
+    s = SyntheticConfig()
+    rate = s.sample_rate
+    render_track("blues", 0, 1.0, rate, 0)  # warm-up: lazy tables, not the work measured
+    load_before = os.getloadavg()
+    runs = []
+    for i in range(args.repeats):
+        with tempfile.TemporaryDirectory(prefix="bench-synthetic-") as tmp:
+            runs.append(timed_generation(Path(tmp), s, rate))
+            if i == 0:
+                started = time.perf_counter()
+                complete = is_complete(tmp, s.tracks_per_genre, s.seconds, s.seed, rate)
+                reuse_ms = (time.perf_counter() - started) * 1000
+                assert complete, "a set just generated must be complete"
+        r = runs[-1]
+        print(f"run {i + 1}: {r['audio']:.0f} s of audio ({r['files']} files) in {r['wall']:.2f} s wall = "
+              f"{r['audio'] / r['wall']:.0f}x real time; CPU {r['cpu']:.2f} s = {r['audio'] / r['cpu']:.0f}x", flush=True)
+    genres = list(RECIPES)
+    new_render = timed_render_only(render_track, genres, s.seconds, rate)
+    baseline_module = load_baseline(args.baseline_ref)
+    old_render = (timed_render_only(baseline_module.render_track, genres, s.seconds, rate)
+                  if baseline_module else None)
+    load_after = os.getloadavg()
+
+    wall_speed = statistics.median(r["audio"] / r["wall"] for r in runs)
+    cpu_speed = statistics.median(r["audio"] / r["cpu"] for r in runs)
+
+    def row(label: str, r: dict) -> str:
+        return (f"| {label} | {r['audio']:.0f} | {r['wall']:.2f} | {r['audio'] / r['wall']:.0f}x | {r['cpu']:.2f} | "
+                f"{r['audio'] / r['cpu']:.0f}x |")
+
+    rows = [row(f"generate the set, run {i + 1} (render + write)", r) for i, r in enumerate(runs)]
+    rows.append(row("render only, track 0 of each genre", new_render))
+    if old_render:
+        rows.append(row(f"render only, track 0 of each genre, generator at {args.baseline_ref}", old_render))
+    comparison = (f"The generator at `{args.baseline_ref}` renders {old_render['audio'] / old_render['cpu']:.0f}x real "
+                  f"time (CPU) against {new_render['audio'] / new_render['cpu']:.0f}x now, measured on the same "
+                  "tracks in this run." if old_render else
+                  f"(No comparison: git revision {args.baseline_ref} is not available here.)")
+    body = f"""
+The default synthetic set ({s.tracks_per_genre} tracks x {len(genres)} genres x {s.seconds:g} s = {runs[0]['audio']:.0f} s of
+audio, {rate} Hz 16-bit WAV, {runs[0]['mb']:.0f} MB), generated into a temporary folder on one core (CPU {cpu}:
+sched_setaffinity, BLAS/OpenMP threads 1). Load average (1/5/15 min) before: {load_before[0]:.2f} / {load_before[1]:.2f} /
+{load_before[2]:.2f}, after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (2 shared cores: wall time
+includes waiting for the core; CPU time is the generator's own cost).
+
+| work | audio s | wall s | audio s per wall s | CPU s | audio s per CPU s |
+|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Median over {len(runs)} runs: **{cpu_speed:.0f}x real time per CPU second, {wall_speed:.0f}x per wall second**
+(goal {GOAL:.0f}x on one core: {'met' if min(cpu_speed, wall_speed) >= GOAL else ('met in CPU time' if cpu_speed >= GOAL else 'not met')}).
+{comparison} A re-run finds the set complete from its manifest (sizes checked, no audio read) in {reuse_ms:.1f} ms.
+"""
+    print(body)
+    if not args.no_write:
+        write_section("synthetic", "Synthetic default set: generation speed (one core)", body,
+                      "python -m bench.synthetic")
+        print("BENCHMARKS.md updated.", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
