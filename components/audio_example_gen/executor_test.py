@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 from collections import defaultdict
@@ -232,27 +233,30 @@ def test_progress_lines_count_files_decoded_by_the_worker_processes(hostile_run)
     assert not (Path(report.uri) / progress.FOLDER).exists()  # markers cleaned up
 
 
-def test_memory_error_in_the_decoder_is_one_files_quarantine_record(synthetic_root, monkeypatch):
+def test_memory_error_in_the_decoder_is_one_files_quarantine_record(synthetic_root, tmp_path, monkeypatch):
     """The decoder raises MemoryError for one file, as a 40 KB WAV declaring 1 Hz once did (3.29 GiB).
-    The allocation is simulated on purpose: the test does not try to allocate gigabytes."""
+    The allocation is simulated on purpose: the test does not try to allocate gigabytes.
+    A fourth file vanishes between planning and decoding: its read error is its record too."""
     config = make_config()
     tasks = plan_tasks(discover(str(synthetic_root), "*/*"), config.split, config.genres)[:3]
     victim = tasks[1].rel_path
-    real_load = ingest.audio_lib.load
+    vanished = dataclasses.replace(tasks[0], path=str(tmp_path / "gone.wav"), rel_path="blues/gone.wav")
+    real_load = ingest._load
 
-    def load(source, *args, **kwargs):
-        if source.name.endswith(victim):
+    def load(path, cfg):
+        if path.endswith(victim):
             raise MemoryError("Unable to allocate 3.29 GiB for an array with shape (441000000,) and data type float64")
-        return real_load(source, *args, **kwargs)
+        return real_load(path, cfg)
 
-    monkeypatch.setattr(ingest.audio_lib, "load", load)  # the in_memory runner decodes in this process
+    monkeypatch.setattr(ingest, "_load", load)  # the in_memory runner decodes in this process
     with test_pipeline.TestPipeline(options=PipelineOptions(IN_MEMORY)) as p:
-        outputs = p | ingest.IngestAudio(tasks, config.audio)
+        outputs = p | ingest.IngestAudio([*tasks, vanished], config.audio)
         outcomes = outputs[ingest.FILES] | beam.Map(lambda r: (r["path"], r["status"], r["reason"],
                                                                r["detail"].split(":")[0]))
         assert_that(outcomes, equal_to([
             (t.rel_path, "quarantined", "decode_error", "MemoryError") if t.rel_path == victim
-            else (t.rel_path, "ingested", "", "") for t in tasks]))
+            else (t.rel_path, "ingested", "", "") for t in tasks]
+            + [("blues/gone.wav", "quarantined", "unreadable", "cannot read the file")]))
 
 
 # ----- checks after ingestion: empty splits fail with a UserError, a genre missing from train warns --
