@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import time
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import apache_beam as beam
 from apache_beam.io import tfrecordio
@@ -78,6 +78,22 @@ def _load(path: str, cfg: AudioConfig) -> audio_lib.DecodedAudio:
                               cfg.max_clip_seconds)
 
 
+def read_audio(path: str, cfg: AudioConfig) -> Union[audio_lib.DecodedAudio, filecheck.Problem]:
+    """Open and decode one file; every failure comes back as its quarantine (reason, detail).
+
+    BadAudio keeps its reason; an OSError (opening, reading) is ``unreadable``; anything else,
+    MemoryError included, is ``decode_error`` with the exception's type and text.
+    """
+    try:
+        return _load(path, cfg)
+    except audio_lib.BadAudio as e:
+        return filecheck.Problem(e.reason, e.detail)
+    except OSError as e:  # libsndfile's own errors are BadAudio
+        return filecheck.unreadable(e)
+    except Exception as e:  # noqa: BLE001 - MemoryError or a decoder bug: this file's record, not the step's end
+        return filecheck.Problem(audio_lib.DECODE_ERROR, f"{type(e).__name__}: {e}")
+
+
 class DecodeToExamples(beam.DoFn):
     """FileTask -> serialized tf.Examples on the task's split output, and one file record.
 
@@ -111,16 +127,9 @@ class DecodeToExamples(beam.DoFn):
             return
         cfg = self._audio
         started = time.thread_time()  # CPU of this thread: reading, decoding, checks
-        try:
-            decoded = _load(task.path, cfg)
-        except audio_lib.BadAudio as e:
-            yield self._quarantine(task, e.reason, e.detail)
-            return
-        except OSError as e:  # opening or reading; libsndfile's own errors are BadAudio
-            yield self._quarantine(task, *filecheck.unreadable(e))
-            return
-        except Exception as e:  # noqa: BLE001 - MemoryError or a decoder bug: this file's record, not the step's end
-            yield self._quarantine(task, audio_lib.DECODE_ERROR, f"{type(e).__name__}: {e}")
+        decoded = read_audio(task.path, cfg)
+        if isinstance(decoded, filecheck.Problem):
+            yield self._quarantine(task, decoded.reason, decoded.detail)
             return
         decode_cpu = time.thread_time() - started
         starts = segments.segment_starts(len(decoded.samples), cfg.segment_samples, cfg.hop_samples,
