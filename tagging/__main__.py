@@ -30,10 +30,12 @@ def parser() -> argparse.ArgumentParser:
                    "file system Beam/TFX read (gs://, s3://, hdfs://)")
     p.add_argument("--out", required=True, help="output folder (created)")
     g = p.add_argument_group("model (default: the newest complete version in --serving-dir)")
-    g.add_argument("--serving-dir", default=d.serving_dir, help="pushed models, TF Serving layout (default: %(default)s)")
+    g.add_argument("--serving-dir", default=d.serving_dir,
+                   help="pushed models, TF Serving layout (default: %(default)s)")
     g.add_argument("--version", help="a version number in --serving-dir (default: the newest complete one)")
     g.add_argument("--model-dir", help="a SavedModel directory to use instead")
-    g.add_argument("--champion", action="store_true", help="the MLflow registry's 'champion' model (needs --mlflow-uri)")
+    g.add_argument("--champion", action="store_true",
+                   help="the MLflow registry's 'champion' model (needs --mlflow-uri)")
     g.add_argument("--mlflow-uri", help="MLflow tracking URI for --champion")
     g.add_argument("--model", choices=MODEL_TYPES, default=d.train.model,
                    help="family the model was trained as: sets the decode rate (VGG 16 kHz, else 22.05 kHz) "
@@ -44,8 +46,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=8, help="files per RunInference batch (default: %(default)s)")
     g.add_argument("--runner", help="Beam runner (default: DirectRunner, as the pipeline)")
     g.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
-                   help="Beam pipeline argument, repeatable (replaces the DirectRunner defaults, as for local_runner.py)")
-    g.add_argument("--dask", metavar="HOST:PORT", help=f"run on the Dask scheduler at HOST:PORT (runner {runners.DASK_RUNNER})")
+                   help="Beam pipeline argument, repeatable (replaces the DirectRunner defaults, as for "
+                   "local_runner.py)")
+    g.add_argument("--dask", metavar="HOST:PORT",
+                   help=f"run on the Dask scheduler at HOST:PORT (runner {runners.DASK_RUNNER})")
     g.add_argument("--dask-partitions", type=int, help="Dask partitions (tasks) to split the files into (default: "
                    "one per batch, at most 64)")
     g.add_argument("--no-parquet", dest="parquet", action="store_false", help="skip tags.parquet")
@@ -58,7 +62,8 @@ def _job(args: argparse.Namespace) -> tag_pipeline.TagJob:
     if args.champion:
         if not args.mlflow_uri:
             raise UserError("--champion needs the MLflow store.", where="tagging --champion",
-                            fix="add --mlflow-uri URI (for a local run: sqlite:///<output-dir>/pipeline_root/mlflow.db).")
+                            fix="add --mlflow-uri URI (for a local run: "
+                                "sqlite:///<output-dir>/pipeline_root/mlflow.db).")
         ref, params = model_lib.mlflow_champion(args.mlflow_uri)
         audio = dataclasses.replace(audio, **{k: type(getattr(audio, k))(params[f"audio.{k}"]) for k in
                                               ("sample_rate", "segment_seconds", "hop_seconds", "silence_dbfs")

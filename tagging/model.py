@@ -63,8 +63,8 @@ def latest_version(serving_dir: str, version: Optional[str] = None) -> ModelRef:
         path = os.path.join(serving_dir, str(number))
         if _is_complete(path):
             return ModelRef(path=path, version=str(number), source="serving-dir")
-    wanted = f"version {version}" if version is not None else "a complete version"
-    raise UserError(f"The serving directory {serving_dir} holds no {wanted} (<dir>/<number>/saved_model.pb).",
+    wanted = f"complete version {version}" if version is not None else "complete version"
+    raise UserError(f"The serving directory {serving_dir} has no {wanted} (<dir>/<number>/saved_model.pb).",
                     where="tagging --serving-dir", fix="push a model first (make run) or name another --version.")
 
 
@@ -76,7 +76,8 @@ def saved_model(path: str) -> ModelRef:
     return ModelRef(path=path, version=os.path.basename(path.rstrip("/")), source="saved-model")
 
 
-def mlflow_champion(tracking_uri: str, name: Optional[str] = None, alias: Optional[str] = None) -> tuple[ModelRef, dict]:
+def mlflow_champion(tracking_uri: str, name: Optional[str] = None,
+                    alias: Optional[str] = None) -> tuple[ModelRef, dict]:
     """The registry's alias (``champion``): its pushed folder if still there, else its logged SavedModel.
 
     Also returns the training run's parameters (``audio.sample_rate`` etc.), so the tagger decodes
@@ -94,7 +95,8 @@ def mlflow_champion(tracking_uri: str, name: Optional[str] = None, alias: Option
         version = client.get_model_version_by_alias(name, alias)
     except mlflow.exceptions.MlflowException as err:
         raise UserError(f"MLflow at {tracking_uri} has no model {name!r} with alias {alias!r}: {err.message}",
-                        where="tagging --champion", fix="push a model first (make run) or check --mlflow-uri.") from None
+                        where="tagging --champion",
+                        fix="push a model first (make run) or check --mlflow-uri.") from None
     params = client.get_run(version.run_id).data.params if version.run_id else {}
     pushed = version.tags.get("serving_path", "")
     label = version.tags.get("serving_version") or f"mlflow-{version.version}"

@@ -1,0 +1,125 @@
+"""Batch tagging throughput: the tagger on the DirectRunner and on Dask (1 and 2 workers) vs a plain loop.
+
+    python -m bench.tagging [--data-root DIR] [--model-dir DIR] [--files N]   (make bench-tagging)
+
+All measured in one run, on the same files and model (the newest complete version under
+``--model-dir``, default the pipeline's push destination):
+
+1. loop: one process, the model loaded once, then for each file ingestion's decode
+   (tagging/files.py) and one ``serving_default`` call: what a script would do;
+2. ``python -m tagging`` on the DirectRunner, multi_processing with 2 workers;
+3. the tagger on a Dask cluster of 1 and of 2 worker processes (one thread each) started
+   on 127.0.0.1 for the run (the fixed runner, tagging/dask_runner.py).
+
+Wall times of 2 and 3 are the whole Beam run as a user waits for it: worker start-up,
+TensorFlow import and model load in every worker included, cluster start-up excluded.
+Figures are audio seconds per wall second and files per second.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from bench.real_data import DEFAULT_DATA_ROOT
+from bench.report import write_section
+from pipeline.config import PROJECT_ROOT, PipelineConfig
+from tagging import files as files_lib
+from tagging import pipeline as tag_pipeline
+from tagging import runners
+from tagging.model import SIGNATURE, latest_version
+
+DIRECT_2 = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+
+def subset(data_root: Path, n: int, out: Path) -> Path:
+    """The first N files in name order, spread over the genres, linked into one folder."""
+    listing = files_lib.list_audio(str(data_root))
+    by_genre: dict[str, list[tuple[str, str]]] = {}
+    for path, rel in listing.files:
+        by_genre.setdefault(rel.split("/")[0], []).append((path, rel))
+    picked = [f for i in range(max(map(len, by_genre.values()), default=0)) for g in sorted(by_genre)
+              if i < len(by_genre[g]) for f in [by_genre[g][i]]][:n]
+    for path, rel in picked:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(path, out / rel)
+    return out
+
+
+def loop(source: Path, model_path: str, audio) -> dict:
+    import tensorflow as tf
+
+    started = time.time()
+    signature = tf.saved_model.load(model_path).signatures[SIGNATURE]
+    load = time.time() - started
+    seconds, files = 0.0, 0
+    for path, rel in files_lib.list_audio(str(source)).files:
+        clip = files_lib.decode_file(path, rel, audio)
+        files += 1
+        if "waveform" in clip:
+            signature(waveform=tf.constant(clip["waveform"]), sample_rate=tf.constant(clip["sample_rate"], tf.int32))
+            seconds += clip["seconds"]
+    wall = time.time() - started
+    return {"audio_seconds": seconds, "wall_seconds": wall, "files": files, "load_seconds": load}
+
+
+def tagger(source: Path, out: Path, model, audio, args: list[str]) -> dict:
+    s = tag_pipeline.tag(str(source), str(out), model, beam_args=args, audio=audio)
+    return {"audio_seconds": s["audio_seconds"], "wall_seconds": s["wall_seconds"], "files": s["files"]["listed"]}
+
+
+def _shown(path: str) -> str:
+    """A path inside the repository as a relative path; anything else by its last two parts."""
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return "<model dir>/" + "/".join(Path(path).parts[-2:])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.tagging", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="real clips (default: %(default)s)")
+    parser.add_argument("--model-dir", default=PipelineConfig().serving_dir,
+                        help="TF Serving layout base dir of the model (default: %(default)s)")
+    parser.add_argument("--files", type=int, default=120, help="files to tag (default: %(default)s)")
+    parser.add_argument("--note", default="", help="a line printed under the table (e.g. what else loaded the machine)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    import distributed
+
+    model = latest_version(args.model_dir)
+    audio = PipelineConfig().audio
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        source = subset(Path(args.data_root), args.files, Path(tmp) / "clips")
+        results["loop: in-process SavedModel calls, 1 process"] = loop(source, model.path, audio)
+        results["tagger, DirectRunner (multi_processing, 2 workers)"] = tagger(
+            source, Path(tmp) / "direct", model, audio, DIRECT_2)
+        for workers in (1, 2):
+            with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                          host="127.0.0.1", dashboard_address=None) as cluster:
+                results[f"tagger, Dask ({workers} worker{'s' * (workers > 1)})"] = tagger(
+                    source, Path(tmp) / f"dask{workers}", model, audio, runners.dask_args(cluster.scheduler_address))
+    base = next(iter(results.values()))
+    base_rate = base["audio_seconds"] / base["wall_seconds"]
+    lines = ["| how | files | audio s | wall s | audio s / wall s | files / s | vs loop |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        rate = r["audio_seconds"] / r["wall_seconds"]
+        lines.append(f"| {name} | {r['files']} | {r['audio_seconds']:.0f} | {r['wall_seconds']:.1f} | {rate:.1f} | "
+                     f"{r['files'] / r['wall_seconds']:.2f} | {rate / base_rate:.2f}x |")
+    body = "\n".join(lines) + (
+        f"\n\nModel: {_shown(model.path)} (version {model.version}); "
+        f"{args.files} real GTZAN clips (FLAC, 30 s). The loop's wall includes its model load "
+        f"({base['load_seconds']:.1f} s); the tagger's include worker start-up and a model load per worker."
+        + (f"\n\n{args.note}" if args.note else ""))
+    print(body)
+    if not args.no_write:
+        write_section("tagging", "Batch tagging throughput (python -m tagging)", body,
+                      f"make bench-tagging ARGS=\"--files {args.files}\"")
+
+
+if __name__ == "__main__":
+    main()

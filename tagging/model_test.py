@@ -1,0 +1,38 @@
+"""Which model the tagger picks from a serving directory."""
+from __future__ import annotations
+
+import pytest
+
+from pipeline.errors import UserError
+from tagging.model import latest_version, saved_model, top_k
+
+
+def fake_version(base, name: str, complete: bool = True) -> None:
+    d = base / name
+    (d / "variables").mkdir(parents=True)
+    (d / "saved_model.pb").write_bytes(b"x")
+    if complete:
+        (d / "variables" / "variables.index").write_bytes(b"x")
+
+
+def test_newest_complete_version_is_chosen(tmp_path):
+    fake_version(tmp_path, "100")
+    fake_version(tmp_path, "20")
+    fake_version(tmp_path, "300", complete=False)  # a push still being copied
+    (tmp_path / "tmp-400").mkdir()
+    assert latest_version(str(tmp_path)).version == "100"
+    assert latest_version(str(tmp_path), "20").path == str(tmp_path / "20")
+
+
+def test_missing_models_are_user_errors_naming_the_fix(tmp_path):
+    with pytest.raises(UserError, match="does not exist") as err:
+        latest_version(str(tmp_path / "nowhere"))
+    assert "make run" in err.value.fix
+    with pytest.raises(UserError, match="has no complete version"):
+        latest_version(str(tmp_path))
+    with pytest.raises(UserError, match="not a SavedModel"):
+        saved_model(str(tmp_path))
+
+
+def test_top_k_is_best_first_and_stable_on_ties():
+    assert top_k(["a", "b", "c", "d"], [0.2, 0.4, 0.2, 0.2]) == [("b", 0.4), ("a", 0.2), ("c", 0.2)]

@@ -1,0 +1,24 @@
+"""Beam arguments of the tagger: the pipeline's defaults, --runner, --beam-arg and the --dask preset."""
+from pipeline.config import PipelineConfig
+from tagging import runners
+
+
+def test_defaults_are_the_pipelines_direct_runner():
+    assert runners.beam_args() == PipelineConfig().beam_args
+    assert runners.runner_of(runners.beam_args()) == "DirectRunner"
+
+
+def test_beam_args_replace_the_defaults_as_for_local_runner():
+    assert runners.beam_args(extra=["--runner=DirectRunner", "--direct_running_mode=in_memory"]) == [
+        "--runner=DirectRunner", "--direct_running_mode=in_memory"]
+
+
+def test_dask_preset_names_the_fixed_runner_and_the_scheduler():
+    args = runners.beam_args(dask="10.0.0.5:8786")
+    assert args == ["--runner=tagging.dask_runner.DaskRunner", "--dask_client_address=tcp://10.0.0.5:8786"]
+    assert runners.is_dask(args) and not runners.is_dask(runners.beam_args())
+
+
+def test_runner_flag_drops_direct_runner_options_for_other_runners():
+    args = runners.beam_args(runner="FlinkRunner")
+    assert runners.runner_of(args) == "FlinkRunner" and not any(a.startswith("--direct_") for a in args)
