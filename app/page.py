@@ -6,6 +6,7 @@ serving/client.py; this process loads TF Serving's protos without the TensorFlow
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 
@@ -60,7 +61,7 @@ def _card(tracking_uri: str, version: int) -> model_card.ModelCard:
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def _log_mel(name: str, size: int, _clip: Clip) -> bytes:  # keyed by name and size: the clip is not hashed
+def _log_mel(digest: str, _clip: Clip) -> bytes:  # keyed by the file's digest: the clip itself is not hashed
     return figures.log_mel_png(_clip.waveform, _clip.sample_rate)
 
 
@@ -111,7 +112,7 @@ def classify(settings: AppSettings, clip: Clip) -> Prediction | None:
     return None
 
 
-def show_result(settings: AppSettings, clip: Clip, prediction: Prediction) -> None:
+def show_result(settings: AppSettings, clip: Clip, digest: str, prediction: Prediction) -> None:
     ranked = prediction.ranked()
     top, probability = ranked[0]
     hop = PipelineConfig().audio.hop_seconds
@@ -136,7 +137,7 @@ def show_result(settings: AppSettings, clip: Clip, prediction: Prediction) -> No
     st.markdown("**Waveform**")
     st.altair_chart(figures.waveform_chart(clip.waveform, clip.sample_rate), width="stretch")
     st.markdown("**Log-mel spectrogram**")
-    st.image(_log_mel(clip.name, clip.waveform.size, clip), width="stretch",
+    st.image(_log_mel(digest, clip), width="stretch",
              caption="Computed in the page with librosa, for display; the model computes its own features "
                      "in its TF graph.")
 
@@ -167,7 +168,7 @@ def main() -> None:
         st.audio(clip.waveform, sample_rate=clip.sample_rate)
     prediction = classify(settings, clip)
     if prediction is not None:
-        show_result(settings, clip, prediction)
+        show_result(settings, clip, hashlib.sha256(data).hexdigest(), prediction)
 
 
 main()
