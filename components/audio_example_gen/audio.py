@@ -144,21 +144,16 @@ def _read_float(f: sf.SoundFile, target_rate: int, limit: int, max_seconds: floa
     stream = None if f.samplerate == target_rate else soxr.ResampleStream(
         f.samplerate, target_rate, 1, dtype="float32", quality="HQ")
     parts, read = [], 0
-    while True:
-        block = f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
-        last = len(block) == 0
-        if not last:
-            read += len(block)
-            if read > limit:
-                raise _too_long(max_seconds)
-            if not np.isfinite(block).all():
-                raise BadAudio(NON_FINITE, "the decoded samples contain NaN or Inf")
-            mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
-            parts.append(mono if stream is None else stream.resample_chunk(mono, last=False))
-        elif stream is not None:
-            parts.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
-        if last:
-            break
+    while len(block := f.read(BLOCK_FRAMES, dtype="float32", always_2d=True)):
+        read += len(block)
+        if read > limit:
+            raise _too_long(max_seconds)
+        if not np.isfinite(block).all():
+            raise BadAudio(NON_FINITE, "the decoded samples contain NaN or Inf")
+        mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+        parts.append(mono if stream is None else stream.resample_chunk(mono, last=False))
+    if stream is not None:
+        parts.append(stream.resample_chunk(np.zeros(0, np.float32), last=True))
     samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
     return samples.astype(np.float32, copy=False), read
 

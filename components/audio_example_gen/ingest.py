@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import time
-from typing import Any, Optional, Union
+from typing import Any, BinaryIO, Optional, Union
 
 import apache_beam as beam
 from apache_beam.io import tfrecordio
@@ -70,12 +70,11 @@ def _load(path: str, cfg: AudioConfig) -> audio_lib.DecodedAudio:
     """Decode one file; a file larger than WHOLE_FILE_BYTES is decoded from the open file, in blocks."""
     # Beam's FileSystems (not tfx fileio, which imports TensorFlow) opens local and remote paths.
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        data = f.read(WHOLE_FILE_BYTES + 1)
-        if len(data) > WHOLE_FILE_BYTES:
-            data = None
+        source: Union[bytes, BinaryIO] = f.read(WHOLE_FILE_BYTES + 1)
+        if len(source) > WHOLE_FILE_BYTES:
+            source = f
             f.seek(0)
-        return audio_lib.load(f if data is None else data, cfg.sample_rate, cfg.segment_samples, cfg.silence_dbfs,
-                              cfg.max_clip_seconds)
+        return audio_lib.load(source, cfg.sample_rate, cfg.segment_samples, cfg.silence_dbfs, cfg.max_clip_seconds)
 
 
 def read_audio(path: str, cfg: AudioConfig) -> Union[audio_lib.DecodedAudio, filecheck.Problem]:
