@@ -39,7 +39,7 @@ def decode(name: str, data: bytes, max_seconds: float, audio: AudioConfig = Pipe
 
     The bars are the model's own (``audio.segment_seconds``, ``audio.silence_dbfs``; the
     serving graph refuses the same clips), checked here to answer at once with a message
-    written for a person; MAX_SECONDS is the page's cap (default ``audio.max_serving_seconds``).
+    written for a person; MAX_SECONDS is the page's cap (default ``serving.max_clip_seconds``).
     """
     min_seconds = audio.segment_seconds
     if not data:
@@ -64,7 +64,7 @@ def decode(name: str, data: bytes, max_seconds: float, audio: AudioConfig = Pipe
                         f"needs at least {min_seconds:g} s. Choose or record a longer clip.")
     if seconds > max_seconds:
         raise ClipError(f"{name} is {seconds / 60:.1f} min long, over this page's limit of "
-                        f"{max_seconds / 60:g} min per request to the model server (audio.max_serving_seconds). Trim the clip, or start "
+                        f"{max_seconds / 60:g} min per request to the model server (serving.max_clip_seconds). Trim the clip, or start "
                         "the page with a higher GENRE_APP_MAX_SECONDS.")
     rms = float(np.sqrt(np.mean(np.square(waveform, dtype=np.float64))))
     if rms == 0 or 20 * np.log10(rms) < audio.silence_dbfs:

@@ -95,7 +95,7 @@ def test_clip_over_the_limit_is_refused(page, monkeypatch):
     at = upload(page, "long.flac", encode(stand_in_clip("jazz", 7.0)))
     assert [e.value for e in at.error] == [
         "long.flac is 0.1 min long, over this page's limit of 0.1 min per request to the model server "
-        "(audio.max_serving_seconds). Trim the clip, or start the page with a higher GENRE_APP_MAX_SECONDS."]
+        "(serving.max_clip_seconds). Trim the clip, or start the page with a higher GENRE_APP_MAX_SECONDS."]
 
 
 def test_server_down_names_the_command_that_starts_one(monkeypatch, tmp_path):

@@ -12,7 +12,7 @@ DEFAULT_HOST = "127.0.0.1:8500"
 DEFAULT_MODEL = "genre"
 # The serving signatures refuse clips longer than this (read at export); the page refuses
 # them first, with a message, instead of sending up to 100 MB for an INVALID_ARGUMENT.
-DEFAULT_MAX_SECONDS = PipelineConfig().audio.max_serving_seconds
+DEFAULT_MAX_SECONDS = PipelineConfig().serving.max_clip_seconds
 
 
 def short_uri(uri: str) -> str:

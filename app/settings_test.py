@@ -14,7 +14,7 @@ def test_environment_overrides_defaults_and_round_trips():
     defaults = AppSettings.from_env({})
     assert defaults.host == DEFAULT_HOST
     assert defaults.mlflow_uri == PipelineConfig().mlflow_tracking_uri
-    assert defaults.max_seconds == PipelineConfig().audio.max_serving_seconds
+    assert defaults.max_seconds == PipelineConfig().serving.max_clip_seconds
 
 
 def test_short_uri_hides_the_machine_layout():

@@ -74,15 +74,15 @@ def _rate_check(sample_rate: tf.Tensor) -> tf.Operation:
 
 
 def _length_checks(config: PipelineConfig, num_samples: tf.Tensor, sample_rate: tf.Tensor) -> list:
-    """Non-empty, at most ``audio.max_serving_seconds``, at least one segment."""
+    """Non-empty, at most ``serving.max_clip_seconds``, at least one segment."""
     n = tf.cast(num_samples, tf.float64)
     rate = tf.cast(sample_rate, tf.float64)
-    limit, segment = config.audio.max_serving_seconds, config.audio.segment_seconds
+    limit, segment = config.serving.max_clip_seconds, config.audio.segment_seconds
     empty = _refuse_unless(n > 0, "The audio clip is empty (0 samples).")
     with tf.control_dependencies([empty]):
         too_long = _refuse_unless(
             n <= limit * rate, "The audio clip is ", _num(n / rate, 1), " s long, longer than the ",
-            f"{limit:g} s this model accepts (audio.max_serving_seconds); send at most {limit:g} s of it.")
+            f"{limit:g} s this model accepts (serving.max_clip_seconds); send at most {limit:g} s of it.")
     with tf.control_dependencies([too_long]):
         too_short = _refuse_unless(
             n >= tf.math.ceil(segment * rate), "The audio clip is ", _num(n / rate, 2),
@@ -207,7 +207,7 @@ def decode_wav(config: PipelineConfig, data: tf.Tensor) -> tuple[tf.Tensor, tf.T
 
     Reads RIFF/WAVE with PCM (8, 16, 24, 32 bit) or IEEE float (32, 64 bit) samples, plain or
     WAVE_FORMAT_EXTENSIBLE, any channel count (averaged to mono, as ingestion does). The clip
-    length is checked against ``audio.max_serving_seconds`` from the header, before decoding.
+    length is checked against ``serving.max_clip_seconds`` from the header, before decoding.
     A data chunk longer than the file (a truncated file) is read as far as it goes.
     """
     length = tf.cast(tf.strings.length(data, unit="BYTE"), tf.int64)

@@ -21,7 +21,7 @@ from serving.tensors import to_ndarray, to_tensor_proto
 from serving.testing import serving_endpoint, small_model_base
 
 RATE = CONFIG.audio.sample_rate  # 8000
-LIMIT = CONFIG.audio.max_serving_seconds  # 600 s, the default
+LIMIT = CONFIG.serving.max_clip_seconds  # 600 s, the default
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
@@ -83,7 +83,7 @@ REFUSALS = {
     "too short": (noise(0.1), RATE, "The audio clip is 0.10 s long, shorter than one 0.25 s segment."),
     "too long": (noise(LIMIT + 0.5, level=0.1), RATE,
                  "The audio clip is 600.5 s long, longer than the 600 s this model accepts "
-                 "(audio.max_serving_seconds); send at most 600 s of it."),
+                 "(serving.max_clip_seconds); send at most 600 s of it."),
     "NaN": (np.where(np.arange(RATE) == 7, np.nan, noise(1.0)).astype(np.float32), RATE,
             "The audio clip contains NaN or Inf samples; every sample must be finite."),
     "Inf": (np.where(np.arange(RATE) == 7, -np.inf, noise(1.0)).astype(np.float32), RATE,
@@ -164,7 +164,7 @@ WAV_REFUSALS = {
                      "The sample rate of 2000 Hz is outside the supported range of 4000 to 192000 Hz."),
     "too long": (wav_bytes(noise(LIMIT + 1, 4000, level=0.1), 4000, "PCM_U8"),  # 2.4 MB
                  "The audio clip is 601.0 s long, longer than the 600 s this model accepts "
-                 "(audio.max_serving_seconds); send at most 600 s of it."),
+                 "(serving.max_clip_seconds); send at most 600 s of it."),
     "silent": (wav_bytes(np.zeros(RATE, np.float32), RATE, "FLOAT"),
                "The audio clip is silent: its RMS level of -inf dBFS is below the silence floor of "
                "-60 dBFS (audio.silence_dbfs)."),

@@ -36,7 +36,7 @@ MODEL_TYPES: tuple[str, ...] = ("cnn", "lstm", "vgg")
 # cache key, so a setting it does not read (a gate bar, the epochs) never re-runs it.
 INGESTION_SECTIONS: tuple[str, ...] = ("audio", "split")
 TRANSFORM_SECTIONS: tuple[str, ...] = ("audio", "features")
-TRAINING_SECTIONS: tuple[str, ...] = ("audio", "split", "features", "train", "paths")
+TRAINING_SECTIONS: tuple[str, ...] = ("audio", "serving", "split", "features", "train", "paths")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "outputs"
@@ -61,8 +61,6 @@ class AudioConfig:
     # 30-s clips whole at segments down to 1.5 s, and lets no track weigh more than 2 GTZAN clips
     # at the default 3-s segments.
     max_segments_per_track: int = 20
-    # Longest clip the serving signatures accept (INVALID_ARGUMENT beyond it); read at export.
-    max_serving_seconds: float = 600.0
 
     @property
     def segment_samples(self) -> int:
@@ -71,6 +69,14 @@ class AudioConfig:
     @property
     def hop_samples(self) -> int:
         return int(round(self.hop_seconds * self.sample_rate))
+
+
+@dataclass
+class ServingConfig:
+    """What the exported serving signatures accept; read at export (Trainer), not by ingestion."""
+
+    # Longest clip the serving signatures accept (INVALID_ARGUMENT beyond it).
+    max_clip_seconds: float = 600.0
 
 
 @dataclass
@@ -207,6 +213,7 @@ class PipelineConfig:
     # the model head, the gate's slices and the serving outputs read it from here.
     genres: tuple[str, ...] = GENRES
     audio: AudioConfig = field(default_factory=AudioConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -343,8 +350,8 @@ class PipelineConfig:
 
 
 _SECTION_TYPES = {
-    "audio": AudioConfig, "split": SplitConfig, "features": FeatureConfig, "train": TrainConfig,
-    "gate": GateConfig, "synthetic": SyntheticConfig, "paths": PathsConfig,
+    "audio": AudioConfig, "serving": ServingConfig, "split": SplitConfig, "features": FeatureConfig,
+    "train": TrainConfig, "gate": GateConfig, "synthetic": SyntheticConfig, "paths": PathsConfig,
 }
 
 

@@ -258,7 +258,7 @@ class GenreClient:
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
             return ServingRpcError(f"{what} failed at {self.host}: RESOURCE_EXHAUSTED: {details}. The request is "
                                    "larger than the server accepts: send a shorter clip (the model's limit is "
-                                   "audio.max_serving_seconds, docs/contracts.md)", code)
+                                   "serving.max_clip_seconds, docs/contracts.md)", code)
         if code == grpc.StatusCode.INVALID_ARGUMENT:
             return ModelInputError(f"the model rejected the input (INVALID_ARGUMENT): {readable_error(details)}")
         return ServingRpcError(f"{what} failed at {self.host}: {code.name}: {details}", code)

@@ -22,7 +22,7 @@ from serving.testing import small_model_base
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = CONFIG.audio.sample_rate  # the small model's rate: clips are sent at it, so none is resampled
-CAP_SECONDS = CONFIG.audio.max_serving_seconds  # 600 s, the default cap
+CAP_SECONDS = CONFIG.serving.max_clip_seconds  # 600 s, the default cap
 CAP_BYTES = int(CAP_SECONDS * RATE) * 4  # a cap-length clip as float32: 19.2 MB
 MAX_MESSAGE_BYTES = CAP_BYTES + 2**20  # the server's bound: a cap-length clip and a little more
 CLIENTS, ROUNDS = 4, 1
@@ -99,7 +99,7 @@ def test_concurrent_long_clips_leave_the_server_answering_within_its_memory_boun
     after, peak = rss_bytes(pid), rss_bytes(pid, "VmHWM")
 
     over = ("over cap: The audio clip is 601.0 s long, longer than the 600 s this model accepts "
-            "(audio.max_serving_seconds); send at most 600 s of it.")
+            "(serving.max_clip_seconds); send at most 600 s of it.")
     assert results == [["2400 segments", over, "RESOURCE_EXHAUSTED"] * ROUNDS] * CLIENTS
     with GenreClient(target, retries=0) as client:  # still answering a normal request
         assert client.predict_waveform(clip(30, 4), RATE).segment_scores.shape == (120, 10)

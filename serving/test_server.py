@@ -24,7 +24,7 @@ other failure is INTERNAL. The server keeps serving after every error.
 Limits (and differences from TF Serving):
 
 - Messages larger than ``max_message_bytes`` (default :data:`DEFAULT_MAX_MESSAGE_BYTES`,
-  room for a clip of the default ``audio.max_serving_seconds`` as float32 at 48 kHz) are
+  room for a clip of the default ``serving.max_clip_seconds`` as float32 at 48 kHz) are
   refused by gRPC with RESOURCE_EXHAUSTED before they are read into memory. TF Serving
   itself sets 2 GB (``--grpc_channel_arguments=grpc.max_receive_message_length=N`` may
   lower it, depending on its gRPC release; see docs/contracts.md).
@@ -62,13 +62,13 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from pipeline.config import AudioConfig
+from pipeline.config import ServingConfig
 from serving.client import readable_error
 
 LOG = logging.getLogger("serving.test_server")
 DEFAULT_SIGNATURE = "serving_default"
 # A clip of the default serving cap as float32 at 48 kHz, plus room for the rest of the request.
-DEFAULT_MAX_MESSAGE_BYTES = int(AudioConfig().max_serving_seconds * 48000 * 4) + 2**20
+DEFAULT_MAX_MESSAGE_BYTES = int(ServingConfig().max_clip_seconds * 48000 * 4) + 2**20
 
 
 class RpcFailure(Exception):
