@@ -35,12 +35,13 @@ from pipeline.config import PROJECT_ROOT
 from pipeline.run_record import RUNNING, open_store
 
 BEAM = ["--beam-arg=--runner=DirectRunner", "--beam-arg=--direct_running_mode=in_memory"]
-# Small enough for CI, and every genre has held-out tracks under these ratios (the gate
-# refuses a test split that lacks a genre of the label set).
-DATA = ["--synthetic-tracks", "5", "--synthetic-seconds", "6", "--split-ratios", "0.4,0.2,0.4"]
+# Small enough for CI; the stratified split gives each genre 2 train, 1 eval and 1 test track
+# (the gate refuses a test split that lacks a genre of the label set).
+DATA = ["--synthetic-tracks", "4", "--synthetic-seconds", "6"]
 # The absolute bars are lowered: this test is about which baseline the gate uses, not accuracy.
-BARS = ["--min-accuracy", "0.2", "--min-clip-accuracy", "0.2", "--min-test-clips", "10"]
-EPOCHS = {"cnn": "6", "vgg": "4"}
+BARS = ["--min-accuracy", "0.1", "--min-clip-accuracy", "0.1", "--min-test-clips", "10"]
+# The VGG's first 10 epochs train its head on embeddings computed once: seconds each.
+EPOCHS = {"cnn": "6", "vgg": "10"}
 NOISE = ("undefined symbol", "cuInit", "ZetaSQL", "zetasql", "property_predicate", "Discarding unparseable args")
 
 
@@ -55,7 +56,7 @@ def model_switch(tmp_path_factory):
     output_dir = str(tmp_path_factory.mktemp("switch"))
     runs = {}
     for name, model, extra in (("cnn", "cnn", ()), ("vgg", "vgg", ()), ("cnn_again", "cnn", ()),
-                               ("new_bar", "cnn", ("--min-accuracy", "0.25"))):
+                               ("new_bar", "cnn", ("--min-accuracy", "0.15"))):
         runs[name] = run(output_dir, model, *extra)
     return output_dir, runs
 
