@@ -190,8 +190,8 @@ def print_summary(summary: dict, until: str) -> None:
         print(f"  pushed: {summary.get('pushed_to', 'no (not blessed, nothing pushed)')}")
     if "mlflow_run_id" in summary:
         print(f"  MLflow run {summary['mlflow_run_id']} at {summary['mlflow_tracking_uri']} (`make mlflow-ui`)")
-        plots = glob.glob(os.path.join(summary["pipeline_root"], "mlflow-artifacts", "*", summary["mlflow_run_id"],
-                                       "artifacts", "plots"))
+        plots = glob.glob(os.path.join(summary["pipeline_root"], "mlflow-artifacts", "**", summary["mlflow_run_id"],
+                                       "artifacts", "plots"), recursive=True)
         print(f"  plots (learning curves, confusion matrices): {plots[0] if plots else 'the run in MLflow, Artifacts'}")
     evaluations = glob.glob(os.path.join(summary["pipeline_root"], "*Evaluator", "evaluation", "*"))
     if evaluations:  # README "Looking at results": TFMA's own view, the ingestion report, the plots
