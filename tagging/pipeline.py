@@ -92,7 +92,8 @@ def run(job: TagJob, log: Callable[[str], None] = lambda m: print(m, file=sys.st
     runner = runners.runner_of(job.beam_args)
     log(f"[tag] {len(listing.files)} audio files under {job.source} ({len(listing.ignored)} other files ignored); "
         f"model {job.model.path} (version {job.model.version}); runner {runner}")
-    FileSystems.mkdirs(job.out_dir) if not FileSystems.exists(job.out_dir) else None
+    if not FileSystems.exists(job.out_dir):
+        FileSystems.mkdirs(job.out_dir)
     shard_dir = os.path.join(job.out_dir, f".shards-{uuid.uuid4().hex[:12]}")
     FileSystems.mkdirs(shard_dir)
     started = time.time()
