@@ -11,7 +11,8 @@ All measured in one run, on the same files and model (the newest complete versio
 3. the tagger on a Dask cluster of 1 and of 2 worker processes (one thread each) started
    on 127.0.0.1 for the run (the fixed runner, tagging/dask_runner.py), twice: on the new
    cluster, then again on the same, warm workers (TensorFlow imported, model loaded), as a
-   long-lived cluster serves repeated jobs.
+   long-lived cluster serves repeated jobs; and 2 workers with one TensorFlow thread each
+   (``--tf-threads 1``: TensorFlow's default uses every core in every worker).
 
 Wall times of 2 and 3 are the whole Beam run as a user waits for it: worker start-up,
 TensorFlow import and model load in every worker included (not in a warm run), cluster
@@ -68,8 +69,8 @@ def loop(source: Path, model_path: str, audio) -> dict:
     return {"audio_seconds": seconds, "wall_seconds": wall, "files": files, "load_seconds": load}
 
 
-def tagger(source: Path, out: Path, model, audio, args: list[str]) -> dict:
-    s = tag_pipeline.tag(str(source), str(out), model, beam_args=args, audio=audio)
+def tagger(source: Path, out: Path, model, audio, args: list[str], tf_threads=None) -> dict:
+    s = tag_pipeline.tag(str(source), str(out), model, beam_args=args, audio=audio, tf_threads=tf_threads)
     return {"audio_seconds": s["audio_seconds"], "wall_seconds": s["wall_seconds"], "files": s["files"]["listed"]}
 
 
@@ -86,7 +87,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="real clips (default: %(default)s)")
     parser.add_argument("--model-dir", default=PipelineConfig().serving_dir,
                         help="TF Serving layout base dir of the model (default: %(default)s)")
-    parser.add_argument("--files", type=int, default=120, help="files to tag (default: %(default)s)")
+    parser.add_argument("--files", type=int, default=100, help="files to tag (default: %(default)s)")
     parser.add_argument("--note", default="", help="a line printed under the table (e.g. what else loaded the machine)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
@@ -100,13 +101,15 @@ def main(argv=None) -> None:
         results["loop: in-process SavedModel calls, 1 process"] = loop(source, model.path, audio)
         results["tagger, DirectRunner (multi_processing, 2 workers)"] = tagger(
             source, Path(tmp) / "direct", model, audio, DIRECT_2)
-        for workers in (1, 2):
+        for workers, tf_threads in ((1, None), (2, None), (2, 1)):
             with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                           host="127.0.0.1", dashboard_address=None) as cluster:
-                name = f"tagger, Dask ({workers} worker{'s' * (workers > 1)}"
+                name = f"tagger, Dask ({workers} worker{'s' * (workers > 1)}" + (
+                    f", --tf-threads {tf_threads}" if tf_threads else "")
                 for run in ("new", "warm"):  # warm: same workers again, TensorFlow and the model loaded
-                    results[f"{name}, {run} cluster)"] = tagger(source, Path(tmp) / f"dask{workers}{run}", model,
-                                                                 audio, runners.dask_args(cluster.scheduler_address))
+                    results[f"{name}, {run} cluster)"] = tagger(
+                        source, Path(tmp) / f"dask{workers}{tf_threads}{run}", model, audio,
+                        runners.dask_args(cluster.scheduler_address), tf_threads=tf_threads)
     base = next(iter(results.values()))
     base_rate = base["audio_seconds"] / base["wall_seconds"]
     lines = ["| how | files | audio s | wall s | audio s / wall s | files / s | vs loop |",

@@ -52,6 +52,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"run on the Dask scheduler at HOST:PORT (runner {runners.DASK_RUNNER})")
     g.add_argument("--dask-partitions", type=int, help="Dask partitions (tasks) to split the files into (default: "
                    "one per batch, at most 64)")
+    g.add_argument("--tf-threads", type=int, help="TensorFlow threads per worker process (default: TensorFlow's, "
+                   "all cores; 1 suits one worker per core)")
     g.add_argument("--no-parquet", dest="parquet", action="store_false", help="skip tags.parquet")
     return p
 
@@ -75,7 +77,7 @@ def _job(args: argparse.Namespace) -> tag_pipeline.TagJob:
     return tag_pipeline.TagJob(
         source=args.source, out_dir=args.out, model=ref, audio=audio, batch_size=args.batch_size,
         beam_args=runners.beam_args(args.runner, args.beam_args, args.dask), parquet=args.parquet,
-        dask_partitions=args.dask_partitions)
+        dask_partitions=args.dask_partitions, tf_threads=args.tf_threads)
 
 
 def main(argv: Optional[list[str]] = None) -> dict:

@@ -115,13 +115,20 @@ class GenreSignatureHandler(ModelHandler[dict, PredictionResult, Any]):
     ingestion's reader refused) pass through untouched, so one PCollection carries every file.
     """
 
-    def __init__(self, model: ModelRef):
+    def __init__(self, model: ModelRef, tf_threads: Optional[int] = None):
         super().__init__()
         self._model = model
+        self._tf_threads = tf_threads
 
     def load_model(self) -> Any:
         import tensorflow as tf
 
+        if self._tf_threads:  # one TF thread per worker process: N workers on N cores, none oversubscribed
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(self._tf_threads)
+                tf.config.threading.set_inter_op_parallelism_threads(self._tf_threads)
+            except RuntimeError:  # TF already running in this process (in-memory runner): keep its pools
+                pass
         loaded = tf.saved_model.load(self._model.path)
         if SIGNATURE not in loaded.signatures:
             raise UserError(f"The SavedModel at {self._model.path} has no {SIGNATURE!r} signature "

@@ -38,13 +38,14 @@ class TagJob:
     flush_every: int = 16
     parquet: bool = True
     dask_partitions: Optional[int] = None  # None: one per chunk, at most 64
+    tf_threads: Optional[int] = None       # TensorFlow threads per worker process (None: TF's default)
 
 
 def build(pipeline: beam.Pipeline, chunks: list[list[tuple[str, str]]], job: TagJob, shard_dir: str) -> None:
     _ = (pipeline
          | "FileChunks" >> beam.Create(chunks)
          | "Decode" >> beam.FlatMap(files_lib.decode_chunk, job.audio)
-         | "Classify" >> RunInference(GenreSignatureHandler(job.model).with_no_batching())
+         | "Classify" >> RunInference(GenreSignatureHandler(job.model, job.tf_threads).with_no_batching())
          | "ToRecord" >> beam.Map(outputs.to_record)
          | "WriteShards" >> beam.ParDo(outputs.WriteShards(shard_dir, job.flush_every)))
 
