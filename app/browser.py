@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from typing import Iterator, Optional
+from typing import Iterator, NamedTuple, Optional
 
 from app.__main__ import streamlit_command
 from app.settings import AppSettings
@@ -90,30 +90,37 @@ def open_page(driver, url: str, timeout: float = 120.0) -> None:
     WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[type='file']")))
 
 
-def upload_and_wait(driver, clip_path: str, timeout: float = 180.0) -> tuple[float, str]:
-    """Upload CLIP_PATH; wait for the result (or an error) with every chart and image drawn.
+class Upload(NamedTuple):
+    headline_seconds: float  # upload -> the top genre (or an error) is on the page
+    rendered_seconds: float  # upload -> every chart drawn and the spectrogram image loaded
+    text: str  # the page's visible text
 
-    Returns (seconds from upload to rendered result, the page's visible text).
-    """
+
+def upload_and_wait(driver, clip_path: str, timeout: float = 180.0) -> Upload:
+    """Upload CLIP_PATH; wait for the result (or an error) with every chart and image drawn."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    started = time.perf_counter()
+    seen: list[float] = []
+
     def rendered(d) -> bool:
         if d.find_elements(By.CSS_SELECTOR, ERROR_CSS):
+            seen.append(time.perf_counter())
             return True
         if not d.find_elements(By.CSS_SELECTOR, RESULT_CSS):
             return False
+        seen.append(time.perf_counter())
         charts = d.find_elements(By.CSS_SELECTOR, "[data-testid='stVegaLiteChart'] canvas, "
                                                   "[data-testid='stVegaLiteChart'] svg")
         images = d.find_elements(By.CSS_SELECTOR, "[data-testid='stImage'] img")
         return len(charts) >= 3 and bool(images) and all(
             d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", i) for i in images)
 
-    started = time.perf_counter()
     driver.find_element(By.CSS_SELECTOR, "input[type='file']").send_keys(os.path.abspath(clip_path))
     WebDriverWait(driver, timeout, poll_frequency=0.05).until(rendered)
-    elapsed = time.perf_counter() - started
-    return elapsed, driver.find_element(By.TAG_NAME, "body").text
+    done = time.perf_counter()
+    return Upload(seen[0] - started, done - started, driver.find_element(By.TAG_NAME, "body").text)
 
 
 def save_screenshot(driver, path: str, max_bytes: Optional[int] = None) -> str:

@@ -64,7 +64,8 @@ def decode(name: str, data: bytes, max_seconds: float, audio: AudioConfig = Pipe
                         f"needs at least {min_seconds:g} s. Choose or record a longer clip.")
     if seconds > max_seconds:
         raise ClipError(f"{name} is {seconds / 60:.1f} min long, over this page's limit of "
-                        f"{max_seconds / 60:g} min per request to the model server (serving.max_clip_seconds). Trim the clip, or start "
+                        f"{max_seconds / 60:g} min per request to the model server (serving.max_clip_seconds). "
+                        "Trim the clip, or start "
                         "the page with a higher GENRE_APP_MAX_SECONDS.")
     rms = float(np.sqrt(np.mean(np.square(waveform, dtype=np.float64))))
     if rms == 0 or 20 * np.log10(rms) < audio.silence_dbfs:

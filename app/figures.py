@@ -41,7 +41,7 @@ def segment_timeline(segment_scores: np.ndarray, genres: tuple[str, ...], hop_se
     heat = base.mark_rect().encode(
         x=alt.X("start:Q", title="seconds into the clip", scale=alt.Scale(domain=[0, count * hop_seconds])),
         x2="end:Q",
-        color=alt.Color("probability:Q", scale=alt.Scale(scheme="oranges", domain=[0, 1]), legend=None),
+        color=alt.Color("probability:Q", scale=alt.Scale(domain=[0, 1], range=["#f5f7fa", ACCENT]), legend=None),
         tooltip=[alt.Tooltip("start:Q", title="segment starts at (s)"), "genre",
                  alt.Tooltip("probability:Q", format=".1%")])
     frame_voted = frame[frame["voted"]].assign(middle=lambda f: (f["start"] + f["end"]) / 2)

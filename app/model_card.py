@@ -55,7 +55,8 @@ def lookup(tracking_uri: str, serving_version: int, registered_model: Optional[s
     alias = alias or tracking.SERVING_ALIAS
     path = _sqlite_path(tracking_uri)
     if path is not None and not os.path.exists(path):  # opening it would create an empty store
-        return ModelCard(serving_version, note=f"no MLflow store at {short_uri(tracking_uri)} (run `make run`, or start the "
+        return ModelCard(serving_version, note=f"no MLflow store at {short_uri(tracking_uri)} (run `make run`, or "
+                                               "start the "
                                                "page with --mlflow-uri)")
     try:
         from mlflow.tracking import MlflowClient
@@ -72,7 +73,8 @@ def lookup(tracking_uri: str, serving_version: int, registered_model: Optional[s
         except Exception:  # noqa: BLE001 - no such alias yet
             is_champion = False
     except Exception as err:  # noqa: BLE001 - the card is optional; the page still answers
-        return ModelCard(serving_version, note=f"MLflow at {short_uri(tracking_uri)} did not answer ({type(err).__name__}: "
+        return ModelCard(serving_version, note=f"MLflow at {short_uri(tracking_uri)} did not answer "
+                                               f"({type(err).__name__}: "
                                                f"{str(err).splitlines()[0][:200]})")
     metrics, tags = run.data.metrics, run.data.tags
     clips = metrics.get("candidate_clips")

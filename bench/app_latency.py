@@ -56,7 +56,8 @@ def model_base(arg: str | None, tmp: str) -> tuple[str, str]:
     base = arg or PipelineConfig().serving_dir
     if os.path.isdir(base) and any(v.isdigit() for v in os.listdir(base)):
         newest = max(int(v) for v in os.listdir(base) if v.isdigit())
-        return base, f"the pushed model, version {newest}"
+        where = f"{os.path.basename(os.path.dirname(base))}/{os.path.basename(base)}"
+        return base, f"the pushed model in {where}, version {newest}"
     from serving.testing import build_stand_in_model
     stand_in = os.path.join(tmp, "genre")
     build_stand_in_model(stand_in, version=1)
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.app_latency", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", help="TF Serving layout base dir (default: the push destination)")
     parser.add_argument("--clip", help="audio file to upload (default: a real GTZAN clip, else synthetic)")
+    parser.add_argument("--clip-note", default="", help="what the --clip file is, for BENCHMARKS.md")
     parser.add_argument("--uploads", type=int, default=5, help="timed uploads (default: %(default)s)")
     parser.add_argument("--screenshot", default=str(ROOT / "docs" / "app.png"),
                         help="where to save the page after the last upload (default: docs/app.png)")
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         clip, clip_text = pick_clip(args.clip, tmp)
+        clip_text += f" ({args.clip_note})" if args.clip_note else ""
         base, model_text = model_base(args.model_dir, tmp)
         host = stack.enter_context(serving_endpoint(base))
         settings = AppSettings(host=host, mlflow_uri=args.mlflow_uri)

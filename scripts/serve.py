@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, "GENRE_MODELS_DIR": os.path.dirname(serving_dir)}
         command = ["docker", "compose", "-f", COMPOSE_FILE, "up", "tf-serving"]
     else:
-        print(f"{'Asked for' if args.no_docker else 'No Docker engine'}: serving with the project's TF Serving TEST DOUBLE (serving/test_server.py, same "
+        print(f"{'Asked for' if args.no_docker else 'No Docker engine'}: serving with the project's TF Serving "
+              "TEST DOUBLE (serving/test_server.py, same "
               f"gRPC API, not for production) from {serving_dir}, latest version {versions[-1]}, on "
               f"127.0.0.1:{args.port}. Ctrl-C stops it.", flush=True)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}

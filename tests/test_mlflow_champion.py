@@ -70,7 +70,7 @@ def test_page_names_the_model_that_answered(champion, monkeypatch):
     """The page's model card: family, held-out accuracy with protocol, champion, from MLflow."""
     from streamlit.testing.v1 import AppTest
 
-    import app.page_test as page_test
+    from tests import test_app_page as page_test
     from app.settings import HOST_ENV, MLFLOW_ENV
 
     monkeypatch.setenv(HOST_ENV, champion["host"])

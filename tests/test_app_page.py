@@ -1,4 +1,4 @@
-"""The page's logic through Streamlit's AppTest, against the TF Serving test double.
+"""The page (app/page.py) through Streamlit's AppTest, against the TF Serving test double.
 
 Real gRPC to serving/test_server.py (TF Serving's binary cannot run here) serving the
 stand-in SavedModel from serving/testing.py, whose genre follows the clip's loudness.
@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from app.settings import HOST_ENV, MAX_SECONDS_ENV, MLFLOW_ENV
 from serving.testing import build_stand_in_model, serving_endpoint, stand_in_clip
 
-PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.py")
+PAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "page.py")
 RATE = 22050
 
 
@@ -109,8 +109,8 @@ def test_server_down_names_the_command_that_starts_one(monkeypatch, tmp_path):
     assert any("make serve" in w.value for w in at.warning)  # the sidebar says so before any upload
     at = upload(at, "song.flac", encode(stand_in_clip("pop", 6.0)))
     errors = [e.value for e in at.error]
-    assert len(errors) == 1 and errors[0].startswith(f"Cannot reach the model server at {down} (model 'genre'). "
-                                                      "Start one with `make serve`"), errors
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"Cannot reach the model server at {down} (model 'genre'). Start one with `make serve`")
 
 
 def test_page_process_never_loads_the_tensorflow_runtime(host, tmp_path):
@@ -124,7 +124,8 @@ def test_page_process_never_loads_the_tensorflow_runtime(host, tmp_path):
         at.run()
         at.file_uploader(key="upload").set_value(("song.flac", open({str(clip)!r}, "rb").read(), "audio/flac"))
         at.run()
-        assert "<div class='genre-top'>disco</div>" in "".join(m.value for m in at.markdown), [e.value for e in at.error]
+        shown = "".join(m.value for m in at.markdown)
+        assert "<div class='genre-top'>disco</div>" in shown, [e.value for e in at.error]
         loaded = sorted(m for m in sys.modules if m.startswith(("tensorflow.python", "keras", "tf_keras")))
         print("LOADED", loaded)
         sys.exit(1 if loaded else 0)
