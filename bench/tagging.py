@@ -93,6 +93,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     import distributed
 
+    load_before = os.getloadavg()[0]
     model = latest_version(args.model_dir)
     audio = PipelineConfig().audio
     results: dict[str, dict] = {}
@@ -122,6 +123,8 @@ def main(argv=None) -> None:
         f"\n\nModel: {_shown(model.path)} (version {model.version}); "
         f"{args.files} real GTZAN clips (FLAC, 30 s). The loop's wall includes its model load "
         f"({base['load_seconds']:.1f} s); the tagger's include worker start-up and a model load per worker, except on a warm cluster."
+        + f"\n\nLoad average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run: "
+        "other processes shared the cores, so these are figures under load, not of an idle machine."
         + (f"\n\n{args.note}" if args.note else ""))
     print(body)
     if not args.no_write:
