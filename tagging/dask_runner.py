@@ -134,6 +134,9 @@ class _Translator(PipelineVisitor):
         if cls is overrides._Create:
             bag = te.Create(node, bag_kwargs=self.bag_kwargs).apply(None)
         elif cls is beam.ParDo:
+            if not in_bags:
+                raise NotImplementedError(f"{node.full_label}: its input has no Dask translation on "
+                                          f"{__name__}.DaskRunner (see docs/distributed.md)")
             side_specs = [_SideSpec(type(si), si._view_options(), si._window_mapping_fn) for si in node.side_inputs]
             # One Delayed per side input, over the producing bag's own keys: computed once in the graph.
             side_values = [dask.delayed(_concat)(*self.bags[si.pvalue].to_delayed(optimize_graph=False))
@@ -146,6 +149,8 @@ class _Translator(PipelineVisitor):
             for tag, pcoll in node.outputs.items():
                 self.bags[pcoll] = pairs.map_partitions(_select, tag)
             return
+        elif cls is beam.Impulse:
+            bag = db.from_sequence([b""], npartitions=1)
         elif cls is overrides._GroupByKeyOnly:
             bag = te.GroupByKey(node, bag_kwargs=self.bag_kwargs).apply(in_bags[0])
         elif cls is overrides._Flatten:
@@ -153,7 +158,7 @@ class _Translator(PipelineVisitor):
         elif cls is overrides._Read:
             splits = list(transform.source.split(desired_bundle_size=READ_BUNDLE_BYTES))
             bag = db.from_sequence(splits, npartitions=max(1, len(splits))).map_partitions(_read_splits)
-        else:  # _Reshuffle, _GroupAlsoByWindow (GroupByKey already grouped), Impulse-free composites
+        else:  # _Reshuffle, _GroupAlsoByWindow (GroupByKey already grouped the windows' values)
             bag = in_bags[0] if in_bags else None
         for pcoll in node.outputs.values():
             self.bags[pcoll] = bag
