@@ -79,6 +79,7 @@ def test_page_names_the_model_that_answered(champion, monkeypatch):
     at.run()
     page_test.upload(at, "song.flac", page_test.encode(stand_in_clip("blues", 6.0)))
     captions = " ".join(c.value for c in at.caption)
-    assert (f"version {SERVING_VERSION} · CNN · held-out clip accuracy 87.5% over 40 clips ('test' split, hash "
+    protocol = PipelineConfig().split.protocol  # the run's tag (tracking.training_run)
+    assert (f"version {SERVING_VERSION} · CNN · held-out clip accuracy 87.5% over 40 clips ('test' split, {protocol} "
             "protocol)") in captions
     assert f"MLflow run {champion['run_id'][:8]}" in captions and "champion" in captions
