@@ -17,7 +17,8 @@ import soundfile as sf
 from streamlit.testing.v1 import AppTest
 
 from app.settings import HOST_ENV, MAX_SECONDS_ENV, MLFLOW_ENV
-from serving.testing import build_stand_in_model, serving_endpoint, stand_in_clip
+from serving.conftest import host  # noqa: F401  (fixture: the test double serving the stand-in, version 1)
+from serving.testing import stand_in_clip
 
 PAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "page.py")
 RATE = 22050
@@ -27,14 +28,6 @@ def encode(waveform: np.ndarray, fmt: str = "FLAC", rate: int = RATE) -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, waveform, rate, format=fmt)
     return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def host(tmp_path_factory):
-    base = tmp_path_factory.mktemp("models") / "genre"
-    build_stand_in_model(base, version=1)
-    with serving_endpoint(base) as target:
-        yield target
 
 
 @pytest.fixture
