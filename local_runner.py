@@ -60,23 +60,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def prepare_data(config: PipelineConfig) -> str:
-    """The synthetic default set: generated once (atomically), then reused."""
-    from synthetic.generator import generate
+    """The synthetic default set: generated once (atomically, resumable), then reused.
+
+    The set has its own sample rate (``synthetic.sample_rate``), whatever the model's:
+    ingestion resamples, so switching models reuses the same files and ingestion cache.
+    """
+    from synthetic.generator import generate, is_complete
     root = config.synthetic_data_root
     s = config.synthetic
-    total = s.tracks_per_genre * 10
-    present = sum(1 for _ in glob.iglob(os.path.join(root, "*", "*.wav")))
-    if present >= total:
-        print(f"[data] reusing the synthetic set in {root} ({total} tracks)", flush=True)
-    else:
-        print(f"[data] generating the synthetic GTZAN-shaped set: {s.tracks_per_genre} tracks x 10 genres x "
-              f"{s.seconds:g} s (seed {s.seed}) in {root}", flush=True)
+    shape = dict(tracks_per_genre=s.tracks_per_genre, seconds=s.seconds, seed=s.seed, sample_rate=s.sample_rate)
+    if is_complete(root, **shape):
+        print(f"[data] reusing the synthetic set in {root} ({s.tracks_per_genre * 10} tracks)", flush=True)
+        return root
+    print(f"[data] generating the synthetic GTZAN-shaped set: {s.tracks_per_genre} tracks x 10 genres x "
+          f"{s.seconds:g} s (seed {s.seed}) in {root}", flush=True)
 
     def progress(done: int, total: int) -> None:
-        if present < total and (done % 50 == 0 or done == total):
+        if done % 50 == 0 or done == total:
             print(f"[data] {done}/{total} tracks ready", flush=True)
 
-    generate(root, s.tracks_per_genre, s.seconds, s.seed, config.audio.sample_rate, progress=progress)
+    generate(root, **shape, progress=progress)
     return root
 
 

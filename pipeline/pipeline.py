@@ -13,7 +13,6 @@ importable: in this checkout, or installed in the Kubeflow image.
 from __future__ import annotations
 
 import hashlib
-import os
 from typing import Optional
 
 import tensorflow_model_analysis as tfma
