@@ -9,7 +9,7 @@ All measured in one run, on the same files and model (the newest complete versio
    (tagging/files.py) and one ``serving_default`` call: what a script would do;
 2. ``python -m tagging`` on the DirectRunner, multi_processing with 2 workers;
 3. the tagger on a Dask cluster of 1 and of 2 worker processes (one thread each) started
-   on 127.0.0.1 for the run (the fixed runner, tagging/dask_runner.py), twice: on the new
+   on 127.0.0.1 for the run (the fixed runner, pipeline/dask_runner.py), twice: on the new
    cluster, then again on the same, warm workers (TensorFlow imported, model loaded), as a
    long-lived cluster serves repeated jobs; and 2 workers with one TensorFlow thread each
    (``--tf-threads 1``: TensorFlow's default uses every core in every worker).
@@ -32,7 +32,7 @@ from bench.report import write_section
 from pipeline.config import PROJECT_ROOT, PipelineConfig
 from tagging import files as files_lib
 from tagging import pipeline as tag_pipeline
-from tagging import runners
+from pipeline import beam_args as runners
 from tagging.model import SIGNATURE, latest_version
 
 DIRECT_2 = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]

@@ -413,6 +413,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--pipeline-root", help="TFX pipeline root (default: <output-dir>/pipeline_root)")
     g.add_argument("--serving-dir", help="push destination in TF Serving layout (default: <output-dir>/serving/genre)")
     g.add_argument("--mlflow-uri", help="MLflow tracking URI (default: SQLite store under the pipeline root)")
+    g.add_argument("--dask", metavar="HOST:PORT",
+                   help="run the Beam steps on the Dask scheduler at HOST:PORT with the project's corrected Dask "
+                   "runner (docs/distributed.md)")
     g.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
                    help="Beam pipeline argument, repeatable (replaces the DirectRunner defaults)")
     return parser
@@ -461,4 +464,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
                           compare_to_last_blessed=args.compare_to_last_blessed)
     if args.beam_args:
         cfg.beam_args = list(args.beam_args)
+    if getattr(args, "dask", None):
+        from pipeline.beam_args import beam_args
+        cfg.beam_args = beam_args(extra=cfg.beam_args, dask=args.dask)
     return cfg

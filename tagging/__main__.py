@@ -18,7 +18,7 @@ from pipeline.config import MODEL_TYPES, PipelineConfig
 from pipeline.errors import UserError, find_user_error
 from tagging import model as model_lib
 from tagging import pipeline as tag_pipeline
-from tagging import runners
+from pipeline import beam_args as runners
 
 
 def parser() -> argparse.ArgumentParser:

@@ -16,7 +16,6 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from components.audio_example_gen import audio as audio_lib
 from components.audio_example_gen import filecheck, ingest
 from pipeline.config import AUDIO_EXTENSIONS, AudioConfig
 from pipeline.errors import UserError
@@ -69,21 +68,16 @@ def chunks(items: list[Any], size: int) -> list[list[Any]]:
 def decode_file(path: str, rel_path: str, audio: AudioConfig) -> dict[str, Any]:
     """A clip dict (``waveform`` float32 in [-1, 1] at ``audio.sample_rate``) or a quarantine dict.
 
-    Ingestion's steps and reasons: filecheck.check (links, folders, FIFOs, permissions) before
-    opening, ingest._load (header checks, bounded decode, too short, silent), and its mapping of
-    read errors and any other exception to a reason (ingest.DecodeToExamples).
+    Ingestion's steps and reasons, one implementation: filecheck.check (links, folders, FIFOs,
+    permissions) before opening, then ingest.read_audio (header checks, bounded decode, too
+    short, silent, and any read error or other exception as that file's reason).
     """
     problem = filecheck.check(path)
+    if problem is None:
+        decoded = ingest.read_audio(path, audio)
+        problem = decoded if isinstance(decoded, filecheck.Problem) else None
     if problem is not None:
         return {"path": rel_path, "reason": problem.reason, "detail": problem.detail}
-    try:
-        decoded = ingest._load(path, audio)  # noqa: SLF001 - ingestion's one "open and decode" step
-    except audio_lib.BadAudio as e:
-        return {"path": rel_path, "reason": e.reason, "detail": e.detail}
-    except OSError as e:
-        return {"path": rel_path, **filecheck.unreadable(e)._asdict()}
-    except Exception as e:  # noqa: BLE001 - as ingestion: this file's record, never the job's end
-        return {"path": rel_path, "reason": audio_lib.DECODE_ERROR, "detail": f"{type(e).__name__}: {e}"}
     samples = decoded.samples
     # int16 -> [-1, 1) exactly as tf.audio.decode_wav does (docs/contracts.md, quantisation).
     waveform = samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples

@@ -2,7 +2,7 @@
 
 A real ``distributed`` cluster is started by the test on 127.0.0.1 (a scheduler and two
 worker processes, free ports) and torn down after. Real Beam runners throughout: the
-DirectRunner, Beam's own DaskRunner and the project's fixed one (tagging/dask_runner.py).
+DirectRunner, Beam's own DaskRunner and the project's fixed one (pipeline/dask_runner.py).
 The model is serving/testing.py's stand-in SavedModel: it has the pushed model's
 ``serving_default`` signature (waveform + sample_rate in; scores, genre, segment_scores,
 genres out) and classifies by loudness in a few milliseconds, which is what a runner
@@ -27,7 +27,7 @@ from serving.client import GenreClient
 from serving.testing import build_stand_in_model, serving_endpoint, stand_in_clip
 from tagging import outputs, runners
 from tagging import pipeline as tag_pipeline
-from tagging.dask_runner import RUNNER as FIXED_DASK
+from pipeline.dask_runner import RUNNER as FIXED_DASK
 from tagging.model import latest_version
 
 RATE = 22050
@@ -191,7 +191,7 @@ class _CountInFinishBundle(beam.DoFn):
 
 
 def test_fixed_dask_runner_runs_every_branch_tagged_outputs_sinks_and_sources(dask_address, tmp_path):
-    """The four failures of Beam's DaskRunner (tagging/dask_runner.py), each checked on the fixed one."""
+    """The four failures of Beam's DaskRunner (pipeline/dask_runner.py), each checked on the fixed one."""
     options = PipelineOptions(runners.dask_args(dask_address) + ["--dask_npartitions=4"])
     with beam.Pipeline(options=options) as p:
         numbers = p | beam.Create(list(range(100)))

@@ -24,7 +24,7 @@ Read splits its source on the launcher and reads one split per task. Like Beam's
 no timestamps or windows beyond the global window and reports no metrics (batch pipelines
 in the global window, which is all this project runs).
 
-Use: ``--runner=tagging.dask_runner.DaskRunner --dask_client_address=HOST:PORT`` (or the
+Use: ``--runner=pipeline.dask_runner.DaskRunner --dask_client_address=HOST:PORT`` (or the
 tagger's ``--dask HOST:PORT``); the options are Beam's DaskOptions.
 """
 from __future__ import annotations

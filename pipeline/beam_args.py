@@ -1,7 +1,7 @@
-"""Beam arguments for the tagger: the pipeline's DirectRunner defaults, ``--runner``, ``--dask``.
+"""Beam arguments for the pipeline and the tagger: the DirectRunner defaults, ``--runner``, ``--dask``.
 
 ``--dask HOST:PORT`` is short for ``--runner=<DASK_RUNNER> --dask_client_address=HOST:PORT``.
-DASK_RUNNER is :class:`tagging.dask_runner.DaskRunner`, Beam's Dask runner with the fixes
+DASK_RUNNER is :class:`pipeline.dask_runner.DaskRunner`, Beam's Dask runner with the fixes
 docs/distributed.md explains (Beam's own computes only one branch of a pipeline, does not
 split tagged outputs and drops what ``finish_bundle`` emits). The tagger's pipeline is one
 straight chain without side inputs or tagged outputs, so it also runs correctly on Beam's
@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 from pipeline.config import PipelineConfig
 
-DASK_RUNNER = "tagging.dask_runner.DaskRunner"
+DASK_RUNNER = "pipeline.dask_runner.DaskRunner"
 STOCK_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 
 
