@@ -23,7 +23,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline.config import AudioConfig
 from tagging import files as files_lib
-from tagging import outputs, runners
+from pipeline import beam_args as runners
+from tagging import outputs
 from tagging.model import GenreSignatureHandler, ModelRef
 
 

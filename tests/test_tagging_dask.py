@@ -25,7 +25,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from serving.client import GenreClient
 from serving.testing import build_stand_in_model, serving_endpoint, stand_in_clip
-from tagging import outputs, runners
+from pipeline import beam_args as runners
+from tagging import outputs
 from tagging import pipeline as tag_pipeline
 from pipeline.dask_runner import RUNNER as FIXED_DASK
 from tagging.model import latest_version
