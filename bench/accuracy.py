@@ -6,8 +6,8 @@ For each model family, runs ``local_runner.main([...])`` (in a child process, on
 root per family so that caches and MLMD do not collide, log in
 ``<output-root>/bench-logs/accuracy-<model>.log``) on
 
-    --data-root /work/shared/data/gtzan/audio --split lists-trainval
-    --split-dir /work/shared/data/gtzan/splits --model M --output-dir <output-root>/real-M
+    --data-root ../shared/data/gtzan/audio --split lists-trainval
+    --split-dir ../shared/data/gtzan/splits --model M --output-dir <output-root>/real-M
 
 with the gate's bars set to zero (``--min-accuracy 0 --min-clip-accuracy 0
 --max-accuracy-drop 1``): the point is the measurement, so every run goes through
@@ -330,7 +330,7 @@ def report(results: list[dict], command: str) -> str:
             f"{cached or '-'}. Pipeline root `{r['output_dir']}`.")
     notes = "\n".join(config_notes)
     return f"""
-Protocol: **{PROTOCOL}**. Data: the 254 real clips in `/work/shared/data/gtzan/audio` (30 s, 3 s segments,
+Protocol: **{PROTOCOL}**. Data: the real clips in `../shared/data/gtzan/audio` (30 s, 3 s segments,
 no overlap). The fault-filtered test list's clips are not on this machine, so the `test` split here is the
 held-out half of the valid list (artist-disjoint from train) for genres with clips in both lists, and a hash
 slice of tracks for genres with clips in one list only (there the same artist may be in train and test).
@@ -366,7 +366,7 @@ early stopping) and scores the test list as `test`:
 
 ```bash
 make run ARGS="--data-root /path/to/gtzan/genres_original --split fault-filtered-final \\
-  --split-dir /work/shared/data/gtzan/splits --model vgg"
+  --split-dir ../shared/data/gtzan/splits --model vgg"
 ```
 
 (`--model cnn` / `lstm` likewise; leave the gate bars at their defaults for a release.) The summary's gate
