@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{again['steps'].get(name, {}).get('seconds', '-')} s ({again['steps'].get(name, {}).get('outcome', '-')}) |"
             for name in first["steps"]]
     gate = first.get("gate") or {}
+    again_gate = again.get("gate") or {}
     body = "\n".join([
         f"First run (synthetic set generated, every component executed): **{first_wall:.0f} s** wall. "
         f"Re-run (same command): **{again_wall:.0f} s** wall.",
@@ -68,6 +69,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{gate.get('candidate_clips', 0):.0f} held-out clips ({gate.get('split_protocol', '?')} protocol, "
         f"synthetic data), blessed: {gate.get('blessed')}. Synthetic-set generation is inside the first run's "
         "wall time (before the first component).",
+        "",
+        f"The re-run's gate: blessed: {again_gate.get('blessed')}; "
+        f"{'; '.join(again_gate.get('reasons') or []) or 'no reason recorded'}. A re-run with nothing changed "
+        "takes every component up to Trainer from the cache; the Evaluator runs again because the resolver now "
+        "finds the first run's blessed model as its baseline.",
     ])
     write_section("first-run", "The first `make run` on a clean clone, and its re-run", body,
                   "make bench-first-run")
