@@ -13,12 +13,11 @@ if str(ROOT) not in sys.path:
 # marked real_data and skip, naming the folder, where it is absent.
 SHARED_GTZAN = ROOT.parent / "shared" / "data" / "gtzan"
 
-import socket  # noqa: E402
 import subprocess  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
 
 import pytest  # noqa: E402
+
+from pipeline.local_http import free_port, wait_until_healthy  # noqa: E402,F401 (free_port: tests import it from here)
 
 
 @pytest.fixture
@@ -27,12 +26,6 @@ def shared_gtzan() -> Path:
     if not (SHARED_GTZAN / "audio").is_dir():
         pytest.skip(f"real GTZAN clips not found at {SHARED_GTZAN} (they are never part of the repository)")
     return SHARED_GTZAN
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -47,18 +40,11 @@ def mlflow_server(tmp_path_factory) -> str:
          "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}", "--default-artifact-root", str(root / "artifacts")],
         stdout=log, stderr=subprocess.STDOUT)
     uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.time() > deadline:
-            process.kill()
-            raise RuntimeError(f"mlflow server did not start; log:\n{(root / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.5)
+    try:
+        wait_until_healthy(f"{uri}/health", process, root / "server.log", "mlflow server")
+    except RuntimeError:
+        process.kill()
+        raise
     yield uri
     process.terminate()
     process.wait(timeout=30)

@@ -8,14 +8,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
-import urllib.request
 from typing import Iterator, NamedTuple, Optional
 
 from app.__main__ import streamlit_command
 from app.settings import AppSettings
+from pipeline.local_http import free_port, wait_until_healthy
 
 RESULT_CSS = ".genre-top"
 ERROR_CSS = "[data-testid='stAlertContentError']"
@@ -30,12 +29,6 @@ def missing_browser() -> Optional[str]:
     return None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def running_page(settings: AppSettings, log_path: str, timeout: float = 180.0) -> Iterator[str]:
     """`streamlit run app/page.py` on a free 127.0.0.1 port while the block runs; yields its URL."""
@@ -47,17 +40,7 @@ def running_page(settings: AppSettings, log_path: str, timeout: float = 180.0) -
         process = subprocess.Popen(streamlit_command(port), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the page did not start; log {log_path}:\n{open(log_path).read()[-3000:]}")
-                time.sleep(0.3)
+            wait_until_healthy(f"{url}/_stcore/health", process, log_path, "the page", timeout=timeout)
             yield url
         finally:
             process.terminate()
