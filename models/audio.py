@@ -105,7 +105,7 @@ def resample(waveform: tf.Tensor, from_rate: IntLike, to_rate: int) -> tf.Tensor
     """Resample float32 [..., n] from ``from_rate`` (int or scalar tensor) to ``to_rate`` Hz.
 
     In-graph, for the serving signature's ``sample_rate`` input; returns the input
-    untouched when the rates match. Validate the clip first: an empty one has no spectrum.
+    untouched when the rates match.
     """
     waveform = tf.convert_to_tensor(waveform, tf.float32)
     if isinstance(from_rate, int):
@@ -117,32 +117,3 @@ def resample(waveform: tf.Tensor, from_rate: IntLike, to_rate: int) -> tf.Tensor
     with tf.control_dependencies([c for c in checks if c is not None]):
         same = tf.equal(from_rate, to_rate)
     return tf.cond(same, lambda: tf.identity(waveform), lambda: _fft_resample(waveform, from_rate, to_rate))
-
-
-def validate_clip(waveform: tf.Tensor, min_samples: IntLike,
-                  sample_rate: Optional[IntLike] = None) -> list[tf.Operation]:
-    """Assertions (INVALID_ARGUMENT) that a mono clip is non-empty, long enough and finite.
-
-    Returns the assertion ops for ``tf.control_dependencies`` in a graph (eagerly they
-    raise at once and the list is empty). ``sample_rate`` of the clip lets the too-short
-    message state the minimum in seconds, as a user thinks of it.
-    """
-    waveform = tf.convert_to_tensor(waveform)
-    n = tf.size(waveform, out_type=tf.int64)
-    min_samples = tf.cast(min_samples, tf.int64)
-    ops = [tf.debugging.Assert(n > 0, ["The audio clip is empty (0 samples)."])]
-    with tf.control_dependencies([op for op in ops if op is not None]):
-        if sample_rate is None:
-            detail = ["The audio clip is too short:", n, "samples; the minimum is one segment,", min_samples,
-                      "samples."]
-        else:
-            rate = tf.cast(sample_rate, tf.float64)
-            detail = ["The audio clip is too short:", tf.cast(n, tf.float64) / rate,
-                      "s; the minimum is one segment,", tf.cast(min_samples, tf.float64) / rate, "s (", n,
-                      "samples of the", min_samples, "needed)."]
-        ops.append(tf.debugging.Assert(n >= min_samples, detail))
-    with tf.control_dependencies([op for op in ops if op is not None]):
-        finite = tf.debugging.assert_all_finite(waveform, message="The audio clip contains NaN or Inf samples.")
-    if not tf.executing_eagerly():
-        ops.append(finite.op)
-    return [op for op in ops if isinstance(op, tf.Operation)]

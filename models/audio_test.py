@@ -76,37 +76,3 @@ def test_resample_is_identity_for_equal_rates():
     assert audio.resample(tf.constant(x), 22050, 22050).numpy().tobytes() == x.tobytes()
     fn = tf.function(lambda w, r: audio.resample(w, r, 22050))
     assert fn(tf.constant(x), tf.constant(22050)).numpy().tobytes() == x.tobytes()
-
-
-@pytest.mark.parametrize("clip,needle", [
-    (np.zeros(0, np.float32), "empty"),
-    (np.zeros(100, np.float32), "too short"),
-    (np.array([0.0, np.nan] * 300, np.float32), "NaN or Inf"),
-    (np.array([0.0, np.inf] * 300, np.float32), "NaN or Inf"),
-])
-def test_validate_clip_rejects_bad_input_with_invalid_argument(clip, needle):
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
-    def check(w):
-        with tf.control_dependencies(audio.validate_clip(w, 441, 22050)):
-            return tf.identity(w)
-
-    with pytest.raises(tf.errors.InvalidArgumentError, match=needle) as err:
-        check(clip)
-    if needle == "too short":
-        assert "0.02 s" in err.value.message or "[0.02]" in err.value.message  # the minimum, in seconds
-    with pytest.raises(tf.errors.InvalidArgumentError, match=needle):  # eagerly too
-        audio.validate_clip(tf.constant(clip), 441, 22050)
-
-
-def test_validate_clip_accepts_a_good_clip_and_tensor_minimum():
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32), tf.TensorSpec([], tf.int32)])
-    def check(w, minimum):
-        ops = audio.validate_clip(w, minimum)
-        assert ops, "graph mode must return the assertion ops"
-        with tf.control_dependencies(ops):
-            return tf.identity(w)
-
-    clip = np.linspace(-1, 1, 500, dtype=np.float32)
-    np.testing.assert_array_equal(check(clip, 500).numpy(), clip)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="too short"):
-        check(clip, 501)
