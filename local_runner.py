@@ -166,7 +166,7 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
 
 
 def print_summary(summary: dict, until: str) -> None:
-    from components.clip_evaluator.executor import ALREADY_RELEASED
+    from components.clip_evaluator.executor import ALREADY_RELEASED, per_genre_lines
 
     print("\n=== genre pipeline: summary ===")
     data = summary.get("data")
@@ -184,6 +184,8 @@ def print_summary(summary: dict, until: str) -> None:
         print(f"held-out '{gate['split']}' split, {gate['split_protocol']} protocol (tracks never in training):")
         print(f"  segment accuracy {gate['candidate_segment_accuracy']:.3f} over {gate['candidate_segments']:.0f} "
               f"segments; clip accuracy {gate['candidate_clip_accuracy']:.3f} over {gate['candidate_clips']:.0f} clips")
+        for line in per_genre_lines(gate):
+            print(line)
         print(f"  blessed: {'yes' if gate['blessed'] else 'no: ' + '; '.join(gate['reasons'])}")
         if not gate["blessed"] and gate["reasons"] == [ALREADY_RELEASED]:
             print(f"  serving: unchanged, {summary.get('pushed_to', 'the last pushed version')}")

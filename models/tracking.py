@@ -10,7 +10,10 @@ directory.
 from __future__ import annotations
 
 import contextlib
+import math
+import numbers
 import os
+import re
 import socket
 from typing import Any, Iterator, Optional
 
@@ -30,6 +33,8 @@ HOST_TAG = "genre.host"
 # not in its cache key), so the clip gate records them as tags of the run instead.
 UNTRAINED_SECTIONS = ("gate.", "synthetic.")
 SERVING_ALIAS = "champion"
+# MLflow refuses a metric name with other characters; a genre folder may hold any ("r&b").
+_NOT_IN_METRIC_NAME = re.compile(r"[^\w./\- ]")
 
 
 def _artifact_location(config: PipelineConfig) -> Optional[str]:
@@ -66,6 +71,16 @@ def resume_run(config: PipelineConfig, run_id: str) -> Iterator[mlflow.ActiveRun
     use_tracking(config)
     with mlflow.start_run(run_id=run_id) as run:
         yield run
+
+
+def loggable_metrics(values: dict[str, Any]) -> dict[str, float]:
+    """The finite numbers of ``values`` (not booleans, text, None or NaN) under names MLflow accepts.
+
+    Names keep letters, digits, '_', '-', '.', ' ' and '/' ("clip_recall/hip-hop"); any other
+    character of a genre name becomes '_' rather than failing the run's logging.
+    """
+    return {_NOT_IN_METRIC_NAME.sub("_", name): float(value) for name, value in values.items()
+            if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)}
 
 
 def _loggable(params: dict[str, Any]) -> dict[str, str]:

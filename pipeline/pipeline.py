@@ -13,6 +13,7 @@ importable: in this checkout, or installed in the Kubeflow image.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Optional
 
 import tensorflow_model_analysis as tfma
@@ -36,6 +37,7 @@ RUN_FN = "models.training.run_fn"
 EVAL_SIGNATURE = "from_examples"
 CLIP_EVALUATOR_ID = "ClipEvaluator"
 RESOLVER_ID = "latest_blessed_model_resolver"
+TOP1_PREFIX = "top1_"  # TFMA's per-genre metrics: top1_precision, top1_recall
 
 
 def model_code_fingerprint() -> str:
@@ -53,7 +55,7 @@ def model_code_fingerprint() -> str:
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
-    """TFMA: accuracy with an absolute bar and a no-regression bar, per-genre metrics, slices by genre."""
+    """TFMA: accuracy with an absolute bar and a no-regression bar, per-genre top-1 metrics, slices by genre."""
     accuracy_threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.gate.min_accuracy}))
     if config.gate.compare_to_last_blessed:
@@ -75,11 +77,18 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                 tfma.MetricConfig(class_name="ExampleCount"),
                 tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
             ]),
-            # One-vs-rest precision and recall for each genre (class id i is config.genres[i]).
+            # Top-1 precision and recall for each genre (class id i is config.genres[i]): top_k 1 sets
+            # every score but the argmax's to -inf, so with threshold 0 genre c counts as predicted
+            # exactly when it is the argmax (not when its probability passes 0.5), and c's recall is
+            # the accuracy on c's segments. The explicit threshold matters: TFMA's default for top_k
+            # (-inf) takes a histogram path that counts every segment as predicted c when c is never
+            # the argmax (recall 1.0); pipeline/eval_config_test.py checks both cases.
             tfma.MetricsSpec(
                 binarize=tfma.proto.config_pb2.BinarizationOptions(
                     class_ids={"values": list(range(len(config.genres)))}),
-                metrics=[tfma.MetricConfig(class_name="Precision"), tfma.MetricConfig(class_name="Recall")]),
+                metrics=[tfma.MetricConfig(class_name=name, config=json.dumps(
+                    {"top_k": 1, "thresholds": [0.0], "name": TOP1_PREFIX + name.lower()}))
+                         for name in ("Precision", "Recall")]),
         ])
 
 

@@ -21,6 +21,7 @@ import pytest
 import tensorflow as tf
 
 import local_runner
+from models import metrics
 from models.signatures import FEATURES_SIGNATURE
 from pipeline.config import GENRES
 from synthetic.generator import render_track
@@ -56,6 +57,31 @@ def test_first_run_is_blessed_and_pushed(two_runs):
     assert len(two_runs["versions_after_first"]) == 1
     version_dir = os.path.join(two_runs["tmp"], "serving", "genre", two_runs["versions_after_first"][0])
     assert os.path.exists(os.path.join(version_dir, "saved_model.pb"))
+
+
+def test_gate_reports_are_strict_json_with_consistent_per_genre_numbers(two_runs):
+    from components.clip_evaluator.executor_test import assert_per_genre_consistent, strict_loads
+    from pipeline.pipeline import TOP1_PREFIX
+
+    reports = glob.glob(os.path.join(two_runs["tmp"], "pipeline_root", "ClipEvaluator", "blessing", "*",
+                                     "clip_metrics.json"))
+    parsed = []
+    for path in reports:
+        with open(path) as f:
+            parsed.append(strict_loads(f.read()))  # no NaN or Infinity: absent figures are null
+    for run in ("first", "second", "third"):  # each run's summary read its own report
+        assert two_runs[run]["gate"] in parsed, run
+    for data in parsed:
+        assert data["genres"] == list(GENRES) and set(data["candidate_per_genre"]) == set(GENRES)
+        assert_per_genre_consistent(data, "candidate_")
+        if "baseline_per_genre" in data:
+            assert_per_genre_consistent(data, "baseline_")
+        # TFMA's per-genre recall is top-1: the accuracy of the genre's slice, also for run 2's
+        # one-step model, which may never predict some genres.
+        for genre in GENRES:
+            assert data[f"test_overall_{TOP1_PREFIX}recall_{genre}"] == pytest.approx(
+                data[f"test_genre_{genre}_sparse_categorical_accuracy"]), genre
+    assert "baseline_per_genre" in two_runs["second"]["gate"]  # run 2 is compared with run 1, genre by genre
 
 
 def test_worse_model_is_not_blessed_and_not_pushed(two_runs):
@@ -95,6 +121,10 @@ def test_mlflow_run_has_parameters_metrics_artifacts_and_registry(two_runs):
     assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == epochs
     gate = two_runs["first"]["gate"]
     assert run.data.metrics["candidate_clip_accuracy"] == pytest.approx(gate["candidate_clip_accuracy"])
+    for genre, figures in gate["candidate_per_genre"].items():  # per-genre clip figures, "clip_recall/<genre>"
+        for name in metrics.PER_GENRE_METRICS:
+            assert run.data.metrics.get(f"{name}/{genre}") == (
+                None if figures[name] is None else pytest.approx(figures[name])), (name, genre)
     assert run.data.metrics["blessed"] == 1.0
     assert run.data.tags["blessed"] == "true"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}

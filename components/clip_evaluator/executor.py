@@ -136,6 +136,42 @@ def decide(config: PipelineConfig, tfma_blessed: bool, candidate: metrics.Scores
     return GateDecision(blessed=not reasons, reasons=reasons)
 
 
+def genre_figures(scores: metrics.Scores, genres: Sequence[str], prefix: str) -> dict[str, Any]:
+    """Per-genre clip accuracy, recall and precision and the clip confusion matrix, keyed by genre name."""
+    return {f"{prefix}per_genre": scores.per_genre(genres),
+            f"{prefix}clip_confusion": scores.confusion_by_genre(genres)}
+
+
+def build_report(config: PipelineConfig, decision: GateDecision, tfma_blessed: bool, candidate: metrics.Scores,
+                 baseline: Optional[metrics.Scores], tfma_flat: dict[str, float]) -> dict[str, Any]:
+    """The gate's report (clip_metrics.json): the decision, clip and segment scores, per-genre
+    figures of candidate and baseline, and TFMA's segment metrics (``tfma_metrics``)."""
+    report = {"split": EVAL_SPLIT, "split_protocol": config.split.protocol, "genres": list(config.genres),
+              "blessed": decision.blessed, "reasons": decision.reasons, "tfma_blessed": tfma_blessed,
+              **candidate.as_dict("candidate_"), **genre_figures(candidate, config.genres, "candidate_")}
+    if baseline is not None:
+        report.update({**baseline.as_dict("baseline_"), **genre_figures(baseline, config.genres, "baseline_")})
+    return {**report, **tfma_flat}
+
+
+def per_genre_lines(report: dict[str, Any], width: int = 110) -> list[str]:
+    """The run summary's per-genre clip accuracy, "blues 0.75 (4)" (4 clips), "-" where a genre has no test clip."""
+    figures = report.get("candidate_per_genre")
+    if not figures:  # a report written before the per-genre figures existed
+        return []
+    cells = []
+    for genre in report.get("genres") or sorted(figures):
+        accuracy, clips = figures[genre]["clip_accuracy"], figures[genre]["clips"]
+        cells.append(f"{genre} {'-' if accuracy is None else f'{accuracy:.2f}'} ({clips})")
+    lines, line = [], "  per-genre clip accuracy (clips):"
+    for i, cell in enumerate(cells):  # whole cells per line, never one cut in two
+        text = cell + ("," if i < len(cells) - 1 else "")
+        if len(line) + 1 + len(text) > width:
+            lines, line = lines + [line], "   "
+        line += " " + text
+    return lines + [line]
+
+
 class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
@@ -157,11 +193,8 @@ class Executor(base_executor.BaseExecutor):
         same_model = baseline_model is not None and baseline_model.id == model.id
         decision = decide(config, tfma_blessed, candidate, baseline, candidate_is_baseline=same_model)
 
-        report = {
-            "split": EVAL_SPLIT, "split_protocol": config.split.protocol, "blessed": decision.blessed,
-            "reasons": decision.reasons, "tfma_blessed": tfma_blessed, **candidate.as_dict("candidate_"),
-            **(baseline.as_dict("baseline_") if baseline else {}), **tfma_metrics(evaluation, config.genres),
-        }
+        report = build_report(config, decision, tfma_blessed, candidate, baseline,
+                              tfma_metrics(evaluation, config.genres))
         tf.io.gfile.makedirs(blessing.uri)
         write_report(os.path.join(blessing.uri, METRICS_FILE), report)
         with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if decision.blessed else "NOT_BLESSED"), "w"):
@@ -196,8 +229,9 @@ class Executor(base_executor.BaseExecutor):
             return
         import mlflow
         with tracking.resume_run(config, run_id):
-            mlflow.log_metrics({k: float(v) for k, v in report.items()
-                                if isinstance(v, (int, float)) and not isinstance(v, bool)})
+            # The report's numbers (NaN and null left out) and the per-genre clip figures, "clip_recall/<genre>".
+            mlflow.log_metrics(tracking.loggable_metrics(
+                {**report, **metrics.per_genre_metrics(report["candidate_per_genre"])}))
             mlflow.log_metric("blessed", float(report["blessed"]))
             # The bars are tags, not parameters: changing one re-runs this gate on the same run.
             mlflow.set_tags({f"gate.{key}": str(value) for key, value in dataclasses.asdict(config.gate).items()})

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from components.clip_evaluator.executor import ALREADY_RELEASED, decide, write_report
+from components.clip_evaluator.executor import (ALREADY_RELEASED, build_report, decide, per_genre_lines,
+                                                write_report)
 from models import metrics
 from pipeline.config import PipelineConfig
 
@@ -73,7 +74,8 @@ def test_the_released_model_is_not_released_again():
     assert decision.reasons == [ALREADY_RELEASED]
 
 
-def _strict(text: str):
+def strict_loads(text: str):
+    """json.loads that refuses NaN, Infinity and -Infinity, as strict parsers do."""
     def refuse(constant: str):
         raise ValueError(f"non-standard JSON constant {constant}")
     return json.loads(text, parse_constant=refuse)
@@ -84,8 +86,74 @@ def test_report_is_strict_json_with_null_for_nan(tmp_path):
     report = {"blessed": False, "test_overall_Precision_polka": float("nan"), "inf": np.float32("inf"),
               "clips": np.int64(12), "candidate_clip_accuracy": 0.75, "reasons": ["x"], "nested": [math.nan]}
     with pytest.raises(ValueError):  # what a plain json.dump writes: rejected by a strict parser
-        _strict(json.dumps(report, default=float))
+        strict_loads(json.dumps(report, default=float))
     write_report(str(path), report)
-    data = _strict(path.read_text())
+    data = strict_loads(path.read_text())
     assert data["test_overall_Precision_polka"] is None and data["inf"] is None and data["nested"] == [None]
     assert data["clips"] == 12 and data["candidate_clip_accuracy"] == 0.75 and data["blessed"] is False
+
+
+def written_report(tmp_path) -> dict:
+    """A gate report written and read back strictly: ambient 2 of 3 clips right (one called polka),
+    drill 2 of 2, polka 1 of 1; the baseline gets every clip wrong."""
+    labels, predicted = [0, 0, 0, 1, 1, 2], [0, 0, 2, 1, 1, 2]
+    probabilities = np.eye(3)[predicted] * 0.7 + 0.1
+    track_ids = np.array([f"t{i}".encode() for i in range(len(labels))])
+    candidate = metrics.score(track_ids, probabilities, np.array(labels))
+    baseline = scores(labels, right=False)
+    tfma_flat = {"test_overall_top1_precision_polka": float("nan"), "test_overall_top1_recall_polka": 1.0}
+    report = build_report(config(min_test_clips=6), decide(config(min_test_clips=6), True, candidate, None),
+                          True, candidate, baseline, tfma_flat)
+    path = tmp_path / "clip_metrics.json"
+    write_report(str(path), report)
+    return strict_loads(path.read_text())  # no NaN or Infinity anywhere
+
+
+def test_gate_report_holds_per_genre_numbers_in_strict_json(tmp_path):
+    data = written_report(tmp_path)
+
+    assert data["genres"] == list(GENRES3) and data["blessed"] is True
+    per_genre, matrix = data["candidate_per_genre"], data["candidate_clip_confusion"]
+    assert set(per_genre) == set(matrix) == set(GENRES3) and all(set(row) == set(GENRES3) for row in matrix.values())
+    assert matrix["ambient"] == {"ambient": 2, "drill": 0, "polka": 1}
+    assert per_genre["ambient"] == {"clips": 3, "predicted_clips": 2, "clip_accuracy": pytest.approx(2 / 3),
+                                    "clip_recall": pytest.approx(2 / 3), "clip_precision": 1.0}
+    assert per_genre["polka"]["clip_precision"] == 0.5 and per_genre["drill"]["clip_recall"] == 1.0
+    assert data["test_overall_top1_precision_polka"] is None and data["test_overall_top1_recall_polka"] == 1.0
+    assert data["baseline_per_genre"]["drill"]["clip_recall"] == 0.0
+    assert_per_genre_consistent(data, "candidate_")
+    assert_per_genre_consistent(data, "baseline_")
+
+
+def assert_per_genre_consistent(data: dict, prefix: str) -> None:
+    """Recall, precision and accuracy read off the report's confusion matrix are the reported ones."""
+    matrix, per_genre = data[f"{prefix}clip_confusion"], data[f"{prefix}per_genre"]
+    for genre, row in per_genre.items():
+        clips = sum(matrix[genre].values())
+        predicted = sum(matrix[true][genre] for true in matrix)
+        assert row["clips"] == clips and row["predicted_clips"] == predicted
+        assert row["clip_recall"] == (pytest.approx(matrix[genre][genre] / clips) if clips else None)
+        assert row["clip_precision"] == (pytest.approx(matrix[genre][genre] / predicted) if predicted else None)
+        assert row["clip_accuracy"] == row["clip_recall"]
+    hits = sum(matrix[g][g] for g in matrix)
+    assert data[f"{prefix}clip_accuracy"] == pytest.approx(hits / sum(r["clips"] for r in per_genre.values()))
+
+
+def test_run_summary_lines_name_every_genre_and_mark_the_absent_one():
+    report = {"genres": ["ambient", "drill", "polka"], "candidate_per_genre": {
+        "ambient": {"clip_accuracy": 0.75, "clips": 4}, "drill": {"clip_accuracy": 1.0, "clips": 2},
+        "polka": {"clip_accuracy": None, "clips": 0}}}
+    assert per_genre_lines(report) == ["  per-genre clip accuracy (clips): ambient 0.75 (4), drill 1.00 (2), polka - (0)"]
+    wrapped = per_genre_lines(report, width=50)
+    assert len(wrapped) > 1 and all(len(line) <= 50 for line in wrapped)
+    assert " ".join(wrapped).count("(") == 4  # every cell whole (the title's "(clips)" and three genres)
+    assert per_genre_lines({"candidate_clip_accuracy": 0.5}) == []  # a report from before per-genre figures
+
+
+def test_the_run_summary_prints_the_per_genre_clip_accuracy(tmp_path, capsys):
+    import local_runner
+
+    summary = {"gate": written_report(tmp_path), "pipeline_root": str(tmp_path), "seconds": 1.0}
+    local_runner.print_summary(summary, "push")
+    lines = capsys.readouterr().out.splitlines()
+    assert "  per-genre clip accuracy (clips): ambient 0.67 (3), drill 1.00 (2), polka 1.00 (1)" in lines

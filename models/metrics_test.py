@@ -1,0 +1,67 @@
+"""Per-genre top-1 figures from a confusion matrix, checked against counts done by hand."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import metrics
+
+GENRES = ("ambient", "drill", "polka")
+
+
+def scores_of(clips: list[tuple[int, int]]) -> metrics.Scores:
+    """metrics.score on one segment per clip: (true label, predicted label) pairs."""
+    labels = np.array([true for true, _ in clips])
+    probabilities = np.full((len(clips), len(GENRES)), 0.1)
+    for row, (_, predicted) in enumerate(clips):
+        probabilities[row, predicted] = 0.8
+    return metrics.score(np.array([f"t{i}".encode() for i in range(len(clips))]), probabilities, labels)
+
+
+def test_per_genre_figures_match_a_hand_count():
+    # ambient: 3 of 4 right (one called drill); drill: 1 of 2 (one called ambient); polka: no clip.
+    scores = scores_of([(0, 0), (0, 0), (0, 0), (0, 1), (1, 1), (1, 0)])
+    figures = scores.per_genre(GENRES)
+    assert figures["ambient"] == {"clips": 4, "predicted_clips": 4, "clip_accuracy": 0.75, "clip_recall": 0.75,
+                                  "clip_precision": 0.75}
+    assert figures["drill"] == {"clips": 2, "predicted_clips": 2, "clip_accuracy": 0.5, "clip_recall": 0.5,
+                                "clip_precision": 0.5}
+    # No polka clip and none predicted polka: undefined, not 0.
+    assert figures["polka"] == {"clips": 0, "predicted_clips": 0, "clip_accuracy": None, "clip_recall": None,
+                                "clip_precision": None}
+    assert scores.confusion_by_genre(GENRES) == {"ambient": {"ambient": 3, "drill": 1, "polka": 0},
+                                                 "drill": {"ambient": 1, "drill": 1, "polka": 0},
+                                                 "polka": {"ambient": 0, "drill": 0, "polka": 0}}
+
+
+def test_recall_is_the_share_of_a_genres_clips_whose_argmax_is_the_genre():
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 3, 60)
+    probabilities = rng.dirichlet(np.ones(3), 60)
+    scores = metrics.score(np.array([f"t{i}".encode() for i in range(60)]), probabilities, labels)
+    figures = scores.per_genre(GENRES)
+    predicted = probabilities.argmax(axis=1)
+    for c, genre in enumerate(GENRES):
+        assert figures[genre]["clip_recall"] == pytest.approx(np.mean(predicted[labels == c] == c))
+        assert figures[genre]["clip_precision"] == pytest.approx(np.mean(labels[predicted == c] == c))
+        assert figures[genre]["clip_accuracy"] == figures[genre]["clip_recall"]
+    # The per-genre figures add up to the overall one.
+    hits = sum(figures[g]["clip_recall"] * figures[g]["clips"] for g in GENRES)
+    assert hits / scores.clips == pytest.approx(scores.clip_accuracy)
+
+
+def test_a_genre_never_predicted_has_no_precision_but_a_recall_of_zero():
+    figures = scores_of([(0, 0), (2, 0)]).per_genre(GENRES)
+    assert figures["polka"]["clip_recall"] == 0.0 and figures["polka"]["clip_precision"] is None
+    assert figures["ambient"]["clip_precision"] == 0.5
+
+
+def test_mlflow_names_leave_out_undefined_figures():
+    flat = metrics.per_genre_metrics(scores_of([(0, 0), (2, 0)]).per_genre(GENRES))
+    assert flat == {"clip_accuracy/ambient": 1.0, "clip_recall/ambient": 1.0, "clip_precision/ambient": 0.5,
+                    "clip_accuracy/polka": 0.0, "clip_recall/polka": 0.0}
+
+
+def test_a_matrix_that_does_not_fit_the_label_set_is_refused():
+    with pytest.raises(ValueError, match="3 genres"):
+        metrics.per_genre(np.zeros((2, 2), dtype=np.int64), GENRES)
