@@ -18,11 +18,8 @@ venv:
 run: venv
 	$(PY) local_runner.py $(ARGS)
 
-# The Dask cluster tests run in an interpreter of their own: after the rest of the suite in one
-# process two of them fail and one hangs (cause not found yet); alone they pass.
 test: venv browser
-	$(PY) -m pytest $(ARGS) --ignore=tests/test_tagging_dask.py
-	$(PY) -m pytest $(ARGS) tests/test_tagging_dask.py
+	$(PY) -m pytest $(ARGS)
 
 # Debian's chromium + chromium-driver for the page's browser test (skips quietly where it cannot).
 browser:

@@ -20,6 +20,17 @@ import pytest  # noqa: E402
 from pipeline.local_http import free_port, wait_until_healthy  # noqa: E402,F401 (free_port: tests import it from here)
 
 
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    """Undo what a test does to ``sys.modules["__main__"]``: Streamlit's AppTest replaces it with
+    app/page.py for good, and every spawn-based child started later in this process (Dask workers,
+    Beam's multi_processing workers) would re-run the page's module and hide TensorFlow there."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None and sys.modules.get("__main__") is not main:
+        sys.modules["__main__"] = main
+
+
 @pytest.fixture
 def shared_gtzan() -> Path:
     """The real GTZAN clips beside the project; tests using it are marked real_data."""

@@ -1,13 +1,15 @@
 """Batch tagging throughput: the tagger on the DirectRunner and on Dask (1 and 2 workers) vs a plain loop.
 
-    python -m bench.tagging [--data-root DIR] [--model-dir DIR] [--files N]   (make bench-tagging)
+    python -m bench.tagging [--data-root DIR] [--model-dir DIR] [--version V] [--files N] [--repeats R]
+    (make bench-tagging)                       [--profile N: only the CPU and wall per file of the loop's parts]
 
 All measured in one run, on the same files and model (the newest complete version under
-``--model-dir``, default the pipeline's push destination):
+``--model-dir``, default the pipeline's push destination, or ``--version``):
 
 1. loop: one process, the model loaded once, then for each file ingestion's decode
    (tagging/files.py) and one ``serving_default`` call: what a script would do;
-2. ``python -m tagging`` on the DirectRunner, multi_processing with 2 workers;
+2. ``python -m tagging`` on the DirectRunner in one process (``in_memory``), the model loaded
+   in the run as the loop loads it, and with ``multi_processing`` and 2 worker processes;
 3. the tagger on a Dask cluster of 1 and of 2 worker processes (one thread each) started
    on 127.0.0.1 for the run (the fixed runner, pipeline/dask_runner.py), twice: on the new
    cluster, then again on the same, warm workers (TensorFlow imported, model loaded), as a
@@ -16,13 +18,15 @@ All measured in one run, on the same files and model (the newest complete versio
 
 Wall times of 2 and 3 are the whole Beam run as a user waits for it: worker start-up,
 TensorFlow import and model load in every worker included (not in a warm run), cluster
-start-up excluded.
+start-up excluded. Each row is measured ``--repeats`` times, the rows interleaved (so the
+machine's other load falls on all of them alike), and the median is shown, with the range.
 Figures are audio seconds per wall second and files per second.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -33,9 +37,10 @@ from pipeline.config import PROJECT_ROOT, PipelineConfig
 from tagging import files as files_lib
 from tagging import pipeline as tag_pipeline
 from pipeline import beam_args as runners
-from tagging.model import SIGNATURE, latest_version
+from tagging.model import SIGNATURE, latest_version, unload_models
 
 DIRECT_2 = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
 def subset(data_root: Path, n: int, out: Path) -> Path:
@@ -69,6 +74,31 @@ def loop(source: Path, model_path: str, audio) -> dict:
     return {"audio_seconds": seconds, "wall_seconds": wall, "files": files, "load_seconds": load}
 
 
+def profile(source: Path, model_path: str, audio, n: int) -> dict[str, tuple[float, float]]:
+    """(CPU ms, wall ms) per file of the loop's parts: what any design on this machine must pay."""
+    import tensorflow as tf
+
+    from models.signatures import FEATURES_SIGNATURE
+
+    loaded = tf.saved_model.load(model_path)
+    serve, features = loaded.signatures[SIGNATURE], loaded.signatures[FEATURES_SIGNATURE]
+    listed = files_lib.list_audio(str(source)).files[:n]
+
+    def measure(fn, items) -> tuple[float, float, list]:
+        cpu, wall = time.process_time(), time.perf_counter()
+        out = [fn(item) for item in items]
+        return (1000 * (time.process_time() - cpu) / len(items), 1000 * (time.perf_counter() - wall) / len(items), out)
+
+    *decode, clips = measure(lambda f: files_lib.decode_file(f[0], f[1], audio), listed)
+    inputs = [(tf.constant(c["waveform"]), tf.constant(c["sample_rate"], tf.int32)) for c in clips if "waveform" in c]
+    serve(waveform=inputs[0][0], sample_rate=inputs[0][1])  # first call: TensorFlow's one-off set-up
+    features(waveform=inputs[0][0], sample_rate=inputs[0][1])
+    *serving, _ = measure(lambda x: serve(waveform=x[0], sample_rate=x[1]), inputs)
+    *feature, _ = measure(lambda x: features(waveform=x[0], sample_rate=x[1]), inputs)
+    return {"decode (ingestion's reader)": tuple(decode), "serving_default": tuple(serving),
+            "  of which segment_features (checks, segmenting, log-mel)": tuple(feature)}
+
+
 def tagger(source: Path, out: Path, model, audio, args: list[str], tf_threads=None) -> dict:
     s = tag_pipeline.tag(str(source), str(out), model, beam_args=args, audio=audio, tf_threads=tf_threads)
     return {"audio_seconds": s["audio_seconds"], "wall_seconds": s["wall_seconds"], "files": s["files"]["listed"]}
@@ -82,54 +112,88 @@ def _shown(path: str) -> str:
         return "<model dir>/" + "/".join(Path(path).parts[-2:])
 
 
+def _rows(source: Path, tmp: Path, model, audio, repeat: int):
+    """(name, run) for every configuration of one repeat; each run returns its figures."""
+    import distributed
+
+    yield "loop: in-process SavedModel calls, 1 process", lambda: loop(source, model.path, audio)
+
+    def in_process() -> dict:
+        unload_models()  # the model loads within the run, as in a fresh `python -m tagging`
+        return tagger(source, tmp / f"inproc{repeat}", model, audio, IN_PROCESS)
+
+    yield "tagger, DirectRunner (in_memory, 1 process)", in_process
+    yield "tagger, DirectRunner (multi_processing, 2 workers)", lambda: tagger(
+        source, tmp / f"direct{repeat}", model, audio, DIRECT_2)
+    for workers, tf_threads in ((1, None), (2, None), (2, 1)):
+        name = f"tagger, Dask ({workers} worker{'s' * (workers > 1)}" + (
+            f", --tf-threads {tf_threads}" if tf_threads else "")
+        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                      host="127.0.0.1", dashboard_address=None) as cluster:
+            args = runners.dask_args(cluster.scheduler_address)
+            for run in ("new", "warm"):  # warm: same workers again, TensorFlow and the model loaded
+                out = tmp / f"dask{workers}{tf_threads}{run}{repeat}"
+                yield f"{name}, {run} cluster)", lambda: tagger(source, out, model, audio, args, tf_threads=tf_threads)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.tagging", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="real clips (default: %(default)s)")
     parser.add_argument("--model-dir", default=PipelineConfig().serving_dir,
                         help="TF Serving layout base dir of the model (default: %(default)s)")
+    parser.add_argument("--version", help="model version under --model-dir (default: the newest complete one)")
     parser.add_argument("--files", type=int, default=100, help="files to tag (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of every row; the median is shown "
+                        "(default: %(default)s)")
+    parser.add_argument("--profile", type=int, metavar="N", help="only time the loop's parts on N files "
+                        "(CPU and wall per file) and print them")
     parser.add_argument("--note", default="", help="a line printed under the table (e.g. what else loaded the machine)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
-    import distributed
 
     load_before = os.getloadavg()[0]
-    model = latest_version(args.model_dir)
+    model = latest_version(args.model_dir, args.version)
     audio = PipelineConfig().audio
-    results: dict[str, dict] = {}
+    if args.profile:
+        with tempfile.TemporaryDirectory() as tmp:
+            parts = profile(subset(Path(args.data_root), args.profile, Path(tmp) / "clips"), model.path, audio,
+                            args.profile)
+        print("| part of the loop, per file | CPU ms | wall ms |\n|---|---|---|")
+        print("\n".join(f"| {name} | {cpu:.1f} | {wall:.1f} |" for name, (cpu, wall) in parts.items()))
+        print(f"\n{args.profile} files; load average (1 min) {os.getloadavg()[0]:.1f}")
+        return
+    runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         source = subset(Path(args.data_root), args.files, Path(tmp) / "clips")
-        results["loop: in-process SavedModel calls, 1 process"] = loop(source, model.path, audio)
-        results["tagger, DirectRunner (multi_processing, 2 workers)"] = tagger(
-            source, Path(tmp) / "direct", model, audio, DIRECT_2)
-        for workers, tf_threads in ((1, None), (2, None), (2, 1)):
-            with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                          host="127.0.0.1", dashboard_address=None) as cluster:
-                name = f"tagger, Dask ({workers} worker{'s' * (workers > 1)}" + (
-                    f", --tf-threads {tf_threads}" if tf_threads else "")
-                for run in ("new", "warm"):  # warm: same workers again, TensorFlow and the model loaded
-                    results[f"{name}, {run} cluster)"] = tagger(
-                        source, Path(tmp) / f"dask{workers}{tf_threads}{run}", model, audio,
-                        runners.dask_args(cluster.scheduler_address), tf_threads=tf_threads)
+        for repeat in range(args.repeats):
+            for name, run in _rows(source, Path(tmp), model, audio, repeat):
+                runs.setdefault(name, []).append(run())
+                print(f"[bench] {name}: {runs[name][-1]['wall_seconds']:.1f} s", flush=True)
+    results = {name: {**rs[0], "wall_seconds": statistics.median(r["wall_seconds"] for r in rs),
+                      "walls": sorted(r["wall_seconds"] for r in rs)} for name, rs in runs.items()}
     base = next(iter(results.values()))
     base_rate = base["audio_seconds"] / base["wall_seconds"]
-    lines = ["| how | files | audio s | wall s | audio s / wall s | files / s | vs loop |",
+    lines = ["| how | files | audio s | wall s (median; range) | audio s / wall s | files / s | vs loop |",
              "|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         rate = r["audio_seconds"] / r["wall_seconds"]
-        lines.append(f"| {name} | {r['files']} | {r['audio_seconds']:.0f} | {r['wall_seconds']:.1f} | {rate:.1f} | "
-                     f"{r['files'] / r['wall_seconds']:.2f} | {rate / base_rate:.2f}x |")
+        spread = f"{r['walls'][0]:.1f}-{r['walls'][-1]:.1f}" if len(r["walls"]) > 1 else "one run"
+        lines.append(f"| {name} | {r['files']} | {r['audio_seconds']:.0f} | {r['wall_seconds']:.1f} ({spread}) | "
+                     f"{rate:.1f} | {r['files'] / r['wall_seconds']:.2f} | {rate / base_rate:.2f}x |")
+    loads = sorted(r["load_seconds"] for r in runs[next(iter(runs))])
     body = "\n".join(lines) + (
         f"\n\nModel: {_shown(model.path)} (version {model.version}); "
-        f"{args.files} real GTZAN clips (FLAC, 30 s). The loop's wall includes its model load "
-        f"({base['load_seconds']:.1f} s); the tagger's include worker start-up and a model load per worker, except on a warm cluster."
+        f"{args.files} real GTZAN clips (FLAC, 30 s); {args.repeats} runs of every row, interleaved. "
+        f"The loop's wall includes its model load ({loads[len(loads) // 2]:.1f} s, median); the tagger's include "
+        "Beam's start-up and the model load (in every worker process, except on a warm cluster)."
         + f"\n\nLoad average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run: "
         "other processes shared the cores, so these are figures under load, not of an idle machine."
         + (f"\n\n{args.note}" if args.note else ""))
     print(body)
     if not args.no_write:
         write_section("tagging", "Batch tagging throughput (python -m tagging)", body,
-                      f"make bench-tagging ARGS=\"--files {args.files}\"")
+                      f"make bench-tagging ARGS=\"--files {args.files} --repeats {args.repeats}"
+                      + (f" --version {args.version}" if args.version else "") + "\"")
 
 
 if __name__ == "__main__":

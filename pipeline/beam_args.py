@@ -15,6 +15,10 @@ from pipeline.config import PipelineConfig
 
 DASK_RUNNER = "pipeline.dask_runner.DaskRunner"
 STOCK_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+# The tagger's default: the DirectRunner in the launching process. TensorFlow already uses every
+# core for each clip and the tagger decodes beside it, so on one machine worker processes only
+# add their start-up (TensorFlow import and a model load each; BENCHMARKS.md, batch tagging).
+IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
 def dask_args(address: str, runner: str = DASK_RUNNER) -> list[str]:
@@ -24,9 +28,9 @@ def dask_args(address: str, runner: str = DASK_RUNNER) -> list[str]:
 
 
 def beam_args(runner: Optional[str] = None, extra: Optional[Sequence[str]] = None,
-              dask: Optional[str] = None) -> list[str]:
-    """The pipeline's defaults unless ``extra`` (``--beam-arg``) is given, as for local_runner.py."""
-    args = list(extra) if extra else list(PipelineConfig().beam_args)
+              dask: Optional[str] = None, defaults: Optional[Sequence[str]] = None) -> list[str]:
+    """``defaults`` (the pipeline's if None) unless ``extra`` (``--beam-arg``) is given, as for local_runner.py."""
+    args = list(extra) if extra else list(PipelineConfig().beam_args if defaults is None else defaults)
     if runner:
         args = [a for a in args if not a.startswith("--runner")] + [f"--runner={runner}"]
         if "DirectRunner" not in runner:

@@ -31,3 +31,9 @@ def test_the_pipeline_flag_runs_every_beam_step_on_dask():
     args = add_cli_arguments(argparse.ArgumentParser()).parse_args(["--dask", "127.0.0.1:8786"])
     assert config_from_args(args).beam_args == [
         "--runner=pipeline.dask_runner.DaskRunner", "--dask_client_address=tcp://127.0.0.1:8786"]
+
+
+def test_the_taggers_in_process_defaults_give_way_to_beam_args_and_the_dask_preset():
+    assert runners.beam_args(defaults=runners.IN_PROCESS) == runners.IN_PROCESS
+    assert runners.beam_args(extra=["--runner=DirectRunner"], defaults=runners.IN_PROCESS) == ["--runner=DirectRunner"]
+    assert runners.is_dask(runners.beam_args(dask="h:1", defaults=runners.IN_PROCESS))

@@ -2,7 +2,7 @@
 
 Examples::
 
-    python -m tagging /data/music --out tags/                      # newest pushed model, DirectRunner
+    python -m tagging /data/music --out tags/                      # newest pushed model, DirectRunner in-process
     python -m tagging 'gs://bucket/music/**/*.mp3' --out gs://bucket/tags/ --champion --mlflow-uri http://mlflow:5000
     python -m tagging /data/music --out tags/ --dask 10.0.0.5:8786  # a Dask cluster (docs/distributed.md)
 """
@@ -44,10 +44,11 @@ def parser() -> argparse.ArgumentParser:
                    help="the model's segment length: shorter files are quarantined as too_short (default: %(default)s)")
     g = p.add_argument_group("execution")
     g.add_argument("--batch-size", type=int, default=8, help="files per RunInference batch (default: %(default)s)")
-    g.add_argument("--runner", help="Beam runner (default: DirectRunner, as the pipeline)")
+    g.add_argument("--runner", help="Beam runner (default: DirectRunner in this process, in_memory)")
     g.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
-                   help="Beam pipeline argument, repeatable (replaces the DirectRunner defaults, as for "
-                   "local_runner.py)")
+                   help="Beam pipeline argument, repeatable (replaces the defaults, as for local_runner.py; "
+                   "e.g. --beam-arg=--direct_running_mode=multi_processing --beam-arg=--direct_num_workers=8 "
+                   "on a machine with many cores)")
     g.add_argument("--dask", metavar="HOST:PORT",
                    help=f"run on the Dask scheduler at HOST:PORT (runner {runners.DASK_RUNNER})")
     g.add_argument("--dask-partitions", type=int, help="Dask partitions (tasks) to split the files into (default: "
@@ -76,7 +77,8 @@ def _job(args: argparse.Namespace) -> tag_pipeline.TagJob:
         ref = model_lib.latest_version(args.serving_dir, args.version)
     return tag_pipeline.TagJob(
         source=args.source, out_dir=args.out, model=ref, audio=audio, batch_size=args.batch_size,
-        beam_args=runners.beam_args(args.runner, args.beam_args, args.dask), parquet=args.parquet,
+        beam_args=runners.beam_args(args.runner, args.beam_args, args.dask, defaults=runners.IN_PROCESS),
+        parquet=args.parquet,
         dask_partitions=args.dask_partitions, tf_threads=args.tf_threads)
 
 

@@ -8,11 +8,13 @@ reason, and a file it would train on is tagged.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import glob as globlib
 import os
 import posixpath
-from typing import Any, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -85,6 +87,23 @@ def decode_file(path: str, rel_path: str, audio: AudioConfig) -> dict[str, Any]:
             "sample_rate": audio.sample_rate, "seconds": round(len(samples) / audio.sample_rate, 3)}
 
 
-def decode_chunk(chunk: list[tuple[str, str]], audio: AudioConfig) -> Iterator[list[dict[str, Any]]]:
-    """One element in, one batch out: the chunk's files decoded (or quarantined) in order."""
-    yield [decode_file(path, rel, audio) for path, rel in chunk]
+def decode_ahead(chunk: Sequence[Sequence[str]], audio: AudioConfig, depth: int = 2) -> Iterator[dict[str, Any]]:
+    """The chunk's ``(path, rel_path)`` files decoded in order, by a background thread ``depth`` files ahead.
+
+    Why: the consumer runs TensorFlow on each clip while the next files decode. libsndfile, soxr
+    and numpy release the GIL, so decoding (a quarter of the CPU per GTZAN clip, BENCHMARKS.md)
+    runs on the core TensorFlow leaves idle instead of between two model calls.
+    """
+    if depth < 1 or len(chunk) < 2:
+        yield from (decode_file(path, rel, audio) for path, rel in chunk)
+        return
+    todo = iter(chunk)
+    with ThreadPoolExecutor(1, thread_name_prefix="tagging-decode") as pool:
+        pending = collections.deque(pool.submit(decode_file, path, rel, audio)
+                                    for path, rel in (next(todo) for _ in range(min(depth, len(chunk)))))
+        while pending:
+            clip = pending.popleft().result()
+            following = next(todo, None)
+            if following is not None:
+                pending.append(pool.submit(decode_file, following[0], following[1], audio))
+            yield clip

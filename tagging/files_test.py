@@ -46,3 +46,15 @@ def test_decoding_gives_the_model_input_or_ingestions_quarantine_reason(folder):
 
 def test_chunks_keep_order_and_size():
     assert files.chunks(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_decoding_ahead_gives_every_files_clip_or_quarantine_in_order(folder):
+    chunk = [(str(folder / rel), rel) for rel in ("a/b/deep.flac", "a/fake.wav", "a/pipe.wav", "a/top.WAV")]
+    ahead = list(files.decode_ahead(chunk, AUDIO, depth=2))
+    assert [c["path"] for c in ahead] == [rel for _, rel in chunk]
+    for got, want in zip(ahead, (files.decode_file(path, rel, AUDIO) for path, rel in chunk)):
+        assert got.keys() == want.keys()
+        if "waveform" in want:
+            np.testing.assert_array_equal(got["waveform"], want["waveform"])
+        else:
+            assert got["reason"] == want["reason"]

@@ -9,24 +9,32 @@ Why a custom ModelHandler: Beam's ``TFModelHandlerTensor`` loads with
 ``tf.keras.models.load_model(hub.resolve(uri))`` and calls ``model(batch)``. That cannot call a
 named signature with two inputs (``waveform`` + ``sample_rate``), the stand-in test models are
 plain ``tf.Module``\\ s that Keras cannot load, and ``tensorflow_hub`` does not import with this
-TensorFlow. The signature takes one clip of any length, so a batch is a list of clips run one
-signature call each; what batching buys is one model load per worker and fewer, larger bundles.
+TensorFlow. The signature takes one clip of any length, so a batch is a list of files run one
+signature call each (the next files decoding meanwhile, files.decode_ahead); what batching buys is
+fewer, larger bundles. One model per process: the loaded SavedModel is kept for the process's
+later bundles and jobs (RunInference's shared handle is keyed anew for every pipeline, so a
+long-lived Dask worker loaded the model again for every job).
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
+import threading
 from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
+from pipeline.config import AudioConfig
 from pipeline.errors import UserError
+from tagging import files as files_lib
 
 SIGNATURE = "serving_default"
 MODEL_REJECTED = "model_rejected"  # quarantine reason: the signature answered INVALID_ARGUMENT
 TOP_K = 3
+KEPT_MODELS = 2  # SavedModels a process keeps loaded (a long-lived worker may tag with several versions)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,61 +114,94 @@ def mlflow_champion(tracking_uri: str, name: Optional[str] = None,
     return ModelRef(path=local, version=label, source=f"mlflow:{name}@{alias}"), params
 
 
-class GenreSignatureHandler(ModelHandler[dict, PredictionResult, Any]):
-    """RunInference handler: each example is one decoded clip (or a quarantine record) as a dict.
+_loaded: "collections.OrderedDict[tuple[str, tuple], Any]" = collections.OrderedDict()
+_load_lock = threading.Lock()
+loads: collections.Counter = collections.Counter()  # path -> SavedModel loads in this process
 
-    Clip dicts carry ``waveform`` (float32, mono) and ``sample_rate``; the result's inference is
-    ``{"genre", "scores", "genres", "segments"}`` or, when the signature refuses the clip,
-    ``{"reason": MODEL_REJECTED, "detail"}``. Dicts that already hold a ``reason`` (files
-    ingestion's reader refused) pass through untouched, so one PCollection carries every file.
-    """
 
-    def __init__(self, model: ModelRef, tf_threads: Optional[int] = None):
-        super().__init__()
-        self._model = model
-        self._tf_threads = tf_threads
+def _stamp(path: str) -> tuple:
+    """Size and time of saved_model.pb: a folder overwritten in place is loaded anew."""
+    found = FileSystems.match([os.path.join(path, "saved_model.pb")])[0].metadata_list
+    return (found[0].size_in_bytes, found[0].last_updated_in_seconds) if found else ()
 
-    def load_model(self) -> Any:
-        import tensorflow as tf
 
-        if self._tf_threads:  # one TF thread per worker process: N workers on N cores, none oversubscribed
+def load_saved_model(path: str, tf_threads: Optional[int] = None) -> Any:
+    """The SavedModel at ``path``, loaded once per process (see the module docstring)."""
+    import tensorflow as tf
+
+    key = (path, _stamp(path))
+    with _load_lock:
+        if key in _loaded:
+            _loaded.move_to_end(key)
+            return _loaded[key]
+        if tf_threads:  # one TF thread per worker process: N workers on N cores, none oversubscribed
             try:
-                tf.config.threading.set_intra_op_parallelism_threads(self._tf_threads)
-                tf.config.threading.set_inter_op_parallelism_threads(self._tf_threads)
+                tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
+                tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
             except RuntimeError:  # TF already running in this process (in-memory runner): keep its pools
                 pass
-        loaded = tf.saved_model.load(self._model.path)
+        loaded = tf.saved_model.load(path)
         if SIGNATURE not in loaded.signatures:
-            raise UserError(f"The SavedModel at {self._model.path} has no {SIGNATURE!r} signature "
+            raise UserError(f"The SavedModel at {path} has no {SIGNATURE!r} signature "
                             f"(it has {sorted(loaded.signatures)}).", where="tagging model",
                             fix="tag with a model the pipeline pushed (docs/contracts.md).")
+        _loaded[key] = loaded
+        loads[path] += 1
+        while len(_loaded) > KEPT_MODELS:
+            _loaded.popitem(last=False)
         return loaded
 
-    def run_inference(self, batch: Sequence[dict], model: Any,
+
+def unload_models() -> None:
+    """Forget this process's loaded models (the next job loads its model again, as a new process would)."""
+    with _load_lock:
+        _loaded.clear()
+
+
+class GenreSignatureHandler(ModelHandler[Sequence[str], PredictionResult, Any]):
+    """RunInference handler: each example is one file, ``(path, path relative to the root)``.
+
+    The file is decoded here with ingestion's reader (files.decode_file), the next ones while
+    TensorFlow classifies this one. The result's example is the clip's metadata (``path``,
+    ``seconds``, or ``reason``/``detail`` for a file the reader quarantined, inference None);
+    its inference is ``{"genre", "scores", "genres", "segments"}`` or, when the signature
+    refuses the clip, ``{"reason": MODEL_REJECTED, "detail"}``.
+    """
+
+    def __init__(self, model: ModelRef, audio: AudioConfig, tf_threads: Optional[int] = None,
+                 decode_ahead: int = 2):
+        super().__init__()
+        self._model = model
+        self._audio = audio
+        self._tf_threads = tf_threads
+        self._decode_ahead = decode_ahead
+
+    def load_model(self) -> Any:
+        return load_saved_model(self._model.path, self._tf_threads)
+
+    def run_inference(self, batch: Sequence[Sequence[str]], model: Any,
                       inference_args: Optional[dict[str, Any]] = None) -> Iterable[PredictionResult]:
+        signature = model.signatures[SIGNATURE]
+        for clip in files_lib.decode_ahead(batch, self._audio, self._decode_ahead):
+            meta = {k: v for k, v in clip.items() if k != "waveform"}
+            yield PredictionResult(meta, None if "reason" in clip else self._classify(signature, clip),
+                                   self._model.version)
+
+    def _classify(self, signature: Any, clip: dict[str, Any]) -> dict[str, Any]:
         import tensorflow as tf
 
-        signature = model.signatures[SIGNATURE]
-        for example in batch:
-            meta = {k: v for k, v in example.items() if k != "waveform"}
-            if "reason" in example:
-                yield PredictionResult(meta, None, self._model.version)
-                continue
-            try:
-                out = signature(waveform=tf.constant(example["waveform"], tf.float32),
-                                sample_rate=tf.constant(example["sample_rate"], tf.int32))
-            except tf.errors.InvalidArgumentError as err:
-                yield PredictionResult(meta, {"reason": MODEL_REJECTED, "detail": _op_message(err)},
-                                       self._model.version)
-                continue
-            scores = out["scores"].numpy().astype(np.float64)
-            genres = ([g.decode() for g in out["genres"].numpy()] if "genres" in out else list(_config_genres()))
-            yield PredictionResult(meta, {
-                "genre": out["genre"].numpy().decode(), "scores": scores.tolist(), "genres": genres,
-                "segments": int(out["segment_scores"].shape[0])}, self._model.version)
+        try:
+            out = signature(waveform=tf.constant(clip["waveform"], tf.float32),
+                            sample_rate=tf.constant(clip["sample_rate"], tf.int32))
+        except tf.errors.InvalidArgumentError as err:
+            return {"reason": MODEL_REJECTED, "detail": _op_message(err)}
+        scores = out["scores"].numpy().astype(np.float64)
+        genres = [g.decode() for g in out["genres"].numpy()] if "genres" in out else list(_config_genres())
+        return {"genre": out["genre"].numpy().decode(), "scores": scores.tolist(), "genres": genres,
+                "segments": int(out["segment_scores"].shape[0])}
 
-    def get_num_bytes(self, batch: Sequence[dict]) -> int:
-        return sum(int(e["waveform"].nbytes) for e in batch if "waveform" in e)
+    def get_num_bytes(self, batch: Sequence[Sequence[str]]) -> int:
+        return sum(len(path) for path, _ in batch)  # references only: the audio is read in run_inference
 
     def get_metrics_namespace(self) -> str:
         return "GenreTagger"

@@ -1,10 +1,12 @@
-"""The tagging pipeline: file chunks -> decode -> RunInference -> record shards -> merged outputs.
+"""The tagging pipeline: file chunks -> RunInference (decode + classify) -> record shards -> merged outputs.
 
 One straight chain (no side inputs, no tagged outputs, no Beam sinks or sources), so that it
 computes the same rows on every runner, the Dask runners included (docs/distributed.md).
 Batching: the launcher groups the file list into chunks of ``batch_size`` files, each chunk
 one element that RunInference receives as one batch (``with_no_batching``: Beam's
 BatchElements emits its last batch from ``finish_bundle``, which Beam's Dask runner drops).
+The handler decodes a chunk's files itself, each while the model classifies the one before
+(tagging/model.py): as a step of its own, decoding would run between model calls, not beside them.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ class TagJob:
     out_dir: str
     model: ModelRef
     audio: AudioConfig = dataclasses.field(default_factory=AudioConfig)
-    beam_args: list[str] = dataclasses.field(default_factory=runners.beam_args)
+    beam_args: list[str] = dataclasses.field(default_factory=lambda: list(runners.IN_PROCESS))
     batch_size: int = 8
     flush_every: int = 16
     parquet: bool = True
@@ -45,8 +47,8 @@ class TagJob:
 def build(pipeline: beam.Pipeline, chunks: list[list[tuple[str, str]]], job: TagJob, shard_dir: str) -> None:
     _ = (pipeline
          | "FileChunks" >> beam.Create(chunks)
-         | "Decode" >> beam.FlatMap(files_lib.decode_chunk, job.audio)
-         | "Classify" >> RunInference(GenreSignatureHandler(job.model, job.tf_threads).with_no_batching())
+         | "DecodeAndClassify" >> RunInference(
+             GenreSignatureHandler(job.model, job.audio, job.tf_threads).with_no_batching())
          | "ToRecord" >> beam.Map(outputs.to_record)
          | "WriteShards" >> beam.ParDo(outputs.WriteShards(shard_dir, job.flush_every)))
 
@@ -137,5 +139,5 @@ def tag(source: str, out_dir: str, model: ModelRef, beam_args: Optional[Sequence
         **kwargs: Any) -> dict[str, Any]:
     """Library entry point: ``tag("music/", "tags/", latest_version("outputs/serving/genre"))``."""
     job = TagJob(source=source, out_dir=out_dir, model=model,
-                 beam_args=list(beam_args) if beam_args else runners.beam_args(), **kwargs)
+                 beam_args=list(beam_args) if beam_args else list(runners.IN_PROCESS), **kwargs)
     return run(job)

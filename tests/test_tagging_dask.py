@@ -15,6 +15,8 @@ import glob
 import hashlib
 import json
 import os
+import sys
+import types
 from pathlib import Path
 
 import apache_beam as beam
@@ -42,9 +44,15 @@ GENRE_LEVELS = ("blues", "country", "hiphop", "metal", "reggae", "rock")
 @pytest.fixture(scope="module")
 def dask_address():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as cluster:
-        yield cluster.scheduler_address
+    # Dask spawns its worker processes, and multiprocessing's spawn runs the parent's __main__ file
+    # in each. After a Streamlit AppTest in this process (tests/test_app_page.py) __main__ is
+    # app/page.py, which hides the TensorFlow runtime, so the workers could not load the model.
+    # A blank __main__ runs nothing, whatever ran before.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                      dashboard_address=None) as cluster:
+            yield cluster.scheduler_address
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +112,12 @@ def test_tagger_rows_on_dask_equal_the_direct_runner(runner, library, model_dir,
     assert bad == ref_bad
     assert summary["runner"] == runner and summary["files"] == {"listed": 16, "tagged": 12, "quarantined": 4}
     assert not glob.glob(str(tmp_path / ".shards-*")) and not glob.glob(str(tmp_path / "beam-temp*"))
+    # A worker loads the model once, keeping it for its later bundles and jobs (the two runners'
+    # runs share this cluster; without the cache each job loaded it again).
+    import distributed
+    with distributed.Client(dask_address) as client:
+        loads = client.run(lambda: dict(__import__("tagging.model", fromlist=["loads"]).loads))
+    assert loads and all(n == 1 for per_worker in loads.values() for n in per_worker.values()), loads
 
 
 def test_hostile_files_are_quarantined_and_every_other_file_tagged(direct_run, library):
