@@ -46,6 +46,10 @@ def gain_scale(feature_config: FeatureConfig, bin_std: np.ndarray) -> np.ndarray
     column sums of its DCT matrix, which is 0 except for c0 (DCT-II of a constant).
     """
     per_db = 1.0 if feature_config.log == "db" else 0.1
+    if feature_config.kind == "summary":
+        # A gain scales RMS and leaves chroma and the spectral shape alone: not an offset of every
+        # statistic, so not modelled (0: no change); the ann preset turns the random gain off.
+        return np.zeros(np.shape(bin_std), np.float32)
     if feature_config.kind == "mfcc":
         per_bin = per_db * dct_matrix(feature_config.n_mels, feature_config.n_mfcc,
                                       feature_config.dct_norm).astype(np.float64).sum(axis=0)

@@ -1,8 +1,10 @@
-"""The one spectral front end: log-mel spectrogram and MFCC as TensorFlow graphs.
+"""The one spectral front end: log-mel, MFCC and per-segment summary statistics as TensorFlow graphs.
 
 Transform (models/preprocessing.py), tf.data code and the serving graph all call
 :func:`compute`, so training and serving cannot drift apart. The defaults of
-``FeatureConfig`` reproduce librosa (``melspectrogram`` + ``power_to_db``, ``mfcc``);
+``FeatureConfig`` reproduce librosa (``melspectrogram`` + ``power_to_db``, ``mfcc``, and for
+the "summary" kind ``chroma_stft``, ``spectral_centroid``, ``spectral_bandwidth``,
+``spectral_rolloff``, ``zero_crossing_rate``, ``rms``);
 docs/features.md lists every convention and how it was checked.
 
 Only core TF ops (``tf.signal.stft`` and matmuls against constants built with numpy at
@@ -25,11 +27,18 @@ import tensorflow as tf
 
 from pipeline.config import FeatureConfig
 
-KINDS = ("log_mel", "mfcc")
+KINDS = ("log_mel", "mfcc", "summary")
 LOGS = ("db", "log10_1p")
 PAD_MODES = {"constant": "CONSTANT", "reflect": "REFLECT", "symmetric": "SYMMETRIC"}
 # Mel filters per block of the block-sparse filterbank product (see _mel_blocks).
 MEL_GROUP = 16
+# The "summary" kind (the ANN's input): librosa's defaults for what FeatureConfig does not set.
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")  # chroma_stft, base_c
+ROLL_PERCENT = 0.85  # spectral_rolloff
+ZCR_THRESHOLD = 1e-10  # zero_crossings: |y| <= this counts as 0 (positive)
+SCALAR_DESCRIPTORS = ("spectral_centroid", "spectral_bandwidth", "spectral_rolloff", "zero_crossing_rate", "rms")
+# Below this a spectrum column is left unnormalised, as librosa.util.normalize does (float32 tiny).
+TINY = float(np.finfo(np.float32).tiny)
 
 
 # ----- constants built with numpy at trace time (librosa's formulas) -------------------
@@ -88,6 +97,29 @@ def dct_matrix(n_mels: int, n_mfcc: int, norm: Optional[str]) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=32)
+def chroma_filterbank(sample_rate: int, n_fft: int, tuning: float = 0.0) -> np.ndarray:
+    """librosa.filters.chroma (12 bins, ctroct 5, octwidth 2, L2 norm, base C) as float32 [12, 1 + n_fft // 2].
+
+    Gaussian bumps in chroma-bin units around each FFT bin's pitch class, each column
+    L2-normalised, weighted by a Gaussian over octaves centred on octave 5 (width 2).
+    """
+    n_chroma = len(PITCH_CLASSES)
+    frequencies = np.linspace(0, sample_rate, n_fft, endpoint=False)[1:]
+    a440 = 440.0 * 2.0 ** (tuning / n_chroma)
+    frqbins = n_chroma * np.log2(frequencies / (a440 / 16))
+    frqbins = np.concatenate(([frqbins[0] - 1.5 * n_chroma], frqbins))  # the 0 Hz bin: 1.5 octaves below bin 1
+    binwidthbins = np.concatenate((np.maximum(frqbins[1:] - frqbins[:-1], 1.0), [1]))
+    d = np.subtract.outer(frqbins, np.arange(0, n_chroma, dtype="d")).T
+    half = np.round(float(n_chroma) / 2)
+    d = np.remainder(d + half + 10 * n_chroma, n_chroma) - half
+    wts = np.exp(-0.5 * (2 * d / np.tile(binwidthbins, (n_chroma, 1))) ** 2)
+    wts /= np.sqrt(np.sum(wts ** 2, axis=0, keepdims=True))
+    wts *= np.exp(-0.5 * (((frqbins / n_chroma - 5.0) / 2.0) ** 2))[np.newaxis, :]
+    wts = np.roll(wts, -3, axis=0)
+    return np.ascontiguousarray(wts[:, : 1 + n_fft // 2], dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=32)
 def analysis_window(window: str, win_length: int, n_fft: int) -> np.ndarray:
     """librosa's STFT window: periodic (``fftbins=True``), zero-padded to n_fft in the centre."""
     if not 0 < win_length <= n_fft:
@@ -106,6 +138,9 @@ def _check(config: FeatureConfig) -> None:
         raise ValueError(f"features.pad_mode must be one of {tuple(PAD_MODES)}, not {config.pad_mode!r}.")
     if config.power <= 0:
         raise ValueError(f"features.power must be positive, not {config.power}.")
+    if config.kind == "summary" and (config.frames is not None or config.power != 2.0):
+        raise ValueError("features.kind 'summary' summarises every frame of the power spectrum: it needs "
+                         f"features.frames None and features.power 2, not {config.frames} and {config.power}.")
 
 
 # ----- shapes ----------------------------------------------------------------------------
@@ -118,9 +153,14 @@ def num_frames(config: FeatureConfig, num_samples: int) -> int:
 
 
 def output_shape(config: FeatureConfig, segment_samples: int) -> tuple[int, int]:
-    """(frames, bins) of :func:`compute` on segments of ``segment_samples`` samples."""
+    """(frames, bins) of :func:`compute` on segments of ``segment_samples`` samples.
+
+    The "summary" kind is one row of statistics over all frames: (1, len(summary_names)).
+    """
     _check(config)
     frames = num_frames(config, segment_samples)
+    if config.kind == "summary":
+        return 1, len(summary_names(config))
     if config.frames is not None:
         if config.frames > frames:
             raise ValueError(f"features.frames={config.frames} but a {segment_samples}-sample segment "
@@ -157,17 +197,30 @@ def _frame_signal(waveform: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     return waveform
 
 
+def _squared_stft_parts(waveform: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
+    """[batch, frames, bins, 2]: re^2 and im^2 of librosa's STFT (bitcast, so no copy for the cast)."""
+    win = analysis_window(config.window, config.win_length or config.n_fft, config.n_fft)
+    stft = tf.signal.stft(_frame_signal(waveform, config), frame_length=config.n_fft,
+                          frame_step=config.hop_length, fft_length=config.n_fft, pad_end=False,
+                          window_fn=lambda length, dtype: tf.constant(win, dtype=dtype))
+    return tf.square(tf.bitcast(stft, tf.float32))
+
+
+def _mel_product(spec: tf.Tensor, config: FeatureConfig, sample_rate: int, interleave: int) -> tf.Tensor:
+    """[batch, frames, bins * interleave] spectrum -> [batch, frames, n_mels] (block-sparse filterbank)."""
+    weights = mel_filterbank(sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax,
+                             config.mel_htk, config.mel_norm)
+    return tf.concat([tf.matmul(spec[..., lo:hi], tf.constant(block))
+                      for lo, hi, block in _mel_blocks(weights, interleave)], axis=-1)
+
+
 def mel_power(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:
     """float32 [batch, samples] -> mel spectrogram [batch, frames, n_mels] (|STFT|^power, before the log)."""
     _check(config)
     waveform = tf.convert_to_tensor(waveform, tf.float32)
     static_samples = waveform.shape[-1]
     frames = output_shape(config, static_samples)[0] if static_samples is not None else None
-    win = analysis_window(config.window, config.win_length or config.n_fft, config.n_fft)
-    stft = tf.signal.stft(_frame_signal(waveform, config), frame_length=config.n_fft,
-                          frame_step=config.hop_length, fft_length=config.n_fft, pad_end=False,
-                          window_fn=lambda length, dtype: tf.constant(win, dtype=dtype))
-    parts = tf.square(tf.bitcast(stft, tf.float32))  # [batch, frames, bins, (re, im)], no copy for the cast
+    parts = _squared_stft_parts(waveform, config)
     if config.power == 2.0:
         # |X|^2 = re^2 + im^2, summed by the filterbank product itself over interleaved rows.
         spec = tf.reshape(parts, tf.concat([tf.shape(parts)[:2], [-1]], 0))
@@ -175,10 +228,7 @@ def mel_power(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> t
     else:
         spec = tf.math.pow(tf.reduce_sum(parts, axis=-1), config.power / 2.0)
         interleave = 1
-    weights = mel_filterbank(sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax,
-                             config.mel_htk, config.mel_norm)
-    mel = tf.concat([tf.matmul(spec[..., lo:hi], tf.constant(block))
-                     for lo, hi, block in _mel_blocks(weights, interleave)], axis=-1)
+    mel = _mel_product(spec, config, sample_rate, interleave)
     if frames is not None:
         mel = tf.ensure_shape(mel, [None, frames, config.n_mels])
     return mel
@@ -203,12 +253,18 @@ def log_mel(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.
 
 def mfcc(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:
     """float32 [batch, samples] -> MFCC [batch, frames, n_mfcc]: DCT-II of the log-mel over mel bins."""
+    return cepstrum(mel_power(waveform, config, sample_rate), config)
+
+
+def cepstrum(mel: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
+    """Mel spectrogram [..., n_mels] (before the log) -> MFCC [..., n_mfcc]."""
     dct = dct_matrix(config.n_mels, config.n_mfcc, config.dct_norm)
-    return tf.matmul(log_mel(waveform, config, sample_rate), tf.constant(dct))
+    return tf.matmul(log_compress(mel, config), tf.constant(dct))
 
 
 def compute(waveform: tf.Tensor, feature_config: FeatureConfig, sample_rate: int) -> tf.Tensor:
-    """The model input: ``feature_config.kind`` of float32 [batch, samples] -> [batch, frames, bins].
+    """The model input: ``feature_config.kind`` of float32 [batch, samples] -> [batch, frames, bins]
+    ([batch, 1, statistics] for "summary").
 
     Frames are cropped to ``feature_config.frames`` when it is set (before the per-example
     top_db clip, so a feature depends only on the audio its frames see). A 1-D clip gives
@@ -218,5 +274,82 @@ def compute(waveform: tf.Tensor, feature_config: FeatureConfig, sample_rate: int
     waveform = tf.convert_to_tensor(waveform, tf.float32)
     if waveform.shape.rank == 1:
         return compute(waveform[tf.newaxis], feature_config, sample_rate)[0]
-    fn = log_mel if feature_config.kind == "log_mel" else mfcc
+    fn = {"log_mel": log_mel, "mfcc": mfcc, "summary": summary}[feature_config.kind]
     return fn(waveform, feature_config, sample_rate)
+
+
+# ----- per-segment summary statistics (the "summary" kind) ---------------------------------
+def summary_names(config: FeatureConfig) -> list[str]:
+    """Names of the "summary" statistics in output order: every per-frame descriptor's mean, then its variance."""
+    per_frame = ([f"mfcc{k}" for k in range(1, config.n_mfcc + 1)] + [f"chroma_{p}" for p in PITCH_CLASSES]
+                 + list(SCALAR_DESCRIPTORS))
+    return [f"{name}_mean" for name in per_frame] + [f"{name}_var" for name in per_frame]
+
+
+def _unit_sum(values: tf.Tensor, reduce) -> tf.Tensor:
+    """librosa.util.normalize along the last axis: divide by ``reduce`` (sum or max) unless it is below TINY."""
+    length = reduce(values, axis=-1, keepdims=True)
+    return values / tf.where(length < TINY, tf.ones_like(length), length)
+
+
+def zero_crossing_rate(waveform: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
+    """librosa.feature.zero_crossing_rate with frame_length n_fft: [batch, frames].
+
+    Edge-padded when centred (librosa pads ZCR frames with the edge values, not zeros); a
+    sample within +-ZCR_THRESHOLD counts as 0, and 0 as positive. A frame's rate is its
+    sign changes between neighbouring samples divided by the frame length. Counted from
+    a running sum of the changes, so no [frames, n_fft] tensor is built.
+    """
+    length, hop = config.n_fft, config.hop_length
+    if config.center:
+        half = length // 2
+        waveform = tf.concat([tf.repeat(waveform[:, :1], half, axis=1), waveform,
+                              tf.repeat(waveform[:, -1:], half, axis=1)], axis=1)
+    negative = waveform < -ZCR_THRESHOLD
+    changes = tf.cast(tf.not_equal(negative[:, 1:], negative[:, :-1]), tf.int32)
+    running = tf.pad(tf.cumsum(changes, axis=1), [[0, 0], [1, 0]])
+    starts = tf.range(0, tf.shape(waveform)[1] - length + 1, hop)
+    counts = tf.gather(running, starts + length - 1, axis=1) - tf.gather(running, starts, axis=1)
+    return tf.cast(counts, tf.float32) / float(length)
+
+
+def rms(waveform: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
+    """librosa.feature.rms with frame_length n_fft and the STFT's centring and pad mode: [batch, frames]."""
+    frames = tf.signal.frame(_frame_signal(waveform, config), config.n_fft, config.hop_length, axis=-1)
+    return tf.sqrt(tf.reduce_mean(tf.square(frames), axis=-1))
+
+
+def frame_descriptors(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:
+    """float32 [batch, samples] -> [batch, frames, n_mfcc + 12 + 5]: the per-frame descriptors.
+
+    One STFT feeds all of them: MFCC (as :func:`mfcc`), chroma_stft with tuning 0 (librosa
+    estimates the tuning per call by default; docs/features.md), and from the magnitude
+    spectrum the spectral centroid, bandwidth (p = 2) and roll-off (85 %); then the
+    zero-crossing rate and RMS of the frames.
+    """
+    power = tf.reduce_sum(_squared_stft_parts(waveform, config), axis=-1)  # |X|^2 [batch, frames, bins]
+    mfccs = cepstrum(_mel_product(power, config, sample_rate, 1), config)
+    chroma = _unit_sum(tf.matmul(power, tf.constant(chroma_filterbank(sample_rate, config.n_fft).T)),
+                       tf.reduce_max)
+    freqs = tf.constant(np.fft.rfftfreq(config.n_fft, d=1.0 / sample_rate), tf.float32)
+    magnitude = tf.sqrt(power)
+    weights = _unit_sum(magnitude, tf.reduce_sum)
+    centroid = tf.reduce_sum(weights * freqs, axis=-1)
+    bandwidth = tf.sqrt(tf.reduce_sum(weights * tf.square(freqs - centroid[..., tf.newaxis]), axis=-1))
+    energy = tf.cumsum(magnitude, axis=-1)
+    reached = tf.cast(energy >= ROLL_PERCENT * energy[..., -1:], tf.int32)
+    rolloff = tf.gather(freqs, tf.argmax(reached, axis=-1, output_type=tf.int32))
+    scalars = [centroid, bandwidth, rolloff, zero_crossing_rate(waveform, config), rms(waveform, config)]
+    return tf.concat([mfccs, chroma, tf.stack(scalars, axis=-1)], axis=-1)
+
+
+def summary(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:
+    """float32 [batch, samples] -> [batch, 1, statistics]: mean and variance over frames (names: summary_names).
+
+    One row, so the statistics keep the [frames, bins] layout that Transform's per-bin
+    z-score, the trainer and the serving path share (docs/contracts.md).
+    """
+    _check(config)
+    descriptors = frame_descriptors(tf.convert_to_tensor(waveform, tf.float32), config, sample_rate)
+    stats = tf.concat([tf.reduce_mean(descriptors, axis=1), tf.math.reduce_variance(descriptors, axis=1)], axis=-1)
+    return stats[:, tf.newaxis, :]

@@ -141,6 +141,7 @@ def test_dct_matrix_is_scipy_dct_type2(norm):
     (FeatureConfig(kind="mfcc"), 66150, (130, 20)),
     (MUSICNN.features, 48000, (187, 96)),
     (FeatureConfig(center=False), 66150, (126, 128)),
+    (FeatureConfig(kind="summary"), 66150, (1, 74)),
 ])
 def test_output_shape_is_the_static_shape_of_compute(config, samples, shape):
     assert features.output_shape(config, samples) == shape
@@ -158,12 +159,115 @@ def test_too_many_frames_requested_is_an_error():
         features.compute(tf.zeros([1, 4096]), FeatureConfig(kind="cqt"), SR)
 
 
-@pytest.mark.parametrize("config", [FeatureConfig(), FeatureConfig(kind="mfcc"), MUSICNN.features])
+@pytest.mark.parametrize("config", [FeatureConfig(), FeatureConfig(kind="mfcc"), MUSICNN.features,
+                                    FeatureConfig(kind="summary")])
 def test_graph_holds_core_ops_only(config):
     fn = tf.function(lambda w: features.compute(w, config, SR),
                      input_signature=[tf.TensorSpec([None, 48000], tf.float32)])
     ops = assert_core_ops_only(fn.get_concrete_function())
     assert "RFFT" in ops and ops & {"MatMul", "BatchMatMulV2", "BatchMatMulV3"}, ops
+
+
+# ----- summary statistics (the ANN's input) ---------------------------------------------------
+SUMMARY = FeatureConfig(kind="summary")
+# Max |ours - librosa| / max(|librosa|, 1) per statistic. Measured (docs/features.md): 7.9e-7 on the
+# synthetic clips, 6.4e-5 on real ones (roll-off: float32 running sums of ours and librosa's put a
+# frame's 85 % point one FFT bin apart now and then). 1e-3 leaves room for that and still catches a
+# convention slip: librosa's estimated tuning instead of 0 moves chroma statistics by up to 0.34.
+SUMMARY_TOLERANCE = 1e-3
+
+
+def librosa_summary(y: np.ndarray, sr: int, c: FeatureConfig = SUMMARY) -> np.ndarray:
+    """librosa's functions of the same names, mean and variance over frames, in summary_names order."""
+    kw = dict(n_fft=c.n_fft, hop_length=c.hop_length)
+    per_frame = np.concatenate([
+        librosa.feature.mfcc(y=y, sr=sr, n_mfcc=c.n_mfcc, n_mels=c.n_mels, **kw),
+        librosa.feature.chroma_stft(y=y, sr=sr, tuning=0.0, **kw),
+        librosa.feature.spectral_centroid(y=y, sr=sr, **kw),
+        librosa.feature.spectral_bandwidth(y=y, sr=sr, **kw),
+        librosa.feature.spectral_rolloff(y=y, sr=sr, **kw),
+        librosa.feature.zero_crossing_rate(y, frame_length=c.n_fft, hop_length=c.hop_length),
+        librosa.feature.rms(y=y, frame_length=c.n_fft, hop_length=c.hop_length),
+    ])
+    return np.concatenate([per_frame.mean(axis=1), per_frame.var(axis=1)])
+
+
+def summary_errors(ours: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    return np.abs(ours - ref) / np.maximum(np.abs(ref), 1.0)
+
+
+def print_by_group(label: str, errors: np.ndarray, c: FeatureConfig) -> None:
+    """Largest error per descriptor group (the table in docs/features.md; shown with pytest -s)."""
+    stat_names = features.summary_names(c)
+    groups = ["mfcc", "chroma", *features.SCALAR_DESCRIPTORS]
+    cells = []
+    for group in groups:
+        for suffix in ("_mean", "_var"):
+            cols = [k for k, n in enumerate(stat_names) if n.startswith(group) and n.endswith(suffix)]
+            cells.append(f"{group}{suffix} {errors[:, cols].max():.1e}")
+    print(f"{label}: " + ", ".join(cells))
+
+
+def assert_summary_matches(y: np.ndarray, sr: int, names: list[str], c: FeatureConfig = SUMMARY) -> None:
+    ours = features.compute(tf.constant(y), c, sr).numpy()
+    assert ours.shape == (len(y), 1, len(features.summary_names(c)))
+    errors = np.stack([summary_errors(ours[i, 0], librosa_summary(y[i], sr, c)) for i in range(len(y))])
+    print_by_group(f"summary vs librosa, {len(y)} clips", errors, c)
+    for i in range(len(y)):
+        worst = int(np.argmax(errors[i]))
+        assert errors[i, worst] < SUMMARY_TOLERANCE, (names[i], features.summary_names(c)[worst], errors[i, worst])
+
+
+def test_librosa_estimated_tuning_would_exceed_the_tolerance():
+    """The tolerance is tight enough to see chroma_stft's default (estimated) tuning instead of 0."""
+    y = clips(SR)
+    chroma = [k for k, n in enumerate(features.summary_names(SUMMARY)) if n.startswith("chroma")]
+    moved = []
+    for clip in y:
+        fixed = librosa.feature.chroma_stft(y=clip, sr=SR, tuning=0.0)
+        estimated = librosa.feature.chroma_stft(y=clip, sr=SR)
+        diff = np.concatenate([estimated.mean(1) - fixed.mean(1), estimated.var(1) - fixed.var(1)])
+        moved.append(np.abs(diff).max())
+    print(f"chroma statistics moved by the estimated tuning: up to {max(moved):.2f} ({len(chroma)} statistics)")
+    assert max(moved) > 10 * SUMMARY_TOLERANCE
+
+
+@pytest.mark.parametrize("c", [SUMMARY, FeatureConfig(kind="summary", n_fft=1024, hop_length=256, n_mfcc=13)])
+def test_summary_matches_librosa(c):
+    assert_summary_matches(clips(SR), SR, ["blues", "classical", "metal"], c)
+
+
+def test_summary_names_follow_the_output_order():
+    names = features.summary_names(SUMMARY)
+    assert len(names) == 2 * (20 + 12 + 5) == len(set(names))
+    assert names[:2] == ["mfcc1_mean", "mfcc2_mean"] and names[20] == "chroma_C_mean"
+    assert names[36] == "rms_mean" and names[37] == "mfcc1_var" and names[-1] == "rms_var"
+
+
+def test_frame_descriptors_match_librosa_per_frame_on_silence_and_tiny_values():
+    """The conventions of zero_crossing_rate (edge padding, |y| <= 1e-10 is 0, 0 is positive) and rms."""
+    rng = np.random.default_rng(3)
+    y = (0.5 * np.sin(np.arange(SR) * 0.05) + 0.05 * rng.standard_normal(SR)).astype(np.float32)
+    y[4000:9000] = 0.0
+    y[9000:12000] = rng.choice([-1e-11, 1e-11, -1e-9, 1e-9], 3000).astype(np.float32)
+    y[:700] = -0.25  # a constant edge: the edge padding repeats it
+    c = SUMMARY
+    descriptors = features.frame_descriptors(tf.constant(y[np.newaxis]), c, SR).numpy()[0]
+    zcr = librosa.feature.zero_crossing_rate(y, frame_length=c.n_fft, hop_length=c.hop_length)[0]
+    rms = librosa.feature.rms(y=y, frame_length=c.n_fft, hop_length=c.hop_length)[0]
+    np.testing.assert_allclose(descriptors[:, -2], zcr, atol=1e-7)
+    np.testing.assert_allclose(descriptors[:, -1], rms, rtol=1e-5, atol=1e-8)
+
+
+def test_chroma_filterbank_is_librosa():
+    for sr, n_fft in ((22050, 2048), (16000, 512)):
+        np.testing.assert_allclose(features.chroma_filterbank(sr, n_fft), librosa.filters.chroma(sr=sr, n_fft=n_fft),
+                                   rtol=1e-5, atol=1e-9)
+
+
+def test_summary_refuses_a_frame_crop():
+    with pytest.raises(ValueError, match="summary"):
+        features.output_shape(FeatureConfig(kind="summary", frames=100), 66150)
 
 
 # ----- real GTZAN clips (../shared/data/gtzan) -------------------------------------------
@@ -200,3 +304,9 @@ def test_real_clips_match_musicnn_recipe(shared_gtzan):
         ref = np.log10(1 + 10000 * librosa.feature.melspectrogram(y=y, sr=16000, n_fft=512, hop_length=256,
                                                                    n_mels=96)).T[:187]
         assert max_db_error(ours[i], ref, c) < TOLERANCE_DB, name
+
+
+@pytest.mark.real_data
+def test_real_clips_summary_matches_librosa(shared_gtzan):
+    data = real_segments(shared_gtzan)
+    assert_summary_matches(np.stack([d[1] for d in data]), SR, [d[0] for d in data])

@@ -1,30 +1,49 @@
-"""The stacked LSTM: contract shapes and names, size, and that it learns a separable toy task."""
+"""The recurrent family: MSD_vgg's first blocks as a pretrained front end, a bidirectional LSTM head."""
 import numpy as np
 import tf_keras as keras
 
-from models.lstm import build_lstm
-from models.model_test_utils import loss_before_after, separable_batch
-from pipeline.config import GENRES, TrainConfig
+from models import lstm, registry, vgg
+from models.model_test_utils import loss_before_after, rhythmic_batch
+from models.musicnn_weights import read_checkpoint
+from pipeline.config import GENRES, PipelineConfig, TrainConfig
 
-SHAPE = (130, 20)  # 3 s at 22050 Hz, hop 512, 20 MFCCs
+SHAPE = (vgg.FRAMES, vgg.MELS)  # the VGG's input: 3 s at 16 kHz, hop 256, 96 mels
 
 
-def test_contract_shapes_names_and_size():
-    model = build_lstm(SHAPE, len(GENRES), TrainConfig())
-    assert model.input_names == ["mfcc"]
-    assert model.input_shape == (None, *SHAPE)
-    assert model.output_shape == (None, len(GENRES))
-    assert model.layers[-1].name == "probabilities"
-    assert [layer.units for layer in model.layers if isinstance(layer, keras.layers.LSTM)] == [128, 64]
-    assert {"time_mean", "time_max"} <= {layer.name for layer in model.layers}  # pools every step
-    assert model.count_params() == 126_986
-    probs = model.predict(np.random.default_rng(0).standard_normal((3, *SHAPE)).astype("f"), verbose=0)
+def test_contract_shapes_names_and_the_pretrained_front_end():
+    model = lstm.build_lstm(SHAPE, len(GENRES), TrainConfig())
+    assert model.name == "lstm" and model.input_names == ["log_mel"]
+    assert model.input_shape == (None, *SHAPE) and model.output_shape == (None, len(GENRES))
+    head = model.layers[-1]
+    assert head.layers[-1].name == "probabilities"
+    recurrent = head.get_layer("lstm")
+    assert isinstance(recurrent.forward_layer, keras.layers.LSTM) and recurrent.forward_layer.units == lstm.UNITS
+    assert head.get_layer("steps").output_shape == (None, 11, 6 * 128)  # 11 steps of block 4's map
+    assert not any(layer.name.startswith(f"{vgg.BACKBONE_PREFIX}block5") for layer in model.layers)
+    np.testing.assert_array_equal(model.get_layer(f"{vgg.BACKBONE_PREFIX}block3_conv").kernel.numpy(),
+                                  read_checkpoint("MSD_vgg")["3CNN/kernel"])
+    body, split_head = registry.split_backbone(model)
+    assert body.output_shape == (None, 11, 6, 128) and split_head.output_shape == (None, len(GENRES))
+    probs = model.predict(np.random.default_rng(0).uniform(0, 3, (3, *SHAPE)).astype("f"), verbose=0)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_learns_separable_toy_task():
+def test_preset_trains_the_head_alone_on_the_vgg_features():
+    config = PipelineConfig().with_model("lstm")
+    assert registry.has_pretrained_backbone(config) and registry.needs_input_stats(config)
+    assert config.train.epochs <= config.train.frozen_epochs  # no fine-tuning phase
+    assert config.train.class_balance == 1.0
+    assert config.features == PipelineConfig().with_model("vgg").features
+    assert config.audio.sample_rate == 16000
+
+
+def test_head_learns_on_the_frozen_front_end_outputs():
+    """As the trainer's first phase: the front end runs once, the recurrent head learns on its outputs."""
     keras.utils.set_random_seed(0)
-    x, y = separable_batch(160, 40, 20, len(GENRES))
-    model = build_lstm(x.shape[1:], len(GENRES), TrainConfig())
-    before, after = loss_before_after(model, x, y, epochs=4)
-    assert after < 0.25 * before, (before, after)
+    model = lstm.build_lstm(SHAPE, len(GENRES), TrainConfig())
+    lstm.set_backbone_trainable(model, False)
+    assert all(not w.name.startswith(vgg.BACKBONE_PREFIX) for w in model.trainable_weights)
+    x, y = rhythmic_batch(40, *SHAPE, len(GENRES))
+    body, head = registry.split_backbone(model)
+    before, after = loss_before_after(head, body.predict(x, verbose=0), y, epochs=10, batch_size=10)
+    assert after < 0.5 * before, (before, after)

@@ -12,13 +12,18 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tf_keras as keras
 
-from models import vgg
+from models import efficientnet, lstm, vgg
+from models.ann import build_ann
 from models.cnn import build_cnn
-from models.lstm import build_lstm
 from pipeline.config import PipelineConfig
 
 Builder = Callable[..., keras.Model]  # (input_shape, num_classes, train, *, input_name) -> Model
-BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "lstm": build_lstm, "vgg": vgg.build_vgg}
+BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "lstm": lstm.build_lstm, "vgg": vgg.build_vgg, "ann": build_ann,
+                                "efficientnet": efficientnet.build_efficientnet}
+# Families that can start from pretrained weights: their module's split_backbone / set_backbone_trainable.
+TRANSFER_FAMILIES = {"vgg": vgg, "efficientnet": efficientnet, "lstm": lstm}
+# Families whose pretrained body is musicnn's MSD_vgg (whole, or its first blocks as the LSTM's front end).
+MUSICNN_FAMILIES = ("vgg", "lstm")
 
 
 def build_model(config: PipelineConfig, input_shape: Sequence[Optional[int]],
@@ -42,20 +47,38 @@ def build_model(config: PipelineConfig, input_shape: Sequence[Optional[int]],
 
 
 def has_pretrained_backbone(config: PipelineConfig) -> bool:
-    """Whether the family is trained in two phases (body frozen for ``frozen_epochs``, then fine-tuned)."""
-    return config.train.model == "vgg"
+    """Whether the family is trained in two phases (body frozen for ``frozen_epochs``, then fine-tuned).
+
+    The VGG and the LSTM (MSD_vgg front end) always (their weights ship with musicnn); EfficientNet
+    when it has weights (efficientnet.weights_source): from random initialisation it trains whole, in one phase.
+    """
+    if config.train.model == "efficientnet":
+        return efficientnet.is_pretrained(config.train)
+    return config.train.model in MUSICNN_FAMILIES
 
 
 def needs_input_stats(config: PipelineConfig) -> bool:
-    """Whether :func:`build_model` wants Transform's per-bin (mean, std) to undo the z-score."""
-    return has_pretrained_backbone(config)
+    """Whether :func:`build_model` wants Transform's per-bin (mean, std) to undo the z-score.
+
+    Only the MSD_vgg families: musicnn's body was trained on its own log10(1 + 10000 x) scale.
+    EfficientNet's ImageNet body never saw spectrograms, so the z-scores mapped to pixels are as good
+    as any scale.
+    """
+    return config.train.model in MUSICNN_FAMILIES
 
 
 def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """(body, head) of a pretrained family, sharing the model's layers (see vgg.split_backbone)."""
-    return vgg.split_backbone(model)
+    """(body, head) of a pretrained family, sharing the model's layers (see transfer.split_at)."""
+    return _transfer_family(model).split_backbone(model)
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
     """Freeze or unfreeze a pretrained body (BN stays frozen); raises for families without one."""
-    vgg.set_backbone_trainable(model, trainable)
+    _transfer_family(model).set_backbone_trainable(model, trainable)
+
+
+def _transfer_family(model: keras.Model):
+    """The module of a pretrained family, found by the model's name (every builder names it after its family)."""
+    if model.name not in TRANSFER_FAMILIES:
+        raise ValueError(f"Model {model.name!r} has no pretrained backbone; only {', '.join(TRANSFER_FAMILIES)} do.")
+    return TRANSFER_FAMILIES[model.name]

@@ -31,6 +31,48 @@ def _parse_spec(tft_output: tft.TFTransformOutput, kind: str) -> dict[str, tf.io
     return {kind: spec[kind], "label": spec["label"], "track_id": spec["track_id"]}
 
 
+def _files(file_pattern: list[str] | str) -> list[str]:
+    """The sorted files matching one glob or any of several."""
+    patterns = [file_pattern] if isinstance(file_pattern, str) else file_pattern
+    return sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
+
+
+def train_class_counts(file_pattern: list[str] | str, tft_output: tft.TFTransformOutput,
+                       num_classes: int) -> np.ndarray:
+    """Examples (segments) per label in the given transformed files, [num_classes] int64.
+
+    One pass over the labels only; the trainer reads the train split's counts for class balancing.
+    """
+    spec = {"label": tft_output.transformed_feature_spec()["label"]}
+    ds = tf.data.TFRecordDataset(_files(file_pattern), compression_type="GZIP").batch(1024)
+    counts = np.zeros(num_classes, np.int64)
+    for batch in ds:
+        labels = tf.io.parse_example(batch, spec)["label"].numpy().reshape(-1)
+        counts += np.bincount(labels, minlength=num_classes)[:num_classes]
+    return counts
+
+
+def class_weights(counts: np.ndarray, power: float) -> np.ndarray:
+    """Per-class loss weights count ** -power, scaled so that the mean weight per training example is 1.
+
+    ``power`` 1 gives every class the same total weight (sklearn's "balanced"), 0 leaves the loss as it
+    was (all ones), values between are a milder correction. Classes without examples get 0 (never used).
+    Balancing by weights rather than by resampling keeps every epoch one pass over the same examples,
+    so epochs, schedules and the input pipeline's cache stay as they are.
+    """
+    counts = np.asarray(counts, np.float64)
+    weights = np.where(counts > 0, np.maximum(counts, 1.0) ** -float(power), 0.0)
+    total = float((counts * weights).sum())
+    return (weights * counts.sum() / total if total > 0 else weights).astype(np.float32)
+
+
+def with_class_weights(dataset: tf.data.Dataset, weights: np.ndarray) -> tf.data.Dataset:
+    """(x, y) batches -> (x, y, sample weight); weight = y . weights, so mixed (mixup) labels blend theirs."""
+    w = tf.constant(weights, tf.float32)
+    return dataset.map(lambda x, y: (x, y, tf.linalg.matvec(tf.cast(y, tf.float32), w)),
+                       num_parallel_calls=AUTOTUNE, deterministic=True)
+
+
 def input_shape(tft_output: tft.TFTransformOutput, kind: str) -> tuple[int, int]:
     shape = tft_output.transformed_feature_spec()[kind].shape
     if len(shape) != 2:
@@ -46,12 +88,11 @@ def make_dataset(file_pattern: list[str] | str, tft_output: tft.TFTransformOutpu
     ``gain_per_db`` (augment.gain_scale) turns on the random-gain augmentation in training.
     """
     kind = config.features.kind
-    files = tf.io.gfile.glob(file_pattern) if isinstance(file_pattern, str) else \
-        [f for pattern in file_pattern for f in tf.io.gfile.glob(pattern)]
+    files = _files(file_pattern)
     if not files:
         raise FileNotFoundError(f"No transformed examples match {file_pattern}.")
     spec = _parse_spec(tft_output, kind)
-    ds = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP", num_parallel_reads=AUTOTUNE).cache()
+    ds = tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=AUTOTUNE).cache()
     if training:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=config.train.seed, reshuffle_each_iteration=True)
     ds = ds.batch(config.train.batch_size, drop_remainder=False)
@@ -147,7 +188,8 @@ def embed(body: keras.Model, dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def fit_head_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
-                           config: PipelineConfig, run_dir: str, epochs: int) -> dict[str, list[float]]:
+                           config: PipelineConfig, run_dir: str, epochs: int,
+                           weights: Optional[np.ndarray] = None) -> dict[str, list[float]]:
     """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone.
 
     Equivalent to training with the body frozen (its batch norms run in inference mode
@@ -158,6 +200,8 @@ def fit_head_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset, 
     train_embeddings = embed(body, probe_train_ds).cache()
     eval_embeddings = embed(body, eval_ds).batch(batch).cache()
     train_embeddings = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=config.train.seed).batch(batch)
+    if weights is not None:
+        train_embeddings = with_class_weights(train_embeddings, weights)
     _compile(head, config.train.learning_rate, config.train.label_smoothing)
     result = head.fit(train_embeddings, validation_data=eval_embeddings, epochs=epochs, verbose=0,
                       callbacks=_callbacks(config, run_dir, config.train.epochs, 0,
@@ -166,12 +210,17 @@ def fit_head_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset, 
 
 
 def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, config: PipelineConfig,
-        run_dir: str, probe_train_ds: Optional[tf.data.Dataset] = None) -> dict[str, list[float]]:
+        run_dir: str, probe_train_ds: Optional[tf.data.Dataset] = None,
+        weights: Optional[np.ndarray] = None) -> dict[str, list[float]]:
     """Train; a pretrained backbone goes in two phases: head on frozen embeddings, then fine-tuning.
 
-    ``probe_train_ds`` is the training split without augmentation, for the embeddings.
+    ``probe_train_ds`` is the training split without augmentation, for the embeddings. ``weights``
+    (:func:`class_weights`) weight each training example's loss by its class; the eval split's loss,
+    which early stopping watches, stays unweighted.
     """
     t = config.train
+    if weights is not None:
+        train_ds = with_class_weights(train_ds, weights)
     if t.max_steps or not registry.has_pretrained_backbone(config):
         _compile(model, t.learning_rate, t.label_smoothing)
         steps = {"steps_per_epoch": t.max_steps} if t.max_steps else {}
@@ -181,7 +230,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
                                                 epochs=epochs), **steps)
         return {key: [float(v) for v in values] for key, values in result.history.items()}
     frozen = min(t.frozen_epochs, t.epochs)
-    history = fit_head_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen)
+    history = fit_head_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen, weights)
     done = len(history.get("loss", []))
     # epochs is the budget of both phases: fine-tuning gets whatever the head left, so a head
     # that early-stops after 9 of its 20 epochs leaves 21 of 30, not 10. epochs <= frozen_epochs
@@ -213,24 +262,41 @@ def predict_split(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndar
     return np.concatenate(probs), np.concatenate(labels), np.concatenate(tracks)
 
 
+def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_files: list[str] | str,
+                eval_files: list[str] | str, run_dir: str) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Build the configured family and fit it on the transformed train split (eval: early stopping).
+
+    What ``run_fn`` trains, without its MLflow run or export, so a benchmark can train the same way
+    on a Transform output (bench/trials.py). Seeds first: a seed repeats a run on the same data.
+    """
+    keras.utils.set_random_seed(config.train.seed)
+    kind = config.features.kind
+    stats = preprocessing.normalisation_stats(tft_output, config)
+    train_ds = make_dataset(train_files, tft_output, config, training=True,
+                            gain_per_db=augment.gain_scale(config.features, stats.std))
+    eval_ds = make_dataset(eval_files, tft_output, config, training=False)
+    model = registry.build_model(config, input_shape(tft_output, kind), input_stats=(stats.mean, stats.std))
+    print(f"[train] {config.train.model} on {kind} {input_shape(tft_output, kind)}, "
+          f"{model.count_params():,} parameters", flush=True)
+    weights = None
+    if config.train.class_balance > 0:
+        counts = train_class_counts(train_files, tft_output, len(config.genres))
+        weights = class_weights(counts, config.train.class_balance)
+        print("[train] class weights (train segments): " + ", ".join(
+            f"{g} {w:.2f} ({n})" for g, w, n in zip(config.genres, weights, counts)), flush=True)
+    probe_train_ds = (make_dataset(train_files, tft_output, config, training=False)
+                      if registry.has_pretrained_backbone(config) else None)
+    return model, fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights)
+
+
 def run_fn(fn_args: FnArgs) -> None:
     """Train the configured model family and export it with its serving signatures."""
     config = PipelineConfig.from_json(fn_args.custom_config["pipeline_config"])
-    keras.utils.set_random_seed(config.train.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    kind = config.features.kind
-    stats = preprocessing.normalisation_stats(tft_output, config)
-    train_ds = make_dataset(fn_args.train_files, tft_output, config, training=True,
-                            gain_per_db=augment.gain_scale(config.features, stats.std))
-    eval_ds = make_dataset(fn_args.eval_files, tft_output, config, training=False)
-    model = registry.build_model(config, input_shape(tft_output, kind), input_stats=(stats.mean, stats.std))
-    run_dir = fn_args.model_run_dir
     with tracking.training_run(config, run_name=f"{config.train.model}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
-        print(f"[train] {config.train.model} on {kind} {input_shape(tft_output, kind)}, "
-              f"{model.count_params():,} parameters; MLflow run {run.info.run_id}", flush=True)
-        probe_train_ds = (make_dataset(fn_args.train_files, tft_output, config, training=False)
-                          if registry.has_pretrained_backbone(config) else None)
-        history = fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds)
+        print(f"[train] MLflow run {run.info.run_id}", flush=True)
+        model, history = train_model(config, tft_output, fn_args.train_files, fn_args.eval_files,
+                                     fn_args.model_run_dir)
         probs, labels, tracks = predict_split(
             model, make_dataset(fn_args.eval_files, tft_output, config, training=False, with_track_ids=True))
         scores = metrics.score(tracks, probs, labels)

@@ -89,10 +89,51 @@ class _FakeModel:
 ])
 def test_vgg_fine_tuning_gets_the_epochs_the_head_left(monkeypatch, tmp_path, epochs, frozen, head_ran, finetune):
     monkeypatch.setattr(training, "fit_head_on_embeddings",
-                        lambda model, probe, eval_ds, config, run_dir, max_epochs: {"loss": [1.0] * head_ran})
+                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None: {"loss": [1.0] * head_ran})
     monkeypatch.setattr(training.registry, "set_backbone_trainable", lambda model, trainable: None)
     monkeypatch.setattr(training, "_compile", lambda *args, **kwargs: None)
     model = _FakeModel()
     history = training.fit(model, None, None, _train("vgg", epochs=epochs, frozen_epochs=frozen), str(tmp_path))
     assert model.fit_epochs == ([finetune] if finetune else [])
     assert len(history["loss"]) == head_ran + finetune
+
+
+def test_class_weights_balance_the_classes_and_keep_the_mean_loss_scale():
+    counts = np.array([30, 10, 0, 60])
+    balanced = training.class_weights(counts, 1.0)
+    assert balanced[2] == 0.0  # no examples: never used
+    np.testing.assert_allclose(counts * balanced, [100 / 3, 100 / 3, 0, 100 / 3], rtol=1e-6)  # every class weighs the same
+    assert float((counts * balanced).sum() / counts.sum()) == pytest.approx(1.0)
+    np.testing.assert_allclose(training.class_weights(counts, 0.0), [1, 1, 0, 1])
+    mild = training.class_weights(counts, 0.5)
+    assert balanced[1] > mild[1] > 1.0 > mild[3] > balanced[3]
+
+
+def test_train_class_counts_reads_the_labels(tmp_path):
+    path = str(tmp_path / "part-0.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for label in [0, 3, 3, 1, 3]:
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))})).SerializeToString())
+    tft_output = SimpleNamespace(transformed_feature_spec=lambda: {"label": tf.io.FixedLenFeature([], tf.int64)})
+    np.testing.assert_array_equal(training.train_class_counts(str(tmp_path / "*.gz"), tft_output, 5), [1, 1, 0, 3, 0])
+
+
+def test_fit_weights_each_training_example_by_its_class(monkeypatch, tmp_path):
+    """At learning rate 0 the reported loss is the class-weighted mean; the eval loss stays unweighted."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 12 + [1] * 4)  # imbalanced: 3 to 1
+    x = rng.standard_normal((16, 3)).astype("f")
+    y = np.eye(2, dtype="f")[labels]
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    config = _train(class_balance=1.0, epochs=1, learning_rate=0.0, early_stopping_patience=None)
+    config.genres = ("a", "b")
+    weights = training.class_weights(np.bincount(labels), config.train.class_balance)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    monkeypatch.setattr(training.MlflowEpochLogger, "on_epoch_end", lambda self, epoch, logs=None: None)
+    history = training.fit(model, ds, ds, config, str(tmp_path), weights=weights)
+    per_example = keras.losses.categorical_crossentropy(y, model(x)).numpy()
+    assert history["loss"][0] == pytest.approx(float(np.mean(weights[labels] * per_example)), rel=1e-4)
+    assert history["val_loss"][0] == pytest.approx(float(np.mean(per_example)), rel=1e-4)
+    assert history["loss"][0] != pytest.approx(history["val_loss"][0], rel=1e-2)

@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 import numpy as np
 import tf_keras as keras
 
+from models import transfer
 from models.blocks import BN_EPSILON, BN_MOMENTUM, as_image, check_input_shape, conv_block, softmax_head
 from models.musicnn_weights import assign_layers, read_checkpoint
 from pipeline.config import TrainConfig
@@ -110,24 +111,12 @@ def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     """(body, head) sharing ``model``'s layers: body maps the input to the flattened pool5
     embedding, head maps that embedding to probabilities. Training the head on embeddings
     computed once is the frozen phase without a forward pass through the body per epoch."""
-    body = keras.Model(model.input, model.get_layer("head_flatten").output, name="vgg_body")
-    embedding = keras.Input(shape=body.output_shape[1:], name="embedding")
-    x = embedding
-    for layer in model.layers[model.layers.index(model.get_layer("head_flatten")) + 1:]:
-        x = layer(x)
-    return body, keras.Model(embedding, x, name="vgg_head")
+    return transfer.split_at(model, "head_flatten")
 
 
 def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
-    """Freeze (phase 1) or unfreeze (phase 2) the pretrained body; recompile afterwards.
-
-    Batch-norm layers stay frozen when unfreezing unless ``train_batch_norm``: a frozen Keras
-    BN layer also runs in inference mode, so the MSD statistics are not overwritten by small
-    fine-tuning batches (the usual Keras transfer-learning advice).
-    """
+    """Freeze (phase 1) or unfreeze (phase 2) the pretrained body, BN frozen (transfer.set_trainable)."""
     layers = backbone_layers(model)
     if not layers:
         raise ValueError(f"Model {model.name!r} has no pretrained backbone (no '{BACKBONE_PREFIX}*' layers).")
-    for layer in layers:
-        is_bn = isinstance(layer, keras.layers.BatchNormalization)
-        layer.trainable = trainable and (train_batch_norm or not is_bn)
+    transfer.set_trainable(layers, trainable, train_batch_norm=train_batch_norm)

@@ -11,8 +11,10 @@ from pipeline.config import GENRES, SPLITS, config_from_args
 
 
 def test_runner_args_turn_the_gate_off_and_name_the_protocol(tmp_path):
-    argv = bench.runner_args("vgg", tmp_path / "real-vgg", "/data", "/splits", epochs=12, beam_mode="in_memory")
+    argv = bench.runner_args("vgg", tmp_path / "real-vgg", "/data", "/splits", epochs=12, beam_mode="in_memory",
+                             seed=43)
     config = config_from_args(local_runner.parse_args(argv))
+    assert config.train.seed == 43
     assert config.split.protocol == "lists-trainval" and config.split.split_dir == "/splits"
     assert config.train.model == "vgg" and config.train.epochs == 12
     assert (config.gate.min_accuracy, config.gate.min_clip_accuracy) == (0.0, 0.0)
@@ -28,6 +30,13 @@ def test_parse_beam_modes():
     assert bench.parse_beam_modes(["in_memory"], ["cnn", "vgg"]) == {"cnn": "in_memory", "vgg": "in_memory"}
     with pytest.raises(SystemExit):
         bench.parse_beam_modes(["vgg=threads"], ["vgg"])
+
+
+def test_parse_seeds():
+    assert bench.parse_seeds("42,43,44") == [42, 43, 44]
+    for bad in ("", "42,42", "4x"):
+        with pytest.raises(SystemExit):
+            bench.parse_seeds(bad)
 
 
 def test_parse_epochs():
@@ -58,7 +67,7 @@ def test_report_names_protocol_genres_and_per_genre_clips():
     assert bench.PROTOCOL in text
     assert "jazz (1), rock (2)" in text
     assert "jazz 1/1, rock 1/2" in text
-    assert "0.667" in text and "target 70%: NOT met" in text
+    assert "0.667" in text and "0.70: NOT met" in text
     assert "fault-filtered-final" in text
     assert "| total | 5 / 50 | 0 / 0 | 3 / 30 |" in text
     assert "| 7 | 12 | 15 | 30 |" in text  # epochs, Trainer s, all components s (cached ones as first run), wall s
@@ -96,3 +105,25 @@ def test_report_names_schedule_stopping_and_augmentation_as_logged():
     assert "mixup alpha 0.2" in text
     cfg = bench.trained_config("cnn", {"train.early_stopping_patience": "7", "train.max_steps": "12"})
     assert cfg.train.early_stopping_patience == 7 and cfg.train.max_steps == 12
+
+
+def test_report_gives_mean_and_spread_over_seeds_per_genre_figures_and_the_confusion_matrix():
+    second = fake_result("cnn")
+    second["seed"] = 43
+    # seed 43 gets both rock clips right: clip accuracy 1.0, rock 2/2
+    probs = np.eye(10)[np.array([9] * 20 + [5] * 10)]
+    labels = np.array([9] * 20 + [5] * 10)
+    tracks = np.array([b"rock.1"] * 10 + [b"rock.2"] * 10 + [b"jazz.1"] * 10)
+    second["scores"] = metrics.score(tracks, probs, labels)
+    second["gate"] = {**second["gate"], "candidate_clip_accuracy": 1.0, "candidate_segment_accuracy": 1.0}
+    first = {**fake_result("cnn"), "seed": 42}
+    first["counts"]["rock"]["test"]["tracks"] = bench.FLOOR_CLIPS  # rock counts for the floor
+    text = bench.report([first, second], "make bench-accuracy")
+    assert "| cnn | 42, 43 | **0.833 (0.667-1.000)** | 0.833 (0.667-1.000) |" in text
+    assert "0.70: met" in text
+    assert "| rock | 8 | 0.750 (0.500-1.000) |" in text and "| jazz | 1 | 1.000 (1.000-1.000) |" in text
+    assert "| rock | 1 | . | . | . | . | . | . | . | . | 3 |" in text  # blues column first: 1 rock clip as blues
+    assert "| jazz | . | . | . | . | . | 2 | . | . | . | . |" in text
+    assert "none |" in text  # rock at 0.75 is above the floor
+    low = {**first, "scores": metrics.score(tracks[:20], np.eye(10)[np.zeros(20, int)], labels[:20])}
+    assert "| rock 0.00 |" in bench.report([low, {**low, "seed": 43}], "make bench-accuracy")
