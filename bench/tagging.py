@@ -60,7 +60,7 @@ def subset(data_root: Path, n: int, out: Path) -> Path:
 def loop(source: Path, model_path: str, audio) -> dict:
     import tensorflow as tf
 
-    started = time.time()
+    started, cpu = time.time(), time.process_time()
     signature = tf.saved_model.load(model_path).signatures[SIGNATURE]
     load = time.time() - started
     seconds, files = 0.0, 0
@@ -71,7 +71,8 @@ def loop(source: Path, model_path: str, audio) -> dict:
             signature(waveform=tf.constant(clip["waveform"]), sample_rate=tf.constant(clip["sample_rate"], tf.int32))
             seconds += clip["seconds"]
     wall = time.time() - started
-    return {"audio_seconds": seconds, "wall_seconds": wall, "files": files, "load_seconds": load}
+    return {"audio_seconds": seconds, "wall_seconds": wall, "files": files, "load_seconds": load,
+            "cpu_seconds": time.process_time() - cpu}
 
 
 def profile(source: Path, model_path: str, audio, n: int) -> dict[str, tuple[float, float]]:
@@ -170,6 +171,7 @@ def main(argv=None) -> None:
                 runs.setdefault(name, []).append(run())
                 print(f"[bench] {name}: {runs[name][-1]['wall_seconds']:.1f} s", flush=True)
     results = {name: {**rs[0], "wall_seconds": statistics.median(r["wall_seconds"] for r in rs),
+                      **({"cpu_seconds": statistics.median(r["cpu_seconds"] for r in rs)} if "cpu_seconds" in rs[0] else {}),
                       "walls": sorted(r["wall_seconds"] for r in rs)} for name, rs in runs.items()}
     base = next(iter(results.values()))
     base_rate = base["audio_seconds"] / base["wall_seconds"]
@@ -181,13 +183,19 @@ def main(argv=None) -> None:
         lines.append(f"| {name} | {r['files']} | {r['audio_seconds']:.0f} | {r['wall_seconds']:.1f} ({spread}) | "
                      f"{rate:.1f} | {r['files'] / r['wall_seconds']:.2f} | {rate / base_rate:.2f}x |")
     loads = sorted(r["load_seconds"] for r in runs[next(iter(runs))])
+    busy = base["cpu_seconds"] / base["wall_seconds"]  # cores the loop keeps busy by itself
+    idle = load_before < 1.0
     body = "\n".join(lines) + (
         f"\n\nModel: {_shown(model.path)} (version {model.version}); "
         f"{args.files} real GTZAN clips (FLAC, 30 s); {args.repeats} runs of every row, interleaved. "
         f"The loop's wall includes its model load ({loads[len(loads) // 2]:.1f} s, median); the tagger's include "
         "Beam's start-up and the model load (in every worker process, except on a warm cluster)."
-        + f"\n\nLoad average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run: "
-        "other processes shared the cores, so these are figures under load, not of an idle machine."
+        + f"\n\nThe loop's CPU time was {base['cpu_seconds']:.1f} s in {base['wall_seconds']:.1f} s of wall (median): "
+        f"TensorFlow's threads already kept {busy:.2f} of the {os.cpu_count()} cores busy, so a design that does "
+        f"the same work per file can be at most {os.cpu_count() / busy:.2f}x the loop on this machine."
+        + f"\n\nLoad average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run"
+        + (" (idle before the run)." if idle else
+           ": other processes shared the cores, so these are figures under load, not of an idle machine.")
         + (f"\n\n{args.note}" if args.note else ""))
     print(body)
     if not args.no_write:
