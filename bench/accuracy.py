@@ -119,27 +119,16 @@ def runner_args(model: str, output_dir: Path, data_root: str, split_dir: str, ep
 
 # ----- reading the run back -------------------------------------------------------------------
 
-def _store(output_dir: Path):
-    from ml_metadata.metadata_store import metadata_store
-    from tfx.orchestration import metadata as tfx_metadata
-
-    return metadata_store.MetadataStore(
-        tfx_metadata.sqlite_metadata_connection_config(str(output_dir / "metadata.sqlite")))
-
-
-def _newest(store, type_name: str, producer: str):
-    found = [a for a in store.get_artifacts_by_type(type_name) if f"/{producer}/" in a.uri]
-    return max(found, key=lambda a: a.id) if found else None
-
-
-def component_states(store, since_ms: float) -> dict[str, dict]:
+def component_states(record) -> dict[str, dict]:
     """Component -> {"state": "ran" | "cached", "seconds": wall time of the execution that computed its outputs}.
 
-    For the executions this run recorded. A cached execution reuses the outputs of an earlier
-    one; its "seconds" are that earlier execution's, so a re-run from cache still reports what
-    the work cost when it was done.
+    For the executions of one run (``pipeline.run_record.RunRecord``). A cached execution reuses the
+    outputs of an earlier one; its "seconds" are that earlier execution's, so a re-run from cache
+    still reports what the work cost when it was done.
     """
     from ml_metadata.proto import metadata_store_pb2
+
+    from pipeline.run_record import producers_of
 
     complete, cached = metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED
 
@@ -147,31 +136,25 @@ def component_states(store, since_ms: float) -> dict[str, dict]:
         return (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
 
     states: dict[str, dict] = {}
-    for execution in store.get_executions():
-        if execution.create_time_since_epoch < since_ms or execution.last_known_state not in (complete, cached):
+    for name, execution in record.executions.items():
+        if execution.last_known_state not in (complete, cached):
             continue
-        name = store.get_execution_types_by_id([execution.type_id])[0].name.rsplit(".", 1)[-1]
         took = seconds(execution)
         if execution.last_known_state == cached:
-            outputs = [e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+            outputs = [e.artifact_id for e in record.store.get_events_by_execution_ids([execution.id])
                        if e.type == metadata_store_pb2.Event.OUTPUT]
-            producers = {e.execution_id for e in store.get_events_by_artifact_ids(outputs)
-                         if e.type == metadata_store_pb2.Event.OUTPUT and e.execution_id != execution.id}
-            originals = [x for x in store.get_executions_by_id(list(producers)) if x.last_known_state == complete]
+            originals = [x for x in producers_of(record.store, outputs, exclude=execution.id)
+                         if x.last_known_state == complete] if outputs else []
             # No outputs (AnomalyGate only checks): nothing was reused, so the cached step cost nothing.
             took = seconds(originals[0]) if originals else (0.0 if not outputs else float("nan"))
         states[name] = {"state": "ran" if execution.last_known_state == complete else "cached", "seconds": took}
     return states
 
 
-def split_counts(store) -> dict[str, dict[str, dict[str, int]]]:
-    """genre -> split -> {"tracks", "segments"} from the newest AudioExampleGen summary.json."""
-    for artifact in sorted(store.get_artifacts(), key=lambda a: -a.id):
-        path = os.path.join(artifact.uri, "summary.json")
-        if "/AudioExampleGen/" in artifact.uri and os.path.exists(path):
-            with open(path) as f:
-                return json.load(f)["genres"]
-    raise FileNotFoundError("No AudioExampleGen summary.json in MLMD.")
+def split_counts(examples) -> dict[str, dict[str, dict[str, int]]]:
+    """genre -> split -> {"tracks", "segments"} from AudioExampleGen's summary.json beside its Examples."""
+    with open(os.path.join(examples.uri, "summary.json")) as f:
+        return json.load(f)["genres"]
 
 
 def clip_scores_by_genre(examples_uri: str, model_uri: str):
@@ -239,21 +222,23 @@ def trained_config(model: str, params: dict[str, str]) -> PipelineConfig:
     return cfg
 
 
-def collect(model: str, output_dir: Path, summary: dict, started_ms: float, wall: float) -> dict:
-    store = _store(output_dir)
+def collect(model: str, output_dir: Path, summary: dict, wall: float) -> dict:
+    from pipeline.run_record import RunRecord, ingested_examples_of, open_store
+
     gate = summary.get("gate")
     if not gate:
         raise SystemExit(f"{model}: the run produced no gate report; see its log.")
-    model_artifact = _newest(store, "Model", "Trainer")
-    examples = _newest(store, "Examples", "AudioExampleGen")
+    record = RunRecord(open_store(str(output_dir / "metadata.sqlite")), summary["run_id"])
+    model_artifact = record.output("Trainer", "Model")
+    examples = ingested_examples_of(record.store, model_artifact)
     scores = clip_scores_by_genre(examples.uri, model_artifact.uri)
     if abs(scores.clip_accuracy - gate["candidate_clip_accuracy"]) > 1e-9:
         raise SystemExit(f"{model}: recomputed clip accuracy {scores.clip_accuracy} differs from the gate's "
                          f"{gate['candidate_clip_accuracy']}; the newest model is not the one the gate scored.")
     logged, params = mlflow_run(summary["mlflow_tracking_uri"], summary["mlflow_run_id"]) \
         if "mlflow_run_id" in summary else ({}, {})
-    return {"model": model, "gate": gate, "scores": scores, "counts": split_counts(store),
-            "states": component_states(store, started_ms), "wall": wall, "mlflow": logged, "params": params, "output_dir": str(output_dir)}
+    return {"model": model, "gate": gate, "scores": scores, "counts": split_counts(examples),
+            "states": component_states(record), "wall": wall, "mlflow": logged, "params": params, "output_dir": str(output_dir)}
 
 
 # ----- the report ---------------------------------------------------------------------------
@@ -518,7 +503,7 @@ def main(argv: list[str] | None = None) -> None:
                                env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
             wall = time.time() - started
             summary = json.loads(summary_path.read_text())
-            result = collect(model, output_dir, summary, started * 1000.0, wall)
+            result = collect(model, output_dir, summary, wall)
             result["seed"] = seed
             result["max_epochs"] = epochs.get(model, PipelineConfig().with_model(model).train.epochs)
             result["beam"] = beam_text(beam_modes[model])

@@ -118,11 +118,11 @@ def transform_outputs(output_dir: Path) -> Optional[tuple[str, str]]:
     metadata = output_dir / "metadata.sqlite"
     if not metadata.exists():
         return None
-    from ml_metadata.metadata_store import metadata_store
     from ml_metadata.proto import metadata_store_pb2
-    from tfx.orchestration import metadata as tfx_metadata
 
-    store = metadata_store.MetadataStore(tfx_metadata.sqlite_metadata_connection_config(str(metadata)))
+    from pipeline.run_record import open_store
+
+    store = open_store(str(metadata))
 
     def newest(type_name: str):  # outputs of a successful Transform run only (a failed one leaves no LIVE artifact)
         found = [a for a in store.get_artifacts_by_type(type_name)

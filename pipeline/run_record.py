@@ -56,6 +56,35 @@ class RunRecord:
         return found[0] if found else None
 
 
+def producers_of(store: metadata_store.MetadataStore, artifact_ids: list[int],
+                 exclude: int = -1) -> list[metadata_store_pb2.Execution]:
+    """The executions that output any of these artifacts: the one that computed them and any later one
+    that took them from the cache (which had the same inputs); ``exclude`` leaves one execution out."""
+    ids = {e.execution_id for e in store.get_events_by_artifact_ids(artifact_ids)
+           if e.type == metadata_store_pb2.Event.OUTPUT and e.execution_id != exclude}
+    return store.get_executions_by_id(sorted(ids))
+
+
+def inputs_of(store: metadata_store.MetadataStore,
+              executions: list[metadata_store_pb2.Execution]) -> list[metadata_store_pb2.Artifact]:
+    ids = {e.artifact_id for e in store.get_events_by_execution_ids([x.id for x in executions])
+           if e.type == metadata_store_pb2.Event.INPUT}
+    return store.get_artifacts_by_id(sorted(ids))
+
+
+def ingested_examples_of(store: metadata_store.MetadataStore,
+                         model: metadata_store_pb2.Artifact) -> metadata_store_pb2.Artifact:
+    """AudioExampleGen's Examples this model was trained from: Model <- Trainer <- Transform's Examples
+    <- Transform <- AudioExampleGen. Not the newest Examples in the store: runs at another sample
+    rate (another family) share the store, so the newest ingestion may not be this model's."""
+    examples_type = store.get_artifact_type("Examples").id
+    [transformed] = [a for a in inputs_of(store, producers_of(store, [model.id]))
+                     if a.type_id == examples_type and "/Transform/" in a.uri]
+    [ingested] = [a for a in inputs_of(store, producers_of(store, [transformed.id]))
+                  if a.type_id == examples_type and "/AudioExampleGen/" in a.uri]
+    return ingested
+
+
 def fail_orphaned_executions(store: metadata_store.MetadataStore) -> int:
     """Executions still RUNNING belong to a run that died (the caller holds the output-dir lock)."""
     orphans = [e for e in store.get_executions() if e.last_known_state == RUNNING]

@@ -29,6 +29,7 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from pipeline.config import AudioConfig
 from pipeline.errors import UserError
+from pipeline.worker_heap import reuse_freed_memory
 from tagging import files as files_lib
 
 SIGNATURE = "serving_default"
@@ -134,6 +135,7 @@ def load_saved_model(path: str, tf_threads: Optional[int] = None) -> Any:
         if key in _loaded:
             _loaded.move_to_end(key)
             return _loaded[key]
+        reuse_freed_memory()  # a Dask worker's malloc setting doubles a model call's cost (pipeline/worker_heap.py)
         if tf_threads:  # one TF thread per worker process: N workers on N cores, none oversubscribed
             try:
                 tf.config.threading.set_intra_op_parallelism_threads(tf_threads)

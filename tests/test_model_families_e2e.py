@@ -20,9 +20,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
-from ml_metadata.metadata_store import metadata_store
-from ml_metadata.proto import metadata_store_pb2
-from tfx.orchestration import metadata
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
@@ -30,6 +27,7 @@ import local_runner
 from components.clip_evaluator.executor import EVAL_SPLIT, predict, read_examples
 from models import efficientnet, metrics
 from pipeline.config import PathsConfig, PipelineConfig, SyntheticConfig
+from pipeline.run_record import ingested_examples_of, open_store
 
 TRACKS, SECONDS = 12, 12.0
 # Epochs per family (early stopping may end the VGG sooner; the CNN and the LSTM run all theirs with a
@@ -67,26 +65,6 @@ def assert_served_like_examples(model_artifact, serialized, track_ids, probabili
     np.testing.assert_allclose(served["segment_scores"].numpy(), probabilities[mine], atol=1e-4)
 
 
-def _producer_inputs(store: metadata_store.MetadataStore, artifact) -> list:
-    """The input artifacts of the executions that output ``artifact`` (MLMD lineage): the one that computed
-    it and any later one that took it from the cache, which had the same inputs."""
-    producers = [e.execution_id for e in store.get_events_by_artifact_ids([artifact.id])
-                 if e.type == metadata_store_pb2.Event.OUTPUT]
-    inputs = {e.artifact_id for e in store.get_events_by_execution_ids(producers)
-              if e.type == metadata_store_pb2.Event.INPUT}
-    return store.get_artifacts_by_id(sorted(inputs))
-
-
-def ingested_examples_of(store: metadata_store.MetadataStore, model_artifact):
-    """AudioExampleGen's Examples that this model was trained on: Model <- Trainer <- Transform's output
-    <- Transform <- AudioExampleGen. Not simply the newest Examples: families at different sample rates
-    share the output dir, so the newest ingestion may belong to an earlier family's rate."""
-    [transformed] = [a for a in _producer_inputs(store, model_artifact) if "/Transform/" in a.uri
-                     and a.type_id == store.get_artifact_type("Examples").id]
-    [ingested] = [a for a in _producer_inputs(store, transformed) if "/AudioExampleGen/" in a.uri]
-    return ingested
-
-
 def train_and_score(model: str, output_dir: str, epochs: int):
     """Run the pipeline to the Trainer; (model artifact, held-out examples, track ids, probabilities, scores)."""
     local_runner.main([
@@ -94,8 +72,7 @@ def train_and_score(model: str, output_dir: str, epochs: int):
         "--synthetic-tracks", str(TRACKS), "--synthetic-seconds", str(SECONDS), "--epochs", str(epochs),
         "--beam-arg=--runner=DirectRunner", "--beam-arg=--direct_running_mode=in_memory"])
 
-    store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(
-        os.path.join(output_dir, "metadata.sqlite")))
+    store = open_store(os.path.join(output_dir, "metadata.sqlite"))
     model_artifact = max(store.get_artifacts_by_type("Model"), key=lambda a: a.id)
     examples = ingested_examples_of(store, model_artifact)
     [trainer_type] = [t.name for t in store.get_execution_types() if t.name.endswith(".Trainer")]
