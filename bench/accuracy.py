@@ -36,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import pickle  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -388,7 +389,7 @@ def report(results: list[dict], command: str) -> str:
             seed_rows.append(
                 f"| {model} | {r.get('seed', '?')} | {g['candidate_segment_accuracy']:.3f} ({g['candidate_segments']:.0f}) | "
                 f"{g['candidate_clip_accuracy']:.3f} ({g['candidate_clips']:.0f}) | {per_genre_text(r)} | {eval_text} | "
-                f"{epochs_text(m)} | {trainer_s} | {total:.0f} | {r['wall']:.0f} |")
+                f"{epochs_text(m)} | {trainer_s} | {total:.0f} | {r['wall']:.0f} | {r.get('finished', '?')} |")
         notes.append(config_note(runs[0]))
 
     genre_rows = []
@@ -421,8 +422,8 @@ and augmentation only.
 Per seed (test: accuracy (segments or clips); the eval split, also held out from training, is the one settings
 were chosen on):
 
-| model | seed | test segment accuracy | test clip accuracy (soft vote) | test clips correct per genre | eval split: segment / clip accuracy | epochs trained | Trainer s | all components s | this run's wall s |
-|---|---|---|---|---|---|---|---|---|---|
+| model | seed | test segment accuracy | test clip accuracy (soft vote) | test clips correct per genre | eval split: segment / clip accuracy | epochs trained | Trainer s | all components s | this run's wall s | finished |
+|---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(seed_rows)}
 
 Test clip accuracy per genre, mean over the seeds (min-max):
@@ -475,6 +476,9 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"DirectRunner running mode ({', '.join(BEAM_MODES)}) for every family, or MODEL=MODE "
                              "for one; repeatable (default: the pipeline's Beam args, "
                              f"{' '.join(PipelineConfig().beam_args)})")
+    parser.add_argument("--reuse", action="store_true", help="take a family and seed whose run an earlier "
+                        "invocation finished (its result file in <output-root>/bench-logs) instead of running it "
+                        "again: a killed benchmark resumes, and families run at different times share one report")
     add_real_data_arguments(parser, "one pipeline root per family under real-<model>/")
     args = parser.parse_args(argv)
     if args.models is None:
@@ -495,6 +499,12 @@ def main(argv: list[str] | None = None) -> None:
                                      beam_modes[model], seed=seed)
             log_path = output_root / "bench-logs" / f"accuracy-{model}-seed{seed}.log"
             summary_path = output_root / "bench-logs" / f"accuracy-{model}-seed{seed}-summary.json"
+            result_path = output_root / "bench-logs" / f"accuracy-{model}-seed{seed}-result.pkl"
+            if args.reuse and result_path.exists():
+                results.append(pickle.loads(result_path.read_bytes()))
+                print(f"[bench] {model} seed {seed}: the finished run of {results[-1]['finished']} reused "
+                      f"({result_path})", flush=True)
+                continue
             print(f"[bench] {model} seed {seed}: local_runner.main({argv_model}) (log: {log_path})", flush=True)
             started = time.time()
             with open(log_path, "w") as log:
@@ -507,6 +517,8 @@ def main(argv: list[str] | None = None) -> None:
             result["seed"] = seed
             result["max_epochs"] = epochs.get(model, PipelineConfig().with_model(model).train.epochs)
             result["beam"] = beam_text(beam_modes[model])
+            result["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            result_path.write_bytes(pickle.dumps(result))
             results.append(result)
             g = result["gate"]
             print(f"[bench] {model} seed {seed}: test segment accuracy {g['candidate_segment_accuracy']:.3f} "
