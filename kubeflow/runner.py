@@ -62,7 +62,7 @@ def kubeflow_config(args: argparse.Namespace) -> cluster.ClusterConfig:
     """The shared flags' config with cluster paths and checked, completed Beam args."""
     try:
         config = cluster.cluster_config(
-            config_from_args(args), pipeline_root=args.pipeline_root, data_root=args.data_root,
+            config_from_args(args, on_this_machine=False), pipeline_root=args.pipeline_root, data_root=args.data_root,
             serving_dir=args.serving_dir, mlflow_uri=args.mlflow_uri)
         beam_args, notes = beam.complete_beam_args(config.beam_args, args.image)
     except ValueError as err:

@@ -473,17 +473,27 @@ def _genre_list(text: str) -> tuple[str, ...]:
     return genres
 
 
-def _weights_file(path: Optional[str]) -> Optional[str]:
-    """--backbone-weights as an absolute path, refused at once (before TensorFlow loads) when no such file."""
+def _weights_file(path: Optional[str], on_this_machine: bool = True) -> Optional[str]:
+    """--backbone-weights as an absolute path, refused at once (before TensorFlow loads) when no such file.
+
+    For a pipeline compiled to run elsewhere (Kubeflow) the file is in the image or a bucket, not here:
+    it must then be absolute or a URI, and the Trainer checks it where it runs.
+    """
     if path is None:
         return None
+    if not on_this_machine:
+        if "://" not in path and not os.path.isabs(path):
+            raise SystemExit(f"--backbone-weights {path}: give the path the Trainer sees in the image (absolute) "
+                             "or a URI (gs://...), not a path relative to this machine.")
+        return path
     if not os.path.isfile(path):
         raise SystemExit(f"--backbone-weights {path}: no such file. Pass a Keras weights file of EfficientNetB0 "
                          "without its top (efficientnetb0_notop.h5), or leave the flag out.")
     return os.path.abspath(path)
 
 
-def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> PipelineConfig:
+    """The config the flags ask for; ``on_this_machine`` False when the pipeline runs elsewhere (Kubeflow)."""
     cfg = PipelineConfig().with_model(args.model)
     cfg.paths = PathsConfig(
         data_root=args.data_root, output_dir=os.path.abspath(args.output_dir),
@@ -504,7 +514,7 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs or cfg.train.epochs, batch_size=args.batch_size,
                                     learning_rate=args.learning_rate or cfg.train.learning_rate,
                                     max_steps=args.max_steps, frozen_epochs=args.frozen_epochs, seed=args.seed,
-                                    backbone_weights=_weights_file(args.backbone_weights),
+                                    backbone_weights=_weights_file(args.backbone_weights, on_this_machine),
                                     class_balance=(cfg.train.class_balance if args.class_balance is None
                                                    else args.class_balance))
     cfg.gate = GateConfig(min_accuracy=args.min_accuracy, min_clip_accuracy=args.min_clip_accuracy,

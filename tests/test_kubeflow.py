@@ -256,6 +256,20 @@ def test_remote_settings_are_accepted():
     assert config.beam_args == beam.PRESETS["direct"]  # the config's default, unchanged
 
 
+@pytest.mark.parametrize("weights", ["gs://genre-bucket/efficientnetb0_notop.h5", "/opt/weights/efficientnetb0_notop.h5"])
+def test_backbone_weights_name_the_file_where_the_trainer_runs(weights):
+    """Neither file exists on this machine: the Trainer checks it in the image or the bucket."""
+    config = runner.kubeflow_config(runner.parse_args(runner_argv(model="efficientnet", backbone_weights=weights)))
+    assert config.train.backbone_weights == weights
+
+
+def test_a_relative_backbone_weights_path_is_refused_on_kubeflow():
+    with pytest.raises(SystemExit) as exit_info:
+        runner.kubeflow_config(runner.parse_args(runner_argv(model="efficientnet",
+                                                             backbone_weights="efficientnetb0_notop.h5")))
+    assert "the path the Trainer sees in the image" in str(exit_info.value)
+
+
 @pytest.mark.parametrize("extra", [["--output-dir", "/tmp/out"], ["--image", "registry.example.com/genre"]])
 def test_runner_flags_that_cannot_work_are_refused(extra, capsys):
     with pytest.raises(SystemExit):
