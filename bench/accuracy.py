@@ -152,10 +152,17 @@ def component_states(record) -> dict[str, dict]:
     return states
 
 
-def split_counts(examples) -> dict[str, dict[str, dict[str, int]]]:
-    """genre -> split -> {"tracks", "segments"} from AudioExampleGen's summary.json beside its Examples."""
-    with open(os.path.join(examples.uri, "summary.json")) as f:
-        return json.load(f)["genres"]
+def split_counts(store, examples) -> dict[str, dict[str, dict[str, int]]]:
+    """genre -> split -> {"tracks", "segments"} from the summary.json AudioExampleGen wrote with these Examples
+    (in its quarantine report, an output of the same execution)."""
+    from pipeline.run_record import outputs_of, producers_of
+
+    for artifact in outputs_of(store, producers_of(store, [examples.id])):
+        path = os.path.join(artifact.uri, "summary.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)["genres"]
+    raise FileNotFoundError(f"No summary.json among the outputs of the AudioExampleGen run that wrote {examples.uri}.")
 
 
 def clip_scores_by_genre(examples_uri: str, model_uri: str):
@@ -238,7 +245,7 @@ def collect(model: str, output_dir: Path, summary: dict, wall: float) -> dict:
                          f"{gate['candidate_clip_accuracy']}; the newest model is not the one the gate scored.")
     logged, params = mlflow_run(summary["mlflow_tracking_uri"], summary["mlflow_run_id"]) \
         if "mlflow_run_id" in summary else ({}, {})
-    return {"model": model, "gate": gate, "scores": scores, "counts": split_counts(examples),
+    return {"model": model, "gate": gate, "scores": scores, "counts": split_counts(record.store, examples),
             "states": component_states(record), "wall": wall, "mlflow": logged, "params": params, "output_dir": str(output_dir)}
 
 

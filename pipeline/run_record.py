@@ -67,8 +67,18 @@ def producers_of(store: metadata_store.MetadataStore, artifact_ids: list[int],
 
 def inputs_of(store: metadata_store.MetadataStore,
               executions: list[metadata_store_pb2.Execution]) -> list[metadata_store_pb2.Artifact]:
+    return _artifacts_of(store, executions, metadata_store_pb2.Event.INPUT)
+
+
+def outputs_of(store: metadata_store.MetadataStore,
+               executions: list[metadata_store_pb2.Execution]) -> list[metadata_store_pb2.Artifact]:
+    return _artifacts_of(store, executions, metadata_store_pb2.Event.OUTPUT)
+
+
+def _artifacts_of(store: metadata_store.MetadataStore, executions: list[metadata_store_pb2.Execution],
+                  event_type: int) -> list[metadata_store_pb2.Artifact]:
     ids = {e.artifact_id for e in store.get_events_by_execution_ids([x.id for x in executions])
-           if e.type == metadata_store_pb2.Event.INPUT}
+           if e.type == event_type}
     return store.get_artifacts_by_id(sorted(ids))
 
 
