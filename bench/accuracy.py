@@ -486,8 +486,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reuse", action="store_true", help="take a family and seed whose run an earlier "
                         "invocation finished (its result file in <output-root>/bench-logs) instead of running it "
                         "again: a killed benchmark resumes, and families run at different times share one report")
+    parser.add_argument("--finished-only", action="store_true", help="with --reuse: run nothing, report the "
+                        "finished runs and name the families and seeds that have none")
     add_real_data_arguments(parser, "one pipeline root per family under real-<model>/")
     args = parser.parse_args(argv)
+    if args.finished_only and not args.reuse:
+        parser.error("--finished-only reports earlier runs: give --reuse too")
     if args.models is None:
         from models.registry import BUILDERS
         args.models = ",".join(BUILDERS)
@@ -498,7 +502,7 @@ def main(argv: list[str] | None = None) -> None:
     output_root = Path(args.output_root).resolve()
     (output_root / "bench-logs").mkdir(parents=True, exist_ok=True)
 
-    results = []
+    results, not_run = [], []
     for model in models:
         output_dir = output_root / f"real-{model}"
         for seed in seeds:
@@ -509,8 +513,11 @@ def main(argv: list[str] | None = None) -> None:
             result_path = output_root / "bench-logs" / f"accuracy-{model}-seed{seed}-result.pkl"
             if args.reuse and result_path.exists():
                 results.append(pickle.loads(result_path.read_bytes()))
-                print(f"[bench] {model} seed {seed}: the finished run of {results[-1]['finished']} reused "
+                print(f"[bench] {model} seed {seed}: the finished run of {results[-1].get('finished', '?')} reused "
                       f"({result_path})", flush=True)
+                continue
+            if args.finished_only:
+                not_run.append(f"{model} seed {seed}")
                 continue
             print(f"[bench] {model} seed {seed}: local_runner.main({argv_model}) (log: {log_path})", flush=True)
             started = time.time()
@@ -536,6 +543,9 @@ def main(argv: list[str] | None = None) -> None:
 
     command = "make bench-accuracy" + (f' ARGS="{" ".join(argv)}"' if argv else "")
     body = report(results, command)
+    if not_run:
+        body += (f"\n\nNot run (asked for, no finished run to report): {', '.join(not_run)}. The means above are over "
+                 "the seeds each family has.\n")
     print(body)
     if not args.no_write:
         write_section("accuracy", "Held-out accuracy on real GTZAN clips (lists-trainval)", body, command=command)

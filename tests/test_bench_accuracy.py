@@ -62,6 +62,22 @@ def fake_result(model: str) -> dict:
                        "eval_clips": 4.0}, "output_dir": "/tmp/real-" + model}
 
 
+def test_finished_runs_are_reused_and_missing_ones_named_without_running_anything(tmp_path, capsys):
+    import pickle
+
+    (tmp_path / "bench-logs").mkdir()
+    for seed in (42, 43):
+        result = {**fake_result("cnn"), "seed": seed, "finished": f"2026-11-22 20:0{seed - 42} UTC", "beam": "-"}
+        (tmp_path / "bench-logs" / f"accuracy-cnn-seed{seed}-result.pkl").write_bytes(pickle.dumps(result))
+    bench.main(["--models", "cnn,vgg", "--seeds", "42,43", "--output-root", str(tmp_path), "--reuse",
+                "--finished-only", "--no-write"])
+    out = capsys.readouterr().out
+    assert "cnn seed 43: the finished run of 2026-11-22 20:01 UTC reused" in out
+    assert "Not run (asked for, no finished run to report): vgg seed 42, vgg seed 43." in out
+    assert "| cnn | 42, 43 |" in out
+    assert not (tmp_path / "real-vgg").exists()  # nothing ran
+
+
 def test_report_names_protocol_genres_and_per_genre_clips():
     text = bench.report([fake_result("cnn")], "make bench-accuracy")
     assert bench.PROTOCOL in text
