@@ -129,7 +129,7 @@ def component_states(record) -> dict[str, dict]:
     """
     from ml_metadata.proto import metadata_store_pb2
 
-    from pipeline.run_record import producers_of
+    from pipeline.run_record import outputs_of, producers_of
 
     complete, cached = metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED
 
@@ -142,8 +142,7 @@ def component_states(record) -> dict[str, dict]:
             continue
         took = seconds(execution)
         if execution.last_known_state == cached:
-            outputs = [e.artifact_id for e in record.store.get_events_by_execution_ids([execution.id])
-                       if e.type == metadata_store_pb2.Event.OUTPUT]
+            outputs = [a.id for a in outputs_of(record.store, [execution])]
             originals = [x for x in producers_of(record.store, outputs, exclude=execution.id)
                          if x.last_known_state == complete] if outputs else []
             # No outputs (AnomalyGate only checks): nothing was reused, so the cached step cost nothing.
@@ -242,7 +241,7 @@ def collect(model: str, output_dir: Path, summary: dict, wall: float) -> dict:
     scores = clip_scores_by_genre(examples.uri, model_artifact.uri)
     if abs(scores.clip_accuracy - gate["candidate_clip_accuracy"]) > 1e-9:
         raise SystemExit(f"{model}: recomputed clip accuracy {scores.clip_accuracy} differs from the gate's "
-                         f"{gate['candidate_clip_accuracy']}; the newest model is not the one the gate scored.")
+                         f"{gate['candidate_clip_accuracy']}; the run's model is not the one the gate scored.")
     logged, params = mlflow_run(summary["mlflow_tracking_uri"], summary["mlflow_run_id"]) \
         if "mlflow_run_id" in summary else ({}, {})
     return {"model": model, "gate": gate, "scores": scores, "counts": split_counts(record.store, examples),

@@ -49,10 +49,8 @@ class RunRecord:
         execution = self.executions.get(component)
         if execution is None:
             return None
-        ids = [e.artifact_id for e in self.store.get_events_by_execution_ids([execution.id])
-               if e.type == metadata_store_pb2.Event.OUTPUT]
         type_id = self.store.get_artifact_type(type_name).id
-        found = [a for a in self.store.get_artifacts_by_id(ids) if a.type_id == type_id]
+        found = [a for a in outputs_of(self.store, [execution]) if a.type_id == type_id]
         return found[0] if found else None
 
 
