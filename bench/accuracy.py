@@ -51,8 +51,9 @@ from pipeline.config import MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig  #
 
 PROTOCOL = ("lists-trainval: artist-disjoint fault-filtered train/valid lists where a genre has both, hash split "
             "by track otherwise; the train+valid-list clips of Kereliuk et al. 2015 on this machine")
-# Mean clip accuracy over the seeds on held-out tracks (issues 5, 15, 16); issue 16 asks 0.80 of the best family.
-TARGETS = {"vgg": 0.80, "cnn": 0.70, "lstm": 0.70}
+# Mean clip accuracy over the seeds on held-out tracks (issues 5, 15, 16); issue 16 asks 0.80 of the best family
+# (the pretrained ones: vgg, musicnn).
+TARGETS = {"vgg": 0.80, "musicnn": 0.80, "cnn": 0.70, "lstm": 0.70}
 # Issue 16: no genre with at least FLOOR_CLIPS test clips below FLOOR (mean clip accuracy over the seeds).
 FLOOR, FLOOR_CLIPS = 0.50, 8
 DEFAULT_SEEDS = "42,43,44"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -10,6 +11,24 @@ import tf_keras as keras
 # statistics were accumulated with exactly these.
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
+
+
+UNDO_ZSCORE = "undo_transform_zscore"
+
+
+def undo_zscore(inputs: tf.Tensor, input_stats: Optional[tuple[np.ndarray, np.ndarray]]) -> tf.Tensor:
+    """A fixed layer mapping Transform's per-bin z-scores back to the features' own scale, or ``inputs``
+    unchanged when ``input_stats`` (mean, std per bin) is None.
+
+    Why: a pretrained body must see the values it was trained on (musicnn's log10(1 + 10000 mel));
+    mean and std are constants of the layer, not weights.
+    """
+    if input_stats is None:
+        return inputs
+    bins = int(inputs.shape[-1])
+    mean, std = (np.asarray(v, np.float32).reshape(bins) for v in input_stats)
+    return keras.layers.Normalization(axis=-1, mean=mean, variance=np.square(std), invert=True,
+                                      name=UNDO_ZSCORE)(inputs)
 
 
 def as_image(inputs: tf.Tensor, name: str) -> tf.Tensor:

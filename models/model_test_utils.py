@@ -45,3 +45,50 @@ def rhythmic_batch(n: int, frames: int, bins: int, num_classes: int, seed: int =
         onsets = (t + rng.integers(period)) % period == 0
         x[i] += 2.0 * onsets * np.exp(-((b - centre) / (bins / 8)) ** 2)
     return x.astype(np.float32), y.astype(np.int64)
+
+
+def musicnn_tf1_outputs(checkpoint: str, x: np.ndarray, tmp_path) -> list[np.ndarray]:
+    """Every output of musicnn's own TF1 graph for ``checkpoint`` (musicnn.models.define_model order),
+    restored with a v1 Saver and run on ``x`` in inference mode: the reference the Keras ports match.
+
+    Runs in its own process: tf.compat.v1.layers in a Graph invalidate every Keras model made
+    outside it (tf_keras' "_assert_built_as_v1" error), so it cannot share the test's process.
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    np.save(Path(tmp_path) / "x.npy", x)
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+           "TF_USE_LEGACY_KERAS": "1"}
+    out = Path(tmp_path) / "outputs.npz"
+    subprocess.run([sys.executable, "-m", "models.model_test_utils", checkpoint, str(Path(tmp_path) / "x.npy"),
+                    str(out)], env=env, cwd=root, check=True, timeout=300)
+    with np.load(out) as outputs:
+        return [outputs[f"out{i}"] for i in range(len(outputs.files))]
+
+
+def _run_musicnn_tf1(checkpoint: str, x: np.ndarray) -> list[np.ndarray]:
+    import tensorflow as tf
+    from musicnn import models as musicnn_models  # TF1 graph code; imported only in the subprocess
+
+    from models.musicnn_weights import checkpoint_prefix
+
+    graph = tf.Graph()
+    with graph.as_default():
+        inputs = tf.compat.v1.placeholder(tf.float32, [None, *x.shape[1:]])
+        is_training = tf.compat.v1.placeholder(tf.bool)
+        outputs = musicnn_models.define_model(inputs, is_training, checkpoint, 50)
+        saver = tf.compat.v1.train.Saver()
+        with tf.compat.v1.Session(graph=graph) as session:
+            saver.restore(session, checkpoint_prefix(checkpoint))
+            return session.run(list(outputs), {inputs: x, is_training: False})
+
+
+if __name__ == "__main__":  # the TF1 reference, run by musicnn_tf1_outputs
+    import sys
+
+    reference = _run_musicnn_tf1(sys.argv[1], np.load(sys.argv[2]))
+    np.savez(sys.argv[3], **{f"out{i}": value for i, value in enumerate(reference)})

@@ -12,18 +12,19 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tf_keras as keras
 
-from models import efficientnet, lstm, vgg
+from models import efficientnet, lstm, musicnn, vgg
 from models.ann import build_ann
 from models.cnn import build_cnn
 from pipeline.config import PipelineConfig
 
 Builder = Callable[..., keras.Model]  # (input_shape, num_classes, train, *, input_name) -> Model
 BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "lstm": lstm.build_lstm, "vgg": vgg.build_vgg, "ann": build_ann,
-                                "efficientnet": efficientnet.build_efficientnet}
+                                "efficientnet": efficientnet.build_efficientnet, "musicnn": musicnn.build_musicnn}
 # Families that can start from pretrained weights: their module's split_backbone / set_backbone_trainable.
-TRANSFER_FAMILIES = {"vgg": vgg, "efficientnet": efficientnet, "lstm": lstm}
-# Families whose pretrained body is musicnn's MSD_vgg (whole, or its first blocks as the LSTM's front end).
-MUSICNN_FAMILIES = ("vgg", "lstm")
+TRANSFER_FAMILIES = {"vgg": vgg, "efficientnet": efficientnet, "lstm": lstm, "musicnn": musicnn}
+# Families whose pretrained body is a musicnn checkpoint: MSD_vgg (whole, or its first blocks as the
+# LSTM's front end) or MSD_musicnn.
+MUSICNN_FAMILIES = ("vgg", "lstm", "musicnn")
 
 
 def build_model(config: PipelineConfig, input_shape: Sequence[Optional[int]],
@@ -49,7 +50,7 @@ def build_model(config: PipelineConfig, input_shape: Sequence[Optional[int]],
 def has_pretrained_backbone(config: PipelineConfig) -> bool:
     """Whether the family is trained in two phases (body frozen for ``frozen_epochs``, then fine-tuned).
 
-    The VGG and the LSTM (MSD_vgg front end) always (their weights ship with musicnn); EfficientNet
+    The VGG, the LSTM (MSD_vgg front end) and musicnn always (their weights ship with musicnn); EfficientNet
     when it has weights (efficientnet.weights_source): from random initialisation it trains whole, in one phase.
     """
     if config.train.model == "efficientnet":
@@ -60,7 +61,7 @@ def has_pretrained_backbone(config: PipelineConfig) -> bool:
 def needs_input_stats(config: PipelineConfig) -> bool:
     """Whether :func:`build_model` wants Transform's per-bin (mean, std) to undo the z-score.
 
-    Only the MSD_vgg families: musicnn's body was trained on its own log10(1 + 10000 x) scale.
+    Only the musicnn-checkpoint families: their bodies were trained on musicnn's log10(1 + 10000 x) scale.
     EfficientNet's ImageNet body never saw spectrograms, so the z-scores mapped to pixels are as good
     as any scale.
     """

@@ -18,7 +18,8 @@ import numpy as np
 import tf_keras as keras
 
 from models import transfer
-from models.blocks import BN_EPSILON, BN_MOMENTUM, as_image, check_input_shape, conv_block, softmax_head
+from models.blocks import (  # noqa: F401 (UNDO_ZSCORE: the layer's name, for callers of this module)
+    BN_EPSILON, BN_MOMENTUM, UNDO_ZSCORE, as_image, check_input_shape, conv_block, softmax_head, undo_zscore)
 from models.musicnn_weights import assign_layers, read_checkpoint
 from pipeline.config import TrainConfig
 
@@ -35,7 +36,6 @@ CHECKPOINT = "MSD_vgg"
 BACKBONE_PREFIX = "musicnn_"
 INPUT_BN = BACKBONE_PREFIX + "input_bn"
 POOLED_FEATURES = BACKBONE_PREFIX + "block5_pool"  # [batch, 2, 1, 128], musicnn's pool5
-UNDO_ZSCORE = "undo_transform_zscore"
 
 
 def _block(i: int) -> str:
@@ -79,12 +79,7 @@ def build_vgg(
         raise ValueError(f"vgg: musicnn's MSD_vgg takes ({FRAMES}, {MELS}) = (frames, mels) inputs, got "
                          f"({frames}, {bins}). Use PipelineConfig().with_model('vgg') feature settings.")
     inputs = keras.Input(shape=(FRAMES, MELS), name=input_name, dtype="float32")
-    x = inputs
-    if input_stats is not None:
-        mean, std = (np.asarray(v, np.float32).reshape(MELS) for v in input_stats)
-        x = keras.layers.Normalization(axis=-1, mean=mean, variance=np.square(std), invert=True,
-                                       name=UNDO_ZSCORE)(x)
-    x = as_image(x, BACKBONE_PREFIX + "to_image")
+    x = as_image(undo_zscore(inputs, input_stats), BACKBONE_PREFIX + "to_image")
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=INPUT_BN)(x)
     for i, (pool_size, strides) in enumerate(POOLS, start=1):
         last = i == len(POOLS)

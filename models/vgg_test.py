@@ -1,17 +1,12 @@
 """musicnn's MSD_vgg in Keras: every pretrained tensor loaded, and the same activations as musicnn's own TF1 graph."""
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
 import tf_keras as keras
 
 from models import vgg
-from models.model_test_utils import loss_before_after, rhythmic_batch
-from models.musicnn_weights import checkpoint_prefix, read_checkpoint
+from models.model_test_utils import loss_before_after, musicnn_tf1_outputs, rhythmic_batch
+from models.musicnn_weights import read_checkpoint
 from pipeline.config import GENRES, PipelineConfig, TrainConfig
 
 SHAPE = (vgg.FRAMES, vgg.MELS)
@@ -32,36 +27,6 @@ def _log_mel_like(n: int, seed: int) -> np.ndarray:
     """Values like musicnn's log10(1 + 10000 * mel) front end (0 to about 4)."""
     rng = np.random.default_rng(seed)
     return np.log10(1 + 10000 * rng.exponential(1e-3, (n, *SHAPE))).astype(np.float32)
-
-
-def _musicnn_tf1_pools(x: np.ndarray) -> list[np.ndarray]:
-    """pool1..pool5 of musicnn.models.vgg built in a TF1 graph and restored with a v1 Saver.
-
-    Runs in its own process: tf.compat.v1.layers in a Graph invalidate every Keras model made
-    outside it (tf_keras' "_assert_built_as_v1" error), so it cannot share the test's process.
-    """
-    from musicnn import models as musicnn_models  # TF1 graph code; imported only here
-
-    graph = tf.Graph()
-    with graph.as_default():
-        inputs = tf.compat.v1.placeholder(tf.float32, [None, *SHAPE])
-        is_training = tf.compat.v1.placeholder(tf.bool)
-        _, *pools = musicnn_models.define_model(inputs, is_training, "MSD_vgg", 50)
-        saver = tf.compat.v1.train.Saver()
-        with tf.compat.v1.Session(graph=graph) as session:
-            saver.restore(session, checkpoint_prefix("MSD_vgg"))
-            return session.run(pools, {inputs: x, is_training: False})
-
-
-def _tf1_pools_in_subprocess(x: np.ndarray, tmp_path: Path) -> list[np.ndarray]:
-    np.save(tmp_path / "x.npy", x)
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-           "TF_USE_LEGACY_KERAS": "1"}
-    subprocess.run([sys.executable, __file__, str(tmp_path / "x.npy"), str(tmp_path / "pools.npz")],
-                   env=env, check=True, timeout=300)
-    with np.load(tmp_path / "pools.npz") as pools:
-        return [pools[f"pool{i}"] for i in range(1, 6)]
 
 
 def test_preset_shape_and_contract(model):
@@ -91,7 +56,7 @@ def test_every_checkpoint_tensor_is_loaded_unchanged(model, tensors):
 
 def test_backbone_reproduces_musicnn_tf1_graph(model, tmp_path):
     x = _log_mel_like(3, seed=1)
-    expected = _tf1_pools_in_subprocess(x, tmp_path)
+    expected = musicnn_tf1_outputs("MSD_vgg", x, tmp_path)[1:6]  # logits, then pool1..pool5
     pools = keras.Model(model.input, [model.get_layer(name).output for name in POOLS])
     got = pools.predict(x, verbose=0)
     for i, (want, have) in enumerate(zip(expected, got), start=1):
@@ -142,7 +107,3 @@ def test_frozen_body_head_learns_and_body_is_untouched(tensors):
                                   tensors["2CNN/kernel"])
     np.testing.assert_array_equal(model.get_layer(f"{vgg.BACKBONE_PREFIX}block2_bn").moving_mean.numpy(),
                                   tensors["batch_normalization_2/moving_mean"])
-
-if __name__ == "__main__":  # the TF1 reference, run by _tf1_pools_in_subprocess
-    reference = _musicnn_tf1_pools(np.load(sys.argv[1]))
-    np.savez(sys.argv[2], **{f"pool{i}": pool for i, pool in enumerate(reference, start=1)})

@@ -30,7 +30,7 @@ AUDIO_EXTENSIONS: tuple[str, ...] = ("wav", "au", "flac", "ogg", "mp3")
 SPLIT_PROTOCOLS: tuple[str, ...] = ("stratified", "hash", "fault-filtered", "fault-filtered-final", "lists-trainval")
 # Protocols that split by hash alone and read no list files.
 HASH_PROTOCOLS: tuple[str, ...] = ("stratified", "hash")
-MODEL_TYPES: tuple[str, ...] = ("cnn", "lstm", "vgg", "ann", "efficientnet")
+MODEL_TYPES: tuple[str, ...] = ("cnn", "lstm", "vgg", "ann", "efficientnet", "musicnn")
 
 # What each component reads: only these sections (with pipeline_name and genres) go into its
 # cache key, so a setting it does not read (a gate bar, the epochs) never re-runs it.
@@ -310,8 +310,8 @@ class PipelineConfig:
             # not tuned on real clips, nor with ImageNet weights.
             cfg.train = dataclasses.replace(cfg.train, lr_schedule="cosine", early_stopping_patience=None,
                                             learning_rate=2e-3, mixup_alpha=0.2)
-        else:  # vgg, lstm: musicnn's MSD_vgg front end (the LSTM's: its first four blocks), so the
-            # pretrained filters see what they were trained on
+        else:  # vgg, lstm, musicnn: musicnn's input (the VGG's and the LSTM's body is MSD_vgg, whole or its
+            # first four blocks; musicnn's is MSD_musicnn), so the pretrained filters see what they were trained on
             cfg.features = FeatureConfig(
                 n_fft=512, hop_length=256, n_mels=96, log="log10_1p", top_db=None, frames=187)
             cfg.audio = dataclasses.replace(cfg.audio, sample_rate=16000)
@@ -322,6 +322,10 @@ class PipelineConfig:
                 # epochs == frozen_epochs: the recurrent head on the frozen front end's outputs alone
                 # (seconds per epoch), no fine-tuning. Class-balanced loss: mean eval clip accuracy 0.569
                 # against 0.539 without (seeds 42, 43; BENCHMARKS.md, "LSTM settings tried").
+                cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, class_balance=1.0)
+            elif model == "musicnn":
+                # The head alone on the frozen body's mean-pooled embeddings (seconds per epoch after one
+                # pass of the body), class-balanced; chosen on the eval split (BENCHMARKS.md, "musicnn settings tried").
                 cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, class_balance=1.0)
         return cfg
 

@@ -1,0 +1,154 @@
+"""musicnn's MSD_musicnn as a Keras 2 model: the pretrained front and mid end, loaded from the musicnn wheel,
+mean-pooled over time, and a new genre head.
+
+Layout, read from musicnn/models.py (``build_musicnn`` with its defaults for MSD_musicnn): the input
+[batch, 187 frames, 96 mels] gets a batch norm, then five musically motivated convolutions side by side
+(two timbral ones spanning 7 frames x 38 and x 67 mel bands, three temporal ones spanning 128, 64 and
+32 frames x 1 band), each conv(+bias) -> ReLU -> batch norm -> max over the mel axis, concatenated to
+[frames, 561]. The mid end is three 7-frame convolutions across all those channels (64 filters each,
+the second and third residual). Its dense concatenation [front end, mid 1, mid 2, mid 3] is 753
+channels per frame; musicnn's ``mean_pool`` is their mean over time, our embedding.
+
+Why this body and this embedding: a linear probe on frozen features of the 288 real clips
+(train split -> eval split of ``lists-trainval``, BENCHMARKS.md "Pretrained bodies compared") scored
+0.68 segment / 0.73 clip accuracy on MSD_musicnn's mean_pool against 0.55 / 0.57 on MSD_vgg's pool5.
+musicnn's own back end (a 200-unit dense layer trained for 50 tags) is left out: its features probed worse.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import tf_keras as keras
+
+from models import transfer
+from models.blocks import BN_EPSILON, BN_MOMENTUM, as_image, check_input_shape, softmax_head, undo_zscore
+from models.musicnn_weights import assign_layers, read_checkpoint
+from pipeline.config import TrainConfig
+
+FRAMES, MELS = 187, 96  # musicnn's training input: 3 s at 16 kHz, hop 256 (the VGG's features)
+CHECKPOINT = "MSD_musicnn"
+# (name, filters, kernel [frames, bands], padding) of the front end, in the checkpoint's creation order.
+# Timbral kernels span int(0.4 * 96) and int(0.7 * 96) bands; filters are int(1.6 * 128) and int(1.6 * 32).
+FRONT_END: tuple[tuple[str, int, tuple[int, int], str], ...] = (
+    ("timbral_74", 204, (7, 38), "valid"),
+    ("timbral_77", 204, (7, 67), "valid"),
+    ("temporal_128", 51, (128, 1), "same"),
+    ("temporal_64", 51, (64, 1), "same"),
+    ("temporal_32", 51, (32, 1), "same"),
+)
+MID_FILTERS = 64
+MID_LAYERS = 3
+MID_KERNEL = 7
+HEAD_DROPOUT = 0.5
+BACKBONE_PREFIX = "musicnn_"  # every pretrained layer's name starts with it; the trainer freezes them by it
+INPUT_BN = BACKBONE_PREFIX + "input_bn"
+EMBEDDING = BACKBONE_PREFIX + "mean_pool"  # [batch, 753]
+
+
+def checkpoint_scopes() -> dict[str, str]:
+    """Keras layer name -> TF1 variable scope in MSD_musicnn (creation order in musicnn.models.build_musicnn)."""
+    scopes = {INPUT_BN: "batch_normalization"}
+    layer = 0
+    for name, *_ in FRONT_END:
+        scopes[f"{BACKBONE_PREFIX}{name}_conv"] = f"conv2d_{layer}" if layer else "conv2d"
+        scopes[f"{BACKBONE_PREFIX}{name}_bn"] = f"batch_normalization_{layer + 1}"
+        layer += 1
+    for i in range(1, MID_LAYERS + 1):
+        scopes[f"{BACKBONE_PREFIX}mid{i}_conv"] = f"conv2d_{layer}"
+        scopes[f"{BACKBONE_PREFIX}mid{i}_bn"] = f"batch_normalization_{layer + 1}"
+        layer += 1
+    return scopes
+
+
+def _batch_norm(name: str) -> keras.layers.BatchNormalization:
+    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
+
+
+def _front_end(image, name: str, filters: int, kernel: tuple[int, int], padding: str):
+    """conv -> ReLU -> BN -> max over the mel axis: [batch, frames, filters].
+
+    The timbral convolutions pad time by 3 on each side and are 'valid' in frequency, as musicnn's
+    (a 'same' time axis without padding the bands); the temporal ones are 'same' on both axes.
+    """
+    x = image
+    if padding == "valid":
+        x = keras.layers.ZeroPadding2D(((kernel[0] // 2, kernel[0] // 2), (0, 0)),
+                                       name=f"{BACKBONE_PREFIX}{name}_pad")(x)
+    x = keras.layers.Conv2D(filters, kernel, padding=padding, activation="relu",
+                            name=f"{BACKBONE_PREFIX}{name}_conv")(x)
+    x = _batch_norm(f"{BACKBONE_PREFIX}{name}_bn")(x)
+    x = keras.layers.MaxPooling2D((1, x.shape[2]), name=f"{BACKBONE_PREFIX}{name}_pool")(x)
+    return keras.layers.Reshape((-1, filters), name=f"{BACKBONE_PREFIX}{name}_squeeze")(x)
+
+
+def _mid_layer(x, i: int):
+    """One mid-end layer: a 7-frame convolution across all channels ([frames, channels, 1] image,
+    kernel [7, channels], as the checkpoint stores it) -> ReLU -> BN: [batch, frames, 64]."""
+    channels = x.shape[-1]
+    name = f"{BACKBONE_PREFIX}mid{i}"
+    x = keras.layers.Reshape((-1, channels, 1), name=f"{name}_to_image")(x)
+    x = keras.layers.ZeroPadding2D(((MID_KERNEL // 2, MID_KERNEL // 2), (0, 0)), name=f"{name}_pad")(x)
+    x = keras.layers.Conv2D(MID_FILTERS, (MID_KERNEL, channels), padding="valid", activation="relu",
+                            name=f"{name}_conv")(x)
+    x = _batch_norm(f"{name}_bn")(x)
+    return keras.layers.Reshape((-1, MID_FILTERS), name=f"{name}_squeeze")(x)
+
+
+def build_musicnn(
+    input_shape: Sequence[Optional[int]],
+    num_classes: int,
+    train: TrainConfig,
+    *,
+    input_name: str = "log_mel",
+    pretrained: bool = True,
+    input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None,
+) -> keras.Model:
+    """MSD_musicnn's front and mid end (weights from the checkpoint unless ``pretrained=False``), their
+    mean over time (753), then the head: batch norm, dropout 0.5 and a softmax over ``num_classes``.
+
+    ``input_stats`` as in models/vgg.build_vgg: (mean, std) per mel bin of Transform's z-score, undone by
+    a fixed first layer so the body sees musicnn's log10(1 + 10000 mel) scale. ``train`` is accepted for
+    the families' common signature; which phases run is the trainer's (models/training.fit).
+    """
+    del train
+    frames, bins = check_input_shape(input_shape, "musicnn")
+    if (frames, bins) != (FRAMES, MELS):
+        raise ValueError(f"musicnn: MSD_musicnn takes ({FRAMES}, {MELS}) = (frames, mels) inputs, got "
+                         f"({frames}, {bins}). Use PipelineConfig().with_model('musicnn') feature settings.")
+    inputs = keras.Input(shape=(FRAMES, MELS), name=input_name, dtype="float32")
+    image = _batch_norm(INPUT_BN)(as_image(undo_zscore(inputs, input_stats), BACKBONE_PREFIX + "to_image"))
+    front = keras.layers.Concatenate(name=BACKBONE_PREFIX + "front_end")(
+        [_front_end(image, *spec) for spec in FRONT_END])
+    mid = [_mid_layer(front, 1)]
+    for i in range(2, MID_LAYERS + 1):
+        mid.append(keras.layers.Add(name=f"{BACKBONE_PREFIX}mid{i}_residual")([_mid_layer(mid[-1], i), mid[-1]]))
+    dense = keras.layers.Concatenate(name=BACKBONE_PREFIX + "mid_end")([front, *mid])
+    embedding = keras.layers.GlobalAveragePooling1D(name=EMBEDDING)(dense)
+    # A batch norm before the head's dropout, as musicnn's own back end has on its pooled features: the
+    # 753 channels differ in scale by orders of magnitude (eval split, three seeds: 0.694 against 0.671
+    # segment accuracy without it; BENCHMARKS.md, "musicnn settings tried").
+    x = _batch_norm("head_bn")(embedding)
+    model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name="musicnn")
+    if pretrained:
+        load_pretrained(model)
+    return model
+
+
+def load_pretrained(model: keras.Model) -> list[str]:
+    """Copy every MSD_musicnn front- and mid-end tensor into ``model``; returns the checkpoint names loaded."""
+    return assign_layers(model, checkpoint_scopes(), read_checkpoint(CHECKPOINT))
+
+
+def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    return [layer for layer in model.layers if layer.name.startswith(BACKBONE_PREFIX)]
+
+
+def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """(body, head): input -> mean-pooled embedding, embedding -> probabilities (transfer.split_at)."""
+    return transfer.split_at(model, EMBEDDING)
+
+
+def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
+    """Freeze (phase 1) or unfreeze (phase 2) the pretrained body, BN frozen (transfer.set_trainable)."""
+    transfer.set_trainable(backbone_layers(model), trainable, train_batch_norm=train_batch_norm)
