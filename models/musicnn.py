@@ -103,6 +103,7 @@ def build_musicnn(
     input_name: str = "log_mel",
     pretrained: bool = True,
     input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    checkpoint: str = CHECKPOINT,
 ) -> keras.Model:
     """MSD_musicnn's front and mid end (weights from the checkpoint unless ``pretrained=False``), their
     mean over time (753), then the head: batch norm, dropout 0.5 and a softmax over ``num_classes``.
@@ -110,6 +111,7 @@ def build_musicnn(
     ``input_stats`` as in models/vgg.build_vgg: (mean, std) per mel bin of Transform's z-score, undone by
     a fixed first layer so the body sees musicnn's log10(1 + 10000 mel) scale. ``train`` is accepted for
     the families' common signature; which phases run is the trainer's (models/training.fit).
+    ``checkpoint``: MTT_musicnn has the same layers (trained on MagnaTagATune; bench/pretrained_bodies.py).
     """
     del train
     frames, bins = check_input_shape(input_shape, "musicnn")
@@ -131,13 +133,13 @@ def build_musicnn(
     x = _batch_norm("head_bn")(embedding)
     model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name="musicnn")
     if pretrained:
-        load_pretrained(model)
+        load_pretrained(model, checkpoint)
     return model
 
 
-def load_pretrained(model: keras.Model) -> list[str]:
-    """Copy every MSD_musicnn front- and mid-end tensor into ``model``; returns the checkpoint names loaded."""
-    return assign_layers(model, checkpoint_scopes(), read_checkpoint(CHECKPOINT))
+def load_pretrained(model: keras.Model, checkpoint: str = CHECKPOINT) -> list[str]:
+    """Copy every front- and mid-end tensor of ``checkpoint`` into ``model``; returns the names loaded."""
+    return assign_layers(model, checkpoint_scopes(), read_checkpoint(checkpoint))
 
 
 def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
