@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from models import efficientnet, features, registry, vgg
+from models import blocks, efficientnet, features, registry, vgg
 from pipeline.config import GENRES, MODEL_TYPES, PipelineConfig
 
 
@@ -41,7 +41,7 @@ def test_build_model_follows_the_preset(family, no_imagenet_weights):
     musicnn = family in ("vgg", "lstm", "musicnn")  # a musicnn checkpoint: MSD_vgg (whole or its first blocks), MSD_musicnn
     assert registry.has_pretrained_backbone(config) == musicnn  # EfficientNet: not without weights
     assert registry.needs_input_stats(config) == musicnn
-    assert (vgg.UNDO_ZSCORE in [layer.name for layer in model.layers]) == musicnn
+    assert (blocks.UNDO_ZSCORE in [layer.name for layer in model.layers]) == musicnn
 
 
 def test_head_width_follows_the_configured_label_set():
@@ -53,7 +53,7 @@ def test_vgg_without_input_stats_warns():
     config = PipelineConfig().with_model("vgg")
     with pytest.warns(UserWarning, match="z-scores"):
         model = registry.build_model(config, _shape(config))
-    assert vgg.UNDO_ZSCORE not in [layer.name for layer in model.layers]
+    assert blocks.UNDO_ZSCORE not in [layer.name for layer in model.layers]
 
 
 def test_set_backbone_trainable_on_vgg_and_refused_elsewhere():

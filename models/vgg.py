@@ -18,8 +18,8 @@ import numpy as np
 import tf_keras as keras
 
 from models import transfer
-from models.blocks import (  # noqa: F401 (UNDO_ZSCORE: the layer's name, for callers of this module)
-    BN_EPSILON, BN_MOMENTUM, UNDO_ZSCORE, as_image, check_input_shape, conv_block, softmax_head, undo_zscore)
+from models.blocks import (
+    BN_EPSILON, BN_MOMENTUM, as_image, check_input_shape, conv_block, softmax_head, undo_zscore)
 from models.musicnn_weights import assign_layers, read_checkpoint
 from pipeline.config import TrainConfig
 
