@@ -462,7 +462,7 @@ early stopping) and scores the test list as `test`:
 
 ```bash
 make run ARGS="--data-root /path/to/gtzan/genres_original --split fault-filtered-final \\
-  --split-dir ../shared/data/gtzan/splits --model vgg"
+  --split-dir ../shared/data/gtzan/splits --model musicnn"
 ```
 
 (`--model cnn` / `lstm` likewise; leave the gate bars at their defaults for a release.) The summary's gate
