@@ -1,11 +1,14 @@
 """musicnn's MSD_musicnn in Keras: every pretrained front- and mid-end tensor loaded, the same embedding as
-musicnn's own TF1 graph, and a head that learns on the frozen body."""
+musicnn's own TF1 graph, and the body frozen by the trainer's hook.
+
+That the head learns on the frozen body is shown end to end, on held-out tracks, by
+tests/test_model_families_e2e.py (musicnn's preset); a toy fit here would cost CI 40 s for less."""
 import numpy as np
 import pytest
 import tf_keras as keras
 
 from models import musicnn, registry
-from models.model_test_utils import loss_before_after, musicnn_tf1_outputs, rhythmic_batch
+from models.model_test_utils import musicnn_tf1_outputs
 from models.musicnn_weights import read_checkpoint
 from pipeline.config import GENRES, PipelineConfig, TrainConfig
 
@@ -85,17 +88,3 @@ def test_freeze_and_unfreeze_backbone():
     assert len(model.trainable_weights) == head + 8 * 2  # conv kernels and biases; BN stays frozen
     body, head_model = musicnn.split_backbone(model)
     assert body.output_shape == (None, 753) and head_model.output_shape == (None, len(GENRES))
-
-
-def test_frozen_body_head_learns_and_body_is_untouched(tensors):
-    keras.utils.set_random_seed(0)
-    model = musicnn.build_musicnn(SHAPE, len(GENRES), TrainConfig())
-    musicnn.set_backbone_trainable(model, False)
-    x, y = rhythmic_batch(40, *SHAPE, len(GENRES))
-    before, after = loss_before_after(model, x, y, epochs=6, batch_size=10)
-    wrong = float(model.evaluate(x, np.roll(y, 1), verbose=0))  # same inputs, other labels
-    assert after < 0.8 * before, (before, after)
-    assert after < wrong - 0.25, (after, wrong)  # it learned the mapping, not just the class prior
-    np.testing.assert_array_equal(model.get_layer("musicnn_mid2_conv").kernel.numpy(), tensors["conv2d_6/kernel"])
-    np.testing.assert_array_equal(model.get_layer("musicnn_timbral_77_bn").moving_mean.numpy(),
-                                  tensors["batch_normalization_2/moving_mean"])
