@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from bench.real_data import add_real_data_arguments  # noqa: E402
 from bench.report import write_section  # noqa: E402
-from pipeline.config import PipelineConfig  # noqa: E402
+from pipeline.config import GENRES, PipelineConfig  # noqa: E402
 
 SPLITS = ("train", "eval")
 STRENGTHS = (0.003, 0.01, 0.1, 1.0)  # inverse L2 strength C of the logistic regression
@@ -44,7 +44,7 @@ def body_models(input_stats) -> dict[str, Callable]:
     from models import musicnn, vgg
 
     def vgg_model():
-        return vgg.build_vgg((vgg.FRAMES, vgg.MELS), 10, None, input_stats=input_stats)
+        return vgg.build_vgg((vgg.FRAMES, vgg.MELS), len(GENRES), None, input_stats=input_stats)
 
     def vgg_pool5():
         model = vgg_model()
@@ -58,7 +58,7 @@ def body_models(input_stats) -> dict[str, Callable]:
 
     def musicnn_mean_pool(checkpoint: str):
         def build():
-            model = musicnn.build_musicnn((musicnn.FRAMES, musicnn.MELS), 10, None, input_stats=input_stats,
+            model = musicnn.build_musicnn((musicnn.FRAMES, musicnn.MELS), len(GENRES), None, input_stats=input_stats,
                                           checkpoint=checkpoint)
             return keras.Model(model.input, model.get_layer(musicnn.EMBEDDING).output)
         return build
@@ -72,21 +72,9 @@ def embed_splits(body, files: dict[str, str], tft_output, config: PipelineConfig
     """split -> (embeddings, labels, track ids) over every segment of the split, in file order."""
     from models import training
 
-    out = {}
-    for split in SPLITS:
-        xs, ys, ts = [], [], []
-        for x, y, t in training.make_dataset(files[split], tft_output, config, training=False, with_track_ids=True):
-            xs.append(body(x, training=False).numpy())
-            ys.append(np.argmax(y.numpy(), axis=1))
-            ts.append(t.numpy().reshape(-1))
-        out[split] = (np.concatenate(xs), np.concatenate(ys), np.concatenate(ts))
-    return out
-
-
-def clip_accuracy(probs: np.ndarray, labels: np.ndarray, tracks: np.ndarray) -> float:
-    from models import metrics
-
-    return metrics.score(tracks, probs, labels).clip_accuracy
+    return {split: training.predict_split(body, training.make_dataset(files[split], tft_output, config,
+                                                                       training=False, with_track_ids=True))
+            for split in SPLITS}
 
 
 def probe(data: dict[str, tuple], strength: float) -> tuple[float, float]:
@@ -95,13 +83,15 @@ def probe(data: dict[str, tuple], strength: float) -> tuple[float, float]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    from models import metrics
+
     (x_train, y_train, _), (x_eval, y_eval, t_eval) = data["train"], data["eval"]
     classifier = make_pipeline(StandardScaler(), LogisticRegression(C=strength, max_iter=3000,
                                                                     class_weight="balanced"))
     classifier.fit(x_train, y_train)
-    probs = np.zeros((len(x_eval), 10), np.float32)
+    probs = np.zeros((len(x_eval), len(GENRES)), np.float32)
     probs[:, classifier.classes_] = classifier.predict_proba(x_eval)
-    return float((probs.argmax(axis=1) == y_eval).mean()), clip_accuracy(probs, y_eval, t_eval)
+    return float((probs.argmax(axis=1) == y_eval).mean()), metrics.score(t_eval, probs, y_eval).clip_accuracy
 
 
 def report(rows: list[tuple[str, float, float, float, float]], clips: int, segments: int, source: str) -> str:

@@ -1,8 +1,16 @@
 """Helpers for the model families' tests: separable toy data and a short learnability run."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Mapping, Sequence
+
 import numpy as np
 import tf_keras as keras
+
+from models.musicnn_weights import checkpoint_key
 
 
 def separable_batch(n: int, frames: int, bins: int, num_classes: int, seed: int = 0,
@@ -47,6 +55,24 @@ def rhythmic_batch(n: int, frames: int, bins: int, num_classes: int, seed: int =
     return x.astype(np.float32), y.astype(np.int64)
 
 
+def log_mel_like(n: int, shape: Sequence[int], seed: int) -> np.ndarray:
+    """[n, *shape] values like musicnn's log10(1 + 10000 * mel) front end (0 to about 4)."""
+    rng = np.random.default_rng(seed)
+    return np.log10(1 + 10000 * rng.exponential(1e-3, (n, *shape))).astype(np.float32)
+
+
+def assert_checkpoint_loaded(model: keras.Model, layer_to_scope: Mapping[str, str],
+                             tensors: Mapping[str, np.ndarray]) -> set[str]:
+    """Every weight of the mapped layers equals its checkpoint tensor; returns the checkpoint names compared."""
+    seen = set()
+    for layer_name, scope in layer_to_scope.items():
+        for weight in model.get_layer(layer_name).weights:
+            key = checkpoint_key(scope, weight.name)
+            np.testing.assert_array_equal(weight.numpy(), tensors[key], err_msg=key)
+            seen.add(key)
+    return seen
+
+
 def musicnn_tf1_outputs(checkpoint: str, x: np.ndarray, tmp_path) -> list[np.ndarray]:
     """Every output of musicnn's own TF1 graph for ``checkpoint`` (musicnn.models.define_model order),
     restored with a v1 Saver and run on ``x`` in inference mode: the reference the Keras ports match.
@@ -54,11 +80,6 @@ def musicnn_tf1_outputs(checkpoint: str, x: np.ndarray, tmp_path) -> list[np.nda
     Runs in its own process: tf.compat.v1.layers in a Graph invalidate every Keras model made
     outside it (tf_keras' "_assert_built_as_v1" error), so it cannot share the test's process.
     """
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
     np.save(Path(tmp_path) / "x.npy", x)
     root = str(Path(__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
@@ -88,7 +109,5 @@ def _run_musicnn_tf1(checkpoint: str, x: np.ndarray) -> list[np.ndarray]:
 
 
 if __name__ == "__main__":  # the TF1 reference, run by musicnn_tf1_outputs
-    import sys
-
     reference = _run_musicnn_tf1(sys.argv[1], np.load(sys.argv[2]))
     np.savez(sys.argv[3], **{f"out{i}": value for i, value in enumerate(reference)})

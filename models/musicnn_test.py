@@ -8,7 +8,7 @@ import pytest
 import tf_keras as keras
 
 from models import musicnn, registry
-from models.model_test_utils import musicnn_tf1_outputs
+from models.model_test_utils import assert_checkpoint_loaded, log_mel_like, musicnn_tf1_outputs
 from models.musicnn_weights import read_checkpoint
 from pipeline.config import GENRES, PipelineConfig, TrainConfig
 
@@ -24,11 +24,6 @@ def model() -> keras.Model:
 def tensors() -> dict:
     return read_checkpoint(musicnn.CHECKPOINT)
 
-
-def _log_mel_like(n: int, seed: int) -> np.ndarray:
-    """Values like musicnn's log10(1 + 10000 * mel) front end (0 to about 4)."""
-    rng = np.random.default_rng(seed)
-    return np.log10(1 + 10000 * rng.exponential(1e-3, (n, *SHAPE))).astype(np.float32)
 
 
 def test_preset_shape_and_contract(model):
@@ -46,17 +41,11 @@ def test_every_body_tensor_is_loaded_unchanged(model, tensors):
     back_end = {"batch_normalization_9", "batch_normalization_10", "dense", "dense_1"}
     body = {key for key in tensors if key.split("/")[0] not in back_end}
     assert len(body) == 9 * 4 + 8 * 2  # nine batch norms, eight convolutions
-    seen = set()
-    for layer_name, scope in musicnn.checkpoint_scopes().items():
-        for weight in model.get_layer(layer_name).weights:
-            key = f"{scope}/{weight.name.split('/')[-1].split(':')[0]}"
-            np.testing.assert_array_equal(weight.numpy(), tensors[key], err_msg=key)
-            seen.add(key)
-    assert seen == body
+    assert assert_checkpoint_loaded(model, musicnn.checkpoint_scopes(), tensors) == body
 
 
 def test_embedding_reproduces_musicnn_tf1_graph(model, tmp_path):
-    x = _log_mel_like(3, seed=1)
+    x = log_mel_like(3, SHAPE, seed=1)
     # build_musicnn returns logits, timbral, temporal, cnn1, cnn2, cnn3, mean_pool, max_pool, penultimate
     want = musicnn_tf1_outputs(musicnn.CHECKPOINT, x, tmp_path)[6]
     got = keras.Model(model.input, model.get_layer(musicnn.EMBEDDING).output).predict(x, verbose=0)
@@ -66,7 +55,7 @@ def test_embedding_reproduces_musicnn_tf1_graph(model, tmp_path):
 
 
 def test_input_stats_undo_the_transform_zscore(model):
-    raw = _log_mel_like(2, seed=2)
+    raw = log_mel_like(2, SHAPE, seed=2)
     mean, std = raw.mean(axis=(0, 1)), raw.std(axis=(0, 1)) + 0.1
     with_stats = musicnn.build_musicnn(SHAPE, len(GENRES), TrainConfig(), input_stats=(mean, std))
     embed = [keras.Model(m.input, m.get_layer(musicnn.EMBEDDING).output) for m in (model, with_stats)]

@@ -47,6 +47,11 @@ def read_checkpoint(name: str = "MSD_vgg") -> dict[str, np.ndarray]:
     }
 
 
+def checkpoint_key(scope: str, weight_name: str) -> str:
+    """The TF1 checkpoint name of a Keras weight: ``<scope>/<kernel|bias|gamma|beta|moving_*>``."""
+    return f"{scope}/{weight_name.split('/')[-1].split(':')[0]}"
+
+
 def assign_layers(model: keras.Model, layer_to_scope: Mapping[str, str],
                   tensors: Mapping[str, np.ndarray]) -> list[str]:
     """Set each Keras layer's weights from ``<scope>/<weight>`` (kernel, bias, gamma, beta, moving_*).
@@ -59,7 +64,7 @@ def assign_layers(model: keras.Model, layer_to_scope: Mapping[str, str],
         layer = model.get_layer(layer_name)
         values = []
         for weight in layer.weights:
-            key = f"{scope}/{weight.name.split('/')[-1].split(':')[0]}"
+            key = checkpoint_key(scope, weight.name)
             if key not in tensors:
                 raise KeyError(f"Checkpoint has no {key!r} for layer {layer_name!r}.")
             value = tensors[key]

@@ -5,7 +5,8 @@ import pytest
 import tf_keras as keras
 
 from models import vgg
-from models.model_test_utils import loss_before_after, musicnn_tf1_outputs, rhythmic_batch
+from models.model_test_utils import (
+    assert_checkpoint_loaded, log_mel_like, loss_before_after, musicnn_tf1_outputs, rhythmic_batch)
 from models.musicnn_weights import read_checkpoint
 from pipeline.config import GENRES, PipelineConfig, TrainConfig
 
@@ -22,11 +23,6 @@ def model() -> keras.Model:
 def tensors() -> dict:
     return read_checkpoint("MSD_vgg")
 
-
-def _log_mel_like(n: int, seed: int) -> np.ndarray:
-    """Values like musicnn's log10(1 + 10000 * mel) front end (0 to about 4)."""
-    rng = np.random.default_rng(seed)
-    return np.log10(1 + 10000 * rng.exponential(1e-3, (n, *SHAPE))).astype(np.float32)
 
 
 def test_preset_shape_and_contract(model):
@@ -45,17 +41,11 @@ def test_preset_shape_and_contract(model):
 def test_every_checkpoint_tensor_is_loaded_unchanged(model, tensors):
     body = {key for key in tensors if not key.startswith("dense/")}
     assert len(body) == 6 * 4 + 5 * 2  # six batch norms, five convolutions
-    seen = set()
-    for layer_name, scope in vgg.checkpoint_scopes().items():
-        for weight in model.get_layer(layer_name).weights:
-            key = f"{scope}/{weight.name.split('/')[-1].split(':')[0]}"
-            np.testing.assert_array_equal(weight.numpy(), tensors[key], err_msg=key)
-            seen.add(key)
-    assert seen == body
+    assert assert_checkpoint_loaded(model, vgg.checkpoint_scopes(), tensors) == body
 
 
 def test_backbone_reproduces_musicnn_tf1_graph(model, tmp_path):
-    x = _log_mel_like(3, seed=1)
+    x = log_mel_like(3, SHAPE, seed=1)
     expected = musicnn_tf1_outputs("MSD_vgg", x, tmp_path)[1:6]  # logits, then pool1..pool5
     pools = keras.Model(model.input, [model.get_layer(name).output for name in POOLS])
     got = pools.predict(x, verbose=0)
@@ -66,7 +56,7 @@ def test_backbone_reproduces_musicnn_tf1_graph(model, tmp_path):
 
 
 def test_input_stats_undo_the_transform_zscore(model):
-    raw = _log_mel_like(2, seed=2)
+    raw = log_mel_like(2, SHAPE, seed=2)
     mean, std = raw.mean(axis=(0, 1)), raw.std(axis=(0, 1)) + 0.1
     with_stats = vgg.build_vgg(SHAPE, len(GENRES), TrainConfig(), input_stats=(mean, std))
     assert with_stats.count_params() == model.count_params()  # mean and std are constants, not weights
