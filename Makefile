@@ -18,8 +18,12 @@ venv:
 run: venv
 	$(PY) local_runner.py $(ARGS)
 
+# Two pytest-xdist workers, one test module each at a time (a module's fixtures stay in one worker); much of a
+# pipeline test is single-threaded Beam, TFX and MLflow work, so two of them share the 2 cores well.
+# TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
 test: venv browser
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 # Debian's chromium + chromium-driver for the page's browser test (skips quietly where it cannot).
 browser:

@@ -41,7 +41,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Optional  # noqa: E402
+from typing import Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -106,9 +106,10 @@ def beam_text(mode: Optional[str]) -> str:
 
 
 def runner_args(model: str, output_dir: Path, data_root: str, split_dir: str, epochs: Optional[int],
-                beam_mode: Optional[str] = None, seed: Optional[int] = None) -> list[str]:
+                beam_mode: Optional[str] = None, seed: Optional[int] = None,
+                pipeline_args: Sequence[str] = ()) -> list[str]:
     args = ["--data-root", data_root, "--split", "lists-trainval", "--split-dir", split_dir, "--model", model,
-            "--output-dir", str(output_dir), *GATE_OFF]
+            "--output-dir", str(output_dir), *GATE_OFF, *pipeline_args]
     if seed is not None:
         args += ["--seed", str(seed)]
     if epochs:
@@ -372,6 +373,9 @@ def report(results: list[dict], command: str) -> str:
         f"{len(small)} genres ({', '.join(small)}) have at most 10 clips in all splits together (table below), "
         "so their per-genre figures rest on one to a few clips." if small else "")
     families = by_family(results)
+    audio = trained_config(results[0]["model"], results[0].get("params", {})).audio
+    segments_text = (f"{audio.segment_seconds:g} s segments, " + ("no overlap" if audio.hop_seconds >= audio.segment_seconds
+                     else f"one every {audio.hop_seconds:g} s (overlapping)"))
 
     summary_rows, seed_rows, notes = [], [], []
     for model, runs in families.items():
@@ -409,8 +413,7 @@ def report(results: list[dict], command: str) -> str:
                              f"{confusion_table(runs, genres)}" for model, runs in families.items())
     family_head = " | ".join(families)
     return f"""
-Protocol: **{PROTOCOL}**, {clips_total} clips. Data: the real clips in `../shared/data/gtzan/audio` (30 s, 3 s
-segments, no overlap). The fault-filtered test list's clips are not on this machine, so the `test` split here is the
+Protocol: **{PROTOCOL}**, {clips_total} clips. Data: the real clips in `../shared/data/gtzan/audio` (30 s, {segments_text}). The fault-filtered test list's clips are not on this machine, so the `test` split here is the
 held-out half of the valid list (artist-disjoint from train) for genres with clips in both lists, and a hash
 slice of tracks for genres with clips in one list only (there the same artist may be in train and test).
 No clip of `test` was used for training, early stopping or choosing settings.
@@ -483,6 +486,9 @@ def main(argv: list[str] | None = None) -> None:
                         help=f"DirectRunner running mode ({', '.join(BEAM_MODES)}) for every family, or MODEL=MODE "
                              "for one; repeatable (default: the pipeline's Beam args, "
                              f"{' '.join(PipelineConfig().beam_args)})")
+    parser.add_argument("--pipeline-arg", action="append", default=[], metavar="ARG",
+                        help="one more local_runner argument for every run, repeatable, e.g. "
+                             "--pipeline-arg=--hop-seconds=1.5 (give each such variant its own --output-root)")
     parser.add_argument("--reuse", action="store_true", help="take a family and seed whose run an earlier "
                         "invocation finished (its result file in <output-root>/bench-logs) instead of running it "
                         "again: a killed benchmark resumes, and families run at different times share one report")
@@ -507,7 +513,7 @@ def main(argv: list[str] | None = None) -> None:
         output_dir = output_root / f"real-{model}"
         for seed in seeds:
             argv_model = runner_args(model, output_dir, args.data_root, args.split_dir, epochs.get(model),
-                                     beam_modes[model], seed=seed)
+                                     beam_modes[model], seed=seed, pipeline_args=args.pipeline_arg)
             log_path = output_root / "bench-logs" / f"accuracy-{model}-seed{seed}.log"
             summary_path = output_root / "bench-logs" / f"accuracy-{model}-seed{seed}-summary.json"
             result_path = output_root / "bench-logs" / f"accuracy-{model}-seed{seed}-result.pkl"

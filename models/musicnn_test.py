@@ -2,7 +2,7 @@
 musicnn's own TF1 graph, and the body frozen by the trainer's hook.
 
 That the head learns on the frozen body is shown end to end, on held-out tracks, by
-tests/test_model_families_e2e.py (musicnn's preset); a toy fit here would cost CI 40 s for less."""
+tests/test_pretrained_families_e2e.py (musicnn's preset); a toy fit here would cost CI 40 s for less."""
 import numpy as np
 import pytest
 import tf_keras as keras

@@ -50,7 +50,7 @@ def build_model(config: PipelineConfig, input_shape: Sequence[Optional[int]],
 def has_pretrained_backbone(config: PipelineConfig) -> bool:
     """Whether the family is trained in two phases (body frozen for ``frozen_epochs``, then fine-tuned).
 
-    The VGG, the LSTM (MSD_vgg front end) and musicnn always (their weights ship with musicnn); EfficientNet
+    The VGG, the LSTM (MSD_musicnn front end) and musicnn always (their weights ship with musicnn); EfficientNet
     when it has weights (efficientnet.weights_source): from random initialisation it trains whole, in one phase.
     """
     if config.train.model == "efficientnet":

@@ -38,7 +38,7 @@ def test_build_model_follows_the_preset(family, no_imagenet_weights):
     assert model.input_shape == (None, *shape)
     assert model.output_shape == (None, len(GENRES))
     assert model.optimizer is None  # uncompiled: the trainer compiles
-    musicnn = family in ("vgg", "lstm", "musicnn")  # a musicnn checkpoint: MSD_vgg (whole or its first blocks), MSD_musicnn
+    musicnn = family in ("vgg", "lstm", "musicnn")  # a musicnn checkpoint: MSD_vgg (the VGG) or MSD_musicnn
     assert registry.has_pretrained_backbone(config) == musicnn  # EfficientNet: not without weights
     assert registry.needs_input_stats(config) == musicnn
     assert (blocks.UNDO_ZSCORE in [layer.name for layer in model.layers]) == musicnn

@@ -310,8 +310,8 @@ class PipelineConfig:
             # not tuned on real clips, nor with ImageNet weights.
             cfg.train = dataclasses.replace(cfg.train, lr_schedule="cosine", early_stopping_patience=None,
                                             learning_rate=2e-3, mixup_alpha=0.2)
-        else:  # vgg, lstm, musicnn: musicnn's input (the VGG's and the LSTM's body is MSD_vgg, whole or its
-            # first four blocks; musicnn's is MSD_musicnn), so the pretrained filters see what they were trained on
+        else:  # vgg, lstm, musicnn: musicnn's input (the VGG's body is MSD_vgg; the LSTM's front end and
+            # musicnn's body are MSD_musicnn), so the pretrained filters see what they were trained on
             cfg.features = FeatureConfig(
                 n_fft=512, hop_length=256, n_mels=96, log="log10_1p", top_db=None, frames=187)
             cfg.audio = dataclasses.replace(cfg.audio, sample_rate=16000)
@@ -321,8 +321,11 @@ class PipelineConfig:
             if model == "lstm":
                 # epochs == frozen_epochs: the recurrent head on the frozen front end's outputs alone
                 # (seconds per epoch), no fine-tuning. Class-balanced loss: mean eval clip accuracy 0.569
-                # against 0.539 without (seeds 42, 43; BENCHMARKS.md, "LSTM settings tried").
-                cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, class_balance=1.0)
+                # against 0.539 without (seeds 42, 43, MSD_vgg front end); on MSD_musicnn's steps lr 1e-3 (and
+                # input dropout 0.5, models/lstm.py) 0.657 against 0.608 at 3e-3 (and 0.3); BENCHMARKS.md,
+                # "LSTM settings tried".
+                cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, class_balance=1.0,
+                                                learning_rate=1e-3)
             elif model == "musicnn":
                 # The head alone on the frozen body's mean-pooled embeddings (seconds per epoch after one
                 # pass of the body), class-balanced; chosen on the eval split (BENCHMARKS.md, "musicnn settings tried").
@@ -403,6 +406,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="fail ingestion when more than this fraction of files is quarantined (default: %(default)s)")
     g.add_argument("--segment-seconds", type=float, default=d.audio.segment_seconds,
                    help="segment length in seconds (default: %(default)s)")
+    g.add_argument("--hop-seconds", type=float, metavar="SECONDS",
+                   help="distance between segment starts; below --segment-seconds the segments overlap "
+                        "(default: the segment length, no overlap)")
     g.add_argument("--max-clip-seconds", type=float, default=d.audio.max_clip_seconds,
                    help="quarantine audio files longer than this (default: %(default)s)")
     g.add_argument("--max-segments-per-track", type=int, default=d.audio.max_segments_per_track,
@@ -510,8 +516,12 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
     if args.split not in HASH_PROTOCOLS and not args.split_dir:
         raise SystemExit(f"--split {args.split} reads the fault-filtered list files: pass --split-dir DIR "
                          "(the folder holding train_filtered.txt, valid_filtered.txt, test_filtered.txt).")
+    hop_seconds = args.segment_seconds if args.hop_seconds is None else args.hop_seconds
+    if not 0 < hop_seconds <= args.segment_seconds:
+        raise SystemExit(f"--hop-seconds {hop_seconds:g}: give a distance between segment starts above 0 and at most "
+                         f"the segment length ({args.segment_seconds:g} s), or leave the flag out for no overlap.")
     cfg.audio = dataclasses.replace(cfg.audio, segment_seconds=args.segment_seconds,
-                                    hop_seconds=args.segment_seconds, max_clip_seconds=args.max_clip_seconds,
+                                    hop_seconds=hop_seconds, max_clip_seconds=args.max_clip_seconds,
                                     max_segments_per_track=args.max_segments_per_track)
     cfg.synthetic = dataclasses.replace(cfg.synthetic, tracks_per_genre=args.synthetic_tracks,
                                         seconds=args.synthetic_seconds)

@@ -49,6 +49,20 @@ def test_the_no_baseline_flag_reaches_the_gate_config():
     assert not config_from_args(parser.parse_args(["--no-baseline"])).gate.compare_to_last_blessed
 
 
+def test_hop_seconds_sets_overlapping_segments_and_refuses_a_hop_beyond_the_segment():
+    import argparse
+
+    parser = add_cli_arguments(argparse.ArgumentParser())
+    default = config_from_args(parser.parse_args([])).audio
+    assert default.hop_seconds == default.segment_seconds  # no overlap unless asked
+    overlapping = config_from_args(parser.parse_args(["--hop-seconds", "1.5"])).audio
+    assert (overlapping.segment_seconds, overlapping.hop_seconds) == (3.0, 1.5)
+    assert overlapping.hop_samples == overlapping.segment_samples // 2
+    for bad in ("0", "-1", "4"):
+        with pytest.raises(SystemExit, match="--hop-seconds"):
+            config_from_args(parser.parse_args(["--hop-seconds", bad]))
+
+
 def test_until_stops_the_wiring_early():
     assert "Transform" not in node_ids(PipelineConfig(), until="validate")
     assert "Trainer" in node_ids(PipelineConfig(), until="train")

@@ -23,6 +23,10 @@ def test_runner_args_turn_the_gate_off_and_name_the_protocol(tmp_path):
     default = config_from_args(local_runner.parse_args(bench.runner_args("cnn", tmp_path, "/d", "/s", None)))
     assert default.beam_args == config_from_args(local_runner.parse_args(["--split-dir", "/s"])).beam_args
     assert default.train.epochs == 30
+    assert default.audio.hop_seconds == default.audio.segment_seconds
+    overlapping = config_from_args(local_runner.parse_args(bench.runner_args(
+        "musicnn", tmp_path, "/d", "/s", None, pipeline_args=["--hop-seconds=1.5"])))
+    assert overlapping.audio.hop_seconds == 1.5 and overlapping.split.protocol == "lists-trainval"
 
 
 def test_parse_beam_modes():
@@ -87,6 +91,9 @@ def test_report_names_protocol_genres_and_per_genre_clips():
     assert "fault-filtered-final" in text
     assert "| total | 5 / 50 | 0 / 0 | 3 / 30 |" in text
     assert "| 7 | 12 | 15 | 30 |" in text  # epochs, Trainer s, all components s (cached ones as first run), wall s
+    assert "3 s segments, no overlap" in text
+    overlapping = {**fake_result("musicnn"), "params": {"audio.hop_seconds": "1.5"}}
+    assert "3 s segments, one every 1.5 s (overlapping)" in bench.report([overlapping], "make bench-accuracy")
 
 
 def test_report_uses_the_settings_the_run_logged():
