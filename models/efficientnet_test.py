@@ -110,7 +110,7 @@ def test_backbone_weights_file_is_loaded_and_trains_in_two_phases(weights_file, 
     with mlflow.start_run():
         history = training.fit(model, ds, ds, config, str(tmp_path), probe_train_ds=ds)
     out = capsys.readouterr().out
-    assert "head: 1 epochs on the frozen body's embeddings" in out, out
+    assert "head: 1 epochs on the frozen body's embeddings; no fine-tuning (--epochs 1 <= --frozen-epochs 1" in out, out
     assert len(history["loss"]) == 1
     np.testing.assert_array_equal(body.get_layer("stem_conv").get_weights()[0],
                                   saved.get_layer("stem_conv").get_weights()[0])  # the head alone trained

@@ -239,8 +239,9 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     import mlflow
     if mlflow.active_run():
         mlflow.log_metric("head_epochs", float(done))
-    print(f"[train] head: {done} epochs on the frozen body's embeddings; fine-tuning for up to {finetune} epochs",
-          flush=True)
+    then = (f"fine-tuning for up to {finetune} epochs" if finetune else
+            f"no fine-tuning (--epochs {t.epochs} <= --frozen-epochs {t.frozen_epochs}: the head alone)")
+    print(f"[train] head: {done} epochs on the frozen body's embeddings; {then}", flush=True)
     if finetune:
         registry.set_backbone_trainable(model, True)
         _compile(model, t.finetune_learning_rate, t.label_smoothing)
