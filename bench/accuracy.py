@@ -362,7 +362,8 @@ def epochs_text(m: dict) -> str:
 
 
 def report(results: list[dict], command: str) -> str:
-    genres = trained_config(results[0]["model"], results[0].get("params", {})).genres  # the label set
+    first = trained_config(results[0]["model"], results[0].get("params", {}))
+    genres = first.genres  # the label set
     genres_in_test = [g for g in genres if any(r["counts"][g]["test"]["tracks"] for r in results)]
     counts = results[0]["counts"]
     clips_total = sum(counts[g][s]["tracks"] for g in counts for s in SPLITS)
@@ -373,9 +374,9 @@ def report(results: list[dict], command: str) -> str:
         f"{len(small)} genres ({', '.join(small)}) have at most 10 clips in all splits together (table below), "
         "so their per-genre figures rest on one to a few clips." if small else "")
     families = by_family(results)
-    audio = trained_config(results[0]["model"], results[0].get("params", {})).audio
-    segments_text = (f"{audio.segment_seconds:g} s segments, " + ("no overlap" if audio.hop_seconds >= audio.segment_seconds
-                     else f"one every {audio.hop_seconds:g} s (overlapping)"))
+    audio = first.audio
+    overlap = ("no overlap" if audio.hop_seconds >= audio.segment_seconds
+               else f"one every {audio.hop_seconds:g} s (overlapping)")
 
     summary_rows, seed_rows, notes = [], [], []
     for model, runs in families.items():
@@ -413,8 +414,9 @@ def report(results: list[dict], command: str) -> str:
                              f"{confusion_table(runs, genres)}" for model, runs in families.items())
     family_head = " | ".join(families)
     return f"""
-Protocol: **{PROTOCOL}**, {clips_total} clips. Data: the real clips in `../shared/data/gtzan/audio` (30 s, {segments_text}). The fault-filtered test list's clips are not on this machine, so the `test` split here is the
-held-out half of the valid list (artist-disjoint from train) for genres with clips in both lists, and a hash
+Protocol: **{PROTOCOL}**, {clips_total} clips. Data: the real clips in `../shared/data/gtzan/audio` (30 s,
+{audio.segment_seconds:g} s segments, {overlap}). The fault-filtered test list's clips are not on this machine, so
+the `test` split here is the held-out half of the valid list (artist-disjoint from train) for genres with clips in both lists, and a hash
 slice of tracks for genres with clips in one list only (there the same artist may be in train and test).
 No clip of `test` was used for training, early stopping or choosing settings.
 
