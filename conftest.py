@@ -31,6 +31,21 @@ def _keep_main_module():
         sys.modules["__main__"] = main
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_tfx_sdist_in_tmp():
+    """Fail any test whose TFX Beam executor would build TFX's 52 MB sdist in /tmp and leave it there:
+    Beam args reach TFX through ``pipeline.beam_args.for_tfx``, which says the runner needs none."""
+    from tfx.utils import dependency_utils
+
+    def refuse() -> str:
+        raise AssertionError("TFX got Beam args without pipeline.beam_args.for_tfx and would build (and leave) "
+                             "a 52 MB sdist of itself in the temp folder")
+
+    original, dependency_utils.build_ephemeral_package = dependency_utils.build_ephemeral_package, refuse
+    yield
+    dependency_utils.build_ephemeral_package = original
+
+
 @pytest.fixture
 def shared_gtzan() -> Path:
     """The real GTZAN clips beside the project; tests using it are marked real_data."""

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from bench.report import write_section
+from pipeline.beam_args import for_tfx
 from pipeline.config import AUDIO_EXTENSIONS, PROJECT_ROOT, PipelineConfig
 
 DEFAULT_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "gtzan" / "audio"
@@ -46,7 +47,7 @@ def run_example_gen(root: str, config: PipelineConfig, out: Path) -> dict:
     component = AudioExampleGen(input_base=root, pipeline_config_json=config.to_json())
     examples, report = standard_artifacts.Examples(), AudioQuarantine()
     examples.uri, report.uri = str(out / "examples"), str(out / "quarantine")
-    executor = Executor(Executor.Context(beam_pipeline_args=config.beam_args, tmp_dir=str(out / "tmp")))
+    executor = Executor(Executor.Context(beam_pipeline_args=for_tfx(config.beam_args), tmp_dir=str(out / "tmp")))
     cpu, started = cpu_seconds(), time.perf_counter()
     executor.Do({}, {"examples": [examples], "quarantine": [report]}, dict(component.exec_properties))
     wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu

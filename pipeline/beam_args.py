@@ -20,6 +20,18 @@ STOCK_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 # add their start-up (TensorFlow import and a model load each; BENCHMARKS.md, batch tagging).
 IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
+# Given none of Beam's dependency flags, every TFX Beam executor copies all of TFX into a new temp
+# folder and builds a 52 MB sdist of it (about 3 s) for remote workers to install, and never deletes
+# it: a week of tests and benchmarks left 51 GB of them in /tmp here and filled the disk. Runners
+# that run the SDK in this Python environment (the DirectRunner; the Dask runners, whose workers need
+# the project's environment anyway) install nothing, so the pipeline names an SDK container for them:
+# the one dependency flag TFX checks that only Docker environments and Dataflow read.
+LOCAL_SDK_FLAG = "--sdk_container_image=none-this-python-environment"
+# Beam's in-process runners (not Prism, which may start SDK containers).
+_DIRECT_RUNNERS = ("DirectRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner", "FnApiRunner")
+_DEPENDENCY_FLAGS = ("extra_package", "setup_file", "requirements_file", "worker_harness_container_image",
+                     "sdk_container_image")
+
 
 def dask_args(address: str, runner: str = DASK_RUNNER) -> list[str]:
     """Beam arguments that run a pipeline on the Dask scheduler at ``address`` (HOST:PORT)."""
@@ -47,3 +59,16 @@ def runner_of(args: Sequence[str]) -> str:
 
 def is_dask(args: Sequence[str]) -> bool:
     return "dask" in runner_of(args).lower()
+
+
+def runs_in_this_environment(args: Sequence[str]) -> bool:
+    """True for the runners whose SDK workers use this Python environment (no packages staged)."""
+    return runner_of(args).rsplit(".", 1)[-1] in _DIRECT_RUNNERS or is_dask(args)
+
+
+def for_tfx(args: Sequence[str]) -> list[str]:
+    """``args`` as TFX's Beam components get them: with :data:`LOCAL_SDK_FLAG` for local runners."""
+    args = list(args)
+    if not runs_in_this_environment(args) or any(a.lstrip("-").startswith(_DEPENDENCY_FLAGS) for a in args):
+        return args
+    return args + [LOCAL_SDK_FLAG]

@@ -37,3 +37,20 @@ def test_the_taggers_in_process_defaults_give_way_to_beam_args_and_the_dask_pres
     assert runners.beam_args(defaults=runners.IN_PROCESS) == runners.IN_PROCESS
     assert runners.beam_args(extra=["--runner=DirectRunner"], defaults=runners.IN_PROCESS) == ["--runner=DirectRunner"]
     assert runners.is_dask(runners.beam_args(dask="h:1", defaults=runners.IN_PROCESS))
+
+
+def test_tfx_builds_no_sdist_of_itself_for_the_runners_that_run_here():
+    """TFX's own check (real code) leaves for_tfx's args alone: no 52 MB sdist in /tmp per component
+    run. The session's guard in conftest.py would fail this test if TFX still tried to build one."""
+    from tfx.utils import dependency_utils
+    for args in (PipelineConfig().beam_args, runners.IN_PROCESS, runners.beam_args(dask="127.0.0.1:8786")):
+        assert runners.LOCAL_SDK_FLAG in runners.for_tfx(args)
+        assert dependency_utils.make_beam_dependency_flags(runners.for_tfx(args)) == runners.for_tfx(args)
+    assert runners.for_tfx(runners.for_tfx(runners.IN_PROCESS)) == runners.for_tfx(runners.IN_PROCESS)
+
+
+def test_remote_runners_and_given_dependencies_keep_tfxs_packaging():
+    flink = runners.beam_args(runner="FlinkRunner")
+    assert runners.for_tfx(flink) == flink  # remote workers may need the TFX package TFX builds
+    with_package = runners.IN_PROCESS + ["--extra_package=/opt/dist/project.tar.gz"]
+    assert runners.for_tfx(with_package) == with_package

@@ -27,6 +27,8 @@ GENRES: tuple[str, ...] = (
 # (Evaluator, reported accuracy). A track is in exactly one of them.
 SPLITS: tuple[str, ...] = ("train", "eval", "test")
 AUDIO_EXTENSIONS: tuple[str, ...] = ("wav", "au", "flac", "ogg", "mp3")
+# GTZAN's distributions put the genre folders one level down (Kaggle's, marsyas.info's).
+GENRE_PARENTS: tuple[str, ...] = ("genres_original", "genres")
 SPLIT_PROTOCOLS: tuple[str, ...] = ("stratified", "hash", "fault-filtered", "fault-filtered-final", "lists-trainval")
 # Protocols that split by hash alone and read no list files.
 HASH_PROTOCOLS: tuple[str, ...] = ("stratified", "hash")

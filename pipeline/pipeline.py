@@ -27,6 +27,7 @@ from components.baseline_aware_evaluator.component import BaselineAwareEvaluator
 from components.clip_evaluator.component import ClipEvaluator
 from components.model_registrar.component import ModelRegistrar
 from components.tracked_trainer.component import TrackedTrainer
+from pipeline.beam_args import for_tfx
 from pipeline.config import (INGESTION_SECTIONS, PROJECT_ROOT, TRAINING_SECTIONS, TRANSFORM_SECTIONS,
                              PipelineConfig)
 from pipeline.schema import schema_file as raw_schema_file
@@ -173,5 +174,5 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
         components=components,
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=config.beam_args,
+        beam_pipeline_args=for_tfx(config.beam_args),
     )

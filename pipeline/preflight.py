@@ -10,11 +10,9 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from pipeline.config import AUDIO_EXTENSIONS, GENRES, HASH_PROTOCOLS, PipelineConfig
+from pipeline.config import AUDIO_EXTENSIONS, GENRE_PARENTS, GENRES, HASH_PROTOCOLS, PipelineConfig
 from pipeline.errors import UserError
 
-# GTZAN's distributions put the genre folders one level down.
-GENRE_PARENTS: tuple[str, ...] = ("genres_original", "genres")
 LIST_FILES: tuple[str, ...] = ("train_filtered.txt", "valid_filtered.txt", "test_filtered.txt")
 
 

@@ -5,7 +5,9 @@ The venv lives in ``$GENRE_VENV_CACHE`` (default ``~/.cache/genre-pipeline``) un
 name keyed by a hash of the requirement files, this script, the glibc shim and the
 Python version, so a clean clone reuses a venv built by an earlier run and any change
 to the pins builds a fresh one. A venv only counts once its ``.complete`` marker is
-written, so an interrupted install is rebuilt, never half-used.
+written, so an interrupted install is rebuilt, never half-used. Each venv is about 4 GB: after a
+build, all but the ``$GENRE_KEEP_VENVS`` (default 2) most recently used venvs of the cache are
+removed, so pins that change over months do not fill the disk.
 
 Usage:
     python3 scripts/setup_env.py            # build or reuse, print what happened
@@ -32,6 +34,8 @@ HASHED_FILES = [
     "scripts/setup_env.py",
     "scripts/glibc_compat.py",
 ]
+KEEP_VENVS = int(os.environ.get("GENRE_KEEP_VENVS", "2"))
+USED_MARKER = ".last-used"
 # Wheels published only for glibc >= 2.39 (see scripts/glibc_compat.py).
 MANYLINUX_2_39_ONLY = ("ml-metadata", "tensorflow-data-validation")
 
@@ -119,6 +123,23 @@ def build(target: Path) -> None:
     print(f"Built venv {target} in {time.time() - started:.0f} s.")
 
 
+def last_used(venv: Path) -> float:
+    """When a make target last started from ``venv`` (its build time if never reused)."""
+    stamps = [venv / USED_MARKER, venv / ".complete", venv]
+    return max(stamp.stat().st_mtime for stamp in stamps if stamp.exists())
+
+
+def prune(cache: Path, keep: int = KEEP_VENVS) -> list[Path]:
+    """Remove all but the ``keep`` most recently used venvs in ``cache``; returns those removed."""
+    venvs = sorted((p for p in cache.glob("venv-py*") if p.is_dir()), key=last_used, reverse=True)
+    removed = venvs[max(keep, 1):]
+    for venv in removed:
+        print(f"Removing {venv} (not used since {time.strftime('%Y-%m-%d', time.localtime(last_used(venv)))}; "
+              f"GENRE_KEEP_VENVS={keep} keeps the most recent).", file=sys.stderr)
+        shutil.rmtree(venv, ignore_errors=True)
+    return removed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--print-path", action="store_true", help="print the venv path and exit")
@@ -128,10 +149,12 @@ def main() -> None:
         print(target)
         return
     if (target / ".complete").exists():
+        (target / USED_MARKER).touch()
         print(f"Reusing venv {target} (requirements hash unchanged).", file=sys.stderr)
         return
     print(f"Building venv {target} (first run for these requirements: about 4 minutes).", file=sys.stderr)
     build(target)
+    prune(target.parent)
 
 
 if __name__ == "__main__":

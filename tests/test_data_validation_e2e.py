@@ -21,6 +21,7 @@ from tfx.orchestration import metadata
 
 from components.audio_example_gen.component import AudioExampleGen
 from components.audio_example_gen.quarantine import SUMMARY_FILE, AudioQuarantine
+from pipeline.beam_args import for_tfx
 from pipeline.config import SPLITS, PipelineConfig
 from synthetic.generator import generate
 
@@ -92,7 +93,7 @@ def test_wrong_sample_rate_makes_example_validator_report_anomalies(data_root, t
         pipeline_name="data-validation-anomaly", pipeline_root=config.pipeline_root,
         components=[example_gen, statistics_gen, schema_gen, example_validator], enable_cache=False,
         metadata_connection_config=metadata.sqlite_metadata_connection_config(config.metadata_path),
-        beam_pipeline_args=config.beam_args)
+        beam_pipeline_args=for_tfx(config.beam_args))
     tfx.orchestration.LocalDagRunner().run(pipeline)
 
     found = anomalies_per_split(config.metadata_path)

@@ -113,10 +113,13 @@ def test_the_console_shows_no_library_noise(model_switch):
 def test_a_fresh_process_console_is_quiet_and_its_log_keeps_the_noise(tmp_path):
     """The README's command in a new interpreter, as a user starts it: TensorFlow, tensorflow-io
     and TFX print their start-up noise there, onto the process's real file descriptors."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
     done = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "local_runner.py"), "--output-dir", str(tmp_path), "--until", "validate",
          "--synthetic-tracks", "3", "--synthetic-seconds", "6", *BEAM],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, timeout=1200)
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TMPDIR": str(temp)},
+        timeout=1200)
     console = done.stdout + done.stderr
     assert done.returncode == 0, console[-3000:]
     assert "[step] StatisticsGen" in console and "=== genre pipeline: summary ===" in console
@@ -126,6 +129,8 @@ def test_a_fresh_process_console_is_quiet_and_its_log_keeps_the_noise(tmp_path):
                                                                           "INFO:"))]
     log = Path(next(line.split(": ", 1)[1] for line in console.splitlines() if line.startswith("[run] log file:")))
     assert any(noise in log.read_text(errors="replace") for noise in NOISE), "the log keeps what the console hides"
+    # Beam steps ran (ExampleGen, StatisticsGen), and none left TFX's 52 MB sdist of itself behind.
+    assert not list(temp.glob("*/build/tfx")), sorted(p.name for p in temp.iterdir())
 
 
 def _two_genre_root(tmp_path: Path, tracks: int = 3) -> Path:

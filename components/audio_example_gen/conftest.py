@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from pipeline.beam_args import for_tfx
 from pipeline.config import SPLITS, AudioConfig, PipelineConfig
 from pipeline.errors import UserError
 from synthetic.generator import generate
@@ -210,7 +211,7 @@ def run_executor(root: Path, config: PipelineConfig, out: Path, beam_args: list[
     examples.uri = str(out / "examples")
     report = quarantine.AudioQuarantine()
     report.uri = str(out / "quarantine")
-    executor = Executor(Executor.Context(beam_pipeline_args=beam_args, tmp_dir=str(out / "tmp")))
+    executor = Executor(Executor.Context(beam_pipeline_args=for_tfx(beam_args), tmp_dir=str(out / "tmp")))
     error = None
     try:
         executor.Do({}, {"examples": [examples], "quarantine": [report]}, dict(component.exec_properties))

@@ -26,9 +26,7 @@ from typing import Optional, Sequence
 from tfx.dsl.io import fileio
 
 from components.audio_example_gen import filecheck
-from pipeline.config import AUDIO_EXTENSIONS
-
-GENRE_PARENTS: tuple[str, ...] = ("genres_original", "genres")
+from pipeline.config import AUDIO_EXTENSIONS, GENRE_PARENTS
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ from tfx.orchestration import metadata
 from components.audio_example_gen.component import AudioExampleGen
 from components.audio_example_gen.conftest import IN_MEMORY, copy_tracks, make_config, tone, wav_bytes
 from components.audio_example_gen.driver import AudioDriver
+from pipeline.beam_args import for_tfx
 
 
 def with_bad_links(root: Path) -> Path:
@@ -76,7 +77,7 @@ def test_a_changed_file_reruns_ingestion_and_an_unchanged_input_is_cached(root, 
         component = AudioExampleGen(input_base=str(root), pipeline_config_json=config.to_json())
         tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
             pipeline_name="driver-test", pipeline_root=str(tmp_path / "pipeline_root"), components=[component],
-            enable_cache=True, beam_pipeline_args=IN_MEMORY,
+            enable_cache=True, beam_pipeline_args=for_tfx(IN_MEMORY),
             metadata_connection_config=metadata.sqlite_metadata_connection_config(metadata_path)))
 
     def states() -> list[int]:
