@@ -115,7 +115,7 @@ def classify(settings: AppSettings, clip: Clip) -> Prediction | None:
 def show_result(settings: AppSettings, clip: Clip, digest: str, prediction: Prediction) -> None:
     ranked = prediction.ranked()
     top, probability = ranked[0]
-    hop = PipelineConfig().audio.hop_seconds
+    hop = prediction.hop_seconds or PipelineConfig().audio.hop_seconds  # older models do not say
     votes = prediction.segment_scores.argmax(axis=1)
     agreeing = int((votes == prediction.genres.index(top)).sum())
     card = _card(settings.mlflow_uri, prediction.model_version)

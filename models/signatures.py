@@ -136,8 +136,11 @@ def _classify_clip(model: keras.Model, config: PipelineConfig, waveform: tf.Tens
     segment_scores = model(segment_features(model, config, waveform, sample_rate), training=False)
     scores = tf.reduce_mean(segment_scores, axis=0)
     genres = tf.constant(list(config.genres))
+    # The time between segment starts, so that a caller can place segment_scores on the clip's timeline
+    # whatever hop the model was exported with (--hop-seconds).
+    hop_seconds = tf.constant(config.audio.hop_seconds, tf.float32)
     return {"scores": scores, "genre": tf.gather(genres, tf.argmax(scores)),
-            "segment_scores": segment_scores, "genres": genres}
+            "segment_scores": segment_scores, "genres": genres, "hop_seconds": hop_seconds}
 
 
 # ----- WAV bytes -----------------------------------------------------------------

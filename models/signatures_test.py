@@ -113,6 +113,7 @@ def test_serving_default_answers_good_clips_and_keeps_serving_after_refusals(stu
     out = waveform(stub, noise(2.0))
     assert out["segment_scores"].shape == (8, 10) and out["genres"].tolist() == [g.encode() for g in CONFIG.genres]
     assert out["genre"] == out["genres"][np.argmax(out["scores"])]
+    assert out["hop_seconds"] == np.float32(CONFIG.audio.hop_seconds)  # the timeline's step, as exported
     np.testing.assert_allclose(out["scores"].sum(), 1.0, atol=1e-5)
     at_limit = waveform(stub, noise(LIMIT, level=0.1))  # exactly the limit is accepted
     assert at_limit["segment_scores"].shape == (2400, 10)

@@ -143,6 +143,8 @@ class Prediction:
     scores: np.ndarray  # [10]
     segment_scores: np.ndarray  # [num_segments, 10]
     model_version: int
+    # Seconds between segment starts; None from a model exported before the signature returned it.
+    hop_seconds: Optional[float] = None
 
     def ranked(self) -> list[tuple[str, float]]:
         """(genre, score) pairs, best first."""
@@ -279,9 +281,10 @@ def _prediction(response: predict_pb2.PredictResponse) -> Prediction:
         raise ServingClientError(f"the model returned {scores.size} scores for {len(genres)} genres")
     segments = to_ndarray(outputs["segment_scores"]) if "segment_scores" in outputs else scores[None, :]
     genre = to_ndarray(outputs["genre"]).reshape(-1)[0]
+    hop = float(to_ndarray(outputs["hop_seconds"]).reshape(-1)[0]) if "hop_seconds" in outputs else None
     return Prediction(genre=genre.decode() if isinstance(genre, bytes) else str(genre), genres=genres,
                       scores=scores, segment_scores=np.asarray(segments, dtype=np.float32),
-                      model_version=int(response.model_spec.version.value))
+                      model_version=int(response.model_spec.version.value), hop_seconds=hop)
 
 
 # ----- one-shot helpers (a channel per call) --------------------------------

@@ -42,6 +42,7 @@ def test_predict_file_returns_the_expected_genre_and_sorted_scores(host, tmp_pat
     assert result.genre == "jazz"
     assert result.model_version == 1
     assert result.segment_scores.shape == (10, len(GENRES))  # 30 s = ten 3-s segments
+    assert result.hop_seconds == 3.0  # the segments' step, read from the model's answer
     ranked = result.ranked()
     assert ranked[0][0] == "jazz"
     assert [s for _, s in ranked] == sorted((s for _, s in ranked), reverse=True)

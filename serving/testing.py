@@ -59,10 +59,12 @@ class _StandIn(tf.Module):
     encodings) are tested on :func:`export_small_model`.
     """
 
-    def __init__(self, genre_shift: int, genres: Sequence[str] = DEFAULT_GENRES):
+    def __init__(self, genre_shift: int, genres: Sequence[str] = DEFAULT_GENRES,
+                 hop_seconds: float = STAND_IN_SEGMENT_SECONDS):
         super().__init__()
         self.genre_shift = genre_shift
         self.genres = tuple(genres)
+        self.hop_seconds = hop_seconds
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
                                   tf.TensorSpec([], tf.int32, name="sample_rate")])
@@ -74,8 +76,8 @@ class _StandIn(tf.Module):
         tf.debugging.assert_greater_equal(
             num_samples, segment, message=f"waveform is shorter than one {STAND_IN_SEGMENT_SECONDS:g}-s segment")
         tf.debugging.assert_all_finite(waveform, message="waveform contains NaN or Inf")
-        count = num_samples // segment
-        segments = tf.reshape(waveform[: count * segment], [count, segment])
+        hop = tf.cast(tf.round(self.hop_seconds * tf.cast(sample_rate, tf.float32)), tf.int32)
+        segments = tf.signal.frame(waveform, segment, hop)  # whole segments only
         rms = tf.sqrt(tf.reduce_mean(tf.square(segments), axis=1))
         n = len(self.genres)
         logits = -4.0 * tf.abs(float(n) * rms[:, None] - tf.range(n, dtype=tf.float32)[None, :])
@@ -83,14 +85,16 @@ class _StandIn(tf.Module):
         scores = tf.reduce_mean(segment_scores, axis=0)
         genres = tf.constant(list(self.genres))
         return {"scores": scores, "genre": tf.gather(genres, tf.argmax(scores)),
-                "segment_scores": segment_scores, "genres": genres}
+                "segment_scores": segment_scores, "genres": genres,
+                "hop_seconds": tf.constant(self.hop_seconds, tf.float32)}
 
 
 def build_stand_in_model(model_base: str | os.PathLike, version: int = 1, genre_shift: int = 0,
-                         genres: Sequence[str] = DEFAULT_GENRES) -> str:
-    """Save the stand-in (label set ``genres``) as ``<model_base>/<version>/`` (TF Serving layout); return that dir."""
+                         genres: Sequence[str] = DEFAULT_GENRES, hop_seconds: float = STAND_IN_SEGMENT_SECONDS) -> str:
+    """Save the stand-in (label set ``genres``, segments ``hop_seconds`` apart) as ``<model_base>/<version>/``
+    (TF Serving layout); return that dir."""
     export_dir = os.path.join(os.fspath(model_base), str(version))
-    module = _StandIn(genre_shift, genres)
+    module = _StandIn(genre_shift, genres, hop_seconds)
     tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
     return export_dir
 

@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.settings import HOST_ENV, MAX_SECONDS_ENV, MLFLOW_ENV
 from serving.conftest import host  # noqa: F401  (fixture: the test double serving the stand-in, version 1)
-from serving.testing import stand_in_clip
+from serving.testing import build_stand_in_model, serving_endpoint, stand_in_clip
 
 PAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "page.py")
 RATE = 22050
@@ -62,6 +62,20 @@ def test_upload_shows_genre_bars_timeline_and_model_version(page):
     assert len(at.get("vega_lite_chart")) == 3  # genre bars, segment timeline, waveform
     assert len(at.image) == 1  # log-mel spectrogram
     assert len(at.get("audio")) == 1  # playback
+
+
+def test_the_timeline_steps_by_the_hop_the_model_returns(monkeypatch, tmp_path):
+    """A model exported with overlapping segments (--hop-seconds 1.5): 12 s give 7 segments 1.5 s apart."""
+    base = tmp_path / "models" / "genre"
+    build_stand_in_model(base, version=1, hop_seconds=1.5)
+    with serving_endpoint(base) as target:
+        monkeypatch.setenv(HOST_ENV, target)
+        monkeypatch.setenv(MLFLOW_ENV, f"sqlite:///{tmp_path / 'absent' / 'mlflow.db'}")
+        at = AppTest.from_file(PAGE, default_timeout=120)
+        at.run()
+        shown = texts(upload(at, "song.flac", encode(stand_in_clip("jazz", seconds=12.0))))
+    assert "7 of 7 segments voted jazz" in shown
+    assert "(7 × 1.5 s;" in shown
 
 
 def test_recording_is_classified(page):
