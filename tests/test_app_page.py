@@ -30,15 +30,20 @@ def encode(waveform: np.ndarray, fmt: str = "FLAC", rate: int = RATE) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def page(monkeypatch, tmp_path, host):
-    """A fresh page pointed at the test double; the MLflow store is absent (card shows why)."""
+def open_page(monkeypatch, tmp_path, host: str) -> AppTest:
+    """A fresh page pointed at the model server at HOST; the MLflow store is absent (card shows why)."""
     monkeypatch.setenv(HOST_ENV, host)
     monkeypatch.setenv(MLFLOW_ENV, f"sqlite:///{tmp_path / 'absent' / 'mlflow.db'}")
     monkeypatch.delenv(MAX_SECONDS_ENV, raising=False)
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.run()
     return at
+
+
+@pytest.fixture
+def page(monkeypatch, tmp_path, host):
+    """A fresh page pointed at the test double serving the stand-in."""
+    return open_page(monkeypatch, tmp_path, host)
 
 
 def upload(at: AppTest, name: str, data: bytes, mime: str = "audio/flac") -> AppTest:
@@ -69,10 +74,7 @@ def test_the_timeline_steps_by_the_hop_the_model_returns(monkeypatch, tmp_path):
     base = tmp_path / "models" / "genre"
     build_stand_in_model(base, version=1, hop_seconds=1.5)
     with serving_endpoint(base) as target:
-        monkeypatch.setenv(HOST_ENV, target)
-        monkeypatch.setenv(MLFLOW_ENV, f"sqlite:///{tmp_path / 'absent' / 'mlflow.db'}")
-        at = AppTest.from_file(PAGE, default_timeout=120)
-        at.run()
+        at = open_page(monkeypatch, tmp_path, target)
         shown = texts(upload(at, "song.flac", encode(stand_in_clip("jazz", seconds=12.0))))
     assert "7 of 7 segments voted jazz" in shown
     assert "(7 × 1.5 s;" in shown
@@ -109,10 +111,7 @@ def test_server_down_names_the_command_that_starts_one(monkeypatch, tmp_path):
     from conftest import free_port
 
     down = f"127.0.0.1:{free_port()}"  # nothing listens there
-    monkeypatch.setenv(HOST_ENV, down)
-    monkeypatch.setenv(MLFLOW_ENV, f"sqlite:///{tmp_path / 'mlflow.db'}")
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.run()
+    at = open_page(monkeypatch, tmp_path, down)
     assert any("make serve" in w.value for w in at.warning)  # the sidebar says so before any upload
     at = upload(at, "song.flac", encode(stand_in_clip("pop", 6.0)))
     errors = [e.value for e in at.error]
