@@ -96,6 +96,18 @@ def spec_augment(features: tf.Tensor, freq_param: int, time_param: int, seeds: t
     return tf.where(masked, tf.zeros_like(features), features)
 
 
+def band_shift(features: tf.Tensor, max_bins: int, seed: tf.Tensor) -> tf.Tensor:
+    """Shift each example of [batch, frames, bins] along the bins by k ~ U{-max_bins..max_bins}, the edge bin
+    repeated into the gap: on mel bands, roughly a pitch shift (8 of 128 bands: about 1.5 semitones above
+    1 kHz). Why: the from-scratch CNN learns the training artists' keys and timbres (BENCHMARKS.md, "CNN
+    settings tried on the 288 clips")."""
+    bins = tf.shape(features)[2]
+    shift = tf.random.stateless_uniform([tf.shape(features)[0], 1], seed, -max_bins, max_bins + 1, dtype=tf.int32)
+    source = tf.clip_by_value(tf.range(bins)[tf.newaxis, :] - shift, 0, bins - 1)  # [batch, bins]
+    by_bin = tf.transpose(features, [0, 2, 1])  # [batch, bins, frames]
+    return tf.transpose(tf.gather(by_bin, source, batch_dims=1, axis=1), [0, 2, 1])
+
+
 def mixup(features: tf.Tensor, labels: tf.Tensor, alpha: float, seeds: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Blend each example with a random partner; lambda ~ Beta(alpha, alpha) from two gammas."""
     batch = tf.shape(features)[0]
@@ -121,7 +133,7 @@ def augment_batch(features: tf.Tensor, labels: tf.Tensor, train_config: TrainCon
     """
     features = tf.convert_to_tensor(features, tf.float32)
     t = train_config
-    seeds = batch_seeds(features, t.seed, 8)
+    seeds = batch_seeds(features, t.seed, 9)  # the band shift's seed is the ninth: the first eight are as before
     if t.random_gain_db > 0:
         if gain_per_db is None:
             log.warning("augment_batch: random_gain_db=%s ignored: pass gain_per_db=augment.gain_scale("
@@ -129,6 +141,8 @@ def augment_batch(features: tf.Tensor, labels: tf.Tensor, train_config: TrainCon
                         t.random_gain_db)
         else:
             features = random_gain(features, t.random_gain_db, tf.constant(gain_per_db, tf.float32), seeds[0])
+    if t.band_shift > 0:
+        features = band_shift(features, t.band_shift, seeds[8])
     if t.spec_augment:
         features = spec_augment(features, t.freq_mask_param, t.time_mask_param, seeds[1:5])
     if t.mixup_alpha > 0:

@@ -1,4 +1,4 @@
-"""models/augment.py: mask bounds, gain, mixup, determinism, core ops only."""
+"""models/augment.py: mask bounds, gain, band shift, mixup, determinism, core ops only."""
 from __future__ import annotations
 
 import dataclasses
@@ -116,6 +116,33 @@ def test_gain_on_the_waveform_is_the_offset_gain_scale_predicts():
     assert mfcc_scale[0] == pytest.approx(np.sqrt(128) / 2) and np.all(mfcc_scale[1:] == 0)
 
 
+def test_band_shift_moves_each_example_by_a_whole_number_of_bins_edges_repeated():
+    config = TrainConfig(spec_augment=False, random_gain_db=0.0, mixup_alpha=0.0, band_shift=3)
+    x, y = batch()
+    out, labels = augment.augment_batch(tf.constant(x), tf.constant(y), config)
+    out = out.numpy()
+    np.testing.assert_array_equal(labels.numpy(), y)
+    shifts = []
+    for before, after in zip(x, out):
+        # The one shift k in -3..3 with after[:, b] == before[:, clip(b - k)] for every bin b.
+        matches = [k for k in range(-3, 4)
+                   if np.array_equal(after, before[:, np.clip(np.arange(BINS) - k, 0, BINS - 1)])]
+        assert len(matches) == 1, f"not a band shift of at most 3 bins: {matches}"
+        shifts.append(matches[0])
+    assert len(set(shifts)) > 2 and any(k != 0 for k in shifts), shifts
+
+
+def test_band_shift_off_by_default_and_leaves_the_other_draws_alone():
+    """band_shift 0 (the default) changes nothing; turning it on must not change the masks' random draws."""
+    assert TrainConfig().band_shift == 0
+    x, y = batch()
+    masks = augment.augment_batch(tf.constant(x), tf.constant(y), MASKS_ONLY)[0].numpy()
+    shifted = augment.augment_batch(tf.constant(x), tf.constant(y),
+                                    dataclasses.replace(MASKS_ONLY, band_shift=2))[0].numpy()
+    np.testing.assert_array_equal(masks == 0, shifted == 0)  # same mask bands, now over shifted content
+    assert not np.array_equal(masks, shifted)
+
+
 def test_mixup_blends_features_and_one_hot_labels_alike():
     config = TrainConfig(spec_augment=False, random_gain_db=0.0, mixup_alpha=0.4)
     classes = 4  # a label set of the user's own, not GTZAN's ten: the one-hot width follows it
@@ -134,7 +161,7 @@ def test_mixup_blends_features_and_one_hot_labels_alike():
 
 
 def test_augment_graph_holds_core_ops_only():
-    config = dataclasses.replace(MASKS_ONLY, random_gain_db=3.0, mixup_alpha=0.2)
+    config = dataclasses.replace(MASKS_ONLY, random_gain_db=3.0, mixup_alpha=0.2, band_shift=4)
     fn = tf.function(lambda f, l: augment.augment_batch(f, l, config, gain_per_db=np.ones(BINS, np.float32)),
                      input_signature=[tf.TensorSpec([None, FRAMES, BINS], tf.float32),
                                       tf.TensorSpec([None, len(GENRES)], tf.float32)])

@@ -167,6 +167,8 @@ class TrainConfig:
     time_mask_param: int = 20
     random_gain_db: float = 6.0
     mixup_alpha: float = 0.0
+    # Shift each training example along the feature bins by up to this many (0: off; models/augment.band_shift).
+    band_shift: int = 0
     # Class balancing: each training example's loss is weighted by (its class's train-split segment
     # count) ** -class_balance, scaled to a mean of 1 (models/training.class_weights). 0: off;
     # 1: every genre weighs as much in total. The eval loss (early stopping) stays unweighted.
