@@ -339,9 +339,9 @@ def config_note(r: dict) -> str:
                 "best weights restored)")
     augmentation = ", ".join(filter(None, [
         f"gain +-{t.random_gain_db:g} dB" if t.random_gain_db > 0 else "",
+        f"band shift up to {t.band_shift} bins" if t.band_shift > 0 else "",
         f"SpecAugment (one frequency mask up to {t.freq_mask_param} bins, one time mask up to "
         f"{t.time_mask_param} frames)" if t.spec_augment else "",
-        f"band shift up to {t.band_shift} bins" if t.band_shift > 0 else "",
         f"mixup alpha {t.mixup_alpha:g}" if t.mixup_alpha > 0 else ""])) or "none"
     states = r["states"]
     ran = ", ".join(k for k, v in states.items() if v["state"] == "ran")

@@ -29,11 +29,16 @@ def contiguous(indices: np.ndarray) -> bool:
     return indices.size == 0 or indices[-1] - indices[0] + 1 == indices.size
 
 
-def test_masks_change_features_only_within_bounds():
+def augmented_features(config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(batch before, batch after) ``augment_batch`` with ``config``, whose labels must come back unchanged."""
     x, y = batch()
-    out, labels = augment.augment_batch(tf.constant(x), tf.constant(y), MASKS_ONLY)
-    out = out.numpy()
+    out, labels = augment.augment_batch(tf.constant(x), tf.constant(y), config)
     np.testing.assert_array_equal(labels.numpy(), y)
+    return x, out.numpy()
+
+
+def test_masks_change_features_only_within_bounds():
+    x, out = augmented_features(MASKS_ONLY)
     widths = []
     for before, after in zip(x, out):
         changed = before != after
@@ -118,10 +123,7 @@ def test_gain_on_the_waveform_is_the_offset_gain_scale_predicts():
 
 def test_band_shift_moves_each_example_by_a_whole_number_of_bins_edges_repeated():
     config = TrainConfig(spec_augment=False, random_gain_db=0.0, mixup_alpha=0.0, band_shift=3)
-    x, y = batch()
-    out, labels = augment.augment_batch(tf.constant(x), tf.constant(y), config)
-    out = out.numpy()
-    np.testing.assert_array_equal(labels.numpy(), y)
+    x, out = augmented_features(config)
     shifts = []
     for before, after in zip(x, out):
         # The one shift k in -3..3 with after[:, b] == before[:, clip(b - k)] for every bin b.
