@@ -23,6 +23,11 @@ Evaluator and ClipEvaluator and is pushed. Figures come from the run's own recor
   choosing settings): the MLflow run the Trainer logged;
 * wall times: the whole run, and the Trainer's execution from MLMD.
 
+Each finished run's figures are kept as strict JSON, ``<output-root>/bench-logs/accuracy-<model>-seed<seed>-result.json``;
+writing the report also copies the runs it reports to ``bench/results/accuracy/`` in the repository, so that
+``--reuse`` on another machine or in a later checkout (where ``/tmp`` is gone) rebuilds the same section and adds
+new families or seeds to it instead of running every family again.
+
 ExampleGen and Transform outputs are reused from the cache when the same data and features
 were processed before (``make bench-training`` leaves them there); the report says which
 components ran.
@@ -35,8 +40,10 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import math  # noqa: E402
+import shutil  # noqa: E402
 import json  # noqa: E402
-import pickle  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -58,6 +65,8 @@ TARGETS = {"vgg": 0.80, "musicnn": 0.80, "cnn": 0.70, "lstm": 0.70}
 FLOOR, FLOOR_CLIPS = 0.50, 8
 DEFAULT_SEEDS = "42,43,44"
 GATE_OFF = ["--min-accuracy", "0", "--min-clip-accuracy", "0", "--max-accuracy-drop", "1"]
+# The committed copies of the runs BENCHMARKS.md reports (see the module docstring).
+RESULTS_DIR = PROJECT_ROOT / "bench" / "results" / "accuracy"
 CHILD = ("import json, sys, local_runner; "
          "summary = local_runner.main(sys.argv[2:]); "
          "open(sys.argv[1], 'w').write(json.dumps(summary, indent=2, sort_keys=True))")
@@ -248,6 +257,50 @@ def collect(model: str, output_dir: Path, summary: dict, wall: float) -> dict:
         if "mlflow_run_id" in summary else ({}, {})
     return {"model": model, "gate": gate, "scores": scores, "counts": split_counts(record.store, examples),
             "states": component_states(record), "wall": wall, "mlflow": logged, "params": params, "output_dir": str(output_dir)}
+
+
+# ----- keeping a finished run -----------------------------------------------------------------
+
+def result_name(model: str, seed: int) -> str:
+    return f"accuracy-{model}-seed{seed}-result.json"
+
+
+def _strict(value):
+    """VALUE with numpy numbers as Python ones and NaN or infinity as None, so json.dumps(allow_nan=False) takes it."""
+    if isinstance(value, dict):
+        return {str(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_strict(v) for v in value]
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def save_result(result: dict, path: Path) -> None:
+    """Write one run's figures (``collect``'s dict plus seed and times) as strict JSON."""
+    data = {**result, "scores": dataclasses.asdict(result["scores"])}
+    path.write_text(json.dumps(_strict(data), indent=1, sort_keys=True, allow_nan=False) + "\n")
+
+
+def load_result(path: Path) -> dict:
+    """The dict ``save_result`` wrote, with its Scores rebuilt; an MLflow metric that was not finite is left out."""
+    from models import metrics
+
+    data = json.loads(path.read_text())
+    scores = data["scores"]
+    data["scores"] = metrics.Scores(**{**scores, "clip_confusion": np.asarray(scores["clip_confusion"], np.int64)})
+    data["mlflow"] = {k: v for k, v in data.get("mlflow", {}).items() if v is not None}
+    return data
+
+
+def finished_result(model: str, seed: int, output_root: Path) -> Optional[Path]:
+    """The result file of an earlier run of MODEL and SEED: this output root's, else the committed copy."""
+    for folder in (output_root / "bench-logs", RESULTS_DIR):
+        if (folder / result_name(model, seed)).exists():
+            return folder / result_name(model, seed)
+    return None
 
 
 # ----- the report ---------------------------------------------------------------------------
@@ -493,8 +546,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="one more local_runner argument for every run, repeatable, e.g. "
                              "--pipeline-arg=--hop-seconds=1.5 (give each such variant its own --output-root)")
     parser.add_argument("--reuse", action="store_true", help="take a family and seed whose run an earlier "
-                        "invocation finished (its result file in <output-root>/bench-logs) instead of running it "
-                        "again: a killed benchmark resumes, and families run at different times share one report")
+                        "invocation finished (its result file in <output-root>/bench-logs, else the copy committed "
+                        "in bench/results/accuracy) instead of running it again: a killed benchmark resumes, and "
+                        "families run at different times or on other machines share one report")
     parser.add_argument("--finished-only", action="store_true", help="with --reuse: run nothing, report the "
                         "finished runs and name the families and seeds that have none")
     add_real_data_arguments(parser, "one pipeline root per family under real-<model>/")
@@ -511,7 +565,7 @@ def main(argv: list[str] | None = None) -> None:
     output_root = Path(args.output_root).resolve()
     (output_root / "bench-logs").mkdir(parents=True, exist_ok=True)
 
-    results, not_run = [], []
+    results, result_files, not_run = [], [], []
     for model in models:
         output_dir = output_root / f"real-{model}"
         for seed in seeds:
@@ -519,11 +573,13 @@ def main(argv: list[str] | None = None) -> None:
                                      beam_modes[model], seed=seed, pipeline_args=args.pipeline_arg)
             log_path = output_root / "bench-logs" / f"accuracy-{model}-seed{seed}.log"
             summary_path = output_root / "bench-logs" / f"accuracy-{model}-seed{seed}-summary.json"
-            result_path = output_root / "bench-logs" / f"accuracy-{model}-seed{seed}-result.pkl"
-            if args.reuse and result_path.exists():
-                results.append(pickle.loads(result_path.read_bytes()))
+            result_path = output_root / "bench-logs" / result_name(model, seed)
+            earlier = finished_result(model, seed, output_root) if args.reuse else None
+            if earlier:
+                results.append(load_result(earlier))
+                result_files.append(earlier)
                 print(f"[bench] {model} seed {seed}: the finished run of {results[-1].get('finished', '?')} reused "
-                      f"({result_path})", flush=True)
+                      f"({earlier})", flush=True)
                 continue
             if args.finished_only:
                 not_run.append(f"{model} seed {seed}")
@@ -541,8 +597,9 @@ def main(argv: list[str] | None = None) -> None:
             result["max_epochs"] = epochs.get(model, PipelineConfig().with_model(model).train.epochs)
             result["beam"] = beam_text(beam_modes[model])
             result["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-            result_path.write_bytes(pickle.dumps(result))
+            save_result(result, result_path)
             results.append(result)
+            result_files.append(result_path)
             g = result["gate"]
             print(f"[bench] {model} seed {seed}: test segment accuracy {g['candidate_segment_accuracy']:.3f} "
                   f"({g['candidate_segments']:.0f} segments), clip accuracy {g['candidate_clip_accuracy']:.3f} "
@@ -550,6 +607,9 @@ def main(argv: list[str] | None = None) -> None:
                   f"{result['mlflow'].get('eval_clip_accuracy', float('nan')):.3f}; "
                   f"{result['mlflow'].get('epochs_trained', float('nan')):.0f} epochs; {wall:.0f} s", flush=True)
 
+    if not results:
+        raise SystemExit(f"No finished run to report for {', '.join(not_run)}: none in {output_root / 'bench-logs'} "
+                         f"or {RESULTS_DIR}. Run them: drop --finished-only.")
     command = "make bench-accuracy" + (f' ARGS="{" ".join(argv)}"' if argv else "")
     body = report(results, command)
     if not_run:
@@ -558,6 +618,12 @@ def main(argv: list[str] | None = None) -> None:
     print(body)
     if not args.no_write:
         write_section("accuracy", "Held-out accuracy on real GTZAN clips (lists-trainval)", body, command=command)
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        for path in result_files:
+            if path.parent.resolve() != RESULTS_DIR.resolve():
+                shutil.copyfile(path, RESULTS_DIR / path.name)
+        print(f"[bench] the {len(result_files)} runs reported are in {RESULTS_DIR}: commit them with BENCHMARKS.md",
+              flush=True)
 
 
 if __name__ == "__main__":

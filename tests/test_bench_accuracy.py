@@ -66,13 +66,17 @@ def fake_result(model: str) -> dict:
                        "eval_clips": 4.0}, "output_dir": "/tmp/real-" + model}
 
 
-def test_finished_runs_are_reused_and_missing_ones_named_without_running_anything(tmp_path, capsys):
-    import pickle
+def finished_run(folder, model: str, seed: int) -> dict:
+    result = {**fake_result(model), "seed": seed, "finished": f"2026-11-22 20:0{seed - 42} UTC", "beam": "-"}
+    folder.mkdir(parents=True, exist_ok=True)
+    bench.save_result(result, folder / bench.result_name(model, seed))
+    return result
 
-    (tmp_path / "bench-logs").mkdir()
+
+def test_finished_runs_are_reused_and_missing_ones_named_without_running_anything(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "RESULTS_DIR", tmp_path / "committed")
     for seed in (42, 43):
-        result = {**fake_result("cnn"), "seed": seed, "finished": f"2026-11-22 20:0{seed - 42} UTC", "beam": "-"}
-        (tmp_path / "bench-logs" / f"accuracy-cnn-seed{seed}-result.pkl").write_bytes(pickle.dumps(result))
+        finished_run(tmp_path / "bench-logs", "cnn", seed)
     bench.main(["--models", "cnn,vgg", "--seeds", "42,43", "--output-root", str(tmp_path), "--reuse",
                 "--finished-only", "--no-write"])
     out = capsys.readouterr().out
@@ -80,6 +84,56 @@ def test_finished_runs_are_reused_and_missing_ones_named_without_running_anythin
     assert "Not run (asked for, no finished run to report): vgg seed 42, vgg seed 43." in out
     assert "| cnn | 42, 43 |" in out
     assert not (tmp_path / "real-vgg").exists()  # nothing ran
+
+
+def test_a_result_file_is_strict_json_and_reads_back_as_the_same_figures(tmp_path):
+    import json
+
+    result = {**fake_result("cnn"), "seed": 42, "finished": "2026-11-22 20:00 UTC", "beam": "-"}
+    result["mlflow"]["eval_loss"] = float("nan")
+    path = tmp_path / "r.json"
+    bench.save_result(result, path)
+    json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"non-strict JSON constant {name}"))
+    back = bench.load_result(path)
+    assert "eval_loss" not in back["mlflow"]
+    assert back["mlflow"]["eval_clip_accuracy"] == 0.5
+    np.testing.assert_array_equal(back["scores"].clip_confusion, result["scores"].clip_confusion)
+    assert back["scores"].clip_accuracy == result["scores"].clip_accuracy
+    assert bench.report([back], "x") == bench.report([{**result, "mlflow": back["mlflow"]}], "x")
+
+
+def test_reuse_falls_back_to_the_committed_copy_when_the_output_root_has_none(tmp_path, capsys, monkeypatch):
+    committed = tmp_path / "committed"
+    monkeypatch.setattr(bench, "RESULTS_DIR", committed)
+    finished_run(committed, "cnn", 42)
+    finished_run(tmp_path / "root" / "bench-logs", "cnn", 43)
+    bench.main(["--models", "cnn", "--seeds", "42,43", "--output-root", str(tmp_path / "root"), "--reuse",
+                "--finished-only", "--no-write"])
+    out = capsys.readouterr().out
+    assert f"cnn seed 42: the finished run of 2026-11-22 20:00 UTC reused ({committed}" in out
+    assert f"cnn seed 43: the finished run of 2026-11-22 20:01 UTC reused ({tmp_path / 'root'}" in out
+    assert "| cnn | 42, 43 |" in out
+
+
+def test_writing_the_report_commits_the_runs_it_reports(tmp_path, capsys, monkeypatch):
+    from bench import report
+
+    committed = tmp_path / "committed"
+    monkeypatch.setattr(bench, "RESULTS_DIR", committed)
+    monkeypatch.setattr(report, "BENCHMARKS_MD", tmp_path / "BENCHMARKS.md")
+    finished_run(tmp_path / "root" / "bench-logs", "cnn", 42)
+    bench.main(["--models", "cnn", "--seeds", "42", "--output-root", str(tmp_path / "root"), "--reuse",
+                "--finished-only"])
+    assert (committed / bench.result_name("cnn", 42)).read_text() == \
+        (tmp_path / "root" / "bench-logs" / bench.result_name("cnn", 42)).read_text()
+    assert "| cnn | 42 |" in (tmp_path / "BENCHMARKS.md").read_text()
+
+
+def test_nothing_finished_to_report_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "RESULTS_DIR", tmp_path / "committed")
+    with pytest.raises(SystemExit, match="No finished run to report for vgg seed 42.*drop --finished-only"):
+        bench.main(["--models", "vgg", "--seeds", "42", "--output-root", str(tmp_path), "--reuse",
+                    "--finished-only", "--no-write"])
 
 
 def test_report_names_protocol_genres_and_per_genre_clips():
