@@ -25,8 +25,10 @@ Evaluator and ClipEvaluator and is pushed. Figures come from the run's own recor
 
 Each finished run's figures are kept as strict JSON, ``<output-root>/bench-logs/accuracy-<model>-seed<seed>-result.json``;
 writing the report also copies the runs it reports to ``bench/results/accuracy/`` in the repository, so that
-``--reuse`` on another machine or in a later checkout (where ``/tmp`` is gone) rebuilds the same section and adds
-new families or seeds to it instead of running every family again.
+``--reuse-committed`` on another machine or in a later checkout (where ``/tmp`` is gone) rebuilds the same section
+and adds new families or seeds to it instead of running every family again. Plain ``--reuse`` looks in the output
+root only, so a variant (``--pipeline-arg``, a changed preset) in its own output root never picks up the committed
+runs of the preset.
 
 ExampleGen and Transform outputs are reused from the cache when the same data and features
 were processed before (``make bench-training`` leaves them there); the report says which
@@ -41,9 +43,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import json  # noqa: E402
 import math  # noqa: E402
 import shutil  # noqa: E402
-import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -295,9 +297,9 @@ def load_result(path: Path) -> dict:
     return data
 
 
-def finished_result(model: str, seed: int, output_root: Path) -> Optional[Path]:
-    """The result file of an earlier run of MODEL and SEED: this output root's, else the committed copy."""
-    for folder in (output_root / "bench-logs", RESULTS_DIR):
+def finished_result(model: str, seed: int, output_root: Path, committed: bool = False) -> Optional[Path]:
+    """The result file of an earlier run of MODEL and SEED in this output root, else (COMMITTED) the committed copy."""
+    for folder in (output_root / "bench-logs", *([RESULTS_DIR] if committed else [])):
         if (folder / result_name(model, seed)).exists():
             return folder / result_name(model, seed)
     return None
@@ -546,13 +548,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="one more local_runner argument for every run, repeatable, e.g. "
                              "--pipeline-arg=--hop-seconds=1.5 (give each such variant its own --output-root)")
     parser.add_argument("--reuse", action="store_true", help="take a family and seed whose run an earlier "
-                        "invocation finished (its result file in <output-root>/bench-logs, else the copy committed "
-                        "in bench/results/accuracy) instead of running it again: a killed benchmark resumes, and "
-                        "families run at different times or on other machines share one report")
+                        "invocation finished (its result file in <output-root>/bench-logs) instead of running it "
+                        "again: a killed benchmark resumes, and families run at different times share one report")
+    parser.add_argument("--reuse-committed", action="store_true", help="--reuse, and where the output root has no "
+                        "finished run, take the one committed in bench/results/accuracy (the runs BENCHMARKS.md "
+                        "reports): add a family or seed to the report on a new machine")
     parser.add_argument("--finished-only", action="store_true", help="with --reuse: run nothing, report the "
                         "finished runs and name the families and seeds that have none")
     add_real_data_arguments(parser, "one pipeline root per family under real-<model>/")
     args = parser.parse_args(argv)
+    args.reuse = args.reuse or args.reuse_committed
     if args.finished_only and not args.reuse:
         parser.error("--finished-only reports earlier runs: give --reuse too")
     if args.models is None:
@@ -574,7 +579,7 @@ def main(argv: list[str] | None = None) -> None:
             log_path = output_root / "bench-logs" / f"accuracy-{model}-seed{seed}.log"
             summary_path = output_root / "bench-logs" / f"accuracy-{model}-seed{seed}-summary.json"
             result_path = output_root / "bench-logs" / result_name(model, seed)
-            earlier = finished_result(model, seed, output_root) if args.reuse else None
+            earlier = finished_result(model, seed, output_root, args.reuse_committed) if args.reuse else None
             if earlier:
                 results.append(load_result(earlier))
                 result_files.append(earlier)
@@ -608,8 +613,9 @@ def main(argv: list[str] | None = None) -> None:
                   f"{result['mlflow'].get('epochs_trained', float('nan')):.0f} epochs; {wall:.0f} s", flush=True)
 
     if not results:
-        raise SystemExit(f"No finished run to report for {', '.join(not_run)}: none in {output_root / 'bench-logs'} "
-                         f"or {RESULTS_DIR}. Run them: drop --finished-only.")
+        searched = f"{output_root / 'bench-logs'}" + (f" or {RESULTS_DIR}" if args.reuse_committed else "")
+        raise SystemExit(f"No finished run to report for {', '.join(not_run)}: none in {searched}. "
+                         "Run them: drop --finished-only.")
     command = "make bench-accuracy" + (f' ARGS="{" ".join(argv)}"' if argv else "")
     body = report(results, command)
     if not_run:

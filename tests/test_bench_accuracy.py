@@ -102,13 +102,16 @@ def test_a_result_file_is_strict_json_and_reads_back_as_the_same_figures(tmp_pat
     assert bench.report([back], "x") == bench.report([{**result, "mlflow": back["mlflow"]}], "x")
 
 
-def test_reuse_falls_back_to_the_committed_copy_when_the_output_root_has_none(tmp_path, capsys, monkeypatch):
+def test_reuse_committed_falls_back_to_the_committed_copy_and_plain_reuse_does_not(tmp_path, capsys, monkeypatch):
     committed = tmp_path / "committed"
     monkeypatch.setattr(bench, "RESULTS_DIR", committed)
     finished_run(committed, "cnn", 42)
     finished_run(tmp_path / "root" / "bench-logs", "cnn", 43)
-    bench.main(["--models", "cnn", "--seeds", "42,43", "--output-root", str(tmp_path / "root"), "--reuse",
-                "--finished-only", "--no-write"])
+    args = ["--models", "cnn", "--seeds", "42,43", "--output-root", str(tmp_path / "root"), "--finished-only",
+            "--no-write"]
+    bench.main([*args, "--reuse"])
+    assert "Not run (asked for, no finished run to report): cnn seed 42." in capsys.readouterr().out
+    bench.main([*args, "--reuse-committed"])
     out = capsys.readouterr().out
     assert f"cnn seed 42: the finished run of 2026-11-22 20:00 UTC reused ({committed}" in out
     assert f"cnn seed 43: the finished run of 2026-11-22 20:01 UTC reused ({tmp_path / 'root'}" in out
