@@ -44,7 +44,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -267,23 +266,13 @@ def result_name(model: str, seed: int) -> str:
     return f"accuracy-{model}-seed{seed}-result.json"
 
 
-def _strict(value):
-    """VALUE with numpy numbers as Python ones and NaN or infinity as None, so json.dumps(allow_nan=False) takes it."""
-    if isinstance(value, dict):
-        return {str(k): _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_strict(v) for v in value]
-    if isinstance(value, (np.integer, np.floating)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def save_result(result: dict, path: Path) -> None:
-    """Write one run's figures (``collect``'s dict plus seed and times) as strict JSON."""
-    data = {**result, "scores": dataclasses.asdict(result["scores"])}
-    path.write_text(json.dumps(_strict(data), indent=1, sort_keys=True, allow_nan=False) + "\n")
+    """Write one run's figures (``collect``'s dict plus seed and times) as strict JSON, as the clip gate's report."""
+    from components.clip_evaluator.executor import strict_json
+
+    scores = {**dataclasses.asdict(result["scores"]), "clip_confusion": result["scores"].clip_confusion.tolist()}
+    path.write_text(json.dumps(strict_json({**result, "scores": scores}), indent=1, sort_keys=True,
+                               allow_nan=False) + "\n")
 
 
 def load_result(path: Path) -> dict:

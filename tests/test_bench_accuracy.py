@@ -66,11 +66,14 @@ def fake_result(model: str) -> dict:
                        "eval_clips": 4.0}, "output_dir": "/tmp/real-" + model}
 
 
-def finished_run(folder, model: str, seed: int) -> dict:
-    result = {**fake_result(model), "seed": seed, "finished": f"2026-11-22 20:0{seed - 42} UTC", "beam": "-"}
+def fake_finished(model: str, seed: int) -> dict:
+    """fake_result with what main adds to a finished run."""
+    return {**fake_result(model), "seed": seed, "finished": f"2026-11-22 20:0{seed - 42} UTC", "beam": "-"}
+
+
+def finished_run(folder, model: str, seed: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    bench.save_result(result, folder / bench.result_name(model, seed))
-    return result
+    bench.save_result(fake_finished(model, seed), folder / bench.result_name(model, seed))
 
 
 def test_finished_runs_are_reused_and_missing_ones_named_without_running_anything(tmp_path, capsys, monkeypatch):
@@ -89,7 +92,7 @@ def test_finished_runs_are_reused_and_missing_ones_named_without_running_anythin
 def test_a_result_file_is_strict_json_and_reads_back_as_the_same_figures(tmp_path):
     import json
 
-    result = {**fake_result("cnn"), "seed": 42, "finished": "2026-11-22 20:00 UTC", "beam": "-"}
+    result = fake_finished("cnn", 42)
     result["mlflow"]["eval_loss"] = float("nan")
     path = tmp_path / "r.json"
     bench.save_result(result, path)
