@@ -1,8 +1,8 @@
 """Recurrent model: a pretrained convolutional front end, then a bidirectional LSTM over time.
 
 The front end is MSD_musicnn's front and mid end (models/musicnn.py: the same input, weights and z-score
-undo), which turn 3 s of 96-band log-mel into 753 channels per frame, averaged here over 4 frames: 46 steps;
-the LSTM models how those steps follow each other. Why this front end: on the 288 real clips the LSTM on MSD_vgg's
+undo), which turn 3 s of 96-band log-mel into 753 channels per frame, averaged here over 32 frames: 5 steps
+of about half a second; the LSTM models how those steps follow each other. Why this front end: on the 288 real clips the LSTM on MSD_vgg's
 first four blocks (11 steps of 6 bands x 128 channels) reached 0.556 eval clip accuracy (three seeds), and a
 probe of this head on MSD_musicnn's steps 0.657 (two seeds; BENCHMARKS.md, "LSTM settings tried"); before
 that the plain two-layer LSTM over 20 MFCCs reached 0.595 on the 254-clip set and a from-scratch conv front
@@ -20,10 +20,12 @@ from models import musicnn, transfer
 from models.blocks import softmax_head
 from pipeline.config import TrainConfig
 
-# Frames averaged per LSTM step: 187 frames of 16 ms -> 46 steps of 64 ms; a quarter of the steps to run
-# through the LSTM, on features whose mid-end filters already span 7 frames.
-STEP_FRAMES = 4
-FRONT_END_OUT = f"{musicnn.BACKBONE_PREFIX}steps"  # [batch, 46, 753], the last frozen layer
+# Frames averaged per LSTM step: 187 frames of 16 ms -> 5 steps of 512 ms (the last 27 frames, 0.43 s, fall
+# outside them). Fewer, longer steps overfitted less: on the 288 real clips, eval clip accuracy 0.62 with 46
+# steps of 4 frames, 0.70 with 11 of 16, 0.71 with 5 of 32 (three seeds, two orders of the examples;
+# BENCHMARKS.md, "LSTM settings tried", L11).
+STEP_FRAMES = 32
+FRONT_END_OUT = f"{musicnn.BACKBONE_PREFIX}steps"  # [batch, 5, 753], the last frozen layer
 UNITS = 64  # per direction
 # Dropout on the LSTM's input sequence, not recurrent_dropout: the latter disables the fused kernel.
 DROPOUT = 0.5

@@ -18,7 +18,7 @@ def test_contract_shapes_names_and_the_pretrained_front_end():
     assert head.layers[-1].name == "probabilities"
     recurrent = head.get_layer("lstm")
     assert isinstance(recurrent.forward_layer, keras.layers.LSTM) and recurrent.forward_layer.units == lstm.UNITS
-    steps = (musicnn.FRAMES // lstm.STEP_FRAMES, 753)  # 46 steps of the mid end's 753 channels
+    steps = (musicnn.FRAMES // lstm.STEP_FRAMES, 753)  # 5 steps of the mid end's 753 channels
     assert head.input_shape == (None, *steps)
     assert_checkpoint_loaded(model, musicnn.checkpoint_scopes(), read_checkpoint(musicnn.CHECKPOINT))
     body, split_head = registry.split_backbone(model)

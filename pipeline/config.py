@@ -447,6 +447,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--frozen-epochs", type=int, default=d.train.frozen_epochs,
                    help="pretrained models: maximum epochs of the new head on the frozen body; fine-tuning gets the "
                    "rest of --epochs (default: %(default)s)")
+    g.add_argument("--finetune-learning-rate", type=float,
+                   help=f"pretrained models: learning rate of the fine-tuning that follows the head (default: "
+                   f"{d.train.finetune_learning_rate:g}; on the real clips musicnn's body gained at 1e-5 and lost at "
+                   "1e-4, BENCHMARKS.md \"musicnn settings tried\")")
     g = parser.add_argument_group("quality gate")
     g.add_argument("--min-accuracy", type=float, default=d.gate.min_accuracy,
                    help="segment accuracy a model needs to be blessed (default: %(default)s)")
@@ -535,6 +539,9 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
     cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs or cfg.train.epochs, batch_size=args.batch_size,
                                     learning_rate=args.learning_rate or cfg.train.learning_rate,
                                     max_steps=args.max_steps, frozen_epochs=args.frozen_epochs, seed=args.seed,
+                                    finetune_learning_rate=(cfg.train.finetune_learning_rate
+                                                            if args.finetune_learning_rate is None
+                                                            else args.finetune_learning_rate),
                                     backbone_weights=_weights_file(args.backbone_weights, on_this_machine),
                                     class_balance=(cfg.train.class_balance if args.class_balance is None
                                                    else args.class_balance))

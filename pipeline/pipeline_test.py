@@ -63,6 +63,18 @@ def test_hop_seconds_sets_overlapping_segments_and_refuses_a_hop_beyond_the_segm
             config_from_args(parser.parse_args(["--hop-seconds", bad]))
 
 
+def test_fine_tuning_flags_reach_the_train_config():
+    """musicnn's measured opt-in (README, "Fine-tuning musicnn's body"): one epoch of the whole body at 1e-5."""
+    import argparse
+
+    parser = add_cli_arguments(argparse.ArgumentParser())
+    preset = config_from_args(parser.parse_args(["--model", "musicnn"])).train
+    assert preset.epochs <= preset.frozen_epochs and preset.finetune_learning_rate == 1e-4  # the head alone
+    tuned = config_from_args(parser.parse_args(["--model", "musicnn", "--epochs", "9", "--frozen-epochs", "8",
+                                                "--finetune-learning-rate", "1e-5"])).train
+    assert (tuned.epochs, tuned.frozen_epochs, tuned.finetune_learning_rate) == (9, 8, 1e-5)
+
+
 def test_until_stops_the_wiring_early():
     assert "Transform" not in node_ids(PipelineConfig(), until="validate")
     assert "Trainer" in node_ids(PipelineConfig(), until="train")
