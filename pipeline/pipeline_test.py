@@ -64,7 +64,7 @@ def test_hop_seconds_sets_overlapping_segments_and_refuses_a_hop_beyond_the_segm
 
 
 def test_fine_tuning_flags_reach_the_train_config():
-    """musicnn's measured opt-in (README, "Fine-tuning musicnn's body"): one epoch of the whole body at 1e-5."""
+    """musicnn's measured opt-in (README, "Benchmarks and results"): one epoch of the whole body at 1e-5."""
     import argparse
 
     parser = add_cli_arguments(argparse.ArgumentParser())
