@@ -1,13 +1,13 @@
 """Recurrent model: a pretrained convolutional front end, then a bidirectional LSTM over time.
 
 The front end is MSD_musicnn's front and mid end (models/musicnn.py: the same input, weights and z-score
-undo), which turn 3 s of 96-band log-mel into 753 channels per frame, averaged here over 32 frames: 5 steps
-of about half a second; the LSTM models how those steps follow each other. Why this front end: on the 288
-real clips the LSTM on MSD_vgg's first four blocks (11 steps of 6 bands x 128 channels) reached 0.556 eval clip accuracy (three seeds), and a
-probe of this head on MSD_musicnn's steps 0.657 (two seeds; BENCHMARKS.md, "LSTM settings tried"); before
-that the plain two-layer LSTM over 20 MFCCs reached 0.595 on the 254-clip set and a from-scratch conv front
-end overfitted. Like the VGG it trains in two phases (models/training.fit); its preset trains only the LSTM
-head, on the frozen front end's outputs computed once.
+undo), which turn 3 s of 96-band log-mel into 753 channels per frame, averaged here over 32 frames: 5 steps of
+about half a second; the LSTM models how those steps follow each other. Why this front end: on the 288 real
+clips the LSTM on MSD_vgg's first four blocks (11 steps of 6 bands x 128 channels) reached 0.556 eval clip
+accuracy (three seeds), and a probe of this head on MSD_musicnn's steps 0.657 (two seeds; BENCHMARKS.md, "LSTM
+settings tried"); before that the plain two-layer LSTM over 20 MFCCs reached 0.595 on the 254-clip set and a
+from-scratch conv front end overfitted. Like the VGG it trains in two phases (models/training.fit); its preset
+trains only the LSTM head, on the frozen front end's outputs computed once.
 """
 from __future__ import annotations
 
