@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import tensorflow as tf
 import tf_keras as keras
 
 from models.blocks import as_image, check_input_shape, conv_block, softmax_head
@@ -15,6 +16,13 @@ HEAD_DROPOUT = 0.5
 BN_MOMENTUM = 0.9
 
 
+def centre_bands(inputs: tf.Tensor, name: str = "band_centre") -> tf.Tensor:
+    """[batch, frames, bins] minus each band's mean over the frames, per example (cepstral mean
+    normalisation of the log-mel). Built-in layers only, so the SavedModel needs no Python to load."""
+    means = keras.layers.GlobalAveragePooling1D(keepdims=True, name=f"{name}_mean")(inputs)
+    return keras.layers.Subtract(name=name)([inputs, means])
+
+
 def build_cnn(
     input_shape: Sequence[Optional[int]],
     num_classes: int,
@@ -22,7 +30,11 @@ def build_cnn(
     *,
     input_name: str = "log_mel",
 ) -> keras.Model:
-    """Four conv-BN-ReLU-maxpool blocks, then frequency-aware pooling and a softmax.
+    """Band centring, four conv-BN-ReLU-maxpool blocks, then frequency-aware pooling and a softmax.
+
+    Each mel band's mean over the segment is subtracted first (:func:`centre_bands`): on the real clips a
+    recording's long-term spectrum (its era, its equalisation) told the network more than the music did,
+    and blues was lost to reggae and country (BENCHMARKS.md, "CNN settings tried on the 288 clips").
 
     The pooling is over time only (mean and max per frequency band and channel): genre cues
     such as a heavy low end or bright cymbals live in particular bands, and a global pool over
@@ -34,7 +46,7 @@ def build_cnn(
     if bins < 2 ** len(FILTERS):
         raise ValueError(f"cnn: {bins} bins cannot go through {len(FILTERS)} 2x2 poolings.")
     inputs = keras.Input(shape=(frames, bins), name=input_name, dtype="float32")
-    x = as_image(inputs, "to_image")
+    x = as_image(centre_bands(inputs), "to_image")
     for i, filters in enumerate(FILTERS, start=1):
         x = conv_block(x, filters, name=f"block{i}", pool_size=(2, 2), l2=L2, bn_momentum=BN_MOMENTUM)
     # [batch, time, freq, channels] -> [batch, time, freq * channels]; pool over time.
