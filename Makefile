@@ -23,7 +23,7 @@ run: venv
 # TEST_WORKERS=0 runs in this process.
 TEST_WORKERS ?= 2
 test: venv browser
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
 # Debian's chromium + chromium-driver for the page's browser test (skips quietly where it cannot).
 browser:

@@ -20,6 +20,24 @@ import pytest  # noqa: E402
 from pipeline.local_http import free_port, wait_until_healthy  # noqa: E402,F401 (free_port: tests import it from here)
 
 
+# The modules that run whole pipelines, longest first (CI's --durations; BENCHMARKS.md, "Whole pipeline and CI
+# wall times"). pytest-xdist's loadfile hands modules to its workers in collection order (the Makefile passes
+# --no-loadscope-reorder): its default order, the modules with most tests first, left these minutes-long
+# modules to the end, where one worker ran them while the other had nothing left to take.
+LONG_MODULES = (
+    "tests/test_pretrained_families_e2e.py",
+    "tests/test_model_families_e2e.py",
+    "tests/test_second_command_e2e.py",
+    "tests/test_pipeline_e2e.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Collect :data:`LONG_MODULES` first, in that order; the rest keep theirs (a stable sort)."""
+    rank = {path: i for i, path in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 @pytest.fixture(autouse=True)
 def _keep_main_module():
     """Undo what a test does to ``sys.modules["__main__"]``: Streamlit's AppTest replaces it with

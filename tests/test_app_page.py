@@ -86,12 +86,15 @@ def test_recording_is_classified(page):
     assert "<div class='genre-top'>metal</div>" in texts(page)
 
 
-@pytest.mark.parametrize("name,data,message", [
+BAD_CLIPS = [
     ("empty.wav", b"", "empty.wav is empty (0 bytes)"),
     ("notes.mp3", b"these are not audio bytes" * 40, "notes.mp3 could not be decoded as audio"),
     ("short.flac", encode(stand_in_clip("rock", 1.5)), "short.flac is 1.5 s long; the model judges 3-s segments"),
     ("silent.flac", encode(np.zeros(5 * RATE, np.float32)), "silent.flac is silent (digital silence, below -60 dBFS)"),
-])
+]
+
+
+@pytest.mark.parametrize("name,data,message", BAD_CLIPS, ids=[name for name, _, _ in BAD_CLIPS])
 def test_bad_clip_gets_its_message_and_no_request(page, name, data, message):
     at = upload(page, name, data)
     errors = [e.value for e in at.error]
