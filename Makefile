@@ -10,7 +10,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-serving bench-accuracy bench-bodies bench-first-run compile-kubeflow clean
+.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-serving bench-accuracy bench-bodies bench-export bench-first-run compile-kubeflow clean
 
 venv:
 	@$(PYTHON) scripts/setup_env.py
@@ -75,6 +75,10 @@ bench-accuracy: venv
 
 bench-bodies: venv
 	$(PY) -m bench.pretrained_bodies $(ARGS)
+
+# Save and load times of each family's SavedModel, with and without Keras' traced call functions.
+bench-export: venv
+	$(PY) -m bench.export $(ARGS)
 
 compile-kubeflow: venv
 	$(PY) -m kubeflow.runner $(ARGS)
