@@ -52,8 +52,9 @@ def measure(family: str) -> dict:
             row[f"megabytes_{traces}"] = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path)
                                              for f in fs) / 1e6
         print(f"[bench] {family} save_traces={traces}: save {row[f'save_{traces}']:.1f} s, "
-              f"tf.saved_model.load {row[f'tf_load_{traces}']:.1f} s, Keras reload {row[f'keras_load_{traces}']:.1f} s, "
-              f"{row[f'megabytes_{traces}']:.1f} MB, reload differs by {row[f'max_diff_{traces}']:.1e}", flush=True)
+              f"tf.saved_model.load {row[f'tf_load_{traces}']:.1f} s, "
+              f"Keras reload {row[f'keras_load_{traces}']:.1f} s, {row[f'megabytes_{traces}']:.1f} MB, "
+              f"reload differs by {row[f'max_diff_{traces}']:.1e}", flush=True)
     keras.backend.clear_session()
     return row
 

@@ -77,8 +77,8 @@ def test_unknown_family_is_refused():
     assert isinstance(registry.build_model(PipelineConfig(), (130, 128)), keras.Model)
 
 
-# EfficientNet's round trip takes 25 s here (save and Keras reload); tests/test_model_families_e2e.py exports
-# and reloads it anyway.
+# EfficientNet's round trip takes 13 s on an idle machine (save and Keras reload, `make bench-export`);
+# tests/test_model_families_e2e.py exports and reloads it anyway.
 @pytest.mark.parametrize("family", [f for f in MODEL_TYPES if f != "efficientnet"])
 def test_saved_model_round_trip(family, tmp_path, no_imagenet_weights):
     """Only stock layers: saved as models/signatures.export saves it (no traced call functions), the model

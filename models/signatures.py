@@ -301,8 +301,8 @@ def export(model: keras.Model, tft_output: tft.TFTransformOutput, config: Pipeli
 
     ``save_traces=False``: Keras would otherwise trace every layer's call functions into the SavedModel as
     well, which nothing here loads (TF Serving, the tagger and MLflow's pyfunc call the signatures; Keras and
-    TFMA rebuild the layers from their configs). Saving and loading get 5-25 times faster (an EfficientNetB0:
-    76 s to save, 23 s to load, against 11 s and 3 s; BENCHMARKS.md, "Exporting the SavedModel").
+    TFMA rebuild the layers from their configs). Saving and loading get 3-20 times faster (an EfficientNetB0:
+    37 s to save, 12 s to load, against 7 s and 1.3 s; `make bench-export`, BENCHMARKS.md).
     """
     attach_transform(model, tft_output)
     model.save(path, save_format="tf", signatures=make_signatures(model, config), save_traces=False)
