@@ -98,12 +98,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _runs(config: PipelineConfig, filter_string: str) -> list:
-    """The experiment's runs matching ``filter_string``. Call it before any ``MlflowClient()``: until
-    :func:`use_tracking` has run, a client opens MLflow's default store, ``mlflow.db`` in the working directory,
-    wherever the user stands (and two runs started at once raced to create its tables)."""
+def _client(config: PipelineConfig) -> MlflowClient:
+    """A client on the configured store. A bare ``MlflowClient()`` before :func:`use_tracking` opens MLflow's
+    default store, ``mlflow.db`` in the working directory, wherever the user stands (and two runs started at
+    once raced to create its tables)."""
     use_tracking(config)
-    client = MlflowClient()
+    return MlflowClient()
+
+
+def _runs(client: MlflowClient, config: PipelineConfig, filter_string: str) -> list:
     experiment = client.get_experiment_by_name(config.pipeline_name)
     if experiment is None:
         return []
@@ -116,10 +119,9 @@ def close_orphaned_runs(config: PipelineConfig) -> list[str]:
     A SIGKILLed pipeline cannot close its MLflow run; the next run on the same output dir
     (which holds the lock, so no live run of this dir can be mid-training) closes it.
     """
-    runs = _runs(config, "attributes.status = 'RUNNING'")  # first: it points mlflow at the configured store
-    client = MlflowClient()
+    client = _client(config)
     closed = []
-    for run in runs:
+    for run in _runs(client, config, "attributes.status = 'RUNNING'"):
         pid, host = run.data.tags.get(PID_TAG), run.data.tags.get(HOST_TAG)
         if not pid or host != socket.gethostname() or _alive(int(pid)):
             continue
@@ -135,10 +137,9 @@ def mark_failed(config: PipelineConfig, since_ms: int, component: str, interrupt
     A run whose Trainer finished closes its MLflow run as FINISHED; when a later component
     fails, that run did not produce a model anyone may use, and MLflow should say so.
     """
-    runs = _runs(config, f"tags.`{PID_TAG}` = '{os.getpid()}' and attributes.start_time >= {since_ms}")
-    client = MlflowClient()  # after _runs, so on the configured store
+    client = _client(config)
     marked = []
-    for run in runs:
+    for run in _runs(client, config, f"tags.`{PID_TAG}` = '{os.getpid()}' and attributes.start_time >= {since_ms}"):
         client.set_tag(run.info.run_id, "genre.failed_component", component)
         client.set_terminated(run.info.run_id, status="KILLED" if interrupted else "FAILED")
         marked.append(run.info.run_id)
