@@ -186,7 +186,7 @@ def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int,
     fits = []
     if registry.has_pretrained_backbone(config):
         # Phase 1 as the trainer runs it: the frozen body embeds the un-augmented train split once,
-        # then the head trains on the in-memory embeddings (training.fit_head_on_embeddings).
+        # then the head trains on the in-memory embeddings (training.fit_heads_on_embeddings).
         plain_warmup, plain_rate = time_input_pipeline(lambda: make_ds(False), epochs=input_epochs)
         body, head = registry.split_backbone(model)
         probe = make_ds(False)

@@ -108,7 +108,7 @@ def test_backbone_weights_file_is_loaded_and_trains_in_two_phases(weights_file, 
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     with mlflow.start_run():
-        history = training.fit(model, ds, ds, config, str(tmp_path), probe_train_ds=ds)
+        _, history = training.fit(model, ds, ds, config, str(tmp_path), probe_train_ds=ds)
     out = capsys.readouterr().out
     assert "head: 1 epochs on the frozen body's embeddings; no fine-tuning (--epochs 1 <= --frozen-epochs 1" in out, out
     assert len(history["loss"]) == 1

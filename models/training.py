@@ -19,7 +19,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from models import augment, metrics, plots, preprocessing, registry, signatures, tracking
+from models import augment, metrics, plots, preprocessing, registry, signatures, tracking, transfer
 from pipeline.config import PipelineConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -187,33 +187,64 @@ def embed(body: keras.Model, dataset: tf.data.Dataset) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((np.concatenate(embeddings), np.concatenate(labels)))
 
 
-def fit_head_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
-                           config: PipelineConfig, run_dir: str, epochs: int,
-                           weights: Optional[np.ndarray] = None) -> dict[str, list[float]]:
+def _fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddings: tf.data.Dataset,
+              config: PipelineConfig, run_dir: str, epochs: int, seed: int, weights: Optional[np.ndarray],
+              progress: bool) -> dict[str, list[float]]:
+    """One head on the cached embeddings, shuffled by ``seed``; ``progress`` False: no per-epoch lines or
+    MLflow steps (the extra heads of an average, which would overwrite the first head's curves)."""
+    train = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=seed).batch(config.train.batch_size)
+    if weights is not None:
+        train = with_class_weights(train, weights)
+    callbacks = _callbacks(config, run_dir, config.train.epochs, 0, learning_rate=config.train.learning_rate,
+                           epochs=epochs)
+    if not progress:
+        callbacks = [c for c in callbacks if not isinstance(c, MlflowEpochLogger)]
+    _compile(head, config.train.learning_rate, config.train.label_smoothing)
+    result = head.fit(train, validation_data=eval_embeddings, epochs=epochs, verbose=0, callbacks=callbacks)
+    return {key: [float(v) for v in values] for key, values in result.history.items()}
+
+
+def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
+                            config: PipelineConfig, run_dir: str, epochs: int,
+                            weights: Optional[np.ndarray] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone.
 
     Equivalent to training with the body frozen (its batch norms run in inference mode
     either way), minus the body's block dropout, at a fraction of the cost per epoch.
+    With ``train.heads`` > 1 the model's own head is joined by fresh copies, each initialised,
+    shuffled and dropped out from its own seed and stopped on its own eval loss, and the model
+    returned averages their probabilities (transfer.average_heads); otherwise it is ``model``.
+    The history is the first head's.
     """
+    t = config.train
     body, head = registry.split_backbone(model)
-    batch = config.train.batch_size
     train_embeddings = embed(body, probe_train_ds).cache()
-    eval_embeddings = embed(body, eval_ds).batch(batch).cache()
-    train_embeddings = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=config.train.seed).batch(batch)
-    if weights is not None:
-        train_embeddings = with_class_weights(train_embeddings, weights)
-    _compile(head, config.train.learning_rate, config.train.label_smoothing)
-    result = head.fit(train_embeddings, validation_data=eval_embeddings, epochs=epochs, verbose=0,
-                      callbacks=_callbacks(config, run_dir, config.train.epochs, 0,
-                                           learning_rate=config.train.learning_rate, epochs=epochs))
-    return {key: [float(v) for v in values] for key, values in result.history.items()}
+    eval_embeddings = embed(body, eval_ds).batch(t.batch_size).cache()
+    history = _fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
+                        progress=True)
+    if t.heads <= 1:
+        return model, history
+    heads = [head]
+    for k in range(1, t.heads):
+        # Seeds apart from every other run's first head (seed + 1000 k), so seed 43's heads are not seed 42's.
+        keras.utils.set_random_seed(t.seed + 1000 * k)
+        extra = keras.models.clone_model(head)  # the same layers with freshly initialised weights
+        extra_history = _fit_head(extra, train_embeddings, eval_embeddings, config,
+                                  os.path.join(run_dir, f"head-{k + 1}"), epochs, t.seed + 1000 * k, weights,
+                                  progress=False)
+        losses = extra_history["val_loss"]
+        print(f"[train] head {k + 1}/{t.heads}: {len(losses)} epochs, best eval loss {min(losses):.3f} "
+              f"(epoch {losses.index(min(losses)) + 1})", flush=True)
+        heads.append(extra)
+    return transfer.average_heads(model, body, heads), history
 
 
 def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, config: PipelineConfig,
         run_dir: str, probe_train_ds: Optional[tf.data.Dataset] = None,
-        weights: Optional[np.ndarray] = None) -> dict[str, list[float]]:
-    """Train; a pretrained backbone goes in two phases: head on frozen embeddings, then fine-tuning.
+        weights: Optional[np.ndarray] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Train; a pretrained backbone goes in two phases: head(s) on frozen embeddings, then fine-tuning.
 
+    Returns the trained model (a new one when several heads are averaged) and its history.
     ``probe_train_ds`` is the training split without augmentation, for the embeddings. ``weights``
     (:func:`class_weights`) weight each training example's loss by its class; the eval split's loss,
     which early stopping watches, stays unweighted.
@@ -228,9 +259,9 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
         result = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, verbose=0,
                            callbacks=_callbacks(config, run_dir, epochs, 0, learning_rate=t.learning_rate,
                                                 epochs=epochs), **steps)
-        return {key: [float(v) for v in values] for key, values in result.history.items()}
+        return model, {key: [float(v) for v in values] for key, values in result.history.items()}
     frozen = min(t.frozen_epochs, t.epochs)
-    history = fit_head_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen, weights)
+    model, history = fit_heads_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen, weights)
     done = len(history.get("loss", []))
     # epochs is the budget of both phases: fine-tuning gets whatever the head left, so a head
     # that early-stops after 9 of its 20 epochs leaves 21 of 30, not 10. epochs <= frozen_epochs
@@ -241,7 +272,8 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
         mlflow.log_metric("head_epochs", float(done))
     then = (f"fine-tuning for up to {finetune} epochs" if finetune else
             f"no fine-tuning (--epochs {t.epochs} <= --frozen-epochs {t.frozen_epochs}: the head alone)")
-    print(f"[train] head: {done} epochs on the frozen body's embeddings; {then}", flush=True)
+    heads = f"; {t.heads} heads averaged" if t.heads > 1 else ""
+    print(f"[train] head: {done} epochs on the frozen body's embeddings{heads}; {then}", flush=True)
     if finetune:
         registry.set_backbone_trainable(model, True)
         _compile(model, t.finetune_learning_rate, t.label_smoothing)
@@ -250,7 +282,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
                                                 learning_rate=t.finetune_learning_rate, epochs=finetune))
         for key, values in result.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
-    return history
+    return model, history
 
 
 def predict_split(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -287,7 +319,7 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
             f"{g} {w:.2f} ({n})" for g, w, n in zip(config.genres, weights, counts)), flush=True)
     probe_train_ds = (make_dataset(train_files, tft_output, config, training=False)
                       if registry.has_pretrained_backbone(config) else None)
-    return model, fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights)
+    return fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights)
 
 
 def run_fn(fn_args: FnArgs) -> None:

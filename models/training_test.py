@@ -88,12 +88,13 @@ class _FakeModel:
     (20, 20, 12, 0),    # epochs <= frozen_epochs: the head alone
 ])
 def test_vgg_fine_tuning_gets_the_epochs_the_head_left(monkeypatch, tmp_path, epochs, frozen, head_ran, finetune):
-    monkeypatch.setattr(training, "fit_head_on_embeddings",
-                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None: {"loss": [1.0] * head_ran})
+    monkeypatch.setattr(training, "fit_heads_on_embeddings",
+                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None:
+                        (model, {"loss": [1.0] * head_ran}))
     monkeypatch.setattr(training.registry, "set_backbone_trainable", lambda model, trainable: None)
     monkeypatch.setattr(training, "_compile", lambda *args, **kwargs: None)
     model = _FakeModel()
-    history = training.fit(model, None, None, _train("vgg", epochs=epochs, frozen_epochs=frozen), str(tmp_path))
+    _, history = training.fit(model, None, None, _train("vgg", epochs=epochs, frozen_epochs=frozen), str(tmp_path))
     assert model.fit_epochs == ([finetune] if finetune else [])
     assert len(history["loss"]) == head_ran + finetune
 
@@ -132,8 +133,58 @@ def test_fit_weights_each_training_example_by_its_class(monkeypatch, tmp_path):
     weights = training.class_weights(np.bincount(labels), config.train.class_balance)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     monkeypatch.setattr(training.MlflowEpochLogger, "on_epoch_end", lambda self, epoch, logs=None: None)
-    history = training.fit(model, ds, ds, config, str(tmp_path), weights=weights)
+    _, history = training.fit(model, ds, ds, config, str(tmp_path), weights=weights)
     per_example = keras.losses.categorical_crossentropy(y, model(x)).numpy()
     assert history["loss"][0] == pytest.approx(float(np.mean(weights[labels] * per_example)), rel=1e-4)
     assert history["val_loss"][0] == pytest.approx(float(np.mean(per_example)), rel=1e-4)
     assert history["loss"][0] != pytest.approx(history["val_loss"][0], rel=1e-2)
+
+
+@pytest.mark.parametrize("family", ["musicnn", "lstm"])
+def test_heads_train_apart_and_the_model_answers_their_mean(family, monkeypatch, tmp_path, capsys):
+    """--heads 3 on a pretrained family: two extra heads from their own seeds, each stopped on its own eval
+    loss; the returned model is the body, then the mean of the three heads' probabilities, and it survives
+    a save and reload as models/signatures.export saves it. Random weights (pretrained=False): the test is
+    the wiring, not the checkpoint."""
+    from models import lstm, musicnn
+    config = _train(family, heads=3, epochs=2, frozen_epochs=2, batch_size=8)
+    config.genres = ("a", "b", "c")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((12, musicnn.FRAMES, musicnn.MELS)).astype("f")
+    ds = tf.data.Dataset.from_tensor_slices((x, np.eye(3, dtype="f")[np.arange(12) % 3])).batch(8)
+    monkeypatch.setattr(training.MlflowEpochLogger, "on_epoch_end", lambda self, epoch, logs=None: None)
+    build = musicnn.build_musicnn if family == "musicnn" else lstm.build_lstm
+    model = build((musicnn.FRAMES, musicnn.MELS), 3, config.train, pretrained=False)
+    before = model(x, training=False).numpy()
+
+    averaged, history = training.fit(model, ds, ds, config, str(tmp_path), probe_train_ds=ds)
+
+    out = capsys.readouterr().out
+    assert "head 2/3: 2 epochs" in out and "head 3/3: 2 epochs" in out and "3 heads averaged" in out, out
+    assert averaged is not model and averaged.name == family and len(history["loss"]) == 2
+    heads = [averaged.get_layer(f"head_{i}") for i in (1, 2, 3)]
+    outputs = [w.numpy() for w in heads[0].trainable_weights], [w.numpy() for w in heads[1].trainable_weights]
+    assert not any(np.allclose(a, b) for a, b in zip(*outputs))  # different seeds, different heads
+    assert not np.allclose(model(x, training=False).numpy(), before)  # the model's own head trained (head_1)
+    embedding_layer = musicnn.EMBEDDING if family == "musicnn" else lstm.FRONT_END_OUT
+    body = keras.Model(averaged.input, averaged.get_layer(embedding_layer).output)
+    embeddings = body(x, training=False)
+    mean = np.mean([head(embeddings, training=False).numpy() for head in heads], axis=0)
+    answer = averaged(x, training=False).numpy()
+    np.testing.assert_allclose(answer, mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(answer.sum(axis=1), 1.0, rtol=1e-5)
+    averaged.save(tmp_path / "saved", save_format="tf", save_traces=False)
+    reloaded = keras.models.load_model(tmp_path / "saved", compile=False)
+    np.testing.assert_allclose(reloaded(x, training=False).numpy(), answer, atol=1e-6)
+
+
+def test_one_head_returns_the_model_itself(monkeypatch, tmp_path):
+    from models import musicnn
+    config = _train("musicnn", heads=1, epochs=1, frozen_epochs=1, batch_size=8)
+    config.genres = ("a", "b")
+    x = np.random.default_rng(1).standard_normal((4, musicnn.FRAMES, musicnn.MELS)).astype("f")
+    ds = tf.data.Dataset.from_tensor_slices((x, np.eye(2, dtype="f")[[0, 1, 0, 1]])).batch(4)
+    monkeypatch.setattr(training.MlflowEpochLogger, "on_epoch_end", lambda self, epoch, logs=None: None)
+    model = musicnn.build_musicnn((musicnn.FRAMES, musicnn.MELS), 2, config.train, pretrained=False)
+    trained, history = training.fit(model, ds, ds, config, str(tmp_path), probe_train_ds=ds)
+    assert trained is model and len(history["loss"]) == 1

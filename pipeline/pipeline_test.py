@@ -75,6 +75,21 @@ def test_fine_tuning_flags_reach_the_train_config():
     assert (tuned.epochs, tuned.frozen_epochs, tuned.finetune_learning_rate) == (9, 8, 1e-5)
 
 
+def test_heads_flag_and_presets():
+    """Five averaged heads for the frozen-body presets (BENCHMARKS.md, "Averaged heads"), one elsewhere;
+    --heads overrides either, and a count below one is refused before anything runs."""
+    import argparse
+
+    parser = add_cli_arguments(argparse.ArgumentParser())
+    heads = {model: config_from_args(parser.parse_args(["--model", model])).train.heads
+             for model in ("cnn", "lstm", "musicnn", "vgg")}
+    assert heads == {"cnn": 1, "lstm": 5, "musicnn": 5, "vgg": 1}
+    assert config_from_args(parser.parse_args(["--model", "musicnn", "--heads", "1"])).train.heads == 1
+    assert config_from_args(parser.parse_args(["--model", "vgg", "--heads", "3"])).train.heads == 3
+    with pytest.raises(SystemExit, match="--heads 0"):
+        config_from_args(parser.parse_args(["--model", "lstm", "--heads", "0"]))
+
+
 def test_until_stops_the_wiring_early():
     assert "Transform" not in node_ids(PipelineConfig(), until="validate")
     assert "Trainer" in node_ids(PipelineConfig(), until="train")
