@@ -376,6 +376,9 @@ def config_note(r: dict) -> str:
         phases += ", cosine learning-rate decay to 0 over the epochs"
     if t.label_smoothing:
         phases += f", label smoothing {t.label_smoothing:g}"
+    heads = int(r.get("params", {}).get("train.heads", 1))  # absent: the run predates --heads and trained one
+    if heads > 1:
+        phases += f", {heads} heads on the frozen body's embeddings, each from its own seed, averaged"
     balance = (f"class-balanced loss (weight per genre = its train segments ^ -{t.class_balance:g})"
                if t.class_balance > 0 else "no class balancing")
     stopping = ("no early stopping (the last epoch's weights)" if t.early_stopping_patience is None else

@@ -190,6 +190,15 @@ def test_report_names_schedule_stopping_and_augmentation_as_logged():
     assert cfg.train.early_stopping_patience == 7 and cfg.train.max_steps == 12
 
 
+def test_report_names_averaged_heads_as_logged_and_one_head_for_runs_before_the_option():
+    result = fake_result("musicnn")
+    result["params"] = {"train.heads": "5"}
+    assert "5 heads on the frozen body's embeddings, each from its own seed, averaged" in bench.report(
+        [result], "make bench-accuracy")
+    result["params"] = {}  # a result file written before --heads existed: one head, whatever the preset says now
+    assert "heads on the frozen body's embeddings" not in bench.report([result], "make bench-accuracy")
+
+
 def test_report_gives_mean_and_spread_over_seeds_per_genre_figures_and_the_confusion_matrix():
     second = fake_result("cnn")
     second["seed"] = 43
