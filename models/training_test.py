@@ -188,3 +188,52 @@ def test_one_head_returns_the_model_itself(monkeypatch, tmp_path):
     model = musicnn.build_musicnn((musicnn.FRAMES, musicnn.MELS), 2, config.train, pretrained=False)
     trained, history = training.fit(model, ds, ds, config, str(tmp_path), probe_train_ds=ds)
     assert trained is model and len(history["loss"]) == 1
+
+
+def _write_segments(path, segments, kind: str, shape: tuple[int, int]) -> None:
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for track, index, label in segments:
+            values = np.random.default_rng(hash((track, index)) % 2**32).normal(size=shape).astype(np.float32)
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                kind: tf.train.Feature(float_list=tf.train.FloatList(value=values.reshape(-1))),
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                "track_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[track.encode()])),
+                "segment_index": tf.train.Feature(int64_list=tf.train.Int64List(value=[index])),
+            })).SerializeToString())
+
+
+def test_a_seed_repeats_training_batches_whatever_order_transform_wrote(tmp_path):
+    """The same examples sharded and ordered two ways give the same shuffled, augmented batches."""
+    config = _train("cnn", batch_size=4)
+    kind, shape = config.features.kind, (32, 16)
+    segments = [(f"blues.{t:05d}", i, t % 3) for t in range(6) for i in range(4)]
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    _write_segments(first / "part-0.gz", segments[:12], kind, shape)
+    _write_segments(first / "part-1.gz", segments[12:], kind, shape)
+    reordered = segments[::-1][1::2] + segments[::-1][0::2]
+    for k in range(3):
+        _write_segments(second / f"part-{k}.gz", reordered[k::3], kind, shape)
+    tft_output = SimpleNamespace(transformed_feature_spec=lambda: {
+        kind: tf.io.FixedLenFeature(shape, tf.float32), "label": tf.io.FixedLenFeature([], tf.int64),
+        "track_id": tf.io.FixedLenFeature([], tf.string), "segment_index": tf.io.FixedLenFeature([], tf.int64)})
+
+    def stored_tracks(root):
+        spec = {"track_id": tf.io.FixedLenFeature([], tf.string)}
+        return [tf.io.parse_single_example(r, spec)["track_id"].numpy()
+                for r in tf.data.TFRecordDataset(sorted(map(str, root.glob("*.gz"))), compression_type="GZIP")]
+
+    assert stored_tracks(first) != stored_tracks(second)  # the files really differ in order
+
+    def batches(root):
+        keras.utils.set_random_seed(0)
+        ds = training.make_dataset(str(root / "*.gz"), tft_output, config, training=True)
+        return [(x.numpy(), y.numpy()) for x, y in ds]
+
+    one, other = batches(first), batches(second)
+    assert len(one) == len(other) == 6
+    for (x1, y1), (x2, y2) in zip(one, other):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    unshuffled = [y for _, y in training.make_dataset(str(first / "*.gz"), tft_output, config, training=False)]
+    assert not all(np.array_equal(a, b) for a, (_, b) in zip(unshuffled, one))  # and training did shuffle
