@@ -18,7 +18,7 @@ import pytest
 
 from models.preprocessing_test import CONFIG
 from serving.client import GenreClient, ModelInputError, ServingRpcError
-from serving.testing import small_model_base
+from serving.testing import small_model_base, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = CONFIG.audio.sample_rate  # the small model's rate: clips are sent at it, so none is resampled
@@ -62,8 +62,7 @@ def server(tmp_path_factory):
             pytest.fail(f"the test double did not start: {log.read_text()[-2000:]}")
         yield ready.rsplit(" on ", 1)[1].strip(), process.pid
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        stop_process(process)
 
 
 def clip(seconds: float, seed: int) -> np.ndarray:

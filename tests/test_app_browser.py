@@ -17,7 +17,7 @@ import soundfile as sf
 
 from app import browser
 from app.settings import AppSettings
-from serving.testing import build_stand_in_model, stand_in_clip
+from serving.testing import build_stand_in_model, stand_in_clip, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,8 +41,7 @@ def served(tmp_path_factory):
         assert ready.startswith("serving genre from") and ready.strip().endswith(f"127.0.0.1:{port}"), ready
         yield f"127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop_process(process)
 
 
 @pytest.fixture(scope="module")
