@@ -17,7 +17,7 @@ import subprocess  # noqa: E402
 
 import pytest  # noqa: E402
 
-from pipeline.local_http import free_port, wait_until_healthy  # noqa: E402,F401 (free_port: tests import it from here)
+from pipeline.local_http import free_port, stop_process, wait_until_healthy  # noqa: E402,F401 (free_port: tests import it from here)
 
 
 # The modules that run whole pipelines, longest first (CI's --durations; BENCHMARKS.md, "Whole pipeline and CI
@@ -90,6 +90,5 @@ def mlflow_server(tmp_path_factory) -> str:
         process.kill()
         raise
     yield uri
-    process.terminate()
-    process.wait(timeout=30)
+    stop_process(process)
     log.close()

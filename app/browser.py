@@ -14,7 +14,7 @@ from typing import Iterator, NamedTuple, Optional
 
 from app.__main__ import streamlit_command
 from app.settings import AppSettings
-from pipeline.local_http import free_port, wait_until_healthy
+from pipeline.local_http import free_port, stop_process, wait_until_healthy
 
 RESULT_CSS = ".genre-top"
 ERROR_CSS = "[data-testid='stAlertContentError']"
@@ -43,11 +43,7 @@ def running_page(settings: AppSettings, log_path: str, timeout: float = 180.0) -
             wait_until_healthy(f"{url}/_stcore/health", process, log_path, "the page", timeout=timeout)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process, grace_seconds=20)
 
 
 def chrome(width: int = 1280, height: int = 1900):

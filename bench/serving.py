@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import os
 import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import numpy as np
 
 from bench.report import write_section
 from pipeline.config import PipelineConfig
+from pipeline.local_http import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT = 300.0  # seconds: TF import plus loading a large SavedModel on 2 cores
@@ -124,12 +124,7 @@ def served_by_test_double(model_dir: str, model_name: str) -> Iterator[str]:
                              f"(exit code {proc.poll()}):\n{log.read()[-3000:]}")
         yield line.rsplit(" on ", 1)[1].strip()
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
 
 

@@ -18,7 +18,8 @@ import pytest
 
 from models.preprocessing_test import CONFIG
 from serving.client import GenreClient, ModelInputError, ServingRpcError
-from serving.testing import small_model_base, stop_process
+from pipeline.local_http import stop_process
+from serving.testing import small_model_base
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = CONFIG.audio.sample_rate  # the small model's rate: clips are sent at it, so none is resampled
@@ -62,7 +63,7 @@ def server(tmp_path_factory):
             pytest.fail(f"the test double did not start: {log.read_text()[-2000:]}")
         yield ready.rsplit(" on ", 1)[1].strip(), process.pid
     finally:
-        stop_process(process)
+        stop_process(process, grace_seconds=60)
 
 
 def clip(seconds: float, seed: int) -> np.ndarray:

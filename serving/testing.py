@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
@@ -135,21 +134,6 @@ def export_small_model(model_base: str | os.PathLike, version: int = 1, work_dir
     outputs = keras.layers.Dense(len(config.genres), activation="softmax")(keras.layers.Flatten()(inputs))
     signatures.export(keras.Model(inputs, outputs), tft.TFTransformOutput(transform_dir), config, export_dir)
     return export_dir
-
-
-def stop_process(process: subprocess.Popen, grace_seconds: float = 60.0) -> None:
-    """SIGTERM, then SIGKILL if the process is still there after ``grace_seconds``.
-
-    Why: on a loaded machine a server subprocess can outlive any grace period while its worker
-    threads finish predictions already running in TensorFlow (the load test's long clips); a
-    fixture's teardown is cleanup, and must not turn that wait into a test error.
-    """
-    process.terminate()
-    try:
-        process.wait(timeout=grace_seconds)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def small_model_base(tmp_path_factory: pytest.TempPathFactory) -> str:

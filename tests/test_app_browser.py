@@ -17,7 +17,8 @@ import soundfile as sf
 
 from app import browser
 from app.settings import AppSettings
-from serving.testing import build_stand_in_model, stand_in_clip, stop_process
+from pipeline.local_http import stop_process
+from serving.testing import build_stand_in_model, stand_in_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 
