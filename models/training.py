@@ -38,6 +38,13 @@ def _files(file_pattern: list[str] | str) -> list[str]:
     return sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
 
 
+def _existing_files(file_pattern: list[str] | str) -> list[str]:
+    files = _files(file_pattern)
+    if not files:
+        raise FileNotFoundError(f"No transformed examples match {file_pattern}.")
+    return files
+
+
 def canonical_records(files: list[str], tft_output: tft.TFTransformOutput) -> tf.data.Dataset:
     """The serialised examples of ``files``, ordered by a hash of each one's (track id, segment index).
 
@@ -107,17 +114,17 @@ def input_shape(tft_output: tft.TFTransformOutput, kind: str) -> tuple[int, int]
 
 def make_dataset(file_pattern: list[str] | str, tft_output: tft.TFTransformOutput, config: PipelineConfig,
                  training: bool, with_track_ids: bool = False,
-                 gain_per_db: Optional[np.ndarray] = None) -> tf.data.Dataset:
+                 gain_per_db: Optional[np.ndarray] = None,
+                 records: Optional[tf.data.Dataset] = None) -> tf.data.Dataset:
     """(features, one-hot labels) batches; (features, labels, track_ids) when with_track_ids.
 
     ``gain_per_db`` (augment.gain_scale) turns on the random-gain augmentation in training.
+    ``records``: the split's :func:`canonical_records` when the caller has read them already, so two
+    datasets over one split (augmented and plain) share one copy in memory and one read.
     """
     kind = config.features.kind
-    files = _files(file_pattern)
-    if not files:
-        raise FileNotFoundError(f"No transformed examples match {file_pattern}.")
     spec = _parse_spec(tft_output, kind)
-    ds = canonical_records(files, tft_output)
+    ds = records if records is not None else canonical_records(_existing_files(file_pattern), tft_output)
     if training:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=config.train.seed, reshuffle_each_iteration=True)
     ds = ds.batch(config.train.batch_size, drop_remainder=False)
@@ -329,8 +336,9 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
     keras.utils.set_random_seed(config.train.seed)
     kind = config.features.kind
     stats = preprocessing.normalisation_stats(tft_output, config)
+    train_records = canonical_records(_existing_files(train_files), tft_output)
     train_ds = make_dataset(train_files, tft_output, config, training=True,
-                            gain_per_db=augment.gain_scale(config.features, stats.std))
+                            gain_per_db=augment.gain_scale(config.features, stats.std), records=train_records)
     eval_ds = make_dataset(eval_files, tft_output, config, training=False)
     model = registry.build_model(config, input_shape(tft_output, kind), input_stats=(stats.mean, stats.std))
     print(f"[train] {config.train.model} on {kind} {input_shape(tft_output, kind)}, "
@@ -341,7 +349,7 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
         weights = class_weights(counts, config.train.class_balance)
         print("[train] class weights (train segments): " + ", ".join(
             f"{g} {w:.2f} ({n})" for g, w, n in zip(config.genres, weights, counts)), flush=True)
-    probe_train_ds = (make_dataset(train_files, tft_output, config, training=False)
+    probe_train_ds = (make_dataset(train_files, tft_output, config, training=False, records=train_records)
                       if registry.has_pretrained_backbone(config) else None)
     return fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights)
 

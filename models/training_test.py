@@ -237,3 +237,32 @@ def test_a_seed_repeats_training_batches_whatever_order_transform_wrote(tmp_path
         np.testing.assert_array_equal(y1, y2)
     unshuffled = [y for _, y in training.make_dataset(str(first / "*.gz"), tft_output, config, training=False)]
     assert not all(np.array_equal(a, b) for a, (_, b) in zip(unshuffled, one))  # and training did shuffle
+
+
+def test_datasets_sharing_one_read_of_a_split_give_the_batches_of_separate_reads(tmp_path):
+    """train_model reads the train split once for its augmented and its plain dataset (``records=``);
+    both must batch exactly as a dataset that reads the files itself."""
+    config = _train("cnn", batch_size=4)
+    kind, shape = config.features.kind, (32, 16)
+    _write_segments(tmp_path / "part-0.gz", [(f"rock.{t:05d}", i, t % 3) for t in range(4) for i in range(3)],
+                    kind, shape)
+    tft_output = SimpleNamespace(transformed_feature_spec=lambda: {
+        kind: tf.io.FixedLenFeature(shape, tf.float32), "label": tf.io.FixedLenFeature([], tf.int64),
+        "track_id": tf.io.FixedLenFeature([], tf.string), "segment_index": tf.io.FixedLenFeature([], tf.int64)})
+    pattern = str(tmp_path / "*.gz")
+    records = training.canonical_records([str(tmp_path / "part-0.gz")], tft_output)
+
+    def batches(training_mode: bool, shared: bool):
+        keras.utils.set_random_seed(0)
+        ds = training.make_dataset(pattern, tft_output, config, training=training_mode,
+                                   records=records if shared else None)
+        return [(x.numpy(), y.numpy()) for x, y in ds]
+
+    for training_mode in (True, False):
+        separate, shared = batches(training_mode, shared=False), batches(training_mode, shared=True)
+        assert len(separate) == len(shared) == 3
+        for (x1, y1), (x2, y2) in zip(separate, shared):
+            np.testing.assert_array_equal(x1, x2)
+            np.testing.assert_array_equal(y1, y2)
+    with pytest.raises(FileNotFoundError, match="No transformed examples"):
+        training.make_dataset(str(tmp_path / "none-*.gz"), tft_output, config, training=False)
