@@ -332,21 +332,23 @@ class PipelineConfig:
             cfg.train = dataclasses.replace(cfg.train, learning_rate=3e-3)
             if model == "lstm":
                 # epochs == frozen_epochs: the recurrent head on the frozen front end's outputs alone
-                # (seconds per epoch), no fine-tuning. Class-balanced loss: mean eval clip accuracy 0.569
-                # against 0.539 without (seeds 42, 43, MSD_vgg front end); on MSD_musicnn's steps lr 1e-3 (and
-                # input dropout 0.5, models/lstm.py) 0.657 against 0.608 at 3e-3 (and 0.3); BENCHMARKS.md,
+                # (seconds per epoch), no fine-tuning. On MSD_musicnn's steps lr 1e-3 (and input dropout
+                # 0.5, models/lstm.py): eval clip accuracy 0.657 against 0.608 at 3e-3 (and 0.3); BENCHMARKS.md,
                 # "LSTM settings tried".
                 # Five heads averaged: eval clip accuracy 0.739 against 0.705 for one head (15 heads, three bags
                 # of five; BENCHMARKS.md, "Averaged heads").
-                cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, class_balance=1.0,
+                # No class balancing: eval segments higher on every one of six seeds than with full balancing
+                # (0.693 against 0.669), clips tied (0.739 against 0.722); BENCHMARKS.md, "Session 19".
+                cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs,
                                                 learning_rate=1e-3, heads=5)
             elif model == "musicnn":
                 # The head alone on the frozen body's mean-pooled embeddings (seconds per epoch after one
-                # pass of the body), class-balanced; chosen on the eval split (BENCHMARKS.md, "musicnn settings tried").
+                # pass of the body); chosen on the eval split (BENCHMARKS.md, "musicnn settings tried").
                 # Five heads averaged: eval clip accuracy 0.765 against 0.744 for one head ("Averaged heads").
-                # Half-strength balancing (weights count ** -0.5): eval segments higher on every one of six seeds
-                # than full balancing, clips tied (BENCHMARKS.md, "Training order made canonical").
-                cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, class_balance=0.5, heads=5)
+                # No class balancing: eval segments higher on every one of six seeds than with half-strength
+                # balancing (0.731 against 0.716), which had beaten full balancing the same way; clips tied
+                # (0.784 against 0.775; BENCHMARKS.md, "Training order made canonical" and "Session 19").
+                cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, heads=5)
         return cfg
 
     # ----- serialisation -------------------------------------------------
