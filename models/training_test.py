@@ -202,6 +202,13 @@ def _write_segments(path, segments, kind: str, shape: tuple[int, int]) -> None:
             })).SerializeToString())
 
 
+def _segments_output(kind: str, shape: tuple[int, int]) -> SimpleNamespace:
+    """What make_dataset reads of a TFTransformOutput, for files written by :func:`_write_segments`."""
+    return SimpleNamespace(transformed_feature_spec=lambda: {
+        kind: tf.io.FixedLenFeature(shape, tf.float32), "label": tf.io.FixedLenFeature([], tf.int64),
+        "track_id": tf.io.FixedLenFeature([], tf.string), "segment_index": tf.io.FixedLenFeature([], tf.int64)})
+
+
 def test_a_seed_repeats_training_batches_whatever_order_transform_wrote(tmp_path):
     """The same examples sharded and ordered two ways give the same shuffled, augmented batches."""
     config = _train("cnn", batch_size=4)
@@ -214,9 +221,7 @@ def test_a_seed_repeats_training_batches_whatever_order_transform_wrote(tmp_path
     reordered = segments[::-1][1::2] + segments[::-1][0::2]
     for k in range(3):
         _write_segments(second / f"part-{k}.gz", reordered[k::3], kind, shape)
-    tft_output = SimpleNamespace(transformed_feature_spec=lambda: {
-        kind: tf.io.FixedLenFeature(shape, tf.float32), "label": tf.io.FixedLenFeature([], tf.int64),
-        "track_id": tf.io.FixedLenFeature([], tf.string), "segment_index": tf.io.FixedLenFeature([], tf.int64)})
+    tft_output = _segments_output(kind, shape)
 
     def stored_tracks(root):
         spec = {"track_id": tf.io.FixedLenFeature([], tf.string)}
@@ -246,9 +251,7 @@ def test_datasets_sharing_one_read_of_a_split_give_the_batches_of_separate_reads
     kind, shape = config.features.kind, (32, 16)
     _write_segments(tmp_path / "part-0.gz", [(f"rock.{t:05d}", i, t % 3) for t in range(4) for i in range(3)],
                     kind, shape)
-    tft_output = SimpleNamespace(transformed_feature_spec=lambda: {
-        kind: tf.io.FixedLenFeature(shape, tf.float32), "label": tf.io.FixedLenFeature([], tf.int64),
-        "track_id": tf.io.FixedLenFeature([], tf.string), "segment_index": tf.io.FixedLenFeature([], tf.int64)})
+    tft_output = _segments_output(kind, shape)
     pattern = str(tmp_path / "*.gz")
     records = training.canonical_records([str(tmp_path / "part-0.gz")], tft_output)
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from models.preprocessing_test import CONFIG
-from serving.client import GenreClient, ModelInputError, ServingRpcError
 from pipeline.local_http import stop_process
+from serving.client import GenreClient, ModelInputError, ServingRpcError
 from serving.testing import small_model_base
 
 ROOT = Path(__file__).resolve().parent.parent
