@@ -319,7 +319,7 @@ class PipelineConfig:
             cfg.audio = dataclasses.replace(cfg.audio, sample_rate=22050)
             # From random initialisation (these machines). A cosine decay from 2e-3: on the real clips' eval
             # split it beat one from 5e-3, which the CI's synthetic set preferred (BENCHMARKS.md, "EfficientNet
-            # on the synthetic set"; README, "Known limitations"). Not tuned with ImageNet weights.
+            # on the synthetic set"; tests/families.py SET_FOR). Not tuned with ImageNet weights.
             cfg.train = dataclasses.replace(cfg.train, lr_schedule="cosine", early_stopping_patience=None,
                                             learning_rate=2e-3, mixup_alpha=0.2)
         else:  # vgg, lstm, musicnn: musicnn's input (the VGG's body is MSD_vgg; the LSTM's front end and

@@ -28,9 +28,14 @@ TRACKS, SECONDS = 12, 12.0
 # cosine decay (10 left one held-out clip of 20 wrong and 0.887 of segments, too close to the bars); the VGG's
 # early stopping may end it sooner: up to the default 20 head epochs on frozen embeddings, then fine-tuning for
 # the rest of the 22 (2 epochs: the head uses all 20 on this set). ANN: early stopping on the eval loss may end
-# it sooner. EfficientNet: 1 epoch, cut to a few steps, of the wiring test (no accuracy bar). LSTM and musicnn:
-# their presets' heads on the frozen bodies' outputs.
-EPOCHS = {"cnn": 15, "lstm": 15, "vgg": 22, "ann": 20, "efficientnet": 1, "musicnn": 20}
+# it sooner. EfficientNet from random initialisation: 40 epochs (see SET_FOR). LSTM and musicnn: their presets' heads
+# on the frozen bodies' outputs.
+EPOCHS = {"cnn": 15, "lstm": 15, "vgg": 22, "ann": 20, "efficientnet": 40, "musicnn": 20}
+# A family that needs more than the shared set: (tracks per genre, learning rate in place of the preset's).
+# EfficientNet from random initialisation, 40 epochs from 5e-3: on 12 tracks it scored 1.000 and then 0.900 of the
+# held-out clips on two runs of this path, at the bar; on 20 tracks 1.000 on seeds 42-44 (BENCHMARKS.md,
+# "EfficientNet on the synthetic set"; the real clips' eval split keeps the preset at 2e-3).
+SET_FOR = {"efficientnet": (20, 5e-3)}
 # Served through serving_default and compared with from_examples: the families issues 15 and 16 added (the
 # CNN's raw-audio path is served over gRPC in tests/test_pipeline_e2e.py).
 SERVED_CHECK = ("ann", "efficientnet", "musicnn")
@@ -43,7 +48,7 @@ def _artifact(cls, mlmd_artifact):
 
 
 def assert_served_like_examples(model_artifact, serialized, track_ids, probabilities, output_dir: str,
-                                model_rate: int) -> None:
+                                model_rate: int, tracks: int = TRACKS) -> None:
     """serving_default on one held-out clip's audio file gives from_examples' scores for its segments.
 
     The file is sent at the model's rate, resampled as AudioExampleGen resamples (soxr HQ), so the two
@@ -54,8 +59,8 @@ def assert_served_like_examples(model_artifact, serialized, track_ids, probabili
                                                     "segment_index": tf.io.FixedLenFeature([], tf.int64)})
     mine = np.flatnonzero(track_ids == track_ids[0])
     mine = mine[np.argsort(parsed["segment_index"].numpy()[mine])]
-    root = PipelineConfig(paths=PathsConfig(output_dir=output_dir),
-                          synthetic=SyntheticConfig(tracks_per_genre=TRACKS, seconds=SECONDS)).synthetic_data_root
+    root = PipelineConfig(paths=PathsConfig(output_dir=output_dir), synthetic=SyntheticConfig(
+        tracks_per_genre=tracks, seconds=SECONDS)).synthetic_data_root
     waveform, rate = sf.read(os.path.join(root, parsed["source_path"].numpy()[mine[0]].decode()), dtype="float32")
     if rate != model_rate:
         waveform, rate = soxr.resample(waveform, rate, model_rate, quality="HQ").astype(np.float32), model_rate
@@ -66,9 +71,11 @@ def assert_served_like_examples(model_artifact, serialized, track_ids, probabili
 
 def train_and_score(model: str, output_dir: str, epochs: int, extra_args: Sequence[str] = ()):
     """Run the pipeline to the Trainer; (model artifact, held-out examples, track ids, probabilities, scores)."""
+    tracks, rate = SET_FOR.get(model, (TRACKS, None))
     local_runner.main([
         "--output-dir", output_dir, "--model", model, "--until", "train",
-        "--synthetic-tracks", str(TRACKS), "--synthetic-seconds", str(SECONDS), "--epochs", str(epochs),
+        "--synthetic-tracks", str(tracks), "--synthetic-seconds", str(SECONDS), "--epochs", str(epochs),
+        *(["--learning-rate", str(rate)] if rate else []),
         "--beam-arg=--runner=DirectRunner", "--beam-arg=--direct_running_mode=in_memory", *extra_args])
 
     store = open_store(os.path.join(output_dir, "metadata.sqlite"))
@@ -95,4 +102,5 @@ def assert_family_generalises(model: str, output_dir: str) -> None:
     assert scores.segment_accuracy >= 0.8
     if model in SERVED_CHECK:
         assert_served_like_examples(trained, serialized, track_ids, probabilities, output_dir,
-                                    PipelineConfig().with_model(model).audio.sample_rate)
+                                    PipelineConfig().with_model(model).audio.sample_rate,
+                                    SET_FOR.get(model, (TRACKS, None))[0])

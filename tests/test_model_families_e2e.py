@@ -1,5 +1,5 @@
 """The 22.05-kHz families train on the synthetic set through the real pipeline and are accurate on held-out
-tracks: the CNN and the ANN from scratch; EfficientNet from random initialisation gets a wiring test.
+tracks: the CNN and the ANN from scratch, EfficientNet from random initialisation (on a larger set).
 
 `local_runner.main(--until train)` runs AudioExampleGen, TFDV, Transform and Trainer (LocalDagRunner, SQLite
 MLMD, DirectRunner); the trained SavedModel is then scored on the `test` split (stratified protocol: its tracks
@@ -19,10 +19,7 @@ import pytest
 
 from models import efficientnet, registry
 from pipeline.config import PipelineConfig
-from tests.families import EPOCHS, assert_family_generalises, assert_served_like_examples, train_and_score
-
-
-WIRING_STEPS = 2
+from tests.families import EPOCHS, assert_family_generalises
 
 
 @pytest.fixture(scope="module")
@@ -35,25 +32,19 @@ def test_family_generalises_to_held_out_tracks(model, output_dir):
     assert_family_generalises(model, output_dir)
 
 
-def test_efficientnet_from_random_initialisation_trains_in_one_phase_and_serves(output_dir, monkeypatch):
-    """The wiring without ImageNet weights, as on a machine that cannot download them (forced here).
-
-    No accuracy bar: from random initialisation EfficientNetB0 does not clear 0.9 held-out clip accuracy on
-    this set with a margin (0.85 after 20 and 30 epochs with the preset; 40 epochs from 5e-3 gave 1.000 and then
-    0.900 on two runs of this test's path; README, "Known limitations"), so this checks what one short epoch can
-    show: the one line saying so, one training phase over the whole network, and the raw-audio signature
-    answering like from_examples. The epoch is cut to WIRING_STEPS optimiser steps (`--max-steps`): the wiring
-    is the same after 2 steps as after a full epoch.
-    """
+def test_efficientnet_from_random_initialisation_generalises_in_one_phase_and_serves(tmp_path, monkeypatch):
+    """As on a machine that cannot download ImageNet weights (forced here): the one line saying so, one training
+    phase over the whole network, the families' bars on held-out tracks, and the raw-audio signature answering
+    like from_examples. On its own, larger synthetic set and rate (tests/families.py SET_FOR): on the shared
+    12-track set it scored 0.900 on one run, at the bar."""
+    output_dir = str(tmp_path)
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure: no network (forced by the test)")
     monkeypatch.setattr(efficientnet.keras.utils, "get_file", offline)
     efficientnet.weights_source.cache_clear()
     try:
-        trained, serialized, track_ids, probabilities, _ = train_and_score(
-            "efficientnet", output_dir, EPOCHS["efficientnet"], ["--max-steps", str(WIRING_STEPS)])
-        # --max-steps alone trains in one phase, so the trainer's own choice is asserted here (decided once per
-        # process: this reads the run's decision and prints nothing more).
+        assert_family_generalises("efficientnet", output_dir)
+        # The trainer's own choice of one phase (decided once per process: this reads the run's decision).
         assert not registry.has_pretrained_backbone(PipelineConfig().with_model("efficientnet"))
     finally:
         efficientnet.weights_source.cache_clear()
@@ -63,6 +54,3 @@ def test_efficientnet_from_random_initialisation_trains_in_one_phase_and_serves(
     assert sum("efficientnet: random initialisation" in line for line in lines) == 1, lines
     assert not any(line.startswith("[train] head:") for line in lines), lines  # no frozen phase
     assert any(f"epoch {EPOCHS['efficientnet']}/{EPOCHS['efficientnet']}" in line for line in lines), lines
-    assert probabilities.shape == (len(serialized), len(PipelineConfig().genres))
-    assert_served_like_examples(trained, serialized, track_ids, probabilities, output_dir,
-                                PipelineConfig().with_model("efficientnet").audio.sample_rate)
