@@ -8,7 +8,7 @@ tests/test_pretrained_families_e2e.py (16 kHz, MSD-pretrained bodies: VGG, LSTM,
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Optional
 
 import numpy as np
 import soundfile as sf
@@ -47,8 +47,13 @@ def _artifact(cls, mlmd_artifact):
     return artifact
 
 
-def assert_served_like_examples(model_artifact, serialized, track_ids, probabilities, output_dir: str,
-                                model_rate: int, tracks: int = TRACKS) -> None:
+def synthetic_set(model: str) -> tuple[int, Optional[float]]:
+    """The family's test set and rate: (tracks per genre, learning rate; None: the preset's)."""
+    return SET_FOR.get(model, (TRACKS, None))
+
+
+def assert_served_like_examples(model: str, model_artifact, serialized, track_ids, probabilities,
+                                output_dir: str) -> None:
     """serving_default on one held-out clip's audio file gives from_examples' scores for its segments.
 
     The file is sent at the model's rate, resampled as AudioExampleGen resamples (soxr HQ), so the two
@@ -59,8 +64,9 @@ def assert_served_like_examples(model_artifact, serialized, track_ids, probabili
                                                     "segment_index": tf.io.FixedLenFeature([], tf.int64)})
     mine = np.flatnonzero(track_ids == track_ids[0])
     mine = mine[np.argsort(parsed["segment_index"].numpy()[mine])]
+    model_rate = PipelineConfig().with_model(model).audio.sample_rate
     root = PipelineConfig(paths=PathsConfig(output_dir=output_dir), synthetic=SyntheticConfig(
-        tracks_per_genre=tracks, seconds=SECONDS)).synthetic_data_root
+        tracks_per_genre=synthetic_set(model)[0], seconds=SECONDS)).synthetic_data_root
     waveform, rate = sf.read(os.path.join(root, parsed["source_path"].numpy()[mine[0]].decode()), dtype="float32")
     if rate != model_rate:
         waveform, rate = soxr.resample(waveform, rate, model_rate, quality="HQ").astype(np.float32), model_rate
@@ -69,14 +75,14 @@ def assert_served_like_examples(model_artifact, serialized, track_ids, probabili
     np.testing.assert_allclose(served["segment_scores"].numpy(), probabilities[mine], atol=1e-4)
 
 
-def train_and_score(model: str, output_dir: str, epochs: int, extra_args: Sequence[str] = ()):
+def train_and_score(model: str, output_dir: str, epochs: int):
     """Run the pipeline to the Trainer; (model artifact, held-out examples, track ids, probabilities, scores)."""
-    tracks, rate = SET_FOR.get(model, (TRACKS, None))
+    tracks, rate = synthetic_set(model)
     local_runner.main([
         "--output-dir", output_dir, "--model", model, "--until", "train",
         "--synthetic-tracks", str(tracks), "--synthetic-seconds", str(SECONDS), "--epochs", str(epochs),
         *(["--learning-rate", str(rate)] if rate else []),
-        "--beam-arg=--runner=DirectRunner", "--beam-arg=--direct_running_mode=in_memory", *extra_args])
+        "--beam-arg=--runner=DirectRunner", "--beam-arg=--direct_running_mode=in_memory"])
 
     store = open_store(os.path.join(output_dir, "metadata.sqlite"))
     model_artifact = max(store.get_artifacts_by_type("Model"), key=lambda a: a.id)
@@ -101,6 +107,4 @@ def assert_family_generalises(model: str, output_dir: str) -> None:
     assert scores.clip_accuracy >= 0.9
     assert scores.segment_accuracy >= 0.8
     if model in SERVED_CHECK:
-        assert_served_like_examples(trained, serialized, track_ids, probabilities, output_dir,
-                                    PipelineConfig().with_model(model).audio.sample_rate,
-                                    SET_FOR.get(model, (TRACKS, None))[0])
+        assert_served_like_examples(model, trained, serialized, track_ids, probabilities, output_dir)

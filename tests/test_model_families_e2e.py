@@ -38,6 +38,7 @@ def test_efficientnet_from_random_initialisation_generalises_in_one_phase_and_se
     like from_examples. On its own, larger synthetic set and rate (tests/families.py SET_FOR): on the shared
     12-track set it scored 0.900 on one run, at the bar."""
     output_dir = str(tmp_path)
+
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure: no network (forced by the test)")
     monkeypatch.setattr(efficientnet.keras.utils, "get_file", offline)
