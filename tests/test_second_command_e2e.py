@@ -7,7 +7,10 @@ real subprocesses and signals. Nothing is mocked.
   latest-blessed baseline of runs 2 and 3 takes another input format; each run says so in
   one line and is gated on the absolute bars (before, TFMA crashed feeding 22.05 kHz
   examples to the 16 kHz VGG). A fourth run changes only a gate bar: the gate re-runs, the
-  Trainer comes from cache.
+  Trainer comes from cache. A fifth run, a VGG on a smaller synthetic set, is not compared
+  with the last blessed model (the VGG of run 2: LatestBlessedModelStrategy takes the newest
+  model, and run 3 blessed an older one) because that model trained on some of its test
+  tracks; it says so in one line.
 - The console of those runs holds only the project's lines; the library noise is in the
   log file.
 - A data root with two genres is refused before any compute; with --genres-from-data and
@@ -18,6 +21,7 @@ real subprocesses and signals. Nothing is mocked.
 """
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import signal
@@ -52,11 +56,12 @@ def run(output_dir: str, model: str, *extra: str) -> dict:
 
 @pytest.fixture(scope="module")
 def model_switch(tmp_path_factory):
-    """Four runs in one output dir; each run's summary and console."""
+    """Five runs in one output dir; each run's summary and console."""
     output_dir = str(tmp_path_factory.mktemp("switch"))
     runs = {}
     for name, model, extra in (("cnn", "cnn", ()), ("vgg", "vgg", ()), ("cnn_again", "cnn", ()),
-                               ("new_bar", "cnn", ("--min-accuracy", "0.15"))):
+                               ("new_bar", "cnn", ("--min-accuracy", "0.15")),
+                               ("fewer_tracks", "vgg", ("--synthetic-tracks", "3"))):
         runs[name] = run(output_dir, model, *extra)
     return output_dir, runs
 
@@ -72,7 +77,7 @@ def _console(summary: dict) -> str:
 def test_switching_models_gates_each_run_on_a_comparable_baseline(model_switch):
     _, runs = model_switch
     for name, summary in runs.items():
-        assert summary["gate"]["blessed"] or name == "new_bar", (name, summary["gate"]["reasons"])
+        assert summary["gate"]["blessed"] or name in ("new_bar", "fewer_tracks"), (name, summary["gate"]["reasons"])
     assert "[baseline] no blessed model yet" in _console(runs["cnn"])
     for name in ("vgg", "cnn_again"):
         line = next(line for line in _console(runs[name]).splitlines() if line.startswith("[baseline]"))
@@ -82,9 +87,28 @@ def test_switching_models_gates_each_run_on_a_comparable_baseline(model_switch):
     assert runs["cnn_again"].get("pushed_to"), "the CNN, blessed again against the VGG, is served again"
 
 
+def test_a_baseline_that_trained_on_the_candidates_test_tracks_is_not_compared(model_switch):
+    """3 tracks a genre split 1/1/1: some of those test tracks were train or eval tracks of the
+    4-track VGG (the stratified split moves tracks when a genre's count changes)."""
+    from pipeline import model_tracks
+    _, runs = model_switch
+    line = next(line for line in _console(runs["fewer_tracks"]).splitlines() if line.startswith("[baseline]"))
+    assert "trained on" in line and "of the candidate's 10 test tracks" in line and "absolute bars" in line, line
+    assert "baseline_clip_accuracy" not in runs["fewer_tracks"]["gate"]
+    assert runs["fewer_tracks"]["gate"]["baseline_decision"] == line.removeprefix("[baseline] ")
+    # The line's count, checked against the tracks the Trainer recorded beside each model.
+    recorded = [model_tracks.load(os.path.dirname(path)) for path in glob.glob(os.path.join(
+        runs["cnn"]["pipeline_root"], "Trainer", "model", "*", model_tracks.TRACKS_FILE))]
+    small = [tracks for tracks in recorded if len(tracks["train"]) == 10]  # 1 train track a genre
+    four = [tracks for tracks in recorded if len(tracks["train"]) == 20]  # the CNN's and the VGG's 2 a genre
+    assert len(small) == 1 and len(four) == 2 and four[0] == four[1], recorded
+    seen = set(small[0]["test"]) & set(four[0]["train"] + four[0]["eval"])
+    assert seen and f"trained on {len(seen)} of the candidate's 10 test tracks" in line, (sorted(seen), line)
+
+
 def test_each_summary_describes_its_own_run(model_switch):
     _, runs = model_switch
-    assert len({s["run_id"] for s in runs.values()}) == 4
+    assert len({s["run_id"] for s in runs.values()}) == len(runs)
     assert runs["vgg"]["mlflow_run_id"] != runs["cnn"]["mlflow_run_id"]
     # Run 3 reuses run 1's Trainer from cache: the same model, so the same MLflow run.
     assert runs["cnn_again"]["mlflow_run_id"] == runs["cnn"]["mlflow_run_id"]

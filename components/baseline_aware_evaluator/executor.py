@@ -5,7 +5,9 @@ After `--model vgg` (16 kHz) the next CNN run (22.05 kHz) would get the VGG as b
 and TFMA would feed it 22.05 kHz examples and crash deep inside Beam. Here the baseline
 is dropped when its input contract (pipeline/contract.py) differs from the candidate's:
 TFMA then ignores change thresholds (TFX treats a missing baseline as a rubber stamp)
-and gates on the absolute bar, and the run prints that decision in one line.
+and gates on the absolute bar, and the run prints that decision in one line. The same
+happens when the baseline trained on any of the candidate's test tracks (pipeline/
+model_tracks.py): its score there would be in-sample.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from tfx import types
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import standard_component_specs
 
-from pipeline import contract
+from pipeline import contract, model_tracks
 
 BASELINE_KEY = standard_component_specs.BASELINE_MODEL_KEY
 
@@ -30,9 +32,13 @@ def comparable_baseline(input_dict: dict[str, list[types.Artifact]]) -> tuple[li
     why_not = contract.baseline_decision(
         model.get_string_custom_property(contract.MODEL_PROPERTY),
         baseline.get_string_custom_property(contract.MODEL_PROPERTY), f"#{baseline.id}")
+    if not why_not and baseline.id != model.id:
+        why_not = model_tracks.baseline_decision(model_tracks.load(model.uri), model_tracks.load(baseline.uri),
+                                                 f"#{baseline.id}")
     if why_not:
         return [], why_not
-    return baselines, f"comparing with the last blessed model #{baseline.id} (same input format)"
+    return baselines, (f"comparing with the last blessed model #{baseline.id} (same input format, none of the "
+                       "candidate's test tracks in its training data)")
 
 
 class Executor(evaluator_executor.Executor):

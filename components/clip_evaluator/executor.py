@@ -178,8 +178,9 @@ class Executor(base_executor.BaseExecutor):
         config = PipelineConfig.from_json(exec_properties["pipeline_config_json"])
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         model = artifact_utils.get_single_instance(input_dict["model"])
-        # The same baseline rule as the Evaluator: only a model that reads the same examples.
-        baseline_model = (comparable_baseline(input_dict)[0] or [None])[0]
+        # The same baseline rule as the Evaluator: a model that reads these examples and never trained on them.
+        baselines, baseline_decision = comparable_baseline(input_dict)
+        baseline_model = (baselines or [None])[0]
         tfma_blessing = artifact_utils.get_single_instance(input_dict["tfma_blessing"])
         evaluation = artifact_utils.get_single_instance(input_dict["evaluation"])
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
@@ -193,8 +194,8 @@ class Executor(base_executor.BaseExecutor):
         same_model = baseline_model is not None and baseline_model.id == model.id
         decision = decide(config, tfma_blessed, candidate, baseline, candidate_is_baseline=same_model)
 
-        report = build_report(config, decision, tfma_blessed, candidate, baseline,
-                              tfma_metrics(evaluation, config.genres))
+        report = {**build_report(config, decision, tfma_blessed, candidate, baseline,
+                                 tfma_metrics(evaluation, config.genres)), "baseline_decision": baseline_decision}
         tf.io.gfile.makedirs(blessing.uri)
         write_report(os.path.join(blessing.uri, METRICS_FILE), report)
         with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if decision.blessed else "NOT_BLESSED"), "w"):
@@ -236,7 +237,8 @@ class Executor(base_executor.BaseExecutor):
             # The bars are tags, not parameters: changing one re-runs this gate on the same run.
             mlflow.set_tags({f"gate.{key}": str(value) for key, value in dataclasses.asdict(config.gate).items()})
             mlflow.set_tags({"blessed": str(report["blessed"]).lower(),
-                             "gate_reasons": "; ".join(report["reasons"]) or "passed"})
+                             "gate_reasons": "; ".join(report["reasons"]) or "passed",
+                            "gate_baseline": report["baseline_decision"]})
             segment_confusion = metrics.confusion(labels, np.argmax(probabilities, axis=1), len(config.genres))
             with tempfile.TemporaryDirectory() as tmp:
                 for matrix, name, title in ((candidate.clip_confusion, "test_clip_confusion.png", "clip level"),

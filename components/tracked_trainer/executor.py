@@ -1,4 +1,4 @@
-"""Trainer executor that publishes the MLflow run id and the input contract on the Model artifact."""
+"""Trainer executor that publishes the MLflow run id, the input contract and the tracks seen on the Model artifact."""
 from __future__ import annotations
 
 import os
@@ -11,8 +11,8 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import json_utils
 
 from models.tracking import RUN_ID_FILE, RUN_ID_PROPERTY
-from pipeline import contract
-from pipeline.config import PipelineConfig
+from pipeline import contract, model_tracks
+from pipeline.config import SPLITS, PipelineConfig
 
 
 class Executor(trainer_executor.GenericExecutor):
@@ -26,3 +26,6 @@ class Executor(trainer_executor.GenericExecutor):
         custom_config = json_utils.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
         config = PipelineConfig.from_json(custom_config["pipeline_config"])
         model.set_string_custom_property(contract.MODEL_PROPERTY, contract.input_contract(config))
+        # Beside the model, not in it: the Pusher copies only the SavedModel.
+        examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
+        model_tracks.record(model.uri, examples, SPLITS)

@@ -1,0 +1,78 @@
+"""Which tracks a model has seen, recorded beside it, so the gate never scores a baseline in-sample.
+
+The regression gate scores the candidate and the last blessed model on the candidate's test
+split. That is fair only when the baseline never trained on those tracks. After a run on
+other data (a smaller synthetic set, files added, another split protocol) the candidate's
+test tracks can be the baseline's train tracks: the stratified split moves tracks when a
+genre grows, and the 8-track synthetic set's files are the 20-track set's first eight. The
+baseline's score on them would be partly in-sample and the gate would refuse a good model.
+
+So the Trainer writes the track ids of every split of the examples it was given next to the
+model (``TRACKS_FILE``), and the gate drops the baseline, in one printed line, when the
+baseline's train or eval tracks (eval picks the epoch to keep) meet the candidate's test
+tracks. Tracks are file stems (``blues.00029``), the unit of every split.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional, Sequence
+
+import tensorflow as tf
+from tfx import types
+from tfx.types import artifact_utils
+
+from pipeline.config import SPLITS
+
+TRACKS_FILE = "tracks_by_split.json"
+TRAIN, EVAL, TEST = SPLITS
+SEEN_SPLITS = (TRAIN, EVAL)
+SCORED_SPLIT = TEST  # the split both gates score
+_BATCH = 512
+
+
+def split_track_ids(examples: types.Artifact, split: str) -> list[str]:
+    """The sorted distinct track ids of one split of gzipped tf.Example TFRecords (raw or transformed)."""
+    files = sorted(tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))
+    if not files:
+        return []
+    spec = {"track_id": tf.io.FixedLenFeature([], tf.string)}
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(_BATCH)
+    tracks: set[str] = set()
+    for batch in dataset:
+        tracks.update(t.decode() for t in tf.io.parse_example(batch, spec)["track_id"].numpy())
+    return sorted(tracks)
+
+
+def record(model_uri: str, examples: types.Artifact, splits: Sequence[str]) -> dict[str, list[str]]:
+    """Write ``{split: [track ids]}`` of ``examples`` to ``<model_uri>/TRACKS_FILE``; returns it."""
+    tracks = {split: split_track_ids(examples, split) for split in splits}
+    with tf.io.gfile.GFile(os.path.join(model_uri, TRACKS_FILE), "w") as f:
+        json.dump(tracks, f, indent=1)
+    return tracks
+
+
+def load(model_uri: str) -> Optional[dict[str, list[str]]]:
+    """The tracks a model recorded, or None for a model trained before they were recorded."""
+    path = os.path.join(model_uri, TRACKS_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def baseline_decision(candidate: Optional[dict[str, list[str]]], baseline: Optional[dict[str, list[str]]],
+                      baseline_name: str) -> Optional[str]:
+    """None when the baseline has seen none of the candidate's test tracks, else the line that says why not."""
+    if candidate is None or baseline is None:
+        which = "the candidate" if candidate is None else f"last blessed model {baseline_name}"
+        return (f"{which} was trained before track lists were recorded ({TRACKS_FILE}): whether the baseline "
+                "trained on the candidate's test tracks is unknown, so this run gates on the absolute bars only")
+    test = set(candidate.get(SCORED_SPLIT, []))
+    seen = sorted(test & {track for split in SEEN_SPLITS for track in baseline.get(split, [])})
+    if not seen:
+        return None
+    examples = ", ".join(seen[:3]) + (", ..." if len(seen) > 3 else "")
+    return (f"last blessed model {baseline_name} trained on {len(seen)} of the candidate's {len(test)} test tracks "
+            f"({examples}; other data or another split): its score on them would be in-sample, so this run "
+            "gates on the absolute bars only")
