@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 # The ten GTZAN genres: the default label set (PipelineConfig.genres). Nothing else in the
 # project lists them; code that labels reads config.genres, never this constant directly.
@@ -195,6 +196,10 @@ class GateConfig:
     # Compare with the last blessed model (found by a TFX Resolver). Off only where resolvers
     # cannot run (the open-source Kubeflow Pipelines backend): then only the absolute bars gate.
     compare_to_last_blessed: bool = True
+
+
+# The stratified split holds one track a genre out for eval and one for test from three tracks on.
+MIN_SYNTHETIC_TRACKS = 3
 
 
 @dataclass
@@ -421,59 +426,60 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="the label set, in label order (default: GTZAN's ten: " + ",".join(GENRES) + ")")
     g.add_argument("--genres-from-data", action="store_true",
                    help="the label set is the data root's genre folders (sorted), at least two")
-    g.add_argument("--max-bad-fraction", type=float, default=d.split.max_bad_fraction,
+    g.add_argument("--max-bad-fraction", type=_fraction, default=d.split.max_bad_fraction,
                    help="fail ingestion when more than this fraction of files is quarantined (default: %(default)s)")
-    g.add_argument("--segment-seconds", type=float, default=d.audio.segment_seconds,
+    g.add_argument("--segment-seconds", type=_positive, default=d.audio.segment_seconds,
                    help="segment length in seconds (default: %(default)s)")
-    g.add_argument("--hop-seconds", type=float, metavar="SECONDS",
+    g.add_argument("--hop-seconds", type=_positive, metavar="SECONDS",
                    help="distance between segment starts; below --segment-seconds the segments overlap "
                         "(default: the segment length, no overlap)")
-    g.add_argument("--max-clip-seconds", type=float, default=d.audio.max_clip_seconds,
+    g.add_argument("--max-clip-seconds", type=_positive, default=d.audio.max_clip_seconds,
                    help="quarantine audio files longer than this (default: %(default)s)")
-    g.add_argument("--max-segments-per-track", type=int, default=d.audio.max_segments_per_track,
+    g.add_argument("--max-segments-per-track", type=_whole(0), default=d.audio.max_segments_per_track,
                    help="segments kept per track, spread over a longer track; 0: no limit (default: %(default)s)")
-    g.add_argument("--synthetic-tracks", type=int, default=d.synthetic.tracks_per_genre,
+    g.add_argument("--synthetic-tracks", default=d.synthetic.tracks_per_genre,
+                   type=_whole(MIN_SYNTHETIC_TRACKS, "a genre needs a train, an eval and a test track"),
                    help="synthetic data set: tracks per genre (default: %(default)s)")
-    g.add_argument("--synthetic-seconds", type=float, default=d.synthetic.seconds,
+    g.add_argument("--synthetic-seconds", type=_positive, default=d.synthetic.seconds,
                    help="synthetic data set: seconds per track (default: %(default)s)")
     g = parser.add_argument_group("model")
     g.add_argument("--model", choices=MODEL_TYPES, default=d.train.model,
                    help="model family; the feature front end follows it (default: %(default)s)")
-    g.add_argument("--epochs", type=int,
+    g.add_argument("--epochs", type=_whole(1),
                    help=f"maximum epochs; VGG: head and fine-tuning together (default: the model's preset, "
                    f"{d.train.epochs} unless the preset says otherwise)")
-    g.add_argument("--batch-size", type=int, default=d.train.batch_size, help="(default: %(default)s)")
-    g.add_argument("--learning-rate", type=float,
+    g.add_argument("--batch-size", type=_whole(1), default=d.train.batch_size, help="(default: %(default)s)")
+    g.add_argument("--learning-rate", type=_positive,
                    help=f"(default: the model's preset: {d.train.learning_rate:g}; VGG's head 3e-3, EfficientNet 2e-3)")
-    g.add_argument("--max-steps", type=int, help="cap on optimiser steps (testing the gate with a bad model)")
+    g.add_argument("--max-steps", type=_whole(1), help="cap on optimiser steps (testing the gate with a bad model)")
     g.add_argument("--seed", type=int, default=d.train.seed,
                    help="seed of weights, shuffling and augmentation; repeats a run on the same Transform output "
                    "(default: %(default)s)")
-    g.add_argument("--class-balance", type=float,
+    g.add_argument("--class-balance", type=_non_negative,
                    help="loss weight per genre = its train segments ** -X (0: off, 1: balanced; default: the "
                    "model's preset)")
     g.add_argument("--backbone-weights", metavar="PATH",
                    help="efficientnet: Keras weights file of the EfficientNetB0 body (include_top=False), e.g. "
                    "efficientnetb0_notop.h5. Default: Keras' ImageNet download where possible, else random "
                    "initialisation (the run says so)")
-    g.add_argument("--frozen-epochs", type=int, default=d.train.frozen_epochs,
+    g.add_argument("--frozen-epochs", type=_whole(0), default=d.train.frozen_epochs,
                    help="pretrained models: maximum epochs of the new head on the frozen body; fine-tuning gets the "
                    "rest of --epochs (default: %(default)s)")
-    g.add_argument("--finetune-learning-rate", type=float,
+    g.add_argument("--finetune-learning-rate", type=_positive,
                    help=f"pretrained models: learning rate of the fine-tuning that follows the head (default: "
                    f"{d.train.finetune_learning_rate:g}; on the real clips musicnn's body gained at 1e-5 and lost at "
                    "1e-4, BENCHMARKS.md \"musicnn settings tried\")")
-    g.add_argument("--heads", type=int,
+    g.add_argument("--heads", type=_whole(1, "1 is a single head"),
                    help="pretrained models: heads trained on the frozen body, each from its own seed, averaged in the "
                    "exported model (default: the model's preset: 5 for musicnn and lstm, else 1)")
     g = parser.add_argument_group("quality gate")
-    g.add_argument("--min-accuracy", type=float, default=d.gate.min_accuracy,
+    g.add_argument("--min-accuracy", type=_fraction, default=d.gate.min_accuracy,
                    help="segment accuracy a model needs to be blessed (default: %(default)s)")
-    g.add_argument("--min-clip-accuracy", type=float, default=d.gate.min_clip_accuracy,
+    g.add_argument("--min-clip-accuracy", type=_fraction, default=d.gate.min_clip_accuracy,
                    help="clip (vote) accuracy a model needs to be blessed (default: %(default)s)")
-    g.add_argument("--max-accuracy-drop", type=float, default=d.gate.max_accuracy_drop,
+    g.add_argument("--max-accuracy-drop", type=_fraction, default=d.gate.max_accuracy_drop,
                    help="allowed accuracy drop against the last blessed model (default: %(default)s)")
-    g.add_argument("--min-test-clips", type=int, default=d.gate.min_test_clips,
+    g.add_argument("--min-test-clips", type=_whole(1), default=d.gate.min_test_clips,
                    help="fewest clips in the held-out test split a model can be blessed on (default: %(default)s)")
     g.add_argument("--no-baseline", dest="compare_to_last_blessed", action="store_false",
                    help="no comparison with the last blessed model, only the absolute bars: for backends that "
@@ -509,10 +515,47 @@ def _genre_list(text: str) -> tuple[str, ...]:
     return genres
 
 
-def _heads(heads: int) -> int:
-    if heads < 1:
-        raise SystemExit(f"--heads {heads}: give 1 (a single head) or more heads to average.")
-    return heads
+def _whole(minimum: int, why: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``, refused before anything runs."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: give a whole number of at least {minimum}" + (f" ({why})" if why else ""))
+        return value
+    parse.__name__ = "whole number"
+    return parse
+
+
+def _real(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number, like 0.5")
+    return value
+
+
+def _positive(text: str) -> float:
+    if (value := _real(text)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number above 0")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    if (value := _real(text)) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of at least 0")
+    return value
+
+
+def _fraction(text: str) -> float:
+    if not 0 <= (value := _real(text)) <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a fraction from 0 to 1, like 0.6")
+    return value
 
 
 def _weights_file(path: Optional[str], on_this_machine: bool = True) -> Optional[str]:
@@ -555,6 +598,10 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
     cfg.audio = dataclasses.replace(cfg.audio, segment_seconds=args.segment_seconds,
                                     hop_seconds=hop_seconds, max_clip_seconds=args.max_clip_seconds,
                                     max_segments_per_track=args.max_segments_per_track)
+    if not args.data_root and args.synthetic_seconds < args.segment_seconds:
+        raise SystemExit(f"--synthetic-seconds {args.synthetic_seconds:g}: a synthetic track must hold at least one "
+                         f"segment ({args.segment_seconds:g} s, --segment-seconds); give a longer track or a "
+                         "shorter segment.")
     cfg.synthetic = dataclasses.replace(cfg.synthetic, tracks_per_genre=args.synthetic_tracks,
                                         seconds=args.synthetic_seconds)
     cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs or cfg.train.epochs, batch_size=args.batch_size,
@@ -566,7 +613,7 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
                                     backbone_weights=_weights_file(args.backbone_weights, on_this_machine),
                                     class_balance=(cfg.train.class_balance if args.class_balance is None
                                                    else args.class_balance),
-                                    heads=_heads(cfg.train.heads if args.heads is None else args.heads))
+                                    heads=cfg.train.heads if args.heads is None else args.heads)
     cfg.gate = GateConfig(min_accuracy=args.min_accuracy, min_clip_accuracy=args.min_clip_accuracy,
                           max_accuracy_drop=args.max_accuracy_drop, min_test_clips=args.min_test_clips,
                           compare_to_last_blessed=args.compare_to_last_blessed)

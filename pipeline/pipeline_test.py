@@ -58,9 +58,11 @@ def test_hop_seconds_sets_overlapping_segments_and_refuses_a_hop_beyond_the_segm
     overlapping = config_from_args(parser.parse_args(["--hop-seconds", "1.5"])).audio
     assert (overlapping.segment_seconds, overlapping.hop_seconds) == (3.0, 1.5)
     assert overlapping.hop_samples == overlapping.segment_samples // 2
-    for bad in ("0", "-1", "4"):
-        with pytest.raises(SystemExit, match="--hop-seconds"):
-            config_from_args(parser.parse_args(["--hop-seconds", bad]))
+    for bad in ("0", "-1"):  # argparse's refusal (test_a_flag_out_of_range_is_refused_before_anything_runs)
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--hop-seconds", bad])
+    with pytest.raises(SystemExit, match="--hop-seconds 4: give a distance between segment starts"):
+        config_from_args(parser.parse_args(["--hop-seconds", "4"]))
 
 
 def test_fine_tuning_flags_reach_the_train_config():
@@ -86,8 +88,55 @@ def test_heads_flag_and_presets():
     assert heads == {"cnn": 1, "lstm": 5, "musicnn": 5, "vgg": 1}
     assert config_from_args(parser.parse_args(["--model", "musicnn", "--heads", "1"])).train.heads == 1
     assert config_from_args(parser.parse_args(["--model", "vgg", "--heads", "3"])).train.heads == 3
-    with pytest.raises(SystemExit, match="--heads 0"):
-        config_from_args(parser.parse_args(["--model", "lstm", "--heads", "0"]))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--model", "lstm", "--heads", "0"])
+
+
+@pytest.mark.parametrize("flag, value, advice", [
+    ("--epochs", "-1", "a whole number of at least 1"),
+    ("--epochs", "ten", "a whole number of at least 1"),
+    ("--batch-size", "0", "a whole number of at least 1"),
+    ("--heads", "0", "at least 1 (1 is a single head)"),
+    ("--synthetic-tracks", "2", "at least 3 (a genre needs a train, an eval and a test track)"),
+    ("--frozen-epochs", "-2", "at least 0"),
+    ("--learning-rate", "0", "a number above 0"),
+    ("--learning-rate", "nan", "give a number"),
+    ("--synthetic-seconds", "-30", "a number above 0"),
+    ("--class-balance", "-0.5", "a number of at least 0"),
+    ("--min-accuracy", "60", "a fraction from 0 to 1"),
+    ("--max-bad-fraction", "1.5", "a fraction from 0 to 1"),
+    ("--min-test-clips", "0", "a whole number of at least 1"),
+    ("--hop-seconds", "0", "a number above 0"),
+])
+def test_a_flag_out_of_range_is_refused_before_anything_runs(flag, value, advice, capsys):
+    """argparse's exit 2 with one line naming the flag, the value and what to give (before, --epochs -1
+    ran ingestion and Transform and then failed inside Keras)."""
+    import argparse
+
+    with pytest.raises(SystemExit) as refused:
+        add_cli_arguments(argparse.ArgumentParser()).parse_args([flag, value])
+    assert refused.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"argument {flag}: {value!r}: give " in error and advice in error, error
+
+
+def test_edge_values_are_accepted():
+    import argparse
+
+    args = add_cli_arguments(argparse.ArgumentParser()).parse_args(
+        ["--synthetic-tracks", "3", "--min-accuracy", "0", "--max-accuracy-drop", "1", "--frozen-epochs", "0",
+         "--class-balance", "0", "--max-segments-per-track", "0", "--learning-rate", "1e-5"])
+    config = config_from_args(args)
+    assert (config.synthetic.tracks_per_genre, config.gate.min_accuracy, config.train.learning_rate) == (3, 0, 1e-5)
+
+
+def test_synthetic_tracks_shorter_than_a_segment_are_refused():
+    import argparse
+
+    parser = add_cli_arguments(argparse.ArgumentParser())
+    with pytest.raises(SystemExit, match="--synthetic-seconds 2: a synthetic track must hold at least one segment"):
+        config_from_args(parser.parse_args(["--synthetic-seconds", "2"]))
+    assert config_from_args(parser.parse_args(["--synthetic-seconds", "2", "--segment-seconds", "2"]))
 
 
 def test_until_stops_the_wiring_early():

@@ -63,10 +63,15 @@ def resolve_genres(config: PipelineConfig, scan: DataRootScan, genres_from_data:
     found = scan.genres
     extensions = "/".join(AUDIO_EXTENSIONS)
     if len(found) < 2:
+        fix = "add folders <root>/<genre>/ with audio files for at least two genres"
+        name = os.path.basename(os.path.normpath(scan.root))
+        if not found and name in (*config.genres, *GENRES) and _count_audio(scan.root):
+            fix = (f"{scan.root} looks like the '{name}' genre's own folder: point --data-root at the folder "
+                   f"above it ({os.path.dirname(os.path.normpath(scan.root))})")
         raise UserError(
             f"The data root holds audio ({extensions}) in {len(found)} genre folder(s)"
             + (f" ({', '.join(found)})" if found else "") + "; a classifier needs at least two genres.",
-            where=scan.root, fix="add folders <root>/<genre>/ with audio files for at least two genres")
+            where=scan.root, fix=fix)
     if genres_from_data:
         return found
     expected = tuple(config.genres)

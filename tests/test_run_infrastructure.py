@@ -64,6 +64,18 @@ def test_gtzan_layouts_and_one_genre(tmp_path):
         preflight.resolve_genres(PipelineConfig(), preflight.scan_data_root(str(empty)), genres_from_data=True)
 
 
+def test_a_genre_folder_given_as_the_data_root_is_named_with_its_parent(tmp_path):
+    blues = _root(tmp_path / "gtzan", ["blues", "jazz"]) / "blues"
+    with pytest.raises(UserError) as refused:
+        preflight.resolve_genres(PipelineConfig(), preflight.scan_data_root(str(blues)), genres_from_data=False)
+    assert "looks like the 'blues' genre's own folder" in str(refused.value)
+    assert f"folder above it ({tmp_path / 'gtzan'})" in str(refused.value)
+    other = _root(tmp_path / "mine", ["x"]) / "x"  # not a genre's name: the general advice
+    with pytest.raises(UserError) as refused:
+        preflight.resolve_genres(PipelineConfig(), preflight.scan_data_root(str(other)), genres_from_data=False)
+    assert "add folders <root>/<genre>/" in str(refused.value)
+
+
 def test_split_lists_are_checked(tmp_path):
     config = PipelineConfig()
     config.split.protocol, config.split.split_dir = "fault-filtered", str(tmp_path)
