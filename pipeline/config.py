@@ -519,14 +519,14 @@ def _whole(minimum: int, why: str = "") -> Callable[[str], int]:
     """An argparse type: a whole number of at least ``minimum``, refused before anything runs."""
     def parse(text: str) -> int:
         try:
-            value = int(text)
+            value: Optional[int] = int(text)
         except ValueError:
-            value = minimum - 1
-        if value < minimum:
+            value = None
+        if value is None or value < minimum:
             raise argparse.ArgumentTypeError(
                 f"{text!r}: give a whole number of at least {minimum}" + (f" ({why})" if why else ""))
         return value
-    parse.__name__ = "whole number"
+
     return parse
 
 

@@ -65,7 +65,7 @@ def resolve_genres(config: PipelineConfig, scan: DataRootScan, genres_from_data:
     if len(found) < 2:
         fix = "add folders <root>/<genre>/ with audio files for at least two genres"
         name = os.path.basename(os.path.normpath(scan.root))
-        if not found and name in (*config.genres, *GENRES) and _count_audio(scan.root):
+        if not found and name in config.genres and _count_audio(scan.root):
             fix = (f"{scan.root} looks like the '{name}' genre's own folder: point --data-root at the folder "
                    f"above it ({os.path.dirname(os.path.normpath(scan.root))})")
         raise UserError(
