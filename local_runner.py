@@ -187,6 +187,8 @@ def print_summary(summary: dict, until: str) -> None:
         for line in per_genre_lines(gate):
             print(line)
         print(f"  blessed: {'yes' if gate['blessed'] else 'no: ' + '; '.join(gate['reasons'])}")
+        if gate.get("baseline_decision"):  # which model the no-regression bar was held against, if any
+            print(f"  baseline: {gate['baseline_decision']}")
         if not gate["blessed"] and gate["reasons"] == [ALREADY_RELEASED]:
             print(f"  serving: unchanged, {summary.get('pushed_to', 'the last pushed version')}")
     elif until == "push":

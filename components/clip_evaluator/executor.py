@@ -143,11 +143,13 @@ def genre_figures(scores: metrics.Scores, genres: Sequence[str], prefix: str) ->
 
 
 def build_report(config: PipelineConfig, decision: GateDecision, tfma_blessed: bool, candidate: metrics.Scores,
-                 baseline: Optional[metrics.Scores], tfma_flat: dict[str, float]) -> dict[str, Any]:
-    """The gate's report (clip_metrics.json): the decision, clip and segment scores, per-genre
-    figures of candidate and baseline, and TFMA's segment metrics (``tfma_metrics``)."""
+                 baseline: Optional[metrics.Scores], tfma_flat: dict[str, float],
+                 baseline_decision: str = "") -> dict[str, Any]:
+    """The gate's report (clip_metrics.json): the decision, which baseline and why (``baseline_decision``),
+    clip and segment scores, per-genre figures of candidate and baseline, and TFMA's segment metrics."""
     report = {"split": EVAL_SPLIT, "split_protocol": config.split.protocol, "genres": list(config.genres),
               "blessed": decision.blessed, "reasons": decision.reasons, "tfma_blessed": tfma_blessed,
+              "baseline_decision": baseline_decision,
               **candidate.as_dict("candidate_"), **genre_figures(candidate, config.genres, "candidate_")}
     if baseline is not None:
         report.update({**baseline.as_dict("baseline_"), **genre_figures(baseline, config.genres, "baseline_")})
@@ -194,8 +196,8 @@ class Executor(base_executor.BaseExecutor):
         same_model = baseline_model is not None and baseline_model.id == model.id
         decision = decide(config, tfma_blessed, candidate, baseline, candidate_is_baseline=same_model)
 
-        report = {**build_report(config, decision, tfma_blessed, candidate, baseline,
-                                 tfma_metrics(evaluation, config.genres)), "baseline_decision": baseline_decision}
+        report = build_report(config, decision, tfma_blessed, candidate, baseline,
+                              tfma_metrics(evaluation, config.genres), baseline_decision)
         tf.io.gfile.makedirs(blessing.uri)
         write_report(os.path.join(blessing.uri, METRICS_FILE), report)
         with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if decision.blessed else "NOT_BLESSED"), "w"):

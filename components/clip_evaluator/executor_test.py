@@ -93,6 +93,9 @@ def test_report_is_strict_json_with_null_for_nan(tmp_path):
     assert data["clips"] == 12 and data["candidate_clip_accuracy"] == 0.75 and data["blessed"] is False
 
 
+BASELINE_LINE = "comparing with the last blessed model #7 (same input format, ...)"
+
+
 def written_report(tmp_path) -> dict:
     """A gate report written and read back strictly: ambient 2 of 3 clips right (one called polka),
     drill 2 of 2, polka 1 of 1; the baseline gets every clip wrong."""
@@ -103,7 +106,7 @@ def written_report(tmp_path) -> dict:
     baseline = scores(labels, right=False)
     tfma_flat = {"test_overall_top1_precision_polka": float("nan"), "test_overall_top1_recall_polka": 1.0}
     report = build_report(config(min_test_clips=6), decide(config(min_test_clips=6), True, candidate, None),
-                          True, candidate, baseline, tfma_flat)
+                          True, candidate, baseline, tfma_flat, BASELINE_LINE)
     path = tmp_path / "clip_metrics.json"
     write_report(str(path), report)
     return strict_loads(path.read_text())  # no NaN or Infinity anywhere
@@ -157,3 +160,4 @@ def test_the_run_summary_prints_the_per_genre_clip_accuracy(tmp_path, capsys):
     local_runner.print_summary(summary, "push")
     lines = capsys.readouterr().out.splitlines()
     assert "  per-genre clip accuracy (clips): ambient 0.67 (3), drill 1.00 (2), polka 1.00 (1)" in lines
+    assert f"  baseline: {BASELINE_LINE}" in lines  # which model the no-regression bar was held against
