@@ -95,7 +95,10 @@ def test_a_baseline_that_trained_on_the_candidates_test_tracks_is_not_compared(m
     line = next(line for line in _console(runs["fewer_tracks"]).splitlines() if line.startswith("[baseline]"))
     assert "trained on" in line and "of the candidate's 10 test tracks" in line and "absolute bars" in line, line
     assert "baseline_clip_accuracy" not in runs["fewer_tracks"]["gate"]
-    assert runs["fewer_tracks"]["gate"]["baseline_decision"] == line.removeprefix("[baseline] ")
+    decision = line.removeprefix("[baseline] ")
+    assert runs["fewer_tracks"]["gate"]["baseline_decision"] == decision  # the report keeps it
+    client = MlflowClient(runs["fewer_tracks"]["mlflow_tracking_uri"])
+    assert client.get_run(runs["fewer_tracks"]["mlflow_run_id"]).data.tags["gate_baseline"] == decision
     # The line's count, checked against the tracks the Trainer recorded beside each model.
     recorded = [model_tracks.load(os.path.dirname(path)) for path in glob.glob(os.path.join(
         runs["cnn"]["pipeline_root"], "Trainer", "model", "*", model_tracks.TRACKS_FILE))]
