@@ -27,6 +27,8 @@ GENRES: tuple[str, ...] = (
 # ExampleGen output splits: training, validation (early stopping), held-out test
 # (Evaluator, reported accuracy). A track is in exactly one of them.
 SPLITS: tuple[str, ...] = ("train", "eval", "test")
+# The held-out split both gates (TFMA's Evaluator and the clip gate) score and report.
+GATE_SPLIT: str = SPLITS[2]
 AUDIO_EXTENSIONS: tuple[str, ...] = ("wav", "au", "flac", "ogg", "mp3")
 # GTZAN's distributions put the genre folders one level down (Kaggle's, marsyas.info's).
 GENRE_PARENTS: tuple[str, ...] = ("genres_original", "genres")

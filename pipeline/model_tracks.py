@@ -16,24 +16,27 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional, Sequence
+from typing import Optional
 
 import tensorflow as tf
 from tfx import types
 from tfx.types import artifact_utils
 
-from pipeline.config import SPLITS
+from pipeline.config import GATE_SPLIT, SPLITS
 
 TRACKS_FILE = "tracks_by_split.json"
-TRAIN, EVAL, TEST = SPLITS
-SEEN_SPLITS = (TRAIN, EVAL)
-SCORED_SPLIT = TEST  # the split both gates score
+SEEN_SPLITS = tuple(split for split in SPLITS if split != GATE_SPLIT)  # train, and eval that picks the epoch
 _BATCH = 512
+
+
+def split_files(examples: types.Artifact, split: str) -> list[str]:
+    """The sorted record files of one split of an Examples artifact."""
+    return sorted(tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))
 
 
 def split_track_ids(examples: types.Artifact, split: str) -> list[str]:
     """The sorted distinct track ids of one split of gzipped tf.Example TFRecords (raw or transformed)."""
-    files = sorted(tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))
+    files = split_files(examples, split)
     if not files:
         return []
     spec = {"track_id": tf.io.FixedLenFeature([], tf.string)}
@@ -44,12 +47,11 @@ def split_track_ids(examples: types.Artifact, split: str) -> list[str]:
     return sorted(tracks)
 
 
-def record(model_uri: str, examples: types.Artifact, splits: Sequence[str]) -> dict[str, list[str]]:
-    """Write ``{split: [track ids]}`` of ``examples`` to ``<model_uri>/TRACKS_FILE``; returns it."""
-    tracks = {split: split_track_ids(examples, split) for split in splits}
+def record(model_uri: str, examples: types.Artifact) -> None:
+    """Write ``{split: [track ids]}`` of every split of ``examples`` to ``<model_uri>/TRACKS_FILE``."""
+    tracks = {split: split_track_ids(examples, split) for split in SPLITS}
     with tf.io.gfile.GFile(os.path.join(model_uri, TRACKS_FILE), "w") as f:
         json.dump(tracks, f, indent=1)
-    return tracks
 
 
 def load(model_uri: str) -> Optional[dict[str, list[str]]]:
@@ -68,7 +70,7 @@ def baseline_decision(candidate: Optional[dict[str, list[str]]], baseline: Optio
         which = "the candidate" if candidate is None else f"last blessed model {baseline_name}"
         return (f"{which} was trained before track lists were recorded ({TRACKS_FILE}): whether the baseline "
                 "trained on the candidate's test tracks is unknown, so this run gates on the absolute bars only")
-    test = set(candidate.get(SCORED_SPLIT, []))
+    test = set(candidate.get(GATE_SPLIT, []))
     seen = sorted(test & {track for split in SEEN_SPLITS for track in baseline.get(split, [])})
     if not seen:
         return None

@@ -28,8 +28,8 @@ from components.clip_evaluator.component import ClipEvaluator
 from components.model_registrar.component import ModelRegistrar
 from components.tracked_trainer.component import TrackedTrainer
 from pipeline.beam_args import for_tfx
-from pipeline.config import (INGESTION_SECTIONS, PROJECT_ROOT, TRAINING_SECTIONS, TRANSFORM_SECTIONS,
-                             PipelineConfig)
+from pipeline.config import (GATE_SPLIT, INGESTION_SECTIONS, PROJECT_ROOT, TRAINING_SECTIONS,
+                             TRANSFORM_SECTIONS, PipelineConfig)
 from pipeline.schema import schema_file as raw_schema_file
 
 STAGES = ("validate", "train", "push")
@@ -147,7 +147,7 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
             model=trainer.outputs["model"],
             baseline_model=baseline,
             eval_config=eval_config(config),
-            example_splits=["test"])
+            example_splits=[GATE_SPLIT])
         clip_evaluator = ClipEvaluator(
             examples=example_gen.outputs["examples"],
             model=trainer.outputs["model"],

@@ -18,9 +18,9 @@ from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 import local_runner
-from components.clip_evaluator.executor import EVAL_SPLIT, predict, read_examples
+from components.clip_evaluator.executor import predict, read_examples
 from models import metrics
-from pipeline.config import PathsConfig, PipelineConfig, SyntheticConfig
+from pipeline.config import GATE_SPLIT, PathsConfig, PipelineConfig, SyntheticConfig
 from pipeline.run_record import ingested_examples_of, open_store
 
 TRACKS, SECONDS = 12, 12.0
@@ -91,7 +91,7 @@ def train_and_score(model: str, output_dir: str, epochs: int):
     trainer_run = max(store.get_executions_by_type(trainer_type), key=lambda e: e.id)
     trainer_seconds = (trainer_run.last_update_time_since_epoch - trainer_run.create_time_since_epoch) / 1000
 
-    serialized, labels, track_ids = read_examples(_artifact(standard_artifacts.Examples, examples), EVAL_SPLIT)
+    serialized, labels, track_ids = read_examples(_artifact(standard_artifacts.Examples, examples), GATE_SPLIT)
     trained = _artifact(standard_artifacts.Model, model_artifact)
     probabilities = predict(trained, serialized)
     scores = metrics.score(track_ids, probabilities, labels)

@@ -47,7 +47,7 @@ def _model(tmp_path, artifact_id: int, tracks: dict[str, list[str]] | None,
     os.makedirs(model.uri)
     model.set_string_custom_property(contract.MODEL_PROPERTY, input_contract)
     if tracks is not None:
-        model_tracks.record(model.uri, _examples(tmp_path / f"examples-{artifact_id}", tracks), SPLITS)
+        model_tracks.record(model.uri, _examples(tmp_path / f"examples-{artifact_id}", tracks))
     return model
 
 

@@ -19,9 +19,9 @@ from tfx.utils import path_utils
 from components.baseline_aware_evaluator.executor import comparable_baseline
 from models import metrics, plots, tracking
 from models.signatures import EXAMPLES_SIGNATURE
-from pipeline.config import PipelineConfig
+from pipeline.config import GATE_SPLIT, PipelineConfig
+from pipeline.model_tracks import split_files
 
-EVAL_SPLIT = "test"
 BATCH = 64
 METRICS_FILE = "clip_metrics.json"
 
@@ -34,8 +34,7 @@ class GateDecision:
 
 def read_examples(examples: types.Artifact, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Serialized examples, labels and track ids of one split of raw ExampleGen output."""
-    pattern = os.path.join(artifact_utils.get_split_uri([examples], split), "*")
-    files = sorted(tf.io.gfile.glob(pattern))
+    files = split_files(examples, split)
     serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")] if files else []
     if not serialized:
         raise ValueError(f"The '{split}' split under {examples.uri} holds no examples: nothing to gate on. "
@@ -147,7 +146,7 @@ def build_report(config: PipelineConfig, decision: GateDecision, tfma_blessed: b
                  baseline_decision: str = "") -> dict[str, Any]:
     """The gate's report (clip_metrics.json): the decision, which baseline and why (``baseline_decision``),
     clip and segment scores, per-genre figures of candidate and baseline, and TFMA's segment metrics."""
-    report = {"split": EVAL_SPLIT, "split_protocol": config.split.protocol, "genres": list(config.genres),
+    report = {"split": GATE_SPLIT, "split_protocol": config.split.protocol, "genres": list(config.genres),
               "blessed": decision.blessed, "reasons": decision.reasons, "tfma_blessed": tfma_blessed,
               "baseline_decision": baseline_decision,
               **candidate.as_dict("candidate_"), **genre_figures(candidate, config.genres, "candidate_")}
@@ -187,7 +186,7 @@ class Executor(base_executor.BaseExecutor):
         evaluation = artifact_utils.get_single_instance(input_dict["evaluation"])
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
 
-        serialized, labels, track_ids = read_examples(examples, EVAL_SPLIT)
+        serialized, labels, track_ids = read_examples(examples, GATE_SPLIT)
         probabilities = predict(model, serialized)
         candidate = metrics.score(track_ids, probabilities, labels)
         baseline = (metrics.score(track_ids, predict(baseline_model, serialized), labels)
@@ -213,7 +212,7 @@ class Executor(base_executor.BaseExecutor):
         blessing.set_float_custom_property("segment_accuracy", candidate.segment_accuracy)
 
         verdict = "BLESSED" if decision.blessed else "NOT BLESSED: " + "; ".join(decision.reasons)
-        print(f"[gate] held-out '{EVAL_SPLIT}' split ({config.split.protocol} protocol): segment accuracy "
+        print(f"[gate] held-out '{GATE_SPLIT}' split ({config.split.protocol} protocol): segment accuracy "
               f"{candidate.segment_accuracy:.3f} over {candidate.segments} segments, clip accuracy "
               f"{candidate.clip_accuracy:.3f} over {candidate.clips} clips"
               + (f"; last blessed model: clip accuracy {baseline.clip_accuracy:.3f}" if baseline else "")

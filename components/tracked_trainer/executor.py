@@ -12,7 +12,7 @@ from tfx.utils import json_utils
 
 from models.tracking import RUN_ID_FILE, RUN_ID_PROPERTY
 from pipeline import contract, model_tracks
-from pipeline.config import SPLITS, PipelineConfig
+from pipeline.config import PipelineConfig
 
 
 class Executor(trainer_executor.GenericExecutor):
@@ -28,4 +28,4 @@ class Executor(trainer_executor.GenericExecutor):
         model.set_string_custom_property(contract.MODEL_PROPERTY, contract.input_contract(config))
         # Beside the model, not in it: the Pusher copies only the SavedModel.
         examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
-        model_tracks.record(model.uri, examples, SPLITS)
+        model_tracks.record(model.uri, examples)
