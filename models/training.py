@@ -218,9 +218,9 @@ def embed(body: keras.Model, dataset: tf.data.Dataset) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices((np.concatenate(embeddings), np.concatenate(labels)))
 
 
-def _fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddings: tf.data.Dataset,
-              config: PipelineConfig, run_dir: str, epochs: int, seed: int, weights: Optional[np.ndarray],
-              progress: bool) -> dict[str, list[float]]:
+def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddings: tf.data.Dataset,
+             config: PipelineConfig, run_dir: str, epochs: int, seed: int, weights: Optional[np.ndarray],
+             progress: bool) -> dict[str, list[float]]:
     """One head on the cached embeddings, shuffled by ``seed``; ``progress`` False: no per-epoch lines or
     MLflow steps (the extra heads of an average, which would overwrite the first head's curves)."""
     train = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=seed).batch(config.train.batch_size)
@@ -251,8 +251,8 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
     body, head = registry.split_backbone(model)
     train_embeddings = embed(body, probe_train_ds).cache()
     eval_embeddings = embed(body, eval_ds).batch(t.batch_size).cache()
-    history = _fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
-                        progress=True)
+    history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
+                       progress=True)
     if t.heads <= 1:
         return model, history
     heads = [head]
@@ -260,9 +260,9 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
         # Seeds apart from every other run's first head (seed + 1000 k), so seed 43's heads are not seed 42's.
         keras.utils.set_random_seed(t.seed + 1000 * k)
         extra = keras.models.clone_model(head)  # the same layers with freshly initialised weights
-        extra_history = _fit_head(extra, train_embeddings, eval_embeddings, config,
-                                  os.path.join(run_dir, f"head-{k + 1}"), epochs, t.seed + 1000 * k, weights,
-                                  progress=False)
+        extra_history = fit_head(extra, train_embeddings, eval_embeddings, config,
+                                 os.path.join(run_dir, f"head-{k + 1}"), epochs, t.seed + 1000 * k, weights,
+                                 progress=False)
         losses = extra_history["val_loss"]
         print(f"[train] head {k + 1}/{t.heads}: {len(losses)} epochs, best eval loss {min(losses):.3f} "
               f"(epoch {losses.index(min(losses)) + 1})", flush=True)

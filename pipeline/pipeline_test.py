@@ -92,6 +92,20 @@ def test_heads_flag_and_presets():
         parser.parse_args(["--model", "lstm", "--heads", "0"])
 
 
+def test_label_smoothing_flag_and_presets():
+    """musicnn's heads train on smoothed targets (BENCHMARKS.md, "Session 22": chosen by cross-validation over
+    the train and eval clips); --label-smoothing overrides any preset, 0 included."""
+    import argparse
+
+    parser = add_cli_arguments(argparse.ArgumentParser())
+    smoothing = {model: config_from_args(parser.parse_args(["--model", model])).train.label_smoothing
+                 for model in ("cnn", "lstm", "musicnn", "vgg")}
+    assert smoothing == {"cnn": 0.0, "lstm": 0.0, "musicnn": 0.2, "vgg": 0.0}
+    unsmoothed = config_from_args(parser.parse_args(["--model", "musicnn", "--label-smoothing", "0"]))
+    assert unsmoothed.train.label_smoothing == 0
+    assert config_from_args(parser.parse_args(["--label-smoothing", "0.2"])).train.label_smoothing == 0.2
+
+
 @pytest.mark.parametrize("flag, value, advice", [
     ("--epochs", "-1", "a whole number of at least 1"),
     ("--epochs", "ten", "a whole number of at least 1"),
@@ -107,6 +121,8 @@ def test_heads_flag_and_presets():
     ("--max-bad-fraction", "1.5", "a fraction from 0 to 1"),
     ("--min-test-clips", "0", "a whole number of at least 1"),
     ("--hop-seconds", "0", "a number above 0"),
+    ("--label-smoothing", "1", "a share from 0 to below 1"),
+    ("--label-smoothing", "-0.1", "a share from 0 to below 1"),
 ])
 def test_a_flag_out_of_range_is_refused_before_anything_runs(flag, value, advice, capsys):
     """argparse's exit 2 with one line naming the flag, the value and what to give (before, --epochs -1

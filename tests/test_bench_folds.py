@@ -1,0 +1,100 @@
+"""bench.folds: the folds of consecutive tracks, the head-only rule and the cross-validation loop.
+
+The loop runs on made-up embeddings with a small softmax head in place of a family's body and head:
+what is tested is the folding, the training of the heads with the Trainer's own ``fit_head`` and
+the clip scoring, not a family (``python -m bench.folds`` runs those on real clips).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from bench import folds
+from models import metrics, training
+from pipeline.config import PipelineConfig
+
+GENRES = ("blues", "jazz", "rock")
+
+
+def test_each_genre_is_cut_into_blocks_of_consecutive_track_numbers():
+    tracks = [f"blues.{n:05d}" for n in (9, 0, 3, 12, 5, 7, 1)] + [f"jazz.{n:05d}" for n in (40, 2, 11)]
+    assignment = folds.fold_of_tracks(tracks * 2, 3)  # ten segments of a track: the ids repeat
+    assert sorted(assignment) == sorted(set(tracks))
+    blues = [assignment[f"blues.{n:05d}"] for n in (0, 1, 3, 5, 7, 9, 12)]
+    assert blues == [0, 0, 0, 1, 1, 2, 2]  # 7 tracks in number order: blocks of 3, 2, 2
+    assert [assignment[f"jazz.{n:05d}"] for n in (2, 11, 40)] == [0, 1, 2]
+
+
+def test_a_genre_with_fewer_tracks_than_folds_fills_the_first_folds():
+    assignment = folds.fold_of_tracks(["pop.00003", "pop.00001"], 5)
+    assert assignment == {"pop.00001": 0, "pop.00003": 1}
+
+
+@pytest.mark.parametrize("setting", ["features.n_mels=64", "train.band_shift=2", "train.epochs=3"])
+def test_settings_the_cached_embeddings_cannot_honour_are_refused(setting):
+    with pytest.raises(SystemExit, match="head settings only"):
+        folds.parse_try(f"x:{setting}")
+
+
+def test_a_try_is_a_label_and_its_head_settings():
+    assert folds.parse_try("preset") == ("preset", [])
+    assert folds.parse_try("b:train.class_balance=0.5,train.heads=3") == (
+        "b", ["train.class_balance=0.5", "train.heads=3"])
+
+
+def embedded_clips(separable: bool, clips_per_genre: int = 10, segments: int = 4, width: int = 64) -> folds.Embedded:
+    """Segments near their clip's centre. Separable: the centre is the genre's. Otherwise each clip has
+    its own random centre, which says nothing of the genre but lets a head that trained on a clip's
+    segments recognise that clip."""
+    rng = np.random.default_rng(0)
+    vectors, labels, tracks = [], [], []
+    for g, genre in enumerate(GENRES):
+        for n in range(clips_per_genre):
+            centre = np.eye(width)[g] * 3.0 if separable else rng.normal(0, 1.0, width)
+            vectors += [centre + rng.normal(0, 0.3, width) for _ in range(segments)]
+            labels += [np.eye(len(GENRES))[g]] * segments
+            tracks += [f"{genre}.{n:05d}"] * segments
+    return folds.Embedded(np.array(vectors, np.float32), np.array(labels, np.float32), np.array(tracks, dtype=object))
+
+
+def small_config(**train) -> PipelineConfig:
+    config = PipelineConfig(genres=GENRES)
+    return dataclasses.replace(config, train=dataclasses.replace(
+        config.train, **{"heads": 1, "epochs": 15, "frozen_epochs": 15, "batch_size": 8, "learning_rate": 0.05,
+                         "early_stopping_patience": 5, **train}))
+
+
+def template_head(width: int = 64) -> keras.Model:
+    inputs = keras.Input(shape=(width,))
+    return keras.Model(inputs, keras.layers.Dense(len(GENRES), activation="softmax")(inputs))
+
+
+@pytest.mark.parametrize("class_balance", [0.0, 1.0])
+def test_every_clip_is_scored_once_by_heads_that_never_saw_it(class_balance):
+    result = folds.cross_validate(small_config(class_balance=class_balance, heads=2), template_head(),
+                                  embedded_clips(separable=True), folds=5)
+    assert result["clips"] == 30 and result["segments"] == 120
+    assert result["per_genre"] == {g: [10, 10] for g in GENRES}  # separable clusters: all right
+    assert result["clip_accuracy"] == 1.0 and result["clips_correct"] == 30
+
+
+def test_clips_whose_embeddings_say_nothing_of_the_genre_score_near_chance(tmp_path):
+    """Each clip is recognisable but its genre is not, so only heads that trained on the clips they score
+    get them right: the same head fitted on every clip scores it at least 0.9 (so the check can fail)."""
+    embedded = embedded_clips(separable=False)
+    result = folds.cross_validate(small_config(), template_head(), embedded, folds=5)
+    assert result["clips"] == 30 and result["clip_accuracy"] < 0.6
+
+    config = small_config()
+    everything = tf.data.Dataset.from_tensor_slices((embedded.embeddings, embedded.labels))
+    keras.utils.set_random_seed(config.train.seed)
+    head = keras.models.clone_model(template_head())
+    training.fit_head(head, everything, everything.batch(8), config, str(tmp_path), 15, config.train.seed, None,
+                      progress=False)
+    leaked = metrics.score(embedded.track_ids, head.predict(embedded.embeddings, verbose=0),
+                           np.argmax(embedded.labels, axis=1))
+    assert leaked.clip_accuracy >= 0.9
