@@ -142,7 +142,7 @@ def cross_validate(config: PipelineConfig, template: "keras.Model", embedded: Em
         probabilities[held] = np.mean(heads, axis=0)
     scores = metrics.score(embedded.track_ids, probabilities, np.argmax(embedded.labels, axis=1))
     return {"clip_accuracy": scores.clip_accuracy, "clips": scores.clips,
-            "clips_correct": int(round(scores.clip_accuracy * scores.clips)),
+            "clips_correct": int(np.trace(scores.clip_confusion)),
             "segment_accuracy": scores.segment_accuracy, "segments": scores.segments,
             "mean_head_epochs": round(float(np.mean(epochs)), 1),
             "per_genre": {g: [int(scores.clip_confusion[i, i]), int(scores.clip_confusion[i].sum())]
@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--folds", type=int, default=5, help="blocks per genre (default: %(default)s)")
     add_real_data_arguments(parser, "unused here")
     args = parser.parse_args(argv)
+    if args.folds < 2:
+        parser.error(f"--folds {args.folds}: give at least 2 (each fold trains on the others)")
     tries = [parse_try(text) for text in args.tries]
 
     from bench.training import prepare

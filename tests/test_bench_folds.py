@@ -40,6 +40,12 @@ def test_settings_the_cached_embeddings_cannot_honour_are_refused(setting):
         folds.parse_try(f"x:{setting}")
 
 
+def test_fewer_than_two_folds_are_refused(capsys):
+    with pytest.raises(SystemExit) as refused:
+        folds.main(["--output-dir", "unused", "--model", "musicnn", "--try", "preset", "--folds", "1"])
+    assert refused.value.code == 2 and "give at least 2" in capsys.readouterr().err
+
+
 def test_a_try_is_a_label_and_its_head_settings():
     assert folds.parse_try("preset") == ("preset", [])
     assert folds.parse_try("b:train.class_balance=0.5,train.heads=3") == (
