@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 
 from bench.real_data import add_real_data_arguments  # noqa: E402
 from bench.trials import apply_settings  # noqa: E402
-from pipeline.config import PipelineConfig  # noqa: E402
+from pipeline.config import PipelineConfig, whole_number  # noqa: E402
 
 if TYPE_CHECKING:
     import tf_keras as keras
@@ -97,13 +97,11 @@ def embed_splits(config: PipelineConfig, graph_uri: str, examples_uri: str) -> t
     model = registry.build_model(config, training.input_shape(tft_output, config.features.kind),
                                  input_stats=(stats.mean, stats.std))
     body, head = registry.split_backbone(model)
-    parts = []
-    for split in ("train", "eval"):
-        dataset = training.make_dataset(os.path.join(examples_uri, f"Split-{split}", "*"), tft_output, config,
-                                        training=False, with_track_ids=True)
-        for x, y, track in dataset:
-            parts.append((body(x, training=False).numpy(), y.numpy(), track.numpy()))
-    embedded = Embedded(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+    parts = [training.predict_split(body, training.make_dataset(
+        os.path.join(examples_uri, f"Split-{split}", "*"), tft_output, config, training=False, with_track_ids=True))
+        for split in ("train", "eval")]
+    labels = np.concatenate([p[1] for p in parts])
+    embedded = Embedded(np.concatenate([p[0] for p in parts]), np.eye(len(config.genres), dtype=np.float32)[labels],
                         np.array([t.decode() for p in parts for t in p[2]], dtype=object))
     return embedded, head
 
@@ -164,11 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--try", action="append", dest="tries", required=True, metavar="LABEL[:train.X=V,...]",
                         help="a setting to compare (the preset when no X=V); repeatable")
     parser.add_argument("--seeds", default="42", help="comma-separated (default: %(default)s)")
-    parser.add_argument("--folds", type=int, default=5, help="blocks per genre (default: %(default)s)")
+    parser.add_argument("--folds", type=whole_number(2, "each fold trains on the others"), default=5,
+                        help="blocks per genre (default: %(default)s)")
     add_real_data_arguments(parser, "unused here")
     args = parser.parse_args(argv)
-    if args.folds < 2:
-        parser.error(f"--folds {args.folds}: give at least 2 (each fold trains on the others)")
     tries = [parse_try(text) for text in args.tries]
 
     from bench.training import prepare

@@ -441,23 +441,24 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                         "(default: the segment length, no overlap)")
     g.add_argument("--max-clip-seconds", type=_positive, default=d.audio.max_clip_seconds,
                    help="quarantine audio files longer than this (default: %(default)s)")
-    g.add_argument("--max-segments-per-track", type=_whole(0), default=d.audio.max_segments_per_track,
+    g.add_argument("--max-segments-per-track", type=whole_number(0), default=d.audio.max_segments_per_track,
                    help="segments kept per track, spread over a longer track; 0: no limit (default: %(default)s)")
     g.add_argument("--synthetic-tracks", default=d.synthetic.tracks_per_genre,
-                   type=_whole(MIN_SYNTHETIC_TRACKS, "a genre needs a train, an eval and a test track"),
+                   type=whole_number(MIN_SYNTHETIC_TRACKS, "a genre needs a train, an eval and a test track"),
                    help="synthetic data set: tracks per genre (default: %(default)s)")
     g.add_argument("--synthetic-seconds", type=_positive, default=d.synthetic.seconds,
                    help="synthetic data set: seconds per track (default: %(default)s)")
     g = parser.add_argument_group("model")
     g.add_argument("--model", choices=MODEL_TYPES, default=d.train.model,
                    help="model family; the feature front end follows it (default: %(default)s)")
-    g.add_argument("--epochs", type=_whole(1),
+    g.add_argument("--epochs", type=whole_number(1),
                    help=f"maximum epochs; VGG: head and fine-tuning together (default: the model's preset, "
                    f"{d.train.epochs} unless the preset says otherwise)")
-    g.add_argument("--batch-size", type=_whole(1), default=d.train.batch_size, help="(default: %(default)s)")
+    g.add_argument("--batch-size", type=whole_number(1), default=d.train.batch_size, help="(default: %(default)s)")
     g.add_argument("--learning-rate", type=_positive,
                    help=f"(default: the model's preset: {d.train.learning_rate:g}; VGG's head 3e-3, EfficientNet 2e-3)")
-    g.add_argument("--max-steps", type=_whole(1), help="cap on optimiser steps (testing the gate with a bad model)")
+    g.add_argument("--max-steps", type=whole_number(1),
+                   help="cap on optimiser steps (testing the gate with a bad model)")
     g.add_argument("--seed", type=int, default=d.train.seed,
                    help="seed of weights, shuffling and augmentation; repeats a run on the same Transform output "
                    "(default: %(default)s)")
@@ -468,7 +469,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="efficientnet: Keras weights file of the EfficientNetB0 body (include_top=False), e.g. "
                    "efficientnetb0_notop.h5. Default: Keras' ImageNet download where possible, else random "
                    "initialisation (the run says so)")
-    g.add_argument("--frozen-epochs", type=_whole(0), default=d.train.frozen_epochs,
+    g.add_argument("--frozen-epochs", type=whole_number(0), default=d.train.frozen_epochs,
                    help="pretrained models: maximum epochs of the new head on the frozen body; fine-tuning gets the "
                    "rest of --epochs (default: %(default)s)")
     g.add_argument("--finetune-learning-rate", type=_positive,
@@ -478,7 +479,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--label-smoothing", type=_smoothing,
                    help="share of each training target spread evenly over the genres, 0 to below 1 (0: one-hot "
                    "targets; default: the model's preset: 0.2 for musicnn, else 0)")
-    g.add_argument("--heads", type=_whole(1, "1 is a single head"),
+    g.add_argument("--heads", type=whole_number(1, "1 is a single head"),
                    help="pretrained models: heads trained on the frozen body, each from its own seed, averaged in the "
                    "exported model (default: the model's preset: 5 for musicnn and lstm, else 1)")
     g = parser.add_argument_group("quality gate")
@@ -488,7 +489,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="clip (vote) accuracy a model needs to be blessed (default: %(default)s)")
     g.add_argument("--max-accuracy-drop", type=_fraction, default=d.gate.max_accuracy_drop,
                    help="allowed accuracy drop against the last blessed model (default: %(default)s)")
-    g.add_argument("--min-test-clips", type=_whole(1), default=d.gate.min_test_clips,
+    g.add_argument("--min-test-clips", type=whole_number(1), default=d.gate.min_test_clips,
                    help="fewest clips in the held-out test split a model can be blessed on (default: %(default)s)")
     g.add_argument("--no-baseline", dest="compare_to_last_blessed", action="store_false",
                    help="no comparison with the last blessed model, only the absolute bars: for backends that "
@@ -524,7 +525,7 @@ def _genre_list(text: str) -> tuple[str, ...]:
     return genres
 
 
-def _whole(minimum: int, why: str = "") -> Callable[[str], int]:
+def whole_number(minimum: int, why: str = "") -> Callable[[str], int]:
     """An argparse type: a whole number of at least ``minimum``, refused before anything runs."""
     def parse(text: str) -> int:
         try:

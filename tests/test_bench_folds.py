@@ -43,7 +43,8 @@ def test_settings_the_cached_embeddings_cannot_honour_are_refused(setting):
 def test_fewer_than_two_folds_are_refused(capsys):
     with pytest.raises(SystemExit) as refused:
         folds.main(["--output-dir", "unused", "--model", "musicnn", "--try", "preset", "--folds", "1"])
-    assert refused.value.code == 2 and "give at least 2" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert refused.value.code == 2 and "give a whole number of at least 2 (each fold trains on the others)" in error
 
 
 def test_a_try_is_a_label_and_its_head_settings():
