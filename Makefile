@@ -10,7 +10,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-serving bench-accuracy bench-bodies bench-export bench-first-run compile-kubeflow clean
+.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-serving bench-accuracy bench-curve bench-bodies bench-export bench-first-run compile-kubeflow clean
 
 venv:
 	@$(PYTHON) scripts/setup_env.py
@@ -72,6 +72,10 @@ bench-app: venv browser
 # Trains every model family on the real clips (about an hour on 2 cores); not part of `make bench`.
 bench-accuracy: venv
 	$(PY) -m bench.accuracy $(ARGS)
+
+# Held-out accuracy against training clips (nested subsets of train): ARGS="--model M --output-dir DIR".
+bench-curve: venv
+	$(PY) -m bench.learning_curve $(ARGS)
 
 bench-bodies: venv
 	$(PY) -m bench.pretrained_bodies $(ARGS)
