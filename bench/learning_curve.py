@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from bench.accuracy import TARGETS  # noqa: E402
 from bench.real_data import add_real_data_arguments  # noqa: E402
-from pipeline.config import MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig  # noqa: E402
+from pipeline.config import MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig, whole_number  # noqa: E402
 
 TRAIN = SPLITS[0]
 FIRST_SEED = 42
@@ -190,10 +190,16 @@ def report(rows: list[dict], model: str, examples_uri: str) -> str:
 
 
 def read_results(path: Path, model: str, examples_uri: str) -> list[dict]:
+    """The runs of ``model`` on this Transform output in ``path``, the latest line of each (fraction, draw)."""
     if not path.exists():
         return []
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [r for r in lines if r["model"] == model and r["transform"] == examples_uri]
+    latest: dict[tuple[float, int], dict] = {}  # a run trained again replaces the earlier line
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            if r["model"] == model and r["transform"] == examples_uri:
+                latest[(r["fraction"], r["draw"])] = r
+    return list(latest.values())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -202,12 +208,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", choices=MODEL_TYPES, required=True)
     parser.add_argument("--fractions", type=fraction_list, default=fraction_list("0.25,0.5,1"),
                         help="fractions of each genre's training clips (default: 0.25,0.5,1)")
-    parser.add_argument("--draws", type=int, default=3, help="runs per fraction (default: %(default)s)")
+    parser.add_argument("--draws", type=whole_number(1), default=3, help="runs per fraction (default: %(default)s)")
     parser.add_argument("--reuse", action="store_true", help=f"take runs already in <output-dir>/{RESULTS}")
     add_real_data_arguments(parser, "unused here")  # --no-write: print only, the plot beside the results
     args = parser.parse_args(argv)
-    if args.draws < 1:
-        parser.error("--draws: give a whole number of at least 1")
 
     from bench.training import prepare
     from bench.trials import run_trial
@@ -238,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
                       if r["fraction"] in wanted and r["draw"] < args.draws])
     body = report(rows, args.model, examples_uri)
     print(body)
-    picture = PLOTS_DIR / f"learning-curve-{args.model}.png" if not args.no_write else output_dir / f"learning-curve-{args.model}.png"
+    picture = (output_dir if args.no_write else PLOTS_DIR) / f"learning-curve-{args.model}.png"
     print(f"[curve] plot: {plot(rows, args.model, str(picture))}")
     if not args.no_write:
         from bench.report import write_section

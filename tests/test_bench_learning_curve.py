@@ -3,6 +3,7 @@ split, the summary and its slope (fast: no training; ``python -m bench.learning_
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 import pytest
@@ -98,9 +99,21 @@ def test_the_plot_is_a_png(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("flags, message", [(["--draws", "0"], "--draws: give a whole number of at least 1"),
+@pytest.mark.parametrize("flags, message", [(["--draws", "0"], "'0': give a whole number of at least 1"),
                                             (["--fractions", "0,1"], "give fractions above 0 and at most 1")])
 def test_bad_flags_are_refused_before_anything_runs(capsys, flags, message):
     with pytest.raises(SystemExit) as refused:
         learning_curve.main(["--output-dir", "unused", "--model", "musicnn", *flags])
     assert refused.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_run_trained_again_replaces_its_earlier_line(tmp_path):
+    path = tmp_path / learning_curve.RESULTS
+    lines = [{"model": "cnn", "transform": "T", "fraction": 0.5, "draw": 0, "mark": "first"},
+             {"model": "cnn", "transform": "T", "fraction": 0.5, "draw": 1, "mark": "other draw"},
+             {"model": "cnn", "transform": "other output", "fraction": 0.5, "draw": 0, "mark": "other output"},
+             {"model": "lstm", "transform": "T", "fraction": 0.5, "draw": 0, "mark": "other model"},
+             {"model": "cnn", "transform": "T", "fraction": 0.5, "draw": 0, "mark": "again"}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    marks = sorted(r["mark"] for r in learning_curve.read_results(path, "cnn", "T"))
+    assert marks == ["again", "other draw"]
