@@ -106,6 +106,26 @@ def subset_examples(examples_uri: str, keep: Iterable[str], folder: str) -> str:
     return folder
 
 
+def check_features(feature_spec: dict, config: PipelineConfig, output_dir: Path) -> None:
+    """Refuse a Transform output made for another family's features, before any training.
+
+    The tool trains ``config``'s preset on the newest Transform output in ``output_dir``; a CNN would train on
+    musicnn's 96-band features without a word, and musicnn would fail deep inside Keras on the CNN's 128 bands.
+    """
+    f = config.features
+    kind, model = f.kind, config.train.model
+    want_bins = {"log_mel": f.n_mels, "mfcc": f.n_mfcc}.get(kind)
+    shape = tuple(feature_spec[kind].shape) if kind in feature_spec else None
+    if shape is None or (want_bins is not None and (len(shape) != 2 or shape[-1] != want_bins
+                                                   or (f.frames is not None and shape[0] != f.frames))):
+        found = ", ".join(f"{key} {list(spec.shape)}" for key, spec in sorted(feature_spec.items())
+                          if key not in ("label", "track_id", "segment_index"))
+        raise SystemExit(f"{output_dir} holds a Transform output of other features ({found}) than {model}'s preset "
+                         f"makes ({kind}{f' with {want_bins} bins' if want_bins else ''}). Give --output-dir a pipeline "
+                         f"root of --model {model}, or a new folder: the tool then runs the pipeline up to the Trainer "
+                         "there first.")
+
+
 def summarise(results: list[dict]) -> list[dict]:
     """One row per fraction: training clips and eval/test clip and segment accuracy, mean and spread."""
     by_fraction: dict[float, list[dict]] = defaultdict(list)
@@ -220,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     graph_uri, examples_uri = prepare(args.model, output_dir, args.data_root, args.split_dir,
                                       output_dir / "trials-prepare.log")
     preset = PipelineConfig().with_model(args.model)
+    import tensorflow_transform as tft
+
+    check_features(tft.TFTransformOutput(graph_uri).transformed_feature_spec(), preset, output_dir)
     tracks = read_train_tracks(examples_uri, preset.genres)
     results_path = output_dir / RESULTS
     done = {(r["fraction"], r["draw"]) for r in read_results(results_path, args.model, examples_uri)} if args.reuse else set()

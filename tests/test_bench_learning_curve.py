@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from bench import learning_curve
+from pipeline.config import PipelineConfig
 
 TRACKS = {"blues": [f"blues.{n:05d}" for n in range(20)], "disco": [f"disco.{n:05d}" for n in range(7)],
           "pop": ["pop.00001"]}
@@ -117,3 +118,24 @@ def test_a_run_trained_again_replaces_its_earlier_line(tmp_path):
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     marks = sorted(r["mark"] for r in learning_curve.read_results(path, "cnn", "T"))
     assert marks == ["again", "other draw"]
+
+
+def _spec(kind: str, shape: list[int]) -> dict:
+    return {kind: tf.io.FixedLenFeature(shape, tf.float32), "label": tf.io.FixedLenFeature([], tf.int64),
+            "track_id": tf.io.FixedLenFeature([], tf.string)}
+
+
+@pytest.mark.parametrize("model, kind, shape", [("musicnn", "log_mel", [187, 96]), ("cnn", "log_mel", [130, 128]),
+                                                ("ann", "summary", [57])])
+def test_a_transform_output_of_the_family_s_own_features_is_taken(tmp_path, model, kind, shape):
+    learning_curve.check_features(_spec(kind, shape), PipelineConfig().with_model(model), tmp_path)
+
+
+@pytest.mark.parametrize("model, kind, shape", [("cnn", "log_mel", [187, 96]), ("musicnn", "log_mel", [130, 128]),
+                                                ("cnn", "summary", [57])])
+def test_a_transform_output_of_another_family_s_features_is_refused_with_the_fix(tmp_path, model, kind, shape):
+    with pytest.raises(SystemExit) as refused:
+        learning_curve.check_features(_spec(kind, shape), PipelineConfig().with_model(model), tmp_path)
+    message = str(refused.value)
+    assert f"{tmp_path} holds a Transform output of other features ({kind} {shape})" in message
+    assert f"Give --output-dir a pipeline root of --model {model}, or a new folder" in message
