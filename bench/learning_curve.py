@@ -1,7 +1,6 @@
 """How a family's held-out accuracy grows with its training clips: the Trainer on nested subsets of train.
 
-    python -m bench.learning_curve --output-dir /tmp/genre-bench288/real-musicnn --model musicnn \\
-        --fractions 0.25,0.5,1 --draws 3
+    make bench-curve ARGS="--model musicnn --output-dir /tmp/genre-bench288/real-musicnn --fractions 0.25,0.5,1 --draws 3"
 
 Why: issue 16's bars (0.80 for the best family, 0.70 for the CNN) come from published figures on the
 fault-filtered split, whose train list has 443 clips; this machine holds 188 of them. Whether a family
