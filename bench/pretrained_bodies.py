@@ -9,9 +9,9 @@ Trainer first if the root has none), fits a standardised multinomial logistic re
 regularisation strengths, and scores ``eval``: segment accuracy and clip accuracy (soft vote over a clip's
 segments). The ``test`` split is never embedded: this benchmark chooses, and choosing uses eval only.
 
-Embeddings: MSD_vgg's pool5 flattened (256, the VGG family's head input), the mean over time and frequency
-of each of its five blocks (5 x 128), and MSD_musicnn's / MTT_musicnn's mean over time of the mid end
-(753, the musicnn family's head input).
+Embeddings: MSD_vgg's and MTT_vgg's pool5 flattened (256, the VGG family's head input), the mean over time and
+frequency of each of their five blocks (5 x 128), and MSD_musicnn's / MTT_musicnn's mean over time of the mid end
+(753, the musicnn family's head input): every checkpoint the wheel ships.
 """
 from __future__ import annotations
 
@@ -43,18 +43,22 @@ def body_models(input_stats) -> dict[str, Callable]:
 
     from models import musicnn, vgg
 
-    def vgg_model():
-        return vgg.build_vgg((vgg.FRAMES, vgg.MELS), len(GENRES), None, input_stats=input_stats)
+    def vgg_model(checkpoint: str):
+        return vgg.build_vgg((vgg.FRAMES, vgg.MELS), len(GENRES), None, input_stats=input_stats, checkpoint=checkpoint)
 
-    def vgg_pool5():
-        model = vgg_model()
-        return keras.Model(model.input, model.get_layer("head_flatten").output)
+    def vgg_pool5(checkpoint: str):
+        def build():
+            model = vgg_model(checkpoint)
+            return keras.Model(model.input, model.get_layer("head_flatten").output)
+        return build
 
-    def vgg_block_means():
-        model = vgg_model()
-        means = [keras.layers.GlobalAveragePooling2D()(model.get_layer(f"{vgg.BACKBONE_PREFIX}block{i}_bn").output)
-                 for i in range(1, len(vgg.POOLS) + 1)]
-        return keras.Model(model.input, keras.layers.Concatenate()(means))
+    def vgg_block_means(checkpoint: str):
+        def build():
+            model = vgg_model(checkpoint)
+            means = [keras.layers.GlobalAveragePooling2D()(model.get_layer(f"{vgg.BACKBONE_PREFIX}block{i}_bn").output)
+                     for i in range(1, len(vgg.POOLS) + 1)]
+            return keras.Model(model.input, keras.layers.Concatenate()(means))
+        return build
 
     def musicnn_mean_pool(checkpoint: str):
         def build():
@@ -63,9 +67,10 @@ def body_models(input_stats) -> dict[str, Callable]:
             return keras.Model(model.input, model.get_layer(musicnn.EMBEDDING).output)
         return build
 
-    return {"MSD_vgg pool5 (256)": vgg_pool5, "MSD_vgg block means (640)": vgg_block_means,
+    return {"MSD_vgg pool5 (256)": vgg_pool5("MSD_vgg"), "MSD_vgg block means (640)": vgg_block_means("MSD_vgg"),
             "MSD_musicnn mean_pool (753)": musicnn_mean_pool("MSD_musicnn"),
-            "MTT_musicnn mean_pool (753)": musicnn_mean_pool("MTT_musicnn")}
+            "MTT_musicnn mean_pool (753)": musicnn_mean_pool("MTT_musicnn"),
+            "MTT_vgg pool5 (256)": vgg_pool5("MTT_vgg"), "MTT_vgg block means (640)": vgg_block_means("MTT_vgg")}
 
 
 def embed_splits(body, files: dict[str, str], tft_output, config: PipelineConfig) -> dict[str, tuple]:

@@ -59,6 +59,7 @@ def build_vgg(
     input_name: str = "log_mel",
     pretrained: bool = True,
     input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    checkpoint: str = CHECKPOINT,
 ) -> keras.Model:
     """MSD_vgg's body (weights from the checkpoint unless ``pretrained=False``), flatten, dropout 0.5, softmax.
 
@@ -72,6 +73,7 @@ def build_vgg(
     log10(1 + 10000 mel) values, the scale its input batch norm was trained on (mean 2.18, var 1.60).
     Without them the body sees z-scores; measured on 76 real GTZAN clips, a linear probe on the
     frozen body's features dropped from 0.78 to 0.67 segment accuracy.
+    ``checkpoint``: MTT_vgg has the same layers (trained on MagnaTagATune; bench/pretrained_bodies.py).
     """
     del train
     frames, bins = check_input_shape(input_shape, "vgg")
@@ -89,13 +91,13 @@ def build_vgg(
     outputs = softmax_head(x, num_classes, dropout=HEAD_DROPOUT)
     model = keras.Model(inputs, outputs, name="vgg")
     if pretrained:
-        load_pretrained(model)
+        load_pretrained(model, checkpoint)
     return model
 
 
-def load_pretrained(model: keras.Model) -> list[str]:
-    """Copy every MSD_vgg backbone tensor into ``model``; returns the checkpoint names loaded."""
-    return assign_layers(model, checkpoint_scopes(), read_checkpoint(CHECKPOINT))
+def load_pretrained(model: keras.Model, checkpoint: str = CHECKPOINT) -> list[str]:
+    """Copy every backbone tensor of ``checkpoint`` into ``model``; returns the checkpoint names loaded."""
+    return assign_layers(model, checkpoint_scopes(), read_checkpoint(checkpoint))
 
 
 def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
