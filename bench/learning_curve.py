@@ -9,7 +9,7 @@ held-out accuracy still climbs steeply as training clips double up to all 188, t
 
 For each fraction, ``--draws`` runs: draw ``k`` keeps, per genre, ``max(1, round(fraction * n))`` of the
 genre's training tracks (a seeded draw, ``k`` as its seed; fraction 1 keeps them all) and trains the
-family's preset with seed ``42 + k`` through the Trainer's own code (``bench.trials.run_trial``: early
+family's preset with its seed plus ``k`` (42 + k) through the Trainer's own code (``bench.trials.run_trial``: early
 stopping on the whole eval split where the preset stops early). The eval and test splits are never cut.
 Every run scores the eval split and the test split; both are read here to describe the curve, and the
 tool chooses nothing. Each run appends one JSON line to ``<output-dir>/learning_curve.jsonl``, which a
@@ -38,7 +38,6 @@ from bench.real_data import add_real_data_arguments  # noqa: E402
 from pipeline.config import MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig, whole_number  # noqa: E402
 
 TRAIN = SPLITS[0]
-FIRST_SEED = 42
 RESULTS = "learning_curve.jsonl"
 PLOTS_DIR = PROJECT_ROOT / "docs"  # where a written section's plot goes (BENCHMARKS.md links it)
 
@@ -73,12 +72,14 @@ def read_train_tracks(examples_uri: str, genres: Sequence[str]) -> dict[str, lis
     """Genre -> the track ids of the transformed train split (labels name the genre)."""
     import tensorflow as tf
 
-    spec = {"label": tf.io.FixedLenFeature([], tf.int64), "track_id": tf.io.FixedLenFeature([], tf.string)}
+    from models.preprocessing import LABEL_KEY, TRACK_ID_KEY
+
+    spec = {LABEL_KEY: tf.io.FixedLenFeature([], tf.int64), TRACK_ID_KEY: tf.io.FixedLenFeature([], tf.string)}
     pattern = os.path.join(examples_uri, f"Split-{TRAIN}", "*")
     by_genre: dict[str, set[str]] = defaultdict(set)
     for batch in tf.data.TFRecordDataset(tf.io.gfile.glob(pattern), compression_type="GZIP").batch(1024):
         parsed = tf.io.parse_example(batch, spec)
-        for label, track in zip(parsed["label"].numpy(), parsed["track_id"].numpy()):
+        for label, track in zip(parsed[LABEL_KEY].numpy(), parsed[TRACK_ID_KEY].numpy()):
             by_genre[genres[int(label)]].add(track.decode())
     return {genre: sorted(tracks) for genre, tracks in by_genre.items()}
 
@@ -88,8 +89,10 @@ def subset_examples(examples_uri: str, keep: Iterable[str], folder: str) -> str:
     are links to the originals. Returns the folder (its Split-* layout is the Transform output's)."""
     import tensorflow as tf
 
+    from models.preprocessing import TRACK_ID_KEY
+
     keep = {t.encode() for t in keep}
-    spec = {"track_id": tf.io.FixedLenFeature([], tf.string)}
+    spec = {TRACK_ID_KEY: tf.io.FixedLenFeature([], tf.string)}
     for split in SPLITS:
         if split != TRAIN:
             os.symlink(os.path.join(examples_uri, f"Split-{split}"), os.path.join(folder, f"Split-{split}"))
@@ -98,7 +101,7 @@ def subset_examples(examples_uri: str, keep: Iterable[str], folder: str) -> str:
     source = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{TRAIN}", "*")))
     with tf.io.TFRecordWriter(os.path.join(folder, f"Split-{TRAIN}", "subset.gz"), options) as writer:
         for batch in tf.data.TFRecordDataset(source, compression_type="GZIP").batch(1024):
-            tracks = tf.io.parse_example(batch, spec)["track_id"].numpy()
+            tracks = tf.io.parse_example(batch, spec)[TRACK_ID_KEY].numpy()
             for record, track in zip(batch.numpy(), tracks):
                 if track in keep:
                     writer.write(record)
@@ -111,6 +114,8 @@ def check_features(feature_spec: dict, config: PipelineConfig, output_dir: Path)
     The tool trains ``config``'s preset on the newest Transform output in ``output_dir``; a CNN would train on
     musicnn's 96-band features without a word, and musicnn would fail deep inside Keras on the CNN's 128 bands.
     """
+    from models.preprocessing import LABEL_KEY, SEGMENT_INDEX_KEY, TRACK_ID_KEY
+
     f = config.features
     kind, model = f.kind, config.train.model
     want_bins = {"log_mel": f.n_mels, "mfcc": f.n_mfcc}.get(kind)
@@ -118,7 +123,7 @@ def check_features(feature_spec: dict, config: PipelineConfig, output_dir: Path)
     if shape is None or (want_bins is not None and (len(shape) != 2 or shape[-1] != want_bins
                                                    or (f.frames is not None and shape[0] != f.frames))):
         found = ", ".join(f"{key} {list(spec.shape)}" for key, spec in sorted(feature_spec.items())
-                          if key not in ("label", "track_id", "segment_index"))
+                          if key not in (LABEL_KEY, TRACK_ID_KEY, SEGMENT_INDEX_KEY))
         raise SystemExit(f"{output_dir} holds a Transform output of other features ({found}) than {model}'s preset "
                          f"makes ({kind}{f' with {want_bins} bins' if want_bins else ''}). Give --output-dir a pipeline "
                          f"root of --model {model}, or a new folder: the tool then runs the pipeline up to the Trainer "
@@ -161,9 +166,10 @@ def table(rows: list[dict]) -> str:
                      f"{cell(r, 'test_clip_accuracy')} | {cell(r, 'eval_segment_accuracy')} | "
                      f"{cell(r, 'test_segment_accuracy')} |")
     lines.append("")
-    for i, (before, after, _) in enumerate(gains(rows, "eval_clip_accuracy")):
-        changes = ", ".join(f"{split} {kind} {gains(rows, f'{split}_{kind}_accuracy')[i][2]:+.3f}"
-                            for split in ("eval", "test") for kind in ("clip", "segment"))
+    steps = {f"{split} {kind}": gains(rows, f"{split}_{kind}_accuracy")
+             for split in ("eval", "test") for kind in ("clip", "segment")}
+    for i, (before, after, _) in enumerate(steps["eval clip"]):
+        changes = ", ".join(f"{name} {by_step[i][2]:+.3f}" for name, by_step in steps.items())
         lines.append(f"- From {before:.0f} to {after:.0f} training clips: {changes}.")
     return "\n".join(lines)
 
@@ -200,11 +206,11 @@ def plot(rows: list[dict], model: str, path: str) -> str:
     return path
 
 
-def report(rows: list[dict], model: str, examples_uri: str) -> str:
-    """The section's text: protocol, what a run is, the table and the slopes."""
+def report(rows: list[dict], model: str, examples_uri: str, first_seed: int) -> str:
+    """The section's text: protocol, what a run is, the table and the change between fractions."""
     return (f"Protocol: **lists-trainval** (the Transform output {examples_uri}); each genre's training clips cut to a "
             f"fraction by a seeded draw, nested across fractions; the eval and test splits whole. `{model}`'s preset "
-            f"through the Trainer's own code, seed 42 + draw. Figures are clip accuracy (soft vote) and segment "
+            f"through the Trainer's own code, seed {first_seed} + draw. Figures are clip accuracy (soft vote) and segment "
             f"accuracy, mean (min-max) over the draws. The tool chooses nothing: test is recorded.\n\n{table(rows)}")
 
 
@@ -232,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
     add_real_data_arguments(parser, "unused here")  # --no-write: print only, the plot beside the results
     args = parser.parse_args(argv)
 
+    import tensorflow_transform as tft
+
     from bench.training import prepare
     from bench.trials import run_trial
 
@@ -239,8 +247,6 @@ def main(argv: list[str] | None = None) -> None:
     graph_uri, examples_uri = prepare(args.model, output_dir, args.data_root, args.split_dir,
                                       output_dir / "trials-prepare.log")
     preset = PipelineConfig().with_model(args.model)
-    import tensorflow_transform as tft
-
     check_features(tft.TFTransformOutput(graph_uri).transformed_feature_spec(), preset, output_dir)
     tracks = read_train_tracks(examples_uri, preset.genres)
     results_path = output_dir / RESULTS
@@ -250,10 +256,11 @@ def main(argv: list[str] | None = None) -> None:
             if (fraction, draw) in done:
                 continue
             keep = draw_tracks(tracks, fraction, draw)
-            config = dataclasses.replace(preset, train=dataclasses.replace(preset.train, seed=FIRST_SEED + draw))
+            seed = preset.train.seed + draw
+            config = dataclasses.replace(preset, train=dataclasses.replace(preset.train, seed=seed))
             with tempfile.TemporaryDirectory() as folder:
                 result = run_trial(config, graph_uri, subset_examples(examples_uri, keep, folder))
-            result = {"model": args.model, "fraction": fraction, "draw": draw, "seed": FIRST_SEED + draw,
+            result = {"model": args.model, "fraction": fraction, "draw": draw, "seed": seed,
                       "train_clips": len(keep), "transform": examples_uri, **result}
             print(f"[curve] {args.model} fraction {fraction:g} draw {draw}: {len(keep)} training clips, eval clip "
                   f"{result['eval']['clip_accuracy']:.3f}, test clip {result['test']['clip_accuracy']:.3f}", flush=True)
@@ -262,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     wanted = set(args.fractions)
     rows = summarise([r for r in read_results(results_path, args.model, examples_uri)
                       if r["fraction"] in wanted and r["draw"] < args.draws])
-    body = report(rows, args.model, examples_uri)
+    body = report(rows, args.model, examples_uri, preset.train.seed)
     print(body)
     picture = (output_dir if args.no_write else PLOTS_DIR) / f"learning-curve-{args.model}.png"
     print(f"[curve] plot: {plot(rows, args.model, str(picture))}")
