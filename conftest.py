@@ -13,6 +13,7 @@ if str(ROOT) not in sys.path:
 # marked real_data and skip, naming the folder, where it is absent.
 SHARED_GTZAN = ROOT.parent / "shared" / "data" / "gtzan"
 
+import csv  # noqa: E402
 import subprocess  # noqa: E402
 
 import pytest  # noqa: E402
@@ -62,6 +63,19 @@ def _no_tfx_sdist_in_tmp():
     original, dependency_utils.build_ephemeral_package = dependency_utils.build_ephemeral_package, refuse
     yield
     dependency_utils.build_ephemeral_package = original
+
+
+def shared_manifest() -> list[dict[str, str]]:
+    """The rows of the real clips' manifest.csv (path, genre, split, encoding, ...); empty where it is absent.
+
+    Tests choose clips by its ``encoding`` column: ``flac`` clips decode to the original samples bit for bit,
+    ``vorbis`` ones (``.ogg``) do not, so a test that needs exact samples takes ``flac`` and the rest take both.
+    """
+    manifest = SHARED_GTZAN / "manifest.csv"
+    if not manifest.is_file():
+        return []
+    with open(manifest, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 @pytest.fixture

@@ -59,11 +59,11 @@ from pipeline.config import GATE_SPLIT, MODEL_TYPES, PROJECT_ROOT, SPLITS, Pipel
 
 PROTOCOL = ("lists-trainval: artist-disjoint fault-filtered train/valid lists where a genre has both, hash split "
             "by track otherwise; the train+valid-list clips of Kereliuk et al. 2015 on this machine")
-# Mean clip accuracy over the seeds on held-out tracks (issues 5, 15, 16); issue 16 asks 0.80 of the best family
-# (the pretrained ones: vgg, musicnn).
-TARGETS = {"vgg": 0.80, "musicnn": 0.80, "cnn": 0.70, "lstm": 0.70}
-# Issue 16: no genre with at least FLOOR_CLIPS test clips below FLOOR (mean clip accuracy over the seeds).
-FLOOR, FLOOR_CLIPS = 0.50, 8
+# The bars the report holds each family to: mean test clip accuracy over the seeds. The recommended model
+# (musicnn) is held to 0.85, the from-scratch CNN to 0.70; the other families are reported without a bar.
+TARGETS = {"musicnn": 0.85, "cnn": 0.70}
+# No genre with at least FLOOR_CLIPS test clips below FLOOR (mean clip accuracy over the seeds).
+FLOOR, FLOOR_CLIPS = 0.60, 10
 DEFAULT_SEEDS = "42,43,44"
 GATE_OFF = ["--min-accuracy", "0", "--min-clip-accuracy", "0", "--max-accuracy-drop", "1"]
 # The committed copies of the runs BENCHMARKS.md reports (see the module docstring).

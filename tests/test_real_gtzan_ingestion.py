@@ -7,7 +7,6 @@ track come from each file's header: frames // segment length (3 s hops, last par
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from collections import Counter, defaultdict
@@ -18,7 +17,7 @@ import soundfile as sf
 
 from components.audio_example_gen.conftest import MULTI_PROCESSING, read_examples, run_executor
 from components.audio_example_gen.quarantine import SUMMARY_FILE
-from conftest import SHARED_GTZAN
+from conftest import SHARED_GTZAN, shared_manifest
 from pipeline.config import GENRES, SPLITS, PipelineConfig
 
 AUDIO = SHARED_GTZAN / "audio"
@@ -27,7 +26,8 @@ pytestmark = [
     pytest.mark.real_data,
     pytest.mark.skipif(not AUDIO.is_dir(), reason=f"needs the real GTZAN clips in {AUDIO} (not in this checkout)"),
 ]
-MANIFEST_CLIPS = len(list(csv.DictReader(open(SHARED_GTZAN / "manifest.csv")))) if AUDIO.is_dir() else 0
+MANIFEST = shared_manifest()
+MANIFEST_CLIPS = len(MANIFEST)
 LIST_TO_SPLIT = {"train_filtered.txt": "train", "valid_filtered.txt": "eval", "test_filtered.txt": "test"}
 
 
@@ -74,9 +74,15 @@ def test_counts_per_split_and_genre_match_the_lists(real_run):
         for row in rows:
             got[row["track_id"].decode()][split] += 1
     assert {t: set(c) for t, c in got.items()} == {t: {s} for t, s in expected.items()}
+    # Both encodings the folder holds (FLAC and Ogg Vorbis, as the manifest says) are ingested whole.
     segment = config.audio.segment_samples
-    for path in AUDIO.glob("*/*.flac"):
+    encodings = Counter()
+    for row in MANIFEST:
+        path = SHARED_GTZAN / row["path"]
         assert sum(got[path.stem].values()) == sf.info(str(path)).frames // segment, path.name
+        encodings[row["encoding"]] += 1
+    assert set(encodings) == {"flac", "vorbis"}, encodings
+    assert {p.suffix for p in AUDIO.glob("*/*.*")} == {".flac", ".ogg"}
 
 
 def test_real_clips_ingest_losslessly_and_report_throughput(real_run):
