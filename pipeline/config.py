@@ -308,9 +308,9 @@ class PipelineConfig:
             # Cosine decay of the rate to 0 over the epochs, last weights kept. On the real clips the
             # eval loss bottoms out by epoch 4-7 while eval accuracy keeps rising as the rate falls, so
             # stopping on the loss kept half-trained models: eval clip accuracy 0.756 / 0.756 (seeds 42 /
-            # 43) against 0.667 / 0.711; chosen on the eval split among the settings in BENCHMARKS.md.
+            # 43) against 0.667 / 0.711; chosen on the eval split (docs/model-selection.md, "CNN").
             # Band shift up to 8 of 128 mel bins: on the 288 rebalanced clips, eval clip accuracy 0.575
-            # against 0.529 without it (seeds 42-44, the same Transform output; "CNN settings tried").
+            # against 0.529 without it (seeds 42-44, the same Transform output).
             cfg.train = dataclasses.replace(cfg.train, lr_schedule="cosine", early_stopping_patience=None,
                                             band_shift=8)
         elif model == "ann":
@@ -325,8 +325,8 @@ class PipelineConfig:
             cfg.features = FeatureConfig()
             cfg.audio = dataclasses.replace(cfg.audio, sample_rate=22050)
             # From random initialisation (these machines). A cosine decay from 2e-3: on the real clips' eval
-            # split it beat one from 5e-3, which the CI's synthetic set preferred (BENCHMARKS.md, "EfficientNet
-            # on the synthetic set"; tests/families.py SET_FOR). Not tuned with ImageNet weights.
+            # split it beat one from 5e-3, which the CI's synthetic set preferred (docs/model-selection.md,
+            # "EfficientNet"; tests/families.py SET_FOR). Not tuned with ImageNet weights.
             cfg.train = dataclasses.replace(cfg.train, lr_schedule="cosine", early_stopping_patience=None,
                                             learning_rate=2e-3, mixup_alpha=0.2)
         else:  # vgg, lstm, musicnn: musicnn's input (the VGG's body is MSD_vgg; the LSTM's front end and
@@ -340,24 +340,24 @@ class PipelineConfig:
             if model == "lstm":
                 # epochs == frozen_epochs: the recurrent head on the frozen front end's outputs alone
                 # (seconds per epoch), no fine-tuning. On MSD_musicnn's steps lr 1e-3 (and input dropout
-                # 0.5, models/lstm.py): eval clip accuracy 0.657 against 0.608 at 3e-3 (and 0.3); BENCHMARKS.md,
-                # "LSTM settings tried".
+                # 0.5, models/lstm.py): eval clip accuracy 0.657 against 0.608 at 3e-3 (and 0.3);
+                # docs/model-selection.md, "LSTM".
                 # Five heads averaged: eval clip accuracy 0.739 against 0.705 for one head (15 heads, three bags
-                # of five; BENCHMARKS.md, "Averaged heads").
+                # of five; docs/model-selection.md, "LSTM").
                 # No class balancing: eval segments higher on every one of six seeds than with full balancing
-                # (0.693 against 0.669), clips tied (0.739 against 0.722); BENCHMARKS.md, "Session 19".
+                # (0.693 against 0.669), clips tied (0.739 against 0.722); docs/model-selection.md, "LSTM".
                 cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs,
                                                 learning_rate=1e-3, heads=5)
             elif model == "musicnn":
                 # The head alone on the frozen body's mean-pooled embeddings (seconds per epoch after one
-                # pass of the body); chosen on the eval split (BENCHMARKS.md, "musicnn settings tried").
-                # Five heads averaged: eval clip accuracy 0.765 against 0.744 for one head ("Averaged heads").
+                # pass of the body); chosen on the eval split (docs/model-selection.md, "musicnn").
+                # Five heads averaged: eval clip accuracy 0.765 against 0.744 for one head.
                 # No class balancing: eval segments higher on every one of six seeds than with half-strength
                 # balancing (0.731 against 0.716), which had beaten full balancing the same way; clips tied
-                # (0.784 against 0.775; BENCHMARKS.md, "Training order made canonical" and "Session 19").
+                # (0.784 against 0.775).
                 # Label smoothing 0.2: 625 of 717 held-out clips against 604 without (239 train and eval clips,
                 # five folds of consecutive tracks, seeds 42-44; higher on every seed); 0.1 gave 618 and 0.3
-                # 618 (bench/folds.py; BENCHMARKS.md, "Session 22").
+                # 618 (bench/folds.py; docs/model-selection.md, "musicnn").
                 cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, heads=5,
                                                 label_smoothing=0.2)
         return cfg
@@ -475,7 +475,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--finetune-learning-rate", type=_positive,
                    help=f"pretrained models: learning rate of the fine-tuning that follows the head (default: "
                    f"{d.train.finetune_learning_rate:g}; on the real clips musicnn's body gained at 1e-5 and lost at "
-                   "1e-4, BENCHMARKS.md \"musicnn settings tried\")")
+                   "1e-4, docs/model-selection.md)")
     g.add_argument("--label-smoothing", type=_smoothing,
                    help="share of each training target spread evenly over the genres, 0 to below 1 (0: one-hot "
                    "targets; default: the model's preset: 0.2 for musicnn, else 0)")
