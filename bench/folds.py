@@ -40,7 +40,8 @@ import numpy as np  # noqa: E402
 
 from bench.real_data import add_real_data_arguments  # noqa: E402
 from bench.trials import apply_settings  # noqa: E402
-from pipeline.config import PipelineConfig, whole_number  # noqa: E402
+from pipeline.config import PipelineConfig  # noqa: E402
+from pipeline.flags import whole_number  # noqa: E402
 
 if TYPE_CHECKING:
     import tf_keras as keras

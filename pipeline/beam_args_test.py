@@ -27,7 +27,7 @@ def test_runner_flag_drops_direct_runner_options_for_other_runners():
 def test_the_pipeline_flag_runs_every_beam_step_on_dask():
     import argparse
 
-    from pipeline.config import add_cli_arguments, config_from_args
+    from pipeline.flags import add_cli_arguments, config_from_args
     args = add_cli_arguments(argparse.ArgumentParser()).parse_args(["--dask", "127.0.0.1:8786"])
     assert config_from_args(args).beam_args == [
         "--runner=pipeline.dask_runner.DaskRunner", "--dask_client_address=tcp://127.0.0.1:8786"]

@@ -5,7 +5,8 @@ import dataclasses
 
 import pytest
 
-from pipeline.config import PipelineConfig, add_cli_arguments, config_from_args
+from pipeline.config import PipelineConfig
+from pipeline.flags import add_cli_arguments, config_from_args
 from pipeline.pipeline import CLIP_EVALUATOR_ID, RESOLVER_ID, create_pipeline, eval_config
 
 
