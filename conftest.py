@@ -21,8 +21,8 @@ import pytest  # noqa: E402
 from pipeline.local_http import free_port, stop_process, wait_until_healthy  # noqa: E402,F401 (free_port: tests import it from here)
 
 
-# The modules that run whole pipelines, longest first (CI's --durations; BENCHMARKS.md, "Whole pipeline and CI
-# wall times"). pytest-xdist's loadfile hands modules to its workers in collection order (the Makefile passes
+# The modules that run whole pipelines, longest first (by pytest's --durations on CI). pytest-xdist's
+# loadfile hands modules to its workers in collection order (the Makefile passes
 # --no-loadscope-reorder): its default order, the modules with most tests first, left these minutes-long
 # modules to the end, where one worker ran them while the other had nothing left to take.
 LONG_MODULES = (

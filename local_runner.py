@@ -31,7 +31,8 @@ import traceback  # noqa: E402
 from typing import Optional  # noqa: E402
 
 from pipeline import preflight  # noqa: E402
-from pipeline.config import PipelineConfig, add_cli_arguments, config_from_args  # noqa: E402
+from pipeline.config import PipelineConfig  # noqa: E402
+from pipeline.flags import add_cli_arguments, config_from_args  # noqa: E402
 from pipeline.console import RunConsole  # noqa: E402
 from pipeline.errors import UserError, find_user_error  # noqa: E402
 from pipeline.run_lock import OutputDirLock  # noqa: E402

@@ -18,7 +18,7 @@ disturbed), with the sum of medians beside it.
 
 Profile rows time the default log-mel's stages alone (STFT; pad, framing and window; the
 rfft on ready frames), and the report ends with what they leave for the rest of the graph
-under the goal of 3x librosa (issue 4), computed from the same run.
+under the goal of 3x librosa, computed from the same run.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 SEGMENT_SECONDS = 3.0
-GOAL_VS_LIBROSA = 3.0  # issue 4: the in-graph log-mel at least 3x librosa per core
+GOAL_VS_LIBROSA = 3.0  # the goal: the in-graph log-mel at least 3x librosa per core
 PROFILE_STFT = "profile: STFT only (centre pad, frame, window, rfft)"
 PROFILE_FRAMING = "profile: centre pad, frame and window only (no FFT)"
 PROFILE_RFFT = "profile: rfft only, on ready windowed frames"

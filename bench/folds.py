@@ -4,7 +4,7 @@
         --try preset --try balance0.5:train.class_balance=0.5 --seeds 42,43,44 [--folds 5]
 
 Why: the eval split holds 51 real clips, so one clip is 2 points and settings that differ by less
-cannot be told apart on it (BENCHMARKS.md, "musicnn settings tried"). The families that train heads on a
+cannot be told apart on it (docs/model-selection.md). The families that train heads on a
 frozen body (musicnn, the LSTM) can afford more evidence: the body runs once over every train and eval
 segment, and each fold then costs a few seconds of head training. Every clip of train + eval is held out
 once, so a setting is judged on 239 clips instead of 51. The test split is never read.
@@ -40,7 +40,8 @@ import numpy as np  # noqa: E402
 
 from bench.real_data import add_real_data_arguments  # noqa: E402
 from bench.trials import apply_settings  # noqa: E402
-from pipeline.config import PipelineConfig, whole_number  # noqa: E402
+from pipeline.config import PipelineConfig  # noqa: E402
+from pipeline.flags import whole_number  # noqa: E402
 
 if TYPE_CHECKING:
     import tf_keras as keras

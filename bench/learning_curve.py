@@ -2,7 +2,7 @@
 
     make bench-curve ARGS="--model musicnn --output-dir /tmp/genre-bench288/real-musicnn --fractions 0.25,0.5,1 --draws 3"
 
-Why: issue 16's bars (0.80 for the best family, 0.70 for the CNN) come from published figures on the
+Why: the accuracy bars (0.80 for the best family, 0.70 for the CNN; ``bench.accuracy.TARGETS``) come from published figures on the
 fault-filtered split, whose train list has 443 clips; this machine holds 188 of them. Whether a family
 falls short for want of settings or for want of clips is a question a learning curve answers: if the
 held-out accuracy still climbs steeply as training clips double up to all 188, the clips are the limit.
@@ -35,7 +35,8 @@ import numpy as np  # noqa: E402
 
 from bench.accuracy import TARGETS  # noqa: E402
 from bench.real_data import add_real_data_arguments  # noqa: E402
-from pipeline.config import MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig, whole_number  # noqa: E402
+from pipeline.config import MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig  # noqa: E402
+from pipeline.flags import whole_number  # noqa: E402
 
 TRAIN = SPLITS[0]
 RESULTS = "learning_curve.jsonl"

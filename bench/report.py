@@ -13,7 +13,8 @@ import subprocess
 from pathlib import Path
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-HEADER = "# Benchmarks\n\nEvery figure below was measured by the command shown with it; re-run it to refresh its section.\n"
+HEADER = ("# Benchmarks\n\nEvery figure below was measured by the command shown with it; re-run it to refresh its "
+          "section.\n")
 
 
 def machine_description() -> str:

@@ -31,7 +31,7 @@ from bench.report import write_section  # noqa: E402
 from pipeline.config import PROJECT_ROOT, SyntheticConfig  # noqa: E402
 
 GOAL = 500.0
-# The generator before issue 11's rewrite: per-note Python synthesis.
+# The generator before its vectorised rewrite: per-note Python synthesis.
 BASELINE_REF = "7e83bbc"
 
 

@@ -3,7 +3,7 @@
     python -m bench.trials --output-dir outputs/real-cnn --model lstm --set train.class_balance=1 \\
         --seeds 42,43 [--builder FILE.py:FUNCTION] [--label NAME]
 
-The loop behind the "settings tried" tables in BENCHMARKS.md: it trains with the Trainer's own code
+The loop behind the comparisons in docs/model-selection.md: it trains with the Trainer's own code
 (``models.training.train_model``) on the newest Transform output in ``--output-dir`` (running the real
 pipeline up to a one-step Trainer first if there is none, as ``make bench-training`` does), so trying a
 setting costs the training alone: no ExampleGen, Transform, Evaluator or export, and an edit of

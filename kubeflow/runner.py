@@ -23,7 +23,8 @@ import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
 from kubeflow import beam, cluster, spec as spec_lib  # noqa: E402
-from pipeline.config import PROJECT_ROOT, PipelineConfig, add_cli_arguments, config_from_args  # noqa: E402
+from pipeline.config import PROJECT_ROOT, PipelineConfig  # noqa: E402
+from pipeline.flags import add_cli_arguments, config_from_args  # noqa: E402
 
 DEFAULT_OUTPUT = str(PROJECT_ROOT / "outputs" / "kubeflow" / "genre-pipeline.json")
 

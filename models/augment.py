@@ -99,8 +99,8 @@ def spec_augment(features: tf.Tensor, freq_param: int, time_param: int, seeds: t
 def band_shift(features: tf.Tensor, max_bins: int, seed: tf.Tensor) -> tf.Tensor:
     """Shift each example of [batch, frames, bins] along the bins by k ~ U{-max_bins..max_bins}, the edge bin
     repeated into the gap: on mel bands, roughly a pitch shift (8 of 128 bands: about 1.5 semitones above
-    1 kHz). Why: the from-scratch CNN learns the training artists' keys and timbres (BENCHMARKS.md, "CNN
-    settings tried on the 288 clips")."""
+    1 kHz). Why: the from-scratch CNN learns the training artists' keys and timbres (docs/model-selection.md,
+    "CNN")."""
     bins = tf.shape(features)[2]
     shift = tf.random.stateless_uniform([tf.shape(features)[0], 1], seed, -max_bins, max_bins + 1, dtype=tf.int32)
     source = tf.clip_by_value(tf.range(bins)[tf.newaxis, :] - shift, 0, bins - 1)  # [batch, bins]

@@ -34,7 +34,7 @@ def build_cnn(
 
     Each mel band's mean over the segment is subtracted first (:func:`centre_bands`): on the real clips a
     recording's long-term spectrum (its era, its equalisation) told the network more than the music did,
-    and blues was lost to reggae and country (BENCHMARKS.md, "CNN settings tried on the 288 clips").
+    and blues was lost to reggae and country (docs/model-selection.md, "CNN").
 
     The pooling is over time only (mean and max per frequency band and channel): genre cues
     such as a heavy low end or bright cymbals live in particular bands, and a global pool over

@@ -13,7 +13,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from models import efficientnet, registry, training
-from pipeline.config import GENRES, PipelineConfig, add_cli_arguments, config_from_args
+from pipeline.config import GENRES, PipelineConfig
+from pipeline.flags import add_cli_arguments, config_from_args
 from pipeline.errors import UserError
 
 SHAPE = (64, 64)

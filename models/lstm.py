@@ -4,8 +4,8 @@ The front end is MSD_musicnn's front and mid end (models/musicnn.py: the same in
 undo), which turn 3 s of 96-band log-mel into 753 channels per frame, averaged here over 32 frames: 5 steps of
 about half a second; the LSTM models how those steps follow each other. Why this front end: on the 288 real
 clips the LSTM on MSD_vgg's first four blocks (11 steps of 6 bands x 128 channels) reached 0.556 eval clip
-accuracy (three seeds), and a probe of this head on MSD_musicnn's steps 0.657 (two seeds; BENCHMARKS.md, "LSTM
-settings tried"); before that the plain two-layer LSTM over 20 MFCCs reached 0.595 on the 254-clip set and a
+accuracy (three seeds), and a probe of this head on MSD_musicnn's steps 0.657 (two seeds; docs/model-selection.md,
+"LSTM"); before that the plain two-layer LSTM over 20 MFCCs reached 0.595 on the 254-clip set and a
 from-scratch conv front end overfitted. Like the VGG it trains in two phases (models/training.fit); its preset
 trains only the LSTM head, on the frozen front end's outputs computed once.
 """
@@ -23,7 +23,7 @@ from pipeline.config import TrainConfig
 # Frames averaged per LSTM step: 187 frames of 16 ms -> 5 steps of 512 ms (the last 27 frames, 0.43 s, fall
 # outside them). Fewer, longer steps overfitted less: on the 288 real clips, eval clip accuracy 0.62 with 46
 # steps of 4 frames, 0.70 with 11 of 16, 0.71 with 5 of 32 (three seeds, two orders of the examples;
-# BENCHMARKS.md, "LSTM settings tried", L11).
+# docs/model-selection.md, "LSTM").
 STEP_FRAMES = 32
 FRONT_END_OUT = f"{musicnn.BACKBONE_PREFIX}steps"  # [batch, 5, 753], the last frozen layer
 UNITS = 64  # per direction

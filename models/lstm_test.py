@@ -31,7 +31,7 @@ def test_preset_trains_the_head_alone_on_musicnns_features():
     config = PipelineConfig().with_model("lstm")
     assert registry.has_pretrained_backbone(config) and registry.needs_input_stats(config)
     assert config.train.epochs <= config.train.frozen_epochs  # no fine-tuning phase
-    assert config.train.class_balance == 0.0  # unweighted loss (BENCHMARKS.md, session 19)
+    assert config.train.class_balance == 0.0  # unweighted loss (docs/model-selection.md, "LSTM")
     assert config.features == PipelineConfig().with_model("musicnn").features
     assert config.audio.sample_rate == 16000
 

@@ -27,7 +27,7 @@ def test_runner_flag_drops_direct_runner_options_for_other_runners():
 def test_the_pipeline_flag_runs_every_beam_step_on_dask():
     import argparse
 
-    from pipeline.config import add_cli_arguments, config_from_args
+    from pipeline.flags import add_cli_arguments, config_from_args
     args = add_cli_arguments(argparse.ArgumentParser()).parse_args(["--dask", "127.0.0.1:8786"])
     assert config_from_args(args).beam_args == [
         "--runner=pipeline.dask_runner.DaskRunner", "--dask_client_address=tcp://127.0.0.1:8786"]
@@ -41,7 +41,7 @@ def test_the_taggers_in_process_defaults_give_way_to_beam_args_and_the_dask_pres
 
 def test_tfx_builds_no_sdist_of_itself_for_the_runners_that_run_here():
     """TFX's own check (real code) leaves for_tfx's args alone: no 52 MB sdist in /tmp per component
-    run. The session's guard in conftest.py would fail this test if TFX still tried to build one."""
+    run. The test session's guard in conftest.py would fail this test if TFX still tried to build one."""
     from tfx.utils import dependency_utils
     for args in (PipelineConfig().beam_args, runners.IN_PROCESS, runners.beam_args(dask="127.0.0.1:8786")):
         assert runners.LOCAL_SDK_FLAG in runners.for_tfx(args)

@@ -5,7 +5,8 @@ import dataclasses
 
 import pytest
 
-from pipeline.config import PipelineConfig, add_cli_arguments, config_from_args
+from pipeline.config import PipelineConfig
+from pipeline.flags import add_cli_arguments, config_from_args
 from pipeline.pipeline import CLIP_EVALUATOR_ID, RESOLVER_ID, create_pipeline, eval_config
 
 
@@ -78,7 +79,7 @@ def test_fine_tuning_flags_reach_the_train_config():
 
 
 def test_heads_flag_and_presets():
-    """Five averaged heads for the frozen-body presets (BENCHMARKS.md, "Averaged heads"), one elsewhere;
+    """Five averaged heads for the frozen-body presets (docs/model-selection.md), one elsewhere;
     --heads overrides either, and a count below one is refused before anything runs."""
     import argparse
 
@@ -93,7 +94,7 @@ def test_heads_flag_and_presets():
 
 
 def test_label_smoothing_flag_and_presets():
-    """musicnn's heads train on smoothed targets (BENCHMARKS.md, "Session 22": chosen by cross-validation over
+    """musicnn's heads train on smoothed targets (docs/model-selection.md, "musicnn": chosen by cross-validation over
     the train and eval clips); --label-smoothing overrides any preset, 0 included."""
     import argparse
 

@@ -33,7 +33,7 @@ CLIENTS, ROUNDS = 4, 1
 # ones would hold if none of it were returned (4 x 6 x 19.2 MB = 461 MB, rounded up to 512 MiB).
 # Measured: far below (see the test's failure message, which prints the figures). The bound is
 # generous on purpose: the allocator keeps some freed memory in per-thread arenas, which a loaded
-# machine does not change, and the issue this guards against retained 2.37 GB.
+# machine does not change, and the server this guards against retained 2.37 GB.
 RSS_BOUND_BYTES = 512 * 2**20
 
 

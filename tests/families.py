@@ -33,10 +33,10 @@ TRACKS, SECONDS = 12, 12.0
 EPOCHS = {"cnn": 15, "lstm": 15, "vgg": 22, "ann": 20, "efficientnet": 40, "musicnn": 20}
 # A family that needs more than the shared set: (tracks per genre, learning rate in place of the preset's).
 # EfficientNet from random initialisation, 40 epochs from 5e-3: on 12 tracks it scored 1.000 and then 0.900 of the
-# held-out clips on two runs of this path, at the bar; on 20 tracks 1.000 on seeds 42-44 (BENCHMARKS.md,
-# "EfficientNet on the synthetic set"; the real clips' eval split keeps the preset at 2e-3).
+# held-out clips on two runs of this path, at the bar; on 20 tracks 1.000 on seeds 42-44 (docs/model-selection.md,
+# "EfficientNet"; the real clips' eval split keeps the preset at 2e-3).
 SET_FOR = {"efficientnet": (20, 5e-3)}
-# Served through serving_default and compared with from_examples: the families issues 15 and 16 added (the
+# Served through serving_default and compared with from_examples: the families the CNN's e2e test does not serve (the
 # CNN's raw-audio path is served over gRPC in tests/test_pipeline_e2e.py).
 SERVED_CHECK = ("ann", "efficientnet", "musicnn")
 

@@ -7,7 +7,8 @@ import pytest
 import local_runner
 from bench import accuracy as bench
 from models import metrics
-from pipeline.config import GENRES, SPLITS, config_from_args
+from pipeline.config import GENRES, SPLITS
+from pipeline.flags import config_from_args
 
 
 def test_runner_args_turn_the_gate_off_and_name_the_protocol(tmp_path):

@@ -5,8 +5,8 @@ tracks: the CNN and the ANN from scratch, EfficientNet from random initialisatio
 MLMD, DirectRunner); the trained SavedModel is then scored on the `test` split (stratified protocol: its tracks
 are in no other split) through its `from_examples` signature, exactly as ClipEvaluator scores it: at least 90 %
 of held-out clips right (and 80 % of their 3 s segments). The Trainer's wall time is read back from its MLMD
-execution and printed, never asserted: speed is measured in bench/ (BENCHMARKS.md). For the families added by
-issue 15 (ANN, EfficientNet) the raw-audio `serving_default` signature is also checked against `from_examples`
+execution and printed, never asserted: speed is measured in bench/ (BENCHMARKS.md). For the ANN and
+EfficientNet the raw-audio `serving_default` signature is also checked against `from_examples`
 on a held-out clip (the CNN's: tests/test_pipeline_e2e.py). The 16-kHz pretrained families are in
 tests/test_pretrained_families_e2e.py; the helpers both share, in tests/families.py.
 """

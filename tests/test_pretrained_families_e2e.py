@@ -3,7 +3,7 @@ pipeline and are accurate on held-out tracks: the same bars and protocol as test
 (helpers in tests/families.py). They share one input format, so one ExampleGen and Transform run serves all
 three; this module runs beside the 22.05-kHz one under pytest-xdist.
 
-For musicnn (issue 16) the raw-audio `serving_default` signature is also checked against `from_examples` on a
+For musicnn the raw-audio `serving_default` signature is also checked against `from_examples` on a
 held-out clip; the VGG and the LSTM take the same features at the same rate through the same signatures code
 (models/signatures.py).
 """

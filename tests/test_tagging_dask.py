@@ -1,4 +1,4 @@
-"""The batch tagger and Beam on a real Dask cluster (issue 14).
+"""The batch tagger and Beam on a real Dask cluster.
 
 A real ``distributed`` cluster is started by the test on 127.0.0.1 (a scheduler and two
 worker processes, free ports) and torn down after. Real Beam runners throughout: the

@@ -1,0 +1,244 @@
+"""The command-line flags of the local and Kubeflow runners, and the typed configuration they ask for.
+
+:func:`add_cli_arguments` declares the flags (their defaults read from :class:`PipelineConfig`, their
+types refuse a value out of range before anything runs); :func:`config_from_args` turns the parsed flags
+into the :class:`PipelineConfig` the pipeline runs with. The configuration itself lives in
+:mod:`pipeline.config`, which knows nothing of the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import os
+from typing import Callable, Optional
+
+from pipeline.beam_args import beam_args
+from pipeline.config import (DEFAULT_OUTPUT_DIR, GENRES, HASH_PROTOCOLS, MIN_SYNTHETIC_TRACKS, MODEL_TYPES,
+                             SPLIT_PROTOCOLS, GateConfig, PathsConfig, PipelineConfig)
+
+
+def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The flags shared by the local and Kubeflow runners; defaults come from PipelineConfig."""
+    d = PipelineConfig()
+    g = parser.add_argument_group("data")
+    g.add_argument("--data-root", help="GTZAN-style audio root (<root>/<genre>/<genre>.NNNNN.wav, or its "
+                   "genres_original/ or genres/ folder). Default: generate the synthetic data set.")
+    g.add_argument("--split", choices=SPLIT_PROTOCOLS, default=d.split.protocol,
+                   help="track-level split protocol (default: %(default)s)")
+    g.add_argument("--split-dir", help="folder with train_filtered.txt, valid_filtered.txt, test_filtered.txt")
+    g.add_argument("--split-ratios", type=_ratios, default=d.split.ratios, metavar="TRAIN,EVAL,TEST",
+                   help="stratified and hash protocols: fractions of tracks per split (default: %s)" % ",".join(map(str, d.split.ratios)))
+    g.add_argument("--genres", type=_genre_list, metavar="A,B,C",
+                   help="the label set, in label order (default: GTZAN's ten: " + ",".join(GENRES) + ")")
+    g.add_argument("--genres-from-data", action="store_true",
+                   help="the label set is the data root's genre folders (sorted), at least two")
+    g.add_argument("--max-bad-fraction", type=_fraction, default=d.split.max_bad_fraction,
+                   help="fail ingestion when more than this fraction of files is quarantined (default: %(default)s)")
+    g.add_argument("--segment-seconds", type=_positive, default=d.audio.segment_seconds,
+                   help="segment length in seconds (default: %(default)s)")
+    g.add_argument("--hop-seconds", type=_positive, metavar="SECONDS",
+                   help="distance between segment starts; below --segment-seconds the segments overlap "
+                        "(default: the segment length, no overlap)")
+    g.add_argument("--max-clip-seconds", type=_positive, default=d.audio.max_clip_seconds,
+                   help="quarantine audio files longer than this (default: %(default)s)")
+    g.add_argument("--max-segments-per-track", type=whole_number(0), default=d.audio.max_segments_per_track,
+                   help="segments kept per track, spread over a longer track; 0: no limit (default: %(default)s)")
+    g.add_argument("--synthetic-tracks", default=d.synthetic.tracks_per_genre,
+                   type=whole_number(MIN_SYNTHETIC_TRACKS, "a genre needs a train, an eval and a test track"),
+                   help="synthetic data set: tracks per genre (default: %(default)s)")
+    g.add_argument("--synthetic-seconds", type=_positive, default=d.synthetic.seconds,
+                   help="synthetic data set: seconds per track (default: %(default)s)")
+    g = parser.add_argument_group("model")
+    g.add_argument("--model", choices=MODEL_TYPES, default=d.train.model,
+                   help="model family; the feature front end follows it (default: %(default)s)")
+    g.add_argument("--epochs", type=whole_number(1),
+                   help=f"maximum epochs; VGG: head and fine-tuning together (default: the model's preset, "
+                   f"{d.train.epochs} unless the preset says otherwise)")
+    g.add_argument("--batch-size", type=whole_number(1), default=d.train.batch_size, help="(default: %(default)s)")
+    g.add_argument("--learning-rate", type=_positive,
+                   help=f"(default: the model's preset: {d.train.learning_rate:g}; VGG's head 3e-3, EfficientNet 2e-3)")
+    g.add_argument("--max-steps", type=whole_number(1),
+                   help="cap on optimiser steps (testing the gate with a bad model)")
+    g.add_argument("--seed", type=int, default=d.train.seed,
+                   help="seed of weights, shuffling and augmentation; repeats a run on the same Transform output "
+                   "(default: %(default)s)")
+    g.add_argument("--class-balance", type=_non_negative,
+                   help="loss weight per genre = its train segments ** -X (0: off, 1: balanced; default: the "
+                   "model's preset)")
+    g.add_argument("--backbone-weights", metavar="PATH",
+                   help="efficientnet: Keras weights file of the EfficientNetB0 body (include_top=False), e.g. "
+                   "efficientnetb0_notop.h5. Default: Keras' ImageNet download where possible, else random "
+                   "initialisation (the run says so)")
+    g.add_argument("--frozen-epochs", type=whole_number(0), default=d.train.frozen_epochs,
+                   help="pretrained models: maximum epochs of the new head on the frozen body; fine-tuning gets the "
+                   "rest of --epochs (default: %(default)s)")
+    g.add_argument("--finetune-learning-rate", type=_positive,
+                   help=f"pretrained models: learning rate of the fine-tuning that follows the head (default: "
+                   f"{d.train.finetune_learning_rate:g}; on the real clips musicnn's body gained at 1e-5 and lost at "
+                   "1e-4, docs/model-selection.md)")
+    g.add_argument("--label-smoothing", type=_smoothing,
+                   help="share of each training target spread evenly over the genres, 0 to below 1 (0: one-hot "
+                   "targets; default: the model's preset: 0.2 for musicnn, else 0)")
+    g.add_argument("--heads", type=whole_number(1, "1 is a single head"),
+                   help="pretrained models: heads trained on the frozen body, each from its own seed, averaged in the "
+                   "exported model (default: the model's preset: 5 for musicnn and lstm, else 1)")
+    g = parser.add_argument_group("quality gate")
+    g.add_argument("--min-accuracy", type=_fraction, default=d.gate.min_accuracy,
+                   help="segment accuracy a model needs to be blessed (default: %(default)s)")
+    g.add_argument("--min-clip-accuracy", type=_fraction, default=d.gate.min_clip_accuracy,
+                   help="clip (vote) accuracy a model needs to be blessed (default: %(default)s)")
+    g.add_argument("--max-accuracy-drop", type=_fraction, default=d.gate.max_accuracy_drop,
+                   help="allowed accuracy drop against the last blessed model (default: %(default)s)")
+    g.add_argument("--min-test-clips", type=whole_number(1), default=d.gate.min_test_clips,
+                   help="fewest clips in the held-out test split a model can be blessed on (default: %(default)s)")
+    g.add_argument("--no-baseline", dest="compare_to_last_blessed", action="store_false",
+                   help="no comparison with the last blessed model, only the absolute bars: for backends that "
+                   "cannot run TFX resolvers (open-source Kubeflow Pipelines)")
+    g = parser.add_argument_group("paths")
+    g.add_argument("--output-dir", default=str(DEFAULT_OUTPUT_DIR),
+                   help="where pipeline root, metadata, MLflow store and pushed models go (default: %(default)s)")
+    g.add_argument("--pipeline-root", help="TFX pipeline root (default: <output-dir>/pipeline_root)")
+    g.add_argument("--serving-dir", help="push destination in TF Serving layout (default: <output-dir>/serving/genre)")
+    g.add_argument("--mlflow-uri", help="MLflow tracking URI (default: SQLite store under the pipeline root)")
+    g.add_argument("--dask", metavar="HOST:PORT",
+                   help="run the Beam steps on the Dask scheduler at HOST:PORT with the project's corrected Dask "
+                   "runner (docs/distributed.md)")
+    g.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
+                   help="Beam pipeline argument, repeatable (replaces the DirectRunner defaults)")
+    return parser
+
+
+def _ratios(text: str) -> tuple[float, float, float]:
+    try:
+        ratios = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        ratios = ()
+    if len(ratios) != 3 or min(ratios) <= 0 or abs(sum(ratios) - 1) > 1e-6:
+        raise argparse.ArgumentTypeError(f"{text!r}: give three positive fractions that sum to 1, like 0.7,0.15,0.15")
+    return ratios  # type: ignore[return-value]
+
+
+def _genre_list(text: str) -> tuple[str, ...]:
+    genres = tuple(part.strip() for part in text.split(",") if part.strip())
+    if len(genres) < 2 or len(set(genres)) != len(genres):
+        raise argparse.ArgumentTypeError(f"{text!r}: name at least two different genres, like blues,jazz")
+    return genres
+
+
+def whole_number(minimum: int, why: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``, refused before anything runs."""
+    def parse(text: str) -> int:
+        try:
+            value: Optional[int] = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: give a whole number of at least {minimum}" + (f" ({why})" if why else ""))
+        return value
+
+    return parse
+
+
+def _real(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number, like 0.5")
+    return value
+
+
+def _positive(text: str) -> float:
+    if (value := _real(text)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number above 0")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    if (value := _real(text)) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of at least 0")
+    return value
+
+
+def _fraction(text: str) -> float:
+    if not 0 <= (value := _real(text)) <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a fraction from 0 to 1, like 0.6")
+    return value
+
+
+def _smoothing(text: str) -> float:
+    if not 0 <= (value := _real(text)) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a share from 0 to below 1, like 0.1 (1 would leave "
+                                         "no trace of the label)")
+    return value
+
+
+def _weights_file(path: Optional[str], on_this_machine: bool = True) -> Optional[str]:
+    """--backbone-weights as an absolute path, refused at once (before TensorFlow loads) when no such file.
+
+    For a pipeline compiled to run elsewhere (Kubeflow) the file is in the image or a bucket, not here:
+    it must then be absolute or a URI, and the Trainer checks it where it runs.
+    """
+    if path is None:
+        return None
+    if not on_this_machine:
+        if "://" not in path and not os.path.isabs(path):
+            raise SystemExit(f"--backbone-weights {path}: give the path the Trainer sees in the image (absolute) "
+                             "or a URI (gs://...), not a path relative to this machine.")
+        return path
+    if not os.path.isfile(path):
+        raise SystemExit(f"--backbone-weights {path}: no such file. Pass a Keras weights file of EfficientNetB0 "
+                         "without its top (efficientnetb0_notop.h5), or leave the flag out.")
+    return os.path.abspath(path)
+
+
+def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> PipelineConfig:
+    """The config the flags ask for; ``on_this_machine`` False when the pipeline runs elsewhere (Kubeflow)."""
+    cfg = PipelineConfig().with_model(args.model)
+    cfg.paths = PathsConfig(
+        data_root=args.data_root, output_dir=os.path.abspath(args.output_dir),
+        pipeline_root=args.pipeline_root or "", serving_dir=args.serving_dir or "",
+        mlflow_tracking_uri=args.mlflow_uri or "")
+    cfg.split = dataclasses.replace(cfg.split, protocol=args.split, split_dir=args.split_dir,
+                                    ratios=tuple(args.split_ratios), max_bad_fraction=args.max_bad_fraction)
+    if args.genres:
+        cfg.genres = tuple(args.genres)
+    if args.split not in HASH_PROTOCOLS and not args.split_dir:
+        raise SystemExit(f"--split {args.split} reads the fault-filtered list files: pass --split-dir DIR "
+                         "(the folder holding train_filtered.txt, valid_filtered.txt, test_filtered.txt).")
+    hop_seconds = args.segment_seconds if args.hop_seconds is None else args.hop_seconds
+    if not 0 < hop_seconds <= args.segment_seconds:
+        raise SystemExit(f"--hop-seconds {hop_seconds:g}: give a distance between segment starts above 0 and at most "
+                         f"the segment length ({args.segment_seconds:g} s), or leave the flag out for no overlap.")
+    cfg.audio = dataclasses.replace(cfg.audio, segment_seconds=args.segment_seconds,
+                                    hop_seconds=hop_seconds, max_clip_seconds=args.max_clip_seconds,
+                                    max_segments_per_track=args.max_segments_per_track)
+    if not args.data_root and args.synthetic_seconds < args.segment_seconds:
+        raise SystemExit(f"--synthetic-seconds {args.synthetic_seconds:g}: a synthetic track must hold at least one "
+                         f"segment ({args.segment_seconds:g} s, --segment-seconds); give a longer track or a "
+                         "shorter segment.")
+    cfg.synthetic = dataclasses.replace(cfg.synthetic, tracks_per_genre=args.synthetic_tracks,
+                                        seconds=args.synthetic_seconds)
+    cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs or cfg.train.epochs, batch_size=args.batch_size,
+                                    learning_rate=args.learning_rate or cfg.train.learning_rate,
+                                    max_steps=args.max_steps, frozen_epochs=args.frozen_epochs, seed=args.seed,
+                                    finetune_learning_rate=(cfg.train.finetune_learning_rate
+                                                            if args.finetune_learning_rate is None
+                                                            else args.finetune_learning_rate),
+                                    backbone_weights=_weights_file(args.backbone_weights, on_this_machine),
+                                    class_balance=(cfg.train.class_balance if args.class_balance is None
+                                                   else args.class_balance),
+                                    label_smoothing=(cfg.train.label_smoothing if args.label_smoothing is None
+                                                     else args.label_smoothing),
+                                    heads=cfg.train.heads if args.heads is None else args.heads)
+    cfg.gate = GateConfig(min_accuracy=args.min_accuracy, min_clip_accuracy=args.min_clip_accuracy,
+                          max_accuracy_drop=args.max_accuracy_drop, min_test_clips=args.min_test_clips,
+                          compare_to_last_blessed=args.compare_to_last_blessed)
+    if args.beam_args:
+        cfg.beam_args = list(args.beam_args)
+    if getattr(args, "dask", None):
+        cfg.beam_args = beam_args(extra=cfg.beam_args, dask=args.dask)
+    return cfg
