@@ -162,7 +162,7 @@ def test_fault_filtered_protocol_on_the_executor(synthetic_root, tmp_path):
     assert "jazz/jazz.00000.wav" in summary["excluded"]["not in split lists"]
 
 
-# ----- hostile input (issue 12): nothing on one file ends the run -----------------------------
+# ----- hostile input: nothing on one file ends the run ------------------------------------------
 
 HOSTILE_BAD = {rel: outcome for rel, _, outcome in HOSTILE_FILES.values() if outcome not in ("truncated", "cut")}
 TRUNCATED = next(rel for rel, _, outcome in HOSTILE_FILES.values() if outcome == "truncated")
