@@ -7,8 +7,8 @@ held-out figure. Run on the launcher before the split (plan.py), for every proto
 each group of identical files the first in sorted order is kept, the others become
 ``duplicate_audio`` records naming it.
 
-Identity is the SHA-256 of the decoded PCM (libsndfile's frames as int32, with the rate and
-channel count), so a WAV and its FLAC copy match and a re-tagged copy (other metadata)
+Identity is the SHA-256 of the decoded samples (libsndfile's frames as float64, exact for
+every PCM and float encoding, with the rate and channel count), so a WAV and its FLAC copy match and a re-tagged copy (other metadata)
 too. Cost, bounded: a link to a file already seen is recognised by its inode with no read;
 every other file has its header and first :data:`HEAD_SECONDS` of samples read (a cheap
 key); only files whose key another file shares are decoded whole, block by block into the
@@ -36,7 +36,7 @@ _BLOCK = audio_lib.BLOCK_FRAMES
 
 
 def _read_pcm(path: str, head_only: bool, max_seconds: float) -> Optional[str]:
-    """Hex SHA-256 of the rate, channels, frame count and the samples (the first HEAD_SECONDS,
+    """Hex SHA-256 of the rate, channels, frame count (head only) and the samples (the first HEAD_SECONDS,
     or all); None when the file cannot be read or is outside ingestion's header limits (it is
     quarantined when decoded)."""
     try:
@@ -48,7 +48,9 @@ def _read_pcm(path: str, head_only: bool, max_seconds: float) -> Optional[str]:
             cap = int(max_seconds * rate) + 1 if math.isfinite(max_seconds) else frames + 1
             todo = int(HEAD_SECONDS * rate) if head_only else cap
             while todo > 0:
-                block = sound.read(min(_BLOCK, todo), dtype="int32", always_2d=True)
+                # float64 holds every PCM sample (8 to 32 bit) and every float sample exactly; reading
+                # float files as int would round them to 0 and +-1 (libsndfile does not scale them).
+                block = sound.read(min(_BLOCK, todo), dtype="float64", always_2d=True)
                 if not len(block):
                     return digest.hexdigest()
                 digest.update(np.ascontiguousarray(block).tobytes())

@@ -98,3 +98,13 @@ def test_real_clips_have_no_false_duplicates_and_a_wav_copy_of_a_flac_clip_is_fo
     cpu = time.process_time() - started
     assert found == {"zz/copy.wav": str(flac.relative_to(REAL)), "zz/copy.ogg": str(ogg.relative_to(REAL))}
     print(f"duplicate check of {len(files)} real clips: {cpu:.1f} s CPU")  # reported in docs/hostile_input.md
+
+
+def test_different_float_files_are_not_duplicates(tmp_path):
+    """libsndfile does not scale float samples read as int: all of these would have read as zeros."""
+    names = []
+    for i, samples in enumerate((np.zeros(2 * RATE, np.float32), np.full(2 * RATE, 0.4, np.float32),
+                                 (1e-4 * np.random.default_rng(1).standard_normal(2 * RATE)).astype(np.float32))):
+        names.append(f"f{i}.wav")
+        sf.write(tmp_path / names[-1], samples, RATE, subtype="FLOAT")
+    assert duplicates.find([(str(tmp_path / n), n) for n in names]) == {}
