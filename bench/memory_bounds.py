@@ -57,7 +57,7 @@ outcome = f"decoded {mono.size / rate / 60:.0f} min"
 """
 OLD_DOUBLE = """
 import tensorflow as tf
-from bench.memory_bounds import oversized_request
+from serving.testing import oversized_request
 value = tf.make_ndarray(oversized_request().inputs["waveform"])  # the test double's step before the check
 outcome = f"expanded to {value.nbytes / 2**30:.2f} GiB"
 """
@@ -68,20 +68,6 @@ PATH = sys.argv[1]
 print(outcome)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
-
-
-def oversized_request(elements: int = 250_000_000):
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-    from tensorflow_serving.apis import predict_pb2
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "genre"
-    request.model_spec.signature_name = "serving_default"
-    request.inputs["waveform"].CopyFrom(tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_FLOAT, float_val=[0.1],
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=elements)])))
-    request.inputs["sample_rate"].CopyFrom(tensor_pb2.TensorProto(dtype=types_pb2.DT_INT32, int_val=[22050]))
-    return request
 
 
 def child(body: str, path: str = "") -> tuple[str, int]:
@@ -111,7 +97,7 @@ def server_peak(model_base: Path) -> tuple[str, int, int]:
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     from serving.client import GenreClient
-    from serving.testing import stand_in_clip
+    from serving.testing import oversized_request, stand_in_clip
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1"}
     server = subprocess.Popen([sys.executable, "-m", "serving.test_server", "--model-base", str(model_base),

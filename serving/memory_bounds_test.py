@@ -13,25 +13,12 @@ import grpc
 import numpy as np
 import pytest
 import soundfile as sf
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from components.audio_example_gen.conftest import tone, wav_bytes, with_header
 from serving.audio_file import AudioFileError, AudioLevelError, AudioTooLongError, read_audio
 from serving.client import GenreClient, predict_file
-from serving.testing import stand_in_clip
-
-
-def oversized_request(elements: int = 250_000_000) -> predict_pb2.PredictRequest:
-    """82 bytes on the wire declaring a 1 GB waveform (TensorFlow's one-value short form)."""
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "genre"
-    request.model_spec.signature_name = "serving_default"
-    request.inputs["waveform"].CopyFrom(tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_FLOAT, float_val=[0.1],
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=elements)])))
-    request.inputs["sample_rate"].CopyFrom(tensor_pb2.TensorProto(dtype=types_pb2.DT_INT32, int_val=[22050]))
-    return request
+from serving.testing import oversized_request, stand_in_clip
 
 
 def test_the_test_double_refuses_an_oversized_declared_shape_before_expanding_it(host, tmp_path):

@@ -26,7 +26,6 @@ from components.audio_example_gen.conftest import (IN_MEMORY, RATE, TEST_AUDIO, 
 from pipeline.beam_args import IN_PROCESS
 from serving.testing import build_stand_in_model
 from synthetic.generator import generate
-from tagging import outputs
 from tagging import pipeline as tag_pipeline
 from tagging.model import latest_version
 
