@@ -83,7 +83,8 @@ def decode(name: str, data: bytes, max_seconds: float, audio: AudioConfig = Pipe
         raise ClipError(f"{name} is not on the audio scale: {problem.detail}. Re-export it as 16-bit PCM.")
     if problem is not None:
         level = levels.level_dbfs(waveform)
-        shown = "digital silence" if math.isinf(level) else f"its level is {level:.0f} dBFS once any DC offset is removed"
+        shown = ("digital silence" if math.isinf(level)
+                 else f"its level is {level:.0f} dBFS once any DC offset is removed")
         raise ClipError(f"{name} is silent ({shown}, below {audio.silence_dbfs:g} dBFS): there is nothing for "
                         "the model to hear. Check the recording level or choose another clip.")
     return Clip(name, waveform, sample_rate)

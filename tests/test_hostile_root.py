@@ -84,7 +84,8 @@ PLANTED: dict[str, tuple[Callable, str]] = {
         int(SECONDS * RATE))).astype(np.float32), subtype="FLOAT"), "quarantined:silent"),  # -80 dBFS hiss
     "metal/metal.90019.wav": (nan_wav, "quarantined:non_finite"),
     "metal/metal.90020.wav": (lambda: wav_bytes(tone(SECONDS) * 1075.0, subtype="FLOAT"), "quarantined:out_of_range"),
-    "metal/metal.90021.wav": (lambda: wav_bytes(np.tile(tone(0.01)[:, None], (1, 65))), "quarantined:implausible_header"),
+    "metal/metal.90021.wav": (lambda: wav_bytes(np.tile(tone(0.01)[:, None], (1, 65))),  # 65 channels
+                              "quarantined:implausible_header"),
     # good audio in every form ingestion reads
     "disco/disco.90030.wav": (lambda: truncated_wav_bytes(claimed_seconds=6.0, kept_seconds=SECONDS), "ingested"),
     "classical/classical.90031.wav": (lambda: wav_bytes(tone(SECONDS, 44100, freq=470), 44100), "ingested"),

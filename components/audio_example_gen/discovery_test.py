@@ -134,7 +134,8 @@ def test_a_folder_the_walk_cannot_list_is_a_record_not_a_silent_loss(tmp_path, m
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", refusing)
-    fates = {t.rel_path: (t.status, t.reason) for t in plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(), GENRES)}
+    tasks = plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(), GENRES)
+    fates = {t.rel_path: (t.status, t.reason) for t in tasks}
     assert fates["jazz/locked"] == (ingest.QUARANTINED, "unreadable")
 
 

@@ -1,11 +1,13 @@
 """AudioExampleGen's driver: TFX's file-based driver with an input fingerprint that cannot crash.
 
 TFX's FileBasedDriver fingerprints the input (the cache key of ExampleGen) by globbing the
-split pattern (one folder level: it would miss ``pop/sub/x.wav``, which ingestion reads) and calling ``fileio.stat`` on every match. A dangling symbolic link raises
+split pattern (one folder level: it would miss ``pop/sub/x.wav``, which ingestion reads)
+and calling ``fileio.stat`` on every match. A dangling symbolic link raises
 ``tfx.dsl.io.filesystem.NotFoundError`` and a link loop ``Too many levels of symbolic
 links`` there, so one bad entry in a genre folder ended the whole run before the executor
-could quarantine it. This driver fingerprints the same matches and counts an entry it
-cannot stat instead of raising; the executor then quarantines it (filecheck.py).
+could quarantine it. This driver fingerprints every entry discovery walks (the whole root,
+as ingestion reads it) and counts an entry it cannot stat instead of raising; the executor
+then quarantines it (filecheck.py).
 
 The fingerprint keeps TFX's fields (file count, total bytes, xor and sum of the
 second-resolution mtimes), so a changed file still re-runs ingestion, and adds a digest of

@@ -8,11 +8,11 @@ each group of identical files the first in sorted order is kept, the others beco
 ``duplicate_audio`` records naming it.
 
 Identity is the SHA-256 of the decoded samples (libsndfile's frames as float64, exact for
-every PCM and float encoding, with the rate and channel count), so a WAV and its FLAC copy match and a re-tagged copy (other metadata)
-too. Cost, bounded: a link to a file already seen is recognised by its inode with no read;
-every other file has its header and first :data:`HEAD_SECONDS` of samples read (a cheap
-key); only files whose key another file shares are decoded whole, block by block into the
-hash (memory: one block). Not caught: re-encodings (an MP3 of a WAV, another bit depth or
+every PCM and float encoding, with the rate and channel count), so a WAV and its FLAC copy
+match, and so does a re-tagged copy (other metadata). Cost, bounded: a link to a file
+already seen is recognised by its inode with no read; every other file has its header and
+first :data:`HEAD_SECONDS` of samples read (a cheap key); only files whose key another file
+shares are decoded whole, block by block into the hash (memory: one block). Not caught: re-encodings (an MP3 of a WAV, another bit depth or
 rate), trimmed, padded, gain-changed or remixed copies; the decoded samples differ.
 """
 from __future__ import annotations

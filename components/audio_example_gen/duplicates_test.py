@@ -97,7 +97,8 @@ def test_real_clips_have_no_false_duplicates_and_a_wav_copy_of_a_flac_clip_is_fo
     found = duplicates.find(files, workers=1)
     cpu = time.process_time() - started
     assert found == {"zz/copy.wav": str(flac.relative_to(REAL)), "zz/copy.ogg": str(ogg.relative_to(REAL))}
-    print(f"duplicate check of {len(files)} files ({len(clips)} real clips, 2 copies): {cpu:.1f} s CPU")  # docs/hostile_input.md
+    # The figure docs/hostile_input.md quotes (run with -s):
+    print(f"duplicate check of {len(files)} files ({len(clips)} real clips, 2 copies): {cpu:.1f} s CPU")
 
 
 def test_different_float_files_are_not_duplicates(tmp_path):
