@@ -8,15 +8,20 @@ import argparse
 import os
 import sys
 
-from app.settings import DEFAULT_HOST, DEFAULT_MODEL, HOST_ENV, MLFLOW_ENV, MODEL_ENV, AppSettings
+from app.settings import (DEFAULT_HOST, DEFAULT_MAX_SECONDS, DEFAULT_MODEL, HOST_ENV, MLFLOW_ENV, MODEL_ENV,
+                          AppSettings, upload_limit_mb)
 
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.py")
 
 
-def streamlit_command(port: int, address: str = "127.0.0.1") -> list[str]:
-    """The `streamlit run` command line for the page (also used by the browser test and bench)."""
+def streamlit_command(port: int, address: str = "127.0.0.1", max_seconds: float = DEFAULT_MAX_SECONDS) -> list[str]:
+    """The `streamlit run` command line for the page (also used by the browser test and bench).
+
+    The upload limit fits the page's clip cap (settings.upload_limit_mb), not Streamlit's 200 MB default.
+    """
     return [sys.executable, "-m", "streamlit", "run", PAGE, "--server.address", address, "--server.port",
-            str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+            str(port), "--server.maxUploadSize", str(upload_limit_mb(max_seconds)),
+            "--server.headless", "true", "--browser.gatherUsageStats", "false",
             "--server.fileWatcherType", "none", "--global.developmentMode", "false",
             "--client.toolbarMode", "viewer"]
 
@@ -41,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     print(f"Genre page: http://{args.address}:{args.port}  (model '{settings.model}' at {settings.host}; "
           f"MLflow {settings.mlflow_uri}; Ctrl-C stops it)", flush=True)
-    command = streamlit_command(args.port, args.address)
+    command = streamlit_command(args.port, args.address, settings.max_seconds)
     os.execvpe(command[0], command, env)
 
 

@@ -3,18 +3,23 @@
 Every way a clip can be unusable gets a :class:`ClipError` whose message names the file,
 the problem and what to do; the page shows it as one paragraph, never a traceback. The
 decoder is the client's own (serving/audio_file.py), so the page and the CLI accept the same
-files.
+files. Memory is bounded before decoding: the upload is at most :func:`app.settings.upload_limit_bytes`
+(Streamlit's ``server.maxUploadSize``, set by ``python -m app``, and checked here again) and the
+header's length is checked against the cap before any sample is decoded.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tempfile
 
 import numpy as np
 
+from app.settings import upload_limit_bytes
+from components.audio_example_gen import levels
 from pipeline.config import AUDIO_EXTENSIONS, AudioConfig, PipelineConfig
-from serving.audio_file import AudioFileError, read_audio
+from serving.audio_file import AudioFileError, AudioTooLongError, read_audio
 
 SUPPORTED = ", ".join(AUDIO_EXTENSIONS)
 
@@ -37,19 +42,30 @@ class Clip:
 def decode(name: str, data: bytes, max_seconds: float, audio: AudioConfig = PipelineConfig().audio) -> Clip:
     """Decode DATA (the bytes of file NAME) and check it is a clip the model can judge.
 
-    The bars are the model's own (``audio.segment_seconds``, ``audio.silence_dbfs``; the
-    serving graph refuses the same clips), checked here to answer at once with a message
-    written for a person; MAX_SECONDS is the page's cap (default ``serving.max_clip_seconds``).
+    The client's reader (serving/audio_file.py) checks the header against MAX_SECONDS (the
+    page's cap, default ``serving.max_clip_seconds``) before decoding; then the model's own
+    bars (``audio.segment_seconds``, levels.py's amplitude and silence rules with
+    ``audio.silence_dbfs``: the serving graph refuses the same clips) answer at once with a
+    message written for a person.
     """
     min_seconds = audio.segment_seconds
     if not data:
         raise ClipError(f"{name} is empty (0 bytes). Choose an audio file ({SUPPORTED}) or record again.")
+    limit = upload_limit_bytes(max_seconds)
+    if len(data) > limit:
+        raise ClipError(f"{name} is {len(data) / 2**20:.0f} MB, over this page's limit of {limit / 2**20:.0f} MB for "
+                        f"a clip of at most {max_seconds / 60:g} min. Trim it, or convert it to FLAC or 16-bit WAV.")
     suffix = os.path.splitext(name)[1].lower() or ".wav"
     with tempfile.NamedTemporaryFile(suffix=suffix) as f:  # the one reader takes a path
         f.write(data)
         f.flush()
         try:
-            waveform, sample_rate = read_audio(f.name)
+            waveform, sample_rate = read_audio(f.name, max_seconds)
+        except AudioTooLongError as err:
+            length = f"{err.declared_seconds / 60:.1f} min long" if err.declared_seconds else "longer than it says"
+            raise ClipError(f"{name} is {length}, over this page's limit of {max_seconds / 60:g} min per request to "
+                            "the model server (serving.max_clip_seconds). Trim the clip, or start the page with a "
+                            "higher GENRE_APP_MAX_SECONDS.") from None
         except AudioFileError as err:
             detail = str(err).split(": ", 1)[-1].split(" (supported formats")[0]
             raise ClipError(f"{name} could not be decoded as audio ({detail}). Choose a {SUPPORTED} file; "
@@ -62,14 +78,13 @@ def decode(name: str, data: bytes, max_seconds: float, audio: AudioConfig = Pipe
     if seconds < min_seconds:
         raise ClipError(f"{name} is {seconds:.1f} s long; the model judges {min_seconds:g}-s segments, so it "
                         f"needs at least {min_seconds:g} s. Choose or record a longer clip.")
-    if seconds > max_seconds:
-        raise ClipError(f"{name} is {seconds / 60:.1f} min long, over this page's limit of "
-                        f"{max_seconds / 60:g} min per request to the model server (serving.max_clip_seconds). "
-                        "Trim the clip, or start "
-                        "the page with a higher GENRE_APP_MAX_SECONDS.")
-    rms = float(np.sqrt(np.mean(np.square(waveform, dtype=np.float64))))
-    if rms == 0 or 20 * np.log10(rms) < audio.silence_dbfs:
-        level = "digital silence" if rms == 0 else f"its level is {20 * np.log10(rms):.0f} dBFS"
-        raise ClipError(f"{name} is silent ({level}, below {audio.silence_dbfs:g} dBFS): there is nothing for "
+    problem = levels.check(waveform, audio.silence_dbfs)
+    if problem is not None and problem.reason == levels.OUT_OF_RANGE:
+        raise ClipError(f"{name} is not on the audio scale: {problem.detail}. Re-export it as 16-bit PCM.")
+    if problem is not None:
+        level = levels.level_dbfs(waveform)
+        shown = ("digital silence" if math.isinf(level)
+                 else f"its level is {level:.0f} dBFS once any DC offset is removed")
+        raise ClipError(f"{name} is silent ({shown}, below {audio.silence_dbfs:g} dBFS): there is nothing for "
                         "the model to hear. Check the recording level or choose another clip.")
     return Clip(name, waveform, sample_rate)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 from pipeline.config import PROJECT_ROOT, PipelineConfig
@@ -13,6 +14,19 @@ DEFAULT_MODEL = "genre"
 # The serving signatures refuse clips longer than this (read at export); the page refuses
 # them first, with a message, instead of sending up to 100 MB for an INVALID_ARGUMENT.
 DEFAULT_MAX_SECONDS = PipelineConfig().serving.max_clip_seconds
+# The largest upload that fits the cap: a clip of max_seconds as 16-bit stereo at 48 kHz
+# (110 MB for 600 s; Streamlit's own default is 200 MB). A 10-minute float WAV is larger:
+# the page asks for FLAC or 16-bit WAV instead.
+UPLOAD_BYTES_PER_SECOND = 48000 * 2 * 2
+
+
+def upload_limit_bytes(max_seconds: float) -> int:
+    """Bytes an upload may have: whole MB, as Streamlit's ``server.maxUploadSize`` counts them."""
+    return upload_limit_mb(max_seconds) * 2**20
+
+
+def upload_limit_mb(max_seconds: float) -> int:
+    return max(1, math.ceil(max_seconds * UPLOAD_BYTES_PER_SECOND / 2**20))
 
 
 def short_uri(uri: str) -> str:

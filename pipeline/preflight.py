@@ -2,14 +2,18 @@
 
 A wrong ``--data-root`` or a collection whose genres are not the label set should be
 reported in the first second, not after the libraries load or after an hour of training.
-Only the standard library is used here. The checks that need the data decoded and split
-(every split has tracks) run at the end of ingestion (AudioExampleGen).
+Only the standard library and ingestion's discovery rule (components/audio_example_gen/
+discovery.py, which imports no TensorFlow) are used here, so a folder counts as a genre here
+exactly when ingestion would read audio from it: hidden folders (``.polka/``) are not read by
+either, nested files (``pop/sub/x.wav``) count for their top folder. The checks that need the
+data decoded and split (every split has tracks) run at the end of ingestion (AudioExampleGen).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 
+from components.audio_example_gen.discovery import classify
 from pipeline.config import AUDIO_EXTENSIONS, GENRE_PARENTS, GENRES, HASH_PROTOCOLS, PipelineConfig
 from pipeline.errors import UserError
 
@@ -27,14 +31,12 @@ class DataRootScan:
 
 
 def _count_audio(folder: str) -> int:
+    """Audio files ingestion would read under ``folder``, nested ones included (links to folders not followed)."""
     count = 0
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.name.rpartition(".")[2].lower() in AUDIO_EXTENSIONS:
-                    count += 1
-    except OSError:
-        return 0
+    for parent, dirs, names in os.walk(folder):
+        rel = os.path.relpath(parent, folder)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        count += sum(classify(name if rel == "." else f"{rel}/{name}") is None for name in names)
     return count
 
 
@@ -53,7 +55,7 @@ def scan_data_root(root: str) -> DataRootScan:
     counts: dict[str, int] = {}
     with os.scandir(base) as entries:
         for entry in entries:
-            if entry.is_dir(follow_symlinks=True) and not entry.name.startswith("."):
+            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
                 counts[entry.name] = _count_audio(entry.path)
     return DataRootScan(root=base, audio_files=counts)
 
@@ -83,10 +85,12 @@ def resolve_genres(config: PipelineConfig, scan: DataRootScan, genres_from_data:
     details = "; ".join(part for part in (
         f"missing: {', '.join(missing)}" if missing else "",
         f"not in the label set: {', '.join(extra)}" if extra else "") if part)
+    leave_out = (f"; or move {', '.join(f'{g}/' for g in extra)} out of the data root (a folder whose name starts "
+                 "with '.' is not read either)" if extra else "")
     raise UserError(
         f"The data root's genre folders differ from {label_set} ({details}).", where=scan.root,
-        fix="pass --genres-from-data to use the folders found (" + ", ".join(found) + ") as the label set, "
-            "or --genres a,b,c to name it, or fix the folder names")
+        fix=f"run again with `--genres-from-data` (label set: {', '.join(found)}) or, the same label set by name, "
+            f"`--genres {','.join(found)}`" + leave_out)
 
 
 def check_split_dir(config: PipelineConfig) -> None:

@@ -1,15 +1,23 @@
 """The client's one audio-file reader: any format libsndfile decodes, as mono float32.
 
 The serving graph resamples in-graph, so the file keeps its native sample rate; only the
-channels are averaged to mono, as the training data is mono.
+channels are averaged to mono, as the training data is mono. Ingestion's door checks, in
+its order and with its reasons (components/audio_example_gen: filecheck.py, audio.py,
+levels.py): a path that is not a readable regular file (FIFO, device, folder, broken link)
+is refused without opening it (opening a FIFO blocks forever); the header (rate, channels,
+declared length; for MP3 libsndfile's header-based estimate) is checked against
+``max_seconds`` before any sample is read, and reading stops one block past it whatever the
+header said, so a file holds at most ``max_seconds`` of mono samples in memory.
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
-import soundfile as sf
 
+from components.audio_example_gen import audio as audio_lib
+from components.audio_example_gen import filecheck, levels
 from pipeline.config import AUDIO_EXTENSIONS
 
 
@@ -17,17 +25,59 @@ class AudioFileError(Exception):
     """An audio file is missing or cannot be decoded; the message names the file."""
 
 
-def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Return ``(waveform, sample_rate)``: float32 mono samples in [-1, 1] and the native rate."""
+class AudioTooLongError(AudioFileError):
+    """The file is longer than the reader's cap (known from its header, or found while reading)."""
+
+    def __init__(self, message: str, max_seconds: float, declared_seconds: float | None):
+        super().__init__(message)
+        self.max_seconds = max_seconds
+        self.declared_seconds = declared_seconds  # None: the header understated it
+
+
+class AudioLevelError(AudioFileError):
+    """The samples break levels.py's amplitude or silence rule; ``reason`` is its code."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def read_audio(path: str | os.PathLike, max_seconds: float = math.inf) -> tuple[np.ndarray, int]:
+    """Return ``(waveform, sample_rate)``: float32 mono samples and the native rate.
+
+    Raises AudioTooLongError past ``max_seconds`` (from the header when it says so, before
+    decoding), AudioFileError for anything else that makes the file unusable.
+    """
     path = os.fspath(path)
-    if not os.path.exists(path):
+    if not os.path.lexists(path):
         raise AudioFileError(f"audio file not found: {path}")
-    if os.path.isdir(path):
-        raise AudioFileError(f"not an audio file but a directory: {path}")
+    problem = filecheck.check(path)
+    if problem is not None:
+        what = "a directory" if problem.reason == filecheck.IS_DIRECTORY else problem.detail
+        raise AudioFileError(f"not an audio file but {what}: {path}")
     try:
-        samples, sample_rate = sf.read(path, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:
-        raise AudioFileError(
-            f"cannot decode audio file {path}: {err} "
-            f"(supported formats: {', '.join(AUDIO_EXTENSIONS)})") from err
-    return samples.mean(axis=1, dtype=np.float32), int(sample_rate)
+        with open(path, "rb") as f:
+            decoded = audio_lib.decode(f, None, max_seconds)
+    except audio_lib.BadAudio as err:
+        if err.reason == audio_lib.TOO_LONG:
+            declared = err.declared_seconds
+            length = f"{declared / 60:.1f} min long" if declared is not None else "longer than its header says"
+            raise AudioTooLongError(f"audio file {path} is {length}, over the limit of {max_seconds:g} s "
+                                    "(serving.max_clip_seconds); nothing was decoded past the limit",
+                                    max_seconds, declared) from None
+        raise AudioFileError(f"cannot decode audio file {path}: {err.detail} "
+                             f"(supported formats: {', '.join(AUDIO_EXTENSIONS)})") from None
+    except OSError as err:
+        raise AudioFileError(f"cannot read audio file {path}: {err.strerror or err}") from None
+    samples = decoded.samples
+    waveform = samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples
+    return np.ascontiguousarray(waveform, dtype=np.float32), int(decoded.source_rate)
+
+
+def check_levels(path: str | os.PathLike, waveform: np.ndarray, silence_dbfs: float) -> None:
+    """Raise AudioLevelError when ``waveform`` breaks levels.py's rules (what ingestion quarantines)."""
+    problem = levels.check(waveform, silence_dbfs)
+    if problem is not None:
+        raise AudioLevelError(f"audio file {os.fspath(path)} is refused ({problem.reason}): {problem.detail}",
+                              problem.reason)
+

@@ -81,7 +81,8 @@ def test_clear_errors(host, tmp_path):
     assert done.returncode == 1 and "cannot decode audio file" in done.stderr and "bad.ogg" in done.stderr
 
     short = tmp_path / "short.wav"  # 1 s: shorter than one segment, refused by the model itself
-    sf.write(short, np.full(RATE, 0.3, np.float32), RATE, subtype="PCM_16")
+    # A tone: a constant would be refused as silent first (levels.py removes the DC offset).
+    sf.write(short, 0.3 * np.sin(np.arange(RATE, dtype=np.float32)), RATE, subtype="PCM_16")
     done = run_cli("predict", str(short), "--host", host)
     assert done.returncode == 1
     assert "INVALID_ARGUMENT" in done.stderr and "shorter than one 3-s segment" in done.stderr

@@ -44,7 +44,8 @@ from tensorflow_serving.apis import (  # noqa: E402
     prediction_service_pb2_grpc,
 )
 
-from serving.audio_file import AudioFileError, read_audio  # noqa: E402
+from pipeline.config import AudioConfig, ServingConfig  # noqa: E402
+from serving.audio_file import AudioFileError, check_levels, read_audio  # noqa: E402
 from serving.tensors import to_ndarray, to_tensor_proto  # noqa: E402
 
 SIGNATURE = "serving_default"
@@ -54,6 +55,9 @@ RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 # A 30-s clip at 44.1 kHz is 5.3 MB of float32; gRPC's default 4 MB receive limit is too small.
 MAX_MESSAGE_BYTES = 2**31 - 1
 COMPOSE_HINT = "docker compose -f serving/docker-compose.yml up -d"
+# Files longer than the model accepts are refused from their header, before decoding (a 2-hour
+# WAV decoded whole took 2.48 GB only to be refused by the server).
+DEFAULT_MAX_SECONDS = ServingConfig().max_clip_seconds
 T = TypeVar("T")
 
 
@@ -168,13 +172,15 @@ class GenreClient:
     """A channel to one server; reuse it for many requests (the benchmark does)."""
 
     def __init__(self, host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL, timeout: float = 10.0,
-                 retries: int = 3, backoff: float = 0.2, tls: Optional[TlsConfig] = None):
+                 retries: int = 3, backoff: float = 0.2, tls: Optional[TlsConfig] = None,
+                 max_seconds: float = DEFAULT_MAX_SECONDS):
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
         self.host, self.model, self.timeout, self.retries, self.backoff = host, model, timeout, retries, backoff
         self.tls = tls
+        self.max_seconds = max_seconds
         options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
         if tls is None:
@@ -211,8 +217,13 @@ class GenreClient:
         return _prediction(response)
 
     def predict_file(self, path: str | os.PathLike, version: Optional[int] = None) -> Prediction:
-        """Decode an audio file (wav, au, flac, ogg, mp3; downmixed to mono) and classify it."""
-        waveform, sample_rate = read_audio(path)
+        """Decode an audio file (wav, au, flac, ogg, mp3; downmixed to mono) and classify it.
+
+        Ingestion's door checks first (serving/audio_file.py): special files, the header
+        against ``max_seconds``, then levels.py's amplitude and silence rules.
+        """
+        waveform, sample_rate = read_audio(path, self.max_seconds)
+        check_levels(path, waveform, AudioConfig().silence_dbfs)
         return self.predict_waveform(waveform, sample_rate, version)
 
     def model_status(self, version: Optional[int] = None) -> list[VersionStatus]:
@@ -297,8 +308,8 @@ def predict_waveform(waveform: np.ndarray, sample_rate: int, host: str = DEFAULT
 
 def predict_file(path: str | os.PathLike, host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL,
                  version: Optional[int] = None, timeout: float = 10.0, retries: int = 3,
-                 tls: Optional[TlsConfig] = None) -> Prediction:
-    with GenreClient(host, model, timeout, retries, tls=tls) as client:
+                 tls: Optional[TlsConfig] = None, max_seconds: float = DEFAULT_MAX_SECONDS) -> Prediction:
+    with GenreClient(host, model, timeout, retries, tls=tls, max_seconds=max_seconds) as client:
         return client.predict_file(path, version)
 
 
@@ -329,6 +340,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     predict = sub.add_parser("predict", parents=[common], help="classify an audio file")
     predict.add_argument("audio", help="audio file (wav, au, flac, ogg, mp3)")
+    predict.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
+                         help="refuse longer files from their header, before decoding (default: the model's "
+                              "serving.max_clip_seconds, %(default)s)")
     sub.add_parser("status", parents=[common], help="show the model's versions (GetModelStatus)")
     return parser
 
@@ -355,7 +369,8 @@ def tls_from_args(args: argparse.Namespace) -> Optional[TlsConfig]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        with GenreClient(args.host, args.model, args.timeout, args.retries, tls=tls_from_args(args)) as client:
+        with GenreClient(args.host, args.model, args.timeout, args.retries, tls=tls_from_args(args),
+                         max_seconds=getattr(args, "max_seconds", DEFAULT_MAX_SECONDS)) as client:
             if args.command == "predict":
                 result = client.predict_file(args.audio, args.version)
                 print(json.dumps({"file": args.audio, **result.to_dict()}, indent=2) if args.json

@@ -23,6 +23,8 @@ other failure is INTERNAL. The server keeps serving after every error.
 
 Limits (and differences from TF Serving):
 
+- A tensor whose declared shape would hold more than ``max_message_bytes`` is refused
+  with INVALID_ARGUMENT before it is expanded (:func:`check_declared_size`).
 - Messages larger than ``max_message_bytes`` (default :data:`DEFAULT_MAX_MESSAGE_BYTES`,
   room for a clip of the default ``serving.max_clip_seconds`` as float32 at 48 kHz) are
   refused by gRPC with RESOURCE_EXHAUSTED before they are read into memory. TF Serving
@@ -171,8 +173,32 @@ def _signature(entry: _Version, name: str):
     return signatures[name]
 
 
-def _inputs(request: predict_pb2.PredictRequest, fn) -> dict[str, tf.Tensor]:
-    """Check the request's inputs against the signature; convert them to tensors."""
+def check_declared_size(name: str, proto, max_bytes: int) -> None:
+    """Refuse a tensor whose declared shape holds more than ``max_bytes``, before it is expanded.
+
+    TensorFlow's short form (one ``float_val`` for a whole tensor) lets an 82-byte request
+    declare shape [250000000]: expanded, that was 1 GB per copy. A tensor can hold no more
+    than a message the server accepts could carry, so that is the bound.
+    """
+    dims = [d.size for d in proto.tensor_shape.dim]
+    if any(d < 0 for d in dims):
+        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"input '{name}' declares a negative dimension {dims}")
+    elements = 1
+    for d in dims:
+        elements *= d
+    try:
+        itemsize = tf.dtypes.as_dtype(proto.dtype).size if proto.dtype != tf.string.as_datatype_enum else 1
+    except TypeError:
+        itemsize = 1
+    if elements * max(1, itemsize) > max_bytes:
+        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                         f"input '{name}' declares shape {dims} ({elements * max(1, itemsize)} bytes), more than "
+                         f"this server accepts in one message ({max_bytes} bytes); send a shorter clip")
+
+
+def _inputs(request: predict_pb2.PredictRequest, fn,
+            max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> dict[str, tf.Tensor]:
+    """Check the request's inputs against the signature (declared sizes first); convert them to tensors."""
     specs: dict[str, tf.TensorSpec] = fn.structured_input_signature[1]
     given, expected = set(request.inputs), set(specs)
     if given != expected:
@@ -193,6 +219,7 @@ def _inputs(request: predict_pb2.PredictRequest, fn) -> dict[str, tf.Tensor]:
         if given_dtype != spec.dtype.name:
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
                              f"input '{name}' must be {spec.dtype.name}, got {given_dtype}")
+        check_declared_size(name, proto, max_bytes)
         try:
             value = tf.make_ndarray(proto)
         except Exception as err:
@@ -205,8 +232,9 @@ def _inputs(request: predict_pb2.PredictRequest, fn) -> dict[str, tf.Tensor]:
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, repo: ModelRepository):
+    def __init__(self, repo: ModelRepository, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
         self.repo = repo
+        self.max_message_bytes = max_message_bytes
 
     def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec
@@ -219,7 +247,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         entry = self.repo.get(spec.version.value if spec.HasField("version") else None)
         signature_name = spec.signature_name or DEFAULT_SIGNATURE
         fn = _signature(entry, signature_name)
-        outputs = fn(**_inputs(request, fn))
+        outputs = fn(**_inputs(request, fn, self.max_message_bytes))
         wanted = list(request.output_filter) or list(outputs)
         unknown = set(wanted) - set(outputs)
         if unknown:
@@ -370,7 +398,8 @@ def start_server(model_base: str, model_name: str = "genre", port: int = 0, host
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes)])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(repo), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(repo, max_message_bytes),
+                                                                        server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(repo), server)
     address = f"{host}:{port}"
     if ssl_config_text is None:

@@ -1,6 +1,8 @@
 """List the files to tag (on the launcher) and decode them (in the workers).
 
-Listing happens once, before the pipeline, so every runner gets the same list through
+Listing is ingestion's discovery rule (components/audio_example_gen/discovery.py): the same
+walk, the same exclusions (hidden, not audio, blank name, linked folder), so the two agree
+file by file. Listing happens once, before the pipeline, so every runner gets the same list through
 ``beam.Create`` (the Dask runner cannot run Beam's file-matching sources). Decoding is
 ingestion's (components/audio_example_gen: filecheck.py, ingest.py, audio.py) with its
 quarantine reasons, so a file the pipeline would quarantine is quarantined here for the same
@@ -12,21 +14,26 @@ import collections
 import dataclasses
 import glob as globlib
 import os
-import posixpath
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from components.audio_example_gen import filecheck, ingest
-from pipeline.config import AUDIO_EXTENSIONS, AudioConfig
+from components.audio_example_gen import discovery, filecheck, ingest
+from pipeline.config import AudioConfig
 from pipeline.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
 class Listing:
-    files: list[tuple[str, str]]  # (path or URI as listed, path relative to the root)
-    ignored: list[str]            # not an audio extension
+    files: list[tuple[str, str]]             # to decode: (path or URI as listed, path relative to the root)
+    excluded: list[dict[str, str]] = dataclasses.field(default_factory=list)     # path, reason, detail
+    quarantined: list[dict[str, str]] = dataclasses.field(default_factory=list)  # not a readable file
+
+    @property
+    def ignored(self) -> list[str]:
+        """Files without an audio extension (summary.json ``ignored_files``)."""
+        return [e["path"] for e in self.excluded if e["reason"] == discovery.NOT_AUDIO_EXTENSION]
 
 
 def _is_glob(spec: str) -> bool:
@@ -34,32 +41,34 @@ def _is_glob(spec: str) -> bool:
 
 
 def list_audio(spec: str) -> Listing:
-    """Every file under the folder ``spec`` (recursively), or matching the glob ``spec``."""
+    """Every entry under the folder ``spec`` (recursively, ingestion's discovery rule), or matching the glob."""
     from tfx.dsl.io import fileio  # local, gs://, s3:// ... as TFX reads them
 
     if _is_glob(spec):
         root = spec.split("*")[0].split("?")[0].split("[")[0].rsplit("/", 1)[0]
         found = [p for p in (fileio.glob(spec) if "://" in spec else globlib.glob(spec, recursive=True))
                  if not fileio.isdir(p)]
-    else:
-        if not fileio.exists(spec):
-            raise UserError(f"Nothing to tag: {spec} does not exist.", where="tagging ROOT",
-                            fix="pass a folder of audio files or a glob such as 'music/**/*.flac' (quoted).")
-        if not fileio.isdir(spec):
-            return _sorted([spec], os.path.dirname(spec))
-        root = spec
-        found = [os.path.join(d, name) for d, _, names in fileio.walk(spec) for name in names]
-    return _sorted(found, root)
+        return _listing([discovery.entry(p, _relative(p, root)) for p in sorted(set(found))])
+    if not fileio.exists(spec) and not os.path.islink(spec):
+        raise UserError(f"Nothing to tag: {spec} does not exist.", where="tagging ROOT",
+                        fix="pass a folder of audio files or a glob such as 'music/**/*.flac' (quoted).")
+    if not fileio.isdir(spec):
+        return _listing([discovery.entry(spec, os.path.basename(spec))])
+    return _listing(discovery.walk(spec))
 
 
-def _sorted(paths: list[str], root: str) -> Listing:
-    files, ignored = [], []
+def _relative(path: str, root: str) -> str:
     root = root.rstrip("/")
-    for path in sorted(set(paths)):
-        rel = path[len(root) + 1:] if root and path.startswith(root + "/") else path
-        ext = posixpath.splitext(path)[1].lstrip(".").lower()
-        (files.append((path, rel)) if ext in AUDIO_EXTENSIONS else ignored.append(rel))
-    return Listing(files=files, ignored=ignored)
+    return path[len(root) + 1:] if root and path.startswith(root + "/") else path
+
+
+def _listing(entries: list[discovery.Entry]) -> Listing:
+    """Candidates to decode; entries that are not readable files quarantined (never opened); the rest excluded."""
+    return Listing(files=[(e.path, e.rel_path) for e in entries if e.excluded is None and e.problem is None],
+                   excluded=[{"path": e.rel_path, "reason": e.excluded.reason, "detail": e.excluded.detail}
+                             for e in entries if e.excluded is not None],
+                   quarantined=[{"path": e.rel_path, "reason": e.problem.reason, "detail": e.problem.detail}
+                                for e in entries if e.excluded is None and e.problem is not None])
 
 
 def chunks(items: list[Any], size: int) -> list[list[Any]]:

@@ -28,9 +28,12 @@ def folder(tmp_path):
 
 def test_a_folder_is_searched_recursively_and_other_extensions_are_ignored(folder):
     listing = files.list_audio(str(folder))
-    assert [rel for _, rel in listing.files] == ["a/b/deep.flac", "a/fake.wav", "a/pipe.wav", "a/top.WAV"]
+    assert [rel for _, rel in listing.files] == ["a/b/deep.flac", "a/fake.wav", "a/top.WAV"]
+    assert listing.quarantined == [{"path": "a/pipe.wav", "reason": "special_file",
+                                    "detail": "a FIFO (named pipe) named like an audio file"}]
     assert listing.ignored == ["a/notes.txt"]
-    assert [rel for _, rel in files.list_audio(str(folder / "a" / "*.wav")).files] == ["fake.wav", "pipe.wav"]
+    globbed = files.list_audio(str(folder / "a" / "*.wav"))
+    assert ([rel for _, rel in globbed.files], [q["path"] for q in globbed.quarantined]) == (["fake.wav"], ["pipe.wav"])
     with pytest.raises(UserError, match="does not exist"):
         files.list_audio(str(folder / "missing"))
 

@@ -94,7 +94,8 @@ def run(job: TagJob, log: Callable[[str], None] = lambda m: print(m, file=sys.st
     listing = files_lib.list_audio(job.source)
     chunks = files_lib.chunks(listing.files, job.batch_size)
     runner = runners.runner_of(job.beam_args)
-    log(f"[tag] {len(listing.files)} audio files under {job.source} ({len(listing.ignored)} other files ignored); "
+    log(f"[tag] {len(listing.files)} audio files to decode under {job.source} ({len(listing.quarantined)} entries "
+        f"that are not readable files, {len(listing.excluded)} excluded); "
         f"model {job.model.path} (version {job.model.version}); runner {runner}")
     if not FileSystems.exists(job.out_dir):
         FileSystems.mkdirs(job.out_dir)
@@ -114,7 +115,8 @@ def run(job: TagJob, log: Callable[[str], None] = lambda m: print(m, file=sys.st
                     if client is not None:
                         client.close()
         wall = time.time() - started
-        records = outputs.read_shards(shard_dir)
+        records = outputs.read_shards(shard_dir) + [{"status": outputs.QUARANTINED, **q} for q in listing.quarantined]
+        records.sort(key=lambda r: r["path"])
     finally:
         FileSystems.delete([shard_dir])
     missing = sorted({rel for _, rel in listing.files} - {r["path"] for r in records})
@@ -125,7 +127,7 @@ def run(job: TagJob, log: Callable[[str], None] = lambda m: print(m, file=sys.st
     summary = outputs.summarize(records, wall, list(genres), source=job.source, model_path=job.model.path,
                                 model_version=job.model.version, model_source=job.model.source, runner=runner,
                                 beam_args=list(job.beam_args), sample_rate=job.audio.sample_rate,
-                                ignored_files=listing.ignored)
+                                ignored_files=listing.ignored, excluded=listing.excluded)
     paths = outputs.write_outputs(job.out_dir, records, summary, parquet=job.parquet)
     log(f"[tag] {summary['files']['tagged']} tagged, {summary['files']['quarantined']} quarantined, "
         f"{summary['audio_seconds']:.0f} s of audio in {wall:.1f} s ({summary['audio_seconds_per_wall_second']}x "

@@ -182,7 +182,8 @@ def test_audio_example_gen_on_dask_writes_the_direct_runners_examples(dask_addre
     assert sum(n for n, _ in expected.values()) == 30 * 3  # 30 tracks of three 1-s segments
     assert split_digests(dask.uri) == expected
     records = [sorted(Path(r.uri, "files.jsonl").read_text().splitlines()) for r in (direct_report, dask_report)]
-    assert len(records[1]) == 30 and {json.loads(x)["path"] for x in records[1]} == {
+    # One record per entry of the root: 30 tracks, MANIFEST.json and .generating.json (both excluded).
+    assert len(records[1]) == 32 and {json.loads(x)["path"] for x in records[1]} == {
         json.loads(x)["path"] for x in records[0]}
     assert not glob.glob(str(tmp_path / "dask" / "**" / "beam-temp*"), recursive=True)
 

@@ -33,6 +33,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from components.audio_example_gen import levels
+
 # Quarantine reason codes (stable strings: they are counted in summary.json).
 EMPTY = "empty"                # 0 bytes, or a header with no samples
 NOT_AUDIO = "not_audio"        # no known audio signature (e.g. a text file named .wav)
@@ -42,10 +44,11 @@ IMPLAUSIBLE_HEADER = "implausible_header"  # absurd channel or frame count
 TOO_LONG = "too_long"          # declared or decoded length above audio.max_clip_seconds
 NON_FINITE = "non_finite"      # float samples with NaN or Inf
 TOO_SHORT = "too_short"        # shorter than one segment
-SILENT = "silent"              # RMS level below audio.silence_dbfs
+SILENT = levels.SILENT        # RMS level (DC removed) below audio.silence_dbfs
+OUT_OF_RANGE = levels.OUT_OF_RANGE  # float samples peaking above levels.MAX_PEAK (the wrong scale)
 DECODE_ERROR = "decode_error"  # any other exception while decoding one file (MemoryError, ...)
 REASONS = (EMPTY, NOT_AUDIO, UNDECODABLE, BAD_SAMPLE_RATE, IMPLAUSIBLE_HEADER, TOO_LONG, NON_FINITE, TOO_SHORT,
-           SILENT, DECODE_ERROR)
+           SILENT, OUT_OF_RANGE, DECODE_ERROR)
 
 # Header plausibility. 4 kHz is below any real recording's rate (telephone audio is 8 kHz);
 # 384 kHz is the highest rate audio interfaces record at. A 1 Hz header turned 4 KB into
@@ -64,10 +67,11 @@ _UNKNOWN_SIZES = (0, 0xFFFFFFFF)
 class BadAudio(Exception):
     """A file that cannot be ingested; ``reason`` is one of :data:`REASONS`."""
 
-    def __init__(self, reason: str, detail: str):
+    def __init__(self, reason: str, detail: str, declared_seconds: Optional[float] = None):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.declared_seconds = declared_seconds  # too_long from the header: the length it declares
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +135,7 @@ def _check_header(rate: int, channels: int, declared_frames: int, max_seconds: f
         raise BadAudio(IMPLAUSIBLE_HEADER, f"the header declares {declared_frames} frames")
     if declared_frames / rate > max_seconds:
         raise BadAudio(TOO_LONG, f"the header declares {declared_frames / rate:.1f} s of audio, more than "
-                                 f"audio.max_clip_seconds = {max_seconds:g} s")
+                                 f"audio.max_clip_seconds = {max_seconds:g} s", declared_frames / rate)
 
 
 def _too_long(max_seconds: float) -> BadAudio:
@@ -158,8 +162,9 @@ def _read_float(f: sf.SoundFile, target_rate: int, limit: int, max_seconds: floa
     return samples.astype(np.float32, copy=False), read
 
 
-def decode(source: Union[bytes, BinaryIO], target_rate: int, max_seconds: float = math.inf) -> DecodedAudio:
-    """Decode a whole file (its bytes, or a seekable binary file object) to mono at ``target_rate``.
+def decode(source: Union[bytes, BinaryIO], target_rate: Optional[int], max_seconds: float = math.inf) -> DecodedAudio:
+    """Decode a whole file (its bytes, or a seekable binary file object) to mono at ``target_rate``
+    (None: the file's own rate, as the serving client sends it; the header is checked all the same).
 
     Raises BadAudio; reads at most ``max_seconds`` of the source (see the module docstring).
     """
@@ -177,6 +182,7 @@ def decode(source: Union[bytes, BinaryIO], target_rate: int, max_seconds: float 
             # libsndfile counts the frames present; a RIFF header may promise more (truncated file).
             declared = frames * riff[0] // riff[1] if riff and riff[1] > 0 and riff[0] > riff[1] else frames
             _check_header(rate, channels, declared, max_seconds)
+            target_rate = rate if target_rate is None else target_rate
             limit = int(max_seconds * rate) if math.isfinite(max_seconds) else frames + 1
             if subtype == "PCM_16" and channels == 1 and rate == target_rate:
                 samples = sound.read(min(frames, limit + 1), dtype="int16")
@@ -195,25 +201,15 @@ def decode(source: Union[bytes, BinaryIO], target_rate: int, max_seconds: float 
                         truncated=truncated)
 
 
-def rms_dbfs(samples: np.ndarray) -> float:
-    """RMS level in dB relative to full scale (a full-scale square wave is 0 dBFS)."""
-    x = samples.astype(np.float64)
-    if samples.dtype == np.int16:
-        x /= 32768.0
-    rms = math.sqrt(float(np.mean(np.square(x)))) if x.size else 0.0
-    return 20.0 * math.log10(rms) if rms > 0 else -math.inf
-
-
 def check_usable(audio: DecodedAudio, segment_samples: int, sample_rate: int, silence_dbfs: float) -> None:
-    """Raise BadAudio unless the audio fills one segment and is louder than the silence floor."""
+    """Raise BadAudio unless the audio fills one segment and passes levels.py's amplitude and silence rules."""
     n = len(audio.samples)
     if n < segment_samples:
         raise BadAudio(TOO_SHORT, f"{n / sample_rate:.3f} s of audio is shorter than one "
                                   f"{segment_samples / sample_rate:g} s segment")
-    level = rms_dbfs(audio.samples)
-    if level < silence_dbfs:
-        shown = "-inf" if math.isinf(level) else f"{level:.1f}"
-        raise BadAudio(SILENT, f"RMS level {shown} dBFS is below the silence floor of {silence_dbfs:g} dBFS")
+    problem = levels.check(audio.samples, silence_dbfs)
+    if problem is not None:
+        raise BadAudio(problem.reason, problem.detail)
 
 
 def load(source: Union[bytes, BinaryIO], sample_rate: int, segment_samples: int, silence_dbfs: float,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soxr
 
-from components.audio_example_gen import audio
+from components.audio_example_gen import audio, levels
 from components.audio_example_gen.conftest import (RATE, corrupt_wav_bytes, tone, truncated_wav_bytes,
                                                    wav_bytes, with_header)
 
@@ -38,7 +38,7 @@ def test_lossy_formats_decode_to_float(fmt, subtype):
     decoded = load(wav_bytes(tone(2.0), fmt=fmt, subtype=subtype))
     assert decoded.samples.dtype == np.float32
     assert abs(len(decoded.samples) - 2 * RATE) < 0.05 * RATE  # codec padding/delay only
-    assert -12 < audio.rms_dbfs(decoded.samples) < -3  # a 0.5-amplitude sine is -9 dBFS
+    assert -12 < levels.level_dbfs(decoded.samples) < -3  # a 0.5-amplitude sine is -9 dBFS
 
 
 def test_wrong_sample_rate_is_resampled_not_quarantined():
@@ -80,7 +80,7 @@ def test_whole_files_are_not_flagged_truncated(fmt, subtype):
     assert not load(wav_bytes(tone(2.0), fmt=fmt, subtype=subtype)).truncated
 
 
-# ----- header plausibility and the memory bound (issue 12) -----------------------------------
+# ----- header plausibility and the memory bound ----------------------------------------------
 
 def test_a_header_declaring_1_hz_is_refused_before_any_sample_is_read():
     with pytest.raises(audio.BadAudio) as caught:
@@ -149,7 +149,7 @@ def test_silence_and_near_silence_are_quarantined_quiet_music_is_not():
     hiss = 10 ** (-70 / 20) * np.random.default_rng(4).standard_normal(2 * RATE).astype(np.float32)
     assert reason_of(wav_bytes(hiss, subtype="FLOAT")) == audio.SILENT
     quiet = load(wav_bytes(tone(2.0, amplitude=10 ** (-40 / 20))))  # -43 dBFS: quiet, not silent
-    assert math.isclose(audio.rms_dbfs(quiet.samples), -43.0, abs_tol=0.1)
+    assert math.isclose(levels.level_dbfs(quiet.samples), -43.0, abs_tol=0.1)
 
 
 def test_non_finite_float_samples_are_quarantined():

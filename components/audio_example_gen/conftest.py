@@ -210,7 +210,7 @@ def run_executor(root: Path, config: PipelineConfig, out: Path, beam_args: list[
     examples = standard_artifacts.Examples()
     examples.uri = str(out / "examples")
     report = quarantine.AudioQuarantine()
-    report.uri = str(out / "quarantine")
+    report.uri = str(out / "AudioExampleGen" / "quarantine" / "1")  # TFX's layout: reports/ lands beside it
     executor = Executor(Executor.Context(beam_pipeline_args=for_tfx(beam_args), tmp_dir=str(out / "tmp")))
     error = None
     try:

@@ -1,41 +1,154 @@
-"""Find the audio files of a GTZAN-style collection.
+"""Find the audio files of a collection: the one discovery rule of ingestion and the tagger.
 
-Accepted layouts (``root`` is the component's ``input_base``)::
+Every entry the walk of a folder meets gets exactly one :class:`Entry`, in sorted order:
+regular files, links (broken, looping, to folders), FIFOs and devices, folders named like
+audio, sub-folders the walk cannot read. :func:`classify` decides, from the relative path
+alone, whether an entry is a candidate at all; the same rule holds for ingestion and the
+tagger (``tagging/files.py``), so both see the same candidates with the same reasons:
+
+- ``hidden``: a path component starts with ``.`` (``.git/``, ``.DS_Store``, ``rock/.wav``,
+  a hidden genre folder ``.polka/``): never opened;
+- ``not_audio_extension``: not one of ``AUDIO_EXTENSIONS``;
+- ``no_name``: an audio extension with a blank name (``rock/ .wav``);
+- ``linked_folder``: a symbolic link to a folder (not followed, so no loop or escape).
+
+A candidate that is not a readable file (filecheck.py) carries its ``problem`` and is
+quarantined, never opened. Ingestion adds its layout rules on top (:func:`discover`):
 
     <root>/<genre>/<name>.<ext>                   the project's layout (synthetic data)
     <root>/genres_original/<genre>/<name>.<ext>   GTZAN as distributed on Kaggle
     <root>/genres/<genre>/<name>.<ext>            GTZAN as distributed by marsyas.info
 
-The layout is turned into an ExampleGen input pattern (``*/*`` or ``genres_original/*/*``)
-once, when the component is built, so TFX's driver fingerprints exactly the files the
-executor reads and a changed file re-runs ingestion instead of hitting the cache.
-Works on any filesystem tfx.dsl.io.fileio knows (local, gs://, ...).
-
-Entries named like audio that are not readable files (broken or looping links, folders,
-FIFOs, unreadable files: filecheck.py) are listed with the reason, never opened, so the
-plan quarantines them; the component's driver (driver.py) fingerprints them without
-following them.
+The genre is the first folder under the base (``pop/sub/x.wav`` is a ``pop`` track); a file
+directly in the base is excluded ``no_genre_folder`` and, with a GTZAN parent folder, a file
+outside it ``outside_genre_parent``. Works on any filesystem tfx.dsl.io.fileio knows (local,
+gs://, ...); links, FIFOs and permissions exist only locally.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 import posixpath
-from typing import Optional, Sequence
-
-from tfx.dsl.io import fileio
+from typing import NamedTuple, Optional, Sequence
 
 from components.audio_example_gen import filecheck
 from pipeline.config import AUDIO_EXTENSIONS, GENRE_PARENTS
+
+# Reasons an entry is excluded (a record, never opened). Shared with the tagger.
+HIDDEN = "hidden"
+NOT_AUDIO_EXTENSION = "not_audio_extension"
+NO_NAME = "no_name"
+LINKED_FOLDER = "linked_folder"
+# Ingestion's layout reasons.
+NO_GENRE_FOLDER = "no_genre_folder"
+OUTSIDE_GENRE_PARENT = "outside_genre_parent"
+EXCLUDED_REASONS = (HIDDEN, NOT_AUDIO_EXTENSION, NO_NAME, LINKED_FOLDER, NO_GENRE_FOLDER, OUTSIDE_GENRE_PARENT)
+_DETAILS = {
+    HIDDEN: "a hidden file or folder (a name starting with '.'): not read",
+    NOT_AUDIO_EXTENSION: f"not an audio file (extensions read: {', '.join(AUDIO_EXTENSIONS)})",
+    NO_NAME: "an audio extension without a name",
+    LINKED_FOLDER: "a symbolic link to a folder: not followed",
+}
+
+
+class Exclusion(NamedTuple):
+    """Why an entry is not a candidate."""
+
+    reason: str
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One thing the walk met. ``excluded`` set: not a candidate; else ``problem`` may be set."""
+
+    path: str       # absolute path or URI
+    rel_path: str   # relative to the walked folder, '/'-separated
+    excluded: Optional[Exclusion] = None
+    problem: Optional[filecheck.Problem] = None
+
+
+def classify(rel_path: str, linked_folder: bool = False) -> Optional[Exclusion]:
+    """Why the entry at ``rel_path`` is not a candidate, or None: the shared rule."""
+    parts = rel_path.split("/")
+    if any(p.startswith(".") for p in parts):
+        return Exclusion(HIDDEN, _DETAILS[HIDDEN])
+    stem, dot, ext = parts[-1].rpartition(".")
+    if not dot or ext.lower() not in AUDIO_EXTENSIONS:
+        return Exclusion(LINKED_FOLDER, _DETAILS[LINKED_FOLDER]) if linked_folder else Exclusion(
+            NOT_AUDIO_EXTENSION, _DETAILS[NOT_AUDIO_EXTENSION])
+    if not stem.strip():
+        return Exclusion(NO_NAME, _DETAILS[NO_NAME])
+    return None
+
+
+def entry(path: str, rel: str, linked_folder: bool = False) -> Entry:
+    """The entry at ``path``: excluded by :func:`classify`, or a candidate with its filecheck problem."""
+    excluded = classify(rel, linked_folder)
+    if excluded is not None:
+        return Entry(path, rel, excluded=excluded)
+    return Entry(path, rel, problem=_problem(path))
+
+
+def _problem(path: str) -> Optional[filecheck.Problem]:
+    if filecheck.is_local(path):
+        return filecheck.check(path)
+    from tfx.dsl.io import fileio  # remote file systems only: keeps TensorFlow out of local runs
+
+    return filecheck.Problem(filecheck.IS_DIRECTORY, filecheck.DIRECTORY_DETAIL) if fileio.isdir(path) else None
+
+
+def walk(root: str) -> list[Entry]:
+    """Every entry under the folder ``root``, one :class:`Entry` each, sorted by relative path.
+
+    Local folders: regular files, links of any kind (a link to a folder is an entry, not
+    descended), FIFOs, devices, folders named like audio (descended as well), and a
+    sub-folder that cannot be listed (quarantined ``unreadable``: its files cannot be seen).
+    """
+    root = root.rstrip("/") or "/"
+    entries: list[Entry] = []
+    if not filecheck.is_local(root):
+        from tfx.dsl.io import fileio
+
+        for folder, _, names in fileio.walk(root):
+            for name in names:
+                path = posixpath.join(folder.rstrip("/"), name)
+                entries.append(entry(path, path[len(root) + 1:]))
+        return sorted(entries, key=lambda e: e.rel_path)
+
+    def unlisted(error: OSError) -> None:
+        if not error.filename or os.path.abspath(error.filename) == os.path.abspath(root):
+            return  # the root itself: discover() and list_audio() check it first
+        rel = os.path.relpath(error.filename, root).replace(os.sep, "/")
+        hidden = classify(rel + "/x.wav")
+        if hidden is not None:
+            entries.append(Entry(error.filename, rel, excluded=hidden))
+        else:
+            entries.append(Entry(error.filename, rel, problem=filecheck.Problem(
+                filecheck.UNREADABLE, f"a folder that cannot be listed: {error.strerror or error}")))
+
+    for folder, dirs, names in os.walk(root, onerror=unlisted, followlinks=False):
+        for name in dirs:
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, root).replace(os.sep, "/")
+            if os.path.islink(path):
+                entries.append(entry(path, rel, linked_folder=True))
+            elif classify(rel) is None:  # a folder named like audio: its own record, then its contents
+                entries.append(Entry(path, rel, problem=filecheck.Problem(filecheck.IS_DIRECTORY,
+                                                                          filecheck.DIRECTORY_DETAIL)))
+        for name in names:
+            path = os.path.join(folder, name)
+            entries.append(entry(path, os.path.relpath(path, root).replace(os.sep, "/")))
+    return sorted(entries, key=lambda e: e.rel_path)
 
 
 @dataclasses.dataclass(frozen=True)
 class AudioFile:
     """One candidate file. ``track_id`` (the file stem) is the unit of every split."""
 
-    path: str       # as globbed: absolute path or URI
+    path: str       # absolute path or URI
     rel_path: str   # relative to the data root, '/'-separated
-    genre: str      # name of the parent folder (may be unknown: checked later)
+    genre: str      # the first folder under the base (may be unknown: checked later)
     track_id: str
     problem: Optional[filecheck.Problem] = None  # set when the entry is not a readable file
 
@@ -46,65 +159,82 @@ class AudioFile:
 
 
 @dataclasses.dataclass(frozen=True)
+class Excluded:
+    rel_path: str
+    reason: str
+    detail: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Discovery:
-    files: list[AudioFile]          # audio extensions, known or unknown genre folder
-    other_files: list[str]          # not an audio extension: not ingested, counted in the summary
+    files: list[AudioFile]      # candidates under a genre folder, known or unknown genre
+    excluded: list[Excluded]    # every other entry of the root, with its reason
+
+    @property
+    def other_files(self) -> list[str]:
+        """Files without an audio extension (summary.json ``ignored_non_audio_files``)."""
+        return [e.rel_path for e in self.excluded if e.reason == NOT_AUDIO_EXTENSION]
 
 
-def input_pattern(root: str) -> str:
-    """The ExampleGen split pattern for the layout found under ``root``.
+def genre_parent(root: str) -> str:
+    """``genres_original`` or ``genres`` when ``root`` holds that GTZAN folder, else ``""``."""
+    from tfx.dsl.io import fileio
 
-    Falls back to ``*/*`` when ``root`` cannot be read here (for example a bucket that
-    only the cluster can reach when a Kubeflow pipeline is compiled).
-    """
     try:
         for parent in GENRE_PARENTS:
             if fileio.isdir(os.path.join(root, parent)):
-                return f"{parent}/*/*"
+                return parent
     except Exception:  # noqa: BLE001 - an unreachable root is reported by the executor instead
         pass
-    return "*/*"
+    return ""
 
 
-def _relative(path: str, root: str) -> str:
-    root = root.rstrip("/")
-    rel = path[len(root) + 1:] if path.startswith(root + "/") else os.path.relpath(path, root)
-    return rel.replace(os.sep, "/")
+def input_pattern(root: str) -> str:
+    """The ExampleGen split pattern for the layout found under ``root`` (``*/*`` or ``genres_original/*/*``).
 
-
-def _problem(path: str) -> Optional[filecheck.Problem]:
-    if filecheck.is_local(path):
-        return filecheck.check(path)
-    return filecheck.Problem(filecheck.IS_DIRECTORY, filecheck.DIRECTORY_DETAIL) if fileio.isdir(path) else None
+    It names the base folder only: discovery walks the whole root (nested folders included),
+    and so does the driver's fingerprint. Falls back to ``*/*`` when ``root`` cannot be read
+    here (for example a bucket that only the cluster can reach when a Kubeflow pipeline is compiled).
+    """
+    parent = genre_parent(root)
+    return f"{parent}/*/*" if parent else "*/*"
 
 
 def discover(root: str, pattern: str, genres: Sequence[str] = ()) -> Discovery:
-    """List ``root/pattern`` and sort the files into audio candidates and others.
+    """Walk ``root`` and sort every entry into audio candidates and excluded entries.
 
-    Never raises on one entry: an audio-named entry that is not a readable file carries
-    its ``problem``; folders with other names are skipped. ``genres`` only words the
-    message for a missing root.
+    ``pattern`` (:func:`input_pattern`) names the base folder: ``genres_original/*/*`` makes
+    ``<root>/genres_original`` the folder whose sub-folders are genres. Never raises on one
+    entry. ``genres`` only words the message for a missing root.
     """
+    from tfx.dsl.io import fileio
+
     if not fileio.exists(root):
         among = f", with genres among {', '.join(genres)}" if genres else ""
         raise FileNotFoundError(
             f"Audio root {root} does not exist. Pass a folder laid out as <root>/<genre>/<name>.wav "
             f"(or GTZAN's <root>/genres_original/<genre>/...){among}.")
+    parent = pattern.split("*", 1)[0].strip("/")
     files: list[AudioFile] = []
-    others: list[str] = []
-    for path in sorted(fileio.glob(os.path.join(root, pattern))):
-        rel = _relative(path, root)
-        name = posixpath.basename(rel)
-        stem, dot, ext = name.rpartition(".")
-        if not dot or ext.lower() not in AUDIO_EXTENSIONS:
-            if not (os.path.isdir(path) if filecheck.is_local(path) else fileio.isdir(path)):
-                others.append(rel)
+    excluded: list[Excluded] = []
+    for entry in walk(root):
+        rel = entry.rel_path
+        if entry.excluded is not None:
+            excluded.append(Excluded(rel, entry.excluded.reason, entry.excluded.detail))
             continue
-        genre = posixpath.basename(posixpath.dirname(rel))
-        files.append(AudioFile(path=path, rel_path=rel, genre=genre, track_id=stem, problem=_problem(path)))
+        if parent and not rel.startswith(parent + "/"):
+            excluded.append(Excluded(rel, OUTSIDE_GENRE_PARENT, f"outside the {parent}/ folder that holds the genres"))
+            continue
+        inner = rel[len(parent) + 1:] if parent else rel
+        if "/" not in inner:
+            excluded.append(Excluded(rel, NO_GENRE_FOLDER, "not inside a genre folder: its genre is unknown"))
+            continue
+        stem = posixpath.basename(rel).rpartition(".")[0]
+        files.append(AudioFile(path=entry.path, rel_path=rel, genre=inner.split("/", 1)[0], track_id=stem,
+                               problem=entry.problem))
     if not files:
         raise FileNotFoundError(
-            f"No audio files under {root} match {pattern!r} with an extension among "
+            f"No audio files under {root} in genre folders with an extension among "
             f"{', '.join(AUDIO_EXTENSIONS)}. Expected <root>/<genre>/<name>.wav (or GTZAN's "
             f"genres_original/ or genres/ folder inside the root).")
-    return Discovery(files=files, other_files=others)
+    return Discovery(files=files, excluded=excluded)

@@ -32,14 +32,14 @@ def test_the_three_gtzan_layouts(tmp_path, parent):
         f"{parent}blues/blues.00000.wav", f"{parent}jazz/jazz.00001.FLAC", f"{parent}jazz/jazz.00002.au",
         f"{parent}rock/rock.00003.mp3", f"{parent}rock/rock.00004.ogg"]
     assert [(f.genre, f.track_id) for f in found.files][:2] == [("blues", "blues.00000"), ("jazz", "jazz.00001")]
-    assert found.other_files == [f"{parent}rock/readme.txt"]
+    assert found.other_files == ["features_30_sec.csv", f"{parent}rock/readme.txt"]
 
 
 def test_missing_root_and_empty_root_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist.*<root>/<genre>/<name>.wav"):
         discover(str(tmp_path / "nowhere"), "*/*")
     touch(tmp_path, "blues/notes.txt")
-    with pytest.raises(FileNotFoundError, match=r"No audio files under .* match '\*/\*'"):
+    with pytest.raises(FileNotFoundError, match=r"No audio files under .* in genre folders"):
         discover(str(tmp_path), "*/*")
 
 
@@ -65,7 +65,7 @@ def test_plan_excludes_files_in_no_split_list(tmp_path):
     (lists / "test_filtered.txt").write_text("")
     tasks = plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(protocol="fault-filtered", split_dir=str(lists)),
                        GENRES)
-    assert [(t.track_id, t.status, t.split, t.reason) for t in tasks] == [
+    assert [(t.track_id, t.status, t.split, t.reason) for t in tasks if t.genre] == [
         ("blues.00000", ingest.PENDING, "train", ""),
         ("blues.00001", ingest.EXCLUDED, None, "not in split lists")]
 
@@ -94,3 +94,55 @@ def test_labels_and_unknown_genres_follow_the_configured_label_set(tmp_path):
     assert (tasks["polka/polka.00000.wav"].label, tasks["blues/blues.00000.wav"].label) == (0, 1)
     assert tasks["rock/rock.00000.wav"].reason == ingest.UNKNOWN_GENRE
     assert "polka, blues" in tasks["rock/rock.00000.wav"].detail
+
+
+def test_every_entry_of_the_root_has_exactly_one_record_with_one_rule_for_ingestion_and_tagger(tmp_path):
+    """Nested folders, hidden files and folders, blank names, files outside a genre folder."""
+    from tagging import files as tagging_files
+
+    touch(tmp_path, "pop/pop.00000.wav", "pop/sub/x.wav", "pop/sub/deeper/y.flac", "rock/.wav", "rock/.hidden.wav",
+          ".polka/polka.00000.wav", ".git/config", "rock/ .wav", "loose.wav", "rock/cover.jpg", "rock/.DS_Store")
+    (tmp_path / "rock" / "album").symlink_to(tmp_path / "pop")  # a linked folder: not followed
+    found = discover(str(tmp_path), "*/*")
+    tasks = plan_tasks(found, SplitConfig(), GENRES)
+    fates = {t.rel_path: (t.status, t.reason) for t in tasks}
+    assert len(tasks) == len(fates) == 12
+    assert fates["pop/sub/x.wav"][0] == fates["pop/sub/deeper/y.flac"][0] == ingest.PENDING
+    assert {t.rel_path: t.genre for t in tasks if t.status == ingest.PENDING}["pop/sub/x.wav"] == "pop"
+    for hidden in ("rock/.wav", "rock/.hidden.wav", ".polka/polka.00000.wav", ".git/config", "rock/.DS_Store"):
+        assert fates[hidden] == (ingest.EXCLUDED, "hidden"), hidden
+    assert fates["rock/ .wav"] == (ingest.EXCLUDED, "no_name")
+    assert fates["loose.wav"] == (ingest.EXCLUDED, "no_genre_folder")
+    assert fates["rock/cover.jpg"] == (ingest.EXCLUDED, "not_audio_extension")
+    assert fates["rock/album"] == (ingest.EXCLUDED, "linked_folder")
+    # The tagger lists the same root with the same rule: its candidates are ingestion's (the tagger
+    # has no genre folders, so loose.wav is a candidate), its exclusions the same with the same reasons.
+    listing = tagging_files.list_audio(str(tmp_path))
+    assert sorted(rel for _, rel in listing.files) == sorted(
+        r for r, (status, reason) in fates.items() if status == ingest.PENDING or reason == "no_genre_folder")
+    assert {e["path"]: e["reason"] for e in listing.excluded} == {
+        r: reason for r, (status, reason) in fates.items() if status == ingest.EXCLUDED and reason != "no_genre_folder"}
+
+
+def test_a_folder_the_walk_cannot_list_is_a_record_not_a_silent_loss(tmp_path, monkeypatch):
+    touch(tmp_path, "rock/rock.00000.wav", "jazz/locked/j.wav")
+    real_scandir = os.scandir
+
+    def refusing(path="."):  # root reads any folder whatever its mode: refuse the listing as the kernel would
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    tasks = plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(), GENRES)
+    fates = {t.rel_path: (t.status, t.reason) for t in tasks}
+    assert fates["jazz/locked"] == (ingest.QUARANTINED, "unreadable")
+
+
+def test_gtzan_parent_folder_excludes_what_lies_outside_it(tmp_path):
+    touch(tmp_path, "genres_original/blues/blues.00000.wav", "images_original/blues/blues00000.png", "extra.wav")
+    tasks = {t.rel_path: t for t in plan_tasks(discover(str(tmp_path), input_pattern(str(tmp_path))),
+                                               SplitConfig(), GENRES)}
+    assert tasks["genres_original/blues/blues.00000.wav"].genre == "blues"
+    assert (tasks["extra.wav"].status, tasks["extra.wav"].reason) == (ingest.EXCLUDED, "outside_genre_parent")
+    assert tasks["images_original/blues/blues00000.png"].reason == "not_audio_extension"

@@ -1,11 +1,13 @@
 """AudioExampleGen's driver: TFX's file-based driver with an input fingerprint that cannot crash.
 
 TFX's FileBasedDriver fingerprints the input (the cache key of ExampleGen) by globbing the
-split pattern and calling ``fileio.stat`` on every match. A dangling symbolic link raises
+split pattern (one folder level: it would miss ``pop/sub/x.wav``, which ingestion reads)
+and calling ``fileio.stat`` on every match. A dangling symbolic link raises
 ``tfx.dsl.io.filesystem.NotFoundError`` and a link loop ``Too many levels of symbolic
 links`` there, so one bad entry in a genre folder ended the whole run before the executor
-could quarantine it. This driver fingerprints the same matches and counts an entry it
-cannot stat instead of raising; the executor then quarantines it (filecheck.py).
+could quarantine it. This driver fingerprints every entry discovery walks (the whole root,
+as ingestion reads it) and counts an entry it cannot stat instead of raising; the executor
+then quarantines it (filecheck.py).
 
 The fingerprint keeps TFX's fields (file count, total bytes, xor and sum of the
 second-resolution mtimes), so a changed file still re-runs ingestion, and adds a digest of
@@ -29,12 +31,18 @@ from tfx.components.example_gen import input_processor, utils
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2, range_config_pb2
 
+from components.audio_example_gen import discovery
+
 _NANO_PER_SEC = 10**9
 
 
 def fingerprint(split_name: str, input_base: str, pattern: str) -> str:
-    """TFX's io_utils.generate_fingerprint fields for ``input_base/pattern``, never raising on one entry."""
-    files = sorted(fileio.glob(os.path.join(input_base, pattern)))
+    """TFX's io_utils.generate_fingerprint fields for every entry under ``input_base``, never raising on one.
+
+    The whole root, as discovery walks it (nested folders, hidden and non-audio files: each
+    has a record in the report); ``pattern`` is only named in the log line.
+    """
+    files = [e.path for e in discovery.walk(input_base)]
     total_bytes = xor_checksum = sum_checksum = 0
     names = hashlib.sha256()  # of the paths relative to input_base: moving the root is not a change
     unstatable = 0

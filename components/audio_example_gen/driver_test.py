@@ -46,7 +46,7 @@ def root(synthetic_root, tmp_path) -> Path:
 
 
 def test_tfx_driver_crashes_on_a_dangling_link_and_ours_does_not(root):
-    # The failures issue 12 reports, before any quarantine logic: NotFoundError for the dangling
+    # The failures TFX's own driver has, before any quarantine logic: NotFoundError for the dangling
     # link, "Too many levels of symbolic links" for the loop (whichever the glob lists first).
     with pytest.raises((filesystem.NotFoundError, tf.errors.UnknownError)):
         resolve(tfx_driver.FileBasedDriver, root)

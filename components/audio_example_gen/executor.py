@@ -4,8 +4,10 @@ Runs as a Beam pipeline built from the pipeline's beam args (BeamExecutorSpec), 
 same code runs on the DirectRunner here and on Dataflow/Flink from the Kubeflow image.
 Steps: list the files (discovery.py), decide each file's fate and split on the launcher
 (plan.py, splits.py), decode and segment in parallel (ingest.IngestAudio), write each
-split as gzipped TFRecords, then write the report (quarantine.py) and, after it, fail with
-a UserError when too many files were bad or a split is empty (checks.py). While Beam runs,
+split as gzipped TFRecords, then write the report (quarantine.py) into the artifact and into
+``<pipeline root>/AudioExampleGen/reports/<run id>/`` (:func:`kept_report_dir`: TFX deletes a
+failed component's artifacts) and, after it, fail with a UserError naming the kept report
+when too many files were bad or a split is empty (checks.py). While Beam runs,
 a thread prints ``[ingest] N/TOTAL files decoded`` (progress.py).
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pipeline.config import SPLITS, PipelineConfig
 PIPELINE_CONFIG_KEY = "pipeline_config_json"
 QUARANTINE_KEY = "quarantine"
 _RECORDS_TMP = ".file_records"
+REPORTS_DIR = "reports"
 
 
 def _parse(exec_properties: dict[str, Any]) -> tuple[PipelineConfig, example_gen_pb2.Input, example_gen_pb2.Output]:
@@ -61,12 +64,12 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         config, input_config, _ = _parse(exec_properties)
         root = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         found = discover(root, input_config.splits[0].pattern, config.genres)
-        tasks = plan_tasks(found, config.split, config.genres)
+        tasks = plan_tasks(found, config.split, config.genres, max_seconds=config.audio.max_clip_seconds)
         counts = {s: sum(t.status == s for t in tasks) for s in (ingest.PENDING, ingest.QUARANTINED, ingest.EXCLUDED)}
-        logging.info("AudioExampleGen: %d audio files under %s (protocol %s): %d to decode, %d quarantined before "
-                     "decoding, %d excluded; %d other files ignored.", len(tasks), root, config.split.protocol,
-                     counts[ingest.PENDING], counts[ingest.QUARANTINED], counts[ingest.EXCLUDED],
-                     len(found.other_files))
+        logging.info("AudioExampleGen: %d entries under %s (protocol %s): %d to decode, %d quarantined before "
+                     "decoding, %d excluded (%d without an audio extension).", len(tasks), root,
+                     config.split.protocol, counts[ingest.PENDING], counts[ingest.QUARANTINED],
+                     counts[ingest.EXCLUDED], len(found.other_files))
         return config, tasks, found.other_files
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
@@ -116,18 +119,33 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             max_segments_per_track=config.audio.max_segments_per_track, ignored_non_audio_files=other_files)
         summary["warnings"] = checks.warnings(summary, config.genres, config.audio.max_segments_per_track)
         quarantine.write_report(report.uri, records, summary)
+        kept = kept_report_dir(report.uri, getattr(self._context, "pipeline_run_id", None))
+        quarantine.write_report(kept, records, summary)
         fileio.rmtree(os.path.dirname(records_prefix))
         report.set_int_custom_property("num_quarantined", summary["files"][ingest.QUARANTINED])
         report.set_int_custom_property("num_ingested", summary["files"][ingest.INGESTED])
-        _log_summary(summary, report.uri)
+        _log_summary(summary, kept)
 
         for artifact in examples:
             examples_utils.set_payload_format(
                 artifact, exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY,
                                               example_gen_pb2.FORMAT_TF_EXAMPLE))
             examples_utils.set_file_format(artifact, write_split.to_file_format_str(file_format))
-        checks.check_bad_fraction(summary, config.split.max_bad_fraction, report.uri)
-        checks.check_splits(summary, config.split.ratios, config.split.protocol, report.uri)
+        checks.check_bad_fraction(summary, config.split.max_bad_fraction, kept)
+        checks.check_splits(summary, config.split.ratios, config.split.protocol, kept)
+
+
+def kept_report_dir(report_uri: str, run_id: Optional[str]) -> str:
+    """``<component folder>/reports/<run id>/``: beside the output folders, not one of them.
+
+    TFX deletes a failed execution's output artifacts (the quarantine artifact included), so
+    the report a failure names is also written here, where no runner deletes it. The artifact
+    URI is ``<pipeline root>/AudioExampleGen/quarantine/<execution id>`` (local runner; the
+    Kubeflow layout also ends in ``<component>/<output>/``); ``run_id`` is the pipeline run's
+    (local_runner.py names its log file after the same id), else the execution id.
+    """
+    component_dir = os.path.dirname(os.path.dirname(report_uri.rstrip("/")))
+    return os.path.join(component_dir, REPORTS_DIR, run_id or os.path.basename(report_uri.rstrip("/")))
 
 
 def _maybe_progress(folder: Optional[str], total: int) -> contextlib.AbstractContextManager:

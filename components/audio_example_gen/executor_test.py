@@ -22,6 +22,7 @@ from components.audio_example_gen.conftest import (BAD_AND_ODD_FILES, HOSTILE_FI
                                                    MULTI_PROCESSING, RATE, make_config, read_examples,
                                                    refused_as_root, run_executor)
 from components.audio_example_gen.discovery import discover
+from components.audio_example_gen.executor import kept_report_dir
 from components.audio_example_gen.plan import plan_tasks
 from pipeline.config import SPLITS
 from pipeline.errors import UserError
@@ -41,7 +42,7 @@ def test_ingest_audio_transform_with_beam_testing_utilities(messy_root):
     config = make_config(protocol="hash")
     tasks = plan_tasks(discover(str(messy_root), "*/*"), config.split, config.genres)
     planned = {s: sorted(t.track_id for t in tasks if t.split == s and t.rel_path not in BAD) for s in SPLITS}
-    expected_records = sorted((t.rel_path, BAD.get(t.rel_path, "ingested")) for t in tasks)
+    expected_records = sorted((t.rel_path, BAD.get(t.rel_path, t.reason or "ingested")) for t in tasks)
 
     def track_ids(serialized: bytes) -> str:
         return tf.train.Example.FromString(serialized).features.feature["track_id"].bytes_list.value[0].decode()
@@ -80,8 +81,8 @@ def test_summary_counts_files_tracks_segments_and_throughput(messy_run):
     _, report, written = messy_run
     summary = json.loads((Path(report.uri) / quarantine.SUMMARY_FILE).read_text())
     good_tracks = 2 * len(GENRES) + 2  # synthetic tracks + the resampled and the stereo file
-    assert summary["files"] == {"discovered": good_tracks + len(BAD), "ingested": good_tracks,
-                                "quarantined": len(BAD), "excluded": 0}
+    assert summary["files"] == {"discovered": good_tracks + len(BAD) + 1, "ingested": good_tracks,
+                                "quarantined": len(BAD), "excluded": 1}  # rock/notes.txt
     assert summary["quarantine_reasons"] == {reason: 1 for reason in BAD.values()}
     assert summary["ignored_non_audio_files"] == ["rock/notes.txt"]
     assert sum(s["tracks"] for s in summary["splits"].values()) == good_tracks
@@ -157,11 +158,11 @@ def test_fault_filtered_protocol_on_the_executor(synthetic_root, tmp_path):
     assert {s: sorted({r["track_id"].decode() for r in rows}) for s, rows in written.items()} == {
         "train": ["blues.00000", "rock.00000"], "eval": ["blues.00001"], "test": ["rock.00001"]}
     summary = json.loads((Path(report.uri) / quarantine.SUMMARY_FILE).read_text())
-    assert summary["files"]["excluded"] == 2 * len(GENRES) - 4
+    assert len(summary["excluded"]["not in split lists"]) == 2 * len(GENRES) - 4
     assert "jazz/jazz.00000.wav" in summary["excluded"]["not in split lists"]
 
 
-# ----- hostile input (issue 12): nothing on one file ends the run -----------------------------
+# ----- hostile input: nothing on one file ends the run ------------------------------------------
 
 HOSTILE_BAD = {rel: outcome for rel, _, outcome in HOSTILE_FILES.values() if outcome not in ("truncated", "cut")}
 TRUNCATED = next(rel for rel, _, outcome in HOSTILE_FILES.values() if outcome == "truncated")
@@ -238,7 +239,8 @@ def test_memory_error_in_the_decoder_is_one_files_quarantine_record(synthetic_ro
     The allocation is simulated on purpose: the test does not try to allocate gigabytes.
     A fourth file vanishes between planning and decoding: its read error is its record too."""
     config = make_config()
-    tasks = plan_tasks(discover(str(synthetic_root), "*/*"), config.split, config.genres)[:3]
+    tasks = [t for t in plan_tasks(discover(str(synthetic_root), "*/*"), config.split, config.genres)
+             if t.status == ingest.PENDING][:3]
     victim = tasks[1].rel_path
     vanished = dataclasses.replace(tasks[0], path=str(tmp_path / "gone.wav"), rel_path="blues/gone.wav")
     real_load = ingest._load
@@ -276,8 +278,9 @@ def test_empty_eval_and_test_splits_are_a_user_error_after_the_report(all_in_tra
     assert "eval and test splits have no tracks" in message
     assert f"train {2 * len(GENRES)}, eval 0, test 0" in message
     assert "ratios 1/0/0" in message and "--split" in message and "Fix:" in message
-    assert str(Path(report.uri) / quarantine.SUMMARY_FILE) in message
-    assert (Path(report.uri) / quarantine.SUMMARY_FILE).exists()  # written before the error
+    named = Path(kept_report_dir(report.uri, None)) / quarantine.SUMMARY_FILE  # kept where no runner deletes it
+    assert str(named) in message
+    assert named.exists() and (Path(report.uri) / quarantine.SUMMARY_FILE).exists()  # written before the error
 
 
 def test_a_label_set_genre_missing_from_train_is_a_warning(all_in_train_run):

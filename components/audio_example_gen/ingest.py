@@ -44,6 +44,7 @@ WHOLE_FILE_BYTES = 16 << 20
 # Quarantine reasons decided before decoding (the rest are in audio.REASONS).
 UNKNOWN_GENRE = "unknown_genre"
 DUPLICATE_TRACK = "duplicate_track"
+DUPLICATE_AUDIO = "duplicate_audio"  # duplicates.py; named here with its siblings for the report
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,7 @@ Output artifact ``AudioQuarantine`` (second output of AudioExampleGen) holds:
 
 - ``quarantine.jsonl``: one line per bad file, ``{"path", "genre", "reason", "detail"}``
   (path relative to the data root; reasons in :data:`REASONS`);
-- ``files.jsonl``: one line per discovered audio file, whatever happened to it
+- ``files.jsonl``: one line per entry of the data root (discovery.py), whatever happened to it
   (ingested with its split, segment count and ``truncated`` flag, quarantined, or
   excluded and why);
 - ``summary.json``: counts per split and per genre, bad and excluded files, truncated
@@ -25,14 +25,14 @@ from tfx.types import artifact
 
 from components.audio_example_gen import audio as audio_lib
 from components.audio_example_gen import filecheck
-from components.audio_example_gen.ingest import (DUPLICATE_TRACK, EXCLUDED, INGESTED, QUARANTINED,
-                                                 UNKNOWN_GENRE)
+from components.audio_example_gen.ingest import (DUPLICATE_AUDIO, DUPLICATE_TRACK, EXCLUDED, INGESTED,
+                                                 QUARANTINED, UNKNOWN_GENRE)
 from pipeline.config import SPLITS
 
 QUARANTINE_FILE = "quarantine.jsonl"
 FILES_FILE = "files.jsonl"
 SUMMARY_FILE = "summary.json"
-REASONS = (*filecheck.REASONS, *audio_lib.REASONS, UNKNOWN_GENRE, DUPLICATE_TRACK)
+REASONS = (*filecheck.REASONS, *audio_lib.REASONS, UNKNOWN_GENRE, DUPLICATE_TRACK, DUPLICATE_AUDIO)
 
 
 class AudioQuarantine(artifact.Artifact):

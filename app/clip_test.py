@@ -1,0 +1,44 @@
+"""The page's decode path: bounded by the upload limit and the header before anything is decoded."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app import clip
+from app.__main__ import streamlit_command
+from app.settings import DEFAULT_MAX_SECONDS, upload_limit_bytes, upload_limit_mb
+from components.audio_example_gen.conftest import tone, wav_bytes, with_header
+
+
+def test_the_page_sets_an_upload_limit_that_fits_the_clip_cap():
+    command = streamlit_command(8501)
+    limit = int(command[command.index("--server.maxUploadSize") + 1])
+    assert limit == upload_limit_mb(DEFAULT_MAX_SECONDS) == 110  # 600 s of 16-bit stereo at 48 kHz
+    assert limit < 200  # Streamlit's default
+    assert upload_limit_bytes(DEFAULT_MAX_SECONDS) >= DEFAULT_MAX_SECONDS * 48000 * 2 * 2
+
+
+def test_an_upload_over_the_limit_is_refused_before_it_is_decoded(monkeypatch):
+    monkeypatch.setattr(clip, "read_audio", lambda *a: pytest.fail("decoded an upload over the limit"))
+    data = b"\0" * (upload_limit_bytes(6.0) + 1)
+    with pytest.raises(clip.ClipError, match=r"over this page's limit of 2 MB for a clip of at most 0.1 min"):
+        clip.decode("big.wav", data, max_seconds=6.0)
+
+
+def test_a_two_hour_header_is_refused_before_decoding(monkeypatch):
+    from components.audio_example_gen import audio
+
+    monkeypatch.setattr(audio, "_read_float", lambda *a: pytest.fail("decoded past the header check"))
+    data = with_header(wav_bytes(tone(0.5)), data_size=2 * 3600 * 22050 * 2)
+    with pytest.raises(clip.ClipError, match=r"long.wav is 120.0 min long, over this page's limit of 10 min"):
+        clip.decode("long.wav", data, max_seconds=600.0)
+
+
+@pytest.mark.parametrize("samples, words", [
+    (np.full(5 * 22050, 0.5, np.float32), "dc.wav is silent (digital silence, below -60 dBFS)"),
+    (tone(5.0) * 1075.0, "dc.wav is not on the audio scale: the samples peak at 537"),
+])
+def test_the_page_applies_the_amplitude_and_silence_rules(samples, words):
+    with pytest.raises(clip.ClipError) as refused:
+        clip.decode("dc.wav", wav_bytes(samples, subtype="FLOAT"), max_seconds=600.0)
+    assert str(refused.value).startswith(words), str(refused.value)

@@ -1,0 +1,168 @@
+"""Peak memory at each door on hostile input: the client, the page's decode path, the test double.
+
+    python -m bench.memory_bounds
+
+Each measurement runs in a child process and reads its peak resident memory (``ru_maxrss``
+of the child; for the test double, ``VmHWM`` of the server process). Inputs: a 2-hour
+16-bit stereo WAV at 44.1 kHz (1.27 GB), a 2-hour MP3 (mono, 16 kHz, made here with
+libsndfile's LAME encoder) and a Predict request of 82 bytes declaring a waveform of shape
+[250000000] (1 GB as float32). The comparison in the same run: the unbounded paths as they
+were (the client's whole-file ``soundfile.read``, the test double's ``tf.make_ndarray``).
+Writes the ``memory-bounds`` section of BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from bench.report import write_section
+
+ROOT = Path(__file__).resolve().parent.parent
+HOURS = 2
+LIMIT_MB = 1024
+
+CLIENT = """
+from serving.protos import skip_tensorflow_runtime; skip_tensorflow_runtime()
+from serving.client import GenreClient
+from serving.audio_file import AudioTooLongError
+try:
+    GenreClient("127.0.0.1:1", retries=0).predict_file(PATH)
+    outcome = "sent"
+except AudioTooLongError as err:
+    outcome = "refused: " + str(err).split(": ")[0].split(" is ")[-1]
+"""
+PAGE = """
+from serving.protos import skip_tensorflow_runtime; skip_tensorflow_runtime()
+from app.clip import ClipError, decode
+data = open(PATH, "rb").read()  # what Streamlit hands the page: the upload's bytes
+try:
+    decode(os.path.basename(PATH), data, 600.0)
+    outcome = "decoded"
+except ClipError as err:
+    outcome = "refused: " + str(err).split(",")[0]
+"""
+OLD_CLIENT = """
+import soundfile as sf
+samples, rate = sf.read(PATH, dtype="float32", always_2d=True)  # the client's reader before the header check
+mono = samples.mean(axis=1, dtype="float32")
+outcome = f"decoded {mono.size / rate / 60:.0f} min"
+"""
+OLD_DOUBLE = """
+import tensorflow as tf
+from serving.testing import oversized_request
+value = tf.make_ndarray(oversized_request().inputs["waveform"])  # the test double's step before the check
+outcome = f"expanded to {value.nbytes / 2**30:.2f} GiB"
+"""
+WRAPPER = """
+import os, resource, sys
+PATH = sys.argv[1]
+{body}
+print(outcome)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def child(body: str, path: str = "") -> tuple[str, int]:
+    """(outcome line, peak RSS in MiB) of BODY run in a fresh interpreter."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1"}
+    out = subprocess.run([sys.executable, "-c", WRAPPER.format(body=textwrap.dedent(body)), path], env=env,
+                         capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip().splitlines()
+    return out[-2], int(out[-1])
+
+
+def make_inputs(folder: Path) -> tuple[Path, Path]:
+    wav, mp3 = folder / "two-hours.wav", folder / "two-hours.mp3"
+    minute = (0.3 * np.sin(np.arange(44100 * 60) * 0.05) * 32767).astype(np.int16)
+    with sf.SoundFile(wav, "w", 44100, 2, subtype="PCM_16") as f:
+        for _ in range(HOURS * 60):
+            f.write(np.stack([minute, minute], axis=1))
+    tone = (0.3 * np.sin(np.arange(16000 * 60) * 0.05)).astype(np.float32)
+    with sf.SoundFile(mp3, "w", 16000, 1, format="MP3", subtype="MPEG_LAYER_III") as f:
+        for _ in range(HOURS * 60):
+            f.write(tone)
+    return wav, mp3
+
+
+def server_peak(model_base: Path) -> tuple[str, int, int]:
+    """(outcome, VmHWM after start-up and one good request, VmHWM after the oversized request) in MiB."""
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    from serving.client import GenreClient
+    from serving.testing import oversized_request, stand_in_clip
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "serving.test_server", "--model-base", str(model_base),
+                               "--port", "0"], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        host = server.stdout.readline().strip().rsplit(" ", 1)[-1]
+        with GenreClient(host, timeout=120) as client:
+            client.predict_waveform(stand_in_clip("rock", 30.0), 22050)
+        before = _hwm(server.pid)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(host))
+        try:
+            stub.Predict(oversized_request(), timeout=600)
+            outcome = "answered"
+        except grpc.RpcError as err:
+            outcome = f"{err.code().name}: {err.details()[:60]}..."
+        return outcome, before, _hwm(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def _hwm(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    raise RuntimeError("no VmHWM")
+
+
+def main() -> None:
+    load_before = os.getloadavg()
+    started = time.time()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        wav, mp3 = make_inputs(folder)
+        for name, body, path in (("client `predict_file`", CLIENT, wav), ("client `predict_file`", CLIENT, mp3),
+                                 ("page decode path (`app.clip.decode`)", PAGE, mp3)):
+            outcome, peak = child(body, str(path))
+            rows.append((name, f"2-hour {path.suffix[1:].upper()} ({path.stat().st_size / 2**20:.0f} MiB)",
+                         outcome, peak, "bounded"))
+        from serving.testing import build_stand_in_model
+
+        build_stand_in_model(folder / "model" / "genre", version=1)
+        outcome, before, after = server_peak(folder / "model" / "genre")
+        rows.append(("test double (`serving/test_server.py`)", "Predict declaring [250000000] float32 (82 bytes)",
+                     f"{outcome} (peak after start-up and one 30-s request: {before} MiB)", after, "bounded"))
+        outcome, peak = child(OLD_CLIENT, str(wav))
+        rows.append(("client reader before the header check (comparison)", "2-hour WAV", outcome, peak, "unbounded"))
+        outcome, peak = child(OLD_DOUBLE)
+        rows.append(("`tf.make_ndarray` of the request (comparison)", "Predict declaring [250000000]", outcome, peak,
+                     "unbounded"))
+    load_after = os.getloadavg()
+    lines = ["| door | input | outcome | peak RSS (MiB) | path |", "|---|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
+    bounded = [r for r in rows if r[4] == "bounded"]
+    verdict = "every bounded door stayed under" if all(r[3] < LIMIT_MB for r in bounded) else "NOT all under"
+    body = "\n".join(lines) + (
+        f"\n\nPeak resident memory of the process at the door (`ru_maxrss` of a fresh child process; the test "
+        f"double's `VmHWM`, which includes TensorFlow and the loaded model). Bounded doors: {verdict} "
+        f"{LIMIT_MB} MiB. Load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f}; "
+        f"{time.time() - started:.0f} s wall.\n")
+    print(body)
+    write_section("memory-bounds", "Memory at the doors: 2-hour files and an oversized declared shape", body,
+                  "python -m bench.memory_bounds")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Duplicate audio by content: identical decoded samples are one track, whatever the file names.
+
+GTZAN holds exact repeats under other names (metal.00034 = metal.00094, metal.00058 =
+rock.00016, ...), and a collection may hold a FLAC copy of a WAV, a symbolic or hard link
+to a file already in it. Left in, two copies can land in train and test and inflate the
+held-out figure. Run on the launcher before the split (plan.py), for every protocol: of
+each group of identical files the first in sorted order is kept, the others become
+``duplicate_audio`` records naming it.
+
+Identity is the SHA-256 of the decoded samples (libsndfile's frames as float64, exact for
+every PCM and float encoding, with the rate and channel count), so a WAV and its FLAC copy
+match, and so does a re-tagged copy (other metadata). Cost, bounded: a link to a file
+already seen is recognised by its inode with no read; every other file has its header and
+first :data:`HEAD_SECONDS` of samples read (a cheap key); only files whose key another file
+shares are decoded whole, block by block into the hash (memory: one block). Not caught: re-encodings (an MP3 of a WAV, another bit depth or
+rate), trimmed, padded, gain-changed or remixed copies; the decoded samples differ.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import soundfile as sf
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from components.audio_example_gen import audio as audio_lib
+from components.audio_example_gen import filecheck
+HEAD_SECONDS = 1.0
+_BLOCK = audio_lib.BLOCK_FRAMES
+
+
+def _read_pcm(path: str, head_only: bool, max_seconds: float) -> Optional[str]:
+    """Hex SHA-256 of the rate, channels, frame count (head only) and the samples (the first HEAD_SECONDS,
+    or all); None when the file cannot be read or is outside ingestion's header limits (it is
+    quarantined when decoded)."""
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f, sf.SoundFile(f) as sound:
+            rate, channels, frames = sound.samplerate, sound.channels, sound.frames
+            if not (audio_lib.MIN_RATE <= rate <= audio_lib.MAX_RATE and 1 <= channels <= audio_lib.MAX_CHANNELS):
+                return None
+            digest = hashlib.sha256(f"{rate}:{channels}:{frames if head_only else ''}".encode())
+            cap = int(max_seconds * rate) + 1 if math.isfinite(max_seconds) else frames + 1
+            todo = int(HEAD_SECONDS * rate) if head_only else cap
+            while todo > 0:
+                # float64 holds every PCM sample (8 to 32 bit) and every float sample exactly; reading
+                # float files as int would round them to 0 and +-1 (libsndfile does not scale them).
+                block = sound.read(min(_BLOCK, todo), dtype="float64", always_2d=True)
+                if not len(block):
+                    return digest.hexdigest()
+                digest.update(np.ascontiguousarray(block).tobytes())
+                todo -= len(block)
+            return digest.hexdigest() if head_only else None  # longer than the cap: too_long when decoded
+    except Exception:  # noqa: BLE001 - an unreadable file is quarantined by the decoder with its reason
+        return None
+
+
+def _inode(path: str) -> Optional[tuple[int, int]]:
+    if not filecheck.is_local(path):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _by_key(paths: Sequence[str], key, workers: int) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    with ThreadPoolExecutor(max(1, workers)) as pool:  # libsndfile releases the GIL while it decodes
+        for path, k in zip(paths, pool.map(key, paths)):
+            if k is not None:
+                groups[k].append(path)
+    return groups
+
+
+def find(files: Iterable[tuple[str, str]], max_seconds: float = float("inf"),
+         workers: Optional[int] = None) -> dict[str, str]:
+    """``{rel_path: rel_path of the kept copy}`` for every duplicate among ``(path, rel_path)`` pairs."""
+    rel_of = dict(files)
+    ordered = sorted(rel_of, key=lambda p: rel_of[p])
+    workers = workers or os.cpu_count() or 1
+    duplicates: dict[str, str] = {}
+
+    def mark(group: list[str]) -> None:
+        kept, *copies = sorted(group, key=lambda p: rel_of[p])
+        duplicates.update((rel_of[c], rel_of[kept]) for c in copies)
+
+    unique: list[str] = []
+    seen: dict[tuple[int, int], str] = {}
+    for path in ordered:
+        inode = _inode(path)
+        if inode is not None and inode in seen:
+            duplicates[rel_of[path]] = rel_of[seen[inode]]
+            continue
+        if inode is not None:
+            seen[inode] = path
+        unique.append(path)
+    heads = _by_key(unique, lambda p: _read_pcm(p, True, max_seconds), workers)
+    suspects = [p for group in heads.values() if len(group) > 1 for p in group]
+    for group in _by_key(suspects, lambda p: _read_pcm(p, False, max_seconds), workers).values():
+        if len(group) > 1:
+            mark(group)
+    return duplicates
