@@ -1,6 +1,6 @@
 """Peak memory at each door on hostile input: the client, the page's decode path, the test double.
 
-    python -m bench.memory_bounds
+    python -m bench.memory_bounds      (make bench-memory)
 
 Each measurement runs in a child process and reads its peak resident memory (``ru_maxrss``
 of the child; for the test double, ``VmHWM`` of the server process). Inputs: a 2-hour
@@ -161,7 +161,7 @@ def main() -> None:
         f"{time.time() - started:.0f} s wall.\n")
     print(body)
     write_section("memory-bounds", "Memory at the doors: 2-hour files and an oversized declared shape", body,
-                  "python -m bench.memory_bounds")
+                  "make bench-memory")
 
 
 if __name__ == "__main__":
