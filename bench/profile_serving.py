@@ -81,8 +81,8 @@ def stages(model, config: PipelineConfig, graph: str, clip: np.ndarray, rate: in
     steps: list[tuple[str, Callable]] = []
     value = {"x": (tf.constant(clip), tf.constant(rate, tf.int32))}
 
-    def step(name: str, fn: Callable, key: str, out: str) -> None:
-        traced = tf.function(fn)
+    def step(name: str, fn: Callable, key: str, out: str, jit: bool = False) -> None:
+        traced = tf.function(fn, jit_compile=jit)
         value[out] = traced(*value[key]) if isinstance(value[key], tuple) else traced(value[key])
         steps.append((name, lambda: traced(*value[key]) if isinstance(value[key], tuple) else traced(value[key])))
 
@@ -118,6 +118,8 @@ def stages(model, config: PipelineConfig, graph: str, clip: np.ndarray, rate: in
         def mid(frames):
             return mid_model(frames, training=False)
     step("front end (5 convolutions, max over bands)", front, "image", "front")
+    if graph == "serving":  # what XLA would make of it (stock TF Serving runs XLA only behind a flag)
+        step("  the same front end XLA-compiled (jit_compile; not exported)", front, "image", "front_xla", jit=True)
     step("mid end (3 convolutions)", mid, "front", "mid")
     after = keras.Model(layer(musicnn.MID_END).output, model.output)
     step(f"heads ({model.name}: pooling, heads averaged)", lambda x: after(x, training=False), "mid", "scores")
