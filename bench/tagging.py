@@ -137,6 +137,27 @@ def _rows(source: Path, tmp: Path, model, audio, repeat: int):
                 yield f"{name}, {run} cluster)", lambda: tagger(source, out, model, audio, args, tf_threads=tf_threads)
 
 
+def _graph_rows(source: Path, tmp: Path, models: dict, audio, repeat: int):
+    """(name, run) of the loop and the in-process tagger for every exported graph of one model."""
+    for label, model in models.items():
+        yield f"loop, {label}", lambda model=model: loop(source, model.path, audio)
+
+        def in_process(model=model, label=label) -> dict:
+            unload_models()
+            return tagger(source, tmp / f"inproc-{label}{repeat}".replace(" ", "_"), model, audio, IN_PROCESS)
+
+        yield f"tagger, DirectRunner (in_memory, 1 process), {label}", in_process
+
+
+def _exported_graphs(model_path: str, transform_dir: str, tmp: Path) -> dict:
+    """Label -> ModelRef of MODEL_PATH's model re-exported with each graph (bench/profile_serving.py)."""
+    from bench.profile_serving import GRAPH_NAMES, export_graphs, load_pushed
+
+    model, config, _ = load_pushed(str(Path(model_path).parent), transform_dir)
+    return {f"{model.name}, {GRAPH_NAMES[graph]}": latest_version(base)
+            for graph, base in export_graphs(model, config, str(tmp / "graphs")).items()}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.tagging", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="real clips (default: %(default)s)")
@@ -148,6 +169,11 @@ def main(argv=None) -> None:
                         "(default: %(default)s)")
     parser.add_argument("--profile", type=int, metavar="N", help="only time the loop's parts on N files "
                         "(CPU and wall per file) and print them")
+    parser.add_argument("--compare-graphs", action="store_true", help="a musicnn or LSTM model re-exported with "
+                        "each graph of models/signatures.GRAPHS: the loop and the in-process tagger on each (section "
+                        "tagging-graphs)")
+    parser.add_argument("--transform-dir", help="with --compare-graphs: the model's Transform output (default: the "
+                        "newest under the pipeline root)")
     parser.add_argument("--note", default="", help="a line printed under the table (e.g. what else loaded the machine)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
@@ -166,8 +192,15 @@ def main(argv=None) -> None:
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         source = subset(Path(args.data_root), args.files, Path(tmp) / "clips")
+        if args.compare_graphs:
+            from bench.profile_serving import newest_transform_dir
+
+            graphs = _exported_graphs(model.path, args.transform_dir or newest_transform_dir(
+                PipelineConfig().pipeline_root), Path(tmp))
         for repeat in range(args.repeats):
-            for name, run in _rows(source, Path(tmp), model, audio, repeat):
+            rows = (_graph_rows(source, Path(tmp), graphs, audio, repeat) if args.compare_graphs
+                    else _rows(source, Path(tmp), model, audio, repeat))
+            for name, run in rows:
                 runs.setdefault(name, []).append(run())
                 print(f"[bench] {name}: {runs[name][-1]['wall_seconds']:.1f} s", flush=True)
     results = {name: {**rs[0], "wall_seconds": statistics.median(r["wall_seconds"] for r in rs),
@@ -186,7 +219,8 @@ def main(argv=None) -> None:
     busy = base["cpu_seconds"] / base["wall_seconds"]  # cores the loop keeps busy by itself
     idle = load_before < 1.0
     body = "\n".join(lines) + (
-        f"\n\nModel: {_shown(model.path)} (version {model.version}); "
+        f"\n\nModel: {_shown(model.path)} (version {model.version}"
+        + (", re-exported with each graph of models/signatures.GRAPHS" if args.compare_graphs else "") + "); "
         f"{args.files} real GTZAN clips (FLAC, 30 s); {args.repeats} runs of every row, interleaved. "
         f"The loop's wall includes its model load ({loads[len(loads) // 2]:.1f} s, median); the tagger's include "
         "Beam's start-up and the model load (in every worker process, except on a warm cluster)."
@@ -199,9 +233,12 @@ def main(argv=None) -> None:
         + (f"\n\n{args.note}" if args.note else ""))
     print(body)
     if not args.no_write:
-        write_section("tagging", "Batch tagging throughput (python -m tagging)", body,
+        name, title = (("tagging-graphs", "Batch tagging throughput of musicnn's two exported graphs")
+                       if args.compare_graphs else ("tagging", "Batch tagging throughput (python -m tagging)"))
+        write_section(name, title, body,
                       f"make bench-tagging ARGS=\"--files {args.files} --repeats {args.repeats}"
-                      + (f" --version {args.version}" if args.version else "") + "\"")
+                      + (f" --version {args.version}" if args.version else "")
+                      + (" --compare-graphs" if args.compare_graphs else "") + "\"")
 
 
 if __name__ == "__main__":
