@@ -120,11 +120,35 @@ def stages(model, config: PipelineConfig, graph: str, clip: np.ndarray, rate: in
     step("front end (5 convolutions, max over bands)", front, "image", "front")
     if graph == "serving":  # what XLA would make of it (stock TF Serving runs XLA only behind a flag)
         step("  the same front end XLA-compiled (jit_compile; not exported)", front, "image", "front_xla", jit=True)
+        segments = int(value["image"].shape[0])
+        value["gemm"] = tuple(tf.random.uniform([segments * rows, depth]) for rows, depth, _ in _timbral_gemms())
+        weights = [tf.random.uniform([depth, filters]) for _, depth, filters in _timbral_gemms()]
+        step("  reference: the timbral convolutions' multiply-adds as plain matmuls",
+             lambda *xs: [tf.matmul(x, w) for x, w in zip(xs, weights)], "gemm", "gemm_out")
     step("mid end (3 convolutions)", mid, "front", "mid")
     after = keras.Model(layer(musicnn.MID_END).output, model.output)
     step(f"heads ({model.name}: pooling, heads averaged)", lambda x: after(x, training=False), "mid", "scores")
     step("vote (mean over segments, argmax)", lambda p: tf.argmax(tf.reduce_mean(p, 0)), "scores", "genre")
     return steps
+
+
+def _timbral_gemms() -> list[tuple[int, int, int]]:
+    """(output positions per segment, kernel taps, filters) of each timbral convolution as a GEMM."""
+    from models import musicnn
+
+    return [(musicnn.FRAMES * (musicnn.MELS - kernel[1] + 1), kernel[0] * kernel[1], filters)
+            for _, filters, kernel, padding in musicnn.FRONT_END if padding == "valid"]
+
+
+def front_end_flops() -> float:
+    """Floating-point operations (2 per multiply-add) of the front end's convolutions on one segment."""
+    from models import musicnn
+
+    total = 0
+    for _, filters, (frames, bands), padding in musicnn.FRONT_END:
+        positions = musicnn.MELS - bands + 1 if padding == "valid" else musicnn.MELS
+        total += 2 * musicnn.FRAMES * positions * frames * bands * filters
+    return float(total)
 
 
 def profile(model, config: PipelineConfig, bases: dict[str, str], repeats: int, seconds: float) -> str:
@@ -157,6 +181,11 @@ def profile(model, config: PipelineConfig, bases: dict[str, str], repeats: int, 
         for key, call in calls.items():
             times[key].append(_timed(call))
     graphs = list(bases)
+    rates = []
+    segments = int(seconds // config.audio.hop_seconds)
+    for graph in graphs:
+        cpu = np.median([c for _, c in times[("front end (5 convolutions, max over bands)", next(iter(clips)), graph)]])
+        rates.append(f"{GRAPH_NAMES[graph]} {front_end_flops() * segments / cpu / 1e6:.0f}")
     header = ["stage"] + [f"{clip} {GRAPH_NAMES[g]}" for clip in clips for g in graphs]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name in order:
@@ -166,6 +195,8 @@ def profile(model, config: PipelineConfig, bases: dict[str, str], repeats: int, 
                 t = np.array(times.get((name, clip, graph), []))
                 cells.append(f"{np.median(t[:, 0]):.1f} ({np.median(t[:, 1]):.1f})" if len(t) else "-")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"The front end's convolutions: {front_end_flops() * segments / 1e9:.1f} GFLOP per clip "
+              f"({segments} segments; 2 per multiply-add); GFLOP per CPU-second at 22.05 kHz: " + ", ".join(rates) + "."]
     return "\n".join(lines)
 
 
