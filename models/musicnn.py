@@ -17,7 +17,7 @@ script, not in bench/) its penultimate layer scored 0.65 eval segment accuracy a
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -176,8 +176,9 @@ class ServingBody(tf.Module):
     """The pretrained front and mid end as the exported graph runs them: input batch norm's output
     [batch, 187, 96, 1] -> :data:`MID_END` [batch, 187, 753], the function of the Keras layers, cheaper.
 
-    Why: the front end is nearly all of a clip's cost, and its convolutions already run near the CPU's
-    peak on oneDNN (BENCHMARKS.md, "musicnn serving profile"), so what can go is the work around them.
+    Why: the front end is nearly all of a clip's cost, and its convolutions already run on oneDNN as fast as
+    plain matmuls of the same multiply-adds (BENCHMARKS.md, "musicnn serving profile"), so what can go is the
+    work around them.
     Each front-end branch is conv -> ReLU -> batch norm -> max over the 96 (or 59, 30) mel positions; the
     batch norm then ran on the full [batch, 187, bands, filters] tensor and the max in a pooling layer.
     Here the max comes first, on the convolution's output, and ReLU and batch norm run on the
@@ -230,7 +231,7 @@ class ServingBody(tf.Module):
         return self.mid_end(self.front_end(image))
 
 
-def serving_function(model: keras.Model):
+def serving_function(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
     """``model``'s function (input -> probabilities) through :class:`ServingBody`, for the exported graph:
     the Keras layers before the front end (z-score undone, input batch norm) and after the mid end (the
     heads; the LSTM's recurrent head) run as they are. The body is tracked on ``model`` so it is saved."""
