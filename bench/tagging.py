@@ -192,6 +192,8 @@ def main(argv=None) -> None:
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         source = subset(Path(args.data_root), args.files, Path(tmp) / "clips")
+        suffixes = [p.suffix.lstrip(".").upper() for p in source.rglob("*") if p.is_symlink()]
+        kinds = ", ".join(f"{suffixes.count(s)} {s}" for s in sorted(set(suffixes)))
         if args.compare_graphs:
             from bench.profile_serving import newest_transform_dir
 
@@ -208,20 +210,21 @@ def main(argv=None) -> None:
                       "walls": sorted(r["wall_seconds"] for r in rs)} for name, rs in runs.items()}
     base = next(iter(results.values()))
     base_rate = base["audio_seconds"] / base["wall_seconds"]
-    lines = ["| how | files | audio s | wall s (median; range) | audio s / wall s | files / s | vs loop |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| how | files | audio s | wall s (median; range) | audio s / wall s | files / s | vs loop | CPU s (median) |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         rate = r["audio_seconds"] / r["wall_seconds"]
         spread = f"{r['walls'][0]:.1f}-{r['walls'][-1]:.1f}" if len(r["walls"]) > 1 else "one run"
         lines.append(f"| {name} | {r['files']} | {r['audio_seconds']:.0f} | {r['wall_seconds']:.1f} ({spread}) | "
-                     f"{rate:.1f} | {r['files'] / r['wall_seconds']:.2f} | {rate / base_rate:.2f}x |")
+                     f"{rate:.1f} | {r['files'] / r['wall_seconds']:.2f} | {rate / base_rate:.2f}x | "
+                     + (f"{r['cpu_seconds']:.1f} |" if "cpu_seconds" in r else "- |"))
     loads = sorted(r["load_seconds"] for r in runs[next(iter(runs))])
     busy = base["cpu_seconds"] / base["wall_seconds"]  # cores the loop keeps busy by itself
     idle = load_before < 1.0
     body = "\n".join(lines) + (
         f"\n\nModel: {_shown(model.path)} (version {model.version}"
         + (", re-exported with each graph of models/signatures.GRAPHS" if args.compare_graphs else "") + "); "
-        f"{args.files} real GTZAN clips (FLAC, 30 s); {args.repeats} runs of every row, interleaved. "
+        f"{args.files} real GTZAN clips ({kinds}, 30 s); {args.repeats} runs of every row, interleaved. "
         f"The loop's wall includes its model load ({loads[len(loads) // 2]:.1f} s, median); the tagger's include "
         "Beam's start-up and the model load (in every worker process, except on a warm cluster)."
         + f"\n\nThe loop's CPU time was {base['cpu_seconds']:.1f} s in {base['wall_seconds']:.1f} s of wall (median): "
@@ -230,6 +233,9 @@ def main(argv=None) -> None:
         + f"\n\nLoad average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run"
         + (" (idle before the run)." if idle else
            ": other processes shared the cores, so these are figures under load, not of an idle machine.")
+        + ("\n\nCPU s: the process's CPU time (both cores), measured for the loop only (the tagger's work runs "
+           "in Beam's threads and workers); on a shared machine it moves less with the other load than the wall."
+           if args.compare_graphs else "")
         + (f"\n\n{args.note}" if args.note else ""))
     print(body)
     if not args.no_write:
