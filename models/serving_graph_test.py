@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 
 import grpc
 import numpy as np
@@ -56,7 +57,7 @@ def _with_heads(model: keras.Model, body_output: str, heads: int) -> keras.Model
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory) -> dict[str, dict[str, str]]:
-    """family -> graph -> export dir (TF Serving layout: ``.../<family>-<graph>/1``)."""
+    """family -> graph -> export dir (TF Serving layout: ``.../<family>-<graph>/1``); "transform" -> its dir."""
     work = tmp_path_factory.mktemp("serving-graph")
     _, transform_dir = analyze_and_transform(CONFIG, _raw_rows(CONFIG), str(work), [1])
     tft_output = tft.TFTransformOutput(transform_dir)
@@ -66,7 +67,7 @@ def exports(tmp_path_factory) -> dict[str, dict[str, str]]:
     models = {"musicnn": _with_heads(musicnn.build_musicnn(shape, classes, CONFIG.train, input_stats=(stats.mean, stats.std)),
                                      musicnn.EMBEDDING, 3),
               "lstm": lstm.build_lstm(shape, classes, CONFIG.train, input_stats=(stats.mean, stats.std))}
-    out = {}
+    out = {"transform": transform_dir}
     for family, model in models.items():
         out[family] = {}
         for graph in signatures.GRAPHS:
@@ -74,6 +75,19 @@ def exports(tmp_path_factory) -> dict[str, dict[str, str]]:
             signatures.export(model, tft_output, CONFIG, path, graph=graph)
             out[family][graph] = path
     return out
+
+
+def test_the_profile_bench_times_every_stage_of_both_graphs(exports):
+    from bench import profile_serving
+
+    bases = {graph: os.path.dirname(exports["musicnn"][graph]) for graph in signatures.GRAPHS}
+    model, config, _ = profile_serving.load_pushed(bases["keras"], exports["transform"])
+    table = profile_serving.profile(model, config, bases, repeats=1, seconds=6.0)
+    rows = {line.split(" | ")[0].strip("| ").strip(): line for line in table.splitlines() if line.startswith("| ")}
+    for stage in ("serving_default, whole signature", "resampling to 16000 Hz", "front end (5 convolutions, max over bands)",
+                  "mid end (3 convolutions)", "vote (mean over segments, argmax)"):
+        assert len(re.findall(r"\d+\.\d \(\d+\.\d\)", rows[stage])) == 4, rows[stage]  # both graphs, both rates
+    assert "GFLOP per CPU-second" in table
 
 
 def _signatures(path: str):
