@@ -213,6 +213,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = parser.parse_args(argv)
     import tempfile
 
+    from bench.serving import make_command
+
     load_before = os.getloadavg()[0]
     model, config, version_dir = load_pushed(args.model_dir, args.transform_dir or newest_transform_dir(args.pipeline_root))
     with tempfile.TemporaryDirectory() as tmp:
@@ -231,7 +233,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     print(body)
     if not args.no_write:
         write_section("profile-serving", "musicnn serving profile: serving_default stage by stage", body,
-                      "make bench-profile")
+                      make_command("bench-profile", argv))
 
 
 if __name__ == "__main__":

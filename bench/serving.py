@@ -59,6 +59,12 @@ class Timing:
                 f"{self.throughput:.2f} |")
 
 
+def make_command(target: str, argv: Optional[list[str]]) -> str:
+    """The make command that repeats a benchmark run with ARGV (default: this process's arguments)."""
+    args = sys.argv[1:] if argv is None else argv
+    return f"make {target}" + (f' ARGS="{" ".join(args)}"' if args else "")
+
+
 def bench_clip(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
     """A deterministic music-like clip (tones plus noise), float32 mono in [-1, 1]."""
     rng = np.random.default_rng(seed)
@@ -287,7 +293,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     print(body)
     if not args.no_write:
         write_section("serving", f"Serving: gRPC (test double) vs in-process SavedModel, {args.clip_seconds:g}-s clip", body,
-                      command="make bench-serving" + (f' ARGS="{" ".join(argv or sys.argv[1:])}"' if (argv or sys.argv[1:]) else ""))
+                      command=make_command("bench-serving", argv))
 
 
 if __name__ == "__main__":

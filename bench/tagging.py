@@ -33,6 +33,7 @@ from pathlib import Path
 
 from bench.real_data import DEFAULT_DATA_ROOT
 from bench.report import write_section
+from bench.serving import make_command
 from pipeline.config import PROJECT_ROOT, PipelineConfig
 from tagging import files as files_lib
 from tagging import pipeline as tag_pipeline
@@ -241,10 +242,7 @@ def main(argv=None) -> None:
     if not args.no_write:
         name, title = (("tagging-graphs", "Batch tagging throughput of musicnn's two exported graphs")
                        if args.compare_graphs else ("tagging", "Batch tagging throughput (python -m tagging)"))
-        write_section(name, title, body,
-                      f"make bench-tagging ARGS=\"--files {args.files} --repeats {args.repeats}"
-                      + (f" --version {args.version}" if args.version else "")
-                      + (" --compare-graphs" if args.compare_graphs else "") + "\"")
+        write_section(name, title, body, make_command("bench-tagging", argv))
 
 
 if __name__ == "__main__":
