@@ -10,7 +10,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-serving bench-accuracy bench-curve bench-bodies bench-memory bench-export bench-first-run compile-kubeflow clean
+.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-serving bench-profile bench-accuracy bench-curve bench-bodies bench-memory bench-export bench-first-run compile-kubeflow clean
 
 venv:
 	@$(PYTHON) scripts/setup_env.py
@@ -54,6 +54,10 @@ bench-training: venv
 
 bench-serving: venv
 	$(PY) -m bench.serving $(ARGS)
+
+# serving_default of a musicnn-bodied model stage by stage, both exported graphs (bench/profile_serving.py).
+bench-profile: venv
+	$(PY) -m bench.profile_serving $(ARGS)
 
 # The newcomer's first `make run` in a clean clone, and its re-run (about 10 minutes).
 bench-first-run: venv

@@ -1,10 +1,13 @@
 """Serving latency and throughput for one 30-s clip: gRPC through the test double vs in-process.
 
-    python -m bench.serving [--model-dir DIR] [--requests 200] [--warmup 10]   (make bench-serving)
+    python -m bench.serving [--model-dir DIR] [--compare DIR2] [--requests 200] [--warmup 10]   (make bench-serving)
 
 DIR is a TF Serving layout base dir (``DIR/<version>/saved_model.pb``); default: the
-pipeline's push destination, ``PipelineConfig().serving_dir``. The newest version is measured
-three ways, each with the same clip and a bounded number of requests:
+pipeline's push destination, ``PipelineConfig().serving_dir``. DIR2, optional, holds a musicnn or LSTM
+model: its newest version is re-exported with each graph of models/signatures.GRAPHS (the training graph's
+layers and the default ServingBody; Transform output from ``--transform-dir``) and measured beside DIR's
+in the same run. Each model is measured three ways, each with the same clip and a bounded number of
+requests:
 
 1. a direct in-process call of the SavedModel's ``serving_default`` signature;
 2. one gRPC client (serving/client.py) against serving/test_server.py in a separate process;
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import select
 import subprocess
 import sys
@@ -53,6 +57,12 @@ class Timing:
         p50, p99 = np.percentile(self.latencies_ms, [50, 99])
         return (f"| {self.name} | {len(self.latencies_ms)} | {p50:.1f} | {p99:.1f} | "
                 f"{self.throughput:.2f} |")
+
+
+def make_command(target: str, argv: Optional[list[str]]) -> str:
+    """The make command that repeats a benchmark run with ARGV (default: this process's arguments)."""
+    args = sys.argv[1:] if argv is None else argv
+    return f"make {target}" + (f' ARGS="{" ".join(args)}"' if args else "")
 
 
 def bench_clip(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
@@ -139,51 +149,116 @@ def newest_version(model_dir: str, model_name: str) -> int:
     return versions[-1]
 
 
-def run(model_dir: str, model_name: str, requests: int, warmup: int, clip_seconds: float, sample_rate: int,
+def interleaved_calls(calls: dict[str, Callable[[], object]], requests: int, warmup: int,
+                      max_seconds: float) -> dict[str, Timing]:
+    """Like timed_calls for several paths at once, one call of each in turn, so that the machine's other
+    load falls on all of them alike. Throughput: calls per second of that path's own call time."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    latencies: dict[str, list[float]] = {name: [] for name in calls}
+    start = time.perf_counter()
+    while min(map(len, latencies.values())) < requests and time.perf_counter() - start < max_seconds * len(calls):
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            latencies[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: Timing(name, np.array(ms), sum(ms) / 1e3) for name, ms in latencies.items()}
+
+
+def compared_models(model_dir: str, compare_dir: Optional[str], transform_dir: Optional[str], pipeline_root: str,
+                    tmp: str) -> dict[str, str]:
+    """Label -> TF Serving base dir: MODEL_DIR as pushed, and COMPARE_DIR's newest version re-exported with
+    the training graph's layers and with the serving graph (bench/profile_serving.export_graphs)."""
+    models = {f"{_family(model_dir)} (as pushed)": model_dir}
+    if compare_dir:
+        from bench.profile_serving import GRAPH_NAMES, export_graphs, load_pushed, newest_transform_dir
+
+        model, config, _ = load_pushed(compare_dir, transform_dir or newest_transform_dir(pipeline_root))
+        for graph, base in export_graphs(model, config, tmp).items():
+            models[f"{model.name}, {GRAPH_NAMES[graph]}"] = base
+    return models
+
+
+def _family(model_dir: str) -> str:
+    """The outer Keras model's name (the registry names it by its family), as the SavedModel's Keras metadata
+    records it; "model" where there is none."""
+    metadata = Path(model_dir, str(newest_version(model_dir, "genre")), "keras_metadata.pb")
+    found = re.search(rb'"class_name": "Functional", "config": \{"name": "(\w+)"',
+                      metadata.read_bytes()) if metadata.is_file() else None
+    return found.group(1).decode() if found else "model"
+
+
+def run(models: dict[str, str], model_name: str, requests: int, warmup: int, clip_seconds: float, sample_rate: int,
         clients: int, max_seconds: float) -> str:
-    """Measure the three paths; return the markdown body of the report section."""
-    version = newest_version(model_dir, model_name)
+    """Measure the three paths for every model (label -> base dir); return the markdown body of the section."""
+    load_before = os.getloadavg()[0]
+    versions = {label: newest_version(base, model_name) for label, base in models.items()}
     clip = bench_clip(clip_seconds, sample_rate)
 
     import tensorflow as tf
 
     from serving.client import GenreClient
 
-    fn = tf.saved_model.load(os.path.join(model_dir, str(version))).signatures["serving_default"]
-    rate = tf.constant(sample_rate, tf.int32)
-    direct = timed_calls("direct SavedModel call, in-process", lambda: fn(waveform=tf.constant(clip), sample_rate=rate),
-                         requests, warmup, max_seconds)
-    with served_by_test_double(model_dir, model_name) as host:
-        with GenreClient(host, model_name, timeout=120.0, retries=0) as client:
+    rate, waveform = tf.constant(sample_rate, tf.int32), tf.constant(clip)
+    direct_calls = {}
+    for label, base in models.items():
+        fn = tf.saved_model.load(os.path.join(base, str(versions[label]))).signatures["serving_default"]
+        direct_calls[label] = lambda fn=fn: fn(waveform=waveform, sample_rate=rate)
+    direct = interleaved_calls(direct_calls, requests, warmup, max_seconds)
+    with contextlib.ExitStack() as stack:
+        hosts = {label: stack.enter_context(served_by_test_double(base, model_name)) for label, base in models.items()}
+        grpc_calls = {}
+        for label, host in hosts.items():
+            client = stack.enter_context(GenreClient(host, model_name, timeout=120.0, retries=0))
             answer = client.predict_waveform(clip, sample_rate)
-            assert answer.model_version == version, (answer.model_version, version)
-            one = timed_calls("gRPC via the test double, 1 client", lambda: client.predict_waveform(clip, sample_rate),
-                              requests, warmup, max_seconds)
+            assert answer.model_version == versions[label], (answer.model_version, versions[label])
+            grpc_calls[label] = lambda c=client: c.predict_waveform(clip, sample_rate)
+        one = interleaved_calls(grpc_calls, requests, warmup, max_seconds)
+        many = {}
+        for label, host in hosts.items():
+            def make_call(host=host):
+                c = GenreClient(host, model_name, timeout=120.0, retries=0)
+                return (lambda: c.predict_waveform(clip, sample_rate)), c.close
 
-        def make_call():
-            c = GenreClient(host, model_name, timeout=120.0, retries=0)
-            return (lambda: c.predict_waveform(clip, sample_rate)), c.close
+            many[label] = concurrent_calls(label, make_call, clients, requests, max_seconds)
 
-        many = concurrent_calls(f"gRPC via the test double, {clients} concurrent clients", make_call, clients,
-                                requests, max_seconds)
-
-    overhead = np.median(one.latencies_ms) - np.median(direct.latencies_ms)
-    return "\n".join([
-        f"Model: `{os.path.abspath(model_dir)}/{version}`, signature `serving_default`. Clip: {clip_seconds:g} s "
-        f"mono float32 at {sample_rate} Hz ({clip.nbytes / 1e6:.2f} MB of waveform per request), "
-        f"the same clip for every call; {warmup} warm-up calls per path, not counted.",
+    rows = []
+    for label in models:
+        for path, timing in (("direct SavedModel call, in-process", direct[label]),
+                             ("gRPC via the test double, 1 client", one[label]),
+                             (f"gRPC via the test double, {clients} concurrent clients", many[label])):
+            timing.name = f"{label} | {path}"
+            rows.append(timing.row())
+    lines = [
+        "Models: " + "; ".join(f"{label}: `{os.path.abspath(base)}/{versions[label]}`" for label, base in models.items())
+        + f". Signature `serving_default`. Clip: {clip_seconds:g} s mono float32 at {sample_rate} Hz "
+        f"({clip.nbytes / 1e6:.2f} MB of waveform per request), the same clip for every call; {warmup} warm-up calls "
+        "per path and model, not counted. The in-process and 1-client rows take one call of each model in turn.",
         "",
         "**The gRPC server here is the project's Python test double (`serving/test_server.py`), not TF Serving's "
         "C++ server**, which cannot run on this machine. The gRPC rows include protobuf encoding, loopback "
         "transfer and the test double's own Python overhead; TF Serving's figures will differ.",
         "",
-        "| path | requests | p50 (ms) | p99 (ms) | throughput (clips/s) |",
-        "|---|---|---|---|---|",
-        direct.row(), one.row(), many.row(),
+        "| model | path | requests | p50 (ms) | p99 (ms) | throughput (clips/s) |",
+        "|---|---|---|---|---|---|",
+        *rows,
         "",
-        f"gRPC overhead at the median (1 client minus direct): {overhead:.1f} ms. "
-        f"Client and server share the machine's {os.cpu_count()} cores.",
-    ])
+    ]
+    for label in models:
+        overhead = np.median(one[label].latencies_ms) - np.median(direct[label].latencies_ms)
+        lines.append(f"- {label}: gRPC overhead at the median (1 client minus direct) {overhead:.1f} ms.")
+    graphs = [label for label in models if "(as pushed)" not in label]
+    if len(graphs) == 2:
+        old, new = graphs
+        for name, timings in (("in-process", direct), ("gRPC, 1 client", one)):
+            ratio = np.median(timings[old].latencies_ms) / np.median(timings[new].latencies_ms)
+            lines.append(f"- {name} p50, {old} over {new}: {ratio:.2f}x.")
+    lines += ["", f"Client and server share the machine's {os.cpu_count()} cores. Load average (1 min) "
+              f"{load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
+              + (" (idle at the start)." if load_before < 1.0 else
+                 ": other processes shared the cores, so compare the rows of this table with each other only.")]
+    return "\n".join(lines)
 
 
 def main(argv: Optional[list[str]] = None) -> None:
@@ -191,6 +266,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.serving", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", default=cfg.serving_dir,
                         help="TF Serving layout base dir: DIR/<version>/saved_model.pb (default: %(default)s)")
+    parser.add_argument("--compare", metavar="DIR", help="a musicnn or LSTM base dir whose newest version is also "
+                        "measured re-exported with each graph of models/signatures.GRAPHS")
+    parser.add_argument("--transform-dir", help="--compare's Transform output (default: the newest under "
+                        "--pipeline-root)")
+    parser.add_argument("--pipeline-root", default=cfg.pipeline_root, help="(default: %(default)s)")
     parser.add_argument("--model-name", default="genre", help="(default: %(default)s)")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per path (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed requests per path (default: %(default)s)")
@@ -206,12 +286,14 @@ def main(argv: Optional[list[str]] = None) -> None:
     if not os.path.isdir(args.model_dir):
         raise SystemExit(f"No pushed model: {args.model_dir} does not exist. Run the pipeline first (make run) "
                          "so the Pusher writes <serving_dir>/<version>/, or pass --model-dir DIR.")
-    body = run(args.model_dir, args.model_name, args.requests, args.warmup, args.clip_seconds, args.sample_rate,
-               args.clients, args.max_seconds)
+    with tempfile.TemporaryDirectory() as tmp:
+        models = compared_models(args.model_dir, args.compare, args.transform_dir, args.pipeline_root, tmp)
+        body = run(models, args.model_name, args.requests, args.warmup, args.clip_seconds, args.sample_rate,
+                   args.clients, args.max_seconds)
     print(body)
     if not args.no_write:
         write_section("serving", f"Serving: gRPC (test double) vs in-process SavedModel, {args.clip_seconds:g}-s clip", body,
-                      command="make bench-serving")
+                      command=make_command("bench-serving", argv))
 
 
 if __name__ == "__main__":

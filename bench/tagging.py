@@ -33,6 +33,7 @@ from pathlib import Path
 
 from bench.real_data import DEFAULT_DATA_ROOT
 from bench.report import write_section
+from bench.serving import make_command
 from pipeline.config import PROJECT_ROOT, PipelineConfig
 from tagging import files as files_lib
 from tagging import pipeline as tag_pipeline
@@ -137,6 +138,27 @@ def _rows(source: Path, tmp: Path, model, audio, repeat: int):
                 yield f"{name}, {run} cluster)", lambda: tagger(source, out, model, audio, args, tf_threads=tf_threads)
 
 
+def _graph_rows(source: Path, tmp: Path, models: dict, audio, repeat: int):
+    """(name, run) of the loop and the in-process tagger for every exported graph of one model."""
+    for label, model in models.items():
+        yield f"loop, {label}", lambda model=model: loop(source, model.path, audio)
+
+        def in_process(model=model, label=label) -> dict:
+            unload_models()
+            return tagger(source, tmp / f"inproc-{label}{repeat}".replace(" ", "_"), model, audio, IN_PROCESS)
+
+        yield f"tagger, DirectRunner (in_memory, 1 process), {label}", in_process
+
+
+def _exported_graphs(model_path: str, transform_dir: str, tmp: Path) -> dict:
+    """Label -> ModelRef of MODEL_PATH's model re-exported with each graph (bench/profile_serving.py)."""
+    from bench.profile_serving import GRAPH_NAMES, export_graphs, load_pushed
+
+    model, config, _ = load_pushed(str(Path(model_path).parent), transform_dir)
+    return {f"{model.name}, {GRAPH_NAMES[graph]}": latest_version(base)
+            for graph, base in export_graphs(model, config, str(tmp / "graphs")).items()}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.tagging", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="real clips (default: %(default)s)")
@@ -148,6 +170,11 @@ def main(argv=None) -> None:
                         "(default: %(default)s)")
     parser.add_argument("--profile", type=int, metavar="N", help="only time the loop's parts on N files "
                         "(CPU and wall per file) and print them")
+    parser.add_argument("--compare-graphs", action="store_true", help="a musicnn or LSTM model re-exported with "
+                        "each graph of models/signatures.GRAPHS: the loop and the in-process tagger on each (section "
+                        "tagging-graphs)")
+    parser.add_argument("--transform-dir", help="with --compare-graphs: the model's Transform output (default: the "
+                        "newest under the pipeline root)")
     parser.add_argument("--note", default="", help="a line printed under the table (e.g. what else loaded the machine)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
@@ -166,8 +193,17 @@ def main(argv=None) -> None:
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         source = subset(Path(args.data_root), args.files, Path(tmp) / "clips")
+        suffixes = [p.suffix.lstrip(".").upper() for p in source.rglob("*") if p.is_symlink()]
+        kinds = ", ".join(f"{suffixes.count(s)} {s}" for s in sorted(set(suffixes)))
+        if args.compare_graphs:
+            from bench.profile_serving import newest_transform_dir
+
+            graphs = _exported_graphs(model.path, args.transform_dir or newest_transform_dir(
+                PipelineConfig().pipeline_root), Path(tmp))
         for repeat in range(args.repeats):
-            for name, run in _rows(source, Path(tmp), model, audio, repeat):
+            rows = (_graph_rows(source, Path(tmp), graphs, audio, repeat) if args.compare_graphs
+                    else _rows(source, Path(tmp), model, audio, repeat))
+            for name, run in rows:
                 runs.setdefault(name, []).append(run())
                 print(f"[bench] {name}: {runs[name][-1]['wall_seconds']:.1f} s", flush=True)
     results = {name: {**rs[0], "wall_seconds": statistics.median(r["wall_seconds"] for r in rs),
@@ -175,19 +211,21 @@ def main(argv=None) -> None:
                       "walls": sorted(r["wall_seconds"] for r in rs)} for name, rs in runs.items()}
     base = next(iter(results.values()))
     base_rate = base["audio_seconds"] / base["wall_seconds"]
-    lines = ["| how | files | audio s | wall s (median; range) | audio s / wall s | files / s | vs loop |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| how | files | audio s | wall s (median; range) | audio s / wall s | files / s | vs loop | CPU s (median) |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         rate = r["audio_seconds"] / r["wall_seconds"]
         spread = f"{r['walls'][0]:.1f}-{r['walls'][-1]:.1f}" if len(r["walls"]) > 1 else "one run"
         lines.append(f"| {name} | {r['files']} | {r['audio_seconds']:.0f} | {r['wall_seconds']:.1f} ({spread}) | "
-                     f"{rate:.1f} | {r['files'] / r['wall_seconds']:.2f} | {rate / base_rate:.2f}x |")
+                     f"{rate:.1f} | {r['files'] / r['wall_seconds']:.2f} | {rate / base_rate:.2f}x | "
+                     + (f"{r['cpu_seconds']:.1f} |" if "cpu_seconds" in r else "- |"))
     loads = sorted(r["load_seconds"] for r in runs[next(iter(runs))])
     busy = base["cpu_seconds"] / base["wall_seconds"]  # cores the loop keeps busy by itself
     idle = load_before < 1.0
     body = "\n".join(lines) + (
-        f"\n\nModel: {_shown(model.path)} (version {model.version}); "
-        f"{args.files} real GTZAN clips (FLAC, 30 s); {args.repeats} runs of every row, interleaved. "
+        f"\n\nModel: {_shown(model.path)} (version {model.version}"
+        + (", re-exported with each graph of models/signatures.GRAPHS" if args.compare_graphs else "") + "); "
+        f"{args.files} real GTZAN clips ({kinds}, 30 s); {args.repeats} runs of every row, interleaved. "
         f"The loop's wall includes its model load ({loads[len(loads) // 2]:.1f} s, median); the tagger's include "
         "Beam's start-up and the model load (in every worker process, except on a warm cluster)."
         + f"\n\nThe loop's CPU time was {base['cpu_seconds']:.1f} s in {base['wall_seconds']:.1f} s of wall (median): "
@@ -196,12 +234,15 @@ def main(argv=None) -> None:
         + f"\n\nLoad average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run"
         + (" (idle before the run)." if idle else
            ": other processes shared the cores, so these are figures under load, not of an idle machine.")
+        + ("\n\nCPU s: the process's CPU time (both cores), measured for the loop only (the tagger's work runs "
+           "in Beam's threads and workers); on a shared machine it moves less with the other load than the wall."
+           if args.compare_graphs else "")
         + (f"\n\n{args.note}" if args.note else ""))
     print(body)
     if not args.no_write:
-        write_section("tagging", "Batch tagging throughput (python -m tagging)", body,
-                      f"make bench-tagging ARGS=\"--files {args.files} --repeats {args.repeats}"
-                      + (f" --version {args.version}" if args.version else "") + "\"")
+        name, title = (("tagging-graphs", "Batch tagging throughput of musicnn's two exported graphs")
+                       if args.compare_graphs else ("tagging", "Batch tagging throughput (python -m tagging)"))
+        write_section(name, title, body, make_command("bench-tagging", argv))
 
 
 if __name__ == "__main__":

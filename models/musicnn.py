@@ -17,9 +17,10 @@ script, not in bench/) its penultimate layer scored 0.65 eval segment accuracy a
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
+import tensorflow as tf
 import tf_keras as keras
 
 from models import transfer
@@ -156,3 +157,89 @@ def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
 def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
     """Freeze (phase 1) or unfreeze (phase 2) the pretrained body, BN frozen (transfer.set_trainable)."""
     transfer.set_trainable(backbone_layers(model), trainable, train_batch_norm=train_batch_norm)
+
+
+# ----- the exported graph's body -------------------------------------------------------------------------
+def _bn_affine(layer: keras.layers.BatchNormalization) -> tuple[np.ndarray, np.ndarray]:
+    """An inference-mode batch norm as (scale, shift) per channel."""
+    gamma, beta, mean, variance = layer.get_weights()
+    scale = gamma / np.sqrt(variance + layer.epsilon)
+    return scale.astype(np.float32), (beta - scale * mean).astype(np.float32)
+
+
+def _constant(value: np.ndarray, name: str) -> tf.Variable:
+    """A fixed tensor of the serving body, saved with the model's variables (not inlined in its graph)."""
+    return tf.Variable(np.asarray(value, np.float32), trainable=False, name=name)
+
+
+class ServingBody(tf.Module):
+    """The pretrained front and mid end as the exported graph runs them: input batch norm's output
+    [batch, 187, 96, 1] -> :data:`MID_END` [batch, 187, 753], the function of the Keras layers, cheaper.
+
+    Why: the front end is nearly all of a clip's cost, and its convolutions already run on oneDNN as fast as
+    plain matmuls of the same multiply-adds (BENCHMARKS.md, "musicnn serving profile"), so what can go is the
+    work around them.
+    Each front-end branch is conv -> ReLU -> batch norm -> max over the 96 (or 59, 30) mel positions; the
+    batch norm then ran on the full [batch, 187, bands, filters] tensor and the max in a pooling layer.
+    Here the max comes first, on the convolution's output, and ReLU and batch norm run on the
+    [batch, 187, filters] maxima: ReLU is monotone, and a batch norm of scale a is monotone too, increasing
+    for a > 0 and decreasing for a < 0, where the max of its output is the image of the minimum. The
+    convolution of a channel with a < 0 is negated (its kernel and bias), so one max gives both. The mid
+    end's [7, channels] convolutions over a one-channel image become 1-D convolutions over channels.
+    Weights are read from the model once, at export: training keeps its own graph (the Keras layers).
+    """
+
+    def __init__(self, model: keras.Model):
+        super().__init__(name="musicnn_serving_body")
+        self.branches = []
+        for name, _, kernel, padding in FRONT_END:
+            weights, bias = model.get_layer(f"{BACKBONE_PREFIX}{name}_conv").get_weights()
+            scale, shift = _bn_affine(model.get_layer(f"{BACKBONE_PREFIX}{name}_bn"))
+            sign = np.where(scale < 0, -1.0, 1.0).astype(np.float32)
+            self.branches.append((kernel, padding, _constant(weights * sign, f"{name}_kernel"),
+                                  _constant(bias * sign, f"{name}_bias"), _constant(sign, f"{name}_sign"),
+                                  _constant(scale, f"{name}_scale"), _constant(shift, f"{name}_shift")))
+        self.mid = []
+        for i in range(1, MID_LAYERS + 1):
+            weights, bias = model.get_layer(f"{BACKBONE_PREFIX}mid{i}_conv").get_weights()  # [7, C, 1, 64]
+            scale, shift = _bn_affine(model.get_layer(f"{BACKBONE_PREFIX}mid{i}_bn"))
+            self.mid.append((_constant(weights[:, :, 0, :], f"mid{i}_kernel"), _constant(bias, f"mid{i}_bias"),
+                             _constant(scale, f"mid{i}_scale"), _constant(shift, f"mid{i}_shift")))
+
+    def front_end(self, image: tf.Tensor) -> tf.Tensor:
+        """[batch, 187, 96, 1] -> [batch, 187, 561], as the FRONT_END branches concatenated."""
+        branches = []
+        for kernel, padding, weights, bias, sign, scale, shift in self.branches:
+            if padding == "valid":  # time padded as in _front_end; 'valid' across the bands
+                x = tf.nn.conv2d(tf.pad(image, [[0, 0], [kernel[0] // 2] * 2, [0, 0], [0, 0]]), weights, 1, "VALID")
+            else:
+                x = tf.nn.conv2d(image, weights, 1, "SAME")
+            peak = tf.reduce_max(tf.nn.bias_add(x, bias), axis=2)  # sign * (max or min) over the bands
+            branches.append(tf.nn.relu(peak * sign) * scale + shift)
+        return tf.concat(branches, axis=-1)
+
+    def mid_end(self, front: tf.Tensor) -> tf.Tensor:
+        """[batch, 187, 561] -> [batch, 187, 753]: the front end and the three mid-end layers, concatenated."""
+        outputs, x = [front], front
+        for i, (weights, bias, scale, shift) in enumerate(self.mid):
+            y = tf.nn.relu(tf.nn.conv1d(x, weights, 1, "SAME") + bias) * scale + shift  # 'SAME': 3 frames each side
+            x = y if i == 0 else y + x
+            outputs.append(x)
+        return tf.concat(outputs, axis=-1)
+
+    def __call__(self, image: tf.Tensor) -> tf.Tensor:
+        return self.mid_end(self.front_end(image))
+
+
+def serving_function(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
+    """``model``'s function (input -> probabilities) through :class:`ServingBody`, for the exported graph:
+    the Keras layers before the front end (z-score undone, input batch norm) and after the mid end (the
+    heads; the LSTM's recurrent head) run as they are. The body is tracked on ``model`` so it is saved."""
+    before = keras.Model(model.input, model.get_layer(INPUT_BN).output)
+    after = keras.Model(model.get_layer(MID_END).output, model.output)
+    model.serving_body = ServingBody(model)
+
+    def call(inputs: tf.Tensor) -> tf.Tensor:
+        return after(model.serving_body(before(inputs, training=False)), training=False)
+
+    return call

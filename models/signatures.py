@@ -14,13 +14,13 @@ than reading it.
 """
 from __future__ import annotations
 
-from typing import Union
+from typing import Callable, Union
 
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from models import audio
+from models import audio, musicnn
 from pipeline.config import PipelineConfig
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -38,7 +38,14 @@ WAV_ENCODINGS = ((1, 8), (1, 16), (1, 24), (1, 32), (3, 32), (3, 64))
 WAV_MAX_CHUNKS = 64  # RIFF chunks read while looking for "fmt " and "data"
 WAV_MAX_CHANNELS = 64
 
+# The exported model's graph: "serving" runs musicnn's front and mid end (also the LSTM's front end) as
+# musicnn.ServingBody, the same function at about 0.8 of the CPU time; "keras" runs the training graph's
+# layers as they are, kept for the comparison in bench/serving.py and the equality test. Other families
+# export the same graph either way.
+GRAPHS = ("serving", "keras")
+
 Part = Union[str, tf.Tensor]
+Inference = Callable[[tf.Tensor], tf.Tensor]
 
 
 def attach_transform(model: keras.Model, tft_output: tft.TFTransformOutput) -> None:
@@ -131,9 +138,18 @@ def segment_features(model: keras.Model, config: PipelineConfig, waveform: tf.Te
     return _transformed(model, config, segments)
 
 
-def _classify_clip(model: keras.Model, config: PipelineConfig, waveform: tf.Tensor,
+def inference(model: keras.Model, graph: str = GRAPHS[0]) -> Inference:
+    """Model input -> probabilities as the exported GRAPH computes them (see GRAPHS)."""
+    if graph not in GRAPHS:
+        raise ValueError(f"The export graph must be one of {GRAPHS}, not {graph!r}.")
+    if graph == "serving" and musicnn.MID_END in {layer.name for layer in model.layers}:
+        return musicnn.serving_function(model)
+    return lambda inputs: model(inputs, training=False)
+
+
+def _classify_clip(model: keras.Model, config: PipelineConfig, infer: Inference, waveform: tf.Tensor,
                    sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
-    segment_scores = model(segment_features(model, config, waveform, sample_rate), training=False)
+    segment_scores = infer(segment_features(model, config, waveform, sample_rate))
     scores = tf.reduce_mean(segment_scores, axis=0)
     genres = tf.constant(list(config.genres))
     # The time between segment starts, so that a caller can place segment_scores on the clip's timeline
@@ -251,16 +267,18 @@ def decode_wav(config: PipelineConfig, data: tf.Tensor) -> tuple[tf.Tensor, tf.T
 
 
 # ----- signatures ----------------------------------------------------------------
-def make_signatures(model: keras.Model, config: PipelineConfig) -> dict[str, tf.types.experimental.ConcreteFunction]:
+def make_signatures(model: keras.Model, config: PipelineConfig,
+                    graph: str = GRAPHS[0]) -> dict[str, tf.types.experimental.ConcreteFunction]:
     """Build the signatures; ``attach_transform`` must have been called.
 
     ``segment_features`` exposes what the serving path feeds the model, for skew checks.
     """
+    infer = inference(model, graph)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
                                   tf.TensorSpec([], tf.int32, name="sample_rate")])
     def serve_waveform(waveform: tf.Tensor, sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
-        return _classify_clip(model, config, waveform, sample_rate)
+        return _classify_clip(model, config, infer, waveform, sample_rate)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
                                   tf.TensorSpec([], tf.int32, name="sample_rate")])
@@ -269,7 +287,7 @@ def make_signatures(model: keras.Model, config: PipelineConfig) -> dict[str, tf.
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="wav_bytes")])
     def serve_wav(wav_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        return _classify_clip(model, config, *decode_wav(config, wav_bytes))
+        return _classify_clip(model, config, infer, *decode_wav(config, wav_bytes))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(examples: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -284,7 +302,7 @@ def make_signatures(model: keras.Model, config: PipelineConfig) -> dict[str, tf.
         (pcm,) = _after([whole], pcm)
         # An empty batch has nothing to classify: the convolutions would fail on it.
         probabilities = tf.cond(tf.size(pcm) > 0,
-                                lambda: model(_transformed(model, config, pcm), training=False),
+                                lambda: infer(_transformed(model, config, pcm)),
                                 lambda: tf.zeros([0, len(config.genres)], tf.float32))
         return {"probabilities": probabilities}
 
@@ -296,8 +314,9 @@ def make_signatures(model: keras.Model, config: PipelineConfig) -> dict[str, tf.
     }
 
 
-def export(model: keras.Model, tft_output: tft.TFTransformOutput, config: PipelineConfig, path: str) -> None:
-    """Save the model with its transform graph and signatures as a TF SavedModel.
+def export(model: keras.Model, tft_output: tft.TFTransformOutput, config: PipelineConfig, path: str,
+           graph: str = GRAPHS[0]) -> None:
+    """Save the model with its transform graph and signatures (``graph``: see GRAPHS) as a TF SavedModel.
 
     ``save_traces=False``: Keras would otherwise trace every layer's call functions into the SavedModel as
     well, which nothing here loads (TF Serving, the tagger and MLflow's pyfunc call the signatures; Keras and
@@ -305,4 +324,4 @@ def export(model: keras.Model, tft_output: tft.TFTransformOutput, config: Pipeli
     37 s to save, 12 s to load, against 7 s and 1.3 s; `make bench-export`, BENCHMARKS.md).
     """
     attach_transform(model, tft_output)
-    model.save(path, save_format="tf", signatures=make_signatures(model, config), save_traces=False)
+    model.save(path, save_format="tf", signatures=make_signatures(model, config, graph), save_traces=False)

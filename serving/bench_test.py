@@ -21,10 +21,11 @@ def test_bench_reports_three_paths_and_names_the_test_double(tmp_path, monkeypat
     monkeypatch.setattr(bench.report, "BENCHMARKS_MD", report)
     main(["--model-dir", str(base), "--requests", "6", "--warmup", "1", "--clip-seconds", "30"])
     text = report.read_text()
-    assert "<!-- bench:serving -->" in text and "Command: `make bench-serving`" in text
+    assert "<!-- bench:serving -->" in text and f"Command: `make bench-serving ARGS=\"--model-dir {base} " in text
     assert "test double" in text and "not TF Serving's C++ server" in text
     assert f"{base}/3" in text  # the newest version was measured
-    rows = re.findall(r"^\| (direct|gRPC)[^|]*\| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", text, re.M)
+    rows = re.findall(r"^\| model \(as pushed\) \| (direct|gRPC)[^|]*\| (\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$",
+                      text, re.M)
     assert len(rows) == 3
     for _, count, p50, p99, throughput in rows:
         assert int(count) == 6 and 0 < float(p50) <= float(p99) and float(throughput) > 0

@@ -1,0 +1,240 @@
+"""Where a 30-s clip's time goes in ``serving_default`` of a musicnn-bodied model, stage by stage, for both
+exported graphs (models/signatures.GRAPHS), at 22.05 kHz mono and at 44.1 kHz stereo downmixed to mono.
+
+    python -m bench.profile_serving [--model-dir DIR] [--transform-dir DIR] [--repeats 15]   (make bench-profile)
+
+DIR: a TF Serving layout base dir (default: the pipeline's push destination); its newest version is loaded as
+Keras layers (the family's own config from ``PipelineConfig().with_model(<model name>)``) and re-exported
+with each graph, with the Transform output of ``--transform-dir`` (default: the newest under the pipeline
+root). Each stage is its own ``tf.function`` over the previous stage's output, built from the same library
+functions as the signatures (models/audio.py, models/features.py, models/signatures.py, the model's layers
+or musicnn.ServingBody); the stages run interleaved, ``--repeats`` times, and the median wall and CPU time
+of each is shown. The stages' sum differs from the whole signature by what the graph runs between them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from bench.report import write_section
+from pipeline.config import PipelineConfig
+
+GRAPH_NAMES = {"keras": "training graph's layers", "serving": "ServingBody"}
+
+
+def newest_transform_dir(pipeline_root: str) -> str:
+    base = Path(pipeline_root) / "Transform" / "transform_graph"
+    runs = sorted((p for p in base.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
+    if not runs:
+        raise SystemExit(f"No Transform output under {base}: run the pipeline first (make run ARGS=\"--model musicnn\") "
+                         "or pass --transform-dir DIR.")
+    return str(runs[-1])
+
+
+def load_pushed(model_dir: str, transform_dir: str):
+    """(Keras model with the transform graph attached, its family's PipelineConfig, version dir) of the newest
+    version under MODEL_DIR."""
+    import tensorflow_transform as tft
+    import tf_keras as keras
+
+    from bench.serving import newest_version
+    from models import signatures
+
+    version_dir = os.path.join(model_dir, str(newest_version(model_dir, "genre")))
+    model = keras.models.load_model(version_dir, compile=False)
+    signatures.attach_transform(model, tft.TFTransformOutput(transform_dir))
+    return model, PipelineConfig().with_model(model.name), version_dir
+
+
+def export_graphs(model, config: PipelineConfig, out: str, version: int = 1) -> dict[str, str]:
+    """``model`` exported with every graph of signatures.GRAPHS as ``OUT/<graph>/<version>/``; graph -> base dir."""
+    from models import signatures
+
+    bases = {}
+    for graph in sorted(signatures.GRAPHS, key=list(GRAPH_NAMES).index):  # the training graph's first
+        bases[graph] = os.path.join(out, graph)
+        model.save(os.path.join(bases[graph], str(version)), save_format="tf", save_traces=False,
+                   signatures=signatures.make_signatures(model, config, graph))
+    return bases
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return 1e3 * (time.perf_counter() - wall), 1e3 * (time.process_time() - cpu)
+
+
+def stages(model, config: PipelineConfig, graph: str, clip: np.ndarray, rate: int) -> list[tuple[str, Callable]]:
+    """(stage, call) in serving order; each call runs one tf.function on the previous stage's output."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from models import audio, features, musicnn, signatures
+
+    f, a = config.features, config.audio
+    layer = model.get_layer
+    steps: list[tuple[str, Callable]] = []
+    value = {"x": (tf.constant(clip), tf.constant(rate, tf.int32))}
+
+    def step(name: str, fn: Callable, key: str, out: str, jit: bool = False) -> None:
+        traced = tf.function(fn, jit_compile=jit)
+        value[out] = traced(*value[key]) if isinstance(value[key], tuple) else traced(value[key])
+        steps.append((name, lambda: traced(*value[key]) if isinstance(value[key], tuple) else traced(value[key])))
+
+    def checks(waveform, sample_rate):
+        done = [signatures._rate_check(sample_rate), *signatures._length_checks(config, tf.size(waveform), sample_rate),
+                *signatures._level_checks(config, waveform)]
+        return signatures._after(done, waveform)[0]
+
+    step("checks (rate, length, finite, peak, silence)", checks, "x", "checked")
+    step(f"resampling to {a.sample_rate} Hz", lambda w: audio.resample(w, tf.constant(rate), a.sample_rate),
+         "checked", "resampled")
+    step("segmenting (int16 quantisation, 3-s segments)", lambda w: audio.encode_pcm16_segments(
+        w, a.segment_samples, a.hop_samples, a.last_segment), "resampled", "segments")
+    step("Transform graph, whole (decode, STFT, mel, log, z-score)",
+         lambda s: model.tft_layer({"audio": tf.reshape(s, [-1, 1])})[f.kind], "segments", "features")
+    step("  of which decode + framing + STFT", lambda s: features._squared_stft_parts(
+        audio.decode_pcm16(s, a.segment_samples), f), "segments", "stft")
+    step("  of which mel filterbank", lambda p: features._mel_product(
+        tf.reshape(p, tf.concat([tf.shape(p)[:2], [-1]], 0)), f, a.sample_rate, 2), "stft", "mel")
+    step("  of which log", lambda m: features.log_compress(m, f), "mel", "log")
+    before = keras.Model(model.input, layer(musicnn.INPUT_BN).output)
+    step("z-score undone, input batch norm", lambda x: before(x, training=False), "features", "image")
+    if graph == "serving":
+        body = musicnn.ServingBody(model)
+        front, mid = body.front_end, body.mid_end
+    else:
+        front_model = keras.Model(layer(musicnn.INPUT_BN).output, layer(musicnn.BACKBONE_PREFIX + "front_end").output)
+        mid_model = keras.Model(layer(musicnn.BACKBONE_PREFIX + "front_end").output, layer(musicnn.MID_END).output)
+
+        def front(image):
+            return front_model(image, training=False)
+
+        def mid(frames):
+            return mid_model(frames, training=False)
+    step("front end (5 convolutions, max over bands)", front, "image", "front")
+    if graph == "serving":  # what XLA would make of it (stock TF Serving runs XLA only behind a flag)
+        step("  the same front end XLA-compiled (jit_compile; not exported)", front, "image", "front_xla", jit=True)
+        segments = int(value["image"].shape[0])
+        value["gemm"] = tuple(tf.random.uniform([segments * rows, depth]) for rows, depth, _ in _timbral_gemms())
+        weights = [tf.random.uniform([depth, filters]) for _, depth, filters in _timbral_gemms()]
+        step("  reference: the timbral convolutions' multiply-adds as plain matmuls",
+             lambda *xs: [tf.matmul(x, w) for x, w in zip(xs, weights)], "gemm", "gemm_out")
+    step("mid end (3 convolutions)", mid, "front", "mid")
+    after = keras.Model(layer(musicnn.MID_END).output, model.output)
+    step(f"heads ({model.name}: pooling, heads averaged)", lambda x: after(x, training=False), "mid", "scores")
+    step("vote (mean over segments, argmax)", lambda p: tf.argmax(tf.reduce_mean(p, 0)), "scores", "genre")
+    return steps
+
+
+def _timbral_gemms() -> list[tuple[int, int, int]]:
+    """(output positions per segment, kernel taps, filters) of each timbral convolution as a GEMM."""
+    from models import musicnn
+
+    return [(musicnn.FRAMES * (musicnn.MELS - kernel[1] + 1), kernel[0] * kernel[1], filters)
+            for _, filters, kernel, padding in musicnn.FRONT_END if padding == "valid"]
+
+
+def front_end_flops() -> float:
+    """Floating-point operations (2 per multiply-add) of the front end's convolutions on one segment."""
+    from models import musicnn
+
+    total = 0
+    for _, filters, (frames, bands), padding in musicnn.FRONT_END:
+        positions = musicnn.MELS - bands + 1 if padding == "valid" else musicnn.MELS
+        total += 2 * musicnn.FRAMES * positions * frames * bands * filters
+    return float(total)
+
+
+def profile(model, config: PipelineConfig, bases: dict[str, str], repeats: int, seconds: float) -> str:
+    import tensorflow as tf
+
+    from bench.serving import bench_clip
+
+    stereo = np.stack([bench_clip(seconds, 44100, seed=1), bench_clip(seconds, 44100, seed=2)], axis=1)
+    clips = {"22.05 kHz mono": (bench_clip(seconds, 22050), 22050),
+             "44.1 kHz stereo, downmixed": (stereo.mean(axis=1).astype(np.float32), 44100)}
+    calls: dict[tuple[str, str, str], Callable] = {}
+    downmix = "downmix (the caller's: numpy mean of 2 channels)"
+    order: list[str] = ["serving_default, whole signature", downmix]
+    for clip_name, (clip, rate) in clips.items():
+        for graph, base in bases.items():
+            serve = tf.saved_model.load(os.path.join(base, "1")).signatures["serving_default"]
+            args = {"waveform": tf.constant(clip), "sample_rate": tf.constant(rate, tf.int32)}
+            calls[("serving_default, whole signature", clip_name, graph)] = lambda s=serve, x=args: s(**x)
+            if rate == 44100:
+                calls[(downmix, clip_name, graph)] = lambda: stereo.mean(1)
+            for name, call in stages(model, config, graph, clip, rate):
+                calls[(name, clip_name, graph)] = call
+    for key in calls:
+        if key[0] not in order:
+            order.append(key[0])
+    for call in calls.values():
+        call()
+    times: dict[tuple, list[tuple[float, float]]] = {key: [] for key in calls}
+    for _ in range(repeats):
+        for key, call in calls.items():
+            times[key].append(_timed(call))
+    graphs = list(bases)
+    rates = []
+    segments = int(seconds // config.audio.hop_seconds)
+    for graph in graphs:
+        cpu = np.median([c for _, c in times[("front end (5 convolutions, max over bands)", next(iter(clips)), graph)]])
+        rates.append(f"{GRAPH_NAMES[graph]} {front_end_flops() * segments / cpu / 1e6:.0f}")
+    header = ["stage"] + [f"{clip} {GRAPH_NAMES[g]}" for clip in clips for g in graphs]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in order:
+        cells = []
+        for clip in clips:
+            for graph in graphs:
+                t = np.array(times.get((name, clip, graph), []))
+                cells.append(f"{np.median(t[:, 0]):.1f} ({np.median(t[:, 1]):.1f})" if len(t) else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"The front end's convolutions: {front_end_flops() * segments / 1e9:.1f} GFLOP per clip "
+              f"({segments} segments; 2 per multiply-add); GFLOP per CPU-second at 22.05 kHz: " + ", ".join(rates) + "."]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    cfg = PipelineConfig()
+    parser = argparse.ArgumentParser(prog="python -m bench.profile_serving", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", default=cfg.serving_dir, help="TF Serving layout base dir (default: %(default)s)")
+    parser.add_argument("--transform-dir", help="Transform output of the model (default: the newest under the "
+                        "pipeline root)")
+    parser.add_argument("--pipeline-root", default=cfg.pipeline_root, help="(default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed runs of every stage (default: %(default)s)")
+    parser.add_argument("--clip-seconds", type=float, default=30.0, help="(default: %(default)s)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    import tempfile
+
+    from bench.serving import make_command
+
+    load_before = os.getloadavg()[0]
+    model, config, version_dir = load_pushed(args.model_dir, args.transform_dir or newest_transform_dir(args.pipeline_root))
+    with tempfile.TemporaryDirectory() as tmp:
+        table = profile(model, config, export_graphs(model, config, tmp), args.repeats, args.clip_seconds)
+    body = "\n".join([
+        f"Model: {model.name} (`<model dir>/{Path(version_dir).name}`), re-exported with each graph; a "
+        f"{args.clip_seconds:g}-s clip (bench.serving's tones and noise). Each cell: median wall ms (CPU ms, both "
+        f"cores' time) of {args.repeats} runs, stages interleaved. \"training graph's layers\": "
+        "`signatures.export(graph='keras')`; \"ServingBody\": the default export (models/musicnn.py).",
+        "",
+        table,
+        "",
+        f"Load average (1 min) {load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end: the machine's "
+        "2 cores were shared with other work, so compare the columns of this table with each other only.",
+    ])
+    print(body)
+    if not args.no_write:
+        write_section("profile-serving", "musicnn serving profile: serving_default stage by stage", body,
+                      make_command("bench-profile", argv))
+
+
+if __name__ == "__main__":
+    main()
