@@ -98,7 +98,8 @@ def _length_checks(config: PipelineConfig, num_samples: tf.Tensor, sample_rate: 
 
 
 def _level_checks(config: PipelineConfig, waveform: tf.Tensor) -> list:
-    """Finite, peak within MAX_PEAK, louder than ``audio.silence_dbfs`` (ingestion's silence floor)."""
+    """Finite, peak within MAX_PEAK, louder than ``audio.silence_dbfs`` once DC is removed: ingestion's rules
+    (components/audio_example_gen/levels.py)."""
     finite = _refuse_unless(tf.reduce_all(tf.math.is_finite(waveform)),
                             "The audio clip contains NaN or Inf samples; every sample must be finite.")
     peak = tf.reduce_max(tf.abs(waveform))
@@ -106,7 +107,9 @@ def _level_checks(config: PipelineConfig, waveform: tf.Tensor) -> list:
         loud = _refuse_unless(
             peak <= MAX_PEAK, "The audio clip peaks at ", _num(peak, 1), f", above the accepted peak of {MAX_PEAK:g}; ",
             "samples must be float32 in [-1, 1] (int16 PCM divided by 32768).")
-    rms = tf.sqrt(tf.reduce_mean(tf.square(tf.clip_by_value(waveform, -1.0, 1.0))))
+    # levels.py's silence rule: the clipped samples' RMS after removing their mean (a DC offset alone is silent).
+    clipped = tf.clip_by_value(waveform, -1.0, 1.0)
+    rms = tf.sqrt(tf.reduce_mean(tf.square(clipped - tf.reduce_mean(clipped))))
     dbfs = 20.0 * tf.math.log(tf.cast(rms, tf.float64)) / tf.math.log(tf.constant(10.0, tf.float64))
     floor = config.audio.silence_dbfs
     with tf.control_dependencies([loud]):

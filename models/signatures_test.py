@@ -97,6 +97,9 @@ REFUSALS = {
     "near silence": (square(1.0, 10 ** (-70 / 20)), RATE,
                      "The audio clip is silent: its RMS level of -70.0 dBFS is below the silence floor of "
                      "-60 dBFS (audio.silence_dbfs)."),
+    "a DC offset alone": (np.full(RATE, 0.5, np.float32), RATE,
+                          "The audio clip is silent: its RMS level of -inf dBFS is below the silence floor of "
+                          "-60 dBFS (audio.silence_dbfs)."),
     # Checked by the test double (TF Serving checks dtypes and shapes against the signature too).
     "int16 dtype": ((noise(1.0) * 32767).astype(np.int16), RATE, "input 'waveform' must be float32, got int16"),
     "2-D": (np.zeros((2, RATE), np.float32), RATE, "input 'waveform' must have shape (None,), got [2, 8000]"),
