@@ -132,7 +132,7 @@ def build_musicnn(
     embedding = keras.layers.GlobalAveragePooling1D(name=EMBEDDING)(dense)
     # A batch norm before the head's dropout, as musicnn's own back end has on its pooled features: the
     # 753 channels differ in scale by orders of magnitude (eval split, three seeds: 0.694 against 0.671
-    # segment accuracy without it; BENCHMARKS.md, "musicnn settings tried").
+    # segment accuracy without it; docs/model-selection.md, "musicnn").
     x = _batch_norm("head_bn")(embedding)
     model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name="musicnn")
     if pretrained:
