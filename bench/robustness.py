@@ -199,23 +199,31 @@ def moves_text(pairs: Counter, top: int = 3) -> str:
     return ", ".join(f"{a} -> {b} ({n})" for (a, b), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
 
 
+def accuracy_text(rows: list[dict], name: str) -> str:
+    if not rows:
+        return "-"
+    correct = sum(r["answers"][name] == r["genre"] for r in rows)
+    return f"{correct / len(rows):.3f} ({correct}/{len(rows)})"
+
+
 def table(rows: list[dict]) -> str:
-    """One line per way of sending the clips: accuracy, answers equal to the original's, refusals, moves."""
+    """One line per way of sending the clips: accuracy (all, test split), answers equal to the original's,
+    refusals, moves."""
     names = list(rows[0]["answers"])
     n = len(rows)
-    lines = ["| clips sent as | clip accuracy | answers equal to the original's | refused | changed answers went "
-             "(original -> now, clips; top 3) |", "|---|---|---|---|---|"]
+    test = [r for r in rows if r["split"] == "test"]
+    lines = ["| clips sent as | clip accuracy | test split only | answers equal to the original's | refused | "
+             "changed answers went (original -> now, clips; top 3) |", "|---|---|---|---|---|---|"]
     for name in names:
-        correct = sum(r["answers"][name] == r["genre"] for r in rows)
         refused = sum(r["answers"][name] == REFUSED for r in rows)
+        accuracy = f"{accuracy_text(rows, name)} | {accuracy_text(test, name)}"
         if name == ORIGINAL:
-            lines.append(f"| {name} ({n} clips) | {correct / n:.3f} ({correct}/{n}) | - | {refused} | - |")
+            lines.append(f"| {name} ({n} clips) | {accuracy} | - | {refused} | - |")
             continue
         same = sum(r["answers"][name] == r["answers"][ORIGINAL] for r in rows)
         moved = Counter((r["answers"][ORIGINAL], r["answers"][name]) for r in rows
                         if r["answers"][name] != r["answers"][ORIGINAL])
-        lines.append(f"| {name} | {correct / n:.3f} ({correct}/{n}) | {same / n:.1%} ({same}/{n}) | {refused} | "
-                     f"{moves_text(moved) or '-'} |")
+        lines.append(f"| {name} | {accuracy} | {same / n:.1%} ({same}/{n}) | {refused} | {moves_text(moved) or '-'} |")
     return "\n".join(lines)
 
 

@@ -62,20 +62,20 @@ def test_the_tables_follow_what_each_channel_does_to_the_stand_in(model_base, da
     assert "20 held-out clips (eval 10, test 10;" in text and "protocol stratified" in text
     assert "with the lists" not in text and "No clip of the train split" in text
     assert "load average" in text and "every one." in text
-    assert row(text, "the original") == ["the original (20 clips)", "1.000 (20/20)", "-", "0", "-"]
+    assert row(text, "the original") == ["the original (20 clips)", "1.000 (20/20)", "1.000 (10/10)", "-", "0", "-"]
     # -6 dB halves the RMS, (k + 0.2) / 10 -> about (k + 0.2) / 20: genres 0 and 1 (blues, classical) keep their
     # answer, every other genre drops to round((k + 0.2) / 2); all moves hold 2 clips, so the first three
     # alphabetically are shown
-    assert row(text, "gain -6 dB") == ["gain -6 dB", "0.200 (4/20)", "20.0% (4/20)", "0",
+    assert row(text, "gain -6 dB") == ["gain -6 dB", "0.200 (4/20)", "0.200 (2/10)", "20.0% (4/20)", "0",
                                        "country -> classical (2), disco -> country (2), hiphop -> country (2)"]
     # -24 dB: 10 RMS = (k + 0.2) x 0.063, below 0.5 up to pop (blues), above for reggae and rock (classical)
-    assert row(text, "gain -24 dB")[1:3] == ["0.100 (2/20)", "10.0% (2/20)"]
+    assert row(text, "gain -24 dB")[1:4] == ["0.100 (2/20)", "0.100 (1/10)", "10.0% (2/20)"]
     # +6 dB doubles the RMS, 10 RMS = 2 (k + 0.2): blues and rock stay, classical to country (k = 2), country to hiphop
     # (4), disco to metal (6), hiphop to reggae (8); from jazz on the square wave clips at full scale, RMS 1: rock
     assert row(text, "gain +6 dB (clipped at full scale)")[1:] == [
-        "0.200 (4/20)", "20.0% (4/20)", "0", "classical -> country (2), country -> hiphop (2), disco -> metal (2)"]
+        "0.200 (4/20)", "0.200 (2/10)", "20.0% (4/20)", "0", "classical -> country (2), country -> hiphop (2), disco -> metal (2)"]
     for rate in ("44.1", "48", "16"):  # a square wave of 220.5 Hz keeps its RMS at any of these rates
-        assert row(text, f"resampled to {rate} kHz")[1:4] == ["1.000 (20/20)", "100.0% (20/20)", "0"], rate
+        assert row(text, f"resampled to {rate} kHz")[1:5] == ["1.000 (20/20)", "1.000 (10/10)", "100.0% (20/20)", "0"], rate
     assert len(re.findall(r"^\| (gain|MP3|Ogg|resampled|device)", text, re.M)) == 11
     answers = json.loads(saved.read_text())
     assert len(answers) == 20 and {a["split"] for a in answers} == {"eval", "test"}
