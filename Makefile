@@ -10,7 +10,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-serving bench-profile bench-accuracy bench-curve bench-bodies bench-memory bench-export bench-first-run compile-kubeflow clean
+.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-serving bench-profile bench-accuracy bench-curve bench-bodies bench-memory bench-export bench-robustness bench-first-run compile-kubeflow clean
 
 venv:
 	@$(PYTHON) scripts/setup_env.py
@@ -91,6 +91,11 @@ bench-bodies: venv
 # Save and load times of each family's SavedModel, with and without Keras' traced call functions.
 bench-export: venv
 	$(PY) -m bench.export $(ARGS)
+
+# Answers to held-out real clips sent as they are and quieter, louder, as MP3 or Ogg, resampled, through a device:
+# ARGS="--model-dir DIR --family NAME [--clips-from OUTPUT_DIR] [--limit N]".
+bench-robustness: venv
+	$(PY) -m bench.robustness $(ARGS)
 
 compile-kubeflow: venv
 	$(PY) -m kubeflow.runner $(ARGS)

@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import time
-from typing import Iterator, NamedTuple, Optional
+from typing import Iterator, NamedTuple, Optional, Sequence
 
 from app.__main__ import streamlit_command
 from app.settings import AppSettings
@@ -46,15 +46,15 @@ def running_page(settings: AppSettings, log_path: str, timeout: float = 180.0) -
             stop_process(process, grace_seconds=20)
 
 
-def chrome(width: int = 1280, height: int = 1900):
-    """A headless Chromium session (root-safe flags); the caller quits it."""
+def chrome(width: int = 1280, height: int = 1900, extra_flags: Sequence[str] = ()):
+    """A headless Chromium session (root-safe flags, plus EXTRA_FLAGS); the caller quits it."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 f"--window-size={width},{height}", "--hide-scrollbars", "--force-device-scale-factor=1"):
+                 f"--window-size={width},{height}", "--hide-scrollbars", "--force-device-scale-factor=1", *extra_flags):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(executable_path=shutil.which("chromedriver")), options=options)
 

@@ -1,0 +1,308 @@
+"""The same answer however the music reaches the model? Each held-out clip sent as it is and
+through each channel of bench/channels.py (level, codec, sample rate, a device in a room).
+
+    python -m bench.robustness --model-dir DIR --family NAME [--clips-from RUN] [--limit N]
+                                                                           (make bench-robustness)
+
+DIR is a pushed model (TF Serving layout, ``DIR/<version>/saved_model.pb``: the newest version)
+or one SavedModel (``DIR/saved_model.pb``, e.g. a Trainer's ``Format-Serving``). Each clip is
+decoded as the client decodes a file (serving/audio_file.py) and sent to the model's
+``serving_default`` signature, the one TF Serving runs, called in this process (no gRPC: the
+answers are the same and a musicnn clip costs about a second, not more).
+
+Clips: the ``eval`` and ``test`` tracks (``--splits``) of the split the model was trained on.
+``--clips-from RUN`` reads them from AudioExampleGen's records (``files.jsonl`` and
+``summary.json``: a pipeline output dir or root, the report folder, or the files.jsonl itself);
+without it they come from ExampleGen's own planner on ``--data-root`` with ``--split``
+(default lists-trainval on ../shared/data/gtzan). ``--limit N`` keeps the first N clips of each
+genre (by track id) for a quick run.
+
+Per channel the section in BENCHMARKS.md (``robustness-<family>``) gives the clip accuracy, the
+share of answers equal to the clip's own answer, the answers the model refused (a clip made
+too quiet is refused as silence) and where changed answers went (``a -> b``, most common first).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import glob  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import zlib  # noqa: E402
+from collections import Counter  # noqa: E402
+from typing import Callable, Optional, Sequence  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from bench import channels  # noqa: E402
+from bench.real_data import DEFAULT_DATA_ROOT, DEFAULT_SPLIT_DIR  # noqa: E402
+from bench.report import write_section  # noqa: E402
+from pipeline.config import GENRES, SPLIT_PROTOCOLS, PipelineConfig  # noqa: E402
+
+ORIGINAL = "the original"
+REFUSED = "refused"
+LIST_PROTOCOLS = ("fault-filtered", "fault-filtered-final", "lists-trainval")  # the protocols that read --split-dir
+COMMAND = "make bench-robustness"
+Predict = Callable[[np.ndarray, int], str]
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldOutClip:
+    path: str  # absolute
+    genre: str
+    track_id: str
+    split: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipSet:
+    clips: list[HeldOutClip]
+    protocol: str
+    source: str  # where the split memberships come from, for the report
+
+
+class BenchError(Exception):
+    """Something the user can fix; main prints it as one paragraph and exits 1."""
+
+
+# ----- the clips ---------------------------------------------------------------------------------------------------
+
+def records_file(path: str) -> str:
+    """AudioExampleGen's files.jsonl for PATH: the file, its report folder, or a pipeline output dir or root
+    holding exactly one (a root where ExampleGen ran more than once is ambiguous: name the report folder)."""
+    from components.audio_example_gen.quarantine import FILES_FILE
+
+    if os.path.isfile(path):
+        return path
+    if os.path.isfile(os.path.join(path, FILES_FILE)):
+        return os.path.join(path, FILES_FILE)
+    found = sorted(glob.glob(os.path.join(path, "**", "AudioExampleGen", "quarantine", "*", FILES_FILE),
+                             recursive=True))
+    if len(found) != 1:
+        raise BenchError(
+            f"--clips-from {path}: expected one AudioExampleGen report (AudioExampleGen/quarantine/<id>/{FILES_FILE}) "
+            f"below it, found {len(found)}{': ' + ', '.join(found) if found else ''}. Pass the report folder or "
+            f"its {FILES_FILE}, or leave --clips-from out to take the split from --data-root and --split.")
+    return found[0]
+
+
+def clips_from_records(path: str, splits: Sequence[str]) -> ClipSet:
+    """The ingested clips of SPLITS as AudioExampleGen recorded them (data root and protocol from its summary.json)."""
+    from components.audio_example_gen.ingest import INGESTED
+    from components.audio_example_gen.quarantine import SUMMARY_FILE
+
+    files = records_file(path)
+    with open(os.path.join(os.path.dirname(files), SUMMARY_FILE)) as f:
+        summary = json.load(f)
+    with open(files) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    clips = [HeldOutClip(os.path.join(summary["data_root"], r["path"]), r["genre"], r["track_id"], r["split"])
+             for r in records if r["status"] == INGESTED and r["split"] in splits]
+    return ClipSet(clips, summary["split_protocol"], f"AudioExampleGen's records, `{files}`")
+
+
+def clips_from_plan(data_root: str, protocol: str, split_dir: Optional[str], splits: Sequence[str]) -> ClipSet:
+    """The clips of SPLITS as AudioExampleGen would assign them (its own discovery and planner, nothing decoded)."""
+    from components.audio_example_gen.discovery import discover, input_pattern
+    from components.audio_example_gen.ingest import PENDING
+    from components.audio_example_gen.plan import plan_tasks
+    from pipeline.config import SplitConfig
+
+    split_dir = split_dir if protocol in LIST_PROTOCOLS else None
+    try:
+        found = discover(data_root, input_pattern(data_root), GENRES)
+        tasks = plan_tasks(found, SplitConfig(protocol=protocol, split_dir=split_dir), GENRES)
+    except (FileNotFoundError, ValueError) as err:
+        raise BenchError(f"Cannot list the clips: {err}") from None
+    clips = [HeldOutClip(t.path, t.genre, t.track_id, t.split) for t in tasks
+             if t.status == PENDING and t.split in splits]
+    return ClipSet(clips, protocol, f"AudioExampleGen's planner on `{data_root}`"
+                   + (f" with the lists in `{split_dir}`" if split_dir else ""))
+
+
+def limit_per_genre(clips: list[HeldOutClip], limit: Optional[int]) -> list[HeldOutClip]:
+    """The first LIMIT clips of each genre by track id (all with None), in genre then track order."""
+    ordered = sorted(clips, key=lambda c: (c.genre, c.track_id))
+    if limit is None:
+        return ordered
+    taken: Counter = Counter()
+    kept = []
+    for clip in ordered:
+        if taken[clip.genre] < limit:
+            taken[clip.genre] += 1
+            kept.append(clip)
+    return kept
+
+
+# ----- the model ---------------------------------------------------------------------------------------------------
+
+def saved_model_dir(model_dir: str) -> str:
+    """MODEL_DIR itself when it holds a SavedModel, else its newest numbered version (TF Serving's layout)."""
+    if os.path.isfile(os.path.join(model_dir, "saved_model.pb")):
+        return model_dir
+    versions = sorted((int(name) for name in (os.listdir(model_dir) if os.path.isdir(model_dir) else [])
+                       if name.isdigit() and os.path.isfile(os.path.join(model_dir, name, "saved_model.pb"))))
+    if not versions:
+        raise BenchError(
+            f"No model at {model_dir}: expected a SavedModel (saved_model.pb) there or in a numbered version folder "
+            f"({model_dir}/<version>/saved_model.pb, as the Pusher writes). Run the pipeline (make run), or pass "
+            "--model-dir with a pushed model or a Trainer's Format-Serving folder.")
+    return os.path.join(model_dir, str(versions[-1]))
+
+
+def in_process_predictor(export_dir: str) -> Predict:
+    """``serving_default`` of the SavedModel, called in this process; a refused input answers REFUSED."""
+    import tensorflow as tf
+
+    signature = tf.saved_model.load(export_dir).signatures["serving_default"]
+
+    def predict(waveform: np.ndarray, sample_rate: int) -> str:
+        try:
+            out = signature(waveform=tf.constant(waveform, tf.float32), sample_rate=tf.constant(sample_rate, tf.int32))
+        except tf.errors.InvalidArgumentError:
+            return REFUSED
+        return out["genre"].numpy().decode()
+
+    return predict
+
+
+# ----- the measurement ---------------------------------------------------------------------------------------------
+
+def measure(clips: list[HeldOutClip], predict: Predict, log: Callable[[str], None] = print) -> list[dict]:
+    """Per clip: its genre, split and the answer to the original and to each channel's copy."""
+    from serving.audio_file import AudioFileError, read_audio
+
+    rows = []
+    started = time.perf_counter()
+    for i, clip in enumerate(clips, 1):
+        try:
+            waveform, rate = read_audio(clip.path)
+        except AudioFileError as err:
+            raise BenchError(f"{err}. Check --data-root (or the data root the records name).") from None
+        answers = {ORIGINAL: predict(waveform, rate)}
+        seed = zlib.crc32(clip.track_id.encode())  # the clip's own room and noise, the same on every run
+        for name, channel in channels.channels(seed).items():
+            answers[name] = predict(*channel(waveform, rate))
+        rows.append({"track_id": clip.track_id, "genre": clip.genre, "split": clip.split, "answers": answers})
+        if i % 10 == 0 or i == len(clips):
+            log(f"[robustness] {i}/{len(clips)} clips, {time.perf_counter() - started:.0f} s")
+    return rows
+
+
+def moves_text(pairs: Counter, top: int = 3) -> str:
+    return ", ".join(f"{a} -> {b} ({n})" for (a, b), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
+
+
+def accuracy_text(rows: list[dict], name: str) -> str:
+    if not rows:
+        return "-"
+    correct = sum(r["answers"][name] == r["genre"] for r in rows)
+    return f"{correct / len(rows):.3f} ({correct}/{len(rows)})"
+
+
+def table(rows: list[dict]) -> str:
+    """One line per way of sending the clips: accuracy (all, test split), answers equal to the original's,
+    refusals, moves."""
+    names = list(rows[0]["answers"])
+    n = len(rows)
+    test = [r for r in rows if r["split"] == "test"]
+    lines = ["| clips sent as | clip accuracy | test split only | answers equal to the original's | refused | "
+             "changed answers went (original -> now, clips; top 3) |", "|---|---|---|---|---|---|"]
+    for name in names:
+        refused = sum(r["answers"][name] == REFUSED for r in rows)
+        accuracy = f"{accuracy_text(rows, name)} | {accuracy_text(test, name)}"
+        if name == ORIGINAL:
+            lines.append(f"| {name} ({n} clips) | {accuracy} | - | {refused} | - |")
+            continue
+        same = sum(r["answers"][name] == r["answers"][ORIGINAL] for r in rows)
+        moved = Counter((r["answers"][ORIGINAL], r["answers"][name]) for r in rows
+                        if r["answers"][name] != r["answers"][ORIGINAL])
+        lines.append(f"| {name} | {accuracy} | {same / n:.1%} ({same}/{n}) | {refused} | {moves_text(moved) or '-'} |")
+    return "\n".join(lines)
+
+
+def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, limit: Optional[int],
+           load: tuple[tuple[float, ...], tuple[float, ...]], seconds: float) -> str:
+    per_split = Counter(r["split"] for r in rows)
+    per_genre = Counter(r["genre"] for r in rows)
+    before, after = load
+    return "\n".join([
+        f"Model ({family}): `{os.path.abspath(export_dir)}`, signature `serving_default` called in-process "
+        "(the signature TF Serving runs; no gRPC). Each clip decoded as the client decodes a file "
+        "(libsndfile, averaged to mono, its own rate).",
+        "",
+        f"Clips: {len(rows)} held-out clips ({', '.join(f'{s} {per_split[s]}' for s in sorted(per_split))}; "
+        f"{', '.join(f'{g} {per_genre[g]}' for g in sorted(per_genre))}), protocol {clip_set.protocol}, "
+        f"from {clip_set.source}"
+        + (f"; the first {limit} of each genre by track id (`--limit {limit}`)" if limit else "; every one") + "."
+        + (" No clip of the train split; the eval split chose the training epochs, the test split did not."
+           if "train" not in per_split else ""),
+        "",
+        "Channels (bench/channels.py): gains on the clip's own samples (+6 dB clipped at full scale); MP3 "
+        f"{channels.MP3_KBPS} kbit/s constant and Ogg Vorbis quality 4, both 44.1 kHz stereo, encoded and decoded "
+        "with libsndfile; soxr resampling; the device: an 8th-order 150 Hz-7 kHz band-pass, a synthetic room "
+        f"(RT60 {channels.DEVICE_RT60_SECONDS:g} s, direct sound {channels.DEVICE_DRR_DB:g} dB above the tail), "
+        f"noise in the same band at {channels.DEVICE_SNR_DB:g} dB SNR, room and noise seeded by the track id.",
+        "",
+        table(rows),
+        "",
+        f"{seconds:.0f} s for {len(rows)} clips x {len(rows[0]['answers'])} requests; load average "
+        f"{before[0]:.2f} / {before[1]:.2f} / {before[2]:.2f} at the start, {after[0]:.2f} / {after[1]:.2f} / "
+        f"{after[2]:.2f} at the end (1 / 5 / 15 min).",
+    ])
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.robustness", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", default=PipelineConfig().serving_dir,
+                        help="a pushed model (DIR/<version>/saved_model.pb, the newest version) or one SavedModel "
+                             "(DIR/saved_model.pb) (default: %(default)s)")
+    parser.add_argument("--family", required=True, help="the model's family, as the section names it (cnn, musicnn, ...)")
+    parser.add_argument("--clips-from", help="AudioExampleGen's records: a pipeline output dir or root, its report "
+                                             "folder or files.jsonl (default: ExampleGen's planner on --data-root)")
+    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="(default: %(default)s)")
+    parser.add_argument("--split", default="lists-trainval", choices=SPLIT_PROTOCOLS,
+                        help="split protocol without --clips-from (default: %(default)s)")
+    parser.add_argument("--split-dir", default=str(DEFAULT_SPLIT_DIR), help="(default: %(default)s)")
+    parser.add_argument("--splits", default="eval,test", help="splits whose clips are sent (default: %(default)s)")
+    parser.add_argument("--limit", type=int, help="the first N clips of each genre only (default: all)")
+    parser.add_argument("--save", help="also write every clip's answers to this JSON file")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    try:
+        export_dir = saved_model_dir(args.model_dir)
+        clip_set = (clips_from_records(args.clips_from, splits) if args.clips_from else
+                    clips_from_plan(args.data_root, args.split, args.split_dir, splits))
+        clips = limit_per_genre(clip_set.clips, args.limit)
+        if not clips:
+            raise BenchError(f"No clips of the {', '.join(splits)} split(s) from {clip_set.source}. Check --splits, "
+                             "--data-root and --split (or --clips-from).")
+        print(f"[robustness] {len(clips)} clips, {len(channels.channels(0)) + 1} requests each, to {export_dir}")
+        before = os.getloadavg()
+        started = time.perf_counter()
+        rows = measure(clips, in_process_predictor(export_dir))
+        body = report(rows, clip_set, export_dir, args.family, args.limit, (before, os.getloadavg()),
+                      time.perf_counter() - started)
+    except BenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(body)
+    if args.save:
+        with open(args.save, "w") as f:
+            json.dump(rows, f, indent=1)
+    if not args.no_write:
+        write_section(f"robustness-{args.family}", f"Robustness to level, codec, sample rate and device: {args.family}",
+                      body, command=f"{COMMAND} ARGS=\"{' '.join(argv if argv is not None else sys.argv[1:])}\"")
+
+
+if __name__ == "__main__":
+    main()
