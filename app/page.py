@@ -88,9 +88,7 @@ def choose_clip() -> tuple[str, bytes, str] | None:
     with upload_tab:
         uploaded = st.file_uploader(f"Audio file ({SUPPORTED})", type=list(AUDIO_EXTENSIONS), key="upload")
     with record_tab:
-        # 48 kHz rather than Streamlit's 16 kHz default: a 16-kHz recording lacks the band above 8 kHz that the
-        # 22.05-kHz families hear (at 16 kHz the CNN changes 13 % of its answers; BENCHMARKS.md, "robustness").
-        recorded = st.audio_input("Record at least a few seconds", sample_rate=48000, key="record")
+        recorded = st.audio_input("Record at least a few seconds", key="record")
     source = uploaded or recorded
     if source is None:
         return None

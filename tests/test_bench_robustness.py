@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -35,7 +36,10 @@ def data_root(tmp_path_factory):
     for genre in GENRES:
         (root / genre).mkdir()
         for i in range(TRACKS):
-            sf.write(root / genre / f"{genre}.{i:05d}.wav", stand_in_clip(genre, seconds=6.0), 22050, subtype="FLOAT")
+            # Each track shifted by i samples: the same level (the stand-in's answer) but other samples, so
+            # ingestion's duplicate-audio check keeps every track.
+            sf.write(root / genre / f"{genre}.{i:05d}.wav", np.roll(stand_in_clip(genre, seconds=6.0), i), 22050,
+                     subtype="FLOAT")
     return root
 
 
