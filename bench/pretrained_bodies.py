@@ -145,8 +145,10 @@ def cached_embeddings(cache: Path, name: str, compute: Callable[[], dict[str, Em
     if not path.exists():
         started = time.time()
         data = compute()
-        arrays = {f"{split}_{field}": getattr(data[split], field) for split in SPLITS
-                  for field in ("embeddings", "labels", "track_ids")}
+        # Track ids as fixed-width bytes: an object array would need pickle to load.
+        arrays = {f"{split}_{field}": np.asarray(getattr(data[split], field),
+                                                 dtype=np.bytes_ if field == "track_ids" else None)
+                  for split in SPLITS for field in ("embeddings", "labels", "track_ids")}
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(path, seconds=time.time() - started, **arrays)
     with np.load(path) as saved:

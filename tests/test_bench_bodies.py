@@ -61,7 +61,8 @@ def test_embeddings_are_computed_once_and_read_back_from_the_cache(tmp_path):
 
     def compute():
         calls.append(1)
-        return {split: bodies.Embedded(np.ones((3, 2), np.float32), np.array([0, 1, 2]), np.array([b"a", b"a", b"b"]))
+        tracks = np.array([b"a", b"a", b"b"], dtype=object)  # as models.training.predict_split returns them
+        return {split: bodies.Embedded(np.ones((3, 2), np.float32), np.array([0, 1, 2]), tracks)
                 for split in bodies.SPLITS}
 
     first, _ = bodies.cached_embeddings(tmp_path, "MSD_vgg", compute)
