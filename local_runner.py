@@ -151,6 +151,7 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
                            "tracks": {split: counts["tracks"] for split, counts in ingestion["splits"].items()},
                            "quarantined": [{k: bad[k] for k in ("path", "reason", "detail")}
                                            for bad in ingestion["quarantined"]],
+                           "excluded": {reason: len(paths) for reason, paths in ingestion.get("excluded", {}).items()},
                            "warnings": ingestion.get("warnings", [])}
     blessing = record.output("ClipEvaluator", "ModelBlessing")
     if blessing is not None and os.path.exists(os.path.join(blessing.uri, METRICS_FILE)):
@@ -174,7 +175,9 @@ def print_summary(summary: dict, until: str) -> None:
     if data:
         tracks = ", ".join(f"{split} {n}" for split, n in data["tracks"].items())
         print(f"data: {data['files']['ingested']} files ingested (tracks: {tracks}), "
-              f"{data['files']['quarantined']} quarantined, {data['files']['excluded']} excluded by the split")
+              f"{data['files']['quarantined']} quarantined, {data['files']['excluded']} excluded"
+              + (f" ({', '.join(f'{reason} {n}' for reason, n in sorted(data['excluded'].items()))})"
+                 if data.get("excluded") else ""))
         for bad in data["quarantined"]:
             print(f"  quarantined {bad['path']}: {bad['reason']} ({bad['detail']})")
         for warning in data.get("warnings", []):

@@ -139,9 +139,10 @@ def test_a_bad_file_is_set_aside_and_named_in_the_run_summary(data_root, tmp_pat
     data = summary["data"]
     # Every entry of the root has a record: the generator's MANIFEST.json and .generating.json are excluded.
     assert data["files"] == {"discovered": 33, "ingested": 30, "quarantined": 1, "excluded": 2}
+    assert data["excluded"] == {"hidden": 1, "not_audio_extension": 1}
     assert [(bad["path"], bad["reason"]) for bad in data["quarantined"]] == [("jazz/jazz.00099.wav", "not_audio")]
     assert sum(data["tracks"].values()) == 30
     assert os.path.exists(os.path.join(data["report"], SUMMARY_FILE))
     printed = capsys.readouterr().out
-    assert "30 files ingested" in printed and "1 quarantined" in printed
+    assert "30 files ingested" in printed and "1 quarantined, 2 excluded (hidden 1, not_audio_extension 1)" in printed
     assert "quarantined jazz/jazz.00099.wav: not_audio" in printed
