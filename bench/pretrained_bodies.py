@@ -181,13 +181,12 @@ def probe(data: dict[str, tuple], strength: float) -> tuple[float, float]:
 
 
 def clip_means(x: np.ndarray, labels: np.ndarray, track_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One row per clip: (track ids, the mean of its segments' embeddings, its label)."""
-    tracks, index = np.unique(track_ids, return_inverse=True)
-    sums = np.zeros((len(tracks), x.shape[1]))
-    np.add.at(sums, index, x)
-    clip_labels = np.zeros(len(tracks), dtype=np.int64)
-    clip_labels[index] = labels
-    return tracks, sums / np.bincount(index)[:, None], clip_labels
+    """One row per clip: (track ids, the mean of its segments' embeddings, its label); the vote's own
+    per-clip mean (models.metrics.clip_votes), applied to embeddings instead of probabilities."""
+    from models import metrics
+
+    tracks, clip_labels, means = metrics.clip_votes(track_ids, x, labels)
+    return tracks, means, clip_labels
 
 
 def fold_probe(x: np.ndarray, labels: np.ndarray, track_ids: np.ndarray, strength: float,
