@@ -32,6 +32,21 @@ def decode_pcm16(audio_bytes: tf.Tensor, num_samples: Optional[int] = None) -> t
     return waveform
 
 
+def normalise_level(waveform: tf.Tensor, target_dbfs: float, max_gain_db: float) -> tf.Tensor:
+    """Scale each row of float32 [batch, samples] to an RMS level of ``target_dbfs`` (mean removed when measuring).
+
+    Why: the same recording mastered 12 dB quieter must give the same features, and every front end
+    (log-mel in dB, musicnn's log10(1 + 10000 S), MFCC, summary statistics) reads level otherwise.
+    The gain is capped at ``max_gain_db`` so that digital silence and near-silent passages stay
+    quiet instead of becoming loud noise; below the cap a gain change of the input cancels exactly.
+    """
+    centred = waveform - tf.reduce_mean(waveform, axis=-1, keepdims=True)
+    rms = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True))
+    target = 10.0 ** (target_dbfs / 20.0)
+    floor = target * 10.0 ** (-max_gain_db / 20.0)
+    return waveform * (target / tf.maximum(rms, floor))
+
+
 def segment_count(num_samples: IntLike, segment_samples: int, hop_samples: int, last_segment: str) -> IntLike:
     """How many segments AudioExampleGen cuts from ``num_samples`` samples (see segments.segment_starts).
 

@@ -76,3 +76,26 @@ def test_resample_is_identity_for_equal_rates():
     assert audio.resample(tf.constant(x), 22050, 22050).numpy().tobytes() == x.tobytes()
     fn = tf.function(lambda w, r: audio.resample(w, r, 22050))
     assert fn(tf.constant(x), tf.constant(22050)).numpy().tobytes() == x.tobytes()
+
+
+def _dbfs(x: np.ndarray) -> np.ndarray:
+    centred = x - x.mean(axis=-1, keepdims=True)
+    return 10 * np.log10(np.mean(centred.astype(np.float64) ** 2, axis=-1))
+
+
+def test_normalise_level_brings_every_row_to_the_target_and_cancels_a_gain():
+    clip = render_track("jazz", 0, seconds=1.0, sample_rate=8000, seed=3)
+    rows = np.stack([clip * 10 ** (db / 20) for db in (-24.0, -12.0, 0.0, 6.0)]).astype(np.float32)
+    out = audio.normalise_level(tf.constant(rows), target_dbfs=-18.0, max_gain_db=70.0).numpy()
+    np.testing.assert_allclose(_dbfs(out), -18.0, atol=1e-3)
+    for row in out[1:]:
+        np.testing.assert_allclose(row, out[0], rtol=0, atol=1e-5)
+
+
+def test_normalise_level_caps_the_gain_so_silence_and_hiss_stay_quiet():
+    rng = np.random.default_rng(0)
+    hiss = (1e-6 * rng.standard_normal(4000)).astype(np.float32)  # -120 dBFS
+    rows = tf.constant(np.stack([np.zeros(4000, np.float32), hiss]))
+    out = audio.normalise_level(rows, target_dbfs=-18.0, max_gain_db=40.0).numpy()
+    assert not out[0].any()  # digital silence stays silence (no division by zero)
+    np.testing.assert_allclose(_dbfs(out[1:])[0], _dbfs(hiss) + 40.0, atol=1e-3)  # raised by the cap, no more

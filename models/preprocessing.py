@@ -46,6 +46,14 @@ def normalise_per_bin(values: tf.Tensor) -> tf.Tensor:
     return tf.where(var > 0, centred * tf.math.rsqrt(tf.where(var > 0, var, 1.0)), centred)
 
 
+def raw_features(pcm: tf.Tensor, config: PipelineConfig) -> tf.Tensor:
+    """int16 PCM segments [batch] -> features before the per-bin z-score: level, then the front end."""
+    waveform = audio.decode_pcm16(pcm, num_samples=config.audio.segment_samples)
+    if config.features.level_dbfs is not None:
+        waveform = audio.normalise_level(waveform, config.features.level_dbfs, config.features.max_level_gain_db)
+    return features.compute(waveform, config.features, config.audio.sample_rate)
+
+
 def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]) -> dict[str, tf.Tensor]:
     """Transform's entry point; ``custom_config["pipeline_config"]`` is ``PipelineConfig.to_json()``.
 
@@ -55,8 +63,7 @@ def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]
     Only ``audio`` is needed to compute the features, so the serving graph can feed it alone.
     """
     config = PipelineConfig.from_json(custom_config["pipeline_config"])
-    waveform = audio.decode_pcm16(_dense(inputs[AUDIO_KEY]), num_samples=config.audio.segment_samples)
-    values = features.compute(waveform, config.features, config.audio.sample_rate)
+    values = raw_features(_dense(inputs[AUDIO_KEY]), config)
     outputs = {config.features.kind: normalise_per_bin(values)}
     for key in (LABEL_KEY, TRACK_ID_KEY, SEGMENT_INDEX_KEY):
         if key in inputs:
@@ -75,7 +82,7 @@ def normalisation_stats(tft_output: tft.TFTransformOutput, config: PipelineConfi
 
     The normalisation is affine per bin, so feeding the transform layer a few probe
     segments (silence and white noise at several levels) and regressing its output on
-    the un-normalised features of the same probes (:func:`features.compute`) recovers
+    the un-normalised features of the same probes (:func:`raw_features`) recovers
     them. The trainer needs the std to turn a gain in dB into normalised units
     (models/augment.py).
     """
@@ -85,7 +92,7 @@ def normalisation_stats(tft_output: tft.TFTransformOutput, config: PipelineConfi
     clips = np.concatenate([np.zeros((1, n)), levels[:, None] * rng.standard_normal((probes - 1, n))])
     clips = np.clip(clips, -1.0, 1.0).astype(np.float32)
     pcm = tf.constant([c.astype("<i2").tobytes() for c in np.round(clips * 32767).astype(np.int16)])
-    raw = features.compute(audio.decode_pcm16(pcm, n), config.features, config.audio.sample_rate).numpy()
+    raw = raw_features(pcm, config).numpy()
     layer = tft_output.transform_features_layer()
     try:  # audio as the curated schemas declare it (shape [1]), else as a scalar feature
         normalised = layer({AUDIO_KEY: tf.reshape(pcm, [-1, 1])})[config.features.kind].numpy()

@@ -66,8 +66,12 @@ def analyze_and_transform(config: PipelineConfig, rows: list[dict], work: str,
 
 
 def untransformed(config: PipelineConfig, pcm: tf.Tensor) -> np.ndarray:
-    waveform = audio.decode_pcm16(pcm, config.audio.segment_samples)
-    return features.compute(waveform, config.features, config.audio.sample_rate).numpy()
+    """The front end's features of PCM segments, each brought to features.level_dbfs in NumPy first."""
+    waveform = audio.decode_pcm16(pcm, config.audio.segment_samples).numpy().astype(np.float64)
+    rms = np.sqrt(np.mean((waveform - waveform.mean(axis=1, keepdims=True)) ** 2, axis=1, keepdims=True))
+    target = 10 ** (config.features.level_dbfs / 20)
+    waveform *= target / np.maximum(rms, target * 10 ** (-config.features.max_level_gain_db / 20))
+    return features.compute(tf.constant(waveform, tf.float32), config.features, config.audio.sample_rate).numpy()
 
 
 @pytest.mark.parametrize("kind,shape", [("log_mel", [1]), ("mfcc", [])])

@@ -201,3 +201,24 @@ def test_real_clips_get_the_training_graphs_answers(exports, family, shared_gtza
         samples, rate = sf.read(path, dtype="float32", always_2d=True)
         inputs = {"waveform": tf.constant(samples.mean(axis=1)), "sample_rate": tf.constant(rate, tf.int32)}
         _assert_same_answers(old(**inputs), new(**inputs))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_answer_does_not_depend_on_the_level_of_the_recording(exports, family):
+    """Gains from -24 to +6 dB give the original's scores: the graph normalises each segment's level
+    (features.level_dbfs) before the front end. The clip peaks below 0.5, so +6 dB does not clip."""
+    serve = _signatures(exports[family]["serving"])[signatures.DEFAULT_SIGNATURE]
+    clip = _clip(9.0, 22050, 3)
+    clip *= 0.45 / np.abs(clip).max()
+
+    def answer(db: float) -> dict:
+        sent = (clip * 10 ** (db / 20)).astype(np.float32)
+        return serve(waveform=tf.constant(sent), sample_rate=tf.constant(22050, tf.int32))
+
+    original = answer(0.0)
+    assert 0.02 < original["scores"].numpy().max() < 0.98
+    for db in (-24.0, -12.0, -6.0, 6.0):
+        louder = answer(db)
+        # int16 quantisation at -24 dB is the only difference left (the feature graph reads int16 PCM).
+        np.testing.assert_allclose(louder["segment_scores"].numpy(), original["segment_scores"].numpy(), atol=2e-3)
+        assert louder["genre"].numpy() == original["genre"].numpy()

@@ -125,6 +125,13 @@ class FeatureConfig:
     dct_norm: Optional[str] = "ortho"
     # Frames kept per segment (None: all). musicnn's VGG expects 187.
     frames: Optional[int] = None
+    # Every segment is scaled to this RMS level (dBFS) before the front end, in Transform and so in
+    # serving, so the level a recording was mastered or sent at does not change the answer
+    # (models/audio.normalise_level); None: the level passes through. -18 dBFS is the median level of
+    # the real GTZAN clips' 3-s segments. The gain is capped at max_level_gain_db, which covers the
+    # quietest real segments (-60 dBFS) sent 24 dB quieter.
+    level_dbfs: Optional[float] = -18.0
+    max_level_gain_db: float = 70.0
 
 
 @dataclass
