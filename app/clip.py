@@ -16,6 +16,7 @@ import tempfile
 
 import numpy as np
 
+from app import audibility
 from app.settings import upload_limit_bytes
 from components.audio_example_gen import levels
 from pipeline.config import AUDIO_EXTENSIONS, AudioConfig, PipelineConfig
@@ -39,14 +40,16 @@ class Clip:
         return self.waveform.size / self.sample_rate
 
 
-def decode(name: str, data: bytes, max_seconds: float, audio: AudioConfig = PipelineConfig().audio) -> Clip:
+def decode(name: str, data: bytes, max_seconds: float, audio: AudioConfig = PipelineConfig().audio,
+           recorded: bool = False) -> Clip:
     """Decode DATA (the bytes of file NAME) and check it is a clip the model can judge.
 
     The client's reader (serving/audio_file.py) checks the header against MAX_SECONDS (the
     page's cap, default ``serving.max_clip_seconds``) before decoding; then the model's own
     bars (``audio.segment_seconds``, levels.py's amplitude and silence rules with
     ``audio.silence_dbfs``: the serving graph refuses the same clips) answer at once with a
-    message written for a person.
+    message written for a person. Last, app/audibility.py refuses a clip that is too noisy, or a
+    recording (RECORDED) too quiet, to judge.
     """
     min_seconds = audio.segment_seconds
     if not data:
@@ -87,4 +90,7 @@ def decode(name: str, data: bytes, max_seconds: float, audio: AudioConfig = Pipe
                  else f"its level is {level:.0f} dBFS once any DC offset is removed")
         raise ClipError(f"{name} is silent ({shown}, below {audio.silence_dbfs:g} dBFS): there is nothing for "
                         "the model to hear. Check the recording level or choose another clip.")
+    unjudgeable = audibility.problem(name, waveform, sample_rate, recorded)
+    if unjudgeable:
+        raise ClipError(unjudgeable)
     return Clip(name, waveform, sample_rate)

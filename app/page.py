@@ -82,8 +82,8 @@ def sidebar(settings: AppSettings) -> None:
         st.caption(f"Model details from MLflow at `{short_uri(settings.mlflow_uri)}`")
 
 
-def choose_clip() -> tuple[str, bytes, str] | None:
-    """(name, bytes, mime) of the clip to judge: the uploaded file, else the recording."""
+def choose_clip() -> tuple[str, bytes, str, bool] | None:
+    """(name, bytes, mime, recorded) of the clip to judge: the uploaded file, else the recording."""
     upload_tab, record_tab = st.tabs(["Upload a file", "Record from the microphone"])
     with upload_tab:
         uploaded = st.file_uploader(f"Audio file ({SUPPORTED})", type=list(AUDIO_EXTENSIONS), key="upload")
@@ -93,7 +93,7 @@ def choose_clip() -> tuple[str, bytes, str] | None:
     if source is None:
         return None
     name = source.name if uploaded else "recording.wav"
-    return name, source.getvalue(), getattr(source, "type", "") or "audio/wav"
+    return name, source.getvalue(), getattr(source, "type", "") or "audio/wav", uploaded is None
 
 
 def classify(settings: AppSettings, clip: Clip) -> Prediction | None:
@@ -155,9 +155,9 @@ def main() -> None:
         st.info(f"Choose a clip ({SUPPORTED}, at least {PipelineConfig().audio.segment_seconds:g} s) "
                 "or record one to see its genre.")
         return
-    name, data, mime = chosen
+    name, data, mime, recorded = chosen
     try:
-        clip = decode(name, data, settings.max_seconds)
+        clip = decode(name, data, settings.max_seconds, recorded=recorded)
     except ClipError as err:
         st.error(str(err))
         return

@@ -116,12 +116,22 @@ def build_stand_in_model(model_base: str | os.PathLike, version: int = 1, genre_
     return export_dir
 
 
+STAND_IN_TUNE = (50, 40, 33, 40, 25, 66, 44, 30)  # half-periods in samples, a quarter second each
+
+
 def stand_in_clip(genre: str, seconds: float = 30.0, sample_rate: int = 22050,
                   genres: Sequence[str] = DEFAULT_GENRES) -> np.ndarray:
-    """A float32 square wave the stand-in (genre_shift=0, same ``genres``) classifies as GENRE."""
-    level = (tuple(genres).index(genre) + 0.2) / len(genres)  # a square wave's RMS is its amplitude
+    """A float32 square-wave tune the stand-in (genre_shift=0, same ``genres``) classifies as GENRE.
+
+    A square wave's RMS is its amplitude whatever its pitch, so every segment has the level that names
+    GENRE; the pitch changes every quarter second (as a tune does), so the page does not take the clip
+    for steady noise (app/audibility.py).
+    """
+    level = (tuple(genres).index(genre) + 0.2) / len(genres)
     t = np.arange(int(seconds * sample_rate))
-    return np.where((t // 50) % 2 == 0, level, -level).astype(np.float32)
+    half_periods = np.array(STAND_IN_TUNE)[(t // (sample_rate // 4)) % len(STAND_IN_TUNE)]
+    phase = np.cumsum(1.0 / half_periods)  # half-cycles so far: the sign flips at each whole one
+    return np.where(np.floor(phase) % 2 == 0, level, -level).astype(np.float32)
 
 
 # ----- a small real model, exported through models.signatures ------------------

@@ -86,11 +86,22 @@ def test_recording_is_classified(page):
     assert "<div class='genre-top'>metal</div>" in texts(page)
 
 
+def test_a_recording_too_quiet_to_judge_gets_its_message_and_no_request(page):
+    quiet = stand_in_clip("blues", 6.0) * 10 ** (-20 / 20)  # -34 dBFS - 20 dB: under the page's -50 dBFS, over silence
+    page.audio_input(key="record").set_value(("clip.wav", encode(quiet, "WAV"), "audio/wav"))
+    page.run()
+    errors = [e.value for e in page.error]
+    assert len(errors) == 1 and errors[0].startswith("recording.wav is too quiet to judge"), errors
+    assert "<div class='genre-top'>" not in texts(page)
+
+
 BAD_CLIPS = [
     ("empty.wav", b"", "empty.wav is empty (0 bytes)"),
     ("notes.mp3", b"these are not audio bytes" * 40, "notes.mp3 could not be decoded as audio"),
     ("short.flac", encode(stand_in_clip("rock", 1.5)), "short.flac is 1.5 s long; the model judges 3-s segments"),
     ("silent.flac", encode(np.zeros(5 * RATE, np.float32)), "silent.flac is silent (digital silence, below -60 dBFS)"),
+    ("hiss.flac", encode(np.random.default_rng(0).normal(0, 0.1, 5 * RATE).astype(np.float32)),
+     "hiss.flac is too noisy to judge: it sounds like steady noise"),
 ]
 
 
