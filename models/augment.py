@@ -7,7 +7,9 @@ Operates on what the trainer reads: Transform's per-bin normalised features
    For the dB log-mel, gain is exactly an offset of g dB in every bin (ref 1.0, and the
    per-example top_db floor moves with the maximum), i.e. g / std_b in normalised units.
    It is applied there, on the features, because the trainer never sees the waveform;
-   :func:`gain_scale` turns Transform's per-bin std into that per-dB offset.
+   :func:`gain_scale` turns Transform's per-bin std into that per-dB offset. With
+   ``features.level_dbfs`` set (the default) a real gain no longer reaches the features, and
+   the offset acts as a regulariser; the presets were measured with it.
 2. SpecAugment: one frequency mask (width 0..freq_mask_param bins) and one time mask
    (width 0..time_mask_param frames) per example, start uniform over the positions where
    the mask fits (Park et al. 2019, and tensorflow-io's ``freq_mask`` / ``time_mask``).
