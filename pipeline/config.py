@@ -63,6 +63,9 @@ class AudioConfig:
     # 30-s clips whole at segments down to 1.5 s, and lets no track weigh more than 2 GTZAN clips
     # at the default 3-s segments.
     max_segments_per_track: int = 20
+    # Device-like copies of every train track added to the train split (components/audio_example_gen/views.py,
+    # e.g. ("device",)); eval and test stay as recorded. Empty: none.
+    train_views: tuple[str, ...] = ()
 
     @property
     def segment_samples(self) -> int:

@@ -24,7 +24,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from components.audio_example_gen import audio as audio_lib
-from components.audio_example_gen import filecheck, progress, segments
+from components.audio_example_gen import filecheck, progress, segments, views
 from pipeline.config import SPLITS, AudioConfig
 
 FILES = "files"
@@ -140,12 +140,22 @@ class DecodeToExamples(beam.DoFn):
             yield beam.pvalue.TaggedOutput(task.split, segments.make_example(
                 pcm, genre=task.genre, label=task.label, track_id=task.track_id, segment_index=index,
                 sample_rate=cfg.sample_rate, source_path=task.rel_path))
+        viewed = 0
+        if task.split == "train":
+            for number, name in enumerate(cfg.train_views, start=1):
+                heard = views.VIEWS[name](decoded.samples, cfg.sample_rate, views.view_seed(task.track_id, name, number))
+                for index, pcm in zip(kept, segments.pieces(heard, [starts[i] for i in kept], cfg.segment_samples)):
+                    viewed += 1
+                    yield beam.pvalue.TaggedOutput(task.split, segments.make_example(
+                        pcm, genre=task.genre, label=task.label, track_id=task.track_id,
+                        segment_index=index + number * views.VIEW_INDEX_STRIDE, sample_rate=cfg.sample_rate,
+                        source_path=f"{task.rel_path}#{name}"))
         self._count(f"files_{INGESTED}")
-        self._count(f"segments_{task.split}", len(kept))
+        self._count(f"segments_{task.split}", len(kept) + viewed)
         yield beam.pvalue.TaggedOutput(FILES, dataclasses.replace(task, status=INGESTED).record(
             segments=len(kept), segments_in_track=len(starts), truncated=decoded.truncated,
             seconds=len(decoded.samples) / cfg.sample_rate, source_rate=decoded.source_rate,
-            source_channels=decoded.source_channels, lossless=decoded.lossless,
+            source_channels=decoded.source_channels, lossless=decoded.lossless, view_segments=viewed,
             decode_cpu_seconds=round(decode_cpu, 4)))
 
 

@@ -83,6 +83,7 @@ def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Se
                        for r in records if r["status"] == INGESTED and r["segments"] < r.get("segments_in_track", 0)],
         "warnings": [],
         "audio_seconds": round(audio_seconds, 3),
+        "view_segments": sum(r.get("view_segments", 0) for r in records if r["status"] == INGESTED),
         "wall_seconds": round(wall_seconds, 3),
         "audio_seconds_per_wall_second": round(audio_seconds / wall_seconds, 1) if wall_seconds > 0 else None,
     }

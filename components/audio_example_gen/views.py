@@ -1,0 +1,111 @@
+"""Device-like copies of training tracks ("views"): band limits, a room and noise, drawn per track.
+
+Why: a recording through a small speaker and a laptop microphone loses a third of what a model gets
+right from the original, and a frozen pretrained body cannot learn to ignore such a channel; its heads
+can, if they see views of the training clips through one. AudioExampleGen adds
+``audio.train_views`` copies of every *train* track (eval and test stay as recorded), cut into
+segments like the original, with ``segment_index`` offset by :data:`VIEW_INDEX_STRIDE` per view and
+the same ``track_id``, so a track and its views always share a split.
+
+Each view draws its channel from ranges around the benchmark's fixed device channel
+(``bench/channels.py`` uses :func:`device` from here with the fixed values), seeded by the track and
+the view: the same ingestion gives the same views. NumPy and SciPy only: this runs in Beam workers.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Callable, Optional
+
+import numpy as np
+from scipy import signal
+
+DEVICE_BAND_HZ = (150.0, 7000.0)  # a small speaker's low end, a laptop microphone's top
+DEVICE_RT60_SECONDS = 0.3  # a furnished small room
+DEVICE_DRR_DB = 3.0  # direct to reverberant energy, a few metres apart
+DEVICE_SNR_DB = 30.0
+# The ranges a training view draws from (uniform): wider than the benchmark's one channel on both sides.
+VIEW_LOW_HZ = (80.0, 300.0)
+VIEW_HIGH_HZ = (4000.0, 9000.0)
+VIEW_RT60_SECONDS = (0.15, 0.6)
+VIEW_DRR_DB = (0.0, 8.0)
+VIEW_SNR_DB = (15.0, 40.0)
+VIEW_INDEX_STRIDE = 10000  # segment_index of a view's segment: its index in the track + view number * this
+
+
+def as_clip(waveform: np.ndarray) -> np.ndarray:
+    """float32 samples limited to [-1, 1], as a 16-bit recording or a decoder's output would be."""
+    return np.clip(np.asarray(waveform, dtype=np.float64), -1.0, 1.0).astype(np.float32)
+
+
+def band_limit(waveform: np.ndarray, sample_rate: int, low_hz: float = DEVICE_BAND_HZ[0],
+               high_hz: float = DEVICE_BAND_HZ[1], order: int = 8) -> tuple[np.ndarray, int]:
+    """A causal Butterworth band-pass (48 dB an octave outside the band at order 8), as a device
+    filters: no energy below a small speaker's range or above a cheap microphone's. Above the
+    Nyquist frequency there is nothing to remove, so only the low edge applies there."""
+    nyquist = sample_rate / 2.0
+    if high_hz < 0.95 * nyquist:
+        sos = signal.butter(order, [low_hz, high_hz], btype="bandpass", fs=sample_rate, output="sos")
+    else:
+        sos = signal.butter(order, low_hz, btype="highpass", fs=sample_rate, output="sos")
+    return signal.sosfilt(sos, np.asarray(waveform, dtype=np.float64)).astype(np.float32), sample_rate
+
+
+def room_impulse_response(sample_rate: int, seed: int, rt60: float = DEVICE_RT60_SECONDS,
+                          drr_db: float = DEVICE_DRR_DB) -> np.ndarray:
+    """A synthetic room: a unit direct path, then seeded noise decaying by 60 dB over RT60 seconds,
+    scaled so the direct path holds DRR_DB more energy than the tail."""
+    rng = np.random.default_rng(seed)
+    n = max(2, int(round(rt60 * sample_rate)))
+    t = np.arange(1, n) / sample_rate
+    tail = rng.standard_normal(n - 1) * 10.0 ** (-3.0 * t / rt60)
+    tail *= np.sqrt(10.0 ** (-drr_db / 10.0) / np.sum(tail ** 2))
+    return np.concatenate([[1.0], tail])
+
+
+def reverberate(waveform: np.ndarray, sample_rate: int, seed: int, rt60: float = DEVICE_RT60_SECONDS,
+                drr_db: float = DEVICE_DRR_DB) -> tuple[np.ndarray, int]:
+    """The clip played in the room of :func:`room_impulse_response`, cut to its own length."""
+    x = np.asarray(waveform, dtype=np.float64)
+    wet = signal.fftconvolve(x, room_impulse_response(sample_rate, seed, rt60, drr_db))[: x.size]
+    return wet.astype(np.float32), sample_rate
+
+
+def add_noise(waveform: np.ndarray, sample_rate: int, snr_db: float, seed: int,
+              band_hz: Optional[tuple[float, float]] = None) -> tuple[np.ndarray, int]:
+    """Seeded Gaussian noise (band-limited to BAND_HZ if given) at exactly SNR_DB below the clip's power."""
+    x = np.asarray(waveform, dtype=np.float64)
+    noise = np.random.default_rng(seed).standard_normal(x.size)
+    if band_hz is not None:
+        noise = band_limit(noise, sample_rate, *band_hz)[0].astype(np.float64)
+    noise *= np.sqrt(np.mean(x ** 2) / np.mean(noise ** 2) * 10.0 ** (-snr_db / 10.0))
+    return (x + noise).astype(np.float32), sample_rate
+
+
+def device(waveform: np.ndarray, sample_rate: int, seed: int, snr_db: Optional[float] = DEVICE_SNR_DB
+           ) -> tuple[np.ndarray, int]:
+    """A small speaker played to a laptop microphone across a room: band limits, reverberation,
+    then background noise in the same band at SNR_DB (None: no noise), limited to full scale."""
+    x, rate = band_limit(waveform, sample_rate)
+    x, rate = reverberate(x, rate, seed)
+    if snr_db is not None:
+        x, rate = add_noise(x, rate, snr_db, seed + 1, band_hz=DEVICE_BAND_HZ)
+    return as_clip(x), rate
+
+
+def device_view(waveform: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
+    """A device channel with its band, room and noise drawn from the VIEW_* ranges by SEED."""
+    rng = np.random.default_rng(seed)
+    band = (float(rng.uniform(*VIEW_LOW_HZ)), float(rng.uniform(*VIEW_HIGH_HZ)))
+    rt60, drr = float(rng.uniform(*VIEW_RT60_SECONDS)), float(rng.uniform(*VIEW_DRR_DB))
+    x, rate = band_limit(waveform, sample_rate, *band)
+    x, rate = reverberate(x, rate, seed + 1, rt60, drr)
+    x, _ = add_noise(x, rate, float(rng.uniform(*VIEW_SNR_DB)), seed + 2, band_hz=band)
+    return as_clip(x)
+
+
+VIEWS: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {"device": device_view}
+
+
+def view_seed(track_id: str, view: str, number: int) -> int:
+    """A seed that depends on the track, the view's name and its position only (stable across runs)."""
+    return zlib.crc32(f"{track_id}/{view}/{number}".encode()) & 0x7FFFFFFF

@@ -1,0 +1,82 @@
+"""Training views: seeded device-like channels, and AudioExampleGen adding them to the train split only."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from components.audio_example_gen import quarantine, views
+from components.audio_example_gen.conftest import IN_MEMORY, make_config, read_examples, run_executor
+from synthetic.generator import render_track
+
+
+def _track(seconds: float = 3.0) -> np.ndarray:
+    return render_track("rock", 0, seconds=seconds, sample_rate=22050, seed=4)
+
+
+def test_a_device_view_is_seeded_keeps_the_length_and_the_scale():
+    x = _track()
+    a, b, c = (views.device_view(x, 22050, seed) for seed in (1, 1, 2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a.shape == x.shape and a.dtype == np.float32 and np.abs(a).max() <= 1.0
+
+
+def test_a_device_view_removes_the_bass_below_its_band():
+    x = _track()
+    low = signal.butter(4, 60.0, btype="lowpass", fs=22050, output="sos")
+
+    def bass(y: np.ndarray) -> float:
+        return float(np.mean(signal.sosfilt(low, y) ** 2) / np.mean(y ** 2))
+
+    for seed in range(5):  # every draw's low edge is at least VIEW_LOW_HZ[0] = 80 Hz
+        assert bass(views.device_view(x, 22050, seed)) < 0.1 * bass(x)
+
+
+def test_view_seeds_depend_on_track_view_and_number_only():
+    assert views.view_seed("rock.00001", "device", 1) == views.view_seed("rock.00001", "device", 1)
+    assert len({views.view_seed(t, "device", n) for t in ("rock.00001", "rock.00002") for n in (1, 2)}) == 4
+
+
+def test_views_are_added_to_the_train_split_only(synthetic_root, tmp_path):
+    config = make_config()
+    config.audio = dataclasses.replace(config.audio, train_views=("device",))
+    examples, report, error = run_executor(synthetic_root, config, tmp_path / "out", IN_MEMORY)
+    assert error is None, error
+    written = read_examples(examples.uri)
+    train = written["train"]
+    originals = [r for r in train if r["segment_index"] < views.VIEW_INDEX_STRIDE]
+    viewed = [r for r in train if r["segment_index"] >= views.VIEW_INDEX_STRIDE]
+    assert originals and len(viewed) == len(originals)
+    assert {(r["track_id"], r["segment_index"] + views.VIEW_INDEX_STRIDE) for r in originals} == \
+        {(r["track_id"], r["segment_index"]) for r in viewed}
+    assert all(r["source_path"].decode().endswith("#device") for r in viewed)
+    for split in ("eval", "test"):
+        assert written[split] and all(r["segment_index"] < views.VIEW_INDEX_STRIDE for r in written[split])
+    summary = json.loads((Path(report.uri) / quarantine.SUMMARY_FILE).read_text())
+    assert summary["view_segments"] == len(viewed)
+    assert summary["splits"]["train"]["segments"] == len(originals)  # the report counts recorded segments
+
+
+@pytest.mark.parametrize("flag,expected", [("device", ("device",)), ("device,device", ("device", "device"))])
+def test_the_train_views_flag(flag, expected):
+    import argparse
+
+    from pipeline.flags import add_cli_arguments, config_from_args
+
+    args = add_cli_arguments(argparse.ArgumentParser()).parse_args(["--train-views", flag])
+    assert config_from_args(args).audio.train_views == expected
+
+
+def test_an_unknown_view_is_refused_by_name(capsys):
+    import argparse
+
+    from pipeline.flags import add_cli_arguments
+
+    with pytest.raises(SystemExit):
+        add_cli_arguments(argparse.ArgumentParser()).parse_args(["--train-views", "telephone"])
+    assert "no view named telephone; the views are device" in capsys.readouterr().err
