@@ -2,10 +2,10 @@
 
     make bench-curve ARGS="--model musicnn --output-dir /tmp/genre-bench288/real-musicnn --fractions 0.25,0.5,1 --draws 3"
 
-Why: the accuracy bars (0.80 for the best family, 0.70 for the CNN; ``bench.accuracy.TARGETS``) come from published figures on the
-fault-filtered split, whose train list has 443 clips; this machine holds 188 of them. Whether a family
-falls short for want of settings or for want of clips is a question a learning curve answers: if the
-held-out accuracy still climbs steeply as training clips double up to all 188, the clips are the limit.
+Why: the accuracy bars (0.85 for the recommended family, 0.70 for the CNN; ``bench.accuracy.TARGETS``) come from
+published figures on the fault-filtered split, whose train list has 443 clips; this machine holds 314 of them. Whether a
+family falls short for want of settings or for want of clips is a question a learning curve answers: if the
+held-out accuracy still climbs steeply as training clips double up to all of them, the clips are the limit.
 
 For each fraction, ``--draws`` runs: draw ``k`` keeps, per genre, ``max(1, round(fraction * n))`` of the
 genre's training tracks (a seeded draw, ``k`` as its seed; fraction 1 keeps them all) and trains the
