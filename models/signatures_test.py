@@ -19,6 +19,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from models.preprocessing_test import CONFIG
 from serving.tensors import to_ndarray, to_tensor_proto
 from serving.testing import serving_endpoint, small_model_base
+from synthetic.generator import render_track
 
 RATE = CONFIG.audio.sample_rate  # 8000
 LIMIT = CONFIG.serving.max_clip_seconds  # 600 s, the default
@@ -129,6 +130,20 @@ def test_peaks_up_to_2_are_clipped_like_training_data(stub):
     louder = np.clip(clip * 2.0, -2, 2)  # peaks up to 2: clipped to full scale, as int16 quantisation does
     np.testing.assert_allclose(waveform(stub, louder)["scores"], waveform(stub, np.clip(louder, -1, 1))["scores"],
                                atol=1e-6)
+
+
+def test_the_answer_does_not_depend_on_the_level_the_clip_is_sent_at(stub):
+    """The dB log-mel family of the CNN (this small model's features): each segment is brought to one level
+    before the front end, so a gain from -24 to +6 dB (short of clipping) leaves every score as it was."""
+    clip = np.clip(render_track("jazz", 0, seconds=2.0, sample_rate=RATE, seed=7), -1, 1) * 0.4
+    original = waveform(stub, clip.astype(np.float32))
+    for db in (-24.0, -12.0, -6.0, 6.0):
+        sent = waveform(stub, (clip * 10 ** (db / 20)).astype(np.float32))
+        # int16 quantisation of the quieter copies is the one difference left (the graph reads int16 PCM)
+        np.testing.assert_allclose(sent["segment_scores"], original["segment_scores"], atol=1e-2)
+        assert sent["genre"] == original["genre"]
+    other = waveform(stub, noise(2.0))["segment_scores"]  # another clip does move the scores: the check can fail
+    assert np.abs(other - original["segment_scores"]).max() > 0.1
 
 
 # ----- serving_wav: a WAV file's bytes -----------------------------------------------
