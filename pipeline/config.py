@@ -394,10 +394,8 @@ class PipelineConfig:
                 raise ValueError(f"Unknown configuration key {key!r}.")
             section_cls = _SECTION_TYPES.get(key)
             if section_cls is not None:
-                value = dict(value)
-                if key == "split" and "ratios" in value:
-                    value["ratios"] = tuple(value["ratios"])
-                value = section_cls(**value)
+                # JSON has no tuples: every list-valued section field (split.ratios, audio.train_views) is one.
+                value = section_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in dict(value).items()})
             elif key == "genres":
                 value = tuple(value)
             kwargs[key] = value
