@@ -152,7 +152,8 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
                            "quarantined": [{k: bad[k] for k in ("path", "reason", "detail")}
                                            for bad in ingestion["quarantined"]],
                            "excluded": {reason: len(paths) for reason, paths in ingestion.get("excluded", {}).items()},
-                           "warnings": ingestion.get("warnings", [])}
+                           "warnings": ingestion.get("warnings", []),
+                           "view_segments": ingestion.get("view_segments", 0)}
     blessing = record.output("ClipEvaluator", "ModelBlessing")
     if blessing is not None and os.path.exists(os.path.join(blessing.uri, METRICS_FILE)):
         with open(os.path.join(blessing.uri, METRICS_FILE)) as f:
@@ -178,6 +179,9 @@ def print_summary(summary: dict, until: str) -> None:
               f"{data['files']['quarantined']} quarantined, {data['files']['excluded']} excluded"
               + (f" ({', '.join(f'{reason} {n}' for reason, n in sorted(data['excluded'].items()))})"
                  if data.get("excluded") else ""))
+        if data.get("view_segments"):
+            print(f"  training views: {data['view_segments']} device-like segments added to the train split "
+                  "(--train-views); eval and test as recorded")
         for bad in data["quarantined"]:
             print(f"  quarantined {bad['path']}: {bad['reason']} ({bad['detail']})")
         for warning in data.get("warnings", []):
