@@ -9,10 +9,10 @@ from app import audibility, clip
 from bench import channels
 from components.audio_example_gen.conftest import wav_bytes
 from conftest import shared_manifest
+from pipeline.config import GENRES
 from synthetic.generator import render_track
 
 RATE = 22050
-GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 
 
 def steady_noises(seconds: float = 8.0) -> dict[str, np.ndarray]:

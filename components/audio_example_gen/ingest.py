@@ -16,9 +16,10 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import time
-from typing import Any, BinaryIO, Optional, Union
+from typing import Any, BinaryIO, Iterator, Optional, Union
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.io import tfrecordio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -120,6 +121,15 @@ class DecodeToExamples(beam.DoFn):
         return beam.pvalue.TaggedOutput(FILES, dataclasses.replace(
             task, status=QUARANTINED, split=None, reason=reason, detail=detail).record())
 
+    def _takes(self, task: FileTask, samples: np.ndarray) -> Iterator[tuple[np.ndarray, int, str]]:
+        """(samples, segment_index offset, source path): the recording, then each training view of a train track,
+        one at a time (a view is a whole track's copy)."""
+        yield samples, 0, task.rel_path
+        if task.split == "train":
+            for number, name in enumerate(self._audio.train_views, start=1):
+                heard = views.VIEWS[name](samples, self._audio.sample_rate, views.view_seed(task.track_id, name, number))
+                yield heard, number * views.VIEW_INDEX_STRIDE, f"{task.rel_path}#{name}"
+
     def _process(self, task: FileTask):
         if task.status != PENDING:
             self._count(f"files_{task.status}")
@@ -135,21 +145,13 @@ class DecodeToExamples(beam.DoFn):
         starts = segments.segment_starts(len(decoded.samples), cfg.segment_samples, cfg.hop_samples,
                                          cfg.last_segment)
         kept = segments.spread(len(starts), cfg.max_segments_per_track)
-        for index, pcm in zip(kept, segments.pieces(decoded.samples, [starts[i] for i in kept],
-                                                    cfg.segment_samples)):
-            yield beam.pvalue.TaggedOutput(task.split, segments.make_example(
-                pcm, genre=task.genre, label=task.label, track_id=task.track_id, segment_index=index,
-                sample_rate=cfg.sample_rate, source_path=task.rel_path))
-        viewed = 0
-        if task.split == "train":
-            for number, name in enumerate(cfg.train_views, start=1):
-                heard = views.VIEWS[name](decoded.samples, cfg.sample_rate, views.view_seed(task.track_id, name, number))
-                for index, pcm in zip(kept, segments.pieces(heard, [starts[i] for i in kept], cfg.segment_samples)):
-                    viewed += 1
-                    yield beam.pvalue.TaggedOutput(task.split, segments.make_example(
-                        pcm, genre=task.genre, label=task.label, track_id=task.track_id,
-                        segment_index=index + number * views.VIEW_INDEX_STRIDE, sample_rate=cfg.sample_rate,
-                        source_path=f"{task.rel_path}#{name}"))
+        offsets = [starts[i] for i in kept]
+        for samples, index_offset, source_path in self._takes(task, decoded.samples):
+            for index, pcm in zip(kept, segments.pieces(samples, offsets, cfg.segment_samples)):
+                yield beam.pvalue.TaggedOutput(task.split, segments.make_example(
+                    pcm, genre=task.genre, label=task.label, track_id=task.track_id, segment_index=index + index_offset,
+                    sample_rate=cfg.sample_rate, source_path=source_path))
+        viewed = len(kept) * len(cfg.train_views) if task.split == "train" else 0
         self._count(f"files_{INGESTED}")
         self._count(f"segments_{task.split}", len(kept) + viewed)
         yield beam.pvalue.TaggedOutput(FILES, dataclasses.replace(task, status=INGESTED).record(

@@ -81,26 +81,24 @@ def add_noise(waveform: np.ndarray, sample_rate: int, snr_db: float, seed: int,
     return (x + noise).astype(np.float32), sample_rate
 
 
-def device(waveform: np.ndarray, sample_rate: int, seed: int, snr_db: Optional[float] = DEVICE_SNR_DB
-           ) -> tuple[np.ndarray, int]:
+def device(waveform: np.ndarray, sample_rate: int, seed: int, snr_db: Optional[float] = DEVICE_SNR_DB,
+           band_hz: tuple[float, float] = DEVICE_BAND_HZ, rt60: float = DEVICE_RT60_SECONDS,
+           drr_db: float = DEVICE_DRR_DB) -> tuple[np.ndarray, int]:
     """A small speaker played to a laptop microphone across a room: band limits, reverberation,
     then background noise in the same band at SNR_DB (None: no noise), limited to full scale."""
-    x, rate = band_limit(waveform, sample_rate)
-    x, rate = reverberate(x, rate, seed)
+    x, rate = band_limit(waveform, sample_rate, *band_hz)
+    x, rate = reverberate(x, rate, seed, rt60, drr_db)
     if snr_db is not None:
-        x, rate = add_noise(x, rate, snr_db, seed + 1, band_hz=DEVICE_BAND_HZ)
+        x, rate = add_noise(x, rate, snr_db, seed + 1, band_hz=band_hz)
     return as_clip(x), rate
 
 
 def device_view(waveform: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
-    """A device channel with its band, room and noise drawn from the VIEW_* ranges by SEED."""
+    """:func:`device` with its band, room and noise drawn from the VIEW_* ranges by SEED."""
     rng = np.random.default_rng(seed)
     band = (float(rng.uniform(*VIEW_LOW_HZ)), float(rng.uniform(*VIEW_HIGH_HZ)))
     rt60, drr = float(rng.uniform(*VIEW_RT60_SECONDS)), float(rng.uniform(*VIEW_DRR_DB))
-    x, rate = band_limit(waveform, sample_rate, *band)
-    x, rate = reverberate(x, rate, seed + 1, rt60, drr)
-    x, _ = add_noise(x, rate, float(rng.uniform(*VIEW_SNR_DB)), seed + 2, band_hz=band)
-    return as_clip(x)
+    return device(waveform, sample_rate, seed + 1, float(rng.uniform(*VIEW_SNR_DB)), band, rt60, drr)[0]
 
 
 VIEWS: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {"device": device_view}
