@@ -17,6 +17,12 @@ artists. Each fold trains the family's heads as the Trainer does (``train.heads`
 block by the shipped vote (mean segment probability per clip). Only ``train.*`` settings that act on the
 head may change: features or the body would need another Transform output.
 
+Training views (``audio.train_views``, components/audio_example_gen/views.py) are the one setting
+outside ``train.*``: on a Transform output ingested with them, ``--try views:audio.train_views=device``
+adds the view segments of the kept folds' tracks to their training, and a try without it leaves them
+out; held-out blocks are always scored on the recorded segments alone. Views exist for the train
+split's tracks only, so an eval track in a kept fold trains without its view.
+
 Each setting and seed appends one JSON line to ``<output-dir>/folds.jsonl``.
 """
 from __future__ import annotations
@@ -39,14 +45,17 @@ from typing import TYPE_CHECKING, Sequence  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.real_data import add_real_data_arguments  # noqa: E402
+from components.audio_example_gen.views import VIEW_INDEX_STRIDE  # noqa: E402
 from bench.trials import apply_settings  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
 from pipeline.flags import whole_number  # noqa: E402
 
 if TYPE_CHECKING:
+    import tensorflow as tf
     import tf_keras as keras
 
 HEAD_FAMILIES = ("musicnn", "lstm")
+VIEWS_SETTING = "audio.train_views"
 HEAD_SETTINGS = ("class_balance", "learning_rate", "label_smoothing", "batch_size", "heads",
                  "early_stopping_patience", "frozen_epochs")
 _NUMBER = re.compile(r"(\d+)$")
@@ -59,6 +68,7 @@ class Embedded:
     embeddings: np.ndarray
     labels: np.ndarray  # one-hot [segments, genres]
     track_ids: np.ndarray  # str per segment
+    is_view: np.ndarray  # bool per segment: a training view's segment, not the recording's
 
 
 def fold_of_tracks(track_ids: Sequence[str], folds: int) -> dict[str, int]:
@@ -79,16 +89,30 @@ def head_only(settings: Sequence[str]) -> None:
     """Refuse a setting the cached embeddings cannot honour."""
     for setting in settings:
         key = setting.partition("=")[0]
+        if key == VIEWS_SETTING:
+            continue
         section, _, name = key.partition(".")
         if section != "train" or name not in HEAD_SETTINGS:
             allowed = ", ".join(f"train.{n}" for n in HEAD_SETTINGS)
-            raise SystemExit(f"bench.folds compares head settings only ({allowed}); {key!r} would need another body "
-                             "or Transform output: use bench.trials.")
+            raise SystemExit(f"bench.folds compares head settings ({allowed}) and {VIEWS_SETTING} only; {key!r} "
+                             "would need another body or Transform output: use bench.trials.")
+
+
+def segment_indices(records: "tf.data.Dataset", tft_output) -> np.ndarray:
+    """segment_index of every serialised example of RECORDS, in their order."""
+    import tensorflow as tf
+
+    from models import preprocessing
+
+    spec = {preprocessing.SEGMENT_INDEX_KEY: tft_output.transformed_feature_spec()[preprocessing.SEGMENT_INDEX_KEY]}
+    return np.concatenate([tf.io.parse_example(batch, spec)[preprocessing.SEGMENT_INDEX_KEY].numpy().reshape(-1)
+                           for batch in records.batch(1024)])
 
 
 def embed_splits(config: PipelineConfig, graph_uri: str, examples_uri: str) -> tuple[Embedded, "keras.Model"]:
     """Run the family's frozen body once over the train and eval splits (canonical order, no augmentation);
     also the family's head, whose layers each fold copies."""
+    import tensorflow as tf
     import tensorflow_transform as tft
 
     from models import preprocessing, registry, training
@@ -98,12 +122,17 @@ def embed_splits(config: PipelineConfig, graph_uri: str, examples_uri: str) -> t
     model = registry.build_model(config, training.input_shape(tft_output, config.features.kind),
                                  input_stats=(stats.mean, stats.std))
     body, head = registry.split_backbone(model)
-    parts = [training.predict_split(body, training.make_dataset(
-        os.path.join(examples_uri, f"Split-{split}", "*"), tft_output, config, training=False, with_track_ids=True))
-        for split in ("train", "eval")]
+    parts, indices = [], []
+    for split in ("train", "eval"):
+        pattern = os.path.join(examples_uri, f"Split-{split}", "*")
+        records = training.canonical_records(sorted(tf.io.gfile.glob(pattern)), tft_output)
+        parts.append(training.predict_split(body, training.make_dataset(
+            pattern, tft_output, config, training=False, with_track_ids=True, records=records)))
+        indices.append(segment_indices(records, tft_output))
     labels = np.concatenate([p[1] for p in parts])
     embedded = Embedded(np.concatenate([p[0] for p in parts]), np.eye(len(config.genres), dtype=np.float32)[labels],
-                        np.array([t.decode() for p in parts for t in p[2]], dtype=object))
+                        np.array([t.decode() for p in parts for t in p[2]], dtype=object),
+                        np.concatenate(indices) >= VIEW_INDEX_STRIDE)
     return embedded, head
 
 
@@ -116,12 +145,17 @@ def cross_validate(config: PipelineConfig, template: "keras.Model", embedded: Em
     from models import metrics, training
 
     t = config.train
+    with_views = bool(config.audio.train_views)
+    if with_views and not embedded.is_view.any():
+        raise SystemExit(f"{VIEWS_SETTING} asks for training views, and this Transform output holds none: run the "
+                         "pipeline with --train-views device into a new --output-dir and point --output-dir here.")
     assignment = fold_of_tracks(embedded.track_ids, folds)
     fold = np.array([assignment[track] for track in embedded.track_ids])
+    recorded = ~embedded.is_view
     probabilities = np.zeros_like(embedded.labels, dtype=np.float64)
     epochs: list[int] = []
     for k in range(folds):
-        held, kept = fold == k, fold != k
+        held, kept = (fold == k) & recorded, (fold != k) & (recorded | with_views)
         train = tf.data.Dataset.from_tensor_slices((embedded.embeddings[kept], embedded.labels[kept])).cache()
         held_out = tf.data.Dataset.from_tensor_slices(
             (embedded.embeddings[held], embedded.labels[held])).batch(t.batch_size).cache()
@@ -139,7 +173,8 @@ def cross_validate(config: PipelineConfig, template: "keras.Model", embedded: Em
             epochs.append(len(history["loss"]))
             heads.append(head.predict(embedded.embeddings[held], batch_size=256, verbose=0))
         probabilities[held] = np.mean(heads, axis=0)
-    scores = metrics.score(embedded.track_ids, probabilities, np.argmax(embedded.labels, axis=1))
+    scores = metrics.score(embedded.track_ids[recorded], probabilities[recorded],
+                           np.argmax(embedded.labels[recorded], axis=1))
     return {"clip_accuracy": scores.clip_accuracy, "clips": scores.clips,
             "clips_correct": int(np.trace(scores.clip_confusion)),
             "segment_accuracy": scores.segment_accuracy, "segments": scores.segments,
@@ -177,8 +212,8 @@ def main(argv: list[str] | None = None) -> None:
     preset = PipelineConfig().with_model(args.model)
     started = time.time()
     embedded, template = embed_splits(preset, graph_uri, examples_uri)
-    print(f"[folds] {len(embedded.track_ids)} train and eval segments of {len(set(embedded.track_ids))} clips "
-          f"embedded in {time.time() - started:.0f} s; {args.folds} folds of consecutive tracks per genre",
+    print(f"[folds] {len(embedded.track_ids)} train and eval segments ({int(embedded.is_view.sum())} of them training "
+          f"views) of {len(set(embedded.track_ids))} clips embedded in {time.time() - started:.0f} s; {args.folds} folds of consecutive tracks per genre",
           flush=True)
     for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
         for label, settings in tries:

@@ -1,4 +1,4 @@
-"""bench.folds: the folds of consecutive tracks, the head-only rule and the cross-validation loop.
+"""bench.folds: the folds of consecutive tracks, the head-only rule, training views and the cross-validation loop.
 
 The loop runs on made-up embeddings with a small softmax head in place of a family's body and head:
 what is tested is the folding, the training of the heads with the Trainer's own ``fit_head`` and
@@ -36,7 +36,7 @@ def test_a_genre_with_fewer_tracks_than_folds_fills_the_first_folds():
 
 @pytest.mark.parametrize("setting", ["features.n_mels=64", "train.band_shift=2", "train.epochs=3"])
 def test_settings_the_cached_embeddings_cannot_honour_are_refused(setting):
-    with pytest.raises(SystemExit, match="head settings only"):
+    with pytest.raises(SystemExit, match="compares head settings"):
         folds.parse_try(f"x:{setting}")
 
 
@@ -51,6 +51,7 @@ def test_a_try_is_a_label_and_its_head_settings():
     assert folds.parse_try("preset") == ("preset", [])
     assert folds.parse_try("b:train.class_balance=0.5,train.heads=3") == (
         "b", ["train.class_balance=0.5", "train.heads=3"])
+    assert folds.parse_try("views:audio.train_views=device") == ("views", ["audio.train_views=device"])
 
 
 def embedded_clips(separable: bool, clips_per_genre: int = 10, segments: int = 4, width: int = 64) -> folds.Embedded:
@@ -65,11 +66,23 @@ def embedded_clips(separable: bool, clips_per_genre: int = 10, segments: int = 4
             vectors += [centre + rng.normal(0, 0.3, width) for _ in range(segments)]
             labels += [np.eye(len(GENRES))[g]] * segments
             tracks += [f"{genre}.{n:05d}"] * segments
-    return folds.Embedded(np.array(vectors, np.float32), np.array(labels, np.float32), np.array(tracks, dtype=object))
+    return folds.Embedded(np.array(vectors, np.float32), np.array(labels, np.float32), np.array(tracks, dtype=object),
+                          np.zeros(len(tracks), dtype=bool))
 
 
-def small_config(**train) -> PipelineConfig:
+def with_poisoned_views(embedded: folds.Embedded) -> folds.Embedded:
+    """Two views of every segment at its own place but labelled as the next genre: heads that train on
+    the views learn the wrong genre for every place, heads that do not are untouched."""
+    n = len(embedded.track_ids)
+    return folds.Embedded(np.concatenate([embedded.embeddings] * 3),
+                          np.concatenate([embedded.labels] + [np.roll(embedded.labels, 1, axis=1)] * 2),
+                          np.concatenate([embedded.track_ids] * 3),
+                          np.concatenate([embedded.is_view, np.ones(2 * n, dtype=bool)]))
+
+
+def small_config(views: tuple[str, ...] = (), **train) -> PipelineConfig:
     config = PipelineConfig(genres=GENRES)
+    config.audio = dataclasses.replace(config.audio, train_views=views)
     return dataclasses.replace(config, train=dataclasses.replace(
         config.train, **{"heads": 1, "epochs": 15, "frozen_epochs": 15, "batch_size": 8, "learning_rate": 0.05,
                          "early_stopping_patience": 5, **train}))
@@ -105,3 +118,18 @@ def test_clips_whose_embeddings_say_nothing_of_the_genre_score_near_chance(tmp_p
     leaked = metrics.score(embedded.track_ids, head.predict(embedded.embeddings, verbose=0),
                            np.argmax(embedded.labels, axis=1))
     assert leaked.clip_accuracy >= 0.9
+
+
+def test_views_train_the_heads_only_when_asked_and_are_never_scored():
+    embedded = with_poisoned_views(embedded_clips(separable=True))
+    without = folds.cross_validate(small_config(), template_head(), embedded, folds=5)
+    assert without["clips"] == 30 and without["segments"] == 120  # the recorded segments alone are scored
+    assert without["clip_accuracy"] == 1.0
+    poisoned = folds.cross_validate(small_config(views=("device",)), template_head(), embedded, folds=5)
+    assert poisoned["clips"] == 30 and poisoned["segments"] == 120
+    assert poisoned["clip_accuracy"] < 0.5  # the views' wrong labels reached the heads
+
+
+def test_views_asked_of_embeddings_without_views_are_refused():
+    with pytest.raises(SystemExit, match="holds none: run the pipeline with --train-views device"):
+        folds.cross_validate(small_config(views=("device",)), template_head(), embedded_clips(separable=True), 5)
