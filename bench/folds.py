@@ -183,6 +183,17 @@ def cross_validate(config: PipelineConfig, template: "keras.Model", embedded: Em
                           for i, g in enumerate(config.genres) if scores.clip_confusion[i].sum()}}
 
 
+def config_for(preset: PipelineConfig, settings: Sequence[str], seed: int) -> PipelineConfig:
+    """PRESET with a try's SETTINGS and SEED: the head settings through bench.trials' rule, the views here
+    (``audio.train_views=device`` or ``=none``; the Transform output decides which views exist)."""
+    views = [s.partition("=")[2] for s in settings if s.partition("=")[0] == VIEWS_SETTING]
+    config = apply_settings(preset, [s for s in settings if s.partition("=")[0] != VIEWS_SETTING])
+    if views:
+        names = tuple(n for n in views[-1].split("+") if n and n != "none")
+        config = dataclasses.replace(config, audio=dataclasses.replace(config.audio, train_views=names))
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+
+
 def parse_try(text: str) -> tuple[str, list[str]]:
     """``LABEL[:train.X=V[,train.Y=W]]`` -> (label, settings)."""
     label, _, rest = text.partition(":")
@@ -217,8 +228,7 @@ def main(argv: list[str] | None = None) -> None:
           flush=True)
     for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
         for label, settings in tries:
-            config = apply_settings(preset, settings)
-            config = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+            config = config_for(preset, settings, seed)
             started = time.time()
             result = {"label": label, "model": args.model, "settings": settings, "seed": seed, "folds": args.folds,
                       "transform": examples_uri, **cross_validate(config, template, embedded, args.folds),

@@ -54,6 +54,14 @@ def test_a_try_is_a_label_and_its_head_settings():
     assert folds.parse_try("views:audio.train_views=device") == ("views", ["audio.train_views=device"])
 
 
+def test_a_try_becomes_the_preset_with_its_settings_views_and_seed():
+    preset = PipelineConfig().with_model("musicnn")
+    config = folds.config_for(preset, ["audio.train_views=device", "train.heads=3"], 43)
+    assert config.audio.train_views == ("device",) and config.train.heads == 3 and config.train.seed == 43
+    assert folds.config_for(config, ["audio.train_views=none"], 42).audio.train_views == ()
+    assert folds.config_for(preset, [], 44).audio.train_views == preset.audio.train_views
+
+
 def embedded_clips(separable: bool, clips_per_genre: int = 10, segments: int = 4, width: int = 64) -> folds.Embedded:
     """Segments near their clip's centre. Separable: the centre is the genre's. Otherwise each clip has
     its own random centre, which says nothing of the genre but lets a head that trained on a clip's
