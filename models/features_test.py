@@ -63,6 +63,7 @@ def clips(sample_rate: int, seconds: float = 3.0) -> np.ndarray:
 
 VARIANTS = {
     "librosa_defaults": FeatureConfig(),
+    "cnn_preset": PipelineConfig().with_model("cnn").features,
     "htk_no_norm": FeatureConfig(mel_htk=True, mel_norm=None),
     "magnitude": FeatureConfig(power=1.0, top_db=None),
     "reflect_short_window_band": FeatureConfig(pad_mode="reflect", win_length=1024, hop_length=300, n_mels=64,

@@ -44,9 +44,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="quarantine audio files longer than this (default: %(default)s)")
     g.add_argument("--max-segments-per-track", type=whole_number(0), default=d.audio.max_segments_per_track,
                    help="segments kept per track, spread over a longer track; 0: no limit (default: %(default)s)")
-    g.add_argument("--train-views", type=_view_list, default=d.audio.train_views, metavar="VIEW[,VIEW]",
-                   help="device-like copies of every train track added to the train split, e.g. device "
-                        "(components/audio_example_gen/views.py); eval and test stay as recorded (default: none)")
+    g.add_argument("--train-views", type=_view_list, metavar="VIEW[,VIEW]",
+                   help="device-like copies of every train track added to the train split: device, or none "
+                        "(components/audio_example_gen/views.py); eval and test stay as recorded (default: the "
+                        f"model's preset: {_preset_views_text()})")
     g.add_argument("--synthetic-tracks", default=d.synthetic.tracks_per_genre,
                    type=whole_number(MIN_SYNTHETIC_TRACKS, "a genre needs a train, an eval and a test track"),
                    help="synthetic data set: tracks per genre (default: %(default)s)")
@@ -129,9 +130,17 @@ def _genre_list(text: str) -> tuple[str, ...]:
     return genres
 
 
+def _preset_views_text() -> str:
+    """"device for musicnn, else none": the families whose preset trains on views, for --help."""
+    viewed = [m for m in MODEL_TYPES if PipelineConfig().with_model(m).audio.train_views]
+    return f"device for {', '.join(viewed)}, else none" if viewed else "none"
+
+
 def _view_list(text: str) -> tuple[str, ...]:
     from components.audio_example_gen.views import VIEWS
 
+    if text.strip() == "none":
+        return ()
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [n for n in names if n not in VIEWS]
     if unknown:
@@ -230,7 +239,8 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
     cfg.audio = dataclasses.replace(cfg.audio, segment_seconds=args.segment_seconds,
                                     hop_seconds=hop_seconds, max_clip_seconds=args.max_clip_seconds,
                                     max_segments_per_track=args.max_segments_per_track,
-                                    train_views=tuple(args.train_views))
+                                    train_views=(cfg.audio.train_views if args.train_views is None
+                                                 else tuple(args.train_views)))
     if not args.data_root and args.synthetic_seconds < args.segment_seconds:
         raise SystemExit(f"--synthetic-seconds {args.synthetic_seconds:g}: a synthetic track must hold at least one "
                          f"segment ({args.segment_seconds:g} s, --segment-seconds); give a longer track or a "

@@ -14,6 +14,10 @@ from components.audio_example_gen.conftest import IN_MEMORY, make_config, read_e
 from synthetic.generator import render_track
 
 
+# The families whose preset trains on device views (pipeline/config.py, with_model).
+PRESET_VIEWS = {"musicnn": ("device",), "cnn": ("device",), "lstm": (), "ann": ()}
+
+
 def _track(seconds: float = 3.0) -> np.ndarray:
     return render_track("rock", 0, seconds=seconds, sample_rate=22050, seed=4)
 
@@ -62,7 +66,8 @@ def test_views_are_added_to_the_train_split_only(synthetic_root, tmp_path):
     assert summary["splits"]["train"]["segments"] == len(originals)  # the report counts recorded segments
 
 
-@pytest.mark.parametrize("flag,expected", [("device", ("device",)), ("device,device", ("device", "device"))])
+@pytest.mark.parametrize("flag,expected", [("device", ("device",)), ("device,device", ("device", "device")),
+                                           ("none", ())])
 def test_the_train_views_flag(flag, expected):
     import argparse
 
@@ -70,6 +75,18 @@ def test_the_train_views_flag(flag, expected):
 
     args = add_cli_arguments(argparse.ArgumentParser()).parse_args(["--train-views", flag])
     assert config_from_args(args).audio.train_views == expected
+
+
+@pytest.mark.parametrize("model", ["musicnn", "cnn", "lstm", "ann"])
+def test_without_the_flag_a_family_trains_on_its_presets_views(model):
+    import argparse
+
+    from pipeline.config import PipelineConfig
+    from pipeline.flags import add_cli_arguments, config_from_args
+
+    args = add_cli_arguments(argparse.ArgumentParser()).parse_args(["--model", model])
+    assert config_from_args(args).audio.train_views == PRESET_VIEWS[model]
+    assert PipelineConfig().with_model(model).audio.train_views == PRESET_VIEWS[model]
 
 
 def test_an_unknown_view_is_refused_by_name(capsys):
