@@ -145,7 +145,7 @@ def _view_list(text: str) -> tuple[str, ...]:
     unknown = [n for n in names if n not in VIEWS]
     if unknown:
         raise argparse.ArgumentTypeError(f"{text!r}: no view named {', '.join(unknown)}; the views are "
-                                         f"{', '.join(sorted(VIEWS))}")
+                                         f"{', '.join(sorted(VIEWS))}, or none to train without views")
     return names
 
 

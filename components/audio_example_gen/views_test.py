@@ -96,7 +96,7 @@ def test_an_unknown_view_is_refused_by_name(capsys):
 
     with pytest.raises(SystemExit):
         add_cli_arguments(argparse.ArgumentParser()).parse_args(["--train-views", "telephone"])
-    assert "no view named telephone; the views are device" in capsys.readouterr().err
+    assert "no view named telephone; the views are device, or none to train without views" in capsys.readouterr().err
 
 
 def test_the_run_summary_says_how_many_view_segments_were_added(capsys):
