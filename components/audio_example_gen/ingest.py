@@ -146,14 +146,16 @@ class DecodeToExamples(beam.DoFn):
                                          cfg.last_segment)
         kept = segments.spread(len(starts), cfg.max_segments_per_track)
         offsets = [starts[i] for i in kept]
+        written = 0
         for samples, index_offset, source_path in self._takes(task, decoded.samples):
             for index, pcm in zip(kept, segments.pieces(samples, offsets, cfg.segment_samples)):
+                written += 1
                 yield beam.pvalue.TaggedOutput(task.split, segments.make_example(
                     pcm, genre=task.genre, label=task.label, track_id=task.track_id, segment_index=index + index_offset,
                     sample_rate=cfg.sample_rate, source_path=source_path))
-        viewed = len(kept) * len(cfg.train_views) if task.split == "train" else 0
+        viewed = written - len(kept)  # the views _takes added after the recording
         self._count(f"files_{INGESTED}")
-        self._count(f"segments_{task.split}", len(kept) + viewed)
+        self._count(f"segments_{task.split}", written)
         yield beam.pvalue.TaggedOutput(FILES, dataclasses.replace(task, status=INGESTED).record(
             segments=len(kept), segments_in_track=len(starts), truncated=decoded.truncated,
             seconds=len(decoded.samples) / cfg.sample_rate, source_rate=decoded.source_rate,
