@@ -45,10 +45,10 @@ from typing import TYPE_CHECKING, Sequence  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.real_data import add_real_data_arguments  # noqa: E402
-from components.audio_example_gen.views import VIEW_INDEX_STRIDE  # noqa: E402
 from bench.trials import apply_settings  # noqa: E402
+from components.audio_example_gen.views import VIEW_INDEX_STRIDE  # noqa: E402
 from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.flags import whole_number  # noqa: E402
+from pipeline.flags import view_list, whole_number  # noqa: E402
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -88,8 +88,12 @@ def fold_of_tracks(track_ids: Sequence[str], folds: int) -> dict[str, int]:
 def head_only(settings: Sequence[str]) -> None:
     """Refuse a setting the cached embeddings cannot honour."""
     for setting in settings:
-        key = setting.partition("=")[0]
+        key, _, value = setting.partition("=")
         if key == VIEWS_SETTING:
+            try:
+                view_list(value)
+            except argparse.ArgumentTypeError as err:
+                raise SystemExit(f"bench.folds {VIEWS_SETTING}: {err}") from None
             continue
         section, _, name = key.partition(".")
         if section != "train" or name not in HEAD_SETTINGS:
@@ -184,13 +188,12 @@ def cross_validate(config: PipelineConfig, template: "keras.Model", embedded: Em
 
 
 def config_for(preset: PipelineConfig, settings: Sequence[str], seed: int) -> PipelineConfig:
-    """PRESET with a try's SETTINGS and SEED: the head settings through bench.trials' rule, the views here
-    (``audio.train_views=device`` or ``=none``; the Transform output decides which views exist)."""
+    """PRESET with a try's SETTINGS and SEED: the head settings through bench.trials' rule, the views through the
+    --train-views flag's (``audio.train_views=device`` or ``=none``; the Transform output decides which exist)."""
     views = [s.partition("=")[2] for s in settings if s.partition("=")[0] == VIEWS_SETTING]
     config = apply_settings(preset, [s for s in settings if s.partition("=")[0] != VIEWS_SETTING])
     if views:
-        names = tuple(n for n in views[-1].split("+") if n and n != "none")
-        config = dataclasses.replace(config, audio=dataclasses.replace(config.audio, train_views=names))
+        config = dataclasses.replace(config, audio=dataclasses.replace(config.audio, train_views=view_list(views[-1])))
     return dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
 
 
@@ -224,8 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     embedded, template = embed_splits(preset, graph_uri, examples_uri)
     print(f"[folds] {len(embedded.track_ids)} train and eval segments ({int(embedded.is_view.sum())} of them training "
-          f"views) of {len(set(embedded.track_ids))} clips embedded in {time.time() - started:.0f} s; {args.folds} folds of consecutive tracks per genre",
-          flush=True)
+          f"views) of {len(set(embedded.track_ids))} clips embedded in {time.time() - started:.0f} s; {args.folds} "
+          "folds of consecutive tracks per genre", flush=True)
     for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
         for label, settings in tries:
             config = config_for(preset, settings, seed)

@@ -44,7 +44,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="quarantine audio files longer than this (default: %(default)s)")
     g.add_argument("--max-segments-per-track", type=whole_number(0), default=d.audio.max_segments_per_track,
                    help="segments kept per track, spread over a longer track; 0: no limit (default: %(default)s)")
-    g.add_argument("--train-views", type=_view_list, metavar="VIEW[,VIEW]",
+    g.add_argument("--train-views", type=view_list, metavar="VIEW[,VIEW]",
                    help="device-like copies of every train track added to the train split: device, or none "
                         "(components/audio_example_gen/views.py); eval and test stay as recorded (default: the "
                         f"model's preset: {_preset_views_text()})")
@@ -131,12 +131,13 @@ def _genre_list(text: str) -> tuple[str, ...]:
 
 
 def _preset_views_text() -> str:
-    """"device for musicnn, else none": the families whose preset trains on views, for --help."""
+    """"device for cnn, musicnn, else none": the families whose preset trains on views, for --help."""
     viewed = [m for m in MODEL_TYPES if PipelineConfig().with_model(m).audio.train_views]
     return f"device for {', '.join(viewed)}, else none" if viewed else "none"
 
 
-def _view_list(text: str) -> tuple[str, ...]:
+def view_list(text: str) -> tuple[str, ...]:
+    """An argparse type: view names (components/audio_example_gen/views.py), comma-separated, or none."""
     from components.audio_example_gen.views import VIEWS
 
     if text.strip() == "none":

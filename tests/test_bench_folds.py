@@ -54,6 +54,11 @@ def test_a_try_is_a_label_and_its_head_settings():
     assert folds.parse_try("views:audio.train_views=device") == ("views", ["audio.train_views=device"])
 
 
+def test_a_view_the_pipeline_does_not_have_is_refused_before_anything_runs():
+    with pytest.raises(SystemExit, match="no view named telephone; the views are device"):
+        folds.parse_try("x:audio.train_views=telephone")
+
+
 def test_a_try_becomes_the_preset_with_its_settings_views_and_seed():
     preset = PipelineConfig().with_model("musicnn")
     config = folds.config_for(preset, ["audio.train_views=device", "train.heads=3"], 43)

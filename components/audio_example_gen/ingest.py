@@ -127,7 +127,8 @@ class DecodeToExamples(beam.DoFn):
         yield samples, 0, task.rel_path
         if task.split == "train":
             for number, name in enumerate(self._audio.train_views, start=1):
-                heard = views.VIEWS[name](samples, self._audio.sample_rate, views.view_seed(task.track_id, name, number))
+                seed = views.view_seed(task.track_id, name, number)
+                heard = views.VIEWS[name](samples, self._audio.sample_rate, seed)
                 yield heard, number * views.VIEW_INDEX_STRIDE, f"{task.rel_path}#{name}"
 
     def _process(self, task: FileTask):
