@@ -45,7 +45,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--max-segments-per-track", type=whole_number(0), default=d.audio.max_segments_per_track,
                    help="segments kept per track, spread over a longer track; 0: no limit (default: %(default)s)")
     g.add_argument("--train-views", type=view_list, metavar="VIEW[,VIEW]",
-                   help="device-like copies of every train track added to the train split: device, or none "
+                   help="device-like copies of every train track added to the train split: device, clipped, or none "
                         "(components/audio_example_gen/views.py); eval and test stay as recorded (default: the "
                         f"model's preset: {_preset_views_text()})")
     g.add_argument("--synthetic-tracks", default=d.synthetic.tracks_per_genre,

@@ -55,7 +55,7 @@ def test_a_try_is_a_label_and_its_head_settings():
 
 
 def test_a_view_the_pipeline_does_not_have_is_refused_before_anything_runs():
-    with pytest.raises(SystemExit, match="no view named telephone; the views are device"):
+    with pytest.raises(SystemExit, match="no view named telephone; the views are clipped, device"):
         folds.parse_try("x:audio.train_views=telephone")
 
 

@@ -1,4 +1,4 @@
-"""Device-like copies of training tracks ("views"): band limits, a room and noise, drawn per track.
+"""Device-like copies of training tracks ("views"): band limits, a room and noise, or clipping, drawn per track.
 
 Why: a recording through a small speaker and a laptop microphone loses a third of what a model gets
 right from the original, and a frozen pretrained body cannot learn to ignore such a channel; its heads
@@ -29,6 +29,9 @@ VIEW_HIGH_HZ = (4000.0, 9000.0)
 VIEW_RT60_SECONDS = (0.15, 0.6)
 VIEW_DRR_DB = (0.0, 8.0)
 VIEW_SNR_DB = (15.0, 40.0)
+# How far a clipped view drives the track's peak above full scale (dB, uniform): a recording made too hot, or
+# a loud master played 6 dB louder, clips by a few dB; past 12 dB little of the waveform is left uncut.
+VIEW_CLIP_DRIVE_DB = (1.0, 12.0)
 VIEW_INDEX_STRIDE = 10000  # segment_index of a view's segment: its index in the track + view number * this
 
 
@@ -101,7 +104,19 @@ def device_view(waveform: np.ndarray, sample_rate: int, seed: int) -> np.ndarray
     return device(waveform, sample_rate, seed + 1, float(rng.uniform(*VIEW_SNR_DB)), band, rt60, drr)[0]
 
 
-VIEWS: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {"device": device_view}
+def clipped_view(waveform: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
+    """The track driven into full scale: its peak raised VIEW_CLIP_DRIVE_DB (drawn by SEED) above 1 and cut
+    there. Why: hard clipping adds harmonics that no gain or band limit shows a model, and a recording made
+    too loud is a common way audio reaches it. SAMPLE_RATE is unused: clipping acts per sample."""
+    x = np.asarray(waveform, dtype=np.float64)
+    peak = float(np.max(np.abs(x), initial=0.0))
+    if peak == 0.0:
+        return as_clip(x)
+    drive_db = float(np.random.default_rng(seed).uniform(*VIEW_CLIP_DRIVE_DB))
+    return as_clip(x * (10.0 ** (drive_db / 20.0) / peak))
+
+
+VIEWS: dict[str, Callable[[np.ndarray, int, int], np.ndarray]] = {"device": device_view, "clipped": clipped_view}
 
 
 def view_seed(track_id: str, view: str, number: int) -> int:

@@ -41,6 +41,26 @@ def test_a_device_view_removes_the_bass_below_its_band():
         assert bass(views.device_view(x, 22050, seed)) < 0.1 * bass(x)
 
 
+def test_a_clipped_view_is_seeded_and_cut_at_full_scale():
+    x = 0.5 * _track()
+    a, b, c = (views.clipped_view(x, 22050, seed) for seed in (1, 1, 2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a.shape == x.shape and a.dtype == np.float32 and np.abs(a).max() == 1.0
+    for seed in range(5):  # the peak is driven at least VIEW_CLIP_DRIVE_DB[0] = 1 dB above full scale: some samples cut
+        y = views.clipped_view(x, 22050, seed)
+        cut = np.abs(y) == 1.0
+        assert 0 < cut.sum() < x.size
+        gain = y[~cut] / x[~cut]  # below full scale the view is the track times one gain
+        np.testing.assert_allclose(gain, gain[0], rtol=1e-5)
+        drive_db = 20 * np.log10(gain[0] * np.abs(x).max())
+        assert views.VIEW_CLIP_DRIVE_DB[0] - 1e-4 <= drive_db <= views.VIEW_CLIP_DRIVE_DB[1] + 1e-4
+
+
+def test_a_clipped_view_of_silence_is_silence():
+    assert not views.clipped_view(np.zeros(100, np.float32), 22050, 1).any()
+
+
 def test_view_seeds_depend_on_track_view_and_number_only():
     assert views.view_seed("rock.00001", "device", 1) == views.view_seed("rock.00001", "device", 1)
     assert len({views.view_seed(t, "device", n) for t in ("rock.00001", "rock.00002") for n in (1, 2)}) == 4
@@ -96,7 +116,7 @@ def test_an_unknown_view_is_refused_by_name(capsys):
 
     with pytest.raises(SystemExit):
         add_cli_arguments(argparse.ArgumentParser()).parse_args(["--train-views", "telephone"])
-    assert "no view named telephone; the views are device, or none to train without views" in capsys.readouterr().err
+    assert "no view named telephone; the views are clipped, device, or none to train without views" in capsys.readouterr().err
 
 
 def test_the_run_summary_says_how_many_view_segments_were_added(capsys):
