@@ -49,7 +49,8 @@ ORIGINAL = "the original"
 REFUSED = "refused"
 LIST_PROTOCOLS = ("fault-filtered", "fault-filtered-final", "lists-trainval")  # the protocols that read --split-dir
 COMMAND = "make bench-robustness"
-Predict = Callable[[np.ndarray, int], str]
+NEAR_TIE = 0.05  # a clip whose two highest genre scores differ by less than this is a near tie
+Predict = Callable[[np.ndarray, int], tuple[str, Optional[float]]]  # (answer, top-two score margin or None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,17 +158,19 @@ def saved_model_dir(model_dir: str) -> str:
 
 
 def in_process_predictor(export_dir: str) -> Predict:
-    """``serving_default`` of the SavedModel, called in this process; a refused input answers REFUSED."""
+    """``serving_default`` of the SavedModel, called in this process: the answer (REFUSED for a refused input)
+    and how far its score is ahead of the next genre's."""
     import tensorflow as tf
 
     signature = tf.saved_model.load(export_dir).signatures["serving_default"]
 
-    def predict(waveform: np.ndarray, sample_rate: int) -> str:
+    def predict(waveform: np.ndarray, sample_rate: int) -> tuple[str, Optional[float]]:
         try:
             out = signature(waveform=tf.constant(waveform, tf.float32), sample_rate=tf.constant(sample_rate, tf.int32))
         except tf.errors.InvalidArgumentError:
-            return REFUSED
-        return out["genre"].numpy().decode()
+            return REFUSED, None
+        top_two = np.sort(out["scores"].numpy())[-2:]
+        return out["genre"].numpy().decode(), float(top_two[1] - top_two[0])
 
     return predict
 
@@ -175,7 +178,8 @@ def in_process_predictor(export_dir: str) -> Predict:
 # ----- the measurement ---------------------------------------------------------------------------------------------
 
 def measure(clips: list[HeldOutClip], predict: Predict, log: Callable[[str], None] = print) -> list[dict]:
-    """Per clip: its genre, split and the answer to the original and to each channel's copy."""
+    """Per clip: its genre, split, the answer to the original and to each channel's copy, and the original's
+    margin (its answer's score minus the next genre's)."""
     from serving.audio_file import AudioFileError, read_audio
 
     rows = []
@@ -185,11 +189,13 @@ def measure(clips: list[HeldOutClip], predict: Predict, log: Callable[[str], Non
             waveform, rate = read_audio(clip.path)
         except AudioFileError as err:
             raise BenchError(f"{err}. Check --data-root (or the data root the records name).") from None
-        answers = {ORIGINAL: predict(waveform, rate)}
+        original, margin = predict(waveform, rate)
+        answers = {ORIGINAL: original}
         seed = zlib.crc32(clip.track_id.encode())  # the clip's own room and noise, the same on every run
         for name, channel in channels.channels(seed).items():
-            answers[name] = predict(*channel(waveform, rate))
-        rows.append({"track_id": clip.track_id, "genre": clip.genre, "split": clip.split, "answers": answers})
+            answers[name] = predict(*channel(waveform, rate))[0]
+        rows.append({"track_id": clip.track_id, "genre": clip.genre, "split": clip.split, "answers": answers,
+                     "margin": margin})
         if i % 10 == 0 or i == len(clips):
             log(f"[robustness] {i}/{len(clips)} clips, {time.perf_counter() - started:.0f} s")
     return rows
@@ -227,6 +233,23 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def near_ties_text(rows: list[dict]) -> str:
+    """Whether the answers a gain moved were near ties of the original: their margins beside the count of
+    near ties. Why: a model whose answer moves only where two genres nearly tie is not leaning on the level."""
+    known = [r for r in rows if r.get("margin") is not None]
+    if not known:
+        return ""
+    gains = [name for name in rows[0]["answers"] if name.startswith("gain ")]
+    moved = sorted(r["margin"] for r in known if any(r["answers"][g] != r["answers"][ORIGINAL] for g in gains))
+    near = sum(r["margin"] < NEAR_TIE for r in known)
+    text = (f"Near ties: on {near} of {len(known)} clips the original's two highest genre scores differ by less "
+            f"than {NEAR_TIE:g}")
+    if moved:
+        shown = ", ".join(f"{m:.3f}" for m in moved[:10]) + (" (the 10 lowest)" if len(moved) > 10 else "")
+        text += f"; the {len(moved)} clips whose answer a gain moved had margins {shown}"
+    return text + "."
+
+
 def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, limit: Optional[int],
            load: tuple[tuple[float, ...], tuple[float, ...]], seconds: float) -> str:
     per_split = Counter(r["split"] for r in rows)
@@ -252,6 +275,7 @@ def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, li
         "",
         table(rows),
         "",
+        *([near_ties_text(rows), ""] if near_ties_text(rows) else []),
         f"{seconds:.0f} s for {len(rows)} clips x {len(rows[0]['answers'])} requests; load average "
         f"{before[0]:.2f} / {before[1]:.2f} / {before[2]:.2f} at the start, {after[0]:.2f} / {after[1]:.2f} / "
         f"{after[2]:.2f} at the end (1 / 5 / 15 min).",

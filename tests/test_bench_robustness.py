@@ -84,6 +84,28 @@ def test_the_tables_follow_what_each_channel_does_to_the_stand_in(model_base, da
     answers = json.loads(saved.read_text())
     assert len(answers) == 20 and {a["split"] for a in answers} == {"eval", "test"}
     assert all(a["answers"]["the original"] == a["genre"] for a in answers)
+    # the near-ties line restates the saved margins of the clips a gain moved
+    assert all(0.0 <= a["margin"] <= 1.0 for a in answers)
+    moved = sorted(a["margin"] for a in answers if any(a["answers"][k] != a["answers"]["the original"]
+                                                       for k in a["answers"] if k.startswith("gain ")))
+    near = sum(a["margin"] < robustness.NEAR_TIE for a in answers)
+    assert len(moved) == 18  # every clip but the two blues ones moves under some gain (the rows above)
+    assert (f"Near ties: on {near} of 20 clips the original's two highest genre scores differ by less than 0.05; "
+            f"the 18 clips whose answer a gain moved had margins {', '.join(f'{m:.3f}' for m in moved[:10])} "
+            "(the 10 lowest).") in text
+
+
+def test_near_ties_name_the_margins_of_the_answers_a_gain_moved_only():
+    def clip(margin, **moved):
+        answers = {"the original": "jazz", "gain -6 dB": "jazz", "device: x": "jazz", **moved}
+        return {"answers": answers, "margin": margin}
+
+    rows = [clip(0.01, **{"gain -6 dB": "blues"}), clip(0.3, **{"device: x": "rock"}), clip(0.02), clip(0.6)]
+    assert robustness.near_ties_text(rows) == ("Near ties: on 2 of 4 clips the original's two highest genre scores "
+                                               "differ by less than 0.05; the 1 clips whose answer a gain moved had "
+                                               "margins 0.010.")
+    assert robustness.near_ties_text([clip(0.5)]).endswith("less than 0.05.")  # no gain moved an answer
+    assert robustness.near_ties_text([{"answers": {"the original": "refused"}, "margin": None}]) == ""
 
 
 def test_limit_and_records_take_the_clips_the_run_ingested(model_base, data_root, report_file, tmp_path):
