@@ -19,7 +19,8 @@ genre (by track id) for a quick run.
 
 Per channel the section in BENCHMARKS.md (``robustness-<family>``) gives the clip accuracy, the
 share of answers equal to the clip's own answer, the answers the model refused (a clip made
-too quiet is refused as silence) and where changed answers went (``a -> b``, most common first).
+too quiet is refused as silence) and where changed answers went (``a -> b``, most common first); under the
+table, how many clips the model nearly ties on and the margins of those whose answer a gain moved.
 """
 from __future__ import annotations
 
