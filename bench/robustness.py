@@ -256,6 +256,7 @@ def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, li
     per_split = Counter(r["split"] for r in rows)
     per_genre = Counter(r["genre"] for r in rows)
     before, after = load
+    near_ties = near_ties_text(rows)
     return "\n".join([
         f"Model ({family}): `{os.path.abspath(export_dir)}`, signature `serving_default` called in-process "
         "(the signature TF Serving runs; no gRPC). Each clip decoded as the client decodes a file "
@@ -276,7 +277,7 @@ def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, li
         "",
         table(rows),
         "",
-        *([near_ties_text(rows), ""] if near_ties_text(rows) else []),
+        *([near_ties, ""] if near_ties else []),
         f"{seconds:.0f} s for {len(rows)} clips x {len(rows[0]['answers'])} requests; load average "
         f"{before[0]:.2f} / {before[1]:.2f} / {before[2]:.2f} at the start, {after[0]:.2f} / {after[1]:.2f} / "
         f"{after[2]:.2f} at the end (1 / 5 / 15 min).",
