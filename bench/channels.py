@@ -83,11 +83,18 @@ def codec(waveform: np.ndarray, sample_rate: int, name: str) -> tuple[np.ndarray
     return decode(encode(waveform, sample_rate, name))
 
 
+GAINS_DB = (-6, -12, -24, 6)
+
+
+def gain_name(db: int) -> str:
+    """A gain channel's name in the tables (and in the answers a benchmark saves)."""
+    return f"gain {db:+d} dB" + (" (clipped at full scale)" if db > 0 else "")
+
+
 def channels(seed: int) -> dict[str, Channel]:
     """The channels the robustness benchmark applies, by the name its tables show; SEED draws the
     device channel's room and noise (the benchmark gives each clip its own)."""
-    named: dict[str, Channel] = {f"gain {db:+d} dB" + (" (clipped at full scale)" if db > 0 else ""):
-                                 (lambda w, r, db=db: gain(w, r, db)) for db in (-6, -12, -24, 6)}
+    named: dict[str, Channel] = {gain_name(db): (lambda w, r, db=db: gain(w, r, db)) for db in GAINS_DB}
     named[f"MP3 {MP3_KBPS} kbit/s, 44.1 kHz stereo"] = lambda w, r: codec(w, r, "mp3")
     named["Ogg Vorbis q4, 44.1 kHz stereo"] = lambda w, r: codec(w, r, "vorbis")
     for rate in (8000, 16000, 44100, 48000):

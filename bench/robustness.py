@@ -240,7 +240,7 @@ def near_ties_text(rows: list[dict]) -> str:
     known = [r for r in rows if r.get("margin") is not None]
     if not known:
         return ""
-    gains = [name for name in rows[0]["answers"] if name.startswith("gain ")]
+    gains = [channels.gain_name(db) for db in channels.GAINS_DB]
     moved = sorted(r["margin"] for r in known if any(r["answers"][g] != r["answers"][ORIGINAL] for g in gains))
     near = sum(r["margin"] < NEAR_TIE for r in known)
     text = (f"Near ties: on {near} of {len(known)} clips the original's two highest genre scores differ by less "

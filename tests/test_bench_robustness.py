@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 import bench.report
-from bench import robustness
+from bench import channels, robustness
 from components.audio_example_gen.discovery import discover, input_pattern
 from components.audio_example_gen.ingest import INGESTED
 from components.audio_example_gen.plan import plan_tasks
@@ -97,7 +97,8 @@ def test_the_tables_follow_what_each_channel_does_to_the_stand_in(model_base, da
 
 def test_near_ties_name_the_margins_of_the_answers_a_gain_moved_only():
     def clip(margin, **moved):
-        answers = {"the original": "jazz", "gain -6 dB": "jazz", "device: x": "jazz", **moved}
+        answers = {"the original": "jazz", **{channels.gain_name(db): "jazz" for db in channels.GAINS_DB},
+                   "device: x": "jazz", **moved}
         return {"answers": answers, "margin": margin}
 
     rows = [clip(0.01, **{"gain -6 dB": "blues"}), clip(0.3, **{"device: x": "rock"}), clip(0.02), clip(0.6)]
