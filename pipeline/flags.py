@@ -131,9 +131,12 @@ def _genre_list(text: str) -> tuple[str, ...]:
 
 
 def _preset_views_text() -> str:
-    """"device for cnn, musicnn, else none": the families whose preset trains on views, for --help."""
-    viewed = [m for m in MODEL_TYPES if PipelineConfig().with_model(m).audio.train_views]
-    return f"device for {', '.join(viewed)}, else none" if viewed else "none"
+    """"device for cnn, musicnn, else none": each preset's views and the families that carry them, for --help."""
+    by_views: dict[tuple[str, ...], list[str]] = {}
+    for model in MODEL_TYPES:
+        by_views.setdefault(PipelineConfig().with_model(model).audio.train_views, []).append(model)
+    named = [f"{','.join(v)} for {', '.join(models)}" for v, models in by_views.items() if v]
+    return "; ".join(named) + ", else none" if named else "none"
 
 
 def view_list(text: str) -> tuple[str, ...]:

@@ -116,7 +116,8 @@ def test_an_unknown_view_is_refused_by_name(capsys):
 
     with pytest.raises(SystemExit):
         add_cli_arguments(argparse.ArgumentParser()).parse_args(["--train-views", "telephone"])
-    assert "no view named telephone; the views are clipped, device, or none to train without views" in capsys.readouterr().err
+    assert ("no view named telephone; the views are clipped, device, or none to train without views"
+            in capsys.readouterr().err)
 
 
 def test_the_run_summary_says_how_many_view_segments_were_added(capsys):
@@ -127,3 +128,9 @@ def test_the_run_summary_says_how_many_view_segments_were_added(capsys):
     local_runner.print_summary({"data": data, "pipeline_root": "/p", "seconds": 1.0}, "push")
     assert ("  training views: 140 device-like segments added to the train split (--train-views); eval and test as "
             "recorded") in capsys.readouterr().out.splitlines()
+
+
+def test_help_names_each_presets_views_and_families():
+    from pipeline.flags import _preset_views_text
+
+    assert _preset_views_text() == "device for cnn, musicnn, else none"  # PRESET_VIEWS: cnn and musicnn train on device
