@@ -17,18 +17,33 @@ HEADER = ("# Benchmarks\n\nEvery figure below was measured by the command shown 
           "section.\n")
 
 
+# The vector extensions that set a CPU's speed for TensorFlow's kernels (oneDNN picks its code path by them):
+# two machines with the same core count differ several-fold between AVX2 and AVX-512 with AMX.
+VECTOR_FLAGS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"), ("amx_tile", "AMX"))
+
+
+def vector_extensions(flags: set[str]) -> list[str]:
+    """The names of :data:`VECTOR_FLAGS` present in a CPU's ``flags`` (from /proc/cpuinfo)."""
+    return [name for flag, name in VECTOR_FLAGS if flag in flags]
+
+
 def machine_description() -> str:
-    cpu = platform.processor() or platform.machine()
+    """Cores, CPU model and vector extensions, OS, libc and Python: what a reader needs to compare machines."""
+    cpu, flags = platform.processor() or platform.machine(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith("model name") and cpu in (platform.processor(), platform.machine()):
                 cpu = line.split(":", 1)[1].strip()
-                break
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    extensions = ", ".join(vector_extensions(flags)) or "no AVX2"
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    capped = f", oneDNN capped at {isa}" if isa else ""
     libc = " ".join(platform.libc_ver())
-    return (f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, {libc}, "
-            f"Python {platform.python_version()}")
+    return (f"{os.cpu_count()} cores ({cpu}; {extensions}{capped}), {platform.system()} {platform.release()}, "
+            f"{libc}, Python {platform.python_version()}")
 
 
 def write_section(name: str, title: str, body: str, command: str) -> None:
