@@ -16,6 +16,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import platform
@@ -148,13 +149,25 @@ def main() -> None:
     if args.print_path:
         print(target)
         return
-    if (target / ".complete").exists():
-        (target / USED_MARKER).touch()
-        print(f"Reusing venv {target} (requirements hash unchanged).", file=sys.stderr)
-        return
-    print(f"Building venv {target} (first run for these requirements: about 4 minutes).", file=sys.stderr)
-    build(target)
-    prune(target.parent)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # One build at a time: two `make` commands started together (a run and the tests) would
+    # otherwise install into the same folder at once and break each other's pip.
+    with open(target.parent / ".build.lock", "w") as lock:
+        if (target / ".complete").exists():
+            (target / USED_MARKER).touch()
+            print(f"Reusing venv {target} (requirements hash unchanged).", file=sys.stderr)
+            return
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"Another process is building {target}; waiting for it.", file=sys.stderr)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if (target / ".complete").exists():
+            print(f"Reusing venv {target} (built by the other process).", file=sys.stderr)
+            return
+        print(f"Building venv {target} (first run for these requirements: about 4 minutes).", file=sys.stderr)
+        build(target)
+        prune(target.parent)
 
 
 if __name__ == "__main__":
