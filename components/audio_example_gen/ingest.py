@@ -59,10 +59,11 @@ class FileTask:
     reason: str = ""
     detail: str = ""
     label: int = -1  # index of genre in config.genres, set for files to decode
+    group: str = ""  # the split group of the track (groups.py), set for files to decode
 
     def record(self, **extra: Any) -> dict[str, Any]:
         rec = {"path": self.rel_path, "genre": self.genre, "track_id": self.track_id, "split": self.split,
-               "status": self.status, "reason": self.reason, "detail": self.detail,
+               "status": self.status, "reason": self.reason, "detail": self.detail, "group": self.group,
                "segments": 0, "seconds": 0.0, "truncated": False}
         rec.update(extra)
         return rec
