@@ -1,4 +1,4 @@
-"""CLI: python -m synthetic --out DIR [--tracks-per-genre N] [--seconds S] [--seed K]."""
+"""CLI: python -m synthetic --out DIR [--tracks-per-genre N] [--seconds S] [--seed K] [--layout library ...]."""
 from __future__ import annotations
 
 import argparse
@@ -6,19 +6,30 @@ import sys
 import time
 
 from pipeline.config import SyntheticConfig
-from synthetic.generator import generate, is_complete
+from synthetic.generator import LIBRARY_FORMATS, generate, generate_library, is_complete, is_library_complete
 
 
 def main(argv: list[str] | None = None) -> None:
     d = SyntheticConfig()
     parser = argparse.ArgumentParser(prog="python -m synthetic",
-                                     description="Write a deterministic synthetic GTZAN-shaped collection.")
-    parser.add_argument("--out", required=True, help="output root; <out>/<genre>/<genre>.NNNNN.wav")
+                                     description="Write a deterministic synthetic GTZAN-shaped collection, or the "
+                                                 "same tracks laid out as a music library.")
+    parser.add_argument("--out", required=True, help="output root")
+    parser.add_argument("--layout", choices=("gtzan", "library"), default="gtzan",
+                        help="gtzan: <out>/<genre>/<genre>.NNNNN.wav; library: <out>/<genre>/Artist K/Album J/"
+                             "NN Title.<format> (default: %(default)s)")
     parser.add_argument("--tracks-per-genre", type=int, default=d.tracks_per_genre)
     parser.add_argument("--seconds", type=float, default=d.seconds)
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--sample-rate", type=int, default=d.sample_rate)
+    library = parser.add_argument_group("library layout")
+    library.add_argument("--tracks-per-album", type=int, default=10, help="(default: %(default)s)")
+    library.add_argument("--albums-per-artist", type=int, default=2, help="(default: %(default)s)")
+    library.add_argument("--format", choices=sorted(LIBRARY_FORMATS), default="wav", help="(default: %(default)s)")
+    library.add_argument("--channels", type=int, choices=(1, 2), default=1, help="(default: %(default)s)")
     args = parser.parse_args(argv)
+    if min(args.tracks_per_album, args.albums_per_artist) < 1:
+        parser.error("--tracks-per-album and --albums-per-artist must be at least 1")
     started = time.time()
 
     def progress(done: int, total: int) -> None:
@@ -26,11 +37,18 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\r  synthetic tracks: {done}/{total}", end="", file=sys.stderr, flush=True)
 
     settings = (args.tracks_per_genre, args.seconds, args.seed, args.sample_rate)
-    if is_complete(args.out, *settings):
+    if args.layout == "library":
+        shape = dict(tracks_per_album=args.tracks_per_album, albums_per_artist=args.albums_per_artist,
+                     audio_format=args.format, channels=args.channels)
+        complete, write = is_library_complete(args.out, *settings, **shape), (
+            lambda: generate_library(args.out, *settings, **shape, progress=progress))
+    else:
+        complete, write = is_complete(args.out, *settings), lambda: generate(args.out, *settings, progress=progress)
+    if complete:
         print(f"{args.out} already holds this set, complete (its MANIFEST.json matches); nothing to do.",
               file=sys.stderr)
         return
-    paths = generate(args.out, *settings, progress=progress)
+    paths = write()
     print(f"\nWrote {len(paths)} tracks to {args.out} in {time.time() - started:.1f} s.", file=sys.stderr)
 
 

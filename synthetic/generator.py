@@ -14,6 +14,10 @@ event; there is no per-sample Python. ``bench/synthetic.py`` measures the real-t
 (BENCHMARKS.md). Files are written atomically and a manifest, written last, marks a
 complete set (:func:`generate`).
 
+:func:`generate_library` writes the same tracks in a music library's shape,
+``<genre>/Artist K/Album J/NN Title.wav`` (or 44.1 kHz stereo FLAC), with file names that
+repeat across albums: what ``bench/scale.py`` ingests at 1x to 30x the default set.
+
 It is the default dataset of ``local_runner.py`` and of every CI test: GTZAN itself
 cannot be downloaded here and must never be committed.
 """
@@ -306,18 +310,18 @@ def _remove_orphans(out: Path) -> None:
                 tmp.unlink()
 
 
+def _flat_tracks(out: Path, tracks_per_genre: int, genres: tuple[str, ...]) -> list[tuple[Path, str, int]]:
+    """(path, genre, index) of every track of the GTZAN-shaped layout."""
+    return [(out / g / f"{g}.{i:05d}.wav", g, i) for g in genres for i in range(tracks_per_genre)]
+
+
 def track_paths(out_dir: str | Path, tracks_per_genre: int, genres: tuple[str, ...] = GENRES) -> list[Path]:
-    out = Path(out_dir)
-    return [out / g / f"{g}.{i:05d}.wav" for g in genres for i in range(tracks_per_genre)]
+    return [path for path, _, _ in _flat_tracks(Path(out_dir), tracks_per_genre, genres)]
 
 
-def is_complete(out_dir: str | Path, tracks_per_genre: int = 20, seconds: float = 30.0, seed: int = 0,
-                sample_rate: int = 22050, genres: tuple[str, ...] = GENRES) -> bool:
-    """Whether ``out_dir`` holds this exact set, finished: its manifest matches and every file listed
-    is there with its recorded size (no audio is read)."""
-    out = Path(out_dir)
+def _is_set_complete(out: Path, description: dict) -> bool:
     manifest = _read_json(out / MANIFEST)
-    if not manifest or manifest.get("set") != _set_description(tracks_per_genre, seconds, seed, sample_rate, genres):
+    if not manifest or manifest.get("set") != description:
         return False
     try:
         return all((out / name).stat().st_size == size for name, size in manifest["files"].items())
@@ -325,10 +329,17 @@ def is_complete(out_dir: str | Path, tracks_per_genre: int = 20, seconds: float 
         return False
 
 
-def generate(out_dir: str | Path, tracks_per_genre: int = 20, seconds: float = 30.0, seed: int = 0,
-             sample_rate: int = 22050, genres: tuple[str, ...] = GENRES,
-             progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
-    """Write the collection, or return at once when it is complete (see :func:`is_complete`).
+def is_complete(out_dir: str | Path, tracks_per_genre: int = 20, seconds: float = 30.0, seed: int = 0,
+                sample_rate: int = 22050, genres: tuple[str, ...] = GENRES) -> bool:
+    """Whether ``out_dir`` holds this exact set, finished: its manifest matches and every file listed
+    is there with its recorded size (no audio is read)."""
+    return _is_set_complete(Path(out_dir), _set_description(tracks_per_genre, seconds, seed, sample_rate, genres))
+
+
+def _write_set(out: Path, tracks: list[tuple[Path, str, int]], description: dict, seconds: float,
+               sample_rate: int, seed: int, channels: int = 1, audio_format: str = "WAV",
+               progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
+    """Render and write ``tracks`` (path, genre, index), or return at once when the set is complete.
 
     Every file is written under a unique temporary name and renamed into place, so two runs
     can generate the same set at once (the same bytes land twice) and a killed run leaves
@@ -337,26 +348,92 @@ def generate(out_dir: str | Path, tracks_per_genre: int = 20, seconds: float = 3
     settings, everything else is (re)written. ``progress(done, total)`` is called per track
     only when there is work to do.
     """
-    out = Path(out_dir)
-    paths = track_paths(out, tracks_per_genre, genres)
-    if is_complete(out, tracks_per_genre, seconds, seed, sample_rate, genres):
+    paths = [path for path, _, _ in tracks]
+    if _is_set_complete(out, description):
         return paths
-    description = _set_description(tracks_per_genre, seconds, seed, sample_rate, genres)
     out.mkdir(parents=True, exist_ok=True)
     _remove_orphans(out)
     resume = _read_json(out / STAMP) == description
     if not resume:
         _write_json(out / STAMP, description)
-    for done, path in enumerate(paths, start=1):
+    for done, (path, genre, index) in enumerate(tracks, start=1):
         if not (resume and path.exists()):
-            genre, index = path.parent.name, int(path.stem.rsplit(".", 1)[1])
-            path.parent.mkdir(exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             # 16-bit here, not in libsndfile: its float conversion costs twice the whole write.
             pcm = np.rint(render_track(genre, index, seconds, sample_rate, seed) * np.float32(32767)).astype(np.int16)
+            if channels == 2:  # the same performance, the right channel a little quieter: a panned mix
+                pcm = np.stack([pcm, (pcm.astype(np.int32) * 7 // 8).astype(np.int16)], axis=1)
             # Temporary files go to the set's root, not the genre folder: ExampleGen reads <root>/*/*.
-            _atomic_write(path, lambda tmp: sf.write(tmp, pcm, sample_rate, subtype="PCM_16", format="WAV"), out)
+            _atomic_write(path, lambda tmp: sf.write(tmp, pcm, sample_rate, subtype="PCM_16", format=audio_format),
+                          out)
         if progress:
             progress(done, len(paths))
-    files = {str(p.relative_to(out)): p.stat().st_size for p in paths}
+    files = {p.relative_to(out).as_posix(): p.stat().st_size for p in paths}
     _write_json(out / MANIFEST, {"set": description, "files": files})
     return paths
+
+
+def generate(out_dir: str | Path, tracks_per_genre: int = 20, seconds: float = 30.0, seed: int = 0,
+             sample_rate: int = 22050, genres: tuple[str, ...] = GENRES,
+             progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
+    """Write the GTZAN-shaped collection, or return at once when it is complete (see :func:`is_complete`
+    and :func:`_write_set` for the atomic, resumable writing)."""
+    out = Path(out_dir)
+    return _write_set(out, _flat_tracks(out, tracks_per_genre, genres), _set_description(tracks_per_genre, seconds, seed, sample_rate, genres),
+                      seconds, sample_rate, seed, progress=progress)
+
+
+# ----- a music library's layout ---------------------------------------------------------------
+
+# Track titles by position on the album: every album's first track is "01 Intro", so file names
+# repeat across albums and artists, as they do in real libraries.
+TITLES = ("Intro", "Home", "Night Drive", "Interlude", "Rain", "Gold", "Silver Line", "Echoes", "Reprise",
+          "Outro")
+LIBRARY_FORMATS = {"wav": "WAV", "flac": "FLAC"}
+
+
+def library_relative_path(genre: str, index: int, tracks_per_album: int, albums_per_artist: int,
+                          extension: str = "wav") -> str:
+    """``<genre>/Artist K/Album J/NN Title.<ext>`` of the genre's ``index``-th track: albums fill up in
+    order, ``albums_per_artist`` albums an artist, so a larger library has more artists."""
+    artist, position = divmod(index, tracks_per_album * albums_per_artist)
+    album, number = divmod(position, tracks_per_album)
+    return f"{genre}/Artist {artist + 1}/Album {album + 1}/{number + 1:02d} {TITLES[number % len(TITLES)]}.{extension}"
+
+
+def _library_description(tracks_per_genre: int, seconds: float, seed: int, sample_rate: int,
+                         genres: tuple[str, ...], tracks_per_album: int, albums_per_artist: int,
+                         audio_format: str, channels: int) -> dict:
+    return {**_set_description(tracks_per_genre, seconds, seed, sample_rate, genres), "layout": "library",
+            "tracks_per_album": tracks_per_album, "albums_per_artist": albums_per_artist,
+            "format": audio_format, "channels": channels}
+
+
+def generate_library(out_dir: str | Path, tracks_per_genre: int, seconds: float = 30.0, seed: int = 0,
+                     sample_rate: int = 22050, genres: tuple[str, ...] = GENRES, tracks_per_album: int = 10,
+                     albums_per_artist: int = 2, audio_format: str = "wav", channels: int = 1,
+                     progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
+    """A music library of the same tracks as :func:`generate` (one rendering rule, the same samples
+    for the same genre, index, length, rate and seed), laid out as
+    ``<genre>/Artist K/Album J/NN Title.<wav|flac>`` (:func:`library_relative_path`); stereo when
+    ``channels`` is 2. Written atomically and resumably, manifest last, like :func:`generate`."""
+    if audio_format not in LIBRARY_FORMATS:
+        raise ValueError(f"audio_format {audio_format!r}: use one of {', '.join(LIBRARY_FORMATS)}")
+    if channels not in (1, 2) or tracks_per_album < 1 or albums_per_artist < 1:
+        raise ValueError("channels must be 1 or 2, tracks_per_album and albums_per_artist at least 1")
+    out = Path(out_dir)
+    tracks = [(out / library_relative_path(g, i, tracks_per_album, albums_per_artist, audio_format), g, i)
+              for g in genres for i in range(tracks_per_genre)]
+    description = _library_description(tracks_per_genre, seconds, seed, sample_rate, genres, tracks_per_album,
+                                       albums_per_artist, audio_format, channels)
+    return _write_set(out, tracks, description, seconds, sample_rate, seed, channels,
+                      LIBRARY_FORMATS[audio_format], progress)
+
+
+def is_library_complete(out_dir: str | Path, tracks_per_genre: int, seconds: float = 30.0, seed: int = 0,
+                        sample_rate: int = 22050, genres: tuple[str, ...] = GENRES, tracks_per_album: int = 10,
+                        albums_per_artist: int = 2, audio_format: str = "wav", channels: int = 1) -> bool:
+    """:func:`is_complete` for a library written by :func:`generate_library` with these arguments."""
+    return _is_set_complete(Path(out_dir), _library_description(
+        tracks_per_genre, seconds, seed, sample_rate, genres, tracks_per_album, albums_per_artist, audio_format,
+        channels))

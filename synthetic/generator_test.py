@@ -109,3 +109,50 @@ def test_two_concurrent_generations_of_one_set_both_succeed(tmp_path):
     assert is_complete(tmp_path, 8, 4.0, 0) and _leftovers(tmp_path) == []
     audio, _ = sf.read(str(tmp_path / "rock" / "rock.00007.wav"), dtype="float32")
     np.testing.assert_allclose(audio, render_track("rock", 7, 4.0), atol=2 / 32768)
+
+
+def test_library_layout_places_tracks_by_artist_and_album_with_repeated_names():
+    paths = [generator.library_relative_path("rock", i, tracks_per_album=3, albums_per_artist=2) for i in range(8)]
+    assert paths[:4] == ["rock/Artist 1/Album 1/01 Intro.wav", "rock/Artist 1/Album 1/02 Home.wav",
+                         "rock/Artist 1/Album 1/03 Night Drive.wav", "rock/Artist 1/Album 2/01 Intro.wav"]
+    assert paths[6] == "rock/Artist 2/Album 1/01 Intro.wav" and len(set(paths)) == 8
+    assert len({p.rsplit("/", 1)[1] for p in paths}) == 3  # file names repeat across albums and artists
+
+
+def test_generate_library_renders_the_same_tracks_as_the_flat_set(tmp_path):
+    paths = generator.generate_library(tmp_path, 3, seconds=1.0, seed=3, tracks_per_album=2, albums_per_artist=1)
+    third_blues = tmp_path / "blues" / "Artist 2" / "Album 1" / "01 Intro.wav"
+    assert len(paths) == 30 and paths[2] == third_blues
+    audio, rate = sf.read(str(third_blues), dtype="float32")
+    assert rate == 22050
+    np.testing.assert_allclose(audio, render_track("blues", 2, 1.0, 22050, 3), atol=2 / 32768)
+    shape = dict(seconds=1.0, seed=3, tracks_per_album=2, albums_per_artist=1)
+    assert generator.is_library_complete(tmp_path, 3, **shape)
+    assert not generator.is_library_complete(tmp_path, 3, **{**shape, "tracks_per_album": 3})
+    assert not is_complete(tmp_path, 3, 1.0, 3)  # a library is not the flat set of the same tracks
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_full_length_library_is_stereo_flac_at_the_rate_asked(tmp_path):
+    paths = generator.generate_library(tmp_path, 1, seconds=2.0, sample_rate=44100, genres=("metal",),
+                                       audio_format="flac", channels=2, tracks_per_album=1)
+    assert paths == [tmp_path / "metal" / "Artist 1" / "Album 1" / "01 Intro.flac"]
+    info = sf.info(str(paths[0]))
+    assert (info.format, info.samplerate, info.channels, info.frames) == ("FLAC", 44100, 2, 88200)
+    audio, _ = sf.read(str(paths[0]), dtype="float32")
+    np.testing.assert_allclose(audio[:, 0], render_track("metal", 0, 2.0, 44100), atol=2 / 32768)
+    with pytest.raises(ValueError, match="audio_format"):
+        generator.generate_library(tmp_path / "x", 1, audio_format="mp3")
+
+
+def test_the_cli_writes_a_library(tmp_path, capsys):
+    from synthetic.__main__ import main
+
+    main(["--out", str(tmp_path), "--layout", "library", "--tracks-per-genre", "3", "--seconds", "0.5",
+          "--tracks-per-album", "2", "--albums-per-artist", "1"])
+    assert (tmp_path / "pop" / "Artist 2" / "Album 1" / "01 Intro.wav").exists()
+    main(["--out", str(tmp_path), "--layout", "library", "--tracks-per-genre", "3", "--seconds", "0.5",
+          "--tracks-per-album", "2", "--albums-per-artist", "1"])
+    assert "nothing to do" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--layout", "library", "--tracks-per-album", "0"])
