@@ -32,6 +32,8 @@ GENRE_PARENTS: tuple[str, ...] = ("genres_original", "genres")
 SPLIT_PROTOCOLS: tuple[str, ...] = ("stratified", "hash", "fault-filtered", "fault-filtered-final", "lists-trainval")
 # Protocols that split by hash alone and read no list files.
 HASH_PROTOCOLS: tuple[str, ...] = ("stratified", "hash")
+# What the hash and quota protocols keep together in one split (components/audio_example_gen/groups.py).
+GROUPINGS: tuple[str, ...] = ("album", "artist", "tag-album", "tag-artist", "track")
 MODEL_TYPES: tuple[str, ...] = ("cnn", "lstm", "vgg", "ann", "efficientnet", "musicnn")
 
 # What each component reads: only these sections (with pipeline_name and genres) go into its
@@ -97,6 +99,10 @@ class SplitConfig:
     salt: str = "genre-split-v1"
     # Fraction of bad (quarantined) files above which ingestion fails.
     max_bad_fraction: float = 0.05
+    # Tracks kept in one split by the stratified and hash protocols: the folder a track is in
+    # ("album"), the first folder under the genre ("artist"), the files' own tags ("tag-album",
+    # "tag-artist"), or none ("track"). One of GROUPINGS.
+    group_by: str = "album"
 
 
 @dataclass

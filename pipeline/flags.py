@@ -14,7 +14,7 @@ import os
 from typing import Callable, Optional
 
 from pipeline.beam_args import beam_args
-from pipeline.config import (DEFAULT_OUTPUT_DIR, GENRES, HASH_PROTOCOLS, MIN_SYNTHETIC_TRACKS, MODEL_TYPES,
+from pipeline.config import (DEFAULT_OUTPUT_DIR, GENRES, GROUPINGS, HASH_PROTOCOLS, MIN_SYNTHETIC_TRACKS, MODEL_TYPES,
                              SPLIT_PROTOCOLS, GateConfig, PathsConfig, PipelineConfig)
 
 
@@ -27,6 +27,11 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--split", choices=SPLIT_PROTOCOLS, default=d.split.protocol,
                    help="track-level split protocol (default: %(default)s)")
     g.add_argument("--split-dir", help="folder with train_filtered.txt, valid_filtered.txt, test_filtered.txt")
+    g.add_argument("--group-by", choices=GROUPINGS, default=d.split.group_by,
+                   help="stratified and hash protocols: tracks kept together in one split: their folder (album), "
+                        "the first folder under the genre (artist), the files' own album or artist tags "
+                        "(tag-album, tag-artist; the folder rule for a file without the tag), or none (track) "
+                        "(default: %(default)s)")
     g.add_argument("--split-ratios", type=_ratios, default=d.split.ratios, metavar="TRAIN,EVAL,TEST",
                    help="stratified and hash protocols: fractions of tracks per split (default: %s)" % ",".join(map(str, d.split.ratios)))
     g.add_argument("--genres", type=_genre_list, metavar="A,B,C",
@@ -230,7 +235,8 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
         pipeline_root=args.pipeline_root or "", serving_dir=args.serving_dir or "",
         mlflow_tracking_uri=args.mlflow_uri or "")
     cfg.split = dataclasses.replace(cfg.split, protocol=args.split, split_dir=args.split_dir,
-                                    ratios=tuple(args.split_ratios), max_bad_fraction=args.max_bad_fraction)
+                                    ratios=tuple(args.split_ratios), max_bad_fraction=args.max_bad_fraction,
+                                    group_by=args.group_by)
     if args.genres:
         cfg.genres = tuple(args.genres)
     if args.split not in HASH_PROTOCOLS and not args.split_dir:

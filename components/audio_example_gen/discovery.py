@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-from typing import NamedTuple, Optional, Sequence
+from typing import Iterable, NamedTuple, Optional, Sequence
 
 from components.audio_example_gen import filecheck
 from pipeline.config import AUDIO_EXTENSIONS, GENRE_PARENTS
@@ -144,7 +144,7 @@ def walk(root: str) -> list[Entry]:
 
 @dataclasses.dataclass(frozen=True)
 class AudioFile:
-    """One candidate file. ``track_id`` (the file stem) is the unit of every split."""
+    """One candidate file. ``track_id`` (:func:`track_id`) names the track; splits.py keeps its group together."""
 
     path: str       # absolute path or URI
     rel_path: str   # relative to the data root, '/'-separated
@@ -154,7 +154,8 @@ class AudioFile:
 
     @property
     def list_key(self) -> str:
-        """How the fault-filtered list files name a track: ``genre/stem`` (extension ignored)."""
+        """How the fault-filtered list files name a track: ``genre/track_id`` (``blues/blues.00029``, extension
+        ignored)."""
         return f"{self.genre}/{self.track_id}"
 
 
@@ -200,6 +201,42 @@ def input_pattern(root: str) -> str:
     return f"{parent}/*/*" if parent else "*/*"
 
 
+def track_id(under_genre: str) -> str:
+    """A track's identity: its path under the genre folder without the extension.
+
+    ``Artist/Album/01 Track.flac`` -> ``Artist/Album/01 Track`` (same-named files in other
+    folders are other tracks); GTZAN's flat ``blues.00029.wav`` -> ``blues.00029``.
+    """
+    folder, slash, name = under_genre.rpartition("/")
+    return folder + slash + name.rpartition(".")[0]
+
+
+def sort_entries(entries: Iterable[Entry], parent: str = "") -> Discovery:
+    """The layout rule: ``entries`` (of :func:`walk`) -> audio candidates and excluded entries.
+
+    ``parent`` is the GTZAN folder holding the genres (``genres_original``), or "". Imports
+    no TensorFlow, so preflight applies the same rule.
+    """
+    files: list[AudioFile] = []
+    excluded: list[Excluded] = []
+    for entry in entries:
+        rel = entry.rel_path
+        if entry.excluded is not None:
+            excluded.append(Excluded(rel, entry.excluded.reason, entry.excluded.detail))
+            continue
+        if parent and not rel.startswith(parent + "/"):
+            excluded.append(Excluded(rel, OUTSIDE_GENRE_PARENT, f"outside the {parent}/ folder that holds the genres"))
+            continue
+        inner = rel[len(parent) + 1:] if parent else rel
+        if "/" not in inner:
+            excluded.append(Excluded(rel, NO_GENRE_FOLDER, "not inside a genre folder: its genre is unknown"))
+            continue
+        genre, _, under_genre = inner.partition("/")
+        files.append(AudioFile(path=entry.path, rel_path=rel, genre=genre, track_id=track_id(under_genre),
+                               problem=entry.problem))
+    return Discovery(files=files, excluded=excluded)
+
+
 def discover(root: str, pattern: str, genres: Sequence[str] = ()) -> Discovery:
     """Walk ``root`` and sort every entry into audio candidates and excluded entries.
 
@@ -214,27 +251,10 @@ def discover(root: str, pattern: str, genres: Sequence[str] = ()) -> Discovery:
         raise FileNotFoundError(
             f"Audio root {root} does not exist. Pass a folder laid out as <root>/<genre>/<name>.wav "
             f"(or GTZAN's <root>/genres_original/<genre>/...){among}.")
-    parent = pattern.split("*", 1)[0].strip("/")
-    files: list[AudioFile] = []
-    excluded: list[Excluded] = []
-    for entry in walk(root):
-        rel = entry.rel_path
-        if entry.excluded is not None:
-            excluded.append(Excluded(rel, entry.excluded.reason, entry.excluded.detail))
-            continue
-        if parent and not rel.startswith(parent + "/"):
-            excluded.append(Excluded(rel, OUTSIDE_GENRE_PARENT, f"outside the {parent}/ folder that holds the genres"))
-            continue
-        inner = rel[len(parent) + 1:] if parent else rel
-        if "/" not in inner:
-            excluded.append(Excluded(rel, NO_GENRE_FOLDER, "not inside a genre folder: its genre is unknown"))
-            continue
-        stem = posixpath.basename(rel).rpartition(".")[0]
-        files.append(AudioFile(path=entry.path, rel_path=rel, genre=inner.split("/", 1)[0], track_id=stem,
-                               problem=entry.problem))
-    if not files:
+    found = sort_entries(walk(root), pattern.split("*", 1)[0].strip("/"))
+    if not found.files:
         raise FileNotFoundError(
             f"No audio files under {root} in genre folders with an extension among "
             f"{', '.join(AUDIO_EXTENSIONS)}. Expected <root>/<genre>/<name>.wav (or GTZAN's "
             f"genres_original/ or genres/ folder inside the root).")
-    return Discovery(files=files, excluded=excluded)
+    return found

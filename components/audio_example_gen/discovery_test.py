@@ -11,6 +11,9 @@ from components.audio_example_gen.plan import plan_tasks
 from pipeline.config import PipelineConfig, SplitConfig
 
 GENRES = PipelineConfig().genres  # the default label set
+# These tests are about each file's fate, not the split: every track to train, so a genre of one
+# track is not refused (groups.check_splittable; its own tests are in groups_test.py).
+ALL_TRAIN = SplitConfig(ratios=(1.0, 0.0, 0.0))
 
 
 def touch(root, *rels):
@@ -46,14 +49,44 @@ def test_missing_root_and_empty_root_are_clear_errors(tmp_path):
 def test_plan_quarantines_unknown_genres_and_duplicate_tracks_before_decoding(tmp_path):
     touch(tmp_path, "blues/blues.00000.wav", "blues/blues.00000.flac", "polka/polka.00000.wav",
           "jazz/blues.00000.wav", "jazz/jazz.00001.wav")
-    tasks = {t.rel_path: t for t in plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(), GENRES)}
+    tasks = {t.rel_path: t for t in plan_tasks(discover(str(tmp_path), "*/*"), ALL_TRAIN, GENRES)}
     assert tasks["polka/polka.00000.wav"].status == ingest.QUARANTINED
     assert tasks["polka/polka.00000.wav"].reason == ingest.UNKNOWN_GENRE
     # Sorted order: blues/blues.00000.flac is the first copy; the .wav and the jazz/ copy are duplicates.
     assert tasks["blues/blues.00000.flac"].status == ingest.PENDING
     for dup in ("blues/blues.00000.wav", "jazz/blues.00000.wav"):
         assert tasks[dup].reason == ingest.DUPLICATE_TRACK and "blues/blues.00000.flac" in tasks[dup].detail
+    assert "with another extension" in tasks["blues/blues.00000.wav"].detail
+    assert "under the genre folders blues/ and jazz/" in tasks["jazz/blues.00000.wav"].detail
     assert tasks["jazz/jazz.00001.wav"].split in ("train", "eval", "test")
+
+
+def test_a_track_is_its_path_under_the_genre_folder_so_same_named_files_are_different_tracks(tmp_path):
+    touch(tmp_path, "rock/Artist A/First/01 Track.flac", "rock/Artist A/Second/01 Track.flac",
+          "rock/Artist B/First/01 Track.wav", "rock/Artist A/First/01 Track.wav", "reggae/Artist C/X/01 Track.ogg",
+          "rock/Artist C/X/01 Track.wav")
+    found = discover(str(tmp_path), "*/*")
+    assert {f.rel_path: f.track_id for f in found.files if f.genre == "rock"} == {
+        "rock/Artist A/First/01 Track.flac": "Artist A/First/01 Track",
+        "rock/Artist A/First/01 Track.wav": "Artist A/First/01 Track",
+        "rock/Artist A/Second/01 Track.flac": "Artist A/Second/01 Track",
+        "rock/Artist B/First/01 Track.wav": "Artist B/First/01 Track",
+        "rock/Artist C/X/01 Track.wav": "Artist C/X/01 Track"}
+    tasks = {t.rel_path: t for t in plan_tasks(found, ALL_TRAIN, GENRES)}
+    duplicated = {r: t.detail for r, t in tasks.items() if t.reason == ingest.DUPLICATE_TRACK}
+    assert set(duplicated) == {"rock/Artist A/First/01 Track.wav", "rock/Artist C/X/01 Track.wav"}
+    assert "another extension" in duplicated["rock/Artist A/First/01 Track.wav"]
+    assert "genre folders reggae/ and rock/" in duplicated["rock/Artist C/X/01 Track.wav"]
+    assert all(tasks[r].status == ingest.PENDING for r in ("rock/Artist A/First/01 Track.flac",
+                                                          "rock/Artist A/Second/01 Track.flac",
+                                                          "rock/Artist B/First/01 Track.wav"))
+
+
+def test_gtzan_tracks_keep_their_stem_as_id_and_list_key(tmp_path):
+    touch(tmp_path, "genres_original/blues/blues.00029.wav", "genres_original/pop/pop.00001.flac")
+    found = discover(str(tmp_path), "genres_original/*/*").files
+    assert [(f.track_id, f.list_key) for f in found] == [("blues.00029", "blues/blues.00029"),
+                                                         ("pop.00001", "pop/pop.00001")]
 
 
 def test_plan_excludes_files_in_no_split_list(tmp_path):
@@ -83,14 +116,14 @@ def test_entries_that_are_not_readable_files_are_listed_with_a_problem_and_quara
         "rock/rock.00003.wav": "link_loop", "rock/rock.00004.wav": "is_directory",
         "rock/rock.00005.wav": "special_file"}
     assert found.other_files == []
-    tasks = {t.rel_path: t for t in plan_tasks(found, SplitConfig(), GENRES)}
+    tasks = {t.rel_path: t for t in plan_tasks(found, ALL_TRAIN, GENRES)}
     assert [tasks[f"rock/rock.0000{i}.wav"].status for i in range(6)] == [ingest.PENDING] * 2 + [ingest.QUARANTINED] * 4
     assert tasks["rock/rock.00000.wav"].label == GENRES.index("rock")
 
 
 def test_labels_and_unknown_genres_follow_the_configured_label_set(tmp_path):
     touch(tmp_path, "blues/blues.00000.wav", "polka/polka.00000.wav", "rock/rock.00000.wav")
-    tasks = {t.rel_path: t for t in plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(), ("polka", "blues"))}
+    tasks = {t.rel_path: t for t in plan_tasks(discover(str(tmp_path), "*/*"), ALL_TRAIN, ("polka", "blues"))}
     assert (tasks["polka/polka.00000.wav"].label, tasks["blues/blues.00000.wav"].label) == (0, 1)
     assert tasks["rock/rock.00000.wav"].reason == ingest.UNKNOWN_GENRE
     assert "polka, blues" in tasks["rock/rock.00000.wav"].detail
@@ -104,7 +137,7 @@ def test_every_entry_of_the_root_has_exactly_one_record_with_one_rule_for_ingest
           ".polka/polka.00000.wav", ".git/config", "rock/ .wav", "loose.wav", "rock/cover.jpg", "rock/.DS_Store")
     (tmp_path / "rock" / "album").symlink_to(tmp_path / "pop")  # a linked folder: not followed
     found = discover(str(tmp_path), "*/*")
-    tasks = plan_tasks(found, SplitConfig(), GENRES)
+    tasks = plan_tasks(found, ALL_TRAIN, GENRES)
     fates = {t.rel_path: (t.status, t.reason) for t in tasks}
     assert len(tasks) == len(fates) == 12
     assert fates["pop/sub/x.wav"][0] == fates["pop/sub/deeper/y.flac"][0] == ingest.PENDING
@@ -134,7 +167,7 @@ def test_a_folder_the_walk_cannot_list_is_a_record_not_a_silent_loss(tmp_path, m
         return real_scandir(path)
 
     monkeypatch.setattr(os, "scandir", refusing)
-    tasks = plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(), GENRES)
+    tasks = plan_tasks(discover(str(tmp_path), "*/*"), ALL_TRAIN, GENRES)
     fates = {t.rel_path: (t.status, t.reason) for t in tasks}
     assert fates["jazz/locked"] == (ingest.QUARANTINED, "unreadable")
 
@@ -142,7 +175,7 @@ def test_a_folder_the_walk_cannot_list_is_a_record_not_a_silent_loss(tmp_path, m
 def test_gtzan_parent_folder_excludes_what_lies_outside_it(tmp_path):
     touch(tmp_path, "genres_original/blues/blues.00000.wav", "images_original/blues/blues00000.png", "extra.wav")
     tasks = {t.rel_path: t for t in plan_tasks(discover(str(tmp_path), input_pattern(str(tmp_path))),
-                                               SplitConfig(), GENRES)}
+                                               ALL_TRAIN, GENRES)}
     assert tasks["genres_original/blues/blues.00000.wav"].genre == "blues"
     assert (tasks["extra.wav"].status, tasks["extra.wav"].reason) == (ingest.EXCLUDED, "outside_genre_parent")
     assert tasks["images_original/blues/blues00000.png"].reason == "not_audio_extension"

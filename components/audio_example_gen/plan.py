@@ -1,32 +1,58 @@
-"""Decide, on the launcher, what happens to each discovered file before any decoding."""
+"""Decide, on the launcher, what happens to each discovered file before any decoding.
+
+The plan is one small FileTask per entry of the root (a few hundred bytes each: about 50 MB
+for 10^5 files); the executor writes it to task files that Beam reads, so the Beam graph
+holds no per-file work.
+"""
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Optional, Sequence
 
-from components.audio_example_gen import duplicates, splits
-from components.audio_example_gen.discovery import Discovery
+from components.audio_example_gen import duplicates, groups, splits
+from components.audio_example_gen.discovery import AudioFile, Discovery
 from components.audio_example_gen.ingest import (DUPLICATE_AUDIO, DUPLICATE_TRACK, EXCLUDED, QUARANTINED,
                                                  UNKNOWN_GENRE, FileTask)
 from pipeline.config import SplitConfig
 
 
-def plan_tasks(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
-               lists: Optional[dict[str, str]] = None, max_seconds: float = math.inf) -> list[FileTask]:
+@dataclasses.dataclass
+class Plan:
+    tasks: list[FileTask]   # one per entry of the root, sorted by path
+    group_by: str
+    group_fallbacks: int    # files of a tag grouping without the tag (grouped by folder instead)
+
+
+def _duplicate_detail(f: AudioFile, first: AudioFile) -> str:
+    if first.genre != f.genre:
+        why = f"the same path under the genre folders {first.genre}/ and {f.genre}/"
+    else:
+        why = "the same path with another extension"
+    return (f"track_id {f.track_id!r} is already taken by {first.rel_path} ({why}); "
+            "keep one of the two files")
+
+
+def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
+              lists: Optional[dict[str, str]] = None, max_seconds: float = math.inf,
+              where: str = "AudioExampleGen") -> Plan:
     """One task per entry of the root, sorted by path: excluded, quarantined, or to decode with its split.
 
     Entries discovery excluded (hidden, not audio, outside the genre folders...) stay
     excluded with their reason. Entries that are not readable files (discovery's
     ``problem``), folders that are not one of ``genres`` (the label set, config.genres),
-    second copies of a track_id (same stem in another folder or with another extension) and
-    copies of the same decoded audio (duplicates.py, before the split) are quarantined; the
-    split protocol assigns the rest or excludes them (e.g. "not in split lists"). A file's
-    label is its genre's position in ``genres``. ``max_seconds`` bounds the duplicate check's reads.
+    second files of a track_id (the same path under the genre folder with another extension,
+    or under another genre folder) and copies of the same decoded audio (duplicates.py,
+    before the split) are quarantined; the rest are grouped (groups.py, ``split.group_by``)
+    and the split protocol assigns them or excludes them (e.g. "not in split lists"). A
+    genre with too few groups for a hash or quota protocol raises groups.TooFewGroups
+    (``where`` names the step) before anything is decoded. A file's label is its genre's
+    position in ``genres``. ``max_seconds`` bounds the duplicate check's reads.
     """
     genres = tuple(genres)
     tasks = [FileTask(e.rel_path, e.rel_path, "", "", status=EXCLUDED, reason=e.reason, detail=e.detail)
              for e in discovery.excluded]
-    first_seen: dict[str, str] = {}
+    first_seen: dict[str, AudioFile] = {}
     named = []
     for f in discovery.files:
         if f.problem is not None:
@@ -37,9 +63,9 @@ def plan_tasks(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
                                   detail=f"folder {f.genre!r} is not one of the genres {', '.join(genres)}"))
         elif f.track_id in first_seen:
             tasks.append(FileTask(f.path, f.rel_path, f.genre, f.track_id, status=QUARANTINED, reason=DUPLICATE_TRACK,
-                                  detail=f"track_id {f.track_id!r} is already taken by {first_seen[f.track_id]}"))
+                                  detail=_duplicate_detail(f, first_seen[f.track_id])))
         else:
-            first_seen[f.track_id] = f.rel_path
+            first_seen[f.track_id] = f
             named.append(f)
     copies = duplicates.find(((f.path, f.rel_path) for f in named), max_seconds)
     candidates = []
@@ -49,12 +75,22 @@ def plan_tasks(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
                                   detail=f"the same decoded audio as {copies[f.rel_path]}, which is kept"))
         else:
             candidates.append(f)
-    plan = splits.assign([splits.Track(f.track_id, f.genre) for f in candidates], split, lists)
+    grouping = groups.group_keys([(f.path, f.track_id) for f in candidates], split.group_by)
+    groups.check_splittable(((f.genre, grouping.keys[f.track_id]) for f in candidates), split, where)
+    plan = splits.assign([splits.Track(f.track_id, f.genre, grouping.keys[f.track_id]) for f in candidates],
+                         split, lists)
     for f in candidates:
+        group = grouping.keys[f.track_id]
         if f.track_id in plan.excluded:
             tasks.append(FileTask(f.path, f.rel_path, f.genre, f.track_id, status=EXCLUDED,
-                                  reason=plan.excluded[f.track_id]))
+                                  reason=plan.excluded[f.track_id], group=group))
         else:
             tasks.append(FileTask(f.path, f.rel_path, f.genre, f.track_id, split=plan.assigned[f.track_id],
-                                  label=genres.index(f.genre)))
-    return sorted(tasks, key=lambda t: t.rel_path)
+                                  label=genres.index(f.genre), group=group))
+    return Plan(sorted(tasks, key=lambda t: t.rel_path), grouping.group_by, grouping.fallbacks)
+
+
+def plan_tasks(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
+               lists: Optional[dict[str, str]] = None, max_seconds: float = math.inf) -> list[FileTask]:
+    """:func:`make_plan`'s tasks."""
+    return make_plan(discovery, split, genres, lists, max_seconds).tasks

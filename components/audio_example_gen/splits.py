@@ -1,22 +1,36 @@
-"""Track-level split protocols: every segment of a track lands in the same split.
+"""Track-level split protocols: every segment of a track, and every track of a group, lands in one split.
 
-A track is a file stem (``blues.00029``). Splitting segments instead of tracks would put
-neighbouring 3 s pieces of one recording in train and test and inflate test accuracy.
+A track is its path under the genre folder without the extension (``Artist/Album/01 Intro``,
+GTZAN's ``blues.00029``; discovery.track_id). Splitting segments instead of tracks would put
+neighbouring 3 s pieces of one recording in train and test and inflate test accuracy; for
+the same reason the hash and quota protocols keep a *group* of tracks together
+(``split.group_by``, groups.py: the album folder by default, or the artist, the files' own
+tags, or the track alone). A file directly in its genre folder is its own group, keyed by
+its track id, so GTZAN and the synthetic set split as by track.
 
 Protocols (``split.protocol``; ``split.ratios`` = (train, eval, test) fractions):
 
 ``stratified`` (default)
-    Per genre: the genre's tracks, ordered by ``sha256(salt, track_id)``, are cut at
-    counts rounded by largest remainder, and every split gets at least one track of a
-    genre that has at least three. So each split holds every genre in the right share
-    even on a small collection (independent hash draws leave a 5-track genre out of the
-    test split one time in four). Adding tracks to a genre can move its other tracks.
+    Per genre. A genre with at least :data:`STABLE_FROM_GROUPS` groups assigns each group
+    by ``sha256(salt, group key)`` cut at the cumulative ratios, as ``hash`` does: stable,
+    adding tracks or groups never moves a track already there, and with that many groups
+    each split gets its share of the genre (give or take a few groups). A smaller genre,
+    where exact proportions matter more than stability: its groups, ordered by
+    ``sha256(salt, group key)``, are cut at counts rounded by largest remainder, and every
+    split gets at least one group of a genre that has at least three (independent hash
+    draws leave a 5-group genre out of the test split one time in four); adding groups to
+    such a genre can move its other groups. A group spanning genres (an artist filed under
+    two genre folders) is assigned by hash in all of them.
 
 ``hash``
-    ``sha256(salt, track_id)`` mapped to [0, 1) and cut at the cumulative ratios.
+    ``sha256(salt, group key)`` mapped to [0, 1) and cut at the cumulative ratios.
     Stable: a track keeps its split when files are added or removed; change ``split.salt``
-    to draw another split. Knows nothing about artists, so GTZAN's repeated artists and
-    duplicated clips leak across splits: fine for synthetic data, optimistic on GTZAN.
+    to draw another split. On GTZAN (flat folders: one group per clip) it knows nothing of
+    the repeated artists and duplicated clips, which leak across splits: fine for synthetic
+    data, optimistic on GTZAN.
+
+A genre with fewer than two groups cannot be both in train and held out; groups.check_splittable
+refuses it before any compute (preflight, and the executor for runs without preflight).
 
 ``fault-filtered``
     The artist-conscious, fault-filtered split of Kereliuk, Sturm and Larsen (2015):
@@ -53,9 +67,12 @@ from typing import Iterable, Optional, Sequence
 
 from tfx.dsl.io import fileio
 
+from components.audio_example_gen import groups
 from pipeline.config import HASH_PROTOCOLS, SPLIT_PROTOCOLS, SPLITS, SplitConfig
 
 TRAIN, EVAL, TEST = SPLITS
+# Groups from which a genre's stratified split is by hash (stable) instead of by quota (exact).
+STABLE_FROM_GROUPS = 30
 LIST_FILES: dict[str, str] = {"train": "train_filtered.txt", "valid": "valid_filtered.txt",
                               "test": "test_filtered.txt"}
 NOT_IN_LISTS = "not in split lists"
@@ -68,6 +85,11 @@ class Track:
 
     track_id: str
     genre: str
+    group: str = ""  # groups.py's key; "" = the track alone
+
+    @property
+    def group_key(self) -> str:
+        return self.group or self.track_id
 
     @property
     def list_key(self) -> str:
@@ -94,6 +116,7 @@ def validate(split: SplitConfig) -> None:
         raise ValueError(f"Split protocol {split.protocol!r} reads the fault-filtered list files: set "
                          "split.split_dir (--split-dir) to the folder holding "
                          f"{', '.join(LIST_FILES.values())}.")
+    groups.validate(split.group_by)
     if not 0 <= split.max_bad_fraction <= 1:
         raise ValueError(f"split.max_bad_fraction must be in [0, 1], not {split.max_bad_fraction}.")
 
@@ -182,22 +205,37 @@ def read_split_lists(split_dir: str, names: Iterable[str] = tuple(LIST_FILES)) -
     return membership
 
 
+def _group_splits(tracks: Sequence[Track], protocol: str, salt: str, ratios: Sequence[float]) -> dict[str, str]:
+    """Group key -> split for the hash and stratified protocols (see the module docstring)."""
+    genres_of: dict[str, set[str]] = defaultdict(set)
+    for t in tracks:
+        genres_of[t.group_key].add(t.genre)
+    if protocol == "hash":
+        return {g: by_ratios(hash_fraction(salt, g), ratios) for g in genres_of}
+    groups_in: dict[str, list[str]] = defaultdict(list)
+    for group, genres in genres_of.items():
+        for genre in genres:
+            groups_in[genre].append(group)
+    by_hash = {g for g, genres in genres_of.items() if len(genres) > 1}
+    result: dict[str, str] = {}
+    for genre, groups in groups_in.items():
+        if len(groups) >= STABLE_FROM_GROUPS:
+            by_hash.update(groups)
+        else:
+            result.update(by_quota([g for g in groups if g not in by_hash], SPLITS, ratios, salt, cover=True))
+    result.update((g, by_ratios(hash_fraction(salt, g), ratios)) for g in by_hash)
+    return result
+
+
 def assign(tracks: Sequence[Track], split: SplitConfig,
            lists: Optional[dict[str, str]] = None) -> SplitPlan:
     """Apply ``split.protocol`` to ``tracks``; ``lists`` overrides reading split.split_dir."""
     validate(split)
     plan = SplitPlan()
     salt, ratios = split.salt, tuple(split.ratios)
-    if split.protocol == "hash":
-        for t in tracks:
-            plan.assigned[t.track_id] = by_ratios(hash_fraction(salt, t.track_id), ratios)
-        return plan
-    if split.protocol == "stratified":
-        per_genre_ids: dict[str, list[str]] = defaultdict(list)
-        for t in tracks:
-            per_genre_ids[t.genre].append(t.track_id)
-        for ids in per_genre_ids.values():
-            plan.assigned.update(by_quota(ids, SPLITS, ratios, salt, cover=True))
+    if split.protocol in HASH_PROTOCOLS:
+        of_group = _group_splits(tracks, split.protocol, salt, ratios)
+        plan.assigned.update((t.track_id, of_group[t.group_key]) for t in tracks)
         return plan
 
     lists = read_split_lists(split.split_dir) if lists is None else lists

@@ -120,3 +120,59 @@ def test_stratified_leaves_a_two_track_genre_without_a_test_track():
     """Fewer tracks than splits: the rule cannot cover them all (the ingestion checks then say so)."""
     plan = splits.assign([splits.Track("a.1", "a"), splits.Track("a.2", "a")], SplitConfig(protocol="stratified"))
     assert sorted(plan.assigned.values()) == ["eval", "train"]
+
+
+# ----- groups: every track of a group in one split, stable where the genre is large ---------
+
+def library(genres=("rock", "jazz"), artists=8, albums=4, songs=3, first_artist=0) -> list[splits.Track]:
+    """``<genre>/Artist NN/Album M/0S Song``, grouped by album folder (the default)."""
+    out = []
+    for genre in genres:
+        for a in range(first_artist, first_artist + artists):
+            for b in range(albums):
+                for s in range(songs):
+                    track_id = f"{genre} Artist {a:02d}/Album {b}/{s:02d} Song"
+                    out.append(splits.Track(track_id, genre, track_id.rpartition("/")[0]))
+    return out
+
+
+@pytest.mark.parametrize("protocol", ["stratified", "hash"])
+def test_every_track_of_a_group_lands_in_one_split(protocol):
+    many = library()
+    plan = splits.assign(many, SplitConfig(protocol=protocol))
+    sides: dict[str, set[str]] = {}
+    for t in many:
+        sides.setdefault(t.group_key, set()).add(plan.assigned[t.track_id])
+    assert all(len(s) == 1 for s in sides.values())
+    assert set().union(*sides.values()) == {"train", "eval", "test"}
+
+
+def test_stratified_is_stable_from_30_groups_per_genre_when_tracks_and_groups_are_added():
+    config = SplitConfig()
+    before = library(artists=8)  # 32 albums per genre
+    plan = splits.assign(before, config)
+    grown = library(artists=8, songs=5) + library(artists=6, first_artist=8)  # new songs, new albums
+    after = splits.assign(grown, config)
+    assert len(after.assigned) > len(plan.assigned)
+    assert {t: after.assigned[t] for t in plan.assigned} == plan.assigned
+
+
+def test_stratified_below_30_groups_keeps_exact_quotas_over_groups():
+    small = library(genres=("rock",), artists=5, albums=2)  # 10 albums of 3 songs
+    plan = splits.assign(small, SplitConfig())
+    per_split = Counter(plan.assigned[t.track_id] for t in small)
+    assert per_split == {"train": 21, "eval": 6, "test": 3}  # 7/2/1 albums by largest remainder
+
+
+def test_a_group_spanning_genres_is_assigned_by_hash_in_both():
+    shared = [splits.Track(f"Both/Album/{i:02d}", genre, "Both") for i, genre in enumerate(["rock", "jazz"] * 3)]
+    config = SplitConfig()
+    plan = splits.assign(library(artists=2, albums=2) + shared, config)
+    expected = splits.by_ratios(splits.hash_fraction(config.salt, "Both"), config.ratios)
+    assert {plan.assigned[t.track_id] for t in shared} == {expected}
+
+
+def test_flat_folders_split_exactly_as_by_track():
+    flat = tracks("rock", range(20)) + tracks("jazz", range(20))
+    grouped = [splits.Track(t.track_id, t.genre, t.track_id) for t in flat]  # a flat file is its own group
+    assert splits.assign(flat, SplitConfig()).assigned == splits.assign(grouped, SplitConfig()).assigned
