@@ -181,15 +181,14 @@ def clip_scores_by_genre(examples_uri: str, model_uri: str):
     from tfx.types import artifact_utils, standard_artifacts
 
     from components.clip_evaluator import executor as clip
-    from models import metrics
 
     examples = standard_artifacts.Examples()
     examples.uri = examples_uri
     examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
     model = standard_artifacts.Model()
     model.uri = model_uri
-    serialized, labels, track_ids = clip.read_examples(examples, GATE_SPLIT)
-    return metrics.score(track_ids, clip.predict(model, serialized), labels)
+    [scored] = clip.score_split(examples, GATE_SPLIT, [model])
+    return scored.score()
 
 
 def mlflow_run(tracking_uri: str, run_id: str) -> tuple[dict[str, float], dict[str, str]]:

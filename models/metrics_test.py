@@ -65,3 +65,66 @@ def test_mlflow_names_leave_out_undefined_figures():
 def test_a_matrix_that_does_not_fit_the_label_set_is_refused():
     with pytest.raises(ValueError, match="3 genres"):
         metrics.per_genre(np.zeros((2, 2), dtype=np.int64), GENRES)
+
+
+def segments_of_tracks(seed: int, tracks: int = 9, segments: int = 70, classes: int = 3):
+    """Segments of ``tracks`` tracks in shuffled order: (track ids, probabilities, labels), one label per track."""
+    rng = np.random.default_rng(seed)
+    track_of = rng.integers(0, tracks, segments)
+    track_ids = np.array([f"t{t:02d}".encode() for t in track_of])
+    labels = track_of % classes
+    return track_ids, rng.dirichlet(np.ones(classes), segments).astype(np.float32), labels
+
+
+def test_the_accumulator_averages_each_tracks_segments_as_counted_by_hand():
+    track_ids, probabilities, labels = segments_of_tracks(3)
+    accumulator = metrics.ClipAccumulator()
+    for start in range(0, len(labels), 16):  # batches cut through tracks
+        accumulator.add(track_ids[start:start + 16], probabilities[start:start + 16], labels[start:start + 16])
+    scores = accumulator.score()
+    expected_hits = 0
+    for track in sorted(set(track_ids)):
+        mine = track_ids == track
+        expected_hits += int(np.argmax(probabilities[mine].mean(axis=0)) == labels[mine][0])
+    assert scores.clips == len(set(track_ids)) and scores.segments == len(labels)
+    assert scores.clip_accuracy == pytest.approx(expected_hits / scores.clips)
+    assert scores.segment_accuracy == pytest.approx(np.mean(probabilities.argmax(axis=1) == labels))
+    np.testing.assert_array_equal(accumulator.segment_confusion,
+                                  metrics.confusion(labels, probabilities.argmax(axis=1), 3))
+
+
+@pytest.mark.parametrize("batch", [1, 5, 64])
+def test_batches_of_any_size_score_exactly_as_the_whole_split(batch):
+    track_ids, probabilities, labels = segments_of_tracks(11)
+    accumulator = metrics.ClipAccumulator()
+    for start in range(0, len(labels), batch):
+        accumulator.add(track_ids[start:start + batch], probabilities[start:start + batch], labels[start:start + batch])
+    streamed, whole = accumulator.score(), metrics.score(track_ids, probabilities, labels)
+    assert streamed.as_dict() == whole.as_dict()  # equal, not approximately: the same sums in the same order
+    np.testing.assert_array_equal(streamed.clip_confusion, whole.clip_confusion)
+
+
+def test_clip_votes_are_sorted_by_track_and_keep_each_tracks_label():
+    track_ids = np.array([b"b", b"a", b"b", b"c"])
+    rows = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.5, 0.5]])
+    tracks, clip_labels, means = metrics.clip_votes(track_ids, rows, np.array([0, 1, 0, 1]))
+    assert list(tracks) == [b"a", b"b", b"c"] and list(clip_labels) == [1, 0, 1]
+    np.testing.assert_array_equal(means, [[0.0, 1.0], [0.5, 0.5], [0.5, 0.5]])
+
+
+def test_an_empty_split_is_refused():
+    accumulator = metrics.ClipAccumulator()
+    accumulator.add(np.array([], dtype=bytes), np.zeros((0, 3)), np.array([], dtype=np.int64))
+    with pytest.raises(ValueError, match="split is empty"):
+        accumulator.score()
+
+
+def test_a_track_with_two_labels_and_a_label_outside_the_head_are_refused():
+    accumulator = metrics.ClipAccumulator()
+    accumulator.add(np.array([b"t1"]), np.eye(3)[[0]], np.array([0]))
+    with pytest.raises(ValueError, match="track t1 has segments of two labels"):
+        accumulator.add(np.array([b"t2", b"t1"]), np.eye(3)[[1, 1]], np.array([1, 2]))
+    with pytest.raises(ValueError, match="label outside 0..2"):
+        metrics.ClipAccumulator().add(np.array([b"t1"]), np.eye(3)[[0]], np.array([3]))
+    with pytest.raises(ValueError, match="4 numbers per segment after batches of 3"):
+        accumulator.add(np.array([b"t3"]), np.full((1, 4), 0.25), np.array([0]))

@@ -18,8 +18,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 import local_runner
-from components.clip_evaluator.executor import predict, read_examples
-from models import metrics
+from components.clip_evaluator.executor import load_examples_signature, read_batches, score_split
 from pipeline.config import GATE_SPLIT, PathsConfig, PipelineConfig, SyntheticConfig
 from pipeline.run_record import ingested_examples_of, open_store
 
@@ -52,18 +51,27 @@ def synthetic_set(model: str) -> tuple[int, Optional[float]]:
     return SET_FOR.get(model, (TRACKS, None))
 
 
-def assert_served_like_examples(model: str, model_artifact, serialized, track_ids, probabilities,
-                                output_dir: str) -> None:
+def first_track_segments(examples, model_artifact) -> tuple[list[bytes], np.ndarray]:
+    """The held-out split's first track: its serialized segments and from_examples' scores for them."""
+    first, segments = None, []
+    for serialized, _, track_ids in read_batches(examples, GATE_SPLIT):
+        first = track_ids[0] if first is None else first
+        segments += [record for record, track in zip(serialized.numpy(), track_ids) if track == first]
+    _loaded, signature = load_examples_signature(model_artifact)
+    return segments, signature(examples=tf.constant(segments))["probabilities"].numpy()
+
+
+def assert_served_like_examples(model: str, model_artifact, examples, output_dir: str) -> None:
     """serving_default on one held-out clip's audio file gives from_examples' scores for its segments.
 
     The file is sent at the model's rate, resampled as AudioExampleGen resamples (soxr HQ), so the two
     paths see the same samples: the serving graph's own FFT resampler is close to soxr but not equal
     (up to 0.004 apart in a 16-kHz family's probabilities), and models/audio_test.py measures that.
     """
-    parsed = tf.io.parse_example(list(serialized), {"source_path": tf.io.FixedLenFeature([], tf.string),
-                                                    "segment_index": tf.io.FixedLenFeature([], tf.int64)})
-    mine = np.flatnonzero(track_ids == track_ids[0])
-    mine = mine[np.argsort(parsed["segment_index"].numpy()[mine])]
+    serialized, probabilities = first_track_segments(examples, model_artifact)
+    parsed = tf.io.parse_example(serialized, {"source_path": tf.io.FixedLenFeature([], tf.string),
+                                              "segment_index": tf.io.FixedLenFeature([], tf.int64)})
+    mine = np.argsort(parsed["segment_index"].numpy())
     model_rate = PipelineConfig().with_model(model).audio.sample_rate
     root = PipelineConfig(paths=PathsConfig(output_dir=output_dir), synthetic=SyntheticConfig(
         tracks_per_genre=synthetic_set(model)[0], seconds=SECONDS)).synthetic_data_root
@@ -76,7 +84,7 @@ def assert_served_like_examples(model: str, model_artifact, serialized, track_id
 
 
 def train_and_score(model: str, output_dir: str, epochs: int):
-    """Run the pipeline to the Trainer; (model artifact, held-out examples, track ids, probabilities, scores)."""
+    """Run the pipeline to the Trainer; (model artifact, ingested examples, held-out scores)."""
     tracks, rate = synthetic_set(model)
     local_runner.main([
         "--output-dir", output_dir, "--model", model, "--until", "train",
@@ -91,20 +99,20 @@ def train_and_score(model: str, output_dir: str, epochs: int):
     trainer_run = max(store.get_executions_by_type(trainer_type), key=lambda e: e.id)
     trainer_seconds = (trainer_run.last_update_time_since_epoch - trainer_run.create_time_since_epoch) / 1000
 
-    serialized, labels, track_ids = read_examples(_artifact(standard_artifacts.Examples, examples), GATE_SPLIT)
+    examples = _artifact(standard_artifacts.Examples, examples)
     trained = _artifact(standard_artifacts.Model, model_artifact)
-    probabilities = predict(trained, serialized)
-    scores = metrics.score(track_ids, probabilities, labels)
+    [scored] = score_split(examples, GATE_SPLIT, [trained])
+    scores = scored.score()
     print(f"{model}: held-out segment accuracy {scores.segment_accuracy:.3f} ({scores.segments} segments), "
           f"clip accuracy {scores.clip_accuracy:.3f} ({scores.clips} clips); Trainer {trainer_seconds:.0f} s")
-    return trained, serialized, track_ids, probabilities, scores
+    return trained, examples, scores
 
 
 def assert_family_generalises(model: str, output_dir: str) -> None:
     """The family's bars on held-out tracks: 90 % of clips (soft vote, what the served model answers) and 80 %
     of their 3-s segments; for :data:`SERVED_CHECK`, its raw-audio signature answers like ``from_examples``."""
-    trained, serialized, track_ids, probabilities, scores = train_and_score(model, output_dir, EPOCHS[model])
+    trained, examples, scores = train_and_score(model, output_dir, EPOCHS[model])
     assert scores.clip_accuracy >= 0.9
     assert scores.segment_accuracy >= 0.8
     if model in SERVED_CHECK:
-        assert_served_like_examples(model, trained, serialized, track_ids, probabilities, output_dir)
+        assert_served_like_examples(model, trained, examples, output_dir)

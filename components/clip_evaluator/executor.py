@@ -6,7 +6,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -32,23 +32,49 @@ class GateDecision:
     reasons: list[str]
 
 
-def read_examples(examples: types.Artifact, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Serialized examples, labels and track ids of one split of raw ExampleGen output."""
+LABEL_AND_TRACK = {"label": tf.io.FixedLenFeature([], tf.int64), "track_id": tf.io.FixedLenFeature([], tf.string)}
+
+
+def read_batches(examples: types.Artifact, split: str, batch_size: int = BATCH
+                 ) -> Iterator[tuple[tf.Tensor, np.ndarray, np.ndarray]]:
+    """One split of raw ExampleGen output in batches: (serialized examples, labels, track ids).
+
+    One batch is in memory at a time (and the next, read ahead), so the split may be any size.
+    """
     files = split_files(examples, split)
-    serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")] if files else []
-    if not serialized:
+    if not files:
+        return
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size).prefetch(1)
+    for serialized in dataset:
+        parsed = tf.io.parse_example(serialized, LABEL_AND_TRACK)
+        yield serialized, parsed["label"].numpy(), parsed["track_id"].numpy()
+
+
+def load_examples_signature(model: types.Artifact) -> tuple[Any, Callable[..., dict[str, tf.Tensor]]]:
+    """(the loaded SavedModel, its signature on serialized examples); the caller keeps the first alive
+    while it calls the second."""
+    loaded = tf.saved_model.load(path_utils.serving_model_path(model.uri))
+    return loaded, loaded.signatures[EXAMPLES_SIGNATURE]
+
+
+def score_split(examples: types.Artifact, split: str, models: Sequence[types.Artifact],
+                batch_size: int = BATCH) -> list[metrics.ClipAccumulator]:
+    """Every model's segment and clip scores on one split, in one pass over its records.
+
+    Each batch is read once and given to every model in turn; what stays is per track
+    (metrics.ClipAccumulator), never per segment.
+    """
+    loaded = [load_examples_signature(model) for model in models]
+    accumulators = [metrics.ClipAccumulator() for _ in models]
+    segments = 0
+    for serialized, labels, track_ids in read_batches(examples, split, batch_size):
+        segments += len(labels)
+        for (_, signature), accumulator in zip(loaded, accumulators):
+            accumulator.add(track_ids, signature(examples=serialized)["probabilities"].numpy(), labels)
+    if not segments:
         raise ValueError(f"The '{split}' split under {examples.uri} holds no examples: nothing to gate on. "
                          "Check the split protocol and the data root.")
-    parsed = tf.io.parse_example(serialized, {"label": tf.io.FixedLenFeature([], tf.int64),
-                                              "track_id": tf.io.FixedLenFeature([], tf.string)})
-    return np.array(serialized, dtype=object), parsed["label"].numpy(), parsed["track_id"].numpy()
-
-
-def predict(model: types.Artifact, serialized: np.ndarray) -> np.ndarray:
-    signature = tf.saved_model.load(path_utils.serving_model_path(model.uri)).signatures[EXAMPLES_SIGNATURE]
-    outputs = [signature(examples=tf.constant(list(serialized[i:i + BATCH])))["probabilities"].numpy()
-               for i in range(0, len(serialized), BATCH)]
-    return np.concatenate(outputs)
+    return accumulators
 
 
 def tfma_metrics(evaluation: types.Artifact, genres: Sequence[str]) -> dict[str, float]:
@@ -186,13 +212,13 @@ class Executor(base_executor.BaseExecutor):
         evaluation = artifact_utils.get_single_instance(input_dict["evaluation"])
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
 
-        serialized, labels, track_ids = read_examples(examples, GATE_SPLIT)
-        probabilities = predict(model, serialized)
-        candidate = metrics.score(track_ids, probabilities, labels)
-        baseline = (metrics.score(track_ids, predict(baseline_model, serialized), labels)
-                    if baseline_model is not None else None)
-        tfma_blessed = tfma_blessing.get_int_custom_property("blessed") == 1
         same_model = baseline_model is not None and baseline_model.id == model.id
+        # Candidate and baseline score each batch in one pass; the released model itself (a cached re-run) once.
+        to_score = [model] if baseline_model is None or same_model else [model, baseline_model]
+        scored = score_split(examples, GATE_SPLIT, to_score)
+        candidate = scored[0].score()
+        baseline = None if baseline_model is None else scored[-1].score()
+        tfma_blessed = tfma_blessing.get_int_custom_property("blessed") == 1
         decision = decide(config, tfma_blessed, candidate, baseline, candidate_is_baseline=same_model)
 
         report = build_report(config, decision, tfma_blessed, candidate, baseline,
@@ -220,11 +246,11 @@ class Executor(base_executor.BaseExecutor):
         if same_model:
             print("[gate] MLflow left as it is: the model's run already records its release", flush=True)
         else:
-            self._log_to_mlflow(config, model, report, candidate, probabilities, labels)
+            self._log_to_mlflow(config, model, report, candidate, scored[0].segment_confusion)
 
     @staticmethod
     def _log_to_mlflow(config: PipelineConfig, model: types.Artifact, report: dict[str, Any],
-                       candidate: metrics.Scores, probabilities: np.ndarray, labels: np.ndarray) -> None:
+                       candidate: metrics.Scores, segment_confusion: np.ndarray) -> None:
         run_id = model.get_string_custom_property(tracking.RUN_ID_PROPERTY)
         if not run_id:
             print("[gate] the model has no MLflow run id; evaluation not logged to MLflow", flush=True)
@@ -240,7 +266,6 @@ class Executor(base_executor.BaseExecutor):
             mlflow.set_tags({"blessed": str(report["blessed"]).lower(),
                              "gate_reasons": "; ".join(report["reasons"]) or "passed",
                             "gate_baseline": report["baseline_decision"]})
-            segment_confusion = metrics.confusion(labels, np.argmax(probabilities, axis=1), len(config.genres))
             with tempfile.TemporaryDirectory() as tmp:
                 for matrix, name, title in ((candidate.clip_confusion, "test_clip_confusion.png", "clip level"),
                                             (segment_confusion, "test_segment_confusion.png", "segment level")):

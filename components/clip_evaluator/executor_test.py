@@ -7,11 +7,13 @@ import math
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from components.clip_evaluator.executor import (ALREADY_RELEASED, build_report, decide, per_genre_lines,
-                                                write_report)
+                                                score_split, write_report)
 from models import metrics
-from pipeline.config import PipelineConfig
+from models.signatures import EXAMPLES_SIGNATURE
+from pipeline.config import GATE_SPLIT, PipelineConfig
 
 GENRES3 = ("ambient", "drill", "polka")
 
@@ -161,3 +163,102 @@ def test_the_run_summary_prints_the_per_genre_clip_accuracy(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert "  per-genre clip accuracy (clips): ambient 0.67 (3), drill 1.00 (2), polka 1.00 (1)" in lines
     assert f"  baseline: {BASELINE_LINE}" in lines  # which model the no-regression bar was held against
+
+
+def segment_example(track: int, segment: int) -> bytes:
+    """A raw segment as the gate reads it: label, track id and segment index (no audio: the test models
+    compute their scores from these)."""
+    feature = {"label": tf.train.Feature(int64_list=tf.train.Int64List(value=[track % len(GENRES3)])),
+               "track_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"track{track:02d}".encode()])),
+               "segment_index": tf.train.Feature(int64_list=tf.train.Int64List(value=[segment]))}
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def examples_artifact(root, files: list[list[bytes]]):
+    """An Examples artifact whose test split is the given gzipped TFRecord files."""
+    from tfx.types import artifact_utils, standard_artifacts
+
+    examples = standard_artifacts.Examples()
+    examples.uri = str(root / "examples")
+    examples.split_names = artifact_utils.encode_split_names([GATE_SPLIT])
+    split_dir = root / "examples" / f"Split-{GATE_SPLIT}"
+    split_dir.mkdir(parents=True)
+    for i, records in enumerate(files):
+        with tf.io.TFRecordWriter(str(split_dir / f"data_tfrecord-{i:05d}-of-{len(files):05d}.gz"), "GZIP") as writer:
+            for record in records:
+                writer.write(record)
+    return examples
+
+
+class SegmentScorer(tf.Module):
+    """A model with the examples signature: softmax of a fixed function of label and segment index, so
+    its answers differ between segments of one track and some are wrong."""
+
+    def __init__(self, weight: float):
+        super().__init__()
+        self.weight = tf.constant(weight)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def from_examples(self, examples):
+        parsed = tf.io.parse_example(examples, {"label": tf.io.FixedLenFeature([], tf.int64),
+                                                "segment_index": tf.io.FixedLenFeature([], tf.int64)})
+        right = tf.one_hot(parsed["label"], len(GENRES3))
+        other = tf.one_hot((parsed["label"] + 1 + parsed["segment_index"] % 2) % len(GENRES3), len(GENRES3))
+        wobble = tf.cast(parsed["segment_index"] % 5, tf.float32)[:, None] * tf.constant([[0.3, -0.2, 0.1]])
+        return {"probabilities": tf.nn.softmax(right + self.weight * other + wobble)}
+
+
+def model_artifact(root, name: str, weight: float):
+    from tfx.types import standard_artifacts
+    from tfx.utils import path_utils
+
+    model = standard_artifacts.Model()
+    model.uri = str(root / name)
+    scorer = SegmentScorer(weight)
+    tf.saved_model.save(scorer, path_utils.serving_model_path(model.uri),
+                        signatures={EXAMPLES_SIGNATURE: scorer.from_examples})
+    return model
+
+
+def whole_split_scores(records: list[bytes], model, batch: int) -> tuple[metrics.Scores, np.ndarray]:
+    """The whole-array computation: every record in one array, predicted in chunks, scored at once."""
+    from tfx.utils import path_utils
+
+    signature = tf.saved_model.load(path_utils.serving_model_path(model.uri)).signatures[EXAMPLES_SIGNATURE]
+    probabilities = np.concatenate([signature(examples=tf.constant(records[i:i + batch]))["probabilities"].numpy()
+                                    for i in range(0, len(records), batch)])
+    parsed = tf.io.parse_example(records, {"label": tf.io.FixedLenFeature([], tf.int64),
+                                           "track_id": tf.io.FixedLenFeature([], tf.string)})
+    labels, track_ids = parsed["label"].numpy(), parsed["track_id"].numpy()
+    return (metrics.score(track_ids, probabilities, labels),
+            metrics.confusion(labels, probabilities.argmax(axis=1), len(GENRES3)))
+
+
+def test_streamed_scores_of_candidate_and_baseline_equal_the_whole_split_computation(tmp_path):
+    # 11 tracks of 2..7 segments over two files, a track cut by every batch boundary of 4.
+    records = [segment_example(track, segment) for track in range(11) for segment in range(2 + track % 6)]
+    examples = examples_artifact(tmp_path, [records[:23], records[23:]])
+    candidate, baseline = model_artifact(tmp_path, "candidate", 1.4), model_artifact(tmp_path, "baseline", 0.6)
+
+    streamed = score_split(examples, GATE_SPLIT, [candidate, baseline], batch_size=4)
+
+    for model, accumulator in zip((candidate, baseline), streamed):
+        expected, segment_confusion = whole_split_scores(records, model, batch=4)
+        scores = accumulator.score()
+        assert scores.as_dict() == expected.as_dict()  # exactly: the same sums in the same order
+        np.testing.assert_array_equal(scores.clip_confusion, expected.clip_confusion)
+        np.testing.assert_array_equal(accumulator.segment_confusion, segment_confusion)
+        assert scores.per_genre(GENRES3) == expected.per_genre(GENRES3)
+    assert (streamed[0].score().clips, streamed[0].score().segments) == (11, len(records))
+    # The two models differ, and neither gets everything right: the comparison can fail.
+    assert streamed[0].score().as_dict() != streamed[1].score().as_dict()
+    assert 0 < streamed[1].score().segment_accuracy < 1
+
+
+@pytest.mark.parametrize("files", [[], [[]]], ids=["no file", "a file of no records"])
+def test_an_empty_test_split_is_refused_with_the_fix(tmp_path, files):
+    examples = examples_artifact(tmp_path, files)
+    model = model_artifact(tmp_path, "candidate", 1.0)
+    with pytest.raises(ValueError, match="The 'test' split under .* holds no examples: nothing to gate on. "
+                                         "Check the split protocol and the data root."):
+        score_split(examples, GATE_SPLIT, [model])
