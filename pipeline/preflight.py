@@ -5,15 +5,18 @@ reported in the first second, not after the libraries load or after an hour of t
 Only the standard library and ingestion's discovery rule (components/audio_example_gen/
 discovery.py, which imports no TensorFlow) are used here, so a folder counts as a genre here
 exactly when ingestion would read audio from it: hidden folders (``.polka/``) are not read by
-either, nested files (``pop/sub/x.wav``) count for their top folder. The checks that need the
-data decoded and split (every split has tracks) run at the end of ingestion (AudioExampleGen).
+either, nested files (``pop/sub/x.wav``) count for their top folder. A genre whose tracks fall in
+fewer than two split groups (``--group-by``; groups.py, the same rule ingestion applies) is
+refused here too. The checks that need the data decoded and split (every split has tracks)
+run at the end of ingestion (AudioExampleGen).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 
-from components.audio_example_gen.discovery import classify
+from components.audio_example_gen import groups
+from components.audio_example_gen.discovery import classify, sort_entries, walk
 from pipeline.config import AUDIO_EXTENSIONS, GENRE_PARENTS, GENRES, HASH_PROTOCOLS, PipelineConfig
 from pipeline.errors import UserError
 
@@ -105,8 +108,29 @@ def check_split_dir(config: PipelineConfig) -> None:
                         fix="point --split-dir at the folder holding the fault-filtered list files")
 
 
+def check_groups(config: PipelineConfig, scan: DataRootScan, genres: tuple[str, ...]) -> None:
+    """groups.TooFewGroups when a genre cannot be both in train and held out under ``split.group_by``.
+
+    Ingestion's own discovery and grouping (the tag groupings read each file's tags, headers
+    only): the readable files of the label set's genres, one per track id. Copies of the same
+    audio are found only by ingestion, which checks again after removing them.
+    """
+    if config.split.protocol not in HASH_PROTOCOLS:
+        return
+    files, seen = [], set()
+    for f in sort_entries(walk(scan.root)).files:
+        if f.problem is None and f.genre in genres and f.track_id not in seen:
+            seen.add(f.track_id)
+            files.append(f)
+    grouping = groups.group_keys([(f.path, f.track_id) for f in files], config.split.group_by)
+    groups.check_splittable(((f.genre, grouping.keys[f.track_id]) for f in files), config.split,
+                            where=f"{scan.root}, --split {config.split.protocol}")
+
+
 def preflight(config: PipelineConfig, data_root: str, genres_from_data: bool) -> tuple[str, ...]:
     """Every cheap check; returns the label set to use."""
-    genres = resolve_genres(config, scan_data_root(data_root), genres_from_data)
+    scan = scan_data_root(data_root)
+    genres = resolve_genres(config, scan, genres_from_data)
     check_split_dir(config)
+    check_groups(config, scan, genres)
     return genres

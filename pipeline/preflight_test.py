@@ -16,11 +16,12 @@ from pipeline.errors import UserError
 
 @pytest.fixture
 def root(tmp_path):
-    """GTZAN's ten folders, a visible unknown one (polka/) and a hidden one (.ska/)."""
+    """GTZAN's ten folders (two clips each), a visible unknown one (polka/) and a hidden one (.ska/)."""
     data = tmp_path / "data"
     for genre in (*GENRES, "polka", ".ska"):
         (data / genre).mkdir(parents=True)
-        (data / genre / f"{genre.strip('.')}.00000.wav").write_bytes(b"RIFF")
+        for number in range(2 if genre != "pop" else 1):
+            (data / genre / f"{genre.strip('.')}.{number:05d}.wav").write_bytes(b"RIFF")
     (data / "pop" / "live").mkdir()
     (data / "pop" / "live" / "pop.00001.wav").write_bytes(b"RIFF")
     return data
@@ -53,5 +54,49 @@ def test_preflight_and_ingestion_see_the_same_genre_folders(root):
     read = {t.genre for t in tasks if t.status == ingest.PENDING}
     assert read == set(config.genres)
     hidden = [t for t in tasks if t.rel_path.startswith(".ska/")]
-    assert [(t.status, t.reason) for t in hidden] == [(ingest.EXCLUDED, "hidden")]
+    assert [(t.status, t.reason) for t in hidden] == [(ingest.EXCLUDED, "hidden")] * 2
     assert any(t.rel_path == "pop/live/pop.00001.wav" and t.status == ingest.PENDING for t in tasks)
+
+
+def album_library(data, albums: dict[str, list[str]]) -> None:
+    """``<genre>/<artist>/<album>/01 Song.wav`` for each "genre/artist/album" given, two songs each."""
+    for genre, entries in albums.items():
+        for entry in entries:
+            for song in ("01 Song.wav", "02 Song.wav"):
+                (data / genre / entry).mkdir(parents=True, exist_ok=True)
+                (data / genre / entry / song).write_bytes(b"RIFF")
+
+
+def test_a_genre_of_one_album_is_refused_before_the_run_with_the_fixes(tmp_path):
+    data = tmp_path / "library"
+    album_library(data, {"rock": ["Band/First", "Band/Second"], "jazz": ["Trio/Live"]})
+    with pytest.raises(UserError) as refused:
+        checked(data, "--genres", "rock,jazz")
+    message = refused.value.paragraph()
+    assert "genre jazz has 1 album folder" in message and "--group-by album" in message
+    assert str(data) in message
+    assert "`--group-by track`" in refused.value.fix and "--genres" in refused.value.fix
+    assert checked(data, "--genres", "rock,jazz", "--group-by", "track").split.group_by == "track"
+    with pytest.raises(UserError, match="genres jazz \\(1 artist folder\\), rock \\(1 artist folder\\) fall short"):
+        checked(data, "--genres", "rock,jazz", "--group-by", "artist")  # rock: two albums, one artist
+    assert checked(data, "--genres", "rock,jazz", "--split", "fault-filtered",  # lists: no group rule
+                   "--split-dir", str(lists(tmp_path))).genres == ("rock", "jazz")
+
+
+def test_preflight_and_ingestion_refuse_the_same_genre(tmp_path):
+    """Runs that skip preflight (Kubeflow) get the same refusal from the plan, before decoding."""
+    data = tmp_path / "library"
+    album_library(data, {"rock": ["Band/First", "Band/Second"], "jazz": ["Trio/Live"]})
+    with pytest.raises(UserError) as before_the_run:
+        checked(data, "--genres", "rock,jazz")
+    with pytest.raises(UserError) as in_ingestion:
+        plan_tasks(discover(str(data), "*/*"), SplitConfig(), ("rock", "jazz"))
+    assert before_the_run.value.problem.split(" (")[0] == in_ingestion.value.problem.split(" (")[0]
+
+
+def lists(tmp_path):
+    folder = tmp_path / "lists"
+    folder.mkdir(exist_ok=True)
+    for name in ("train", "valid", "test"):
+        (folder / f"{name}_filtered.txt").write_text("")
+    return folder

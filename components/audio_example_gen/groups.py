@@ -137,8 +137,8 @@ def check_splittable(tracks: Iterable[tuple[str, str]], split: SplitConfig, wher
     raise TooFewGroups(
         f"Split protocol {split.protocol} with --group-by {split.group_by} keeps every {unit} in one split, so a "
         f"genre needs tracks in at least {MIN_GROUPS_PER_GENRE} {unit}s to be both in train and held out for "
-        f"evaluation; {'genre' if len(short) == 1 else 'genres'} {named} "
-        f"{'has' if len(short) == 1 else 'have'} only one.",
+        f"evaluation; " + (f"genre {short[0][0]} has {short[0][1]} {unit}." if len(short) == 1
+                           else f"genres {named} fall short."),
         where=where,
         fix=f"run with `--group-by track` (tracks of one {unit} may then be on both sides of the split), add "
             f"tracks from other albums or artists to {', '.join(g for g, _ in short)}, or leave "
