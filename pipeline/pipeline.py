@@ -12,8 +12,8 @@ importable: in this checkout, or installed in the Kubeflow image.
 """
 from __future__ import annotations
 
-import hashlib
 import json
+from pathlib import Path
 from typing import Optional
 
 import tensorflow_model_analysis as tfma
@@ -27,6 +27,7 @@ from components.baseline_aware_evaluator.component import BaselineAwareEvaluator
 from components.clip_evaluator.component import ClipEvaluator
 from components.model_registrar.component import ModelRegistrar
 from components.tracked_trainer.component import TrackedTrainer
+from pipeline import code_fingerprint
 from pipeline.beam_args import for_tfx
 from pipeline.config import (GATE_SPLIT, INGESTION_SECTIONS, PROJECT_ROOT, TRAINING_SECTIONS,
                              TRANSFORM_SECTIONS, PipelineConfig)
@@ -41,18 +42,23 @@ RESOLVER_ID = "latest_blessed_model_resolver"
 TOP1_PREFIX = "top1_"  # TFMA's per-genre metrics: top1_precision, top1_recall
 
 
-def model_code_fingerprint() -> str:
-    """A hash of the model code (models/*.py, tests excluded).
+def transform_code_fingerprint(root: Path = PROJECT_ROOT) -> str:
+    """A hash of the code Transform runs: the project modules PREPROCESSING_FN's module imports, transitively.
 
-    Transform and Trainer reference their functions by import path, so TFX's cache
-    cannot see an edit to that code; this fingerprint in their custom_config can, and a
-    changed feature or model file re-executes them instead of reusing a stale result.
+    Transform and Trainer reference their functions by import path, so TFX's cache cannot see
+    an edit to that code; a fingerprint in their custom_config can. Transform's covers its
+    feature code only, so an edit to a model re-runs the Trainer, not Transform over the library.
     """
-    digest = hashlib.sha256()
-    for path in sorted((PROJECT_ROOT / "models").glob("*.py")):
-        if not path.name.endswith("_test.py"):
-            digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:16]
+    return code_fingerprint.function_fingerprint(PREPROCESSING_FN, root)
+
+
+def trainer_code_fingerprint(root: Path = PROJECT_ROOT) -> str:
+    """A hash of the code the Trainer runs: every model file (models/*.py, tests excluded: any family may be
+    the one trained), the feature code Transform's graph brings into the model, and RUN_FN's imports."""
+    files = [path for path in (root / "models").glob("*.py") if not code_fingerprint.is_test_file(path, root)]
+    for function_path in (PREPROCESSING_FN, RUN_FN):
+        files += code_fingerprint.import_closure(code_fingerprint.function_module(function_path), root)
+    return code_fingerprint.files_fingerprint(files, root)
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -112,11 +118,11 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
     components = [example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate]
 
     if until != "validate":
-        code_fingerprint = model_code_fingerprint()
         transform = tfx.components.Transform(
             examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
             preprocessing_fn=PREPROCESSING_FN,
-            custom_config={"pipeline_config": config.to_json(TRANSFORM_SECTIONS), "code": code_fingerprint})
+            custom_config={"pipeline_config": config.to_json(TRANSFORM_SECTIONS),
+                           "code": transform_code_fingerprint()})
         transform.add_upstream_node(anomaly_gate)  # anomalies stop the run before any feature work
         trainer = TrackedTrainer(
             run_fn=RUN_FN,
@@ -126,7 +132,7 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
             train_args=tfx.proto.TrainArgs(splits=["train"]),
             eval_args=tfx.proto.EvalArgs(splits=["eval"]),
             # Gate settings are not the Trainer's business: changing a bar re-runs the gate only.
-            custom_config={"pipeline_config": config.to_json(TRAINING_SECTIONS), "code": code_fingerprint})
+            custom_config={"pipeline_config": config.to_json(TRAINING_SECTIONS), "code": trainer_code_fingerprint()})
         components += [transform, trainer]
 
     if until == "push":

@@ -160,3 +160,32 @@ def test_until_stops_the_wiring_early():
     assert "Transform" not in node_ids(PipelineConfig(), until="validate")
     assert "Trainer" in node_ids(PipelineConfig(), until="train")
     assert "Evaluator" not in node_ids(PipelineConfig(), until="train")
+
+
+def test_transform_is_keyed_by_its_feature_code_and_the_trainer_by_all_model_code():
+    import json
+
+    from pipeline import code_fingerprint
+    from pipeline.pipeline import PREPROCESSING_FN
+
+    nodes = {node.id: node for node in create_pipeline(PipelineConfig(), "/data", until="train").components}
+    transform_code, trainer_code = (json.loads(nodes[name].exec_properties["custom_config"])["code"]
+                                    for name in ("Transform", "Trainer"))
+    assert transform_code == code_fingerprint.function_fingerprint(PREPROCESSING_FN)
+    assert trainer_code != transform_code
+
+
+@pytest.mark.parametrize("edited, transform_moves", [("models/cnn.py", False), ("models/features.py", True)])
+def test_a_model_edit_re_keys_the_trainer_only_and_a_feature_edit_both(tmp_path, edited, transform_moves):
+    import shutil
+
+    from pipeline.config import PROJECT_ROOT
+    from pipeline.pipeline import trainer_code_fingerprint, transform_code_fingerprint
+
+    for package in ("models", "pipeline"):  # a copy of the code both functions import, to edit
+        shutil.copytree(PROJECT_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = transform_code_fingerprint(tmp_path), trainer_code_fingerprint(tmp_path)
+    with (tmp_path / edited).open("a") as f:
+        f.write("\nEDITED = True\n")
+    assert (transform_code_fingerprint(tmp_path) != before[0]) is transform_moves
+    assert trainer_code_fingerprint(tmp_path) != before[1]
