@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> None:
                                                  "same tracks laid out as a music library.")
     parser.add_argument("--out", required=True, help="output root")
     parser.add_argument("--layout", choices=("gtzan", "library"), default="gtzan",
-                        help="gtzan: <out>/<genre>/<genre>.NNNNN.wav; library: <out>/<genre>/Artist K/Album J/"
+                        help="gtzan: <out>/<genre>/<genre>.NNNNN.wav; library: <out>/<genre>/<Genre> Artist K/Album J/"
                              "NN Title.<format> (default: %(default)s)")
     parser.add_argument("--tracks-per-genre", type=int, default=d.tracks_per_genre)
     parser.add_argument("--seconds", type=float, default=d.seconds)

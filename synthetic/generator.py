@@ -15,7 +15,7 @@ event; there is no per-sample Python. ``bench/synthetic.py`` measures the real-t
 complete set (:func:`generate`).
 
 :func:`generate_library` writes the same tracks in a music library's shape,
-``<genre>/Artist K/Album J/NN Title.wav`` (or 44.1 kHz stereo FLAC), with file names that
+``<genre>/<Genre> Artist K/Album J/NN Title.wav`` (or 44.1 kHz stereo FLAC), with file names that
 repeat across albums: what ``bench/scale.py`` ingests at 1x to 30x the default set.
 
 It is the default dataset of ``local_runner.py`` and of every CI test: GTZAN itself
@@ -394,11 +394,13 @@ LIBRARY_FORMATS = {"wav": "WAV", "flac": "FLAC"}
 
 def library_relative_path(genre: str, index: int, tracks_per_album: int, albums_per_artist: int,
                           extension: str = "wav") -> str:
-    """``<genre>/Artist K/Album J/NN Title.<ext>`` of the genre's ``index``-th track: albums fill up in
-    order, ``albums_per_artist`` albums an artist, so a larger library has more artists."""
+    """``<genre>/<Genre> Artist K/Album J/NN Title.<ext>`` of the genre's ``index``-th track: albums fill
+    up in order, ``albums_per_artist`` albums an artist, so a larger library has more artists. Artist
+    names differ between genres (ingestion groups an artist's tracks across genre folders)."""
     artist, position = divmod(index, tracks_per_album * albums_per_artist)
     album, number = divmod(position, tracks_per_album)
-    return f"{genre}/Artist {artist + 1}/Album {album + 1}/{number + 1:02d} {TITLES[number % len(TITLES)]}.{extension}"
+    return (f"{genre}/{genre.capitalize()} Artist {artist + 1}/Album {album + 1}/"
+            f"{number + 1:02d} {TITLES[number % len(TITLES)]}.{extension}")
 
 
 def _library_description(tracks_per_genre: int, seconds: float, seed: int, sample_rate: int,
@@ -415,7 +417,7 @@ def generate_library(out_dir: str | Path, tracks_per_genre: int, seconds: float 
                      progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
     """A music library of the same tracks as :func:`generate` (one rendering rule, the same samples
     for the same genre, index, length, rate and seed), laid out as
-    ``<genre>/Artist K/Album J/NN Title.<wav|flac>`` (:func:`library_relative_path`); stereo when
+    ``<genre>/<Genre> Artist K/Album J/NN Title.<wav|flac>`` (:func:`library_relative_path`); stereo when
     ``channels`` is 2. Written atomically and resumably, manifest last, like :func:`generate`."""
     if audio_format not in LIBRARY_FORMATS:
         raise ValueError(f"audio_format {audio_format!r}: use one of {', '.join(LIBRARY_FORMATS)}")

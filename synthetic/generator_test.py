@@ -113,15 +113,15 @@ def test_two_concurrent_generations_of_one_set_both_succeed(tmp_path):
 
 def test_library_layout_places_tracks_by_artist_and_album_with_repeated_names():
     paths = [generator.library_relative_path("rock", i, tracks_per_album=3, albums_per_artist=2) for i in range(8)]
-    assert paths[:4] == ["rock/Artist 1/Album 1/01 Intro.wav", "rock/Artist 1/Album 1/02 Home.wav",
-                         "rock/Artist 1/Album 1/03 Night Drive.wav", "rock/Artist 1/Album 2/01 Intro.wav"]
-    assert paths[6] == "rock/Artist 2/Album 1/01 Intro.wav" and len(set(paths)) == 8
+    assert paths[:4] == ["rock/Rock Artist 1/Album 1/01 Intro.wav", "rock/Rock Artist 1/Album 1/02 Home.wav",
+                         "rock/Rock Artist 1/Album 1/03 Night Drive.wav", "rock/Rock Artist 1/Album 2/01 Intro.wav"]
+    assert paths[6] == "rock/Rock Artist 2/Album 1/01 Intro.wav" and len(set(paths)) == 8
     assert len({p.rsplit("/", 1)[1] for p in paths}) == 3  # file names repeat across albums and artists
 
 
 def test_generate_library_renders_the_same_tracks_as_the_flat_set(tmp_path):
     paths = generator.generate_library(tmp_path, 3, seconds=1.0, seed=3, tracks_per_album=2, albums_per_artist=1)
-    third_blues = tmp_path / "blues" / "Artist 2" / "Album 1" / "01 Intro.wav"
+    third_blues = tmp_path / "blues" / "Blues Artist 2" / "Album 1" / "01 Intro.wav"
     assert len(paths) == 30 and paths[2] == third_blues
     audio, rate = sf.read(str(third_blues), dtype="float32")
     assert rate == 22050
@@ -136,7 +136,7 @@ def test_generate_library_renders_the_same_tracks_as_the_flat_set(tmp_path):
 def test_a_full_length_library_is_stereo_flac_at_the_rate_asked(tmp_path):
     paths = generator.generate_library(tmp_path, 1, seconds=2.0, sample_rate=44100, genres=("metal",),
                                        audio_format="flac", channels=2, tracks_per_album=1)
-    assert paths == [tmp_path / "metal" / "Artist 1" / "Album 1" / "01 Intro.flac"]
+    assert paths == [tmp_path / "metal" / "Metal Artist 1" / "Album 1" / "01 Intro.flac"]
     info = sf.info(str(paths[0]))
     assert (info.format, info.samplerate, info.channels, info.frames) == ("FLAC", 44100, 2, 88200)
     audio, _ = sf.read(str(paths[0]), dtype="float32")
@@ -150,7 +150,7 @@ def test_the_cli_writes_a_library(tmp_path, capsys):
 
     main(["--out", str(tmp_path), "--layout", "library", "--tracks-per-genre", "3", "--seconds", "0.5",
           "--tracks-per-album", "2", "--albums-per-artist", "1"])
-    assert (tmp_path / "pop" / "Artist 2" / "Album 1" / "01 Intro.wav").exists()
+    assert (tmp_path / "pop" / "Pop Artist 2" / "Album 1" / "01 Intro.wav").exists()
     main(["--out", str(tmp_path), "--layout", "library", "--tracks-per-genre", "3", "--seconds", "0.5",
           "--tracks-per-album", "2", "--albums-per-artist", "1"])
     assert "nothing to do" in capsys.readouterr().err
