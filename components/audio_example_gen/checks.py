@@ -22,7 +22,7 @@ from components.audio_example_gen.quarantine import QUARANTINE_FILE, SUMMARY_FIL
 from pipeline.config import SPLITS
 from pipeline.errors import UserError
 
-SHOWN_FILES = 10  # bad files named in the error; the report lists all
+SHOWN_FILES = 10  # files named in a message; files.jsonl and quarantine.jsonl list all
 
 
 class TooManyBadFiles(UserError):
@@ -33,9 +33,11 @@ class EmptySplits(UserError):
     """A split has no tracks after ingestion."""
 
 
-def _some(items: Sequence[str], limit: int = SHOWN_FILES) -> str:
-    more = f" and {len(items) - limit} more" if len(items) > limit else ""
-    return ", ".join(items[:limit]) + more
+def _some(items: Sequence[str], total: int, limit: int = SHOWN_FILES) -> str:
+    """The first ``limit`` of ``items`` (summary.json's capped list) and how many of ``total`` are left."""
+    shown = list(items[:limit])
+    more = f" and {total - len(shown)} more" if total > len(shown) else ""
+    return ", ".join(shown) + more
 
 
 def warnings(summary: dict[str, Any], genres: Sequence[str], max_segments: int) -> list[str]:
@@ -49,10 +51,11 @@ def warnings(summary: dict[str, Any], genres: Sequence[str], max_segments: int) 
     cut = summary["cut_tracks"]
     if cut:
         found.append(f"Tracks longer than audio.max_segments_per_track = {max_segments} segments, cut to that many "
-                     f"spread over the track (--max-segments-per-track): {_some([c['path'] for c in cut])}.")
+                     f"spread over the track (--max-segments-per-track): "
+                     f"{_some([c['path'] for c in cut], summary['cut_tracks_count'])}.")
     if summary["truncated"]:
         found.append(f"Files that end before their header says (truncated; the audio up to the cut was "
-                     f"ingested): {_some(summary['truncated'])}.")
+                     f"ingested): {_some(summary['truncated'], summary['truncated_count'])}.")
     return found
 
 
@@ -60,12 +63,12 @@ def check_bad_fraction(summary: dict[str, Any], max_bad_fraction: float, report_
     """Raise TooManyBadFiles, naming the first files, when too large a share was quarantined."""
     if summary["bad_fraction"] <= max_bad_fraction:
         return
-    bad = summary["quarantined"]
-    considered = summary["files"][INGESTED] + summary["files"][QUARANTINED]
+    bad = summary["files"][QUARANTINED]
+    considered = summary["files"][INGESTED] + bad
     raise TooManyBadFiles(
-        f"{len(bad)} of {considered} audio files ({summary['bad_fraction']:.1%}) were quarantined, more than "
+        f"{bad} of {considered} audio files ({summary['bad_fraction']:.1%}) were quarantined, more than "
         f"split.max_bad_fraction = {max_bad_fraction:.1%}: "
-        + _some([f"{b['path']} ({b['reason']})" for b in bad]) + ".",
+        + _some([f"{b['path']} ({b['reason']})" for b in summary["quarantined"]], bad) + ".",
         where=f"AudioExampleGen; every file and reason in {os.path.join(report_uri, QUARANTINE_FILE)}",
         fix="fix or remove these files, or raise --max-bad-fraction.")
 

@@ -2,9 +2,12 @@
 
 Runs as a Beam pipeline built from the pipeline's beam args (BeamExecutorSpec), so the
 same code runs on the DirectRunner here and on Dataflow/Flink from the Kubeflow image.
-Steps: list the files (discovery.py), decide each file's fate and split on the launcher
-(plan.py, splits.py), decode and segment in parallel (ingest.IngestAudio), write each
-split as gzipped TFRecords, then write the report (quarantine.py) into the artifact and into
+Steps: list the files (discovery.py), decide each file's fate, group and split on the
+launcher (plan.py, groups.py, splits.py; a genre with too few groups is refused here, before
+any decoding), write the plan as sharded JSON-lines task files (so the Beam graph holds no
+per-file work), read them back in Beam and decode and segment in parallel
+(:func:`IngestTaskFiles`), write each split as gzipped TFRecords and every file's record
+as files.jsonl, then write the report (quarantine.py, streamed from files.jsonl) into the artifact and into
 ``<pipeline root>/AudioExampleGen/reports/<run id>/`` (:func:`kept_report_dir`: TFX deletes a
 failed component's artifacts) and, after it, fail with a UserError naming the kept report
 when too many files were bad or a split is empty (checks.py). While Beam runs,
@@ -13,6 +16,7 @@ a thread prints ``[ingest] N/TOTAL files decoded`` (progress.py).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -30,13 +34,46 @@ from tfx.utils import proto_utils
 
 from components.audio_example_gen import checks, filecheck, ingest, progress, quarantine
 from components.audio_example_gen.discovery import discover
-from components.audio_example_gen.plan import plan_tasks
-from pipeline.config import SPLITS, PipelineConfig
+from components.audio_example_gen.plan import Plan, make_plan
+from pipeline.config import SPLITS, AudioConfig, PipelineConfig
 
 PIPELINE_CONFIG_KEY = "pipeline_config_json"
 QUARANTINE_KEY = "quarantine"
-_RECORDS_TMP = ".file_records"
+_TASKS_TMP = ".file_tasks"
 REPORTS_DIR = "reports"
+TASKS_PER_SHARD = 1000  # task files of ~0.3 MB: many shards for many workers, few for a small collection
+MAX_TASK_SHARDS = 256
+
+
+def write_task_files(tasks: list[ingest.FileTask], folder: str) -> str:
+    """The plan as JSON-lines shards under ``folder``; returns the glob pattern that reads them back."""
+    fileio.makedirs(folder)
+    shards = max(1, min(MAX_TASK_SHARDS, -(-len(tasks) // TASKS_PER_SHARD)))
+    for shard in range(shards):
+        with fileio.open(os.path.join(folder, f"tasks-{shard:05d}-of-{shards:05d}.jsonl"), "w") as f:
+            f.write("".join(json.dumps(dataclasses.asdict(t)) + "\n" for t in tasks[shard::shards]))
+    return os.path.join(folder, "tasks-*.jsonl")
+
+
+def _task(line: str) -> ingest.FileTask:
+    return ingest.FileTask(**json.loads(line))
+
+
+@beam.ptransform_fn
+def IngestTaskFiles(pipeline: beam.Pipeline, pattern: str, audio: AudioConfig,  # noqa: N802 - Beam's naming
+                    progress_dir: Optional[str] = None) -> dict[str, beam.PCollection]:
+    """ingest.IngestAudio's outputs for the tasks in the files matching ``pattern`` (:func:`write_task_files`).
+
+    The tasks are read by the workers, not embedded in the graph as beam.Create would, and
+    reshuffled so that every worker gets a share whatever the number of task files.
+    """
+    outputs = (pipeline
+               | "ReadFileTasks" >> beam.io.ReadFromText(pattern)
+               | "ParseFileTasks" >> beam.Map(_task)
+               | "SpreadFileTasks" >> beam.Reshuffle()
+               | "DecodeToExamples" >> beam.ParDo(ingest.DecodeToExamples(audio, progress_dir)).with_outputs(
+                   ingest.FILES, *SPLITS))
+    return {name: outputs[name] for name in (*SPLITS, ingest.FILES)}
 
 
 def _parse(exec_properties: dict[str, Any]) -> tuple[PipelineConfig, example_gen_pb2.Input, example_gen_pb2.Output]:
@@ -56,72 +93,83 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     """FileBasedExampleGen executor for GTZAN-style audio folders."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
-        """IngestAudio: FileTasks -> ``{split: serialized tf.Examples, "files": file records}``."""
-        return ingest.IngestAudio
+        """IngestTaskFiles: task files -> ``{split: serialized tf.Examples, "files": file records}``."""
+        return IngestTaskFiles
 
-    def _plan(self, exec_properties: dict[str, Any]) -> tuple[PipelineConfig, list[ingest.FileTask], list[str]]:
-        """Discover the files and decide each one's fate; also returns the non-audio files seen."""
+    def _plan(self, exec_properties: dict[str, Any]) -> tuple[PipelineConfig, Plan, list[str]]:
+        """Discover the files and decide each one's fate; also returns the non-audio files seen.
+
+        Raises groups.TooFewGroups (a UserError) when a genre cannot be split: runs that do
+        not go through preflight (Kubeflow) stop here, before any decoding.
+        """
         config, input_config, _ = _parse(exec_properties)
         root = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         found = discover(root, input_config.splits[0].pattern, config.genres)
-        tasks = plan_tasks(found, config.split, config.genres, max_seconds=config.audio.max_clip_seconds)
+        plan = make_plan(found, config.split, config.genres, max_seconds=config.audio.max_clip_seconds,
+                         where=f"AudioExampleGen, {root}")
+        tasks = plan.tasks
         counts = {s: sum(t.status == s for t in tasks) for s in (ingest.PENDING, ingest.QUARANTINED, ingest.EXCLUDED)}
-        logging.info("AudioExampleGen: %d entries under %s (protocol %s): %d to decode, %d quarantined before "
-                     "decoding, %d excluded (%d without an audio extension).", len(tasks), root,
-                     config.split.protocol, counts[ingest.PENDING], counts[ingest.QUARANTINED],
+        logging.info("AudioExampleGen: %d entries under %s (protocol %s, grouped by %s): %d to decode, %d "
+                     "quarantined before decoding, %d excluded (%d without an audio extension).", len(tasks), root,
+                     config.split.protocol, plan.group_by, counts[ingest.PENDING], counts[ingest.QUARANTINED],
                      counts[ingest.EXCLUDED], len(found.other_files))
-        return config, tasks, found.other_files
+        return config, plan, found.other_files
 
     def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
                                exec_properties: dict[str, Any]) -> dict[str, beam.PCollection]:
         """Serialized tf.Examples per split (the file records are dropped; Do writes them)."""
-        config, tasks, _ = self._plan(exec_properties)
-        outputs = pipeline | "IngestAudio" >> self.GetInputSourceToExamplePTransform()(tasks, config.audio)
+        config, plan, _ = self._plan(exec_properties)
+        pattern = write_task_files(plan.tasks, os.path.join(self._get_tmp_dir(), _TASKS_TMP))
+        outputs = pipeline | "IngestAudio" >> self.GetInputSourceToExamplePTransform()(pattern, config.audio)
         return {split: outputs[split] for split in SPLITS}
 
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
-        config, tasks, other_files = self._plan(exec_properties)
+        config, plan, other_files = self._plan(exec_properties)
         examples = output_dict[standard_component_specs.EXAMPLES_KEY]
         artifact_utils.get_single_instance(examples).split_names = artifact_utils.encode_split_names(list(SPLITS))
         report = artifact_utils.get_single_instance(output_dict[QUARANTINE_KEY])
-        records_prefix = os.path.join(report.uri, _RECORDS_TMP, "records")
+        tasks_dir = os.path.join(report.uri, _TASKS_TMP)
+        pattern = write_task_files(plan.tasks, tasks_dir)
+        total = len(plan.tasks)
+        plan.tasks = []  # in the task files now: the launcher holds no per-file list while Beam runs
         file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY,
                                           example_gen_pb2.FORMAT_TFRECORDS_GZIP)
         progress_dir = os.path.join(report.uri, progress.FOLDER) if filecheck.is_local(report.uri) else None
+        files_jsonl = os.path.join(report.uri, quarantine.FILES_FILE)
 
         started = time.time()
-        with _maybe_progress(progress_dir, len(tasks)), self._make_beam_pipeline() as pipeline:
+        with _maybe_progress(progress_dir, total), self._make_beam_pipeline() as pipeline:
             outputs = pipeline | "IngestAudio" >> self.GetInputSourceToExamplePTransform()(
-                tasks, config.audio, progress_dir)
+                pattern, config.audio, progress_dir)
             for split in SPLITS:
                 # Like TFX's write_split.WriteSplit (gzipped TFRecords, same file names) without two of
                 # its steps: its MaybeSerialize DoFn's module imports TensorFlow into every Beam worker,
                 # and its example-level Reshuffle pushes every byte through the runner once more (a
                 # profiling run on the real clips: 23 s instead of 15 s). Files arrive in random order
-                # (beam.Create reshuffles them); a track's segments stay consecutive, which the
+                # (IngestTaskFiles reshuffles them); a track's segments stay consecutive, which the
                 # trainer's shuffle buffer takes care of. Deflate level: see ingest.GZIP_LEVEL.
                 _ = outputs[split] | f"WriteSplit[{split}]" >> ingest.WriteTFRecords(
                     os.path.join(artifact_utils.get_split_uri(examples, split), write_split.DEFAULT_FILE_NAME))
             _ = (outputs[ingest.FILES]
-                 | "RecordsToJson" >> beam.Map(json.dumps)
-                 | "WriteFileRecords" >> beam.io.WriteToText(records_prefix, file_name_suffix=".jsonl"))
+                 | "RecordsToJson" >> beam.Map(json.dumps, sort_keys=True)
+                 | "WriteFileRecords" >> beam.io.WriteToText(files_jsonl, num_shards=1, shard_name_template=""))
         wall = time.time() - started
+        fileio.rmtree(tasks_dir)
 
-        records = _read_records(os.path.dirname(records_prefix))
         summary = quarantine.summarize(
-            records, wall, config.genres, data_root=exec_properties[standard_component_specs.INPUT_BASE_KEY],
-            split_protocol=config.split.protocol, split_dir=config.split.split_dir,
-            sample_rate=config.audio.sample_rate, segment_samples=config.audio.segment_samples,
-            hop_samples=config.audio.hop_samples, max_bad_fraction=config.split.max_bad_fraction,
-            max_clip_seconds=config.audio.max_clip_seconds,
+            quarantine.read_records(files_jsonl), wall, config.genres,
+            data_root=exec_properties[standard_component_specs.INPUT_BASE_KEY],
+            split_protocol=config.split.protocol, split_dir=config.split.split_dir, group_by=plan.group_by,
+            group_fallbacks=plan.group_fallbacks, sample_rate=config.audio.sample_rate,
+            segment_samples=config.audio.segment_samples, hop_samples=config.audio.hop_samples,
+            max_bad_fraction=config.split.max_bad_fraction, max_clip_seconds=config.audio.max_clip_seconds,
             max_segments_per_track=config.audio.max_segments_per_track, ignored_non_audio_files=other_files)
         summary["warnings"] = checks.warnings(summary, config.genres, config.audio.max_segments_per_track)
-        quarantine.write_report(report.uri, records, summary)
+        quarantine.write_report(report.uri, files_jsonl, summary)
         kept = kept_report_dir(report.uri, getattr(self._context, "pipeline_run_id", None))
-        quarantine.write_report(kept, records, summary)
-        fileio.rmtree(os.path.dirname(records_prefix))
+        quarantine.write_report(kept, files_jsonl, summary)
         report.set_int_custom_property("num_quarantined", summary["files"][ingest.QUARANTINED])
         report.set_int_custom_property("num_ingested", summary["files"][ingest.INGESTED])
         _log_summary(summary, kept)
@@ -152,25 +200,20 @@ def _maybe_progress(folder: Optional[str], total: int) -> contextlib.AbstractCon
     return progress.Reporter(folder, total) if folder else contextlib.nullcontext()
 
 
-def _read_records(folder: str) -> list[dict[str, Any]]:
-    records = []
-    for path in sorted(fileio.glob(os.path.join(folder, "*.jsonl"))):
-        with fileio.open(path, "r") as f:
-            records.extend(json.loads(line) for line in f.read().splitlines() if line.strip())
-    return records
-
-
 def _log_summary(summary: dict[str, Any], report_uri: str) -> None:
     splits = ", ".join(f"{s} {v['tracks']} tracks / {v['segments']} segments" for s, v in summary["splits"].items())
     logging.info("AudioExampleGen: %s. %.0f s of audio in %.1f s wall (%sx real time). Report: %s",
                  splits, summary["audio_seconds"], summary["wall_seconds"],
                  summary["audio_seconds_per_wall_second"], report_uri)
     logging.info("AudioExampleGen: tracks/segments per genre and split:\n%s", quarantine.format_table(summary))
-    for reason, paths in summary["excluded"].items():
-        logging.info("AudioExampleGen: %d files excluded (%s).", len(paths), reason)
-    if summary["quarantined"]:
-        logging.warning("AudioExampleGen: %d files quarantined (%s):\n%s", len(summary["quarantined"]),
+    for reason, count in summary["excluded_counts"].items():
+        logging.info("AudioExampleGen: %d files excluded (%s).", count, reason)
+    bad = summary["files"][ingest.QUARANTINED]
+    if bad:
+        shown = summary["quarantined"]
+        logging.warning("AudioExampleGen: %d files quarantined (%s)%s:\n%s", bad,
                         ", ".join(f"{r} {n}" for r, n in summary["quarantine_reasons"].items()),
-                        "\n".join(f"  {b['path']}: {b['reason']} ({b['detail']})" for b in summary["quarantined"]))
+                        f", the first {len(shown)} (all in {quarantine.QUARANTINE_FILE})" if len(shown) < bad else "",
+                        "\n".join(f"  {b['path']}: {b['reason']} ({b['detail']})" for b in shown))
     for warning in summary["warnings"]:
         logging.warning("AudioExampleGen: %s", warning)

@@ -5,20 +5,23 @@ Output artifact ``AudioQuarantine`` (second output of AudioExampleGen) holds:
 - ``quarantine.jsonl``: one line per bad file, ``{"path", "genre", "reason", "detail"}``
   (path relative to the data root; reasons in :data:`REASONS`);
 - ``files.jsonl``: one line per entry of the data root (discovery.py), whatever happened to it
-  (ingested with its split, segment count and ``truncated`` flag, quarantined, or
-  excluded and why);
-- ``summary.json``: counts per split and per genre, bad and excluded files, truncated
-  files, tracks cut to audio.max_segments_per_track, warnings, seconds of audio, wall
-  time and throughput (see :func:`summarize`).
+  (ingested with its split, group, segment count and ``truncated`` flag, quarantined, or
+  excluded and why), written by the Beam pipeline in no particular order;
+- ``summary.json``: counts per split and per genre (tracks, segments, groups), the grouping
+  and its tag fallbacks, bad and excluded files, truncated files, tracks cut to
+  audio.max_segments_per_track, warnings, seconds of audio, wall time and throughput (see
+  :func:`summarize`). Lists of files name the first :data:`LISTED_AT_MOST` and count all.
 
+The launcher reads files.jsonl one record at a time: no report step holds the library.
 The gates that read it (too many bad files, empty splits) are in checks.py.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import os
 from collections import Counter, defaultdict
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from tfx.dsl.io import fileio
 from tfx.types import artifact
@@ -33,6 +36,7 @@ QUARANTINE_FILE = "quarantine.jsonl"
 FILES_FILE = "files.jsonl"
 SUMMARY_FILE = "summary.json"
 REASONS = (*filecheck.REASONS, *audio_lib.REASONS, UNKNOWN_GENRE, DUPLICATE_TRACK, DUPLICATE_AUDIO)
+LISTED_AT_MOST = 20  # files named per list in summary.json; files.jsonl has every one
 
 
 class AudioQuarantine(artifact.Artifact):
@@ -42,48 +46,112 @@ class AudioQuarantine(artifact.Artifact):
     TYPE_NAME = "genre.AudioQuarantine"
 
 
-def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Sequence[str],
-              **context: Any) -> dict[str, Any]:
-    """Counts and throughput of one run; ``context`` (data root, protocol, ...) is copied in.
+class FirstNames:
+    """A count and the first :data:`LISTED_AT_MOST` items in sorted order, whatever order they come in.
 
-    ``genres`` is the label set (config.genres). ``audio_seconds`` is the decoded length, at
-    the target rate, of the ingested files; ``audio_seconds_per_wall_second`` divides it by
-    the wall time of the Beam pipeline. ``warnings`` starts empty (checks.warnings fills it).
+    summary.json names a few files of each kind and counts them all; every file is in
+    files.jsonl. Memory: the shown items, not the library.
     """
-    records = sorted(records, key=lambda r: r["path"])
-    status = Counter(r["status"] for r in records)
-    per_split = {s: {"tracks": 0, "segments": 0, "seconds": 0.0} for s in SPLITS}
+
+    def __init__(self, limit: int = LISTED_AT_MOST):
+        self.count = 0
+        self._limit = limit
+        self._first: list[tuple[str, Any]] = []
+
+    def add(self, key: str, item: Any = None) -> None:
+        self.count += 1
+        if len(self._first) == self._limit and key >= self._first[-1][0]:
+            return
+        bisect.insort(self._first, (key, key if item is None else item), key=lambda pair: pair[0])
+        del self._first[self._limit:]
+
+    @property
+    def first(self) -> list[Any]:
+        return [item for _, item in self._first]
+
+
+def capped(items: Iterable[str], limit: int = LISTED_AT_MOST) -> FirstNames:
+    names = FirstNames(limit)
+    for item in items:
+        names.add(item)
+    return names
+
+
+def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Sequence[str],
+              ignored_non_audio_files: Iterable[str] = (), **context: Any) -> dict[str, Any]:
+    """Counts and throughput of one run, in one pass over ``records``; ``context`` (data root, protocol,
+    grouping, ...) is copied in.
+
+    ``genres`` is the label set (config.genres). Lists of files (quarantined, excluded per
+    reason, truncated, cut, ignored) hold the first :data:`LISTED_AT_MOST` by path, each with
+    its exact count beside it (``<name>_count``, ``excluded_counts``). ``groups`` counts the
+    distinct split groups (groups.py) per split and per genre and split. ``audio_seconds``
+    is the decoded length, at the target rate, of the ingested files;
+    ``audio_seconds_per_wall_second`` divides it by the wall time of the Beam pipeline.
+    ``warnings`` starts empty (checks.warnings fills it). Memory: the group keys of the
+    ingested tracks (a set per split), not the records.
+    """
+    status: Counter = Counter()
+    per_split = {s: {"tracks": 0, "segments": 0, "seconds": 0.0, "groups": 0} for s in SPLITS}
     per_genre: dict[str, dict[str, dict[str, int]]] = {
-        g: {s: {"tracks": 0, "segments": 0} for s in SPLITS} for g in genres}
-    excluded: dict[str, list[str]] = defaultdict(list)
+        g: {s: {"tracks": 0, "segments": 0, "groups": 0} for s in SPLITS} for g in genres}
+    groups_in: dict[str, set[str]] = defaultdict(set)
+    groups_in_genre: dict[tuple[str, str], set[str]] = defaultdict(set)
+    excluded: dict[str, FirstNames] = defaultdict(FirstNames)
+    bad, truncated, cut = FirstNames(), FirstNames(), FirstNames()
+    reasons: Counter = Counter()
+    audio_seconds, view_segments = 0.0, 0
     for r in records:
+        status[r["status"]] += 1
         if r["status"] == INGESTED:
-            per_split[r["split"]]["tracks"] += 1
-            per_split[r["split"]]["segments"] += r["segments"]
-            per_split[r["split"]]["seconds"] = round(per_split[r["split"]]["seconds"] + r["seconds"], 3)
-            per_genre[r["genre"]][r["split"]]["tracks"] += 1
-            per_genre[r["genre"]][r["split"]]["segments"] += r["segments"]
+            split, genre = r["split"], r["genre"]
+            per_split[split]["tracks"] += 1
+            per_split[split]["segments"] += r["segments"]
+            per_split[split]["seconds"] = round(per_split[split]["seconds"] + r["seconds"], 3)
+            per_genre[genre][split]["tracks"] += 1
+            per_genre[genre][split]["segments"] += r["segments"]
+            group = r.get("group") or r["track_id"]
+            groups_in[split].add(group)
+            groups_in_genre[genre, split].add(group)
+            audio_seconds += r["seconds"]
+            view_segments += r.get("view_segments", 0)
+            if r.get("truncated"):
+                truncated.add(r["path"])
+            if r["segments"] < r.get("segments_in_track", 0):
+                cut.add(r["path"], {"path": r["path"], "segments_kept": r["segments"],
+                                    "segments_in_track": r["segments_in_track"]})
         elif r["status"] == EXCLUDED:
-            excluded[r["reason"]].append(r["path"])
-    bad = [quarantine_entry(r) for r in records if r["status"] == QUARANTINED]
+            excluded[r["reason"]].add(r["path"])
+        elif r["status"] == QUARANTINED:
+            reasons[r["reason"]] += 1
+            bad.add(r["path"], quarantine_entry(r))
+    for split, keys in groups_in.items():
+        per_split[split]["groups"] = len(keys)
+    for (genre, split), keys in groups_in_genre.items():
+        per_genre[genre][split]["groups"] = len(keys)
+    ignored = capped(ignored_non_audio_files)
     considered = status[INGESTED] + status[QUARANTINED]
-    audio_seconds = sum(r["seconds"] for r in records if r["status"] == INGESTED)
     return {
         **context,
-        "files": {"discovered": len(records), INGESTED: status[INGESTED], QUARANTINED: status[QUARANTINED],
+        "files": {"discovered": sum(status.values()), INGESTED: status[INGESTED], QUARANTINED: status[QUARANTINED],
                   EXCLUDED: status[EXCLUDED]},
-        "bad_fraction": round(len(bad) / considered, 6) if considered else 0.0,
+        "bad_fraction": round(status[QUARANTINED] / considered, 6) if considered else 0.0,
         "splits": per_split,
         "genres": per_genre,
-        "quarantine_reasons": dict(sorted(Counter(b["reason"] for b in bad).items())),
-        "quarantined": bad,
-        "excluded": {reason: paths for reason, paths in sorted(excluded.items())},
-        "truncated": [r["path"] for r in records if r["status"] == INGESTED and r.get("truncated")],
-        "cut_tracks": [{"path": r["path"], "segments_kept": r["segments"], "segments_in_track": r["segments_in_track"]}
-                       for r in records if r["status"] == INGESTED and r["segments"] < r.get("segments_in_track", 0)],
+        "listed_at_most": LISTED_AT_MOST,
+        "quarantine_reasons": dict(sorted(reasons.items())),
+        "quarantined": bad.first,
+        "excluded": {reason: names.first for reason, names in sorted(excluded.items())},
+        "excluded_counts": {reason: names.count for reason, names in sorted(excluded.items())},
+        "truncated": truncated.first,
+        "truncated_count": truncated.count,
+        "cut_tracks": cut.first,
+        "cut_tracks_count": cut.count,
+        "ignored_non_audio_files": ignored.first,
+        "ignored_non_audio_files_count": ignored.count,
         "warnings": [],
         "audio_seconds": round(audio_seconds, 3),
-        "view_segments": sum(r.get("view_segments", 0) for r in records if r["status"] == INGESTED),
+        "view_segments": view_segments,
         "wall_seconds": round(wall_seconds, 3),
         "audio_seconds_per_wall_second": round(audio_seconds / wall_seconds, 1) if wall_seconds > 0 else None,
     }
@@ -93,24 +161,40 @@ def quarantine_entry(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in ("path", "genre", "reason", "detail")}
 
 
-def write_report(uri: str, records: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-    """Write quarantine.jsonl, files.jsonl and summary.json into the artifact folder."""
+def read_records(path: str) -> Iterator[dict[str, Any]]:
+    """The records of a files.jsonl, one at a time."""
+    with fileio.open(path, "r") as f:
+        for line in f:
+            line = line.decode() if isinstance(line, bytes) else line
+            if line.strip():
+                yield json.loads(line)
+
+
+def write_report(uri: str, files_jsonl: str, summary: dict[str, Any]) -> None:
+    """Write quarantine.jsonl (streamed from ``files_jsonl``), files.jsonl (a copy unless it is already
+    there) and summary.json into the folder ``uri``."""
     fileio.makedirs(uri)
-    records = sorted(records, key=lambda r: r["path"])
+    target = os.path.join(uri, FILES_FILE)
+    if os.path.normpath(files_jsonl) != os.path.normpath(target):
+        fileio.copy(files_jsonl, target, overwrite=True)
     with fileio.open(os.path.join(uri, QUARANTINE_FILE), "w") as f:
-        f.write("".join(json.dumps(e) + "\n" for e in summary["quarantined"]))
-    with fileio.open(os.path.join(uri, FILES_FILE), "w") as f:
-        f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+        for r in read_records(target):
+            if r["status"] == QUARANTINED:
+                f.write(json.dumps(quarantine_entry(r)) + "\n")
     with fileio.open(os.path.join(uri, SUMMARY_FILE), "w") as f:
         f.write(json.dumps(summary, indent=2) + "\n")
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """Human-readable per-genre x per-split counts for the log."""
-    lines = [f"{'genre':<10} " + " ".join(f"{s + ' trk/seg':>16}" for s in SPLITS)]
+    """Human-readable per-genre x per-split counts (tracks/segments/groups) for the log."""
+    def cell(counts: dict[str, int]) -> str:
+        return f"{counts['tracks']:>7}/{counts['segments']:<8}/{counts.get('groups', 0):<6}"
+
+    lines = [f"{'genre':<10} " + " ".join(f"{s + ' trk/seg/grp':>23}" for s in SPLITS)]
     for genre, by_split in summary["genres"].items():
-        lines.append(f"{genre:<10} " + " ".join(
-            f"{by_split[s]['tracks']:>7}/{by_split[s]['segments']:<8}" for s in SPLITS))
-    lines.append(f"{'total':<10} " + " ".join(
-        f"{summary['splits'][s]['tracks']:>7}/{summary['splits'][s]['segments']:<8}" for s in SPLITS))
+        lines.append(f"{genre:<10} " + " ".join(cell(by_split[s]) for s in SPLITS))
+    lines.append(f"{'total':<10} " + " ".join(cell(summary["splits"][s]) for s in SPLITS))
+    lines.append(f"groups: --group-by {summary.get('group_by', 'track')}"
+                 + (f" ({summary['group_fallbacks']} files without the tag, grouped by folder)"
+                    if summary.get("group_fallbacks") else ""))
     return "\n".join(lines)
