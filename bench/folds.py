@@ -116,10 +116,11 @@ def segment_indices(records: "tf.data.Dataset", tft_output) -> np.ndarray:
 def embed_splits(config: PipelineConfig, graph_uri: str, examples_uri: str) -> tuple[Embedded, "keras.Model"]:
     """Run the family's frozen body once over the train and eval splits (canonical order, no augmentation);
     also the family's head, whose layers each fold copies."""
-    import tensorflow as tf
+    import tempfile
+
     import tensorflow_transform as tft
 
-    from models import preprocessing, registry, training
+    from models import canonical_order, preprocessing, registry, training
 
     tft_output = tft.TFTransformOutput(graph_uri)
     stats = preprocessing.normalisation_stats(tft_output, config)
@@ -128,11 +129,12 @@ def embed_splits(config: PipelineConfig, graph_uri: str, examples_uri: str) -> t
     body, head = registry.split_backbone(model)
     parts, indices = [], []
     for split in ("train", "eval"):
-        pattern = os.path.join(examples_uri, f"Split-{split}", "*")
-        records = training.canonical_records(sorted(tf.io.gfile.glob(pattern)), tft_output)
-        parts.append(training.predict_split(body, training.make_dataset(
-            pattern, tft_output, config, training=False, with_track_ids=True, records=records)))
-        indices.append(segment_indices(records, tft_output))
+        with tempfile.TemporaryDirectory() as scratch:
+            shards = canonical_order.write_shards(os.path.join(examples_uri, f"Split-{split}", "*"), tft_output,
+                                                  scratch)
+            parts.append(training.predict_split(body, training.make_dataset(
+                shards, tft_output, config, training=False, with_track_ids=True)))
+            indices.append(segment_indices(shards.records(), tft_output))
     labels = np.concatenate([p[1] for p in parts])
     embedded = Embedded(np.concatenate([p[0] for p in parts]), np.eye(len(config.genres), dtype=np.float32)[labels],
                         np.array([t.decode() for p in parts for t in p[2]], dtype=object),

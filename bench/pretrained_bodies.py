@@ -131,10 +131,14 @@ def body_models(input_stats) -> dict[str, Callable]:
 
 def embed_splits(body, files: dict[str, str], tft_output, config: PipelineConfig) -> dict[str, Embedded]:
     """split -> the body's output over every segment of the split, in the Trainer's canonical order."""
+    import tempfile
+
     from models import training
 
-    return {split: Embedded(*training.predict_split(body, training.make_dataset(
-        files[split], tft_output, config, training=False, with_track_ids=True))) for split in SPLITS}
+    with tempfile.TemporaryDirectory() as scratch:
+        shards = training.split_shards(tft_output, scratch, **{split: files[split] for split in SPLITS})
+        return {split: Embedded(*training.predict_split(body, training.make_dataset(
+            shards[split], tft_output, config, training=False, with_track_ids=True))) for split in SPLITS}
 
 
 def cached_embeddings(cache: Path, name: str, compute: Callable[[], dict[str, Embedded]]

@@ -13,12 +13,12 @@ split) into that folder, which leaves the ExampleGen and Transform outputs cache
 For each family, in one process, on the same machine, with the same batch size:
 
 * input pipeline: ``models.training.make_dataset(..., training=True)`` with the trainer's
-  augmentation (random gain, SpecAugment), iterated with no model. One warm-up epoch
-  (reads and decompresses the TFRecords and fills the cache, as the trainer's first epoch
-  does), then ``--epochs`` timed epochs.
+  augmentation (random gain, SpecAugment), iterated with no model, over the split's canonical
+  shards (written first, as the trainer writes them). One warm-up epoch, then ``--epochs``
+  timed epochs.
 * training: ``model.fit`` on that same dataset, model and optimiser exactly as
   ``models.training.fit`` builds and compiles them. ``--warmup-steps`` steps first
-  (tracing, cache fill), then ``--epochs`` timed full epochs with no validation. VGG in
+  (tracing), then ``--epochs`` timed full epochs with no validation. VGG in
   the trainer's phases: the frozen body's one embedding pass over the un-augmented train
   split, epochs of the head on those embeddings, and fine-tuning of the whole network.
 
@@ -155,11 +155,20 @@ def prepare(model: str, output_dir: Path, data_root: str, split_dir: str, log_pa
 
 def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int, epochs: int,
             warmup_steps: int) -> dict:
-    """Input pipeline alone and each training phase of one family, as ``models.training.fit`` runs them."""
+    """Input pipeline alone and each training phase of one family, as ``models.training.fit`` runs them;
+    the train split's canonical shards and the embeddings go to a temporary folder, removed after."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        return _measure(model_name, graph_uri, examples_uri, batch_size, epochs, warmup_steps, scratch)
+
+
+def _measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int, epochs: int,
+             warmup_steps: int, scratch: str) -> dict:
     import tensorflow_transform as tft
     import tf_keras as keras
 
-    from models import augment, preprocessing, registry, training
+    from models import augment, canonical_order, embeddings, preprocessing, registry, training
 
     config = PipelineConfig().with_model(model_name)
     config.train = dataclasses.replace(config.train, batch_size=batch_size)
@@ -167,10 +176,11 @@ def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int,
     tft_output = tft.TFTransformOutput(graph_uri)
     stats = preprocessing.normalisation_stats(tft_output, config)
     gain = augment.gain_scale(config.features, stats.std)
-    files = os.path.join(examples_uri, "Split-train", "*")
+    shards = canonical_order.write_shards(os.path.join(examples_uri, "Split-train", "*"), tft_output,
+                                          os.path.join(scratch, "train"))
 
     def make_ds(train: bool = True):
-        return training.make_dataset(files, tft_output, config, training=train, gain_per_db=gain if train else None)
+        return training.make_dataset(shards, tft_output, config, training=train, gain_per_db=gain if train else None)
 
     def trainable(model) -> int:
         return sum(int(keras.backend.count_params(w)) for w in model.trainable_weights)
@@ -186,23 +196,23 @@ def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int,
     fits = []
     if registry.has_pretrained_backbone(config):
         # Phase 1 as the trainer runs it: the frozen body embeds the un-augmented train split once,
-        # then the head trains on the in-memory embeddings (training.fit_heads_on_embeddings).
+        # then the head trains on those embeddings streamed from disk (training.fit_heads_on_embeddings).
         plain_warmup, plain_rate = time_input_pipeline(lambda: make_ds(False), epochs=input_epochs)
         body, head = registry.split_backbone(model)
         probe = make_ds(False)
         for x, _ in probe.take(1):
             body(x, training=False)  # first call builds the body's functions; not part of the pass
         started = time.perf_counter()
-        embeddings = training.embed(body, probe)
+        embedded = embeddings.embed(body, probe, os.path.join(scratch, "embeddings", "train.tfrecord"))
         embed_rate = Rate(segments, time.perf_counter() - started)
         fits.append({"label": " phase 1a: frozen body embeds the train split (once)", "rate": embed_rate,
                      "trainable": 0, "input": plain_rate, "input_label": "un-augmented"})
         print(f"[bench] {model_name}: embedding pass {embed_rate.per_second:,.1f} segments/s", flush=True)
-        head_ds = embeddings.cache().shuffle(training.SHUFFLE_BUFFER, seed=config.train.seed).batch(batch_size)
+        head_ds = embedded.shuffle(training.SHUFFLE_BUFFER, seed=config.train.seed).batch(batch_size)
         training._compile(head, config.train.learning_rate)
         _, head_rate = time_fit(head, head_ds, segments, epochs, warmup_steps)
         fits.append({"label": " phase 1b: head on embeddings (per epoch)", "rate": head_rate,
-                     "trainable": trainable(head), "input": None, "input_label": "in-memory embeddings"})
+                     "trainable": trainable(head), "input": None, "input_label": "embeddings on disk"})
         print(f"[bench] {model_name}: head {head_rate.per_second:,.0f} segments/s", flush=True)
         registry.set_backbone_trainable(model, True)
         training._compile(model, config.train.finetune_learning_rate)
@@ -280,14 +290,15 @@ because each reads its own features:
 {sources_text}
 
 Batch size {args.batch_size} for both measurements; TensorFlow {tf.__version__} on CPU, default thread pools.
-Input pipeline: `models.training.make_dataset(train files, training=True)` with the trainer's augmentation
+Input pipeline: `models.training.make_dataset(train shards, training=True)` with the trainer's augmentation
 (random gain {PipelineConfig().train.random_gain_db:g} dB, SpecAugment), iterated with no model for
-{max(args.epochs, 10)} epochs after one warm-up epoch that reads the gzipped TFRecords and fills the cache (warm-up epoch, segments/s: {warmups}).
+{max(args.epochs, 10)} epochs after one warm-up epoch (warm-up epoch, segments/s: {warmups}); the split's
+canonical shards (`models/canonical_order.py`) are written before either.
 Training: `model.fit` on the same dataset with the trainer's model, optimiser and loss (`models.training._compile`),
 {args.warmup_steps} warm-up steps, then {args.epochs} timed full epoch(s) without validation, each epoch timed from
 its first to its last step. VGG is measured in the trainer's phases (`models.training.fit`): 1a, the frozen body
 embeds the un-augmented train split once (compared with the un-augmented input pipeline, timed alone like the
-augmented one); 1b, the head trains on those in-memory embeddings (no tf.data input to compare with); 2, the
+augmented one); 1b, the head trains on those embeddings, streamed from a file (no tf.data input to compare with); 2, the
 whole network is fine-tuned (batch norm kept frozen) on the augmented pipeline.
 Load average (1/5/15 min) before: {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f},
 after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (2 cores shared with other jobs).
@@ -299,8 +310,8 @@ after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (2 cores 
 Smallest input/fit ratio: **{min(ratios):,.0f}x** (goal: at least {RATIO_GOAL:g}x:
 {'met for every family' if min(ratios) >= RATIO_GOAL else 'NOT met for every family'}). The input pipeline
 was timed alone, so it had both cores; during `fit` it shares them with the model: at a ratio of R it needs
-about 1/R of the machine to keep the model fed. The cold first epoch (reading and decompressing the gzipped
-TFRecords into the cache, once per training run) ran at {slowest_cold:.1f}x or more of the fastest fit of its family.
+about 1/R of the machine to keep the model fed. The first epoch (the shards' first read,
+after they were written) ran at {slowest_cold:.1f}x or more of the fastest fit of its family.
 """
     print(body)
     if not args.no_write:

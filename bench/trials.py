@@ -93,19 +93,25 @@ def run_trial(config: PipelineConfig, graph_uri: str, examples_uri: str) -> dict
     started = time.time()
     with tempfile.TemporaryDirectory() as run_dir:
         mlflow.set_tracking_uri(f"sqlite:///{run_dir}/mlflow.db")  # the epoch logger's metrics go nowhere lasting
+        shards = training.split_shards(tft_output, os.path.join(run_dir, "scratch"), **files)
         with mlflow.start_run():
-            model, history = training.train_model(config, tft_output, files["train"], files["eval"], run_dir)
-    seconds = time.time() - started
-    result: dict = {"epochs": len(history.get("loss", [])), "train_seconds": round(seconds)}
-    for split in ("eval", "test"):
-        probs, labels, tracks = training.predict_split(model, training.make_dataset(
-            files[split], tft_output, config, training=False, with_track_ids=True))
-        scores = metrics.score(tracks, probs, labels)
-        result[split] = {"segment_accuracy": scores.segment_accuracy, "clip_accuracy": scores.clip_accuracy,
-                         "clips": scores.clips, "per_genre": {
-                             g: [int(scores.clip_confusion[i, i]), int(scores.clip_confusion[i].sum())]
-                             for i, g in enumerate(config.genres) if scores.clip_confusion[i].sum()}}
+            model, history = training.train_model(config, tft_output, files["train"], shards["train"],
+                                                  shards["eval"], run_dir)
+        seconds = time.time() - started
+        result: dict = {"epochs": len(history.get("loss", [])), "train_seconds": round(seconds)}
+        for split in ("eval", "test"):
+            probs, labels, tracks = training.predict_split(model, training.make_dataset(
+                shards[split], tft_output, config, training=False, with_track_ids=True))
+            result[split] = _split_result(metrics.score(tracks, probs, labels), config)
     return result
+
+
+def _split_result(scores, config: PipelineConfig) -> dict:
+    """One split's line of trials.jsonl: accuracies and, per genre with clips, [right, clips]."""
+    return {"segment_accuracy": scores.segment_accuracy, "clip_accuracy": scores.clip_accuracy,
+            "clips": scores.clips, "per_genre": {
+                g: [int(scores.clip_confusion[i, i]), int(scores.clip_confusion[i].sum())]
+                for i, g in enumerate(config.genres) if scores.clip_confusion[i].sum()}}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,15 +1,16 @@
 """TFX Trainer entry point (`run_fn`): input pipeline, fitting, export, MLflow.
 
-Input pipeline (per split): read the transformed TFRecords into memory in a canonical order,
-shuffle, batch, then parse and augment whole batches in parallel (batching before map turns
-thousands of tiny parse calls into a few large ones), and prefetch. Validation uses the `eval`
-split; the `test` split is never seen here.
+Input pipeline (per split): the transformed TFRecords sorted into shard files in a canonical
+order on local disk (models/canonical_order.py) and streamed from there, shuffled, batched, then
+parsed and augmented whole batches in parallel (batching before map turns thousands of tiny parse
+calls into a few large ones), and prefetched. Validation uses the `eval` split; the `test` split is
+never seen here. Memory is bounded by the shuffle buffer and a few batches, not by the split.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import os
+import shutil
 import tempfile
 import time
 from typing import Optional
@@ -21,6 +22,8 @@ import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models import augment, metrics, plots, preprocessing, registry, signatures, tracking, transfer
+from models.canonical_order import CanonicalShards, matching_files, write_shards
+from models.embeddings import embed
 from pipeline.config import PipelineConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -32,43 +35,6 @@ def _parse_spec(tft_output: tft.TFTransformOutput, kind: str) -> dict[str, tf.io
     return {kind: spec[kind], "label": spec["label"], "track_id": spec["track_id"]}
 
 
-def _files(file_pattern: list[str] | str) -> list[str]:
-    """The sorted files matching one glob or any of several."""
-    patterns = [file_pattern] if isinstance(file_pattern, str) else file_pattern
-    return sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
-
-
-def _existing_files(file_pattern: list[str] | str) -> list[str]:
-    files = _files(file_pattern)
-    if not files:
-        raise FileNotFoundError(f"No transformed examples match {file_pattern}.")
-    return files
-
-
-def canonical_records(files: list[str], tft_output: tft.TFTransformOutput) -> tf.data.Dataset:
-    """The serialised examples of ``files``, ordered by a hash of each one's (track id, segment index).
-
-    Why: Transform writes the same examples in a different order from one execution to the next,
-    and a seeded shuffle that starts from that order is a different training run (up to three
-    test clips apart on the real clips). Ordering by what identifies an example makes a seed
-    repeat a run on any Transform output of the same data; hashing the key, rather than sorting
-    by it, keeps one track's segments apart for shuffle buffers smaller than the split. Ties
-    (the same segment twice) fall back to the serialised bytes. The split is held in memory,
-    as the cache this replaces held it.
-    """
-    full_spec = tft_output.transformed_feature_spec()
-    spec = {key: full_spec[key] for key in (preprocessing.TRACK_ID_KEY, preprocessing.SEGMENT_INDEX_KEY)}
-    keyed: list[tuple[bytes, bytes]] = []
-    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=AUTOTUNE).batch(1024):
-        parsed = tf.io.parse_example(batch, spec)
-        tracks = parsed[preprocessing.TRACK_ID_KEY].numpy().reshape(-1)
-        indices = parsed[preprocessing.SEGMENT_INDEX_KEY].numpy().reshape(-1)
-        for record, track, index in zip(batch.numpy(), tracks, indices):
-            keyed.append((hashlib.sha1(track + b"#" + str(int(index)).encode()).digest(), record))
-    keyed.sort()
-    return tf.data.Dataset.from_tensor_slices(tf.constant([record for _, record in keyed], dtype=tf.string))
-
-
 def train_class_counts(file_pattern: list[str] | str, tft_output: tft.TFTransformOutput,
                        num_classes: int) -> np.ndarray:
     """Examples (segments) per label in the given transformed files, [num_classes] int64.
@@ -76,7 +42,7 @@ def train_class_counts(file_pattern: list[str] | str, tft_output: tft.TFTransfor
     One pass over the labels only; the trainer reads the train split's counts for class balancing.
     """
     spec = {"label": tft_output.transformed_feature_spec()["label"]}
-    ds = tf.data.TFRecordDataset(_files(file_pattern), compression_type="GZIP").batch(1024)
+    ds = tf.data.TFRecordDataset(matching_files(file_pattern), compression_type="GZIP").batch(1024)
     counts = np.zeros(num_classes, np.int64)
     for batch in ds:
         labels = tf.io.parse_example(batch, spec)["label"].numpy().reshape(-1)
@@ -112,19 +78,20 @@ def input_shape(tft_output: tft.TFTransformOutput, kind: str) -> tuple[int, int]
     return int(shape[0]), int(shape[1])
 
 
-def make_dataset(file_pattern: list[str] | str, tft_output: tft.TFTransformOutput, config: PipelineConfig,
+def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, config: PipelineConfig,
                  training: bool, with_track_ids: bool = False,
                  gain_per_db: Optional[np.ndarray] = None,
-                 records: Optional[tf.data.Dataset] = None) -> tf.data.Dataset:
-    """(features, one-hot labels) batches; (features, labels, track_ids) when with_track_ids.
+                 shard_index: int = 0, num_shards: int = 1) -> tf.data.Dataset:
+    """(features, one-hot labels) batches of a split's canonical shards (canonical_order.write_shards);
+    (features, labels, track_ids) when with_track_ids.
 
     ``gain_per_db`` (augment.gain_scale) turns on the random-gain augmentation in training.
-    ``records``: the split's :func:`canonical_records` when the caller has read them already, so two
-    datasets over one split (augmented and plain) share one copy in memory and one read.
+    ``shard_index``, ``num_shards``: this worker's shards when several workers share the split.
+    Several datasets over one split (augmented and plain) read the same shard files.
     """
     kind = config.features.kind
     spec = _parse_spec(tft_output, kind)
-    ds = records if records is not None else canonical_records(_existing_files(file_pattern), tft_output)
+    ds = shards.records(shard_index, num_shards)
     if training:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=config.train.seed, reshuffle_each_iteration=True)
     ds = ds.batch(config.train.batch_size, drop_remainder=False)
@@ -209,19 +176,10 @@ def _compile(model: keras.Model, learning_rate: float, label_smoothing: float = 
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
 
 
-def embed(body: keras.Model, dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """Run the frozen body once over a dataset: (embedding, label) pairs, unbatched."""
-    embeddings, labels = [], []
-    for x, y in dataset:
-        embeddings.append(body(x, training=False).numpy())
-        labels.append(y.numpy())
-    return tf.data.Dataset.from_tensor_slices((np.concatenate(embeddings), np.concatenate(labels)))
-
-
 def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddings: tf.data.Dataset,
              config: PipelineConfig, run_dir: str, epochs: int, seed: int, weights: Optional[np.ndarray],
              progress: bool) -> dict[str, list[float]]:
-    """One head on the cached embeddings, shuffled by ``seed``; ``progress`` False: no per-epoch lines or
+    """One head on the embeddings on disk, shuffled by ``seed``; ``progress`` False: no per-epoch lines or
     MLflow steps (the extra heads of an average, which would overwrite the first head's curves)."""
     train = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=seed).batch(config.train.batch_size)
     if weights is not None:
@@ -241,16 +199,28 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
     """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone.
 
     Equivalent to training with the body frozen (its batch norms run in inference mode
-    either way), minus the body's block dropout, at a fraction of the cost per epoch.
+    either way), minus the body's block dropout, at a fraction of the cost per epoch. The
+    embeddings go to files under ``run_dir``/embeddings (models/embeddings.py), removed at the end.
     With ``train.heads`` > 1 the model's own head is joined by fresh copies, each initialised,
     shuffled and dropped out from its own seed and stopped on its own eval loss, and the model
     returned averages their probabilities (transfer.average_heads); otherwise it is ``model``.
     The history is the first head's.
     """
+    embeddings_dir = os.path.join(run_dir, "embeddings")
+    try:
+        return _fit_heads(model, probe_train_ds, eval_ds, config, run_dir, embeddings_dir, epochs, weights)
+    finally:
+        if tf.io.gfile.exists(embeddings_dir):
+            tf.io.gfile.rmtree(embeddings_dir)
+
+
+def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
+               config: PipelineConfig, run_dir: str, embeddings_dir: str, epochs: int,
+               weights: Optional[np.ndarray]) -> tuple[keras.Model, dict[str, list[float]]]:
     t = config.train
     body, head = registry.split_backbone(model)
-    train_embeddings = embed(body, probe_train_ds).cache()
-    eval_embeddings = embed(body, eval_ds).batch(t.batch_size).cache()
+    train_embeddings = embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
+    eval_embeddings = embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord")).batch(t.batch_size)
     history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
                        progress=True)
     if t.heads <= 1:
@@ -317,7 +287,11 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
 
 
 def predict_split(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(probabilities, labels, track ids) over a dataset built with with_track_ids=True."""
+    """(probabilities, labels, track ids) over a dataset built with with_track_ids=True.
+
+    Per-segment arrays of one split (a probability per genre, a label and a track id per segment),
+    what metrics.score groups into clips; the features themselves stream through a batch at a time.
+    """
     probs, labels, tracks = [], [], []
     for x, y, track in dataset:
         probs.append(model(x, training=False).numpy())
@@ -327,19 +301,21 @@ def predict_split(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndar
 
 
 def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_files: list[str] | str,
-                eval_files: list[str] | str, run_dir: str) -> tuple[keras.Model, dict[str, list[float]]]:
+                train_shards: CanonicalShards, eval_shards: CanonicalShards,
+                run_dir: str) -> tuple[keras.Model, dict[str, list[float]]]:
     """Build the configured family and fit it on the transformed train split (eval: early stopping).
 
     What ``run_fn`` trains, without its MLflow run or export, so a benchmark can train the same way
-    on a Transform output (bench/trials.py). Seeds first: a seed repeats a run on the same data.
+    on a Transform output (bench/trials.py). ``train_files``: the train split's transformed files, for
+    its class counts; ``*_shards``: the splits in canonical order (:func:`split_shards`). Seeds first:
+    a seed repeats a run on the same data.
     """
     keras.utils.set_random_seed(config.train.seed)
     kind = config.features.kind
     stats = preprocessing.normalisation_stats(tft_output, config)
-    train_records = canonical_records(_existing_files(train_files), tft_output)
-    train_ds = make_dataset(train_files, tft_output, config, training=True,
-                            gain_per_db=augment.gain_scale(config.features, stats.std), records=train_records)
-    eval_ds = make_dataset(eval_files, tft_output, config, training=False)
+    train_ds = make_dataset(train_shards, tft_output, config, training=True,
+                            gain_per_db=augment.gain_scale(config.features, stats.std))
+    eval_ds = make_dataset(eval_shards, tft_output, config, training=False)
     model = registry.build_model(config, input_shape(tft_output, kind), input_stats=(stats.mean, stats.std))
     print(f"[train] {config.train.model} on {kind} {input_shape(tft_output, kind)}, "
           f"{model.count_params():,} parameters", flush=True)
@@ -349,21 +325,47 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
         weights = class_weights(counts, config.train.class_balance)
         print("[train] class weights (train segments): " + ", ".join(
             f"{g} {w:.2f} ({n})" for g, w, n in zip(config.genres, weights, counts)), flush=True)
-    probe_train_ds = (make_dataset(train_files, tft_output, config, training=False, records=train_records)
+    probe_train_ds = (make_dataset(train_shards, tft_output, config, training=False)
                       if registry.has_pretrained_backbone(config) else None)
     return fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights)
 
 
+def split_shards(tft_output: tft.TFTransformOutput, scratch_dir: str,
+                 **files: list[str] | str) -> dict[str, CanonicalShards]:
+    """split name -> its canonical shards under ``scratch_dir``/<split>, for ``split=file pattern`` pairs."""
+    return {split: write_shards(pattern, tft_output, os.path.join(scratch_dir, split))
+            for split, pattern in files.items()}
+
+
+def scratch_dir_for(model_run_dir: str) -> str:
+    """Where the Trainer writes its canonical shards and embeddings: a folder of the run directory when that
+    is on local disk, else a local temporary folder (a shard pass over a remote file system is slow).
+    Either way :func:`run_fn` removes it when training ends: the run directory is an artifact TFX keeps,
+    and a second copy of the splits there would outlive the run for nothing (a cached run never reads it)."""
+    if "://" in model_run_dir:
+        return tempfile.mkdtemp(prefix="trainer-scratch-")
+    return os.path.join(model_run_dir, "scratch")
+
+
 def run_fn(fn_args: FnArgs) -> None:
     """Train the configured model family and export it with its serving signatures."""
+    scratch = scratch_dir_for(fn_args.model_run_dir)
+    try:
+        _train_and_export(fn_args, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train_and_export(fn_args: FnArgs, scratch: str) -> None:
     config = PipelineConfig.from_json(fn_args.custom_config["pipeline_config"])
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     with tracking.training_run(config, run_name=f"{config.train.model}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
         print(f"[train] MLflow run {run.info.run_id}", flush=True)
-        model, history = train_model(config, tft_output, fn_args.train_files, fn_args.eval_files,
+        shards = split_shards(tft_output, scratch, train=fn_args.train_files, eval=fn_args.eval_files)
+        model, history = train_model(config, tft_output, fn_args.train_files, shards["train"], shards["eval"],
                                      fn_args.model_run_dir)
         probs, labels, tracks = predict_split(
-            model, make_dataset(fn_args.eval_files, tft_output, config, training=False, with_track_ids=True))
+            model, make_dataset(shards["eval"], tft_output, config, training=False, with_track_ids=True))
         scores = metrics.score(tracks, probs, labels)
         import mlflow
         mlflow.log_metrics({**scores.as_dict("eval_"), "epochs_trained": float(len(history.get("loss", [])))})

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from models import training
+from models import canonical_order, training
+from models.canonical_order_test import segments_output, write_segments
 from pipeline.config import PipelineConfig
 
 
@@ -190,38 +191,20 @@ def test_one_head_returns_the_model_itself(monkeypatch, tmp_path):
     assert trained is model and len(history["loss"]) == 1
 
 
-def _write_segments(path, segments, kind: str, shape: tuple[int, int]) -> None:
-    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
-        for track, index, label in segments:
-            values = np.random.default_rng(hash((track, index)) % 2**32).normal(size=shape).astype(np.float32)
-            writer.write(tf.train.Example(features=tf.train.Features(feature={
-                kind: tf.train.Feature(float_list=tf.train.FloatList(value=values.reshape(-1))),
-                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-                "track_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[track.encode()])),
-                "segment_index": tf.train.Feature(int64_list=tf.train.Int64List(value=[index])),
-            })).SerializeToString())
-
-
-def _segments_output(kind: str, shape: tuple[int, int]) -> SimpleNamespace:
-    """What make_dataset reads of a TFTransformOutput, for files written by :func:`_write_segments`."""
-    return SimpleNamespace(transformed_feature_spec=lambda: {
-        kind: tf.io.FixedLenFeature(shape, tf.float32), "label": tf.io.FixedLenFeature([], tf.int64),
-        "track_id": tf.io.FixedLenFeature([], tf.string), "segment_index": tf.io.FixedLenFeature([], tf.int64)})
-
-
 def test_a_seed_repeats_training_batches_whatever_order_transform_wrote(tmp_path):
-    """The same examples sharded and ordered two ways give the same shuffled, augmented batches."""
+    """The same examples sharded and ordered two ways, streamed from canonical shards cut two ways, give the
+    same shuffled, augmented batches."""
     config = _train("cnn", batch_size=4)
     kind, shape = config.features.kind, (32, 16)
     segments = [(f"blues.{t:05d}", i, t % 3) for t in range(6) for i in range(4)]
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir(), second.mkdir()
-    _write_segments(first / "part-0.gz", segments[:12], kind, shape)
-    _write_segments(first / "part-1.gz", segments[12:], kind, shape)
+    write_segments(first / "part-0.gz", segments[:12], kind, shape)
+    write_segments(first / "part-1.gz", segments[12:], kind, shape)
     reordered = segments[::-1][1::2] + segments[::-1][0::2]
     for k in range(3):
-        _write_segments(second / f"part-{k}.gz", reordered[k::3], kind, shape)
-    tft_output = _segments_output(kind, shape)
+        write_segments(second / f"part-{k}.gz", reordered[k::3], kind, shape)
+    tft_output = segments_output(kind, shape)
 
     def stored_tracks(root):
         spec = {"track_id": tf.io.FixedLenFeature([], tf.string)}
@@ -229,43 +212,39 @@ def test_a_seed_repeats_training_batches_whatever_order_transform_wrote(tmp_path
                 for r in tf.data.TFRecordDataset(sorted(map(str, root.glob("*.gz"))), compression_type="GZIP")]
 
     assert stored_tracks(first) != stored_tracks(second)  # the files really differ in order
+    one_shards = canonical_order.write_shards(str(first / "*.gz"), tft_output, str(tmp_path / "shards-1"))
+    other_shards = canonical_order.write_shards(str(second / "*.gz"), tft_output, str(tmp_path / "shards-2"),
+                                                max_shard_bytes=20_000)
+    assert len(one_shards.paths) == 1 and len(other_shards.paths) > 3  # cut into shards two ways
 
-    def batches(root):
+    def batches(shards):
         keras.utils.set_random_seed(0)
-        ds = training.make_dataset(str(root / "*.gz"), tft_output, config, training=True)
+        ds = training.make_dataset(shards, tft_output, config, training=True)
         return [(x.numpy(), y.numpy()) for x, y in ds]
 
-    one, other = batches(first), batches(second)
+    one, other = batches(one_shards), batches(other_shards)
     assert len(one) == len(other) == 6
     for (x1, y1), (x2, y2) in zip(one, other):
         np.testing.assert_array_equal(x1, x2)
         np.testing.assert_array_equal(y1, y2)
-    unshuffled = [y for _, y in training.make_dataset(str(first / "*.gz"), tft_output, config, training=False)]
+    unshuffled = [y for _, y in training.make_dataset(one_shards, tft_output, config, training=False)]
     assert not all(np.array_equal(a, b) for a, (_, b) in zip(unshuffled, one))  # and training did shuffle
 
 
-def test_datasets_sharing_one_read_of_a_split_give_the_batches_of_separate_reads(tmp_path):
-    """train_model reads the train split once for its augmented and its plain dataset (``records=``);
-    both must batch exactly as a dataset that reads the files itself."""
+def test_a_worker_reads_its_own_shards(tmp_path):
+    """shard_index/num_shards: the workers' plain datasets together hold every segment once."""
     config = _train("cnn", batch_size=4)
     kind, shape = config.features.kind, (32, 16)
-    _write_segments(tmp_path / "part-0.gz", [(f"rock.{t:05d}", i, t % 3) for t in range(4) for i in range(3)],
-                    kind, shape)
-    tft_output = _segments_output(kind, shape)
-    pattern = str(tmp_path / "*.gz")
-    records = training.canonical_records([str(tmp_path / "part-0.gz")], tft_output)
+    write_segments(tmp_path / "part-0.gz", [(f"rock.{t:05d}", i, t % 3) for t in range(8) for i in range(3)],
+                   kind, shape)
+    tft_output = segments_output(kind, shape)
+    shards = canonical_order.write_shards(str(tmp_path / "*.gz"), tft_output, str(tmp_path / "shards"),
+                                          min_shards=2)
+    assert len(shards.paths) >= 2
 
-    def batches(training_mode: bool, shared: bool):
-        keras.utils.set_random_seed(0)
-        ds = training.make_dataset(pattern, tft_output, config, training=training_mode,
-                                   records=records if shared else None)
-        return [(x.numpy(), y.numpy()) for x, y in ds]
+    def tracks(**worker):
+        ds = training.make_dataset(shards, tft_output, config, training=False, with_track_ids=True, **worker)
+        return sorted(t for _, _, batch in ds for t in batch.numpy())
 
-    for training_mode in (True, False):
-        separate, shared = batches(training_mode, shared=False), batches(training_mode, shared=True)
-        assert len(separate) == len(shared) == 3
-        for (x1, y1), (x2, y2) in zip(separate, shared):
-            np.testing.assert_array_equal(x1, x2)
-            np.testing.assert_array_equal(y1, y2)
-    with pytest.raises(FileNotFoundError, match="No transformed examples"):
-        training.make_dataset(str(tmp_path / "none-*.gz"), tft_output, config, training=False)
+    workers = [tracks(shard_index=i, num_shards=2) for i in range(2)]
+    assert all(workers) and sorted(workers[0] + workers[1]) == tracks()

@@ -1,0 +1,164 @@
+"""A split's serialised examples in a canonical order, streamed from sorted shard files on local disk.
+
+Why a canonical order: Transform writes the same examples in a different order from one execution
+to the next, and a seeded shuffle that starts from that order is a different training run (up to
+three test clips apart on the real clips). Ordering by what identifies an example, a hash of its
+(track id, segment index), makes a seed repeat a run on any Transform output of the same data;
+hashing the key, rather than sorting by it, keeps one track's segments apart for shuffle buffers
+smaller than the split. Ties (the same segment twice) fall back to the serialised bytes.
+
+Why shards: the split never fits in memory at library scale. One pass buckets every record by
+where its key falls in the key space into N files (N from the split's size, so that a bucket holds
+about ``SHARD_BYTES``); each bucket is then sorted in memory and rewritten, one at a time, and a
+bucket that came out larger is split again by a finer range first. Buckets are ranges of the key
+space, so the sorted shards read one after the other are the whole split sorted by key: the order
+depends neither on N nor on the input files' order, names or compression. The shards are also the
+unit a worker of a multi-worker run reads (:meth:`CanonicalShards.records`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import math
+import os
+from typing import Iterable, Iterator
+
+import tensorflow as tf
+
+from models import preprocessing
+
+SHARD_BYTES = 64 * 2**20
+# Serialised bytes per byte of the GZIP'd Transform output, assumed when choosing N; a bucket that comes
+# out larger than SHARD_BYTES anyway is split again, so the guess sets the cost, never the bound.
+EXPANSION = 2
+MAX_FANOUT = 256  # files open at once while bucketing; a larger split takes a second level of buckets
+KEY_BYTES = hashlib.sha1().digest_size
+_POSITION_BYTES = 8  # a key's position in the key space: its first 8 bytes as an integer
+_KEY_SPACE = 2 ** (8 * _POSITION_BYTES)
+_READ_BATCH = 256
+
+
+def segment_key(track_id: bytes, segment_index: int) -> bytes:
+    """The sort key of one example: sha1 of ``track_id#segment_index``."""
+    return hashlib.sha1(track_id + b"#" + str(int(segment_index)).encode()).digest()
+
+
+def matching_files(file_pattern: list[str] | str) -> list[str]:
+    """The sorted files matching one glob or any of several."""
+    patterns = [file_pattern] if isinstance(file_pattern, str) else file_pattern
+    return sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
+
+
+def existing_files(file_pattern: list[str] | str) -> list[str]:
+    files = matching_files(file_pattern)
+    if not files:
+        raise FileNotFoundError(f"No transformed examples match {file_pattern}.")
+    return files
+
+
+@dataclasses.dataclass(frozen=True)
+class CanonicalShards:
+    """Sorted shard files whose concatenation is a split in canonical order."""
+
+    paths: tuple[str, ...]
+
+    def records(self, shard_index: int = 0, num_shards: int = 1) -> tf.data.Dataset:
+        """The serialised examples of shards ``shard_index``, ``shard_index + num_shards``, ...; all of them in
+        canonical order by default. The files are read one after the other, never interleaved record by
+        record: interleaving would make the order depend on how many shards the split was cut into."""
+        if not 0 <= shard_index < num_shards:
+            raise ValueError(f"shard_index {shard_index} is outside 0..{num_shards - 1}.")
+        mine = list(self.paths[shard_index::num_shards])
+        if not mine:
+            raise ValueError(f"Worker {shard_index} of {num_shards} has no shard: the split has only "
+                             f"{len(self.paths)}; write it with write_shards(..., min_shards={num_shards}).")
+        return tf.data.Dataset.from_tensor_slices(mine).interleave(
+            tf.data.TFRecordDataset, cycle_length=1)
+
+
+def _keyed_records(files: list[str], tft_output) -> Iterator[bytes]:
+    """Each record of the GZIP'd files, prefixed with its :func:`segment_key`."""
+    full_spec = tft_output.transformed_feature_spec()
+    spec = {key: full_spec[key] for key in (preprocessing.TRACK_ID_KEY, preprocessing.SEGMENT_INDEX_KEY)}
+    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(_READ_BATCH):
+        parsed = tf.io.parse_example(batch, spec)
+        tracks = parsed[preprocessing.TRACK_ID_KEY].numpy().reshape(-1)
+        indices = parsed[preprocessing.SEGMENT_INDEX_KEY].numpy().reshape(-1)
+        for record, track, index in zip(batch.numpy(), tracks, indices):
+            yield segment_key(track, index) + record
+
+
+def _bounds(lo: int, hi: int, n: int) -> list[int]:
+    """n + 1 edges cutting the key range [lo, hi) into n ranges, matching :func:`_bucket_of`."""
+    return [lo - (-(hi - lo) * i // n) for i in range(n + 1)]
+
+
+def _bucket_of(keyed: bytes, lo: int, hi: int, n: int) -> int:
+    return (int.from_bytes(keyed[:_POSITION_BYTES], "big") - lo) * n // (hi - lo)
+
+
+def _bucket(keyed: Iterable[bytes], lo: int, hi: int, n: int, work_dir: str,
+            names: Iterator[int]) -> list[tuple[str, int, int]]:
+    """Write keyed records into n files by key range; (path, lo, hi) of each, in key order."""
+    edges = _bounds(lo, hi, n)
+    paths = [os.path.join(work_dir, f"bucket-{next(names):06d}.tfrecord") for _ in range(n)]
+    writers = [tf.io.TFRecordWriter(path) for path in paths]
+    try:
+        for item in keyed:
+            writers[_bucket_of(item, lo, hi, n)].write(item)
+    finally:
+        for writer in writers:
+            writer.close()
+    return [(path, edges[i], edges[i + 1]) for i, path in enumerate(paths)]
+
+
+def _read(path: str) -> Iterator[bytes]:
+    for batch in tf.data.TFRecordDataset(path).batch(_READ_BATCH):
+        yield from batch.numpy()
+
+
+def _sort_bucket(path: str, lo: int, hi: int, max_bytes: int, work_dir: str, names: Iterator[int],
+                 shard_paths: list[str]) -> None:
+    """Sort one bucket into shard files appended to ``shard_paths`` in key order; split it first if too large."""
+    size = tf.io.gfile.stat(path).length
+    if size > max_bytes and hi - lo > 1:  # a range of one position holds copies of one key: sorted as it is
+        n = min(MAX_FANOUT, 2 * math.ceil(size / max_bytes))
+        buckets = _bucket(_read(path), lo, hi, n, work_dir, names)
+        tf.io.gfile.remove(path)
+        for sub_path, sub_lo, sub_hi in buckets:
+            _sort_bucket(sub_path, sub_lo, sub_hi, max_bytes, work_dir, names, shard_paths)
+        return
+    items = sorted(_read(path))  # key, then the serialised bytes: ties in a fixed order
+    tf.io.gfile.remove(path)
+    if not items:
+        return
+    shard = os.path.join(work_dir, f"shard-{len(shard_paths):05d}.tfrecord")
+    with tf.io.TFRecordWriter(shard) as writer:
+        for item in items:
+            writer.write(item[KEY_BYTES:])
+    shard_paths.append(shard)
+
+
+def shard_count(files: list[str], max_shard_bytes: int, min_shards: int = 1) -> int:
+    """Buckets of the first pass: enough for the GZIP'd files' expanded size, at most MAX_FANOUT."""
+    size = sum(tf.io.gfile.stat(f).length for f in files)
+    return min(MAX_FANOUT, max(min_shards, math.ceil(size * EXPANSION / max_shard_bytes), 1))
+
+
+def write_shards(file_pattern: list[str] | str, tft_output, work_dir: str, max_shard_bytes: int = SHARD_BYTES,
+                 min_shards: int = 1) -> CanonicalShards:
+    """Sort the GZIP'd transformed examples of ``file_pattern`` into shard files under ``work_dir``.
+
+    Memory: one batch of records while bucketing, then one bucket (at most ``max_shard_bytes`` on disk,
+    unless it holds copies of a single key). ``min_shards``: at least this many shards when the split
+    has as many distinct keys, for workers that each read some of them. The caller removes ``work_dir``.
+    """
+    files = existing_files(file_pattern)
+    tf.io.gfile.makedirs(work_dir)
+    names = itertools.count()
+    shard_paths: list[str] = []
+    n = shard_count(files, max_shard_bytes, min_shards)
+    for path, lo, hi in _bucket(_keyed_records(files, tft_output), 0, _KEY_SPACE, n, work_dir, names):
+        _sort_bucket(path, lo, hi, max_shard_bytes, work_dir, names, shard_paths)
+    return CanonicalShards(tuple(shard_paths))
