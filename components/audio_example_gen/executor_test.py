@@ -5,6 +5,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from components.audio_example_gen import checks, ingest, progress, quarantine
+from components.audio_example_gen import checks, executor, groups, ingest, progress, quarantine
 from components.audio_example_gen.conftest import (BAD_AND_ODD_FILES, HOSTILE_FILES, IN_MEMORY, LONG_SECONDS,
                                                    MULTI_PROCESSING, RATE, make_config, read_examples,
                                                    refused_as_root, run_executor)
@@ -158,7 +159,7 @@ def test_fault_filtered_protocol_on_the_executor(synthetic_root, tmp_path):
     assert {s: sorted({r["track_id"].decode() for r in rows}) for s, rows in written.items()} == {
         "train": ["blues.00000", "rock.00000"], "eval": ["blues.00001"], "test": ["rock.00001"]}
     summary = json.loads((Path(report.uri) / quarantine.SUMMARY_FILE).read_text())
-    assert len(summary["excluded"]["not in split lists"]) == 2 * len(GENRES) - 4
+    assert summary["excluded_counts"]["not in split lists"] == 2 * len(GENRES) - 4
     assert "jazz/jazz.00000.wav" in summary["excluded"]["not in split lists"]
 
 
@@ -291,3 +292,84 @@ def test_a_label_set_genre_missing_from_train_is_a_warning(all_in_train_run):
         "out of the label set (--genres)."]
     assert summary["genres"]["polka"]["train"]["tracks"] == 0
 
+
+
+# ----- a music library: <genre>/<artist>/<album>/NN Title.wav, grouped splits ----------------------
+
+LIBRARY_GENRES = ("rock", "jazz")
+ARTISTS, ALBUMS, SONGS = 3, 2, 2  # per genre; every file name repeats across albums and artists
+
+
+@pytest.fixture(scope="module")
+def library_root(tmp_path_factory) -> Path:
+    """24 distinct 2 s clips named ``01 Intro.wav``/``02 Outro.wav`` in every album folder."""
+    root = tmp_path_factory.mktemp("library")
+    rng = np.random.default_rng(7)
+    for genre in LIBRARY_GENRES:
+        for artist in range(ARTISTS):
+            for album in range(ALBUMS):
+                folder = root / genre / f"{genre.title()} Artist {artist}" / f"Album {album}"
+                folder.mkdir(parents=True)
+                for song, title in enumerate(("01 Intro", "02 Outro")[:SONGS]):
+                    clip = 0.3 * np.sin(2 * np.pi * rng.uniform(100, 2000) * np.arange(2 * RATE) / RATE)
+                    sf.write(folder / f"{title}.wav", (clip + rng.normal(0, 0.01, clip.shape)).astype(np.float32),
+                             RATE, subtype="PCM_16")
+    return root
+
+
+def library_config(group_by: str):
+    config = make_config(protocol="stratified", group_by=group_by)
+    config.genres = LIBRARY_GENRES
+    return config
+
+
+@pytest.mark.parametrize("group_by, group_of", [
+    ("album", lambda track_id: track_id.rpartition("/")[0]),
+    ("artist", lambda track_id: track_id.split("/", 1)[0]),
+])
+def test_a_nested_library_is_ingested_whole_with_no_group_on_two_sides(library_root, tmp_path, group_by, group_of):
+    examples, report, error = run_executor(library_root, library_config(group_by), tmp_path, IN_MEMORY)
+    assert error is None, error
+    summary = json.loads((Path(report.uri) / quarantine.SUMMARY_FILE).read_text())
+    files = len(LIBRARY_GENRES) * ARTISTS * ALBUMS * SONGS
+    assert summary["files"] == {"discovered": files, "ingested": files, "quarantined": 0, "excluded": 0}
+    written = read_examples(examples.uri)
+    sides: dict[str, set[str]] = defaultdict(set)
+    tracks = set()
+    for split, rows in written.items():
+        for row in rows:
+            track_id, source = row["track_id"].decode(), row["source_path"].decode()
+            assert source == f"{row['genre'].decode()}/{track_id}.wav"
+            tracks.add(source)
+            sides[group_of(track_id)].add(split)
+    assert len(tracks) == files  # same-named files in other folders are other tracks
+    assert {g: s for g, s in sides.items() if len(s) > 1} == {}
+    assert set().union(*sides.values()) == set(SPLITS)
+    assert summary["group_by"] == group_by and summary["group_fallbacks"] == 0
+    assert sum(summary["splits"][s]["groups"] for s in SPLITS) == len(sides)
+    for genre in LIBRARY_GENRES:
+        assert all(summary["genres"][genre][s]["groups"] >= 1 for s in SPLITS)
+    assert "trk/seg/grp" in quarantine.format_table(summary)
+
+
+def test_a_genre_of_one_album_is_refused_before_decoding_without_preflight(library_root, tmp_path):
+    """Kubeflow runs the executor without preflight: the plan refuses, and nothing is written."""
+    root = tmp_path / "one-album"
+    shutil.copytree(library_root / "rock", root / "rock")
+    album = Path("Jazz Artist 0", "Album 0")
+    shutil.copytree(library_root / "jazz" / album, root / "jazz" / album)
+    examples, _, error = run_executor(root, library_config("album"), tmp_path / "out", IN_MEMORY)
+    assert isinstance(error, groups.TooFewGroups)
+    assert "genre jazz has 1 album folder" in error.paragraph() and "`--group-by track`" in error.fix
+    assert not Path(examples.uri).exists()
+
+
+def test_the_plan_travels_as_task_files_not_in_the_beam_graph(tmp_path):
+    tasks = [ingest.FileTask(f"/data/rock/A/B/{i:02d} Song.wav", f"rock/A/B/{i:02d} Song.wav", "rock",
+                             f"A/B/{i:02d} Song", split="train", label=3, group="A/B") for i in range(2500)]
+    pattern = executor.write_task_files(tasks, str(tmp_path / "tasks"))
+    shards = sorted((tmp_path / "tasks").glob("tasks-*.jsonl"))
+    assert len(shards) == 3 and all(len(s.read_text().splitlines()) in (833, 834) for s in shards)
+    with test_pipeline.TestPipeline(options=PipelineOptions(IN_MEMORY)) as p:
+        read = p | beam.io.ReadFromText(pattern) | beam.Map(executor._task)
+        assert_that(read, equal_to(tasks))
