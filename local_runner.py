@@ -151,7 +151,8 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
                            "tracks": {split: counts["tracks"] for split, counts in ingestion["splits"].items()},
                            "quarantined": [{k: bad[k] for k in ("path", "reason", "detail")}
                                            for bad in ingestion["quarantined"]],
-                           "excluded": {reason: len(paths) for reason, paths in ingestion.get("excluded", {}).items()},
+                           "excluded": ingestion.get("excluded_counts") or {  # a summary.json from before the counts
+                               reason: len(paths) for reason, paths in ingestion.get("excluded", {}).items()},
                            "warnings": ingestion.get("warnings", []),
                            "view_segments": ingestion.get("view_segments", 0)}
     blessing = record.output("ClipEvaluator", "ModelBlessing")
