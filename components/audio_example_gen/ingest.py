@@ -69,15 +69,26 @@ class FileTask:
         return rec
 
 
+def kept_segments(num_samples: int, cfg: AudioConfig) -> tuple[int, list[int], list[int]]:
+    """(segments in the track, kept indices, kept starts) of a track of ``num_samples`` samples."""
+    return segments.kept(num_samples, cfg.segment_samples, cfg.hop_samples, cfg.last_segment,
+                         cfg.max_segments_per_track)
+
+
 def _load(path: str, cfg: AudioConfig) -> audio_lib.DecodedAudio:
-    """Decode one file; a file larger than WHOLE_FILE_BYTES is decoded from the open file, in blocks."""
+    """Decode one file's kept segments (audio.py decodes only those where that pays and the format seeks
+    exactly, else the whole file); a file larger than WHOLE_FILE_BYTES is decoded from the open file."""
+    def wanted(num_samples: int) -> list[tuple[int, int]]:
+        return segments.spans(num_samples, kept_segments(num_samples, cfg)[2], cfg.segment_samples)
+
     # Beam's FileSystems (not tfx fileio, which imports TensorFlow) opens local and remote paths.
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
         source: Union[bytes, BinaryIO] = f.read(WHOLE_FILE_BYTES + 1)
         if len(source) > WHOLE_FILE_BYTES:
             source = f
             f.seek(0)
-        return audio_lib.load(source, cfg.sample_rate, cfg.segment_samples, cfg.silence_dbfs, cfg.max_clip_seconds)
+        return audio_lib.load(source, cfg.sample_rate, cfg.segment_samples, cfg.silence_dbfs, cfg.max_clip_seconds,
+                              wanted)
 
 
 def read_audio(path: str, cfg: AudioConfig) -> Union[audio_lib.DecodedAudio, filecheck.Problem]:
@@ -124,12 +135,15 @@ class DecodeToExamples(beam.DoFn):
 
     def _takes(self, task: FileTask, samples: np.ndarray) -> Iterator[tuple[np.ndarray, int, str]]:
         """(samples, segment_index offset, source path): the recording, then each training view of a train track,
-        one at a time (a view is a whole track's copy)."""
+        one at a time. A view is applied to all that was decoded (the whole track, or a long track's kept windows
+        one after the other), on float samples in [-1, 1]: its noise level and clipping drive stay relative to
+        the track, as its seed is, and its room hears continuous audio rather than each window starting dry."""
         yield samples, 0, task.rel_path
-        if task.split == "train":
+        if task.split == "train" and self._audio.train_views:
+            heard_from = samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples
             for number, name in enumerate(self._audio.train_views, start=1):
                 seed = views.view_seed(task.track_id, name, number)
-                heard = views.VIEWS[name](samples, self._audio.sample_rate, seed)
+                heard = views.VIEWS[name](heard_from, self._audio.sample_rate, seed)
                 yield heard, number * views.VIEW_INDEX_STRIDE, f"{task.rel_path}#{name}"
 
     def _process(self, task: FileTask):
@@ -144,10 +158,11 @@ class DecodeToExamples(beam.DoFn):
             yield self._quarantine(task, decoded.reason, decoded.detail)
             return
         decode_cpu = time.thread_time() - started
-        starts = segments.segment_starts(len(decoded.samples), cfg.segment_samples, cfg.hop_samples,
-                                         cfg.last_segment)
-        kept = segments.spread(len(starts), cfg.max_segments_per_track)
-        offsets = [starts[i] for i in kept]
+        in_track, indices, starts = kept_segments(decoded.length, cfg)
+        # A windowed file cut short holds only the windows read before the cut.
+        found = [(i, decoded.position(s)) for i, s in zip(indices, starts)]
+        kept = [i for i, at in found if at is not None]
+        offsets = [at for _, at in found if at is not None]
         written = 0
         for samples, index_offset, source_path in self._takes(task, decoded.samples):
             for index, pcm in zip(kept, segments.pieces(samples, offsets, cfg.segment_samples)):
@@ -159,10 +174,10 @@ class DecodeToExamples(beam.DoFn):
         self._count(f"files_{INGESTED}")
         self._count(f"segments_{task.split}", written)
         yield beam.pvalue.TaggedOutput(FILES, dataclasses.replace(task, status=INGESTED).record(
-            segments=len(kept), segments_in_track=len(starts), truncated=decoded.truncated,
-            seconds=len(decoded.samples) / cfg.sample_rate, source_rate=decoded.source_rate,
-            source_channels=decoded.source_channels, lossless=decoded.lossless, view_segments=viewed,
-            decode_cpu_seconds=round(decode_cpu, 4)))
+            segments=len(kept), segments_in_track=in_track, truncated=decoded.truncated,
+            seconds=decoded.length / cfg.sample_rate, decoded_seconds=len(decoded.samples) / cfg.sample_rate,
+            source_rate=decoded.source_rate, source_channels=decoded.source_channels, lossless=decoded.lossless,
+            view_segments=viewed, decode_cpu_seconds=round(decode_cpu, 4)))
 
 
 @beam.ptransform_fn

@@ -86,6 +86,24 @@ def test_views_are_added_to_the_train_split_only(synthetic_root, tmp_path):
     assert summary["splits"]["train"]["segments"] == len(originals)  # the report counts recorded segments
 
 
+def test_a_16_bit_tracks_views_are_made_from_its_samples_on_the_float_scale():
+    """The lossless path decodes int16; a view is made from it divided by 32768, not from the raw integers
+    (which the device view would clip to full scale almost everywhere)."""
+    from components.audio_example_gen import ingest, segments
+
+    pcm = segments.quantize(0.5 * _track())
+    task = ingest.FileTask(path="", rel_path="rock/rock.00001.wav", genre="rock", track_id="rock.00001", split="train")
+    config = dataclasses.replace(make_config().audio, train_views=("device", "clipped"))
+    takes = list(ingest.DecodeToExamples(config)._takes(task, pcm))
+    assert takes[0][0] is pcm
+    assert [t[2] for t in takes[1:]] == ["rock/rock.00001.wav#device", "rock/rock.00001.wav#clipped"]
+    as_float = pcm.astype(np.float32) / 32768
+    for (heard, _, _), number, name in zip(takes[1:], (1, 2), ("device", "clipped")):
+        seed = views.view_seed("rock.00001", name, number)
+        np.testing.assert_array_equal(heard, views.VIEWS[name](as_float, 22050, seed))
+    assert np.mean(np.abs(takes[1][0]) >= 0.999) < 0.01
+
+
 @pytest.mark.parametrize("flag,expected", [("device", ("device",)), ("device,device", ("device", "device")),
                                            ("none", ())])
 def test_the_train_views_flag(flag, expected):
