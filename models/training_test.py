@@ -189,6 +189,17 @@ def test_one_head_returns_the_model_itself(monkeypatch, tmp_path):
     model = musicnn.build_musicnn((musicnn.FRAMES, musicnn.MELS), 2, config.train, pretrained=False)
     trained, history = training.fit(model, ds, ds, config, str(tmp_path), probe_train_ds=ds)
     assert trained is model and len(history["loss"]) == 1
+    assert not (tmp_path / "embeddings").exists()  # the embeddings' files go once the heads are trained
+
+
+def test_the_trainer_scratch_is_local(tmp_path):
+    """Shards and embeddings go under a local run directory, or a local temporary folder for a remote one."""
+    assert training.scratch_dir_for(str(tmp_path)) == str(tmp_path / "scratch")
+    remote = training.scratch_dir_for("gs://bucket/Trainer/model_run/7")
+    try:
+        assert "://" not in remote and tf.io.gfile.isdir(remote)
+    finally:
+        tf.io.gfile.rmtree(remote)
 
 
 def test_a_seed_repeats_training_batches_whatever_order_transform_wrote(tmp_path):
