@@ -151,8 +151,9 @@ def write_shards(file_pattern: list[str] | str, tft_output, work_dir: str, max_s
     """Sort the GZIP'd transformed examples of ``file_pattern`` into shard files under ``work_dir``.
 
     Memory: one batch of records while bucketing, then one bucket (at most ``max_shard_bytes`` on disk,
-    unless it holds copies of a single key). ``min_shards``: at least this many shards when the split
-    has as many distinct keys, for workers that each read some of them. The caller removes ``work_dir``.
+    unless it holds copies of a single key). ``min_shards``: cut the key space into at least this many
+    ranges (up to MAX_FANOUT; an empty range gives no shard), for workers that each read some of the
+    shards. Disk: the split once, uncompressed; the caller removes ``work_dir``.
     """
     files = existing_files(file_pattern)
     tf.io.gfile.makedirs(work_dir)
