@@ -288,8 +288,8 @@ def _plan_reads(spans: Sequence[tuple[int, int]], frames: int, rate: int, target
             reads[-1].spans.append((start, end))
         else:
             reads.append(_Read(first, last, [(start, end)]))
-    if sum(r.last - r.first for r in reads) > WINDOWED_MAX_FRACTION * frames:
-        return None
+    if not reads or sum(r.last - r.first for r in reads) > WINDOWED_MAX_FRACTION * frames:
+        return None  # nothing wanted (shorter than a segment: whole decoding says so) or too little saved
     return reads
 
 

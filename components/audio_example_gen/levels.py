@@ -9,6 +9,9 @@ Silence: the RMS level of the clipped samples, after removing their mean (DC off
 ``audio.silence_dbfs`` is ``silent``. Without the DC removal a file holding only a constant
 offset measured as loud and was ingested as music and served as a genre.
 
+Both rules judge the samples they are given: in ingestion, what was decoded, which for a long track
+decoded in windows (audio.py) is its kept windows, not the parts between them.
+
 The serving graph (models/signatures.py) applies the same two rules in TensorFlow, with its own
 ``MAX_PEAK`` (a test keeps the two equal); docs/contracts.md writes both rules down.
 Only NumPy here: Beam workers, the client and the page import this module.

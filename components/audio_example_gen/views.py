@@ -9,7 +9,9 @@ the same ``track_id``, so a track and its views always share a split.
 
 Each view draws its channel from ranges around the benchmark's fixed device channel
 (``bench/channels.py`` uses :func:`device` from here with the fixed values), seeded by the track and
-the view: the same ingestion gives the same views. NumPy and SciPy only: this runs in Beam workers.
+the view: the same ingestion gives the same views. A view is made from what ingestion decoded, on
+float samples in [-1, 1]: the whole track, or for a long track decoded in windows its kept windows one
+after the other (ingest.py says why). NumPy and SciPy only: this runs in Beam workers.
 """
 from __future__ import annotations
 

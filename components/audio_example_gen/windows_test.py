@@ -135,6 +135,13 @@ def test_a_30_s_clip_like_gtzans_is_decoded_whole_and_unchanged():
     np.testing.assert_array_equal(windowed.samples, audio.decode(data, RATE).samples)
 
 
+def test_a_clip_shorter_than_a_segment_is_still_too_short():
+    with pytest.raises(audio.BadAudio) as caught:
+        audio.load(encoded(music(2.0), SOURCE_RATE, "FLAC", "PCM_16"), RATE, CFG.segment_samples, CFG.silence_dbfs,
+                   wanted=wanted_by(CFG))
+    assert caught.value.reason == audio.TOO_SHORT
+
+
 def test_mp3_and_opus_are_decoded_whole():
     """MP3 frame counts are estimates and Opus seeking is not verified here: both keep whole decoding."""
     clip = music(40.0, 48000)
@@ -208,3 +215,20 @@ def test_ogg_windows_closer_than_a_seek_are_read_through(long_files):
                             wanted=lambda n: [(s, s + 5000) for s in range(100000, 100000 + 8 * 40000, 40000)])
     assert len(windowed.spans) == 8
     assert_windows_match(windowed, whole, TOLERANCE)
+
+
+def test_a_gtzan_like_clips_examples_are_its_whole_decodings_segments(tmp_path):
+    """30 s of 16-bit mono at 22050 Hz: decoded whole, every segment kept, the examples as they always were."""
+    cfg = dataclasses.replace(CFG, max_segments_per_track=20)
+    pcm = segments.quantize(music(30.0, RATE, channels=1, seed=3)[:, 0])
+    path = tmp_path / "jazz.00001.wav"
+    path.write_bytes(encoded(pcm[:, None], RATE, "WAV", "PCM_16"))
+    task = FileTask(path=str(path), rel_path="jazz/jazz.00001.wav", genre="jazz", track_id="jazz.00001",
+                    split="eval", label=5)
+    outputs = list(ingest.DecodeToExamples(cfg)._process(task))
+    expected = [segments.make_example(piece, genre="jazz", label=5, track_id="jazz.00001", segment_index=i,
+                                      sample_rate=RATE, source_path="jazz/jazz.00001.wav")
+                for i, piece in enumerate(segments.cut(pcm, cfg.segment_samples, cfg.hop_samples, "drop"))]
+    assert [o.value for o in outputs if o.tag == "eval"] == expected and len(expected) == 10
+    record = next(o.value for o in outputs if o.tag == ingest.FILES)
+    assert record["lossless"] and record["seconds"] == record["decoded_seconds"] == 30.0
