@@ -1,0 +1,595 @@
+"""Does the pipeline scale to a real music library in bounded memory? Peak memory and time per step at 1x-30x.
+
+    make bench-scale                         # python -m bench.scale: 1x, 10x, 30x the default set's 200 tracks
+    make bench-scale ARGS="--scales 1,10,30,50 --full-length-tracks 30 --model cnn --epochs 2"
+
+For each scale it writes a synthetic library (``synthetic.generator.generate_library``: the
+generator's tracks laid out as ``<genre>/<Genre> Artist K/Album J/NN Title.wav``, file names repeated
+across albums; every scale has tracks of the same length, ``--track-seconds``, so time per
+track compares across scales), and a set of full-length tracks (4 minutes, 44.1 kHz stereo
+FLAC). Each library is run through the pipeline's public entry point, ``local_runner.main``
+(the same as ``python local_runner.py --data-root LIB --output-dir DIR --model M --epochs N``),
+in a child process with a fresh output folder, so the benchmark measures whatever each step
+is when it runs. The epochs are few on purpose: the benchmark is about memory and time per
+track, not accuracy.
+
+Memory: every ``--interval`` seconds (0.25 s) the resident memory (``VmRSS``) of the child
+and of every process below it (Beam's worker processes) is read from ``/proc`` and summed.
+Each sample is attributed to the step running at that moment, known from the child's own
+console lines as they arrive (``[step] NAME ...`` when a step starts, ``[step] NAME: ...``
+when it ends: ``local_runner.StepTracker``); samples outside any step (start-up, the summary)
+go to "outside steps". A step's peak is its largest sample (launcher and workers summed; the
+launcher's and the workers' own peaks are kept too). The child's ``VmHWM`` (its
+``ru_maxrss``) is recorded as a check on the sampling. Shared pages count once per process.
+Time: each step's wall seconds as the run's summary records them, per 1,000 tracks.
+
+Full-length tracks: besides their pipeline run, their decoding is measured directly, each
+way in its own child process over the same files: ingestion's decode as it stands
+(``components.audio_example_gen.ingest.read_audio``, windowed where ingestion decodes only the
+windows it keeps) against whole-track decoding (``components.audio_example_gen.audio.decode``
+of the whole file); the section says how much audio each returned.
+
+Criteria (printed and written): at the largest scale every step's peak memory at most 25 %
+above its peak at the smallest, and its time per track at most 25 % above (linear or better:
+a time per track that falls with scale is fixed cost amortised); ingestion's decode of
+full-length tracks at least 3x faster per track (CPU seconds) than whole-track decoding.
+Projections for 100,000 and 1,000,000 tracks extend each step's peak memory along its slope
+between the smallest and largest scale (a negative slope counts as flat) and its time
+linearly from the largest scale; they are labelled as projections.
+
+Writes the ``scale`` section of BENCHMARKS.md (``--no-write``: print only) and the figures as
+JSON to ``<output-root>/scale.json``. Run it on an otherwise idle machine: 30x is 6,000 tracks.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from bench.report import write_section
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE_TRACKS_PER_GENRE = 20  # the default synthetic set: 20 tracks x 10 genres
+GENRE_COUNT = 10
+MIN_TRACKS_PER_GENRE = 3  # a stratified split needs a train, an eval and a test track per genre
+PROJECTED_TRACKS = (100_000, 1_000_000)
+MEMORY_TOLERANCE = 0.25
+TIME_TOLERANCE = 0.25
+WINDOWED_SPEEDUP = 3.0
+OUTSIDE = "(outside steps)"
+SUMMARY_TAG = "BENCH-SUMMARY "
+VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx_tile")
+
+CHILD_RUN = """
+import json, resource, sys
+import local_runner
+summary = local_runner.main(json.loads(sys.argv[1]))
+print({tag!r} + json.dumps({{
+    "steps": summary.get("steps", {{}}), "seconds": summary.get("seconds"),
+    "files": (summary.get("data") or {{}}).get("files"), "tracks": (summary.get("data") or {{}}).get("tracks"),
+    "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    "children_maxrss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}}), flush=True)
+""".format(tag=SUMMARY_TAG)
+
+CHILD_DECODE = """
+import json, resource, sys, time
+import soundfile as sf
+from components.audio_example_gen import audio as audio_lib, ingest
+from pipeline.config import PipelineConfig
+mode, model, paths = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+cfg = PipelineConfig().with_model(model).audio
+
+
+def decoded_samples(result):
+    if hasattr(result, "samples"):
+        return len(result.samples)
+    if hasattr(result, "reason"):
+        raise SystemExit(f"{{mode}} decode refused a full-length file: {{result.reason}} ({{result.detail}})")
+    return sum(len(getattr(part, "samples", part)) for part in result)  # windows, one array each
+
+
+cpu, wall, decoded, source = time.process_time(), time.perf_counter(), 0, 0.0
+for path in paths:
+    source += sf.info(path).duration
+    if mode == "whole":
+        with open(path, "rb") as f:
+            decoded += decoded_samples(audio_lib.decode(f, cfg.sample_rate, cfg.max_clip_seconds))
+    else:
+        decoded += decoded_samples(ingest.read_audio(path, cfg))
+print({tag!r} + json.dumps({{"cpu_seconds": time.process_time() - cpu, "wall_seconds": time.perf_counter() - wall,
+    "decoded_seconds": decoded / cfg.sample_rate, "source_seconds": source, "tracks": len(paths),
+    "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
+""".format(tag=SUMMARY_TAG)
+
+
+# ----- what the child says: step boundaries --------------------------------------------------
+
+STEP_LINE = re.compile(r"^\[step\] (?P<name>[A-Za-z0-9_.-]+)(?P<rest>.*)$")
+
+
+def step_event(line: str) -> Optional[tuple[str, str]]:
+    """("start", NAME) for ``[step] NAME ...``, ("end", NAME) for ``[step] NAME: ...``, else None
+    (heartbeats ``[step] NAME still running (...)`` and every other line)."""
+    match = STEP_LINE.match(line.strip())
+    if not match:
+        return None
+    rest = match["rest"]
+    if rest == " ...":
+        return "start", match["name"]
+    if rest.startswith(":"):
+        return "end", match["name"]
+    return None
+
+
+# ----- memory of a process tree ---------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    time: float
+    launcher_kib: int
+    workers_kib: int
+
+    @property
+    def total_kib(self) -> int:
+        return self.launcher_kib + self.workers_kib
+
+
+def _status_kib(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0  # gone, or a zombie without memory
+
+
+def descendants(root_pid: int) -> list[int]:
+    """Every live process below ``root_pid`` (children, their children, ...), from /proc's parent links."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])  # the name in brackets may hold spaces
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], list(children.get(root_pid, []))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def sample_tree(root_pid: int) -> Sample:
+    """VmRSS of ``root_pid`` and, summed, of all its descendants, now."""
+    return Sample(time.time(), _status_kib(root_pid, "VmRSS"),
+                  sum(_status_kib(pid, "VmRSS") for pid in descendants(root_pid)))
+
+
+# ----- attributing samples to steps -----------------------------------------------------------
+
+@dataclasses.dataclass
+class StepMemory:
+    peak_kib: int = 0
+    launcher_peak_kib: int = 0
+    workers_peak_kib: int = 0
+    samples: int = 0
+
+    def add(self, sample: Sample) -> None:
+        self.peak_kib = max(self.peak_kib, sample.total_kib)
+        self.launcher_peak_kib = max(self.launcher_peak_kib, sample.launcher_kib)
+        self.workers_peak_kib = max(self.workers_peak_kib, sample.workers_kib)
+        self.samples += 1
+
+
+def step_intervals(events: Sequence[tuple[float, str, str]]) -> list[tuple[str, float, float]]:
+    """(step, start, end) from time-ordered (time, "start"|"end", step) events; a step without its end
+    line ends where the next one starts (or never: the run stopped in it)."""
+    intervals: list[tuple[str, float, float]] = []
+    open_step: Optional[tuple[str, float]] = None
+    for at, kind, name in events:
+        if kind == "start":
+            if open_step:
+                intervals.append((open_step[0], open_step[1], at))
+            open_step = (name, at)
+        elif open_step and open_step[0] == name:
+            intervals.append((name, open_step[1], at))
+            open_step = None
+    if open_step:
+        intervals.append((open_step[0], open_step[1], float("inf")))
+    return intervals
+
+
+def attribute(samples: Iterable[Sample], events: Sequence[tuple[float, str, str]]) -> dict[str, StepMemory]:
+    """Each sample to the step whose interval holds its time (:func:`step_intervals`), else OUTSIDE."""
+    intervals = step_intervals(events)
+    memory: dict[str, StepMemory] = {name: StepMemory() for name, _, _ in intervals}
+    for sample in samples:
+        step = next((name for name, start, end in intervals if start <= sample.time <= end), OUTSIDE)
+        memory.setdefault(step, StepMemory()).add(sample)
+    return memory
+
+
+# ----- one measured pipeline run --------------------------------------------------------------
+
+@dataclasses.dataclass
+class MeasuredRun:
+    label: str
+    tracks: int
+    wall_seconds: float
+    steps: dict[str, dict]  # step -> seconds, outcome, peak_mib, launcher_peak_mib, workers_peak_mib, samples
+    launcher_hwm_mib: float
+    children_maxrss_mib: float
+    files: Optional[dict] = None
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def measure_run(label: str, tracks: int, argv: list[str], interval: float, log_dir: Path) -> MeasuredRun:
+    """``local_runner.main(argv)`` in a child process, its process tree's memory sampled every ``interval`` s."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    events: list[tuple[float, str, str]] = []
+    lines: list[str] = []
+    stderr_path = log_dir / f"{label}.stderr"
+    with open(stderr_path, "w") as stderr:
+        started = time.time()
+        child = subprocess.Popen([sys.executable, "-c", CHILD_RUN, json.dumps(argv)], cwd=ROOT, env=child_env(),
+                                 stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1)
+
+        def read_console() -> None:
+            for line in child.stdout:
+                event = step_event(line)
+                if event:
+                    events.append((time.time(), *event))
+                lines.append(line.rstrip("\n"))
+                del lines[:-200]  # the tail is enough for a failure's story and the summary line
+
+        reader = threading.Thread(target=read_console, name="child-console", daemon=True)
+        reader.start()
+        samples = []
+        while child.poll() is None:
+            samples.append(sample_tree(child.pid))
+            time.sleep(interval)
+        reader.join(timeout=30)
+    wall = time.time() - started
+    (log_dir / f"{label}.console").write_text("\n".join(lines) + "\n")
+    summary_line = next((l for l in reversed(lines) if l.startswith(SUMMARY_TAG)), None)
+    if child.returncode or summary_line is None:
+        stderr_tail = stderr_path.read_text(errors="replace").splitlines()[-15:]
+        raise SystemExit(f"The {label} run failed (exit code {child.returncode}); its console ends:\n"
+                         + "\n".join(lines[-30:]) + f"\nand its stderr ({stderr_path}):\n" + "\n".join(stderr_tail))
+    summary = json.loads(summary_line[len(SUMMARY_TAG):])
+    memory = attribute(samples, events)
+    steps: dict[str, dict] = {}
+    for name, record in {**summary["steps"], OUTSIDE: {}}.items():
+        m = memory.get(name, StepMemory())
+        seconds = record.get("seconds")
+        if name == OUTSIDE:
+            seconds = round(wall - sum(r.get("seconds", 0.0) for r in summary["steps"].values()), 1)
+        steps[name] = {"seconds": seconds, "outcome": record.get("outcome", "-"), "samples": m.samples,
+                       "peak_mib": m.peak_kib / 1024, "launcher_peak_mib": m.launcher_peak_kib / 1024,
+                       "workers_peak_mib": m.workers_peak_kib / 1024}
+    return MeasuredRun(label, tracks, round(wall, 1), steps, summary["self_maxrss_kib"] / 1024,
+                       summary["children_maxrss_kib"] / 1024, summary.get("files"))
+
+
+# ----- full-length decoding -------------------------------------------------------------------
+
+def measure_decode(mode: str, model: str, paths: Sequence[Path]) -> dict:
+    """CPU and wall seconds, audio returned and peak memory of decoding ``paths`` one way ("whole" or
+    "ingestion") in a fresh child process."""
+    out = subprocess.run([sys.executable, "-c", CHILD_DECODE, mode, model, json.dumps([str(p) for p in paths])],
+                         cwd=ROOT, env=child_env(), capture_output=True, text=True)
+    line = next((l for l in out.stdout.splitlines() if l.startswith(SUMMARY_TAG)), None)
+    if out.returncode or line is None:
+        raise SystemExit(f"decoding the full-length tracks ({mode}) failed:\n{out.stdout[-2000:]}\n"
+                         f"{out.stderr[-3000:]}")
+    return json.loads(line[len(SUMMARY_TAG):])
+
+
+# ----- criteria and projections (pure) --------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Criterion:
+    name: str
+    passed: Optional[bool]  # None: not measurable in this run
+    detail: str
+
+
+def compared_steps(base: MeasuredRun, top: MeasuredRun) -> list[str]:
+    """Steps executed (not cached, not skipped) in both runs, in the top run's order; OUTSIDE last."""
+    def executed(run: MeasuredRun, name: str) -> bool:
+        step = run.steps.get(name)
+        return bool(step) and (name == OUTSIDE or step["outcome"] == "executed") and step["samples"] > 0
+    return [name for name in top.steps if executed(top, name) and executed(base, name)]
+
+
+def per_thousand(seconds: Optional[float], tracks: int) -> Optional[float]:
+    return None if seconds is None or tracks <= 0 else seconds / tracks * 1000
+
+
+def memory_criterion(base: MeasuredRun, top: MeasuredRun, tolerance: float = MEMORY_TOLERANCE) -> Criterion:
+    name = f"peak memory of every step at {top.label} within {tolerance:.0%} of {base.label}"
+    if top.tracks <= base.tracks:
+        return Criterion(name, None, "needs two scales of different size")
+    over = [f"{s} {top.steps[s]['peak_mib']:.0f} vs {base.steps[s]['peak_mib']:.0f} MiB"
+            for s in compared_steps(base, top) if top.steps[s]["peak_mib"] > base.steps[s]["peak_mib"] * (1 + tolerance)]
+    return Criterion(name, not over, "over: " + "; ".join(over) if over else
+                     f"{len(compared_steps(base, top))} steps compared, none over")
+
+
+def time_criterion(base: MeasuredRun, top: MeasuredRun, tolerance: float = TIME_TOLERANCE) -> Criterion:
+    name = (f"time per track of every step at {top.label} at most {tolerance:.0%} above {base.label} "
+            "(linear or better)")
+    if top.tracks <= base.tracks:
+        return Criterion(name, None, "needs two scales of different size")
+    over = []
+    steps = [s for s in compared_steps(base, top) if s != OUTSIDE]
+    for s in steps:
+        b, t = per_thousand(base.steps[s]["seconds"], base.tracks), per_thousand(top.steps[s]["seconds"], top.tracks)
+        if b is not None and t is not None and t > b * (1 + tolerance):
+            over.append(f"{s} {t:.1f} vs {b:.1f} s per 1,000 tracks")
+    return Criterion(name, not over, "over: " + "; ".join(over) if over else f"{len(steps)} steps compared, none over")
+
+
+def decode_criterion(whole: Optional[dict], ingestion: Optional[dict], factor: float = WINDOWED_SPEEDUP) -> Criterion:
+    name = f"full-length tracks: ingestion's decode at least {factor:g}x faster per track than whole-track decoding"
+    if not whole or not ingestion:
+        return Criterion(name, None, "no full-length tracks in this run")
+    speedup = (whole["cpu_seconds"] / whole["tracks"]) / max(ingestion["cpu_seconds"] / ingestion["tracks"], 1e-9)
+    return Criterion(name, speedup >= factor, f"{speedup:.2f}x (CPU seconds per track)")
+
+
+def memory_slope_mib_per_track(points: Sequence[tuple[int, float]]) -> float:
+    """Peak MiB per added track between the smallest and the largest library; 0 for a flat or falling one."""
+    (n0, m0), (n1, m1) = min(points), max(points)
+    return max(0.0, (m1 - m0) / (n1 - n0)) if n1 > n0 else 0.0
+
+
+def project_memory_mib(points: Sequence[tuple[int, float]], tracks: int) -> float:
+    """Peak MiB at ``tracks``, from the largest measured library along :func:`memory_slope_mib_per_track`."""
+    n1, m1 = max(points)
+    return m1 + memory_slope_mib_per_track(points) * (tracks - n1)
+
+
+def project_seconds(measured_seconds: float, measured_tracks: int, tracks: int) -> float:
+    """Linear in tracks from one measured library."""
+    return measured_seconds / measured_tracks * tracks
+
+
+# ----- the report -----------------------------------------------------------------------------
+
+def vector_extensions() -> str:
+    try:
+        flags = next((l.split(":", 1)[1].split() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                      if l.startswith("flags")), [])
+    except OSError:
+        flags = []
+    named = {"avx2": "AVX2", "avx512f": "AVX-512F", "avx512_vnni": "AVX-512 VNNI", "amx_tile": "AMX"}
+    return ", ".join(named[f] for f in VECTOR_FLAGS if f in flags) or "none of AVX2, AVX-512, AMX"
+
+
+def _mib(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _secs(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def step_table(runs: Sequence[MeasuredRun]) -> list[str]:
+    """Rows: steps; per run, peak MiB (launcher / workers) and seconds per 1,000 tracks."""
+    steps = list(dict.fromkeys(s for run in runs for s in run.steps))
+    steps = [s for s in steps if s != OUTSIDE] + [OUTSIDE]
+    head = "| step | " + " | ".join(f"{r.label}: peak MiB (launcher / workers) | {r.label}: s per 1,000 tracks"
+                                    for r in runs) + " |"
+    lines = [head, "|---|" + "---|---|" * len(runs)]
+    for s in steps:
+        cells = []
+        for run in runs:
+            step = run.steps.get(s)
+            if not step:
+                cells += ["-", "-"]
+                continue
+            note = "" if step["outcome"] in ("executed", "-") else f" ({step['outcome'].split(' (')[0]})"
+            cells.append((f"{_mib(step['peak_mib'])} ({_mib(step['launcher_peak_mib'])} / "
+                          f"{_mib(step['workers_peak_mib'])})" if step["samples"] else "no sample (too short)")
+                         + note)
+            cells.append(_secs(per_thousand(step["seconds"], run.tracks)))
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def projection_table(runs: Sequence[MeasuredRun]) -> list[str]:
+    top = max(runs, key=lambda r: r.tracks)
+    lines = ["| step | MiB per 1,000 more tracks (slope) | "
+             + " | ".join(f"projected peak MiB at {n:,} tracks | projected hours at {n:,} tracks"
+                          for n in PROJECTED_TRACKS) + " |", "|---|---|" + "---|---|" * len(PROJECTED_TRACKS)]
+    base = min(runs, key=lambda r: r.tracks)
+    for s in compared_steps(base, top):
+        points = [(r.tracks, r.steps[s]["peak_mib"]) for r in runs if s in r.steps and r.steps[s]["samples"]]
+        cells = [f"{memory_slope_mib_per_track(points) * 1000:,.1f}"]
+        for n in PROJECTED_TRACKS:
+            seconds = top.steps[s]["seconds"]
+            cells += [_mib(project_memory_mib(points, n)),
+                      "-" if s == OUTSIDE or seconds is None else f"{project_seconds(seconds, top.tracks, n) / 3600:,.1f}"]
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def decode_lines(whole: dict, ingestion: dict) -> list[str]:
+    rows = ["| decode | tracks | audio in the files (s) | audio returned (s) | CPU s per track | wall s per track "
+            "| peak RSS (MiB) |", "|---|---|---|---|---|---|---|"]
+    for name, m in (("whole-track (`audio.decode` of the whole file)", whole),
+                    ("ingestion's (`ingest.read_audio`)", ingestion)):
+        rows.append(f"| {name} | {m['tracks']} | {m['source_seconds']:,.0f} | {m['decoded_seconds']:,.0f} | "
+                    f"{m['cpu_seconds'] / m['tracks']:.2f} | {m['wall_seconds'] / m['tracks']:.2f} | "
+                    f"{m['maxrss_kib'] / 1024:,.0f} |")
+    windowed = ingestion["decoded_seconds"] < 0.9 * ingestion["source_seconds"]
+    rows += ["", "Ingestion's decode " + ("returned only windows of each track: windowed decoding." if windowed else
+             "returned the whole of each track: there is no windowed decoding in this tree, so the two ways are "
+             "the same work.")]
+    return rows
+
+
+def render(runs: Sequence[MeasuredRun], full: Optional[MeasuredRun], decode: Optional[tuple[dict, dict]],
+           criteria: Sequence[Criterion], settings: dict, load: tuple[float, float], wall: float) -> str:
+    verdict = {True: "PASS", False: "FAIL", None: "not measured"}
+    parts = [
+        f"CPU vector extensions: {vector_extensions()}. Load average (1 min) before / after: {load[0]:.2f} / "
+        f"{load[1]:.2f}; {wall / 60:.0f} min wall in all.",
+        "",
+        f"Libraries: `<genre>/<Genre> Artist K/Album J/NN Title.wav`, {settings['track_seconds']:g} s tracks (mono, "
+        f"22.05 kHz) at every scale; model `{settings['model']}`, {settings['epochs']} epochs, "
+        f"`--until {settings['until']}` (few epochs: the figures are memory and time per track, not accuracy). "
+        "Peak = largest sample of the summed resident memory of the run's process and its Beam workers while the "
+        f"step ran (every {settings['interval']:g} s); time = the step's wall seconds per 1,000 tracks.",
+        "",
+        "| library | tracks | wall (s) | launcher VmHWM (MiB) | largest worker maxrss (MiB) |", "|---|---|---|---|---|",
+        *[f"| {r.label} | {r.tracks:,} | {r.wall_seconds:,.0f} | {r.launcher_hwm_mib:,.0f} | "
+          f"{r.children_maxrss_mib:,.0f} |" for r in [*runs, *([full] if full else [])]],
+        "",
+        *step_table(runs),
+    ]
+    if full:
+        parts += ["", f"Full-length tracks ({settings['full_length_seconds']:g} s, 44.1 kHz stereo FLAC), "
+                  "the same pipeline run:", "", *step_table([full])]
+    if decode:
+        parts += ["", "Decoding the full-length tracks, each way in its own child process:", "",
+                  *decode_lines(*decode)]
+    parts += ["", "Criteria:", "", *[f"- **{verdict[c.passed]}**: {c.name} ({c.detail})" for c in criteria]]
+    if len({r.tracks for r in runs}) > 1:
+        parts += ["", "**Projections, not measurements**: peak memory extended along each step's slope between the "
+                  "smallest and the largest library (a falling slope counts as flat); hours linear from the largest "
+                  "library's time per track.", "", *projection_table(runs)]
+    return "\n".join(parts)
+
+
+# ----- driving it -----------------------------------------------------------------------------
+
+def tracks_per_genre(scale: float) -> int:
+    return max(MIN_TRACKS_PER_GENRE, round(BASE_TRACKS_PER_GENRE * scale))
+
+
+def scale_label(scale: float) -> str:
+    return f"{scale:g}x"
+
+
+def parse_scales(text: str) -> list[float]:
+    try:
+        scales = sorted({float(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        scales = []
+    if not scales or min(scales) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive scales of the 200-track set, like 1,10,30")
+    return scales
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 or more")
+    return value
+
+
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scales", type=parse_scales, default=parse_scales("1,10,30"),
+                        help="library sizes as multiples of the default set's 200 tracks (default: 1,10,30)")
+    parser.add_argument("--track-seconds", type=float, default=6.0,
+                        help="length of every track of the scaled libraries (default: %(default)s)")
+    parser.add_argument("--full-length-tracks", type=_positive_int, default=30,
+                        help="full-length tracks (3 a genre at least for the splits; 0: none; default: %(default)s)")
+    parser.add_argument("--full-length-seconds", type=float, default=240.0, help="(default: %(default)s)")
+    parser.add_argument("--model", default="cnn", help="(default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=2, help="few: the figures are memory and time per track "
+                        "(default: %(default)s)")
+    parser.add_argument("--until", choices=("validate", "train", "push"), default="push",
+                        help="where each run stops (default: %(default)s)")
+    parser.add_argument("--tracks-per-album", type=int, default=2, help="(default: %(default)s)")
+    parser.add_argument("--albums-per-artist", type=int, default=2, help="(default: %(default)s)")
+    parser.add_argument("--interval", type=float, default=0.25, help="memory sampling period, s (default: 0.25)")
+    parser.add_argument("--output-root", type=Path, default=ROOT / "outputs" / "bench-scale",
+                        help="libraries, runs and scale.json go here (default: %(default)s)")
+    parser.add_argument("--run-arg", action="append", default=[], help="extra local_runner flag (repeatable)")
+    parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    if 0 < args.full_length_tracks < MIN_TRACKS_PER_GENRE * GENRE_COUNT:
+        parser.error(f"--full-length-tracks: 0, or at least {MIN_TRACKS_PER_GENRE * GENRE_COUNT} "
+                     f"({MIN_TRACKS_PER_GENRE} a genre for a train, an eval and a test track)")
+    return args
+
+
+def _library(root: Path, per_genre: int, seconds: float, **layout) -> list[Path]:
+    from synthetic.generator import generate_library
+
+    def progress(done: int, total: int) -> None:
+        if done % 200 == 0 or done == total:
+            print(f"[bench-scale] {root.name}: {done}/{total} tracks written", flush=True)
+
+    return generate_library(root, per_genre, seconds, progress=progress, **layout)
+
+
+def _run(args: argparse.Namespace, label: str, library: Path, tracks: int) -> MeasuredRun:
+    run_dir = args.output_root / "runs" / label
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh output folder: every step executes
+    argv = ["--data-root", str(library), "--output-dir", str(run_dir), "--model", args.model,
+            "--epochs", str(args.epochs), "--until", args.until, *args.run_arg]
+    print(f"[bench-scale] {label}: {tracks:,} tracks, python local_runner.py {' '.join(argv)}", flush=True)
+    run = measure_run(label, tracks, argv, args.interval, args.output_root / "logs")
+    print(f"[bench-scale] {label}: {run.wall_seconds:,.0f} s", flush=True)
+    return run
+
+
+def main(argv: Optional[list[str]] = None) -> str:
+    args = parse_args(argv)
+    load_before, started = os.getloadavg()[0], time.time()
+    layout = dict(tracks_per_album=args.tracks_per_album, albums_per_artist=args.albums_per_artist)
+    runs = []
+    for scale in args.scales:
+        label, per_genre = scale_label(scale), tracks_per_genre(scale)
+        library = args.output_root / "libraries" / f"{label}-{args.track_seconds:g}s"
+        paths = _library(library, per_genre, args.track_seconds, **layout)
+        runs.append(_run(args, label, library, len(paths)))
+    full, decode = None, None
+    if args.full_length_tracks:
+        library = args.output_root / "libraries" / f"full-length-{args.full_length_seconds:g}s"
+        paths = _library(library, args.full_length_tracks // GENRE_COUNT, args.full_length_seconds,
+                         sample_rate=44100, audio_format="flac", channels=2, tracks_per_album=1, albums_per_artist=1)
+        full = _run(args, "full-length", library, len(paths))
+        decode = (measure_decode("whole", args.model, paths), measure_decode("ingestion", args.model, paths))
+    base, top = runs[0], runs[-1]
+    criteria = [memory_criterion(base, top), time_criterion(base, top), decode_criterion(*(decode or (None, None)))]
+    settings = {k: getattr(args, k) for k in ("track_seconds", "model", "epochs", "until", "interval",
+                                              "full_length_seconds")}
+    body = render(runs, full, decode, criteria, settings, (load_before, os.getloadavg()[0]), time.time() - started)
+    args.output_root.mkdir(parents=True, exist_ok=True)
+    (args.output_root / "scale.json").write_text(json.dumps({
+        "settings": settings, "runs": [dataclasses.asdict(r) for r in runs],
+        "full_length": dataclasses.asdict(full) if full else None, "decode": decode,
+        "criteria": [dataclasses.asdict(c) for c in criteria]}, indent=2))
+    print(body)
+    if not args.no_write:
+        write_section("scale", "Scaling to a music library: peak memory and time per step", body,
+                      "make bench-scale" + (f' ARGS="{" ".join(argv)}"' if argv else ""))
+    return body
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
