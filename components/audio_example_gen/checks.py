@@ -3,7 +3,7 @@
 Run by the executor after the report is written, so the report a failure names exists:
 
 - :func:`warnings`: genres of the label set missing from train, tracks cut to
-  audio.max_segments_per_track, truncated files. The run goes on; summary.json and the
+  audio.max_segments_per_track, files a tag grouping grouped by folder, truncated files. The run goes on; summary.json and the
   log say so.
 - :func:`check_bad_fraction`: more than split.max_bad_fraction of the files quarantined.
 - :func:`check_splits`: a split without tracks (training would end with an empty
@@ -53,6 +53,9 @@ def warnings(summary: dict[str, Any], genres: Sequence[str], max_segments: int) 
         found.append(f"Tracks longer than audio.max_segments_per_track = {max_segments} segments, cut to that many "
                      f"spread over the track (--max-segments-per-track): "
                      f"{_some([c['path'] for c in cut], summary['cut_tracks_count'])}.")
+    if summary.get("group_fallbacks"):
+        found.append(f"{summary['group_fallbacks']} files have no {summary['group_by'].removeprefix('tag-')} tag "
+                     f"(or unreadable tags) and were grouped by folder instead (--group-by {summary['group_by']}).")
     if summary["truncated"]:
         found.append(f"Files that end before their header says (truncated; the audio up to the cut was "
                      f"ingested): {_some(summary['truncated'], summary['truncated_count'])}.")

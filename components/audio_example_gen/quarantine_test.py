@@ -80,3 +80,9 @@ def test_the_report_streams_files_jsonl_into_the_quarantine_list(tmp_path):
     bad = [json.loads(line) for line in (kept / quarantine.QUARANTINE_FILE).read_text().splitlines()]
     assert len(bad) == 60 and set(bad[0]) == {"path", "genre", "reason", "detail"}
     assert json.loads((kept / quarantine.SUMMARY_FILE).read_text())["files"]["quarantined"] == 60
+
+
+def test_tag_fallbacks_are_counted_and_warned():
+    summary = quarantine.summarize(records(), 1.0, GENRES, group_by="tag-album", group_fallbacks=7)
+    assert summary["group_fallbacks"] == 7
+    assert any(w.startswith("7 files have no album tag") for w in checks.warnings(summary, GENRES, 3))
