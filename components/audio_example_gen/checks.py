@@ -3,8 +3,8 @@
 Run by the executor after the report is written, so the report a failure names exists:
 
 - :func:`warnings`: genres of the label set missing from train, tracks cut to
-  audio.max_segments_per_track, files a tag grouping grouped by folder, truncated files. The run goes on; summary.json and the
-  log say so.
+  audio.max_segments_per_track, files a tag grouping grouped by folder, truncated files.
+  The run goes on; summary.json and the log say so.
 - :func:`check_bad_fraction`: more than split.max_bad_fraction of the files quarantined.
 - :func:`check_splits`: a split without tracks (training would end with an empty
   evaluation after all the compute, or not start).

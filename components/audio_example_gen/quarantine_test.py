@@ -14,8 +14,9 @@ def records(n: int = 60) -> list[dict]:
     out = []
     for i in range(n):
         genre, split = GENRES[i % 2], ("train", "eval", "test")[i % 3]
-        out.append({"path": f"{genre}/A/{i // 2:03d}/{i:03d}.wav", "genre": genre, "track_id": f"A/{i // 2:03d}/{i:03d}",
-                    "group": f"A/{i // 2:03d}", "split": split, "status": "ingested", "reason": "", "detail": "",
+        album = f"A/{i // 2:03d}"
+        out.append({"path": f"{genre}/{album}/{i:03d}.wav", "genre": genre, "track_id": f"{album}/{i:03d}",
+                    "group": album, "split": split, "status": "ingested", "reason": "", "detail": "",
                     "segments": 3 if i % 4 else 2, "segments_in_track": 3, "seconds": 3.0,
                     "truncated": i % 3 == 0})
         out.append({"path": f"{genre}/bad/{i:03d}.wav", "genre": genre, "track_id": f"bad/{i:03d}", "split": None,
