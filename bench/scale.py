@@ -56,6 +56,8 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from bench.report import write_section
+from pipeline.config import MODEL_TYPES
+from pipeline.flags import whole_number
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_TRACKS_PER_GENRE = 20  # the default synthetic set: 20 tracks x 10 genres
@@ -327,10 +329,10 @@ def memory_criterion(base: MeasuredRun, top: MeasuredRun, tolerance: float = MEM
     name = f"peak memory of every step at {top.label} within {tolerance:.0%} of {base.label}"
     if top.tracks <= base.tracks:
         return Criterion(name, None, "needs two scales of different size")
-    over = [f"{s} {top.steps[s]['peak_mib']:.0f} vs {base.steps[s]['peak_mib']:.0f} MiB"
-            for s in compared_steps(base, top) if top.steps[s]["peak_mib"] > base.steps[s]["peak_mib"] * (1 + tolerance)]
-    return Criterion(name, not over, "over: " + "; ".join(over) if over else
-                     f"{len(compared_steps(base, top))} steps compared, none over")
+    steps = compared_steps(base, top)
+    over = [f"{s} {top.steps[s]['peak_mib']:.0f} vs {base.steps[s]['peak_mib']:.0f} MiB" for s in steps
+            if top.steps[s]["peak_mib"] > base.steps[s]["peak_mib"] * (1 + tolerance)]
+    return Criterion(name, not over, "over: " + "; ".join(over) if over else f"{len(steps)} steps compared, none over")
 
 
 def time_criterion(base: MeasuredRun, top: MeasuredRun, tolerance: float = TIME_TOLERANCE) -> Criterion:
@@ -426,8 +428,8 @@ def projection_table(runs: Sequence[MeasuredRun]) -> list[str]:
         cells = [f"{memory_slope_mib_per_track(points) * 1000:,.1f}"]
         for n in PROJECTED_TRACKS:
             seconds = top.steps[s]["seconds"]
-            cells += [_mib(project_memory_mib(points, n)),
-                      "-" if s == OUTSIDE or seconds is None else f"{project_seconds(seconds, top.tracks, n) / 3600:,.1f}"]
+            hours = None if s == OUTSIDE or seconds is None else project_seconds(seconds, top.tracks, n) / 3600
+            cells += [_mib(project_memory_mib(points, n)), _secs(hours)]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return lines
 
@@ -500,10 +502,13 @@ def parse_scales(text: str) -> list[float]:
     return scales
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give 0 or more")
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
     return value
 
 
@@ -512,19 +517,19 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", type=parse_scales, default=parse_scales("1,10,30"),
                         help="library sizes as multiples of the default set's 200 tracks (default: 1,10,30)")
-    parser.add_argument("--track-seconds", type=float, default=6.0,
+    parser.add_argument("--track-seconds", type=_seconds, default=6.0,
                         help="length of every track of the scaled libraries (default: %(default)s)")
-    parser.add_argument("--full-length-tracks", type=_positive_int, default=30,
+    parser.add_argument("--full-length-tracks", type=whole_number(0), default=30,
                         help="full-length tracks (3 a genre at least for the splits; 0: none; default: %(default)s)")
-    parser.add_argument("--full-length-seconds", type=float, default=240.0, help="(default: %(default)s)")
-    parser.add_argument("--model", default="cnn", help="(default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=2, help="few: the figures are memory and time per track "
-                        "(default: %(default)s)")
+    parser.add_argument("--full-length-seconds", type=_seconds, default=240.0, help="(default: %(default)s)")
+    parser.add_argument("--model", choices=MODEL_TYPES, default="cnn", help="(default: %(default)s)")
+    parser.add_argument("--epochs", type=whole_number(1), default=2,
+                        help="few: the figures are memory and time per track (default: %(default)s)")
     parser.add_argument("--until", choices=("validate", "train", "push"), default="push",
                         help="where each run stops (default: %(default)s)")
-    parser.add_argument("--tracks-per-album", type=int, default=2, help="(default: %(default)s)")
-    parser.add_argument("--albums-per-artist", type=int, default=2, help="(default: %(default)s)")
-    parser.add_argument("--interval", type=float, default=0.25, help="memory sampling period, s (default: 0.25)")
+    parser.add_argument("--tracks-per-album", type=whole_number(1), default=2, help="(default: %(default)s)")
+    parser.add_argument("--albums-per-artist", type=whole_number(1), default=2, help="(default: %(default)s)")
+    parser.add_argument("--interval", type=_seconds, default=0.25, help="memory sampling period, s (default: 0.25)")
     parser.add_argument("--output-root", type=Path, default=ROOT / "outputs" / "bench-scale",
                         help="libraries, runs and scale.json go here (default: %(default)s)")
     parser.add_argument("--run-arg", action="append", default=[], help="extra local_runner flag (repeatable)")

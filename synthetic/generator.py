@@ -379,8 +379,9 @@ def generate(out_dir: str | Path, tracks_per_genre: int = 20, seconds: float = 3
     """Write the GTZAN-shaped collection, or return at once when it is complete (see :func:`is_complete`
     and :func:`_write_set` for the atomic, resumable writing)."""
     out = Path(out_dir)
-    return _write_set(out, _flat_tracks(out, tracks_per_genre, genres), _set_description(tracks_per_genre, seconds, seed, sample_rate, genres),
-                      seconds, sample_rate, seed, progress=progress)
+    description = _set_description(tracks_per_genre, seconds, seed, sample_rate, genres)
+    return _write_set(out, _flat_tracks(out, tracks_per_genre, genres), description, seconds, sample_rate, seed,
+                      progress=progress)
 
 
 # ----- a music library's layout ---------------------------------------------------------------

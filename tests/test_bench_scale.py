@@ -143,7 +143,8 @@ def test_a_tiny_end_to_end_run_writes_its_section(tmp_path, monkeypatch):
     for step in ("AudioExampleGen", "StatisticsGen", OUTSIDE):
         assert f"| {step} |" in body
     assert "Projections, not measurements" in body and "not measured" in body  # no full-length tracks asked
-    assert (tmp_path / "out" / "libraries" / "0.2x-3.5s" / "rock" / "Rock Artist 4" / "Album 1" /
+    # One track an album, two albums an artist: rock's fourth track is its second artist's second album.
+    assert (tmp_path / "out" / "libraries" / "0.2x-3.5s" / "rock" / "Rock Artist 2" / "Album 2" /
             "01 Intro.wav").exists()
     results = json.loads((tmp_path / "out" / "scale.json").read_text())
     ingestion = [run["steps"]["AudioExampleGen"] for run in results["runs"]]
