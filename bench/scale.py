@@ -48,6 +48,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -264,9 +265,17 @@ def measure_run(label: str, tracks: int, argv: list[str], interval: float, log_d
         reader = threading.Thread(target=read_console, name="child-console", daemon=True)
         reader.start()
         samples = []
-        while child.poll() is None:
-            samples.append(sample_tree(child.pid))
-            time.sleep(interval)
+        try:
+            while child.poll() is None:
+                samples.append(sample_tree(child.pid))
+                time.sleep(interval)
+        except BaseException:  # Ctrl-C here: the run stops as on its own console (its KeyboardInterrupt path)
+            child.send_signal(signal.SIGINT)
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+            raise
         reader.join(timeout=30)
     wall = time.time() - started
     (log_dir / f"{label}.console").write_text("\n".join(lines) + "\n")
