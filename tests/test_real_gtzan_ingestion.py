@@ -64,7 +64,9 @@ def test_counts_per_split_and_genre_match_the_lists(real_run):
     for genre_index, genre in enumerate(GENRES):
         for split in SPLITS:
             assert summary["genres"][genre][split]["tracks"] == want_tracks[(genre_index, split)], (genre, split)
-    assert summary["splits"]["test"] == {"tracks": 0, "segments": 0, "seconds": 0.0}
+    assert summary["splits"]["test"] == {"tracks": 0, "segments": 0, "seconds": 0.0, "groups": 0}
+    for split in SPLITS:  # GTZAN's flat folders: every clip is its own group
+        assert summary["splits"][split]["groups"] == summary["splits"][split]["tracks"], split
     assert summary["files"] == {"discovered": MANIFEST_CLIPS, "ingested": MANIFEST_CLIPS, "quarantined": 0,
                                 "excluded": 0}
 
