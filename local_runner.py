@@ -149,6 +149,9 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
             ingestion = json.load(f)
         summary["data"] = {"files": ingestion["files"], "report": report.uri,
                            "tracks": {split: counts["tracks"] for split, counts in ingestion["splits"].items()},
+                           "groups": {split: counts.get("groups", counts["tracks"])
+                                      for split, counts in ingestion["splits"].items()},
+                           "group_by": ingestion.get("group_by", "track"),
                            "quarantined": [{k: bad[k] for k in ("path", "reason", "detail")}
                                            for bad in ingestion["quarantined"]],
                            "excluded": ingestion.get("excluded_counts") or {  # a summary.json from before the counts
@@ -183,8 +186,14 @@ def print_summary(summary: dict, until: str) -> None:
         if data.get("view_segments"):
             print(f"  training views: {data['view_segments']} device-like segments added to the train split "
                   "(--train-views); eval and test as recorded")
+        if data.get("groups") and data["groups"] != data["tracks"]:  # a library's albums or artists, not loose clips
+            groups = ", ".join(f"{split} {n}" for split, n in data["groups"].items())
+            print(f"  split by {data['group_by']} (all tracks of one on one side): {groups} groups")
         for bad in data["quarantined"]:
             print(f"  quarantined {bad['path']}: {bad['reason']} ({bad['detail']})")
+        unlisted = data["files"]["quarantined"] - len(data["quarantined"])
+        if unlisted > 0:
+            print(f"  ... and {unlisted} more quarantined files, each with its reason in the report's quarantine.jsonl")
         for warning in data.get("warnings", []):
             print(f"  warning: {warning}")
         print(f"  ingestion report: {data['report']}")
