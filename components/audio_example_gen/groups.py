@@ -6,7 +6,8 @@ flatters the held-out figure. ``split.group_by`` (``--group-by``) names the unit
 and quota protocols (splits.py) keep together:
 
 - ``album`` (default): the track's folder under the genre (``rock/Artist/Album/01 x.flac``
-  -> ``Artist/Album``);
+  -> ``Artist/Album``); a disc folder (``CD1``, ``Disc 2``, ``disk3``) is part of the album
+  above it (``Artist/Album/CD2/01 x.flac`` -> ``Artist/Album``);
 - ``artist``: the first folder under the genre (-> ``Artist``);
 - ``tag-album`` / ``tag-artist``: the file's own tags, read with mutagen (album artist, or
   artist, and album -> ``artist/album``; album artist, or artist -> ``artist``), compared
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Optional, Sequence
@@ -35,6 +37,8 @@ from pipeline.errors import UserError
 
 ALBUM, ARTIST, TAG_ALBUM, TAG_ARTIST, TRACK = GROUPINGS
 MIN_GROUPS_PER_GENRE = 2  # one in train, one held out
+# A folder that holds one disc of a multi-disc album: "CD1", "cd 2", "Disc 3", "Disk-4".
+DISC_FOLDER = re.compile(r"(cd|dis[ck])[ _-]?\d+", re.IGNORECASE)
 
 
 class TooFewGroups(UserError):
@@ -56,7 +60,8 @@ def folder_key(track_id: str, group_by: str) -> str:
         return track_id
     if group_by in (ARTIST, TAG_ARTIST):
         return folder.split("/", 1)[0]
-    return folder
+    album, slash, last = folder.rpartition("/")
+    return album if slash and DISC_FOLDER.fullmatch(last) else folder
 
 
 def _tag(tags, *names: str) -> Optional[str]:

@@ -12,15 +12,24 @@ from pipeline.config import SplitConfig
 
 
 @pytest.mark.parametrize("group_by, expected", [
-    ("album", ["Artist/Album", "Artist/Album/CD1", "blues.00029", "Artist"]),
+    ("album", ["Artist/Album", "Artist/Album", "blues.00029", "Artist"]),  # CD1: a disc of the album above
     ("artist", ["Artist", "Artist", "blues.00029", "Artist"]),
     ("track", ["Artist/Album/01 Intro", "Artist/Album/CD1/01 Intro", "blues.00029", "Artist/01 Single"]),
-    ("tag-album", ["Artist/Album", "Artist/Album/CD1", "blues.00029", "Artist"]),  # the folder rule, as fallback
+    ("tag-album", ["Artist/Album", "Artist/Album", "blues.00029", "Artist"]),  # the folder rule, as fallback
     ("tag-artist", ["Artist", "Artist", "blues.00029", "Artist"]),
 ])
 def test_folder_rules_at_any_depth_and_a_file_in_the_genre_folder_is_its_own_group(group_by, expected):
     ids = ["Artist/Album/01 Intro", "Artist/Album/CD1/01 Intro", "blues.00029", "Artist/01 Single"]
     assert [groups.folder_key(t, group_by) for t in ids] == expected
+
+
+@pytest.mark.parametrize("folder, album", [
+    ("Artist/Album/Disc 2", "Artist/Album"), ("Artist/Album/disk-3", "Artist/Album"), ("Artist/Album/cd10", "Artist/Album"),
+    ("Artist/CD Collection", "Artist/CD Collection"), ("Artist/Discovery", "Artist/Discovery"), ("Artist/CD1", "Artist"),
+    ("CD1", "CD1"),  # a disc folder straight under the genre has no album above it
+])
+def test_a_disc_folder_is_part_of_the_album_above_it(folder, album):
+    assert groups.folder_key(f"{folder}/01 Song", "album") == album
 
 
 def test_group_keys_hold_no_genre_so_an_artist_in_two_genre_folders_is_one_group():
