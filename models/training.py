@@ -24,7 +24,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from models import augment, metrics, plots, preprocessing, registry, signatures, tracking, transfer
 from models.canonical_order import CanonicalShards, matching_files, write_shards
 from models.embeddings import embed
-from pipeline.config import PipelineConfig
+from pipeline.config import STOP_AFTER_PASSES, PipelineConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 4096
@@ -132,6 +132,31 @@ class MlflowEpochLogger(keras.callbacks.Callback):
               f"({time.time() - self.started:.0f} s)", flush=True)
 
 
+def learnt(eval_accuracies: list[float], bar: float, in_a_row: int = STOP_AFTER_PASSES) -> bool:
+    """True when the last ``in_a_row`` eval accuracies all reach ``bar``."""
+    return len(eval_accuracies) >= in_a_row and all(a >= bar for a in eval_accuracies[-in_a_row:])
+
+
+class StopWhenPassed(keras.callbacks.Callback):
+    """Ends ``fit`` once :func:`learnt` holds for the eval accuracies of its epochs.
+
+    Why: a data set that is learnt in a few epochs (the embedded synthetic set) should not pay for a
+    budget tuned on real clips (``train.stop_at_eval_accuracy``).
+    """
+
+    def __init__(self, bar: float):
+        super().__init__()
+        self.bar = bar
+        self.accuracies: list[float] = []
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        self.accuracies.append(float((logs or {}).get("val_accuracy", float("nan"))))
+        if learnt(self.accuracies, self.bar):
+            self.model.stop_training = True
+            print(f"[train] eval accuracy {self.accuracies[-1]:.3f} >= {self.bar:g} on {STOP_AFTER_PASSES} epochs "
+                  "in a row: stopping here (the data set is learnt; --epochs sets a budget instead)", flush=True)
+
+
 LR_SCHEDULES = ("constant", "plateau", "cosine")
 MONITORS = {"val_loss": "min", "val_accuracy": "max"}
 
@@ -167,6 +192,8 @@ def _callbacks(config: PipelineConfig, run_dir: str, total_epochs: int, step_off
             lambda epoch: learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))))
     # Last, so that it logs what the others added to the epoch's logs (the learning rate).
     callbacks.append(MlflowEpochLogger(total_epochs, step_offset))
+    if t.stop_at_eval_accuracy is not None:
+        callbacks.append(StopWhenPassed(t.stop_at_eval_accuracy))
     return callbacks
 
 
@@ -268,10 +295,13 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     # that early-stops after 9 of its 20 epochs leaves 21 of 30, not 10. epochs <= frozen_epochs
     # means the head alone.
     finetune = t.epochs - done if t.epochs > frozen else 0
+    if t.stop_at_eval_accuracy is not None and learnt(history.get("val_accuracy", []), t.stop_at_eval_accuracy):
+        finetune = 0  # the head alone has learnt the data set
     import mlflow
     if mlflow.active_run():
         mlflow.log_metric("head_epochs", float(done))
     then = (f"fine-tuning for up to {finetune} epochs" if finetune else
+            "no fine-tuning (the head has learnt the data set)" if t.epochs > frozen else
             f"no fine-tuning (--epochs {t.epochs} <= --frozen-epochs {t.frozen_epochs}: the head alone)")
     heads = f"; {t.heads} heads averaged" if t.heads > 1 else ""
     print(f"[train] head: {done} epochs on the frozen body's embeddings{heads}; {then}", flush=True)

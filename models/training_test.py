@@ -72,6 +72,33 @@ def test_cosine_schedule_sets_the_optimizer_rate_each_epoch(tmp_path):
                                                    1e-2 * 0.5 * (1 + np.cos(3 * np.pi / 4))], rel=1e-5)
 
 
+def test_learnt_needs_the_bar_on_the_last_epochs_in_a_row():
+    assert training.learnt([0.5, 0.96, 0.97], 0.95)
+    assert not training.learnt([0.96, 0.9, 0.97], 0.95)
+    assert not training.learnt([0.99], 0.95)  # one epoch is not a streak
+    assert not training.learnt([0.96, float("nan")], 0.95)
+
+
+def test_a_learnt_data_set_stops_training_and_only_with_a_bar(tmp_path, capsys):
+    x = np.eye(10, dtype="f")[np.arange(40) % 10]  # ten separable classes: learnt in a few epochs
+    ds = tf.data.Dataset.from_tensor_slices((x, x)).batch(10)
+
+    def epochs_run(**changes) -> int:
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(10, activation="softmax")])
+        training._compile(model, 0.1)
+        callbacks = [c for c in training._callbacks(_train(early_stopping_patience=None, **changes), str(tmp_path),
+                                                    50, 0, learning_rate=0.1, epochs=50)
+                     if not isinstance(c, training.MlflowEpochLogger)]  # no MLflow run here
+        history = model.fit(ds, validation_data=ds, epochs=50, verbose=0, callbacks=callbacks)
+        return len(history.history["loss"])
+
+    assert epochs_run() == 50
+    stopped = epochs_run(stop_at_eval_accuracy=0.95)
+    assert 2 <= stopped < 50
+    assert "stopping here (the data set is learnt" in capsys.readouterr().out
+
+
 class _FakeModel:
     """Records the fine-tuning call of training.fit; the head phase is patched out."""
 
@@ -81,6 +108,16 @@ class _FakeModel:
     def fit(self, *args, epochs, **kwargs):
         self.fit_epochs.append(epochs)
         return SimpleNamespace(history={"loss": [0.5] * epochs})
+
+
+def test_a_head_that_learnt_the_data_set_leaves_no_fine_tuning(monkeypatch, tmp_path):
+    monkeypatch.setattr(training, "fit_heads_on_embeddings",
+                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None:
+                        (model, {"loss": [1.0] * 3, "val_accuracy": [0.8, 0.96, 0.97]}))
+    model = _FakeModel()
+    training.fit(model, None, None, _train("vgg", epochs=30, frozen_epochs=20, stop_at_eval_accuracy=0.95),
+                 str(tmp_path))
+    assert model.fit_epochs == []
 
 
 @pytest.mark.parametrize("epochs, frozen, head_ran, finetune", [

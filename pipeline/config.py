@@ -173,6 +173,10 @@ class TrainConfig:
     # Caps the number of optimiser steps (None: epochs decide). One step makes a
     # deliberately bad model, used by the gate's e2e test.
     max_steps: Optional[int] = None
+    # Stop once the eval split's segment accuracy has reached this on STOP_AFTER_PASSES epochs in a
+    # row (None: never; the epochs and early stopping decide). The embedded synthetic set turns it on
+    # (pipeline/flags.py): it is learnt within a few epochs, and the presets' budgets are for real clips.
+    stop_at_eval_accuracy: Optional[float] = None
     # VGG transfer learning: up to frozen_epochs of the new head on the frozen body's embeddings
     # (computed once, so these epochs cost seconds), then the whole network is fine-tuned for the
     # rest of the budget: `epochs` counts both phases, and epochs the head did not use (early
@@ -218,6 +222,11 @@ class GateConfig:
     # cannot run (the open-source Kubeflow Pipelines backend): then only the absolute bars gate.
     compare_to_last_blessed: bool = True
 
+
+# The embedded synthetic set's stop: eval segment accuracy at this bar on two epochs in a row, far above the
+# gate's default bars (0.6), which the synthetic set's held-out clips then pass with room to spare.
+SYNTHETIC_STOP_ACCURACY = 0.95
+STOP_AFTER_PASSES = 2
 
 # The stratified split holds one track a genre out for eval and one for test from three tracks on.
 MIN_SYNTHETIC_TRACKS = 3

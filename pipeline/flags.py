@@ -15,7 +15,8 @@ from typing import Callable, Optional
 
 from pipeline.beam_args import beam_args
 from pipeline.config import (DEFAULT_OUTPUT_DIR, GENRES, GROUPINGS, HASH_PROTOCOLS, MIN_SYNTHETIC_TRACKS, MODEL_TYPES,
-                             SPLIT_PROTOCOLS, GateConfig, PathsConfig, PipelineConfig)
+                             SPLIT_PROTOCOLS, STOP_AFTER_PASSES, SYNTHETIC_STOP_ACCURACY, GateConfig, PathsConfig,
+                             PipelineConfig)
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -64,6 +65,11 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--epochs", type=whole_number(1),
                    help=f"maximum epochs; VGG: head and fine-tuning together (default: the model's preset, "
                    f"{d.train.epochs} unless the preset says otherwise)")
+    g.add_argument("--stop-at-eval-accuracy", type=_fraction, metavar="X",
+                   help="stop training once the eval split's segment accuracy reaches X on "
+                   f"{STOP_AFTER_PASSES} epochs in a row; 0: never (default: {SYNTHETIC_STOP_ACCURACY:g} on the "
+                   "embedded synthetic set unless --epochs is given, which it learns in a few epochs; never on "
+                   "--data-root, where the model's preset budget holds)")
     g.add_argument("--batch-size", type=whole_number(1), default=d.train.batch_size, help="(default: %(default)s)")
     g.add_argument("--learning-rate", type=_positive,
                    help=f"(default: the model's preset: {d.train.learning_rate:g}; VGG's head 3e-3, EfficientNet 2e-3)")
@@ -227,6 +233,14 @@ def _weights_file(path: Optional[str], on_this_machine: bool = True) -> Optional
     return os.path.abspath(path)
 
 
+def stop_at_eval_accuracy(args: argparse.Namespace) -> Optional[float]:
+    """The Trainer's stopping bar: the flag's (0: none); by default a bar on the embedded synthetic set only,
+    and only when no --epochs budget was asked for."""
+    if args.stop_at_eval_accuracy is not None:
+        return args.stop_at_eval_accuracy or None
+    return SYNTHETIC_STOP_ACCURACY if not args.data_root and not args.epochs else None
+
+
 def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> PipelineConfig:
     """The config the flags ask for; ``on_this_machine`` False when the pipeline runs elsewhere (Kubeflow)."""
     cfg = PipelineConfig().with_model(args.model)
@@ -268,7 +282,8 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
                                                    else args.class_balance),
                                     label_smoothing=(cfg.train.label_smoothing if args.label_smoothing is None
                                                      else args.label_smoothing),
-                                    heads=cfg.train.heads if args.heads is None else args.heads)
+                                    heads=cfg.train.heads if args.heads is None else args.heads,
+                                    stop_at_eval_accuracy=stop_at_eval_accuracy(args))
     cfg.gate = GateConfig(min_accuracy=args.min_accuracy, min_clip_accuracy=args.min_clip_accuracy,
                           max_accuracy_drop=args.max_accuracy_drop, min_test_clips=args.min_test_clips,
                           compare_to_last_blessed=args.compare_to_last_blessed)

@@ -1,6 +1,7 @@
 """create_pipeline's wiring, checked on the pipeline object (nothing runs here; tests/ runs it)."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import pytest
@@ -43,7 +44,6 @@ def test_without_a_baseline_there_is_no_resolver_and_no_change_threshold():
 
 
 def test_the_no_baseline_flag_reaches_the_gate_config():
-    import argparse
 
     parser = add_cli_arguments(argparse.ArgumentParser())
     assert config_from_args(parser.parse_args([])).gate.compare_to_last_blessed
@@ -51,7 +51,6 @@ def test_the_no_baseline_flag_reaches_the_gate_config():
 
 
 def test_hop_seconds_sets_overlapping_segments_and_refuses_a_hop_beyond_the_segment():
-    import argparse
 
     parser = add_cli_arguments(argparse.ArgumentParser())
     default = config_from_args(parser.parse_args([])).audio
@@ -68,7 +67,6 @@ def test_hop_seconds_sets_overlapping_segments_and_refuses_a_hop_beyond_the_segm
 
 def test_fine_tuning_flags_reach_the_train_config():
     """musicnn's measured opt-in (README, "Benchmarks and results"): one epoch of the whole body at 1e-5."""
-    import argparse
 
     parser = add_cli_arguments(argparse.ArgumentParser())
     preset = config_from_args(parser.parse_args(["--model", "musicnn"])).train
@@ -81,7 +79,6 @@ def test_fine_tuning_flags_reach_the_train_config():
 def test_heads_flag_and_presets():
     """Five averaged heads for the frozen-body presets (docs/model-selection.md), one elsewhere;
     --heads overrides either, and a count below one is refused before anything runs."""
-    import argparse
 
     parser = add_cli_arguments(argparse.ArgumentParser())
     heads = {model: config_from_args(parser.parse_args(["--model", model])).train.heads
@@ -96,7 +93,6 @@ def test_heads_flag_and_presets():
 def test_label_smoothing_flag_and_presets():
     """musicnn's heads train on smoothed targets (docs/model-selection.md, "musicnn": chosen by cross-validation over
     the train and eval clips); --label-smoothing overrides any preset, 0 included."""
-    import argparse
 
     parser = add_cli_arguments(argparse.ArgumentParser())
     smoothing = {model: config_from_args(parser.parse_args(["--model", model])).train.label_smoothing
@@ -128,7 +124,6 @@ def test_label_smoothing_flag_and_presets():
 def test_a_flag_out_of_range_is_refused_before_anything_runs(flag, value, advice, capsys):
     """argparse's exit 2 with one line naming the flag, the value and what to give (before, --epochs -1
     ran ingestion and Transform and then failed inside Keras)."""
-    import argparse
 
     with pytest.raises(SystemExit) as refused:
         add_cli_arguments(argparse.ArgumentParser()).parse_args([flag, value])
@@ -138,7 +133,6 @@ def test_a_flag_out_of_range_is_refused_before_anything_runs(flag, value, advice
 
 
 def test_edge_values_are_accepted():
-    import argparse
 
     args = add_cli_arguments(argparse.ArgumentParser()).parse_args(
         ["--synthetic-tracks", "3", "--min-accuracy", "0", "--max-accuracy-drop", "1", "--frozen-epochs", "0",
@@ -148,7 +142,6 @@ def test_edge_values_are_accepted():
 
 
 def test_synthetic_tracks_shorter_than_a_segment_are_refused():
-    import argparse
 
     parser = add_cli_arguments(argparse.ArgumentParser())
     with pytest.raises(SystemExit, match="--synthetic-seconds 2: a synthetic track must hold at least one segment"):
@@ -189,3 +182,17 @@ def test_a_model_edit_re_keys_the_trainer_only_and_a_feature_edit_both(tmp_path,
         f.write("\nEDITED = True\n")
     assert (transform_code_fingerprint(tmp_path) != before[0]) is transform_moves
     assert trainer_code_fingerprint(tmp_path) != before[1]
+
+
+@pytest.mark.parametrize("argv, bar", [
+    ([], 0.95),                                   # the embedded synthetic set: stop once it is learnt
+    (["--epochs", "12"], None),                   # a budget asked for is run in full
+    (["--data-root", "{root}"], None),            # a user's own data keeps the preset's budget
+    (["--stop-at-eval-accuracy", "0.9", "--data-root", "{root}"], 0.9),
+    (["--stop-at-eval-accuracy", "0"], None),     # 0: never
+])
+def test_the_trainer_stops_early_on_the_synthetic_set_only_unless_told(argv, bar, tmp_path):
+    parser = argparse.ArgumentParser()
+    add_cli_arguments(parser)
+    args = parser.parse_args([a.replace("{root}", str(tmp_path)) for a in argv] + ["--output-dir", str(tmp_path)])
+    assert config_from_args(args).train.stop_at_eval_accuracy == bar
