@@ -1,0 +1,81 @@
+"""EfficientAT's evaluation-mode front end in TF ops: 32 kHz waveform -> (batch, 128, frames) log-mel.
+
+The pretrained mn04 body expects exactly the input it was trained on, so every constant here is the
+training recipe's: pre-emphasis 0.97, a symmetric Hann window of 800 samples centred in a 1024-point
+FFT, hop 320 (100 frames a second), centre reflect padding, power spectrum, a Kaldi-style triangular mel
+bank (128 bands, 0-15 kHz), log(x + 1e-5) and the fixed scaling (x + 4.5) / 5. Only core TF ops are
+used (pad, RFFT through tf.signal.stft, matmul), so the front end can sit inside a serving graph.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+SAMPLE_RATE = 32000
+N_FFT = 1024
+WIN_LENGTH = 800
+HOP_LENGTH = 320
+N_MELS = 128
+F_MIN = 0.0
+F_MAX = 15000.0
+PREEMPHASIS = 0.97
+LOG_OFFSET = 1e-5
+NORM_SHIFT = 4.5
+NORM_SCALE = 5.0
+
+
+def _kaldi_mel(freq: np.ndarray) -> np.ndarray:
+    """Kaldi's mel scale: 1127 ln(1 + f / 700)."""
+    return 1127.0 * np.log1p(freq / 700.0)
+
+
+def kaldi_mel_basis(n_mels: int = N_MELS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE,
+                    f_min: float = F_MIN, f_max: float = F_MAX) -> np.ndarray:
+    """The (n_mels, n_fft // 2 + 1) triangular filter bank of Kaldi's fbank, without VTLN warping.
+
+    Triangles are equally spaced on Kaldi's mel scale between ``f_min`` and ``f_max`` and evaluated at
+    the FFT bin frequencies 0 .. (n_fft/2 - 1) * sr / n_fft; the Nyquist bin gets a zero column, as in
+    the recipe the weights were trained with. A non-positive ``f_max`` counts back from Nyquist.
+    """
+    nyquist = sample_rate / 2.0
+    high = f_max if f_max > 0 else f_max + nyquist
+    if not 0.0 <= f_min < high <= nyquist:
+        raise ValueError(f"Mel band edges must satisfy 0 <= f_min < f_max <= {nyquist}: got {f_min}, {high}.")
+    mel_low, mel_high = _kaldi_mel(np.float64(f_min)), _kaldi_mel(np.float64(high))
+    step = (mel_high - mel_low) / (n_mels + 1)
+    edges = mel_low + step * np.arange(n_mels + 2, dtype=np.float64)
+    left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    bin_mel = _kaldi_mel(np.arange(n_fft // 2, dtype=np.float64) * (sample_rate / n_fft))[None, :]
+    rising = (bin_mel - left) / (centre - left)
+    falling = (right - bin_mel) / (right - centre)
+    bank = np.maximum(0.0, np.minimum(rising, falling))
+    return np.pad(bank, ((0, 0), (0, 1))).astype(np.float32)
+
+
+def padded_window() -> np.ndarray:
+    """The symmetric Hann window of WIN_LENGTH samples, zero-padded on both sides to N_FFT (centred)."""
+    hann = np.hanning(WIN_LENGTH)  # symmetric: both ends are 0
+    left = (N_FFT - WIN_LENGTH) // 2
+    return np.pad(hann, (left, N_FFT - WIN_LENGTH - left)).astype(np.float32)
+
+
+def num_frames(num_samples: int) -> int:
+    """Frames the front end gives for ``num_samples`` input samples (1000 for 10 s at 32 kHz)."""
+    return 1 + (num_samples - 1) // HOP_LENGTH
+
+
+def frontend(waveform: tf.Tensor) -> tf.Tensor:
+    """Log-mel input of mn04: (batch, samples) float waveform at 32 kHz in [-1, 1] -> (batch, 128, frames).
+
+    Needs at least N_FFT // 2 + 2 samples (the reflect padding's minimum).
+    """
+    waveform = tf.convert_to_tensor(waveform, tf.float32)
+    emphasised = waveform[:, 1:] - PREEMPHASIS * waveform[:, :-1]
+    half = N_FFT // 2
+    padded = tf.pad(emphasised, [[0, 0], [half, half]], mode="REFLECT")
+    window = tf.constant(padded_window())
+    spectrum = tf.signal.stft(padded, frame_length=N_FFT, frame_step=HOP_LENGTH, fft_length=N_FFT,
+                              window_fn=lambda length, dtype: window, pad_end=False)
+    power = tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))
+    mel = tf.einsum("btf,mf->bmt", power, tf.constant(kaldi_mel_basis()))
+    return (tf.math.log(mel + LOG_OFFSET) + NORM_SHIFT) / NORM_SCALE

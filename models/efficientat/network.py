@@ -1,0 +1,186 @@
+"""EfficientAT's mn04 (a MobileNetV3 at width 0.4, AudioSet head) as a tf_keras functional model.
+
+The layout follows the PyTorch reference so its state_dict loads one module per Keras layer (names
+'features_<i>_...' mirror 'features.<i>. ...'): a strided 3x3 stem, 15 inverted-residual blocks, a
+1x1 convolution to 384 channels (17 'features' stages in all), global average pooling (the 384-d
+embedding), Linear 384->512 + Hardswish (the hidden layer), dropout, Linear 512->527 (AudioSet logits).
+Tensors are NHWC with H = the 128 mel bands and W = time, so torch's (out, in, kh, kw) kernels map
+onto Keras' (kh, kw, in, out) without swapping the spatial axes. Padding is PyTorch's symmetric
+(kernel - 1) // 2 zeros on each side, explicit, because Keras' 'same' pads a strided convolution
+asymmetrically and would shift every frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import tensorflow as tf
+import tf_keras as keras
+
+from models.efficientat.log_mel import N_MELS, frontend
+
+WIDTH = 0.4
+NUM_CLASSES = 527
+HIDDEN_UNITS = 512
+EMBEDDING_WIDTH = 384
+DROPOUT = 0.2
+# torch BatchNorm2d(eps=0.001, momentum=0.01): torch's momentum weighs the new batch, Keras' the old mean.
+BN_EPSILON = 1e-3
+BN_MOMENTUM = 0.99
+SE_REDUCTION = 4
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One inverted-residual block of MobileNetV3-Large, before width scaling."""
+    inputs: int
+    kernel: int
+    expanded: int
+    outputs: int
+    squeeze_excite: bool
+    hardswish: bool  # else ReLU
+    stride: int
+
+
+# MobileNetV3-Large's bottleneck table (Howard et al. 2019, table 1).
+LARGE_BLOCKS: tuple[BlockSpec, ...] = tuple(BlockSpec(*row) for row in (
+    (16, 3, 16, 16, False, False, 1),
+    (16, 3, 64, 24, False, False, 2),
+    (24, 3, 72, 24, False, False, 1),
+    (24, 5, 72, 40, True, False, 2),
+    (40, 5, 120, 40, True, False, 1),
+    (40, 5, 120, 40, True, False, 1),
+    (40, 3, 240, 80, False, True, 2),
+    (80, 3, 200, 80, False, True, 1),
+    (80, 3, 184, 80, False, True, 1),
+    (80, 3, 184, 80, False, True, 1),
+    (80, 3, 480, 112, True, True, 1),
+    (112, 3, 672, 112, True, True, 1),
+    (112, 5, 672, 160, True, True, 2),
+    (160, 5, 960, 160, True, True, 1),
+    (160, 5, 960, 160, True, True, 1),
+))
+
+
+def round_channels(channels: float, divisor: int = 8) -> int:
+    """Channel count rounded to the nearest multiple of ``divisor`` but never more than 10 % below ``channels``."""
+    rounded = max(divisor, int(channels + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * channels else rounded
+
+
+@keras.saving.register_keras_serializable(package="efficientat")
+class HardSwish(keras.layers.Layer):
+    """x * relu6(x + 3) / 6 (torch.nn.Hardswish); Keras 2 has no built-in of this exact form."""
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return inputs * tf.nn.relu6(inputs + 3.0) / 6.0
+
+
+@keras.saving.register_keras_serializable(package="efficientat")
+class LogMelFrontend(keras.layers.Layer):
+    """The reference front end (log_mel.py) as a layer: (batch, samples) at 32 kHz -> (batch, 128, frames)."""
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return frontend(inputs)
+
+
+def _tag(layer: keras.layers.Layer, prefix: str, kind: str) -> keras.layers.Layer:
+    """Record which torch module (and of what kind) fills ``layer``'s weights (read by weights.py)."""
+    layer.torch_prefix, layer.torch_kind = prefix, kind
+    return layer
+
+
+def _name(prefix: str) -> str:
+    return prefix.replace(".", "_")
+
+
+def _activation(x: tf.Tensor, hardswish: bool, name: str) -> tf.Tensor:
+    return HardSwish(name=name)(x) if hardswish else keras.layers.ReLU(name=name)(x)
+
+
+def _conv_bn_act(x: tf.Tensor, prefix: str, filters: int, kernel: int, stride: int, *,
+                 depthwise: bool = False, hardswish: bool | None = True) -> tf.Tensor:
+    """Conv (no bias) + BatchNorm + activation (None: none), torch's ConvNormActivation with symmetric padding."""
+    pad = (kernel - 1) // 2
+    if pad:
+        x = keras.layers.ZeroPadding2D(pad, name=_name(prefix) + "_pad")(x)
+    if depthwise:
+        conv = keras.layers.DepthwiseConv2D(kernel, strides=stride, use_bias=False, name=_name(prefix + ".0"))
+        x = _tag(conv, prefix + ".0", "depthwise")(x)
+    else:
+        conv = keras.layers.Conv2D(filters, kernel, strides=stride, use_bias=False, name=_name(prefix + ".0"))
+        x = _tag(conv, prefix + ".0", "conv")(x)
+    norm = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=_name(prefix + ".1"))
+    x = _tag(norm, prefix + ".1", "batchnorm")(x)
+    if hardswish is not None:
+        x = _activation(x, hardswish, _name(prefix) + "_act")
+    return x
+
+
+def _squeeze_excite(x: tf.Tensor, prefix: str, channels: int) -> tf.Tensor:
+    """Channel squeeze-excitation: mean over (freq, time) -> Linear, ReLU -> Linear, sigmoid -> rescale."""
+    squeezed = round_channels(channels // SE_REDUCTION)
+    scale = keras.layers.GlobalAveragePooling2D(keepdims=True, name=_name(prefix) + "_mean")(x)
+    scale = _tag(keras.layers.Dense(squeezed, activation="relu", name=_name(prefix + ".fc1")),
+                 prefix + ".fc1", "dense")(scale)
+    scale = _tag(keras.layers.Dense(channels, activation="sigmoid", name=_name(prefix + ".fc2")),
+                 prefix + ".fc2", "dense")(scale)
+    return keras.layers.Multiply(name=_name(prefix) + "_scale")([x, scale])
+
+
+def _inverted_residual(x: tf.Tensor, prefix: str, spec: BlockSpec, width: float) -> tf.Tensor:
+    inputs, expanded, outputs = (round_channels(c * width) for c in (spec.inputs, spec.expanded, spec.outputs))
+    shortcut, step = x, 0
+    if expanded != inputs:
+        x = _conv_bn_act(x, f"{prefix}.block.{step}", expanded, 1, 1, hardswish=spec.hardswish)
+        step += 1
+    x = _conv_bn_act(x, f"{prefix}.block.{step}", expanded, spec.kernel, spec.stride, depthwise=True,
+                     hardswish=spec.hardswish)
+    step += 1
+    if spec.squeeze_excite:
+        x = _squeeze_excite(x, f"{prefix}.block.{step}.conc_se_layers.0", expanded)
+        step += 1
+    x = _conv_bn_act(x, f"{prefix}.block.{step}", outputs, 1, 1, hardswish=None)
+    if spec.stride == 1 and inputs == outputs:
+        x = keras.layers.Add(name=_name(prefix) + "_residual")([shortcut, x])
+    return x
+
+
+def stage_widths(width: float = WIDTH) -> list[int]:
+    """Channels of the 17 'features' stages (stem, 15 blocks, last 1x1 convolution)."""
+    last_block = round_channels(LARGE_BLOCKS[-1].outputs * width)
+    return ([round_channels(LARGE_BLOCKS[0].inputs * width)]
+            + [round_channels(spec.outputs * width) for spec in LARGE_BLOCKS] + [6 * last_block])
+
+
+def build_mn04(*, waveform_input: bool = True, block_means: bool = False, num_classes: int = NUM_CLASSES,
+               width: float = WIDTH, dropout: float = DROPOUT, name: str = "mn04") -> keras.Model:
+    """mn04 with random weights (load_mn04_weights fills them).
+
+    Input: (batch, samples) float waveform at 32 kHz with the front end in the graph, or with
+    ``waveform_input=False`` the (batch, 128, frames) log-mel. Outputs a dict: 'features' (batch, 384)
+    pooled embedding, 'hidden' (batch, 512), 'logits' (batch, num_classes), and with ``block_means``
+    'block_means' (batch, 896): each stage's mean over frequency and time, concatenated (for parity checks).
+    """
+    if waveform_input:
+        inputs = keras.Input(shape=(None,), name="waveform")
+        mel = LogMelFrontend(name="log_mel")(inputs)
+    else:
+        inputs = mel = keras.Input(shape=(N_MELS, None), name="log_mel")
+    x = keras.layers.Reshape((N_MELS, -1, 1), name="to_image")(mel)
+    stages = [_conv_bn_act(x, "features.0", round_channels(LARGE_BLOCKS[0].inputs * width), 3, 2)]
+    for index, spec in enumerate(LARGE_BLOCKS, start=1):
+        stages.append(_inverted_residual(stages[-1], f"features.{index}", spec, width))
+    last = len(LARGE_BLOCKS) + 1
+    stages.append(_conv_bn_act(stages[-1], f"features.{last}", stage_widths(width)[-1], 1, 1))
+    features = keras.layers.GlobalAveragePooling2D(name="features")(stages[-1])
+    hidden = _tag(keras.layers.Dense(HIDDEN_UNITS, name="classifier_2"), "classifier.2", "dense")(features)
+    hidden = HardSwish(name="hidden")(hidden)
+    dropped = keras.layers.Dropout(dropout, name="classifier_dropout")(hidden)
+    logits = _tag(keras.layers.Dense(num_classes, name="classifier_5"), "classifier.5", "dense")(dropped)
+    outputs: dict[str, Any] = {"features": features, "hidden": hidden,
+                               "logits": keras.layers.Activation("linear", name="logits")(logits)}
+    if block_means:
+        means = [keras.layers.GlobalAveragePooling2D(name=f"stage_{i}_mean")(s) for i, s in enumerate(stages)]
+        outputs["block_means"] = keras.layers.Concatenate(name="block_means")(means)
+    return keras.Model(inputs, outputs, name=name)
