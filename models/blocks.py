@@ -74,12 +74,13 @@ def conv_block(
 
 
 def softmax_head(x: tf.Tensor, num_classes: int, *, dropout: float, l2: float = 0.0) -> tf.Tensor:
-    """Dropout + dense softmax; the output layer is named ``probabilities`` in every family."""
+    """Dropout + dense softmax; the output layer is named ``probabilities`` in every family. It computes in
+    float32 under a mixed-precision policy too, so the softmax and the loss stay float32."""
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     regularizer = keras.regularizers.L2(l2) if l2 else None
     return keras.layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer,
-                              name="probabilities")(x)
+                              name="probabilities", dtype="float32")(x)
 
 
 def check_input_shape(input_shape: Sequence[Optional[int]], family: str) -> tuple[Optional[int], int]:

@@ -5,15 +5,22 @@ order on local disk (models/canonical_order.py) and streamed from there, shuffle
 parsed and augmented whole batches in parallel (batching before map turns thousands of tiny parse
 calls into a few large ones), and prefetched. Validation uses the `eval` split; the `test` split is
 never seen here. Memory is bounded by the shuffle buffer and a few batches, not by the split.
+
+Distribution (models/distribute.py, docs/distributed.md): the model is built and compiled inside the
+plan's ``strategy.scope()``; ``train.batch_size`` is the global batch, which tf.distribute splits over
+the replicas; each worker reads only its own canonical shards (auto-sharding off: the sharding is done
+here); only the chief writes the export that counts, MLflow and the run record.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import os
 import shutil
 import tempfile
 import time
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -21,7 +28,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from models import augment, metrics, plots, preprocessing, registry, signatures, tracking, transfer
+from models import augment, distribute, metrics, plots, preprocessing, registry, signatures, tracking, transfer
 from models.canonical_order import CanonicalShards, matching_files, write_shards
 from models.embeddings import embed
 from pipeline.config import STOP_AFTER_PASSES, PipelineConfig
@@ -30,9 +37,13 @@ AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 4096
 
 
-def _parse_spec(tft_output: tft.TFTransformOutput, kind: str) -> dict[str, tf.io.FixedLenFeature]:
+def _parse_spec(tft_output: tft.TFTransformOutput, kind: str,
+                with_track_ids: bool) -> dict[str, tf.io.FixedLenFeature]:
+    """What a batch parses: features and label; the string track id only for host-side scoring, never for
+    training (no string tensor goes to an accelerator)."""
     spec = tft_output.transformed_feature_spec()
-    return {kind: spec[kind], "label": spec["label"], "track_id": spec["track_id"]}
+    keys = (kind, "label", "track_id") if with_track_ids else (kind, "label")
+    return {key: spec[key] for key in keys}
 
 
 def train_class_counts(file_pattern: list[str] | str, tft_output: tft.TFTransformOutput,
@@ -81,20 +92,32 @@ def input_shape(tft_output: tft.TFTransformOutput, kind: str) -> tuple[int, int]
 def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, config: PipelineConfig,
                  training: bool, with_track_ids: bool = False,
                  gain_per_db: Optional[np.ndarray] = None,
-                 shard_index: int = 0, num_shards: int = 1) -> tf.data.Dataset:
+                 shard_index: int = 0, num_shards: int = 1, static_shapes: bool = False) -> tf.data.Dataset:
     """(features, one-hot labels) batches of a split's canonical shards (canonical_order.write_shards);
-    (features, labels, track_ids) when with_track_ids.
+    (features, labels, track_ids) when with_track_ids (host-side scoring only).
 
-    ``gain_per_db`` (augment.gain_scale) turns on the random-gain augmentation in training.
-    ``shard_index``, ``num_shards``: this worker's shards when several workers share the split.
-    Several datasets over one split (augmented and plain) read the same shard files.
+    Batches hold ``train.batch_size`` examples, the global batch: under a strategy tf.distribute splits
+    each into the replicas' parts. ``gain_per_db`` (augment.gain_scale) turns on the random-gain
+    augmentation in training. ``shard_index``, ``num_shards``: this worker's shards when several workers
+    share the split; the dataset's auto-sharding is off, since the sharding is done here. ``static_shapes``
+    (TPU): training batches of exactly the global batch, the last partial one dropped; a worker's shards
+    smaller than one batch are refused (:func:`require_one_batch`). Several datasets over one split
+    (augmented and plain) read the same shard files.
     """
     kind = config.features.kind
-    spec = _parse_spec(tft_output, kind)
+    spec = _parse_spec(tft_output, kind, with_track_ids)
+    if num_shards > 1:
+        mine = shards.paths[shard_index::num_shards]
+        print(f"[train] worker {shard_index} of {num_shards} reads shards "
+              f"{', '.join(os.path.join(os.path.basename(os.path.dirname(p)), os.path.basename(p)) for p in mine)}",
+              flush=True)
     ds = shards.records(shard_index, num_shards)
+    drop_remainder = training and static_shapes
+    if drop_remainder:
+        require_one_batch(ds, config.train.batch_size, shard_index, num_shards)
     if training:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=config.train.seed, reshuffle_each_iteration=True)
-    ds = ds.batch(config.train.batch_size, drop_remainder=False)
+    ds = ds.batch(config.train.batch_size, drop_remainder=drop_remainder)
 
     def parse(serialized: tf.Tensor):
         parsed = tf.io.parse_example(serialized, spec)
@@ -110,7 +133,27 @@ def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, con
     if training:
         ds = ds.map(lambda x, y: augment.augment_batch(x, y, config.train, gain_per_db),
                     num_parallel_calls=AUTOTUNE, deterministic=True)
-    return ds.prefetch(AUTOTUNE)
+    return ds.prefetch(AUTOTUNE).with_options(_sharded_by_hand())
+
+
+def _sharded_by_hand() -> tf.data.Options:
+    """Auto-sharding off: each worker's dataset already holds only its own shards."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return options
+
+
+def require_one_batch(records: tf.data.Dataset, batch_size: int, shard_index: int = 0, num_shards: int = 1) -> None:
+    """Refuse a split that static batch shapes would leave empty (fewer records than one global batch).
+
+    Reads at most ``batch_size`` records."""
+    found = int(records.take(batch_size).reduce(np.int64(0), lambda n, _: n + 1))
+    if found < batch_size:
+        whose = f"worker {shard_index} of {num_shards}'s share of " if num_shards > 1 else ""
+        raise ValueError(
+            f"The training split is too small for static batch shapes: {whose}the train split holds {found} "
+            f"examples, fewer than one global batch of {batch_size} (--batch-size), and a TPU drops the partial "
+            f"batch, so nothing would train. Give a --batch-size of at most {max(found, 1)}, or more data.")
 
 
 class MlflowEpochLogger(keras.callbacks.Callback):
@@ -125,7 +168,8 @@ class MlflowEpochLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         logs = logs or {}
         import mlflow
-        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=self.step_offset + epoch)
+        if mlflow.active_run():  # none on a multi-worker run's other workers: only the chief logs
+            mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=self.step_offset + epoch)
         shown = " ".join(f"{k}={v:.3f}" for k, v in logs.items() if k in
                          ("loss", "accuracy", "val_loss", "val_accuracy"))
         print(f"[train] epoch {self.step_offset + epoch + 1}/{self.total_epochs} {shown} "
@@ -203,12 +247,53 @@ def _compile(model: keras.Model, learning_rate: float, label_smoothing: float = 
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
 
 
+@dataclasses.dataclass(frozen=True)
+class EvenSteps:
+    """Steps per epoch that every worker of a multi-worker run takes: one pass over the whole split in global
+    batches (``ceil(examples / batch)``), each worker cycling through its own shards.
+
+    Why: workers' shards differ in size, and a worker that runs out of batches first is fed empty batches
+    by tf.distribute, on which batch normalisation fails (``scale must have the same number of elements
+    as the channels of x``); equal steps of full batches keep the workers in step.
+    """
+
+    train: int
+    eval: int
+    batch_size: int
+
+    @classmethod
+    def of(cls, train: CanonicalShards, eval_: CanonicalShards, batch_size: int) -> "EvenSteps":
+        return cls(math.ceil(count_records(train) / batch_size), math.ceil(count_records(eval_) / batch_size),
+                   batch_size)
+
+    def feed(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
+        """Full batches without end, from a batched dataset (features, labels[, weights])."""
+        return (dataset.unbatch().repeat().batch(self.batch_size, drop_remainder=True)
+                .with_options(_sharded_by_hand()))
+
+    def fit_args(self, train: tf.data.Dataset, validation: tf.data.Dataset) -> dict:
+        """``model.fit`` keyword arguments for these steps."""
+        return {"x": self.feed(train), "validation_data": self.feed(validation), "steps_per_epoch": self.train,
+                "validation_steps": self.eval}
+
+
+def count_records(shards: CanonicalShards) -> int:
+    """Examples in every shard of a split (each worker holds them all: it sorted the whole split)."""
+    return int(shards.records().reduce(np.int64(0), lambda n, _: n + 1))
+
+
+def _fit_args(train: tf.data.Dataset, validation: tf.data.Dataset, even: Optional[EvenSteps]) -> dict:
+    return even.fit_args(train, validation) if even else {"x": train, "validation_data": validation}
+
+
 def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddings: tf.data.Dataset,
              config: PipelineConfig, run_dir: str, epochs: int, seed: int, weights: Optional[np.ndarray],
-             progress: bool) -> dict[str, list[float]]:
+             progress: bool, even: Optional[EvenSteps] = None) -> dict[str, list[float]]:
     """One head on the embeddings on disk, shuffled by ``seed``; ``progress`` False: no per-epoch lines or
-    MLflow steps (the extra heads of an average, which would overwrite the first head's curves)."""
-    train = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=seed).batch(config.train.batch_size)
+    MLflow steps (the extra heads of an average, which would overwrite the first head's curves).
+    ``even``: a multi-worker run's steps (:class:`EvenSteps`)."""
+    train = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=seed).batch(
+        config.train.batch_size, drop_remainder=distribute.needs_static_shapes()).with_options(_sharded_by_hand())
     if weights is not None:
         train = with_class_weights(train, weights)
     callbacks = _callbacks(config, run_dir, config.train.epochs, 0, learning_rate=config.train.learning_rate,
@@ -216,13 +301,14 @@ def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddin
     if not progress:
         callbacks = [c for c in callbacks if not isinstance(c, MlflowEpochLogger)]
     _compile(head, config.train.learning_rate, config.train.label_smoothing)
-    result = head.fit(train, validation_data=eval_embeddings, epochs=epochs, verbose=0, callbacks=callbacks)
+    result = head.fit(epochs=epochs, verbose=0, callbacks=callbacks, **_fit_args(train, eval_embeddings, even))
     return {key: [float(v) for v in values] for key, values in result.history.items()}
 
 
 def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
                             config: PipelineConfig, run_dir: str, epochs: int,
-                            weights: Optional[np.ndarray] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+                            weights: Optional[np.ndarray] = None,
+                            even: Optional[EvenSteps] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone.
 
     Equivalent to training with the body frozen (its batch norms run in inference mode
@@ -235,7 +321,7 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
     """
     embeddings_dir = os.path.join(run_dir, "embeddings")
     try:
-        return _fit_heads(model, probe_train_ds, eval_ds, config, run_dir, embeddings_dir, epochs, weights)
+        return _fit_heads(model, probe_train_ds, eval_ds, config, run_dir, embeddings_dir, epochs, weights, even)
     finally:
         if tf.io.gfile.exists(embeddings_dir):
             tf.io.gfile.rmtree(embeddings_dir)
@@ -243,13 +329,15 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
 
 def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
                config: PipelineConfig, run_dir: str, embeddings_dir: str, epochs: int,
-               weights: Optional[np.ndarray]) -> tuple[keras.Model, dict[str, list[float]]]:
+               weights: Optional[np.ndarray],
+               even: Optional[EvenSteps]) -> tuple[keras.Model, dict[str, list[float]]]:
     t = config.train
     body, head = registry.split_backbone(model)
     train_embeddings = embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
-    eval_embeddings = embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord")).batch(t.batch_size)
+    eval_embeddings = embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord")).batch(
+        t.batch_size).with_options(_sharded_by_hand())
     history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
-                       progress=True)
+                       progress=True, even=even)
     if t.heads <= 1:
         return model, history
     heads = [head]
@@ -259,7 +347,7 @@ def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.
         extra = keras.models.clone_model(head)  # the same layers with freshly initialised weights
         extra_history = fit_head(extra, train_embeddings, eval_embeddings, config,
                                  os.path.join(run_dir, f"head-{k + 1}"), epochs, t.seed + 1000 * k, weights,
-                                 progress=False)
+                                 progress=False, even=even)
         losses = extra_history["val_loss"]
         print(f"[train] head {k + 1}/{t.heads}: {len(losses)} epochs, best eval loss {min(losses):.3f} "
               f"(epoch {losses.index(min(losses)) + 1})", flush=True)
@@ -269,27 +357,31 @@ def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.
 
 def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, config: PipelineConfig,
         run_dir: str, probe_train_ds: Optional[tf.data.Dataset] = None,
-        weights: Optional[np.ndarray] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+        weights: Optional[np.ndarray] = None,
+        even: Optional[EvenSteps] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train; a pretrained backbone goes in two phases: head(s) on frozen embeddings, then fine-tuning.
 
     Returns the trained model (a new one when several heads are averaged) and its history.
     ``probe_train_ds`` is the training split without augmentation, for the embeddings. ``weights``
     (:func:`class_weights`) weight each training example's loss by its class; the eval split's loss,
-    which early stopping watches, stays unweighted.
+    which early stopping watches, stays unweighted. ``even``: a multi-worker run's steps (:class:`EvenSteps`).
     """
     t = config.train
     if weights is not None:
         train_ds = with_class_weights(train_ds, weights)
     if t.max_steps or not registry.has_pretrained_backbone(config):
         _compile(model, t.learning_rate, t.label_smoothing)
-        steps = {"steps_per_epoch": t.max_steps} if t.max_steps else {}
+        args = _fit_args(train_ds, eval_ds, even)
+        if t.max_steps:
+            args["steps_per_epoch"] = t.max_steps
         epochs = 1 if t.max_steps else t.epochs
-        result = model.fit(train_ds, validation_data=eval_ds, epochs=epochs, verbose=0,
+        result = model.fit(epochs=epochs, verbose=0,
                            callbacks=_callbacks(config, run_dir, epochs, 0, learning_rate=t.learning_rate,
-                                                epochs=epochs), **steps)
+                                                epochs=epochs), **args)
         return model, {key: [float(v) for v in values] for key, values in result.history.items()}
     frozen = min(t.frozen_epochs, t.epochs)
-    model, history = fit_heads_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen, weights)
+    model, history = fit_heads_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen, weights,
+                                             even=even)
     done = len(history.get("loss", []))
     # epochs is the budget of both phases: fine-tuning gets whatever the head left, so a head
     # that early-stops after 9 of its 20 epochs leaves 21 of 30, not 10. epochs <= frozen_epochs
@@ -308,7 +400,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     if finetune:
         registry.set_backbone_trainable(model, True)
         _compile(model, t.finetune_learning_rate, t.label_smoothing)
-        result = model.fit(train_ds, validation_data=eval_ds, epochs=finetune, verbose=0,
+        result = model.fit(epochs=finetune, verbose=0, **_fit_args(train_ds, eval_ds, even),
                            callbacks=_callbacks(config, run_dir, t.epochs, done,
                                                 learning_rate=t.finetune_learning_rate, epochs=finetune))
         for key, values in result.history.items():
@@ -332,38 +424,68 @@ def predict_split(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndar
 
 def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_files: list[str] | str,
                 train_shards: CanonicalShards, eval_shards: CanonicalShards,
-                run_dir: str) -> tuple[keras.Model, dict[str, list[float]]]:
+                run_dir: str, plan: Optional[distribute.Plan] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Build the configured family and fit it on the transformed train split (eval: early stopping).
 
     What ``run_fn`` trains, without its MLflow run or export, so a benchmark can train the same way
     on a Transform output (bench/trials.py). ``train_files``: the train split's transformed files, for
-    its class counts; ``*_shards``: the splits in canonical order (:func:`split_shards`). Seeds first:
-    a seed repeats a run on the same data.
+    its class counts; ``*_shards``: the splits in canonical order (:func:`split_shards`). ``plan``: the
+    strategy (distribute.make_plan(train.strategy) unless given); the model is built, compiled and fitted
+    in its scope, under train.mixed_precision's Keras policy. Seeds first: a seed repeats a run on the same
+    data (with the default strategy; across replicas the reduction order may differ in the last bits).
     """
+    plan = plan or distribute.make_plan(config.train.strategy)
+    print(f"[train] {plan.describe(config.train.batch_size)}", flush=True)
+    distribute.set_precision(config.train.mixed_precision)
     keras.utils.set_random_seed(config.train.seed)
     kind = config.features.kind
     stats = preprocessing.normalisation_stats(tft_output, config)
+    mine = {"shard_index": plan.cluster.index, "num_shards": plan.cluster.workers}
     train_ds = make_dataset(train_shards, tft_output, config, training=True,
-                            gain_per_db=augment.gain_scale(config.features, stats.std))
-    eval_ds = make_dataset(eval_shards, tft_output, config, training=False)
-    model = registry.build_model(config, input_shape(tft_output, kind), input_stats=(stats.mean, stats.std))
-    print(f"[train] {config.train.model} on {kind} {input_shape(tft_output, kind)}, "
-          f"{model.count_params():,} parameters", flush=True)
+                            gain_per_db=augment.gain_scale(config.features, stats.std), static_shapes=plan.static_shapes,
+                            **mine)
+    eval_ds = make_dataset(eval_shards, tft_output, config, training=False, **mine)
+    even = EvenSteps.of(train_shards, eval_shards, config.train.batch_size) if plan.cluster.workers > 1 else None
+    if even:
+        print(f"[train] {even.train} steps per epoch on every worker ({even.eval} eval steps)", flush=True)
+    with plan.strategy.scope():
+        model = registry.build_model(config, input_shape(tft_output, kind), input_stats=(stats.mean, stats.std))
+        print(f"[train] {config.train.model} on {kind} {input_shape(tft_output, kind)}, "
+              f"{model.count_params():,} parameters"
+              f"{'' if config.train.mixed_precision == 'none' else ', ' + model.dtype_policy.name}", flush=True)
+        model, history = _fit_in_scope(model, config, tft_output, train_files, train_shards, train_ds, eval_ds,
+                                       run_dir, mine, even)
+    if plan.name != "one":
+        # Every worker reads the weights here, in the same order: a multi-worker model's batch-norm statistics
+        # are read by a collective across the workers. The copy is a plain model: evaluating and exporting it
+        # on the chief alone needs no other worker.
+        model = copy_model(model)
+    return model, history
+
+
+def _fit_in_scope(model: keras.Model, config: PipelineConfig, tft_output: tft.TFTransformOutput,
+                  train_files: list[str] | str, train_shards: CanonicalShards, train_ds: tf.data.Dataset,
+                  eval_ds: tf.data.Dataset, run_dir: str,
+                  mine: dict[str, int], even: Optional[EvenSteps]) -> tuple[keras.Model, dict[str, list[float]]]:
     weights = None
     if config.train.class_balance > 0:
         counts = train_class_counts(train_files, tft_output, len(config.genres))
         weights = class_weights(counts, config.train.class_balance)
         print("[train] class weights (train segments): " + ", ".join(
             f"{g} {w:.2f} ({n})" for g, w, n in zip(config.genres, weights, counts)), flush=True)
-    probe_train_ds = (make_dataset(train_shards, tft_output, config, training=False)
+    # A frozen body's embeddings: each worker embeds its own shards once, on its first device, outside the
+    # replicas (docs/distributed.md); the heads then train on them under the strategy.
+    probe_train_ds = (make_dataset(train_shards, tft_output, config, training=False, **mine)
                       if registry.has_pretrained_backbone(config) else None)
-    return fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights)
+    return fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights, even)
 
 
-def split_shards(tft_output: tft.TFTransformOutput, scratch_dir: str,
+def split_shards(tft_output: tft.TFTransformOutput, scratch_dir: str, min_shards: int = 1,
                  **files: list[str] | str) -> dict[str, CanonicalShards]:
-    """split name -> its canonical shards under ``scratch_dir``/<split>, for ``split=file pattern`` pairs."""
-    return {split: write_shards(pattern, tft_output, os.path.join(scratch_dir, split))
+    """split name -> its canonical shards under ``scratch_dir``/<split>, for ``split=file pattern`` pairs;
+    ``min_shards``: at least one per worker of a multi-worker run, each of which sorts the split alike and
+    reads only its own shards."""
+    return {split: write_shards(pattern, tft_output, os.path.join(scratch_dir, split), min_shards=min_shards)
             for split, pattern in files.items()}
 
 
@@ -378,22 +500,52 @@ def scratch_dir_for(model_run_dir: str) -> str:
 
 
 def run_fn(fn_args: FnArgs) -> None:
-    """Train the configured model family and export it with its serving signatures."""
-    scratch = scratch_dir_for(fn_args.model_run_dir)
+    """Train the configured model family and export it with its serving signatures.
+
+    The strategy comes first (multi-worker collectives must be set up before TensorFlow runs an op). A
+    multi-worker run's other workers train in a run directory and scratch of their own and export to a
+    temporary folder they remove (every worker takes part in saving, as TF's multi-worker guide has it).
+    """
+    config = PipelineConfig.from_json(fn_args.custom_config["pipeline_config"])
+    plan = distribute.make_plan(config.train.strategy)
+    run_dir = fn_args.model_run_dir if plan.cluster.is_chief else tempfile.mkdtemp(prefix="trainer-worker-")
+    scratch = scratch_dir_for(run_dir)
     try:
-        _train_and_export(fn_args, scratch)
+        _train_and_export(fn_args, config, plan, run_dir, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if not plan.cluster.is_chief:
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _train_and_export(fn_args: FnArgs, scratch: str) -> None:
-    config = PipelineConfig.from_json(fn_args.custom_config["pipeline_config"])
-    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+@contextlib.contextmanager
+def _chief_run(config: PipelineConfig, is_chief: bool) -> Iterator[Optional[object]]:
+    """The chief's MLflow run; None on the other workers, which log nothing."""
+    if not is_chief:
+        yield None
+        return
     with tracking.training_run(config, run_name=f"{config.train.model}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
         print(f"[train] MLflow run {run.info.run_id}", flush=True)
-        shards = split_shards(tft_output, scratch, train=fn_args.train_files, eval=fn_args.eval_files)
+        yield run
+
+
+def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.Plan, run_dir: str,
+                      scratch: str) -> None:
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    chief = plan.cluster.is_chief
+    with _chief_run(config, chief) as run:
+        # At least a shard per worker; every worker sorts the split alike and reads only its own shards.
+        shards = split_shards(tft_output, scratch, min_shards=plan.cluster.workers, train=fn_args.train_files,
+                              eval=fn_args.eval_files)
         model, history = train_model(config, tft_output, fn_args.train_files, shards["train"], shards["eval"],
-                                     fn_args.model_run_dir)
+                                     run_dir, plan)
+        if not chief:
+            export_dir = tempfile.mkdtemp(prefix="trainer-worker-export-")
+            try:
+                export_model(model, tft_output, config, export_dir)
+            finally:
+                shutil.rmtree(export_dir, ignore_errors=True)
+            return
         probs, labels, tracks = predict_split(
             model, make_dataset(shards["eval"], tft_output, config, training=False, with_track_ids=True))
         scores = metrics.score(tracks, probs, labels)
@@ -407,8 +559,50 @@ def _train_and_export(fn_args: FnArgs, scratch: str) -> None:
                 f"{config.train.model}: eval split, clip level"), "plots")
         print(f"[train] eval split: segment accuracy {scores.segment_accuracy:.3f}, "
               f"clip accuracy {scores.clip_accuracy:.3f} ({scores.clips} clips)", flush=True)
-        signatures.export(model, tft_output, config, fn_args.serving_model_dir)
+        export_model(model, tft_output, config, fn_args.serving_model_dir)
         mlflow.log_artifacts(fn_args.serving_model_dir, "saved_model")
         with tf.io.gfile.GFile(os.path.join(os.path.dirname(fn_args.serving_model_dir), tracking.RUN_ID_FILE),
                                "w") as f:
             f.write(run.info.run_id)
+
+
+def export_model(model: keras.Model, tft_output: tft.TFTransformOutput, config: PipelineConfig, path: str) -> None:
+    """signatures.export of ``model``; a mixed-precision model is exported as its float32 copy
+    (:func:`float32_copy`), so the SavedModel computes and answers in float32 as every other export does."""
+    if config.train.mixed_precision != "none":
+        model = copy_model(model, float32=True)
+    signatures.export(model, tft_output, config, path)
+
+
+def copy_model(model: keras.Model, float32: bool = False) -> keras.Model:
+    """The same layers and weights as a plain model, outside any distribution strategy; ``float32``: with every
+    dtype policy float32 (a mixed-precision model as float32 layers).
+
+    Why a float32 copy for the export rather than a cast at the signature boundary: musicnn's serving graph
+    (musicnn.ServingBody) and the transform layer are float32 graphs; the float32 copy serves them as a model
+    trained without mixed precision does, at the weights' own precision (variables stay float32 under a
+    mixed policy).
+    """
+    config = _float32_config(model.get_config()) if float32 else model.get_config()
+    weights = model.get_weights()
+    previous = keras.mixed_precision.global_policy()
+    if float32:
+        keras.mixed_precision.set_global_policy("float32")
+    try:
+        copy = model.__class__.from_config(config)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    copy.set_weights(weights)
+    return copy
+
+
+def _float32_config(value):
+    """A layer or model config with each dtype policy replaced by float32."""
+    if isinstance(value, dict):
+        if value.get("class_name") in ("Policy", "DTypePolicy") and "name" in value.get("config", {}):
+            return "float32"
+        return {k: ("float32" if k == "dtype" and isinstance(v, str) and v.startswith("mixed_") else
+                    _float32_config(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_float32_config(v) for v in value]
+    return value

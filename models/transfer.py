@@ -35,7 +35,7 @@ def average_heads(model: keras.Model, body: keras.Model, heads: Sequence[keras.M
     embedding = body.output
     outputs = [keras.Model(head.inputs, head.outputs, name=f"head_{i}")(embedding)
                for i, head in enumerate(heads, start=1)]
-    return keras.Model(model.input, keras.layers.Average(name="probabilities")(outputs), name=model.name)
+    return keras.Model(model.input, keras.layers.Average(name="probabilities", dtype="float32")(outputs), name=model.name)
 
 
 def set_trainable(layers: Iterable[keras.layers.Layer], trainable: bool, *, train_batch_norm: bool = False) -> None:

@@ -204,6 +204,12 @@ class TrainConfig:
     # count) ** -class_balance, scaled to a mean of 1 (models/training.class_weights). 0: off;
     # 1: every genre weighs as much in total. The eval loss (early stopping) stays unweighted.
     class_balance: float = 0.0
+    # tf.distribute strategy (models/distribute.py): "one" (the default device), "mirrored" (local GPUs, or
+    # the logical CPU devices), "multi-worker" (TF_CONFIG), "tpu", "auto". batch_size is the global batch,
+    # split over the replicas.
+    strategy: str = "one"
+    # Keras mixed precision: "none" (float32), "bfloat16" or "float16"; the export keeps float32 signatures.
+    mixed_precision: str = "none"
 
 
 @dataclass

@@ -13,6 +13,7 @@ import math
 import os
 from typing import Callable, Optional
 
+from models.distribute import PRECISIONS, STRATEGIES
 from pipeline.beam_args import beam_args
 from pipeline.config import (DEFAULT_OUTPUT_DIR, GENRES, GROUPINGS, HASH_PROTOCOLS, MIN_SYNTHETIC_TRACKS, MODEL_TYPES,
                              SPLIT_PROTOCOLS, STOP_AFTER_PASSES, SYNTHETIC_STOP_ACCURACY, GateConfig, PathsConfig,
@@ -70,7 +71,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    f"{STOP_AFTER_PASSES} epochs in a row; 0: never (default: {SYNTHETIC_STOP_ACCURACY:g} on the "
                    "embedded synthetic set unless --epochs is given, which it learns in a few epochs; never on "
                    "--data-root, where the model's preset budget holds)")
-    g.add_argument("--batch-size", type=whole_number(1), default=d.train.batch_size, help="(default: %(default)s)")
+    g.add_argument("--batch-size", type=whole_number(1), default=d.train.batch_size,
+                   help="the global batch: examples per optimiser step over all replicas, split evenly over them "
+                   "(each of R replicas takes --batch-size / R) (default: %(default)s)")
     g.add_argument("--learning-rate", type=_positive,
                    help=f"(default: the model's preset: {d.train.learning_rate:g}; VGG's head 3e-3, EfficientNet 2e-3)")
     g.add_argument("--max-steps", type=whole_number(1),
@@ -98,6 +101,14 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--heads", type=whole_number(1, "1 is a single head"),
                    help="pretrained models: heads trained on the frozen body, each from its own seed, averaged in the "
                    "exported model (default: the model's preset: 5 for musicnn and lstm, else 1)")
+    g.add_argument("--strategy", choices=STRATEGIES, default=d.train.strategy,
+                   help="where the Trainer trains: one (the default device), mirrored (every local GPU, or the "
+                   "logical CPU devices without one), multi-worker (MultiWorkerMirroredStrategy from TF_CONFIG), "
+                   "tpu (TPUClusterResolver), auto (multi-worker when TF_CONFIG names 2+ workers, a TPU when one "
+                   "is found, mirrored with 2+ GPUs, else one); docs/distributed.md (default: %(default)s)")
+    g.add_argument("--mixed-precision", choices=PRECISIONS, default=d.train.mixed_precision,
+                   help="train in bfloat16 (TPU, recent CPUs and GPUs) or float16 (GPUs) with float32 "
+                   "weights, softmax and loss; the export keeps float32 signatures (default: %(default)s)")
     g = parser.add_argument_group("quality gate")
     g.add_argument("--min-accuracy", type=_fraction, default=d.gate.min_accuracy,
                    help="segment accuracy a model needs to be blessed (default: %(default)s)")
@@ -283,6 +294,7 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
                                     label_smoothing=(cfg.train.label_smoothing if args.label_smoothing is None
                                                      else args.label_smoothing),
                                     heads=cfg.train.heads if args.heads is None else args.heads,
+                                    strategy=args.strategy, mixed_precision=args.mixed_precision,
                                     stop_at_eval_accuracy=stop_at_eval_accuracy(args))
     cfg.gate = GateConfig(min_accuracy=args.min_accuracy, min_clip_accuracy=args.min_clip_accuracy,
                           max_accuracy_drop=args.max_accuracy_drop, min_test_clips=args.min_test_clips,

@@ -1,0 +1,189 @@
+"""Which tf.distribute strategy the Trainer trains under, and what it means for the input and the export.
+
+One job: turn ``train.strategy`` (``one``, ``mirrored``, ``multi-worker``, ``tpu``, ``auto``) and the machine
+(its GPUs, ``TF_CONFIG``, a TPU) into a :class:`Plan`: the strategy, this worker's index among the workers
+(it reads only its own canonical shards), whether it is the chief (only the chief writes the export that
+counts, MLflow and the run record), and whether batches need static shapes (TPU). How to run each one:
+docs/distributed.md.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # TensorFlow is imported where a strategy is made: the flags import this module's names
+    import tensorflow as tf
+
+STRATEGIES = ("one", "mirrored", "multi-worker", "tpu", "auto")
+PRECISIONS = ("none", "bfloat16", "float16")
+# Keras' global policy per --mixed-precision value.
+POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+# Where a TPU is asked for without naming one: TPU_NAME names a TPU node; a TPU VM has its chips locally.
+TPU_ENV = "TPU_NAME"
+TPU_VM_DEVICE = "/dev/accel0"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """This task's place in ``TF_CONFIG``: its worker index among ``workers`` (the chief counts as worker 0)."""
+
+    workers: int = 1
+    index: int = 0
+    is_chief: bool = True
+
+
+def cluster_from_tf_config(tf_config: Optional[str] = None) -> Cluster:
+    """This task in ``TF_CONFIG`` (the environment's unless given); one worker when it is unset.
+
+    The chief is the ``chief`` task when the cluster has one (Vertex AI's first worker pool), else worker 0
+    (TF's MultiWorkerMirroredStrategy convention); workers follow it in their index order.
+    """
+    text = os.environ.get("TF_CONFIG", "") if tf_config is None else tf_config
+    if not text.strip():
+        return Cluster()
+    try:
+        parsed = json.loads(text)
+        cluster, task = parsed.get("cluster", {}), parsed.get("task", {})
+        kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    except (ValueError, AttributeError, TypeError) as err:
+        raise ValueError(f"TF_CONFIG is not valid JSON with a cluster and a task ({err}); set it as "
+                         'TF_CONFIG=\'{"cluster": {"worker": ["host1:port", "host2:port"]}, '
+                         '"task": {"type": "worker", "index": 0}}\' (docs/distributed.md).') from None
+    chiefs, workers = len(cluster.get("chief", [])), len(cluster.get("worker", []))
+    if kind == "chief":
+        return Cluster(chiefs + workers, 0, True)
+    if kind != "worker":  # an evaluator or a parameter server trains nothing here
+        raise ValueError(f"TF_CONFIG names this task {kind!r}; MultiWorkerMirroredStrategy runs chief and worker "
+                         "tasks only.")
+    return Cluster(chiefs + workers, chiefs + index, chiefs == 0 and index == 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """The chosen strategy and what follows from it for this process."""
+
+    name: str  # one, mirrored, multi-worker, tpu: what "auto" resolved to
+    strategy: tf.distribute.Strategy
+    cluster: Cluster
+    static_shapes: bool  # training batches of exactly the global batch size (TPU)
+    devices: tuple[str, ...]
+
+    @property
+    def replicas(self) -> int:
+        return int(self.strategy.num_replicas_in_sync)
+
+    def per_replica_batch(self, global_batch: int) -> int:
+        """The examples each replica takes of a global batch (the last replica fewer when it does not divide)."""
+        if global_batch < self.replicas:
+            raise ValueError(f"--batch-size {global_batch} is the global batch, split over {self.replicas} "
+                             f"replicas ({self.name}): give at least one example per replica, --batch-size "
+                             f">= {self.replicas}.")
+        return -(-global_batch // self.replicas)
+
+    def describe(self, global_batch: int) -> str:
+        """One line for the Trainer's output."""
+        where = ", ".join(self.devices) if self.devices else "default device"
+        workers = (f"; worker {self.cluster.index} of {self.cluster.workers}"
+                   f"{' (chief)' if self.cluster.is_chief else ''}" if self.cluster.workers > 1 else "")
+        return (f"strategy {self.name}: {self.replicas} replica(s) on {where}{workers}; global batch "
+                f"{global_batch} = {self.per_replica_batch(global_batch)} per replica x {self.replicas}"
+                f"{'; static batch shapes' if self.static_shapes else ''}")
+
+
+def _gpus() -> list[str]:
+    import tensorflow as tf
+    return [d.name for d in tf.config.list_logical_devices("GPU")]
+
+
+def _cpus() -> list[str]:
+    import tensorflow as tf
+    return [d.name for d in tf.config.list_logical_devices("CPU")]
+
+
+def tpu_requested() -> bool:
+    """Whether this machine names or holds a TPU (checked before any resolver contacts a metadata server)."""
+    return bool(os.environ.get(TPU_ENV)) or os.path.exists(TPU_VM_DEVICE)
+
+
+def resolve_name(name: str, cluster: Cluster) -> str:
+    """``auto`` -> multi-worker when TF_CONFIG names 2+ workers, tpu when one is requested and found,
+    mirrored with 2+ GPUs, else one; other names as they are."""
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
+    if name != "auto":
+        return name
+    if cluster.workers > 1:
+        return "multi-worker"
+    if tpu_requested():
+        import tensorflow as tf
+        try:
+            _tpu_resolver()
+            return "tpu"
+        except (ValueError, RuntimeError, tf.errors.OpError):
+            pass
+    return "mirrored" if len(_gpus()) >= 2 else "one"
+
+
+def _tpu_resolver():
+    import tensorflow as tf
+    return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get(TPU_ENV) or "local")
+
+
+def _tpu_strategy() -> tf.distribute.Strategy:
+    import tensorflow as tf
+    try:
+        resolver = _tpu_resolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ValueError(f"--strategy tpu: no TPU found ({reason}). Run on a TPU VM, or set {TPU_ENV} to the TPU's "
+                         "name (docs/distributed.md), or choose another --strategy.") from None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def make_plan(name: str) -> Plan:
+    """The strategy ``name`` asks for on this machine; create it once per process, before any model.
+
+    ``mirrored`` uses every local GPU, or every logical CPU device when there is no GPU (one, unless
+    tf.config.set_logical_device_configuration split the CPU before TensorFlow started). ``multi-worker``
+    reads TF_CONFIG and must be created before TensorFlow runs any op in the process (TF's rule for
+    collectives), so the Trainer makes its plan first.
+    """
+    import tensorflow as tf
+    cluster = cluster_from_tf_config()
+    resolved = resolve_name(name, cluster)
+    if resolved == "multi-worker":
+        # Collectives over the network: each worker's devices plus the others'. The strategy reads TF_CONFIG.
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        devices = tuple(strategy.extended.worker_devices)
+    elif resolved == "mirrored":
+        devices = tuple(_gpus() or _cpus())
+        strategy = tf.distribute.MirroredStrategy(devices=list(devices))
+    elif resolved == "tpu":
+        strategy = _tpu_strategy()
+        devices = tuple(strategy.extended.worker_devices)
+    else:
+        cluster = Cluster()
+        strategy, devices = tf.distribute.get_strategy(), ()
+    if resolved != "multi-worker":
+        cluster = Cluster()
+    return Plan(resolved, strategy, cluster, static_shapes=needs_static_shapes(strategy), devices=devices)
+
+
+def needs_static_shapes(strategy: Optional["tf.distribute.Strategy"] = None) -> bool:
+    """Whether training batches must all have the global batch's shape: on a TPU (XLA compiles one shape).
+    ``strategy``: the current one (inside its scope) unless given."""
+    import tensorflow as tf
+    strategy = strategy or tf.distribute.get_strategy()
+    return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
+
+
+def set_precision(precision: str) -> None:
+    """Keras' global dtype policy for ``precision`` (``none``: float32); set before a model is built."""
+    if precision not in POLICIES:
+        raise ValueError(f"Unknown mixed precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    import tf_keras as keras
+    keras.mixed_precision.set_global_policy(POLICIES[precision])

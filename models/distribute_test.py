@@ -1,0 +1,149 @@
+"""Choosing the strategy (models/distribute.py) and the input rules that follow from it (models/training.py).
+
+Runs on the default device: the strategies over several devices or workers are trained in
+tests/test_distributed_training.py, each in processes of their own.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from models import canonical_order, distribute, training
+from models.canonical_order_test import segments_output, write_segments
+from models.training_test import _train
+
+
+def tf_config(workers: int, kind: str = "worker", index: int = 0, chief: bool = False) -> str:
+    cluster = {"worker": [f"host{i}:2222" for i in range(workers)]}
+    if chief:
+        cluster["chief"] = ["chief:2222"]
+    return json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}})
+
+
+def test_no_tf_config_is_one_worker_the_chief():
+    assert distribute.cluster_from_tf_config("") == distribute.Cluster(1, 0, True)
+
+
+@pytest.mark.parametrize("config,expected", [
+    (tf_config(2, index=0), distribute.Cluster(2, 0, True)),
+    (tf_config(2, index=1), distribute.Cluster(2, 1, False)),
+    (tf_config(2, index=0, chief=True), distribute.Cluster(3, 1, False)),
+    (tf_config(2, kind="chief", chief=True), distribute.Cluster(3, 0, True)),
+])
+def test_each_task_knows_its_worker_index_and_whether_it_is_the_chief(config, expected):
+    assert distribute.cluster_from_tf_config(config) == expected
+
+
+@pytest.mark.parametrize("text,message", [("{not json", "not valid JSON"),
+                                          (tf_config(2, kind="ps"), "chief and worker tasks only")])
+def test_a_bad_tf_config_is_refused_with_the_fix(text, message):
+    with pytest.raises(ValueError, match=message):
+        distribute.cluster_from_tf_config(text)
+
+
+def test_auto_picks_multi_worker_for_a_cluster_and_one_on_a_cpu_machine(monkeypatch):
+    monkeypatch.delenv(distribute.TPU_ENV, raising=False)
+    assert distribute.resolve_name("auto", distribute.cluster_from_tf_config(tf_config(2))) == "multi-worker"
+    assert distribute.resolve_name("auto", distribute.Cluster()) == ("mirrored" if len(
+        tf.config.list_logical_devices("GPU")) >= 2 else "one")
+    assert distribute.resolve_name("mirrored", distribute.Cluster()) == "mirrored"
+    with pytest.raises(ValueError, match="Unknown strategy"):
+        distribute.resolve_name("horovod", distribute.Cluster())
+
+
+def test_the_default_plan_is_the_default_strategy_and_says_so():
+    plan = distribute.make_plan("one")
+    assert plan.strategy is tf.distribute.get_strategy() and plan.replicas == 1 and not plan.static_shapes
+    assert plan.describe(32) == "strategy one: 1 replica(s) on default device; global batch 32 = 32 per replica x 1"
+
+
+def test_a_tpu_that_is_not_there_is_one_clear_error(monkeypatch):
+    monkeypatch.delenv(distribute.TPU_ENV, raising=False)
+    with pytest.raises(ValueError, match="--strategy tpu: no TPU found .*choose another --strategy"):
+        distribute.make_plan("tpu")
+
+
+def test_the_global_batch_needs_an_example_per_replica():
+    plan = distribute.Plan("mirrored", tf.distribute.get_strategy(), distribute.Cluster(), False, ())
+    object.__setattr__(plan, "strategy", type("Eight", (), {"num_replicas_in_sync": 8})())
+    assert plan.per_replica_batch(32) == 4
+    with pytest.raises(ValueError, match="--batch-size >= 8"):
+        plan.per_replica_batch(4)
+
+
+def test_precision_sets_the_keras_policy():
+    try:
+        distribute.set_precision("bfloat16")
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        with pytest.raises(ValueError, match="Unknown mixed precision"):
+            distribute.set_precision("int8")
+    finally:
+        distribute.set_precision("none")
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+# ----- the input under a strategy --------------------------------------------------------------
+@pytest.fixture
+def split(tmp_path):
+    """10 segments of 3 tracks in one canonical shard set."""
+    config = _train("cnn", batch_size=4)
+    kind, shape = config.features.kind, (32, 16)
+    write_segments(tmp_path / "part-0.gz", [(f"pop.{t:05d}", i, t % 3) for t in range(5) for i in range(2)],
+                   kind, shape)
+    tft_output = segments_output(kind, shape)
+    return config, tft_output, canonical_order.write_shards(str(tmp_path / "*.gz"), tft_output, str(tmp_path / "s"))
+
+
+def test_training_batches_carry_no_strings_and_are_not_auto_sharded(split):
+    config, tft_output, shards = split
+    ds = training.make_dataset(shards, tft_output, config, training=True)
+    assert all(spec.dtype != tf.string for spec in tf.nest.flatten(ds.element_spec))
+    assert ds.options().experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.OFF
+    scored = training.make_dataset(shards, tft_output, config, training=False, with_track_ids=True)
+    assert scored.element_spec[2].dtype == tf.string  # track ids only where clips are scored, on the host
+
+
+def test_static_shapes_drop_the_partial_training_batch_only(split):
+    config, tft_output, shards = split
+    sizes = [len(y) for _, y in training.make_dataset(shards, tft_output, config, training=True,
+                                                      static_shapes=True)]
+    assert sizes == [4, 4]  # 10 examples: the partial batch of 2 is dropped
+    assert [len(y) for _, y in training.make_dataset(shards, tft_output, config, training=False,
+                                                      static_shapes=True)] == [4, 4, 2]
+    assert [len(y) for _, y in training.make_dataset(shards, tft_output, config, training=True)] == [4, 4, 2]
+
+
+def test_a_split_smaller_than_one_global_batch_is_refused_under_static_shapes(split):
+    config, tft_output, shards = split
+    import dataclasses
+    big = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=16))
+    with pytest.raises(ValueError, match=r"holds 10 examples, fewer than one global batch of 16 .*at most 10"):
+        training.make_dataset(shards, tft_output, big, training=True, static_shapes=True)
+    training.make_dataset(shards, tft_output, big, training=True)  # dynamic shapes: one partial batch trains
+
+
+def test_even_steps_give_every_worker_full_batches_for_one_pass(split):
+    config, tft_output, shards = split
+    even = training.EvenSteps.of(shards, shards, 4)
+    assert (even.train, even.eval) == (3, 3)
+    fed = even.feed(training.make_dataset(shards, tft_output, config, training=False))
+    assert [len(y) for _, y in fed.take(5)] == [4] * 5
+
+
+def test_a_float32_copy_has_the_weights_and_float32_layers():
+    try:
+        distribute.set_precision("bfloat16")
+        inputs = keras.Input((6,))
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", dtype="float32")(
+            keras.layers.Dense(4)(inputs)), name="tiny")
+    finally:
+        distribute.set_precision("none")
+    assert model.layers[1].compute_dtype == "bfloat16"
+    copy = training.copy_model(model, float32=True)
+    assert {layer.compute_dtype for layer in copy.layers[1:]} == {"float32"} and copy.name == "tiny"
+    for a, b in zip(model.get_weights(), copy.get_weights()):
+        np.testing.assert_array_equal(a, b)
