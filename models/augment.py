@@ -28,12 +28,14 @@ masks every epoch, and inside a batch their order is not reproducible
 from __future__ import annotations
 
 import logging
+import math
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from models.features import dct_matrix
+from models.efficientat.log_mel import NORM_SCALE
+from models.features import KALDI_LOG_MEL, dct_matrix
 from pipeline.config import FeatureConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,9 @@ def gain_scale(feature_config: FeatureConfig, bin_std: np.ndarray) -> np.ndarray
         # A gain scales RMS and leaves chroma and the spectral shape alone: not an offset of every
         # statistic, so not modelled (0: no change); the ann preset turns the random gain off.
         return np.zeros(np.shape(bin_std), np.float32)
+    if feature_config.kind == KALDI_LOG_MEL:
+        # (ln(mel) + 4.5) / 5: a gain of 1 dB adds ln(10) / 10 to ln(mel); the kind is not z-scored (std 1).
+        per_db = math.log(10.0) / 10.0 / NORM_SCALE
     if feature_config.kind == "mfcc":
         per_bin = per_db * dct_matrix(feature_config.n_mels, feature_config.n_mfcc,
                                       feature_config.dct_norm).astype(np.float64).sum(axis=0)

@@ -27,7 +27,10 @@ import tensorflow as tf
 
 from pipeline.config import FeatureConfig
 
-KINDS = ("log_mel", "mfcc", "summary")
+KINDS = ("log_mel", "mfcc", "summary", "kaldi_log_mel")
+# EfficientAT's mn04 front end (models/efficientat/log_mel.py): fixed settings at 32 kHz, its own fixed scaling,
+# so FeatureConfig's STFT and log settings do not apply and Transform leaves it as it is (see is_zscored).
+KALDI_LOG_MEL = "kaldi_log_mel"
 LOGS = ("db", "log10_1p")
 PAD_MODES = {"constant": "CONSTANT", "reflect": "REFLECT", "symmetric": "SYMMETRIC"}
 # Mel filters per block of the block-sparse filterbank product (see _mel_blocks).
@@ -138,6 +141,9 @@ def _check(config: FeatureConfig) -> None:
         raise ValueError(f"features.pad_mode must be one of {tuple(PAD_MODES)}, not {config.pad_mode!r}.")
     if config.power <= 0:
         raise ValueError(f"features.power must be positive, not {config.power}.")
+    if config.kind == KALDI_LOG_MEL and config.frames is not None:
+        raise ValueError("features.kind 'kaldi_log_mel' keeps every frame of the segment: features.frames must be "
+                         f"None, not {config.frames}.")
     if config.kind == "summary" and (config.frames is not None or config.power != 2.0):
         raise ValueError("features.kind 'summary' summarises every frame of the power spectrum: it needs "
                          f"features.frames None and features.power 2, not {config.frames} and {config.power}.")
@@ -158,6 +164,10 @@ def output_shape(config: FeatureConfig, segment_samples: int) -> tuple[int, int]
     The "summary" kind is one row of statistics over all frames: (1, len(summary_names)).
     """
     _check(config)
+    if config.kind == KALDI_LOG_MEL:
+        from models.efficientat import log_mel as kaldi
+
+        return kaldi.num_frames(segment_samples), kaldi.N_MELS
     frames = num_frames(config, segment_samples)
     if config.kind == "summary":
         return 1, len(summary_names(config))
@@ -274,8 +284,28 @@ def compute(waveform: tf.Tensor, feature_config: FeatureConfig, sample_rate: int
     waveform = tf.convert_to_tensor(waveform, tf.float32)
     if waveform.shape.rank == 1:
         return compute(waveform[tf.newaxis], feature_config, sample_rate)[0]
-    fn = {"log_mel": log_mel, "mfcc": mfcc, "summary": summary}[feature_config.kind]
+    fn = {"log_mel": log_mel, "mfcc": mfcc, "summary": summary, KALDI_LOG_MEL: kaldi_log_mel}[feature_config.kind]
     return fn(waveform, feature_config, sample_rate)
+
+
+def is_zscored(config: FeatureConfig) -> bool:
+    """Whether Transform z-scores this kind per bin. Not the Kaldi log-mel: mn04 was trained on its own
+    fixed scaling ((log(mel + 1e-5) + 4.5) / 5), which a z-score would change and a regression undo only
+    approximately (models/preprocessing.normalisation_stats then reads mean 0 and std 1)."""
+    return config.kind != KALDI_LOG_MEL
+
+
+def kaldi_log_mel(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:
+    """float32 [batch, samples] at 32 kHz -> EfficientAT's log-mel [batch, frames, 128] (its frontend, transposed
+    to the project's [frames, bins] layout); ``config`` has no setting that applies to it."""
+    del config
+    from models.efficientat import frontend
+    from models.efficientat.log_mel import SAMPLE_RATE
+
+    if sample_rate != SAMPLE_RATE:
+        raise ValueError(f"features.kind 'kaldi_log_mel' is mn04's front end at {SAMPLE_RATE} Hz, not {sample_rate} "
+                         "Hz: use PipelineConfig().with_model('efficientat') audio settings.")
+    return tf.transpose(frontend(waveform), [0, 2, 1])
 
 
 # ----- per-segment summary statistics (the "summary" kind) ---------------------------------

@@ -64,7 +64,7 @@ def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]
     """
     config = PipelineConfig.from_json(custom_config["pipeline_config"])
     values = raw_features(_dense(inputs[AUDIO_KEY]), config)
-    outputs = {config.features.kind: normalise_per_bin(values)}
+    outputs = {config.features.kind: normalise_per_bin(values) if features.is_zscored(config.features) else values}
     for key in (LABEL_KEY, TRACK_ID_KEY, SEGMENT_INDEX_KEY):
         if key in inputs:
             outputs[key] = _dense(inputs[key])

@@ -65,13 +65,18 @@ def analyze_and_transform(config: PipelineConfig, rows: list[dict], work: str,
         return pickle.load(f), out_dir
 
 
-def untransformed(config: PipelineConfig, pcm: tf.Tensor) -> np.ndarray:
-    """The front end's features of PCM segments, each brought to features.level_dbfs in NumPy first."""
+def levelled(config: PipelineConfig, pcm: tf.Tensor) -> tf.Tensor:
+    """PCM segments as float32, each brought to features.level_dbfs in NumPy."""
     waveform = audio.decode_pcm16(pcm, config.audio.segment_samples).numpy().astype(np.float64)
     rms = np.sqrt(np.mean((waveform - waveform.mean(axis=1, keepdims=True)) ** 2, axis=1, keepdims=True))
     target = 10 ** (config.features.level_dbfs / 20)
     waveform *= target / np.maximum(rms, target * 10 ** (-config.features.max_level_gain_db / 20))
-    return features.compute(tf.constant(waveform, tf.float32), config.features, config.audio.sample_rate).numpy()
+    return tf.constant(waveform, tf.float32)
+
+
+def untransformed(config: PipelineConfig, pcm: tf.Tensor) -> np.ndarray:
+    """The front end's features of PCM segments, each brought to features.level_dbfs in NumPy first."""
+    return features.compute(levelled(config, pcm), config.features, config.audio.sample_rate).numpy()
 
 
 @pytest.mark.parametrize("kind,shape", [("log_mel", [1]), ("mfcc", [])])
@@ -114,3 +119,38 @@ def test_transform_normalises_per_bin_and_serves_from_audio_alone(kind, shape, t
     stats = preprocessing.normalisation_stats(tft_output, config)
     np.testing.assert_allclose(stats.mean, mean, rtol=1e-3, atol=1e-2)
     np.testing.assert_allclose(stats.std, std, rtol=1e-3)
+
+
+def test_kaldi_log_mel_is_mn04s_front_end_left_unscaled_and_served_as_transformed(tmp_path):
+    """efficientat's kind: EfficientAT's own front end (not copied, not z-scored) in Transform, and the serving
+    path (signatures.segment_features on the raw clip) feeds the model what Transform wrote for training."""
+    from models import signatures
+    from models.efficientat import frontend
+
+    config = PipelineConfig(audio=AudioConfig(sample_rate=32000, segment_seconds=0.25, hop_seconds=0.25),
+                            features=FeatureConfig(kind=features.KALDI_LOG_MEL))
+    rows = raw_examples(config, [1])
+    pcm = tf.constant([r["audio"][0] for r in rows])
+    transformed, transform_dir = analyze_and_transform(config, rows, str(tmp_path), [1])
+    frames, bins = features.output_shape(config.features, config.audio.segment_samples)
+    assert (frames, bins) == (25, 128)  # 7999 samples after pre-emphasis, hop 320; 128 Kaldi mel bands
+    expected = np.transpose(frontend(levelled(config, pcm)).numpy(), [0, 2, 1])
+    got = np.stack([np.asarray(t[features.KALDI_LOG_MEL], np.float32).reshape(frames, bins) for t in transformed])
+    order = [int(np.argmin([np.abs(g - e).max() for e in expected])) for g in got]
+    assert sorted(order) == list(range(len(rows)))
+    np.testing.assert_allclose(got, expected[order], atol=1e-4)
+    assert np.abs(got.reshape(-1, bins).mean(axis=0)).max() > 0.1  # not centred: mn04's fixed scale as it is
+
+    tft_output = tft.TFTransformOutput(transform_dir)
+    stats = preprocessing.normalisation_stats(tft_output, config)
+    np.testing.assert_allclose(stats.mean, 0.0, atol=1e-4)
+    np.testing.assert_allclose(stats.std, 1.0, atol=1e-4)
+
+    class Exported:  # what segment_features reads of the exported model: its transform layer
+        tft_layer = tft_output.transform_features_layer()
+
+    genre = GENRES[1]  # the second clip of raw_examples, sent whole at the model's rate
+    clip = render_track(genre, 0, seconds=0.75, sample_rate=32000, seed=1)
+    served = signatures.segment_features(Exported(), config, tf.constant(clip), tf.constant(32000)).numpy()
+    mine = [i for i, r in enumerate(rows) if r["track_id"][0] == f"{genre}.00000".encode()]
+    np.testing.assert_allclose(served, expected[mine], atol=1e-4)

@@ -12,16 +12,18 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tf_keras as keras
 
-from models import efficientnet, lstm, musicnn, vgg
+from models import efficientat_family, efficientnet, lstm, musicnn, vgg
 from models.ann import build_ann
 from models.cnn import build_cnn
 from pipeline.config import PipelineConfig
 
 Builder = Callable[..., keras.Model]  # (input_shape, num_classes, train, *, input_name) -> Model
 BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "lstm": lstm.build_lstm, "vgg": vgg.build_vgg, "ann": build_ann,
-                                "efficientnet": efficientnet.build_efficientnet, "musicnn": musicnn.build_musicnn}
+                                "efficientnet": efficientnet.build_efficientnet, "musicnn": musicnn.build_musicnn,
+                                "efficientat": efficientat_family.build_efficientat}
 # Families that can start from pretrained weights: their module's split_backbone / set_backbone_trainable.
-TRANSFER_FAMILIES = {"vgg": vgg, "efficientnet": efficientnet, "lstm": lstm, "musicnn": musicnn}
+TRANSFER_FAMILIES = {"vgg": vgg, "efficientnet": efficientnet, "lstm": lstm, "musicnn": musicnn,
+                     "efficientat": efficientat_family}
 # Families whose pretrained body is a musicnn checkpoint: MSD_vgg (whole, or its first blocks as the
 # LSTM's front end) or MSD_musicnn.
 MUSICNN_FAMILIES = ("vgg", "lstm", "musicnn")
@@ -50,12 +52,13 @@ def build_model(config: PipelineConfig, input_shape: Sequence[Optional[int]],
 def has_pretrained_backbone(config: PipelineConfig) -> bool:
     """Whether the family is trained in two phases (body frozen for ``frozen_epochs``, then fine-tuned).
 
-    The VGG, the LSTM (MSD_musicnn front end) and musicnn always (their weights ship with musicnn); EfficientNet
-    when it has weights (efficientnet.weights_source): from random initialisation it trains whole, in one phase.
+    The VGG, the LSTM (MSD_musicnn front end) and musicnn always (their weights ship with musicnn); efficientat
+    always (mn04_as, AudioSet); EfficientNet when it has weights (efficientnet.weights_source): from random
+    initialisation it trains whole, in one phase.
     """
     if config.train.model == "efficientnet":
         return efficientnet.is_pretrained(config.train)
-    return config.train.model in MUSICNN_FAMILIES
+    return config.train.model in (*MUSICNN_FAMILIES, "efficientat")
 
 
 def needs_input_stats(config: PipelineConfig) -> bool:
@@ -63,7 +66,7 @@ def needs_input_stats(config: PipelineConfig) -> bool:
 
     Only the musicnn-checkpoint families: their bodies were trained on musicnn's log10(1 + 10000 x) scale.
     EfficientNet's ImageNet body never saw spectrograms, so the z-scores mapped to pixels are as good
-    as any scale.
+    as any scale. efficientat's Kaldi log-mel is not z-scored at all (features.is_zscored).
     """
     return config.train.model in MUSICNN_FAMILIES
 

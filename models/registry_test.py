@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from models import blocks, efficientnet, features, registry, vgg
+from models import blocks, efficientat_family, efficientnet, features, registry, vgg
 from pipeline.config import GENRES, MODEL_TYPES, PipelineConfig
 
 
@@ -21,8 +21,10 @@ def test_every_configured_family_has_a_builder():
 
 @pytest.fixture
 def no_imagenet_weights(monkeypatch):
-    """EfficientNet decides like a machine without the ImageNet download, wherever the test runs."""
+    """EfficientNet decides like a machine without the ImageNet download, wherever the test runs; efficientat
+    keeps mn04's random weights (no release file needed)."""
     monkeypatch.setattr(efficientnet, "weights_source", lambda path: path)
+    monkeypatch.setattr(efficientat_family, "load_pretrained", lambda mn04, train: None)
 
 
 @pytest.mark.parametrize("family", MODEL_TYPES)
@@ -39,7 +41,8 @@ def test_build_model_follows_the_preset(family, no_imagenet_weights):
     assert model.output_shape == (None, len(GENRES))
     assert model.optimizer is None  # uncompiled: the trainer compiles
     musicnn = family in ("vgg", "lstm", "musicnn")  # a musicnn checkpoint: MSD_vgg (the VGG) or MSD_musicnn
-    assert registry.has_pretrained_backbone(config) == musicnn  # EfficientNet: not without weights
+    # EfficientNet: not without weights; efficientat always (mn04_as), its input never z-scored
+    assert registry.has_pretrained_backbone(config) == (musicnn or family == "efficientat")
     assert registry.needs_input_stats(config) == musicnn
     assert (blocks.UNDO_ZSCORE in [layer.name for layer in model.layers]) == musicnn
 

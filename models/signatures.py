@@ -150,8 +150,10 @@ def inference(model: keras.Model, graph: str = GRAPHS[0]) -> Inference:
     return lambda inputs: model(inputs, training=False)
 
 
-def _classify_clip(model: keras.Model, config: PipelineConfig, infer: Inference, waveform: tf.Tensor,
-                   sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
+def classify_clip(model: keras.Model, config: PipelineConfig, infer: Inference, waveform: tf.Tensor,
+                  sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
+    """serving_default's answer for one clip: its segments' scores (``infer`` on :func:`segment_features`, which
+    needs only ``model.tft_layer``), their mean, the best genre, the genres and the hop between segments."""
     segment_scores = infer(segment_features(model, config, waveform, sample_rate))
     scores = tf.reduce_mean(segment_scores, axis=0)
     genres = tf.constant(list(config.genres))
@@ -281,7 +283,7 @@ def make_signatures(model: keras.Model, config: PipelineConfig,
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
                                   tf.TensorSpec([], tf.int32, name="sample_rate")])
     def serve_waveform(waveform: tf.Tensor, sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
-        return _classify_clip(model, config, infer, waveform, sample_rate)
+        return classify_clip(model, config, infer, waveform, sample_rate)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
                                   tf.TensorSpec([], tf.int32, name="sample_rate")])
@@ -290,7 +292,7 @@ def make_signatures(model: keras.Model, config: PipelineConfig,
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="wav_bytes")])
     def serve_wav(wav_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        return _classify_clip(model, config, infer, *decode_wav(config, wav_bytes))
+        return classify_clip(model, config, infer, *decode_wav(config, wav_bytes))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(examples: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -34,7 +34,7 @@ SPLIT_PROTOCOLS: tuple[str, ...] = ("stratified", "hash", "fault-filtered", "fau
 HASH_PROTOCOLS: tuple[str, ...] = ("stratified", "hash")
 # What the hash and quota protocols keep together in one split (components/audio_example_gen/groups.py).
 GROUPINGS: tuple[str, ...] = ("album", "artist", "tag-album", "tag-artist", "track")
-MODEL_TYPES: tuple[str, ...] = ("cnn", "lstm", "vgg", "ann", "efficientnet", "musicnn")
+MODEL_TYPES: tuple[str, ...] = ("cnn", "lstm", "vgg", "ann", "efficientnet", "musicnn", "efficientat")
 
 # What each component reads: only these sections (with pipeline_name and genres) go into its
 # cache key, so a setting it does not read (a gate bar, the epochs) never re-runs it.
@@ -192,6 +192,9 @@ class TrainConfig:
     # EfficientNet: a Keras weights file for its body (e.g. efficientnetb0_notop.h5). None: Keras'
     # ImageNet download where the machine can fetch it, else random initialisation (models/efficientnet.py).
     backbone_weights: Optional[str] = None
+    # EfficientAT: mn04_as_mAP_432.pt. None: $GENRE_EFFICIENTAT_WEIGHTS, the cache, else the pinned download
+    # (models/efficientat/weights.weights_path).
+    efficientat_weights: Optional[str] = None
     # Training-only augmentation (never in the serving graph).
     spec_augment: bool = True
     freq_mask_param: int = 12
@@ -367,6 +370,13 @@ class PipelineConfig:
             # "EfficientNet"; tests/families.py SET_FOR). Not tuned with ImageNet weights.
             cfg.train = dataclasses.replace(cfg.train, lr_schedule="cosine", early_stopping_patience=None,
                                             learning_rate=2e-3, mixup_alpha=0.2)
+        elif model == "efficientat":
+            # mn04's own front end at 32 kHz (models/efficientat/log_mel.py; not z-scored by Transform), 3-s segments
+            # as every family; the heads alone on the frozen body's 384-d pooled embedding, five averaged and
+            # device views as musicnn's preset (not tuned on the real clips).
+            cfg.features = FeatureConfig(kind="kaldi_log_mel")
+            cfg.audio = dataclasses.replace(cfg.audio, sample_rate=32000, train_views=("device",))
+            cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, heads=5, learning_rate=3e-3)
         else:  # vgg, lstm, musicnn: musicnn's input (the VGG's body is MSD_vgg; the LSTM's front end and
             # musicnn's body are MSD_musicnn), so the pretrained filters see what they were trained on
             cfg.features = FeatureConfig(

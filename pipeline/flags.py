@@ -88,6 +88,9 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="efficientnet: Keras weights file of the EfficientNetB0 body (include_top=False), e.g. "
                    "efficientnetb0_notop.h5. Default: Keras' ImageNet download where possible, else random "
                    "initialisation (the run says so)")
+    g.add_argument("--efficientat-weights", metavar="PATH",
+                   help="efficientat: EfficientAT's mn04_as_mAP_432.pt (checked by size and sha256). Default: "
+                   "$GENRE_EFFICIENTAT_WEIGHTS, else the weights cache, else a one-time download of the release file")
     g.add_argument("--frozen-epochs", type=whole_number(0), default=d.train.frozen_epochs,
                    help="pretrained models: maximum epochs of the new head on the frozen body; fine-tuning gets the "
                    "rest of --epochs (default: %(default)s)")
@@ -225,7 +228,8 @@ def _smoothing(text: str) -> float:
     return value
 
 
-def _weights_file(path: Optional[str], on_this_machine: bool = True) -> Optional[str]:
+def _weights_file(path: Optional[str], on_this_machine: bool = True,
+                  flag: str = "--backbone-weights") -> Optional[str]:
     """--backbone-weights as an absolute path, refused at once (before TensorFlow loads) when no such file.
 
     For a pipeline compiled to run elsewhere (Kubeflow) the file is in the image or a bucket, not here:
@@ -235,13 +239,30 @@ def _weights_file(path: Optional[str], on_this_machine: bool = True) -> Optional
         return None
     if not on_this_machine:
         if "://" not in path and not os.path.isabs(path):
-            raise SystemExit(f"--backbone-weights {path}: give the path the Trainer sees in the image (absolute) "
+            raise SystemExit(f"{flag} {path}: give the path the Trainer sees in the image (absolute) "
                              "or a URI (gs://...), not a path relative to this machine.")
         return path
     if not os.path.isfile(path):
         raise SystemExit(f"--backbone-weights {path}: no such file. Pass a Keras weights file of EfficientNetB0 "
                          "without its top (efficientnetb0_notop.h5), or leave the flag out.")
     return os.path.abspath(path)
+
+
+def _efficientat_weights(args: argparse.Namespace, on_this_machine: bool = True) -> Optional[str]:
+    """The efficientat family's verified weights file, found (or downloaded once) before anything runs; a missing
+    or wrong file ends the run with the weights module's one paragraph. None for the other families, and for a
+    pipeline run elsewhere (Kubeflow) without the flag: its Trainer finds the file where it runs."""
+    if args.model != "efficientat":
+        return None
+    if not on_this_machine:
+        return _weights_file(args.efficientat_weights, on_this_machine, "--efficientat-weights")
+    from models.efficientat.weights import weights_path  # TensorFlow loads only for this family
+    from pipeline.errors import UserError
+
+    try:
+        return str(weights_path(explicit=args.efficientat_weights).resolve())
+    except UserError as error:
+        raise SystemExit(error.paragraph()) from None
 
 
 def stop_at_eval_accuracy(args: argparse.Namespace) -> Optional[float]:
@@ -289,6 +310,7 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
                                                             if args.finetune_learning_rate is None
                                                             else args.finetune_learning_rate),
                                     backbone_weights=_weights_file(args.backbone_weights, on_this_machine),
+                                    efficientat_weights=_efficientat_weights(args, on_this_machine),
                                     class_balance=(cfg.train.class_balance if args.class_balance is None
                                                    else args.class_balance),
                                     label_smoothing=(cfg.train.label_smoothing if args.label_smoothing is None

@@ -68,12 +68,16 @@ def round_channels(channels: float, divisor: int = 8) -> int:
     return rounded + divisor if rounded < 0.9 * channels else rounded
 
 
-@keras.saving.register_keras_serializable(package="efficientat")
-class HardSwish(keras.layers.Layer):
-    """x * relu6(x + 3) / 6 (torch.nn.Hardswish); Keras 2 has no built-in of this exact form."""
+def hard_swish(x: tf.Tensor, name: str) -> tf.Tensor:
+    """x * relu6(x + 3) / 6 (torch.nn.Hardswish) from built-in layers: x * clip(x / 6 + 0.5, 0, 1).
 
-    def call(self, inputs: tf.Tensor) -> tf.Tensor:
-        return inputs * tf.nn.relu6(inputs + 3.0) / 6.0
+    Keras 2 has no built-in of this exact form (its hard_sigmoid has slope 0.2), and a custom layer would
+    make a saved model unloadable (save_traces=False) by any process that has not imported this module:
+    TFMA's Evaluator loads the exported model with Keras.
+    """
+    gate = keras.layers.Rescaling(1.0 / 6.0, offset=0.5, name=name + "_gate_affine")(x)
+    gate = keras.layers.ReLU(max_value=1.0, name=name + "_gate")(gate)
+    return keras.layers.Multiply(name=name)([x, gate])
 
 
 @keras.saving.register_keras_serializable(package="efficientat")
@@ -95,7 +99,7 @@ def _name(prefix: str) -> str:
 
 
 def _activation(x: tf.Tensor, hardswish: bool, name: str) -> tf.Tensor:
-    return HardSwish(name=name)(x) if hardswish else keras.layers.ReLU(name=name)(x)
+    return hard_swish(x, name) if hardswish else keras.layers.ReLU(name=name)(x)
 
 
 def _conv_bn_act(x: tf.Tensor, prefix: str, filters: int, kernel: int, stride: int, *,
@@ -175,7 +179,7 @@ def build_mn04(*, waveform_input: bool = True, block_means: bool = False, num_cl
     stages.append(_conv_bn_act(stages[-1], f"features.{last}", stage_widths(width)[-1], 1, 1))
     features = keras.layers.GlobalAveragePooling2D(name="features")(stages[-1])
     hidden = _tag(keras.layers.Dense(HIDDEN_UNITS, name="classifier_2"), "classifier.2", "dense")(features)
-    hidden = HardSwish(name="hidden")(hidden)
+    hidden = hard_swish(hidden, "hidden")
     dropped = keras.layers.Dropout(dropout, name="classifier_dropout")(hidden)
     logits = _tag(keras.layers.Dense(num_classes, name="classifier_5"), "classifier.5", "dense")(dropped)
     outputs: dict[str, Any] = {"features": features, "hidden": hidden,

@@ -1,9 +1,10 @@
 """mn04's graph: shapes on noise with random weights (CI), parity with the reference implementation (../shared)."""
 import numpy as np
 import pytest
+import tf_keras as keras
 
 from models.efficientat import build_mn04, load_mn04_weights
-from models.efficientat.network import HardSwish, round_channels, stage_widths
+from models.efficientat.network import hard_swish, round_channels, stage_widths
 
 REFERENCE_STAGE_WIDTHS = [8, 8, 16, 16, 16, 16, 16, 32, 32, 32, 32, 48, 48, 64, 64, 64, 384]
 
@@ -34,7 +35,10 @@ def test_channel_rounding_keeps_within_ten_percent():
 
 def test_hardswish_is_torchs():
     x = np.array([-4.0, -3.0, -1.0, 0.0, 1.0, 3.0, 4.0], np.float32)
-    np.testing.assert_allclose(HardSwish()(x).numpy(), x * np.clip(x + 3, 0, 6) / 6)
+    inputs = keras.Input((x.size,))
+    layer = keras.Model(inputs, hard_swish(inputs, "hs"))
+    np.testing.assert_allclose(layer(x[None]).numpy()[0], x * np.clip(x + 3, 0, 6) / 6, atol=1e-6)
+    assert all(type(l).__module__.startswith("tf_keras") for l in layer.layers)  # loadable without this module
 
 
 @pytest.fixture(scope="module")
