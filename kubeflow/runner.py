@@ -20,9 +20,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import sys  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, Optional  # noqa: E402
 
-from kubeflow import beam, cluster, spec as spec_lib  # noqa: E402
+from kubeflow import beam, cluster, resources as resources_lib, spec as spec_lib  # noqa: E402
 from pipeline.config import PROJECT_ROOT, PipelineConfig  # noqa: E402
 from pipeline.flags import add_cli_arguments, config_from_args  # noqa: E402
 
@@ -36,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = parser.add_argument_group("kubeflow")
     g.add_argument("--image",
                    help="pipeline image for every step, pinned by tag or digest (REGISTRY/genre-pipeline:TAG)")
+    g.add_argument("--gpu-image",
+                   help="image of the steps given an accelerator by --resources, pinned by tag or digest "
+                        "(kubeflow/Dockerfile.gpu: REGISTRY/genre-pipeline-gpu:TAG)")
+    g.add_argument("--resources", action="append", default=[], metavar="STEP=cpu:N,memory:GB[,accelerator:T,count:N]",
+                   help="limits of one step's container, repeatable, e.g. Trainer=cpu:8,memory:32,"
+                        "accelerator:NVIDIA_TESLA_T4,count:1 (a step with an accelerator runs --gpu-image; "
+                        "several GPUs: add --strategy mirrored; docs/distributed.md)")
     g.add_argument("--output", default=DEFAULT_OUTPUT,
                    help=".json: PipelineJob (Vertex, kubeflow.schedule); .yaml: bare PipelineSpec "
                         "(default: %(default)s)")
@@ -53,9 +60,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.output_dir != parser.get_default("output_dir"):
         parser.error("--output-dir is a local folder; on Kubeflow everything goes under --pipeline-root "
                      "(pushed models: --serving-dir, default <pipeline-root>/serving/genre).")
-    if ":" not in args.image.rsplit("/", 1)[-1] and "@" not in args.image:
-        parser.error(f"--image {args.image} has no tag or digest; pin it (REGISTRY/genre-pipeline:TAG) so "
-                     "every run of the schedule uses the image it was compiled for.")
+    for flag, image in (("--image", args.image), ("--gpu-image", args.gpu_image)):
+        if image and ":" not in image.rsplit("/", 1)[-1] and "@" not in image:
+            parser.error(f"{flag} {image} has no tag or digest; pin it (REGISTRY/genre-pipeline:TAG) so "
+                         "every run of the schedule uses the image it was compiled for.")
+    try:
+        args.step_resources = resources_lib.parse_all(args.resources)
+    except ValueError as err:
+        parser.error(str(err))
+    accelerated = resources_lib.accelerated_steps(args.step_resources)
+    if accelerated and not args.gpu_image:
+        parser.error(f"--resources gives {', '.join(accelerated)} an accelerator, which the CPU image cannot use: "
+                     "build kubeflow/Dockerfile.gpu and pass it as --gpu-image REGISTRY/genre-pipeline-gpu:TAG.")
     return args
 
 
@@ -73,16 +89,30 @@ def kubeflow_config(args: argparse.Namespace) -> cluster.ClusterConfig:
     return dataclasses.replace(config, beam_args=beam_args)
 
 
-def compile_pipeline(config: PipelineConfig, image: str) -> dict[str, Any]:
-    """The PipelineJob dict for ``config``, fixed up and checked for local paths."""
+def compile_pipeline(config: PipelineConfig, image: str,
+                     step_resources: Optional[dict[str, resources_lib.StepResources]] = None,
+                     gpu_image: Optional[str] = None) -> dict[str, Any]:
+    """The PipelineJob dict for ``config``, fixed up and checked for local paths.
+
+    ``step_resources``: per-step limits (kubeflow/resources.py), applied as TFX platform configs; the steps
+    with an accelerator run ``gpu_image``.
+    """
     from tfx import v1 as tfx
 
     from pipeline.pipeline import create_pipeline
 
     pipeline = create_pipeline(config, config.paths.data_root or "", metadata_connection_config=None)
+    step_resources = step_resources or {}
+    try:
+        resources_lib.apply(pipeline, step_resources)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image))
     job = spec_lib.finalize(runner.run(pipeline, write_out=False), config.pipeline_root)
+    accelerated = resources_lib.accelerated_steps(step_resources)
+    if accelerated:
+        resources_lib.use_image(job["pipelineSpec"], accelerated, gpu_image)
     leaks = spec_lib.local_path_leaks(job)
     if leaks:
         raise SystemExit(f"error: the compiled spec names paths of this machine, which no pod can read: "
@@ -93,7 +123,7 @@ def compile_pipeline(config: PipelineConfig, image: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     config = kubeflow_config(args)
-    job = compile_pipeline(config, args.image)
+    job = compile_pipeline(config, args.image, args.step_resources, args.gpu_image)
     spec_lib.write(job, args.output)
     spec = job["pipelineSpec"]
     print(f"[kubeflow] wrote {args.output}: {len(spec['root']['dag']['tasks'])} tasks, image {args.image}, "

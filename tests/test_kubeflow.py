@@ -340,6 +340,77 @@ def test_dockerignore_keeps_outputs_and_git_out_of_the_image():
     assert not patterns & {"requirements.txt", "constraints.txt", "schemas", "models", "components", "pipeline"}
 
 
+
+# ----- resources, the GPU image, the strategy ------------------------------------------------
+
+GPU_IMAGE = "registry.example.com/genre/genre-pipeline-gpu:1.2.3"
+RESOURCES = ["--resources", "Trainer=cpu:8,memory:32,accelerator:NVIDIA_TESLA_T4,count:2",
+             "--resources", "Transform=cpu:4,memory:16"]
+
+
+@pytest.fixture(scope="module")
+def gpu_spec(tmp_path_factory) -> dict[str, Any]:
+    """A compile with per-step resources, the GPU image and the mirrored strategy, read back from its JSON file."""
+    output = tmp_path_factory.mktemp("kubeflow-gpu") / "genre-pipeline.json"
+    runner.main(BASE_ARGS + RESOURCES + ["--gpu-image", GPU_IMAGE, "--strategy", "mirrored",
+                                         "--mixed-precision", "float16", "--output", str(output)])
+    return json.loads(output.read_text())["pipelineSpec"]
+
+
+def test_the_compiled_spec_carries_each_steps_resources_and_the_gpu_image(gpu_spec):
+    trainer = executor(gpu_spec, "Trainer")["container"]
+    assert trainer["resources"] == {"cpuLimit": 8.0, "memoryLimit": 32.0,
+                                    "accelerator": {"type": "NVIDIA_TESLA_T4", "count": "2"}}
+    assert trainer["image"] == GPU_IMAGE
+    transform = executor(gpu_spec, "Transform")["container"]
+    assert transform["resources"] == {"cpuLimit": 4.0, "memoryLimit": 16.0} and transform["image"] == IMAGE
+    for task in COMPONENTS - {"Trainer", "Transform"}:
+        container = executor(gpu_spec, task)["container"]
+        assert "resources" not in container and container["image"] == IMAGE, task
+    train = json.loads(json.loads(parameter(gpu_spec, "Trainer", "custom_config"))["pipeline_config"])["train"]
+    assert (train["strategy"], train["mixed_precision"]) == ("mirrored", "float16")
+
+
+def test_the_default_compile_sets_no_resources(spec):
+    assert all("resources" not in e.get("container", {}) for e in spec["deploymentSpec"]["executors"].values())
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--resources", "Trainer=cpu:8,accelerator:NVIDIA_TESLA_T4"], "cannot use: build kubeflow/Dockerfile.gpu"),
+    (["--resources", "Trainer=gpus:2"], "is not one of cpu:VALUE"),
+    (["--resources", "Trainer=cpu:0"], "must be above 0"),
+    (["--resources", "Trainer=accelerator:RTX_4090,count:1"], "is not one of NVIDIA_TESLA_T4"),
+    (["--resources", "Trainer=cpu:2", "--resources", "Trainer=cpu:4"], "names Trainer twice"),
+    (["--resources", "Trainer"], "write STEP=cpu:N"),
+    (["--gpu-image", "registry.example.com/genre-gpu"], "--gpu-image registry.example.com/genre-gpu has no tag"),
+])
+def test_resource_flags_that_cannot_work_are_refused(extra, message, capsys):
+    with pytest.raises(SystemExit):
+        runner.parse_args(BASE_ARGS + extra)
+    assert message in capsys.readouterr().err
+
+
+def test_a_step_that_is_not_in_the_pipeline_is_refused():
+    args = runner.parse_args(BASE_ARGS + ["--resources", "Trainr=cpu:8"])
+    with pytest.raises(SystemExit, match="Trainr, not a step of the pipeline; steps: .*Trainer"):
+        runner.compile_pipeline(runner.kubeflow_config(args), IMAGE, args.step_resources)
+
+
+def test_the_gpu_dockerfile_is_the_cpu_image_plus_tensorflows_cuda_wheels():
+    cpu, gpu = ((PROJECT_ROOT / "kubeflow" / name).read_text() for name in ("Dockerfile", "Dockerfile.gpu"))
+
+    def instructions(text):
+        logical = re.sub(r"\\\n", " ", text)
+        return [" ".join(line.split()) for line in logical.splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+
+    extra = 'pip install "tensorflow[and-cuda]==2.21.0" -c constraints.txt'
+    assert [line.replace(f" && {extra}", "") for line in instructions(gpu)] == instructions(cpu)
+    assert extra in " ".join(instructions(gpu))
+    assert "tensorflow==2.21.0" in (PROJECT_ROOT / "constraints.txt").read_text().splitlines()
+    assert (PROJECT_ROOT / "kubeflow" / "Dockerfile.gpu.dockerignore").read_text().splitlines()[2:] == (
+        PROJECT_ROOT / "kubeflow" / "Dockerfile.dockerignore").read_text().splitlines()[2:]
+
 # ----- scheduling --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("cron", ["0 0 3 * * *", "0 30 2 * * MON-FRI", "0 */15 * * * ?", "0 0 0 1,15 JAN-JUN *",
