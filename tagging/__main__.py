@@ -5,6 +5,7 @@ Examples::
     python -m tagging /data/music --out tags/                      # newest pushed model, DirectRunner in-process
     python -m tagging 'gs://bucket/music/**/*.mp3' --out gs://bucket/tags/ --champion --mlflow-uri http://mlflow:5000
     python -m tagging /data/music --out tags/ --dask 10.0.0.5:8786  # a Dask cluster (docs/distributed.md)
+    python -m tagging /data/music --out tags/ --zero-shot           # no trained model: EfficientAT's AudioSet genres
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pipeline.config import MODEL_TYPES, PipelineConfig
 from pipeline.errors import UserError, find_user_error
 from tagging import model as model_lib
 from tagging import pipeline as tag_pipeline
+from tagging import zero_shot
 from pipeline import beam_args as runners
 
 
@@ -37,6 +39,12 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--champion", action="store_true",
                    help="the MLflow registry's 'champion' model (needs --mlflow-uri)")
     g.add_argument("--mlflow-uri", help="MLflow tracking URI for --champion")
+    g.add_argument("--zero-shot", action="store_true",
+                   help="no trained model: EfficientAT mn04's AudioSet genre classes (Blues, Classical music, ...) "
+                   "scored per segment and averaged, decoded at 32 kHz (tagging/zero_shot.py)")
+    g.add_argument("--efficientat-weights", metavar="PATH",
+                   help="--zero-shot: mn04_as_mAP_432.pt (default: $GENRE_EFFICIENTAT_WEIGHTS, the weights cache, "
+                   "else a one-time download)")
     g.add_argument("--model", choices=MODEL_TYPES, default=d.train.model,
                    help="family the model was trained as: sets the decode rate (VGG 16 kHz, else 22.05 kHz) "
                    "unless --champion reads it from the run (default: %(default)s)")
@@ -62,7 +70,13 @@ def parser() -> argparse.ArgumentParser:
 def _job(args: argparse.Namespace) -> tag_pipeline.TagJob:
     audio = PipelineConfig().with_model(args.model).audio
     audio = dataclasses.replace(audio, segment_seconds=args.segment_seconds, hop_seconds=args.segment_seconds)
-    if args.champion:
+    if args.zero_shot:
+        if args.champion or args.model_dir or args.version:
+            raise UserError("--zero-shot tags without a trained model, so it takes no --champion, --model-dir or "
+                            "--version.", where="tagging --zero-shot", fix="leave out either --zero-shot or those.")
+        audio = zero_shot.family_config(args.segment_seconds).audio
+        ref = zero_shot.model_ref(args.efficientat_weights)
+    elif args.champion:
         if not args.mlflow_uri:
             raise UserError("--champion needs the MLflow store.", where="tagging --champion",
                             fix="add --mlflow-uri URI (for a local run: "

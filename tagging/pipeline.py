@@ -27,7 +27,8 @@ from pipeline.config import AudioConfig
 from tagging import files as files_lib
 from pipeline import beam_args as runners
 from tagging import outputs
-from tagging.model import GenreSignatureHandler, ModelRef
+from tagging import zero_shot
+from tagging.model import ModelRef
 
 
 @dataclasses.dataclass
@@ -48,7 +49,7 @@ def build(pipeline: beam.Pipeline, chunks: list[list[tuple[str, str]]], job: Tag
     _ = (pipeline
          | "FileChunks" >> beam.Create(chunks)
          | "DecodeAndClassify" >> RunInference(
-             GenreSignatureHandler(job.model, job.audio, job.tf_threads).with_no_batching())
+             zero_shot.handler_for(job.model, job.audio, job.tf_threads).with_no_batching())
          | "ToRecord" >> beam.Map(outputs.to_record)
          | "WriteShards" >> beam.ParDo(outputs.WriteShards(shard_dir, job.flush_every)))
 
