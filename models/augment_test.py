@@ -121,6 +121,19 @@ def test_gain_on_the_waveform_is_the_offset_gain_scale_predicts():
     assert mfcc_scale[0] == pytest.approx(np.sqrt(128) / 2) and np.all(mfcc_scale[1:] == 0)
 
 
+def test_gain_on_the_waveform_moves_the_kaldi_log_mel_as_gain_scale_predicts():
+    """efficientat's (ln(mel + 1e-5) + 4.5) / 5: ln(10) / 50 a dB wherever the mel energy is well above 1e-5."""
+    config = FeatureConfig(kind=features.KALDI_LOG_MEL)
+    y = render_track("pop", 0, 1.0, 32000)
+    quiet = features.compute(tf.constant(y[None]), config, 32000).numpy()[0]
+    loud = features.compute(tf.constant(y[None] * 10 ** (4.0 / 20)), config, 32000).numpy()[0]
+    predicted = 4.0 * augment.gain_scale(config, np.ones(quiet.shape[-1]))
+    assert predicted[0] == pytest.approx(4.0 * np.log(10) / 50)
+    energetic = quiet > (np.log(1e-2) + 4.5) / 5  # mel energy above 1e-2: the offset is below 0.1 % of it
+    assert energetic.mean() > 0.3
+    np.testing.assert_allclose((loud - quiet)[energetic], np.broadcast_to(predicted, quiet.shape)[energetic], atol=2e-3)
+
+
 def test_band_shift_moves_each_example_by_a_whole_number_of_bins_edges_repeated():
     config = TrainConfig(spec_augment=False, random_gain_db=0.0, mixup_alpha=0.0, band_shift=3)
     x, out = augmented_features(config)

@@ -103,7 +103,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    "targets; default: the model's preset: 0.2 for musicnn, else 0)")
     g.add_argument("--heads", type=whole_number(1, "1 is a single head"),
                    help="pretrained models: heads trained on the frozen body, each from its own seed, averaged in the "
-                   "exported model (default: the model's preset: 5 for musicnn and lstm, else 1)")
+                   "exported model (default: the model's preset: 5 for musicnn, lstm and efficientat, else 1)")
     g.add_argument("--strategy", choices=STRATEGIES, default=d.train.strategy,
                    help="where the Trainer trains: one (the default device), mirrored (every local GPU, or the "
                    "logical CPU devices without one), multi-worker (MultiWorkerMirroredStrategy from TF_CONFIG), "

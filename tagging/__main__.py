@@ -46,7 +46,8 @@ def parser() -> argparse.ArgumentParser:
                    help="--zero-shot: mn04_as_mAP_432.pt (default: $GENRE_EFFICIENTAT_WEIGHTS, the weights cache, "
                    "else a one-time download)")
     g.add_argument("--model", choices=MODEL_TYPES, default=d.train.model,
-                   help="family the model was trained as: sets the decode rate (VGG 16 kHz, else 22.05 kHz) "
+                   help="family the model was trained as: sets the decode rate (VGG, LSTM, musicnn 16 kHz, efficientat "
+                   "32 kHz, else 22.05 kHz) "
                    "unless --champion reads it from the run (default: %(default)s)")
     g.add_argument("--segment-seconds", type=float, default=d.audio.segment_seconds,
                    help="the model's segment length: shorter files are quarantined as too_short (default: %(default)s)")

@@ -1,17 +1,26 @@
-"""The 16-kHz families on MSD-pretrained bodies (VGG, LSTM, musicnn) train on the synthetic set through the real
-pipeline and are accurate on held-out tracks: the same bars and protocol as tests/test_model_families_e2e.py
-(helpers in tests/families.py). They share one input format, so one ExampleGen and Transform run serves all
-three; this module runs beside the 22.05-kHz one under pytest-xdist.
+"""The families on pretrained bodies train on the synthetic set through the real pipeline and are accurate on
+held-out tracks: the same bars and protocol as tests/test_model_families_e2e.py (helpers in tests/families.py).
+The 16-kHz ones on MSD bodies (VGG, LSTM, musicnn) share one input format, so one ExampleGen and Transform run
+serves all three; efficientat (EfficientAT mn04, AudioSet) ingests at 32 kHz in the same output folder. This
+module runs beside the 22.05-kHz one under pytest-xdist.
 
-For musicnn the raw-audio `serving_default` signature is also checked against `from_examples` on a
-held-out clip; the VGG and the LSTM take the same features at the same rate through the same signatures code
-(models/signatures.py).
+For musicnn and efficientat the raw-audio `serving_default` signature is also checked against `from_examples`
+on a held-out clip; the VGG and the LSTM take musicnn's features at the same rate through the same signatures
+code (models/signatures.py).
+
+efficientat trains on the release weights read from ../shared/models/efficientat (through the environment
+variable, as a user may set it) and skips, naming the folder, where they are absent: mn04 with random weights
+says nothing about the family, and the checks of its graph, split, export and zero-shot tagger need no file
+(models/efficientat_family_test.py, models/registry_test.py, tagging/zero_shot_test.py).
 """
 from __future__ import annotations
 
 import pytest
 
+from conftest import ROOT
 from tests.families import assert_family_generalises
+
+EFFICIENTAT_WEIGHTS = ROOT.parent / "shared" / "models" / "efficientat" / "mn04_as_mAP_432.pt"
 
 
 @pytest.fixture(scope="module")
@@ -22,3 +31,11 @@ def output_dir(tmp_path_factory) -> str:
 @pytest.mark.parametrize("model", ["vgg", "lstm", "musicnn"])
 def test_family_generalises_to_held_out_tracks(model, output_dir):
     assert_family_generalises(model, output_dir)
+
+
+def test_efficientat_generalises_to_held_out_tracks(output_dir, monkeypatch):
+    if not EFFICIENTAT_WEIGHTS.is_file():
+        pytest.skip(f"{EFFICIENTAT_WEIGHTS.name} not found in {EFFICIENTAT_WEIGHTS.parent} (the release weights are "
+                    "never part of the repository)")
+    monkeypatch.setenv("GENRE_EFFICIENTAT_WEIGHTS", str(EFFICIENTAT_WEIGHTS))
+    assert_family_generalises("efficientat", output_dir)
