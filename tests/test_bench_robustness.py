@@ -115,7 +115,10 @@ def test_limit_and_records_take_the_clips_the_run_ingested(model_base, data_root
                        SplitConfig(protocol="hash", ratios=(0.34, 0.33, 0.33), salt="another"), GENRES)
     records = [t.record(status=INGESTED, segments=2, seconds=6.0) for t in tasks]
     uri = tmp_path / "run" / "pipeline_root" / "AudioExampleGen" / "quarantine" / "7"
-    write_report(str(uri), records, summarize(records, 1.0, GENRES, data_root=str(data_root), split_protocol="hash"))
+    files_jsonl = tmp_path / "files.jsonl"  # as Beam writes it
+    files_jsonl.write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_report(str(uri), str(files_jsonl), summarize(records, 1.0, GENRES, data_root=str(data_root),
+                                                       split_protocol="hash"))
     held_out = sorted(r["track_id"] for r in records if r["split"] == "test")
     robustness.main(["--model-dir", model_base, "--family", "stand-in", "--clips-from", str(tmp_path / "run"),
                      "--splits", "test", "--limit", "1", "--save", str(tmp_path / "a.json"), "--no-write"])
