@@ -25,6 +25,7 @@ import scipy.fft
 import scipy.signal
 import tensorflow as tf
 
+from models.efficientat import log_mel as efficientat_front_end
 from pipeline.config import FeatureConfig
 
 KINDS = ("log_mel", "mfcc", "summary", "kaldi_log_mel")
@@ -165,9 +166,7 @@ def output_shape(config: FeatureConfig, segment_samples: int) -> tuple[int, int]
     """
     _check(config)
     if config.kind == KALDI_LOG_MEL:
-        from models.efficientat import log_mel as kaldi
-
-        return kaldi.num_frames(segment_samples), kaldi.N_MELS
+        return efficientat_front_end.num_frames(segment_samples), efficientat_front_end.N_MELS
     frames = num_frames(config, segment_samples)
     if config.kind == "summary":
         return 1, len(summary_names(config))
@@ -299,13 +298,10 @@ def kaldi_log_mel(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) 
     """float32 [batch, samples] at 32 kHz -> EfficientAT's log-mel [batch, frames, 128] (its frontend, transposed
     to the project's [frames, bins] layout); ``config`` has no setting that applies to it."""
     del config
-    from models.efficientat import frontend
-    from models.efficientat.log_mel import SAMPLE_RATE
-
-    if sample_rate != SAMPLE_RATE:
-        raise ValueError(f"features.kind 'kaldi_log_mel' is mn04's front end at {SAMPLE_RATE} Hz, not {sample_rate} "
-                         "Hz: use PipelineConfig().with_model('efficientat') audio settings.")
-    return tf.transpose(frontend(waveform), [0, 2, 1])
+    if sample_rate != efficientat_front_end.SAMPLE_RATE:
+        raise ValueError(f"features.kind 'kaldi_log_mel' is mn04's front end at {efficientat_front_end.SAMPLE_RATE} "
+                         f"Hz, not {sample_rate} Hz: use PipelineConfig().with_model('efficientat') audio settings.")
+    return tf.transpose(efficientat_front_end.frontend(waveform), [0, 2, 1])
 
 
 # ----- per-segment summary statistics (the "summary" kind) ---------------------------------

@@ -14,6 +14,7 @@ from tensorflow.python.framework import op_def_registry
 
 from conftest import shared_manifest
 from models import features
+from models.efficientat import frontend as efficientat_frontend
 from pipeline.config import GENRES, FeatureConfig, PipelineConfig
 from synthetic.generator import render_track
 
@@ -317,3 +318,17 @@ def test_real_clips_match_musicnn_recipe(shared_gtzan):
 def test_real_clips_summary_matches_librosa(shared_gtzan):
     data = real_segments(shared_gtzan)
     assert_summary_matches(np.stack([d[1] for d in data]), SR, [d[0] for d in data])
+
+
+def test_kaldi_log_mel_is_efficientats_front_end_in_the_projects_layout_and_core_ops():
+    config = FeatureConfig(kind=features.KALDI_LOG_MEL)
+    clip = render_track("jazz", 0, 3.0, 32000)
+    got = features.compute(tf.constant(clip), config, 32000).numpy()
+    assert got.shape == features.output_shape(config, clip.size) == (300, 128)
+    np.testing.assert_array_equal(got, efficientat_frontend(tf.constant(clip[None])).numpy()[0].T)
+    fn = tf.function(lambda w: features.compute(w, config, 32000), input_signature=[tf.TensorSpec([None, 96000])])
+    assert_core_ops_only(fn.get_concrete_function())
+    with pytest.raises(ValueError, match="32000 Hz, not 22050 Hz"):
+        features.compute(tf.constant(clip), config, 22050)
+    with pytest.raises(ValueError, match="frames must be None"):
+        features.output_shape(FeatureConfig(kind=features.KALDI_LOG_MEL, frames=100), clip.size)
