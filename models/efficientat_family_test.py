@@ -97,6 +97,6 @@ def test_the_flag_is_checked_before_anything_runs(tmp_path, monkeypatch):
         config_from_args(parser.parse_args(["--model", "efficientat"]))
     other = config_from_args(parser.parse_args(["--model", "musicnn", "--efficientat-weights", missing]))
     assert other.train.efficientat_weights is None  # read by the efficientat family only
-    kubeflow = config_from_args(parser.parse_args(["--model", "efficientat", "--efficientat-weights", "/image/mn04.pt"]),
-                                on_this_machine=False)
+    image_path = ["--model", "efficientat", "--efficientat-weights", "/image/mn04.pt"]
+    kubeflow = config_from_args(parser.parse_args(image_path), on_this_machine=False)
     assert kubeflow.train.efficientat_weights == "/image/mn04.pt"  # checked where the Trainer runs

@@ -21,7 +21,8 @@ from tagging import outputs, zero_shot
 from tagging.__main__ import main
 
 WEIGHTS = ROOT.parent / "shared" / "models" / "efficientat" / "mn04_as_mAP_432.pt"
-FILES = {"blues/a.wav": ("blues", 22050, 7.0), "metal/b.flac": ("metal", 44100, 4.0), "jazz/c.wav": ("jazz", 32000, 3.5)}
+FILES = {"blues/a.wav": ("blues", 22050, 7.0), "metal/b.flac": ("metal", 44100, 4.0),
+         "jazz/c.wav": ("jazz", 32000, 3.5)}  # path: (genre, sample rate, seconds)
 
 
 @pytest.fixture(scope="module")
