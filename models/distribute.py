@@ -166,7 +166,6 @@ def make_plan(name: str) -> Plan:
         strategy = _tpu_strategy()
         devices = tuple(strategy.extended.worker_devices)
     else:
-        cluster = Cluster()
         strategy, devices = tf.distribute.get_strategy(), ()
     if resolved != "multi-worker":
         cluster = Cluster()

@@ -5,7 +5,9 @@ tests/test_distributed_training.py, each in processes of their own.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -68,8 +70,8 @@ def test_a_tpu_that_is_not_there_is_one_clear_error(monkeypatch):
 
 
 def test_the_global_batch_needs_an_example_per_replica():
-    plan = distribute.Plan("mirrored", tf.distribute.get_strategy(), distribute.Cluster(), False, ())
-    object.__setattr__(plan, "strategy", type("Eight", (), {"num_replicas_in_sync": 8})())
+    eight_replicas = SimpleNamespace(num_replicas_in_sync=8)
+    plan = distribute.Plan("mirrored", eight_replicas, distribute.Cluster(), False, ())
     assert plan.per_replica_batch(32) == 4
     with pytest.raises(ValueError, match="--batch-size >= 8"):
         plan.per_replica_batch(4)
@@ -119,7 +121,6 @@ def test_static_shapes_drop_the_partial_training_batch_only(split):
 
 def test_a_split_smaller_than_one_global_batch_is_refused_under_static_shapes(split):
     config, tft_output, shards = split
-    import dataclasses
     big = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=16))
     with pytest.raises(ValueError, match=r"holds 10 examples, fewer than one global batch of 16 .*at most 10"):
         training.make_dataset(shards, tft_output, big, training=True, static_shapes=True)

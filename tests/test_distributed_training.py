@@ -51,7 +51,7 @@ def trainer(data: dict[str, str], work: Path, *, model: str = "cnn", strategy: s
             "--data", os.path.dirname(data["transform"]), "--out", str(work / "serving" / "1"),
             "--run-dir", str(work / "run"), "--model", model, "--strategy", strategy,
             "--mixed-precision", precision, "--logical-cpus", str(logical_cpus),
-            "--mlflow-uri", f"sqlite:///{work.parent / 'mlflow.db'}", "--answers", str(work / "answers.npz")]
+            "--mlflow-uri", f"sqlite:///{work / 'mlflow.db'}", "--answers", str(work / "answers.npz")]
     work.mkdir(parents=True, exist_ok=True)
     log = open(work / f"{name}.log", "w")
     return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_nice, cwd=ROOT)
@@ -142,3 +142,11 @@ def test_mixed_precision_exports_float32_signatures_answering_as_its_weights(pre
     np.testing.assert_allclose(exported, answers["float32"], atol=EXPORT_ATOL, rtol=0)
     # ... and the mixed-precision model itself answers within its precision of it.
     np.testing.assert_allclose(answers["probabilities"], answers["float32"], atol=atol, rtol=0)
+
+
+def test_a_seed_repeats_a_run_exactly_with_the_default_strategy(data, tmp_path):
+    runs = [trainer(data, tmp_path / f"run-{k}") for k in range(2)]
+    for k, process in enumerate(runs):
+        assert "strategy one: 1 replica(s) on default device" in finished(process, tmp_path / f"run-{k}" / "trainer.log")
+    first, second = (np.load(tmp_path / f"run-{k}" / "answers.npz") for k in range(2))
+    np.testing.assert_array_equal(first["probabilities"], second["probabilities"])
