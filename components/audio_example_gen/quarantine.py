@@ -86,8 +86,9 @@ def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Se
     reason, truncated, cut, ignored) hold the first :data:`LISTED_AT_MOST` by path, each with
     its exact count beside it (``<name>_count``, ``excluded_counts``). ``groups`` counts the
     distinct split groups (groups.py) per split and per genre and split. ``audio_seconds``
-    is the decoded length, at the target rate, of the ingested files;
-    ``audio_seconds_per_wall_second`` divides it by the wall time of the Beam pipeline.
+    is the length of the ingested tracks and ``audio_seconds_per_wall_second`` divides it by
+    the wall time of the Beam pipeline; ``decoded_seconds`` is what was decoded of them, less
+    than ``audio_seconds`` where only a long track's kept windows were read (audio.py).
     ``warnings`` starts empty (checks.warnings fills it). Memory: the group keys of the
     ingested tracks (a set per split), not the records.
     """
@@ -100,7 +101,7 @@ def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Se
     excluded: dict[str, FirstNames] = defaultdict(FirstNames)
     bad, truncated, cut = FirstNames(), FirstNames(), FirstNames()
     reasons: Counter = Counter()
-    audio_seconds, view_segments = 0.0, 0
+    audio_seconds, decoded_seconds, view_segments = 0.0, 0.0, 0
     for r in records:
         status[r["status"]] += 1
         if r["status"] == INGESTED:
@@ -114,6 +115,7 @@ def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Se
             groups_in[split].add(group)
             groups_in_genre[genre, split].add(group)
             audio_seconds += r["seconds"]
+            decoded_seconds += r.get("decoded_seconds", r["seconds"])
             view_segments += r.get("view_segments", 0)
             if r.get("truncated"):
                 truncated.add(r["path"])
@@ -151,6 +153,7 @@ def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Se
         "ignored_non_audio_files_count": ignored.count,
         "warnings": [],
         "audio_seconds": round(audio_seconds, 3),
+        "decoded_seconds": round(decoded_seconds, 3),
         "view_segments": view_segments,
         "wall_seconds": round(wall_seconds, 3),
         "audio_seconds_per_wall_second": round(audio_seconds / wall_seconds, 1) if wall_seconds > 0 else None,

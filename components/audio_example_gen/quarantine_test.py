@@ -87,3 +87,12 @@ def test_tag_fallbacks_are_counted_and_warned():
     summary = quarantine.summarize(records(), 1.0, GENRES, group_by="tag-album", group_fallbacks=7)
     assert summary["group_fallbacks"] == 7
     assert any(w.startswith("7 files have no album tag") for w in checks.warnings(summary, GENRES, 3))
+
+
+def test_decoded_seconds_count_only_the_windows_of_a_long_track():
+    whole = {"path": "rock/a.wav", "genre": GENRES[0], "track_id": "a", "group": "a", "split": "train",
+             "status": "ingested", "reason": "", "detail": "", "segments": 10, "seconds": 30.0, "truncated": False}
+    windowed = {**whole, "path": "rock/b.flac", "track_id": "b", "group": "b", "seconds": 240.0,
+                "decoded_seconds": 61.2}
+    summary = quarantine.summarize([whole, windowed], 1.0, GENRES)
+    assert (summary["audio_seconds"], summary["decoded_seconds"]) == (270.0, 91.2)
