@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -148,3 +151,24 @@ def test_a_float32_copy_has_the_weights_and_float32_layers():
     assert {layer.compute_dtype for layer in copy.layers[1:]} == {"float32"} and copy.name == "tiny"
     for a, b in zip(model.get_weights(), copy.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+# ----- the flags --------------------------------------------------------------------------------
+def test_the_flags_reach_the_training_config_and_a_wrong_value_is_refused(capsys):
+    import local_runner
+    from pipeline.flags import config_from_args
+
+    train = config_from_args(local_runner.parse_args(["--strategy", "mirrored", "--mixed-precision", "bfloat16"])).train
+    assert (train.strategy, train.mixed_precision) == ("mirrored", "bfloat16")
+    default = config_from_args(local_runner.parse_args([])).train
+    assert (default.strategy, default.mixed_precision) == ("one", "none")
+    with pytest.raises(SystemExit) as exit_info:
+        local_runner.parse_args(["--strategy", "horovod"])
+    assert exit_info.value.code == 2 and "invalid choice: 'horovod'" in capsys.readouterr().err
+
+
+def test_the_flags_import_no_tensorflow():
+    code = "import sys, pipeline.flags; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.strip() == "False"  # --help and the early refusals stay fast
