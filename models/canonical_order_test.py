@@ -38,6 +38,16 @@ def segments_output(kind: str = KIND, shape: tuple[int, int] = SHAPE) -> SimpleN
 SEGMENTS = [(f"jazz.{t:05d}", i, t % 4) for t in range(40) for i in range(5)]
 
 
+def tiny_shards(folder, genre: str, tracks: int, segments_per_track: int, kind: str, shape: tuple[int, int],
+                min_shards: int = 1):
+    """(tft_output, shards) of ``tracks`` x ``segments_per_track`` segments, labels cycling over 3 classes."""
+    write_segments(folder / "part-0.gz", [(f"{genre}.{t:05d}", i, t % 3) for t in range(tracks)
+                                          for i in range(segments_per_track)], kind, shape)
+    tft_output = segments_output(kind, shape)
+    return tft_output, canonical_order.write_shards(str(folder / "*.gz"), tft_output, str(folder / "shards"),
+                                                    min_shards=min_shards)
+
+
 def _keys(records) -> list[tuple[bytes, int]]:
     spec = {"track_id": tf.io.FixedLenFeature([], tf.string), "segment_index": tf.io.FixedLenFeature([], tf.int64)}
     parsed = [tf.io.parse_single_example(r, spec) for r in records]

@@ -17,8 +17,8 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from models import canonical_order, distribute, training
-from models.canonical_order_test import segments_output, write_segments
+from models import distribute, training
+from models.canonical_order_test import tiny_shards
 from models.training_test import _train
 
 
@@ -96,11 +96,7 @@ def test_precision_sets_the_keras_policy():
 def split(tmp_path):
     """10 segments of 3 tracks in one canonical shard set."""
     config = _train("cnn", batch_size=4)
-    kind, shape = config.features.kind, (32, 16)
-    write_segments(tmp_path / "part-0.gz", [(f"pop.{t:05d}", i, t % 3) for t in range(5) for i in range(2)],
-                   kind, shape)
-    tft_output = segments_output(kind, shape)
-    return config, tft_output, canonical_order.write_shards(str(tmp_path / "*.gz"), tft_output, str(tmp_path / "s"))
+    return (config, *tiny_shards(tmp_path, "pop", 5, 2, config.features.kind, (32, 16)))
 
 
 def test_training_batches_carry_no_strings_and_are_not_auto_sharded(split):

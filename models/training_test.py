@@ -10,7 +10,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from models import canonical_order, training
-from models.canonical_order_test import segments_output, write_segments
+from models.canonical_order_test import segments_output, tiny_shards, write_segments
 from pipeline.config import PipelineConfig
 
 
@@ -282,12 +282,7 @@ def test_a_seed_repeats_training_batches_whatever_order_transform_wrote(tmp_path
 def test_a_worker_reads_its_own_shards(tmp_path):
     """shard_index/num_shards: the workers' plain datasets together hold every segment once."""
     config = _train("cnn", batch_size=4)
-    kind, shape = config.features.kind, (32, 16)
-    write_segments(tmp_path / "part-0.gz", [(f"rock.{t:05d}", i, t % 3) for t in range(8) for i in range(3)],
-                   kind, shape)
-    tft_output = segments_output(kind, shape)
-    shards = canonical_order.write_shards(str(tmp_path / "*.gz"), tft_output, str(tmp_path / "shards"),
-                                          min_shards=2)
+    tft_output, shards = tiny_shards(tmp_path, "rock", 8, 3, config.features.kind, (32, 16), min_shards=2)
     assert len(shards.paths) >= 2
 
     def tracks(**worker):
