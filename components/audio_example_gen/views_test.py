@@ -151,4 +151,4 @@ def test_the_run_summary_says_how_many_view_segments_were_added(capsys):
 def test_help_names_each_presets_views_and_families():
     from pipeline.flags import _preset_views_text
 
-    assert _preset_views_text() == "device for cnn, musicnn, else none"  # PRESET_VIEWS: cnn and musicnn train on device
+    assert _preset_views_text() == "device for cnn, musicnn, efficientat, else none"  # the presets with device views
