@@ -54,4 +54,8 @@ def test_efficientnet_from_random_initialisation_generalises_in_one_phase_and_se
         lines = [line for line in f if line.startswith("[train] ")]
     assert sum("efficientnet: random initialisation" in line for line in lines) == 1, lines
     assert not any(line.startswith("[train] head:") for line in lines), lines  # no frozen phase
-    assert any(f"epoch {EPOCHS['efficientnet']}/{EPOCHS['efficientnet']}" in line for line in lines), lines
+    # One phase: epochs 1, 2, ... of the whole budget, ended by the budget or by the stop rule's own line.
+    epochs = [line.split()[2] for line in lines if line.startswith("[train] epoch ")]
+    budget = EPOCHS["efficientnet"]
+    assert epochs == [f"{k}/{budget}" for k in range(1, len(epochs) + 1)], lines
+    assert len(epochs) == budget or any("stopping here (the data set is learnt" in line for line in lines), lines
