@@ -147,7 +147,7 @@ def require_one_batch(records: tf.data.Dataset, batch_size: int, shard_index: in
     """Refuse a split that static batch shapes would leave empty (fewer records than one global batch).
 
     Reads at most ``batch_size`` records."""
-    found = int(records.take(batch_size).reduce(np.int64(0), lambda n, _: n + 1))
+    found = _count(records.take(batch_size))
     if found < batch_size:
         whose = f"worker {shard_index} of {num_shards}'s share of " if num_shards > 1 else ""
         raise ValueError(
@@ -279,7 +279,12 @@ class EvenSteps:
 
 def count_records(shards: CanonicalShards) -> int:
     """Examples in every shard of a split (each worker holds them all: it sorted the whole split)."""
-    return int(shards.records().reduce(np.int64(0), lambda n, _: n + 1))
+    return _count(shards.records())
+
+
+def _count(records: tf.data.Dataset) -> int:
+    """Elements of a dataset, read through once."""
+    return int(records.reduce(np.int64(0), lambda n, _: n + 1))
 
 
 def _fit_args(train: tf.data.Dataset, validation: tf.data.Dataset, even: Optional[EvenSteps]) -> dict:
