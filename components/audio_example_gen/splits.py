@@ -218,11 +218,11 @@ def _group_splits(tracks: Sequence[Track], protocol: str, salt: str, ratios: Seq
             groups_in[genre].append(group)
     by_hash = {g for g, genres in genres_of.items() if len(genres) > 1}
     result: dict[str, str] = {}
-    for genre, groups in groups_in.items():
-        if len(groups) >= STABLE_FROM_GROUPS:
-            by_hash.update(groups)
+    for genre, members in groups_in.items():
+        if len(members) >= STABLE_FROM_GROUPS:
+            by_hash.update(members)
         else:
-            result.update(by_quota([g for g in groups if g not in by_hash], SPLITS, ratios, salt, cover=True))
+            result.update(by_quota([g for g in members if g not in by_hash], SPLITS, ratios, salt, cover=True))
     result.update((g, by_ratios(hash_fraction(salt, g), ratios)) for g in by_hash)
     return result
 
