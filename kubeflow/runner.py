@@ -22,7 +22,7 @@ import dataclasses  # noqa: E402
 import sys  # noqa: E402
 from typing import Any, Optional  # noqa: E402
 
-from kubeflow import beam, cluster, resources as resources_lib, spec as spec_lib  # noqa: E402
+from kubeflow import beam, cluster, resources as resources_lib, spec as spec_lib, worker_pools  # noqa: E402
 from pipeline.config import PROJECT_ROOT, PipelineConfig  # noqa: E402
 from pipeline.flags import add_cli_arguments, config_from_args  # noqa: E402
 
@@ -43,6 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="limits of one step's container, repeatable, e.g. Trainer=cpu:8,memory:32,"
                         "accelerator:NVIDIA_TESLA_T4,count:1 (a step with an accelerator runs --gpu-image; "
                         "several GPUs: add --strategy mirrored; docs/distributed.md)")
+    g.add_argument("--trainer-workers", type=int, metavar="N",
+                   help="train on N machines as a Vertex AI custom job (a chief and N-1 workers, --strategy "
+                        "multi-worker); each replica is a --trainer-machine-type machine with the accelerator of "
+                        "--resources Trainer=accelerator:T,count:N if given (docs/distributed.md)")
+    g.add_argument("--trainer-machine-type", metavar="TYPE",
+                   help=f"machine type of each --trainer-workers replica (default {worker_pools.DEFAULT_MACHINE_TYPE}"
+                        "; NVIDIA_L4 needs g2-*, NVIDIA_TESLA_A100 a2-highgpu-*)")
+    g.add_argument("--vertex-region", metavar="REGION",
+                   help="region of the Trainer's Vertex AI custom job (--trainer-workers), e.g. europe-west4")
+    g.add_argument("--vertex-project", metavar="PROJECT",
+                   help="Google Cloud project of the Trainer's Vertex AI custom job (--trainer-workers)")
     g.add_argument("--output", default=DEFAULT_OUTPUT,
                    help=".json: PipelineJob (Vertex, kubeflow.schedule); .yaml: bare PipelineSpec "
                         "(default: %(default)s)")
@@ -72,6 +83,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if accelerated and not args.gpu_image:
         parser.error(f"--resources gives {', '.join(accelerated)} an accelerator, which the CPU image cannot use: "
                      "build kubeflow/Dockerfile.gpu and pass it as --gpu-image REGISTRY/genre-pipeline-gpu:TAG.")
+    try:
+        args.worker_pools = worker_pools.from_flags(
+            args.trainer_workers, args.trainer_machine_type, args.vertex_region, args.vertex_project,
+            args.step_resources.get(worker_pools.TRAINER), args.image, args.gpu_image)
+        if args.worker_pools:
+            args.strategy = worker_pools.training_strategy(args.strategy)
+    except ValueError as err:
+        parser.error(str(err))
+    args.step_resources = worker_pools.step_resources(args.step_resources, args.worker_pools)
     return args
 
 
@@ -91,11 +111,13 @@ def kubeflow_config(args: argparse.Namespace) -> cluster.ClusterConfig:
 
 def compile_pipeline(config: PipelineConfig, image: str,
                      step_resources: Optional[dict[str, resources_lib.StepResources]] = None,
-                     gpu_image: Optional[str] = None) -> dict[str, Any]:
+                     gpu_image: Optional[str] = None,
+                     pools: Optional[worker_pools.WorkerPools] = None) -> dict[str, Any]:
     """The PipelineJob dict for ``config``, fixed up and checked for local paths.
 
     ``step_resources``: per-step limits (kubeflow/resources.py), applied as TFX platform configs; the steps
-    with an accelerator run ``gpu_image``.
+    with an accelerator run ``gpu_image``. ``pools``: the Trainer trains as a Vertex AI custom job on them
+    (kubeflow/worker_pools.py).
     """
     from tfx import v1 as tfx
 
@@ -105,6 +127,8 @@ def compile_pipeline(config: PipelineConfig, image: str,
     step_resources = step_resources or {}
     try:
         resources_lib.apply(pipeline, step_resources)
+        if pools:
+            worker_pools.apply(pipeline, pools)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
@@ -123,11 +147,16 @@ def compile_pipeline(config: PipelineConfig, image: str,
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     config = kubeflow_config(args)
-    job = compile_pipeline(config, args.image, args.step_resources, args.gpu_image)
+    job = compile_pipeline(config, args.image, args.step_resources, args.gpu_image, args.worker_pools)
     spec_lib.write(job, args.output)
     spec = job["pipelineSpec"]
     print(f"[kubeflow] wrote {args.output}: {len(spec['root']['dag']['tasks'])} tasks, image {args.image}, "
           f"pipeline root {config.pipeline_root}")
+    pools = args.worker_pools
+    if pools:
+        print(f"[kubeflow] Trainer: a Vertex AI custom job in {pools.project}/{pools.region} on {pools.workers} "
+              f"{pools.machine_type} machines (chief + {pools.workers - 1}), image {pools.image}, "
+              f"--strategy {config.train.strategy}")
     unsupported = spec_lib.unsupported_on_open_source_kfp(spec)
     if unsupported:
         print(f"[kubeflow] note: {', '.join(unsupported)} are resolver executors (the latest-blessed-model "

@@ -396,6 +396,97 @@ def test_a_step_that_is_not_in_the_pipeline_is_refused():
         runner.compile_pipeline(runner.kubeflow_config(args), IMAGE, args.step_resources)
 
 
+# ----- multi-worker training: the Trainer's Vertex AI worker pools ------------------------------
+
+WORKER_POOLS = ["--trainer-workers", "4", "--trainer-machine-type", "n1-standard-16", "--vertex-region",
+                "europe-west4", "--vertex-project", "genre-project"]
+
+
+@pytest.fixture(scope="module")
+def worker_pool_spec(tmp_path_factory) -> dict[str, Any]:
+    """A compile whose Trainer trains on 4 machines with 2 T4s each, read back from its JSON file."""
+    output = tmp_path_factory.mktemp("kubeflow-workers") / "genre-pipeline.json"
+    runner.main(BASE_ARGS + WORKER_POOLS + ["--resources", "Trainer=accelerator:NVIDIA_TESLA_T4,count:2",
+                                            "--gpu-image", GPU_IMAGE, "--output", str(output)])
+    return json.loads(output.read_text())["pipelineSpec"]
+
+
+def test_the_compiled_trainer_submits_a_vertex_job_of_a_chief_and_worker_pools(worker_pool_spec):
+    custom_config = json.loads(parameter(worker_pool_spec, "Trainer", "custom_config"))
+    assert custom_config["ai_platform_enable_vertex"] is True
+    assert custom_config["ai_platform_vertex_region"] == "europe-west4"
+    job = custom_config["ai_platform_training_args"]
+    assert job["project"] == "genre-project"
+    pools = job["job_spec"]["worker_pool_specs"]
+    assert [pool["replica_count"] for pool in pools] == [1, 3]  # the chief, then the other workers
+    for pool in pools:
+        assert pool["machine_spec"] == {"machine_type": "n1-standard-16", "accelerator_type": "NVIDIA_TESLA_T4",
+                                        "accelerator_count": 2}
+        assert pool["container_spec"] == {"image_uri": GPU_IMAGE}
+    train = json.loads(custom_config["pipeline_config"])["train"]
+    assert train["strategy"] == "multi-worker"
+    # The step runs TrackedTrainer's Vertex executor (it publishes the MLflow run after the job), in a plain
+    # container: its accelerator is the replicas'.
+    container = executor(worker_pool_spec, "Trainer")["container"]
+    class_path = container["args"][container["args"].index("--executor_class_path") + 1]
+    assert class_path == "components.tracked_trainer.vertex_executor.VertexExecutor"
+    assert container["image"] == IMAGE and "resources" not in container
+
+
+def test_worker_pools_without_an_accelerator_run_the_cpu_image():
+    args = runner.parse_args(BASE_ARGS + WORKER_POOLS + ["--strategy", "auto"])
+    pools = args.worker_pools.worker_pool_specs()
+    assert [pool["replica_count"] for pool in pools] == [1, 3]
+    assert all(pool["machine_spec"] == {"machine_type": "n1-standard-16"} and
+               pool["container_spec"] == {"image_uri": IMAGE} for pool in pools)
+    assert args.strategy == "auto"  # finds the cluster in TF_CONFIG as multi-worker does
+
+
+def test_the_default_compile_trains_in_its_own_step(spec):
+    custom_config = json.loads(parameter(spec, "Trainer", "custom_config"))
+    assert not any(key.startswith("ai_platform") for key in custom_config)
+    args = executor(spec, "Trainer")["container"]["args"]
+    assert args[args.index("--executor_class_path") + 1] == "components.tracked_trainer.executor.Executor"
+
+
+def _with(flag: str, value: str | None) -> list[str]:
+    """WORKER_POOLS with ``flag``'s value replaced (None drops the flag)."""
+    pairs = dict(zip(WORKER_POOLS[::2], WORKER_POOLS[1::2]))
+    pairs[flag] = value
+    return [p for f, v in pairs.items() if v is not None for p in (f, v)]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (_with("--trainer-workers", "0"), "--trainer-workers 0: multi-worker training needs 2 or more machines"),
+    (_with("--trainer-workers", "1"), "leave out --trainer-workers and give the step its machine with --resources"),
+    (_with("--trainer-machine-type", "N1_STANDARD_8"), "--trainer-machine-type 'N1_STANDARD_8' is not a Compute "
+                                                        "Engine machine type; write family-series-size"),
+    (_with("--trainer-machine-type", "8cpu"), "e.g. n1-standard-8, g2-standard-12 or a2-highgpu-1g"),
+    (_with("--vertex-region", None), "--vertex-region is missing: the Trainer's worker pools run as a Vertex AI "
+                                     "custom job in one region"),
+    (_with("--vertex-region", "Europe West 4"), "--vertex-region 'Europe West 4' is not a region"),
+    (_with("--vertex-project", None), "--vertex-project is missing"),
+    (["--vertex-region", "europe-west4", "--trainer-machine-type", "n1-standard-8"],
+     "--trainer-machine-type, --vertex-region describe the Trainer's Vertex AI worker pools, which only "
+     "--trainer-workers N asks for"),
+    (WORKER_POOLS + ["--resources", "Trainer=cpu:8,memory:32"], "drop cpu and memory from --resources Trainer"),
+    (WORKER_POOLS + ["--gpu-image", GPU_IMAGE, "--resources", "Trainer=accelerator:TPU_V3,count:8"],
+     "a TPU trains with --strategy tpu without --trainer-workers"),
+    (_with("--trainer-machine-type", "n1-standard-8") + ["--gpu-image", GPU_IMAGE, "--resources",
+                                                         "Trainer=accelerator:NVIDIA_L4,count:1"],
+     "--trainer-machine-type n1-standard-8 cannot carry NVIDIA_L4 (--resources Trainer=...): Vertex AI attaches it "
+     "to g2-* machines; pass one, e.g. --trainer-machine-type g2-standard-8."),
+    (WORKER_POOLS + ["--strategy", "mirrored"], "--strategy mirrored cannot train on --trainer-workers' machines"),
+    (WORKER_POOLS + ["--resources", "Trainer=accelerator:NVIDIA_TESLA_T4,count:1"],
+     "cannot use: build kubeflow/Dockerfile.gpu"),
+])
+def test_worker_pool_flags_that_cannot_work_are_one_paragraph(extra, message, capsys):
+    with pytest.raises(SystemExit):
+        runner.parse_args(BASE_ARGS + extra)
+    error = capsys.readouterr().err.split("error: ", 1)[1]
+    assert message in error and len(error.strip().splitlines()) == 1, error
+
+
 def test_the_gpu_dockerfile_is_the_cpu_image_plus_tensorflows_cuda_wheels():
     cpu, gpu = ((PROJECT_ROOT / "kubeflow" / name).read_text() for name in ("Dockerfile", "Dockerfile.gpu"))
 

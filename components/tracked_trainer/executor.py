@@ -15,17 +15,27 @@ from pipeline import contract, model_tracks
 from pipeline.config import PipelineConfig
 
 
+def publish(input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+            exec_properties: dict[str, Any]) -> None:
+    """After training: the run id ``run_fn`` wrote beside the model, the input contract and the tracks seen.
+
+    It runs where the Model artifact is published (the step's own process), which is also where a Vertex AI
+    training job was waited for: the artifact changes made inside such a job's replicas are not sent back.
+    """
+    model = artifact_utils.get_single_instance(output_dict["model"])
+    path = os.path.join(model.uri, RUN_ID_FILE)
+    if tf.io.gfile.exists(path):
+        model.set_string_custom_property(RUN_ID_PROPERTY, tf.io.gfile.GFile(path).read().strip())
+    custom_config = json_utils.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
+    config = PipelineConfig.from_json(custom_config["pipeline_config"])
+    model.set_string_custom_property(contract.MODEL_PROPERTY, contract.input_contract(config))
+    # Beside the model, not in it: the Pusher copies only the SavedModel.
+    examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
+    model_tracks.record(model.uri, examples)
+
+
 class Executor(trainer_executor.GenericExecutor):
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         super().Do(input_dict, output_dict, exec_properties)
-        model = artifact_utils.get_single_instance(output_dict["model"])
-        path = os.path.join(model.uri, RUN_ID_FILE)
-        if tf.io.gfile.exists(path):
-            model.set_string_custom_property(RUN_ID_PROPERTY, tf.io.gfile.GFile(path).read().strip())
-        custom_config = json_utils.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
-        config = PipelineConfig.from_json(custom_config["pipeline_config"])
-        model.set_string_custom_property(contract.MODEL_PROPERTY, contract.input_contract(config))
-        # Beside the model, not in it: the Pusher copies only the SavedModel.
-        examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
-        model_tracks.record(model.uri, examples)
+        publish(input_dict, output_dict, exec_properties)
