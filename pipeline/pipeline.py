@@ -121,6 +121,9 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
         transform = tfx.components.Transform(
             examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
             preprocessing_fn=PREPROCESSING_FN,
+            # StatisticsGen has the raw statistics already; Transform's own pre- and post-transform
+            # statistics would make Beam's DirectRunner hold every transformed example in memory.
+            disable_statistics=True,
             custom_config={"pipeline_config": config.to_json(TRANSFORM_SECTIONS),
                            "code": transform_code_fingerprint()})
         transform.add_upstream_node(anomaly_gate)  # anomalies stop the run before any feature work

@@ -168,6 +168,13 @@ def test_transform_is_keyed_by_its_feature_code_and_the_trainer_by_all_model_cod
     assert trainer_code != transform_code
 
 
+def test_transform_leaves_statistics_to_statistics_gen():
+    """Transform's own statistics would hold every transformed example in the DirectRunner's memory."""
+    nodes = {node.id: node for node in create_pipeline(PipelineConfig(), "/data", until="train").components}
+    assert nodes["Transform"].exec_properties["disable_statistics"] in (True, 1)
+    assert "StatisticsGen" in nodes
+
+
 @pytest.mark.parametrize("edited, transform_moves", [("models/cnn.py", False), ("models/features.py", True)])
 def test_a_model_edit_re_keys_the_trainer_only_and_a_feature_edit_both(tmp_path, edited, transform_moves):
     import shutil
