@@ -5,7 +5,7 @@
 
 Why: the eval split holds 51 real clips, so one clip is 2 points and settings that differ by less
 cannot be told apart on it (docs/model-selection.md). The families that train heads on a
-frozen body (musicnn, the LSTM) can afford more evidence: the body runs once over every train and eval
+frozen body (musicnn, the LSTM, efficientat) can afford more evidence: the body runs once over every train and eval
 segment, and each fold then costs a few seconds of head training. Every clip of train + eval is held out
 once, so a setting is judged on 239 clips instead of 51. The test split is never read.
 
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     import tensorflow as tf
     import tf_keras as keras
 
-HEAD_FAMILIES = ("musicnn", "lstm")
+HEAD_FAMILIES = ("musicnn", "lstm", "efficientat")
 VIEWS_SETTING = "audio.train_views"
 HEAD_SETTINGS = ("class_balance", "learning_rate", "label_smoothing", "batch_size", "heads",
                  "early_stopping_patience", "frozen_epochs")
