@@ -10,7 +10,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-serving bench-profile bench-accuracy bench-curve bench-bodies bench-memory bench-export bench-robustness bench-first-run bench-scale compile-kubeflow clean
+.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-input bench-serving bench-profile bench-accuracy bench-curve bench-bodies bench-memory bench-export bench-robustness bench-first-run bench-scale compile-kubeflow clean
 
 venv:
 	@$(PYTHON) scripts/setup_env.py
@@ -51,6 +51,10 @@ bench-features: venv
 
 bench-training: venv
 	$(PY) -m bench.training $(ARGS)
+
+# Input pipeline examples/s per core beside the CNN's fit step rate, and where an epoch goes (synthetic set).
+bench-input: venv
+	$(PY) -m bench.training --input-only $(ARGS)
 
 bench-serving: venv
 	$(PY) -m bench.serving $(ARGS)

@@ -1,6 +1,7 @@
 """Training throughput per model family, and the tf.data input pipeline alone, in segments per second.
 
     python -m bench.training [--models cnn,lstm,vgg] [--batch-size 32]      (make bench-training)
+    python -m bench.training --input-only [--models cnn] [--cores 1,2]     (make bench-input)
 
 Input: a Transform output per family (the families read different features: CNN the
 22050 Hz log-mel, LSTM the MFCC, VGG musicnn's 16 kHz log-mel). The benchmark reads the
@@ -25,6 +26,23 @@ For each family, in one process, on the same machine, with the same batch size:
 The input pipeline must outrun the model by at least 3x (``RATIO_GOAL``), or training would
 wait for data. The machine's cores are shared with other jobs: the load average is reported
 with the figures.
+
+``--pipeline-output DIR`` reads the newest Transform output of that ``local_runner.py --output-dir``
+instead (for every family given), and runs the pipeline there first when it has none.
+
+``--input-only`` (``make bench-input``) sizes the CPU workers that feed an accelerator, and profiles
+an epoch of the trainer, on the synthetic default set (``<output-root>/synthetic-<model>/`` unless
+``--pipeline-output``; made there with ``local_runner.py --model M --until train --max-steps 1``
+when missing). Every measurement runs in a child process of its own, so that its core count,
+thread settings and oneDNN instruction set are fixed before TensorFlow starts:
+
+* per core: the trainer's input pipeline (read, parse, shuffle, augment) and ``model.fit`` with
+  the process pinned (``taskset``) to 1, 2, ... cores and TensorFlow's thread pools sized to them;
+* profile, on every core with TensorFlow's default threads and with explicit ones (intra-op
+  pool = cores, inter-op pool 1, tf.data's pool = cores), with oneDNN uncapped and capped at
+  AVX2 (``ONEDNN_MAX_CPU_ISA``): (a) read and parse alone, (b) the trainer's augmented pipeline,
+  (b') each augmentation op on one batch, (c) ``model.fit`` on one in-memory batch repeated
+  (the model's forward and backward ops), (d) the real ``model.fit``.
 """
 from __future__ import annotations
 
@@ -35,6 +53,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -97,17 +117,19 @@ class _EpochTimer:
         return EpochTimer()
 
 
-def time_fit(model, ds, segments_per_epoch: int, epochs: int, warmup_steps: int) -> tuple[float, Rate]:
+def time_fit(model, ds, segments_per_epoch: int, epochs: int, warmup_steps: int,
+             steps_per_epoch: Optional[int] = None) -> tuple[float, Rate]:
     """(warm-up seconds, timed rate): ``warmup_steps`` of fit, then ``epochs`` full epochs of fit.
 
     ``model`` must be compiled. Each epoch is timed by a callback, from its first step to its
-    last (no validation), so Keras's per-call set-up is not counted.
+    last (no validation), so Keras's per-call set-up is not counted. ``steps_per_epoch``: the
+    epoch's length for an endless ``ds`` (None: one pass over ``ds``).
     """
     started = time.perf_counter()
     model.fit(ds, epochs=1, steps_per_epoch=warmup_steps, verbose=0)
     warmup = time.perf_counter() - started
     timer = _EpochTimer.make()
-    model.fit(ds, epochs=epochs, verbose=0, callbacks=[timer])
+    model.fit(ds, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0, callbacks=[timer])
     return warmup, Rate(segments_per_epoch * epochs, sum(timer.seconds))
 
 
@@ -134,12 +156,19 @@ def transform_outputs(output_dir: Path) -> Optional[tuple[str, str]]:
 
 
 def prepare(model: str, output_dir: Path, data_root: str, split_dir: str, log_path: Path) -> tuple[str, str]:
-    """The Transform output for ``model``'s features; runs the pipeline up to training if there is none."""
+    """The Transform output for ``model``'s features on the real clips (lists-trainval split); runs the
+    pipeline up to training if there is none."""
+    return prepare_run(model, output_dir, ["--data-root", data_root, "--split", "lists-trainval",
+                                           "--split-dir", split_dir], log_path)
+
+
+def prepare_run(model: str, output_dir: Path, data_args: list[str], log_path: Path) -> tuple[str, str]:
+    """The Transform output in ``output_dir`` (a local_runner --output-dir); when there is none, runs
+    ``local_runner.py`` there up to a one-step Trainer with ``data_args`` (none: the synthetic default set)."""
     found = transform_outputs(output_dir)
     if found:
         return found
-    command = [sys.executable, str(PROJECT_ROOT / "local_runner.py"), "--data-root", data_root,
-               "--split", "lists-trainval", "--split-dir", split_dir, "--model", model,
+    command = [sys.executable, str(PROJECT_ROOT / "local_runner.py"), *data_args, "--model", model,
                "--output-dir", str(output_dir), "--until", "train", "--max-steps", "1"]
     print(f"[bench] no Transform output in {output_dir}: running {' '.join(command[1:])} (log: {log_path})",
           flush=True)
@@ -163,36 +192,75 @@ def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int,
         return _measure(model_name, graph_uri, examples_uri, batch_size, epochs, warmup_steps, scratch)
 
 
-def _measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int, epochs: int,
-             warmup_steps: int, scratch: str) -> dict:
+@dataclasses.dataclass
+class Family:
+    """One family's trainer settings on one Transform output: what its input pipeline and model are built from."""
+
+    config: PipelineConfig
+    tft_output: object
+    stats: object  # preprocessing.normalisation_stats
+    gain: object  # augment.gain_scale, [bins]
+    shape: tuple[int, int]
+
+    def dataset(self, shards, augmented: bool = True):
+        """The trainer's dataset (``augmented``: shuffled and augmented) over canonical shards."""
+        from models import training
+
+        return training.make_dataset(shards, self.tft_output, self.config, training=augmented,
+                                     gain_per_db=self.gain if augmented else None)
+
+    def compiled_model(self):
+        """The family's model, compiled as the trainer compiles it (one-phase families)."""
+        from models import registry, training
+
+        model = registry.build_model(self.config, self.shape, input_stats=(self.stats.mean, self.stats.std))
+        training._compile(model, self.config.train.learning_rate, self.config.train.label_smoothing)
+        return model
+
+
+def load_family(model_name: str, graph_uri: str, batch_size: int) -> Family:
+    """The trainer's config (with ``batch_size``), seeds, Transform statistics and input shape."""
     import tensorflow_transform as tft
     import tf_keras as keras
 
-    from models import augment, canonical_order, embeddings, preprocessing, registry, training
+    from models import augment, preprocessing, training
 
     config = PipelineConfig().with_model(model_name)
     config.train = dataclasses.replace(config.train, batch_size=batch_size)
     keras.utils.set_random_seed(config.train.seed)
     tft_output = tft.TFTransformOutput(graph_uri)
+    if config.features.kind not in tft_output.transformed_feature_spec():
+        raise SystemExit(f"The Transform output {graph_uri} holds no {config.features.kind!r} feature, which "
+                         f"{model_name} reads: give a --pipeline-output whose run used --model {model_name}.")
     stats = preprocessing.normalisation_stats(tft_output, config)
-    gain = augment.gain_scale(config.features, stats.std)
-    shards = canonical_order.write_shards(os.path.join(examples_uri, "Split-train", "*"), tft_output,
+    return Family(config, tft_output, stats, augment.gain_scale(config.features, stats.std),
+                  training.input_shape(tft_output, config.features.kind))
+
+
+def _measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int, epochs: int,
+             warmup_steps: int, scratch: str) -> dict:
+    import tf_keras as keras
+
+    from models import canonical_order, embeddings, registry, training
+
+    family = load_family(model_name, graph_uri, batch_size)
+    config, shape = family.config, family.shape
+    shards = canonical_order.write_shards(os.path.join(examples_uri, "Split-train", "*"), family.tft_output,
                                           os.path.join(scratch, "train"))
 
     def make_ds(train: bool = True):
-        return training.make_dataset(shards, tft_output, config, training=train, gain_per_db=gain if train else None)
+        return family.dataset(shards, augmented=train)
 
     def trainable(model) -> int:
         return sum(int(keras.backend.count_params(w)) for w in model.trainable_weights)
 
-    shape = training.input_shape(tft_output, config.features.kind)
     input_epochs = max(epochs, 10)
     input_warmup, input_rate = time_input_pipeline(make_ds, epochs=input_epochs)
     segments = input_warmup.segments
     print(f"[bench] {model_name}: input pipeline {input_rate.per_second:,.0f} segments/s "
           f"({segments} train segments, {config.features.kind} {shape})", flush=True)
     aug = "augmented"
-    model = registry.build_model(config, shape, input_stats=(stats.mean, stats.std))
+    model = registry.build_model(config, shape, input_stats=(family.stats.mean, family.stats.std))
     fits = []
     if registry.has_pretrained_backbone(config):
         # Phase 1 as the trainer runs it: the frozen body embeds the un-augmented train split once,
@@ -252,22 +320,423 @@ def format_rows(results: list[dict]) -> tuple[str, list[float]]:
     return "\n".join(rows), ratios
 
 
+# ----- --input-only: input cores per accelerator, and the trainer's step profile (one child process each) -----
+
+THREADS = ("default", "explicit")
+ISA_CAP = "AVX2"  # what ONEDNN_MAX_CPU_ISA caps oneDNN at, to imitate an AVX2-only machine
+RESULT_MARK = "[bench-probe] "
+PROFILE_STAGES = {
+    "parse": "(a) read + parse (no shuffle, no augmentation)",
+    "augment": "(b) the trainer's input pipeline: read + shuffle + parse + augmentation",
+    "model": "(c) model only: `fit` on one in-memory batch repeated",
+    "fit": "(d) the real `fit` on (b)",
+}
+ACCELERATOR_RATES = (1_000, 5_000, 20_000)  # examples/s, for the worked examples of cores_needed
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """One measurement and the process it runs in: ``what`` (a PROFILE_STAGES key or "augment-ops"),
+    TensorFlow's thread settings, oneDNN's instruction-set cap (None: the machine's best) and the
+    cores it is pinned to (None: every core)."""
+
+    what: str
+    threads: str = "default"
+    isa: Optional[str] = None
+    cores: Optional[int] = None
+
+    @property
+    def setting(self) -> str:
+        """The column a profile figure goes in, e.g. "uncapped, default threads"."""
+        return f"{'oneDNN ' + self.isa if self.isa else 'uncapped'}, {self.threads} threads"
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """What every child process reads: a family's Transform graph and its train split's canonical shards."""
+
+    model: str
+    graph_uri: str
+    shards: tuple[str, ...]
+    segments: int
+    batch_size: int
+    epochs: int
+    warmup_steps: int
+
+    @property
+    def steps(self) -> int:
+        """Steps of one epoch of ``fit`` (the last batch may be partial)."""
+        return math.ceil(self.segments / self.batch_size)
+
+
+def pinned_cpus(cores: int, available: set[int]) -> list[int]:
+    """The first ``cores`` of the CPUs this process may run on; refuses more than there are."""
+    if not 1 <= cores <= len(available):
+        raise SystemExit(f"--cores {cores}: this process may use {len(available)} CPU(s) ({sorted(available)}).")
+    return sorted(available)[:cores]
+
+
+def child_command(probe: Probe, source: Source, available: set[int]) -> tuple[list[str], dict[str, str]]:
+    """(argv, environment) of the child process that runs ``probe``: pinned by ``taskset`` when
+    ``probe.cores`` is set, with ``ONEDNN_MAX_CPU_ISA`` set (or removed) before TensorFlow loads."""
+    payload = json.dumps({"probe": dataclasses.asdict(probe), "source": dataclasses.asdict(source)})
+    argv = [sys.executable, "-m", "bench.training", "--probe", payload]
+    if probe.cores is not None:
+        argv = ["taskset", "-c", ",".join(map(str, pinned_cpus(probe.cores, available)))] + argv
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    if probe.isa:
+        env["ONEDNN_MAX_CPU_ISA"] = probe.isa
+    return argv, env
+
+
+def parse_result(stdout: str) -> dict:
+    """The child's result: the JSON on its last line that starts with RESULT_MARK."""
+    found = [line[len(RESULT_MARK):] for line in stdout.splitlines() if line.startswith(RESULT_MARK)]
+    if not found:
+        raise ValueError("the child process printed no result line")
+    return json.loads(found[-1])
+
+
+def run_child(probe: Probe, source: Source, log_path: Path) -> dict:
+    """Run ``probe`` in its own process (its output appended to ``log_path``) and return its result."""
+    argv, env = child_command(probe, source, os.sched_getaffinity(0))
+    completed = subprocess.run(argv, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    with open(log_path, "a") as log:
+        log.write(f"$ {probe}\n{completed.stdout}{completed.stderr}\n")
+    if completed.returncode != 0:
+        raise SystemExit(f"The measurement {probe} failed (exit {completed.returncode}); see {log_path}.")
+    result = parse_result(completed.stdout)
+    print(f"[bench] {source.model} {probe.what}, {probe.setting}"
+          f"{f', {probe.cores} core(s)' if probe.cores else ''}: {describe_result(result)}", flush=True)
+    return result
+
+
+def describe_result(result: dict) -> str:
+    if "ops" in result:
+        return ", ".join(f"{name} {ms:.2f} ms" for name, ms in result["ops"].items())
+    return f"{examples_per_second(result):,.1f} examples/s ({result['examples']} in {result['seconds']:.2f} s)"
+
+
+def examples_per_second(result: dict) -> float:
+    return result["examples"] / result["seconds"] if result["seconds"] > 0 else float("nan")
+
+
+def ms_per_step(result: dict) -> float:
+    return 1000.0 * result["seconds"] / result["steps"] if result["steps"] else float("nan")
+
+
+def cores_needed(accelerator_rate: float, per_core_rate: float) -> int:
+    """Input cores that deliver ``accelerator_rate`` examples/s at ``per_core_rate`` each (arithmetic: it
+    assumes the rate grows linearly with the cores and that the accelerator host's cores are like these)."""
+    if per_core_rate <= 0:
+        raise ValueError(f"per-core rate {per_core_rate}: must be positive")
+    return max(1, math.ceil(accelerator_rate / per_core_rate))
+
+
+# ----- inside the child process -----
+
+def run_probe(probe: Probe, source: Source) -> dict:
+    """Measure ``probe`` in this process: thread pools first, before TensorFlow runs an op."""
+    import tensorflow as tf
+
+    from models.canonical_order import CanonicalShards
+
+    cores = len(os.sched_getaffinity(0))
+    if probe.threads == "explicit":
+        tf.config.threading.set_intra_op_parallelism_threads(cores)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    family = load_family(source.model, source.graph_uri, source.batch_size)
+    shards = CanonicalShards(source.shards)
+    options = tf.data.Options()
+    if probe.threads == "explicit":
+        options.threading.private_threadpool_size = cores
+
+    def dataset(augmented: bool):
+        return family.dataset(shards, augmented).with_options(options)
+
+    result = {"cores": cores, "onednn_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "")}
+    if probe.what in ("parse", "augment"):
+        _, rate = time_input_pipeline(lambda: dataset(probe.what == "augment"), epochs=max(source.epochs, 10))
+        return {**result, "examples": rate.segments, "seconds": rate.seconds,
+                "steps": max(source.epochs, 10) * source.steps}
+    if probe.what == "augment-ops":
+        x, y = next(iter(dataset(False)))
+        return {**result, "ops": time_augment_ops(family, x, y)}
+    model = family.compiled_model()
+    if probe.what == "model":
+        batch = next(iter(dataset(True)))
+        cached = tf.data.Dataset.from_tensors(batch).repeat()
+        _, rate = time_fit(model, cached, source.steps * source.batch_size, source.epochs, source.warmup_steps,
+                           steps_per_epoch=source.steps)
+    elif probe.what == "fit":
+        _, rate = time_fit(model, dataset(True), source.segments, source.epochs, source.warmup_steps)
+    else:
+        raise ValueError(f"unknown probe {probe.what!r}")
+    return {**result, "examples": rate.segments, "seconds": rate.seconds, "steps": source.epochs * source.steps}
+
+
+def time_augment_ops(family: Family, x, y, repeats: int = 50) -> dict[str, float]:
+    """Milliseconds per batch of each augmentation op the family's trainer runs, each a tf.function on
+    the batch ``x`` alone (3 calls first, to trace), and of ``augment.augment_batch`` as a whole."""
+    import tensorflow as tf
+
+    from models import augment
+
+    t = family.config.train
+    seeds = augment.batch_seeds(x, t.seed, 9)
+    gain = tf.constant(family.gain, tf.float32)
+    ops = {"batch seeds (serialize + fingerprint the batch)": lambda f: augment.batch_seeds(f, t.seed, 9)}
+    if t.random_gain_db > 0:
+        ops["random gain"] = lambda f: augment.random_gain(f, t.random_gain_db, gain, seeds[0])
+    if t.band_shift > 0:
+        ops[f"band shift (up to {t.band_shift} bins)"] = lambda f: augment.band_shift(f, t.band_shift, seeds[8])
+    if t.spec_augment:
+        ops["SpecAugment (1 frequency + 1 time mask)"] = lambda f: augment.spec_augment(
+            f, t.freq_mask_param, t.time_mask_param, seeds[1:5])
+    if t.mixup_alpha > 0:
+        ops["mixup"] = lambda f: augment.mixup(f, y, t.mixup_alpha, seeds[5:8])[0]
+    ops["augment_batch (all of the above)"] = lambda f: augment.augment_batch(f, y, t, family.gain)[0]
+    timings = {}
+    for name, op in ops.items():
+        fn = tf.function(op)
+        for _ in range(3):
+            fn(x).numpy()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            fn(x).numpy()
+        timings[name] = 1000.0 * (time.perf_counter() - started) / repeats
+    return timings
+
+
+# ----- in the parent: the children's results as a section -----
+
+def measure_input(source: Source, cores: list[int], log_path: Path) -> dict:
+    """Every probe of one family, each in its own process: per core count, then the profile grid. The
+    settings a figure is compared with run right after it, so load from other jobs drifts little between them."""
+    per_core = {n: {what: run_child(Probe(what, "explicit", None, n), source, log_path) for what in ("augment", "fit")}
+                for n in cores}
+    settings = [(isa, threads) for isa in (None, ISA_CAP) for threads in THREADS]
+    profile: dict[str, dict[str, dict]] = {}
+    for what in ("parse", "augment", "augment-ops", "model", "fit"):
+        for isa, threads in settings:
+            probe = Probe(what, threads, isa)
+            profile.setdefault(probe.setting, {})[what] = run_child(probe, source, log_path)
+    return {"per_core": per_core, "profile": profile}
+
+
+def format_core_rows(per_core: dict[int, dict[str, dict]]) -> tuple[str, float]:
+    """Markdown rows of the per-core table, and the smallest input rate per core among them."""
+    rows, smallest = [], float("inf")
+    for n, r in sorted(per_core.items()):
+        feed, fit = examples_per_second(r["augment"]), examples_per_second(r["fit"])
+        smallest = min(smallest, feed / n)
+        rows.append(f"| {n} | **{feed:,.0f}** ({r['augment']['examples']} in {r['augment']['seconds']:.2f} s) | "
+                    f"**{feed / n:,.0f}** | {fit:,.1f} ({r['fit']['examples']} in {r['fit']['seconds']:.1f} s) | "
+                    f"{r['fit']['steps'] / r['fit']['seconds']:,.2f} | {feed / fit:,.0f}x |")
+    return "\n".join(rows), smallest
+
+
+def format_profile_rows(profile: dict[str, dict[str, dict]]) -> str:
+    """Markdown rows: a stage per row, a setting per column; examples/s and milliseconds per batch."""
+    rows = []
+    for what, label in PROFILE_STAGES.items():
+        cells = [f"**{examples_per_second(r[what]):,.0f}** ({ms_per_step(r[what]):.1f} ms)" for r in profile.values()]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def format_op_rows(profile: dict[str, dict[str, dict]]) -> str:
+    """Markdown rows of the augmentation ops' milliseconds per batch, a setting per column."""
+    names = next(iter(profile.values()))["augment-ops"]["ops"]
+    return "\n".join(f"| {name} | " + " | ".join(f"{r['augment-ops']['ops'][name]:.2f}" for r in profile.values())
+                     + " |" for name in names)
+
+
+def epoch_split(r: dict[str, dict], segments: int, steps: int) -> dict[str, float]:
+    """Seconds of one epoch (arithmetic on one setting's measurements): the real fit (d), the model's ops
+    for the same steps (c), the input pipeline alone (b) and its read + parse part (a)."""
+    per_epoch = {what: segments / examples_per_second(r[what]) for what in ("parse", "augment", "fit")}
+    per_epoch["model"] = ms_per_step(r["model"]) * steps / 1000.0
+    return per_epoch
+
+
+def format_split_rows(profile: dict[str, dict[str, dict]], segments: int, steps: int) -> str:
+    """Markdown rows of :func:`epoch_split`, a setting per row."""
+    rows = []
+    for setting, r in profile.items():
+        s = epoch_split(r, segments, steps)
+        rest = s["fit"] - s["model"]
+        rows.append(f"| {setting} | {s['fit']:.2f} | {s['model']:.2f} ({s['model'] / s['fit']:.0%}) | "
+                    f"{s['parse']:.2f} | {s['augment'] - s['parse']:.2f} | {rest:.2f} ({rest / s['fit']:.0%}) |")
+    return "\n".join(rows)
+
+
+def ratio_text(profile: dict[str, dict[str, dict]], what: str, a: str, b: str) -> str:
+    """"x.xx": examples/s of ``what`` under setting ``b`` over setting ``a``."""
+    return f"{examples_per_second(profile[b][what]) / examples_per_second(profile[a][what]):.2f}"
+
+
+def input_body(source: Source, examples_uri: str, results: dict, load: tuple, tf_version: str) -> str:
+    """The section's markdown: setup, the per-core table with its arithmetic, and the profile."""
+    core_rows, per_core = format_core_rows(results["per_core"])
+    profile = results["profile"]
+    settings = list(profile)
+    base, explicit, capped = settings[0], settings[1], settings[2]
+    examples = "; ".join(f"X = {x:,} examples/s: {cores_needed(x, per_core)} core(s)" for x in ACCELERATOR_RATES)
+    ops = next(iter(profile.values()))["augment-ops"]["ops"]
+    slowest = max((n for n in ops if not n.startswith("augment_batch")), key=lambda n: ops[n])
+    whole = next(n for n in ops if n.startswith("augment_batch"))
+    model_ms = ms_per_step(profile[base]["model"])
+    fit_ms = ms_per_step(profile[base]["fit"])
+    augment_ms = ms_per_step(profile[base]["augment"]) - ms_per_step(profile[base]["parse"])
+    (b1, b5, b15), (a1, a5, a15) = load
+    header = " | ".join(settings)
+    return f"""
+Data: the `train` split of `{shown_path(examples_uri)}` ({source.segments} segments, {source.steps} batches of
+{source.batch_size}); `make bench-input` makes it, when missing, with `local_runner.py --model {source.model} --until
+train --max-steps 1` on the synthetic default set (the README's first run). Model: {source.model}, compiled as the
+trainer compiles it. TensorFlow {tf_version} on CPU. Every figure below is one child process of its own
+(`taskset`, thread pools and `ONEDNN_MAX_CPU_ISA` set before TensorFlow starts), run one after another.
+Input pipelines: one warm-up epoch, then {max(source.epochs, 10)} timed epochs with no model. `fit`:
+{source.warmup_steps} warm-up steps, then {source.epochs} timed epoch(s) ({source.steps} steps each), without
+validation or the trainer's callbacks. Explicit threads: intra-op pool = the process's cores, inter-op pool 1,
+tf.data's private pool = the cores; default: TensorFlow's own choice.
+Load average (1/5/15 min) before: {b1:.2f} / {b5:.2f} / {b15:.2f}, after: {a1:.2f} / {a5:.2f} / {a15:.2f}
+(the machine's {os.cpu_count()} cores are shared with other jobs).
+
+### Input pipeline per core, beside the trainer's step rate
+
+The trainer's input pipeline (read, shuffle, parse, augment) alone, and `model.fit` on it, with the process pinned
+to the first N cores (explicit threads, oneDNN uncapped):
+
+| cores | input pipeline alone: examples/s | examples/s per core | fit: examples/s | fit: steps/s | input / fit |
+|---|---|---|---|---|---|
+{core_rows}
+
+Sizing (arithmetic on the figures above, not a measurement): an accelerator that trains {source.model} at X examples/s
+needs about **ceil(X / {per_core:,.0f})** input cores like these ({per_core:,.0f} examples/s: the smallest per-core
+rate above), plus what the host's other work takes: {examples}. It assumes the rate grows linearly with the cores.
+
+### Where an epoch of the trainer goes (the default first run's {source.model})
+
+Examples/s (milliseconds per batch of {source.batch_size}) of each stage, each measured alone:
+
+| stage | {header} |
+|{'---|' * (len(settings) + 1)}
+{format_profile_rows(profile)}
+
+Augmentation ops, milliseconds per batch (one tf.function per op on one parsed batch, 50 calls after 3):
+
+| op | {header} |
+|{'---|' * (len(settings) + 1)}
+{format_op_rows(profile)}
+
+One epoch of {source.segments} examples, seconds (arithmetic on the rows above: examples / rate; the model's ops
+are (c)'s time per step times the epoch's steps; in the real fit the input pipeline runs beside the model):
+
+| setting | real fit (d) | model's ops (c) | read + parse (a) | shuffle + augment (b - a) | fit beyond ops (d - c) |
+|---|---|---|---|---|---|
+{format_split_rows(profile, source.segments, source.steps)}
+
+A negative d - c means that the real fit ran faster than the model on one cached batch: the two differ by less
+than their run-to-run spread under this load, and the input pipeline, which runs beside the model, costs the
+fit nothing measurable.
+
+Comparisons (same run): the model's ops take {model_ms:.1f} ms a step and the real fit {fit_ms:.1f} ms ({base}).
+Explicit threads / default: {ratio_text(profile, 'model', base, explicit)}x the model-only rate,
+{ratio_text(profile, 'fit', base, explicit)}x the fit rate, {ratio_text(profile, 'augment', base, explicit)}x the input
+pipeline's. oneDNN capped at {ISA_CAP} / uncapped (default threads): {ratio_text(profile, 'model', base, capped)}x the
+model-only rate, {ratio_text(profile, 'fit', base, capped)}x the fit rate. Shuffle and augmentation add
+{augment_ms:.1f} ms a batch to the input pipeline ({base}); the costliest augmentation op is {slowest}
+({ops[slowest]:.2f} ms of {ops[whole]:.2f} ms for augment_batch).
+"""
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.training", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", default=",".join(MODEL_TYPES), help="comma-separated (default: %(default)s)")
+    parser.add_argument("--models", help=f"comma-separated (default: {','.join(MODEL_TYPES)}; with --input-only, cnn)")
     parser.add_argument("--batch-size", type=int, default=PipelineConfig().train.batch_size,
                         help="(default: the trainer's, %(default)s)")
     parser.add_argument("--epochs", type=int, default=2,
                         help="timed full epochs of fit per model/phase (default: %(default)s); the input "
                              "pipeline alone is timed over max(epochs, 10)")
     parser.add_argument("--warmup-steps", type=int, default=5, help="fit steps before timing (default: %(default)s)")
+    parser.add_argument("--pipeline-output", help="a local_runner.py --output-dir (holding metadata.sqlite) whose "
+                        "newest Transform output every family reads; run there first when it has none (default: "
+                        "<output-root>/real-<model>/, with --input-only <output-root>/synthetic-<model>/)")
+    parser.add_argument("--input-only", action="store_true", help="input pipeline per core and the trainer's step "
+                        "profile, on the synthetic default set (make bench-input)")
+    parser.add_argument("--cores", default="1,2", help="--input-only: core counts to pin the per-core measurements "
+                        "to (default: %(default)s)")
+    parser.add_argument("--probe", help=argparse.SUPPRESS)  # a child process's one measurement (JSON)
     add_real_data_arguments(parser, "holds real-<model>/ pipeline roots")
     args = parser.parse_args(argv)
-    models = parse_models(args.models)
-
+    if args.probe:
+        payload = json.loads(args.probe)
+        source = Source(**{**payload["source"], "shards": tuple(payload["source"]["shards"])})
+        print(RESULT_MARK + json.dumps(run_probe(Probe(**payload["probe"]), source)), flush=True)
+        return
+    models = parse_models(args.models or ("cnn" if args.input_only else ",".join(MODEL_TYPES)))
     output_root = Path(args.output_root)
-    sources = {m: prepare(m, output_root / f"real-{m}", args.data_root, args.split_dir,
-                          output_root / "bench-logs" / f"prepare-{m}.log") for m in models}
+    logs = output_root / "bench-logs"
+    if args.input_only:
+        folders = {m: Path(args.pipeline_output) if args.pipeline_output else output_root / f"synthetic-{m}"
+                   for m in models}
+        sources = {m: prepare_run(m, folders[m], [], logs / f"prepare-synthetic-{m}.log") for m in models}
+        input_main(args, argv, models, sources, logs)
+        return
+    if args.pipeline_output:
+        sources = {m: prepare(m, Path(args.pipeline_output), args.data_root, args.split_dir,
+                              logs / f"prepare-{m}.log") for m in models}
+    else:
+        sources = {m: prepare(m, output_root / f"real-{m}", args.data_root, args.split_dir,
+                              logs / f"prepare-{m}.log") for m in models}
+    throughput_main(args, argv, models, sources)
+
+
+def input_main(args: argparse.Namespace, argv: Optional[list[str]], models: list[str],
+               sources: dict[str, tuple[str, str]], logs: Path) -> None:
+    """--input-only: write each family's canonical shards once, measure in child processes, write the section."""
+    import tempfile
+
+    import tensorflow as tf
+    import tensorflow_transform as tft
+
+    from models import canonical_order, registry, training
+
+    cores = [int(c) for c in args.cores.split(",") if c.strip()]
+    for c in cores:
+        pinned_cpus(c, os.sched_getaffinity(0))
+    for m in models:
+        if registry.has_pretrained_backbone(PipelineConfig().with_model(m)):
+            raise SystemExit(f"--input-only measures families trained in one phase; {m} trains in two "
+                             "(make bench-training measures its phases).")
+    logs.mkdir(parents=True, exist_ok=True)
+    bodies = []
+    for m in models:
+        graph_uri, examples_uri = sources[m]
+        with tempfile.TemporaryDirectory() as scratch:
+            shards = canonical_order.write_shards(os.path.join(examples_uri, "Split-train", "*"),
+                                                  tft.TFTransformOutput(graph_uri), os.path.join(scratch, "train"))
+            source = Source(m, graph_uri, shards.paths, training.count_records(shards), args.batch_size,
+                            args.epochs, args.warmup_steps)
+            log_path = logs / f"input-{m}.log"
+            log_path.write_text("")
+            load_before = os.getloadavg()
+            results = measure_input(source, cores, log_path)
+            load = (load_before, os.getloadavg())
+        bodies.append(input_body(source, examples_uri, results, load, tf.__version__))
+    body = "\n".join(bodies)
+    print(body)
+    if not args.no_write:
+        write_section("training-input", "Input pipeline per core, and where the trainer's epoch goes", body,
+                      command=make_command("bench-input", [a for a in argv or [] if a != "--input-only"]))
+
+
+def throughput_main(args: argparse.Namespace, argv: Optional[list[str]], models: list[str],
+                    sources: dict[str, tuple[str, str]]) -> None:
+    """The throughput table: each family's fit against its input pipeline, in this process."""
     import tensorflow as tf
 
     load_before = os.getloadavg()
@@ -282,10 +751,12 @@ def main(argv: list[str] | None = None) -> None:
     sources_text = "\n".join(f"- {m}: `{shown_path(sources[m][1])}`" for m in models)
     slowest_cold = min(r["input_warmup"].per_second / max(f["rate"].per_second for f in r["fits"]
                                                            if f.get("input") is not None) for r in results)
-    command = "make bench-training" + (f' ARGS="{" ".join(argv)}"' if argv else "")
+    command = make_command("bench-training", argv or [])
+    data_text = (f"the Transform output in `{args.pipeline_output}` (`--pipeline-output`)" if args.pipeline_output else
+                 f"the real GTZAN clips' Transform output (protocol lists-trainval, 254 clips of the\n"
+                 f"fault-filtered train+valid lists in `{args.data_root}`; 3 s segments)")
     body = f"""
-Data: the `train` split of the real GTZAN clips' Transform output (protocol lists-trainval, 254 clips of the
-fault-filtered train+valid lists in `{args.data_root}`; 3 s segments), one Transform output per family
+Data: the `train` split of {data_text}, one Transform output per family
 because each reads its own features:
 {sources_text}
 
@@ -317,6 +788,11 @@ after they were written) ran at {slowest_cold:.1f}x or more of the fastest fit o
     if not args.no_write:
         write_section("training", "Training throughput: model.fit vs the tf.data input pipeline", body,
                       command=command)
+
+
+def make_command(target: str, args: list[str]) -> str:
+    """The make command a user types to repeat a run with ``args`` (what the target adds left out)."""
+    return f"make {target}" + (f' ARGS="{" ".join(args)}"' if args else "")
 
 
 def shown_path(path: str) -> str:
