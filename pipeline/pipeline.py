@@ -24,6 +24,7 @@ from tfx import v1 as tfx
 from components.anomaly_gate.component import AnomalyGate
 from components.audio_example_gen.component import AudioExampleGen
 from components.baseline_aware_evaluator.component import BaselineAwareEvaluator
+from components.bounded_transform.component import BoundedTransform
 from components.clip_evaluator.component import ClipEvaluator
 from components.model_registrar.component import ModelRegistrar
 from components.tracked_trainer.component import TrackedTrainer
@@ -118,7 +119,7 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
     components = [example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate]
 
     if until != "validate":
-        transform = tfx.components.Transform(
+        transform = BoundedTransform(
             examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
             preprocessing_fn=PREPROCESSING_FN,
             # StatisticsGen has the raw statistics already; Transform's own pre- and post-transform
