@@ -1,11 +1,13 @@
 """The newcomer's first `make run`: a clean clone, no synthetic data yet, then the re-run.
 
     make bench-first-run            # python -m bench.first_run
+    make bench-first-run ARGS="--fresh-venv"   # and the venv built from nothing first, as on a new machine
 
 Clones this repository's HEAD into a temporary folder (the cached venv is reused, as on
-any machine that built it once), runs `make run` there with its defaults, then runs it
+any machine that built it once, unless --fresh-venv builds one in a temporary cache with
+pip's download cache off, timed), runs `make run` there with its defaults, then runs it
 again, and writes the wall time of each run and of each component (from the run summary)
-to BENCHMARKS.md. The clone and its outputs are deleted afterwards.
+to BENCHMARKS.md. The clone, its outputs and a fresh venv are deleted afterwards.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,16 +28,23 @@ SUMMARY_CODE = ("import json, local_runner; s = local_runner.main({argv}); "
                 "print('BENCH-SUMMARY ' + json.dumps({{k: s.get(k) for k in ('steps', 'seconds', 'gate')}}))")
 
 
-def timed_run(clone: Path, extra: list[str]) -> tuple[float, dict]:
+def build_venv(clone: Path, env: dict[str, str]) -> float:
+    """`make venv` in the clone under ENV; returns its wall seconds."""
+    started = time.time()
+    subprocess.run(["make", "-s", "venv"], cwd=clone, env=env, check=True)
+    return time.time() - started
+
+
+def timed_run(clone: Path, extra: list[str], env: dict[str, str]) -> tuple[float, dict]:
     """`make run` in the clone; returns wall seconds and the run summary's steps and gate."""
     argv = ["--output-dir", str(clone / "outputs"), *extra]
     started = time.time()
     # `make run` is `$(PY) local_runner.py $(ARGS)`; the summary is read from the same call in Python.
-    subprocess.run(["make", "-s", "venv"], cwd=clone, check=True)
+    build_venv(clone, env)
     venv_python = subprocess.run(["python3", "scripts/setup_env.py", "--print-path"], cwd=clone, check=True,
-                                 capture_output=True, text=True).stdout.strip() + "/bin/python"
+                                 capture_output=True, text=True, env=env).stdout.strip() + "/bin/python"
     out = subprocess.run([venv_python, "-c", SUMMARY_CODE.format(argv=argv)], cwd=clone, capture_output=True,
-                         text=True, env={**os.environ, "PYTHONPATH": str(clone), "TF_USE_LEGACY_KERAS": "1"})
+                         text=True, env={**env, "PYTHONPATH": str(clone), "TF_USE_LEGACY_KERAS": "1"})
     wall = time.time() - started
     line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH-SUMMARY ")), None)
     if out.returncode or line is None:
@@ -45,12 +55,19 @@ def timed_run(clone: Path, extra: list[str]) -> tuple[float, dict]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-arg", action="append", default=[], help="extra local_runner flag (repeatable)")
+    parser.add_argument("--fresh-venv", action="store_true",
+                        help="first build the venv from nothing (temporary GENRE_VENV_CACHE, PIP_NO_CACHE_DIR=1), timed")
     args = parser.parse_args(argv)
+    env = dict(os.environ)
+    venv_seconds = None
     with tempfile.TemporaryDirectory(prefix="genre-first-run-") as tmp:
         clone = Path(tmp) / "clone"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
-        first_wall, first = timed_run(clone, args.run_arg)
-        again_wall, again = timed_run(clone, args.run_arg)
+        if args.fresh_venv:
+            env.update(GENRE_VENV_CACHE=str(Path(tmp) / "venv-cache"), PIP_NO_CACHE_DIR="1")
+            venv_seconds = build_venv(clone, env)
+        first_wall, first = timed_run(clone, args.run_arg, env)
+        again_wall, again = timed_run(clone, args.run_arg, env)
         shutil.rmtree(clone / "outputs", ignore_errors=True)
 
     rows = [f"| {name} | {first['steps'].get(name, {}).get('seconds', '-')} s "
@@ -59,7 +76,13 @@ def main(argv: list[str] | None = None) -> None:
             for name in first["steps"]]
     gate = first.get("gate") or {}
     again_gate = again.get("gate") or {}
+    venv_line = (f"The venv, built from nothing (`make venv` with an empty venv cache and pip's download cache off: "
+                 f"every wheel downloaded and installed): **{venv_seconds:.0f} s** wall, before the first run."
+                 if venv_seconds is not None else
+                 "The venv was reused from the machine's cache (`--fresh-venv` times building it from nothing).")
     body = "\n".join([
+        venv_line,
+        "",
         f"First run (synthetic set generated, every component executed): **{first_wall:.0f} s** wall. "
         f"Re-run (same command): **{again_wall:.0f} s** wall.",
         "",
@@ -76,9 +99,9 @@ def main(argv: list[str] | None = None) -> None:
         "finds the first run's blessed model as its baseline.",
     ])
     write_section("first-run", "The first `make run` on a clean clone, and its re-run", body,
-                  "make bench-first-run")
+                  "make bench-first-run" + (f' ARGS="{" ".join(argv)}"' if argv else ""))
     print(body)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -34,7 +34,8 @@ above its peak at the smallest, and its time per track at most 25 % above (linea
 a time per track that falls with scale is fixed cost amortised); ingestion's decode of
 full-length tracks at least 3x faster per track (CPU seconds) than whole-track decoding.
 Projections for 100,000 and 1,000,000 tracks extend each step's peak memory along its slope
-between the smallest and largest scale (a negative slope counts as flat) and its time
+between the two largest scales (a negative slope counts as flat: bounded buffers, such as the
+shuffle buffer, fill between the smallest scales and would otherwise read as growth) and its time
 linearly from the largest scale; they are labelled as projections.
 
 Writes the ``scale`` section of BENCHMARKS.md (``--no-write``: print only) and the figures as
@@ -367,8 +368,13 @@ def decode_criterion(whole: Optional[dict], ingestion: Optional[dict], factor: f
 
 
 def memory_slope_mib_per_track(points: Sequence[tuple[int, float]]) -> float:
-    """Peak MiB per added track between the smallest and the largest library; 0 for a flat or falling one."""
-    (n0, m0), (n1, m1) = min(points), max(points)
+    """Peak MiB per added track between the two largest libraries; 0 for a flat or falling one (or one library).
+
+    Not from the smallest: buffers with a fixed cap (the Trainer's shuffle buffer, Beam's batches) fill between
+    the small libraries and stay full after, which is growth that does not continue."""
+    if len(points) < 2:
+        return 0.0
+    (n0, m0), (n1, m1) = sorted(points)[-2:]
     return max(0.0, (m1 - m0) / (n1 - n0)) if n1 > n0 else 0.0
 
 
@@ -486,7 +492,7 @@ def render(runs: Sequence[MeasuredRun], full: Optional[MeasuredRun], decode: Opt
     parts += ["", "Criteria:", "", *[f"- **{verdict[c.passed]}**: {c.name} ({c.detail})" for c in criteria]]
     if len({r.tracks for r in runs}) > 1:
         parts += ["", "**Projections, not measurements**: peak memory extended along each step's slope between the "
-                  "smallest and the largest library (a falling slope counts as flat); hours linear from the largest "
+                  "two largest libraries (a falling slope counts as flat); hours linear from the largest "
                   "library's time per track.", "", *projection_table(runs)]
     return "\n".join(parts)
 

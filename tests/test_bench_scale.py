@@ -88,10 +88,11 @@ def test_the_decode_criterion_wants_three_times_less_cpu_per_track():
     assert scale.decode_criterion(None, None).passed is None
 
 
-def test_projections_extend_the_measured_slope_and_never_a_falling_one():
+def test_projections_extend_the_two_largest_libraries_slope_and_never_a_falling_one():
     points = [(200, 1000.0), (2000, 1020.0), (6200, 1060.0)]
-    assert scale.memory_slope_mib_per_track(points) == pytest.approx(0.01)
-    assert scale.project_memory_mib(points, 100_000) == pytest.approx(1060 + 0.01 * 93_800)
+    # The slope between the two largest libraries: 40 MiB over 4,200 tracks, not 60 over 6,000.
+    assert scale.memory_slope_mib_per_track(points) == pytest.approx(40 / 4200)
+    assert scale.project_memory_mib(points, 100_000) == pytest.approx(1060 + 40 / 4200 * 93_800)
     assert scale.project_memory_mib([(200, 1100.0), (6000, 1000.0)], 1_000_000) == 1000.0
     assert scale.project_memory_mib([(200, 1100.0)], 1_000_000) == 1100.0
     assert scale.project_seconds(600.0, 6000, 1_000_000) == pytest.approx(100_000.0)
