@@ -68,7 +68,7 @@ bench-first-run: venv
 	$(PY) -m bench.first_run $(ARGS)
 
 # Peak memory and time per step on synthetic music libraries of 1x, 10x and 30x the default set, and on
-# full-length tracks (hours on 2 cores; run it on an idle machine): ARGS="--scales 1,10,30 --epochs 2".
+# full-length tracks (about 15 min on 2 cores; run it on an idle machine): ARGS="--scales 1,10,30 --epochs 2".
 bench-scale: venv
 	$(PY) -m bench.scale $(ARGS)
 
