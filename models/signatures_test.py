@@ -90,7 +90,7 @@ REFUSALS = {
     "Inf": (np.where(np.arange(RATE) == 7, -np.inf, noise(1.0)).astype(np.float32), RATE,
             "The audio clip contains NaN or Inf samples; every sample must be finite."),
     "int16 scale sent as float": (square(1.0, 9830.0), RATE,
-                                  "The audio clip peaks at 9830.0, above the accepted peak of 2; samples must be "
+                                  "The audio clip peaks at 9830.0, above the accepted peak of 4; samples must be "
                                   "float32 in [-1, 1] (int16 PCM divided by 32768)."),
     "digital silence": (np.zeros(RATE, np.float32), RATE,
                         "The audio clip is silent: its RMS level of -inf dBFS is below the silence floor of "

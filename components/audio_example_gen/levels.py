@@ -1,9 +1,10 @@
 """The one amplitude rule and the one silence rule of ingestion, the tagger, the client and the page.
 
 Amplitude: samples are float in [-1, 1] (int16 PCM divided by 32768). A peak up to
-:data:`MAX_PEAK` is clipped to [-1, 1] (lossy decoders overshoot full scale a little, and
-training's int16 quantisation clips the same way); a larger peak means the wrong scale (int16
-values written as float, a float WAV peaking at 537) and the clip is refused, ``out_of_range``.
+:data:`MAX_PEAK` is clipped to [-1, 1] (lossy decoders and resampling overshoot full scale: GTZAN's
+loudest hip-hop clips, as Ogg Vorbis resampled to 32 kHz, peak at 2.0-2.3; training's int16
+quantisation clips the same way); a larger peak means the wrong scale (int16 values written as
+float, a float WAV peaking at 537) and the clip is refused, ``out_of_range``.
 
 Silence: the RMS level of the clipped samples, after removing their mean (DC offset), below
 ``audio.silence_dbfs`` is ``silent``. Without the DC removal a file holding only a constant
@@ -23,7 +24,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-MAX_PEAK = 2.0
+MAX_PEAK = 4.0
 OUT_OF_RANGE = "out_of_range"
 SILENT = "silent"
 _CHUNK = 1 << 20  # samples per step: no full-length float64 copy of a long clip

@@ -20,8 +20,11 @@ def hot() -> np.ndarray:
 @pytest.mark.parametrize("make, reason", [(dc_only, "silent"), (hot, "out_of_range"),
                                           (lambda: np.zeros(3 * RATE, np.float32), "silent"),
                                           (lambda: tone(3.0) + 0.3, None),        # music on an offset: kept
-                                          (lambda: tone(3.0) * 3.2, None)],        # peak 1.6: clipped, kept
-                         ids=["dc_only", "out_of_range", "zeros", "music_on_dc", "peak_1.6"])
+                                          (lambda: tone(3.0) * 3.2, None),         # peak 1.6: clipped, kept
+                                          # peak 2.3, as a loud Vorbis master resampled to 32 kHz: kept
+                                          (lambda: tone(3.0) * 4.6, None),
+                                          (lambda: tone(3.0) * 8.4, "out_of_range")],  # peak 4.2
+                         ids=["dc_only", "out_of_range", "zeros", "music_on_dc", "peak_1.6", "peak_2.3", "peak_4.2"])
 def test_ingestion_and_the_tagger_apply_the_same_rule(tmp_path, make, reason):
     path = tmp_path / "x.wav"
     path.write_bytes(wav_bytes(make(), subtype="FLOAT"))
