@@ -24,6 +24,7 @@ from pathlib import Path
 from bench.report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
+FIRST_RUN_BAR_S, RERUN_BAR_S = 240, 40  # pipeline time after the venv: a first run in minutes, a re-run in seconds
 SUMMARY_CODE = ("import json, local_runner; s = local_runner.main({argv}); "
                 "print('BENCH-SUMMARY ' + json.dumps({{k: s.get(k) for k in ('steps', 'seconds', 'gate')}}))")
 
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     env = dict(os.environ)
     venv_seconds = None
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="genre-first-run-") as tmp:
         clone = Path(tmp) / "clone"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
@@ -70,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         again_wall, again = timed_run(clone, args.run_arg, env)
         shutil.rmtree(clone / "outputs", ignore_errors=True)
 
+    load_after = os.getloadavg()
     rows = [f"| {name} | {first['steps'].get(name, {}).get('seconds', '-')} s "
             f"({first['steps'].get(name, {}).get('outcome', '-')}) | "
             f"{again['steps'].get(name, {}).get('seconds', '-')} s ({again['steps'].get(name, {}).get('outcome', '-')}) |"
@@ -84,7 +87,12 @@ def main(argv: list[str] | None = None) -> None:
         venv_line,
         "",
         f"First run (synthetic set generated, every component executed): **{first_wall:.0f} s** wall. "
-        f"Re-run (same command): **{again_wall:.0f} s** wall.",
+        f"Re-run (same command): **{again_wall:.0f} s** wall. Bars: the first run under {FIRST_RUN_BAR_S} s "
+        f"({'met' if first_wall < FIRST_RUN_BAR_S else 'NOT met'}), the re-run under {RERUN_BAR_S} s "
+        f"({'met' if again_wall < RERUN_BAR_S else 'NOT met'}).",
+        "",
+        f"Load average (1/5/15 min) before: {' / '.join(f'{x:.2f}' for x in load_before)}, after: "
+        f"{' / '.join(f'{x:.2f}' for x in load_after)} (the runs themselves raise it).",
         "",
         "| component | first run | re-run |", "|---|---|---|", *rows,
         "",
