@@ -63,7 +63,7 @@ bench-serving: venv
 bench-profile: venv
 	$(PY) -m bench.profile_serving $(ARGS)
 
-# The newcomer's first `make run` in a clean clone, and its re-run (about 10 minutes).
+# The newcomer's first `make run` in a clean clone, and its re-run (about 3 minutes; ARGS="--fresh-venv": the venv too).
 bench-first-run: venv
 	$(PY) -m bench.first_run $(ARGS)
 
