@@ -180,9 +180,38 @@ def needs_static_shapes(strategy: Optional["tf.distribute.Strategy"] = None) -> 
     return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
 
 
+def precision_problem(precision: str) -> Optional[str]:
+    """None when this process's devices train convolutions in ``precision``, else the kernel's complaint.
+
+    On a CPU oneDNN has bfloat16 and float16 convolutions only with AVX-512 BF16/FP16 or AMX (and honours a cap
+    set with ``ONEDNN_MAX_CPU_ISA``); elsewhere Keras' first training step fails deep in a kernel. One small
+    convolution and its gradient, run here, tell before any model is built."""
+    if precision == "none":
+        return None
+    import tensorflow as tf
+    dtype = tf.bfloat16 if precision == "bfloat16" else tf.float16
+    try:
+        kernel = tf.Variable(tf.ones([3, 3, 2, 4], dtype))
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(tf.nn.conv2d(tf.ones([1, 8, 8, 2], dtype), kernel, 1, "SAME"))
+        tape.gradient(total, kernel)
+    except tf.errors.OpError as err:
+        return str(err).strip().splitlines()[0][:300]
+    return None
+
+
 def set_precision(precision: str) -> None:
-    """Keras' global dtype policy for ``precision`` (``none``: float32); set before a model is built."""
+    """Keras' global dtype policy for ``precision`` (``none``: float32); set before a model is built.
+    A precision the devices cannot train in is a UserError naming the fix."""
     if precision not in POLICIES:
         raise ValueError(f"Unknown mixed precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+    problem = precision_problem(precision)
+    if problem:
+        from pipeline.errors import UserError
+        raise UserError(f"This machine cannot train in {precision}: a {precision} convolution fails on its devices "
+                        f"({problem}). On a CPU, oneDNN needs AVX-512 BF16/FP16 or AMX for it",
+                        where="Trainer, --mixed-precision",
+                        fix="train without --mixed-precision here (float32), or on a GPU or TPU, or a CPU with "
+                            "AMX or AVX-512 BF16 (and no lower ONEDNN_MAX_CPU_ISA cap).")
     import tf_keras as keras
     keras.mixed_precision.set_global_policy(POLICIES[precision])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -168,3 +169,18 @@ def test_the_flags_import_no_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent).stdout
     assert out.strip() == "False"  # --help and the early refusals stay fast
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_a_precision_the_cpu_cannot_train_in_is_named_before_any_model():
+    """oneDNN capped at AVX2 has no bfloat16 or float16 convolutions: the probe says so (in a fresh process, since
+    the cap is read when TensorFlow loads); float32 never has a problem."""
+    code = ("from models import distribute; "
+            "print(repr([distribute.precision_problem(p) for p in ('none', 'bfloat16', 'float16')]))")
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": ROOT}, capture_output=True,
+                         text=True, check=True, cwd=ROOT)
+    none, bf16, fp16 = eval(out.stdout.strip().splitlines()[-1])
+    assert none is None and bf16 and fp16
