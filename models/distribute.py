@@ -200,11 +200,8 @@ def precision_problem(precision: str) -> Optional[str]:
     return None
 
 
-def set_precision(precision: str) -> None:
-    """Keras' global dtype policy for ``precision`` (``none``: float32); set before a model is built.
-    A precision the devices cannot train in is a UserError naming the fix."""
-    if precision not in POLICIES:
-        raise ValueError(f"Unknown mixed precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
+def require_precision(precision: str) -> None:
+    """A UserError naming the fix when this machine's devices cannot train in ``precision``."""
     problem = precision_problem(precision)
     if problem:
         from pipeline.errors import UserError
@@ -213,5 +210,11 @@ def set_precision(precision: str) -> None:
                         where="Trainer, --mixed-precision",
                         fix="train without --mixed-precision here (float32), or on a GPU or TPU, or a CPU with "
                             "AMX or AVX-512 BF16 (and no lower ONEDNN_MAX_CPU_ISA cap).")
+
+
+def set_precision(precision: str) -> None:
+    """Keras' global dtype policy for ``precision`` (``none``: float32); set before a model is built."""
+    if precision not in POLICIES:
+        raise ValueError(f"Unknown mixed precision {precision!r}; choose one of {', '.join(PRECISIONS)}.")
     import tf_keras as keras
     keras.mixed_precision.set_global_policy(POLICIES[precision])

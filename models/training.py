@@ -441,6 +441,7 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
     """
     plan = plan or distribute.make_plan(config.train.strategy)
     print(f"[train] {plan.describe(config.train.batch_size)}", flush=True)
+    distribute.require_precision(config.train.mixed_precision)
     distribute.set_precision(config.train.mixed_precision)
     keras.utils.set_random_seed(config.train.seed)
     kind = config.features.kind
