@@ -168,6 +168,26 @@ def test_transform_is_keyed_by_its_feature_code_and_the_trainer_by_all_model_cod
     assert trainer_code != transform_code
 
 
+def test_ingestion_is_keyed_by_its_code(tmp_path):
+    """TFX keys ExampleGen's cache on the executor's class name: an edit to ingestion code must change the key."""
+    import shutil
+
+    from components.audio_example_gen import component
+    from pipeline import code_fingerprint
+    from pipeline.config import PROJECT_ROOT
+
+    nodes = {node.id: node for node in create_pipeline(PipelineConfig(), "/data", until="validate").components}
+    assert nodes["AudioExampleGen"].exec_properties["code"] == component.ingestion_code_fingerprint()
+    for package in ("components", "pipeline"):
+        shutil.copytree(PROJECT_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    executor = "components.audio_example_gen.executor.Executor"
+    before = code_fingerprint.function_fingerprint(executor, tmp_path)
+    assert before == component.ingestion_code_fingerprint()
+    with (tmp_path / "components" / "audio_example_gen" / "levels.py").open("a") as f:
+        f.write("\nMAX_PEAK = 8.0\n")
+    assert code_fingerprint.function_fingerprint(executor, tmp_path) != before
+
+
 def test_transform_leaves_statistics_to_statistics_gen():
     """Transform's own statistics would hold every transformed example in the DirectRunner's memory."""
     nodes = {node.id: node for node in create_pipeline(PipelineConfig(), "/data", until="train").components}

@@ -20,18 +20,32 @@ from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from components.audio_example_gen import discovery, executor, splits
 from components.audio_example_gen.driver import AudioDriver
 from components.audio_example_gen.quarantine import AudioQuarantine
+from pipeline import code_fingerprint
 from pipeline.config import INGESTION_SECTIONS, SPLITS, PipelineConfig
+
+
+CODE_KEY = "code"
 
 
 class AudioExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
     PARAMETERS = {
         **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
         executor.PIPELINE_CONFIG_KEY: ExecutionParameter(type=str),
+        CODE_KEY: ExecutionParameter(type=str, optional=True),
     }
     OUTPUTS = {
         **standard_component_specs.FileBasedExampleGenSpec.OUTPUTS,
         executor.QUARANTINE_KEY: ChannelParameter(type=AudioQuarantine),
     }
+
+
+def ingestion_code_fingerprint() -> str:
+    """A hash of the code ingestion runs (the executor module's project imports, transitively).
+
+    TFX keys the cache on the executor's class name, not its code: without this, an edit to decoding,
+    the level checks or the split rules would reuse examples the old code wrote.
+    """
+    return code_fingerprint.function_fingerprint(f"{executor.__name__}.{executor.Executor.__name__}")
 
 
 def ingestion_config_json(pipeline_config_json: str) -> str:
@@ -79,6 +93,7 @@ class AudioExampleGen(FileBasedExampleGen):
             output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
             output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
             pipeline_config_json=config_json,
+            code=ingestion_code_fingerprint(),
             examples=types.Channel(type=standard_artifacts.Examples),
             quarantine=types.Channel(type=AudioQuarantine))
         # FileBasedExampleGen.__init__ would build its own spec without our parameter and output.
