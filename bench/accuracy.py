@@ -176,8 +176,8 @@ def split_counts(store, examples) -> dict[str, dict[str, dict[str, int]]]:
     raise FileNotFoundError(f"No summary.json among the outputs of the AudioExampleGen run that wrote {examples.uri}.")
 
 
-def clip_scores_by_genre(examples_uri: str, model_uri: str):
-    """ClipEvaluator's computation on the test split, returned whole (with the clip confusion matrix)."""
+def test_accumulator(examples_uri: str, model_uri: str):
+    """ClipEvaluator's pass over the test split (metrics.ClipAccumulator: the scores and each clip's vote)."""
     from tfx.types import artifact_utils, standard_artifacts
 
     from components.clip_evaluator import executor as clip
@@ -188,7 +188,12 @@ def clip_scores_by_genre(examples_uri: str, model_uri: str):
     model = standard_artifacts.Model()
     model.uri = model_uri
     [scored] = clip.score_split(examples, GATE_SPLIT, [model])
-    return scored.score()
+    return scored
+
+
+def clip_scores_by_genre(examples_uri: str, model_uri: str):
+    """ClipEvaluator's computation on the test split, returned whole (with the clip confusion matrix)."""
+    return test_accumulator(examples_uri, model_uri).score()
 
 
 def mlflow_run(tracking_uri: str, run_id: str) -> tuple[dict[str, float], dict[str, str]]:
@@ -256,7 +261,8 @@ def collect(model: str, output_dir: Path, summary: dict, wall: float) -> dict:
     logged, params = mlflow_run(summary["mlflow_tracking_uri"], summary["mlflow_run_id"]) \
         if "mlflow_run_id" in summary else ({}, {})
     return {"model": model, "gate": gate, "scores": scores, "counts": split_counts(record.store, examples),
-            "states": component_states(record), "wall": wall, "mlflow": logged, "params": params, "output_dir": str(output_dir)}
+            "states": component_states(record), "wall": wall, "mlflow": logged, "params": params, "output_dir": str(output_dir),
+            "model_uri": model_artifact.uri, "examples_uri": examples.uri}
 
 
 # ----- keeping a finished run -----------------------------------------------------------------
@@ -291,6 +297,68 @@ def finished_result(model: str, seed: int, output_root: Path, committed: bool = 
         if (folder / result_name(model, seed)).exists():
             return folder / result_name(model, seed)
     return None
+
+
+# ----- late fusion of two families' runs ----------------------------------------------------------
+
+def parse_fusions(values: list[str]) -> list[tuple[str, ...]]:
+    """``["musicnn+efficientat"]`` -> [("musicnn", "efficientat")]: families whose clip scores are averaged."""
+    fusions = []
+    for value in values:
+        members = tuple(m.strip() for m in value.split("+"))
+        if len(members) < 2 or len(set(members)) != len(members) or any(m not in MODEL_TYPES for m in members):
+            raise SystemExit(f"--fuse expects two or more distinct families joined by +, like musicnn+efficientat; "
+                             f"got {value!r}.")
+        fusions.append(members)
+    return fusions
+
+
+def fused_run(runs: Sequence[dict], genres: Sequence[str]) -> dict:
+    """One seed's late fusion: each family's pushed model re-scores its own test split (the figure checked against
+    its gate's), and a clip's probabilities are the mean of the families' clip votes (metrics.fuse_votes)."""
+    from models import metrics
+
+    votes = []
+    for r in runs:
+        if "model_uri" not in r:
+            raise SystemExit(f"The {r['model']} run of seed {r.get('seed')} predates recorded model and examples "
+                             "locations; run it again (drop --reuse for it) to fuse it.")
+        accumulator = test_accumulator(r["examples_uri"], r["model_uri"])
+        if abs(accumulator.score().clip_accuracy - r["gate"]["candidate_clip_accuracy"]) > 1e-9:
+            raise SystemExit(f"{r['model']} seed {r.get('seed')}: its model no longer scores what its gate did; "
+                             f"{r['model_uri']} is not the run's model.")
+        votes.append(accumulator.votes())
+    (_, labels, fused), left_out = metrics.fuse_votes(votes)
+    confusion = metrics.confusion(labels, np.argmax(fused, axis=1), len(genres))
+    return {"seed": runs[0].get("seed"), "clip_accuracy": float(np.trace(confusion) / len(labels)),
+            "clips": len(labels), "left_out": left_out, "clip_confusion": confusion,
+            "members": [float(r["gate"]["candidate_clip_accuracy"]) for r in runs]}
+
+
+def fusion_text(members: Sequence[str], runs: list[dict], genres: Sequence[str]) -> str:
+    """The fused rows: per seed against each member alone, and per genre."""
+    from models import metrics
+
+    name = " + ".join(members)
+    rows = [f"| {r['seed']} | **{r['clip_accuracy']:.3f}** ({r['clips']}) | "
+            + " | ".join(f"{a:.3f}" for a in r["members"]) + " |" for r in runs]
+    recalls = np.array([metrics.top1_rates(r["clip_confusion"])[0] for r in runs])
+    per_genre = ", ".join(f"{g} {np.mean(recalls[:, i]):.2f}" for i, g in enumerate(genres)
+                          if np.isfinite(recalls[:, i]).all())
+    left = sum(r["left_out"] for r in runs)
+    return f"""
+### Late fusion: {name}
+
+The mean of the families' test clip probabilities (each family's run of the same seed above, re-scored by its
+pushed model's `from_examples` signature as ClipEvaluator does; nothing trained or tuned for the fusion).
+Test clip accuracy **{spread([r['clip_accuracy'] for r in runs])}** over seeds {', '.join(str(r['seed']) for r in runs)}.
+
+| seed | fused test clip accuracy (clips) | {' | '.join(f'{m} alone' for m in members)} |
+|---|---|{'---|' * len(members)}
+{chr(10).join(rows)}
+
+Per genre (test clip accuracy, mean of the seeds): {per_genre}.{f' Clips scored by one family only, left out: {left}.' if left else ''}
+"""
 
 
 # ----- the report ---------------------------------------------------------------------------
@@ -546,8 +614,12 @@ def main(argv: list[str] | None = None) -> None:
                         "reports): add a family or seed to the report on a new machine")
     parser.add_argument("--finished-only", action="store_true", help="with --reuse: run nothing, report the "
                         "finished runs and name the families and seeds that have none")
+    parser.add_argument("--fuse", action="append", default=[], metavar="A+B",
+                        help="also report the late fusion of these families' runs (their clip scores averaged, "
+                             "seed by seed); the families must be among --models; repeatable")
     add_real_data_arguments(parser, "one pipeline root per family under real-<model>/")
     args = parser.parse_args(argv)
+    fusions = parse_fusions(args.fuse)
     args.reuse = args.reuse or args.reuse_committed
     if args.finished_only and not args.reuse:
         parser.error("--finished-only reports earlier runs: give --reuse too")
@@ -555,6 +627,9 @@ def main(argv: list[str] | None = None) -> None:
         from models.registry import BUILDERS
         args.models = ",".join(BUILDERS)
     models = parse_models(args.models)
+    for members in fusions:
+        if not set(members) <= set(models):
+            raise SystemExit(f"--fuse {'+'.join(members)}: fuse families among --models ({', '.join(models)}).")
     seeds = parse_seeds(args.seeds)
     epochs = parse_epochs(args.epochs)
     beam_modes = parse_beam_modes(args.beam_mode, models)
@@ -609,6 +684,15 @@ def main(argv: list[str] | None = None) -> None:
                          "Run them: drop --finished-only.")
     command = "make bench-accuracy" + (f' ARGS="{" ".join(argv)}"' if argv else "")
     body = report(results, command)
+    families = by_family(results)
+    genres = trained_config(results[0]["model"], results[0].get("params", {})).genres
+    for members in fusions:
+        seeds_of_all = [seed for seed in seeds if all(any(r.get("seed") == seed for r in families.get(m, []))
+                                                      for m in members)]
+        runs = [fused_run([next(r for r in families[m] if r.get("seed") == seed) for m in members], genres)
+                for seed in seeds_of_all]
+        if runs:
+            body += fusion_text(members, runs, genres)
     if not_run:
         body += (f"\n\nNot run (asked for, no finished run to report): {', '.join(not_run)}. The means above are over "
                  "the seeds each family has.\n")

@@ -23,6 +23,10 @@ adds the view segments of the kept folds' tracks to their training, and a try wi
 out; held-out blocks are always scored on the recorded segments alone. Views exist for the train
 split's tracks only, so an eval track in a kept fold trains without its view.
 
+Late fusion (``--fuse-with efficientat=OUT/real-efficientat``): the other family's preset is cross-validated on
+the same folds (one assignment over both families' clips), and each try is also scored with a clip's probabilities
+the mean of the two families' clip votes, the rule ``bench.accuracy --fuse`` applies to the test split.
+
 Each setting and seed appends one JSON line to ``<output-dir>/folds.jsonl``.
 """
 from __future__ import annotations
@@ -69,6 +73,7 @@ class Embedded:
     labels: np.ndarray  # one-hot [segments, genres]
     track_ids: np.ndarray  # str per segment
     is_view: np.ndarray  # bool per segment: a training view's segment, not the recording's
+    segment_index: np.ndarray  # int per segment (views from VIEW_INDEX_STRIDE on)
 
 
 def fold_of_tracks(track_ids: Sequence[str], folds: int) -> dict[str, int]:
@@ -135,35 +140,76 @@ def embed_splits(config: PipelineConfig, graph_uri: str, examples_uri: str) -> t
             parts.append(training.predict_split(body, training.make_dataset(
                 shards, tft_output, config, training=False, with_track_ids=True)))
             indices.append(segment_indices(shards.records(), tft_output))
-    labels = np.concatenate([p[1] for p in parts])
+    labels, indices = np.concatenate([p[1] for p in parts]), np.concatenate(indices)
     embedded = Embedded(np.concatenate([p[0] for p in parts]), np.eye(len(config.genres), dtype=np.float32)[labels],
                         np.array([t.decode() for p in parts for t in p[2]], dtype=object),
-                        np.concatenate(indices) >= VIEW_INDEX_STRIDE)
+                        indices >= VIEW_INDEX_STRIDE, indices)
     return embedded, head
 
 
-def cross_validate(config: PipelineConfig, template: "keras.Model", embedded: Embedded, folds: int) -> dict:
-    """Every clip held out once: clip and segment accuracy of ``config``'s heads (copies of ``template``'s
-    layers, freshly initialised) over all folds."""
+def side_by_side(first: Embedded, second: Embedded) -> Embedded:
+    """The segments both families embedded (same track and segment index), each row the two embeddings
+    concatenated: the input of one head on both bodies."""
+    where = {(t, int(i)): n for n, (t, i) in enumerate(zip(second.track_ids, second.segment_index))}
+    pairs = [(n, where[(t, int(i))]) for n, (t, i) in enumerate(zip(first.track_ids, first.segment_index))
+             if (t, int(i)) in where]
+    if not pairs:
+        raise SystemExit("The two families share no segment (track id and segment index): their pipelines ran on "
+                         "different data or segment lengths.")
+    a, b = (np.array(side) for side in zip(*pairs))
+    if (np.argmax(first.labels[a], axis=1) != np.argmax(second.labels[b], axis=1)).any():
+        raise SystemExit("The two families label a segment differently: their pipelines ran on different label sets.")
+    return Embedded(np.concatenate([first.embeddings[a], second.embeddings[b]], axis=1), first.labels[a],
+                    first.track_ids[a], first.is_view[a], first.segment_index[a])
+
+
+def widened(head: "keras.Model", width: int) -> "keras.Model":
+    """HEAD's layers (batch norm, dropout, softmax) on an input of WIDTH numbers: the family's head on both bodies."""
+    import tf_keras as keras
+
+    config = head.get_config()
+    config["layers"][0]["config"]["batch_input_shape"] = (None, width)
+    return keras.Model.from_config(config)
+
+
+@dataclasses.dataclass
+class HeldOut:
+    """Every recorded segment's probabilities from the heads of the one fold that held its clip out."""
+
+    track_ids: np.ndarray
+    probabilities: np.ndarray
+    labels: np.ndarray  # genre index per segment
+    head_epochs: list[int]
+
+    def clip_votes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(track ids, clip labels, clip probabilities): the shipped soft vote, sorted by track id."""
+        from models import metrics
+
+        return metrics.clip_votes(self.track_ids, self.probabilities, self.labels)
+
+
+def held_out(config: PipelineConfig, template: "keras.Model", embedded: Embedded,
+             assignment: dict[str, int]) -> HeldOut:
+    """Each fold of ASSIGNMENT held out once: ``config``'s heads (copies of ``template``'s layers, freshly
+    initialised) trained on the other folds score its recorded segments."""
     import tensorflow as tf
     import tf_keras as keras
 
-    from models import metrics, training
+    from models import training
 
     t = config.train
     with_views = bool(config.audio.train_views)
     if with_views and not embedded.is_view.any():
         raise SystemExit(f"{VIEWS_SETTING} asks for training views, and this Transform output holds none: run the "
                          "pipeline with --train-views device into a new --output-dir and point --output-dir here.")
-    assignment = fold_of_tracks(embedded.track_ids, folds)
     fold = np.array([assignment[track] for track in embedded.track_ids])
     recorded = ~embedded.is_view
     probabilities = np.zeros_like(embedded.labels, dtype=np.float64)
     epochs: list[int] = []
-    for k in range(folds):
+    for k in sorted(set(fold)):
         held, kept = (fold == k) & recorded, (fold != k) & (recorded | with_views)
         train = tf.data.Dataset.from_tensor_slices((embedded.embeddings[kept], embedded.labels[kept])).cache()
-        held_out = tf.data.Dataset.from_tensor_slices(
+        held_out_set = tf.data.Dataset.from_tensor_slices(
             (embedded.embeddings[held], embedded.labels[held])).batch(t.batch_size).cache()
         weights = (training.class_weights(embedded.labels[kept].sum(axis=0), t.class_balance)
                    if t.class_balance > 0 else None)
@@ -173,20 +219,50 @@ def cross_validate(config: PipelineConfig, template: "keras.Model", embedded: Em
             keras.utils.set_random_seed(t.seed + 1000 * h)
             head = keras.models.clone_model(template)
             with tempfile.TemporaryDirectory() as run_dir:
-                history = training.fit_head(head, train, held_out, config, run_dir,
+                history = training.fit_head(head, train, held_out_set, config, run_dir,
                                             min(t.frozen_epochs, t.epochs), t.seed + 1000 * h, weights,
                                             progress=False)
             epochs.append(len(history["loss"]))
             heads.append(head.predict(embedded.embeddings[held], batch_size=256, verbose=0))
         probabilities[held] = np.mean(heads, axis=0)
-    scores = metrics.score(embedded.track_ids[recorded], probabilities[recorded],
-                           np.argmax(embedded.labels[recorded], axis=1))
+    return HeldOut(embedded.track_ids[recorded], probabilities[recorded],
+                   np.argmax(embedded.labels[recorded], axis=1), epochs)
+
+
+def per_genre(confusion: np.ndarray, genres: Sequence[str]) -> dict[str, list[int]]:
+    """Genre -> [clips right, clips], the genres with held-out clips only."""
+    return {g: [int(confusion[i, i]), int(confusion[i].sum())] for i, g in enumerate(genres) if confusion[i].sum()}
+
+
+def summary(scored: HeldOut, genres: Sequence[str]) -> dict:
+    """Clip and segment accuracy of held-out probabilities, with the heads' mean epochs and per-genre clips."""
+    from models import metrics
+
+    scores = metrics.score(scored.track_ids, scored.probabilities, scored.labels)
     return {"clip_accuracy": scores.clip_accuracy, "clips": scores.clips,
             "clips_correct": int(np.trace(scores.clip_confusion)),
             "segment_accuracy": scores.segment_accuracy, "segments": scores.segments,
-            "mean_head_epochs": round(float(np.mean(epochs)), 1),
-            "per_genre": {g: [int(scores.clip_confusion[i, i]), int(scores.clip_confusion[i].sum())]
-                          for i, g in enumerate(config.genres) if scores.clip_confusion[i].sum()}}
+            "mean_head_epochs": round(float(np.mean(scored.head_epochs)), 1),
+            "per_genre": per_genre(scores.clip_confusion, genres)}
+
+
+def cross_validate(config: PipelineConfig, template: "keras.Model", embedded: Embedded, folds: int) -> dict:
+    """Every clip held out once: clip and segment accuracy of ``config``'s heads over all folds."""
+    return summary(held_out(config, template, embedded, fold_of_tracks(embedded.track_ids, folds)), config.genres)
+
+
+def fuse(parts: Sequence[HeldOut], genres: Sequence[str]) -> dict:
+    """Late fusion: a clip's probabilities are the mean of each family's clip vote (metrics.fuse_votes), over the
+    clips every family holds (a clip one family quarantined is counted in ``clips_left_out``, not scored)."""
+    from models import metrics
+
+    try:
+        (_, labels, fused), left_out = metrics.fuse_votes([part.clip_votes() for part in parts])
+    except ValueError as err:
+        raise SystemExit(f"bench.folds --fuse-with: {err}; point both pipeline roots at the same data.") from None
+    matrix = metrics.confusion(labels, np.argmax(fused, axis=1), len(genres))
+    return {"clip_accuracy": float(np.trace(matrix) / max(len(labels), 1)), "clips": len(labels),
+            "clips_correct": int(np.trace(matrix)), "clips_left_out": left_out, "per_genre": per_genre(matrix, genres)}
 
 
 def config_for(preset: PipelineConfig, settings: Sequence[str], seed: int) -> PipelineConfig:
@@ -207,6 +283,37 @@ def parse_try(text: str) -> tuple[str, list[str]]:
     return label, settings
 
 
+def parse_partner(text: str) -> tuple[str, Path]:
+    """``MODEL=DIR`` of --fuse-with -> (model, pipeline root)."""
+    model, _, folder = text.partition("=")
+    if model not in HEAD_FAMILIES or not folder:
+        raise SystemExit(f"--fuse-with {text!r}: give MODEL=DIR, MODEL one of {', '.join(HEAD_FAMILIES)} and DIR its "
+                         "pipeline root (the --output-dir its accuracy runs used).")
+    return model, Path(folder).resolve()
+
+
+def embed_family(model: str, output_dir: Path, args: argparse.Namespace) -> tuple[Embedded, "keras.Model", str]:
+    """The family's Transform output (computed or taken from the pipeline cache) embedded by its frozen body."""
+    from bench.training import prepare
+
+    graph_uri, examples_uri = prepare(model, output_dir, args.data_root, args.split_dir,
+                                      output_dir / "trials-prepare.log")
+    started = time.time()
+    embedded, template = embed_splits(PipelineConfig().with_model(model), graph_uri, examples_uri)
+    print(f"[folds] {model}: {len(embedded.track_ids)} train and eval segments ({int(embedded.is_view.sum())} of "
+          f"them training views) of {len(set(embedded.track_ids))} clips embedded in {time.time() - started:.0f} s",
+          flush=True)
+    return embedded, template, examples_uri
+
+
+def record(output_dir: Path, result: dict) -> None:
+    print(f"[folds] {result['model']} {result['label']} seed {result['seed']}: {result['clips_correct']}/"
+          f"{result['clips']} clips ({result['clip_accuracy']:.3f})"
+          + (f", segments {result['segment_accuracy']:.3f}" if "segment_accuracy" in result else ""), flush=True)
+    with open(output_dir / "folds.jsonl", "a") as f:
+        f.write(json.dumps(result, sort_keys=True) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.folds", description=__doc__.split("\n\n")[0])
     parser.add_argument("--output-dir", required=True, help="pipeline root folder (--output-dir of local_runner)")
@@ -216,32 +323,50 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="42", help="comma-separated (default: %(default)s)")
     parser.add_argument("--folds", type=whole_number(2, "each fold trains on the others"), default=5,
                         help="blocks per genre (default: %(default)s)")
+    parser.add_argument("--fuse-with", metavar="MODEL=DIR", help="late fusion: also cross-validate MODEL's preset "
+                        "(its pipeline root DIR) on the same folds, and score each try averaged with it at clip level")
     add_real_data_arguments(parser, "unused here")
     args = parser.parse_args(argv)
     tries = [parse_try(text) for text in args.tries]
-
-    from bench.training import prepare
+    partner = parse_partner(args.fuse_with) if args.fuse_with else None
 
     output_dir = Path(args.output_dir).resolve()
-    graph_uri, examples_uri = prepare(args.model, output_dir, args.data_root, args.split_dir,
-                                      output_dir / "trials-prepare.log")
     preset = PipelineConfig().with_model(args.model)
-    started = time.time()
-    embedded, template = embed_splits(preset, graph_uri, examples_uri)
-    print(f"[folds] {len(embedded.track_ids)} train and eval segments ({int(embedded.is_view.sum())} of them training "
-          f"views) of {len(set(embedded.track_ids))} clips embedded in {time.time() - started:.0f} s; {args.folds} "
-          "folds of consecutive tracks per genre", flush=True)
+    embedded, template, examples_uri = embed_family(args.model, output_dir, args)
+    track_ids = list(embedded.track_ids)
+    if partner:
+        other, other_dir = partner
+        other_embedded, other_template, other_examples = embed_family(other, other_dir, args)
+        track_ids += list(other_embedded.track_ids)
+        joined = side_by_side(embedded, other_embedded)
+        print(f"[folds] {len(joined.track_ids)} segments embedded by both, {joined.embeddings.shape[1]} numbers each",
+              flush=True)
+    # One assignment for every family, so that fused clips were held out of both families' heads alike.
+    assignment = fold_of_tracks(track_ids, args.folds)
+    print(f"[folds] {args.folds} folds of consecutive tracks per genre", flush=True)
     for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
+        common = {"seed": seed, "folds": args.folds}
+        if partner:
+            started = time.time()
+            other_held = held_out(config_for(PipelineConfig().with_model(other), [], seed), other_template,
+                                  other_embedded, assignment)
+            record(output_dir, {"label": "preset", "model": other, "settings": [], "transform": other_examples,
+                                **common, **summary(other_held, preset.genres), "seconds": round(time.time() - started)})
         for label, settings in tries:
             config = config_for(preset, settings, seed)
             started = time.time()
-            result = {"label": label, "model": args.model, "settings": settings, "seed": seed, "folds": args.folds,
-                      "transform": examples_uri, **cross_validate(config, template, embedded, args.folds),
-                      "seconds": round(time.time() - started)}
-            print(f"[folds] {label} seed {seed}: {result['clips_correct']}/{result['clips']} clips "
-                  f"({result['clip_accuracy']:.3f}), segments {result['segment_accuracy']:.3f}", flush=True)
-            with open(output_dir / "folds.jsonl", "a") as f:
-                f.write(json.dumps(result, sort_keys=True) + "\n")
+            scored = held_out(config, template, embedded, assignment)
+            record(output_dir, {"label": label, "model": args.model, "settings": settings, "transform": examples_uri,
+                                **common, **summary(scored, config.genres), "seconds": round(time.time() - started)})
+            if partner:
+                started = time.time()
+                both = held_out(config, widened(template, joined.embeddings.shape[1]), joined, assignment)
+                record(output_dir, {"label": f"{label}, one head on both embeddings", "model": f"{args.model}|{other}",
+                                    "settings": settings, "transform": [examples_uri, other_examples], **common,
+                                    **summary(both, config.genres), "seconds": round(time.time() - started)})
+                record(output_dir, {"label": f"{label} + {other} preset", "model": f"{args.model}+{other}",
+                                    "settings": settings, "transform": [examples_uri, other_examples], **common,
+                                    **fuse([scored, other_held], config.genres)})
 
 
 if __name__ == "__main__":

@@ -140,6 +140,10 @@ class ClipAccumulator:
             self._segment_confusion = np.zeros((width, width), dtype=np.int64)
         self._segment_confusion += confusion(labels, np.argmax(probabilities, axis=1), width)
 
+    def votes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(track ids, clip labels, clip probabilities) over every batch added (TrackMeans.votes)."""
+        return self._tracks.votes()
+
     def score(self) -> Scores:
         """Segment accuracy and clip (soft-vote) accuracy over every batch added."""
         if not self.segments:
@@ -157,6 +161,25 @@ def clip_votes(track_ids: np.ndarray, probabilities: np.ndarray, labels: np.ndar
     means = TrackMeans()
     means.add(track_ids, probabilities, labels)
     return means.votes()
+
+
+Votes = tuple[np.ndarray, np.ndarray, np.ndarray]  # (track ids, clip labels, clip probabilities)
+
+
+def fuse_votes(votes: Sequence[Votes]) -> tuple[Votes, int]:
+    """Late fusion of several models' clip votes: a clip's probabilities are the mean of the models', over the
+    clips every model scored (sorted by track id); also how many clips some but not all models scored."""
+    by_model = [dict(zip(ids, zip(labels, probabilities))) for ids, labels, probabilities in votes]
+    shared = sorted(set.intersection(*(set(v) for v in by_model)))
+    labels = np.array([by_model[0][t][0] for t in shared], dtype=np.int64)
+    for model in by_model[1:]:
+        differ = [t for t, label in zip(shared, labels) if model[t][0] != label]
+        if differ:
+            raise ValueError(f"the fused models label clip {differ[0]} differently ({len(differ)} clips): their "
+                             "examples come from different label sets or data roots")
+    fused = np.mean([[v[t][1] for t in shared] for v in by_model], axis=0).reshape(len(shared), -1)
+    left_out = len(set.union(*(set(v) for v in by_model))) - len(shared)
+    return (np.array(shared, dtype=object), labels, fused), left_out
 
 
 def confusion(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:

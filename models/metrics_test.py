@@ -128,3 +128,19 @@ def test_a_track_with_two_labels_and_a_label_outside_the_head_are_refused():
         metrics.ClipAccumulator().add(np.array([b"t1"]), np.eye(3)[[0]], np.array([3]))
     with pytest.raises(ValueError, match="4 numbers per segment after batches of 3"):
         accumulator.add(np.array([b"t3"]), np.full((1, 4), 0.25), np.array([0]))
+
+
+def test_late_fusion_averages_clip_probabilities_over_the_clips_every_model_scored():
+    a = metrics.ClipAccumulator()
+    a.add(np.array(["x", "x", "y"], dtype=object), np.array([[0.9, 0.1], [0.7, 0.3], [0.6, 0.4]]), np.array([0, 0, 1]))
+    b = (np.array(["y", "z"], dtype=object), np.array([1, 0]), np.array([[0.0, 1.0], [0.5, 0.5]]))
+    (ids, labels, fused), left_out = metrics.fuse_votes([a.votes(), b])
+    assert list(ids) == ["y"] and list(labels) == [1] and left_out == 2  # x only in a, z only in b
+    np.testing.assert_allclose(fused, [[0.3, 0.7]])  # a says 0.6 / 0.4, b 0.0 / 1.0: the fused vote is right
+
+
+def test_models_that_disagree_on_a_clips_label_cannot_be_fused():
+    one = (np.array(["x"], dtype=object), np.array([0]), np.array([[1.0, 0.0]]))
+    other = (np.array(["x"], dtype=object), np.array([1]), np.array([[1.0, 0.0]]))
+    with pytest.raises(ValueError, match="label clip x differently"):
+        metrics.fuse_votes([one, other])

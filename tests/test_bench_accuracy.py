@@ -220,3 +220,45 @@ def test_report_gives_mean_and_spread_over_seeds_per_genre_figures_and_the_confu
     assert "none |" in text  # rock at 0.75 is above the floor
     low = {**first, "scores": metrics.score(tracks[:20], np.eye(10)[np.zeros(20, int)], labels[:20])}
     assert "| rock 0.00 |" in bench.report([low, {**low, "seed": 43}], "make bench-accuracy")
+
+
+def test_parse_fusions():
+    assert bench.parse_fusions(["musicnn+efficientat"]) == [("musicnn", "efficientat")]
+    for bad in ("musicnn", "musicnn+musicnn", "musicnn+resnet"):
+        with pytest.raises(SystemExit, match="--fuse expects two or more distinct families"):
+            bench.parse_fusions([bad])
+
+
+def scored_by(rows: dict[str, list[float]], labels: dict[str, int]) -> metrics.ClipAccumulator:
+    """A ClipAccumulator of one segment per clip: what a model's pass over the test split leaves."""
+    accumulator = metrics.ClipAccumulator()
+    tracks = sorted(rows)
+    accumulator.add(np.array([t.encode() for t in tracks]), np.array([rows[t] for t in tracks]),
+                    np.array([labels[t] for t in tracks]))
+    return accumulator
+
+
+def test_late_fusion_rescores_each_familys_model_and_averages_the_clip_votes(monkeypatch):
+    """Each family is sure where it is right and unsure where it is wrong, on different clips; the models' passes
+    are made-up accumulators here (ClipEvaluator's tests run real models through score_split)."""
+    labels = {"rock.1": 9, "jazz.1": 5, "blues.1": 0}
+    passes = {"/m/musicnn": scored_by({"rock.1": np.eye(10)[9] * 0.9 + 0.01, "jazz.1": np.eye(10)[0] * 0.3 + 0.07,
+                                       "blues.1": np.eye(10)[0] * 0.9 + 0.01}, labels),
+              "/m/efficientat": scored_by({"rock.1": np.eye(10)[9] * 0.9 + 0.01, "jazz.1": np.eye(10)[5] * 0.9 + 0.01,
+                                           "blues.1": np.eye(10)[3] * 0.3 + 0.07}, labels)}
+    monkeypatch.setattr(bench, "test_accumulator", lambda examples_uri, model_uri: passes[model_uri])
+    runs = [{**fake_finished(m, 42), "model_uri": f"/m/{m}", "examples_uri": f"/e/{m}"}
+            for m in ("musicnn", "efficientat")]
+    for r in runs:
+        r["gate"] = {**r["gate"], "candidate_clip_accuracy": 2 / 3}
+    fused = bench.fused_run(runs, GENRES)
+    assert fused["clips"] == 3 and fused["clip_accuracy"] == 1.0 and fused["members"] == [2 / 3, 2 / 3]
+    text = bench.fusion_text(("musicnn", "efficientat"), [fused], GENRES)
+    assert "| 42 | **1.000** (3) | 0.667 | 0.667 |" in text and "blues 1.00, jazz 1.00, rock 1.00" in text
+
+    runs[1]["gate"] = {**runs[1]["gate"], "candidate_clip_accuracy": 1.0}
+    with pytest.raises(SystemExit, match="no longer scores what its gate did"):
+        bench.fused_run(runs, GENRES)
+    del runs[1]["model_uri"]
+    with pytest.raises(SystemExit, match="predates recorded model and examples locations"):
+        bench.fused_run(runs, GENRES)

@@ -80,7 +80,7 @@ def embedded_clips(separable: bool, clips_per_genre: int = 10, segments: int = 4
             labels += [np.eye(len(GENRES))[g]] * segments
             tracks += [f"{genre}.{n:05d}"] * segments
     return folds.Embedded(np.array(vectors, np.float32), np.array(labels, np.float32), np.array(tracks, dtype=object),
-                          np.zeros(len(tracks), dtype=bool))
+                          np.zeros(len(tracks), dtype=bool), np.tile(np.arange(segments), len(GENRES) * clips_per_genre))
 
 
 def with_poisoned_views(embedded: folds.Embedded) -> folds.Embedded:
@@ -90,7 +90,8 @@ def with_poisoned_views(embedded: folds.Embedded) -> folds.Embedded:
     return folds.Embedded(np.concatenate([embedded.embeddings] * 3),
                           np.concatenate([embedded.labels] + [np.roll(embedded.labels, 1, axis=1)] * 2),
                           np.concatenate([embedded.track_ids] * 3),
-                          np.concatenate([embedded.is_view, np.ones(2 * n, dtype=bool)]))
+                          np.concatenate([embedded.is_view, np.ones(2 * n, dtype=bool)]),
+                          np.concatenate([embedded.segment_index + k * folds.VIEW_INDEX_STRIDE for k in range(3)]))
 
 
 def small_config(views: tuple[str, ...] = (), **train) -> PipelineConfig:
@@ -146,3 +147,69 @@ def test_views_train_the_heads_only_when_asked_and_are_never_scored():
 def test_views_asked_of_embeddings_without_views_are_refused():
     with pytest.raises(SystemExit, match="holds none: run the pipeline with --train-views device"):
         folds.cross_validate(small_config(views=("device",)), template_head(), embedded_clips(separable=True), 5)
+
+
+def held(tracks: list[str], labels: list[int], probabilities: list[list[float]]) -> folds.HeldOut:
+    return folds.HeldOut(np.array(tracks, dtype=object), np.array(probabilities), np.array(labels), [1])
+
+
+def test_late_fusion_averages_the_families_clip_votes_over_the_clips_both_hold():
+    """Each family is sure where it is right and unsure where it is wrong, on different clips: alone each
+    gets one of the two shared clips, fused both; a clip only one family scored is counted, not scored."""
+    musicnn = held(["blues.00001", "blues.00001", "jazz.00002", "rock.00003"], [0, 0, 1, 2],
+                   [[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.4, 0.35, 0.25], [0.1, 0.1, 0.8]])
+    mn04 = held(["blues.00001", "jazz.00002", "jazz.00002"], [0, 1, 1],
+                [[0.3, 0.4, 0.3], [0.05, 0.9, 0.05], [0.1, 0.85, 0.05]])
+    assert folds.summary(musicnn, GENRES)["per_genre"]["jazz"] == [0, 1]
+    assert folds.summary(mn04, GENRES)["per_genre"]["blues"] == [0, 1]
+    fused = folds.fuse([musicnn, mn04], GENRES)
+    assert fused["clips"] == 2 and fused["clips_left_out"] == 1
+    assert fused["clips_correct"] == 2 and fused["clip_accuracy"] == 1.0
+    assert fused["per_genre"] == {"blues": [1, 1], "jazz": [1, 1]}
+
+
+def test_families_that_label_a_clip_differently_are_refused():
+    with pytest.raises(SystemExit, match="label clip blues.00001 differently"):
+        folds.fuse([held(["blues.00001"], [0], [[1.0, 0, 0]]), held(["blues.00001"], [1], [[1.0, 0, 0]])], GENRES)
+
+
+def test_a_fusion_partner_is_a_head_family_and_its_pipeline_root(tmp_path):
+    assert folds.parse_partner(f"efficientat={tmp_path}") == ("efficientat", tmp_path.resolve())
+    with pytest.raises(SystemExit, match="give MODEL=DIR"):
+        folds.parse_partner("cnn=/tmp/x")
+    with pytest.raises(SystemExit, match="give MODEL=DIR"):
+        folds.parse_partner("efficientat")
+
+
+def test_every_family_is_held_out_on_one_shared_assignment():
+    """Fusion scores a clip with heads that never saw it in either family: the folds come from one assignment."""
+    embedded = embedded_clips(separable=True)
+    assignment = folds.fold_of_tracks(list(embedded.track_ids) + ["blues.00099"], 5)
+    scored = folds.held_out(small_config(), template_head(), embedded, assignment)
+    assert len(set(scored.track_ids)) == 30 and folds.summary(scored, GENRES)["clip_accuracy"] == 1.0
+
+
+def test_one_head_on_both_bodies_sees_each_shared_segment_with_both_embeddings():
+    """The first family sees only what marks blues, the second only what marks jazz: alone each confuses two
+    genres, one head on both embeddings side by side tells all three apart."""
+    full = embedded_clips(separable=True, width=6)
+    first = dataclasses.replace(full, embeddings=full.embeddings[:, [0, 3]])
+    second = dataclasses.replace(full, embeddings=full.embeddings[:, [1, 4, 5]])
+    second = dataclasses.replace(second, **{f.name: getattr(second, f.name)[:-4] for f in dataclasses.fields(second)})
+    joined = folds.side_by_side(first, second)
+    assert folds.cross_validate(small_config(), template_head(width=2), first, folds=5)["clip_accuracy"] < 0.9
+    assert joined.embeddings.shape == (116, 5) and "rock.00009" not in set(joined.track_ids)  # its segments: one side
+    row = list(first.track_ids).index("jazz.00003") + 2
+    np.testing.assert_array_equal(joined.embeddings[row], np.concatenate([first.embeddings[row], second.embeddings[row]]))
+    head = folds.widened(template_head(width=2), 5)
+    assert head.input_shape == (None, 5) and [type(layer) for layer in head.layers] == [
+        type(layer) for layer in template_head(width=2).layers]
+    result = folds.cross_validate(small_config(), head, joined, folds=5)
+    assert result["clips"] == 29 and result["clip_accuracy"] == 1.0
+
+
+def test_families_with_no_segment_in_common_are_refused():
+    clips = embedded_clips(separable=True)
+    other = dataclasses.replace(clips, segment_index=clips.segment_index + 100)
+    with pytest.raises(SystemExit, match="share no segment"):
+        folds.side_by_side(clips, other)
