@@ -156,7 +156,7 @@ def _genre_list(text: str) -> tuple[str, ...]:
 
 
 def _preset_views_text() -> str:
-    """"device for cnn, musicnn, else none": each preset's views and the families that carry them, for --help."""
+    """"device for musicnn, efficientat, else none": each preset's views and the families that carry them, for --help."""
     by_views: dict[tuple[str, ...], list[str]] = {}
     for model in MODEL_TYPES:
         by_views.setdefault(PipelineConfig().with_model(model).audio.train_views, []).append(model)

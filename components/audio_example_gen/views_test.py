@@ -15,7 +15,7 @@ from synthetic.generator import render_track
 
 
 # The families whose preset trains on device views (pipeline/config.py, with_model).
-PRESET_VIEWS = {"musicnn": ("device",), "cnn": ("device",), "lstm": (), "ann": ()}
+PRESET_VIEWS = {"musicnn": ("device",), "cnn": (), "lstm": (), "ann": ()}
 
 
 def _track(seconds: float = 3.0) -> np.ndarray:
@@ -151,4 +151,4 @@ def test_the_run_summary_says_how_many_view_segments_were_added(capsys):
 def test_help_names_each_presets_views_and_families():
     from pipeline.flags import _preset_views_text
 
-    assert _preset_views_text() == "device for cnn, musicnn, efficientat, else none"  # the presets with device views
+    assert _preset_views_text() == "device for musicnn, efficientat, else none"  # the presets with device views
