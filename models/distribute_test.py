@@ -5,12 +5,12 @@ tests/test_distributed_training.py, each in processes of their own.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,6 +21,7 @@ import tf_keras as keras
 from models import distribute, training
 from models.canonical_order_test import tiny_shards
 from models.training_test import _train
+from pipeline.config import PROJECT_ROOT
 
 
 def tf_config(workers: int, kind: str = "worker", index: int = 0, chief: bool = False) -> str:
@@ -167,11 +168,8 @@ def test_the_flags_reach_the_training_config_and_a_wrong_value_is_refused(capsys
 def test_the_flags_import_no_tensorflow():
     code = "import sys, pipeline.flags; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent).stdout
+                         cwd=PROJECT_ROOT).stdout
     assert out.strip() == "False"  # --help and the early refusals stay fast
-
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_a_precision_the_cpu_cannot_train_in_is_named_before_any_model():
@@ -180,7 +178,7 @@ def test_a_precision_the_cpu_cannot_train_in_is_named_before_any_model():
     code = ("from models import distribute; "
             "print(repr([distribute.precision_problem(p) for p in ('none', 'bfloat16', 'float16')]))")
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": ROOT}, capture_output=True,
-                         text=True, check=True, cwd=ROOT)
-    none, bf16, fp16 = eval(out.stdout.strip().splitlines()[-1])
+    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(PROJECT_ROOT)},
+                         capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
+    none, bf16, fp16 = ast.literal_eval(out.stdout.strip().splitlines()[-1])
     assert none is None and bf16 and fp16
