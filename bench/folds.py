@@ -129,7 +129,7 @@ def embed_splits(config: PipelineConfig, graph_uri: str, examples_uri: str) -> t
 
     tft_output = tft.TFTransformOutput(graph_uri)
     stats = preprocessing.normalisation_stats(tft_output, config)
-    model = registry.build_model(config, training.input_shape(tft_output, config.features.kind),
+    model = registry.build_model(config, training.model_input_shape(tft_output, config),
                                  input_stats=(stats.mean, stats.std))
     body, head = registry.split_backbone(model)
     parts, indices = [], []

@@ -1,11 +1,12 @@
 """Serving latency and throughput for one 30-s clip: gRPC through the test double vs in-process.
 
-    python -m bench.serving [--model-dir DIR] [--compare DIR2] [--requests 200] [--warmup 10]   (make bench-serving)
+    python -m bench.serving [--model-dir DIR] [--also DIR3 ...] [--compare DIR2] [--requests 200] [--warmup 10]
+    (make bench-serving)
 
 DIR is a TF Serving layout base dir (``DIR/<version>/saved_model.pb``); default: the
-pipeline's push destination, ``PipelineConfig().serving_dir``. DIR2, optional, holds a musicnn or LSTM
-model: its newest version is re-exported with each graph of models/signatures.GRAPHS (the training graph's
-layers and the default ServingBody; Transform output from ``--transform-dir``) and measured beside DIR's
+pipeline's push destination, ``PipelineConfig().serving_dir``; each DIR3 is measured as pushed beside it. DIR2,
+optional, holds a musicnn or LSTM model: its newest version is re-exported with each graph of
+models/signatures.GRAPHS (the training graph's layers and the default ServingBody; Transform output from ``--transform-dir``) and measured beside DIR's
 in the same run. Each model is measured three ways, each with the same clip and a bounded number of
 requests:
 
@@ -31,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -167,10 +168,10 @@ def interleaved_calls(calls: dict[str, Callable[[], object]], requests: int, war
 
 
 def compared_models(model_dir: str, compare_dir: Optional[str], transform_dir: Optional[str], pipeline_root: str,
-                    tmp: str) -> dict[str, str]:
-    """Label -> TF Serving base dir: MODEL_DIR as pushed, and COMPARE_DIR's newest version re-exported with
-    the training graph's layers and with the serving graph (bench/profile_serving.export_graphs)."""
-    models = {f"{_family(model_dir)} (as pushed)": model_dir}
+                    tmp: str, also: Sequence[str] = ()) -> dict[str, str]:
+    """Label -> TF Serving base dir: MODEL_DIR and each of ALSO as pushed, and COMPARE_DIR's newest version
+    re-exported with the training graph's layers and with the serving graph (bench/profile_serving.export_graphs)."""
+    models = {f"{_family(base)} (as pushed)": base for base in (model_dir, *also)}
     if compare_dir:
         from bench.profile_serving import GRAPH_NAMES, export_graphs, load_pushed, newest_transform_dir
 
@@ -268,6 +269,8 @@ def main(argv: Optional[list[str]] = None) -> None:
                         help="TF Serving layout base dir: DIR/<version>/saved_model.pb (default: %(default)s)")
     parser.add_argument("--compare", metavar="DIR", help="a musicnn or LSTM base dir whose newest version is also "
                         "measured re-exported with each graph of models/signatures.GRAPHS")
+    parser.add_argument("--also", metavar="DIR", action="append", default=[],
+                        help="another TF Serving base dir measured as pushed beside --model-dir (repeatable)")
     parser.add_argument("--transform-dir", help="--compare's Transform output (default: the newest under "
                         "--pipeline-root)")
     parser.add_argument("--pipeline-root", default=cfg.pipeline_root, help="(default: %(default)s)")
@@ -287,7 +290,10 @@ def main(argv: Optional[list[str]] = None) -> None:
         raise SystemExit(f"No pushed model: {args.model_dir} does not exist. Run the pipeline first (make run) "
                          "so the Pusher writes <serving_dir>/<version>/, or pass --model-dir DIR.")
     with tempfile.TemporaryDirectory() as tmp:
-        models = compared_models(args.model_dir, args.compare, args.transform_dir, args.pipeline_root, tmp)
+        missing = [d for d in args.also if not os.path.isdir(d)]
+        if missing:
+            raise SystemExit(f"--also {missing[0]}: no such directory; give a TF Serving base dir (DIR/<version>/).")
+        models = compared_models(args.model_dir, args.compare, args.transform_dir, args.pipeline_root, tmp, args.also)
         body = run(models, args.model_name, args.requests, args.warmup, args.clip_seconds, args.sample_rate,
                    args.clients, args.max_seconds)
     print(body)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import tensorflow as tf
 import tf_keras as keras
 
 from models import transfer
@@ -48,18 +49,24 @@ def build_efficientat(input_shape: Sequence[Optional[int]], num_classes: int, tr
     if bins != N_MELS:
         raise ValueError(f"{NAME}: mn04 takes {N_MELS} Kaldi mel bands, got {bins}. Use "
                          "PipelineConfig().with_model('efficientat') feature settings.")
-    mn04 = build_mn04(waveform_input=False)
-    if pretrained:
-        load_pretrained(mn04, train)
-    body = keras.Model(mn04.input, mn04.get_layer("features").output, name=BODY)
     inputs = keras.Input(shape=(frames, N_MELS), name=input_name, dtype="float32")
-    bands = keras.layers.Permute((2, 1), name=TO_BANDS)(inputs)
-    # An identity layer: a nested model's own .output is its inner graph's, so the cut needs a layer of this graph.
-    embedding = keras.layers.Activation("linear", name=EMBEDDING)(body(bands))
+    embedding = body(inputs, train, pretrained=pretrained)
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="head_bn")(embedding)
     model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name=NAME)
     set_backbone_trainable(model, False)
     return model
+
+
+def body(inputs: tf.Tensor, train: TrainConfig, *, pretrained: bool = True) -> tf.Tensor:
+    """mn04 up to its global pool (one nested model, :data:`BODY`) on Kaldi log-mel ``inputs`` [batch, frames,
+    128]: the [batch, 384] :data:`EMBEDDING`, release weights unless ``pretrained=False``."""
+    mn04 = build_mn04(waveform_input=False)
+    if pretrained:
+        load_pretrained(mn04, train)
+    nested = keras.Model(mn04.input, mn04.get_layer("features").output, name=BODY)
+    bands = keras.layers.Permute((2, 1), name=TO_BANDS)(inputs)
+    # An identity layer: a nested model's own .output is its inner graph's, so the cut needs a layer of this graph.
+    return keras.layers.Activation("linear", name=EMBEDDING)(nested(bands))
 
 
 def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:

@@ -30,7 +30,7 @@ def test_the_preset_is_mn04s_input_and_the_head_alone():
     assert (CONFIG.audio.sample_rate, CONFIG.features.kind, SHAPE) == (32000, "kaldi_log_mel", (300, 128))
     assert CONFIG.train.epochs == CONFIG.train.frozen_epochs and CONFIG.audio.train_views == ("device",)
     assert registry.has_pretrained_backbone(CONFIG) and not registry.needs_input_stats(CONFIG)
-    assert not features.is_zscored(CONFIG.features)
+    assert not features.is_zscored(CONFIG.features.kind)
 
 
 def test_shapes_and_a_frozen_body(model):

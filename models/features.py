@@ -18,20 +18,23 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Optional
+from typing import Mapping, Optional, TypeVar, Union
 
 import numpy as np
 import scipy.fft
 import scipy.signal
 import tensorflow as tf
 
+from models import audio
 from models.efficientat import log_mel as efficientat_front_end
 from pipeline.config import FeatureConfig
 
+T = TypeVar("T")
 KINDS = ("log_mel", "mfcc", "summary", "kaldi_log_mel")
 # EfficientAT's mn04 front end (models/efficientat/log_mel.py): fixed settings at 32 kHz, its own fixed scaling,
 # so FeatureConfig's STFT and log settings do not apply and Transform leaves it as it is (see is_zscored).
 KALDI_LOG_MEL = "kaldi_log_mel"
+FIXED_KINDS = (KALDI_LOG_MEL,)  # kinds no FeatureConfig setting applies to: the only ones features.extra_kinds takes
 LOGS = ("db", "log10_1p")
 PAD_MODES = {"constant": "CONSTANT", "reflect": "REFLECT", "symmetric": "SYMMETRIC"}
 # Mel filters per block of the block-sparse filterbank product (see _mel_blocks).
@@ -145,6 +148,13 @@ def _check(config: FeatureConfig) -> None:
     if config.kind == KALDI_LOG_MEL and config.frames is not None:
         raise ValueError("features.kind 'kaldi_log_mel' keeps every frame of the segment: features.frames must be "
                          f"None, not {config.frames}.")
+    for extra in config.extra_kinds:
+        if extra not in FIXED_KINDS or extra == config.kind:
+            raise ValueError(f"features.extra_kinds may name {FIXED_KINDS} (front ends with fixed settings), each "
+                             f"other than features.kind {config.kind!r}; not {extra!r}.")
+    if config.sample_rate is not None and config.kind in FIXED_KINDS:
+        raise ValueError(f"features.kind {config.kind!r} runs at its own fixed rate: features.sample_rate must be "
+                         f"None, not {config.sample_rate}.")
     if config.kind == "summary" and (config.frames is not None or config.power != 2.0):
         raise ValueError("features.kind 'summary' summarises every frame of the power spectrum: it needs "
                          f"features.frames None and features.power 2, not {config.frames} and {config.power}.")
@@ -159,8 +169,42 @@ def num_frames(config: FeatureConfig, num_samples: int) -> int:
     return 1 + (padded - config.n_fft) // config.hop_length
 
 
+def model_inputs(config: FeatureConfig) -> tuple[str, ...]:
+    """The kinds Transform emits for the model, ``kind`` first: what the model's inputs are named."""
+    return (config.kind, *config.extra_kinds)
+
+
+def as_model_input(tensors: Mapping[str, T], config: FeatureConfig) -> Union[T, dict[str, T]]:
+    """What the model is called on, from tensors keyed by kind: the one input itself, or a dict of the inputs
+    when ``extra_kinds`` makes the model take several (named by kind)."""
+    if not config.extra_kinds:
+        return tensors[config.kind]
+    return {kind: tensors[kind] for kind in model_inputs(config)}
+
+
+def front_end_samples(config: FeatureConfig, segment_samples: int, sample_rate: int) -> int:
+    """Samples of a segment as ``kind``'s front end sees it: resampled to ``features.sample_rate`` when set."""
+    if config.sample_rate is None or config.sample_rate == sample_rate:
+        return segment_samples
+    return -(-segment_samples * config.sample_rate // sample_rate)  # audio.resample's ceil(n * to / from)
+
+
+def output_shapes(config: FeatureConfig, segment_samples: int, sample_rate: int) -> dict[str, tuple[int, int]]:
+    """(frames, bins) of each model input (:func:`model_inputs`) for segments of ``segment_samples`` samples at
+    ``sample_rate``."""
+    shapes = {config.kind: output_shape(config, front_end_samples(config, segment_samples, sample_rate))}
+    for extra in config.extra_kinds:
+        shapes[extra] = output_shape(_fixed(extra), segment_samples)
+    return shapes
+
+
+def _fixed(kind: str) -> FeatureConfig:
+    """A fixed-settings kind's own FeatureConfig (nothing in it but the kind applies)."""
+    return FeatureConfig(kind=kind)
+
+
 def output_shape(config: FeatureConfig, segment_samples: int) -> tuple[int, int]:
-    """(frames, bins) of :func:`compute` on segments of ``segment_samples`` samples.
+    """(frames, bins) of ``kind`` on segments of ``segment_samples`` samples at the front end's rate.
 
     The "summary" kind is one row of statistics over all frames: (1, len(summary_names)).
     """
@@ -283,15 +327,27 @@ def compute(waveform: tf.Tensor, feature_config: FeatureConfig, sample_rate: int
     waveform = tf.convert_to_tensor(waveform, tf.float32)
     if waveform.shape.rank == 1:
         return compute(waveform[tf.newaxis], feature_config, sample_rate)[0]
+    if feature_config.sample_rate is not None and feature_config.sample_rate != sample_rate:
+        waveform = audio.resample(waveform, sample_rate, feature_config.sample_rate)
+        sample_rate = feature_config.sample_rate
     fn = {"log_mel": log_mel, "mfcc": mfcc, "summary": summary, KALDI_LOG_MEL: kaldi_log_mel}[feature_config.kind]
     return fn(waveform, feature_config, sample_rate)
 
 
-def is_zscored(config: FeatureConfig) -> bool:
+def compute_inputs(waveform: tf.Tensor, feature_config: FeatureConfig, sample_rate: int) -> dict[str, tf.Tensor]:
+    """Every model input (:func:`model_inputs`) of float32 [batch, samples] at ``sample_rate``: ``kind`` by
+    :func:`compute`, each extra kind at the same rate by its own fixed front end."""
+    inputs = {feature_config.kind: compute(waveform, feature_config, sample_rate)}
+    for extra in feature_config.extra_kinds:
+        inputs[extra] = compute(waveform, _fixed(extra), sample_rate)
+    return inputs
+
+
+def is_zscored(kind: str) -> bool:
     """Whether Transform z-scores this kind per bin. Not the Kaldi log-mel: mn04 was trained on its own
     fixed scaling ((log(mel + 1e-5) + 4.5) / 5), which a z-score would change and a regression undo only
     approximately (models/preprocessing.normalisation_stats then reads mean 0 and std 1)."""
-    return config.kind != KALDI_LOG_MEL
+    return kind != KALDI_LOG_MEL
 
 
 def kaldi_log_mel(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:

@@ -122,14 +122,7 @@ def build_musicnn(
         raise ValueError(f"musicnn: MSD_musicnn takes ({FRAMES}, {MELS}) = (frames, mels) inputs, got "
                          f"({frames}, {bins}). Use PipelineConfig().with_model('musicnn') feature settings.")
     inputs = keras.Input(shape=(FRAMES, MELS), name=input_name, dtype="float32")
-    image = _batch_norm(INPUT_BN)(as_image(undo_zscore(inputs, input_stats), BACKBONE_PREFIX + "to_image"))
-    front = keras.layers.Concatenate(name=BACKBONE_PREFIX + "front_end")(
-        [_front_end(image, *spec) for spec in FRONT_END])
-    mid = [_mid_layer(front, 1)]
-    for i in range(2, MID_LAYERS + 1):
-        mid.append(keras.layers.Add(name=f"{BACKBONE_PREFIX}mid{i}_residual")([_mid_layer(mid[-1], i), mid[-1]]))
-    dense = keras.layers.Concatenate(name=MID_END)([front, *mid])
-    embedding = keras.layers.GlobalAveragePooling1D(name=EMBEDDING)(dense)
+    embedding = body(inputs, input_stats)
     # A batch norm before the head's dropout, as musicnn's own back end has on its pooled features: the
     # 753 channels differ in scale by orders of magnitude (eval split, three seeds: 0.694 against 0.671
     # segment accuracy without it; docs/model-selection.md, "musicnn").
@@ -138,6 +131,19 @@ def build_musicnn(
     if pretrained:
         load_pretrained(model, checkpoint)
     return model
+
+
+def body(inputs: tf.Tensor, input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None) -> tf.Tensor:
+    """MSD_musicnn's layers on ``inputs`` [batch, 187, 96] (z-score undone with ``input_stats``): the front and
+    mid end, mean-pooled over time to the [batch, 753] :data:`EMBEDDING`; weights by :func:`load_pretrained`."""
+    image = _batch_norm(INPUT_BN)(as_image(undo_zscore(inputs, input_stats), BACKBONE_PREFIX + "to_image"))
+    front = keras.layers.Concatenate(name=BACKBONE_PREFIX + "front_end")(
+        [_front_end(image, *spec) for spec in FRONT_END])
+    mid = [_mid_layer(front, 1)]
+    for i in range(2, MID_LAYERS + 1):
+        mid.append(keras.layers.Add(name=f"{BACKBONE_PREFIX}mid{i}_residual")([_mid_layer(mid[-1], i), mid[-1]]))
+    dense = keras.layers.Concatenate(name=MID_END)([front, *mid])
+    return keras.layers.GlobalAveragePooling1D(name=EMBEDDING)(dense)
 
 
 def load_pretrained(model: keras.Model, checkpoint: str = CHECKPOINT) -> list[str]:
@@ -231,15 +237,24 @@ class ServingBody(tf.Module):
         return self.mid_end(self.front_end(image))
 
 
-def serving_function(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
+def serving_function(model: keras.Model, musicnn_input: str = "log_mel") -> Callable[..., tf.Tensor]:
     """``model``'s function (input -> probabilities) through :class:`ServingBody`, for the exported graph:
     the Keras layers before the front end (z-score undone, input batch norm) and after the mid end (the
-    heads; the LSTM's recurrent head) run as they are. The body is tracked on ``model`` so it is saved."""
-    before = keras.Model(model.input, model.get_layer(INPUT_BN).output)
-    after = keras.Model(model.get_layer(MID_END).output, model.output)
-    model.serving_body = ServingBody(model)
+    heads; the LSTM's recurrent head) run as they are. The body is tracked on ``model`` so it is saved.
 
-    def call(inputs: tf.Tensor) -> tf.Tensor:
-        return after(model.serving_body(before(inputs, training=False)), training=False)
+    A model of several inputs (a dict by name, models/musicnn_efficientat.py) runs musicnn's body on the one
+    named ``musicnn_input``; its other inputs go to the layers after the mid end, as in the model."""
+    model.serving_body = ServingBody(model)
+    if not isinstance(model.input, dict):
+        before = keras.Model(model.input, model.get_layer(INPUT_BN).output)
+        after = keras.Model(model.get_layer(MID_END).output, model.output)
+        return lambda inputs: after(model.serving_body(before(inputs, training=False)), training=False)
+    others = [name for name in model.input if name != musicnn_input]
+    before = keras.Model(model.input[musicnn_input], model.get_layer(INPUT_BN).output)
+    after = keras.Model([model.get_layer(MID_END).output, *(model.input[name] for name in others)], model.output)
+
+    def call(inputs: dict[str, tf.Tensor]) -> tf.Tensor:
+        mid = model.serving_body(before(inputs[musicnn_input], training=False))
+        return after([mid, *(inputs[name] for name in others)], training=False)
 
     return call

@@ -46,25 +46,27 @@ def normalise_per_bin(values: tf.Tensor) -> tf.Tensor:
     return tf.where(var > 0, centred * tf.math.rsqrt(tf.where(var > 0, var, 1.0)), centred)
 
 
-def raw_features(pcm: tf.Tensor, config: PipelineConfig) -> tf.Tensor:
-    """int16 PCM segments [batch] -> features before the per-bin z-score: level, then the front end."""
+def raw_features(pcm: tf.Tensor, config: PipelineConfig) -> dict[str, tf.Tensor]:
+    """int16 PCM segments [batch] -> every model input (features.model_inputs) before the per-bin z-score:
+    level, then the front ends."""
     waveform = audio.decode_pcm16(pcm, num_samples=config.audio.segment_samples)
     if config.features.level_dbfs is not None:
         waveform = audio.normalise_level(waveform, config.features.level_dbfs, config.features.max_level_gain_db)
-    return features.compute(waveform, config.features, config.audio.sample_rate)
+    return features.compute_inputs(waveform, config.features, config.audio.sample_rate)
 
 
 def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]) -> dict[str, tf.Tensor]:
     """Transform's entry point; ``custom_config["pipeline_config"]`` is ``PipelineConfig.to_json()``.
 
     Outputs ``{features.kind: float32 [batch, frames, bins], "label": int64, "track_id": string,
-    "segment_index": int64}`` (the last two identify a segment for clip voting and skew checks);
-    ``features.compute`` crops the frames to ``features.frames`` when it is set (musicnn's 187).
+    "segment_index": int64}`` (the last two identify a segment for clip voting and skew checks), and each of
+    ``features.extra_kinds`` beside ``features.kind``; ``features.compute`` crops the frames to
+    ``features.frames`` when it is set (musicnn's 187).
     Only ``audio`` is needed to compute the features, so the serving graph can feed it alone.
     """
     config = PipelineConfig.from_json(custom_config["pipeline_config"])
-    values = raw_features(_dense(inputs[AUDIO_KEY]), config)
-    outputs = {config.features.kind: normalise_per_bin(values) if features.is_zscored(config.features) else values}
+    outputs = {kind: normalise_per_bin(values) if features.is_zscored(kind) else values
+               for kind, values in raw_features(_dense(inputs[AUDIO_KEY]), config).items()}
     for key in (LABEL_KEY, TRACK_ID_KEY, SEGMENT_INDEX_KEY):
         if key in inputs:
             outputs[key] = _dense(inputs[key])
@@ -78,7 +80,7 @@ class NormalisationStats(NamedTuple):
 
 def normalisation_stats(tft_output: tft.TFTransformOutput, config: PipelineConfig,
                         probes: int = 4, seed: int = 0) -> NormalisationStats:
-    """Read back the per-bin mean and std that Transform baked into its graph.
+    """Read back the per-bin mean and std that Transform baked into its graph for ``features.kind``.
 
     The normalisation is affine per bin, so feeding the transform layer a few probe
     segments (silence and white noise at several levels) and regressing its output on
@@ -92,7 +94,7 @@ def normalisation_stats(tft_output: tft.TFTransformOutput, config: PipelineConfi
     clips = np.concatenate([np.zeros((1, n)), levels[:, None] * rng.standard_normal((probes - 1, n))])
     clips = np.clip(clips, -1.0, 1.0).astype(np.float32)
     pcm = tf.constant([c.astype("<i2").tobytes() for c in np.round(clips * 32767).astype(np.int16)])
-    raw = raw_features(pcm, config).numpy()
+    raw = raw_features(pcm, config)[config.features.kind].numpy()
     layer = tft_output.transform_features_layer()
     try:  # audio as the curated schemas declare it (shape [1]), else as a scalar feature
         normalised = layer({AUDIO_KEY: tf.reshape(pcm, [-1, 1])})[config.features.kind].numpy()

@@ -12,7 +12,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tf_keras as keras
 
-from models import efficientat_family, efficientnet, lstm, musicnn, vgg
+from models import efficientat_family, efficientnet, lstm, musicnn, musicnn_efficientat, vgg
 from models.ann import build_ann
 from models.cnn import build_cnn
 from pipeline.config import PipelineConfig
@@ -20,18 +20,20 @@ from pipeline.config import PipelineConfig
 Builder = Callable[..., keras.Model]  # (input_shape, num_classes, train, *, input_name) -> Model
 BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "lstm": lstm.build_lstm, "vgg": vgg.build_vgg, "ann": build_ann,
                                 "efficientnet": efficientnet.build_efficientnet, "musicnn": musicnn.build_musicnn,
-                                "efficientat": efficientat_family.build_efficientat}
+                                "efficientat": efficientat_family.build_efficientat,
+                                "musicnn_efficientat": musicnn_efficientat.build_musicnn_efficientat}
 # Families that can start from pretrained weights: their module's split_backbone / set_backbone_trainable.
 TRANSFER_FAMILIES = {"vgg": vgg, "efficientnet": efficientnet, "lstm": lstm, "musicnn": musicnn,
-                     "efficientat": efficientat_family}
-# Families whose pretrained body is a musicnn checkpoint: MSD_vgg (whole, or its first blocks as the
+                     "efficientat": efficientat_family, "musicnn_efficientat": musicnn_efficientat}
+# Families whose pretrained body is (or includes) a musicnn checkpoint: MSD_vgg (whole, or its first blocks as the
 # LSTM's front end) or MSD_musicnn.
-MUSICNN_FAMILIES = ("vgg", "lstm", "musicnn")
+MUSICNN_FAMILIES = ("vgg", "lstm", "musicnn", "musicnn_efficientat")
 
 
 def build_model(config: PipelineConfig, input_shape: Sequence[Optional[int]],
                 input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None) -> keras.Model:
-    """The ``config.train.model`` family for ``input_shape`` = (frames, bins), input named ``features.kind``.
+    """The ``config.train.model`` family for ``input_shape`` = (frames, bins), input named ``features.kind``;
+    a family of several inputs takes a shape per input kind (training.model_input_shape).
 
     ``input_stats``: Transform's per-bin (mean, std), used by pretrained families only
     (see :func:`needs_input_stats`); the others learn on the z-scored input as it is.
@@ -58,7 +60,7 @@ def has_pretrained_backbone(config: PipelineConfig) -> bool:
     """
     if config.train.model == "efficientnet":
         return efficientnet.is_pretrained(config.train)
-    return config.train.model in (*MUSICNN_FAMILIES, "efficientat")
+    return config.train.model in (*MUSICNN_FAMILIES, "efficientat")  # musicnn_efficientat is in both
 
 
 def needs_input_stats(config: PipelineConfig) -> bool:

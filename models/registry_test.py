@@ -10,9 +10,25 @@ from models import blocks, efficientat_family, efficientnet, features, registry,
 from pipeline.config import GENRES, MODEL_TYPES, PipelineConfig
 
 
-def _shape(config: PipelineConfig) -> tuple[int, int]:
-    """(frames, bins) the feature module produces for this preset's segments."""
-    return features.output_shape(config.features, config.audio.segment_samples)
+def _shape(config: PipelineConfig):
+    """(frames, bins) the feature module produces for this preset's segments; one per input kind for a family
+    of several inputs."""
+    shapes = features.output_shapes(config.features, config.audio.segment_samples, config.audio.sample_rate)
+    return features.as_model_input(shapes, config.features)
+
+
+def _bins(config: PipelineConfig) -> int:
+    """Bins of ``features.kind``, the input Transform's z-score statistics describe."""
+    return features.output_shapes(config.features, config.audio.segment_samples,
+                                  config.audio.sample_rate)[config.features.kind][1]
+
+
+def _inputs(config: PipelineConfig, seed: int):
+    """A batch of two random model inputs (a dict by kind for a family of several)."""
+    rng = np.random.default_rng(seed)
+    shapes = features.output_shapes(config.features, config.audio.segment_samples, config.audio.sample_rate)
+    return features.as_model_input({k: rng.standard_normal((2, *s)).astype("f") for k, s in shapes.items()},
+                                   config.features)
 
 
 def test_every_configured_family_has_a_builder():
@@ -31,16 +47,21 @@ def no_imagenet_weights(monkeypatch):
 def test_build_model_follows_the_preset(family, no_imagenet_weights):
     config = PipelineConfig().with_model(family)
     shape = _shape(config)
-    stats = (np.zeros(shape[1], "f"), np.ones(shape[1], "f"))
+    stats = (np.zeros(_bins(config), "f"), np.ones(_bins(config), "f"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the stats silence the VGG warning; others ignore them
         model = registry.build_model(config, shape, input_stats=stats)
     assert model.name == family
-    assert model.input_names == [config.features.kind]
-    assert model.input_shape == (None, *shape)
+    assert sorted(model.input_names) == sorted(features.model_inputs(config.features))
+    if isinstance(shape, dict):
+        assert {name: model.get_layer(name).output_shape[0] for name in shape} == {
+            name: (None, *s) for name, s in shape.items()}
+    else:
+        assert model.input_shape == (None, *shape)
     assert model.output_shape == (None, len(GENRES))
     assert model.optimizer is None  # uncompiled: the trainer compiles
-    musicnn = family in ("vgg", "lstm", "musicnn")  # a musicnn checkpoint: MSD_vgg (the VGG) or MSD_musicnn
+    # A musicnn checkpoint: MSD_vgg (the VGG) or MSD_musicnn (beside mn04 in musicnn_efficientat)
+    musicnn = family in ("vgg", "lstm", "musicnn", "musicnn_efficientat")
     # EfficientNet: not without weights; efficientat always (mn04_as), its input never z-scored
     assert registry.has_pretrained_backbone(config) == (musicnn or family == "efficientat")
     assert registry.needs_input_stats(config) == musicnn
@@ -87,9 +108,9 @@ def test_saved_model_round_trip(family, tmp_path, no_imagenet_weights):
     """Only stock layers: saved as models/signatures.export saves it (no traced call functions), the model
     reloads from its layers' configs without custom objects and predicts the same."""
     config = PipelineConfig().with_model(family)
-    shape = _shape(config)
-    model = registry.build_model(config, shape, input_stats=(np.full(shape[1], 2.0, "f"), np.full(shape[1], 1.5, "f")))
-    x = np.random.default_rng(0).standard_normal((2, *shape)).astype("f")
+    bins = _bins(config)
+    model = registry.build_model(config, _shape(config), input_stats=(np.full(bins, 2.0, "f"), np.full(bins, 1.5, "f")))
+    x = _inputs(config, 0)
     model.save(tmp_path / "model", save_format="tf", save_traces=False)
     reloaded = keras.models.load_model(tmp_path / "model", compile=False)
     np.testing.assert_allclose(reloaded(x, training=False).numpy(), model(x, training=False).numpy(), atol=1e-6)

@@ -20,7 +20,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from models import audio, musicnn
+from models import audio, features, musicnn
 from pipeline.config import PipelineConfig
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -45,7 +45,8 @@ WAV_MAX_CHANNELS = 64
 GRAPHS = ("serving", "keras")
 
 Part = Union[str, tf.Tensor]
-Inference = Callable[[tf.Tensor], tf.Tensor]
+ModelInput = Union[tf.Tensor, dict[str, tf.Tensor]]  # one input, or several by kind (features.as_model_input)
+Inference = Callable[[ModelInput], tf.Tensor]
 
 
 def attach_transform(model: keras.Model, tft_output: tft.TFTransformOutput) -> None:
@@ -120,14 +121,15 @@ def _level_checks(config: PipelineConfig, waveform: tf.Tensor) -> list:
 
 
 # ----- the serving path ----------------------------------------------------------
-def _transformed(model: keras.Model, config: PipelineConfig, pcm_segments: tf.Tensor) -> tf.Tensor:
+def _transformed(model: keras.Model, config: PipelineConfig, pcm_segments: tf.Tensor) -> ModelInput:
     # The raw schema declares every feature with shape [1], so the transform graph takes [batch, 1].
-    return model.tft_layer({"audio": tf.reshape(pcm_segments, [-1, 1])})[config.features.kind]
+    return features.as_model_input(model.tft_layer({"audio": tf.reshape(pcm_segments, [-1, 1])}), config.features)
 
 
 def segment_features(model: keras.Model, config: PipelineConfig, waveform: tf.Tensor,
-                     sample_rate: tf.Tensor) -> tf.Tensor:
-    """Whole clip -> model input per segment: validate, resample, segment, transform."""
+                     sample_rate: tf.Tensor) -> ModelInput:
+    """Whole clip -> model input per segment: validate, resample, segment, transform. A dict of inputs by kind
+    for a model of several (features.as_model_input)."""
     sample_rate = tf.cast(sample_rate, tf.int32)
     rate_ok = _rate_check(sample_rate)
     with tf.control_dependencies([rate_ok]):
@@ -272,6 +274,14 @@ def decode_wav(config: PipelineConfig, data: tf.Tensor) -> tuple[tf.Tensor, tf.T
 
 
 # ----- signatures ----------------------------------------------------------------
+def features_output(config: PipelineConfig, model_input: ModelInput) -> dict[str, tf.Tensor]:
+    """segment_features' outputs: ``features`` (``features.kind``), and each extra kind under its own name."""
+    if not config.features.extra_kinds:
+        return {"features": model_input}
+    return {"features": model_input[config.features.kind],
+            **{kind: model_input[kind] for kind in config.features.extra_kinds}}
+
+
 def make_signatures(model: keras.Model, config: PipelineConfig,
                     graph: str = GRAPHS[0]) -> dict[str, tf.types.experimental.ConcreteFunction]:
     """Build the signatures; ``attach_transform`` must have been called.
@@ -288,7 +298,7 @@ def make_signatures(model: keras.Model, config: PipelineConfig,
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
                                   tf.TensorSpec([], tf.int32, name="sample_rate")])
     def serve_features(waveform: tf.Tensor, sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
-        return {"features": segment_features(model, config, waveform, sample_rate)}
+        return features_output(config, segment_features(model, config, waveform, sample_rate))
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="wav_bytes")])
     def serve_wav(wav_bytes: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -28,7 +28,8 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from models import augment, distribute, metrics, plots, preprocessing, registry, signatures, tracking, transfer
+from models import (augment, distribute, features, metrics, plots, preprocessing, registry, signatures, tracking,
+                    transfer)
 from models.canonical_order import CanonicalShards, matching_files, write_shards
 from models.embeddings import embed
 from pipeline.config import STOP_AFTER_PASSES, PipelineConfig
@@ -37,12 +38,12 @@ AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 4096
 
 
-def _parse_spec(tft_output: tft.TFTransformOutput, kind: str,
+def _parse_spec(tft_output: tft.TFTransformOutput, config: PipelineConfig,
                 with_track_ids: bool) -> dict[str, tf.io.FixedLenFeature]:
-    """What a batch parses: features and label; the string track id only for host-side scoring, never for
-    training (no string tensor goes to an accelerator)."""
+    """What a batch parses: the model's inputs and the label; the string track id only for host-side scoring,
+    never for training (no string tensor goes to an accelerator)."""
     spec = tft_output.transformed_feature_spec()
-    keys = (kind, "label", "track_id") if with_track_ids else (kind, "label")
+    keys = (*features.model_inputs(config.features), "label", *(("track_id",) if with_track_ids else ()))
     return {key: spec[key] for key in keys}
 
 
@@ -89,6 +90,13 @@ def input_shape(tft_output: tft.TFTransformOutput, kind: str) -> tuple[int, int]
     return int(shape[0]), int(shape[1])
 
 
+def model_input_shape(tft_output: tft.TFTransformOutput,
+                      config: PipelineConfig) -> tuple[int, int] | dict[str, tuple[int, int]]:
+    """The (frames, bins) the model is built for: one shape, or one per input kind (features.as_model_input)."""
+    return features.as_model_input({kind: input_shape(tft_output, kind)
+                                    for kind in features.model_inputs(config.features)}, config.features)
+
+
 def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, config: PipelineConfig,
                  training: bool, with_track_ids: bool = False,
                  gain_per_db: Optional[np.ndarray] = None,
@@ -104,8 +112,7 @@ def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, con
     smaller than one batch are refused (:func:`require_one_batch`). Several datasets over one split
     (augmented and plain) read the same shard files.
     """
-    kind = config.features.kind
-    spec = _parse_spec(tft_output, kind, with_track_ids)
+    spec = _parse_spec(tft_output, config, with_track_ids)
     if num_shards > 1:
         mine = shards.paths[shard_index::num_shards]
         print(f"[train] worker {shard_index} of {num_shards} reads shards "
@@ -122,15 +129,18 @@ def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, con
     def parse(serialized: tf.Tensor):
         parsed = tf.io.parse_example(serialized, spec)
         labels = tf.one_hot(parsed["label"], len(config.genres))
+        x = features.as_model_input(parsed, config.features)
         if with_track_ids:
-            return parsed[kind], labels, parsed["track_id"]
-        return parsed[kind], labels
+            return x, labels, parsed["track_id"]
+        return x, labels
 
     # deterministic=True: batches leave the parallel maps in the order they went in; with the
     # canonical order above, a seed repeats a training run on any Transform output of the same
     # examples (out of order, identical settings scored 0.595 and 0.690 on the real test clips).
     ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
-    if training:
+    # Augmentation feeds training through the body; a model of several inputs trains its heads on the frozen
+    # bodies' embeddings of plain batches only (registry refuses fine-tuning it), so it has none.
+    if training and not config.features.extra_kinds:
         ds = ds.map(lambda x, y: augment.augment_batch(x, y, config.train, gain_per_db),
                     num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.prefetch(AUTOTUNE).with_options(_sharded_by_hand())
@@ -444,7 +454,6 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
     distribute.require_precision(config.train.mixed_precision)
     distribute.set_precision(config.train.mixed_precision)
     keras.utils.set_random_seed(config.train.seed)
-    kind = config.features.kind
     stats = preprocessing.normalisation_stats(tft_output, config)
     mine = {"shard_index": plan.cluster.index, "num_shards": plan.cluster.workers}
     train_ds = make_dataset(train_shards, tft_output, config, training=True,
@@ -455,8 +464,9 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
     if even:
         print(f"[train] {even.train} steps per epoch on every worker ({even.eval} eval steps)", flush=True)
     with plan.strategy.scope():
-        model = registry.build_model(config, input_shape(tft_output, kind), input_stats=(stats.mean, stats.std))
-        print(f"[train] {config.train.model} on {kind} {input_shape(tft_output, kind)}, "
+        shape = model_input_shape(tft_output, config)
+        model = registry.build_model(config, shape, input_stats=(stats.mean, stats.std))
+        print(f"[train] {config.train.model} on {'+'.join(features.model_inputs(config.features))} {shape}, "
               f"{model.count_params():,} parameters"
               f"{'' if config.train.mixed_precision == 'none' else ', ' + model.dtype_policy.name}", flush=True)
         model, history = _fit_in_scope(model, config, tft_output, train_files, train_shards, train_ds, eval_ds,

@@ -34,7 +34,10 @@ SPLIT_PROTOCOLS: tuple[str, ...] = ("stratified", "hash", "fault-filtered", "fau
 HASH_PROTOCOLS: tuple[str, ...] = ("stratified", "hash")
 # What the hash and quota protocols keep together in one split (components/audio_example_gen/groups.py).
 GROUPINGS: tuple[str, ...] = ("album", "artist", "tag-album", "tag-artist", "track")
-MODEL_TYPES: tuple[str, ...] = ("cnn", "lstm", "vgg", "ann", "efficientnet", "musicnn", "efficientat")
+MODEL_TYPES: tuple[str, ...] = ("cnn", "lstm", "vgg", "ann", "efficientnet", "musicnn", "efficientat",
+                                "musicnn_efficientat")
+# Families with EfficientAT's mn04 body: they read its release weights (train.efficientat_weights).
+MN04_FAMILIES: tuple[str, ...] = ("efficientat", "musicnn_efficientat")
 
 # What each component reads: only these sections (with pipeline_name and genres) go into its
 # cache key, so a setting it does not read (a gate bar, the epochs) never re-runs it.
@@ -141,12 +144,24 @@ class FeatureConfig:
     # quietest real segments (-60 dBFS) sent 24 dB quieter.
     level_dbfs: Optional[float] = -18.0
     max_level_gain_db: float = 70.0
+    # The rate ``kind`` is computed at, the segment resampled to it in the graph; None: audio.sample_rate.
+    # Lets one ingestion feed front ends of two rates (musicnn's 16 kHz beside mn04's 32 kHz).
+    sample_rate: Optional[int] = None
+    # Further model inputs Transform emits beside ``kind``, each a front end with fixed settings of its own at
+    # audio.sample_rate: only "kaldi_log_mel" (mn04's). A model with extra kinds takes a dict of inputs.
+    extra_kinds: tuple[str, ...] = ()
 
 
 def cnn_log_mel() -> FeatureConfig:
     """The CNN's input, which EfficientNet shares: librosa's log-mel defaults with the mel bands stopped at 8 kHz,
     what every source from 16 kHz up carries (docs/model-selection.md, "Training views")."""
     return FeatureConfig(fmax=8000.0)
+
+
+def musicnn_log_mel() -> FeatureConfig:
+    """musicnn's input (16 kHz): 96 mel bands of a 512-point STFT every 256 samples, log10(1 + 10000 x), the
+    187 frames of a 3-s patch. The VGG, the LSTM and musicnn take it; so does the musicnn_efficientat pair."""
+    return FeatureConfig(n_fft=512, hop_length=256, n_mels=96, log="log10_1p", top_db=None, frames=187)
 
 
 @dataclass
@@ -377,10 +392,19 @@ class PipelineConfig:
             cfg.features = FeatureConfig(kind="kaldi_log_mel")
             cfg.audio = dataclasses.replace(cfg.audio, sample_rate=32000, train_views=("device",))
             cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, heads=5, learning_rate=3e-3)
+        elif model == "musicnn_efficientat":
+            # Both bodies on every segment: musicnn's log-mel at 16 kHz (resampled in the graph) and mn04's Kaldi
+            # log-mel at the ingested 32 kHz; five heads on the two embeddings joined (753 + 384), musicnn's head
+            # preset. Over five folds of the real train and eval clips (seeds 42-44) one head on both embeddings
+            # held out 1003 of 1152 clips against musicnn's 970 of 1161 and mn04's 952 of 1152
+            # (docs/model-selection.md, "Both bodies").
+            cfg.features = dataclasses.replace(musicnn_log_mel(), sample_rate=16000, extra_kinds=("kaldi_log_mel",))
+            cfg.audio = dataclasses.replace(cfg.audio, sample_rate=32000, train_views=("device",))
+            cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, heads=5, learning_rate=3e-3,
+                                            label_smoothing=0.2)
         else:  # vgg, lstm, musicnn: musicnn's input (the VGG's body is MSD_vgg; the LSTM's front end and
             # musicnn's body are MSD_musicnn), so the pretrained filters see what they were trained on
-            cfg.features = FeatureConfig(
-                n_fft=512, hop_length=256, n_mels=96, log="log10_1p", top_db=None, frames=187)
+            cfg.features = musicnn_log_mel()
             cfg.audio = dataclasses.replace(cfg.audio, sample_rate=16000)
             # The new head learns ~3x faster at 3e-3 than 1e-3 on the frozen body (measured on
             # real clips); fine-tuning the whole network uses finetune_learning_rate.

@@ -15,9 +15,9 @@ from typing import Callable, Optional
 
 from models.distribute import PRECISIONS, STRATEGIES
 from pipeline.beam_args import beam_args
-from pipeline.config import (DEFAULT_OUTPUT_DIR, GENRES, GROUPINGS, HASH_PROTOCOLS, MIN_SYNTHETIC_TRACKS, MODEL_TYPES,
-                             SPLIT_PROTOCOLS, STOP_AFTER_PASSES, SYNTHETIC_STOP_ACCURACY, GateConfig, PathsConfig,
-                             PipelineConfig)
+from pipeline.config import (DEFAULT_OUTPUT_DIR, GENRES, GROUPINGS, HASH_PROTOCOLS, MIN_SYNTHETIC_TRACKS, MN04_FAMILIES,
+                             MODEL_TYPES, SPLIT_PROTOCOLS, STOP_AFTER_PASSES, SYNTHETIC_STOP_ACCURACY, GateConfig,
+                             PathsConfig, PipelineConfig)
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -89,7 +89,8 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    "efficientnetb0_notop.h5. Default: Keras' ImageNet download where possible, else random "
                    "initialisation (the run says so)")
     g.add_argument("--efficientat-weights", metavar="PATH",
-                   help="efficientat: EfficientAT's mn04_as_mAP_432.pt (checked by size and sha256). Default: "
+                   help="efficientat, musicnn_efficientat: EfficientAT's mn04_as_mAP_432.pt (checked by size and sha256). "
+                   "Default: "
                    "$GENRE_EFFICIENTAT_WEIGHTS, else the weights cache, else a one-time download of the release file")
     g.add_argument("--frozen-epochs", type=whole_number(0), default=d.train.frozen_epochs,
                    help="pretrained models: maximum epochs of the new head on the frozen body; fine-tuning gets the "
@@ -100,10 +101,11 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    "1e-4, docs/model-selection.md)")
     g.add_argument("--label-smoothing", type=_smoothing,
                    help="share of each training target spread evenly over the genres, 0 to below 1 (0: one-hot "
-                   "targets; default: the model's preset: 0.2 for musicnn, else 0)")
+                   "targets; default: the model's preset: 0.2 for musicnn and musicnn_efficientat, else 0)")
     g.add_argument("--heads", type=whole_number(1, "1 is a single head"),
                    help="pretrained models: heads trained on the frozen body, each from its own seed, averaged in the "
-                   "exported model (default: the model's preset: 5 for musicnn, lstm and efficientat, else 1)")
+                   "exported model (default: the model's preset: 5 for musicnn, lstm, efficientat and "
+                   "musicnn_efficientat, else 1)")
     g.add_argument("--strategy", choices=STRATEGIES, default=d.train.strategy,
                    help="where the Trainer trains: one (the default device), mirrored (every local GPU, or the "
                    "logical CPU devices without one), multi-worker (MultiWorkerMirroredStrategy from TF_CONFIG), "
@@ -249,10 +251,10 @@ def _weights_file(path: Optional[str], on_this_machine: bool = True,
 
 
 def _efficientat_weights(args: argparse.Namespace, on_this_machine: bool = True) -> Optional[str]:
-    """The efficientat family's verified weights file, found (or downloaded once) before anything runs; a missing
-    or wrong file ends the run with the weights module's one paragraph. None for the other families, and for a
-    pipeline run elsewhere (Kubeflow) without the flag: its Trainer finds the file where it runs."""
-    if args.model != "efficientat":
+    """mn04's verified weights file (the efficientat and musicnn_efficientat families), found (or downloaded once)
+    before anything runs; a missing or wrong file ends the run with the weights module's one paragraph. None for the
+    other families, and for a pipeline run elsewhere (Kubeflow) without the flag: its Trainer finds the file where it runs."""
+    if args.model not in MN04_FAMILIES:
         return None
     if not on_this_machine:
         return _weights_file(args.efficientat_weights, on_this_machine, "--efficientat-weights")

@@ -1,17 +1,18 @@
 """The families on pretrained bodies train on the synthetic set through the real pipeline and are accurate on
 held-out tracks: the same bars and protocol as tests/test_model_families_e2e.py (helpers in tests/families.py).
 The 16-kHz ones on MSD bodies (VGG, LSTM, musicnn) share one input format, so one ExampleGen and Transform run
-serves all three; efficientat (EfficientAT mn04, AudioSet) ingests at 32 kHz in the same output folder. This
-module runs beside the 22.05-kHz one under pytest-xdist.
+serves all three; efficientat (EfficientAT mn04, AudioSet) and musicnn_efficientat (both bodies) share one 32-kHz
+ingestion in the same output folder. This module runs beside the 22.05-kHz one under pytest-xdist.
 
-For musicnn and efficientat the raw-audio `serving_default` signature is also checked against `from_examples`
-on a held-out clip; the VGG and the LSTM take musicnn's features at the same rate through the same signatures
+For musicnn, efficientat and musicnn_efficientat the raw-audio `serving_default` signature is also checked against
+`from_examples` on a held-out clip; the VGG and the LSTM take musicnn's features at the same rate through the same signatures
 code (models/signatures.py).
 
-efficientat trains on the release weights read from ../shared/models/efficientat (through the environment
+The mn04 families train on the release weights read from ../shared/models/efficientat (through the environment
 variable, as a user may set it) and skips, naming the folder, where they are absent: mn04 with random weights
-says nothing about the family, and the checks of its graph, split, export and zero-shot tagger need no file
-(models/efficientat_family_test.py, models/registry_test.py, tagging/zero_shot_test.py).
+says nothing about a family, and the checks of their graphs, split, export and zero-shot tagger need no file
+(models/efficientat_family_test.py, models/musicnn_efficientat_test.py, models/registry_test.py,
+tagging/zero_shot_test.py).
 """
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ def test_family_generalises_to_held_out_tracks(model, output_dir):
     assert_family_generalises(model, output_dir)
 
 
-def test_efficientat_generalises_to_held_out_tracks(output_dir, monkeypatch):
+@pytest.mark.parametrize("model", ["efficientat", "musicnn_efficientat"])
+def test_mn04_family_generalises_to_held_out_tracks(model, output_dir, monkeypatch):
     if not EFFICIENTAT_WEIGHTS.is_file():
         pytest.skip(f"{EFFICIENTAT_WEIGHTS.name} not found in {EFFICIENTAT_WEIGHTS.parent} (the release weights are "
                     "never part of the repository)")
     monkeypatch.setenv("GENRE_EFFICIENTAT_WEIGHTS", str(EFFICIENTAT_WEIGHTS))
-    assert_family_generalises("efficientat", output_dir)
+    assert_family_generalises(model, output_dir)

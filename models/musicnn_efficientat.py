@@ -1,0 +1,81 @@
+"""The ``musicnn_efficientat`` family: both pretrained bodies on every segment, frozen, and one genre head on
+their embeddings joined.
+
+Inputs, by name: ``log_mel`` [batch, 187, 96], musicnn's log-mel at 16 kHz (Transform resamples the 32-kHz
+segment in its graph and z-scores it; the body undoes the z-score), and ``kaldi_log_mel`` [batch, frames, 128],
+mn04's own front end at 32 kHz. musicnn's front and mid end mean-pooled (753) and mn04 up to its global pool
+(384) are joined into one 1137-d embedding; the head is musicnn's: batch norm, dropout 0.5, softmax.
+
+Why: the two bodies were trained on different music with different labels (the Million Song Dataset's tags,
+AudioSet's classes) and err on different clips. Over five folds of the real train and eval clips, one head on
+both embeddings held out more clips than either body alone or a mean of the two families' clip votes
+(docs/model-selection.md, "Both bodies").
+
+The heads train on the frozen bodies' embeddings only: fine-tuning the pair is refused (no setting for it was
+measured), so the family has neither augmentation nor a second phase.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+import tf_keras as keras
+
+from models import efficientat_family, musicnn, transfer
+from models.blocks import BN_EPSILON, BN_MOMENTUM, check_input_shape, softmax_head
+from models.efficientat.log_mel import N_MELS
+from pipeline.config import TrainConfig
+
+NAME = "musicnn_efficientat"
+MUSICNN_INPUT, MN04_INPUT = "log_mel", "kaldi_log_mel"
+EMBEDDING = "joint_embedding"  # [batch, 753 + 384], where split_backbone cuts
+HEAD_DROPOUT = 0.5
+
+
+def build_musicnn_efficientat(input_shape: Mapping[str, Sequence[Optional[int]]], num_classes: int,
+                              train: TrainConfig, *, input_name: Optional[str] = None, pretrained: bool = True,
+                              input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None) -> keras.Model:
+    """Both bodies (their release weights unless ``pretrained=False``, frozen) -> joined embedding -> the head.
+
+    ``input_shape``: (frames, bins) by input name, as training.model_input_shape gives it; ``input_stats``:
+    Transform's per-bin (mean, std) of ``log_mel``. ``input_name`` is the families' common keyword, unused:
+    the inputs are named by kind.
+    """
+    del input_name
+    if set(input_shape) != {MUSICNN_INPUT, MN04_INPUT}:
+        raise ValueError(f"{NAME}: takes the inputs {MUSICNN_INPUT!r} and {MN04_INPUT!r}, got {sorted(input_shape)}. "
+                         f"Use PipelineConfig().with_model({NAME!r}) feature settings.")
+    if train.epochs > train.frozen_epochs:
+        raise ValueError(f"{NAME}: trains its heads on the frozen bodies only: --epochs ({train.epochs}) must be at "
+                         f"most --frozen-epochs ({train.frozen_epochs}).")
+    musicnn_shape = check_input_shape(input_shape[MUSICNN_INPUT], NAME)
+    if musicnn_shape != (musicnn.FRAMES, musicnn.MELS):
+        raise ValueError(f"{NAME}: {MUSICNN_INPUT} must be ({musicnn.FRAMES}, {musicnn.MELS}), got {musicnn_shape}.")
+    mn04_frames, mn04_bins = check_input_shape(input_shape[MN04_INPUT], NAME)
+    if mn04_bins != N_MELS:
+        raise ValueError(f"{NAME}: {MN04_INPUT} must have {N_MELS} Kaldi mel bands, got {mn04_bins}.")
+    inputs = {MUSICNN_INPUT: keras.Input(shape=musicnn_shape, name=MUSICNN_INPUT, dtype="float32"),
+              MN04_INPUT: keras.Input(shape=(mn04_frames, N_MELS), name=MN04_INPUT, dtype="float32")}
+    joined = keras.layers.Concatenate(name=EMBEDDING)(
+        [musicnn.body(inputs[MUSICNN_INPUT], input_stats),
+         efficientat_family.body(inputs[MN04_INPUT], train, pretrained=pretrained)])
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="head_bn")(joined)
+    model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name=NAME)
+    if pretrained:
+        musicnn.load_pretrained(model)
+    set_backbone_trainable(model, False)
+    return model
+
+
+def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    return [*musicnn.backbone_layers(model), *efficientat_family.backbone_layers(model)]
+
+
+def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """(bodies, head): both inputs -> the joined embedding, embedding -> probabilities (transfer.split_at)."""
+    return transfer.split_at(model, EMBEDDING)
+
+
+def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
+    """Freeze both bodies (the heads alone); unfreezing them (batch norms frozen) is transfer.set_trainable's."""
+    transfer.set_trainable(backbone_layers(model), trainable, train_batch_norm=train_batch_norm)
