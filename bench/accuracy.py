@@ -361,6 +361,48 @@ Per genre (test clip accuracy, mean of the seeds): {per_genre}.{f' Clips scored 
 """
 
 
+def zero_shot_run(examples_uri: str, genres: Sequence[str]) -> dict:
+    """mn04's AudioSet genre classes, no training (the tagger's ``--zero-shot``), on the test split's segments as
+    ClipEvaluator reads them: a clip's answer is the mean of its segments' zero-shot scores."""
+    import tensorflow as tf
+    from tfx.types import artifact_utils, standard_artifacts
+
+    from components.clip_evaluator.executor import read_batches
+    from models import metrics
+    from tagging.zero_shot import ZeroShotModel, family_config, model_ref
+
+    examples = standard_artifacts.Examples()
+    examples.uri = examples_uri
+    examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
+    config = dataclasses.replace(family_config(), genres=tuple(genres))
+    model = ZeroShotModel(model_ref().path, config)
+    accumulator = metrics.ClipAccumulator()
+    for serialized, labels, track_ids in read_batches(examples, GATE_SPLIT):
+        pcm = tf.io.parse_example(serialized, {"audio": tf.io.FixedLenFeature([1], tf.string)})["audio"]
+        features = model.tft_layer({"audio": pcm})[config.features.kind]
+        accumulator.add(track_ids, model.segment_scores(features).numpy(), labels)
+    scores = accumulator.score()
+    return {"clip_accuracy": scores.clip_accuracy, "clips": scores.clips, "segment_accuracy": scores.segment_accuracy,
+            "segments": scores.segments, "clip_confusion": scores.clip_confusion}
+
+
+def zero_shot_text(run: dict, source: str, genres: Sequence[str]) -> str:
+    """The zero-shot row: no seeds (nothing is trained), per genre beside it."""
+    from models import metrics
+
+    recalls = metrics.top1_rates(np.asarray(run["clip_confusion"]))[0]
+    per_genre = ", ".join(f"{g} {r:.2f}" for g, r in zip(genres, recalls) if np.isfinite(r))
+    return f"""
+### No training: AudioSet's genre classes (zero-shot)
+
+mn04's AudioSet logits of the ten genres' classes, softmaxed, as `python -m tagging DIR --zero-shot` answers for a
+library nobody has labelled; a clip's answer is the mean of its 3-s segments' scores. Scored on the test split's
+segments of `{source}` (the clips every family above is tested on): test clip accuracy
+**{run['clip_accuracy']:.3f}** ({run['clips']} clips), segment accuracy {run['segment_accuracy']:.3f}
+({run['segments']} segments). Per genre (test clip accuracy): {per_genre}.
+"""
+
+
 # ----- the report ---------------------------------------------------------------------------
 
 def per_genre_text(result: dict) -> str:
@@ -617,6 +659,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fuse", action="append", default=[], metavar="A+B",
                         help="also report the late fusion of these families' runs (their clip scores averaged, "
                              "seed by seed); the families must be among --models; repeatable")
+    parser.add_argument("--zero-shot", metavar="MODEL", help="also score mn04's AudioSet genre classes (no training) "
+                        "on the test segments of this family's first run; a family ingesting at 32 kHz (efficientat, "
+                        "musicnn_efficientat), among --models")
     add_real_data_arguments(parser, "one pipeline root per family under real-<model>/")
     args = parser.parse_args(argv)
     fusions = parse_fusions(args.fuse)
@@ -693,6 +738,12 @@ def main(argv: list[str] | None = None) -> None:
                 for seed in seeds_of_all]
         if runs:
             body += fusion_text(members, runs, genres)
+    if args.zero_shot:
+        runs = families.get(args.zero_shot, [])
+        if not runs or PipelineConfig().with_model(args.zero_shot).audio.sample_rate != 32000:
+            raise SystemExit(f"--zero-shot {args.zero_shot}: name a family among --models with a finished run that "
+                             "ingests at mn04's 32 kHz (efficientat, musicnn_efficientat).")
+        body += zero_shot_text(zero_shot_run(runs[0]["examples_uri"], genres), runs[0]["examples_uri"], genres)
     if not_run:
         body += (f"\n\nNot run (asked for, no finished run to report): {', '.join(not_run)}. The means above are over "
                  "the seeds each family has.\n")

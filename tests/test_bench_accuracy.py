@@ -1,6 +1,8 @@
 """bench.accuracy's arguments and report, with made-up results (fast, no pipeline run)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -262,3 +264,51 @@ def test_late_fusion_rescores_each_familys_model_and_averages_the_clip_votes(mon
     del runs[1]["model_uri"]
     with pytest.raises(SystemExit, match="predates recorded model and examples locations"):
         bench.fused_run(runs, GENRES)
+
+
+MN04_WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "models" / "efficientat" / "mn04_as_mAP_432.pt"
+
+
+def write_test_split(root: Path, clips: dict[str, tuple[int, np.ndarray]], segment_samples: int) -> None:
+    """A raw ExampleGen test split (GZIP TFRecords of int16 segments, label, track id) of whole-segment clips."""
+    import tensorflow as tf
+
+    (root / "Split-test").mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(root / "Split-test" / "data.gz"), options="GZIP") as writer:
+        for track, (label, clip) in clips.items():
+            for start in range(0, len(clip), segment_samples):
+                pcm = np.round(clip[start:start + segment_samples] * 32767).astype("<i2").tobytes()
+                writer.write(tf.train.Example(features=tf.train.Features(feature={
+                    "audio": tf.train.Feature(bytes_list=tf.train.BytesList(value=[pcm])),
+                    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                    "track_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[track.encode()])),
+                })).SerializeToString())
+
+
+def test_zero_shot_scores_the_test_segments_as_the_tagger_answers_their_clips(tmp_path, monkeypatch):
+    """Each clip's zero-shot answer from the test split's segments is the one the tagger's zero-shot model gives the
+    whole clip (the mean of the same segments' scores); the section names the figure and the per-genre rates."""
+    if not MN04_WEIGHTS.is_file():
+        pytest.skip(f"{MN04_WEIGHTS.name} not found in {MN04_WEIGHTS.parent} (the release weights are never part of "
+                    "the repository)")
+    import tensorflow as tf
+
+    from synthetic.generator import render_track
+    from tagging.zero_shot import ZeroShotModel, family_config
+
+    monkeypatch.setenv("GENRE_EFFICIENTAT_WEIGHTS", str(MN04_WEIGHTS))
+    audio = family_config().audio
+    clips = {f"{genre}.00000": (GENRES.index(genre), render_track(genre, 0, seconds=2 * audio.segment_seconds,
+                                                                  sample_rate=audio.sample_rate, seed=3))
+             for genre in ("classical", "metal")}
+    write_test_split(tmp_path, clips, audio.segment_samples)
+    run = bench.zero_shot_run(str(tmp_path), GENRES)
+    assert (run["clips"], run["segments"]) == (2, 4)
+    model = ZeroShotModel(str(MN04_WEIGHTS), family_config())
+    served = {track: model.classify(tf.constant(clip, tf.float32), tf.constant(audio.sample_rate))["genre"]
+              .numpy().decode() for track, (_, clip) in clips.items()}
+    for track, (label, _) in clips.items():  # each clip's row of the confusion holds its one answer: the tagger's
+        assert np.asarray(run["clip_confusion"])[label, GENRES.index(served[track])] == 1
+    assert run["clip_accuracy"] == sum(served[t] == GENRES[label] for t, (label, _) in clips.items()) / 2
+    text = bench.zero_shot_text(run, str(tmp_path), GENRES)
+    assert f"**{run['clip_accuracy']:.3f}** (2 clips)" in text and "classical" in text
