@@ -14,7 +14,8 @@ GTZAN's clips of one artist mostly carry consecutive numbers, so blocks keep mos
 side, where a hash split would put an artist's clips on both sides and reward settings that memorise
 artists. Each fold trains the family's heads as the Trainer does (``train.heads`` heads from seeds
 ``seed + 1000 k``, early stopping on the held-out block, probabilities averaged) and scores the held-out
-block by the shipped vote (mean segment probability per clip). Only ``train.*`` settings that act on the
+block by the shipped vote (mean segment probability per clip). ``--stop-on inner`` stops them on the next kept
+block instead (which then trains nothing), so that the held-out block chooses nothing, not even the epoch. Only ``train.*`` settings that act on the
 head may change: features or the body would need another Transform output.
 
 Training views (``audio.train_views``, components/audio_example_gen/views.py) are the one setting
@@ -58,7 +59,11 @@ if TYPE_CHECKING:
     import tensorflow as tf
     import tf_keras as keras
 
-HEAD_FAMILIES = ("musicnn", "lstm", "efficientat")
+HEAD_FAMILIES = ("musicnn", "lstm", "efficientat", "musicnn_efficientat")
+# Which block's loss ends a fold's head training (early stopping, best weights): the held-out block itself, as the
+# fold rule's figures were made (it compares settings, and flatters a head that overfits sooner than another), or
+# the next kept block ("inner"), which then trains nothing, so the held-out block chooses nothing.
+STOP_ON = ("held-out", "inner")
 VIEWS_SETTING = "audio.train_views"
 HEAD_SETTINGS = ("class_balance", "learning_rate", "label_smoothing", "batch_size", "heads",
                  "early_stopping_patience", "frozen_epochs")
@@ -189,9 +194,10 @@ class HeldOut:
 
 
 def held_out(config: PipelineConfig, template: "keras.Model", embedded: Embedded,
-             assignment: dict[str, int]) -> HeldOut:
+             assignment: dict[str, int], stop_on: str = STOP_ON[0]) -> HeldOut:
     """Each fold of ASSIGNMENT held out once: ``config``'s heads (copies of ``template``'s layers, freshly
-    initialised) trained on the other folds score its recorded segments."""
+    initialised) trained on the other folds score its recorded segments; ``stop_on`` (:data:`STOP_ON`): the block
+    whose loss stops them."""
     import tensorflow as tf
     import tf_keras as keras
 
@@ -206,11 +212,17 @@ def held_out(config: PipelineConfig, template: "keras.Model", embedded: Embedded
     recorded = ~embedded.is_view
     probabilities = np.zeros_like(embedded.labels, dtype=np.float64)
     epochs: list[int] = []
-    for k in sorted(set(fold)):
-        held, kept = (fold == k) & recorded, (fold != k) & (recorded | with_views)
+    if stop_on not in STOP_ON:
+        raise ValueError(f"stop_on must be one of {STOP_ON}, not {stop_on!r}.")
+    blocks = sorted(set(fold))
+    for i, k in enumerate(blocks):
+        inner = blocks[(i + 1) % len(blocks)] if stop_on == "inner" else k
+        held = (fold == k) & recorded
+        stop = (fold == inner) & recorded
+        kept = (fold != k) & (fold != inner) & (recorded | with_views)
         train = tf.data.Dataset.from_tensor_slices((embedded.embeddings[kept], embedded.labels[kept])).cache()
-        held_out_set = tf.data.Dataset.from_tensor_slices(
-            (embedded.embeddings[held], embedded.labels[held])).batch(t.batch_size).cache()
+        stop_set = tf.data.Dataset.from_tensor_slices(
+            (embedded.embeddings[stop], embedded.labels[stop])).batch(t.batch_size).cache()
         weights = (training.class_weights(embedded.labels[kept].sum(axis=0), t.class_balance)
                    if t.class_balance > 0 else None)
         heads = []
@@ -219,7 +231,7 @@ def held_out(config: PipelineConfig, template: "keras.Model", embedded: Embedded
             keras.utils.set_random_seed(t.seed + 1000 * h)
             head = keras.models.clone_model(template)
             with tempfile.TemporaryDirectory() as run_dir:
-                history = training.fit_head(head, train, held_out_set, config, run_dir,
+                history = training.fit_head(head, train, stop_set, config, run_dir,
                                             min(t.frozen_epochs, t.epochs), t.seed + 1000 * h, weights,
                                             progress=False)
             epochs.append(len(history["loss"]))
@@ -246,9 +258,11 @@ def summary(scored: HeldOut, genres: Sequence[str]) -> dict:
             "per_genre": per_genre(scores.clip_confusion, genres)}
 
 
-def cross_validate(config: PipelineConfig, template: "keras.Model", embedded: Embedded, folds: int) -> dict:
+def cross_validate(config: PipelineConfig, template: "keras.Model", embedded: Embedded, folds: int,
+                   stop_on: str = STOP_ON[0]) -> dict:
     """Every clip held out once: clip and segment accuracy of ``config``'s heads over all folds."""
-    return summary(held_out(config, template, embedded, fold_of_tracks(embedded.track_ids, folds)), config.genres)
+    return summary(held_out(config, template, embedded, fold_of_tracks(embedded.track_ids, folds), stop_on),
+                   config.genres)
 
 
 def fuse(parts: Sequence[HeldOut], genres: Sequence[str]) -> dict:
@@ -283,6 +297,14 @@ def parse_try(text: str) -> tuple[str, list[str]]:
     return label, settings
 
 
+def stop_rules(text: str) -> list[str]:
+    """An argparse type: ``--stop-on`` rules, comma-separated."""
+    rules = [r.strip() for r in text.split(",") if r.strip()]
+    if not rules or any(r not in STOP_ON for r in rules):
+        raise argparse.ArgumentTypeError(f"give one or more of {', '.join(STOP_ON)}, comma-separated, not {text!r}")
+    return rules
+
+
 def parse_partner(text: str) -> tuple[str, Path]:
     """``MODEL=DIR`` of --fuse-with -> (model, pipeline root)."""
     model, _, folder = text.partition("=")
@@ -307,7 +329,8 @@ def embed_family(model: str, output_dir: Path, args: argparse.Namespace) -> tupl
 
 
 def record(output_dir: Path, result: dict) -> None:
-    print(f"[folds] {result['model']} {result['label']} seed {result['seed']}: {result['clips_correct']}/"
+    print(f"[folds] {result['model']} {result['label']} seed {result['seed']}, stopped on "
+          f"{result.get('stop_on', STOP_ON[0])}: {result['clips_correct']}/"
           f"{result['clips']} clips ({result['clip_accuracy']:.3f})"
           + (f", segments {result['segment_accuracy']:.3f}" if "segment_accuracy" in result else ""), flush=True)
     with open(output_dir / "folds.jsonl", "a") as f:
@@ -323,6 +346,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="42", help="comma-separated (default: %(default)s)")
     parser.add_argument("--folds", type=whole_number(2, "each fold trains on the others"), default=5,
                         help="blocks per genre (default: %(default)s)")
+    parser.add_argument("--stop-on", default=STOP_ON[0], type=stop_rules,
+                        help=f"comma-separated, each try scored under each: {', '.join(STOP_ON)} (the block whose loss "
+                        "ends the heads' training: the held-out block itself, or the next kept block, which then "
+                        "trains nothing; default: %(default)s)")
     parser.add_argument("--fuse-with", metavar="MODEL=DIR", help="late fusion: also cross-validate MODEL's preset "
                         "(its pipeline root DIR) on the same folds, and score each try averaged with it at clip level")
     add_real_data_arguments(parser, "unused here")
@@ -344,23 +371,23 @@ def main(argv: list[str] | None = None) -> None:
     # One assignment for every family, so that fused clips were held out of both families' heads alike.
     assignment = fold_of_tracks(track_ids, args.folds)
     print(f"[folds] {args.folds} folds of consecutive tracks per genre", flush=True)
-    for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
-        common = {"seed": seed, "folds": args.folds}
+    for seed, stop_on in [(int(s), rule) for s in args.seeds.split(",") if s.strip() for rule in args.stop_on]:
+        common = {"seed": seed, "folds": args.folds, "stop_on": stop_on}
         if partner:
             started = time.time()
             other_held = held_out(config_for(PipelineConfig().with_model(other), [], seed), other_template,
-                                  other_embedded, assignment)
+                                  other_embedded, assignment, stop_on)
             record(output_dir, {"label": "preset", "model": other, "settings": [], "transform": other_examples,
                                 **common, **summary(other_held, preset.genres), "seconds": round(time.time() - started)})
         for label, settings in tries:
             config = config_for(preset, settings, seed)
             started = time.time()
-            scored = held_out(config, template, embedded, assignment)
+            scored = held_out(config, template, embedded, assignment, stop_on)
             record(output_dir, {"label": label, "model": args.model, "settings": settings, "transform": examples_uri,
                                 **common, **summary(scored, config.genres), "seconds": round(time.time() - started)})
             if partner:
                 started = time.time()
-                both = held_out(config, widened(template, joined.embeddings.shape[1]), joined, assignment)
+                both = held_out(config, widened(template, joined.embeddings.shape[1]), joined, assignment, stop_on)
                 record(output_dir, {"label": f"{label}, one head on both embeddings", "model": f"{args.model}|{other}",
                                     "settings": settings, "transform": [examples_uri, other_examples], **common,
                                     **summary(both, config.genres), "seconds": round(time.time() - started)})

@@ -47,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
                    "else a one-time download)")
     g.add_argument("--model", choices=MODEL_TYPES, default=d.train.model,
                    help="family the model was trained as: sets the decode rate (VGG, LSTM, musicnn 16 kHz, efficientat "
-                   "32 kHz, else 22.05 kHz) "
+                   "and musicnn_efficientat 32 kHz, else 22.05 kHz) "
                    "unless --champion reads it from the run (default: %(default)s)")
     g.add_argument("--segment-seconds", type=float, default=d.audio.segment_seconds,
                    help="the model's segment length: shorter files are quarantined as too_short (default: %(default)s)")

@@ -213,3 +213,30 @@ def test_families_with_no_segment_in_common_are_refused():
     other = dataclasses.replace(clips, segment_index=clips.segment_index + 100)
     with pytest.raises(SystemExit, match="share no segment"):
         folds.side_by_side(clips, other)
+
+
+@pytest.mark.parametrize("stop_on", folds.STOP_ON)
+def test_the_held_out_block_stops_the_heads_only_when_asked(stop_on, monkeypatch):
+    """Per fold, the tracks the heads train on and the tracks whose loss stops them: with ``inner`` the stopping
+    block is another kept block, trained on by no head, and never the held-out one."""
+    embedded = embedded_clips(separable=True)
+    track_of = {row.tobytes(): track for row, track in zip(embedded.embeddings, embedded.track_ids)}
+    seen: list[tuple[set, set]] = []
+
+    def tracks(dataset) -> set:
+        return {track_of[row.tobytes()] for x, _ in dataset.unbatch() for row in [x.numpy()]}
+
+    def recording_fit_head(head, train, stop_set, *args, **kwargs):
+        seen.append((tracks(train.batch(64)), tracks(stop_set)))
+        return {"loss": [1.0]}
+
+    monkeypatch.setattr(training, "fit_head", recording_fit_head)
+    assignment = folds.fold_of_tracks(embedded.track_ids, 5)
+    folds.held_out(small_config(), template_head(), embedded, assignment, stop_on)
+    blocks = sorted(set(assignment.values()))
+    assert len(seen) == len(blocks)
+    for k, (trained, stopped_by) in zip(blocks, seen):
+        held = {t for t, b in assignment.items() if b == k}
+        assert not trained & held and not trained & stopped_by
+        assert (stopped_by == held) == (stop_on == "held-out")
+        assert stop_on == "held-out" or not stopped_by & held and stopped_by
