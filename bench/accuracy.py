@@ -499,13 +499,26 @@ def config_note(r: dict) -> str:
         f"SpecAugment (one frequency mask up to {t.freq_mask_param} bins, one time mask up to "
         f"{t.time_mask_param} frames)" if t.spec_augment else "",
         f"mixup alpha {t.mixup_alpha:g}" if t.mixup_alpha > 0 else ""])) or "none"
+    if heads_only(cfg):
+        augmentation = "none (the heads train on the frozen body's embeddings of the segments as they are)"
     states = r["states"]
     ran = ", ".join(k for k, v in states.items() if v["state"] == "ran")
     cached = ", ".join(k for k, v in states.items() if v["state"] == "cached")
-    return (f"- {r['model']}: {cfg.features.kind} ({cfg.audio.sample_rate} Hz), batch {t.batch_size}, {phases}, "
+    rates = {cfg.features.kind: cfg.features.sample_rate or cfg.audio.sample_rate}
+    inputs = " + ".join(f"{kind} ({rates.get(kind, cfg.audio.sample_rate)} Hz)"
+                        for kind in (cfg.features.kind, *cfg.features.extra_kinds))
+    return (f"- {r['model']}: {inputs}, batch {t.batch_size}, {phases}, "
             f"{balance}, {stopping}, max epochs {max_epochs}; augmentation: {augmentation}. "
             f"Beam args: {r.get('beam', beam_text(None))}. Components run (seed {r.get('seed', t.seed)}): "
             f"{ran or '-'}; from cache: {cached or '-'}. Pipeline root `{r['output_dir']}`.")
+
+
+def heads_only(config: PipelineConfig) -> bool:
+    """Whether the family trains heads on a frozen body's embeddings and nothing else (no fine-tuning phase), so
+    that no augmentation reaches it (models/training.fit)."""
+    from models import registry
+
+    return registry.has_pretrained_backbone(config) and config.train.epochs <= config.train.frozen_epochs
 
 
 def epochs_text(m: dict) -> str:
