@@ -148,6 +148,8 @@ def _check(config: FeatureConfig) -> None:
     if config.kind == KALDI_LOG_MEL and config.frames is not None:
         raise ValueError("features.kind 'kaldi_log_mel' keeps every frame of the segment: features.frames must be "
                          f"None, not {config.frames}.")
+    if config.band_limit_hz is not None and config.band_limit_hz <= 0:
+        raise ValueError(f"features.band_limit_hz must be a positive frequency or None, not {config.band_limit_hz}.")
     for extra in config.extra_kinds:
         if extra not in FIXED_KINDS or extra == config.kind:
             raise ValueError(f"features.extra_kinds may name {FIXED_KINDS} (front ends with fixed settings), each "
@@ -336,7 +338,13 @@ def compute(waveform: tf.Tensor, feature_config: FeatureConfig, sample_rate: int
 
 def compute_inputs(waveform: tf.Tensor, feature_config: FeatureConfig, sample_rate: int) -> dict[str, tf.Tensor]:
     """Every model input (:func:`model_inputs`) of float32 [batch, samples] at ``sample_rate``: ``kind`` by
-    :func:`compute`, each extra kind at the same rate by its own fixed front end."""
+    :func:`compute`, each extra kind at the same rate by its own fixed front end; all of them of the segment
+    band-limited to ``band_limit_hz`` when it is set."""
+    _check(feature_config)
+    if feature_config.band_limit_hz is not None and 2 * feature_config.band_limit_hz < sample_rate:
+        limited_rate = 2 * feature_config.band_limit_hz
+        limited = audio.resample(audio.resample(waveform, sample_rate, limited_rate), limited_rate, sample_rate)
+        waveform = tf.ensure_shape(limited[..., :tf.shape(waveform)[-1]], waveform.shape)  # the way back rounds up
     inputs = {feature_config.kind: compute(waveform, feature_config, sample_rate)}
     for extra in feature_config.extra_kinds:
         inputs[extra] = compute(waveform, _fixed(extra), sample_rate)

@@ -13,7 +13,7 @@ import tensorflow as tf
 from tensorflow.python.framework import op_def_registry
 
 from conftest import shared_manifest
-from models import features
+from models import audio, features
 from models.efficientat import frontend as efficientat_frontend
 from pipeline.config import GENRES, FeatureConfig, PipelineConfig
 from synthetic.generator import render_track
@@ -332,3 +332,28 @@ def test_kaldi_log_mel_is_efficientats_front_end_in_the_projects_layout_and_core
         features.compute(tf.constant(clip), config, 22050)
     with pytest.raises(ValueError, match="frames must be None"):
         features.output_shape(FeatureConfig(kind=features.KALDI_LOG_MEL, frames=100), clip.size)
+
+
+def test_model_inputs_are_the_kind_and_its_extra_kinds_each_at_its_own_rate_and_band():
+    """compute_inputs: ``kind`` of the segment resampled to ``features.sample_rate``, each extra kind at the audio's
+    rate, and with ``band_limit_hz`` neither hears above it: a 10-kHz tone leaves mn04's bands at their floor where a
+    4-kHz tone does not."""
+    config = FeatureConfig(n_fft=512, hop_length=256, n_mels=96, log="log10_1p", top_db=None, frames=187,
+                           sample_rate=16000, extra_kinds=(features.KALDI_LOG_MEL,))
+    t = np.arange(96000) / 32000
+    tones = tf.constant(np.stack([0.3 * np.sin(2 * np.pi * f * t) for f in (4000.0, 10000.0)]).astype(np.float32))
+    whole = features.compute_inputs(tones, config, 32000)
+    assert features.model_inputs(config) == ("log_mel", features.KALDI_LOG_MEL)
+    assert {k: tuple(v.shape[1:]) for k, v in whole.items()} == features.output_shapes(config, 96000, 32000)
+    np.testing.assert_allclose(whole["log_mel"].numpy(), features.compute(
+        audio.resample(tones, 32000, 16000), dataclasses.replace(config, sample_rate=None), 16000).numpy(), atol=1e-5)
+    limited = features.compute_inputs(tones, dataclasses.replace(config, band_limit_hz=8000), 32000)
+    floor = (np.log(1e-5) + 4.5) / 5  # mn04's scaling of an empty band
+    high_tone = limited[features.KALDI_LOG_MEL].numpy()[1]
+    assert np.abs(high_tone - floor).max() < 1e-3 < np.abs(whole[features.KALDI_LOG_MEL].numpy()[1] - floor).max()
+    np.testing.assert_allclose(limited[features.KALDI_LOG_MEL].numpy()[0], whole[features.KALDI_LOG_MEL].numpy()[0],
+                               atol=0.05)  # below the limit the band is kept
+    with pytest.raises(ValueError, match="extra_kinds"):
+        features.compute_inputs(tones, dataclasses.replace(config, extra_kinds=("mfcc",)), 32000)
+    with pytest.raises(ValueError, match="band_limit_hz"):
+        features.compute_inputs(tones, dataclasses.replace(config, band_limit_hz=0), 32000)

@@ -36,6 +36,7 @@ def model() -> keras.Model:
 
 def test_the_preset_feeds_both_bodies_from_one_32_khz_ingestion():
     assert CONFIG.audio.sample_rate == 32000 and CONFIG.features.sample_rate == 16000
+    assert CONFIG.features.band_limit_hz == 8000  # mn04's bands above 8 kHz hear nothing (features_test)
     assert features.model_inputs(CONFIG.features) == ("log_mel", "kaldi_log_mel")
     assert SHAPES == {"log_mel": (187, 96), "kaldi_log_mel": (300, 128)}
     assert CONFIG.train.epochs == CONFIG.train.frozen_epochs and CONFIG.train.heads == 5
