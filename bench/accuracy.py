@@ -507,6 +507,8 @@ def config_note(r: dict) -> str:
     rates = {cfg.features.kind: cfg.features.sample_rate or cfg.audio.sample_rate}
     inputs = " + ".join(f"{kind} ({rates.get(kind, cfg.audio.sample_rate)} Hz)"
                         for kind in (cfg.features.kind, *cfg.features.extra_kinds))
+    if cfg.features.band_limit_hz:
+        inputs += f" of the segment band-limited to {cfg.features.band_limit_hz} Hz"
     return (f"- {r['model']}: {inputs}, batch {t.batch_size}, {phases}, "
             f"{balance}, {stopping}, max epochs {max_epochs}; augmentation: {augmentation}. "
             f"Beam args: {r.get('beam', beam_text(None))}. Components run (seed {r.get('seed', t.seed)}): "
