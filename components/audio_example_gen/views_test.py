@@ -151,4 +151,5 @@ def test_the_run_summary_says_how_many_view_segments_were_added(capsys):
 def test_help_names_each_presets_views_and_families():
     from pipeline.flags import _preset_views_text
 
-    assert _preset_views_text() == "device for musicnn, efficientat, else none"  # the presets with device views
+    # the presets with device views
+    assert _preset_views_text() == "device for musicnn, efficientat, musicnn_efficientat, else none"
