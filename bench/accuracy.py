@@ -176,18 +176,25 @@ def split_counts(store, examples) -> dict[str, dict[str, dict[str, int]]]:
     raise FileNotFoundError(f"No summary.json among the outputs of the AudioExampleGen run that wrote {examples.uri}.")
 
 
-def test_accumulator(examples_uri: str, model_uri: str):
-    """ClipEvaluator's pass over the test split (metrics.ClipAccumulator: the scores and each clip's vote)."""
+def examples_artifact(examples_uri: str):
+    """A finished run's ExampleGen output as the Examples artifact ClipEvaluator reads."""
     from tfx.types import artifact_utils, standard_artifacts
-
-    from components.clip_evaluator import executor as clip
 
     examples = standard_artifacts.Examples()
     examples.uri = examples_uri
     examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
+    return examples
+
+
+def test_accumulator(examples_uri: str, model_uri: str):
+    """ClipEvaluator's pass over the test split (metrics.ClipAccumulator: the scores and each clip's vote)."""
+    from tfx.types import standard_artifacts
+
+    from components.clip_evaluator import executor as clip
+
     model = standard_artifacts.Model()
     model.uri = model_uri
-    [scored] = clip.score_split(examples, GATE_SPLIT, [model])
+    [scored] = clip.score_split(examples_artifact(examples_uri), GATE_SPLIT, [model])
     return scored
 
 
@@ -365,19 +372,15 @@ def zero_shot_run(examples_uri: str, genres: Sequence[str]) -> dict:
     """mn04's AudioSet genre classes, no training (the tagger's ``--zero-shot``), on the test split's segments as
     ClipEvaluator reads them: a clip's answer is the mean of its segments' zero-shot scores."""
     import tensorflow as tf
-    from tfx.types import artifact_utils, standard_artifacts
 
     from components.clip_evaluator.executor import read_batches
     from models import metrics
     from tagging.zero_shot import ZeroShotModel, family_config, model_ref
 
-    examples = standard_artifacts.Examples()
-    examples.uri = examples_uri
-    examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
     config = dataclasses.replace(family_config(), genres=tuple(genres))
     model = ZeroShotModel(model_ref().path, config)
     accumulator = metrics.ClipAccumulator()
-    for serialized, labels, track_ids in read_batches(examples, GATE_SPLIT):
+    for serialized, labels, track_ids in read_batches(examples_artifact(examples_uri), GATE_SPLIT):
         pcm = tf.io.parse_example(serialized, {"audio": tf.io.FixedLenFeature([1], tf.string)})["audio"]
         features = model.tft_layer({"audio": pcm})[config.features.kind]
         accumulator.add(track_ids, model.segment_scores(features).numpy(), labels)
@@ -755,9 +758,12 @@ def main(argv: list[str] | None = None) -> None:
             body += fusion_text(members, runs, genres)
     if args.zero_shot:
         runs = families.get(args.zero_shot, [])
-        if not runs or PipelineConfig().with_model(args.zero_shot).audio.sample_rate != 32000:
+        from tagging.zero_shot import family_config
+
+        if not runs or PipelineConfig().with_model(args.zero_shot).audio != family_config().audio:
             raise SystemExit(f"--zero-shot {args.zero_shot}: name a family among --models with a finished run that "
-                             "ingests at mn04's 32 kHz (efficientat, musicnn_efficientat).")
+                             "ingests as the zero-shot model reads audio (mn04's 32 kHz, 3-s segments: efficientat, "
+                             "musicnn_efficientat).")
         body += zero_shot_text(zero_shot_run(runs[0]["examples_uri"], genres), runs[0]["examples_uri"], genres)
     if not_run:
         body += (f"\n\nNot run (asked for, no finished run to report): {', '.join(not_run)}. The means above are over "
