@@ -17,6 +17,10 @@ without it they come from ExampleGen's own planner on ``--data-root`` with ``--s
 (default lists-trainval on ../shared/data/gtzan). ``--limit N`` keeps the first N clips of each
 genre (by track id) for a quick run.
 
+``--variant TEXT`` names a setting of the family the model was trained with (its own section,
+``robustness-<family>-<variant>``); ``--trained-by TEXT`` says, at the top of the section, how the
+model was trained (the command that trained it), which the model directory alone does not tell.
+
 Per channel the section in BENCHMARKS.md (``robustness-<family>``) gives the clip accuracy, the
 share of answers equal to the clip's own answer, the answers the model refused (a clip made
 too quiet is refused as silence) and where changed answers went (``a -> b``, most common first); under the
@@ -33,6 +37,8 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import glob  # noqa: E402
 import json  # noqa: E402
+import re  # noqa: E402
+import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import zlib  # noqa: E402
@@ -251,13 +257,22 @@ def near_ties_text(rows: list[dict]) -> str:
     return text + "."
 
 
+def section_name(family: str, variant: Optional[str]) -> tuple[str, str]:
+    """The section's marker name and title: one section per family, and one per named variant of it."""
+    if not variant:
+        return f"robustness-{family}", f"Robustness to level, codec, sample rate and device: {family}"
+    slug = re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-")
+    return f"robustness-{family}-{slug}", f"Robustness to level, codec, sample rate and device: {family} {variant}"
+
+
 def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, limit: Optional[int],
-           load: tuple[tuple[float, ...], tuple[float, ...]], seconds: float) -> str:
+           load: tuple[tuple[float, ...], tuple[float, ...]], seconds: float, trained_by: Optional[str] = None) -> str:
     per_split = Counter(r["split"] for r in rows)
     per_genre = Counter(r["genre"] for r in rows)
     before, after = load
     near_ties = near_ties_text(rows)
     return "\n".join([
+        *([f"Trained by `{trained_by.strip()}`.", ""] if trained_by and trained_by.strip() else []),
         f"Model ({family}): `{os.path.abspath(export_dir)}`, signature `serving_default` called in-process "
         "(the signature TF Serving runs; no gRPC). Each clip decoded as the client decodes a file "
         "(libsndfile, averaged to mono, its own rate).",
@@ -290,6 +305,10 @@ def main(argv: Optional[list[str]] = None) -> None:
                         help="a pushed model (DIR/<version>/saved_model.pb, the newest version) or one SavedModel "
                              "(DIR/saved_model.pb) (default: %(default)s)")
     parser.add_argument("--family", required=True, help="the model's family, as the section names it (cnn, musicnn, ...)")
+    parser.add_argument("--variant", help="a setting the model was trained with, named in the section's title and "
+                                          "key, e.g. 'without device views' (default: the family's preset)")
+    parser.add_argument("--trained-by", help="the command that trained the model, e.g. 'python -m bench.accuracy "
+                                             "--models musicnn --seeds 42'; written at the top of the section")
     parser.add_argument("--clips-from", help="AudioExampleGen's records: a pipeline output dir or root, its report "
                                              "folder or files.jsonl (default: ExampleGen's planner on --data-root)")
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="(default: %(default)s)")
@@ -317,7 +336,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         started = time.perf_counter()
         rows = measure(clips, in_process_predictor(export_dir))
         body = report(rows, clip_set, export_dir, args.family, args.limit, (before, os.getloadavg()),
-                      time.perf_counter() - started)
+                      time.perf_counter() - started, args.trained_by)
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -326,8 +345,9 @@ def main(argv: Optional[list[str]] = None) -> None:
         with open(args.save, "w") as f:
             json.dump(rows, f, indent=1)
     if not args.no_write:
-        write_section(f"robustness-{args.family}", f"Robustness to level, codec, sample rate and device: {args.family}",
-                      body, command=f"{COMMAND} ARGS=\"{' '.join(argv if argv is not None else sys.argv[1:])}\"")
+        name, title = section_name(args.family, args.variant)
+        args_text = shlex.join(argv if argv is not None else sys.argv[1:])
+        write_section(name, title, body, command=f"{COMMAND} ARGS=\"{args_text}\"")
 
 
 if __name__ == "__main__":

@@ -130,6 +130,21 @@ def test_limit_and_records_take_the_clips_the_run_ingested(model_base, data_root
     assert not report_file.exists()  # --no-write
 
 
+def test_a_variant_gets_its_own_section_and_says_how_it_was_trained(model_base, data_root, report_file):
+    common = ["--model-dir", model_base, "--family", "stand-in", "--data-root", str(data_root),
+              "--split", "stratified", "--splits", "test", "--limit", "1"]
+    robustness.main(common)
+    robustness.main([*common, "--variant", "without device views",
+                     "--trained-by", "python -m bench.accuracy --models stand-in --seeds 42"])
+    text = report_file.read_text()
+    assert "<!-- bench:robustness-stand-in -->" in text  # the preset's section is left in place
+    variant = text.split("<!-- bench:robustness-stand-in-without-device-views -->")[1]
+    assert variant.startswith("\n## Robustness to level, codec, sample rate and device: stand-in without device views\n")
+    assert "Trained by `python -m bench.accuracy --models stand-in --seeds 42`." in variant
+    assert "--variant 'without device views'" in variant  # the command as a shell takes it
+    assert "Trained by" not in text.split("<!-- bench:robustness-stand-in-without-device-views -->")[0]
+
+
 def test_what_a_user_can_get_wrong_ends_in_one_paragraph(model_base, data_root, tmp_path, capsys):
     for argv, message in (
             (["--model-dir", str(tmp_path / "none")], "No model at .*none: expected a SavedModel"),
