@@ -5,7 +5,8 @@
 Each body that ships in the musicnn wheel, as this project loads it (models/vgg.py, models/musicnn.py: tf_keras
 ports checked against musicnn's TF1 graphs), embeds every 3-s segment of the ``train`` and ``eval`` splits of a
 pipeline root's Transform output (16-kHz musicnn features; the pipeline is run up to a one-step Trainer first if
-the root has none). One pass a body; its output is cached in ``<output-dir>/bodies-cache/<body>.npz``, so the
+the root has none). The recordings only: a training view's segments (``--train-views``) are left out, so a probe
+learns and is scored on what was recorded. One pass a body; its output is cached in ``<output-dir>/bodies-cache/<body>.npz``, so the
 views below and a re-run cost the probes only.
 
 Views of the bodies' outputs: the VGGs' pool5 flattened (256, the VGG family's head input) and the mean over time
@@ -135,10 +136,24 @@ def embed_splits(body, files: dict[str, str], tft_output, config: PipelineConfig
 
     from models import training
 
+    from bench.folds import segment_indices
+
     with tempfile.TemporaryDirectory() as scratch:
         shards = training.split_shards(tft_output, scratch, **{split: files[split] for split in SPLITS})
-        return {split: Embedded(*training.predict_split(body, training.make_dataset(
-            shards[split], tft_output, config, training=False, with_track_ids=True))) for split in SPLITS}
+        return {split: recordings_only(
+                    Embedded(*training.predict_split(body, training.make_dataset(
+                        shards[split], tft_output, config, training=False, with_track_ids=True))),
+                    segment_indices(shards[split].records(), tft_output))
+                for split in SPLITS}
+
+
+def recordings_only(embedded: Embedded, segment_index: np.ndarray) -> Embedded:
+    """The segments of the recordings themselves: a training view's (segment_index from VIEW_INDEX_STRIDE on)
+    shares its track id, so it would join the track's vote and its clip-level mean."""
+    from components.audio_example_gen.views import VIEW_INDEX_STRIDE
+
+    recorded = np.asarray(segment_index) < VIEW_INDEX_STRIDE
+    return Embedded(embedded.embeddings[recorded], embedded.labels[recorded], embedded.track_ids[recorded])
 
 
 def cached_embeddings(cache: Path, name: str, compute: Callable[[], dict[str, Embedded]]

@@ -85,3 +85,13 @@ def test_unknown_bodies_are_refused():
     assert bodies.parse_bodies("MSD_vgg, MSD_musicnn") == ["MSD_vgg", "MSD_musicnn"]
     with pytest.raises(Exception, match="MSD_musicnn"):
         bodies.parse_bodies("MSD_musicnn_big")
+
+
+def test_training_views_are_left_out_of_the_probes():
+    from components.audio_example_gen.views import VIEW_INDEX_STRIDE
+
+    embedded = bodies.Embedded(np.arange(8, dtype=np.float32).reshape(4, 2), np.array([0, 0, 1, 1]),
+                               np.array([b"g0.00001", b"g0.00001", b"g1.00002", b"g1.00002"]))
+    kept = bodies.recordings_only(embedded, np.array([0, VIEW_INDEX_STRIDE, 1, 2 * VIEW_INDEX_STRIDE + 1]))
+    assert kept.embeddings.tolist() == [[0.0, 1.0], [4.0, 5.0]]
+    assert kept.labels.tolist() == [0, 1] and kept.track_ids.tolist() == [b"g0.00001", b"g1.00002"]
