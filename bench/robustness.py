@@ -259,10 +259,10 @@ def near_ties_text(rows: list[dict]) -> str:
 
 def section_name(family: str, variant: Optional[str]) -> tuple[str, str]:
     """The section's marker name and title: one section per family, and one per named variant of it."""
-    if not variant:
-        return f"robustness-{family}", f"Robustness to level, codec, sample rate and device: {family}"
-    slug = re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-")
-    return f"robustness-{family}-{slug}", f"Robustness to level, codec, sample rate and device: {family} {variant}"
+    slug = re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-") if variant else ""
+    label = f"{family} {variant}" if variant else family
+    name = f"robustness-{family}" + (f"-{slug}" if slug else "")
+    return name, f"Robustness to level, codec, sample rate and device: {label}"
 
 
 def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, limit: Optional[int],
