@@ -251,6 +251,11 @@ def _callbacks(config: PipelineConfig, run_dir: str, total_epochs: int, step_off
     return callbacks
 
 
+# The callbacks that record a training for people (nothing reads their files back: early stopping keeps the best
+# weights in memory); of an average's heads, the first keeps them.
+ONE_HEAD_RECORDS = (MlflowEpochLogger, keras.callbacks.ModelCheckpoint, keras.callbacks.TensorBoard)
+
+
 def _compile(model: keras.Model, learning_rate: float, label_smoothing: float = 0.0) -> None:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
@@ -304,8 +309,9 @@ def _fit_args(train: tf.data.Dataset, validation: tf.data.Dataset, even: Optiona
 def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddings: tf.data.Dataset,
              config: PipelineConfig, run_dir: str, epochs: int, seed: int, weights: Optional[np.ndarray],
              progress: bool, even: Optional[EvenSteps] = None) -> dict[str, list[float]]:
-    """One head on the embeddings on disk, shuffled by ``seed``; ``progress`` False: no per-epoch lines or
-    MLflow steps (the extra heads of an average, which would overwrite the first head's curves).
+    """One head on the embeddings on disk, shuffled by ``seed``; ``progress`` False: no per-epoch lines, MLflow
+    steps, checkpoint or TensorBoard logs (the extra heads of an average: their curves would overwrite the first
+    head's, and a file write an epoch costs a small head more than its epoch).
     ``even``: a multi-worker run's steps (:class:`EvenSteps`)."""
     train = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=seed).batch(
         config.train.batch_size, drop_remainder=distribute.needs_static_shapes()).with_options(_sharded_by_hand())
@@ -314,7 +320,7 @@ def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddin
     callbacks = _callbacks(config, run_dir, config.train.epochs, 0, learning_rate=config.train.learning_rate,
                            epochs=epochs)
     if not progress:
-        callbacks = [c for c in callbacks if not isinstance(c, MlflowEpochLogger)]
+        callbacks = [c for c in callbacks if not isinstance(c, ONE_HEAD_RECORDS)]
     _compile(head, config.train.learning_rate, config.train.label_smoothing)
     result = head.fit(epochs=epochs, verbose=0, callbacks=callbacks, **_fit_args(train, eval_embeddings, even))
     return {key: [float(v) for v in values] for key, values in result.history.items()}

@@ -200,6 +200,9 @@ def test_heads_train_apart_and_the_model_answers_their_mean(family, monkeypatch,
     out = capsys.readouterr().out
     assert "head 2/3: 2 epochs" in out and "head 3/3: 2 epochs" in out and "3 heads averaged" in out, out
     assert averaged is not model and averaged.name == family and len(history["loss"]) == 2
+    # The first head's checkpoint and TensorBoard logs are the run's; the extra heads write none.
+    assert (tmp_path / "checkpoints" / "best.weights.h5").is_file() and list(tmp_path.glob("train/events.*"))
+    assert not [p for k in (2, 3) for p in (tmp_path / f"head-{k}").rglob("*") if p.is_file()]
     heads = [averaged.get_layer(f"head_{i}") for i in (1, 2, 3)]
     outputs = [w.numpy() for w in heads[0].trainable_weights], [w.numpy() for w in heads[1].trainable_weights]
     assert not any(np.allclose(a, b) for a, b in zip(*outputs))  # different seeds, different heads
