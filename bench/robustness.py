@@ -259,9 +259,10 @@ def near_ties_text(rows: list[dict]) -> str:
 
 def section_name(family: str, variant: Optional[str]) -> tuple[str, str]:
     """The section's marker name and title: one section per family, and one per named variant of it."""
-    slug = re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-") if variant else ""
-    label = f"{family} {variant}" if variant else family
-    name = f"robustness-{family}" + (f"-{slug}" if slug else "")
+    name, label = f"robustness-{family}", family
+    if variant:  # always a suffix, so that no variant's section can take the family's own marker
+        name += "-" + re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-")
+        label = f"{family} {variant}"
     return name, f"Robustness to level, codec, sample rate and device: {label}"
 
 

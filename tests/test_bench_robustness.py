@@ -157,3 +157,10 @@ def test_what_a_user_can_get_wrong_ends_in_one_paragraph(model_base, data_root, 
         assert exit_info.value.code == 1
         err = capsys.readouterr().err
         assert re.search(message, err) and "Traceback" not in err and err.count("\n") == 1, err
+
+
+def test_a_variant_never_takes_the_familys_own_section():
+    assert robustness.section_name("cnn", None) == (
+        "robustness-cnn", "Robustness to level, codec, sample rate and device: cnn")
+    assert robustness.section_name("cnn", "without views")[0] == "robustness-cnn-without-views"
+    assert robustness.section_name("cnn", "!!")[0] != "robustness-cnn"  # nothing left of it to slug
