@@ -216,11 +216,13 @@ MONITORS = {"val_loss": "min", "val_accuracy": "max"}
 
 
 def _callbacks(config: PipelineConfig, run_dir: str, total_epochs: int, step_offset: int, *,
-               learning_rate: float, epochs: int) -> list[keras.callbacks.Callback]:
+               learning_rate: float, epochs: int, records: bool = True) -> list[keras.callbacks.Callback]:
     """Callbacks of one ``fit`` call of ``epochs`` epochs starting at ``learning_rate``.
 
     ``total_epochs`` and ``step_offset`` place the call within the whole run (VGG's two phases)
-    for the progress line and the MLflow steps.
+    for the progress line and the MLflow steps. ``records`` False: none of the callbacks that record the
+    training for people (checkpoint, TensorBoard logs, MLflow steps; nothing reads their files back, early
+    stopping keeps the best weights in memory): of an average's heads, the first keeps them.
     """
     t = config.train
     if t.lr_schedule not in LR_SCHEDULES:
@@ -233,27 +235,24 @@ def _callbacks(config: PipelineConfig, run_dir: str, total_epochs: int, step_off
     if t.early_stopping_patience is not None:
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience,
                                                        restore_best_weights=True))
-    callbacks += [
-        keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "checkpoints", "best.weights.h5"),
-                                        monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True),
-        keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch"),
-    ]
+    if records:
+        callbacks += [
+            keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "checkpoints", "best.weights.h5"),
+                                            monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True),
+            keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch"),
+        ]
     if t.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=t.reduce_lr_factor,
                                                            patience=t.reduce_lr_patience, verbose=0))
     elif t.lr_schedule == "cosine":
         callbacks.append(keras.callbacks.LearningRateScheduler(
             lambda epoch: learning_rate * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))))
-    # Last, so that it logs what the others added to the epoch's logs (the learning rate).
-    callbacks.append(MlflowEpochLogger(total_epochs, step_offset))
+    if records:
+        # Last, so that it logs what the others added to the epoch's logs (the learning rate).
+        callbacks.append(MlflowEpochLogger(total_epochs, step_offset))
     if t.stop_at_eval_accuracy is not None:
         callbacks.append(StopWhenPassed(t.stop_at_eval_accuracy))
     return callbacks
-
-
-# The callbacks that record a training for people (nothing reads their files back: early stopping keeps the best
-# weights in memory); of an average's heads, the first keeps them.
-ONE_HEAD_RECORDS = (MlflowEpochLogger, keras.callbacks.ModelCheckpoint, keras.callbacks.TensorBoard)
 
 
 def _compile(model: keras.Model, learning_rate: float, label_smoothing: float = 0.0) -> None:
@@ -318,9 +317,7 @@ def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddin
     if weights is not None:
         train = with_class_weights(train, weights)
     callbacks = _callbacks(config, run_dir, config.train.epochs, 0, learning_rate=config.train.learning_rate,
-                           epochs=epochs)
-    if not progress:
-        callbacks = [c for c in callbacks if not isinstance(c, ONE_HEAD_RECORDS)]
+                           epochs=epochs, records=progress)
     _compile(head, config.train.learning_rate, config.train.label_smoothing)
     result = head.fit(epochs=epochs, verbose=0, callbacks=callbacks, **_fit_args(train, eval_embeddings, even))
     return {key: [float(v) for v in values] for key, values in result.history.items()}

@@ -40,6 +40,16 @@ def test_early_stopping_follows_monitor_and_patience(tmp_path):
     assert not _of(no_stop, keras.callbacks.EarlyStopping)
 
 
+def test_without_records_only_the_training_rules_remain(tmp_path):
+    """An average's extra heads: early stopping and the schedule, no checkpoint, TensorBoard or MLflow steps."""
+    config = _train(lr_schedule="plateau", early_stopping_patience=3)
+    callbacks = training._callbacks(config, str(tmp_path), 20, 0, learning_rate=1e-3, epochs=20, records=False)
+    assert sorted(type(c).__name__ for c in callbacks) == ["EarlyStopping", "ReduceLROnPlateau"]
+    recorded = training._callbacks(config, str(tmp_path), 20, 0, learning_rate=1e-3, epochs=20)
+    assert {type(c) for c in recorded} - {type(c) for c in callbacks} == {
+        keras.callbacks.ModelCheckpoint, keras.callbacks.TensorBoard, training.MlflowEpochLogger}
+
+
 def test_learning_rate_schedules(tmp_path):
     def schedules(**changes):
         callbacks = training._callbacks(_train(**changes), str(tmp_path), 20, 0, learning_rate=2e-3, epochs=20)
