@@ -6,8 +6,9 @@ Each body that ships in the musicnn wheel, as this project loads it (models/vgg.
 ports checked against musicnn's TF1 graphs), embeds every 3-s segment of the ``train`` and ``eval`` splits of a
 pipeline root's Transform output (16-kHz musicnn features; the pipeline is run up to a one-step Trainer first if
 the root has none). The recordings only: a training view's segments (``--train-views``) are left out, so a probe
-learns and is scored on what was recorded. One pass a body; its output is cached in ``<output-dir>/bodies-cache/<body>.npz``, so the
-views below and a re-run cost the probes only.
+learns and is scored on what was recorded. One pass a body; its output is cached in
+``<output-dir>/bodies-cache/<transform output>/recordings/<body>.npz``, so the views below and a re-run cost the
+probes only.
 
 Views of the bodies' outputs: the VGGs' pool5 flattened (256, the VGG family's head input) and the mean over time
 and frequency of each of their five blocks (5 x 128); the musicnns' mid end (753 channels a frame) pooled over time
@@ -303,7 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     tft_output = tft.TFTransformOutput(graph_uri)
     stats = preprocessing.normalisation_stats(tft_output, config)
     files = {split: os.path.join(examples_uri, f"Split-{split}", "*") for split in SPLITS}
-    cache = output_dir / "bodies-cache" / Path(examples_uri).name
+    # "recordings": these caches hold the recorded segments only (recordings_only), never a training view's.
+    cache = output_dir / "bodies-cache" / Path(examples_uri).name / "recordings"
     builders = body_models((stats.mean, stats.std))
     outputs, seconds = {}, {}
     for name in args.bodies:
