@@ -21,47 +21,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed, newest_transform_dir
 from bench.report import write_section
+from bench.serving import bench_clip, make_command
 from pipeline.config import PipelineConfig
-
-GRAPH_NAMES = {"keras": "training graph's layers", "serving": "ServingBody"}
-
-
-def newest_transform_dir(pipeline_root: str) -> str:
-    base = Path(pipeline_root) / "Transform" / "transform_graph"
-    runs = sorted((p for p in base.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
-    if not runs:
-        raise SystemExit(f"No Transform output under {base}: run the pipeline first (make run ARGS=\"--model musicnn\") "
-                         "or pass --transform-dir DIR.")
-    return str(runs[-1])
-
-
-def load_pushed(model_dir: str, transform_dir: str):
-    """(Keras model with the transform graph attached, its family's PipelineConfig, version dir) of the newest
-    version under MODEL_DIR."""
-    import tensorflow_transform as tft
-    import tf_keras as keras
-
-    from bench.serving import newest_version
-    from models import signatures
-
-    version_dir = os.path.join(model_dir, str(newest_version(model_dir, "genre")))
-    model = keras.models.load_model(version_dir, compile=False)
-    signatures.attach_transform(model, tft.TFTransformOutput(transform_dir))
-    return model, PipelineConfig().with_model(model.name), version_dir
-
-
-def export_graphs(model, config: PipelineConfig, out: str, version: int = 1) -> dict[str, str]:
-    """``model`` exported with every graph of signatures.GRAPHS as ``OUT/<graph>/<version>/``; graph -> base dir."""
-    from models import signatures
-
-    bases = {}
-    for graph in sorted(signatures.GRAPHS, key=list(GRAPH_NAMES).index):  # the training graph's first
-        bases[graph] = os.path.join(out, graph)
-        model.save(os.path.join(bases[graph], str(version)), save_format="tf", save_traces=False,
-                   signatures=signatures.make_signatures(model, config, graph))
-    return bases
-
 
 def _timed(fn: Callable[[], object]) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
@@ -154,8 +117,6 @@ def front_end_flops() -> float:
 def profile(model, config: PipelineConfig, bases: dict[str, str], repeats: int, seconds: float) -> str:
     import tensorflow as tf
 
-    from bench.serving import bench_clip
-
     stereo = np.stack([bench_clip(seconds, 44100, seed=1), bench_clip(seconds, 44100, seed=2)], axis=1)
     clips = {"22.05 kHz mono": (bench_clip(seconds, 22050), 22050),
              "44.1 kHz stereo, downmixed": (stereo.mean(axis=1).astype(np.float32), 44100)}
@@ -212,8 +173,6 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
     import tempfile
-
-    from bench.serving import make_command
 
     load_before = os.getloadavg()[0]
     model, config, version_dir = load_pushed(args.model_dir, args.transform_dir or newest_transform_dir(args.pipeline_root))

@@ -36,6 +36,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed, newest_transform_dir, newest_version
 from bench.report import write_section
 from pipeline.config import PipelineConfig
 from pipeline.local_http import stop_process
@@ -139,17 +140,6 @@ def served_by_test_double(model_dir: str, model_name: str) -> Iterator[str]:
         log.close()
 
 
-def newest_version(model_dir: str, model_name: str) -> int:
-    from serving.test_server import ModelRepository
-
-    versions = ModelRepository(model_dir, model_name).scan()
-    if not versions:
-        raise SystemExit(
-            f"No pushed model under {model_dir} (expected {model_dir}/<version>/saved_model.pb). "
-            "Run the pipeline first (make run) so the Pusher writes one, or pass --model-dir DIR.")
-    return versions[-1]
-
-
 def interleaved_calls(calls: dict[str, Callable[[], object]], requests: int, warmup: int,
                       max_seconds: float) -> dict[str, Timing]:
     """Like timed_calls for several paths at once, one call of each in turn, so that the machine's other
@@ -170,11 +160,9 @@ def interleaved_calls(calls: dict[str, Callable[[], object]], requests: int, war
 def compared_models(model_dir: str, compare_dir: Optional[str], transform_dir: Optional[str], pipeline_root: str,
                     tmp: str, also: Sequence[str] = ()) -> dict[str, str]:
     """Label -> TF Serving base dir: MODEL_DIR and each of ALSO as pushed, and COMPARE_DIR's newest version
-    re-exported with the training graph's layers and with the serving graph (bench/profile_serving.export_graphs)."""
+    re-exported with the training graph's layers and with the serving graph (bench/pushed_models.export_graphs)."""
     models = {f"{_family(base)} (as pushed)": base for base in (model_dir, *also)}
     if compare_dir:
-        from bench.profile_serving import GRAPH_NAMES, export_graphs, load_pushed, newest_transform_dir
-
         model, config, _ = load_pushed(compare_dir, transform_dir or newest_transform_dir(pipeline_root))
         for graph, base in export_graphs(model, config, tmp).items():
             models[f"{model.name}, {GRAPH_NAMES[graph]}"] = base

@@ -151,8 +151,8 @@ def _graph_rows(source: Path, tmp: Path, models: dict, audio, repeat: int):
 
 
 def _exported_graphs(model_path: str, transform_dir: str, tmp: Path) -> dict:
-    """Label -> ModelRef of MODEL_PATH's model re-exported with each graph (bench/profile_serving.py)."""
-    from bench.profile_serving import GRAPH_NAMES, export_graphs, load_pushed
+    """Label -> ModelRef of MODEL_PATH's model re-exported with each graph (bench/pushed_models.py)."""
+    from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed
 
     model, config, _ = load_pushed(str(Path(model_path).parent), transform_dir)
     return {f"{model.name}, {GRAPH_NAMES[graph]}": latest_version(base)
@@ -196,7 +196,7 @@ def main(argv=None) -> None:
         suffixes = [p.suffix.lstrip(".").upper() for p in source.rglob("*") if p.is_symlink()]
         kinds = ", ".join(f"{suffixes.count(s)} {s}" for s in sorted(set(suffixes)))
         if args.compare_graphs:
-            from bench.profile_serving import newest_transform_dir
+            from bench.pushed_models import newest_transform_dir
 
             graphs = _exported_graphs(model.path, args.transform_dir or newest_transform_dir(
                 PipelineConfig().pipeline_root), Path(tmp))

@@ -78,10 +78,10 @@ def exports(tmp_path_factory) -> dict[str, dict[str, str]]:
 
 
 def test_the_profile_bench_times_every_stage_of_both_graphs(exports):
-    from bench import profile_serving
+    from bench import profile_serving, pushed_models
 
     bases = {graph: os.path.dirname(exports["musicnn"][graph]) for graph in signatures.GRAPHS}
-    model, config, _ = profile_serving.load_pushed(bases["keras"], exports["transform"])
+    model, config, _ = pushed_models.load_pushed(bases["keras"], exports["transform"])
     table = profile_serving.profile(model, config, bases, repeats=1, seconds=6.0)
     rows = {line.split(" | ")[0].strip("| ").strip(): line for line in table.splitlines() if line.startswith("| ")}
     for stage in ("serving_default, whole signature", "resampling to 16000 Hz", "front end (5 convolutions, max over bands)",

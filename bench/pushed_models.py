@@ -1,0 +1,59 @@
+"""The pushed models the serving benchmarks measure: the newest version under a TF Serving base dir, the
+Transform output beside it, and a model re-exported with each graph of models/signatures.GRAPHS.
+
+Shared by bench/serving.py, bench/profile_serving.py and bench/tagging.py, so that none of them imports another.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipeline.config import PipelineConfig
+
+GRAPH_NAMES = {"keras": "training graph's layers", "serving": "ServingBody"}
+
+
+def newest_version(model_dir: str, model_name: str) -> int:
+    from serving.test_server import ModelRepository
+
+    versions = ModelRepository(model_dir, model_name).scan()
+    if not versions:
+        raise SystemExit(
+            f"No pushed model under {model_dir} (expected {model_dir}/<version>/saved_model.pb). "
+            "Run the pipeline first (make run) so the Pusher writes one, or pass --model-dir DIR.")
+    return versions[-1]
+
+
+def newest_transform_dir(pipeline_root: str) -> str:
+    base = Path(pipeline_root) / "Transform" / "transform_graph"
+    runs = sorted((p for p in base.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
+    if not runs:
+        raise SystemExit(f"No Transform output under {base}: run the pipeline first (make run ARGS=\"--model musicnn\") "
+                         "or pass --transform-dir DIR.")
+    return str(runs[-1])
+
+
+def load_pushed(model_dir: str, transform_dir: str):
+    """(Keras model with the transform graph attached, its family's PipelineConfig, version dir) of the newest
+    version under MODEL_DIR."""
+    import tensorflow_transform as tft
+    import tf_keras as keras
+
+    from models import signatures
+
+    version_dir = os.path.join(model_dir, str(newest_version(model_dir, "genre")))
+    model = keras.models.load_model(version_dir, compile=False)
+    signatures.attach_transform(model, tft.TFTransformOutput(transform_dir))
+    return model, PipelineConfig().with_model(model.name), version_dir
+
+
+def export_graphs(model, config: PipelineConfig, out: str, version: int = 1) -> dict[str, str]:
+    """``model`` exported with every graph of signatures.GRAPHS as ``OUT/<graph>/<version>/``; graph -> base dir."""
+    from models import signatures
+
+    bases = {}
+    for graph in sorted(signatures.GRAPHS, key=list(GRAPH_NAMES).index):  # the training graph's first
+        bases[graph] = os.path.join(out, graph)
+        model.save(os.path.join(bases[graph], str(version)), save_format="tf", save_traces=False,
+                   signatures=signatures.make_signatures(model, config, graph))
+    return bases
