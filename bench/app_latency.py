@@ -6,7 +6,7 @@
 Headless Chromium (Debian's chromium + chromium-driver) opens the page (`streamlit run
 app/page.py` on 127.0.0.1) served against the TF Serving test double, which serves the
 newest version under DIR (default: the pipeline's push destination; where nothing is
-pushed, the test stand-in model of serving/testing.py, and the section says so). Each
+pushed, the test stand-in model of testkit/serving.py, and the section says so). Each
 upload starts from a freshly loaded page. Measured per upload: upload -> top genre on the
 page, and upload -> every chart drawn and the spectrogram loaded. For comparison, in the
 same run: the same clip through serving/client.py alone (decode + gRPC Predict), the part
@@ -58,10 +58,10 @@ def model_base(arg: str | None, tmp: str) -> tuple[str, str]:
         newest = max(int(v) for v in os.listdir(base) if v.isdigit())
         where = f"{os.path.basename(os.path.dirname(base))}/{os.path.basename(base)}"
         return base, f"the pushed model in {where}, version {newest}"
-    from serving.testing import build_stand_in_model
+    from testkit.serving import build_stand_in_model
     stand_in = os.path.join(tmp, "genre")
     build_stand_in_model(stand_in, version=1)
-    return stand_in, ("the test stand-in model of serving/testing.py (nothing was pushed on this machine; the "
+    return stand_in, ("the test stand-in model of testkit/serving.py (nothing was pushed on this machine; the "
                       "page's work does not depend on which model answers)")
 
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"Debian package {missing} is not installed: run scripts/install_browser.sh (make bench-app does).")
 
     from serving.client import GenreClient
-    from serving.testing import serving_endpoint
+    from testkit.serving import serving_endpoint
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         clip, clip_text = pick_clip(args.clip, tmp)

@@ -57,7 +57,7 @@ outcome = f"decoded {mono.size / rate / 60:.0f} min"
 """
 OLD_DOUBLE = """
 import tensorflow as tf
-from serving.testing import oversized_request
+from testkit.serving import oversized_request
 value = tf.make_ndarray(oversized_request().inputs["waveform"])  # the test double's step before the check
 outcome = f"expanded to {value.nbytes / 2**30:.2f} GiB"
 """
@@ -97,10 +97,10 @@ def server_peak(model_base: Path) -> tuple[str, int, int]:
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     from serving.client import GenreClient
-    from serving.testing import oversized_request, stand_in_clip
+    from testkit.serving import oversized_request, stand_in_clip
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "serving.test_server", "--model-base", str(model_base),
+    server = subprocess.Popen([sys.executable, "-m", "serving.stand_in_server", "--model-base", str(model_base),
                                "--port", "0"], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         host = server.stdout.readline().strip().rsplit(" ", 1)[-1]
@@ -138,11 +138,11 @@ def main() -> None:
             outcome, peak = child(body, str(path))
             rows.append((name, f"2-hour {path.suffix[1:].upper()} ({path.stat().st_size / 2**20:.0f} MiB)",
                          outcome, peak, "bounded"))
-        from serving.testing import build_stand_in_model
+        from testkit.serving import build_stand_in_model
 
         build_stand_in_model(folder / "model" / "genre", version=1)
         outcome, before, after = server_peak(folder / "model" / "genre")
-        rows.append(("test double (`serving/test_server.py`)", "Predict declaring [250000000] float32 (82 bytes)",
+        rows.append(("test double (`serving/stand_in_server.py`)", "Predict declaring [250000000] float32 (82 bytes)",
                      f"{outcome} (peak after start-up and one 30-s request: {before} MiB)", after, "bounded"))
         outcome, peak = child(OLD_CLIENT, str(wav))
         rows.append(("client reader before the header check (comparison)", "2-hour WAV", outcome, peak, "unbounded"))

@@ -14,7 +14,7 @@ GRAPH_NAMES = {"keras": "training graph's layers", "serving": "ServingBody"}
 
 
 def newest_version(model_dir: str, model_name: str) -> int:
-    from serving.test_server import ModelRepository
+    from serving.stand_in_server import ModelRepository
 
     versions = ModelRepository(model_dir, model_name).scan()
     if not versions:

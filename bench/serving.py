@@ -11,7 +11,7 @@ in the same run. Each model is measured three ways, each with the same clip and 
 requests:
 
 1. a direct in-process call of the SavedModel's ``serving_default`` signature;
-2. one gRPC client (serving/client.py) against serving/test_server.py in a separate process;
+2. one gRPC client (serving/client.py) against serving/stand_in_server.py in a separate process;
 3. two gRPC clients at once (throughput under concurrency).
 
 The gRPC server is the project's Python TEST DOUBLE of TF Serving, not TF Serving's C++
@@ -121,11 +121,11 @@ def concurrent_calls(name: str, make_call: Callable[[], tuple[Callable[[], objec
 
 @contextlib.contextmanager
 def served_by_test_double(model_dir: str, model_name: str) -> Iterator[str]:
-    """Run serving/test_server.py in its own process (as a real server would be); yield host:port."""
+    """Run serving/stand_in_server.py in its own process (as a real server would be); yield host:port."""
     log = tempfile.TemporaryFile(mode="w+")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "serving.test_server", "--model-base", model_dir, "--model-name", model_name,
+        [sys.executable, "-m", "serving.stand_in_server", "--model-base", model_dir, "--model-name", model_name,
          "--port", "0"], stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT, env=env)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], SERVER_START_TIMEOUT)
@@ -225,7 +225,7 @@ def run(models: dict[str, str], model_name: str, requests: int, warmup: int, cli
         f"({clip.nbytes / 1e6:.2f} MB of waveform per request), the same clip for every call; {warmup} warm-up calls "
         "per path and model, not counted. The in-process and 1-client rows take one call of each model in turn.",
         "",
-        "**The gRPC server here is the project's Python test double (`serving/test_server.py`), not TF Serving's "
+        "**The gRPC server here is the project's Python test double (`serving/stand_in_server.py`), not TF Serving's "
         "C++ server**, which cannot run on this machine. The gRPC rows include protobuf encoding, loopback "
         "transfer and the test double's own Python overhead; TF Serving's figures will differ.",
         "",

@@ -5,8 +5,8 @@ import tf_keras as keras
 
 from models import features
 from models.ann import build_ann
-from models.model_test_utils import loss_before_after, separable_batch
 from pipeline.config import GENRES, PipelineConfig, TrainConfig
+from testkit.model_checks import loss_before_after, separable_batch
 
 PRESET = PipelineConfig().with_model("ann")
 SHAPE = features.output_shape(PRESET.features, PRESET.audio.segment_samples)  # (1, 74)

@@ -4,8 +4,8 @@ import pytest
 import tf_keras as keras
 
 from models.cnn import build_cnn
-from models.model_test_utils import loss_before_after, rhythmic_batch
 from pipeline.config import GENRES, TrainConfig
+from testkit.model_checks import loss_before_after, rhythmic_batch
 
 SHAPE = (130, 128)  # 3 s at 22050 Hz, hop 512, 128 mels
 

@@ -8,9 +8,9 @@ import pytest
 import tf_keras as keras
 
 from models import musicnn, registry
-from models.model_test_utils import assert_checkpoint_loaded, log_mel_like, musicnn_tf1_outputs
 from models.musicnn_weights import read_checkpoint
 from pipeline.config import GENRES, PipelineConfig, TrainConfig
+from testkit.model_checks import assert_checkpoint_loaded, log_mel_like, musicnn_tf1_outputs
 
 SHAPE = (musicnn.FRAMES, musicnn.MELS)
 

@@ -1,9 +1,9 @@
 """Every serving case of docs/contracts.md, through real gRPC stubs, against the TF Serving test
 double serving a small real model exported by ``models.signatures.export``.
 
-Only TF Serving is replaced (serving/test_server.py; its binary cannot run here). The model
+Only TF Serving is replaced (serving/stand_in_server.py; its binary cannot run here). The model
 is real: Transform's graph from tft_beam, an untrained Keras head, this module's signatures
-(serving/testing.py ``export_small_model``: 8 kHz, 0.25-s segments, default limits).
+(testkit/serving.py ``export_small_model``: 8 kHz, 0.25-s segments, default limits).
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ import soundfile as sf
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from models.preprocessing_test import CONFIG
 from serving.tensors import to_ndarray, to_tensor_proto
-from serving.testing import serving_endpoint, small_model_base
 from synthetic.generator import render_track
+from testkit.serving import serving_endpoint, small_model_base
+from testkit.tiny_transform import CONFIG
 
 RATE = CONFIG.audio.sample_rate  # 8000
 LIMIT = CONFIG.serving.max_clip_seconds  # 600 s, the default

@@ -5,10 +5,10 @@ import pytest
 import tf_keras as keras
 
 from models import vgg
-from models.model_test_utils import (
-    assert_checkpoint_loaded, log_mel_like, loss_before_after, musicnn_tf1_outputs, rhythmic_batch)
 from models.musicnn_weights import read_checkpoint
 from pipeline.config import GENRES, PipelineConfig, TrainConfig
+from testkit.model_checks import (
+    assert_checkpoint_loaded, log_mel_like, loss_before_after, musicnn_tf1_outputs, rhythmic_batch)
 
 SHAPE = (vgg.FRAMES, vgg.MELS)
 POOLS = [f"{vgg.BACKBONE_PREFIX}block{i}_pool" for i in range(1, 6)]

@@ -3,7 +3,7 @@
 With a Docker engine: TF Serving itself (the `tf-serving` service of
 serving/docker-compose.yml, on the push destination's parent folder). Without one (the
 project's development machines): the project's TF Serving test double
-(`python -m serving.test_server`), which speaks the same gRPC API. It says which it started.
+(`python -m serving.stand_in_server`), which speaks the same gRPC API. It says which it started.
 
     python scripts/serve.py [--serving-dir outputs/serving/genre] [--port 8500] [--model-name genre] [--no-docker]
 """
@@ -68,11 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         command = ["docker", "compose", "-f", COMPOSE_FILE, "up", "tf-serving"]
     else:
         print(f"{'Asked for' if args.no_docker else 'No Docker engine'}: serving with the project's TF Serving "
-              "TEST DOUBLE (serving/test_server.py, same "
+              "TEST DOUBLE (serving/stand_in_server.py, same "
               f"gRPC API, not for production) from {serving_dir}, latest version {versions[-1]}, on "
               f"127.0.0.1:{args.port}. Ctrl-C stops it.", flush=True)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p)}
-        command = [sys.executable, "-m", "serving.test_server", "--model-base", serving_dir, "--model-name",
+        command = [sys.executable, "-m", "serving.stand_in_server", "--model-base", serving_dir, "--model-name",
                    args.model_name, "--host", "127.0.0.1", "--port", str(args.port)]
     os.execvpe(command[0], command, env)
     return 0  # not reached

@@ -1,9 +1,7 @@
-"""pytest set-up for serving/: test_server.py is the TF Serving test double, not a test module."""
+"""pytest set-up for serving/: one stand-in model served for a whole test module."""
 import pytest
 
-from serving.testing import build_stand_in_model, serving_endpoint
-
-collect_ignore = ["test_server.py"]
+from testkit.serving import build_stand_in_model, serving_endpoint
 
 
 @pytest.fixture(scope="module")

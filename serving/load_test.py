@@ -2,7 +2,7 @@
 TF Serving test double (a subprocess, so its memory can be read in /proc) serving a small real
 export. Afterwards the server still answers and its memory is back within a stated bound.
 
-Real gRPC stubs, real model (serving/testing.py ``export_small_model``); only TF Serving is
+Real gRPC stubs, real model (testkit/serving.py ``export_small_model``); only TF Serving is
 replaced by its test double, which cannot be avoided here. No timing is asserted.
 """
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.preprocessing_test import CONFIG
 from pipeline.local_http import stop_process
 from serving.client import GenreClient, ModelInputError, ServingRpcError
-from serving.testing import small_model_base
+from testkit.serving import small_model_base
+from testkit.tiny_transform import CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = CONFIG.audio.sample_rate  # the small model's rate: clips are sent at it, so none is resampled
@@ -53,7 +53,7 @@ def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "stderr.log"
     with open(log, "wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "serving.test_server", "--model-base", base, "--port", "0",
+            [sys.executable, "-m", "serving.stand_in_server", "--model-base", base, "--port", "0",
              "--workers", str(CLIENTS), "--max-message-bytes", str(MAX_MESSAGE_BYTES)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
     try:

@@ -1,6 +1,6 @@
 """Memory is bounded at the client's and the test double's doors, against the declared size.
 
-Real gRPC stubs against the TF Serving test double (serving/test_server.py, labelled as
+Real gRPC stubs against the TF Serving test double (serving/stand_in_server.py, labelled as
 such) serving the stand-in model. Peak memory on a 2-hour file and on the oversized declared
 shape is measured by bench/memory_bounds.py (BENCHMARKS.md), not asserted here.
 """
@@ -18,7 +18,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from components.audio_example_gen.conftest import tone, wav_bytes, with_header
 from serving.audio_file import AudioFileError, AudioLevelError, AudioTooLongError, read_audio
 from serving.client import GenreClient, predict_file
-from serving.testing import oversized_request, stand_in_clip
+from testkit.serving import oversized_request, stand_in_clip
 
 
 def test_the_test_double_refuses_an_oversized_declared_shape_before_expanding_it(host, tmp_path):

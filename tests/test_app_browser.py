@@ -2,7 +2,7 @@
 
 `streamlit run app/page.py` on a free 127.0.0.1 port, pointed at the model server that
 `make serve` starts (scripts/serve.py; without Docker, the TF Serving test double, since TF
-Serving's binary cannot run here) serving the stand-in model of serving/testing.py.
+Serving's binary cannot run here) serving the stand-in model of testkit/serving.py.
 Skipped only where Debian's chromium / chromium-driver are not installed
 (scripts/install_browser.sh, run by `make test`).
 """
@@ -18,7 +18,7 @@ import soundfile as sf
 from app import browser
 from app.settings import AppSettings
 from pipeline.local_http import stop_process
-from serving.testing import build_stand_in_model, stand_in_clip
+from testkit.serving import build_stand_in_model, stand_in_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,7 +1,7 @@
 """The page (app/page.py) through Streamlit's AppTest, against the TF Serving test double.
 
-Real gRPC to serving/test_server.py (TF Serving's binary cannot run here) serving the
-stand-in SavedModel from serving/testing.py, whose genre follows the clip's loudness.
+Real gRPC to serving/stand_in_server.py (TF Serving's binary cannot run here) serving the
+stand-in SavedModel from testkit/serving.py, whose genre follows the clip's loudness.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from app.settings import HOST_ENV, MAX_SECONDS_ENV, MLFLOW_ENV
 from serving.conftest import host  # noqa: F401  (fixture: the test double serving the stand-in, version 1)
-from serving.testing import build_stand_in_model, serving_endpoint, stand_in_clip
+from testkit.serving import build_stand_in_model, serving_endpoint, stand_in_clip
 
 PAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "page.py")
 RATE = 22050

@@ -1,4 +1,4 @@
-"""bench/robustness.py on synthetic clips and the stand-in model of serving/testing.py, so CI covers the tool
+"""bench/robustness.py on synthetic clips and the stand-in model of testkit/serving.py, so CI covers the tool
 without ../shared. The stand-in's genre follows a segment's loudness (RMS r -> genre round(10 r)), so a gain
 must move its answers by a computable amount while a change of sample rate must not: the tables are checked
 against that, not only for being there. BENCHMARKS.md is redirected to a temporary file."""
@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import bench.report
 from bench import channels, robustness
+import bench.report
 from components.audio_example_gen.discovery import discover, input_pattern
 from components.audio_example_gen.ingest import INGESTED
 from components.audio_example_gen.plan import plan_tasks
 from components.audio_example_gen.quarantine import summarize, write_report
 from pipeline.config import GENRES, SplitConfig
-from serving.testing import build_stand_in_model, stand_in_clip
+from testkit.serving import build_stand_in_model, stand_in_clip
 
 TRACKS = 3  # a genre: the stratified split gives one track each to train, eval and test
 

@@ -1,6 +1,6 @@
 """A hostile data root: every planted entry has exactly one record with its expected fate, and
 ingestion (AudioExampleGen's executor, real Beam) and the tagger (real Beam, the stand-in
-SavedModel of serving/testing.py) agree file by file.
+SavedModel of testkit/serving.py) agree file by file.
 
 Agreement: an entry both exclude has the same reason; a file both decode has the same
 fate (ingested = tagged, or quarantined with the same reason). Ingestion's label rules
@@ -24,10 +24,10 @@ from components.audio_example_gen.conftest import (IN_MEMORY, RATE, TEST_AUDIO, 
                                                    refused_as_root, run_executor, tone, truncated_wav_bytes,
                                                    wav_bytes, with_header)
 from pipeline.beam_args import IN_PROCESS
-from serving.testing import build_stand_in_model
 from synthetic.generator import generate
 from tagging import pipeline as tag_pipeline
 from tagging.model import latest_version
+from testkit.serving import build_stand_in_model
 
 SECONDS = 3.5  # the stand-in model needs one 3-s segment; ingestion's test segments are 1 s
 GOOD = "blues/blues.00000.wav"  # a synthetic track the duplicates copy

@@ -2,7 +2,7 @@
 
 Real MLflow (a `mlflow server` on 127.0.0.1, the root conftest's fixture), the registrar's
 own code path (register_pushed_model), real gRPC. The SavedModel is the serving stand-in
-(serving/testing.py): a real SavedModel with the serving contract, cheap to build; training
+(testkit/serving.py): a real SavedModel with the serving contract, cheap to build; training
 one here would cost minutes. The gRPC server is the TF Serving test double (TF Serving's
 binary cannot run here).
 """
@@ -18,7 +18,7 @@ from components.model_registrar.executor import register_pushed_model
 from models import tracking
 from pipeline.config import PathsConfig, PipelineConfig
 from serving.client import predict_waveform
-from serving.testing import build_stand_in_model, serving_endpoint, stand_in_clip
+from testkit.serving import build_stand_in_model, serving_endpoint, stand_in_clip
 
 SERVING_VERSION = 7
 RATE = PipelineConfig().audio.sample_rate
@@ -70,8 +70,8 @@ def test_page_names_the_model_that_answered(champion, monkeypatch):
     """The page's model card: family, held-out accuracy with protocol, champion, from MLflow."""
     from streamlit.testing.v1 import AppTest
 
-    from tests import test_app_page as page_test
     from app.settings import HOST_ENV, MLFLOW_ENV
+    from tests import test_app_page as page_test
 
     monkeypatch.setenv(HOST_ENV, champion["host"])
     monkeypatch.setenv(MLFLOW_ENV, champion["uri"])

@@ -155,7 +155,7 @@ def test_mlmd_links_model_to_mlflow_run(two_runs):
 
 @pytest.fixture(scope="module")
 def served(two_runs):
-    from serving.testing import serving_endpoint
+    from testkit.serving import serving_endpoint
 
     with serving_endpoint(os.path.join(two_runs["tmp"], "serving", "genre"), model_name="genre") as host:
         yield host

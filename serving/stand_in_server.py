@@ -1,8 +1,10 @@
-"""TEST DOUBLE of TF Serving's gRPC API, for tests and benchmarks only; never deploy it.
+"""Stand-in for TF Serving: a TEST DOUBLE of TF Serving's PredictionService (and ModelService) gRPC API,
+for tests, benchmarks and ``make serve`` where TF Serving is not installed; never deploy it.
 
 TF Serving's binary cannot be installed on the project's machines and there is no Docker
-engine (docs: serving/README.md), so tests need something that speaks TF Serving's gRPC
-protocol. This Python server implements two RPCs, with TF Serving's message types:
+engine (docs: serving/README.md), so tests, benchmarks and ``make serve`` (scripts/serve.py) need
+something that speaks TF Serving's gRPC protocol. This Python server implements two RPCs, with TF
+Serving's message types:
 
 - ``PredictionService.Predict`` over the SavedModels under one base directory in TF
   Serving's layout (``<base>/<version>/saved_model.pb``). No version in the request: the
@@ -37,7 +39,7 @@ Limits (and differences from TF Serving):
   ``server_cert``, ``custom_ca``, ``client_verify``, each PEM text, not a path).
 - No REST API, batching, version labels, version policy or model config file.
 
-Usage: ``python -m serving.test_server --model-base DIR --model-name genre --port 8500
+Usage: ``python -m serving.stand_in_server --model-base DIR --model-name genre --port 8500
 [--max-message-bytes N] [--ssl_config_file FILE]``
 """
 from __future__ import annotations
@@ -67,7 +69,7 @@ from tensorflow_serving.apis import (
 from pipeline.config import ServingConfig
 from serving.client import readable_error
 
-LOG = logging.getLogger("serving.test_server")
+LOG = logging.getLogger("serving.stand_in_server")
 DEFAULT_SIGNATURE = "serving_default"
 # A clip of the default serving cap as float32 at 48 kHz, plus room for the rest of the request.
 DEFAULT_MAX_MESSAGE_BYTES = int(ServingConfig().max_clip_seconds * 48000 * 4) + 2**20
@@ -414,7 +416,7 @@ def start_server(model_base: str, model_name: str = "genre", port: int = 0, host
 
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m serving.test_server",
+        prog="python -m serving.stand_in_server",
         description="TEST DOUBLE of TF Serving's gRPC API (Predict, GetModelStatus) in Python, for tests "
                     "and benchmarks only. Production runs TF Serving's container: see serving/README.md.")
     parser.add_argument("--model-base", required=True, help="TF Serving layout base dir: <base>/<version>/saved_model.pb")

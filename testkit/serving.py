@@ -2,12 +2,12 @@
 
 For an end-to-end test on the pipeline's pushed model, one line is enough::
 
-    from serving.testing import serve_model  # noqa: F401  (pytest fixture)
+    from testkit.serving import serve_model  # noqa: F401  (pytest fixture)
 
     def test_pushed_model_serves(serve_model, pushed_dir, wav_path):
         assert predict_file(wav_path, host=serve_model(pushed_dir)).genre in config.genres
 
-``serve_model(base)`` starts serving/test_server.py on a free loopback port over BASE
+``serve_model(base)`` starts serving/stand_in_server.py on a free loopback port over BASE
 (TF Serving layout, ``<base>/<version>/saved_model.pb``) and returns ``"127.0.0.1:PORT"``;
 the servers stop when the test ends. Outside pytest use :func:`serving_endpoint`.
 """
@@ -22,7 +22,7 @@ import pytest
 import tensorflow as tf
 
 from pipeline.config import PipelineConfig
-from serving.test_server import start_server
+from serving.stand_in_server import start_server
 
 STAND_IN_SEGMENT_SECONDS = 3.0
 DEFAULT_GENRES: tuple[str, ...] = PipelineConfig().genres  # the stand-in's label set unless given
@@ -148,7 +148,7 @@ def export_small_model(model_base: str | os.PathLike, version: int = 1, work_dir
     import tf_keras as keras
 
     from models import features, signatures
-    from models.preprocessing_test import CONFIG, analyze_and_transform, raw_examples
+    from testkit.tiny_transform import CONFIG, analyze_and_transform, raw_examples
     import tensorflow_transform as tft
 
     config = config or CONFIG
@@ -169,7 +169,7 @@ def small_model_base(tmp_path_factory: pytest.TempPathFactory) -> str:
     Exported once per test session (a later call finds the complete version on disk), so
     every module that serves the real signatures shares one export.
     """
-    from serving.test_server import is_complete_version
+    from serving.stand_in_server import is_complete_version
 
     base = tmp_path_factory.getbasetemp() / "small-model" / "genre"
     if not is_complete_version(str(base / "1")):
