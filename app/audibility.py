@@ -22,7 +22,7 @@ import librosa
 import numpy as np
 import scipy.fft
 
-from components.audio_example_gen import levels
+from audio import levels
 
 QUIET_DBFS = -50.0
 STEADY_NOISE_DB = 3.0

@@ -7,10 +7,10 @@ import soundfile as sf
 
 from app import audibility, clip
 from bench import channels
-from components.audio_example_gen.conftest import wav_bytes
 from conftest import shared_manifest
 from pipeline.config import GENRES
 from synthetic.generator import render_track
+from testkit.audio_files import wav_bytes
 
 RATE = 22050
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from app import audibility
 from app.settings import upload_limit_bytes
-from components.audio_example_gen import levels
+from audio import levels
 from pipeline.config import AUDIO_EXTENSIONS, AudioConfig, PipelineConfig
 from serving.audio_file import AudioFileError, AudioTooLongError, read_audio
 

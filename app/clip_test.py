@@ -7,7 +7,7 @@ import pytest
 from app import clip
 from app.__main__ import streamlit_command
 from app.settings import DEFAULT_MAX_SECONDS, upload_limit_bytes, upload_limit_mb
-from components.audio_example_gen.conftest import tone, wav_bytes, with_header
+from testkit.audio_files import tone, wav_bytes, with_header
 
 
 def test_the_page_sets_an_upload_limit_that_fits_the_clip_cap():
@@ -26,9 +26,9 @@ def test_an_upload_over_the_limit_is_refused_before_it_is_decoded(monkeypatch):
 
 
 def test_a_two_hour_header_is_refused_before_decoding(monkeypatch):
-    from components.audio_example_gen import audio
+    from audio import decode as audio_lib
 
-    monkeypatch.setattr(audio, "_read_float", lambda *a: pytest.fail("decoded past the header check"))
+    monkeypatch.setattr(audio_lib, "_read_float", lambda *a: pytest.fail("decoded past the header check"))
     data = with_header(wav_bytes(tone(0.5)), data_size=2 * 3600 * 22050 * 2)
     with pytest.raises(clip.ClipError, match=r"long.wav is 120.0 min long, over this page's limit of 10 min"):
         clip.decode("long.wav", data, max_seconds=600.0)

@@ -117,7 +117,7 @@ def clips_from_records(path: str, splits: Sequence[str]) -> ClipSet:
 
 def clips_from_plan(data_root: str, protocol: str, split_dir: Optional[str], splits: Sequence[str]) -> ClipSet:
     """The clips of SPLITS as AudioExampleGen would assign them (its own discovery and planner, nothing decoded)."""
-    from components.audio_example_gen.discovery import discover, input_pattern
+    from audio.discovery import discover, input_pattern
     from components.audio_example_gen.ingest import PENDING
     from components.audio_example_gen.plan import plan_tasks
     from pipeline.config import SplitConfig

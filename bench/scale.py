@@ -26,7 +26,7 @@ Time: each step's wall seconds as the run's summary records them, per 1,000 trac
 Full-length tracks: besides their pipeline run, their decoding is measured directly, each
 way in its own child process over the same files: ingestion's decode as it stands
 (``components.audio_example_gen.ingest.read_audio``, windowed where ingestion decodes only the
-windows it keeps) against whole-track decoding (``components.audio_example_gen.audio.decode``
+windows it keeps) against whole-track decoding (``audio.decode.decode``
 of the whole file); the section says how much audio each returned.
 
 Criteria (printed and written): at the largest scale every step's peak memory at most 25 %
@@ -87,7 +87,8 @@ print({tag!r} + json.dumps({{
 CHILD_DECODE = """
 import json, resource, sys, time
 import soundfile as sf
-from components.audio_example_gen import audio as audio_lib, ingest
+from audio import decode as audio_lib
+from components.audio_example_gen import ingest
 from pipeline.config import PipelineConfig
 mode, model, paths = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 cfg = PipelineConfig().with_model(model).audio

@@ -100,7 +100,7 @@ def _length_checks(config: PipelineConfig, num_samples: tf.Tensor, sample_rate: 
 
 def _level_checks(config: PipelineConfig, waveform: tf.Tensor) -> list:
     """Finite, peak within MAX_PEAK, louder than ``audio.silence_dbfs`` once DC is removed: ingestion's rules
-    (components/audio_example_gen/levels.py)."""
+    (audio/levels.py)."""
     finite = _refuse_unless(tf.reduce_all(tf.math.is_finite(waveform)),
                             "The audio clip contains NaN or Inf samples; every sample must be finite.")
     peak = tf.reduce_max(tf.abs(waveform))

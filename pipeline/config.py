@@ -32,7 +32,7 @@ GENRE_PARENTS: tuple[str, ...] = ("genres_original", "genres")
 SPLIT_PROTOCOLS: tuple[str, ...] = ("stratified", "hash", "fault-filtered", "fault-filtered-final", "lists-trainval")
 # Protocols that split by hash alone and read no list files.
 HASH_PROTOCOLS: tuple[str, ...] = ("stratified", "hash")
-# What the hash and quota protocols keep together in one split (components/audio_example_gen/groups.py).
+# What the hash and quota protocols keep together in one split (audio/groups.py).
 GROUPINGS: tuple[str, ...] = ("album", "artist", "tag-album", "tag-artist", "track")
 MODEL_TYPES: tuple[str, ...] = ("cnn", "lstm", "vgg", "ann", "efficientnet", "musicnn", "efficientat",
                                 "musicnn_efficientat")

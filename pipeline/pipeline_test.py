@@ -178,12 +178,12 @@ def test_ingestion_is_keyed_by_its_code(tmp_path):
 
     nodes = {node.id: node for node in create_pipeline(PipelineConfig(), "/data", until="validate").components}
     assert nodes["AudioExampleGen"].exec_properties["code"] == component.ingestion_code_fingerprint()
-    for package in ("components", "pipeline"):
+    for package in ("audio", "components", "pipeline"):
         shutil.copytree(PROJECT_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     executor = "components.audio_example_gen.executor.Executor"
     before = code_fingerprint.function_fingerprint(executor, tmp_path)
     assert before == component.ingestion_code_fingerprint()
-    with (tmp_path / "components" / "audio_example_gen" / "levels.py").open("a") as f:
+    with (tmp_path / "audio" / "levels.py").open("a") as f:
         f.write("\nMAX_PEAK = 8.0\n")
     assert code_fingerprint.function_fingerprint(executor, tmp_path) != before
 

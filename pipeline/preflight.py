@@ -3,10 +3,10 @@
 A wrong ``--data-root`` or a collection whose genres are not the label set should be
 reported in the first second, not after the libraries load or after an hour of training.
 Only the standard library and ingestion's discovery rule (components/audio_example_gen/
-discovery.py, which imports no TensorFlow) are used here, so a folder counts as a genre here
+audio/discovery.py, which imports no TensorFlow) are used here, so a folder counts as a genre here
 exactly when ingestion would read audio from it: hidden folders (``.polka/``) are not read by
 either, nested files (``pop/sub/x.wav``) count for their top folder. A genre whose tracks fall in
-fewer than two split groups (``--group-by``; groups.py, the same rule ingestion applies) is
+fewer than two split groups (``--group-by``; audio/groups.py, the same rule ingestion applies) is
 refused here too. The checks that need the data decoded and split (every split has tracks)
 run at the end of ingestion (AudioExampleGen).
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from components.audio_example_gen import groups
-from components.audio_example_gen.discovery import classify, sort_entries, walk
+from audio import groups
+from audio.discovery import classify, sort_entries, walk
 from pipeline.config import AUDIO_EXTENSIONS, GENRE_PARENTS, GENRES, HASH_PROTOCOLS, PipelineConfig
 from pipeline.errors import UserError
 

@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 
-import local_runner
+from audio.discovery import discover
 from components.audio_example_gen import ingest
-from components.audio_example_gen.discovery import discover
 from components.audio_example_gen.plan import plan_tasks
+import local_runner
 from pipeline.config import GENRES, SplitConfig
 from pipeline.errors import UserError
 

@@ -2,7 +2,7 @@
 
 The serving graph resamples in-graph, so the file keeps its native sample rate; only the
 channels are averaged to mono, as the training data is mono. Ingestion's door checks, in
-its order and with its reasons (components/audio_example_gen: filecheck.py, audio.py,
+its order and with its reasons (audio/: filecheck.py, decode.py,
 levels.py): a path that is not a readable regular file (FIFO, device, folder, broken link)
 is refused without opening it (opening a FIFO blocks forever); the header (rate, channels,
 declared length; for MP3 libsndfile's header-based estimate) is checked against
@@ -16,8 +16,8 @@ import os
 
 import numpy as np
 
-from components.audio_example_gen import audio as audio_lib
-from components.audio_example_gen import filecheck, levels
+from audio import decode as audio_lib
+from audio import filecheck, levels
 from pipeline.config import AUDIO_EXTENSIONS
 
 

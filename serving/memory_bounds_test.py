@@ -15,9 +15,9 @@ import pytest
 import soundfile as sf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from components.audio_example_gen.conftest import tone, wav_bytes, with_header
 from serving.audio_file import AudioFileError, AudioLevelError, AudioTooLongError, read_audio
 from serving.client import GenreClient, predict_file
+from testkit.audio_files import tone, wav_bytes, with_header
 from testkit.serving import oversized_request, stand_in_clip
 
 
@@ -37,9 +37,9 @@ def test_the_test_double_refuses_an_oversized_declared_shape_before_expanding_it
 def test_the_client_refuses_a_long_file_from_its_header_before_decoding(tmp_path, monkeypatch):
     path = tmp_path / "two-hours.wav"
     path.write_bytes(with_header(wav_bytes(tone(0.5)), data_size=2 * 3600 * 22050 * 2))  # declares 2 h
-    from components.audio_example_gen import audio
+    from audio import decode as audio_lib
 
-    monkeypatch.setattr(audio, "_read_float", lambda *a: pytest.fail("decoded past the header check"))
+    monkeypatch.setattr(audio_lib, "_read_float", lambda *a: pytest.fail("decoded past the header check"))
     with pytest.raises(AudioTooLongError, match="two-hours.wav is 120.0 min long, over the limit of 600 s"):
         read_audio(path, 600.0)
     with GenreClient("127.0.0.1:1", retries=0) as client:  # refused before any request

@@ -1,10 +1,10 @@
 """List the files to tag (on the launcher) and decode them (in the workers).
 
-Listing is ingestion's discovery rule (components/audio_example_gen/discovery.py): the same
+Listing is ingestion's discovery rule (audio/discovery.py): the same
 walk, the same exclusions (hidden, not audio, blank name, linked folder), so the two agree
 file by file. Listing happens once, before the pipeline, so every runner gets the same list through
 ``beam.Create`` (the Dask runner cannot run Beam's file-matching sources). Decoding is
-ingestion's (components/audio_example_gen: filecheck.py, ingest.py, audio.py) with its
+ingestion's (audio/filecheck.py, audio/decode.py, components/audio_example_gen/ingest.py) with its
 quarantine reasons, so a file the pipeline would quarantine is quarantined here for the same
 reason, and a file it would train on is tagged.
 """
@@ -19,7 +19,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from components.audio_example_gen import discovery, filecheck, ingest
+from audio import discovery, filecheck
+from components.audio_example_gen import ingest
 from pipeline.config import AudioConfig
 from pipeline.errors import UserError
 

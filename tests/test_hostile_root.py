@@ -19,14 +19,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from components.audio_example_gen import discovery, quarantine
-from components.audio_example_gen.conftest import (IN_MEMORY, RATE, TEST_AUDIO, corrupt_wav_bytes, make_config,
-                                                   refused_as_root, run_executor, tone, truncated_wav_bytes,
-                                                   wav_bytes, with_header)
+from audio import discovery
+from components.audio_example_gen import quarantine
+from components.audio_example_gen.conftest import IN_MEMORY, make_config, run_executor
 from pipeline.beam_args import IN_PROCESS
 from synthetic.generator import generate
 from tagging import pipeline as tag_pipeline
 from tagging.model import latest_version
+from testkit.audio_files import (RATE, TEST_AUDIO, corrupt_wav_bytes, refused_as_root, tone, truncated_wav_bytes,
+                                 wav_bytes, with_header)
 from testkit.serving import build_stand_in_model
 
 SECONDS = 3.5  # the stand-in model needs one 3-s segment; ingestion's test segments are 1 s

@@ -17,7 +17,8 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
-from components.audio_example_gen import discovery, executor, splits
+from audio import discovery
+from components.audio_example_gen import executor, splits
 from components.audio_example_gen.driver import AudioDriver
 from components.audio_example_gen.quarantine import AudioQuarantine
 from pipeline import code_fingerprint

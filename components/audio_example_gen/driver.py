@@ -7,7 +7,7 @@ and calling ``fileio.stat`` on every match. A dangling symbolic link raises
 links`` there, so one bad entry in a genre folder ended the whole run before the executor
 could quarantine it. This driver fingerprints every entry discovery walks (the whole root,
 as ingestion reads it) and counts an entry it cannot stat instead of raising; the executor
-then quarantines it (filecheck.py).
+then quarantines it (audio/filecheck.py).
 
 The fingerprint keeps TFX's fields (file count, total bytes, xor and sum of the
 second-resolution mtimes), so a changed file still re-runs ingestion, and adds a digest of
@@ -31,7 +31,7 @@ from tfx.components.example_gen import input_processor, utils
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2, range_config_pb2
 
-from components.audio_example_gen import discovery
+from audio import discovery
 
 _NANO_PER_SEC = 10**9
 

@@ -29,8 +29,8 @@ import soundfile as sf
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from components.audio_example_gen import audio as audio_lib
-from components.audio_example_gen import filecheck
+from audio import decode as audio_lib
+from audio import filecheck
 HEAD_SECONDS = 1.0
 _BLOCK = audio_lib.BLOCK_FRAMES
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audio.discovery import discover
 from components.audio_example_gen import duplicates, ingest
-from components.audio_example_gen.conftest import tone
-from components.audio_example_gen.discovery import discover
 from components.audio_example_gen.plan import plan_tasks
 from conftest import SHARED_GTZAN
 from pipeline.config import PipelineConfig, SplitConfig
+from testkit.audio_files import tone
 
 GENRES = PipelineConfig().genres
 RATE = 22050

@@ -2,8 +2,8 @@
 
 Runs as a Beam pipeline built from the pipeline's beam args (BeamExecutorSpec), so the
 same code runs on the DirectRunner here and on Dataflow/Flink from the Kubeflow image.
-Steps: list the files (discovery.py), decide each file's fate, group and split on the
-launcher (plan.py, groups.py, splits.py; a genre with too few groups is refused here, before
+Steps: list the files (audio/discovery.py), decide each file's fate, group and split on the
+launcher (plan.py, audio/groups.py, splits.py; a genre with too few groups is refused here, before
 any decoding), write the plan as sharded JSON-lines task files (so the Beam graph holds no
 per-file work), read them back in Beam and decode and segment in parallel
 (:func:`IngestTaskFiles`), write each split as gzipped TFRecords and every file's record
@@ -32,8 +32,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from components.audio_example_gen import checks, filecheck, ingest, progress, quarantine
-from components.audio_example_gen.discovery import discover
+from audio import filecheck
+from audio.discovery import discover
+from components.audio_example_gen import checks, ingest, progress, quarantine
 from components.audio_example_gen.plan import Plan, make_plan
 from pipeline.config import SPLITS, AudioConfig, PipelineConfig
 

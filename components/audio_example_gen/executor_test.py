@@ -18,15 +18,15 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from components.audio_example_gen import checks, executor, groups, ingest, progress, quarantine
-from components.audio_example_gen.conftest import (BAD_AND_ODD_FILES, HOSTILE_FILES, IN_MEMORY, LONG_SECONDS,
-                                                   MULTI_PROCESSING, RATE, make_config, read_examples,
-                                                   refused_as_root, run_executor)
-from components.audio_example_gen.discovery import discover
+from audio import groups
+from audio.discovery import discover
+from components.audio_example_gen import checks, executor, ingest, progress, quarantine
+from components.audio_example_gen.conftest import IN_MEMORY, MULTI_PROCESSING, make_config, read_examples, run_executor
 from components.audio_example_gen.executor import kept_report_dir
 from components.audio_example_gen.plan import plan_tasks
 from pipeline.config import SPLITS
 from pipeline.errors import UserError
+from testkit.audio_files import BAD_AND_ODD_FILES, HOSTILE_FILES, LONG_SECONDS, RATE, refused_as_root
 
 SEGMENTS_PER_TRACK = 3  # 3.5 s synthetic tracks (3.0 s odd ones), 1 s segments, last partial dropped
 GENRES = make_config().genres  # the default label set

@@ -6,7 +6,7 @@ Beam then decodes and segments the files in parallel (:func:`IngestAudio`); ever
 good or bad, also yields one JSON-able record on the ``files`` output, from which the
 executor writes the quarantine list and the summary. No exception on one file fails the
 step: read errors, anything the decoder raises (MemoryError included) and the header checks
-of audio.py all become that file's quarantine record.
+of audio/decode.py all become that file's quarantine record.
 
 This module and what it imports run in the Beam workers: keep TensorFlow and TFX out of
 it (their import costs each worker process several seconds of CPU).
@@ -24,8 +24,9 @@ from apache_beam.io import tfrecordio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from components.audio_example_gen import audio as audio_lib
-from components.audio_example_gen import filecheck, progress, segments, views
+from audio import decode as audio_lib
+from audio import filecheck
+from components.audio_example_gen import progress, segments, views
 from pipeline.config import SPLITS, AudioConfig
 
 FILES = "files"
@@ -59,7 +60,7 @@ class FileTask:
     reason: str = ""
     detail: str = ""
     label: int = -1  # index of genre in config.genres, set for files to decode
-    group: str = ""  # the split group of the track (groups.py), set for files to decode
+    group: str = ""  # the split group of the track (audio/groups.py), set for files to decode
 
     def record(self, **extra: Any) -> dict[str, Any]:
         rec = {"path": self.rel_path, "genre": self.genre, "track_id": self.track_id, "split": self.split,
@@ -76,7 +77,7 @@ def kept_segments(num_samples: int, cfg: AudioConfig) -> tuple[int, list[int], l
 
 
 def _load(path: str, cfg: AudioConfig) -> audio_lib.DecodedAudio:
-    """Decode one file's kept segments (audio.py decodes only those where that pays and the format seeks
+    """Decode one file's kept segments (audio/decode.py decodes only those where that pays and the format seeks
     exactly, else the whole file); a file larger than WHOLE_FILE_BYTES is decoded from the open file."""
     def wanted(num_samples: int) -> list[tuple[int, int]]:
         return segments.spans(num_samples, kept_segments(num_samples, cfg)[2], cfg.segment_samples)

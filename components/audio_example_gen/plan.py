@@ -10,8 +10,9 @@ import dataclasses
 import math
 from typing import Optional, Sequence
 
-from components.audio_example_gen import duplicates, groups, splits
-from components.audio_example_gen.discovery import AudioFile, Discovery
+from audio import groups
+from audio.discovery import AudioFile, Discovery
+from components.audio_example_gen import duplicates, splits
 from components.audio_example_gen.ingest import (DUPLICATE_AUDIO, DUPLICATE_TRACK, EXCLUDED, QUARANTINED,
                                                  UNKNOWN_GENRE, FileTask)
 from pipeline.config import SplitConfig
@@ -43,7 +44,7 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
     ``problem``), folders that are not one of ``genres`` (the label set, config.genres),
     second files of a track_id (the same path under the genre folder with another extension,
     or under another genre folder) and copies of the same decoded audio (duplicates.py,
-    before the split) are quarantined; the rest are grouped (groups.py, ``split.group_by``)
+    before the split) are quarantined; the rest are grouped (audio/groups.py, ``split.group_by``)
     and the split protocol assigns them or excludes them (e.g. "not in split lists"). A
     genre with too few groups for a hash or quota protocol raises groups.TooFewGroups
     (``where`` names the step) before anything is decoded. A file's label is its genre's

@@ -4,7 +4,7 @@ Output artifact ``AudioQuarantine`` (second output of AudioExampleGen) holds:
 
 - ``quarantine.jsonl``: one line per bad file, ``{"path", "genre", "reason", "detail"}``
   (path relative to the data root; reasons in :data:`REASONS`);
-- ``files.jsonl``: one line per entry of the data root (discovery.py), whatever happened to it
+- ``files.jsonl``: one line per entry of the data root (audio/discovery.py), whatever happened to it
   (ingested with its split, group, segment count and ``truncated`` flag, quarantined, or
   excluded and why), written by the Beam pipeline in no particular order;
 - ``summary.json``: counts per split and per genre (tracks, segments, groups), the grouping
@@ -26,8 +26,8 @@ from typing import Any, Iterable, Iterator, Sequence
 from tfx.dsl.io import fileio
 from tfx.types import artifact
 
-from components.audio_example_gen import audio as audio_lib
-from components.audio_example_gen import filecheck
+from audio import decode as audio_lib
+from audio import filecheck
 from components.audio_example_gen.ingest import (DUPLICATE_AUDIO, DUPLICATE_TRACK, EXCLUDED, INGESTED,
                                                  QUARANTINED, UNKNOWN_GENRE)
 from pipeline.config import SPLITS
@@ -85,10 +85,10 @@ def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Se
     ``genres`` is the label set (config.genres). Lists of files (quarantined, excluded per
     reason, truncated, cut, ignored) hold the first :data:`LISTED_AT_MOST` by path, each with
     its exact count beside it (``<name>_count``, ``excluded_counts``). ``groups`` counts the
-    distinct split groups (groups.py) per split and per genre and split. ``audio_seconds``
+    distinct split groups (audio/groups.py) per split and per genre and split. ``audio_seconds``
     is the length of the ingested tracks and ``audio_seconds_per_wall_second`` divides it by
     the wall time of the Beam pipeline; ``decoded_seconds`` is what was decoded of them, less
-    than ``audio_seconds`` where only a long track's kept windows were read (audio.py).
+    than ``audio_seconds`` where only a long track's kept windows were read (audio/decode.py).
     ``warnings`` starts empty (checks.warnings fills it). Memory: the group keys of the
     ingested tracks (a set per split), not the records.
     """

@@ -10,9 +10,10 @@ from tfx.orchestration import metadata
 
 from components.audio_example_gen import checks, quarantine
 from components.audio_example_gen.component import AudioExampleGen
-from components.audio_example_gen.conftest import BAD_AND_ODD_FILES, IN_MEMORY, make_config
+from components.audio_example_gen.conftest import IN_MEMORY, make_config
 from pipeline.beam_args import for_tfx
 from pipeline.errors import find_user_error
+from testkit.audio_files import BAD_AND_ODD_FILES
 
 BAD = sorted(rel for rel, _, fate in BAD_AND_ODD_FILES.values() if fate != "ingested")
 

@@ -4,7 +4,7 @@ A track is its path under the genre folder without the extension (``Artist/Album
 GTZAN's ``blues.00029``; discovery.track_id). Splitting segments instead of tracks would put
 neighbouring 3 s pieces of one recording in train and test and inflate test accuracy; for
 the same reason the hash and quota protocols keep a *group* of tracks together
-(``split.group_by``, groups.py: the album folder by default, or the artist, the files' own
+(``split.group_by``, audio/groups.py: the album folder by default, or the artist, the files' own
 tags, or the track alone). A file directly in its genre folder is its own group, keyed by
 its track id, so GTZAN and the synthetic set split as by track.
 
@@ -67,7 +67,7 @@ from typing import Iterable, Optional, Sequence
 
 from tfx.dsl.io import fileio
 
-from components.audio_example_gen import groups
+from audio import groups
 from pipeline.config import HASH_PROTOCOLS, SPLIT_PROTOCOLS, SPLITS, SplitConfig
 
 TRAIN, EVAL, TEST = SPLITS
@@ -85,7 +85,7 @@ class Track:
 
     track_id: str
     genre: str
-    group: str = ""  # groups.py's key; "" = the track alone
+    group: str = ""  # audio/groups.py's key; "" = the track alone
 
     @property
     def group_key(self) -> str:

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from components.audio_example_gen import audio, ingest, segments
-from components.audio_example_gen.conftest import RATE, TEST_AUDIO, tone
+from audio import decode as audio_lib
+from components.audio_example_gen import ingest, segments
 from components.audio_example_gen.ingest import FileTask
+from testkit.audio_files import RATE, TEST_AUDIO, tone
 
 SOURCE_RATE = 44100
 MINUTES = 2
@@ -42,7 +43,7 @@ def wanted_by(cfg):
     return lambda n: segments.spans(n, ingest.kept_segments(n, cfg)[2], cfg.segment_samples)
 
 
-def assert_windows_match(windowed: audio.DecodedAudio, whole: audio.DecodedAudio, tolerance: float) -> None:
+def assert_windows_match(windowed: audio_lib.DecodedAudio, whole: audio_lib.DecodedAudio, tolerance: float) -> None:
     assert windowed.spans and windowed.length == len(whole.samples)
     for start, end in windowed.spans:
         at = windowed.position(start)
@@ -80,8 +81,8 @@ def long_files() -> dict[str, bytes]:
 @pytest.mark.parametrize("last_segment", ["drop", "pad"])
 def test_windows_equal_whole_decoding_at_the_kept_segments(long_files, fmt, last_segment):
     cfg = dataclasses.replace(CFG, last_segment=last_segment, segment_seconds=2.9, hop_seconds=2.9)
-    whole = audio.decode(long_files[fmt], RATE)
-    windowed = audio.decode(long_files[fmt], RATE, wanted=wanted_by(cfg))
+    whole = audio_lib.decode(long_files[fmt], RATE)
+    windowed = audio_lib.decode(long_files[fmt], RATE, wanted=wanted_by(cfg))
     assert_windows_match(windowed, whole, TOLERANCE)
     in_track, indices, starts = ingest.kept_segments(windowed.length, cfg)
     assert len(windowed.spans) == len(indices) == cfg.max_segments_per_track < in_track
@@ -107,15 +108,15 @@ def test_only_the_windows_are_read(long_files, monkeypatch):
     total = MINUTES * 60 * SOURCE_RATE
     for fmt in ("FLAC", "OGG"):
         frames_read.clear()
-        audio.decode(long_files[fmt], RATE)
+        audio_lib.decode(long_files[fmt], RATE)
         assert sum(frames_read) == total
         frames_read.clear()
-        decoded = audio.decode(long_files[fmt], RATE, wanted=wanted_by(CFG))
+        decoded = audio_lib.decode(long_files[fmt], RATE, wanted=wanted_by(CFG))
         # 8 windows of 3 s and their context; Ogg also reads short gaps through, here none.
-        assert sum(frames_read) <= 8 * (3 + 2 * audio.CONTEXT_SECONDS) * SOURCE_RATE + 8, fmt
+        assert sum(frames_read) <= 8 * (3 + 2 * audio_lib.CONTEXT_SECONDS) * SOURCE_RATE + 8, fmt
         assert len(decoded.samples) == CFG.max_segments_per_track * CFG.segment_samples
     flac = CountingReader(long_files["FLAC"])
-    audio.decode(flac, RATE, wanted=wanted_by(CFG))
+    audio_lib.decode(flac, RATE, wanted=wanted_by(CFG))
     assert flac.bytes_read < 0.4 * len(long_files["FLAC"])  # and libsndfile skips the rest of the file
 
 
@@ -123,38 +124,38 @@ def test_16_bit_mono_at_the_target_rate_stays_bit_exact_when_windowed():
     pcm = np.random.default_rng(1).integers(-20000, 20000, MINUTES * 60 * RATE).astype(np.int16)
     for fmt in ("WAV", "FLAC"):
         data = encoded(pcm[:, None], RATE, fmt, "PCM_16")
-        windowed = audio.decode(data, RATE, wanted=wanted_by(CFG))
+        windowed = audio_lib.decode(data, RATE, wanted=wanted_by(CFG))
         assert windowed.lossless
-        assert_windows_match(windowed, audio.decode(data, RATE), tolerance=0)
+        assert_windows_match(windowed, audio_lib.decode(data, RATE), tolerance=0)
 
 
 def test_a_30_s_clip_like_gtzans_is_decoded_whole_and_unchanged():
     data = encoded((tone(30.0, amplitude=0.3) + 0.01)[:, None], RATE, "WAV", "PCM_16")
-    windowed = audio.decode(data, RATE, wanted=wanted_by(TEST_AUDIO))
+    windowed = audio_lib.decode(data, RATE, wanted=wanted_by(TEST_AUDIO))
     assert windowed.spans == () and windowed.track_samples is None
-    np.testing.assert_array_equal(windowed.samples, audio.decode(data, RATE).samples)
+    np.testing.assert_array_equal(windowed.samples, audio_lib.decode(data, RATE).samples)
 
 
 def test_a_clip_shorter_than_a_segment_is_still_too_short():
-    with pytest.raises(audio.BadAudio) as caught:
-        audio.load(encoded(music(2.0), SOURCE_RATE, "FLAC", "PCM_16"), RATE, CFG.segment_samples, CFG.silence_dbfs,
+    with pytest.raises(audio_lib.BadAudio) as caught:
+        audio_lib.load(encoded(music(2.0), SOURCE_RATE, "FLAC", "PCM_16"), RATE, CFG.segment_samples, CFG.silence_dbfs,
                    wanted=wanted_by(CFG))
-    assert caught.value.reason == audio.TOO_SHORT
+    assert caught.value.reason == audio_lib.TOO_SHORT
 
 
 def test_mp3_and_opus_are_decoded_whole():
     """MP3 frame counts are estimates and Opus seeking is not verified here: both keep whole decoding."""
     clip = music(40.0, 48000)
     for fmt, subtype in (("MP3", "MPEG_LAYER_III"), ("OGG", "OPUS")):
-        decoded = audio.decode(encoded(clip, 48000, fmt, subtype), RATE, wanted=wanted_by(CFG))
+        decoded = audio_lib.decode(encoded(clip, 48000, fmt, subtype), RATE, wanted=wanted_by(CFG))
         assert decoded.spans == () and decoded.track_samples is None
 
 
 def test_an_ogg_window_at_the_very_end_is_not_read_by_seeking_into_the_last_page(long_files):
     """libsndfile returns wrong Vorbis samples after a seek into the stream's last page."""
-    whole = audio.decode(long_files["OGG"], RATE)
+    whole = audio_lib.decode(long_files["OGG"], RATE)
     n = len(whole.samples)
-    windowed = audio.decode(long_files["OGG"], RATE, wanted=lambda m: [(m // 4, m // 4 + 2000), (m - 1500, m)])
+    windowed = audio_lib.decode(long_files["OGG"], RATE, wanted=lambda m: [(m // 4, m // 4 + 2000), (m - 1500, m)])
     assert windowed.spans == ((n // 4, n // 4 + 2000), (n - 1500, n))
     assert_windows_match(windowed, whole, TOLERANCE)
 
@@ -166,8 +167,8 @@ def test_a_truncated_long_file_keeps_the_windows_before_the_cut(long_files, fmt)
     windows before it are kept. Both are flagged truncated, neither crashes."""
     data = long_files[fmt]
     cut = data[:int(len(data) * 0.55)]
-    whole = audio.decode(data, RATE)
-    windowed = audio.load(cut, RATE, CFG.segment_samples, CFG.silence_dbfs, wanted=wanted_by(CFG))
+    whole = audio_lib.decode(data, RATE)
+    windowed = audio_lib.load(cut, RATE, CFG.segment_samples, CFG.silence_dbfs, wanted=wanted_by(CFG))
     assert windowed.truncated
     kept = ingest.kept_segments(windowed.length, CFG)[2]
     if fmt == "WAV":
@@ -186,10 +187,10 @@ def test_silence_is_judged_on_the_kept_windows():
     quiet = np.zeros((MINUTES * 60 * SOURCE_RATE, 1), np.float32)
     quiet[SOURCE_RATE * 30:SOURCE_RATE * 90] = music(60, channels=1)
     data = encoded(quiet, SOURCE_RATE, "FLAC", "PCM_16")
-    with pytest.raises(audio.BadAudio) as caught:
-        audio.load(data, RATE, cfg.segment_samples, cfg.silence_dbfs, wanted=wanted_by(cfg))
-    assert caught.value.reason == audio.SILENT
-    assert audio.load(data, RATE, cfg.segment_samples, cfg.silence_dbfs).length == MINUTES * 60 * RATE
+    with pytest.raises(audio_lib.BadAudio) as caught:
+        audio_lib.load(data, RATE, cfg.segment_samples, cfg.silence_dbfs, wanted=wanted_by(cfg))
+    assert caught.value.reason == audio_lib.SILENT
+    assert audio_lib.load(data, RATE, cfg.segment_samples, cfg.silence_dbfs).length == MINUTES * 60 * RATE
 
 
 def test_ingestion_records_the_tracks_length_and_what_it_decoded(tmp_path, long_files):
@@ -210,8 +211,8 @@ def test_ingestion_records_the_tracks_length_and_what_it_decoded(tmp_path, long_
 def test_ogg_windows_closer_than_a_seek_are_read_through(long_files):
     """libsndfile's Vorbis seek decodes forward to a target under 2 s ahead and can return wrong samples there:
     windows closer than OGG_MIN_SEEK_SECONDS share one read."""
-    whole = audio.decode(long_files["OGG"], RATE)
-    windowed = audio.decode(long_files["OGG"], RATE,
+    whole = audio_lib.decode(long_files["OGG"], RATE)
+    windowed = audio_lib.decode(long_files["OGG"], RATE,
                             wanted=lambda n: [(s, s + 5000) for s in range(100000, 100000 + 8 * 40000, 40000)])
     assert len(windowed.spans) == 8
     assert_windows_match(windowed, whole, TOLERANCE)

@@ -31,7 +31,7 @@ import os
 import posixpath
 from typing import Iterable, NamedTuple, Optional, Sequence
 
-from components.audio_example_gen import filecheck
+from audio import filecheck
 from pipeline.config import AUDIO_EXTENSIONS, GENRE_PARENTS
 
 # Reasons an entry is excluded (a record, never opened). Shared with the tagger.

@@ -1,49 +1,18 @@
-"""Finding the files (three layouts) and deciding their fate before decoding (plan.py)."""
+"""Deciding each discovered file's fate before decoding (plan.py); finding the files is audio/discovery_test.py's."""
 from __future__ import annotations
 
 import os
 
-import pytest
-
+from audio.discovery import discover, input_pattern
 from components.audio_example_gen import ingest
-from components.audio_example_gen.discovery import discover, input_pattern
 from components.audio_example_gen.plan import plan_tasks
 from pipeline.config import PipelineConfig, SplitConfig
+from testkit.audio_files import touch
 
 GENRES = PipelineConfig().genres  # the default label set
 # These tests are about each file's fate, not the split: every track to train, so a genre of one
-# track is not refused (groups.check_splittable; its own tests are in groups_test.py).
+# track is not refused (groups.check_splittable; its own tests are in audio/groups_test.py).
 ALL_TRAIN = SplitConfig(ratios=(1.0, 0.0, 0.0))
-
-
-def touch(root, *rels):
-    for rel in rels:
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"x")
-
-
-@pytest.mark.parametrize("parent", ["", "genres_original/", "genres/"])
-def test_the_three_gtzan_layouts(tmp_path, parent):
-    touch(tmp_path, f"{parent}blues/blues.00000.wav", f"{parent}jazz/jazz.00001.FLAC", f"{parent}jazz/jazz.00002.au",
-          f"{parent}rock/rock.00003.mp3", f"{parent}rock/rock.00004.ogg", f"{parent}rock/readme.txt",
-          "features_30_sec.csv")
-    pattern = input_pattern(str(tmp_path))
-    assert pattern == f"{parent}*/*"
-    found = discover(str(tmp_path), pattern)
-    assert [f.rel_path for f in found.files] == [
-        f"{parent}blues/blues.00000.wav", f"{parent}jazz/jazz.00001.FLAC", f"{parent}jazz/jazz.00002.au",
-        f"{parent}rock/rock.00003.mp3", f"{parent}rock/rock.00004.ogg"]
-    assert [(f.genre, f.track_id) for f in found.files][:2] == [("blues", "blues.00000"), ("jazz", "jazz.00001")]
-    assert found.other_files == ["features_30_sec.csv", f"{parent}rock/readme.txt"]
-
-
-def test_missing_root_and_empty_root_are_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist.*<root>/<genre>/<name>.wav"):
-        discover(str(tmp_path / "nowhere"), "*/*")
-    touch(tmp_path, "blues/notes.txt")
-    with pytest.raises(FileNotFoundError, match=r"No audio files under .* in genre folders"):
-        discover(str(tmp_path), "*/*")
 
 
 def test_plan_quarantines_unknown_genres_and_duplicate_tracks_before_decoding(tmp_path):
@@ -80,13 +49,6 @@ def test_a_track_is_its_path_under_the_genre_folder_so_same_named_files_are_diff
     assert all(tasks[r].status == ingest.PENDING for r in ("rock/Artist A/First/01 Track.flac",
                                                           "rock/Artist A/Second/01 Track.flac",
                                                           "rock/Artist B/First/01 Track.wav"))
-
-
-def test_gtzan_tracks_keep_their_stem_as_id_and_list_key(tmp_path):
-    touch(tmp_path, "genres_original/blues/blues.00029.wav", "genres_original/pop/pop.00001.flac")
-    found = discover(str(tmp_path), "genres_original/*/*").files
-    assert [(f.track_id, f.list_key) for f in found] == [("blues.00029", "blues/blues.00029"),
-                                                         ("pop.00001", "pop/pop.00001")]
 
 
 def test_plan_excludes_files_in_no_split_list(tmp_path):

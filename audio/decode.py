@@ -46,7 +46,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from components.audio_example_gen import levels
+from audio import levels
 
 # Quarantine reason codes (stable strings: they are counted in summary.json).
 EMPTY = "empty"                # 0 bytes, or a header with no samples

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from components.audio_example_gen import audio, levels
-from components.audio_example_gen.conftest import RATE, TEST_AUDIO, tone, wav_bytes
+from audio import decode as audio_lib
+from audio import levels
 from tagging import files as tagging_files
+from testkit.audio_files import RATE, TEST_AUDIO, tone, wav_bytes
 
 
 def dc_only() -> np.ndarray:
@@ -29,9 +30,9 @@ def test_ingestion_and_the_tagger_apply_the_same_rule(tmp_path, make, reason):
     path = tmp_path / "x.wav"
     path.write_bytes(wav_bytes(make(), subtype="FLOAT"))
     try:
-        audio.load(path.read_bytes(), RATE, TEST_AUDIO.segment_samples, TEST_AUDIO.silence_dbfs)
+        audio_lib.load(path.read_bytes(), RATE, TEST_AUDIO.segment_samples, TEST_AUDIO.silence_dbfs)
         ingested = None
-    except audio.BadAudio as bad:
+    except audio_lib.BadAudio as bad:
         ingested = bad.reason
     tagged = tagging_files.decode_file(str(path), "x.wav", TEST_AUDIO).get("reason")
     assert ingested == tagged == reason

@@ -7,7 +7,7 @@ import soundfile as sf
 from mutagen.flac import FLAC
 from mutagen.oggvorbis import OggVorbis
 
-from components.audio_example_gen import groups
+from audio import groups
 from pipeline.config import SplitConfig
 
 

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from components.audio_example_gen import filecheck
-from components.audio_example_gen.conftest import refused_as_root
+from audio import filecheck
+from testkit.audio_files import refused_as_root
 
 
 def test_a_regular_readable_file_has_no_problem(tmp_path):
