@@ -18,7 +18,7 @@ import subprocess  # noqa: E402
 
 import pytest  # noqa: E402
 
-from pipeline.local_http import free_port, stop_process, wait_until_healthy  # noqa: E402,F401 (free_port: tests import it from here)
+from config.local_http import free_port, stop_process, wait_until_healthy  # noqa: E402,F401 (free_port: tests import it from here)
 
 
 # The modules that run whole pipelines, longest first (by pytest's --durations on CI). pytest-xdist's

@@ -30,11 +30,11 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 from typing import Optional  # noqa: E402
 
+from config.errors import UserError, find_user_error  # noqa: E402
+from config.settings import PipelineConfig  # noqa: E402
 from pipeline import preflight  # noqa: E402
-from pipeline.config import PipelineConfig  # noqa: E402
-from pipeline.flags import add_cli_arguments, config_from_args  # noqa: E402
 from pipeline.console import RunConsole  # noqa: E402
-from pipeline.errors import UserError, find_user_error  # noqa: E402
+from pipeline.flags import add_cli_arguments, config_from_args  # noqa: E402
 from pipeline.run_lock import OutputDirLock  # noqa: E402
 
 HEARTBEAT_SECONDS = 30.0

@@ -7,8 +7,8 @@ import soundfile as sf
 
 from app import audibility, clip
 from bench import channels
+from config.settings import GENRES
 from conftest import shared_manifest
-from pipeline.config import GENRES
 from synthetic.generator import render_track
 from testkit.audio_files import wav_bytes
 

@@ -14,7 +14,7 @@ from typing import Iterator, NamedTuple, Optional, Sequence
 
 from app.__main__ import streamlit_command
 from app.settings import AppSettings
-from pipeline.local_http import free_port, stop_process, wait_until_healthy
+from config.local_http import free_port, stop_process, wait_until_healthy
 
 RESULT_CSS = ".genre-top"
 ERROR_CSS = "[data-testid='stAlertContentError']"

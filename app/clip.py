@@ -19,7 +19,7 @@ import numpy as np
 from app import audibility
 from app.settings import upload_limit_bytes
 from audio import levels
-from pipeline.config import AUDIO_EXTENSIONS, AudioConfig, PipelineConfig
+from config.settings import AUDIO_EXTENSIONS, AudioConfig, PipelineConfig
 from serving.audio_file import AudioFileError, AudioTooLongError, read_audio
 
 SUPPORTED = ", ".join(AUDIO_EXTENSIONS)

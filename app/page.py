@@ -23,7 +23,7 @@ import streamlit as st  # noqa: E402
 from app import figures, model_card  # noqa: E402
 from app.clip import SUPPORTED, Clip, ClipError, decode  # noqa: E402
 from app.settings import AppSettings, short_uri  # noqa: E402
-from pipeline.config import AUDIO_EXTENSIONS, PipelineConfig  # noqa: E402
+from config.settings import AUDIO_EXTENSIONS, PipelineConfig  # noqa: E402
 from serving.client import (  # noqa: E402
     GenreClient,
     ModelInputError,

@@ -5,7 +5,7 @@ import dataclasses
 import math
 import os
 
-from pipeline.config import PROJECT_ROOT, PipelineConfig
+from config.settings import PROJECT_ROOT, PipelineConfig
 
 HOST_ENV, MODEL_ENV, MLFLOW_ENV, MAX_SECONDS_ENV = (
     "GENRE_SERVING_HOST", "GENRE_MODEL", "GENRE_MLFLOW_URI", "GENRE_APP_MAX_SECONDS")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from app.settings import DEFAULT_HOST, AppSettings, short_uri
-from pipeline.config import PROJECT_ROOT, PipelineConfig
+from config.settings import PROJECT_ROOT, PipelineConfig
 
 
 def test_environment_overrides_defaults_and_round_trips():

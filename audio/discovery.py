@@ -32,7 +32,7 @@ import posixpath
 from typing import Iterable, NamedTuple, Optional, Sequence
 
 from audio import filecheck
-from pipeline.config import AUDIO_EXTENSIONS, GENRE_PARENTS
+from config.settings import AUDIO_EXTENSIONS, GENRE_PARENTS
 
 # Reasons an entry is excluded (a record, never opened). Shared with the tagger.
 HIDDEN = "hidden"

@@ -32,8 +32,8 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Optional, Sequence
 
-from pipeline.config import GROUPINGS, HASH_PROTOCOLS, SplitConfig
-from pipeline.errors import UserError
+from config.errors import UserError
+from config.settings import GROUPINGS, HASH_PROTOCOLS, SplitConfig
 
 ALBUM, ARTIST, TAG_ALBUM, TAG_ARTIST, TRACK = GROUPINGS
 MIN_GROUPS_PER_GENRE = 2  # one in train, one held out

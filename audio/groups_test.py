@@ -8,7 +8,7 @@ from mutagen.flac import FLAC
 from mutagen.oggvorbis import OggVorbis
 
 from audio import groups
-from pipeline.config import SplitConfig
+from config.settings import SplitConfig
 
 
 @pytest.mark.parametrize("group_by, expected", [

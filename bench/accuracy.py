@@ -55,7 +55,7 @@ import numpy as np  # noqa: E402
 
 from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
 from bench.report import write_section  # noqa: E402
-from pipeline.config import GATE_SPLIT, MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig  # noqa: E402
+from config.settings import GATE_SPLIT, MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig  # noqa: E402
 
 PROTOCOL = ("lists-trainval: artist-disjoint fault-filtered train/valid lists where a genre has both, hash split "
             "by track otherwise; the train+valid-list clips of Kereliuk et al. 2015 on this machine")

@@ -30,7 +30,7 @@ import numpy as np
 from app import browser
 from app.settings import AppSettings
 from bench.report import write_section
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_CLIP = ROOT.parent / "shared" / "data" / "gtzan" / "audio" / "jazz" / "jazz.00000.flac"

@@ -24,8 +24,8 @@ import tf_keras as keras  # noqa: E402
 
 from bench.real_data import parse_models  # noqa: E402
 from bench.report import write_section  # noqa: E402
+from config.settings import MODEL_TYPES, PipelineConfig  # noqa: E402
 from models import features, registry  # noqa: E402
-from pipeline.config import MODEL_TYPES, PipelineConfig  # noqa: E402
 
 
 def _timed(fn) -> tuple[object, float]:

@@ -72,8 +72,8 @@ def worker(threads: int, limit: int, repeats: int) -> dict:
     import librosa
     import soxr
 
+    from config.settings import FeatureConfig, PipelineConfig
     from models import features
-    from pipeline.config import FeatureConfig, PipelineConfig
 
     sr = 22050
     batches, source = load_clips(limit, sr)

@@ -52,7 +52,7 @@ import numpy as np  # noqa: E402
 from bench.real_data import add_real_data_arguments  # noqa: E402
 from bench.trials import apply_settings  # noqa: E402
 from components.audio_example_gen.views import VIEW_INDEX_STRIDE  # noqa: E402
-from pipeline.config import PipelineConfig  # noqa: E402
+from config.settings import PipelineConfig  # noqa: E402
 from pipeline.flags import view_list, whole_number  # noqa: E402
 
 if TYPE_CHECKING:

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from bench.report import write_section
+from config.settings import AUDIO_EXTENSIONS, PROJECT_ROOT, PipelineConfig
 from pipeline.beam_args import for_tfx
-from pipeline.config import AUDIO_EXTENSIONS, PROJECT_ROOT, PipelineConfig
 
 DEFAULT_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "gtzan" / "audio"
 GOAL = 500.0

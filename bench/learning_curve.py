@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 
 from bench.accuracy import TARGETS  # noqa: E402
 from bench.real_data import add_real_data_arguments  # noqa: E402
-from pipeline.config import MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig  # noqa: E402
+from config.settings import MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig  # noqa: E402
 from pipeline.flags import whole_number  # noqa: E402
 
 TRAIN = SPLITS[0]

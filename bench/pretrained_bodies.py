@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 from bench.real_data import add_real_data_arguments  # noqa: E402
 from bench.report import write_section  # noqa: E402
-from pipeline.config import GENRES, PipelineConfig  # noqa: E402
+from config.settings import GENRES, PipelineConfig  # noqa: E402
 
 SPLITS = ("train", "eval")
 STRENGTHS = (0.003, 0.01, 0.1)  # inverse L2 strength C of the logistic regression

@@ -24,7 +24,7 @@ import numpy as np
 from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed, newest_transform_dir
 from bench.report import write_section
 from bench.serving import bench_clip, make_command
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 
 def _timed(fn: Callable[[], object]) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()

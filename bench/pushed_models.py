@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 
 GRAPH_NAMES = {"keras": "training graph's layers", "serving": "ServingBody"}
 

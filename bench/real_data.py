@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline.config import MODEL_TYPES, PROJECT_ROOT
+from config.settings import MODEL_TYPES, PROJECT_ROOT
 
 DEFAULT_DATA_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "gtzan" / "audio"
 DEFAULT_SPLIT_DIR = PROJECT_ROOT.parent / "shared" / "data" / "gtzan" / "splits"

@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 from bench import channels  # noqa: E402
 from bench.real_data import DEFAULT_DATA_ROOT, DEFAULT_SPLIT_DIR  # noqa: E402
 from bench.report import write_section  # noqa: E402
-from pipeline.config import GENRES, SPLIT_PROTOCOLS, PipelineConfig  # noqa: E402
+from config.settings import GENRES, SPLIT_PROTOCOLS, PipelineConfig  # noqa: E402
 
 ORIGINAL = "the original"
 REFUSED = "refused"
@@ -120,7 +120,7 @@ def clips_from_plan(data_root: str, protocol: str, split_dir: Optional[str], spl
     from audio.discovery import discover, input_pattern
     from components.audio_example_gen.ingest import PENDING
     from components.audio_example_gen.plan import plan_tasks
-    from pipeline.config import SplitConfig
+    from config.settings import SplitConfig
 
     split_dir = split_dir if protocol in LIST_PROTOCOLS else None
     try:

@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from bench.report import write_section
-from pipeline.config import MODEL_TYPES
+from config.settings import MODEL_TYPES
 from pipeline.flags import whole_number
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +89,7 @@ import json, resource, sys, time
 import soundfile as sf
 from audio import decode as audio_lib
 from components.audio_example_gen import ingest
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 mode, model, paths = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 cfg = PipelineConfig().with_model(model).audio
 

@@ -38,8 +38,8 @@ import numpy as np
 
 from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed, newest_transform_dir, newest_version
 from bench.report import write_section
-from pipeline.config import PipelineConfig
-from pipeline.local_http import stop_process
+from config.local_http import stop_process
+from config.settings import PipelineConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT = 300.0  # seconds: TF import plus loading a large SavedModel on 2 cores

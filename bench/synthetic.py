@@ -28,7 +28,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
-from pipeline.config import PROJECT_ROOT, SyntheticConfig  # noqa: E402
+from config.settings import PROJECT_ROOT, SyntheticConfig  # noqa: E402
 
 GOAL = 500.0
 # The generator before its vectorised rewrite: per-note Python synthesis.

@@ -34,10 +34,10 @@ from pathlib import Path
 from bench.real_data import DEFAULT_DATA_ROOT
 from bench.report import write_section
 from bench.serving import make_command
-from pipeline.config import PROJECT_ROOT, PipelineConfig
+from config.settings import PROJECT_ROOT, PipelineConfig
+from pipeline import beam_args as runners
 from tagging import files as files_lib
 from tagging import pipeline as tag_pipeline
-from pipeline import beam_args as runners
 from tagging.model import SIGNATURE, latest_version, unload_models
 
 DIRECT_2 = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]

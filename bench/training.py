@@ -63,7 +63,7 @@ from typing import Callable, Optional  # noqa: E402
 
 from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
 from bench.report import write_section  # noqa: E402
-from pipeline.config import MODEL_TYPES, PROJECT_ROOT, PipelineConfig  # noqa: E402
+from config.settings import MODEL_TYPES, PROJECT_ROOT, PipelineConfig  # noqa: E402
 
 RATIO_GOAL = 3.0
 

@@ -35,7 +35,7 @@ from typing import Any, Callable  # noqa: E402
 
 from bench.accuracy import number_or_text  # noqa: E402
 from bench.real_data import add_real_data_arguments  # noqa: E402
-from pipeline.config import MODEL_TYPES, PipelineConfig  # noqa: E402
+from config.settings import MODEL_TYPES, PipelineConfig  # noqa: E402
 
 SECTIONS = ("train", "features")
 

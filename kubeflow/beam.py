@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from config.settings import PipelineConfig
 from kubeflow.cluster import require_remote
-from pipeline.config import PipelineConfig
 
 PRESETS: dict[str, list[str]] = {
     # Inside the component's pod, one worker process per core (the config's default).

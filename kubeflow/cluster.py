@@ -1,6 +1,6 @@
 """The pipeline configuration as the Kubeflow image and the cluster see it.
 
-The local defaults in :class:`~pipeline.config.PipelineConfig` are paths on this machine
+The local defaults in :class:`~config.settings.PipelineConfig` are paths on this machine
 (the checkout's ``outputs/`` and ``schemas/``, a SQLite MLflow store). None of them exists
 inside a Kubeflow pod, and the config is baked into the compiled spec (components get it
 as JSON), so every path is replaced here before compiling:
@@ -25,7 +25,7 @@ import posixpath
 import re
 from typing import Optional
 
-from pipeline.config import PROJECT_ROOT, PathsConfig, PipelineConfig
+from config.settings import PROJECT_ROOT, PathsConfig, PipelineConfig
 
 # Where kubeflow/Dockerfile copies the project (WORKDIR and PYTHONPATH of the image).
 IMAGE_PROJECT_ROOT = "/pipeline"

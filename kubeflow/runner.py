@@ -22,8 +22,8 @@ import dataclasses  # noqa: E402
 import sys  # noqa: E402
 from typing import Any, Optional  # noqa: E402
 
+from config.settings import PROJECT_ROOT, PipelineConfig  # noqa: E402
 from kubeflow import beam, cluster, resources as resources_lib, spec as spec_lib, worker_pools  # noqa: E402
-from pipeline.config import PROJECT_ROOT, PipelineConfig  # noqa: E402
 from pipeline.flags import add_cli_arguments, config_from_args  # noqa: E402
 
 DEFAULT_OUTPUT = str(PROJECT_ROOT / "outputs" / "kubeflow" / "genre-pipeline.json")

@@ -25,9 +25,9 @@ from typing import Any, Callable, Optional
 
 import yaml
 
+from config.errors import cli_failure
 from kubeflow import spec as spec_lib
 from kubeflow.cluster import require_remote
-from pipeline.errors import cli_failure
 
 DEFAULT_CRON = "0 0 3 * * *"
 # robfig/cron (KFP's scheduler): second minute hour day-of-month month day-of-week.

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from pipeline.config import PROJECT_ROOT
+from config.settings import PROJECT_ROOT
 
 # Set in the image too (kubeflow/Dockerfile); repeated on every container so a pod that
 # runs another image (Dataflow launcher, an override) still gets Keras 2.

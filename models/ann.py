@@ -11,8 +11,8 @@ from typing import Optional, Sequence
 
 import tf_keras as keras
 
+from config.settings import TrainConfig
 from models.blocks import check_input_shape, softmax_head
-from pipeline.config import TrainConfig
 
 UNITS: tuple[int, ...] = (256, 128)
 # ~1000 training segments and 74 inputs: dropout and L2 keep the two hidden layers from memorising tracks.

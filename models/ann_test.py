@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
+from config.settings import GENRES, PipelineConfig, TrainConfig
 from models import features
 from models.ann import build_ann
-from pipeline.config import GENRES, PipelineConfig, TrainConfig
 from testkit.model_checks import loss_before_after, separable_batch
 
 PRESET = PipelineConfig().with_model("ann")

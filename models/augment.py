@@ -34,9 +34,9 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from config.settings import FeatureConfig, TrainConfig
 from models.efficientat.log_mel import NORM_SCALE
 from models.features import KALDI_LOG_MEL, dct_matrix
-from pipeline.config import FeatureConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from typing import Optional, Sequence
 import tensorflow as tf
 import tf_keras as keras
 
+from config.settings import TrainConfig
 from models.blocks import as_image, check_input_shape, conv_block, softmax_head
-from pipeline.config import TrainConfig
 
 FILTERS: tuple[int, ...] = (16, 32, 64, 128)
 # Regularisation for ~1000 three-second segments: L2 on every kernel, dropout before the head.

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
+from config.settings import GENRES, TrainConfig
 from models.cnn import build_cnn
-from pipeline.config import GENRES, TrainConfig
 from testkit.model_checks import loss_before_after, rhythmic_batch
 
 SHAPE = (130, 128)  # 3 s at 22050 Hz, hop 512, 128 mels

@@ -204,7 +204,7 @@ def require_precision(precision: str) -> None:
     """A UserError naming the fix when this machine's devices cannot train in ``precision``."""
     problem = precision_problem(precision)
     if problem:
-        from pipeline.errors import UserError
+        from config.errors import UserError
         raise UserError(f"This machine cannot train in {precision}: a {precision} convolution fails on its devices "
                         f"({problem}). On a CPU, oneDNN needs AVX-512 BF16/FP16 or AMX for it",
                         where="Trainer, --mixed-precision",

@@ -18,10 +18,10 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from config.settings import PROJECT_ROOT
 from models import distribute, training
 from models.canonical_order_test import tiny_shards
 from models.training_test import _train
-from pipeline.config import PROJECT_ROOT
 
 
 def tf_config(workers: int, kind: str = "worker", index: int = 0, chief: bool = False) -> str:

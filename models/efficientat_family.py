@@ -19,11 +19,11 @@ from typing import Optional, Sequence
 import tensorflow as tf
 import tf_keras as keras
 
+from config.settings import TrainConfig
 from models import transfer
 from models.blocks import BN_EPSILON, BN_MOMENTUM, check_input_shape, softmax_head
 from models.efficientat import build_mn04, load_mn04_weights, weights_path
 from models.efficientat.log_mel import N_MELS
-from pipeline.config import TrainConfig
 
 NAME = "efficientat"
 BODY = "efficientat_mn04"  # the nested mn04 model: [batch, 128, frames] -> [batch, 384]

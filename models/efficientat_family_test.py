@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
+from config.errors import UserError
+from config.settings import GENRES, PipelineConfig, TrainConfig
 from models import efficientat_family as family
 from models import features, registry
-from pipeline.config import GENRES, PipelineConfig, TrainConfig
-from pipeline.errors import UserError
 from pipeline.flags import add_cli_arguments, config_from_args
 
 CONFIG = PipelineConfig().with_model("efficientat")

@@ -24,10 +24,10 @@ import tf_keras as keras
 # The URL and hash Keras' own weights="imagenet" download uses (not exported publicly).
 from tf_keras.src.applications.efficientnet import BASE_WEIGHTS_PATH, WEIGHTS_HASHES
 
+from config.errors import UserError
+from config.settings import TrainConfig
 from models import transfer
 from models.blocks import check_input_shape, softmax_head
-from pipeline.config import TrainConfig
-from pipeline.errors import UserError
 
 BACKBONE = "efficientnetb0"  # the nested Keras application (its own name)
 EMBEDDING = "head_pool"  # global average of the body's last feature map, [batch, 1280]

@@ -12,10 +12,10 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from config.errors import UserError
+from config.settings import GENRES, PipelineConfig
 from models import efficientnet, registry, training
-from pipeline.config import GENRES, PipelineConfig
 from pipeline.flags import add_cli_arguments, config_from_args
-from pipeline.errors import UserError
 
 SHAPE = (64, 64)
 IMAGE = (SHAPE[0] // efficientnet.INPUT_POOL[0], SHAPE[1] // efficientnet.INPUT_POOL[1])

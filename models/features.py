@@ -25,9 +25,9 @@ import scipy.fft
 import scipy.signal
 import tensorflow as tf
 
+from config.settings import FeatureConfig
 from models import audio
 from models.efficientat import log_mel as efficientat_front_end
-from pipeline.config import FeatureConfig
 
 T = TypeVar("T")
 KINDS = ("log_mel", "mfcc", "summary", "kaldi_log_mel")

@@ -12,10 +12,10 @@ import soundfile as sf
 import tensorflow as tf
 from tensorflow.python.framework import op_def_registry
 
+from config.settings import GENRES, FeatureConfig, PipelineConfig
 from conftest import shared_manifest
 from models import audio, features
 from models.efficientat import frontend as efficientat_frontend
-from pipeline.config import GENRES, FeatureConfig, PipelineConfig
 from synthetic.generator import render_track
 
 SR = 22050

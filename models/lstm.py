@@ -16,9 +16,9 @@ from typing import Optional, Sequence
 import numpy as np
 import tf_keras as keras
 
+from config.settings import TrainConfig
 from models import musicnn, transfer
 from models.blocks import softmax_head
-from pipeline.config import TrainConfig
 
 # Frames averaged per LSTM step: 187 frames of 16 ms -> 5 steps of 512 ms (the last 27 frames, 0.43 s, fall
 # outside them). Fewer, longer steps overfitted less: on the 288 real clips, eval clip accuracy 0.62 with 46

@@ -23,10 +23,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from config.settings import TrainConfig
 from models import transfer
 from models.blocks import BN_EPSILON, BN_MOMENTUM, as_image, check_input_shape, softmax_head, undo_zscore
 from models.musicnn_weights import assign_layers, read_checkpoint
-from pipeline.config import TrainConfig
 
 FRAMES, MELS = 187, 96  # musicnn's training input: 3 s at 16 kHz, hop 256 (the VGG's features)
 CHECKPOINT = "MSD_musicnn"

@@ -21,10 +21,10 @@ from typing import Mapping, Optional, Sequence
 import numpy as np
 import tf_keras as keras
 
+from config.settings import TrainConfig
 from models import efficientat_family, musicnn, transfer
 from models.blocks import BN_EPSILON, BN_MOMENTUM, check_input_shape, softmax_head
 from models.efficientat.log_mel import N_MELS
-from pipeline.config import TrainConfig
 
 NAME = "musicnn_efficientat"
 MUSICNN_INPUT, MN04_INPUT = "log_mel", "kaldi_log_mel"

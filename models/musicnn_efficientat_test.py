@@ -12,10 +12,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
+from config.settings import GENRES, PipelineConfig
 from models import audio, features, musicnn, preprocessing, registry, signatures
 from models import musicnn_efficientat as family
 from models.training import model_input_shape
-from pipeline.config import GENRES, PipelineConfig
 from synthetic.generator import render_track
 from testkit.tiny_transform import analyze_and_transform
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
+from config.settings import GENRES, PipelineConfig, TrainConfig
 from models import musicnn, registry
 from models.musicnn_weights import read_checkpoint
-from pipeline.config import GENRES, PipelineConfig, TrainConfig
 from testkit.model_checks import assert_checkpoint_loaded, log_mel_like, musicnn_tf1_outputs
 
 SHAPE = (musicnn.FRAMES, musicnn.MELS)

@@ -12,8 +12,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from config.settings import PipelineConfig
 from models import audio, features
-from pipeline.config import PipelineConfig
 
 LABEL_KEY = "label"
 TRACK_ID_KEY = "track_id"

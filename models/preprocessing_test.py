@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from config.settings import GENRES, AudioConfig, FeatureConfig, PipelineConfig
 from models import audio, features, preprocessing
-from pipeline.config import GENRES, AudioConfig, FeatureConfig, PipelineConfig
 from synthetic.generator import render_track
 from testkit.tiny_transform import CONFIG, analyze_and_transform, raw_examples
 

@@ -12,10 +12,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import tf_keras as keras
 
+from config.settings import PipelineConfig
 from models import efficientat_family, efficientnet, lstm, musicnn, musicnn_efficientat, vgg
 from models.ann import build_ann
 from models.cnn import build_cnn
-from pipeline.config import PipelineConfig
 
 Builder = Callable[..., keras.Model]  # (input_shape, num_classes, train, *, input_name) -> Model
 BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "lstm": lstm.build_lstm, "vgg": vgg.build_vgg, "ann": build_ann,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
+from config.settings import GENRES, MODEL_TYPES, PipelineConfig
 from models import blocks, efficientat_family, efficientnet, features, registry, vgg
-from pipeline.config import GENRES, MODEL_TYPES, PipelineConfig
 
 
 def _shape(config: PipelineConfig):

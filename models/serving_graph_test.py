@@ -22,9 +22,9 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from config.settings import GENRES, PipelineConfig
 from models import audio, lstm, musicnn, preprocessing, signatures, transfer
 from models.signatures_test import predict
-from pipeline.config import GENRES, PipelineConfig
 from serving.client import GenreClient
 from synthetic.generator import render_track
 from testkit.serving import serving_endpoint

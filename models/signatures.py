@@ -20,8 +20,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
+from config.settings import PipelineConfig
 from models import audio, features, musicnn
-from pipeline.config import PipelineConfig
 
 DEFAULT_SIGNATURE = "serving_default"
 WAV_SIGNATURE = "serving_wav"

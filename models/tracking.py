@@ -20,7 +20,7 @@ from typing import Any, Iterator, Optional
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 
 RUN_ID_PROPERTY = "mlflow_run_id"
 RUN_ID_FILE = "mlflow_run_id.txt"

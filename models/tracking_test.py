@@ -11,8 +11,8 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import _validate_metric_name
 
+from config.settings import PROJECT_ROOT
 from models.tracking import loggable_metrics
-from pipeline.config import PROJECT_ROOT
 
 
 def test_only_finite_numbers_are_logged_under_names_mlflow_accepts():
@@ -37,7 +37,7 @@ def test_run_bookkeeping_opens_only_the_configured_store(tmp_path):
     died ("table evaluation_datasets already exists", seen in CI). A fresh process, as a user's run is."""
     cwd, output_dir = tmp_path / "where_the_user_stands", tmp_path / "out"
     cwd.mkdir()
-    script = ("import sys\nfrom models import tracking\nfrom pipeline.config import PathsConfig, PipelineConfig\n"
+    script = ("import sys\nfrom models import tracking\nfrom config.settings import PathsConfig, PipelineConfig\n"
               f"config = PipelineConfig(paths=PathsConfig(output_dir={str(output_dir)!r}))\n"
               "tracking.close_orphaned_runs(config)\ntracking.mark_failed(config, 0, 'Trainer')\n")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}

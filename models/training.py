@@ -28,11 +28,11 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
+from config.settings import STOP_AFTER_PASSES, PipelineConfig
 from models import (augment, distribute, features, metrics, plots, preprocessing, registry, signatures, tracking,
                     transfer)
 from models.canonical_order import CanonicalShards, matching_files, write_shards
 from models.embeddings import embed
-from pipeline.config import STOP_AFTER_PASSES, PipelineConfig
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 4096

@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
+from config.settings import PipelineConfig
 from models import canonical_order, training
 from models.canonical_order_test import segments_output, tiny_shards, write_segments
-from pipeline.config import PipelineConfig
 
 
 def _train(model: str = "cnn", **changes) -> PipelineConfig:

@@ -1,4 +1,4 @@
-"""Pipeline definition: configuration (config.py) and component wiring (pipeline.py)."""
+"""Pipeline definition: component wiring (pipeline.py) and the configuration's command-line flags (flags.py)."""
 import os
 
 # TFX 1.21's Transform and TFMA need Keras 2 (tf_keras). Entry points set this too;

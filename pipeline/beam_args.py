@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 
 DASK_RUNNER = "pipeline.dask_runner.DaskRunner"
 STOCK_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"

@@ -1,5 +1,5 @@
 """Beam arguments of the tagger: the pipeline's defaults, --runner, --beam-arg and the --dask preset."""
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 from pipeline import beam_args as runners
 
 

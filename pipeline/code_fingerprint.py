@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 from typing import Iterable, Optional
 
-from pipeline.config import PROJECT_ROOT
+from config.settings import PROJECT_ROOT
 
 
 def is_test_file(path: Path, root: Path = PROJECT_ROOT) -> bool:

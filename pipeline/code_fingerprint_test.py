@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import PROJECT_ROOT
 from pipeline import code_fingerprint
-from pipeline.config import PROJECT_ROOT
 
 ENTRY = "feat.entry.feature_fn"
 
@@ -67,6 +67,6 @@ def test_a_function_outside_the_project_is_refused(project):
 
 def test_the_feature_code_closure_holds_the_feature_modules_and_no_model_or_test():
     closure = relative(code_fingerprint.import_closure("models.preprocessing"), PROJECT_ROOT)
-    assert {"models/preprocessing.py", "models/features.py", "models/audio.py", "pipeline/config.py"} <= set(closure)
+    assert {"models/preprocessing.py", "models/features.py", "models/audio.py", "config/settings.py"} <= set(closure)
     assert "models/cnn.py" not in closure and "models/training.py" not in closure
     assert not any(path.endswith("_test.py") or path.startswith("tests/") for path in closure)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 
 MODEL_PROPERTY = "input_contract"
 

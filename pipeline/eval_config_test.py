@@ -16,7 +16,7 @@ import tensorflow_model_analysis as tfma
 from tfx.types import standard_artifacts
 
 from components.clip_evaluator.executor import tfma_metrics
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 from pipeline.pipeline import TOP1_PREFIX, eval_config
 
 GENRES = ("ambient", "drill", "polka", "zydeco")

@@ -3,7 +3,7 @@
 :func:`add_cli_arguments` declares the flags (their defaults read from :class:`PipelineConfig`, their
 types refuse a value out of range before anything runs); :func:`config_from_args` turns the parsed flags
 into the :class:`PipelineConfig` the pipeline runs with. The configuration itself lives in
-:mod:`pipeline.config`, which knows nothing of the command line.
+:mod:`config.settings`, which knows nothing of the command line.
 """
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import math
 import os
 from typing import Callable, Optional
 
-from models.distribute import PRECISIONS, STRATEGIES
-from pipeline.beam_args import beam_args
-from pipeline.config import (DEFAULT_OUTPUT_DIR, GENRES, GROUPINGS, HASH_PROTOCOLS, MIN_SYNTHETIC_TRACKS, MN04_FAMILIES,
+from config.settings import (DEFAULT_OUTPUT_DIR, GENRES, GROUPINGS, HASH_PROTOCOLS, MIN_SYNTHETIC_TRACKS, MN04_FAMILIES,
                              MODEL_TYPES, SPLIT_PROTOCOLS, STOP_AFTER_PASSES, SYNTHETIC_STOP_ACCURACY, GateConfig,
                              PathsConfig, PipelineConfig)
+from models.distribute import PRECISIONS, STRATEGIES
+from pipeline.beam_args import beam_args
 
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -258,8 +258,8 @@ def _efficientat_weights(args: argparse.Namespace, on_this_machine: bool = True)
         return None
     if not on_this_machine:
         return _weights_file(args.efficientat_weights, on_this_machine, "--efficientat-weights")
+    from config.errors import UserError
     from models.efficientat.weights import weights_path  # TensorFlow loads only for this family
-    from pipeline.errors import UserError
 
     try:
         return str(weights_path(explicit=args.efficientat_weights).resolve())

@@ -22,7 +22,7 @@ import tensorflow as tf
 from tfx import types
 from tfx.types import artifact_utils
 
-from pipeline.config import GATE_SPLIT, SPLITS
+from config.settings import GATE_SPLIT, SPLITS
 
 TRACKS_FILE = "tracks_by_split.json"
 SEEN_SPLITS = tuple(split for split in SPLITS if split != GATE_SPLIT)  # train, and eval that picks the epoch

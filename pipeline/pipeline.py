@@ -28,10 +28,10 @@ from components.bounded_transform.component import BoundedTransform
 from components.clip_evaluator.component import ClipEvaluator
 from components.model_registrar.component import ModelRegistrar
 from components.tracked_trainer.component import TrackedTrainer
+from config.settings import (GATE_SPLIT, INGESTION_SECTIONS, PROJECT_ROOT, TRAINING_SECTIONS,
+                             TRANSFORM_SECTIONS, PipelineConfig)
 from pipeline import code_fingerprint
 from pipeline.beam_args import for_tfx
-from pipeline.config import (GATE_SPLIT, INGESTION_SECTIONS, PROJECT_ROOT, TRAINING_SECTIONS,
-                             TRANSFORM_SECTIONS, PipelineConfig)
 from pipeline.schema import schema_file as raw_schema_file
 
 STAGES = ("validate", "train", "push")

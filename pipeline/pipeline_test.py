@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 from pipeline.flags import add_cli_arguments, config_from_args
 from pipeline.pipeline import CLIP_EVALUATOR_ID, RESOLVER_ID, create_pipeline, eval_config
 
@@ -173,12 +173,12 @@ def test_ingestion_is_keyed_by_its_code(tmp_path):
     import shutil
 
     from components.audio_example_gen import component
+    from config.settings import PROJECT_ROOT
     from pipeline import code_fingerprint
-    from pipeline.config import PROJECT_ROOT
 
     nodes = {node.id: node for node in create_pipeline(PipelineConfig(), "/data", until="validate").components}
     assert nodes["AudioExampleGen"].exec_properties["code"] == component.ingestion_code_fingerprint()
-    for package in ("audio", "components", "pipeline"):
+    for package in ("audio", "components", "config", "pipeline"):
         shutil.copytree(PROJECT_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     executor = "components.audio_example_gen.executor.Executor"
     before = code_fingerprint.function_fingerprint(executor, tmp_path)
@@ -199,10 +199,10 @@ def test_transform_leaves_statistics_to_statistics_gen():
 def test_a_model_edit_re_keys_the_trainer_only_and_a_feature_edit_both(tmp_path, edited, transform_moves):
     import shutil
 
-    from pipeline.config import PROJECT_ROOT
+    from config.settings import PROJECT_ROOT
     from pipeline.pipeline import trainer_code_fingerprint, transform_code_fingerprint
 
-    for package in ("models", "pipeline"):  # a copy of the code both functions import, to edit
+    for package in ("config", "models", "pipeline"):  # a copy of the code both functions import, to edit
         shutil.copytree(PROJECT_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
     before = transform_code_fingerprint(tmp_path), trainer_code_fingerprint(tmp_path)
     with (tmp_path / edited).open("a") as f:

@@ -17,8 +17,8 @@ import os
 
 from audio import groups
 from audio.discovery import classify, sort_entries, walk
-from pipeline.config import AUDIO_EXTENSIONS, GENRE_PARENTS, GENRES, HASH_PROTOCOLS, PipelineConfig
-from pipeline.errors import UserError
+from config.errors import UserError
+from config.settings import AUDIO_EXTENSIONS, GENRE_PARENTS, GENRES, HASH_PROTOCOLS, PipelineConfig
 
 LIST_FILES: tuple[str, ...] = ("train_filtered.txt", "valid_filtered.txt", "test_filtered.txt")
 

@@ -9,9 +9,9 @@ import pytest
 from audio.discovery import discover
 from components.audio_example_gen import ingest
 from components.audio_example_gen.plan import plan_tasks
+from config.errors import UserError
+from config.settings import GENRES, SplitConfig
 import local_runner
-from pipeline.config import GENRES, SplitConfig
-from pipeline.errors import UserError
 
 
 @pytest.fixture

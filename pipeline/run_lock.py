@@ -11,7 +11,7 @@ import os
 import time
 from typing import IO, Optional
 
-from pipeline.errors import UserError
+from config.errors import UserError
 
 LOCK_FILE = ".run.lock"
 

@@ -16,7 +16,7 @@ import uuid
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 
 SCHEMA_FILE = "schema.pbtxt"
 GENRE_DOMAIN = "genre"

@@ -11,7 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipeline.config import PathsConfig, PipelineConfig
+from config.settings import PathsConfig, PipelineConfig
 from pipeline.schema import curated_schema_path, label_set_of, schema_file
 
 GENRES3 = ("ambient", "drill", "polka")

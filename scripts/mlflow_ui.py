@@ -16,7 +16,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from pipeline.config import PathsConfig, PipelineConfig  # noqa: E402
+from config.settings import PathsConfig, PipelineConfig  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from pipeline.config import PipelineConfig  # noqa: E402
+from config.settings import PipelineConfig  # noqa: E402
 
 COMPOSE_FILE = os.path.join(ROOT, "serving", "docker-compose.yml")
 

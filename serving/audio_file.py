@@ -18,7 +18,7 @@ import numpy as np
 
 from audio import decode as audio_lib
 from audio import filecheck, levels
-from pipeline.config import AUDIO_EXTENSIONS
+from config.settings import AUDIO_EXTENSIONS
 
 
 class AudioFileError(Exception):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.config import GENRES
+from config.settings import GENRES
 from testkit.serving import build_stand_in_model, stand_in_clip, tls_serving_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent

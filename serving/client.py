@@ -44,7 +44,7 @@ from tensorflow_serving.apis import (  # noqa: E402
     prediction_service_pb2_grpc,
 )
 
-from pipeline.config import AudioConfig, ServingConfig  # noqa: E402
+from config.settings import AudioConfig, ServingConfig  # noqa: E402
 from serving.audio_file import AudioFileError, check_levels, read_audio  # noqa: E402
 from serving.tensors import to_ndarray, to_tensor_proto  # noqa: E402
 
@@ -286,7 +286,7 @@ def _prediction(response: predict_pb2.PredictResponse) -> Prediction:
     if "genres" in outputs:
         genres = tuple(g.decode() for g in to_ndarray(outputs["genres"]).reshape(-1))
     else:
-        from pipeline.config import GENRES
+        from config.settings import GENRES
         genres = GENRES
     if len(genres) != scores.size:
         raise ServingClientError(f"the model returned {scores.size} scores for {len(genres)} genres")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.config import GENRES
+from config.settings import GENRES
 from serving.audio_file import AudioFileError, read_audio
 from serving.client import (
     GenreClient,

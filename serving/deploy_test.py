@@ -18,7 +18,7 @@ import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 
 SERVING = Path(__file__).resolve().parent
 ROOT = SERVING.parent

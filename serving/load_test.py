@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.local_http import stop_process
+from config.local_http import stop_process
 from serving.client import GenreClient, ModelInputError, ServingRpcError
 from testkit.serving import small_model_base
 from testkit.tiny_transform import CONFIG

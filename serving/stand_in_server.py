@@ -66,7 +66,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from pipeline.config import ServingConfig
+from config.settings import ServingConfig
 from serving.client import readable_error
 
 LOG = logging.getLogger("serving.stand_in_server")

@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from pipeline.config import SyntheticConfig
+from config.settings import SyntheticConfig
 from synthetic.generator import LIBRARY_FORMATS, generate, generate_library, is_complete, is_library_complete
 
 

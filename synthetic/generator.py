@@ -1,7 +1,7 @@
 """A deterministic, GTZAN-shaped synthetic music collection.
 
 Writes ``<out>/<genre>/<genre>.NNNNN.wav`` (mono, 16-bit, 22050 Hz by default) for the
-ten genres in :data:`pipeline.config.GENRES` (the recipes are GTZAN's ten). Each genre is
+ten genres in :data:`config.settings.GENRES` (the recipes are GTZAN's ten). Each genre is
 a recipe that differs from the others in tempo, rhythm (drum pattern and swing), timbre
 (harmonic profile, distortion, envelope), harmony (scale and chord type) and noise, so
 that a model has something real to learn; each track draws its own tempo, key, mix and
@@ -37,7 +37,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import soundfile as sf
 
-from pipeline.config import GENRES
+from config.settings import GENRES
 
 
 @dataclasses.dataclass(frozen=True)

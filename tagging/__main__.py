@@ -15,12 +15,12 @@ import os
 import sys
 from typing import Optional
 
-from pipeline.config import MODEL_TYPES, PipelineConfig
-from pipeline.errors import UserError, find_user_error
+from config.errors import UserError, find_user_error
+from config.settings import MODEL_TYPES, PipelineConfig
+from pipeline import beam_args as runners
 from tagging import model as model_lib
 from tagging import pipeline as tag_pipeline
 from tagging import zero_shot
-from pipeline import beam_args as runners
 
 
 def parser() -> argparse.ArgumentParser:

@@ -21,8 +21,8 @@ import numpy as np
 
 from audio import discovery, filecheck
 from components.audio_example_gen import ingest
-from pipeline.config import AudioConfig
-from pipeline.errors import UserError
+from config.errors import UserError
+from config.settings import AudioConfig
 
 
 @dataclasses.dataclass(frozen=True)

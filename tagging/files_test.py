@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.config import AudioConfig
-from pipeline.errors import UserError
+from config.errors import UserError
+from config.settings import AudioConfig
 from tagging import files
 
 AUDIO = AudioConfig(sample_rate=22050, segment_seconds=1.0, hop_seconds=1.0)

@@ -27,8 +27,8 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
-from pipeline.config import AudioConfig
-from pipeline.errors import UserError
+from config.errors import UserError
+from config.settings import AudioConfig
 from pipeline.worker_heap import reuse_freed_memory
 from tagging import files as files_lib
 
@@ -218,7 +218,7 @@ def _op_message(err: Exception) -> str:
 
 
 def _config_genres() -> tuple[str, ...]:
-    from pipeline.config import PipelineConfig
+    from config.settings import PipelineConfig
 
     return PipelineConfig().genres
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.errors import UserError
+from config.errors import UserError
 from tagging.model import latest_version, saved_model, top_k
 
 

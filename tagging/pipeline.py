@@ -23,9 +23,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline.config import AudioConfig
-from tagging import files as files_lib
+from config.settings import AudioConfig
 from pipeline import beam_args as runners
+from tagging import files as files_lib
 from tagging import outputs
 from tagging import zero_shot
 from tagging.model import ModelRef

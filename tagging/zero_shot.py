@@ -12,7 +12,7 @@ import dataclasses
 import threading
 from typing import Any, Optional
 
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 from tagging.model import SIGNATURE, GenreSignatureHandler, ModelRef
 
 FAMILY = "efficientat"

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.config import AudioConfig
+from config.settings import AudioConfig
 
 RATE = 22050
 # 1 s segments keep the files tiny while still giving several segments per track.

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 from serving.stand_in_server import start_server
 
 STAND_IN_SEGMENT_SECONDS = 3.0

@@ -12,8 +12,8 @@ import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from config.settings import GENRES, TRANSFORM_SECTIONS, AudioConfig, FeatureConfig, PipelineConfig
 from models import audio, preprocessing
-from pipeline.config import GENRES, TRANSFORM_SECTIONS, AudioConfig, FeatureConfig, PipelineConfig
 from synthetic.generator import render_track
 
 # Tiny on purpose: 8 kHz, 0.25 s segments, 16 frames cropped to 12, 16 mel bins.

@@ -21,7 +21,7 @@ TRACKS, SEGMENTS = 2, 2  # per genre, per track: 12 segments of musicnn's 3 s at
 
 def base_config(model: str = "musicnn"):
     """musicnn's audio and features (16 kHz, 187 x 96 log-mel), three genres; ``model`` the family trained on it."""
-    from pipeline.config import PipelineConfig
+    from config.settings import PipelineConfig
     config = PipelineConfig().with_model("musicnn")
     config = dataclasses.replace(config, genres=GENRES)
     return dataclasses.replace(config, train=dataclasses.replace(
@@ -53,8 +53,8 @@ def write_transform_output(work: str) -> dict[str, str]:
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+    from config.settings import TRANSFORM_SECTIONS
     from models import preprocessing
-    from pipeline.config import TRANSFORM_SECTIONS
 
     config = base_config()
     rows = raw_rows(config)

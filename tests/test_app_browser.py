@@ -17,7 +17,7 @@ import soundfile as sf
 
 from app import browser
 from app.settings import AppSettings
-from pipeline.local_http import stop_process
+from config.local_http import stop_process
 from testkit.serving import build_stand_in_model, stand_in_clip
 
 ROOT = Path(__file__).resolve().parent.parent

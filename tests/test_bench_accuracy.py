@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import local_runner
 from bench import accuracy as bench
+from config.settings import GENRES, SPLITS
+import local_runner
 from models import metrics
-from pipeline.config import GENRES, SPLITS
 from pipeline.flags import config_from_args
 
 

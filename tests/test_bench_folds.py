@@ -14,8 +14,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from bench import folds
+from config.settings import PipelineConfig
 from models import metrics, training
-from pipeline.config import PipelineConfig
 
 GENRES = ("blues", "jazz", "rock")
 

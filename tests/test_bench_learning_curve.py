@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from bench import learning_curve
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 
 TRACKS = {"blues": [f"blues.{n:05d}" for n in range(20)], "disco": [f"disco.{n:05d}" for n in range(7)],
           "pop": ["pop.00001"]}

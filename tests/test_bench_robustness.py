@@ -17,7 +17,7 @@ import bench.report
 from components.audio_example_gen.ingest import INGESTED
 from components.audio_example_gen.plan import plan_tasks
 from components.audio_example_gen.quarantine import summarize, write_report
-from pipeline.config import GENRES, SplitConfig
+from config.settings import GENRES, SplitConfig
 from testkit.serving import build_stand_in_model, stand_in_clip
 
 TRACKS = 3  # a genre: the stratified split gives one track each to train, eval and test

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from bench import trials
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 
 
 def test_settings_change_a_copy_of_the_preset_with_the_setting_types():

@@ -21,8 +21,8 @@ from tfx.orchestration import metadata
 
 from components.audio_example_gen.component import AudioExampleGen
 from components.audio_example_gen.quarantine import SUMMARY_FILE, AudioQuarantine
+from config.settings import SPLITS, PipelineConfig
 from pipeline.beam_args import for_tfx
-from pipeline.config import SPLITS, PipelineConfig
 from synthetic.generator import generate
 
 BEAM_IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]

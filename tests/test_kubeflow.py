@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 import yaml
 
+from config.settings import PROJECT_ROOT
 from kubeflow import beam, runner, schedule
 from kubeflow import spec as spec_lib
-from pipeline.config import PROJECT_ROOT
 
 IMAGE = "registry.example.com/genre/genre-pipeline:1.2.3"
 ROOT = "gs://genre-bucket/pipeline-root"

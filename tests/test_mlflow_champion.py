@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from components.model_registrar.executor import register_pushed_model
+from config.settings import PathsConfig, PipelineConfig
 from models import tracking
-from pipeline.config import PathsConfig, PipelineConfig
 from serving.client import predict_waveform
 from testkit.serving import build_stand_in_model, serving_endpoint, stand_in_clip
 

@@ -17,8 +17,8 @@ import os
 
 import pytest
 
+from config.settings import PipelineConfig
 from models import efficientnet, registry
-from pipeline.config import PipelineConfig
 from tests.families import EPOCHS, assert_family_generalises
 
 

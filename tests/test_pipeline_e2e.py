@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from config.settings import GENRES
 import local_runner
 from models import metrics
 from models.signatures import FEATURES_SIGNATURE
-from pipeline.config import GENRES
 from synthetic.generator import render_track
 
 TRACKS, SECONDS = 8, 12.0

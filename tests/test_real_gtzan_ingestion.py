@@ -17,8 +17,8 @@ import soundfile as sf
 
 from components.audio_example_gen.conftest import MULTI_PROCESSING, read_examples, run_executor
 from components.audio_example_gen.quarantine import SUMMARY_FILE
+from config.settings import GENRES, SPLITS, PipelineConfig
 from conftest import SHARED_GTZAN, shared_manifest
-from pipeline.config import GENRES, SPLITS, PipelineConfig
 
 AUDIO = SHARED_GTZAN / "audio"
 LISTS = SHARED_GTZAN / "splits"

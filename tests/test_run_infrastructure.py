@@ -15,12 +15,12 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+from config.errors import UserError, find_user_error
+from config.settings import GENRES, PathsConfig, PipelineConfig
 import local_runner
 from models import tracking
 from pipeline import preflight
-from pipeline.config import GENRES, PathsConfig, PipelineConfig
 from pipeline.console import RunConsole
-from pipeline.errors import UserError, find_user_error
 from pipeline.run_lock import OutputDirLock
 
 
@@ -89,7 +89,7 @@ def test_split_lists_are_checked(tmp_path):
 
 def test_the_lock_refuses_a_second_process_naming_the_first(tmp_path):
     with OutputDirLock(str(tmp_path)):
-        code = ("import sys\nfrom pipeline.run_lock import OutputDirLock\nfrom pipeline.errors import UserError\n"
+        code = ("import sys\nfrom pipeline.run_lock import OutputDirLock\nfrom config.errors import UserError\n"
                 "try:\n    OutputDirLock(sys.argv[1]).__enter__()\nexcept UserError as e:\n    print(e)\n")
         out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
                              cwd=str(local_runner._ROOT), timeout=60)

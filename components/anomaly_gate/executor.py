@@ -10,7 +10,7 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from pipeline.errors import UserError
+from config.errors import UserError
 
 ANOMALIES_FILE = "SchemaDiff.pb"
 

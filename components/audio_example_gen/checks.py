@@ -9,7 +9,7 @@ Run by the executor after the report is written, so the report a failure names e
 - :func:`check_splits`: a split without tracks (training would end with an empty
   evaluation after all the compute, or not start).
 
-Both gates raise a :class:`pipeline.errors.UserError`, which runners print as one
+Both gates raise a :class:`config.errors.UserError`, which runners print as one
 paragraph: the problem, where (the report), the fix.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any, Sequence
 
 from components.audio_example_gen.ingest import INGESTED, QUARANTINED
 from components.audio_example_gen.quarantine import QUARANTINE_FILE, SUMMARY_FILE
-from pipeline.config import SPLITS
-from pipeline.errors import UserError
+from config.errors import UserError
+from config.settings import SPLITS
 
 SHOWN_FILES = 10  # files named in a message; files.jsonl and quarantine.jsonl list all
 

@@ -21,8 +21,8 @@ from audio import discovery
 from components.audio_example_gen import executor, splits
 from components.audio_example_gen.driver import AudioDriver
 from components.audio_example_gen.quarantine import AudioQuarantine
+from config.settings import INGESTION_SECTIONS, SPLITS, PipelineConfig
 from pipeline import code_fingerprint
-from pipeline.config import INGESTION_SECTIONS, SPLITS, PipelineConfig
 
 
 CODE_KEY = "code"

@@ -13,7 +13,7 @@ from tfx.utils import proto_utils
 from components.audio_example_gen.component import AudioExampleGen
 from components.audio_example_gen.executor import Executor
 from components.audio_example_gen.quarantine import AudioQuarantine
-from pipeline.config import PipelineConfig, SPLITS
+from config.settings import PipelineConfig, SPLITS
 
 
 def test_outputs_splits_and_beam_executor(tmp_path):

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from config.errors import UserError
+from config.settings import SPLITS, PipelineConfig
 from pipeline.beam_args import for_tfx
-from pipeline.config import SPLITS, PipelineConfig
-from pipeline.errors import UserError
 from synthetic.generator import generate
 from testkit.audio_files import TEST_AUDIO, copy_tracks, write_bad_and_odd_files, write_hostile_files
 

@@ -12,8 +12,8 @@ import soundfile as sf
 from audio.discovery import discover
 from components.audio_example_gen import duplicates, ingest
 from components.audio_example_gen.plan import plan_tasks
+from config.settings import PipelineConfig, SplitConfig
 from conftest import SHARED_GTZAN
-from pipeline.config import PipelineConfig, SplitConfig
 from testkit.audio_files import tone
 
 GENRES = PipelineConfig().genres

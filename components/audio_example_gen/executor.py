@@ -36,7 +36,7 @@ from audio import filecheck
 from audio.discovery import discover
 from components.audio_example_gen import checks, ingest, progress, quarantine
 from components.audio_example_gen.plan import Plan, make_plan
-from pipeline.config import SPLITS, AudioConfig, PipelineConfig
+from config.settings import SPLITS, AudioConfig, PipelineConfig
 
 PIPELINE_CONFIG_KEY = "pipeline_config_json"
 QUARANTINE_KEY = "quarantine"

@@ -27,7 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 from audio import decode as audio_lib
 from audio import filecheck
 from components.audio_example_gen import progress, segments, views
-from pipeline.config import SPLITS, AudioConfig
+from config.settings import SPLITS, AudioConfig
 
 FILES = "files"
 METRICS_NAMESPACE = "AudioExampleGen"

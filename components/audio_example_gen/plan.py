@@ -15,7 +15,7 @@ from audio.discovery import AudioFile, Discovery
 from components.audio_example_gen import duplicates, splits
 from components.audio_example_gen.ingest import (DUPLICATE_AUDIO, DUPLICATE_TRACK, EXCLUDED, QUARANTINED,
                                                  UNKNOWN_GENRE, FileTask)
-from pipeline.config import SplitConfig
+from config.settings import SplitConfig
 
 
 @dataclasses.dataclass

@@ -6,7 +6,7 @@ import os
 from audio.discovery import discover, input_pattern
 from components.audio_example_gen import ingest
 from components.audio_example_gen.plan import plan_tasks
-from pipeline.config import PipelineConfig, SplitConfig
+from config.settings import PipelineConfig, SplitConfig
 from testkit.audio_files import touch
 
 GENRES = PipelineConfig().genres  # the default label set

@@ -30,7 +30,7 @@ from audio import decode as audio_lib
 from audio import filecheck
 from components.audio_example_gen.ingest import (DUPLICATE_AUDIO, DUPLICATE_TRACK, EXCLUDED, INGESTED,
                                                  QUARANTINED, UNKNOWN_GENRE)
-from pipeline.config import SPLITS
+from config.settings import SPLITS
 
 QUARANTINE_FILE = "quarantine.jsonl"
 FILES_FILE = "files.jsonl"

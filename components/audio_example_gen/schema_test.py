@@ -11,7 +11,7 @@ import tensorflow_data_validation as tfdv
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.audio_example_gen.conftest import IN_MEMORY, run_executor
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 
 GENRES = PipelineConfig().genres  # the default label set
 BEAM = PipelineOptions(IN_MEMORY)

@@ -68,7 +68,7 @@ from typing import Iterable, Optional, Sequence
 from tfx.dsl.io import fileio
 
 from audio import groups
-from pipeline.config import HASH_PROTOCOLS, SPLIT_PROTOCOLS, SPLITS, SplitConfig
+from config.settings import HASH_PROTOCOLS, SPLIT_PROTOCOLS, SPLITS, SplitConfig
 
 TRAIN, EVAL, TEST = SPLITS
 # Groups from which a genre's stratified split is by hash (stable) instead of by quota (exact).

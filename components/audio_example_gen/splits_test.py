@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from components.audio_example_gen import splits
-from pipeline.config import SplitConfig
+from config.settings import SplitConfig
 
 
 def tracks(genre: str, numbers) -> list[splits.Track]:

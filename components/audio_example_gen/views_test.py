@@ -14,7 +14,7 @@ from components.audio_example_gen.conftest import IN_MEMORY, make_config, read_e
 from synthetic.generator import render_track
 
 
-# The families whose preset trains on device views (pipeline/config.py, with_model).
+# The families whose preset trains on device views (config/settings.py, with_model).
 PRESET_VIEWS = {"musicnn": ("device",), "cnn": (), "lstm": (), "ann": ()}
 
 
@@ -119,7 +119,7 @@ def test_the_train_views_flag(flag, expected):
 def test_without_the_flag_a_family_trains_on_its_presets_views(model):
     import argparse
 
-    from pipeline.config import PipelineConfig
+    from config.settings import PipelineConfig
     from pipeline.flags import add_cli_arguments, config_from_args
 
     args = add_cli_arguments(argparse.ArgumentParser()).parse_args(["--model", model])

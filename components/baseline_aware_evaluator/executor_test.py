@@ -12,8 +12,8 @@ import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 
 from components.baseline_aware_evaluator.executor import comparable_baseline
+from config.settings import SPLITS, PipelineConfig
 from pipeline import contract, model_tracks
-from pipeline.config import SPLITS, PipelineConfig
 
 CONTRACT = contract.input_contract(PipelineConfig())
 TRACKS = {"train": ["blues.00000", "blues.00001", "rock.00000"], "eval": ["blues.00002"], "test": ["blues.00003"]}

@@ -6,7 +6,7 @@ from tfx.components.transform import executor as transform_executor
 from tfx.proto import example_gen_pb2
 
 from components.bounded_transform import executor as bounded
-from pipeline.config import PipelineConfig
+from config.settings import PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 

@@ -17,9 +17,9 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components.baseline_aware_evaluator.executor import comparable_baseline
+from config.settings import GATE_SPLIT, PipelineConfig
 from models import metrics, plots, tracking
 from models.signatures import EXAMPLES_SIGNATURE
-from pipeline.config import GATE_SPLIT, PipelineConfig
 from pipeline.model_tracks import split_files
 
 BATCH = 64

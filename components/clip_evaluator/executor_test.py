@@ -11,9 +11,9 @@ import tensorflow as tf
 
 from components.clip_evaluator.executor import (ALREADY_RELEASED, build_report, decide, per_genre_lines,
                                                 score_split, write_report)
+from config.settings import GATE_SPLIT, PipelineConfig
 from models import metrics
 from models.signatures import EXAMPLES_SIGNATURE
-from pipeline.config import GATE_SPLIT, PipelineConfig
 
 GENRES3 = ("ambient", "drill", "polka")
 

@@ -16,8 +16,8 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
+from config.settings import PipelineConfig
 from models import tracking
-from pipeline.config import PipelineConfig
 
 
 PYFUNC_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyfunc_model.py")

@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from pipeline.config import GENRES
+from config.settings import GENRES
 
 # project genre -> (AudioSet display name, index among the 527 classes)
 AUDIOSET_GENRES: dict[str, tuple[str, int]] = {

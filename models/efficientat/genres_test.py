@@ -4,9 +4,9 @@ import csv
 import numpy as np
 import pytest
 
+from config.settings import GENRES
 from models.efficientat import zero_shot_genre_scores
 from models.efficientat.genres import AUDIOSET_GENRES, audioset_indices
-from pipeline.config import GENRES
 
 
 def test_every_project_genre_is_mapped_to_a_distinct_class():

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from pipeline.errors import UserError
+from config.errors import UserError
 
 RELEASE_URL = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/mn04_as_mAP_432.pt"
 RELEASE_SHA256 = "899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c"

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from config.errors import UserError
 from models.efficientat import build_mn04, load_mn04_weights, weights_path
 from models.efficientat import weights as w
-from pipeline.errors import UserError
 
 _STORAGE_NAMES = {np.dtype("float32"): "FloatStorage", np.dtype("int64"): "LongStorage"}
 

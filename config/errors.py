@@ -56,7 +56,7 @@ def cli_failure(paragraph: str, error: BaseException, log_name: str) -> SystemEx
     import time
     import traceback
 
-    from pipeline.config import DEFAULT_OUTPUT_DIR
+    from config.settings import DEFAULT_OUTPUT_DIR
 
     log_dir = DEFAULT_OUTPUT_DIR / "logs"
     os.makedirs(log_dir, exist_ok=True)
