@@ -21,6 +21,7 @@ from google.protobuf import wrappers_pb2
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 
+from components import code_fingerprint
 from components.anomaly_gate.component import AnomalyGate
 from components.audio_example_gen.component import AudioExampleGen
 from components.baseline_aware_evaluator.component import BaselineAwareEvaluator
@@ -30,7 +31,6 @@ from components.model_registrar.component import ModelRegistrar
 from components.tracked_trainer.component import TrackedTrainer
 from config.settings import (GATE_SPLIT, INGESTION_SECTIONS, PROJECT_ROOT, TRAINING_SECTIONS,
                              TRANSFORM_SECTIONS, PipelineConfig)
-from pipeline import code_fingerprint
 from pipeline.beam_args import for_tfx
 from pipeline.schema import schema_file as raw_schema_file
 

@@ -158,7 +158,7 @@ def test_until_stops_the_wiring_early():
 def test_transform_is_keyed_by_its_feature_code_and_the_trainer_by_all_model_code():
     import json
 
-    from pipeline import code_fingerprint
+    from components import code_fingerprint
     from pipeline.pipeline import PREPROCESSING_FN
 
     nodes = {node.id: node for node in create_pipeline(PipelineConfig(), "/data", until="train").components}
@@ -172,9 +172,9 @@ def test_ingestion_is_keyed_by_its_code(tmp_path):
     """TFX keys ExampleGen's cache on the executor's class name: an edit to ingestion code must change the key."""
     import shutil
 
+    from components import code_fingerprint
     from components.audio_example_gen import component
     from config.settings import PROJECT_ROOT
-    from pipeline import code_fingerprint
 
     nodes = {node.id: node for node in create_pipeline(PipelineConfig(), "/data", until="validate").components}
     assert nodes["AudioExampleGen"].exec_properties["code"] == component.ingestion_code_fingerprint()

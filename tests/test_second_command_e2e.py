@@ -90,7 +90,7 @@ def test_switching_models_gates_each_run_on_a_comparable_baseline(model_switch):
 def test_a_baseline_that_trained_on_the_candidates_test_tracks_is_not_compared(model_switch):
     """3 tracks a genre split 1/1/1: some of those test tracks were train or eval tracks of the
     4-track VGG (the stratified split moves tracks when a genre's count changes)."""
-    from pipeline import model_tracks
+    from components import model_tracks
     _, runs = model_switch
     line = next(line for line in _console(runs["fewer_tracks"]).splitlines() if line.startswith("[baseline]"))
     assert "trained on" in line and "of the candidate's 10 test tracks" in line and "absolute bars" in line, line

@@ -18,11 +18,11 @@ from tfx.types import standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 
 from audio import discovery
+from components import code_fingerprint
 from components.audio_example_gen import executor, splits
 from components.audio_example_gen.driver import AudioDriver
 from components.audio_example_gen.quarantine import AudioQuarantine
 from config.settings import INGESTION_SECTIONS, SPLITS, PipelineConfig
-from pipeline import code_fingerprint
 
 
 CODE_KEY = "code"

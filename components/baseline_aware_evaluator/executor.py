@@ -3,7 +3,7 @@
 The latest-blessed-model Resolver returns the last blessed model whatever its family.
 After `--model vgg` (16 kHz) the next CNN run (22.05 kHz) would get the VGG as baseline,
 and TFMA would feed it 22.05 kHz examples and crash deep inside Beam. Here the baseline
-is dropped when its input contract (pipeline/contract.py) differs from the candidate's:
+is dropped when its input contract (components/contract.py) differs from the candidate's:
 TFMA then ignores change thresholds (TFX treats a missing baseline as a rubber stamp)
 and gates on the absolute bar, and the run prints that decision in one line. The same
 happens when the baseline trained on any of the candidate's test tracks (pipeline/
@@ -17,7 +17,7 @@ from tfx import types
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import standard_component_specs
 
-from pipeline import contract, model_tracks
+from components import contract, model_tracks
 
 BASELINE_KEY = standard_component_specs.BASELINE_MODEL_KEY
 

@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 
+from components import contract, model_tracks
 from components.baseline_aware_evaluator.executor import comparable_baseline
 from config.settings import SPLITS, PipelineConfig
-from pipeline import contract, model_tracks
 
 CONTRACT = contract.input_contract(PipelineConfig())
 TRACKS = {"train": ["blues.00000", "blues.00001", "rock.00000"], "eval": ["blues.00002"], "test": ["blues.00003"]}

@@ -17,10 +17,10 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components.baseline_aware_evaluator.executor import comparable_baseline
+from components.model_tracks import split_files
 from config.settings import GATE_SPLIT, PipelineConfig
 from models import metrics, plots, tracking
 from models.signatures import EXAMPLES_SIGNATURE
-from pipeline.model_tracks import split_files
 
 BATCH = 64
 METRICS_FILE = "clip_metrics.json"

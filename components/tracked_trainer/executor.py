@@ -10,9 +10,9 @@ from tfx.components.trainer import executor as trainer_executor
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import json_utils
 
+from components import contract, model_tracks
 from config.settings import PipelineConfig
 from models.tracking import RUN_ID_FILE, RUN_ID_PROPERTY
-from pipeline import contract, model_tracks
 
 
 def publish(input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],

@@ -17,11 +17,11 @@ from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs as keys
 from tfx.utils import json_utils, proto_utils
 
+from components import contract, model_tracks
 from components.tracked_trainer.vertex_executor import ReplicaExecutor, VertexExecutor
 from config.settings import SPLITS, TRAINING_SECTIONS, PipelineConfig
 from kubeflow.worker_pools import WorkerPools
 from models.tracking import RUN_ID_FILE, RUN_ID_PROPERTY
-from pipeline import contract, model_tracks
 
 CONFIG = PipelineConfig()
 POOLS = WorkerPools(3, "n1-standard-8", "registry.example.com/genre/genre-pipeline-gpu:1.2.3", "europe-west4",

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from components import code_fingerprint
 from config.settings import PROJECT_ROOT
-from pipeline import code_fingerprint
 
 ENTRY = "feat.entry.feature_fn"
 
