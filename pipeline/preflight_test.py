@@ -6,12 +6,12 @@ import shutil
 
 import pytest
 
+import local_runner
 from audio.discovery import discover
 from components.audio_example_gen import ingest
 from components.audio_example_gen.plan import plan_tasks
 from config.errors import UserError
 from config.settings import GENRES, SplitConfig
-import local_runner
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
+import models.efficientat as efficientat
 from config.settings import GENRES
 from conftest import ROOT
-import models.efficientat as efficientat
 from synthetic.generator import render_track
 from tagging import outputs, zero_shot
 from tagging.__main__ import main

@@ -17,9 +17,9 @@ import tensorflow as tf
 from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
+import local_runner
 from components.clip_evaluator.executor import load_examples_signature, read_batches, score_split
 from config.settings import GATE_SPLIT, PathsConfig, PipelineConfig, SyntheticConfig
-import local_runner
 from pipeline.run_record import ingested_examples_of, open_store
 
 TRACKS, SECONDS = 12, 12.0

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import local_runner
 from bench import accuracy as bench
 from config.settings import GENRES, SPLITS
-import local_runner
 from models import metrics
 from pipeline.flags import config_from_args
 

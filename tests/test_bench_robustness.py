@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import bench.report
 from audio.discovery import discover, input_pattern
 from bench import channels, robustness
-import bench.report
 from components.audio_example_gen.ingest import INGESTED
 from components.audio_example_gen.plan import plan_tasks
 from components.audio_example_gen.quarantine import summarize, write_report

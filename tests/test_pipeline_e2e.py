@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from config.settings import GENRES
 import local_runner
+from config.settings import GENRES
 from models import metrics
 from models.signatures import FEATURES_SIGNATURE
 from synthetic.generator import render_track

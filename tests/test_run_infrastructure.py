@@ -15,9 +15,9 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
+import local_runner
 from config.errors import UserError, find_user_error
 from config.settings import GENRES, PathsConfig, PipelineConfig
-import local_runner
 from models import tracking
 from pipeline import preflight
 from pipeline.console import RunConsole

@@ -34,8 +34,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from config.settings import PROJECT_ROOT
 import local_runner
+from config.settings import PROJECT_ROOT
 from pipeline.run_record import RUNNING, open_store
 
 BEAM = ["--beam-arg=--runner=DirectRunner", "--beam-arg=--direct_running_mode=in_memory"]
