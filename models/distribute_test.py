@@ -5,7 +5,6 @@ tests/test_distributed_training.py, each in processes of their own.
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
 import json
 import os
@@ -94,11 +93,14 @@ def test_precision_sets_the_keras_policy():
 
 
 # ----- the input under a strategy --------------------------------------------------------------
+TINY_SHAPE = (32, 16)  # (frames, bins) of the tiny shards' features
+
+
 @pytest.fixture
 def split(tmp_path):
     """10 segments of 3 tracks in one canonical shard set."""
     config = _train("cnn", batch_size=4)
-    return (config, *tiny_shards(tmp_path, "pop", 5, 2, config.features.kind, (32, 16)))
+    return (config, *tiny_shards(tmp_path, "pop", 5, 2, config.features.kind, TINY_SHAPE))
 
 
 def test_training_batches_carry_no_strings_and_are_not_auto_sharded(split):
@@ -172,13 +174,79 @@ def test_the_flags_import_no_tensorflow():
     assert out.strip() == "False"  # --help and the early refusals stay fast
 
 
-def test_a_precision_the_cpu_cannot_train_in_is_named_before_any_model():
-    """oneDNN capped at AVX2 has no bfloat16 or float16 convolutions: the probe says so (in a fresh process, since
-    the cap is read when TensorFlow loads); float32 never has a problem."""
-    code = ("from models import distribute; "
-            "print(repr([distribute.precision_problem(p) for p in ('none', 'bfloat16', 'float16')]))")
-    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    out = subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(PROJECT_ROOT)},
-                         capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
-    none, bf16, fp16 = ast.literal_eval(out.stdout.strip().splitlines()[-1])
-    assert none is None and bf16 and fp16
+def test_float32_never_has_a_precision_problem():
+    assert distribute.precision_problem("none") is None
+    distribute.require_precision("none")
+
+
+class _ModelBuilt(Exception):
+    """Raised in place of building the model: the Trainer got past its precision check."""
+
+
+@pytest.mark.parametrize("answer", [None, "forced: no bfloat16 convolution here"])
+def test_the_trainer_acts_on_the_probes_answer_before_any_model(answer, split, tmp_path, monkeypatch):
+    """Whatever the probe answers on this CPU, forced here each way: a problem is one paragraph naming the fix,
+    raised before a model is built; no problem lets the Trainer go on to build the model in that precision."""
+    from pipeline.errors import UserError
+
+    config, tft_output, shards = split
+    config.train = dataclasses.replace(config.train, mixed_precision="bfloat16")
+    monkeypatch.setattr(distribute, "precision_problem", lambda precision: answer)
+    # The tiny shards' stand-in Transform output has no transform graph to read Transform's statistics from.
+    bins = TINY_SHAPE[1]
+    config.features = dataclasses.replace(config.features, n_mels=bins)
+    monkeypatch.setattr(training.preprocessing, "normalisation_stats", lambda *args: SimpleNamespace(
+        mean=np.zeros(bins, np.float32), std=np.ones(bins, np.float32)))
+
+    def build_model(*args, **kwargs):
+        raise _ModelBuilt(keras.mixed_precision.global_policy().name)
+    monkeypatch.setattr(training.registry, "build_model", build_model)
+    try:
+        with pytest.raises(UserError if answer else _ModelBuilt) as raised:
+            training.train_model(config, tft_output, shards.paths, shards, shards, str(tmp_path))
+    finally:
+        distribute.set_precision("none")
+    if answer:
+        paragraph = raised.value.paragraph()
+        assert "This machine cannot train in bfloat16" in paragraph and answer in paragraph
+        assert "Fix: train without --mixed-precision" in paragraph and "--mixed-precision" in raised.value.where
+    else:
+        assert str(raised.value) == "mixed_bfloat16"  # the policy was set, then the model was to be built
+
+
+def test_the_probe_answers_as_a_training_step_does_with_onednn_capped_at_avx2():
+    """What oneDNN can do under ``ONEDNN_MAX_CPU_ISA=AVX2`` depends on the CPU (an AVX-512 Xeon refuses bfloat16
+    convolutions there, an AVX2-only AMD EPYC runs them), so the probe's answer is not asserted: it must agree
+    with a Keras training step of a small convolutional model in that precision, in the same fresh process (the
+    cap is read when TensorFlow loads)."""
+    code = """
+import json
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from models import distribute
+
+def trains(precision):
+    distribute.set_precision(precision)
+    try:
+        inputs = keras.Input((8, 8, 2))
+        hidden = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, padding="same")(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", dtype="float32")(hidden))
+        model.compile("sgd", "sparse_categorical_crossentropy")
+        model.train_on_batch(np.ones((2, 8, 8, 2), np.float32), np.array([0, 1]))
+        return True
+    except tf.errors.OpError:
+        return False
+    finally:
+        distribute.set_precision("none")
+
+print(json.dumps({p: [distribute.precision_problem(p), trains(p)] for p in ("none", "bfloat16", "float16")}))
+"""
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(PROJECT_ROOT)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+                         cwd=PROJECT_ROOT)
+    answers = json.loads(out.stdout.strip().splitlines()[-1])
+    assert answers["none"] == [None, True]
+    for precision in ("bfloat16", "float16"):
+        problem, trained = answers[precision]
+        assert (problem is None) == trained, (precision, answers)

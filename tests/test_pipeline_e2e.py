@@ -26,7 +26,7 @@ from models import metrics
 from models.signatures import FEATURES_SIGNATURE
 from synthetic.generator import render_track
 
-TRACKS, SECONDS = 8, 12.0
+TRACKS, SECONDS = 8, 6.0
 
 
 def run_pipeline(tmp: str, mlflow_uri: str, *extra: str) -> dict:

@@ -1,5 +1,6 @@
-"""The families on pretrained bodies train on the synthetic set through the real pipeline and are accurate on
-held-out tracks: the same bars and protocol as tests/test_model_families_e2e.py (helpers in tests/families.py).
+"""The families on pretrained bodies train on the synthetic set through the real pipeline and learn it, judged on
+held-out tracks: the same bars and protocol as tests/test_model_families_e2e.py (helpers in tests/families.py); the
+VGG, whose test keeps its fine-tuning phase for one epoch, against the learning signal.
 The 16-kHz ones on MSD bodies (VGG, LSTM, musicnn) share one input format, so one ExampleGen and Transform run
 serves all three; efficientat (EfficientAT mn04, AudioSet) and musicnn_efficientat (both bodies) share one 32-kHz
 ingestion in the same output folder. This module runs beside the 22.05-kHz one under pytest-xdist.
@@ -16,10 +17,14 @@ tagging/zero_shot_test.py).
 """
 from __future__ import annotations
 
+import glob
+import os
+import re
+
 import pytest
 
 from conftest import ROOT
-from tests.families import assert_family_generalises
+from tests.families import EPOCHS, assert_family_generalises
 
 EFFICIENTAT_WEIGHTS = ROOT.parent / "shared" / "models" / "efficientat" / "mn04_as_mAP_432.pt"
 
@@ -32,6 +37,13 @@ def output_dir(tmp_path_factory) -> str:
 @pytest.mark.parametrize("model", ["vgg", "lstm", "musicnn"])
 def test_family_generalises_to_held_out_tracks(model, output_dir):
     assert_family_generalises(model, output_dir)
+    if model == "vgg":  # both phases ran: the head on the frozen body's embeddings, then fine-tuning
+        log = max(glob.glob(os.path.join(output_dir, "logs", "run-*.log")), key=os.path.getmtime)
+        with open(log, errors="replace") as f:
+            lines = [line.strip() for line in f if line.startswith("[train] ")]
+        assert any(re.fullmatch(r"\[train\] head: \d+ epochs on the frozen body's embeddings; fine-tuning for up to "
+                                r"\d+ epochs", line) for line in lines), lines
+        assert f"[train] epoch {EPOCHS['vgg']}/{EPOCHS['vgg']}" in "\n".join(lines)
 
 
 @pytest.mark.parametrize("model", ["efficientat", "musicnn_efficientat"])
