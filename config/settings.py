@@ -386,7 +386,7 @@ class PipelineConfig:
             cfg.audio = dataclasses.replace(cfg.audio, sample_rate=22050)
             # From random initialisation (these machines). A cosine decay from 2e-3: on the real clips' eval
             # split it beat one from 5e-3, which the CI's synthetic set preferred (docs/model-selection.md,
-            # "EfficientNet"; tests/families.py SET_FOR). Not tuned with ImageNet weights.
+            # "EfficientNet"; tests/families.py LEARNING_RATE). Not tuned with ImageNet weights.
             cfg.train = dataclasses.replace(cfg.train, lr_schedule="cosine", early_stopping_patience=None,
                                             learning_rate=2e-3, mixup_alpha=0.2)
         elif model == "efficientat":

@@ -8,6 +8,7 @@ VGG, LSTM, musicnn on one 16-kHz ingestion; efficientat at 32 kHz).
 from __future__ import annotations
 
 import os
+
 import numpy as np
 import soundfile as sf
 import soxr

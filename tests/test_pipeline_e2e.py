@@ -3,7 +3,7 @@
 Real components throughout: LocalDagRunner, SQLite MLMD, Beam's DirectRunner, a real
 `mlflow server` on 127.0.0.1, and real gRPC to the pushed SavedModel. The one stand-in
 is the gRPC server: TF Serving's binary cannot be installed here, so
-serving/test_server.py (a labelled test double implementing TF Serving's
+serving/stand_in_server.py (a labelled test double implementing TF Serving's
 PredictionService) serves the pushed model directory.
 
 Run 1 trains a good CNN: it must be blessed and pushed. Run 2 trains for one step: it
