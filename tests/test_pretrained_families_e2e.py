@@ -1,6 +1,6 @@
 """The families on pretrained bodies train on the synthetic set through the real pipeline and learn it, judged on
 held-out tracks: the same bars and protocol as tests/test_model_families_e2e.py (helpers in tests/families.py); the
-VGG, whose test keeps its fine-tuning phase for one epoch, against the learning signal.
+VGG, whose test keeps its fine-tuning phase for one epoch, and the pair of bodies against the learning signal.
 The 16-kHz ones on MSD bodies (VGG, LSTM, musicnn) share one input format, so one ExampleGen and Transform run
 serves all three; efficientat (EfficientAT mn04, AudioSet) and musicnn_efficientat (both bodies) share one 32-kHz
 ingestion in the same output folder. This module runs beside the 22.05-kHz one under pytest-xdist.
