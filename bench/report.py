@@ -11,6 +11,7 @@ import platform
 import re
 import subprocess
 from pathlib import Path
+from typing import Any, Callable
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = ("# Benchmarks\n\nEvery figure below was measured by the command shown with it; re-run it to refresh its "
@@ -27,8 +28,8 @@ def vector_extensions(flags: set[str]) -> list[str]:
     return [name for flag, name in VECTOR_FLAGS if flag in flags]
 
 
-def machine_description() -> str:
-    """Cores, CPU model and vector extensions, OS, libc and Python: what a reader needs to compare machines."""
+def cpu_description() -> str:
+    """Cores, CPU model and vector extensions: the part of the machine a table row can carry."""
     cpu, flags = platform.processor() or platform.machine(), set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -41,26 +42,73 @@ def machine_description() -> str:
     extensions = ", ".join(vector_extensions(flags)) or "no AVX2"
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
     capped = f", oneDNN capped at {isa}" if isa else ""
+    return f"{os.cpu_count()} cores ({cpu}; {extensions}{capped})"
+
+
+def machine_description() -> str:
+    """The CPU, OS, libc and Python: what a reader needs to compare machines."""
     libc = " ".join(platform.libc_ver())
-    return (f"{os.cpu_count()} cores ({cpu}; {extensions}{capped}), {platform.system()} {platform.release()}, "
-            f"{libc}, Python {platform.python_version()}")
+    return f"{cpu_description()}, {platform.system()} {platform.release()}, {libc}, Python {platform.python_version()}"
 
 
-def write_section(name: str, title: str, body: str, command: str) -> None:
-    """Replace (or append) the section NAME with the figures in BODY (markdown).
-
-    COMMAND is the reproducing command as a user types it, e.g. ``make bench-ingest``.
-    """
+def run_stamp() -> tuple[str, str]:
+    """The UTC date and time of a run and the short commit it ran at."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=BENCHMARKS_MD.parent).stdout.strip() or "uncommitted"
     except OSError:
         commit = "unknown"
-    section = (f"<!-- bench:{name} -->\n## {title}\n\n"
-               f"- Command: `{command}`\n- Date: {stamp} (commit {commit})\n"
-               f"- Machine: {machine_description()}\n\n{body.strip()}\n<!-- /bench:{name} -->")
+    return stamp, commit
+
+
+def run_header(command: str, stamp: str, commit: str) -> str:
+    """The Command, Date and Machine lines that open a run's figures."""
+    return f"- Command: `{command}`\n- Date: {stamp} (commit {commit})\n- Machine: {machine_description()}"
+
+
+def section_pattern(name: str) -> re.Pattern:
+    return re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
+
+
+def read_section(name: str) -> str:
+    """The current text of the section NAME ("" when BENCHMARKS.md has none)."""
+    found = section_pattern(name).search(BENCHMARKS_MD.read_text()) if BENCHMARKS_MD.exists() else None
+    return found.group(0) if found else ""
+
+
+def write_section(name: str, title: str, body: str, command: str, stamped: bool = True) -> None:
+    """Replace (or append) the section NAME with the figures in BODY (markdown).
+
+    COMMAND is the reproducing command as a user types it, e.g. ``make bench-ingest``. A section whose rows
+    come from several runs (STAMPED false) names the command only: each row carries its own date and machine.
+    """
+    header = run_header(command, *run_stamp()) if stamped else f"- Command: `{command}`"
+    section = f"<!-- bench:{name} -->\n## {title}\n\n{header}\n\n{body.strip()}\n<!-- /bench:{name} -->"
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
-    pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
+    pattern = section_pattern(name)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     BENCHMARKS_MD.write_text(text)
+
+
+def first_cell(row: str) -> str:
+    return row.strip().strip("|").split("|")[0].strip()
+
+
+def table_rows(text: str) -> list[str]:
+    """The rows of the first markdown table in TEXT, its header and rule left out."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return rows
+
+
+def put_row(rows: list[str], row: str, rank: Callable[[str], Any]) -> list[str]:
+    """ROWS with ROW in place of the row of the same first cell (or added), ordered by RANK of the first cell:
+    one run refreshes its own row of a table that several runs share."""
+    kept = [r for r in rows if first_cell(r) != first_cell(row)]
+    return sorted([*kept, row], key=lambda r: rank(first_cell(r)))

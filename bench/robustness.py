@@ -17,14 +17,15 @@ without it they come from ExampleGen's own planner on ``--data-root`` with ``--s
 (default lists-trainval on ../shared/data/gtzan). ``--limit N`` keeps the first N clips of each
 genre (by track id) for a quick run.
 
-``--variant TEXT`` names a setting of the family the model was trained with (its own section,
-``robustness-<family>-<variant>``); ``--trained-by TEXT`` says, at the top of the section, how the
-model was trained (the command that trained it), which the model directory alone does not tell.
+A run writes one row of the shared table in BENCHMARKS.md (section ``robustness``): one row per family, or
+per setting of one named by ``--variant TEXT`` (e.g. 'without device views'); a re-run replaces its own row.
+The row gives the original's accuracy, the answers kept through the compact set of channels and the device.
 
-Per channel the section in BENCHMARKS.md (``robustness-<family>``) gives the clip accuracy, the
-share of answers equal to the clip's own answer, the answers the model refused (a clip made
-too quiet is refused as silence) and where changed answers went (``a -> b``, most common first); under the
-table, how many clips the model nearly ties on and the margins of those whose answer a gain moved.
+The run's whole table goes beside ``--save FILE.json``, in ``FILE.md``: per channel the clip accuracy, the share
+of answers equal to the clip's own answer, the answers the model refused (a clip made too quiet is refused as
+silence) and where changed answers went (``a -> b``, most common first); under it, how many clips the model
+nearly ties on and the margins of those whose answer a gain moved. ``--trained-by TEXT`` (the command that
+trained the model, which the model directory alone does not tell) heads that file.
 """
 from __future__ import annotations
 
@@ -37,20 +38,21 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import glob  # noqa: E402
 import json  # noqa: E402
-import re  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import zlib  # noqa: E402
 from collections import Counter  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Callable, Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from bench import channels  # noqa: E402
 from bench.real_data import DEFAULT_DATA_ROOT, DEFAULT_SPLIT_DIR  # noqa: E402
-from bench.report import write_section  # noqa: E402
-from config.settings import GENRES, SPLIT_PROTOCOLS, PipelineConfig  # noqa: E402
+from bench.report import (cpu_description, put_row, read_section, run_header, run_stamp, table_rows,  # noqa: E402
+                          write_section)
+from config.settings import GENRES, MODEL_TYPES, SPLIT_PROTOCOLS, PipelineConfig  # noqa: E402
 
 ORIGINAL = "the original"
 REFUSED = "refused"
@@ -58,6 +60,19 @@ LIST_PROTOCOLS = ("fault-filtered", "fault-filtered-final", "lists-trainval")  #
 COMMAND = "make bench-robustness"
 NEAR_TIE = 0.05  # a clip whose two highest genre scores differ by less than this is a near tie
 Predict = Callable[[np.ndarray, int], tuple[str, Optional[float]]]  # (answer, top-two score margin or None)
+SECTION = "robustness"
+TITLE = "Robustness to level, codec, sample rate and device"
+# The shared table's channels: (column, the start of the channel's name in bench/channels.py)
+SUMMARY_CHANNELS = (("-24 dB", "gain -24 dB"), ("+6 dB clipped", "gain +6 dB"), ("MP3", "MP3 "), ("Ogg", "Ogg "),
+                    ("8 kHz", "resampled to 8 kHz"), ("16 kHz", "resampled to 16 kHz"))
+DEVICE = "device:"
+SHARED_COMMAND = f'{COMMAND} ARGS="--model-dir DIR --family NAME [--variant TEXT] --clips-from RUN --save FILE.json"'
+CHANNELS_TEXT = (
+    "Channels (bench/channels.py): gains on the clip's own samples (+6 dB clipped at full scale); MP3 "
+    f"{channels.MP3_KBPS} kbit/s constant and Ogg Vorbis quality 4, both 44.1 kHz stereo, encoded and decoded "
+    "with libsndfile; soxr resampling; the device: an 8th-order 150 Hz-7 kHz band-pass, a synthetic room "
+    f"(RT60 {channels.DEVICE_RT60_SECONDS:g} s, direct sound {channels.DEVICE_DRR_DB:g} dB above the tail), "
+    f"noise in the same band at {channels.DEVICE_SNR_DB:g} dB SNR, room and noise seeded by the track id.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +81,18 @@ class HeldOutClip:
     genre: str
     track_id: str
     split: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Figures:
+    """One way of sending the clips, counted: what both tables are made of."""
+    correct: int
+    clips: int
+    test_correct: int
+    test_clips: int
+    kept: Optional[int]  # answers equal to the original's (None for the original itself)
+    refused: int = 0
+    moves: str = "-"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,31 +239,40 @@ def moves_text(pairs: Counter, top: int = 3) -> str:
     return ", ".join(f"{a} -> {b} ({n})" for (a, b), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
 
 
-def accuracy_text(rows: list[dict], name: str) -> str:
-    if not rows:
-        return "-"
-    correct = sum(r["answers"][name] == r["genre"] for r in rows)
-    return f"{correct / len(rows):.3f} ({correct}/{len(rows)})"
+def accuracy_text(correct: int, clips: int) -> str:
+    return f"{correct / clips:.3f} ({correct}/{clips})" if clips else "-"
 
 
-def table(rows: list[dict]) -> str:
-    """One line per way of sending the clips: accuracy (all, test split), answers equal to the original's,
-    refusals, moves."""
-    names = list(rows[0]["answers"])
-    n = len(rows)
+def kept_text(figures: Figures) -> str:
+    return f"{figures.kept / figures.clips:.1%}"
+
+
+def figures(rows: list[dict]) -> dict[str, Figures]:
+    """Per way of sending the clips (the original first): accuracy (all, test split), answers equal to the
+    original's, refusals, moves."""
     test = [r for r in rows if r["split"] == "test"]
-    lines = ["| clips sent as | clip accuracy | test split only | answers equal to the original's | refused | "
-             "changed answers went (original -> now, clips; top 3) |", "|---|---|---|---|---|---|"]
-    for name in names:
-        refused = sum(r["answers"][name] == REFUSED for r in rows)
-        accuracy = f"{accuracy_text(rows, name)} | {accuracy_text(test, name)}"
-        if name == ORIGINAL:
-            lines.append(f"| {name} ({n} clips) | {accuracy} | - | {refused} | - |")
-            continue
-        same = sum(r["answers"][name] == r["answers"][ORIGINAL] for r in rows)
+    counted = {}
+    for name in rows[0]["answers"]:
         moved = Counter((r["answers"][ORIGINAL], r["answers"][name]) for r in rows
                         if r["answers"][name] != r["answers"][ORIGINAL])
-        lines.append(f"| {name} | {accuracy} | {same / n:.1%} ({same}/{n}) | {refused} | {moves_text(moved) or '-'} |")
+        counted[name] = Figures(
+            sum(r["answers"][name] == r["genre"] for r in rows), len(rows),
+            sum(r["answers"][name] == r["genre"] for r in test), len(test),
+            None if name == ORIGINAL else len(rows) - sum(moved.values()),
+            sum(r["answers"][name] == REFUSED for r in rows), moves_text(moved) or "-")
+    return counted
+
+
+def table(counted: dict[str, Figures]) -> str:
+    """The run's whole table: one line per way of sending the clips."""
+    lines = ["| clips sent as | clip accuracy | test split only | answers equal to the original's | refused | "
+             "changed answers went (original -> now, clips; top 3) |", "|---|---|---|---|---|---|"]
+    for name, f in counted.items():
+        accuracy = f"{accuracy_text(f.correct, f.clips)} | {accuracy_text(f.test_correct, f.test_clips)}"
+        if f.kept is None:
+            lines.append(f"| {name} ({f.clips} clips) | {accuracy} | - | {f.refused} | - |")
+        else:
+            lines.append(f"| {name} | {accuracy} | {kept_text(f)} ({f.kept}/{f.clips}) | {f.refused} | {f.moves} |")
     return "\n".join(lines)
 
 
@@ -257,13 +293,59 @@ def near_ties_text(rows: list[dict]) -> str:
     return text + "."
 
 
-def section_name(family: str, variant: Optional[str]) -> tuple[str, str]:
-    """The section's marker name and title: one section per family, and one per named variant of it."""
-    name, label = f"robustness-{family}", family
-    if variant:  # always a suffix, so that no variant's section can take the family's own marker
-        name += "-" + re.sub(r"[^a-z0-9]+", "-", variant.lower()).strip("-")
-        label = f"{family} {variant}"
-    return name, f"Robustness to level, codec, sample rate and device: {label}"
+def row_label(family: str, variant: Optional[str]) -> str:
+    """The shared table's row key: the family, and the setting it was trained with if named."""
+    return f"{family} ({variant})" if variant else family
+
+
+def row_rank(label: str) -> tuple:
+    """Rows in the order of config.settings.MODEL_TYPES, a family's preset before its variants; others last."""
+    family = label.split(" (")[0]
+    return (MODEL_TYPES.index(family) if family in MODEL_TYPES else len(MODEL_TYPES), family, label)
+
+
+def summary_row(label: str, counted: dict[str, Figures], stamp: str, commit: str, cpu: str) -> str:
+    """The run's row of the shared table."""
+    def channel(start: str) -> Figures:
+        return next(f for name, f in counted.items() if name.startswith(start))
+
+    original, device = counted[ORIGINAL], channel(DEVICE)
+    cells = [label, accuracy_text(original.correct, original.clips),
+             accuracy_text(original.test_correct, original.test_clips),
+             *(kept_text(channel(start)) for _, start in SUMMARY_CHANNELS),
+             f"{device.correct / device.clips:.3f}; {kept_text(device)}",
+             f"{stamp.removesuffix(' UTC')} ({commit})", cpu]
+    return "| " + " | ".join(cells) + " |"
+
+
+def shared_text(rows: list[str]) -> str:
+    """The shared section's body: what every row measured, once, then the rows."""
+    return "\n".join([
+        "Each held-out clip (the eval and test splits of the split the model was trained on; the eval split chose "
+        "the training epochs, the test split did not) sent to the model's `serving_default` signature, the one TF "
+        "Serving runs, called in-process (no gRPC), decoded as the client decodes a file (libsndfile, averaged to "
+        "mono, its own rate); then sent again through each channel.",
+        "",
+        CHANNELS_TEXT,
+        "",
+        "Accuracy: the original's clip accuracy over every clip sent and over the test split's. Answers kept: the "
+        "share of clips whose answer through the channel equals the clip's own answer. Device: the accuracy through "
+        "the device, then its answers kept. One row per family, or per named setting of one (`--variant`); each "
+        "run's whole table (every channel, refusals, where changed answers went, near ties, time and load) is the "
+        "`.md` file beside its `--save` JSON.",
+        "",
+        "| family (variant) | clip accuracy | test split only | "
+        + " | ".join(column for column, _ in SUMMARY_CHANNELS)
+        + " | device: accuracy; kept | date UTC (commit) | CPU |",
+        "|---|" + "---|" * (len(SUMMARY_CHANNELS) + 5),
+        *rows,
+    ])
+
+
+def write_row(row: str) -> None:
+    """ROW in place of its family's row of the shared section, the other rows kept."""
+    rows = put_row(table_rows(read_section(SECTION)), row, row_rank)
+    write_section(SECTION, TITLE, shared_text(rows), command=SHARED_COMMAND, stamped=False)
 
 
 def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, limit: Optional[int],
@@ -285,13 +367,9 @@ def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, li
         + (" No clip of the train split; the eval split chose the training epochs, the test split did not."
            if "train" not in per_split else ""),
         "",
-        "Channels (bench/channels.py): gains on the clip's own samples (+6 dB clipped at full scale); MP3 "
-        f"{channels.MP3_KBPS} kbit/s constant and Ogg Vorbis quality 4, both 44.1 kHz stereo, encoded and decoded "
-        "with libsndfile; soxr resampling; the device: an 8th-order 150 Hz-7 kHz band-pass, a synthetic room "
-        f"(RT60 {channels.DEVICE_RT60_SECONDS:g} s, direct sound {channels.DEVICE_DRR_DB:g} dB above the tail), "
-        f"noise in the same band at {channels.DEVICE_SNR_DB:g} dB SNR, room and noise seeded by the track id.",
+        CHANNELS_TEXT,
         "",
-        table(rows),
+        table(figures(rows)),
         "",
         *([near_ties, ""] if near_ties else []),
         f"{seconds:.0f} s for {len(rows)} clips x {len(rows[0]['answers'])} requests; load average "
@@ -305,11 +383,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--model-dir", default=PipelineConfig().serving_dir,
                         help="a pushed model (DIR/<version>/saved_model.pb, the newest version) or one SavedModel "
                              "(DIR/saved_model.pb) (default: %(default)s)")
-    parser.add_argument("--family", required=True, help="the model's family, as the section names it (cnn, musicnn, ...)")
-    parser.add_argument("--variant", help="a setting the model was trained with, named in the section's title and "
-                                          "key, e.g. 'without device views' (default: the family's preset)")
+    parser.add_argument("--family", required=True, help="the model's family, as its row names it (cnn, musicnn, ...)")
+    parser.add_argument("--variant", help="a setting the model was trained with, named in its row of the table "
+                                          "(its key), e.g. 'without device views' (default: the family's preset)")
     parser.add_argument("--trained-by", help="the command that trained the model, e.g. 'python -m bench.accuracy "
-                                             "--models musicnn --seeds 42'; written at the top of the section")
+                                             "--models musicnn --seeds 42'; written at the top of the run's .md")
     parser.add_argument("--clips-from", help="AudioExampleGen's records: a pipeline output dir or root, its report "
                                              "folder or files.jsonl (default: ExampleGen's planner on --data-root)")
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="(default: %(default)s)")
@@ -318,7 +396,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--split-dir", default=str(DEFAULT_SPLIT_DIR), help="(default: %(default)s)")
     parser.add_argument("--splits", default="eval,test", help="splits whose clips are sent (default: %(default)s)")
     parser.add_argument("--limit", type=int, help="the first N clips of each genre only (default: all)")
-    parser.add_argument("--save", help="also write every clip's answers to this JSON file")
+    parser.add_argument("--save", help="also write every clip's answers to this JSON file, and the run's whole "
+                                       "table beside it (the same name, .md)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
@@ -342,13 +421,16 @@ def main(argv: Optional[list[str]] = None) -> None:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     print(body)
+    stamp, commit = run_stamp()
+    label = row_label(args.family, args.variant)
     if args.save:
         with open(args.save, "w") as f:
             json.dump(rows, f, indent=1)
+        command = f"{COMMAND} ARGS=\"{shlex.join(argv if argv is not None else sys.argv[1:])}\""
+        Path(args.save).with_suffix(".md").write_text(
+            f"## {TITLE}: {label}\n\n{run_header(command, stamp, commit)}\n\n{body.strip()}\n")
     if not args.no_write:
-        name, title = section_name(args.family, args.variant)
-        args_text = shlex.join(argv if argv is not None else sys.argv[1:])
-        write_section(name, title, body, command=f"{COMMAND} ARGS=\"{args_text}\"")
+        write_row(summary_row(label, figures(rows), stamp, commit, cpu_description()))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """bench/robustness.py on synthetic clips and the stand-in model of testkit/serving.py, so CI covers the tool
 without ../shared. The stand-in's genre follows a segment's loudness (RMS r -> genre round(10 r)), so a gain
 must move its answers by a computable amount while a change of sample rate must not: the tables are checked
-against that, not only for being there. BENCHMARKS.md is redirected to a temporary file."""
+against that, not only for being there. BENCHMARKS.md is redirected to a temporary file; the shared table's
+row rendering and replacement are checked on counted figures, without a model."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ import soundfile as sf
 import bench.report
 from audio.discovery import discover, input_pattern
 from bench import channels, robustness
+from bench.report import first_cell, table_rows
 from components.audio_example_gen.ingest import INGESTED
 from components.audio_example_gen.plan import plan_tasks
 from components.audio_example_gen.quarantine import summarize, write_report
@@ -59,9 +61,12 @@ def test_the_tables_follow_what_each_channel_does_to_the_stand_in(model_base, da
     saved = tmp_path / "answers.json"
     robustness.main(["--model-dir", model_base, "--family", "stand-in", "--data-root", str(data_root),
                      "--split", "stratified", "--save", str(saved)])
-    text = report_file.read_text()
-    assert "<!-- bench:robustness-stand-in -->" in text
+    text = (tmp_path / "answers.md").read_text()  # the run's whole table, beside its answers
+    assert text.startswith("## Robustness to level, codec, sample rate and device: stand-in\n")
     assert 'Command: `make bench-robustness ARGS="--model-dir' in text and "Machine:" in text
+    # its row of the shared table: the original, then -24 dB, +6 dB clipped, MP3, Ogg, 8 kHz, 16 kHz kept
+    shared = row(report_file.read_text(), "stand-in")
+    assert shared[:5] == ["stand-in", "1.000 (20/20)", "1.000 (10/10)", "10.0%", "20.0%"] and shared[8] == "100.0%"
     assert f"`{model_base}/2`" in text  # the newest version
     assert "20 held-out clips (eval 10, test 10;" in text and "protocol stratified" in text
     assert "with the lists" not in text and "No clip of the train split" in text
@@ -130,19 +135,22 @@ def test_limit_and_records_take_the_clips_the_run_ingested(model_base, data_root
     assert not report_file.exists()  # --no-write
 
 
-def test_a_variant_gets_its_own_section_and_says_how_it_was_trained(model_base, data_root, report_file):
+def test_a_variant_gets_its_own_row_and_its_file_says_how_it_was_trained(model_base, data_root, report_file,
+                                                                        tmp_path):
     common = ["--model-dir", model_base, "--family", "stand-in", "--data-root", str(data_root),
               "--split", "stratified", "--splits", "test", "--limit", "1"]
-    robustness.main(common)
-    robustness.main([*common, "--variant", "without device views",
+    robustness.main([*common, "--save", str(tmp_path / "preset.json")])
+    robustness.main([*common, "--variant", "without device views", "--save", str(tmp_path / "variant.json"),
                      "--trained-by", "python -m bench.accuracy --models stand-in --seeds 42"])
     text = report_file.read_text()
-    assert "<!-- bench:robustness-stand-in -->" in text  # the preset's section is left in place
-    variant = text.split("<!-- bench:robustness-stand-in-without-device-views -->")[1]
-    assert variant.startswith("\n## Robustness to level, codec, sample rate and device: stand-in without device views\n")
+    assert text.count("<!-- bench:robustness -->") == 1
+    assert [first_cell(r) for r in table_rows(text)] == ["stand-in", "stand-in (without device views)"]
+    variant = (tmp_path / "variant.md").read_text()
+    assert variant.startswith(
+        "## Robustness to level, codec, sample rate and device: stand-in (without device views)\n")
     assert "Trained by `python -m bench.accuracy --models stand-in --seeds 42`." in variant
     assert "--variant 'without device views'" in variant  # the command as a shell takes it
-    assert "Trained by" not in text.split("<!-- bench:robustness-stand-in-without-device-views -->")[0]
+    assert "Trained by" not in (tmp_path / "preset.md").read_text()
 
 
 def test_what_a_user_can_get_wrong_ends_in_one_paragraph(model_base, data_root, tmp_path, capsys):
@@ -159,8 +167,44 @@ def test_what_a_user_can_get_wrong_ends_in_one_paragraph(model_base, data_root, 
         assert re.search(message, err) and "Traceback" not in err and err.count("\n") == 1, err
 
 
-def test_a_variant_never_takes_the_familys_own_section():
-    assert robustness.section_name("cnn", None) == (
-        "robustness-cnn", "Robustness to level, codec, sample rate and device: cnn")
-    assert robustness.section_name("cnn", "without views")[0] == "robustness-cnn-without-views"
-    assert robustness.section_name("cnn", "!!")[0] != "robustness-cnn"  # nothing left of it to slug
+def counted(clip_answers: list[tuple[str, str, str, str]]) -> dict:
+    """Figures of clips given as (genre, split, original answer, answer through every channel but -24 dB)."""
+    names = list(channels.channels(0))
+    rows = [{"genre": genre, "split": split, "answers": {
+        robustness.ORIGINAL: original, **{n: original if n == "gain -24 dB" else other for n in names}}}
+        for genre, split, original, other in clip_answers]
+    return robustness.figures(rows)
+
+
+def test_a_row_gives_the_original_and_the_answers_kept_through_the_compact_channels():
+    figures = counted([("jazz", "test", "jazz", "jazz"), ("jazz", "eval", "jazz", "rock"),
+                       ("rock", "test", "blues", "rock"), ("rock", "eval", "rock", "rock")])
+    assert figures["gain -24 dB"].kept == 4 and figures["resampled to 8 kHz"].kept == 2
+    assert robustness.summary_row("cnn", figures, "2026-01-02 03:04 UTC", "abc1234", "2 cores (x; AVX2)") == (
+        "| cnn | 0.750 (3/4) | 0.500 (1/2) | 100.0% | 50.0% | 50.0% | 50.0% | 50.0% | 50.0% | 0.750; 50.0% "
+        "| 2026-01-02 03:04 (abc1234) | 2 cores (x; AVX2) |")
+    assert robustness.table(figures).splitlines()[3] == (  # the whole table's -6 dB line, from the same figures
+        "| gain -6 dB | 0.750 (3/4) | 1.000 (2/2) | 50.0% (2/4) | 0 | blues -> rock (1), jazz -> rock (1) |")
+
+
+def test_a_rerun_replaces_its_row_keeps_the_others_and_the_order_is_fixed(report_file):
+    figures = counted([("jazz", "test", "jazz", "jazz")])
+
+    def run(label, commit):
+        robustness.write_row(robustness.summary_row(label, figures, "2026-01-02 03:04 UTC", commit, "cpu"))
+
+    for label in ("stand-in", "musicnn (without device views)", "musicnn", "cnn", "lstm"):
+        run(label, "first")
+    run("musicnn", "second")
+    text = report_file.read_text()
+    rows = table_rows(text)
+    assert [first_cell(r) for r in rows] == ["cnn", "lstm", "musicnn", "musicnn (without device views)", "stand-in"]
+    assert "(second)" in rows[2] and all("(first)" in r for r in rows[:2] + rows[3:])
+    assert text.count("Channels (bench/channels.py)") == 1 and text.count("Answers kept:") == 1
+
+
+def test_a_variant_is_its_familys_row_key_with_the_setting():
+    assert robustness.row_label("cnn", None) == "cnn"
+    assert robustness.row_label("musicnn", "without device views") == "musicnn (without device views)"
+    assert robustness.row_rank("cnn") < robustness.row_rank("cnn (x)") < robustness.row_rank("musicnn")
+    assert robustness.row_rank("musicnn_efficientat") < robustness.row_rank("aaa")  # other families last
