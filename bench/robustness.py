@@ -243,8 +243,8 @@ def accuracy_text(correct: int, clips: int) -> str:
     return f"{correct / clips:.3f} ({correct}/{clips})" if clips else "-"
 
 
-def kept_text(figures: Figures) -> str:
-    return f"{figures.kept / figures.clips:.1%}"
+def kept_text(f: Figures) -> str:
+    return f"{f.kept / f.clips:.1%}"
 
 
 def figures(rows: list[dict]) -> dict[str, Figures]:
