@@ -21,14 +21,16 @@ import pytest  # noqa: E402
 from config.local_http import free_port, stop_process, wait_until_healthy  # noqa: E402,F401 (free_port: tests import it from here)
 
 
-# The modules that run whole pipelines, longest first (by pytest's --durations on CI). pytest-xdist's
-# loadfile hands modules to its workers in collection order (the Makefile passes
-# --no-loadscope-reorder): its default order, the modules with most tests first, left these minutes-long
-# modules to the end, where one worker ran them while the other had nothing left to take.
+# The modules that run whole pipelines or train in processes of their own, longest first (by pytest's --durations
+# on CI). pytest-xdist's loadfile hands modules to its workers in collection order (the Makefile passes
+# --no-loadscope-reorder): its default order, the modules with most tests first, left these minutes-long modules to
+# the end, where one worker ran them while the other had nothing left to take.
 LONG_MODULES = (
-    "tests/test_pretrained_families_e2e.py",
     "tests/test_model_families_e2e.py",
+    "tests/test_distributed_training.py",
     "tests/test_second_command_e2e.py",
+    "tests/test_pretrained_families_e2e.py",
+    "tests/test_mn04_families_e2e.py",
     "tests/test_pipeline_e2e.py",
 )
 

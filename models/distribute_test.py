@@ -187,7 +187,7 @@ class _ModelBuilt(Exception):
 def test_the_trainer_acts_on_the_probes_answer_before_any_model(answer, split, tmp_path, monkeypatch):
     """Whatever the probe answers on this CPU, forced here each way: a problem is one paragraph naming the fix,
     raised before a model is built; no problem lets the Trainer go on to build the model in that precision."""
-    from pipeline.errors import UserError
+    from config.errors import UserError
 
     config, tft_output, shards = split
     config.train = dataclasses.replace(config.train, mixed_precision="bfloat16")

@@ -1,7 +1,7 @@
 """The efficientat family: shapes, a frozen mn04 body, the cut at its 384-d embedding, and its weights' errors.
 
 Random weights here (``pretrained=False``), so CI needs no file; the release weights' parity is
-models/efficientat/network_test.py's, and a training run on them is tests/test_pretrained_families_e2e.py's.
+models/efficientat/network_test.py's, and a training run on them is tests/test_mn04_families_e2e.py's.
 """
 import argparse
 import dataclasses

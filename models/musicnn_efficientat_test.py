@@ -2,7 +2,7 @@
 embedding, and an export whose serving graph (musicnn.ServingBody on one input) answers as the Keras layers.
 
 mn04 has random weights here (``pretrained=False``; musicnn's first layers too), so CI needs no file; a training
-run on the release weights is tests/test_pretrained_families_e2e.py's.
+run on the release weights is tests/test_mn04_families_e2e.py's.
 """
 import dataclasses
 

@@ -1,9 +1,10 @@
 """What the families' end-to-end tests share: train one family through the real pipeline on the synthetic
 set, score its held-out tracks, and compare its raw-audio signature with ``from_examples``.
 
-Two test modules use it, so that pytest-xdist can run them side by side: tests/test_model_families_e2e.py
-(22.05 kHz: CNN, ANN, EfficientNet, one ingestion) and tests/test_pretrained_families_e2e.py (pretrained bodies:
-VGG, LSTM, musicnn on one 16-kHz ingestion; efficientat at 32 kHz).
+Three test modules use it, so that pytest-xdist can run them side by side, each with one ingestion:
+tests/test_model_families_e2e.py (22.05 kHz: CNN, ANN, EfficientNet), tests/test_pretrained_families_e2e.py (MSD's
+bodies at 16 kHz: VGG, LSTM, musicnn) and tests/test_mn04_families_e2e.py (mn04 at 32 kHz: efficientat,
+musicnn_efficientat).
 """
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ tests/families.py (the CNN and the ANN: 90 % of held-out clips and 80 % of their
 whole network trains for a few epochs here: a learning signal, five times chance). The Trainer's wall time is read back from its MLMD
 execution and printed, never asserted: speed is measured in bench/ (BENCHMARKS.md). For the ANN and
 EfficientNet the raw-audio `serving_default` signature is also checked against `from_examples`
-on a held-out clip (the CNN's: tests/test_pipeline_e2e.py). The 16-kHz pretrained families are in
-tests/test_pretrained_families_e2e.py; the helpers both share, in tests/families.py.
+on a held-out clip (the CNN's: tests/test_pipeline_e2e.py). The pretrained families are in
+tests/test_pretrained_families_e2e.py and tests/test_mn04_families_e2e.py; the helpers they share, in tests/families.py.
 """
 from __future__ import annotations
 
