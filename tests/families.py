@@ -8,6 +8,7 @@ musicnn_efficientat).
 """
 from __future__ import annotations
 
+import glob
 import os
 
 import numpy as np
@@ -27,15 +28,15 @@ TRACKS = 12
 # segments a track; the pretrained families' cost is their frozen body's pass over every segment, so two do.
 SECONDS = {"cnn": 12.0, "ann": 12.0, "efficientnet": 12.0}
 PRETRAINED_SECONDS = 6.0
+# The VGG trains in two phases: its head on the frozen body's embeddings for VGG_HEAD_EPOCHS (--frozen-epochs), then
+# one epoch of fine-tuning the whole network, the expensive phase (a minute an epoch here) whose path the test keeps.
+VGG_HEAD_EPOCHS = 5
 # Each family's budget of epochs. The synthetic set is learnt in a few, and each family test keeps its code path end
 # to end and a learning signal on held-out tracks; how well a family learns real music is measured in the accuracy
 # benchmark (`make bench-accuracy`). LSTM, musicnn, efficientat and musicnn_efficientat: their presets' heads on the
 # frozen bodies' outputs (two of them, HEADS), seconds an epoch.
-VGG_HEAD_EPOCHS = 5
 EPOCHS = {"cnn": 15, "lstm": 15, "ann": 20, "efficientnet": 16, "musicnn": 20, "efficientat": 20,
           "musicnn_efficientat": 20, "vgg": VGG_HEAD_EPOCHS + 1}
-# The VGG trains in two phases: its head on the frozen body's embeddings for VGG_HEAD_EPOCHS (--frozen-epochs), then
-# one epoch of fine-tuning the whole network, the expensive phase (a minute an epoch here) whose path the test keeps.
 # The families trained whole from the first epoch (no early stopping, a cosine decay) stop once the eval split's
 # segment accuracy reaches this on two epochs in a row (--stop-at-eval-accuracy), as the first run on the synthetic
 # set does. Not the heads: early stopping restores their best eval loss, which a stop after a few epochs leaves early.
@@ -62,6 +63,13 @@ SERVED_CHECK = ("ann", "efficientnet", "musicnn", "efficientat", "musicnn_effici
 def seconds(model: str) -> float:
     """Seconds a synthetic track for ``model``'s test set (:data:`SECONDS`)."""
     return SECONDS.get(model, PRETRAINED_SECONDS)
+
+
+def train_lines(output_dir: str) -> list[str]:
+    """The ``[train]`` lines of the newest run's log in ``output_dir``: what the Trainer said it did."""
+    log = max(glob.glob(os.path.join(output_dir, "logs", "run-*.log")), key=os.path.getmtime)
+    with open(log, errors="replace") as f:
+        return [line.rstrip() for line in f if line.startswith("[train] ")]
 
 
 def _artifact(cls, mlmd_artifact):

@@ -14,14 +14,11 @@ tests/test_pretrained_families_e2e.py and tests/test_mn04_families_e2e.py; the h
 """
 from __future__ import annotations
 
-import glob
-import os
-
 import pytest
 
 from config.settings import PipelineConfig
 from models import efficientnet, registry
-from tests.families import EPOCHS, assert_family_generalises
+from tests.families import EPOCHS, assert_family_generalises, train_lines
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +45,7 @@ def test_efficientnet_from_random_initialisation_learns_in_one_phase_and_serves(
         assert not registry.has_pretrained_backbone(PipelineConfig().with_model("efficientnet"))
     finally:
         efficientnet.weights_source.cache_clear()
-    log = max(glob.glob(os.path.join(output_dir, "logs", "run-*.log")), key=os.path.getmtime)
-    with open(log, errors="replace") as f:
-        lines = [line for line in f if line.startswith("[train] ")]
+    lines = train_lines(output_dir)
     assert sum("efficientnet: random initialisation" in line for line in lines) == 1, lines
     assert not any(line.startswith("[train] head:") for line in lines), lines  # no frozen phase
     # One phase: epochs 1, 2, ... of the whole budget, ended by the budget or by the stop rule's own line.

@@ -10,13 +10,11 @@ the VGG and the LSTM take musicnn's features at the same rate through the same s
 """
 from __future__ import annotations
 
-import glob
-import os
 import re
 
 import pytest
 
-from tests.families import EPOCHS, assert_family_generalises
+from tests.families import EPOCHS, assert_family_generalises, train_lines
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +26,7 @@ def output_dir(tmp_path_factory) -> str:
 def test_family_generalises_to_held_out_tracks(model, output_dir):
     assert_family_generalises(model, output_dir)
     if model == "vgg":  # both phases ran: the head on the frozen body's embeddings, then fine-tuning
-        log = max(glob.glob(os.path.join(output_dir, "logs", "run-*.log")), key=os.path.getmtime)
-        with open(log, errors="replace") as f:
-            lines = [line.strip() for line in f if line.startswith("[train] ")]
+        lines = train_lines(output_dir)
         assert any(re.fullmatch(r"\[train\] head: \d+ epochs on the frozen body's embeddings; fine-tuning for up to "
                                 r"\d+ epochs", line) for line in lines), lines
         assert f"[train] epoch {EPOCHS['vgg']}/{EPOCHS['vgg']}" in "\n".join(lines)
