@@ -17,7 +17,7 @@ Memory: every ``--interval`` seconds (0.25 s) the resident memory (``VmRSS``) of
 and of every process below it (Beam's worker processes) is read from ``/proc`` and summed.
 Each sample is attributed to the step running at that moment, known from the child's own
 console lines as they arrive (``[step] NAME ...`` when a step starts, ``[step] NAME: ...``
-when it ends: ``local_runner.StepTracker``); samples outside any step (start-up, the summary)
+when it ends: ``local_run.steps.StepTracker``); samples outside any step (start-up, the summary)
 go to "outside steps". A step's peak is its largest sample (launcher and workers summed; the
 launcher's and the workers' own peaks are kept too). The child's ``VmHWM`` (its
 ``ru_maxrss``) is recorded as a check on the sampling. Shared pages count once per process.

@@ -19,9 +19,10 @@ import local_runner
 from config.errors import UserError, find_user_error
 from config.settings import GENRES, PathsConfig, PipelineConfig
 from models import tracking
-from pipeline import preflight
-from pipeline.console import RunConsole
-from pipeline.run_lock import OutputDirLock
+from local_run import preflight
+from local_run.console import RunConsole
+from local_run.failure import failure_paragraph
+from local_run.lock import OutputDirLock
 
 
 def _root(tmp_path, genres, files=2, ext="wav"):
@@ -89,7 +90,7 @@ def test_split_lists_are_checked(tmp_path):
 
 def test_the_lock_refuses_a_second_process_naming_the_first(tmp_path):
     with OutputDirLock(str(tmp_path)):
-        code = ("import sys\nfrom pipeline.run_lock import OutputDirLock\nfrom config.errors import UserError\n"
+        code = ("import sys\nfrom local_run.lock import OutputDirLock\nfrom config.errors import UserError\n"
                 "try:\n    OutputDirLock(sys.argv[1]).__enter__()\nexcept UserError as e:\n    print(e)\n")
         out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
                              cwd=str(local_runner._ROOT), timeout=60)
@@ -123,12 +124,12 @@ def test_failure_paragraphs_name_the_step_the_problem_and_the_log():
     wrapped = RuntimeError("beam wrapper")
     wrapped.__cause__ = UserError("The eval split has no tracks.", where="AudioExampleGen", fix="add tracks")
     assert find_user_error(wrapped) is wrapped.__cause__
-    text = local_runner.failure_paragraph(wrapped, "AudioExampleGen", "/x/run.log")
+    text = failure_paragraph(wrapped, "AudioExampleGen", "/x/run.log")
     assert text.startswith("Run stopped in AudioExampleGen: The eval split has no tracks (AudioExampleGen).")
     assert "Fix: add tracks" in text and text.endswith("Log: /x/run.log")
-    other = local_runner.failure_paragraph(ValueError("line 1\nArrowInvalid: schema"), "Transform", "/x/l.log")
+    other = failure_paragraph(ValueError("line 1\nArrowInvalid: schema"), "Transform", "/x/l.log")
     assert "Run failed in Transform: ValueError: ArrowInvalid: schema" in other and "--verbose" in other
-    assert "Run the same command again" in local_runner.failure_paragraph(KeyboardInterrupt(), "Trainer", "l")
+    assert "Run the same command again" in failure_paragraph(KeyboardInterrupt(), "Trainer", "l")
 
 
 def _config(tmp_path) -> PipelineConfig:

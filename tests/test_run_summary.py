@@ -1,5 +1,5 @@
 """The console summary of a run: a library's groups per split, and quarantined files beyond the listed few."""
-import local_runner
+from local_run.summary import print_summary
 
 
 def _summary(groups, quarantined_listed, quarantined_total):
@@ -12,7 +12,7 @@ def _summary(groups, quarantined_listed, quarantined_total):
 
 
 def test_a_library_run_names_its_groups_per_split_and_counts_the_unlisted_bad_files(capsys):
-    local_runner.print_summary(_summary({"train": 28, "eval": 6, "test": 6}, 20, 23), until="validate")
+    print_summary(_summary({"train": 28, "eval": 6, "test": 6}, 20, 23), until="validate")
     out = capsys.readouterr().out
     assert "split by album (all tracks of one on one side): train 28, eval 6, test 6 groups" in out
     assert out.count("  quarantined rock/a/b/") == 20
@@ -20,6 +20,6 @@ def test_a_library_run_names_its_groups_per_split_and_counts_the_unlisted_bad_fi
 
 
 def test_loose_clips_print_no_group_line_and_no_remainder(capsys):
-    local_runner.print_summary(_summary({"train": 140, "eval": 30, "test": 30}, 2, 2), until="validate")
+    print_summary(_summary({"train": 140, "eval": 30, "test": 30}, 2, 2), until="validate")
     out = capsys.readouterr().out
     assert "split by" not in out and "more quarantined" not in out

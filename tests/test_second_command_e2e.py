@@ -69,7 +69,7 @@ def model_switch(tmp_path_factory):
 def _console(summary: dict) -> str:
     """What the run showed on its terminal: the log file holds it with everything else, so
     the console is the log's lines that the console filter lets through."""
-    from pipeline.console import OWN_LINE
+    from local_run.console import OWN_LINE
     lines = Path(summary["log"]).read_bytes().splitlines(keepends=True)
     return b"".join(line for line in lines if OWN_LINE.match(line)).decode()
 

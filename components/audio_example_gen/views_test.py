@@ -139,11 +139,11 @@ def test_an_unknown_view_is_refused_by_name(capsys):
 
 
 def test_the_run_summary_says_how_many_view_segments_were_added(capsys):
-    import local_runner
+    from local_run.summary import print_summary
 
     data = {"files": {"ingested": 20, "quarantined": 0, "excluded": 0}, "tracks": {"train": 14, "eval": 3, "test": 3},
             "quarantined": [], "excluded": {}, "warnings": [], "report": "/r", "view_segments": 140}
-    local_runner.print_summary({"data": data, "pipeline_root": "/p", "seconds": 1.0}, "push")
+    print_summary({"data": data, "pipeline_root": "/p", "seconds": 1.0}, "push")
     assert ("  training views: 140 device-like segments added to the train split (--train-views); eval and test as "
             "recorded") in capsys.readouterr().out.splitlines()
 

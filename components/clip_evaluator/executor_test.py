@@ -156,10 +156,10 @@ def test_run_summary_lines_name_every_genre_and_mark_the_absent_one():
 
 
 def test_the_run_summary_prints_the_per_genre_clip_accuracy(tmp_path, capsys):
-    import local_runner
+    from local_run.summary import print_summary
 
     summary = {"gate": written_report(tmp_path), "pipeline_root": str(tmp_path), "seconds": 1.0}
-    local_runner.print_summary(summary, "push")
+    print_summary(summary, "push")
     lines = capsys.readouterr().out.splitlines()
     assert "  per-genre clip accuracy (clips): ambient 0.67 (3), drill 1.00 (2), polka 1.00 (1)" in lines
     assert f"  baseline: {BASELINE_LINE}" in lines  # which model the no-regression bar was held against

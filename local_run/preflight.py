@@ -2,8 +2,8 @@
 
 A wrong ``--data-root`` or a collection whose genres are not the label set should be
 reported in the first second, not after the libraries load or after an hour of training.
-Only the standard library and ingestion's discovery rule (components/audio_example_gen/
-audio/discovery.py, which imports no TensorFlow) are used here, so a folder counts as a genre here
+Only the standard library and ingestion's discovery rule (audio/discovery.py, which imports
+no TensorFlow) are used here, so a folder counts as a genre here
 exactly when ingestion would read audio from it: hidden folders (``.polka/``) are not read by
 either, nested files (``pop/sub/x.wav``) count for their top folder. A genre whose tracks fall in
 fewer than two split groups (``--group-by``; audio/groups.py, the same rule ingestion applies) is

@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 import local_runner
+from local_run.run import checked_config
 from audio.discovery import discover
 from components.audio_example_gen import ingest
 from components.audio_example_gen.plan import plan_tasks
@@ -28,7 +29,7 @@ def root(tmp_path):
 
 
 def checked(root, *flags):
-    return local_runner._checked_config(local_runner.parse_args(
+    return checked_config(local_runner.parse_args(
         ["--data-root", str(root), "--output-dir", str(root.parent / "out"), *flags]))
 
 
