@@ -2,50 +2,14 @@
 shards stay under their size bound (real TFRecord files, no model)."""
 from __future__ import annotations
 
-import hashlib
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from models import canonical_order
-
-KIND, SHAPE = "log_mel", (16, 8)
-
-
-def write_segments(path, segments, kind: str = KIND, shape: tuple[int, int] = SHAPE) -> None:
-    """GZIP'd transformed examples, one per (track id, segment index, label); features seeded by the segment."""
-    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
-        for track, index, label in segments:
-            seed = int.from_bytes(hashlib.sha1(f"{track}#{index}".encode()).digest()[:4], "big")
-            values = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
-            writer.write(tf.train.Example(features=tf.train.Features(feature={
-                kind: tf.train.Feature(float_list=tf.train.FloatList(value=values.reshape(-1))),
-                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-                "track_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[track.encode()])),
-                "segment_index": tf.train.Feature(int64_list=tf.train.Int64List(value=[index])),
-            })).SerializeToString())
-
-
-def segments_output(kind: str = KIND, shape: tuple[int, int] = SHAPE) -> SimpleNamespace:
-    """What the input pipeline reads of a TFTransformOutput, for files written by :func:`write_segments`."""
-    return SimpleNamespace(transformed_feature_spec=lambda: {
-        kind: tf.io.FixedLenFeature(shape, tf.float32), "label": tf.io.FixedLenFeature([], tf.int64),
-        "track_id": tf.io.FixedLenFeature([], tf.string), "segment_index": tf.io.FixedLenFeature([], tf.int64)})
-
+from testkit.training_inputs import segments_output, write_segments
 
 SEGMENTS = [(f"jazz.{t:05d}", i, t % 4) for t in range(40) for i in range(5)]
-
-
-def tiny_shards(folder, genre: str, tracks: int, segments_per_track: int, kind: str, shape: tuple[int, int],
-                min_shards: int = 1):
-    """(tft_output, shards) of ``tracks`` x ``segments_per_track`` segments, labels cycling over 3 classes."""
-    write_segments(folder / "part-0.gz", [(f"{genre}.{t:05d}", i, t % 3) for t in range(tracks)
-                                          for i in range(segments_per_track)], kind, shape)
-    tft_output = segments_output(kind, shape)
-    return tft_output, canonical_order.write_shards(str(folder / "*.gz"), tft_output, str(folder / "shards"),
-                                                    min_shards=min_shards)
 
 
 def _keys(records) -> list[tuple[bytes, int]]:

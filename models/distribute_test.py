@@ -19,8 +19,7 @@ import tf_keras as keras
 
 from config.settings import PROJECT_ROOT
 from models import distribute, training
-from models.canonical_order_test import tiny_shards
-from models.training_test import _train
+from testkit.training_inputs import tiny_shards, train_config
 
 
 def tf_config(workers: int, kind: str = "worker", index: int = 0, chief: bool = False) -> str:
@@ -99,7 +98,7 @@ TINY_SHAPE = (32, 16)  # (frames, bins) of the tiny shards' features
 @pytest.fixture
 def split(tmp_path):
     """10 segments of 3 tracks in one canonical shard set."""
-    config = _train("cnn", batch_size=4)
+    config = train_config("cnn", batch_size=4)
     return (config, *tiny_shards(tmp_path, "pop", 5, 2, config.features.kind, TINY_SHAPE))
 
 

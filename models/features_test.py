@@ -10,31 +10,19 @@ import pytest
 import scipy.fft
 import soundfile as sf
 import tensorflow as tf
-from tensorflow.python.framework import op_def_registry
 
 from config.settings import GENRES, FeatureConfig, PipelineConfig
 from conftest import shared_manifest
 from models import audio, features
 from models.efficientat import frontend as efficientat_frontend
 from synthetic.generator import render_track
+from testkit.graph_ops import assert_core_ops_only
 
 SR = 22050
 # The contract is 0.5 dB; measured differences are ~1e-4 dB (float32 vs librosa's float64
 # FFT), so a tenth of the contract still catches a convention slip (window, norm, padding).
 TOLERANCE_DB = 0.05
 MUSICNN = PipelineConfig().with_model("vgg")
-
-
-def assert_core_ops_only(concrete_fn) -> set[str]:
-    """Every op of the graph (nested functions included) is a registered core op, none tfio's."""
-    graph_def = concrete_fn.graph.as_graph_def()
-    library = {f.signature.name for f in graph_def.library.function}
-    nodes = list(graph_def.node) + [n for f in graph_def.library.function for n in f.node_def]
-    ops = {n.op for n in nodes if n.op not in library}
-    assert not [op for op in ops if op.startswith("IO>")], f"tensorflow-io ops in the graph: {ops}"
-    unregistered = sorted(op for op in ops if op_def_registry.get(op) is None)
-    assert not unregistered, f"ops not registered in core TensorFlow: {unregistered}"
-    return ops
 
 
 def librosa_log_mel(y: np.ndarray, sr: int, c: FeatureConfig) -> np.ndarray:

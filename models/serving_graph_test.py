@@ -24,10 +24,9 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from config.settings import GENRES, PipelineConfig
 from models import audio, lstm, musicnn, preprocessing, signatures, transfer
-from models.signatures_test import predict
 from serving.client import GenreClient
 from synthetic.generator import render_track
-from testkit.serving import serving_endpoint
+from testkit.serving import predict, serving_endpoint
 from testkit.tiny_transform import analyze_and_transform
 
 CONFIG = PipelineConfig().with_model("musicnn")

@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from serving.tensors import to_ndarray, to_tensor_proto
 from synthetic.generator import render_track
-from testkit.serving import serving_endpoint, small_model_base
+from testkit.serving import predict, serving_endpoint, small_model_base
 from testkit.tiny_transform import CONFIG
 
 RATE = CONFIG.audio.sample_rate  # 8000
@@ -32,15 +31,6 @@ def stub(tmp_path_factory):
         channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 2**30)])
         yield prediction_service_pb2_grpc.PredictionServiceStub(channel)
         channel.close()
-
-
-def predict(stub, signature: str, **inputs) -> dict[str, np.ndarray]:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name, request.model_spec.signature_name = "genre", signature
-    for name, value in inputs.items():
-        request.inputs[name].CopyFrom(to_tensor_proto(value))
-    response = stub.Predict(request, timeout=120)
-    return {name: to_ndarray(proto) for name, proto in response.outputs.items()}
 
 
 def refused(stub, signature: str, **inputs) -> tuple[grpc.StatusCode, str]:

@@ -1,7 +1,6 @@
 """models/training.py: callbacks per schedule and stopping rule, the VGG's epoch budget (no real training)."""
 from __future__ import annotations
 
-import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,15 +8,8 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from config.settings import PipelineConfig
 from models import canonical_order, training
-from models.canonical_order_test import segments_output, tiny_shards, write_segments
-
-
-def _train(model: str = "cnn", **changes) -> PipelineConfig:
-    config = PipelineConfig().with_model(model)
-    config.train = dataclasses.replace(config.train, **changes)
-    return config
+from testkit.training_inputs import segments_output, tiny_shards, train_config, write_segments
 
 
 def _of(callbacks, cls):
@@ -25,7 +17,7 @@ def _of(callbacks, cls):
 
 
 def test_early_stopping_follows_monitor_and_patience(tmp_path):
-    callbacks = training._callbacks(_train(early_stopping_monitor="val_accuracy", early_stopping_patience=7),
+    callbacks = training._callbacks(train_config(early_stopping_monitor="val_accuracy", early_stopping_patience=7),
                                     str(tmp_path), 30, 0, learning_rate=1e-3, epochs=30)
     [stop] = _of(callbacks, keras.callbacks.EarlyStopping)
     assert (stop.monitor, stop.patience, stop.restore_best_weights) == ("val_accuracy", 7, True)
@@ -35,14 +27,14 @@ def test_early_stopping_follows_monitor_and_patience(tmp_path):
     # The MLflow logger comes last, so it sees the learning rate the schedules add to the logs.
     assert isinstance(callbacks[-1], training.MlflowEpochLogger)
 
-    no_stop = training._callbacks(_train(early_stopping_patience=None), str(tmp_path), 30, 0,
+    no_stop = training._callbacks(train_config(early_stopping_patience=None), str(tmp_path), 30, 0,
                                   learning_rate=1e-3, epochs=30)
     assert not _of(no_stop, keras.callbacks.EarlyStopping)
 
 
 def test_without_records_only_the_training_rules_remain(tmp_path):
     """An average's extra heads: early stopping and the schedule, no checkpoint, TensorBoard or MLflow steps."""
-    config = _train(lr_schedule="plateau", early_stopping_patience=3)
+    config = train_config(lr_schedule="plateau", early_stopping_patience=3)
     callbacks = training._callbacks(config, str(tmp_path), 20, 0, learning_rate=1e-3, epochs=20, records=False)
     assert sorted(type(c).__name__ for c in callbacks) == ["EarlyStopping", "ReduceLROnPlateau"]
     recorded = training._callbacks(config, str(tmp_path), 20, 0, learning_rate=1e-3, epochs=20)
@@ -52,7 +44,7 @@ def test_without_records_only_the_training_rules_remain(tmp_path):
 
 def test_learning_rate_schedules(tmp_path):
     def schedules(**changes):
-        callbacks = training._callbacks(_train(**changes), str(tmp_path), 20, 0, learning_rate=2e-3, epochs=20)
+        callbacks = training._callbacks(train_config(**changes), str(tmp_path), 20, 0, learning_rate=2e-3, epochs=20)
         return (_of(callbacks, keras.callbacks.ReduceLROnPlateau),
                 _of(callbacks, keras.callbacks.LearningRateScheduler))
 
@@ -74,7 +66,7 @@ def test_cosine_schedule_sets_the_optimizer_rate_each_epoch(tmp_path):
     training._compile(model, 1e-2)
     x, y = np.zeros((8, 3), "f"), np.eye(10, dtype="f")[np.arange(8)]
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
-    callbacks = [c for c in training._callbacks(_train(lr_schedule="cosine", early_stopping_patience=None),
+    callbacks = [c for c in training._callbacks(train_config(lr_schedule="cosine", early_stopping_patience=None),
                                                 str(tmp_path), 4, 0, learning_rate=1e-2, epochs=4)
                  if not isinstance(c, training.MlflowEpochLogger)]  # no MLflow run here
     history = model.fit(ds, validation_data=ds, epochs=4, verbose=0, callbacks=callbacks)
@@ -97,7 +89,7 @@ def test_a_learnt_data_set_stops_training_and_only_with_a_bar(tmp_path, capsys):
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(10, activation="softmax")])
         training._compile(model, 0.1)
-        callbacks = [c for c in training._callbacks(_train(early_stopping_patience=None, **changes), str(tmp_path),
+        callbacks = [c for c in training._callbacks(train_config(early_stopping_patience=None, **changes), str(tmp_path),
                                                     50, 0, learning_rate=0.1, epochs=50)
                      if not isinstance(c, training.MlflowEpochLogger)]  # no MLflow run here
         history = model.fit(ds, validation_data=ds, epochs=50, verbose=0, callbacks=callbacks)
@@ -125,7 +117,7 @@ def test_a_head_that_learnt_the_data_set_leaves_no_fine_tuning(monkeypatch, tmp_
                         lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None, even=None:
                         (model, {"loss": [1.0] * 3, "val_accuracy": [0.8, 0.96, 0.97]}))
     model = _FakeModel()
-    training.fit(model, None, None, _train("vgg", epochs=30, frozen_epochs=20, stop_at_eval_accuracy=0.95),
+    training.fit(model, None, None, train_config("vgg", epochs=30, frozen_epochs=20, stop_at_eval_accuracy=0.95),
                  str(tmp_path))
     assert model.fit_epochs == []
 
@@ -142,7 +134,7 @@ def test_vgg_fine_tuning_gets_the_epochs_the_head_left(monkeypatch, tmp_path, ep
     monkeypatch.setattr(training.registry, "set_backbone_trainable", lambda model, trainable: None)
     monkeypatch.setattr(training, "_compile", lambda *args, **kwargs: None)
     model = _FakeModel()
-    _, history = training.fit(model, None, None, _train("vgg", epochs=epochs, frozen_epochs=frozen), str(tmp_path))
+    _, history = training.fit(model, None, None, train_config("vgg", epochs=epochs, frozen_epochs=frozen), str(tmp_path))
     assert model.fit_epochs == ([finetune] if finetune else [])
     assert len(history["loss"]) == head_ran + finetune
 
@@ -176,7 +168,7 @@ def test_fit_weights_each_training_example_by_its_class(monkeypatch, tmp_path):
     x = rng.standard_normal((16, 3)).astype("f")
     y = np.eye(2, dtype="f")[labels]
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
-    config = _train(class_balance=1.0, epochs=1, learning_rate=0.0, early_stopping_patience=None)
+    config = train_config(class_balance=1.0, epochs=1, learning_rate=0.0, early_stopping_patience=None)
     config.genres = ("a", "b")
     weights = training.class_weights(np.bincount(labels), config.train.class_balance)
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
@@ -195,7 +187,7 @@ def test_heads_train_apart_and_the_model_answers_their_mean(family, monkeypatch,
     a save and reload as models/signatures.export saves it. Random weights (pretrained=False): the test is
     the wiring, not the checkpoint."""
     from models import lstm, musicnn
-    config = _train(family, heads=3, epochs=2, frozen_epochs=2, batch_size=8)
+    config = train_config(family, heads=3, epochs=2, frozen_epochs=2, batch_size=8)
     config.genres = ("a", "b", "c")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((12, musicnn.FRAMES, musicnn.MELS)).astype("f")
@@ -231,7 +223,7 @@ def test_heads_train_apart_and_the_model_answers_their_mean(family, monkeypatch,
 
 def test_one_head_returns_the_model_itself(monkeypatch, tmp_path):
     from models import musicnn
-    config = _train("musicnn", heads=1, epochs=1, frozen_epochs=1, batch_size=8)
+    config = train_config("musicnn", heads=1, epochs=1, frozen_epochs=1, batch_size=8)
     config.genres = ("a", "b")
     x = np.random.default_rng(1).standard_normal((4, musicnn.FRAMES, musicnn.MELS)).astype("f")
     ds = tf.data.Dataset.from_tensor_slices((x, np.eye(2, dtype="f")[[0, 1, 0, 1]])).batch(4)
@@ -255,7 +247,7 @@ def test_the_trainer_scratch_is_local(tmp_path):
 def test_a_seed_repeats_training_batches_whatever_order_transform_wrote(tmp_path):
     """The same examples sharded and ordered two ways, streamed from canonical shards cut two ways, give the
     same shuffled, augmented batches."""
-    config = _train("cnn", batch_size=4)
+    config = train_config("cnn", batch_size=4)
     kind, shape = config.features.kind, (32, 16)
     segments = [(f"blues.{t:05d}", i, t % 3) for t in range(6) for i in range(4)]
     first, second = tmp_path / "first", tmp_path / "second"
@@ -294,7 +286,7 @@ def test_a_seed_repeats_training_batches_whatever_order_transform_wrote(tmp_path
 
 def test_a_worker_reads_its_own_shards(tmp_path):
     """shard_index/num_shards: the workers' plain datasets together hold every segment once."""
-    config = _train("cnn", batch_size=4)
+    config = train_config("cnn", batch_size=4)
     tft_output, shards = tiny_shards(tmp_path, "rock", 8, 3, config.features.kind, (32, 16), min_shards=2)
     assert len(shards.paths) >= 2
 

@@ -21,8 +21,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tensorflow_serving.apis import predict_pb2
+
 from config.settings import PipelineConfig
 from serving.stand_in_server import start_server
+from serving.tensors import to_ndarray, to_tensor_proto
 
 STAND_IN_SEGMENT_SECONDS = 3.0
 DEFAULT_GENRES: tuple[str, ...] = PipelineConfig().genres  # the stand-in's label set unless given
@@ -39,6 +42,16 @@ def serving_endpoint(model_base: str | os.PathLike, model_name: str = "genre", *
         yield f"127.0.0.1:{port}"
     finally:
         server.stop(grace=None)
+
+
+def predict(stub, signature: str, **inputs) -> dict[str, np.ndarray]:
+    """One Predict call on the served ``genre`` model: named inputs (numpy) in, named outputs (numpy) back."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name, request.model_spec.signature_name = "genre", signature
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(to_tensor_proto(value))
+    response = stub.Predict(request, timeout=120)
+    return {name: to_ndarray(proto) for name, proto in response.outputs.items()}
 
 
 @pytest.fixture

@@ -8,49 +8,16 @@ Skipped only where Debian's chromium / chromium-driver are not installed
 """
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import soundfile as sf
 
 from app import browser
-from app.settings import AppSettings
-from config.local_http import stop_process
-from testkit.serving import build_stand_in_model, stand_in_clip
-
-ROOT = Path(__file__).resolve().parent.parent
+from testkit.serving import stand_in_clip
+from tests.served_page import page_url, served  # noqa: F401  (fixtures: the model server, the page)
 
 pytestmark = pytest.mark.skipif(browser.missing_browser() is not None,
                                 reason=f"Debian package {browser.missing_browser()} is not installed "
                                        "(scripts/install_browser.sh installs chromium and chromium-driver)")
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """`make serve`'s script on a free port, forced onto the test double; yields host:port."""
-    base = tmp_path_factory.mktemp("serve") / "genre"
-    build_stand_in_model(base, version=3)
-    port = browser.free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py"), "--serving-dir", str(base),
-                                "--port", str(port), "--no-docker"], stdout=subprocess.PIPE, text=True)
-    try:
-        announced = process.stdout.readline()
-        ready = process.stdout.readline()  # the test double's "serving genre from ... on HOST:PORT"
-        assert "TEST DOUBLE" in announced and "latest version 3" in announced, announced
-        assert ready.startswith("serving genre from") and ready.strip().endswith(f"127.0.0.1:{port}"), ready
-        yield f"127.0.0.1:{port}"
-    finally:
-        stop_process(process)
-
-
-@pytest.fixture(scope="module")
-def page_url(served, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("browser")
-    settings = AppSettings(host=served, mlflow_uri=f"sqlite:///{tmp / 'no-store' / 'mlflow.db'}")
-    with browser.running_page(settings, str(tmp / "streamlit.log")) as url:
-        yield url
 
 
 @pytest.fixture

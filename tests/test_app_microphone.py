@@ -3,7 +3,7 @@
 recorded by the page's own recorder (Streamlit's ``st.audio_input``: the browser's getUserMedia and the
 WaveSurfer record plugin, encoded to WAV in the page), sent to the served model and answered on the page.
 
-The model server and the page are tests/test_app_browser.py's fixtures: `make serve`'s script on the TF
+The model server and the page are tests/served_page.py's fixtures: `make serve`'s script on the TF
 Serving test double (TF Serving's binary cannot run here) with the stand-in model of testkit/serving.py, whose
 genre follows a segment's loudness. Skipped only where Debian's chromium / chromium-driver are not installed
 (scripts/install_browser.sh, run by `make test`).
@@ -17,9 +17,7 @@ import soundfile as sf
 
 from app import browser
 from testkit.serving import stand_in_clip
-from tests import test_app_browser
-
-served, page_url = test_app_browser.served, test_app_browser.page_url  # its fixtures: the model server, the page
+from tests.served_page import page_url, served  # noqa: F401  (fixtures: the model server, the page)
 
 pytestmark = pytest.mark.skipif(browser.missing_browser() is not None,
                                 reason=f"Debian package {browser.missing_browser()} is not installed "

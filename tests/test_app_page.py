@@ -5,7 +5,6 @@ stand-in SavedModel from testkit/serving.py, whose genre follows the clip's loud
 """
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
@@ -13,48 +12,17 @@ import textwrap
 
 import numpy as np
 import pytest
-import soundfile as sf
-from streamlit.testing.v1 import AppTest
 
 from app.settings import HOST_ENV, MAX_SECONDS_ENV, MLFLOW_ENV
 from serving.conftest import host  # noqa: F401  (fixture: the test double serving the stand-in, version 1)
 from testkit.serving import build_stand_in_model, serving_endpoint, stand_in_clip
-
-PAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "page.py")
-RATE = 22050
-
-
-def encode(waveform: np.ndarray, fmt: str = "FLAC", rate: int = RATE) -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, waveform, rate, format=fmt)
-    return buffer.getvalue()
-
-
-def open_page(monkeypatch, tmp_path, host: str) -> AppTest:
-    """A fresh page pointed at the model server at HOST; the MLflow store is absent (card shows why)."""
-    monkeypatch.setenv(HOST_ENV, host)
-    monkeypatch.setenv(MLFLOW_ENV, f"sqlite:///{tmp_path / 'absent' / 'mlflow.db'}")
-    monkeypatch.delenv(MAX_SECONDS_ENV, raising=False)
-    at = AppTest.from_file(PAGE, default_timeout=120)
-    at.run()
-    return at
+from tests.page_driver import PAGE, RATE, encode, open_page, texts, upload
 
 
 @pytest.fixture
 def page(monkeypatch, tmp_path, host):
     """A fresh page pointed at the test double serving the stand-in."""
     return open_page(monkeypatch, tmp_path, host)
-
-
-def upload(at: AppTest, name: str, data: bytes, mime: str = "audio/flac") -> AppTest:
-    at.file_uploader(key="upload").set_value((name, data, mime))
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(at: AppTest) -> str:
-    return "\n".join(e.value for e in list(at.markdown) + list(at.caption))
 
 
 def test_upload_shows_genre_bars_timeline_and_model_version(page):

@@ -1,5 +1,5 @@
 """The project's floors hold: no product module imports upward, none takes part in an import circle, and none
-imports a test module, tests/ or testkit/ (docs/architecture.md).
+imports a test module, tests/ or testkit/ (docs/architecture.md); and no test module imports another.
 
 Product: every .py file except tests/, testkit/, bench/ (outside the product, free to import anything),
 ``*_test.py``, ``test_*.py`` and ``conftest.py``. Imports are read with ``ast`` (never executed), those inside
@@ -156,8 +156,25 @@ def problems(root: Path = ROOT, floors: Mapping[str, int] = FLOORS,
     return found
 
 
+def is_test_module(path: Path) -> bool:
+    """A module pytest collects (``*_test.py``, ``test_*.py``): not a helper of tests/, testkit/ or conftest."""
+    return path.name.endswith("_test.py") or path.name.startswith("test_")
+
+
+def imports_between_test_modules(root: Path = ROOT) -> list[str]:
+    """Every import of one test module by another: what two tests share belongs in testkit/ or a helper of tests/."""
+    modules = project_modules(root)
+    return sorted({f"{imp.path}:{imp.line} imports {imp.imported}" for module, path in modules.items()
+                   if is_test_module(path) for imp in imports_of(module, path, root, modules)
+                   if is_test_module(modules[imp.imported])})
+
+
 def test_the_product_imports_only_downward_without_circles_or_test_code():
     assert problems() == []
+
+
+def test_no_test_module_imports_another():
+    assert imports_between_test_modules() == []
 
 
 def test_every_known_exception_is_still_an_import():
@@ -203,3 +220,19 @@ def test_the_checker_reports_an_upward_import_a_circle_and_a_test_import(tmp_pat
     upward = next(p for p in found if p.startswith("upward:"))
     assert upward not in problems(tmp_path, {"config": 0, "audio": 1, "pipeline": 3, "serving": 4},
                                   known=[("config.settings", "pipeline.wiring")])
+
+
+def test_the_checker_reports_a_test_module_importing_another(tmp_path):
+    write(tmp_path, {
+        "models/__init__.py": "",
+        "models/features_test.py": "def helper():\n    pass\n",
+        "models/audio_test.py": "from models.features_test import helper\nfrom testkit import kit\n",
+        "testkit/__init__.py": "",
+        "testkit/kit.py": "",
+        "tests/__init__.py": "",
+        "tests/page_driver.py": "",
+        "tests/test_page.py": "from tests import page_driver\nfrom tests import test_other\n",
+        "tests/test_other.py": "",
+    })
+    assert imports_between_test_modules(tmp_path) == ["models/audio_test.py:1 imports models.features_test",
+                                             "tests/test_page.py:2 imports tests.test_other"]

@@ -71,13 +71,13 @@ def test_page_names_the_model_that_answered(champion, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     from app.settings import HOST_ENV, MLFLOW_ENV
-    from tests import test_app_page as page_test
+    from tests import page_driver
 
     monkeypatch.setenv(HOST_ENV, champion["host"])
     monkeypatch.setenv(MLFLOW_ENV, champion["uri"])
-    at = AppTest.from_file(page_test.PAGE, default_timeout=120)
+    at = AppTest.from_file(page_driver.PAGE, default_timeout=120)
     at.run()
-    page_test.upload(at, "song.flac", page_test.encode(stand_in_clip("blues", 6.0)))
+    page_driver.upload(at, "song.flac", page_driver.encode(stand_in_clip("blues", 6.0)))
     captions = " ".join(c.value for c in at.caption)
     protocol = PipelineConfig().split.protocol  # the run's tag (tracking.training_run)
     assert (f"version {SERVING_VERSION} · CNN · held-out clip accuracy 87.5% over 40 clips ('test' split, {protocol} "

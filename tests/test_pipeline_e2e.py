@@ -60,7 +60,7 @@ def test_first_run_is_blessed_and_pushed(two_runs):
 
 
 def test_gate_reports_are_strict_json_with_consistent_per_genre_numbers(two_runs):
-    from components.clip_evaluator.executor_test import assert_per_genre_consistent, strict_loads
+    from testkit.gate_reports import assert_per_genre_consistent, strict_loads
     from pipeline.pipeline import TOP1_PREFIX
 
     reports = glob.glob(os.path.join(two_runs["tmp"], "pipeline_root", "ClipEvaluator", "blessing", "*",

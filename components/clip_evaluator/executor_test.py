@@ -14,6 +14,7 @@ from components.clip_evaluator.executor import (ALREADY_RELEASED, build_report, 
 from config.settings import GATE_SPLIT, PipelineConfig
 from models import metrics
 from models.signatures import EXAMPLES_SIGNATURE
+from testkit.gate_reports import assert_per_genre_consistent, strict_loads
 
 GENRES3 = ("ambient", "drill", "polka")
 
@@ -76,13 +77,6 @@ def test_the_released_model_is_not_released_again():
     assert decision.reasons == [ALREADY_RELEASED]
 
 
-def strict_loads(text: str):
-    """json.loads that refuses NaN, Infinity and -Infinity, as strict parsers do."""
-    def refuse(constant: str):
-        raise ValueError(f"non-standard JSON constant {constant}")
-    return json.loads(text, parse_constant=refuse)
-
-
 def test_report_is_strict_json_with_null_for_nan(tmp_path):
     path = tmp_path / "clip_metrics.json"
     report = {"blessed": False, "test_overall_Precision_polka": float("nan"), "inf": np.float32("inf"),
@@ -128,20 +122,6 @@ def test_gate_report_holds_per_genre_numbers_in_strict_json(tmp_path):
     assert data["baseline_per_genre"]["drill"]["clip_recall"] == 0.0
     assert_per_genre_consistent(data, "candidate_")
     assert_per_genre_consistent(data, "baseline_")
-
-
-def assert_per_genre_consistent(data: dict, prefix: str) -> None:
-    """Recall, precision and accuracy read off the report's confusion matrix are the reported ones."""
-    matrix, per_genre = data[f"{prefix}clip_confusion"], data[f"{prefix}per_genre"]
-    for genre, row in per_genre.items():
-        clips = sum(matrix[genre].values())
-        predicted = sum(matrix[true][genre] for true in matrix)
-        assert row["clips"] == clips and row["predicted_clips"] == predicted
-        assert row["clip_recall"] == (pytest.approx(matrix[genre][genre] / clips) if clips else None)
-        assert row["clip_precision"] == (pytest.approx(matrix[genre][genre] / predicted) if predicted else None)
-        assert row["clip_accuracy"] == row["clip_recall"]
-    hits = sum(matrix[g][g] for g in matrix)
-    assert data[f"{prefix}clip_accuracy"] == pytest.approx(hits / sum(r["clips"] for r in per_genre.values()))
 
 
 def test_run_summary_lines_name_every_genre_and_mark_the_absent_one():
