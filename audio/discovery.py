@@ -42,7 +42,6 @@ LINKED_FOLDER = "linked_folder"
 # Ingestion's layout reasons.
 NO_GENRE_FOLDER = "no_genre_folder"
 OUTSIDE_GENRE_PARENT = "outside_genre_parent"
-EXCLUDED_REASONS = (HIDDEN, NOT_AUDIO_EXTENSION, NO_NAME, LINKED_FOLDER, NO_GENRE_FOLDER, OUTSIDE_GENRE_PARENT)
 _DETAILS = {
     HIDDEN: "a hidden file or folder (a name starting with '.'): not read",
     NOT_AUDIO_EXTENSION: f"not an audio file (extensions read: {', '.join(AUDIO_EXTENSIONS)})",

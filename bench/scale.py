@@ -57,7 +57,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from bench.report import write_section
+from bench.report import cpu_description, write_section
 from config.settings import MODEL_TYPES
 from pipeline.flags import whole_number
 
@@ -71,7 +71,6 @@ TIME_TOLERANCE = 0.25
 WINDOWED_SPEEDUP = 3.0
 OUTSIDE = "(outside steps)"
 SUMMARY_TAG = "BENCH-SUMMARY "
-VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx_tile")
 
 CHILD_RUN = """
 import json, resource, sys
@@ -392,16 +391,6 @@ def project_seconds(measured_seconds: float, measured_tracks: int, tracks: int) 
 
 # ----- the report -----------------------------------------------------------------------------
 
-def vector_extensions() -> str:
-    try:
-        flags = next((l.split(":", 1)[1].split() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                      if l.startswith("flags")), [])
-    except OSError:
-        flags = []
-    named = {"avx2": "AVX2", "avx512f": "AVX-512F", "avx512_vnni": "AVX-512 VNNI", "amx_tile": "AMX"}
-    return ", ".join(named[f] for f in VECTOR_FLAGS if f in flags) or "none of AVX2, AVX-512, AMX"
-
-
 def _mib(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
@@ -469,7 +458,7 @@ def render(runs: Sequence[MeasuredRun], full: Optional[MeasuredRun], decode: Opt
            criteria: Sequence[Criterion], settings: dict, load: tuple[float, float], wall: float) -> str:
     verdict = {True: "PASS", False: "FAIL", None: "not measured"}
     parts = [
-        f"CPU vector extensions: {vector_extensions()}. Load average (1 min) before / after: {load[0]:.2f} / "
+        f"CPU: {cpu_description()}. Load average (1 min) before / after: {load[0]:.2f} / "
         f"{load[1]:.2f}; {wall / 60:.0f} min wall in all.",
         "",
         f"Libraries: `<genre>/<Genre> Artist K/Album J/NN Title.wav`, {settings['track_seconds']:g} s tracks (mono, "

@@ -139,7 +139,7 @@ def test_a_tiny_end_to_end_run_writes_its_section(tmp_path, monkeypatch):
             "--until", "validate", "--output-root", str(tmp_path / "out")]
     body = scale.main(argv)
     text = benchmarks.read_text()
-    assert "<!-- bench:scale -->" in text and "make bench-scale ARGS=" in text and "CPU vector extensions" in text
+    assert "<!-- bench:scale -->" in text and "make bench-scale ARGS=" in text and "CPU: " in text
     assert "| 0.15x | 30 |" in body and "| 0.2x | 40 |" in body  # 3 and 4 tracks a genre, ten genres
     for step in ("AudioExampleGen", "StatisticsGen", OUTSIDE):
         assert f"| {step} |" in body
