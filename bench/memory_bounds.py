@@ -12,6 +12,7 @@ Writes the ``memory-bounds`` section of BENCHMARKS.md.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -126,7 +127,8 @@ def _hwm(pid: int) -> int:
     raise RuntimeError("no VmHWM")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(prog="python -m bench.memory_bounds", description=__doc__.split("\n\n")[0]).parse_args(argv)
     load_before = os.getloadavg()
     started = time.time()
     rows = []
