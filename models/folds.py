@@ -8,8 +8,8 @@ Folds are cut per genre from the tracks' split groups (audio/groups.folder_key u
 ingestion keeps them together; a tag grouping by its folder rule), in the order of the numbers that end their
 keys, as ``folds`` consecutive blocks of near-equal size: all of an album (or an artist) is on one side, and on
 GTZAN, whose clips are their own groups, consecutive numbers keep most of an artist's clips together where a hash
-would spread them. Fold k trains on every block but k and the next one, whose loss (or accuracy) stops training:
-the held-out block chooses nothing, not even the epoch. Block k's recorded segments are scored by the shipped
+would spread them. Fold k trains on every block but k and the next one, which is the training's eval split (early
+stopping, where the settings stop early): the held-out block chooses nothing, not even the epoch. Block k's recorded segments are scored by the shipped
 vote (mean segment probability per clip); training views train with their track and are never scored.
 """
 from __future__ import annotations

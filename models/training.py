@@ -551,7 +551,7 @@ def run_fn(fn_args: FnArgs) -> None:
     run_dir = fn_args.model_run_dir if plan.cluster.is_chief else tempfile.mkdtemp(prefix="trainer-worker-")
     scratch = scratch_dir_for(run_dir)
     try:
-        _train_and_export(fn_args, config, plan, run_dir, scratch)
+        _train_and_export(fn_args, config, plan, run_dir, scratch, tuned)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         if not plan.cluster.is_chief:
@@ -559,21 +559,27 @@ def run_fn(fn_args: FnArgs) -> None:
 
 
 @contextlib.contextmanager
-def _chief_run(config: PipelineConfig, is_chief: bool) -> Iterator[Optional[object]]:
-    """The chief's MLflow run; None on the other workers, which log nothing."""
+def _chief_run(config: PipelineConfig, is_chief: bool,
+               tuned: Optional[dict] = None) -> Iterator[Optional[object]]:
+    """The chief's MLflow run, tagged with the ``tuned`` settings if any; None on the other workers, which log
+    nothing."""
+    import mlflow
+
     if not is_chief:
         yield None
         return
     with tracking.training_run(config, run_name=f"{config.train.model}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
         print(f"[train] MLflow run {run.info.run_id}", flush=True)
+        if tuned:  # the Tuner's choice, beside the parameters that already hold it
+            mlflow.set_tag("tuned", hyperparameters.describe(tuned))
         yield run
 
 
 def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.Plan, run_dir: str,
-                      scratch: str) -> None:
+                      scratch: str, tuned: Optional[dict] = None) -> None:
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     chief = plan.cluster.is_chief
-    with _chief_run(config, chief) as run:
+    with _chief_run(config, chief, tuned) as run:
         # At least a shard per worker; every worker sorts the split alike and reads only its own shards.
         shards = split_shards(tft_output, scratch, min_shards=plan.cluster.workers, train=fn_args.train_files,
                               eval=fn_args.eval_files)

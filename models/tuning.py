@@ -27,7 +27,7 @@ from tfx.v1.components import TunerFnResult
 
 from components.audio_example_gen.views import VIEW_INDEX_STRIDE
 from config.settings import TUNE_ORACLES, PipelineConfig, TuneConfig
-from models import augment, folds, hyperparameters, preprocessing, registry, training
+from models import augment, folds, hyperparameters, preprocessing, registry, tracking, training
 
 OBJECTIVE = "fold_clip_accuracy"
 LABEL_SMOOTHING = (0.0, 0.1, 0.2, 0.3)
@@ -199,7 +199,7 @@ class FoldTuner(base_tuner.BaseTuner):
     """KerasTuner's search loop with the fold protocol as the trial: ``run_trial`` returns the fold clip accuracy.
 
     A [tune] line per trial (settings, score, best so far, time left); after ``max_seconds`` of tuning no further
-    trial starts."""
+    trial starts. The search ends in an MLflow run of its own (:meth:`on_search_end`)."""
 
     def __init__(self, oracle: keras_tuner.Oracle, config: PipelineConfig, segments: folds.Segments,
                  trainer: Callable[[PipelineConfig], folds.TrainAndPredict], directory: str,
@@ -251,6 +251,34 @@ class FoldTuner(base_tuner.BaseTuner):
             self.oracle.max_trials = len(self.oracle.trials)
             print(f"[tune] time budget of {self.max_seconds / 60:g} min spent after {len(self.records)} trials: "
                   "no further trial", flush=True)
+
+
+    def on_search_end(self) -> None:
+        """An MLflow run ``tune-<family>-<time>``: the chosen values (tag ``tuned``, params ``tuned.*``), every
+        trial's fold clip accuracy (a step each) and the trials as a table (``tuning/trials.json``)."""
+        super().on_search_end()
+        if not self.records:
+            return
+        import mlflow
+
+        best = max(self.records, key=lambda r: r.clip_accuracy)
+        names = sorted({name for r in self.records for name in r.values})
+        with tracking.training_run(self.config, run_name=f"tune-{self.config.train.model}-"
+                                                         f"{time.strftime('%Y%m%d-%H%M%S')}") as run:
+            mlflow.set_tags({"genre.stage": "tune", "tuned": hyperparameters.describe(best.values)})
+            mlflow.log_params({f"tuned.{name}": value for name, value in best.values.items()})
+            for r in self.records:
+                mlflow.log_metric(OBJECTIVE, r.clip_accuracy, step=r.number)
+            mlflow.log_metric(f"best_{OBJECTIVE}", best.clip_accuracy)
+            mlflow.log_table({"trial": [r.number for r in self.records],
+                              OBJECTIVE: [r.clip_accuracy for r in self.records],
+                              "clips_correct": [r.clips_correct for r in self.records],
+                              "seconds": [r.seconds for r in self.records],
+                              **{name: [r.values.get(name) for r in self.records] for name in names}},
+                             artifact_file="tuning/trials.json")
+            print(f"[tune] chosen: {hyperparameters.describe(best.values)} (fold clip accuracy "
+                  f"{best.clip_accuracy:.3f}, trial {best.number} of {len(self.records)}); MLflow run "
+                  f"{run.info.run_id}", flush=True)
 
 
 def tuner_fn(fn_args: FnArgs) -> TunerFnResult:

@@ -6,6 +6,7 @@ smallest synthetic set (2 train, 1 eval and 1 test track a genre, 2 segments a t
 - the Tuner writes the best-hyperparameters artifact and a score for every trial, and prints a [tune] line each;
 - the Trainer compiles its model with the tuned values: the label smoothing asked for on the command line (0.05)
   is in no trial's choices, so the value read back from the compiled model can only have come from the Tuner;
+- the run summary and MLflow name the chosen values and every trial's score;
 - the same command again takes the Tuner and the Trainer from the cache.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import re
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 import local_runner
 from pipeline.run_record import open_store
@@ -70,6 +72,28 @@ def test_the_trainer_compiles_the_tuned_values(tuned):
     assert smoothing != ASKED_SMOOTHING
     assert smoothing == pytest.approx(best["label_smoothing"])
     assert rate == pytest.approx(best["learning_rate"])
+
+
+def test_the_summary_and_mlflow_name_the_choice_and_every_trials_score(tuned):
+    output_dir, first, _, _, again = tuned
+    store = open_store(os.path.join(output_dir, "metadata.sqlite"))
+    best = json.loads(_newest_file(store, "HyperParameters"))["values"]
+    trials = json.loads(_newest_file(store, "TunerResults"))
+    for summary in (first, again):  # a cached Tuner reports the search that made its choice
+        assert summary["tuning"]["chosen"] == best
+        assert [(t["trial"], t["score"]) for t in summary["tuning"]["trials"]] == \
+            [(t["trial_id"], t["score"]) for t in trials]
+    client = MlflowClient(first["mlflow_tracking_uri"])
+    experiment = client.get_experiment_by_name("genre-pipeline")
+    [tune_run] = client.search_runs([experiment.experiment_id], "tags.`genre.stage` = 'tune'")
+    assert tune_run.info.run_name.startswith("tune-ann-")
+    assert {k.removeprefix("tuned."): float(v) for k, v in tune_run.data.params.items() if k.startswith("tuned.")} \
+        == pytest.approx(best)
+    steps = client.get_metric_history(tune_run.info.run_id, "fold_clip_accuracy")
+    assert sorted(m.value for m in steps) == sorted(t["score"] for t in trials)
+    trained = client.get_run(first["mlflow_run_id"])
+    assert trained.data.tags["tuned"] == tune_run.data.tags["tuned"]
+    assert float(trained.data.params["train.label_smoothing"]) == pytest.approx(best["label_smoothing"])
 
 
 def test_the_same_command_again_takes_the_tuner_and_the_trainer_from_the_cache(tuned):
