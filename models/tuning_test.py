@@ -65,3 +65,17 @@ def test_no_trial_starts_once_the_time_budget_is_spent(tmp_path, capsys):
     tuner.search()
     assert len(tuner.records) == 1
     assert "no further trial" in capsys.readouterr().out
+
+
+def test_heads_on_embeddings_train_as_the_trainers_and_score_every_clip():
+    import tf_keras as keras
+
+    config = _config(1)
+    config = dataclasses.replace(config, train=dataclasses.replace(
+        config.train, heads=2, epochs=20, frozen_epochs=20, learning_rate=0.1, batch_size=4))
+    inputs = keras.Input((2,))
+    template = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    segments = _segments()
+    assignment = folds.fold_of_tracks(segments.track_ids, segments.labels, 3, "track")
+    score = folds.cross_validate(segments, assignment, tuning.train_heads(config, template))
+    assert (score.clips, score.clip_accuracy) == (12, 1.0)
