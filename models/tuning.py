@@ -94,8 +94,9 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
                   eval_files: list[str], scratch: str,
                   body: Optional[keras.Model] = None) -> folds.Segments:
     """The train and eval segments in memory, in canonical order: the model's inputs, or ``body``'s embeddings
-    of them (a frozen body runs once here)."""
+    of them (a frozen body runs once here, with a [tune] line on its progress every PROGRESS_SECONDS)."""
     shards = training.split_shards(tft_output, scratch, train=train_files, eval=eval_files)
+    progress = _Progress(sum(training.count_records(shards[split]) for split in ("train", "eval")))
     parts = []
     for split in ("train", "eval"):
         dataset = training.make_dataset(shards[split], tft_output, config, training=False, with_track_ids=True)
@@ -105,6 +106,8 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
                           ({k: v.numpy() for k, v in x.items()} if isinstance(x, dict) else x.numpy()))
             labels.append(np.argmax(y.numpy(), axis=1))
             tracks.append(track.numpy())
+            if body is not None:
+                progress.done(len(labels[-1]))
         parts.append((inputs, np.concatenate(labels), np.concatenate(tracks),
                       _segment_indices(shards[split].records(), tft_output)))
     chunks = [chunk for part in parts for chunk in part[0]]
@@ -113,6 +116,25 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
     track_ids = np.array([t.decode() for part in parts for t in part[2]], dtype=object)
     return folds.Segments(inputs, np.concatenate([p[1] for p in parts]), track_ids,
                           np.concatenate([p[3] for p in parts]) >= VIEW_INDEX_STRIDE)
+
+
+PROGRESS_SECONDS = 30.0
+
+
+class _Progress:
+    """Segments embedded so far, their rate and the time left, as ingestion reports its files."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.count, self.started, self.shown = total, 0, time.time(), time.time()
+
+    def done(self, segments: int) -> None:
+        self.count += segments
+        now = time.time()
+        if now - self.shown >= PROGRESS_SECONDS and self.count < self.total:
+            rate = self.count / (now - self.started)
+            print(f"[tune] embedding: {self.count}/{self.total} segments, {rate:.1f}/s, about "
+                  f"{(self.total - self.count) / rate:.0f} s left", flush=True)
+            self.shown = now
 
 
 def _segment_indices(records: tf.data.Dataset, tft_output: tft.TFTransformOutput) -> np.ndarray:

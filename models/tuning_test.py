@@ -79,3 +79,13 @@ def test_heads_on_embeddings_train_as_the_trainers_and_score_every_clip():
     assignment = folds.fold_of_tracks(segments.track_ids, segments.labels, 3, "track")
     score = folds.cross_validate(segments, assignment, tuning.train_heads(config, template))
     assert (score.clips, score.clip_accuracy) == (12, 1.0)
+
+
+def test_the_embedding_pass_reports_its_progress(monkeypatch, capsys):
+    clock = iter([0.0, 0.0, 10.0, 40.0, 80.0])
+    monkeypatch.setattr(tuning.time, "time", lambda: next(clock))
+    progress = tuning._Progress(100)  # started at 0
+    progress.done(10)   # 10 s: quiet
+    progress.done(30)   # 40 s: 40 of 100 at 1/s
+    progress.done(60)   # 80 s: all done, nothing to report
+    assert capsys.readouterr().out.splitlines() == ["[tune] embedding: 40/100 segments, 1.0/s, about 60 s left"]

@@ -28,7 +28,8 @@ def tuning_summary(record: RunRecord) -> dict[str, Any]:
     results = record.output(TUNER, "TunerResults")
     if best is None or results is None:
         return {}
-    trials = [{"trial": row.pop("trial_id"), "score": row.pop("score"), "values": hyperparameters.chosen(row)}
+    # Numbered from 1, as the [tune] lines number them (KerasTuner's trial ids count from 0).
+    trials = [{"trial": int(row.pop("trial_id")) + 1, "score": row.pop("score"), "values": hyperparameters.chosen(row)}
               for row in _only_file(results.uri)]
     return {"tuning": {"chosen": hyperparameters.chosen(_only_file(best.uri)), "trials": trials}}
 

@@ -82,7 +82,7 @@ def test_the_summary_and_mlflow_name_the_choice_and_every_trials_score(tuned):
     for summary in (first, again):  # a cached Tuner reports the search that made its choice
         assert summary["tuning"]["chosen"] == best
         assert [(t["trial"], t["score"]) for t in summary["tuning"]["trials"]] == \
-            [(t["trial_id"], t["score"]) for t in trials]
+            [(int(t["trial_id"]) + 1, t["score"]) for t in trials]
     client = MlflowClient(first["mlflow_tracking_uri"])
     experiment = client.get_experiment_by_name("genre-pipeline")
     [tune_run] = client.search_runs([experiment.experiment_id], "tags.`genre.stage` = 'tune'")
