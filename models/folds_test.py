@@ -24,9 +24,11 @@ def test_a_group_stays_in_one_fold(group_by, together):
     assert len(set(assignment.values())) == 3
 
 
-def test_fewer_than_three_folds_are_refused():
-    with pytest.raises(ValueError, match="at least 3"):
-        folds.fold_of_tracks(["a.00000"], [0], 2, "album")
+def test_fewer_than_three_folds_with_tracks_are_refused():
+    segments = _segments()
+    assignment = folds.fold_of_tracks(segments.track_ids, segments.labels, 2, "track")
+    with pytest.raises(ValueError, match="the protocol needs 3"):
+        folds.cross_validate(segments, assignment, lambda kept, stop, held: np.eye(2)[np.zeros(len(held), int)])
 
 
 def _segments(views: bool = False) -> folds.Segments:
