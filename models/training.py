@@ -380,7 +380,7 @@ def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.
                                  progress=False, even=even)
         losses = extra_history["val_loss"]
         if records:
-                print(f"[train] head {k + 1}/{t.heads}: {len(losses)} epochs, best eval loss {min(losses):.3f} "
+            print(f"[train] head {k + 1}/{t.heads}: {len(losses)} epochs, best eval loss {min(losses):.3f} "
                   f"(epoch {losses.index(min(losses)) + 1})", flush=True)
         heads.append(extra)
     return transfer.average_heads(model, body, heads), history
