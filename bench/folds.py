@@ -40,7 +40,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
-import re  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -67,7 +66,6 @@ STOP_ON = ("held-out", "inner")
 VIEWS_SETTING = "audio.train_views"
 HEAD_SETTINGS = ("class_balance", "learning_rate", "label_smoothing", "batch_size", "heads",
                  "early_stopping_patience", "frozen_epochs")
-_NUMBER = re.compile(r"(\d+)$")
 
 
 @dataclasses.dataclass
@@ -83,16 +81,15 @@ class Embedded:
 
 def fold_of_tracks(track_ids: Sequence[str], folds: int) -> dict[str, int]:
     """Track id -> fold: per genre (the id's prefix), the tracks in number order cut into ``folds``
-    consecutive blocks of near-equal size (a genre with fewer tracks than folds fills the first ones)."""
-    by_genre: dict[str, list[str]] = {}
-    for track in sorted(set(track_ids)):
-        by_genre.setdefault(track.rsplit(".", 1)[0], []).append(track)
-    assignment: dict[str, int] = {}
-    for tracks in by_genre.values():
-        tracks.sort(key=lambda t: (int(m.group(1)) if (m := _NUMBER.search(t)) else -1, t))
-        for fold, block in enumerate(np.array_split(np.array(tracks, dtype=object), folds)):
-            assignment.update((str(t), fold) for t in block)
-    return assignment
+    consecutive blocks of near-equal size (a genre with fewer tracks than folds fills the first ones).
+
+    The pipeline's fold rule (models/folds.py, what ``--tune`` scores trials by) with each GTZAN clip its own group.
+    """
+    from models.folds import fold_of_tracks as grouped_folds
+
+    genres = sorted({track.rsplit(".", 1)[0] for track in track_ids})
+    labels = [genres.index(track.rsplit(".", 1)[0]) for track in track_ids]
+    return grouped_folds(track_ids, labels, folds, "track")
 
 
 def head_only(settings: Sequence[str]) -> None:

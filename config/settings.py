@@ -44,6 +44,12 @@ MN04_FAMILIES: tuple[str, ...] = ("efficientat", "musicnn_efficientat")
 INGESTION_SECTIONS: tuple[str, ...] = ("audio", "split")
 TRANSFORM_SECTIONS: tuple[str, ...] = ("audio", "features")
 TRAINING_SECTIONS: tuple[str, ...] = ("audio", "serving", "split", "features", "train", "paths")
+# The Tuner reads what the Trainer reads and its own budget; the Trainer never reads the budget.
+TUNING_SECTIONS: tuple[str, ...] = (*TRAINING_SECTIONS, "tune")
+# KerasTuner's oracles behind --tune-oracle (models/tuning.py).
+TUNE_ORACLES: tuple[str, ...] = ("random", "bayesian", "hyperband")
+# The fold protocol's fewest folds: one block trains, one stops the training, one is held out (models/folds.py).
+MIN_TUNE_FOLDS = 3
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT_DIR = PROJECT_ROOT / "outputs"
@@ -251,6 +257,22 @@ class GateConfig:
     compare_to_last_blessed: bool = True
 
 
+@dataclass
+class TuneConfig:
+    """Model selection in the pipeline (``--tune``): TFX's Tuner before the Trainer, whose best settings it trains.
+
+    Every trial is scored by the fold protocol (models/folds.py): ``folds`` blocks of the train and eval
+    tracks, grouped as the split groups them, each held out once, clip accuracy over all of them.
+    """
+
+    enabled: bool = False
+    trials: int = 10
+    oracle: str = "random"
+    # No trial starts after this many minutes of tuning (None: the trial budget alone).
+    max_minutes: Optional[float] = None
+    folds: int = 3
+
+
 # The embedded synthetic set's stop: eval segment accuracy at this bar on two epochs in a row, far above the
 # gate's default bars (0.6), which the synthetic set's held-out clips then pass with room to spare.
 SYNTHETIC_STOP_ACCURACY = 0.95
@@ -300,6 +322,7 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     # Beam pipeline args for every Beam-based component. Named runner: Beam 2.68+
     # would otherwise pick Prism, which downloads a binary. Processes, not threads: threaded
@@ -493,5 +516,6 @@ class PipelineConfig:
 
 _SECTION_TYPES = {
     "audio": AudioConfig, "serving": ServingConfig, "split": SplitConfig, "features": FeatureConfig,
-    "train": TrainConfig, "gate": GateConfig, "synthetic": SyntheticConfig, "paths": PathsConfig,
+    "train": TrainConfig, "gate": GateConfig, "synthetic": SyntheticConfig, "tune": TuneConfig,
+    "paths": PathsConfig,
 }

@@ -13,6 +13,7 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
     """What this run produced, read from its own executions in MLMD (never another run's)."""
     from components.audio_example_gen.quarantine import SUMMARY_FILE, AudioQuarantine
     from components.clip_evaluator.executor import ALREADY_RELEASED, METRICS_FILE
+    from local_run.tuning_summary import tuning_summary
     from pipeline.run_record import RunRecord, open_store
     from ml_metadata.proto import metadata_store_pb2
 
@@ -20,6 +21,7 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
     summary: dict = {"run_id": run_id, "seconds": round(time.time() - started, 1),
                      "pipeline_root": config.pipeline_root, "mlflow_tracking_uri": config.mlflow_tracking_uri,
                      "reused_from_cache": record.cached(), "genres": list(config.genres)}
+    summary.update(tuning_summary(record))
     report = record.output("AudioExampleGen", AudioQuarantine.TYPE_NAME)
     if report is not None and os.path.exists(os.path.join(report.uri, SUMMARY_FILE)):
         with open(os.path.join(report.uri, SUMMARY_FILE)) as f:
@@ -51,6 +53,7 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
 
 def print_summary(summary: dict, until: str) -> None:
     from components.clip_evaluator.executor import ALREADY_RELEASED, per_genre_lines
+    from local_run.tuning_summary import tuning_lines
 
     print("\n=== genre pipeline: summary ===")
     data = summary.get("data")
@@ -74,6 +77,8 @@ def print_summary(summary: dict, until: str) -> None:
         for warning in data.get("warnings", []):
             print(f"  warning: {warning}")
         print(f"  ingestion report: {data['report']}")
+    for line in tuning_lines(summary):  # what the Tuner chose, every trial's score
+        print(line)
     gate = summary.get("gate")
     if gate:
         print(f"held-out '{gate['split']}' split, {gate['split_protocol']} protocol (tracks never in training):")

@@ -30,8 +30,9 @@ REGISTERED_MODEL = "genre-classifier"
 PID_TAG = "genre.pid"
 HOST_TAG = "genre.host"
 # Not logged as the Trainer's parameters: the gate's bars change without retraining (they are
-# not in its cache key), so the clip gate records them as tags of the run instead.
-UNTRAINED_SECTIONS = ("gate.", "synthetic.")
+# not in its cache key), so the clip gate records them as tags of the run instead. The tuning budget reaches
+# the Trainer as the settings it chose, not as a section of its own.
+UNTRAINED_SECTIONS = ("gate.", "synthetic.", "tune.")
 SERVING_ALIAS = "champion"
 # MLflow refuses a metric name with other characters; a genre folder may hold any ("r&b").
 _NOT_IN_METRIC_NAME = re.compile(r"[^\w./\- ]")

@@ -29,8 +29,8 @@ import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from config.settings import STOP_AFTER_PASSES, PipelineConfig
-from models import (augment, distribute, features, metrics, plots, preprocessing, registry, signatures, tracking,
-                    transfer)
+from models import (augment, distribute, features, hyperparameters, metrics, plots, preprocessing, registry, signatures,
+                    tracking, transfer)
 from models.canonical_order import CanonicalShards, matching_files, write_shards
 from models.embeddings import embed
 
@@ -255,10 +255,20 @@ def _callbacks(config: PipelineConfig, run_dir: str, total_epochs: int, step_off
     return callbacks
 
 
-def _compile(model: keras.Model, learning_rate: float, label_smoothing: float = 0.0) -> None:
+def _compile(model: keras.Model, learning_rate: float, label_smoothing: float = 0.0, announce: bool = False) -> None:
+    """``announce``: a [train] line with what the compiled model holds (:func:`compiled_settings`)."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
+    if announce:
+        print(f"[train] compiled: {compiled_settings(model)}", flush=True)
+
+
+def compiled_settings(model: keras.Model) -> str:
+    """The learning rate and label smoothing read back from the compiled model, not from the configuration:
+    what a tuned setting changed is visible where it acts."""
+    rate = float(keras.backend.get_value(model.optimizer.learning_rate))
+    return f"learning rate {rate:g}, label smoothing {model.loss.get_config()['label_smoothing']:g}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,18 +317,18 @@ def _fit_args(train: tf.data.Dataset, validation: tf.data.Dataset, even: Optiona
 
 def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddings: tf.data.Dataset,
              config: PipelineConfig, run_dir: str, epochs: int, seed: int, weights: Optional[np.ndarray],
-             progress: bool, even: Optional[EvenSteps] = None) -> dict[str, list[float]]:
+             progress: bool, even: Optional[EvenSteps] = None, announce: bool = False) -> dict[str, list[float]]:
     """One head on the embeddings on disk, shuffled by ``seed``; ``progress`` False: no per-epoch lines, MLflow
     steps, checkpoint or TensorBoard logs (the extra heads of an average: their curves would overwrite the first
     head's, and a file write an epoch costs a small head more than its epoch).
-    ``even``: a multi-worker run's steps (:class:`EvenSteps`)."""
+    ``even``: a multi-worker run's steps (:class:`EvenSteps`). ``announce``: the compiled settings' line."""
     train = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=seed).batch(
         config.train.batch_size, drop_remainder=distribute.needs_static_shapes()).with_options(_sharded_by_hand())
     if weights is not None:
         train = with_class_weights(train, weights)
     callbacks = _callbacks(config, run_dir, config.train.epochs, 0, learning_rate=config.train.learning_rate,
                            epochs=epochs, records=progress)
-    _compile(head, config.train.learning_rate, config.train.label_smoothing)
+    _compile(head, config.train.learning_rate, config.train.label_smoothing, announce=announce)
     result = head.fit(epochs=epochs, verbose=0, callbacks=callbacks, **_fit_args(train, eval_embeddings, even))
     return {key: [float(v) for v in values] for key, values in result.history.items()}
 
@@ -326,7 +336,8 @@ def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddin
 def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
                             config: PipelineConfig, run_dir: str, epochs: int,
                             weights: Optional[np.ndarray] = None,
-                            even: Optional[EvenSteps] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+                            even: Optional[EvenSteps] = None,
+                            records: bool = True) -> tuple[keras.Model, dict[str, list[float]]]:
     """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone.
 
     Equivalent to training with the body frozen (its batch norms run in inference mode
@@ -335,11 +346,12 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
     With ``train.heads`` > 1 the model's own head is joined by fresh copies, each initialised,
     shuffled and dropped out from its own seed and stopped on its own eval loss, and the model
     returned averages their probabilities (transfer.average_heads); otherwise it is ``model``.
-    The history is the first head's.
+    The history is the first head's. ``records`` False: no progress lines or records of any head (:func:`fit`).
     """
     embeddings_dir = os.path.join(run_dir, "embeddings")
     try:
-        return _fit_heads(model, probe_train_ds, eval_ds, config, run_dir, embeddings_dir, epochs, weights, even)
+        return _fit_heads(model, probe_train_ds, eval_ds, config, run_dir, embeddings_dir, epochs, weights, even,
+                          records)
     finally:
         if tf.io.gfile.exists(embeddings_dir):
             tf.io.gfile.rmtree(embeddings_dir)
@@ -348,14 +360,14 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
 def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
                config: PipelineConfig, run_dir: str, embeddings_dir: str, epochs: int,
                weights: Optional[np.ndarray],
-               even: Optional[EvenSteps]) -> tuple[keras.Model, dict[str, list[float]]]:
+               even: Optional[EvenSteps], records: bool = True) -> tuple[keras.Model, dict[str, list[float]]]:
     t = config.train
     body, head = registry.split_backbone(model)
     train_embeddings = embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
     eval_embeddings = embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord")).batch(
         t.batch_size).with_options(_sharded_by_hand())
     history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
-                       progress=True, even=even)
+                       progress=records, even=even, announce=records)
     if t.heads <= 1:
         return model, history
     heads = [head]
@@ -367,8 +379,9 @@ def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.
                                  os.path.join(run_dir, f"head-{k + 1}"), epochs, t.seed + 1000 * k, weights,
                                  progress=False, even=even)
         losses = extra_history["val_loss"]
-        print(f"[train] head {k + 1}/{t.heads}: {len(losses)} epochs, best eval loss {min(losses):.3f} "
-              f"(epoch {losses.index(min(losses)) + 1})", flush=True)
+        if records:
+            print(f"[train] head {k + 1}/{t.heads}: {len(losses)} epochs, best eval loss {min(losses):.3f} "
+                  f"(epoch {losses.index(min(losses)) + 1})", flush=True)
         heads.append(extra)
     return transfer.average_heads(model, body, heads), history
 
@@ -376,30 +389,31 @@ def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.
 def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, config: PipelineConfig,
         run_dir: str, probe_train_ds: Optional[tf.data.Dataset] = None,
         weights: Optional[np.ndarray] = None,
-        even: Optional[EvenSteps] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+        even: Optional[EvenSteps] = None, records: bool = True) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train; a pretrained backbone goes in two phases: head(s) on frozen embeddings, then fine-tuning.
 
     Returns the trained model (a new one when several heads are averaged) and its history.
     ``probe_train_ds`` is the training split without augmentation, for the embeddings. ``weights``
     (:func:`class_weights`) weight each training example's loss by its class; the eval split's loss,
     which early stopping watches, stays unweighted. ``even``: a multi-worker run's steps (:class:`EvenSteps`).
+    ``records`` False: no progress lines, checkpoints, TensorBoard logs or MLflow steps (a tuning trial's folds).
     """
     t = config.train
     if weights is not None:
         train_ds = with_class_weights(train_ds, weights)
     if t.max_steps or not registry.has_pretrained_backbone(config):
-        _compile(model, t.learning_rate, t.label_smoothing)
+        _compile(model, t.learning_rate, t.label_smoothing, announce=records)
         args = _fit_args(train_ds, eval_ds, even)
         if t.max_steps:
             args["steps_per_epoch"] = t.max_steps
         epochs = 1 if t.max_steps else t.epochs
         result = model.fit(epochs=epochs, verbose=0,
                            callbacks=_callbacks(config, run_dir, epochs, 0, learning_rate=t.learning_rate,
-                                                epochs=epochs), **args)
+                                                epochs=epochs, records=records), **args)
         return model, {key: [float(v) for v in values] for key, values in result.history.items()}
     frozen = min(t.frozen_epochs, t.epochs)
     model, history = fit_heads_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen, weights,
-                                             even=even)
+                                             even=even, records=records)
     done = len(history.get("loss", []))
     # epochs is the budget of both phases: fine-tuning gets whatever the head left, so a head
     # that early-stops after 9 of its 20 epochs leaves 21 of 30, not 10. epochs <= frozen_epochs
@@ -408,19 +422,21 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     if t.stop_at_eval_accuracy is not None and learnt(history.get("val_accuracy", []), t.stop_at_eval_accuracy):
         finetune = 0  # the head alone has learnt the data set
     import mlflow
-    if mlflow.active_run():
+    if records and mlflow.active_run():
         mlflow.log_metric("head_epochs", float(done))
     then = (f"fine-tuning for up to {finetune} epochs" if finetune else
             "no fine-tuning (the head has learnt the data set)" if t.epochs > frozen else
             f"no fine-tuning (--epochs {t.epochs} <= --frozen-epochs {t.frozen_epochs}: the head alone)")
     heads = f"; {t.heads} heads averaged" if t.heads > 1 else ""
-    print(f"[train] head: {done} epochs on the frozen body's embeddings{heads}; {then}", flush=True)
+    if records:
+        print(f"[train] head: {done} epochs on the frozen body's embeddings{heads}; {then}", flush=True)
     if finetune:
         registry.set_backbone_trainable(model, True)
         _compile(model, t.finetune_learning_rate, t.label_smoothing)
         result = model.fit(epochs=finetune, verbose=0, **_fit_args(train_ds, eval_ds, even),
                            callbacks=_callbacks(config, run_dir, t.epochs, done,
-                                                learning_rate=t.finetune_learning_rate, epochs=finetune))
+                                                learning_rate=t.finetune_learning_rate, epochs=finetune,
+                                                records=records))
         for key, values in result.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
     return model, history
@@ -526,11 +542,16 @@ def run_fn(fn_args: FnArgs) -> None:
     temporary folder they remove (every worker takes part in saving, as TF's multi-worker guide has it).
     """
     config = PipelineConfig.from_json(fn_args.custom_config["pipeline_config"])
+    # The Tuner's best settings when it ran (--tune), the preset's otherwise.
+    tuned = hyperparameters.chosen(fn_args.hyperparameters)
+    config = hyperparameters.apply(config, tuned)
+    if tuned:
+        print(f"[train] tuned settings: {hyperparameters.describe(tuned)}", flush=True)
     plan = distribute.make_plan(config.train.strategy)
     run_dir = fn_args.model_run_dir if plan.cluster.is_chief else tempfile.mkdtemp(prefix="trainer-worker-")
     scratch = scratch_dir_for(run_dir)
     try:
-        _train_and_export(fn_args, config, plan, run_dir, scratch)
+        _train_and_export(fn_args, config, plan, run_dir, scratch, tuned)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
         if not plan.cluster.is_chief:
@@ -538,21 +559,27 @@ def run_fn(fn_args: FnArgs) -> None:
 
 
 @contextlib.contextmanager
-def _chief_run(config: PipelineConfig, is_chief: bool) -> Iterator[Optional[object]]:
-    """The chief's MLflow run; None on the other workers, which log nothing."""
+def _chief_run(config: PipelineConfig, is_chief: bool,
+               tuned: Optional[dict] = None) -> Iterator[Optional[object]]:
+    """The chief's MLflow run, tagged with the ``tuned`` settings if any; None on the other workers, which log
+    nothing."""
+    import mlflow
+
     if not is_chief:
         yield None
         return
     with tracking.training_run(config, run_name=f"{config.train.model}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
         print(f"[train] MLflow run {run.info.run_id}", flush=True)
+        if tuned:  # the Tuner's choice, beside the parameters that already hold it
+            mlflow.set_tag("tuned", hyperparameters.describe(tuned))
         yield run
 
 
 def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.Plan, run_dir: str,
-                      scratch: str) -> None:
+                      scratch: str, tuned: Optional[dict] = None) -> None:
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     chief = plan.cluster.is_chief
-    with _chief_run(config, chief) as run:
+    with _chief_run(config, chief, tuned) as run:
         # At least a shard per worker; every worker sorts the split alike and reads only its own shards.
         shards = split_shards(tft_output, scratch, min_shards=plan.cluster.workers, train=fn_args.train_files,
                               eval=fn_args.eval_files)

@@ -114,7 +114,7 @@ class _FakeModel:
 
 def test_a_head_that_learnt_the_data_set_leaves_no_fine_tuning(monkeypatch, tmp_path):
     monkeypatch.setattr(training, "fit_heads_on_embeddings",
-                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None, even=None:
+                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None, even=None, records=True:
                         (model, {"loss": [1.0] * 3, "val_accuracy": [0.8, 0.96, 0.97]}))
     model = _FakeModel()
     training.fit(model, None, None, train_config("vgg", epochs=30, frozen_epochs=20, stop_at_eval_accuracy=0.95),
@@ -129,7 +129,7 @@ def test_a_head_that_learnt_the_data_set_leaves_no_fine_tuning(monkeypatch, tmp_
 ])
 def test_vgg_fine_tuning_gets_the_epochs_the_head_left(monkeypatch, tmp_path, epochs, frozen, head_ran, finetune):
     monkeypatch.setattr(training, "fit_heads_on_embeddings",
-                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None, even=None:
+                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None, even=None, records=True:
                         (model, {"loss": [1.0] * head_ran}))
     monkeypatch.setattr(training.registry, "set_backbone_trainable", lambda model, trainable: None)
     monkeypatch.setattr(training, "_compile", lambda *args, **kwargs: None)

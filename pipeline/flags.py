@@ -13,9 +13,9 @@ import math
 import os
 from typing import Callable, Optional
 
-from config.settings import (DEFAULT_OUTPUT_DIR, GENRES, GROUPINGS, HASH_PROTOCOLS, MIN_SYNTHETIC_TRACKS, MN04_FAMILIES,
-                             MODEL_TYPES, SPLIT_PROTOCOLS, STOP_AFTER_PASSES, SYNTHETIC_STOP_ACCURACY, GateConfig,
-                             PathsConfig, PipelineConfig)
+from config.settings import (DEFAULT_OUTPUT_DIR, GENRES, GROUPINGS, HASH_PROTOCOLS, MIN_SYNTHETIC_TRACKS, MIN_TUNE_FOLDS,
+                             MN04_FAMILIES, MODEL_TYPES, SPLIT_PROTOCOLS, STOP_AFTER_PASSES, SYNTHETIC_STOP_ACCURACY,
+                             TUNE_ORACLES, GateConfig, PathsConfig, PipelineConfig, TuneConfig)
 from models.distribute import PRECISIONS, STRATEGIES
 from pipeline.beam_args import beam_args
 
@@ -114,6 +114,18 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--mixed-precision", choices=PRECISIONS, default=d.train.mixed_precision,
                    help="train in bfloat16 (TPU, recent CPUs and GPUs) or float16 (GPUs) with float32 "
                    "weights, softmax and loss; the export keeps float32 signatures (default: %(default)s)")
+    g = parser.add_argument_group("model selection")
+    g.add_argument("--tune", action="store_true",
+                   help="search the family's settings with TFX's Tuner before training, every trial scored over "
+                   "folds of the train and eval tracks, and train the best (docs/model-selection.md)")
+    g.add_argument("--tune-trials", type=whole_number(1), default=d.tune.trials,
+                   help="--tune: most trials (default: %(default)s)")
+    g.add_argument("--tune-oracle", choices=TUNE_ORACLES, default=d.tune.oracle,
+                   help="--tune: KerasTuner's search (default: %(default)s)")
+    g.add_argument("--tune-minutes", type=_positive, metavar="MINUTES",
+                   help="--tune: no trial starts after this many minutes of tuning (default: the trials decide)")
+    g.add_argument("--tune-folds", type=whole_number(MIN_TUNE_FOLDS, "one trains, one stops training, one is held out"),
+                   default=d.tune.folds, help="--tune: folds of the train and eval tracks (default: %(default)s)")
     g = parser.add_argument_group("quality gate")
     g.add_argument("--min-accuracy", type=_fraction, default=d.gate.min_accuracy,
                    help="segment accuracy a model needs to be blessed (default: %(default)s)")
@@ -320,6 +332,8 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
                                     heads=cfg.train.heads if args.heads is None else args.heads,
                                     strategy=args.strategy, mixed_precision=args.mixed_precision,
                                     stop_at_eval_accuracy=stop_at_eval_accuracy(args))
+    cfg.tune = TuneConfig(enabled=args.tune, trials=args.tune_trials, oracle=args.tune_oracle,
+                          max_minutes=args.tune_minutes, folds=args.tune_folds)
     cfg.gate = GateConfig(min_accuracy=args.min_accuracy, min_clip_accuracy=args.min_clip_accuracy,
                           max_accuracy_drop=args.max_accuracy_drop, min_test_clips=args.min_test_clips,
                           compare_to_last_blessed=args.compare_to_last_blessed)

@@ -1,13 +1,16 @@
 """The genre pipeline: one `create_pipeline()` for the local and the Kubeflow runner.
 
     AudioExampleGen -> StatisticsGen -> ExampleValidator (ImportSchemaGen) -> AnomalyGate
-      -> Transform -> Trainer -> Evaluator (TFMA, against the last blessed model, which a
+      -> Transform -> [--tune: Tuner] -> Trainer -> Evaluator (TFMA, against the last blessed model, which a
          Resolver finds unless config.gate.compare_to_last_blessed is off)
       -> ClipEvaluator (clip-level gate; the blessing that counts)
       -> [Cond blessed] Pusher -> ModelRegistrar (MLflow)
 
+With ``--tune`` (config.tune) the Tuner searches the family's settings by the fold protocol and the Trainer
+trains its best hyperparameters (models/tuning.py); without it the Trainer trains the preset.
+
 Module code is referenced by import path (``models.preprocessing.preprocessing_fn``,
-``models.training.run_fn``), so the same definition runs wherever the project is
+``models.training.run_fn``, ``models.tuning.tuner_fn``), so the same definition runs wherever the project is
 importable: in this checkout, or installed in the Kubeflow image.
 """
 from __future__ import annotations
@@ -30,13 +33,14 @@ from components.clip_evaluator.component import ClipEvaluator
 from components.model_registrar.component import ModelRegistrar
 from components.tracked_trainer.component import TrackedTrainer
 from config.settings import (GATE_SPLIT, INGESTION_SECTIONS, PROJECT_ROOT, TRAINING_SECTIONS,
-                             TRANSFORM_SECTIONS, PipelineConfig)
+                             TRANSFORM_SECTIONS, TUNING_SECTIONS, PipelineConfig)
 from pipeline.beam_args import for_tfx
 from pipeline.schema import schema_file as raw_schema_file
 
 STAGES = ("validate", "train", "push")
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.training.run_fn"
+TUNER_FN = "models.tuning.tuner_fn"
 EVAL_SIGNATURE = "from_examples"
 CLIP_EVALUATOR_ID = "ClipEvaluator"
 RESOLVER_ID = "latest_blessed_model_resolver"
@@ -56,8 +60,17 @@ def transform_code_fingerprint(root: Path = PROJECT_ROOT) -> str:
 def trainer_code_fingerprint(root: Path = PROJECT_ROOT) -> str:
     """A hash of the code the Trainer runs: every model file (models/*.py, tests excluded: any family may be
     the one trained), the feature code Transform's graph brings into the model, and RUN_FN's imports."""
+    return _model_code_fingerprint(root, RUN_FN)
+
+
+def tuner_code_fingerprint(root: Path = PROJECT_ROOT) -> str:
+    """A hash of the code the Tuner runs: the Trainer's (a trial trains as the Trainer does) and TUNER_FN's imports."""
+    return _model_code_fingerprint(root, RUN_FN, TUNER_FN)
+
+
+def _model_code_fingerprint(root: Path, *function_paths: str) -> str:
     files = [path for path in (root / "models").glob("*.py") if not code_fingerprint.is_test_file(path, root)]
-    for function_path in (PREPROCESSING_FN, RUN_FN):
+    for function_path in (PREPROCESSING_FN, *function_paths):
         files += code_fingerprint.import_closure(code_fingerprint.function_module(function_path), root)
     return code_fingerprint.files_fingerprint(files, root)
 
@@ -128,6 +141,19 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
             custom_config={"pipeline_config": config.to_json(TRANSFORM_SECTIONS),
                            "code": transform_code_fingerprint()})
         transform.add_upstream_node(anomaly_gate)  # anomalies stop the run before any feature work
+        components += [transform]
+        best_hyperparameters = None
+        if config.tune.enabled:
+            tuner = tfx.components.Tuner(
+                tuner_fn=TUNER_FN,
+                examples=transform.outputs["transformed_examples"],
+                transform_graph=transform.outputs["transform_graph"],
+                schema=schema_gen.outputs["schema"],
+                train_args=tfx.proto.TrainArgs(splits=["train"]),
+                eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+                custom_config={"pipeline_config": config.to_json(TUNING_SECTIONS), "code": tuner_code_fingerprint()})
+            best_hyperparameters = tuner.outputs["best_hyperparameters"]
+            components.append(tuner)
         trainer = TrackedTrainer(
             run_fn=RUN_FN,
             examples=transform.outputs["transformed_examples"],
@@ -135,9 +161,10 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
             schema=schema_gen.outputs["schema"],
             train_args=tfx.proto.TrainArgs(splits=["train"]),
             eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            hyperparameters=best_hyperparameters,  # None: the preset
             # Gate settings are not the Trainer's business: changing a bar re-runs the gate only.
             custom_config={"pipeline_config": config.to_json(TRAINING_SECTIONS), "code": trainer_code_fingerprint()})
-        components += [transform, trainer]
+        components.append(trainer)
 
     if until == "push":
         baseline = None

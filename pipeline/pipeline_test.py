@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from config.settings import PipelineConfig
+from config.settings import PipelineConfig, TuneConfig
 from pipeline.flags import add_cli_arguments, config_from_args
 from pipeline.pipeline import CLIP_EVALUATOR_ID, RESOLVER_ID, create_pipeline, eval_config
 
@@ -120,6 +120,9 @@ def test_label_smoothing_flag_and_presets():
     ("--hop-seconds", "0", "a number above 0"),
     ("--label-smoothing", "1", "a share from 0 to below 1"),
     ("--label-smoothing", "-0.1", "a share from 0 to below 1"),
+    ("--tune-trials", "0", "a whole number of at least 1"),
+    ("--tune-folds", "2", "at least 3 (one trains, one stops training, one is held out)"),
+    ("--tune-minutes", "0", "a number above 0"),
 ])
 def test_a_flag_out_of_range_is_refused_before_anything_runs(flag, value, advice, capsys):
     """argparse's exit 2 with one line naming the flag, the value and what to give (before, --epochs -1
@@ -153,6 +156,24 @@ def test_until_stops_the_wiring_early():
     assert "Transform" not in node_ids(PipelineConfig(), until="validate")
     assert "Trainer" in node_ids(PipelineConfig(), until="train")
     assert "Evaluator" not in node_ids(PipelineConfig(), until="train")
+
+
+def test_tune_puts_the_tuner_before_the_trainer_which_takes_its_best_hyperparameters():
+    parser = add_cli_arguments(argparse.ArgumentParser())
+    plain = create_pipeline(config_from_args(parser.parse_args([])), "/data")
+    assert "Tuner" not in [node.id for node in plain.components]
+    assert "hyperparameters" not in {node.id: node for node in plain.components}["Trainer"].inputs
+    config = config_from_args(parser.parse_args(["--tune", "--tune-trials", "4", "--tune-oracle", "hyperband",
+                                                 "--tune-minutes", "30", "--tune-folds", "5"]))
+    assert config.tune == TuneConfig(enabled=True, trials=4, oracle="hyperband", max_minutes=30.0, folds=5)
+    nodes = {node.id: node for node in create_pipeline(config, "/data").components}
+    ids = list(nodes)
+    assert ids.index("Transform") < ids.index("Tuner") < ids.index("Trainer")
+    assert nodes["Trainer"].inputs["hyperparameters"] is nodes["Tuner"].outputs["best_hyperparameters"]
+    import json
+    tuner_config = json.loads(json.loads(nodes["Tuner"].exec_properties["custom_config"])["pipeline_config"])
+    trainer_config = json.loads(json.loads(nodes["Trainer"].exec_properties["custom_config"])["pipeline_config"])
+    assert tuner_config["tune"]["trials"] == 4 and "tune" not in trainer_config  # the budget keys the Tuner only
 
 
 def test_transform_is_keyed_by_its_feature_code_and_the_trainer_by_all_model_code():

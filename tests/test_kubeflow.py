@@ -166,6 +166,29 @@ def test_module_code_is_referenced_by_import_path(spec):
     assert executor(spec, "ClipEvaluator")["container"]["args"][1] == "components.clip_evaluator.executor.Executor"
 
 
+@pytest.fixture(scope="module")
+def tuned_spec(tmp_path_factory) -> dict[str, Any]:
+    """A compile with --tune, read back from its JSON file."""
+    output = tmp_path_factory.mktemp("kubeflow-tune") / "genre-pipeline.json"
+    runner.main(BASE_ARGS + ["--tune", "--tune-trials", "7", "--tune-oracle", "bayesian", "--output", str(output)])
+    return json.loads(output.read_text())["pipelineSpec"]
+
+
+def test_tune_adds_the_tuner_whose_best_hyperparameters_the_trainer_takes(tuned_spec, spec):
+    from pipeline.pipeline import TUNER_FN
+
+    assert set(tasks(tuned_spec)) - set(tasks(spec)) == {"Tuner"}
+    assert parameter(tuned_spec, "Tuner", "tuner_fn") == TUNER_FN
+    tune = json.loads(json.loads(parameter(tuned_spec, "Tuner", "custom_config"))["pipeline_config"])["tune"]
+    assert (tune["enabled"], tune["trials"], tune["oracle"]) == (True, 7, "bayesian")
+    for name in ("examples", "transform_graph"):
+        assert tasks(tuned_spec)["Tuner"]["inputs"]["artifacts"][name]["taskOutputArtifact"]["producerTask"] == \
+            "Transform"
+    taken = tasks(tuned_spec)["Trainer"]["inputs"]["artifacts"]["hyperparameters"]["taskOutputArtifact"]
+    assert taken == {"producerTask": "Tuner", "outputArtifactKey": "best_hyperparameters"}
+    assert "hyperparameters" not in tasks(spec)["Trainer"]["inputs"]["artifacts"]
+
+
 def test_paths_are_remote_or_in_the_image(compiled, spec):
     output, job = compiled
     text = output.read_text()

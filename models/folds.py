@@ -1,0 +1,98 @@
+"""The fold protocol a setting is judged by: every train and eval clip held out once, clip accuracy over all.
+
+Why: an eval split of 51 real clips counts one clip as 2 points, and settings that differ by less cannot be told
+apart on it (docs/model-selection.md). Over folds of the train and eval tracks every clip is held out once, so a
+setting is judged on all of them; the test split is never read.
+
+Folds are cut per genre from the tracks' split groups (audio/groups.folder_key under ``split.group_by``, as
+ingestion keeps them together; a tag grouping by its folder rule), in the order of the numbers that end their
+keys, as ``folds`` consecutive blocks of near-equal size: all of an album (or an artist) is on one side, and on
+GTZAN, whose clips are their own groups, consecutive numbers keep most of an artist's clips together where a hash
+would spread them. Fold k trains on every block but k and the next one, which is the training's eval split (early
+stopping, where the settings stop early): the held-out block chooses nothing, not even the epoch. Block k's recorded segments are scored by the shipped
+vote (mean segment probability per clip); training views train with their track and are never scored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Callable, Sequence, Union
+
+import numpy as np
+
+from audio.groups import folder_key
+from config.settings import MIN_TUNE_FOLDS as MIN_FOLDS
+from models import metrics
+
+Inputs = Union[np.ndarray, dict[str, np.ndarray]]
+_NUMBER = re.compile(r"(\d+)$")
+
+
+@dataclasses.dataclass
+class Segments:
+    """Model inputs (or a frozen body's embeddings) of train and eval segments, with what scoring needs."""
+
+    inputs: Inputs
+    labels: np.ndarray  # genre index per segment
+    track_ids: np.ndarray  # str per segment
+    is_view: np.ndarray  # bool per segment: a training view's, not the recording's
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, mask: np.ndarray) -> "Segments":
+        inputs = ({k: v[mask] for k, v in self.inputs.items()} if isinstance(self.inputs, dict)
+                  else self.inputs[mask])
+        return Segments(inputs, self.labels[mask], self.track_ids[mask], self.is_view[mask])
+
+
+# (segments to train on, segments whose loss stops the training, inputs to score) -> probabilities of those.
+TrainAndPredict = Callable[[Segments, Segments, Inputs], np.ndarray]
+
+
+def fold_of_tracks(track_ids: Sequence[str], labels: Sequence[int], folds: int, group_by: str) -> dict[str, int]:
+    """Track id -> fold: per genre, the tracks' groups in number order cut into ``folds`` consecutive blocks
+    (a genre with fewer groups than folds fills the first ones); a group filed under two genres takes the fold
+    of the first. :func:`cross_validate` needs at least MIN_FOLDS of them to hold tracks."""
+    group_of = {str(t): folder_key(str(t), group_by) for t in set(track_ids)}
+    by_genre: dict[int, set[str]] = {}
+    for track, label in zip(track_ids, labels):
+        by_genre.setdefault(int(label), set()).add(group_of[str(track)])
+    fold_of_group: dict[str, int] = {}
+    for genre in sorted(by_genre):
+        groups = sorted(by_genre[genre], key=lambda g: (int(m.group(1)) if (m := _NUMBER.search(g)) else -1, g))
+        for fold, block in enumerate(np.array_split(np.array(groups, dtype=object), folds)):
+            for group in block:
+                fold_of_group.setdefault(str(group), fold)
+    return {track: fold_of_group[group] for track, group in group_of.items()}
+
+
+@dataclasses.dataclass
+class FoldScore:
+    clip_accuracy: float
+    clips: int
+    clips_correct: int
+    segment_accuracy: float
+
+
+def cross_validate(segments: Segments, assignment: dict[str, int], train_and_predict: TrainAndPredict) -> FoldScore:
+    """Each fold of ``assignment`` held out once (module docstring); the score of all held-out recorded segments."""
+    fold = np.array([assignment[str(t)] for t in segments.track_ids])
+    recorded = ~segments.is_view
+    blocks = sorted(set(fold.tolist()))
+    if len(blocks) < MIN_FOLDS:
+        raise ValueError(f"{len(blocks)} folds hold tracks; the protocol needs {MIN_FOLDS}: more train and eval "
+                         "groups, or fewer folds.")
+    probabilities = None
+    for i, k in enumerate(blocks):
+        stop_block = blocks[(i + 1) % len(blocks)]
+        held = (fold == k) & recorded
+        stop = (fold == stop_block) & recorded
+        kept = (fold != k) & (fold != stop_block)
+        predicted = train_and_predict(segments.take(kept), segments.take(stop), segments.take(held).inputs)
+        if probabilities is None:
+            probabilities = np.zeros((len(segments), predicted.shape[1]), np.float64)
+        probabilities[held] = predicted
+    scores = metrics.score(segments.track_ids[recorded], probabilities[recorded], segments.labels[recorded])
+    return FoldScore(scores.clip_accuracy, scores.clips, int(np.trace(scores.clip_confusion)),
+                     scores.segment_accuracy)

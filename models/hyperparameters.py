@@ -1,0 +1,43 @@
+"""The settings a tuning run may choose, and how its choice becomes the Trainer's configuration.
+
+Apart from the search (models/tuning.py) so that the Trainer reads the Tuner's best hyperparameters without
+importing KerasTuner or the search: a value the Tuner chose is a ``train.*`` setting under its own name.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Optional
+
+from config.settings import PipelineConfig, TrainConfig
+
+# KerasTuner's own bookkeeping in a trial's values (Hyperband's epochs and brackets): not settings.
+OWN_PREFIX = "tuner/"
+TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def chosen(hyperparameters: Optional[Mapping[str, Any]]) -> dict[str, Any]:
+    """The settings in a best-hyperparameters artifact (KerasTuner's ``HyperParameters.get_config()``, as TFX
+    hands it to ``run_fn``); {} without one (no Tuner ran)."""
+    if not hyperparameters:
+        return {}
+    values = hyperparameters.get("values", hyperparameters)
+    return {name: value for name, value in values.items() if not name.startswith(OWN_PREFIX)}
+
+
+def apply(config: PipelineConfig, values: Mapping[str, Any]) -> PipelineConfig:
+    """``config`` with each chosen ``train.*`` setting; a name that is no setting is refused, not ignored."""
+    unknown = sorted(set(values) - TRAIN_FIELDS)
+    if unknown:
+        raise ValueError(f"Hyperparameters {', '.join(unknown)} are no train settings; the search space "
+                         "(models/tuning.py) and TrainConfig disagree.")
+    if not values:
+        return config
+    typed = {name: type(getattr(config.train, name))(value) if getattr(config.train, name) is not None else value
+             for name, value in values.items()}
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **typed))
+
+
+def describe(values: Mapping[str, Any]) -> str:
+    """``learning_rate 0.003, heads 5``: the chosen values in one line."""
+    return ", ".join(f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+                     for name, value in sorted(values.items()))

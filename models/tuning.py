@@ -1,0 +1,338 @@
+"""TFX Tuner entry point (``tuner_fn``): each family's search space, searched by a KerasTuner oracle, every
+trial scored by the fold protocol (models/folds.py).
+
+The train and eval splits are read once per tuning run (in canonical order, as the Trainer reads them); a family
+that trains heads alone on a frozen body (musicnn, the LSTM, efficientat, the pair) is embedded by its body once
+too, so a trial costs its heads' epochs on every fold, not a body pass. Every other family trains whole on every
+fold of every trial, through the Trainer's own ``fit``. The best trial's values are TFX's best-hyperparameters
+artifact, which ``run_fn`` (models/training.py) applies over the preset (models/hyperparameters.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+from typing import Any, Callable, Optional
+
+import keras_tuner
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from keras_tuner.src.engine import base_tuner
+from tfx.components.trainer.fn_args_utils import FnArgs
+from tfx.v1.components import TunerFnResult
+
+from components.audio_example_gen.views import VIEW_INDEX_STRIDE
+from config.settings import TUNE_ORACLES, PipelineConfig, TuneConfig
+from models import augment, folds, hyperparameters, preprocessing, registry, tracking, training
+
+OBJECTIVE = "fold_clip_accuracy"
+LABEL_SMOOTHING = (0.0, 0.1, 0.2, 0.3)
+CLASS_BALANCE = (0.0, 0.5, 1.0)
+HEADS = (1, 3, 5)
+# What else each family's preset was chosen over (docs/model-selection.md).
+FAMILY_CHOICES: dict[str, dict[str, tuple]] = {
+    "cnn": {"band_shift": (0, 4, 8)},
+    "efficientnet": {"mixup_alpha": (0.0, 0.2, 0.4)},
+    "vgg": {"finetune_learning_rate": (3e-5, 1e-4, 3e-4)},
+}
+
+
+def heads_only(config: PipelineConfig) -> bool:
+    """Whether the family trains heads alone on a frozen body's embeddings (no fine-tuning)."""
+    return config.train.epochs <= config.train.frozen_epochs and registry.has_pretrained_backbone(config)
+
+
+def search_space(config: PipelineConfig) -> keras_tuner.HyperParameters:
+    """The settings a trial of ``config``'s family may change, each a choice whose default is the preset's value
+    where the preset's is among them: the learning rate (a third of the preset's to three times it), label
+    smoothing, class balancing, the heads averaged (frozen-body families) and the family's own choices."""
+    t = config.train
+    hp = keras_tuner.HyperParameters()
+
+    def choice(name: str, values: tuple) -> None:
+        current = getattr(t, name)
+        hp.Choice(name, list(values), default=current if current in values else None)
+
+    choice("learning_rate", tuple(sorted({_two_digits(t.learning_rate / 3), t.learning_rate,
+                                          _two_digits(t.learning_rate * 3)})))
+    choice("label_smoothing", LABEL_SMOOTHING)
+    choice("class_balance", CLASS_BALANCE)
+    if heads_only(config):
+        choice("heads", HEADS)
+    for name, values in FAMILY_CHOICES.get(t.model, {}).items():
+        choice(name, values)
+    return hp
+
+
+def _two_digits(value: float) -> float:
+    return float(f"{value:.2g}")
+
+
+def make_oracle(tune: TuneConfig, space: keras_tuner.HyperParameters, seed: int,
+                max_epochs: int) -> keras_tuner.Oracle:
+    """KerasTuner's ``tune.oracle`` over ``space``, maximising the fold score; a failed trial ends the search
+    (it is a fault, not a bad setting). Hyperband's budgets are epochs, up to ``max_epochs``."""
+    if tune.oracle not in TUNE_ORACLES:
+        raise ValueError(f"Unknown oracle {tune.oracle!r}; choose one of {', '.join(TUNE_ORACLES)}.")
+    common: dict[str, Any] = dict(objective=keras_tuner.Objective(OBJECTIVE, direction="max"), seed=seed,
+                                  hyperparameters=space, allow_new_entries=False, tune_new_entries=False,
+                                  max_consecutive_failed_trials=1)
+    if tune.oracle == "random":
+        return keras_tuner.oracles.RandomSearchOracle(max_trials=tune.trials, **common)
+    if tune.oracle == "bayesian":
+        return keras_tuner.oracles.BayesianOptimizationOracle(max_trials=tune.trials, **common)
+    oracle = keras_tuner.oracles.HyperbandOracle(max_epochs=max_epochs, factor=3, **common)
+    oracle.max_trials = tune.trials  # Hyperband's brackets, cut at the trial budget
+    return oracle
+
+
+def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_files: list[str],
+                  eval_files: list[str], scratch: str,
+                  body: Optional[keras.Model] = None) -> folds.Segments:
+    """The train and eval segments in memory, in canonical order: the model's inputs, or ``body``'s embeddings
+    of them (a frozen body runs once here, with a [tune] line on its progress every PROGRESS_SECONDS)."""
+    shards = training.split_shards(tft_output, scratch, train=train_files, eval=eval_files)
+    progress = _Progress(sum(training.count_records(shards[split]) for split in ("train", "eval")))
+    parts = []
+    for split in ("train", "eval"):
+        dataset = training.make_dataset(shards[split], tft_output, config, training=False, with_track_ids=True)
+        inputs, labels, tracks = [], [], []
+        for x, y, track in dataset:
+            inputs.append(body(x, training=False).numpy() if body is not None else
+                          ({k: v.numpy() for k, v in x.items()} if isinstance(x, dict) else x.numpy()))
+            labels.append(np.argmax(y.numpy(), axis=1))
+            tracks.append(track.numpy())
+            if body is not None:
+                progress.done(len(labels[-1]))
+        parts.append((inputs, np.concatenate(labels), np.concatenate(tracks),
+                      _segment_indices(shards[split].records(), tft_output)))
+    chunks = [chunk for part in parts for chunk in part[0]]
+    inputs = ({k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if isinstance(chunks[0], dict)
+              else np.concatenate(chunks))
+    track_ids = np.array([t.decode() for part in parts for t in part[2]], dtype=object)
+    return folds.Segments(inputs, np.concatenate([p[1] for p in parts]), track_ids,
+                          np.concatenate([p[3] for p in parts]) >= VIEW_INDEX_STRIDE)
+
+
+PROGRESS_SECONDS = 30.0
+
+
+class _Progress:
+    """Segments embedded so far, their rate and the time left, as ingestion reports its files."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.count, self.started, self.shown = total, 0, time.time(), time.time()
+
+    def done(self, segments: int) -> None:
+        self.count += segments
+        now = time.time()
+        if now - self.shown >= PROGRESS_SECONDS and self.count < self.total:
+            rate = self.count / (now - self.started)
+            print(f"[tune] embedding: {self.count}/{self.total} segments, {rate:.1f}/s, about "
+                  f"{(self.total - self.count) / rate:.0f} s left", flush=True)
+            self.shown = now
+
+
+def _segment_indices(records: tf.data.Dataset, tft_output: tft.TFTransformOutput) -> np.ndarray:
+    key = preprocessing.SEGMENT_INDEX_KEY
+    spec = {key: tft_output.transformed_feature_spec()[key]}
+    return np.concatenate([tf.io.parse_example(batch, spec)[key].numpy().reshape(-1)
+                           for batch in records.batch(1024)])
+
+
+def _one_hot(labels: np.ndarray, genres: int) -> np.ndarray:
+    return np.eye(genres, dtype=np.float32)[labels]
+
+
+def _weights(config: PipelineConfig, kept: folds.Segments) -> Optional[np.ndarray]:
+    if config.train.class_balance <= 0:
+        return None
+    counts = np.bincount(kept.labels, minlength=len(config.genres))
+    return training.class_weights(counts, config.train.class_balance)
+
+
+def train_heads(config: PipelineConfig, template: keras.Model) -> folds.TrainAndPredict:
+    """A fold's training on embeddings, as the Trainer's heads: ``train.heads`` fresh copies of the family's head,
+    each from seed + 1000 k, their probabilities averaged."""
+    t = config.train
+
+    def run(kept: folds.Segments, stop: folds.Segments, held: folds.Inputs) -> np.ndarray:
+        genres = len(config.genres)
+        train = tf.data.Dataset.from_tensor_slices((kept.inputs, _one_hot(kept.labels, genres))).cache()
+        stop_set = tf.data.Dataset.from_tensor_slices(
+            (stop.inputs, _one_hot(stop.labels, genres))).batch(t.batch_size).cache()
+        predictions = []
+        for k in range(t.heads):
+            keras.utils.set_random_seed(t.seed + 1000 * k)
+            head = keras.models.clone_model(template)
+            with tempfile.TemporaryDirectory() as run_dir:
+                training.fit_head(head, train, stop_set, config, run_dir, min(t.frozen_epochs, t.epochs),
+                                  t.seed + 1000 * k, _weights(config, kept), progress=False)
+            predictions.append(head.predict(held, batch_size=256, verbose=0))
+        return np.mean(predictions, axis=0)
+
+    return run
+
+
+def train_whole(config: PipelineConfig, tft_output: tft.TFTransformOutput) -> folds.TrainAndPredict:
+    """A fold's training of the whole family from its seed, through the Trainer's ``fit`` (augmentation,
+    schedules, the VGG's two phases), on batches of the segments in memory."""
+    stats = preprocessing.normalisation_stats(tft_output, config)
+    shape = training.model_input_shape(tft_output, config)
+    gain_per_db = augment.gain_scale(config.features, stats.std)
+
+    def batches(segments: folds.Segments, augmented: bool) -> tf.data.Dataset:
+        ds = tf.data.Dataset.from_tensor_slices((segments.inputs, _one_hot(segments.labels, len(config.genres))))
+        if augmented:
+            ds = ds.shuffle(len(segments), seed=config.train.seed)
+        ds = ds.batch(config.train.batch_size)
+        if augmented and not config.features.extra_kinds:
+            ds = ds.map(lambda x, y: augment.augment_batch(x, y, config.train, gain_per_db),
+                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def run(kept: folds.Segments, stop: folds.Segments, held: folds.Inputs) -> np.ndarray:
+        keras.utils.set_random_seed(config.train.seed)
+        model = registry.build_model(config, shape, input_stats=(stats.mean, stats.std))
+        probe = batches(kept, augmented=False) if registry.has_pretrained_backbone(config) else None
+        with tempfile.TemporaryDirectory() as run_dir:
+            model, _ = training.fit(model, batches(kept, augmented=True), batches(stop, augmented=False), config,
+                                    run_dir, probe, _weights(config, kept), records=False)
+        return model.predict(held, batch_size=256, verbose=0)
+
+    return run
+
+
+@dataclasses.dataclass
+class TrialRecord:
+    number: int
+    values: dict[str, Any]
+    clip_accuracy: float
+    clips_correct: int
+    clips: int
+    seconds: float
+
+
+class FoldTuner(base_tuner.BaseTuner):
+    """KerasTuner's search loop with the fold protocol as the trial: ``run_trial`` returns the fold clip accuracy.
+
+    A [tune] line per trial (settings, score, best so far, time left); after ``max_seconds`` of tuning no further
+    trial starts. The search ends in an MLflow run of its own (:meth:`on_search_end`)."""
+
+    def __init__(self, oracle: keras_tuner.Oracle, config: PipelineConfig, segments: folds.Segments,
+                 trainer: Callable[[PipelineConfig], folds.TrainAndPredict], directory: str,
+                 max_seconds: Optional[float] = None) -> None:
+        super().__init__(oracle, directory=directory, project_name="folds", overwrite=True)
+        self.config = config
+        self.segments = segments
+        self.trainer = trainer
+        self.assignment = folds.fold_of_tracks(segments.track_ids, segments.labels, config.tune.folds,
+                                               config.split.group_by)
+        self.max_seconds = max_seconds
+        self.records: list[TrialRecord] = []
+        self.started = time.time()
+
+    def on_search_begin(self) -> None:
+        self.started = time.time()
+        clips = len(set(self.segments.track_ids[~self.segments.is_view]))
+        print(f"[tune] {self.config.train.model}: up to {self.oracle.max_trials} trials ({self.config.tune.oracle}), "
+              f"each {self.config.tune.folds} folds over {clips} train and eval clips", flush=True)
+
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> float:
+        values = hyperparameters.chosen(trial.hyperparameters.values)
+        config = hyperparameters.apply(self.config, values)
+        budget = trial.hyperparameters.values.get("tuner/epochs")  # Hyperband's epochs for this trial
+        if budget:
+            config = dataclasses.replace(config, train=dataclasses.replace(
+                config.train, epochs=min(config.train.epochs, int(budget))))
+        started = time.time()
+        score = folds.cross_validate(self.segments, self.assignment, self.trainer(config))
+        record = TrialRecord(len(self.records) + 1, values, score.clip_accuracy, score.clips_correct, score.clips,
+                             round(time.time() - started, 1))
+        self.records.append(record)
+        self._progress(record)
+        return score.clip_accuracy
+
+    def _progress(self, record: TrialRecord) -> None:
+        total = self.oracle.max_trials
+        best = max(r.clip_accuracy for r in self.records)
+        elapsed = time.time() - self.started
+        left = elapsed / record.number * (total - record.number) if total else 0.0
+        print(f"[tune] trial {record.number}/{total}: {hyperparameters.describe(record.values)}: fold clip accuracy "
+              f"{record.clip_accuracy:.3f} ({record.clips_correct}/{record.clips} clips), best {best:.3f}; "
+              f"{record.seconds:.0f} s, about {left:.0f} s left", flush=True)
+
+    def on_trial_end(self, trial: Any) -> None:
+        super().on_trial_end(trial)
+        if self.max_seconds is not None and time.time() - self.started >= self.max_seconds:
+            # The oracle stops at max_trials: the trials so far are the budget.
+            self.oracle.max_trials = len(self.oracle.trials)
+            print(f"[tune] time budget of {self.max_seconds / 60:g} min spent after {len(self.records)} trials: "
+                  "no further trial", flush=True)
+
+
+    def on_search_end(self) -> None:
+        """An MLflow run ``tune-<family>-<time>``: the chosen values (tag ``tuned``, params ``tuned.*``), every
+        trial's fold clip accuracy (a step each) and the trials as a table (``tuning/trials.json``)."""
+        super().on_search_end()
+        if not self.records:
+            return
+        import mlflow
+
+        best = max(self.records, key=lambda r: r.clip_accuracy)
+        names = sorted({name for r in self.records for name in r.values})
+        with tracking.training_run(self.config, run_name=f"tune-{self.config.train.model}-"
+                                                         f"{time.strftime('%Y%m%d-%H%M%S')}") as run:
+            mlflow.set_tags({"genre.stage": "tune", "tuned": hyperparameters.describe(best.values)})
+            mlflow.log_params({f"tuned.{name}": value for name, value in best.values.items()})
+            for r in self.records:
+                mlflow.log_metric(OBJECTIVE, r.clip_accuracy, step=r.number)
+            mlflow.log_metric(f"best_{OBJECTIVE}", best.clip_accuracy)
+            mlflow.log_table({"trial": [r.number for r in self.records],
+                              OBJECTIVE: [r.clip_accuracy for r in self.records],
+                              "clips_correct": [r.clips_correct for r in self.records],
+                              "seconds": [r.seconds for r in self.records],
+                              **{name: [r.values.get(name) for r in self.records] for name in names}},
+                             artifact_file="tuning/trials.json")
+            print(f"[tune] chosen: {hyperparameters.describe(best.values)} (fold clip accuracy "
+                  f"{best.clip_accuracy:.3f}, trial {best.number} of {len(self.records)}); MLflow run "
+                  f"{run.info.run_id}", flush=True)
+
+
+def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
+    """TFX's Tuner: the fold-protocol search of the configured family (custom_config's pipeline_config)."""
+    config = PipelineConfig.from_json(fn_args.custom_config["pipeline_config"])
+    tft_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    keras.utils.set_random_seed(config.train.seed)
+    scratch = os.path.join(fn_args.working_dir, "scratch")
+    started = time.time()
+    try:
+        if heads_only(config):
+            stats = preprocessing.normalisation_stats(tft_output, config)
+            model = registry.build_model(config, training.model_input_shape(tft_output, config),
+                                         input_stats=(stats.mean, stats.std))
+            body, template = registry.split_backbone(model)
+            segments = load_segments(config, tft_output, fn_args.train_files, fn_args.eval_files, scratch, body)
+
+            def trainer(trial_config: PipelineConfig) -> folds.TrainAndPredict:
+                return train_heads(trial_config, template)
+            what = "embedded by the frozen body"
+        else:
+            segments = load_segments(config, tft_output, fn_args.train_files, fn_args.eval_files, scratch)
+
+            def trainer(trial_config: PipelineConfig) -> folds.TrainAndPredict:
+                return train_whole(trial_config, tft_output)
+            what = "read"
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"[tune] {len(segments)} train and eval segments {what} in {time.time() - started:.0f} s", flush=True)
+    max_epochs = min(config.train.frozen_epochs, config.train.epochs) if heads_only(config) else config.train.epochs
+    oracle = make_oracle(config.tune, search_space(config), config.train.seed, max_epochs)
+    max_seconds = config.tune.max_minutes * 60 if config.tune.max_minutes else None
+    tuner = FoldTuner(oracle, config, segments, trainer, os.path.join(fn_args.working_dir, "keras_tuner"),
+                      max_seconds)
+    return TunerFnResult(tuner=tuner, fit_kwargs={})

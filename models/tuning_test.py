@@ -1,0 +1,91 @@
+"""The search spaces, the oracles behind --tune-oracle, and KerasTuner's loop over fold-scored trials."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from config.settings import TUNE_ORACLES, PipelineConfig, TuneConfig
+from models import folds, tuning
+from models.folds_test import _segments
+
+
+@pytest.mark.parametrize("model, own", [("musicnn", {"heads"}), ("lstm", {"heads"}), ("cnn", {"band_shift"}),
+                                        ("ann", set()), ("vgg", {"finetune_learning_rate"})])
+def test_each_family_searches_around_its_preset(model, own):
+    preset = PipelineConfig().with_model(model)
+    space = tuning.search_space(preset)
+    names = {hp.name for hp in space.space}
+    assert names == {"learning_rate", "label_smoothing", "class_balance", *own}
+    rates = sorted(next(hp for hp in space.space if hp.name == "learning_rate").values)
+    assert rates[1] == preset.train.learning_rate and rates[0] < rates[1] < rates[2]
+    for hp in space.space:  # the preset's value is the default wherever it is a choice
+        if getattr(preset.train, hp.name) in hp.values:
+            assert hp.default == getattr(preset.train, hp.name)
+
+
+@pytest.mark.parametrize("oracle", TUNE_ORACLES)
+def test_every_oracle_keeps_the_trial_budget(oracle):
+    made = tuning.make_oracle(TuneConfig(enabled=True, trials=4, oracle=oracle),
+                              tuning.search_space(PipelineConfig().with_model("ann")), 42, 9)
+    assert made.max_trials == 4
+    assert made.objective.name == tuning.OBJECTIVE
+
+
+def _nearest_mean(config: PipelineConfig) -> folds.TrainAndPredict:
+    def run(kept, stop, held):
+        means = np.stack([kept.inputs[kept.labels == c].mean(axis=0) for c in (0, 1)])
+        return np.eye(2)[np.argmin(((held[:, None, :] - means[None]) ** 2).sum(axis=2), axis=1)]
+    return run
+
+
+def _config(trials: int, max_minutes=None) -> PipelineConfig:
+    config = PipelineConfig().with_model("ann")
+    return dataclasses.replace(config, genres=("blues", "rock"), split=dataclasses.replace(config.split, group_by="track"),
+                               tune=TuneConfig(enabled=True, trials=trials, max_minutes=max_minutes))
+
+
+def test_the_search_runs_every_trial_and_reports_each(tmp_path, capsys):
+    config = _config(3)
+    tuner = tuning.FoldTuner(tuning.make_oracle(config.tune, tuning.search_space(config), 42, 8), config,
+                             _segments(), _nearest_mean, str(tmp_path))
+    tuner.search()
+    assert [r.clip_accuracy for r in tuner.records] == [1.0, 1.0, 1.0]
+    shown = capsys.readouterr().out
+    assert [f"[tune] trial {k}/3:" in shown for k in (1, 2, 3)] == [True] * 3
+    best = tuner.get_best_hyperparameters()[0].values
+    assert best in [r.values for r in tuner.records]
+
+
+def test_no_trial_starts_once_the_time_budget_is_spent(tmp_path, capsys):
+    config = _config(5, max_minutes=1e-6)
+    tuner = tuning.FoldTuner(tuning.make_oracle(config.tune, tuning.search_space(config), 42, 8), config,
+                             _segments(), _nearest_mean, str(tmp_path), max_seconds=config.tune.max_minutes * 60)
+    tuner.search()
+    assert len(tuner.records) == 1
+    assert "no further trial" in capsys.readouterr().out
+
+
+def test_heads_on_embeddings_train_as_the_trainers_and_score_every_clip():
+    import tf_keras as keras
+
+    config = _config(1)
+    config = dataclasses.replace(config, train=dataclasses.replace(
+        config.train, heads=2, epochs=20, frozen_epochs=20, learning_rate=0.1, batch_size=4))
+    inputs = keras.Input((2,))
+    template = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+    segments = _segments()
+    assignment = folds.fold_of_tracks(segments.track_ids, segments.labels, 3, "track")
+    score = folds.cross_validate(segments, assignment, tuning.train_heads(config, template))
+    assert (score.clips, score.clip_accuracy) == (12, 1.0)
+
+
+def test_the_embedding_pass_reports_its_progress(monkeypatch, capsys):
+    clock = iter([0.0, 0.0, 10.0, 40.0, 80.0])
+    monkeypatch.setattr(tuning.time, "time", lambda: next(clock))
+    progress = tuning._Progress(100)  # started at 0
+    progress.done(10)   # 10 s: quiet
+    progress.done(30)   # 40 s: 40 of 100 at 1/s
+    progress.done(60)   # 80 s: all done, nothing to report
+    assert capsys.readouterr().out.splitlines() == ["[tune] embedding: 40/100 segments, 1.0/s, about 60 s left"]
