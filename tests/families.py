@@ -35,7 +35,7 @@ VGG_HEAD_EPOCHS = 5
 # to end and a learning signal on held-out tracks; how well a family learns real music is measured in the accuracy
 # benchmark (`make bench-accuracy`). LSTM, musicnn, efficientat and musicnn_efficientat: their presets' heads on the
 # frozen bodies' outputs (two of them, HEADS), seconds an epoch.
-EPOCHS = {"cnn": 15, "lstm": 15, "ann": 20, "efficientnet": 16, "musicnn": 20, "efficientat": 20,
+EPOCHS = {"cnn": 15, "lstm": 15, "ann": 20, "efficientnet": 10, "musicnn": 20, "efficientat": 20,
           "musicnn_efficientat": 20, "vgg": VGG_HEAD_EPOCHS + 1}
 # The families trained whole from the first epoch (no early stopping, a cosine decay) stop once the eval split's
 # segment accuracy reaches this on two epochs in a row (--stop-at-eval-accuracy), as the first run on the synthetic
