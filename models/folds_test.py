@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from models import folds
+from testkit.training_inputs import separable_segments
 
 
 def test_gtzan_clips_fall_into_consecutive_blocks_per_genre():
@@ -25,30 +26,14 @@ def test_a_group_stays_in_one_fold(group_by, together):
 
 
 def test_fewer_than_three_folds_with_tracks_are_refused():
-    segments = _segments()
+    segments = separable_segments()
     assignment = folds.fold_of_tracks(segments.track_ids, segments.labels, 2, "track")
     with pytest.raises(ValueError, match="the protocol needs 3"):
         folds.cross_validate(segments, assignment, lambda kept, stop, held: np.eye(2)[np.zeros(len(held), int)])
 
 
-def _segments(views: bool = False) -> folds.Segments:
-    """Two genres, six tracks each, two segments a track, separable by the first input number; with views, one more
-    segment a track marked as a training view."""
-    rows, labels, tracks, is_view = [], [], [], []
-    for label, genre in enumerate(("blues", "rock")):
-        for n in range(6):
-            for view in ((False, True) if views else (False,)):
-                for _ in range(1 if view else 2):
-                    rows.append([label * 2.0 - 1.0 + 0.1 * n, 0.0])
-                    labels.append(label)
-                    tracks.append(f"{genre}.{n:05d}")
-                    is_view.append(view)
-    return folds.Segments(np.array(rows, np.float32), np.array(labels), np.array(tracks, dtype=object),
-                          np.array(is_view))
-
-
 def test_every_recorded_clip_is_held_out_once_and_never_trains_or_stops_its_own_fold():
-    segments = _segments(views=True)
+    segments = separable_segments(views=True)
     assignment = folds.fold_of_tracks(segments.track_ids, segments.labels, 3, "track")
     held_tracks: list[str] = []
 
@@ -69,7 +54,7 @@ def test_every_recorded_clip_is_held_out_once_and_never_trains_or_stops_its_own_
 
 
 def test_a_wrong_model_scores_zero():
-    segments = _segments()
+    segments = separable_segments()
     assignment = folds.fold_of_tracks(segments.track_ids, segments.labels, 3, "track")
     score = folds.cross_validate(segments, assignment, lambda kept, stop, held: np.eye(2)[(held[:, 0] < 0).astype(int)])
     assert score.clip_accuracy == 0.0

@@ -8,7 +8,7 @@ import pytest
 
 from config.settings import TUNE_ORACLES, PipelineConfig, TuneConfig
 from models import folds, tuning
-from models.folds_test import _segments
+from testkit.training_inputs import separable_segments
 
 
 @pytest.mark.parametrize("model, own", [("musicnn", {"heads"}), ("lstm", {"heads"}), ("cnn", {"band_shift"}),
@@ -49,7 +49,7 @@ def _config(trials: int, max_minutes=None) -> PipelineConfig:
 def test_the_search_runs_every_trial_and_reports_each(tmp_path, capsys):
     config = _config(3)
     tuner = tuning.FoldTuner(tuning.make_oracle(config.tune, tuning.search_space(config), 42, 8), config,
-                             _segments(), _nearest_mean, str(tmp_path))
+                             separable_segments(), _nearest_mean, str(tmp_path))
     tuner.search()
     assert [r.clip_accuracy for r in tuner.records] == [1.0, 1.0, 1.0]
     shown = capsys.readouterr().out
@@ -61,7 +61,7 @@ def test_the_search_runs_every_trial_and_reports_each(tmp_path, capsys):
 def test_no_trial_starts_once_the_time_budget_is_spent(tmp_path, capsys):
     config = _config(5, max_minutes=1e-6)
     tuner = tuning.FoldTuner(tuning.make_oracle(config.tune, tuning.search_space(config), 42, 8), config,
-                             _segments(), _nearest_mean, str(tmp_path), max_seconds=config.tune.max_minutes * 60)
+                             separable_segments(), _nearest_mean, str(tmp_path), max_seconds=config.tune.max_minutes * 60)
     tuner.search()
     assert len(tuner.records) == 1
     assert "no further trial" in capsys.readouterr().out
@@ -75,7 +75,7 @@ def test_heads_on_embeddings_train_as_the_trainers_and_score_every_clip():
         config.train, heads=2, epochs=20, frozen_epochs=20, learning_rate=0.1, batch_size=4))
     inputs = keras.Input((2,))
     template = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
-    segments = _segments()
+    segments = separable_segments()
     assignment = folds.fold_of_tracks(segments.track_ids, segments.labels, 3, "track")
     score = folds.cross_validate(segments, assignment, tuning.train_heads(config, template))
     assert (score.clips, score.clip_accuracy) == (12, 1.0)

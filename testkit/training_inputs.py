@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from config.settings import PipelineConfig
-from models import canonical_order
+from models import canonical_order, folds
 
 KIND, SHAPE = "log_mel", (16, 8)
 
@@ -52,3 +52,19 @@ def train_config(model: str = "cnn", **changes) -> PipelineConfig:
     config = PipelineConfig().with_model(model)
     config.train = dataclasses.replace(config.train, **changes)
     return config
+
+
+def separable_segments(views: bool = False) -> folds.Segments:
+    """Two genres, six tracks each, two segments a track, separable by the first input number; with views, one more
+    segment a track marked as a training view."""
+    rows, labels, tracks, is_view = [], [], [], []
+    for label, genre in enumerate(("blues", "rock")):
+        for n in range(6):
+            for view in ((False, True) if views else (False,)):
+                for _ in range(1 if view else 2):
+                    rows.append([label * 2.0 - 1.0 + 0.1 * n, 0.0])
+                    labels.append(label)
+                    tracks.append(f"{genre}.{n:05d}")
+                    is_view.append(view)
+    return folds.Segments(np.array(rows, np.float32), np.array(labels), np.array(tracks, dtype=object),
+                          np.array(is_view))

@@ -30,12 +30,12 @@ def test_a_tuned_run_names_the_chosen_settings_and_every_trials_score(capsys):
                "tuning": {"chosen": {"learning_rate": 0.003, "heads": 3},
                           "trials": [{"trial": 2, "score": 0.8125, "values": {"learning_rate": 0.003, "heads": 3}},
                                      {"trial": 1, "score": 0.75, "values": {"learning_rate": 0.001, "heads": 5}}]}}
-    local_runner.print_summary(summary, until="train")
+    print_summary(summary, until="train")
     out = capsys.readouterr().out
     assert "tuned: heads 3, learning_rate 0.003 (best of 2 trials" in out
     assert "  trial 2: 0.812 heads 3, learning_rate 0.003" in out and "  trial 1: 0.750 heads 5, learning_rate 0.001" in out
 
 
 def test_an_untuned_run_prints_no_tuning_line(capsys):
-    local_runner.print_summary(_summary({"train": 140, "eval": 30, "test": 30}, 0, 0), until="train")
+    print_summary(_summary({"train": 140, "eval": 30, "test": 30}, 0, 0), until="train")
     assert "tuned" not in capsys.readouterr().out
