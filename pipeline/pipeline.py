@@ -142,25 +142,21 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
                            "code": transform_code_fingerprint()})
         transform.add_upstream_node(anomaly_gate)  # anomalies stop the run before any feature work
         components += [transform]
+        # What the Tuner's trials and the Trainer both train on.
+        training_inputs = dict(examples=transform.outputs["transformed_examples"],
+                               transform_graph=transform.outputs["transform_graph"],
+                               schema=schema_gen.outputs["schema"],
+                               train_args=tfx.proto.TrainArgs(splits=["train"]),
+                               eval_args=tfx.proto.EvalArgs(splits=["eval"]))
         best_hyperparameters = None
         if config.tune.enabled:
             tuner = tfx.components.Tuner(
-                tuner_fn=TUNER_FN,
-                examples=transform.outputs["transformed_examples"],
-                transform_graph=transform.outputs["transform_graph"],
-                schema=schema_gen.outputs["schema"],
-                train_args=tfx.proto.TrainArgs(splits=["train"]),
-                eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+                tuner_fn=TUNER_FN, **training_inputs,
                 custom_config={"pipeline_config": config.to_json(TUNING_SECTIONS), "code": tuner_code_fingerprint()})
             best_hyperparameters = tuner.outputs["best_hyperparameters"]
             components.append(tuner)
         trainer = TrackedTrainer(
-            run_fn=RUN_FN,
-            examples=transform.outputs["transformed_examples"],
-            transform_graph=transform.outputs["transform_graph"],
-            schema=schema_gen.outputs["schema"],
-            train_args=tfx.proto.TrainArgs(splits=["train"]),
-            eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+            run_fn=RUN_FN, **training_inputs,
             hyperparameters=best_hyperparameters,  # None: the preset
             # Gate settings are not the Trainer's business: changing a bar re-runs the gate only.
             custom_config={"pipeline_config": config.to_json(TRAINING_SECTIONS), "code": trainer_code_fingerprint()})
