@@ -1,6 +1,6 @@
 """What the training code under test reads, without a pipeline run: transformed segment files (GZIP'd
-tf.Examples as Transform writes them), the TFTransformOutput view of them, canonical-order shards, and a config
-with a few training settings changed."""
+tf.Examples as Transform writes them), the TFTransformOutput view of them, canonical-order shards, a config
+with a few training settings changed, and in-memory segments the fold protocol and the tuner can separate."""
 from __future__ import annotations
 
 import dataclasses
