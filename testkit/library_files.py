@@ -1,0 +1,135 @@
+"""Audio files as a person's library holds them: every container and codec encoded with PyAV
+(FFmpeg's encoders in a wheel), genre, artist and album tags written with mutagen."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional
+
+import av
+import mutagen
+import numpy as np
+from mutagen import id3
+from mutagen.mp4 import MP4
+
+# format name -> (extension, PyAV container format, codec, sample format, the rate the codec takes or None)
+FORMATS: dict[str, tuple[str, str, str, str, Optional[int]]] = {
+    "aac": ("m4a", "ipod", "aac", "fltp", None),
+    "alac": ("m4a", "ipod", "alac", "s16p", None),
+    "opus": ("opus", "ogg", "libopus", "s16", 48000),
+    "aiff": ("aiff", "aiff", "pcm_s16be", "s16", None),
+    "mp3": ("mp3", "mp3", "libmp3lame", "s16p", None),
+    "flac": ("flac", "flac", "flac", "s16", None),
+    "wav": ("wav", "wav", "pcm_s16le", "s16", None),
+    "wma": ("wma", "asf", "wmav2", "fltp", None),
+}
+
+
+def _frame(block: np.ndarray, fmt: str, rate: int) -> av.AudioFrame:
+    if fmt.startswith("s16"):
+        data = np.clip(np.round(block * 32767.0), -32768, 32767).astype(np.int16)
+    else:
+        data = block.astype(np.float32)
+    planar = fmt.endswith("p")
+    frame = av.AudioFrame.from_ndarray(data[None, :] if planar else data[None, :], format=fmt, layout="mono")
+    frame.sample_rate = rate
+    return frame
+
+
+def encode(path: Path, samples: np.ndarray, rate: int, fmt: str) -> Path:
+    """Write mono float SAMPLES (in [-1, 1]) at RATE to PATH in FORMAT (a key of :data:`FORMATS`);
+    the extension is the format's own. Returns the path written."""
+    ext, container_format, codec, sample_format, codec_rate = FORMATS[fmt]
+    path = Path(path).with_suffix("." + ext)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if codec_rate and codec_rate != rate:
+        import soxr  # the codec takes one rate only (Opus: 48 kHz)
+        samples = soxr.resample(samples.astype(np.float32), rate, codec_rate)
+        rate = codec_rate
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.layout = "mono"
+        if codec == "wmav2":
+            stream.bit_rate = 64000  # WMA's encoder has no default bit rate
+        stream.time_base = Fraction(1, rate)
+        block = 4096
+        pts = 0
+        for start in range(0, len(samples), block):
+            frame = _frame(samples[start:start + block], sample_format, rate)
+            frame.pts = pts
+            frame.time_base = Fraction(1, rate)
+            pts += frame.samples
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+def tag(path: Path, *, genre: Optional[str] = None, artist: Optional[str] = None, album: Optional[str] = None,
+        title: Optional[str] = None, id3_version: int = 4) -> None:
+    """Write the given tags into PATH the way players do: ID3 (v2.3, v2.4, or v1 with ID3_VERSION=1,
+    whose genre is a number of its list) for MP3, AIFF and WAV, MP4 atoms for .m4a, ASF attributes for
+    .wma, Vorbis comments for FLAC, Ogg and Opus. A tag left None is not written."""
+    path = Path(path)
+    fields = {"genre": genre, "artist": artist, "album": album, "title": title}
+    suffix = path.suffix.lower()
+    if suffix in (".mp3", ".aiff", ".aif", ".wav"):
+        _tag_id3(path, fields, id3_version)
+    elif suffix == ".m4a":
+        audio = MP4(str(path))
+        atoms = {"genre": "\xa9gen", "artist": "\xa9ART", "album": "\xa9alb", "title": "\xa9nam"}
+        for key, value in fields.items():
+            if value is not None:
+                audio[atoms[key]] = [value]
+        audio.save()
+    elif suffix == ".wma":
+        audio = mutagen.File(str(path))
+        names = {"genre": "WM/Genre", "artist": "Author", "album": "WM/AlbumTitle", "title": "Title"}
+        for key, value in fields.items():
+            if value is not None:
+                audio[names[key]] = [value]
+        audio.save()
+    else:
+        audio = mutagen.File(str(path))
+        if audio is None:
+            raise ValueError(f"mutagen does not read {path}")
+        if audio.tags is None:
+            audio.add_tags()
+        for key, value in fields.items():
+            if value is not None:
+                audio[key] = [value]
+        audio.save()
+
+
+def _tag_id3(path: Path, fields: dict[str, Optional[str]], version: int) -> None:
+    if version == 1:
+        _write_id3v1(path, fields)
+        return
+    audio = mutagen.File(str(path))
+    if audio.tags is None:
+        audio.add_tags()
+    frames = {"genre": id3.TCON, "artist": id3.TPE1, "album": id3.TALB, "title": id3.TIT2}
+    for key, value in fields.items():
+        if value is not None:
+            audio.tags.add(frames[key](encoding=3, text=[value]))
+    audio.save(v2_version=version)
+
+
+ID3V1_GENRES = ("Blues", "Classic Rock", "Country", "Dance", "Disco", "Funk", "Grunge", "Hip-Hop", "Jazz", "Metal",
+                "New Age", "Oldies", "Other", "Pop", "R&B", "Rap", "Reggae", "Rock")
+
+
+def _write_id3v1(path: Path, fields: dict[str, Optional[str]]) -> None:
+    """A 128-byte ID3v1 tag at the end of the file; the genre as the number of ID3v1's list."""
+    def text(value: Optional[str], size: int) -> bytes:
+        return (value or "").encode("latin-1", "replace")[:size].ljust(size, b"\0")
+    genre = fields["genre"]
+    number = 255
+    if genre is not None:
+        names = [g.lower() for g in ID3V1_GENRES]
+        number = names.index(genre.lower())
+    block = (b"TAG" + text(fields["title"], 30) + text(fields["artist"], 30) + text(fields["album"], 30)
+             + b"2026" + b"\0" * 30 + bytes([number]))
+    with open(path, "ab") as f:
+        f.write(block)
