@@ -10,7 +10,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-input bench-serving bench-profile bench-accuracy bench-curve bench-bodies bench-memory bench-export bench-robustness bench-first-run bench-scale compile-kubeflow clean
+.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-input bench-serving bench-profile bench-accuracy bench-memory bench-export bench-robustness bench-first-run bench-scale compile-kubeflow clean
 
 venv:
 	@$(PYTHON) scripts/setup_env.py
@@ -86,16 +86,9 @@ bench-app: venv browser
 bench-accuracy: venv
 	$(PY) -m bench.accuracy $(ARGS)
 
-# Held-out accuracy against training clips (nested subsets of train): ARGS="--model M --output-dir DIR".
-bench-curve: venv
-	$(PY) -m bench.learning_curve $(ARGS)
-
 # Peak memory of the client, the page's decode path and the test double on 2-hour files and an oversized shape.
 bench-memory: venv
 	$(PY) -m bench.memory_bounds $(ARGS)
-
-bench-bodies: venv
-	$(PY) -m bench.pretrained_bodies $(ARGS)
 
 # Save and load times of each family's SavedModel, with and without Keras' traced call functions.
 bench-export: venv

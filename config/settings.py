@@ -457,7 +457,7 @@ class PipelineConfig:
                 # (0.784 against 0.775).
                 # Label smoothing 0.2: 625 of 717 held-out clips against 604 without (239 train and eval clips,
                 # five folds of consecutive tracks, seeds 42-44; higher on every seed); 0.1 gave 618 and 0.3
-                # 618 (bench/folds.py; docs/model-selection.md, "musicnn").
+                # 618 (the fold rule; docs/model-selection.md, "musicnn").
                 # Device views, a trade-off chosen: over five folds of the 387 train and eval clips (seeds 42-44)
                 # they cost 23 of 1161 clips (0.835 against 0.855); through a small speaker and a laptop microphone
                 # the eval clips lost 8 points without them and none with them, and +6 dB of clipping moved no

@@ -106,7 +106,6 @@ def build_musicnn(
     input_name: str = "log_mel",
     pretrained: bool = True,
     input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None,
-    checkpoint: str = CHECKPOINT,
 ) -> keras.Model:
     """MSD_musicnn's front and mid end (weights from the checkpoint unless ``pretrained=False``), their
     mean over time (753), then the head: batch norm, dropout 0.5 and a softmax over ``num_classes``.
@@ -114,7 +113,6 @@ def build_musicnn(
     ``input_stats`` as in models/vgg.build_vgg: (mean, std) per mel bin of Transform's z-score, undone by
     a fixed first layer so the body sees musicnn's log10(1 + 10000 mel) scale. ``train`` is accepted for
     the families' common signature; which phases run is the trainer's (models/training.fit).
-    ``checkpoint``: MTT_musicnn has the same layers (trained on MagnaTagATune; bench/pretrained_bodies.py).
     """
     del train
     frames, bins = check_input_shape(input_shape, "musicnn")
@@ -129,7 +127,7 @@ def build_musicnn(
     x = _batch_norm("head_bn")(embedding)
     model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name="musicnn")
     if pretrained:
-        load_pretrained(model, checkpoint)
+        load_pretrained(model)
     return model
 
 

@@ -461,8 +461,7 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
                 run_dir: str, plan: Optional[distribute.Plan] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Build the configured family and fit it on the transformed train split (eval: early stopping).
 
-    What ``run_fn`` trains, without its MLflow run or export, so a benchmark can train the same way
-    on a Transform output (bench/trials.py). ``train_files``: the train split's transformed files, for
+    What ``run_fn`` trains, without its MLflow run or export. ``train_files``: the train split's transformed files, for
     its class counts; ``*_shards``: the splits in canonical order (:func:`split_shards`). ``plan``: the
     strategy (distribute.make_plan(train.strategy) unless given); the model is built, compiled and fitted
     in its scope, under train.mixed_precision's Keras policy. Seeds first: a seed repeats a run on the same

@@ -59,7 +59,6 @@ def build_vgg(
     input_name: str = "log_mel",
     pretrained: bool = True,
     input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None,
-    checkpoint: str = CHECKPOINT,
 ) -> keras.Model:
     """MSD_vgg's body (weights from the checkpoint unless ``pretrained=False``), flatten, dropout 0.5, softmax.
 
@@ -73,7 +72,6 @@ def build_vgg(
     log10(1 + 10000 mel) values, the scale its input batch norm was trained on (mean 2.18, var 1.60).
     Without them the body sees z-scores; measured on 76 real GTZAN clips, a linear probe on the
     frozen body's features dropped from 0.78 to 0.67 segment accuracy.
-    ``checkpoint``: MTT_vgg has the same layers (trained on MagnaTagATune; bench/pretrained_bodies.py).
     """
     del train
     frames, bins = check_input_shape(input_shape, "vgg")
@@ -91,7 +89,7 @@ def build_vgg(
     outputs = softmax_head(x, num_classes, dropout=HEAD_DROPOUT)
     model = keras.Model(inputs, outputs, name="vgg")
     if pretrained:
-        load_pretrained(model, checkpoint)
+        load_pretrained(model)
     return model
 
 

@@ -44,16 +44,6 @@ def test_every_checkpoint_tensor_is_loaded_unchanged(model, tensors):
     assert assert_checkpoint_loaded(model, vgg.checkpoint_scopes(), tensors) == body
 
 
-def test_mtt_vgg_loads_into_the_same_layers(model):
-    """bench/pretrained_bodies.py probes MTT_vgg too: the same layers, other weights (MagnaTagATune's tags)."""
-    mtt_tensors = read_checkpoint("MTT_vgg")
-    mtt = vgg.build_vgg(SHAPE, len(GENRES), TrainConfig(), checkpoint="MTT_vgg")
-    assert assert_checkpoint_loaded(mtt, vgg.checkpoint_scopes(), mtt_tensors) == {
-        key for key in mtt_tensors if not key.startswith("dense/")}
-    first = f"{vgg.BACKBONE_PREFIX}block1_conv"
-    assert not np.allclose(mtt.get_layer(first).get_weights()[0], model.get_layer(first).get_weights()[0])
-
-
 def test_backbone_reproduces_musicnn_tf1_graph(model, tmp_path):
     x = log_mel_like(3, SHAPE, seed=1)
     expected = musicnn_tf1_outputs("MSD_vgg", x, tmp_path)[1:6]  # logits, then pool1..pool5
