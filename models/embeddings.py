@@ -3,35 +3,106 @@
 Why on disk: the heads train for many epochs on the same embeddings, and at library scale they do
 not fit in memory. One record holds one input batch's (embeddings, labels); reading them back
 unbatched gives the examples in the dataset's order, so a seeded shuffle repeats a run.
+
+The store: a frozen body's embeddings of one Transform output's train and eval splits, kept under the
+pipeline root (``embeddings/<key>``) by the Tuner, which embeds them for its trials, and read by the Trainer
+that follows, so a tuned run passes its segments through the body once. The key names everything that decides
+the embeddings (the Transform output, the split files, the family, its input and the batching); ``meta.json``,
+written last, marks a complete store.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
+from typing import Optional, Sequence
 
 import tensorflow as tf
 import tf_keras as keras
 
+from config.settings import PipelineConfig
+
 EMBEDDING, LABEL = "embedding", "label"
+STORE_SPLITS = ("train", "eval")
+META = "meta.json"
 
 
 def _bytes_feature(tensor: tf.Tensor) -> tf.train.Feature:
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.serialize_tensor(tensor).numpy()]))
 
 
+class Writer:
+    """Batches of (embeddings, labels) into one TFRecord file, in the format :func:`read_embeddings` reads."""
+
+    def __init__(self, path: str) -> None:
+        tf.io.gfile.makedirs(os.path.dirname(path))
+        self.path, self.count, self.shapes = path, 0, None
+        self._writer = tf.io.TFRecordWriter(path)
+
+    def write(self, embeddings: tf.Tensor, labels: tf.Tensor) -> None:
+        embeddings, labels = tf.cast(embeddings, tf.float32), tf.cast(labels, tf.float32)
+        self.shapes = embeddings.shape[1:], labels.shape[1:]
+        self.count += int(embeddings.shape[0])
+        self._writer.write(tf.train.Example(features=tf.train.Features(feature={
+            EMBEDDING: _bytes_feature(embeddings), LABEL: _bytes_feature(labels)})).SerializeToString())
+
+    def close(self) -> tuple[tf.TensorShape, tf.TensorShape]:
+        self._writer.close()
+        if self.shapes is None:
+            raise ValueError(f"No examples to embed into {self.path}: the dataset is empty.")
+        return self.shapes
+
+
 def embed(body: keras.Model, dataset: tf.data.Dataset, path: str) -> tf.data.Dataset:
     """Run the frozen body once over (x, y) batches into the TFRecord file ``path``; (embedding, label)
     pairs, unbatched, read back from it. Memory: one batch."""
-    tf.io.gfile.makedirs(os.path.dirname(path))
-    shapes = None
-    with tf.io.TFRecordWriter(path) as writer:
-        for x, y in dataset:
-            embeddings, labels = tf.cast(body(x, training=False), tf.float32), tf.cast(y, tf.float32)
-            shapes = embeddings.shape[1:], labels.shape[1:]
-            writer.write(tf.train.Example(features=tf.train.Features(feature={
-                EMBEDDING: _bytes_feature(embeddings), LABEL: _bytes_feature(labels)})).SerializeToString())
-    if shapes is None:
-        raise ValueError(f"No examples to embed into {path}: the dataset is empty.")
-    return read_embeddings(path, *shapes)
+    writer = Writer(path)
+    for x, y in dataset:
+        writer.write(body(x, training=False), y)
+    return read_embeddings(path, *writer.close())
+
+
+def store_path(config: PipelineConfig, transform_graph: str, train_files: Sequence[str] | str,
+               eval_files: Sequence[str] | str) -> str:
+    """The store of ``config``'s frozen body's embeddings of this Transform output's splits."""
+    def files(f: Sequence[str] | str) -> list[str]:
+        return [f] if isinstance(f, str) else sorted(f)
+
+    t = config.train
+    body = {"transform_graph": transform_graph, "train": files(train_files), "eval": files(eval_files),
+            "model": t.model, "batch_size": t.batch_size, "efficientat_weights": t.efficientat_weights,
+            "audio": dataclasses.asdict(config.audio), "features": dataclasses.asdict(config.features)}
+    key = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return os.path.join(config.pipeline_root, "embeddings", f"{t.model}-{key}")
+
+
+class StoreWriter:
+    """Writes a store: one :class:`Writer` a split, then ``meta.json`` (shapes and counts) last."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.splits = {split: Writer(os.path.join(path, f"{split}.tfrecord")) for split in STORE_SPLITS}
+
+    def close(self) -> None:
+        shapes = {split: writer.close() for split, writer in self.splits.items()}
+        meta = {split: {"segments": self.splits[split].count, "embedding_shape": shapes[split][0].as_list(),
+                        "label_shape": shapes[split][1].as_list()} for split in STORE_SPLITS}
+        with tf.io.gfile.GFile(os.path.join(self.path, META), "w") as f:
+            f.write(json.dumps(meta))
+
+
+def read_store(path: str) -> Optional[tuple[dict[str, tf.data.Dataset], dict[str, int]]]:
+    """A complete store's (embedding, label) datasets and segment counts by split; None where there is none."""
+    meta_path = os.path.join(path, META)
+    if not tf.io.gfile.exists(meta_path):
+        return None
+    with tf.io.gfile.GFile(meta_path) as f:
+        meta = json.load(f)
+    datasets = {split: read_embeddings(os.path.join(path, f"{split}.tfrecord"),
+                                       tf.TensorShape(meta[split]["embedding_shape"]),
+                                       tf.TensorShape(meta[split]["label_shape"])) for split in STORE_SPLITS}
+    return datasets, {split: meta[split]["segments"] for split in STORE_SPLITS}
 
 
 def read_embeddings(path: str, embedding_shape: tf.TensorShape, label_shape: tf.TensorShape) -> tf.data.Dataset:

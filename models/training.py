@@ -32,6 +32,7 @@ from config.settings import STOP_AFTER_PASSES, PipelineConfig
 from models import (augment, distribute, features, hyperparameters, metrics, plots, preprocessing, registry, signatures,
                     tracking, transfer)
 from models.canonical_order import CanonicalShards, matching_files, write_shards
+from models import embeddings
 from models.embeddings import embed
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -337,7 +338,8 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
                             config: PipelineConfig, run_dir: str, epochs: int,
                             weights: Optional[np.ndarray] = None,
                             even: Optional[EvenSteps] = None,
-                            records: bool = True) -> tuple[keras.Model, dict[str, list[float]]]:
+                            records: bool = True,
+                            stored: Optional[dict[str, tf.data.Dataset]] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone.
 
     Equivalent to training with the body frozen (its batch norms run in inference mode
@@ -347,11 +349,12 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
     shuffled and dropped out from its own seed and stopped on its own eval loss, and the model
     returned averages their probabilities (transfer.average_heads); otherwise it is ``model``.
     The history is the first head's. ``records`` False: no progress lines or records of any head (:func:`fit`).
+    ``stored``: the train and eval embeddings the Tuner stored (models/embeddings.py), used instead of a body pass.
     """
     embeddings_dir = os.path.join(run_dir, "embeddings")
     try:
         return _fit_heads(model, probe_train_ds, eval_ds, config, run_dir, embeddings_dir, epochs, weights, even,
-                          records)
+                          records, stored)
     finally:
         if tf.io.gfile.exists(embeddings_dir):
             tf.io.gfile.rmtree(embeddings_dir)
@@ -360,12 +363,16 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
 def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
                config: PipelineConfig, run_dir: str, embeddings_dir: str, epochs: int,
                weights: Optional[np.ndarray],
-               even: Optional[EvenSteps], records: bool = True) -> tuple[keras.Model, dict[str, list[float]]]:
+               even: Optional[EvenSteps], records: bool = True,
+               stored: Optional[dict[str, tf.data.Dataset]] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     t = config.train
     body, head = registry.split_backbone(model)
-    train_embeddings = embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
-    eval_embeddings = embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord")).batch(
-        t.batch_size).with_options(_sharded_by_hand())
+    if stored is not None:
+        train_embeddings, eval_embeddings = stored["train"], stored["eval"]
+    else:
+        train_embeddings = embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
+        eval_embeddings = embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord"))
+    eval_embeddings = eval_embeddings.batch(t.batch_size).with_options(_sharded_by_hand())
     history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
                        progress=records, even=even, announce=records)
     if t.heads <= 1:
@@ -389,7 +396,8 @@ def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.
 def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, config: PipelineConfig,
         run_dir: str, probe_train_ds: Optional[tf.data.Dataset] = None,
         weights: Optional[np.ndarray] = None,
-        even: Optional[EvenSteps] = None, records: bool = True) -> tuple[keras.Model, dict[str, list[float]]]:
+        even: Optional[EvenSteps] = None, records: bool = True,
+        stored: Optional[dict[str, tf.data.Dataset]] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train; a pretrained backbone goes in two phases: head(s) on frozen embeddings, then fine-tuning.
 
     Returns the trained model (a new one when several heads are averaged) and its history.
@@ -397,6 +405,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     (:func:`class_weights`) weight each training example's loss by its class; the eval split's loss,
     which early stopping watches, stays unweighted. ``even``: a multi-worker run's steps (:class:`EvenSteps`).
     ``records`` False: no progress lines, checkpoints, TensorBoard logs or MLflow steps (a tuning trial's folds).
+    ``stored``: the frozen body's embeddings the Tuner stored, for the heads (:func:`fit_heads_on_embeddings`).
     """
     t = config.train
     if weights is not None:
@@ -413,7 +422,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
         return model, {key: [float(v) for v in values] for key, values in result.history.items()}
     frozen = min(t.frozen_epochs, t.epochs)
     model, history = fit_heads_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen, weights,
-                                             even=even, records=records)
+                                             even=even, records=records, stored=stored)
     done = len(history.get("loss", []))
     # epochs is the budget of both phases: fine-tuning gets whatever the head left, so a head
     # that early-stops after 9 of its 20 epochs leaves 21 of 30, not 10. epochs <= frozen_epochs
@@ -458,7 +467,8 @@ def predict_split(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndar
 
 def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_files: list[str] | str,
                 train_shards: CanonicalShards, eval_shards: CanonicalShards,
-                run_dir: str, plan: Optional[distribute.Plan] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+                run_dir: str, plan: Optional[distribute.Plan] = None,
+                embeddings_store: Optional[str] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Build the configured family and fit it on the transformed train split (eval: early stopping).
 
     What ``run_fn`` trains, without its MLflow run or export. ``train_files``: the train split's transformed files, for
@@ -466,6 +476,7 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
     strategy (distribute.make_plan(train.strategy) unless given); the model is built, compiled and fitted
     in its scope, under train.mixed_precision's Keras policy. Seeds first: a seed repeats a run on the same
     data (with the default strategy; across replicas the reduction order may differ in the last bits).
+    ``embeddings_store``: where the Tuner may have stored the frozen body's embeddings of these splits.
     """
     plan = plan or distribute.make_plan(config.train.strategy)
     print(f"[train] {plan.describe(config.train.batch_size)}", flush=True)
@@ -488,7 +499,8 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
               f"{model.count_params():,} parameters"
               f"{'' if config.train.mixed_precision == 'none' else ', ' + model.dtype_policy.name}", flush=True)
         model, history = _fit_in_scope(model, config, tft_output, train_files, train_shards, train_ds, eval_ds,
-                                       run_dir, mine, even)
+                                       run_dir, mine, even,
+                                       _stored_embeddings(embeddings_store, train_shards, eval_shards, config, mine))
     if plan.name != "one":
         # Every worker reads the weights here, in the same order: a multi-worker model's batch-norm statistics
         # are read by a collective across the workers. The copy is a plain model: evaluating and exporting it
@@ -500,7 +512,8 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
 def _fit_in_scope(model: keras.Model, config: PipelineConfig, tft_output: tft.TFTransformOutput,
                   train_files: list[str] | str, train_shards: CanonicalShards, train_ds: tf.data.Dataset,
                   eval_ds: tf.data.Dataset, run_dir: str,
-                  mine: dict[str, int], even: Optional[EvenSteps]) -> tuple[keras.Model, dict[str, list[float]]]:
+                  mine: dict[str, int], even: Optional[EvenSteps],
+                  stored: Optional[dict[str, tf.data.Dataset]] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     weights = None
     if config.train.class_balance > 0:
         counts = train_class_counts(train_files, tft_output, len(config.genres))
@@ -511,7 +524,27 @@ def _fit_in_scope(model: keras.Model, config: PipelineConfig, tft_output: tft.TF
     # replicas (docs/distributed.md); the heads then train on them under the strategy.
     probe_train_ds = (make_dataset(train_shards, tft_output, config, training=False, **mine)
                       if registry.has_pretrained_backbone(config) else None)
-    return fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights, even)
+    return fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights, even, stored=stored)
+
+
+def _stored_embeddings(store: Optional[str], train_shards: CanonicalShards, eval_shards: CanonicalShards,
+                       config: PipelineConfig, mine: dict[str, int]) -> Optional[dict[str, tf.data.Dataset]]:
+    """The Tuner's stored embeddings of these splits, when a one-worker run of a frozen-body family finds a
+    complete store holding as many segments as its splits; None (a body pass of its own) otherwise."""
+    if not store or mine["num_shards"] != 1 or not registry.has_pretrained_backbone(config):
+        return None
+    found = embeddings.read_store(store)
+    if found is None:
+        return None
+    datasets, counts = found
+    have = {"train": count_records(train_shards), "eval": count_records(eval_shards)}
+    if counts != have:
+        print(f"[train] the stored embeddings in {store} hold {counts}, the splits {have} segments: embedding anew",
+              flush=True)
+        return None
+    print(f"[train] the frozen body's embeddings of {have['train']} train and {have['eval']} eval segments read from "
+          f"the Tuner's store ({store}): no body pass", flush=True)
+    return datasets
 
 
 def split_shards(tft_output: tft.TFTransformOutput, scratch_dir: str, min_shards: int = 1,
@@ -582,8 +615,10 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
         # At least a shard per worker; every worker sorts the split alike and reads only its own shards.
         shards = split_shards(tft_output, scratch, min_shards=plan.cluster.workers, train=fn_args.train_files,
                               eval=fn_args.eval_files)
+        store = embeddings.store_path(config, fn_args.transform_graph_path, fn_args.train_files,
+                                      fn_args.eval_files)
         model, history = train_model(config, tft_output, fn_args.train_files, shards["train"], shards["eval"],
-                                     run_dir, plan)
+                                     run_dir, plan, embeddings_store=store)
         if not chief:
             export_dir = tempfile.mkdtemp(prefix="trainer-worker-export-")
             try:

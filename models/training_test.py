@@ -114,7 +114,7 @@ class _FakeModel:
 
 def test_a_head_that_learnt_the_data_set_leaves_no_fine_tuning(monkeypatch, tmp_path):
     monkeypatch.setattr(training, "fit_heads_on_embeddings",
-                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None, even=None, records=True:
+                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None, even=None, records=True, stored=None:
                         (model, {"loss": [1.0] * 3, "val_accuracy": [0.8, 0.96, 0.97]}))
     model = _FakeModel()
     training.fit(model, None, None, train_config("vgg", epochs=30, frozen_epochs=20, stop_at_eval_accuracy=0.95),
@@ -129,7 +129,7 @@ def test_a_head_that_learnt_the_data_set_leaves_no_fine_tuning(monkeypatch, tmp_
 ])
 def test_vgg_fine_tuning_gets_the_epochs_the_head_left(monkeypatch, tmp_path, epochs, frozen, head_ran, finetune):
     monkeypatch.setattr(training, "fit_heads_on_embeddings",
-                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None, even=None, records=True:
+                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None, even=None, records=True, stored=None:
                         (model, {"loss": [1.0] * head_ran}))
     monkeypatch.setattr(training.registry, "set_backbone_trainable", lambda model, trainable: None)
     monkeypatch.setattr(training, "_compile", lambda *args, **kwargs: None)
@@ -296,3 +296,37 @@ def test_a_worker_reads_its_own_shards(tmp_path):
 
     workers = [tracks(shard_index=i, num_shards=2) for i in range(2)]
     assert all(workers) and sorted(workers[0] + workers[1]) == tracks()
+
+
+def test_heads_on_the_tuners_stored_embeddings_train_as_on_a_body_pass_and_run_no_body(monkeypatch, tmp_path):
+    """The Trainer after a Tuner: the heads read the stored embeddings (models/embeddings.py) and train exactly
+    as on their own body pass, which does not happen (the probe dataset would raise if read)."""
+    from models import embeddings, musicnn
+    config = train_config("musicnn", heads=2, epochs=2, frozen_epochs=2, batch_size=4)
+    config.genres = ("a", "b")
+    x = np.random.default_rng(2).standard_normal((8, musicnn.FRAMES, musicnn.MELS)).astype("f")
+    y = np.eye(2, dtype="f")[[0, 1] * 4]
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    monkeypatch.setattr(training.MlflowEpochLogger, "on_epoch_end", lambda self, epoch, logs=None: None)
+
+    def trained(stored, probe):
+        keras.utils.set_random_seed(7)
+        model = musicnn.build_musicnn((musicnn.FRAMES, musicnn.MELS), 2, config.train, pretrained=False)
+        result, _ = training.fit(model, ds, ds, config, str(tmp_path / str(stored is None)), probe_train_ds=probe,
+                                 stored=stored)
+        return result(x, training=False).numpy(), model
+
+    answers, model = trained(None, ds)
+    body, _ = training.registry.split_backbone(model)
+    writer = embeddings.StoreWriter(str(tmp_path / "store"))
+    for split in ("train", "eval"):
+        for xb, yb in ds:
+            writer.splits[split].write(body(xb, training=False), yb)
+    writer.close()
+    stored, _ = embeddings.read_store(str(tmp_path / "store"))
+
+    def no_body_pass(*args):
+        raise AssertionError("the body ran although the embeddings were stored")
+    monkeypatch.setattr(training, "embed", no_body_pass)
+    from_store, _ = trained(stored, None)
+    np.testing.assert_allclose(from_store, answers, rtol=1e-4, atol=1e-5)

@@ -27,7 +27,7 @@ from tfx.v1.components import TunerFnResult
 
 from components.audio_example_gen.views import VIEW_INDEX_STRIDE
 from config.settings import TUNE_ORACLES, PipelineConfig, TuneConfig
-from models import augment, folds, hyperparameters, preprocessing, registry, tracking, training
+from models import augment, embeddings, folds, hyperparameters, preprocessing, registry, tracking, training
 
 OBJECTIVE = "fold_clip_accuracy"
 LABEL_SMOOTHING = (0.0, 0.1, 0.2, 0.3)
@@ -72,19 +72,38 @@ def _two_digits(value: float) -> float:
     return float(f"{value:.2g}")
 
 
+class _PresetFirst:
+    """The first trial is the preset (every choice at its default, the preset's value), so the chosen setting
+    beats the preset on the same folds or is the preset."""
+
+    def populate_space(self, trial_id: str) -> dict[str, Any]:
+        if not self.trials:
+            return {"status": "RUNNING", "values": self.hyperparameters.copy().values}
+        return super().populate_space(trial_id)
+
+
+class _RandomFromPreset(_PresetFirst, keras_tuner.oracles.RandomSearchOracle):
+    pass
+
+
+class _BayesianFromPreset(_PresetFirst, keras_tuner.oracles.BayesianOptimizationOracle):
+    pass
+
+
 def make_oracle(tune: TuneConfig, space: keras_tuner.HyperParameters, seed: int,
                 max_epochs: int) -> keras_tuner.Oracle:
     """KerasTuner's ``tune.oracle`` over ``space``, maximising the fold score; a failed trial ends the search
-    (it is a fault, not a bad setting). Hyperband's budgets are epochs, up to ``max_epochs``."""
+    (it is a fault, not a bad setting). Random and Bayesian search try the preset first; Hyperband's budgets are
+    epochs, up to ``max_epochs``, and its brackets draw every trial."""
     if tune.oracle not in TUNE_ORACLES:
         raise ValueError(f"Unknown oracle {tune.oracle!r}; choose one of {', '.join(TUNE_ORACLES)}.")
     common: dict[str, Any] = dict(objective=keras_tuner.Objective(OBJECTIVE, direction="max"), seed=seed,
                                   hyperparameters=space, allow_new_entries=False, tune_new_entries=False,
                                   max_consecutive_failed_trials=1)
     if tune.oracle == "random":
-        return keras_tuner.oracles.RandomSearchOracle(max_trials=tune.trials, **common)
+        return _RandomFromPreset(max_trials=tune.trials, **common)
     if tune.oracle == "bayesian":
-        return keras_tuner.oracles.BayesianOptimizationOracle(max_trials=tune.trials, **common)
+        return _BayesianFromPreset(max_trials=tune.trials, **common)
     oracle = keras_tuner.oracles.HyperbandOracle(max_epochs=max_epochs, factor=3, **common)
     oracle.max_trials = tune.trials  # Hyperband's brackets, cut at the trial budget
     return oracle
@@ -92,30 +111,55 @@ def make_oracle(tune: TuneConfig, space: keras_tuner.HyperParameters, seed: int,
 
 def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_files: list[str],
                   eval_files: list[str], scratch: str,
-                  body: Optional[keras.Model] = None) -> folds.Segments:
+                  body: Optional[keras.Model] = None, store: Optional[str] = None) -> folds.Segments:
     """The train and eval segments in memory, in canonical order: the model's inputs, or ``body``'s embeddings
-    of them (a frozen body runs once here, with a [tune] line on its progress every PROGRESS_SECONDS)."""
+    of them (a frozen body runs once here, with a [tune] line on its progress every PROGRESS_SECONDS), which
+    also go to ``store`` for the Trainer (models/embeddings.py). A complete store of these splits (an earlier
+    tuning run's) is read instead of a body pass."""
     shards = training.split_shards(tft_output, scratch, train=train_files, eval=eval_files)
-    progress = _Progress(sum(training.count_records(shards[split]) for split in ("train", "eval")))
+    counts = {split: training.count_records(shards[split]) for split in ("train", "eval")}
+    stored = _stored(store, counts) if body is not None else None
+    progress = _Progress(sum(counts.values()))
     parts = []
+    writer = embeddings.StoreWriter(store) if body is not None and store and stored is None else None
     for split in ("train", "eval"):
         dataset = training.make_dataset(shards[split], tft_output, config, training=False, with_track_ids=True)
         inputs, labels, tracks = [], [], []
+        done = 0
         for x, y, track in dataset:
-            inputs.append(body(x, training=False).numpy() if body is not None else
-                          ({k: v.numpy() for k, v in x.items()} if isinstance(x, dict) else x.numpy()))
+            if stored is not None:
+                inputs.append(stored[split][done:done + len(y)])
+                done += len(y)
+            elif body is not None:
+                embedded = body(x, training=False)
+                inputs.append(embedded.numpy())
+                if writer is not None:
+                    writer.splits[split].write(embedded, y)
+            else:
+                inputs.append({k: v.numpy() for k, v in x.items()} if isinstance(x, dict) else x.numpy())
             labels.append(np.argmax(y.numpy(), axis=1))
             tracks.append(track.numpy())
-            if body is not None:
+            if body is not None and stored is None:
                 progress.done(len(labels[-1]))
         parts.append((inputs, np.concatenate(labels), np.concatenate(tracks),
                       _segment_indices(shards[split].records(), tft_output)))
+    if writer is not None:
+        writer.close()
     chunks = [chunk for part in parts for chunk in part[0]]
     inputs = ({k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if isinstance(chunks[0], dict)
               else np.concatenate(chunks))
     track_ids = np.array([t.decode() for part in parts for t in part[2]], dtype=object)
     return folds.Segments(inputs, np.concatenate([p[1] for p in parts]), track_ids,
                           np.concatenate([p[3] for p in parts]) >= VIEW_INDEX_STRIDE)
+
+
+def _stored(store: Optional[str], counts: dict[str, int]) -> Optional[dict[str, np.ndarray]]:
+    """The embeddings of a complete store holding as many segments as the splits, by split, or None."""
+    found = embeddings.read_store(store) if store else None
+    if found is None or found[1] != counts:
+        return None
+    print(f"[tune] the frozen body's embeddings read from {store}: no body pass", flush=True)
+    return {split: np.stack([e for e, _ in dataset.as_numpy_iterator()]) for split, dataset in found[0].items()}
 
 
 PROGRESS_SECONDS = 30.0
@@ -316,7 +360,10 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
             model = registry.build_model(config, training.model_input_shape(tft_output, config),
                                          input_stats=(stats.mean, stats.std))
             body, template = registry.split_backbone(model)
-            segments = load_segments(config, tft_output, fn_args.train_files, fn_args.eval_files, scratch, body)
+            store = embeddings.store_path(config, fn_args.transform_graph_path, fn_args.train_files,
+                                          fn_args.eval_files)
+            segments = load_segments(config, tft_output, fn_args.train_files, fn_args.eval_files, scratch, body,
+                                     store)
 
             def trainer(trial_config: PipelineConfig) -> folds.TrainAndPredict:
                 return train_heads(trial_config, template)

@@ -33,6 +33,20 @@ def test_every_oracle_keeps_the_trial_budget(oracle):
     assert made.objective.name == tuning.OBJECTIVE
 
 
+@pytest.mark.parametrize("oracle", ["random", "bayesian"])
+def test_the_first_trial_is_the_preset(oracle, tmp_path):
+    config = PipelineConfig().with_model("musicnn")
+    made = tuning.make_oracle(TuneConfig(enabled=True, trials=3, oracle=oracle), tuning.search_space(config), 42, 9)
+    made._set_project_dir(str(tmp_path), "search")
+    first = made.create_trial("tuner0").hyperparameters.values
+    t = config.train
+    assert first == {"learning_rate": t.learning_rate, "label_smoothing": t.label_smoothing,
+                     "class_balance": t.class_balance, "heads": t.heads}
+    made.update_trial(made.ongoing_trials["tuner0"].trial_id, {tuning.OBJECTIVE: 0.5})
+    made.end_trial(made.ongoing_trials["tuner0"])
+    assert made.create_trial("tuner0").hyperparameters.values != first  # then the search proper
+
+
 def _nearest_mean(config: PipelineConfig) -> folds.TrainAndPredict:
     def run(kept, stop, held):
         means = np.stack([kept.inputs[kept.labels == c].mean(axis=0) for c in (0, 1)])
