@@ -207,7 +207,8 @@ def apply(rows: Iterable[dict[str, Any]], path_of: Callable[[str], str], out_dir
     counts = {s: sum(e["status"] == s for e in entries) for s in (WRITTEN, UNCHANGED, PLANNED, FAILED)}
     verb = "written" if write else "planned (dry run: nothing written; --write-tags writes them)"
     log(f"[write-tags] {counts[WRITTEN] if write else counts[PLANNED]} files {verb}, {counts[UNCHANGED]} already "
-        f"hold these tags, {counts[FAILED]} cannot be written; {files['plan']}")
+        f"hold these tags, {counts[FAILED]} cannot be written; {files['plan']}"
+        + (f"; to undo: python -m tagging --undo {files['undo_log']}" if "undo_log" in files else ""))
     return {"dry_run": not write, "genre_field": genre_field, "counts": counts, "files": files}
 
 
