@@ -5,7 +5,8 @@ genre names are rarely ASCII only); the paths are absolute, because the output f
 library usually live apart and every player (VLC, mpv, foobar2000, Rhythmbox, Winamp) opens an
 absolute path from wherever the list is; a remote file stays the URI it was listed as. Each
 entry has an ``#EXTINF`` line (its length in whole seconds, as mutagen reads it, else as decoded;
-its file name as the title) and files are in path order, an album's tracks together.
+its file name as the title) and files are in path order, an album's tracks together. A file
+whose name holds a line break cannot be an M3U entry and is left out.
 """
 from __future__ import annotations
 
@@ -48,11 +49,14 @@ def write(rows: Iterable[dict[str, Any]], path_of: Callable[[str], str], out_dir
         for row in sorted(members, key=lambda r: r["path"]):
             path = path_of(row["path"])
             location = path if "://" in path else os.path.abspath(path)
+            if "\n" in location or "\r" in location:  # one line per entry: such a name cannot be listed
+                continue
             title = os.path.splitext(os.path.basename(row["path"]))[0]
             lines += [f"#EXTINF:{_seconds(location, row.get('seconds', 0))},{title}", location]
         target = os.path.join(folder, file_name(genre))
         temp = f"{target}.tmp-{os.getpid()}"
-        with open(temp, "w", encoding="utf-8", newline="\n") as f:
+        # surrogateescape: a file name that is not UTF-8 is written as its own bytes, the path the player opens
+        with open(temp, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as f:
             f.write("\n".join(lines) + "\n")
         os.replace(temp, target)
         written[genre] = target

@@ -80,6 +80,8 @@ def _checked(path: str) -> tuple[os.stat_result, Any, str]:
         st = os.lstat(path)
     except FileNotFoundError:
         raise Refused("missing", "no such file") from None
+    except OSError as err:
+        raise Refused("unreadable", str(err)) from None
     if not stat.S_ISREG(st.st_mode):
         raise Refused("not_a_file", "a link or special file")
     if st.st_nlink > 1:
@@ -113,7 +115,11 @@ def plan(path: str, genre: str, score: float, genre_field: bool = False) -> dict
         return {**entry, "status": FAILED, "reason": refused.reason, "detail": refused.detail,
                 "fix": FIXES[refused.reason]}
     fields = tag_fields.wanted(kind, genre, score, genre_field)
-    current = tag_fields.read(audio, kind, list(fields))
+    try:
+        current = tag_fields.read(audio, kind, list(fields))
+    except Exception as err:  # a tag frame mutagen parsed but cannot render as text
+        return {**entry, "status": FAILED, "reason": "unreadable", "detail": f"mutagen: {err}",
+                "fix": FIXES["unreadable"]}
     return {**entry, "status": UNCHANGED if current == fields else PLANNED, "container": kind, "fields": fields,
             "current": current}
 
@@ -203,7 +209,8 @@ def apply(rows: Iterable[dict[str, Any]], path_of: Callable[[str], str], out_dir
         try:
             entry = (write_file(path, row["genre"], score, out_dir, genre_field) if write
                      else plan(path, row["genre"], score, genre_field))
-        except Refused as refused:
+        except Exception as err:  # one file's trouble is its record; the others are still written
+            refused = err if isinstance(err, Refused) else Refused("write_error", f"{type(err).__name__}: {err}")
             entry = {"path": path, "genre": row["genre"], "score": round(score, 4), "status": FAILED,
                      "reason": refused.reason, "detail": refused.detail, "fix": FIXES[refused.reason]}
         entries.append(entry)
@@ -231,7 +238,7 @@ def _score(row: dict[str, Any]) -> float:
 def _write_jsonl(path: str, entries: list[dict[str, Any]]) -> str:
     temp = f"{path}.tmp-{os.getpid()}"
     with open(temp, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in entries)
+        f.writelines(json.dumps(e, sort_keys=True) + "\n" for e in entries)  # ASCII escapes: any file name, UTF-8 or not
     os.replace(temp, path)
     return path
 

@@ -183,3 +183,19 @@ def test_a_writer_killed_between_copy_and_rename_leaves_the_original_and_the_nex
     entry = write_back.write_file(str(path), "jazz", 0.9, str(out))
     assert entry["status"] == write_back.WRITTEN and not stray[0].exists()
     assert list(mutagen_fields(path).values()) == ["jazz", "0.9000"]
+
+
+def test_a_file_name_that_is_not_utf8_is_written_planned_and_listed(library, tmp_path):
+    from tagging import playlists
+
+    folder = next(iter(library.values())).parent
+    odd = folder / os.fsdecode(b"caf\xe9 \xff.wav")  # a Latin-1 name from an old disk
+    os.rename(library["wav"], odd)
+    rows = [{"path": odd.name, "genre": "jazz", "top3": [{"genre": "jazz", "score": 0.5}]},
+            {"path": "line\nbreak.flac", "genre": "jazz", "top3": [{"genre": "jazz", "score": 0.5}]}]
+    result = write_back.apply(rows[:1], path_in(folder), str(tmp_path / "out"), write=True, log=lambda m: None)
+    assert result["counts"][write_back.WRITTEN] == 1 and mutagen_fields(odd)[f"TXXX:{tag_fields.GENRE_NAME}"] == "jazz"
+    assert json.loads((tmp_path / "out" / write_back.PLAN_FILE).read_text())["path"] == str(odd)
+    listed = playlists.write(rows, path_in(folder), str(tmp_path / "out"))["jazz"]
+    assert open(listed, "rb").read().splitlines()[-1] == os.fsencode(str(odd))  # the name's own bytes
+    assert len(open(listed, "rb").read().splitlines()) == 4  # the name with a line break is left out
