@@ -3,7 +3,7 @@
 Before a tagged copy replaces a file, the original's bytes are kept in ``undo/<sha256>`` beside
 the log (named by their hash, so a file tagged twice with the same bytes is kept once) and one
 JSON line is appended to the log and fsynced: the file, its backup, the sha256 of the bytes
-before and after, its mode and times. A crash after the log line and before the replace leaves
+before and after, its mode, owner and times. A crash after the log line and before the replace leaves
 a line whose file still has its ``before`` bytes, which undo recognises. Undo walks the log
 backwards (a file tagged by two runs into the same folder goes back through both), restores a
 file only while it still holds the bytes the log says were written (any other change is
@@ -89,6 +89,7 @@ def record(path: str, backup: str, log_path: str, before: str, after: str, st: o
     """The undo line for one file (``backup`` relative to the log's folder, so the output folder can move)."""
     return {"path": os.path.abspath(path), "backup": os.path.relpath(backup, os.path.dirname(os.path.abspath(log_path))),
             "sha256_before": before, "sha256_after": after, "mode": st.st_mode & 0o7777,
+            "uid": st.st_uid, "gid": st.st_gid,
             "atime_ns": st.st_atime_ns, "mtime_ns": st.st_mtime_ns,
             "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
@@ -105,7 +106,10 @@ def restore(log_path: str, log: Callable[[str], None] = print) -> dict[str, list
         lines = [json.loads(line) for line in f if line.strip()]
     report: dict[str, list[dict[str, str]]] = {"restored": [], "already_original": [], "skipped": []}
     for entry in reversed(lines):
-        outcome, detail = _restore_one(entry, base)
+        try:
+            outcome, detail = _restore_one(entry, base)
+        except OSError as err:  # e.g. its folder is read-only now: this file stays, the others are restored
+            outcome, detail = "skipped", f"{type(err).__name__}: {err}"
         report[outcome].append({"path": entry["path"], "detail": detail})
         log(f"[undo] {outcome.replace('_', ' ')}: {entry['path']}" + (f" ({detail})" if detail else ""))
     log(f"[undo] {len(report['restored'])} restored, {len(report['already_original'])} already original, "
@@ -130,6 +134,11 @@ def _restore_one(entry: dict[str, Any], base: str) -> tuple[str, str]:
         if copy_synced(backup, temp) != entry["sha256_before"]:
             raise OSError(f"{backup} changed while it was copied")
         os.chmod(temp, entry["mode"])
+        if "uid" in entry and (entry["uid"], entry["gid"]) != (os.getuid(), os.getgid()):
+            try:
+                os.chown(temp, entry["uid"], entry["gid"])
+            except PermissionError:
+                pass  # the bytes, mode and times are the original's; the owner is ours
         os.utime(temp, ns=(entry["atime_ns"], entry["mtime_ns"]))
         os.replace(temp, path)
     finally:

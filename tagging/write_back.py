@@ -38,7 +38,7 @@ FIXES = {
     "unsupported_container": "only ID3 (MP3, AIFF, WAV), MP4, Vorbis comment (FLAC, Ogg, Opus) and ASF (WMA) "
                              "tags are written; convert the file or tag it by hand.",
     "unreadable": "mutagen or PyAV cannot read the file; check it decodes (ffprobe FILE).",
-    "check_failed": "the tagged copy was not kept; report the file with the detail.",
+    "check_failed": "the file is left as it was (the tagged copy was not kept); the detail says what differed.",
     "changed_during_write": "another program changed the file while it was tagged; run again.",
     "write_error": "see the detail (disk full, permissions); fix it and run again.",
 }

@@ -199,3 +199,24 @@ def test_a_file_name_that_is_not_utf8_is_written_planned_and_listed(library, tmp
     listed = playlists.write(rows, path_in(folder), str(tmp_path / "out"))["jazz"]
     assert open(listed, "rb").read().splitlines()[-1] == os.fsencode(str(odd))  # the name's own bytes
     assert len(open(listed, "rb").read().splitlines()) == 4  # the name with a line break is left out
+
+
+def test_a_copy_that_fails_its_check_or_its_write_is_removed_and_the_original_kept(library, tmp_path, monkeypatch):
+    path, out = library["mp3_id3v24"], tmp_path / "out"
+    original = path.read_bytes()
+    digests = iter(["before", "after"])  # the audio packets as if saving had changed them
+    monkeypatch.setattr(write_back, "packet_digest", lambda p: next(digests))
+    with pytest.raises(write_back.Refused, match="audio packets changed") as refused:
+        write_back.write_file(str(path), "jazz", 0.5, str(out))
+    assert refused.value.reason == "check_failed"
+    monkeypatch.undo()
+
+    def full_disk(audio, kind):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(tag_fields, "save", full_disk)
+    result = write_back.apply(rows_for({"x": path}), path_in(path.parent), str(out), write=True, log=lambda m: None)
+    assert result["counts"][write_back.FAILED] == 1
+    failure = json.loads((out / write_back.FAILURES_FILE).read_text())
+    assert failure["reason"] == "write_error" and "No space left" in failure["detail"]
+    assert path.read_bytes() == original and not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+    assert not (out / undo.UNDO_LOG).exists()
