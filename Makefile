@@ -73,6 +73,8 @@ bench-scale: venv
 	$(PY) -m bench.scale $(ARGS)
 
 # Tag a folder of audio with the pushed model: make tag ARGS="/data/music --out tags/ [--dask HOST:PORT]"
+# (a dry run that plans the files' tags; ARGS="... --write-tags" writes them, ARGS="--undo tags/write_undo.jsonl"
+# puts the files back; docs/tagging.md)
 tag: venv
 	$(PY) -m tagging $(ARGS)
 

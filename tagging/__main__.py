@@ -6,6 +6,8 @@ Examples::
     python -m tagging 'gs://bucket/music/**/*.mp3' --out gs://bucket/tags/ --champion --mlflow-uri http://mlflow:5000
     python -m tagging /data/music --out tags/ --dask 10.0.0.5:8786  # a Dask cluster (docs/distributed.md)
     python -m tagging /data/music --out tags/ --zero-shot           # no trained model: EfficientAT's AudioSet genres
+    python -m tagging /data/music --out tags/ --write-tags          # the genre and score into each file's own tags
+    python -m tagging --undo tags/write_undo.jsonl                  # every file written back to its original bytes
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from config.settings import MODEL_TYPES, PipelineConfig
 from pipeline import beam_args as runners
 from tagging import model as model_lib
 from tagging import pipeline as tag_pipeline
+from tagging import undo
 from tagging import zero_shot
 
 
@@ -27,10 +30,22 @@ def parser() -> argparse.ArgumentParser:
     d = PipelineConfig()
     p = argparse.ArgumentParser(prog="python -m tagging", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Outputs: tags.csv, tags.jsonl, tags.parquet, quarantine.jsonl, summary.json.")
-    p.add_argument("source", help="folder of audio files (searched recursively) or a quoted glob; local or any "
-                   "file system Beam/TFX read (gs://, s3://, hdfs://)")
-    p.add_argument("--out", required=True, help="output folder (created)")
+                                epilog="Outputs: tags.csv, tags.jsonl, tags.parquet, quarantine.jsonl, summary.json, "
+                                "playlists/<genre>.m3u8, write_plan.jsonl, write_failures.jsonl (and with --write-tags "
+                                "write_undo.jsonl, undo/).")
+    p.add_argument("source", nargs="?", help="folder of audio files (searched recursively) or a quoted glob; local or "
+                   "any file system Beam/TFX read (gs://, s3://, hdfs://)")
+    p.add_argument("--out", help="output folder (created; required unless --undo)")
+    g = p.add_argument_group("tags in the files (docs/tagging.md; default: a dry run that writes write_plan.jsonl)")
+    w = g.add_mutually_exclusive_group()
+    w.add_argument("--write-tags", action="store_true", help="write the predicted genre and its score into each "
+                   "file's own tags (GENRE_PREDICTED, GENRE_SCORE), atomically, logging what --undo needs")
+    w.add_argument("--dry-run", dest="write_tags", action="store_false",
+                   help="only plan: write_plan.jsonl says what would be written; no file is touched (the default)")
+    g.add_argument("--genre-field", action="store_true", help="the genre into the standard genre field (TCON, "
+                   "\xa9gen, GENRE, WM/Genre) instead of GENRE_PREDICTED")
+    g.add_argument("--undo", metavar="LOG", help="restore every file an earlier --write-tags wrote (its "
+                   "write_undo.jsonl) byte for byte, then stop")
     g = p.add_argument_group("model (default: the newest complete version in --serving-dir)")
     g.add_argument("--serving-dir", default=d.serving_dir,
                    help="pushed models, TF Serving layout (default: %(default)s)")
@@ -93,12 +108,21 @@ def _job(args: argparse.Namespace) -> tag_pipeline.TagJob:
     return tag_pipeline.TagJob(
         source=args.source, out_dir=args.out, model=ref, audio=audio, batch_size=args.batch_size,
         beam_args=runners.beam_args(args.runner, args.beam_args, args.dask, defaults=runners.IN_PROCESS),
-        parquet=args.parquet,
+        parquet=args.parquet, write_tags=args.write_tags, genre_field=args.genre_field,
         dask_partitions=args.dask_partitions, tf_threads=args.tf_threads)
 
 
 def main(argv: Optional[list[str]] = None) -> dict:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.undo:
+        if args.source or args.write_tags:
+            p.error("--undo restores files and tags none: it takes no SOURCE or --write-tags")
+        return undo.restore(args.undo, log=lambda m: print(m, file=sys.stderr, flush=True))
+    if not args.source or not args.out:
+        p.error("SOURCE and --out are required (unless --undo LOG)")
+    if args.write_tags and "://" in args.out:
+        p.error("--write-tags keeps its undo log and the original bytes in --out, which must be a local folder")
     try:
         return tag_pipeline.run(_job(args))
     except Exception as err:  # a UserError (maybe wrapped by Beam) is one paragraph, not a traceback

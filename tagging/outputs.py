@@ -161,6 +161,13 @@ def write_outputs(out_dir: str, records: list[dict[str, Any]], summary: dict[str
     return paths
 
 
+def write_summary(out_dir: str, summary: dict[str, Any]) -> str:
+    """summary.json again, with what came after the rows (tags written into the files, playlists)."""
+    path = os.path.join(out_dir, SUMMARY_FILE)
+    _put(path, (json.dumps(summary, indent=2) + "\n").encode())
+    return path
+
+
 def _jsonl(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in ("path", "genre", "top3", "scores", "seconds", "segments", "model_version")}
 

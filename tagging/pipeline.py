@@ -27,6 +27,8 @@ from config.settings import AudioConfig
 from pipeline import beam_args as runners
 from tagging import files as files_lib
 from tagging import outputs
+from tagging import playlists
+from tagging import write_back
 from tagging import zero_shot
 from tagging.model import ModelRef
 
@@ -43,6 +45,8 @@ class TagJob:
     parquet: bool = True
     dask_partitions: Optional[int] = None  # None: one per chunk, at most 64
     tf_threads: Optional[int] = None       # TensorFlow threads per worker process (None: TF's default)
+    write_tags: bool = False               # False: only plan the tags (write_plan.jsonl), touch no file
+    genre_field: bool = False              # the genre into the standard genre field, not GENRE_PREDICTED
 
 
 def build(pipeline: beam.Pipeline, chunks: list[list[tuple[str, str]]], job: TagJob, shard_dir: str) -> None:
@@ -135,6 +139,15 @@ def run(job: TagJob, log: Callable[[str], None] = lambda m: print(m, file=sys.st
         f"real time, {summary['files_per_second']} files/s). Outputs: {', '.join(sorted(paths.values()))}")
     for q in summary["quarantined"]:
         log(f"[tag]   quarantined {q['path']}: {q['reason']} ({q['detail']})")
+    if "://" in job.out_dir:
+        log("[tag] playlists and the tag plan need a local --out folder; none written")
+        return summary
+    rows = [r for r in records if r["status"] == outputs.TAGGED]
+    path_of = {rel: path for path, rel in listing.files}.__getitem__
+    summary["playlists"] = playlists.write(rows, path_of, job.out_dir)
+    summary["write_tags"] = write_back.apply(rows, path_of, job.out_dir, write=job.write_tags,
+                                             genre_field=job.genre_field, log=log)
+    outputs.write_summary(job.out_dir, summary)
     return summary
 
 

@@ -133,3 +133,24 @@ def _write_id3v1(path: Path, fields: dict[str, Optional[str]]) -> None:
              + b"2026" + b"\0" * 30 + bytes([number]))
     with open(path, "ab") as f:
         f.write(block)
+
+
+# A library's variants: each format of FORMATS, MP3 once per ID3 version players meet.
+VARIANTS: dict[str, tuple[str, int]] = {  # variant -> (format, ID3 version for tag())
+    "aac": ("aac", 4), "alac": ("alac", 4), "opus": ("opus", 4), "aiff": ("aiff", 4),
+    "mp3_id3v23": ("mp3", 3), "mp3_id3v24": ("mp3", 4), "mp3_id3v1": ("mp3", 1),
+    "flac": ("flac", 4), "wav": ("wav", 4), "wma": ("wma", 4),
+}
+
+
+def every_format(folder: Path, samples: np.ndarray, rate: int, genre: str = "Rock") -> dict[str, Path]:
+    """SAMPLES encoded as every variant of :data:`VARIANTS` in FOLDER (``<variant>.<ext>``), each tagged with
+    GENRE, an artist and an album as a player would; returns variant -> path."""
+    paths = {}
+    for variant, (fmt, id3_version) in VARIANTS.items():
+        path = encode(Path(folder) / variant, samples, rate, fmt)
+        if id3_version == 1 and fmt == "mp3":  # FFmpeg's MP3 muxer writes an ID3v2.4 tag of its own: an ID3v1-only file
+            id3.delete(str(path), delete_v1=True, delete_v2=True)
+        tag(path, genre=genre, artist="The Testers", album="Every Format", title=variant, id3_version=id3_version)
+        paths[variant] = path
+    return paths

@@ -1,0 +1,66 @@
+"""One extended M3U playlist per predicted genre: ``playlists/<genre>.m3u8`` in the output folder.
+
+Why these choices: ``.m3u8`` is the extension that tells a player the list is UTF-8 (file and
+genre names are rarely ASCII only); the paths are absolute, because the output folder and the
+library usually live apart and every player (VLC, mpv, foobar2000, Rhythmbox, Winamp) opens an
+absolute path from wherever the list is; a remote file stays the URI it was listed as. Each
+entry has an ``#EXTINF`` line (its length in whole seconds, as mutagen reads it, else as decoded;
+its file name as the title) and files are in path order, an album's tracks together. A file
+whose name holds a line break cannot be an M3U entry and is left out.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from typing import Any, Callable, Iterable
+
+PLAYLIST_DIR, EXTENSION = "playlists", ".m3u8"
+
+
+def file_name(genre: str) -> str:
+    """A genre as a file name on every file system: no separators, no control or reserved characters."""
+    name = re.sub(r'[\x00-\x1f/\\:*?"<>|]+', "_", genre).strip(" .") or "_"
+    return name + EXTENSION
+
+
+def _seconds(path: str, decoded: float) -> int:
+    if "://" not in path:
+        try:
+            import mutagen
+            audio = mutagen.File(path)
+            if audio is not None and getattr(audio.info, "length", 0):
+                return int(round(audio.info.length))
+        except Exception:  # the decoded length is a fine stand-in
+            pass
+    return int(round(decoded)) if decoded else -1
+
+
+def write(rows: Iterable[dict[str, Any]], path_of: Callable[[str], str], out_dir: str) -> dict[str, str]:
+    """Write one playlist per genre of the tagged ``rows``; returns genre -> playlist path."""
+    by_genre: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_genre[row["genre"]].append(row)
+    folder = os.path.join(out_dir, PLAYLIST_DIR)
+    os.makedirs(folder, exist_ok=True)
+    written = {}
+    for genre, members in sorted(by_genre.items()):
+        lines = ["#EXTM3U", f"#PLAYLIST:{genre}"]
+        for row in sorted(members, key=lambda r: r["path"]):
+            path = path_of(row["path"])
+            location = path if "://" in path else os.path.abspath(path)
+            if "\n" in location or "\r" in location:  # one line per entry: such a name cannot be listed
+                continue
+            title = os.path.splitext(os.path.basename(row["path"]))[0]
+            lines += [f"#EXTINF:{_seconds(location, row.get('seconds', 0))},{title}", location]
+        target = os.path.join(folder, file_name(genre))
+        temp = f"{target}.tmp-{os.getpid()}"
+        # surrogateescape: a file name that is not UTF-8 is written as its own bytes, the path the player opens
+        with open(temp, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(temp, target)
+        written[genre] = target
+    for old in os.listdir(folder):  # a genre no file has any more keeps no playlist from an earlier run
+        if old.endswith(EXTENSION) and os.path.join(folder, old) not in written.values():
+            os.remove(os.path.join(folder, old))
+    return written

@@ -1,0 +1,134 @@
+"""Which tag field holds the predicted genre and its score, per container, read and set with mutagen.
+
+The prediction goes into fields of the project's own by default, so a file's own genre (the
+one its owner chose) stays as it was; ``genre_field=True`` writes the genre into the
+container's standard genre field instead, the one players show and sort by. The score has no
+standard field and always goes into the project's own.
+
+| container (tags) | genre (default) | genre (``genre_field``) | score |
+|---|---|---|---|
+| MP3, AIFF, WAV (ID3v2) | ``TXXX:GENRE_PREDICTED`` | ``TCON`` | ``TXXX:GENRE_SCORE`` |
+| MP4 / .m4a (atoms) | ``----:com.genre-pipeline:GENRE_PREDICTED`` | ``©gen`` | ``----:com.genre-pipeline:GENRE_SCORE`` |
+| FLAC, Ogg, Opus (Vorbis comments) | ``GENRE_PREDICTED`` | ``GENRE`` | ``GENRE_SCORE`` |
+| WMA (ASF attributes) | ``GENRE_PREDICTED`` | ``WM/Genre`` | ``GENRE_SCORE`` |
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import mutagen
+
+GENRE_NAME, SCORE_NAME = "GENRE_PREDICTED", "GENRE_SCORE"
+MP4_MEAN = "com.genre-pipeline"  # the freeform atoms' reverse-DNS owner, as iTunes uses com.apple.iTunes
+ID3, MP4, VORBIS, ASF = "id3", "mp4", "vorbis", "asf"
+STANDARD_GENRE = {ID3: "TCON", MP4: "\xa9gen", VORBIS: "GENRE", ASF: "WM/Genre"}
+# ID3v2 minor version for a file that has no ID3v2 tag yet: v2.3 is the one every player reads.
+NEW_ID3_VERSION = 3
+
+
+def open_file(path: str) -> Optional[mutagen.FileType]:
+    """The file as mutagen reads it, or None when mutagen knows no container for it."""
+    return mutagen.File(path)
+
+
+def kind_of(audio: mutagen.FileType) -> Optional[str]:
+    """``id3``, ``mp4``, ``vorbis`` or ``asf``: how this file keeps its tags (None: a kind not written)."""
+    from mutagen.asf import ASF as AsfFile
+    from mutagen.flac import FLAC
+    from mutagen.id3 import ID3FileType
+    from mutagen.mp4 import MP4 as Mp4File
+    from mutagen.ogg import OggFileType
+    from mutagen.wave import WAVE
+    from mutagen.aiff import AIFF
+
+    if isinstance(audio, (ID3FileType, WAVE, AIFF)):
+        return ID3
+    if isinstance(audio, Mp4File):
+        return MP4
+    if isinstance(audio, (FLAC, OggFileType)):
+        return VORBIS
+    if isinstance(audio, AsfFile):
+        return ASF
+    return None
+
+
+def field_keys(kind: str, genre_field: bool) -> tuple[str, str]:
+    """The (genre key, score key) in this kind's own spelling."""
+    if kind == ID3:
+        genre, score = f"TXXX:{GENRE_NAME}", f"TXXX:{SCORE_NAME}"
+    elif kind == MP4:
+        genre, score = f"----:{MP4_MEAN}:{GENRE_NAME}", f"----:{MP4_MEAN}:{SCORE_NAME}"
+    else:
+        genre, score = GENRE_NAME, SCORE_NAME
+    return (STANDARD_GENRE[kind] if genre_field else genre), score
+
+
+def wanted(kind: str, genre: str, score: float, genre_field: bool) -> dict[str, str]:
+    """Field key -> text to write: the genre as the model names it, the score with four decimals."""
+    genre_key, score_key = field_keys(kind, genre_field)
+    return {genre_key: genre, score_key: f"{score:.4f}"}
+
+
+def read(audio: mutagen.FileType, kind: str, keys: list[str]) -> dict[str, Optional[str]]:
+    """The current text of each key (several values joined by ``; ``), None where the file has none."""
+    tags = audio.tags
+    found: dict[str, Optional[str]] = {}
+    for key in keys:
+        values: list[Any] = []
+        if tags is not None:
+            if kind == ID3:
+                frame = tags.get(key)
+                values = list(frame.text) if frame is not None else []
+            else:
+                values = list(tags.get(key) or [])
+        found[key] = "; ".join(_text(v) for v in values) if values else None
+    return found
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):  # an MP4 freeform atom's payload
+        return value.decode("utf-8", "replace")
+    return str(getattr(value, "value", value))  # an ASF attribute holds its value
+
+
+def set_fields(audio: mutagen.FileType, kind: str, fields: dict[str, str]) -> None:
+    """Put ``fields`` into the file's tags (in memory; :func:`save` writes them), replacing what they held."""
+    if audio.tags is None:
+        audio.add_tags()
+    tags = audio.tags
+    for key, text in fields.items():
+        if kind == ID3:
+            from mutagen import id3
+            if key.startswith("TXXX:"):
+                tags.setall(key, [id3.TXXX(encoding=3, desc=key[5:], text=[text])])
+            else:
+                tags.setall(key, [getattr(id3, key)(encoding=3, text=[text])])
+        elif kind == MP4:
+            from mutagen.mp4 import AtomDataType, MP4FreeForm
+            if key.startswith("----:"):
+                tags[key] = [MP4FreeForm(text.encode("utf-8"), AtomDataType.UTF8)]
+            else:
+                tags[key] = [text]
+                if key == STANDARD_GENRE[MP4]:
+                    tags.pop("gnre", None)  # the numeric genre atom would otherwise still be shown by some players
+        else:
+            tags[key] = [text]
+
+
+def save(audio: mutagen.FileType, kind: str) -> None:
+    """Write the tags back; ID3 keeps the file's own ID3v2 version (v2.3 for a file that had none) and its
+    ID3v1 tag, if it has one, is updated from the same frames."""
+    if kind == ID3:
+        # mutagen reports v2.4 for a tag it read from ID3v1 or made itself: only a v2 header read from the file
+        # (mutagen's ``_header``) says which version the file has.
+        had_v2 = getattr(audio.tags, "_header", None) is not None
+        minor = audio.tags.version[1] if had_v2 else NEW_ID3_VERSION
+        version = minor if minor in (3, 4) else NEW_ID3_VERSION
+        audio.save(v2_version=version)
+    else:
+        audio.save()
+
+
+def reopen(path: str, like: mutagen.FileType) -> mutagen.FileType:
+    """``path`` read by the same mutagen class as ``like``: a temporary name does not change what it is."""
+    return type(like)(path)

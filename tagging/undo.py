@@ -1,0 +1,182 @@
+"""The undo log of tag writing, and ``python -m tagging --undo LOG``, which restores each file byte for byte.
+
+Before a tagged copy replaces a file, the original's bytes are kept in ``undo/<sha256>`` beside
+the log (named by their hash, so a file tagged twice with the same bytes is kept once) and one
+JSON line is appended to the log and fsynced: the file, its backup, the sha256 of the bytes
+before and after, its mode, owner and times. A crash after the log line and before the replace leaves
+a line whose file still has its ``before`` bytes, which undo recognises. Undo walks the log
+backwards (a file tagged by two runs into the same folder goes back through both), restores a
+file only while it still holds the bytes the log says were written (any other change is
+someone's later edit, not ours to overwrite), and restores it the same atomic way: a copy in
+the file's folder, fsynced, then one rename.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from typing import Any, Callable
+
+UNDO_LOG, UNDO_DIR = "write_undo.jsonl", "undo"
+TEMP_MARK = ".tagging-"  # temporary copies are ``.<name>.tagging-<pid>-<random><ext>``: hidden, never listed
+CHUNK = 1 << 20
+
+
+def copy_synced(src: str, dst: str) -> str:
+    """Copy ``src`` to a new file ``dst``, fsync it, and return the sha256 of the bytes copied."""
+    digest = hashlib.sha256()
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        while block := fin.read(CHUNK):
+            digest.update(block)
+            fout.write(block)
+        fout.flush()
+        os.fsync(fout.fileno())
+    return digest.hexdigest()
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_dir(folder: str) -> None:
+    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def keep_backup(path: str, sha256: str, undo_dir: str) -> str:
+    """The original's bytes in ``undo_dir/<sha256>`` (copied once, fsynced, checked); returns that path."""
+    os.makedirs(undo_dir, exist_ok=True)
+    backup = os.path.join(undo_dir, sha256)
+    if os.path.exists(backup) and sha256_of(backup) == sha256:
+        return backup
+    temp = f"{backup}.tmp-{os.getpid()}"
+    try:
+        copied = copy_synced(path, temp)
+        if copied != sha256:
+            raise OSError(f"{path} changed while its backup was copied (sha256 {copied[:12]}, "
+                          f"not {sha256[:12]})")
+        os.rename(temp, backup)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+    fsync_dir(undo_dir)
+    return backup
+
+
+def append_record(log_path: str, record: dict[str, Any]) -> None:
+    """One JSON line, flushed and fsynced before the caller replaces the file it describes."""
+    with open(log_path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def record(path: str, backup: str, log_path: str, before: str, after: str, st: os.stat_result) -> dict[str, Any]:
+    """The undo line for one file (``backup`` relative to the log's folder, so the output folder can move)."""
+    return {"path": os.path.abspath(path), "backup": os.path.relpath(backup, os.path.dirname(os.path.abspath(log_path))),
+            "sha256_before": before, "sha256_after": after, "mode": st.st_mode & 0o7777,
+            "uid": st.st_uid, "gid": st.st_gid,
+            "atime_ns": st.st_atime_ns, "mtime_ns": st.st_mtime_ns,
+            "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def restore(log_path: str, log: Callable[[str], None] = print) -> dict[str, list[dict[str, str]]]:
+    """Put back every file the log names, newest line first; returns (and logs) what happened to each.
+
+    ``restored``: the original bytes, mode and times are back (sha256 checked). ``already_original``:
+    the file holds its original bytes (undone before, or the run stopped before its replace).
+    ``skipped``: not touched, with the reason (missing, changed since it was tagged, backup lost).
+    """
+    base = os.path.dirname(os.path.abspath(log_path))
+    with open(log_path, encoding="utf-8") as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    report: dict[str, list[dict[str, str]]] = {"restored": [], "already_original": [], "skipped": []}
+    for entry in reversed(lines):
+        try:
+            outcome, detail = _restore_one(entry, base)
+        except OSError as err:  # e.g. its folder is read-only now: this file stays, the others are restored
+            outcome, detail = "skipped", f"{type(err).__name__}: {err}"
+        report[outcome].append({"path": entry["path"], "detail": detail})
+        log(f"[undo] {outcome.replace('_', ' ')}: {entry['path']}" + (f" ({detail})" if detail else ""))
+    log(f"[undo] {len(report['restored'])} restored, {len(report['already_original'])} already original, "
+        f"{len(report['skipped'])} skipped, from {log_path}")
+    return report
+
+
+def _restore_one(entry: dict[str, Any], base: str) -> tuple[str, str]:
+    path, backup = entry["path"], os.path.join(base, entry["backup"])
+    if not os.path.isfile(path):
+        return "skipped", "the file is gone; its original bytes are in " + backup
+    current = sha256_of(path)
+    if current == entry["sha256_before"]:
+        return "already_original", ""
+    if current != entry["sha256_after"]:
+        return "skipped", (f"changed since it was tagged (sha256 {current[:12]}); its original bytes are in "
+                           f"{backup}")
+    if not os.path.isfile(backup) or sha256_of(backup) != entry["sha256_before"]:
+        return "skipped", f"the backup {backup} is missing or damaged"
+    temp = temp_name(path)
+    try:
+        if copy_synced(backup, temp) != entry["sha256_before"]:
+            raise OSError(f"{backup} changed while it was copied")
+        os.chmod(temp, entry["mode"])
+        if "uid" in entry and (entry["uid"], entry["gid"]) != (os.getuid(), os.getgid()):
+            try:
+                os.chown(temp, entry["uid"], entry["gid"])
+            except PermissionError:
+                pass  # the bytes, mode and times are the original's; the owner is ours
+        os.utime(temp, ns=(entry["atime_ns"], entry["mtime_ns"]))
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+    fsync_dir(os.path.dirname(path))
+    if sha256_of(path) != entry["sha256_before"]:
+        return "skipped", "restored bytes do not match the log's sha256"
+    return "restored", ""
+
+
+def temp_name(path: str) -> str:
+    """A hidden name in ``path``'s folder, with its extension, for a copy that will replace it."""
+    folder, name = os.path.split(path)
+    ext = os.path.splitext(name)[1]
+    return os.path.join(folder, f".{name}{TEMP_MARK}{os.getpid()}-{os.urandom(4).hex()}{ext}")
+
+
+def stale_temps(path: str) -> list[str]:
+    """Temporary copies of ``path`` left by a writer that no longer runs (killed between copy and rename)."""
+    folder, name = os.path.split(path)
+    prefix = f".{name}{TEMP_MARK}"
+    stale = []
+    for entry in os.listdir(folder or "."):
+        if entry.startswith(prefix):
+            pid = entry[len(prefix):].split("-", 1)[0]
+            if not pid.isdigit() or not _alive(int(pid)):
+                stale.append(os.path.join(folder, entry))
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

@@ -1,0 +1,244 @@
+"""The predicted genre and its score written into each file's own tags: planned always, written on request.
+
+Without ``--write-tags`` the tagger only plans: ``write_plan.jsonl`` says, per file, the fields it
+would write, what they hold now, and why a file could not be written; no file is opened for
+writing. With ``--write-tags`` each file is written so that its audio is never at risk:
+
+1. the file is copied to a hidden temporary name in its own folder (so the final rename never
+   crosses a file system), and the tags are written into the copy with mutagen, flushed and fsynced;
+2. the copy is checked: mutagen reads the new fields back, and the audio stream's demuxed packets
+   (PyAV) hash the same as the original's, so only the tags changed;
+3. the original's bytes go to ``undo/`` and a line to ``write_undo.jsonl`` (tagging/undo.py), fsynced;
+4. the copy takes the original's mode and replaces it with one ``os.replace``.
+
+A file that cannot be written gets a line in ``write_failures.jsonl`` (file, reason, detail, fix)
+and the others go on; the temporary copy is removed on any failure, and one left by a killed
+writer is removed by the next run before it writes that file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from typing import Any, Callable, Iterable
+
+from tagging import tag_fields, undo
+
+PLAN_FILE, FAILURES_FILE = "write_plan.jsonl", "write_failures.jsonl"
+WRITTEN, UNCHANGED, PLANNED, FAILED = "written", "unchanged", "planned", "failed"
+
+FIXES = {
+    "not_local": "copy the files to a local folder (or mount it) and tag that folder.",
+    "missing": "the file moved or was deleted after it was tagged; run the tagger again on its folder.",
+    "not_a_file": "only regular files are written; tag the file the link points to.",
+    "hard_linked": "the file has other names that a rename would split from it; tag a copy instead.",
+    "read_only": "make the file writable (chmod u+w) if its tags may change, then run again.",
+    "folder_read_only": "make its folder writable: the tagged copy is written beside the file, then renamed.",
+    "unsupported_container": "only ID3 (MP3, AIFF, WAV), MP4, Vorbis comment (FLAC, Ogg, Opus) and ASF (WMA) "
+                             "tags are written; convert the file or tag it by hand.",
+    "unreadable": "mutagen or PyAV cannot read the file; check it decodes (ffprobe FILE).",
+    "check_failed": "the file is left as it was (the tagged copy was not kept); the detail says what differed.",
+    "changed_during_write": "another program changed the file while it was tagged; run again.",
+    "write_error": "see the detail (disk full, permissions); fix it and run again.",
+}
+
+
+class Refused(Exception):
+    """A file that is not written: its reason (a key of FIXES) and detail."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def packet_digest(path: str) -> str:
+    """sha256 over the first audio stream's demuxed packets, as PyAV (FFmpeg) reads them.
+
+    Tags live outside these packets in every container written here, so equal digests before and
+    after mean the audio stream is unchanged, however the container moved its tag blocks.
+    """
+    import av
+
+    digest = hashlib.sha256()
+    with av.open(path) as container:
+        if not container.streams.audio:
+            raise Refused("unreadable", "no audio stream")
+        stream = container.streams.audio[0]
+        for packet in container.demux(stream):
+            if packet.size:
+                digest.update(packet.size.to_bytes(8, "little"))
+                digest.update(bytes(packet))
+    return digest.hexdigest()
+
+
+def _checked(path: str) -> tuple[os.stat_result, Any, str]:
+    """The file's stat, its mutagen object and tag kind, or Refused with the reason it cannot be written."""
+    if "://" in path:
+        raise Refused("not_local", path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise Refused("missing", "no such file") from None
+    except OSError as err:
+        raise Refused("unreadable", str(err)) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise Refused("not_a_file", "a link or special file")
+    if st.st_nlink > 1:
+        raise Refused("hard_linked", f"{st.st_nlink} names")
+    try:
+        audio = tag_fields.open_file(path)
+    except Exception as err:  # mutagen's errors for a damaged header have no common base
+        raise Refused("unreadable", f"mutagen: {err}") from None
+    kind = tag_fields.kind_of(audio) if audio is not None else None
+    if kind is None:
+        raise Refused("unsupported_container", type(audio).__name__ if audio is not None else "not known to mutagen")
+    return st, audio, kind
+
+
+def _writable(path: str, st: os.stat_result) -> None:
+    """A file without its owner's write bit is read-only by intent, even to root, who could replace it."""
+    if not st.st_mode & stat.S_IWUSR or not os.access(path, os.W_OK):
+        raise Refused("read_only", f"mode {stat.filemode(st.st_mode)}")
+    folder = os.path.dirname(path) or "."
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise Refused("folder_read_only", folder)
+
+
+def plan(path: str, genre: str, score: float, genre_field: bool = False) -> dict[str, Any]:
+    """What writing would do to ``path``, reading it only: the fields, their current text, or the refusal."""
+    entry: dict[str, Any] = {"path": path, "genre": genre, "score": round(float(score), 4)}
+    try:
+        st, audio, kind = _checked(path)
+        _writable(path, st)
+    except Refused as refused:
+        return {**entry, "status": FAILED, "reason": refused.reason, "detail": refused.detail,
+                "fix": FIXES[refused.reason]}
+    fields = tag_fields.wanted(kind, genre, score, genre_field)
+    try:
+        current = tag_fields.read(audio, kind, list(fields))
+    except Exception as err:  # a tag frame mutagen parsed but cannot render as text
+        return {**entry, "status": FAILED, "reason": "unreadable", "detail": f"mutagen: {err}",
+                "fix": FIXES["unreadable"]}
+    return {**entry, "status": UNCHANGED if current == fields else PLANNED, "container": kind, "fields": fields,
+            "current": current}
+
+
+def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: bool = False) -> dict[str, Any]:
+    """Write the fields into ``path`` atomically (module docstring), logging its undo line; Refused if it cannot.
+
+    Returns the plan entry with status ``written`` (or ``unchanged``: the fields already held these values).
+    """
+    _remove_stale_temps(path)
+    entry = plan(path, genre, score, genre_field)
+    if entry["status"] == FAILED:
+        raise Refused(entry["reason"], entry["detail"])
+    if entry["status"] == UNCHANGED:
+        return entry
+    st, original, kind = _checked(path)
+    try:
+        audio_before = packet_digest(path)
+    except Exception as err:
+        raise err if isinstance(err, Refused) else Refused("unreadable", f"PyAV: {err}") from None
+    temp = undo.temp_name(path)
+    try:
+        sha_before = undo.copy_synced(path, temp)
+        copy = tag_fields.reopen(temp, original)
+        tag_fields.set_fields(copy, kind, entry["fields"])
+        tag_fields.save(copy, kind)
+        with open(temp, "rb+") as f:
+            os.fsync(f.fileno())
+        _check_copy(temp, original, kind, entry["fields"], audio_before)
+        os.chmod(temp, st.st_mode & 0o7777)
+        if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
+            try:
+                os.chown(temp, st.st_uid, st.st_gid)
+            except PermissionError:
+                pass  # the file becomes ours; its bytes and mode are still the planned ones
+        sha_after = undo.sha256_of(temp)
+        backup = undo.keep_backup(path, sha_before, os.path.join(out_dir, undo.UNDO_DIR))
+        now = os.lstat(path)
+        if (now.st_size, now.st_mtime_ns, now.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
+            raise Refused("changed_during_write", "size, time or inode changed since the copy")
+        log_path = os.path.join(out_dir, undo.UNDO_LOG)
+        undo.append_record(log_path, undo.record(path, backup, log_path, sha_before, sha_after, st))
+        os.replace(temp, path)
+        undo.fsync_dir(os.path.dirname(path))
+    except Refused:
+        raise
+    except Exception as err:
+        raise Refused("write_error", f"{type(err).__name__}: {err}") from None
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+    return {**entry, "status": WRITTEN, "sha256_before": sha_before, "sha256_after": sha_after}
+
+
+def _remove_stale_temps(path: str) -> None:
+    """Copies of ``path`` a killed writer left: removed before anything else, whether or not it is written."""
+    if "://" in path or not os.path.isdir(os.path.dirname(path) or "."):
+        return
+    for temp in undo.stale_temps(path):
+        try:
+            os.remove(temp)
+        except OSError:  # a read-only folder keeps it; hidden, it is never listed as audio
+            pass
+
+
+def _check_copy(temp: str, original: Any, kind: str, fields: dict[str, str], audio_before: str) -> None:
+    """The tagged copy reads back the planned fields (mutagen) and the original's audio packets (PyAV)."""
+    back = tag_fields.read(tag_fields.reopen(temp, original), kind, list(fields))
+    if back != fields:
+        raise Refused("check_failed", f"mutagen reads back {back}, not {fields}")
+    after = packet_digest(temp)
+    if after != audio_before:
+        raise Refused("check_failed", f"the audio packets changed (sha256 {audio_before[:12]} -> {after[:12]})")
+
+
+def apply(rows: Iterable[dict[str, Any]], path_of: Callable[[str], str], out_dir: str, write: bool = False,
+          genre_field: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Plan (and with ``write`` write) every tagged row's file; write_plan.jsonl and write_failures.jsonl.
+
+    ``path_of`` maps a row's path (relative to the tagged root) to the file to open. Returns the
+    counts per status and the paths of the files written in ``out_dir``.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    entries, failures = [], []
+    for row in rows:
+        path, score = path_of(row["path"]), _score(row)
+        try:
+            entry = (write_file(path, row["genre"], score, out_dir, genre_field) if write
+                     else plan(path, row["genre"], score, genre_field))
+        except Exception as err:  # one file's trouble is its record; the others are still written
+            refused = err if isinstance(err, Refused) else Refused("write_error", f"{type(err).__name__}: {err}")
+            entry = {"path": path, "genre": row["genre"], "score": round(score, 4), "status": FAILED,
+                     "reason": refused.reason, "detail": refused.detail, "fix": FIXES[refused.reason]}
+        entries.append(entry)
+        if entry["status"] == FAILED:
+            failures.append({k: entry[k] for k in ("path", "reason", "detail", "fix")})
+            log(f"[write-tags] not written: {path}: {entry['reason']} ({entry['detail']}); fix: {entry['fix']}")
+    files = {"plan": _write_jsonl(os.path.join(out_dir, PLAN_FILE), entries),
+             "failures": _write_jsonl(os.path.join(out_dir, FAILURES_FILE), failures)}
+    if write and os.path.exists(os.path.join(out_dir, undo.UNDO_LOG)):
+        files["undo_log"] = os.path.join(out_dir, undo.UNDO_LOG)
+    counts = {s: sum(e["status"] == s for e in entries) for s in (WRITTEN, UNCHANGED, PLANNED, FAILED)}
+    verb = "written" if write else "planned (dry run: nothing written; --write-tags writes them)"
+    log(f"[write-tags] {counts[WRITTEN] if write else counts[PLANNED]} files {verb}, {counts[UNCHANGED]} already "
+        f"hold these tags, {counts[FAILED]} cannot be written; {files['plan']}"
+        + (f"; to undo: python -m tagging --undo {files['undo_log']}" if "undo_log" in files else ""))
+    return {"dry_run": not write, "genre_field": genre_field, "counts": counts, "files": files}
+
+
+def _score(row: dict[str, Any]) -> float:
+    """The predicted genre's own score (the top of the row's top 3)."""
+    return float(next((t["score"] for t in row.get("top3", []) if t["genre"] == row["genre"]),
+                      row.get("scores", {}).get(row["genre"], 0.0)))
+
+
+def _write_jsonl(path: str, entries: list[dict[str, Any]]) -> str:
+    temp = f"{path}.tmp-{os.getpid()}"
+    with open(temp, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(e, sort_keys=True) + "\n" for e in entries)  # ASCII escapes: any file name, UTF-8 or not
+    os.replace(temp, path)
+    return path
+
