@@ -72,6 +72,24 @@ def test_the_search_runs_every_trial_and_reports_each(tmp_path, capsys):
     assert best in [r.values for r in tuner.records]
 
 
+def test_the_preset_stays_unless_a_trial_beats_it_by_more_than_the_margin(tmp_path):
+    config = _config(3)
+    tuner = tuning.FoldTuner(tuning.make_oracle(config.tune, tuning.search_space(config), 42, 8), config,
+                             separable_segments(), _nearest_mean, str(tmp_path))
+    preset = dict(tuner.preset)
+    other = {**preset, "label_smoothing": 0.3}
+    assert other != preset and preset["label_smoothing"] == config.train.label_smoothing
+
+    def record(number, values, correct):
+        return tuning.TrialRecord(number, values, correct / 400, correct, 400, 1.0)
+    tuner.records = [record(1, preset, 300), record(2, other, 304)]   # 4 clips: within 1 % of 400
+    assert tuner.chosen().values == preset
+    tuner.records = [record(1, preset, 300), record(2, other, 305)]   # 5 clips: beyond it
+    assert tuner.chosen().values == other
+    tuner.records = [record(1, other, 300), record(2, {**other, "class_balance": 1.0}, 301)]  # no preset trial
+    assert tuner.chosen().number == 2
+
+
 def test_no_trial_starts_once_the_time_budget_is_spent(tmp_path, capsys):
     config = _config(5, max_minutes=1e-6)
     tuner = tuning.FoldTuner(tuning.make_oracle(config.tune, tuning.search_space(config), 42, 8), config,
