@@ -82,6 +82,8 @@ WINDOWED_FORMATS = frozenset({"WAV", "WAVEX", "W64", "RF64", "AIFF", "AU", "FLAC
 # samples, as it does for a target in the stream's last page: shorter gaps are read through, and
 # no seek lands in the last page (_ogg_last_page_start).
 OGG_MIN_SEEK_SECONDS = 3.0
+# An Ogg page header's flag for the stream's last page.
+_OGG_END_OF_STREAM = 0x04
 # Largest Ogg page (27-byte header, 255 lacing values, 255 x 255 bytes of body).
 _OGG_MAX_PAGE = 65307
 
@@ -108,7 +110,7 @@ FFMPEG_LENGTH_SLACK_SECONDS = 0.25
 # FFmpeg's seek then pre-roll (av_reader.AvSound.seek) gives the whole-file decoder's samples exactly for these
 # codecs in these containers (tested); AAC, Opus, Vorbis and WMA come out different near a seek and are
 # decoded whole.
-FFMPEG_WINDOWED_CONTAINERS = frozenset({"mov", "aiff", "matroska", "caf", "w64", "wav"})
+FFMPEG_WINDOWED_CONTAINERS = frozenset({"mov", "aiff"})
 FFMPEG_WINDOWED_CODECS = frozenset({"alac", "flac"})
 
 
@@ -273,10 +275,11 @@ def seeks_exactly(sound: sf.SoundFile) -> bool:
     return sound.format != "OGG" or sound.subtype == "VORBIS"
 
 
-def _ogg_last_page_start(f: BinaryIO) -> Optional[int]:
-    """The granule position (frames) where an Ogg stream's last page starts, read from the file's tail;
-    None when not found. A page counts only where its length leads to the next page or the file's end,
-    so "OggS" inside packet data is not taken for one. Leaves ``f`` where it was."""
+def _ogg_last_page(f: BinaryIO) -> Optional[tuple[int, int]]:
+    """Of the Ogg page that ends the file, read from its tail: (the granule position where it starts, that is
+    the page before it ends, -1 when unknown; its header flags). None when no page ends where the file does (a
+    file cut inside a page). A page counts only where its length leads to the
+    next page or the file's end, so "OggS" inside packet data is not taken for one. Leaves ``f`` where it was."""
     here = f.tell()
     try:
         size = f.seek(0, io.SEEK_END)
@@ -294,8 +297,21 @@ def _ogg_last_page_start(f: BinaryIO) -> Optional[int]:
         if end == len(tail):
             last_start = at
         at = tail.find(b"OggS", at + 4)
-    granule = granule_by_end.get(last_start, -1) if last_start is not None else -1
-    return granule if granule >= 0 else None
+    if last_start is None:
+        return None
+    return granule_by_end.get(last_start, -1), tail[last_start + 5]
+
+
+def _ogg_last_page_start(f: BinaryIO) -> Optional[int]:
+    """The granule position (frames) where an Ogg stream's last page starts; None when not found."""
+    page = _ogg_last_page(f)
+    return page[0] if page is not None and page[0] >= 0 else None
+
+
+def ogg_ends_cleanly(f: BinaryIO) -> bool:
+    """True when an Ogg file's last page is whole and marks the end of its stream (a cut file's is not)."""
+    page = _ogg_last_page(f)
+    return page is not None and bool(page[1] & _OGG_END_OF_STREAM)
 
 
 @dataclasses.dataclass
@@ -373,13 +389,15 @@ Wanted = Callable[[int], Sequence[tuple[int, int]]]
 
 
 def decode(source: Union[bytes, BinaryIO], target_rate: Optional[int], max_seconds: float = math.inf,
-           wanted: Optional[Wanted] = None) -> DecodedAudio:
+           wanted: Optional[Wanted] = None, reader: Optional[str] = None) -> DecodedAudio:
     """Decode a file (its bytes, or a seekable binary file object) to mono at ``target_rate``
     (None: the file's own rate, as the serving client sends it; the header is checked all the same).
 
     ``wanted``: given the track's length at the target rate, the [start, end) spans the caller will
     use; when windowed decoding pays (module docstring) only those are decoded. None: the whole file.
     Raises BadAudio; reads at most ``max_seconds`` of the source (see the module docstring).
+    ``reader``: :data:`LIBSNDFILE` or :data:`FFMPEG` for a format both read (the parity tests and the decoding
+    benchmark compare them); None: :func:`reader_for` chooses.
     """
     f = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     head = f.read(_HEAD_BYTES)
@@ -388,7 +406,7 @@ def decode(source: Union[bytes, BinaryIO], target_rate: Optional[int], max_secon
         raise BadAudio(EMPTY, "the file is empty (0 bytes)")
     if not looks_like_audio(head):
         raise BadAudio(NOT_AUDIO, f"no known audio signature (the file starts with {head[:16]!r})")
-    if reader_for(head) == FFMPEG:
+    if (reader or reader_for(head)) == FFMPEG:
         return _decode_ffmpeg(f, target_rate, max_seconds, wanted)
     riff = riff_data_sizes(f)
     try:
@@ -420,6 +438,9 @@ def decode(source: Union[bytes, BinaryIO], target_rate: Optional[int], max_secon
 def _decode_ffmpeg(f: BinaryIO, target_rate: Optional[int], max_seconds: float,
                    wanted: Optional[Wanted]) -> DecodedAudio:
     """decode() for the containers FFmpeg reads (:data:`FFMPEG_CONTAINERS`)."""
+    # FFmpeg takes an Ogg stream's length from its last page, so a cut Ogg file is told by that page.
+    ogg_cut = f.read(4) == b"OggS" and not ogg_ends_cleanly(f)
+    f.seek(0)
     try:
         with av_reader.AvSound(f) as sound:
             rate, frames = sound.samplerate, sound.frames
@@ -436,7 +457,7 @@ def _decode_ffmpeg(f: BinaryIO, target_rate: Optional[int], max_seconds: float,
             # A stated length (not a bit-rate estimate) that the decoder falls well short of: a cut file.
             short = (read is not None and sound.declared_exactly
                      and read < frames - FFMPEG_LENGTH_SLACK_SECONDS * rate)
-            cut = cut or sound.broken or short
+            cut = cut or sound.broken or short or ogg_cut
     except av_reader.AvError as e:
         raise BadAudio(UNDECODABLE, f"FFmpeg: {e}") from None
     return _decoded(samples, sound, lossless, cut, windowed)

@@ -1,6 +1,7 @@
 """Ingestion throughput: seconds of audio turned into tf.Examples per wall-clock second.
 
     python -m bench.ingestion [--data-root DIR] [--repeats N]      (make bench-ingest)
+    python -m bench.ingestion --formats [--data-root DIR]           (make bench-ingest ARGS=--formats)
 
 Runs AudioExampleGen's executor (as TFX runs it: Executor.Do with the pipeline's Beam args,
 DirectRunner in multi_processing mode, one worker per core) on the real GTZAN clips, 22050 Hz,
@@ -10,6 +11,11 @@ planning, the Beam pipeline, the report), not Python's or TensorFlow's import. C
 is this process plus its Beam worker processes; the decode share is the sum of the per-file
 CPU times (reading, decoding, checks) in files.jsonl. The machine is shared, so the load
 average is reported with the figures.
+
+``--formats`` measures audio/decode.py alone, format by format, and writes its own section: two real
+clips (one per channel) as a 44.1 kHz stereo minute in every container and codec, decoded to mono at
+22050 Hz by libsndfile and by FFmpeg (PyAV) where both read it (seconds of audio per CPU second, best of
+three), and a 4-minute track decoded in ingestion's windows (20 kept 3-s segments) against whole.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ import time
 from pathlib import Path
 
 from bench.report import write_section
+from testkit.library_files import encode
 from config.settings import AUDIO_EXTENSIONS, PROJECT_ROOT, PipelineConfig
 from pipeline.beam_args import for_tfx
 
@@ -82,6 +89,133 @@ def run_librosa_loop(paths: list[Path], sample_rate: int) -> dict:
     return {"wall": time.perf_counter() - started, "audio": audio_seconds}
 
 
+# (label, testkit/library_files.py format or a libsndfile (format, subtype), the readers that decode it)
+DECODE_FORMATS = (
+    ("WAV, 16-bit", ("WAV", "PCM_16"), ("libsndfile", "ffmpeg")),
+    ("FLAC", ("FLAC", "PCM_16"), ("libsndfile", "ffmpeg")),
+    ("Ogg Vorbis", ("OGG", "VORBIS"), ("libsndfile", "ffmpeg")),
+    ("MP3", ("MP3", "MPEG_LAYER_III"), ("libsndfile", "ffmpeg")),
+    ("AU, 16-bit", ("AU", "PCM_16"), ("libsndfile", "ffmpeg")),
+    ("AIFF, 16-bit", ("AIFF", "PCM_16"), ("libsndfile", "ffmpeg")),
+    ("Opus (.opus, 48 kHz)", "opus", ("libsndfile", "ffmpeg")),
+    ("AAC (.m4a)", "aac", ("ffmpeg",)),
+    ("ALAC (.m4a)", "alac", ("ffmpeg",)),
+    ("WMA", "wma", ("ffmpeg",)),
+    ("Opus (.webm)", "webm", ("ffmpeg",)),
+    ("FLAC (.mka)", "mka", ("ffmpeg",)),
+)
+# Full-length formats windowed by their reader: (label, format as above, reader).
+WINDOWED_FORMATS = (("FLAC", ("FLAC", "PCM_16"), "libsndfile"), ("WAV, 16-bit", ("WAV", "PCM_16"), "libsndfile"),
+                    ("Ogg Vorbis", ("OGG", "VORBIS"), "libsndfile"), ("AIFF, 16-bit", ("AIFF", "PCM_16"), "libsndfile"),
+                    ("ALAC (.m4a)", "alac", "ffmpeg"))
+SOURCE_RATE, DECODE_RATE = 44100, 22050
+
+
+def encoded_bytes(samples, fmt, tmp: Path) -> bytes:
+    """SAMPLES (float, (n, 2) at SOURCE_RATE) in FMT: a testkit format name or a libsndfile (format, subtype)."""
+    import soundfile as sf
+    if isinstance(fmt, str):
+        return encode(tmp / "clip", samples, SOURCE_RATE, fmt).read_bytes()
+    import io
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", SOURCE_RATE, samples.shape[1], format=fmt[0], subtype=fmt[1]) as f:
+        for i in range(0, len(samples), 1 << 15):  # libsndfile's Vorbis encoder fails on one long write
+            f.write(samples[i:i + (1 << 15)])
+    return buf.getvalue()
+
+
+def real_stereo(paths: list[Path], seconds: float):
+    """Real clips, one after another per channel (the first, third, ... clip left; the second, fourth, ...
+    right), at SOURCE_RATE for SECONDS."""
+    import numpy as np
+    from audio import decode as audio_lib
+    n = int(seconds * SOURCE_RATE)
+    channels = []
+    for side in (0, 1):
+        parts, have = [], 0
+        for path in paths[side::2]:
+            part = audio_lib.decode(path.read_bytes(), SOURCE_RATE).samples
+            parts.append(part.astype(np.float32) / 32768 if part.dtype == np.int16 else part)
+            have += len(part)
+            if have >= n:
+                break
+        channels.append(np.concatenate(parts)[:n])
+    return np.clip(np.stack(channels, axis=1), -1.0, 1.0)
+
+
+def decode_cpu(data: bytes, reader: str, wanted=None, repeats: int = 3) -> tuple[float, int]:
+    """Best CPU seconds of decode() over REPEATS, and the samples it returned."""
+    from audio import decode as audio_lib
+    best, n = float("inf"), 0
+    for _ in range(repeats):
+        started = time.process_time()
+        n = len(audio_lib.decode(data, DECODE_RATE, wanted=wanted, reader=reader).samples)
+        best = min(best, time.process_time() - started)
+    return best, n
+
+
+def decode_formats(paths: list[Path], root: Path, no_write: bool) -> None:
+    """The --formats benchmark (module docstring)."""
+    from audio import decode as audio_lib
+    from components.audio_example_gen import segments
+    from components.audio_example_gen.ingest import kept_segments
+    load_before = os.getloadavg()
+    cfg = PipelineConfig().audio
+    minute, track = real_stereo(paths, 60.0), real_stereo(paths, 240.0)
+    rows, windowed_rows = [], []
+    with tempfile.TemporaryDirectory(prefix="bench-decode-") as tmp:
+        for label, fmt, readers in DECODE_FORMATS:
+            data = encoded_bytes(minute, fmt, Path(tmp))
+            speeds = {}
+            for reader in readers:
+                try:
+                    cpu, _ = decode_cpu(data, reader)
+                    speeds[reader] = 60.0 / cpu
+                except Exception as e:  # a reader that cannot read the format is a finding, not a crash
+                    speeds[reader] = None
+                    print(f"{label}: {reader} fails: {e}")
+            chosen = audio_lib.reader_for(data[:64])
+            cells = [f"{speeds[r]:.0f}x" if speeds.get(r) else ("fails" if r in speeds else "-")
+                     for r in ("libsndfile", "ffmpeg")]
+            rows.append(f"| {label} | {len(data) / 1e6:.1f} | {cells[0]} | {cells[1]} | {chosen} |")
+            print(rows[-1], flush=True)
+
+        def wanted(num_samples: int):
+            return segments.spans(num_samples, kept_segments(num_samples, cfg)[2], cfg.segment_samples)
+
+        for label, fmt, reader in WINDOWED_FORMATS:
+            data = encoded_bytes(track, fmt, Path(tmp))
+            whole, _ = decode_cpu(data, reader)
+            windows, kept = decode_cpu(data, reader, wanted)
+            windowed_rows.append(f"| {label} | {reader} | {whole:.3f} | {windows:.3f} | {kept / DECODE_RATE:.0f} | "
+                                 f"{whole / windows:.1f}x |")
+            print(windowed_rows[-1], flush=True)
+    load_after = os.getloadavg()
+    body = f"""
+Source: real GTZAN clips from `{root}` (the first 16 by name), one after another in each channel (alternate clips
+left and right), resampled to 44.1 kHz stereo: a minute, and a 4-minute track; written in each format by
+`testkit/library_files.py` (PyAV) or libsndfile. Each figure: `audio/decode.py`'s `decode()` of the file's
+bytes to mono at {DECODE_RATE} Hz (header checks, decoding, downmix, soxr HQ resampling), CPU seconds of this
+process, best of three, forced to one reader (`reader=`) where both read the format.
+Load average (1/5/15 min) before: {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f},
+after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (the 2 cores are shared).
+
+| format (44.1 kHz stereo, 60 s) | MB | libsndfile: audio s per CPU s | FFmpeg (PyAV) | read by |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Full-length track (240 s), ingestion's defaults (20 kept 3-s segments: 60 s): CPU seconds, best of three.
+
+| format | reader | whole | windowed | kept s | speed-up |
+|---|---|---|---|---|---|
+{chr(10).join(windowed_rows)}
+"""
+    print(body)
+    if not no_write:
+        write_section("decode-formats", "Decoding per format: libsndfile and FFmpeg (PyAV)", body,
+                      command="make bench-ingest ARGS=--formats")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ingestion", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default=str(DEFAULT_ROOT), help="audio root (default: %(default)s)")
@@ -89,12 +223,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
                         help="Beam pipeline argument, repeatable (default: the pipeline's, PipelineConfig.beam_args)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser.add_argument("--formats", action="store_true",
+                        help="measure decoding per format and reader instead (its own section)")
     args = parser.parse_args(argv)
     root = Path(args.data_root)
     paths = sorted(p for p in root.glob("*/*") if p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS)
     if not paths:
         raise SystemExit(f"No audio files under {root}/<genre>/; pass --data-root (the real GTZAN clips live in "
                          f"{DEFAULT_ROOT}).")
+    if args.formats:
+        decode_formats(paths, root, args.no_write)
+        return
 
     config = PipelineConfig()  # 22050 Hz, 3 s segments, hash split; beam_args: DirectRunner multi_processing
     if args.beam_args:
