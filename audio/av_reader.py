@@ -32,6 +32,11 @@ class AvError(RuntimeError):
     """FFmpeg could not open, seek or decode the file; the message is FFmpeg's."""
 
 
+def _message(error: Exception) -> str:
+    """FFmpeg's own words for an error (PyAV's str() adds the errno and a file name it does not know)."""
+    return getattr(error, "strerror", None) or str(error)
+
+
 class AvSound:
     """The first audio stream of a container, decoded in order from :meth:`tell` on."""
 
@@ -39,7 +44,7 @@ class AvSound:
         try:
             self._container = av.open(f, "r", metadata_errors="ignore")
         except (av.FFmpegError, UnicodeDecodeError, OverflowError, ValueError) as e:
-            raise AvError(str(e)) from None
+            raise AvError(_message(e)) from None
         try:
             streams = self._container.streams.audio
             if not streams:
@@ -124,7 +129,7 @@ class AvSound:
         except (av.FFmpegError, ValueError) as e:
             self._ended = True
             if self._position == 0 and not self._buffered:
-                raise AvError(str(e)) from None
+                raise AvError(_message(e)) from None
             self.broken = True
             return None
         if frame.pts is None or frame.time_base is None:
@@ -156,7 +161,7 @@ class AvSound:
         try:
             self._container.seek(self._origin + int(start / rate / base), stream=self._stream, backward=True)
         except av.FFmpegError as e:
-            raise AvError(f"seek failed: {e}") from None
+            raise AvError(f"seek failed: {_message(e)}") from None
         self._decoder, self._buffer, self._buffered, self._ended = None, [], 0, False
         self._position = frame
         while (decoded := self._next()) is not None:

@@ -2,6 +2,7 @@
 (FFmpeg's encoders in a wheel), genre, artist and album tags written with mutagen."""
 from __future__ import annotations
 
+import struct
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
@@ -31,7 +32,10 @@ MORE_FORMATS: dict[str, tuple[str, str, str, str, Optional[int]]] = {
     "oga": ("oga", "ogg", "flac", "s16", None),
     "aif": ("aif", "aiff", "pcm_s16be", "s16", None),
     "mp4": ("mp4", "mp4", "aac", "fltp", None),
-    "aac": ("aac", "adts", "aac", "fltp", None),
+    "adts": ("aac", "adts", "aac", "fltp", None),
+    "aifc": ("aifc", "aiff", "pcm_f32be", "flt", None),
+    "caf": ("caf", "caf", "alac", "s16p", None),
+    "wv": ("wv", "wv", "wavpack", "s16p", None),
 }
 
 
@@ -90,6 +94,21 @@ def _encode(path: Path, samples: np.ndarray, rate: int, fmt: str, options: dict[
         for packet in stream.encode(None):
             container.mux(packet)
     return path
+
+
+def with_alac_header(data: bytes, rate: Optional[int] = None, channels: Optional[int] = None) -> bytes:
+    """An ALAC .m4a's bytes with the sample rate and/or channel count its header declares replaced, in the
+    sample entry and in ALAC's own configuration (FFmpeg reads the latter): a hostile or broken header."""
+    out = bytearray(data)
+    outer = data.find(b"alac", data.find(b"stsd")) - 4  # the sample entry
+    inner = data.find(b"alac", outer + 8) - 4  # ALACSpecificConfig, inside it
+    if rate is not None:
+        struct.pack_into(">I", out, inner + 32, rate)
+        struct.pack_into(">I", out, outer + 32, min(rate, 65535) << 16)  # 16.16 fixed point
+    if channels is not None:
+        out[inner + 21] = channels
+        struct.pack_into(">H", out, outer + 24, channels)
+    return bytes(out)
 
 
 def tag(path: Path, *, genre: Optional[str] = None, artist: Optional[str] = None, album: Optional[str] = None,
