@@ -62,6 +62,12 @@ def encode(path: Path, samples: np.ndarray, rate: int, fmt: str) -> Path:
     return _encode(path, samples, rate, fmt, {})
 
 
+def encode_recording(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """A WebM/Opus as a browser's MediaRecorder writes it: streamed as recorded, so its header states no
+    length and it has no index."""
+    return _encode(path, samples, rate, "webm", {"live": "1"})
+
+
 def encode_streamable(path: Path, samples: np.ndarray, rate: int, fmt: str) -> Path:
     """encode() for an MP4 format ("aac", "alac", "mp4") with its index (moov) before the audio, as files made
     for streaming are: a cut copy still opens."""
