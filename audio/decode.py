@@ -1,8 +1,20 @@
 """Decode one audio file into mono samples at the pipeline's rate, or say why not.
 
-libsndfile (through soundfile) reads every format the pipeline accepts: WAV, AU, FLAC,
-Ogg Vorbis/Opus and, since libsndfile 1.1, MP3. No librosa/audioread fallback is needed
-(or wanted: audioread depends on whatever ffmpeg/GStreamer the machine happens to have).
+Two readers, chosen by the file's leading bytes (:func:`reader_for`), never by its name:
+
+- libsndfile (through soundfile) reads WAV, AU, FLAC, MP3, Ogg Vorbis and AIFF;
+- FFmpeg (through PyAV, ``audio/av_reader.py``) reads every other container and codec: MP4/M4A
+  (AAC, ALAC), ADTS AAC, Ogg Opus and Ogg's other codecs, WebM and Matroska, WMA (ASF), AIFF-C,
+  CAF, WavPack.
+
+Where both read a format the faster one decodes it, measured per format (``python -m bench.ingestion
+--formats``, BENCHMARKS.md "Decoding per format", 60 s of 44.1 kHz stereo to 22050 Hz mono, audio
+seconds per CPU second, libsndfile / FFmpeg): WAV 637x / 397x, FLAC 380x / 287x, Ogg Vorbis 281x /
+233x, MP3 378x / 332x, AU 578x / 525x, AIFF 554x / 339x: libsndfile; Opus 100x / 150x: FFmpeg. Both
+give the same samples on the real GTZAN clips: FLAC and WAV identical, Ogg Vorbis within 6e-7, MP3
+within 3e-6 (two MP3 decoders), after the same resampling (``decode_test.py``'s parity tests).
+No librosa/audioread fallback is needed (audioread depends on whatever ffmpeg/GStreamer the machine
+happens to have; PyAV carries its own FFmpeg in its wheel).
 
 Lossless path: a 16-bit mono file already at the target rate (all of GTZAN) is read as
 int16 and never passes through float, so its samples reach the tf.Examples unchanged.
@@ -10,9 +22,10 @@ Anything else is read as float32 in blocks, each block downmixed by averaging th
 and resampled with soxr's HQ preset (what ``librosa.resample`` uses by default,
 ``res_type="soxr_hq"``) as a stream: the same samples as resampling the whole file at once.
 
-Memory is bounded by design: the header is checked before any sample is read (sample rate
-in [MIN_RATE, MAX_RATE], at most MAX_CHANNELS channels, declared length at most
-``max_seconds``), the file is read from its file object (never as one bytes string), and
+Memory is bounded by design, through either reader: the header is checked before any sample is
+read (sample rate in [MIN_RATE, MAX_RATE], at most MAX_CHANNELS channels, declared length at most
+``max_seconds``; a container that states no length, such as a browser's WebM recording, is held by
+the next rule alone), the file is read from its file object (never as one bytes string), and
 reading stops once more than ``max_seconds`` were decoded, whatever the header said. So a
 file holds at most ``max_seconds`` of mono samples at the target rate, plus one block.
 
@@ -24,13 +37,20 @@ only those spans are read: each one with :data:`CONTEXT_SECONDS` of source on bo
 on a source frame that falls on an output sample, resampled on its own and trimmed. soxr's HQ
 filter is linear-phase and a few ms long, so a window equals whole-file decoding at the same
 positions to float rounding (measured below 1e-6; tested below 1e-5); the int16 path and the
-float path without resampling read the very same samples. Everything else (MP3, whose frame
-counts are estimates; short clips such as GTZAN's 30 s) is decoded whole, as before.
+float path without resampling read the very same samples. Through FFmpeg, windows are read only
+for ALAC, FLAC and PCM in MP4 and AIFF-C (:func:`ffmpeg_seeks_exactly`): FFmpeg's AAC after a seek
+near the start, Opus (its pre-roll converges, 2.5e-4 off), WMA and Matroska (millisecond
+timestamps) do not give the whole-file samples, so they are decoded whole. Everything else (MP3,
+whose frame counts are estimates; short clips such as GTZAN's 30 s) is decoded whole, as before.
 
 A file that cannot become at least one segment of real audio raises :class:`BadAudio`
 with a reason code from :data:`REASONS`; the caller turns it into a quarantine record.
 A file whose header promises more data than it holds is decoded as far as it goes and
 marked ``truncated``; read in windows, it keeps the windows read before a seek or read failed.
+Through FFmpeg a file is marked ``truncated`` when decoding stops at an error after some audio,
+when it falls more than FFMPEG_LENGTH_SLACK_SECONDS short of a stated (not estimated) length, or,
+for Ogg, when its last page is cut or lacks the end-of-stream mark; an MP4 cut before its index
+(written after the audio, as players write it) is ``undecodable``.
 The silence and range checks (:func:`check_usable`) judge what was decoded: for a windowed
 track, its kept windows.
 """
