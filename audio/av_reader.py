@@ -8,7 +8,7 @@ no sample is returned before the caller has checked the rate, channels and decla
 
 Seeking: FFmpeg seeks to a packet at or before the target; :meth:`AvSound.seek` asks for
 :data:`PREROLL_SECONDS` before it (a codec's pre-roll: Opus 80 ms, AAC one 1024-sample frame,
-primed again after the jump), decodes forward and drops the samples before the target, placed
+primed again after the jump; none for :data:`INDEPENDENT_PACKETS` and PCM), decodes forward and drops the samples before the target, placed
 by each decoded frame's timestamp. Whether that gives the whole-file decoder's samples depends
 on the codec and container: decode.py windows only the ones measured to (``AV_WINDOWED``).
 """
@@ -21,6 +21,8 @@ import numpy as np
 
 # Decoded and dropped before a seek target, so a codec that needs pre-roll has it.
 PREROLL_SECONDS = 0.25
+# Codecs whose every packet decodes on its own (lossless, no overlap between frames): no pre-roll.
+INDEPENDENT_PACKETS = frozenset({"alac", "flac", "wavpack"})
 # Containers whose declared length is an estimate from the bit rate, not a count: a shorter
 # decode there is no sign of a cut file.
 ESTIMATED_LENGTH = frozenset({"aac", "mp3", "ac3", "eac3", "dts", "amr"})
@@ -112,7 +114,7 @@ class AvSound:
                 raise AvError(f"int16 asked of {self.sample_format} samples")
             return data
         if name in _SCALE:
-            return (data / _SCALE[name]).astype(np.float32)
+            return data.astype(np.float32) * np.float32(1.0 / _SCALE[name])  # powers of two: exact
         if name == "u8":
             return ((data.astype(np.float32) - 128.0) / 128.0)
         return data.astype(np.float32, copy=False)
@@ -157,7 +159,8 @@ class AvSound:
     def seek(self, frame: int) -> int:
         """Go to source frame FRAME: seek before it by the pre-roll, decode and drop up to it."""
         rate, base = self.samplerate, self._stream.time_base
-        start = max(0, frame - round(PREROLL_SECONDS * rate))
+        independent = self.subtype in INDEPENDENT_PACKETS or self.subtype.startswith("pcm_")
+        start = frame if independent else max(0, frame - round(PREROLL_SECONDS * rate))
         try:
             self._container.seek(self._origin + int(start / rate / base), stream=self._stream, backward=True)
         except av.FFmpegError as e:
