@@ -8,9 +8,11 @@ Two readers, chosen by the file's leading bytes (:func:`reader_for`), never by i
   CAF, WavPack.
 
 Where both read a format the faster one decodes it, measured per format (``python -m bench.ingestion
---formats``, BENCHMARKS.md "Decoding per format", 60 s of 44.1 kHz stereo to 22050 Hz mono, audio
-seconds per CPU second, libsndfile / FFmpeg): WAV 637x / 397x, FLAC 380x / 287x, Ogg Vorbis 281x /
-233x, MP3 378x / 332x, AU 578x / 525x, AIFF 554x / 339x: libsndfile; Opus 100x / 150x: FFmpeg. Both
+--formats``, BENCHMARKS.md "Decoding per format": 60 s of 44.1 kHz stereo to 22050 Hz mono, CPU time,
+seven runs on 2 shared cores). libsndfile is faster for WAV (1.1-1.6x), FLAC (1.03-1.3x), MP3
+(1.14-1.8x), AU (1.02-1.4x) and AIFF (1.3-1.6x); Ogg Vorbis is a tie (FFmpeg 1.07x faster in one run,
+libsndfile up to 1.2x in the others), so libsndfile keeps it, and with it exact windows. FFmpeg is
+1.5-1.8x faster for Opus, which it therefore reads. Both
 give the same samples on the real GTZAN clips: FLAC and WAV identical, Ogg Vorbis within 6e-7, MP3
 within 3e-6 (two MP3 decoders), after the same resampling (``decode_test.py``'s parity tests).
 No librosa/audioread fallback is needed (audioread depends on whatever ffmpeg/GStreamer the machine
