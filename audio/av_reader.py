@@ -10,7 +10,7 @@ Seeking: FFmpeg seeks to a packet at or before the target; :meth:`AvSound.seek` 
 :data:`PREROLL_SECONDS` before it (a codec's pre-roll: Opus 80 ms, AAC one 1024-sample frame,
 primed again after the jump; none for :data:`INDEPENDENT_PACKETS` and PCM), decodes forward and drops the samples before the target, placed
 by each decoded frame's timestamp. Whether that gives the whole-file decoder's samples depends
-on the codec and container: decode.py windows only the ones measured to (``AV_WINDOWED``).
+on the codec and container: decode.py windows only the ones tested to (``ffmpeg_seeks_exactly``).
 """
 from __future__ import annotations
 

@@ -130,8 +130,8 @@ _UNKNOWN_SIZES = (0, 0xFFFFFFFF)
 # short, AAC 16 samples long); falling shorter than this is a cut file.
 FFMPEG_LENGTH_SLACK_SECONDS = 0.25
 # FFmpeg's seek then pre-roll (av_reader.AvSound.seek) gives the whole-file decoder's samples exactly for these
-# codecs in these containers (tested); AAC, Opus, Vorbis and WMA come out different near a seek and are
-# decoded whole.
+# codecs in these containers (tested); AAC, Opus, Vorbis and WMA come out different near a seek, and Matroska's
+# millisecond timestamps place a seek inexactly: those are decoded whole.
 FFMPEG_WINDOWED_CONTAINERS = frozenset({"mov", "aiff"})
 FFMPEG_WINDOWED_CODECS = frozenset({"alac", "flac"})
 
