@@ -42,3 +42,26 @@ def test_the_page_applies_the_amplitude_and_silence_rules(samples, words):
     with pytest.raises(clip.ClipError) as refused:
         clip.decode("dc.wav", wav_bytes(samples, subtype="FLOAT"), max_seconds=600.0)
     assert str(refused.value).startswith(words), str(refused.value)
+
+
+def test_a_browser_recording_webm_opus_decodes(tmp_path):
+    """MediaRecorder's WebM/Opus, with no stated length: decoded, and held to the cap as it is decoded."""
+    from testkit.library_files import encode_recording
+    from testkit.serving import stand_in_clip
+
+    data = encode_recording(tmp_path / "recording", stand_in_clip("metal", 6.0, sample_rate=48000), 48000).read_bytes()
+    decoded = clip.decode("recording.webm", data, max_seconds=600.0)
+    assert decoded.sample_rate == 48000 and abs(decoded.seconds - 6.0) < 0.05
+    with pytest.raises(clip.ClipError, match=r"recording.webm is longer than it says"):
+        clip.decode("recording.webm", data, max_seconds=4.0)
+
+
+@pytest.mark.parametrize("fmt", ["aac", "alac", "opus", "wma", "aiff", "mka"])
+def test_uploads_in_the_library_formats_decode(tmp_path, fmt):
+    from testkit.library_files import encode as encode_file
+    from testkit.serving import stand_in_clip
+
+    path = encode_file(tmp_path / "song", stand_in_clip("jazz", 6.0, sample_rate=44100), 44100, fmt)
+    assert path.suffix.lstrip(".") in clip.AUDIO_EXTENSIONS  # the uploader's accepted types
+    decoded = clip.decode(path.name, path.read_bytes(), max_seconds=600.0)
+    assert abs(decoded.seconds - 6.0) < 0.1

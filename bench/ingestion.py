@@ -1,6 +1,7 @@
 """Ingestion throughput: seconds of audio turned into tf.Examples per wall-clock second.
 
     python -m bench.ingestion [--data-root DIR] [--repeats N]      (make bench-ingest)
+    python -m bench.ingestion --formats [--data-root DIR]           (make bench-ingest ARGS=--formats)
 
 Runs AudioExampleGen's executor (as TFX runs it: Executor.Do with the pipeline's Beam args,
 DirectRunner in multi_processing mode, one worker per core) on the real GTZAN clips, 22050 Hz,
@@ -10,6 +11,11 @@ planning, the Beam pipeline, the report), not Python's or TensorFlow's import. C
 is this process plus its Beam worker processes; the decode share is the sum of the per-file
 CPU times (reading, decoding, checks) in files.jsonl. The machine is shared, so the load
 average is reported with the figures.
+
+``--formats`` measures audio/decode.py alone, format by format, and writes its own section: two real
+clips (one per channel) as a 44.1 kHz stereo minute in every container and codec, decoded to mono at
+22050 Hz by libsndfile and by FFmpeg (PyAV) where both read it (seconds of audio per CPU second, best of
+seven), and a 4-minute track decoded in ingestion's windows (20 kept 3-s segments) against whole.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ import time
 from pathlib import Path
 
 from bench.report import write_section
+from testkit.library_files import encode
 from config.settings import AUDIO_EXTENSIONS, PROJECT_ROOT, PipelineConfig
 from pipeline.beam_args import for_tfx
 
@@ -82,6 +89,141 @@ def run_librosa_loop(paths: list[Path], sample_rate: int) -> dict:
     return {"wall": time.perf_counter() - started, "audio": audio_seconds}
 
 
+# (label, testkit/library_files.py format or a libsndfile (format, subtype), the readers that decode it)
+DECODE_FORMATS = (
+    ("WAV, 16-bit", ("WAV", "PCM_16"), ("libsndfile", "ffmpeg")),
+    ("FLAC", ("FLAC", "PCM_16"), ("libsndfile", "ffmpeg")),
+    ("Ogg Vorbis", ("OGG", "VORBIS"), ("libsndfile", "ffmpeg")),
+    ("MP3", ("MP3", "MPEG_LAYER_III"), ("libsndfile", "ffmpeg")),
+    ("AU, 16-bit", ("AU", "PCM_16"), ("libsndfile", "ffmpeg")),
+    ("AIFF, 16-bit", ("AIFF", "PCM_16"), ("libsndfile", "ffmpeg")),
+    ("Opus (.opus, 48 kHz)", "opus", ("libsndfile", "ffmpeg")),
+    ("AAC (.m4a)", "aac", ("ffmpeg",)),
+    ("ALAC (.m4a)", "alac", ("ffmpeg",)),
+    ("WMA", "wma", ("ffmpeg",)),
+    ("Opus (.webm)", "webm", ("ffmpeg",)),
+    ("FLAC (.mka)", "mka", ("ffmpeg",)),
+)
+# Full-length formats windowed by their reader: (label, format as above, reader).
+WINDOWED_FORMATS = (("FLAC", ("FLAC", "PCM_16"), "libsndfile"), ("WAV, 16-bit", ("WAV", "PCM_16"), "libsndfile"),
+                    ("Ogg Vorbis", ("OGG", "VORBIS"), "libsndfile"), ("AIFF, 16-bit", ("AIFF", "PCM_16"), "libsndfile"),
+                    ("ALAC (.m4a)", "alac", "ffmpeg"))
+SOURCE_RATE, DECODE_RATE = 44100, 22050
+REPEATS = 7  # best of: the 2 cores are shared, and one decode takes a fraction of a second
+
+
+def encoded_bytes(samples, fmt, tmp: Path) -> bytes:
+    """SAMPLES (float, (n, 2) at SOURCE_RATE) in FMT: a testkit format name or a libsndfile (format, subtype)."""
+    import soundfile as sf
+    if isinstance(fmt, str):
+        return encode(tmp / "clip", samples, SOURCE_RATE, fmt).read_bytes()
+    import io
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", SOURCE_RATE, samples.shape[1], format=fmt[0], subtype=fmt[1]) as f:
+        for i in range(0, len(samples), 1 << 15):  # libsndfile's Vorbis encoder fails on one long write
+            f.write(samples[i:i + (1 << 15)])
+    return buf.getvalue()
+
+
+def real_stereo(paths: list[Path], seconds: float):
+    """Real clips, one after another per channel (the first, third, ... clip left; the second, fourth, ...
+    right), at SOURCE_RATE for SECONDS."""
+    import numpy as np
+    from audio import decode as audio_lib
+    n = int(seconds * SOURCE_RATE)
+    channels = []
+    for side in (0, 1):
+        parts, have = [], 0
+        for path in paths[side::2]:
+            part = audio_lib.decode(path.read_bytes(), SOURCE_RATE).samples
+            parts.append(part.astype(np.float32) / 32768 if part.dtype == np.int16 else part)
+            have += len(part)
+            if have >= n:
+                break
+        channels.append(np.concatenate(parts)[:n])
+    return np.clip(np.stack(channels, axis=1), -1.0, 1.0)
+
+
+def decode_cpu(data: bytes, reader: str, wanted=None, repeats: int = REPEATS) -> tuple[float, int]:
+    """Best CPU seconds of decode() over REPEATS, and the samples it returned."""
+    from audio import decode as audio_lib
+    best, n = float("inf"), 0
+    for _ in range(repeats):
+        started = time.process_time()
+        n = len(audio_lib.decode(data, DECODE_RATE, wanted=wanted, reader=reader).samples)
+        best = min(best, time.process_time() - started)
+    return best, n
+
+
+def decode_formats(paths: list[Path], root: Path, no_write: bool) -> None:
+    """The --formats benchmark (module docstring)."""
+    from audio import decode as audio_lib
+    from components.audio_example_gen import segments
+    from components.audio_example_gen.ingest import kept_segments
+    load_before = os.getloadavg()
+    cfg = PipelineConfig().audio
+    minute, track = real_stereo(paths, 60.0), real_stereo(paths, 240.0)
+    rows, windowed_rows, ratios, speedups = [], [], [], []
+    with tempfile.TemporaryDirectory(prefix="bench-decode-") as tmp:
+        for label, fmt, readers in DECODE_FORMATS:
+            data = encoded_bytes(minute, fmt, Path(tmp))
+            speeds = {}
+            for reader in readers:
+                try:
+                    cpu, _ = decode_cpu(data, reader)
+                    speeds[reader] = 60.0 / cpu
+                except Exception as e:  # a reader that cannot read the format is a finding, not a crash
+                    speeds[reader] = None
+                    print(f"{label}: {reader} fails: {e}")
+            chosen = audio_lib.reader_for(data[:64])
+            cells = [f"{speeds[r]:.0f}x" if speeds.get(r) else ("fails" if r in speeds else "-")
+                     for r in ("libsndfile", "ffmpeg")]
+            if speeds.get("libsndfile") and speeds.get("ffmpeg"):
+                faster = max(speeds, key=lambda r: speeds[r])
+                ratios.append(f"{label}: {faster} {speeds[faster] / min(speeds.values()):.2f}x"
+                              + ("" if faster == chosen else f" (but read by {chosen})"))
+            rows.append(f"| {label} | {len(data) / 1e6:.1f} | {cells[0]} | {cells[1]} | {chosen} |")
+            print(rows[-1], flush=True)
+
+        def wanted(num_samples: int):
+            return segments.spans(num_samples, kept_segments(num_samples, cfg)[2], cfg.segment_samples)
+
+        for label, fmt, reader in WINDOWED_FORMATS:
+            data = encoded_bytes(track, fmt, Path(tmp))
+            whole, windows = float("inf"), float("inf")
+            for _ in range(REPEATS):  # interleaved, so both see the same moments of the shared cores
+                whole = min(whole, decode_cpu(data, reader, repeats=1)[0])
+                cpu, kept = decode_cpu(data, reader, wanted, repeats=1)
+                windows = min(windows, cpu)
+            speedups.append(whole / windows)
+            windowed_rows.append(f"| {label} | {reader} | {whole:.3f} | {windows:.3f} | {kept / DECODE_RATE:.0f} | "
+                                 f"{whole / windows:.1f}x |")
+            print(windowed_rows[-1], flush=True)
+    load_after = os.getloadavg()
+    body = f"""
+Source: the first 16 real GTZAN clips of `{root}`, alternate clips left and right, at 44.1 kHz stereo: a minute and a
+4-minute track, written by `testkit/library_files.py` (PyAV) or libsndfile. Figures: `audio/decode.py`'s `decode()` to
+mono at {DECODE_RATE} Hz (header checks, decoding, downmix, soxr HQ), CPU s of this process, best of {REPEATS}, forced to one
+reader (`reader=`) where both read the format. Load average (1/5/15 min) before: {load_before[0]:.2f} / {load_before[1]:.2f} /
+{load_before[2]:.2f}, after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (the 2 cores are shared).
+
+| format (44.1 kHz stereo, 60 s) | MB | libsndfile: audio s per CPU s | FFmpeg (PyAV) | read by |
+|---|---|---|---|---|
+{chr(10).join(rows)}
+
+| full-length track (240 s), ingestion's 20 kept 3-s segments | reader | whole: CPU s | windowed | kept s | speed-up |
+|---|---|---|---|---|---|
+{chr(10).join(windowed_rows)}
+
+Faster reader where both read a format: {'; '.join(ratios)}. Windowed decoding of a full-length track: at least
+**{min(speedups):.1f}x** faster than whole-file decoding (goal 3x: {'met' if min(speedups) >= 3.0 else 'not met'}).
+"""
+    print(body)
+    if not no_write:
+        write_section("decode-formats", "Decoding per format: libsndfile and FFmpeg (PyAV)", body,
+                      command="make bench-ingest ARGS=--formats")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ingestion", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default=str(DEFAULT_ROOT), help="audio root (default: %(default)s)")
@@ -89,12 +231,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
                         help="Beam pipeline argument, repeatable (default: the pipeline's, PipelineConfig.beam_args)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser.add_argument("--formats", action="store_true",
+                        help="measure decoding per format and reader instead (its own section)")
     args = parser.parse_args(argv)
     root = Path(args.data_root)
     paths = sorted(p for p in root.glob("*/*") if p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS)
     if not paths:
         raise SystemExit(f"No audio files under {root}/<genre>/; pass --data-root (the real GTZAN clips live in "
                          f"{DEFAULT_ROOT}).")
+    if args.formats:
+        decode_formats(paths, root, args.no_write)
+        return
 
     config = PipelineConfig()  # 22050 Hz, 3 s segments, hash split; beam_args: DirectRunner multi_processing
     if args.beam_args:

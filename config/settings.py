@@ -26,7 +26,11 @@ GENRES: tuple[str, ...] = (
 SPLITS: tuple[str, ...] = ("train", "eval", "test")
 # The held-out split both gates (TFMA's Evaluator and the clip gate) score and report.
 GATE_SPLIT: str = SPLITS[2]
-AUDIO_EXTENSIONS: tuple[str, ...] = ("wav", "au", "flac", "ogg", "mp3")
+# The audio file extensions everything reads (ingestion's discovery, the tagger, the client, the page's
+# uploader): libsndfile's WAV, AU, FLAC, Ogg Vorbis, MP3 and AIFF, and FFmpeg's (PyAV) MP4/M4A (AAC, ALAC),
+# ADTS AAC, Opus, WebM, Matroska, WMA, AIFF-C, Ogg's other codecs, CAF and WavPack (audio/decode.py).
+AUDIO_EXTENSIONS: tuple[str, ...] = ("wav", "au", "flac", "ogg", "mp3", "aiff", "aif", "aifc", "m4a", "mp4",
+                                     "aac", "opus", "oga", "webm", "mka", "wma", "caf", "wv")
 # GTZAN's distributions put the genre folders one level down (Kaggle's, marsyas.info's).
 GENRE_PARENTS: tuple[str, ...] = ("genres_original", "genres")
 SPLIT_PROTOCOLS: tuple[str, ...] = ("stratified", "hash", "fault-filtered", "fault-filtered-final", "lists-trainval")

@@ -1,4 +1,5 @@
-"""The client's one audio-file reader: any format libsndfile decodes, as mono float32.
+"""The client's one audio-file reader: any format audio/decode.py decodes (libsndfile's and FFmpeg's,
+``AUDIO_EXTENSIONS``), as mono float32.
 
 The serving graph resamples in-graph, so the file keeps its native sample rate; only the
 channels are averaged to mono, as the training data is mono. Ingestion's door checks, in

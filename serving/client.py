@@ -44,7 +44,7 @@ from tensorflow_serving.apis import (  # noqa: E402
     prediction_service_pb2_grpc,
 )
 
-from config.settings import AudioConfig, ServingConfig  # noqa: E402
+from config.settings import AUDIO_EXTENSIONS, AudioConfig, ServingConfig  # noqa: E402
 from serving.audio_file import AudioFileError, check_levels, read_audio  # noqa: E402
 from serving.tensors import to_ndarray, to_tensor_proto  # noqa: E402
 
@@ -217,7 +217,7 @@ class GenreClient:
         return _prediction(response)
 
     def predict_file(self, path: str | os.PathLike, version: Optional[int] = None) -> Prediction:
-        """Decode an audio file (wav, au, flac, ogg, mp3; downmixed to mono) and classify it.
+        """Decode an audio file (any of AUDIO_EXTENSIONS; downmixed to mono) and classify it.
 
         Ingestion's door checks first (serving/audio_file.py): special files, the header
         against ``max_seconds``, then levels.py's amplitude and silence rules.
@@ -339,7 +339,7 @@ def _parser() -> argparse.ArgumentParser:
     tls.add_argument("--tls-server-name", help="name to check the server's certificate against (default: the host)")
     sub = parser.add_subparsers(dest="command", required=True)
     predict = sub.add_parser("predict", parents=[common], help="classify an audio file")
-    predict.add_argument("audio", help="audio file (wav, au, flac, ogg, mp3)")
+    predict.add_argument("audio", help=f"audio file ({', '.join(AUDIO_EXTENSIONS)})")
     predict.add_argument("--max-seconds", type=float, default=DEFAULT_MAX_SECONDS,
                          help="refuse longer files from their header, before decoding (default: the model's "
                               "serving.max_clip_seconds, %(default)s)")

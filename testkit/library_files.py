@@ -2,6 +2,7 @@
 (FFmpeg's encoders in a wheel), genre, artist and album tags written with mutagen."""
 from __future__ import annotations
 
+import struct
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional
@@ -23,32 +24,67 @@ FORMATS: dict[str, tuple[str, str, str, str, Optional[int]]] = {
     "wav": ("wav", "wav", "pcm_s16le", "s16", None),
     "wma": ("wma", "asf", "wmav2", "fltp", None),
 }
+# More containers a library or a browser holds (a WebM is what MediaRecorder records), kept apart from FORMATS,
+# the formats a library's tags are written in; encode() takes both.
+MORE_FORMATS: dict[str, tuple[str, str, str, str, Optional[int]]] = {
+    "webm": ("webm", "webm", "libopus", "s16", 48000),
+    "mka": ("mka", "matroska", "flac", "s16", None),
+    "oga": ("oga", "ogg", "flac", "s16", None),
+    "aif": ("aif", "aiff", "pcm_s16be", "s16", None),
+    "mp4": ("mp4", "mp4", "aac", "fltp", None),
+    "adts": ("aac", "adts", "aac", "fltp", None),
+    "aifc": ("aifc", "aiff", "pcm_f32be", "flt", None),
+    "caf": ("caf", "caf", "alac", "s16p", None),
+    "wv": ("wv", "wv", "wavpack", "s16p", None),
+}
 
 
 def _frame(block: np.ndarray, fmt: str, rate: int) -> av.AudioFrame:
+    """One frame of BLOCK: (samples,) mono or (samples, 2) stereo."""
     if fmt.startswith("s16"):
         data = np.clip(np.round(block * 32767.0), -32768, 32767).astype(np.int16)
     else:
         data = block.astype(np.float32)
+    if data.ndim == 1:
+        data = data[:, None]
     planar = fmt.endswith("p")
-    frame = av.AudioFrame.from_ndarray(data[None, :] if planar else data[None, :], format=fmt, layout="mono")
+    layout = "mono" if data.shape[1] == 1 else "stereo"
+    data = np.ascontiguousarray(data.T) if planar else data.reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(data, format=fmt, layout=layout)
     frame.sample_rate = rate
     return frame
 
 
 def encode(path: Path, samples: np.ndarray, rate: int, fmt: str) -> Path:
-    """Write mono float SAMPLES (in [-1, 1]) at RATE to PATH in FORMAT (a key of :data:`FORMATS`);
-    the extension is the format's own. Returns the path written."""
-    ext, container_format, codec, sample_format, codec_rate = FORMATS[fmt]
+    """Write float SAMPLES (in [-1, 1]; (samples,) mono or (samples, 2) stereo) at RATE to PATH in FORMAT
+    (a key of :data:`FORMATS` or :data:`MORE_FORMATS`); the extension is the format's own. Returns the path
+    written."""
+    return _encode(path, samples, rate, fmt, {})
+
+
+def encode_recording(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """A WebM/Opus as a browser's MediaRecorder writes it: streamed as recorded, so its header states no
+    length and it has no index."""
+    return _encode(path, samples, rate, "webm", {"live": "1"})
+
+
+def encode_streamable(path: Path, samples: np.ndarray, rate: int, fmt: str) -> Path:
+    """encode() for an MP4 format ("aac", "alac", "mp4") with its index (moov) before the audio, as files made
+    for streaming are: a cut copy still opens."""
+    return _encode(path, samples, rate, fmt, {"movflags": "faststart"})
+
+
+def _encode(path: Path, samples: np.ndarray, rate: int, fmt: str, options: dict[str, str]) -> Path:
+    ext, container_format, codec, sample_format, codec_rate = {**FORMATS, **MORE_FORMATS}[fmt]
     path = Path(path).with_suffix("." + ext)
     path.parent.mkdir(parents=True, exist_ok=True)
     if codec_rate and codec_rate != rate:
         import soxr  # the codec takes one rate only (Opus: 48 kHz)
         samples = soxr.resample(samples.astype(np.float32), rate, codec_rate)
         rate = codec_rate
-    with av.open(str(path), "w", format=container_format) as container:
+    with av.open(str(path), "w", format=container_format, options=options) as container:
         stream = container.add_stream(codec, rate=rate)
-        stream.layout = "mono"
+        stream.layout = "mono" if samples.ndim == 1 else "stereo"
         if codec == "wmav2":
             stream.bit_rate = 64000  # WMA's encoder has no default bit rate
         stream.time_base = Fraction(1, rate)
@@ -64,6 +100,21 @@ def encode(path: Path, samples: np.ndarray, rate: int, fmt: str) -> Path:
         for packet in stream.encode(None):
             container.mux(packet)
     return path
+
+
+def with_alac_header(data: bytes, rate: Optional[int] = None, channels: Optional[int] = None) -> bytes:
+    """An ALAC .m4a's bytes with the sample rate and/or channel count its header declares replaced, in the
+    sample entry and in ALAC's own configuration (FFmpeg reads the latter): a hostile or broken header."""
+    out = bytearray(data)
+    outer = data.find(b"alac", data.find(b"stsd")) - 4  # the sample entry
+    inner = data.find(b"alac", outer + 8) - 4  # ALACSpecificConfig, inside it
+    if rate is not None:
+        struct.pack_into(">I", out, inner + 32, rate)
+        struct.pack_into(">I", out, outer + 32, min(rate, 65535) << 16)  # 16.16 fixed point
+    if channels is not None:
+        out[inner + 21] = channels
+        struct.pack_into(">H", out, outer + 24, channels)
+    return bytes(out)
 
 
 def tag(path: Path, *, genre: Optional[str] = None, artist: Optional[str] = None, album: Optional[str] = None,
