@@ -21,34 +21,39 @@ def test_plan_quarantines_unknown_genres_and_duplicate_tracks_before_decoding(tm
     tasks = {t.rel_path: t for t in plan_tasks(discover(str(tmp_path), "*/*"), ALL_TRAIN, GENRES)}
     assert tasks["polka/polka.00000.wav"].status == ingest.QUARANTINED
     assert tasks["polka/polka.00000.wav"].reason == ingest.UNKNOWN_GENRE
-    # Sorted order: blues/blues.00000.flac is the first copy; the .wav and the jazz/ copy are duplicates.
+    # Sorted order: blues/blues.00000.flac is the first copy; the .wav is its duplicate. jazz/blues.00000.wav is
+    # another track (its path under the root differs).
     assert tasks["blues/blues.00000.flac"].status == ingest.PENDING
-    for dup in ("blues/blues.00000.wav", "jazz/blues.00000.wav"):
-        assert tasks[dup].reason == ingest.DUPLICATE_TRACK and "blues/blues.00000.flac" in tasks[dup].detail
-    assert "with another extension" in tasks["blues/blues.00000.wav"].detail
-    assert "under the genre folders blues/ and jazz/" in tasks["jazz/blues.00000.wav"].detail
+    dup = tasks["blues/blues.00000.wav"]
+    assert dup.reason == ingest.DUPLICATE_TRACK and "blues/blues.00000.flac" in dup.detail
+    assert "with another extension" in dup.detail
+    assert tasks["jazz/blues.00000.wav"].status == ingest.PENDING
+    assert tasks["jazz/blues.00000.wav"].track_id == "jazz/blues.00000"
     assert tasks["jazz/jazz.00001.wav"].split in ("train", "eval", "test")
 
 
-def test_a_track_is_its_path_under_the_genre_folder_so_same_named_files_are_different_tracks(tmp_path):
+def test_a_track_is_its_path_under_the_root_so_same_named_files_are_different_tracks(tmp_path):
     touch(tmp_path, "rock/Artist A/First/01 Track.flac", "rock/Artist A/Second/01 Track.flac",
           "rock/Artist B/First/01 Track.wav", "rock/Artist A/First/01 Track.wav", "reggae/Artist C/X/01 Track.ogg",
           "rock/Artist C/X/01 Track.wav")
     found = discover(str(tmp_path), "*/*")
     assert {f.rel_path: f.track_id for f in found.files if f.genre == "rock"} == {
-        "rock/Artist A/First/01 Track.flac": "Artist A/First/01 Track",
-        "rock/Artist A/First/01 Track.wav": "Artist A/First/01 Track",
-        "rock/Artist A/Second/01 Track.flac": "Artist A/Second/01 Track",
-        "rock/Artist B/First/01 Track.wav": "Artist B/First/01 Track",
-        "rock/Artist C/X/01 Track.wav": "Artist C/X/01 Track"}
+        "rock/Artist A/First/01 Track.flac": "rock/Artist A/First/01 Track",
+        "rock/Artist A/First/01 Track.wav": "rock/Artist A/First/01 Track",
+        "rock/Artist A/Second/01 Track.flac": "rock/Artist A/Second/01 Track",
+        "rock/Artist B/First/01 Track.wav": "rock/Artist B/First/01 Track",
+        "rock/Artist C/X/01 Track.wav": "rock/Artist C/X/01 Track"}
     tasks = {t.rel_path: t for t in plan_tasks(found, ALL_TRAIN, GENRES)}
     duplicated = {r: t.detail for r, t in tasks.items() if t.reason == ingest.DUPLICATE_TRACK}
-    assert set(duplicated) == {"rock/Artist A/First/01 Track.wav", "rock/Artist C/X/01 Track.wav"}
+    assert set(duplicated) == {"rock/Artist A/First/01 Track.wav"}
     assert "another extension" in duplicated["rock/Artist A/First/01 Track.wav"]
-    assert "genre folders reggae/ and rock/" in duplicated["rock/Artist C/X/01 Track.wav"]
     assert all(tasks[r].status == ingest.PENDING for r in ("rock/Artist A/First/01 Track.flac",
                                                           "rock/Artist A/Second/01 Track.flac",
-                                                          "rock/Artist B/First/01 Track.wav"))
+                                                          "rock/Artist B/First/01 Track.wav",
+                                                          "rock/Artist C/X/01 Track.wav",
+                                                          "reggae/Artist C/X/01 Track.ogg"))
+    # One artist folder under two genre folders is one group (keys hold no genre), so it is in one split.
+    assert tasks["rock/Artist C/X/01 Track.wav"].group == tasks["reggae/Artist C/X/01 Track.ogg"].group == "Artist C/X"
 
 
 def test_plan_excludes_files_in_no_split_list(tmp_path):
@@ -61,8 +66,8 @@ def test_plan_excludes_files_in_no_split_list(tmp_path):
     tasks = plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(protocol="fault-filtered", split_dir=str(lists)),
                        GENRES)
     assert [(t.track_id, t.status, t.split, t.reason) for t in tasks if t.genre] == [
-        ("blues.00000", ingest.PENDING, "train", ""),
-        ("blues.00001", ingest.EXCLUDED, None, "not in split lists")]
+        ("blues/blues.00000", ingest.PENDING, "train", ""),
+        ("blues/blues.00001", ingest.EXCLUDED, None, "not in split lists")]
 
 
 def test_entries_that_are_not_readable_files_are_listed_with_a_problem_and_quarantined(tmp_path):
