@@ -58,19 +58,24 @@ def validate(group_by: str) -> None:
         raise ValueError(f"Unknown split.group_by {group_by!r}; choose one of {', '.join(GROUPINGS)}.")
 
 
-def folder_key(layout_path: str, group_by: str) -> str:
-    """The group of a track at ``layout_path`` (its path under its genre folder, or under the root when labels
+def folder_key(path: str, group_by: str) -> str:
+    """The group of a track at ``path`` (its path under its genre folder, or under the root when labels
     come from tags or a manifest; no extension) by the folder rules.
 
     ``tag-*`` groupings fall back to their folder rule (``tag-album`` -> ``album``).
     """
-    folder, slash, _ = layout_path.rpartition("/")
+    folder, slash, _ = path.rpartition("/")
     if not slash or group_by == TRACK:
-        return layout_path
+        return path
     if group_by in (ARTIST, TAG_ARTIST):
         return folder.split("/", 1)[0]
     album, slash, last = folder.rpartition("/")
     return album if slash and DISC_FOLDER.fullmatch(last) else folder
+
+
+def layout_path(track_id: str, genre_folders: bool) -> str:
+    """What the folder rules read of a track id: without its genre folder when labels come from folders."""
+    return track_id.partition("/")[2] or track_id if genre_folders else track_id
 
 
 def tags_key(tags: Optional[labels.Tags], group_by: str) -> Optional[str]:
