@@ -146,3 +146,40 @@ def test_gtzan_parent_folder_excludes_what_lies_outside_it(tmp_path):
     assert tasks["genres_original/blues/blues.00000.wav"].genre == "blues"
     assert (tasks["extra.wav"].status, tasks["extra.wav"].reason) == (ingest.EXCLUDED, "outside_genre_parent")
     assert tasks["images_original/blues/blues00000.png"].reason == "not_audio_extension"
+
+
+def test_artist_names_repeated_across_genre_folders_ingest_whole_with_no_album_on_two_sides(tmp_path):
+    layout = [f"{genre}/{artist}/{album}/0{n} Track 0{n}.wav" for genre in ("rock", "jazz", "blues")
+              for artist, album in (("Artist 1", "Album 1"), ("Artist 2", "Album 2"), ("Artist 3", "Album 3"))
+              for n in (1, 2)] + [f"{genre}/Unknown Artist/Unknown Album/01 Track 01.wav" for genre in ("rock", "jazz")]
+    touch(tmp_path, *layout)
+    tasks = plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(), GENRES)
+    assert [t.rel_path for t in tasks if t.status != ingest.PENDING] == []  # every file a track of its own
+    assert len({t.track_id for t in tasks}) == len(layout)
+    sides: dict[str, set[str]] = {}
+    for t in tasks:
+        genre, artist, album, _ = t.rel_path.split("/")
+        sides.setdefault(f"{genre}/{artist}/{album}", set()).add(t.split)
+        assert t.group == f"{artist}/{album}"  # the path under the genre folder: keys hold no genre
+    assert all(len(s) == 1 for s in sides.values()), sides
+
+
+def test_files_labelled_by_tags_whose_genre_is_not_chosen_are_excluded_with_a_record(tmp_path):
+    import numpy as np
+
+    from audio import labels
+    from config.settings import LabelsConfig
+    from testkit.library_files import encode, tag
+
+    for i, (rel, genre, album) in enumerate((("A/X/01 a", "Rock", "X"), ("A/Y/01 b", "rock", "Y"),
+                                             ("B/Z/01 c", "Jazz", "Z"), ("B/W/01 d", "jazz", "W"),
+                                             ("C/V/01 e", "Polka", "V"))):
+        samples = (0.2 * np.sin(np.arange(4410) * 0.02 * (i + 1))).astype(np.float32)  # no two alike
+        tag(encode(tmp_path / rel, samples, 22050, "flac"), genre=genre, artist=rel[0], album=album)
+    found = discover(str(tmp_path), "*/*", ("rock", "jazz"), LabelsConfig(source=labels.TAGS))
+    tasks = {t.rel_path: t for t in plan_tasks(found, ALL_TRAIN, ("rock", "jazz"))}
+    assert (tasks["C/V/01 e.flac"].status, tasks["C/V/01 e.flac"].reason) == (ingest.EXCLUDED, labels.GENRE_NOT_CHOSEN)
+    assert "polka" in tasks["C/V/01 e.flac"].detail
+    assert {r: (t.label, t.group) for r, t in tasks.items() if t.status == ingest.PENDING} == {
+        "A/X/01 a.flac": (0, "a/x"), "A/Y/01 b.flac": (0, "a/y"), "B/Z/01 c.flac": (1, "b/z"),
+        "B/W/01 d.flac": (1, "b/w")}  # grouped by the artist and album tags that came with the label
