@@ -124,3 +124,13 @@ def test_the_labels_flag_names_its_source():
         "folders", "tags", "manifest", "manifest"]
     with pytest.raises(ValueError, match="folders, tags, or a manifest"):
         labels.source_of("genre.txt")
+
+
+def test_the_labels_section_travels_as_json_to_the_components():
+    from config.settings import INGESTION_SECTIONS, PipelineConfig
+
+    config = PipelineConfig()
+    config.labels = LabelsConfig(source=labels.MANIFEST, manifest="gs://bucket/labels.csv", manifest_sha256="ab",
+                                 genre_map=(("rap", "hiphop"),), min_tracks_per_genre=3)
+    again = PipelineConfig.from_json(config.to_json(INGESTION_SECTIONS))
+    assert again.labels == config.labels and again.labels.genre_map == (("rap", "hiphop"),)
