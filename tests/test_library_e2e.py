@@ -5,7 +5,7 @@ The library is built here from the synthetic generator's audio, encoded with PyA
 ``Unknown Artist/Unknown Album/01 Track 01`` under two top folders (two tracks, not one), ID3 v2.3, v2.4 and
 v1 (a numbered genre) tags, FLAC Vorbis comments, one file without a genre tag and one genre too rare to keep.
 Run with ``--labels tags``: every file has one record (ingested, or excluded with its reason), no album is on
-two sides of the split, and the model is pushed. Small on purpose: 13 files of 6 s, one epoch.
+two sides of the split, and the model is pushed. Small on purpose: 13 files of 6 s, the ANN, one epoch.
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def library_run(tmp_path_factory):
     started = time.time()
     summary = local_runner.main([
         "--data-root", str(root), "--labels", "tags", "--genres-from-data", "--min-tracks-per-genre", "2",
-        "--output-dir", str(tmp_path_factory.mktemp("out")), "--model", "cnn", "--epochs", "1",
+        "--output-dir", str(tmp_path_factory.mktemp("out")), "--model", "ann", "--epochs", "1",
         *BARS, *BEAM])
     return expected, summary, time.time() - started
 
