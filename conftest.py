@@ -33,6 +33,7 @@ LONG_MODULES = (
     "tests/test_mn04_families_e2e.py",
     "tests/test_pipeline_e2e.py",
     "tests/test_tuner_e2e.py",
+    "tests/test_library_e2e.py",
 )
 
 

@@ -19,9 +19,16 @@ quarantined, never opened. Ingestion adds its layout rules on top (:func:`discov
     <root>/genres_original/<genre>/<name>.<ext>   GTZAN as distributed on Kaggle
     <root>/genres/<genre>/<name>.<ext>            GTZAN as distributed by marsyas.info
 
-The genre is the first folder under the base (``pop/sub/x.wav`` is a ``pop`` track); a file
-directly in the base is excluded ``no_genre_folder`` and, with a GTZAN parent folder, a file
-outside it ``outside_genre_parent``. Works on any filesystem tfx.dsl.io.fileio knows (local,
+With ``labels.source`` folders (the default) the genre is the first folder under the base
+(``pop/sub/x.wav`` is a ``pop`` track); a file directly in the base is excluded
+``no_genre_folder`` and, with a GTZAN parent folder, a file outside it
+``outside_genre_parent``. With tags or a manifest (:func:`label`, audio/labels.py) every
+candidate under the root is read, at any depth and in any layout, and its genre is its own.
+
+A track is its path relative to the base (the genre folder included) without the extension
+(:func:`track_id`): ``rock/Unknown Artist/Unknown Album/01 Track 01.wav`` and
+``jazz/Unknown Artist/Unknown Album/01 Track 01.wav`` are two tracks; the same path with two
+extensions is one track twice. Works on any filesystem tfx.dsl.io.fileio knows (local,
 gs://, ...); links, FIFOs and permissions exist only locally.
 """
 from __future__ import annotations
@@ -31,8 +38,8 @@ import os
 import posixpath
 from typing import Iterable, NamedTuple, Optional, Sequence
 
-from audio import filecheck
-from config.settings import AUDIO_EXTENSIONS, GENRE_PARENTS
+from audio import filecheck, labels
+from config.settings import AUDIO_EXTENSIONS, GENRE_PARENTS, LabelsConfig
 
 # Reasons an entry is excluded (a record, never opened). Shared with the tagger.
 HIDDEN = "hidden"
@@ -147,16 +154,18 @@ class AudioFile:
 
     path: str       # absolute path or URI
     rel_path: str   # relative to the data root, '/'-separated
-    genre: str      # the first folder under the base (may be unknown: checked later)
-    track_id: str
+    genre: str      # folders: the first folder under the base (may be unknown: checked later); else its label
+    track_id: str   # the path under the base (genre folder included) without the extension
     problem: Optional[filecheck.Problem] = None  # set when the entry is not a readable file
+    layout_path: str = ""  # what the folder groupings read: the track's path under its genre folder, or under the root
+    tags: Optional[labels.Tags] = None  # artist and album from the tags or the manifest that labelled the file
+    listed_as: str = ""  # how the split lists name it, when not by its track id
 
     @property
     def list_key(self) -> str:
-        """How the fault-filtered list files name a track: ``genre/track_id`` (``blues/blues.00029``, extension
-        ignored)."""
-        return f"{self.genre}/{self.track_id}"
-
+        """How the fault-filtered list files name a track, ``genre/stem`` (``blues/blues.00029``, extension
+        ignored): its track id under genre folders, else its genre and file name."""
+        return self.listed_as or self.track_id
 
 @dataclasses.dataclass(frozen=True)
 class Excluded:
@@ -167,8 +176,9 @@ class Excluded:
 
 @dataclasses.dataclass(frozen=True)
 class Discovery:
-    files: list[AudioFile]      # candidates under a genre folder, known or unknown genre
+    files: list[AudioFile]      # candidates under a genre folder (or labelled), known or unknown genre
     excluded: list[Excluded]    # every other entry of the root, with its reason
+    source: str = labels.FOLDERS  # where the genres come from (labels.source)
 
     @property
     def other_files(self) -> list[str]:
@@ -200,28 +210,36 @@ def input_pattern(root: str) -> str:
     return f"{parent}/*/*" if parent else "*/*"
 
 
-def track_id(under_genre: str) -> str:
-    """A track's identity: its path under the genre folder without the extension.
+def track_id(rel: str) -> str:
+    """A track's identity: its path under the base (the genre folder included) without the extension.
 
-    ``Artist/Album/01 Track.flac`` -> ``Artist/Album/01 Track`` (same-named files in other
-    folders are other tracks); GTZAN's flat ``blues.00029.wav`` -> ``blues.00029``.
+    ``rock/Artist/Album/01 Track.flac`` -> ``rock/Artist/Album/01 Track``, GTZAN's
+    ``blues/blues.00029.wav`` -> ``blues/blues.00029`` (the split lists' ``genre/stem``).
     """
-    folder, slash, name = under_genre.rpartition("/")
+    folder, slash, name = rel.rpartition("/")
     return folder + slash + name.rpartition(".")[0]
 
 
-def sort_entries(entries: Iterable[Entry], parent: str = "") -> Discovery:
+def sort_entries(entries: Iterable[Entry], parent: str = "", source: str = labels.FOLDERS) -> Discovery:
     """The layout rule: ``entries`` (of :func:`walk`) -> audio candidates and excluded entries.
 
-    ``parent`` is the GTZAN folder holding the genres (``genres_original``), or "". Imports
-    no TensorFlow, so preflight applies the same rule.
+    ``parent`` is the GTZAN folder holding the genres (``genres_original``), or "". With
+    ``source`` tags or a manifest, every candidate is kept with no genre yet (:func:`label`
+    gives it one) and the parent plays no part. Imports no TensorFlow, so preflight applies
+    the same rule.
     """
     files: list[AudioFile] = []
     excluded: list[Excluded] = []
+    by_folder = source == labels.FOLDERS
     for entry in entries:
         rel = entry.rel_path
         if entry.excluded is not None:
             excluded.append(Excluded(rel, entry.excluded.reason, entry.excluded.detail))
+            continue
+        if not by_folder:
+            track = track_id(rel)
+            files.append(AudioFile(path=entry.path, rel_path=rel, genre="", track_id=track, problem=entry.problem,
+                                   layout_path=track))
             continue
         if parent and not rel.startswith(parent + "/"):
             excluded.append(Excluded(rel, OUTSIDE_GENRE_PARENT, f"outside the {parent}/ folder that holds the genres"))
@@ -231,18 +249,60 @@ def sort_entries(entries: Iterable[Entry], parent: str = "") -> Discovery:
             excluded.append(Excluded(rel, NO_GENRE_FOLDER, "not inside a genre folder: its genre is unknown"))
             continue
         genre, _, under_genre = inner.partition("/")
-        files.append(AudioFile(path=entry.path, rel_path=rel, genre=genre, track_id=track_id(under_genre),
-                               problem=entry.problem))
-    return Discovery(files=files, excluded=excluded)
+        files.append(AudioFile(path=entry.path, rel_path=rel, genre=genre, track_id=track_id(inner),
+                               problem=entry.problem, layout_path=track_id(under_genre)))
+    return Discovery(files=files, excluded=excluded, source=source)
 
 
-def discover(root: str, pattern: str, genres: Sequence[str] = ()) -> Discovery:
-    """Walk ``root`` and sort every entry into audio candidates and excluded entries.
+def label(found: Discovery, config: LabelsConfig, genres: Sequence[str], root: str = "") -> Discovery:
+    """``found`` with each file's genre from ``config.source`` (audio/labels.py) and the genres with fewer than
+    ``config.min_tracks_per_genre`` tracks excluded (``rare_genre``).
+
+    A readable file without a genre (no genre tag, not in the manifest) is excluded with its
+    reason; so is each manifest row whose file is not under the root
+    (``manifest_file_missing``). Files that are not readable keep no genre: ingestion
+    quarantines them for their problem.
+    """
+    files, excluded = list(found.files), list(found.excluded)
+    if found.source != labels.FOLDERS:
+        readable = [(f.path, f.rel_path) for f in files if f.problem is None]
+        labelled, missing = labels.label_files(readable, config, genres, root)
+        files = []
+        for f in found.files:
+            lab = labelled.get(f.rel_path)
+            if lab is None:
+                files.append(f)
+            elif lab.genre:
+                stem = f.track_id.rpartition("/")[2]
+                files.append(dataclasses.replace(f, genre=lab.genre, tags=lab.tags, listed_as=f"{lab.genre}/{stem}"))
+            else:
+                excluded.append(Excluded(f.rel_path, lab.reason, lab.detail))
+        excluded += [Excluded(row.path, labels.MANIFEST_FILE_MISSING,
+                              f"listed on line {row.line} of the manifest {config.manifest}, not found under the root")
+                     for row in missing]
+    rare = labels.rare_genres((f.genre for f in files if f.problem is None and f.genre), config.min_tracks_per_genre)
+    if rare:
+        kept = []
+        for f in files:
+            if f.problem is None and f.genre in rare:
+                excluded.append(Excluded(f.rel_path, labels.RARE_GENRE,
+                                         f"genre {f.genre} has {rare[f.genre]} track(s), fewer than "
+                                         f"--min-tracks-per-genre {config.min_tracks_per_genre}"))
+            else:
+                kept.append(f)
+        files = kept
+    return Discovery(files=files, excluded=sorted(excluded, key=lambda e: e.rel_path), source=found.source)
+
+
+def discover(root: str, pattern: str, genres: Sequence[str] = (), config: Optional[LabelsConfig] = None) -> Discovery:
+    """Walk ``root``, sort every entry into audio candidates and excluded entries, and label them (:func:`label`).
 
     ``pattern`` (:func:`input_pattern`) names the base folder: ``genres_original/*/*`` makes
-    ``<root>/genres_original`` the folder whose sub-folders are genres. Never raises on one
-    entry. ``genres`` only words the message for a missing root.
+    ``<root>/genres_original`` the folder whose sub-folders are genres (labels from folders
+    only). Never raises on one entry; a manifest that cannot be read raises
+    labels.ManifestError. ``genres`` is the label set (the spelling of tag and manifest names).
     """
+    config = config or LabelsConfig()
     from tfx.dsl.io import fileio
 
     if not fileio.exists(root):
@@ -250,10 +310,10 @@ def discover(root: str, pattern: str, genres: Sequence[str] = ()) -> Discovery:
         raise FileNotFoundError(
             f"Audio root {root} does not exist. Pass a folder laid out as <root>/<genre>/<name>.wav "
             f"(or GTZAN's <root>/genres_original/<genre>/...){among}.")
-    found = sort_entries(walk(root), pattern.split("*", 1)[0].strip("/"))
+    found = sort_entries(walk(root), pattern.split("*", 1)[0].strip("/"), config.source)
     if not found.files:
         raise FileNotFoundError(
             f"No audio files under {root} in genre folders with an extension among "
             f"{', '.join(AUDIO_EXTENSIONS)}. Expected <root>/<genre>/<name>.wav (or GTZAN's "
             f"genres_original/ or genres/ folder inside the root).")
-    return found
+    return label(found, config, genres, root)

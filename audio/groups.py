@@ -13,11 +13,18 @@ and quota protocols (splits.py) keep together:
   artist, and album -> ``artist/album``; album artist, or artist -> ``artist``), compared
   case-blind; a file without the tag (or whose tags cannot be read) falls back to the
   folder rule, and the fallbacks are counted in summary.json;
-- ``track``: no grouping (each track is its own group).
+- ``track``: no grouping (each track is its own group, keyed by its track id).
 
+The folder rules read the track's path under its genre folder: the genre folder that starts
+a track id (audio/discovery.py) is stripped first, or ``artist`` would group a whole genre.
 A file directly in the genre folder (GTZAN, the synthetic set) is its own group under the
-folder rules, keyed by its track id, so such collections split exactly as by track. Keys do
-not hold the genre: an artist filed under two genre folders is one group.
+folder rules, keyed by its name, so such collections split exactly as by track. Keys do
+not hold the genre: an artist filed under two genre folders is one group, in one split.
+
+With labels from tags or a manifest (``labels.source``, audio/labels.py) there is no genre
+folder: ``album`` and ``artist`` (and the tag rules) read the artist and album tags or
+manifest columns that came with the label, and fall back to the folder rules on the path
+under the root.
 
 :func:`check_splittable` refuses a protocol that cannot be met (a genre with fewer than two
 groups cannot be both in train and held out). Preflight and the executor both call it on
@@ -30,8 +37,9 @@ import os
 import re
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, NamedTuple, Optional, Sequence
 
+from audio import labels
 from config.errors import UserError
 from config.settings import GROUPINGS, HASH_PROTOCOLS, SplitConfig
 
@@ -50,51 +58,60 @@ def validate(group_by: str) -> None:
         raise ValueError(f"Unknown split.group_by {group_by!r}; choose one of {', '.join(GROUPINGS)}.")
 
 
-def folder_key(track_id: str, group_by: str) -> str:
-    """The group of ``track_id`` (its path under the genre folder, no extension) by the folder rules.
+def folder_key(path: str, group_by: str) -> str:
+    """The group of a track at ``path`` (its path under its genre folder, or under the root when labels
+    come from tags or a manifest; no extension) by the folder rules.
 
     ``tag-*`` groupings fall back to their folder rule (``tag-album`` -> ``album``).
     """
-    folder, slash, _ = track_id.rpartition("/")
+    folder, slash, _ = path.rpartition("/")
     if not slash or group_by == TRACK:
-        return track_id
+        return path
     if group_by in (ARTIST, TAG_ARTIST):
         return folder.split("/", 1)[0]
     album, slash, last = folder.rpartition("/")
     return album if slash and DISC_FOLDER.fullmatch(last) else folder
 
 
-def _tag(tags, *names: str) -> Optional[str]:
-    for name in names:
-        values = [v.strip() for v in (tags.get(name) or []) if isinstance(v, str) and v.strip()]
-        if values:
-            return values[0].casefold()
-    return None
+def layout_path(track_id: str, genre_folders: bool) -> str:
+    """What the folder rules read of a track id: without its genre folder when labels come from folders."""
+    return track_id.partition("/")[2] or track_id if genre_folders else track_id
+
+
+def tags_key(tags: Optional[labels.Tags], group_by: str) -> Optional[str]:
+    """The group of a file with these artist and album tags (compared case-blind), or None (no such tag)."""
+    if tags is None:
+        return None
+    artist = tags.artist.strip().casefold() if tags.artist and tags.artist.strip() else None
+    if group_by in (ARTIST, TAG_ARTIST):
+        return artist
+    album = tags.album.strip().casefold() if tags.album and tags.album.strip() else None
+    if album is None:
+        return None
+    return f"{artist}/{album}" if artist else album
 
 
 def tag_key(path: str, group_by: str) -> Optional[str]:
     """The group of the file at ``path`` by its own tags, or None (no such tag, unreadable tags)."""
-    import mutagen  # only the tag groupings need it
+    return tags_key(labels.read_tags(path), group_by)
 
-    try:
-        if os.path.exists(path):
-            audio = mutagen.File(path, easy=True)
-        else:  # a remote file system: Beam's FileSystems opens it seekable
-            from apache_beam.io.filesystems import FileSystems
 
-            with FileSystems.open(path) as f:
-                audio = mutagen.File(f, easy=True)
-    except Exception:  # noqa: BLE001 - a file mutagen cannot parse has no tags; it may still decode
-        return None
-    if audio is None or audio.tags is None:
-        return None
-    artist = _tag(audio.tags, "albumartist", "artist")
-    if group_by == TAG_ARTIST:
-        return artist
-    album = _tag(audio.tags, "album")
-    if album is None:
-        return None
-    return f"{artist}/{album}" if artist else album
+class Member(NamedTuple):
+    """What grouping reads of a track: ``layout_path`` is its path under its genre folder (labels from folders)
+    or under the root (default: the track id); ``tags`` the artist and album its labels came with (tags or a
+    manifest), which then group it under every rule but ``track``."""
+
+    path: str
+    track_id: str
+    layout_path: Optional[str] = None
+    tags: Optional[labels.Tags] = None
+
+
+def member(f) -> Member:
+    """A Member of a discovery.AudioFile (or of a ``(path, track_id)`` pair)."""
+    if isinstance(f, tuple):
+        return Member(*f)
+    return Member(f.path, f.track_id, f.layout_path or f.track_id, f.tags)
 
 
 @dataclasses.dataclass
@@ -106,19 +123,30 @@ class Grouping:
     fallbacks: int = 0
 
 
-def group_keys(files: Sequence[tuple[str, str]], group_by: str, workers: Optional[int] = None) -> Grouping:
-    """The group of each ``(path, track_id)``; tags are read in threads (mutagen reads headers only)."""
+def group_keys(files: Sequence, group_by: str, workers: Optional[int] = None) -> Grouping:
+    """The group of each file (discovery.AudioFile, or ``(path, track_id)``); tags are read in threads.
+
+    Labelled by tags or a manifest (``tags`` set), a file is grouped by those artist and
+    album values; else the tag groupings read the file's tags (mutagen reads headers only).
+    Without them a file falls back to the folder rule on its layout path, counted.
+    """
     validate(group_by)
-    if group_by not in (TAG_ALBUM, TAG_ARTIST):
-        return Grouping(group_by, {track_id: folder_key(track_id, group_by) for _, track_id in files})
-    with ThreadPoolExecutor(max(1, workers or os.cpu_count() or 1)) as pool:
-        tagged = list(pool.map(lambda f: tag_key(f[0], group_by), files))
+    members = [member(f) for f in files]
+    if group_by == TRACK:
+        return Grouping(group_by, {m.track_id: m.track_id for m in members})
+    reading = [m for m in members if m.tags is None and group_by in (TAG_ALBUM, TAG_ARTIST)]
+    read: dict[str, Optional[labels.Tags]] = {}
+    if reading:
+        with ThreadPoolExecutor(max(1, workers or os.cpu_count() or 1)) as pool:
+            read = dict(zip((m.track_id for m in reading), pool.map(lambda m: labels.read_tags(m.path), reading)))
     keys, fallbacks = {}, 0
-    for (_, track_id), key in zip(files, tagged):
+    for m in members:
+        by_tags = m.tags is not None or m.track_id in read
+        key = tags_key(m.tags if m.tags is not None else read.get(m.track_id), group_by) if by_tags else None
         if key is None:
-            fallbacks += 1
-            key = folder_key(track_id, group_by)
-        keys[track_id] = key
+            fallbacks += by_tags or group_by in (TAG_ALBUM, TAG_ARTIST)
+            key = folder_key(m.layout_path or m.track_id, group_by)
+        keys[m.track_id] = key
     return Grouping(group_by, keys, fallbacks)
 
 

@@ -10,7 +10,9 @@ baseline's score on them would be partly in-sample and the gate would refuse a g
 So the Trainer writes the track ids of every split of the examples it was given next to the
 model (``TRACKS_FILE``), and the gate drops the baseline, in one printed line, when the
 baseline's train or eval tracks (eval picks the epoch to keep) meet the candidate's test
-tracks. Tracks are file stems (``blues.00029``), the unit of every split.
+tracks. Tracks are paths under the data root without the extension (``blues/blues.00029``), the unit of
+every split; the file says so (``IDENTITY_KEY``), and a model recorded under the earlier rule (file stems under
+the genre folder, ``blues.00029``) is not compared: its ids cannot be matched with the candidate's.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from tfx.types import artifact_utils
 from config.settings import GATE_SPLIT, SPLITS
 
 TRACKS_FILE = "tracks_by_split.json"
+IDENTITY_KEY = "track_ids"
+IDENTITY = "path under the data root"  # audio/discovery.track_id
 SEEN_SPLITS = tuple(split for split in SPLITS if split != GATE_SPLIT)  # train, and eval that picks the epoch
 _BATCH = 512
 
@@ -49,7 +53,7 @@ def split_track_ids(examples: types.Artifact, split: str) -> list[str]:
 
 def record(model_uri: str, examples: types.Artifact) -> None:
     """Write ``{split: [track ids]}`` of every split of ``examples`` to ``<model_uri>/TRACKS_FILE``."""
-    tracks = {split: split_track_ids(examples, split) for split in SPLITS}
+    tracks = {IDENTITY_KEY: IDENTITY, **{split: split_track_ids(examples, split) for split in SPLITS}}
     with tf.io.gfile.GFile(os.path.join(model_uri, TRACKS_FILE), "w") as f:
         json.dump(tracks, f, indent=1)
 
@@ -70,6 +74,10 @@ def baseline_decision(candidate: Optional[dict[str, list[str]]], baseline: Optio
         which = "the candidate" if candidate is None else f"last blessed model {baseline_name}"
         return (f"{which} was trained before track lists were recorded ({TRACKS_FILE}): whether the baseline "
                 "trained on the candidate's test tracks is unknown, so this run gates on the absolute bars only")
+    if candidate.get(IDENTITY_KEY) != baseline.get(IDENTITY_KEY):
+        return (f"last blessed model {baseline_name} names its tracks by an earlier rule (file stems under the genre "
+                "folder, not paths under the data root): whether it trained on the candidate's test tracks is "
+                "unknown, so this run gates on the absolute bars only")
     test = set(candidate.get(GATE_SPLIT, []))
     seen = sorted(test & {track for split in SEEN_SPLITS for track in baseline.get(split, [])})
     if not seen:

@@ -38,6 +38,8 @@ SPLIT_PROTOCOLS: tuple[str, ...] = ("stratified", "hash", "fault-filtered", "fau
 HASH_PROTOCOLS: tuple[str, ...] = ("stratified", "hash")
 # What the hash and quota protocols keep together in one split (audio/groups.py).
 GROUPINGS: tuple[str, ...] = ("album", "artist", "tag-album", "tag-artist", "track")
+# Where a file's genre comes from (audio/labels.py): its genre folder, its own genre tag, or a manifest file.
+LABEL_SOURCES: tuple[str, ...] = ("folders", "tags", "manifest")
 MODEL_TYPES: tuple[str, ...] = ("cnn", "lstm", "vgg", "ann", "efficientnet", "musicnn", "efficientat",
                                 "musicnn_efficientat")
 # Families with EfficientAT's mn04 body: they read its release weights (train.efficientat_weights).
@@ -45,9 +47,10 @@ MN04_FAMILIES: tuple[str, ...] = ("efficientat", "musicnn_efficientat")
 
 # What each component reads: only these sections (with pipeline_name and genres) go into its
 # cache key, so a setting it does not read (a gate bar, the epochs) never re-runs it.
-INGESTION_SECTIONS: tuple[str, ...] = ("audio", "split")
+INGESTION_SECTIONS: tuple[str, ...] = ("audio", "split", "labels")
 TRANSFORM_SECTIONS: tuple[str, ...] = ("audio", "features")
-TRAINING_SECTIONS: tuple[str, ...] = ("audio", "serving", "split", "features", "train", "paths")
+# The Trainer and the Tuner read labels.source: a track id starts with its genre folder when labels come from folders.
+TRAINING_SECTIONS: tuple[str, ...] = ("audio", "serving", "split", "labels", "features", "train", "paths")
 # The Tuner reads what the Trainer reads and its own budget; the Trainer never reads the budget.
 TUNING_SECTIONS: tuple[str, ...] = (*TRAINING_SECTIONS, "tune")
 # KerasTuner's oracles behind --tune-oracle (models/tuning.py).
@@ -116,6 +119,25 @@ class SplitConfig:
     # ("album"), the first folder under the genre ("artist"), the files' own tags ("tag-album",
     # "tag-artist"), or none ("track"). One of GROUPINGS.
     group_by: str = "album"
+
+
+@dataclass
+class LabelsConfig:
+    """Where each file's genre comes from (audio/labels.py). See docs/ingestion.md, "Labels and track identity"."""
+
+    # "folders": the first folder under the root is the genre; "tags": the file's own genre tag;
+    # "manifest": a CSV or Parquet file (``manifest``) with columns path, genre and optionally artist, album.
+    source: str = "folders"
+    manifest: Optional[str] = None
+    # The manifest's sha256, so that an edit of the manifest re-runs ingestion (the file may lie outside the root).
+    manifest_sha256: str = ""
+    # (synonym, genre) pairs merged into the label set's names (--genre-map), after normalisation.
+    genre_map: tuple[tuple[str, str], ...] = ()
+    # Genres with fewer tracks than this are excluded ("rare_genre"), their files recorded.
+    min_tracks_per_genre: int = 1
+
+    def __post_init__(self) -> None:
+        self.genre_map = tuple(tuple(pair) for pair in self.genre_map)  # JSON gives lists
 
 
 @dataclass
@@ -322,6 +344,7 @@ class PipelineConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     serving: ServingConfig = field(default_factory=ServingConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -519,7 +542,7 @@ class PipelineConfig:
 
 
 _SECTION_TYPES = {
-    "audio": AudioConfig, "serving": ServingConfig, "split": SplitConfig, "features": FeatureConfig,
+    "audio": AudioConfig, "serving": ServingConfig, "split": SplitConfig, "labels": LabelsConfig, "features": FeatureConfig,
     "train": TrainConfig, "gate": GateConfig, "synthetic": SyntheticConfig, "tune": TuneConfig,
     "paths": PathsConfig,
 }

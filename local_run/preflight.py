@@ -7,16 +7,21 @@ no TensorFlow) are used here, so a folder counts as a genre here
 exactly when ingestion would read audio from it: hidden folders (``.polka/``) are not read by
 either, nested files (``pop/sub/x.wav``) count for their top folder. A genre whose tracks fall in
 fewer than two split groups (``--group-by``; audio/groups.py, the same rule ingestion applies) is
-refused here too. The checks that need the data decoded and split (every split has tracks)
-run at the end of ingestion (AudioExampleGen).
+refused here too. With labels from tags or a manifest (``--labels``) there are no genre
+folders: the genres are the files' own (audio/labels.py, the rule ingestion labels by), and
+genres of the data outside the label set are excluded by ingestion, not refused. The checks
+that need the data decoded and split (every split has tracks) run at the end of ingestion
+(AudioExampleGen).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+from collections import Counter
+from typing import Optional
 
-from audio import groups
-from audio.discovery import classify, sort_entries, walk
+from audio import groups, labels
+from audio.discovery import AudioFile, Discovery, classify, label, sort_entries, walk
 from config.errors import UserError
 from config.settings import AUDIO_EXTENSIONS, GENRE_PARENTS, GENRES, HASH_PROTOCOLS, PipelineConfig
 
@@ -65,7 +70,7 @@ def scan_data_root(root: str) -> DataRootScan:
 
 def resolve_genres(config: PipelineConfig, scan: DataRootScan, genres_from_data: bool) -> tuple[str, ...]:
     """The label set for this run, or UserError when the data cannot be labelled with it."""
-    found = scan.genres
+    found = tuple(g for g in scan.genres if scan.audio_files[g] >= config.labels.min_tracks_per_genre)
     extensions = "/".join(AUDIO_EXTENSIONS)
     if len(found) < 2:
         fix = "add folders <root>/<genre>/ with audio files for at least two genres"
@@ -108,27 +113,77 @@ def check_split_dir(config: PipelineConfig) -> None:
                         fix="point --split-dir at the folder holding the fault-filtered list files")
 
 
-def check_groups(config: PipelineConfig, scan: DataRootScan, genres: tuple[str, ...]) -> None:
+def labelled_files(config: PipelineConfig, root: str) -> Discovery:
+    """Ingestion's discovery with labels from tags or a manifest (audio/discovery.label); UserError for a
+    missing root or a manifest that cannot be read."""
+    if not os.path.isdir(root):
+        scan_data_root(root)  # its paragraph for a missing root
+    return label(sort_entries(walk(root), "", config.labels.source), config.labels, config.genres, root)
+
+
+def resolve_labelled_genres(config: PipelineConfig, found: Discovery, root: str,
+                            genres_from_data: bool) -> tuple[str, ...]:
+    """The label set for files labelled by tags or a manifest: every genre of the label set must have tracks;
+    the data's other genres are excluded by ingestion (``genre_not_chosen``)."""
+    counts = Counter(f.genre for f in found.files if f.problem is None and f.genre)
+    excluded = Counter(e.reason for e in found.excluded if e.reason in labels.REASONS)
+    what = "genre tags" if config.labels.source == labels.TAGS else f"manifest {config.labels.manifest}"
+    named = ", ".join(f"{g} ({n})" for g, n in sorted(counts.items()))
+    left_out = "; excluded: " + ", ".join(f"{r} {n}" for r, n in sorted(excluded.items())) if excluded else ""
+    if len(counts) < 2:
+        fix = ("tag the files' genres (ID3 TCON, Vorbis GENRE, MP4 \xa9gen, ASF WM/Genre) or pass a manifest with "
+               "--labels FILE.csv" if config.labels.source == labels.TAGS
+               else "give the manifest a genre for each file (path relative to the data root)")
+        raise UserError(
+            f"The {what} name {len(counts)} genre(s) with at least {config.labels.min_tracks_per_genre} track(s)"
+            + (f" ({named})" if named else "") + f"{left_out}; a classifier needs at least two genres.",
+            where=root, fix=fix + (", or lower --min-tracks-per-genre" if excluded.get(labels.RARE_GENRE) else ""))
+    found_genres = tuple(sorted(counts))
+    if genres_from_data:
+        return found_genres
+    expected = tuple(config.genres)
+    missing = [g for g in expected if g not in counts]
+    if not missing:
+        return expected
+    label_set = "GTZAN's ten genres" if expected == GENRES else "the genres given by --genres"
+    raise UserError(
+        f"The {what} name no track of {', '.join(missing)}, genres of {label_set} (found: {named}{left_out}).",
+        where=root,
+        fix=f"run again with `--genres-from-data` (label set: {', '.join(found_genres)}) or name the label set, "
+            f"like `--genres {','.join(found_genres)}`; merge synonyms into a genre with --genre-map FILE "
+            "(rows synonym,genre)")
+
+
+def check_groups(config: PipelineConfig, scan: DataRootScan, genres: tuple[str, ...],
+                 found: Optional[Discovery] = None) -> None:
     """groups.TooFewGroups when a genre cannot be both in train and held out under ``split.group_by``.
 
     Ingestion's own discovery and grouping (the tag groupings read each file's tags, headers
     only): the readable files of the label set's genres, one per track id. Copies of the same
-    audio are found only by ingestion, which checks again after removing them.
+    audio are found only by ingestion, which checks again after removing them. ``found``:
+    the files labelled by tags or a manifest.
     """
     if config.split.protocol not in HASH_PROTOCOLS:
         return
-    files, seen = [], set()
-    for f in sort_entries(walk(scan.root)).files:
+    files: list[AudioFile] = []
+    seen: set[str] = set()
+    for f in (found or sort_entries(walk(scan.root))).files:
         if f.problem is None and f.genre in genres and f.track_id not in seen:
             seen.add(f.track_id)
             files.append(f)
-    grouping = groups.group_keys([(f.path, f.track_id) for f in files], config.split.group_by)
+    grouping = groups.group_keys(files, config.split.group_by)
     groups.check_splittable(((f.genre, grouping.keys[f.track_id]) for f in files), config.split,
                             where=f"{scan.root}, --split {config.split.protocol}")
 
 
 def preflight(config: PipelineConfig, data_root: str, genres_from_data: bool) -> tuple[str, ...]:
     """Every cheap check; returns the label set to use."""
+    if config.labels.source != labels.FOLDERS:
+        found = labelled_files(config, data_root)
+        genres = resolve_labelled_genres(config, found, data_root, genres_from_data)
+        check_split_dir(config)
+        check_groups(config, DataRootScan(data_root, {}), genres, found)
+        return genres
     scan = scan_data_root(data_root)
     genres = resolve_genres(config, scan, genres_from_data)
     check_split_dir(config)

@@ -101,3 +101,53 @@ def lists(tmp_path):
     for name in ("train", "valid", "test"):
         (folder / f"{name}_filtered.txt").write_text("")
     return folder
+
+
+def tagged_library(tmp_path, genres=("Rock", "Hip-Hop")):
+    """An Artist/Album library without genre folders, two albums a genre, labelled by its FLAC tags."""
+    import numpy as np
+
+    from testkit.library_files import encode, tag
+
+    data = tmp_path / "library"
+    for g, genre in enumerate(genres):
+        for album in ("One", "Two", "Three"):
+            samples = (0.2 * np.sin(np.arange(2205) * 0.01 * (g + 1))).astype(np.float32)
+            tag(encode(data / f"Artist {g}" / album / "01 Song", samples, 22050, "flac"), genre=genre,
+                artist=f"Artist {g}", album=album)
+    encode(data / "Artist 9" / "loose", np.zeros(2205, np.float32), 22050, "flac")  # no genre tag
+    return data
+
+
+def test_labels_from_tags_count_the_files_genres_not_folders(tmp_path):
+    data = tagged_library(tmp_path)
+    with pytest.raises(UserError, match="genre folders differ"):  # by folders, the artists would be genres
+        checked(data)
+    config = checked(data, "--labels", "tags", "--genres-from-data")
+    assert config.genres == ("hiphop", "rock") and config.labels.source == "tags"
+    assert checked(data, "--labels", "tags", "--genres", "rock,hip-hop").genres == ("rock", "hip-hop")
+
+
+def test_labels_from_tags_refuse_a_label_set_the_tags_do_not_name_with_the_fix(tmp_path):
+    data = tagged_library(tmp_path)
+    with pytest.raises(UserError) as refused:
+        checked(data, "--labels", "tags")  # GTZAN's ten: eight have no tagged track
+    message = refused.value.paragraph()
+    assert "name no track of blues" in message and "no_genre_tag 1" in message
+    assert "`--genres-from-data` (label set: hiphop, rock)" in message
+    with pytest.raises(UserError, match="fewer than two|1 genre"):
+        checked(tagged_library(tmp_path / "one", ("Rock",)), "--labels", "tags", "--genres-from-data")
+
+
+def test_a_manifest_labels_the_files_and_its_errors_stop_the_run_before_it_starts(tmp_path):
+    data = tagged_library(tmp_path)
+    rows = [f"Artist {g}/{album}/01 Song.flac,{genre},Artist {g},{album}" for g, genre in enumerate(("Jazz", "Pop"))
+            for album in ("One", "Two", "Three")]
+    manifest = tmp_path / "labels.csv"
+    manifest.write_text("path,genre,artist,album\n" + "\n".join(rows) + "\n")
+    config = checked(data, "--labels", str(manifest), "--genres-from-data")
+    assert config.genres == ("jazz", "pop") and config.labels.manifest_sha256
+    manifest.write_text("path,style\nx.flac,rock\n")
+    with pytest.raises(UserError) as refused:
+        checked(data, "--labels", str(manifest), "--genres-from-data")
+    assert "no column genre" in refused.value.paragraph() and "line 1" in refused.value.paragraph()

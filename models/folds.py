@@ -20,7 +20,7 @@ from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from audio.groups import folder_key
+from audio.groups import folder_key, layout_path
 from config.settings import MIN_TUNE_FOLDS as MIN_FOLDS
 from models import metrics
 
@@ -50,11 +50,14 @@ class Segments:
 TrainAndPredict = Callable[[Segments, Segments, Inputs], np.ndarray]
 
 
-def fold_of_tracks(track_ids: Sequence[str], labels: Sequence[int], folds: int, group_by: str) -> dict[str, int]:
+def fold_of_tracks(track_ids: Sequence[str], labels: Sequence[int], folds: int, group_by: str,
+                   genre_folders: bool = False) -> dict[str, int]:
     """Track id -> fold: per genre, the tracks' groups in number order cut into ``folds`` consecutive blocks
     (a genre with fewer groups than folds fills the first ones); a group filed under two genres takes the fold
-    of the first. :func:`cross_validate` needs at least MIN_FOLDS of them to hold tracks."""
-    group_of = {str(t): folder_key(str(t), group_by) for t in set(track_ids)}
+    of the first. :func:`cross_validate` needs at least MIN_FOLDS of them to hold tracks. ``genre_folders``: the
+    track ids start with their genre folder (labels from folders), which the folder rules do not read."""
+    group_of = {str(t): str(t) if group_by == "track" else folder_key(layout_path(str(t), genre_folders), group_by)
+                for t in set(track_ids)}
     by_genre: dict[int, set[str]] = {}
     for track, label in zip(track_ids, labels):
         by_genre.setdefault(int(label), set()).add(group_of[str(track)])

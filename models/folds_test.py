@@ -25,6 +25,15 @@ def test_a_group_stays_in_one_fold(group_by, together):
     assert len(set(assignment.values())) == 3
 
 
+def test_track_ids_that_start_with_their_genre_folder_are_grouped_by_the_path_under_it():
+    tracks = [f"{genre}/{genre}.{n:05d}" for genre in ("blues", "rock") for n in (5, 0, 3, 1, 4, 2)]
+    assignment = folds.fold_of_tracks(tracks, [0] * 6 + [1] * 6, 3, "album", genre_folders=True)
+    assert [assignment[f"blues/blues.{n:05d}"] for n in range(6)] == [0, 0, 1, 1, 2, 2]
+    nested = ["rock/A/X/01 a", "rock/A/X/02 b", "rock/A/Y/01 c", "rock/B/Z/01 d", "rock/C/W/01 e"]
+    by_artist = folds.fold_of_tracks(nested, [0] * 5, 3, "artist", genre_folders=True)
+    assert len({by_artist[t] for t in nested[:3]}) == 1 and len(set(by_artist.values())) == 3
+
+
 def test_fewer_than_three_folds_with_tracks_are_refused():
     segments = separable_segments()
     assignment = folds.fold_of_tracks(segments.track_ids, segments.labels, 2, "track")

@@ -279,7 +279,7 @@ class FoldTuner(base_tuner.BaseTuner):
         self.segments = segments
         self.trainer = trainer
         self.assignment = folds.fold_of_tracks(segments.track_ids, segments.labels, config.tune.folds,
-                                               config.split.group_by)
+                                               config.split.group_by, config.labels.source == "folders")
         self.max_seconds = max_seconds
         self.preset = {name: getattr(config.train, name)
                        for name in hyperparameters.chosen(oracle.hyperparameters.copy().values)}

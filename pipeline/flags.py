@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 from config.settings import (DEFAULT_OUTPUT_DIR, GENRES, GROUPINGS, HASH_PROTOCOLS, MIN_SYNTHETIC_TRACKS, MIN_TUNE_FOLDS,
                              MN04_FAMILIES, MODEL_TYPES, SPLIT_PROTOCOLS, STOP_AFTER_PASSES, SYNTHETIC_STOP_ACCURACY,
-                             TUNE_ORACLES, GateConfig, PathsConfig, PipelineConfig, TuneConfig)
+                             TUNE_ORACLES, GateConfig, LabelsConfig, PathsConfig, PipelineConfig, TuneConfig)
 from models.distribute import PRECISIONS, STRATEGIES
 from pipeline.beam_args import beam_args
 
@@ -39,7 +39,18 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--genres", type=_genre_list, metavar="A,B,C",
                    help="the label set, in label order (default: GTZAN's ten: " + ",".join(GENRES) + ")")
     g.add_argument("--genres-from-data", action="store_true",
-                   help="the label set is the data root's genre folders (sorted), at least two")
+                   help="the label set is the data root's genre folders (sorted), at least two; with --labels tags or "
+                        "a manifest, the genres the files name")
+    g.add_argument("--labels", type=_labels, default=d.labels.source, metavar="folders|tags|FILE.csv|FILE.parquet",
+                   help="where each file's genre comes from: its genre folder (folders), its own genre tag (tags: ID3, "
+                        "Vorbis, MP4, ASF), or a manifest with columns path (relative to the data root), genre and "
+                        "optionally artist, album; with tags or a manifest the files may lie at any depth in any "
+                        "layout, and the album and artist grouping reads the same tags or columns (default: "
+                        "%(default)s)")
+    g.add_argument("--genre-map", metavar="FILE",
+                   help="CSV of rows synonym,genre merged into the label set's names (tags and manifests)")
+    g.add_argument("--min-tracks-per-genre", type=whole_number(1), default=d.labels.min_tracks_per_genre,
+                   help="genres with fewer tracks are left out, each file recorded rare_genre (default: %(default)s)")
     g.add_argument("--max-bad-fraction", type=_fraction, default=d.split.max_bad_fraction,
                    help="fail ingestion when more than this fraction of files is quarantined (default: %(default)s)")
     g.add_argument("--segment-seconds", type=_positive, default=d.audio.segment_seconds,
@@ -160,6 +171,47 @@ def _ratios(text: str) -> tuple[float, float, float]:
     if len(ratios) != 3 or min(ratios) <= 0 or abs(sum(ratios) - 1) > 1e-6:
         raise argparse.ArgumentTypeError(f"{text!r}: give three positive fractions that sum to 1, like 0.7,0.15,0.15")
     return ratios  # type: ignore[return-value]
+
+
+def _labels(text: str) -> str:
+    """--labels: folders, tags, or a manifest file (.csv, .parquet)."""
+    from audio.labels import source_of
+
+    try:
+        source_of(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def labels_config(args: argparse.Namespace, on_this_machine: bool = True) -> LabelsConfig:
+    """--labels, --genre-map and --min-tracks-per-genre; the manifest's and the map's errors end the run with their
+    paragraph before anything runs."""
+    from audio import labels
+    from config.errors import UserError
+
+    source = labels.source_of(args.labels)
+    if source != labels.FOLDERS and not args.data_root:
+        raise SystemExit(f"--labels {args.labels} labels the files of --data-root: pass --data-root DIR (the embedded "
+                         "synthetic set is labelled by its genre folders).")
+    manifest, digest = None, ""
+    if source == labels.MANIFEST and not on_this_machine and "://" not in args.labels and not os.path.isabs(args.labels):
+        raise SystemExit(f"--labels {args.labels}: give the path the pipeline sees where it runs (absolute) or a URI "
+                         "(gs://...), not a path relative to this machine.")
+    try:
+        genre_map = labels.read_genre_map(args.genre_map) if getattr(args, "genre_map", None) else ()
+        if source == labels.MANIFEST:
+            manifest = args.labels
+            if on_this_machine and "://" not in manifest:
+                manifest = os.path.abspath(manifest)
+                if not os.path.isfile(manifest):
+                    raise labels.ManifestError(f"The manifest {manifest} does not exist.", where="--labels",
+                                               fix="pass an existing .csv or .parquet file, or --labels folders or tags")
+                digest = labels.file_sha256(manifest)
+    except UserError as error:
+        raise SystemExit(error.paragraph()) from None
+    return LabelsConfig(source=source, manifest=manifest, manifest_sha256=digest, genre_map=genre_map,
+                        min_tracks_per_genre=args.min_tracks_per_genre)
 
 
 def _genre_list(text: str) -> tuple[str, ...]:
@@ -299,6 +351,7 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
                                     group_by=args.group_by)
     if args.genres:
         cfg.genres = tuple(args.genres)
+    cfg.labels = labels_config(args, on_this_machine)
     if args.split not in HASH_PROTOCOLS and not args.split_dir:
         raise SystemExit(f"--split {args.split} reads the fault-filtered list files: pass --split-dir DIR "
                          "(the folder holding train_filtered.txt, valid_filtered.txt, test_filtered.txt).")

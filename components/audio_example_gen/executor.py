@@ -2,7 +2,8 @@
 
 Runs as a Beam pipeline built from the pipeline's beam args (BeamExecutorSpec), so the
 same code runs on the DirectRunner here and on Dataflow/Flink from the Kubeflow image.
-Steps: list the files (audio/discovery.py), decide each file's fate, group and split on the
+Steps: list the files and label them (audio/discovery.py, audio/labels.py: genre folders, tags or a
+manifest), decide each file's fate, group and split on the
 launcher (plan.py, audio/groups.py, splits.py; a genre with too few groups is refused here, before
 any decoding), write the plan as sharded JSON-lines task files (so the Beam graph holds no
 per-file work), read them back in Beam and decode and segment in parallel
@@ -105,7 +106,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         """
         config, input_config, _ = _parse(exec_properties)
         root = exec_properties[standard_component_specs.INPUT_BASE_KEY]
-        found = discover(root, input_config.splits[0].pattern, config.genres)
+        found = discover(root, input_config.splits[0].pattern, config.genres, config.labels)
         plan = make_plan(found, config.split, config.genres, max_seconds=config.audio.max_clip_seconds,
                          where=f"AudioExampleGen, {root}")
         tasks = plan.tasks

@@ -116,18 +116,18 @@ def test_written_examples_follow_the_contract(messy_run):
     for r in rows:
         assert len(r["audio"]) == 2 * RATE and r["num_samples"] == RATE and r["sample_rate"] == RATE
         assert GENRES[r["label"]] == r["genre"].decode()
-        assert r["source_path"].decode() == f"{r['genre'].decode()}/{r['track_id'].decode()}.wav"
+        assert r["source_path"].decode() == f"{r['track_id'].decode()}.wav"  # the genre folder included
         segment_indices[r["track_id"]].append(r["segment_index"])
     assert all(sorted(v) == list(range(SEGMENTS_PER_TRACK)) for v in segment_indices.values())
     # The resampled (44.1 kHz) and the stereo file are in, not quarantined.
-    assert {b"classical.00094", b"country.00095"} <= set(segment_indices)
+    assert {b"classical/classical.00094", b"country/country.00095"} <= set(segment_indices)
     assert examples.get_string_custom_property("payload_format") == "FORMAT_TF_EXAMPLE"
 
 
 def test_16_bit_sources_reach_the_examples_bit_for_bit(messy_root, messy_run):
     _, _, written = messy_run
     row = next(r for rows in written.values() for r in rows
-               if r["track_id"] == b"metal.00001" and r["segment_index"] == 2)
+               if r["track_id"] == b"metal/metal.00001" and r["segment_index"] == 2)
     original, rate = sf.read(messy_root / "metal" / "metal.00001.wav", dtype="int16")
     assert rate == RATE
     np.testing.assert_array_equal(np.frombuffer(row["audio"], "<i2"), original[2 * RATE:3 * RATE])
@@ -157,7 +157,7 @@ def test_fault_filtered_protocol_on_the_executor(synthetic_root, tmp_path):
     assert error is None
     written = read_examples(examples.uri)
     assert {s: sorted({r["track_id"].decode() for r in rows}) for s, rows in written.items()} == {
-        "train": ["blues.00000", "rock.00000"], "eval": ["blues.00001"], "test": ["rock.00001"]}
+        "train": ["blues/blues.00000", "rock/rock.00000"], "eval": ["blues/blues.00001"], "test": ["rock/rock.00001"]}
     summary = json.loads((Path(report.uri) / quarantine.SUMMARY_FILE).read_text())
     assert summary["excluded_counts"]["not in split lists"] == 2 * len(GENRES) - 4
     assert "jazz/jazz.00000.wav" in summary["excluded"]["not in split lists"]
@@ -219,7 +219,7 @@ def test_a_ten_minute_track_is_cut_to_the_segment_cap_spread_over_it(hostile_run
     report, written, _ = hostile_run
     cap = make_config().audio.max_segments_per_track
     indices = sorted(row["segment_index"] for rows in written.values() for row in rows
-                     if row["track_id"] == b"metal.00088")
+                     if row["track_id"] == b"metal/metal.00088")
     assert len(indices) == cap
     assert indices[0] == 0 and indices[-1] == int(LONG_SECONDS) - 1  # first and last second kept
     summary = json.loads((Path(report.uri) / quarantine.SUMMARY_FILE).read_text())
@@ -324,8 +324,8 @@ def library_config(group_by: str):
 
 
 @pytest.mark.parametrize("group_by, group_of", [
-    ("album", lambda track_id: track_id.rpartition("/")[0]),
-    ("artist", lambda track_id: track_id.split("/", 1)[0]),
+    ("album", lambda track_id: track_id.split("/", 1)[1].rpartition("/")[0]),  # under the genre folder
+    ("artist", lambda track_id: track_id.split("/")[1]),
 ])
 def test_a_nested_library_is_ingested_whole_with_no_group_on_two_sides(library_root, tmp_path, group_by, group_of):
     examples, report, error = run_executor(library_root, library_config(group_by), tmp_path, IN_MEMORY)
@@ -339,7 +339,7 @@ def test_a_nested_library_is_ingested_whole_with_no_group_on_two_sides(library_r
     for split, rows in written.items():
         for row in rows:
             track_id, source = row["track_id"].decode(), row["source_path"].decode()
-            assert source == f"{row['genre'].decode()}/{track_id}.wav"
+            assert source == f"{track_id}.wav" and track_id.startswith(row["genre"].decode() + "/")
             tracks.add(source)
             sides[group_of(track_id)].add(split)
     assert len(tracks) == files  # same-named files in other folders are other tracks

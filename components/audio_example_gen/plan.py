@@ -10,7 +10,7 @@ import dataclasses
 import math
 from typing import Optional, Sequence
 
-from audio import groups
+from audio import groups, labels
 from audio.discovery import AudioFile, Discovery
 from components.audio_example_gen import duplicates, splits
 from components.audio_example_gen.ingest import (DUPLICATE_AUDIO, DUPLICATE_TRACK, EXCLUDED, QUARANTINED,
@@ -26,12 +26,18 @@ class Plan:
 
 
 def _duplicate_detail(f: AudioFile, first: AudioFile) -> str:
-    if first.genre != f.genre:
-        why = f"the same path under the genre folders {first.genre}/ and {f.genre}/"
-    else:
-        why = "the same path with another extension"
-    return (f"track_id {f.track_id!r} is already taken by {first.rel_path} ({why}); "
+    return (f"track_id {f.track_id!r} is already taken by {first.rel_path} (the same path with another extension); "
             "keep one of the two files")
+
+
+def _not_chosen(f: AudioFile, genres: tuple[str, ...], source: str) -> FileTask:
+    """A file whose genre is not in the label set: quarantined ``unknown_genre`` under genre folders (a folder
+    preflight would have refused), excluded ``genre_not_chosen`` when its tag or manifest row names it."""
+    if source == labels.FOLDERS:
+        return FileTask(f.path, f.rel_path, f.genre, f.track_id, status=QUARANTINED, reason=UNKNOWN_GENRE,
+                        detail=f"folder {f.genre!r} is not one of the genres {', '.join(genres)}")
+    return FileTask(f.path, f.rel_path, f.genre, f.track_id, status=EXCLUDED, reason=labels.GENRE_NOT_CHOSEN,
+                    detail=f"genre {f.genre!r} is not one of the genres {', '.join(genres)}")
 
 
 def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
@@ -39,11 +45,12 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
               where: str = "AudioExampleGen") -> Plan:
     """One task per entry of the root, sorted by path: excluded, quarantined, or to decode with its split.
 
-    Entries discovery excluded (hidden, not audio, outside the genre folders...) stay
-    excluded with their reason. Entries that are not readable files (discovery's
-    ``problem``), folders that are not one of ``genres`` (the label set, config.genres),
-    second files of a track_id (the same path under the genre folder with another extension,
-    or under another genre folder) and copies of the same decoded audio (duplicates.py,
+    Entries discovery excluded (hidden, not audio, outside the genre folders, no genre tag,
+    not in the manifest, a rare genre...) stay excluded with their reason; files whose tag
+    or manifest genre is not one of ``genres`` (the label set, config.genres) are excluded
+    ``genre_not_chosen``. Entries that are not readable files (discovery's ``problem``),
+    genre folders that are not one of ``genres``, second files of a track_id (the same path
+    with another extension) and copies of the same decoded audio (duplicates.py,
     before the split) are quarantined; the rest are grouped (audio/groups.py, ``split.group_by``)
     and the split protocol assigns them or excludes them (e.g. "not in split lists"). A
     genre with too few groups for a hash or quota protocol raises groups.TooFewGroups
@@ -60,8 +67,7 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
             tasks.append(FileTask(f.path, f.rel_path, f.genre, f.track_id, status=QUARANTINED,
                                   reason=f.problem.reason, detail=f.problem.detail))
         elif f.genre not in genres:
-            tasks.append(FileTask(f.path, f.rel_path, f.genre, f.track_id, status=QUARANTINED, reason=UNKNOWN_GENRE,
-                                  detail=f"folder {f.genre!r} is not one of the genres {', '.join(genres)}"))
+            tasks.append(_not_chosen(f, genres, discovery.source))
         elif f.track_id in first_seen:
             tasks.append(FileTask(f.path, f.rel_path, f.genre, f.track_id, status=QUARANTINED, reason=DUPLICATE_TRACK,
                                   detail=_duplicate_detail(f, first_seen[f.track_id])))
@@ -76,10 +82,10 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
                                   detail=f"the same decoded audio as {copies[f.rel_path]}, which is kept"))
         else:
             candidates.append(f)
-    grouping = groups.group_keys([(f.path, f.track_id) for f in candidates], split.group_by)
+    grouping = groups.group_keys(candidates, split.group_by)
     groups.check_splittable(((f.genre, grouping.keys[f.track_id]) for f in candidates), split, where)
-    plan = splits.assign([splits.Track(f.track_id, f.genre, grouping.keys[f.track_id]) for f in candidates],
-                         split, lists)
+    plan = splits.assign([splits.Track(f.track_id, f.genre, grouping.keys[f.track_id], f.list_key)
+                          for f in candidates], split, lists)
     for f in candidates:
         group = grouping.keys[f.track_id]
         if f.track_id in plan.excluded:

@@ -21,34 +21,39 @@ def test_plan_quarantines_unknown_genres_and_duplicate_tracks_before_decoding(tm
     tasks = {t.rel_path: t for t in plan_tasks(discover(str(tmp_path), "*/*"), ALL_TRAIN, GENRES)}
     assert tasks["polka/polka.00000.wav"].status == ingest.QUARANTINED
     assert tasks["polka/polka.00000.wav"].reason == ingest.UNKNOWN_GENRE
-    # Sorted order: blues/blues.00000.flac is the first copy; the .wav and the jazz/ copy are duplicates.
+    # Sorted order: blues/blues.00000.flac is the first copy; the .wav is its duplicate. jazz/blues.00000.wav is
+    # another track (its path under the root differs).
     assert tasks["blues/blues.00000.flac"].status == ingest.PENDING
-    for dup in ("blues/blues.00000.wav", "jazz/blues.00000.wav"):
-        assert tasks[dup].reason == ingest.DUPLICATE_TRACK and "blues/blues.00000.flac" in tasks[dup].detail
-    assert "with another extension" in tasks["blues/blues.00000.wav"].detail
-    assert "under the genre folders blues/ and jazz/" in tasks["jazz/blues.00000.wav"].detail
+    dup = tasks["blues/blues.00000.wav"]
+    assert dup.reason == ingest.DUPLICATE_TRACK and "blues/blues.00000.flac" in dup.detail
+    assert "with another extension" in dup.detail
+    assert tasks["jazz/blues.00000.wav"].status == ingest.PENDING
+    assert tasks["jazz/blues.00000.wav"].track_id == "jazz/blues.00000"
     assert tasks["jazz/jazz.00001.wav"].split in ("train", "eval", "test")
 
 
-def test_a_track_is_its_path_under_the_genre_folder_so_same_named_files_are_different_tracks(tmp_path):
+def test_a_track_is_its_path_under_the_root_so_same_named_files_are_different_tracks(tmp_path):
     touch(tmp_path, "rock/Artist A/First/01 Track.flac", "rock/Artist A/Second/01 Track.flac",
           "rock/Artist B/First/01 Track.wav", "rock/Artist A/First/01 Track.wav", "reggae/Artist C/X/01 Track.ogg",
           "rock/Artist C/X/01 Track.wav")
     found = discover(str(tmp_path), "*/*")
     assert {f.rel_path: f.track_id for f in found.files if f.genre == "rock"} == {
-        "rock/Artist A/First/01 Track.flac": "Artist A/First/01 Track",
-        "rock/Artist A/First/01 Track.wav": "Artist A/First/01 Track",
-        "rock/Artist A/Second/01 Track.flac": "Artist A/Second/01 Track",
-        "rock/Artist B/First/01 Track.wav": "Artist B/First/01 Track",
-        "rock/Artist C/X/01 Track.wav": "Artist C/X/01 Track"}
+        "rock/Artist A/First/01 Track.flac": "rock/Artist A/First/01 Track",
+        "rock/Artist A/First/01 Track.wav": "rock/Artist A/First/01 Track",
+        "rock/Artist A/Second/01 Track.flac": "rock/Artist A/Second/01 Track",
+        "rock/Artist B/First/01 Track.wav": "rock/Artist B/First/01 Track",
+        "rock/Artist C/X/01 Track.wav": "rock/Artist C/X/01 Track"}
     tasks = {t.rel_path: t for t in plan_tasks(found, ALL_TRAIN, GENRES)}
     duplicated = {r: t.detail for r, t in tasks.items() if t.reason == ingest.DUPLICATE_TRACK}
-    assert set(duplicated) == {"rock/Artist A/First/01 Track.wav", "rock/Artist C/X/01 Track.wav"}
+    assert set(duplicated) == {"rock/Artist A/First/01 Track.wav"}
     assert "another extension" in duplicated["rock/Artist A/First/01 Track.wav"]
-    assert "genre folders reggae/ and rock/" in duplicated["rock/Artist C/X/01 Track.wav"]
     assert all(tasks[r].status == ingest.PENDING for r in ("rock/Artist A/First/01 Track.flac",
                                                           "rock/Artist A/Second/01 Track.flac",
-                                                          "rock/Artist B/First/01 Track.wav"))
+                                                          "rock/Artist B/First/01 Track.wav",
+                                                          "rock/Artist C/X/01 Track.wav",
+                                                          "reggae/Artist C/X/01 Track.ogg"))
+    # One artist folder under two genre folders is one group (keys hold no genre), so it is in one split.
+    assert tasks["rock/Artist C/X/01 Track.wav"].group == tasks["reggae/Artist C/X/01 Track.ogg"].group == "Artist C/X"
 
 
 def test_plan_excludes_files_in_no_split_list(tmp_path):
@@ -61,8 +66,8 @@ def test_plan_excludes_files_in_no_split_list(tmp_path):
     tasks = plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(protocol="fault-filtered", split_dir=str(lists)),
                        GENRES)
     assert [(t.track_id, t.status, t.split, t.reason) for t in tasks if t.genre] == [
-        ("blues.00000", ingest.PENDING, "train", ""),
-        ("blues.00001", ingest.EXCLUDED, None, "not in split lists")]
+        ("blues/blues.00000", ingest.PENDING, "train", ""),
+        ("blues/blues.00001", ingest.EXCLUDED, None, "not in split lists")]
 
 
 def test_entries_that_are_not_readable_files_are_listed_with_a_problem_and_quarantined(tmp_path):
@@ -141,3 +146,40 @@ def test_gtzan_parent_folder_excludes_what_lies_outside_it(tmp_path):
     assert tasks["genres_original/blues/blues.00000.wav"].genre == "blues"
     assert (tasks["extra.wav"].status, tasks["extra.wav"].reason) == (ingest.EXCLUDED, "outside_genre_parent")
     assert tasks["images_original/blues/blues00000.png"].reason == "not_audio_extension"
+
+
+def test_artist_names_repeated_across_genre_folders_ingest_whole_with_no_album_on_two_sides(tmp_path):
+    layout = [f"{genre}/{artist}/{album}/0{n} Track 0{n}.wav" for genre in ("rock", "jazz", "blues")
+              for artist, album in (("Artist 1", "Album 1"), ("Artist 2", "Album 2"), ("Artist 3", "Album 3"))
+              for n in (1, 2)] + [f"{genre}/Unknown Artist/Unknown Album/01 Track 01.wav" for genre in ("rock", "jazz")]
+    touch(tmp_path, *layout)
+    tasks = plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(), GENRES)
+    assert [t.rel_path for t in tasks if t.status != ingest.PENDING] == []  # every file a track of its own
+    assert len({t.track_id for t in tasks}) == len(layout)
+    sides: dict[str, set[str]] = {}
+    for t in tasks:
+        genre, artist, album, _ = t.rel_path.split("/")
+        sides.setdefault(f"{genre}/{artist}/{album}", set()).add(t.split)
+        assert t.group == f"{artist}/{album}"  # the path under the genre folder: keys hold no genre
+    assert all(len(s) == 1 for s in sides.values()), sides
+
+
+def test_files_labelled_by_tags_whose_genre_is_not_chosen_are_excluded_with_a_record(tmp_path):
+    import numpy as np
+
+    from audio import labels
+    from config.settings import LabelsConfig
+    from testkit.library_files import encode, tag
+
+    for i, (rel, genre, album) in enumerate((("A/X/01 a", "Rock", "X"), ("A/Y/01 b", "rock", "Y"),
+                                             ("B/Z/01 c", "Jazz", "Z"), ("B/W/01 d", "jazz", "W"),
+                                             ("C/V/01 e", "Polka", "V"))):
+        samples = (0.2 * np.sin(np.arange(4410) * 0.02 * (i + 1))).astype(np.float32)  # no two alike
+        tag(encode(tmp_path / rel, samples, 22050, "flac"), genre=genre, artist=rel[0], album=album)
+    found = discover(str(tmp_path), "*/*", ("rock", "jazz"), LabelsConfig(source=labels.TAGS))
+    tasks = {t.rel_path: t for t in plan_tasks(found, ALL_TRAIN, ("rock", "jazz"))}
+    assert (tasks["C/V/01 e.flac"].status, tasks["C/V/01 e.flac"].reason) == (ingest.EXCLUDED, labels.GENRE_NOT_CHOSEN)
+    assert "polka" in tasks["C/V/01 e.flac"].detail
+    assert {r: (t.label, t.group) for r, t in tasks.items() if t.status == ingest.PENDING} == {
+        "A/X/01 a.flac": (0, "a/x"), "A/Y/01 b.flac": (0, "a/y"), "B/Z/01 c.flac": (1, "b/z"),
+        "B/W/01 d.flac": (1, "b/w")}  # grouped by the artist and album tags that came with the label

@@ -1,12 +1,12 @@
 """Track-level split protocols: every segment of a track, and every track of a group, lands in one split.
 
-A track is its path under the genre folder without the extension (``Artist/Album/01 Intro``,
-GTZAN's ``blues.00029``; discovery.track_id). Splitting segments instead of tracks would put
+A track is its path under the data root without the extension, genre folder included
+(``rock/Artist/Album/01 Intro``, GTZAN's ``blues/blues.00029``; discovery.track_id). Splitting segments instead of tracks would put
 neighbouring 3 s pieces of one recording in train and test and inflate test accuracy; for
 the same reason the hash and quota protocols keep a *group* of tracks together
 (``split.group_by``, audio/groups.py: the album folder by default, or the artist, the files' own
 tags, or the track alone). A file directly in its genre folder is its own group, keyed by
-its track id, so GTZAN and the synthetic set split as by track.
+its name, so GTZAN and the synthetic set split as by track.
 
 Protocols (``split.protocol``; ``split.ratios`` = (train, eval, test) fractions):
 
@@ -86,6 +86,7 @@ class Track:
     track_id: str
     genre: str
     group: str = ""  # audio/groups.py's key; "" = the track alone
+    listed_as: str = ""  # discovery.AudioFile.list_key; "" = the track id
 
     @property
     def group_key(self) -> str:
@@ -93,7 +94,8 @@ class Track:
 
     @property
     def list_key(self) -> str:
-        return f"{self.genre}/{self.track_id}"
+        """``genre/stem``, as the list files name a clip (``blues/blues.00029``)."""
+        return self.listed_as or self.track_id
 
 
 @dataclasses.dataclass
@@ -163,12 +165,14 @@ def quotas_covering(n: int, ratios: Sequence[float]) -> list[int]:
 
 
 def by_quota(track_ids: Iterable[str], names: Sequence[str], ratios: Sequence[float], salt: str,
-             cover: bool = False) -> dict[str, str]:
+             cover: bool = False, hashed_as: Optional[dict[str, str]] = None) -> dict[str, str]:
     """Order tracks by salted hash and hand them out in ``quotas``: proportions exact up to rounding.
 
     ``cover``: every split with a ratio gets at least one track when there are enough.
+    ``hashed_as``: the name hashed for a track, when not its id.
     """
-    ordered = sorted(track_ids, key=lambda t: (hash_fraction(salt, t), t))
+    named = hashed_as or {}
+    ordered = sorted(track_ids, key=lambda t: (hash_fraction(salt, named.get(t, t)), t))
     result: dict[str, str] = {}
     start = 0
     counts = quotas_covering(len(ordered), ratios) if cover else quotas(len(ordered), ratios)
@@ -240,6 +244,8 @@ def assign(tracks: Sequence[Track], split: SplitConfig,
 
     lists = read_split_lists(split.split_dir) if lists is None else lists
     listed = [(t, lists.get(t.list_key)) for t in tracks]
+    # The list protocols hash a clip's stem (blues.00029), as the lists name it: the same slices whatever the ids.
+    stem = {t.track_id: t.list_key.rpartition("/")[2] for t in tracks}
     for t, name in listed:
         if name is None:
             plan.excluded[t.track_id] = NOT_IN_LISTS
@@ -253,7 +259,7 @@ def assign(tracks: Sequence[Track], split: SplitConfig,
             if name == "test":
                 plan.assigned[t.track_id] = TEST
             else:
-                plan.assigned[t.track_id] = EVAL if hash_fraction(salt, t.track_id) < ratios[1] else TRAIN
+                plan.assigned[t.track_id] = EVAL if hash_fraction(salt, stem[t.track_id]) < ratios[1] else TRAIN
     else:  # lists-trainval
         per_genre: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         for t, name in listed:
@@ -264,7 +270,8 @@ def assign(tracks: Sequence[Track], split: SplitConfig,
         for genre, by_list in per_genre.items():
             if set(by_list) == {"train", "valid"}:
                 plan.assigned.update((t, TRAIN) for t in by_list["train"])
-                plan.assigned.update(by_quota(by_list["valid"], (EVAL, TEST), ratios[1:], salt))
+                plan.assigned.update(by_quota(by_list["valid"], (EVAL, TEST), ratios[1:], salt, hashed_as=stem))
             else:
-                plan.assigned.update(by_quota([t for ids in by_list.values() for t in ids], SPLITS, ratios, salt))
+                plan.assigned.update(by_quota([t for ids in by_list.values() for t in ids], SPLITS, ratios, salt,
+                                              hashed_as=stem))
     return plan

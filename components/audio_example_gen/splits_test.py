@@ -10,7 +10,8 @@ from config.settings import SplitConfig
 
 
 def tracks(genre: str, numbers) -> list[splits.Track]:
-    return [splits.Track(f"{genre}.{i:05d}", genre) for i in numbers]
+    """Tracks named by their stems here; the lists name them ``genre/stem`` (discovery.AudioFile.list_key)."""
+    return [splits.Track(f"{genre}.{i:05d}", genre, listed_as=f"{genre}/{genre}.{i:05d}") for i in numbers]
 
 
 def write_lists(folder, train=(), valid=(), test=()) -> str:

@@ -60,8 +60,17 @@ def _inputs(candidate, baseline=None) -> dict:
 
 def test_the_trainer_records_each_splits_distinct_tracks_beside_the_model(tmp_path):
     model = _model(tmp_path, 1, TRACKS)
-    assert model_tracks.load(model.uri) == {split: sorted(TRACKS[split]) for split in SPLITS}
+    assert model_tracks.load(model.uri) == {model_tracks.IDENTITY_KEY: model_tracks.IDENTITY,
+                                            **{split: sorted(TRACKS[split]) for split in SPLITS}}
     assert model_tracks.load(str(tmp_path)) is None  # a model trained before tracks were recorded
+
+
+def test_a_baseline_that_names_its_tracks_by_the_earlier_rule_is_not_compared():
+    candidate = {model_tracks.IDENTITY_KEY: model_tracks.IDENTITY, "train": ["blues/blues.00001"],
+                 "test": ["blues/blues.00000"]}
+    earlier = {"train": ["blues.00001"], "eval": [], "test": ["blues.00000"]}
+    line = model_tracks.baseline_decision(candidate, earlier, "Trainer 7")
+    assert "earlier rule" in line and "absolute bars only" in line
 
 
 def test_a_baseline_trained_on_other_tracks_is_compared(tmp_path):
