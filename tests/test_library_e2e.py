@@ -3,7 +3,7 @@
 The library is built here from the synthetic generator's audio, encoded with PyAV and tagged with mutagen
 (testkit/library_files.py), laid out ``Artist/Album/NN Title.ext`` at any depth, with
 ``Unknown Artist/Unknown Album/01 Track 01`` under two top folders (two tracks, not one), ID3 v2.3, v2.4 and
-v1 (a numbered genre) tags, FLAC Vorbis comments, one file without a genre tag and one genre too rare to keep.
+v1 (a numbered genre) tags in MP3 and AIFF, FLAC and Opus Vorbis comments, AAC and ALAC .m4a atoms, WMA, one file without a genre tag and one genre too rare to keep.
 Run with ``--labels tags``: every file has one record (ingested, or excluded with its reason), no album is on
 two sides of the split, and the model is pushed. Small on purpose: 13 files of 6 s, the ANN, one epoch.
 """
@@ -21,8 +21,8 @@ import local_runner
 from synthetic.generator import render_track
 from testkit.library_files import encode, tag
 
-# The formats the library is written in: those ingestion decodes today (audio/decode.py).
-FORMATS = ("mp3", "flac", "wav")
+# The formats the library is written in: libsndfile's and FFmpeg's (audio/decode.py, audio/av_reader.py).
+FORMATS = ("mp3", "flac", "wav", "aac", "alac", "opus", "aiff", "wma")
 SECONDS = 6.0
 RATE = 22050
 BEAM = ["--beam-arg=--runner=DirectRunner", "--beam-arg=--direct_running_mode=in_memory"]
@@ -36,13 +36,13 @@ TRACKS = [
     ("Garage Band/Demo/CD1/01 Noise", "flac", 0, "rock & roll; pop", "Garage Band", "Demo", "rare_genre"),
     ("rock/Unknown Artist/Unknown Album/01 Track 01", "mp3", 4, "Rock", None, None, "rock"),
     ("Trio/Standards/01 Blue", "flac", 0, "Jazz", "Trio", "Standards", "jazz"),
-    ("Trio/Live/01 Swing", "flac", 0, "JAZZ", "Trio", "Live", "jazz"),
-    ("Quartet/Ballads/02 Slow", "flac", 0, "jazz", "Quartet", "Ballads", "jazz"),
+    ("Trio/Live/01 Swing", "aac", 0, "JAZZ", "Trio", "Live", "jazz"),  # .m4a, MP4 atoms
+    ("Quartet/Ballads/02 Slow", "alac", 0, "jazz", "Quartet", "Ballads", "jazz"),
     ("jazz/Unknown Artist/Unknown Album/01 Track 01", "flac", 0, "Jazz", None, None, "jazz"),
-    ("MC One/Tape/01 Intro", "mp3", 4, "Hip-Hop", "MC One", "Tape", "hiphop"),
+    ("MC One/Tape/01 Intro", "aiff", 4, "Hip-Hop", "MC One", "Tape", "hiphop"),  # an ID3 chunk
     ("MC One/Album/01 Rhymes", "mp3", 3, "hip hop/rap", "MC One", "Album", "hiphop"),
-    ("MC Two/Mixtape/01 Beat", "mp3", 4, "Hip Hop", "MC Two", "Mixtape", "hiphop"),
-    ("Dub Sound/Version/01 Skank", "mp3", 4, "Reggae", "Dub Sound", "Version", "rare_genre"),
+    ("MC Two/Mixtape/01 Beat", "opus", 0, "Hip Hop", "MC Two", "Mixtape", "hiphop"),  # Vorbis comments in Ogg
+    ("Dub Sound/Version/01 Skank", "wma", 0, "Reggae", "Dub Sound", "Version", "rare_genre"),  # ASF attributes
     ("Misc/untitled", "wav", 0, None, None, None, "no_genre_tag"),
 ]
 # The synthetic genre each file's audio is rendered from.
