@@ -5,8 +5,8 @@ not fit in memory. One record holds one input batch's (embeddings, labels); read
 unbatched gives the examples in the dataset's order, so a seeded shuffle repeats a run.
 
 The store: a frozen body's embeddings of one Transform output's train and eval splits, kept under the
-pipeline root (``embeddings/<key>``) by the Tuner, which embeds them for its trials, and read by the Trainer
-that follows, so a tuned run passes its segments through the body once. The key names everything that decides
+pipeline root (``embeddings/<key>``) by the first Tuner or Trainer that embeds them and read by every later
+one (the Trainer after the Tuner, another seed, other head settings), so the segments pass through the body once. The key names everything that decides
 the embeddings (the Transform output, the split files, the family, its input and the batching); ``meta.json``,
 written last, marks a complete store.
 """
@@ -77,11 +77,20 @@ def store_path(config: PipelineConfig, transform_graph: str, train_files: Sequen
     return os.path.join(config.pipeline_root, "embeddings", f"{t.model}-{key}")
 
 
+@dataclasses.dataclass
+class Store:
+    """A store's folder and, once read or written, its (embedding, label) datasets by split."""
+    path: str
+    datasets: Optional[dict[str, tf.data.Dataset]] = None
+
+
 class StoreWriter:
     """Writes a store: one :class:`Writer` a split, then ``meta.json`` (shapes and counts) last."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        if tf.io.gfile.exists(os.path.join(path, META)):
+            tf.io.gfile.remove(os.path.join(path, META))  # incomplete until this writer closes
         self.splits = {split: Writer(os.path.join(path, f"{split}.tfrecord")) for split in STORE_SPLITS}
 
     def close(self) -> None:
@@ -90,6 +99,16 @@ class StoreWriter:
                         "label_shape": shapes[split][1].as_list()} for split in STORE_SPLITS}
         with tf.io.gfile.GFile(os.path.join(self.path, META), "w") as f:
             f.write(json.dumps(meta))
+
+
+def embed_into_store(body: keras.Model, datasets: dict[str, tf.data.Dataset], path: str) -> dict[str, tf.data.Dataset]:
+    """Run the frozen body once over each split's (x, y) batches into the store at ``path``; what it holds."""
+    writer = StoreWriter(path)
+    for split in STORE_SPLITS:
+        for x, y in datasets[split]:
+            writer.splits[split].write(body(x, training=False), y)
+    writer.close()
+    return read_store(path)[0]
 
 
 def read_store(path: str) -> Optional[tuple[dict[str, tf.data.Dataset], dict[str, int]]]:

@@ -339,7 +339,7 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
                             weights: Optional[np.ndarray] = None,
                             even: Optional[EvenSteps] = None,
                             records: bool = True,
-                            stored: Optional[dict[str, tf.data.Dataset]] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+                            stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone.
 
     Equivalent to training with the body frozen (its batch norms run in inference mode
@@ -349,7 +349,8 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
     shuffled and dropped out from its own seed and stopped on its own eval loss, and the model
     returned averages their probabilities (transfer.average_heads); otherwise it is ``model``.
     The history is the first head's. ``records`` False: no progress lines or records of any head (:func:`fit`).
-    ``stored``: the train and eval embeddings the Tuner stored (models/embeddings.py), used instead of a body pass.
+    ``stored``: the store of these splits' embeddings (models/embeddings.py): read instead of a body pass where it
+    holds them, written by this body pass where it does not (and kept for later runs).
     """
     embeddings_dir = os.path.join(run_dir, "embeddings")
     try:
@@ -364,11 +365,13 @@ def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.
                config: PipelineConfig, run_dir: str, embeddings_dir: str, epochs: int,
                weights: Optional[np.ndarray],
                even: Optional[EvenSteps], records: bool = True,
-               stored: Optional[dict[str, tf.data.Dataset]] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+               stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     t = config.train
     body, head = registry.split_backbone(model)
     if stored is not None:
-        train_embeddings, eval_embeddings = stored["train"], stored["eval"]
+        if stored.datasets is None:
+            stored.datasets = embeddings.embed_into_store(body, {"train": probe_train_ds, "eval": eval_ds}, stored.path)
+        train_embeddings, eval_embeddings = stored.datasets["train"], stored.datasets["eval"]
     else:
         train_embeddings = embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
         eval_embeddings = embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord"))
@@ -397,7 +400,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
         run_dir: str, probe_train_ds: Optional[tf.data.Dataset] = None,
         weights: Optional[np.ndarray] = None,
         even: Optional[EvenSteps] = None, records: bool = True,
-        stored: Optional[dict[str, tf.data.Dataset]] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+        stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train; a pretrained backbone goes in two phases: head(s) on frozen embeddings, then fine-tuning.
 
     Returns the trained model (a new one when several heads are averaged) and its history.
@@ -405,7 +408,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     (:func:`class_weights`) weight each training example's loss by its class; the eval split's loss,
     which early stopping watches, stays unweighted. ``even``: a multi-worker run's steps (:class:`EvenSteps`).
     ``records`` False: no progress lines, checkpoints, TensorBoard logs or MLflow steps (a tuning trial's folds).
-    ``stored``: the frozen body's embeddings the Tuner stored, for the heads (:func:`fit_heads_on_embeddings`).
+    ``stored``: the store of the frozen body's embeddings, for the heads (:func:`fit_heads_on_embeddings`).
     """
     t = config.train
     if weights is not None:
@@ -476,7 +479,7 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
     strategy (distribute.make_plan(train.strategy) unless given); the model is built, compiled and fitted
     in its scope, under train.mixed_precision's Keras policy. Seeds first: a seed repeats a run on the same
     data (with the default strategy; across replicas the reduction order may differ in the last bits).
-    ``embeddings_store``: where the Tuner may have stored the frozen body's embeddings of these splits.
+    ``embeddings_store``: the store of the frozen body's embeddings of these splits (read, or written once).
     """
     plan = plan or distribute.make_plan(config.train.strategy)
     print(f"[train] {plan.describe(config.train.batch_size)}", flush=True)
@@ -513,7 +516,7 @@ def _fit_in_scope(model: keras.Model, config: PipelineConfig, tft_output: tft.TF
                   train_files: list[str] | str, train_shards: CanonicalShards, train_ds: tf.data.Dataset,
                   eval_ds: tf.data.Dataset, run_dir: str,
                   mine: dict[str, int], even: Optional[EvenSteps],
-                  stored: Optional[dict[str, tf.data.Dataset]] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+                  stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     weights = None
     if config.train.class_balance > 0:
         counts = train_class_counts(train_files, tft_output, len(config.genres))
@@ -528,23 +531,20 @@ def _fit_in_scope(model: keras.Model, config: PipelineConfig, tft_output: tft.TF
 
 
 def _stored_embeddings(store: Optional[str], train_shards: CanonicalShards, eval_shards: CanonicalShards,
-                       config: PipelineConfig, mine: dict[str, int]) -> Optional[dict[str, tf.data.Dataset]]:
-    """The Tuner's stored embeddings of these splits, when a one-worker run of a frozen-body family finds a
-    complete store holding as many segments as its splits; None (a body pass of its own) otherwise."""
+                       config: PipelineConfig, mine: dict[str, int]) -> Optional[embeddings.Store]:
+    """The store of these splits' embeddings for a one-worker run of a frozen-body family: with its datasets when a
+    complete store holds as many segments as the splits, empty (this run's body pass fills it) otherwise. None for
+    other runs (a multi-worker run's workers embed their own shards)."""
     if not store or mine["num_shards"] != 1 or not registry.has_pretrained_backbone(config):
         return None
     found = embeddings.read_store(store)
-    if found is None:
-        return None
-    datasets, counts = found
     have = {"train": count_records(train_shards), "eval": count_records(eval_shards)}
-    if counts != have:
-        print(f"[train] the stored embeddings in {store} hold {counts}, the splits {have} segments: embedding anew",
-              flush=True)
-        return None
+    if found is None or found[1] != have:
+        print(f"[train] the frozen body's embeddings go to {store} for later runs", flush=True)
+        return embeddings.Store(store)
     print(f"[train] the frozen body's embeddings of {have['train']} train and {have['eval']} eval segments read from "
-          f"the Tuner's store ({store}): no body pass", flush=True)
-    return datasets
+          f"{store}: no body pass", flush=True)
+    return embeddings.Store(store, found[0])
 
 
 def split_shards(tft_output: tft.TFTransformOutput, scratch_dir: str, min_shards: int = 1,

@@ -1,6 +1,7 @@
 """models/training.py: callbacks per schedule and stopping rule, the VGG's epoch budget (no real training)."""
 from __future__ import annotations
 
+import tempfile
 from types import SimpleNamespace
 
 import numpy as np
@@ -298,9 +299,9 @@ def test_a_worker_reads_its_own_shards(tmp_path):
     assert all(workers) and sorted(workers[0] + workers[1]) == tracks()
 
 
-def test_heads_on_the_tuners_stored_embeddings_train_as_on_a_body_pass_and_run_no_body(monkeypatch, tmp_path):
-    """The Trainer after a Tuner: the heads read the stored embeddings (models/embeddings.py) and train exactly
-    as on their own body pass, which does not happen (the probe dataset would raise if read)."""
+def test_heads_on_stored_embeddings_train_as_on_a_body_pass_and_run_no_body(monkeypatch, tmp_path):
+    """A later run on the same Transform output: the heads read the stored embeddings (models/embeddings.py) and
+    train exactly as on their own body pass, which does not happen; an empty store is filled by the body pass."""
     from models import embeddings, musicnn
     config = train_config("musicnn", heads=2, epochs=2, frozen_epochs=2, batch_size=4)
     config.genres = ("a", "b")
@@ -312,18 +313,15 @@ def test_heads_on_the_tuners_stored_embeddings_train_as_on_a_body_pass_and_run_n
     def trained(stored, probe):
         keras.utils.set_random_seed(7)
         model = musicnn.build_musicnn((musicnn.FRAMES, musicnn.MELS), 2, config.train, pretrained=False)
-        result, _ = training.fit(model, ds, ds, config, str(tmp_path / str(stored is None)), probe_train_ds=probe,
+        result, _ = training.fit(model, ds, ds, config, tempfile.mkdtemp(dir=tmp_path), probe_train_ds=probe,
                                  stored=stored)
         return result(x, training=False).numpy(), model
 
     answers, model = trained(None, ds)
-    body, _ = training.registry.split_backbone(model)
-    writer = embeddings.StoreWriter(str(tmp_path / "store"))
-    for split in ("train", "eval"):
-        for xb, yb in ds:
-            writer.splits[split].write(body(xb, training=False), yb)
-    writer.close()
-    stored, _ = embeddings.read_store(str(tmp_path / "store"))
+    filled = embeddings.Store(str(tmp_path / "store"))
+    np.testing.assert_allclose(trained(filled, ds)[0], answers, rtol=1e-4, atol=1e-5)  # the body pass fills it
+    assert embeddings.read_store(filled.path)[1] == {"train": 8, "eval": 8}
+    stored = embeddings.Store(str(tmp_path / "store"), embeddings.read_store(str(tmp_path / "store"))[0])
 
     def no_body_pass(*args):
         raise AssertionError("the body ran although the embeddings were stored")
