@@ -106,7 +106,8 @@ PLANTED: dict[str, tuple[Callable, str]] = {
     "metal/metal.90044.wav": (lambda: wav_bytes(tone(60.0, amplitude=0.3)), "ingested"),  # cut to 20 segments
     # label rules of ingestion only
     "polka/polka.90050.wav": (lambda: wav_bytes(tone(SECONDS, freq=300)), "quarantined:unknown_genre"),
-    "jazz/blues.00000.flac": (encoded("FLAC", "PCM_16", 350), "quarantined:duplicate_track"),
+    "jazz/jazz.90051.flac": (encoded("FLAC", "PCM_16", 350), "ingested"),  # one path, two extensions: the
+    "jazz/jazz.90051.wav": (lambda: wav_bytes(tone(SECONDS, freq=360)), "quarantined:duplicate_track"),  # first
     "blues/blues.90052.wav": (lambda root, p: shutil.copyfile(root / GOOD, p), "quarantined:duplicate_audio"),
     "metal/metal.90053.flac": (flac_copy_of_good, "quarantined:duplicate_audio"),
     "rock/rock.90054.wav": (lambda root, p: p.symlink_to(root / GOOD), "quarantined:duplicate_audio"),

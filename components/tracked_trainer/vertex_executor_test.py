@@ -90,7 +90,7 @@ def test_the_step_submits_the_worker_pools_and_publishes_what_the_chief_wrote(tm
     # The tracking, published by the step once the job succeeded.
     assert model.get_string_custom_property(RUN_ID_PROPERTY) == "0123abcd"
     assert model.get_string_custom_property(contract.MODEL_PROPERTY) == contract.input_contract(CONFIG)
-    assert model_tracks.load(model.uri) == TRACKS
+    assert model_tracks.load(model.uri) == {model_tracks.IDENTITY_KEY: model_tracks.IDENTITY, **TRACKS}
 
 
 def test_a_failed_job_publishes_nothing(tmp_path, monkeypatch):
