@@ -54,14 +54,14 @@ def test_a_store_is_read_only_once_complete_and_holds_what_was_written(tmp_path)
 def test_the_store_key_follows_what_decides_the_embeddings_and_nothing_else():
     from config.settings import PipelineConfig
     config = PipelineConfig().with_model("musicnn")
-    base = embeddings.store_path(config, "/root/Transform/transform_graph/5", ["/e/Split-train/*"], ["/e/Split-eval/*"])
+    base = embeddings.store_path(config, "pipeline_root/Transform/transform_graph/5", ["examples/Split-train/*"], ["examples/Split-eval/*"])
     assert base.startswith(config.pipeline_root) and "/embeddings/musicnn-" in base
     tuned = dataclasses.replace(config, train=dataclasses.replace(config.train, learning_rate=0.009, heads=3,
                                                                   label_smoothing=0.1, class_balance=1.0))
-    assert embeddings.store_path(tuned, "/root/Transform/transform_graph/5", ["/e/Split-train/*"],
-                                 ["/e/Split-eval/*"]) == base
-    assert embeddings.store_path(config, "/root/Transform/transform_graph/6", ["/e/Split-train/*"],
-                                 ["/e/Split-eval/*"]) != base
+    assert embeddings.store_path(tuned, "pipeline_root/Transform/transform_graph/5", ["examples/Split-train/*"],
+                                 ["examples/Split-eval/*"]) == base
+    assert embeddings.store_path(config, "pipeline_root/Transform/transform_graph/6", ["examples/Split-train/*"],
+                                 ["examples/Split-eval/*"]) != base
     other_input = dataclasses.replace(config, features=dataclasses.replace(config.features, n_mels=64))
-    assert embeddings.store_path(other_input, "/root/Transform/transform_graph/5", ["/e/Split-train/*"],
-                                 ["/e/Split-eval/*"]) != base
+    assert embeddings.store_path(other_input, "pipeline_root/Transform/transform_graph/5", ["examples/Split-train/*"],
+                                 ["examples/Split-eval/*"]) != base
