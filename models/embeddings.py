@@ -111,6 +111,13 @@ def embed_into_store(body: keras.Model, datasets: dict[str, tf.data.Dataset], pa
     return read_store(path)[0]
 
 
+def read_matching_store(path: str, counts: dict[str, int]) -> Optional[dict[str, tf.data.Dataset]]:
+    """A complete store's datasets by split when it holds ``counts`` segments of each split (the splits the caller
+    reads); None otherwise, so the caller embeds anew."""
+    found = read_store(path)
+    return found[0] if found is not None and found[1] == counts else None
+
+
 def read_store(path: str) -> Optional[tuple[dict[str, tf.data.Dataset], dict[str, int]]]:
     """A complete store's (embedding, label) datasets and segment counts by split; None where there is none."""
     meta_path = os.path.join(path, META)

@@ -29,11 +29,9 @@ import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from config.settings import STOP_AFTER_PASSES, PipelineConfig
-from models import (augment, distribute, features, hyperparameters, metrics, plots, preprocessing, registry, signatures,
-                    tracking, transfer)
+from models import (augment, distribute, embeddings, features, hyperparameters, metrics, plots, preprocessing, registry,
+                    signatures, tracking, transfer)
 from models.canonical_order import CanonicalShards, matching_files, write_shards
-from models import embeddings
-from models.embeddings import embed
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 4096
@@ -373,8 +371,8 @@ def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.
             stored.datasets = embeddings.embed_into_store(body, {"train": probe_train_ds, "eval": eval_ds}, stored.path)
         train_embeddings, eval_embeddings = stored.datasets["train"], stored.datasets["eval"]
     else:
-        train_embeddings = embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
-        eval_embeddings = embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord"))
+        train_embeddings = embeddings.embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
+        eval_embeddings = embeddings.embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord"))
     eval_embeddings = eval_embeddings.batch(t.batch_size).with_options(_sharded_by_hand())
     history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
                        progress=records, even=even, announce=records)
@@ -537,14 +535,14 @@ def _stored_embeddings(store: Optional[str], train_shards: CanonicalShards, eval
     other runs (a multi-worker run's workers embed their own shards)."""
     if not store or mine["num_shards"] != 1 or not registry.has_pretrained_backbone(config):
         return None
-    found = embeddings.read_store(store)
     have = {"train": count_records(train_shards), "eval": count_records(eval_shards)}
-    if found is None or found[1] != have:
+    found = embeddings.read_matching_store(store, have)
+    if found is None:
         print(f"[train] the frozen body's embeddings go to {store} for later runs", flush=True)
         return embeddings.Store(store)
     print(f"[train] the frozen body's embeddings of {have['train']} train and {have['eval']} eval segments read from "
           f"{store}: no body pass", flush=True)
-    return embeddings.Store(store, found[0])
+    return embeddings.Store(store, found)
 
 
 def split_shards(tft_output: tft.TFTransformOutput, scratch_dir: str, min_shards: int = 1,

@@ -325,6 +325,7 @@ def test_heads_on_stored_embeddings_train_as_on_a_body_pass_and_run_no_body(monk
 
     def no_body_pass(*args):
         raise AssertionError("the body ran although the embeddings were stored")
-    monkeypatch.setattr(training, "embed", no_body_pass)
+    monkeypatch.setattr(embeddings, "embed", no_body_pass)
+    monkeypatch.setattr(embeddings, "embed_into_store", no_body_pass)
     from_store, _ = trained(stored, None)
     np.testing.assert_allclose(from_store, answers, rtol=1e-4, atol=1e-5)

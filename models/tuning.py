@@ -76,8 +76,8 @@ def _two_digits(value: float) -> float:
 
 
 class _PresetFirst:
-    """The first trial is the preset (every choice at its default, the preset's value), so the chosen setting
-    beats the preset on the same folds or is the preset."""
+    """The first trial is every choice at its default, the preset's value where it is among the choices (then the
+    chosen setting beats the preset on the same folds or is the preset)."""
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         if not self.trials:
@@ -158,11 +158,11 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
 
 def _stored(store: Optional[str], counts: dict[str, int]) -> Optional[dict[str, np.ndarray]]:
     """The embeddings of a complete store holding as many segments as the splits, by split, or None."""
-    found = embeddings.read_store(store) if store else None
-    if found is None or found[1] != counts:
+    found = embeddings.read_matching_store(store, counts) if store else None
+    if found is None:
         return None
     print(f"[tune] the frozen body's embeddings read from {store}: no body pass", flush=True)
-    return {split: np.stack([e for e, _ in dataset.as_numpy_iterator()]) for split, dataset in found[0].items()}
+    return {split: np.stack([e for e, _ in dataset.as_numpy_iterator()]) for split, dataset in found.items()}
 
 
 PROGRESS_SECONDS = 30.0
