@@ -1,7 +1,8 @@
 """A person's music library, labelled by its own genre tags, end to end through `local_runner.main`.
 
-The library is built here from the synthetic generator's audio, encoded with PyAV and tagged with mutagen
-(testkit/library_files.py), laid out ``Artist/Album/NN Title.ext`` at any depth, with
+The library is built here from the synthetic generator's audio (and, where the real GTZAN clips lie beside the
+project, every other track from a real clip of its genre, FLAC and Ogg Vorbis alike), encoded with PyAV and tagged
+with mutagen (testkit/library_files.py), laid out ``Artist/Album/NN Title.ext`` at any depth, with
 ``Unknown Artist/Unknown Album/01 Track 01`` under two top folders (two tracks, not one), ID3 v2.3, v2.4 and
 v1 (a numbered genre) tags in MP3 and AIFF, FLAC and Opus Vorbis comments, AAC and ALAC .m4a atoms, WMA, one file without a genre tag and one genre too rare to keep.
 Run with ``--labels tags``: every file has one record (ingested, or excluded with its reason), no album is on
@@ -15,9 +16,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
+import soxr
 
 import local_runner
+from conftest import SHARED_GTZAN, shared_manifest
 from synthetic.generator import render_track
 from testkit.library_files import encode, tag
 
@@ -49,23 +54,43 @@ TRACKS = [
 SOURCE = {"rock": "rock", "jazz": "jazz", "hiphop": "hiphop", "no_genre_tag": "blues"}
 
 
-def build_library(root: Path) -> dict[str, str]:
-    """Write TRACKS under ``root``; relative path -> expected genre or reason."""
-    expected = {}
+def real_clip(genre: str, index: int) -> np.ndarray | None:
+    """SECONDS of the ``index``-th real clip of ``genre`` (manifest order, any encoding) at RATE; None where the
+    clips are absent."""
+    rows = [row for row in shared_manifest() if row["genre"] == genre]
+    if not rows:
+        return None
+    row = rows[index % len(rows)]
+    samples, rate = sf.read(SHARED_GTZAN / row["path"], dtype="float32", frames=int(SECONDS * 22050) + 1)
+    if rate != RATE:
+        samples = soxr.resample(samples, rate, RATE, quality="HQ")
+    return np.asarray(samples[:int(SECONDS * RATE)], np.float32)
+
+
+def build_library(root: Path) -> tuple[dict[str, str], int]:
+    """Write TRACKS under ``root``; (relative path -> expected genre or reason, tracks made from real clips). Every
+    other track's audio is a real clip where the clips are present (:func:`real_clip`), the synthetic generator's
+    otherwise."""
+    expected, real = {}, 0
     for index, (rel, fmt, version, genre, artist, album, outcome) in enumerate(TRACKS):
         assert fmt in FORMATS
-        samples = render_track(SOURCE.get(outcome, "reggae"), index, seconds=SECONDS, sample_rate=RATE)
+        source = SOURCE.get(outcome, "reggae")
+        samples = real_clip(source, index) if index % 2 else None
+        real += samples is not None
+        if samples is None:
+            samples = render_track(source, index, seconds=SECONDS, sample_rate=RATE)
         path = encode(root / rel, samples, RATE, fmt)
         if genre is not None:
             tag(path, genre=genre, artist=artist, album=album, title=Path(rel).name, id3_version=version or 4)
         expected[path.relative_to(root).as_posix()] = outcome
-    return expected
+    return expected, real
 
 
 @pytest.fixture(scope="module")
 def library_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("library")
-    expected = build_library(root)
+    expected, real = build_library(root)
+    assert real == (len(TRACKS) // 2 if shared_manifest() else 0), real
     started = time.time()
     summary = local_runner.main([
         "--data-root", str(root), "--labels", "tags", "--genres-from-data", "--min-tracks-per-genre", "2",
