@@ -8,6 +8,9 @@ Examples::
     python -m tagging /data/music --out tags/ --zero-shot           # no trained model: EfficientAT's AudioSet genres
     python -m tagging /data/music --out tags/ --write-tags          # the genre and score into each file's own tags
     python -m tagging --undo tags/write_undo.jsonl                  # every file written back to its original bytes
+
+The console shows the job's own lines (``[tag] ...``); TensorFlow's, Beam's and the decoders' output goes to a log
+file under ``--out``/logs/ (the temporary folder where --out is not local), as the pipeline runner does.
 """
 from __future__ import annotations
 
@@ -15,15 +18,18 @@ import argparse
 import dataclasses
 import os
 import sys
-from typing import Optional
+import tempfile
+import time
+import traceback
+from typing import TYPE_CHECKING, Optional
 
 from config.errors import UserError, find_user_error
 from config.settings import MODEL_TYPES, PipelineConfig
+from local_run.console import RunConsole
 from pipeline import beam_args as runners
-from tagging import model as model_lib
-from tagging import pipeline as tag_pipeline
-from tagging import undo
-from tagging import zero_shot
+
+if TYPE_CHECKING:
+    from tagging import pipeline as tag_pipeline
 
 
 def parser() -> argparse.ArgumentParser:
@@ -83,7 +89,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _job(args: argparse.Namespace) -> tag_pipeline.TagJob:
+def _job(args: argparse.Namespace) -> "tag_pipeline.TagJob":
+    # TensorFlow and Beam load here, not at import: under cli()'s console their start-up output reaches the log only.
+    from tagging import model as model_lib
+    from tagging import pipeline as tag_pipeline
+    from tagging import zero_shot
+
     audio = PipelineConfig().with_model(args.model).audio
     audio = dataclasses.replace(audio, segment_seconds=args.segment_seconds, hop_seconds=args.segment_seconds)
     if args.zero_shot:
@@ -112,27 +123,71 @@ def _job(args: argparse.Namespace) -> tag_pipeline.TagJob:
         dask_partitions=args.dask_partitions, tf_threads=args.tf_threads)
 
 
-def main(argv: Optional[list[str]] = None) -> dict:
+def _parse(argv: Optional[list[str]]) -> argparse.Namespace:
     p = parser()
     args = p.parse_args(argv)
     if args.undo:
         if args.source or args.write_tags:
             p.error("--undo restores files and tags none: it takes no SOURCE or --write-tags")
-        return undo.restore(args.undo, log=lambda m: print(m, file=sys.stderr, flush=True))
-    if not args.source or not args.out:
+    elif not args.source or not args.out:
         p.error("SOURCE and --out are required (unless --undo LOG)")
-    if args.write_tags and "://" in args.out:
+    elif args.write_tags and "://" in args.out:
         p.error("--write-tags keeps its undo log and the original bytes in --out, which must be a local folder")
+    return args
+
+
+def _run(args: argparse.Namespace) -> dict:
+    if args.undo:
+        from tagging import undo
+        return undo.restore(args.undo, log=lambda m: print(m, file=sys.stderr, flush=True))
+    from tagging import pipeline as tag_pipeline
     try:
         return tag_pipeline.run(_job(args))
     except Exception as err:  # a UserError (maybe wrapped by Beam) is one paragraph, not a traceback
         user = find_user_error(err)
         if user is None:
             raise
-        print(f"tagging failed: {user.paragraph()}", file=sys.stderr)
+        raise UserError(f"tagging failed: {user.paragraph()}") from err
+
+
+def main(argv: Optional[list[str]] = None) -> dict:
+    """The job in this process, its output as it comes (what tests and other Python code call)."""
+    args = _parse(argv)
+    try:
+        return _run(args)
+    except UserError as err:
+        print(str(err), file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def log_path(args: argparse.Namespace) -> str:
+    """``--out``/logs/tag-<time>.log, or the temporary folder's where --out is remote or absent (--undo)."""
+    local_out = args.out and "://" not in args.out
+    folder = os.path.join(args.out, "logs") if local_out else os.path.join(tempfile.gettempdir(), "genre-tagging-logs")
+    return os.path.join(folder, f"tag-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+
+
+def cli(argv: Optional[list[str]] = None) -> None:
+    """``python -m tagging``: the job's own lines on the console, everything in a log file; a failure a user can
+    fix is one paragraph, anything else names the log file that holds its traceback."""
+    args = _parse(argv)  # --help and usage errors go straight to the terminal
+    path = log_path(args)
+    with RunConsole(path) as console:
+        print(f"[tag] log file: {path}", flush=True)
+        try:
+            _run(args)
+            return
+        except UserError as err:
+            traceback.print_exc()  # to the log file only
+            console.show(str(err))
+            code = 2
+        except BaseException as err:  # noqa: BLE001 - one line on the console, the traceback in the log
+            traceback.print_exc()
+            console.show(f"tagging failed: {type(err).__name__}: {err}. The log file {path} has the details.")
+            code = 130 if isinstance(err, KeyboardInterrupt) else 1
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    main()
+    cli()

@@ -47,3 +47,40 @@ def test_the_command_plans_then_writes_then_undoes(model_dir, tmp_path):
     report = main(["--undo", str(out / undo.UNDO_LOG)])
     assert len(report["restored"]) == 2
     assert {p.name: p.read_bytes() for p in music.iterdir()} == original
+
+
+def test_the_console_shows_the_jobs_own_lines_and_the_log_file_keeps_everything(model_dir, tmp_path):
+    """``python -m tagging`` in a process of its own, as a user runs it: a job, then one that cannot find its model."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from local_run.console import OWN_LINE
+    from testkit.serving import stand_in_clip
+
+    root = Path(__file__).resolve().parent.parent
+    music = tmp_path / "music"
+    music.mkdir()
+    sf.write(music / "blues.wav", stand_in_clip("blues", seconds=4.0, sample_rate=RATE), RATE, subtype="PCM_16")
+
+    def tag(out: Path, model: str) -> tuple[int, list[str], str]:
+        done = subprocess.run([sys.executable, "-m", "tagging", str(music), "--out", str(out), "--model-dir", model,
+                               "--segment-seconds", "3"], cwd=root, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "PYTHONPATH": str(root)})
+        console = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+        [log] = (out / "logs").glob("tag-*.log")
+        return done.returncode, console, log.read_text(errors="replace")
+
+    code, console, log = tag(tmp_path / "out", model_dir)
+    assert code == 0, console
+    assert all(OWN_LINE.match(line.encode()) for line in console), console
+    assert re.fullmatch(r"\[tag\] log file: .*tag-[0-9-]+\.log", console[0]) and "[tag] 1 tagged" in "\n".join(console)
+    assert all(line in log for line in console)
+
+    code, console, log = tag(tmp_path / "no_model", str(tmp_path / "nowhere"))
+    assert code == 2
+    assert console[1].startswith("tagging failed: ") and "nowhere" in console[1], console
+    assert any(line.startswith("Fix: ") for line in console[2:]), console  # the paragraph names the fix
+    assert "Traceback" in log and "Traceback" not in "\n".join(console)
