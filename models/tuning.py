@@ -393,16 +393,16 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
 
             def trainer(trial_config: PipelineConfig) -> folds.TrainAndPredict:
                 return train_heads(trial_config, template)
-            what = "embedded by the frozen body"
+            what = "as the frozen body's embeddings"
         else:
             segments = load_segments(config, tft_output, fn_args.train_files, fn_args.eval_files, scratch)
 
             def trainer(trial_config: PipelineConfig) -> folds.TrainAndPredict:
                 return train_whole(trial_config, tft_output)
-            what = "read"
+            what = "as model inputs"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"[tune] {len(segments)} train and eval segments {what} in {time.time() - started:.0f} s", flush=True)
+    print(f"[tune] {len(segments)} train and eval segments ready {what} in {time.time() - started:.0f} s", flush=True)
     max_epochs = min(config.train.frozen_epochs, config.train.epochs) if heads_only(config) else config.train.epochs
     oracle = make_oracle(config.tune, search_space(config), config.train.seed, max_epochs)
     max_seconds = config.tune.max_minutes * 60 if config.tune.max_minutes else None
