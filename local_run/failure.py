@@ -30,6 +30,12 @@ def not_started(error: UserError) -> RunFailed:
     return RunFailed(paragraph)
 
 
+def error_detail(error: BaseException) -> str:
+    """The error's last line, at most 300 characters: a Beam- or TensorFlow-wrapped message repeats its cause's
+    traceback above it, which belongs in the log, not on the console."""
+    return (str(error).strip().splitlines() or [""])[-1][:300]
+
+
 def failure_paragraph(error: BaseException, step: Optional[str], log_path: str) -> str:
     """One short paragraph: what failed, where, the fix, and where the full story is."""
     where = f" in {step}" if step else ""
@@ -40,9 +46,8 @@ def failure_paragraph(error: BaseException, step: Optional[str], log_path: str) 
     elif user is not None:
         text = f"Run stopped{where}: {user.paragraph()}"
     else:
-        detail = (str(error).strip().splitlines() or [""])[-1][:300]
-        text = (f"Run failed{where}: {type(error).__name__}: {detail}\nThis is not a known data or settings "
-                "problem; the traceback is in the log (or re-run with --verbose).")
+        text = (f"Run failed{where}: {type(error).__name__}: {error_detail(error)}\nThis is not a known data or "
+                "settings problem; the traceback is in the log (or re-run with --verbose).")
     return f"{text}\nLog: {log_path}"
 
 

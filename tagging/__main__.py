@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Optional
 from config.errors import UserError, find_user_error
 from config.settings import MODEL_TYPES, PipelineConfig
 from local_run.console import RunConsole
+from local_run.failure import error_detail
 from pipeline import beam_args as runners
 
 if TYPE_CHECKING:
@@ -183,7 +184,8 @@ def cli(argv: Optional[list[str]] = None) -> None:
             code = 2
         except BaseException as err:  # noqa: BLE001 - one line on the console, the traceback in the log
             traceback.print_exc()
-            console.show(f"tagging failed: {type(err).__name__}: {err}. The log file {path} has the details.")
+            console.show(f"tagging failed: {type(err).__name__}: {error_detail(err)}. The log file {path} has the "
+                         "details.")
             code = 130 if isinstance(err, KeyboardInterrupt) else 1
     raise SystemExit(code)
 

@@ -61,7 +61,8 @@ def real_clip(genre: str, index: int) -> np.ndarray | None:
     if not rows:
         return None
     row = rows[index % len(rows)]
-    samples, rate = sf.read(SHARED_GTZAN / row["path"], dtype="float32", frames=int(SECONDS * 22050) + 1)
+    frames = int(SECONDS * int(row["sample_rate"])) + 1
+    samples, rate = sf.read(SHARED_GTZAN / row["path"], dtype="float32", frames=frames)
     if rate != RATE:
         samples = soxr.resample(samples, rate, RATE, quality="HQ")
     return np.asarray(samples[:int(SECONDS * RATE)], np.float32)
