@@ -93,11 +93,15 @@ class _BayesianFromPreset(_PresetFirst, keras_tuner.oracles.BayesianOptimization
     pass
 
 
+class _HyperbandFromPreset(_PresetFirst, keras_tuner.oracles.HyperbandOracle):
+    """The preset's trial belongs to no bracket and has no ``tuner/epochs``: it trains the whole budget."""
+
+
 def make_oracle(tune: TuneConfig, space: keras_tuner.HyperParameters, seed: int,
                 max_epochs: int) -> keras_tuner.Oracle:
     """KerasTuner's ``tune.oracle`` over ``space``, maximising the fold score; a failed trial ends the search
-    (it is a fault, not a bad setting). Random and Bayesian search try the preset first; Hyperband's budgets are
-    epochs, up to ``max_epochs``, and its brackets draw every trial."""
+    (it is a fault, not a bad setting). Every oracle tries the preset first, on the whole budget of epochs; then
+    Hyperband's brackets draw the rest, their budgets epochs up to ``max_epochs``."""
     if tune.oracle not in TUNE_ORACLES:
         raise ValueError(f"Unknown oracle {tune.oracle!r}; choose one of {', '.join(TUNE_ORACLES)}.")
     common: dict[str, Any] = dict(objective=keras_tuner.Objective(OBJECTIVE, direction="max"), seed=seed,
@@ -107,7 +111,7 @@ def make_oracle(tune: TuneConfig, space: keras_tuner.HyperParameters, seed: int,
         return _RandomFromPreset(max_trials=tune.trials, **common)
     if tune.oracle == "bayesian":
         return _BayesianFromPreset(max_trials=tune.trials, **common)
-    oracle = keras_tuner.oracles.HyperbandOracle(max_epochs=max_epochs, factor=3, **common)
+    oracle = _HyperbandFromPreset(max_epochs=max_epochs, factor=3, **common)
     oracle.max_trials = tune.trials  # Hyperband's brackets, cut at the trial budget
     return oracle
 

@@ -33,7 +33,7 @@ def test_every_oracle_keeps_the_trial_budget(oracle):
     assert made.objective.name == tuning.OBJECTIVE
 
 
-@pytest.mark.parametrize("oracle", ["random", "bayesian"])
+@pytest.mark.parametrize("oracle", TUNE_ORACLES)
 def test_the_first_trial_is_the_preset(oracle, tmp_path):
     config = PipelineConfig().with_model("musicnn")
     made = tuning.make_oracle(TuneConfig(enabled=True, trials=3, oracle=oracle), tuning.search_space(config), 42, 9)
@@ -88,6 +88,21 @@ def test_the_preset_stays_unless_a_trial_beats_it_by_more_than_the_margin(tmp_pa
     assert tuner.chosen().values == other
     tuner.records = [record(1, other, 300), record(2, {**other, "class_balance": 1.0}, 301)]  # no preset trial
     assert tuner.chosen().number == 2
+
+
+def test_hyperband_trains_the_preset_on_the_whole_budget_then_its_brackets(tmp_path):
+    config = dataclasses.replace(_config(4), tune=TuneConfig(enabled=True, trials=4, oracle="hyperband"))
+    budgets = []
+
+    def trainer(trial_config: PipelineConfig) -> folds.TrainAndPredict:
+        budgets.append(trial_config.train.epochs)
+        return _nearest_mean(trial_config)
+    tuner = tuning.FoldTuner(tuning.make_oracle(config.tune, tuning.search_space(config), 42, 8), config,
+                             separable_segments(), trainer, str(tmp_path))
+    tuner.search()
+    assert [r.values == tuner.preset for r in tuner.records] == [True, False, False, False]
+    assert budgets[0] == config.train.epochs and all(b < config.train.epochs for b in budgets[1:]), budgets
+    assert tuner.chosen().values == tuner.preset  # every setting scores 1.0 here: none beats it by the margin
 
 
 def test_no_trial_starts_once_the_time_budget_is_spent(tmp_path, capsys):
