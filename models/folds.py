@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Callable, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -78,8 +78,10 @@ class FoldScore:
     segment_accuracy: float
 
 
-def cross_validate(segments: Segments, assignment: dict[str, int], train_and_predict: TrainAndPredict) -> FoldScore:
-    """Each fold of ``assignment`` held out once (module docstring); the score of all held-out recorded segments."""
+def cross_validate(segments: Segments, assignment: dict[str, int], train_and_predict: TrainAndPredict,
+                   on_fold: Optional[Callable[[int, int], None]] = None) -> FoldScore:
+    """Each fold of ``assignment`` held out once (module docstring); the score of all held-out recorded segments.
+    ``on_fold(done, folds)`` after each fold's training, for progress."""
     fold = np.array([assignment[str(t)] for t in segments.track_ids])
     recorded = ~segments.is_view
     blocks = sorted(set(fold.tolist()))
@@ -96,6 +98,8 @@ def cross_validate(segments: Segments, assignment: dict[str, int], train_and_pre
         if probabilities is None:
             probabilities = np.zeros((len(segments), predicted.shape[1]), np.float64)
         probabilities[held] = predicted
+        if on_fold is not None:
+            on_fold(i + 1, len(blocks))
     scores = metrics.score(segments.track_ids[recorded], probabilities[recorded], segments.labels[recorded])
     return FoldScore(scores.clip_accuracy, scores.clips, int(np.trace(scores.clip_confusion)),
                      scores.segment_accuracy)

@@ -304,8 +304,16 @@ class FoldTuner(base_tuner.BaseTuner):
             config = dataclasses.replace(config, train=dataclasses.replace(
                 config.train, epochs=min(config.train.epochs, int(budget))))
         started = time.time()
-        score = folds.cross_validate(self.segments, self.assignment, self.trainer(config))
-        record = TrialRecord(len(self.records) + 1, values, score.clip_accuracy, score.clips_correct, score.clips,
+        number = len(self.records) + 1
+
+        def fold_trained(done: int, total: int) -> None:
+            # Whole-network trials take minutes a fold; a trial of heads on embeddings ends before a line is due.
+            spent = time.time() - started
+            if done < total and spent >= PROGRESS_SECONDS:
+                print(f"[tune] trial {number}/{self.oracle.max_trials}: fold {done}/{total} trained, {spent:.0f} s; "
+                      f"about {spent / done * (total - done):.0f} s left in this trial", flush=True)
+        score = folds.cross_validate(self.segments, self.assignment, self.trainer(config), fold_trained)
+        record = TrialRecord(number, values, score.clip_accuracy, score.clips_correct, score.clips,
                              round(time.time() - started, 1), trial.hyperparameters)
         self.records.append(record)
         self._progress(record)

@@ -72,6 +72,18 @@ def test_the_search_runs_every_trial_and_reports_each(tmp_path, capsys):
     assert best in [r.values for r in tuner.records]
 
 
+def test_a_trial_that_takes_long_reports_each_fold_but_its_last(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(tuning, "PROGRESS_SECONDS", 0.0)  # every fold counts as long
+    config = _config(1)
+    tuner = tuning.FoldTuner(tuning.make_oracle(config.tune, tuning.search_space(config), 42, 8), config,
+                             separable_segments(), _nearest_mean, str(tmp_path))
+    tuner.search()
+    k = config.tune.folds
+    lines = [line for line in capsys.readouterr().out.splitlines() if " trained, " in line]
+    assert [line.split(":")[1].strip().split(" trained")[0] for line in lines] == [f"fold {i}/{k}" for i in range(1, k)]
+    assert all(line.startswith("[tune] trial 1/1: ") and "left in this trial" in line for line in lines), lines
+
+
 def test_the_preset_stays_unless_a_trial_beats_it_by_more_than_the_margin(tmp_path):
     config = _config(3)
     tuner = tuning.FoldTuner(tuning.make_oracle(config.tune, tuning.search_space(config), 42, 8), config,
