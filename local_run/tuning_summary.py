@@ -39,8 +39,9 @@ def tuning_lines(summary: dict[str, Any]) -> list[str]:
     tuning = summary.get("tuning")
     if not tuning:
         return []
-    lines = [f"tuned: {hyperparameters.describe(tuning['chosen'])} (best of {len(tuning['trials'])} trials, "
-             "fold clip accuracy over the train and eval clips)"]
+    lines = [f"tuned: {hyperparameters.describe(tuning['chosen'])} (chosen from {len(tuning['trials'])} trials by "
+             "fold clip accuracy over the train and eval clips; the preset stays unless a trial leads it by more "
+             f"than {hyperparameters.PRESET_MARGIN:.0%})"]
     lines += [f"  trial {t['trial']}: {t['score']:.3f} {hyperparameters.describe(t['values'])}"
               for t in tuning["trials"]]
     return lines

@@ -12,6 +12,9 @@ from config.settings import PipelineConfig, TrainConfig
 
 # KerasTuner's own bookkeeping in a trial's values (Hyperband's epochs and brackets): not settings.
 OWN_PREFIX = "tuner/"
+# A trial replaces the preset only when it gets more than this share of the held-out clips more: a lead of a clip
+# or two is what another seed moves, and the preset, chosen on more evidence, stays.
+PRESET_MARGIN = 0.01
 TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 
 

@@ -30,9 +30,6 @@ from config.settings import TUNE_ORACLES, PipelineConfig, TuneConfig
 from models import augment, embeddings, folds, hyperparameters, preprocessing, registry, tracking, training
 
 OBJECTIVE = "fold_clip_accuracy"
-# A trial replaces the preset only when it gets more than this share of the held-out clips more: a lead of a clip
-# or two is what another seed moves, and the preset, chosen on more evidence, stays.
-PRESET_MARGIN = 0.01
 LABEL_SMOOTHING = (0.0, 0.1, 0.2, 0.3)
 CLASS_BALANCE = (0.0, 0.5, 1.0)
 HEADS = (1, 3, 5)
@@ -338,10 +335,12 @@ class FoldTuner(base_tuner.BaseTuner):
 
 
     def chosen(self) -> TrialRecord:
-        """The best trial, or the preset's where it ran and no trial beats it by more than PRESET_MARGIN."""
+        """The best trial, or the preset's where it ran and no trial beats it by more than
+        hyperparameters.PRESET_MARGIN."""
         best = max(self.records, key=lambda r: r.clip_accuracy)
         preset = next((r for r in self.records if r.values == self.preset), None)
-        if preset is not None and best.clips_correct - preset.clips_correct <= PRESET_MARGIN * preset.clips:
+        margin = hyperparameters.PRESET_MARGIN * (preset.clips if preset is not None else 0)
+        if preset is not None and best.clips_correct - preset.clips_correct <= margin:
             return preset
         return best
 
@@ -379,7 +378,7 @@ class FoldTuner(base_tuner.BaseTuner):
                              artifact_file="tuning/trials.json")
             kept = "" if leader is best else (
                 f"; the preset, kept: trial {leader.number} led it by {leader.clips_correct - best.clips_correct} "
-                f"clips, within {PRESET_MARGIN:.0%} of {best.clips}")
+                f"clips, within {hyperparameters.PRESET_MARGIN:.0%} of {best.clips}")
             print(f"[tune] chosen: {hyperparameters.describe(best.values)} (fold clip accuracy "
                   f"{best.clip_accuracy:.3f}, trial {best.number} of {len(self.records)}{kept}); MLflow run "
                   f"{run.info.run_id}", flush=True)

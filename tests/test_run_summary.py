@@ -32,7 +32,7 @@ def test_a_tuned_run_names_the_chosen_settings_and_every_trials_score(capsys):
                                      {"trial": 1, "score": 0.75, "values": {"learning_rate": 0.001, "heads": 5}}]}}
     print_summary(summary, until="train")
     out = capsys.readouterr().out
-    assert "tuned: heads 3, learning_rate 0.003 (best of 2 trials" in out
+    assert "tuned: heads 3, learning_rate 0.003 (chosen from 2 trials" in out
     assert "  trial 2: 0.812 heads 3, learning_rate 0.003" in out and "  trial 1: 0.750 heads 5, learning_rate 0.001" in out
 
 
