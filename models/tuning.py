@@ -339,8 +339,8 @@ class FoldTuner(base_tuner.BaseTuner):
         hyperparameters.PRESET_MARGIN."""
         best = max(self.records, key=lambda r: r.clip_accuracy)
         preset = next((r for r in self.records if r.values == self.preset), None)
-        margin = hyperparameters.PRESET_MARGIN * (preset.clips if preset is not None else 0)
-        if preset is not None and best.clips_correct - preset.clips_correct <= margin:
+        if preset is not None and (best.clips_correct - preset.clips_correct
+                                   <= hyperparameters.PRESET_MARGIN * preset.clips):
             return preset
         return best
 
