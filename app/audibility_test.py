@@ -10,7 +10,7 @@ from bench import channels
 from config.settings import GENRES
 from conftest import shared_manifest
 from synthetic.generator import render_track
-from testkit.audio_files import wav_bytes
+from tests.testkit.audio_files import wav_bytes
 
 RATE = 22050
 

@@ -7,7 +7,7 @@ import pytest
 from app import clip
 from app.__main__ import streamlit_command
 from app.settings import DEFAULT_MAX_SECONDS, upload_limit_bytes, upload_limit_mb
-from testkit.audio_files import tone, wav_bytes, with_header
+from tests.testkit.audio_files import tone, wav_bytes, with_header
 
 
 def test_the_page_sets_an_upload_limit_that_fits_the_clip_cap():
@@ -46,8 +46,8 @@ def test_the_page_applies_the_amplitude_and_silence_rules(samples, words):
 
 def test_a_browser_recording_webm_opus_decodes(tmp_path):
     """MediaRecorder's WebM/Opus, with no stated length: decoded, and held to the cap as it is decoded."""
-    from testkit.library_files import encode_recording
-    from testkit.serving import stand_in_clip
+    from tests.testkit.library_files import encode_recording
+    from tests.testkit.serving import stand_in_clip
 
     data = encode_recording(tmp_path / "recording", stand_in_clip("metal", 6.0, sample_rate=48000), 48000).read_bytes()
     decoded = clip.decode("recording.webm", data, max_seconds=600.0)
@@ -58,8 +58,8 @@ def test_a_browser_recording_webm_opus_decodes(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["aac", "alac", "opus", "wma", "aiff", "mka"])
 def test_uploads_in_the_library_formats_decode(tmp_path, fmt):
-    from testkit.library_files import encode as encode_file
-    from testkit.serving import stand_in_clip
+    from tests.testkit.library_files import encode as encode_file
+    from tests.testkit.serving import stand_in_clip
 
     path = encode_file(tmp_path / "song", stand_in_clip("jazz", 6.0, sample_rate=44100), 44100, fmt)
     assert path.suffix.lstrip(".") in clip.AUDIO_EXTENSIONS  # the uploader's accepted types

@@ -10,8 +10,8 @@ import soxr
 
 from audio import av_reader, levels
 from audio import decode as audio_lib
-from testkit import library_files
-from testkit.audio_files import RATE, corrupt_wav_bytes, tone, truncated_wav_bytes, wav_bytes, with_header
+from tests.testkit import library_files
+from tests.testkit.audio_files import RATE, corrupt_wav_bytes, tone, truncated_wav_bytes, wav_bytes, with_header
 
 SEGMENT = RATE  # 1 s
 

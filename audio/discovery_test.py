@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from audio.discovery import discover, input_pattern
-from testkit.audio_files import touch
+from tests.testkit.audio_files import touch
 
 
 @pytest.mark.parametrize("parent", ["", "genres_original/", "genres/"])

@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from audio import filecheck
-from testkit.audio_files import refused_as_root
+from tests.testkit.audio_files import refused_as_root
 
 
 def test_a_regular_readable_file_has_no_problem(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from audio import labels
 from audio.discovery import discover
 from config.settings import GENRES, LabelsConfig
-from testkit.library_files import encode, tag
+from tests.testkit.library_files import encode, tag
 
 SHORT = (0.2 * np.sin(np.arange(4410) * 0.05)).astype(np.float32)
 

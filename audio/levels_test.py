@@ -7,7 +7,7 @@ import pytest
 from audio import decode as audio_lib
 from audio import levels
 from tagging import files as tagging_files
-from testkit.audio_files import RATE, TEST_AUDIO, tone, wav_bytes
+from tests.testkit.audio_files import RATE, TEST_AUDIO, tone, wav_bytes
 
 
 def dc_only() -> np.ndarray:

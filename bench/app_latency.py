@@ -58,7 +58,7 @@ def model_base(arg: str | None, tmp: str) -> tuple[str, str]:
         newest = max(int(v) for v in os.listdir(base) if v.isdigit())
         where = f"{os.path.basename(os.path.dirname(base))}/{os.path.basename(base)}"
         return base, f"the pushed model in {where}, version {newest}"
-    from testkit.serving import build_stand_in_model
+    from tests.testkit.serving import build_stand_in_model
     stand_in = os.path.join(tmp, "genre")
     build_stand_in_model(stand_in, version=1)
     return stand_in, ("the test stand-in model of testkit/serving.py (nothing was pushed on this machine; the "
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"Debian package {missing} is not installed: run scripts/install_browser.sh (make bench-app does).")
 
     from serving.client import GenreClient
-    from testkit.serving import serving_endpoint
+    from tests.testkit.serving import serving_endpoint
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         clip, clip_text = pick_clip(args.clip, tmp)

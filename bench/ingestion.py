@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from bench.report import write_section
-from testkit.library_files import encode
+from synthetic.formats import encode
 from config.settings import AUDIO_EXTENSIONS, PROJECT_ROOT, PipelineConfig
 from pipeline.beam_args import for_tfx
 

@@ -58,7 +58,7 @@ outcome = f"decoded {mono.size / rate / 60:.0f} min"
 """
 OLD_DOUBLE = """
 import tensorflow as tf
-from testkit.serving import oversized_request
+from tests.testkit.serving import oversized_request
 value = tf.make_ndarray(oversized_request().inputs["waveform"])  # the test double's step before the check
 outcome = f"expanded to {value.nbytes / 2**30:.2f} GiB"
 """
@@ -98,7 +98,7 @@ def server_peak(model_base: Path) -> tuple[str, int, int]:
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     from serving.client import GenreClient
-    from testkit.serving import oversized_request, stand_in_clip
+    from tests.testkit.serving import oversized_request, stand_in_clip
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1"}
     server = subprocess.Popen([sys.executable, "-m", "serving.stand_in_server", "--model-base", str(model_base),
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
             outcome, peak = child(body, str(path))
             rows.append((name, f"2-hour {path.suffix[1:].upper()} ({path.stat().st_size / 2**20:.0f} MiB)",
                          outcome, peak, "bounded"))
-        from testkit.serving import build_stand_in_model
+        from tests.testkit.serving import build_stand_in_model
 
         build_stand_in_model(folder / "model" / "genre", version=1)
         outcome, before, after = server_peak(folder / "model" / "genre")

@@ -107,7 +107,7 @@ def tagged_library(tmp_path, genres=("Rock", "Hip-Hop")):
     """An Artist/Album library without genre folders, two albums a genre, labelled by its FLAC tags."""
     import numpy as np
 
-    from testkit.library_files import encode, tag
+    from tests.testkit.library_files import encode, tag
 
     data = tmp_path / "library"
     for g, genre in enumerate(genres):

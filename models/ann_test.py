@@ -6,7 +6,7 @@ import tf_keras as keras
 from config.settings import GENRES, PipelineConfig, TrainConfig
 from models import features
 from models.ann import build_ann
-from testkit.model_checks import loss_before_after, separable_batch
+from tests.testkit.model_checks import loss_before_after, separable_batch
 
 PRESET = PipelineConfig().with_model("ann")
 SHAPE = features.output_shape(PRESET.features, PRESET.audio.segment_samples)  # (1, 74)

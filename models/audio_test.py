@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from components.audio_example_gen import segments
 from models import audio
-from testkit.graph_ops import assert_core_ops_only
+from tests.testkit.graph_ops import assert_core_ops_only
 from synthetic.generator import render_track
 
 # Values at the quantiser's edges: full scale, beyond it, and exact half steps.

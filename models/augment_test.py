@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from config.settings import GENRES, FeatureConfig, TrainConfig
 from models import augment, features
-from testkit.graph_ops import assert_core_ops_only
+from tests.testkit.graph_ops import assert_core_ops_only
 from synthetic.generator import render_track
 
 MASKS_ONLY = TrainConfig(spec_augment=True, freq_mask_param=5, time_mask_param=7, random_gain_db=0.0,

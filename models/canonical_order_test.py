@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from models import canonical_order
-from testkit.training_inputs import segments_output, write_segments
+from tests.testkit.training_inputs import segments_output, write_segments
 
 SEGMENTS = [(f"jazz.{t:05d}", i, t % 4) for t in range(40) for i in range(5)]
 

@@ -5,7 +5,7 @@ import tf_keras as keras
 
 from config.settings import GENRES, TrainConfig
 from models.cnn import build_cnn
-from testkit.model_checks import loss_before_after, rhythmic_batch
+from tests.testkit.model_checks import loss_before_after, rhythmic_batch
 
 SHAPE = (130, 128)  # 3 s at 22050 Hz, hop 512, 128 mels
 

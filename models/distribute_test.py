@@ -19,7 +19,7 @@ import tf_keras as keras
 
 from config.settings import PROJECT_ROOT
 from models import distribute, training
-from testkit.training_inputs import tiny_shards, train_config
+from tests.testkit.training_inputs import tiny_shards, train_config
 
 
 def tf_config(workers: int, kind: str = "worker", index: int = 0, chief: bool = False) -> str:

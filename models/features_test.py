@@ -16,7 +16,7 @@ from conftest import shared_manifest
 from models import audio, features
 from models.efficientat import frontend as efficientat_frontend
 from synthetic.generator import render_track
-from testkit.graph_ops import assert_core_ops_only
+from tests.testkit.graph_ops import assert_core_ops_only
 
 SR = 22050
 # The contract is 0.5 dB; measured differences are ~1e-4 dB (float32 vs librosa's float64

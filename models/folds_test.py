@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from models import folds
-from testkit.training_inputs import separable_segments
+from tests.testkit.training_inputs import separable_segments
 
 
 def test_gtzan_clips_fall_into_consecutive_blocks_per_genre():

@@ -5,7 +5,7 @@ import tf_keras as keras
 from config.settings import GENRES, PipelineConfig, TrainConfig
 from models import lstm, musicnn, registry
 from models.musicnn_weights import read_checkpoint
-from testkit.model_checks import assert_checkpoint_loaded, loss_before_after, rhythmic_batch
+from tests.testkit.model_checks import assert_checkpoint_loaded, loss_before_after, rhythmic_batch
 
 SHAPE = (musicnn.FRAMES, musicnn.MELS)  # musicnn's input: 3 s at 16 kHz, hop 256, 96 mels
 

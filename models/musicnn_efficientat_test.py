@@ -17,7 +17,7 @@ from models import audio, features, musicnn, preprocessing, registry, signatures
 from models import musicnn_efficientat as family
 from models.training import model_input_shape
 from synthetic.generator import render_track
-from testkit.tiny_transform import analyze_and_transform
+from tests.testkit.tiny_transform import analyze_and_transform
 
 CONFIG = PipelineConfig().with_model("musicnn_efficientat")
 SHAPES = features.output_shapes(CONFIG.features, CONFIG.audio.segment_samples, CONFIG.audio.sample_rate)

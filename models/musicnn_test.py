@@ -10,7 +10,7 @@ import tf_keras as keras
 from config.settings import GENRES, PipelineConfig, TrainConfig
 from models import musicnn, registry
 from models.musicnn_weights import read_checkpoint
-from testkit.model_checks import assert_checkpoint_loaded, log_mel_like, musicnn_tf1_outputs
+from tests.testkit.model_checks import assert_checkpoint_loaded, log_mel_like, musicnn_tf1_outputs
 
 SHAPE = (musicnn.FRAMES, musicnn.MELS)
 

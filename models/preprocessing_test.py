@@ -11,7 +11,7 @@ import tensorflow_transform as tft
 from config.settings import GENRES, AudioConfig, FeatureConfig, PipelineConfig
 from models import audio, features, preprocessing
 from synthetic.generator import render_track
-from testkit.tiny_transform import CONFIG, analyze_and_transform, raw_examples
+from tests.testkit.tiny_transform import CONFIG, analyze_and_transform, raw_examples
 
 def levelled(config: PipelineConfig, pcm: tf.Tensor) -> tf.Tensor:
     """PCM segments as float32, each brought to features.level_dbfs in NumPy."""

@@ -4,7 +4,7 @@ Both graphs of one model are exported with ``signatures.export`` (``graph="servi
 ``graph="keras"``) on a real Transform output (tft_beam, musicnn's 16-kHz features) and the pretrained
 MSD_musicnn body with random heads; every signature's outputs must agree within 1e-4 on synthetic clips,
 and ``serving_default``'s on real GTZAN clips (one .flac and one .ogg per genre) where ../shared exists.
-The default export is also served through the TF Serving test double (testkit/serving.py) over gRPC.
+The default export is also served through the TF Serving test double (tests/testkit/serving.py) over gRPC.
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from config.settings import GENRES, PipelineConfig
 from models import audio, lstm, musicnn, preprocessing, signatures, transfer
 from serving.client import GenreClient
 from synthetic.generator import render_track
-from testkit.serving import predict, serving_endpoint
-from testkit.tiny_transform import analyze_and_transform
+from tests.testkit.serving import predict, serving_endpoint
+from tests.testkit.tiny_transform import analyze_and_transform
 
 CONFIG = PipelineConfig().with_model("musicnn")
 ATOL = 1e-4

@@ -3,7 +3,7 @@ double serving a small real model exported by ``models.signatures.export``.
 
 Only TF Serving is replaced (serving/stand_in_server.py; its binary cannot run here). The model
 is real: Transform's graph from tft_beam, an untrained Keras head, this module's signatures
-(testkit/serving.py ``export_small_model``: 8 kHz, 0.25-s segments, default limits).
+(tests/testkit/serving.py ``export_small_model``: 8 kHz, 0.25-s segments, default limits).
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from synthetic.generator import render_track
-from testkit.serving import predict, serving_endpoint, small_model_base
-from testkit.tiny_transform import CONFIG
+from tests.testkit.serving import predict, serving_endpoint, small_model_base
+from tests.testkit.tiny_transform import CONFIG
 
 RATE = CONFIG.audio.sample_rate  # 8000
 LIMIT = CONFIG.serving.max_clip_seconds  # 600 s, the default

@@ -10,7 +10,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from models import canonical_order, training
-from testkit.training_inputs import segments_output, tiny_shards, train_config, write_segments
+from tests.testkit.training_inputs import segments_output, tiny_shards, train_config, write_segments
 
 
 def _of(callbacks, cls):

@@ -8,7 +8,7 @@ import pytest
 
 from config.settings import TUNE_ORACLES, PipelineConfig, TuneConfig
 from models import folds, tuning
-from testkit.training_inputs import separable_segments
+from tests.testkit.training_inputs import separable_segments
 
 
 @pytest.mark.parametrize("model, own", [("musicnn", {"heads"}), ("lstm", {"heads"}), ("cnn", {"band_shift"}),

@@ -7,7 +7,7 @@ import tf_keras as keras
 from config.settings import GENRES, PipelineConfig, TrainConfig
 from models import vgg
 from models.musicnn_weights import read_checkpoint
-from testkit.model_checks import (
+from tests.testkit.model_checks import (
     assert_checkpoint_loaded, log_mel_like, loss_before_after, musicnn_tf1_outputs, rhythmic_batch)
 
 SHAPE = (vgg.FRAMES, vgg.MELS)

@@ -6,8 +6,8 @@ import pytest
 
 from config.settings import AUDIO_EXTENSIONS
 from serving.audio_file import AudioFileError, AudioTooLongError, read_audio
-from testkit.library_files import encode
-from testkit.serving import stand_in_clip
+from tests.testkit.library_files import encode
+from tests.testkit.serving import stand_in_clip
 
 RATE = 44100
 

@@ -11,7 +11,7 @@ import pytest
 
 import bench.report
 from bench.serving import main
-from testkit.serving import build_stand_in_model
+from tests.testkit.serving import build_stand_in_model
 
 
 def test_bench_reports_three_paths_and_names_the_test_double(tmp_path, monkeypatch, capsys):

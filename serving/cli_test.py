@@ -1,7 +1,7 @@
 """``python -m serving.client`` end to end: a real subprocess talking gRPC to the test double.
 
 Only TF Serving is replaced (by serving/stand_in_server.py, which cannot be avoided here: no
-binary, no Docker); the model is the contract-honouring stand-in from testkit/serving.py.
+binary, no Docker); the model is the contract-honouring stand-in from tests/testkit/serving.py.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from config.settings import GENRES
-from testkit.serving import build_stand_in_model, stand_in_clip, tls_serving_endpoint
+from tests.testkit.serving import build_stand_in_model, stand_in_clip, tls_serving_endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = 22050

@@ -2,7 +2,7 @@
 
 Nothing is mocked except TF Serving itself, which cannot run here (no binary, no Docker):
 serving/stand_in_server.py stands in for it, with TF Serving's own gRPC services and messages.
-The model is a stand-in SavedModel honouring the serving contract (testkit/serving.py).
+The model is a stand-in SavedModel honouring the serving contract (tests/testkit/serving.py).
 """
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ from serving.client import (
     predict_waveform,
     readable_error,
 )
-from testkit.serving import serve_model  # noqa: F401  (pytest fixture)
-from testkit.serving import build_stand_in_model, make_tls_files, serving_endpoint, stand_in_clip, tls_serving_endpoint
+from tests.testkit.serving import serve_model  # noqa: F401  (pytest fixture)
+from tests.testkit.serving import build_stand_in_model, make_tls_files, serving_endpoint, stand_in_clip, tls_serving_endpoint
 
 RATE = 22050
 

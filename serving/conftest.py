@@ -1,7 +1,7 @@
 """pytest set-up for serving/: one stand-in model served for a whole test module."""
 import pytest
 
-from testkit.serving import build_stand_in_model, serving_endpoint
+from tests.testkit.serving import build_stand_in_model, serving_endpoint
 
 
 @pytest.fixture(scope="module")

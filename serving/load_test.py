@@ -2,7 +2,7 @@
 TF Serving test double (a subprocess, so its memory can be read in /proc) serving a small real
 export. Afterwards the server still answers and its memory is back within a stated bound.
 
-Real gRPC stubs, real model (testkit/serving.py ``export_small_model``); only TF Serving is
+Real gRPC stubs, real model (tests/testkit/serving.py ``export_small_model``); only TF Serving is
 replaced by its test double, which cannot be avoided here. No timing is asserted.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 
 from config.local_http import stop_process
 from serving.client import GenreClient, ModelInputError, ServingRpcError
-from testkit.serving import small_model_base
-from testkit.tiny_transform import CONFIG
+from tests.testkit.serving import small_model_base
+from tests.testkit.tiny_transform import CONFIG
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE = CONFIG.audio.sample_rate  # the small model's rate: clips are sent at it, so none is resampled

@@ -14,12 +14,12 @@ RATE = 22050
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> str:
-    from testkit.serving import build_stand_in_model
+    from tests.testkit.serving import build_stand_in_model
     return build_stand_in_model(tmp_path_factory.mktemp("serving") / "genre", version=1)
 
 
 def test_the_command_plans_then_writes_then_undoes(model_dir, tmp_path):
-    from testkit.serving import stand_in_clip
+    from tests.testkit.serving import stand_in_clip
 
     music = tmp_path / "music"
     music.mkdir()
@@ -58,7 +58,7 @@ def test_the_console_shows_the_jobs_own_lines_and_the_log_file_keeps_everything(
     from pathlib import Path
 
     from local_run.console import OWN_LINE
-    from testkit.serving import stand_in_clip
+    from tests.testkit.serving import stand_in_clip
 
     root = Path(__file__).resolve().parent.parent
     music = tmp_path / "music"

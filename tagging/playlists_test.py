@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 
 from tagging import playlists
-from testkit.library_files import encode
+from tests.testkit.library_files import encode
 
 
 def test_one_playlist_per_genre_with_extinf_lines_and_absolute_paths(tmp_path):

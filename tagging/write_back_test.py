@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from tagging import tag_fields, undo, write_back
-from testkit.library_files import VARIANTS, every_format
+from tests.testkit.library_files import VARIANTS, every_format
 
 RATE = 22050
 ROOT = Path(__file__).resolve().parents[1]

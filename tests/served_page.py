@@ -1,5 +1,5 @@
 """The page as a browser sees it: `make serve`'s script on a free port (the TF Serving test double, serving the
-stand-in model of testkit/serving.py) and `streamlit run app/page.py` pointed at it. Fixtures of the browser
+stand-in model of tests/testkit/serving.py) and `streamlit run app/page.py` pointed at it. Fixtures of the browser
 tests (upload and microphone)."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from app import browser
 from app.settings import AppSettings
 from config.local_http import stop_process
-from testkit.serving import build_stand_in_model
+from tests.testkit.serving import build_stand_in_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 
 `streamlit run app/page.py` on a free 127.0.0.1 port, pointed at the model server that
 `make serve` starts (scripts/serve.py; without Docker, the TF Serving test double, since TF
-Serving's binary cannot run here) serving the stand-in model of testkit/serving.py.
+Serving's binary cannot run here) serving the stand-in model of tests/testkit/serving.py.
 Skipped only where Debian's chromium / chromium-driver are not installed
 (scripts/install_browser.sh, run by `make test`).
 """
@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from app import browser
-from testkit.serving import stand_in_clip
+from tests.testkit.serving import stand_in_clip
 from tests.served_page import page_url, served  # noqa: F401  (fixtures: the model server, the page)
 
 pytestmark = pytest.mark.skipif(browser.missing_browser() is not None,

@@ -4,7 +4,7 @@ recorded by the page's own recorder (Streamlit's ``st.audio_input``: the browser
 WaveSurfer record plugin, encoded to WAV in the page), sent to the served model and answered on the page.
 
 The model server and the page are tests/served_page.py's fixtures: `make serve`'s script on the TF
-Serving test double (TF Serving's binary cannot run here) with the stand-in model of testkit/serving.py, whose
+Serving test double (TF Serving's binary cannot run here) with the stand-in model of tests/testkit/serving.py, whose
 genre follows a segment's loudness. Skipped only where Debian's chromium / chromium-driver are not installed
 (scripts/install_browser.sh, run by `make test`).
 """
@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from app import browser
-from testkit.serving import stand_in_clip
+from tests.testkit.serving import stand_in_clip
 from tests.served_page import page_url, served  # noqa: F401  (fixtures: the model server, the page)
 
 pytestmark = pytest.mark.skipif(browser.missing_browser() is not None,

@@ -1,7 +1,7 @@
 """The page (app/page.py) through Streamlit's AppTest, against the TF Serving test double.
 
 Real gRPC to serving/stand_in_server.py (TF Serving's binary cannot run here) serving the
-stand-in SavedModel from testkit/serving.py, whose genre follows the clip's loudness.
+stand-in SavedModel from tests/testkit/serving.py, whose genre follows the clip's loudness.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from app.settings import HOST_ENV, MAX_SECONDS_ENV, MLFLOW_ENV
 from serving.conftest import host  # noqa: F401  (fixture: the test double serving the stand-in, version 1)
-from testkit.serving import build_stand_in_model, serving_endpoint, stand_in_clip
+from tests.testkit.serving import build_stand_in_model, serving_endpoint, stand_in_clip
 from tests.page_driver import PAGE, RATE, encode, open_page, texts, upload
 
 

@@ -1,4 +1,4 @@
-"""bench/robustness.py on synthetic clips and the stand-in model of testkit/serving.py, so CI covers the tool
+"""bench/robustness.py on synthetic clips and the stand-in model of tests/testkit/serving.py, so CI covers the tool
 without ../shared. The stand-in's genre follows a segment's loudness (RMS r -> genre round(10 r)), so a gain
 must move its answers by a computable amount while a change of sample rate must not: the tables are checked
 against that, not only for being there. BENCHMARKS.md is redirected to a temporary file; the shared table's
@@ -20,7 +20,7 @@ from components.audio_example_gen.ingest import INGESTED
 from components.audio_example_gen.plan import plan_tasks
 from components.audio_example_gen.quarantine import summarize, write_report
 from config.settings import GENRES, SplitConfig
-from testkit.serving import build_stand_in_model, stand_in_clip
+from tests.testkit.serving import build_stand_in_model, stand_in_clip
 
 TRACKS = 3  # a genre: the stratified split gives one track each to train, eval and test
 

@@ -1,6 +1,6 @@
 """A hostile data root: every planted entry has exactly one record with its expected fate, and
 ingestion (AudioExampleGen's executor, real Beam) and the tagger (real Beam, the stand-in
-SavedModel of testkit/serving.py) agree file by file.
+SavedModel of tests/testkit/serving.py) agree file by file.
 
 Agreement: an entry both exclude has the same reason; a file both decode has the same
 fate (ingested = tagged, or quarantined with the same reason). Ingestion's label rules
@@ -26,9 +26,9 @@ from pipeline.beam_args import IN_PROCESS
 from synthetic.generator import generate
 from tagging import pipeline as tag_pipeline
 from tagging.model import latest_version
-from testkit.audio_files import (RATE, TEST_AUDIO, corrupt_wav_bytes, refused_as_root, tone, truncated_wav_bytes,
+from tests.testkit.audio_files import (RATE, TEST_AUDIO, corrupt_wav_bytes, refused_as_root, tone, truncated_wav_bytes,
                                  wav_bytes, with_header)
-from testkit.serving import build_stand_in_model
+from tests.testkit.serving import build_stand_in_model
 
 SECONDS = 3.5  # the stand-in model needs one 3-s segment; ingestion's test segments are 1 s
 GOOD = "blues/blues.00000.wav"  # a synthetic track the duplicates copy

@@ -1,7 +1,8 @@
 """The project's floors hold: no product module imports upward, none takes part in an import circle, and none
-imports a test module, tests/ or testkit/ (docs/architecture.md); and no test module imports another.
+imports a test module or anything under tests/ (its fixtures in tests/testkit/ included; docs/architecture.md);
+and no test module imports another.
 
-Product: every .py file except tests/, testkit/, bench/ (outside the product, free to import anything),
+Product: every .py file except tests/, bench/ (outside the product, free to import anything),
 ``*_test.py``, ``test_*.py`` and ``conftest.py``. Imports are read with ``ast`` (never executed), those inside
 functions included: a deferred import is still a dependency.
 """
@@ -24,7 +25,7 @@ FLOORS: dict[str, int] = {
     "serving": 4, "app": 4, "tagging": 4, "scripts": 4,
 }
 # Outside the product: they may import anything, and no product module may import them.
-OUTSIDE = frozenset({"bench", "tests", "testkit"})
+OUTSIDE = frozenset({"bench", "tests"})
 
 # Upward imports that remain, (importer, imported) -> why, one line each. Each is a debt: the fix moves the
 # imported module down to a floor both can see. None is left.
@@ -41,7 +42,7 @@ class Import:
 
 def is_test_file(relative: Path) -> bool:
     name = relative.name
-    return (relative.parts[0] in ("tests", "testkit") or name.endswith("_test.py") or name.startswith("test_")
+    return (relative.parts[0] == "tests" or name.endswith("_test.py") or name.startswith("test_")
             or name == "conftest.py")
 
 
@@ -127,7 +128,7 @@ def circles(edges: Mapping[str, set[str]]) -> list[list[str]]:
 
 def problems(root: Path = ROOT, floors: Mapping[str, int] = FLOORS,
              known: Iterable[tuple[str, str]] = KNOWN_EXCEPTIONS) -> list[str]:
-    """Every upward import, circle, import of a test module or of tests/testkit/bench by product code, and
+    """Every upward import, circle, import of a test module or of tests/ or bench/ by product code, and
     product folder without a floor; one line each."""
     modules = project_modules(root)
     known = set(known)
@@ -157,12 +158,12 @@ def problems(root: Path = ROOT, floors: Mapping[str, int] = FLOORS,
 
 
 def is_test_module(path: Path) -> bool:
-    """A module pytest collects (``*_test.py``, ``test_*.py``): not a helper of tests/, testkit/ or conftest."""
+    """A module pytest collects (``*_test.py``, ``test_*.py``): not a helper under tests/ or conftest."""
     return path.name.endswith("_test.py") or path.name.startswith("test_")
 
 
 def imports_between_test_modules(root: Path = ROOT) -> list[str]:
-    """Every import of one test module by another: what two tests share belongs in testkit/ or a helper of tests/."""
+    """Every import of one test module by another: what two tests share belongs in tests/testkit/ or a helper of tests/."""
     modules = project_modules(root)
     return sorted({f"{imp.path}:{imp.line} imports {imp.imported}" for module, path in modules.items()
                    if is_test_module(path) for imp in imports_of(module, path, root, modules)
@@ -203,9 +204,10 @@ def test_the_checker_reports_an_upward_import_a_circle_and_a_test_import(tmp_pat
         "pipeline/wiring.py": "import config.settings\nfrom pipeline import wiring_test\n",  # a test module
         "pipeline/wiring_test.py": "",
         "serving/__init__.py": "",
-        "serving/server.py": "from testkit.models import stand_in\n",              # the tests' kit
-        "testkit/__init__.py": "",
-        "testkit/models.py": "from serving import server\n",                        # outside: allowed
+        "serving/server.py": "from tests.testkit.models import stand_in\n",        # the tests' kit
+        "tests/__init__.py": "",
+        "tests/testkit/__init__.py": "",
+        "tests/testkit/models.py": "from serving import server\n",                  # outside: allowed
         "extra/__init__.py": "",
         "extra/tool.py": "",                                                        # a folder without a floor
     })
@@ -213,7 +215,7 @@ def test_the_checker_reports_an_upward_import_a_circle_and_a_test_import(tmp_pat
     assert any(p.startswith("upward: config/settings.py:1 (config, floor 0) imports pipeline.wiring") for p in found)
     assert "circle: audio.decode <-> audio.levels" in found
     assert any(p.startswith("test import: pipeline/wiring.py:2 imports pipeline.wiring_test") for p in found)
-    assert any(p.startswith("test import: serving/server.py:1 imports testkit.models") for p in found)
+    assert any(p.startswith("test import: serving/server.py:1 imports tests.testkit.models") for p in found)
     assert "no floor: extra/tool.py (add its folder to FLOORS)" in found
     assert "no floor: extra/__init__.py (add its folder to FLOORS)" in found
     assert len(found) == 6, found  # and nothing else: testkit's import of serving is allowed
@@ -226,9 +228,9 @@ def test_the_checker_reports_a_test_module_importing_another(tmp_path):
     write(tmp_path, {
         "models/__init__.py": "",
         "models/features_test.py": "def helper():\n    pass\n",
-        "models/audio_test.py": "from models.features_test import helper\nfrom testkit import kit\n",
-        "testkit/__init__.py": "",
-        "testkit/kit.py": "",
+        "models/audio_test.py": "from models.features_test import helper\nfrom tests.testkit import kit\n",
+        "tests/testkit/__init__.py": "",
+        "tests/testkit/kit.py": "",
         "tests/__init__.py": "",
         "tests/page_driver.py": "",
         "tests/test_page.py": "from tests import page_driver\nfrom tests import test_other\n",

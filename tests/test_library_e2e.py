@@ -2,7 +2,7 @@
 
 The library is built here from the synthetic generator's audio (and, where the real GTZAN clips lie beside the
 project, every other track from a real clip of its genre, FLAC and Ogg Vorbis alike), encoded with PyAV and tagged
-with mutagen (testkit/library_files.py), laid out ``Artist/Album/NN Title.ext`` at any depth, with
+with mutagen (tests/testkit/library_files.py), laid out ``Artist/Album/NN Title.ext`` at any depth, with
 ``Unknown Artist/Unknown Album/01 Track 01`` under two top folders (two tracks, not one), ID3 v2.3, v2.4 and
 v1 (a numbered genre) tags in MP3 and AIFF, FLAC and Opus Vorbis comments, AAC and ALAC .m4a atoms, WMA, one file without a genre tag and one genre too rare to keep.
 Run with ``--labels tags``: every file has one record (ingested, or excluded with its reason), no album is on
@@ -24,7 +24,7 @@ import soxr
 import local_runner
 from conftest import SHARED_GTZAN, shared_manifest
 from synthetic.generator import render_track
-from testkit.library_files import encode, tag
+from tests.testkit.library_files import encode, tag
 
 # The formats the library is written in: libsndfile's and FFmpeg's (audio/decode.py, audio/av_reader.py).
 FORMATS = ("mp3", "flac", "wav", "aac", "alac", "opus", "aiff", "wma")

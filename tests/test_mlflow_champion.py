@@ -2,7 +2,7 @@
 
 Real MLflow (a `mlflow server` on 127.0.0.1, the root conftest's fixture), the registrar's
 own code path (register_pushed_model), real gRPC. The SavedModel is the serving stand-in
-(testkit/serving.py): a real SavedModel with the serving contract, cheap to build; training
+(tests/testkit/serving.py): a real SavedModel with the serving contract, cheap to build; training
 one here would cost minutes. The gRPC server is the TF Serving test double (TF Serving's
 binary cannot run here).
 """
@@ -18,7 +18,7 @@ from components.model_registrar.executor import register_pushed_model
 from config.settings import PathsConfig, PipelineConfig
 from models import tracking
 from serving.client import predict_waveform
-from testkit.serving import build_stand_in_model, serving_endpoint, stand_in_clip
+from tests.testkit.serving import build_stand_in_model, serving_endpoint, stand_in_clip
 
 SERVING_VERSION = 7
 RATE = PipelineConfig().audio.sample_rate

@@ -60,7 +60,7 @@ def test_first_run_is_blessed_and_pushed(two_runs):
 
 
 def test_gate_reports_are_strict_json_with_consistent_per_genre_numbers(two_runs):
-    from testkit.gate_reports import assert_per_genre_consistent, strict_loads
+    from tests.testkit.gate_reports import assert_per_genre_consistent, strict_loads
     from pipeline.pipeline import TOP1_PREFIX
 
     reports = glob.glob(os.path.join(two_runs["tmp"], "pipeline_root", "ClipEvaluator", "blessing", "*",
@@ -155,7 +155,7 @@ def test_mlmd_links_model_to_mlflow_run(two_runs):
 
 @pytest.fixture(scope="module")
 def served(two_runs):
-    from testkit.serving import serving_endpoint
+    from tests.testkit.serving import serving_endpoint
 
     with serving_endpoint(os.path.join(two_runs["tmp"], "serving", "genre"), model_name="genre") as host:
         yield host

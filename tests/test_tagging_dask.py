@@ -3,7 +3,7 @@
 A real ``distributed`` cluster is started by the test on 127.0.0.1 (a scheduler and two
 worker processes, free ports) and torn down after. Real Beam runners throughout: the
 DirectRunner, Beam's own DaskRunner and the project's fixed one (pipeline/dask_runner.py).
-The model is testkit/serving.py's stand-in SavedModel: it has the pushed model's
+The model is tests/testkit/serving.py's stand-in SavedModel: it has the pushed model's
 ``serving_default`` signature (waveform + sample_rate in; scores, genre, segment_scores,
 genres out) and classifies by loudness in a few milliseconds, which is what a runner
 comparison needs. The gRPC comparison uses serving/stand_in_server.py, the TF Serving test
@@ -31,7 +31,7 @@ from serving.client import GenreClient
 from tagging import outputs
 from tagging import pipeline as tag_pipeline
 from tagging.model import latest_version
-from testkit.serving import build_stand_in_model, serving_endpoint, stand_in_clip
+from tests.testkit.serving import build_stand_in_model, serving_endpoint, stand_in_clip
 
 RATE = 22050
 IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]

@@ -1,5 +1,5 @@
 """Tiny audio collections for the AudioExampleGen tests (good synthetic tracks and every kind of bad file,
-from testkit/audio_files.py) and AudioExampleGen's executor run as TFX runs it."""
+from tests/testkit/audio_files.py) and AudioExampleGen's executor run as TFX runs it."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,7 +14,7 @@ from config.errors import UserError
 from config.settings import SPLITS, PipelineConfig
 from pipeline.beam_args import for_tfx
 from synthetic.generator import generate
-from testkit.audio_files import TEST_AUDIO, copy_tracks, write_bad_and_odd_files, write_hostile_files
+from tests.testkit.audio_files import TEST_AUDIO, copy_tracks, write_bad_and_odd_files, write_hostile_files
 
 IN_MEMORY = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 MULTI_PROCESSING = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]

@@ -19,7 +19,7 @@ from components.audio_example_gen.component import AudioExampleGen
 from components.audio_example_gen.conftest import IN_MEMORY, make_config
 from components.audio_example_gen.driver import AudioDriver
 from pipeline.beam_args import for_tfx
-from testkit.audio_files import copy_tracks, tone, wav_bytes
+from tests.testkit.audio_files import copy_tracks, tone, wav_bytes
 
 
 def with_bad_links(root: Path) -> Path:

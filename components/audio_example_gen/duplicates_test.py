@@ -14,7 +14,7 @@ from components.audio_example_gen import duplicates, ingest
 from components.audio_example_gen.plan import plan_tasks
 from config.settings import PipelineConfig, SplitConfig
 from conftest import SHARED_GTZAN
-from testkit.audio_files import tone
+from tests.testkit.audio_files import tone
 
 GENRES = PipelineConfig().genres
 RATE = 22050

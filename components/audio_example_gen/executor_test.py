@@ -26,7 +26,7 @@ from components.audio_example_gen.executor import kept_report_dir
 from components.audio_example_gen.plan import plan_tasks
 from config.errors import UserError
 from config.settings import SPLITS
-from testkit.audio_files import BAD_AND_ODD_FILES, HOSTILE_FILES, LONG_SECONDS, RATE, refused_as_root
+from tests.testkit.audio_files import BAD_AND_ODD_FILES, HOSTILE_FILES, LONG_SECONDS, RATE, refused_as_root
 
 SEGMENTS_PER_TRACK = 3  # 3.5 s synthetic tracks (3.0 s odd ones), 1 s segments, last partial dropped
 GENRES = make_config().genres  # the default label set

@@ -7,7 +7,7 @@ from audio.discovery import discover, input_pattern
 from components.audio_example_gen import ingest
 from components.audio_example_gen.plan import plan_tasks
 from config.settings import PipelineConfig, SplitConfig
-from testkit.audio_files import touch
+from tests.testkit.audio_files import touch
 
 GENRES = PipelineConfig().genres  # the default label set
 # These tests are about each file's fate, not the split: every track to train, so a genre of one
@@ -169,7 +169,7 @@ def test_files_labelled_by_tags_whose_genre_is_not_chosen_are_excluded_with_a_re
 
     from audio import labels
     from config.settings import LabelsConfig
-    from testkit.library_files import encode, tag
+    from tests.testkit.library_files import encode, tag
 
     for i, (rel, genre, album) in enumerate((("A/X/01 a", "Rock", "X"), ("A/Y/01 b", "rock", "Y"),
                                              ("B/Z/01 c", "Jazz", "Z"), ("B/W/01 d", "jazz", "W"),

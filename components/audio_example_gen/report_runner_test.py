@@ -13,7 +13,7 @@ from components.audio_example_gen.component import AudioExampleGen
 from components.audio_example_gen.conftest import IN_MEMORY, make_config
 from config.errors import find_user_error
 from pipeline.beam_args import for_tfx
-from testkit.audio_files import BAD_AND_ODD_FILES
+from tests.testkit.audio_files import BAD_AND_ODD_FILES
 
 BAD = sorted(rel for rel, _, fate in BAD_AND_ODD_FILES.values() if fate != "ingested")
 

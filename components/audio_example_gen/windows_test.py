@@ -12,7 +12,7 @@ import soundfile as sf
 from audio import decode as audio_lib
 from components.audio_example_gen import ingest, segments
 from components.audio_example_gen.ingest import FileTask
-from testkit.audio_files import RATE, TEST_AUDIO, tone
+from tests.testkit.audio_files import RATE, TEST_AUDIO, tone
 
 SOURCE_RATE = 44100
 MINUTES = 2

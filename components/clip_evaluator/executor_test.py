@@ -14,7 +14,7 @@ from components.clip_evaluator.executor import (ALREADY_RELEASED, build_report, 
 from config.settings import GATE_SPLIT, PipelineConfig
 from models import metrics
 from models.signatures import EXAMPLES_SIGNATURE
-from testkit.gate_reports import assert_per_genre_consistent, strict_loads
+from tests.testkit.gate_reports import assert_per_genre_consistent, strict_loads
 
 GENRES3 = ("ambient", "drill", "polka")
 

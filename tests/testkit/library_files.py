@@ -1,105 +1,17 @@
-"""Audio files as a person's library holds them: every container and codec encoded with PyAV
-(FFmpeg's encoders in a wheel), genre, artist and album tags written with mutagen."""
+"""Audio files as a person's library holds them: every format of synthetic/formats.py, genre, artist and album
+tags written with mutagen."""
 from __future__ import annotations
 
 import struct
-from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
-import av
 import mutagen
 import numpy as np
 from mutagen import id3
 from mutagen.mp4 import MP4
 
-# format name -> (extension, PyAV container format, codec, sample format, the rate the codec takes or None)
-FORMATS: dict[str, tuple[str, str, str, str, Optional[int]]] = {
-    "aac": ("m4a", "ipod", "aac", "fltp", None),
-    "alac": ("m4a", "ipod", "alac", "s16p", None),
-    "opus": ("opus", "ogg", "libopus", "s16", 48000),
-    "aiff": ("aiff", "aiff", "pcm_s16be", "s16", None),
-    "mp3": ("mp3", "mp3", "libmp3lame", "s16p", None),
-    "flac": ("flac", "flac", "flac", "s16", None),
-    "wav": ("wav", "wav", "pcm_s16le", "s16", None),
-    "wma": ("wma", "asf", "wmav2", "fltp", None),
-}
-# More containers a library or a browser holds (a WebM is what MediaRecorder records), kept apart from FORMATS,
-# the formats a library's tags are written in; encode() takes both.
-MORE_FORMATS: dict[str, tuple[str, str, str, str, Optional[int]]] = {
-    "webm": ("webm", "webm", "libopus", "s16", 48000),
-    "mka": ("mka", "matroska", "flac", "s16", None),
-    "oga": ("oga", "ogg", "flac", "s16", None),
-    "aif": ("aif", "aiff", "pcm_s16be", "s16", None),
-    "mp4": ("mp4", "mp4", "aac", "fltp", None),
-    "adts": ("aac", "adts", "aac", "fltp", None),
-    "aifc": ("aifc", "aiff", "pcm_f32be", "flt", None),
-    "caf": ("caf", "caf", "alac", "s16p", None),
-    "wv": ("wv", "wv", "wavpack", "s16p", None),
-}
-
-
-def _frame(block: np.ndarray, fmt: str, rate: int) -> av.AudioFrame:
-    """One frame of BLOCK: (samples,) mono or (samples, 2) stereo."""
-    if fmt.startswith("s16"):
-        data = np.clip(np.round(block * 32767.0), -32768, 32767).astype(np.int16)
-    else:
-        data = block.astype(np.float32)
-    if data.ndim == 1:
-        data = data[:, None]
-    planar = fmt.endswith("p")
-    layout = "mono" if data.shape[1] == 1 else "stereo"
-    data = np.ascontiguousarray(data.T) if planar else data.reshape(1, -1)
-    frame = av.AudioFrame.from_ndarray(data, format=fmt, layout=layout)
-    frame.sample_rate = rate
-    return frame
-
-
-def encode(path: Path, samples: np.ndarray, rate: int, fmt: str) -> Path:
-    """Write float SAMPLES (in [-1, 1]; (samples,) mono or (samples, 2) stereo) at RATE to PATH in FORMAT
-    (a key of :data:`FORMATS` or :data:`MORE_FORMATS`); the extension is the format's own. Returns the path
-    written."""
-    return _encode(path, samples, rate, fmt, {})
-
-
-def encode_recording(path: Path, samples: np.ndarray, rate: int) -> Path:
-    """A WebM/Opus as a browser's MediaRecorder writes it: streamed as recorded, so its header states no
-    length and it has no index."""
-    return _encode(path, samples, rate, "webm", {"live": "1"})
-
-
-def encode_streamable(path: Path, samples: np.ndarray, rate: int, fmt: str) -> Path:
-    """encode() for an MP4 format ("aac", "alac", "mp4") with its index (moov) before the audio, as files made
-    for streaming are: a cut copy still opens."""
-    return _encode(path, samples, rate, fmt, {"movflags": "faststart"})
-
-
-def _encode(path: Path, samples: np.ndarray, rate: int, fmt: str, options: dict[str, str]) -> Path:
-    ext, container_format, codec, sample_format, codec_rate = {**FORMATS, **MORE_FORMATS}[fmt]
-    path = Path(path).with_suffix("." + ext)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if codec_rate and codec_rate != rate:
-        import soxr  # the codec takes one rate only (Opus: 48 kHz)
-        samples = soxr.resample(samples.astype(np.float32), rate, codec_rate)
-        rate = codec_rate
-    with av.open(str(path), "w", format=container_format, options=options) as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.layout = "mono" if samples.ndim == 1 else "stereo"
-        if codec == "wmav2":
-            stream.bit_rate = 64000  # WMA's encoder has no default bit rate
-        stream.time_base = Fraction(1, rate)
-        block = 4096
-        pts = 0
-        for start in range(0, len(samples), block):
-            frame = _frame(samples[start:start + block], sample_format, rate)
-            frame.pts = pts
-            frame.time_base = Fraction(1, rate)
-            pts += frame.samples
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
+from synthetic.formats import FORMATS, MORE_FORMATS, encode, encode_recording, encode_streamable  # noqa: F401
 
 
 def with_alac_header(data: bytes, rate: Optional[int] = None, channels: Optional[int] = None) -> bytes:

@@ -85,7 +85,7 @@ def musicnn_tf1_outputs(checkpoint: str, x: np.ndarray, tmp_path) -> list[np.nda
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
            "TF_USE_LEGACY_KERAS": "1"}
     out = Path(tmp_path) / "outputs.npz"
-    subprocess.run([sys.executable, "-m", "testkit.model_checks", checkpoint, str(Path(tmp_path) / "x.npy"),
+    subprocess.run([sys.executable, "-m", "tests.testkit.model_checks", checkpoint, str(Path(tmp_path) / "x.npy"),
                     str(out)], env=env, cwd=root, check=True, timeout=300)
     with np.load(out) as outputs:
         return [outputs[f"out{i}"] for i in range(len(outputs.files))]

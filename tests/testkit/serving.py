@@ -2,7 +2,7 @@
 
 For an end-to-end test on the pipeline's pushed model, one line is enough::
 
-    from testkit.serving import serve_model  # noqa: F401  (pytest fixture)
+    from tests.testkit.serving import serve_model  # noqa: F401  (pytest fixture)
 
     def test_pushed_model_serves(serve_model, pushed_dir, wav_path):
         assert predict_file(wav_path, host=serve_model(pushed_dir)).genre in config.genres
@@ -161,7 +161,7 @@ def export_small_model(model_base: str | os.PathLike, version: int = 1, work_dir
     import tf_keras as keras
 
     from models import features, signatures
-    from testkit.tiny_transform import CONFIG, analyze_and_transform, raw_examples
+    from tests.testkit.tiny_transform import CONFIG, analyze_and_transform, raw_examples
     import tensorflow_transform as tft
 
     config = config or CONFIG
