@@ -5,9 +5,8 @@
     python local_runner.py --data-root ~/my-music --genres-from-data   # your own genre folders
     python local_runner.py --until validate      # ingest and validate only
 
-Re-running reuses cached component outputs (MLMD) when inputs and settings are unchanged.
-The console shows the project's progress lines; everything else goes to a log file under
-<output-dir>/logs/ (--verbose shows it too). One run at a time per output directory.
+Re-running reuses cached component outputs when inputs and settings are unchanged. The console shows progress
+lines; everything else goes to <output-dir>/logs/ (--verbose shows it too). One run at a time per output dir.
 """
 from __future__ import annotations
 

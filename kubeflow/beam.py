@@ -1,11 +1,7 @@
-"""Beam arguments for the Beam-based components on Kubeflow: presets and checks.
+"""Beam arguments for the Beam-based components on Kubeflow: presets (documentation, printed by --help) and checks.
 
-Every Beam component (AudioExampleGen, StatisticsGen, Transform, Evaluator, ...) gets the
-same ``--beam-arg`` list, compiled into its container arguments. The presets below are
-documentation (``python -m kubeflow.runner --help`` prints them); replace the capitalised
-placeholders. The image built from kubeflow/Dockerfile carries the Beam SDK harness
-(``/opt/apache/beam/boot``), so it doubles as the SDK container of the distributed
-runners: where a runner needs one and none is given, the pipeline image is filled in.
+The pipeline image carries the Beam SDK harness, so it is filled in as the SDK container of a distributed runner
+that needs one and was given none.
 """
 from __future__ import annotations
 
@@ -32,12 +28,8 @@ PRESETS: dict[str, list[str]] = {
               "--environment_type=DOCKER", "--environment_config=REGISTRY/genre-pipeline:TAG"],
 }
 
-_REQUIRED = {
-    "DataflowRunner": ("project", "region", "temp_location"),
-    "FlinkRunner": ("flink_master",),
-    "PortableRunner": ("job_endpoint",),
-    "SparkRunner": ("spark_master_url",),
-}
+_REQUIRED = {"DataflowRunner": ("project", "region", "temp_location"), "FlinkRunner": ("flink_master",),
+             "PortableRunner": ("job_endpoint",), "SparkRunner": ("spark_master_url",)}
 _PORTABLE = ("FlinkRunner", "PortableRunner", "SparkRunner")
 
 
@@ -57,12 +49,8 @@ def _options(beam_args: list[str]) -> dict[str, Optional[str]]:
 
 
 def complete_beam_args(beam_args: list[str], image: str) -> tuple[list[str], list[str]]:
-    """Checked Beam args with the SDK container filled in, and notes on what was added.
-
-    Raises ValueError for what cannot work on a cluster: no named runner (Beam would
-    pick Prism, which downloads a binary), a distributed runner without its endpoint,
-    a local ``--temp_location``.
-    """
+    """Checked Beam args with the SDK container filled in, and notes on what was added; ValueError for what cannot
+    work on a cluster (no runner: Beam would pick Prism, which downloads a binary; no endpoint; a local temp path)."""
     options = _options(beam_args)
     runner = options.get("runner")
     if not runner:

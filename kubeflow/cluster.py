@@ -1,21 +1,8 @@
 """The pipeline configuration as the Kubeflow image and the cluster see it.
 
-The local defaults in :class:`~config.settings.PipelineConfig` are paths on this machine
-(the checkout's ``outputs/`` and ``schemas/``, a SQLite MLflow store). None of them exists
-inside a Kubeflow pod, and the config is baked into the compiled spec (components get it
-as JSON), so every path is replaced here before compiling:
-
-- pipeline root: ``--pipeline-root``, a remote URI (required);
-- data root: ``--data-root``, a remote URI (required: no synthetic data is generated on
-  the cluster; upload it with ``python -m synthetic --out DIR`` and ``gsutil cp -r``);
-- serving dir: ``--serving-dir`` or ``<pipeline-root>/serving/genre``;
-- MLflow: ``--mlflow-uri``, a tracking server or database URI (required: a SQLite file
-  would live and die in one pod, and MLflow cannot keep its store on gs:// or s3://);
-- metadata: the cluster's MLMD (no SQLite path; the config's ``metadata_path`` is empty);
-- curated schema: read from the project copy inside the image (:data:`IMAGE_PROJECT_ROOT`).
-
-A local path where a remote URI is needed is an error, not a warning: the run would
-only fail later, inside a pod, with a less helpful message.
+The config is baked into the compiled spec and no local path exists inside a pod, so every path is replaced here:
+remote pipeline and data roots, a shared MLflow server, the cluster's MLMD, the curated schema from the image. A
+local path where a remote URI is needed is an error: the run would only fail later, inside a pod, less clearly.
 """
 from __future__ import annotations
 
@@ -72,11 +59,7 @@ def require_mlflow_server(value: Optional[str]) -> str:
 
 
 class ClusterConfig(PipelineConfig):
-    """PipelineConfig whose derived paths are those of the image and the cluster.
-
-    Same fields and JSON as PipelineConfig (components read it back as one); only the
-    curated schema, read by path at run time, is looked up in the image instead.
-    """
+    """PipelineConfig (same fields and JSON) whose curated schema, read by path at run time, is the image's."""
 
     @property
     def schema_dir(self) -> str:
@@ -96,13 +79,10 @@ def cluster_config(config: PipelineConfig, *, pipeline_root: Optional[str], data
                              "upload it (`gsutil -m cp -r DIR gs://BUCKET/synthetic`).")
     root = require_remote("--pipeline-root", pipeline_root)
     paths = PathsConfig(
-        data_root=require_remote("--data-root", data_root),
-        output_dir=root,
-        pipeline_root=root,
+        data_root=require_remote("--data-root", data_root), output_dir=root, pipeline_root=root,
         metadata_path="",  # the cluster's MLMD; nothing to configure
         serving_dir=require_remote("--serving-dir", serving_dir) if serving_dir else f"{root}/serving/genre",
-        mlflow_tracking_uri=require_mlflow_server(mlflow_uri),
-    )
+        mlflow_tracking_uri=require_mlflow_server(mlflow_uri))
     split = config.split
     if split.split_dir:
         split = dataclasses.replace(split, split_dir=require_remote("--split-dir", split.split_dir))

@@ -1,11 +1,8 @@
 """Per-step machine resources and the GPU image in the compiled Kubeflow spec.
 
-``--resources STEP=cpu:8,memory:32,accelerator:NVIDIA_TESLA_T4,count:1`` (repeatable) becomes TFX's platform
-config of that component (``component.with_platform_config(ResourceSpec)``), which KubeflowV2DagRunner writes
-to ``deploymentSpec.executors.<STEP>_executor.container.resources`` (``cpuLimit``, ``memoryLimit`` in GB,
-``accelerator.type``/``count``); Vertex AI Pipelines picks a machine that has them. A step with an
-accelerator runs ``--gpu-image`` (kubeflow/Dockerfile.gpu: CUDA, cuDNN and the same project install): the CPU
-image's TensorFlow cannot use a GPU. How to train on several GPUs or machines: docs/distributed.md.
+``--resources STEP=cpu:8,memory:32,accelerator:NVIDIA_TESLA_T4,count:1`` becomes the step's TFX platform config,
+from which Vertex AI Pipelines picks a machine. A step with an accelerator runs ``--gpu-image``
+(kubeflow/Dockerfile.gpu): the CPU image's TensorFlow cannot use a GPU.
 """
 from __future__ import annotations
 
@@ -42,7 +39,7 @@ class StepResources:
 
 
 def parse(text: str) -> tuple[str, StepResources]:
-    """``STEP=cpu:8,memory:32,accelerator:NVIDIA_TESLA_T4,count:1`` -> (step, resources); ValueError naming the fix."""
+    """``STEP=cpu:8,...`` -> (step, resources); ValueError naming the fix."""
     usage = ("write STEP=cpu:N,memory:GB[,accelerator:TYPE,count:N], e.g. "
              "Trainer=cpu:8,memory:32,accelerator:NVIDIA_TESLA_T4,count:1")
     step, sep, rest = text.partition("=")

@@ -4,11 +4,9 @@
         --pipeline-root gs://BUCKET/genre-pipeline --data-root gs://BUCKET/gtzan \\
         --mlflow-uri http://mlflow.mlflow.svc.cluster.local:5000 --output genre-pipeline.json
 
-The same create_pipeline() as the local runner, compiled into a spec file: .json is
-the PipelineJob (Vertex AI Pipelines submits it; kubeflow.schedule reads it), .yaml
-the bare PipelineSpec (upload it in the KFP UI). Every path in it is remote (see
-kubeflow/cluster.py); module code is referenced by import path, importable in the image
-(kubeflow/Dockerfile). MLMD is the cluster's. Step by step: kubeflow/README.md.
+The local runner's create_pipeline(), compiled: .json is the PipelineJob (Vertex AI Pipelines submits it,
+kubeflow.schedule reads it), .yaml the bare PipelineSpec (KFP UI upload). Every path in it is remote and MLMD is
+the cluster's. Step by step: kubeflow/README.md.
 """
 from __future__ import annotations
 
@@ -113,14 +111,9 @@ def compile_pipeline(config: PipelineConfig, image: str,
                      step_resources: Optional[dict[str, resources_lib.StepResources]] = None,
                      gpu_image: Optional[str] = None,
                      pools: Optional[worker_pools.WorkerPools] = None) -> dict[str, Any]:
-    """The PipelineJob dict for ``config``, fixed up and checked for local paths.
-
-    ``step_resources``: per-step limits (kubeflow/resources.py), applied as TFX platform configs; the steps
-    with an accelerator run ``gpu_image``. ``pools``: the Trainer trains as a Vertex AI custom job on them
-    (kubeflow/worker_pools.py).
-    """
+    """The PipelineJob dict for ``config``, fixed up and checked for local paths; accelerated steps run
+    ``gpu_image``, and with ``pools`` the Trainer trains as a Vertex AI custom job."""
     from tfx import v1 as tfx
-
     from pipeline.pipeline import create_pipeline
 
     pipeline = create_pipeline(config, config.paths.data_root or "", metadata_connection_config=None)

@@ -4,11 +4,9 @@
         --experiment genre --cron "0 0 3 * * *" --job-name genre-nightly
     python -m kubeflow.schedule --spec genre-pipeline.json --dry-run   # print the requests, send nothing
 
-Three requests through kfp.Client: upload the pipeline (a new version when the name
-exists), create or reuse the experiment, create the recurring run on that version.
---dry-run prints what would be sent, without a cluster.
-
-The cron is KFP's six-field format, seconds first: "0 0 3 * * *" is 03:00 every day.
+Three requests through kfp.Client: upload the pipeline (a new version when the name exists), create or reuse
+the experiment, create the recurring run on that version. The cron is KFP's six-field format, seconds first:
+"0 0 3 * * *" is 03:00 every day.
 """
 from __future__ import annotations
 
@@ -89,8 +87,7 @@ class ScheduleRequest:
         """The requests as --dry-run prints them (the spec by digest, tasks and images)."""
         executors = self.pipeline_spec["deploymentSpec"]["executors"].values()
         return {
-            "kfp_host": self.host,
-            "namespace": self.namespace,
+            "kfp_host": self.host, "namespace": self.namespace,
             "upload_pipeline": {
                 "name": self.pipeline_name, "version": self.pipeline_version,
                 "description": self.pipeline_description, "spec_sha256": spec_digest(self.pipeline_spec),
@@ -112,11 +109,8 @@ def spec_digest(pipeline_spec: dict[str, Any]) -> str:
 
 
 def with_caching(pipeline_spec: dict[str, Any], enable: bool) -> dict[str, Any]:
-    """A copy with every task's cache switched (root and any sub-DAG).
-
-    Set in the uploaded spec because kfp.Client ignores ``enable_caching`` for a run
-    that references an uploaded pipeline version.
-    """
+    """A copy with every task's cache switched (root and any sub-DAG): kfp.Client ignores ``enable_caching``
+    for a run that references an uploaded pipeline version."""
     result = copy.deepcopy(pipeline_spec)
     dags = [result["root"]["dag"]] + [c["dag"] for c in result.get("components", {}).values() if "dag" in c]
     for dag in dags:
@@ -155,7 +149,8 @@ def _by_name(name: str) -> str:
 
 
 def send(request: ScheduleRequest, client_factory: Optional[Callable[..., Any]] = None) -> dict[str, str]:
-    """Upload, experiment, recurring run; the ids KFP returned."""
+    """Upload, experiment, recurring run; the ids KFP returned. The only part that talks to KFP: build_request()
+    is pure, so what would be sent is testable without a cluster."""
     if not request.host:
         raise ValueError("--host is required (or KF_PIPELINES_ENDPOINT), unless --dry-run.")
     if client_factory is None:
@@ -188,10 +183,6 @@ def send(request: ScheduleRequest, client_factory: Optional[Callable[..., Any]] 
         version_id=version_id, pipeline_root=request.pipeline_root, enabled=True)
     return {"pipeline_id": pipeline_id, "pipeline_version_id": version_id,
             "experiment_id": experiment.experiment_id, "recurring_run_id": run.recurring_run_id}
-
-
-# build_request() is pure (it reads nothing but its arguments), so what would be sent is
-# testable without a cluster; send() is the thin part that talks to KFP.
 
 
 def _unreachable(host: str, error: BaseException) -> SystemExit:

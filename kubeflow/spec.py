@@ -1,9 +1,7 @@
 """The compiled pipeline: fixes applied after TFX's compiler, reading and checking it.
 
-``KubeflowV2DagRunner.run()`` returns a PipelineJob (``displayName``, ``labels``,
-``pipelineSpec``, ``runtimeConfig``): the form Vertex AI Pipelines submits. The
-open-source KFP API server takes the bare ``pipelineSpec`` (its upload refuses the
-wrapper), so :func:`pipeline_spec_of` accepts both and the scheduler uploads the bare one.
+Vertex AI submits the PipelineJob that ``KubeflowV2DagRunner.run()`` returns; the open-source KFP API server's
+upload refuses that wrapper and takes the bare ``pipelineSpec``, so :func:`pipeline_spec_of` accepts both.
 """
 from __future__ import annotations
 
@@ -26,8 +24,6 @@ _CONDITION_INPUT = re.compile(r"inputs\.artifacts\['([^']+)'\]")
 _IMPLICIT_KEY = re.compile(r"^_(?P<producer>.+)\.(?P<output>[^.]+)$")
 
 
-# ----- fixes ----------------------------------------------------------------
-
 def add_container_env(spec: dict[str, Any], env: dict[str, str]) -> None:
     """Add ``env`` to every container executor (their lifecycle hooks share the container)."""
     for executor in spec["deploymentSpec"]["executors"].values():
@@ -40,14 +36,9 @@ def add_container_env(spec: dict[str, Any], env: dict[str, str]) -> None:
 
 
 def fix_condition_input_keys(spec: dict[str, Any]) -> list[str]:
-    """Point each task condition at an input the task really has; return what changed.
-
-    TFX 1.21's ``OutputChannel.future()`` presets the placeholder key to the implicit key
-    (``_ClipEvaluator.blessing``), so a task that already consumes that channel under
-    its own name (Pusher's ``model_blessing``) gets a condition on an input it does not
-    declare, which cannot be evaluated. The producer and output named by the implicit key
-    identify the declared input to use instead.
-    """
+    """Point each task condition at an input the task really has; return what changed. TFX 1.21 keys a condition by
+    the implicit key (``_ClipEvaluator.blessing``), which a task consuming that channel under its own name (Pusher's
+    ``model_blessing``) does not declare; the producer and output in the implicit key identify the declared one."""
     changes = []
     for name, task in spec["root"]["dag"]["tasks"].items():
         condition = task.get("triggerPolicy", {}).get("condition")
@@ -78,8 +69,6 @@ def finalize(job: dict[str, Any], pipeline_root: str) -> dict[str, Any]:
     return job
 
 
-# ----- reading and writing ----------------------------------------------------
-
 def write(job: dict[str, Any], path: str) -> None:
     """``.yaml``/``.yml``: the bare PipelineSpec (KFP upload); otherwise the PipelineJob JSON."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -108,8 +97,6 @@ def pipeline_root_of(document: dict[str, Any]) -> str:
     return document.get("runtimeConfig", {}).get("gcsOutputDirectory") or spec.get("defaultPipelineRoot", "")
 
 
-# ----- checks ------------------------------------------------------------------
-
 def local_path_markers() -> list[str]:
     """Paths of this machine that must never appear in a spec a cluster runs."""
     markers = {str(PROJECT_ROOT), os.path.expanduser("~"), tempfile.gettempdir(), os.getcwd()}
@@ -129,11 +116,6 @@ def local_path_leaks(document: dict[str, Any], markers: Iterable[str] | None = N
 
 
 def unsupported_on_open_source_kfp(spec: dict[str, Any]) -> list[str]:
-    """Executors the open-source KFP v2 backend refuses ("resolver executors not implemented").
-
-    TFX compiles the latest-blessed-model Resolver into two resolver executors, which
-    Vertex AI Pipelines runs and the open-source backend's Argo compiler does not
-    (backend/src/v2/compiler/argocompiler/dag.go, KFP 2.x).
-    """
-    return sorted(label for label, executor in spec["deploymentSpec"]["executors"].items()
-                  if "resolver" in executor)
+    """Executors the open-source KFP v2 backend refuses ("resolver executors not implemented"): the
+    latest-blessed-model Resolver's, which Vertex AI Pipelines runs and KFP 2.x's Argo compiler does not."""
+    return sorted(label for label, executor in spec["deploymentSpec"]["executors"].items() if "resolver" in executor)

@@ -1,12 +1,9 @@
 """The Trainer's Vertex AI worker pools: multi-worker training from the compiled spec.
 
-A Vertex AI Pipelines step is one container, so ``--trainer-workers N`` makes the Trainer step submit a Vertex
-AI custom job instead of training itself: a chief pool of one replica and a worker pool of N - 1, each replica
-a ``--trainer-machine-type`` machine with the Trainer's ``--resources`` accelerator, running the image the step
-would run with it (``--gpu-image`` when there is an accelerator). Vertex AI starts each replica with its
-``TF_CONFIG``; the Trainer trains under ``--strategy multi-worker``. The pools are TFX's Vertex trainer
-settings in the Trainer's ``custom_config`` (``ai_platform_training_args``), so the compiled spec shows them.
-The step itself then only waits for the job and publishes the model (components/tracked_trainer).
+A Vertex AI Pipelines step is one container, so ``--trainer-workers N`` makes the Trainer step submit a Vertex AI
+custom job (a chief and N - 1 workers, each a ``--trainer-machine-type`` machine with the Trainer's accelerator,
+training under ``--strategy multi-worker``) and only wait for it. The pools are TFX's Vertex trainer settings in
+the Trainer's ``custom_config``, so the compiled spec shows them.
 """
 from __future__ import annotations
 
@@ -119,15 +116,13 @@ def training_strategy(strategy: str) -> str:
 
 
 def step_resources(resources: Mapping[str, StepResources], pools: Optional[WorkerPools]) -> dict[str, StepResources]:
-    """The steps' own container limits: with worker pools the Trainer's accelerator is the replicas', not the
-    step's, whose container only submits the job and waits for it."""
+    """The steps' own container limits: with worker pools the Trainer's accelerator is the replicas', not the step's."""
     return {step: r for step, r in resources.items() if not (pools and step == TRAINER)}
 
 
 def apply(pipeline, pools: WorkerPools) -> None:
     """Make the pipeline's Trainer submit the custom job of ``pools``; a pipeline without one is refused."""
     from components.tracked_trainer.component import train_on_vertex_worker_pools
-
     trainers = [component for component in pipeline.components if component.id == TRAINER]
     if not trainers:
         raise ValueError(f"--trainer-workers: the pipeline has no {TRAINER} step to train on worker pools.")

@@ -1,11 +1,8 @@
 """One run's console: the project's own lines on screen, everything in a log file.
 
-TensorFlow, Beam, TFX and their C++ libraries write to the process's file descriptors
-1 and 2 (and so do Beam's worker processes, which inherit them): a CUDA probe on a CPU
-machine, tensorflow-io's plugin loader, ZetaSQL, MLMD and Beam warnings make up most of a
-run's output and none of it is actionable. :class:`RunConsole` points both descriptors
-at a pipe; a thread copies every byte to the log file and shows on the terminal only
-the lines the project itself writes (``[tag] text``), or everything with ``verbose``.
+The libraries (and Beam's worker processes, which inherit the descriptors) write most of a run's output to fd 1
+and 2, none of it actionable; so both go to a pipe, and a thread copies every byte to the log file and only the
+project's ``[tag] text`` lines (everything with ``verbose``) to the terminal.
 """
 from __future__ import annotations
 
@@ -45,8 +42,7 @@ class RunConsole:
         os.close(write_end)
         self._reader = threading.Thread(target=self._pump, args=(read_end,), name="run-console", daemon=True)
         self._reader.start()
-        # Python-level writers too, even where sys.stdout was replaced (IDEs, pytest): line-buffered
-        # text streams on the redirected descriptors.
+        # Python-level writers too, even where sys.stdout was replaced (IDEs, pytest).
         self._saved_streams = (sys.stdout, sys.stderr)
         sys.stdout = open(1, "w", buffering=1, closefd=False, encoding="utf-8", errors="replace")
         sys.stderr = open(2, "w", buffering=1, closefd=False, encoding="utf-8", errors="replace")

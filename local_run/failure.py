@@ -1,9 +1,5 @@
-"""How a run ends when it fails: one short paragraph on the console, its records closed.
-
-A failure the user can fix (:class:`config.errors.UserError`) reads as its fix; anything else names its type and
-the log file holding the traceback. MLflow runs and MLMD executions that a failed or killed run left open are
-marked so, now or at the next run's start.
-"""
+"""How a run ends when it fails: one short paragraph on the console (a UserError reads as its fix), its MLflow runs
+and MLMD executions marked failed, now or at the next run's start."""
 from __future__ import annotations
 
 import os
@@ -32,7 +28,7 @@ def not_started(error: UserError) -> RunFailed:
 
 def error_detail(error: BaseException) -> str:
     """The error's last line, at most 300 characters: a Beam- or TensorFlow-wrapped message repeats its cause's
-    traceback above it, which belongs in the log, not on the console."""
+    traceback above it, which belongs in the log."""
     return (str(error).strip().splitlines() or [""])[-1][:300]
 
 

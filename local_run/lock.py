@@ -1,9 +1,5 @@
-"""One output directory, one run: an exclusive lock held for the whole run.
-
-Two runs on one output dir would share the MLMD database, the synthetic data folder and
-the push destination. ``flock`` is released by the kernel when the holder dies, so a
-killed run never leaves a stale lock behind.
-"""
+"""One output directory, one run: two runs would share the MLMD database, the synthetic data and the push
+destination. The kernel releases ``flock`` when the holder dies, so a killed run leaves no stale lock."""
 from __future__ import annotations
 
 import fcntl
@@ -33,10 +29,8 @@ class OutputDirLock:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             handle.close()
-            raise UserError(
-                f"Another run is using this output directory: {holder}",
-                where=self.output_dir,
-                fix="wait for that run to finish, or pass another --output-dir") from None
+            raise UserError(f"Another run is using this output directory: {holder}", where=self.output_dir,
+                            fix="wait for that run to finish, or pass another --output-dir") from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"PID {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")

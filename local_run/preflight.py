@@ -1,17 +1,9 @@
 """Checks that cost milliseconds and run before TensorFlow is imported.
 
-A wrong ``--data-root`` or a collection whose genres are not the label set should be
-reported in the first second, not after the libraries load or after an hour of training.
-Only the standard library and ingestion's discovery rule (audio/discovery.py, which imports
-no TensorFlow) are used here, so a folder counts as a genre here
-exactly when ingestion would read audio from it: hidden folders (``.polka/``) are not read by
-either, nested files (``pop/sub/x.wav``) count for their top folder. A genre whose tracks fall in
-fewer than two split groups (``--group-by``; audio/groups.py, the same rule ingestion applies) is
-refused here too. With labels from tags or a manifest (``--labels``) there are no genre
-folders: the genres are the files' own (audio/labels.py, the rule ingestion labels by), and
-genres of the data outside the label set are excluded by ingestion, not refused. The checks
-that need the data decoded and split (every split has tracks) run at the end of ingestion
-(AudioExampleGen).
+A wrong ``--data-root``, genres that are not the label set or a genre with too few split groups fail in the first
+second, not after an hour of training. The rules are ingestion's own (audio/discovery.py, groups.py, labels.py,
+none importing TensorFlow), so a folder counts as a genre exactly when ingestion reads audio from it. Checks that
+need the data decoded and split run at the end of ingestion.
 """
 from __future__ import annotations
 
@@ -114,8 +106,7 @@ def check_split_dir(config: PipelineConfig) -> None:
 
 
 def labelled_files(config: PipelineConfig, root: str) -> Discovery:
-    """Ingestion's discovery with labels from tags or a manifest (audio/discovery.label); UserError for a
-    missing root or a manifest that cannot be read."""
+    """Ingestion's discovery with labels from tags or a manifest; UserError for a missing root or bad manifest."""
     if not os.path.isdir(root):
         scan_data_root(root)  # its paragraph for a missing root
     return label(sort_entries(walk(root), "", config.labels.source), config.labels, config.genres, root)
@@ -156,13 +147,9 @@ def resolve_labelled_genres(config: PipelineConfig, found: Discovery, root: str,
 
 def check_groups(config: PipelineConfig, scan: DataRootScan, genres: tuple[str, ...],
                  found: Optional[Discovery] = None) -> None:
-    """groups.TooFewGroups when a genre cannot be both in train and held out under ``split.group_by``.
-
-    Ingestion's own discovery and grouping (the tag groupings read each file's tags, headers
-    only): the readable files of the label set's genres, one per track id. Copies of the same
-    audio are found only by ingestion, which checks again after removing them. ``found``:
-    the files labelled by tags or a manifest.
-    """
+    """groups.TooFewGroups when a genre cannot be both in train and held out under ``split.group_by``, by
+    ingestion's discovery and grouping (``found``: files labelled by tags or a manifest). Copies of the same audio
+    are found only by ingestion, which checks again after removing them."""
     if config.split.protocol not in HASH_PROTOCOLS:
         return
     files: list[AudioFile] = []

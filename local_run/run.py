@@ -1,6 +1,5 @@
-"""One run of the pipeline on this machine: the config checked against the data, then under the output
-directory's lock, the console and the step lines, the LocalDagRunner; the summary, or one paragraph on failure.
-"""
+"""One run on this machine: the config checked against the data, then the LocalDagRunner under the output
+directory's lock, console and step lines; the summary, or one paragraph on failure."""
 from __future__ import annotations
 
 import argparse
@@ -30,17 +29,13 @@ def checked_config(args: argparse.Namespace) -> PipelineConfig:
     if config.paths.data_root:
         root = os.path.abspath(config.paths.data_root)
         genres = preflight(config, root, args.genres_from_data)
-        config = dataclasses.replace(config, genres=genres,
-                                     paths=dataclasses.replace(config.paths, data_root=root))
+        config = dataclasses.replace(config, genres=genres, paths=dataclasses.replace(config.paths, data_root=root))
     return config
 
 
 def prepare_data(config: PipelineConfig) -> str:
-    """The synthetic default set: generated once (atomically, resumable), then reused.
-
-    The set has its own sample rate (``synthetic.sample_rate``), whatever the model's:
-    ingestion resamples, so switching models reuses the same files and ingestion cache.
-    """
+    """The synthetic default set, generated once (atomically, resumable), then reused. It has its own sample rate:
+    ingestion resamples, so switching models reuses the same files and ingestion cache."""
     from synthetic.generator import generate, is_complete
     root = config.synthetic_data_root
     s = config.synthetic

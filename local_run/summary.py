@@ -1,4 +1,4 @@
-"""What a run produced, read from its own executions in MLMD, and the summary the console ends with."""
+"""What a run produced and the summary the console ends with."""
 from __future__ import annotations
 
 import glob

@@ -1,8 +1,5 @@
-"""The run summary's account of model selection: what the Tuner chose and every trial's fold score.
-
-Read from this run's Tuner artifacts (its best hyperparameters and TFX's table of trial results), so a Tuner taken
-from the cache reports the search that made its choice.
-"""
+"""The run summary's account of model selection: what the Tuner chose and every trial's fold score, read from
+this run's Tuner artifacts so a Tuner taken from the cache reports the search that made its choice."""
 from __future__ import annotations
 
 import json

@@ -1,19 +1,10 @@
 #!/usr/bin/env python3
 """Make the ml-metadata and TFDV extension modules load on glibc < 2.38.
 
-A workaround for a packaging gap, not a fix of either library: ml-metadata 1.21 and
-TFDV 1.21 only publish wheels tagged manylinux_2_39, yet their extension modules need
-just six symbols that older glibc / libstdc++ lack (``__isoc23_strto*`` from glibc 2.38,
-``std::ios_base_library_init`` and ``__cxa_call_terminate`` from GCC 13's libstdc++).
-For each module this script
-
-1. marks the version requirements (GLIBC_2.38, GLIBCXX_3.4.32, CXXABI_1.3.15) weak in
-   ``.gnu.version_r``, so the loader stops refusing the file;
-2. clears the version of each undefined symbol bound to them (``patchelf``);
-3. adds a small shim library beside the module that defines the six symbols with
-   their older equivalents, as a NEEDED entry found through ``$ORIGIN``.
-
-Idempotent: a module that already needs the shim is left alone.
+A workaround for a packaging gap: ml-metadata 1.21 and TFDV 1.21 only publish manylinux_2_39 wheels, yet their
+extension modules need just six symbols older glibc / libstdc++ lack. For each module this marks the GLIBC_2.38,
+GLIBCXX_3.4.32 and CXXABI_1.3.15 requirements weak, clears the symbols' versions (patchelf) and adds a shim
+library beside it (found through $ORIGIN) that defines them. Idempotent: a patched module is left alone.
 """
 from __future__ import annotations
 
@@ -24,15 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODULES = (
-    "ml_metadata/metadata_store/pywrap/metadata_store_extension.so",
-    "tensorflow_data_validation/pywrap/tensorflow_data_validation_extension.so",
-)
+MODULES = ("ml_metadata/metadata_store/pywrap/metadata_store_extension.so",
+           "tensorflow_data_validation/pywrap/tensorflow_data_validation_extension.so")
 NEW_VERSIONS = {b"GLIBC_2.38", b"GLIBCXX_3.4.32", b"CXXABI_1.3.15"}
-SYMBOLS = (
-    "__isoc23_strtol", "__isoc23_strtoul", "__isoc23_strtoll", "__isoc23_strtoull",
-    "_ZSt21ios_base_library_initv", "__cxa_call_terminate",
-)
+SYMBOLS = ("__isoc23_strtol", "__isoc23_strtoul", "__isoc23_strtoll", "__isoc23_strtoull",
+           "_ZSt21ios_base_library_initv", "__cxa_call_terminate")
 SHIM_NAME = "libgenre_glibc_shim.so"
 SHIM_SOURCE = r"""
 #include <stdlib.h>
@@ -55,7 +42,7 @@ VER_FLG_WEAK = 0x2
 
 
 def _sections(data: bytearray):
-    """Yield (type, offset, size, link) of each section of a little-endian ELF64 file."""
+    """Yield (type, offset, size, link, header offset) of each section of a little-endian ELF64 file."""
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         raise SystemExit("expected a little-endian ELF64 file")
     shoff, = struct.unpack_from("<Q", data, 0x28)

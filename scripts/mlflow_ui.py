@@ -1,9 +1,6 @@
 """`make mlflow-ui`: open the run's own MLflow tracking store on 127.0.0.1 and print its URL.
 
-The default store is the SQLite file `make run` writes under the pipeline root
-(PipelineConfig().mlflow_tracking_uri); the run's plots, evaluation reports and models
-are on each run's Artifacts tab. A tracking server (`--mlflow-uri http://...`) already has
-its own UI: this only prints where.
+A tracking server (`--mlflow-uri http://...`) already has its own UI: this only prints where.
 
     python scripts/mlflow_ui.py [--mlflow-uri URI] [--port 5000]
 """
@@ -31,8 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{uri} is a tracking server: open {uri} in a browser (it serves its own UI).")
         return 0
     if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
-        print(f"No MLflow store at {uri}: `make run` creates it (or pass ARGS=\"--mlflow-uri URI\").",
-              file=sys.stderr)
+        print(f"No MLflow store at {uri}: `make run` creates it (or pass ARGS=\"--mlflow-uri URI\").", file=sys.stderr)
         return 1
     mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
     print(f"MLflow UI for {uri}: http://127.0.0.1:{args.port}  (experiment 'genre-pipeline'; plots and "

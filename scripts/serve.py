@@ -1,9 +1,7 @@
 """`make serve`: serve the latest pushed model on 127.0.0.1:8500 for the page and the client.
 
-With a Docker engine: TF Serving itself (the `tf-serving` service of
-serving/docker-compose.yml, on the push destination's parent folder). Without one (the
-project's development machines): the project's TF Serving test double
-(`python -m serving.stand_in_server`), which speaks the same gRPC API. It says which it started.
+With a Docker engine, TF Serving itself (service `tf-serving` of serving/docker-compose.yml); without one, the
+project's TF Serving test double (`python -m serving.stand_in_server`, same gRPC API). It says which it started.
 
     python scripts/serve.py [--serving-dir outputs/serving/genre] [--port 8500] [--model-name genre] [--no-docker]
 """

@@ -1,13 +1,10 @@
 #!/usr/bin/env python3
 """Create (or reuse) the project's virtualenv, cached outside the clone.
 
-The venv lives in ``$GENRE_VENV_CACHE`` (default ``~/.cache/genre-pipeline``) under a
-name keyed by a hash of the requirement files, this script, the glibc shim and the
-Python version, so a clean clone reuses a venv built by an earlier run and any change
-to the pins builds a fresh one. A venv only counts once its ``.complete`` marker is
-written, so an interrupted install is rebuilt, never half-used. Each venv is about 4 GB: after a
-build, all but the ``$GENRE_KEEP_VENVS`` (default 2) most recently used venvs of the cache are
-removed, so pins that change over months do not fill the disk.
+The venv in ``$GENRE_VENV_CACHE`` (default ``~/.cache/genre-pipeline``) is named by a hash of the requirement
+files, this script, the glibc shim and the Python version: a clean clone reuses an earlier build, changed pins
+build a fresh one. Only a venv with its ``.complete`` marker counts, so an interrupted install is rebuilt. After a
+build, all but the ``$GENRE_KEEP_VENVS`` (default 2) most recently used venvs (about 4 GB each) are removed.
 
 Usage:
     python3 scripts/setup_env.py            # build or reuse, print what happened
@@ -27,14 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HASHED_FILES = [
-    "requirements.txt",
-    "constraints.txt",
-    "requirements-test.txt",
-    "requirements-nodeps.txt",
-    "scripts/setup_env.py",
-    "scripts/glibc_compat.py",
-]
+HASHED_FILES = ["requirements.txt", "constraints.txt", "requirements-test.txt", "requirements-nodeps.txt",
+                "scripts/setup_env.py", "scripts/glibc_compat.py"]
 KEEP_VENVS = int(os.environ.get("GENRE_KEEP_VENVS", "2"))
 USED_MARKER = ".last-used"
 # Wheels published only for glibc >= 2.39 (see scripts/glibc_compat.py).
@@ -79,11 +70,8 @@ def pinned_version(package: str) -> str:
 
 
 def fetch_relabelled_wheels(pip: list[str], wheelhouse: Path) -> None:
-    """Download the manylinux_2_39 wheels and store them under a manylinux_2_17 name.
-
-    pip refuses a wheel whose platform tag is newer than the running glibc. The
-    extension modules inside are made loadable afterwards by glibc_compat.py.
-    """
+    """Download the manylinux_2_39 wheels under a manylinux_2_17 name: pip refuses a platform tag newer than the
+    running glibc (glibc_compat.py makes their extension modules loadable afterwards)."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
     py = f"{sys.version_info.major}{sys.version_info.minor}"
     for package in MANYLINUX_2_39_ONLY:
@@ -104,8 +92,7 @@ def build(target: Path) -> None:
     python = str(target / "bin" / "python")
     pip = [python, "-m", "pip", "--disable-pip-version-check"]
     run(pip + ["install", "-q", "--upgrade", "pip==25.3", "wheel"])
-    install = pip + ["install", "-q", "-r", str(ROOT / "requirements.txt"),
-                     "-r", str(ROOT / "requirements-test.txt")]
+    install = pip + ["install", "-q", "-r", str(ROOT / "requirements.txt"), "-r", str(ROOT / "requirements-test.txt")]
     if (ROOT / "constraints.txt").exists():
         install += ["-c", str(ROOT / "constraints.txt")]
     needs_compat = glibc_version() < (2, 38)
@@ -150,8 +137,7 @@ def main() -> None:
         print(target)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    # One build at a time: two `make` commands started together (a run and the tests) would
-    # otherwise install into the same folder at once and break each other's pip.
+    # One build at a time: two `make` commands started together would break each other's pip.
     with open(target.parent / ".build.lock", "w") as lock:
         if (target / ".complete").exists():
             (target / USED_MARKER).touch()

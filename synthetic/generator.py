@@ -1,25 +1,10 @@
-"""A deterministic, GTZAN-shaped synthetic music collection.
+"""A deterministic, GTZAN-shaped synthetic music collection: the default data set of ``local_runner.py`` and
+the tests, since GTZAN itself cannot be downloaded here and must never be committed.
 
-Writes ``<out>/<genre>/<genre>.NNNNN.wav`` (mono, 16-bit, 22050 Hz by default) for the
-ten genres in :data:`config.settings.GENRES` (the recipes are GTZAN's ten). Each genre is
-a recipe that differs from the others in tempo, rhythm (drum pattern and swing), timbre
-(harmonic profile, distortion, envelope), harmony (scale and chord type) and noise, so
-that a model has something real to learn; each track draws its own tempo, key, mix and
-noise from a seed derived from (seed, genre, track), so any track can be regenerated
-alone and the same arguments always give the same bytes.
-
-Rendering is vectorised: per track, every distinct chord, note and drum hit is rendered
-once (wavetable synthesis, numpy) and then copied to where it is struck, one slice add per
-event; there is no per-sample Python. ``bench/synthetic.py`` measures the real-time factor
-(BENCHMARKS.md). Files are written atomically and a manifest, written last, marks a
-complete set (:func:`generate`).
-
-:func:`generate_library` writes the same tracks in a music library's shape,
-``<genre>/<Genre> Artist K/Album J/NN Title.wav`` (or 44.1 kHz stereo FLAC), with file names that
-repeat across albums: what ``bench/scale.py`` ingests at 1x to 30x the default set.
-
-It is the default dataset of ``local_runner.py`` and of every CI test: GTZAN itself
-cannot be downloaded here and must never be committed.
+Each genre's recipe differs in tempo, rhythm, timbre, harmony and noise, so a model has something real to learn.
+Each track is seeded from (seed, genre, track), so it can be regenerated alone and the same arguments give the same
+bytes. Every distinct chord, note and drum hit is rendered once and copied where it is struck: no per-sample
+Python. :func:`generate_library` writes the same tracks in a music library's shape.
 """
 from __future__ import annotations
 
@@ -113,11 +98,8 @@ def _pattern(text: str) -> np.ndarray:
 
 
 class _Voice:
-    """One track's instrument: a wavetable of the recipe's harmonics (phases drawn once per
-    track, partials above Nyquist left out) read at each note's frequency, with vibrato,
-    attack/decay envelope and distortion. A chord is struck as one sound: its notes share the
-    envelope and are distorted together. Each distinct chord or note is rendered once per
-    track and then only copied where it is struck."""
+    """One track's instrument: a wavetable of the recipe's harmonics (none above Nyquist) read at each note's
+    frequency, with vibrato, envelope and distortion; a chord's notes share the envelope and distortion."""
 
     def __init__(self, recipe: GenreRecipe, sr: int, rng: np.random.Generator):
         self.recipe, self.sr = recipe, sr
@@ -173,8 +155,7 @@ def _drum(kind: str, sr: int, rng: np.random.Generator) -> np.ndarray:
 
 def _overlay(out: np.ndarray, starts: np.ndarray, sounds: list[np.ndarray], which: np.ndarray,
              gains: Optional[np.ndarray] = None) -> None:
-    """Add ``sounds[which[i]]`` (times ``gains[i]``) at ``starts[i]``: one slice add per event, no
-    per-sample Python, no temporary array unless there are gains."""
+    """Add ``sounds[which[i]]`` (times ``gains[i]``) at ``starts[i]``: one slice add per event."""
     n = len(out)
     for i, (start, w) in enumerate(zip(starts.tolist(), which.tolist())):
         sound = sounds[w]
@@ -194,8 +175,7 @@ def _noise_table() -> np.ndarray:
 
 
 def _add_noise(out: np.ndarray, level: float, rng: np.random.Generator) -> None:
-    """Add white noise read from the shared table at a random offset (cheaper than drawing n samples;
-    it repeats only every 6 s, longer than a segment)."""
+    """White noise from the shared table at a random offset (cheaper than drawing it; it repeats every 6 s)."""
     noise = np.roll(_noise_table(), -int(rng.integers(0, NOISE_TABLE_SIZE))) * np.float32(level)
     for at in range(0, len(out), NOISE_TABLE_SIZE):
         chunk = out[at:at + NOISE_TABLE_SIZE]
@@ -206,8 +186,7 @@ def _peak(x: np.ndarray) -> np.float32:
     return np.float32(max(x.max(), -x.min()) + 1e-9)
 
 
-def render_track(genre: str, index: int, seconds: float = 30.0, sample_rate: int = 22050,
-                 seed: int = 0) -> np.ndarray:
+def render_track(genre: str, index: int, seconds: float = 30.0, sample_rate: int = 22050, seed: int = 0) -> np.ndarray:
     """Render one track as float32 in [-1, 1]; deterministic in (genre, index, seconds, rate, seed)."""
     recipe = RECIPES[genre]
     rng = _track_rng(seed, genre, index)
@@ -263,8 +242,6 @@ def render_track(genre: str, index: int, seconds: float = 30.0, sample_rate: int
     return mix
 
 
-# ----- writing a set --------------------------------------------------------------------------
-
 def _set_description(tracks_per_genre: int, seconds: float, seed: int, sample_rate: int,
                      genres: tuple[str, ...]) -> dict:
     return {"generator_version": GENERATOR_VERSION, "tracks_per_genre": tracks_per_genre, "seconds": seconds,
@@ -279,12 +256,8 @@ def _read_json(path: Path) -> Optional[dict]:
 
 
 def _atomic_write(path: Path, write: Callable[[str], None], tmp_dir: Optional[Path] = None) -> None:
-    """``write(temp_path)`` to a unique temporary file in ``tmp_dir`` (default: beside ``path``; it
-    must be on the same filesystem), then rename it over ``path``.
-
-    The rename is atomic, so a reader (or a concurrent generator) sees the old file or the
-    whole new one, and two writers never share a temporary file.
-    """
+    """``write(temp_path)`` to a unique temporary file in ``tmp_dir`` (same filesystem; default beside ``path``),
+    then rename it over ``path``: readers see the old or the whole new file, and writers never share a temp file."""
     fd, tmp = tempfile.mkstemp(dir=tmp_dir or path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -301,8 +274,7 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def _remove_orphans(out: Path) -> None:
-    """Delete temporary files a killed run left behind; a live writer renames its file within
-    a second, so one untouched for ORPHAN_SECONDS has no owner."""
+    """Delete temporary files older than ORPHAN_SECONDS: a live writer renames its file within a second."""
     now = time.time()
     for tmp in out.glob(".*.tmp"):
         with contextlib.suppress(OSError):
@@ -331,23 +303,16 @@ def _is_set_complete(out: Path, description: dict) -> bool:
 
 def is_complete(out_dir: str | Path, tracks_per_genre: int = 20, seconds: float = 30.0, seed: int = 0,
                 sample_rate: int = 22050, genres: tuple[str, ...] = GENRES) -> bool:
-    """Whether ``out_dir`` holds this exact set, finished: its manifest matches and every file listed
-    is there with its recorded size (no audio is read)."""
+    """Whether ``out_dir`` holds this exact set, finished: the manifest matches and every file has its size."""
     return _is_set_complete(Path(out_dir), _set_description(tracks_per_genre, seconds, seed, sample_rate, genres))
 
 
 def _write_set(out: Path, tracks: list[tuple[Path, str, int]], description: dict, seconds: float,
                sample_rate: int, seed: int, channels: int = 1, audio_format: str = "WAV",
                progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
-    """Render and write ``tracks`` (path, genre, index), or return at once when the set is complete.
-
-    Every file is written under a unique temporary name and renamed into place, so two runs
-    can generate the same set at once (the same bytes land twice) and a killed run leaves
-    no half-written clip. The manifest is written last; a set without it is resumed: tracks
-    already in place are kept when the stamp shows this generator wrote them for these
-    settings, everything else is (re)written. ``progress(done, total)`` is called per track
-    only when there is work to do.
-    """
+    """Render and write ``tracks`` (path, genre, index), or return at once when the set is complete. Atomic writes
+    let two runs generate one set at once and leave no half-written clip. The manifest is written last; a set
+    without it is resumed, keeping tracks in place when the stamp matches these settings."""
     paths = [path for path, _, _ in tracks]
     if _is_set_complete(out, description):
         return paths
@@ -364,8 +329,7 @@ def _write_set(out: Path, tracks: list[tuple[Path, str, int]], description: dict
             if channels == 2:  # the same performance, the right channel a little quieter: a panned mix
                 pcm = np.stack([pcm, (pcm.astype(np.int32) * 7 // 8).astype(np.int16)], axis=1)
             # Temporary files go to the set's root, not the genre folder: ExampleGen reads <root>/*/*.
-            _atomic_write(path, lambda tmp: sf.write(tmp, pcm, sample_rate, subtype="PCM_16", format=audio_format),
-                          out)
+            _atomic_write(path, lambda tmp: sf.write(tmp, pcm, sample_rate, subtype="PCM_16", format=audio_format), out)
         if progress:
             progress(done, len(paths))
     files = {p.relative_to(out).as_posix(): p.stat().st_size for p in paths}
@@ -376,28 +340,23 @@ def _write_set(out: Path, tracks: list[tuple[Path, str, int]], description: dict
 def generate(out_dir: str | Path, tracks_per_genre: int = 20, seconds: float = 30.0, seed: int = 0,
              sample_rate: int = 22050, genres: tuple[str, ...] = GENRES,
              progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
-    """Write the GTZAN-shaped collection, or return at once when it is complete (see :func:`is_complete`
-    and :func:`_write_set` for the atomic, resumable writing)."""
+    """Write ``<out>/<genre>/<genre>.NNNNN.wav`` (mono, 16-bit), atomically and resumably (:func:`_write_set`)."""
     out = Path(out_dir)
     description = _set_description(tracks_per_genre, seconds, seed, sample_rate, genres)
     return _write_set(out, _flat_tracks(out, tracks_per_genre, genres), description, seconds, sample_rate, seed,
                       progress=progress)
 
 
-# ----- a music library's layout ---------------------------------------------------------------
-
 # Track titles by position on the album: every album's first track is "01 Intro", so file names
 # repeat across albums and artists, as they do in real libraries.
-TITLES = ("Intro", "Home", "Night Drive", "Interlude", "Rain", "Gold", "Silver Line", "Echoes", "Reprise",
-          "Outro")
+TITLES = ("Intro", "Home", "Night Drive", "Interlude", "Rain", "Gold", "Silver Line", "Echoes", "Reprise", "Outro")
 LIBRARY_FORMATS = {"wav": "WAV", "flac": "FLAC"}
 
 
 def library_relative_path(genre: str, index: int, tracks_per_album: int, albums_per_artist: int,
                           extension: str = "wav") -> str:
-    """``<genre>/<Genre> Artist K/Album J/NN Title.<ext>`` of the genre's ``index``-th track: albums fill
-    up in order, ``albums_per_artist`` albums an artist, so a larger library has more artists. Artist
-    names differ between genres (ingestion groups an artist's tracks across genre folders)."""
+    """``<genre>/<Genre> Artist K/Album J/NN Title.<ext>`` of a genre's ``index``-th track: a larger library has
+    more artists, named per genre (ingestion groups an artist's tracks across genre folders)."""
     artist, position = divmod(index, tracks_per_album * albums_per_artist)
     album, number = divmod(position, tracks_per_album)
     return (f"{genre}/{genre.capitalize()} Artist {artist + 1}/Album {album + 1}/"
@@ -416,10 +375,8 @@ def generate_library(out_dir: str | Path, tracks_per_genre: int, seconds: float 
                      sample_rate: int = 22050, genres: tuple[str, ...] = GENRES, tracks_per_album: int = 10,
                      albums_per_artist: int = 2, audio_format: str = "wav", channels: int = 1,
                      progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
-    """A music library of the same tracks as :func:`generate` (one rendering rule, the same samples
-    for the same genre, index, length, rate and seed), laid out as
-    ``<genre>/<Genre> Artist K/Album J/NN Title.<wav|flac>`` (:func:`library_relative_path`); stereo when
-    ``channels`` is 2. Written atomically and resumably, manifest last, like :func:`generate`."""
+    """The tracks of :func:`generate` laid out as a music library (:func:`library_relative_path`), with file names
+    repeating across albums; stereo when ``channels`` is 2. Written like :func:`generate`."""
     if audio_format not in LIBRARY_FORMATS:
         raise ValueError(f"audio_format {audio_format!r}: use one of {', '.join(LIBRARY_FORMATS)}")
     if channels not in (1, 2) or tracks_per_album < 1 or albums_per_artist < 1:
