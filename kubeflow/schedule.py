@@ -231,17 +231,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             document, host=args.host, experiment=args.experiment, cron=args.cron,
             job_name=args.job_name, max_concurrency=args.max_concurrency, pipeline_root=args.pipeline_root,
             enable_caching=args.enable_caching, pipeline_name=args.pipeline_name, namespace=args.namespace)
-        if args.dry_run:
-            described = request.describe()
-            print(json.dumps(described, indent=2))
-            return described
-        unsupported = spec_lib.unsupported_on_open_source_kfp(request.pipeline_spec)
-        if unsupported:
-            print(f"[schedule] warning: {', '.join(unsupported)} are resolver executors, which the open-source "
-                  "KFP v2 backend refuses when it starts a run; compile with --no-baseline for it (kubeflow/README.md).",
-                  file=sys.stderr)
-        ids = send(request)
     except ValueError as err:  # includes LocalPathError
+        raise SystemExit(f"error: {err}") from None
+    if args.dry_run:
+        described = request.describe()
+        print(json.dumps(described, indent=2))
+        return described
+    unsupported = spec_lib.unsupported_on_open_source_kfp(request.pipeline_spec)
+    if unsupported:
+        print(f"[schedule] warning: {', '.join(unsupported)} are resolver executors, which the open-source "
+              "KFP v2 backend refuses when it starts a run; compile with --no-baseline for it (kubeflow/README.md).",
+              file=sys.stderr)
+    try:
+        ids = send(request)
+    except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     except Exception as err:  # noqa: BLE001 - kfp, urllib3 and the server's API errors: one paragraph
         raise _unreachable(request.host, err) from None

@@ -60,7 +60,7 @@ class RunConsole:
         """Write straight to the terminal and the log (for the closing summary or error)."""
         data = (text if text.endswith("\n") else text + "\n").encode()
         if self._terminal is None:
-            sys.stdout.write(text + "\n")
+            sys.stdout.write(data.decode())
             sys.stdout.flush()
             return
         self._log.write(data)

@@ -120,6 +120,11 @@ def test_the_console_shows_own_lines_and_logs_everything(tmp_path, capfd):
     assert "after" in capfd.readouterr().out
 
 
+def test_the_console_not_entered_shows_a_line_once_without_a_blank_after_it(tmp_path, capsys):
+    RunConsole(str(tmp_path / "run.log")).show("Run finished.\n")
+    assert capsys.readouterr().out == "Run finished.\n"
+
+
 def test_failure_paragraphs_name_the_step_the_problem_and_the_log():
     wrapped = RuntimeError("beam wrapper")
     wrapped.__cause__ = UserError("The eval split has no tracks.", where="AudioExampleGen", fix="add tracks")
