@@ -15,15 +15,11 @@ PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.py")
 
 
 def streamlit_command(port: int, address: str = "127.0.0.1", max_seconds: float = DEFAULT_MAX_SECONDS) -> list[str]:
-    """The `streamlit run` command line for the page (also used by the browser test and bench).
-
-    The upload limit fits the page's clip cap (settings.upload_limit_mb), not Streamlit's 200 MB default.
-    """
+    """The `streamlit run` command line for the page; the upload limit fits the page's clip cap."""
     return [sys.executable, "-m", "streamlit", "run", PAGE, "--server.address", address, "--server.port",
-            str(port), "--server.maxUploadSize", str(upload_limit_mb(max_seconds)),
-            "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--global.developmentMode", "false",
-            "--client.toolbarMode", "viewer"]
+            str(port), "--server.maxUploadSize", str(upload_limit_mb(max_seconds)), "--server.headless", "true",
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+            "--global.developmentMode", "false", "--client.toolbarMode", "viewer"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,17 +1,8 @@
 """Whether a clip carries enough music for the page to judge it, or is too quiet or too noisy.
 
-The model would answer anything it is sent (its graph normalises the level), so the page checks
-first and says why instead of showing a guess:
-
-- too quiet: a microphone recording below :data:`QUIET_DBFS` is mostly the microphone's own noise
-  (uploads are not held to it: a quiet master is still music, and the model does not hear level);
-- too noisy: the clip is mostly steady noise (a fan, hiss, a room). Music changes over time in
-  every band, steady noise does not: per mel band, the clip's mean power over its 10th-percentile
-  power, summed over bands (:func:`music_over_floor_db`), is near 2 dB for white, pink or
-  band-limited noise and at least 4.4 dB on every real GTZAN clip (``audibility_test.py`` holds the
-  page to both on the real clips and through the device channel of ``bench/channels.py``).
-
-NumPy and librosa's mel filters only: the page does not load TensorFlow.
+The model answers anything, so the page checks first and says why. A recording below :data:`QUIET_DBFS` is
+mostly microphone noise; music changes over time in every band and steady noise does not, so a clip whose
+mean band power stands under :data:`STEADY_NOISE_DB` above its floor is too noisy. No TensorFlow here.
 """
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""Drive the page in headless Chromium: for the browser test and bench/app_latency.py.
+"""Drive the page in headless Chromium (Debian's, through Selenium): for the browser test and bench/app_latency.py.
 
-Uses Debian's `chromium` and `chromium-driver` (scripts/install_browser.sh installs them)
-through Selenium, with the driver's path given, so Selenium never tries to download one.
+The driver's path is given, so Selenium never tries to download one.
 """
 from __future__ import annotations
 
@@ -50,7 +49,6 @@ def chrome(width: int = 1280, height: int = 1900, extra_flags: Sequence[str] = (
     """A headless Chromium session (root-safe flags, plus EXTRA_FLAGS); the caller quits it."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
@@ -64,7 +62,6 @@ def open_page(driver, url: str, timeout: float = 120.0) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
-
     driver.get(url)
     WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[type='file']")))
 
@@ -79,7 +76,6 @@ def upload_and_wait(driver, clip_path: str, timeout: float = 180.0) -> Upload:
     """Upload CLIP_PATH; wait for the result (or an error) with every chart and image drawn."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-
     started = time.perf_counter()
     seen: list[float] = []
 
@@ -107,7 +103,6 @@ def save_screenshot(driver, path: str, max_bytes: Optional[int] = None) -> str:
     driver.save_screenshot(path)
     if max_bytes is not None and os.path.getsize(path) > max_bytes:
         from PIL import Image
-
         for colors in (256, 128, 64):
             Image.open(path).convert("RGB").quantize(colors=colors).save(path, optimize=True)
             if os.path.getsize(path) <= max_bytes:

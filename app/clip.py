@@ -1,11 +1,7 @@
 """An uploaded or recorded clip, decoded and checked before it is sent to the model.
 
-Every way a clip can be unusable gets a :class:`ClipError` whose message names the file,
-the problem and what to do; the page shows it as one paragraph, never a traceback. The
-decoder is the client's own (serving/audio_file.py), so the page and the CLI accept the same
-files. Memory is bounded before decoding: the upload is at most :func:`app.settings.upload_limit_bytes`
-(Streamlit's ``server.maxUploadSize``, set by ``python -m app``, and checked here again) and the
-header's length is checked against the cap before any sample is decoded.
+Every way a clip can be unusable gets a :class:`ClipError` naming the file, the problem and the fix. The
+decoder is the client's own (serving/audio_file.py), so the page and the CLI accept the same files.
 """
 from __future__ import annotations
 
@@ -42,15 +38,8 @@ class Clip:
 
 def decode(name: str, data: bytes, max_seconds: float, audio: AudioConfig = PipelineConfig().audio,
            recorded: bool = False) -> Clip:
-    """Decode DATA (the bytes of file NAME) and check it is a clip the model can judge.
-
-    The client's reader (serving/audio_file.py) checks the header against MAX_SECONDS (the
-    page's cap, default ``serving.max_clip_seconds``) before decoding; then the model's own
-    bars (``audio.segment_seconds``, levels.py's amplitude and silence rules with
-    ``audio.silence_dbfs``: the serving graph refuses the same clips) answer at once with a
-    message written for a person. Last, app/audibility.py refuses a clip that is too noisy, or a
-    recording (RECORDED) too quiet, to judge.
-    """
+    """Decode DATA (the bytes of file NAME) and check it is a clip the model can judge, with a message for a
+    person where the serving graph would refuse it, or app/audibility.py finds it too noisy or quiet."""
     min_seconds = audio.segment_seconds
     if not data:
         raise ClipError(f"{name} is empty (0 bytes). Choose an audio file ({SUPPORTED}) or record again.")

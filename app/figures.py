@@ -1,8 +1,6 @@
 """The page's pictures: genre bars, the per-segment timeline, the waveform, the log-mel.
 
-The log-mel here is for display only and is computed in the page with librosa; the model
-computes its own features inside the TF graph (models/features.py), so nothing here can
-change an answer.
+The log-mel is for display only; the model computes its own features in its graph.
 """
 from __future__ import annotations
 
@@ -26,8 +24,7 @@ def genre_bars(ranked: list[tuple[str, float]]) -> alt.Chart:
         x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", title=None)),
         y=alt.Y("genre:N", sort=None, title=None),
         color=alt.condition("datum.top", alt.value(ACCENT), alt.value(MUTED)),
-        tooltip=["genre", alt.Tooltip("probability:Q", format=".1%")],
-    ).properties(height=28 * len(ranked))
+        tooltip=["genre", alt.Tooltip("probability:Q", format=".1%")]).properties(height=28 * len(ranked))
 
 
 def segment_timeline(segment_scores: np.ndarray, genres: tuple[str, ...], hop_seconds: float) -> alt.Chart:
@@ -58,18 +55,15 @@ def waveform_chart(waveform: np.ndarray, sample_rate: int, points: int = 1200) -
     frame = pd.DataFrame({"seconds": seconds, "low": usable.min(axis=1), "high": usable.max(axis=1)})
     return alt.Chart(frame).mark_area(color="#3e7cb1", opacity=0.85).encode(
         x=alt.X("seconds:Q", title="seconds", scale=alt.Scale(domain=[0, waveform.size / sample_rate])),
-        y=alt.Y("low:Q", title=None, scale=alt.Scale(domain=[-1, 1])), y2="high:Q",
-    ).properties(height=160)
+        y=alt.Y("low:Q", title=None, scale=alt.Scale(domain=[-1, 1])), y2="high:Q").properties(height=160)
 
 
 def log_mel_png(waveform: np.ndarray, sample_rate: int) -> bytes:
     """The clip's log-mel spectrogram (librosa, display only) as a PNG."""
     import librosa
     import matplotlib
-
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     mel = librosa.feature.melspectrogram(y=waveform, sr=sample_rate, n_fft=2048, hop_length=DISPLAY_HOP,
                                          n_mels=DISPLAY_MELS)
     db = librosa.power_to_db(mel, ref=np.max, top_db=80.0)

@@ -1,12 +1,7 @@
 """Which model answered: its family and held-out accuracy, from the MLflow model registry.
 
-TF Serving reports only a version number, and its metadata RPC only the signatures; extra
-files beside a pushed version are not served. The ModelRegistrar tags each registered
-version with the TF Serving version it was pushed as (``serving_version``), so the page
-finds that registry entry, then its training run: the family (run tag ``model``), the split
-protocol (tag ``split_protocol``) and the held-out clip accuracy the gate logged
-(``candidate_clip_accuracy`` over ``candidate_clips`` clips). This works the same when the
-page runs far from the serving directory; it needs only the tracking URI.
+TF Serving reports only a version number, so the page finds the registry version tagged with it
+(``serving_version``) and reads the family, split protocol and gate accuracy from its training run.
 """
 from __future__ import annotations
 
@@ -56,8 +51,7 @@ def lookup(tracking_uri: str, serving_version: int, registered_model: Optional[s
     path = _sqlite_path(tracking_uri)
     if path is not None and not os.path.exists(path):  # opening it would create an empty store
         return ModelCard(serving_version, note=f"no MLflow store at {short_uri(tracking_uri)} (run `make run`, or "
-                                               "start the "
-                                               "page with --mlflow-uri)")
+                                               "start the page with --mlflow-uri)")
     try:
         from mlflow.tracking import MlflowClient
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -74,8 +68,7 @@ def lookup(tracking_uri: str, serving_version: int, registered_model: Optional[s
             is_champion = False
     except Exception as err:  # noqa: BLE001 - the card is optional; the page still answers
         return ModelCard(serving_version, note=f"MLflow at {short_uri(tracking_uri)} did not answer "
-                                               f"({type(err).__name__}: "
-                                               f"{str(err).splitlines()[0][:200]})")
+                                               f"({type(err).__name__}: {str(err).splitlines()[0][:200]})")
     metrics, tags = run.data.metrics, run.data.tags
     clips = metrics.get("candidate_clips")
     return ModelCard(serving_version, family=tags.get("model", ""),

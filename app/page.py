@@ -1,8 +1,6 @@
 """The genre page (Streamlit): upload or record a clip, hear it, see what the served model thinks.
 
-Start it with ``make app`` (or ``python -m app --host HOST:PORT``); settings come from the
-environment (app/settings.py). The model is reached only over gRPC through
-serving/client.py; this process loads TF Serving's protos without the TensorFlow runtime.
+Start it with ``make app`` (or ``python -m app --host HOST:PORT``); settings come from the environment.
 """
 from __future__ import annotations
 
@@ -24,13 +22,8 @@ from app import figures, model_card  # noqa: E402
 from app.clip import SUPPORTED, Clip, ClipError, decode  # noqa: E402
 from app.settings import AppSettings, short_uri  # noqa: E402
 from config.settings import AUDIO_EXTENSIONS, PipelineConfig  # noqa: E402
-from serving.client import (  # noqa: E402
-    GenreClient,
-    ModelInputError,
-    Prediction,
-    ServerUnavailableError,
-    ServingClientError,
-)
+from serving.client import (GenreClient, ModelInputError, Prediction, ServerUnavailableError,  # noqa: E402
+                            ServingClientError)
 
 START_COMMAND = "make serve"
 STYLE = """
@@ -119,10 +112,9 @@ def show_result(settings: AppSettings, clip: Clip, digest: str, prediction: Pred
     votes = prediction.segment_scores.argmax(axis=1)
     agreeing = int((votes == prediction.genres.index(top)).sum())
     card = _card(settings.mlflow_uri, prediction.model_version)
-    st.markdown(
-        f"<div class='genre-kicker'>Genre</div><div class='genre-top'>{top}</div>"
-        f"<div class='genre-prob'>{probability:.0%} probability · {agreeing} of {votes.size} segments voted "
-        f"{top}</div>", unsafe_allow_html=True)
+    st.markdown(f"<div class='genre-kicker'>Genre</div><div class='genre-top'>{top}</div><div class='genre-prob'>"
+                f"{probability:.0%} probability · {agreeing} of {votes.size} segments voted {top}</div>",
+                unsafe_allow_html=True)
     st.caption(f"Answered by model '{settings.model}' {card.summary()}"
                + (f" · MLflow run {card.run_id[:8]}" if card.run_id else "")
                + (" · champion" if card.is_champion else "")
@@ -137,9 +129,8 @@ def show_result(settings: AppSettings, clip: Clip, digest: str, prediction: Pred
     st.markdown("**Waveform**")
     st.altair_chart(figures.waveform_chart(clip.waveform, clip.sample_rate), width="stretch")
     st.markdown("**Log-mel spectrogram**")
-    st.image(_log_mel(digest, clip), width="stretch",
-             caption="Computed in the page with librosa, for display; the model computes its own features "
-                     "in its TF graph.")
+    st.image(_log_mel(digest, clip), width="stretch", caption="Computed in the page with librosa, for display; the "
+             "model computes its own features in its TF graph.")
 
 
 def main() -> None:

@@ -11,12 +11,9 @@ HOST_ENV, MODEL_ENV, MLFLOW_ENV, MAX_SECONDS_ENV = (
     "GENRE_SERVING_HOST", "GENRE_MODEL", "GENRE_MLFLOW_URI", "GENRE_APP_MAX_SECONDS")
 DEFAULT_HOST = "127.0.0.1:8500"
 DEFAULT_MODEL = "genre"
-# The serving signatures refuse clips longer than this (read at export); the page refuses
-# them first, with a message, instead of sending up to 100 MB for an INVALID_ARGUMENT.
+# The serving signatures refuse longer clips; the page refuses them first, instead of sending 100 MB for an error.
 DEFAULT_MAX_SECONDS = PipelineConfig().serving.max_clip_seconds
-# The largest upload that fits the cap: a clip of max_seconds as 16-bit stereo at 48 kHz
-# (110 MB for 600 s; Streamlit's own default is 200 MB). A 10-minute float WAV is larger:
-# the page asks for FLAC or 16-bit WAV instead.
+# The largest upload that fits the cap: max_seconds of 16-bit stereo at 48 kHz (a float WAV must be converted).
 UPLOAD_BYTES_PER_SECOND = 48000 * 2 * 2
 
 
@@ -30,8 +27,7 @@ def upload_limit_mb(max_seconds: float) -> int:
 
 
 def short_uri(uri: str) -> str:
-    """A tracking URI as the page shows it: a SQLite file under the repository relative to it,
-    elsewhere its last two path parts (the page has no business showing a machine's layout)."""
+    """A tracking URI as the page shows it, without the machine's layout (repository-relative, or the last parts)."""
     if not uri.startswith("sqlite:///"):
         return uri
     path = uri[len("sqlite:///"):]

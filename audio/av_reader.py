@@ -1,16 +1,8 @@
-"""FFmpeg's demuxers and decoders (through PyAV) behind the small interface decode.py reads
-libsndfile with: ``samplerate``, ``channels``, ``frames``, ``tell()``, ``seek(frame)`` and
-``read(frames, dtype, always_2d)`` returning ``(frames, channels)`` arrays.
+"""FFmpeg (through PyAV) behind the small soundfile-like interface decode.py reads libsndfile with.
 
-The file is read from its file object through PyAV's I/O callbacks, never as one bytes string.
-Opening reads the container's header (FFmpeg's probe is bounded by its ``probesize``, 5 MB);
-no sample is returned before the caller has checked the rate, channels and declared length.
-
-Seeking: FFmpeg seeks to a packet at or before the target; :meth:`AvSound.seek` asks for
-:data:`PREROLL_SECONDS` before it (a codec's pre-roll: Opus 80 ms, AAC one 1024-sample frame,
-primed again after the jump; none for :data:`INDEPENDENT_PACKETS` and PCM), decodes forward and drops the samples before the target, placed
-by each decoded frame's timestamp. Whether that gives the whole-file decoder's samples depends
-on the codec and container: decode.py windows only the ones tested to (``ffmpeg_seeks_exactly``).
+The file is read through its file object, never as one bytes string, and opening reads only the header, so
+the caller checks rate, channels and length before any sample. A seek starts :data:`PREROLL_SECONDS` early
+for the codec's pre-roll and drops samples up to the target; decode.py windows only the codecs tested exact.
 """
 from __future__ import annotations
 
@@ -19,12 +11,9 @@ from typing import BinaryIO, Optional
 import av
 import numpy as np
 
-# Decoded and dropped before a seek target, so a codec that needs pre-roll has it.
 PREROLL_SECONDS = 0.25
-# Codecs whose every packet decodes on its own (lossless, no overlap between frames): no pre-roll.
-INDEPENDENT_PACKETS = frozenset({"alac", "flac", "wavpack"})
-# Containers whose declared length is an estimate from the bit rate, not a count: a shorter
-# decode there is no sign of a cut file.
+INDEPENDENT_PACKETS = frozenset({"alac", "flac", "wavpack"})  # every packet decodes on its own: no pre-roll
+# Containers whose declared length is a bit-rate estimate: a shorter decode is no sign of a cut file.
 ESTIMATED_LENGTH = frozenset({"aac", "mp3", "ac3", "eac3", "dts", "amr"})
 
 _SCALE = {"s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
@@ -71,8 +60,7 @@ class AvSound:
         self.broken = False  # decoding stopped at an error after some samples
 
     def _declared_frames(self) -> tuple[int, bool]:
-        """The container's stated length in frames (0 when it states none), and whether it is a count
-        rather than an estimate."""
+        """(stated length in frames or 0, whether it is a count rather than an estimate)."""
         stream, rate = self._stream, self.samplerate
         if stream.duration is not None and stream.time_base is not None and rate > 0:
             seconds = float(stream.duration * stream.time_base)
@@ -120,7 +108,7 @@ class AvSound:
         return data.astype(np.float32, copy=False)
 
     def _next(self) -> Optional[tuple[int, np.ndarray]]:
-        """The next decoded frame as (its first sample's position or -1 when unknown, samples); None at the end."""
+        """(first sample's position or -1, samples) of the next decoded frame; None at the end."""
         if self._ended:
             return None
         try:

@@ -1,60 +1,13 @@
 """Decode one audio file into mono samples at the pipeline's rate, or say why not.
 
-Two readers, chosen by the file's leading bytes (:func:`reader_for`), never by its name:
+The reader is chosen by the file's leading bytes (:func:`reader_for`), never its name: libsndfile for WAV, AU,
+FLAC, MP3, Ogg Vorbis and AIFF (where both read a format it is as fast or faster, BENCHMARKS.md), FFmpeg
+(``audio/av_reader.py``) for every other container and codec. A 16-bit mono file at the target rate is read
+as int16 and reaches the tf.Examples unchanged; anything else is downmixed and resampled (soxr HQ) as a stream.
 
-- libsndfile (through soundfile) reads WAV, AU, FLAC, MP3, Ogg Vorbis and AIFF;
-- FFmpeg (through PyAV, ``audio/av_reader.py``) reads every other container and codec: MP4/M4A
-  (AAC, ALAC), ADTS AAC, Ogg Opus and Ogg's other codecs, WebM and Matroska, WMA (ASF), AIFF-C,
-  CAF, WavPack.
-
-Where both read a format the faster one decodes it, measured per format (``python -m bench.ingestion
---formats``, BENCHMARKS.md "Decoding per format": 60 s of 44.1 kHz stereo to 22050 Hz mono, CPU time,
-seven runs on 2 shared cores). libsndfile is faster for WAV (1.1-1.6x), FLAC (1.03-1.3x), MP3
-(1.14-1.8x), AU (1.02-1.4x) and AIFF (1.3-1.6x); Ogg Vorbis is a tie (FFmpeg 1.07x faster in one run,
-libsndfile up to 1.2x in the others), so libsndfile keeps it, and with it exact windows. FFmpeg is
-1.5-1.8x faster for Opus, which it therefore reads. Both
-give the same samples on the real GTZAN clips: FLAC and WAV identical, Ogg Vorbis within 6e-7, MP3
-within 3e-6 (two MP3 decoders), after the same resampling (``decode_test.py``'s parity tests).
-No librosa/audioread fallback is needed (audioread depends on whatever ffmpeg/GStreamer the machine
-happens to have; PyAV carries its own FFmpeg in its wheel).
-
-Lossless path: a 16-bit mono file already at the target rate (all of GTZAN) is read as
-int16 and never passes through float, so its samples reach the tf.Examples unchanged.
-Anything else is read as float32 in blocks, each block downmixed by averaging the channels
-and resampled with soxr's HQ preset (what ``librosa.resample`` uses by default,
-``res_type="soxr_hq"``) as a stream: the same samples as resampling the whole file at once.
-
-Memory is bounded by design, through either reader: the header is checked before any sample is
-read (sample rate in [MIN_RATE, MAX_RATE], at most MAX_CHANNELS channels, declared length at most
-``max_seconds``; a container that states no length, such as a browser's WebM recording, is held by
-the next rule alone), the file is read from its file object (never as one bytes string), and
-reading stops once more than ``max_seconds`` were decoded, whatever the header said. So a
-file holds at most ``max_seconds`` of mono samples at the target rate, plus one block.
-
-Windowed decoding: ingestion keeps at most ``audio.max_segments_per_track`` segments of a
-track, so :func:`decode` takes ``wanted``, the spans of the track (at the target rate) it will
-cut, decided from the header's frame count. Where that saves work (the reads cover at most
-:data:`WINDOWED_MAX_FRACTION` of the track) and the format seeks exactly (:func:`seeks_exactly`),
-only those spans are read: each one with :data:`CONTEXT_SECONDS` of source on both sides, started
-on a source frame that falls on an output sample, resampled on its own and trimmed. soxr's HQ
-filter is linear-phase and a few ms long, so a window equals whole-file decoding at the same
-positions to float rounding (measured below 1e-6; tested below 1e-5); the int16 path and the
-float path without resampling read the very same samples. Through FFmpeg, windows are read only
-for ALAC, FLAC and PCM in MP4 and AIFF-C (:func:`ffmpeg_seeks_exactly`): FFmpeg's AAC after a seek
-near the start, Opus (its pre-roll converges, 2.5e-4 off), WMA and Matroska (millisecond
-timestamps) do not give the whole-file samples, so they are decoded whole. Everything else (MP3,
-whose frame counts are estimates; short clips such as GTZAN's 30 s) is decoded whole, as before.
-
-A file that cannot become at least one segment of real audio raises :class:`BadAudio`
-with a reason code from :data:`REASONS`; the caller turns it into a quarantine record.
-A file whose header promises more data than it holds is decoded as far as it goes and
-marked ``truncated``; read in windows, it keeps the windows read before a seek or read failed.
-Through FFmpeg a file is marked ``truncated`` when decoding stops at an error after some audio,
-when it falls more than FFMPEG_LENGTH_SLACK_SECONDS short of a stated (not estimated) length, or,
-for Ogg, when its last page is cut or lacks the end-of-stream mark; an MP4 cut before its index
-(written after the audio, as players write it) is ``undecodable``.
-The silence and range checks (:func:`check_usable`) judge what was decoded: for a windowed
-track, its kept windows.
+Memory is bounded: the header is checked before any sample is read, and reading stops past ``max_seconds``.
+With ``wanted``, only the spans ingestion will cut are decoded, where that saves work and the format seeks
+sample-exactly. A file that holds less than its header promises is decoded as far as it goes, ``truncated``.
 """
 from __future__ import annotations
 
@@ -85,53 +38,39 @@ DECODE_ERROR = "decode_error"  # any other exception while decoding one file (Me
 REASONS = (EMPTY, NOT_AUDIO, UNDECODABLE, BAD_SAMPLE_RATE, IMPLAUSIBLE_HEADER, TOO_LONG, NON_FINITE, TOO_SHORT,
            SILENT, OUT_OF_RANGE, DECODE_ERROR)
 
-# Header plausibility. 4 kHz is below any real recording's rate (telephone audio is 8 kHz);
-# 384 kHz is the highest rate audio interfaces record at. A 1 Hz header turned 4 KB into
-# 2000 s of audio before this check.
+# Header plausibility: 4 kHz is below any real recording (telephone is 8 kHz); 384 kHz is the top interface rate.
 MIN_RATE, MAX_RATE = 4000, 384000
 MAX_CHANNELS = 64  # far more than any music file has; libsndfile itself stops at 1024
 # Frames per read on the float path: 64 Ki frames is 0.25 MiB per channel.
 BLOCK_FRAMES = 1 << 16
 
-# Windowed decoding. Source read on each side of a window for the resampler: soxr HQ's filter
-# is a few ms long, so 100 ms leaves the window's samples equal to whole-file decoding.
+# Source read on each side of a window: soxr HQ's filter is a few ms long, so windows equal whole-file decoding.
 CONTEXT_SECONDS = 0.1
 # Windows are read only when they (with their context) cover at most this share of the track.
 WINDOWED_MAX_FRACTION = 0.5
 # libsndfile seeks these exactly (sample-accurate, tested); MP3 frame counts are estimates.
 WINDOWED_FORMATS = frozenset({"WAV", "WAVEX", "W64", "RF64", "AIFF", "AU", "FLAC", "OGG"})
-# libsndfile's Vorbis seek decodes forward for a target less than 2 s ahead and then returns wrong
-# samples, as it does for a target in the stream's last page: shorter gaps are read through, and
-# no seek lands in the last page (_ogg_last_page_start).
+# libsndfile's Vorbis seek returns wrong samples for a target under 2 s ahead or in the last page: shorter
+# gaps are read through, and no seek lands in the last page (_ogg_last_page_start).
 OGG_MIN_SEEK_SECONDS = 3.0
-# An Ogg page header's flag for the stream's last page.
 _OGG_END_OF_STREAM = 0x04
-# Largest Ogg page (27-byte header, 255 lacing values, 255 x 255 bytes of body).
-_OGG_MAX_PAGE = 65307
+_OGG_MAX_PAGE = 65307  # 27-byte header, 255 lacing values, 255 x 255 bytes of body
 
-# The two readers, chosen by the file's leading bytes (reader_for).
 LIBSNDFILE, FFMPEG = "libsndfile", "ffmpeg"
-# Leading bytes of the containers libsndfile reads here: WAV/RF64/W64, AU, FLAC, MP3 (ID3 or a frame sync),
-# Ogg (Vorbis only: reader_for), AIFF.
 _SNDFILE_SIGNATURES = (b"RIFF", b"RIFX", b"RF64", b"riff", b".snd", b"fLaC", b"ID3")
-# Leading bytes of the containers only FFmpeg reads here: ASF (WMA), EBML (Matroska, WebM), WavPack,
-# Monkey's Audio, CAF, AMR, TTA, Musepack, RealAudio.
+# ASF (WMA), EBML (Matroska, WebM), WavPack, Monkey's Audio, CAF, AMR, TTA, Musepack, RealAudio.
 _FFMPEG_SIGNATURES = (bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c"), bytes.fromhex("1a45dfa3"), b"wvpk",
                       b"MAC ", b"caff", b"#!AMR", b"TTA1", b"MPCK", b"MP+", b".ra\xfd")
 # ISO base media files (MP4, M4A, 3GP, QuickTime) name their first box's type at byte 4.
 _MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot")
-# The first Ogg packet names the codec: Vorbis goes to libsndfile, Opus, FLAC and Speex to FFmpeg.
+# The first Ogg packet names the codec: Vorbis goes to libsndfile, the others to FFmpeg.
 _OGG_VORBIS = b"\x01vorbis"
-# Bytes decode() reads to tell the format: an Ogg page header (27 bytes, a lacing value) and a packet's start.
-_HEAD_BYTES = 64
-# A RIFF data chunk of this size is a stream written before its length was known, not a promise.
-_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
-# FFmpeg decodes codecs with encoder padding to within a few codec frames of the stated length (WMA 46 ms
-# short, AAC 16 samples long); falling shorter than this is a cut file.
+_HEAD_BYTES = 64  # an Ogg page header (27 bytes, a lacing value) and the start of its first packet
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # a RIFF data size written before the length was known, not a promise
+# Encoder padding leaves FFmpeg within a few codec frames of the stated length; shorter than this is a cut file.
 FFMPEG_LENGTH_SLACK_SECONDS = 0.25
-# FFmpeg's seek then pre-roll (av_reader.AvSound.seek) gives the whole-file decoder's samples exactly for these
-# codecs in these containers (tested); AAC, Opus, Vorbis and WMA come out different near a seek, and Matroska's
-# millisecond timestamps place a seek inexactly: those are decoded whole.
+# Where FFmpeg's seek and pre-roll give the whole-file samples exactly (tested); AAC, Opus, Vorbis, WMA and
+# Matroska are decoded whole.
 FFMPEG_WINDOWED_CONTAINERS = frozenset({"mov", "aiff"})
 FFMPEG_WINDOWED_CODECS = frozenset({"alac", "flac"})
 
@@ -158,8 +97,7 @@ class DecodedAudio:
     source_channels: int
     source_subtype: str
     truncated: bool = False  # the header promised more data than the file holds
-    # Windowed decoding: the whole track's length at the target rate (from the header), and the
-    # [start, end) spans of it that ``samples`` holds, one after the other. None and (): the whole track.
+    # Windowed decoding: the track's length at the target rate and the [start, end) spans ``samples`` holds.
     track_samples: Optional[int] = None
     spans: tuple[tuple[int, int], ...] = ()
 
@@ -190,16 +128,14 @@ def _is_mpeg_sync(head: bytes) -> bool:
 
 
 def looks_like_audio(head: bytes) -> bool:
-    """True when the first bytes carry a known container signature or an MPEG/ADTS frame sync. Pass at least
-    16 bytes: an MP4 file names its type at byte 4, AIFF at byte 8."""
+    """A known container signature or an MPEG/ADTS frame sync; pass at least 16 bytes (AIFF names itself at 8)."""
     return (head.startswith(_SNDFILE_SIGNATURES + _FFMPEG_SIGNATURES + (b"OggS",))
             or (head.startswith(b"FORM") and head[8:12] in (b"AIFF", b"AIFC"))
             or head[4:8] in _MP4_BOXES or _is_mpeg_sync(head))
 
 
 def reader_for(head: bytes) -> str:
-    """Which reader decodes a file that :func:`looks_like_audio`, from its first bytes: :data:`LIBSNDFILE` for
-    WAV, AU, FLAC, MP3, Ogg Vorbis and AIFF, :data:`FFMPEG` for every other container and codec."""
+    """:data:`LIBSNDFILE` or :data:`FFMPEG` for a file that :func:`looks_like_audio`, from its first bytes."""
     if head.startswith(b"OggS"):
         return LIBSNDFILE if head[28:35] == _OGG_VORBIS else FFMPEG
     if head.startswith(b"FORM"):
@@ -221,9 +157,8 @@ def _libsndfile_message(error: Exception) -> str:
 
 
 def riff_data_sizes(f: BinaryIO) -> Optional[tuple[int, int]]:
-    """(declared, present) bytes of a RIFF WAV's data chunk, or None (not RIFF, no data chunk,
-    unknown size). libsndfile silently shortens a data chunk that overruns the file, so this
-    is how a truncated WAV is told from a short one. Leaves ``f`` at its start."""
+    """(declared, present) bytes of a RIFF WAV's data chunk, or None; leaves ``f`` at its start. libsndfile
+    silently shortens a chunk that overruns the file: this tells a truncated WAV from a short one."""
     try:
         f.seek(0, io.SEEK_END)
         size = f.tell()
@@ -263,8 +198,7 @@ def _too_long(max_seconds: float) -> BadAudio:
 
 def _read_float(f: Sound, target_rate: int, limit: float, max_seconds: float,
                 frames: Optional[int] = None) -> tuple[np.ndarray, int]:
-    """Blocks -> finite check -> mono -> streamed resampling of ``frames`` frames (None: to the end);
-    returns (samples, source frames read)."""
+    """(samples, source frames read) of ``frames`` frames (None: to the end), downmixed and resampled in blocks."""
     stream = None if f.samplerate == target_rate else soxr.ResampleStream(
         f.samplerate, target_rate, 1, dtype="float32", quality="HQ")
     parts, read = [], 0
@@ -298,10 +232,8 @@ def seeks_exactly(sound: sf.SoundFile) -> bool:
 
 
 def _ogg_last_page(f: BinaryIO) -> Optional[tuple[int, int]]:
-    """Of the Ogg page that ends the file, read from its tail: (the granule position where it starts, that is
-    the page before it ends, -1 when unknown; its header flags). None when no page ends where the file does (a
-    file cut inside a page). A page counts only where its length leads to the
-    next page or the file's end, so "OggS" inside packet data is not taken for one. Leaves ``f`` where it was."""
+    """(granule position where the file's last Ogg page starts or -1, its flags); None for a file cut in a page.
+    A page counts only where its length leads to the next page or the end ("OggS" may occur in packet data)."""
     here = f.tell()
     try:
         size = f.seek(0, io.SEEK_END)
@@ -331,7 +263,7 @@ def _ogg_last_page_start(f: BinaryIO) -> Optional[int]:
 
 
 def ogg_ends_cleanly(f: BinaryIO) -> bool:
-    """True when an Ogg file's last page is whole and marks the end of its stream (a cut file's is not)."""
+    """Whether an Ogg file's last page is whole and marks the end of its stream (a cut file's is not)."""
     page = _ogg_last_page(f)
     return page is not None and bool(page[1] & _OGG_END_OF_STREAM)
 
@@ -347,11 +279,8 @@ class _Read:
 
 def _plan_reads(spans: Sequence[tuple[int, int]], frames: int, rate: int, target_rate: int,
                 min_seek: int, no_seek_from: Optional[int]) -> Optional[list[_Read]]:
-    """The reads that decode ``spans`` (target-rate [start, end)), or None when they save too little.
-
-    A read starts CONTEXT_SECONDS early (none without resampling) on a source frame that is a whole
-    number of output samples (a multiple of rate / gcd), so its output lands on the whole-file grid.
-    """
+    """The reads that decode ``spans``, or None when they save too little. A read starts on a source frame that
+    is a whole number of output samples, so its output lands on the whole-file grid."""
     step = rate // math.gcd(rate, target_rate)
     context = 0 if rate == target_rate else math.ceil(CONTEXT_SECONDS * rate)
     merged: list[list[int]] = []
@@ -380,8 +309,7 @@ def _plan_reads(spans: Sequence[tuple[int, int]], frames: int, rate: int, target
 
 def _read_windows(sound: Sound, reads: list[_Read], target_rate: int, lossless: bool,
                   max_seconds: float) -> tuple[list[np.ndarray], list[tuple[int, int]], bool]:
-    """Seek and decode each read; returns (samples per span, spans, truncated). A seek or read that
-    fails or comes back short ends the reading: the spans read so far are kept, the file is truncated."""
+    """(samples per span, spans, truncated); a failed or short read keeps the spans so far and marks truncation."""
     rate = sound.samplerate
     parts, done = [], []
     for read in reads:
@@ -412,15 +340,8 @@ Wanted = Callable[[int], Sequence[tuple[int, int]]]
 
 def decode(source: Union[bytes, BinaryIO], target_rate: Optional[int], max_seconds: float = math.inf,
            wanted: Optional[Wanted] = None, reader: Optional[str] = None) -> DecodedAudio:
-    """Decode a file (its bytes, or a seekable binary file object) to mono at ``target_rate``
-    (None: the file's own rate, as the serving client sends it; the header is checked all the same).
-
-    ``wanted``: given the track's length at the target rate, the [start, end) spans the caller will
-    use; when windowed decoding pays (module docstring) only those are decoded. None: the whole file.
-    Raises BadAudio; reads at most ``max_seconds`` of the source (see the module docstring).
-    ``reader``: :data:`LIBSNDFILE` or :data:`FFMPEG` for a format both read (the parity tests and the decoding
-    benchmark compare them); None: :func:`reader_for` chooses.
-    """
+    """Decode bytes or a seekable file to mono at ``target_rate`` (None: the file's own); raises BadAudio.
+    ``wanted`` maps the track's length to the spans the caller will use; ``reader`` forces one reader."""
     f = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     head = f.read(_HEAD_BYTES)
     f.seek(0)
@@ -459,7 +380,7 @@ def decode(source: Union[bytes, BinaryIO], target_rate: Optional[int], max_secon
 
 def _decode_ffmpeg(f: BinaryIO, target_rate: Optional[int], max_seconds: float,
                    wanted: Optional[Wanted]) -> DecodedAudio:
-    """decode() for the containers FFmpeg reads (:data:`FFMPEG_CONTAINERS`)."""
+    """decode() for the containers FFmpeg reads."""
     # FFmpeg takes an Ogg stream's length from its last page, so a cut Ogg file is told by that page.
     ogg_cut = f.read(4) == b"OggS" and not ogg_ends_cleanly(f)
     f.seek(0)
@@ -477,8 +398,7 @@ def _decode_ffmpeg(f: BinaryIO, target_rate: Optional[int], max_seconds: float,
             samples, read, cut, windowed = _read_samples(sound, reads, track, target_rate, lossless, limit,
                                                          limit + 1 if math.isfinite(limit) else -1, max_seconds)
             # A stated length (not a bit-rate estimate) that the decoder falls well short of: a cut file.
-            short = (read is not None and sound.declared_exactly
-                     and read < frames - FFMPEG_LENGTH_SLACK_SECONDS * rate)
+            short = (read is not None and sound.declared_exactly and read < frames - FFMPEG_LENGTH_SLACK_SECONDS * rate)
             cut = cut or sound.broken or short or ogg_cut
     except av_reader.AvError as e:
         raise BadAudio(UNDECODABLE, f"FFmpeg: {e}") from None
@@ -488,8 +408,7 @@ def _decode_ffmpeg(f: BinaryIO, target_rate: Optional[int], max_seconds: float,
 def _read_samples(sound: Sound, reads: Optional[list[_Read]], track: int, target_rate: int, lossless: bool,
                   limit: float, lossless_count: int, max_seconds: float
                   ) -> tuple[np.ndarray, Optional[int], bool, dict]:
-    """The samples of ``reads`` (windowed) or of the whole file: (samples, source frames read (None when
-    windowed), cut (a window read failed), the DecodedAudio fields of a windowed decode)."""
+    """(samples, source frames read or None when windowed, cut, windowed DecodedAudio fields)."""
     if reads is not None:
         parts, spans, cut = _read_windows(sound, reads, target_rate, lossless, max_seconds)
         samples = np.concatenate(parts) if parts else np.zeros(0, np.int16 if lossless else np.float32)
@@ -511,8 +430,7 @@ def _decoded(samples: np.ndarray, sound: Sound, lossless: bool, truncated: bool,
 
 
 def check_usable(audio: DecodedAudio, segment_samples: int, sample_rate: int, silence_dbfs: float) -> None:
-    """Raise BadAudio unless the audio fills one segment and passes levels.py's amplitude and silence rules,
-    judged on the decoded samples (for a windowed track: its kept windows)."""
+    """Raise BadAudio unless the decoded samples fill one segment and pass levels.py's rules."""
     n = len(audio.samples)
     if n < segment_samples:
         raise BadAudio(TOO_SHORT, f"{n / sample_rate:.3f} s of audio is shorter than one "

@@ -1,35 +1,8 @@
 """Find the audio files of a collection: the one discovery rule of ingestion and the tagger.
 
-Every entry the walk of a folder meets gets exactly one :class:`Entry`, in sorted order:
-regular files, links (broken, looping, to folders), FIFOs and devices, folders named like
-audio, sub-folders the walk cannot read. :func:`classify` decides, from the relative path
-alone, whether an entry is a candidate at all; the same rule holds for ingestion and the
-tagger (``tagging/files.py``), so both see the same candidates with the same reasons:
-
-- ``hidden``: a path component starts with ``.`` (``.git/``, ``.DS_Store``, ``rock/.wav``,
-  a hidden genre folder ``.polka/``): never opened;
-- ``not_audio_extension``: not one of ``AUDIO_EXTENSIONS``;
-- ``no_name``: an audio extension with a blank name (``rock/ .wav``);
-- ``linked_folder``: a symbolic link to a folder (not followed, so no loop or escape).
-
-A candidate that is not a readable file (filecheck.py) carries its ``problem`` and is
-quarantined, never opened. Ingestion adds its layout rules on top (:func:`discover`):
-
-    <root>/<genre>/<name>.<ext>                   the project's layout (synthetic data)
-    <root>/genres_original/<genre>/<name>.<ext>   GTZAN as distributed on Kaggle
-    <root>/genres/<genre>/<name>.<ext>            GTZAN as distributed by marsyas.info
-
-With ``labels.source`` folders (the default) the genre is the first folder under the base
-(``pop/sub/x.wav`` is a ``pop`` track); a file directly in the base is excluded
-``no_genre_folder`` and, with a GTZAN parent folder, a file outside it
-``outside_genre_parent``. With tags or a manifest (:func:`label`, audio/labels.py) every
-candidate under the root is read, at any depth and in any layout, and its genre is its own.
-
-A track is its path relative to the base (the genre folder included) without the extension
-(:func:`track_id`): ``rock/Unknown Artist/Unknown Album/01 Track 01.wav`` and
-``jazz/Unknown Artist/Unknown Album/01 Track 01.wav`` are two tracks; the same path with two
-extensions is one track twice. Works on any filesystem tfx.dsl.io.fileio knows (local,
-gs://, ...); links, FIFOs and permissions exist only locally.
+:func:`classify` decides from the relative path alone whether an entry is a candidate, so ingestion and the
+tagger see the same candidates with the same reasons. Ingestion adds its layout (:func:`discover`): genre
+folders under the root or GTZAN's parent folder, or any depth with labels from tags or a manifest.
 """
 from __future__ import annotations
 
@@ -41,12 +14,11 @@ from typing import Iterable, NamedTuple, Optional, Sequence
 from audio import filecheck, labels
 from config.settings import AUDIO_EXTENSIONS, GENRE_PARENTS, LabelsConfig
 
-# Reasons an entry is excluded (a record, never opened). Shared with the tagger.
+# Reasons an entry is excluded (a record, never opened), shared with the tagger; then ingestion's layout reasons.
 HIDDEN = "hidden"
 NOT_AUDIO_EXTENSION = "not_audio_extension"
 NO_NAME = "no_name"
 LINKED_FOLDER = "linked_folder"
-# Ingestion's layout reasons.
 NO_GENRE_FOLDER = "no_genre_folder"
 OUTSIDE_GENRE_PARENT = "outside_genre_parent"
 _DETAILS = {
@@ -100,22 +72,15 @@ def _problem(path: str) -> Optional[filecheck.Problem]:
     if filecheck.is_local(path):
         return filecheck.check(path)
     from tfx.dsl.io import fileio  # remote file systems only: keeps TensorFlow out of local runs
-
     return filecheck.Problem(filecheck.IS_DIRECTORY, filecheck.DIRECTORY_DETAIL) if fileio.isdir(path) else None
 
 
 def walk(root: str) -> list[Entry]:
-    """Every entry under the folder ``root``, one :class:`Entry` each, sorted by relative path.
-
-    Local folders: regular files, links of any kind (a link to a folder is an entry, not
-    descended), FIFOs, devices, folders named like audio (descended as well), and a
-    sub-folder that cannot be listed (quarantined ``unreadable``: its files cannot be seen).
-    """
+    """Every entry under ``root``, sorted by relative path; links to folders are not descended."""
     root = root.rstrip("/") or "/"
     entries: list[Entry] = []
     if not filecheck.is_local(root):
         from tfx.dsl.io import fileio
-
         for folder, _, names in fileio.walk(root):
             for name in names:
                 path = posixpath.join(folder.rstrip("/"), name)
@@ -163,9 +128,9 @@ class AudioFile:
 
     @property
     def list_key(self) -> str:
-        """How the fault-filtered list files name a track, ``genre/stem`` (``blues/blues.00029``, extension
-        ignored): its track id under genre folders, else its genre and file name."""
+        """How the fault-filtered list files name a track: ``genre/stem``, extension ignored."""
         return self.listed_as or self.track_id
+
 
 @dataclasses.dataclass(frozen=True)
 class Excluded:
@@ -189,7 +154,6 @@ class Discovery:
 def genre_parent(root: str) -> str:
     """``genres_original`` or ``genres`` when ``root`` holds that GTZAN folder, else ``""``."""
     from tfx.dsl.io import fileio
-
     try:
         for parent in GENRE_PARENTS:
             if fileio.isdir(os.path.join(root, parent)):
@@ -200,34 +164,21 @@ def genre_parent(root: str) -> str:
 
 
 def input_pattern(root: str) -> str:
-    """The ExampleGen split pattern for the layout found under ``root`` (``*/*`` or ``genres_original/*/*``).
-
-    It names the base folder only: discovery walks the whole root (nested folders included),
-    and so does the driver's fingerprint. Falls back to ``*/*`` when ``root`` cannot be read
-    here (for example a bucket that only the cluster can reach when a Kubeflow pipeline is compiled).
-    """
+    """The ExampleGen split pattern for ``root``'s layout (the base folder only: discovery walks it all);
+    ``*/*`` when ``root`` cannot be read here (a bucket only the cluster reaches)."""
     parent = genre_parent(root)
     return f"{parent}/*/*" if parent else "*/*"
 
 
 def track_id(rel: str) -> str:
-    """A track's identity: its path under the base (the genre folder included) without the extension.
-
-    ``rock/Artist/Album/01 Track.flac`` -> ``rock/Artist/Album/01 Track``, GTZAN's
-    ``blues/blues.00029.wav`` -> ``blues/blues.00029`` (the split lists' ``genre/stem``).
-    """
+    """A track's identity: its path under the base, genre folder included, without the extension."""
     folder, slash, name = rel.rpartition("/")
     return folder + slash + name.rpartition(".")[0]
 
 
 def sort_entries(entries: Iterable[Entry], parent: str = "", source: str = labels.FOLDERS) -> Discovery:
-    """The layout rule: ``entries`` (of :func:`walk`) -> audio candidates and excluded entries.
-
-    ``parent`` is the GTZAN folder holding the genres (``genres_original``), or "". With
-    ``source`` tags or a manifest, every candidate is kept with no genre yet (:func:`label`
-    gives it one) and the parent plays no part. Imports no TensorFlow, so preflight applies
-    the same rule.
-    """
+    """The layout rule: :func:`walk`'s entries -> candidates and exclusions (no TensorFlow: preflight uses it).
+    With tags or a manifest every candidate is kept with no genre yet (:func:`label` gives it one)."""
     files: list[AudioFile] = []
     excluded: list[Excluded] = []
     by_folder = source == labels.FOLDERS
@@ -255,14 +206,8 @@ def sort_entries(entries: Iterable[Entry], parent: str = "", source: str = label
 
 
 def label(found: Discovery, config: LabelsConfig, genres: Sequence[str], root: str = "") -> Discovery:
-    """``found`` with each file's genre from ``config.source`` (audio/labels.py) and the genres with fewer than
-    ``config.min_tracks_per_genre`` tracks excluded (``rare_genre``).
-
-    A readable file without a genre (no genre tag, not in the manifest) is excluded with its
-    reason; so is each manifest row whose file is not under the root
-    (``manifest_file_missing``). Files that are not readable keep no genre: ingestion
-    quarantines them for their problem.
-    """
+    """``found`` with each file's genre from ``config.source``; readable files without a genre, manifest rows
+    without a file and genres below the minimum are excluded."""
     files, excluded = list(found.files), list(found.excluded)
     if found.source != labels.FOLDERS:
         readable = [(f.path, f.rel_path) for f in files if f.problem is None]
@@ -295,16 +240,10 @@ def label(found: Discovery, config: LabelsConfig, genres: Sequence[str], root: s
 
 
 def discover(root: str, pattern: str, genres: Sequence[str] = (), config: Optional[LabelsConfig] = None) -> Discovery:
-    """Walk ``root``, sort every entry into audio candidates and excluded entries, and label them (:func:`label`).
-
-    ``pattern`` (:func:`input_pattern`) names the base folder: ``genres_original/*/*`` makes
-    ``<root>/genres_original`` the folder whose sub-folders are genres (labels from folders
-    only). Never raises on one entry; a manifest that cannot be read raises
-    labels.ManifestError. ``genres`` is the label set (the spelling of tag and manifest names).
-    """
+    """Walk, sort and label ``root``; ``pattern`` (:func:`input_pattern`) names the base folder. Never raises on
+    one entry; an unreadable manifest raises labels.ManifestError."""
     config = config or LabelsConfig()
     from tfx.dsl.io import fileio
-
     if not fileio.exists(root):
         among = f", with genres among {', '.join(genres)}" if genres else ""
         raise FileNotFoundError(

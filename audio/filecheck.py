@@ -1,13 +1,8 @@
 """Is a listed path a regular file this process can read? Asked before anything opens it.
 
-A genre folder can hold entries that look like audio by name but are not readable files:
-a symbolic link to nothing, a link loop, a folder or a FIFO named ``x.wav``, a file
-without read permission. Opening a FIFO blocks forever and the others raise, so each
-becomes a quarantine record with its own reason instead of reaching the decoder.
-
-Local paths only: object stores (gs://, s3://) have no links, FIFOs or permissions per
-object, and their read errors are caught when the file is decoded (ingest.py).
-No TensorFlow or TFX here: Beam workers import this module.
+Broken links, link loops, folders, FIFOs (opening one blocks forever) and unreadable files named like audio
+each become a quarantine record instead of reaching the decoder. Local paths only: object stores have none of
+these, and their read errors are caught at decoding. No TensorFlow: Beam workers import this module.
 """
 from __future__ import annotations
 

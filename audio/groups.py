@@ -1,34 +1,8 @@
 """Which tracks belong together in one split: the grouping rule of ingestion and preflight.
 
-A music library repeats an album's sound (mastering, room, instruments) on every track and
-an artist's voice on every album; a track of an album in train and another of it in test
-flatters the held-out figure. ``split.group_by`` (``--group-by``) names the unit the hash
-and quota protocols (splits.py) keep together:
-
-- ``album`` (default): the track's folder under the genre (``rock/Artist/Album/01 x.flac``
-  -> ``Artist/Album``); a disc folder (``CD1``, ``Disc 2``, ``disk3``) is part of the album
-  above it (``Artist/Album/CD2/01 x.flac`` -> ``Artist/Album``);
-- ``artist``: the first folder under the genre (-> ``Artist``);
-- ``tag-album`` / ``tag-artist``: the file's own tags, read with mutagen (album artist, or
-  artist, and album -> ``artist/album``; album artist, or artist -> ``artist``), compared
-  case-blind; a file without the tag (or whose tags cannot be read) falls back to the
-  folder rule, and the fallbacks are counted in summary.json;
-- ``track``: no grouping (each track is its own group, keyed by its track id).
-
-The folder rules read the track's path under its genre folder: the genre folder that starts
-a track id (audio/discovery.py) is stripped first, or ``artist`` would group a whole genre.
-A file directly in the genre folder (GTZAN, the synthetic set) is its own group under the
-folder rules, keyed by its name, so such collections split exactly as by track. Keys do
-not hold the genre: an artist filed under two genre folders is one group, in one split.
-
-With labels from tags or a manifest (``labels.source``, audio/labels.py) there is no genre
-folder: ``album`` and ``artist`` (and the tag rules) read the artist and album tags or
-manifest columns that came with the label, and fall back to the folder rules on the path
-under the root.
-
-:func:`check_splittable` refuses a protocol that cannot be met (a genre with fewer than two
-groups cannot be both in train and held out). Preflight and the executor both call it on
-the same discovery and :func:`group_keys`. No TensorFlow here: preflight imports this module.
+An album repeats its sound on every track, so one track in train and another in test flatters the held-out
+figure: ``split.group_by`` names the unit (album, artist, their tag forms, or track) the hash and quota
+protocols keep together. Keys omit the genre, so an artist under two genres is one group. No TensorFlow.
 """
 from __future__ import annotations
 
@@ -59,11 +33,7 @@ def validate(group_by: str) -> None:
 
 
 def folder_key(path: str, group_by: str) -> str:
-    """The group of a track at ``path`` (its path under its genre folder, or under the root when labels
-    come from tags or a manifest; no extension) by the folder rules.
-
-    ``tag-*`` groupings fall back to their folder rule (``tag-album`` -> ``album``).
-    """
+    """The group of a track's layout path by the folder rules (``tag-*`` use their folder rule)."""
     folder, slash, _ = path.rpartition("/")
     if not slash or group_by == TRACK:
         return path
@@ -97,9 +67,7 @@ def tag_key(path: str, group_by: str) -> Optional[str]:
 
 
 class Member(NamedTuple):
-    """What grouping reads of a track: ``layout_path`` is its path under its genre folder (labels from folders)
-    or under the root (default: the track id); ``tags`` the artist and album its labels came with (tags or a
-    manifest), which then group it under every rule but ``track``."""
+    """What grouping reads of a track; ``tags`` (from its label) group it under every rule but ``track``."""
 
     path: str
     track_id: str
@@ -124,12 +92,8 @@ class Grouping:
 
 
 def group_keys(files: Sequence, group_by: str, workers: Optional[int] = None) -> Grouping:
-    """The group of each file (discovery.AudioFile, or ``(path, track_id)``); tags are read in threads.
-
-    Labelled by tags or a manifest (``tags`` set), a file is grouped by those artist and
-    album values; else the tag groupings read the file's tags (mutagen reads headers only).
-    Without them a file falls back to the folder rule on its layout path, counted.
-    """
+    """The group of each file (discovery.AudioFile, or ``(path, track_id)``); tags are read in threads, and a
+    file without the tags its rule needs falls back to the folder rule, counted."""
     validate(group_by)
     members = [member(f) for f in files]
     if group_by == TRACK:
@@ -151,11 +115,7 @@ def group_keys(files: Sequence, group_by: str, workers: Optional[int] = None) ->
 
 
 def check_splittable(tracks: Iterable[tuple[str, str]], split: SplitConfig, where: str) -> None:
-    """TooFewGroups when a genre of ``(genre, group key)`` pairs cannot be in train and held out.
-
-    Only for the hash and quota protocols (the list protocols keep their lists) and ratios
-    that hold something out.
-    """
+    """TooFewGroups when a genre cannot be both in train and held out (hash and quota protocols only)."""
     if split.protocol not in HASH_PROTOCOLS or sum(r > 0 for r in split.ratios) < 2:
         return
     groups_of: dict[str, set[str]] = defaultdict(set)

@@ -1,23 +1,8 @@
-"""Where a track's genre comes from: its genre folder, its own genre tag, or a manifest.
+"""Where a track's genre comes from (``--labels``): its genre folder, its own genre tag, or a manifest.
 
-``labels.source`` (``--labels``):
-
-- ``folders`` (default): the first folder under the root names the genre, as written;
-- ``tags``: the file's own genre tag, read with mutagen (:func:`read_tags`: ID3 TCON, v1's
-  numbered genres included; Vorbis GENRE; MP4 ``©gen``/``gnre``; ASF ``WM/Genre``), with its
-  album artist (or artist) and album for the split's grouping;
-- ``manifest``: a CSV or Parquet file (:func:`read_manifest`) with columns ``path``
-  (relative to the root), ``genre`` and optionally ``artist`` and ``album``.
-
-Tag and manifest names are normalised (:func:`normalise`): the first of several values
-(``Rock; Pop``, ``Hip Hop/Rap`` -> the first part), ID3v1 numbers to their names (``(17)``,
-``17`` -> Rock), then case, punctuation, hyphens, spaces and ``&`` / ``and`` compared away
-(``Hip-Hop``, ``hip hop`` -> ``hiphop``; ``Rock & Roll`` = ``rock and roll``). ``genre_map``
-(``--genre-map``: CSV rows ``synonym,genre``) merges synonyms. A name matches a genre of the
-label set when both normalise alike; a genre found in the data and not in the label set
-is named by its normalised form.
-
-No TensorFlow here: preflight applies the same rules.
+Tag and manifest names are normalised (:func:`normalise`: first value, ID3v1 numbers named, case and
+punctuation compared away) and ``--genre-map`` merges synonyms, so ``Hip-Hop`` matches ``hiphop``.
+No TensorFlow: preflight applies the same rules.
 """
 from __future__ import annotations
 
@@ -75,12 +60,11 @@ def source_of(labels: str) -> str:
 
 def _id3v1_name(number: int) -> Optional[str]:
     from mutagen.id3 import TCON
-
     return TCON.GENRES[number] if 0 <= number < len(TCON.GENRES) else None
 
 
 def first_value(raw: str) -> str:
-    """The first of several values, an ID3v1 number as its name: ``Hip Hop/Rap`` -> ``Hip Hop``, ``(17)`` -> Rock."""
+    """The first of several values, an ID3v1 number as its name: ``(17)`` -> Rock."""
     text = raw.strip()
     numbered = _NUMBERED.match(text)
     if numbered:
@@ -149,16 +133,13 @@ def _from_tags(tags) -> Tags:
 
 
 def read_tags(path: str) -> Optional[Tags]:
-    """The genre, artist and album tags of the file at ``path`` (headers only), or None when it has no tags
-    mutagen can read."""
+    """The genre, artist and album tags of ``path`` (headers only), or None when mutagen reads none."""
     import mutagen
-
     try:
         if os.path.exists(path):
             audio = mutagen.File(path)
         else:  # a remote file system: Beam's FileSystems opens it seekable
             from apache_beam.io.filesystems import FileSystems
-
             with FileSystems.open(path) as f:
                 audio = mutagen.File(f)
     except Exception:  # noqa: BLE001 - a file mutagen cannot parse has no tags; it may still decode
@@ -191,7 +172,6 @@ def _read_bytes(path: str) -> bytes:
         with open(path, "rb") as f:
             return f.read()
     from tfx.dsl.io import fileio  # a remote file system only: keeps TensorFlow out of preflight
-
     if not fileio.exists(path):
         raise FileNotFoundError(path)
     with fileio.open(path, "rb") as f:
@@ -202,7 +182,6 @@ def _rows(path: str) -> tuple[list[str], Iterable[tuple[int, list[str]]]]:
     data = _read_bytes(path)
     if path.lower().endswith(".parquet"):
         import pyarrow.parquet as pq
-
         table = pq.read_table(io.BytesIO(data))
         names = table.column_names
         columns = [table.column(n).to_pylist() for n in names]
@@ -299,13 +278,11 @@ class Label:
 
 def label_files(rel_paths: Sequence[tuple[str, str]], labels: LabelsConfig, genres: Sequence[str],
                 root: str = "", workers: Optional[int] = None) -> tuple[dict[str, Label], list[ManifestRow]]:
-    """Each ``(path, rel_path)``'s Label under ``labels.source`` (tags or manifest), and the manifest's rows whose
-    file is not among them. Tags are read in threads (mutagen reads headers only)."""
+    """Each ``(path, rel_path)``'s Label from tags or the manifest, and the manifest rows with no such file."""
     names = Names(genres, labels.genre_map)
     result: dict[str, Label] = {}
     if labels.source == TAGS:
         from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(max(1, workers or os.cpu_count() or 1)) as pool:
             read = list(pool.map(lambda f: read_tags(f[0]), rel_paths))
         for (_, rel), tags in zip(rel_paths, read):

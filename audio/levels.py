@@ -1,21 +1,9 @@
 """The one amplitude rule and the one silence rule of ingestion, the tagger, the client and the page.
 
-Amplitude: samples are float in [-1, 1] (int16 PCM divided by 32768). A peak up to
-:data:`MAX_PEAK` is clipped to [-1, 1] (lossy decoders and resampling overshoot full scale: GTZAN's
-loudest hip-hop clips, as Ogg Vorbis resampled to 32 kHz, peak at 2.0-2.3; training's int16
-quantisation clips the same way); a larger peak means the wrong scale (int16 values written as
-float, a float WAV peaking at 537) and the clip is refused, ``out_of_range``.
-
-Silence: the RMS level of the clipped samples, after removing their mean (DC offset), below
-``audio.silence_dbfs`` is ``silent``. Without the DC removal a file holding only a constant
-offset measured as loud and was ingested as music and served as a genre.
-
-Both rules judge the samples they are given: in ingestion, what was decoded, which for a long track
-decoded in windows (audio.py) is its kept windows, not the parts between them.
-
-The serving graph (models/signatures.py) applies the same two rules in TensorFlow, with its own
-``MAX_PEAK`` (a test keeps the two equal); docs/contracts.md writes both rules down.
-Only NumPy here: Beam workers, the client and the page import this module.
+A peak up to :data:`MAX_PEAK` is clipped to [-1, 1] (lossy decoders and resampling overshoot full scale);
+a larger one means the wrong scale and is ``out_of_range``. The RMS level with the DC offset removed (so a
+constant offset is not loud) below ``audio.silence_dbfs`` is ``silent``. The serving graph applies the same
+rules (models/signatures.py, docs/contracts.md). NumPy only: Beam workers, the client and the page import it.
 """
 from __future__ import annotations
 

@@ -1,14 +1,7 @@
-"""The client's one audio-file reader: any format audio/decode.py decodes (libsndfile's and FFmpeg's,
-``AUDIO_EXTENSIONS``), as mono float32.
+"""The client's one audio-file reader: any format audio/decode.py decodes, as mono float32 at its own rate.
 
-The serving graph resamples in-graph, so the file keeps its native sample rate; only the
-channels are averaged to mono, as the training data is mono. Ingestion's door checks, in
-its order and with its reasons (audio/: filecheck.py, decode.py,
-levels.py): a path that is not a readable regular file (FIFO, device, folder, broken link)
-is refused without opening it (opening a FIFO blocks forever); the header (rate, channels,
-declared length; for MP3 libsndfile's header-based estimate) is checked against
-``max_seconds`` before any sample is read, and reading stops one block past it whatever the
-header said, so a file holds at most ``max_seconds`` of mono samples in memory.
+The serving graph resamples, so only the channels are averaged. Ingestion's door checks apply in its order
+(filecheck, the header against ``max_seconds`` before any sample, levels), so memory stays bounded.
 """
 from __future__ import annotations
 
@@ -44,11 +37,7 @@ class AudioLevelError(AudioFileError):
 
 
 def read_audio(path: str | os.PathLike, max_seconds: float = math.inf) -> tuple[np.ndarray, int]:
-    """Return ``(waveform, sample_rate)``: float32 mono samples and the native rate.
-
-    Raises AudioTooLongError past ``max_seconds`` (from the header when it says so, before
-    decoding), AudioFileError for anything else that makes the file unusable.
-    """
+    """``(waveform, sample_rate)``; AudioTooLongError past ``max_seconds``, AudioFileError otherwise."""
     path = os.fspath(path)
     if not os.path.lexists(path):
         raise AudioFileError(f"audio file not found: {path}")

@@ -1,23 +1,12 @@
 """gRPC client for the genre model behind TF Serving (or the project's test double).
 
-Library use::
-
-    from serving.client import predict_file, predict_waveform, model_status
-    result = predict_file("song.flac", host="localhost:8500")
-    print(result.genre, result.ranked()[:3])
-
-Command line::
-
     python -m serving.client predict song.wav --host localhost:8500 --model genre [--version N]
                                               [--timeout 10] [--retries 3] [--json]
     python -m serving.client status --host localhost:8500 --model genre
     ... --tls [--ca-cert ca.pem] [--client-cert client.pem --client-key client.key] [--tls-server-name NAME]
 
-Requests use signature ``serving_default`` (docs/contracts.md): the mono waveform as float32
-at the file's own sample rate plus ``sample_rate``; the model resamples in-graph. Each call
-has its own deadline; UNAVAILABLE and DEADLINE_EXCEEDED are retried with exponential backoff,
-nothing else is (an invalid input stays invalid). ``--tls`` speaks TLS to a TF Serving
-started with ``--ssl_config_file`` (see serving/README.md, "TLS").
+Requests send the mono float32 waveform at the file's own rate (the model resamples in-graph; docs/contracts.md).
+Only UNAVAILABLE and DEADLINE_EXCEEDED are retried, with backoff: an invalid input stays invalid.
 """
 from __future__ import annotations
 
@@ -37,12 +26,8 @@ from typing import Callable, Optional, Sequence, TypeVar  # noqa: E402
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
-from tensorflow_serving.apis import (  # noqa: E402
-    get_model_status_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
+from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2,  # noqa: E402
+                                     prediction_service_pb2_grpc)
 
 from config.settings import AUDIO_EXTENSIONS, AudioConfig, ServingConfig  # noqa: E402
 from serving.audio_file import AudioFileError, check_levels, read_audio  # noqa: E402
@@ -55,8 +40,7 @@ RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 # A 30-s clip at 44.1 kHz is 5.3 MB of float32; gRPC's default 4 MB receive limit is too small.
 MAX_MESSAGE_BYTES = 2**31 - 1
 COMPOSE_HINT = "docker compose -f serving/docker-compose.yml up -d"
-# Files longer than the model accepts are refused from their header, before decoding (a 2-hour
-# WAV decoded whole took 2.48 GB only to be refused by the server).
+# Files longer than the model accepts are refused from their header, before decoding them whole.
 DEFAULT_MAX_SECONDS = ServingConfig().max_clip_seconds
 T = TypeVar("T")
 
@@ -83,14 +67,8 @@ class ServingRpcError(ServingClientError):
 
 @dataclasses.dataclass(frozen=True)
 class TlsConfig:
-    """TLS to a TF Serving started with ``--ssl_config_file`` (its SSLConfig proto).
-
-    ``ca_cert``: PEM file of the CA that signed the server's certificate (TF Serving's
-    ``server_cert``); None trusts the system's roots. ``client_cert`` and ``client_key``: PEM
-    files for a server with ``client_verify: true`` (it checks them against its ``custom_ca``).
-    ``server_name``: the name to check the server's certificate against, when it differs from
-    the host dialled (e.g. an IP address or a port-forward).
-    """
+    """TLS to a TF Serving started with ``--ssl_config_file``; PEM paths, None ``ca_cert`` trusts the system roots.
+    ``server_name`` checks the certificate against another name than the host dialled (an IP, a port-forward)."""
 
     ca_cert: Optional[str] = None
     client_cert: Optional[str] = None
@@ -122,13 +100,7 @@ def _read_pem(path: Optional[str], what: str) -> Optional[bytes]:
 
 
 def readable_error(details: str) -> str:
-    """The model's own sentence from a graph error as TF Serving sends it.
-
-    TF Serving passes the failing op's message through: an ``Assert`` op's is
-    ``assertion failed: [<sentence>]`` (several data items: ``[a] [b]``), and the runtime
-    appends the failing node on further lines, ``\\n\\t [[{{function_node ...}}{{node
-    Assert/Assert}}]]``. Both wrappers go; any other text is returned as it is.
-    """
+    """The model's own sentence from a graph error: the ``assertion failed: [...]`` and node wrappers go."""
     lines = [line for line in details.splitlines() if not re.fullmatch(r"\s*\[\[.*\]\]\s*", line)]
     text = re.sub(r"\s*\[\[\{\{.*?\}\}\]\]", "", " ".join(line.strip() for line in lines)).strip()
     if text.startswith("assertion failed: "):
@@ -157,8 +129,7 @@ class Prediction:
 
     def to_dict(self) -> dict:
         return {"genre": self.genre, "model_version": self.model_version,
-                "num_segments": int(self.segment_scores.shape[0]),
-                "scores": dict(self.ranked())}
+                "num_segments": int(self.segment_scores.shape[0]), "scores": dict(self.ranked())}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,10 +173,8 @@ class GenreClient:
         self.close()
 
     # ----- requests ------------------------------------------------------
-    def predict_waveform(self, waveform: np.ndarray, sample_rate: int,
-                         version: Optional[int] = None) -> Prediction:
-        """Classify a mono clip. The waveform is sent with its own dtype (the contract wants
-        float32 in [-1, 1]; anything else is the server's to reject with INVALID_ARGUMENT)."""
+    def predict_waveform(self, waveform: np.ndarray, sample_rate: int, version: Optional[int] = None) -> Prediction:
+        """Classify a mono clip, sent with its own dtype (anything but float32 is the server's to reject)."""
         request = predict_pb2.PredictRequest()
         request.model_spec.name = self.model
         request.model_spec.signature_name = SIGNATURE
@@ -217,11 +186,7 @@ class GenreClient:
         return _prediction(response)
 
     def predict_file(self, path: str | os.PathLike, version: Optional[int] = None) -> Prediction:
-        """Decode an audio file (any of AUDIO_EXTENSIONS; downmixed to mono) and classify it.
-
-        Ingestion's door checks first (serving/audio_file.py): special files, the header
-        against ``max_seconds``, then levels.py's amplitude and silence rules.
-        """
+        """Decode an audio file to mono and classify it, after ingestion's checks (serving/audio_file.py)."""
         waveform, sample_rate = read_audio(path, self.max_seconds)
         check_levels(path, waveform, AudioConfig().silence_dbfs)
         return self.predict_waveform(waveform, sample_rate, version)
@@ -265,9 +230,8 @@ class GenreClient:
                    "(or pass --tls-server-name)" if self.tls else ""))
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             return ServerUnavailableError(
-                f"the model server at {self.host} did not answer within {self.timeout:g} s "
-                f"({what}, {attempts} attempt(s)). Raise --timeout, or check the server "
-                f"(started with: {COMPOSE_HINT})")
+                f"the model server at {self.host} did not answer within {self.timeout:g} s ({what}, {attempts} "
+                f"attempt(s)). Raise --timeout, or check the server (started with: {COMPOSE_HINT})")
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
             return ServingRpcError(f"{what} failed at {self.host}: RESOURCE_EXHAUSTED: {details}. The request is "
                                    "larger than the server accepts: send a shorter clip (the model's limit is "

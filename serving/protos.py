@@ -1,15 +1,8 @@
 """Load TF Serving's protos without starting the TensorFlow runtime.
 
-tensorflow-serving-api's generated modules import ``tensorflow.core.framework.tensor_pb2``.
-Importing any ``tensorflow.*`` module first runs ``tensorflow/__init__.py``, which loads the
-whole TF runtime (about 8 s on the project's 2-core machines), although the ``*_pb2``
-modules themselves are plain protobuf. A command-line client needs only the protos, so
-:func:`skip_tensorflow_runtime` registers an empty ``tensorflow`` package whose search path
-is the real one: ``tensorflow.core.framework.*_pb2`` then import directly, in about 0.1 s.
-
-Call it only in a process that will never use TensorFlow itself (the client's ``__main__``):
-afterwards ``import tensorflow`` returns the empty package. Library imports of the client
-(tests, the benchmark) never call it.
+Importing any ``tensorflow.*`` module runs ``tensorflow/__init__.py`` and loads the whole runtime (seconds),
+though the ``*_pb2`` modules are plain protobuf. Call :func:`skip_tensorflow_runtime` only in a process that
+never uses TensorFlow itself: afterwards ``import tensorflow`` returns an empty package.
 """
 from __future__ import annotations
 
@@ -19,17 +12,12 @@ import types
 
 
 def _no_runtime(name: str):
-    raise AttributeError(
-        f"tensorflow.{name} is unavailable: this process loaded TF Serving's protos without the "
-        "TensorFlow runtime (serving.protos.skip_tensorflow_runtime).")
+    raise AttributeError(f"tensorflow.{name} is unavailable: this process loaded TF Serving's protos without the "
+                         "TensorFlow runtime (serving.protos.skip_tensorflow_runtime).")
 
 
 def skip_tensorflow_runtime() -> bool:
-    """Make ``tensorflow.core.*_pb2`` importable without ``tensorflow/__init__.py``.
-
-    Returns True if the empty package was installed, False if TensorFlow was already
-    imported (or is not installed), in which case nothing changes.
-    """
+    """Make ``tensorflow.core.*_pb2`` importable without ``tensorflow/__init__.py``; False if TF was already in."""
     if "tensorflow" in sys.modules:
         return False
     spec = importlib.util.find_spec("tensorflow")  # locates the package without running it

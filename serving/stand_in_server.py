@@ -1,43 +1,8 @@
-"""Stand-in for TF Serving: a TEST DOUBLE of TF Serving's PredictionService (and ModelService) gRPC API,
-for tests, benchmarks and ``make serve`` where TF Serving is not installed; never deploy it.
+"""Stand-in for TF Serving: a TEST DOUBLE of its PredictionService and ModelService gRPC API; never deploy it.
 
-TF Serving's binary cannot be installed on the project's machines and there is no Docker
-engine (docs: serving/README.md), so tests, benchmarks and ``make serve`` (scripts/serve.py) need
-something that speaks TF Serving's gRPC protocol. This Python server implements two RPCs, with TF
-Serving's message types:
-
-- ``PredictionService.Predict`` over the SavedModels under one base directory in TF
-  Serving's layout (``<base>/<version>/saved_model.pb``). No version in the request: the
-  newest COMPLETE version answers; a version folder without ``saved_model.pb`` (or
-  ``.pbtxt``) and ``variables/variables.index`` is skipped as not (yet) a SavedModel, the
-  way TF Serving ignores a folder it cannot load as one. A version in the request: that
-  version if it is complete on disk, else NOT_FOUND. (Unlike TF Serving's ``latest``
-  policy, every version on disk can be asked for.) The directory is re-scanned on every
-  request, so a newly pushed version is served from the next request on; a version is
-  loaded on first use.
-- ``ModelService.GetModelStatus``: the complete versions on disk, AVAILABLE once loaded
-  (it loads them).
-
-Inputs are checked against the signature (names, dtypes, shapes) and a mismatch is answered
-with INVALID_ARGUMENT and a message; ``tf.errors.InvalidArgumentError`` raised by the model
-graph becomes INVALID_ARGUMENT with the model's sentence (:func:`op_error_message`); any
-other failure is INTERNAL. The server keeps serving after every error.
-
-Limits (and differences from TF Serving):
-
-- A tensor whose declared shape would hold more than ``max_message_bytes`` is refused
-  with INVALID_ARGUMENT before it is expanded (:func:`check_declared_size`).
-- Messages larger than ``max_message_bytes`` (default :data:`DEFAULT_MAX_MESSAGE_BYTES`,
-  room for a clip of the default ``serving.max_clip_seconds`` as float32 at 48 kHz) are
-  refused by gRPC with RESOURCE_EXHAUSTED before they are read into memory. TF Serving
-  itself sets 2 GB (``--grpc_channel_arguments=grpc.max_receive_message_length=N`` may
-  lower it, depending on its gRPC release; see docs/contracts.md).
-- ``workers`` requests run at once (default 4); more wait in gRPC's queue. Memory per
-  request is a few copies of its input (the proto, the NumPy array, the tensor) plus the
-  graph's own work.
-- TLS as TF Serving's ``--ssl_config_file`` (text ``SSLConfig``: ``server_key``,
-  ``server_cert``, ``custom_ca``, ``client_verify``, each PEM text, not a path).
-- No REST API, batching, version labels, version policy or model config file.
+TF Serving cannot be installed on the project's machines, so tests, benchmarks and ``make serve`` use this.
+It serves the newest complete version under ``<base>/<version>/``, re-scanned per request and loaded on
+first use; bad inputs get INVALID_ARGUMENT, other failures INTERNAL, and the server lives on.
 
 Usage: ``python -m serving.stand_in_server --model-base DIR --model-name genre --port 8500
 [--max-message-bytes N] [--ssl_config_file FILE]``
@@ -59,12 +24,8 @@ from typing import Any, Optional
 import grpc
 import tensorflow as tf
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
-from tensorflow_serving.apis import (
-    get_model_status_pb2,
-    model_service_pb2_grpc,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
+from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
+                                     prediction_service_pb2_grpc)
 
 from config.settings import ServingConfig
 from serving.client import readable_error
@@ -176,12 +137,8 @@ def _signature(entry: _Version, name: str):
 
 
 def check_declared_size(name: str, proto, max_bytes: int) -> None:
-    """Refuse a tensor whose declared shape holds more than ``max_bytes``, before it is expanded.
-
-    TensorFlow's short form (one ``float_val`` for a whole tensor) lets an 82-byte request
-    declare shape [250000000]: expanded, that was 1 GB per copy. A tensor can hold no more
-    than a message the server accepts could carry, so that is the bound.
-    """
+    """Refuse a tensor whose declared shape holds more than ``max_bytes``, before it is expanded: TensorFlow's
+    short form (one ``float_val`` for a whole tensor) lets a tiny request declare a huge shape."""
     dims = [d.size for d in proto.tensor_shape.dim]
     if any(d < 0 for d in dims):
         raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"input '{name}' declares a negative dimension {dims}")
@@ -300,15 +257,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
 
 def op_error_message(err: tf.errors.OpError) -> str:
-    """The model's sentence from a graph error.
-
-    Eager execution prefixes the op's message with "Graph execution error:" and the Python
-    stack where the failing node was defined, and appends " [Op:__inference_...]"; both are
-    dropped here. What is left is what TF Serving's C++ server sends (``assertion failed:
-    [<sentence>]`` and the failing node, ``\\n\\t [[{{node ...}}]]``), which
-    :func:`serving.client.readable_error` reduces to the sentence, as the client does with
-    TF Serving's answers.
-    """
+    """The model's sentence from a graph error: eager execution's preamble and suffix dropped, then as the client."""
     lines = err.message.splitlines()
     preamble = ("Graph execution error:", "Detected at node", "<stack traces unavailable>")
     start = next((i for i, line in enumerate(lines)
@@ -328,12 +277,8 @@ _MALLOC_TRIM = _glibc_malloc_trim()
 
 
 def release_memory() -> None:
-    """Give freed heap memory back to the system after a request.
-
-    A long clip's request allocates tens of MB in one gRPC thread; glibc keeps what is freed in
-    that thread's arena, so without this the server's RSS stays near its peak after a burst of
-    long clips (measured without it: 2.37 GB held after four 10-minute clips).
-    """
+    """Give freed heap memory back after a request: glibc keeps what a gRPC thread frees in its arena, so RSS
+    would otherwise stay near its peak after long clips."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 
@@ -355,8 +300,7 @@ def _answer(context: grpc.ServicerContext, handler, request):
 
 
 def _ssl_config_class():
-    """TF Serving's ``SSLConfig`` message (tensorflow_serving/config/ssl_config.proto), which
-    tensorflow-serving-api does not ship: built from its four fields."""
+    """TF Serving's ``SSLConfig`` message, which tensorflow-serving-api does not ship: built from its four fields."""
     fields = [("server_key", 1, "TYPE_STRING"), ("server_cert", 2, "TYPE_STRING"),
               ("custom_ca", 3, "TYPE_STRING"), ("client_verify", 4, "TYPE_BOOL")]
     proto = descriptor_pb2.FileDescriptorProto(name="genre_test_double/ssl_config.proto",
@@ -374,8 +318,7 @@ SSLConfig = _ssl_config_class()
 
 
 def server_credentials(ssl_config_text: str) -> grpc.ServerCredentials:
-    """gRPC server credentials from an ``SSLConfig`` text proto, with TF Serving's meaning:
-    ``custom_ca`` verifies client certificates, required when ``client_verify`` is true."""
+    """gRPC server credentials from an ``SSLConfig`` text proto, with TF Serving's meaning of each field."""
     config = text_format.Parse(ssl_config_text, SSLConfig())
     if not config.server_key or not config.server_cert:
         raise ValueError("the SSL config needs server_key and server_cert (PEM text)")
@@ -387,11 +330,8 @@ def server_credentials(ssl_config_text: str) -> grpc.ServerCredentials:
 def start_server(model_base: str, model_name: str = "genre", port: int = 0, host: str = "127.0.0.1",
                  workers: int = 4, preload: bool = True, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  ssl_config_text: Optional[str] = None) -> tuple[grpc.Server, int]:
-    """Start the test double on HOST:PORT (0: any free port); return the server and its port.
-
-    PRELOAD loads the newest version now, so the first request does not pay for it.
-    SSL_CONFIG_TEXT (an ``SSLConfig`` text proto) serves TLS instead of plaintext.
-    """
+    """Start the test double on HOST:PORT (0: any free port); return the server and its port. PRELOAD loads
+    the newest version now, so the first request does not pay for it."""
     if max_message_bytes <= 0:
         raise ValueError(f"max_message_bytes must be positive, got {max_message_bytes}")
     repo = ModelRepository(model_base, model_name)

@@ -1,10 +1,6 @@
-"""NumPy arrays to and from ``tensorflow.TensorProto``, with protobuf and NumPy only.
+"""NumPy arrays to and from ``tensorflow.TensorProto`` without the TensorFlow runtime (serving/protos.py).
 
-The client cannot use ``tf.make_tensor_proto`` / ``tf.make_ndarray`` without loading the
-TensorFlow runtime (see serving/protos.py), so it converts tensors here. Numeric arrays
-travel as little-endian ``tensor_content`` bytes, as TensorFlow and TF Serving write them;
-decoding also accepts the typed ``*_val`` fields, including TensorFlow's short form where
-a single value stands for a whole tensor.
+Arrays travel as little-endian ``tensor_content``; decoding also accepts the typed ``*_val`` fields.
 """
 from __future__ import annotations
 

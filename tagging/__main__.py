@@ -9,8 +9,7 @@ Examples::
     python -m tagging /data/music --out tags/ --write-tags          # the genre and score into each file's own tags
     python -m tagging --undo tags/write_undo.jsonl                  # every file written back to its original bytes
 
-The console shows the job's own lines (``[tag] ...``); TensorFlow's, Beam's and the decoders' output goes to a log
-file under ``--out``/logs/ (the temporary folder where --out is not local), as the pipeline runner does.
+The console shows the job's own lines; TensorFlow's, Beam's and the decoders' output goes to a log file.
 """
 from __future__ import annotations
 
@@ -64,13 +63,11 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--zero-shot", action="store_true",
                    help="no trained model: EfficientAT mn04's AudioSet genre classes (Blues, Classical music, ...) "
                    "scored per segment and averaged, decoded at 32 kHz (tagging/zero_shot.py)")
-    g.add_argument("--efficientat-weights", metavar="PATH",
-                   help="--zero-shot: mn04_as_mAP_432.pt (default: $GENRE_EFFICIENTAT_WEIGHTS, the weights cache, "
-                   "else a one-time download)")
-    g.add_argument("--model", choices=MODEL_TYPES, default=d.train.model,
-                   help="family the model was trained as: sets the decode rate (VGG, LSTM, musicnn 16 kHz, efficientat "
-                   "and musicnn_efficientat 32 kHz, else 22.05 kHz) "
-                   "unless --champion reads it from the run (default: %(default)s)")
+    g.add_argument("--efficientat-weights", metavar="PATH", help="--zero-shot: mn04_as_mAP_432.pt (default: "
+                   "$GENRE_EFFICIENTAT_WEIGHTS, the weights cache, else a one-time download)")
+    g.add_argument("--model", choices=MODEL_TYPES, default=d.train.model, help="family the model was trained as: "
+                   "sets the decode rate (VGG, LSTM, musicnn 16 kHz, efficientat and musicnn_efficientat 32 kHz, else "
+                   "22.05 kHz) unless --champion reads it from the run (default: %(default)s)")
     g.add_argument("--segment-seconds", type=float, default=d.audio.segment_seconds,
                    help="the model's segment length: shorter files are quarantined as too_short (default: %(default)s)")
     g = p.add_argument_group("execution")
@@ -95,7 +92,6 @@ def _job(args: argparse.Namespace) -> "tag_pipeline.TagJob":
     from tagging import model as model_lib
     from tagging import pipeline as tag_pipeline
     from tagging import zero_shot
-
     audio = PipelineConfig().with_model(args.model).audio
     audio = dataclasses.replace(audio, segment_seconds=args.segment_seconds, hop_seconds=args.segment_seconds)
     if args.zero_shot:
@@ -169,8 +165,7 @@ def log_path(args: argparse.Namespace) -> str:
 
 
 def cli(argv: Optional[list[str]] = None) -> None:
-    """``python -m tagging``: the job's own lines on the console, everything in a log file; a failure a user can
-    fix is one paragraph, anything else names the log file that holds its traceback."""
+    """``python -m tagging``: a failure a user can fix is one paragraph, anything else names the log file."""
     args = _parse(argv)  # --help and usage errors go straight to the terminal
     path = log_path(args)
     with RunConsole(path) as console:

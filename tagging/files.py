@@ -1,12 +1,7 @@
-"""List the files to tag (on the launcher) and decode them (in the workers).
+"""List the files to tag (on the launcher) and decode them (in the workers), exactly as ingestion does.
 
-Listing is ingestion's discovery rule (audio/discovery.py): the same
-walk, the same exclusions (hidden, not audio, blank name, linked folder), so the two agree
-file by file. Listing happens once, before the pipeline, so every runner gets the same list through
-``beam.Create`` (the Dask runner cannot run Beam's file-matching sources). Decoding is
-ingestion's (audio/filecheck.py, audio/decode.py, components/audio_example_gen/ingest.py) with its
-quarantine reasons, so a file the pipeline would quarantine is quarantined here for the same
-reason, and a file it would train on is tagged.
+Listing happens once, before the pipeline, so every runner gets the same list through ``beam.Create`` (the
+Dask runner cannot run Beam's file-matching sources).
 """
 from __future__ import annotations
 
@@ -44,7 +39,6 @@ def _is_glob(spec: str) -> bool:
 def list_audio(spec: str) -> Listing:
     """Every entry under the folder ``spec`` (recursively, ingestion's discovery rule), or matching the glob."""
     from tfx.dsl.io import fileio  # local, gs://, s3:// ... as TFX reads them
-
     if _is_glob(spec):
         root = spec.split("*")[0].split("?")[0].split("[")[0].rsplit("/", 1)[0]
         found = [p for p in (fileio.glob(spec) if "://" in spec else globlib.glob(spec, recursive=True))
@@ -78,12 +72,7 @@ def chunks(items: list[Any], size: int) -> list[list[Any]]:
 
 
 def decode_file(path: str, rel_path: str, audio: AudioConfig) -> dict[str, Any]:
-    """A clip dict (``waveform`` float32 in [-1, 1] at ``audio.sample_rate``) or a quarantine dict.
-
-    Ingestion's steps and reasons, one implementation: filecheck.check (links, folders, FIFOs,
-    permissions) before opening, then ingest.read_audio (header checks, bounded decode, too
-    short, silent, and any read error or other exception as that file's reason).
-    """
+    """A clip dict (``waveform`` float32 at ``audio.sample_rate``) or a quarantine dict, with ingestion's reasons."""
     problem = filecheck.check(path)
     if problem is None:
         decoded = ingest.read_audio(path, audio)
@@ -98,12 +87,8 @@ def decode_file(path: str, rel_path: str, audio: AudioConfig) -> dict[str, Any]:
 
 
 def decode_ahead(chunk: Sequence[Sequence[str]], audio: AudioConfig, depth: int = 2) -> Iterator[dict[str, Any]]:
-    """The chunk's ``(path, rel_path)`` files decoded in order, by a background thread ``depth`` files ahead.
-
-    Why: the consumer runs TensorFlow on each clip while the next files decode. libsndfile, soxr
-    and numpy release the GIL, so decoding (a quarter of the CPU per GTZAN clip, BENCHMARKS.md)
-    runs on the core TensorFlow leaves idle instead of between two model calls.
-    """
+    """The chunk's files decoded in order by a background thread ``depth`` files ahead: the decoders release the
+    GIL, so decoding runs on the core TensorFlow leaves idle, not between model calls."""
     if depth < 1 or len(chunk) < 2:
         yield from (decode_file(path, rel, audio) for path, rel in chunk)
         return

@@ -1,19 +1,8 @@
 """Which model tags, and how RunInference calls it.
 
-The model is the pushed SavedModel in TF Serving's layout (``<serving dir>/<version>/``, the
-newest complete version unless one is named) or the MLflow registry's ``champion``. It is
-called through its ``serving_default`` signature, so a row holds exactly what TF Serving would
-answer for the clip (segmenting, features, segment voting all happen in the graph).
-
-Why a custom ModelHandler: Beam's ``TFModelHandlerTensor`` loads with
-``tf.keras.models.load_model(hub.resolve(uri))`` and calls ``model(batch)``. That cannot call a
-named signature with two inputs (``waveform`` + ``sample_rate``), the stand-in test models are
-plain ``tf.Module``\\ s that Keras cannot load, and ``tensorflow_hub`` does not import with this
-TensorFlow. The signature takes one clip of any length, so a batch is a list of files run one
-signature call each (the next files decoding meanwhile, files.decode_ahead); what batching buys is
-fewer, larger bundles. One model per process: the loaded SavedModel is kept for the process's
-later bundles and jobs (RunInference's shared handle is keyed anew for every pipeline, so a
-long-lived Dask worker loaded the model again for every job).
+The model is called through its ``serving_default`` signature, so a row holds exactly what TF Serving would
+answer; Beam's Keras handler cannot call a named two-input signature. Loaded models are kept per process:
+RunInference's shared handle is keyed anew per pipeline, so a Dask worker would reload it for every job.
 """
 from __future__ import annotations
 
@@ -58,14 +47,12 @@ def _is_complete(version_dir: str) -> bool:
 def latest_version(serving_dir: str, version: Optional[str] = None) -> ModelRef:
     """The newest complete ``<serving_dir>/<number>/`` (or the one asked for)."""
     from tfx.dsl.io import fileio  # lists local and remote folders alike
-
     if not fileio.exists(serving_dir):
         raise UserError(f"No pushed model: the serving directory {serving_dir} does not exist.",
                         where="tagging --serving-dir",
                         fix="run the pipeline to push a model (make run), pass --serving-dir DIR, --model-dir DIR, "
                             "or --champion with --mlflow-uri URI.")
-    numbers = sorted((int(e.rstrip("/")) for e in fileio.listdir(serving_dir) if e.rstrip("/").isdigit()),
-                     reverse=True)
+    numbers = sorted((int(e.rstrip("/")) for e in fileio.listdir(serving_dir) if e.rstrip("/").isdigit()), reverse=True)
     if version is not None:
         numbers = [n for n in numbers if str(n) == str(version)]
     for number in numbers:
@@ -87,16 +74,12 @@ def saved_model(path: str) -> ModelRef:
 
 def mlflow_champion(tracking_uri: str, name: Optional[str] = None,
                     alias: Optional[str] = None) -> tuple[ModelRef, dict]:
-    """The registry's alias (``champion``): its pushed folder if still there, else its logged SavedModel.
-
-    Also returns the training run's parameters (``audio.sample_rate`` etc.), so the tagger decodes
-    audio the way that model was trained.
-    """
+    """The registry's alias (its pushed folder if still there, else its logged SavedModel) and its training run's
+    parameters, so the tagger decodes audio the way that model was trained."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     from models import tracking
-
     name, alias = name or tracking.REGISTERED_MODEL, alias or tracking.SERVING_ALIAS
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient()
@@ -129,7 +112,6 @@ def _stamp(path: str) -> tuple:
 def load_saved_model(path: str, tf_threads: Optional[int] = None) -> Any:
     """The SavedModel at ``path``, loaded once per process (see the module docstring)."""
     import tensorflow as tf
-
     key = (path, _stamp(path))
     with _load_lock:
         if key in _loaded:
@@ -161,17 +143,10 @@ def unload_models() -> None:
 
 
 class GenreSignatureHandler(ModelHandler[Sequence[str], PredictionResult, Any]):
-    """RunInference handler: each example is one file, ``(path, path relative to the root)``.
+    """RunInference handler: each example is one file, ``(path, rel_path)``, decoded here. A result's example is
+    the clip's metadata (or quarantine reason); its inference the answer, or MODEL_REJECTED and a detail."""
 
-    The file is decoded here with ingestion's reader (files.decode_file), the next ones while
-    TensorFlow classifies this one. The result's example is the clip's metadata (``path``,
-    ``seconds``, or ``reason``/``detail`` for a file the reader quarantined, inference None);
-    its inference is ``{"genre", "scores", "genres", "segments"}`` or, when the signature
-    refuses the clip, ``{"reason": MODEL_REJECTED, "detail"}``.
-    """
-
-    def __init__(self, model: ModelRef, audio: AudioConfig, tf_threads: Optional[int] = None,
-                 decode_ahead: int = 2):
+    def __init__(self, model: ModelRef, audio: AudioConfig, tf_threads: Optional[int] = None, decode_ahead: int = 2):
         super().__init__()
         self._model = model
         self._audio = audio
@@ -191,7 +166,6 @@ class GenreSignatureHandler(ModelHandler[Sequence[str], PredictionResult, Any]):
 
     def _classify(self, signature: Any, clip: dict[str, Any]) -> dict[str, Any]:
         import tensorflow as tf
-
         try:
             out = signature(waveform=tf.constant(clip["waveform"], tf.float32),
                             sample_rate=tf.constant(clip["sample_rate"], tf.int32))
@@ -219,7 +193,6 @@ def _op_message(err: Exception) -> str:
 
 def _config_genres() -> tuple[str, ...]:
     from config.settings import PipelineConfig
-
     return PipelineConfig().genres
 
 

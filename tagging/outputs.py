@@ -1,16 +1,9 @@
 """Rows and quarantine records: written by the workers as shards, merged by the launcher.
 
-Why not ``beam.io.WriteToText``: on the Dask runner Beam's ``iobase.Write`` (which
-WriteToText and WriteToTFRecord share) ends "successfully" with an empty file, because its
-initialisation side input is recomputed per use (docs/distributed.md). Workers here append
-records to their own shard, written under a temporary name and renamed when complete (a
-rename is atomic on a local or POSIX file system, and on object stores a shard is only
-visible once whole), named after the paths it holds, so a re-run task overwrites its own
-shard instead of adding a second one. Shards are written from ``process`` every
-``flush_every`` records and from ``finish_bundle``, never emitted as outputs: the Dask
-runner drops what ``finish_bundle`` emits. The launcher merges the shards (deduplicated by
-path), writes tags.csv / tags.jsonl / tags.parquet, quarantine.jsonl and summary.json,
-and removes the shards. The progress line counts the records in the shards.
+Not ``beam.io.WriteToText``: on the Dask runner Beam's ``iobase.Write`` ends "successfully" with an empty file
+(docs/distributed.md). A shard is written whole under a temporary name and renamed, named after the paths it
+holds so a re-run task overwrites its own; shards are never emitted, since the Dask runner drops what
+``finish_bundle`` emits. The launcher merges them, deduplicated by path.
 """
 from __future__ import annotations
 
@@ -128,13 +121,11 @@ def summarize(records: list[dict[str, Any]], wall_seconds: float, genres: Iterab
     seconds = sum(r["seconds"] for r in rows)
     per_genre = Counter(r["genre"] for r in rows)
     return {
-        **context,
-        "files": {"listed": len(records), TAGGED: len(rows), QUARANTINED: len(bad)},
+        **context, "files": {"listed": len(records), TAGGED: len(rows), QUARANTINED: len(bad)},
         "genres": {g: per_genre.get(g, 0) for g in genres} | {g: n for g, n in per_genre.items() if g not in genres},
         "quarantine_reasons": dict(sorted(Counter(r["reason"] for r in bad).items())),
         "quarantined": [{k: r[k] for k in ("path", "reason", "detail")} for r in bad],
-        "audio_seconds": round(seconds, 3),
-        "wall_seconds": round(wall_seconds, 3),
+        "audio_seconds": round(seconds, 3), "wall_seconds": round(wall_seconds, 3),
         "audio_seconds_per_wall_second": round(seconds / wall_seconds, 2) if wall_seconds > 0 else None,
         "files_per_second": round(len(records) / wall_seconds, 3) if wall_seconds > 0 else None,
     }

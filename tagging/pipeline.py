@@ -1,12 +1,8 @@
 """The tagging pipeline: file chunks -> RunInference (decode + classify) -> record shards -> merged outputs.
 
-One straight chain (no side inputs, no tagged outputs, no Beam sinks or sources), so that it
-computes the same rows on every runner, the Dask runners included (docs/distributed.md).
-Batching: the launcher groups the file list into chunks of ``batch_size`` files, each chunk
-one element that RunInference receives as one batch (``with_no_batching``: Beam's
-BatchElements emits its last batch from ``finish_bundle``, which Beam's Dask runner drops).
-The handler decodes a chunk's files itself, each while the model classifies the one before
-(tagging/model.py): as a step of its own, decoding would run between model calls, not beside them.
+One straight chain (no side inputs, tagged outputs, sinks or sources), so every runner, Dask included, computes
+the same rows. The launcher makes the batches (``with_no_batching``): Beam's BatchElements emits its last
+batch from ``finish_bundle``, which the Dask runner drops.
 """
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
 """One extended M3U playlist per predicted genre: ``playlists/<genre>.m3u8`` in the output folder.
 
-Why these choices: ``.m3u8`` is the extension that tells a player the list is UTF-8 (file and
-genre names are rarely ASCII only); the paths are absolute, because the output folder and the
-library usually live apart and every player (VLC, mpv, foobar2000, Rhythmbox, Winamp) opens an
-absolute path from wherever the list is; a remote file stays the URI it was listed as. Each
-entry has an ``#EXTINF`` line (its length in whole seconds, as mutagen reads it, else as decoded;
-its file name as the title) and files are in path order, an album's tracks together. A file
-whose name holds a line break cannot be an M3U entry and is left out.
+``.m3u8`` tells a player the list is UTF-8; paths are absolute because the output folder and the library
+usually live apart (remote files stay URIs); files are in path order, an album's tracks together.
 """
 from __future__ import annotations
 

@@ -1,9 +1,7 @@
 """Which tag field holds the predicted genre and its score, per container, read and set with mutagen.
 
-The prediction goes into fields of the project's own by default, so a file's own genre (the
-one its owner chose) stays as it was; ``genre_field=True`` writes the genre into the
-container's standard genre field instead, the one players show and sort by. The score has no
-standard field and always goes into the project's own.
+By default the prediction goes into the project's own fields, so the genre the owner chose stays;
+``genre_field=True`` writes the genre into the standard field players show. The score has no standard field.
 
 | container (tags) | genre (default) | genre (``genre_field``) | score |
 |---|---|---|---|
@@ -22,8 +20,7 @@ GENRE_NAME, SCORE_NAME = "GENRE_PREDICTED", "GENRE_SCORE"
 MP4_MEAN = "com.genre-pipeline"  # the freeform atoms' reverse-DNS owner, as iTunes uses com.apple.iTunes
 ID3, MP4, VORBIS, ASF = "id3", "mp4", "vorbis", "asf"
 STANDARD_GENRE = {ID3: "TCON", MP4: "\xa9gen", VORBIS: "GENRE", ASF: "WM/Genre"}
-# ID3v2 minor version for a file that has no ID3v2 tag yet: v2.3 is the one every player reads.
-NEW_ID3_VERSION = 3
+NEW_ID3_VERSION = 3  # ID3v2 minor version for a file without an ID3v2 tag yet: v2.3 is what every player reads
 
 
 def open_file(path: str) -> Optional[mutagen.FileType]:
@@ -40,7 +37,6 @@ def kind_of(audio: mutagen.FileType) -> Optional[str]:
     from mutagen.ogg import OggFileType
     from mutagen.wave import WAVE
     from mutagen.aiff import AIFF
-
     if isinstance(audio, (ID3FileType, WAVE, AIFF)):
         return ID3
     if isinstance(audio, Mp4File):
@@ -116,8 +112,7 @@ def set_fields(audio: mutagen.FileType, kind: str, fields: dict[str, str]) -> No
 
 
 def save(audio: mutagen.FileType, kind: str) -> None:
-    """Write the tags back; ID3 keeps the file's own ID3v2 version (v2.3 for a file that had none) and its
-    ID3v1 tag, if it has one, is updated from the same frames."""
+    """Write the tags back; ID3 keeps the file's own ID3v2 version (v2.3 for a file that had none)."""
     if kind == ID3:
         # mutagen reports v2.4 for a tag it read from ID3v1 or made itself: only a v2 header read from the file
         # (mutagen's ``_header``) says which version the file has.

@@ -1,14 +1,8 @@
 """The undo log of tag writing, and ``python -m tagging --undo LOG``, which restores each file byte for byte.
 
-Before a tagged copy replaces a file, the original's bytes are kept in ``undo/<sha256>`` beside
-the log (named by their hash, so a file tagged twice with the same bytes is kept once) and one
-JSON line is appended to the log and fsynced: the file, its backup, the sha256 of the bytes
-before and after, its mode, owner and times. A crash after the log line and before the replace leaves
-a line whose file still has its ``before`` bytes, which undo recognises. Undo walks the log
-backwards (a file tagged by two runs into the same folder goes back through both), restores a
-file only while it still holds the bytes the log says were written (any other change is
-someone's later edit, not ours to overwrite), and restores it the same atomic way: a copy in
-the file's folder, fsynced, then one rename.
+Before a tagged copy replaces a file, its original bytes go to ``undo/<sha256>`` and a fsynced JSON line to
+the log (a crash before the replace leaves a line undo recognises). Undo walks the log backwards and restores
+a file atomically only while it holds the bytes the log says were written: other changes are not ours.
 """
 from __future__ import annotations
 
@@ -67,8 +61,7 @@ def keep_backup(path: str, sha256: str, undo_dir: str) -> str:
     try:
         copied = copy_synced(path, temp)
         if copied != sha256:
-            raise OSError(f"{path} changed while its backup was copied (sha256 {copied[:12]}, "
-                          f"not {sha256[:12]})")
+            raise OSError(f"{path} changed while its backup was copied (sha256 {copied[:12]}, not {sha256[:12]})")
         os.rename(temp, backup)
     finally:
         if os.path.exists(temp):
@@ -88,19 +81,14 @@ def append_record(log_path: str, record: dict[str, Any]) -> None:
 def record(path: str, backup: str, log_path: str, before: str, after: str, st: os.stat_result) -> dict[str, Any]:
     """The undo line for one file (``backup`` relative to the log's folder, so the output folder can move)."""
     return {"path": os.path.abspath(path), "backup": os.path.relpath(backup, os.path.dirname(os.path.abspath(log_path))),
-            "sha256_before": before, "sha256_after": after, "mode": st.st_mode & 0o7777,
-            "uid": st.st_uid, "gid": st.st_gid,
-            "atime_ns": st.st_atime_ns, "mtime_ns": st.st_mtime_ns,
+            "sha256_before": before, "sha256_after": after, "mode": st.st_mode & 0o7777, "uid": st.st_uid,
+            "gid": st.st_gid, "atime_ns": st.st_atime_ns, "mtime_ns": st.st_mtime_ns,
             "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def restore(log_path: str, log: Callable[[str], None] = print) -> dict[str, list[dict[str, str]]]:
-    """Put back every file the log names, newest line first; returns (and logs) what happened to each.
-
-    ``restored``: the original bytes, mode and times are back (sha256 checked). ``already_original``:
-    the file holds its original bytes (undone before, or the run stopped before its replace).
-    ``skipped``: not touched, with the reason (missing, changed since it was tagged, backup lost).
-    """
+    """Put back every file the log names, newest line first; returns (and logs) each outcome: ``restored``
+    (sha256 checked), ``already_original`` or ``skipped`` (with the reason)."""
     base = os.path.dirname(os.path.abspath(log_path))
     with open(log_path, encoding="utf-8") as f:
         lines = [json.loads(line) for line in f if line.strip()]
@@ -125,8 +113,7 @@ def _restore_one(entry: dict[str, Any], base: str) -> tuple[str, str]:
     if current == entry["sha256_before"]:
         return "already_original", ""
     if current != entry["sha256_after"]:
-        return "skipped", (f"changed since it was tagged (sha256 {current[:12]}); its original bytes are in "
-                           f"{backup}")
+        return "skipped", (f"changed since it was tagged (sha256 {current[:12]}); its original bytes are in {backup}")
     if not os.path.isfile(backup) or sha256_of(backup) != entry["sha256_before"]:
         return "skipped", f"the backup {backup} is missing or damaged"
     temp = temp_name(path)

@@ -1,19 +1,9 @@
 """The predicted genre and its score written into each file's own tags: planned always, written on request.
 
-Without ``--write-tags`` the tagger only plans: ``write_plan.jsonl`` says, per file, the fields it
-would write, what they hold now, and why a file could not be written; no file is opened for
-writing. With ``--write-tags`` each file is written so that its audio is never at risk:
-
-1. the file is copied to a hidden temporary name in its own folder (so the final rename never
-   crosses a file system), and the tags are written into the copy with mutagen, flushed and fsynced;
-2. the copy is checked: mutagen reads the new fields back, and the audio stream's demuxed packets
-   (PyAV) hash the same as the original's, so only the tags changed;
-3. the original's bytes go to ``undo/`` and a line to ``write_undo.jsonl`` (tagging/undo.py), fsynced;
-4. the copy takes the original's mode and replaces it with one ``os.replace``.
-
-A file that cannot be written gets a line in ``write_failures.jsonl`` (file, reason, detail, fix)
-and the others go on; the temporary copy is removed on any failure, and one left by a killed
-writer is removed by the next run before it writes that file.
+Without ``--write-tags`` nothing is opened for writing: ``write_plan.jsonl`` says what would be written. With
+it, the audio is never at risk: the tags go into a fsynced copy in the file's own folder, which must read the
+fields back and hash the same audio packets before the original is backed up (tagging/undo.py) and replaced
+in one rename. A file that cannot be written gets a line in ``write_failures.jsonl`` and the others go on.
 """
 from __future__ import annotations
 
@@ -53,13 +43,8 @@ class Refused(Exception):
 
 
 def packet_digest(path: str) -> str:
-    """sha256 over the first audio stream's demuxed packets, as PyAV (FFmpeg) reads them.
-
-    Tags live outside these packets in every container written here, so equal digests before and
-    after mean the audio stream is unchanged, however the container moved its tag blocks.
-    """
+    """sha256 over the first audio stream's demuxed packets: tags live outside them, so equal means same audio."""
     import av
-
     digest = hashlib.sha256()
     with av.open(path) as container:
         if not container.streams.audio:
@@ -125,10 +110,7 @@ def plan(path: str, genre: str, score: float, genre_field: bool = False) -> dict
 
 
 def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: bool = False) -> dict[str, Any]:
-    """Write the fields into ``path`` atomically (module docstring), logging its undo line; Refused if it cannot.
-
-    Returns the plan entry with status ``written`` (or ``unchanged``: the fields already held these values).
-    """
+    """Write the fields into ``path`` atomically, logging its undo line; Refused if it cannot."""
     _remove_stale_temps(path)
     entry = plan(path, genre, score, genre_field)
     if entry["status"] == FAILED:
@@ -197,11 +179,7 @@ def _check_copy(temp: str, original: Any, kind: str, fields: dict[str, str], aud
 
 def apply(rows: Iterable[dict[str, Any]], path_of: Callable[[str], str], out_dir: str, write: bool = False,
           genre_field: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Plan (and with ``write`` write) every tagged row's file; write_plan.jsonl and write_failures.jsonl.
-
-    ``path_of`` maps a row's path (relative to the tagged root) to the file to open. Returns the
-    counts per status and the paths of the files written in ``out_dir``.
-    """
+    """Plan (and with ``write`` write) every tagged row's file; returns the counts per status and the logs' paths."""
     os.makedirs(out_dir, exist_ok=True)
     entries, failures = [], []
     for row in rows:

@@ -1,10 +1,8 @@
 """``python -m tagging ROOT --zero-shot``: genres from EfficientAT mn04's AudioSet classes, no trained model.
 
-Each clip goes the way a trained efficientat model's serving_default takes it (models/signatures.classify_clip:
-the same refusals, resampling to 32 kHz, 3-s segments, and Transform's own ``preprocessing_fn`` for the
-features, which for this family's ``kaldi_log_mel`` holds no analyzer); a segment's scores are
-``zero_shot_genre_scores`` of mn04's 527 AudioSet logits (the ten genres' logits, softmaxed), and the clip's are
-their mean. So a row has the trained tagger's fields and format; only its ``model_version`` says zero-shot.
+Each clip takes a trained efficientat model's serving_default path (models/signatures.classify_clip), with
+mn04's AudioSet genre logits as segment scores, so a row has the trained tagger's format; only its
+``model_version`` says zero-shot.
 """
 from __future__ import annotations
 
@@ -21,10 +19,8 @@ VERSION = "mn04_as-zero-shot"
 
 
 def model_ref(weights: Optional[str] = None) -> ModelRef:
-    """The zero-shot 'model': mn04_as's verified weights file (``--efficientat-weights``, the environment, the
-    cache or the download; a UserError paragraph when none of them has it)."""
+    """The zero-shot 'model': mn04_as's verified weights file, found or downloaded (UserError when neither)."""
     from models.efficientat import weights_path
-
     return ModelRef(path=str(weights_path(explicit=weights)), version=VERSION, source=SOURCE)
 
 
@@ -37,14 +33,10 @@ def family_config(segment_seconds: Optional[float] = None) -> PipelineConfig:
 
 
 class ZeroShotModel:
-    """Stands for a loaded SavedModel: ``signatures[SIGNATURE](waveform=, sample_rate=)`` as serving_default answers.
-
-    ``tft_layer`` is what signatures.segment_features feeds the segments to: Transform's preprocessing_fn itself.
-    """
+    """Stands for a loaded SavedModel; ``tft_layer`` is Transform's preprocessing_fn itself."""
 
     def __init__(self, weights_file: str, config: PipelineConfig):
         from models.efficientat import build_mn04, load_mn04_weights
-
         self.config = config
         self.mn04 = build_mn04(waveform_input=False)
         load_mn04_weights(self.mn04, weights_file)
@@ -52,7 +44,6 @@ class ZeroShotModel:
 
     def tft_layer(self, inputs: dict[str, Any]) -> dict[str, Any]:
         from models import preprocessing
-
         return preprocessing.preprocessing_fn(inputs, {"pipeline_config": self.config.to_json()})
 
     def segment_scores(self, features: Any) -> Any:
@@ -60,13 +51,11 @@ class ZeroShotModel:
         import tensorflow as tf
 
         from models.efficientat import zero_shot_genre_scores
-
         logits = self.mn04(tf.transpose(features, [0, 2, 1]), training=False)["logits"]
         return tf.constant(zero_shot_genre_scores(logits.numpy(), self.config.genres), tf.float32)
 
     def classify(self, waveform: Any, sample_rate: Any) -> dict[str, Any]:
         from models import signatures
-
         return signatures.classify_clip(self, self.config, self.segment_scores, waveform, sample_rate)
 
 
