@@ -1,10 +1,5 @@
-"""Fingerprints of the project code a component runs, for its cache key.
-
-Transform and the Trainer name their functions by import path, so TFX's cache cannot see
-an edit to that code. A fingerprint of exactly the files a function's module imports (the
-transitive closure of its imports of project modules, read with ``ast``, never executed)
-changes when one of them does, and only then: an edit elsewhere leaves the cache key alone.
-"""
+"""Fingerprints of the project code a component runs, for its cache key: TFX's cache cannot see an edit to code
+named by import path. Only the files a module transitively imports (read with ``ast``) count."""
 from __future__ import annotations
 
 import ast
@@ -37,9 +32,7 @@ def _with_parents(name: str) -> list[str]:
 
 
 def imported_names(path: Path, module: str) -> set[str]:
-    """Every dotted name ``module`` (at ``path``) may import, at any depth of its code (imports inside
-    functions count: they run when the function does). ``from a import b`` yields ``a`` and ``a.b``, since
-    ``b`` may be a module; names that are no module are dropped later."""
+    """Every dotted name ``module`` may import, in functions too (``from a import b``: ``a`` and ``a.b``)."""
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
@@ -60,8 +53,7 @@ def imported_names(path: Path, module: str) -> set[str]:
 
 
 def import_closure(module: str, root: Path = PROJECT_ROOT) -> list[Path]:
-    """The project files importing ``module`` runs: it, its packages, and every project module they import,
-    transitively (third-party modules and tests are not followed). Sorted."""
+    """The project files importing ``module`` runs (it, its packages, their project imports, transitively), sorted."""
     if module_file(module, root) is None:
         raise ValueError(f"No module {module!r} under {root}: a component's function must name a project module.")
     seen: dict[str, Path] = {}

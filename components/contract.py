@@ -1,12 +1,8 @@
 """A model's input contract: what its example-reading signature can be fed.
 
-Every model's ``from_examples`` signature (what TFMA and the clip gate call) reads the raw
-ExampleGen tf.Examples and computes its own features in-graph, so two models can be
-scored on the same examples exactly when their raw audio format agrees: sample rate and
-segment length, and the label set they answer in. The feature kind (log-mel or MFCC) is
-inside each model and does not matter. The Trainer records the contract on the Model
-artifact; the gate compares a candidate only with a baseline whose contract is equal.
-"""
+Every model computes its features in-graph from the raw tf.Examples, so two models can be scored on the same
+examples exactly when sample rate, segment length and label set agree. The Trainer records the contract on the
+Model artifact; the gate compares a candidate only with a baseline whose contract is equal."""
 from __future__ import annotations
 
 from typing import Optional
@@ -20,8 +16,7 @@ def input_contract(config: PipelineConfig) -> str:
     """``<rate>hz_<samples>samples_<n>genres:<sha>``: equal strings mean interchangeable inputs."""
     import hashlib
     genres = hashlib.sha256(",".join(config.genres).encode()).hexdigest()[:8]
-    return (f"{config.audio.sample_rate}hz_{config.audio.segment_samples}samples_"
-            f"{len(config.genres)}genres:{genres}")
+    return f"{config.audio.sample_rate}hz_{config.audio.segment_samples}samples_{len(config.genres)}genres:{genres}"
 
 
 def describe(contract: str) -> str:

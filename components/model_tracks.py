@@ -1,19 +1,8 @@
 """Which tracks a model has seen, recorded beside it, so the gate never scores a baseline in-sample.
 
-The regression gate scores the candidate and the last blessed model on the candidate's test
-split. That is fair only when the baseline never trained on those tracks. After a run on
-other data (a smaller synthetic set, files added, another split protocol) the candidate's
-test tracks can be the baseline's train tracks: the stratified split moves tracks when a
-genre grows, and the 8-track synthetic set's files are the 20-track set's first eight. The
-baseline's score on them would be partly in-sample and the gate would refuse a good model.
-
-So the Trainer writes the track ids of every split of the examples it was given next to the
-model (``TRACKS_FILE``), and the gate drops the baseline, in one printed line, when the
-baseline's train or eval tracks (eval picks the epoch to keep) meet the candidate's test
-tracks. Tracks are paths under the data root without the extension (``blues/blues.00029``), the unit of
-every split; the file says so (``IDENTITY_KEY``), and a model recorded under the earlier rule (file stems under
-the genre folder, ``blues.00029``) is not compared: its ids cannot be matched with the candidate's.
-"""
+After a run on other data the candidate's test tracks can be the baseline's train tracks; the gate then drops the
+baseline. Ids are paths under the data root without the extension (``IDENTITY_KEY``); a model recorded under the
+earlier rule (file stems) is not compared."""
 from __future__ import annotations
 
 import json

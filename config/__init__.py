@@ -1,8 +1,5 @@
-"""The ground floor: the pipeline's typed settings and constants (settings), the errors a user can cause and fix
-(errors), and the loopback HTTP helpers every server and client of this machine shares (local_http).
-
-It imports nothing of the project's, so every other package can import it.
-"""
+"""The ground floor: typed settings and constants (settings), the errors a user can cause and fix (errors), and
+loopback HTTP helpers (local_http). It imports nothing of the project's, so every other package can import it."""
 import os
 
 # TFX 1.21's Transform and TFMA need Keras 2 (tf_keras). Entry points set this too; every package imports

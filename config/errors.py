@@ -1,11 +1,5 @@
-"""Errors a user can cause and fix, raised by any part of the pipeline.
-
-A :class:`UserError` carries the three things the person at the console needs: what
-went wrong, where (the file, flag or component), and what to do about it. Runners show
-it as one short paragraph and exit non-zero; the traceback goes only to the log file.
-Components raise it (or a subclass) from their executors; anything else is reported as
-"component X failed" with the log file's path.
-"""
+"""Errors a user can cause and fix: what went wrong, where, and what to do. Runners show a UserError as one short
+paragraph and exit non-zero, the traceback going only to the log file; anything else is "component X failed"."""
 from __future__ import annotations
 
 
@@ -30,11 +24,7 @@ class UserError(Exception):
 
 
 def find_user_error(error: BaseException) -> "UserError | None":
-    """The UserError behind ``error``, following ``__cause__``/``__context__`` and Beam's wrapping.
-
-    Beam re-raises a DoFn's exception wrapped in its own types, and TFX's launcher may
-    wrap an executor's; the chain still leads to the original, or its text does.
-    """
+    """The UserError behind ``error``, through ``__cause__``/``__context__`` and the wrapping of Beam and TFX."""
     seen: set[int] = set()
     stack: list[BaseException] = [error]
     while stack:
@@ -50,14 +40,12 @@ def find_user_error(error: BaseException) -> "UserError | None":
 
 
 def cli_failure(paragraph: str, error: BaseException, log_name: str) -> SystemExit:
-    """A SystemExit (code 1) for a command-line tool: the paragraph for the console, the
-    traceback in ``outputs/logs/<log_name>.log`` whose path the paragraph ends with."""
+    """A SystemExit (code 1): the paragraph for the console, the traceback in ``outputs/logs/<log_name>.log``."""
     import os
     import time
     import traceback
 
     from config.settings import DEFAULT_OUTPUT_DIR
-
     log_dir = DEFAULT_OUTPUT_DIR / "logs"
     os.makedirs(log_dir, exist_ok=True)
     log_path = log_dir / f"{log_name}.log"

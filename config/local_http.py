@@ -1,10 +1,5 @@
-"""Local helper processes on 127.0.0.1: a free port, waiting until one answers its health URL, stopping it.
-
-The web page (app/browser.py), the MLflow server fixture (conftest.py), the serving test double's
-fixtures and the benchmarks start servers as child processes; each must wait until the server answers,
-and fail with the server's own log when it dies or never does, instead of a bare connection error later;
-and each must stop it afterwards even when it does not stop when asked.
-"""
+"""Local helper processes on 127.0.0.1: a free port, waiting until one answers its health URL (failing with its
+own log, not a bare connection error later), and stopping it even when it does not stop when asked."""
 from __future__ import annotations
 
 import socket
@@ -23,8 +18,7 @@ def free_port() -> int:
 
 def wait_until_healthy(health_url: str, process: subprocess.Popen, log_path: str | Path, what: str,
                        timeout: float = 120.0, poll: float = 0.3) -> None:
-    """Return once ``health_url`` answers 200; raise with the tail of ``log_path`` if ``process``
-    exits first or ``timeout`` seconds pass."""
+    """Return once ``health_url`` answers 200; raise with the log's tail if ``process`` exits or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -39,12 +33,7 @@ def wait_until_healthy(health_url: str, process: subprocess.Popen, log_path: str
 
 
 def stop_process(process: subprocess.Popen, grace_seconds: float = 30.0) -> None:
-    """SIGTERM, then SIGKILL if the process is still there after ``grace_seconds``.
-
-    Why: on a loaded machine a server can outlive any grace period (the serving test double's worker
-    threads finish predictions already running in TensorFlow); stopping it is cleanup, and must
-    neither hang nor turn that wait into an error.
-    """
+    """SIGTERM, then SIGKILL after ``grace_seconds``: a loaded server can outlive any grace; cleanup must not hang."""
     process.terminate()
     try:
         process.wait(timeout=grace_seconds)

@@ -1,12 +1,7 @@
 """Beam arguments for the pipeline and the tagger: the DirectRunner defaults, ``--runner``, ``--dask``.
 
-``--dask HOST:PORT`` is short for ``--runner=<DASK_RUNNER> --dask_client_address=HOST:PORT``.
-DASK_RUNNER is :class:`pipeline.dask_runner.DaskRunner`, Beam's Dask runner with the fixes
-docs/distributed.md explains (Beam's own computes only one branch of a pipeline, does not
-split tagged outputs and drops what ``finish_bundle`` emits). The tagger's pipeline is one
-straight chain without side inputs or tagged outputs, so it also runs correctly on Beam's
-stock ``apache_beam.runners.dask.dask_runner.DaskRunner``; the pipeline's components do not.
-"""
+``--dask HOST:PORT`` is short for ``--runner=<DASK_RUNNER> --dask_client_address=HOST:PORT``, with the project's
+corrected Dask runner; only the tagger's straight chain also runs correctly on Beam's stock one."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -15,17 +10,13 @@ from config.settings import PipelineConfig
 
 DASK_RUNNER = "pipeline.dask_runner.DaskRunner"
 STOCK_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
-# The tagger's default: the DirectRunner in the launching process. TensorFlow already uses every
-# core for each clip and the tagger decodes beside it, so on one machine worker processes only
-# add their start-up (TensorFlow import and a model load each; BENCHMARKS.md, batch tagging).
+# The tagger's default, in the launching process: TensorFlow already uses every core, so on one machine worker
+# processes only add their start-up (BENCHMARKS.md, batch tagging).
 IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
-# Given none of Beam's dependency flags, every TFX Beam executor copies all of TFX into a new temp
-# folder and builds a 52 MB sdist of it (about 3 s) for remote workers to install, and never deletes
-# it: a week of tests and benchmarks left 51 GB of them in /tmp here and filled the disk. Runners
-# that run the SDK in this Python environment (the DirectRunner; the Dask runners, whose workers need
-# the project's environment anyway) install nothing, so the pipeline names an SDK container for them:
-# the one dependency flag TFX checks that only Docker environments and Dataflow read.
+# Given no dependency flag, every TFX Beam executor builds a 52 MB sdist of TFX in a temp folder it never deletes,
+# for remote workers to install. Runners in this Python environment install nothing, so the pipeline names an SDK
+# container for them: the one dependency flag TFX checks that only Docker environments and Dataflow read.
 LOCAL_SDK_FLAG = "--sdk_container_image=none-this-python-environment"
 # Beam's in-process runners (not Prism, which may start SDK containers).
 _DIRECT_RUNNERS = ("DirectRunner", "SwitchingDirectRunner", "BundleBasedDirectRunner", "FnApiRunner")

@@ -1,32 +1,7 @@
-"""Beam's Dask runner with the four fixes any pipeline with more than one branch needs.
-
-Measured here with apache-beam 2.77 and distributed 2026.8 (2 worker processes on 127.0.0.1;
-docs/distributed.md), Beam's ``apache_beam.runners.dask.dask_runner.DaskRunner``:
-
-1. computes only the branch that ends in the pipeline's *last* transform: other sinks never
-   run (two of AudioExampleGen's four writers would write nothing);
-2. gives every consumer of a multi-output ParDo *all* its outputs, whatever the tag (a
-   split's writer receives the other splits' examples and the file records);
-3. drops what ``finish_bundle`` emits (Beam's file sinks report their shard there; Beam's
-   BatchElements emits its last batch there);
-4. computes a side input anew wherever it is read, so ``iobase.Write`` (WriteToText,
-   WriteToTFRecord) initialises a different temporary folder per read and finalises an
-   empty file, leaving ``beam-temp-*`` folders behind.
-
-It also has no translation for ``beam.io.Read`` (Beam's bounded sources: ReadFromText,
-ReadFromTFRecord), which StatisticsGen and Transform read their examples with.
-
-This runner keeps Beam's translations of Create, GroupByKey and Flatten and replaces the
-rest: every leaf of the pipeline is computed in one Dask graph (shared steps once), a ParDo
-yields ``(tag, value)`` pairs that each output filters on, ``finish_bundle`` outputs are
-kept, side inputs are Dask dependencies of the consuming task (computed once, shared), and
-Read splits its source on the launcher and reads one split per task. Like Beam's, it keeps
-no timestamps or windows beyond the global window and reports no metrics (batch pipelines
-in the global window, which is all this project runs).
-
-Use: ``--runner=pipeline.dask_runner.DaskRunner --dask_client_address=HOST:PORT`` (or the
-tagger's ``--dask HOST:PORT``); the options are Beam's DaskOptions.
-"""
+"""Beam's Dask runner with the fixes any pipeline with more than one branch needs (docs/distributed.md): Beam's
+own computes only the last branch, gives a multi-output ParDo's consumers all its outputs, drops what
+``finish_bundle`` emits, recomputes side inputs and cannot translate ``beam.io.Read``. Like Beam's: global window
+only, no metrics. Use ``--runner=pipeline.dask_runner.DaskRunner --dask_client_address=HOST:PORT``."""
 from __future__ import annotations
 
 import dataclasses
@@ -124,7 +99,6 @@ class _Translator(PipelineVisitor):
     def visit_transform(self, node: AppliedPTransform) -> None:
         import dask
         import dask.bag as db
-
         transform = node.transform
         inputs = [i for i in node.inputs if not isinstance(i, pvalue.PBegin)]
         self.consumed.update(id(i) for i in inputs)
@@ -185,7 +159,6 @@ class DaskRunner(beam_dask.DaskRunner):
     def run_pipeline(self, pipeline, options):
         import dask
         import dask.distributed as ddist
-
         dask_options = options.view_as(beam_dask.DaskOptions).get_all_options(drop_default=True, current_only=True)
         bag_kwargs = beam_dask.DaskOptions._extract_bag_kwargs(dask_options)
         client = ddist.Client(**dask_options)

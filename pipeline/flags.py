@@ -1,10 +1,5 @@
-"""The command-line flags of the local and Kubeflow runners, and the typed configuration they ask for.
-
-:func:`add_cli_arguments` declares the flags (their defaults read from :class:`PipelineConfig`, their
-types refuse a value out of range before anything runs); :func:`config_from_args` turns the parsed flags
-into the :class:`PipelineConfig` the pipeline runs with. The configuration itself lives in
-:mod:`config.settings`, which knows nothing of the command line.
-"""
+"""The command-line flags of the local and Kubeflow runners (defaults from PipelineConfig, values out of range
+refused before anything runs), and the PipelineConfig they ask for; config.settings knows nothing of flags."""
 from __future__ import annotations
 
 import argparse
@@ -176,7 +171,6 @@ def _ratios(text: str) -> tuple[float, float, float]:
 def _labels(text: str) -> str:
     """--labels: folders, tags, or a manifest file (.csv, .parquet)."""
     from audio.labels import source_of
-
     try:
         source_of(text)
     except ValueError as error:
@@ -185,11 +179,9 @@ def _labels(text: str) -> str:
 
 
 def labels_config(args: argparse.Namespace, on_this_machine: bool = True) -> LabelsConfig:
-    """--labels, --genre-map and --min-tracks-per-genre; the manifest's and the map's errors end the run with their
-    paragraph before anything runs."""
+    """--labels, --genre-map and --min-tracks-per-genre; their errors end the run before anything runs."""
     from audio import labels
     from config.errors import UserError
-
     source = labels.source_of(args.labels)
     if source != labels.FOLDERS and not args.data_root:
         raise SystemExit(f"--labels {args.labels} labels the files of --data-root: pass --data-root DIR (the embedded "
@@ -233,7 +225,6 @@ def _preset_views_text() -> str:
 def view_list(text: str) -> tuple[str, ...]:
     """An argparse type: view names (components/audio_example_gen/views.py), comma-separated, or none."""
     from components.audio_example_gen.views import VIEWS
-
     if text.strip() == "none":
         return ()
     names = tuple(part.strip() for part in text.split(",") if part.strip())
@@ -294,13 +285,9 @@ def _smoothing(text: str) -> float:
     return value
 
 
-def _weights_file(path: Optional[str], on_this_machine: bool = True,
-                  flag: str = "--backbone-weights") -> Optional[str]:
-    """--backbone-weights as an absolute path, refused at once (before TensorFlow loads) when no such file.
-
-    For a pipeline compiled to run elsewhere (Kubeflow) the file is in the image or a bucket, not here:
-    it must then be absolute or a URI, and the Trainer checks it where it runs.
-    """
+def _weights_file(path: Optional[str], on_this_machine: bool = True, flag: str = "--backbone-weights") -> Optional[str]:
+    """--backbone-weights as an absolute path, refused before TensorFlow loads when no such file; for a pipeline run
+    elsewhere (Kubeflow) an absolute path or URI, which the Trainer checks where it runs."""
     if path is None:
         return None
     if not on_this_machine:
@@ -315,16 +302,14 @@ def _weights_file(path: Optional[str], on_this_machine: bool = True,
 
 
 def _efficientat_weights(args: argparse.Namespace, on_this_machine: bool = True) -> Optional[str]:
-    """mn04's verified weights file (the efficientat and musicnn_efficientat families), found (or downloaded once)
-    before anything runs; a missing or wrong file ends the run with the weights module's one paragraph. None for the
-    other families, and for a pipeline run elsewhere (Kubeflow) without the flag: its Trainer finds the file where it runs."""
+    """mn04's verified weights file for the MN04_FAMILIES, found (or downloaded once) before anything runs; None for
+    other families, and elsewhere (Kubeflow) without the flag: the Trainer finds it where it runs."""
     if args.model not in MN04_FAMILIES:
         return None
     if not on_this_machine:
         return _weights_file(args.efficientat_weights, on_this_machine, "--efficientat-weights")
     from config.errors import UserError
     from models.efficientat.weights import weights_path  # TensorFlow loads only for this family
-
     try:
         return str(weights_path(explicit=args.efficientat_weights).resolve())
     except UserError as error:
@@ -332,8 +317,7 @@ def _efficientat_weights(args: argparse.Namespace, on_this_machine: bool = True)
 
 
 def stop_at_eval_accuracy(args: argparse.Namespace) -> Optional[float]:
-    """The Trainer's stopping bar: the flag's (0: none); by default a bar on the embedded synthetic set only,
-    and only when no --epochs budget was asked for."""
+    """The Trainer's stopping bar: the flag's (0: none), else a bar on the embedded synthetic set without --epochs."""
     if args.stop_at_eval_accuracy is not None:
         return args.stop_at_eval_accuracy or None
     return SYNTHETIC_STOP_ACCURACY if not args.data_root and not args.epochs else None

@@ -6,13 +6,8 @@
       -> ClipEvaluator (clip-level gate; the blessing that counts)
       -> [Cond blessed] Pusher -> ModelRegistrar (MLflow)
 
-With ``--tune`` (config.tune) the Tuner searches the family's settings by the fold protocol and the Trainer
-trains its best hyperparameters (models/tuning.py); without it the Trainer trains the preset.
-
-Module code is referenced by import path (``models.preprocessing.preprocessing_fn``,
-``models.training.run_fn``, ``models.tuning.tuner_fn``), so the same definition runs wherever the project is
-importable: in this checkout, or installed in the Kubeflow image.
-"""
+Module code is referenced by import path, so the same definition runs wherever the project is importable (this
+checkout, or the Kubeflow image)."""
 from __future__ import annotations
 
 import json
@@ -48,18 +43,13 @@ TOP1_PREFIX = "top1_"  # TFMA's per-genre metrics: top1_precision, top1_recall
 
 
 def transform_code_fingerprint(root: Path = PROJECT_ROOT) -> str:
-    """A hash of the code Transform runs: the project modules PREPROCESSING_FN's module imports, transitively.
-
-    Transform and Trainer reference their functions by import path, so TFX's cache cannot see
-    an edit to that code; a fingerprint in their custom_config can. Transform's covers its
-    feature code only, so an edit to a model re-runs the Trainer, not Transform over the library.
-    """
+    """A hash of the code Transform runs (PREPROCESSING_FN's imports), for its custom_config: TFX's cache cannot see
+    code named by import path, and an edit to a model then re-runs the Trainer, not Transform."""
     return code_fingerprint.function_fingerprint(PREPROCESSING_FN, root)
 
 
 def trainer_code_fingerprint(root: Path = PROJECT_ROOT) -> str:
-    """A hash of the code the Trainer runs: every model file (models/*.py, tests excluded: any family may be
-    the one trained), the feature code Transform's graph brings into the model, and RUN_FN's imports."""
+    """A hash of the Trainer's code: every model file (any family may train), the feature code and RUN_FN's imports."""
     return _model_code_fingerprint(root, RUN_FN)
 
 
@@ -81,11 +71,9 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.gate.min_accuracy}))
     if config.gate.compare_to_last_blessed:
         accuracy_threshold.change_threshold.CopyFrom(tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-            absolute={"value": -config.gate.max_accuracy_drop - 1e-9}))
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -config.gate.max_accuracy_drop - 1e-9}))
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, label_key="label",
-                                    prediction_key="probabilities")],
+        model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, label_key="label", prediction_key="probabilities")],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["genre"])],
         # The Keras model was compiled with a one-hot loss; TFMA gets integer labels, so only
         # the metrics listed here are computed, not the model's compiled ones.
@@ -96,21 +84,16 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                 tfma.MetricConfig(class_name="SparseCategoricalAccuracy", per_slice_thresholds=[
                     tfma.proto.config_pb2.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=accuracy_threshold)]),
                 tfma.MetricConfig(class_name="ExampleCount"),
-                tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
-            ]),
-            # Top-1 precision and recall for each genre (class id i is config.genres[i]): top_k 1 sets
-            # every score but the argmax's to -inf, so with threshold 0 genre c counts as predicted
-            # exactly when it is the argmax (not when its probability passes 0.5), and c's recall is
-            # the accuracy on c's segments. The explicit threshold matters: TFMA's default for top_k
-            # (-inf) takes a histogram path that counts every segment as predicted c when c is never
-            # the argmax (recall 1.0); pipeline/eval_config_test.py checks both cases.
+                tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot")]),
+            # Top-1 precision and recall per genre: with top_k 1 and threshold 0, genre c counts as predicted exactly
+            # when it is the argmax. The explicit threshold matters: TFMA's default (-inf) counts every segment as
+            # predicted c when c is never the argmax (recall 1.0); pipeline/eval_config_test.py checks both.
             tfma.MetricsSpec(
                 binarize=tfma.proto.config_pb2.BinarizationOptions(
                     class_ids={"values": list(range(len(config.genres)))}),
                 metrics=[tfma.MetricConfig(class_name=name, config=json.dumps(
                     {"top_k": 1, "thresholds": [0.0], "name": TOP1_PREFIX + name.lower()}))
-                         for name in ("Precision", "Recall")]),
-        ])
+                         for name in ("Precision", "Recall")])])
 
 
 def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "push",
@@ -138,15 +121,13 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
             # StatisticsGen has the raw statistics already; Transform's own pre- and post-transform
             # statistics would make Beam's DirectRunner hold every transformed example in memory.
             disable_statistics=True,
-            custom_config={"pipeline_config": config.to_json(TRANSFORM_SECTIONS),
-                           "code": transform_code_fingerprint()})
+            custom_config={"pipeline_config": config.to_json(TRANSFORM_SECTIONS), "code": transform_code_fingerprint()})
         transform.add_upstream_node(anomaly_gate)  # anomalies stop the run before any feature work
         components += [transform]
         # What the Tuner's trials and the Trainer both train on.
         training_inputs = dict(examples=transform.outputs["transformed_examples"],
                                transform_graph=transform.outputs["transform_graph"],
-                               schema=schema_gen.outputs["schema"],
-                               train_args=tfx.proto.TrainArgs(splits=["train"]),
+                               schema=schema_gen.outputs["schema"], train_args=tfx.proto.TrainArgs(splits=["train"]),
                                eval_args=tfx.proto.EvalArgs(splits=["eval"]))
         best_hyperparameters = None
         if config.tune.enabled:
@@ -156,8 +137,7 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
             best_hyperparameters = tuner.outputs["best_hyperparameters"]
             components.append(tuner)
         trainer = TrackedTrainer(
-            run_fn=RUN_FN, **training_inputs,
-            hyperparameters=best_hyperparameters,  # None: the preset
+            run_fn=RUN_FN, **training_inputs, hyperparameters=best_hyperparameters,  # None: the preset
             # Gate settings are not the Trainer's business: changing a bar re-runs the gate only.
             custom_config={"pipeline_config": config.to_json(TRAINING_SECTIONS), "code": trainer_code_fingerprint()})
         components.append(trainer)
@@ -171,29 +151,20 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
                 model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
                 model_blessing=tfx.dsl.Channel(
                     type=tfx.types.standard_artifacts.ModelBlessing,
-                    producer_component_id=CLIP_EVALUATOR_ID, output_key="blessing"),
-            ).with_id(RESOLVER_ID)
+                    producer_component_id=CLIP_EVALUATOR_ID, output_key="blessing")).with_id(RESOLVER_ID)
             baseline = model_resolver.outputs["model"]
             components.append(model_resolver)
         evaluator = BaselineAwareEvaluator(
-            examples=example_gen.outputs["examples"],
-            model=trainer.outputs["model"],
-            baseline_model=baseline,
-            eval_config=eval_config(config),
-            example_splits=[GATE_SPLIT])
+            examples=example_gen.outputs["examples"], model=trainer.outputs["model"], baseline_model=baseline,
+            eval_config=eval_config(config), example_splits=[GATE_SPLIT])
         clip_evaluator = ClipEvaluator(
-            examples=example_gen.outputs["examples"],
-            model=trainer.outputs["model"],
-            baseline_model=baseline,
-            tfma_blessing=evaluator.outputs["blessing"],
-            evaluation=evaluator.outputs["evaluation"],
-            pipeline_config_json=config_json,
-        ).with_id(CLIP_EVALUATOR_ID)
+            examples=example_gen.outputs["examples"], model=trainer.outputs["model"], baseline_model=baseline,
+            tfma_blessing=evaluator.outputs["blessing"], evaluation=evaluator.outputs["evaluation"],
+            pipeline_config_json=config_json).with_id(CLIP_EVALUATOR_ID)
         components += [evaluator, clip_evaluator]
         with tfx.dsl.Cond(clip_evaluator.outputs["blessing"].future()[0].custom_property("blessed") == 1):
             pusher = tfx.components.Pusher(
-                model=trainer.outputs["model"],
-                model_blessing=clip_evaluator.outputs["blessing"],
+                model=trainer.outputs["model"], model_blessing=clip_evaluator.outputs["blessing"],
                 push_destination=tfx.proto.PushDestination(
                     filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_dir)))
             registrar = ModelRegistrar(
@@ -202,10 +173,6 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
         components += [pusher, registrar]
 
     return tfx.dsl.Pipeline(
-        pipeline_name=config.pipeline_name,
-        pipeline_root=config.pipeline_root,
-        components=components,
-        enable_cache=enable_cache,
-        metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=for_tfx(config.beam_args),
-    )
+        pipeline_name=config.pipeline_name, pipeline_root=config.pipeline_root, components=components,
+        enable_cache=enable_cache, metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=for_tfx(config.beam_args))

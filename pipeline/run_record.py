@@ -1,10 +1,5 @@
-"""What one pipeline run did, read back from MLMD through its pipeline-run context.
-
-Several runs share one MLMD database (the cache lives there), so "the newest execution of
-each component" may belong to another run, and a cached execution points at artifacts an
-earlier run made. A run is found by its ``pipeline_run`` context (named by the run id the
-runner sets) and each execution's component by its ``node`` context.
-"""
+"""What one pipeline run did, read back from MLMD through its ``pipeline_run`` context: runs share one database,
+so "the newest execution of each component" may belong to another run."""
 from __future__ import annotations
 
 from typing import Optional
@@ -75,16 +70,14 @@ def outputs_of(store: metadata_store.MetadataStore,
 
 def _artifacts_of(store: metadata_store.MetadataStore, executions: list[metadata_store_pb2.Execution],
                   event_type: int) -> list[metadata_store_pb2.Artifact]:
-    ids = {e.artifact_id for e in store.get_events_by_execution_ids([x.id for x in executions])
-           if e.type == event_type}
+    ids = {e.artifact_id for e in store.get_events_by_execution_ids([x.id for x in executions]) if e.type == event_type}
     return store.get_artifacts_by_id(sorted(ids))
 
 
 def ingested_examples_of(store: metadata_store.MetadataStore,
                          model: metadata_store_pb2.Artifact) -> metadata_store_pb2.Artifact:
-    """AudioExampleGen's Examples this model was trained from: Model <- Trainer <- Transform's Examples
-    <- Transform <- AudioExampleGen. Not the newest Examples in the store: runs at another sample
-    rate (another family) share the store, so the newest ingestion may not be this model's."""
+    """AudioExampleGen's Examples this model was trained from, through Transform's lineage: runs at another sample
+    rate share the store, so the newest ingestion may not be this model's."""
     examples_type = store.get_artifact_type("Examples").id
     [transformed] = [a for a in inputs_of(store, producers_of(store, [model.id]))
                      if a.type_id == examples_type and "/Transform/" in a.uri]

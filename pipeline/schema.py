@@ -1,12 +1,7 @@
 """The raw-data schema ImportSchemaGen imports: it follows the configured label set.
 
-The curated schemas (schemas/<rate>hz_<seconds>s/schema.pbtxt) pin the genre strings to
-GTZAN's ten and the label to 0..9, so a collection with other genres would fail data
-validation. For any other label set, :func:`schema_file` derives a schema from the curated
-one with only those two domains replaced, and writes it under the pipeline root at a path
-that depends only on its content: the same configuration gives the same path, so
-ImportSchemaGen's cache holds, and a new label set gives a new file.
-"""
+The curated schemas pin the genres to GTZAN's ten; for another label set a schema with those two domains replaced
+is written under the pipeline root at a path that depends only on its content, so ImportSchemaGen's cache holds."""
 from __future__ import annotations
 
 import hashlib
@@ -55,10 +50,8 @@ def derive(curated: schema_pb2.Schema, genres: tuple[str, ...]) -> schema_pb2.Sc
 
 
 def _write_atomically(path: str, text: str) -> None:
-    """Write under a unique temporary name beside ``path``, then rename: a reader (or a concurrent
-    run deriving the same file) never sees half a schema. Any filesystem TFX knows (local, gs://)."""
+    """Write under a unique temporary name, then rename: a reader (or a concurrent run) never sees half a schema."""
     from tfx.dsl.io import fileio
-
     folder = os.path.dirname(path)
     fileio.makedirs(folder)
     tmp = os.path.join(folder, f".{SCHEMA_FILE}.{uuid.uuid4().hex}.tmp")
@@ -88,7 +81,6 @@ def schema_file(config: PipelineConfig) -> str:
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     path = "/".join([config.pipeline_root.rstrip("/"), "schemas", digest, SCHEMA_FILE])
     from tfx.dsl.io import fileio
-
     if not fileio.exists(path):
         _write_atomically(path, text)
     return path

@@ -1,15 +1,8 @@
 """Undo Dask's malloc setting in a process that runs TensorFlow models.
 
-A Dask nanny starts its worker processes with ``MALLOC_TRIM_THRESHOLD_=65536`` (its
-``distributed.nanny.pre-spawn-environ``), so that freed memory goes back to the system soon.
-Setting that variable also switches off glibc's dynamic mmap threshold: every allocation over
-128 KiB (each intermediate tensor of a model call) is then a fresh ``mmap`` whose pages fault
-in and are unmapped again when it is freed. Measured here (BENCHMARKS.md, "Batch tagging"):
-one ``serving_default`` call on a 30-s clip took 106 ms of wall and 160 ms of CPU in a
-worker started so, against 39 / 65 ms without the variable, and 56 / 80 ms after the two
-``mallopt`` calls below. The thresholds let the heap keep and reuse freed blocks; the process
-still returns memory above them to the system.
-"""
+A Dask nanny starts workers with ``MALLOC_TRIM_THRESHOLD_``, which also switches off glibc's dynamic mmap threshold:
+every allocation over 128 KiB (each intermediate tensor) becomes a fresh ``mmap``, which slows model calls
+(BENCHMARKS.md, "Batch tagging"). Raised thresholds let the heap reuse freed blocks."""
 from __future__ import annotations
 
 import ctypes
@@ -25,11 +18,7 @@ _done = False
 
 
 def reuse_freed_memory() -> bool:
-    """If this process was started with Dask's trim setting, raise glibc's thresholds (once).
-
-    Returns True when the thresholds were set here, False when there was nothing to do or the C
-    library is not glibc (then the process runs as it was started).
-    """
+    """Raise glibc's thresholds once if Dask's trim setting started this process; False if nothing done or not glibc."""
     global _done
     if _done or DASK_VARIABLE not in os.environ:
         return False

@@ -1,9 +1,5 @@
-"""AnomalyGate component.
-
-ExampleValidator in TFX 1.21 records anomalies (and a per-split ``blessed`` property)
-but never stops a run. This gate reads them and fails the execution with a message
-that lists every anomaly, so Transform and Trainer never see invalid data.
-"""
+"""AnomalyGate: ExampleValidator (TFX 1.21) records anomalies but never stops a run; this gate fails it, listing
+every anomaly, so Transform and Trainer never see invalid data."""
 from __future__ import annotations
 
 from tfx import types

@@ -1,17 +1,6 @@
-"""What ingestion's summary means for the rest of the run: warnings, and the two gates.
-
-Run by the executor after the report is written, so the report a failure names exists:
-
-- :func:`warnings`: genres of the label set missing from train, tracks cut to
-  audio.max_segments_per_track, files a tag grouping grouped by folder, truncated files.
-  The run goes on; summary.json and the log say so.
-- :func:`check_bad_fraction`: more than split.max_bad_fraction of the files quarantined.
-- :func:`check_splits`: a split without tracks (training would end with an empty
-  evaluation after all the compute, or not start).
-
-Both gates raise a :class:`config.errors.UserError`, which runners print as one
-paragraph: the problem, where (the report), the fix.
-"""
+"""What ingestion's summary means for the rest of the run: warnings (the run goes on), and two gates that raise a
+UserError naming the report: too many quarantined files, or a split without tracks (training would end with an
+empty evaluation after all the compute). The executor runs them after writing the report."""
 from __future__ import annotations
 
 import os

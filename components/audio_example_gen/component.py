@@ -1,11 +1,7 @@
-"""AudioExampleGen: a FileBasedExampleGen for GTZAN-style audio folders.
+"""AudioExampleGen: a FileBasedExampleGen for GTZAN-style audio folders (modelled on TFX's presto_example_gen).
 
-Modelled on tfx/examples/custom_components/presto_example_gen. Subclassing
-FileBasedExampleGen keeps TFX's file-based driver behaviour (input fingerprint,
-span/version, and the Kubeflow V2 driver hook); its driver class is driver.AudioDriver,
-whose fingerprint survives broken and looping links. The spec adds the pipeline
-configuration and a second output, the quarantine report (quarantine.py).
-"""
+Subclassing keeps TFX's file-based driver behaviour (input fingerprint, span/version, Kubeflow V2 driver hook); the
+spec adds the pipeline configuration and a second output, the quarantine report."""
 from __future__ import annotations
 
 from typing import Optional
@@ -32,52 +28,32 @@ class AudioExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
     PARAMETERS = {
         **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
         executor.PIPELINE_CONFIG_KEY: ExecutionParameter(type=str),
-        CODE_KEY: ExecutionParameter(type=str, optional=True),
-    }
+        CODE_KEY: ExecutionParameter(type=str, optional=True)}
     OUTPUTS = {
         **standard_component_specs.FileBasedExampleGenSpec.OUTPUTS,
-        executor.QUARANTINE_KEY: ChannelParameter(type=AudioQuarantine),
-    }
+        executor.QUARANTINE_KEY: ChannelParameter(type=AudioQuarantine)}
 
 
 def ingestion_code_fingerprint() -> str:
-    """A hash of the code ingestion runs (the executor module's project imports, transitively).
-
-    TFX keys the cache on the executor's class name, not its code: without this, an edit to decoding,
-    the level checks or the split rules would reuse examples the old code wrote.
-    """
+    """A hash of the code ingestion runs: TFX keys the cache on the executor's class name, not its code."""
     return code_fingerprint.function_fingerprint(f"{executor.__name__}.{executor.Executor.__name__}")
 
 
 def ingestion_config_json(pipeline_config_json: str) -> str:
-    """Only what ingestion reads (the label set, audio, split), so that a change to, say, the
-    number of epochs does not invalidate cached ExampleGen results."""
+    """Only the sections ingestion reads, so that a change to, say, the epochs keeps cached examples."""
     return PipelineConfig.from_json(pipeline_config_json).to_json(INGESTION_SECTIONS)
 
 
 class AudioExampleGen(FileBasedExampleGen):
-    """Audio files -> segment tf.Examples in train/eval/test, plus a quarantine report.
-
-    Outputs: ``examples`` (Examples, splits train/eval/test, gzipped TFRecords of the raw
-    examples in docs/contracts.md) and ``quarantine`` (AudioQuarantine).
-    """
+    """Audio files -> raw segment tf.Examples (docs/contracts.md) in train/eval/test, plus a quarantine report."""
 
     SPEC_CLASS = AudioExampleGenSpec
     DRIVER_CLASS = AudioDriver
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-    def __init__(self, input_base: str, pipeline_config_json: str,
-                 input_config: Optional[example_gen_pb2.Input] = None,
+    def __init__(self, input_base: str, pipeline_config_json: str, input_config: Optional[example_gen_pb2.Input] = None,
                  range_config: Optional[range_config_pb2.RangeConfig] = None):
-        """
-        Args:
-          input_base: the audio root, ``<root>/<genre>/<name>.<ext>`` or GTZAN's
-            ``<root>/genres_original/...`` / ``<root>/genres/...``.
-          pipeline_config_json: ``PipelineConfig.to_json()``; audio and split sections are used.
-          input_config: overrides the single input split whose pattern is derived from the
-            layout under ``input_base`` (discovery.input_pattern).
-          range_config: as for any FileBasedExampleGen (span selection).
-        """
+        """``input_config`` overrides the input split derived from the layout under ``input_base``, the audio root."""
         config_json = ingestion_config_json(pipeline_config_json)
         splits.validate(PipelineConfig.from_json(config_json).split)  # a bad protocol fails at build time
         input_config = input_config or example_gen_pb2.Input(splits=[
@@ -86,16 +62,10 @@ class AudioExampleGen(FileBasedExampleGen):
         output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
             example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=1) for name in SPLITS]))
         spec = AudioExampleGenSpec(
-            input_base=input_base,
-            input_config=input_config,
-            output_config=output_config,
-            custom_config=None,
-            range_config=range_config,
-            output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
-            output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP,
-            pipeline_config_json=config_json,
-            code=ingestion_code_fingerprint(),
-            examples=types.Channel(type=standard_artifacts.Examples),
+            input_base=input_base, input_config=input_config, output_config=output_config, custom_config=None,
+            range_config=range_config, output_data_format=example_gen_pb2.FORMAT_TF_EXAMPLE,
+            output_file_format=example_gen_pb2.FORMAT_TFRECORDS_GZIP, pipeline_config_json=config_json,
+            code=ingestion_code_fingerprint(), examples=types.Channel(type=standard_artifacts.Examples),
             quarantine=types.Channel(type=AudioQuarantine))
         # FileBasedExampleGen.__init__ would build its own spec without our parameter and output.
         base_beam_component.BaseBeamComponent.__init__(self, spec=spec)

@@ -1,23 +1,8 @@
 """AudioExampleGen's driver: TFX's file-based driver with an input fingerprint that cannot crash.
 
-TFX's FileBasedDriver fingerprints the input (the cache key of ExampleGen) by globbing the
-split pattern (one folder level: it would miss ``pop/sub/x.wav``, which ingestion reads)
-and calling ``fileio.stat`` on every match. A dangling symbolic link raises
-``tfx.dsl.io.filesystem.NotFoundError`` and a link loop ``Too many levels of symbolic
-links`` there, so one bad entry in a genre folder ended the whole run before the executor
-could quarantine it. This driver fingerprints every entry discovery walks (the whole root,
-as ingestion reads it) and counts an entry it cannot stat instead of raising; the executor
-then quarantines it (audio/filecheck.py).
-
-The fingerprint keeps TFX's fields (file count, total bytes, xor and sum of the
-second-resolution mtimes), so a changed file still re-runs ingestion, and adds a digest of
-the matched paths and of the entries that could not be stat'ed: TFX's alone would not
-change when a file is moved from one genre folder to another, which changes its label.
-Span and version resolution (``{SPAN}``/``{VERSION}`` patterns) is TFX's own.
-
-Kubeflow V2 runs TFX's containerised driver instead of this one; object stores have no
-links, so the failure this guards against does not arise there.
-"""
+TFX's stats every match of a one-level glob, so one dangling or looping link ended the run before the executor
+could quarantine it. This one walks the whole root as ingestion does, counts what it cannot stat, and adds a digest
+of the paths (a file moved to another genre folder changes its label). Kubeflow V2 runs TFX's own driver."""
 from __future__ import annotations
 
 import copy
@@ -37,11 +22,7 @@ _NANO_PER_SEC = 10**9
 
 
 def fingerprint(split_name: str, input_base: str, pattern: str) -> str:
-    """TFX's io_utils.generate_fingerprint fields for every entry under ``input_base``, never raising on one.
-
-    The whole root, as discovery walks it (nested folders, hidden and non-audio files: each
-    has a record in the report); ``pattern`` is only named in the log line.
-    """
+    """TFX's fingerprint fields for every entry discovery walks under ``input_base``, never raising on one."""
     files = [e.path for e in discovery.walk(input_base)]
     total_bytes = xor_checksum = sum_checksum = 0
     names = hashlib.sha256()  # of the paths relative to input_base: moving the root is not a change
@@ -72,8 +53,7 @@ class TolerantInputProcessor(input_processor.FileBasedInputProcessor):
         span, version, parts = 0, None, []
         for index, original in enumerate(self._splits):
             split = copy.deepcopy(original)  # TFX's resolution fills the pattern's {SPAN}/{VERSION}
-            # TFX's own span/version resolution (a glob and a regex, no stat), as in
-            # utils.calculate_splits_fingerprint_span_and_version.
+            # TFX's own span/version resolution (a glob and a regex, no stat).
             target_span, target_version = utils._get_target_span_version(  # noqa: SLF001
                 self._input_base_uri, split, range_config=self._range_config)
             target_span = target_span or 0

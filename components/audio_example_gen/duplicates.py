@@ -1,20 +1,7 @@
-"""Duplicate audio by content: identical decoded samples are one track, whatever the file names.
-
-GTZAN holds exact repeats under other names (metal.00034 = metal.00094, metal.00058 =
-rock.00016, ...), and a collection may hold a FLAC copy of a WAV, a symbolic or hard link
-to a file already in it. Left in, two copies can land in train and test and inflate the
-held-out figure. Run on the launcher before the split (plan.py), for every protocol: of
-each group of identical files the first in sorted order is kept, the others become
-``duplicate_audio`` records naming it.
-
-Identity is the SHA-256 of the decoded samples (libsndfile's frames as float64, exact for
-every PCM and float encoding, with the rate and channel count), so a WAV and its FLAC copy
-match, and so does a re-tagged copy (other metadata). Cost, bounded: a link to a file
-already seen is recognised by its inode with no read; every other file has its header and
-first :data:`HEAD_SECONDS` of samples read (a cheap key); only files whose key another file
-shares are decoded whole, block by block into the hash (memory: one block). Not caught: re-encodings (an MP3 of a WAV, another bit depth or
-rate), trimmed, padded, gain-changed or remixed copies; the decoded samples differ.
-"""
+"""Duplicate audio by content: identical decoded samples (hashed with rate and channels) are one track, whatever
+the names. Copies in train and test would inflate the held-out figure, so of each group the first in sorted order
+is kept and the others are quarantined ``duplicate_audio``. Links are caught by inode, and only files whose first
+HEAD_SECONDS match are decoded whole; re-encoded, trimmed or gain-changed copies are not caught."""
 from __future__ import annotations
 
 import hashlib
@@ -36,9 +23,8 @@ _BLOCK = audio_lib.BLOCK_FRAMES
 
 
 def _read_pcm(path: str, head_only: bool, max_seconds: float) -> Optional[str]:
-    """Hex SHA-256 of the rate, channels, frame count (head only) and the samples (the first HEAD_SECONDS,
-    or all); None when the file cannot be read or is outside ingestion's header limits (it is
-    quarantined when decoded)."""
+    """Hex SHA-256 of rate, channels, frame count (head only) and samples (the first HEAD_SECONDS, or all); None
+    when the file cannot be read or is outside ingestion's header limits (the decoder quarantines it)."""
     try:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f, sf.SoundFile(f) as sound:
             rate, channels, frames = sound.samplerate, sound.channels, sound.frames

@@ -1,19 +1,8 @@
 """AudioExampleGen executor: audio files -> train/eval/test tf.Examples + a quarantine report.
 
-Runs as a Beam pipeline built from the pipeline's beam args (BeamExecutorSpec), so the
-same code runs on the DirectRunner here and on Dataflow/Flink from the Kubeflow image.
-Steps: list the files and label them (audio/discovery.py, audio/labels.py: genre folders, tags or a
-manifest), decide each file's fate, group and split on the
-launcher (plan.py, audio/groups.py, splits.py; a genre with too few groups is refused here, before
-any decoding), write the plan as sharded JSON-lines task files (so the Beam graph holds no
-per-file work), read them back in Beam and decode and segment in parallel
-(:func:`IngestTaskFiles`), write each split as gzipped TFRecords and every file's record
-as files.jsonl, then write the report (quarantine.py, streamed from files.jsonl) into the artifact and into
-``<pipeline root>/AudioExampleGen/reports/<run id>/`` (:func:`kept_report_dir`: TFX deletes a
-failed component's artifacts) and, after it, fail with a UserError naming the kept report
-when too many files were bad or a split is empty (checks.py). While Beam runs,
-a thread prints ``[ingest] N/TOTAL files decoded`` (progress.py).
-"""
+The launcher plans each file's fate (plan.py) and writes the plan as task files, so the Beam graph holds no per-file
+work; Beam decodes and segments them in parallel (ingest.py). The report goes into the artifact and a kept folder
+(:func:`kept_report_dir`), then the gates of checks.py run."""
 from __future__ import annotations
 
 import contextlib
@@ -64,11 +53,8 @@ def _task(line: str) -> ingest.FileTask:
 @beam.ptransform_fn
 def IngestTaskFiles(pipeline: beam.Pipeline, pattern: str, audio: AudioConfig,  # noqa: N802 - Beam's naming
                     progress_dir: Optional[str] = None) -> dict[str, beam.PCollection]:
-    """ingest.IngestAudio's outputs for the tasks in the files matching ``pattern`` (:func:`write_task_files`).
-
-    The tasks are read by the workers, not embedded in the graph as beam.Create would, and
-    reshuffled so that every worker gets a share whatever the number of task files.
-    """
+    """ingest.IngestAudio's outputs for the tasks in the files matching ``pattern``: read by the workers (not embedded
+    in the graph as beam.Create would) and reshuffled so every worker gets a share."""
     outputs = (pipeline
                | "ReadFileTasks" >> beam.io.ReadFromText(pattern)
                | "ParseFileTasks" >> beam.Map(_task)
@@ -99,11 +85,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         return IngestTaskFiles
 
     def _plan(self, exec_properties: dict[str, Any]) -> tuple[PipelineConfig, Plan, list[str]]:
-        """Discover the files and decide each one's fate; also returns the non-audio files seen.
-
-        Raises groups.TooFewGroups (a UserError) when a genre cannot be split: runs that do
-        not go through preflight (Kubeflow) stop here, before any decoding.
-        """
+        """Discover the files and decide each one's fate; also returns the non-audio files seen. A genre that cannot
+        be split raises groups.TooFewGroups here, before any decoding, for runs without preflight (Kubeflow)."""
         config, input_config, _ = _parse(exec_properties)
         root = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         found = discover(root, input_config.splits[0].pattern, config.genres, config.labels)
@@ -146,12 +129,9 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             outputs = pipeline | "IngestAudio" >> self.GetInputSourceToExamplePTransform()(
                 pattern, config.audio, progress_dir)
             for split in SPLITS:
-                # Like TFX's write_split.WriteSplit (gzipped TFRecords, same file names) without two of
-                # its steps: its MaybeSerialize DoFn's module imports TensorFlow into every Beam worker,
-                # and its example-level Reshuffle pushes every byte through the runner once more (a
-                # profiling run on the real clips: 23 s instead of 15 s). Files arrive in random order
-                # (IngestTaskFiles reshuffles them); a track's segments stay consecutive, which the
-                # trainer's shuffle buffer takes care of. Deflate level: see ingest.GZIP_LEVEL.
+                # TFX's write_split.WriteSplit (same files) without its MaybeSerialize DoFn, whose module imports
+                # TensorFlow into every worker, and its example-level Reshuffle, which pushes every byte through the
+                # runner once more; a track's segments stay consecutive, for the trainer's shuffle buffer.
                 _ = outputs[split] | f"WriteSplit[{split}]" >> ingest.WriteTFRecords(
                     os.path.join(artifact_utils.get_split_uri(examples, split), write_split.DEFAULT_FILE_NAME))
             _ = (outputs[ingest.FILES]
@@ -186,14 +166,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
 
 def kept_report_dir(report_uri: str, run_id: Optional[str]) -> str:
-    """``<component folder>/reports/<run id>/``: beside the output folders, not one of them.
-
-    TFX deletes a failed execution's output artifacts (the quarantine artifact included), so
-    the report a failure names is also written here, where no runner deletes it. The artifact
-    URI is ``<pipeline root>/AudioExampleGen/quarantine/<execution id>`` (local runner; the
-    Kubeflow layout also ends in ``<component>/<output>/``); ``run_id`` is the pipeline run's
-    (local_runner.py names its log file after the same id), else the execution id.
-    """
+    """``<component folder>/reports/<run id>/``: TFX deletes a failed execution's artifacts, not this folder."""
     component_dir = os.path.dirname(os.path.dirname(report_uri.rstrip("/")))
     return os.path.join(component_dir, REPORTS_DIR, run_id or os.path.basename(report_uri.rstrip("/")))
 

@@ -1,16 +1,7 @@
-"""The Beam part of ingestion: file tasks in, serialized tf.Examples per split out.
+"""The Beam part of ingestion: file tasks (planned on the launcher) in, serialized tf.Examples per split out.
 
-The plan (which file goes to which split, which is excluded or already known to be bad)
-is made on the launcher (plan.py), because split protocols look at the whole file list.
-Beam then decodes and segments the files in parallel (:func:`IngestAudio`); every file,
-good or bad, also yields one JSON-able record on the ``files`` output, from which the
-executor writes the quarantine list and the summary. No exception on one file fails the
-step: read errors, anything the decoder raises (MemoryError included) and the header checks
-of audio/decode.py all become that file's quarantine record.
-
-This module and what it imports run in the Beam workers: keep TensorFlow and TFX out of
-it (their import costs each worker process several seconds of CPU).
-"""
+Every file also yields one record on the ``files`` output; no exception on one file fails the step, it becomes
+that file's quarantine record. This runs in Beam workers: keep TensorFlow and TFX (seconds of CPU to import) out."""
 from __future__ import annotations
 
 import dataclasses
@@ -32,16 +23,12 @@ from config.settings import SPLITS, AudioConfig
 FILES = "files"
 METRICS_NAMESPACE = "AudioExampleGen"
 
-# File status in the records.
 INGESTED, QUARANTINED, EXCLUDED, PENDING = "ingested", "quarantined", "excluded", "pending"
-# Deflate level of the gzipped TFRecords. 0 writes "stored" deflate blocks: still gzip files
-# that every TFX reader opens as FORMAT_TFRECORDS_GZIP. int16 PCM deflates poorly: on the
-# real clips Beam's default level 6 gave files only 10% smaller (290 vs 321 MiB) for 12 of
-# 27 CPU seconds of the whole ingestion (level 1: no faster here). Readers skip inflating too.
+# Deflate level of the gzipped TFRecords: 0 writes "stored" blocks, still gzip files every TFX reader opens.
+# int16 PCM deflates poorly: Beam's default level cost much of ingestion's CPU for files barely smaller.
 GZIP_LEVEL = 0
-# Files up to this size are read into memory before decoding: libsndfile's many small reads
-# through a Python file object cost 5-15% more decoding CPU on GTZAN's clips (1.3 MB each).
-# Larger files are decoded from the open file, so no file is ever held whole beyond this.
+# Files up to this size are read into memory before decoding (libsndfile's many small reads through a Python file
+# object cost CPU); larger files are decoded from the open file.
 WHOLE_FILE_BYTES = 16 << 20
 # Quarantine reasons decided before decoding (the rest are in audio.REASONS).
 UNKNOWN_GENRE = "unknown_genre"
@@ -77,8 +64,7 @@ def kept_segments(num_samples: int, cfg: AudioConfig) -> tuple[int, list[int], l
 
 
 def _load(path: str, cfg: AudioConfig) -> audio_lib.DecodedAudio:
-    """Decode one file's kept segments (audio/decode.py decodes only those where that pays and the format seeks
-    exactly, else the whole file); a file larger than WHOLE_FILE_BYTES is decoded from the open file."""
+    """Decode one file's kept segments; a file larger than WHOLE_FILE_BYTES is decoded from the open file."""
     def wanted(num_samples: int) -> list[tuple[int, int]]:
         return segments.spans(num_samples, kept_segments(num_samples, cfg)[2], cfg.segment_samples)
 
@@ -93,11 +79,7 @@ def _load(path: str, cfg: AudioConfig) -> audio_lib.DecodedAudio:
 
 
 def read_audio(path: str, cfg: AudioConfig) -> Union[audio_lib.DecodedAudio, filecheck.Problem]:
-    """Open and decode one file; every failure comes back as its quarantine (reason, detail).
-
-    BadAudio keeps its reason; an OSError (opening, reading) is ``unreadable``; anything else,
-    MemoryError included, is ``decode_error`` with the exception's type and text.
-    """
+    """Open and decode one file; every failure (MemoryError included) comes back as its quarantine problem."""
     try:
         return _load(path, cfg)
     except audio_lib.BadAudio as e:
@@ -109,10 +91,7 @@ def read_audio(path: str, cfg: AudioConfig) -> Union[audio_lib.DecodedAudio, fil
 
 
 class DecodeToExamples(beam.DoFn):
-    """FileTask -> serialized tf.Examples on the task's split output, and one file record.
-
-    ``progress_dir``: a local folder where each finished file leaves a marker (progress.py).
-    """
+    """FileTask -> serialized tf.Examples on the task's split output, and one file record."""
 
     def __init__(self, audio: AudioConfig, progress_dir: Optional[str] = None):
         self._audio = audio
@@ -135,10 +114,8 @@ class DecodeToExamples(beam.DoFn):
             task, status=QUARANTINED, split=None, reason=reason, detail=detail).record())
 
     def _takes(self, task: FileTask, samples: np.ndarray) -> Iterator[tuple[np.ndarray, int, str]]:
-        """(samples, segment_index offset, source path): the recording, then each training view of a train track,
-        one at a time. A view is applied to all that was decoded (the whole track, or a long track's kept windows
-        one after the other), on float samples in [-1, 1]: its noise level and clipping drive stay relative to
-        the track, as its seed is, and its room hears continuous audio rather than each window starting dry."""
+        """(samples, segment_index offset, source path): the recording, then each view of a train track. A view sees
+        all that was decoded, so its noise, drive and room stay relative to the track, not to each window."""
         yield samples, 0, task.rel_path
         if task.split == "train" and self._audio.train_views:
             heard_from = samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples

@@ -1,9 +1,5 @@
-"""Decide, on the launcher, what happens to each discovered file before any decoding.
-
-The plan is one small FileTask per entry of the root (a few hundred bytes each: about 50 MB
-for 10^5 files); the executor writes it to task files that Beam reads, so the Beam graph
-holds no per-file work.
-"""
+"""Decide, on the launcher, what happens to each discovered file before any decoding: one small FileTask per entry
+of the root, which the executor writes to task files so the Beam graph holds no per-file work."""
 from __future__ import annotations
 
 import dataclasses
@@ -43,20 +39,10 @@ def _not_chosen(f: AudioFile, genres: tuple[str, ...], source: str) -> FileTask:
 def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
               lists: Optional[dict[str, str]] = None, max_seconds: float = math.inf,
               where: str = "AudioExampleGen") -> Plan:
-    """One task per entry of the root, sorted by path: excluded, quarantined, or to decode with its split.
-
-    Entries discovery excluded (hidden, not audio, outside the genre folders, no genre tag,
-    not in the manifest, a rare genre...) stay excluded with their reason; files whose tag
-    or manifest genre is not one of ``genres`` (the label set, config.genres) are excluded
-    ``genre_not_chosen``. Entries that are not readable files (discovery's ``problem``),
-    genre folders that are not one of ``genres``, second files of a track_id (the same path
-    with another extension) and copies of the same decoded audio (duplicates.py,
-    before the split) are quarantined; the rest are grouped (audio/groups.py, ``split.group_by``)
-    and the split protocol assigns them or excludes them (e.g. "not in split lists"). A
-    genre with too few groups for a hash or quota protocol raises groups.TooFewGroups
-    (``where`` names the step) before anything is decoded. A file's label is its genre's
-    position in ``genres``. ``max_seconds`` bounds the duplicate check's reads.
-    """
+    """One task per entry of the root, sorted by path: excluded (by discovery, the label set or the split protocol),
+    quarantined (unreadable, unknown genre folder, second file of a track_id, duplicate audio), or to decode with its
+    group, split and label. A genre with too few groups raises groups.TooFewGroups (``where`` names the step) before
+    anything is decoded; ``max_seconds`` bounds the duplicate check's reads."""
     genres = tuple(genres)
     tasks = [FileTask(e.rel_path, e.rel_path, "", "", status=EXCLUDED, reason=e.reason, detail=e.detail)
              for e in discovery.excluded]

@@ -1,13 +1,8 @@
 """``[ingest] N/TOTAL files decoded`` while ingestion runs, across Beam worker processes.
 
-The multi_processing DirectRunner decodes in separate processes, so a counter in the
-launcher cannot see their work and Beam's metrics arrive only at the end. Each worker
-leaves one empty marker file per finished file in a local folder (a name derived from the
-file's path, so a retried bundle does not count twice); a daemon thread in the launcher
-counts the markers every few seconds and prints when the count changed. Local folders
-only: the executor passes no folder when its output is in an object store.
-No TensorFlow or TFX here: Beam workers import this module.
-"""
+Beam's metrics arrive only at the end, so each worker leaves an empty marker file per finished file in a local
+folder (named after the file's path: a retried bundle does not count twice) and a launcher thread counts them.
+No TensorFlow or TFX here: Beam workers import this module."""
 from __future__ import annotations
 
 import hashlib
@@ -39,8 +34,7 @@ def count_done(folder: str) -> int:
 
 
 class Reporter:
-    """Context manager: prints ``[ingest] N/TOTAL files decoded`` every ``interval`` seconds
-    when N changed, once more at the end, then removes the marker folder."""
+    """Prints ``[ingest] N/TOTAL files decoded`` every ``interval`` seconds when N changed, and once at the end."""
 
     def __init__(self, folder: str, total: int, interval: float = 5.0,
                  emit: Callable[[str], None] = lambda line: print(line, flush=True)):

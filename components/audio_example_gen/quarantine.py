@@ -1,20 +1,6 @@
-"""The ingestion report: quarantined files, counts, throughput.
-
-Output artifact ``AudioQuarantine`` (second output of AudioExampleGen) holds:
-
-- ``quarantine.jsonl``: one line per bad file, ``{"path", "genre", "reason", "detail"}``
-  (path relative to the data root; reasons in :data:`REASONS`);
-- ``files.jsonl``: one line per entry of the data root (audio/discovery.py), whatever happened to it
-  (ingested with its split, group, segment count and ``truncated`` flag, quarantined, or
-  excluded and why), written by the Beam pipeline in no particular order;
-- ``summary.json``: counts per split and per genre (tracks, segments, groups), the grouping
-  and its tag fallbacks, bad and excluded files, truncated files, tracks cut to
-  audio.max_segments_per_track, warnings, seconds of audio, wall time and throughput (see
-  :func:`summarize`). Lists of files name the first :data:`LISTED_AT_MOST` and count all.
-
-The launcher reads files.jsonl one record at a time: no report step holds the library.
-The gates that read it (too many bad files, empty splits) are in checks.py.
-"""
+"""The ingestion report, artifact ``AudioQuarantine``: quarantine.jsonl (one line per bad file), files.jsonl (one
+record per entry of the data root, in no particular order) and summary.json (counts, files of each kind, throughput;
+lists name the first LISTED_AT_MOST and count all). Read one record at a time: no step holds the whole library."""
 from __future__ import annotations
 
 import bisect
@@ -47,11 +33,7 @@ class AudioQuarantine(artifact.Artifact):
 
 
 class FirstNames:
-    """A count and the first :data:`LISTED_AT_MOST` items in sorted order, whatever order they come in.
-
-    summary.json names a few files of each kind and counts them all; every file is in
-    files.jsonl. Memory: the shown items, not the library.
-    """
+    """A count and the first LISTED_AT_MOST items in sorted order, whatever order they come in (memory: those)."""
 
     def __init__(self, limit: int = LISTED_AT_MOST):
         self.count = 0
@@ -79,19 +61,9 @@ def capped(items: Iterable[str], limit: int = LISTED_AT_MOST) -> FirstNames:
 
 def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Sequence[str],
               ignored_non_audio_files: Iterable[str] = (), **context: Any) -> dict[str, Any]:
-    """Counts and throughput of one run, in one pass over ``records``; ``context`` (data root, protocol,
-    grouping, ...) is copied in.
-
-    ``genres`` is the label set (config.genres). Lists of files (quarantined, excluded per
-    reason, truncated, cut, ignored) hold the first :data:`LISTED_AT_MOST` by path, each with
-    its exact count beside it (``<name>_count``, ``excluded_counts``). ``groups`` counts the
-    distinct split groups (audio/groups.py) per split and per genre and split. ``audio_seconds``
-    is the length of the ingested tracks and ``audio_seconds_per_wall_second`` divides it by
-    the wall time of the Beam pipeline; ``decoded_seconds`` is what was decoded of them, less
-    than ``audio_seconds`` where only a long track's kept windows were read (audio/decode.py).
-    ``warnings`` starts empty (checks.warnings fills it). Memory: the group keys of the
-    ingested tracks (a set per split), not the records.
-    """
+    """Counts and throughput of one run, in one pass over ``records`` (memory: the ingested tracks' group keys, not
+    the records); ``context`` is copied in. ``decoded_seconds`` is less than ``audio_seconds`` where only a long
+    track's kept windows were read; ``warnings`` starts empty (checks.warnings fills it)."""
     status: Counter = Counter()
     per_split = {s: {"tracks": 0, "segments": 0, "seconds": 0.0, "groups": 0} for s in SPLITS}
     per_genre: dict[str, dict[str, dict[str, int]]] = {
@@ -174,8 +146,7 @@ def read_records(path: str) -> Iterator[dict[str, Any]]:
 
 
 def write_report(uri: str, files_jsonl: str, summary: dict[str, Any]) -> None:
-    """Write quarantine.jsonl (streamed from ``files_jsonl``), files.jsonl (a copy unless it is already
-    there) and summary.json into the folder ``uri``."""
+    """Write quarantine.jsonl, files.jsonl (a copy, unless already there) and summary.json into the folder ``uri``."""
     fileio.makedirs(uri)
     target = os.path.join(uri, FILES_FILE)
     if os.path.normpath(files_jsonl) != os.path.normpath(target):

@@ -1,8 +1,5 @@
-"""Cut decoded audio into fixed-length segments and write them as tf.Examples.
-
-The feature layout and the int16 quantisation are the raw-example contract in
-docs/contracts.md; the serving graph reproduces the same bytes with tf.audio.encode_wav.
-"""
+"""Cut decoded audio into fixed-length segments and write them as tf.Examples (the raw-example contract in
+docs/contracts.md; the serving graph reproduces the same bytes with tf.audio.encode_wav)."""
 from __future__ import annotations
 
 from typing import Iterator, Sequence
@@ -11,12 +8,8 @@ import numpy as np
 
 
 def quantize(samples: np.ndarray) -> np.ndarray:
-    """float in [-1, 1] -> int16, bit-identical to tf.audio.encode_wav.
-
-    q = clip(round_half_away_from_zero(x * 32768), -32768, 32767). The arithmetic is done
-    in float64, where x * 32768 + 0.5 is exact for every float32 x, so no value near a
-    rounding boundary can land on the wrong side. int16 input is returned unchanged.
-    """
+    """float in [-1, 1] -> int16, bit-identical to tf.audio.encode_wav; in float64, where x * 32768 + 0.5 is exact for
+    every float32 x, so no value lands on the wrong side of a rounding boundary. int16 passes unchanged."""
     if samples.dtype == np.int16:
         return samples
     scaled = samples.astype(np.float64) * 32768.0
@@ -25,11 +18,7 @@ def quantize(samples: np.ndarray) -> np.ndarray:
 
 
 def segment_starts(num_samples: int, segment: int, hop: int, last_segment: str) -> list[int]:
-    """Start offsets of the segments of a track of ``num_samples`` samples.
-
-    Full segments every ``hop`` samples; with ``last_segment="pad"`` one more segment
-    starts a hop after the last full one when audio is left over, and is zero-padded.
-    """
+    """Start offsets of full segments every ``hop`` samples (``last_segment="pad"``: one more for leftover audio)."""
     if last_segment not in ("drop", "pad"):
         raise ValueError(f"audio.last_segment must be 'drop' or 'pad', not {last_segment!r}.")
     if segment <= 0 or hop <= 0:
@@ -44,11 +33,8 @@ def segment_starts(num_samples: int, segment: int, hop: int, last_segment: str) 
 
 
 def spread(count: int, limit: int) -> list[int]:
-    """Indices of at most ``limit`` of ``count`` segments, evenly spaced (``limit`` <= 0: all).
-
-    Evenly spread rather than the first ``limit``: a long track's intro is not its genre's
-    most typical part, and spreading keeps its first and last segments and the middle.
-    """
+    """Indices of at most ``limit`` of ``count`` segments (<= 0: all), evenly spaced: a long track's intro is not its
+    genre's most typical part."""
     if limit <= 0 or count <= limit:
         return list(range(count))
     if limit == 1:
@@ -64,8 +50,7 @@ def kept(num_samples: int, segment: int, hop: int, last_segment: str, limit: int
 
 
 def spans(num_samples: int, starts: Sequence[int], segment: int) -> list[tuple[int, int]]:
-    """The [start, end) sample spans that segments beginning at ``starts`` cover (cut at the track's end,
-    where a padded segment's zeros begin): what a windowed decoder must read."""
+    """The [start, end) sample spans segments at ``starts`` cover, cut at the track's end: what a decoder must read."""
     return [(start, min(start + segment, num_samples)) for start in starts]
 
 
@@ -84,10 +69,8 @@ def cut(samples: np.ndarray, segment: int, hop: int, last_segment: str) -> Itera
     return pieces(samples, segment_starts(len(samples), segment, hop, last_segment), segment)
 
 
-# tf.Example is encoded by hand (protobuf wire format, fields of tensorflow/core/example/
-# example.proto and feature.proto) so that Beam workers never import TensorFlow: that import
-# costs seconds of CPU per worker process, more than decoding a few hundred clips.
-# segments_test.py checks the bytes against tf.train.Example's deterministic serialization.
+# tf.Example is encoded by hand (protobuf wire format of example.proto and feature.proto) so that Beam workers never
+# import TensorFlow (seconds of CPU per process); segments_test.py checks the bytes against tf.train.Example's.
 _UINT64 = (1 << 64) - 1
 
 
@@ -117,8 +100,7 @@ def int64_feature(value: int) -> bytes:
 
 def serialize_example(features: dict[str, bytes]) -> bytes:
     """Example.features -> Features.feature map entries {key = 1, value = 2}, keys sorted."""
-    entries = b"".join(_field(1, _field(1, key.encode()) + _field(2, value))
-                       for key, value in sorted(features.items()))
+    entries = b"".join(_field(1, _field(1, key.encode()) + _field(2, value)) for key, value in sorted(features.items()))
     return _field(1, entries)
 
 
@@ -126,12 +108,7 @@ def make_example(pcm: np.ndarray, *, genre: str, label: int, track_id: str, segm
                  source_path: str) -> bytes:
     """One serialized raw tf.Example as specified in docs/contracts.md; ``label`` indexes config.genres."""
     return serialize_example({
-        "audio": bytes_feature(pcm.astype("<i2", copy=False).tobytes()),
-        "label": int64_feature(label),
-        "genre": bytes_feature(genre.encode()),
-        "track_id": bytes_feature(track_id.encode()),
-        "segment_index": int64_feature(segment_index),
-        "num_samples": int64_feature(len(pcm)),
-        "sample_rate": int64_feature(sample_rate),
-        "source_path": bytes_feature(source_path.encode()),
-    })
+        "audio": bytes_feature(pcm.astype("<i2", copy=False).tobytes()), "label": int64_feature(label),
+        "genre": bytes_feature(genre.encode()), "track_id": bytes_feature(track_id.encode()),
+        "segment_index": int64_feature(segment_index), "num_samples": int64_feature(len(pcm)),
+        "sample_rate": int64_feature(sample_rate), "source_path": bytes_feature(source_path.encode())})

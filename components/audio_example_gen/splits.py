@@ -1,62 +1,7 @@
-"""Track-level split protocols: every segment of a track, and every track of a group, lands in one split.
-
-A track is its path under the data root without the extension, genre folder included
-(``rock/Artist/Album/01 Intro``, GTZAN's ``blues/blues.00029``; discovery.track_id). Splitting segments instead of tracks would put
-neighbouring 3 s pieces of one recording in train and test and inflate test accuracy; for
-the same reason the hash and quota protocols keep a *group* of tracks together
-(``split.group_by``, audio/groups.py: the album folder by default, or the artist, the files' own
-tags, or the track alone). A file directly in its genre folder is its own group, keyed by
-its name, so GTZAN and the synthetic set split as by track.
-
-Protocols (``split.protocol``; ``split.ratios`` = (train, eval, test) fractions):
-
-``stratified`` (default)
-    Per genre. A genre with at least :data:`STABLE_FROM_GROUPS` groups assigns each group
-    by ``sha256(salt, group key)`` cut at the cumulative ratios, as ``hash`` does: stable,
-    adding tracks or groups never moves a track already there, and with that many groups
-    each split gets its share of the genre (give or take a few groups). A smaller genre,
-    where exact proportions matter more than stability: its groups, ordered by
-    ``sha256(salt, group key)``, are cut at counts rounded by largest remainder, and every
-    split gets at least one group of a genre that has at least three (independent hash
-    draws leave a 5-group genre out of the test split one time in four); adding groups to
-    such a genre can move its other groups. A group spanning genres (an artist filed under
-    two genre folders) is assigned by hash in all of them.
-
-``hash``
-    ``sha256(salt, group key)`` mapped to [0, 1) and cut at the cumulative ratios.
-    Stable: a track keeps its split when files are added or removed; change ``split.salt``
-    to draw another split. On GTZAN (flat folders: one group per clip) it knows nothing of
-    the repeated artists and duplicated clips, which leak across splits: fine for synthetic
-    data, optimistic on GTZAN.
-
-A genre with fewer than two groups cannot be both in train and held out; groups.check_splittable
-refuses it before any compute (preflight, and the executor for runs without preflight).
-
-``fault-filtered``
-    The artist-conscious, fault-filtered split of Kereliuk, Sturm and Larsen (2015):
-    ``train_filtered.txt`` -> train, ``valid_filtered.txt`` -> eval,
-    ``test_filtered.txt`` -> test, read from ``split.split_dir``. Entries look like
-    ``blues/blues.00029.wav`` and match on ``genre/stem``, so ``.flac`` copies match.
-    Files in no list were removed by the authors for faults (repeats, mislabels,
-    distortion): they are excluded and named in summary.json as "not in split lists".
-
-``fault-filtered-final``
-    For a final model: train and valid lists -> train, except a hash slice of
-    ``ratios[1]`` of those tracks -> eval (for early stopping); test list -> test.
-
-``lists-trainval``
-    For a copy that holds only the train- and valid-list clips (the partial real set
-    here). Test-list and unlisted files are excluded. Per genre: when the genre has
-    tracks from both lists, train list -> train and the valid list is held out, split
-    between eval and test in the proportion ``ratios[1] : ratios[2]``; the lists are
-    artist-disjoint, so no artist of eval/test is in train. A genre with tracks from
-    only one list is split into train/eval/test by ``ratios`` (artists may then be
-    shared). Both splits are by quota: the genre's tracks, ordered by their salted
-    hash, are cut at counts rounded by largest remainder, so a genre of 10 tracks gets
-    7/2/1 rather than whatever independent draws give (0 test tracks happen). "Has
-    tracks" means tracks found on disk: the assignment is a function of the files
-    present, so adding files can move others (unlike ``hash``).
-"""
+"""Track-level split protocols: every segment of a track, and every track of a group (``split.group_by``), lands
+in one split, or neighbouring pieces of one recording would inflate test accuracy. ``stratified`` and ``hash`` cut by
+salted hash (stratified by quota below STABLE_FROM_GROUPS groups a genre); the list protocols follow the
+artist-filtered GTZAN lists of Kereliuk, Sturm and Larsen (2015). docs/ingestion.md, "Splits", describes each."""
 from __future__ import annotations
 
 import dataclasses
@@ -73,8 +18,7 @@ from config.settings import HASH_PROTOCOLS, SPLIT_PROTOCOLS, SPLITS, SplitConfig
 TRAIN, EVAL, TEST = SPLITS
 # Groups from which a genre's stratified split is by hash (stable) instead of by quota (exact).
 STABLE_FROM_GROUPS = 30
-LIST_FILES: dict[str, str] = {"train": "train_filtered.txt", "valid": "valid_filtered.txt",
-                              "test": "test_filtered.txt"}
+LIST_FILES: dict[str, str] = {"train": "train_filtered.txt", "valid": "valid_filtered.txt", "test": "test_filtered.txt"}
 NOT_IN_LISTS = "not in split lists"
 IN_TEST_LIST = "in the test list (held out by lists-trainval)"
 
@@ -116,8 +60,7 @@ def validate(split: SplitConfig) -> None:
                          f"not {ratios}.")
     if split.protocol not in HASH_PROTOCOLS and not split.split_dir:
         raise ValueError(f"Split protocol {split.protocol!r} reads the fault-filtered list files: set "
-                         "split.split_dir (--split-dir) to the folder holding "
-                         f"{', '.join(LIST_FILES.values())}.")
+                         f"split.split_dir (--split-dir) to the folder holding {', '.join(LIST_FILES.values())}.")
     groups.validate(split.group_by)
     if not 0 <= split.max_bad_fraction <= 1:
         raise ValueError(f"split.max_bad_fraction must be in [0, 1], not {split.max_bad_fraction}.")
@@ -166,11 +109,8 @@ def quotas_covering(n: int, ratios: Sequence[float]) -> list[int]:
 
 def by_quota(track_ids: Iterable[str], names: Sequence[str], ratios: Sequence[float], salt: str,
              cover: bool = False, hashed_as: Optional[dict[str, str]] = None) -> dict[str, str]:
-    """Order tracks by salted hash and hand them out in ``quotas``: proportions exact up to rounding.
-
-    ``cover``: every split with a ratio gets at least one track when there are enough.
-    ``hashed_as``: the name hashed for a track, when not its id.
-    """
+    """Order tracks by salted hash and hand them out in ``quotas`` (``cover``: every split with a ratio gets one
+    when there are enough); ``hashed_as``: the name hashed for a track, when not its id."""
     named = hashed_as or {}
     ordered = sorted(track_ids, key=lambda t: (hash_fraction(salt, named.get(t, t)), t))
     result: dict[str, str] = {}
@@ -210,7 +150,7 @@ def read_split_lists(split_dir: str, names: Iterable[str] = tuple(LIST_FILES)) -
 
 
 def _group_splits(tracks: Sequence[Track], protocol: str, salt: str, ratios: Sequence[float]) -> dict[str, str]:
-    """Group key -> split for the hash and stratified protocols (see the module docstring)."""
+    """Group key -> split for the hash and stratified protocols (docs/ingestion.md, "Splits")."""
     genres_of: dict[str, set[str]] = defaultdict(set)
     for t in tracks:
         genres_of[t.group_key].add(t.genre)
@@ -231,8 +171,7 @@ def _group_splits(tracks: Sequence[Track], protocol: str, salt: str, ratios: Seq
     return result
 
 
-def assign(tracks: Sequence[Track], split: SplitConfig,
-           lists: Optional[dict[str, str]] = None) -> SplitPlan:
+def assign(tracks: Sequence[Track], split: SplitConfig, lists: Optional[dict[str, str]] = None) -> SplitPlan:
     """Apply ``split.protocol`` to ``tracks``; ``lists`` overrides reading split.split_dir."""
     validate(split)
     plan = SplitPlan()

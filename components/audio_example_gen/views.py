@@ -1,18 +1,8 @@
-"""Device-like copies of training tracks ("views"): band limits, a room and noise, or clipping, drawn per track.
+"""Device-like copies of train tracks ("views"): band limits, a room and noise, or clipping, seeded per track.
 
-Why: a recording through a small speaker and a laptop microphone loses a third of what a model gets
-right from the original, and a frozen pretrained body cannot learn to ignore such a channel; its heads
-can, if they see views of the training clips through one. AudioExampleGen adds
-``audio.train_views`` copies of every *train* track (eval and test stay as recorded), cut into
-segments like the original, with ``segment_index`` offset by :data:`VIEW_INDEX_STRIDE` per view and
-the same ``track_id``, so a track and its views always share a split.
-
-Each view draws its channel from ranges around the benchmark's fixed device channel
-(``bench/channels.py`` uses :func:`device` from here with the fixed values), seeded by the track and
-the view: the same ingestion gives the same views. A view is made from what ingestion decoded, on
-float samples in [-1, 1]: the whole track, or for a long track decoded in windows its kept windows one
-after the other (ingest.py says why). NumPy and SciPy only: this runs in Beam workers.
-"""
+A frozen pretrained body cannot learn to ignore a small speaker and a laptop microphone; its heads can, if they see
+such views. A view keeps its track's ``track_id`` (so its split) and offsets ``segment_index`` by VIEW_INDEX_STRIDE.
+NumPy and SciPy only: this runs in Beam workers."""
 from __future__ import annotations
 
 import zlib
@@ -31,8 +21,7 @@ VIEW_HIGH_HZ = (4000.0, 9000.0)
 VIEW_RT60_SECONDS = (0.15, 0.6)
 VIEW_DRR_DB = (0.0, 8.0)
 VIEW_SNR_DB = (15.0, 40.0)
-# How far a clipped view drives the track's peak above full scale (dB, uniform): a recording made too hot, or
-# a loud master played 6 dB louder, clips by a few dB; past 12 dB little of the waveform is left uncut.
+# How far a clipped view drives the track's peak above full scale (dB): past 12 dB little of the waveform is uncut.
 VIEW_CLIP_DRIVE_DB = (1.0, 12.0)
 VIEW_INDEX_STRIDE = 10000  # segment_index of a view's segment: its index in the track + view number * this
 
@@ -44,9 +33,7 @@ def as_clip(waveform: np.ndarray) -> np.ndarray:
 
 def band_limit(waveform: np.ndarray, sample_rate: int, low_hz: float = DEVICE_BAND_HZ[0],
                high_hz: float = DEVICE_BAND_HZ[1], order: int = 8) -> tuple[np.ndarray, int]:
-    """A causal Butterworth band-pass (48 dB an octave outside the band at order 8), as a device
-    filters: no energy below a small speaker's range or above a cheap microphone's. Above the
-    Nyquist frequency there is nothing to remove, so only the low edge applies there."""
+    """A causal Butterworth band-pass, as a device filters; a high edge near Nyquist leaves only the high-pass."""
     nyquist = sample_rate / 2.0
     if high_hz < 0.95 * nyquist:
         sos = signal.butter(order, [low_hz, high_hz], btype="bandpass", fs=sample_rate, output="sos")
@@ -57,8 +44,8 @@ def band_limit(waveform: np.ndarray, sample_rate: int, low_hz: float = DEVICE_BA
 
 def room_impulse_response(sample_rate: int, seed: int, rt60: float = DEVICE_RT60_SECONDS,
                           drr_db: float = DEVICE_DRR_DB) -> np.ndarray:
-    """A synthetic room: a unit direct path, then seeded noise decaying by 60 dB over RT60 seconds,
-    scaled so the direct path holds DRR_DB more energy than the tail."""
+    """A synthetic room: a unit direct path, then seeded noise decaying by 60 dB over RT60 seconds, scaled so the
+    direct path holds DRR_DB more energy than the tail."""
     rng = np.random.default_rng(seed)
     n = max(2, int(round(rt60 * sample_rate)))
     t = np.arange(1, n) / sample_rate
@@ -89,8 +76,7 @@ def add_noise(waveform: np.ndarray, sample_rate: int, snr_db: float, seed: int,
 def device(waveform: np.ndarray, sample_rate: int, seed: int, snr_db: Optional[float] = DEVICE_SNR_DB,
            band_hz: tuple[float, float] = DEVICE_BAND_HZ, rt60: float = DEVICE_RT60_SECONDS,
            drr_db: float = DEVICE_DRR_DB) -> tuple[np.ndarray, int]:
-    """A small speaker played to a laptop microphone across a room: band limits, reverberation,
-    then background noise in the same band at SNR_DB (None: no noise), limited to full scale."""
+    """A small speaker played to a laptop microphone across a room (SNR_DB None: no noise), limited to full scale."""
     x, rate = band_limit(waveform, sample_rate, *band_hz)
     x, rate = reverberate(x, rate, seed, rt60, drr_db)
     if snr_db is not None:
@@ -107,9 +93,8 @@ def device_view(waveform: np.ndarray, sample_rate: int, seed: int) -> np.ndarray
 
 
 def clipped_view(waveform: np.ndarray, sample_rate: int, seed: int) -> np.ndarray:
-    """The track driven into full scale: its peak raised VIEW_CLIP_DRIVE_DB (drawn by SEED) above 1 and cut
-    there. Why: hard clipping adds harmonics that no gain or band limit shows a model, and a recording made
-    too loud is a common way audio reaches it. SAMPLE_RATE is unused: clipping acts per sample."""
+    """The track's peak driven VIEW_CLIP_DRIVE_DB (drawn by SEED) above full scale and cut there: hard clipping adds
+    harmonics no gain or band limit shows a model, and too-loud recordings are common. SAMPLE_RATE is unused."""
     x = np.asarray(waveform, dtype=np.float64)
     peak = float(np.max(np.abs(x), initial=0.0))
     if peak == 0.0:

@@ -1,8 +1,5 @@
-"""BaselineAwareEvaluator: TFX's Evaluator that never compares models with different inputs.
-
-Same spec, inputs and outputs as ``tfx.components.Evaluator`` (so Kubeflow compiles it
-unchanged); only the executor differs (see executor.py).
-"""
+"""BaselineAwareEvaluator: TFX's Evaluator that never compares models with different inputs; only the executor
+differs, so Kubeflow compiles it unchanged."""
 from __future__ import annotations
 
 from typing import Any

@@ -1,14 +1,8 @@
 """TFX's Evaluator, fed a baseline only when the baseline can read the candidate's examples.
 
-The latest-blessed-model Resolver returns the last blessed model whatever its family.
-After `--model vgg` (16 kHz) the next CNN run (22.05 kHz) would get the VGG as baseline,
-and TFMA would feed it 22.05 kHz examples and crash deep inside Beam. Here the baseline
-is dropped when its input contract (components/contract.py) differs from the candidate's:
-TFMA then ignores change thresholds (TFX treats a missing baseline as a rubber stamp)
-and gates on the absolute bar, and the run prints that decision in one line. The same
-happens when the baseline trained on any of the candidate's test tracks (pipeline/
-model_tracks.py): its score there would be in-sample.
-"""
+The Resolver returns the last blessed model whatever its family: a 16 kHz VGG fed a CNN run's 22.05 kHz examples
+crashes TFMA deep inside Beam. So the baseline is dropped (the gate then uses the absolute bar, and says so in one
+line) when its input contract differs, or when it trained on any of the candidate's test tracks (model_tracks.py)."""
 from __future__ import annotations
 
 from typing import Any

@@ -1,7 +1,5 @@
-"""BoundedTransform: TFX's Transform, node id ``Transform``, with executor.py's fixed batch size.
-
-Everything else (inputs, outputs, cache, the preprocessing_fn) is the standard component's.
-"""
+"""BoundedTransform: TFX's Transform, node id ``Transform``, with executor.py's fixed batch size; all else is
+the standard component's."""
 from __future__ import annotations
 
 from typing import Any

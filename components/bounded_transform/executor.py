@@ -1,13 +1,8 @@
 """Transform's executor with a fixed number of examples per Beam batch.
 
-TFX leaves Transform's batch size to ``beam.BatchElements``, which grows batches towards one second of work,
-up to 1,000 examples. An audio segment's examples are large (the raw samples, the STFT's intermediate
-tensors of about a megabyte each, the features), so a worker's peak memory rose with the size of the data
-set until batches reached that cap: 2.7 GB of workers on 200 tracks, 4.4 GB from 2,000 tracks on
-(BENCHMARKS.md, "Scaling to a music library"). A fixed batch of :data:`EXAMPLES_PER_BATCH` bounds it at
-the same level for every library, and still hands TensorFlow enough examples a call to vectorise.
-The transformed examples do not depend on the batch size.
-"""
+TFX leaves the batch size to ``beam.BatchElements``, which grows batches up to 1,000 examples; audio examples are
+large, so a worker's peak memory grew with the data set (BENCHMARKS.md, "Scaling to a music library"). A fixed
+batch bounds it for every library; the transformed examples do not depend on it."""
 from __future__ import annotations
 
 import contextlib
@@ -28,8 +23,7 @@ class BoundedTransformProcessor(transform_executor.TransformProcessor):
 
 @contextlib.contextmanager
 def _bounded_processor() -> Iterator[None]:
-    """TFX's Executor.Do builds ``TransformProcessor()`` by its module's name, the one place the batch size is
-    chosen; this swaps in the bounded processor for the call and puts TFX's back after it."""
+    """Swap in the bounded processor for the call (TFX's Executor.Do builds ``TransformProcessor()`` by name)."""
     original = transform_executor.TransformProcessor
     transform_executor.TransformProcessor = BoundedTransformProcessor
     try:

@@ -1,13 +1,8 @@
-"""ClipEvaluator component.
+"""ClipEvaluator: TFMA scores segments, but a listener (and the serving signature) judges a whole clip.
 
-TFMA evaluates one example at a time, and our examples are 3-second segments; a
-listener (and the serving signature) judges a whole clip. This component scores the
-candidate and the last blessed model on the held-out `test` split at clip level (mean
-of segment probabilities per track), gates on an absolute bar and on no regression,
-and combines that with TFMA's segment-level blessing into the one ModelBlessing that
-Pusher and the next run's baseline resolver look at. It also logs the evaluation and
-the blessing to the model's MLflow run.
-"""
+Scores candidate and last blessed model on the test split at clip level (mean segment probabilities per track),
+gates on an absolute bar and no regression, and combines that with TFMA's blessing into the one ModelBlessing that
+Pusher and the next run's resolver read; logs both to the model's MLflow run."""
 from __future__ import annotations
 
 from typing import Optional
@@ -27,8 +22,7 @@ class ClipEvaluatorSpec(types.ComponentSpec):
         "model": ChannelParameter(type=standard_artifacts.Model),
         "baseline_model": ChannelParameter(type=standard_artifacts.Model, optional=True),
         "tfma_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
-        "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
-    }
+        "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation)}
     OUTPUTS = {"blessing": ChannelParameter(type=standard_artifacts.ModelBlessing)}
 
 

@@ -37,10 +37,7 @@ LABEL_AND_TRACK = {"label": tf.io.FixedLenFeature([], tf.int64), "track_id": tf.
 
 def read_batches(examples: types.Artifact, split: str, batch_size: int = BATCH
                  ) -> Iterator[tuple[tf.Tensor, np.ndarray, np.ndarray]]:
-    """One split of raw ExampleGen output in batches: (serialized examples, labels, track ids).
-
-    One batch is in memory at a time (and the next, read ahead), so the split may be any size.
-    """
+    """One split of raw examples in batches of (serialized examples, labels, track ids), one in memory at a time."""
     files = split_files(examples, split)
     if not files:
         return
@@ -51,19 +48,14 @@ def read_batches(examples: types.Artifact, split: str, batch_size: int = BATCH
 
 
 def load_examples_signature(model: types.Artifact) -> tuple[Any, Callable[..., dict[str, tf.Tensor]]]:
-    """(the loaded SavedModel, its signature on serialized examples); the caller keeps the first alive
-    while it calls the second."""
+    """(the loaded SavedModel, its examples signature): keep the first alive while calling the second."""
     loaded = tf.saved_model.load(path_utils.serving_model_path(model.uri))
     return loaded, loaded.signatures[EXAMPLES_SIGNATURE]
 
 
 def score_split(examples: types.Artifact, split: str, models: Sequence[types.Artifact],
                 batch_size: int = BATCH) -> list[metrics.ClipAccumulator]:
-    """Every model's segment and clip scores on one split, in one pass over its records.
-
-    Each batch is read once and given to every model in turn; what stays is per track
-    (metrics.ClipAccumulator), never per segment.
-    """
+    """Every model's segment and clip scores on one split in one pass, kept per track, never per segment."""
     loaded = [load_examples_signature(model) for model in models]
     accumulators = [metrics.ClipAccumulator() for _ in models]
     segments = 0
@@ -96,11 +88,7 @@ def tfma_metrics(evaluation: types.Artifact, genres: Sequence[str]) -> dict[str,
 
 
 def strict_json(value: Any) -> Any:
-    """``value`` with every NaN or infinity replaced by None (JSON null).
-
-    TFMA reports NaN for a metric it cannot compute (the precision of a genre never
-    predicted); Python's json would write a bare NaN, which strict JSON parsers reject.
-    """
+    """``value`` with NaN and infinities as None: TFMA reports NaN where it cannot compute; strict JSON refuses NaN."""
     if isinstance(value, dict):
         return {k: strict_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -122,11 +110,7 @@ ALREADY_RELEASED = "already released: the candidate is the last blessed model (a
 
 
 def test_split_reasons(config: PipelineConfig, candidate: metrics.Scores) -> list[str]:
-    """Why the test split is too thin to bless on: too few clips, or a genre of the label set absent.
-
-    An accuracy over a handful of clips, or over a label set the split does not cover, says
-    little about the model; the gate refuses rather than bless on it.
-    """
+    """Why the test split is too thin to bless on: too few clips, or a genre of the label set absent."""
     reasons = []
     if candidate.clips < config.gate.min_test_clips:
         reasons.append(f"the held-out test split has {candidate.clips} clips, fewer than --min-test-clips "
@@ -144,8 +128,7 @@ def test_split_reasons(config: PipelineConfig, candidate: metrics.Scores) -> lis
 
 def decide(config: PipelineConfig, tfma_blessed: bool, candidate: metrics.Scores,
            baseline: Optional[metrics.Scores], candidate_is_baseline: bool = False) -> GateDecision:
-    """Blessed only when every bar holds on a test split that can judge; a model is released once
-    (its earlier blessing stays)."""
+    """Blessed only when every bar holds on a test split that can judge; a model is released once."""
     gate = config.gate
     if candidate_is_baseline:
         return GateDecision(blessed=False, reasons=[ALREADY_RELEASED])
@@ -170,8 +153,7 @@ def genre_figures(scores: metrics.Scores, genres: Sequence[str], prefix: str) ->
 def build_report(config: PipelineConfig, decision: GateDecision, tfma_blessed: bool, candidate: metrics.Scores,
                  baseline: Optional[metrics.Scores], tfma_flat: dict[str, float],
                  baseline_decision: str = "") -> dict[str, Any]:
-    """The gate's report (clip_metrics.json): the decision, which baseline and why (``baseline_decision``),
-    clip and segment scores, per-genre figures of candidate and baseline, and TFMA's segment metrics."""
+    """The gate's report (clip_metrics.json): decision, baseline and why, clip, segment, per-genre and TFMA figures."""
     report = {"split": GATE_SPLIT, "split_protocol": config.split.protocol, "genres": list(config.genres),
               "blessed": decision.blessed, "reasons": decision.reasons, "tfma_blessed": tfma_blessed,
               "baseline_decision": baseline_decision,

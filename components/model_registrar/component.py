@@ -1,10 +1,5 @@
-"""ModelRegistrar component: runs after Pusher, inside the blessing Cond.
-
-It registers the pushed SavedModel as a new version of the MLflow registered model,
-points the serving alias at it, and tags the model's MLflow run with the TF Serving
-version number and path, so a served version can be traced back to its run, data and
-parameters (and the run forward to what serves it).
-"""
+"""ModelRegistrar: after Pusher, registers the pushed SavedModel as a new MLflow model version, points the serving
+alias at it and tags its run with the TF Serving version and path, so a served version traces back to its run."""
 from __future__ import annotations
 
 from tfx import types
@@ -19,8 +14,7 @@ class ModelRegistrarSpec(types.ComponentSpec):
     PARAMETERS = {"pipeline_config_json": ExecutionParameter(type=str)}
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
-        "pushed_model": ChannelParameter(type=standard_artifacts.PushedModel),
-    }
+        "pushed_model": ChannelParameter(type=standard_artifacts.PushedModel)}
     OUTPUTS = {}
 
 

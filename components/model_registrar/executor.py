@@ -1,9 +1,5 @@
-"""ModelRegistrar executor: MLflow model version + alias for the pushed model.
-
-The version is a pyfunc model (components/model_registrar/pyfunc_model.py) holding the
-pushed SavedModel, so ``mlflow.pyfunc.load_model("models:/genre-classifier@champion")``
-predicts a genre from a waveform.
-"""
+"""ModelRegistrar executor: an MLflow model version (a pyfunc holding the pushed SavedModel, pyfunc_model.py) and
+the serving alias for the pushed model."""
 from __future__ import annotations
 
 import os

@@ -1,19 +1,8 @@
 """The registered model as an MLflow pyfunc: the pushed SavedModel's ``serving_default``.
 
-The ModelRegistrar logs this file as a model from code (``mlflow.pyfunc.log_model(
-python_model=<this file>, artifacts={"saved_model": <pushed dir>})``), so
-``mlflow.pyfunc.load_model("models:/genre-classifier@champion")`` works without this
-project on the path: the file is copied into the logged model and imports only MLflow,
-TensorFlow, NumPy and pandas. Input, one row per clip:
-
-- a pandas DataFrame with columns ``waveform`` (mono float32 samples in [-1, 1]) and
-  ``sample_rate`` (Hz; the model resamples in its graph), or
-- a 1-D NumPy array: one clip at the pipeline's sample rate (``model_config["sample_rate"]``,
-  set by the registrar from ``config.audio.sample_rate``).
-
-Output: a DataFrame with ``genre`` and one probability column per genre (the model's own
-``genres`` output names them), the clip-level answer TF Serving gives for the same clip.
-"""
+Logged as a model from code, so it loads without this project on the path: import only MLflow, TensorFlow, NumPy
+and pandas. Input: a DataFrame of ``waveform`` (mono float32 in [-1, 1]) and ``sample_rate``, or one 1-D clip at
+``model_config["sample_rate"]``. Output: ``genre`` and one probability column per genre, as TF Serving answers."""
 from __future__ import annotations
 
 import mlflow
@@ -37,14 +26,12 @@ def _clips(model_input, default_rate: int) -> list[tuple[np.ndarray, int]]:
 class GenreSavedModel(PythonModel):
     def load_context(self, context) -> None:
         import tensorflow as tf
-
         self._model = tf.saved_model.load(context.artifacts["saved_model"])
         self._serve = self._model.signatures["serving_default"]
         self._rate = int((context.model_config or {})["sample_rate"])
 
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
         import tensorflow as tf
-
         rows = []
         for waveform, rate in _clips(model_input, self._rate):
             out = self._serve(waveform=tf.constant(waveform), sample_rate=tf.constant(rate, tf.int32))

@@ -17,11 +17,8 @@ from models.tracking import RUN_ID_FILE, RUN_ID_PROPERTY
 
 def publish(input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
             exec_properties: dict[str, Any]) -> None:
-    """After training: the run id ``run_fn`` wrote beside the model, the input contract and the tracks seen.
-
-    It runs where the Model artifact is published (the step's own process), which is also where a Vertex AI
-    training job was waited for: the artifact changes made inside such a job's replicas are not sent back.
-    """
+    """After training: the run id ``run_fn`` wrote beside the model, the input contract and the tracks seen. Runs in
+    the step's own process: what a Vertex AI job's replicas set on the artifact is not sent back."""
     model = artifact_utils.get_single_instance(output_dict["model"])
     path = os.path.join(model.uri, RUN_ID_FILE)
     if tf.io.gfile.exists(path):

@@ -1,13 +1,8 @@
 """TrackedTrainer on Vertex AI worker pools: the step submits a custom job, then publishes as on one machine.
 
-A Vertex AI Pipelines step is one container, so training on several machines is a Vertex AI custom job:
-:class:`VertexExecutor` (TFX's Vertex trainer executor) submits it with the worker pools in the Trainer's
-``custom_config`` and waits for it. Vertex AI starts every replica with its ``TF_CONFIG``; each runs
-:class:`ReplicaExecutor` through ``tfx.scripts.run_executor``. The MLflow run is the chief's ``run_fn``'s.
-What a replica sets on the Model artifact is not sent back to the step, so the step publishes the run id, the
-input contract and the tracks seen (:func:`executor.publish`) once the job has succeeded, from the files the
-chief wrote beside the model.
-"""
+A Vertex AI Pipelines step is one container, so several machines means a custom job whose replicas each run
+:class:`ReplicaExecutor`. What a replica sets on the Model artifact is not sent back, so the step publishes from the
+files the chief wrote beside the model once the job has succeeded."""
 from __future__ import annotations
 
 from typing import Any
@@ -22,11 +17,7 @@ from models import distribute
 
 
 class ReplicaExecutor(trainer_executor.GenericExecutor):
-    """What each replica of the job runs: TFX's Trainer on the chief; on the others ``run_fn`` alone.
-
-    TFX's Trainer checks after ``run_fn`` that the export exists, but only the chief exports (to the shared
-    model folder, possibly after the other replicas have finished), so the other replicas skip that check.
-    """
+    """What each replica runs: TFX's Trainer on the chief, ``run_fn`` alone on the others (only the chief exports)."""
 
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
