@@ -1,10 +1,5 @@
-"""Dense network on per-segment summary statistics (the "summary" feature kind).
-
-The input is one row of statistics per 3-s segment (means and variances over frames of
-MFCC, chroma and spectral descriptors, models/features.summary), z-scored per statistic by
-Transform; a clip is classified by the segments' vote like every family. This is the
-classic GTZAN "features CSV + MLP" model, with the features computed in the TF graph.
-"""
+"""Dense network on per-segment summary statistics (the "summary" feature kind): the classic GTZAN
+"features CSV + MLP" model, with the statistics (models/features.summary) computed in the TF graph."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -20,17 +15,9 @@ DROPOUT = 0.3
 L2 = 1e-4
 
 
-def build_ann(
-    input_shape: Sequence[Optional[int]],
-    num_classes: int,
-    train: TrainConfig,
-    *,
-    input_name: str = "summary",
-) -> keras.Model:
-    """Flatten the [1, statistics] row, two dense ReLU layers with batch norm and dropout, softmax.
-
-    ``train`` is accepted for the families' common signature; this model needs none of it.
-    """
+def build_ann(input_shape: Sequence[Optional[int]], num_classes: int, train: TrainConfig, *,
+              input_name: str = "summary") -> keras.Model:
+    """Two dense ReLU layers with batch norm and dropout, softmax; ``train`` only fits the families' signature."""
     del train
     frames, bins = check_input_shape(input_shape, "ann")
     if frames is None:
@@ -38,8 +25,7 @@ def build_ann(
     inputs = keras.Input(shape=(frames, bins), name=input_name, dtype="float32")
     x = keras.layers.Flatten(name="statistics")(inputs)
     for i, units in enumerate(UNITS, start=1):
-        x = keras.layers.Dense(units, use_bias=False, kernel_regularizer=keras.regularizers.L2(L2),
-                               name=f"dense{i}")(x)
+        x = keras.layers.Dense(units, use_bias=False, kernel_regularizer=keras.regularizers.L2(L2), name=f"dense{i}")(x)
         x = keras.layers.BatchNormalization(name=f"dense{i}_bn")(x)
         x = keras.layers.ReLU(name=f"dense{i}_relu")(x)
         if i < len(UNITS):

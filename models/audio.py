@@ -1,11 +1,6 @@
-"""Raw-audio ops shared by the Transform graph and the serving graph.
+"""Raw-audio ops shared by the Transform and serving graphs, in core TF ops (stock TF Serving runs them).
 
-Core TensorFlow ops only (stock TF Serving runs them), no Python loops over data. The
-int16 quantisation is the raw-example contract of docs/contracts.md: encoding goes
-through ``tf.audio.encode_wav`` and decoding divides by 32768 like ``tf.audio.decode_wav``,
-so a clip cut here gives the same bytes as AudioExampleGen's
-(components/audio_example_gen/segments.py) and the same features downstream.
-"""
+The int16 quantisation is docs/contracts.md's raw-example contract, so a clip cut here gives AudioExampleGen's bytes."""
 from __future__ import annotations
 
 from typing import Optional, Union
@@ -20,11 +15,8 @@ IntLike = Union[int, tf.Tensor]
 
 
 def decode_pcm16(audio_bytes: tf.Tensor, num_samples: Optional[int] = None) -> tf.Tensor:
-    """String [batch] of int16 little-endian PCM -> float32 [batch, samples] in [-1, 1).
-
-    ``num_samples`` pins the static length (the segment length), which gives the feature
-    graph static shapes; a record of another length then fails with INVALID_ARGUMENT.
-    """
+    """String [batch] of int16 LE PCM -> float32 [batch, samples] in [-1, 1); ``num_samples`` pins the static
+    length (static feature shapes), and another length fails with INVALID_ARGUMENT."""
     pcm = tf.io.decode_raw(audio_bytes, tf.int16, little_endian=True)
     waveform = tf.cast(pcm, tf.float32) / 32768.0
     if num_samples is not None:
@@ -33,13 +25,8 @@ def decode_pcm16(audio_bytes: tf.Tensor, num_samples: Optional[int] = None) -> t
 
 
 def normalise_level(waveform: tf.Tensor, target_dbfs: float, max_gain_db: float) -> tf.Tensor:
-    """Scale each row of float32 [batch, samples] to an RMS level of ``target_dbfs`` (mean removed when measuring).
-
-    Why: the same recording mastered 12 dB quieter must give the same features, and every front end
-    (log-mel in dB, musicnn's log10(1 + 10000 S), MFCC, summary statistics) reads level otherwise.
-    The gain is capped at ``max_gain_db`` so that digital silence and near-silent passages stay
-    quiet instead of becoming loud noise; below the cap a gain change of the input cancels exactly.
-    """
+    """Scale each row to an RMS level of ``target_dbfs`` (mean removed), so a quieter master gives the same
+    features; the gain is capped at ``max_gain_db`` so near-silence stays quiet instead of becoming loud noise."""
     centred = waveform - tf.reduce_mean(waveform, axis=-1, keepdims=True)
     rms = tf.sqrt(tf.reduce_mean(tf.square(centred), axis=-1, keepdims=True))
     target = 10.0 ** (target_dbfs / 20.0)
@@ -48,11 +35,8 @@ def normalise_level(waveform: tf.Tensor, target_dbfs: float, max_gain_db: float)
 
 
 def segment_count(num_samples: IntLike, segment_samples: int, hop_samples: int, last_segment: str) -> IntLike:
-    """How many segments AudioExampleGen cuts from ``num_samples`` samples (see segments.segment_starts).
-
-    Full segments every hop; with "pad", one more segment a hop after the last full one
-    when audio is left over that no full segment covers.
-    """
+    """How many segments AudioExampleGen cuts from ``num_samples`` samples (see segments.segment_starts): full
+    segments every hop, and with "pad" one more a hop later when audio is left that no full segment covers."""
     if last_segment not in LAST_SEGMENT_MODES:
         raise ValueError(f"audio.last_segment must be 'drop' or 'pad', not {last_segment!r}.")
     if segment_samples <= 0 or hop_samples <= 0:
@@ -67,14 +51,9 @@ def segment_count(num_samples: IntLike, segment_samples: int, hop_samples: int, 
     return full + tf.cast(extra, tf.int64)
 
 
-def encode_pcm16_segments(waveform: tf.Tensor, segment_samples: int, hop_samples: int,
-                          last_segment: str) -> tf.Tensor:
-    """One float32 clip [n] -> string [num_segments] of int16 LE PCM, as ExampleGen writes them.
-
-    The whole (zero-padded where "pad" asks for it) clip is quantised once by
-    ``tf.audio.encode_wav`` and the segments are byte ranges of its PCM payload, so the
-    rounding and clipping are exactly those of the training examples.
-    """
+def encode_pcm16_segments(waveform: tf.Tensor, segment_samples: int, hop_samples: int, last_segment: str) -> tf.Tensor:
+    """One float32 clip [n] -> string [num_segments] of int16 LE PCM, as ExampleGen writes them: the clip is
+    quantised once by ``tf.audio.encode_wav`` and cut into byte ranges, so rounding and clipping match training."""
     waveform = tf.reshape(tf.convert_to_tensor(waveform, tf.float32), [-1])
     n = tf.size(waveform, out_type=tf.int64)
     count = segment_count(n, segment_samples, hop_samples, last_segment)
@@ -86,20 +65,12 @@ def encode_pcm16_segments(waveform: tf.Tensor, segment_samples: int, hop_samples
                              tf.fill(tf.shape(starts), tf.constant(2 * segment_samples, tf.int64)))
 
 
-# Raised-cosine roll-off of the resampler, as fractions of the lower Nyquist frequency:
-# libsoxr's "HQ" response (AudioExampleGen's resampler) measured on white noise is flat to
-# 0.93, 0.5 at 0.96 and below 0.04 from 0.98 on; this taper follows it within 0.04.
+# Raised-cosine roll-off, in fractions of the lower Nyquist: it follows libsoxr's "HQ" (ExampleGen's resampler).
 ROLLOFF = (0.935, 0.985)
 
 
 def _fft_resample(waveform: tf.Tensor, from_rate: tf.Tensor, to_rate: int) -> tf.Tensor:
-    """Band-limited resampling of the last axis through the real FFT.
-
-    The spectrum is truncated (or zero-padded) to the new length, which keeps what lies
-    below both Nyquist frequencies, and tapered over ROLLOFF like soxr's filter, so a clip
-    resampled here is close to one ExampleGen resampled with soxr. Output length
-    ceil(n * to / from), as librosa.resample.
-    """
+    """Band-limited FFT resampling, tapered like ExampleGen's soxr; length ceil(n * to / from), as librosa's."""
     n = tf.shape(waveform, out_type=tf.int64)[-1]
     from_rate = tf.cast(from_rate, tf.int64)
     m = (n * to_rate + from_rate - 1) // from_rate
@@ -117,11 +88,7 @@ def _fft_resample(waveform: tf.Tensor, from_rate: tf.Tensor, to_rate: int) -> tf
 
 
 def resample(waveform: tf.Tensor, from_rate: IntLike, to_rate: int) -> tf.Tensor:
-    """Resample float32 [..., n] from ``from_rate`` (int or scalar tensor) to ``to_rate`` Hz.
-
-    In-graph, for the serving signature's ``sample_rate`` input; returns the input
-    untouched when the rates match.
-    """
+    """Resample float32 [..., n] from ``from_rate`` (int or scalar tensor) to ``to_rate`` Hz; untouched if equal."""
     waveform = tf.convert_to_tensor(waveform, tf.float32)
     if isinstance(from_rate, int):
         if from_rate <= 0 or to_rate <= 0:

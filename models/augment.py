@@ -1,30 +1,8 @@
-"""Training-only augmentation of batches of transformed features (never in the serving graph).
+"""Training-only augmentation of batches of Transform's per-bin normalised features: random gain, band shift,
+SpecAugment masks (masked cells become 0, the bin mean) and mixup.
 
-Operates on what the trainer reads: Transform's per-bin normalised features
-[batch, frames, bins], where 0 is each bin's mean. In order:
-
-1. random gain: a clip played louder or softer by g dB (uniform in +-random_gain_db).
-   For the dB log-mel, gain is exactly an offset of g dB in every bin (ref 1.0, and the
-   per-example top_db floor moves with the maximum), i.e. g / std_b in normalised units.
-   It is applied there, on the features, because the trainer never sees the waveform;
-   :func:`gain_scale` turns Transform's per-bin std into that per-dB offset. With
-   ``features.level_dbfs`` set (the default) a real gain no longer reaches the features, and
-   the offset acts as a regulariser; the presets were measured with it.
-2. SpecAugment: one frequency mask (width 0..freq_mask_param bins) and one time mask
-   (width 0..time_mask_param frames) per example, start uniform over the positions where
-   the mask fits (Park et al. 2019, and tensorflow-io's ``freq_mask`` / ``time_mask``).
-   Masked cells become 0, the bin mean.
-3. mixup (mixup_alpha > 0): each example blended with another of the batch with weight
-   lambda ~ Beta(alpha, alpha); labels blended alike, so they must be (or become) one-hot.
-
-Every draw is a stateless random op seeded by (``TrainConfig.seed``, a fingerprint of the
-batch): a batch's augmentation is a pure function of its content and the seed, so runs
-are reproducible even under ``map(num_parallel_calls=AUTOTUNE, deterministic=False)``,
-and each epoch's reshuffled batches get new draws. tensorflow-io's masks build core ops
-only, but they draw from unseeded stateful ops: under a global seed they repeat the same
-masks every epoch, and inside a batch their order is not reproducible
-(docs/features.md), so the same masks are built here from stateless draws.
-"""
+Every draw is stateless, seeded by (``TrainConfig.seed``, a fingerprint of the batch), so runs repeat under parallel
+maps and each epoch gets new draws; tensorflow-io's masks use unseeded stateful ops (docs/features.md)."""
 from __future__ import annotations
 
 import logging
@@ -42,17 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def gain_scale(feature_config: FeatureConfig, bin_std: np.ndarray) -> np.ndarray:
-    """Change of each normalised feature bin per dB of gain, [bins] float32.
-
-    ``bin_std`` is Transform's per-bin std (preprocessing.normalisation_stats). Per dB of
-    gain the "db" log-mel moves by 1 in every bin, "log10_1p" by at most 0.1 (exactly 0.1
-    where log_scale * S >> 1, the loud cells that matter); an MFCC moves by that times the
-    column sums of its DCT matrix, which is 0 except for c0 (DCT-II of a constant).
-    """
+    """Change of each normalised bin per dB of gain, [bins] float32, from Transform's per-bin std: the trainer
+    never sees the waveform, so a gain is an offset of the features (for an MFCC, only c0 moves)."""
     per_db = 1.0 if feature_config.log == "db" else 0.1
     if feature_config.kind == "summary":
-        # A gain scales RMS and leaves chroma and the spectral shape alone: not an offset of every
-        # statistic, so not modelled (0: no change); the ann preset turns the random gain off.
+        # A gain is not an offset of every statistic (chroma, spectral shape): not modelled; the ann preset has none.
         return np.zeros(np.shape(bin_std), np.float32)
     if feature_config.kind == KALDI_LOG_MEL:
         # (ln(mel) + 4.5) / 5: a gain of 1 dB adds ln(10) / 10 to ln(mel); the kind is not z-scored (std 1).
@@ -104,10 +76,8 @@ def spec_augment(features: tf.Tensor, freq_param: int, time_param: int, seeds: t
 
 
 def band_shift(features: tf.Tensor, max_bins: int, seed: tf.Tensor) -> tf.Tensor:
-    """Shift each example of [batch, frames, bins] along the bins by k ~ U{-max_bins..max_bins}, the edge bin
-    repeated into the gap: on mel bands, roughly a pitch shift (8 of 128 bands: about 1.5 semitones above
-    1 kHz). Why: the from-scratch CNN learns the training artists' keys and timbres (docs/model-selection.md,
-    "CNN")."""
+    """Shift each example along the bins by k ~ U{-max_bins..max_bins}, the edge bin repeated into the gap: on mel
+    bands roughly a pitch shift, against the CNN learning the training artists' keys (docs/model-selection.md)."""
     bins = tf.shape(features)[2]
     shift = tf.random.stateless_uniform([tf.shape(features)[0], 1], seed, -max_bins, max_bins + 1, dtype=tf.int32)
     source = tf.clip_by_value(tf.range(bins)[tf.newaxis, :] - shift, 0, bins - 1)  # [batch, bins]
@@ -131,21 +101,15 @@ def mixup(features: tf.Tensor, labels: tf.Tensor, alpha: float, seeds: tf.Tensor
 def augment_batch(features: tf.Tensor, labels: tf.Tensor, train_config: TrainConfig,
                   gain_per_db: Optional[np.ndarray] = None,
                   num_classes: Optional[int] = None) -> tuple[tf.Tensor, tf.Tensor]:
-    """Augment a training batch [batch, frames, bins] for ``tf.data.Dataset.map``.
-
-    ``gain_per_db`` ([bins], from :func:`gain_scale`) enables the random gain; without it
-    the gain is skipped (a warning says so) since a dB cannot be mapped to normalised
-    units without Transform's statistics. Integer labels become one-hot (``num_classes`` =
-    len(config.genres) wide) when mixup is on.
-    """
+    """Augment a training batch [batch, frames, bins] for ``tf.data.Dataset.map``; without ``gain_per_db``
+    (:func:`gain_scale`) the random gain is skipped with a warning, and mixup makes integer labels one-hot."""
     features = tf.convert_to_tensor(features, tf.float32)
     t = train_config
     seeds = batch_seeds(features, t.seed, 9)  # the band shift's seed is the ninth: the first eight are as before
     if t.random_gain_db > 0:
         if gain_per_db is None:
-            log.warning("augment_batch: random_gain_db=%s ignored: pass gain_per_db=augment.gain_scale("
-                        "config.features, preprocessing.normalisation_stats(tft_output, config).std).",
-                        t.random_gain_db)
+            log.warning("augment_batch: random_gain_db=%s ignored: pass gain_per_db=augment.gain_scale(config.features,"
+                        " preprocessing.normalisation_stats(tft_output, config).std).", t.random_gain_db)
         else:
             features = random_gain(features, t.random_gain_db, tf.constant(gain_per_db, tf.float32), seeds[0])
     if t.band_shift > 0:

@@ -7,8 +7,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-# Keras' and tf.compat.v1.layers' defaults, written out because musicnn's checkpoint
-# statistics were accumulated with exactly these.
+# Keras' and tf.compat.v1.layers' defaults, written out because musicnn's checkpoint statistics used exactly these.
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-3
 
@@ -17,12 +16,8 @@ UNDO_ZSCORE = "undo_transform_zscore"
 
 
 def undo_zscore(inputs: tf.Tensor, input_stats: Optional[tuple[np.ndarray, np.ndarray]]) -> tf.Tensor:
-    """A fixed layer mapping Transform's per-bin z-scores back to the features' own scale, or ``inputs``
-    unchanged when ``input_stats`` (mean, std per bin) is None.
-
-    Why: a pretrained body must see the values it was trained on (musicnn's log10(1 + 10000 mel));
-    mean and std are constants of the layer, not weights.
-    """
+    """A fixed layer mapping Transform's per-bin z-scores back to the features' own scale (a pretrained body must
+    see the values it was trained on); ``inputs`` unchanged when ``input_stats`` (mean, std per bin) is None."""
     if input_stats is None:
         return inputs
     bins = int(inputs.shape[-1])
@@ -37,36 +32,22 @@ def as_image(inputs: tf.Tensor, name: str) -> tf.Tensor:
     return keras.layers.Reshape((-1, bins, 1), name=name)(inputs)
 
 
-def conv_block(
-    x: tf.Tensor,
-    filters: int,
-    *,
-    name: str,
-    pool_size: Sequence[int] = (2, 2),
-    pool_strides: Optional[Sequence[int]] = None,
-    bn_before_relu: bool = True,
-    dropout: float = 0.0,
-    l2: float = 0.0,
-    bn_momentum: float = BN_MOMENTUM,
-) -> tf.Tensor:
-    """Conv 3x3 'same' + batch norm + ReLU + max pool (+ dropout).
-
-    ``bn_before_relu=True`` is the usual conv-BN-ReLU (no conv bias, BN's beta replaces it).
-    ``False`` is musicnn's order, conv(+bias)-ReLU-BN, needed to load its checkpoint.
-    Layers are named ``{name}_conv``, ``{name}_bn``, ``{name}_pool``, ``{name}_dropout``.
-    """
+def conv_block(x: tf.Tensor, filters: int, *, name: str, pool_size: Sequence[int] = (2, 2),
+               pool_strides: Optional[Sequence[int]] = None, bn_before_relu: bool = True, dropout: float = 0.0,
+               l2: float = 0.0, bn_momentum: float = BN_MOMENTUM) -> tf.Tensor:
+    """Conv 3x3 'same' + batch norm + ReLU + max pool (+ dropout), layers named ``{name}_conv`` etc.;
+    ``bn_before_relu=False`` is musicnn's order, conv(+bias)-ReLU-BN, needed to load its checkpoint."""
     regularizer = keras.regularizers.L2(l2) if l2 else None
     if bn_before_relu:
-        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                                kernel_regularizer=regularizer, name=f"{name}_conv")(x)
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=regularizer,
+                                name=f"{name}_conv")(x)
         x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
     else:
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
                                 kernel_regularizer=regularizer, name=f"{name}_conv")(x)
         x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
-    x = keras.layers.MaxPooling2D(pool_size=tuple(pool_size),
-                                  strides=tuple(pool_strides) if pool_strides else None,
+    x = keras.layers.MaxPooling2D(pool_size=tuple(pool_size), strides=tuple(pool_strides) if pool_strides else None,
                                   padding="valid", name=f"{name}_pool")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
@@ -74,8 +55,7 @@ def conv_block(
 
 
 def softmax_head(x: tf.Tensor, num_classes: int, *, dropout: float, l2: float = 0.0) -> tf.Tensor:
-    """Dropout + dense softmax; the output layer is named ``probabilities`` in every family. It computes in
-    float32 under a mixed-precision policy too, so the softmax and the loss stay float32."""
+    """Dropout + dense softmax named ``probabilities`` in every family; float32 even under mixed precision."""
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     regularizer = keras.regularizers.L2(l2) if l2 else None

@@ -1,20 +1,8 @@
 """A split's serialised examples in a canonical order, streamed from sorted shard files on local disk.
 
-Why a canonical order: Transform writes the same examples in a different order from one execution
-to the next, and a seeded shuffle that starts from that order is a different training run (up to
-three test clips apart on the real clips). Ordering by what identifies an example, a hash of its
-(track id, segment index), makes a seed repeat a run on any Transform output of the same data;
-hashing the key, rather than sorting by it, keeps one track's segments apart for shuffle buffers
-smaller than the split. Ties (the same segment twice) fall back to the serialised bytes.
-
-Why shards: the split never fits in memory at library scale. One pass buckets every record by
-where its key falls in the key space into N files (N from the split's size, so that a bucket holds
-about ``SHARD_BYTES``); each bucket is then sorted in memory and rewritten, one at a time, and a
-bucket that came out larger is split again by a finer range first. Buckets are ranges of the key
-space, so the sorted shards read one after the other are the whole split sorted by key: the order
-depends neither on N nor on the input files' order, names or compression. The shards are also the
-unit a worker of a multi-worker run reads (:meth:`CanonicalShards.records`).
-"""
+Transform's output order changes between executions; sorting by a hash of (track id, segment index) lets a seed
+repeat a run on any Transform output of the same data, and keeps a track's segments apart. The split need not fit
+in memory: records are bucketed by key range into files of about ``SHARD_BYTES``, each sorted in memory."""
 from __future__ import annotations
 
 import dataclasses
@@ -64,17 +52,15 @@ class CanonicalShards:
     paths: tuple[str, ...]
 
     def records(self, shard_index: int = 0, num_shards: int = 1) -> tf.data.Dataset:
-        """The serialised examples of shards ``shard_index``, ``shard_index + num_shards``, ...; all of them in
-        canonical order by default. The files are read one after the other, never interleaved record by
-        record: interleaving would make the order depend on how many shards the split was cut into."""
+        """The serialised examples of every ``num_shards``-th shard from ``shard_index``, files read one after the
+        other (interleaving would make the order depend on the shard count)."""
         if not 0 <= shard_index < num_shards:
             raise ValueError(f"shard_index {shard_index} is outside 0..{num_shards - 1}.")
         mine = list(self.paths[shard_index::num_shards])
         if not mine:
             raise ValueError(f"Worker {shard_index} of {num_shards} has no shard: the split has only "
                              f"{len(self.paths)}; write it with write_shards(..., min_shards={num_shards}).")
-        return tf.data.Dataset.from_tensor_slices(mine).interleave(
-            tf.data.TFRecordDataset, cycle_length=1)
+        return tf.data.Dataset.from_tensor_slices(mine).interleave(tf.data.TFRecordDataset, cycle_length=1)
 
 
 def _keyed_records(files: list[str], tft_output) -> Iterator[bytes]:
@@ -148,13 +134,8 @@ def shard_count(files: list[str], max_shard_bytes: int, min_shards: int = 1) -> 
 
 def write_shards(file_pattern: list[str] | str, tft_output, work_dir: str, max_shard_bytes: int = SHARD_BYTES,
                  min_shards: int = 1) -> CanonicalShards:
-    """Sort the GZIP'd transformed examples of ``file_pattern`` into shard files under ``work_dir``.
-
-    Memory: one batch of records while bucketing, then one bucket (at most ``max_shard_bytes`` on disk,
-    unless it holds copies of a single key). ``min_shards``: cut the key space into at least this many
-    ranges (up to MAX_FANOUT; an empty range gives no shard), for workers that each read some of the
-    shards. Disk: the split once, uncompressed; the caller removes ``work_dir``.
-    """
+    """Sort the GZIP'd examples of ``file_pattern`` into shard files under ``work_dir`` (the caller removes it),
+    holding one bucket in memory; at least ``min_shards`` key ranges, for workers."""
     files = existing_files(file_pattern)
     tf.io.gfile.makedirs(work_dir)
     names = itertools.count()

@@ -17,30 +17,16 @@ BN_MOMENTUM = 0.9
 
 
 def centre_bands(inputs: tf.Tensor, name: str = "band_centre") -> tf.Tensor:
-    """[batch, frames, bins] minus each band's mean over the frames, per example (cepstral mean
-    normalisation of the log-mel). Built-in layers only, so the SavedModel needs no Python to load."""
+    """[batch, frames, bins] minus each band's mean over the frames, in built-in layers (no Python needed to load)."""
     means = keras.layers.GlobalAveragePooling1D(keepdims=True, name=f"{name}_mean")(inputs)
     return keras.layers.Subtract(name=name)([inputs, means])
 
 
-def build_cnn(
-    input_shape: Sequence[Optional[int]],
-    num_classes: int,
-    train: TrainConfig,
-    *,
-    input_name: str = "log_mel",
-) -> keras.Model:
-    """Band centring, four conv-BN-ReLU-maxpool blocks, then frequency-aware pooling and a softmax.
-
-    Each mel band's mean over the segment is subtracted first (:func:`centre_bands`): on the real clips a
-    recording's long-term spectrum (its era, its equalisation) told the network more than the music did,
-    and blues was lost to reggae and country (docs/model-selection.md, "CNN").
-
-    The pooling is over time only (mean and max per frequency band and channel): genre cues
-    such as a heavy low end or bright cymbals live in particular bands, and a global pool over
-    frequency would throw their position away. Time pooling also lets ``frames`` vary.
-    ``train`` is accepted for the families' common signature; this model needs none of it.
-    """
+def build_cnn(input_shape: Sequence[Optional[int]], num_classes: int, train: TrainConfig, *,
+              input_name: str = "log_mel") -> keras.Model:
+    """Band centring, four conv-BN-ReLU-maxpool blocks, pooling over time only, softmax; ``train`` is unused.
+    Centring stops a recording's long-term spectrum outweighing the music (docs/model-selection.md, "CNN"); the
+    frequency axis is kept because genre cues such as a heavy low end live in particular bands."""
     del train
     frames, bins = check_input_shape(input_shape, "cnn")
     if bins < 2 ** len(FILTERS):
@@ -51,9 +37,7 @@ def build_cnn(
         x = conv_block(x, filters, name=f"block{i}", pool_size=(2, 2), l2=L2, bn_momentum=BN_MOMENTUM)
     # [batch, time, freq, channels] -> [batch, time, freq * channels]; pool over time.
     x = keras.layers.Reshape((-1, x.shape[2] * x.shape[3]), name="bands")(x)
-    x = keras.layers.Concatenate(name="time_pool")([
-        keras.layers.GlobalAveragePooling1D(name="time_mean")(x),
-        keras.layers.GlobalMaxPooling1D(name="time_max")(x),
-    ])
+    x = keras.layers.Concatenate(name="time_pool")([keras.layers.GlobalAveragePooling1D(name="time_mean")(x),
+                                                    keras.layers.GlobalMaxPooling1D(name="time_max")(x)])
     outputs = softmax_head(x, num_classes, dropout=HEAD_DROPOUT, l2=L2)
     return keras.Model(inputs, outputs, name="cnn")

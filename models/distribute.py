@@ -1,11 +1,5 @@
-"""Which tf.distribute strategy the Trainer trains under, and what it means for the input and the export.
-
-One job: turn ``train.strategy`` (``one``, ``mirrored``, ``multi-worker``, ``tpu``, ``auto``) and the machine
-(its GPUs, ``TF_CONFIG``, a TPU) into a :class:`Plan`: the strategy, this worker's index among the workers
-(it reads only its own canonical shards), whether it is the chief (only the chief writes the export that
-counts, MLflow and the run record), and whether batches need static shapes (TPU). How to run each one:
-docs/distributed.md.
-"""
+"""Which tf.distribute strategy the Trainer trains under (:class:`Plan`), and what it means for the input and the
+export: each worker reads only its own shards, and only the chief writes the export, MLflow and the run record."""
 from __future__ import annotations
 
 import dataclasses
@@ -18,7 +12,6 @@ if TYPE_CHECKING:  # TensorFlow is imported where a strategy is made: the flags 
 
 STRATEGIES = ("one", "mirrored", "multi-worker", "tpu", "auto")
 PRECISIONS = ("none", "bfloat16", "float16")
-# Keras' global policy per --mixed-precision value.
 POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 # Where a TPU is asked for without naming one: TPU_NAME names a TPU node; a TPU VM has its chips locally.
 TPU_ENV = "TPU_NAME"
@@ -35,11 +28,8 @@ class Cluster:
 
 
 def cluster_from_tf_config(tf_config: Optional[str] = None) -> Cluster:
-    """This task in ``TF_CONFIG`` (the environment's unless given); one worker when it is unset.
-
-    The chief is the ``chief`` task when the cluster has one (Vertex AI's first worker pool), else worker 0
-    (TF's MultiWorkerMirroredStrategy convention); workers follow it in their index order.
-    """
+    """This task in ``TF_CONFIG`` (the environment's unless given); one worker when it is unset. The chief is the
+    ``chief`` task if any (Vertex AI), else worker 0 (TF's convention); workers follow in index order."""
     text = os.environ.get("TF_CONFIG", "") if tf_config is None else tf_config
     if not text.strip():
         return Cluster()
@@ -77,9 +67,8 @@ class Plan:
     def per_replica_batch(self, global_batch: int) -> int:
         """The examples each replica takes of a global batch (the last replica fewer when it does not divide)."""
         if global_batch < self.replicas:
-            raise ValueError(f"--batch-size {global_batch} is the global batch, split over {self.replicas} "
-                             f"replicas ({self.name}): give at least one example per replica, --batch-size "
-                             f">= {self.replicas}.")
+            raise ValueError(f"--batch-size {global_batch} is the global batch, split over {self.replicas} replicas "
+                             f"({self.name}): give at least one example per replica, --batch-size >= {self.replicas}.")
         return -(-global_batch // self.replicas)
 
     def describe(self, global_batch: int) -> str:
@@ -108,8 +97,7 @@ def tpu_requested() -> bool:
 
 
 def resolve_name(name: str, cluster: Cluster) -> str:
-    """``auto`` -> multi-worker when TF_CONFIG names 2+ workers, tpu when one is requested and found,
-    mirrored with 2+ GPUs, else one; other names as they are."""
+    """``auto`` -> multi-worker for 2+ workers, tpu when requested and found, mirrored with 2+ GPUs, else one."""
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}.")
     if name != "auto":
@@ -145,13 +133,8 @@ def _tpu_strategy() -> tf.distribute.Strategy:
 
 
 def make_plan(name: str) -> Plan:
-    """The strategy ``name`` asks for on this machine; create it once per process, before any model.
-
-    ``mirrored`` uses every local GPU, or every logical CPU device when there is no GPU (one, unless
-    tf.config.set_logical_device_configuration split the CPU before TensorFlow started). ``multi-worker``
-    reads TF_CONFIG and must be created before TensorFlow runs any op in the process (TF's rule for
-    collectives), so the Trainer makes its plan first.
-    """
+    """The strategy ``name`` asks for, created once per process before any model (multi-worker before TensorFlow
+    runs any op); ``mirrored`` uses every GPU, else every logical CPU."""
     import tensorflow as tf
     cluster = cluster_from_tf_config()
     resolved = resolve_name(name, cluster)
@@ -173,19 +156,15 @@ def make_plan(name: str) -> Plan:
 
 
 def needs_static_shapes(strategy: Optional["tf.distribute.Strategy"] = None) -> bool:
-    """Whether training batches must all have the global batch's shape: on a TPU (XLA compiles one shape).
-    ``strategy``: the current one (inside its scope) unless given."""
+    """Whether training batches must all have the global batch's shape: on a TPU (XLA compiles one shape)."""
     import tensorflow as tf
     strategy = strategy or tf.distribute.get_strategy()
     return isinstance(strategy, (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy))
 
 
 def precision_problem(precision: str) -> Optional[str]:
-    """None when this process's devices train convolutions in ``precision``, else the kernel's complaint.
-
-    On a CPU oneDNN has bfloat16 and float16 convolutions only with AVX-512 BF16/FP16 or AMX (and honours a cap
-    set with ``ONEDNN_MAX_CPU_ISA``); elsewhere Keras' first training step fails deep in a kernel. One small
-    convolution and its gradient, run here, tell before any model is built."""
+    """None when this process's devices train convolutions in ``precision``, else the kernel's complaint: a small
+    convolution and its gradient tell before Keras' first step fails deep in a kernel (a CPU without AVX-512 BF16)."""
     if precision == "none":
         return None
     import tensorflow as tf

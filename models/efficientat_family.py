@@ -1,17 +1,6 @@
-"""The ``efficientat`` family: EfficientAT's mn04_as body (AudioSet), frozen, and a new genre head on its
-384-d clip embedding.
-
-Input: Transform's ``kaldi_log_mel`` [batch, frames, 128] (mn04's own front end at 32 kHz, models/features.py,
-not z-scored), turned to mn04's [batch, 128, frames]; the body is mn04 up to its global average pool (the
-'features' output of models/efficientat/network.build_mn04, one nested model), its weights read from
-mn04_as_mAP_432.pt (models/efficientat/weights.weights_path: ``train.efficientat_weights``, the environment,
-the cache or the pinned download). The head is musicnn's: batch norm, dropout 0.5, softmax.
-
-Why the 384-d pool and not mn04's hidden layer (512) or its AudioSet logits (527): on the synthetic set
-(8 tracks a genre, 3-s segments of 5 tracks to train a logistic regression, 3 held out) the pool and the hidden
-layer both scored 1.000 of held-out segments and the logits 0.992; of the two that tie, the pool is the smaller
-and the last layer AudioSet's classifier did not shape. Not measured on real clips.
-"""
+"""The ``efficientat`` family: EfficientAT's mn04_as body, frozen, and a new genre head on its 384-d global pool,
+on Transform's ``kaldi_log_mel`` (not z-scored). The pool scored as well as mn04's hidden layer or logits, is the
+smaller, and is not shaped by AudioSet's classifier."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -41,10 +30,7 @@ def load_pretrained(mn04: keras.Model, train: TrainConfig) -> str:
 
 def build_efficientat(input_shape: Sequence[Optional[int]], num_classes: int, train: TrainConfig, *,
                       input_name: str = "kaldi_log_mel", pretrained: bool = True) -> keras.Model:
-    """mn04's body (release weights unless ``pretrained=False``, frozen) -> 384-d embedding -> the head.
-
-    Any number of frames (mn04 pools over time); the bins must be mn04's 128 Kaldi mel bands.
-    """
+    """mn04's frozen body -> 384-d embedding -> the head; any number of frames, but mn04's 128 Kaldi mel bands."""
     frames, bins = check_input_shape(input_shape, NAME)
     if bins != N_MELS:
         raise ValueError(f"{NAME}: mn04 takes {N_MELS} Kaldi mel bands, got {bins}. Use "
@@ -58,8 +44,7 @@ def build_efficientat(input_shape: Sequence[Optional[int]], num_classes: int, tr
 
 
 def body(inputs: tf.Tensor, train: TrainConfig, *, pretrained: bool = True) -> tf.Tensor:
-    """mn04 up to its global pool (one nested model, :data:`BODY`) on Kaldi log-mel ``inputs`` [batch, frames,
-    128]: the [batch, 384] :data:`EMBEDDING`, release weights unless ``pretrained=False``."""
+    """mn04 up to its global pool (one nested model, :data:`BODY`) on ``inputs``: the [batch, 384] :data:`EMBEDDING`."""
     mn04 = build_mn04(waveform_input=False)
     if pretrained:
         load_pretrained(mn04, train)

@@ -1,18 +1,7 @@
 """EfficientNetB0 (tf_keras.applications) on the log-mel spectrogram as a 3-channel image.
 
-The transformed log-mel [frames, bins] (130 x 128 at 22.05 kHz) is averaged 2 x 2 to 65 x 64
-and used as the image: no resize to ImageNet's 224 x 224. At 130 x 128 inference alone took 60 ms
-per segment on the shared 2 cores (a batch of 8), too slow to train in CI; the 2 x 2 average
-divides the convolutions' work by four. Transform's per-bin z-scores
-are mapped to pixel values (z = +-3 to 0..255) and copied to three channels; the application's
-own Rescaling and Normalization layers then apply ImageNet's scaling, as for a photo.
-
-Weights (:func:`weights_source`): a file named by ``--backbone-weights``, else Keras' ImageNet
-download where the machine can fetch it, else random initialisation. With weights the
-trainer trains in two phases like the VGG (head on frozen embeddings, then fine-tuning with
-the body's batch norms frozen); from random initialisation it trains the whole network from
-the first epoch, since a frozen random body would give the head nothing to learn from.
-"""
+The log-mel is averaged 2 x 2 (a quarter of the compute), not resized to 224 x 224, and z-scores become pixels.
+With weights it trains in two phases like the VGG; from random initialisation it trains whole from the start."""
 from __future__ import annotations
 
 import functools
@@ -36,8 +25,7 @@ IMAGENET_FILE = "efficientnetb0_notop.h5"
 HEAD_DROPOUT = 0.2  # EfficientNetB0's own top dropout
 Z_RANGE = 3.0  # z-scores within +-Z_RANGE fill the 0..255 pixel range
 DOWNLOAD_TIMEOUT_S = 30.0
-# From random initialisation, batch norm's moving statistics must catch up with a body that changes
-# fast over few steps: Keras' 0.99 leaves a third of the initial (0, 1) in them after 100 steps.
+# From random initialisation, batch norm's moving statistics must catch up with a body that changes fast.
 RANDOM_INIT_BN_MOMENTUM = 0.9
 # (frames, bins) averaged before the body: 130 x 128 -> 65 x 64, a quarter of the compute.
 INPUT_POOL = (2, 2)
@@ -45,18 +33,14 @@ INPUT_POOL = (2, 2)
 
 @functools.lru_cache(maxsize=8)
 def weights_source(path: Optional[str]) -> Optional[str]:
-    """What to load into the body: ``path``, ``"imagenet"`` (fetched into Keras' cache), or None (random).
-
-    Decided once per process and printed as one ``[train]`` line, so that the builder and the
-    trainer's choice of one or two phases (models/registry.has_pretrained_backbone) agree.
-    """
+    """What to load into the body: ``path``, ``"imagenet"`` (fetched into Keras' cache), or None (random); decided
+    once per process so the builder and the trainer's choice of phases agree."""
     if path:
         if not tf.io.gfile.exists(path):
             raise UserError(f"The EfficientNet weights file {path} does not exist", where="--backbone-weights",
                             fix="pass a Keras weights file of EfficientNetB0 without its top "
                             f"({IMAGENET_FILE}), or leave the flag out.")
-        print(f"[train] efficientnet: body weights from {path} (--backbone-weights); two-phase training",
-              flush=True)
+        print(f"[train] efficientnet: body weights from {path} (--backbone-weights); two-phase training", flush=True)
         return path
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
@@ -79,20 +63,10 @@ def is_pretrained(train: TrainConfig) -> bool:
     return weights_source(train.backbone_weights) is not None
 
 
-def build_efficientnet(
-    input_shape: Sequence[Optional[int]],
-    num_classes: int,
-    train: TrainConfig,
-    *,
-    input_name: str = "log_mel",
-    weights: Optional[str] = "configured",
-) -> keras.Model:
-    """2 x 2 average, pixels from z-scores, three channels, EfficientNetB0's body, global average pool,
-    dropout 0.2, softmax.
-
-    ``weights``: "configured" (default) uses :func:`weights_source` of ``train.backbone_weights``;
-    None, "imagenet" or a file path choose directly (tests).
-    """
+def build_efficientnet(input_shape: Sequence[Optional[int]], num_classes: int, train: TrainConfig, *,
+                       input_name: str = "log_mel", weights: Optional[str] = "configured") -> keras.Model:
+    """2 x 2 average, pixels, three channels, EfficientNetB0's body, global average pool, dropout, softmax;
+    ``weights``: "configured" uses :func:`weights_source`, else None, "imagenet" or a file path (tests)."""
     frames, bins = check_input_shape(input_shape, "efficientnet")
     least = (32 * INPUT_POOL[0], 32 * INPUT_POOL[1])  # EfficientNet's smallest image, 32 x 32, after the pool
     if frames is None or frames < least[0] or bins < least[1]:

@@ -1,15 +1,7 @@
-"""A frozen body's embeddings of a dataset, written to disk once and streamed back for the heads' epochs.
+"""A frozen body's embeddings of a dataset, written to disk once and streamed back for the heads' many epochs
+(at library scale they do not fit in memory), in the dataset's order so a seeded shuffle repeats a run.
 
-Why on disk: the heads train for many epochs on the same embeddings, and at library scale they do
-not fit in memory. One record holds one input batch's (embeddings, labels); reading them back
-unbatched gives the examples in the dataset's order, so a seeded shuffle repeats a run.
-
-The store: a frozen body's embeddings of one Transform output's train and eval splits, kept under the
-pipeline root (``embeddings/<key>``) by the first Tuner or Trainer that embeds them and read by every later
-one (the Trainer after the Tuner, another seed, other head settings), so the segments pass through the body once. The key names everything that decides
-the embeddings (the Transform output, the split files, the family, its input and the batching); ``meta.json``,
-written last, marks a complete store.
-"""
+The store (``embeddings/<key>``) serves later Tuners and Trainers; ``meta.json``, written last, marks it complete."""
 from __future__ import annotations
 
 import dataclasses
@@ -55,8 +47,7 @@ class Writer:
 
 
 def embed(body: keras.Model, dataset: tf.data.Dataset, path: str) -> tf.data.Dataset:
-    """Run the frozen body once over (x, y) batches into the TFRecord file ``path``; (embedding, label)
-    pairs, unbatched, read back from it. Memory: one batch."""
+    """Run the frozen body once over (x, y) batches into ``path``; the (embedding, label) pairs read back."""
     writer = Writer(path)
     for x, y in dataset:
         writer.write(body(x, training=False), y)
@@ -112,8 +103,7 @@ def embed_into_store(body: keras.Model, datasets: dict[str, tf.data.Dataset], pa
 
 
 def read_matching_store(path: str, counts: dict[str, int]) -> Optional[dict[str, tf.data.Dataset]]:
-    """A complete store's datasets by split when it holds ``counts`` segments of each split (the splits the caller
-    reads); None otherwise, so the caller embeds anew."""
+    """A complete store's datasets when it holds ``counts`` segments of each split; None, so the caller embeds anew."""
     found = read_store(path)
     return found[0] if found is not None and found[1] == counts else None
 
@@ -141,5 +131,4 @@ def read_embeddings(path: str, embedding_shape: tf.TensorShape, label_shape: tf.
         labels = tf.ensure_shape(tf.io.parse_tensor(parsed[LABEL], tf.float32), [None, *label_shape])
         return embeddings, labels
 
-    return tf.data.TFRecordDataset(path).map(parse, num_parallel_calls=tf.data.AUTOTUNE,
-                                             deterministic=True).unbatch()
+    return tf.data.TFRecordDataset(path).map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()

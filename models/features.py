@@ -1,19 +1,7 @@
 """The one spectral front end: log-mel, MFCC and per-segment summary statistics as TensorFlow graphs.
 
-Transform (models/preprocessing.py), tf.data code and the serving graph all call
-:func:`compute`, so training and serving cannot drift apart. The defaults of
-``FeatureConfig`` reproduce librosa (``melspectrogram`` + ``power_to_db``, ``mfcc``, and for
-the "summary" kind ``chroma_stft``, ``spectral_centroid``, ``spectral_bandwidth``,
-``spectral_rolloff``, ``zero_crossing_rate``, ``rms``);
-docs/features.md lists every convention and how it was checked.
-
-Only core TF ops (``tf.signal.stft`` and matmuls against constants built with numpy at
-trace time): stock TF Serving runs the graph, and no tensorflow-io custom op can enter
-it. tensorflow-io's pure-Python ``spectrogram`` / ``melscale`` / ``dbscale`` are not used
-here because they cannot match librosa (no centring, fixed Hann window, TF's HTK-style
-mel matrix without Slaney norm, one top_db clip over the whole batch) and the magnitude
-they return costs a square root that the power spectrum does not need.
-"""
+Transform and the serving graph both call :func:`compute`, so they cannot drift; the defaults reproduce librosa
+(docs/features.md), in core TF ops only so stock TF Serving runs them."""
 from __future__ import annotations
 
 import functools
@@ -31,8 +19,7 @@ from models.efficientat import log_mel as efficientat_front_end
 
 T = TypeVar("T")
 KINDS = ("log_mel", "mfcc", "summary", "kaldi_log_mel")
-# EfficientAT's mn04 front end (models/efficientat/log_mel.py): fixed settings at 32 kHz, its own fixed scaling,
-# so FeatureConfig's STFT and log settings do not apply and Transform leaves it as it is (see is_zscored).
+# EfficientAT's mn04 front end: fixed settings at 32 kHz and its own scaling, left as it is (see is_zscored).
 KALDI_LOG_MEL = "kaldi_log_mel"
 FIXED_KINDS = (KALDI_LOG_MEL,)  # kinds no FeatureConfig setting applies to: the only ones features.extra_kinds takes
 LOGS = ("db", "log10_1p")
@@ -56,8 +43,7 @@ def hz_to_mel(frequencies: np.ndarray, htk: bool) -> np.ndarray:
         return 2595.0 * np.log10(1.0 + f / 700.0)
     f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
     min_log_mel = min_log_hz / f_sp
-    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep,
-                    f / f_sp)
+    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, f / f_sp)
 
 
 def mel_to_hz(mels: np.ndarray, htk: bool) -> np.ndarray:
@@ -73,11 +59,7 @@ def mel_to_hz(mels: np.ndarray, htk: bool) -> np.ndarray:
 @functools.lru_cache(maxsize=32)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: Optional[float],
                    htk: bool, norm: Optional[str]) -> np.ndarray:
-    """librosa.filters.mel as float32 [n_mels, 1 + n_fft // 2]: triangles in Hz between mel-spaced edges.
-
-    norm "slaney" divides each triangle by its width in Hz / 2 (constant energy per band);
-    None leaves peaks at 1.
-    """
+    """librosa.filters.mel as float32 [n_mels, 1 + n_fft // 2]; norm "slaney" gives constant energy per band."""
     if norm not in ("slaney", None):
         raise ValueError(f"features.mel_norm must be 'slaney' or None, not {norm!r}.")
     fmax = float(sample_rate) / 2 if fmax is None else float(fmax)
@@ -105,11 +87,7 @@ def dct_matrix(n_mels: int, n_mfcc: int, norm: Optional[str]) -> np.ndarray:
 
 @functools.lru_cache(maxsize=32)
 def chroma_filterbank(sample_rate: int, n_fft: int, tuning: float = 0.0) -> np.ndarray:
-    """librosa.filters.chroma (12 bins, ctroct 5, octwidth 2, L2 norm, base C) as float32 [12, 1 + n_fft // 2].
-
-    Gaussian bumps in chroma-bin units around each FFT bin's pitch class, each column
-    L2-normalised, weighted by a Gaussian over octaves centred on octave 5 (width 2).
-    """
+    """librosa.filters.chroma (12 bins, ctroct 5, octwidth 2, L2 norm, base C) as float32 [12, 1 + n_fft // 2]."""
     n_chroma = len(PITCH_CLASSES)
     frequencies = np.linspace(0, sample_rate, n_fft, endpoint=False)[1:]
     a440 = 440.0 * 2.0 ** (tuning / n_chroma)
@@ -177,8 +155,7 @@ def model_inputs(config: FeatureConfig) -> tuple[str, ...]:
 
 
 def as_model_input(tensors: Mapping[str, T], config: FeatureConfig) -> Union[T, dict[str, T]]:
-    """What the model is called on, from tensors keyed by kind: the one input itself, or a dict of the inputs
-    when ``extra_kinds`` makes the model take several (named by kind)."""
+    """What the model is called on: the one input itself, or a dict by kind when ``extra_kinds`` adds inputs."""
     if not config.extra_kinds:
         return tensors[config.kind]
     return {kind: tensors[kind] for kind in model_inputs(config)}
@@ -192,8 +169,7 @@ def front_end_samples(config: FeatureConfig, segment_samples: int, sample_rate: 
 
 
 def output_shapes(config: FeatureConfig, segment_samples: int, sample_rate: int) -> dict[str, tuple[int, int]]:
-    """(frames, bins) of each model input (:func:`model_inputs`) for segments of ``segment_samples`` samples at
-    ``sample_rate``."""
+    """(frames, bins) of each model input (:func:`model_inputs`) for segments of ``segment_samples`` samples."""
     shapes = {config.kind: output_shape(config, front_end_samples(config, segment_samples, sample_rate))}
     for extra in config.extra_kinds:
         shapes[extra] = output_shape(_fixed(extra), segment_samples)
@@ -206,10 +182,7 @@ def _fixed(kind: str) -> FeatureConfig:
 
 
 def output_shape(config: FeatureConfig, segment_samples: int) -> tuple[int, int]:
-    """(frames, bins) of ``kind`` on segments of ``segment_samples`` samples at the front end's rate.
-
-    The "summary" kind is one row of statistics over all frames: (1, len(summary_names)).
-    """
+    """(frames, bins) of ``kind`` on segments of ``segment_samples`` samples at the front end's rate."""
     _check(config)
     if config.kind == KALDI_LOG_MEL:
         return efficientat_front_end.num_frames(segment_samples), efficientat_front_end.N_MELS
@@ -226,12 +199,8 @@ def output_shape(config: FeatureConfig, segment_samples: int) -> tuple[int, int]
 
 # ----- graph -----------------------------------------------------------------------------
 def _mel_blocks(weights: np.ndarray, interleave: int) -> list[tuple[int, int, np.ndarray]]:
-    """Split the [bins, mels] product into blocks of MEL_GROUP filters over the bins they touch.
-
-    A mel filter is non-zero over a few neighbouring bins only; multiplying each group of
-    filters by its own bin range does an eighth of the dense product's work (n_fft 2048,
-    128 mels). ``interleave`` repeats every bin row (2: real and imaginary parts).
-    """
+    """Split the [bins, mels] product into blocks of MEL_GROUP filters over the few bins they touch, a fraction of
+    the dense product's work. ``interleave`` repeats every bin row (2: real and imaginary parts)."""
     blocks = []
     for start in range(0, weights.shape[0], MEL_GROUP):
         group = weights[start:start + MEL_GROUP]
@@ -318,13 +287,8 @@ def cepstrum(mel: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
 
 
 def compute(waveform: tf.Tensor, feature_config: FeatureConfig, sample_rate: int) -> tf.Tensor:
-    """The model input: ``feature_config.kind`` of float32 [batch, samples] -> [batch, frames, bins]
-    ([batch, 1, statistics] for "summary").
-
-    Frames are cropped to ``feature_config.frames`` when it is set (before the per-example
-    top_db clip, so a feature depends only on the audio its frames see). A 1-D clip gives
-    [frames, bins].
-    """
+    """The model input: ``feature_config.kind`` of float32 [batch, samples] (or one clip) -> [batch, frames, bins];
+    frames are cropped before the per-example top_db clip, so a feature depends only on the audio its frames see."""
     _check(feature_config)
     waveform = tf.convert_to_tensor(waveform, tf.float32)
     if waveform.shape.rank == 1:
@@ -337,9 +301,7 @@ def compute(waveform: tf.Tensor, feature_config: FeatureConfig, sample_rate: int
 
 
 def compute_inputs(waveform: tf.Tensor, feature_config: FeatureConfig, sample_rate: int) -> dict[str, tf.Tensor]:
-    """Every model input (:func:`model_inputs`) of float32 [batch, samples] at ``sample_rate``: ``kind`` by
-    :func:`compute`, each extra kind at the same rate by its own fixed front end; all of them of the segment
-    band-limited to ``band_limit_hz`` when it is set."""
+    """Every model input (:func:`model_inputs`) of float32 [batch, samples], band-limited to ``band_limit_hz``."""
     _check(feature_config)
     if feature_config.band_limit_hz is not None and 2 * feature_config.band_limit_hz < sample_rate:
         limited_rate = 2 * feature_config.band_limit_hz
@@ -352,15 +314,12 @@ def compute_inputs(waveform: tf.Tensor, feature_config: FeatureConfig, sample_ra
 
 
 def is_zscored(kind: str) -> bool:
-    """Whether Transform z-scores this kind per bin. Not the Kaldi log-mel: mn04 was trained on its own
-    fixed scaling ((log(mel + 1e-5) + 4.5) / 5), which a z-score would change and a regression undo only
-    approximately (models/preprocessing.normalisation_stats then reads mean 0 and std 1)."""
+    """Whether Transform z-scores this kind per bin: not the Kaldi log-mel, whose fixed scaling mn04 was trained on."""
     return kind != KALDI_LOG_MEL
 
 
 def kaldi_log_mel(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:
-    """float32 [batch, samples] at 32 kHz -> EfficientAT's log-mel [batch, frames, 128] (its frontend, transposed
-    to the project's [frames, bins] layout); ``config`` has no setting that applies to it."""
+    """float32 [batch, samples] at 32 kHz -> EfficientAT's log-mel as [batch, frames, 128]; ``config`` is unused."""
     del config
     if sample_rate != efficientat_front_end.SAMPLE_RATE:
         raise ValueError(f"features.kind 'kaldi_log_mel' is mn04's front end at {efficientat_front_end.SAMPLE_RATE} "
@@ -383,13 +342,8 @@ def _unit_sum(values: tf.Tensor, reduce) -> tf.Tensor:
 
 
 def zero_crossing_rate(waveform: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
-    """librosa.feature.zero_crossing_rate with frame_length n_fft: [batch, frames].
-
-    Edge-padded when centred (librosa pads ZCR frames with the edge values, not zeros); a
-    sample within +-ZCR_THRESHOLD counts as 0, and 0 as positive. A frame's rate is its
-    sign changes between neighbouring samples divided by the frame length. Counted from
-    a running sum of the changes, so no [frames, n_fft] tensor is built.
-    """
+    """librosa.feature.zero_crossing_rate with frame_length n_fft: [batch, frames], edge-padded as librosa does;
+    counted from a running sum of sign changes, so no [frames, n_fft] tensor is built."""
     length, hop = config.n_fft, config.hop_length
     if config.center:
         half = length // 2
@@ -410,17 +364,11 @@ def rms(waveform: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
 
 
 def frame_descriptors(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:
-    """float32 [batch, samples] -> [batch, frames, n_mfcc + 12 + 5]: the per-frame descriptors.
-
-    One STFT feeds all of them: MFCC (as :func:`mfcc`), chroma_stft with tuning 0 (librosa
-    estimates the tuning per call by default; docs/features.md), and from the magnitude
-    spectrum the spectral centroid, bandwidth (p = 2) and roll-off (85 %); then the
-    zero-crossing rate and RMS of the frames.
-    """
+    """float32 [batch, samples] -> [batch, frames, n_mfcc + 12 + 5]: MFCC, chroma (tuning 0, where librosa estimates
+    it; docs/features.md), spectral centroid, bandwidth and roll-off from one STFT, zero-crossing rate and RMS."""
     power = tf.reduce_sum(_squared_stft_parts(waveform, config), axis=-1)  # |X|^2 [batch, frames, bins]
     mfccs = cepstrum(_mel_product(power, config, sample_rate, 1), config)
-    chroma = _unit_sum(tf.matmul(power, tf.constant(chroma_filterbank(sample_rate, config.n_fft).T)),
-                       tf.reduce_max)
+    chroma = _unit_sum(tf.matmul(power, tf.constant(chroma_filterbank(sample_rate, config.n_fft).T)), tf.reduce_max)
     freqs = tf.constant(np.fft.rfftfreq(config.n_fft, d=1.0 / sample_rate), tf.float32)
     magnitude = tf.sqrt(power)
     weights = _unit_sum(magnitude, tf.reduce_sum)
@@ -434,11 +382,8 @@ def frame_descriptors(waveform: tf.Tensor, config: FeatureConfig, sample_rate: i
 
 
 def summary(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:
-    """float32 [batch, samples] -> [batch, 1, statistics]: mean and variance over frames (names: summary_names).
-
-    One row, so the statistics keep the [frames, bins] layout that Transform's per-bin
-    z-score, the trainer and the serving path share (docs/contracts.md).
-    """
+    """float32 [batch, samples] -> [batch, 1, statistics]: mean and variance over frames (names: summary_names),
+    one row so the statistics keep the shared [frames, bins] layout (docs/contracts.md)."""
     _check(config)
     descriptors = frame_descriptors(tf.convert_to_tensor(waveform, tf.float32), config, sample_rate)
     stats = tf.concat([tf.reduce_mean(descriptors, axis=1), tf.math.reduce_variance(descriptors, axis=1)], axis=-1)

@@ -1,17 +1,9 @@
-"""The fold protocol a setting is judged by: every train and eval clip held out once, clip accuracy over all.
+"""The fold protocol a setting is judged by: every train and eval clip held out once, clip accuracy over all
+(51 eval clips cannot tell close settings apart); the test split is never read.
 
-Why: an eval split of 51 real clips counts one clip as 2 points, and settings that differ by less cannot be told
-apart on it (docs/model-selection.md). Over folds of the train and eval tracks every clip is held out once, so a
-setting is judged on all of them; the test split is never read.
-
-Folds are cut per genre from the tracks' split groups (audio/groups.folder_key under ``split.group_by``, as
-ingestion keeps them together; a tag grouping by its folder rule), in the order of the numbers that end their
-keys, as ``folds`` consecutive blocks of near-equal size: all of an album (or an artist) is on one side, and on
-GTZAN, whose clips are their own groups, consecutive numbers keep most of an artist's clips together where a hash
-would spread them. Fold k trains on every block but k and the next one, which is the training's eval split (early
-stopping, where the settings stop early): the held-out block chooses nothing, not even the epoch. Block k's recorded segments are scored by the shipped
-vote (mean segment probability per clip); training views train with their track and are never scored.
-"""
+Folds are consecutive blocks of each genre's split groups in key-number order, so an album or artist stays on
+one side. Fold k trains on every block but k and the next, which stops the training: the held-out block chooses
+nothing, not even the epoch. Recorded segments are scored by the shipped vote; training views never are."""
 from __future__ import annotations
 
 import dataclasses
@@ -41,8 +33,7 @@ class Segments:
         return len(self.labels)
 
     def take(self, mask: np.ndarray) -> "Segments":
-        inputs = ({k: v[mask] for k, v in self.inputs.items()} if isinstance(self.inputs, dict)
-                  else self.inputs[mask])
+        inputs = {k: v[mask] for k, v in self.inputs.items()} if isinstance(self.inputs, dict) else self.inputs[mask]
         return Segments(inputs, self.labels[mask], self.track_ids[mask], self.is_view[mask])
 
 
@@ -52,10 +43,8 @@ TrainAndPredict = Callable[[Segments, Segments, Inputs], np.ndarray]
 
 def fold_of_tracks(track_ids: Sequence[str], labels: Sequence[int], folds: int, group_by: str,
                    genre_folders: bool = False) -> dict[str, int]:
-    """Track id -> fold: per genre, the tracks' groups in number order cut into ``folds`` consecutive blocks
-    (a genre with fewer groups than folds fills the first ones); a group filed under two genres takes the fold
-    of the first. :func:`cross_validate` needs at least MIN_FOLDS of them to hold tracks. ``genre_folders``: the
-    track ids start with their genre folder (labels from folders), which the folder rules do not read."""
+    """Track id -> fold (module docstring); a group filed under two genres takes the fold of the first.
+    ``genre_folders``: the track ids start with their genre folder, which the folder rules do not read."""
     group_of = {str(t): str(t) if group_by == "track" else folder_key(layout_path(str(t), genre_folders), group_by)
                 for t in set(track_ids)}
     by_genre: dict[int, set[str]] = {}
@@ -80,8 +69,7 @@ class FoldScore:
 
 def cross_validate(segments: Segments, assignment: dict[str, int], train_and_predict: TrainAndPredict,
                    on_fold: Optional[Callable[[int, int], None]] = None) -> FoldScore:
-    """Each fold of ``assignment`` held out once (module docstring); the score of all held-out recorded segments.
-    ``on_fold(done, folds)`` after each fold's training, for progress."""
+    """Each fold held out once (module docstring): the score of all held-out recorded segments; ``on_fold`` per fold."""
     fold = np.array([assignment[str(t)] for t in segments.track_ids])
     recorded = ~segments.is_view
     blocks = sorted(set(fold.tolist()))
@@ -101,5 +89,4 @@ def cross_validate(segments: Segments, assignment: dict[str, int], train_and_pre
         if on_fold is not None:
             on_fold(i + 1, len(blocks))
     scores = metrics.score(segments.track_ids[recorded], probabilities[recorded], segments.labels[recorded])
-    return FoldScore(scores.clip_accuracy, scores.clips, int(np.trace(scores.clip_confusion)),
-                     scores.segment_accuracy)
+    return FoldScore(scores.clip_accuracy, scores.clips, int(np.trace(scores.clip_confusion)), scores.segment_accuracy)

@@ -1,8 +1,6 @@
 """The settings a tuning run may choose, and how its choice becomes the Trainer's configuration.
 
-Apart from the search (models/tuning.py) so that the Trainer reads the Tuner's best hyperparameters without
-importing KerasTuner or the search: a value the Tuner chose is a ``train.*`` setting under its own name.
-"""
+Kept apart from models/tuning.py so the Trainer needs no KerasTuner; a chosen value is a ``train.*`` setting."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,15 +10,14 @@ from config.settings import PipelineConfig, TrainConfig
 
 # KerasTuner's own bookkeeping in a trial's values (Hyperband's epochs and brackets): not settings.
 OWN_PREFIX = "tuner/"
-# A trial replaces the preset only when it gets more than this share of the held-out clips more: a lead of a clip
-# or two is what another seed moves, and the preset, chosen on more evidence, stays.
+# A trial replaces the preset only when it gets more than this share of held-out clips more (another seed moves a
+# clip or two, and the preset was chosen on more evidence).
 PRESET_MARGIN = 0.01
 TRAIN_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 
 
 def chosen(hyperparameters: Optional[Mapping[str, Any]]) -> dict[str, Any]:
-    """The settings in a best-hyperparameters artifact (KerasTuner's ``HyperParameters.get_config()``, as TFX
-    hands it to ``run_fn``); {} without one (no Tuner ran)."""
+    """The settings in a best-hyperparameters artifact (``HyperParameters.get_config()``); {} if no Tuner ran."""
     if not hyperparameters:
         return {}
     values = hyperparameters.get("values", hyperparameters)

@@ -1,8 +1,5 @@
-"""Segment- and clip-level scoring shared by the trainer, the clip gate and the benchmarks.
-
-A clip's prediction is the mean of its segments' probabilities (soft vote), the same
-rule the serving signature applies to a whole clip.
-"""
+"""Segment- and clip-level scoring shared by the trainer, the clip gate and the benchmarks; a clip's prediction
+is the mean of its segments' probabilities (soft vote), as the serving signature computes it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,11 +35,7 @@ class Scores:
 
 
 class TrackMeans:
-    """Per-track running sums of segment rows (probabilities, or embeddings), fed one batch at a time.
-
-    The state is a few numbers per track (row sums, segment count, label), never anything per
-    segment, so a split of any size is averaged in one pass over its batches.
-    """
+    """Per-track running sums of segment rows, fed a batch at a time, so a split of any size takes one pass."""
 
     def __init__(self) -> None:
         self._slots: dict[bytes, int] = {}  # track id -> row of the per-track arrays, in order of first sight
@@ -82,9 +75,8 @@ class TrackMeans:
         if mixed.any():
             at = int(np.argmax(mixed))
             track = track_ids[at].decode() if isinstance(track_ids[at], bytes) else str(track_ids[at])
-            raise ValueError(f"track {track} has segments of two labels ({self._labels[index[at]]} and "
-                             f"{labels[at]}): a track is one clip of one genre. Check the track ids the examples "
-                             "carry")
+            raise ValueError(f"track {track} has segments of two labels ({self._labels[index[at]]} and {labels[at]}): "
+                             "a track is one clip of one genre. Check the track ids the examples carry")
         np.add.at(self._sums, index, rows)  # in segment order, as one sum over the whole split adds them
         self._counts += np.bincount(index, minlength=len(self._counts))
 
@@ -98,20 +90,14 @@ class TrackMeans:
             self._labels = np.concatenate([self._labels, np.zeros(extra, dtype=np.int64)])
 
     def votes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(track ids, clip labels, clip means), sorted by track id: a clip's mean is the mean of its
-        segments' rows (with probabilities, the soft vote)."""
+        """(track ids, clip labels, clip means of the segments' rows), sorted by track id."""
         tracks = np.array(list(self._slots))
         order = np.argsort(tracks, kind="stable")
         return tracks[order], self._labels[order], self._sums[order] / self._counts[order][:, None]
 
 
 class ClipAccumulator:
-    """Segment and clip scores of one model, fed one batch of segments at a time.
-
-    Per-track probability sums (:class:`TrackMeans`) and the segment confusion matrix: a split of
-    any size is scored in one pass over its batches, holding nothing per segment. ``score`` on a
-    whole split is this with one batch.
-    """
+    """Segment and clip scores of one model, fed one batch of segments at a time, holding nothing per segment."""
 
     def __init__(self) -> None:
         self._tracks = TrackMeans()
@@ -167,8 +153,8 @@ Votes = tuple[np.ndarray, np.ndarray, np.ndarray]  # (track ids, clip labels, cl
 
 
 def fuse_votes(votes: Sequence[Votes]) -> tuple[Votes, int]:
-    """Late fusion of several models' clip votes: a clip's probabilities are the mean of the models', over the
-    clips every model scored (sorted by track id); also how many clips some but not all models scored."""
+    """Late fusion: the mean of the models' clip probabilities over the clips all scored (sorted by track id), and
+    how many clips some but not all models scored."""
     by_model = [dict(zip(ids, zip(labels, probabilities))) for ids, labels, probabilities in votes]
     shared = sorted(set.intersection(*(set(v) for v in by_model)))
     labels = np.array([by_model[0][t][0] for t in shared], dtype=np.int64)
@@ -195,12 +181,7 @@ def _check_width(matrix: np.ndarray, genres: Sequence[str]) -> None:
 
 
 def top1_rates(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Top-1 recall and precision per class from a [true, predicted] matrix; NaN where undefined.
-
-    Recall of class c: the share of c's items whose argmax is c (its row); precision: the
-    share of items predicted c that are c (its column). NaN for a class with no items
-    (recall) or never predicted (precision), not 0, so an absent figure is not a bad one.
-    """
+    """Top-1 recall (rows) and precision (columns) per class; NaN, not 0, where undefined: absent is not bad."""
     matrix = np.asarray(matrix, dtype=np.float64)
     hits = np.diag(matrix)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -212,12 +193,8 @@ def _or_none(value: float) -> Optional[float]:
 
 
 def per_genre(matrix: np.ndarray, genres: Sequence[str]) -> dict[str, dict[str, Optional[float]]]:
-    """Per genre: its clips, the clips predicted as it, and its top-1 accuracy, recall and precision.
-
-    A genre's accuracy is the accuracy on that genre's clips (its slice, as TFMA's genre
-    slices report it), which is its top-1 recall; both names are kept because people look
-    for either. Undefined figures are None (JSON null).
-    """
+    """Per genre: its clips, the clips predicted as it, top-1 accuracy, recall and precision (None if undefined);
+    accuracy (its slice, as TFMA reports it) equals recall, and both names are kept because people look for either."""
     _check_width(matrix, genres)
     recall, precision = top1_rates(matrix)
     return {genre: {"clips": int(matrix[i].sum()), "predicted_clips": int(matrix[:, i].sum()),

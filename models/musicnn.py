@@ -1,20 +1,6 @@
-"""musicnn's MSD_musicnn as a Keras 2 model: the pretrained front and mid end, loaded from the musicnn wheel,
-mean-pooled over time, and a new genre head.
-
-Layout, read from musicnn/models.py (``build_musicnn`` with its defaults for MSD_musicnn): the input
-[batch, 187 frames, 96 mels] gets a batch norm, then five musically motivated convolutions side by side
-(two timbral ones spanning 7 frames x 38 and x 67 mel bands, three temporal ones spanning 128, 64 and
-32 frames x 1 band), each conv(+bias) -> ReLU -> batch norm -> max over the mel axis, concatenated to
-[frames, 561]. The mid end is three 7-frame convolutions across all those channels (64 filters each,
-the second and third residual). Its dense concatenation [front end, mid 1, mid 2, mid 3] is 753
-channels per frame; musicnn's ``mean_pool`` is their mean over time, our embedding.
-
-Why this body and this embedding: a linear probe on frozen features of the 288 real clips
-(train split -> eval split of ``lists-trainval``, BENCHMARKS.md "Pretrained bodies compared") scored
-0.68 segment / 0.73 clip accuracy on MSD_musicnn's mean_pool against 0.55 / 0.57 on MSD_vgg's pool5.
-musicnn's own back end (a 200-unit dense layer trained for 50 tags) is left out: in a first probe (a throwaway
-script, not in bench/) its penultimate layer scored 0.65 eval segment accuracy against the mean pool's 0.68.
-"""
+"""musicnn's MSD_musicnn as a Keras 2 model: the pretrained front and mid end (musicnn/models.py's layout, 753
+channels per frame), mean-pooled over time, and a new genre head. The mean pool probed better than MSD_vgg's pool5
+and musicnn's own tag back end (BENCHMARKS.md, "Pretrained bodies compared")."""
 from __future__ import annotations
 
 from typing import Callable, Optional, Sequence
@@ -69,11 +55,8 @@ def _batch_norm(name: str) -> keras.layers.BatchNormalization:
 
 
 def _front_end(image, name: str, filters: int, kernel: tuple[int, int], padding: str):
-    """conv -> ReLU -> BN -> max over the mel axis: [batch, frames, filters].
-
-    The timbral convolutions pad time by 3 on each side and are 'valid' in frequency, as musicnn's
-    (a 'same' time axis without padding the bands); the temporal ones are 'same' on both axes.
-    """
+    """conv -> ReLU -> BN -> max over the mel axis: [batch, frames, filters]. As musicnn's, the timbral ones pad
+    time only ('valid' across the bands); the temporal ones are 'same' on both axes."""
     x = image
     if padding == "valid":
         x = keras.layers.ZeroPadding2D(((kernel[0] // 2, kernel[0] // 2), (0, 0)),
@@ -86,8 +69,7 @@ def _front_end(image, name: str, filters: int, kernel: tuple[int, int], padding:
 
 
 def _mid_layer(x, i: int):
-    """One mid-end layer: a 7-frame convolution across all channels ([frames, channels, 1] image,
-    kernel [7, channels], as the checkpoint stores it) -> ReLU -> BN: [batch, frames, 64]."""
+    """One mid-end layer: a 7-frame convolution across all channels -> ReLU -> BN: [batch, frames, 64]."""
     channels = x.shape[-1]
     name = f"{BACKBONE_PREFIX}mid{i}"
     x = keras.layers.Reshape((-1, channels, 1), name=f"{name}_to_image")(x)
@@ -98,22 +80,10 @@ def _mid_layer(x, i: int):
     return keras.layers.Reshape((-1, MID_FILTERS), name=f"{name}_squeeze")(x)
 
 
-def build_musicnn(
-    input_shape: Sequence[Optional[int]],
-    num_classes: int,
-    train: TrainConfig,
-    *,
-    input_name: str = "log_mel",
-    pretrained: bool = True,
-    input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None,
-) -> keras.Model:
-    """MSD_musicnn's front and mid end (weights from the checkpoint unless ``pretrained=False``), their
-    mean over time (753), then the head: batch norm, dropout 0.5 and a softmax over ``num_classes``.
-
-    ``input_stats`` as in models/vgg.build_vgg: (mean, std) per mel bin of Transform's z-score, undone by
-    a fixed first layer so the body sees musicnn's log10(1 + 10000 mel) scale. ``train`` is accepted for
-    the families' common signature; which phases run is the trainer's (models/training.fit).
-    """
+def build_musicnn(input_shape: Sequence[Optional[int]], num_classes: int, train: TrainConfig, *,
+                  input_name: str = "log_mel", pretrained: bool = True,
+                  input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None) -> keras.Model:
+    """MSD_musicnn's front and mid end, their mean over time, batch norm, dropout, softmax; ``train`` is unused."""
     del train
     frames, bins = check_input_shape(input_shape, "musicnn")
     if (frames, bins) != (FRAMES, MELS):
@@ -121,9 +91,7 @@ def build_musicnn(
                          f"({frames}, {bins}). Use PipelineConfig().with_model('musicnn') feature settings.")
     inputs = keras.Input(shape=(FRAMES, MELS), name=input_name, dtype="float32")
     embedding = body(inputs, input_stats)
-    # A batch norm before the head's dropout, as musicnn's own back end has on its pooled features: the
-    # 753 channels differ in scale by orders of magnitude (eval split, three seeds: 0.694 against 0.671
-    # segment accuracy without it; docs/model-selection.md, "musicnn").
+    # Batch norm before the head's dropout, as musicnn's back end has: the 753 channels differ vastly in scale.
     x = _batch_norm("head_bn")(embedding)
     model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name="musicnn")
     if pretrained:
@@ -132,8 +100,7 @@ def build_musicnn(
 
 
 def body(inputs: tf.Tensor, input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None) -> tf.Tensor:
-    """MSD_musicnn's layers on ``inputs`` [batch, 187, 96] (z-score undone with ``input_stats``): the front and
-    mid end, mean-pooled over time to the [batch, 753] :data:`EMBEDDING`; weights by :func:`load_pretrained`."""
+    """MSD_musicnn's front and mid end on ``inputs``, mean-pooled to the [batch, 753] :data:`EMBEDDING`."""
     image = _batch_norm(INPUT_BN)(as_image(undo_zscore(inputs, input_stats), BACKBONE_PREFIX + "to_image"))
     front = keras.layers.Concatenate(name=BACKBONE_PREFIX + "front_end")(
         [_front_end(image, *spec) for spec in FRONT_END])
@@ -177,21 +144,9 @@ def _constant(value: np.ndarray, name: str) -> tf.Variable:
 
 
 class ServingBody(tf.Module):
-    """The pretrained front and mid end as the exported graph runs them: input batch norm's output
-    [batch, 187, 96, 1] -> :data:`MID_END` [batch, 187, 753], the function of the Keras layers, cheaper.
-
-    Why: the front end is nearly all of a clip's cost, and its convolutions already run on oneDNN as fast as
-    plain matmuls of the same multiply-adds (BENCHMARKS.md, "musicnn serving profile"), so what can go is the
-    work around them.
-    Each front-end branch is conv -> ReLU -> batch norm -> max over the 96 (or 59, 30) mel positions; the
-    batch norm then ran on the full [batch, 187, bands, filters] tensor and the max in a pooling layer.
-    Here the max comes first, on the convolution's output, and ReLU and batch norm run on the
-    [batch, 187, filters] maxima: ReLU is monotone, and a batch norm of scale a is monotone too, increasing
-    for a > 0 and decreasing for a < 0, where the max of its output is the image of the minimum. The
-    convolution of a channel with a < 0 is negated (its kernel and bias), so one max gives both. The mid
-    end's [7, channels] convolutions over a one-channel image become 1-D convolutions over channels.
-    Weights are read from the model once, at export: training keeps its own graph (the Keras layers).
-    """
+    """The pretrained front and mid end as the exported graph runs them: the Keras layers' function, cheaper. The
+    max over mel positions comes first and ReLU and batch norm run on the maxima: both are monotone, and a channel
+    with a negative BN scale has its convolution negated. Weights are read once, at export."""
 
     def __init__(self, model: keras.Model):
         super().__init__(name="musicnn_serving_body")
@@ -236,12 +191,9 @@ class ServingBody(tf.Module):
 
 
 def serving_function(model: keras.Model, musicnn_input: str = "log_mel") -> Callable[..., tf.Tensor]:
-    """``model``'s function (input -> probabilities) through :class:`ServingBody`, for the exported graph:
-    the Keras layers before the front end (z-score undone, input batch norm) and after the mid end (the
-    heads; the LSTM's recurrent head) run as they are. The body is tracked on ``model`` so it is saved.
-
-    A model of several inputs (a dict by name, models/musicnn_efficientat.py) runs musicnn's body on the one
-    named ``musicnn_input``; its other inputs go to the layers after the mid end, as in the model."""
+    """``model``'s function (input -> probabilities) with :class:`ServingBody` (tracked on ``model`` so it is saved)
+    in place of the front and mid end; the Keras layers before and after run as they are. With several inputs,
+    the body runs on ``musicnn_input`` and the others go to the layers after the mid end."""
     model.serving_body = ServingBody(model)
     if not isinstance(model.input, dict):
         before = keras.Model(model.input, model.get_layer(INPUT_BN).output)

@@ -1,19 +1,6 @@
-"""The ``musicnn_efficientat`` family: both pretrained bodies on every segment, frozen, and one genre head on
-their embeddings joined.
-
-Inputs, by name: ``log_mel`` [batch, 187, 96], musicnn's log-mel at 16 kHz (Transform resamples the 32-kHz
-segment in its graph and z-scores it; the body undoes the z-score), and ``kaldi_log_mel`` [batch, frames, 128],
-mn04's own front end at 32 kHz. musicnn's front and mid end mean-pooled (753) and mn04 up to its global pool
-(384) are joined into one 1137-d embedding; the head is musicnn's: batch norm, dropout 0.5, softmax.
-
-Why: the two bodies were trained on different music with different labels (the Million Song Dataset's tags,
-AudioSet's classes) and err on different clips. Over five folds of the real train and eval clips, one head on
-both embeddings held out more clips than either body alone or a mean of the two families' clip votes
-(docs/model-selection.md, "Both bodies").
-
-The heads train on the frozen bodies' embeddings only: fine-tuning the pair is refused (no setting for it was
-measured), so the family has neither augmentation nor a second phase.
-"""
+"""The ``musicnn_efficientat`` family: both pretrained bodies, frozen, and one genre head on their joined
+embeddings. They err on different clips, and one head on both beat either alone and a vote of the two
+(docs/model-selection.md, "Both bodies"). Fine-tuning the pair is refused: no augmentation, no second phase."""
 from __future__ import annotations
 
 from typing import Mapping, Optional, Sequence
@@ -35,12 +22,8 @@ HEAD_DROPOUT = 0.5
 def build_musicnn_efficientat(input_shape: Mapping[str, Sequence[Optional[int]]], num_classes: int,
                               train: TrainConfig, *, input_name: Optional[str] = None, pretrained: bool = True,
                               input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None) -> keras.Model:
-    """Both bodies (their release weights unless ``pretrained=False``, frozen) -> joined embedding -> the head.
-
-    ``input_shape``: (frames, bins) by input name, as training.model_input_shape gives it; ``input_stats``:
-    Transform's per-bin (mean, std) of ``log_mel``. ``input_name`` is the families' common keyword, unused:
-    the inputs are named by kind.
-    """
+    """Both frozen bodies -> joined embedding -> the head; ``input_shape``: (frames, bins) by input name,
+    ``input_stats``: Transform's per-bin (mean, std) of ``log_mel``; ``input_name`` is unused."""
     del input_name
     if set(input_shape) != {MUSICNN_INPUT, MN04_INPUT}:
         raise ValueError(f"{NAME}: takes the inputs {MUSICNN_INPUT!r} and {MN04_INPUT!r}, got {sorted(input_shape)}. "

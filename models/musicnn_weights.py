@@ -1,8 +1,6 @@
-"""Read musicnn's pretrained TF1 checkpoints from the installed wheel and copy them into Keras layers.
+"""Copy musicnn's pretrained TF1 checkpoints, shipped in the ``musicnn`` 0.1.0 wheel, into Keras layers.
 
-The checkpoints ship inside the ``musicnn`` 0.1.0 wheel, so nothing is downloaded at run
-time. Only the package's files are used: its code (TF1 graph building) is never imported here.
-"""
+Nothing is downloaded, and the package's TF1 code is never imported: only its checkpoint files are read."""
 from __future__ import annotations
 
 import importlib.util
@@ -20,31 +18,23 @@ _OPTIMIZER_NAMES = ("beta1_power", "beta2_power")
 
 
 def checkpoint_prefix(name: str = "MSD_vgg") -> str:
-    """The checkpoint prefix ``<musicnn package>/<name>/`` (trailing slash: the files are ``.index`` etc.).
-
-    Raises FileNotFoundError naming the fix when musicnn or its checkpoint is absent.
-    """
+    """``<musicnn package>/<name>/`` (the files are ``.index`` etc.); FileNotFoundError names the fix if absent."""
     spec = importlib.util.find_spec("musicnn")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"The pretrained {name} checkpoint ships in the musicnn wheel, which is not installed. "
-            f"Fix: {INSTALL_HINT} (--no-deps: musicnn pins numpy < 1.17).")
+        raise FileNotFoundError(f"The pretrained {name} checkpoint ships in the musicnn wheel, which is not installed. "
+                                f"Fix: {INSTALL_HINT} (--no-deps: musicnn pins numpy < 1.17).")
     folder = Path(list(spec.submodule_search_locations)[0]) / name
     if not (folder / ".index").is_file():
-        raise FileNotFoundError(
-            f"musicnn is installed at {folder.parent} but has no {name} checkpoint ({folder}/.index). "
-            f"Fix: {INSTALL_HINT} (the PyPI wheel contains the checkpoints).")
+        raise FileNotFoundError(f"musicnn is installed at {folder.parent} but has no {name} checkpoint "
+                                f"({folder}/.index). Fix: {INSTALL_HINT} (the PyPI wheel contains the checkpoints).")
     return str(folder) + "/"
 
 
 def read_checkpoint(name: str = "MSD_vgg") -> dict[str, np.ndarray]:
     """Every model variable of the checkpoint by its TF1 name, optimiser slots left out."""
     reader = tf.compat.v1.train.NewCheckpointReader(checkpoint_prefix(name))
-    return {
-        key: reader.get_tensor(key)
-        for key in reader.get_variable_to_shape_map()
-        if key not in _OPTIMIZER_NAMES and not key.endswith(_OPTIMIZER_SUFFIXES)
-    }
+    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+            if key not in _OPTIMIZER_NAMES and not key.endswith(_OPTIMIZER_SUFFIXES)}
 
 
 def checkpoint_key(scope: str, weight_name: str) -> str:
@@ -54,11 +44,8 @@ def checkpoint_key(scope: str, weight_name: str) -> str:
 
 def assign_layers(model: keras.Model, layer_to_scope: Mapping[str, str],
                   tensors: Mapping[str, np.ndarray]) -> list[str]:
-    """Set each Keras layer's weights from ``<scope>/<weight>`` (kernel, bias, gamma, beta, moving_*).
-
-    Keras and tf.compat.v1.layers store conv kernels alike ([kh, kw, in, out]), so tensors are
-    copied unchanged; a missing tensor or a shape mismatch raises. Returns the names used.
-    """
+    """Set each layer's weights from ``<scope>/<weight>``, unchanged (Keras and TF1 layers store kernels alike);
+    a missing tensor or a shape mismatch raises. Returns the names used."""
     used: list[str] = []
     for layer_name, scope in layer_to_scope.items():
         layer = model.get_layer(layer_name)

@@ -1,9 +1,5 @@
-"""The TFX Transform ``preprocessing_fn``: raw int16 segments -> normalised model input.
-
-The saved transform graph is the only feature code in the serving model too
-(models/signatures.py feeds it ``{"audio": ...}`` only), so what the model sees at serving
-is what Transform computed for training. Contracts: docs/contracts.md.
-"""
+"""The TFX Transform ``preprocessing_fn``: raw int16 segments -> normalised model input. Its saved graph is the
+only feature code in the serving model too, so serving sees what Transform computed (docs/contracts.md)."""
 from __future__ import annotations
 
 from typing import Any, Mapping, NamedTuple
@@ -33,11 +29,7 @@ def _dense(x: Any) -> tf.Tensor:
 
 
 def normalise_per_bin(values: tf.Tensor) -> tf.Tensor:
-    """z-score [batch, frames, bins] with each bin's full-pass mean and variance (tft analyzers).
-
-    Statistics are over every frame of every example, one per mel bin / coefficient. A
-    bin that never varies (variance 0) is only centred, as tft.scale_to_z_score does.
-    """
+    """z-score each bin with its full-pass mean and variance; a bin that never varies is only centred, as tft does."""
     bins = values.shape[-1]
     rows = tf.reshape(values, [-1, bins])
     mean = tft.mean(rows, reduce_instance_dims=False)
@@ -47,8 +39,7 @@ def normalise_per_bin(values: tf.Tensor) -> tf.Tensor:
 
 
 def raw_features(pcm: tf.Tensor, config: PipelineConfig) -> dict[str, tf.Tensor]:
-    """int16 PCM segments [batch] -> every model input (features.model_inputs) before the per-bin z-score:
-    level, then the front ends."""
+    """int16 PCM segments [batch] -> every model input before the per-bin z-score: level, then the front ends."""
     waveform = audio.decode_pcm16(pcm, num_samples=config.audio.segment_samples)
     if config.features.level_dbfs is not None:
         waveform = audio.normalise_level(waveform, config.features.level_dbfs, config.features.max_level_gain_db)
@@ -56,14 +47,8 @@ def raw_features(pcm: tf.Tensor, config: PipelineConfig) -> dict[str, tf.Tensor]
 
 
 def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]) -> dict[str, tf.Tensor]:
-    """Transform's entry point; ``custom_config["pipeline_config"]`` is ``PipelineConfig.to_json()``.
-
-    Outputs ``{features.kind: float32 [batch, frames, bins], "label": int64, "track_id": string,
-    "segment_index": int64}`` (the last two identify a segment for clip voting and skew checks), and each of
-    ``features.extra_kinds`` beside ``features.kind``; ``features.compute`` crops the frames to
-    ``features.frames`` when it is set (musicnn's 187).
-    Only ``audio`` is needed to compute the features, so the serving graph can feed it alone.
-    """
+    """Transform's entry point: float32 [batch, frames, bins] per feature kind, plus label, track_id and
+    segment_index; only ``audio`` feeds the features, so the serving graph can feed it alone."""
     config = PipelineConfig.from_json(custom_config["pipeline_config"])
     outputs = {kind: normalise_per_bin(values) if features.is_zscored(kind) else values
                for kind, values in raw_features(_dense(inputs[AUDIO_KEY]), config).items()}
@@ -78,16 +63,10 @@ class NormalisationStats(NamedTuple):
     std: np.ndarray   # [bins]; 1 where Transform found no variance (it then only centres)
 
 
-def normalisation_stats(tft_output: tft.TFTransformOutput, config: PipelineConfig,
-                        probes: int = 4, seed: int = 0) -> NormalisationStats:
-    """Read back the per-bin mean and std that Transform baked into its graph for ``features.kind``.
-
-    The normalisation is affine per bin, so feeding the transform layer a few probe
-    segments (silence and white noise at several levels) and regressing its output on
-    the un-normalised features of the same probes (:func:`raw_features`) recovers
-    them. The trainer needs the std to turn a gain in dB into normalised units
-    (models/augment.py).
-    """
+def normalisation_stats(tft_output: tft.TFTransformOutput, config: PipelineConfig, probes: int = 4,
+                        seed: int = 0) -> NormalisationStats:
+    """The per-bin mean and std Transform baked into its graph for ``features.kind``, recovered by regressing the
+    transform layer's output on the raw features of a few probe segments (the normalisation is affine per bin)."""
     n = config.audio.segment_samples
     rng = np.random.default_rng(seed)
     levels = np.geomspace(1e-3, 0.5, probes - 1)

@@ -1,9 +1,5 @@
-"""One entry point from the pipeline configuration to an uncompiled Keras model.
-
-The trainer calls :func:`build_model` (with Transform's per-bin statistics when
-:func:`needs_input_stats`); for two-phase transfer learning it asks
-:func:`has_pretrained_backbone` and toggles the body with :func:`set_backbone_trainable`.
-"""
+"""One entry point from the pipeline configuration to an uncompiled Keras model, and the two-phase transfer
+learning hooks (:func:`has_pretrained_backbone`, :func:`set_backbone_trainable`) the trainer asks."""
 from __future__ import annotations
 
 import warnings
@@ -25,19 +21,14 @@ BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "lstm": lstm.build_lstm, "vgg"
 # Families that can start from pretrained weights: their module's split_backbone / set_backbone_trainable.
 TRANSFER_FAMILIES = {"vgg": vgg, "efficientnet": efficientnet, "lstm": lstm, "musicnn": musicnn,
                      "efficientat": efficientat_family, "musicnn_efficientat": musicnn_efficientat}
-# Families whose pretrained body is (or includes) a musicnn checkpoint: MSD_vgg (whole, or its first blocks as the
-# LSTM's front end) or MSD_musicnn.
+# Families whose pretrained body is (or includes) a musicnn checkpoint (MSD_vgg or MSD_musicnn).
 MUSICNN_FAMILIES = ("vgg", "lstm", "musicnn", "musicnn_efficientat")
 
 
 def build_model(config: PipelineConfig, input_shape: Sequence[Optional[int]],
                 input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None) -> keras.Model:
-    """The ``config.train.model`` family for ``input_shape`` = (frames, bins), input named ``features.kind``;
-    a family of several inputs takes a shape per input kind (training.model_input_shape).
-
-    ``input_stats``: Transform's per-bin (mean, std), used by pretrained families only
-    (see :func:`needs_input_stats`); the others learn on the z-scored input as it is.
-    """
+    """The ``config.train.model`` family for ``input_shape`` = (frames, bins) (a shape per input kind for a family
+    of several inputs), input named ``features.kind``; ``input_stats`` see :func:`needs_input_stats`."""
     name = config.train.model
     if name not in BUILDERS:
         raise ValueError(f"Unknown model {name!r}; choose one of {', '.join(BUILDERS)}.")
@@ -52,24 +43,16 @@ def build_model(config: PipelineConfig, input_shape: Sequence[Optional[int]],
 
 
 def has_pretrained_backbone(config: PipelineConfig) -> bool:
-    """Whether the family is trained in two phases (body frozen for ``frozen_epochs``, then fine-tuned).
-
-    The VGG, the LSTM (MSD_musicnn front end) and musicnn always (their weights ship with musicnn); efficientat
-    always (mn04_as, AudioSet); EfficientNet when it has weights (efficientnet.weights_source): from random
-    initialisation it trains whole, in one phase.
-    """
+    """Whether the family trains in two phases (body frozen for ``frozen_epochs``, then fine-tuned): always for
+    the musicnn and efficientat families, for EfficientNet only when it has weights."""
     if config.train.model == "efficientnet":
         return efficientnet.is_pretrained(config.train)
     return config.train.model in (*MUSICNN_FAMILIES, "efficientat")  # musicnn_efficientat is in both
 
 
 def needs_input_stats(config: PipelineConfig) -> bool:
-    """Whether :func:`build_model` wants Transform's per-bin (mean, std) to undo the z-score.
-
-    Only the musicnn-checkpoint families: their bodies were trained on musicnn's log10(1 + 10000 x) scale.
-    EfficientNet's ImageNet body never saw spectrograms, so the z-scores mapped to pixels are as good
-    as any scale. efficientat's Kaldi log-mel is not z-scored at all (features.is_zscored).
-    """
+    """Whether :func:`build_model` wants Transform's per-bin (mean, std) to undo the z-score: only the musicnn
+    bodies, trained on musicnn's own scale (ImageNet never saw spectrograms; Kaldi log-mel is not z-scored)."""
     return config.train.model in MUSICNN_FAMILIES
 
 

@@ -1,17 +1,7 @@
 """Serving signatures of the exported model (contract and every refusal: docs/contracts.md).
 
-All of them run the same transform graph that Transform produced for training
-(``model.tft_layer``), fed with segments cut and quantised exactly as ExampleGen cuts
-and quantises them (models/audio.py): there is no second feature implementation to
-drift from the first.
-
-TF Serving runs this graph, so it holds core TensorFlow ops only. Bad input is refused
-with INVALID_ARGUMENT by ``tf.debugging.Assert`` ops whose one data item is a whole
-sentence, built in-graph; the op reports it as ``assertion failed: [<sentence>]`` (see
-``serving.client.readable_error``). Every check runs before the work whose cost grows
-with the clip (resampling, segmenting, features), so an over-long clip costs no more
-than reading it.
-"""
+All run Transform's own graph on segments cut exactly as ExampleGen's, so no second feature code can drift. Bad
+input is refused with INVALID_ARGUMENT (an Assert carrying a sentence) before any work that grows with the clip."""
 from __future__ import annotations
 
 from typing import Callable, Union
@@ -28,9 +18,8 @@ WAV_SIGNATURE = "serving_wav"
 EXAMPLES_SIGNATURE = "from_examples"
 FEATURES_SIGNATURE = "segment_features"
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 192000
-# Peaks in (1, MAX_PEAK] are clipped to [-1, 1], as training's int16 quantisation clips them (lossy
-# decoders and resampling overshoot full scale, up to 2.3 on GTZAN's loudest Ogg clips at 32 kHz); a
-# larger peak means the wrong scale, e.g. int16 values sent as float, and is refused.
+# Peaks in (1, MAX_PEAK] are clipped to [-1, 1], as training's int16 quantisation clips them (lossy decoders and
+# resampling overshoot full scale); a larger peak means the wrong scale, e.g. int16 values sent as float.
 MAX_PEAK = 4.0
 # serving_wav: WAV encodings decoded in-graph, (format code, bits per sample) -> branch index.
 # 1 = PCM (8-bit unsigned, 16/24/32-bit signed), 3 = IEEE float; 0xFFFE (extensible) names one of them.
@@ -38,10 +27,8 @@ WAV_ENCODINGS = ((1, 8), (1, 16), (1, 24), (1, 32), (3, 32), (3, 64))
 WAV_MAX_CHUNKS = 64  # RIFF chunks read while looking for "fmt " and "data"
 WAV_MAX_CHANNELS = 64
 
-# The exported model's graph: "serving" runs musicnn's front and mid end (also the LSTM's front end) as
-# musicnn.ServingBody, the same function at about 0.8 of the CPU time; "keras" runs the training graph's
-# layers as they are, kept for the comparison in bench/serving.py and the equality test. Other families
-# export the same graph either way.
+# The exported model's graph: "serving" runs musicnn's front and mid end as musicnn.ServingBody (cheaper); "keras"
+# runs the training layers, for bench/serving.py and the equality test. Other families export one graph either way.
 GRAPHS = ("serving", "keras")
 
 Part = Union[str, tf.Tensor]
@@ -63,8 +50,7 @@ def _num(x: tf.Tensor, precision: int = -1) -> tf.Tensor:
 
 
 def _refuse_unless(ok: tf.Tensor, *parts: Part) -> tf.Operation:
-    """INVALID_ARGUMENT with the sentence PARTS join to, unless OK. No quotes in PARTS: the
-    Assert op C-escapes them."""
+    """INVALID_ARGUMENT with the sentence PARTS join to, unless OK. No quotes in PARTS: the Assert op C-escapes them."""
     sentence = tf.strings.join([tf.convert_to_tensor(p, tf.string) for p in parts])
     return tf.debugging.Assert(ok, [sentence], summarize=1)
 
@@ -92,15 +78,13 @@ def _length_checks(config: PipelineConfig, num_samples: tf.Tensor, sample_rate: 
             n <= limit * rate, "The audio clip is ", _num(n / rate, 1), " s long, longer than the ",
             f"{limit:g} s this model accepts (serving.max_clip_seconds); send at most {limit:g} s of it.")
     with tf.control_dependencies([too_long]):
-        too_short = _refuse_unless(
-            n >= tf.math.ceil(segment * rate), "The audio clip is ", _num(n / rate, 2),
-            f" s long, shorter than one {segment:g} s segment.")
+        too_short = _refuse_unless(n >= tf.math.ceil(segment * rate), "The audio clip is ", _num(n / rate, 2),
+                                   f" s long, shorter than one {segment:g} s segment.")
     return [empty, too_long, too_short]
 
 
 def _level_checks(config: PipelineConfig, waveform: tf.Tensor) -> list:
-    """Finite, peak within MAX_PEAK, louder than ``audio.silence_dbfs`` once DC is removed: ingestion's rules
-    (audio/levels.py)."""
+    """Finite, peak within MAX_PEAK, louder than ``audio.silence_dbfs`` without DC: audio/levels.py's rules."""
     finite = _refuse_unless(tf.reduce_all(tf.math.is_finite(waveform)),
                             "The audio clip contains NaN or Inf samples; every sample must be finite.")
     peak = tf.reduce_max(tf.abs(waveform))
@@ -114,9 +98,8 @@ def _level_checks(config: PipelineConfig, waveform: tf.Tensor) -> list:
     dbfs = 20.0 * tf.math.log(tf.cast(rms, tf.float64)) / tf.math.log(tf.constant(10.0, tf.float64))
     floor = config.audio.silence_dbfs
     with tf.control_dependencies([loud]):
-        silent = _refuse_unless(
-            dbfs >= floor, "The audio clip is silent: its RMS level of ", _num(dbfs, 1),
-            f" dBFS is below the silence floor of {floor:g} dBFS (audio.silence_dbfs).")
+        silent = _refuse_unless(dbfs >= floor, "The audio clip is silent: its RMS level of ", _num(dbfs, 1),
+                                f" dBFS is below the silence floor of {floor:g} dBFS (audio.silence_dbfs).")
     return [finite, loud, silent]
 
 
@@ -128,8 +111,7 @@ def _transformed(model: keras.Model, config: PipelineConfig, pcm_segments: tf.Te
 
 def segment_features(model: keras.Model, config: PipelineConfig, waveform: tf.Tensor,
                      sample_rate: tf.Tensor) -> ModelInput:
-    """Whole clip -> model input per segment: validate, resample, segment, transform. A dict of inputs by kind
-    for a model of several (features.as_model_input)."""
+    """Whole clip -> model input per segment (a dict by kind for several): validate, resample, segment, transform."""
     sample_rate = tf.cast(sample_rate, tf.int32)
     rate_ok = _rate_check(sample_rate)
     with tf.control_dependencies([rate_ok]):
@@ -154,13 +136,11 @@ def inference(model: keras.Model, graph: str = GRAPHS[0]) -> Inference:
 
 def classify_clip(model: keras.Model, config: PipelineConfig, infer: Inference, waveform: tf.Tensor,
                   sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
-    """serving_default's answer for one clip: its segments' scores (``infer`` on :func:`segment_features`, which
-    needs only ``model.tft_layer``), their mean, the best genre, the genres and the hop between segments."""
+    """serving_default's answer for one clip: segment scores, their mean, the best genre, the genres and the hop."""
     segment_scores = infer(segment_features(model, config, waveform, sample_rate))
     scores = tf.reduce_mean(segment_scores, axis=0)
     genres = tf.constant(list(config.genres))
-    # The time between segment starts, so that a caller can place segment_scores on the clip's timeline
-    # whatever hop the model was exported with (--hop-seconds).
+    # So a caller can place segment_scores on the clip's timeline whatever hop the model was exported with.
     hop_seconds = tf.constant(config.audio.hop_seconds, tf.float32)
     return {"scores": scores, "genre": tf.gather(genres, tf.argmax(scores)),
             "segment_scores": segment_scores, "genres": genres, "hop_seconds": hop_seconds}
@@ -229,20 +209,15 @@ def _decode_pcm(pcm: tf.Tensor, encoding: tf.Tensor) -> tf.Tensor:
 
 
 def decode_wav(config: PipelineConfig, data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """A WAV file's bytes -> (mono float32 waveform, sample rate), or INVALID_ARGUMENT.
-
-    Reads RIFF/WAVE with PCM (8, 16, 24, 32 bit) or IEEE float (32, 64 bit) samples, plain or
-    WAVE_FORMAT_EXTENSIBLE, any channel count (averaged to mono, as ingestion does). The clip
-    length is checked against ``serving.max_clip_seconds`` from the header, before decoding.
-    A data chunk longer than the file (a truncated file) is read as far as it goes.
-    """
+    """A WAV file's bytes (PCM or IEEE float, plain or extensible) -> (mono float32 waveform, sample rate), or
+    INVALID_ARGUMENT. Channels are averaged as ingestion does; the length is checked from the header before
+    decoding, and a truncated data chunk is read as far as it goes."""
     length = tf.cast(tf.strings.length(data, unit="BYTE"), tf.int64)
     riff = tf.logical_and(tf.equal(_bytes(data, 0, 4), "RIFF"), tf.equal(_bytes(data, 8, 4), "WAVE"))
     is_riff = _refuse_unless(riff, "The wav_bytes input is not a RIFF WAVE file.")
     with tf.control_dependencies([is_riff]):
         fmt_at, fmt_size, data_at, data_size = _wav_chunks(data, length)
-    has_fmt = _refuse_unless(tf.logical_and(fmt_at >= 0, fmt_size >= 16),
-                             "The WAV file has no complete fmt chunk.")
+    has_fmt = _refuse_unless(tf.logical_and(fmt_at >= 0, fmt_size >= 16), "The WAV file has no complete fmt chunk.")
     has_data = _refuse_unless(data_at >= 0, "The WAV file has no data chunk.")
     with tf.control_dependencies([has_fmt, has_data]):
         code = _le_uint(data, fmt_at, 2)
@@ -256,9 +231,8 @@ def decode_wav(config: PipelineConfig, data: tf.Tensor) -> tuple[tf.Tensor, tf.T
         tf.size(matches) > 0, "The WAV encoding (format code ", _num(code), ", ", _num(bits),
         " bits per sample) is not supported; send 8, 16, 24 or 32 bit PCM or 32 or 64 bit float WAV, ",
         "or decode the file and send the waveform to serving_default.")
-    channels_ok = _refuse_unless(
-        tf.logical_and(channels >= 1, channels <= WAV_MAX_CHANNELS), "The WAV file declares ", _num(channels),
-        f" channels; 1 to {WAV_MAX_CHANNELS} are supported.")
+    channels_ok = _refuse_unless(tf.logical_and(channels >= 1, channels <= WAV_MAX_CHANNELS), "The WAV file declares ",
+                                 _num(channels), f" channels; 1 to {WAV_MAX_CHANNELS} are supported.")
     rate_ok = _rate_check(rate)
     frame_bytes = tf.maximum(channels * (bits // 8), 1)
     available = tf.maximum(tf.minimum(data_size, length - data_at), 0)
@@ -284,13 +258,9 @@ def features_output(config: PipelineConfig, model_input: ModelInput) -> dict[str
 
 def make_signatures(model: keras.Model, config: PipelineConfig,
                     graph: str = GRAPHS[0]) -> dict[str, tf.types.experimental.ConcreteFunction]:
-    """Build the signatures; ``attach_transform`` must have been called.
-
-    ``segment_features`` exposes what the serving path feeds the model, for skew checks. The functions are traced
-    without AutoGraph: their control flow is written as graph ops (tf.cond, tf.while_loop, tf.switch_case), and
-    converting every function they call cost about 4 s an export (models/signatures_test.py's exporting fixture: 13.9
-    s with it, 9.6 s without, on 2 cores).
-    """
+    """Build the signatures; ``attach_transform`` must have been called. ``segment_features`` exposes what the
+    serving path feeds the model, for skew checks. Traced without AutoGraph, which only slows the export: the
+    control flow is already graph ops."""
     infer = inference(model, graph)
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
@@ -319,27 +289,18 @@ def make_signatures(model: keras.Model, config: PipelineConfig,
             _num(tf.concat([tf.boolean_mask(sizes, sizes != expected), [0]], 0)[0]), " bytes.")
         (pcm,) = _after([whole], pcm)
         # An empty batch has nothing to classify: the convolutions would fail on it.
-        probabilities = tf.cond(tf.size(pcm) > 0,
-                                lambda: infer(_transformed(model, config, pcm)),
+        probabilities = tf.cond(tf.size(pcm) > 0, lambda: infer(_transformed(model, config, pcm)),
                                 lambda: tf.zeros([0, len(config.genres)], tf.float32))
         return {"probabilities": probabilities}
 
-    return {
-        DEFAULT_SIGNATURE: serve_waveform.get_concrete_function(),
-        WAV_SIGNATURE: serve_wav.get_concrete_function(),
-        EXAMPLES_SIGNATURE: serve_examples.get_concrete_function(),
-        FEATURES_SIGNATURE: serve_features.get_concrete_function(),
-    }
+    return {DEFAULT_SIGNATURE: serve_waveform.get_concrete_function(), WAV_SIGNATURE: serve_wav.get_concrete_function(),
+            EXAMPLES_SIGNATURE: serve_examples.get_concrete_function(),
+            FEATURES_SIGNATURE: serve_features.get_concrete_function()}
 
 
 def export(model: keras.Model, tft_output: tft.TFTransformOutput, config: PipelineConfig, path: str,
            graph: str = GRAPHS[0]) -> None:
-    """Save the model with its transform graph and signatures (``graph``: see GRAPHS) as a TF SavedModel.
-
-    ``save_traces=False``: Keras would otherwise trace every layer's call functions into the SavedModel as
-    well, which nothing here loads (TF Serving, the tagger and MLflow's pyfunc call the signatures; Keras and
-    TFMA rebuild the layers from their configs). Saving and loading get 3-20 times faster (an EfficientNetB0:
-    37 s to save, 12 s to load, against 7 s and 1.3 s; `make bench-export`, BENCHMARKS.md).
-    """
+    """Save the model with its transform graph and signatures as a TF SavedModel; ``save_traces=False`` because
+    nothing loads the traced call functions, and saving and loading are many times faster without them."""
     attach_transform(model, tft_output)
     model.save(path, save_format="tf", signatures=make_signatures(model, config, graph), save_traces=False)

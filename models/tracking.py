@@ -1,12 +1,5 @@
-"""MLflow tracking shared by the trainer, the clip gate and the model registrar.
-
-One MLflow run per trained model: the Trainer opens it (parameters, per-epoch metrics,
-plots, the SavedModel), records its id on the Model artifact in MLMD
-(``mlflow_run_id``), and the later components reopen that run to add the held-out
-evaluation, the blessing and the pushed version. The tracking URI comes from the
-config; the default SQLite store keeps artifacts beside it, never in the working
-directory.
-"""
+"""MLflow tracking shared by the trainer, the clip gate and the model registrar: one run per trained model, opened
+by the Trainer (its id on the Model artifact) and reopened by later components."""
 from __future__ import annotations
 
 import contextlib
@@ -25,13 +18,10 @@ from config.settings import PipelineConfig
 RUN_ID_PROPERTY = "mlflow_run_id"
 RUN_ID_FILE = "mlflow_run_id.txt"
 REGISTERED_MODEL = "genre-classifier"
-# Tags naming the process that owns a run: a later run marks runs left RUNNING by a dead
-# process (a killed pipeline) as KILLED (local_runner.close_orphaned_runs).
+# Tags naming the process that owns a run, so runs left RUNNING by a dead process can be marked KILLED.
 PID_TAG = "genre.pid"
 HOST_TAG = "genre.host"
-# Not logged as the Trainer's parameters: the gate's bars change without retraining (they are
-# not in its cache key), so the clip gate records them as tags of the run instead. The tuning budget reaches
-# the Trainer as the settings it chose, not as a section of its own.
+# Not the Trainer's parameters: the gate's bars change without retraining, the tuning budget is not a setting.
 UNTRAINED_SECTIONS = ("gate.", "synthetic.", "tune.")
 SERVING_ALIAS = "champion"
 # MLflow refuses a metric name with other characters; a genre folder may hold any ("r&b").
@@ -75,11 +65,7 @@ def resume_run(config: PipelineConfig, run_id: str) -> Iterator[mlflow.ActiveRun
 
 
 def loggable_metrics(values: dict[str, Any]) -> dict[str, float]:
-    """The finite numbers of ``values`` (not booleans, text, None or NaN) under names MLflow accepts.
-
-    Names keep letters, digits, '_', '-', '.', ' ' and '/' ("clip_recall/hip-hop"); any other
-    character of a genre name becomes '_' rather than failing the run's logging.
-    """
+    """The finite numbers of ``values`` (not booleans) under names MLflow accepts: other characters become '_'."""
     return {_NOT_IN_METRIC_NAME.sub("_", name): float(value) for name, value in values.items()
             if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)}
 
@@ -100,9 +86,7 @@ def _alive(pid: int) -> bool:
 
 
 def _client(config: PipelineConfig) -> MlflowClient:
-    """A client on the configured store. A bare ``MlflowClient()`` before :func:`use_tracking` opens MLflow's
-    default store, ``mlflow.db`` in the working directory, wherever the user stands (and two runs started at
-    once raced to create its tables)."""
+    """A client on the configured store (a bare ``MlflowClient()`` would open ``mlflow.db`` in the working dir)."""
     use_tracking(config)
     return MlflowClient()
 
@@ -115,11 +99,8 @@ def _runs(client: MlflowClient, config: PipelineConfig, filter_string: str) -> l
 
 
 def close_orphaned_runs(config: PipelineConfig) -> list[str]:
-    """Mark KILLED the runs this host left RUNNING from a process that no longer exists.
-
-    A SIGKILLed pipeline cannot close its MLflow run; the next run on the same output dir
-    (which holds the lock, so no live run of this dir can be mid-training) closes it.
-    """
+    """Mark KILLED the runs this host left RUNNING from a process that no longer exists (a SIGKILLed pipeline);
+    the caller holds the output dir's lock, so no live run of it is mid-training."""
     client = _client(config)
     closed = []
     for run in _runs(client, config, "attributes.status = 'RUNNING'"):
@@ -133,11 +114,8 @@ def close_orphaned_runs(config: PipelineConfig) -> list[str]:
 
 
 def mark_failed(config: PipelineConfig, since_ms: int, component: str, interrupted: bool = False) -> list[str]:
-    """This process's MLflow runs started since ``since_ms``: FAILED (KILLED on Ctrl-C), naming the component.
-
-    A run whose Trainer finished closes its MLflow run as FINISHED; when a later component
-    fails, that run did not produce a model anyone may use, and MLflow should say so.
-    """
+    """Mark this process's runs since ``since_ms`` FAILED (KILLED on Ctrl-C), naming the component: a run the
+    Trainer closed as FINISHED gave no usable model when a later component fails."""
     client = _client(config)
     marked = []
     for run in _runs(client, config, f"tags.`{PID_TAG}` = '{os.getpid()}' and attributes.start_time >= {since_ms}"):

@@ -1,16 +1,7 @@
 """TFX Trainer entry point (`run_fn`): input pipeline, fitting, export, MLflow.
 
-Input pipeline (per split): the transformed TFRecords sorted into shard files in a canonical
-order on local disk (models/canonical_order.py) and streamed from there, shuffled, batched, then
-parsed and augmented whole batches in parallel (batching before map turns thousands of tiny parse
-calls into a few large ones), and prefetched. Validation uses the `eval` split; the `test` split is
-never seen here. Memory is bounded by the shuffle buffer and a few batches, not by the split.
-
-Distribution (models/distribute.py, docs/distributed.md): the model is built and compiled inside the
-plan's ``strategy.scope()``; ``train.batch_size`` is the global batch, which tf.distribute splits over
-the replicas; each worker reads only its own canonical shards (auto-sharding off: the sharding is done
-here); only the chief writes the export that counts, MLflow and the run record.
-"""
+Splits stream from canonical shards (models/canonical_order.py), parsed and augmented a batch at a time; the
+`test` split is never read. Under a strategy ``train.batch_size`` is the global batch and the chief alone records."""
 from __future__ import annotations
 
 import contextlib
@@ -39,8 +30,7 @@ SHUFFLE_BUFFER = 4096
 
 def _parse_spec(tft_output: tft.TFTransformOutput, config: PipelineConfig,
                 with_track_ids: bool) -> dict[str, tf.io.FixedLenFeature]:
-    """What a batch parses: the model's inputs and the label; the string track id only for host-side scoring,
-    never for training (no string tensor goes to an accelerator)."""
+    """The model's inputs and the label; the string track id only for host-side scoring (never to an accelerator)."""
     spec = tft_output.transformed_feature_spec()
     keys = (*features.model_inputs(config.features), "label", *(("track_id",) if with_track_ids else ()))
     return {key: spec[key] for key in keys}
@@ -48,10 +38,7 @@ def _parse_spec(tft_output: tft.TFTransformOutput, config: PipelineConfig,
 
 def train_class_counts(file_pattern: list[str] | str, tft_output: tft.TFTransformOutput,
                        num_classes: int) -> np.ndarray:
-    """Examples (segments) per label in the given transformed files, [num_classes] int64.
-
-    One pass over the labels only; the trainer reads the train split's counts for class balancing.
-    """
+    """Examples (segments) per label in the given transformed files, [num_classes] int64, for class balancing."""
     spec = {"label": tft_output.transformed_feature_spec()["label"]}
     ds = tf.data.TFRecordDataset(matching_files(file_pattern), compression_type="GZIP").batch(1024)
     counts = np.zeros(num_classes, np.int64)
@@ -62,13 +49,8 @@ def train_class_counts(file_pattern: list[str] | str, tft_output: tft.TFTransfor
 
 
 def class_weights(counts: np.ndarray, power: float) -> np.ndarray:
-    """Per-class loss weights count ** -power, scaled so that the mean weight per training example is 1.
-
-    ``power`` 1 gives every class the same total weight (sklearn's "balanced"), 0 leaves the loss as it
-    was (all ones), values between are a milder correction. Classes without examples get 0 (never used).
-    Balancing by weights rather than by resampling keeps every epoch one pass over the same examples,
-    so epochs, schedules and the input pipeline's cache stay as they are.
-    """
+    """Per-class loss weights count ** -power, scaled to a mean weight of 1 per training example (``power`` 1:
+    sklearn's "balanced", 0: all ones). Weights rather than resampling keep an epoch one pass over the examples."""
     counts = np.asarray(counts, np.float64)
     weights = np.where(counts > 0, np.maximum(counts, 1.0) ** -float(power), 0.0)
     total = float((counts * weights).sum())
@@ -97,20 +79,10 @@ def model_input_shape(tft_output: tft.TFTransformOutput,
 
 
 def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, config: PipelineConfig,
-                 training: bool, with_track_ids: bool = False,
-                 gain_per_db: Optional[np.ndarray] = None,
+                 training: bool, with_track_ids: bool = False, gain_per_db: Optional[np.ndarray] = None,
                  shard_index: int = 0, num_shards: int = 1, static_shapes: bool = False) -> tf.data.Dataset:
-    """(features, one-hot labels) batches of a split's canonical shards (canonical_order.write_shards);
-    (features, labels, track_ids) when with_track_ids (host-side scoring only).
-
-    Batches hold ``train.batch_size`` examples, the global batch: under a strategy tf.distribute splits
-    each into the replicas' parts. ``gain_per_db`` (augment.gain_scale) turns on the random-gain
-    augmentation in training. ``shard_index``, ``num_shards``: this worker's shards when several workers
-    share the split; the dataset's auto-sharding is off, since the sharding is done here. ``static_shapes``
-    (TPU): training batches of exactly the global batch, the last partial one dropped; a worker's shards
-    smaller than one batch are refused (:func:`require_one_batch`). Several datasets over one split
-    (augmented and plain) read the same shard files.
-    """
+    """(features, one-hot labels[, track_ids]) batches of ``train.batch_size`` (the global batch) from a split's
+    canonical shards, or this worker's share; ``static_shapes`` (TPU): only full batches, too few records refused."""
     spec = _parse_spec(tft_output, config, with_track_ids)
     if num_shards > 1:
         mine = shards.paths[shard_index::num_shards]
@@ -133,12 +105,9 @@ def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, con
             return x, labels, parsed["track_id"]
         return x, labels
 
-    # deterministic=True: batches leave the parallel maps in the order they went in; with the
-    # canonical order above, a seed repeats a training run on any Transform output of the same
-    # examples (out of order, identical settings scored 0.595 and 0.690 on the real test clips).
+    # deterministic=True keeps batches in order, so with the canonical order a seed repeats a training run.
     ds = ds.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
-    # Augmentation feeds training through the body; a model of several inputs trains its heads on the frozen
-    # bodies' embeddings of plain batches only (registry refuses fine-tuning it), so it has none.
+    # A model of several inputs trains its heads only, on embeddings of plain batches: no augmentation.
     if training and not config.features.extra_kinds:
         ds = ds.map(lambda x, y: augment.augment_batch(x, y, config.train, gain_per_db),
                     num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -153,9 +122,7 @@ def _sharded_by_hand() -> tf.data.Options:
 
 
 def require_one_batch(records: tf.data.Dataset, batch_size: int, shard_index: int = 0, num_shards: int = 1) -> None:
-    """Refuse a split that static batch shapes would leave empty (fewer records than one global batch).
-
-    Reads at most ``batch_size`` records."""
+    """Refuse a split that static batch shapes would leave empty (fewer records than one global batch)."""
     found = _count(records.take(batch_size))
     if found < batch_size:
         whose = f"worker {shard_index} of {num_shards}'s share of " if num_shards > 1 else ""
@@ -191,11 +158,7 @@ def learnt(eval_accuracies: list[float], bar: float, in_a_row: int = STOP_AFTER_
 
 
 class StopWhenPassed(keras.callbacks.Callback):
-    """Ends ``fit`` once :func:`learnt` holds for the eval accuracies of its epochs.
-
-    Why: a data set that is learnt in a few epochs (the embedded synthetic set) should not pay for a
-    budget tuned on real clips (``train.stop_at_eval_accuracy``).
-    """
+    """Ends ``fit`` once :func:`learnt` holds: a data set learnt in a few epochs pays no real-clip budget."""
 
     def __init__(self, bar: float):
         super().__init__()
@@ -216,13 +179,8 @@ MONITORS = {"val_loss": "min", "val_accuracy": "max"}
 
 def _callbacks(config: PipelineConfig, run_dir: str, total_epochs: int, step_offset: int, *,
                learning_rate: float, epochs: int, records: bool = True) -> list[keras.callbacks.Callback]:
-    """Callbacks of one ``fit`` call of ``epochs`` epochs starting at ``learning_rate``.
-
-    ``total_epochs`` and ``step_offset`` place the call within the whole run (VGG's two phases)
-    for the progress line and the MLflow steps. ``records`` False: none of the callbacks that record the
-    training for people (checkpoint, TensorBoard logs, MLflow steps; nothing reads their files back, early
-    stopping keeps the best weights in memory): of an average's heads, the first keeps them.
-    """
+    """Callbacks of one ``fit`` call; ``total_epochs`` and ``step_offset`` place it in the whole run. ``records``
+    False: none that only record the training for people (early stopping keeps the best weights in memory)."""
     t = config.train
     if t.lr_schedule not in LR_SCHEDULES:
         raise ValueError(f"Unknown lr_schedule {t.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}.")
@@ -235,11 +193,10 @@ def _callbacks(config: PipelineConfig, run_dir: str, total_epochs: int, step_off
         callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, patience=t.early_stopping_patience,
                                                        restore_best_weights=True))
     if records:
-        callbacks += [
-            keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "checkpoints", "best.weights.h5"),
-                                            monitor=monitor, mode=mode, save_best_only=True, save_weights_only=True),
-            keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch"),
-        ]
+        callbacks += [keras.callbacks.ModelCheckpoint(os.path.join(run_dir, "checkpoints", "best.weights.h5"),
+                                                      monitor=monitor, mode=mode, save_best_only=True,
+                                                      save_weights_only=True),
+                      keras.callbacks.TensorBoard(log_dir=run_dir, update_freq="epoch")]
     if t.lr_schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor=monitor, mode=mode, factor=t.reduce_lr_factor,
                                                            patience=t.reduce_lr_patience, verbose=0))
@@ -264,21 +221,15 @@ def _compile(model: keras.Model, learning_rate: float, label_smoothing: float = 
 
 
 def compiled_settings(model: keras.Model) -> str:
-    """The learning rate and label smoothing read back from the compiled model, not from the configuration:
-    what a tuned setting changed is visible where it acts."""
+    """The learning rate and label smoothing read back from the compiled model: a tuned setting shows where it acts."""
     rate = float(keras.backend.get_value(model.optimizer.learning_rate))
     return f"learning rate {rate:g}, label smoothing {model.loss.get_config()['label_smoothing']:g}"
 
 
 @dataclasses.dataclass(frozen=True)
 class EvenSteps:
-    """Steps per epoch that every worker of a multi-worker run takes: one pass over the whole split in global
-    batches (``ceil(examples / batch)``), each worker cycling through its own shards.
-
-    Why: workers' shards differ in size, and a worker that runs out of batches first is fed empty batches
-    by tf.distribute, on which batch normalisation fails (``scale must have the same number of elements
-    as the channels of x``); equal steps of full batches keep the workers in step.
-    """
+    """Steps per epoch every worker of a multi-worker run takes, cycling through its own shards: a worker that ran
+    out would be fed empty batches, on which batch normalisation fails."""
 
     train: int
     eval: int
@@ -291,8 +242,7 @@ class EvenSteps:
 
     def feed(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
         """Full batches without end, from a batched dataset (features, labels[, weights])."""
-        return (dataset.unbatch().repeat().batch(self.batch_size, drop_remainder=True)
-                .with_options(_sharded_by_hand()))
+        return dataset.unbatch().repeat().batch(self.batch_size, drop_remainder=True).with_options(_sharded_by_hand())
 
     def fit_args(self, train: tf.data.Dataset, validation: tf.data.Dataset) -> dict:
         """``model.fit`` keyword arguments for these steps."""
@@ -317,10 +267,8 @@ def _fit_args(train: tf.data.Dataset, validation: tf.data.Dataset, even: Optiona
 def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddings: tf.data.Dataset,
              config: PipelineConfig, run_dir: str, epochs: int, seed: int, weights: Optional[np.ndarray],
              progress: bool, even: Optional[EvenSteps] = None, announce: bool = False) -> dict[str, list[float]]:
-    """One head on the embeddings on disk, shuffled by ``seed``; ``progress`` False: no per-epoch lines, MLflow
-    steps, checkpoint or TensorBoard logs (the extra heads of an average: their curves would overwrite the first
-    head's, and a file write an epoch costs a small head more than its epoch).
-    ``even``: a multi-worker run's steps (:class:`EvenSteps`). ``announce``: the compiled settings' line."""
+    """One head on the embeddings on disk, shuffled by ``seed``. ``progress`` False (an average's extra heads): no
+    per-epoch lines or records, which would overwrite the first head's and cost a small head more than its epoch."""
     train = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=seed).batch(
         config.train.batch_size, drop_remainder=distribute.needs_static_shapes()).with_options(_sharded_by_hand())
     if weights is not None:
@@ -333,23 +281,12 @@ def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddin
 
 
 def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
-                            config: PipelineConfig, run_dir: str, epochs: int,
-                            weights: Optional[np.ndarray] = None,
-                            even: Optional[EvenSteps] = None,
-                            records: bool = True,
+                            config: PipelineConfig, run_dir: str, epochs: int, weights: Optional[np.ndarray] = None,
+                            even: Optional[EvenSteps] = None, records: bool = True,
                             stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone.
-
-    Equivalent to training with the body frozen (its batch norms run in inference mode
-    either way), minus the body's block dropout, at a fraction of the cost per epoch. The
-    embeddings go to files under ``run_dir``/embeddings (models/embeddings.py), removed at the end.
-    With ``train.heads`` > 1 the model's own head is joined by fresh copies, each initialised,
-    shuffled and dropped out from its own seed and stopped on its own eval loss, and the model
-    returned averages their probabilities (transfer.average_heads); otherwise it is ``model``.
-    The history is the first head's. ``records`` False: no progress lines or records of any head (:func:`fit`).
-    ``stored``: the store of these splits' embeddings (models/embeddings.py): read instead of a body pass where it
-    holds them, written by this body pass where it does not (and kept for later runs).
-    """
+    """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone (as with a frozen
+    body, minus its block dropout). With ``train.heads`` > 1 fresh heads from their own seeds join and the model
+    averages them; the history is the first head's. ``stored``: the embeddings store to read or fill."""
     embeddings_dir = os.path.join(run_dir, "embeddings")
     try:
         return _fit_heads(model, probe_train_ds, eval_ds, config, run_dir, embeddings_dir, epochs, weights, even,
@@ -360,8 +297,7 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
 
 
 def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
-               config: PipelineConfig, run_dir: str, embeddings_dir: str, epochs: int,
-               weights: Optional[np.ndarray],
+               config: PipelineConfig, run_dir: str, embeddings_dir: str, epochs: int, weights: Optional[np.ndarray],
                even: Optional[EvenSteps], records: bool = True,
                stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     t = config.train
@@ -395,19 +331,12 @@ def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.
 
 
 def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, config: PipelineConfig,
-        run_dir: str, probe_train_ds: Optional[tf.data.Dataset] = None,
-        weights: Optional[np.ndarray] = None,
+        run_dir: str, probe_train_ds: Optional[tf.data.Dataset] = None, weights: Optional[np.ndarray] = None,
         even: Optional[EvenSteps] = None, records: bool = True,
         stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Train; a pretrained backbone goes in two phases: head(s) on frozen embeddings, then fine-tuning.
-
-    Returns the trained model (a new one when several heads are averaged) and its history.
-    ``probe_train_ds`` is the training split without augmentation, for the embeddings. ``weights``
-    (:func:`class_weights`) weight each training example's loss by its class; the eval split's loss,
-    which early stopping watches, stays unweighted. ``even``: a multi-worker run's steps (:class:`EvenSteps`).
-    ``records`` False: no progress lines, checkpoints, TensorBoard logs or MLflow steps (a tuning trial's folds).
-    ``stored``: the store of the frozen body's embeddings, for the heads (:func:`fit_heads_on_embeddings`).
-    """
+    """Train; a pretrained backbone goes in two phases: head(s) on frozen embeddings, then fine-tuning. Returns the
+    model (a new one when heads are averaged) and its history; ``weights`` weight the training loss only, not the
+    eval loss early stopping watches; ``records`` False: nothing recorded (a tuning trial's folds)."""
     t = config.train
     if weights is not None:
         train_ds = with_class_weights(train_ds, weights)
@@ -425,9 +354,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     model, history = fit_heads_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen, weights,
                                              even=even, records=records, stored=stored)
     done = len(history.get("loss", []))
-    # epochs is the budget of both phases: fine-tuning gets whatever the head left, so a head
-    # that early-stops after 9 of its 20 epochs leaves 21 of 30, not 10. epochs <= frozen_epochs
-    # means the head alone.
+    # epochs is both phases' budget: fine-tuning gets what the head left (epochs <= frozen_epochs: the head alone).
     finetune = t.epochs - done if t.epochs > frozen else 0
     if t.stop_at_eval_accuracy is not None and learnt(history.get("val_accuracy", []), t.stop_at_eval_accuracy):
         finetune = 0  # the head alone has learnt the data set
@@ -444,20 +371,15 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
         registry.set_backbone_trainable(model, True)
         _compile(model, t.finetune_learning_rate, t.label_smoothing)
         result = model.fit(epochs=finetune, verbose=0, **_fit_args(train_ds, eval_ds, even),
-                           callbacks=_callbacks(config, run_dir, t.epochs, done,
-                                                learning_rate=t.finetune_learning_rate, epochs=finetune,
-                                                records=records))
+                           callbacks=_callbacks(config, run_dir, t.epochs, done, learning_rate=t.finetune_learning_rate,
+                                                epochs=finetune, records=records))
         for key, values in result.history.items():
             history.setdefault(key, []).extend(float(v) for v in values)
     return model, history
 
 
 def predict_split(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(probabilities, labels, track ids) over a dataset built with with_track_ids=True.
-
-    Per-segment arrays of one split (a probability per genre, a label and a track id per segment),
-    what metrics.score groups into clips; the features themselves stream through a batch at a time.
-    """
+    """Per-segment (probabilities, labels, track ids) over a dataset built with with_track_ids=True."""
     probs, labels, tracks = [], [], []
     for x, y, track in dataset:
         probs.append(model(x, training=False).numpy())
@@ -467,18 +389,11 @@ def predict_split(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndar
 
 
 def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_files: list[str] | str,
-                train_shards: CanonicalShards, eval_shards: CanonicalShards,
-                run_dir: str, plan: Optional[distribute.Plan] = None,
+                train_shards: CanonicalShards, eval_shards: CanonicalShards, run_dir: str,
+                plan: Optional[distribute.Plan] = None,
                 embeddings_store: Optional[str] = None) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Build the configured family and fit it on the transformed train split (eval: early stopping).
-
-    What ``run_fn`` trains, without its MLflow run or export. ``train_files``: the train split's transformed files, for
-    its class counts; ``*_shards``: the splits in canonical order (:func:`split_shards`). ``plan``: the
-    strategy (distribute.make_plan(train.strategy) unless given); the model is built, compiled and fitted
-    in its scope, under train.mixed_precision's Keras policy. Seeds first: a seed repeats a run on the same
-    data (with the default strategy; across replicas the reduction order may differ in the last bits).
-    ``embeddings_store``: the store of the frozen body's embeddings of these splits (read, or written once).
-    """
+    """Build the configured family and fit it (``run_fn`` without its MLflow run or export), in ``plan``'s scope,
+    seeds first: a seed repeats a run (across replicas up to the reduction order's last bits)."""
     plan = plan or distribute.make_plan(config.train.strategy)
     print(f"[train] {plan.describe(config.train.batch_size)}", flush=True)
     distribute.require_precision(config.train.mixed_precision)
@@ -487,8 +402,8 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
     stats = preprocessing.normalisation_stats(tft_output, config)
     mine = {"shard_index": plan.cluster.index, "num_shards": plan.cluster.workers}
     train_ds = make_dataset(train_shards, tft_output, config, training=True,
-                            gain_per_db=augment.gain_scale(config.features, stats.std), static_shapes=plan.static_shapes,
-                            **mine)
+                            gain_per_db=augment.gain_scale(config.features, stats.std),
+                            static_shapes=plan.static_shapes, **mine)
     eval_ds = make_dataset(eval_shards, tft_output, config, training=False, **mine)
     even = EvenSteps.of(train_shards, eval_shards, config.train.batch_size) if plan.cluster.workers > 1 else None
     if even:
@@ -503,17 +418,14 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
                                        run_dir, mine, even,
                                        _stored_embeddings(embeddings_store, train_shards, eval_shards, config, mine))
     if plan.name != "one":
-        # Every worker reads the weights here, in the same order: a multi-worker model's batch-norm statistics
-        # are read by a collective across the workers. The copy is a plain model: evaluating and exporting it
-        # on the chief alone needs no other worker.
+        # Every worker reads the weights (BN statistics by a collective); the chief evaluates and exports the copy.
         model = copy_model(model)
     return model, history
 
 
 def _fit_in_scope(model: keras.Model, config: PipelineConfig, tft_output: tft.TFTransformOutput,
                   train_files: list[str] | str, train_shards: CanonicalShards, train_ds: tf.data.Dataset,
-                  eval_ds: tf.data.Dataset, run_dir: str,
-                  mine: dict[str, int], even: Optional[EvenSteps],
+                  eval_ds: tf.data.Dataset, run_dir: str, mine: dict[str, int], even: Optional[EvenSteps],
                   stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     weights = None
     if config.train.class_balance > 0:
@@ -521,8 +433,7 @@ def _fit_in_scope(model: keras.Model, config: PipelineConfig, tft_output: tft.TF
         weights = class_weights(counts, config.train.class_balance)
         print("[train] class weights (train segments): " + ", ".join(
             f"{g} {w:.2f} ({n})" for g, w, n in zip(config.genres, weights, counts)), flush=True)
-    # A frozen body's embeddings: each worker embeds its own shards once, on its first device, outside the
-    # replicas (docs/distributed.md); the heads then train on them under the strategy.
+    # Each worker embeds its own shards once, outside the replicas; the heads then train under the strategy.
     probe_train_ds = (make_dataset(train_shards, tft_output, config, training=False, **mine)
                       if registry.has_pretrained_backbone(config) else None)
     return fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights, even, stored=stored)
@@ -530,9 +441,8 @@ def _fit_in_scope(model: keras.Model, config: PipelineConfig, tft_output: tft.TF
 
 def _stored_embeddings(store: Optional[str], train_shards: CanonicalShards, eval_shards: CanonicalShards,
                        config: PipelineConfig, mine: dict[str, int]) -> Optional[embeddings.Store]:
-    """The store of these splits' embeddings for a one-worker run of a frozen-body family: with its datasets when a
-    complete store holds as many segments as the splits, empty (this run's body pass fills it) otherwise. None for
-    other runs (a multi-worker run's workers embed their own shards)."""
+    """The embeddings store for a one-worker run of a frozen-body family: with its datasets when a complete store
+    matches the splits, else empty for this run's body pass to fill. None otherwise (workers embed their shards)."""
     if not store or mine["num_shards"] != 1 or not registry.has_pretrained_backbone(config):
         return None
     have = {"train": count_records(train_shards), "eval": count_records(eval_shards)}
@@ -547,30 +457,22 @@ def _stored_embeddings(store: Optional[str], train_shards: CanonicalShards, eval
 
 def split_shards(tft_output: tft.TFTransformOutput, scratch_dir: str, min_shards: int = 1,
                  **files: list[str] | str) -> dict[str, CanonicalShards]:
-    """split name -> its canonical shards under ``scratch_dir``/<split>, for ``split=file pattern`` pairs;
-    ``min_shards``: at least one per worker of a multi-worker run, each of which sorts the split alike and
-    reads only its own shards."""
+    """split name -> its canonical shards under ``scratch_dir``/<split>, for ``split=file pattern`` pairs."""
     return {split: write_shards(pattern, tft_output, os.path.join(scratch_dir, split), min_shards=min_shards)
             for split, pattern in files.items()}
 
 
 def scratch_dir_for(model_run_dir: str) -> str:
-    """Where the Trainer writes its canonical shards and embeddings: a folder of the run directory when that
-    is on local disk, else a local temporary folder (a shard pass over a remote file system is slow).
-    Either way :func:`run_fn` removes it when training ends: the run directory is an artifact TFX keeps,
-    and a second copy of the splits there would outlive the run for nothing (a cached run never reads it)."""
+    """Where the Trainer writes its shards and embeddings: in the run directory when that is local, else a local
+    temporary folder (a shard pass over a remote file system is slow). :func:`run_fn` removes it at the end."""
     if "://" in model_run_dir:
         return tempfile.mkdtemp(prefix="trainer-scratch-")
     return os.path.join(model_run_dir, "scratch")
 
 
 def run_fn(fn_args: FnArgs) -> None:
-    """Train the configured model family and export it with its serving signatures.
-
-    The strategy comes first (multi-worker collectives must be set up before TensorFlow runs an op). A
-    multi-worker run's other workers train in a run directory and scratch of their own and export to a
-    temporary folder they remove (every worker takes part in saving, as TF's multi-worker guide has it).
-    """
+    """Train the configured model family and export it with its serving signatures. The strategy comes first;
+    non-chief workers use folders of their own and export to a temporary one (every worker takes part in saving)."""
     config = PipelineConfig.from_json(fn_args.custom_config["pipeline_config"])
     # The Tuner's best settings when it ran (--tune), the preset's otherwise.
     tuned = hyperparameters.chosen(fn_args.hyperparameters)
@@ -589,10 +491,8 @@ def run_fn(fn_args: FnArgs) -> None:
 
 
 @contextlib.contextmanager
-def _chief_run(config: PipelineConfig, is_chief: bool,
-               tuned: Optional[dict] = None) -> Iterator[Optional[object]]:
-    """The chief's MLflow run, tagged with the ``tuned`` settings if any; None on the other workers, which log
-    nothing."""
+def _chief_run(config: PipelineConfig, is_chief: bool, tuned: Optional[dict] = None) -> Iterator[Optional[object]]:
+    """The chief's MLflow run, tagged with the ``tuned`` settings if any; None on the other workers."""
     import mlflow
 
     if not is_chief:
@@ -613,8 +513,7 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
         # At least a shard per worker; every worker sorts the split alike and reads only its own shards.
         shards = split_shards(tft_output, scratch, min_shards=plan.cluster.workers, train=fn_args.train_files,
                               eval=fn_args.eval_files)
-        store = embeddings.store_path(config, fn_args.transform_graph_path, fn_args.train_files,
-                                      fn_args.eval_files)
+        store = embeddings.store_path(config, fn_args.transform_graph_path, fn_args.train_files, fn_args.eval_files)
         model, history = train_model(config, tft_output, fn_args.train_files, shards["train"], shards["eval"],
                                      run_dir, plan, embeddings_store=store)
         if not chief:
@@ -645,22 +544,15 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
 
 
 def export_model(model: keras.Model, tft_output: tft.TFTransformOutput, config: PipelineConfig, path: str) -> None:
-    """signatures.export of ``model``; a mixed-precision model is exported as its float32 copy
-    (:func:`float32_copy`), so the SavedModel computes and answers in float32 as every other export does."""
+    """signatures.export of ``model``; a mixed-precision model as its float32 copy, so every export is float32."""
     if config.train.mixed_precision != "none":
         model = copy_model(model, float32=True)
     signatures.export(model, tft_output, config, path)
 
 
 def copy_model(model: keras.Model, float32: bool = False) -> keras.Model:
-    """The same layers and weights as a plain model, outside any distribution strategy; ``float32``: with every
-    dtype policy float32 (a mixed-precision model as float32 layers).
-
-    Why a float32 copy for the export rather than a cast at the signature boundary: musicnn's serving graph
-    (musicnn.ServingBody) and the transform layer are float32 graphs; the float32 copy serves them as a model
-    trained without mixed precision does, at the weights' own precision (variables stay float32 under a
-    mixed policy).
-    """
+    """The same layers and weights as a plain model, outside any strategy; ``float32``: every dtype policy float32,
+    because musicnn's serving body and the transform layer are float32 graphs (variables stay float32 anyway)."""
     config = _float32_config(model.get_config()) if float32 else model.get_config()
     weights = model.get_weights()
     previous = keras.mixed_precision.global_policy()

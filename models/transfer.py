@@ -1,10 +1,6 @@
-"""Two-phase transfer learning helpers shared by the pretrained families (VGG, EfficientNet).
-
-Phase 1 trains a new head, or several to average (:func:`average_heads`), on embeddings the frozen
-body computes once (models/training.fit_heads_on_embeddings needs the model cut in two: :func:`split_at`);
-phase 2 fine-tunes the whole network with the body's batch norms frozen
-(:func:`set_trainable`).
-"""
+"""Two-phase transfer learning for the pretrained families (VGG, EfficientNet): phase 1 trains new heads on
+embeddings the frozen body computes once (:func:`split_at`, :func:`average_heads`); phase 2 fine-tunes the whole
+network with the body's batch norms frozen (:func:`set_trainable`)."""
 from __future__ import annotations
 
 from typing import Iterable, Sequence
@@ -13,8 +9,7 @@ import tf_keras as keras
 
 
 def split_at(model: keras.Model, embedding_layer: str) -> tuple[keras.Model, keras.Model]:
-    """(body, head) sharing ``model``'s layers: body maps the input to ``embedding_layer``'s output,
-    head applies the layers after it, which must form a chain, to an embedding input."""
+    """(body, head) sharing ``model``'s layers, cut after ``embedding_layer``; the layers after it must be a chain."""
     layer = model.get_layer(embedding_layer)
     body = keras.Model(model.input, layer.output, name=f"{model.name}_body")
     embedding = keras.Input(shape=body.output_shape[1:], name="embedding")
@@ -25,26 +20,18 @@ def split_at(model: keras.Model, embedding_layer: str) -> tuple[keras.Model, ker
 
 
 def average_heads(model: keras.Model, body: keras.Model, heads: Sequence[keras.Model]) -> keras.Model:
-    """``model``'s body followed by the mean of ``heads``' probabilities, named as ``model`` (the registry
-    finds a family by its model's name). The heads are named head_1, head_2, ... in the new model.
-
-    A mean of probabilities is still a probability vector, so everything downstream of the model (the
-    serving signatures' segment vote, the gates) is unchanged. ``body`` is split_at's, sharing
-    ``model``'s layers, so fine-tuning the new model fine-tunes the body it was built from.
-    """
+    """``body`` (split_at's) followed by the mean of ``heads``' probabilities, still a probability vector, so
+    serving and gates are unchanged; named as ``model``, since the registry finds a family by its model's name."""
     embedding = body.output
     outputs = [keras.Model(head.inputs, head.outputs, name=f"head_{i}")(embedding)
                for i, head in enumerate(heads, start=1)]
-    return keras.Model(model.input, keras.layers.Average(name="probabilities", dtype="float32")(outputs), name=model.name)
+    return keras.Model(model.input, keras.layers.Average(name="probabilities", dtype="float32")(outputs),
+                       name=model.name)
 
 
 def set_trainable(layers: Iterable[keras.layers.Layer], trainable: bool, *, train_batch_norm: bool = False) -> None:
-    """Freeze or unfreeze ``layers`` (nested models included); recompile afterwards.
-
-    Batch-norm layers, also inside nested models, stay frozen when unfreezing unless
-    ``train_batch_norm``: a frozen Keras BN layer runs in inference mode, so the pretrained
-    statistics are not overwritten by small fine-tuning batches (Keras' transfer-learning advice).
-    """
+    """Freeze or unfreeze ``layers`` (nested models included), then recompile; batch norms stay frozen unless
+    ``train_batch_norm``, so small fine-tuning batches do not overwrite the pretrained statistics."""
     for layer in layers:
         layer.trainable = trainable
         if trainable and not train_batch_norm:

@@ -1,12 +1,6 @@
 """TFX Tuner entry point (``tuner_fn``): each family's search space, searched by a KerasTuner oracle, every
-trial scored by the fold protocol (models/folds.py).
-
-The train and eval splits are read once per tuning run (in canonical order, as the Trainer reads them); a family
-that trains heads alone on a frozen body (musicnn, the LSTM, efficientat, the pair) is embedded by its body once
-too, so a trial costs its heads' epochs on every fold, not a body pass. Every other family trains whole on every
-fold of every trial, through the Trainer's own ``fit``. The best trial's values are TFX's best-hyperparameters
-artifact, which ``run_fn`` (models/training.py) applies over the preset (models/hyperparameters.py).
-"""
+trial scored by the fold protocol (models/folds.py). The splits are read, and a frozen body run, once per
+tuning run; the chosen values become TFX's best-hyperparameters artifact, applied over the preset."""
 from __future__ import annotations
 
 import dataclasses
@@ -47,9 +41,9 @@ def heads_only(config: PipelineConfig) -> bool:
 
 
 def search_space(config: PipelineConfig) -> keras_tuner.HyperParameters:
-    """The settings a trial of ``config``'s family may change, each a choice whose default is the preset's value
-    where the preset's is among them: the learning rate (a third of the preset's to three times it), label
-    smoothing, class balancing, the heads averaged (frozen-body families) and the family's own choices."""
+    """The settings a trial of ``config``'s family may change, each a choice defaulting to the preset's value where
+    it is among them: learning rate (a third to three times the preset's), label smoothing, class balance, heads
+    (frozen-body families) and the family's own choices."""
     t = config.train
     hp = keras_tuner.HyperParameters()
 
@@ -73,8 +67,7 @@ def _two_digits(value: float) -> float:
 
 
 class _PresetFirst:
-    """The first trial is every choice at its default, the preset's value where it is among the choices (then the
-    chosen setting beats the preset on the same folds or is the preset)."""
+    """The first trial is the preset's, so the chosen setting beats the preset on the same folds or is the preset."""
 
     def populate_space(self, trial_id: str) -> dict[str, Any]:
         if not self.trials:
@@ -94,11 +87,9 @@ class _HyperbandFromPreset(_PresetFirst, keras_tuner.oracles.HyperbandOracle):
     """The preset's trial belongs to no bracket and has no ``tuner/epochs``: it trains the whole budget."""
 
 
-def make_oracle(tune: TuneConfig, space: keras_tuner.HyperParameters, seed: int,
-                max_epochs: int) -> keras_tuner.Oracle:
-    """KerasTuner's ``tune.oracle`` over ``space``, maximising the fold score; a failed trial ends the search
-    (it is a fault, not a bad setting). Every oracle tries the preset first, on the whole budget of epochs; then
-    Hyperband's brackets draw the rest, their budgets epochs up to ``max_epochs``."""
+def make_oracle(tune: TuneConfig, space: keras_tuner.HyperParameters, seed: int, max_epochs: int) -> keras_tuner.Oracle:
+    """KerasTuner's ``tune.oracle`` over ``space``, maximising the fold score, the preset first; a failed trial
+    ends the search (it is a fault, not a bad setting). Hyperband's budgets go up to ``max_epochs``."""
     if tune.oracle not in TUNE_ORACLES:
         raise ValueError(f"Unknown oracle {tune.oracle!r}; choose one of {', '.join(TUNE_ORACLES)}.")
     common: dict[str, Any] = dict(objective=keras_tuner.Objective(OBJECTIVE, direction="max"), seed=seed,
@@ -114,12 +105,10 @@ def make_oracle(tune: TuneConfig, space: keras_tuner.HyperParameters, seed: int,
 
 
 def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_files: list[str],
-                  eval_files: list[str], scratch: str,
-                  body: Optional[keras.Model] = None, store: Optional[str] = None) -> folds.Segments:
-    """The train and eval segments in memory, in canonical order: the model's inputs, or ``body``'s embeddings
-    of them (a frozen body runs once here, with a [tune] line on its progress every PROGRESS_SECONDS), which
-    also go to ``store`` for the Trainer (models/embeddings.py). A complete store of these splits (an earlier
-    tuning run's) is read instead of a body pass."""
+                  eval_files: list[str], scratch: str, body: Optional[keras.Model] = None,
+                  store: Optional[str] = None) -> folds.Segments:
+    """The train and eval segments in memory, in canonical order: the model's inputs, or ``body``'s embeddings,
+    also written to ``store`` for the Trainer; a complete store of these splits is read instead of a body pass."""
     shards = training.split_shards(tft_output, scratch, train=train_files, eval=eval_files)
     counts = {split: training.count_records(shards[split]) for split in ("train", "eval")}
     stored = _stored(store, counts) if body is not None else None
@@ -188,8 +177,7 @@ class _Progress:
 def _segment_indices(records: tf.data.Dataset, tft_output: tft.TFTransformOutput) -> np.ndarray:
     key = preprocessing.SEGMENT_INDEX_KEY
     spec = {key: tft_output.transformed_feature_spec()[key]}
-    return np.concatenate([tf.io.parse_example(batch, spec)[key].numpy().reshape(-1)
-                           for batch in records.batch(1024)])
+    return np.concatenate([tf.io.parse_example(batch, spec)[key].numpy().reshape(-1) for batch in records.batch(1024)])
 
 
 def _one_hot(labels: np.ndarray, genres: int) -> np.ndarray:
@@ -204,8 +192,7 @@ def _weights(config: PipelineConfig, kept: folds.Segments) -> Optional[np.ndarra
 
 
 def train_heads(config: PipelineConfig, template: keras.Model) -> folds.TrainAndPredict:
-    """A fold's training on embeddings, as the Trainer's heads: ``train.heads`` fresh copies of the family's head,
-    each from seed + 1000 k, their probabilities averaged."""
+    """A fold's training on embeddings as the Trainer's: ``train.heads`` fresh heads, seeds seed + 1000 k, averaged."""
     t = config.train
 
     def run(kept: folds.Segments, stop: folds.Segments, held: folds.Inputs) -> np.ndarray:
@@ -227,8 +214,7 @@ def train_heads(config: PipelineConfig, template: keras.Model) -> folds.TrainAnd
 
 
 def train_whole(config: PipelineConfig, tft_output: tft.TFTransformOutput) -> folds.TrainAndPredict:
-    """A fold's training of the whole family from its seed, through the Trainer's ``fit`` (augmentation,
-    schedules, the VGG's two phases), on batches of the segments in memory."""
+    """A fold's training of the whole family from its seed through the Trainer's ``fit``, on segments in memory."""
     stats = preprocessing.normalisation_stats(tft_output, config)
     shape = training.model_input_shape(tft_output, config)
     gain_per_db = augment.gain_scale(config.features, stats.std)
@@ -267,10 +253,8 @@ class TrialRecord:
 
 
 class FoldTuner(base_tuner.BaseTuner):
-    """KerasTuner's search loop with the fold protocol as the trial: ``run_trial`` returns the fold clip accuracy.
-
-    A [tune] line per trial (settings, score, best so far, time left); after ``max_seconds`` of tuning no further
-    trial starts. The search ends in an MLflow run of its own (:meth:`on_search_end`)."""
+    """KerasTuner's search loop with the fold protocol as the trial, no trial starting after ``max_seconds``; the
+    search ends in an MLflow run of its own (:meth:`on_search_end`)."""
 
     def __init__(self, oracle: keras_tuner.Oracle, config: PipelineConfig, segments: folds.Segments,
                  trainer: Callable[[PipelineConfig], folds.TrainAndPredict], directory: str,
@@ -333,10 +317,8 @@ class FoldTuner(base_tuner.BaseTuner):
             print(f"[tune] time budget of {self.max_seconds / 60:g} min spent after {len(self.records)} trials: "
                   "no further trial", flush=True)
 
-
     def chosen(self) -> TrialRecord:
-        """The best trial, or the preset's where it ran and no trial beats it by more than
-        hyperparameters.PRESET_MARGIN."""
+        """The best trial, or the preset's where no trial beats it by more than hyperparameters.PRESET_MARGIN."""
         best = max(self.records, key=lambda r: r.clip_accuracy)
         preset = next((r for r in self.records if r.values == self.preset), None)
         if preset is not None and (best.clips_correct - preset.clips_correct
@@ -353,8 +335,8 @@ class FoldTuner(base_tuner.BaseTuner):
         return [r.hyperparameters for r in [chosen, *rest][:num_trials]]
 
     def on_search_end(self) -> None:
-        """An MLflow run ``tune-<family>-<time>``: the chosen values (tag ``tuned``, params ``tuned.*``), every
-        trial's fold clip accuracy (a step each) and the trials as a table (``tuning/trials.json``)."""
+        """An MLflow run ``tune-<family>-<time>``: the chosen values (tag ``tuned``, params ``tuned.*``), each trial's
+        score as a step, and the trials as a table (``tuning/trials.json``)."""
         super().on_search_end()
         if not self.records:
             return
@@ -397,10 +379,8 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
             model = registry.build_model(config, training.model_input_shape(tft_output, config),
                                          input_stats=(stats.mean, stats.std))
             body, template = registry.split_backbone(model)
-            store = embeddings.store_path(config, fn_args.transform_graph_path, fn_args.train_files,
-                                          fn_args.eval_files)
-            segments = load_segments(config, tft_output, fn_args.train_files, fn_args.eval_files, scratch, body,
-                                     store)
+            store = embeddings.store_path(config, fn_args.transform_graph_path, fn_args.train_files, fn_args.eval_files)
+            segments = load_segments(config, tft_output, fn_args.train_files, fn_args.eval_files, scratch, body, store)
 
             def trainer(trial_config: PipelineConfig) -> folds.TrainAndPredict:
                 return train_heads(trial_config, template)
@@ -417,6 +397,5 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     max_epochs = min(config.train.frozen_epochs, config.train.epochs) if heads_only(config) else config.train.epochs
     oracle = make_oracle(config.tune, search_space(config), config.train.seed, max_epochs)
     max_seconds = config.tune.max_minutes * 60 if config.tune.max_minutes else None
-    tuner = FoldTuner(oracle, config, segments, trainer, os.path.join(fn_args.working_dir, "keras_tuner"),
-                      max_seconds)
+    tuner = FoldTuner(oracle, config, segments, trainer, os.path.join(fn_args.working_dir, "keras_tuner"), max_seconds)
     return TunerFnResult(tuner=tuner, fit_kwargs={})

@@ -1,15 +1,5 @@
-"""musicnn's MSD_vgg as a Keras 2 model: the pretrained body, loaded from the musicnn wheel, and a new genre head.
-
-Layout, read from musicnn/models.py (``vgg``) and its extractor: the input batch is
-[batch, 187 frames, 96 mels]; ``tf.expand_dims(x, 3)`` makes it NHWC with time as height
-and mel bins as width. Our transformed feature has the same [frames, bins] order, so a
-reshape to [frames, bins, 1] shows the filters the spectrogram as they were trained on
-(pool [4, 1] pools 4 frames and 1 band). Layer order per block is musicnn's:
-conv(+bias) -> ReLU -> batch norm -> max pool (valid) -> dropout 0.25 (blocks 1-4).
-Kept as musicnn has it: block 5's valid [4, 4] pool over pool4's [11, 6] map reads only
-8 of its 11 steps and 4 of its 6 bands, so the top mel bands reach the head only through
-the receptive fields of the lower ones.
-"""
+"""musicnn's MSD_vgg as a Keras 2 model: the pretrained body (musicnn/models.py's ``vgg`` layout, from the
+musicnn wheel) and a new genre head. As in musicnn, block 5's valid pool reads only part of pool4's map."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -19,8 +9,7 @@ import tf_keras as keras
 
 from config.settings import TrainConfig
 from models import transfer
-from models.blocks import (
-    BN_EPSILON, BN_MOMENTUM, as_image, check_input_shape, conv_block, softmax_head, undo_zscore)
+from models.blocks import BN_EPSILON, BN_MOMENTUM, as_image, check_input_shape, conv_block, softmax_head, undo_zscore
 from models.musicnn_weights import assign_layers, read_checkpoint
 
 FRAMES, MELS = 187, 96  # musicnn's training input: 3 s at 16 kHz, hop 256
@@ -51,28 +40,11 @@ def checkpoint_scopes() -> dict[str, str]:
     return scopes
 
 
-def build_vgg(
-    input_shape: Sequence[Optional[int]],
-    num_classes: int,
-    train: TrainConfig,
-    *,
-    input_name: str = "log_mel",
-    pretrained: bool = True,
-    input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None,
-) -> keras.Model:
-    """MSD_vgg's body (weights from the checkpoint unless ``pretrained=False``), flatten, dropout 0.5, softmax.
-
-    The head is musicnn's own (flatten of pool5, [2, 1, 128] -> 256, dropout 0.5, dense) with
-    ``num_classes`` outputs instead of 50 tags. The input must be 187 x 96: the flatten, and the
-    filters' notion of pitch and tempo, depend on it. ``train`` is accepted for the families'
-    common signature; two-phase fine-tuning is the trainer's (see :func:`set_backbone_trainable`).
-
-    ``input_stats`` = (mean, std) per mel bin of Transform's z-score (preprocessing.normalisation_stats).
-    Given them, a fixed first layer undoes the z-score, so the pretrained body sees musicnn's own
-    log10(1 + 10000 mel) values, the scale its input batch norm was trained on (mean 2.18, var 1.60).
-    Without them the body sees z-scores; measured on 76 real GTZAN clips, a linear probe on the
-    frozen body's features dropped from 0.78 to 0.67 segment accuracy.
-    """
+def build_vgg(input_shape: Sequence[Optional[int]], num_classes: int, train: TrainConfig, *,
+              input_name: str = "log_mel", pretrained: bool = True,
+              input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None) -> keras.Model:
+    """MSD_vgg's body, then musicnn's own head (flatten, dropout 0.5, softmax); the input must be 187 x 96. Given
+    ``input_stats`` a fixed first layer undoes the z-score, so the body sees its training scale; ``train`` is unused."""
     del train
     frames, bins = check_input_shape(input_shape, "vgg")
     if (frames, bins) != (FRAMES, MELS):
@@ -83,8 +55,8 @@ def build_vgg(
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=INPUT_BN)(x)
     for i, (pool_size, strides) in enumerate(POOLS, start=1):
         last = i == len(POOLS)
-        x = conv_block(x, FILTERS, name=_block(i), pool_size=pool_size, pool_strides=strides,
-                       bn_before_relu=False, dropout=0.0 if last else BLOCK_DROPOUT)
+        x = conv_block(x, FILTERS, name=_block(i), pool_size=pool_size, pool_strides=strides, bn_before_relu=False,
+                       dropout=0.0 if last else BLOCK_DROPOUT)
     x = keras.layers.Flatten(name="head_flatten")(x)
     outputs = softmax_head(x, num_classes, dropout=HEAD_DROPOUT)
     model = keras.Model(inputs, outputs, name="vgg")
@@ -103,9 +75,7 @@ def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
 
 
 def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """(body, head) sharing ``model``'s layers: body maps the input to the flattened pool5
-    embedding, head maps that embedding to probabilities. Training the head on embeddings
-    computed once is the frozen phase without a forward pass through the body per epoch."""
+    """(body, head) cut at the flattened pool5, so the frozen phase trains the head on embeddings computed once."""
     return transfer.split_at(model, "head_flatten")
 
 

@@ -1,8 +1,6 @@
 """The project's genres as AudioSet classes, and zero-shot genre scores from mn04's 527 logits.
 
-The indices are pinned here (read once from AudioSet's class_labels_indices.csv; a test checks them
-against the csv where ../shared holds it), so nothing reads the csv at run time.
-"""
+The indices are pinned (a test checks them against AudioSet's class_labels_indices.csv), so nothing reads the csv."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -36,15 +34,9 @@ def audioset_indices(genres: Sequence[str] = GENRES) -> list[int]:
 
 
 def zero_shot_genre_scores(logits: np.ndarray, genres: Sequence[str] = GENRES) -> np.ndarray:
-    """Per-genre scores (..., len(genres)) summing to 1, from AudioSet logits (..., 527).
-
-    AudioSet's head is multi-label: each class has its own sigmoid, and a track can be Music, Rock
-    music and Heavy metal at once, so the ten sigmoids neither sum to one nor compete. The project's
-    genres are one label per track, so the scores are a softmax over the mapped logits: exp(logit) is
-    each class's odds p / (1 - p), and the softmax shares the probability in proportion to those odds.
-    It keeps the sigmoids' ranking, and unlike renormalised sigmoids it still separates genres when
-    every sigmoid is near 0 or near 1.
-    """
+    """Per-genre scores (..., len(genres)) summing to 1, from AudioSet logits (..., 527): AudioSet's sigmoids are
+    multi-label and a track has one genre here, so a softmax over the mapped logits, which keeps the ranking and
+    still separates genres when every sigmoid is near 0 or 1."""
     logits = np.asarray(logits, dtype=np.float64)
     if logits.shape[-1:] != (527,):
         raise ValueError(f"Expected AudioSet logits with 527 classes on the last axis, got shape {logits.shape}.")

@@ -1,11 +1,5 @@
-"""EfficientAT's evaluation-mode front end in TF ops: 32 kHz waveform -> (batch, 128, frames) log-mel.
-
-The pretrained mn04 body expects exactly the input it was trained on, so every constant here is the
-training recipe's: pre-emphasis 0.97, a symmetric Hann window of 800 samples centred in a 1024-point
-FFT, hop 320 (100 frames a second), centre reflect padding, power spectrum, a Kaldi-style triangular mel
-bank (128 bands, 0-15 kHz), log(x + 1e-5) and the fixed scaling (x + 4.5) / 5. Only core TF ops are
-used (pad, RFFT through tf.signal.stft, matmul), so the front end can sit inside a serving graph.
-"""
+"""EfficientAT's evaluation-mode front end in core TF ops (so it fits a serving graph): 32 kHz waveform ->
+(batch, 128, frames) log-mel; mn04 expects exactly its training input, so every constant is the recipe's."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,12 +25,8 @@ def _kaldi_mel(freq: np.ndarray) -> np.ndarray:
 
 def kaldi_mel_basis(n_mels: int = N_MELS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE,
                     f_min: float = F_MIN, f_max: float = F_MAX) -> np.ndarray:
-    """The (n_mels, n_fft // 2 + 1) triangular filter bank of Kaldi's fbank, without VTLN warping.
-
-    Triangles are equally spaced on Kaldi's mel scale between ``f_min`` and ``f_max`` and evaluated at
-    the FFT bin frequencies 0 .. (n_fft/2 - 1) * sr / n_fft; the Nyquist bin gets a zero column, as in
-    the recipe the weights were trained with. A non-positive ``f_max`` counts back from Nyquist.
-    """
+    """The (n_mels, n_fft // 2 + 1) triangular filter bank of Kaldi's fbank, without VTLN warping; the Nyquist
+    bin gets a zero column, as in the training recipe, and a non-positive ``f_max`` counts back from Nyquist."""
     nyquist = sample_rate / 2.0
     high = f_max if f_max > 0 else f_max + nyquist
     if not 0.0 <= f_min < high <= nyquist:
@@ -65,10 +55,7 @@ def num_frames(num_samples: int) -> int:
 
 
 def frontend(waveform: tf.Tensor) -> tf.Tensor:
-    """Log-mel input of mn04: (batch, samples) float waveform at 32 kHz in [-1, 1] -> (batch, 128, frames).
-
-    Needs at least N_FFT // 2 + 2 samples (the reflect padding's minimum).
-    """
+    """(batch, samples) at 32 kHz in [-1, 1] -> (batch, 128, frames); needs at least N_FFT // 2 + 2 samples."""
     waveform = tf.convert_to_tensor(waveform, tf.float32)
     emphasised = waveform[:, 1:] - PREEMPHASIS * waveform[:, :-1]
     half = N_FFT // 2

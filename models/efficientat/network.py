@@ -1,14 +1,7 @@
 """EfficientAT's mn04 (a MobileNetV3 at width 0.4, AudioSet head) as a tf_keras functional model.
 
-The layout follows the PyTorch reference so its state_dict loads one module per Keras layer (names
-'features_<i>_...' mirror 'features.<i>. ...'): a strided 3x3 stem, 15 inverted-residual blocks, a
-1x1 convolution to 384 channels (17 'features' stages in all), global average pooling (the 384-d
-embedding), Linear 384->512 + Hardswish (the hidden layer), dropout, Linear 512->527 (AudioSet logits).
-Tensors are NHWC with H = the 128 mel bands and W = time, so torch's (out, in, kh, kw) kernels map
-onto Keras' (kh, kw, in, out) without swapping the spatial axes. Padding is PyTorch's symmetric
-(kernel - 1) // 2 zeros on each side, explicit, because Keras' 'same' pads a strided convolution
-asymmetrically and would shift every frame.
-"""
+Layers mirror the PyTorch reference's modules so its state_dict loads one per layer. Padding is PyTorch's
+symmetric zeros, explicit, because Keras' 'same' pads a strided convolution asymmetrically and would shift frames."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -69,12 +62,8 @@ def round_channels(channels: float, divisor: int = 8) -> int:
 
 
 def hard_swish(x: tf.Tensor, name: str) -> tf.Tensor:
-    """x * relu6(x + 3) / 6 (torch.nn.Hardswish) from built-in layers: x * clip(x / 6 + 0.5, 0, 1).
-
-    Keras 2 has no built-in of this exact form (its hard_sigmoid has slope 0.2), and a custom layer would
-    make a saved model unloadable (save_traces=False) by any process that has not imported this module:
-    TFMA's Evaluator loads the exported model with Keras.
-    """
+    """torch.nn.Hardswish from built-in layers: Keras 2 has none of this form, and a custom layer would make the
+    saved model unloadable by a process (TFMA's Evaluator) that has not imported this module."""
     gate = keras.layers.Rescaling(1.0 / 6.0, offset=0.5, name=name + "_gate_affine")(x)
     gate = keras.layers.ReLU(max_value=1.0, name=name + "_gate")(gate)
     return keras.layers.Multiply(name=name)([x, gate])
@@ -159,13 +148,9 @@ def stage_widths(width: float = WIDTH) -> list[int]:
 
 def build_mn04(*, waveform_input: bool = True, block_means: bool = False, num_classes: int = NUM_CLASSES,
                width: float = WIDTH, dropout: float = DROPOUT, name: str = "mn04") -> keras.Model:
-    """mn04 with random weights (load_mn04_weights fills them).
-
-    Input: (batch, samples) float waveform at 32 kHz with the front end in the graph, or with
-    ``waveform_input=False`` the (batch, 128, frames) log-mel. Outputs a dict: 'features' (batch, 384)
-    pooled embedding, 'hidden' (batch, 512), 'logits' (batch, num_classes), and with ``block_means``
-    'block_means' (batch, 896): each stage's mean over frequency and time, concatenated (for parity checks).
-    """
+    """mn04 with random weights (load_mn04_weights fills them), on a 32 kHz waveform or, with
+    ``waveform_input=False``, the (batch, 128, frames) log-mel. Outputs 'features' (384), 'hidden', 'logits' and,
+    with ``block_means``, each stage's mean (for parity checks)."""
     if waveform_input:
         inputs = keras.Input(shape=(None,), name="waveform")
         mel = LogMelFrontend(name="log_mel")(inputs)

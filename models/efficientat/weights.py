@@ -1,15 +1,6 @@
-"""mn04_as's pretrained weights: where the file is, reading torch's zip format without torch, copying into Keras.
-
-``torch.save`` writes a zip holding ``<prefix>/data.pkl`` (a pickle whose tensors point, by persistent
-id, at raw little-endian storages ``<prefix>/data/<key>``). A restricted unpickler resolves only the
-few globals a state_dict needs (the tensor rebuild function, the storage classes, OrderedDict), so a
-file can hold no code that runs on load, and torch is never imported.
-
-The file is found in this order: an explicit path (a ``--efficientat-weights PATH`` style setting), the
-``GENRE_EFFICIENTAT_WEIGHTS`` environment variable, the cache (``~/.cache/genre-pipeline/weights/``),
-and last a one-time download of the official release asset into the cache. Every file is checked
-against the release's size and sha256 before use.
-"""
+"""mn04_as's pretrained weights: finding the file (explicit path, ``GENRE_EFFICIENTAT_WEIGHTS``, the cache or a
+one-time download, each checked against the release's size and sha256), and reading torch's zip format with a
+restricted unpickler, so the file runs no code on load and torch is never imported."""
 from __future__ import annotations
 
 import collections
@@ -49,7 +40,6 @@ def default_cache_dir() -> Path:
 
 
 # ----- reading torch's zip format ------------------------------------------------------------------
-
 class _StorageType:
     """Stands for a torch storage class inside the pickle: only its dtype matters."""
 
@@ -118,7 +108,6 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 # ----- copying into Keras layers -------------------------------------------------------------------
-
 def keras_layer_name(torch_prefix: str) -> str:
     """The Keras layer that holds torch module ``torch_prefix`` ('features.3.block.1.0' -> 'features_3_block_1_0')."""
     return torch_prefix.replace(".", "_")
@@ -138,12 +127,8 @@ def _keras_values(kind: str, prefix: str, tensors: Mapping[str, np.ndarray]) -> 
 
 
 def assign_state_dict(model: Any, tensors: Mapping[str, np.ndarray]) -> int:
-    """Copy ``tensors`` into every layer of ``model`` that names a torch module; returns how many tensors.
-
-    Each such layer carries ``torch_prefix`` and ``torch_kind`` attributes (set by network.py). A
-    missing tensor, a shape mismatch or a tensor no layer takes (other than batch-norm step counters)
-    raises, so a different architecture cannot load silently.
-    """
+    """Copy ``tensors`` into every layer with ``torch_prefix`` / ``torch_kind`` (network.py); returns how many. A
+    missing, misshapen or unused tensor raises, so another architecture cannot load silently."""
     used: set[str] = set()
     for layer in model.layers:
         prefix = getattr(layer, "torch_prefix", None)
@@ -171,7 +156,6 @@ def load_mn04_weights(model: Any, path: str | os.PathLike) -> int:
 
 
 # ----- locating (and once downloading) the file --------------------------------------------------
-
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -223,11 +207,8 @@ def download(url: str, target: Path) -> Path:
 
 def weights_path(explicit: Optional[str | os.PathLike] = None, *, environ: Optional[Mapping[str, str]] = None,
                  cache_dir: Optional[Path] = None, allow_download: bool = True) -> Path:
-    """The verified mn04_as weights file: explicit path, else $GENRE_EFFICIENTAT_WEIGHTS, else the cache.
-
-    An absent cache file is downloaded once from the release (``allow_download``); the URL and checksum
-    are read from this module at call time, so a test can point them at a local server.
-    """
+    """The verified mn04_as weights file: explicit path, else $GENRE_EFFICIENTAT_WEIGHTS, else the cache, downloaded
+    once if absent; the URL and checksum are read at call time, so a test can point them at a local server."""
     environ = os.environ if environ is None else environ
     if explicit:
         return verify(Path(explicit).expanduser(), SETTING)
