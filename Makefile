@@ -10,7 +10,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-input bench-serving bench-profile bench-accuracy bench-memory bench-export bench-robustness bench-first-run bench-scale compile-kubeflow clean
+.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-input bench-serving bench-profile accuracy bench-memory bench-export robustness bench-first-run bench-scale compile-kubeflow clean
 
 venv:
 	@$(PYTHON) scripts/setup_env.py
@@ -84,9 +84,9 @@ bench-tagging: venv
 bench-app: venv browser
 	$(PY) -m bench.app_latency $(ARGS)
 
-# Trains every model family on the real clips (about an hour on 2 cores); not part of `make bench`.
-bench-accuracy: venv
-	$(PY) -m bench.accuracy $(ARGS)
+# Held-out accuracy: trains every model family on the real clips (hours on 2 cores) through the pipeline.
+accuracy: venv
+	$(PY) -m evaluation.accuracy $(ARGS)
 
 # Peak memory of the client, the page's decode path and the test double on 2-hour files and an oversized shape.
 bench-memory: venv
@@ -98,8 +98,8 @@ bench-export: venv
 
 # Answers to held-out real clips sent as they are and quieter, louder, as MP3 or Ogg, resampled, through a device:
 # ARGS="--model-dir DIR --family NAME [--clips-from OUTPUT_DIR] [--limit N]".
-bench-robustness: venv
-	$(PY) -m bench.robustness $(ARGS)
+robustness: venv
+	$(PY) -m evaluation.robustness $(ARGS)
 
 compile-kubeflow: venv
 	$(PY) -m kubeflow.runner $(ARGS)

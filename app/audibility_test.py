@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from app import audibility, clip
-from bench import channels
+from evaluation import channels
 from config.settings import GENRES
 from conftest import shared_manifest
 from synthetic.generator import render_track

@@ -6,10 +6,10 @@
 Input: a Transform output per family (the families read different features: CNN the
 22050 Hz log-mel, LSTM the MFCC, VGG musicnn's 16 kHz log-mel). The benchmark reads the
 newest one from ``<output-root>/real-<model>/metadata.sqlite``, the pipeline roots that
-``make bench-accuracy`` uses; when there is none it first runs
+``make accuracy`` uses; when there is none it first runs
 ``local_runner.py --until train --max-steps 1`` on the real GTZAN clips (lists-trainval
 split) into that folder, which leaves the ExampleGen and Transform outputs cached for
-``bench.accuracy``. Only the ``train`` split's transformed examples are read.
+``evaluation.accuracy``. Only the ``train`` split's transformed examples are read.
 
 For each family, in one process, on the same machine, with the same batch size:
 

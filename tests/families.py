@@ -33,7 +33,7 @@ PRETRAINED_SECONDS = 6.0
 VGG_HEAD_EPOCHS = 5
 # Each family's budget of epochs. The synthetic set is learnt in a few, and each family test keeps its code path end
 # to end and a learning signal on held-out tracks; how well a family learns real music is measured in the accuracy
-# benchmark (`make bench-accuracy`). LSTM, musicnn, efficientat and musicnn_efficientat: their presets' heads on the
+# benchmark (`make accuracy`). LSTM, musicnn, efficientat and musicnn_efficientat: their presets' heads on the
 # frozen bodies' outputs (two of them, HEADS), seconds an epoch.
 EPOCHS = {"cnn": 15, "lstm": 15, "ann": 20, "efficientnet": 10, "musicnn": 20, "efficientat": 20,
           "musicnn_efficientat": 20, "vgg": VGG_HEAD_EPOCHS + 1}

@@ -3,7 +3,7 @@
 Each channel is a pure function of a float32 mono clip in [-1, 1] and its sample rate that
 returns the clip as the model would then receive it, and its new rate. Nothing is read or
 written outside the call and every random draw comes from a seed, so the same call gives
-the same samples. ``bench/robustness.py`` sends each real clip through them to measure
+the same samples. ``evaluation/robustness.py`` sends each real clip through them to measure
 which answers change; ``tests/test_bench_channels.py`` checks each one's properties.
 
 Codecs use libsndfile (``soundfile``): its wheel encodes MP3 (LAME) and Ogg Vorbis and

@@ -1,11 +1,11 @@
-"""bench/channels.py: each channel does to a clip what its name says (level, band, SNR, rate, length),
+"""evaluation/channels.py: each channel does to a clip what its name says (level, band, SNR, rate, length),
 and the same seed gives the same samples. Codecs are libsndfile's own (the soundfile wheel), nothing mocked."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from bench import channels
+from evaluation import channels
 from bench.serving import bench_clip
 
 RATE = 22050

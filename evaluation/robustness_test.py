@@ -1,4 +1,4 @@
-"""bench/robustness.py on synthetic clips and the stand-in model of tests/testkit/serving.py, so CI covers the tool
+"""evaluation/robustness.py on synthetic clips and the stand-in model of tests/testkit/serving.py, so CI covers the tool
 without ../shared. The stand-in's genre follows a segment's loudness (RMS r -> genre round(10 r)), so a gain
 must move its answers by a computable amount while a change of sample rate must not: the tables are checked
 against that, not only for being there. BENCHMARKS.md is redirected to a temporary file; the shared table's
@@ -14,7 +14,7 @@ import soundfile as sf
 
 import bench.report
 from audio.discovery import discover, input_pattern
-from bench import channels, robustness
+from evaluation import channels, robustness
 from bench.report import first_cell, table_rows
 from components.audio_example_gen.ingest import INGESTED
 from components.audio_example_gen.plan import plan_tasks
@@ -63,7 +63,7 @@ def test_the_tables_follow_what_each_channel_does_to_the_stand_in(model_base, da
                      "--split", "stratified", "--save", str(saved)])
     text = (tmp_path / "answers.md").read_text()  # the run's whole table, beside its answers
     assert text.startswith("## Robustness to level, codec, sample rate and device: stand-in\n")
-    assert 'Command: `make bench-robustness ARGS="--model-dir' in text and "Machine:" in text
+    assert 'Command: `make robustness ARGS="--model-dir' in text and "Machine:" in text
     # its row of the shared table: the original, then -24 dB, +6 dB clipped, MP3, Ogg, 8 kHz, 16 kHz kept
     shared = row(report_file.read_text(), "stand-in")
     assert shared[:5] == ["stand-in", "1.000 (20/20)", "1.000 (10/10)", "10.0%", "20.0%"] and shared[8] == "100.0%"
@@ -141,14 +141,14 @@ def test_a_variant_gets_its_own_row_and_its_file_says_how_it_was_trained(model_b
               "--split", "stratified", "--splits", "test", "--limit", "1"]
     robustness.main([*common, "--save", str(tmp_path / "preset.json")])
     robustness.main([*common, "--variant", "without device views", "--save", str(tmp_path / "variant.json"),
-                     "--trained-by", "python -m bench.accuracy --models stand-in --seeds 42"])
+                     "--trained-by", "python -m evaluation.accuracy --models stand-in --seeds 42"])
     text = report_file.read_text()
     assert text.count("<!-- bench:robustness -->") == 1
     assert [first_cell(r) for r in table_rows(text)] == ["stand-in", "stand-in (without device views)"]
     variant = (tmp_path / "variant.md").read_text()
     assert variant.startswith(
         "## Robustness to level, codec, sample rate and device: stand-in (without device views)\n")
-    assert "Trained by `python -m bench.accuracy --models stand-in --seeds 42`." in variant
+    assert "Trained by `python -m evaluation.accuracy --models stand-in --seeds 42`." in variant
     assert "--variant 'without device views'" in variant  # the command as a shell takes it
     assert "Trained by" not in (tmp_path / "preset.md").read_text()
 
@@ -200,7 +200,7 @@ def test_a_rerun_replaces_its_row_keeps_the_others_and_the_order_is_fixed(report
     rows = table_rows(text)
     assert [first_cell(r) for r in rows] == ["cnn", "lstm", "musicnn", "musicnn (without device views)", "stand-in"]
     assert "(second)" in rows[2] and all("(first)" in r for r in rows[:2] + rows[3:])
-    assert text.count("Channels (bench/channels.py)") == 1 and text.count("Answers kept:") == 1
+    assert text.count("Channels (evaluation/channels.py)") == 1 and text.count("Answers kept:") == 1
 
 
 def test_a_variant_is_its_familys_row_key_with_the_setting():

@@ -1,8 +1,8 @@
 """The same answer however the music reaches the model? Each held-out clip sent as it is and
-through each channel of bench/channels.py (level, codec, sample rate, a device in a room).
+through each channel of evaluation/channels.py (level, codec, sample rate, a device in a room).
 
-    python -m bench.robustness --model-dir DIR --family NAME [--clips-from RUN] [--limit N]
-                                                                           (make bench-robustness)
+    python -m evaluation.robustness --model-dir DIR --family NAME [--clips-from RUN] [--limit N]
+                                                                           (make robustness)
 
 DIR is a pushed model (TF Serving layout, ``DIR/<version>/saved_model.pb``: the newest version)
 or one SavedModel (``DIR/saved_model.pb``, e.g. a Trainer's ``Format-Serving``). Each clip is
@@ -48,7 +48,7 @@ from typing import Callable, Optional, Sequence  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bench import channels  # noqa: E402
+from evaluation import channels  # noqa: E402
 from bench.real_data import DEFAULT_DATA_ROOT, DEFAULT_SPLIT_DIR  # noqa: E402
 from bench.report import (cpu_description, put_row, read_section, run_header, run_stamp, table_rows,  # noqa: E402
                           write_section)
@@ -57,18 +57,18 @@ from config.settings import GENRES, MODEL_TYPES, SPLIT_PROTOCOLS, PipelineConfig
 ORIGINAL = "the original"
 REFUSED = "refused"
 LIST_PROTOCOLS = ("fault-filtered", "fault-filtered-final", "lists-trainval")  # the protocols that read --split-dir
-COMMAND = "make bench-robustness"
+COMMAND = "make robustness"
 NEAR_TIE = 0.05  # a clip whose two highest genre scores differ by less than this is a near tie
 Predict = Callable[[np.ndarray, int], tuple[str, Optional[float]]]  # (answer, top-two score margin or None)
 SECTION = "robustness"
 TITLE = "Robustness to level, codec, sample rate and device"
-# The shared table's channels: (column, the start of the channel's name in bench/channels.py)
+# The shared table's channels: (column, the start of the channel's name in evaluation/channels.py)
 SUMMARY_CHANNELS = (("-24 dB", "gain -24 dB"), ("+6 dB clipped", "gain +6 dB"), ("MP3", "MP3 "), ("Ogg", "Ogg "),
                     ("8 kHz", "resampled to 8 kHz"), ("16 kHz", "resampled to 16 kHz"))
 DEVICE = "device:"
 SHARED_COMMAND = f'{COMMAND} ARGS="--model-dir DIR --family NAME [--variant TEXT] --clips-from RUN --save FILE.json"'
 CHANNELS_TEXT = (
-    "Channels (bench/channels.py): gains on the clip's own samples (+6 dB clipped at full scale); MP3 "
+    "Channels (evaluation/channels.py): gains on the clip's own samples (+6 dB clipped at full scale); MP3 "
     f"{channels.MP3_KBPS} kbit/s constant and Ogg Vorbis quality 4, both 44.1 kHz stereo, encoded and decoded "
     "with libsndfile; soxr resampling; the device: an 8th-order 150 Hz-7 kHz band-pass, a synthetic room "
     f"(RT60 {channels.DEVICE_RT60_SECONDS:g} s, direct sound {channels.DEVICE_DRR_DB:g} dB above the tail), "
@@ -379,14 +379,14 @@ def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, li
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.robustness", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m evaluation.robustness", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", default=PipelineConfig().serving_dir,
                         help="a pushed model (DIR/<version>/saved_model.pb, the newest version) or one SavedModel "
                              "(DIR/saved_model.pb) (default: %(default)s)")
     parser.add_argument("--family", required=True, help="the model's family, as its row names it (cnn, musicnn, ...)")
     parser.add_argument("--variant", help="a setting the model was trained with, named in its row of the table "
                                           "(its key), e.g. 'without device views' (default: the family's preset)")
-    parser.add_argument("--trained-by", help="the command that trained the model, e.g. 'python -m bench.accuracy "
+    parser.add_argument("--trained-by", help="the command that trained the model, e.g. 'python -m evaluation.accuracy "
                                              "--models musicnn --seeds 42'; written at the top of the run's .md")
     parser.add_argument("--clips-from", help="AudioExampleGen's records: a pipeline output dir or root, its report "
                                              "folder or files.jsonl (default: ExampleGen's planner on --data-root)")

@@ -1,6 +1,6 @@
 """Held-out accuracy of each model family on the real GTZAN clips, through the whole pipeline.
 
-    python -m bench.accuracy [--models cnn,lstm] [--seeds 42,43,44] [--epochs vgg=12]      (make bench-accuracy)
+    python -m evaluation.accuracy [--models cnn,lstm] [--seeds 42,43,44] [--epochs vgg=12]      (make accuracy)
 
 For each model family (default: every one in models/registry.BUILDERS) and each seed, runs
 ``local_runner.main([...])`` (in a child process, one pipeline root per family so that caches and
@@ -24,7 +24,7 @@ Evaluator and ClipEvaluator and is pushed. Figures come from the run's own recor
 * wall times: the whole run, and the Trainer's execution from MLMD.
 
 Each finished run's figures are kept as strict JSON, ``<output-root>/bench-logs/accuracy-<model>-seed<seed>-result.json``;
-writing the report also copies the runs it reports to ``bench/results/accuracy/`` in the repository, so that
+writing the report also copies the runs it reports to ``evaluation/results/`` in the repository, so that
 ``--reuse-committed`` on another machine or in a later checkout (where ``/tmp`` is gone) rebuilds the same section
 and adds new families or seeds to it instead of running every family again. Plain ``--reuse`` looks in the output
 root only, so a variant (``--pipeline-arg``, a changed preset) in its own output root never picks up the committed
@@ -653,7 +653,7 @@ Command for the figures above: `{command}`.
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.accuracy", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m evaluation.accuracy", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", help="comma-separated (default: every family in models/registry.BUILDERS)")
     parser.add_argument("--seeds", default=DEFAULT_SEEDS, help="comma-separated; each family runs once per seed "
                         "(default: %(default)s)")
@@ -670,7 +670,7 @@ def main(argv: list[str] | None = None) -> None:
                         "invocation finished (its result file in <output-root>/bench-logs) instead of running it "
                         "again: a killed benchmark resumes, and families run at different times share one report")
     parser.add_argument("--reuse-committed", action="store_true", help="--reuse, and where the output root has no "
-                        "finished run, take the one committed in bench/results/accuracy (the runs BENCHMARKS.md "
+                        "finished run, take the one committed in evaluation/results/ (the runs BENCHMARKS.md "
                         "reports): add a family or seed to the report on a new machine")
     parser.add_argument("--finished-only", action="store_true", help="with --reuse: run nothing, report the "
                         "finished runs and name the families and seeds that have none")
@@ -745,7 +745,7 @@ def main(argv: list[str] | None = None) -> None:
         searched = f"{output_root / 'bench-logs'}" + (f" or {RESULTS_DIR}" if args.reuse_committed else "")
         raise SystemExit(f"No finished run to report for {', '.join(not_run)}: none in {searched}. "
                          "Run them: drop --finished-only.")
-    command = "make bench-accuracy" + (f' ARGS="{" ".join(argv)}"' if argv else "")
+    command = "make accuracy" + (f' ARGS="{" ".join(argv)}"' if argv else "")
     body = report(results, command)
     families = by_family(results)
     genres = trained_config(results[0]["model"], results[0].get("params", {})).genres
