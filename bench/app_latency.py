@@ -5,8 +5,7 @@
 
 Headless Chromium (Debian's chromium + chromium-driver) opens the page (`streamlit run
 app/page.py` on 127.0.0.1) served against the TF Serving test double, which serves the
-newest version under DIR (default: the pipeline's push destination; where nothing is
-pushed, the test stand-in model of testkit/serving.py, and the section says so). Each
+newest version under DIR (default: the pipeline's push destination, so run `make run` first). Each
 upload starts from a freshly loaded page. Measured per upload: upload -> top genre on the
 page, and upload -> every chart drawn and the spectrogram loaded. For comparison, in the
 same run: the same clip through serving/client.py alone (decode + gRPC Predict), the part
@@ -29,6 +28,7 @@ import numpy as np
 
 from app import browser
 from app.settings import AppSettings
+from bench.pushed_models import newest_version
 from bench.report import write_section
 from config.settings import PipelineConfig
 
@@ -51,18 +51,11 @@ def pick_clip(arg: str | None, tmp: str) -> tuple[str, str]:
     return path, "synthetic 30-s jazz track (synthetic/generator.py)"
 
 
-def model_base(arg: str | None, tmp: str) -> tuple[str, str]:
-    """(TF Serving base dir, description): the pushed model, else the stand-in."""
+def model_base(arg: str | None) -> tuple[str, str]:
+    """(TF Serving base dir, description) of the pushed model; exits naming the fix when none is pushed."""
     base = arg or PipelineConfig().serving_dir
-    if os.path.isdir(base) and any(v.isdigit() for v in os.listdir(base)):
-        newest = max(int(v) for v in os.listdir(base) if v.isdigit())
-        where = f"{os.path.basename(os.path.dirname(base))}/{os.path.basename(base)}"
-        return base, f"the pushed model in {where}, version {newest}"
-    from tests.testkit.serving import build_stand_in_model
-    stand_in = os.path.join(tmp, "genre")
-    build_stand_in_model(stand_in, version=1)
-    return stand_in, ("the test stand-in model of testkit/serving.py (nothing was pushed on this machine; the "
-                      "page's work does not depend on which model answers)")
+    where = f"{os.path.basename(os.path.dirname(base))}/{os.path.basename(base)}"
+    return base, f"the pushed model in {where}, version {newest_version(base, 'genre')}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,13 +75,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"Debian package {missing} is not installed: run scripts/install_browser.sh (make bench-app does).")
 
     from serving.client import GenreClient
-    from tests.testkit.serving import serving_endpoint
+    from serving.stand_in_server import start_server
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         clip, clip_text = pick_clip(args.clip, tmp)
         clip_text += f" ({args.clip_note})" if args.clip_note else ""
-        base, model_text = model_base(args.model_dir, tmp)
-        host = stack.enter_context(serving_endpoint(base))
+        base, model_text = model_base(args.model_dir)
+        server, port = start_server(base, "genre", port=0)
+        stack.callback(server.stop, None)
+        host = f"127.0.0.1:{port}"
         settings = AppSettings(host=host, mlflow_uri=args.mlflow_uri)
         url = stack.enter_context(browser.running_page(settings, os.path.join(tmp, "streamlit.log")))
         driver = browser.chrome(height=1560)  # the whole result, little empty space below it

@@ -1,9 +1,9 @@
 """Peak memory at each door on hostile input: the client, the page's decode path, the test double.
 
-    python -m bench.memory_bounds      (make bench-memory)
+    python -m bench.memory_bounds [--model-dir DIR]      (make bench-memory)
 
 Each measurement runs in a child process and reads its peak resident memory (``ru_maxrss``
-of the child; for the test double, ``VmHWM`` of the server process). Inputs: a 2-hour
+of the child; for the test double serving the pushed model, ``VmHWM`` of the server process). Inputs: a 2-hour
 16-bit stereo WAV at 44.1 kHz (1.27 GB), a 2-hour MP3 (mono, 16 kHz, made here with
 libsndfile's LAME encoder) and a Predict request of 82 bytes declaring a waveform of shape
 [250000000] (1 GB as float32). The comparison in the same run: the unbounded paths as they
@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from bench.pushed_models import newest_version
 from bench.report import write_section
+from config.settings import PipelineConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 HOURS = 2
@@ -58,7 +60,7 @@ outcome = f"decoded {mono.size / rate / 60:.0f} min"
 """
 OLD_DOUBLE = """
 import tensorflow as tf
-from tests.testkit.serving import oversized_request
+from bench.memory_bounds import oversized_request
 value = tf.make_ndarray(oversized_request().inputs["waveform"])  # the test double's step before the check
 outcome = f"expanded to {value.nbytes / 2**30:.2f} GiB"
 """
@@ -69,6 +71,23 @@ PATH = sys.argv[1]
 print(outcome)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
+
+
+def oversized_request(elements: int = 250_000_000):
+    """A Predict request of 82 bytes declaring a waveform of ELEMENTS float32 values (1 GB by default), in
+    TensorFlow's short form (one ``float_val`` stands for the whole tensor): a server must refuse it from the
+    declared shape, before expanding it."""
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "genre"
+    request.model_spec.signature_name = "serving_default"
+    request.inputs["waveform"].CopyFrom(tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_FLOAT, float_val=[0.1],
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=elements)])))
+    request.inputs["sample_rate"].CopyFrom(tensor_pb2.TensorProto(dtype=types_pb2.DT_INT32, int_val=[22050]))
+    return request
 
 
 def child(body: str, path: str = "") -> tuple[str, int]:
@@ -98,7 +117,7 @@ def server_peak(model_base: Path) -> tuple[str, int, int]:
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
     from serving.client import GenreClient
-    from tests.testkit.serving import oversized_request, stand_in_clip
+    from synthetic.generator import render_track
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1"}
     server = subprocess.Popen([sys.executable, "-m", "serving.stand_in_server", "--model-base", str(model_base),
@@ -106,7 +125,7 @@ def server_peak(model_base: Path) -> tuple[str, int, int]:
     try:
         host = server.stdout.readline().strip().rsplit(" ", 1)[-1]
         with GenreClient(host, timeout=120) as client:
-            client.predict_waveform(stand_in_clip("rock", 30.0), 22050)
+            client.predict_waveform(render_track("rock", 0, 30.0, 22050), 22050)
         before = _hwm(server.pid)
         stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(host))
         try:
@@ -128,7 +147,11 @@ def _hwm(pid: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(prog="python -m bench.memory_bounds", description=__doc__.split("\n\n")[0]).parse_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m bench.memory_bounds", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", help="TF Serving layout base dir the test double serves (default: the push "
+                        "destination; run `make run` first)")
+    model_base = parser.parse_args(argv).model_dir or PipelineConfig().serving_dir
+    version = newest_version(model_base, "genre")
     load_before = os.getloadavg()
     started = time.time()
     rows = []
@@ -140,12 +163,10 @@ def main(argv: list[str] | None = None) -> None:
             outcome, peak = child(body, str(path))
             rows.append((name, f"2-hour {path.suffix[1:].upper()} ({path.stat().st_size / 2**20:.0f} MiB)",
                          outcome, peak, "bounded"))
-        from tests.testkit.serving import build_stand_in_model
-
-        build_stand_in_model(folder / "model" / "genre", version=1)
-        outcome, before, after = server_peak(folder / "model" / "genre")
+        outcome, before, after = server_peak(Path(model_base))
         rows.append(("test double (`serving/stand_in_server.py`)", "Predict declaring [250000000] float32 (82 bytes)",
-                     f"{outcome} (peak after start-up and one 30-s request: {before} MiB)", after, "bounded"))
+                     f"{outcome} (peak after start-up with the pushed model, version {version}, and one 30-s "
+                     f"request: {before} MiB)", after, "bounded"))
         outcome, peak = child(OLD_CLIENT, str(wav))
         rows.append(("client reader before the header check (comparison)", "2-hour WAV", outcome, peak, "unbounded"))
         outcome, peak = child(OLD_DOUBLE)

@@ -18,7 +18,8 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from serving.audio_file import AudioFileError, AudioLevelError, AudioTooLongError, read_audio
 from serving.client import GenreClient, predict_file
 from tests.testkit.audio_files import tone, wav_bytes, with_header
-from tests.testkit.serving import oversized_request, stand_in_clip
+from bench.memory_bounds import oversized_request
+from tests.testkit.serving import stand_in_clip
 
 
 def test_the_test_double_refuses_an_oversized_declared_shape_before_expanding_it(host, tmp_path):

@@ -61,23 +61,6 @@ def serve_model() -> Iterator[Callable[..., str]]:
         yield lambda model_base, model_name="genre": stack.enter_context(serving_endpoint(model_base, model_name))
 
 
-def oversized_request(elements: int = 250_000_000):
-    """A Predict request of 82 bytes declaring a waveform of ELEMENTS float32 values (1 GB by default),
-    in TensorFlow's short form (one ``float_val`` stands for the whole tensor): the test double must
-    refuse it from the declared shape, before expanding it."""
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-    from tensorflow_serving.apis import predict_pb2
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "genre"
-    request.model_spec.signature_name = "serving_default"
-    request.inputs["waveform"].CopyFrom(tensor_pb2.TensorProto(
-        dtype=types_pb2.DT_FLOAT, float_val=[0.1],
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=elements)])))
-    request.inputs["sample_rate"].CopyFrom(tensor_pb2.TensorProto(dtype=types_pb2.DT_INT32, int_val=[22050]))
-    return request
-
-
 # ----- a stand-in for the pipeline's pushed model ------------------------------
 class _StandIn(tf.Module):
     """Honours the inputs and outputs of the serving contract (docs/contracts.md) with scores
