@@ -14,12 +14,12 @@ GRAPH_NAMES = {"keras": "training graph's layers", "serving": "ServingBody"}
 
 
 def newest_version(model_dir: str, model_name: str) -> int:
-    from serving.stand_in_server import ModelRepository
+    from serving.layout import pushed_versions
 
-    versions = ModelRepository(model_dir, model_name).scan()
+    versions = pushed_versions(model_dir)
     if not versions:
         raise SystemExit(
-            f"No pushed model under {model_dir} (expected {model_dir}/<version>/saved_model.pb). "
+            f"No pushed model {model_name!r} under {model_dir} (expected {model_dir}/<version>/saved_model.pb). "
             "Run the pipeline first (make run) so the Pusher writes one, or pass --model-dir DIR.")
     return versions[-1]
 

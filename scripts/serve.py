@@ -17,16 +17,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from config.settings import PipelineConfig  # noqa: E402
+from serving.layout import pushed_versions  # noqa: E402
 
 COMPOSE_FILE = os.path.join(ROOT, "serving", "docker-compose.yml")
-
-
-def pushed_versions(serving_dir: str) -> list[int]:
-    """Version folders holding a SavedModel, ascending (TF Serving's layout)."""
-    if not os.path.isdir(serving_dir):
-        return []
-    return sorted(int(v) for v in os.listdir(serving_dir)
-                  if v.isdigit() and os.path.isfile(os.path.join(serving_dir, v, "saved_model.pb")))
 
 
 def docker_engine() -> bool:

@@ -37,5 +37,5 @@ def test_bench_without_a_pushed_model_says_what_to_do(tmp_path):
     with pytest.raises(SystemExit, match="No pushed model.*make run"):
         main(["--model-dir", str(tmp_path / "nothing")])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SystemExit, match="No pushed model under .*empty.*saved_model.pb"):
+    with pytest.raises(SystemExit, match="No pushed model .* under .*empty.*saved_model.pb"):
         main(["--model-dir", str(tmp_path / "empty")])

@@ -29,6 +29,7 @@ from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grp
 
 from config.settings import ServingConfig
 from serving.client import readable_error
+from serving.layout import is_complete_version
 
 LOG = logging.getLogger("serving.stand_in_server")
 DEFAULT_SIGNATURE = "serving_default"
@@ -50,12 +51,6 @@ class _Version:
     path: str
     model: Any = None  # the loaded SavedModel, once loaded
     error: str = ""  # load failure, reported by GetModelStatus
-
-
-def is_complete_version(path: str) -> bool:
-    """A SavedModel folder with its graph and its variables' index: one that can be loaded."""
-    graph = any(os.path.isfile(os.path.join(path, name)) for name in ("saved_model.pb", "saved_model.pbtxt"))
-    return graph and os.path.isfile(os.path.join(path, "variables", "variables.index"))
 
 
 class ModelRepository:

@@ -165,7 +165,7 @@ def small_model_base(tmp_path_factory: pytest.TempPathFactory) -> str:
     Exported once per test session (a later call finds the complete version on disk), so
     every module that serves the real signatures shares one export.
     """
-    from serving.stand_in_server import is_complete_version
+    from serving.layout import is_complete_version
 
     base = tmp_path_factory.getbasetemp() / "small-model" / "genre"
     if not is_complete_version(str(base / "1")):
