@@ -3,19 +3,13 @@
     python -m bench.ingestion [--data-root DIR] [--repeats N]      (make bench-ingest)
     python -m bench.ingestion --formats [--data-root DIR]           (make bench-ingest ARGS=--formats)
 
-Runs AudioExampleGen's executor (as TFX runs it: Executor.Do with the pipeline's Beam args,
-DirectRunner in multi_processing mode, one worker per core) on the real GTZAN clips, 22050 Hz,
-3 s segments, hash split, and compares with a plain single-process ``librosa.load`` loop
-over the same files in the same run. Wall time is Executor.Do's (file discovery, split
-planning, the Beam pipeline, the report), not Python's or TensorFlow's import. CPU time
-is this process plus its Beam worker processes; the decode share is the sum of the per-file
-CPU times (reading, decoding, checks) in files.jsonl. The machine is shared, so the load
-average is reported with the figures.
+Runs AudioExampleGen's executor as TFX runs it (Executor.Do, the pipeline's Beam args) on the real GTZAN clips
+and compares with a plain single-process ``librosa.load`` loop over the same files. Wall time excludes imports;
+CPU time includes the Beam workers.
 
-``--formats`` measures audio/decode.py alone, format by format, and writes its own section: two real
-clips (one per channel) as a 44.1 kHz stereo minute in every container and codec, decoded to mono at
-22050 Hz by libsndfile and by FFmpeg (PyAV) where both read it (seconds of audio per CPU second, best of
-seven), and a 4-minute track decoded in ingestion's windows (20 kept 3-s segments) against whole.
+``--formats`` measures audio/decode.py alone (its own section): a 44.1 kHz stereo minute in every container and
+codec, decoded by libsndfile and FFmpeg (PyAV) where both read it, and a 4-minute track in ingestion's windows
+against whole.
 """
 from __future__ import annotations
 
@@ -126,8 +120,7 @@ def encoded_bytes(samples, fmt, tmp: Path) -> bytes:
 
 
 def real_stereo(paths: list[Path], seconds: float):
-    """Real clips, one after another per channel (the first, third, ... clip left; the second, fourth, ...
-    right), at SOURCE_RATE for SECONDS."""
+    """Real clips back to back, alternate clips left and right, at SOURCE_RATE for SECONDS."""
     import numpy as np
     from audio import decode as audio_lib
     n = int(seconds * SOURCE_RATE)
