@@ -3,16 +3,10 @@
     python -m bench.app_latency [--model-dir DIR] [--mlflow-uri URI] [--clip FILE] [--uploads 5]
                                 [--screenshot docs/app.png]                (make bench-app)
 
-Headless Chromium (Debian's chromium + chromium-driver) opens the page (`streamlit run
-app/page.py` on 127.0.0.1) served against the TF Serving test double, which serves the
-newest version under DIR (default: the pipeline's push destination, so run `make run` first). Each
-upload starts from a freshly loaded page. Measured per upload: upload -> top genre on the
-page, and upload -> every chart drawn and the spectrogram loaded. For comparison, in the
-same run: the same clip through serving/client.py alone (decode + gRPC Predict), the part
-of the page's time the model server and the protocol take.
-
-The clip: FILE, else a real GTZAN clip beside the repository (shared/data/gtzan), else a
-synthetic 30-s track (synthetic/generator.py).
+Headless Chromium opens the Streamlit page against the TF Serving test double serving DIR's newest version
+(so run `make run` first), each upload on a fresh page. The
+same clip through serving/client.py alone shows the share the model server and protocol take. The clip: FILE,
+else a real GTZAN clip beside the repository, else a synthetic 30-s track.
 """
 from __future__ import annotations
 

@@ -1,10 +1,8 @@
 """How long saving and loading a family's SavedModel takes, with and without Keras' traced call functions.
 
-models/signatures.export saves with ``save_traces=False``: TF Serving, the tagger and MLflow's pyfunc call the
-exported signatures, and Keras (TFMA loads the model with it) rebuilds the layers from their configs, so
-nothing needs the per-layer traces. This measures what dropping them saves on each family, as built by its
-preset, and checks that Keras' reload predicts what the model predicts. The signatures' own tracing, which
-both ways keep, is not in these figures.
+models/signatures.export saves with ``save_traces=False``: every consumer calls the exported signatures or
+rebuilds the layers from their configs. This measures what that saves per family and checks that Keras'
+reload still predicts what the model predicts.
 
     make bench-export                    # every family; writes its section of BENCHMARKS.md
     make bench-export ARGS="--models cnn,lstm --no-write"

@@ -1,24 +1,12 @@
 """Feature throughput: the in-graph front end (models/features.py) against librosa.
 
-``python -m bench.features`` (``make bench-features``). On the real GTZAN clips of
-../shared/data/gtzan (synthetic clips when they are absent, said in the output), cut into
-the pipeline's 3 s segments and batched one clip (10 segments) at a time with fixed
-shapes, it measures seconds of audio featurised per second of wall time:
+    python -m bench.features      (make bench-features)
 
-- per core: TensorFlow with 1 intra-op and 1 inter-op thread, numpy/BLAS with 1 thread,
-  both in one worker process;
-- with 2 threads for both, in a second worker.
-
-librosa runs its fastest correct path on the same segments: one batched
-``melspectrogram`` call per clip and ``power_to_db`` per segment (top_db per example,
-as in the graph). Every batch is timed ``--repeats`` times, interleaved with the other
-methods so that machine load hits them alike; a method's time is the sum over batches of
-each batch's fastest time (the machine is shared, and the minimum is the least
-disturbed), with the sum of medians beside it.
-
-Profile rows time the default log-mel's stages alone (STFT; pad, framing and window; the
-rfft on ready frames), and the report ends with what they leave for the rest of the graph
-under the goal of 3x librosa, computed from the same run.
+Real GTZAN clips (synthetic where absent, said in the output) in 3 s segments, 10 per batch, featurised per core
+(1 TensorFlow and BLAS thread) and with 2 threads, each in a worker process of its own; librosa runs its fastest
+correct path on the same segments. Batches are interleaved across methods; a method's time sums each batch's
+fastest of ``--repeats`` (the least disturbed on a shared machine). Profile rows time the default log-mel's
+stages alone, for what the 3x-librosa goal leaves to the rest of the graph.
 """
 from __future__ import annotations
 

@@ -3,11 +3,8 @@
     make bench-first-run            # python -m bench.first_run
     make bench-first-run ARGS="--fresh-venv"   # and the venv built from nothing first, as on a new machine
 
-Clones this repository's HEAD into a temporary folder (the cached venv is reused, as on
-any machine that built it once, unless --fresh-venv builds one in a temporary cache with
-pip's download cache off, timed), runs `make run` there with its defaults, then runs it
-again, and writes the wall time of each run and of each component (from the run summary)
-to BENCHMARKS.md. The clone, its outputs and a fresh venv are deleted afterwards.
+Clones HEAD into a temporary folder (reusing the cached venv unless --fresh-venv), runs `make run` there twice
+and writes the wall time of each run and of each component to BENCHMARKS.md; the clone is deleted afterwards.
 """
 from __future__ import annotations
 

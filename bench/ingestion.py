@@ -3,19 +3,13 @@
     python -m bench.ingestion [--data-root DIR] [--repeats N]      (make bench-ingest)
     python -m bench.ingestion --formats [--data-root DIR]           (make bench-ingest ARGS=--formats)
 
-Runs AudioExampleGen's executor (as TFX runs it: Executor.Do with the pipeline's Beam args,
-DirectRunner in multi_processing mode, one worker per core) on the real GTZAN clips, 22050 Hz,
-3 s segments, hash split, and compares with a plain single-process ``librosa.load`` loop
-over the same files in the same run. Wall time is Executor.Do's (file discovery, split
-planning, the Beam pipeline, the report), not Python's or TensorFlow's import. CPU time
-is this process plus its Beam worker processes; the decode share is the sum of the per-file
-CPU times (reading, decoding, checks) in files.jsonl. The machine is shared, so the load
-average is reported with the figures.
+Runs AudioExampleGen's executor as TFX runs it (Executor.Do, the pipeline's Beam args) on the real GTZAN clips
+and compares with a plain single-process ``librosa.load`` loop over the same files. Wall time excludes imports;
+CPU time includes the Beam workers.
 
-``--formats`` measures audio/decode.py alone, format by format, and writes its own section: two real
-clips (one per channel) as a 44.1 kHz stereo minute in every container and codec, decoded to mono at
-22050 Hz by libsndfile and by FFmpeg (PyAV) where both read it (seconds of audio per CPU second, best of
-seven), and a 4-minute track decoded in ingestion's windows (20 kept 3-s segments) against whole.
+``--formats`` measures audio/decode.py alone (its own section): a 44.1 kHz stereo minute in every container and
+codec, decoded by libsndfile and FFmpeg (PyAV) where both read it, and a 4-minute track in ingestion's windows
+against whole.
 """
 from __future__ import annotations
 
@@ -89,7 +83,7 @@ def run_librosa_loop(paths: list[Path], sample_rate: int) -> dict:
     return {"wall": time.perf_counter() - started, "audio": audio_seconds}
 
 
-# (label, testkit/library_files.py format or a libsndfile (format, subtype), the readers that decode it)
+# (label, synthetic/formats.py format or a libsndfile (format, subtype), the readers that decode it)
 DECODE_FORMATS = (
     ("WAV, 16-bit", ("WAV", "PCM_16"), ("libsndfile", "ffmpeg")),
     ("FLAC", ("FLAC", "PCM_16"), ("libsndfile", "ffmpeg")),
@@ -113,7 +107,7 @@ REPEATS = 7  # best of: the 2 cores are shared, and one decode takes a fraction 
 
 
 def encoded_bytes(samples, fmt, tmp: Path) -> bytes:
-    """SAMPLES (float, (n, 2) at SOURCE_RATE) in FMT: a testkit format name or a libsndfile (format, subtype)."""
+    """SAMPLES (float, (n, 2) at SOURCE_RATE) in FMT: a synthetic/formats.py format name or a libsndfile (format, subtype)."""
     import soundfile as sf
     if isinstance(fmt, str):
         return encode(tmp / "clip", samples, SOURCE_RATE, fmt).read_bytes()
@@ -126,8 +120,7 @@ def encoded_bytes(samples, fmt, tmp: Path) -> bytes:
 
 
 def real_stereo(paths: list[Path], seconds: float):
-    """Real clips, one after another per channel (the first, third, ... clip left; the second, fourth, ...
-    right), at SOURCE_RATE for SECONDS."""
+    """Real clips back to back, alternate clips left and right, at SOURCE_RATE for SECONDS."""
     import numpy as np
     from audio import decode as audio_lib
     n = int(seconds * SOURCE_RATE)
@@ -202,7 +195,7 @@ def decode_formats(paths: list[Path], root: Path, no_write: bool) -> None:
     load_after = os.getloadavg()
     body = f"""
 Source: the first 16 real GTZAN clips of `{root}`, alternate clips left and right, at 44.1 kHz stereo: a minute and a
-4-minute track, written by `testkit/library_files.py` (PyAV) or libsndfile. Figures: `audio/decode.py`'s `decode()` to
+4-minute track, written by `synthetic/formats.py` (PyAV) or libsndfile. Figures: `audio/decode.py`'s `decode()` to
 mono at {DECODE_RATE} Hz (header checks, decoding, downmix, soxr HQ), CPU s of this process, best of {REPEATS}, forced to one
 reader (`reader=`) where both read the format. Load average (1/5/15 min) before: {load_before[0]:.2f} / {load_before[1]:.2f} /
 {load_before[2]:.2f}, after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (the 2 cores are shared).

@@ -2,13 +2,9 @@
 
     python -m bench.memory_bounds [--model-dir DIR]      (make bench-memory)
 
-Each measurement runs in a child process and reads its peak resident memory (``ru_maxrss``
-of the child; for the test double serving the pushed model, ``VmHWM`` of the server process). Inputs: a 2-hour
-16-bit stereo WAV at 44.1 kHz (1.27 GB), a 2-hour MP3 (mono, 16 kHz, made here with
-libsndfile's LAME encoder) and a Predict request of 82 bytes declaring a waveform of shape
-[250000000] (1 GB as float32). The comparison in the same run: the unbounded paths as they
-were (the client's whole-file ``soundfile.read``, the test double's ``tf.make_ndarray``).
-Writes the ``memory-bounds`` section of BENCHMARKS.md.
+Each measurement runs in a child process and reads its peak resident memory (the test double's ``VmHWM``, serving the pushed model).
+Inputs: 2-hour WAV and MP3 files and an 82-byte Predict request declaring a 1 GB waveform; for comparison, the
+unbounded paths as they were (whole-file ``soundfile.read``, ``tf.make_ndarray``).
 """
 from __future__ import annotations
 

@@ -3,13 +3,10 @@ exported graphs (models/signatures.GRAPHS), at 22.05 kHz mono and at 44.1 kHz st
 
     python -m bench.profile_serving [--model-dir DIR] [--transform-dir DIR] [--repeats 15]   (make bench-profile)
 
-DIR: a TF Serving layout base dir (default: the pipeline's push destination); its newest version is loaded as
-Keras layers (the family's own config from ``PipelineConfig().with_model(<model name>)``) and re-exported
-with each graph, with the Transform output of ``--transform-dir`` (default: the newest under the pipeline
-root). Each stage is its own ``tf.function`` over the previous stage's output, built from the same library
-functions as the signatures (models/audio.py, models/features.py, models/signatures.py, the model's layers
-or musicnn.ServingBody); the stages run interleaved, ``--repeats`` times, and the median wall and CPU time
-of each is shown. The stages' sum differs from the whole signature by what the graph runs between them.
+DIR's newest version (default: the push destination) is loaded as Keras layers and re-exported with each graph.
+Each stage is its own ``tf.function`` over the previous stage's output, built from the signatures' own library
+functions; the stages run interleaved ``--repeats`` times (median wall and CPU shown), and their sum differs from
+the whole signature by what the graph runs between them.
 """
 from __future__ import annotations
 
@@ -25,6 +22,7 @@ from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed, newest_
 from bench.report import write_section
 from bench.serving import bench_clip, make_command
 from config.settings import PipelineConfig
+
 
 def _timed(fn: Callable[[], object]) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()

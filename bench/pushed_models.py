@@ -1,8 +1,5 @@
-"""The pushed models the serving benchmarks measure: the newest version under a TF Serving base dir, the
-Transform output beside it, and a model re-exported with each graph of models/signatures.GRAPHS.
-
-Shared by bench/serving.py, bench/profile_serving.py and bench/tagging.py, so that none of them imports another.
-"""
+"""The pushed models the serving benchmarks measure: the newest version, its Transform output, and re-exports with
+each graph of models/signatures.GRAPHS. Shared by serving, profile_serving and tagging, so none imports another."""
 from __future__ import annotations
 
 import os
@@ -18,9 +15,8 @@ def newest_version(model_dir: str, model_name: str) -> int:
 
     versions = pushed_versions(model_dir)
     if not versions:
-        raise SystemExit(
-            f"No pushed model {model_name!r} under {model_dir} (expected {model_dir}/<version>/saved_model.pb). "
-            "Run the pipeline first (make run) so the Pusher writes one, or pass --model-dir DIR.")
+        raise SystemExit(f"No pushed model {model_name!r} under {model_dir} (expected {model_dir}/<version>/saved_model.pb). "
+                         "Run the pipeline first (make run) so the Pusher writes one, or pass --model-dir DIR.")
     return versions[-1]
 
 
@@ -34,8 +30,7 @@ def newest_transform_dir(pipeline_root: str) -> str:
 
 
 def load_pushed(model_dir: str, transform_dir: str):
-    """(Keras model with the transform graph attached, its family's PipelineConfig, version dir) of the newest
-    version under MODEL_DIR."""
+    """(Keras model with the transform graph attached, its family's config, version dir) of MODEL_DIR's newest."""
     import tensorflow_transform as tft
     import tf_keras as keras
 

@@ -1,8 +1,5 @@
-"""Write one benchmark's results into its own section of BENCHMARKS.md.
-
-Each benchmark owns the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``,
-so benchmarks can be re-run one at a time without touching each other's figures.
-"""
+"""Writes each benchmark's figures into its own section of BENCHMARKS.md, between ``<!-- bench:NAME -->`` and
+``<!-- /bench:NAME -->``, so benchmarks re-run one at a time without touching each other's figures."""
 from __future__ import annotations
 
 import datetime
@@ -16,7 +13,6 @@ from typing import Any, Callable
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 HEADER = ("# Benchmarks\n\nEvery figure below was measured by the command shown with it; re-run it to refresh its "
           "section.\n")
-
 
 # The vector extensions that set a CPU's speed for TensorFlow's kernels (oneDNN picks its code path by them):
 # two machines with the same core count differ several-fold between AVX2 and AVX-512 with AMX.
@@ -78,11 +74,8 @@ def read_section(name: str) -> str:
 
 
 def write_section(name: str, title: str, body: str, command: str, stamped: bool = True) -> None:
-    """Replace (or append) the section NAME with the figures in BODY (markdown).
-
-    COMMAND is the reproducing command as a user types it, e.g. ``make bench-ingest``. A section whose rows
-    come from several runs (STAMPED false) names the command only: each row carries its own date and machine.
-    """
+    """Replace (or append) section NAME with BODY; COMMAND reproduces it as a user types it. A section whose rows
+    come from several runs (STAMPED false) names the command only: each row carries its own date and machine."""
     header = run_header(command, *run_stamp()) if stamped else f"- Command: `{command}`"
     section = f"<!-- bench:{name} -->\n## {title}\n\n{header}\n\n{body.strip()}\n<!-- /bench:{name} -->"
     text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else HEADER
@@ -108,7 +101,6 @@ def table_rows(text: str) -> list[str]:
 
 
 def put_row(rows: list[str], row: str, rank: Callable[[str], Any]) -> list[str]:
-    """ROWS with ROW in place of the row of the same first cell (or added), ordered by RANK of the first cell:
-    one run refreshes its own row of a table that several runs share."""
+    """ROWS with ROW replacing the row of the same first cell (or added), ordered by RANK of the first cell."""
     kept = [r for r in rows if first_cell(r) != first_cell(row)]
     return sorted([*kept, row], key=lambda r: rank(first_cell(r)))

@@ -3,43 +3,16 @@
     make bench-scale                         # python -m bench.scale: 1x, 10x, 30x the default set's 200 tracks
     make bench-scale ARGS="--scales 1,10,30,50 --full-length-tracks 30 --model cnn --epochs 2"
 
-For each scale it writes a synthetic library (``synthetic.generator.generate_library``: the
-generator's tracks laid out as ``<genre>/<Genre> Artist K/Album J/NN Title.wav``, file names repeated
-across albums; every scale has tracks of the same length, ``--track-seconds``, so time per
-track compares across scales), and a set of full-length tracks (4 minutes, 44.1 kHz stereo
-FLAC). Each library is run through the pipeline's public entry point, ``local_runner.main``
-(the same as ``python local_runner.py --data-root LIB --output-dir DIR --model M --epochs N``),
-in a child process with a fresh output folder, so the benchmark measures whatever each step
-is when it runs. The epochs are few on purpose: the benchmark is about memory and time per
-track, not accuracy.
+Each scale is a synthetic library of equal-length tracks (plus, with ``--full-length-tracks``, 4-minute 44.1 kHz
+stereo FLAC tracks) run through ``local_runner.main`` in a child process with a fresh output folder. Every
+``--interval`` seconds the resident memory of the child and its Beam workers is summed from /proc and attributed to
+the step running then (from the child's ``[step]`` console lines); time is each step's wall seconds per 1,000
+tracks. Full-length tracks are also decoded ingestion's way and whole, each in its own child process.
 
-Memory: every ``--interval`` seconds (0.25 s) the resident memory (``VmRSS``) of the child
-and of every process below it (Beam's worker processes) is read from ``/proc`` and summed.
-Each sample is attributed to the step running at that moment, known from the child's own
-console lines as they arrive (``[step] NAME ...`` when a step starts, ``[step] NAME: ...``
-when it ends: ``local_run.steps.StepTracker``); samples outside any step (start-up, the summary)
-go to "outside steps". A step's peak is its largest sample (launcher and workers summed; the
-launcher's and the workers' own peaks are kept too). The child's ``VmHWM`` (its
-``ru_maxrss``) is recorded as a check on the sampling. Shared pages count once per process.
-Time: each step's wall seconds as the run's summary records them, per 1,000 tracks.
-
-Full-length tracks: besides their pipeline run, their decoding is measured directly, each
-way in its own child process over the same files: ingestion's decode as it stands
-(``components.audio_example_gen.ingest.read_audio``, windowed where ingestion decodes only the
-windows it keeps) against whole-track decoding (``audio.decode.decode``
-of the whole file); the section says how much audio each returned.
-
-Criteria (printed and written): at the largest scale every step's peak memory at most 25 %
-above its peak at the smallest, and its time per track at most 25 % above (linear or better:
-a time per track that falls with scale is fixed cost amortised); ingestion's decode of
-full-length tracks at least 3x faster per track (CPU seconds) than whole-track decoding.
-Projections for 100,000 and 1,000,000 tracks extend each step's peak memory along its slope
-between the two largest scales (a negative slope counts as flat: bounded buffers, such as the
-shuffle buffer, fill between the smallest scales and would otherwise read as growth) and its time
-linearly from the largest scale; they are labelled as projections.
-
-Writes the ``scale`` section of BENCHMARKS.md (``--no-write``: print only) and the figures as
-JSON to ``<output-root>/scale.json``. Run it on an otherwise idle machine: 30x is 6,000 tracks.
+Criteria: at the largest scale every step's peak memory and time per track at most 25 % above the smallest's, and
+ingestion's decode of full-length tracks at least 3x faster per track (CPU) than whole-track decoding. Projections
+to 100,000 and 1,000,000 tracks are labelled as such. Writes the ``scale`` section of BENCHMARKS.md (``--no-write``:
+print only) and ``<output-root>/scale.json``. Run it on an otherwise idle machine: 30x is 6,000 tracks.
 """
 from __future__ import annotations
 
@@ -121,8 +94,7 @@ STEP_LINE = re.compile(r"^\[step\] (?P<name>[A-Za-z0-9_.-]+)(?P<rest>.*)$")
 
 
 def step_event(line: str) -> Optional[tuple[str, str]]:
-    """("start", NAME) for ``[step] NAME ...``, ("end", NAME) for ``[step] NAME: ...``, else None
-    (heartbeats ``[step] NAME still running (...)`` and every other line)."""
+    """("start", NAME) for ``[step] NAME ...``, ("end", NAME) for ``[step] NAME: ...``, else None (heartbeats too)."""
     match = STEP_LINE.match(line.strip())
     if not match:
         return None
@@ -200,8 +172,7 @@ class StepMemory:
 
 
 def step_intervals(events: Sequence[tuple[float, str, str]]) -> list[tuple[str, float, float]]:
-    """(step, start, end) from time-ordered (time, "start"|"end", step) events; a step without its end
-    line ends where the next one starts (or never: the run stopped in it)."""
+    """(step, start, end) from time-ordered events; a step with no end line ends where the next starts (or never)."""
     intervals: list[tuple[str, float, float]] = []
     open_step: Optional[tuple[str, float]] = None
     for at, kind, name in events:
@@ -303,8 +274,7 @@ def measure_run(label: str, tracks: int, argv: list[str], interval: float, log_d
 # ----- full-length decoding -------------------------------------------------------------------
 
 def measure_decode(mode: str, model: str, paths: Sequence[Path]) -> dict:
-    """CPU and wall seconds, audio returned and peak memory of decoding ``paths`` one way ("whole" or
-    "ingestion") in a fresh child process."""
+    """CPU and wall seconds, audio returned and peak memory of decoding PATHS one way, in a fresh child process."""
     out = subprocess.run([sys.executable, "-c", CHILD_DECODE, mode, model, json.dumps([str(p) for p in paths])],
                          cwd=ROOT, env=child_env(), capture_output=True, text=True)
     line = next((l for l in out.stdout.splitlines() if l.startswith(SUMMARY_TAG)), None)
@@ -346,8 +316,7 @@ def memory_criterion(base: MeasuredRun, top: MeasuredRun, tolerance: float = MEM
 
 
 def time_criterion(base: MeasuredRun, top: MeasuredRun, tolerance: float = TIME_TOLERANCE) -> Criterion:
-    name = (f"time per track of every step at {top.label} at most {tolerance:.0%} above {base.label} "
-            "(linear or better)")
+    name = f"time per track of every step at {top.label} at most {tolerance:.0%} above {base.label} (linear or better)"
     if top.tracks <= base.tracks:
         return Criterion(name, None, "needs two scales of different size")
     over = []
@@ -368,10 +337,8 @@ def decode_criterion(whole: Optional[dict], ingestion: Optional[dict], factor: f
 
 
 def memory_slope_mib_per_track(points: Sequence[tuple[int, float]]) -> float:
-    """Peak MiB per added track between the two largest libraries; 0 for a flat or falling one (or one library).
-
-    Not from the smallest: buffers with a fixed cap (the Trainer's shuffle buffer, Beam's batches) fill between
-    the small libraries and stay full after, which is growth that does not continue."""
+    """Peak MiB per added track between the two largest libraries (0 for a flat or falling one, or one library): fixed
+    buffers (the shuffle buffer, Beam's batches) fill between the small libraries, growth that does not continue."""
     if len(points) < 2:
         return 0.0
     (n0, m0), (n1, m1) = sorted(points)[-2:]
@@ -477,8 +444,7 @@ def render(runs: Sequence[MeasuredRun], full: Optional[MeasuredRun], decode: Opt
         parts += ["", f"Full-length tracks ({settings['full_length_seconds']:g} s, 44.1 kHz stereo FLAC), "
                   "the same pipeline run:", "", *step_table([full])]
     if decode:
-        parts += ["", "Decoding the full-length tracks, each way in its own child process:", "",
-                  *decode_lines(*decode)]
+        parts += ["", "Decoding the full-length tracks, each way in its own child process:", "", *decode_lines(*decode)]
     parts += ["", "Criteria:", "", *[f"- **{verdict[c.passed]}**: {c.name} ({c.detail})" for c in criteria]]
     if len({r.tracks for r in runs}) > 1:
         parts += ["", "**Projections, not measurements**: peak memory extended along each step's slope between the "

@@ -3,20 +3,11 @@
     python -m bench.serving [--model-dir DIR] [--also DIR3 ...] [--compare DIR2] [--requests 200] [--warmup 10]
     (make bench-serving)
 
-DIR is a TF Serving layout base dir (``DIR/<version>/saved_model.pb``); default: the
-pipeline's push destination, ``PipelineConfig().serving_dir``; each DIR3 is measured as pushed beside it. DIR2,
-optional, holds a musicnn or LSTM model: its newest version is re-exported with each graph of
-models/signatures.GRAPHS (the training graph's layers and the default ServingBody; Transform output from ``--transform-dir``) and measured beside DIR's
-in the same run. Each model is measured three ways, each with the same clip and a bounded number of
-requests:
-
-1. a direct in-process call of the SavedModel's ``serving_default`` signature;
-2. one gRPC client (serving/client.py) against serving/stand_in_server.py in a separate process;
-3. two gRPC clients at once (throughput under concurrency).
-
-The gRPC server is the project's Python TEST DOUBLE of TF Serving, not TF Serving's C++
-server (which cannot run here): its figures bound what the protocol, the payload and a
-Python server cost, and say nothing about TF Serving's own overhead.
+DIR (a TF Serving base dir; default: the push destination) and each DIR3 are measured as pushed; DIR2, a musicnn
+or LSTM model, is re-exported with each graph of models/signatures.GRAPHS and measured beside them. Each model:
+an in-process ``serving_default`` call, one gRPC client, and two concurrent clients. The gRPC server is the
+project's Python TEST DOUBLE of TF Serving, not its C++ server (which cannot run here): its figures bound what the
+protocol, the payload and a Python server cost, and say nothing about TF Serving's own overhead.
 """
 from __future__ import annotations
 
@@ -57,8 +48,7 @@ class Timing:
 
     def row(self) -> str:
         p50, p99 = np.percentile(self.latencies_ms, [50, 99])
-        return (f"| {self.name} | {len(self.latencies_ms)} | {p50:.1f} | {p99:.1f} | "
-                f"{self.throughput:.2f} |")
+        return f"| {self.name} | {len(self.latencies_ms)} | {p50:.1f} | {p99:.1f} | {self.throughput:.2f} |"
 
 
 def make_command(target: str, argv: Optional[list[str]]) -> str:
@@ -159,8 +149,7 @@ def interleaved_calls(calls: dict[str, Callable[[], object]], requests: int, war
 
 def compared_models(model_dir: str, compare_dir: Optional[str], transform_dir: Optional[str], pipeline_root: str,
                     tmp: str, also: Sequence[str] = ()) -> dict[str, str]:
-    """Label -> TF Serving base dir: MODEL_DIR and each of ALSO as pushed, and COMPARE_DIR's newest version
-    re-exported with the training graph's layers and with the serving graph (bench/pushed_models.export_graphs)."""
+    """Label -> TF Serving base dir: MODEL_DIR and ALSO as pushed, COMPARE_DIR's newest re-exported with each graph."""
     models = {f"{_family(base)} (as pushed)": base for base in (model_dir, *also)}
     if compare_dir:
         model, config, _ = load_pushed(compare_dir, transform_dir or newest_transform_dir(pipeline_root))
@@ -170,8 +159,7 @@ def compared_models(model_dir: str, compare_dir: Optional[str], transform_dir: O
 
 
 def _family(model_dir: str) -> str:
-    """The outer Keras model's name (the registry names it by its family), as the SavedModel's Keras metadata
-    records it; "model" where there is none."""
+    """The outer Keras model's name (its family) from the SavedModel's Keras metadata; "model" where there is none."""
     metadata = Path(model_dir, str(newest_version(model_dir, "genre")), "keras_metadata.pb")
     found = re.search(rb'"class_name": "Functional", "config": \{"name": "(\w+)"',
                       metadata.read_bytes()) if metadata.is_file() else None
@@ -286,8 +274,8 @@ def main(argv: Optional[list[str]] = None) -> None:
                    args.clients, args.max_seconds)
     print(body)
     if not args.no_write:
-        write_section("serving", f"Serving: gRPC (test double) vs in-process SavedModel, {args.clip_seconds:g}-s clip", body,
-                      command=make_command("bench-serving", argv))
+        write_section("serving", f"Serving: gRPC (test double) vs in-process SavedModel, {args.clip_seconds:g}-s clip",
+                      body, command=make_command("bench-serving", argv))
 
 
 if __name__ == "__main__":

@@ -2,14 +2,9 @@
 
     python -m bench.synthetic [--repeats N] [--baseline-ref REF]
 
-Generates the default set (SyntheticConfig: 20 tracks x 10 genres x 30 s, 22050 Hz, seed 0)
-into a temporary folder with ``synthetic.generator.generate``, rendering and writing every
-file, pinned to one core (sched_setaffinity to the first allowed CPU, and the BLAS/OpenMP
-thread variables set to 1 before numpy loads). Wall and CPU time are reported: the machine
-is shared, so wall time depends on the load (printed with the figures) and CPU time is the
-cost on one core. In the same run, for comparison, the generator as it was at
-``--baseline-ref`` (read from git) renders one track per genre, and the finished set's
-re-use check (``is_complete``) is timed.
+Generates the default set into a temporary folder pinned to one core (BLAS/OpenMP threads set to 1 before numpy
+loads). On a shared machine wall time depends on the load; CPU time is the cost on one core. For comparison, the
+generator at ``--baseline-ref`` (from git) renders one track per genre, and the set's re-use check is timed.
 """
 from __future__ import annotations
 
@@ -107,8 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     genres = list(RECIPES)
     new_render = timed_render_only(render_track, genres, s.seconds, rate)
     baseline_module = load_baseline(args.baseline_ref)
-    old_render = (timed_render_only(baseline_module.render_track, genres, s.seconds, rate)
-                  if baseline_module else None)
+    old_render = timed_render_only(baseline_module.render_track, genres, s.seconds, rate) if baseline_module else None
     load_after = os.getloadavg()
 
     wall_speed = statistics.median(r["audio"] / r["wall"] for r in runs)

@@ -3,24 +3,11 @@
     python -m bench.tagging [--data-root DIR] [--model-dir DIR] [--version V] [--files N] [--repeats R]
     (make bench-tagging)                       [--profile N: only the CPU and wall per file of the loop's parts]
 
-All measured in one run, on the same files and model (the newest complete version under
-``--model-dir``, default the pipeline's push destination, or ``--version``):
-
-1. loop: one process, the model loaded once, then for each file ingestion's decode
-   (tagging/files.py) and one ``serving_default`` call: what a script would do;
-2. ``python -m tagging`` on the DirectRunner in one process (``in_memory``), the model loaded
-   in the run as the loop loads it, and with ``multi_processing`` and 2 worker processes;
-3. the tagger on a Dask cluster of 1 and of 2 worker processes (one thread each) started
-   on 127.0.0.1 for the run (the fixed runner, pipeline/dask_runner.py), twice: on the new
-   cluster, then again on the same, warm workers (TensorFlow imported, model loaded), as a
-   long-lived cluster serves repeated jobs; and 2 workers with one TensorFlow thread each
-   (``--tf-threads 1``: TensorFlow's default uses every core in every worker).
-
-Wall times of 2 and 3 are the whole Beam run as a user waits for it: worker start-up,
-TensorFlow import and model load in every worker included (not in a warm run), cluster
-start-up excluded. Each row is measured ``--repeats`` times, the rows interleaved (so the
-machine's other load falls on all of them alike), and the median is shown, with the range.
-Figures are audio seconds per wall second and files per second.
+On the same files and model: a plain loop (ingestion's decode and one ``serving_default`` call per file, the model
+loaded once); ``python -m tagging`` on the DirectRunner (in_memory, and multi_processing with 2 workers); and on a
+local Dask cluster of 1 and 2 workers, new and then warm (TensorFlow and the model loaded, as a long-lived cluster
+serves repeated jobs). The tagger's walls are the whole Beam run as a user waits for it, cluster start-up excluded.
+Rows are interleaved, ``--repeats`` times each, and the median is shown with the range.
 """
 from __future__ import annotations
 

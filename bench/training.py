@@ -3,46 +3,17 @@
     python -m bench.training [--models cnn,lstm,vgg] [--batch-size 32]      (make bench-training)
     python -m bench.training --input-only [--models cnn] [--cores 1,2]     (make bench-input)
 
-Input: a Transform output per family (the families read different features: CNN the
-22050 Hz log-mel, LSTM the MFCC, VGG musicnn's 16 kHz log-mel). The benchmark reads the
-newest one from ``<output-root>/real-<model>/metadata.sqlite``, the pipeline roots that
-``make accuracy`` uses; when there is none it first runs
-``local_runner.py --until train --max-steps 1`` on the real GTZAN clips (lists-trainval
-split) into that folder, which leaves the ExampleGen and Transform outputs cached for
-``evaluation.accuracy``. Only the ``train`` split's transformed examples are read.
+Input: each family's newest Transform output under ``<output-root>/real-<model>/`` (the roots ``make accuracy``
+uses; ``--pipeline-output DIR`` instead), made first with ``local_runner.py --until train --max-steps 1`` where
+missing; only the ``train`` split is read. Per family, at one batch size: the trainer's augmented input pipeline with
+no model, and ``model.fit`` on it with the model and optimiser exactly as ``models.training.fit`` builds them (VGG in
+the trainer's phases). The input pipeline must outrun the model by ``RATIO_GOAL``, or training would wait for data.
 
-For each family, in one process, on the same machine, with the same batch size:
-
-* input pipeline: ``models.training.make_dataset(..., training=True)`` with the trainer's
-  augmentation (random gain, SpecAugment), iterated with no model, over the split's canonical
-  shards (written first, as the trainer writes them). One warm-up epoch, then ``--epochs``
-  timed epochs.
-* training: ``model.fit`` on that same dataset, model and optimiser exactly as
-  ``models.training.fit`` builds and compiles them. ``--warmup-steps`` steps first
-  (tracing), then ``--epochs`` timed full epochs with no validation. VGG in
-  the trainer's phases: the frozen body's one embedding pass over the un-augmented train
-  split, epochs of the head on those embeddings, and fine-tuning of the whole network.
-
-The input pipeline must outrun the model by at least 3x (``RATIO_GOAL``), or training would
-wait for data. The machine's cores are shared with other jobs: the load average is reported
-with the figures.
-
-``--pipeline-output DIR`` reads the newest Transform output of that ``local_runner.py --output-dir``
-instead (for every family given), and runs the pipeline there first when it has none.
-
-``--input-only`` (``make bench-input``) sizes the CPU workers that feed an accelerator, and profiles
-an epoch of the trainer, on the synthetic default set (``<output-root>/synthetic-<model>/`` unless
-``--pipeline-output``; made there with ``local_runner.py --model M --until train --max-steps 1``
-when missing). Every measurement runs in a child process of its own, so that its core count,
-thread settings and oneDNN instruction set are fixed before TensorFlow starts:
-
-* per core: the trainer's input pipeline (read, parse, shuffle, augment) and ``model.fit`` with
-  the process pinned (``taskset``) to 1, 2, ... cores and TensorFlow's thread pools sized to them;
-* profile, on every core with TensorFlow's default threads and with explicit ones (intra-op
-  pool = cores, inter-op pool 1, tf.data's pool = cores), with oneDNN uncapped and capped at
-  AVX2 (``ONEDNN_MAX_CPU_ISA``): (a) read and parse alone, (b) the trainer's augmented pipeline,
-  (b') each augmentation op on one batch, (c) ``model.fit`` on one in-memory batch repeated
-  (the model's forward and backward ops), (d) the real ``model.fit``.
+``--input-only`` sizes the CPU workers that feed an accelerator and profiles an epoch of the trainer on the synthetic
+default set. Each measurement runs in a child process of its own, so that its cores, thread pools and oneDNN
+instruction set are fixed before TensorFlow starts: the input pipeline and ``fit`` pinned to 1, 2, ... cores, and
+each stage (read + parse, augmentation, the model's ops, the real fit) with default and explicit threads, oneDNN
+uncapped and capped at AVX2.
 """
 from __future__ import annotations
 
@@ -119,12 +90,8 @@ class _EpochTimer:
 
 def time_fit(model, ds, segments_per_epoch: int, epochs: int, warmup_steps: int,
              steps_per_epoch: Optional[int] = None) -> tuple[float, Rate]:
-    """(warm-up seconds, timed rate): ``warmup_steps`` of fit, then ``epochs`` full epochs of fit.
-
-    ``model`` must be compiled. Each epoch is timed by a callback, from its first step to its
-    last (no validation), so Keras's per-call set-up is not counted. ``steps_per_epoch``: the
-    epoch's length for an endless ``ds`` (None: one pass over ``ds``).
-    """
+    """(warm-up seconds, timed rate) of a compiled MODEL: WARMUP_STEPS of fit, then EPOCHS epochs, each timed by a
+    callback from its first to its last step (Keras's set-up not counted); STEPS_PER_EPOCH for an endless DS."""
     started = time.perf_counter()
     model.fit(ds, epochs=1, steps_per_epoch=warmup_steps, verbose=0)
     warmup = time.perf_counter() - started
@@ -156,22 +123,19 @@ def transform_outputs(output_dir: Path) -> Optional[tuple[str, str]]:
 
 
 def prepare(model: str, output_dir: Path, data_root: str, split_dir: str, log_path: Path) -> tuple[str, str]:
-    """The Transform output for ``model``'s features on the real clips (lists-trainval split); runs the
-    pipeline up to training if there is none."""
+    """The Transform output for MODEL's features on the real clips (lists-trainval); runs the pipeline if none."""
     return prepare_run(model, output_dir, ["--data-root", data_root, "--split", "lists-trainval",
                                            "--split-dir", split_dir], log_path)
 
 
 def prepare_run(model: str, output_dir: Path, data_args: list[str], log_path: Path) -> tuple[str, str]:
-    """The Transform output in ``output_dir`` (a local_runner --output-dir); when there is none, runs
-    ``local_runner.py`` there up to a one-step Trainer with ``data_args`` (none: the synthetic default set)."""
+    """The Transform output in OUTPUT_DIR, first running local_runner.py there up to a one-step Trainer if none."""
     found = transform_outputs(output_dir)
     if found:
         return found
     command = [sys.executable, str(PROJECT_ROOT / "local_runner.py"), *data_args, "--model", model,
                "--output-dir", str(output_dir), "--until", "train", "--max-steps", "1"]
-    print(f"[bench] no Transform output in {output_dir}: running {' '.join(command[1:])} (log: {log_path})",
-          flush=True)
+    print(f"[bench] no Transform output in {output_dir}: running {' '.join(command[1:])} (log: {log_path})", flush=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
@@ -184,8 +148,7 @@ def prepare_run(model: str, output_dir: Path, data_args: list[str], log_path: Pa
 
 def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int, epochs: int,
             warmup_steps: int) -> dict:
-    """Input pipeline alone and each training phase of one family, as ``models.training.fit`` runs them;
-    the train split's canonical shards and the embeddings go to a temporary folder, removed after."""
+    """Input pipeline alone and each training phase of one family, as ``models.training.fit`` runs them."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -289,8 +252,7 @@ def _measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int
         training._compile(model, config.train.learning_rate)  # the trainer's own compile
         label = ""
     _, rate = time_fit(model, make_ds(), segments, epochs, warmup_steps)
-    fits.append({"label": label, "rate": rate, "trainable": trainable(model), "input": input_rate,
-                 "input_label": aug})
+    fits.append({"label": label, "rate": rate, "trainable": trainable(model), "input": input_rate, "input_label": aug})
     print(f"[bench] {model_name}{label}: fit {rate.per_second:,.1f} segments/s "
           f"({rate.segments} segments in {rate.seconds:.1f} s)", flush=True)
     return {"model": model_name, "kind": config.features.kind, "shape": shape, "segments": segments,
@@ -336,9 +298,8 @@ ACCELERATOR_RATES = (1_000, 5_000, 20_000)  # examples/s, for the worked example
 
 @dataclasses.dataclass(frozen=True)
 class Probe:
-    """One measurement and the process it runs in: ``what`` (a PROFILE_STAGES key or "augment-ops"),
-    TensorFlow's thread settings, oneDNN's instruction-set cap (None: the machine's best) and the
-    cores it is pinned to (None: every core)."""
+    """One measurement and its process: WHAT (a PROFILE_STAGES key or "augment-ops"), TensorFlow's threads, oneDNN's
+    instruction-set cap (None: the machine's best) and the cores it is pinned to (None: every core)."""
 
     what: str
     threads: str = "default"
@@ -377,8 +338,7 @@ def pinned_cpus(cores: int, available: set[int]) -> list[int]:
 
 
 def child_command(probe: Probe, source: Source, available: set[int]) -> tuple[list[str], dict[str, str]]:
-    """(argv, environment) of the child process that runs ``probe``: pinned by ``taskset`` when
-    ``probe.cores`` is set, with ``ONEDNN_MAX_CPU_ISA`` set (or removed) before TensorFlow loads."""
+    """(argv, env) of PROBE's child: pinned by ``taskset``, ONEDNN_MAX_CPU_ISA set or removed before TF loads."""
     payload = json.dumps({"probe": dataclasses.asdict(probe), "source": dataclasses.asdict(source)})
     argv = [sys.executable, "-m", "bench.training", "--probe", payload]
     if probe.cores is not None:
@@ -477,8 +437,7 @@ def run_probe(probe: Probe, source: Source) -> dict:
 
 
 def time_augment_ops(family: Family, x, y, repeats: int = 50) -> dict[str, float]:
-    """Milliseconds per batch of each augmentation op the family's trainer runs, each a tf.function on
-    the batch ``x`` alone (3 calls first, to trace), and of ``augment.augment_batch`` as a whole."""
+    """Milliseconds per batch of each augmentation op the trainer runs, and of augment_batch whole, traced first."""
     import tensorflow as tf
 
     from models import augment
@@ -554,8 +513,7 @@ def format_op_rows(profile: dict[str, dict[str, dict]]) -> str:
 
 
 def epoch_split(r: dict[str, dict], segments: int, steps: int) -> dict[str, float]:
-    """Seconds of one epoch (arithmetic on one setting's measurements): the real fit (d), the model's ops
-    for the same steps (c), the input pipeline alone (b) and its read + parse part (a)."""
+    """One setting's seconds per epoch (arithmetic): real fit (d), model's ops (c), input (b), read + parse (a)."""
     per_epoch = {what: segments / examples_per_second(r[what]) for what in ("parse", "augment", "fit")}
     per_epoch["model"] = ms_per_step(r["model"]) * steps / 1000.0
     return per_epoch
@@ -658,9 +616,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", help=f"comma-separated (default: {','.join(MODEL_TYPES)}; with --input-only, cnn)")
     parser.add_argument("--batch-size", type=int, default=PipelineConfig().train.batch_size,
                         help="(default: the trainer's, %(default)s)")
-    parser.add_argument("--epochs", type=int, default=2,
-                        help="timed full epochs of fit per model/phase (default: %(default)s); the input "
-                             "pipeline alone is timed over max(epochs, 10)")
+    parser.add_argument("--epochs", type=int, default=2, help="timed full epochs of fit per model/phase (default: "
+                        "%(default)s); the input pipeline alone is timed over max(epochs, 10)")
     parser.add_argument("--warmup-steps", type=int, default=5, help="fit steps before timing (default: %(default)s)")
     parser.add_argument("--pipeline-output", help="a local_runner.py --output-dir (holding metadata.sqlite) whose "
                         "newest Transform output every family reads; run there first when it has none (default: "
@@ -786,8 +743,7 @@ after they were written) ran at {slowest_cold:.1f}x or more of the fastest fit o
 """
     print(body)
     if not args.no_write:
-        write_section("training", "Training throughput: model.fit vs the tf.data input pipeline", body,
-                      command=command)
+        write_section("training", "Training throughput: model.fit vs the tf.data input pipeline", body, command=command)
 
 
 def make_command(target: str, args: list[str]) -> str:

@@ -2,37 +2,16 @@
 
     python -m evaluation.accuracy [--models cnn,lstm] [--seeds 42,43,44] [--epochs vgg=12]      (make accuracy)
 
-For each model family (default: every one in models/registry.BUILDERS) and each seed, runs
-``local_runner.main([...])`` (in a child process, one pipeline root per family so that caches and
-MLMD do not collide, so a family's seeds share its ExampleGen and Transform outputs; log in
-``<output-root>/bench-logs/accuracy-<model>-seed<seed>.log``) on
+Each family and seed runs ``local_runner.main`` in a child process (lists-trainval split; one pipeline root per
+family, so its seeds share ExampleGen and Transform outputs; logs in ``<output-root>/bench-logs``) with the gate's
+bars at zero, so every run is evaluated and pushed: the point is the measurement. Figures come from the run's own
+records: ClipEvaluator's report, AudioExampleGen's summary.json, the pushed model re-run on the test split for
+per-genre accuracy, the Trainer's MLflow run, and MLMD's wall times.
 
-    --data-root ../shared/data/gtzan/audio --split lists-trainval
-    --split-dir ../shared/data/gtzan/splits --model M --output-dir <output-root>/real-M --seed S
-
-with the gate's bars set to zero (``--min-accuracy 0 --min-clip-accuracy 0
---max-accuracy-drop 1``): the point is the measurement, so every run goes through
-Evaluator and ClipEvaluator and is pushed. Figures come from the run's own records:
-
-* held-out ``test`` split, segment and clip (soft-vote) accuracy, clips and segments: the
-  ClipEvaluator's report (the summary's "gate" entry);
-* per-genre clips in each split: AudioExampleGen's summary.json;
-* per-genre clip accuracy on test: the pushed model's ``from_examples`` signature re-run on
-  the test split with ClipEvaluator's own functions (checked against the gate's figure);
-* epochs trained and the eval split's accuracy (the split used for early stopping and for
-  choosing settings): the MLflow run the Trainer logged;
-* wall times: the whole run, and the Trainer's execution from MLMD.
-
-Each finished run's figures are kept as strict JSON, ``<output-root>/bench-logs/accuracy-<model>-seed<seed>-result.json``;
-writing the report also copies the runs it reports to ``evaluation/results/`` in the repository, so that
-``--reuse-committed`` on another machine or in a later checkout (where ``/tmp`` is gone) rebuilds the same section
-and adds new families or seeds to it instead of running every family again. Plain ``--reuse`` looks in the output
-root only, so a variant (``--pipeline-arg``, a changed preset) in its own output root never picks up the committed
-runs of the preset.
-
-ExampleGen and Transform outputs are reused from the cache when the same data and features
-were processed before (``make bench-training`` leaves them there); the report says which
-components ran.
+Each finished run is kept as strict JSON in ``<output-root>/bench-logs`` and, when the report is written, copied to
+``evaluation/results/``: ``--reuse-committed`` rebuilds the section from those on another machine or checkout and
+adds new families or seeds to it. Plain ``--reuse`` looks in the output root only, so a variant in its own output
+root never picks up the preset's committed runs.
 """
 from __future__ import annotations
 
@@ -59,8 +38,7 @@ from config.settings import GATE_SPLIT, MODEL_TYPES, PROJECT_ROOT, SPLITS, Pipel
 
 PROTOCOL = ("lists-trainval: artist-disjoint fault-filtered train/valid lists where a genre has both, hash split "
             "by track otherwise; the train+valid-list clips of Kereliuk et al. 2015 on this machine")
-# The bars the report holds each family to: mean test clip accuracy over the seeds. The recommended model
-# (musicnn) is held to 0.85, the from-scratch CNN to 0.70; the other families are reported without a bar.
+# The bars (mean test clip accuracy over the seeds) the report holds families to; the others have none.
 TARGETS = {"musicnn": 0.85, "cnn": 0.70}
 # No genre with at least FLOOR_CLIPS test clips below FLOOR (mean clip accuracy over the seeds).
 FLOOR, FLOOR_CLIPS = 0.60, 10
@@ -68,8 +46,7 @@ DEFAULT_SEEDS = "42,43,44"
 GATE_OFF = ["--min-accuracy", "0", "--min-clip-accuracy", "0", "--max-accuracy-drop", "1"]
 # The committed copies of the runs BENCHMARKS.md reports (see the module docstring).
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results" / "accuracy"
-CHILD = ("import json, sys, local_runner; "
-         "summary = local_runner.main(sys.argv[2:]); "
+CHILD = ("import json, sys, local_runner; summary = local_runner.main(sys.argv[2:]); "
          "open(sys.argv[1], 'w').write(json.dumps(summary, indent=2, sort_keys=True))")
 
 
@@ -133,12 +110,8 @@ def runner_args(model: str, output_dir: Path, data_root: str, split_dir: str, ep
 # ----- reading the run back -------------------------------------------------------------------
 
 def component_states(record) -> dict[str, dict]:
-    """Component -> {"state": "ran" | "cached", "seconds": wall time of the execution that computed its outputs}.
-
-    For the executions of one run (``pipeline.run_record.RunRecord``). A cached execution reuses the
-    outputs of an earlier one; its "seconds" are that earlier execution's, so a re-run from cache
-    still reports what the work cost when it was done.
-    """
+    """Component -> {"state": "ran" | "cached", "seconds"} for one RunRecord; a cached component's seconds are those
+    of the execution that computed its outputs, so a re-run from cache still reports what the work cost."""
     from ml_metadata.proto import metadata_store_pb2
 
     from pipeline.run_record import outputs_of, producers_of
@@ -164,8 +137,7 @@ def component_states(record) -> dict[str, dict]:
 
 
 def split_counts(store, examples) -> dict[str, dict[str, dict[str, int]]]:
-    """genre -> split -> {"tracks", "segments"} from the summary.json AudioExampleGen wrote with these Examples
-    (in its quarantine report, an output of the same execution)."""
+    """genre -> split -> {"tracks", "segments"} from the summary.json of the AudioExampleGen run that wrote EXAMPLES."""
     from pipeline.run_record import outputs_of, producers_of
 
     for artifact in outputs_of(store, producers_of(store, [examples.id])):
@@ -226,8 +198,7 @@ def number_or_text(text: str):
 
 
 def trained_config(model: str, params: dict[str, str]) -> PipelineConfig:
-    """The preset, overridden by the parameters the run logged (``section.key``), so the report names the
-    settings the model was trained with even if the presets changed since."""
+    """The preset overridden by the run's logged ``section.key`` parameters: the settings it was trained with."""
     import ast
     import dataclasses
 
@@ -268,8 +239,8 @@ def collect(model: str, output_dir: Path, summary: dict, wall: float) -> dict:
     logged, params = mlflow_run(summary["mlflow_tracking_uri"], summary["mlflow_run_id"]) \
         if "mlflow_run_id" in summary else ({}, {})
     return {"model": model, "gate": gate, "scores": scores, "counts": split_counts(record.store, examples),
-            "states": component_states(record), "wall": wall, "mlflow": logged, "params": params, "output_dir": str(output_dir),
-            "model_uri": model_artifact.uri, "examples_uri": examples.uri}
+            "states": component_states(record), "wall": wall, "mlflow": logged, "params": params,
+            "output_dir": str(output_dir), "model_uri": model_artifact.uri, "examples_uri": examples.uri}
 
 
 # ----- keeping a finished run -----------------------------------------------------------------
@@ -321,8 +292,7 @@ def parse_fusions(values: list[str]) -> list[tuple[str, ...]]:
 
 
 def fused_run(runs: Sequence[dict], genres: Sequence[str]) -> dict:
-    """One seed's late fusion: each family's pushed model re-scores its own test split (the figure checked against
-    its gate's), and a clip's probabilities are the mean of the families' clip votes (metrics.fuse_votes)."""
+    """One seed's late fusion: each family's model re-scores its test split; a clip's scores are the mean vote."""
     from models import metrics
 
     votes = []
@@ -369,8 +339,7 @@ Per genre (test clip accuracy, mean of the seeds): {per_genre}.{f' Clips scored 
 
 
 def zero_shot_run(examples_uri: str, genres: Sequence[str]) -> dict:
-    """mn04's AudioSet genre classes, no training (the tagger's ``--zero-shot``), on the test split's segments as
-    ClipEvaluator reads them: a clip's answer is the mean of its segments' zero-shot scores."""
+    """mn04's AudioSet genre classes, untrained, on the test segments; a clip's answer is its segments' mean score."""
     import tensorflow as tf
 
     from components.clip_evaluator.executor import read_batches
@@ -446,8 +415,7 @@ def by_family(results: list[dict]) -> dict[str, list[dict]]:
 
 
 def genre_clip_accuracy(runs: list[dict], genre_index: int) -> list[float]:
-    """Clip accuracy on one genre's test clips (its top-1 recall, metrics.top1_rates), per seed;
-    seeds without such clips left out."""
+    """Per seed, clip accuracy on one genre's test clips (its top-1 recall); seeds without such clips left out."""
     from models import metrics
 
     recalls = (metrics.top1_rates(r["scores"].clip_confusion)[0][genre_index] for r in runs)
@@ -519,8 +487,7 @@ def config_note(r: dict) -> str:
 
 
 def heads_only(config: PipelineConfig) -> bool:
-    """Whether the family trains heads on a frozen body's embeddings and nothing else (no fine-tuning phase), so
-    that no augmentation reaches it (models/training.fit)."""
+    """Whether the family trains only heads on frozen embeddings, so no augmentation reaches it (training.fit)."""
     from models import registry
 
     return registry.has_pretrained_backbone(config) and config.train.epochs <= config.train.frozen_epochs
@@ -559,8 +526,7 @@ def report(results: list[dict], command: str) -> str:
         segment = [r["gate"]["candidate_segment_accuracy"] for r in runs]
         eval_clip = [r["mlflow"]["eval_clip_accuracy"] for r in runs if "eval_clip_accuracy" in r["mlflow"]]
         target = TARGETS.get(model)
-        verdict = "-" if target is None else (
-            f"{target:.2f}: {'met' if np.mean(clip) >= target else 'NOT met'}")
+        verdict = "-" if target is None else f"{target:.2f}: {'met' if np.mean(clip) >= target else 'NOT met'}"
         floor = below_floor(runs, genres, counts)
         trainer = [r["states"]["Trainer"]["seconds"] for r in runs if "Trainer" in r["states"]]
         summary_rows.append(

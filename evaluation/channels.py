@@ -1,14 +1,8 @@
 """How a recording can reach the model: level, codec, sample rate, a small device in a room.
 
-Each channel is a pure function of a float32 mono clip in [-1, 1] and its sample rate that
-returns the clip as the model would then receive it, and its new rate. Nothing is read or
-written outside the call and every random draw comes from a seed, so the same call gives
-the same samples. ``evaluation/robustness.py`` sends each real clip through them to measure
-which answers change; ``tests/test_bench_channels.py`` checks each one's properties.
-
-Codecs use libsndfile (``soundfile``): its wheel encodes MP3 (LAME) and Ogg Vorbis and
-decodes both, so no system encoder is needed. As the client does (serving/audio_file.py),
-a decoded stereo file is averaged to mono.
+Each channel is a pure, seeded function (mono float32 clip, rate) -> (clip as the model would receive it, rate),
+so the same call gives the same samples; evaluation/robustness.py sends real clips through them. Codecs use
+libsndfile's wheel (MP3 via LAME, Ogg Vorbis), so no system encoder is needed.
 """
 from __future__ import annotations
 
@@ -20,17 +14,8 @@ import soundfile as sf
 import soxr
 
 from components.audio_example_gen.views import (  # noqa: F401 - the device channel, shared with training views
-    DEVICE_BAND_HZ,
-    DEVICE_DRR_DB,
-    DEVICE_RT60_SECONDS,
-    DEVICE_SNR_DB,
-    add_noise,
-    as_clip,
-    band_limit,
-    device,
-    reverberate,
-    room_impulse_response,
-)
+    DEVICE_BAND_HZ, DEVICE_DRR_DB, DEVICE_RT60_SECONDS, DEVICE_SNR_DB, add_noise, as_clip, band_limit, device,
+    reverberate, room_impulse_response)
 
 Channel = Callable[[np.ndarray, int], tuple[np.ndarray, int]]
 
@@ -92,8 +77,7 @@ def gain_name(db: int) -> str:
 
 
 def channels(seed: int) -> dict[str, Channel]:
-    """The channels the robustness benchmark applies, by the name its tables show; SEED draws the
-    device channel's room and noise (the benchmark gives each clip its own)."""
+    """The robustness benchmark's channels by table name; SEED draws the device channel's room and noise."""
     named: dict[str, Channel] = {gain_name(db): (lambda w, r, db=db: gain(w, r, db)) for db in GAINS_DB}
     named[f"MP3 {MP3_KBPS} kbit/s, 44.1 kHz stereo"] = lambda w, r: codec(w, r, "mp3")
     named["Ogg Vorbis q4, 44.1 kHz stereo"] = lambda w, r: codec(w, r, "vorbis")

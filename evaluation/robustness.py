@@ -4,28 +4,13 @@ through each channel of evaluation/channels.py (level, codec, sample rate, a dev
     python -m evaluation.robustness --model-dir DIR --family NAME [--clips-from RUN] [--limit N]
                                                                            (make robustness)
 
-DIR is a pushed model (TF Serving layout, ``DIR/<version>/saved_model.pb``: the newest version)
-or one SavedModel (``DIR/saved_model.pb``, e.g. a Trainer's ``Format-Serving``). Each clip is
-decoded as the client decodes a file (serving/audio_file.py) and sent to the model's
-``serving_default`` signature, the one TF Serving runs, called in this process (no gRPC: the
-answers are the same and a musicnn clip costs about a second, not more).
+DIR is a pushed model (its newest version) or one SavedModel. Each clip is decoded as the client decodes a file
+and sent to ``serving_default``, the signature TF Serving runs, called in this process (no gRPC: the answers are
+the same, at a fraction of the cost). Clips: the ``eval`` and ``test`` tracks (``--splits``) of the model's split,
+from AudioExampleGen's records (``--clips-from``) or its planner on ``--data-root``.
 
-Clips: the ``eval`` and ``test`` tracks (``--splits``) of the split the model was trained on.
-``--clips-from RUN`` reads them from AudioExampleGen's records (``files.jsonl`` and
-``summary.json``: a pipeline output dir or root, the report folder, or the files.jsonl itself);
-without it they come from ExampleGen's own planner on ``--data-root`` with ``--split``
-(default lists-trainval on ../shared/data/gtzan). ``--limit N`` keeps the first N clips of each
-genre (by track id) for a quick run.
-
-A run writes one row of the shared table in BENCHMARKS.md (section ``robustness``): one row per family, or
-per setting of one named by ``--variant TEXT`` (e.g. 'without device views'); a re-run replaces its own row.
-The row gives the original's accuracy, the answers kept through the compact set of channels and the device.
-
-The run's whole table goes beside ``--save FILE.json``, in ``FILE.md``: per channel the clip accuracy, the share
-of answers equal to the clip's own answer, the answers the model refused (a clip made too quiet is refused as
-silence) and where changed answers went (``a -> b``, most common first); under it, how many clips the model
-nearly ties on and the margins of those whose answer a gain moved. ``--trained-by TEXT`` (the command that
-trained the model, which the model directory alone does not tell) heads that file.
+A run replaces its own row (per family, or per ``--variant``) of the shared ``robustness`` table in BENCHMARKS.md;
+``--save FILE.json`` also writes the run's whole table, headed by ``--trained-by``, to ``FILE.md``.
 """
 from __future__ import annotations
 
@@ -109,8 +94,7 @@ class BenchError(Exception):
 # ----- the clips ---------------------------------------------------------------------------------------------------
 
 def records_file(path: str) -> str:
-    """AudioExampleGen's files.jsonl for PATH: the file, its report folder, or a pipeline output dir or root
-    holding exactly one (a root where ExampleGen ran more than once is ambiguous: name the report folder)."""
+    """AudioExampleGen's files.jsonl for PATH: the file, its report folder, or an output dir or root holding one."""
     from components.audio_example_gen.quarantine import FILES_FILE
 
     if os.path.isfile(path):
@@ -192,8 +176,7 @@ def saved_model_dir(model_dir: str) -> str:
 
 
 def in_process_predictor(export_dir: str) -> Predict:
-    """``serving_default`` of the SavedModel, called in this process: the answer (REFUSED for a refused input)
-    and how far its score is ahead of the next genre's."""
+    """``serving_default`` called in-process: the answer (REFUSED for a refused input) and its lead over the next."""
     import tensorflow as tf
 
     signature = tf.saved_model.load(export_dir).signatures["serving_default"]
@@ -212,8 +195,7 @@ def in_process_predictor(export_dir: str) -> Predict:
 # ----- the measurement ---------------------------------------------------------------------------------------------
 
 def measure(clips: list[HeldOutClip], predict: Predict, log: Callable[[str], None] = print) -> list[dict]:
-    """Per clip: its genre, split, the answer to the original and to each channel's copy, and the original's
-    margin (its answer's score minus the next genre's)."""
+    """Per clip: genre, split, the answers to the original and to each channel's copy, and the original's margin."""
     from serving.audio_file import AudioFileError, read_audio
 
     rows = []
@@ -248,8 +230,7 @@ def kept_text(f: Figures) -> str:
 
 
 def figures(rows: list[dict]) -> dict[str, Figures]:
-    """Per way of sending the clips (the original first): accuracy (all, test split), answers equal to the
-    original's, refusals, moves."""
+    """Per way of sending the clips (the original first): accuracies, answers kept, refusals, moves."""
     test = [r for r in rows if r["split"] == "test"]
     counted = {}
     for name in rows[0]["answers"]:
@@ -277,8 +258,8 @@ def table(counted: dict[str, Figures]) -> str:
 
 
 def near_ties_text(rows: list[dict]) -> str:
-    """Whether the answers a gain moved were near ties of the original: their margins beside the count of
-    near ties. Why: a model whose answer moves only where two genres nearly tie is not leaning on the level."""
+    """The margins of the answers a gain moved beside the count of near ties: a model whose answer moves only
+    where two genres nearly tie is not leaning on the level."""
     known = [r for r in rows if r.get("margin") is not None]
     if not known:
         return ""
