@@ -32,7 +32,8 @@ def load_clips(limit: int, sample_rate: int) -> tuple[list, str]:
     import numpy as np
     import soundfile as sf
 
-    root = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "gtzan" / "audio"
+    from bench.real_data import DEFAULT_DATA_ROOT as root
+
     paths = sorted(root.glob("*/*.flac")) if root.is_dir() else []
     if paths:
         step = max(1, len(paths) // limit) if limit else 1

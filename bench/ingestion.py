@@ -23,12 +23,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.real_data import DEFAULT_DATA_ROOT
 from bench.report import write_section
 from synthetic.formats import encode
-from config.settings import AUDIO_EXTENSIONS, PROJECT_ROOT, PipelineConfig
+from config.settings import AUDIO_EXTENSIONS, PipelineConfig
 from pipeline.beam_args import for_tfx
 
-DEFAULT_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "gtzan" / "audio"
 GOAL = 500.0
 THREADED = ["--runner=DirectRunner", "--direct_running_mode=multi_threading", "--direct_num_workers=2"]
 
@@ -219,7 +219,7 @@ Faster reader where both read a format: {'; '.join(ratios)}. Windowed decoding o
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.ingestion", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-root", default=str(DEFAULT_ROOT), help="audio root (default: %(default)s)")
+    parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="audio root (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="executor runs (default: %(default)s)")
     parser.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
                         help="Beam pipeline argument, repeatable (default: the pipeline's, PipelineConfig.beam_args)")
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     paths = sorted(p for p in root.glob("*/*") if p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS)
     if not paths:
         raise SystemExit(f"No audio files under {root}/<genre>/; pass --data-root (the real GTZAN clips live in "
-                         f"{DEFAULT_ROOT}).")
+                         f"{DEFAULT_DATA_ROOT}).")
     if args.formats:
         decode_formats(paths, root, args.no_write)
         return

@@ -65,19 +65,6 @@ def bench_clip(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
     return (tones + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def timed_calls(name: str, call: Callable[[], object], requests: int, warmup: int, max_seconds: float) -> Timing:
-    """WARMUP untimed calls, then up to REQUESTS timed ones (fewer if MAX_SECONDS runs out)."""
-    for _ in range(warmup):
-        call()
-    latencies = []
-    start = time.perf_counter()
-    while len(latencies) < requests and time.perf_counter() - start < max_seconds:
-        t0 = time.perf_counter()
-        call()
-        latencies.append((time.perf_counter() - t0) * 1e3)
-    return Timing(name, np.array(latencies), time.perf_counter() - start)
-
-
 def concurrent_calls(name: str, make_call: Callable[[], tuple[Callable[[], object], Callable[[], None]]],
                      clients: int, requests: int, max_seconds: float) -> Timing:
     """CLIENTS threads, each with its own connection, share REQUESTS calls."""
@@ -132,7 +119,7 @@ def served_by_test_double(model_dir: str, model_name: str) -> Iterator[str]:
 
 def interleaved_calls(calls: dict[str, Callable[[], object]], requests: int, warmup: int,
                       max_seconds: float) -> dict[str, Timing]:
-    """Like timed_calls for several paths at once, one call of each in turn, so that the machine's other
+    """Warm-up, then timed calls of several paths at once, one call of each in turn, so that the machine's other
     load falls on all of them alike. Throughput: calls per second of that path's own call time."""
     for call in calls.values():
         for _ in range(warmup):
