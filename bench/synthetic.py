@@ -24,6 +24,7 @@ from pathlib import Path  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
 from config.settings import PROJECT_ROOT, SyntheticConfig  # noqa: E402
+from pipeline.flags import whole_number  # noqa: E402
 
 GOAL = 500.0
 # The generator before its vectorised rewrite: per-note Python synthesis.
@@ -74,7 +75,8 @@ def load_baseline(ref: str):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.synthetic", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="generations of the whole set (default: %(default)s)")
+    parser.add_argument("--repeats", type=whole_number(1), default=3,
+                        help="generations of the whole set (default: %(default)s)")
     parser.add_argument("--baseline-ref", default=BASELINE_REF,
                         help="git revision of the generator to compare with (default: %(default)s)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
