@@ -109,6 +109,19 @@ def _stamp(path: str) -> tuple:
     return (found[0].size_in_bytes, found[0].last_updated_in_seconds) if found else ()
 
 
+def prepare_process(tf_threads: Optional[int]) -> None:
+    """Before a model loads: freed memory reused (a Dask worker's malloc setting doubles a model call's cost,
+    pipeline/worker_heap.py) and, with ``tf_threads``, TF's pools sized so N workers on N cores never oversubscribe."""
+    import tensorflow as tf
+    reuse_freed_memory()
+    if tf_threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
+            tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
+        except RuntimeError:  # TF already running in this process (in-memory runner): keep its pools
+            pass
+
+
 def load_saved_model(path: str, tf_threads: Optional[int] = None) -> Any:
     """The SavedModel at ``path``, loaded once per process (see the module docstring)."""
     import tensorflow as tf
@@ -117,13 +130,7 @@ def load_saved_model(path: str, tf_threads: Optional[int] = None) -> Any:
         if key in _loaded:
             _loaded.move_to_end(key)
             return _loaded[key]
-        reuse_freed_memory()  # a Dask worker's malloc setting doubles a model call's cost (pipeline/worker_heap.py)
-        if tf_threads:  # one TF thread per worker process: N workers on N cores, none oversubscribed
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
-                tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
-            except RuntimeError:  # TF already running in this process (in-memory runner): keep its pools
-                pass
+        prepare_process(tf_threads)
         loaded = tf.saved_model.load(path)
         if SIGNATURE not in loaded.signatures:
             raise UserError(f"The SavedModel at {path} has no {SIGNATURE!r} signature "

@@ -11,7 +11,7 @@ import threading
 from typing import Any, Optional
 
 from config.settings import PipelineConfig
-from tagging.model import SIGNATURE, GenreSignatureHandler, ModelRef
+from tagging.model import SIGNATURE, GenreSignatureHandler, ModelRef, prepare_process
 
 FAMILY = "efficientat"
 SOURCE = "zero-shot"
@@ -71,6 +71,7 @@ class ZeroShotHandler(GenreSignatureHandler):
         key = (self._model.path, config.to_json())
         with _lock:
             if key not in _models:
+                prepare_process(self._tf_threads)
                 _models[key] = ZeroShotModel(self._model.path, config)
             return _models[key]
 
