@@ -45,7 +45,7 @@ FLOOR, FLOOR_CLIPS = 0.60, 10
 DEFAULT_SEEDS = "42,43,44"
 GATE_OFF = ["--min-accuracy", "0", "--min-clip-accuracy", "0", "--max-accuracy-drop", "1"]
 # The committed copies of the runs BENCHMARKS.md reports (see the module docstring).
-RESULTS_DIR = PROJECT_ROOT / "bench" / "results" / "accuracy"
+RESULTS_DIR = PROJECT_ROOT / "evaluation" / "results"
 CHILD = ("import json, sys, local_runner; summary = local_runner.main(sys.argv[2:]); "
          "open(sys.argv[1], 'w').write(json.dumps(summary, indent=2, sort_keys=True))")
 

@@ -312,3 +312,9 @@ def test_zero_shot_scores_the_test_segments_as_the_tagger_answers_their_clips(tm
     assert run["clip_accuracy"] == sum(served[t] == GENRES[label] for t, (label, _) in clips.items()) / 2
     text = accuracy.zero_shot_text(run, str(tmp_path), GENRES)
     assert f"**{run['clip_accuracy']:.3f}** (2 clips)" in text and "classical" in text
+
+
+def test_reuse_committed_finds_the_committed_runs(tmp_path):
+    found = accuracy.finished_result("cnn", 42, tmp_path, committed=True)
+    assert found is not None and found.parent == accuracy.RESULTS_DIR, accuracy.RESULTS_DIR
+    assert accuracy.load_result(found)["model"] == "cnn"
