@@ -1,5 +1,5 @@
-"""Test fixtures and builders shared by the tests and the benchmarks: stand-in models, the stand-in
-server on a model dir, tiny Transform runs, toy training data.
+"""Test fixtures and builders the tests share: stand-in models, the stand-in server on a model dir, tiny
+Transform runs, toy training data, audio files good and bad.
 
-Outside the product: tests and bench/ import it; no product module does (tests/test_layering.py checks).
-"""
+Outside the product: only tests import it; no product module or benchmark does (tests/test_layering.py checks
+the product)."""
