@@ -178,6 +178,31 @@ def test_no_test_module_imports_another():
     assert imports_between_test_modules() == []
 
 
+def tools_importing_tests(root: Path = ROOT) -> list[str]:
+    """Every import of tests/ (its fixtures included) by a benchmark or an evaluation module: a tool measures what
+    the pipeline makes, never a test's stand-in."""
+    modules = project_modules(root)
+    return sorted(f"{imp.path}:{imp.line} imports {imp.imported}" for module, path in modules.items()
+                  if top(module) in ("bench", "evaluation") and not is_test_file(path)
+                  for imp in imports_of(module, path, root, modules) if top(imp.imported) == "tests")
+
+
+def test_no_benchmark_imports_the_tests():
+    assert tools_importing_tests() == []
+
+
+def test_the_checker_reports_a_benchmark_importing_a_test_fixture(tmp_path):
+    write(tmp_path, {
+        "bench/__init__.py": "",
+        "bench/serving.py": "def f():\n    from tests.testkit.serving import build_stand_in_model\n",
+        "bench/serving_test.py": "from tests.testkit import serving\n",  # a test of the bench: allowed
+        "tests/__init__.py": "",
+        "tests/testkit/__init__.py": "",
+        "tests/testkit/serving.py": "",
+    })
+    assert tools_importing_tests(tmp_path) == ["bench/serving.py:2 imports tests.testkit.serving"]
+
+
 def test_every_known_exception_is_still_an_import():
     """An exception that no longer happens leaves the list, so the list shows what is left."""
     modules = project_modules(ROOT)
