@@ -4,9 +4,9 @@
                                 [--screenshot docs/app.png]                (make bench-app)
 
 Headless Chromium opens the Streamlit page against the TF Serving test double serving DIR's newest version
-(so run `make run` first), each upload on a fresh page. The
-same clip through serving/client.py alone shows the share the model server and protocol take. The clip: FILE,
-else a real GTZAN clip beside the repository, else a synthetic 30-s track.
+(so run `make run` first), each upload on a fresh page. The same clip through serving/client.py alone shows the
+share the model server and protocol take. The clip: FILE, else a real GTZAN clip beside the repository, else a
+synthetic 30-s track.
 """
 from __future__ import annotations
 

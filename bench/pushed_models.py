@@ -6,17 +6,17 @@ import os
 from pathlib import Path
 
 from config.settings import PipelineConfig
+from serving.layout import pushed_versions
 
 GRAPH_NAMES = {"keras": "training graph's layers", "serving": "ServingBody"}
 
 
 def newest_version(model_dir: str, model_name: str) -> int:
-    from serving.layout import pushed_versions
-
     versions = pushed_versions(model_dir)
     if not versions:
-        raise SystemExit(f"No pushed model {model_name!r} under {model_dir} (expected {model_dir}/<version>/saved_model.pb). "
-                         "Run the pipeline first (make run) so the Pusher writes one, or pass --model-dir DIR.")
+        raise SystemExit(f"No pushed model {model_name!r} under {model_dir} "
+                         f"(expected {model_dir}/<version>/saved_model.pb). Run the pipeline first (make run) so the "
+                         "Pusher writes one, or pass --model-dir DIR.")
     return versions[-1]
 
 
