@@ -21,10 +21,9 @@ import numpy as np
 import soundfile as sf
 
 from bench.pushed_models import newest_version
-from bench.report import write_section
+from bench.report import ROOT, child_env, write_section
 from config.settings import PipelineConfig
 
-ROOT = Path(__file__).resolve().parent.parent
 HOURS = 2
 LIMIT_MB = 1024
 
@@ -88,8 +87,7 @@ def oversized_request(elements: int = 250_000_000):
 
 def child(body: str, path: str = "") -> tuple[str, int]:
     """(outcome line, peak RSS in MiB) of BODY run in a fresh interpreter."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1"}
-    out = subprocess.run([sys.executable, "-c", WRAPPER.format(body=textwrap.dedent(body)), path], env=env,
+    out = subprocess.run([sys.executable, "-c", WRAPPER.format(body=textwrap.dedent(body)), path], env=child_env(),
                          capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip().splitlines()
     return out[-2], int(out[-1])
 
@@ -115,9 +113,8 @@ def server_peak(model_base: Path) -> tuple[str, int, int]:
     from serving.client import GenreClient
     from synthetic.generator import render_track
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "1"}
     server = subprocess.Popen([sys.executable, "-m", "serving.stand_in_server", "--model-base", str(model_base),
-                               "--port", "0"], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                               "--port", "0"], env=child_env(), stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         host = server.stdout.readline().strip().rsplit(" ", 1)[-1]
         with GenreClient(host, timeout=120) as client:

@@ -20,7 +20,8 @@ import numpy as np
 
 from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed, newest_transform_dir
 from bench.report import write_section
-from bench.serving import bench_clip, make_command
+from bench.report import make_command
+from bench.serving import bench_clip
 from config.settings import PipelineConfig
 
 

@@ -7,10 +7,12 @@ import os
 import platform
 import re
 import subprocess
+import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
-BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 HEADER = ("# Benchmarks\n\nEvery figure below was measured by the command shown with it; re-run it to refresh its "
           "section.\n")
 
@@ -61,6 +63,17 @@ def run_stamp() -> tuple[str, str]:
 def run_header(command: str, stamp: str, commit: str) -> str:
     """The Command, Date and Machine lines that open a run's figures."""
     return f"- Command: `{command}`\n- Date: {stamp} (commit {commit})\n- Machine: {machine_description()}"
+
+
+def make_command(target: str, argv: Optional[list[str]] = None) -> str:
+    """The make command that repeats a benchmark run with ARGV (default: this process's arguments)."""
+    args = sys.argv[1:] if argv is None else argv
+    return f"make {target}" + (f' ARGS="{" ".join(args)}"' if args else "")
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a benchmark's child process: this project importable, Keras 2, TensorFlow quiet."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
 
 
 def section_pattern(name: str) -> re.Pattern:

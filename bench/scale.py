@@ -30,11 +30,10 @@ import time
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from bench.report import cpu_description, write_section
+from bench.report import ROOT, child_env, cpu_description, write_section
 from config.settings import MODEL_TYPES
 from pipeline.flags import whole_number
 
-ROOT = Path(__file__).resolve().parent.parent
 BASE_TRACKS_PER_GENRE = 20  # the default synthetic set: 20 tracks x 10 genres
 GENRE_COUNT = 10
 MIN_TRACKS_PER_GENRE = 3  # a stratified split needs a train, an eval and a test track per genre
@@ -209,10 +208,6 @@ class MeasuredRun:
     launcher_hwm_mib: float
     children_maxrss_mib: float
     files: Optional[dict] = None
-
-
-def child_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def measure_run(label: str, tracks: int, argv: list[str], interval: float, log_dir: Path) -> MeasuredRun:

@@ -28,11 +28,10 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 
 from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed, newest_transform_dir, newest_version
-from bench.report import write_section
+from bench.report import ROOT, child_env, make_command, write_section
 from config.local_http import stop_process
 from config.settings import PipelineConfig
 
-ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT = 300.0  # seconds: TF import plus loading a large SavedModel on 2 cores
 
 
@@ -49,12 +48,6 @@ class Timing:
     def row(self) -> str:
         p50, p99 = np.percentile(self.latencies_ms, [50, 99])
         return f"| {self.name} | {len(self.latencies_ms)} | {p50:.1f} | {p99:.1f} | {self.throughput:.2f} |"
-
-
-def make_command(target: str, argv: Optional[list[str]]) -> str:
-    """The make command that repeats a benchmark run with ARGV (default: this process's arguments)."""
-    args = sys.argv[1:] if argv is None else argv
-    return f"make {target}" + (f' ARGS="{" ".join(args)}"' if args else "")
 
 
 def bench_clip(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
@@ -100,10 +93,9 @@ def concurrent_calls(name: str, make_call: Callable[[], tuple[Callable[[], objec
 def served_by_test_double(model_dir: str, model_name: str) -> Iterator[str]:
     """Run serving/stand_in_server.py in its own process (as a real server would be); yield host:port."""
     log = tempfile.TemporaryFile(mode="w+")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "serving.stand_in_server", "--model-base", model_dir, "--model-name", model_name,
-         "--port", "0"], stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT, env=env)
+         "--port", "0"], stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT, env=child_env())
     try:
         ready, _, _ = select.select([proc.stdout], [], [], SERVER_START_TIMEOUT)
         line = proc.stdout.readline() if ready else ""

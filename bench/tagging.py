@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.real_data import DEFAULT_DATA_ROOT
 from bench.report import write_section
-from bench.serving import make_command
+from bench.report import make_command
 from config.settings import PROJECT_ROOT, PipelineConfig
 from pipeline import beam_args as runners
 from tagging import files as files_lib

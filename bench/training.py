@@ -33,7 +33,7 @@ from pathlib import Path  # noqa: E402
 from typing import Callable, Optional  # noqa: E402
 
 from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from bench.report import make_command, write_section  # noqa: E402
 from config.settings import MODEL_TYPES, PROJECT_ROOT, PipelineConfig  # noqa: E402
 
 RATIO_GOAL = 3.0
@@ -744,11 +744,6 @@ after they were written) ran at {slowest_cold:.1f}x or more of the fastest fit o
     print(body)
     if not args.no_write:
         write_section("training", "Training throughput: model.fit vs the tf.data input pipeline", body, command=command)
-
-
-def make_command(target: str, args: list[str]) -> str:
-    """The make command a user types to repeat a run with ``args`` (what the target adds left out)."""
-    return f"make {target}" + (f' ARGS="{" ".join(args)}"' if args else "")
 
 
 def shown_path(path: str) -> str:
