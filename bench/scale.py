@@ -28,9 +28,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
-from bench.report import ROOT, child_env, cpu_description, write_section
+from bench.report import ROOT, child_env, cpu_description, make_command, write_section
 from config.settings import MODEL_TYPES
 from pipeline.flags import whole_number
 
@@ -38,8 +38,7 @@ BASE_TRACKS_PER_GENRE = 20  # the default synthetic set: 20 tracks x 10 genres
 GENRE_COUNT = 10
 MIN_TRACKS_PER_GENRE = 3  # a stratified split needs a train, an eval and a test track per genre
 PROJECTED_TRACKS = (100_000, 1_000_000)
-MEMORY_TOLERANCE = 0.25
-TIME_TOLERANCE = 0.25
+TOLERANCE = 0.25  # of peak memory and of time per track, at the largest scale over the smallest
 WINDOWED_SPEEDUP = 3.0
 OUTSIDE = "(outside steps)"
 SUMMARY_TAG = "BENCH-SUMMARY "
@@ -49,7 +48,7 @@ import json, resource, sys
 import local_runner
 summary = local_runner.main(json.loads(sys.argv[1]))
 print({tag!r} + json.dumps({{
-    "steps": summary.get("steps", {{}}), "seconds": summary.get("seconds"),
+    "steps": summary.get("steps", {{}}), "seconds": summary.get("seconds"), "gate": summary.get("gate"),
     "files": (summary.get("data") or {{}}).get("files"), "tracks": (summary.get("data") or {{}}).get("tracks"),
     "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     "children_maxrss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}}), flush=True)
@@ -63,24 +62,17 @@ from components.audio_example_gen import ingest
 from config.settings import PipelineConfig
 mode, model, paths = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 cfg = PipelineConfig().with_model(model).audio
-
-
-def decoded_samples(result):
-    if hasattr(result, "samples"):
-        return len(result.samples)
-    if hasattr(result, "reason"):
-        raise SystemExit(f"{{mode}} decode refused a full-length file: {{result.reason}} ({{result.detail}})")
-    return sum(len(getattr(part, "samples", part)) for part in result)  # windows, one array each
-
-
 cpu, wall, decoded, source = time.process_time(), time.perf_counter(), 0, 0.0
 for path in paths:
     source += sf.info(path).duration
     if mode == "whole":
         with open(path, "rb") as f:
-            decoded += decoded_samples(audio_lib.decode(f, cfg.sample_rate, cfg.max_clip_seconds))
+            result = audio_lib.decode(f, cfg.sample_rate, cfg.max_clip_seconds)
     else:
-        decoded += decoded_samples(ingest.read_audio(path, cfg))
+        result = ingest.read_audio(path, cfg)  # the decoded windows, or the file's quarantine problem
+    if not hasattr(result, "samples"):
+        raise SystemExit(f"{{mode}} decode refused a full-length file: {{result.reason}} ({{result.detail}})")
+    decoded += len(result.samples)
 print({tag!r} + json.dumps({{"cpu_seconds": time.process_time() - cpu, "wall_seconds": time.perf_counter() - wall,
     "decoded_seconds": decoded / cfg.sample_rate, "source_seconds": source, "tracks": len(paths),
     "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
@@ -95,14 +87,23 @@ STEP_LINE = re.compile(r"^\[step\] (?P<name>[A-Za-z0-9_.-]+)(?P<rest>.*)$")
 def step_event(line: str) -> Optional[tuple[str, str]]:
     """("start", NAME) for ``[step] NAME ...``, ("end", NAME) for ``[step] NAME: ...``, else None (heartbeats too)."""
     match = STEP_LINE.match(line.strip())
-    if not match:
-        return None
-    rest = match["rest"]
-    if rest == " ...":
-        return "start", match["name"]
-    if rest.startswith(":"):
-        return "end", match["name"]
-    return None
+    kind = match and ("start" if match["rest"] == " ..." else "end" if match["rest"].startswith(":") else None)
+    return (kind, match["name"]) if kind else None
+
+
+def tagged_summary(lines: Sequence[str]) -> Optional[dict]:
+    """The JSON a child process printed after SUMMARY_TAG on its last such line; None when it printed none."""
+    line = next((line for line in reversed(lines) if line.startswith(SUMMARY_TAG)), None)
+    return json.loads(line[len(SUMMARY_TAG):]) if line else None
+
+
+def child_summary(command: list[str], what: str, **run) -> dict:
+    """:func:`tagged_summary` of COMMAND run to its end; SystemExit with the tails of its output if it failed."""
+    out = subprocess.run(command, capture_output=True, text=True, **run)
+    summary = tagged_summary(out.stdout.splitlines())
+    if out.returncode or summary is None:
+        raise SystemExit(f"{what} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return summary
 
 
 # ----- memory of a process tree ---------------------------------------------------------------
@@ -118,7 +119,8 @@ class Sample:
         return self.launcher_kib + self.workers_kib
 
 
-def _status_kib(pid: int, field: str) -> int:
+def status_kib(pid: int, field: str) -> int:
+    """A ``kB`` field of /proc/PID/status (VmRSS, VmHWM, ...); 0 for a process that is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):
@@ -131,27 +133,23 @@ def _status_kib(pid: int, field: str) -> int:
 def descendants(root_pid: int) -> list[int]:
     """Every live process below ``root_pid`` (children, their children, ...), from /proc's parent links."""
     children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
         try:
-            stat = Path(f"/proc/{entry.name}/stat").read_text()
+            stat = stat_path.read_text()
         except OSError:
             continue
         ppid = int(stat[stat.rindex(")") + 2:].split()[1])  # the name in brackets may hold spaces
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], list(children.get(root_pid, []))
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
+        children.setdefault(ppid, []).append(int(stat_path.parent.name))
+    found = list(children.get(root_pid, []))
+    for pid in found:  # breadth first: the list grows by each found process's children
+        found.extend(children.get(pid, []))
     return found
 
 
 def sample_tree(root_pid: int) -> Sample:
     """VmRSS of ``root_pid`` and, summed, of all its descendants, now."""
-    return Sample(time.time(), _status_kib(root_pid, "VmRSS"),
-                  sum(_status_kib(pid, "VmRSS") for pid in descendants(root_pid)))
+    return Sample(time.time(), status_kib(root_pid, "VmRSS"),
+                  sum(status_kib(pid, "VmRSS") for pid in descendants(root_pid)))
 
 
 # ----- attributing samples to steps -----------------------------------------------------------
@@ -170,26 +168,18 @@ class StepMemory:
         self.samples += 1
 
 
-def step_intervals(events: Sequence[tuple[float, str, str]]) -> list[tuple[str, float, float]]:
-    """(step, start, end) from time-ordered events; a step with no end line ends where the next starts (or never)."""
+def attribute(samples: Iterable[Sample], events: Sequence[tuple[float, str, str]]) -> dict[str, StepMemory]:
+    """Each sample to the step running at its time, else OUTSIDE. Steps run from their time-ordered start and end
+    EVENTS; a step with no end line ends where the next starts (or never)."""
     intervals: list[tuple[str, float, float]] = []
     open_step: Optional[tuple[str, float]] = None
     for at, kind, name in events:
-        if kind == "start":
-            if open_step:
-                intervals.append((open_step[0], open_step[1], at))
-            open_step = (name, at)
-        elif open_step and open_step[0] == name:
-            intervals.append((name, open_step[1], at))
+        if open_step and (kind == "start" or open_step[0] == name):
+            intervals.append((*open_step, at))
             open_step = None
-    if open_step:
-        intervals.append((open_step[0], open_step[1], float("inf")))
-    return intervals
-
-
-def attribute(samples: Iterable[Sample], events: Sequence[tuple[float, str, str]]) -> dict[str, StepMemory]:
-    """Each sample to the step whose interval holds its time (:func:`step_intervals`), else OUTSIDE."""
-    intervals = step_intervals(events)
+        if kind == "start":
+            open_step = (name, at)
+    intervals += [(*open_step, float("inf"))] if open_step else []
     memory: dict[str, StepMemory] = {name: StepMemory() for name, _, _ in intervals}
     for sample in samples:
         step = next((name for name, start, end in intervals if start <= sample.time <= end), OUTSIDE)
@@ -246,20 +236,17 @@ def measure_run(label: str, tracks: int, argv: list[str], interval: float, log_d
         reader.join(timeout=30)
     wall = time.time() - started
     (log_dir / f"{label}.console").write_text("\n".join(lines) + "\n")
-    summary_line = next((l for l in reversed(lines) if l.startswith(SUMMARY_TAG)), None)
-    if child.returncode or summary_line is None:
+    summary = tagged_summary(lines)
+    if child.returncode or summary is None:
         stderr_tail = stderr_path.read_text(errors="replace").splitlines()[-15:]
         raise SystemExit(f"The {label} run failed (exit code {child.returncode}); its console ends:\n"
                          + "\n".join(lines[-30:]) + f"\nand its stderr ({stderr_path}):\n" + "\n".join(stderr_tail))
-    summary = json.loads(summary_line[len(SUMMARY_TAG):])
     memory = attribute(samples, events)
+    outside = round(wall - sum(r.get("seconds", 0.0) for r in summary["steps"].values()), 1)
     steps: dict[str, dict] = {}
-    for name, record in {**summary["steps"], OUTSIDE: {}}.items():
+    for name, record in {**summary["steps"], OUTSIDE: {"seconds": outside}}.items():
         m = memory.get(name, StepMemory())
-        seconds = record.get("seconds")
-        if name == OUTSIDE:
-            seconds = round(wall - sum(r.get("seconds", 0.0) for r in summary["steps"].values()), 1)
-        steps[name] = {"seconds": seconds, "outcome": record.get("outcome", "-"), "samples": m.samples,
+        steps[name] = {"seconds": record.get("seconds"), "outcome": record.get("outcome", "-"), "samples": m.samples,
                        "peak_mib": m.peak_kib / 1024, "launcher_peak_mib": m.launcher_peak_kib / 1024,
                        "workers_peak_mib": m.workers_peak_kib / 1024}
     return MeasuredRun(label, tracks, round(wall, 1), steps, summary["self_maxrss_kib"] / 1024,
@@ -270,13 +257,8 @@ def measure_run(label: str, tracks: int, argv: list[str], interval: float, log_d
 
 def measure_decode(mode: str, model: str, paths: Sequence[Path]) -> dict:
     """CPU and wall seconds, audio returned and peak memory of decoding PATHS one way, in a fresh child process."""
-    out = subprocess.run([sys.executable, "-c", CHILD_DECODE, mode, model, json.dumps([str(p) for p in paths])],
-                         cwd=ROOT, env=child_env(), capture_output=True, text=True)
-    line = next((l for l in out.stdout.splitlines() if l.startswith(SUMMARY_TAG)), None)
-    if out.returncode or line is None:
-        raise SystemExit(f"decoding the full-length tracks ({mode}) failed:\n{out.stdout[-2000:]}\n"
-                         f"{out.stderr[-3000:]}")
-    return json.loads(line[len(SUMMARY_TAG):])
+    return child_summary([sys.executable, "-c", CHILD_DECODE, mode, model, json.dumps([str(p) for p in paths])],
+                         f"decoding the full-length tracks ({mode})", cwd=ROOT, env=child_env())
 
 
 # ----- criteria and projections (pure) --------------------------------------------------------
@@ -300,35 +282,38 @@ def per_thousand(seconds: Optional[float], tracks: int) -> Optional[float]:
     return None if seconds is None or tracks <= 0 else seconds / tracks * 1000
 
 
-def memory_criterion(base: MeasuredRun, top: MeasuredRun, tolerance: float = MEMORY_TOLERANCE) -> Criterion:
-    name = f"peak memory of every step at {top.label} within {tolerance:.0%} of {base.label}"
-    if top.tracks <= base.tracks:
-        return Criterion(name, None, "needs two scales of different size")
-    steps = compared_steps(base, top)
-    over = [f"{s} {top.steps[s]['peak_mib']:.0f} vs {base.steps[s]['peak_mib']:.0f} MiB" for s in steps
-            if top.steps[s]["peak_mib"] > base.steps[s]["peak_mib"] * (1 + tolerance)]
-    return Criterion(name, not over, "over: " + "; ".join(over) if over else f"{len(steps)} steps compared, none over")
-
-
-def time_criterion(base: MeasuredRun, top: MeasuredRun, tolerance: float = TIME_TOLERANCE) -> Criterion:
-    name = f"time per track of every step at {top.label} at most {tolerance:.0%} above {base.label} (linear or better)"
+def _scaling_criterion(name: str, base: MeasuredRun, top: MeasuredRun, steps: list[str],
+                       value: Callable[[MeasuredRun, str], Optional[float]], digits: int, unit: str) -> Criterion:
+    """Passed when no step of STEPS has a VALUE at TOP more than TOLERANCE above its VALUE at BASE."""
     if top.tracks <= base.tracks:
         return Criterion(name, None, "needs two scales of different size")
     over = []
-    steps = [s for s in compared_steps(base, top) if s != OUTSIDE]
     for s in steps:
-        b, t = per_thousand(base.steps[s]["seconds"], base.tracks), per_thousand(top.steps[s]["seconds"], top.tracks)
-        if b is not None and t is not None and t > b * (1 + tolerance):
-            over.append(f"{s} {t:.1f} vs {b:.1f} s per 1,000 tracks")
+        b, t = value(base, s), value(top, s)
+        if b is not None and t is not None and t > b * (1 + TOLERANCE):
+            over.append(f"{s} {t:.{digits}f} vs {b:.{digits}f} {unit}")
     return Criterion(name, not over, "over: " + "; ".join(over) if over else f"{len(steps)} steps compared, none over")
 
 
-def decode_criterion(whole: Optional[dict], ingestion: Optional[dict], factor: float = WINDOWED_SPEEDUP) -> Criterion:
-    name = f"full-length tracks: ingestion's decode at least {factor:g}x faster per track than whole-track decoding"
+def memory_criterion(base: MeasuredRun, top: MeasuredRun) -> Criterion:
+    return _scaling_criterion(f"peak memory of every step at {top.label} within {TOLERANCE:.0%} of {base.label}",
+                              base, top, compared_steps(base, top), lambda run, s: run.steps[s]["peak_mib"], 0, "MiB")
+
+
+def time_criterion(base: MeasuredRun, top: MeasuredRun) -> Criterion:
+    return _scaling_criterion(
+        f"time per track of every step at {top.label} at most {TOLERANCE:.0%} above {base.label} (linear or better)",
+        base, top, [s for s in compared_steps(base, top) if s != OUTSIDE],
+        lambda run, s: per_thousand(run.steps[s]["seconds"], run.tracks), 1, "s per 1,000 tracks")
+
+
+def decode_criterion(whole: Optional[dict], ingestion: Optional[dict]) -> Criterion:
+    name = (f"full-length tracks: ingestion's decode at least {WINDOWED_SPEEDUP:g}x faster per track than whole-track "
+            "decoding")
     if not whole or not ingestion:
         return Criterion(name, None, "no full-length tracks in this run")
     speedup = (whole["cpu_seconds"] / whole["tracks"]) / max(ingestion["cpu_seconds"] / ingestion["tracks"], 1e-9)
-    return Criterion(name, speedup >= factor, f"{speedup:.2f}x (CPU seconds per track)")
+    return Criterion(name, speedup >= WINDOWED_SPEEDUP, f"{speedup:.2f}x (CPU seconds per track)")
 
 
 def memory_slope_mib_per_track(points: Sequence[tuple[int, float]]) -> float:
@@ -353,18 +338,13 @@ def project_seconds(measured_seconds: float, measured_tracks: int, tracks: int) 
 
 # ----- the report -----------------------------------------------------------------------------
 
-def _mib(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:,.0f}"
-
-
-def _secs(value: Optional[float]) -> str:
-    return "-" if value is None else f"{value:,.1f}"
+def _mib(value: Optional[float], spec: str = ",.0f") -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def step_table(runs: Sequence[MeasuredRun]) -> list[str]:
     """Rows: steps; per run, peak MiB (launcher / workers) and seconds per 1,000 tracks."""
-    steps = list(dict.fromkeys(s for run in runs for s in run.steps))
-    steps = [s for s in steps if s != OUTSIDE] + [OUTSIDE]
+    steps = [s for s in dict.fromkeys(s for run in runs for s in run.steps) if s != OUTSIDE] + [OUTSIDE]
     head = "| step | " + " | ".join(f"{r.label}: peak MiB (launcher / workers) | {r.label}: s per 1,000 tracks"
                                     for r in runs) + " |"
     lines = [head, "|---|" + "---|---|" * len(runs)]
@@ -379,7 +359,7 @@ def step_table(runs: Sequence[MeasuredRun]) -> list[str]:
             cells.append((f"{_mib(step['peak_mib'])} ({_mib(step['launcher_peak_mib'])} / "
                           f"{_mib(step['workers_peak_mib'])})" if step["samples"] else "no sample (too short)")
                          + note)
-            cells.append(_secs(per_thousand(step["seconds"], run.tracks)))
+            cells.append(_mib(per_thousand(step["seconds"], run.tracks), ",.1f"))
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return lines
 
@@ -396,7 +376,7 @@ def projection_table(runs: Sequence[MeasuredRun]) -> list[str]:
         for n in PROJECTED_TRACKS:
             seconds = top.steps[s]["seconds"]
             hours = None if s == OUTSIDE or seconds is None else project_seconds(seconds, top.tracks, n) / 3600
-            cells += [_mib(project_memory_mib(points, n)), _secs(hours)]
+            cells += [_mib(project_memory_mib(points, n)), _mib(hours, ",.1f")]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return lines
 
@@ -452,10 +432,6 @@ def render(runs: Sequence[MeasuredRun], full: Optional[MeasuredRun], decode: Opt
 
 def tracks_per_genre(scale: float) -> int:
     return max(MIN_TRACKS_PER_GENRE, round(BASE_TRACKS_PER_GENRE * scale))
-
-
-def scale_label(scale: float) -> str:
-    return f"{scale:g}x"
 
 
 def parse_scales(text: str) -> list[float]:
@@ -534,7 +510,7 @@ def main(argv: Optional[list[str]] = None) -> str:
     layout = dict(tracks_per_album=args.tracks_per_album, albums_per_artist=args.albums_per_artist)
     runs = []
     for scale in args.scales:
-        label, per_genre = scale_label(scale), tracks_per_genre(scale)
+        label, per_genre = f"{scale:g}x", tracks_per_genre(scale)
         library = args.output_root / "libraries" / f"{label}-{args.track_seconds:g}s"
         paths = _library(library, per_genre, args.track_seconds, **layout)
         runs.append(_run(args, label, library, len(paths)))
@@ -558,9 +534,9 @@ def main(argv: Optional[list[str]] = None) -> str:
     print(body)
     if not args.no_write:
         write_section("scale", "Scaling to a music library: peak memory and time per step", body,
-                      "make bench-scale" + (f' ARGS="{" ".join(argv)}"' if argv else ""))
+                      make_command("bench-scale", argv))
     return body
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
