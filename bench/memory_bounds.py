@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -68,10 +67,10 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 
 
-def oversized_request(elements: int = 250_000_000):
-    """A Predict request of 82 bytes declaring a waveform of ELEMENTS float32 values (1 GB by default), in
-    TensorFlow's short form (one ``float_val`` stands for the whole tensor): a server must refuse it from the
-    declared shape, before expanding it."""
+def oversized_request():
+    """A Predict request of 82 bytes declaring a waveform of 250,000,000 float32 values (1 GB), in TensorFlow's
+    short form (one ``float_val`` stands for the whole tensor): a server must refuse it from the declared shape,
+    before expanding it."""
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
     from tensorflow_serving.apis import predict_pb2
 
@@ -80,63 +79,52 @@ def oversized_request(elements: int = 250_000_000):
     request.model_spec.signature_name = "serving_default"
     request.inputs["waveform"].CopyFrom(tensor_pb2.TensorProto(
         dtype=types_pb2.DT_FLOAT, float_val=[0.1],
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=elements)])))
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=250_000_000)])))
     request.inputs["sample_rate"].CopyFrom(tensor_pb2.TensorProto(dtype=types_pb2.DT_INT32, int_val=[22050]))
     return request
 
 
 def child(body: str, path: str = "") -> tuple[str, int]:
     """(outcome line, peak RSS in MiB) of BODY run in a fresh interpreter."""
-    out = subprocess.run([sys.executable, "-c", WRAPPER.format(body=textwrap.dedent(body)), path], env=child_env(),
+    out = subprocess.run([sys.executable, "-c", WRAPPER.format(body=body), path], env=child_env(),
                          capture_output=True, text=True, cwd=ROOT, check=True).stdout.strip().splitlines()
     return out[-2], int(out[-1])
 
 
 def make_inputs(folder: Path) -> tuple[Path, Path]:
+    """A 2-hour tone as 44.1 kHz stereo 16-bit WAV and as 16 kHz mono MP3, written a minute at a time."""
     wav, mp3 = folder / "two-hours.wav", folder / "two-hours.mp3"
-    minute = (0.3 * np.sin(np.arange(44100 * 60) * 0.05) * 32767).astype(np.int16)
-    with sf.SoundFile(wav, "w", 44100, 2, subtype="PCM_16") as f:
-        for _ in range(HOURS * 60):
-            f.write(np.stack([minute, minute], axis=1))
-    tone = (0.3 * np.sin(np.arange(16000 * 60) * 0.05)).astype(np.float32)
-    with sf.SoundFile(mp3, "w", 16000, 1, format="MP3", subtype="MPEG_LAYER_III") as f:
-        for _ in range(HOURS * 60):
-            f.write(tone)
+    for path, rate, channels, kind in ((wav, 44100, 2, {"subtype": "PCM_16"}),
+                                       (mp3, 16000, 1, {"format": "MP3", "subtype": "MPEG_LAYER_III"})):
+        minute = np.repeat((0.3 * np.sin(np.arange(rate * 60) * 0.05)).astype(np.float32)[:, None], channels, axis=1)
+        with sf.SoundFile(path, "w", rate, channels, **kind) as f:
+            for _ in range(HOURS * 60):
+                f.write(minute)
     return wav, mp3
 
 
-def server_peak(model_base: Path) -> tuple[str, int, int]:
+def server_peak(model_base: str) -> tuple[str, int, int]:
     """(outcome, VmHWM after start-up and one good request, VmHWM after the oversized request) in MiB."""
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+    from bench.scale import descendants, status_kib
+    from bench.serving import served_by_test_double
     from serving.client import GenreClient
     from synthetic.generator import render_track
 
-    server = subprocess.Popen([sys.executable, "-m", "serving.stand_in_server", "--model-base", str(model_base),
-                               "--port", "0"], env=child_env(), stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        host = server.stdout.readline().strip().rsplit(" ", 1)[-1]
+    with served_by_test_double(model_base, "genre") as host:
+        server, = descendants(os.getpid())  # the test double is this process's only child
         with GenreClient(host, timeout=120) as client:
             client.predict_waveform(render_track("rock", 0, 30.0, 22050), 22050)
-        before = _hwm(server.pid)
+        before = status_kib(server, "VmHWM") // 1024
         stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(host))
         try:
             stub.Predict(oversized_request(), timeout=600)
             outcome = "answered"
         except grpc.RpcError as err:
             outcome = f"{err.code().name}: {err.details()[:60]}..."
-        return outcome, before, _hwm(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
-
-
-def _hwm(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) // 1024
-    raise RuntimeError("no VmHWM")
+        return outcome, before, status_kib(server, "VmHWM") // 1024
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -145,35 +133,29 @@ def main(argv: list[str] | None = None) -> None:
                         "destination; run `make run` first)")
     model_base = parser.parse_args(argv).model_dir or PipelineConfig().serving_dir
     version = newest_version(model_base, "genre")
-    load_before = os.getloadavg()
-    started = time.time()
-    rows = []
+    load_before, started = os.getloadavg()[0], time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        wav, mp3 = make_inputs(folder)
-        for name, body, path in (("client `predict_file`", CLIENT, wav), ("client `predict_file`", CLIENT, mp3),
-                                 ("page decode path (`app.clip.decode`)", PAGE, mp3)):
-            outcome, peak = child(body, str(path))
-            rows.append((name, f"2-hour {path.suffix[1:].upper()} ({path.stat().st_size / 2**20:.0f} MiB)",
-                         outcome, peak, "bounded"))
-        outcome, before, after = server_peak(Path(model_base))
-        rows.append(("test double (`serving/stand_in_server.py`)", "Predict declaring [250000000] float32 (82 bytes)",
-                     f"{outcome} (peak after start-up with the pushed model, version {version}, and one 30-s "
-                     f"request: {before} MiB)", after, "bounded"))
-        outcome, peak = child(OLD_CLIENT, str(wav))
-        rows.append(("client reader before the header check (comparison)", "2-hour WAV", outcome, peak, "unbounded"))
-        outcome, peak = child(OLD_DOUBLE)
-        rows.append(("`tf.make_ndarray` of the request (comparison)", "Predict declaring [250000000]", outcome, peak,
-                     "unbounded"))
-    load_after = os.getloadavg()
+        wav, mp3 = make_inputs(Path(tmp))
+        rows = [(name, f"2-hour {path.suffix[1:].upper()} ({path.stat().st_size / 2**20:.0f} MiB)",
+                 *child(body, str(path)), "bounded")
+                for name, body, path in (("client `predict_file`", CLIENT, wav), ("client `predict_file`", CLIENT, mp3),
+                                         ("page decode path (`app.clip.decode`)", PAGE, mp3))]
+        outcome, before, after = server_peak(model_base)
+        rows += [("test double (`serving/stand_in_server.py`)", "Predict declaring [250000000] float32 (82 bytes)",
+                  f"{outcome} (peak after start-up with the pushed model, version {version}, and one 30-s "
+                  f"request: {before} MiB)", after, "bounded"),
+                 ("client reader before the header check (comparison)", "2-hour WAV", *child(OLD_CLIENT, str(wav)),
+                  "unbounded"),
+                 ("`tf.make_ndarray` of the request (comparison)", "Predict declaring [250000000]", *child(OLD_DOUBLE),
+                  "unbounded")]
     lines = ["| door | input | outcome | peak RSS (MiB) | path |", "|---|---|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
-    bounded = [r for r in rows if r[4] == "bounded"]
-    verdict = "every bounded door stayed under" if all(r[3] < LIMIT_MB for r in bounded) else "NOT all under"
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    under = all(peak < LIMIT_MB for _, _, _, peak, path in rows if path == "bounded")
+    verdict = "every bounded door stayed under" if under else "NOT all under"
     body = "\n".join(lines) + (
         f"\n\nPeak resident memory of the process at the door (`ru_maxrss` of a fresh child process; the test "
         f"double's `VmHWM`, which includes TensorFlow and the loaded model). Bounded doors: {verdict} "
-        f"{LIMIT_MB} MiB. Load average before/after: {load_before[0]:.1f} / {load_after[0]:.1f}; "
+        f"{LIMIT_MB} MiB. Load average before/after: {load_before:.1f} / {os.getloadavg()[0]:.1f}; "
         f"{time.time() - started:.0f} s wall.\n")
     print(body)
     write_section("memory-bounds", "Memory at the doors: 2-hour files and an oversized declared shape", body,
