@@ -13,17 +13,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.report import write_section
+from bench.report import ROOT, make_command, write_section
+from bench.scale import CHILD_RUN, child_summary
 
-ROOT = Path(__file__).resolve().parent.parent
 FIRST_RUN_BAR_S, RERUN_BAR_S = 240, 40  # pipeline time after the venv: a first run in minutes, a re-run in seconds
-SUMMARY_CODE = ("import json, local_runner; s = local_runner.main({argv}); "
-                "print('BENCH-SUMMARY ' + json.dumps({{k: s.get(k) for k in ('steps', 'seconds', 'gate')}}))")
 
 
 def build_venv(clone: Path, env: dict[str, str]) -> float:
@@ -41,13 +38,9 @@ def timed_run(clone: Path, extra: list[str], env: dict[str, str]) -> tuple[float
     build_venv(clone, env)
     venv_python = subprocess.run(["python3", "scripts/setup_env.py", "--print-path"], cwd=clone, check=True,
                                  capture_output=True, text=True, env=env).stdout.strip() + "/bin/python"
-    out = subprocess.run([venv_python, "-c", SUMMARY_CODE.format(argv=argv)], cwd=clone, capture_output=True,
-                         text=True, env={**env, "PYTHONPATH": str(clone), "TF_USE_LEGACY_KERAS": "1"})
-    wall = time.time() - started
-    line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH-SUMMARY ")), None)
-    if out.returncode or line is None:
-        raise SystemExit(f"the run failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    return wall, json.loads(line[len("BENCH-SUMMARY "):])
+    summary = child_summary([venv_python, "-c", CHILD_RUN, json.dumps(argv)], "the run", cwd=clone,
+                            env={**env, "PYTHONPATH": str(clone), "TF_USE_LEGACY_KERAS": "1"})
+    return time.time() - started, summary
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,12 +63,13 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(clone / "outputs", ignore_errors=True)
 
     load_after = os.getloadavg()
-    rows = [f"| {name} | {first['steps'].get(name, {}).get('seconds', '-')} s "
-            f"({first['steps'].get(name, {}).get('outcome', '-')}) | "
-            f"{again['steps'].get(name, {}).get('seconds', '-')} s ({again['steps'].get(name, {}).get('outcome', '-')}) |"
-            for name in first["steps"]]
-    gate = first.get("gate") or {}
-    again_gate = again.get("gate") or {}
+
+    def cell(run: dict, name: str) -> str:
+        step = run["steps"].get(name, {})
+        return f"{step.get('seconds', '-')} s ({step.get('outcome', '-')})"
+
+    rows = [f"| {name} | {cell(first, name)} | {cell(again, name)} |" for name in first["steps"]]
+    gate, again_gate = first.get("gate") or {}, again.get("gate") or {}
     venv_line = (f"The venv, built from nothing (`make venv` with an empty venv cache and pip's download cache off: "
                  f"every wheel downloaded and installed): **{venv_seconds:.0f} s** wall, before the first run."
                  if venv_seconds is not None else
@@ -104,9 +98,9 @@ def main(argv: list[str] | None = None) -> None:
         "finds the first run's blessed model as its baseline.",
     ])
     write_section("first-run", "The first `make run` on a clean clone, and its re-run", body,
-                  "make bench-first-run" + (f' ARGS="{" ".join(argv)}"' if argv else ""))
+                  make_command("bench-first-run", argv))
     print(body)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
