@@ -21,6 +21,7 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any, Callable  # noqa: E402
 
 from bench.report import write_section  # noqa: E402
 from config.settings import PROJECT_ROOT, SyntheticConfig  # noqa: E402
@@ -31,32 +32,11 @@ GOAL = 500.0
 BASELINE_REF = "7e83bbc"
 
 
-def pin_to_one_core() -> int:
-    cpu = min(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
-
-def cpu_time() -> float:
-    return time.process_time()
-
-
-def timed_generation(out: Path, s: SyntheticConfig, sample_rate: int) -> dict:
-    from synthetic.generator import generate
-
-    cpu, started = cpu_time(), time.perf_counter()
-    paths = generate(out, s.tracks_per_genre, s.seconds, s.seed, sample_rate)
-    wall, cpu = time.perf_counter() - started, cpu_time() - cpu
-    return {"wall": wall, "cpu": cpu, "audio": len(paths) * s.seconds, "files": len(paths),
-            "mb": sum(p.stat().st_size for p in paths) / 1e6}
-
-
-def timed_render_only(render, genres, seconds: float, sample_rate: int) -> dict:
-    """Render (no writing) track 0 of each genre with ``render``: the comparison in the same run."""
-    cpu, started = cpu_time(), time.perf_counter()
-    for genre in genres:
-        render(genre, 0, seconds, sample_rate, 0)
-    return {"wall": time.perf_counter() - started, "cpu": cpu_time() - cpu, "audio": len(genres) * seconds}
+def timed(work: Callable[[], Any]) -> tuple[Any, dict]:
+    """WORK's result, and the wall and CPU seconds it took."""
+    cpu, started = time.process_time(), time.perf_counter()
+    result = work()
+    return result, {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu}
 
 
 def load_baseline(ref: str):
@@ -81,30 +61,36 @@ def main(argv: list[str] | None = None) -> None:
                         help="git revision of the generator to compare with (default: %(default)s)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
-    cpu = pin_to_one_core()
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})  # one core
 
-    from synthetic.generator import RECIPES, is_complete, render_track
+    from synthetic.generator import RECIPES, generate, is_complete, render_track
 
     s = SyntheticConfig()
-    rate = s.sample_rate
+    rate, genres = s.sample_rate, list(RECIPES)
     render_track("blues", 0, 1.0, rate, 0)  # warm-up: lazy tables, not the work measured
     load_before = os.getloadavg()
     runs = []
     for i in range(args.repeats):
         with tempfile.TemporaryDirectory(prefix="bench-synthetic-") as tmp:
-            runs.append(timed_generation(Path(tmp), s, rate))
+            paths, r = timed(lambda: generate(Path(tmp), s.tracks_per_genre, s.seconds, s.seed, rate))
+            r.update(audio=len(paths) * s.seconds, files=len(paths), mb=sum(p.stat().st_size for p in paths) / 1e6)
+            runs.append(r)
             if i == 0:
-                started = time.perf_counter()
-                complete = is_complete(tmp, s.tracks_per_genre, s.seconds, s.seed, rate)
-                reuse_ms = (time.perf_counter() - started) * 1000
+                complete, reuse = timed(lambda: is_complete(tmp, s.tracks_per_genre, s.seconds, s.seed, rate))
+                reuse_ms = reuse["wall"] * 1000
                 assert complete, "a set just generated must be complete"
-        r = runs[-1]
         print(f"run {i + 1}: {r['audio']:.0f} s of audio ({r['files']} files) in {r['wall']:.2f} s wall = "
               f"{r['audio'] / r['wall']:.0f}x real time; CPU {r['cpu']:.2f} s = {r['audio'] / r['cpu']:.0f}x", flush=True)
-    genres = list(RECIPES)
-    new_render = timed_render_only(render_track, genres, s.seconds, rate)
+
+    def render_only(render: Callable) -> dict:
+        """Render (no writing) track 0 of each genre with RENDER: the comparison in the same run."""
+        _, r = timed(lambda: [render(genre, 0, s.seconds, rate, 0) for genre in genres])
+        return {**r, "audio": len(genres) * s.seconds}
+
+    new_render = render_only(render_track)
     baseline_module = load_baseline(args.baseline_ref)
-    old_render = timed_render_only(baseline_module.render_track, genres, s.seconds, rate) if baseline_module else None
+    old_render = render_only(baseline_module.render_track) if baseline_module else None
     load_after = os.getloadavg()
 
     wall_speed = statistics.median(r["audio"] / r["wall"] for r in runs)
