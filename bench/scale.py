@@ -48,8 +48,7 @@ import json, resource, sys
 import local_runner
 summary = local_runner.main(json.loads(sys.argv[1]))
 print({tag!r} + json.dumps({{
-    "steps": summary.get("steps", {{}}), "seconds": summary.get("seconds"), "gate": summary.get("gate"),
-    "files": (summary.get("data") or {{}}).get("files"), "tracks": (summary.get("data") or {{}}).get("tracks"),
+    "steps": summary.get("steps", {{}}), "gate": summary.get("gate"), "files": (summary.get("data") or {{}}).get("files"),
     "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     "children_maxrss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}}), flush=True)
 """.format(tag=SUMMARY_TAG)
@@ -81,14 +80,13 @@ print({tag!r} + json.dumps({{"cpu_seconds": time.process_time() - cpu, "wall_sec
 
 # ----- what the child says: step boundaries --------------------------------------------------
 
-STEP_LINE = re.compile(r"^\[step\] (?P<name>[A-Za-z0-9_.-]+)(?P<rest>.*)$")
+STEP_LINE = re.compile(r"\[step\] (?P<name>[A-Za-z0-9_.-]+)(?P<mark> \.\.\.$|:)")
 
 
 def step_event(line: str) -> Optional[tuple[str, str]]:
     """("start", NAME) for ``[step] NAME ...``, ("end", NAME) for ``[step] NAME: ...``, else None (heartbeats too)."""
     match = STEP_LINE.match(line.strip())
-    kind = match and ("start" if match["rest"] == " ..." else "end" if match["rest"].startswith(":") else None)
-    return (kind, match["name"]) if kind else None
+    return ("start" if match["mark"] == " ..." else "end", match["name"]) if match else None
 
 
 def tagged_summary(lines: Sequence[str]) -> Optional[dict]:
@@ -483,43 +481,39 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     return args
 
 
-def _library(root: Path, per_genre: int, seconds: float, **layout) -> list[Path]:
+def _library_run(args: argparse.Namespace, label: str, library: str, per_genre: int, seconds: float,
+                 **layout) -> tuple[MeasuredRun, list[Path]]:
+    """Generate the synthetic library LIBRARY under --output-root, measure a fresh pipeline run on it: the run and
+    the library's tracks."""
     from synthetic.generator import generate_library
 
     def progress(done: int, total: int) -> None:
         if done % 200 == 0 or done == total:
-            print(f"[bench-scale] {root.name}: {done}/{total} tracks written", flush=True)
+            print(f"[bench-scale] {library}: {done}/{total} tracks written", flush=True)
 
-    return generate_library(root, per_genre, seconds, progress=progress, **layout)
-
-
-def _run(args: argparse.Namespace, label: str, library: Path, tracks: int) -> MeasuredRun:
-    run_dir = args.output_root / "runs" / label
+    root = args.output_root / "libraries" / library
+    paths = generate_library(root, per_genre, seconds, progress=progress, **layout)
+    tracks, run_dir = len(paths), args.output_root / "runs" / label
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh output folder: every step executes
-    argv = ["--data-root", str(library), "--output-dir", str(run_dir), "--model", args.model,
+    argv = ["--data-root", str(root), "--output-dir", str(run_dir), "--model", args.model,
             "--epochs", str(args.epochs), "--until", args.until, *args.run_arg]
     print(f"[bench-scale] {label}: {tracks:,} tracks, python local_runner.py {' '.join(argv)}", flush=True)
     run = measure_run(label, tracks, argv, args.interval, args.output_root / "logs")
     print(f"[bench-scale] {label}: {run.wall_seconds:,.0f} s", flush=True)
-    return run
+    return run, paths
 
 
 def main(argv: Optional[list[str]] = None) -> str:
     args = parse_args(argv)
     load_before, started = os.getloadavg()[0], time.time()
     layout = dict(tracks_per_album=args.tracks_per_album, albums_per_artist=args.albums_per_artist)
-    runs = []
-    for scale in args.scales:
-        label, per_genre = f"{scale:g}x", tracks_per_genre(scale)
-        library = args.output_root / "libraries" / f"{label}-{args.track_seconds:g}s"
-        paths = _library(library, per_genre, args.track_seconds, **layout)
-        runs.append(_run(args, label, library, len(paths)))
+    runs = [_library_run(args, f"{scale:g}x", f"{scale:g}x-{args.track_seconds:g}s", tracks_per_genre(scale),
+                         args.track_seconds, **layout)[0] for scale in args.scales]
     full, decode = None, None
     if args.full_length_tracks:
-        library = args.output_root / "libraries" / f"full-length-{args.full_length_seconds:g}s"
-        paths = _library(library, args.full_length_tracks // GENRE_COUNT, args.full_length_seconds,
-                         sample_rate=44100, audio_format="flac", channels=2, tracks_per_album=1, albums_per_artist=1)
-        full = _run(args, "full-length", library, len(paths))
+        full, paths = _library_run(args, "full-length", f"full-length-{args.full_length_seconds:g}s",
+                                   args.full_length_tracks // GENRE_COUNT, args.full_length_seconds, sample_rate=44100,
+                                   audio_format="flac", channels=2, tracks_per_album=1, albums_per_artist=1)
         decode = (measure_decode("whole", args.model, paths), measure_decode("ingestion", args.model, paths))
     base, top = runs[0], runs[-1]
     criteria = [memory_criterion(base, top), time_criterion(base, top), decode_criterion(*(decode or (None, None)))]
