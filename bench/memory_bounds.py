@@ -124,7 +124,10 @@ def server_peak(model_base: str) -> tuple[str, int, int]:
             outcome = "answered"
         except grpc.RpcError as err:
             outcome = f"{err.code().name}: {err.details()[:60]}..."
-        return outcome, before, status_kib(server, "VmHWM") // 1024
+        after = status_kib(server, "VmHWM") // 1024
+        if not after:
+            raise SystemExit(f"the test double is gone after the oversized request ({outcome})")
+        return outcome, before, after
 
 
 def main(argv: list[str] | None = None) -> None:
