@@ -353,11 +353,10 @@ def step_table(runs: Sequence[MeasuredRun]) -> list[str]:
             if not step:
                 cells += ["-", "-"]
                 continue
+            peak = (f"{_mib(step['peak_mib'])} ({_mib(step['launcher_peak_mib'])} / {_mib(step['workers_peak_mib'])})"
+                    if step["samples"] else "no sample (too short)")
             note = "" if step["outcome"] in ("executed", "-") else f" ({step['outcome'].split(' (')[0]})"
-            cells.append((f"{_mib(step['peak_mib'])} ({_mib(step['launcher_peak_mib'])} / "
-                          f"{_mib(step['workers_peak_mib'])})" if step["samples"] else "no sample (too short)")
-                         + note)
-            cells.append(_mib(per_thousand(step["seconds"], run.tracks), ",.1f"))
+            cells += [peak + note, _mib(per_thousand(step["seconds"], run.tracks), ",.1f")]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     return lines
 
