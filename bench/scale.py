@@ -48,7 +48,8 @@ import json, resource, sys
 import local_runner
 summary = local_runner.main(json.loads(sys.argv[1]))
 print({tag!r} + json.dumps({{
-    "steps": summary.get("steps", {{}}), "gate": summary.get("gate"), "files": (summary.get("data") or {{}}).get("files"),
+    "steps": summary.get("steps", {{}}), "gate": summary.get("gate"),
+    "files": (summary.get("data") or {{}}).get("files"),
     "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     "children_maxrss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}}), flush=True)
 """.format(tag=SUMMARY_TAG)
