@@ -46,6 +46,8 @@ def load_baseline(ref: str):
                                 cwd=PROJECT_ROOT, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
+    # The settings module has moved since older revisions; the generator's code is what is compared.
+    source = source.replace("from pipeline.config import", "from config.settings import")
     spec = importlib.util.spec_from_loader("synthetic_generator_baseline", loader=None)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
