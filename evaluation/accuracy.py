@@ -170,11 +170,6 @@ def test_accumulator(examples_uri: str, model_uri: str):
     return scored
 
 
-def clip_scores_by_genre(examples_uri: str, model_uri: str):
-    """ClipEvaluator's computation on the test split, returned whole (with the clip confusion matrix)."""
-    return test_accumulator(examples_uri, model_uri).score()
-
-
 def mlflow_run(tracking_uri: str, run_id: str) -> tuple[dict[str, float], dict[str, str]]:
     """(metrics, parameters) of the Trainer's MLflow run: the configuration the model was trained with."""
     from mlflow.tracking import MlflowClient
@@ -188,19 +183,9 @@ def mlflow_run(tracking_uri: str, run_id: str) -> tuple[dict[str, float], dict[s
     return metrics, dict(data.params)
 
 
-def number_or_text(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def trained_config(model: str, params: dict[str, str]) -> PipelineConfig:
     """The preset overridden by the run's logged ``section.key`` parameters: the settings it was trained with."""
     import ast
-    import dataclasses
 
     cfg = PipelineConfig().with_model(model)
     if "genres" in params:  # the label set, logged as a tuple's repr
@@ -217,8 +202,11 @@ def trained_config(model: str, params: dict[str, str]) -> PipelineConfig:
                 updates[f.name] = None
             elif isinstance(value, (int, float, str)):
                 updates[f.name] = type(value)(params[key])
-            elif value is None:  # an Optional setting the preset leaves unset
-                updates[f.name] = number_or_text(params[key])
+            elif value is None:  # an Optional setting the preset leaves unset: a number if it reads as one
+                try:
+                    updates[f.name] = int(params[key]) if params[key].lstrip("-").isdigit() else float(params[key])
+                except ValueError:
+                    updates[f.name] = params[key]
         setattr(cfg, section, dataclasses.replace(current, **updates))
     return cfg
 
@@ -232,7 +220,7 @@ def collect(model: str, output_dir: Path, summary: dict, wall: float) -> dict:
     record = RunRecord(open_store(str(output_dir / "metadata.sqlite")), summary["run_id"])
     model_artifact = record.output("Trainer", "Model")
     examples = ingested_examples_of(record.store, model_artifact)
-    scores = clip_scores_by_genre(examples.uri, model_artifact.uri)
+    scores = test_accumulator(examples.uri, model_artifact.uri).score()
     if abs(scores.clip_accuracy - gate["candidate_clip_accuracy"]) > 1e-9:
         raise SystemExit(f"{model}: recomputed clip accuracy {scores.clip_accuracy} differs from the gate's "
                          f"{gate['candidate_clip_accuracy']}; the run's model is not the one the gate scored.")
@@ -314,17 +302,11 @@ def fused_run(runs: Sequence[dict], genres: Sequence[str]) -> dict:
 
 def fusion_text(members: Sequence[str], runs: list[dict], genres: Sequence[str]) -> str:
     """The fused rows: per seed against each member alone, and per genre."""
-    from models import metrics
-
-    name = " + ".join(members)
     rows = [f"| {r['seed']} | **{r['clip_accuracy']:.3f}** ({r['clips']}) | "
             + " | ".join(f"{a:.3f}" for a in r["members"]) + " |" for r in runs]
-    recalls = np.array([metrics.top1_rates(r["clip_confusion"])[0] for r in runs])
-    per_genre = ", ".join(f"{g} {np.mean(recalls[:, i]):.2f}" for i, g in enumerate(genres)
-                          if np.isfinite(recalls[:, i]).all())
     left = sum(r["left_out"] for r in runs)
     return f"""
-### Late fusion: {name}
+### Late fusion: {' + '.join(members)}
 
 The mean of the families' test clip probabilities (each family's run of the same seed above, re-scored by its
 pushed model's `from_examples` signature as ClipEvaluator does; nothing trained or tuned for the fusion).
@@ -334,8 +316,16 @@ Test clip accuracy **{spread([r['clip_accuracy'] for r in runs])}** over seeds {
 |---|---|{'---|' * len(members)}
 {chr(10).join(rows)}
 
-Per genre (test clip accuracy, mean of the seeds): {per_genre}.{f' Clips scored by one family only, left out: {left}.' if left else ''}
+Per genre (test clip accuracy, mean of the seeds): {recall_text(runs, genres)}.{f' Clips scored by one family only, left out: {left}.' if left else ''}
 """
+
+
+def recall_text(runs: Sequence[dict], genres: Sequence[str]) -> str:
+    """``blues 0.67, jazz 1.00``: each genre's test clip accuracy, mean over RUNS, where every run has its clips."""
+    from models import metrics
+
+    recalls = np.array([metrics.top1_rates(np.asarray(r["clip_confusion"]))[0] for r in runs])
+    return ", ".join(f"{g} {np.mean(col):.2f}" for g, col in zip(genres, recalls.T) if np.isfinite(col).all())
 
 
 def zero_shot_run(examples_uri: str, genres: Sequence[str]) -> dict:
@@ -353,17 +343,11 @@ def zero_shot_run(examples_uri: str, genres: Sequence[str]) -> dict:
         pcm = tf.io.parse_example(serialized, {"audio": tf.io.FixedLenFeature([1], tf.string)})["audio"]
         features = model.tft_layer({"audio": pcm})[config.features.kind]
         accumulator.add(track_ids, model.segment_scores(features).numpy(), labels)
-    scores = accumulator.score()
-    return {"clip_accuracy": scores.clip_accuracy, "clips": scores.clips, "segment_accuracy": scores.segment_accuracy,
-            "segments": scores.segments, "clip_confusion": scores.clip_confusion}
+    return dataclasses.asdict(accumulator.score())
 
 
 def zero_shot_text(run: dict, source: str, genres: Sequence[str]) -> str:
     """The zero-shot row: no seeds (nothing is trained), per genre beside it."""
-    from models import metrics
-
-    recalls = metrics.top1_rates(np.asarray(run["clip_confusion"]))[0]
-    per_genre = ", ".join(f"{g} {r:.2f}" for g, r in zip(genres, recalls) if np.isfinite(r))
     return f"""
 ### No training: AudioSet's genre classes (zero-shot)
 
@@ -371,7 +355,7 @@ mn04's AudioSet logits of the ten genres' classes, softmaxed, as `python -m tagg
 library nobody has labelled; a clip's answer is the mean of its 3-s segments' scores. Scored on the test split's
 segments of `{source}` (the clips every family above is tested on): test clip accuracy
 **{run['clip_accuracy']:.3f}** ({run['clips']} clips), segment accuracy {run['segment_accuracy']:.3f}
-({run['segments']} segments). Per genre (test clip accuracy): {per_genre}.
+({run['segments']} segments). Per genre (test clip accuracy): {recall_text([run], genres)}.
 """
 
 
@@ -380,20 +364,14 @@ segments of `{source}` (the clips every family above is tested on): test clip ac
 def per_genre_text(result: dict) -> str:
     """``blues 1/1, classical 9/10, ...`` (correct / test clips, genres with test clips only)."""
     confusion = result["scores"].clip_confusion
-    parts = []
-    for i, genre in enumerate(trained_config(result["model"], result.get("params", {})).genres):
-        total = int(confusion[i].sum())
-        if total:
-            parts.append(f"{genre} {int(confusion[i, i])}/{total}")
-    return ", ".join(parts)
+    return ", ".join(f"{genre} {int(confusion[i, i])}/{int(confusion[i].sum())}" for i, genre in
+                     enumerate(trained_config(result["model"], result.get("params", {})).genres) if confusion[i].sum())
 
 
 def counts_table(counts: dict, genres: tuple[str, ...]) -> str:
-    rows = []
-    for genre in genres:
-        c = counts.get(genre, {})
-        cells = " | ".join(f"{c.get(s, {}).get('tracks', 0)} / {c.get(s, {}).get('segments', 0)}" for s in SPLITS)
-        rows.append(f"| {genre} | {cells} |")
+    rows = [f"| {genre} | " + " | ".join(f"{c.get('tracks', 0)} / {c.get('segments', 0)}"
+                                         for c in (counts.get(genre, {}).get(s, {}) for s in SPLITS)) + " |"
+            for genre in genres]
     totals = " | ".join(f"{sum(counts[g][s]['tracks'] for g in counts)} / "
                         f"{sum(counts[g][s]['segments'] for g in counts)}" for s in SPLITS)
     return ("| genre | " + " | ".join(f"{s} clips / segments" for s in SPLITS) + " |\n|---|---|---|---|\n"
@@ -408,10 +386,7 @@ def spread(values: list[float]) -> str:
 
 def by_family(results: list[dict]) -> dict[str, list[dict]]:
     """The runs grouped by model family, in the order they ran."""
-    grouped: dict[str, list[dict]] = {}
-    for r in results:
-        grouped.setdefault(r["model"], []).append(r)
-    return grouped
+    return {model: [r for r in results if r["model"] == model] for model in dict.fromkeys(r["model"] for r in results)}
 
 
 def genre_clip_accuracy(runs: list[dict], genre_index: int) -> list[float]:
@@ -442,11 +417,10 @@ def config_note(r: dict) -> str:
     """One family's training settings, as its run logged them."""
     cfg = trained_config(r["model"], r.get("params", {}))
     t = cfg.train
-    max_epochs = t.epochs
-    phases = (f"head trained on the frozen body's embeddings for up to {min(t.frozen_epochs, max_epochs)} "
+    phases = (f"head trained on the frozen body's embeddings for up to {min(t.frozen_epochs, t.epochs)} "
               f"epochs at lr {t.learning_rate:g}, then the whole network fine-tuned at lr "
-              f"{t.finetune_learning_rate:g} for the rest of the {max_epochs}-epoch budget (the head's unused "
-              f"epochs included, so at least {max(max_epochs - t.frozen_epochs, 0)})"
+              f"{t.finetune_learning_rate:g} for the rest of the {t.epochs}-epoch budget (the head's unused "
+              f"epochs included, so at least {max(t.epochs - t.frozen_epochs, 0)})"
               if r["model"] == "vgg" else f"lr {t.learning_rate:g}")
     monitor = {"val_loss": "loss", "val_accuracy": "accuracy"}.get(t.early_stopping_monitor, t.early_stopping_monitor)
     if t.lr_schedule == "plateau":
@@ -470,27 +444,20 @@ def config_note(r: dict) -> str:
         f"SpecAugment (one frequency mask up to {t.freq_mask_param} bins, one time mask up to "
         f"{t.time_mask_param} frames)" if t.spec_augment else "",
         f"mixup alpha {t.mixup_alpha:g}" if t.mixup_alpha > 0 else ""])) or "none"
-    if heads_only(cfg):
+    from models import registry
+
+    if registry.has_pretrained_backbone(cfg) and t.epochs <= t.frozen_epochs:  # only heads train (training.fit)
         augmentation = "none (the heads train on the frozen body's embeddings of the segments as they are)"
-    states = r["states"]
-    ran = ", ".join(k for k, v in states.items() if v["state"] == "ran")
-    cached = ", ".join(k for k, v in states.items() if v["state"] == "cached")
+    ran, cached = (", ".join(k for k, v in r["states"].items() if v["state"] == s) or "-" for s in ("ran", "cached"))
     rates = {cfg.features.kind: cfg.features.sample_rate or cfg.audio.sample_rate}
     inputs = " + ".join(f"{kind} ({rates.get(kind, cfg.audio.sample_rate)} Hz)"
                         for kind in (cfg.features.kind, *cfg.features.extra_kinds))
     if cfg.features.band_limit_hz:
         inputs += f" of the segment band-limited to {cfg.features.band_limit_hz} Hz"
     return (f"- {r['model']}: {inputs}, batch {t.batch_size}, {phases}, "
-            f"{balance}, {stopping}, max epochs {max_epochs}; augmentation: {augmentation}. "
+            f"{balance}, {stopping}, max epochs {t.epochs}; augmentation: {augmentation}. "
             f"Beam args: {r.get('beam', beam_text(None))}. Components run (seed {r.get('seed', t.seed)}): "
-            f"{ran or '-'}; from cache: {cached or '-'}. Pipeline root `{r['output_dir']}`.")
-
-
-def heads_only(config: PipelineConfig) -> bool:
-    """Whether the family trains only heads on frozen embeddings, so no augmentation reaches it (training.fit)."""
-    from models import registry
-
-    return registry.has_pretrained_backbone(config) and config.train.epochs <= config.train.frozen_epochs
+            f"{ran}; from cache: {cached}. Pipeline root `{r['output_dir']}`.")
 
 
 def epochs_text(m: dict) -> str:
@@ -527,11 +494,10 @@ def report(results: list[dict], command: str) -> str:
         eval_clip = [r["mlflow"]["eval_clip_accuracy"] for r in runs if "eval_clip_accuracy" in r["mlflow"]]
         target = TARGETS.get(model)
         verdict = "-" if target is None else f"{target:.2f}: {'met' if np.mean(clip) >= target else 'NOT met'}"
-        floor = below_floor(runs, genres, counts)
         trainer = [r["states"]["Trainer"]["seconds"] for r in runs if "Trainer" in r["states"]]
         summary_rows.append(
             f"| {model} | {', '.join(str(r.get('seed', '?')) for r in runs)} | **{spread(clip)}** | {spread(segment)} | "
-            f"{spread(eval_clip) if eval_clip else '?'} | {verdict} | {', '.join(floor) or 'none'} | "
+            f"{spread(eval_clip) if eval_clip else '?'} | {verdict} | {', '.join(below_floor(runs, genres, counts)) or 'none'} | "
             f"{f'{np.mean(trainer):.0f}' if trainer else '?'} |")
         for r in runs:
             g, m = r["gate"], r["mlflow"]
@@ -545,12 +511,9 @@ def report(results: list[dict], command: str) -> str:
                 f"{epochs_text(m)} | {trainer_s} | {total:.0f} | {r['wall']:.0f} | {r.get('finished', '?')} |")
         notes.append(config_note(runs[0]))
 
-    genre_rows = []
-    for i, g in enumerate(genres):
-        if g not in genres_in_test:
-            continue
-        cells = [spread(v) if (v := genre_clip_accuracy(runs, i)) else "-" for runs in families.values()]
-        genre_rows.append(f"| {g} | {counts[g]['test']['tracks']} | " + " | ".join(cells) + " |")
+    genre_rows = [f"| {g} | {counts[g]['test']['tracks']} | " + " | ".join(
+        spread(v) if (v := genre_clip_accuracy(runs, i)) else "-" for runs in families.values()) + " |"
+        for i, g in enumerate(genres) if g in genres_in_test]
     confusions = "\n\n".join(f"**{model}** (test clips of {len(runs)} seed{'s, summed' if len(runs) > 1 else ''}):\n\n"
                              f"{confusion_table(runs, genres)}" for model, runs in families.items())
     family_head = " | ".join(families)
@@ -693,10 +656,8 @@ def main(argv: list[str] | None = None) -> None:
             wall = time.time() - started
             summary = json.loads(summary_path.read_text())
             result = collect(model, output_dir, summary, wall)
-            result["seed"] = seed
-            result["max_epochs"] = epochs.get(model, PipelineConfig().with_model(model).train.epochs)
-            result["beam"] = beam_text(beam_modes[model])
-            result["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            result.update(seed=seed, max_epochs=epochs.get(model, PipelineConfig().with_model(model).train.epochs),
+                          beam=beam_text(beam_modes[model]), finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
             save_result(result, result_path)
             results.append(result)
             result_files.append(result_path)
@@ -716,10 +677,8 @@ def main(argv: list[str] | None = None) -> None:
     families = by_family(results)
     genres = trained_config(results[0]["model"], results[0].get("params", {})).genres
     for members in fusions:
-        seeds_of_all = [seed for seed in seeds if all(any(r.get("seed") == seed for r in families.get(m, []))
-                                                      for m in members)]
-        runs = [fused_run([next(r for r in families[m] if r.get("seed") == seed) for m in members], genres)
-                for seed in seeds_of_all]
+        of_seed = [{r.get("seed"): r for r in reversed(families.get(m, []))} for m in members]
+        runs = [fused_run([x[seed] for x in of_seed], genres) for seed in seeds if all(seed in x for x in of_seed)]
         if runs:
             body += fusion_text(members, runs, genres)
     if args.zero_shot:
