@@ -415,24 +415,22 @@ def below_floor(runs: list[dict], genres: tuple[str, ...], counts: dict) -> list
 
 def config_note(r: dict) -> str:
     """One family's training settings, as its run logged them."""
+    from models import registry
+
     cfg = trained_config(r["model"], r.get("params", {}))
     t = cfg.train
-    phases = (f"head trained on the frozen body's embeddings for up to {min(t.frozen_epochs, t.epochs)} "
-              f"epochs at lr {t.learning_rate:g}, then the whole network fine-tuned at lr "
-              f"{t.finetune_learning_rate:g} for the rest of the {t.epochs}-epoch budget (the head's unused "
-              f"epochs included, so at least {max(t.epochs - t.frozen_epochs, 0)})"
-              if r["model"] == "vgg" else f"lr {t.learning_rate:g}")
     monitor = {"val_loss": "loss", "val_accuracy": "accuracy"}.get(t.early_stopping_monitor, t.early_stopping_monitor)
-    if t.lr_schedule == "plateau":
-        phases += (f", learning rate x{t.reduce_lr_factor:g} after {t.reduce_lr_patience} epochs without a "
-                   f"better eval {monitor}")
-    elif t.lr_schedule == "cosine":
-        phases += ", cosine learning-rate decay to 0 over the epochs"
-    if t.label_smoothing:
-        phases += f", label smoothing {t.label_smoothing:g}"
     heads = int(r.get("params", {}).get("train.heads", 1))  # absent: the run predates --heads and trained one
-    if heads > 1:
-        phases += f", {heads} heads on the frozen body's embeddings, each from its own seed, averaged"
+    phases = ", ".join(filter(None, [
+        f"head trained on the frozen body's embeddings for up to {min(t.frozen_epochs, t.epochs)} "
+        f"epochs at lr {t.learning_rate:g}, then the whole network fine-tuned at lr {t.finetune_learning_rate:g} "
+        f"for the rest of the {t.epochs}-epoch budget (the head's unused epochs included, so at least "
+        f"{max(t.epochs - t.frozen_epochs, 0)})" if r["model"] == "vgg" else f"lr {t.learning_rate:g}",
+        f"learning rate x{t.reduce_lr_factor:g} after {t.reduce_lr_patience} epochs without a better eval {monitor}"
+        if t.lr_schedule == "plateau" else
+        "cosine learning-rate decay to 0 over the epochs" if t.lr_schedule == "cosine" else "",
+        f"label smoothing {t.label_smoothing:g}" if t.label_smoothing else "",
+        f"{heads} heads on the frozen body's embeddings, each from its own seed, averaged" if heads > 1 else ""]))
     balance = (f"class-balanced loss (weight per genre = its train segments ^ -{t.class_balance:g})"
                if t.class_balance > 0 else "no class balancing")
     stopping = ("no early stopping (the last epoch's weights)" if t.early_stopping_patience is None else
@@ -444,8 +442,6 @@ def config_note(r: dict) -> str:
         f"SpecAugment (one frequency mask up to {t.freq_mask_param} bins, one time mask up to "
         f"{t.time_mask_param} frames)" if t.spec_augment else "",
         f"mixup alpha {t.mixup_alpha:g}" if t.mixup_alpha > 0 else ""])) or "none"
-    from models import registry
-
     if registry.has_pretrained_backbone(cfg) and t.epochs <= t.frozen_epochs:  # only heads train (training.fit)
         augmentation = "none (the heads train on the frozen body's embeddings of the segments as they are)"
     ran, cached = (", ".join(k for k, v in r["states"].items() if v["state"] == s) or "-" for s in ("ran", "cached"))

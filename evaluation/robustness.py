@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import glob  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
@@ -148,15 +149,7 @@ def clips_from_plan(data_root: str, protocol: str, split_dir: Optional[str], spl
 def limit_per_genre(clips: list[HeldOutClip], limit: Optional[int]) -> list[HeldOutClip]:
     """The first LIMIT clips of each genre by track id (all with None), in genre then track order."""
     ordered = sorted(clips, key=lambda c: (c.genre, c.track_id))
-    if limit is None:
-        return ordered
-    taken: Counter = Counter()
-    kept = []
-    for clip in ordered:
-        if taken[clip.genre] < limit:
-            taken[clip.genre] += 1
-            kept.append(clip)
-    return kept
+    return [c for _, same in itertools.groupby(ordered, key=lambda c: c.genre) for c in list(same)[:limit]]
 
 
 # ----- the model ---------------------------------------------------------------------------------------------------
@@ -217,10 +210,6 @@ def measure(clips: list[HeldOutClip], predict: Predict, log: Callable[[str], Non
     return rows
 
 
-def moves_text(pairs: Counter, top: int = 3) -> str:
-    return ", ".join(f"{a} -> {b} ({n})" for (a, b), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
-
-
 def accuracy_text(correct: int, clips: int) -> str:
     return f"{correct / clips:.3f} ({correct}/{clips})" if clips else "-"
 
@@ -240,7 +229,9 @@ def figures(rows: list[dict]) -> dict[str, Figures]:
             sum(r["answers"][name] == r["genre"] for r in rows), len(rows),
             sum(r["answers"][name] == r["genre"] for r in test), len(test),
             None if name == ORIGINAL else len(rows) - sum(moved.values()),
-            sum(r["answers"][name] == REFUSED for r in rows), moves_text(moved) or "-")
+            sum(r["answers"][name] == REFUSED for r in rows),  # the top 3 moves
+            ", ".join(f"{a} -> {b} ({n})" for (a, b), n in sorted(moved.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+            or "-")
     return counted
 
 
@@ -333,7 +324,6 @@ def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, li
            load: tuple[tuple[float, ...], tuple[float, ...]], seconds: float, trained_by: Optional[str] = None) -> str:
     per_split = Counter(r["split"] for r in rows)
     per_genre = Counter(r["genre"] for r in rows)
-    before, after = load
     near_ties = near_ties_text(rows)
     return "\n".join([
         *([f"Trained by `{trained_by.strip()}`.", ""] if trained_by and trained_by.strip() else []),
@@ -354,8 +344,8 @@ def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, li
         "",
         *([near_ties, ""] if near_ties else []),
         f"{seconds:.0f} s for {len(rows)} clips x {len(rows[0]['answers'])} requests; load average "
-        f"{before[0]:.2f} / {before[1]:.2f} / {before[2]:.2f} at the start, {after[0]:.2f} / {after[1]:.2f} / "
-        f"{after[2]:.2f} at the end (1 / 5 / 15 min).",
+        + " at the start, ".join(" / ".join(f"{x:.2f}" for x in averages) for averages in load)
+        + " at the end (1 / 5 / 15 min).",
     ])
 
 
