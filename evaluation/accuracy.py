@@ -114,25 +114,24 @@ def component_states(record) -> dict[str, dict]:
     of the execution that computed its outputs, so a re-run from cache still reports what the work cost."""
     from ml_metadata.proto import metadata_store_pb2
 
-    from pipeline.run_record import outputs_of, producers_of
+    from pipeline.run_record import CACHED, outputs_of, producers_of
 
-    complete, cached = metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED
+    complete = metadata_store_pb2.Execution.COMPLETE
 
     def seconds(execution) -> float:
         return (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
 
     states: dict[str, dict] = {}
     for name, execution in record.executions.items():
-        if execution.last_known_state not in (complete, cached):
-            continue
-        took = seconds(execution)
-        if execution.last_known_state == cached:
+        if execution.last_known_state == complete:
+            states[name] = {"state": "ran", "seconds": seconds(execution)}
+        elif execution.last_known_state == CACHED:
             outputs = [a.id for a in outputs_of(record.store, [execution])]
             originals = [x for x in producers_of(record.store, outputs, exclude=execution.id)
                          if x.last_known_state == complete] if outputs else []
             # No outputs (AnomalyGate only checks): nothing was reused, so the cached step cost nothing.
-            took = seconds(originals[0]) if originals else (0.0 if not outputs else float("nan"))
-        states[name] = {"state": "ran" if execution.last_known_state == complete else "cached", "seconds": took}
+            states[name] = {"state": "cached", "seconds": seconds(originals[0]) if originals else
+                            (0.0 if not outputs else float("nan"))}
     return states
 
 
@@ -305,6 +304,7 @@ def fusion_text(members: Sequence[str], runs: list[dict], genres: Sequence[str])
     rows = [f"| {r['seed']} | **{r['clip_accuracy']:.3f}** ({r['clips']}) | "
             + " | ".join(f"{a:.3f}" for a in r["members"]) + " |" for r in runs]
     left = sum(r["left_out"] for r in runs)
+    left_text = f" Clips scored by one family only, left out: {left}." if left else ""
     return f"""
 ### Late fusion: {' + '.join(members)}
 
@@ -316,7 +316,7 @@ Test clip accuracy **{spread([r['clip_accuracy'] for r in runs])}** over seeds {
 |---|---|{'---|' * len(members)}
 {chr(10).join(rows)}
 
-Per genre (test clip accuracy, mean of the seeds): {recall_text(runs, genres)}.{f' Clips scored by one family only, left out: {left}.' if left else ''}
+Per genre (test clip accuracy, mean of the seeds): {recall_text(runs, genres)}.{left_text}
 """
 
 
@@ -493,7 +493,8 @@ def report(results: list[dict], command: str) -> str:
         trainer = [r["states"]["Trainer"]["seconds"] for r in runs if "Trainer" in r["states"]]
         summary_rows.append(
             f"| {model} | {', '.join(str(r.get('seed', '?')) for r in runs)} | **{spread(clip)}** | {spread(segment)} | "
-            f"{spread(eval_clip) if eval_clip else '?'} | {verdict} | {', '.join(below_floor(runs, genres, counts)) or 'none'} | "
+            f"{spread(eval_clip) if eval_clip else '?'} | {verdict} | "
+            f"{', '.join(below_floor(runs, genres, counts)) or 'none'} | "
             f"{f'{np.mean(trainer):.0f}' if trainer else '?'} |")
         for r in runs:
             g, m = r["gate"], r["mlflow"]
@@ -622,27 +623,27 @@ def main(argv: list[str] | None = None) -> None:
     epochs = parse_epochs(args.epochs)
     beam_modes = parse_beam_modes(args.beam_mode, models)
     output_root = Path(args.output_root).resolve()
-    (output_root / "bench-logs").mkdir(parents=True, exist_ok=True)
+    logs = output_root / "bench-logs"
+    logs.mkdir(parents=True, exist_ok=True)
 
     results, result_files, not_run = [], [], []
     for model in models:
         output_dir = output_root / f"real-{model}"
         for seed in seeds:
-            argv_model = runner_args(model, output_dir, args.data_root, args.split_dir, epochs.get(model),
-                                     beam_modes[model], seed=seed, pipeline_args=args.pipeline_arg)
-            log_path = output_root / "bench-logs" / f"accuracy-{model}-seed{seed}.log"
-            summary_path = output_root / "bench-logs" / f"accuracy-{model}-seed{seed}-summary.json"
-            result_path = output_root / "bench-logs" / result_name(model, seed)
-            earlier = finished_result(model, seed, output_root, args.reuse_committed) if args.reuse else None
-            if earlier:
-                results.append(load_result(earlier))
-                result_files.append(earlier)
+            result_path = finished_result(model, seed, output_root, args.reuse_committed) if args.reuse else None
+            if result_path:
+                results.append(load_result(result_path))
+                result_files.append(result_path)
                 print(f"[bench] {model} seed {seed}: the finished run of {results[-1].get('finished', '?')} reused "
-                      f"({earlier})", flush=True)
+                      f"({result_path})", flush=True)
                 continue
             if args.finished_only:
                 not_run.append(f"{model} seed {seed}")
                 continue
+            argv_model = runner_args(model, output_dir, args.data_root, args.split_dir, epochs.get(model),
+                                     beam_modes[model], seed=seed, pipeline_args=args.pipeline_arg)
+            log_path, summary_path = (logs / f"accuracy-{model}-seed{seed}{end}" for end in (".log", "-summary.json"))
+            result_path = logs / result_name(model, seed)
             print(f"[bench] {model} seed {seed}: local_runner.main({argv_model}) (log: {log_path})", flush=True)
             started = time.time()
             with open(log_path, "w") as log:
@@ -652,8 +653,9 @@ def main(argv: list[str] | None = None) -> None:
             wall = time.time() - started
             summary = json.loads(summary_path.read_text())
             result = collect(model, output_dir, summary, wall)
-            result.update(seed=seed, max_epochs=epochs.get(model, PipelineConfig().with_model(model).train.epochs),
-                          beam=beam_text(beam_modes[model]), finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+            result.update(seed=seed, beam=beam_text(beam_modes[model]),
+                          max_epochs=epochs.get(model, PipelineConfig().with_model(model).train.epochs),
+                          finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
             save_result(result, result_path)
             results.append(result)
             result_files.append(result_path)
@@ -665,7 +667,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"{result['mlflow'].get('epochs_trained', float('nan')):.0f} epochs; {wall:.0f} s", flush=True)
 
     if not results:
-        searched = f"{output_root / 'bench-logs'}" + (f" or {RESULTS_DIR}" if args.reuse_committed else "")
+        searched = f"{logs}" + (f" or {RESULTS_DIR}" if args.reuse_committed else "")
         raise SystemExit(f"No finished run to report for {', '.join(not_run)}: none in {searched}. "
                          "Run them: drop --finished-only.")
     command = "make accuracy" + (f' ARGS="{" ".join(argv)}"' if argv else "")

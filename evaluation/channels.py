@@ -14,7 +14,7 @@ import soundfile as sf
 import soxr
 
 from components.audio_example_gen.views import (  # noqa: F401 - the device channel, shared with training views
-    DEVICE_BAND_HZ, DEVICE_DRR_DB, DEVICE_RT60_SECONDS, DEVICE_SNR_DB, add_noise, as_clip, band_limit, device,
+    DEVICE_DRR_DB, DEVICE_RT60_SECONDS, DEVICE_SNR_DB, add_noise, as_clip, band_limit, device,
     reverberate, room_impulse_response)
 
 Channel = Callable[[np.ndarray, int], tuple[np.ndarray, int]]
