@@ -458,12 +458,11 @@ def config_note(r: dict) -> str:
 
 def epochs_text(m: dict) -> str:
     epochs = int(m["epochs_trained"]) if "epochs_trained" in m else "?"
-    notes = []
-    if "head_epochs" in m and epochs != "?":
-        notes.append(f"head {int(m['head_epochs'])} + fine-tuning {epochs - int(m['head_epochs'])}")
-    if "best_epoch" in m:
-        notes.append(f"best val_loss: epoch {int(m['best_epoch'])}")
-    return f"{epochs} ({'; '.join(notes)})" if notes else str(epochs)
+    notes = "; ".join(filter(None, [
+        f"head {int(m['head_epochs'])} + fine-tuning {epochs - int(m['head_epochs'])}"
+        if "head_epochs" in m and epochs != "?" else "",
+        f"best val_loss: epoch {int(m['best_epoch'])}" if "best_epoch" in m else ""]))
+    return f"{epochs} ({notes})" if notes else str(epochs)
 
 
 def report(results: list[dict], command: str) -> str:

@@ -39,6 +39,7 @@ from bench.real_data import DEFAULT_DATA_ROOT, DEFAULT_SPLIT_DIR  # noqa: E402
 from bench.report import (cpu_description, put_row, read_section, run_header, run_stamp, table_rows,  # noqa: E402
                           write_section)
 from config.settings import GENRES, MODEL_TYPES, SPLIT_PROTOCOLS, PipelineConfig  # noqa: E402
+from serving.layout import pushed_versions  # noqa: E402
 
 ORIGINAL = "the original"
 REFUSED = "refused"
@@ -51,7 +52,6 @@ TITLE = "Robustness to level, codec, sample rate and device"
 # The shared table's channels: (column, the start of the channel's name in evaluation/channels.py)
 SUMMARY_CHANNELS = (("-24 dB", "gain -24 dB"), ("+6 dB clipped", "gain +6 dB"), ("MP3", "MP3 "), ("Ogg", "Ogg "),
                     ("8 kHz", "resampled to 8 kHz"), ("16 kHz", "resampled to 16 kHz"))
-DEVICE = "device:"
 SHARED_COMMAND = f'{COMMAND} ARGS="--model-dir DIR --family NAME [--variant TEXT] --clips-from RUN --save FILE.json"'
 CHANNELS_TEXT = (
     "Channels (evaluation/channels.py): gains on the clip's own samples (+6 dB clipped at full scale); MP3 "
@@ -115,15 +115,12 @@ def records_file(path: str) -> str:
 def clips_from_records(path: str, splits: Sequence[str]) -> ClipSet:
     """The ingested clips of SPLITS as AudioExampleGen recorded them (data root and protocol from its summary.json)."""
     from components.audio_example_gen.ingest import INGESTED
-    from components.audio_example_gen.quarantine import SUMMARY_FILE
+    from components.audio_example_gen.quarantine import SUMMARY_FILE, read_records
 
     files = records_file(path)
-    with open(os.path.join(os.path.dirname(files), SUMMARY_FILE)) as f:
-        summary = json.load(f)
-    with open(files) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    summary = json.loads(Path(files).with_name(SUMMARY_FILE).read_text())
     clips = [HeldOutClip(os.path.join(summary["data_root"], r["path"]), r["genre"], r["track_id"], r["split"])
-             for r in records if r["status"] == INGESTED and r["split"] in splits]
+             for r in read_records(files) if r["status"] == INGESTED and r["split"] in splits]
     return ClipSet(clips, summary["split_protocol"], f"AudioExampleGen's records, `{files}`")
 
 
@@ -155,11 +152,10 @@ def limit_per_genre(clips: list[HeldOutClip], limit: Optional[int]) -> list[Held
 # ----- the model ---------------------------------------------------------------------------------------------------
 
 def saved_model_dir(model_dir: str) -> str:
-    """MODEL_DIR itself when it holds a SavedModel, else its newest numbered version (TF Serving's layout)."""
+    """MODEL_DIR itself when it holds a SavedModel, else its newest complete numbered version (TF Serving's layout)."""
     if os.path.isfile(os.path.join(model_dir, "saved_model.pb")):
         return model_dir
-    versions = sorted((int(name) for name in (os.listdir(model_dir) if os.path.isdir(model_dir) else [])
-                       if name.isdigit() and os.path.isfile(os.path.join(model_dir, name, "saved_model.pb"))))
+    versions = pushed_versions(model_dir)
     if not versions:
         raise BenchError(
             f"No model at {model_dir}: expected a SavedModel (saved_model.pb) there or in a numbered version folder "
@@ -281,7 +277,7 @@ def summary_row(label: str, counted: dict[str, Figures], stamp: str, commit: str
     def channel(start: str) -> Figures:
         return next(f for name, f in counted.items() if name.startswith(start))
 
-    original, device = counted[ORIGINAL], channel(DEVICE)
+    original, device = counted[ORIGINAL], channel("device:")
     cells = [label, accuracy_text(original.correct, original.clips),
              accuracy_text(original.test_correct, original.test_clips),
              *(kept_text(channel(start)) for _, start in SUMMARY_CHANNELS),
