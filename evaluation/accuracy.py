@@ -193,19 +193,18 @@ def trained_config(model: str, params: dict[str, str]) -> PipelineConfig:
         current = getattr(cfg, section)
         updates = {}
         for f in dataclasses.fields(current):
-            key = f"{section}.{f.name}"
-            value = getattr(current, f.name)
-            if key not in params or isinstance(value, bool):
+            text, value = params.get(f"{section}.{f.name}"), getattr(current, f.name)
+            if text is None or isinstance(value, bool):
                 continue
-            if params[key] == "None":
+            if text == "None":
                 updates[f.name] = None
             elif isinstance(value, (int, float, str)):
-                updates[f.name] = type(value)(params[key])
+                updates[f.name] = type(value)(text)
             elif value is None:  # an Optional setting the preset leaves unset: a number if it reads as one
                 try:
-                    updates[f.name] = int(params[key]) if params[key].lstrip("-").isdigit() else float(params[key])
+                    updates[f.name] = int(text) if text.lstrip("-").isdigit() else float(text)
                 except ValueError:
-                    updates[f.name] = params[key]
+                    updates[f.name] = text
         setattr(cfg, section, dataclasses.replace(current, **updates))
     return cfg
 

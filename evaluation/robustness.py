@@ -236,11 +236,10 @@ def table(counted: dict[str, Figures]) -> str:
     lines = ["| clips sent as | clip accuracy | test split only | answers equal to the original's | refused | "
              "changed answers went (original -> now, clips; top 3) |", "|---|---|---|---|---|---|"]
     for name, f in counted.items():
-        accuracy = f"{accuracy_text(f.correct, f.clips)} | {accuracy_text(f.test_correct, f.test_clips)}"
-        if f.kept is None:
-            lines.append(f"| {name} ({f.clips} clips) | {accuracy} | - | {f.refused} | - |")
-        else:
-            lines.append(f"| {name} | {accuracy} | {kept_text(f)} ({f.kept}/{f.clips}) | {f.refused} | {f.moves} |")
+        name, kept = ((f"{name} ({f.clips} clips)", "-") if f.kept is None else
+                      (name, f"{kept_text(f)} ({f.kept}/{f.clips})"))  # the original, then the channels
+        lines.append(f"| {name} | {accuracy_text(f.correct, f.clips)} | "
+                     f"{accuracy_text(f.test_correct, f.test_clips)} | {kept} | {f.refused} | {f.moves} |")
     return "\n".join(lines)
 
 
