@@ -42,7 +42,6 @@ PROTOCOL = ("lists-trainval: artist-disjoint fault-filtered train/valid lists wh
 TARGETS = {"musicnn": 0.85, "cnn": 0.70}
 # No genre with at least FLOOR_CLIPS test clips below FLOOR (mean clip accuracy over the seeds).
 FLOOR, FLOOR_CLIPS = 0.60, 10
-DEFAULT_SEEDS = "42,43,44"
 GATE_OFF = ["--min-accuracy", "0", "--min-clip-accuracy", "0", "--max-accuracy-drop", "1"]
 # The committed copies of the runs BENCHMARKS.md reports (see the module docstring).
 RESULTS_DIR = PROJECT_ROOT / "evaluation" / "results"
@@ -579,7 +578,7 @@ Command for the figures above: `{command}`.
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m evaluation.accuracy", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", help="comma-separated (default: every family in models/registry.BUILDERS)")
-    parser.add_argument("--seeds", default=DEFAULT_SEEDS, help="comma-separated; each family runs once per seed "
+    parser.add_argument("--seeds", default="42,43,44", help="comma-separated; each family runs once per seed "
                         "(default: %(default)s)")
     parser.add_argument("--epochs", action="append", default=[], metavar="MODEL=N",
                         help="maximum epochs for one family, repeatable (default: the preset's)")
