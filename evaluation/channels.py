@@ -14,7 +14,7 @@ import soundfile as sf
 import soxr
 
 from components.audio_example_gen.views import (  # noqa: F401 - the device channel, shared with training views
-    DEVICE_BAND_HZ, DEVICE_DRR_DB, DEVICE_RT60_SECONDS, DEVICE_SNR_DB, add_noise, as_clip, band_limit, device,
+    DEVICE_DRR_DB, DEVICE_RT60_SECONDS, DEVICE_SNR_DB, add_noise, as_clip, band_limit, device,
     reverberate, room_impulse_response)
 
 Channel = Callable[[np.ndarray, int], tuple[np.ndarray, int]]
@@ -27,6 +27,9 @@ MP3_COMPRESSION = (320 - MP3_KBPS) / (320 - 32)
 # libsndfile's Vorbis quality is 1 - compression_level; 0.6 is its default, libvorbis's
 # quality 4 (oggenc -q4, nominally 128 kbit/s for 44.1 kHz stereo, variable).
 VORBIS_COMPRESSION = 0.6
+CODECS = {"mp3": dict(format="MP3", subtype="MPEG_LAYER_III", compression_level=MP3_COMPRESSION,
+                      bitrate_mode="CONSTANT"),
+          "vorbis": dict(format="OGG", subtype="VORBIS", compression_level=VORBIS_COMPRESSION)}
 
 
 def gain(waveform: np.ndarray, sample_rate: int, db: float) -> tuple[np.ndarray, int]:
@@ -36,36 +39,27 @@ def gain(waveform: np.ndarray, sample_rate: int, db: float) -> tuple[np.ndarray,
 
 def resample(waveform: np.ndarray, sample_rate: int, target_rate: int) -> tuple[np.ndarray, int]:
     """The clip at TARGET_RATE, resampled as ingestion resamples (soxr, high quality)."""
+    waveform = np.asarray(waveform, dtype=np.float32)
     if target_rate == sample_rate:
-        return np.asarray(waveform, dtype=np.float32), sample_rate
-    return as_clip(soxr.resample(np.asarray(waveform, dtype=np.float32), sample_rate, target_rate, quality="HQ")), \
-        target_rate
+        return waveform, sample_rate
+    return as_clip(soxr.resample(waveform, sample_rate, target_rate, quality="HQ")), target_rate
 
 
 def encode(waveform: np.ndarray, sample_rate: int, codec: str) -> bytes:
     """The clip as a 44.1 kHz stereo file: ``"mp3"`` (128 kbit/s constant) or ``"vorbis"`` (Ogg, quality 4)."""
-    samples, rate = resample(waveform, sample_rate, CODEC_RATE)
-    stereo = np.stack([samples, samples], axis=1)
-    buffer = io.BytesIO()
-    if codec == "mp3":
-        sf.write(buffer, stereo, rate, format="MP3", subtype="MPEG_LAYER_III", compression_level=MP3_COMPRESSION,
-                 bitrate_mode="CONSTANT")
-    elif codec == "vorbis":
-        sf.write(buffer, stereo, rate, format="OGG", subtype="VORBIS", compression_level=VORBIS_COMPRESSION)
-    else:
+    if codec not in CODECS:
         raise ValueError(f"unknown codec {codec!r}; choose mp3 or vorbis")
+    samples, rate = resample(waveform, sample_rate, CODEC_RATE)
+    buffer = io.BytesIO()
+    sf.write(buffer, np.stack([samples, samples], axis=1), rate, **CODECS[codec])
     return buffer.getvalue()
 
 
-def decode(data: bytes) -> tuple[np.ndarray, int]:
-    """A compressed file's samples, averaged to mono as the client averages them."""
-    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    return as_clip(samples.mean(axis=1)), int(rate)
-
-
 def codec(waveform: np.ndarray, sample_rate: int, name: str) -> tuple[np.ndarray, int]:
-    """The clip encoded with codec NAME (see :func:`encode`) and decoded again."""
-    return decode(encode(waveform, sample_rate, name))
+    """The clip encoded with codec NAME (see :func:`encode`) and decoded again, averaged to mono as the client
+    averages it."""
+    samples, rate = sf.read(io.BytesIO(encode(waveform, sample_rate, name)), dtype="float32", always_2d=True)
+    return as_clip(samples.mean(axis=1)), int(rate)
 
 
 GAINS_DB = (-6, -12, -24, 6)

@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import glob  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import shlex  # noqa: E402
 import sys  # noqa: E402
@@ -38,6 +39,7 @@ from bench.real_data import DEFAULT_DATA_ROOT, DEFAULT_SPLIT_DIR  # noqa: E402
 from bench.report import (cpu_description, put_row, read_section, run_header, run_stamp, table_rows,  # noqa: E402
                           write_section)
 from config.settings import GENRES, MODEL_TYPES, SPLIT_PROTOCOLS, PipelineConfig  # noqa: E402
+from serving.layout import pushed_versions  # noqa: E402
 
 ORIGINAL = "the original"
 REFUSED = "refused"
@@ -50,7 +52,6 @@ TITLE = "Robustness to level, codec, sample rate and device"
 # The shared table's channels: (column, the start of the channel's name in evaluation/channels.py)
 SUMMARY_CHANNELS = (("-24 dB", "gain -24 dB"), ("+6 dB clipped", "gain +6 dB"), ("MP3", "MP3 "), ("Ogg", "Ogg "),
                     ("8 kHz", "resampled to 8 kHz"), ("16 kHz", "resampled to 16 kHz"))
-DEVICE = "device:"
 SHARED_COMMAND = f'{COMMAND} ARGS="--model-dir DIR --family NAME [--variant TEXT] --clips-from RUN --save FILE.json"'
 CHANNELS_TEXT = (
     "Channels (evaluation/channels.py): gains on the clip's own samples (+6 dB clipped at full scale); MP3 "
@@ -114,15 +115,12 @@ def records_file(path: str) -> str:
 def clips_from_records(path: str, splits: Sequence[str]) -> ClipSet:
     """The ingested clips of SPLITS as AudioExampleGen recorded them (data root and protocol from its summary.json)."""
     from components.audio_example_gen.ingest import INGESTED
-    from components.audio_example_gen.quarantine import SUMMARY_FILE
+    from components.audio_example_gen.quarantine import SUMMARY_FILE, read_records
 
     files = records_file(path)
-    with open(os.path.join(os.path.dirname(files), SUMMARY_FILE)) as f:
-        summary = json.load(f)
-    with open(files) as f:
-        records = [json.loads(line) for line in f if line.strip()]
+    summary = json.loads(Path(files).with_name(SUMMARY_FILE).read_text())
     clips = [HeldOutClip(os.path.join(summary["data_root"], r["path"]), r["genre"], r["track_id"], r["split"])
-             for r in records if r["status"] == INGESTED and r["split"] in splits]
+             for r in read_records(files) if r["status"] == INGESTED and r["split"] in splits]
     return ClipSet(clips, summary["split_protocol"], f"AudioExampleGen's records, `{files}`")
 
 
@@ -148,25 +146,16 @@ def clips_from_plan(data_root: str, protocol: str, split_dir: Optional[str], spl
 def limit_per_genre(clips: list[HeldOutClip], limit: Optional[int]) -> list[HeldOutClip]:
     """The first LIMIT clips of each genre by track id (all with None), in genre then track order."""
     ordered = sorted(clips, key=lambda c: (c.genre, c.track_id))
-    if limit is None:
-        return ordered
-    taken: Counter = Counter()
-    kept = []
-    for clip in ordered:
-        if taken[clip.genre] < limit:
-            taken[clip.genre] += 1
-            kept.append(clip)
-    return kept
+    return [c for _, same in itertools.groupby(ordered, key=lambda c: c.genre) for c in list(same)[:limit]]
 
 
 # ----- the model ---------------------------------------------------------------------------------------------------
 
 def saved_model_dir(model_dir: str) -> str:
-    """MODEL_DIR itself when it holds a SavedModel, else its newest numbered version (TF Serving's layout)."""
+    """MODEL_DIR itself when it holds a SavedModel, else its newest complete numbered version (TF Serving's layout)."""
     if os.path.isfile(os.path.join(model_dir, "saved_model.pb")):
         return model_dir
-    versions = sorted((int(name) for name in (os.listdir(model_dir) if os.path.isdir(model_dir) else [])
-                       if name.isdigit() and os.path.isfile(os.path.join(model_dir, name, "saved_model.pb"))))
+    versions = pushed_versions(model_dir)
     if not versions:
         raise BenchError(
             f"No model at {model_dir}: expected a SavedModel (saved_model.pb) there or in a numbered version folder "
@@ -217,10 +206,6 @@ def measure(clips: list[HeldOutClip], predict: Predict, log: Callable[[str], Non
     return rows
 
 
-def moves_text(pairs: Counter, top: int = 3) -> str:
-    return ", ".join(f"{a} -> {b} ({n})" for (a, b), n in sorted(pairs.items(), key=lambda kv: (-kv[1], kv[0]))[:top])
-
-
 def accuracy_text(correct: int, clips: int) -> str:
     return f"{correct / clips:.3f} ({correct}/{clips})" if clips else "-"
 
@@ -240,7 +225,9 @@ def figures(rows: list[dict]) -> dict[str, Figures]:
             sum(r["answers"][name] == r["genre"] for r in rows), len(rows),
             sum(r["answers"][name] == r["genre"] for r in test), len(test),
             None if name == ORIGINAL else len(rows) - sum(moved.values()),
-            sum(r["answers"][name] == REFUSED for r in rows), moves_text(moved) or "-")
+            sum(r["answers"][name] == REFUSED for r in rows),  # the top 3 moves
+            ", ".join(f"{a} -> {b} ({n})" for (a, b), n in sorted(moved.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+            or "-")
     return counted
 
 
@@ -249,11 +236,10 @@ def table(counted: dict[str, Figures]) -> str:
     lines = ["| clips sent as | clip accuracy | test split only | answers equal to the original's | refused | "
              "changed answers went (original -> now, clips; top 3) |", "|---|---|---|---|---|---|"]
     for name, f in counted.items():
-        accuracy = f"{accuracy_text(f.correct, f.clips)} | {accuracy_text(f.test_correct, f.test_clips)}"
-        if f.kept is None:
-            lines.append(f"| {name} ({f.clips} clips) | {accuracy} | - | {f.refused} | - |")
-        else:
-            lines.append(f"| {name} | {accuracy} | {kept_text(f)} ({f.kept}/{f.clips}) | {f.refused} | {f.moves} |")
+        name, kept = ((f"{name} ({f.clips} clips)", "-") if f.kept is None else
+                      (name, f"{kept_text(f)} ({f.kept}/{f.clips})"))  # the original, then the channels
+        lines.append(f"| {name} | {accuracy_text(f.correct, f.clips)} | "
+                     f"{accuracy_text(f.test_correct, f.test_clips)} | {kept} | {f.refused} | {f.moves} |")
     return "\n".join(lines)
 
 
@@ -290,7 +276,7 @@ def summary_row(label: str, counted: dict[str, Figures], stamp: str, commit: str
     def channel(start: str) -> Figures:
         return next(f for name, f in counted.items() if name.startswith(start))
 
-    original, device = counted[ORIGINAL], channel(DEVICE)
+    original, device = counted[ORIGINAL], channel("device:")
     cells = [label, accuracy_text(original.correct, original.clips),
              accuracy_text(original.test_correct, original.test_clips),
              *(kept_text(channel(start)) for _, start in SUMMARY_CHANNELS),
@@ -333,7 +319,6 @@ def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, li
            load: tuple[tuple[float, ...], tuple[float, ...]], seconds: float, trained_by: Optional[str] = None) -> str:
     per_split = Counter(r["split"] for r in rows)
     per_genre = Counter(r["genre"] for r in rows)
-    before, after = load
     near_ties = near_ties_text(rows)
     return "\n".join([
         *([f"Trained by `{trained_by.strip()}`.", ""] if trained_by and trained_by.strip() else []),
@@ -354,8 +339,8 @@ def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, li
         "",
         *([near_ties, ""] if near_ties else []),
         f"{seconds:.0f} s for {len(rows)} clips x {len(rows[0]['answers'])} requests; load average "
-        f"{before[0]:.2f} / {before[1]:.2f} / {before[2]:.2f} at the start, {after[0]:.2f} / {after[1]:.2f} / "
-        f"{after[2]:.2f} at the end (1 / 5 / 15 min).",
+        + " at the start, ".join(" / ".join(f"{x:.2f}" for x in averages) for averages in load)
+        + " at the end (1 / 5 / 15 min).",
     ])
 
 
