@@ -60,10 +60,8 @@ def time_input_pipeline(make_ds: Callable[[], "object"], epochs: int) -> tuple[R
     ds = make_ds()
 
     def one_pass() -> Rate:
-        n, started = 0, time.perf_counter()
-        for batch in ds:
-            n += int(batch[0].shape[0])
-        return Rate(n, time.perf_counter() - started)
+        started = time.perf_counter()
+        return Rate(sum(int(batch[0].shape[0]) for batch in ds), time.perf_counter() - started)
 
     warmup = one_pass()
     timed = [one_pass() for _ in range(epochs)]
@@ -110,8 +108,7 @@ def transform_outputs(output_dir: Path) -> Optional[tuple[str, str]]:
 
 def prepare(model: str, output_dir: Path, data_args: list[str], log_path: Path) -> tuple[str, str]:
     """The Transform output in OUTPUT_DIR, first running local_runner.py there up to a one-step Trainer if none."""
-    found = transform_outputs(output_dir)
-    if found:
+    if found := transform_outputs(output_dir):
         return found
     command = [sys.executable, str(PROJECT_ROOT / "local_runner.py"), *data_args, "--model", model,
                "--output-dir", str(output_dir), "--until", "train", "--max-steps", "1"]
@@ -119,8 +116,7 @@ def prepare(model: str, output_dir: Path, data_args: list[str], log_path: Path) 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
         subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=child_env())
-    found = transform_outputs(output_dir)
-    if not found:
+    if not (found := transform_outputs(output_dir)):
         raise SystemExit(f"The pipeline run left no Transform output in {output_dir}; see {log_path}.")
     return found
 
@@ -226,9 +222,8 @@ def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int,
                  "input_label": "augmented"})
     print(f"[bench] {model_name}{label}: fit {rate.per_second:,.1f} segments/s "
           f"({rate.segments} segments in {rate.seconds:.1f} s)", flush=True)
-    return {"model": model_name, "kind": config.features.kind, "shape": shape, "segments": segments,
-            "params": model.count_params(), "input_warmup": input_warmup, "input": input_rate, "fits": fits,
-            "sample_rate": config.audio.sample_rate}
+    return {"model": model_name, "kind": config.features.kind, "shape": shape, "params": model.count_params(),
+            "input_warmup": input_warmup, "input": input_rate, "fits": fits, "sample_rate": config.audio.sample_rate}
 
 
 def format_rows(results: list[dict]) -> tuple[str, list[float]]:
@@ -498,8 +493,8 @@ def input_body(source: Source, examples_uri: str, results: dict, load: tuple, tf
     base, explicit, capped = list(profile)[:3]
     examples = "; ".join(f"X = {x:,} examples/s: {cores_needed(x, per_core)} core(s)" for x in ACCELERATOR_RATES)
     ops = next(iter(profile.values()))["augment-ops"]["ops"]
-    slowest = max((n for n in ops if not n.startswith("augment_batch")), key=lambda n: ops[n])
-    whole = next(n for n in ops if n.startswith("augment_batch"))
+    *single, whole = ops  # augment_batch, whole, is timed last
+    slowest = max(single, key=ops.get)
     stages = format_setting_table("stage", profile, PROFILE_STAGES,
                                   lambda r, w: f"**{examples_per_second(r[w]):,.0f}** ({ms_per_step(r[w]):.1f} ms)")
     op_table = format_setting_table("op", profile, dict(zip(ops, ops)),
