@@ -255,7 +255,6 @@ def load_text(load: tuple[float, float, float]) -> str:
 
 # ----- --input-only: input cores per accelerator, and the trainer's step profile (one child process each) -----
 
-THREADS = ("default", "explicit")
 ISA_CAP = "AVX2"  # what ONEDNN_MAX_CPU_ISA caps oneDNN at, to imitate an AVX2-only machine
 RESULT_MARK = "[bench-probe] "
 PROFILE_STAGES = {
@@ -390,10 +389,8 @@ def run_probe(probe: Probe, source: Source) -> dict:
         cached = tf.data.Dataset.from_tensors(next(iter(dataset(True)))).repeat()
         _, rate = time_fit(family.compiled_model(), cached, source.steps * source.batch_size, epochs,
                            source.warmup_steps, steps_per_epoch=source.steps)
-    elif probe.what == "fit":
+    else:  # "fit"
         _, rate = time_fit(family.compiled_model(), dataset(True), source.segments, epochs, source.warmup_steps)
-    else:
-        raise ValueError(f"unknown probe {probe.what!r}")
     return {**result, "examples": rate.segments, "seconds": rate.seconds, "steps": epochs * source.steps}
 
 
@@ -438,7 +435,7 @@ def measure_input(source: Source, cores: list[int], log_path: Path) -> dict:
                 for n in cores}
     profile: dict[str, dict[str, dict]] = {}
     for what in ("parse", "augment", "augment-ops", "model", "fit"):
-        for probe in (Probe(what, threads, isa) for isa in (None, ISA_CAP) for threads in THREADS):
+        for probe in (Probe(what, threads, isa) for isa in (None, ISA_CAP) for threads in ("default", "explicit")):
             profile.setdefault(probe.setting, {})[what] = run_child(probe, source, log_path)
     return {"per_core": per_core, "profile": profile}
 
