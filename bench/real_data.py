@@ -7,12 +7,11 @@ from config.settings import MODEL_TYPES, PROJECT_ROOT
 
 DEFAULT_DATA_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "gtzan" / "audio"
 DEFAULT_SPLIT_DIR = PROJECT_ROOT.parent / "shared" / "data" / "gtzan" / "splits"
-DEFAULT_OUTPUT_ROOT = PROJECT_ROOT / "outputs"
 
 
 def add_real_data_arguments(parser: argparse.ArgumentParser, output_root_help: str) -> None:
-    parser.add_argument("--output-root", default=str(DEFAULT_OUTPUT_ROOT), help=f"{output_root_help} "
-                        "(default: %(default)s)")
+    parser.add_argument("--output-root", default=str(PROJECT_ROOT / "outputs"),
+                        help=f"{output_root_help} (default: %(default)s)")
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="(default: %(default)s)")
     parser.add_argument("--split-dir", default=str(DEFAULT_SPLIT_DIR), help="(default: %(default)s)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")

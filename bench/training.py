@@ -28,15 +28,19 @@ import json  # noqa: E402
 import math  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable, Optional  # noqa: E402
 
 from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
-from bench.report import make_command, write_section  # noqa: E402
+from bench.report import child_env, make_command, write_section  # noqa: E402
 from config.settings import MODEL_TYPES, PROJECT_ROOT, PipelineConfig  # noqa: E402
 
 RATIO_GOAL = 3.0
+# The section each mode writes, by --input-only: (name, title, make target).
+SECTIONS = {False: ("training", "Training throughput: model.fit vs the tf.data input pipeline", "bench-training"),
+            True: ("training-input", "Input pipeline per core, and where the trainer's epoch goes", "bench-input")}
 
 
 @dataclasses.dataclass
@@ -56,51 +60,31 @@ def time_input_pipeline(make_ds: Callable[[], "object"], epochs: int) -> tuple[R
     ds = make_ds()
 
     def one_pass() -> Rate:
-        n, started = 0, time.perf_counter()
-        for batch in ds:
-            n += int(batch[0].shape[0])
-        return Rate(n, time.perf_counter() - started)
+        started = time.perf_counter()
+        return Rate(sum(int(batch[0].shape[0]) for batch in ds), time.perf_counter() - started)
 
     warmup = one_pass()
     timed = [one_pass() for _ in range(epochs)]
     return warmup, Rate(sum(r.segments for r in timed), sum(r.seconds for r in timed))
 
 
-class _EpochTimer:
-    """Keras callback factory: wall time of each epoch."""
-
-    @staticmethod
-    def make():
-        import tf_keras as keras
-
-        class EpochTimer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.seconds: list[float] = []
-                self._started = 0.0
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self._started = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.seconds.append(time.perf_counter() - self._started)
-
-        return EpochTimer()
-
-
 def time_fit(model, ds, segments_per_epoch: int, epochs: int, warmup_steps: int,
              steps_per_epoch: Optional[int] = None) -> tuple[float, Rate]:
     """(warm-up seconds, timed rate) of a compiled MODEL: WARMUP_STEPS of fit, then EPOCHS epochs, each timed by a
     callback from its first to its last step (Keras's set-up not counted); STEPS_PER_EPOCH for an endless DS."""
+    import tf_keras as keras
+
     started = time.perf_counter()
     model.fit(ds, epochs=1, steps_per_epoch=warmup_steps, verbose=0)
     warmup = time.perf_counter() - started
-    timer = _EpochTimer.make()
+    begun, seconds = [], []
+    timer = keras.callbacks.LambdaCallback(on_epoch_begin=lambda *_: begun.append(time.perf_counter()),
+                                           on_epoch_end=lambda *_: seconds.append(time.perf_counter() - begun[-1]))
     model.fit(ds, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0, callbacks=[timer])
-    return warmup, Rate(segments_per_epoch * epochs, sum(timer.seconds))
+    return warmup, Rate(segments_per_epoch * epochs, sum(seconds))
 
 
-# ----- the real data -------------------------------------------------------------------------
+# ----- the real data, and one family's trainer settings on it -----
 
 def transform_outputs(output_dir: Path) -> Optional[tuple[str, str]]:
     """(transform graph uri, transformed examples uri) of the newest Transform run, or None."""
@@ -122,37 +106,19 @@ def transform_outputs(output_dir: Path) -> Optional[tuple[str, str]]:
     return (graph.uri, examples.uri) if graph and examples else None
 
 
-def prepare(model: str, output_dir: Path, data_root: str, split_dir: str, log_path: Path) -> tuple[str, str]:
-    """The Transform output for MODEL's features on the real clips (lists-trainval); runs the pipeline if none."""
-    return prepare_run(model, output_dir, ["--data-root", data_root, "--split", "lists-trainval",
-                                           "--split-dir", split_dir], log_path)
-
-
-def prepare_run(model: str, output_dir: Path, data_args: list[str], log_path: Path) -> tuple[str, str]:
+def prepare(model: str, output_dir: Path, data_args: list[str], log_path: Path) -> tuple[str, str]:
     """The Transform output in OUTPUT_DIR, first running local_runner.py there up to a one-step Trainer if none."""
-    found = transform_outputs(output_dir)
-    if found:
+    if found := transform_outputs(output_dir):
         return found
     command = [sys.executable, str(PROJECT_ROOT / "local_runner.py"), *data_args, "--model", model,
                "--output-dir", str(output_dir), "--until", "train", "--max-steps", "1"]
     print(f"[bench] no Transform output in {output_dir}: running {' '.join(command[1:])} (log: {log_path})", flush=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:
-        subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                       env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
-    found = transform_outputs(output_dir)
-    if not found:
+        subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, env=child_env())
+    if not (found := transform_outputs(output_dir)):
         raise SystemExit(f"The pipeline run left no Transform output in {output_dir}; see {log_path}.")
     return found
-
-
-def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int, epochs: int,
-            warmup_steps: int) -> dict:
-    """Input pipeline alone and each training phase of one family, as ``models.training.fit`` runs them."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as scratch:
-        return _measure(model_name, graph_uri, examples_uri, batch_size, epochs, warmup_steps, scratch)
 
 
 @dataclasses.dataclass
@@ -165,6 +131,13 @@ class Family:
     gain: object  # augment.gain_scale, [bins]
     shape: tuple[int, int]
 
+    def train_shards(self, examples_uri: str, scratch: str):
+        """The train split of EXAMPLES_URI as canonical shards under SCRATCH, which every measurement reads."""
+        from models import canonical_order
+
+        return canonical_order.write_shards(os.path.join(examples_uri, "Split-train", "*"), self.tft_output,
+                                            os.path.join(scratch, "train"))
+
     def dataset(self, shards, augmented: bool = True):
         """The trainer's dataset (``augmented``: shuffled and augmented) over canonical shards."""
         from models import training
@@ -173,7 +146,7 @@ class Family:
                                      gain_per_db=self.gain if augmented else None)
 
     def compiled_model(self):
-        """The family's model, compiled as the trainer compiles it (one-phase families)."""
+        """The family's model, compiled as the trainer compiles it (for VGG: before its phases)."""
         from models import registry, training
 
         model = registry.build_model(self.config, self.shape, input_stats=(self.stats.mean, self.stats.std))
@@ -200,64 +173,57 @@ def load_family(model_name: str, graph_uri: str, batch_size: int) -> Family:
                   training.input_shape(tft_output, config.features.kind))
 
 
-def _measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int, epochs: int,
-             warmup_steps: int, scratch: str) -> dict:
+# ----- the throughput table: each family's fit against its input pipeline, in this process -----
+
+def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int, epochs: int,
+            warmup_steps: int) -> dict:
+    """Input pipeline alone and each training phase of one family, as ``models.training.fit`` runs them."""
     import tf_keras as keras
 
-    from models import canonical_order, embeddings, registry, training
-
-    family = load_family(model_name, graph_uri, batch_size)
-    config, shape = family.config, family.shape
-    shards = canonical_order.write_shards(os.path.join(examples_uri, "Split-train", "*"), family.tft_output,
-                                          os.path.join(scratch, "train"))
-
-    def make_ds(train: bool = True):
-        return family.dataset(shards, augmented=train)
+    from models import embeddings, registry, training
 
     def trainable(model) -> int:
         return sum(int(keras.backend.count_params(w)) for w in model.trainable_weights)
 
-    input_epochs = max(epochs, 10)
-    input_warmup, input_rate = time_input_pipeline(make_ds, epochs=input_epochs)
-    segments = input_warmup.segments
-    print(f"[bench] {model_name}: input pipeline {input_rate.per_second:,.0f} segments/s "
-          f"({segments} train segments, {config.features.kind} {shape})", flush=True)
-    aug = "augmented"
-    model = registry.build_model(config, shape, input_stats=(family.stats.mean, family.stats.std))
-    fits = []
-    if registry.has_pretrained_backbone(config):
-        # Phase 1 as the trainer runs it: the frozen body embeds the un-augmented train split once,
-        # then the head trains on those embeddings streamed from disk (training.fit_heads_on_embeddings).
-        plain_warmup, plain_rate = time_input_pipeline(lambda: make_ds(False), epochs=input_epochs)
-        body, head = registry.split_backbone(model)
-        probe = make_ds(False)
-        for x, _ in probe.take(1):
-            body(x, training=False)  # first call builds the body's functions; not part of the pass
-        started = time.perf_counter()
-        embedded = embeddings.embed(body, probe, os.path.join(scratch, "embeddings", "train.tfrecord"))
-        embed_rate = Rate(segments, time.perf_counter() - started)
-        fits.append({"label": " phase 1a: frozen body embeds the train split (once)", "rate": embed_rate,
-                     "trainable": 0, "input": plain_rate, "input_label": "un-augmented"})
-        print(f"[bench] {model_name}: embedding pass {embed_rate.per_second:,.1f} segments/s", flush=True)
-        head_ds = embedded.shuffle(training.SHUFFLE_BUFFER, seed=config.train.seed).batch(batch_size)
-        training._compile(head, config.train.learning_rate)
-        _, head_rate = time_fit(head, head_ds, segments, epochs, warmup_steps)
-        fits.append({"label": " phase 1b: head on embeddings (per epoch)", "rate": head_rate,
-                     "trainable": trainable(head), "input": None, "input_label": "embeddings on disk"})
-        print(f"[bench] {model_name}: head {head_rate.per_second:,.0f} segments/s", flush=True)
-        registry.set_backbone_trainable(model, True)
-        training._compile(model, config.train.finetune_learning_rate)
-        label = " phase 2: fine-tuning (per epoch)"
-    else:
-        training._compile(model, config.train.learning_rate)  # the trainer's own compile
-        label = ""
-    _, rate = time_fit(model, make_ds(), segments, epochs, warmup_steps)
-    fits.append({"label": label, "rate": rate, "trainable": trainable(model), "input": input_rate, "input_label": aug})
+    family = load_family(model_name, graph_uri, batch_size)
+    config, shape = family.config, family.shape
+    with tempfile.TemporaryDirectory() as scratch:
+        shards = family.train_shards(examples_uri, scratch)
+        input_warmup, input_rate = time_input_pipeline(lambda: family.dataset(shards), epochs=max(epochs, 10))
+        segments = input_warmup.segments
+        print(f"[bench] {model_name}: input pipeline {input_rate.per_second:,.0f} segments/s "
+              f"({segments} train segments, {config.features.kind} {shape})", flush=True)
+        model, fits, label = family.compiled_model(), [], ""
+        if registry.has_pretrained_backbone(config):
+            # Phase 1 as the trainer runs it: the frozen body embeds the un-augmented train split once,
+            # then the head trains on those embeddings streamed from disk (training.fit_heads_on_embeddings).
+            _, plain_rate = time_input_pipeline(lambda: family.dataset(shards, False), epochs=max(epochs, 10))
+            body, head = registry.split_backbone(model)
+            probe = family.dataset(shards, False)
+            for x, _ in probe.take(1):
+                body(x, training=False)  # first call builds the body's functions; not part of the pass
+            started = time.perf_counter()
+            embedded = embeddings.embed(body, probe, os.path.join(scratch, "embeddings", "train.tfrecord"))
+            embed_rate = Rate(segments, time.perf_counter() - started)
+            fits.append({"label": " phase 1a: frozen body embeds the train split (once)", "rate": embed_rate,
+                         "trainable": 0, "input": plain_rate, "input_label": "un-augmented"})
+            print(f"[bench] {model_name}: embedding pass {embed_rate.per_second:,.1f} segments/s", flush=True)
+            head_ds = embedded.shuffle(training.SHUFFLE_BUFFER, seed=config.train.seed).batch(batch_size)
+            training._compile(head, config.train.learning_rate, config.train.label_smoothing)
+            _, head_rate = time_fit(head, head_ds, segments, epochs, warmup_steps)
+            fits.append({"label": " phase 1b: head on embeddings (per epoch)", "rate": head_rate,
+                         "trainable": trainable(head), "input": None, "input_label": "embeddings on disk"})
+            print(f"[bench] {model_name}: head {head_rate.per_second:,.0f} segments/s", flush=True)
+            registry.set_backbone_trainable(model, True)
+            training._compile(model, config.train.finetune_learning_rate, config.train.label_smoothing)
+            label = " phase 2: fine-tuning (per epoch)"
+        _, rate = time_fit(model, family.dataset(shards), segments, epochs, warmup_steps)
+    fits.append({"label": label, "rate": rate, "trainable": trainable(model), "input": input_rate,
+                 "input_label": "augmented"})
     print(f"[bench] {model_name}{label}: fit {rate.per_second:,.1f} segments/s "
           f"({rate.segments} segments in {rate.seconds:.1f} s)", flush=True)
-    return {"model": model_name, "kind": config.features.kind, "shape": shape, "segments": segments,
-            "params": model.count_params(), "input_warmup": input_warmup, "input": input_rate, "fits": fits,
-            "sample_rate": config.audio.sample_rate}
+    return {"model": model_name, "kind": config.features.kind, "shape": shape, "params": model.count_params(),
+            "input_warmup": input_warmup, "input": input_rate, "fits": fits, "sample_rate": config.audio.sample_rate}
 
 
 def format_rows(results: list[dict]) -> tuple[str, list[float]]:
@@ -282,9 +248,13 @@ def format_rows(results: list[dict]) -> tuple[str, list[float]]:
     return "\n".join(rows), ratios
 
 
+def load_text(load: tuple[float, float, float]) -> str:
+    """A load average (1/5/15 min) as "a / b / c"."""
+    return " / ".join(f"{v:.2f}" for v in load)
+
+
 # ----- --input-only: input cores per accelerator, and the trainer's step profile (one child process each) -----
 
-THREADS = ("default", "explicit")
 ISA_CAP = "AVX2"  # what ONEDNN_MAX_CPU_ISA caps oneDNN at, to imitate an AVX2-only machine
 RESULT_MARK = "[bench-probe] "
 PROFILE_STAGES = {
@@ -343,11 +313,8 @@ def child_command(probe: Probe, source: Source, available: set[int]) -> tuple[li
     argv = [sys.executable, "-m", "bench.training", "--probe", payload]
     if probe.cores is not None:
         argv = ["taskset", "-c", ",".join(map(str, pinned_cpus(probe.cores, available)))] + argv
-    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
-    env["PYTHONPATH"] = str(PROJECT_ROOT)
-    if probe.isa:
-        env["ONEDNN_MAX_CPU_ISA"] = probe.isa
-    return argv, env
+    env = {k: v for k, v in child_env().items() if k != "ONEDNN_MAX_CPU_ISA"}
+    return argv, ({**env, "ONEDNN_MAX_CPU_ISA": probe.isa} if probe.isa else env)
 
 
 def parse_result(stdout: str) -> dict:
@@ -366,20 +333,16 @@ def run_child(probe: Probe, source: Source, log_path: Path) -> dict:
         log.write(f"$ {probe}\n{completed.stdout}{completed.stderr}\n")
     if completed.returncode != 0:
         raise SystemExit(f"The measurement {probe} failed (exit {completed.returncode}); see {log_path}.")
-    result = parse_result(completed.stdout)
+    r = parse_result(completed.stdout)
+    shown = (", ".join(f"{name} {ms:.2f} ms" for name, ms in r["ops"].items()) if "ops" in r else
+             f"{examples_per_second(r):,.1f} examples/s ({r['examples']} in {r['seconds']:.2f} s)")
     print(f"[bench] {source.model} {probe.what}, {probe.setting}"
-          f"{f', {probe.cores} core(s)' if probe.cores else ''}: {describe_result(result)}", flush=True)
-    return result
-
-
-def describe_result(result: dict) -> str:
-    if "ops" in result:
-        return ", ".join(f"{name} {ms:.2f} ms" for name, ms in result["ops"].items())
-    return f"{examples_per_second(result):,.1f} examples/s ({result['examples']} in {result['seconds']:.2f} s)"
+          f"{f', {probe.cores} core(s)' if probe.cores else ''}: {shown}", flush=True)
+    return r
 
 
 def examples_per_second(result: dict) -> float:
-    return result["examples"] / result["seconds"] if result["seconds"] > 0 else float("nan")
+    return Rate(result["examples"], result["seconds"]).per_second
 
 
 def ms_per_step(result: dict) -> float:
@@ -403,37 +366,32 @@ def run_probe(probe: Probe, source: Source) -> dict:
     from models.canonical_order import CanonicalShards
 
     cores = len(os.sched_getaffinity(0))
+    options = tf.data.Options()
     if probe.threads == "explicit":
         tf.config.threading.set_intra_op_parallelism_threads(cores)
         tf.config.threading.set_inter_op_parallelism_threads(1)
+        options.threading.private_threadpool_size = cores
     family = load_family(source.model, source.graph_uri, source.batch_size)
     shards = CanonicalShards(source.shards)
-    options = tf.data.Options()
-    if probe.threads == "explicit":
-        options.threading.private_threadpool_size = cores
 
     def dataset(augmented: bool):
         return family.dataset(shards, augmented).with_options(options)
 
     result = {"cores": cores, "onednn_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "")}
-    if probe.what in ("parse", "augment"):
-        _, rate = time_input_pipeline(lambda: dataset(probe.what == "augment"), epochs=max(source.epochs, 10))
-        return {**result, "examples": rate.segments, "seconds": rate.seconds,
-                "steps": max(source.epochs, 10) * source.steps}
+    epochs = source.epochs
     if probe.what == "augment-ops":
         x, y = next(iter(dataset(False)))
         return {**result, "ops": time_augment_ops(family, x, y)}
-    model = family.compiled_model()
-    if probe.what == "model":
-        batch = next(iter(dataset(True)))
-        cached = tf.data.Dataset.from_tensors(batch).repeat()
-        _, rate = time_fit(model, cached, source.steps * source.batch_size, source.epochs, source.warmup_steps,
-                           steps_per_epoch=source.steps)
-    elif probe.what == "fit":
-        _, rate = time_fit(model, dataset(True), source.segments, source.epochs, source.warmup_steps)
-    else:
-        raise ValueError(f"unknown probe {probe.what!r}")
-    return {**result, "examples": rate.segments, "seconds": rate.seconds, "steps": source.epochs * source.steps}
+    if probe.what in ("parse", "augment"):
+        epochs = max(source.epochs, 10)
+        _, rate = time_input_pipeline(lambda: dataset(probe.what == "augment"), epochs=epochs)
+    elif probe.what == "model":
+        cached = tf.data.Dataset.from_tensors(next(iter(dataset(True)))).repeat()
+        _, rate = time_fit(family.compiled_model(), cached, source.steps * source.batch_size, epochs,
+                           source.warmup_steps, steps_per_epoch=source.steps)
+    else:  # "fit"
+        _, rate = time_fit(family.compiled_model(), dataset(True), source.segments, epochs, source.warmup_steps)
+    return {**result, "examples": rate.segments, "seconds": rate.seconds, "steps": epochs * source.steps}
 
 
 def time_augment_ops(family: Family, x, y, repeats: int = 50) -> dict[str, float]:
@@ -475,11 +433,9 @@ def measure_input(source: Source, cores: list[int], log_path: Path) -> dict:
     settings a figure is compared with run right after it, so load from other jobs drifts little between them."""
     per_core = {n: {what: run_child(Probe(what, "explicit", None, n), source, log_path) for what in ("augment", "fit")}
                 for n in cores}
-    settings = [(isa, threads) for isa in (None, ISA_CAP) for threads in THREADS]
     profile: dict[str, dict[str, dict]] = {}
     for what in ("parse", "augment", "augment-ops", "model", "fit"):
-        for isa, threads in settings:
-            probe = Probe(what, threads, isa)
+        for probe in (Probe(what, threads, isa) for isa in (None, ISA_CAP) for threads in ("default", "explicit")):
             profile.setdefault(probe.setting, {})[what] = run_child(probe, source, log_path)
     return {"per_core": per_core, "profile": profile}
 
@@ -496,20 +452,12 @@ def format_core_rows(per_core: dict[int, dict[str, dict]]) -> tuple[str, float]:
     return "\n".join(rows), smallest
 
 
-def format_profile_rows(profile: dict[str, dict[str, dict]]) -> str:
-    """Markdown rows: a stage per row, a setting per column; examples/s and milliseconds per batch."""
-    rows = []
-    for what, label in PROFILE_STAGES.items():
-        cells = [f"**{examples_per_second(r[what]):,.0f}** ({ms_per_step(r[what]):.1f} ms)" for r in profile.values()]
-        rows.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
-
-
-def format_op_rows(profile: dict[str, dict[str, dict]]) -> str:
-    """Markdown rows of the augmentation ops' milliseconds per batch, a setting per column."""
-    names = next(iter(profile.values()))["augment-ops"]["ops"]
-    return "\n".join(f"| {name} | " + " | ".join(f"{r['augment-ops']['ops'][name]:.2f}" for r in profile.values())
-                     + " |" for name in names)
+def format_setting_table(first: str, profile: dict[str, dict[str, dict]], labels: dict[str, str],
+                         cell: Callable[[dict, str], str]) -> str:
+    """A markdown table with a row per key of LABELS (shown as its label) and a column per setting of PROFILE."""
+    rows = [[first, *profile]] + [[label, *(cell(r, key) for r in profile.values())] for key, label in labels.items()]
+    lines = ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join([lines[0], "|" + "---|" * len(rows[0]), *lines[1:]])
 
 
 def epoch_split(r: dict[str, dict], segments: int, steps: int) -> dict[str, float]:
@@ -539,17 +487,16 @@ def input_body(source: Source, examples_uri: str, results: dict, load: tuple, tf
     """The section's markdown: setup, the per-core table with its arithmetic, and the profile."""
     core_rows, per_core = format_core_rows(results["per_core"])
     profile = results["profile"]
-    settings = list(profile)
-    base, explicit, capped = settings[0], settings[1], settings[2]
+    base, explicit, capped = list(profile)[:3]
     examples = "; ".join(f"X = {x:,} examples/s: {cores_needed(x, per_core)} core(s)" for x in ACCELERATOR_RATES)
     ops = next(iter(profile.values()))["augment-ops"]["ops"]
-    slowest = max((n for n in ops if not n.startswith("augment_batch")), key=lambda n: ops[n])
-    whole = next(n for n in ops if n.startswith("augment_batch"))
-    model_ms = ms_per_step(profile[base]["model"])
-    fit_ms = ms_per_step(profile[base]["fit"])
-    augment_ms = ms_per_step(profile[base]["augment"]) - ms_per_step(profile[base]["parse"])
-    (b1, b5, b15), (a1, a5, a15) = load
-    header = " | ".join(settings)
+    *single, whole = ops  # augment_batch, whole, is timed last
+    slowest = max(single, key=ops.get)
+    stages = format_setting_table("stage", profile, PROFILE_STAGES,
+                                  lambda r, w: f"**{examples_per_second(r[w]):,.0f}** ({ms_per_step(r[w]):.1f} ms)")
+    op_table = format_setting_table("op", profile, dict(zip(ops, ops)),
+                                    lambda r, n: f"{r['augment-ops']['ops'][n]:.2f}")
+    ms = {what: ms_per_step(profile[base][what]) for what in PROFILE_STAGES}
     return f"""
 Data: the `train` split of `{shown_path(examples_uri)}` ({source.segments} segments, {source.steps} batches of
 {source.batch_size}); `make bench-input` makes it, when missing, with `local_runner.py --model {source.model} --until
@@ -560,7 +507,7 @@ Input pipelines: one warm-up epoch, then {max(source.epochs, 10)} timed epochs w
 {source.warmup_steps} warm-up steps, then {source.epochs} timed epoch(s) ({source.steps} steps each), without
 validation or the trainer's callbacks. Explicit threads: intra-op pool = the process's cores, inter-op pool 1,
 tf.data's private pool = the cores; default: TensorFlow's own choice.
-Load average (1/5/15 min) before: {b1:.2f} / {b5:.2f} / {b15:.2f}, after: {a1:.2f} / {a5:.2f} / {a15:.2f}
+Load average (1/5/15 min) before: {load_text(load[0])}, after: {load_text(load[1])}
 (the machine's {os.cpu_count()} cores are shared with other jobs).
 
 ### Input pipeline per core, beside the trainer's step rate
@@ -580,15 +527,11 @@ rate above), plus what the host's other work takes: {examples}. It assumes the r
 
 Examples/s (milliseconds per batch of {source.batch_size}) of each stage, each measured alone:
 
-| stage | {header} |
-|{'---|' * (len(settings) + 1)}
-{format_profile_rows(profile)}
+{stages}
 
 Augmentation ops, milliseconds per batch (one tf.function per op on one parsed batch, 50 calls after 3):
 
-| op | {header} |
-|{'---|' * (len(settings) + 1)}
-{format_op_rows(profile)}
+{op_table}
 
 One epoch of {source.segments} examples, seconds (arithmetic on the rows above: examples / rate; the model's ops
 are (c)'s time per step times the epoch's steps; in the real fit the input pipeline runs beside the model):
@@ -601,12 +544,12 @@ A negative d - c means that the real fit ran faster than the model on one cached
 than their run-to-run spread under this load, and the input pipeline, which runs beside the model, costs the
 fit nothing measurable.
 
-Comparisons (same run): the model's ops take {model_ms:.1f} ms a step and the real fit {fit_ms:.1f} ms ({base}).
+Comparisons (same run): the model's ops take {ms['model']:.1f} ms a step and the real fit {ms['fit']:.1f} ms ({base}).
 Explicit threads / default: {ratio_text(profile, 'model', base, explicit)}x the model-only rate,
 {ratio_text(profile, 'fit', base, explicit)}x the fit rate, {ratio_text(profile, 'augment', base, explicit)}x the input
 pipeline's. oneDNN capped at {ISA_CAP} / uncapped (default threads): {ratio_text(profile, 'model', base, capped)}x the
 model-only rate, {ratio_text(profile, 'fit', base, capped)}x the fit rate. Shuffle and augmentation add
-{augment_ms:.1f} ms a batch to the input pipeline ({base}); the costliest augmentation op is {slowest}
+{ms['augment'] - ms['parse']:.1f} ms a batch to the input pipeline ({base}); the costliest augmentation op is {slowest}
 ({ops[slowest]:.2f} ms of {ops[whole]:.2f} ms for augment_batch).
 """
 
@@ -635,32 +578,24 @@ def main(argv: list[str] | None = None) -> None:
         print(RESULT_MARK + json.dumps(run_probe(Probe(**payload["probe"]), source)), flush=True)
         return
     models = parse_models(args.models or ("cnn" if args.input_only else ",".join(MODEL_TYPES)))
-    output_root = Path(args.output_root)
-    logs = output_root / "bench-logs"
-    if args.input_only:
-        folders = {m: Path(args.pipeline_output) if args.pipeline_output else output_root / f"synthetic-{m}"
-                   for m in models}
-        sources = {m: prepare_run(m, folders[m], [], logs / f"prepare-synthetic-{m}.log") for m in models}
-        input_main(args, argv, models, sources, logs)
-        return
-    if args.pipeline_output:
-        sources = {m: prepare(m, Path(args.pipeline_output), args.data_root, args.split_dir,
-                              logs / f"prepare-{m}.log") for m in models}
-    else:
-        sources = {m: prepare(m, output_root / f"real-{m}", args.data_root, args.split_dir,
-                              logs / f"prepare-{m}.log") for m in models}
-    throughput_main(args, argv, models, sources)
+    logs = Path(args.output_root) / "bench-logs"
+    kind = "synthetic" if args.input_only else "real"
+    data_args = [] if args.input_only else ["--data-root", args.data_root, "--split", "lists-trainval",
+                                            "--split-dir", args.split_dir]
+    sources = {m: prepare(m, Path(args.pipeline_output or Path(args.output_root) / f"{kind}-{m}"), data_args,
+                          logs / f"prepare-{'synthetic-' if args.input_only else ''}{m}.log") for m in models}
+    body = (input_main if args.input_only else throughput_main)(args, models, sources, logs)
+    print(body)
+    if not args.no_write:
+        name, title, target = SECTIONS[args.input_only]
+        write_section(name, title, body, command=make_command(target, [a for a in argv or [] if a != "--input-only"]))
 
 
-def input_main(args: argparse.Namespace, argv: Optional[list[str]], models: list[str],
-               sources: dict[str, tuple[str, str]], logs: Path) -> None:
-    """--input-only: write each family's canonical shards once, measure in child processes, write the section."""
-    import tempfile
-
+def input_main(args: argparse.Namespace, models: list[str], sources: dict[str, tuple[str, str]], logs: Path) -> str:
+    """--input-only's section: each family's canonical shards written once, measured in child processes."""
     import tensorflow as tf
-    import tensorflow_transform as tft
 
-    from models import canonical_order, registry, training
+    from models import registry, training
 
     cores = [int(c) for c in args.cores.split(",") if c.strip()]
     for c in cores:
@@ -673,9 +608,9 @@ def input_main(args: argparse.Namespace, argv: Optional[list[str]], models: list
     bodies = []
     for m in models:
         graph_uri, examples_uri = sources[m]
+        family = load_family(m, graph_uri, args.batch_size)
         with tempfile.TemporaryDirectory() as scratch:
-            shards = canonical_order.write_shards(os.path.join(examples_uri, "Split-train", "*"),
-                                                  tft.TFTransformOutput(graph_uri), os.path.join(scratch, "train"))
+            shards = family.train_shards(examples_uri, scratch)
             source = Source(m, graph_uri, shards.paths, training.count_records(shards), args.batch_size,
                             args.epochs, args.warmup_steps)
             log_path = logs / f"input-{m}.log"
@@ -684,35 +619,25 @@ def input_main(args: argparse.Namespace, argv: Optional[list[str]], models: list
             results = measure_input(source, cores, log_path)
             load = (load_before, os.getloadavg())
         bodies.append(input_body(source, examples_uri, results, load, tf.__version__))
-    body = "\n".join(bodies)
-    print(body)
-    if not args.no_write:
-        write_section("training-input", "Input pipeline per core, and where the trainer's epoch goes", body,
-                      command=make_command("bench-input", [a for a in argv or [] if a != "--input-only"]))
+    return "\n".join(bodies)
 
 
-def throughput_main(args: argparse.Namespace, argv: Optional[list[str]], models: list[str],
-                    sources: dict[str, tuple[str, str]]) -> None:
-    """The throughput table: each family's fit against its input pipeline, in this process."""
+def throughput_main(args: argparse.Namespace, models: list[str], sources: dict[str, tuple[str, str]], _: Path) -> str:
+    """The throughput table's section: each family's fit against its input pipeline, in this process."""
     import tensorflow as tf
 
     load_before = os.getloadavg()
-    results = []
-    for m in models:
-        graph_uri, examples_uri = sources[m]
-        results.append(measure(m, graph_uri, examples_uri, args.batch_size, args.epochs, args.warmup_steps))
+    results = [measure(m, *sources[m], args.batch_size, args.epochs, args.warmup_steps) for m in models]
     load_after = os.getloadavg()
-
     rows, ratios = format_rows(results)
     warmups = "; ".join(f"{r['model']} {r['input_warmup'].per_second:,.0f}" for r in results)
     sources_text = "\n".join(f"- {m}: `{shown_path(sources[m][1])}`" for m in models)
     slowest_cold = min(r["input_warmup"].per_second / max(f["rate"].per_second for f in r["fits"]
                                                            if f.get("input") is not None) for r in results)
-    command = make_command("bench-training", argv or [])
     data_text = (f"the Transform output in `{args.pipeline_output}` (`--pipeline-output`)" if args.pipeline_output else
                  f"the real GTZAN clips' Transform output (protocol lists-trainval, 254 clips of the\n"
                  f"fault-filtered train+valid lists in `{args.data_root}`; 3 s segments)")
-    body = f"""
+    return f"""
 Data: the `train` split of {data_text}, one Transform output per family
 because each reads its own features:
 {sources_text}
@@ -728,8 +653,8 @@ its first to its last step. VGG is measured in the trainer's phases (`models.tra
 embeds the un-augmented train split once (compared with the un-augmented input pipeline, timed alone like the
 augmented one); 1b, the head trains on those embeddings, streamed from a file (no tf.data input to compare with); 2, the
 whole network is fine-tuned (batch norm kept frozen) on the augmented pipeline.
-Load average (1/5/15 min) before: {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f},
-after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (2 cores shared with other jobs).
+Load average (1/5/15 min) before: {load_text(load_before)},
+after: {load_text(load_after)} (2 cores shared with other jobs).
 
 | model | input | parameters | fit: segments/s | input pipeline alone: segments/s | input / fit |
 |---|---|---|---|---|---|
@@ -741,9 +666,6 @@ was timed alone, so it had both cores; during `fit` it shares them with the mode
 about 1/R of the machine to keep the model fed. The first epoch (the shards' first read,
 after they were written) ran at {slowest_cold:.1f}x or more of the fastest fit of its family.
 """
-    print(body)
-    if not args.no_write:
-        write_section("training", "Training throughput: model.fit vs the tf.data input pipeline", body, command=command)
 
 
 def shown_path(path: str) -> str:

@@ -96,7 +96,10 @@ def test_epoch_split_and_rows():
     assert rows[0] == "| uncapped, default threads | 2.00 | 1.00 (50%) | 0.10 | 0.10 | 1.00 (50%) |"
     assert rows[1].startswith("| oneDNN AVX2, default threads | 4.00 | 2.00 (50%)")
     assert bench.ratio_text(profile, "model", *profile) == "0.50"
-    assert bench.format_op_rows(profile).splitlines()[0] == "| random gain | 1.00 | 2.00 |"
+    table = bench.format_setting_table("op", profile, {"random gain": "random gain"},
+                                       lambda r, op: f"{r['augment-ops']['ops'][op]:.2f}").splitlines()
+    assert table[0] == "| op | uncapped, default threads | oneDNN AVX2, default threads |"
+    assert table[2] == "| random gain | 1.00 | 2.00 |"
 
 
 def test_core_rows_give_the_smallest_rate_per_core():
