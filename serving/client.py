@@ -22,7 +22,7 @@ import os  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from typing import Callable, Optional, Sequence, TypeVar  # noqa: E402
+from typing import Any, Callable, Optional, Sequence, TypeVar  # noqa: E402
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
@@ -42,7 +42,9 @@ MAX_MESSAGE_BYTES = 2**31 - 1
 COMPOSE_HINT = "docker compose -f serving/docker-compose.yml up -d"
 # Files longer than the model accepts are refused from their header, before decoding them whole.
 DEFAULT_MAX_SECONDS = ServingConfig().max_clip_seconds
+EAGER_PREAMBLE = ("Graph execution error:", "Detected at node", "<stack traces unavailable>")
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class ServingClientError(Exception):
@@ -100,9 +102,14 @@ def _read_pem(path: Optional[str], what: str) -> Optional[bytes]:
 
 
 def readable_error(details: str) -> str:
-    """The model's own sentence from a graph error: the ``assertion failed: [...]`` and node wrappers go."""
-    lines = [line for line in details.splitlines() if not re.fullmatch(r"\s*\[\[.*\]\]\s*", line)]
-    text = re.sub(r"\s*\[\[\{\{.*?\}\}\]\]", "", " ".join(line.strip() for line in lines)).strip()
+    """The model's own sentence from a graph error, as TF Serving or eager TensorFlow words it: the eager
+    preamble, the ``assertion failed: [...]`` and node wrappers and the ``[Op:...]`` suffix go."""
+    lines = details.splitlines()
+    start = next((i for i, line in enumerate(lines)
+                  if line.strip() and not line[0].isspace() and not line.startswith(EAGER_PREAMBLE)), 0)
+    lines = [line for line in lines[start:] if not re.fullmatch(r"\s*\[\[.*\]\]\s*", line)]
+    text = re.sub(r"\s*\[\[\{\{.*?\}\}\]\]", "", " ".join(line.strip() for line in lines))
+    text = re.sub(r"\s*\[Op:__inference_\w+\]\s*$", "", text).strip()
     if text.startswith("assertion failed: "):
         text = text[len("assertion failed: "):].strip()
         if text.startswith("[") and text.endswith("]"):
@@ -175,11 +182,8 @@ class GenreClient:
     # ----- requests ------------------------------------------------------
     def predict_waveform(self, waveform: np.ndarray, sample_rate: int, version: Optional[int] = None) -> Prediction:
         """Classify a mono clip, sent with its own dtype (anything but float32 is the server's to reject)."""
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = self.model
+        request = self._request(predict_pb2.PredictRequest(), version)
         request.model_spec.signature_name = SIGNATURE
-        if version is not None:
-            request.model_spec.version.value = int(version)
         request.inputs["waveform"].CopyFrom(to_tensor_proto(np.asarray(waveform)))
         request.inputs["sample_rate"].CopyFrom(to_tensor_proto(np.int32(sample_rate)))
         response = self._call(self._predict.Predict, request, what=f"Predict on model {self._spec(version)}")
@@ -193,10 +197,7 @@ class GenreClient:
 
     def model_status(self, version: Optional[int] = None) -> list[VersionStatus]:
         """GetModelStatus: every version the server knows, or only VERSION."""
-        request = get_model_status_pb2.GetModelStatusRequest()
-        request.model_spec.name = self.model
-        if version is not None:
-            request.model_spec.version.value = int(version)
+        request = self._request(get_model_status_pb2.GetModelStatusRequest(), version)
         response = self._call(self._models.GetModelStatus, request,
                               what=f"GetModelStatus on model {self._spec(version)}")
         states = get_model_status_pb2.ModelVersionStatus.State
@@ -204,6 +205,12 @@ class GenreClient:
                 for s in response.model_version_status]
 
     # ----- plumbing ------------------------------------------------------
+    def _request(self, request: R, version: Optional[int]) -> R:
+        request.model_spec.name = self.model
+        if version is not None:
+            request.model_spec.version.value = int(version)
+        return request
+
     def _spec(self, version: Optional[int]) -> str:
         return f"'{self.model}'" + (f" version {version}" if version is not None else "")
 
@@ -262,24 +269,22 @@ def _prediction(response: predict_pb2.PredictResponse) -> Prediction:
                       model_version=int(response.model_spec.version.value), hop_seconds=hop)
 
 
-# ----- one-shot helpers (a channel per call) --------------------------------
+# ----- one-shot helpers (a channel per call; OPTIONS are GenreClient's) ---------
 def predict_waveform(waveform: np.ndarray, sample_rate: int, host: str = DEFAULT_HOST,
-                     model: str = DEFAULT_MODEL, version: Optional[int] = None, timeout: float = 10.0,
-                     retries: int = 3, tls: Optional[TlsConfig] = None) -> Prediction:
-    with GenreClient(host, model, timeout, retries, tls=tls) as client:
+                     model: str = DEFAULT_MODEL, version: Optional[int] = None, **options: Any) -> Prediction:
+    with GenreClient(host, model, **options) as client:
         return client.predict_waveform(waveform, sample_rate, version)
 
 
 def predict_file(path: str | os.PathLike, host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL,
-                 version: Optional[int] = None, timeout: float = 10.0, retries: int = 3,
-                 tls: Optional[TlsConfig] = None, max_seconds: float = DEFAULT_MAX_SECONDS) -> Prediction:
-    with GenreClient(host, model, timeout, retries, tls=tls, max_seconds=max_seconds) as client:
+                 version: Optional[int] = None, **options: Any) -> Prediction:
+    with GenreClient(host, model, **options) as client:
         return client.predict_file(path, version)
 
 
 def model_status(host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL, version: Optional[int] = None,
-                 timeout: float = 10.0, retries: int = 3, tls: Optional[TlsConfig] = None) -> list[VersionStatus]:
-    with GenreClient(host, model, timeout, retries, tls=tls) as client:
+                 **options: Any) -> list[VersionStatus]:
+    with GenreClient(host, model, **options) as client:
         return client.model_status(version)
 
 

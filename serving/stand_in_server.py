@@ -13,8 +13,8 @@ import argparse
 import ctypes
 import ctypes.util
 import logging
+import math
 import os
-import re
 import signal
 import threading
 from concurrent import futures
@@ -28,11 +28,10 @@ from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grp
                                      prediction_service_pb2_grpc)
 
 from config.settings import ServingConfig
-from serving.client import readable_error
-from serving.layout import is_complete_version
+from serving.client import SIGNATURE, readable_error
+from serving.layout import pushed_versions
 
 LOG = logging.getLogger("serving.stand_in_server")
-DEFAULT_SIGNATURE = "serving_default"
 # A clip of the default serving cap as float32 at 48 kHz, plus room for the rest of the request.
 DEFAULT_MAX_MESSAGE_BYTES = int(ServingConfig().max_clip_seconds * 48000 * 4) + 2**20
 
@@ -63,12 +62,7 @@ class ModelRepository:
 
     def scan(self) -> list[int]:
         """Re-read the base directory; return the version numbers on disk, ascending."""
-        found: dict[int, str] = {}
-        if os.path.isdir(self.base):
-            for entry in os.listdir(self.base):
-                path = os.path.join(self.base, entry)
-                if entry.isdigit() and is_complete_version(path):
-                    found[int(entry)] = path
+        found = {number: os.path.join(self.base, str(number)) for number in pushed_versions(self.base)}
         with self._lock:
             for number in list(self._versions):
                 if number not in found:
@@ -123,30 +117,20 @@ class ModelRepository:
         return result
 
 
-def _signature(entry: _Version, name: str):
-    signatures = entry.model.signatures
-    if name not in signatures:
-        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"Serving signature key \"{name}\" not found; the model has {sorted(signatures)}")
-    return signatures[name]
-
-
 def check_declared_size(name: str, proto, max_bytes: int) -> None:
     """Refuse a tensor whose declared shape holds more than ``max_bytes``, before it is expanded: TensorFlow's
     short form (one ``float_val`` for a whole tensor) lets a tiny request declare a huge shape."""
     dims = [d.size for d in proto.tensor_shape.dim]
     if any(d < 0 for d in dims):
         raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"input '{name}' declares a negative dimension {dims}")
-    elements = 1
-    for d in dims:
-        elements *= d
     try:
         itemsize = tf.dtypes.as_dtype(proto.dtype).size if proto.dtype != tf.string.as_datatype_enum else 1
     except TypeError:
         itemsize = 1
-    if elements * max(1, itemsize) > max_bytes:
+    size = math.prod(dims) * max(1, itemsize)
+    if size > max_bytes:
         raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"input '{name}' declares shape {dims} ({elements * max(1, itemsize)} bytes), more than "
+                         f"input '{name}' declares shape {dims} ({size} bytes), more than "
                          f"this server accepts in one message ({max_bytes} bytes); send a shorter clip")
 
 
@@ -185,7 +169,9 @@ def _inputs(request: predict_pb2.PredictRequest, fn,
     return tensors
 
 
-class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_service_pb2_grpc.ModelServiceServicer):
+    """Predict and GetModelStatus on one repository; every failure becomes a status code (:func:`_answer`)."""
+
     def __init__(self, repo: ModelRepository, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
         self.repo = repo
         self.max_message_bytes = max_message_bytes
@@ -199,8 +185,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         if spec.version_label:
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "version labels are not supported by the test double")
         entry = self.repo.get(spec.version.value if spec.HasField("version") else None)
-        signature_name = spec.signature_name or DEFAULT_SIGNATURE
-        fn = _signature(entry, signature_name)
+        signature_name = spec.signature_name or SIGNATURE
+        signatures = entry.model.signatures
+        if signature_name not in signatures:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"Serving signature key \"{signature_name}\" not "
+                             f"found; the model has {sorted(signatures)}")
+        fn = signatures[signature_name]
         outputs = fn(**_inputs(request, fn, self.max_message_bytes))
         wanted = list(request.output_filter) or list(outputs)
         unknown = set(wanted) - set(outputs)
@@ -217,11 +207,6 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Predict(self, request, context):
         return _answer(context, self._predict, request)
-
-
-class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, repo: ModelRepository):
-        self.repo = repo
 
     def _status(self, request) -> get_model_status_pb2.GetModelStatusResponse:
         spec = request.model_spec
@@ -251,24 +236,10 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return _answer(context, self._status, request)
 
 
-def op_error_message(err: tf.errors.OpError) -> str:
-    """The model's sentence from a graph error: eager execution's preamble and suffix dropped, then as the client."""
-    lines = err.message.splitlines()
-    preamble = ("Graph execution error:", "Detected at node", "<stack traces unavailable>")
-    start = next((i for i, line in enumerate(lines)
-                  if line.strip() and not line[0].isspace() and not line.startswith(preamble)), 0)
-    return readable_error(re.sub(r"\s*\[Op:__inference_\w+\]\s*$", "", "\n".join(lines[start:])))
-
-
-def _glibc_malloc_trim():
-    """glibc's ``malloc_trim``, or None on another C library."""
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-_MALLOC_TRIM = _glibc_malloc_trim()
+try:  # glibc's malloc_trim; None on another C library
+    _MALLOC_TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+except (OSError, AttributeError):
+    _MALLOC_TRIM = None
 
 
 def release_memory() -> None:
@@ -285,7 +256,7 @@ def _answer(context: grpc.ServicerContext, handler, request):
     except RpcFailure as err:
         code, message = err.code, err.message
     except tf.errors.InvalidArgumentError as err:
-        code, message = grpc.StatusCode.INVALID_ARGUMENT, op_error_message(err)
+        code, message = grpc.StatusCode.INVALID_ARGUMENT, readable_error(err.message)
     except Exception as err:  # noqa: BLE001 - any other failure is the server's, reported as INTERNAL
         LOG.exception("request failed")
         code, message = grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}"
@@ -335,9 +306,9 @@ def start_server(model_base: str, model_name: str = "genre", port: int = 0, host
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes)])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(repo, max_message_bytes),
-                                                                        server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(repo), server)
+    servicer = Servicer(repo, max_message_bytes)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(servicer, server)
     address = f"{host}:{port}"
     if ssl_config_text is None:
         bound = server.add_insecure_port(address)

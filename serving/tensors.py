@@ -21,15 +21,6 @@ _NUMERIC: dict[np.dtype, tuple[int, str]] = {
 _BY_ENUM: dict[int, tuple[np.dtype, str]] = {enum: (dtype, field) for dtype, (enum, field) in _NUMERIC.items()}
 
 
-def dtype_name(enum: int) -> str:
-    """``DT_FLOAT`` -> ``float32``-style names for error messages."""
-    if enum == types_pb2.DT_STRING:
-        return "string"
-    if enum in _BY_ENUM:
-        return _BY_ENUM[enum][0].name
-    return types_pb2.DataType.Name(enum)
-
-
 def to_tensor_proto(value: np.ndarray | bytes | str | int | float) -> tensor_pb2.TensorProto:
     """Encode an array (or scalar) keeping its dtype; strings become DT_STRING."""
     array = np.asarray(value)
@@ -51,10 +42,9 @@ def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     shape = tuple(d.size for d in proto.tensor_shape.dim)
     size = int(np.prod(shape, dtype=np.int64))
     if proto.dtype == types_pb2.DT_STRING:
-        values = list(proto.string_val)
-        return _fill(np.array(values, dtype=object), shape, size)
+        return _fill(np.array(list(proto.string_val), dtype=object), shape, size)
     if proto.dtype not in _BY_ENUM:
-        raise TypeError(f"cannot decode a {dtype_name(proto.dtype)} tensor")
+        raise TypeError(f"cannot decode a {types_pb2.DataType.Name(proto.dtype)} tensor")
     dtype, field = _BY_ENUM[proto.dtype]
     if proto.tensor_content:
         return np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)

@@ -17,7 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from config.errors import UserError
-from config.settings import AudioConfig
+from config.settings import AudioConfig, PipelineConfig
 from pipeline.worker_heap import reuse_freed_memory
 from tagging import files as files_lib
 
@@ -177,9 +177,10 @@ class GenreSignatureHandler(ModelHandler[Sequence[str], PredictionResult, Any]):
             out = signature(waveform=tf.constant(clip["waveform"], tf.float32),
                             sample_rate=tf.constant(clip["sample_rate"], tf.int32))
         except tf.errors.InvalidArgumentError as err:
-            return {"reason": MODEL_REJECTED, "detail": _op_message(err)}
+            from serving.client import readable_error  # the model's sentence, as the server would answer it
+            return {"reason": MODEL_REJECTED, "detail": readable_error(err.message)[:500]}
         scores = out["scores"].numpy().astype(np.float64)
-        genres = [g.decode() for g in out["genres"].numpy()] if "genres" in out else list(_config_genres())
+        genres = [g.decode() for g in out["genres"].numpy()] if "genres" in out else list(PipelineConfig().genres)
         return {"genre": out["genre"].numpy().decode(), "scores": scores.tolist(), "genres": genres,
                 "segments": int(out["segment_scores"].shape[0])}
 
@@ -188,19 +189,6 @@ class GenreSignatureHandler(ModelHandler[Sequence[str], PredictionResult, Any]):
 
     def get_metrics_namespace(self) -> str:
         return "GenreTagger"
-
-
-def _op_message(err: Exception) -> str:
-    """The assertion's own text: eager errors wrap it in 'Graph execution error' and node stacks."""
-    lines = [ln.strip() for ln in getattr(err, "message", str(err)).splitlines() if ln.strip()]
-    noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "File ", "[[")
-    kept = [ln for ln in lines if not ln.startswith(noise)]
-    return " ".join(kept or lines)[:500]
-
-
-def _config_genres() -> tuple[str, ...]:
-    from config.settings import PipelineConfig
-    return PipelineConfig().genres
 
 
 def top_k(genres: Sequence[str], scores: Sequence[float], k: int = TOP_K) -> list[tuple[str, float]]:

@@ -24,6 +24,7 @@ TAGGED, QUARANTINED = "tagged", "quarantined"
 CSV_FILE, JSONL_FILE, PARQUET_FILE = "tags.csv", "tags.jsonl", "tags.parquet"
 QUARANTINE_FILE, SUMMARY_FILE = "quarantine.jsonl", "summary.json"
 SHARD_SUFFIX = ".jsonl"
+JSONL_KEYS = ("path", "genre", "top3", "scores", "seconds", "segments", "model_version")
 CSV_COLUMNS = ["path", "genre", *[f"top{i}_{c}" for i in range(1, TOP_K + 1) for c in ("genre", "score")],
                "seconds", "segments", "model_version"]
 
@@ -135,32 +136,27 @@ def write_outputs(out_dir: str, records: list[dict[str, Any]], summary: dict[str
                   parquet: bool = True) -> dict[str, str]:
     """tags.csv, tags.jsonl, (tags.parquet), quarantine.jsonl, summary.json; returns their paths."""
     rows = [r for r in records if r["status"] == TAGGED]
-    paths = {name: os.path.join(out_dir, name) for name in (CSV_FILE, JSONL_FILE, QUARANTINE_FILE, SUMMARY_FILE)}
+    paths = {name: os.path.join(out_dir, name) for name in (CSV_FILE, JSONL_FILE, QUARANTINE_FILE)}
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     writer.writerows(csv_row(r) for r in rows)
     _put(paths[CSV_FILE], text.getvalue().encode())
-    _put(paths[JSONL_FILE], "".join(json.dumps(_jsonl(r)) + "\n" for r in rows).encode())
+    _put(paths[JSONL_FILE], "".join(json.dumps({k: r[k] for k in JSONL_KEYS}) + "\n" for r in rows).encode())
     _put(paths[QUARANTINE_FILE], "".join(json.dumps(q) + "\n" for q in summary["quarantined"]).encode())
     if parquet:
         data = _parquet(rows)
         if data is not None:
             paths[PARQUET_FILE] = os.path.join(out_dir, PARQUET_FILE)
             _put(paths[PARQUET_FILE], data)
-    _put(paths[SUMMARY_FILE], (json.dumps(summary, indent=2) + "\n").encode())
-    return paths
+    return {**paths, SUMMARY_FILE: write_summary(out_dir, summary)}
 
 
 def write_summary(out_dir: str, summary: dict[str, Any]) -> str:
-    """summary.json again, with what came after the rows (tags written into the files, playlists)."""
+    """summary.json (written again after the rows, with the tags written into the files and the playlists)."""
     path = os.path.join(out_dir, SUMMARY_FILE)
     _put(path, (json.dumps(summary, indent=2) + "\n").encode())
     return path
-
-
-def _jsonl(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("path", "genre", "top3", "scores", "seconds", "segments", "model_version")}
 
 
 def _parquet(rows: list[dict[str, Any]]) -> Optional[bytes]:
@@ -171,8 +167,8 @@ def _parquet(rows: list[dict[str, Any]]) -> Optional[bytes]:
         return None
     data: dict[str, list[Any]] = {"path": [r["path"] for r in rows], "genre": [r["genre"] for r in rows]}
     for i in range(TOP_K):
-        data[f"top{i + 1}_genre"] = [r["top3"][i]["genre"] if i < len(r["top3"]) else None for r in rows]
-        data[f"top{i + 1}_score"] = [r["top3"][i]["score"] if i < len(r["top3"]) else None for r in rows]
+        for c in ("genre", "score"):
+            data[f"top{i + 1}_{c}"] = [r["top3"][i][c] if i < len(r["top3"]) else None for r in rows]
     data.update(seconds=[float(r["seconds"]) for r in rows], segments=[int(r["segments"]) for r in rows],
                 model_version=[str(r["model_version"]) for r in rows])
     types = {c: (pa.float64() if c.endswith("_score") or c == "seconds" else pa.int64() if c == "segments"

@@ -6,6 +6,7 @@ a file atomically only while it holds the bytes the log says were written: other
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,25 +31,18 @@ def copy_synced(src: str, dst: str) -> str:
 
 
 def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def fsync_dir(folder: str) -> None:
     """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(folder or ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def keep_backup(path: str, sha256: str, undo_dir: str) -> str:
@@ -121,11 +115,8 @@ def _restore_one(entry: dict[str, Any], base: str) -> tuple[str, str]:
         if copy_synced(backup, temp) != entry["sha256_before"]:
             raise OSError(f"{backup} changed while it was copied")
         os.chmod(temp, entry["mode"])
-        if "uid" in entry and (entry["uid"], entry["gid"]) != (os.getuid(), os.getgid()):
-            try:
-                os.chown(temp, entry["uid"], entry["gid"])
-            except PermissionError:
-                pass  # the bytes, mode and times are the original's; the owner is ours
+        if "uid" in entry:  # the bytes, mode and times are the original's; the owner may stay ours
+            chown_if_allowed(temp, entry["uid"], entry["gid"])
         os.utime(temp, ns=(entry["atime_ns"], entry["mtime_ns"]))
         os.replace(temp, path)
     finally:
@@ -135,6 +126,13 @@ def _restore_one(entry: dict[str, Any], base: str) -> tuple[str, str]:
     if sha256_of(path) != entry["sha256_before"]:
         return "skipped", "restored bytes do not match the log's sha256"
     return "restored", ""
+
+
+def chown_if_allowed(path: str, uid: int, gid: int) -> None:
+    """Give ``path`` that owner where it is not ours and we may (root may; others keep the file as theirs)."""
+    if (uid, gid) != (os.getuid(), os.getgid()):
+        with contextlib.suppress(PermissionError):
+            os.chown(path, uid, gid)
 
 
 def temp_name(path: str) -> str:
@@ -158,12 +156,10 @@ def stale_temps(path: str) -> list[str]:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process
-        return True
+        pass
     return True

@@ -13,6 +13,8 @@ import os
 import stat
 from typing import Any, Callable, Iterable
 
+import mutagen
+
 from tagging import tag_fields, undo
 
 PLAN_FILE, FAILURES_FILE = "write_plan.jsonl", "write_failures.jsonl"
@@ -40,6 +42,10 @@ class Refused(Exception):
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
+
+    def entry(self, planned: dict[str, Any]) -> dict[str, Any]:
+        """PLANNED's plan entry marked as failed, with the reason, detail and fix."""
+        return {**planned, "status": FAILED, "reason": self.reason, "detail": self.detail, "fix": FIXES[self.reason]}
 
 
 def packet_digest(path: str) -> str:
@@ -72,7 +78,7 @@ def _checked(path: str) -> tuple[os.stat_result, Any, str]:
     if st.st_nlink > 1:
         raise Refused("hard_linked", f"{st.st_nlink} names")
     try:
-        audio = tag_fields.open_file(path)
+        audio = mutagen.File(path)
     except Exception as err:  # mutagen's errors for a damaged header have no common base
         raise Refused("unreadable", f"mutagen: {err}") from None
     kind = tag_fields.kind_of(audio) if audio is not None else None
@@ -97,14 +103,12 @@ def plan(path: str, genre: str, score: float, genre_field: bool = False) -> dict
         st, audio, kind = _checked(path)
         _writable(path, st)
     except Refused as refused:
-        return {**entry, "status": FAILED, "reason": refused.reason, "detail": refused.detail,
-                "fix": FIXES[refused.reason]}
+        return refused.entry(entry)
     fields = tag_fields.wanted(kind, genre, score, genre_field)
     try:
-        current = tag_fields.read(audio, kind, list(fields))
+        current = tag_fields.read(audio, list(fields))
     except Exception as err:  # a tag frame mutagen parsed but cannot render as text
-        return {**entry, "status": FAILED, "reason": "unreadable", "detail": f"mutagen: {err}",
-                "fix": FIXES["unreadable"]}
+        return Refused("unreadable", f"mutagen: {err}").entry(entry)
     return {**entry, "status": UNCHANGED if current == fields else PLANNED, "container": kind, "fields": fields,
             "current": current}
 
@@ -132,11 +136,7 @@ def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: b
             os.fsync(f.fileno())
         _check_copy(temp, original, kind, entry["fields"], audio_before)
         os.chmod(temp, st.st_mode & 0o7777)
-        if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
-            try:
-                os.chown(temp, st.st_uid, st.st_gid)
-            except PermissionError:
-                pass  # the file becomes ours; its bytes and mode are still the planned ones
+        undo.chown_if_allowed(temp, st.st_uid, st.st_gid)  # else the file becomes ours, bytes and mode as planned
         sha_after = undo.sha256_of(temp)
         backup = undo.keep_backup(path, sha_before, os.path.join(out_dir, undo.UNDO_DIR))
         now = os.lstat(path)
@@ -169,7 +169,7 @@ def _remove_stale_temps(path: str) -> None:
 
 def _check_copy(temp: str, original: Any, kind: str, fields: dict[str, str], audio_before: str) -> None:
     """The tagged copy reads back the planned fields (mutagen) and the original's audio packets (PyAV)."""
-    back = tag_fields.read(tag_fields.reopen(temp, original), kind, list(fields))
+    back = tag_fields.read(tag_fields.reopen(temp, original), list(fields))
     if back != fields:
         raise Refused("check_failed", f"mutagen reads back {back}, not {fields}")
     after = packet_digest(temp)
@@ -189,8 +189,7 @@ def apply(rows: Iterable[dict[str, Any]], path_of: Callable[[str], str], out_dir
                      else plan(path, row["genre"], score, genre_field))
         except Exception as err:  # one file's trouble is its record; the others are still written
             refused = err if isinstance(err, Refused) else Refused("write_error", f"{type(err).__name__}: {err}")
-            entry = {"path": path, "genre": row["genre"], "score": round(score, 4), "status": FAILED,
-                     "reason": refused.reason, "detail": refused.detail, "fix": FIXES[refused.reason]}
+            entry = refused.entry({"path": path, "genre": row["genre"], "score": round(score, 4)})
         entries.append(entry)
         if entry["status"] == FAILED:
             failures.append({k: entry[k] for k in ("path", "reason", "detail", "fix")})
