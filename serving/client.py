@@ -325,14 +325,14 @@ def _format_prediction(path: str, result: Prediction) -> str:
 
 def tls_from_args(args: argparse.Namespace) -> Optional[TlsConfig]:
     """The TlsConfig the flags ask for; None for plaintext. TLS flags without --tls are an error."""
-    given = [flag for flag, value in (("--ca-cert", args.ca_cert), ("--client-cert", args.client_cert),
-                                      ("--client-key", args.client_key), ("--tls-server-name", args.tls_server_name))
+    values = (args.ca_cert, args.client_cert, args.client_key, args.tls_server_name)
+    if args.tls:
+        return TlsConfig(*values)
+    given = [flag for flag, value in zip(("--ca-cert", "--client-cert", "--client-key", "--tls-server-name"), values)
              if value]
-    if not args.tls:
-        if given:
-            raise ValueError(f"{', '.join(given)} only apply with --tls")
-        return None
-    return TlsConfig(args.ca_cert, args.client_cert, args.client_key, args.tls_server_name)
+    if given:
+        raise ValueError(f"{', '.join(given)} only apply with --tls")
+    return None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

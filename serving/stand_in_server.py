@@ -19,6 +19,7 @@ import signal
 import threading
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 import grpc
@@ -140,11 +141,8 @@ def _inputs(request: predict_pb2.PredictRequest, fn,
     specs: dict[str, tf.TensorSpec] = fn.structured_input_signature[1]
     given, expected = set(request.inputs), set(specs)
     if given != expected:
-        parts = []
-        if expected - given:
-            parts.append(f"missing input(s) {sorted(expected - given)}")
-        if given - expected:
-            parts.append(f"unknown input(s) {sorted(given - expected)}")
+        parts = [f"{what} input(s) {sorted(names)}"
+                 for what, names in (("missing", expected - given), ("unknown", given - expected)) if names]
         raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
                          f"{'; '.join(parts)}: signature inputs are {sorted(expected)}")
     tensors = {}
@@ -223,11 +221,9 @@ class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
         states = get_model_status_pb2.ModelVersionStatus
         response = get_model_status_pb2.GetModelStatusResponse()
         for v in versions:
-            status = response.model_version_status.add(version=v.number)
-            if v.model is not None:
-                status.state = states.AVAILABLE
-            else:
-                status.state = states.END
+            status = response.model_version_status.add(
+                version=v.number, state=states.AVAILABLE if v.model is not None else states.END)
+            if v.model is None:
                 status.status.error_code = 13  # INTERNAL in tensorflow.error.Code
                 status.status.error_message = v.error
         return response
@@ -339,10 +335,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not os.path.isdir(args.model_base):
         parser.error(f"--model-base {args.model_base} is not a directory")
-    ssl_text = None
-    if args.ssl_config_file:
-        with open(args.ssl_config_file, encoding="utf-8") as f:
-            ssl_text = f.read()
+    ssl_text = Path(args.ssl_config_file).read_text(encoding="utf-8") if args.ssl_config_file else None
     server, port = start_server(args.model_base, args.model_name, args.port, args.host, args.workers,
                                 max_message_bytes=args.max_message_bytes, ssl_config_text=ssl_text)
     # One line on stdout when ready, so scripts (bench/serving.py) can wait for it and read the port.

@@ -91,11 +91,9 @@ def mlflow_champion(tracking_uri: str, name: Optional[str] = None,
                         fix="push a model first (make run) or check --mlflow-uri.") from None
     params = client.get_run(version.run_id).data.params if version.run_id else {}
     pushed = version.tags.get("serving_path", "")
+    path = pushed if pushed and _is_complete(pushed) else mlflow.artifacts.download_artifacts(version.source)
     label = version.tags.get("serving_version") or f"mlflow-{version.version}"
-    if pushed and _is_complete(pushed):
-        return ModelRef(path=pushed, version=label, source=f"mlflow:{name}@{alias}"), params
-    local = mlflow.artifacts.download_artifacts(version.source)
-    return ModelRef(path=local, version=label, source=f"mlflow:{name}@{alias}"), params
+    return ModelRef(path=path, version=label, source=f"mlflow:{name}@{alias}"), params
 
 
 _loaded: "collections.OrderedDict[tuple[str, tuple], Any]" = collections.OrderedDict()

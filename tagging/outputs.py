@@ -108,10 +108,11 @@ def count_shard_records(shard_dir: str) -> int:
     return total
 
 
-def csv_row(row: dict[str, Any]) -> list[Any]:
-    top = [v for entry in row["top3"] for v in (entry["genre"], f"{entry['score']:.6f}")]
-    top += [""] * (2 * TOP_K - len(top))
-    return [row["path"], row["genre"], *top, row["seconds"], row["segments"], row["model_version"]]
+def _values(row: dict[str, Any]) -> list[Any]:
+    """A tagged row's CSV_COLUMNS, unformatted; None where it has fewer than TOP_K genres."""
+    top = [v for entry in row["top3"] for v in (entry["genre"], entry["score"])]
+    return [row["path"], row["genre"], *top, *[None] * (2 * TOP_K - len(top)), row["seconds"], row["segments"],
+            str(row["model_version"])]
 
 
 def summarize(records: list[dict[str, Any]], wall_seconds: float, genres: Iterable[str],
@@ -140,7 +141,8 @@ def write_outputs(out_dir: str, records: list[dict[str, Any]], summary: dict[str
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    writer.writerows(csv_row(r) for r in rows)
+    writer.writerows([("" if v is None else f"{v:.6f}" if c.endswith("_score") else v)
+                      for c, v in zip(CSV_COLUMNS, _values(r))] for r in rows)
     _put(paths[CSV_FILE], text.getvalue().encode())
     _put(paths[JSONL_FILE], "".join(json.dumps({k: r[k] for k in JSONL_KEYS}) + "\n" for r in rows).encode())
     _put(paths[QUARANTINE_FILE], "".join(json.dumps(q) + "\n" for q in summary["quarantined"]).encode())
@@ -165,15 +167,10 @@ def _parquet(rows: list[dict[str, Any]]) -> Optional[bytes]:
         import pyarrow.parquet as pq
     except ImportError:  # pyarrow comes with TFX; without it CSV and JSON lines are enough
         return None
-    data: dict[str, list[Any]] = {"path": [r["path"] for r in rows], "genre": [r["genre"] for r in rows]}
-    for i in range(TOP_K):
-        for c in ("genre", "score"):
-            data[f"top{i + 1}_{c}"] = [r["top3"][i][c] if i < len(r["top3"]) else None for r in rows]
-    data.update(seconds=[float(r["seconds"]) for r in rows], segments=[int(r["segments"]) for r in rows],
-                model_version=[str(r["model_version"]) for r in rows])
+    columns = list(zip(*(_values(r) for r in rows))) or [()] * len(CSV_COLUMNS)
     types = {c: (pa.float64() if c.endswith("_score") or c == "seconds" else pa.int64() if c == "segments"
                  else pa.string()) for c in CSV_COLUMNS}
-    table = pa.table({c: pa.array(data[c], types[c]) for c in CSV_COLUMNS})
+    table = pa.table({c: pa.array(list(values), types[c]) for c, values in zip(CSV_COLUMNS, columns)})
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()

@@ -142,17 +142,18 @@ def temp_name(path: str) -> str:
     return os.path.join(folder, f".{name}{TEMP_MARK}{os.getpid()}-{os.urandom(4).hex()}{ext}")
 
 
-def stale_temps(path: str) -> list[str]:
-    """Temporary copies of ``path`` left by a writer that no longer runs (killed between copy and rename)."""
+def remove_stale_temps(path: str) -> None:
+    """Remove the temporary copies of ``path`` a writer that no longer runs left (killed between copy and rename);
+    a read-only folder keeps them (hidden, they are never listed as audio)."""
     folder, name = os.path.split(path)
+    if "://" in path or not os.path.isdir(folder or "."):
+        return
     prefix = f".{name}{TEMP_MARK}"
-    stale = []
     for entry in os.listdir(folder or "."):
-        if entry.startswith(prefix):
-            pid = entry[len(prefix):].split("-", 1)[0]
-            if not pid.isdigit() or not _alive(int(pid)):
-                stale.append(os.path.join(folder, entry))
-    return stale
+        pid = entry[len(prefix):].split("-", 1)[0]
+        if entry.startswith(prefix) and (not pid.isdigit() or not _alive(int(pid))):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, entry))
 
 
 def _alive(pid: int) -> bool:

@@ -115,7 +115,7 @@ def plan(path: str, genre: str, score: float, genre_field: bool = False) -> dict
 
 def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: bool = False) -> dict[str, Any]:
     """Write the fields into ``path`` atomically, logging its undo line; Refused if it cannot."""
-    _remove_stale_temps(path)
+    undo.remove_stale_temps(path)  # before anything else, whether or not the file is written
     entry = plan(path, genre, score, genre_field)
     if entry["status"] == FAILED:
         raise Refused(entry["reason"], entry["detail"])
@@ -154,17 +154,6 @@ def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: b
         if os.path.exists(temp):
             os.remove(temp)
     return {**entry, "status": WRITTEN, "sha256_before": sha_before, "sha256_after": sha_after}
-
-
-def _remove_stale_temps(path: str) -> None:
-    """Copies of ``path`` a killed writer left: removed before anything else, whether or not it is written."""
-    if "://" in path or not os.path.isdir(os.path.dirname(path) or "."):
-        return
-    for temp in undo.stale_temps(path):
-        try:
-            os.remove(temp)
-        except OSError:  # a read-only folder keeps it; hidden, it is never listed as audio
-            pass
 
 
 def _check_copy(temp: str, original: Any, kind: str, fields: dict[str, str], audio_before: str) -> None:
