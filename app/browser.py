@@ -34,8 +34,8 @@ def running_page(settings: AppSettings, log_path: str, timeout: float = 180.0) -
     port = free_port()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     with open(log_path, "w") as log:
-        process = subprocess.Popen(streamlit_command(port), env=page_env(settings), stdout=log, stderr=subprocess.STDOUT,
-                                   cwd=root)
+        process = subprocess.Popen(streamlit_command(port), env=page_env(settings), stdout=log,
+                                   stderr=subprocess.STDOUT, cwd=root)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_until_healthy(f"{url}/_stcore/health", process, log_path, "the page", timeout=timeout)

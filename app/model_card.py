@@ -39,7 +39,7 @@ def lookup(tracking_uri: str, serving_version: int) -> ModelCard:
     """The card of the registered model version pushed as SERVING_VERSION (never raises)."""
     from app.settings import short_uri
     from models import tracking  # mlflow only: no TensorFlow
-    registered_model = tracking.REGISTERED_MODEL
+    registered_model, alias = tracking.REGISTERED_MODEL, tracking.SERVING_ALIAS
     sqlite = tracking_uri.startswith("sqlite:///")  # sqlite:////abs/db or sqlite:///rel/db
     if sqlite and not os.path.exists(tracking_uri[len("sqlite:///"):]):  # opening it would create an empty store
         return ModelCard(serving_version, note=f"no MLflow store at {short_uri(tracking_uri)} (run `make run`, or "
@@ -55,7 +55,7 @@ def lookup(tracking_uri: str, serving_version: int) -> ModelCard:
         version = max(versions, key=lambda v: int(v.version))
         run = client.get_run(version.run_id)
         try:  # search results carry no aliases: ask for the alias itself
-            is_champion = client.get_model_version_by_alias(registered_model, tracking.SERVING_ALIAS).version == version.version
+            is_champion = client.get_model_version_by_alias(registered_model, alias).version == version.version
         except Exception:  # noqa: BLE001 - no such alias yet
             is_champion = False
     except Exception as err:  # noqa: BLE001 - the card is optional; the page still answers

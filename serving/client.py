@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2,  # noqa: E402
                                      prediction_service_pb2_grpc)
 
-from config.settings import AUDIO_EXTENSIONS, AudioConfig, ServingConfig  # noqa: E402
+from config.settings import AUDIO_EXTENSIONS, GENRES, AudioConfig, ServingConfig  # noqa: E402
 from serving.audio_file import AudioFileError, check_levels, read_audio  # noqa: E402
 from serving.tensors import to_ndarray, to_tensor_proto  # noqa: E402
 
@@ -157,8 +157,7 @@ class GenreClient:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
         self.host, self.model, self.timeout, self.retries, self.backoff = host, model, timeout, retries, backoff
-        self.tls = tls
-        self.max_seconds = max_seconds
+        self.tls, self.max_seconds = tls, max_seconds
         options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
         if tls is None:
@@ -254,11 +253,7 @@ def _prediction(response: predict_pb2.PredictResponse) -> Prediction:
     if missing:
         raise ServingClientError(f"the model's answer lacks output(s) {sorted(missing)}; got {sorted(outputs)}")
     scores = to_ndarray(outputs["scores"]).astype(np.float32).reshape(-1)
-    if "genres" in outputs:
-        genres = tuple(g.decode() for g in to_ndarray(outputs["genres"]).reshape(-1))
-    else:
-        from config.settings import GENRES
-        genres = GENRES
+    genres = tuple(g.decode() for g in to_ndarray(outputs["genres"]).reshape(-1)) if "genres" in outputs else GENRES
     if len(genres) != scores.size:
         raise ServingClientError(f"the model returned {scores.size} scores for {len(genres)} genres")
     segments = to_ndarray(outputs["segment_scores"]) if "segment_scores" in outputs else scores[None, :]

@@ -8,16 +8,11 @@ import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
 # NumPy dtype <-> (DataType, the TensorProto field holding typed values).
-_NUMERIC: dict[np.dtype, tuple[int, str]] = {
-    np.dtype(np.float32): (types_pb2.DT_FLOAT, "float_val"),
-    np.dtype(np.float64): (types_pb2.DT_DOUBLE, "double_val"),
-    np.dtype(np.int32): (types_pb2.DT_INT32, "int_val"),
-    np.dtype(np.int16): (types_pb2.DT_INT16, "int_val"),
-    np.dtype(np.int8): (types_pb2.DT_INT8, "int_val"),
-    np.dtype(np.uint8): (types_pb2.DT_UINT8, "int_val"),
-    np.dtype(np.int64): (types_pb2.DT_INT64, "int64_val"),
-    np.dtype(np.bool_): (types_pb2.DT_BOOL, "bool_val"),
-}
+_NUMERIC: dict[np.dtype, tuple[int, str]] = {np.dtype(t): (enum, field) for t, enum, field in (
+    (np.float32, types_pb2.DT_FLOAT, "float_val"), (np.float64, types_pb2.DT_DOUBLE, "double_val"),
+    (np.int32, types_pb2.DT_INT32, "int_val"), (np.int16, types_pb2.DT_INT16, "int_val"),
+    (np.int8, types_pb2.DT_INT8, "int_val"), (np.uint8, types_pb2.DT_UINT8, "int_val"),
+    (np.int64, types_pb2.DT_INT64, "int64_val"), (np.bool_, types_pb2.DT_BOOL, "bool_val"))}
 _BY_ENUM: dict[int, tuple[np.dtype, str]] = {enum: (dtype, field) for dtype, (enum, field) in _NUMERIC.items()}
 
 

@@ -7,6 +7,7 @@ RunInference's shared handle is keyed anew per pipeline, so a Dask worker would 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 import threading
@@ -113,11 +114,9 @@ def prepare_process(tf_threads: Optional[int]) -> None:
     import tensorflow as tf
     reuse_freed_memory()
     if tf_threads:
-        try:
+        with contextlib.suppress(RuntimeError):  # TF already running in this process (in-memory runner): keep its pools
             tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
             tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
-        except RuntimeError:  # TF already running in this process (in-memory runner): keep its pools
-            pass
 
 
 def load_saved_model(path: str, tf_threads: Optional[int] = None) -> Any:
