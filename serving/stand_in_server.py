@@ -10,6 +10,7 @@ Usage: ``python -m serving.stand_in_server --model-base DIR --model-name genre -
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import ctypes.util
 import logging
@@ -107,15 +108,11 @@ class ModelRepository:
 
     def status(self) -> list[_Version]:
         """Every version on disk, each loaded (or with its load error)."""
-        result = []
-        for number in self.scan():
-            try:
-                result.append(self._load(number))
-            except RpcFailure:
-                entry = self._versions.get(number)
-                if entry is not None:
-                    result.append(entry)
-        return result
+        numbers = self.scan()
+        for number in numbers:
+            with contextlib.suppress(RpcFailure):  # a failed load is reported with its error
+                self._load(number)
+        return [v for v in map(self._versions.get, numbers) if v is not None]
 
 
 def check_declared_size(name: str, proto, max_bytes: int) -> None:

@@ -150,12 +150,9 @@ class GenreSignatureHandler(ModelHandler[Sequence[str], PredictionResult, Any]):
     """RunInference handler: each example is one file, ``(path, rel_path)``, decoded here. A result's example is
     the clip's metadata (or quarantine reason); its inference the answer, or MODEL_REJECTED and a detail."""
 
-    def __init__(self, model: ModelRef, audio: AudioConfig, tf_threads: Optional[int] = None, decode_ahead: int = 2):
+    def __init__(self, model: ModelRef, audio: AudioConfig, tf_threads: Optional[int] = None):
         super().__init__()
-        self._model = model
-        self._audio = audio
-        self._tf_threads = tf_threads
-        self._decode_ahead = decode_ahead
+        self._model, self._audio, self._tf_threads = model, audio, tf_threads
 
     def load_model(self) -> Any:
         return load_saved_model(self._model.path, self._tf_threads)
@@ -163,7 +160,7 @@ class GenreSignatureHandler(ModelHandler[Sequence[str], PredictionResult, Any]):
     def run_inference(self, batch: Sequence[Sequence[str]], model: Any,
                       inference_args: Optional[dict[str, Any]] = None) -> Iterable[PredictionResult]:
         signature = model.signatures[SIGNATURE]
-        for clip in files_lib.decode_ahead(batch, self._audio, self._decode_ahead):
+        for clip in files_lib.decode_ahead(batch, self._audio):
             meta = {k: v for k, v in clip.items() if k != "waveform"}
             yield PredictionResult(meta, None if "reason" in clip else self._classify(signature, clip),
                                    self._model.version)

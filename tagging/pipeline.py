@@ -38,7 +38,6 @@ class TagJob:
     audio: AudioConfig = dataclasses.field(default_factory=AudioConfig)
     beam_args: list[str] = dataclasses.field(default_factory=lambda: list(runners.IN_PROCESS))
     batch_size: int = 8
-    flush_every: int = 16
     parquet: bool = True
     dask_partitions: Optional[int] = None  # None: one per chunk, at most 64
     tf_threads: Optional[int] = None       # TensorFlow threads per worker process (None: TF's default)
@@ -52,7 +51,7 @@ def build(pipeline: beam.Pipeline, chunks: list[list[tuple[str, str]]], job: Tag
          | "DecodeAndClassify" >> RunInference(
              zero_shot.handler_for(job.model, job.audio, job.tf_threads).with_no_batching())
          | "ToRecord" >> beam.Map(outputs.to_record)
-         | "WriteShards" >> beam.ParDo(outputs.WriteShards(shard_dir, job.flush_every)))
+         | "WriteShards" >> beam.ParDo(outputs.WriteShards(shard_dir)))
 
 
 def _options(job: TagJob, n_chunks: int) -> PipelineOptions:
