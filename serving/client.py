@@ -22,7 +22,7 @@ import os  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from typing import Any, Callable, Optional, Sequence, TypeVar  # noqa: E402
+from typing import Any, Optional, Sequence  # noqa: E402
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
@@ -43,8 +43,6 @@ COMPOSE_HINT = "docker compose -f serving/docker-compose.yml up -d"
 # Files longer than the model accepts are refused from their header, before decoding them whole.
 DEFAULT_MAX_SECONDS = ServingConfig().max_clip_seconds
 EAGER_PREAMBLE = ("Graph execution error:", "Detected at node", "<stack traces unavailable>")
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class ServingClientError(Exception):
@@ -181,11 +179,11 @@ class GenreClient:
     # ----- requests ------------------------------------------------------
     def predict_waveform(self, waveform: np.ndarray, sample_rate: int, version: Optional[int] = None) -> Prediction:
         """Classify a mono clip, sent with its own dtype (anything but float32 is the server's to reject)."""
-        request = self._request(predict_pb2.PredictRequest(), version)
+        request = predict_pb2.PredictRequest()
         request.model_spec.signature_name = SIGNATURE
         request.inputs["waveform"].CopyFrom(to_tensor_proto(np.asarray(waveform)))
         request.inputs["sample_rate"].CopyFrom(to_tensor_proto(np.int32(sample_rate)))
-        response = self._call(self._predict.Predict, request, what=f"Predict on model {self._spec(version)}")
+        response = self._call(self._predict, "Predict", request, version)
         return _prediction(response)
 
     def predict_file(self, path: str | os.PathLike, version: Optional[int] = None) -> Prediction:
@@ -196,29 +194,23 @@ class GenreClient:
 
     def model_status(self, version: Optional[int] = None) -> list[VersionStatus]:
         """GetModelStatus: every version the server knows, or only VERSION."""
-        request = self._request(get_model_status_pb2.GetModelStatusRequest(), version)
-        response = self._call(self._models.GetModelStatus, request,
-                              what=f"GetModelStatus on model {self._spec(version)}")
+        response = self._call(self._models, "GetModelStatus", get_model_status_pb2.GetModelStatusRequest(), version)
         states = get_model_status_pb2.ModelVersionStatus.State
         return [VersionStatus(int(s.version), states.Name(s.state), s.status.error_message)
                 for s in response.model_version_status]
 
     # ----- plumbing ------------------------------------------------------
-    def _request(self, request: R, version: Optional[int]) -> R:
+    def _call(self, stub: Any, rpc: str, request: Any, version: Optional[int]) -> Any:
+        """RPC on the model's VERSION (None: the latest) with a deadline per attempt; retries only where a retry
+        can help."""
         request.model_spec.name = self.model
         if version is not None:
             request.model_spec.version.value = int(version)
-        return request
-
-    def _spec(self, version: Optional[int]) -> str:
-        return f"'{self.model}'" + (f" version {version}" if version is not None else "")
-
-    def _call(self, method: Callable[..., T], request, what: str) -> T:
-        """One RPC with a deadline per attempt; retries only where a retry can help."""
+        what = f"{rpc} on model '{self.model}'" + (f" version {version}" if version is not None else "")
         attempts = self.retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                return method(request, timeout=self.timeout)
+                return getattr(stub, rpc)(request, timeout=self.timeout)
             except grpc.RpcError as err:
                 code, details = err.code(), err.details() or ""
                 if code in RETRYABLE and attempt < attempts:
