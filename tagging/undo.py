@@ -64,20 +64,18 @@ def keep_backup(path: str, sha256: str, undo_dir: str) -> str:
     return backup
 
 
-def append_record(log_path: str, record: dict[str, Any]) -> None:
-    """One JSON line, flushed and fsynced before the caller replaces the file it describes."""
+def append_record(log_path: str, path: str, backup: str, before: str, after: str, st: os.stat_result) -> None:
+    """The undo line for one file, flushed and fsynced before the caller replaces it (``backup`` relative to the
+    log's folder, so the output folder can move)."""
+    folder = os.path.dirname(os.path.abspath(log_path))
+    record = {"path": os.path.abspath(path), "backup": os.path.relpath(backup, folder), "sha256_before": before,
+              "sha256_after": after, "mode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid,
+              "atime_ns": st.st_atime_ns, "mtime_ns": st.st_mtime_ns,
+              "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with open(log_path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
-
-
-def record(path: str, backup: str, log_path: str, before: str, after: str, st: os.stat_result) -> dict[str, Any]:
-    """The undo line for one file (``backup`` relative to the log's folder, so the output folder can move)."""
-    return {"path": os.path.abspath(path), "backup": os.path.relpath(backup, os.path.dirname(os.path.abspath(log_path))),
-            "sha256_before": before, "sha256_after": after, "mode": st.st_mode & 0o7777, "uid": st.st_uid,
-            "gid": st.st_gid, "atime_ns": st.st_atime_ns, "mtime_ns": st.st_mtime_ns,
-            "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def restore(log_path: str, log: Callable[[str], None] = print) -> dict[str, list[dict[str, str]]]:

@@ -142,8 +142,7 @@ def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: b
         now = os.lstat(path)
         if (now.st_size, now.st_mtime_ns, now.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
             raise Refused("changed_during_write", "size, time or inode changed since the copy")
-        log_path = os.path.join(out_dir, undo.UNDO_LOG)
-        undo.append_record(log_path, undo.record(path, backup, log_path, sha_before, sha_after, st))
+        undo.append_record(os.path.join(out_dir, undo.UNDO_LOG), path, backup, sha_before, sha_after, st)
         os.replace(temp, path)
         undo.fsync_dir(os.path.dirname(path))
     except Refused:
