@@ -168,8 +168,7 @@ class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
     """Predict and GetModelStatus on one repository; every failure becomes a status code (:func:`_answer`)."""
 
     def __init__(self, repo: ModelRepository, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
-        self.repo = repo
-        self.max_message_bytes = max_message_bytes
+        self.repo, self.max_message_bytes = repo, max_message_bytes
 
     def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec

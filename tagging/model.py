@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import os
 import threading
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
@@ -97,7 +97,7 @@ def mlflow_champion(tracking_uri: str, name: Optional[str] = None,
     return ModelRef(path=path, version=label, source=f"mlflow:{name}@{alias}"), params
 
 
-_loaded: "collections.OrderedDict[tuple[str, tuple], Any]" = collections.OrderedDict()
+_loaded: "collections.OrderedDict[tuple[str, Any], Any]" = collections.OrderedDict()
 _load_lock = threading.Lock()
 loads: collections.Counter = collections.Counter()  # path -> SavedModel loads in this process
 
@@ -119,25 +119,31 @@ def prepare_process(tf_threads: Optional[int]) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
 
 
-def load_saved_model(path: str, tf_threads: Optional[int] = None) -> Any:
-    """The SavedModel at ``path``, loaded once per process (see the module docstring)."""
-    import tensorflow as tf
-    key = (path, _stamp(path))
+def cached_model(key: tuple[str, Any], tf_threads: Optional[int], load: Callable[[], Any]) -> Any:
+    """``load()``'s model for KEY (its path first), loaded once per process (see the module docstring)."""
     with _load_lock:
         if key in _loaded:
             _loaded.move_to_end(key)
             return _loaded[key]
         prepare_process(tf_threads)
+        _loaded[key] = loaded = load()
+        loads[key[0]] += 1
+        while len(_loaded) > KEPT_MODELS:
+            _loaded.popitem(last=False)
+        return loaded
+
+
+def load_saved_model(path: str, tf_threads: Optional[int] = None) -> Any:
+    """The SavedModel at ``path``, with the serving signature the tagger calls."""
+    def load() -> Any:
+        import tensorflow as tf
         loaded = tf.saved_model.load(path)
         if SIGNATURE not in loaded.signatures:
             raise UserError(f"The SavedModel at {path} has no {SIGNATURE!r} signature "
                             f"(it has {sorted(loaded.signatures)}).", where="tagging model",
                             fix="tag with a model the pipeline pushed (docs/contracts.md).")
-        _loaded[key] = loaded
-        loads[path] += 1
-        while len(_loaded) > KEPT_MODELS:
-            _loaded.popitem(last=False)
         return loaded
+    return cached_model((path, _stamp(path)), tf_threads, load)
 
 
 def unload_models() -> None:

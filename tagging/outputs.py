@@ -7,6 +7,7 @@ holds so a re-run task overwrites its own; shards are never emitted, since the D
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -100,11 +101,8 @@ def count_shard_records(shard_dir: str) -> int:
     """Records written so far (for the progress line; a re-run shard may count twice)."""
     total = 0
     for path in shard_paths(shard_dir):
-        try:
-            with FileSystems.open(path) as f:
-                total += f.read().count(b"\n")
-        except (OSError, IOError):  # renamed or replaced while we looked
-            pass
+        with contextlib.suppress(OSError), FileSystems.open(path) as f:  # OSError: renamed or replaced meanwhile
+            total += f.read().count(b"\n")
     return total
 
 
