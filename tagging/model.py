@@ -54,9 +54,7 @@ def latest_version(serving_dir: str, version: Optional[str] = None) -> ModelRef:
                         fix="run the pipeline to push a model (make run), pass --serving-dir DIR, --model-dir DIR, "
                             "or --champion with --mlflow-uri URI.")
     numbers = sorted((int(e.rstrip("/")) for e in fileio.listdir(serving_dir) if e.rstrip("/").isdigit()), reverse=True)
-    if version is not None:
-        numbers = [n for n in numbers if str(n) == str(version)]
-    for number in numbers:
+    for number in (n for n in numbers if version is None or str(n) == str(version)):
         path = os.path.join(serving_dir, str(number))
         if _is_complete(path):
             return ModelRef(path=path, version=str(number), source="serving-dir")
@@ -99,7 +97,7 @@ def mlflow_champion(tracking_uri: str, name: Optional[str] = None,
 
 _loaded: "collections.OrderedDict[tuple[str, Any], Any]" = collections.OrderedDict()
 _load_lock = threading.Lock()
-loads: collections.Counter = collections.Counter()  # path -> SavedModel loads in this process
+loads: collections.Counter = collections.Counter()  # path -> model loads in this process
 
 
 def _stamp(path: str) -> tuple:
