@@ -64,7 +64,8 @@ def packet_digest(path: str) -> str:
 
 
 def _checked(path: str) -> tuple[os.stat_result, Any, str]:
-    """The file's stat, its mutagen object and tag kind, or Refused with the reason it cannot be written."""
+    """The file's stat, its mutagen object and tag kind, or Refused with the reason it cannot be written (a file
+    without its owner's write bit is read-only by intent, even to root, who could replace it)."""
     if "://" in path:
         raise Refused("not_local", path)
     try:
@@ -84,24 +85,19 @@ def _checked(path: str) -> tuple[os.stat_result, Any, str]:
     kind = tag_fields.kind_of(audio) if audio is not None else None
     if kind is None:
         raise Refused("unsupported_container", type(audio).__name__ if audio is not None else "not known to mutagen")
-    return st, audio, kind
-
-
-def _writable(path: str, st: os.stat_result) -> None:
-    """A file without its owner's write bit is read-only by intent, even to root, who could replace it."""
     if not st.st_mode & stat.S_IWUSR or not os.access(path, os.W_OK):
         raise Refused("read_only", f"mode {stat.filemode(st.st_mode)}")
     folder = os.path.dirname(path) or "."
     if not os.access(folder, os.W_OK | os.X_OK):
         raise Refused("folder_read_only", folder)
+    return st, audio, kind
 
 
 def plan(path: str, genre: str, score: float, genre_field: bool = False) -> dict[str, Any]:
     """What writing would do to ``path``, reading it only: the fields, their current text, or the refusal."""
     entry: dict[str, Any] = {"path": path, "genre": genre, "score": round(float(score), 4)}
     try:
-        st, audio, kind = _checked(path)
-        _writable(path, st)
+        _, audio, kind = _checked(path)
     except Refused as refused:
         return refused.entry(entry)
     fields = tag_fields.wanted(kind, genre, score, genre_field)
