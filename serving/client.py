@@ -303,13 +303,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _format_prediction(path: str, result: Prediction) -> str:
-    lines = [f"{path}: {result.genre}  (model version {result.model_version}, "
-             f"{result.segment_scores.shape[0]} segment(s))"]
-    lines += [f"  {genre:<10} {score:7.4f}" for genre, score in result.ranked()]
-    return "\n".join(lines)
-
-
 def tls_from_args(args: argparse.Namespace) -> Optional[TlsConfig]:
     """The TlsConfig the flags ask for; None for plaintext. TLS flags without --tls are an error."""
     values = (args.ca_cert, args.client_cert, args.client_key, args.tls_server_name)
@@ -329,8 +322,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          max_seconds=getattr(args, "max_seconds", DEFAULT_MAX_SECONDS)) as client:
             if args.command == "predict":
                 result = client.predict_file(args.audio, args.version)
-                print(json.dumps({"file": args.audio, **result.to_dict()}, indent=2) if args.json
-                      else _format_prediction(args.audio, result))
+                table = [f"{args.audio}: {result.genre}  (model version {result.model_version}, "
+                         f"{result.segment_scores.shape[0]} segment(s))"]
+                table += [f"  {genre:<10} {score:7.4f}" for genre, score in result.ranked()]
+                print(json.dumps({"file": args.audio, **result.to_dict()}, indent=2) if args.json else "\n".join(table))
             else:
                 statuses = client.model_status(args.version)
                 if args.json:

@@ -85,10 +85,8 @@ def read_shards(shard_dir: str) -> list[dict[str, Any]]:
     by_path: dict[str, dict[str, Any]] = {}
     for path in shard_paths(shard_dir):
         with FileSystems.open(path) as f:
-            for line in f.read().decode().splitlines():
-                if line.strip():
-                    record = json.loads(line)
-                    by_path[record["path"]] = record
+            records = [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
+        by_path.update((record["path"], record) for record in records)
     return [by_path[p] for p in sorted(by_path)]
 
 
