@@ -22,6 +22,13 @@ def streamlit_command(port: int, address: str = "127.0.0.1", max_seconds: float 
             "--global.developmentMode", "false", "--client.toolbarMode", "viewer"]
 
 
+def page_env(settings: AppSettings) -> dict[str, str]:
+    """This environment with SETTINGS, and the repository on PYTHONPATH, for a page process."""
+    root = os.path.dirname(os.path.dirname(PAGE))
+    return {**os.environ, **settings.to_env(),
+            "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default=os.environ.get(HOST_ENV, DEFAULT_HOST),
@@ -37,13 +44,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = AppSettings.from_env({HOST_ENV: args.host, MODEL_ENV: args.model, MLFLOW_ENV: args.mlflow_uri,
                                      **{k: v for k, v in os.environ.items() if k.startswith("GENRE_APP_")}})
-    env = {**os.environ, **settings.to_env()}
-    root = os.path.dirname(os.path.dirname(PAGE))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     print(f"Genre page: http://{args.address}:{args.port}  (model '{settings.model}' at {settings.host}; "
           f"MLflow {settings.mlflow_uri}; Ctrl-C stops it)", flush=True)
     command = streamlit_command(args.port, args.address, settings.max_seconds)
-    os.execvpe(command[0], command, env)
+    os.execvpe(command[0], command, page_env(settings))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import subprocess
 import time
 from typing import Iterator, NamedTuple, Optional, Sequence
 
-from app.__main__ import streamlit_command
+from app.__main__ import page_env, streamlit_command
 from app.settings import AppSettings
 from config.local_http import free_port, stop_process, wait_until_healthy
 
@@ -33,10 +33,9 @@ def running_page(settings: AppSettings, log_path: str, timeout: float = 180.0) -
     """`streamlit run app/page.py` on a free 127.0.0.1 port while the block runs; yields its URL."""
     port = free_port()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, **settings.to_env(),
-           "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     with open(log_path, "w") as log:
-        process = subprocess.Popen(streamlit_command(port), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+        process = subprocess.Popen(streamlit_command(port), env=page_env(settings), stdout=log,
+                                   stderr=subprocess.STDOUT, cwd=root)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_until_healthy(f"{url}/_stcore/health", process, log_path, "the page", timeout=timeout)

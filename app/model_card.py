@@ -20,7 +20,6 @@ class ModelCard:
     clips: Optional[int] = None
     protocol: str = ""
     run_id: str = ""
-    registered_version: str = ""
     is_champion: bool = False
     note: str = ""  # why details are missing, when they are
 
@@ -36,20 +35,13 @@ class ModelCard:
         return " · ".join(parts)
 
 
-def _sqlite_path(uri: str) -> Optional[str]:
-    """sqlite:////abs/db -> /abs/db, sqlite:///rel/db -> rel/db; None for other stores."""
-    return uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
-
-
-def lookup(tracking_uri: str, serving_version: int, registered_model: Optional[str] = None,
-           alias: Optional[str] = None) -> ModelCard:
+def lookup(tracking_uri: str, serving_version: int) -> ModelCard:
     """The card of the registered model version pushed as SERVING_VERSION (never raises)."""
     from app.settings import short_uri
     from models import tracking  # mlflow only: no TensorFlow
-    registered_model = registered_model or tracking.REGISTERED_MODEL
-    alias = alias or tracking.SERVING_ALIAS
-    path = _sqlite_path(tracking_uri)
-    if path is not None and not os.path.exists(path):  # opening it would create an empty store
+    registered_model, alias = tracking.REGISTERED_MODEL, tracking.SERVING_ALIAS
+    sqlite = tracking_uri.startswith("sqlite:///")  # sqlite:////abs/db or sqlite:///rel/db
+    if sqlite and not os.path.exists(tracking_uri[len("sqlite:///"):]):  # opening it would create an empty store
         return ModelCard(serving_version, note=f"no MLflow store at {short_uri(tracking_uri)} (run `make run`, or "
                                                "start the page with --mlflow-uri)")
     try:
@@ -74,4 +66,4 @@ def lookup(tracking_uri: str, serving_version: int, registered_model: Optional[s
     return ModelCard(serving_version, family=tags.get("model", ""),
                      clip_accuracy=metrics.get("candidate_clip_accuracy"),
                      clips=int(clips) if clips is not None else None, protocol=tags.get("split_protocol", ""),
-                     run_id=version.run_id, registered_version=str(version.version), is_champion=is_champion)
+                     run_id=version.run_id, is_champion=is_champion)

@@ -36,13 +36,6 @@ STYLE = """
 """
 
 
-def server_down(settings: AppSettings, detail: str = "") -> str:
-    return (f"Cannot reach the model server at {settings.host} (model '{settings.model}'). Start one with "
-            f"`{START_COMMAND}` in the repository (it serves the latest pushed model on 127.0.0.1:8500), or "
-            "start this page with `--host` / GENRE_SERVING_HOST pointing at a running TF Serving."
-            + (f"\n\nDetail: {detail}" if detail else ""))
-
-
 @st.cache_resource(show_spinner=False)
 def _client(host: str, model: str, timeout: float, retries: int) -> GenreClient:
     return GenreClient(host, model, timeout=timeout, retries=retries)
@@ -96,7 +89,10 @@ def classify(settings: AppSettings, clip: Clip) -> Prediction | None:
             return _client(settings.host, settings.model, settings.timeout, 2).predict_waveform(
                 clip.waveform, clip.sample_rate)
     except ServerUnavailableError as err:
-        st.error(server_down(settings, str(err).split(" Is TF Serving running?")[0]))
+        st.error(f"Cannot reach the model server at {settings.host} (model '{settings.model}'). Start one with "
+                 f"`{START_COMMAND}` in the repository (it serves the latest pushed model on 127.0.0.1:8500), or "
+                 "start this page with `--host` / GENRE_SERVING_HOST pointing at a running TF Serving.\n\n"
+                 f"Detail: {str(err).split(' Is TF Serving running?')[0]}")
     except ModelInputError as err:
         st.error(f"The model rejected {clip.name}: {str(err).split(': ', 1)[-1]}")
     except ServingClientError as err:

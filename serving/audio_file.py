@@ -22,9 +22,8 @@ class AudioFileError(Exception):
 class AudioTooLongError(AudioFileError):
     """The file is longer than the reader's cap (known from its header, or found while reading)."""
 
-    def __init__(self, message: str, max_seconds: float, declared_seconds: float | None):
+    def __init__(self, message: str, declared_seconds: float | None):
         super().__init__(message)
-        self.max_seconds = max_seconds
         self.declared_seconds = declared_seconds  # None: the header understated it
 
 
@@ -54,7 +53,7 @@ def read_audio(path: str | os.PathLike, max_seconds: float = math.inf) -> tuple[
             length = f"{declared / 60:.1f} min long" if declared is not None else "longer than its header says"
             raise AudioTooLongError(f"audio file {path} is {length}, over the limit of {max_seconds:g} s "
                                     "(serving.max_clip_seconds); nothing was decoded past the limit",
-                                    max_seconds, declared) from None
+                                    declared) from None
         raise AudioFileError(f"cannot decode audio file {path}: {err.detail} "
                              f"(supported formats: {', '.join(AUDIO_EXTENSIONS)})") from None
     except OSError as err:

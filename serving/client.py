@@ -22,14 +22,14 @@ import os  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from typing import Callable, Optional, Sequence, TypeVar  # noqa: E402
+from typing import Any, Optional, Sequence  # noqa: E402
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2,  # noqa: E402
                                      prediction_service_pb2_grpc)
 
-from config.settings import AUDIO_EXTENSIONS, AudioConfig, ServingConfig  # noqa: E402
+from config.settings import AUDIO_EXTENSIONS, GENRES, AudioConfig, ServingConfig  # noqa: E402
 from serving.audio_file import AudioFileError, check_levels, read_audio  # noqa: E402
 from serving.tensors import to_ndarray, to_tensor_proto  # noqa: E402
 
@@ -42,7 +42,7 @@ MAX_MESSAGE_BYTES = 2**31 - 1
 COMPOSE_HINT = "docker compose -f serving/docker-compose.yml up -d"
 # Files longer than the model accepts are refused from their header, before decoding them whole.
 DEFAULT_MAX_SECONDS = ServingConfig().max_clip_seconds
-T = TypeVar("T")
+EAGER_PREAMBLE = ("Graph execution error:", "Detected at node", "<stack traces unavailable>")
 
 
 class ServingClientError(Exception):
@@ -100,9 +100,14 @@ def _read_pem(path: Optional[str], what: str) -> Optional[bytes]:
 
 
 def readable_error(details: str) -> str:
-    """The model's own sentence from a graph error: the ``assertion failed: [...]`` and node wrappers go."""
-    lines = [line for line in details.splitlines() if not re.fullmatch(r"\s*\[\[.*\]\]\s*", line)]
-    text = re.sub(r"\s*\[\[\{\{.*?\}\}\]\]", "", " ".join(line.strip() for line in lines)).strip()
+    """The model's own sentence from a graph error, as TF Serving or eager TensorFlow words it: the eager
+    preamble, the ``assertion failed: [...]`` and node wrappers and the ``[Op:...]`` suffix go."""
+    lines = details.splitlines()
+    start = next((i for i, line in enumerate(lines)
+                  if line.strip() and not line[0].isspace() and not line.startswith(EAGER_PREAMBLE)), 0)
+    lines = [line for line in lines[start:] if not re.fullmatch(r"\s*\[\[.*\]\]\s*", line)]
+    text = re.sub(r"\s*\[\[\{\{.*?\}\}\]\]", "", " ".join(line.strip() for line in lines))
+    text = re.sub(r"\s*\[Op:__inference_\w+\]\s*$", "", text).strip()
     if text.startswith("assertion failed: "):
         text = text[len("assertion failed: "):].strip()
         if text.startswith("[") and text.endswith("]"):
@@ -150,8 +155,7 @@ class GenreClient:
         if retries < 0:
             raise ValueError(f"retries must be >= 0, got {retries}")
         self.host, self.model, self.timeout, self.retries, self.backoff = host, model, timeout, retries, backoff
-        self.tls = tls
-        self.max_seconds = max_seconds
+        self.tls, self.max_seconds = tls, max_seconds
         options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
         if tls is None:
@@ -176,13 +180,10 @@ class GenreClient:
     def predict_waveform(self, waveform: np.ndarray, sample_rate: int, version: Optional[int] = None) -> Prediction:
         """Classify a mono clip, sent with its own dtype (anything but float32 is the server's to reject)."""
         request = predict_pb2.PredictRequest()
-        request.model_spec.name = self.model
         request.model_spec.signature_name = SIGNATURE
-        if version is not None:
-            request.model_spec.version.value = int(version)
         request.inputs["waveform"].CopyFrom(to_tensor_proto(np.asarray(waveform)))
         request.inputs["sample_rate"].CopyFrom(to_tensor_proto(np.int32(sample_rate)))
-        response = self._call(self._predict.Predict, request, what=f"Predict on model {self._spec(version)}")
+        response = self._call(self._predict, "Predict", request, version)
         return _prediction(response)
 
     def predict_file(self, path: str | os.PathLike, version: Optional[int] = None) -> Prediction:
@@ -193,26 +194,23 @@ class GenreClient:
 
     def model_status(self, version: Optional[int] = None) -> list[VersionStatus]:
         """GetModelStatus: every version the server knows, or only VERSION."""
-        request = get_model_status_pb2.GetModelStatusRequest()
-        request.model_spec.name = self.model
-        if version is not None:
-            request.model_spec.version.value = int(version)
-        response = self._call(self._models.GetModelStatus, request,
-                              what=f"GetModelStatus on model {self._spec(version)}")
+        response = self._call(self._models, "GetModelStatus", get_model_status_pb2.GetModelStatusRequest(), version)
         states = get_model_status_pb2.ModelVersionStatus.State
         return [VersionStatus(int(s.version), states.Name(s.state), s.status.error_message)
                 for s in response.model_version_status]
 
     # ----- plumbing ------------------------------------------------------
-    def _spec(self, version: Optional[int]) -> str:
-        return f"'{self.model}'" + (f" version {version}" if version is not None else "")
-
-    def _call(self, method: Callable[..., T], request, what: str) -> T:
-        """One RPC with a deadline per attempt; retries only where a retry can help."""
+    def _call(self, stub: Any, rpc: str, request: Any, version: Optional[int]) -> Any:
+        """RPC on the model's VERSION (None: the latest) with a deadline per attempt; retries only where a retry
+        can help."""
+        request.model_spec.name = self.model
+        if version is not None:
+            request.model_spec.version.value = int(version)
+        what = f"{rpc} on model '{self.model}'" + (f" version {version}" if version is not None else "")
         attempts = self.retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                return method(request, timeout=self.timeout)
+                return getattr(stub, rpc)(request, timeout=self.timeout)
             except grpc.RpcError as err:
                 code, details = err.code(), err.details() or ""
                 if code in RETRYABLE and attempt < attempts:
@@ -247,11 +245,7 @@ def _prediction(response: predict_pb2.PredictResponse) -> Prediction:
     if missing:
         raise ServingClientError(f"the model's answer lacks output(s) {sorted(missing)}; got {sorted(outputs)}")
     scores = to_ndarray(outputs["scores"]).astype(np.float32).reshape(-1)
-    if "genres" in outputs:
-        genres = tuple(g.decode() for g in to_ndarray(outputs["genres"]).reshape(-1))
-    else:
-        from config.settings import GENRES
-        genres = GENRES
+    genres = tuple(g.decode() for g in to_ndarray(outputs["genres"]).reshape(-1)) if "genres" in outputs else GENRES
     if len(genres) != scores.size:
         raise ServingClientError(f"the model returned {scores.size} scores for {len(genres)} genres")
     segments = to_ndarray(outputs["segment_scores"]) if "segment_scores" in outputs else scores[None, :]
@@ -262,24 +256,22 @@ def _prediction(response: predict_pb2.PredictResponse) -> Prediction:
                       model_version=int(response.model_spec.version.value), hop_seconds=hop)
 
 
-# ----- one-shot helpers (a channel per call) --------------------------------
+# ----- one-shot helpers (a channel per call; OPTIONS are GenreClient's) ---------
 def predict_waveform(waveform: np.ndarray, sample_rate: int, host: str = DEFAULT_HOST,
-                     model: str = DEFAULT_MODEL, version: Optional[int] = None, timeout: float = 10.0,
-                     retries: int = 3, tls: Optional[TlsConfig] = None) -> Prediction:
-    with GenreClient(host, model, timeout, retries, tls=tls) as client:
+                     model: str = DEFAULT_MODEL, version: Optional[int] = None, **options: Any) -> Prediction:
+    with GenreClient(host, model, **options) as client:
         return client.predict_waveform(waveform, sample_rate, version)
 
 
 def predict_file(path: str | os.PathLike, host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL,
-                 version: Optional[int] = None, timeout: float = 10.0, retries: int = 3,
-                 tls: Optional[TlsConfig] = None, max_seconds: float = DEFAULT_MAX_SECONDS) -> Prediction:
-    with GenreClient(host, model, timeout, retries, tls=tls, max_seconds=max_seconds) as client:
+                 version: Optional[int] = None, **options: Any) -> Prediction:
+    with GenreClient(host, model, **options) as client:
         return client.predict_file(path, version)
 
 
 def model_status(host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL, version: Optional[int] = None,
-                 timeout: float = 10.0, retries: int = 3, tls: Optional[TlsConfig] = None) -> list[VersionStatus]:
-    with GenreClient(host, model, timeout, retries, tls=tls) as client:
+                 **options: Any) -> list[VersionStatus]:
+    with GenreClient(host, model, **options) as client:
         return client.model_status(version)
 
 
@@ -311,23 +303,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _format_prediction(path: str, result: Prediction) -> str:
-    lines = [f"{path}: {result.genre}  (model version {result.model_version}, "
-             f"{result.segment_scores.shape[0]} segment(s))"]
-    lines += [f"  {genre:<10} {score:7.4f}" for genre, score in result.ranked()]
-    return "\n".join(lines)
-
-
 def tls_from_args(args: argparse.Namespace) -> Optional[TlsConfig]:
     """The TlsConfig the flags ask for; None for plaintext. TLS flags without --tls are an error."""
-    given = [flag for flag, value in (("--ca-cert", args.ca_cert), ("--client-cert", args.client_cert),
-                                      ("--client-key", args.client_key), ("--tls-server-name", args.tls_server_name))
+    values = (args.ca_cert, args.client_cert, args.client_key, args.tls_server_name)
+    if args.tls:
+        return TlsConfig(*values)
+    given = [flag for flag, value in zip(("--ca-cert", "--client-cert", "--client-key", "--tls-server-name"), values)
              if value]
-    if not args.tls:
-        if given:
-            raise ValueError(f"{', '.join(given)} only apply with --tls")
-        return None
-    return TlsConfig(args.ca_cert, args.client_cert, args.client_key, args.tls_server_name)
+    if given:
+        raise ValueError(f"{', '.join(given)} only apply with --tls")
+    return None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -337,8 +322,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          max_seconds=getattr(args, "max_seconds", DEFAULT_MAX_SECONDS)) as client:
             if args.command == "predict":
                 result = client.predict_file(args.audio, args.version)
-                print(json.dumps({"file": args.audio, **result.to_dict()}, indent=2) if args.json
-                      else _format_prediction(args.audio, result))
+                table = [f"{args.audio}: {result.genre}  (model version {result.model_version}, "
+                         f"{result.segment_scores.shape[0]} segment(s))"]
+                table += [f"  {genre:<10} {score:7.4f}" for genre, score in result.ranked()]
+                print(json.dumps({"file": args.audio, **result.to_dict()}, indent=2) if args.json else "\n".join(table))
             else:
                 statuses = client.model_status(args.version)
                 if args.json:

@@ -10,15 +10,17 @@ Usage: ``python -m serving.stand_in_server --model-base DIR --model-name genre -
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import ctypes.util
 import logging
+import math
 import os
-import re
 import signal
 import threading
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 import grpc
@@ -28,11 +30,10 @@ from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grp
                                      prediction_service_pb2_grpc)
 
 from config.settings import ServingConfig
-from serving.client import readable_error
-from serving.layout import is_complete_version
+from serving.client import SIGNATURE, readable_error
+from serving.layout import pushed_versions
 
 LOG = logging.getLogger("serving.stand_in_server")
-DEFAULT_SIGNATURE = "serving_default"
 # A clip of the default serving cap as float32 at 48 kHz, plus room for the rest of the request.
 DEFAULT_MAX_MESSAGE_BYTES = int(ServingConfig().max_clip_seconds * 48000 * 4) + 2**20
 
@@ -63,12 +64,7 @@ class ModelRepository:
 
     def scan(self) -> list[int]:
         """Re-read the base directory; return the version numbers on disk, ascending."""
-        found: dict[int, str] = {}
-        if os.path.isdir(self.base):
-            for entry in os.listdir(self.base):
-                path = os.path.join(self.base, entry)
-                if entry.isdigit() and is_complete_version(path):
-                    found[int(entry)] = path
+        found = {number: os.path.join(self.base, str(number)) for number in pushed_versions(self.base)}
         with self._lock:
             for number in list(self._versions):
                 if number not in found:
@@ -112,23 +108,11 @@ class ModelRepository:
 
     def status(self) -> list[_Version]:
         """Every version on disk, each loaded (or with its load error)."""
-        result = []
-        for number in self.scan():
-            try:
-                result.append(self._load(number))
-            except RpcFailure:
-                entry = self._versions.get(number)
-                if entry is not None:
-                    result.append(entry)
-        return result
-
-
-def _signature(entry: _Version, name: str):
-    signatures = entry.model.signatures
-    if name not in signatures:
-        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"Serving signature key \"{name}\" not found; the model has {sorted(signatures)}")
-    return signatures[name]
+        numbers = self.scan()
+        for number in numbers:
+            with contextlib.suppress(RpcFailure):  # a failed load is reported with its error
+                self._load(number)
+        return [v for v in map(self._versions.get, numbers) if v is not None]
 
 
 def check_declared_size(name: str, proto, max_bytes: int) -> None:
@@ -137,16 +121,14 @@ def check_declared_size(name: str, proto, max_bytes: int) -> None:
     dims = [d.size for d in proto.tensor_shape.dim]
     if any(d < 0 for d in dims):
         raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"input '{name}' declares a negative dimension {dims}")
-    elements = 1
-    for d in dims:
-        elements *= d
     try:
         itemsize = tf.dtypes.as_dtype(proto.dtype).size if proto.dtype != tf.string.as_datatype_enum else 1
     except TypeError:
         itemsize = 1
-    if elements * max(1, itemsize) > max_bytes:
+    size = math.prod(dims) * max(1, itemsize)
+    if size > max_bytes:
         raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"input '{name}' declares shape {dims} ({elements * max(1, itemsize)} bytes), more than "
+                         f"input '{name}' declares shape {dims} ({size} bytes), more than "
                          f"this server accepts in one message ({max_bytes} bytes); send a shorter clip")
 
 
@@ -156,11 +138,8 @@ def _inputs(request: predict_pb2.PredictRequest, fn,
     specs: dict[str, tf.TensorSpec] = fn.structured_input_signature[1]
     given, expected = set(request.inputs), set(specs)
     if given != expected:
-        parts = []
-        if expected - given:
-            parts.append(f"missing input(s) {sorted(expected - given)}")
-        if given - expected:
-            parts.append(f"unknown input(s) {sorted(given - expected)}")
+        parts = [f"{what} input(s) {sorted(names)}"
+                 for what, names in (("missing", expected - given), ("unknown", given - expected)) if names]
         raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
                          f"{'; '.join(parts)}: signature inputs are {sorted(expected)}")
     tensors = {}
@@ -185,10 +164,11 @@ def _inputs(request: predict_pb2.PredictRequest, fn,
     return tensors
 
 
-class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_service_pb2_grpc.ModelServiceServicer):
+    """Predict and GetModelStatus on one repository; every failure becomes a status code (:func:`_answer`)."""
+
     def __init__(self, repo: ModelRepository, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
-        self.repo = repo
-        self.max_message_bytes = max_message_bytes
+        self.repo, self.max_message_bytes = repo, max_message_bytes
 
     def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec
@@ -199,8 +179,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         if spec.version_label:
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "version labels are not supported by the test double")
         entry = self.repo.get(spec.version.value if spec.HasField("version") else None)
-        signature_name = spec.signature_name or DEFAULT_SIGNATURE
-        fn = _signature(entry, signature_name)
+        signature_name = spec.signature_name or SIGNATURE
+        signatures = entry.model.signatures
+        if signature_name not in signatures:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"Serving signature key \"{signature_name}\" not "
+                             f"found; the model has {sorted(signatures)}")
+        fn = signatures[signature_name]
         outputs = fn(**_inputs(request, fn, self.max_message_bytes))
         wanted = list(request.output_filter) or list(outputs)
         unknown = set(wanted) - set(outputs)
@@ -218,11 +202,6 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):
         return _answer(context, self._predict, request)
 
-
-class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, repo: ModelRepository):
-        self.repo = repo
-
     def _status(self, request) -> get_model_status_pb2.GetModelStatusResponse:
         spec = request.model_spec
         if spec.name != self.repo.name:
@@ -238,11 +217,9 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         states = get_model_status_pb2.ModelVersionStatus
         response = get_model_status_pb2.GetModelStatusResponse()
         for v in versions:
-            status = response.model_version_status.add(version=v.number)
-            if v.model is not None:
-                status.state = states.AVAILABLE
-            else:
-                status.state = states.END
+            status = response.model_version_status.add(
+                version=v.number, state=states.AVAILABLE if v.model is not None else states.END)
+            if v.model is None:
                 status.status.error_code = 13  # INTERNAL in tensorflow.error.Code
                 status.status.error_message = v.error
         return response
@@ -251,24 +228,10 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return _answer(context, self._status, request)
 
 
-def op_error_message(err: tf.errors.OpError) -> str:
-    """The model's sentence from a graph error: eager execution's preamble and suffix dropped, then as the client."""
-    lines = err.message.splitlines()
-    preamble = ("Graph execution error:", "Detected at node", "<stack traces unavailable>")
-    start = next((i for i, line in enumerate(lines)
-                  if line.strip() and not line[0].isspace() and not line.startswith(preamble)), 0)
-    return readable_error(re.sub(r"\s*\[Op:__inference_\w+\]\s*$", "", "\n".join(lines[start:])))
-
-
-def _glibc_malloc_trim():
-    """glibc's ``malloc_trim``, or None on another C library."""
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-
-
-_MALLOC_TRIM = _glibc_malloc_trim()
+try:  # glibc's malloc_trim; None on another C library
+    _MALLOC_TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+except (OSError, AttributeError):
+    _MALLOC_TRIM = None
 
 
 def release_memory() -> None:
@@ -285,7 +248,7 @@ def _answer(context: grpc.ServicerContext, handler, request):
     except RpcFailure as err:
         code, message = err.code, err.message
     except tf.errors.InvalidArgumentError as err:
-        code, message = grpc.StatusCode.INVALID_ARGUMENT, op_error_message(err)
+        code, message = grpc.StatusCode.INVALID_ARGUMENT, readable_error(err.message)
     except Exception as err:  # noqa: BLE001 - any other failure is the server's, reported as INTERNAL
         LOG.exception("request failed")
         code, message = grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}"
@@ -335,9 +298,9 @@ def start_server(model_base: str, model_name: str = "genre", port: int = 0, host
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes)])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(repo, max_message_bytes),
-                                                                        server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(repo), server)
+    servicer = Servicer(repo, max_message_bytes)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer, server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(servicer, server)
     address = f"{host}:{port}"
     if ssl_config_text is None:
         bound = server.add_insecure_port(address)
@@ -368,10 +331,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not os.path.isdir(args.model_base):
         parser.error(f"--model-base {args.model_base} is not a directory")
-    ssl_text = None
-    if args.ssl_config_file:
-        with open(args.ssl_config_file, encoding="utf-8") as f:
-            ssl_text = f.read()
+    ssl_text = Path(args.ssl_config_file).read_text(encoding="utf-8") if args.ssl_config_file else None
     server, port = start_server(args.model_base, args.model_name, args.port, args.host, args.workers,
                                 max_message_bytes=args.max_message_bytes, ssl_config_text=ssl_text)
     # One line on stdout when ready, so scripts (bench/serving.py) can wait for it and read the port.

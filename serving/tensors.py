@@ -8,26 +8,12 @@ import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
 # NumPy dtype <-> (DataType, the TensorProto field holding typed values).
-_NUMERIC: dict[np.dtype, tuple[int, str]] = {
-    np.dtype(np.float32): (types_pb2.DT_FLOAT, "float_val"),
-    np.dtype(np.float64): (types_pb2.DT_DOUBLE, "double_val"),
-    np.dtype(np.int32): (types_pb2.DT_INT32, "int_val"),
-    np.dtype(np.int16): (types_pb2.DT_INT16, "int_val"),
-    np.dtype(np.int8): (types_pb2.DT_INT8, "int_val"),
-    np.dtype(np.uint8): (types_pb2.DT_UINT8, "int_val"),
-    np.dtype(np.int64): (types_pb2.DT_INT64, "int64_val"),
-    np.dtype(np.bool_): (types_pb2.DT_BOOL, "bool_val"),
-}
+_NUMERIC: dict[np.dtype, tuple[int, str]] = {np.dtype(t): (enum, field) for t, enum, field in (
+    (np.float32, types_pb2.DT_FLOAT, "float_val"), (np.float64, types_pb2.DT_DOUBLE, "double_val"),
+    (np.int32, types_pb2.DT_INT32, "int_val"), (np.int16, types_pb2.DT_INT16, "int_val"),
+    (np.int8, types_pb2.DT_INT8, "int_val"), (np.uint8, types_pb2.DT_UINT8, "int_val"),
+    (np.int64, types_pb2.DT_INT64, "int64_val"), (np.bool_, types_pb2.DT_BOOL, "bool_val"))}
 _BY_ENUM: dict[int, tuple[np.dtype, str]] = {enum: (dtype, field) for dtype, (enum, field) in _NUMERIC.items()}
-
-
-def dtype_name(enum: int) -> str:
-    """``DT_FLOAT`` -> ``float32``-style names for error messages."""
-    if enum == types_pb2.DT_STRING:
-        return "string"
-    if enum in _BY_ENUM:
-        return _BY_ENUM[enum][0].name
-    return types_pb2.DataType.Name(enum)
 
 
 def to_tensor_proto(value: np.ndarray | bytes | str | int | float) -> tensor_pb2.TensorProto:
@@ -51,10 +37,9 @@ def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     shape = tuple(d.size for d in proto.tensor_shape.dim)
     size = int(np.prod(shape, dtype=np.int64))
     if proto.dtype == types_pb2.DT_STRING:
-        values = list(proto.string_val)
-        return _fill(np.array(values, dtype=object), shape, size)
+        return _fill(np.array(list(proto.string_val), dtype=object), shape, size)
     if proto.dtype not in _BY_ENUM:
-        raise TypeError(f"cannot decode a {dtype_name(proto.dtype)} tensor")
+        raise TypeError(f"cannot decode a {types_pb2.DataType.Name(proto.dtype)} tensor")
     dtype, field = _BY_ENUM[proto.dtype]
     if proto.tensor_content:
         return np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)

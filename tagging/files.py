@@ -92,13 +92,11 @@ def decode_ahead(chunk: Sequence[Sequence[str]], audio: AudioConfig, depth: int 
     if depth < 1 or len(chunk) < 2:
         yield from (decode_file(path, rel, audio) for path, rel in chunk)
         return
-    todo = iter(chunk)
     with ThreadPoolExecutor(1, thread_name_prefix="tagging-decode") as pool:
-        pending = collections.deque(pool.submit(decode_file, path, rel, audio)
-                                    for path, rel in (next(todo) for _ in range(min(depth, len(chunk)))))
+        pending: collections.deque = collections.deque()
+        for path, rel in chunk:
+            pending.append(pool.submit(decode_file, path, rel, audio))
+            if len(pending) > depth:
+                yield pending.popleft().result()
         while pending:
-            clip = pending.popleft().result()
-            following = next(todo, None)
-            if following is not None:
-                pending.append(pool.submit(decode_file, following[0], following[1], audio))
-            yield clip
+            yield pending.popleft().result()

@@ -7,17 +7,18 @@ RunInference's shared handle is keyed anew per pipeline, so a Dask worker would 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 import threading
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
 from config.errors import UserError
-from config.settings import AudioConfig
+from config.settings import AudioConfig, PipelineConfig
 from pipeline.worker_heap import reuse_freed_memory
 from tagging import files as files_lib
 
@@ -53,9 +54,7 @@ def latest_version(serving_dir: str, version: Optional[str] = None) -> ModelRef:
                         fix="run the pipeline to push a model (make run), pass --serving-dir DIR, --model-dir DIR, "
                             "or --champion with --mlflow-uri URI.")
     numbers = sorted((int(e.rstrip("/")) for e in fileio.listdir(serving_dir) if e.rstrip("/").isdigit()), reverse=True)
-    if version is not None:
-        numbers = [n for n in numbers if str(n) == str(version)]
-    for number in numbers:
+    for number in (n for n in numbers if version is None or str(n) == str(version)):
         path = os.path.join(serving_dir, str(number))
         if _is_complete(path):
             return ModelRef(path=path, version=str(number), source="serving-dir")
@@ -91,16 +90,14 @@ def mlflow_champion(tracking_uri: str, name: Optional[str] = None,
                         fix="push a model first (make run) or check --mlflow-uri.") from None
     params = client.get_run(version.run_id).data.params if version.run_id else {}
     pushed = version.tags.get("serving_path", "")
+    path = pushed if pushed and _is_complete(pushed) else mlflow.artifacts.download_artifacts(version.source)
     label = version.tags.get("serving_version") or f"mlflow-{version.version}"
-    if pushed and _is_complete(pushed):
-        return ModelRef(path=pushed, version=label, source=f"mlflow:{name}@{alias}"), params
-    local = mlflow.artifacts.download_artifacts(version.source)
-    return ModelRef(path=local, version=label, source=f"mlflow:{name}@{alias}"), params
+    return ModelRef(path=path, version=label, source=f"mlflow:{name}@{alias}"), params
 
 
-_loaded: "collections.OrderedDict[tuple[str, tuple], Any]" = collections.OrderedDict()
+_loaded: "collections.OrderedDict[tuple[str, Any], Any]" = collections.OrderedDict()
 _load_lock = threading.Lock()
-loads: collections.Counter = collections.Counter()  # path -> SavedModel loads in this process
+loads: collections.Counter = collections.Counter()  # path -> model loads in this process
 
 
 def _stamp(path: str) -> tuple:
@@ -115,32 +112,36 @@ def prepare_process(tf_threads: Optional[int]) -> None:
     import tensorflow as tf
     reuse_freed_memory()
     if tf_threads:
-        try:
+        with contextlib.suppress(RuntimeError):  # TF already running in this process (in-memory runner): keep its pools
             tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
             tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
-        except RuntimeError:  # TF already running in this process (in-memory runner): keep its pools
-            pass
 
 
-def load_saved_model(path: str, tf_threads: Optional[int] = None) -> Any:
-    """The SavedModel at ``path``, loaded once per process (see the module docstring)."""
-    import tensorflow as tf
-    key = (path, _stamp(path))
+def cached_model(key: tuple[str, Any], tf_threads: Optional[int], load: Callable[[], Any]) -> Any:
+    """``load()``'s model for KEY (its path first), loaded once per process (see the module docstring)."""
     with _load_lock:
         if key in _loaded:
             _loaded.move_to_end(key)
             return _loaded[key]
         prepare_process(tf_threads)
+        _loaded[key] = loaded = load()
+        loads[key[0]] += 1
+        while len(_loaded) > KEPT_MODELS:
+            _loaded.popitem(last=False)
+        return loaded
+
+
+def load_saved_model(path: str, tf_threads: Optional[int] = None) -> Any:
+    """The SavedModel at ``path``, with the serving signature the tagger calls."""
+    def load() -> Any:
+        import tensorflow as tf
         loaded = tf.saved_model.load(path)
         if SIGNATURE not in loaded.signatures:
             raise UserError(f"The SavedModel at {path} has no {SIGNATURE!r} signature "
                             f"(it has {sorted(loaded.signatures)}).", where="tagging model",
                             fix="tag with a model the pipeline pushed (docs/contracts.md).")
-        _loaded[key] = loaded
-        loads[path] += 1
-        while len(_loaded) > KEPT_MODELS:
-            _loaded.popitem(last=False)
         return loaded
+    return cached_model((path, _stamp(path)), tf_threads, load)
 
 
 def unload_models() -> None:
@@ -153,12 +154,9 @@ class GenreSignatureHandler(ModelHandler[Sequence[str], PredictionResult, Any]):
     """RunInference handler: each example is one file, ``(path, rel_path)``, decoded here. A result's example is
     the clip's metadata (or quarantine reason); its inference the answer, or MODEL_REJECTED and a detail."""
 
-    def __init__(self, model: ModelRef, audio: AudioConfig, tf_threads: Optional[int] = None, decode_ahead: int = 2):
+    def __init__(self, model: ModelRef, audio: AudioConfig, tf_threads: Optional[int] = None):
         super().__init__()
-        self._model = model
-        self._audio = audio
-        self._tf_threads = tf_threads
-        self._decode_ahead = decode_ahead
+        self._model, self._audio, self._tf_threads = model, audio, tf_threads
 
     def load_model(self) -> Any:
         return load_saved_model(self._model.path, self._tf_threads)
@@ -166,7 +164,7 @@ class GenreSignatureHandler(ModelHandler[Sequence[str], PredictionResult, Any]):
     def run_inference(self, batch: Sequence[Sequence[str]], model: Any,
                       inference_args: Optional[dict[str, Any]] = None) -> Iterable[PredictionResult]:
         signature = model.signatures[SIGNATURE]
-        for clip in files_lib.decode_ahead(batch, self._audio, self._decode_ahead):
+        for clip in files_lib.decode_ahead(batch, self._audio):
             meta = {k: v for k, v in clip.items() if k != "waveform"}
             yield PredictionResult(meta, None if "reason" in clip else self._classify(signature, clip),
                                    self._model.version)
@@ -177,9 +175,10 @@ class GenreSignatureHandler(ModelHandler[Sequence[str], PredictionResult, Any]):
             out = signature(waveform=tf.constant(clip["waveform"], tf.float32),
                             sample_rate=tf.constant(clip["sample_rate"], tf.int32))
         except tf.errors.InvalidArgumentError as err:
-            return {"reason": MODEL_REJECTED, "detail": _op_message(err)}
+            from serving.client import readable_error  # the model's sentence, as the server would answer it
+            return {"reason": MODEL_REJECTED, "detail": readable_error(err.message)[:500]}
         scores = out["scores"].numpy().astype(np.float64)
-        genres = [g.decode() for g in out["genres"].numpy()] if "genres" in out else list(_config_genres())
+        genres = [g.decode() for g in out["genres"].numpy()] if "genres" in out else list(PipelineConfig().genres)
         return {"genre": out["genre"].numpy().decode(), "scores": scores.tolist(), "genres": genres,
                 "segments": int(out["segment_scores"].shape[0])}
 
@@ -188,19 +187,6 @@ class GenreSignatureHandler(ModelHandler[Sequence[str], PredictionResult, Any]):
 
     def get_metrics_namespace(self) -> str:
         return "GenreTagger"
-
-
-def _op_message(err: Exception) -> str:
-    """The assertion's own text: eager errors wrap it in 'Graph execution error' and node stacks."""
-    lines = [ln.strip() for ln in getattr(err, "message", str(err)).splitlines() if ln.strip()]
-    noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>", "File ", "[[")
-    kept = [ln for ln in lines if not ln.startswith(noise)]
-    return " ".join(kept or lines)[:500]
-
-
-def _config_genres() -> tuple[str, ...]:
-    from config.settings import PipelineConfig
-    return PipelineConfig().genres
 
 
 def top_k(genres: Sequence[str], scores: Sequence[float], k: int = TOP_K) -> list[tuple[str, float]]:

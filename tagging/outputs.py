@@ -7,6 +7,7 @@ holds so a re-run task overwrites its own; shards are never emitted, since the D
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -24,6 +25,7 @@ TAGGED, QUARANTINED = "tagged", "quarantined"
 CSV_FILE, JSONL_FILE, PARQUET_FILE = "tags.csv", "tags.jsonl", "tags.parquet"
 QUARANTINE_FILE, SUMMARY_FILE = "quarantine.jsonl", "summary.json"
 SHARD_SUFFIX = ".jsonl"
+JSONL_KEYS = ("path", "genre", "top3", "scores", "seconds", "segments", "model_version")
 CSV_COLUMNS = ["path", "genre", *[f"top{i}_{c}" for i in range(1, TOP_K + 1) for c in ("genre", "score")],
                "seconds", "segments", "model_version"]
 
@@ -83,10 +85,8 @@ def read_shards(shard_dir: str) -> list[dict[str, Any]]:
     by_path: dict[str, dict[str, Any]] = {}
     for path in shard_paths(shard_dir):
         with FileSystems.open(path) as f:
-            for line in f.read().decode().splitlines():
-                if line.strip():
-                    record = json.loads(line)
-                    by_path[record["path"]] = record
+            records = [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
+        by_path.update((record["path"], record) for record in records)
     return [by_path[p] for p in sorted(by_path)]
 
 
@@ -99,18 +99,16 @@ def count_shard_records(shard_dir: str) -> int:
     """Records written so far (for the progress line; a re-run shard may count twice)."""
     total = 0
     for path in shard_paths(shard_dir):
-        try:
-            with FileSystems.open(path) as f:
-                total += f.read().count(b"\n")
-        except (OSError, IOError):  # renamed or replaced while we looked
-            pass
+        with contextlib.suppress(OSError), FileSystems.open(path) as f:  # OSError: renamed or replaced meanwhile
+            total += f.read().count(b"\n")
     return total
 
 
-def csv_row(row: dict[str, Any]) -> list[Any]:
-    top = [v for entry in row["top3"] for v in (entry["genre"], f"{entry['score']:.6f}")]
-    top += [""] * (2 * TOP_K - len(top))
-    return [row["path"], row["genre"], *top, row["seconds"], row["segments"], row["model_version"]]
+def _values(row: dict[str, Any]) -> list[Any]:
+    """A tagged row's CSV_COLUMNS, unformatted; None where it has fewer than TOP_K genres."""
+    top = [v for entry in row["top3"] for v in (entry["genre"], entry["score"])]
+    return [row["path"], row["genre"], *top, *[None] * (2 * TOP_K - len(top)), row["seconds"], row["segments"],
+            str(row["model_version"])]
 
 
 def summarize(records: list[dict[str, Any]], wall_seconds: float, genres: Iterable[str],
@@ -135,32 +133,28 @@ def write_outputs(out_dir: str, records: list[dict[str, Any]], summary: dict[str
                   parquet: bool = True) -> dict[str, str]:
     """tags.csv, tags.jsonl, (tags.parquet), quarantine.jsonl, summary.json; returns their paths."""
     rows = [r for r in records if r["status"] == TAGGED]
-    paths = {name: os.path.join(out_dir, name) for name in (CSV_FILE, JSONL_FILE, QUARANTINE_FILE, SUMMARY_FILE)}
+    paths = {name: os.path.join(out_dir, name) for name in (CSV_FILE, JSONL_FILE, QUARANTINE_FILE)}
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    writer.writerows(csv_row(r) for r in rows)
+    writer.writerows([("" if v is None else f"{v:.6f}" if c.endswith("_score") else v)
+                      for c, v in zip(CSV_COLUMNS, _values(r))] for r in rows)
     _put(paths[CSV_FILE], text.getvalue().encode())
-    _put(paths[JSONL_FILE], "".join(json.dumps(_jsonl(r)) + "\n" for r in rows).encode())
+    _put(paths[JSONL_FILE], "".join(json.dumps({k: r[k] for k in JSONL_KEYS}) + "\n" for r in rows).encode())
     _put(paths[QUARANTINE_FILE], "".join(json.dumps(q) + "\n" for q in summary["quarantined"]).encode())
     if parquet:
         data = _parquet(rows)
         if data is not None:
             paths[PARQUET_FILE] = os.path.join(out_dir, PARQUET_FILE)
             _put(paths[PARQUET_FILE], data)
-    _put(paths[SUMMARY_FILE], (json.dumps(summary, indent=2) + "\n").encode())
-    return paths
+    return {**paths, SUMMARY_FILE: write_summary(out_dir, summary)}
 
 
 def write_summary(out_dir: str, summary: dict[str, Any]) -> str:
-    """summary.json again, with what came after the rows (tags written into the files, playlists)."""
+    """summary.json (written again after the rows, with the tags written into the files and the playlists)."""
     path = os.path.join(out_dir, SUMMARY_FILE)
     _put(path, (json.dumps(summary, indent=2) + "\n").encode())
     return path
-
-
-def _jsonl(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("path", "genre", "top3", "scores", "seconds", "segments", "model_version")}
 
 
 def _parquet(rows: list[dict[str, Any]]) -> Optional[bytes]:
@@ -169,15 +163,10 @@ def _parquet(rows: list[dict[str, Any]]) -> Optional[bytes]:
         import pyarrow.parquet as pq
     except ImportError:  # pyarrow comes with TFX; without it CSV and JSON lines are enough
         return None
-    data: dict[str, list[Any]] = {"path": [r["path"] for r in rows], "genre": [r["genre"] for r in rows]}
-    for i in range(TOP_K):
-        data[f"top{i + 1}_genre"] = [r["top3"][i]["genre"] if i < len(r["top3"]) else None for r in rows]
-        data[f"top{i + 1}_score"] = [r["top3"][i]["score"] if i < len(r["top3"]) else None for r in rows]
-    data.update(seconds=[float(r["seconds"]) for r in rows], segments=[int(r["segments"]) for r in rows],
-                model_version=[str(r["model_version"]) for r in rows])
+    columns = list(zip(*(_values(r) for r in rows))) or [()] * len(CSV_COLUMNS)
     types = {c: (pa.float64() if c.endswith("_score") or c == "seconds" else pa.int64() if c == "segments"
                  else pa.string()) for c in CSV_COLUMNS}
-    table = pa.table({c: pa.array(data[c], types[c]) for c in CSV_COLUMNS})
+    table = pa.table({c: pa.array(list(values), types[c]) for c, values in zip(CSV_COLUMNS, columns)})
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()

@@ -6,13 +6,14 @@ batch from ``finish_bundle``, which the Dask runner drops.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
 import threading
 import time
 import uuid
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -37,7 +38,6 @@ class TagJob:
     audio: AudioConfig = dataclasses.field(default_factory=AudioConfig)
     beam_args: list[str] = dataclasses.field(default_factory=lambda: list(runners.IN_PROCESS))
     batch_size: int = 8
-    flush_every: int = 16
     parquet: bool = True
     dask_partitions: Optional[int] = None  # None: one per chunk, at most 64
     tf_threads: Optional[int] = None       # TensorFlow threads per worker process (None: TF's default)
@@ -51,7 +51,7 @@ def build(pipeline: beam.Pipeline, chunks: list[list[tuple[str, str]]], job: Tag
          | "DecodeAndClassify" >> RunInference(
              zero_shot.handler_for(job.model, job.audio, job.tf_threads).with_no_batching())
          | "ToRecord" >> beam.Map(outputs.to_record)
-         | "WriteShards" >> beam.ParDo(outputs.WriteShards(shard_dir, job.flush_every)))
+         | "WriteShards" >> beam.ParDo(outputs.WriteShards(shard_dir)))
 
 
 def _options(job: TagJob, n_chunks: int) -> PipelineOptions:
@@ -62,32 +62,28 @@ def _options(job: TagJob, n_chunks: int) -> PipelineOptions:
     return PipelineOptions(args)
 
 
-class _Progress:
-    """Prints ``tagged N/M files`` from the shards while the pipeline runs (every runner writes them)."""
+@contextlib.contextmanager
+def _progress(shard_dir: str, total: int, emit: Callable[[str], None], every: float = 2.0) -> Iterator[None]:
+    """Prints ``[tag] N/M files`` from the shards while the block runs (every runner writes them)."""
+    stop, started = threading.Event(), time.time()
 
-    def __init__(self, shard_dir: str, total: int, emit: Callable[[str], None], every: float = 2.0):
-        self._dir, self._total, self._emit, self._every = shard_dir, total, emit, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._started = time.time()
-
-    def __enter__(self) -> "_Progress":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
+    def report() -> None:
         last = -1
-        while not self._stop.wait(self._every):
-            done = min(outputs.count_shard_records(self._dir), self._total)
+        while not stop.wait(every):
+            done = min(outputs.count_shard_records(shard_dir), total)
             if done != last:
-                elapsed = time.time() - self._started
-                self._emit(f"[tag] {done}/{self._total} files ({100 * done / max(1, self._total):.0f}%), "
-                           f"{elapsed:.0f} s, {done / elapsed:.1f} files/s")
+                elapsed = time.time() - started
+                emit(f"[tag] {done}/{total} files ({100 * done / max(1, total):.0f}%), {elapsed:.0f} s, "
+                     f"{done / elapsed:.1f} files/s")
                 last = done
+
+    thread = threading.Thread(target=report, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def run(job: TagJob, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> dict[str, Any]:
@@ -105,7 +101,7 @@ def run(job: TagJob, log: Callable[[str], None] = lambda m: print(m, file=sys.st
     started = time.time()
     try:
         if chunks:
-            with _Progress(shard_dir, len(listing.files), log):
+            with _progress(shard_dir, len(listing.files), log):
                 pipeline = beam.Pipeline(options=_options(job, len(chunks)))
                 build(pipeline, chunks, job, shard_dir)
                 result = pipeline.run()

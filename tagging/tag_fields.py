@@ -23,11 +23,6 @@ STANDARD_GENRE = {ID3: "TCON", MP4: "\xa9gen", VORBIS: "GENRE", ASF: "WM/Genre"}
 NEW_ID3_VERSION = 3  # ID3v2 minor version for a file without an ID3v2 tag yet: v2.3 is what every player reads
 
 
-def open_file(path: str) -> Optional[mutagen.FileType]:
-    """The file as mutagen reads it, or None when mutagen knows no container for it."""
-    return mutagen.File(path)
-
-
 def kind_of(audio: mutagen.FileType) -> Optional[str]:
     """``id3``, ``mp4``, ``vorbis`` or ``asf``: how this file keeps its tags (None: a kind not written)."""
     from mutagen.asf import ASF as AsfFile
@@ -37,26 +32,14 @@ def kind_of(audio: mutagen.FileType) -> Optional[str]:
     from mutagen.ogg import OggFileType
     from mutagen.wave import WAVE
     from mutagen.aiff import AIFF
-    if isinstance(audio, (ID3FileType, WAVE, AIFF)):
-        return ID3
-    if isinstance(audio, Mp4File):
-        return MP4
-    if isinstance(audio, (FLAC, OggFileType)):
-        return VORBIS
-    if isinstance(audio, AsfFile):
-        return ASF
-    return None
+    kinds = {ID3: (ID3FileType, WAVE, AIFF), MP4: (Mp4File,), VORBIS: (FLAC, OggFileType), ASF: (AsfFile,)}
+    return next((kind for kind, classes in kinds.items() if isinstance(audio, classes)), None)
 
 
 def field_keys(kind: str, genre_field: bool) -> tuple[str, str]:
     """The (genre key, score key) in this kind's own spelling."""
-    if kind == ID3:
-        genre, score = f"TXXX:{GENRE_NAME}", f"TXXX:{SCORE_NAME}"
-    elif kind == MP4:
-        genre, score = f"----:{MP4_MEAN}:{GENRE_NAME}", f"----:{MP4_MEAN}:{SCORE_NAME}"
-    else:
-        genre, score = GENRE_NAME, SCORE_NAME
-    return (STANDARD_GENRE[kind] if genre_field else genre), score
+    prefix = {ID3: "TXXX:", MP4: f"----:{MP4_MEAN}:"}.get(kind, "")
+    return (STANDARD_GENRE[kind] if genre_field else prefix + GENRE_NAME), prefix + SCORE_NAME
 
 
 def wanted(kind: str, genre: str, score: float, genre_field: bool) -> dict[str, str]:
@@ -65,18 +48,12 @@ def wanted(kind: str, genre: str, score: float, genre_field: bool) -> dict[str, 
     return {genre_key: genre, score_key: f"{score:.4f}"}
 
 
-def read(audio: mutagen.FileType, kind: str, keys: list[str]) -> dict[str, Optional[str]]:
+def read(audio: mutagen.FileType, keys: list[str]) -> dict[str, Optional[str]]:
     """The current text of each key (several values joined by ``; ``), None where the file has none."""
-    tags = audio.tags
     found: dict[str, Optional[str]] = {}
     for key in keys:
-        values: list[Any] = []
-        if tags is not None:
-            if kind == ID3:
-                frame = tags.get(key)
-                values = list(frame.text) if frame is not None else []
-            else:
-                values = list(tags.get(key) or [])
+        value = audio.tags.get(key) if audio.tags is not None else None
+        values = list(getattr(value, "text", value) or [])  # an ID3 frame holds its values in ``text``
         found[key] = "; ".join(_text(v) for v in values) if values else None
     return found
 

@@ -6,6 +6,7 @@ a file atomically only while it holds the bytes the log says were written: other
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,25 +31,18 @@ def copy_synced(src: str, dst: str) -> str:
 
 
 def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def fsync_dir(folder: str) -> None:
     """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(folder or ".", os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def keep_backup(path: str, sha256: str, undo_dir: str) -> str:
@@ -70,20 +64,18 @@ def keep_backup(path: str, sha256: str, undo_dir: str) -> str:
     return backup
 
 
-def append_record(log_path: str, record: dict[str, Any]) -> None:
-    """One JSON line, flushed and fsynced before the caller replaces the file it describes."""
+def append_record(log_path: str, path: str, backup: str, before: str, after: str, st: os.stat_result) -> None:
+    """The undo line for one file, flushed and fsynced before the caller replaces it (``backup`` relative to the
+    log's folder, so the output folder can move)."""
+    folder = os.path.dirname(os.path.abspath(log_path))
+    record = {"path": os.path.abspath(path), "backup": os.path.relpath(backup, folder), "sha256_before": before,
+              "sha256_after": after, "mode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid,
+              "atime_ns": st.st_atime_ns, "mtime_ns": st.st_mtime_ns,
+              "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with open(log_path, "a", encoding="utf-8") as f:
         f.write(json.dumps(record, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
-
-
-def record(path: str, backup: str, log_path: str, before: str, after: str, st: os.stat_result) -> dict[str, Any]:
-    """The undo line for one file (``backup`` relative to the log's folder, so the output folder can move)."""
-    return {"path": os.path.abspath(path), "backup": os.path.relpath(backup, os.path.dirname(os.path.abspath(log_path))),
-            "sha256_before": before, "sha256_after": after, "mode": st.st_mode & 0o7777, "uid": st.st_uid,
-            "gid": st.st_gid, "atime_ns": st.st_atime_ns, "mtime_ns": st.st_mtime_ns,
-            "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def restore(log_path: str, log: Callable[[str], None] = print) -> dict[str, list[dict[str, str]]]:
@@ -121,11 +113,8 @@ def _restore_one(entry: dict[str, Any], base: str) -> tuple[str, str]:
         if copy_synced(backup, temp) != entry["sha256_before"]:
             raise OSError(f"{backup} changed while it was copied")
         os.chmod(temp, entry["mode"])
-        if "uid" in entry and (entry["uid"], entry["gid"]) != (os.getuid(), os.getgid()):
-            try:
-                os.chown(temp, entry["uid"], entry["gid"])
-            except PermissionError:
-                pass  # the bytes, mode and times are the original's; the owner is ours
+        if "uid" in entry:  # the bytes, mode and times are the original's; the owner may stay ours
+            chown_if_allowed(temp, entry["uid"], entry["gid"])
         os.utime(temp, ns=(entry["atime_ns"], entry["mtime_ns"]))
         os.replace(temp, path)
     finally:
@@ -137,6 +126,13 @@ def _restore_one(entry: dict[str, Any], base: str) -> tuple[str, str]:
     return "restored", ""
 
 
+def chown_if_allowed(path: str, uid: int, gid: int) -> None:
+    """Give ``path`` that owner where it is not ours and we may (root may; others keep the file as theirs)."""
+    if (uid, gid) != (os.getuid(), os.getgid()):
+        with contextlib.suppress(PermissionError):
+            os.chown(path, uid, gid)
+
+
 def temp_name(path: str) -> str:
     """A hidden name in ``path``'s folder, with its extension, for a copy that will replace it."""
     folder, name = os.path.split(path)
@@ -144,26 +140,25 @@ def temp_name(path: str) -> str:
     return os.path.join(folder, f".{name}{TEMP_MARK}{os.getpid()}-{os.urandom(4).hex()}{ext}")
 
 
-def stale_temps(path: str) -> list[str]:
-    """Temporary copies of ``path`` left by a writer that no longer runs (killed between copy and rename)."""
+def remove_stale_temps(path: str) -> None:
+    """Remove the temporary copies of ``path`` a writer that no longer runs left (killed between copy and rename);
+    a read-only folder keeps them (hidden, they are never listed as audio)."""
     folder, name = os.path.split(path)
+    if "://" in path or not os.path.isdir(folder or "."):
+        return
     prefix = f".{name}{TEMP_MARK}"
-    stale = []
     for entry in os.listdir(folder or "."):
-        if entry.startswith(prefix):
-            pid = entry[len(prefix):].split("-", 1)[0]
-            if not pid.isdigit() or not _alive(int(pid)):
-                stale.append(os.path.join(folder, entry))
-    return stale
+        pid = entry[len(prefix):].split("-", 1)[0]
+        if entry.startswith(prefix) and (not pid.isdigit() or not _alive(int(pid))):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, entry))
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process
-        return True
+        pass
     return True

@@ -13,6 +13,8 @@ import os
 import stat
 from typing import Any, Callable, Iterable
 
+import mutagen
+
 from tagging import tag_fields, undo
 
 PLAN_FILE, FAILURES_FILE = "write_plan.jsonl", "write_failures.jsonl"
@@ -41,6 +43,10 @@ class Refused(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
 
+    def entry(self, planned: dict[str, Any]) -> dict[str, Any]:
+        """PLANNED's plan entry marked as failed, with the reason, detail and fix."""
+        return {**planned, "status": FAILED, "reason": self.reason, "detail": self.detail, "fix": FIXES[self.reason]}
+
 
 def packet_digest(path: str) -> str:
     """sha256 over the first audio stream's demuxed packets: tags live outside them, so equal means same audio."""
@@ -58,7 +64,8 @@ def packet_digest(path: str) -> str:
 
 
 def _checked(path: str) -> tuple[os.stat_result, Any, str]:
-    """The file's stat, its mutagen object and tag kind, or Refused with the reason it cannot be written."""
+    """The file's stat, its mutagen object and tag kind, or Refused with the reason it cannot be written (a file
+    without its owner's write bit is read-only by intent, even to root, who could replace it)."""
     if "://" in path:
         raise Refused("not_local", path)
     try:
@@ -72,46 +79,39 @@ def _checked(path: str) -> tuple[os.stat_result, Any, str]:
     if st.st_nlink > 1:
         raise Refused("hard_linked", f"{st.st_nlink} names")
     try:
-        audio = tag_fields.open_file(path)
+        audio = mutagen.File(path)
     except Exception as err:  # mutagen's errors for a damaged header have no common base
         raise Refused("unreadable", f"mutagen: {err}") from None
     kind = tag_fields.kind_of(audio) if audio is not None else None
     if kind is None:
         raise Refused("unsupported_container", type(audio).__name__ if audio is not None else "not known to mutagen")
-    return st, audio, kind
-
-
-def _writable(path: str, st: os.stat_result) -> None:
-    """A file without its owner's write bit is read-only by intent, even to root, who could replace it."""
     if not st.st_mode & stat.S_IWUSR or not os.access(path, os.W_OK):
         raise Refused("read_only", f"mode {stat.filemode(st.st_mode)}")
     folder = os.path.dirname(path) or "."
     if not os.access(folder, os.W_OK | os.X_OK):
         raise Refused("folder_read_only", folder)
+    return st, audio, kind
 
 
 def plan(path: str, genre: str, score: float, genre_field: bool = False) -> dict[str, Any]:
     """What writing would do to ``path``, reading it only: the fields, their current text, or the refusal."""
     entry: dict[str, Any] = {"path": path, "genre": genre, "score": round(float(score), 4)}
     try:
-        st, audio, kind = _checked(path)
-        _writable(path, st)
+        _, audio, kind = _checked(path)
     except Refused as refused:
-        return {**entry, "status": FAILED, "reason": refused.reason, "detail": refused.detail,
-                "fix": FIXES[refused.reason]}
+        return refused.entry(entry)
     fields = tag_fields.wanted(kind, genre, score, genre_field)
     try:
-        current = tag_fields.read(audio, kind, list(fields))
+        current = tag_fields.read(audio, list(fields))
     except Exception as err:  # a tag frame mutagen parsed but cannot render as text
-        return {**entry, "status": FAILED, "reason": "unreadable", "detail": f"mutagen: {err}",
-                "fix": FIXES["unreadable"]}
+        return Refused("unreadable", f"mutagen: {err}").entry(entry)
     return {**entry, "status": UNCHANGED if current == fields else PLANNED, "container": kind, "fields": fields,
             "current": current}
 
 
 def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: bool = False) -> dict[str, Any]:
     """Write the fields into ``path`` atomically, logging its undo line; Refused if it cannot."""
-    _remove_stale_temps(path)
+    undo.remove_stale_temps(path)  # before anything else, whether or not the file is written
     entry = plan(path, genre, score, genre_field)
     if entry["status"] == FAILED:
         raise Refused(entry["reason"], entry["detail"])
@@ -132,18 +132,13 @@ def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: b
             os.fsync(f.fileno())
         _check_copy(temp, original, kind, entry["fields"], audio_before)
         os.chmod(temp, st.st_mode & 0o7777)
-        if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
-            try:
-                os.chown(temp, st.st_uid, st.st_gid)
-            except PermissionError:
-                pass  # the file becomes ours; its bytes and mode are still the planned ones
+        undo.chown_if_allowed(temp, st.st_uid, st.st_gid)  # else the file becomes ours, bytes and mode as planned
         sha_after = undo.sha256_of(temp)
         backup = undo.keep_backup(path, sha_before, os.path.join(out_dir, undo.UNDO_DIR))
         now = os.lstat(path)
         if (now.st_size, now.st_mtime_ns, now.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
             raise Refused("changed_during_write", "size, time or inode changed since the copy")
-        log_path = os.path.join(out_dir, undo.UNDO_LOG)
-        undo.append_record(log_path, undo.record(path, backup, log_path, sha_before, sha_after, st))
+        undo.append_record(os.path.join(out_dir, undo.UNDO_LOG), path, backup, sha_before, sha_after, st)
         os.replace(temp, path)
         undo.fsync_dir(os.path.dirname(path))
     except Refused:
@@ -156,20 +151,9 @@ def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: b
     return {**entry, "status": WRITTEN, "sha256_before": sha_before, "sha256_after": sha_after}
 
 
-def _remove_stale_temps(path: str) -> None:
-    """Copies of ``path`` a killed writer left: removed before anything else, whether or not it is written."""
-    if "://" in path or not os.path.isdir(os.path.dirname(path) or "."):
-        return
-    for temp in undo.stale_temps(path):
-        try:
-            os.remove(temp)
-        except OSError:  # a read-only folder keeps it; hidden, it is never listed as audio
-            pass
-
-
 def _check_copy(temp: str, original: Any, kind: str, fields: dict[str, str], audio_before: str) -> None:
     """The tagged copy reads back the planned fields (mutagen) and the original's audio packets (PyAV)."""
-    back = tag_fields.read(tag_fields.reopen(temp, original), kind, list(fields))
+    back = tag_fields.read(tag_fields.reopen(temp, original), list(fields))
     if back != fields:
         raise Refused("check_failed", f"mutagen reads back {back}, not {fields}")
     after = packet_digest(temp)
@@ -189,8 +173,7 @@ def apply(rows: Iterable[dict[str, Any]], path_of: Callable[[str], str], out_dir
                      else plan(path, row["genre"], score, genre_field))
         except Exception as err:  # one file's trouble is its record; the others are still written
             refused = err if isinstance(err, Refused) else Refused("write_error", f"{type(err).__name__}: {err}")
-            entry = {"path": path, "genre": row["genre"], "score": round(score, 4), "status": FAILED,
-                     "reason": refused.reason, "detail": refused.detail, "fix": FIXES[refused.reason]}
+            entry = refused.entry({"path": path, "genre": row["genre"], "score": round(score, 4)})
         entries.append(entry)
         if entry["status"] == FAILED:
             failures.append({k: entry[k] for k in ("path", "reason", "detail", "fix")})

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import av
+import mutagen
 import numpy as np
 import pytest
 
@@ -45,9 +46,9 @@ def pyav_tags(path: Path) -> dict[str, str]:
 
 
 def mutagen_fields(path: Path, genre_field: bool = False) -> dict[str, str | None]:
-    audio = tag_fields.open_file(str(path))
+    audio = mutagen.File(str(path))
     kind = tag_fields.kind_of(audio)
-    return tag_fields.read(audio, kind, list(tag_fields.field_keys(kind, genre_field)))
+    return tag_fields.read(audio, list(tag_fields.field_keys(kind, genre_field)))
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -64,10 +65,10 @@ def test_every_container_gets_its_fields_read_back_by_two_readers_and_its_audio_
     assert write_back.packet_digest(str(path)) == packets
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temporary copy left
     if variant.startswith("mp3_id3v2"):
-        assert tag_fields.open_file(str(path)).tags.version[:2] == (2, int(variant[-1]))  # its own version kept
+        assert mutagen.File(str(path)).tags.version[:2] == (2, int(variant[-1]))  # its own version kept
     if variant == "mp3_id3v1":
         assert path.read_bytes()[-128:-125] == b"TAG"  # the ID3v1 tag is still there
-        assert tag_fields.open_file(str(path)).tags.version[:2] == (2, tag_fields.NEW_ID3_VERSION)
+        assert mutagen.File(str(path)).tags.version[:2] == (2, tag_fields.NEW_ID3_VERSION)
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))

@@ -7,11 +7,10 @@ mn04's AudioSet genre logits as segment scores, so a row has the trained tagger'
 from __future__ import annotations
 
 import dataclasses
-import threading
 from typing import Any, Optional
 
 from config.settings import PipelineConfig
-from tagging.model import SIGNATURE, GenreSignatureHandler, ModelRef, prepare_process
+from tagging.model import SIGNATURE, GenreSignatureHandler, ModelRef, cached_model
 
 FAMILY = "efficientat"
 SOURCE = "zero-shot"
@@ -59,21 +58,13 @@ class ZeroShotModel:
         return signatures.classify_clip(self, self.config, self.segment_scores, waveform, sample_rate)
 
 
-_models: dict[tuple[str, str], ZeroShotModel] = {}
-_lock = threading.Lock()
-
-
 class ZeroShotHandler(GenreSignatureHandler):
     """The tagger's handler with :class:`ZeroShotModel` for the SavedModel (one per process and weights file)."""
 
     def load_model(self) -> ZeroShotModel:
         config = family_config(self._audio.segment_seconds)
-        key = (self._model.path, config.to_json())
-        with _lock:
-            if key not in _models:
-                prepare_process(self._tf_threads)
-                _models[key] = ZeroShotModel(self._model.path, config)
-            return _models[key]
+        return cached_model((self._model.path, config.to_json()), self._tf_threads,
+                            lambda: ZeroShotModel(self._model.path, config))
 
 
 def handler_for(model: ModelRef, audio: Any, tf_threads: Optional[int] = None) -> GenreSignatureHandler:

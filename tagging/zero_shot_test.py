@@ -19,6 +19,7 @@ from conftest import ROOT
 from synthetic.generator import render_track
 from tagging import outputs, zero_shot
 from tagging.__main__ import main
+from tagging.model import unload_models
 
 WEIGHTS = ROOT.parent / "shared" / "models" / "efficientat" / "mn04_as_mAP_432.pt"
 FILES = {"blues/a.wav": ("blues", 22050, 7.0), "metal/b.flac": ("metal", 44100, 4.0),
@@ -41,9 +42,9 @@ def random_mn04(monkeypatch, tmp_path):
     stand_in = tmp_path / "random-mn04.pt"
     monkeypatch.setattr(efficientat, "weights_path", lambda explicit=None: stand_in)
     monkeypatch.setattr(efficientat, "load_mn04_weights", lambda model, path: 0)
-    zero_shot._models.clear()
+    unload_models()
     yield stand_in
-    zero_shot._models.clear()
+    unload_models()
 
 
 def _rows(out: Path) -> tuple[list[dict], list[dict]]:
