@@ -11,8 +11,14 @@ def is_complete_version(path: str) -> bool:
     return graph and os.path.isfile(os.path.join(path, "variables", "variables.index"))
 
 
-def pushed_versions(base: str) -> list[int]:
-    """The complete version folders under BASE, ascending."""
+def version_folders(base: str) -> dict[int, str]:
+    """Each complete version under BASE by number, with its folder (TF Serving reads "007" as version 7)."""
     if not os.path.isdir(base):
-        return []
-    return sorted(int(v) for v in os.listdir(base) if v.isdigit() and is_complete_version(os.path.join(base, v)))
+        return {}
+    return {int(v): os.path.join(base, v) for v in os.listdir(base) if v.isdigit()
+            and is_complete_version(os.path.join(base, v))}
+
+
+def pushed_versions(base: str) -> list[int]:
+    """The complete version numbers under BASE, ascending."""
+    return sorted(version_folders(base))

@@ -31,7 +31,7 @@ from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grp
 
 from config.settings import ServingConfig
 from serving.client import SIGNATURE, readable_error
-from serving.layout import pushed_versions
+from serving.layout import version_folders
 
 LOG = logging.getLogger("serving.stand_in_server")
 # A clip of the default serving cap as float32 at 48 kHz, plus room for the rest of the request.
@@ -64,7 +64,7 @@ class ModelRepository:
 
     def scan(self) -> list[int]:
         """Re-read the base directory; return the version numbers on disk, ascending."""
-        found = {number: os.path.join(self.base, str(number)) for number in pushed_versions(self.base)}
+        found = version_folders(self.base)
         with self._lock:
             for number in list(self._versions):
                 if number not in found:
