@@ -164,11 +164,8 @@ def report(one: dict, two: dict) -> str:
     for name, times in one["times"].items():
         best1, med1 = seconds / times["best"], seconds / times["median"]
         best2 = seconds / two["times"][name]["best"]
-        ratio = ""
-        if ": graph" in name or "tfio" in name:
-            ref = one["times"].get(name.split(":")[0] + ": librosa")
-            if ref:
-                ratio = f"{ref['best'] / times['best']:.2f}x ({ref['median'] / times['median']:.2f}x)"
+        ref = one["times"].get(name.split(":")[0] + ": librosa") if ": graph" in name or "tfio" in name else None
+        ratio = f"{ref['best'] / times['best']:.2f}x ({ref['median'] / times['median']:.2f}x)" if ref else ""
         lines.append(f"| {name} | {best1:,.0f}x ({med1:,.0f}x) | {best2:,.0f}x | {ratio} |")
     return "\n".join(lines + ["", goal_budget(one)])
 

@@ -227,8 +227,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     if not os.path.isdir(args.model_dir):
         raise SystemExit(f"No pushed model: {args.model_dir} does not exist. Run the pipeline first (make run) "
                          "so the Pusher writes <serving_dir>/<version>/, or pass --model-dir DIR.")
-    missing = [d for d in args.also if not os.path.isdir(d)]
-    if missing:
+    if missing := [d for d in args.also if not os.path.isdir(d)]:
         raise SystemExit(f"--also {missing[0]}: no such directory; give a TF Serving base dir (DIR/<version>/).")
     with tempfile.TemporaryDirectory() as tmp:
         models = compared_models(args.model_dir, args.compare, args.transform_dir, args.pipeline_root, tmp, args.also)
