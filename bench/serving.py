@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import itertools
 import os
 import re
 import select
@@ -55,22 +56,16 @@ def signature_call(version_dir: str, clip: np.ndarray, rate: int) -> Callable[[]
 def concurrent_calls(connect: Callable[[], ContextManager], call: Callable[[object], object], clients: int,
                      requests: int, max_seconds: float) -> tuple[np.ndarray, float]:
     """CLIENTS threads, each with its own connection, share REQUESTS calls; (latencies in ms, wall seconds)."""
-    lock, latencies, busy = threading.Lock(), [], [0]  # busy[0]: calls in flight
+    claims, latencies = itertools.count(), []  # next(claims) is atomic under the GIL: no lock needed
     start = time.perf_counter()
 
     def worker() -> None:
         with connect() as client:
             call(client)  # connect and warm this client outside the figures' count
-            while time.perf_counter() - start < max_seconds:
-                with lock:
-                    if len(latencies) + busy[0] >= requests:
-                        return
-                    busy[0] += 1
+            while time.perf_counter() - start < max_seconds and next(claims) < requests:
                 t0 = time.perf_counter()
                 call(client)
-                with lock:
-                    busy[0] -= 1
-                    latencies.append((time.perf_counter() - t0) * 1e3)
+                latencies.append((time.perf_counter() - t0) * 1e3)
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for thread in threads:
