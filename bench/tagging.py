@@ -12,6 +12,7 @@ Rows are interleaved, ``--repeats`` times each, and the median is shown with the
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import tempfile
@@ -37,8 +38,7 @@ def subset(data_root: Path, n: int, out: Path) -> Path:
     by_genre: dict[str, list[tuple[str, str]]] = {}
     for path, rel in files_lib.list_audio(str(data_root)).files:
         by_genre.setdefault(rel.split("/")[0], []).append((path, rel))
-    picked = [f for i in range(max(map(len, by_genre.values()), default=0)) for g in sorted(by_genre)
-              if i < len(by_genre[g]) for f in [by_genre[g][i]]][:n]
+    picked = [f for rank in itertools.zip_longest(*(by_genre[g] for g in sorted(by_genre))) for f in rank if f][:n]
     for path, rel in picked:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(path, out / rel)
