@@ -157,9 +157,7 @@ def report(one: dict, two: dict) -> str:
         "x real time = seconds of audio featurised per second: each batch timed `--repeats` times, interleaved "
         "with the other methods; the sum over batches of each batch's fastest time (of its median time in "
         "brackets).",
-        "",
-        "| method | per core (1 thread) | 2 threads | graph / librosa (1 thread) |",
-        "|---|---|---|---|",
+        "", "| method | per core (1 thread) | 2 threads | graph / librosa (1 thread) |", "|---|---|---|---|",
     ]
     for name, times in one["times"].items():
         best1, med1 = seconds / times["best"], seconds / times["median"]

@@ -147,9 +147,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         f"{args.clip_seconds:g}-s clip (bench.serving's tones and noise). Each cell: median wall ms (CPU ms, both "
         f"cores' time) of {args.repeats} runs, stages interleaved. \"training graph's layers\": "
         "`signatures.export(graph='keras')`; \"ServingBody\": the default export (models/musicnn.py).",
-        "",
-        table,
-        "",
+        "", table, "",
         f"Load average (1 min) {load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end: the machine's "
         "2 cores were shared with other work, so compare the columns of this table with each other only.",
     ])

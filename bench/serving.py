@@ -175,11 +175,8 @@ def run(models: dict[str, str], model_name: str, requests: int, warmup: int, cli
         "**The gRPC server here is the project's Python test double (`serving/stand_in_server.py`), not TF Serving's "
         "C++ server**, which cannot run on this machine. The gRPC rows include protobuf encoding, loopback "
         "transfer and the test double's own Python overhead; TF Serving's figures will differ.",
-        "",
-        "| model | path | requests | p50 (ms) | p99 (ms) | throughput (clips/s) |",
-        "|---|---|---|---|---|---|",
-        *rows,
-        "",
+        "", "| model | path | requests | p50 (ms) | p99 (ms) | throughput (clips/s) |", "|---|---|---|---|---|---|",
+        *rows, "",
     ]
     for label in models:
         overhead = np.median(one[label]) - np.median(direct[label])
