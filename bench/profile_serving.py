@@ -88,7 +88,7 @@ def stages(model, config: PipelineConfig, graph: str, clip: np.ndarray, rate: in
 
 
 def _front_end_gemms(padding: Optional[str] = None) -> list[tuple[int, int, int]]:
-    """(positions per segment, kernel taps, filters) as a GEMM of each front-end convolution with PADDING (None: all)."""
+    """(positions per segment, kernel taps, filters) as a GEMM of each front-end convolution of PADDING (None: all)."""
     from models import musicnn
 
     return [(musicnn.FRAMES * (musicnn.MELS - bands + 1 if pad == "valid" else musicnn.MELS), frames * bands, filters)
