@@ -15,18 +15,16 @@ import contextlib
 import os
 import sys
 import tempfile
-import time
-from pathlib import Path
 
 import numpy as np
 
 from app import browser
 from app.settings import AppSettings
 from bench.pushed_models import newest_version
-from bench.report import write_section
+from bench.report import ROOT, write_section
+from bench.serving import interleaved_calls
 from config.settings import PipelineConfig
 
-ROOT = Path(__file__).resolve().parent.parent
 SHARED_CLIP = ROOT.parent / "shared" / "data" / "gtzan" / "audio" / "jazz" / "jazz.00000.flac"
 README_SHOT_BYTES = 290_000
 
@@ -45,13 +43,6 @@ def pick_clip(arg: str | None, tmp: str) -> tuple[str, str]:
     return path, "synthetic 30-s jazz track (synthetic/generator.py)"
 
 
-def model_base(arg: str | None) -> tuple[str, str]:
-    """(TF Serving base dir, description) of the pushed model; exits naming the fix when none is pushed."""
-    base = arg or PipelineConfig().serving_dir
-    where = f"{os.path.basename(os.path.dirname(base))}/{os.path.basename(base)}"
-    return base, f"the pushed model in {where}, version {newest_version(base, 'genre')}"
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.app_latency", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", help="TF Serving layout base dir (default: the push destination)")
@@ -64,8 +55,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="tracking store the page reads the model card from (default: the run's own)")
     parser.add_argument("--no-write", action="store_true", help="print, do not update BENCHMARKS.md")
     args = parser.parse_args(argv)
-    missing = browser.missing_browser()
-    if missing:
+    if missing := browser.missing_browser():
         sys.exit(f"Debian package {missing} is not installed: run scripts/install_browser.sh (make bench-app does).")
 
     from serving.client import GenreClient
@@ -74,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         clip, clip_text = pick_clip(args.clip, tmp)
         clip_text += f" ({args.clip_note})" if args.clip_note else ""
-        base, model_text = model_base(args.model_dir)
+        base = args.model_dir or PipelineConfig().serving_dir  # newest_version exits naming the fix when none is pushed
+        model_text = (f"the pushed model in {os.path.basename(os.path.dirname(base))}/{os.path.basename(base)}, "
+                      f"version {newest_version(base, 'genre')}")
         server, port = start_server(base, "genre", port=0)
         stack.callback(server.stop, None)
         host = f"127.0.0.1:{port}"
@@ -95,13 +87,8 @@ def main(argv: list[str] | None = None) -> None:
             rendered.append(result.rendered_seconds)
         os.makedirs(os.path.dirname(os.path.abspath(args.screenshot)), exist_ok=True)
         browser.save_screenshot(driver, args.screenshot, max_bytes=README_SHOT_BYTES)
-        grpc_times = []
         with GenreClient(host) as client:
-            client.predict_file(clip)
-            for _ in range(args.uploads):
-                started = time.perf_counter()
-                client.predict_file(clip)
-                grpc_times.append(time.perf_counter() - started)
+            grpc_ms = interleaved_calls({"grpc": lambda: client.predict_file(clip)}, args.uploads, warmup=1)["grpc"]
         load_after = os.getloadavg()[0]
 
     def cell(values: list[float]) -> str:
@@ -118,7 +105,7 @@ shared with other jobs).
 |---|---|
 | page: upload -> top genre shown | {cell(headline)} |
 | page: upload -> all charts drawn and the log-mel image loaded | {cell(rendered)} |
-| for comparison: serving/client.py alone, decode + gRPC Predict | {cell(grpc_times)} |
+| for comparison: serving/client.py alone, decode + gRPC Predict | {cell(grpc_ms[:, 0] / 1e3)} |
 
 The difference between the page rows and the client row is the page's own work: the upload to
 Streamlit, decoding and checks, the waveform and genre charts, the librosa log-mel image

@@ -62,10 +62,10 @@ def table(rows: list[dict]) -> str:
              "Keras reload: traces / none (s) | size: traces / none (MB) | reload's largest difference, none |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['family']} | {r['parameters']:,} | {r['save_True']:.1f} / **{r['save_False']:.1f}** | "
-                     f"{r['tf_load_True']:.1f} / **{r['tf_load_False']:.1f}** | "
-                     f"{r['keras_load_True']:.1f} / **{r['keras_load_False']:.1f}** | "
-                     f"{r['megabytes_True']:.1f} / {r['megabytes_False']:.1f} | {r['max_diff_False']:.1e} |")
+        timed = " | ".join(f"{r[f'{m}_True']:.1f} / **{r[f'{m}_False']:.1f}**"
+                           for m in ("save", "tf_load", "keras_load"))
+        lines.append(f"| {r['family']} | {r['parameters']:,} | {timed} | {r['megabytes_True']:.1f} / "
+                     f"{r['megabytes_False']:.1f} | {r['max_diff_False']:.1e} |")
     return "\n".join(lines)
 
 

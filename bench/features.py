@@ -17,8 +17,9 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Callable
+
+from bench.report import ROOT, child_env, write_section
 
 SEGMENT_SECONDS = 3.0
 GOAL_VS_LIBROSA = 3.0  # the goal: the in-graph log-mel at least 3x librosa per core
@@ -60,6 +61,7 @@ def worker(threads: int, limit: int, repeats: int) -> dict:
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     import librosa
     import soxr
+    import tensorflow_io as tfio
 
     from config.settings import FeatureConfig, PipelineConfig
     from models import features
@@ -72,65 +74,48 @@ def worker(threads: int, limit: int, repeats: int) -> dict:
                  .astype(np.float32) for b in batches]
     audio_seconds = len(batches) * 10 * SEGMENT_SECONDS
 
-    def graph(config: FeatureConfig, rate: int, shape: tuple) -> Callable:
-        fn = tf.function(lambda w: features.compute(w, config, rate),
-                         input_signature=[tf.TensorSpec(shape, tf.float32)])
-        return lambda b: fn(b).numpy()
+    def compiled(fn: Callable, shape: tuple = batches[0].shape) -> Callable:
+        """FN as a tf.function of one float32 batch of SHAPE, returning numpy."""
+        traced = tf.function(fn, input_signature=[tf.TensorSpec(shape, tf.float32)])
+        return lambda b: traced(b).numpy()
 
     def librosa_log_mel(b, rate=sr, n_fft=2048, hop=512, n_mels=128):
         mel = librosa.feature.melspectrogram(y=b, sr=rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels)
         return np.stack([librosa.power_to_db(m, top_db=80.0) for m in mel])
 
-    def librosa_mfcc(b):
-        return librosa.feature.mfcc(S=librosa_log_mel(b), n_mfcc=20)
-
     def librosa_musicnn(b):
         mel = librosa.feature.melspectrogram(y=b, sr=sr16, n_fft=512, hop_length=256, n_mels=96)
         return np.log10(1 + 10000 * mel)[..., :187]
 
-    def tfio_log_mel() -> Callable:
+    weights = tf.constant(features.mel_filterbank(sr, 2048, 128, 0.0, None, False, "slaney").T)
+    win = tf.constant(features.analysis_window(FeatureConfig().window, 2048, 2048))
+
+    def centred(w):
+        return tf.pad(w, [[0, 0], [1024, 1024]])
+
+    def tfio_log_mel(w):
         """tensorflow-io's spectrogram (magnitude, pad_end) + the same filterbank: why it is not used."""
-        import tensorflow_io as tfio
-        c = FeatureConfig()
-        weights = tf.constant(features.mel_filterbank(sr, 2048, 128, 0.0, None, False, "slaney").T)
+        spec = tfio.audio.spectrogram(centred(w), nfft=2048, window=2048, stride=512)[:, :130]
+        return features.log_compress(tf.matmul(tf.square(spec), weights), FeatureConfig())
 
-        @tf.function(input_signature=[tf.TensorSpec(batches[0].shape, tf.float32)])
-        def fn(w):
-            padded = tf.pad(w, [[0, 0], [1024, 1024]])
-            spec = tfio.audio.spectrogram(padded, nfft=2048, window=2048, stride=512)[:, :130]
-            return features.log_compress(tf.matmul(tf.square(spec), weights), c)
-        return lambda b: fn(b).numpy()
+    def framed(w):  # the default log-mel's floor: its framing, its STFT, its FFT on ready windowed frames
+        return tf.signal.frame(centred(w), 2048, 512) * win
 
-    def profile_stages() -> dict[str, Callable]:
-        """The default log-mel's floor: its STFT alone, and the FFT alone on ready windowed frames."""
-        c = FeatureConfig()
-        win = tf.constant(features.analysis_window(c.window, c.n_fft, c.n_fft))
-
-        @tf.function(input_signature=[tf.TensorSpec(batches[0].shape, tf.float32)])
-        def stft(w):
-            return tf.signal.stft(tf.pad(w, [[0, 0], [1024, 1024]]), 2048, 512, 2048, pad_end=False,
-                                  window_fn=lambda length, dtype: win)
-
-        @tf.function(input_signature=[tf.TensorSpec(batches[0].shape, tf.float32)])
-        def framing(w):
-            return tf.signal.frame(tf.pad(w, [[0, 0], [1024, 1024]]), 2048, 512) * win
-
-        frames = framing(batches[0])
-        rfft = tf.function(tf.signal.rfft, input_signature=[tf.TensorSpec(frames.shape, tf.float32)])
-        return {PROFILE_STFT: lambda b: stft(b).numpy(),
-                PROFILE_FRAMING: lambda b: framing(b).numpy(),
-                PROFILE_RFFT: lambda b: rfft(frames).numpy()}
-
-    shape, shape16 = batches[0].shape, batches16[0].shape
+    frames = framed(batches[0])
+    rfft = compiled(tf.signal.rfft, frames.shape)
     methods = {
-        "log_mel: graph": (graph(FeatureConfig(), sr, shape), batches),
+        "log_mel: graph": (compiled(lambda w: features.compute(w, FeatureConfig(), sr)), batches),
         "log_mel: librosa": (librosa_log_mel, batches),
-        "mfcc: graph": (graph(FeatureConfig(kind="mfcc"), sr, shape), batches),
-        "mfcc: librosa": (librosa_mfcc, batches),
-        "musicnn log_mel (16 kHz): graph": (graph(musicnn.features, sr16, shape16), batches16),
+        "mfcc: graph": (compiled(lambda w: features.compute(w, FeatureConfig(kind="mfcc"), sr)), batches),
+        "mfcc: librosa": (lambda b: librosa.feature.mfcc(S=librosa_log_mel(b), n_mfcc=20), batches),
+        "musicnn log_mel (16 kHz): graph": (compiled(lambda w: features.compute(w, musicnn.features, sr16),
+                                                     batches16[0].shape), batches16),
         "musicnn log_mel (16 kHz): librosa": (librosa_musicnn, batches16),
-        "log_mel: tfio.audio.spectrogram + same filterbank": (tfio_log_mel(), batches),
-        **{name: (fn, batches) for name, fn in profile_stages().items()},
+        "log_mel: tfio.audio.spectrogram + same filterbank": (compiled(tfio_log_mel), batches),
+        PROFILE_STFT: (compiled(lambda w: tf.signal.stft(centred(w), 2048, 512, 2048, pad_end=False,
+                                                         window_fn=lambda length, dtype: win)), batches),
+        PROFILE_FRAMING: (compiled(framed), batches),
+        PROFILE_RFFT: (lambda b: rfft(frames), batches),
     }
     load_before = os.getloadavg()[0]
     # Interleaved per batch, so every method sees the same moments of machine load; each
@@ -150,11 +135,10 @@ def worker(threads: int, limit: int, repeats: int) -> dict:
 
 
 def run_worker(threads: int, limit: int, repeats: int) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
-               MKL_NUM_THREADS=str(threads), TF_CPP_MIN_LOG_LEVEL="2", TF_USE_LEGACY_KERAS="1")
+    env = child_env(**{f"{lib}_NUM_THREADS": str(threads) for lib in ("OMP", "OPENBLAS", "MKL")})
     cmd = [sys.executable, "-m", "bench.features", "--worker", str(threads), "--clips", str(limit),
            "--repeats", str(repeats)]
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         raise RuntimeError(f"worker with {threads} thread(s) failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -173,18 +157,13 @@ def report(one: dict, two: dict) -> str:
         "x real time = seconds of audio featurised per second: each batch timed `--repeats` times, interleaved "
         "with the other methods; the sum over batches of each batch's fastest time (of its median time in "
         "brackets).",
-        "",
-        "| method | per core (1 thread) | 2 threads | graph / librosa (1 thread) |",
-        "|---|---|---|---|",
+        "", "| method | per core (1 thread) | 2 threads | graph / librosa (1 thread) |", "|---|---|---|---|",
     ]
     for name, times in one["times"].items():
         best1, med1 = seconds / times["best"], seconds / times["median"]
         best2 = seconds / two["times"][name]["best"]
-        ratio = ""
-        if ": graph" in name or "tfio" in name:
-            ref = one["times"].get(name.split(":")[0] + ": librosa")
-            if ref:
-                ratio = f"{ref['best'] / times['best']:.2f}x ({ref['median'] / times['median']:.2f}x)"
+        ref = one["times"].get(name.split(":")[0] + ": librosa") if ": graph" in name or "tfio" in name else None
+        ratio = f"{ref['best'] / times['best']:.2f}x ({ref['median'] / times['median']:.2f}x)" if ref else ""
         lines.append(f"| {name} | {best1:,.0f}x ({med1:,.0f}x) | {best2:,.0f}x | {ratio} |")
     return "\n".join(lines + ["", goal_budget(one)])
 
@@ -216,7 +195,6 @@ def main(argv: list[str] | None = None) -> None:
     body = report(one, two)
     print(body)
     if not args.no_write:
-        from bench.report import write_section
         write_section("features", "Feature extraction: in-graph log-mel and MFCC vs librosa", body,
                       command="make bench-features")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import os
 import resource
@@ -38,7 +39,8 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def run_example_gen(root: str, config: PipelineConfig, out: Path) -> dict:
+def run_example_gen(root: str, config: PipelineConfig) -> dict:
+    """One AudioExampleGen run over ROOT, in a temporary directory: its wall, CPU and what it wrote."""
     from tfx.types import standard_artifacts
 
     from components.audio_example_gen.component import AudioExampleGen
@@ -47,14 +49,16 @@ def run_example_gen(root: str, config: PipelineConfig, out: Path) -> dict:
 
     component = AudioExampleGen(input_base=root, pipeline_config_json=config.to_json())
     examples, report = standard_artifacts.Examples(), AudioQuarantine()
-    examples.uri, report.uri = str(out / "examples"), str(out / "quarantine")
-    executor = Executor(Executor.Context(beam_pipeline_args=for_tfx(config.beam_args), tmp_dir=str(out / "tmp")))
-    cpu, started = cpu_seconds(), time.perf_counter()
-    executor.Do({}, {"examples": [examples], "quarantine": [report]}, dict(component.exec_properties))
-    wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-    summary = json.loads((out / "quarantine" / SUMMARY_FILE).read_text())
-    files = [json.loads(line) for line in (out / "quarantine" / FILES_FILE).read_text().splitlines()]
-    output_bytes = sum(p.stat().st_size for p in (out / "examples").rglob("*.gz"))
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
+        out = Path(tmp)
+        examples.uri, report.uri = str(out / "examples"), str(out / "quarantine")
+        executor = Executor(Executor.Context(beam_pipeline_args=for_tfx(config.beam_args), tmp_dir=str(out / "tmp")))
+        cpu, started = cpu_seconds(), time.perf_counter()
+        executor.Do({}, {"examples": [examples], "quarantine": [report]}, dict(component.exec_properties))
+        wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+        summary = json.loads((out / "quarantine" / SUMMARY_FILE).read_text())
+        files = [json.loads(line) for line in (out / "quarantine" / FILES_FILE).read_text().splitlines()]
+        output_bytes = sum(p.stat().st_size for p in (out / "examples").rglob("*.gz"))
     return {"wall": wall, "cpu": cpu, "pipeline_wall": summary["wall_seconds"], "audio": summary["audio_seconds"],
             "files": summary["files"]["ingested"], "bad": summary["files"]["quarantined"],
             "segments": sum(s["segments"] for s in summary["splits"].values()),
@@ -84,24 +88,17 @@ def run_librosa_loop(paths: list[Path], sample_rate: int) -> dict:
 
 
 # (label, synthetic/formats.py format or a libsndfile (format, subtype), the readers that decode it)
+BOTH = ("libsndfile", "ffmpeg")
 DECODE_FORMATS = (
-    ("WAV, 16-bit", ("WAV", "PCM_16"), ("libsndfile", "ffmpeg")),
-    ("FLAC", ("FLAC", "PCM_16"), ("libsndfile", "ffmpeg")),
-    ("Ogg Vorbis", ("OGG", "VORBIS"), ("libsndfile", "ffmpeg")),
-    ("MP3", ("MP3", "MPEG_LAYER_III"), ("libsndfile", "ffmpeg")),
-    ("AU, 16-bit", ("AU", "PCM_16"), ("libsndfile", "ffmpeg")),
-    ("AIFF, 16-bit", ("AIFF", "PCM_16"), ("libsndfile", "ffmpeg")),
-    ("Opus (.opus, 48 kHz)", "opus", ("libsndfile", "ffmpeg")),
-    ("AAC (.m4a)", "aac", ("ffmpeg",)),
-    ("ALAC (.m4a)", "alac", ("ffmpeg",)),
-    ("WMA", "wma", ("ffmpeg",)),
-    ("Opus (.webm)", "webm", ("ffmpeg",)),
-    ("FLAC (.mka)", "mka", ("ffmpeg",)),
+    ("WAV, 16-bit", ("WAV", "PCM_16"), BOTH), ("FLAC", ("FLAC", "PCM_16"), BOTH),
+    ("Ogg Vorbis", ("OGG", "VORBIS"), BOTH), ("MP3", ("MP3", "MPEG_LAYER_III"), BOTH),
+    ("AU, 16-bit", ("AU", "PCM_16"), BOTH), ("AIFF, 16-bit", ("AIFF", "PCM_16"), BOTH),
+    ("Opus (.opus, 48 kHz)", "opus", BOTH),
+    ("AAC (.m4a)", "aac", ("ffmpeg",)), ("ALAC (.m4a)", "alac", ("ffmpeg",)), ("WMA", "wma", ("ffmpeg",)),
+    ("Opus (.webm)", "webm", ("ffmpeg",)), ("FLAC (.mka)", "mka", ("ffmpeg",)),
 )
-# Full-length formats windowed by their reader: (label, format as above, reader).
-WINDOWED_FORMATS = (("FLAC", ("FLAC", "PCM_16"), "libsndfile"), ("WAV, 16-bit", ("WAV", "PCM_16"), "libsndfile"),
-                    ("Ogg Vorbis", ("OGG", "VORBIS"), "libsndfile"), ("AIFF, 16-bit", ("AIFF", "PCM_16"), "libsndfile"),
-                    ("ALAC (.m4a)", "alac", "ffmpeg"))
+# Full-length formats (labels of DECODE_FORMATS) windowed by their first reader.
+WINDOWED_FORMATS = ("FLAC", "WAV, 16-bit", "Ogg Vorbis", "AIFF, 16-bit", "ALAC (.m4a)")
 SOURCE_RATE, DECODE_RATE = 44100, 22050
 REPEATS = 7  # best of: the 2 cores are shared, and one decode takes a fraction of a second
 
@@ -111,7 +108,6 @@ def encoded_bytes(samples, fmt, tmp: Path) -> bytes:
     import soundfile as sf
     if isinstance(fmt, str):
         return encode(tmp / "clip", samples, SOURCE_RATE, fmt).read_bytes()
-    import io
     buf = io.BytesIO()
     with sf.SoundFile(buf, "w", SOURCE_RATE, samples.shape[1], format=fmt[0], subtype=fmt[1]) as f:
         for i in range(0, len(samples), 1 << 15):  # libsndfile's Vorbis encoder fails on one long write
@@ -126,26 +122,22 @@ def real_stereo(paths: list[Path], seconds: float):
     n = int(seconds * SOURCE_RATE)
     channels = []
     for side in (0, 1):
-        parts, have = [], 0
+        parts = []
         for path in paths[side::2]:
             part = audio_lib.decode(path.read_bytes(), SOURCE_RATE).samples
             parts.append(part.astype(np.float32) / 32768 if part.dtype == np.int16 else part)
-            have += len(part)
-            if have >= n:
+            if sum(map(len, parts)) >= n:
                 break
         channels.append(np.concatenate(parts)[:n])
     return np.clip(np.stack(channels, axis=1), -1.0, 1.0)
 
 
-def decode_cpu(data: bytes, reader: str, wanted=None, repeats: int = REPEATS) -> tuple[float, int]:
-    """Best CPU seconds of decode() over REPEATS, and the samples it returned."""
+def decode_cpu(data: bytes, reader: str, wanted=None) -> tuple[float, int]:
+    """CPU seconds of one decode() to DECODE_RATE, and the samples it returned."""
     from audio import decode as audio_lib
-    best, n = float("inf"), 0
-    for _ in range(repeats):
-        started = time.process_time()
-        n = len(audio_lib.decode(data, DECODE_RATE, wanted=wanted, reader=reader).samples)
-        best = min(best, time.process_time() - started)
-    return best, n
+    started = time.process_time()
+    n = len(audio_lib.decode(data, DECODE_RATE, wanted=wanted, reader=reader).samples)
+    return time.process_time() - started, n
 
 
 def decode_formats(paths: list[Path], root: Path, no_write: bool) -> None:
@@ -163,8 +155,7 @@ def decode_formats(paths: list[Path], root: Path, no_write: bool) -> None:
             speeds = {}
             for reader in readers:
                 try:
-                    cpu, _ = decode_cpu(data, reader)
-                    speeds[reader] = 60.0 / cpu
+                    speeds[reader] = 60.0 / min(decode_cpu(data, reader)[0] for _ in range(REPEATS))
                 except Exception as e:  # a reader that cannot read the format is a finding, not a crash
                     speeds[reader] = None
                     print(f"{label}: {reader} fails: {e}")
@@ -181,13 +172,13 @@ def decode_formats(paths: list[Path], root: Path, no_write: bool) -> None:
         def wanted(num_samples: int):
             return segments.spans(num_samples, kept_segments(num_samples, cfg)[2], cfg.segment_samples)
 
-        for label, fmt, reader in WINDOWED_FORMATS:
+        formats = {label: (fmt, readers[0]) for label, fmt, readers in DECODE_FORMATS}
+        for label in WINDOWED_FORMATS:
+            fmt, reader = formats[label]
             data = encoded_bytes(track, fmt, Path(tmp))
-            whole, windows = float("inf"), float("inf")
-            for _ in range(REPEATS):  # interleaved, so both see the same moments of the shared cores
-                whole = min(whole, decode_cpu(data, reader, repeats=1)[0])
-                cpu, kept = decode_cpu(data, reader, wanted, repeats=1)
-                windows = min(windows, cpu)
+            # Whole and windowed interleaved, so both see the same moments of the shared cores; best of REPEATS.
+            timed = [(decode_cpu(data, reader)[0], *decode_cpu(data, reader, wanted)) for _ in range(REPEATS)]
+            whole, windows, kept = map(min, zip(*timed))
             speedups.append(whole / windows)
             windowed_rows.append(f"| {label} | {reader} | {whole:.3f} | {windows:.3f} | {kept / DECODE_RATE:.0f} | "
                                  f"{whole / windows:.1f}x |")
@@ -242,15 +233,11 @@ def main(argv: list[str] | None = None) -> None:
     load_before = os.getloadavg()
     runs = []
     for i in range(args.repeats):
-        with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
-            runs.append(run_example_gen(str(root), config, Path(tmp)))
-        r = runs[-1]
+        runs.append(r := run_example_gen(str(root), config))
         print(f"run {i + 1}: {r['audio']:.0f} s of audio in {r['wall']:.1f} s wall = {r['audio'] / r['wall']:.0f}x "
               f"real time (Beam pipeline {r['pipeline_wall']:.1f} s; CPU {r['cpu']:.1f} s)", flush=True)
     # Profiling aid: the same work with threads instead of worker processes (no process start-up).
-    threads = dataclasses.replace(config, beam_args=THREADED)
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
-        threaded = run_example_gen(str(root), threads, Path(tmp))
+    threaded = run_example_gen(str(root), dataclasses.replace(config, beam_args=THREADED))
     empty = run_empty_pipeline(config.beam_args, len(paths))
     baseline = run_librosa_loop(paths, config.audio.sample_rate)
     load_after = os.getloadavg()

@@ -12,23 +12,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
+import tempfile
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
-from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed, newest_transform_dir
-from bench.report import write_section
-from bench.report import make_command
-from bench.serving import bench_clip
+from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed
+from bench.report import make_command, write_section
+from bench.serving import bench_clip, interleaved_calls, signature_call
 from config.settings import PipelineConfig
 
-
-def _timed(fn: Callable[[], object]) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return 1e3 * (time.perf_counter() - wall), 1e3 * (time.process_time() - cpu)
+FRONT_END = "front end (5 convolutions, max over bands)"
 
 
 def stages(model, config: PipelineConfig, graph: str, clip: np.ndarray, rate: int) -> list[tuple[str, Callable]]:
@@ -41,12 +36,17 @@ def stages(model, config: PipelineConfig, graph: str, clip: np.ndarray, rate: in
     f, a = config.features, config.audio
     layer = model.get_layer
     steps: list[tuple[str, Callable]] = []
-    value = {"x": (tf.constant(clip), tf.constant(rate, tf.int32))}
+    value = {"x": (tf.constant(clip), tf.constant(rate, tf.int32))}  # each stage's output, as the next one's args
 
     def step(name: str, fn: Callable, key: str, out: str, jit: bool = False) -> None:
         traced = tf.function(fn, jit_compile=jit)
-        value[out] = traced(*value[key]) if isinstance(value[key], tuple) else traced(value[key])
-        steps.append((name, lambda: traced(*value[key]) if isinstance(value[key], tuple) else traced(value[key])))
+        value[out] = (traced(*value[key]),)
+        steps.append((name, lambda: traced(*value[key])))
+
+    def part(inputs, outputs) -> Callable:
+        """The Keras model over part of MODEL's graph, called in inference mode."""
+        sub = keras.Model(inputs, outputs)
+        return lambda x: sub(x, training=False)
 
     def checks(waveform, sample_rate):
         done = [signatures._rate_check(sample_rate), *signatures._length_checks(config, tf.size(waveform), sample_rate),
@@ -65,97 +65,63 @@ def stages(model, config: PipelineConfig, graph: str, clip: np.ndarray, rate: in
     step("  of which mel filterbank", lambda p: features._mel_product(
         tf.reshape(p, tf.concat([tf.shape(p)[:2], [-1]], 0)), f, a.sample_rate, 2), "stft", "mel")
     step("  of which log", lambda m: features.log_compress(m, f), "mel", "log")
-    before = keras.Model(model.input, layer(musicnn.INPUT_BN).output)
-    step("z-score undone, input batch norm", lambda x: before(x, training=False), "features", "image")
+    step("z-score undone, input batch norm", part(model.input, layer(musicnn.INPUT_BN).output), "features", "image")
+    front_end, mid_end = layer(musicnn.BACKBONE_PREFIX + "front_end").output, layer(musicnn.MID_END).output
     if graph == "serving":
         body = musicnn.ServingBody(model)
         front, mid = body.front_end, body.mid_end
     else:
-        front_model = keras.Model(layer(musicnn.INPUT_BN).output, layer(musicnn.BACKBONE_PREFIX + "front_end").output)
-        mid_model = keras.Model(layer(musicnn.BACKBONE_PREFIX + "front_end").output, layer(musicnn.MID_END).output)
-
-        def front(image):
-            return front_model(image, training=False)
-
-        def mid(frames):
-            return mid_model(frames, training=False)
-    step("front end (5 convolutions, max over bands)", front, "image", "front")
+        front, mid = part(layer(musicnn.INPUT_BN).output, front_end), part(front_end, mid_end)
+    step(FRONT_END, front, "image", "front")
     if graph == "serving":  # what XLA would make of it (stock TF Serving runs XLA only behind a flag)
         step("  the same front end XLA-compiled (jit_compile; not exported)", front, "image", "front_xla", jit=True)
-        segments = int(value["image"].shape[0])
-        value["gemm"] = tuple(tf.random.uniform([segments * rows, depth]) for rows, depth, _ in _timbral_gemms())
-        weights = [tf.random.uniform([depth, filters]) for _, depth, filters in _timbral_gemms()]
+        segments = int(value["image"][0].shape[0])
+        gemms = _front_end_gemms("valid")  # the timbral convolutions
+        value["gemm"] = tuple(tf.random.uniform([segments * rows, depth]) for rows, depth, _ in gemms)
+        weights = [tf.random.uniform([depth, filters]) for _, depth, filters in gemms]
         step("  reference: the timbral convolutions' multiply-adds as plain matmuls",
              lambda *xs: [tf.matmul(x, w) for x, w in zip(xs, weights)], "gemm", "gemm_out")
     step("mid end (3 convolutions)", mid, "front", "mid")
-    after = keras.Model(layer(musicnn.MID_END).output, model.output)
-    step(f"heads ({model.name}: pooling, heads averaged)", lambda x: after(x, training=False), "mid", "scores")
+    step(f"heads ({model.name}: pooling, heads averaged)", part(mid_end, model.output), "mid", "scores")
     step("vote (mean over segments, argmax)", lambda p: tf.argmax(tf.reduce_mean(p, 0)), "scores", "genre")
     return steps
 
 
-def _timbral_gemms() -> list[tuple[int, int, int]]:
-    """(output positions per segment, kernel taps, filters) of each timbral convolution as a GEMM."""
+def _front_end_gemms(padding: Optional[str] = None) -> list[tuple[int, int, int]]:
+    """(positions per segment, kernel taps, filters) as a GEMM of each front-end convolution of PADDING (None: all)."""
     from models import musicnn
 
-    return [(musicnn.FRAMES * (musicnn.MELS - kernel[1] + 1), kernel[0] * kernel[1], filters)
-            for _, filters, kernel, padding in musicnn.FRONT_END if padding == "valid"]
-
-
-def front_end_flops() -> float:
-    """Floating-point operations (2 per multiply-add) of the front end's convolutions on one segment."""
-    from models import musicnn
-
-    total = 0
-    for _, filters, (frames, bands), padding in musicnn.FRONT_END:
-        positions = musicnn.MELS - bands + 1 if padding == "valid" else musicnn.MELS
-        total += 2 * musicnn.FRAMES * positions * frames * bands * filters
-    return float(total)
+    return [(musicnn.FRAMES * (musicnn.MELS - bands + 1 if pad == "valid" else musicnn.MELS), frames * bands, filters)
+            for _, filters, (frames, bands), pad in musicnn.FRONT_END if padding in (None, pad)]
 
 
 def profile(model, config: PipelineConfig, bases: dict[str, str], repeats: int, seconds: float) -> str:
-    import tensorflow as tf
-
+    """The table of median wall (CPU) ms of the whole signature and every stage, per clip and exported graph."""
     stereo = np.stack([bench_clip(seconds, 44100, seed=1), bench_clip(seconds, 44100, seed=2)], axis=1)
     clips = {"22.05 kHz mono": (bench_clip(seconds, 22050), 22050),
              "44.1 kHz stereo, downmixed": (stereo.mean(axis=1).astype(np.float32), 44100)}
+    whole, downmix = "serving_default, whole signature", "downmix (the caller's: numpy mean of 2 channels)"
     calls: dict[tuple[str, str, str], Callable] = {}
-    downmix = "downmix (the caller's: numpy mean of 2 channels)"
-    order: list[str] = ["serving_default, whole signature", downmix]
     for clip_name, (clip, rate) in clips.items():
         for graph, base in bases.items():
-            serve = tf.saved_model.load(os.path.join(base, "1")).signatures["serving_default"]
-            args = {"waveform": tf.constant(clip), "sample_rate": tf.constant(rate, tf.int32)}
-            calls[("serving_default, whole signature", clip_name, graph)] = lambda s=serve, x=args: s(**x)
+            calls[(whole, clip_name, graph)] = signature_call(os.path.join(base, "1"), clip, rate)
             if rate == 44100:
                 calls[(downmix, clip_name, graph)] = lambda: stereo.mean(1)
             for name, call in stages(model, config, graph, clip, rate):
                 calls[(name, clip_name, graph)] = call
-    for key in calls:
-        if key[0] not in order:
-            order.append(key[0])
-    for call in calls.values():
-        call()
-    times: dict[tuple, list[tuple[float, float]]] = {key: [] for key in calls}
-    for _ in range(repeats):
-        for key, call in calls.items():
-            times[key].append(_timed(call))
+    times = interleaved_calls(calls, repeats, warmup=1)
     graphs = list(bases)
-    rates = []
     segments = int(seconds // config.audio.hop_seconds)
-    for graph in graphs:
-        cpu = np.median([c for _, c in times[("front end (5 convolutions, max over bands)", next(iter(clips)), graph)]])
-        rates.append(f"{GRAPH_NAMES[graph]} {front_end_flops() * segments / cpu / 1e6:.0f}")
+    flops = 2.0 * segments * sum(rows * depth * filters for rows, depth, filters in _front_end_gemms())
+    rates = [f"{GRAPH_NAMES[g]} {flops / np.median(times[(FRONT_END, next(iter(clips)), g)][:, 1]) / 1e6:.0f}"
+             for g in graphs]
     header = ["stage"] + [f"{clip} {GRAPH_NAMES[g]}" for clip in clips for g in graphs]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name in order:
-        cells = []
-        for clip in clips:
-            for graph in graphs:
-                t = np.array(times.get((name, clip, graph), []))
-                cells.append(f"{np.median(t[:, 0]):.1f} ({np.median(t[:, 1]):.1f})" if len(t) else "-")
+    for name in dict.fromkeys([whole, downmix, *(name for name, _, _ in calls)]):
+        found = [times.get((name, clip, graph)) for clip in clips for graph in graphs]
+        cells = ["-" if t is None else f"{np.median(t[:, 0]):.1f} ({np.median(t[:, 1]):.1f})" for t in found]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"The front end's convolutions: {front_end_flops() * segments / 1e9:.1f} GFLOP per clip "
+    lines += ["", f"The front end's convolutions: {flops / 1e9:.1f} GFLOP per clip "
               f"({segments} segments; 2 per multiply-add); GFLOP per CPU-second at 22.05 kHz: " + ", ".join(rates) + "."]
     return "\n".join(lines)
 
@@ -171,10 +137,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--clip-seconds", type=float, default=30.0, help="(default: %(default)s)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
     args = parser.parse_args(argv)
-    import tempfile
-
     load_before = os.getloadavg()[0]
-    model, config, version_dir = load_pushed(args.model_dir, args.transform_dir or newest_transform_dir(args.pipeline_root))
+    model, config, version_dir = load_pushed(args.model_dir, args.transform_dir, args.pipeline_root)
     with tempfile.TemporaryDirectory() as tmp:
         table = profile(model, config, export_graphs(model, config, tmp), args.repeats, args.clip_seconds)
     body = "\n".join([
@@ -182,9 +146,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         f"{args.clip_seconds:g}-s clip (bench.serving's tones and noise). Each cell: median wall ms (CPU ms, both "
         f"cores' time) of {args.repeats} runs, stages interleaved. \"training graph's layers\": "
         "`signatures.export(graph='keras')`; \"ServingBody\": the default export (models/musicnn.py).",
-        "",
-        table,
-        "",
+        "", table, "",
         f"Load average (1 min) {load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end: the machine's "
         "2 cores were shared with other work, so compare the columns of this table with each other only.",
     ])

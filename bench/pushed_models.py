@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 from config.settings import PipelineConfig
 from serving.layout import pushed_versions
@@ -20,35 +21,34 @@ def newest_version(model_dir: str, model_name: str) -> int:
     return versions[-1]
 
 
-def newest_transform_dir(pipeline_root: str) -> str:
-    base = Path(pipeline_root) / "Transform" / "transform_graph"
-    runs = sorted((p for p in base.glob("*") if p.name.isdigit()), key=lambda p: int(p.name))
-    if not runs:
-        raise SystemExit(f"No Transform output under {base}: run the pipeline first (make run ARGS=\"--model musicnn\") "
-                         "or pass --transform-dir DIR.")
-    return str(runs[-1])
-
-
-def load_pushed(model_dir: str, transform_dir: str):
-    """(Keras model with the transform graph attached, its family's config, version dir) of MODEL_DIR's newest."""
+def load_pushed(model_dir: str, transform_dir: Optional[str], pipeline_root: str = ""):
+    """(Keras model with the transform graph attached, its family's config, version dir) of MODEL_DIR's newest; its
+    Transform output is TRANSFORM_DIR, else the newest run under PIPELINE_ROOT."""
     import tensorflow_transform as tft
     import tf_keras as keras
 
     from models import signatures
 
+    if not transform_dir:
+        base = Path(pipeline_root) / "Transform" / "transform_graph"
+        runs = sorted(int(p.name) for p in base.glob("*") if p.name.isdigit())
+        if not runs:
+            raise SystemExit(f"No Transform output under {base}: run the pipeline first (make run ARGS=\"--model "
+                             "musicnn\") or pass --transform-dir DIR.")
+        transform_dir = str(base / str(runs[-1]))
     version_dir = os.path.join(model_dir, str(newest_version(model_dir, "genre")))
     model = keras.models.load_model(version_dir, compile=False)
     signatures.attach_transform(model, tft.TFTransformOutput(transform_dir))
     return model, PipelineConfig().with_model(model.name), version_dir
 
 
-def export_graphs(model, config: PipelineConfig, out: str, version: int = 1) -> dict[str, str]:
-    """``model`` exported with every graph of signatures.GRAPHS as ``OUT/<graph>/<version>/``; graph -> base dir."""
+def export_graphs(model, config: PipelineConfig, out: str) -> dict[str, str]:
+    """``model`` exported with every graph of signatures.GRAPHS as ``OUT/<graph>/1/``; graph -> base dir."""
     from models import signatures
 
     bases = {}
     for graph in sorted(signatures.GRAPHS, key=list(GRAPH_NAMES).index):  # the training graph's first
         bases[graph] = os.path.join(out, graph)
-        model.save(os.path.join(bases[graph], str(version)), save_format="tf", save_traces=False,
+        model.save(os.path.join(bases[graph], "1"), save_format="tf", save_traces=False,
                    signatures=signatures.make_signatures(model, config, graph))
     return bases

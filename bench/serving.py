@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import itertools
 import os
 import re
 import select
@@ -21,33 +23,17 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, ContextManager, Iterator, Optional, Sequence
 
 import numpy as np
 
-from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed, newest_transform_dir, newest_version
+from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed, newest_version
 from bench.report import ROOT, child_env, make_command, write_section
 from config.local_http import stop_process
 from config.settings import PipelineConfig
 
 SERVER_START_TIMEOUT = 300.0  # seconds: TF import plus loading a large SavedModel on 2 cores
-
-
-@dataclass
-class Timing:
-    name: str
-    latencies_ms: np.ndarray
-    wall_seconds: float
-
-    @property
-    def throughput(self) -> float:
-        return len(self.latencies_ms) / self.wall_seconds
-
-    def row(self) -> str:
-        p50, p99 = np.percentile(self.latencies_ms, [50, 99])
-        return f"| {self.name} | {len(self.latencies_ms)} | {p50:.1f} | {p99:.1f} | {self.throughput:.2f} |"
 
 
 def bench_clip(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
@@ -58,35 +44,35 @@ def bench_clip(seconds: float, sample_rate: int, seed: int = 0) -> np.ndarray:
     return (tones + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def concurrent_calls(name: str, make_call: Callable[[], tuple[Callable[[], object], Callable[[], None]]],
-                     clients: int, requests: int, max_seconds: float) -> Timing:
-    """CLIENTS threads, each with its own connection, share REQUESTS calls."""
-    lock, latencies, busy = threading.Lock(), [], [0]  # busy[0]: calls in flight
+def signature_call(version_dir: str, clip: np.ndarray, rate: int) -> Callable[[], object]:
+    """A call of VERSION_DIR's ``serving_default`` on CLIP at RATE, its inputs made tensors once."""
+    import tensorflow as tf
+
+    fn = tf.saved_model.load(version_dir).signatures["serving_default"]
+    waveform, sample_rate = tf.constant(clip), tf.constant(rate, tf.int32)
+    return lambda: fn(waveform=waveform, sample_rate=sample_rate)
+
+
+def concurrent_calls(connect: Callable[[], ContextManager], call: Callable[[object], object], clients: int,
+                     requests: int, max_seconds: float) -> tuple[np.ndarray, float]:
+    """CLIENTS threads, each with its own connection, share REQUESTS calls; (latencies in ms, wall seconds)."""
+    claims, latencies = itertools.count(), []  # next(claims) is atomic under the GIL: no lock needed
     start = time.perf_counter()
 
     def worker() -> None:
-        call, close = make_call()
-        try:
-            call()  # connect and warm this client outside the figures' count
-            while time.perf_counter() - start < max_seconds:
-                with lock:
-                    if len(latencies) + busy[0] >= requests:
-                        return
-                    busy[0] += 1
+        with connect() as client:
+            call(client)  # connect and warm this client outside the figures' count
+            while time.perf_counter() - start < max_seconds and next(claims) < requests:
                 t0 = time.perf_counter()
-                call()
-                with lock:
-                    busy[0] -= 1
-                    latencies.append((time.perf_counter() - t0) * 1e3)
-        finally:
-            close()
+                call(client)
+                latencies.append((time.perf_counter() - t0) * 1e3)
 
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return Timing(name, np.array(latencies), time.perf_counter() - start)
+    return np.array(latencies), time.perf_counter() - start
 
 
 @contextlib.contextmanager
@@ -110,20 +96,20 @@ def served_by_test_double(model_dir: str, model_name: str) -> Iterator[str]:
 
 
 def interleaved_calls(calls: dict[str, Callable[[], object]], requests: int, warmup: int,
-                      max_seconds: float) -> dict[str, Timing]:
+                      max_seconds: float = float("inf")) -> dict[str, np.ndarray]:
     """Warm-up, then timed calls of several paths at once, one call of each in turn, so that the machine's other
-    load falls on all of them alike. Throughput: calls per second of that path's own call time."""
+    load falls on all of them alike. Per path: one row of (wall ms, CPU ms) per timed call."""
     for call in calls.values():
         for _ in range(warmup):
             call()
-    latencies: dict[str, list[float]] = {name: [] for name in calls}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in calls}
     start = time.perf_counter()
-    while min(map(len, latencies.values())) < requests and time.perf_counter() - start < max_seconds * len(calls):
+    while min(map(len, times.values())) < requests and time.perf_counter() - start < max_seconds * len(calls):
         for name, call in calls.items():
-            t0 = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             call()
-            latencies[name].append((time.perf_counter() - t0) * 1e3)
-    return {name: Timing(name, np.array(ms), sum(ms) / 1e3) for name, ms in latencies.items()}
+            times[name].append((1e3 * (time.perf_counter() - wall), 1e3 * (time.process_time() - cpu)))
+    return {name: np.array(t) for name, t in times.items()}
 
 
 def compared_models(model_dir: str, compare_dir: Optional[str], transform_dir: Optional[str], pipeline_root: str,
@@ -131,7 +117,7 @@ def compared_models(model_dir: str, compare_dir: Optional[str], transform_dir: O
     """Label -> TF Serving base dir: MODEL_DIR and ALSO as pushed, COMPARE_DIR's newest re-exported with each graph."""
     models = {f"{_family(base)} (as pushed)": base for base in (model_dir, *also)}
     if compare_dir:
-        model, config, _ = load_pushed(compare_dir, transform_dir or newest_transform_dir(pipeline_root))
+        model, config, _ = load_pushed(compare_dir, transform_dir, pipeline_root)
         for graph, base in export_graphs(model, config, tmp).items():
             models[f"{model.name}, {GRAPH_NAMES[graph]}"] = base
     return models
@@ -152,40 +138,34 @@ def run(models: dict[str, str], model_name: str, requests: int, warmup: int, cli
     versions = {label: newest_version(base, model_name) for label, base in models.items()}
     clip = bench_clip(clip_seconds, sample_rate)
 
-    import tensorflow as tf
-
     from serving.client import GenreClient
 
-    rate, waveform = tf.constant(sample_rate, tf.int32), tf.constant(clip)
-    direct_calls = {}
-    for label, base in models.items():
-        fn = tf.saved_model.load(os.path.join(base, str(versions[label]))).signatures["serving_default"]
-        direct_calls[label] = lambda fn=fn: fn(waveform=waveform, sample_rate=rate)
-    direct = interleaved_calls(direct_calls, requests, warmup, max_seconds)
+    def wall_ms(calls: dict[str, Callable[[], object]]) -> dict[str, np.ndarray]:
+        return {label: t[:, 0] for label, t in interleaved_calls(calls, requests, warmup, max_seconds).items()}
+
+    def predict(client: GenreClient) -> object:
+        return client.predict_waveform(clip, sample_rate)
+
+    direct = wall_ms({label: signature_call(os.path.join(base, str(versions[label])), clip, sample_rate)
+                      for label, base in models.items()})
     with contextlib.ExitStack() as stack:
         hosts = {label: stack.enter_context(served_by_test_double(base, model_name)) for label, base in models.items()}
-        grpc_calls = {}
-        for label, host in hosts.items():
-            client = stack.enter_context(GenreClient(host, model_name, timeout=120.0, retries=0))
-            answer = client.predict_waveform(clip, sample_rate)
+        connect = {label: functools.partial(GenreClient, host, model_name, timeout=120.0, retries=0)
+                   for label, host in hosts.items()}
+        grpc_clients = {label: stack.enter_context(connect[label]()) for label in models}
+        for label, client in grpc_clients.items():
+            answer = predict(client)
             assert answer.model_version == versions[label], (answer.model_version, versions[label])
-            grpc_calls[label] = lambda c=client: c.predict_waveform(clip, sample_rate)
-        one = interleaved_calls(grpc_calls, requests, warmup, max_seconds)
-        many = {}
-        for label, host in hosts.items():
-            def make_call(host=host):
-                c = GenreClient(host, model_name, timeout=120.0, retries=0)
-                return (lambda: c.predict_waveform(clip, sample_rate)), c.close
-
-            many[label] = concurrent_calls(label, make_call, clients, requests, max_seconds)
+        one = wall_ms({label: functools.partial(predict, client) for label, client in grpc_clients.items()})
+        many = {label: concurrent_calls(connect[label], predict, clients, requests, max_seconds) for label in models}
 
     rows = []
     for label in models:
-        for path, timing in (("direct SavedModel call, in-process", direct[label]),
-                             ("gRPC via the test double, 1 client", one[label]),
-                             (f"gRPC via the test double, {clients} concurrent clients", many[label])):
-            timing.name = f"{label} | {path}"
-            rows.append(timing.row())
+        for path, (ms, wall) in (("direct SavedModel call, in-process", (direct[label], direct[label].sum() / 1e3)),
+                                 ("gRPC via the test double, 1 client", (one[label], one[label].sum() / 1e3)),
+                                 (f"gRPC via the test double, {clients} concurrent clients", many[label])):
+            p50, p99 = np.percentile(ms, [50, 99])
+            rows.append(f"| {label} | {path} | {len(ms)} | {p50:.1f} | {p99:.1f} | {len(ms) / wall:.2f} |")
     lines = [
         "Models: " + "; ".join(f"{label}: `{os.path.abspath(base)}/{versions[label]}`" for label, base in models.items())
         + f". Signature `serving_default`. Clip: {clip_seconds:g} s mono float32 at {sample_rate} Hz "
@@ -195,20 +175,17 @@ def run(models: dict[str, str], model_name: str, requests: int, warmup: int, cli
         "**The gRPC server here is the project's Python test double (`serving/stand_in_server.py`), not TF Serving's "
         "C++ server**, which cannot run on this machine. The gRPC rows include protobuf encoding, loopback "
         "transfer and the test double's own Python overhead; TF Serving's figures will differ.",
-        "",
-        "| model | path | requests | p50 (ms) | p99 (ms) | throughput (clips/s) |",
-        "|---|---|---|---|---|---|",
-        *rows,
-        "",
+        "", "| model | path | requests | p50 (ms) | p99 (ms) | throughput (clips/s) |", "|---|---|---|---|---|---|",
+        *rows, "",
     ]
     for label in models:
-        overhead = np.median(one[label].latencies_ms) - np.median(direct[label].latencies_ms)
+        overhead = np.median(one[label]) - np.median(direct[label])
         lines.append(f"- {label}: gRPC overhead at the median (1 client minus direct) {overhead:.1f} ms.")
     graphs = [label for label in models if "(as pushed)" not in label]
     if len(graphs) == 2:
         old, new = graphs
         for name, timings in (("in-process", direct), ("gRPC, 1 client", one)):
-            ratio = np.median(timings[old].latencies_ms) / np.median(timings[new].latencies_ms)
+            ratio = np.median(timings[old]) / np.median(timings[new])
             lines.append(f"- {name} p50, {old} over {new}: {ratio:.2f}x.")
     lines += ["", f"Client and server share the machine's {os.cpu_count()} cores. Load average (1 min) "
               f"{load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end"
@@ -228,15 +205,13 @@ def main(argv: Optional[list[str]] = None) -> None:
                         help="another TF Serving base dir measured as pushed beside --model-dir (repeatable)")
     parser.add_argument("--transform-dir", help="--compare's Transform output (default: the newest under "
                         "--pipeline-root)")
-    parser.add_argument("--pipeline-root", default=cfg.pipeline_root, help="(default: %(default)s)")
-    parser.add_argument("--model-name", default="genre", help="(default: %(default)s)")
-    parser.add_argument("--requests", type=int, default=200, help="timed requests per path (default: %(default)s)")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed requests per path (default: %(default)s)")
-    parser.add_argument("--clip-seconds", type=float, default=30.0, help="(default: %(default)s)")
-    parser.add_argument("--sample-rate", type=int, default=cfg.audio.sample_rate, help="(default: %(default)s)")
-    parser.add_argument("--clients", type=int, default=2, help="concurrent gRPC clients (default: %(default)s)")
-    parser.add_argument("--max-seconds", type=float, default=300.0,
-                        help="time cap per path; fewer requests are reported if it is hit (default: %(default)s)")
+    for flag, kind, default, text in (
+            ("--pipeline-root", str, cfg.pipeline_root, ""), ("--model-name", str, "genre", ""),
+            ("--requests", int, 200, "timed requests per path "), ("--warmup", int, 10, "untimed requests per path "),
+            ("--clip-seconds", float, 30.0, ""), ("--sample-rate", int, cfg.audio.sample_rate, ""),
+            ("--clients", int, 2, "concurrent gRPC clients "),
+            ("--max-seconds", float, 300.0, "time cap per path; fewer requests are reported if it is hit ")):
+        parser.add_argument(flag, type=kind, default=default, help=text + "(default: %(default)s)")
     parser.add_argument("--no-write", action="store_true", help="print the results without updating BENCHMARKS.md")
     args = parser.parse_args(argv)
     if args.requests < 2 or args.warmup < 0 or args.clients < 1:
@@ -244,10 +219,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     if not os.path.isdir(args.model_dir):
         raise SystemExit(f"No pushed model: {args.model_dir} does not exist. Run the pipeline first (make run) "
                          "so the Pusher writes <serving_dir>/<version>/, or pass --model-dir DIR.")
+    if missing := [d for d in args.also if not os.path.isdir(d)]:
+        raise SystemExit(f"--also {missing[0]}: no such directory; give a TF Serving base dir (DIR/<version>/).")
     with tempfile.TemporaryDirectory() as tmp:
-        missing = [d for d in args.also if not os.path.isdir(d)]
-        if missing:
-            raise SystemExit(f"--also {missing[0]}: no such directory; give a TF Serving base dir (DIR/<version>/).")
         models = compared_models(args.model_dir, args.compare, args.transform_dir, args.pipeline_root, tmp, args.also)
         body = run(models, args.model_name, args.requests, args.warmup, args.clip_seconds, args.sample_rate,
                    args.clients, args.max_seconds)

@@ -12,15 +12,17 @@ Rows are interleaved, ``--repeats`` times each, and the median is shown with the
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from bench.real_data import DEFAULT_DATA_ROOT
-from bench.report import write_section
-from bench.report import make_command
+from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed
+from bench.report import make_command, write_section
 from config.settings import PROJECT_ROOT, PipelineConfig
 from pipeline import beam_args as runners
 from tagging import files as files_lib
@@ -33,12 +35,10 @@ IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--dir
 
 def subset(data_root: Path, n: int, out: Path) -> Path:
     """The first N files in name order, spread over the genres, linked into one folder."""
-    listing = files_lib.list_audio(str(data_root))
     by_genre: dict[str, list[tuple[str, str]]] = {}
-    for path, rel in listing.files:
+    for path, rel in files_lib.list_audio(str(data_root)).files:
         by_genre.setdefault(rel.split("/")[0], []).append((path, rel))
-    picked = [f for i in range(max(map(len, by_genre.values()), default=0)) for g in sorted(by_genre)
-              if i < len(by_genre[g]) for f in [by_genre[g][i]]][:n]
+    picked = [f for rank in itertools.zip_longest(*(by_genre[g] for g in sorted(by_genre))) for f in rank if f][:n]
     for path, rel in picked:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         os.symlink(path, out / rel)
@@ -88,7 +88,9 @@ def profile(source: Path, model_path: str, audio, n: int) -> dict[str, tuple[flo
             "  of which segment_features (checks, segmenting, log-mel)": tuple(feature)}
 
 
-def tagger(source: Path, out: Path, model, audio, args: list[str], tf_threads=None) -> dict:
+def tagger(source: Path, out: Path, model, audio, args: list[str] = IN_PROCESS, tf_threads=None) -> dict:
+    if args is IN_PROCESS:  # in this process: unloaded, so the model loads within the run as in `python -m tagging`
+        unload_models()
     s = tag_pipeline.tag(str(source), str(out), model, beam_args=args, audio=audio, tf_threads=tf_threads)
     return {"audio_seconds": s["audio_seconds"], "wall_seconds": s["wall_seconds"], "files": s["files"]["listed"]}
 
@@ -106,12 +108,7 @@ def _rows(source: Path, tmp: Path, model, audio, repeat: int):
     import distributed
 
     yield "loop: in-process SavedModel calls, 1 process", lambda: loop(source, model.path, audio)
-
-    def in_process() -> dict:
-        unload_models()  # the model loads within the run, as in a fresh `python -m tagging`
-        return tagger(source, tmp / f"inproc{repeat}", model, audio, IN_PROCESS)
-
-    yield "tagger, DirectRunner (in_memory, 1 process)", in_process
+    yield "tagger, DirectRunner (in_memory, 1 process)", lambda: tagger(source, tmp / f"inproc{repeat}", model, audio)
     yield "tagger, DirectRunner (multi_processing, 2 workers)", lambda: tagger(
         source, tmp / f"direct{repeat}", model, audio, DIRECT_2)
     for workers, tf_threads in ((1, None), (2, None), (2, 1)):
@@ -128,22 +125,10 @@ def _rows(source: Path, tmp: Path, model, audio, repeat: int):
 def _graph_rows(source: Path, tmp: Path, models: dict, audio, repeat: int):
     """(name, run) of the loop and the in-process tagger for every exported graph of one model."""
     for label, model in models.items():
+        out = tmp / f"inproc-{label}{repeat}".replace(" ", "_")
         yield f"loop, {label}", lambda model=model: loop(source, model.path, audio)
-
-        def in_process(model=model, label=label) -> dict:
-            unload_models()
-            return tagger(source, tmp / f"inproc-{label}{repeat}".replace(" ", "_"), model, audio, IN_PROCESS)
-
-        yield f"tagger, DirectRunner (in_memory, 1 process), {label}", in_process
-
-
-def _exported_graphs(model_path: str, transform_dir: str, tmp: Path) -> dict:
-    """Label -> ModelRef of MODEL_PATH's model re-exported with each graph (bench/pushed_models.py)."""
-    from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed
-
-    model, config, _ = load_pushed(str(Path(model_path).parent), transform_dir)
-    return {f"{model.name}, {GRAPH_NAMES[graph]}": latest_version(base)
-            for graph, base in export_graphs(model, config, str(tmp / "graphs")).items()}
+        yield f"tagger, DirectRunner (in_memory, 1 process), {label}", lambda model=model, out=out: tagger(
+            source, out, model, audio)
 
 
 def main(argv=None) -> None:
@@ -180,13 +165,13 @@ def main(argv=None) -> None:
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         source = subset(Path(args.data_root), args.files, Path(tmp) / "clips")
-        suffixes = [p.suffix.lstrip(".").upper() for p in source.rglob("*") if p.is_symlink()]
-        kinds = ", ".join(f"{suffixes.count(s)} {s}" for s in sorted(set(suffixes)))
-        if args.compare_graphs:
-            from bench.pushed_models import newest_transform_dir
-
-            graphs = _exported_graphs(model.path, args.transform_dir or newest_transform_dir(
-                PipelineConfig().pipeline_root), Path(tmp))
+        kinds = ", ".join(f"{n} {s}" for s, n in sorted(Counter(
+            p.suffix.lstrip(".").upper() for p in source.rglob("*") if p.is_symlink()).items()))
+        if args.compare_graphs:  # the model re-exported with each graph: label -> ModelRef
+            keras_model, config, _ = load_pushed(str(Path(model.path).parent), args.transform_dir,
+                                                 PipelineConfig().pipeline_root)
+            graphs = {f"{keras_model.name}, {GRAPH_NAMES[graph]}": latest_version(base)
+                      for graph, base in export_graphs(keras_model, config, os.path.join(tmp, "graphs")).items()}
         for repeat in range(args.repeats):
             rows = (_graph_rows(source, Path(tmp), graphs, audio, repeat) if args.compare_graphs
                     else _rows(source, Path(tmp), model, audio, repeat))
@@ -208,7 +193,6 @@ def main(argv=None) -> None:
                      + (f"{r['cpu_seconds']:.1f} |" if "cpu_seconds" in r else "- |"))
     loads = sorted(r["load_seconds"] for r in runs[next(iter(runs))])
     busy = base["cpu_seconds"] / base["wall_seconds"]  # cores the loop keeps busy by itself
-    idle = load_before < 1.0
     body = "\n".join(lines) + (
         f"\n\nModel: {_shown(model.path)} (version {model.version}"
         + (", re-exported with each graph of models/signatures.GRAPHS" if args.compare_graphs else "") + "); "
@@ -219,7 +203,7 @@ def main(argv=None) -> None:
         f"TensorFlow's threads already kept {busy:.2f} of the {os.cpu_count()} cores busy, so a design that does "
         f"the same work per file can be at most {os.cpu_count() / busy:.2f}x the loop on this machine."
         + f"\n\nLoad average (1 min) {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run"
-        + (" (idle before the run)." if idle else
+        + (" (idle before the run)." if load_before < 1.0 else
            ": other processes shared the cores, so these are figures under load, not of an idle machine.")
         + ("\n\nCPU s: the process's CPU time (both cores), measured for the loop only (the tagger's work runs "
            "in Beam's threads and workers); on a shared machine it moves less with the other load than the wall."
