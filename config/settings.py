@@ -405,13 +405,13 @@ class PipelineConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "PipelineConfig":
-        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        fields = {f.name: f for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
-            if key not in sections:
+            if key not in fields:
                 raise ValueError(f"Unknown configuration key {key!r}.")
-            section_cls = _SECTION_TYPES.get(key)
-            if section_cls is not None:
+            section_cls = fields[key].default_factory
+            if dataclasses.is_dataclass(section_cls):
                 # JSON has no tuples: every list-valued section field (split.ratios, audio.train_views) is one.
                 value = section_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in dict(value).items()})
             elif key == "genres":
@@ -433,7 +433,3 @@ class PipelineConfig:
                 flat[section] = values
         return flat
 
-
-_SECTION_TYPES = {
-    "audio": AudioConfig, "serving": ServingConfig, "split": SplitConfig, "labels": LabelsConfig, "features": FeatureConfig,
-    "train": TrainConfig, "gate": GateConfig, "synthetic": SyntheticConfig, "tune": TuneConfig, "paths": PathsConfig}

@@ -27,10 +27,14 @@ def checked_config(args: argparse.Namespace) -> PipelineConfig:
         raise UserError("--genres and --genres-from-data both name the label set.", where="command line",
                         fix="keep one of them")
     if config.paths.data_root:
-        root = os.path.abspath(config.paths.data_root)
-        genres = preflight(config, root, args.genres_from_data)
-        config = dataclasses.replace(config, genres=genres, paths=dataclasses.replace(config.paths, data_root=root))
+        config = with_data(config, os.path.abspath(config.paths.data_root), args.genres_from_data)
     return config
+
+
+def with_data(config: PipelineConfig, root: str, genres_from_data: bool) -> PipelineConfig:
+    """``config`` reading ``root``, with the label set the preflight checks resolve there."""
+    genres = preflight(config, root, genres_from_data)
+    return dataclasses.replace(config, genres=genres, paths=dataclasses.replace(config.paths, data_root=root))
 
 
 def prepare_data(config: PipelineConfig) -> str:
@@ -98,10 +102,7 @@ def run(config: PipelineConfig, until: str = "push", enable_cache: bool = True, 
                 tracker = track_steps(console)
                 close_orphans(config)
                 if not config.paths.data_root:
-                    root = prepare_data(config)
-                    genres = preflight(config, root, genres_from_data)
-                    config = dataclasses.replace(config, genres=genres,
-                                                 paths=dataclasses.replace(config.paths, data_root=root))
+                    config = with_data(config, prepare_data(config), genres_from_data)
                 execute(config, run_id, until, enable_cache)
                 summary = summarize(config, run_id, started)
                 summary["steps"] = tracker.steps
