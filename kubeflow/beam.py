@@ -5,8 +5,6 @@ that needs one and was given none.
 """
 from __future__ import annotations
 
-from typing import Optional
-
 from config.settings import PipelineConfig
 from kubeflow.cluster import require_remote
 
@@ -40,18 +38,10 @@ def presets_help() -> str:
     return "\n".join(lines)
 
 
-def _options(beam_args: list[str]) -> dict[str, Optional[str]]:
-    options: dict[str, Optional[str]] = {}
-    for arg in beam_args:
-        name, sep, value = arg.lstrip("-").partition("=")
-        options[name] = value if sep else None
-    return options
-
-
 def complete_beam_args(beam_args: list[str], image: str) -> tuple[list[str], list[str]]:
     """Checked Beam args with the SDK container filled in, and notes on what was added; ValueError for what cannot
     work on a cluster (no runner: Beam would pick Prism, which downloads a binary; no endpoint; a local temp path)."""
-    options = _options(beam_args)
+    options = {name: value for name, _, value in (arg.lstrip("-").partition("=") for arg in beam_args)}
     runner = options.get("runner")
     if not runner:
         raise ValueError("The Beam args name no runner (--beam-arg=--runner=...); Beam would pick Prism. "
@@ -61,7 +51,7 @@ def complete_beam_args(beam_args: list[str], image: str) -> tuple[list[str], lis
         raise ValueError(f"{runner} needs {', '.join(missing)} (as --beam-arg=--NAME=VALUE); see --help.")
     for name in ("temp_location", "staging_location"):
         if options.get(name):
-            require_remote(f"--beam-arg=--{name}", options[name] or "")
+            require_remote(f"--beam-arg=--{name}", options[name])
     completed, notes = list(beam_args), []
     if runner == "DataflowRunner" and not options.get("sdk_container_image"):
         completed.append(f"--sdk_container_image={image}")

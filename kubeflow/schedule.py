@@ -144,10 +144,6 @@ def build_request(document: dict[str, Any], *, host: Optional[str], experiment: 
         max_concurrency=max_concurrency, pipeline_root=root, enable_caching=enable_caching)
 
 
-def _by_name(name: str) -> str:
-    return json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]})
-
-
 def send(request: ScheduleRequest, client_factory: Optional[Callable[..., Any]] = None) -> dict[str, str]:
     """Upload, experiment, recurring run; the ids KFP returned. The only part that talks to KFP: build_request()
     is pure, so what would be sent is testable without a cluster."""
@@ -169,7 +165,8 @@ def send(request: ScheduleRequest, client_factory: Optional[Callable[..., Any]] 
             versions = client.list_pipeline_versions(pipeline_id, page_size=1, sort_by="created_at desc")
             version_id = versions.pipeline_versions[0].pipeline_version_id
         else:
-            found = client.list_pipeline_versions(pipeline_id, filter=_by_name(request.pipeline_version))
+            by_name = {"operation": "EQUALS", "key": "display_name", "stringValue": request.pipeline_version}
+            found = client.list_pipeline_versions(pipeline_id, filter=json.dumps({"predicates": [by_name]}))
             if found.pipeline_versions:  # the same spec was uploaded before: reuse it
                 version_id = found.pipeline_versions[0].pipeline_version_id
             else:

@@ -28,7 +28,6 @@ class RunConsole:
         self._terminal: Optional[int] = None
         self._saved_err: Optional[int] = None
         self._reader: Optional[threading.Thread] = None
-        self._saved_streams = (sys.stdout, sys.stderr)
 
     def __enter__(self) -> "RunConsole":
         os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
