@@ -389,22 +389,19 @@ class PipelineConfig:
         return cfg
 
     # ----- serialisation -------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     def to_json(self, sections: Optional[tuple[str, ...]] = None) -> str:
         """The whole config, or only ``sections`` (plus name and label set): a component's cache ignores the rest."""
-        data = self.to_dict()
+        data = dataclasses.asdict(self)
         if sections is not None:
             keep = {"pipeline_name", "genres", *sections}
             data = {k: v for k, v in data.items() if k in keep}
         return json.dumps(data, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PipelineConfig":
+    def from_json(cls, text: str) -> "PipelineConfig":
         fields = {f.name: f for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
-        for key, value in data.items():
+        for key, value in json.loads(text).items():
             if key not in fields:
                 raise ValueError(f"Unknown configuration key {key!r}.")
             section_cls = fields[key].default_factory
@@ -416,14 +413,10 @@ class PipelineConfig:
             kwargs[key] = value
         return cls(**kwargs)
 
-    @classmethod
-    def from_json(cls, text: str) -> "PipelineConfig":
-        return cls.from_dict(json.loads(text))
-
     def flat_params(self) -> dict[str, Any]:
         """Flattened ``section.key`` view, as logged to MLflow."""
         flat: dict[str, Any] = {}
-        for section, values in self.to_dict().items():
+        for section, values in dataclasses.asdict(self).items():
             if isinstance(values, dict):
                 flat.update({f"{section}.{k}": v for k, v in values.items()})
             else:

@@ -127,7 +127,8 @@ def build_request(document: dict[str, Any], *, host: Optional[str], experiment: 
     spec = spec_lib.pipeline_spec_of(document)
     if enable_caching is not None:
         spec = with_caching(spec, enable_caching)
-    root = pipeline_root or spec_lib.pipeline_root_of(document)
+    root = (pipeline_root or document.get("runtimeConfig", {}).get("gcsOutputDirectory")
+            or spec.get("defaultPipelineRoot", ""))
     if not root:
         raise ValueError("The spec names no pipeline root; pass --pipeline-root gs://BUCKET/ROOT.")
     root = require_remote("--pipeline-root", root)

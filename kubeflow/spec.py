@@ -92,22 +92,13 @@ def pipeline_spec_of(document: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def pipeline_root_of(document: dict[str, Any]) -> str:
-    spec = pipeline_spec_of(document)
-    return document.get("runtimeConfig", {}).get("gcsOutputDirectory") or spec.get("defaultPipelineRoot", "")
-
-
-def local_path_markers() -> list[str]:
-    """Paths of this machine that must never appear in a spec a cluster runs."""
-    markers = {str(PROJECT_ROOT), os.path.expanduser("~"), tempfile.gettempdir(), os.getcwd()}
-    return sorted(m.rstrip("/") + "/" for m in markers if m not in ("", "/"))
-
-
 def local_path_leaks(document: dict[str, Any], markers: Iterable[str] | None = None) -> list[str]:
-    """The strings of ``document`` that contain a local path (an empty list is good)."""
+    """The strings of ``document`` that contain a local path (an empty list is good); ``markers`` by default: the
+    paths of this machine that must never appear in a spec a cluster runs."""
     text = json.dumps(document)
     leaks = set()
-    for marker in markers or local_path_markers():
+    here = {str(PROJECT_ROOT), os.path.expanduser("~"), tempfile.gettempdir(), os.getcwd()} - {"", "/"}
+    for marker in markers or sorted(m.rstrip("/") + "/" for m in here):
         # An absolute path starts the string or follows a separator, never a bucket
         # name ("gs://tmp/x" is remote) or a word ("pipeline_root").
         pattern = r"(?<![\w.\-])(?<!:/)" + re.escape(marker.rstrip("/")) + r"(?=$|[/\"\\\s])[^\"\\\s]*"
