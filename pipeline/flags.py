@@ -133,14 +133,13 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--tune-folds", type=whole_number(MIN_TUNE_FOLDS, "one trains, one stops training, one is held out"),
                    default=d.tune.folds, help="--tune: folds of the train and eval tracks (default: %(default)s)")
     g = parser.add_argument_group("quality gate")
-    g.add_argument("--min-accuracy", type=_fraction, default=d.gate.min_accuracy,
-                   help="segment accuracy a model needs to be blessed (default: %(default)s)")
-    g.add_argument("--min-clip-accuracy", type=_fraction, default=d.gate.min_clip_accuracy,
-                   help="clip (vote) accuracy a model needs to be blessed (default: %(default)s)")
-    g.add_argument("--max-accuracy-drop", type=_fraction, default=d.gate.max_accuracy_drop,
-                   help="allowed accuracy drop against the last blessed model (default: %(default)s)")
-    g.add_argument("--min-test-clips", type=whole_number(1), default=d.gate.min_test_clips,
-                   help="fewest clips in the held-out test split a model can be blessed on (default: %(default)s)")
+    for name, kind, text in (("min_accuracy", _fraction, "segment accuracy a model needs to be blessed"),
+                             ("min_clip_accuracy", _fraction, "clip (vote) accuracy a model needs to be blessed"),
+                             ("max_accuracy_drop", _fraction, "allowed accuracy drop against the last blessed model"),
+                             ("min_test_clips", whole_number(1),
+                              "fewest clips in the held-out test split a model can be blessed on")):
+        g.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(d.gate, name),
+                       help=text + " (default: %(default)s)")
     g.add_argument("--no-baseline", dest="compare_to_last_blessed", action="store_false",
                    help="no comparison with the last blessed model, only the absolute bars: for backends that "
                    "cannot run TFX resolvers (open-source Kubeflow Pipelines)")
@@ -353,9 +352,7 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
                                     stop_at_eval_accuracy=stop_at_eval_accuracy(args))
     cfg.tune = TuneConfig(enabled=args.tune, trials=args.tune_trials, oracle=args.tune_oracle,
                           max_minutes=args.tune_minutes, folds=args.tune_folds)
-    cfg.gate = GateConfig(min_accuracy=args.min_accuracy, min_clip_accuracy=args.min_clip_accuracy,
-                          max_accuracy_drop=args.max_accuracy_drop, min_test_clips=args.min_test_clips,
-                          compare_to_last_blessed=args.compare_to_last_blessed)
+    cfg.gate = GateConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GateConfig)})
     if args.beam_args:
         cfg.beam_args = list(args.beam_args)
     if getattr(args, "dask", None):
