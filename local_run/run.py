@@ -11,11 +11,10 @@ from typing import Optional
 
 from config.errors import UserError
 from config.settings import PipelineConfig
-from local_run.console import RunConsole
+from local_run.console import RunConsole, StepTracker
 from local_run.failure import RunFailed, close_orphans, failure_paragraph, mark_mlflow_failed, not_started
 from local_run.lock import OutputDirLock
 from local_run.preflight import preflight
-from local_run.steps import StepTracker, stop_tracking, track_steps
 from local_run.summary import print_summary, summarize
 from pipeline.flags import config_from_args
 
@@ -99,7 +98,7 @@ def run(config: PipelineConfig, until: str = "push", enable_cache: bool = True, 
         with RunConsole(log_path, verbose=verbose) as console:
             print(f"[run] log file: {log_path}", flush=True)
             try:
-                tracker = track_steps(console)
+                tracker = StepTracker(console)
                 close_orphans(config)
                 if not config.paths.data_root:
                     config = with_data(config, prepare_data(config), genres_from_data)
@@ -116,7 +115,7 @@ def run(config: PipelineConfig, until: str = "push", enable_cache: bool = True, 
                 raise RunFailed(paragraph, code=130 if interrupted else 1) from error
             finally:
                 if tracker is not None:
-                    stop_tracking(tracker)
+                    tracker.close()
     finally:
         lock.__exit__(None, None, None)
     summary["log"] = log_path
