@@ -47,17 +47,10 @@ def scan_data_root(root: str) -> DataRootScan:
         raise UserError(f"The data root {root} {what}.", where="--data-root",
                         fix="point --data-root at a folder laid out as <root>/<genre>/<genre>.NNNNN.wav "
                             "(or GTZAN's genres_original/ folder), or leave it out to use the synthetic set")
-    base = root
-    for parent in GENRE_PARENTS:
-        if os.path.isdir(os.path.join(root, parent)):
-            base = os.path.join(root, parent)
-            break
-    counts: dict[str, int] = {}
+    base = next((os.path.join(root, p) for p in GENRE_PARENTS if os.path.isdir(os.path.join(root, p))), root)
     with os.scandir(base) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
-                counts[entry.name] = _count_audio(entry.path)
-    return DataRootScan(root=base, audio_files=counts)
+        return DataRootScan(root=base, audio_files={e.name: _count_audio(e.path) for e in entries
+                                                    if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")})
 
 
 def resolve_genres(config: PipelineConfig, scan: DataRootScan, genres_from_data: bool) -> tuple[str, ...]:
