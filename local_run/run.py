@@ -88,8 +88,7 @@ def run(config: PipelineConfig, until: str = "push", enable_cache: bool = True, 
     started = time.time()
     run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
     try:
-        lock = OutputDirLock(config.output_dir)
-        lock.__enter__()
+        lock = OutputDirLock(config.output_dir).__enter__()
     except UserError as error:
         raise not_started(error) from error
     log_path = os.path.join(config.output_dir, "logs", f"run-{run_id}.log")

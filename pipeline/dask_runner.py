@@ -70,10 +70,7 @@ def _select(pairs, tag) -> list:
 
 
 def _read_splits(bundles) -> list:
-    out = []
-    for b in bundles:
-        out.extend(b.source.read(b.source.get_range_tracker(b.start_position, b.stop_position)))
-    return out
+    return [x for b in bundles for x in b.source.read(b.source.get_range_tracker(b.start_position, b.stop_position))]
 
 
 def _count(partition) -> list:
