@@ -87,9 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.step_resources.get(worker_pools.TRAINER), args.image, args.gpu_image)
         if args.worker_pools:
             args.strategy = worker_pools.training_strategy(args.strategy)
+            # The steps' own container limits: the Trainer's accelerator is the replicas', not the step's.
+            args.step_resources.pop(worker_pools.TRAINER, None)
     except ValueError as err:
         parser.error(str(err))
-    args.step_resources = worker_pools.step_resources(args.step_resources, args.worker_pools)
     return args
 
 
