@@ -338,80 +338,74 @@ class PipelineConfig:
         if model not in MODEL_TYPES:
             raise ValueError(f"Unknown model {model!r}; choose one of {', '.join(MODEL_TYPES)}.")
         cfg = dataclasses.replace(self, train=dataclasses.replace(self.train, model=model))
+        frozen, views = cfg.train.frozen_epochs, cfg.audio.train_views
         if model == "cnn":
             # Mel bands up to 8 kHz, what every source from 16 kHz up carries; no device views: they cost eval clips
             # (docs/model-selection.md, "Training views").
-            cfg.features = cnn_log_mel()
-            cfg.audio = dataclasses.replace(cfg.audio, sample_rate=22050)
             # Cosine decay, last weights kept: eval accuracy keeps rising after the eval loss bottoms out, so stopping
             # on the loss kept half-trained models. Band shift up to 8 of 128 mel bins (docs/model-selection.md, "CNN").
-            cfg.train = dataclasses.replace(cfg.train, lr_schedule="cosine", early_stopping_patience=None, band_shift=8)
+            features, rate = cnn_log_mel(), 22050
+            train = dict(lr_schedule="cosine", early_stopping_patience=None, band_shift=8)
         elif model == "ann":
             # Summary statistics per segment: a gain or a masked band is not a shift of a statistic,
             # so no random gain and no SpecAugment (models/ann.py).
-            cfg.features = FeatureConfig(kind="summary")
-            cfg.audio = dataclasses.replace(cfg.audio, sample_rate=22050)
             # Epochs cost under a second: a long budget, ended by early stopping.
-            cfg.train = dataclasses.replace(cfg.train, spec_augment=False, random_gain_db=0.0, epochs=100)
+            features, rate = FeatureConfig(kind="summary"), 22050
+            train = dict(spec_augment=False, random_gain_db=0.0, epochs=100)
         elif model == "efficientnet":
             # The CNN's log-mel as the image, no resize to ImageNet's 224.
-            cfg.features = cnn_log_mel()
-            cfg.audio = dataclasses.replace(cfg.audio, sample_rate=22050)
             # A cosine decay from 2e-3, chosen from random initialisation (docs/model-selection.md, "EfficientNet").
-            cfg.train = dataclasses.replace(cfg.train, lr_schedule="cosine", early_stopping_patience=None,
-                                            learning_rate=2e-3, mixup_alpha=0.2)
+            features, rate = cnn_log_mel(), 22050
+            train = dict(lr_schedule="cosine", early_stopping_patience=None, learning_rate=2e-3, mixup_alpha=0.2)
         elif model == "efficientat":
             # mn04's own front end at 32 kHz; five heads on the frozen body and device views, as musicnn's preset.
-            cfg.features = FeatureConfig(kind="kaldi_log_mel")
-            cfg.audio = dataclasses.replace(cfg.audio, sample_rate=32000, train_views=("device",))
-            cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, heads=5, learning_rate=3e-3)
+            features, rate, views = FeatureConfig(kind="kaldi_log_mel"), 32000, ("device",)
+            train = dict(epochs=frozen, heads=5, learning_rate=3e-3)
         elif model == "musicnn_efficientat":
             # Both bodies on every segment: musicnn's log-mel at 16 kHz (resampled in the graph) and mn04's at the
             # ingested 32 kHz; musicnn's head preset on the joined embeddings (docs/model-selection.md, "Both bodies").
-            cfg.features = dataclasses.replace(musicnn_log_mel(), sample_rate=16000, extra_kinds=("kaldi_log_mel",),
-                                               band_limit_hz=8000)
-            cfg.audio = dataclasses.replace(cfg.audio, sample_rate=32000, train_views=("device",))
-            cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, heads=5, learning_rate=3e-3,
-                                            label_smoothing=0.2)
+            features = dataclasses.replace(musicnn_log_mel(), sample_rate=16000, extra_kinds=("kaldi_log_mel",),
+                                           band_limit_hz=8000)
+            rate, views = 32000, ("device",)
+            train = dict(epochs=frozen, heads=5, learning_rate=3e-3, label_smoothing=0.2)
         else:  # vgg, lstm, musicnn: musicnn's input (the VGG's body is MSD_vgg; the LSTM's front end and
             # musicnn's body are MSD_musicnn), so the pretrained filters see what they were trained on
-            cfg.features = musicnn_log_mel()
-            cfg.audio = dataclasses.replace(cfg.audio, sample_rate=16000)
+            features, rate = musicnn_log_mel(), 16000
             # The new head learns faster at 3e-3 on the frozen body; fine-tuning uses finetune_learning_rate.
-            cfg.train = dataclasses.replace(cfg.train, learning_rate=3e-3)
+            train = dict(learning_rate=3e-3)
             if model == "lstm":
                 # The recurrent head alone on the frozen front end's outputs, no fine-tuning; lr 1e-3, five heads
                 # averaged, no class balancing, each chosen on the eval split (docs/model-selection.md, "LSTM").
-                cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, learning_rate=1e-3, heads=5)
+                train = dict(epochs=frozen, learning_rate=1e-3, heads=5)
             elif model == "musicnn":
                 # Five heads alone on the frozen body's embeddings, no class balancing, label smoothing 0.2, each
                 # chosen on held-out clips (docs/model-selection.md, "musicnn"). Device views, a trade-off: a few clips
                 # lost on the recordings, none through a small speaker and a laptop microphone ("Training views").
-                cfg.audio = dataclasses.replace(cfg.audio, train_views=("device",))
-                cfg.train = dataclasses.replace(cfg.train, epochs=cfg.train.frozen_epochs, heads=5, label_smoothing=0.2)
+                views = ("device",)
+                train.update(epochs=frozen, heads=5, label_smoothing=0.2)
+        cfg.features = features
+        cfg.audio = dataclasses.replace(cfg.audio, sample_rate=rate, train_views=views)
+        cfg.train = dataclasses.replace(cfg.train, **train)
         return cfg
 
     # ----- serialisation -------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     def to_json(self, sections: Optional[tuple[str, ...]] = None) -> str:
         """The whole config, or only ``sections`` (plus name and label set): a component's cache ignores the rest."""
-        data = self.to_dict()
+        data = dataclasses.asdict(self)
         if sections is not None:
             keep = {"pipeline_name", "genres", *sections}
             data = {k: v for k, v in data.items() if k in keep}
         return json.dumps(data, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PipelineConfig":
-        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+    def from_json(cls, text: str) -> "PipelineConfig":
+        fields = {f.name: f for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {}
-        for key, value in data.items():
-            if key not in sections:
+        for key, value in json.loads(text).items():
+            if key not in fields:
                 raise ValueError(f"Unknown configuration key {key!r}.")
-            section_cls = _SECTION_TYPES.get(key)
-            if section_cls is not None:
+            section_cls = fields[key].default_factory
+            if dataclasses.is_dataclass(section_cls):
                 # JSON has no tuples: every list-valued section field (split.ratios, audio.train_views) is one.
                 value = section_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in dict(value).items()})
             elif key == "genres":
@@ -419,21 +413,13 @@ class PipelineConfig:
             kwargs[key] = value
         return cls(**kwargs)
 
-    @classmethod
-    def from_json(cls, text: str) -> "PipelineConfig":
-        return cls.from_dict(json.loads(text))
-
     def flat_params(self) -> dict[str, Any]:
         """Flattened ``section.key`` view, as logged to MLflow."""
         flat: dict[str, Any] = {}
-        for section, values in self.to_dict().items():
+        for section, values in dataclasses.asdict(self).items():
             if isinstance(values, dict):
                 flat.update({f"{section}.{k}": v for k, v in values.items()})
             else:
                 flat[section] = values
         return flat
 
-
-_SECTION_TYPES = {
-    "audio": AudioConfig, "serving": ServingConfig, "split": SplitConfig, "labels": LabelsConfig, "features": FeatureConfig,
-    "train": TrainConfig, "gate": GateConfig, "synthetic": SyntheticConfig, "tune": TuneConfig, "paths": PathsConfig}

@@ -95,13 +95,8 @@ def apply(pipeline, resources: Mapping[str, StepResources]) -> None:
         components[step].with_platform_config(step_resources.resource_spec())
 
 
-def executor_of(spec: Mapping[str, Any], step: str) -> dict[str, Any]:
-    """The deploymentSpec executor of a task in a compiled PipelineSpec."""
-    component = spec["root"]["dag"]["tasks"][step]["componentRef"]["name"]
-    return spec["deploymentSpec"]["executors"][spec["components"][component]["executorLabel"]]
-
-
 def use_image(spec: dict[str, Any], steps: Iterable[str], image: str) -> None:
     """Run ``steps`` (their containers) in ``image`` instead of the pipeline's default image."""
     for step in steps:
-        executor_of(spec, step)["container"]["image"] = image
+        label = spec["components"][spec["root"]["dag"]["tasks"][step]["componentRef"]["name"]]["executorLabel"]
+        spec["deploymentSpec"]["executors"][label]["container"]["image"] = image

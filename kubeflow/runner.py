@@ -21,7 +21,7 @@ import sys  # noqa: E402
 from typing import Any, Optional  # noqa: E402
 
 from config.settings import PROJECT_ROOT, PipelineConfig  # noqa: E402
-from kubeflow import beam, cluster, resources as resources_lib, spec as spec_lib, worker_pools  # noqa: E402
+from kubeflow import cluster, resources as resources_lib, spec as spec_lib, worker_pools  # noqa: E402
 from pipeline.flags import add_cli_arguments, config_from_args  # noqa: E402
 
 DEFAULT_OUTPUT = str(PROJECT_ROOT / "outputs" / "kubeflow" / "genre-pipeline.json")
@@ -29,7 +29,7 @@ DEFAULT_OUTPUT = str(PROJECT_ROOT / "outputs" / "kubeflow" / "genre-pipeline.jso
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kubeflow.runner", description=__doc__,
-                                     epilog=beam.presets_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=cluster.presets_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     add_cli_arguments(parser)
     g = parser.add_argument_group("kubeflow")
     g.add_argument("--image",
@@ -87,9 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.step_resources.get(worker_pools.TRAINER), args.image, args.gpu_image)
         if args.worker_pools:
             args.strategy = worker_pools.training_strategy(args.strategy)
+            # The steps' own container limits: the Trainer's accelerator is the replicas', not the step's.
+            args.step_resources.pop(worker_pools.TRAINER, None)
     except ValueError as err:
         parser.error(str(err))
-    args.step_resources = worker_pools.step_resources(args.step_resources, args.worker_pools)
     return args
 
 
@@ -99,7 +100,7 @@ def kubeflow_config(args: argparse.Namespace) -> cluster.ClusterConfig:
         config = cluster.cluster_config(
             config_from_args(args, on_this_machine=False), pipeline_root=args.pipeline_root, data_root=args.data_root,
             serving_dir=args.serving_dir, mlflow_uri=args.mlflow_uri)
-        beam_args, notes = beam.complete_beam_args(config.beam_args, args.image)
+        beam_args, notes = cluster.complete_beam_args(config.beam_args, args.image)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     for note in notes:

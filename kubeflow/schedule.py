@@ -127,7 +127,8 @@ def build_request(document: dict[str, Any], *, host: Optional[str], experiment: 
     spec = spec_lib.pipeline_spec_of(document)
     if enable_caching is not None:
         spec = with_caching(spec, enable_caching)
-    root = pipeline_root or spec_lib.pipeline_root_of(document)
+    root = (pipeline_root or document.get("runtimeConfig", {}).get("gcsOutputDirectory")
+            or spec.get("defaultPipelineRoot", ""))
     if not root:
         raise ValueError("The spec names no pipeline root; pass --pipeline-root gs://BUCKET/ROOT.")
     root = require_remote("--pipeline-root", root)
@@ -142,10 +143,6 @@ def build_request(document: dict[str, Any], *, host: Optional[str], experiment: 
         pipeline_description=f"{name}, compiled by {spec.get('sdkVersion', 'tfx')} (kubeflow.runner)",
         pipeline_spec=spec, experiment=experiment, job_name=job_name, cron=validate_cron(cron),
         max_concurrency=max_concurrency, pipeline_root=root, enable_caching=enable_caching)
-
-
-def _by_name(name: str) -> str:
-    return json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]})
 
 
 def send(request: ScheduleRequest, client_factory: Optional[Callable[..., Any]] = None) -> dict[str, str]:
@@ -169,7 +166,8 @@ def send(request: ScheduleRequest, client_factory: Optional[Callable[..., Any]] 
             versions = client.list_pipeline_versions(pipeline_id, page_size=1, sort_by="created_at desc")
             version_id = versions.pipeline_versions[0].pipeline_version_id
         else:
-            found = client.list_pipeline_versions(pipeline_id, filter=_by_name(request.pipeline_version))
+            by_name = {"operation": "EQUALS", "key": "display_name", "stringValue": request.pipeline_version}
+            found = client.list_pipeline_versions(pipeline_id, filter=json.dumps({"predicates": [by_name]}))
             if found.pipeline_versions:  # the same spec was uploaded before: reuse it
                 version_id = found.pipeline_versions[0].pipeline_version_id
             else:

@@ -24,17 +24,6 @@ _CONDITION_INPUT = re.compile(r"inputs\.artifacts\['([^']+)'\]")
 _IMPLICIT_KEY = re.compile(r"^_(?P<producer>.+)\.(?P<output>[^.]+)$")
 
 
-def add_container_env(spec: dict[str, Any], env: dict[str, str]) -> None:
-    """Add ``env`` to every container executor (their lifecycle hooks share the container)."""
-    for executor in spec["deploymentSpec"]["executors"].values():
-        container = executor.get("container")
-        if container is None:
-            continue  # resolver executors run no container
-        present = {e["name"] for e in container.get("env", [])}
-        container.setdefault("env", []).extend(
-            {"name": k, "value": v} for k, v in sorted(env.items()) if k not in present)
-
-
 def fix_condition_input_keys(spec: dict[str, Any]) -> list[str]:
     """Point each task condition at an input the task really has; return what changed. TFX 1.21 keys a condition by
     the implicit key (``_ClipEvaluator.blessing``), which a task consuming that channel under its own name (Pusher's
@@ -59,10 +48,14 @@ def fix_condition_input_keys(spec: dict[str, Any]) -> list[str]:
 
 
 def finalize(job: dict[str, Any], pipeline_root: str) -> dict[str, Any]:
-    """A copy of TFX's PipelineJob with the fixes above and the pipeline root in the spec."""
+    """A copy of TFX's PipelineJob with CONTAINER_ENV on every container executor (their lifecycle hooks share the
+    container; resolver executors run none), the condition fix above and the pipeline root in the spec."""
     job = copy.deepcopy(job)
     spec = job["pipelineSpec"]
-    add_container_env(spec, CONTAINER_ENV)
+    for container in (e["container"] for e in spec["deploymentSpec"]["executors"].values() if "container" in e):
+        present = {e["name"] for e in container.get("env", [])}
+        container.setdefault("env", []).extend(
+            {"name": k, "value": v} for k, v in sorted(CONTAINER_ENV.items()) if k not in present)
     fix_condition_input_keys(spec)
     # The bare spec keeps the root too: KFP uses it when a run gives none.
     spec["defaultPipelineRoot"] = pipeline_root
@@ -92,22 +85,13 @@ def pipeline_spec_of(document: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def pipeline_root_of(document: dict[str, Any]) -> str:
-    spec = pipeline_spec_of(document)
-    return document.get("runtimeConfig", {}).get("gcsOutputDirectory") or spec.get("defaultPipelineRoot", "")
-
-
-def local_path_markers() -> list[str]:
-    """Paths of this machine that must never appear in a spec a cluster runs."""
-    markers = {str(PROJECT_ROOT), os.path.expanduser("~"), tempfile.gettempdir(), os.getcwd()}
-    return sorted(m.rstrip("/") + "/" for m in markers if m not in ("", "/"))
-
-
 def local_path_leaks(document: dict[str, Any], markers: Iterable[str] | None = None) -> list[str]:
-    """The strings of ``document`` that contain a local path (an empty list is good)."""
+    """The strings of ``document`` that contain a local path (an empty list is good); ``markers`` by default: the
+    paths of this machine that must never appear in a spec a cluster runs."""
     text = json.dumps(document)
     leaks = set()
-    for marker in markers or local_path_markers():
+    here = {str(PROJECT_ROOT), os.path.expanduser("~"), tempfile.gettempdir(), os.getcwd()} - {"", "/"}
+    for marker in markers or sorted(m.rstrip("/") + "/" for m in here):
         # An absolute path starts the string or follows a separator, never a bucket
         # name ("gs://tmp/x" is remote) or a word ("pipeline_root").
         pattern = r"(?<![\w.\-])(?<!:/)" + re.escape(marker.rstrip("/")) + r"(?=$|[/\"\\\s])[^\"\\\s]*"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 from kubeflow.resources import StepResources
 
@@ -113,11 +113,6 @@ def training_strategy(strategy: str) -> str:
                          "worker of MultiWorkerMirroredStrategy (using its local GPUs); pass --strategy "
                          "multi-worker or leave --strategy out.")
     return "auto" if strategy == "auto" else "multi-worker"
-
-
-def step_resources(resources: Mapping[str, StepResources], pools: Optional[WorkerPools]) -> dict[str, StepResources]:
-    """The steps' own container limits: with worker pools the Trainer's accelerator is the replicas', not the step's."""
-    return {step: r for step, r in resources.items() if not (pools and step == TRAINER)}
 
 
 def apply(pipeline, pools: WorkerPools) -> None:

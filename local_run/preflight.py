@@ -47,17 +47,10 @@ def scan_data_root(root: str) -> DataRootScan:
         raise UserError(f"The data root {root} {what}.", where="--data-root",
                         fix="point --data-root at a folder laid out as <root>/<genre>/<genre>.NNNNN.wav "
                             "(or GTZAN's genres_original/ folder), or leave it out to use the synthetic set")
-    base = root
-    for parent in GENRE_PARENTS:
-        if os.path.isdir(os.path.join(root, parent)):
-            base = os.path.join(root, parent)
-            break
-    counts: dict[str, int] = {}
+    base = next((os.path.join(root, p) for p in GENRE_PARENTS if os.path.isdir(os.path.join(root, p))), root)
     with os.scandir(base) as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
-                counts[entry.name] = _count_audio(entry.path)
-    return DataRootScan(root=base, audio_files=counts)
+        return DataRootScan(root=base, audio_files={e.name: _count_audio(e.path) for e in entries
+                                                    if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")})
 
 
 def resolve_genres(config: PipelineConfig, scan: DataRootScan, genres_from_data: bool) -> tuple[str, ...]:
@@ -105,13 +98,6 @@ def check_split_dir(config: PipelineConfig) -> None:
                         fix="point --split-dir at the folder holding the fault-filtered list files")
 
 
-def labelled_files(config: PipelineConfig, root: str) -> Discovery:
-    """Ingestion's discovery with labels from tags or a manifest; UserError for a missing root or bad manifest."""
-    if not os.path.isdir(root):
-        scan_data_root(root)  # its paragraph for a missing root
-    return label(sort_entries(walk(root), "", config.labels.source), config.labels, config.genres, root)
-
-
 def resolve_labelled_genres(config: PipelineConfig, found: Discovery, root: str,
                             genres_from_data: bool) -> tuple[str, ...]:
     """The label set for files labelled by tags or a manifest: every genre of the label set must have tracks;
@@ -145,8 +131,7 @@ def resolve_labelled_genres(config: PipelineConfig, found: Discovery, root: str,
             "(rows synonym,genre)")
 
 
-def check_groups(config: PipelineConfig, scan: DataRootScan, genres: tuple[str, ...],
-                 found: Optional[Discovery] = None) -> None:
+def check_groups(config: PipelineConfig, root: str, genres: tuple[str, ...], found: Optional[Discovery] = None) -> None:
     """groups.TooFewGroups when a genre cannot be both in train and held out under ``split.group_by``, by
     ingestion's discovery and grouping (``found``: files labelled by tags or a manifest). Copies of the same audio
     are found only by ingestion, which checks again after removing them."""
@@ -154,25 +139,26 @@ def check_groups(config: PipelineConfig, scan: DataRootScan, genres: tuple[str, 
         return
     files: list[AudioFile] = []
     seen: set[str] = set()
-    for f in (found or sort_entries(walk(scan.root))).files:
+    for f in (found or sort_entries(walk(root))).files:
         if f.problem is None and f.genre in genres and f.track_id not in seen:
             seen.add(f.track_id)
             files.append(f)
     grouping = groups.group_keys(files, config.split.group_by)
     groups.check_splittable(((f.genre, grouping.keys[f.track_id]) for f in files), config.split,
-                            where=f"{scan.root}, --split {config.split.protocol}")
+                            where=f"{root}, --split {config.split.protocol}")
 
 
 def preflight(config: PipelineConfig, data_root: str, genres_from_data: bool) -> tuple[str, ...]:
     """Every cheap check; returns the label set to use."""
-    if config.labels.source != labels.FOLDERS:
-        found = labelled_files(config, data_root)
+    found: Optional[Discovery] = None
+    if config.labels.source == labels.FOLDERS:
+        scan = scan_data_root(data_root)
+        genres, data_root = resolve_genres(config, scan, genres_from_data), scan.root
+    else:  # ingestion's discovery, labelled by tags or a manifest
+        if not os.path.isdir(data_root):
+            scan_data_root(data_root)  # its paragraph for a missing root
+        found = label(sort_entries(walk(data_root), "", config.labels.source), config.labels, config.genres, data_root)
         genres = resolve_labelled_genres(config, found, data_root, genres_from_data)
-        check_split_dir(config)
-        check_groups(config, DataRootScan(data_root, {}), genres, found)
-        return genres
-    scan = scan_data_root(data_root)
-    genres = resolve_genres(config, scan, genres_from_data)
     check_split_dir(config)
-    check_groups(config, scan, genres)
+    check_groups(config, data_root, genres, found)
     return genres

@@ -11,11 +11,10 @@ from typing import Optional
 
 from config.errors import UserError
 from config.settings import PipelineConfig
-from local_run.console import RunConsole
+from local_run.console import RunConsole, StepTracker
 from local_run.failure import RunFailed, close_orphans, failure_paragraph, mark_mlflow_failed, not_started
 from local_run.lock import OutputDirLock
 from local_run.preflight import preflight
-from local_run.steps import StepTracker, stop_tracking, track_steps
 from local_run.summary import print_summary, summarize
 from pipeline.flags import config_from_args
 
@@ -27,10 +26,14 @@ def checked_config(args: argparse.Namespace) -> PipelineConfig:
         raise UserError("--genres and --genres-from-data both name the label set.", where="command line",
                         fix="keep one of them")
     if config.paths.data_root:
-        root = os.path.abspath(config.paths.data_root)
-        genres = preflight(config, root, args.genres_from_data)
-        config = dataclasses.replace(config, genres=genres, paths=dataclasses.replace(config.paths, data_root=root))
+        config = with_data(config, os.path.abspath(config.paths.data_root), args.genres_from_data)
     return config
+
+
+def with_data(config: PipelineConfig, root: str, genres_from_data: bool) -> PipelineConfig:
+    """``config`` reading ``root``, with the label set the preflight checks resolve there."""
+    genres = preflight(config, root, genres_from_data)
+    return dataclasses.replace(config, genres=genres, paths=dataclasses.replace(config.paths, data_root=root))
 
 
 def prepare_data(config: PipelineConfig) -> str:
@@ -85,8 +88,7 @@ def run(config: PipelineConfig, until: str = "push", enable_cache: bool = True, 
     started = time.time()
     run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
     try:
-        lock = OutputDirLock(config.output_dir)
-        lock.__enter__()
+        lock = OutputDirLock(config.output_dir).__enter__()
     except UserError as error:
         raise not_started(error) from error
     log_path = os.path.join(config.output_dir, "logs", f"run-{run_id}.log")
@@ -95,13 +97,10 @@ def run(config: PipelineConfig, until: str = "push", enable_cache: bool = True, 
         with RunConsole(log_path, verbose=verbose) as console:
             print(f"[run] log file: {log_path}", flush=True)
             try:
-                tracker = track_steps(console)
+                tracker = StepTracker(console)
                 close_orphans(config)
                 if not config.paths.data_root:
-                    root = prepare_data(config)
-                    genres = preflight(config, root, genres_from_data)
-                    config = dataclasses.replace(config, genres=genres,
-                                                 paths=dataclasses.replace(config.paths, data_root=root))
+                    config = with_data(config, prepare_data(config), genres_from_data)
                 execute(config, run_id, until, enable_cache)
                 summary = summarize(config, run_id, started)
                 summary["steps"] = tracker.steps
@@ -115,7 +114,7 @@ def run(config: PipelineConfig, until: str = "push", enable_cache: bool = True, 
                 raise RunFailed(paragraph, code=130 if interrupted else 1) from error
             finally:
                 if tracker is not None:
-                    stop_tracking(tracker)
+                    tracker.close()
     finally:
         lock.__exit__(None, None, None)
     summary["log"] = log_path

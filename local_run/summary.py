@@ -1,19 +1,22 @@
-"""What a run produced and the summary the console ends with."""
+"""What a run produced and the summary the console ends with; the Tuner's search is read from this run's Tuner
+artifacts, so a Tuner taken from the cache reports the search that made its choice."""
 from __future__ import annotations
 
 import glob
 import json
 import os
 import time
+from typing import Any
 
 from config.settings import PipelineConfig
+
+TUNER = "Tuner"
 
 
 def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
     """What this run produced, read from its own executions in MLMD (never another run's)."""
     from components.audio_example_gen.quarantine import SUMMARY_FILE, AudioQuarantine
     from components.clip_evaluator.executor import ALREADY_RELEASED, METRICS_FILE
-    from local_run.tuning_summary import tuning_summary
     from pipeline.run_record import RunRecord, open_store
     from ml_metadata.proto import metadata_store_pb2
 
@@ -53,7 +56,6 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
 
 def print_summary(summary: dict, until: str) -> None:
     from components.clip_evaluator.executor import ALREADY_RELEASED, per_genre_lines
-    from local_run.tuning_summary import tuning_lines
 
     print("\n=== genre pipeline: summary ===")
     data = summary.get("data")
@@ -108,3 +110,37 @@ def print_summary(summary: dict, until: str) -> None:
     print(f"  pipeline root {summary['pipeline_root']}; {summary['seconds']:.0f} s")
     if "log" in summary:
         print(f"  log: {summary['log']}")
+
+
+def _only_file(uri: str) -> Any:
+    [name] = os.listdir(uri)
+    with open(os.path.join(uri, name)) as f:
+        return json.load(f)
+
+
+def tuning_summary(record) -> dict[str, Any]:
+    """``{"tuning": {"chosen": {...}, "trials": [{"trial", "score", "values"}, ...]}}``, best first; {} without
+    a Tuner in the run (``record``: a pipeline.run_record.RunRecord)."""
+    from models import hyperparameters
+    best = record.output(TUNER, "HyperParameters")
+    results = record.output(TUNER, "TunerResults")
+    if best is None or results is None:
+        return {}
+    # Numbered from 1, as the [tune] lines number them (KerasTuner's trial ids count from 0).
+    trials = [{"trial": int(row.pop("trial_id")) + 1, "score": row.pop("score"), "values": hyperparameters.chosen(row)}
+              for row in _only_file(results.uri)]
+    return {"tuning": {"chosen": hyperparameters.chosen(_only_file(best.uri)), "trials": trials}}
+
+
+def tuning_lines(summary: dict[str, Any]) -> list[str]:
+    """The summary's lines for the search, or none."""
+    from models import hyperparameters
+    tuning = summary.get("tuning")
+    if not tuning:
+        return []
+    lines = [f"tuned: {hyperparameters.describe(tuning['chosen'])} (chosen from {len(tuning['trials'])} trials by "
+             "fold clip accuracy over the train and eval clips; the preset stays unless a trial leads it by more "
+             f"than {hyperparameters.PRESET_MARGIN:.0%})"]
+    lines += [f"  trial {t['trial']}: {t['score']:.3f} {hyperparameters.describe(t['values'])}"
+              for t in tuning["trials"]]
+    return lines

@@ -9,7 +9,6 @@ from typing import Optional, Sequence
 from config.settings import PipelineConfig
 
 DASK_RUNNER = "pipeline.dask_runner.DaskRunner"
-STOCK_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 # The tagger's default, in the launching process: TensorFlow already uses every core, so on one machine worker
 # processes only add their start-up (BENCHMARKS.md, batch tagging).
 IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]

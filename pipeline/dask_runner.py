@@ -39,20 +39,12 @@ class _Receivers(dict):
         return self[tag]
 
 
-@dataclasses.dataclass(frozen=True)
-class _SideSpec:
-    view_type: type
-    view_options: Any
-    window_mapping_fn: Any
-
-
 def _run_bundle(items, fn, label, args, kwargs, window_fn, side_specs, *side_values) -> list:
     """One Dask partition = one bundle: every output, tagged, finish_bundle's included."""
     out: list = []
     receivers = _Receivers(out)
-    side_inputs = [SideInputMap(spec.view_type, spec.view_options,
-                                [te.get_windowed_value(v, spec.window_mapping_fn) for v in values])
-                   for spec, values in zip(side_specs, side_values)]
+    side_inputs = [SideInputMap(view_type, view_options, [te.get_windowed_value(v, window_mapping_fn) for v in values])
+                   for (view_type, view_options, window_mapping_fn), values in zip(side_specs, side_values)]
     handler = _OutputHandler(window_fn=window_fn, main_receivers=receivers[None], tagged_receivers=receivers,
                              per_element_output_counter=None, output_batch_converter=None,
                              process_yields_batches=False, process_batch_yields_elements=False)
@@ -78,10 +70,7 @@ def _select(pairs, tag) -> list:
 
 
 def _read_splits(bundles) -> list:
-    out = []
-    for b in bundles:
-        out.extend(b.source.read(b.source.get_range_tracker(b.start_position, b.stop_position)))
-    return out
+    return [x for b in bundles for x in b.source.read(b.source.get_range_tracker(b.start_position, b.stop_position))]
 
 
 def _count(partition) -> list:
@@ -111,7 +100,7 @@ class _Translator(PipelineVisitor):
             if not in_bags:
                 raise NotImplementedError(f"{node.full_label}: its input has no Dask translation on "
                                           f"{__name__}.DaskRunner (see docs/distributed.md)")
-            side_specs = [_SideSpec(type(si), si._view_options(), si._window_mapping_fn) for si in node.side_inputs]
+            side_specs = [(type(si), si._view_options(), si._window_mapping_fn) for si in node.side_inputs]
             # One Delayed per side input, over the producing bag's own keys: computed once in the graph.
             side_values = [dask.delayed(_concat)(*self.bags[si.pvalue].to_delayed(optimize_graph=False))
                            for si in node.side_inputs]
@@ -169,6 +158,3 @@ class DaskRunner(beam_dask.DaskRunner):
         futures = client.compute(list(dask.optimize(*leaves))) if leaves else []
         return _Result(client, futures)
 
-
-# The runner's name for --runner; kept beside the class so that docs and presets cannot drift.
-RUNNER = f"{DaskRunner.__module__}.{DaskRunner.__qualname__}"

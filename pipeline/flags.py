@@ -133,14 +133,13 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--tune-folds", type=whole_number(MIN_TUNE_FOLDS, "one trains, one stops training, one is held out"),
                    default=d.tune.folds, help="--tune: folds of the train and eval tracks (default: %(default)s)")
     g = parser.add_argument_group("quality gate")
-    g.add_argument("--min-accuracy", type=_fraction, default=d.gate.min_accuracy,
-                   help="segment accuracy a model needs to be blessed (default: %(default)s)")
-    g.add_argument("--min-clip-accuracy", type=_fraction, default=d.gate.min_clip_accuracy,
-                   help="clip (vote) accuracy a model needs to be blessed (default: %(default)s)")
-    g.add_argument("--max-accuracy-drop", type=_fraction, default=d.gate.max_accuracy_drop,
-                   help="allowed accuracy drop against the last blessed model (default: %(default)s)")
-    g.add_argument("--min-test-clips", type=whole_number(1), default=d.gate.min_test_clips,
-                   help="fewest clips in the held-out test split a model can be blessed on (default: %(default)s)")
+    for name, kind, text in (("min_accuracy", _fraction, "segment accuracy a model needs to be blessed"),
+                             ("min_clip_accuracy", _fraction, "clip (vote) accuracy a model needs to be blessed"),
+                             ("max_accuracy_drop", _fraction, "allowed accuracy drop against the last blessed model"),
+                             ("min_test_clips", whole_number(1),
+                              "fewest clips in the held-out test split a model can be blessed on")):
+        g.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(d.gate, name),
+                       help=text + " (default: %(default)s)")
     g.add_argument("--no-baseline", dest="compare_to_last_blessed", action="store_false",
                    help="no comparison with the last blessed model, only the absolute bars: for backends that "
                    "cannot run TFX resolvers (open-source Kubeflow Pipelines)")
@@ -250,39 +249,26 @@ def whole_number(minimum: int, why: str = "") -> Callable[[str], int]:
     return parse
 
 
-def _real(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number, like 0.5")
-    return value
+def _number(accepts: Callable[[float], bool], wanted: str) -> Callable[[str], float]:
+    """An argparse type: a finite number that ``accepts``, else "give ``wanted``"."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r}: give a number, like 0.5")
+        if not accepts(value):
+            raise argparse.ArgumentTypeError(f"{text!r}: give {wanted}")
+        return value
+
+    return parse
 
 
-def _positive(text: str) -> float:
-    if (value := _real(text)) <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number above 0")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    if (value := _real(text)) < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of at least 0")
-    return value
-
-
-def _fraction(text: str) -> float:
-    if not 0 <= (value := _real(text)) <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a fraction from 0 to 1, like 0.6")
-    return value
-
-
-def _smoothing(text: str) -> float:
-    if not 0 <= (value := _real(text)) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a share from 0 to below 1, like 0.1 (1 would leave "
-                                         "no trace of the label)")
-    return value
+_positive = _number(lambda v: v > 0, "a number above 0")
+_non_negative = _number(lambda v: v >= 0, "a number of at least 0")
+_fraction = _number(lambda v: 0 <= v <= 1, "a fraction from 0 to 1, like 0.6")
+_smoothing = _number(lambda v: 0 <= v < 1, "a share from 0 to below 1, like 0.1 (1 would leave no trace of the label)")
 
 
 def _weights_file(path: Optional[str], on_this_machine: bool = True, flag: str = "--backbone-weights") -> Optional[str]:
@@ -354,26 +340,19 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
                          "shorter segment.")
     cfg.synthetic = dataclasses.replace(cfg.synthetic, tracks_per_genre=args.synthetic_tracks,
                                         seconds=args.synthetic_seconds)
-    cfg.train = dataclasses.replace(cfg.train, epochs=args.epochs or cfg.train.epochs, batch_size=args.batch_size,
-                                    learning_rate=args.learning_rate or cfg.train.learning_rate,
-                                    max_steps=args.max_steps, frozen_epochs=args.frozen_epochs, seed=args.seed,
-                                    finetune_learning_rate=(cfg.train.finetune_learning_rate
-                                                            if args.finetune_learning_rate is None
-                                                            else args.finetune_learning_rate),
+    # Flags left out keep the model's preset.
+    preset = {name: getattr(args, name) for name in ("epochs", "learning_rate", "finetune_learning_rate",
+                                                     "class_balance", "label_smoothing", "heads")
+              if getattr(args, name) is not None}
+    cfg.train = dataclasses.replace(cfg.train, **preset, batch_size=args.batch_size, max_steps=args.max_steps,
+                                    frozen_epochs=args.frozen_epochs, seed=args.seed,
                                     backbone_weights=_weights_file(args.backbone_weights, on_this_machine),
                                     efficientat_weights=_efficientat_weights(args, on_this_machine),
-                                    class_balance=(cfg.train.class_balance if args.class_balance is None
-                                                   else args.class_balance),
-                                    label_smoothing=(cfg.train.label_smoothing if args.label_smoothing is None
-                                                     else args.label_smoothing),
-                                    heads=cfg.train.heads if args.heads is None else args.heads,
                                     strategy=args.strategy, mixed_precision=args.mixed_precision,
                                     stop_at_eval_accuracy=stop_at_eval_accuracy(args))
     cfg.tune = TuneConfig(enabled=args.tune, trials=args.tune_trials, oracle=args.tune_oracle,
                           max_minutes=args.tune_minutes, folds=args.tune_folds)
-    cfg.gate = GateConfig(min_accuracy=args.min_accuracy, min_clip_accuracy=args.min_clip_accuracy,
-                          max_accuracy_drop=args.max_accuracy_drop, min_test_clips=args.min_test_clips,
-                          compare_to_last_blessed=args.compare_to_last_blessed)
+    cfg.gate = GateConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GateConfig)})
     if args.beam_args:
         cfg.beam_args = list(args.beam_args)
     if getattr(args, "dask", None):

@@ -48,17 +48,9 @@ def transform_code_fingerprint(root: Path = PROJECT_ROOT) -> str:
     return code_fingerprint.function_fingerprint(PREPROCESSING_FN, root)
 
 
-def trainer_code_fingerprint(root: Path = PROJECT_ROOT) -> str:
-    """A hash of the Trainer's code: every model file (any family may train), the feature code and RUN_FN's imports."""
-    return _model_code_fingerprint(root, RUN_FN)
-
-
-def tuner_code_fingerprint(root: Path = PROJECT_ROOT) -> str:
-    """A hash of the code the Tuner runs: the Trainer's (a trial trains as the Trainer does) and TUNER_FN's imports."""
-    return _model_code_fingerprint(root, RUN_FN, TUNER_FN)
-
-
-def _model_code_fingerprint(root: Path, *function_paths: str) -> str:
+def model_code_fingerprint(*function_paths: str, root: Path = PROJECT_ROOT) -> str:
+    """A hash of the code the Trainer (RUN_FN) or the Tuner (RUN_FN, TUNER_FN: a trial trains as the Trainer does)
+    runs: every model file (any family may train), the feature code and the functions' imports."""
     files = [path for path in (root / "models").glob("*.py") if not code_fingerprint.is_test_file(path, root)]
     for function_path in (PREPROCESSING_FN, *function_paths):
         files += code_fingerprint.import_closure(code_fingerprint.function_module(function_path), root)
@@ -133,13 +125,13 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
         if config.tune.enabled:
             tuner = tfx.components.Tuner(
                 tuner_fn=TUNER_FN, **training_inputs,
-                custom_config={"pipeline_config": config.to_json(TUNING_SECTIONS), "code": tuner_code_fingerprint()})
+                custom_config={"pipeline_config": config.to_json(TUNING_SECTIONS), "code": model_code_fingerprint(RUN_FN, TUNER_FN)})
             best_hyperparameters = tuner.outputs["best_hyperparameters"]
             components.append(tuner)
         trainer = TrackedTrainer(
             run_fn=RUN_FN, **training_inputs, hyperparameters=best_hyperparameters,  # None: the preset
             # Gate settings are not the Trainer's business: changing a bar re-runs the gate only.
-            custom_config={"pipeline_config": config.to_json(TRAINING_SECTIONS), "code": trainer_code_fingerprint()})
+            custom_config={"pipeline_config": config.to_json(TRAINING_SECTIONS), "code": model_code_fingerprint(RUN_FN)})
         components.append(trainer)
 
     if until == "push":

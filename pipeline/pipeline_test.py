@@ -221,15 +221,15 @@ def test_a_model_edit_re_keys_the_trainer_only_and_a_feature_edit_both(tmp_path,
     import shutil
 
     from config.settings import PROJECT_ROOT
-    from pipeline.pipeline import trainer_code_fingerprint, transform_code_fingerprint
+    from pipeline.pipeline import RUN_FN, model_code_fingerprint, transform_code_fingerprint
 
     for package in ("config", "models", "pipeline"):  # a copy of the code both functions import, to edit
         shutil.copytree(PROJECT_ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
-    before = transform_code_fingerprint(tmp_path), trainer_code_fingerprint(tmp_path)
+    before = transform_code_fingerprint(tmp_path), model_code_fingerprint(RUN_FN, root=tmp_path)
     with (tmp_path / edited).open("a") as f:
         f.write("\nEDITED = True\n")
     assert (transform_code_fingerprint(tmp_path) != before[0]) is transform_moves
-    assert trainer_code_fingerprint(tmp_path) != before[1]
+    assert model_code_fingerprint(RUN_FN, root=tmp_path) != before[1]
 
 
 @pytest.mark.parametrize("argv, bar", [

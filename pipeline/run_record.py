@@ -9,9 +9,6 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
 RUNNING = metadata_store_pb2.Execution.RUNNING
-CACHED = metadata_store_pb2.Execution.CACHED
-FAILED = metadata_store_pb2.Execution.FAILED
-ORPHAN_NOTE = "genre_note"
 
 
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:
@@ -37,7 +34,8 @@ class RunRecord:
         return execution.last_known_state if execution else None
 
     def cached(self) -> list[str]:
-        return sorted(name for name, e in self.executions.items() if e.last_known_state == CACHED)
+        cached = metadata_store_pb2.Execution.CACHED
+        return sorted(name for name, e in self.executions.items() if e.last_known_state == cached)
 
     def output(self, component: str, type_name: str) -> Optional[metadata_store_pb2.Artifact]:
         """The artifact of ``type_name`` the component's execution in this run output (or reused)."""
@@ -90,8 +88,8 @@ def fail_orphaned_executions(store: metadata_store.MetadataStore) -> int:
     """Executions still RUNNING belong to a run that died (the caller holds the output-dir lock)."""
     orphans = [e for e in store.get_executions() if e.last_known_state == RUNNING]
     for execution in orphans:
-        execution.last_known_state = FAILED
-        execution.custom_properties[ORPHAN_NOTE].string_value = "left RUNNING by a run that ended without finishing"
+        execution.last_known_state = metadata_store_pb2.Execution.FAILED
+        execution.custom_properties["genre_note"].string_value = "left RUNNING by a run that ended without finishing"
     if orphans:
         store.put_executions(orphans)
     return len(orphans)

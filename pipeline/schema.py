@@ -49,21 +49,6 @@ def derive(curated: schema_pb2.Schema, genres: tuple[str, ...]) -> schema_pb2.Sc
     return schema
 
 
-def _write_atomically(path: str, text: str) -> None:
-    """Write under a unique temporary name, then rename: a reader (or a concurrent run) never sees half a schema."""
-    from tfx.dsl.io import fileio
-    folder = os.path.dirname(path)
-    fileio.makedirs(folder)
-    tmp = os.path.join(folder, f".{SCHEMA_FILE}.{uuid.uuid4().hex}.tmp")
-    try:
-        with fileio.open(tmp, "w") as f:
-            f.write(text)
-        fileio.rename(tmp, path, overwrite=True)
-    finally:
-        if fileio.exists(tmp):
-            fileio.remove(tmp)
-
-
 def schema_file(config: PipelineConfig) -> str:
     """The schema file for ImportSchemaGen: the curated one when it already admits ``config.genres``,
     else a derived one at ``<pipeline_root>/schemas/<content hash>/schema.pbtxt``, written once."""
@@ -82,5 +67,14 @@ def schema_file(config: PipelineConfig) -> str:
     path = "/".join([config.pipeline_root.rstrip("/"), "schemas", digest, SCHEMA_FILE])
     from tfx.dsl.io import fileio
     if not fileio.exists(path):
-        _write_atomically(path, text)
+        # Under a unique temporary name, then renamed: a reader (or a concurrent run) never sees half a schema.
+        fileio.makedirs(os.path.dirname(path))
+        tmp = os.path.join(os.path.dirname(path), f".{SCHEMA_FILE}.{uuid.uuid4().hex}.tmp")
+        try:
+            with fileio.open(tmp, "w") as f:
+                f.write(text)
+            fileio.rename(tmp, path, overwrite=True)
+        finally:
+            if fileio.exists(tmp):
+                fileio.remove(tmp)
     return path

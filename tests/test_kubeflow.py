@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from config.settings import PROJECT_ROOT
-from kubeflow import beam, runner, schedule
+from kubeflow import cluster, runner, schedule
 from kubeflow import spec as spec_lib
 
 IMAGE = "registry.example.com/genre/genre-pipeline:1.2.3"
@@ -276,7 +276,7 @@ def test_remote_settings_are_accepted():
         mlflow_uri="postgresql+psycopg2://mlflow@db/mlflow")))
     assert (config.serving_dir, config.split.split_dir) == ("gs://models/genre", "gs://genre-bucket/splits")
     assert config.mlflow_tracking_uri == "postgresql+psycopg2://mlflow@db/mlflow"
-    assert config.beam_args == beam.PRESETS["direct"]  # the config's default, unchanged
+    assert config.beam_args == cluster.PRESETS["direct"]  # the config's default, unchanged
 
 
 @pytest.mark.parametrize("weights", ["gs://genre-bucket/efficientnetb0_notop.h5", "/opt/weights/efficientnetb0_notop.h5"])
@@ -301,19 +301,19 @@ def test_runner_flags_that_cannot_work_are_refused(extra, capsys):
 
 
 def test_beam_presets_complete_with_the_image():
-    direct, notes = beam.complete_beam_args(beam.PRESETS["direct"], IMAGE)
-    assert direct == beam.PRESETS["direct"] and notes == []
-    flink, _ = beam.complete_beam_args(["--runner=FlinkRunner", "--flink_master=flink:8081"], IMAGE)
+    direct, notes = cluster.complete_beam_args(cluster.PRESETS["direct"], IMAGE)
+    assert direct == cluster.PRESETS["direct"] and notes == []
+    flink, _ = cluster.complete_beam_args(["--runner=FlinkRunner", "--flink_master=flink:8081"], IMAGE)
     assert flink[-2:] == ["--environment_type=DOCKER", f"--environment_config={IMAGE}"]
     external = ["--runner=FlinkRunner", "--flink_master=flink:8081", "--environment_type=EXTERNAL",
                 "--environment_config=localhost:50000"]
-    assert beam.complete_beam_args(external, IMAGE)[0] == external
-    spark, _ = beam.complete_beam_args(["--runner=PortableRunner", "--job_endpoint=spark-js:8099"], IMAGE)
+    assert cluster.complete_beam_args(external, IMAGE)[0] == external
+    spark, _ = cluster.complete_beam_args(["--runner=PortableRunner", "--job_endpoint=spark-js:8099"], IMAGE)
     assert f"--environment_config={IMAGE}" in spark
     with pytest.raises(ValueError, match="no runner"):
-        beam.complete_beam_args(["--direct_num_workers=2"], IMAGE)
+        cluster.complete_beam_args(["--direct_num_workers=2"], IMAGE)
     with pytest.raises(ValueError, match="--flink_master"):
-        beam.complete_beam_args(["--runner=FlinkRunner"], IMAGE)
+        cluster.complete_beam_args(["--runner=FlinkRunner"], IMAGE)
     assert "--beam-arg=--runner=DataflowRunner" in runner.build_parser().format_help()
 
 
