@@ -39,7 +39,7 @@ def build_efficientat(input_shape: Sequence[Optional[int]], num_classes: int, tr
     embedding = body(inputs, train, pretrained=pretrained)
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="head_bn")(embedding)
     model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name=NAME)
-    set_backbone_trainable(model, False)
+    transfer.set_backbone_trainable(model, False)
     return model
 
 
@@ -52,17 +52,3 @@ def body(inputs: tf.Tensor, train: TrainConfig, *, pretrained: bool = True) -> t
     bands = keras.layers.Permute((2, 1), name=TO_BANDS)(inputs)
     # An identity layer: a nested model's own .output is its inner graph's, so the cut needs a layer of this graph.
     return keras.layers.Activation("linear", name=EMBEDDING)(nested(bands))
-
-
-def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [model.get_layer(BODY)]
-
-
-def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """(body, head): log-mel -> 384-d embedding, embedding -> probabilities (transfer.split_at)."""
-    return transfer.split_at(model, EMBEDDING)
-
-
-def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
-    """Freeze (the head alone) or unfreeze (fine-tuning, batch norms frozen) mn04 (transfer.set_trainable)."""
-    transfer.set_trainable(backbone_layers(model), trainable, train_batch_norm=train_batch_norm)

@@ -29,7 +29,7 @@ MID_FILTERS = 64
 MID_LAYERS = 3
 MID_KERNEL = 7
 HEAD_DROPOUT = 0.5
-BACKBONE_PREFIX = "musicnn_"  # every pretrained layer's name starts with it; the trainer freezes them by it
+BACKBONE_PREFIX = transfer.BACKBONE_PREFIX  # every pretrained layer's name starts with it
 INPUT_BN = BACKBONE_PREFIX + "input_bn"
 MID_END = BACKBONE_PREFIX + "mid_end"  # [batch, 187, 753]: front end and mid end, every frame
 EMBEDDING = BACKBONE_PREFIX + "mean_pool"  # [batch, 753]
@@ -114,20 +114,6 @@ def body(inputs: tf.Tensor, input_stats: Optional[tuple[np.ndarray, np.ndarray]]
 def load_pretrained(model: keras.Model, checkpoint: str = CHECKPOINT) -> list[str]:
     """Copy every front- and mid-end tensor of ``checkpoint`` into ``model``; returns the names loaded."""
     return assign_layers(model, checkpoint_scopes(), read_checkpoint(checkpoint))
-
-
-def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer for layer in model.layers if layer.name.startswith(BACKBONE_PREFIX)]
-
-
-def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """(body, head): input -> mean-pooled embedding, embedding -> probabilities (transfer.split_at)."""
-    return transfer.split_at(model, EMBEDDING)
-
-
-def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
-    """Freeze (phase 1) or unfreeze (phase 2) the pretrained body, BN frozen (transfer.set_trainable)."""
-    transfer.set_trainable(backbone_layers(model), trainable, train_batch_norm=train_batch_norm)
 
 
 # ----- the exported graph's body -------------------------------------------------------------------------

@@ -21,8 +21,8 @@ POOLS: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
 BLOCK_DROPOUT = 0.25
 HEAD_DROPOUT = 0.5
 CHECKPOINT = "MSD_vgg"
-# Every backbone layer's name starts with this; the trainer freezes them by it.
-BACKBONE_PREFIX = "musicnn_"
+BACKBONE_PREFIX = transfer.BACKBONE_PREFIX  # every backbone layer's name starts with it
+EMBEDDING = "head_flatten"  # the flattened pool5, where registry.split_backbone cuts
 INPUT_BN = BACKBONE_PREFIX + "input_bn"
 POOLED_FEATURES = BACKBONE_PREFIX + "block5_pool"  # [batch, 2, 1, 128], musicnn's pool5
 
@@ -57,7 +57,7 @@ def build_vgg(input_shape: Sequence[Optional[int]], num_classes: int, train: Tra
         last = i == len(POOLS)
         x = conv_block(x, FILTERS, name=_block(i), pool_size=pool_size, pool_strides=strides, bn_before_relu=False,
                        dropout=0.0 if last else BLOCK_DROPOUT)
-    x = keras.layers.Flatten(name="head_flatten")(x)
+    x = keras.layers.Flatten(name=EMBEDDING)(x)
     outputs = softmax_head(x, num_classes, dropout=HEAD_DROPOUT)
     model = keras.Model(inputs, outputs, name="vgg")
     if pretrained:
@@ -68,20 +68,3 @@ def build_vgg(input_shape: Sequence[Optional[int]], num_classes: int, train: Tra
 def load_pretrained(model: keras.Model, checkpoint: str = CHECKPOINT) -> list[str]:
     """Copy every backbone tensor of ``checkpoint`` into ``model``; returns the checkpoint names loaded."""
     return assign_layers(model, checkpoint_scopes(), read_checkpoint(checkpoint))
-
-
-def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer for layer in model.layers if layer.name.startswith(BACKBONE_PREFIX)]
-
-
-def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """(body, head) cut at the flattened pool5, so the frozen phase trains the head on embeddings computed once."""
-    return transfer.split_at(model, "head_flatten")
-
-
-def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
-    """Freeze (phase 1) or unfreeze (phase 2) the pretrained body, BN frozen (transfer.set_trainable)."""
-    layers = backbone_layers(model)
-    if not layers:
-        raise ValueError(f"Model {model.name!r} has no pretrained backbone (no '{BACKBONE_PREFIX}*' layers).")
-    transfer.set_trainable(layers, trainable, train_batch_norm=train_batch_norm)
