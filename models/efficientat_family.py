@@ -10,7 +10,7 @@ import tf_keras as keras
 
 from config.settings import TrainConfig
 from models import transfer
-from models.blocks import BN_EPSILON, BN_MOMENTUM, check_input_shape, softmax_head
+from models.blocks import check_input_shape, softmax_head
 from models.efficientat import build_mn04, load_mn04_weights, weights_path
 from models.efficientat.log_mel import N_MELS
 
@@ -37,8 +37,7 @@ def build_efficientat(input_shape: Sequence[Optional[int]], num_classes: int, tr
                          "PipelineConfig().with_model('efficientat') feature settings.")
     inputs = keras.Input(shape=(frames, N_MELS), name=input_name, dtype="float32")
     embedding = body(inputs, train, pretrained=pretrained)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="head_bn")(embedding)
-    model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name=NAME)
+    model = keras.Model(inputs, softmax_head(embedding, num_classes, dropout=HEAD_DROPOUT, normalise=True), name=NAME)
     transfer.set_backbone_trainable(model, False)
     return model
 

@@ -10,7 +10,7 @@ import tf_keras as keras
 
 from config.settings import TrainConfig
 from models import efficientat_family, musicnn, transfer
-from models.blocks import BN_EPSILON, BN_MOMENTUM, check_input_shape, softmax_head
+from models.blocks import check_input_shape, softmax_head
 from models.efficientat.log_mel import N_MELS
 
 NAME = "musicnn_efficientat"
@@ -42,8 +42,7 @@ def build_musicnn_efficientat(input_shape: Mapping[str, Sequence[Optional[int]]]
     joined = keras.layers.Concatenate(name=EMBEDDING)(
         [musicnn.body(inputs[MUSICNN_INPUT], input_stats),
          efficientat_family.body(inputs[MN04_INPUT], train, pretrained=pretrained)])
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="head_bn")(joined)
-    model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name=NAME)
+    model = keras.Model(inputs, softmax_head(joined, num_classes, dropout=HEAD_DROPOUT, normalise=True), name=NAME)
     if pretrained:
         musicnn.load_pretrained(model)
     transfer.set_backbone_trainable(model, False)

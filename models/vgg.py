@@ -9,7 +9,7 @@ import tf_keras as keras
 
 from config.settings import TrainConfig
 from models import transfer
-from models.blocks import BN_EPSILON, BN_MOMENTUM, as_image, check_input_shape, conv_block, softmax_head, undo_zscore
+from models.blocks import as_image, batch_norm, check_input_shape, conv_block, softmax_head, undo_zscore
 from models.musicnn_weights import assign_layers, read_checkpoint
 
 FRAMES, MELS = 187, 96  # musicnn's training input: 3 s at 16 kHz, hop 256
@@ -52,7 +52,7 @@ def build_vgg(input_shape: Sequence[Optional[int]], num_classes: int, train: Tra
                          f"({frames}, {bins}). Use PipelineConfig().with_model('vgg') feature settings.")
     inputs = keras.Input(shape=(FRAMES, MELS), name=input_name, dtype="float32")
     x = as_image(undo_zscore(inputs, input_stats), BACKBONE_PREFIX + "to_image")
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=INPUT_BN)(x)
+    x = batch_norm(INPUT_BN)(x)
     for i, (pool_size, strides) in enumerate(POOLS, start=1):
         last = i == len(POOLS)
         x = conv_block(x, FILTERS, name=_block(i), pool_size=pool_size, pool_strides=strides, bn_before_relu=False,
