@@ -244,11 +244,6 @@ class EvenSteps:
         """Full batches without end, from a batched dataset (features, labels[, weights])."""
         return dataset.unbatch().repeat().batch(self.batch_size, drop_remainder=True).with_options(_sharded_by_hand())
 
-    def fit_args(self, train: tf.data.Dataset, validation: tf.data.Dataset) -> dict:
-        """``model.fit`` keyword arguments for these steps."""
-        return {"x": self.feed(train), "validation_data": self.feed(validation), "steps_per_epoch": self.train,
-                "validation_steps": self.eval}
-
 
 def count_records(shards: CanonicalShards) -> int:
     """Examples in every shard of a split (each worker holds them all: it sorted the whole split)."""
@@ -261,7 +256,11 @@ def _count(records: tf.data.Dataset) -> int:
 
 
 def _fit_args(train: tf.data.Dataset, validation: tf.data.Dataset, even: Optional[EvenSteps]) -> dict:
-    return even.fit_args(train, validation) if even else {"x": train, "validation_data": validation}
+    """``model.fit`` keyword arguments: the datasets, or ``even``'s endless feeds and steps."""
+    if even is None:
+        return {"x": train, "validation_data": validation}
+    return {"x": even.feed(train), "validation_data": even.feed(validation), "steps_per_epoch": even.train,
+            "validation_steps": even.eval}
 
 
 def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddings: tf.data.Dataset,
@@ -276,7 +275,10 @@ def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddin
     callbacks = _callbacks(config, run_dir, config.train.epochs, 0, learning_rate=config.train.learning_rate,
                            epochs=epochs, records=progress)
     _compile(head, config.train.learning_rate, config.train.label_smoothing, announce=announce)
-    result = head.fit(epochs=epochs, verbose=0, callbacks=callbacks, **_fit_args(train, eval_embeddings, even))
+    return _history(head.fit(epochs=epochs, verbose=0, callbacks=callbacks, **_fit_args(train, eval_embeddings, even)))
+
+
+def _history(result: keras.callbacks.History) -> dict[str, list[float]]:
     return {key: [float(v) for v in values] for key, values in result.history.items()}
 
 
@@ -287,47 +289,38 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
     """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone (as with a frozen
     body, minus its block dropout). With ``train.heads`` > 1 fresh heads from their own seeds join and the model
     averages them; the history is the first head's. ``stored``: the embeddings store to read or fill."""
+    t = config.train
     embeddings_dir = os.path.join(run_dir, "embeddings")
     try:
-        return _fit_heads(model, probe_train_ds, eval_ds, config, run_dir, embeddings_dir, epochs, weights, even,
-                          records, stored)
+        body, head = registry.split_backbone(model)
+        if stored is not None:
+            if stored.datasets is None:
+                stored.datasets = embeddings.embed_into_store(body, {"train": probe_train_ds, "eval": eval_ds},
+                                                              stored.path)
+            train_embeddings, eval_embeddings = stored.datasets["train"], stored.datasets["eval"]
+        else:
+            train_embeddings = embeddings.embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
+            eval_embeddings = embeddings.embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord"))
+        eval_embeddings = eval_embeddings.batch(t.batch_size).with_options(_sharded_by_hand())
+        history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
+                           progress=records, even=even, announce=records)
+        heads = [head]
+        for k in range(1, t.heads):
+            # Seeds apart from every other run's first head (seed + 1000 k), so seed 43's heads are not seed 42's.
+            keras.utils.set_random_seed(t.seed + 1000 * k)
+            extra = keras.models.clone_model(head)  # the same layers with freshly initialised weights
+            extra_history = fit_head(extra, train_embeddings, eval_embeddings, config,
+                                     os.path.join(run_dir, f"head-{k + 1}"), epochs, t.seed + 1000 * k, weights,
+                                     progress=False, even=even)
+            losses = extra_history["val_loss"]
+            if records:
+                print(f"[train] head {k + 1}/{t.heads}: {len(losses)} epochs, best eval loss {min(losses):.3f} "
+                      f"(epoch {losses.index(min(losses)) + 1})", flush=True)
+            heads.append(extra)
+        return (transfer.average_heads(model, body, heads) if t.heads > 1 else model), history
     finally:
         if tf.io.gfile.exists(embeddings_dir):
             tf.io.gfile.rmtree(embeddings_dir)
-
-
-def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
-               config: PipelineConfig, run_dir: str, embeddings_dir: str, epochs: int, weights: Optional[np.ndarray],
-               even: Optional[EvenSteps], records: bool = True,
-               stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
-    t = config.train
-    body, head = registry.split_backbone(model)
-    if stored is not None:
-        if stored.datasets is None:
-            stored.datasets = embeddings.embed_into_store(body, {"train": probe_train_ds, "eval": eval_ds}, stored.path)
-        train_embeddings, eval_embeddings = stored.datasets["train"], stored.datasets["eval"]
-    else:
-        train_embeddings = embeddings.embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
-        eval_embeddings = embeddings.embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord"))
-    eval_embeddings = eval_embeddings.batch(t.batch_size).with_options(_sharded_by_hand())
-    history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
-                       progress=records, even=even, announce=records)
-    if t.heads <= 1:
-        return model, history
-    heads = [head]
-    for k in range(1, t.heads):
-        # Seeds apart from every other run's first head (seed + 1000 k), so seed 43's heads are not seed 42's.
-        keras.utils.set_random_seed(t.seed + 1000 * k)
-        extra = keras.models.clone_model(head)  # the same layers with freshly initialised weights
-        extra_history = fit_head(extra, train_embeddings, eval_embeddings, config,
-                                 os.path.join(run_dir, f"head-{k + 1}"), epochs, t.seed + 1000 * k, weights,
-                                 progress=False, even=even)
-        losses = extra_history["val_loss"]
-        if records:
-            print(f"[train] head {k + 1}/{t.heads}: {len(losses)} epochs, best eval loss {min(losses):.3f} "
-                  f"(epoch {losses.index(min(losses)) + 1})", flush=True)
-        heads.append(extra)
-    return transfer.average_heads(model, body, heads), history
 
 
 def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, config: PipelineConfig,
@@ -342,14 +335,11 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
         train_ds = with_class_weights(train_ds, weights)
     if t.max_steps or not registry.has_pretrained_backbone(config):
         _compile(model, t.learning_rate, t.label_smoothing, announce=records)
-        args = _fit_args(train_ds, eval_ds, even)
-        if t.max_steps:
-            args["steps_per_epoch"] = t.max_steps
+        args = {**_fit_args(train_ds, eval_ds, even), **({"steps_per_epoch": t.max_steps} if t.max_steps else {})}
         epochs = 1 if t.max_steps else t.epochs
-        result = model.fit(epochs=epochs, verbose=0,
-                           callbacks=_callbacks(config, run_dir, epochs, 0, learning_rate=t.learning_rate,
-                                                epochs=epochs, records=records), **args)
-        return model, {key: [float(v) for v in values] for key, values in result.history.items()}
+        callbacks = _callbacks(config, run_dir, epochs, 0, learning_rate=t.learning_rate, epochs=epochs,
+                               records=records)
+        return model, _history(model.fit(epochs=epochs, verbose=0, callbacks=callbacks, **args))
     frozen = min(t.frozen_epochs, t.epochs)
     model, history = fit_heads_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen, weights,
                                              even=even, records=records, stored=stored)
@@ -370,11 +360,11 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     if finetune:
         registry.set_backbone_trainable(model, True)
         _compile(model, t.finetune_learning_rate, t.label_smoothing)
-        result = model.fit(epochs=finetune, verbose=0, **_fit_args(train_ds, eval_ds, even),
-                           callbacks=_callbacks(config, run_dir, t.epochs, done, learning_rate=t.finetune_learning_rate,
-                                                epochs=finetune, records=records))
-        for key, values in result.history.items():
-            history.setdefault(key, []).extend(float(v) for v in values)
+        callbacks = _callbacks(config, run_dir, t.epochs, done, learning_rate=t.finetune_learning_rate,
+                               epochs=finetune, records=records)
+        for key, values in _history(model.fit(epochs=finetune, verbose=0, callbacks=callbacks,
+                                              **_fit_args(train_ds, eval_ds, even))).items():
+            history.setdefault(key, []).extend(values)
     return model, history
 
 
