@@ -172,13 +172,8 @@ def output_shapes(config: FeatureConfig, segment_samples: int, sample_rate: int)
     """(frames, bins) of each model input (:func:`model_inputs`) for segments of ``segment_samples`` samples."""
     shapes = {config.kind: output_shape(config, front_end_samples(config, segment_samples, sample_rate))}
     for extra in config.extra_kinds:
-        shapes[extra] = output_shape(_fixed(extra), segment_samples)
+        shapes[extra] = output_shape(FeatureConfig(kind=extra), segment_samples)  # fixed kinds: nothing else applies
     return shapes
-
-
-def _fixed(kind: str) -> FeatureConfig:
-    """A fixed-settings kind's own FeatureConfig (nothing in it but the kind applies)."""
-    return FeatureConfig(kind=kind)
 
 
 def output_shape(config: FeatureConfig, segment_samples: int) -> tuple[int, int]:
@@ -309,7 +304,7 @@ def compute_inputs(waveform: tf.Tensor, feature_config: FeatureConfig, sample_ra
         waveform = tf.ensure_shape(limited[..., :tf.shape(waveform)[-1]], waveform.shape)  # the way back rounds up
     inputs = {feature_config.kind: compute(waveform, feature_config, sample_rate)}
     for extra in feature_config.extra_kinds:
-        inputs[extra] = compute(waveform, _fixed(extra), sample_rate)
+        inputs[extra] = compute(waveform, FeatureConfig(kind=extra), sample_rate)
     return inputs
 
 

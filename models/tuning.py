@@ -75,16 +75,11 @@ class _PresetFirst:
         return super().populate_space(trial_id)
 
 
-class _RandomFromPreset(_PresetFirst, keras_tuner.oracles.RandomSearchOracle):
-    pass
-
-
-class _BayesianFromPreset(_PresetFirst, keras_tuner.oracles.BayesianOptimizationOracle):
-    pass
-
-
-class _HyperbandFromPreset(_PresetFirst, keras_tuner.oracles.HyperbandOracle):
-    """The preset's trial belongs to no bracket and has no ``tuner/epochs``: it trains the whole budget."""
+# Each oracle with the preset first; Hyperband's preset trial belongs to no bracket and has no ``tuner/epochs``:
+# it trains the whole budget.
+ORACLES = {name: type(f"{name.title()}FromPreset", (_PresetFirst, oracle), {}) for name, oracle in (
+    ("random", keras_tuner.oracles.RandomSearchOracle), ("bayesian", keras_tuner.oracles.BayesianOptimizationOracle),
+    ("hyperband", keras_tuner.oracles.HyperbandOracle))}
 
 
 def make_oracle(tune: TuneConfig, space: keras_tuner.HyperParameters, seed: int, max_epochs: int) -> keras_tuner.Oracle:
@@ -95,11 +90,9 @@ def make_oracle(tune: TuneConfig, space: keras_tuner.HyperParameters, seed: int,
     common: dict[str, Any] = dict(objective=keras_tuner.Objective(OBJECTIVE, direction="max"), seed=seed,
                                   hyperparameters=space, allow_new_entries=False, tune_new_entries=False,
                                   max_consecutive_failed_trials=1)
-    if tune.oracle == "random":
-        return _RandomFromPreset(max_trials=tune.trials, **common)
-    if tune.oracle == "bayesian":
-        return _BayesianFromPreset(max_trials=tune.trials, **common)
-    oracle = _HyperbandFromPreset(max_epochs=max_epochs, factor=3, **common)
+    if tune.oracle != "hyperband":
+        return ORACLES[tune.oracle](max_trials=tune.trials, **common)
+    oracle = ORACLES["hyperband"](max_epochs=max_epochs, factor=3, **common)
     oracle.max_trials = tune.trials  # Hyperband's brackets, cut at the trial budget
     return oracle
 
