@@ -51,15 +51,12 @@ def build_vgg(input_shape: Sequence[Optional[int]], num_classes: int, train: Tra
         raise ValueError(f"vgg: musicnn's MSD_vgg takes ({FRAMES}, {MELS}) = (frames, mels) inputs, got "
                          f"({frames}, {bins}). Use PipelineConfig().with_model('vgg') feature settings.")
     inputs = keras.Input(shape=(FRAMES, MELS), name=input_name, dtype="float32")
-    x = as_image(undo_zscore(inputs, input_stats), BACKBONE_PREFIX + "to_image")
-    x = batch_norm(INPUT_BN)(x)
+    x = batch_norm(INPUT_BN)(as_image(undo_zscore(inputs, input_stats), BACKBONE_PREFIX + "to_image"))
     for i, (pool_size, strides) in enumerate(POOLS, start=1):
-        last = i == len(POOLS)
         x = conv_block(x, FILTERS, name=_block(i), pool_size=pool_size, pool_strides=strides, bn_before_relu=False,
-                       dropout=0.0 if last else BLOCK_DROPOUT)
+                       dropout=0.0 if i == len(POOLS) else BLOCK_DROPOUT)
     x = keras.layers.Flatten(name=EMBEDDING)(x)
-    outputs = softmax_head(x, num_classes, dropout=HEAD_DROPOUT)
-    model = keras.Model(inputs, outputs, name="vgg")
+    model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name="vgg")
     if pretrained:
         load_pretrained(model)
     return model

@@ -77,8 +77,10 @@ class LogMelFrontend(keras.layers.Layer):
         return frontend(inputs)
 
 
-def _tag(layer: keras.layers.Layer, prefix: str, kind: str) -> keras.layers.Layer:
-    """Record which torch module (and of what kind) fills ``layer``'s weights (read by weights.py)."""
+def _torch(layer_class: type, prefix: str, kind: str, *args: Any, **kwargs: Any) -> keras.layers.Layer:
+    """A layer named after the torch module ``prefix`` that fills its weights, tagged with it and its kind (read by
+    weights.py)."""
+    layer = layer_class(*args, name=_name(prefix), **kwargs)
     layer.torch_prefix, layer.torch_kind = prefix, kind
     return layer
 
@@ -98,13 +100,10 @@ def _conv_bn_act(x: tf.Tensor, prefix: str, filters: int, kernel: int, stride: i
     if pad:
         x = keras.layers.ZeroPadding2D(pad, name=_name(prefix) + "_pad")(x)
     if depthwise:
-        conv = keras.layers.DepthwiseConv2D(kernel, strides=stride, use_bias=False, name=_name(prefix + ".0"))
-        x = _tag(conv, prefix + ".0", "depthwise")(x)
+        x = _torch(keras.layers.DepthwiseConv2D, prefix + ".0", "depthwise", kernel, strides=stride, use_bias=False)(x)
     else:
-        conv = keras.layers.Conv2D(filters, kernel, strides=stride, use_bias=False, name=_name(prefix + ".0"))
-        x = _tag(conv, prefix + ".0", "conv")(x)
-    norm = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=_name(prefix + ".1"))
-    x = _tag(norm, prefix + ".1", "batchnorm")(x)
+        x = _torch(keras.layers.Conv2D, prefix + ".0", "conv", filters, kernel, strides=stride, use_bias=False)(x)
+    x = _torch(keras.layers.BatchNormalization, prefix + ".1", "batchnorm", epsilon=BN_EPSILON, momentum=BN_MOMENTUM)(x)
     if hardswish is not None:
         x = _activation(x, hardswish, _name(prefix) + "_act")
     return x
@@ -114,10 +113,8 @@ def _squeeze_excite(x: tf.Tensor, prefix: str, channels: int) -> tf.Tensor:
     """Channel squeeze-excitation: mean over (freq, time) -> Linear, ReLU -> Linear, sigmoid -> rescale."""
     squeezed = round_channels(channels // SE_REDUCTION)
     scale = keras.layers.GlobalAveragePooling2D(keepdims=True, name=_name(prefix) + "_mean")(x)
-    scale = _tag(keras.layers.Dense(squeezed, activation="relu", name=_name(prefix + ".fc1")),
-                 prefix + ".fc1", "dense")(scale)
-    scale = _tag(keras.layers.Dense(channels, activation="sigmoid", name=_name(prefix + ".fc2")),
-                 prefix + ".fc2", "dense")(scale)
+    scale = _torch(keras.layers.Dense, prefix + ".fc1", "dense", squeezed, activation="relu")(scale)
+    scale = _torch(keras.layers.Dense, prefix + ".fc2", "dense", channels, activation="sigmoid")(scale)
     return keras.layers.Multiply(name=_name(prefix) + "_scale")([x, scale])
 
 
@@ -163,10 +160,10 @@ def build_mn04(*, waveform_input: bool = True, block_means: bool = False, num_cl
     last = len(LARGE_BLOCKS) + 1
     stages.append(_conv_bn_act(stages[-1], f"features.{last}", stage_widths(width)[-1], 1, 1))
     features = keras.layers.GlobalAveragePooling2D(name="features")(stages[-1])
-    hidden = _tag(keras.layers.Dense(HIDDEN_UNITS, name="classifier_2"), "classifier.2", "dense")(features)
+    hidden = _torch(keras.layers.Dense, "classifier.2", "dense", HIDDEN_UNITS)(features)
     hidden = hard_swish(hidden, "hidden")
     dropped = keras.layers.Dropout(dropout, name="classifier_dropout")(hidden)
-    logits = _tag(keras.layers.Dense(num_classes, name="classifier_5"), "classifier.5", "dense")(dropped)
+    logits = _torch(keras.layers.Dense, "classifier.5", "dense", num_classes)(dropped)
     outputs: dict[str, Any] = {"features": features, "hidden": hidden,
                                "logits": keras.layers.Activation("linear", name="logits")(logits)}
     if block_means:
