@@ -28,8 +28,7 @@ def undo_zscore(inputs: tf.Tensor, input_stats: Optional[tuple[np.ndarray, np.nd
 
 def as_image(inputs: tf.Tensor, name: str) -> tf.Tensor:
     """[batch, frames, bins] -> [batch, frames, bins, 1]: NHWC with time as height, as musicnn."""
-    bins = inputs.shape[-1]
-    return keras.layers.Reshape((-1, bins, 1), name=name)(inputs)
+    return keras.layers.Reshape((-1, inputs.shape[-1], 1), name=name)(inputs)
 
 
 def conv_block(x: tf.Tensor, filters: int, *, name: str, pool_size: Sequence[int] = (2, 2),

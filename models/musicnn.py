@@ -38,15 +38,10 @@ EMBEDDING = BACKBONE_PREFIX + "mean_pool"  # [batch, 753]
 def checkpoint_scopes() -> dict[str, str]:
     """Keras layer name -> TF1 variable scope in MSD_musicnn (creation order in musicnn.models.build_musicnn)."""
     scopes = {INPUT_BN: "batch_normalization"}
-    layer = 0
-    for name, *_ in FRONT_END:
+    names = [name for name, *_ in FRONT_END] + [f"mid{i}" for i in range(1, MID_LAYERS + 1)]
+    for layer, name in enumerate(names):
         scopes[f"{BACKBONE_PREFIX}{name}_conv"] = f"conv2d_{layer}" if layer else "conv2d"
         scopes[f"{BACKBONE_PREFIX}{name}_bn"] = f"batch_normalization_{layer + 1}"
-        layer += 1
-    for i in range(1, MID_LAYERS + 1):
-        scopes[f"{BACKBONE_PREFIX}mid{i}_conv"] = f"conv2d_{layer}"
-        scopes[f"{BACKBONE_PREFIX}mid{i}_bn"] = f"batch_normalization_{layer + 1}"
-        layer += 1
     return scopes
 
 

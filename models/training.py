@@ -28,14 +28,6 @@ AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 4096
 
 
-def _parse_spec(tft_output: tft.TFTransformOutput, config: PipelineConfig,
-                with_track_ids: bool) -> dict[str, tf.io.FixedLenFeature]:
-    """The model's inputs and the label; the string track id only for host-side scoring (never to an accelerator)."""
-    spec = tft_output.transformed_feature_spec()
-    keys = (*features.model_inputs(config.features), "label", *(("track_id",) if with_track_ids else ()))
-    return {key: spec[key] for key in keys}
-
-
 def train_class_counts(file_pattern: list[str] | str, tft_output: tft.TFTransformOutput,
                        num_classes: int) -> np.ndarray:
     """Examples (segments) per label in the given transformed files, [num_classes] int64, for class balancing."""
@@ -83,7 +75,9 @@ def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, con
                  shard_index: int = 0, num_shards: int = 1, static_shapes: bool = False) -> tf.data.Dataset:
     """(features, one-hot labels[, track_ids]) batches of ``train.batch_size`` (the global batch) from a split's
     canonical shards, or this worker's share; ``static_shapes`` (TPU): only full batches, too few records refused."""
-    spec = _parse_spec(tft_output, config, with_track_ids)
+    # The model's inputs and the label; the string track id only for host-side scoring (never to an accelerator).
+    keys = (*features.model_inputs(config.features), "label", *(("track_id",) if with_track_ids else ()))
+    spec = {key: tft_output.transformed_feature_spec()[key] for key in keys}
     if num_shards > 1:
         mine = shards.paths[shard_index::num_shards]
         print(f"[train] worker {shard_index} of {num_shards} reads shards "
