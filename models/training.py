@@ -131,9 +131,7 @@ class MlflowEpochLogger(keras.callbacks.Callback):
 
     def __init__(self, total_epochs: int, step_offset: int = 0):
         super().__init__()
-        self.total_epochs = total_epochs
-        self.step_offset = step_offset
-        self.started = time.time()
+        self.total_epochs, self.step_offset, self.started = total_epochs, step_offset, time.time()
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         logs = logs or {}
@@ -206,18 +204,14 @@ def _callbacks(config: PipelineConfig, run_dir: str, total_epochs: int, step_off
 
 
 def _compile(model: keras.Model, learning_rate: float, label_smoothing: float = 0.0, announce: bool = False) -> None:
-    """``announce``: a [train] line with what the compiled model holds (:func:`compiled_settings`)."""
+    """``announce``: a [train] line with the learning rate and label smoothing the compiled model holds."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
-    if announce:
-        print(f"[train] compiled: {compiled_settings(model)}", flush=True)
-
-
-def compiled_settings(model: keras.Model) -> str:
-    """The learning rate and label smoothing read back from the compiled model: a tuned setting shows where it acts."""
-    rate = float(keras.backend.get_value(model.optimizer.learning_rate))
-    return f"learning rate {rate:g}, label smoothing {model.loss.get_config()['label_smoothing']:g}"
+    if announce:  # read back from the compiled model: a tuned setting shows where it acts
+        rate = float(keras.backend.get_value(model.optimizer.learning_rate))
+        print(f"[train] compiled: learning rate {rate:g}, label smoothing "
+              f"{model.loss.get_config()['label_smoothing']:g}", flush=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -398,29 +392,21 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
         print(f"[train] {config.train.model} on {'+'.join(features.model_inputs(config.features))} {shape}, "
               f"{model.count_params():,} parameters"
               f"{'' if config.train.mixed_precision == 'none' else ', ' + model.dtype_policy.name}", flush=True)
-        model, history = _fit_in_scope(model, config, tft_output, train_files, train_shards, train_ds, eval_ds,
-                                       run_dir, mine, even,
-                                       _stored_embeddings(embeddings_store, train_shards, eval_shards, config, mine))
+        weights = None
+        if config.train.class_balance > 0:
+            counts = train_class_counts(train_files, tft_output, len(config.genres))
+            weights = class_weights(counts, config.train.class_balance)
+            print("[train] class weights (train segments): " + ", ".join(
+                f"{g} {w:.2f} ({n})" for g, w, n in zip(config.genres, weights, counts)), flush=True)
+        # Each worker embeds its own shards once, outside the replicas; the heads then train under the strategy.
+        probe_train_ds = (make_dataset(train_shards, tft_output, config, training=False, **mine)
+                          if registry.has_pretrained_backbone(config) else None)
+        model, history = fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights, even,
+                             stored=_stored_embeddings(embeddings_store, train_shards, eval_shards, config, mine))
     if plan.name != "one":
         # Every worker reads the weights (BN statistics by a collective); the chief evaluates and exports the copy.
         model = copy_model(model)
     return model, history
-
-
-def _fit_in_scope(model: keras.Model, config: PipelineConfig, tft_output: tft.TFTransformOutput,
-                  train_files: list[str] | str, train_shards: CanonicalShards, train_ds: tf.data.Dataset,
-                  eval_ds: tf.data.Dataset, run_dir: str, mine: dict[str, int], even: Optional[EvenSteps],
-                  stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
-    weights = None
-    if config.train.class_balance > 0:
-        counts = train_class_counts(train_files, tft_output, len(config.genres))
-        weights = class_weights(counts, config.train.class_balance)
-        print("[train] class weights (train segments): " + ", ".join(
-            f"{g} {w:.2f} ({n})" for g, w, n in zip(config.genres, weights, counts)), flush=True)
-    # Each worker embeds its own shards once, outside the replicas; the heads then train under the strategy.
-    probe_train_ds = (make_dataset(train_shards, tft_output, config, training=False, **mine)
-                      if registry.has_pretrained_backbone(config) else None)
-    return fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights, even, stored=stored)
 
 
 def _stored_embeddings(store: Optional[str], train_shards: CanonicalShards, eval_shards: CanonicalShards,
@@ -538,15 +524,13 @@ def copy_model(model: keras.Model, float32: bool = False) -> keras.Model:
     """The same layers and weights as a plain model, outside any strategy; ``float32``: every dtype policy float32,
     because musicnn's serving body and the transform layer are float32 graphs (variables stay float32 anyway)."""
     config = _float32_config(model.get_config()) if float32 else model.get_config()
-    weights = model.get_weights()
     previous = keras.mixed_precision.global_policy()
-    if float32:
-        keras.mixed_precision.set_global_policy("float32")
+    keras.mixed_precision.set_global_policy("float32" if float32 else previous)
     try:
         copy = model.__class__.from_config(config)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    copy.set_weights(weights)
+    copy.set_weights(model.get_weights())
     return copy
 
 
