@@ -106,11 +106,10 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
     counts = {split: training.count_records(shards[split]) for split in ("train", "eval")}
     stored = _stored(store, counts) if body is not None else None
     progress = _Progress(sum(counts.values()))
-    parts = []
+    inputs, labels, tracks, indices = [], [], [], []
     writer = embeddings.StoreWriter(store) if body is not None and store and stored is None else None
     for split in ("train", "eval"):
         dataset = training.make_dataset(shards[split], tft_output, config, training=False, with_track_ids=True)
-        inputs, labels, tracks = [], [], []
         done = 0
         for x, y, track in dataset:
             if stored is not None:
@@ -127,16 +126,13 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
             tracks.append(track.numpy())
             if body is not None and stored is None:
                 progress.done(len(labels[-1]))
-        parts.append((inputs, np.concatenate(labels), np.concatenate(tracks),
-                      _segment_indices(shards[split].records(), tft_output)))
+        indices.append(_segment_indices(shards[split].records(), tft_output))
     if writer is not None:
         writer.close()
-    chunks = [chunk for part in parts for chunk in part[0]]
-    inputs = ({k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if isinstance(chunks[0], dict)
-              else np.concatenate(chunks))
-    track_ids = np.array([t.decode() for part in parts for t in part[2]], dtype=object)
-    return folds.Segments(inputs, np.concatenate([p[1] for p in parts]), track_ids,
-                          np.concatenate([p[3] for p in parts]) >= VIEW_INDEX_STRIDE)
+    joined = ({k: np.concatenate([c[k] for c in inputs]) for k in inputs[0]} if isinstance(inputs[0], dict)
+              else np.concatenate(inputs))
+    track_ids = np.array([t.decode() for t in np.concatenate(tracks)], dtype=object)
+    return folds.Segments(joined, np.concatenate(labels), track_ids, np.concatenate(indices) >= VIEW_INDEX_STRIDE)
 
 
 def _stored(store: Optional[str], counts: dict[str, int]) -> Optional[dict[str, np.ndarray]]:
