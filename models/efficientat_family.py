@@ -17,15 +17,13 @@ from models.efficientat.log_mel import N_MELS
 NAME = "efficientat"
 BODY = "efficientat_mn04"  # the nested mn04 model: [batch, 128, frames] -> [batch, 384]
 TO_BANDS = "efficientat_to_bands"
-EMBEDDING = "efficientat_embedding"  # the body's output in the family's graph, where split_backbone cuts
+EMBEDDING = "efficientat_embedding"  # the body's output in the family's graph, where registry.split_backbone cuts
 HEAD_DROPOUT = 0.5
 
 
-def load_pretrained(mn04: keras.Model, train: TrainConfig) -> str:
-    """Fill ``mn04`` (build_mn04's) with the release weights; returns the file read."""
-    path = weights_path(explicit=train.efficientat_weights)
-    load_mn04_weights(mn04, path)
-    return str(path)
+def load_pretrained(mn04: keras.Model, train: TrainConfig) -> None:
+    """Fill ``mn04`` (build_mn04's) with the release weights."""
+    load_mn04_weights(mn04, weights_path(explicit=train.efficientat_weights))
 
 
 def build_efficientat(input_shape: Sequence[Optional[int]], num_classes: int, train: TrainConfig, *,

@@ -270,13 +270,8 @@ def log_mel(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.
     return log_compress(mel_power(waveform, config, sample_rate), config)
 
 
-def mfcc(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:
-    """float32 [batch, samples] -> MFCC [batch, frames, n_mfcc]: DCT-II of the log-mel over mel bins."""
-    return cepstrum(mel_power(waveform, config, sample_rate), config)
-
-
 def cepstrum(mel: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
-    """Mel spectrogram [..., n_mels] (before the log) -> MFCC [..., n_mfcc]."""
+    """Mel spectrogram [..., n_mels] (before the log) -> MFCC [..., n_mfcc]: DCT-II of the log-mel over mel bins."""
     dct = dct_matrix(config.n_mels, config.n_mfcc, config.dct_norm)
     return tf.matmul(log_compress(mel, config), tf.constant(dct))
 
@@ -291,7 +286,9 @@ def compute(waveform: tf.Tensor, feature_config: FeatureConfig, sample_rate: int
     if feature_config.sample_rate is not None and feature_config.sample_rate != sample_rate:
         waveform = audio.resample(waveform, sample_rate, feature_config.sample_rate)
         sample_rate = feature_config.sample_rate
-    fn = {"log_mel": log_mel, "mfcc": mfcc, "summary": summary, KALDI_LOG_MEL: kaldi_log_mel}[feature_config.kind]
+    if feature_config.kind == "mfcc":
+        return cepstrum(mel_power(waveform, feature_config, sample_rate), feature_config)
+    fn = {"log_mel": log_mel, "summary": summary, KALDI_LOG_MEL: kaldi_log_mel}[feature_config.kind]
     return fn(waveform, feature_config, sample_rate)
 
 

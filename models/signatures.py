@@ -242,14 +242,6 @@ def decode_wav(config: PipelineConfig, data: tf.Tensor) -> tuple[tf.Tensor, tf.T
 
 
 # ----- signatures ----------------------------------------------------------------
-def features_output(config: PipelineConfig, model_input: ModelInput) -> dict[str, tf.Tensor]:
-    """segment_features' outputs: ``features`` (``features.kind``), and each extra kind under its own name."""
-    if not config.features.extra_kinds:
-        return {"features": model_input}
-    return {"features": model_input[config.features.kind],
-            **{kind: model_input[kind] for kind in config.features.extra_kinds}}
-
-
 def make_signatures(model: keras.Model, config: PipelineConfig,
                     graph: str = GRAPHS[0]) -> dict[str, tf.types.experimental.ConcreteFunction]:
     """Build the signatures; ``attach_transform`` must have been called. ``segment_features`` exposes what the
@@ -264,7 +256,12 @@ def make_signatures(model: keras.Model, config: PipelineConfig,
 
     @tf.function(autograph=False, input_signature=clip)
     def serve_features(waveform: tf.Tensor, sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
-        return features_output(config, segment_features(model, config, waveform, sample_rate))
+        # ``features`` (``features.kind``), and each extra kind under its own name.
+        model_input = segment_features(model, config, waveform, sample_rate)
+        if not config.features.extra_kinds:
+            return {"features": model_input}
+        return {"features": model_input[config.features.kind],
+                **{kind: model_input[kind] for kind in config.features.extra_kinds}}
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.string, name="wav_bytes")])
     def serve_wav(wav_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
