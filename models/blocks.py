@@ -28,8 +28,7 @@ def undo_zscore(inputs: tf.Tensor, input_stats: Optional[tuple[np.ndarray, np.nd
 
 def as_image(inputs: tf.Tensor, name: str) -> tf.Tensor:
     """[batch, frames, bins] -> [batch, frames, bins, 1]: NHWC with time as height, as musicnn."""
-    bins = inputs.shape[-1]
-    return keras.layers.Reshape((-1, bins, 1), name=name)(inputs)
+    return keras.layers.Reshape((-1, inputs.shape[-1], 1), name=name)(inputs)
 
 
 def conv_block(x: tf.Tensor, filters: int, *, name: str, pool_size: Sequence[int] = (2, 2),
@@ -37,16 +36,12 @@ def conv_block(x: tf.Tensor, filters: int, *, name: str, pool_size: Sequence[int
                l2: float = 0.0, bn_momentum: float = BN_MOMENTUM) -> tf.Tensor:
     """Conv 3x3 'same' + batch norm + ReLU + max pool (+ dropout), layers named ``{name}_conv`` etc.;
     ``bn_before_relu=False`` is musicnn's order, conv(+bias)-ReLU-BN, needed to load its checkpoint."""
-    regularizer = keras.regularizers.L2(l2) if l2 else None
+    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=not bn_before_relu,
+                            activation=None if bn_before_relu else "relu",
+                            kernel_regularizer=keras.regularizers.L2(l2) if l2 else None, name=f"{name}_conv")(x)
+    x = batch_norm(f"{name}_bn", bn_momentum)(x)
     if bn_before_relu:
-        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_regularizer=regularizer,
-                                name=f"{name}_conv")(x)
-        x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
-    else:
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
-                                kernel_regularizer=regularizer, name=f"{name}_conv")(x)
-        x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     x = keras.layers.MaxPooling2D(pool_size=tuple(pool_size), strides=tuple(pool_strides) if pool_strides else None,
                                   padding="valid", name=f"{name}_pool")(x)
     if dropout:
@@ -54,8 +49,16 @@ def conv_block(x: tf.Tensor, filters: int, *, name: str, pool_size: Sequence[int
     return x
 
 
-def softmax_head(x: tf.Tensor, num_classes: int, *, dropout: float, l2: float = 0.0) -> tf.Tensor:
-    """Dropout + dense softmax named ``probabilities`` in every family; float32 even under mixed precision."""
+def batch_norm(name: str, momentum: float = BN_MOMENTUM) -> keras.layers.BatchNormalization:
+    return keras.layers.BatchNormalization(momentum=momentum, epsilon=BN_EPSILON, name=name)
+
+
+def softmax_head(x: tf.Tensor, num_classes: int, *, dropout: float, l2: float = 0.0,
+                 normalise: bool = False) -> tf.Tensor:
+    """(Batch norm +) dropout + dense softmax named ``probabilities`` in every family; float32 even under mixed
+    precision. ``normalise``: batch norm first, for pretrained embeddings whose channels differ vastly in scale."""
+    if normalise:
+        x = batch_norm("head_bn")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     regularizer = keras.regularizers.L2(l2) if l2 else None

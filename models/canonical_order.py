@@ -38,13 +38,6 @@ def matching_files(file_pattern: list[str] | str) -> list[str]:
     return sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
 
 
-def existing_files(file_pattern: list[str] | str) -> list[str]:
-    files = matching_files(file_pattern)
-    if not files:
-        raise FileNotFoundError(f"No transformed examples match {file_pattern}.")
-    return files
-
-
 @dataclasses.dataclass(frozen=True)
 class CanonicalShards:
     """Sorted shard files whose concatenation is a split in canonical order."""
@@ -136,7 +129,9 @@ def write_shards(file_pattern: list[str] | str, tft_output, work_dir: str, max_s
                  min_shards: int = 1) -> CanonicalShards:
     """Sort the GZIP'd examples of ``file_pattern`` into shard files under ``work_dir`` (the caller removes it),
     holding one bucket in memory; at least ``min_shards`` key ranges, for workers."""
-    files = existing_files(file_pattern)
+    files = matching_files(file_pattern)
+    if not files:
+        raise FileNotFoundError(f"No transformed examples match {file_pattern}.")
     tf.io.gfile.makedirs(work_dir)
     names = itertools.count()
     shard_paths: list[str] = []

@@ -34,7 +34,7 @@ def build_cnn(input_shape: Sequence[Optional[int]], num_classes: int, train: Tra
     inputs = keras.Input(shape=(frames, bins), name=input_name, dtype="float32")
     x = as_image(centre_bands(inputs), "to_image")
     for i, filters in enumerate(FILTERS, start=1):
-        x = conv_block(x, filters, name=f"block{i}", pool_size=(2, 2), l2=L2, bn_momentum=BN_MOMENTUM)
+        x = conv_block(x, filters, name=f"block{i}", l2=L2, bn_momentum=BN_MOMENTUM)
     # [batch, time, freq, channels] -> [batch, time, freq * channels]; pool over time.
     x = keras.layers.Reshape((-1, x.shape[2] * x.shape[3]), name="bands")(x)
     x = keras.layers.Concatenate(name="time_pool")([keras.layers.GlobalAveragePooling1D(name="time_mean")(x),

@@ -81,14 +81,9 @@ class Plan:
                 f"{'; static batch shapes' if self.static_shapes else ''}")
 
 
-def _gpus() -> list[str]:
+def _devices(kind: str) -> list[str]:
     import tensorflow as tf
-    return [d.name for d in tf.config.list_logical_devices("GPU")]
-
-
-def _cpus() -> list[str]:
-    import tensorflow as tf
-    return [d.name for d in tf.config.list_logical_devices("CPU")]
+    return [d.name for d in tf.config.list_logical_devices(kind)]
 
 
 def tpu_requested() -> bool:
@@ -111,7 +106,7 @@ def resolve_name(name: str, cluster: Cluster) -> str:
             return "tpu"
         except (ValueError, RuntimeError, tf.errors.OpError):
             pass
-    return "mirrored" if len(_gpus()) >= 2 else "one"
+    return "mirrored" if len(_devices("GPU")) >= 2 else "one"
 
 
 def _tpu_resolver():
@@ -143,7 +138,7 @@ def make_plan(name: str) -> Plan:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
         devices = tuple(strategy.extended.worker_devices)
     elif resolved == "mirrored":
-        devices = tuple(_gpus() or _cpus())
+        devices = tuple(_devices("GPU") or _devices("CPU"))
         strategy = tf.distribute.MirroredStrategy(devices=list(devices))
     elif resolved == "tpu":
         strategy = _tpu_strategy()

@@ -10,22 +10,20 @@ import tf_keras as keras
 
 from config.settings import TrainConfig
 from models import transfer
-from models.blocks import BN_EPSILON, BN_MOMENTUM, check_input_shape, softmax_head
+from models.blocks import check_input_shape, softmax_head
 from models.efficientat import build_mn04, load_mn04_weights, weights_path
 from models.efficientat.log_mel import N_MELS
 
 NAME = "efficientat"
 BODY = "efficientat_mn04"  # the nested mn04 model: [batch, 128, frames] -> [batch, 384]
 TO_BANDS = "efficientat_to_bands"
-EMBEDDING = "efficientat_embedding"  # the body's output in the family's graph, where split_backbone cuts
+EMBEDDING = "efficientat_embedding"  # the body's output in the family's graph, where registry.split_backbone cuts
 HEAD_DROPOUT = 0.5
 
 
-def load_pretrained(mn04: keras.Model, train: TrainConfig) -> str:
-    """Fill ``mn04`` (build_mn04's) with the release weights; returns the file read."""
-    path = weights_path(explicit=train.efficientat_weights)
-    load_mn04_weights(mn04, path)
-    return str(path)
+def load_pretrained(mn04: keras.Model, train: TrainConfig) -> None:
+    """Fill ``mn04`` (build_mn04's) with the release weights."""
+    load_mn04_weights(mn04, weights_path(explicit=train.efficientat_weights))
 
 
 def build_efficientat(input_shape: Sequence[Optional[int]], num_classes: int, train: TrainConfig, *,
@@ -37,9 +35,8 @@ def build_efficientat(input_shape: Sequence[Optional[int]], num_classes: int, tr
                          "PipelineConfig().with_model('efficientat') feature settings.")
     inputs = keras.Input(shape=(frames, N_MELS), name=input_name, dtype="float32")
     embedding = body(inputs, train, pretrained=pretrained)
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="head_bn")(embedding)
-    model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name=NAME)
-    set_backbone_trainable(model, False)
+    model = keras.Model(inputs, softmax_head(embedding, num_classes, dropout=HEAD_DROPOUT, normalise=True), name=NAME)
+    transfer.set_backbone_trainable(model, False)
     return model
 
 
@@ -52,17 +49,3 @@ def body(inputs: tf.Tensor, train: TrainConfig, *, pretrained: bool = True) -> t
     bands = keras.layers.Permute((2, 1), name=TO_BANDS)(inputs)
     # An identity layer: a nested model's own .output is its inner graph's, so the cut needs a layer of this graph.
     return keras.layers.Activation("linear", name=EMBEDDING)(nested(bands))
-
-
-def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [model.get_layer(BODY)]
-
-
-def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """(body, head): log-mel -> 384-d embedding, embedding -> probabilities (transfer.split_at)."""
-    return transfer.split_at(model, EMBEDDING)
-
-
-def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
-    """Freeze (the head alone) or unfreeze (fine-tuning, batch norms frozen) mn04 (transfer.set_trainable)."""
-    transfer.set_trainable(backbone_layers(model), trainable, train_batch_norm=train_batch_norm)

@@ -15,7 +15,6 @@ from tf_keras.src.applications.efficientnet import BASE_WEIGHTS_PATH, WEIGHTS_HA
 
 from config.errors import UserError
 from config.settings import TrainConfig
-from models import transfer
 from models.blocks import check_input_shape, softmax_head
 
 BACKBONE = "efficientnetb0"  # the nested Keras application (its own name)
@@ -89,13 +88,3 @@ def build_efficientnet(input_shape: Sequence[Optional[int]], num_classes: int, t
     x = keras.layers.GlobalAveragePooling2D(name=EMBEDDING)(x)
     outputs = softmax_head(x, num_classes, dropout=HEAD_DROPOUT)
     return keras.Model(inputs, outputs, name="efficientnet")
-
-
-def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """(body, head): input to the pooled 1280-wide embedding, and embedding to probabilities."""
-    return transfer.split_at(model, EMBEDDING)
-
-
-def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
-    """Freeze or unfreeze the EfficientNetB0 body (its batch norms stay frozen when unfreezing)."""
-    transfer.set_trainable([model.get_layer(BACKBONE)], trainable, train_batch_norm=train_batch_norm)

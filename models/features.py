@@ -172,13 +172,8 @@ def output_shapes(config: FeatureConfig, segment_samples: int, sample_rate: int)
     """(frames, bins) of each model input (:func:`model_inputs`) for segments of ``segment_samples`` samples."""
     shapes = {config.kind: output_shape(config, front_end_samples(config, segment_samples, sample_rate))}
     for extra in config.extra_kinds:
-        shapes[extra] = output_shape(_fixed(extra), segment_samples)
+        shapes[extra] = output_shape(FeatureConfig(kind=extra), segment_samples)  # fixed kinds: nothing else applies
     return shapes
-
-
-def _fixed(kind: str) -> FeatureConfig:
-    """A fixed-settings kind's own FeatureConfig (nothing in it but the kind applies)."""
-    return FeatureConfig(kind=kind)
 
 
 def output_shape(config: FeatureConfig, segment_samples: int) -> tuple[int, int]:
@@ -275,13 +270,8 @@ def log_mel(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.
     return log_compress(mel_power(waveform, config, sample_rate), config)
 
 
-def mfcc(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:
-    """float32 [batch, samples] -> MFCC [batch, frames, n_mfcc]: DCT-II of the log-mel over mel bins."""
-    return cepstrum(mel_power(waveform, config, sample_rate), config)
-
-
 def cepstrum(mel: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
-    """Mel spectrogram [..., n_mels] (before the log) -> MFCC [..., n_mfcc]."""
+    """Mel spectrogram [..., n_mels] (before the log) -> MFCC [..., n_mfcc]: DCT-II of the log-mel over mel bins."""
     dct = dct_matrix(config.n_mels, config.n_mfcc, config.dct_norm)
     return tf.matmul(log_compress(mel, config), tf.constant(dct))
 
@@ -296,7 +286,9 @@ def compute(waveform: tf.Tensor, feature_config: FeatureConfig, sample_rate: int
     if feature_config.sample_rate is not None and feature_config.sample_rate != sample_rate:
         waveform = audio.resample(waveform, sample_rate, feature_config.sample_rate)
         sample_rate = feature_config.sample_rate
-    fn = {"log_mel": log_mel, "mfcc": mfcc, "summary": summary, KALDI_LOG_MEL: kaldi_log_mel}[feature_config.kind]
+    if feature_config.kind == "mfcc":
+        return cepstrum(mel_power(waveform, feature_config, sample_rate), feature_config)
+    fn = {"log_mel": log_mel, "summary": summary, KALDI_LOG_MEL: kaldi_log_mel}[feature_config.kind]
     return fn(waveform, feature_config, sample_rate)
 
 
@@ -309,7 +301,7 @@ def compute_inputs(waveform: tf.Tensor, feature_config: FeatureConfig, sample_ra
         waveform = tf.ensure_shape(limited[..., :tf.shape(waveform)[-1]], waveform.shape)  # the way back rounds up
     inputs = {feature_config.kind: compute(waveform, feature_config, sample_rate)}
     for extra in feature_config.extra_kinds:
-        inputs[extra] = compute(waveform, _fixed(extra), sample_rate)
+        inputs[extra] = compute(waveform, FeatureConfig(kind=extra), sample_rate)
     return inputs
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import tf_keras as keras
 
 from config.settings import TrainConfig
-from models import musicnn, transfer
+from models import musicnn
 from models.blocks import softmax_head
 
 # 187 frames of 16 ms -> 5 steps of 512 ms: fewer, longer steps overfitted less (docs/model-selection.md, "LSTM").
@@ -42,13 +42,3 @@ def build_lstm(input_shape: Sequence[Optional[int]], num_classes: int, train: Tr
     steps = keras.layers.AveragePooling1D(STEP_FRAMES, name=FRONT_END_OUT)(frames)
     head = _recurrent_head(steps.shape[1:], num_classes)
     return keras.Model(full.input, head(steps), name="lstm")
-
-
-def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """(front end, recurrent head) sharing ``model``'s layers, for training the head on computed outputs."""
-    return transfer.split_at(model, FRONT_END_OUT)
-
-
-def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
-    """Freeze or unfreeze the pretrained front end (its batch norms stay frozen), as for musicnn."""
-    musicnn.set_backbone_trainable(model, trainable)

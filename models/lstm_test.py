@@ -40,7 +40,7 @@ def test_head_learns_on_the_frozen_front_end_outputs():
     """As the trainer's first phase: the front end runs once, the recurrent head learns on its outputs."""
     keras.utils.set_random_seed(0)
     model = lstm.build_lstm(SHAPE, len(GENRES), TrainConfig())
-    lstm.set_backbone_trainable(model, False)
+    registry.set_backbone_trainable(model, False)
     assert model.trainable_weights and all(not w.name.startswith(musicnn.BACKBONE_PREFIX)
                                            for w in model.trainable_weights)
     x, y = rhythmic_batch(40, *SHAPE, len(GENRES))

@@ -34,36 +34,43 @@ class Scores:
                 for i, true in enumerate(genres)}
 
 
-class TrackMeans:
-    """Per-track running sums of segment rows, fed a batch at a time, so a split of any size takes one pass."""
+class ClipAccumulator:
+    """Segment and clip scores of one model, fed one batch of segments at a time: per-track running sums of the
+    segments' probabilities, so a split of any size takes one pass holding nothing per segment."""
 
     def __init__(self) -> None:
         self._slots: dict[bytes, int] = {}  # track id -> row of the per-track arrays, in order of first sight
         self._sums = np.zeros((0, 0))
         self._counts = np.zeros(0, dtype=np.int64)
         self._labels = np.zeros(0, dtype=np.int64)
-
-    @property
-    def width(self) -> int:
-        """Numbers per segment row; 0 before the first batch."""
-        return self._sums.shape[1]
+        self._segment_confusion = np.zeros((0, 0), dtype=np.int64)
 
     @property
     def segments(self) -> int:
         return int(self._counts.sum())
 
-    def add(self, track_ids: np.ndarray, rows: np.ndarray, labels: np.ndarray) -> None:
-        """Add one batch of segments: their track ids, rows [segments, width] and labels."""
-        rows, labels = np.asarray(rows), np.asarray(labels, dtype=np.int64)
+    @property
+    def segment_confusion(self) -> np.ndarray:
+        """[true, predicted] counts over segments (the argmax of each segment's probabilities)."""
+        return self._segment_confusion.copy()
+
+    def add(self, track_ids: np.ndarray, probabilities: np.ndarray, labels: np.ndarray) -> None:
+        """Add one batch of segments: their track ids, probabilities [segments, classes] and labels."""
+        rows, labels = np.asarray(probabilities), np.asarray(labels, dtype=np.int64)
+        width = rows.shape[-1] if rows.ndim == 2 else 0
+        if width and len(labels) and (labels.min() < 0 or labels.max() >= width):
+            raise ValueError(f"a label outside 0..{width - 1} (labels {labels.min()}..{labels.max()}): the model "
+                             f"scores {width} genres. Check that the examples and the model share one label set")
         if rows.ndim != 2 or not len(track_ids) == len(rows) == len(labels):
             raise ValueError(f"a batch needs one track id, one label and one row per segment, not {len(track_ids)} "
                              f"track ids, {len(labels)} labels and rows of shape {rows.shape}")
         if not len(labels):
             return
-        if not self.width:
-            self._sums = np.zeros((0, rows.shape[1]))
-        elif rows.shape[1] != self.width:
-            raise ValueError(f"a batch of {rows.shape[1]} numbers per segment after batches of {self.width}: "
+        if not self._sums.shape[1]:
+            self._sums = np.zeros((0, width))
+            self._segment_confusion = np.zeros((width, width), dtype=np.int64)
+        elif width != self._sums.shape[1]:
+            raise ValueError(f"a batch of {width} numbers per segment after batches of {self._sums.shape[1]}: "
                              "one model scores the whole split")
         known = len(self._slots)
         index = np.array([self._slots.setdefault(track, len(self._slots)) for track in track_ids], dtype=np.int64)
@@ -79,74 +86,32 @@ class TrackMeans:
                              "a track is one clip of one genre. Check the track ids the examples carry")
         np.add.at(self._sums, index, rows)  # in segment order, as one sum over the whole split adds them
         self._counts += np.bincount(index, minlength=len(self._counts))
+        self._segment_confusion += confusion(labels, np.argmax(rows, axis=1), width)
 
     def _grow(self, tracks: int) -> None:
         """Room for ``tracks`` tracks; capacity doubles, so growing costs O(tracks) over the whole split."""
         capacity = len(self._counts)
         if tracks > capacity:
             extra = max(tracks, 2 * capacity, 64) - capacity
-            self._sums = np.concatenate([self._sums, np.zeros((extra, self.width))])
+            self._sums = np.concatenate([self._sums, np.zeros((extra, self._sums.shape[1]))])
             self._counts = np.concatenate([self._counts, np.zeros(extra, dtype=np.int64)])
             self._labels = np.concatenate([self._labels, np.zeros(extra, dtype=np.int64)])
 
     def votes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(track ids, clip labels, clip means of the segments' rows), sorted by track id."""
+        """(track ids, clip labels, clip probabilities: the means of the segments'), sorted by track id."""
         tracks = np.array(list(self._slots))
         order = np.argsort(tracks, kind="stable")
         return tracks[order], self._labels[order], self._sums[order] / self._counts[order][:, None]
-
-
-class ClipAccumulator:
-    """Segment and clip scores of one model, fed one batch of segments at a time, holding nothing per segment."""
-
-    def __init__(self) -> None:
-        self._tracks = TrackMeans()
-        self._segment_confusion = np.zeros((0, 0), dtype=np.int64)
-
-    @property
-    def segments(self) -> int:
-        return self._tracks.segments
-
-    @property
-    def segment_confusion(self) -> np.ndarray:
-        """[true, predicted] counts over segments (the argmax of each segment's probabilities)."""
-        return self._segment_confusion.copy()
-
-    def add(self, track_ids: np.ndarray, probabilities: np.ndarray, labels: np.ndarray) -> None:
-        """Add one batch of segments: their track ids, probabilities [segments, classes] and labels."""
-        probabilities, labels = np.asarray(probabilities), np.asarray(labels, dtype=np.int64)
-        width = probabilities.shape[-1] if probabilities.ndim == 2 else 0
-        if width and len(labels) and (labels.min() < 0 or labels.max() >= width):
-            raise ValueError(f"a label outside 0..{width - 1} (labels {labels.min()}..{labels.max()}): the model "
-                             f"scores {width} genres. Check that the examples and the model share one label set")
-        self._tracks.add(track_ids, probabilities, labels)
-        if not len(labels):
-            return
-        if not self._segment_confusion.size:
-            self._segment_confusion = np.zeros((width, width), dtype=np.int64)
-        self._segment_confusion += confusion(labels, np.argmax(probabilities, axis=1), width)
-
-    def votes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(track ids, clip labels, clip probabilities) over every batch added (TrackMeans.votes)."""
-        return self._tracks.votes()
 
     def score(self) -> Scores:
         """Segment accuracy and clip (soft-vote) accuracy over every batch added."""
         if not self.segments:
             raise ValueError("No examples to score: the split is empty.")
-        _, clip_labels, clip_probs = self._tracks.votes()
+        _, clip_labels, clip_probs = self.votes()
         clip_pred = np.argmax(clip_probs, axis=1)
         return Scores(segment_accuracy=int(np.trace(self._segment_confusion)) / self.segments,
                       clip_accuracy=float(np.mean(clip_pred == clip_labels)), segments=self.segments,
-                      clips=len(clip_labels), clip_confusion=confusion(clip_labels, clip_pred, self._tracks.width))
-
-
-def clip_votes(track_ids: np.ndarray, probabilities: np.ndarray, labels: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Average segment probabilities per track: (track ids, clip labels, clip probabilities)."""
-    means = TrackMeans()
-    means.add(track_ids, probabilities, labels)
-    return means.votes()
+                      clips=len(clip_labels), clip_confusion=confusion(clip_labels, clip_pred, self._sums.shape[1]))
 
 
 Votes = tuple[np.ndarray, np.ndarray, np.ndarray]  # (track ids, clip labels, clip probabilities)

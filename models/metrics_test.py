@@ -107,7 +107,9 @@ def test_batches_of_any_size_score_exactly_as_the_whole_split(batch):
 def test_clip_votes_are_sorted_by_track_and_keep_each_tracks_label():
     track_ids = np.array([b"b", b"a", b"b", b"c"])
     rows = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.5, 0.5]])
-    tracks, clip_labels, means = metrics.clip_votes(track_ids, rows, np.array([0, 1, 0, 1]))
+    accumulator = metrics.ClipAccumulator()
+    accumulator.add(track_ids, rows, np.array([0, 1, 0, 1]))
+    tracks, clip_labels, means = accumulator.votes()
     assert list(tracks) == [b"a", b"b", b"c"] and list(clip_labels) == [1, 0, 1]
     np.testing.assert_array_equal(means, [[0.0, 1.0], [0.5, 0.5], [0.5, 0.5]])
 

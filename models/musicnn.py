@@ -11,7 +11,7 @@ import tf_keras as keras
 
 from config.settings import TrainConfig
 from models import transfer
-from models.blocks import BN_EPSILON, BN_MOMENTUM, as_image, check_input_shape, softmax_head, undo_zscore
+from models.blocks import as_image, batch_norm, check_input_shape, softmax_head, undo_zscore
 from models.musicnn_weights import assign_layers, read_checkpoint
 
 FRAMES, MELS = 187, 96  # musicnn's training input: 3 s at 16 kHz, hop 256 (the VGG's features)
@@ -29,7 +29,7 @@ MID_FILTERS = 64
 MID_LAYERS = 3
 MID_KERNEL = 7
 HEAD_DROPOUT = 0.5
-BACKBONE_PREFIX = "musicnn_"  # every pretrained layer's name starts with it; the trainer freezes them by it
+BACKBONE_PREFIX = transfer.BACKBONE_PREFIX  # every pretrained layer's name starts with it
 INPUT_BN = BACKBONE_PREFIX + "input_bn"
 MID_END = BACKBONE_PREFIX + "mid_end"  # [batch, 187, 753]: front end and mid end, every frame
 EMBEDDING = BACKBONE_PREFIX + "mean_pool"  # [batch, 753]
@@ -38,20 +38,11 @@ EMBEDDING = BACKBONE_PREFIX + "mean_pool"  # [batch, 753]
 def checkpoint_scopes() -> dict[str, str]:
     """Keras layer name -> TF1 variable scope in MSD_musicnn (creation order in musicnn.models.build_musicnn)."""
     scopes = {INPUT_BN: "batch_normalization"}
-    layer = 0
-    for name, *_ in FRONT_END:
+    names = [name for name, *_ in FRONT_END] + [f"mid{i}" for i in range(1, MID_LAYERS + 1)]
+    for layer, name in enumerate(names):
         scopes[f"{BACKBONE_PREFIX}{name}_conv"] = f"conv2d_{layer}" if layer else "conv2d"
         scopes[f"{BACKBONE_PREFIX}{name}_bn"] = f"batch_normalization_{layer + 1}"
-        layer += 1
-    for i in range(1, MID_LAYERS + 1):
-        scopes[f"{BACKBONE_PREFIX}mid{i}_conv"] = f"conv2d_{layer}"
-        scopes[f"{BACKBONE_PREFIX}mid{i}_bn"] = f"batch_normalization_{layer + 1}"
-        layer += 1
     return scopes
-
-
-def _batch_norm(name: str) -> keras.layers.BatchNormalization:
-    return keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name)
 
 
 def _front_end(image, name: str, filters: int, kernel: tuple[int, int], padding: str):
@@ -63,7 +54,7 @@ def _front_end(image, name: str, filters: int, kernel: tuple[int, int], padding:
                                        name=f"{BACKBONE_PREFIX}{name}_pad")(x)
     x = keras.layers.Conv2D(filters, kernel, padding=padding, activation="relu",
                             name=f"{BACKBONE_PREFIX}{name}_conv")(x)
-    x = _batch_norm(f"{BACKBONE_PREFIX}{name}_bn")(x)
+    x = batch_norm(f"{BACKBONE_PREFIX}{name}_bn")(x)
     x = keras.layers.MaxPooling2D((1, x.shape[2]), name=f"{BACKBONE_PREFIX}{name}_pool")(x)
     return keras.layers.Reshape((-1, filters), name=f"{BACKBONE_PREFIX}{name}_squeeze")(x)
 
@@ -76,7 +67,7 @@ def _mid_layer(x, i: int):
     x = keras.layers.ZeroPadding2D(((MID_KERNEL // 2, MID_KERNEL // 2), (0, 0)), name=f"{name}_pad")(x)
     x = keras.layers.Conv2D(MID_FILTERS, (MID_KERNEL, channels), padding="valid", activation="relu",
                             name=f"{name}_conv")(x)
-    x = _batch_norm(f"{name}_bn")(x)
+    x = batch_norm(f"{name}_bn")(x)
     return keras.layers.Reshape((-1, MID_FILTERS), name=f"{name}_squeeze")(x)
 
 
@@ -90,10 +81,9 @@ def build_musicnn(input_shape: Sequence[Optional[int]], num_classes: int, train:
         raise ValueError(f"musicnn: MSD_musicnn takes ({FRAMES}, {MELS}) = (frames, mels) inputs, got "
                          f"({frames}, {bins}). Use PipelineConfig().with_model('musicnn') feature settings.")
     inputs = keras.Input(shape=(FRAMES, MELS), name=input_name, dtype="float32")
-    embedding = body(inputs, input_stats)
     # Batch norm before the head's dropout, as musicnn's back end has: the 753 channels differ vastly in scale.
-    x = _batch_norm("head_bn")(embedding)
-    model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name="musicnn")
+    outputs = softmax_head(body(inputs, input_stats), num_classes, dropout=HEAD_DROPOUT, normalise=True)
+    model = keras.Model(inputs, outputs, name="musicnn")
     if pretrained:
         load_pretrained(model)
     return model
@@ -101,7 +91,7 @@ def build_musicnn(input_shape: Sequence[Optional[int]], num_classes: int, train:
 
 def body(inputs: tf.Tensor, input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None) -> tf.Tensor:
     """MSD_musicnn's front and mid end on ``inputs``, mean-pooled to the [batch, 753] :data:`EMBEDDING`."""
-    image = _batch_norm(INPUT_BN)(as_image(undo_zscore(inputs, input_stats), BACKBONE_PREFIX + "to_image"))
+    image = batch_norm(INPUT_BN)(as_image(undo_zscore(inputs, input_stats), BACKBONE_PREFIX + "to_image"))
     front = keras.layers.Concatenate(name=BACKBONE_PREFIX + "front_end")(
         [_front_end(image, *spec) for spec in FRONT_END])
     mid = [_mid_layer(front, 1)]
@@ -114,20 +104,6 @@ def body(inputs: tf.Tensor, input_stats: Optional[tuple[np.ndarray, np.ndarray]]
 def load_pretrained(model: keras.Model, checkpoint: str = CHECKPOINT) -> list[str]:
     """Copy every front- and mid-end tensor of ``checkpoint`` into ``model``; returns the names loaded."""
     return assign_layers(model, checkpoint_scopes(), read_checkpoint(checkpoint))
-
-
-def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer for layer in model.layers if layer.name.startswith(BACKBONE_PREFIX)]
-
-
-def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """(body, head): input -> mean-pooled embedding, embedding -> probabilities (transfer.split_at)."""
-    return transfer.split_at(model, EMBEDDING)
-
-
-def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
-    """Freeze (phase 1) or unfreeze (phase 2) the pretrained body, BN frozen (transfer.set_trainable)."""
-    transfer.set_trainable(backbone_layers(model), trainable, train_batch_norm=train_batch_norm)
 
 
 # ----- the exported graph's body -------------------------------------------------------------------------

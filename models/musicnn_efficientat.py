@@ -10,7 +10,7 @@ import tf_keras as keras
 
 from config.settings import TrainConfig
 from models import efficientat_family, musicnn, transfer
-from models.blocks import BN_EPSILON, BN_MOMENTUM, check_input_shape, softmax_head
+from models.blocks import check_input_shape, softmax_head
 from models.efficientat.log_mel import N_MELS
 
 NAME = "musicnn_efficientat"
@@ -42,23 +42,8 @@ def build_musicnn_efficientat(input_shape: Mapping[str, Sequence[Optional[int]]]
     joined = keras.layers.Concatenate(name=EMBEDDING)(
         [musicnn.body(inputs[MUSICNN_INPUT], input_stats),
          efficientat_family.body(inputs[MN04_INPUT], train, pretrained=pretrained)])
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name="head_bn")(joined)
-    model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name=NAME)
+    model = keras.Model(inputs, softmax_head(joined, num_classes, dropout=HEAD_DROPOUT, normalise=True), name=NAME)
     if pretrained:
         musicnn.load_pretrained(model)
-    set_backbone_trainable(model, False)
+    transfer.set_backbone_trainable(model, False)
     return model
-
-
-def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [*musicnn.backbone_layers(model), *efficientat_family.backbone_layers(model)]
-
-
-def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """(bodies, head): both inputs -> the joined embedding, embedding -> probabilities (transfer.split_at)."""
-    return transfer.split_at(model, EMBEDDING)
-
-
-def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
-    """Freeze both bodies (the heads alone); unfreezing them (batch norms frozen) is transfer.set_trainable's."""
-    transfer.set_trainable(backbone_layers(model), trainable, train_batch_norm=train_batch_norm)

@@ -71,9 +71,9 @@ def test_rejects_other_input_shapes():
 def test_freeze_and_unfreeze_backbone():
     model = musicnn.build_musicnn(SHAPE, len(GENRES), TrainConfig(), pretrained=False)
     head = len(model.get_layer("probabilities").trainable_weights) + len(model.get_layer("head_bn").trainable_weights)
-    musicnn.set_backbone_trainable(model, False)
+    registry.set_backbone_trainable(model, False)
     assert len(model.trainable_weights) == head
-    musicnn.set_backbone_trainable(model, True)
+    registry.set_backbone_trainable(model, True)
     assert len(model.trainable_weights) == head + 8 * 2  # conv kernels and biases; BN stays frozen
-    body, head_model = musicnn.split_backbone(model)
+    body, head_model = registry.split_backbone(model)
     assert body.output_shape == (None, 753) and head_model.output_shape == (None, len(GENRES))

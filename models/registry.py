@@ -9,7 +9,7 @@ import numpy as np
 import tf_keras as keras
 
 from config.settings import PipelineConfig
-from models import efficientat_family, efficientnet, lstm, musicnn, musicnn_efficientat, vgg
+from models import efficientat_family, efficientnet, lstm, musicnn, musicnn_efficientat, transfer, vgg
 from models.ann import build_ann
 from models.cnn import build_cnn
 
@@ -18,9 +18,10 @@ BUILDERS: dict[str, Builder] = {"cnn": build_cnn, "lstm": lstm.build_lstm, "vgg"
                                 "efficientnet": efficientnet.build_efficientnet, "musicnn": musicnn.build_musicnn,
                                 "efficientat": efficientat_family.build_efficientat,
                                 "musicnn_efficientat": musicnn_efficientat.build_musicnn_efficientat}
-# Families that can start from pretrained weights: their module's split_backbone / set_backbone_trainable.
-TRANSFER_FAMILIES = {"vgg": vgg, "efficientnet": efficientnet, "lstm": lstm, "musicnn": musicnn,
-                     "efficientat": efficientat_family, "musicnn_efficientat": musicnn_efficientat}
+# Families that can start from pretrained weights, and the layer after which split_backbone cuts their body off.
+TRANSFER_FAMILIES = {"vgg": vgg.EMBEDDING, "efficientnet": efficientnet.EMBEDDING, "lstm": lstm.FRONT_END_OUT,
+                     "musicnn": musicnn.EMBEDDING, "efficientat": efficientat_family.EMBEDDING,
+                     "musicnn_efficientat": musicnn_efficientat.EMBEDDING}
 # Families whose pretrained body is (or includes) a musicnn checkpoint (MSD_vgg or MSD_musicnn).
 MUSICNN_FAMILIES = ("vgg", "lstm", "musicnn", "musicnn_efficientat")
 
@@ -58,16 +59,17 @@ def needs_input_stats(config: PipelineConfig) -> bool:
 
 def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
     """(body, head) of a pretrained family, sharing the model's layers (see transfer.split_at)."""
-    return _transfer_family(model).split_backbone(model)
+    return transfer.split_at(model, _embedding_layer(model))
 
 
-def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
-    """Freeze or unfreeze a pretrained body (BN stays frozen); raises for families without one."""
-    _transfer_family(model).set_backbone_trainable(model, trainable)
+def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
+    """Freeze or unfreeze a pretrained body (BN frozen unless ``train_batch_norm``); raises for other families."""
+    _embedding_layer(model)  # raises for families without a pretrained body
+    transfer.set_backbone_trainable(model, trainable, train_batch_norm=train_batch_norm)
 
 
-def _transfer_family(model: keras.Model):
-    """The module of a pretrained family, found by the model's name (every builder names it after its family)."""
+def _embedding_layer(model: keras.Model) -> str:
+    """A pretrained family's cut, found by the model's name (every builder names it after its family)."""
     if model.name not in TRANSFER_FAMILIES:
         raise ValueError(f"Model {model.name!r} has no pretrained backbone; only {', '.join(TRANSFER_FAMILIES)} do.")
     return TRANSFER_FAMILIES[model.name]

@@ -7,7 +7,7 @@ import pytest
 import tf_keras as keras
 
 from config.settings import GENRES, MODEL_TYPES, PipelineConfig
-from models import blocks, efficientat_family, efficientnet, features, registry, vgg
+from models import blocks, efficientat_family, efficientnet, features, registry, transfer, vgg
 
 
 def _shape(config: PipelineConfig):
@@ -84,7 +84,7 @@ def test_set_backbone_trainable_on_vgg_and_refused_elsewhere():
     config = PipelineConfig().with_model("vgg")
     model = registry.build_model(config, _shape(config), input_stats=(np.zeros(96, "f"), np.ones(96, "f")))
     registry.set_backbone_trainable(model, False)
-    assert not any(layer.trainable for layer in vgg.backbone_layers(model))
+    assert not any(layer.trainable for layer in transfer.backbone_layers(model))
     assert model.get_layer("probabilities").trainable
     registry.set_backbone_trainable(model, True)
     assert model.get_layer(f"{vgg.BACKBONE_PREFIX}block1_conv").trainable

@@ -184,28 +184,22 @@ def _wav_chunks(data: tf.Tensor, length: tf.Tensor) -> tuple[tf.Tensor, ...]:
 
 def _decode_pcm(pcm: tf.Tensor, encoding: tf.Tensor) -> tf.Tensor:
     """Interleaved samples (a whole number of frames) -> float32 in [-1, 1], per WAV_ENCODINGS index."""
-    def u8():
-        return (tf.cast(tf.io.decode_raw(pcm, tf.uint8), tf.float32) - 128.0) / 128.0
-
-    def s16():
-        return tf.cast(tf.io.decode_raw(pcm, tf.int16), tf.float32) / 32768.0
+    def raw(dtype: tf.DType) -> tf.Tensor:
+        return tf.io.decode_raw(pcm, dtype)
 
     def s24():
-        b = tf.reshape(tf.cast(tf.io.decode_raw(pcm, tf.uint8), tf.int32), [-1, 3])
+        b = tf.reshape(tf.cast(raw(tf.uint8), tf.int32), [-1, 3])
         value = b[:, 0] + 256 * b[:, 1] + 65536 * b[:, 2]
         value = tf.where(value >= 2 ** 23, value - 2 ** 24, value)
         return tf.cast(value, tf.float32) / float(2 ** 23)
 
-    def s32():
-        return tf.cast(tf.cast(tf.io.decode_raw(pcm, tf.int32), tf.float64) / 2.0 ** 31, tf.float32)
-
-    def f32():
-        return tf.io.decode_raw(pcm, tf.float32)
-
-    def f64():
-        return tf.cast(tf.io.decode_raw(pcm, tf.float64), tf.float32)
-
-    return tf.switch_case(tf.cast(encoding, tf.int32), [u8, s16, s24, s32, f32, f64])
+    return tf.switch_case(tf.cast(encoding, tf.int32), [
+        lambda: (tf.cast(raw(tf.uint8), tf.float32) - 128.0) / 128.0,
+        lambda: tf.cast(raw(tf.int16), tf.float32) / 32768.0,
+        s24,
+        lambda: tf.cast(tf.cast(raw(tf.int32), tf.float64) / 2.0 ** 31, tf.float32),
+        lambda: raw(tf.float32),
+        lambda: tf.cast(raw(tf.float64), tf.float32)])
 
 
 def decode_wav(config: PipelineConfig, data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -248,30 +242,26 @@ def decode_wav(config: PipelineConfig, data: tf.Tensor) -> tuple[tf.Tensor, tf.T
 
 
 # ----- signatures ----------------------------------------------------------------
-def features_output(config: PipelineConfig, model_input: ModelInput) -> dict[str, tf.Tensor]:
-    """segment_features' outputs: ``features`` (``features.kind``), and each extra kind under its own name."""
-    if not config.features.extra_kinds:
-        return {"features": model_input}
-    return {"features": model_input[config.features.kind],
-            **{kind: model_input[kind] for kind in config.features.extra_kinds}}
-
-
 def make_signatures(model: keras.Model, config: PipelineConfig,
                     graph: str = GRAPHS[0]) -> dict[str, tf.types.experimental.ConcreteFunction]:
     """Build the signatures; ``attach_transform`` must have been called. ``segment_features`` exposes what the
     serving path feeds the model, for skew checks. Traced without AutoGraph, which only slows the export: the
     control flow is already graph ops."""
     infer = inference(model, graph)
+    clip = [tf.TensorSpec([None], tf.float32, name="waveform"), tf.TensorSpec([], tf.int32, name="sample_rate")]
 
-    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
-                                  tf.TensorSpec([], tf.int32, name="sample_rate")])
+    @tf.function(autograph=False, input_signature=clip)
     def serve_waveform(waveform: tf.Tensor, sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
         return classify_clip(model, config, infer, waveform, sample_rate)
 
-    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.float32, name="waveform"),
-                                  tf.TensorSpec([], tf.int32, name="sample_rate")])
+    @tf.function(autograph=False, input_signature=clip)
     def serve_features(waveform: tf.Tensor, sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
-        return features_output(config, segment_features(model, config, waveform, sample_rate))
+        # ``features`` (``features.kind``), and each extra kind under its own name.
+        model_input = segment_features(model, config, waveform, sample_rate)
+        if not config.features.extra_kinds:
+            return {"features": model_input}
+        return {"features": model_input[config.features.kind],
+                **{kind: model_input[kind] for kind in config.features.extra_kinds}}
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.string, name="wav_bytes")])
     def serve_wav(wav_bytes: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -28,14 +28,6 @@ AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 4096
 
 
-def _parse_spec(tft_output: tft.TFTransformOutput, config: PipelineConfig,
-                with_track_ids: bool) -> dict[str, tf.io.FixedLenFeature]:
-    """The model's inputs and the label; the string track id only for host-side scoring (never to an accelerator)."""
-    spec = tft_output.transformed_feature_spec()
-    keys = (*features.model_inputs(config.features), "label", *(("track_id",) if with_track_ids else ()))
-    return {key: spec[key] for key in keys}
-
-
 def train_class_counts(file_pattern: list[str] | str, tft_output: tft.TFTransformOutput,
                        num_classes: int) -> np.ndarray:
     """Examples (segments) per label in the given transformed files, [num_classes] int64, for class balancing."""
@@ -83,7 +75,9 @@ def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, con
                  shard_index: int = 0, num_shards: int = 1, static_shapes: bool = False) -> tf.data.Dataset:
     """(features, one-hot labels[, track_ids]) batches of ``train.batch_size`` (the global batch) from a split's
     canonical shards, or this worker's share; ``static_shapes`` (TPU): only full batches, too few records refused."""
-    spec = _parse_spec(tft_output, config, with_track_ids)
+    # The model's inputs and the label; the string track id only for host-side scoring (never to an accelerator).
+    keys = (*features.model_inputs(config.features), "label", *(("track_id",) if with_track_ids else ()))
+    spec = {key: tft_output.transformed_feature_spec()[key] for key in keys}
     if num_shards > 1:
         mine = shards.paths[shard_index::num_shards]
         print(f"[train] worker {shard_index} of {num_shards} reads shards "
@@ -137,9 +131,7 @@ class MlflowEpochLogger(keras.callbacks.Callback):
 
     def __init__(self, total_epochs: int, step_offset: int = 0):
         super().__init__()
-        self.total_epochs = total_epochs
-        self.step_offset = step_offset
-        self.started = time.time()
+        self.total_epochs, self.step_offset, self.started = total_epochs, step_offset, time.time()
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         logs = logs or {}
@@ -212,18 +204,14 @@ def _callbacks(config: PipelineConfig, run_dir: str, total_epochs: int, step_off
 
 
 def _compile(model: keras.Model, learning_rate: float, label_smoothing: float = 0.0, announce: bool = False) -> None:
-    """``announce``: a [train] line with what the compiled model holds (:func:`compiled_settings`)."""
+    """``announce``: a [train] line with the learning rate and label smoothing the compiled model holds."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
                   metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")])
-    if announce:
-        print(f"[train] compiled: {compiled_settings(model)}", flush=True)
-
-
-def compiled_settings(model: keras.Model) -> str:
-    """The learning rate and label smoothing read back from the compiled model: a tuned setting shows where it acts."""
-    rate = float(keras.backend.get_value(model.optimizer.learning_rate))
-    return f"learning rate {rate:g}, label smoothing {model.loss.get_config()['label_smoothing']:g}"
+    if announce:  # read back from the compiled model: a tuned setting shows where it acts
+        rate = float(keras.backend.get_value(model.optimizer.learning_rate))
+        print(f"[train] compiled: learning rate {rate:g}, label smoothing "
+              f"{model.loss.get_config()['label_smoothing']:g}", flush=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,11 +232,6 @@ class EvenSteps:
         """Full batches without end, from a batched dataset (features, labels[, weights])."""
         return dataset.unbatch().repeat().batch(self.batch_size, drop_remainder=True).with_options(_sharded_by_hand())
 
-    def fit_args(self, train: tf.data.Dataset, validation: tf.data.Dataset) -> dict:
-        """``model.fit`` keyword arguments for these steps."""
-        return {"x": self.feed(train), "validation_data": self.feed(validation), "steps_per_epoch": self.train,
-                "validation_steps": self.eval}
-
 
 def count_records(shards: CanonicalShards) -> int:
     """Examples in every shard of a split (each worker holds them all: it sorted the whole split)."""
@@ -261,7 +244,11 @@ def _count(records: tf.data.Dataset) -> int:
 
 
 def _fit_args(train: tf.data.Dataset, validation: tf.data.Dataset, even: Optional[EvenSteps]) -> dict:
-    return even.fit_args(train, validation) if even else {"x": train, "validation_data": validation}
+    """``model.fit`` keyword arguments: the datasets, or ``even``'s endless feeds and steps."""
+    if even is None:
+        return {"x": train, "validation_data": validation}
+    return {"x": even.feed(train), "validation_data": even.feed(validation), "steps_per_epoch": even.train,
+            "validation_steps": even.eval}
 
 
 def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddings: tf.data.Dataset,
@@ -276,7 +263,10 @@ def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddin
     callbacks = _callbacks(config, run_dir, config.train.epochs, 0, learning_rate=config.train.learning_rate,
                            epochs=epochs, records=progress)
     _compile(head, config.train.learning_rate, config.train.label_smoothing, announce=announce)
-    result = head.fit(epochs=epochs, verbose=0, callbacks=callbacks, **_fit_args(train, eval_embeddings, even))
+    return _history(head.fit(epochs=epochs, verbose=0, callbacks=callbacks, **_fit_args(train, eval_embeddings, even)))
+
+
+def _history(result: keras.callbacks.History) -> dict[str, list[float]]:
     return {key: [float(v) for v in values] for key, values in result.history.items()}
 
 
@@ -287,47 +277,38 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
     """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone (as with a frozen
     body, minus its block dropout). With ``train.heads`` > 1 fresh heads from their own seeds join and the model
     averages them; the history is the first head's. ``stored``: the embeddings store to read or fill."""
+    t = config.train
     embeddings_dir = os.path.join(run_dir, "embeddings")
     try:
-        return _fit_heads(model, probe_train_ds, eval_ds, config, run_dir, embeddings_dir, epochs, weights, even,
-                          records, stored)
+        body, head = registry.split_backbone(model)
+        if stored is not None:
+            if stored.datasets is None:
+                stored.datasets = embeddings.embed_into_store(body, {"train": probe_train_ds, "eval": eval_ds},
+                                                              stored.path)
+            train_embeddings, eval_embeddings = stored.datasets["train"], stored.datasets["eval"]
+        else:
+            train_embeddings = embeddings.embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
+            eval_embeddings = embeddings.embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord"))
+        eval_embeddings = eval_embeddings.batch(t.batch_size).with_options(_sharded_by_hand())
+        history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
+                           progress=records, even=even, announce=records)
+        heads = [head]
+        for k in range(1, t.heads):
+            # Seeds apart from every other run's first head (seed + 1000 k), so seed 43's heads are not seed 42's.
+            keras.utils.set_random_seed(t.seed + 1000 * k)
+            extra = keras.models.clone_model(head)  # the same layers with freshly initialised weights
+            extra_history = fit_head(extra, train_embeddings, eval_embeddings, config,
+                                     os.path.join(run_dir, f"head-{k + 1}"), epochs, t.seed + 1000 * k, weights,
+                                     progress=False, even=even)
+            losses = extra_history["val_loss"]
+            if records:
+                print(f"[train] head {k + 1}/{t.heads}: {len(losses)} epochs, best eval loss {min(losses):.3f} "
+                      f"(epoch {losses.index(min(losses)) + 1})", flush=True)
+            heads.append(extra)
+        return (transfer.average_heads(model, body, heads) if t.heads > 1 else model), history
     finally:
         if tf.io.gfile.exists(embeddings_dir):
             tf.io.gfile.rmtree(embeddings_dir)
-
-
-def _fit_heads(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
-               config: PipelineConfig, run_dir: str, embeddings_dir: str, epochs: int, weights: Optional[np.ndarray],
-               even: Optional[EvenSteps], records: bool = True,
-               stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
-    t = config.train
-    body, head = registry.split_backbone(model)
-    if stored is not None:
-        if stored.datasets is None:
-            stored.datasets = embeddings.embed_into_store(body, {"train": probe_train_ds, "eval": eval_ds}, stored.path)
-        train_embeddings, eval_embeddings = stored.datasets["train"], stored.datasets["eval"]
-    else:
-        train_embeddings = embeddings.embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
-        eval_embeddings = embeddings.embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord"))
-    eval_embeddings = eval_embeddings.batch(t.batch_size).with_options(_sharded_by_hand())
-    history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
-                       progress=records, even=even, announce=records)
-    if t.heads <= 1:
-        return model, history
-    heads = [head]
-    for k in range(1, t.heads):
-        # Seeds apart from every other run's first head (seed + 1000 k), so seed 43's heads are not seed 42's.
-        keras.utils.set_random_seed(t.seed + 1000 * k)
-        extra = keras.models.clone_model(head)  # the same layers with freshly initialised weights
-        extra_history = fit_head(extra, train_embeddings, eval_embeddings, config,
-                                 os.path.join(run_dir, f"head-{k + 1}"), epochs, t.seed + 1000 * k, weights,
-                                 progress=False, even=even)
-        losses = extra_history["val_loss"]
-        if records:
-            print(f"[train] head {k + 1}/{t.heads}: {len(losses)} epochs, best eval loss {min(losses):.3f} "
-                  f"(epoch {losses.index(min(losses)) + 1})", flush=True)
-        heads.append(extra)
-    return transfer.average_heads(model, body, heads), history
 
 
 def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, config: PipelineConfig,
@@ -342,14 +323,11 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
         train_ds = with_class_weights(train_ds, weights)
     if t.max_steps or not registry.has_pretrained_backbone(config):
         _compile(model, t.learning_rate, t.label_smoothing, announce=records)
-        args = _fit_args(train_ds, eval_ds, even)
-        if t.max_steps:
-            args["steps_per_epoch"] = t.max_steps
+        args = {**_fit_args(train_ds, eval_ds, even), **({"steps_per_epoch": t.max_steps} if t.max_steps else {})}
         epochs = 1 if t.max_steps else t.epochs
-        result = model.fit(epochs=epochs, verbose=0,
-                           callbacks=_callbacks(config, run_dir, epochs, 0, learning_rate=t.learning_rate,
-                                                epochs=epochs, records=records), **args)
-        return model, {key: [float(v) for v in values] for key, values in result.history.items()}
+        callbacks = _callbacks(config, run_dir, epochs, 0, learning_rate=t.learning_rate, epochs=epochs,
+                               records=records)
+        return model, _history(model.fit(epochs=epochs, verbose=0, callbacks=callbacks, **args))
     frozen = min(t.frozen_epochs, t.epochs)
     model, history = fit_heads_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen, weights,
                                              even=even, records=records, stored=stored)
@@ -370,11 +348,11 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     if finetune:
         registry.set_backbone_trainable(model, True)
         _compile(model, t.finetune_learning_rate, t.label_smoothing)
-        result = model.fit(epochs=finetune, verbose=0, **_fit_args(train_ds, eval_ds, even),
-                           callbacks=_callbacks(config, run_dir, t.epochs, done, learning_rate=t.finetune_learning_rate,
-                                                epochs=finetune, records=records))
-        for key, values in result.history.items():
-            history.setdefault(key, []).extend(float(v) for v in values)
+        callbacks = _callbacks(config, run_dir, t.epochs, done, learning_rate=t.finetune_learning_rate,
+                               epochs=finetune, records=records)
+        for key, values in _history(model.fit(epochs=finetune, verbose=0, callbacks=callbacks,
+                                              **_fit_args(train_ds, eval_ds, even))).items():
+            history.setdefault(key, []).extend(values)
     return model, history
 
 
@@ -414,29 +392,21 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
         print(f"[train] {config.train.model} on {'+'.join(features.model_inputs(config.features))} {shape}, "
               f"{model.count_params():,} parameters"
               f"{'' if config.train.mixed_precision == 'none' else ', ' + model.dtype_policy.name}", flush=True)
-        model, history = _fit_in_scope(model, config, tft_output, train_files, train_shards, train_ds, eval_ds,
-                                       run_dir, mine, even,
-                                       _stored_embeddings(embeddings_store, train_shards, eval_shards, config, mine))
+        weights = None
+        if config.train.class_balance > 0:
+            counts = train_class_counts(train_files, tft_output, len(config.genres))
+            weights = class_weights(counts, config.train.class_balance)
+            print("[train] class weights (train segments): " + ", ".join(
+                f"{g} {w:.2f} ({n})" for g, w, n in zip(config.genres, weights, counts)), flush=True)
+        # Each worker embeds its own shards once, outside the replicas; the heads then train under the strategy.
+        probe_train_ds = (make_dataset(train_shards, tft_output, config, training=False, **mine)
+                          if registry.has_pretrained_backbone(config) else None)
+        model, history = fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights, even,
+                             stored=_stored_embeddings(embeddings_store, train_shards, eval_shards, config, mine))
     if plan.name != "one":
         # Every worker reads the weights (BN statistics by a collective); the chief evaluates and exports the copy.
         model = copy_model(model)
     return model, history
-
-
-def _fit_in_scope(model: keras.Model, config: PipelineConfig, tft_output: tft.TFTransformOutput,
-                  train_files: list[str] | str, train_shards: CanonicalShards, train_ds: tf.data.Dataset,
-                  eval_ds: tf.data.Dataset, run_dir: str, mine: dict[str, int], even: Optional[EvenSteps],
-                  stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
-    weights = None
-    if config.train.class_balance > 0:
-        counts = train_class_counts(train_files, tft_output, len(config.genres))
-        weights = class_weights(counts, config.train.class_balance)
-        print("[train] class weights (train segments): " + ", ".join(
-            f"{g} {w:.2f} ({n})" for g, w, n in zip(config.genres, weights, counts)), flush=True)
-    # Each worker embeds its own shards once, outside the replicas; the heads then train under the strategy.
-    probe_train_ds = (make_dataset(train_shards, tft_output, config, training=False, **mine)
-                      if registry.has_pretrained_backbone(config) else None)
-    return fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights, even, stored=stored)
 
 
 def _stored_embeddings(store: Optional[str], train_shards: CanonicalShards, eval_shards: CanonicalShards,
@@ -554,15 +524,13 @@ def copy_model(model: keras.Model, float32: bool = False) -> keras.Model:
     """The same layers and weights as a plain model, outside any strategy; ``float32``: every dtype policy float32,
     because musicnn's serving body and the transform layer are float32 graphs (variables stay float32 anyway)."""
     config = _float32_config(model.get_config()) if float32 else model.get_config()
-    weights = model.get_weights()
     previous = keras.mixed_precision.global_policy()
-    if float32:
-        keras.mixed_precision.set_global_policy("float32")
+    keras.mixed_precision.set_global_policy("float32" if float32 else previous)
     try:
         copy = model.__class__.from_config(config)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    copy.set_weights(weights)
+    copy.set_weights(model.get_weights())
     return copy
 
 

@@ -1,11 +1,14 @@
 """Two-phase transfer learning for the pretrained families (VGG, EfficientNet): phase 1 trains new heads on
 embeddings the frozen body computes once (:func:`split_at`, :func:`average_heads`); phase 2 fine-tunes the whole
-network with the body's batch norms frozen (:func:`set_trainable`)."""
+network with the body's batch norms frozen (:func:`set_backbone_trainable`)."""
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import tf_keras as keras
+
+BACKBONE_PREFIX = "musicnn_"  # every layer of a musicnn body (MSD_vgg, MSD_musicnn) starts with it
+NESTED_BODIES = ("efficientnetb0", "efficientat_mn04")  # EfficientNetB0 and mn04, each one nested model
 
 
 def split_at(model: keras.Model, embedding_layer: str) -> tuple[keras.Model, keras.Model]:
@@ -29,10 +32,15 @@ def average_heads(model: keras.Model, body: keras.Model, heads: Sequence[keras.M
                        name=model.name)
 
 
-def set_trainable(layers: Iterable[keras.layers.Layer], trainable: bool, *, train_batch_norm: bool = False) -> None:
-    """Freeze or unfreeze ``layers`` (nested models included), then recompile; batch norms stay frozen unless
+def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The pretrained layers of any family: the musicnn bodies' by prefix, EfficientNetB0 and mn04 by name."""
+    return [layer for layer in model.layers if layer.name.startswith(BACKBONE_PREFIX) or layer.name in NESTED_BODIES]
+
+
+def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
+    """Freeze or unfreeze ``model``'s pretrained layers (nested models included); batch norms stay frozen unless
     ``train_batch_norm``, so small fine-tuning batches do not overwrite the pretrained statistics."""
-    for layer in layers:
+    for layer in backbone_layers(model):
         layer.trainable = trainable
         if trainable and not train_batch_norm:
             for sub in (layer, *layer.submodules):

@@ -75,16 +75,11 @@ class _PresetFirst:
         return super().populate_space(trial_id)
 
 
-class _RandomFromPreset(_PresetFirst, keras_tuner.oracles.RandomSearchOracle):
-    pass
-
-
-class _BayesianFromPreset(_PresetFirst, keras_tuner.oracles.BayesianOptimizationOracle):
-    pass
-
-
-class _HyperbandFromPreset(_PresetFirst, keras_tuner.oracles.HyperbandOracle):
-    """The preset's trial belongs to no bracket and has no ``tuner/epochs``: it trains the whole budget."""
+# Each oracle with the preset first; Hyperband's preset trial belongs to no bracket and has no ``tuner/epochs``:
+# it trains the whole budget.
+ORACLES = {name: type(f"{name.title()}FromPreset", (_PresetFirst, oracle), {}) for name, oracle in (
+    ("random", keras_tuner.oracles.RandomSearchOracle), ("bayesian", keras_tuner.oracles.BayesianOptimizationOracle),
+    ("hyperband", keras_tuner.oracles.HyperbandOracle))}
 
 
 def make_oracle(tune: TuneConfig, space: keras_tuner.HyperParameters, seed: int, max_epochs: int) -> keras_tuner.Oracle:
@@ -95,11 +90,9 @@ def make_oracle(tune: TuneConfig, space: keras_tuner.HyperParameters, seed: int,
     common: dict[str, Any] = dict(objective=keras_tuner.Objective(OBJECTIVE, direction="max"), seed=seed,
                                   hyperparameters=space, allow_new_entries=False, tune_new_entries=False,
                                   max_consecutive_failed_trials=1)
-    if tune.oracle == "random":
-        return _RandomFromPreset(max_trials=tune.trials, **common)
-    if tune.oracle == "bayesian":
-        return _BayesianFromPreset(max_trials=tune.trials, **common)
-    oracle = _HyperbandFromPreset(max_epochs=max_epochs, factor=3, **common)
+    if tune.oracle != "hyperband":
+        return ORACLES[tune.oracle](max_trials=tune.trials, **common)
+    oracle = ORACLES["hyperband"](max_epochs=max_epochs, factor=3, **common)
     oracle.max_trials = tune.trials  # Hyperband's brackets, cut at the trial budget
     return oracle
 
@@ -113,11 +106,10 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
     counts = {split: training.count_records(shards[split]) for split in ("train", "eval")}
     stored = _stored(store, counts) if body is not None else None
     progress = _Progress(sum(counts.values()))
-    parts = []
+    inputs, labels, tracks, indices = [], [], [], []
     writer = embeddings.StoreWriter(store) if body is not None and store and stored is None else None
     for split in ("train", "eval"):
         dataset = training.make_dataset(shards[split], tft_output, config, training=False, with_track_ids=True)
-        inputs, labels, tracks = [], [], []
         done = 0
         for x, y, track in dataset:
             if stored is not None:
@@ -134,16 +126,13 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
             tracks.append(track.numpy())
             if body is not None and stored is None:
                 progress.done(len(labels[-1]))
-        parts.append((inputs, np.concatenate(labels), np.concatenate(tracks),
-                      _segment_indices(shards[split].records(), tft_output)))
+        indices.append(_segment_indices(shards[split].records(), tft_output))
     if writer is not None:
         writer.close()
-    chunks = [chunk for part in parts for chunk in part[0]]
-    inputs = ({k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]} if isinstance(chunks[0], dict)
-              else np.concatenate(chunks))
-    track_ids = np.array([t.decode() for part in parts for t in part[2]], dtype=object)
-    return folds.Segments(inputs, np.concatenate([p[1] for p in parts]), track_ids,
-                          np.concatenate([p[3] for p in parts]) >= VIEW_INDEX_STRIDE)
+    joined = ({k: np.concatenate([c[k] for c in inputs]) for k in inputs[0]} if isinstance(inputs[0], dict)
+              else np.concatenate(inputs))
+    track_ids = np.array([t.decode() for t in np.concatenate(tracks)], dtype=object)
+    return folds.Segments(joined, np.concatenate(labels), track_ids, np.concatenate(indices) >= VIEW_INDEX_STRIDE)
 
 
 def _stored(store: Optional[str], counts: dict[str, int]) -> Optional[dict[str, np.ndarray]]:

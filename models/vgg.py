@@ -9,7 +9,7 @@ import tf_keras as keras
 
 from config.settings import TrainConfig
 from models import transfer
-from models.blocks import BN_EPSILON, BN_MOMENTUM, as_image, check_input_shape, conv_block, softmax_head, undo_zscore
+from models.blocks import as_image, batch_norm, check_input_shape, conv_block, softmax_head, undo_zscore
 from models.musicnn_weights import assign_layers, read_checkpoint
 
 FRAMES, MELS = 187, 96  # musicnn's training input: 3 s at 16 kHz, hop 256
@@ -21,8 +21,8 @@ POOLS: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
 BLOCK_DROPOUT = 0.25
 HEAD_DROPOUT = 0.5
 CHECKPOINT = "MSD_vgg"
-# Every backbone layer's name starts with this; the trainer freezes them by it.
-BACKBONE_PREFIX = "musicnn_"
+BACKBONE_PREFIX = transfer.BACKBONE_PREFIX  # every backbone layer's name starts with it
+EMBEDDING = "head_flatten"  # the flattened pool5, where registry.split_backbone cuts
 INPUT_BN = BACKBONE_PREFIX + "input_bn"
 POOLED_FEATURES = BACKBONE_PREFIX + "block5_pool"  # [batch, 2, 1, 128], musicnn's pool5
 
@@ -51,15 +51,12 @@ def build_vgg(input_shape: Sequence[Optional[int]], num_classes: int, train: Tra
         raise ValueError(f"vgg: musicnn's MSD_vgg takes ({FRAMES}, {MELS}) = (frames, mels) inputs, got "
                          f"({frames}, {bins}). Use PipelineConfig().with_model('vgg') feature settings.")
     inputs = keras.Input(shape=(FRAMES, MELS), name=input_name, dtype="float32")
-    x = as_image(undo_zscore(inputs, input_stats), BACKBONE_PREFIX + "to_image")
-    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=INPUT_BN)(x)
+    x = batch_norm(INPUT_BN)(as_image(undo_zscore(inputs, input_stats), BACKBONE_PREFIX + "to_image"))
     for i, (pool_size, strides) in enumerate(POOLS, start=1):
-        last = i == len(POOLS)
         x = conv_block(x, FILTERS, name=_block(i), pool_size=pool_size, pool_strides=strides, bn_before_relu=False,
-                       dropout=0.0 if last else BLOCK_DROPOUT)
-    x = keras.layers.Flatten(name="head_flatten")(x)
-    outputs = softmax_head(x, num_classes, dropout=HEAD_DROPOUT)
-    model = keras.Model(inputs, outputs, name="vgg")
+                       dropout=0.0 if i == len(POOLS) else BLOCK_DROPOUT)
+    x = keras.layers.Flatten(name=EMBEDDING)(x)
+    model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name="vgg")
     if pretrained:
         load_pretrained(model)
     return model
@@ -68,20 +65,3 @@ def build_vgg(input_shape: Sequence[Optional[int]], num_classes: int, train: Tra
 def load_pretrained(model: keras.Model, checkpoint: str = CHECKPOINT) -> list[str]:
     """Copy every backbone tensor of ``checkpoint`` into ``model``; returns the checkpoint names loaded."""
     return assign_layers(model, checkpoint_scopes(), read_checkpoint(checkpoint))
-
-
-def backbone_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer for layer in model.layers if layer.name.startswith(BACKBONE_PREFIX)]
-
-
-def split_backbone(model: keras.Model) -> tuple[keras.Model, keras.Model]:
-    """(body, head) cut at the flattened pool5, so the frozen phase trains the head on embeddings computed once."""
-    return transfer.split_at(model, "head_flatten")
-
-
-def set_backbone_trainable(model: keras.Model, trainable: bool, *, train_batch_norm: bool = False) -> None:
-    """Freeze (phase 1) or unfreeze (phase 2) the pretrained body, BN frozen (transfer.set_trainable)."""
-    layers = backbone_layers(model)
-    if not layers:
-        raise ValueError(f"Model {model.name!r} has no pretrained backbone (no '{BACKBONE_PREFIX}*' layers).")
-    transfer.set_trainable(layers, trainable, train_batch_norm=train_batch_norm)

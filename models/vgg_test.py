@@ -5,7 +5,7 @@ import pytest
 import tf_keras as keras
 
 from config.settings import GENRES, PipelineConfig, TrainConfig
-from models import vgg
+from models import registry, vgg
 from models.musicnn_weights import read_checkpoint
 from tests.testkit.model_checks import (
     assert_checkpoint_loaded, log_mel_like, loss_before_after, musicnn_tf1_outputs, rhythmic_batch)
@@ -75,19 +75,19 @@ def test_rejects_other_input_shapes():
 def test_freeze_and_unfreeze_backbone():
     model = vgg.build_vgg(SHAPE, len(GENRES), TrainConfig(), pretrained=False)
     head = len(model.get_layer("probabilities").trainable_weights)
-    vgg.set_backbone_trainable(model, False)
+    registry.set_backbone_trainable(model, False)
     assert len(model.trainable_weights) == head
-    vgg.set_backbone_trainable(model, True)
+    registry.set_backbone_trainable(model, True)
     assert len(model.trainable_weights) == head + 5 * 2  # conv kernels and biases; BN stays frozen
     assert not model.get_layer(vgg.INPUT_BN).trainable
-    vgg.set_backbone_trainable(model, True, train_batch_norm=True)
+    registry.set_backbone_trainable(model, True, train_batch_norm=True)
     assert len(model.trainable_weights) == head + 5 * 2 + 6 * 2
 
 
 def test_frozen_body_head_learns_and_body_is_untouched(tensors):
     keras.utils.set_random_seed(0)
     model = vgg.build_vgg(SHAPE, len(GENRES), TrainConfig())
-    vgg.set_backbone_trainable(model, False)
+    registry.set_backbone_trainable(model, False)
     x, y = rhythmic_batch(40, *SHAPE, len(GENRES))
     before, after = loss_before_after(model, x, y, epochs=6, batch_size=10)
     wrong = float(model.evaluate(x, np.roll(y, 1), verbose=0))  # same inputs, other labels

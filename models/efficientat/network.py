@@ -15,7 +15,6 @@ from models.efficientat.log_mel import N_MELS, frontend
 WIDTH = 0.4
 NUM_CLASSES = 527
 HIDDEN_UNITS = 512
-EMBEDDING_WIDTH = 384
 DROPOUT = 0.2
 # torch BatchNorm2d(eps=0.001, momentum=0.01): torch's momentum weighs the new batch, Keras' the old mean.
 BN_EPSILON = 1e-3
@@ -77,8 +76,10 @@ class LogMelFrontend(keras.layers.Layer):
         return frontend(inputs)
 
 
-def _tag(layer: keras.layers.Layer, prefix: str, kind: str) -> keras.layers.Layer:
-    """Record which torch module (and of what kind) fills ``layer``'s weights (read by weights.py)."""
+def _torch(layer_class: type, prefix: str, kind: str, *args: Any, **kwargs: Any) -> keras.layers.Layer:
+    """A layer named after the torch module ``prefix`` that fills its weights, tagged with it and its kind (read by
+    weights.py)."""
+    layer = layer_class(*args, name=_name(prefix), **kwargs)
     layer.torch_prefix, layer.torch_kind = prefix, kind
     return layer
 
@@ -98,13 +99,10 @@ def _conv_bn_act(x: tf.Tensor, prefix: str, filters: int, kernel: int, stride: i
     if pad:
         x = keras.layers.ZeroPadding2D(pad, name=_name(prefix) + "_pad")(x)
     if depthwise:
-        conv = keras.layers.DepthwiseConv2D(kernel, strides=stride, use_bias=False, name=_name(prefix + ".0"))
-        x = _tag(conv, prefix + ".0", "depthwise")(x)
+        x = _torch(keras.layers.DepthwiseConv2D, prefix + ".0", "depthwise", kernel, strides=stride, use_bias=False)(x)
     else:
-        conv = keras.layers.Conv2D(filters, kernel, strides=stride, use_bias=False, name=_name(prefix + ".0"))
-        x = _tag(conv, prefix + ".0", "conv")(x)
-    norm = keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=_name(prefix + ".1"))
-    x = _tag(norm, prefix + ".1", "batchnorm")(x)
+        x = _torch(keras.layers.Conv2D, prefix + ".0", "conv", filters, kernel, strides=stride, use_bias=False)(x)
+    x = _torch(keras.layers.BatchNormalization, prefix + ".1", "batchnorm", epsilon=BN_EPSILON, momentum=BN_MOMENTUM)(x)
     if hardswish is not None:
         x = _activation(x, hardswish, _name(prefix) + "_act")
     return x
@@ -114,15 +112,13 @@ def _squeeze_excite(x: tf.Tensor, prefix: str, channels: int) -> tf.Tensor:
     """Channel squeeze-excitation: mean over (freq, time) -> Linear, ReLU -> Linear, sigmoid -> rescale."""
     squeezed = round_channels(channels // SE_REDUCTION)
     scale = keras.layers.GlobalAveragePooling2D(keepdims=True, name=_name(prefix) + "_mean")(x)
-    scale = _tag(keras.layers.Dense(squeezed, activation="relu", name=_name(prefix + ".fc1")),
-                 prefix + ".fc1", "dense")(scale)
-    scale = _tag(keras.layers.Dense(channels, activation="sigmoid", name=_name(prefix + ".fc2")),
-                 prefix + ".fc2", "dense")(scale)
+    scale = _torch(keras.layers.Dense, prefix + ".fc1", "dense", squeezed, activation="relu")(scale)
+    scale = _torch(keras.layers.Dense, prefix + ".fc2", "dense", channels, activation="sigmoid")(scale)
     return keras.layers.Multiply(name=_name(prefix) + "_scale")([x, scale])
 
 
-def _inverted_residual(x: tf.Tensor, prefix: str, spec: BlockSpec, width: float) -> tf.Tensor:
-    inputs, expanded, outputs = (round_channels(c * width) for c in (spec.inputs, spec.expanded, spec.outputs))
+def _inverted_residual(x: tf.Tensor, prefix: str, spec: BlockSpec) -> tf.Tensor:
+    inputs, expanded, outputs = (round_channels(c * WIDTH) for c in (spec.inputs, spec.expanded, spec.outputs))
     shortcut, step = x, 0
     if expanded != inputs:
         x = _conv_bn_act(x, f"{prefix}.block.{step}", expanded, 1, 1, hardswish=spec.hardswish)
@@ -139,15 +135,13 @@ def _inverted_residual(x: tf.Tensor, prefix: str, spec: BlockSpec, width: float)
     return x
 
 
-def stage_widths(width: float = WIDTH) -> list[int]:
+def stage_widths() -> list[int]:
     """Channels of the 17 'features' stages (stem, 15 blocks, last 1x1 convolution)."""
-    last_block = round_channels(LARGE_BLOCKS[-1].outputs * width)
-    return ([round_channels(LARGE_BLOCKS[0].inputs * width)]
-            + [round_channels(spec.outputs * width) for spec in LARGE_BLOCKS] + [6 * last_block])
+    widths = [round_channels(c * WIDTH) for c in (LARGE_BLOCKS[0].inputs, *(s.outputs for s in LARGE_BLOCKS))]
+    return widths + [6 * widths[-1]]
 
 
-def build_mn04(*, waveform_input: bool = True, block_means: bool = False, num_classes: int = NUM_CLASSES,
-               width: float = WIDTH, dropout: float = DROPOUT, name: str = "mn04") -> keras.Model:
+def build_mn04(*, waveform_input: bool = True, block_means: bool = False) -> keras.Model:
     """mn04 with random weights (load_mn04_weights fills them), on a 32 kHz waveform or, with
     ``waveform_input=False``, the (batch, 128, frames) log-mel. Outputs 'features' (384), 'hidden', 'logits' and,
     with ``block_means``, each stage's mean (for parity checks)."""
@@ -157,19 +151,19 @@ def build_mn04(*, waveform_input: bool = True, block_means: bool = False, num_cl
     else:
         inputs = mel = keras.Input(shape=(N_MELS, None), name="log_mel")
     x = keras.layers.Reshape((N_MELS, -1, 1), name="to_image")(mel)
-    stages = [_conv_bn_act(x, "features.0", round_channels(LARGE_BLOCKS[0].inputs * width), 3, 2)]
+    widths = stage_widths()
+    stages = [_conv_bn_act(x, "features.0", widths[0], 3, 2)]
     for index, spec in enumerate(LARGE_BLOCKS, start=1):
-        stages.append(_inverted_residual(stages[-1], f"features.{index}", spec, width))
-    last = len(LARGE_BLOCKS) + 1
-    stages.append(_conv_bn_act(stages[-1], f"features.{last}", stage_widths(width)[-1], 1, 1))
+        stages.append(_inverted_residual(stages[-1], f"features.{index}", spec))
+    stages.append(_conv_bn_act(stages[-1], f"features.{len(LARGE_BLOCKS) + 1}", widths[-1], 1, 1))
     features = keras.layers.GlobalAveragePooling2D(name="features")(stages[-1])
-    hidden = _tag(keras.layers.Dense(HIDDEN_UNITS, name="classifier_2"), "classifier.2", "dense")(features)
+    hidden = _torch(keras.layers.Dense, "classifier.2", "dense", HIDDEN_UNITS)(features)
     hidden = hard_swish(hidden, "hidden")
-    dropped = keras.layers.Dropout(dropout, name="classifier_dropout")(hidden)
-    logits = _tag(keras.layers.Dense(num_classes, name="classifier_5"), "classifier.5", "dense")(dropped)
+    dropped = keras.layers.Dropout(DROPOUT, name="classifier_dropout")(hidden)
+    logits = _torch(keras.layers.Dense, "classifier.5", "dense", NUM_CLASSES)(dropped)
     outputs: dict[str, Any] = {"features": features, "hidden": hidden,
                                "logits": keras.layers.Activation("linear", name="logits")(logits)}
     if block_means:
         means = [keras.layers.GlobalAveragePooling2D(name=f"stage_{i}_mean")(s) for i, s in enumerate(stages)]
         outputs["block_means"] = keras.layers.Concatenate(name="block_means")(means)
-    return keras.Model(inputs, outputs, name=name)
+    return keras.Model(inputs, outputs, name="mn04")

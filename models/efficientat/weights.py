@@ -108,11 +108,6 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 # ----- copying into Keras layers -------------------------------------------------------------------
-def keras_layer_name(torch_prefix: str) -> str:
-    """The Keras layer that holds torch module ``torch_prefix`` ('features.3.block.1.0' -> 'features_3_block_1_0')."""
-    return torch_prefix.replace(".", "_")
-
-
 def _keras_values(kind: str, prefix: str, tensors: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     """A torch module's tensors in the order and layout of the Keras layer of ``kind``."""
     if kind == "conv":  # (out, in, kh, kw) -> (kh, kw, in, out)
@@ -156,14 +151,6 @@ def load_mn04_weights(model: Any, path: str | os.PathLike) -> int:
 
 
 # ----- locating (and once downloading) the file --------------------------------------------------
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fix_text() -> str:
     return (f"pass the downloaded file with {SETTING} PATH or set {ENV_VAR}=PATH, or let the project "
             f"download it into the cache ({default_cache_dir()}) from {RELEASE_URL} (sha256 {RELEASE_SHA256}, "
@@ -178,7 +165,8 @@ def verify(path: Path, source: str) -> Path:
     if size != RELEASE_SIZE:
         raise UserError(f"The EfficientAT mn04_as weights file {path} has {size} bytes, not the release's "
                         f"{RELEASE_SIZE}: it is another or a truncated file", where=source, fix=_fix_text())
-    digest = sha256_of(path)
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
     if digest != RELEASE_SHA256:
         raise UserError(f"The EfficientAT mn04_as weights file {path} has sha256 {digest}, not the release's "
                         f"{RELEASE_SHA256}: it is another or a damaged file", where=source, fix=_fix_text())
