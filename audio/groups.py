@@ -61,11 +61,6 @@ def tags_key(tags: Optional[labels.Tags], group_by: str) -> Optional[str]:
     return f"{artist}/{album}" if artist else album
 
 
-def tag_key(path: str, group_by: str) -> Optional[str]:
-    """The group of the file at ``path`` by its own tags, or None (no such tag, unreadable tags)."""
-    return tags_key(labels.read_tags(path), group_by)
-
-
 class Member(NamedTuple):
     """What grouping reads of a track; ``tags`` (from its label) group it under every rule but ``track``."""
 

@@ -152,12 +152,6 @@ def read_tags(path: str) -> Optional[Tags]:
         return None
 
 
-def read_genre_tag(path: str) -> Optional[str]:
-    """The file's own genre tag as written (ID3v1 numbers as names), or None."""
-    tags = read_tags(path)
-    return tags.genre if tags else None
-
-
 @dataclasses.dataclass(frozen=True)
 class ManifestRow:
     path: str               # relative to the root, '/'-separated

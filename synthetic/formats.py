@@ -51,26 +51,10 @@ def _frame(block: np.ndarray, fmt: str, rate: int) -> av.AudioFrame:
     return frame
 
 
-def encode(path: Path, samples: np.ndarray, rate: int, fmt: str) -> Path:
+def encode(path: Path, samples: np.ndarray, rate: int, fmt: str, options: Optional[dict[str, str]] = None) -> Path:
     """Write float SAMPLES (in [-1, 1]; (samples,) mono or (samples, 2) stereo) at RATE to PATH in FORMAT
-    (a key of :data:`FORMATS` or :data:`MORE_FORMATS`); the extension is the format's own. Returns the path
-    written."""
-    return _encode(path, samples, rate, fmt, {})
-
-
-def encode_recording(path: Path, samples: np.ndarray, rate: int) -> Path:
-    """A WebM/Opus as a browser's MediaRecorder writes it: streamed as recorded, so its header states no
-    length and it has no index."""
-    return _encode(path, samples, rate, "webm", {"live": "1"})
-
-
-def encode_streamable(path: Path, samples: np.ndarray, rate: int, fmt: str) -> Path:
-    """encode() for an MP4 format ("aac", "alac", "mp4") with its index (moov) before the audio, as files made
-    for streaming are: a cut copy still opens."""
-    return _encode(path, samples, rate, fmt, {"movflags": "faststart"})
-
-
-def _encode(path: Path, samples: np.ndarray, rate: int, fmt: str, options: dict[str, str]) -> Path:
+    (a key of :data:`FORMATS` or :data:`MORE_FORMATS`) with FFmpeg's muxer ``options``; the extension is the
+    format's own. Returns the path written."""
     ext, container_format, codec, sample_format, codec_rate = {**FORMATS, **MORE_FORMATS}[fmt]
     path = Path(path).with_suffix("." + ext)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,19 +62,15 @@ def _encode(path: Path, samples: np.ndarray, rate: int, fmt: str, options: dict[
         import soxr  # the codec takes one rate only (Opus: 48 kHz)
         samples = soxr.resample(samples.astype(np.float32), rate, codec_rate)
         rate = codec_rate
-    with av.open(str(path), "w", format=container_format, options=options) as container:
+    with av.open(str(path), "w", format=container_format, options=options or {}) as container:
         stream = container.add_stream(codec, rate=rate)
         stream.layout = "mono" if samples.ndim == 1 else "stereo"
         if codec == "wmav2":
             stream.bit_rate = 64000  # WMA's encoder has no default bit rate
         stream.time_base = Fraction(1, rate)
-        block = 4096
-        pts = 0
-        for start in range(0, len(samples), block):
-            frame = _frame(samples[start:start + block], sample_format, rate)
-            frame.pts = pts
-            frame.time_base = Fraction(1, rate)
-            pts += frame.samples
+        for start in range(0, len(samples), 4096):
+            frame = _frame(samples[start:start + 4096], sample_format, rate)
+            frame.pts, frame.time_base = start, Fraction(1, rate)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):

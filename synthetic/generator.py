@@ -287,10 +287,6 @@ def _flat_tracks(out: Path, tracks_per_genre: int, genres: tuple[str, ...]) -> l
     return [(out / g / f"{g}.{i:05d}.wav", g, i) for g in genres for i in range(tracks_per_genre)]
 
 
-def track_paths(out_dir: str | Path, tracks_per_genre: int, genres: tuple[str, ...] = GENRES) -> list[Path]:
-    return [path for path, _, _ in _flat_tracks(Path(out_dir), tracks_per_genre, genres)]
-
-
 def _is_set_complete(out: Path, description: dict) -> bool:
     manifest = _read_json(out / MANIFEST)
     if not manifest or manifest.get("set") != description:
