@@ -70,25 +70,14 @@ class AvSound:
             return 0, False
         return max(0, round(seconds * rate)), self.format not in ESTIMATED_LENGTH
 
-    def close(self) -> None:
-        self._container.close()
-
     def __enter__(self) -> "AvSound":
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
-
-    def seekable(self) -> bool:
-        return True
+        self._container.close()
 
     def tell(self) -> int:
         return self._position
-
-    def _frames(self):
-        if self._decoder is None:
-            self._decoder = self._container.decode(self._stream)
-        return self._decoder
 
     def _array(self, frame: av.AudioFrame) -> np.ndarray:
         data = frame.to_ndarray()
@@ -112,7 +101,9 @@ class AvSound:
         if self._ended:
             return None
         try:
-            frame = next(self._frames())
+            if self._decoder is None:
+                self._decoder = self._container.decode(self._stream)
+            frame = next(self._decoder)
         except StopIteration:
             self._ended = True
             return None

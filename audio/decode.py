@@ -51,7 +51,7 @@ WINDOWED_MAX_FRACTION = 0.5
 # libsndfile seeks these exactly (sample-accurate, tested); MP3 frame counts are estimates.
 WINDOWED_FORMATS = frozenset({"WAV", "WAVEX", "W64", "RF64", "AIFF", "AU", "FLAC", "OGG"})
 # libsndfile's Vorbis seek returns wrong samples for a target under 2 s ahead or in the last page: shorter
-# gaps are read through, and no seek lands in the last page (_ogg_last_page_start).
+# gaps are read through, and no seek lands in the last page (_ogg_last_page).
 OGG_MIN_SEEK_SECONDS = 3.0
 _OGG_END_OF_STREAM = 0x04
 _OGG_MAX_PAGE = 65307  # 27-byte header, 255 lacing values, 255 x 255 bytes of body
@@ -149,11 +149,6 @@ def ffmpeg_seeks_exactly(sound: av_reader.AvSound) -> bool:
     """True when a seek in this file gives the whole-file decoder's samples (FFMPEG_WINDOWED_*)."""
     return sound.format in FFMPEG_WINDOWED_CONTAINERS and (
         sound.subtype in FFMPEG_WINDOWED_CODECS or sound.subtype.startswith("pcm_"))
-
-
-def _libsndfile_message(error: Exception) -> str:
-    # LibsndfileError's str() names the BytesIO object; its error_string is the useful part.
-    return getattr(error, "error_string", None) or str(error)
 
 
 def riff_data_sizes(f: BinaryIO) -> Optional[tuple[int, int]]:
@@ -256,18 +251,6 @@ def _ogg_last_page(f: BinaryIO) -> Optional[tuple[int, int]]:
     return granule_by_end.get(last_start, -1), tail[last_start + 5]
 
 
-def _ogg_last_page_start(f: BinaryIO) -> Optional[int]:
-    """The granule position (frames) where an Ogg stream's last page starts; None when not found."""
-    page = _ogg_last_page(f)
-    return page[0] if page is not None and page[0] >= 0 else None
-
-
-def ogg_ends_cleanly(f: BinaryIO) -> bool:
-    """Whether an Ogg file's last page is whole and marks the end of its stream (a cut file's is not)."""
-    page = _ogg_last_page(f)
-    return page is not None and bool(page[1] & _OGG_END_OF_STREAM)
-
-
 @dataclasses.dataclass
 class _Read:
     """One seek and read: source frames [first, last) holding the target-rate spans."""
@@ -365,7 +348,8 @@ def decode(source: Union[bytes, BinaryIO], target_rate: Optional[int], max_secon
             track = resampled_length(frames, rate, target_rate)
             if wanted is not None and seeks_exactly(sound):
                 ogg = sound.format == "OGG"
-                last_page = _ogg_last_page_start(f) if ogg else None
+                page = _ogg_last_page(f) if ogg else None
+                last_page = page[0] if page is not None and page[0] >= 0 else None  # where the last page starts
                 if not ogg or last_page is not None:  # an Ogg file without a readable tail is decoded whole
                     reads = _plan_reads(wanted(track), frames, rate, target_rate,
                                         math.ceil(OGG_MIN_SEEK_SECONDS * rate) if ogg else 0, last_page)
@@ -374,15 +358,19 @@ def decode(source: Union[bytes, BinaryIO], target_rate: Optional[int], max_secon
             # MP3 frame counts are estimates; elsewhere fewer frames than the header's count means a cut file.
             cut = cut or (read is not None and read < frames and sound.subtype != "MPEG_LAYER_III")
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
-        raise BadAudio(UNDECODABLE, f"libsndfile: {_libsndfile_message(e)}") from None
+        # LibsndfileError's str() names the BytesIO object; its error_string is the useful part.
+        raise BadAudio(UNDECODABLE, f"libsndfile: {getattr(e, 'error_string', None) or e}") from None
     return _decoded(samples, sound, lossless, bool(riff and riff[0] > riff[1]) or cut, windowed)
 
 
 def _decode_ffmpeg(f: BinaryIO, target_rate: Optional[int], max_seconds: float,
                    wanted: Optional[Wanted]) -> DecodedAudio:
     """decode() for the containers FFmpeg reads."""
-    # FFmpeg takes an Ogg stream's length from its last page, so a cut Ogg file is told by that page.
-    ogg_cut = f.read(4) == b"OggS" and not ogg_ends_cleanly(f)
+    # FFmpeg takes an Ogg stream's length from its last page, so a cut Ogg file is told by that page: one that
+    # is not whole or does not mark the end of its stream.
+    ogg = f.read(4) == b"OggS"
+    page = _ogg_last_page(f) if ogg else None
+    ogg_cut = ogg and (page is None or not page[1] & _OGG_END_OF_STREAM)
     f.seek(0)
     try:
         with av_reader.AvSound(f) as sound:
@@ -429,8 +417,11 @@ def _decoded(samples: np.ndarray, sound: Sound, lossless: bool, truncated: bool,
                         source_subtype=sound.subtype, truncated=truncated, **windowed)
 
 
-def check_usable(audio: DecodedAudio, segment_samples: int, sample_rate: int, silence_dbfs: float) -> None:
-    """Raise BadAudio unless the decoded samples fill one segment and pass levels.py's rules."""
+def load(source: Union[bytes, BinaryIO], sample_rate: int, segment_samples: int, silence_dbfs: float,
+         max_seconds: float = math.inf, wanted: Optional[Wanted] = None) -> DecodedAudio:
+    """decode(), then BadAudio unless the samples fill one segment and pass levels.py's rules: what ingestion does
+    with each file."""
+    audio = decode(source, sample_rate, max_seconds, wanted)
     n = len(audio.samples)
     if n < segment_samples:
         raise BadAudio(TOO_SHORT, f"{n / sample_rate:.3f} s of audio is shorter than one "
@@ -438,11 +429,4 @@ def check_usable(audio: DecodedAudio, segment_samples: int, sample_rate: int, si
     problem = levels.check(audio.samples, silence_dbfs)
     if problem is not None:
         raise BadAudio(problem.reason, problem.detail)
-
-
-def load(source: Union[bytes, BinaryIO], sample_rate: int, segment_samples: int, silence_dbfs: float,
-         max_seconds: float = math.inf, wanted: Optional[Wanted] = None) -> DecodedAudio:
-    """decode() followed by check_usable(): what ingestion does with each file."""
-    audio = decode(source, sample_rate, max_seconds, wanted)
-    check_usable(audio, segment_samples, sample_rate, silence_dbfs)
     return audio

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
+from collections import Counter
 from typing import Iterable, NamedTuple, Optional, Sequence
 
 from audio import filecheck, labels
@@ -225,18 +226,16 @@ def label(found: Discovery, config: LabelsConfig, genres: Sequence[str], root: s
         excluded += [Excluded(row.path, labels.MANIFEST_FILE_MISSING,
                               f"listed on line {row.line} of the manifest {config.manifest}, not found under the root")
                      for row in missing]
-    rare = labels.rare_genres((f.genre for f in files if f.problem is None and f.genre), config.min_tracks_per_genre)
-    if rare:
-        kept = []
-        for f in files:
-            if f.problem is None and f.genre in rare:
-                excluded.append(Excluded(f.rel_path, labels.RARE_GENRE,
-                                         f"genre {f.genre} has {rare[f.genre]} track(s), fewer than "
-                                         f"--min-tracks-per-genre {config.min_tracks_per_genre}"))
-            else:
-                kept.append(f)
-        files = kept
-    return Discovery(files=files, excluded=sorted(excluded, key=lambda e: e.rel_path), source=found.source)
+    counts = Counter(f.genre for f in files if f.problem is None and f.genre)
+    rare = {g: n for g, n in counts.items() if n < config.min_tracks_per_genre}
+    kept = []
+    for f in files:
+        if f.problem is None and f.genre in rare:
+            excluded.append(Excluded(f.rel_path, labels.RARE_GENRE, f"genre {f.genre} has {rare[f.genre]} track(s), "
+                                     f"fewer than --min-tracks-per-genre {config.min_tracks_per_genre}"))
+        else:
+            kept.append(f)
+    return Discovery(files=kept, excluded=sorted(excluded, key=lambda e: e.rel_path), source=found.source)
 
 
 def discover(root: str, pattern: str, genres: Sequence[str] = (), config: Optional[LabelsConfig] = None) -> Discovery:

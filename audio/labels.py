@@ -12,7 +12,6 @@ import hashlib
 import io
 import os
 import re
-from collections import Counter
 from typing import Iterable, Optional, Sequence
 
 from audio import filecheck
@@ -186,13 +185,6 @@ def _rows(path: str) -> tuple[list[str], Iterable[tuple[int, list[str]]]]:
     return [h.strip() for h in header], ((reader.line_num, row) for row in reader)
 
 
-def _clean_path(text: str) -> str:
-    path = text.strip().replace("\\", "/")
-    while path.startswith("./"):
-        path = path[2:]
-    return path
-
-
 def read_manifest(path: str) -> dict[str, ManifestRow]:
     """Relative path -> row of the manifest at ``path``; ManifestError names the file, the line and the fix."""
     fix_columns = ("give the manifest a header row with the columns path and genre (and optionally artist, album), "
@@ -223,7 +215,7 @@ def read_manifest(path: str) -> dict[str, ManifestRow]:
                                 fix=f"give every row {len(names)} comma-separated values (quote a value that holds "
                                     "a comma)")
         cells = {c: row[i].strip() for c, i in at.items()}
-        rel = _clean_path(cells["path"])
+        rel = re.sub(r"^(\./)+", "", cells["path"].replace("\\", "/"))
         if not rel or rel.startswith("/") or ".." in rel.split("/"):
             raise ManifestError(f"The manifest's path {cells['path']!r} is not a path inside the data root.",
                                 where=f"{path}, line {line}",
@@ -296,9 +288,3 @@ def label_files(rel_paths: Sequence[tuple[str, str]], labels: LabelsConfig, genr
         result[rel] = (Label(genre, Tags(row.genre, row.artist, row.album)) if genre else
                        Label(reason=NO_GENRE_TAG, detail=f"the manifest's line {row.line} names no genre"))
     return result, [row for rel, row in sorted(rows.items()) if rel not in result]
-
-
-def rare_genres(genres_of_tracks: Iterable[str], min_tracks: int) -> dict[str, int]:
-    """Genre -> its track count, for the genres with fewer than ``min_tracks`` tracks."""
-    counts = Counter(genres_of_tracks)
-    return {g: n for g, n in sorted(counts.items()) if n < min_tracks}
