@@ -35,28 +35,22 @@ class AudioQuarantine(artifact.Artifact):
 class FirstNames:
     """A count and the first LISTED_AT_MOST items in sorted order, whatever order they come in (memory: those)."""
 
-    def __init__(self, limit: int = LISTED_AT_MOST):
+    def __init__(self, items: Iterable[str] = ()):
         self.count = 0
-        self._limit = limit
         self._first: list[tuple[str, Any]] = []
+        for item in items:
+            self.add(item)
 
     def add(self, key: str, item: Any = None) -> None:
         self.count += 1
-        if len(self._first) == self._limit and key >= self._first[-1][0]:
+        if len(self._first) == LISTED_AT_MOST and key >= self._first[-1][0]:
             return
         bisect.insort(self._first, (key, key if item is None else item), key=lambda pair: pair[0])
-        del self._first[self._limit:]
+        del self._first[LISTED_AT_MOST:]
 
     @property
     def first(self) -> list[Any]:
         return [item for _, item in self._first]
-
-
-def capped(items: Iterable[str], limit: int = LISTED_AT_MOST) -> FirstNames:
-    names = FirstNames(limit)
-    for item in items:
-        names.add(item)
-    return names
 
 
 def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Sequence[str],
@@ -103,7 +97,7 @@ def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Se
         per_split[split]["groups"] = len(keys)
     for (genre, split), keys in groups_in_genre.items():
         per_genre[genre][split]["groups"] = len(keys)
-    ignored = capped(ignored_non_audio_files)
+    ignored = FirstNames(ignored_non_audio_files)
     considered = status[INGESTED] + status[QUARANTINED]
     return {
         **context,
