@@ -160,12 +160,8 @@ def _overlay(out: np.ndarray, starts: np.ndarray, sounds: list[np.ndarray], whic
     for i, (start, w) in enumerate(zip(starts.tolist(), which.tolist())):
         sound = sounds[w]
         end = min(n, start + len(sound))
-        if start >= end:
-            continue
-        if gains is None:
-            out[start:end] += sound[: end - start]
-        else:
-            out[start:end] += np.float32(gains[i]) * sound[: end - start]
+        if start < end:
+            out[start:end] += np.float32(1.0 if gains is None else gains[i]) * sound[: end - start]
 
 
 @functools.lru_cache(maxsize=1)

@@ -62,8 +62,7 @@ def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Se
     per_split = {s: {"tracks": 0, "segments": 0, "seconds": 0.0, "groups": 0} for s in SPLITS}
     per_genre: dict[str, dict[str, dict[str, int]]] = {
         g: {s: {"tracks": 0, "segments": 0, "groups": 0} for s in SPLITS} for g in genres}
-    groups_in: dict[str, set[str]] = defaultdict(set)
-    groups_in_genre: dict[tuple[str, str], set[str]] = defaultdict(set)
+    groups_in: dict[tuple[str, str], set[str]] = defaultdict(set)  # (genre, or "" for all, split) -> group keys
     excluded: dict[str, FirstNames] = defaultdict(FirstNames)
     bad, truncated, cut = FirstNames(), FirstNames(), FirstNames()
     reasons: Counter = Counter()
@@ -72,14 +71,12 @@ def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Se
         status[r["status"]] += 1
         if r["status"] == INGESTED:
             split, genre = r["split"], r["genre"]
-            per_split[split]["tracks"] += 1
-            per_split[split]["segments"] += r["segments"]
+            for counts in (per_split[split], per_genre[genre][split]):
+                counts["tracks"] += 1
+                counts["segments"] += r["segments"]
             per_split[split]["seconds"] = round(per_split[split]["seconds"] + r["seconds"], 3)
-            per_genre[genre][split]["tracks"] += 1
-            per_genre[genre][split]["segments"] += r["segments"]
-            group = r.get("group") or r["track_id"]
-            groups_in[split].add(group)
-            groups_in_genre[genre, split].add(group)
+            for key in ("", genre):
+                groups_in[key, split].add(r.get("group") or r["track_id"])
             audio_seconds += r["seconds"]
             decoded_seconds += r.get("decoded_seconds", r["seconds"])
             view_segments += r.get("view_segments", 0)
@@ -93,10 +90,8 @@ def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Se
         elif r["status"] == QUARANTINED:
             reasons[r["reason"]] += 1
             bad.add(r["path"], quarantine_entry(r))
-    for split, keys in groups_in.items():
-        per_split[split]["groups"] = len(keys)
-    for (genre, split), keys in groups_in_genre.items():
-        per_genre[genre][split]["groups"] = len(keys)
+    for (genre, split), keys in groups_in.items():
+        (per_genre[genre] if genre else per_split)[split]["groups"] = len(keys)
     ignored = FirstNames(ignored_non_audio_files)
     considered = status[INGESTED] + status[QUARANTINED]
     return {
