@@ -214,18 +214,6 @@ def _read_float(f: Sound, target_rate: int, limit: float, max_seconds: float,
     return samples.astype(np.float32, copy=False), read
 
 
-def resampled_length(frames: int, rate: int, target_rate: int) -> int:
-    """Samples soxr gives for ``frames`` source frames: frames * target / rate, halves rounded up."""
-    return (2 * frames * target_rate + rate) // (2 * rate)
-
-
-def seeks_exactly(sound: sf.SoundFile) -> bool:
-    """True when libsndfile seeks this file sample-accurately (WINDOWED_FORMATS, Ogg Vorbis only)."""
-    if sound.format not in WINDOWED_FORMATS or not sound.seekable():
-        return False
-    return sound.format != "OGG" or sound.subtype == "VORBIS"
-
-
 def _ogg_last_page(f: BinaryIO) -> Optional[tuple[int, int]]:
     """(granule position where the file's last Ogg page starts or -1, its flags); None for a file cut in a page.
     A page counts only where its length leads to the next page or the end ("OggS" may occur in packet data)."""
@@ -350,13 +338,14 @@ def decode(source: Union[bytes, BinaryIO], target_rate: Optional[int], max_secon
             target_rate = rate if target_rate is None else target_rate
             pcm16 = sound.sample_format in ("s16", "s16p") if ffmpeg else sound.subtype == "PCM_16"
             lossless = pcm16 and sound.channels == 1 and rate == target_rate
-            track = resampled_length(frames, rate, target_rate)
+            track = (2 * frames * target_rate + rate) // (2 * rate)  # soxr's length: frames * target / rate, halves up
             if ffmpeg:
                 seeks = frames > 0 and sound.declared_exactly and ffmpeg_seeks_exactly(sound)
                 min_seek, last_page = 0, None
-            else:  # an Ogg file without a readable tail is decoded whole
+            else:  # sample-accurate seeks: WINDOWED_FORMATS, Ogg Vorbis only (one without a readable tail whole)
                 last_page = page[0] if page is not None and page[0] >= 0 else None
-                seeks = seeks_exactly(sound) and (not ogg or last_page is not None)
+                seeks = sound.format in WINDOWED_FORMATS and sound.seekable() and (
+                    not ogg or (sound.subtype == "VORBIS" and last_page is not None))
                 min_seek = math.ceil(OGG_MIN_SEEK_SECONDS * rate) if ogg else 0
             reads = _plan_reads(wanted(track), frames, rate, target_rate, min_seek, last_page) if (
                 wanted is not None and seeks) else None
