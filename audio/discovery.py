@@ -10,7 +10,7 @@ import dataclasses
 import os
 import posixpath
 from collections import Counter
-from typing import Iterable, NamedTuple, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 from audio import filecheck, labels
 from config.settings import AUDIO_EXTENSIONS, GENRE_PARENTS, LabelsConfig
@@ -30,35 +30,29 @@ _DETAILS = {
 }
 
 
-class Exclusion(NamedTuple):
-    """Why an entry is not a candidate."""
-
-    reason: str
-    detail: str
-
-
 @dataclasses.dataclass(frozen=True)
 class Entry:
     """One thing the walk met. ``excluded`` set: not a candidate; else ``problem`` may be set."""
 
     path: str       # absolute path or URI
     rel_path: str   # relative to the walked folder, '/'-separated
-    excluded: Optional[Exclusion] = None
+    excluded: Optional[filecheck.Problem] = None
     problem: Optional[filecheck.Problem] = None
 
 
-def classify(rel_path: str, linked_folder: bool = False) -> Optional[Exclusion]:
+def classify(rel_path: str, linked_folder: bool = False) -> Optional[filecheck.Problem]:
     """Why the entry at ``rel_path`` is not a candidate, or None: the shared rule."""
     parts = rel_path.split("/")
-    if any(p.startswith(".") for p in parts):
-        return Exclusion(HIDDEN, _DETAILS[HIDDEN])
     stem, dot, ext = parts[-1].rpartition(".")
-    if not dot or ext.lower() not in AUDIO_EXTENSIONS:
-        return Exclusion(LINKED_FOLDER, _DETAILS[LINKED_FOLDER]) if linked_folder else Exclusion(
-            NOT_AUDIO_EXTENSION, _DETAILS[NOT_AUDIO_EXTENSION])
-    if not stem.strip():
-        return Exclusion(NO_NAME, _DETAILS[NO_NAME])
-    return None
+    if any(p.startswith(".") for p in parts):
+        reason = HIDDEN
+    elif not dot or ext.lower() not in AUDIO_EXTENSIONS:
+        reason = LINKED_FOLDER if linked_folder else NOT_AUDIO_EXTENSION
+    elif not stem.strip():
+        reason = NO_NAME
+    else:
+        return None
+    return filecheck.Problem(reason, _DETAILS[reason])
 
 
 def entry(path: str, rel: str, linked_folder: bool = False) -> Entry:
