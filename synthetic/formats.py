@@ -35,19 +35,15 @@ MORE_FORMATS: dict[str, tuple[str, str, str, str, Optional[int]]] = {
 }
 
 
-def _frame(block: np.ndarray, fmt: str, rate: int) -> av.AudioFrame:
-    """One frame of BLOCK: (samples,) mono or (samples, 2) stereo."""
+def _frame(block: np.ndarray, fmt: str, rate: int, pts: int) -> av.AudioFrame:
+    """One frame of BLOCK ((samples,) mono or (samples, 2) stereo) that starts at sample PTS."""
     if fmt.startswith("s16"):
-        data = np.clip(np.round(block * 32767.0), -32768, 32767).astype(np.int16)
+        data = np.clip(np.round(block * 32767.0), -32768, 32767).astype(np.int16).reshape(len(block), -1)
     else:
-        data = block.astype(np.float32)
-    if data.ndim == 1:
-        data = data[:, None]
-    planar = fmt.endswith("p")
-    layout = "mono" if data.shape[1] == 1 else "stereo"
-    data = np.ascontiguousarray(data.T) if planar else data.reshape(1, -1)
-    frame = av.AudioFrame.from_ndarray(data, format=fmt, layout=layout)
-    frame.sample_rate = rate
+        data = block.astype(np.float32).reshape(len(block), -1)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data.T) if fmt.endswith("p") else data.reshape(1, -1),
+                                       format=fmt, layout="mono" if data.shape[1] == 1 else "stereo")
+    frame.sample_rate, frame.pts, frame.time_base = rate, pts, Fraction(1, rate)
     return frame
 
 
@@ -69,9 +65,7 @@ def encode(path: Path, samples: np.ndarray, rate: int, fmt: str, options: Option
             stream.bit_rate = 64000  # WMA's encoder has no default bit rate
         stream.time_base = Fraction(1, rate)
         for start in range(0, len(samples), 4096):
-            frame = _frame(samples[start:start + 4096], sample_format, rate)
-            frame.pts, frame.time_base = start, Fraction(1, rate)
-            for packet in stream.encode(frame):
+            for packet in stream.encode(_frame(samples[start:start + 4096], sample_format, rate, start)):
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
