@@ -112,10 +112,8 @@ class DecodedAudio:
 
     def position(self, start: int) -> Optional[int]:
         """Where track sample ``start`` is in ``samples``; None when it was not decoded."""
-        if not self.spans:
-            return start if 0 <= start < len(self.samples) else None
         offset = 0
-        for begin, end in self.spans:
+        for begin, end in self.spans or ((0, len(self.samples)),):
             if begin <= start < end:
                 return offset + start - begin
             offset += end - begin
