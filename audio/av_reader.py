@@ -52,11 +52,8 @@ class AvSound:
             self._container.close()
             raise
         self._origin = self._stream.start_time or 0  # stream time of the first sample
-        self._decoder = None
-        self._buffer: list[np.ndarray] = []
-        self._buffered = 0
-        self._position = 0
-        self._ended = False
+        # The decoder, decoded samples not read yet (and their count), the next frame's position, the end reached.
+        self._decoder, self._buffer, self._buffered, self._position, self._ended = None, [], 0, 0, False
         self.broken = False  # decoding stopped at an error after some samples
 
     def _declared_frames(self) -> tuple[int, bool]:
