@@ -50,11 +50,9 @@ class FileTask:
     group: str = ""  # the split group of the track (audio/groups.py), set for files to decode
 
     def record(self, **extra: Any) -> dict[str, Any]:
-        rec = {"path": self.rel_path, "genre": self.genre, "track_id": self.track_id, "split": self.split,
-               "status": self.status, "reason": self.reason, "detail": self.detail, "group": self.group,
-               "segments": 0, "seconds": 0.0, "truncated": False}
-        rec.update(extra)
-        return rec
+        return {"path": self.rel_path, "genre": self.genre, "track_id": self.track_id, "split": self.split,
+                "status": self.status, "reason": self.reason, "detail": self.detail, "group": self.group,
+                "segments": 0, "seconds": 0.0, "truncated": False, **extra}
 
 
 def kept_segments(num_samples: int, cfg: AudioConfig) -> tuple[int, list[int], list[int]]:
