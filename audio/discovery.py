@@ -58,9 +58,7 @@ def classify(rel_path: str, linked_folder: bool = False) -> Optional[filecheck.P
 def entry(path: str, rel: str, linked_folder: bool = False) -> Entry:
     """The entry at ``path``: excluded by :func:`classify`, or a candidate with its filecheck problem."""
     excluded = classify(rel, linked_folder)
-    if excluded is not None:
-        return Entry(path, rel, excluded=excluded)
-    return Entry(path, rel, problem=_problem(path))
+    return Entry(path, rel, excluded=excluded, problem=None if excluded else _problem(path))
 
 
 def _problem(path: str) -> Optional[filecheck.Problem]:
@@ -87,11 +85,8 @@ def walk(root: str) -> list[Entry]:
             return  # the root itself: discover() and list_audio() check it first
         rel = os.path.relpath(error.filename, root).replace(os.sep, "/")
         hidden = classify(rel + "/x.wav")
-        if hidden is not None:
-            entries.append(Entry(error.filename, rel, excluded=hidden))
-        else:
-            entries.append(Entry(error.filename, rel, problem=filecheck.Problem(
-                filecheck.UNREADABLE, f"a folder that cannot be listed: {error.strerror or error}")))
+        entries.append(Entry(error.filename, rel, excluded=hidden, problem=None if hidden else filecheck.Problem(
+            filecheck.UNREADABLE, f"a folder that cannot be listed: {error.strerror or error}")))
 
     for folder, dirs, names in os.walk(root, onerror=unlisted, followlinks=False):
         for name in dirs:
