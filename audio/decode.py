@@ -95,7 +95,6 @@ class DecodedAudio:
     samples: np.ndarray
     source_rate: int
     source_channels: int
-    source_subtype: str
     truncated: bool = False  # the header promised more data than the file holds
     # Windowed decoding: the track's length at the target rate and the [start, end) spans ``samples`` holds.
     track_samples: Optional[int] = None
@@ -372,8 +371,7 @@ def decode(source: Union[bytes, BinaryIO], target_rate: Optional[int], max_secon
     if samples.size == 0:
         raise BadAudio(EMPTY, "the header is valid but the file holds no samples (truncated?)")
     return DecodedAudio(samples=samples, source_rate=sound.samplerate, source_channels=sound.channels,
-                        source_subtype=sound.subtype, truncated=cut, track_samples=None if reads is None else track,
-                        spans=tuple(spans))
+                        truncated=cut, track_samples=None if reads is None else track, spans=tuple(spans))
 
 
 def load(source: Union[bytes, BinaryIO], sample_rate: int, segment_samples: int, silence_dbfs: float,
