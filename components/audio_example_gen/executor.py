@@ -54,7 +54,7 @@ def _task(line: str) -> ingest.FileTask:
 def IngestTaskFiles(pipeline: beam.Pipeline, pattern: str, audio: AudioConfig,  # noqa: N802 - Beam's naming
                     progress_dir: Optional[str] = None) -> dict[str, beam.PCollection]:
     """``{split: serialized tf.Examples}`` for each of SPLITS, plus ``files`` (records), for the tasks in the files
-    matching ``pattern``: read by the workers (not embedded in the graph) and reshuffled so every worker gets a share."""
+    matching ``pattern``: read by the workers (not embedded in the graph), reshuffled so every worker gets a share."""
     outputs = (pipeline
                | "ReadFileTasks" >> beam.io.ReadFromText(pattern)
                | "ParseFileTasks" >> beam.Map(_task)
