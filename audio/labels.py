@@ -193,8 +193,6 @@ def read_manifest(path: str) -> dict[str, ManifestRow]:
     except FileNotFoundError as error:
         raise ManifestError(f"The manifest {path} does not exist.", where="--labels",
                             fix="pass an existing .csv or .parquet file, or --labels folders or tags") from error
-    except UserError:
-        raise
     except Exception as error:  # noqa: BLE001 - a file pyarrow or csv cannot read
         raise ManifestError(f"The manifest {path} cannot be read: {type(error).__name__}: {error}.",
                             where="--labels", fix=fix_columns) from error
