@@ -52,11 +52,8 @@ class AvSound:
             self._container.close()
             raise
         self._origin = self._stream.start_time or 0  # stream time of the first sample
-        self._decoder = None
-        self._buffer: list[np.ndarray] = []
-        self._buffered = 0
-        self._position = 0
-        self._ended = False
+        # The decoder, decoded samples not read yet (and their count), the next frame's position, the end reached.
+        self._decoder, self._buffer, self._buffered, self._position, self._ended = None, [], 0, 0, False
         self.broken = False  # decoding stopped at an error after some samples
 
     def _declared_frames(self) -> tuple[int, bool]:
@@ -70,25 +67,14 @@ class AvSound:
             return 0, False
         return max(0, round(seconds * rate)), self.format not in ESTIMATED_LENGTH
 
-    def close(self) -> None:
-        self._container.close()
-
     def __enter__(self) -> "AvSound":
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
-
-    def seekable(self) -> bool:
-        return True
+        self._container.close()
 
     def tell(self) -> int:
         return self._position
-
-    def _frames(self):
-        if self._decoder is None:
-            self._decoder = self._container.decode(self._stream)
-        return self._decoder
 
     def _array(self, frame: av.AudioFrame) -> np.ndarray:
         data = frame.to_ndarray()
@@ -112,7 +98,9 @@ class AvSound:
         if self._ended:
             return None
         try:
-            frame = next(self._frames())
+            if self._decoder is None:
+                self._decoder = self._container.decode(self._stream)
+            frame = next(self._decoder)
         except StopIteration:
             self._ended = True
             return None

@@ -51,7 +51,7 @@ WINDOWED_MAX_FRACTION = 0.5
 # libsndfile seeks these exactly (sample-accurate, tested); MP3 frame counts are estimates.
 WINDOWED_FORMATS = frozenset({"WAV", "WAVEX", "W64", "RF64", "AIFF", "AU", "FLAC", "OGG"})
 # libsndfile's Vorbis seek returns wrong samples for a target under 2 s ahead or in the last page: shorter
-# gaps are read through, and no seek lands in the last page (_ogg_last_page_start).
+# gaps are read through, and no seek lands in the last page (_ogg_last_page).
 OGG_MIN_SEEK_SECONDS = 3.0
 _OGG_END_OF_STREAM = 0x04
 _OGG_MAX_PAGE = 65307  # 27-byte header, 255 lacing values, 255 x 255 bytes of body
@@ -95,7 +95,6 @@ class DecodedAudio:
     samples: np.ndarray
     source_rate: int
     source_channels: int
-    source_subtype: str
     truncated: bool = False  # the header promised more data than the file holds
     # Windowed decoding: the track's length at the target rate and the [start, end) spans ``samples`` holds.
     track_samples: Optional[int] = None
@@ -112,10 +111,8 @@ class DecodedAudio:
 
     def position(self, start: int) -> Optional[int]:
         """Where track sample ``start`` is in ``samples``; None when it was not decoded."""
-        if not self.spans:
-            return start if 0 <= start < len(self.samples) else None
         offset = 0
-        for begin, end in self.spans:
+        for begin, end in self.spans or ((0, len(self.samples)),):
             if begin <= start < end:
                 return offset + start - begin
             offset += end - begin
@@ -149,11 +146,6 @@ def ffmpeg_seeks_exactly(sound: av_reader.AvSound) -> bool:
     """True when a seek in this file gives the whole-file decoder's samples (FFMPEG_WINDOWED_*)."""
     return sound.format in FFMPEG_WINDOWED_CONTAINERS and (
         sound.subtype in FFMPEG_WINDOWED_CODECS or sound.subtype.startswith("pcm_"))
-
-
-def _libsndfile_message(error: Exception) -> str:
-    # LibsndfileError's str() names the BytesIO object; its error_string is the useful part.
-    return getattr(error, "error_string", None) or str(error)
 
 
 def riff_data_sizes(f: BinaryIO) -> Optional[tuple[int, int]]:
@@ -219,18 +211,6 @@ def _read_float(f: Sound, target_rate: int, limit: float, max_seconds: float,
     return samples.astype(np.float32, copy=False), read
 
 
-def resampled_length(frames: int, rate: int, target_rate: int) -> int:
-    """Samples soxr gives for ``frames`` source frames: frames * target / rate, halves rounded up."""
-    return (2 * frames * target_rate + rate) // (2 * rate)
-
-
-def seeks_exactly(sound: sf.SoundFile) -> bool:
-    """True when libsndfile seeks this file sample-accurately (WINDOWED_FORMATS, Ogg Vorbis only)."""
-    if sound.format not in WINDOWED_FORMATS or not sound.seekable():
-        return False
-    return sound.format != "OGG" or sound.subtype == "VORBIS"
-
-
 def _ogg_last_page(f: BinaryIO) -> Optional[tuple[int, int]]:
     """(granule position where the file's last Ogg page starts or -1, its flags); None for a file cut in a page.
     A page counts only where its length leads to the next page or the end ("OggS" may occur in packet data)."""
@@ -254,18 +234,6 @@ def _ogg_last_page(f: BinaryIO) -> Optional[tuple[int, int]]:
     if last_start is None:
         return None
     return granule_by_end.get(last_start, -1), tail[last_start + 5]
-
-
-def _ogg_last_page_start(f: BinaryIO) -> Optional[int]:
-    """The granule position (frames) where an Ogg stream's last page starts; None when not found."""
-    page = _ogg_last_page(f)
-    return page[0] if page is not None and page[0] >= 0 else None
-
-
-def ogg_ends_cleanly(f: BinaryIO) -> bool:
-    """Whether an Ogg file's last page is whole and marks the end of its stream (a cut file's is not)."""
-    page = _ogg_last_page(f)
-    return page is not None and bool(page[1] & _OGG_END_OF_STREAM)
 
 
 @dataclasses.dataclass
@@ -349,88 +317,68 @@ def decode(source: Union[bytes, BinaryIO], target_rate: Optional[int], max_secon
         raise BadAudio(EMPTY, "the file is empty (0 bytes)")
     if not looks_like_audio(head):
         raise BadAudio(NOT_AUDIO, f"no known audio signature (the file starts with {head[:16]!r})")
-    if (reader or reader_for(head)) == FFMPEG:
-        return _decode_ffmpeg(f, target_rate, max_seconds, wanted)
-    riff = riff_data_sizes(f)
+    ffmpeg = (reader or reader_for(head)) == FFMPEG
+    # libsndfile counts the frames present; a RIFF header may promise more (truncated file).
+    riff = None if ffmpeg else riff_data_sizes(f)
+    promised = bool(riff and riff[0] > riff[1])
+    # An Ogg stream's last page: no libsndfile seek lands in it, and FFmpeg takes the stream's length from it, so
+    # a cut file is told by that page (not whole, or not marking the end of the stream).
+    ogg = head.startswith(b"OggS")
+    page = _ogg_last_page(f) if ogg else None
+    ogg_cut = ogg and (page is None or not page[1] & _OGG_END_OF_STREAM)
+    errors = av_reader.AvError if ffmpeg else (sf.LibsndfileError, RuntimeError, ValueError)
     try:
-        with sf.SoundFile(f) as sound:
+        with (av_reader.AvSound(f) if ffmpeg else sf.SoundFile(f)) as sound:
             rate, frames = sound.samplerate, sound.frames
-            # libsndfile counts the frames present; a RIFF header may promise more (truncated file).
-            declared = frames * riff[0] // riff[1] if riff and riff[1] > 0 and riff[0] > riff[1] else frames
+            declared = frames * riff[0] // riff[1] if promised and riff[1] > 0 else frames
             _check_header(rate, sound.channels, declared, max_seconds)
             target_rate = rate if target_rate is None else target_rate
-            limit = int(max_seconds * rate) if math.isfinite(max_seconds) else frames + 1
-            lossless = sound.subtype == "PCM_16" and sound.channels == 1 and rate == target_rate
-            reads: Optional[list[_Read]] = None
-            track = resampled_length(frames, rate, target_rate)
-            if wanted is not None and seeks_exactly(sound):
-                ogg = sound.format == "OGG"
-                last_page = _ogg_last_page_start(f) if ogg else None
-                if not ogg or last_page is not None:  # an Ogg file without a readable tail is decoded whole
-                    reads = _plan_reads(wanted(track), frames, rate, target_rate,
-                                        math.ceil(OGG_MIN_SEEK_SECONDS * rate) if ogg else 0, last_page)
-            samples, read, cut, windowed = _read_samples(sound, reads, track, target_rate, lossless, limit,
-                                                         min(frames, limit + 1), max_seconds)
-            # MP3 frame counts are estimates; elsewhere fewer frames than the header's count means a cut file.
-            cut = cut or (read is not None and read < frames and sound.subtype != "MPEG_LAYER_III")
-    except (sf.LibsndfileError, RuntimeError, ValueError) as e:
-        raise BadAudio(UNDECODABLE, f"libsndfile: {_libsndfile_message(e)}") from None
-    return _decoded(samples, sound, lossless, bool(riff and riff[0] > riff[1]) or cut, windowed)
-
-
-def _decode_ffmpeg(f: BinaryIO, target_rate: Optional[int], max_seconds: float,
-                   wanted: Optional[Wanted]) -> DecodedAudio:
-    """decode() for the containers FFmpeg reads."""
-    # FFmpeg takes an Ogg stream's length from its last page, so a cut Ogg file is told by that page.
-    ogg_cut = f.read(4) == b"OggS" and not ogg_ends_cleanly(f)
-    f.seek(0)
-    try:
-        with av_reader.AvSound(f) as sound:
-            rate, frames = sound.samplerate, sound.frames
-            _check_header(rate, sound.channels, frames, max_seconds)
-            target_rate = rate if target_rate is None else target_rate
-            limit = int(max_seconds * rate) if math.isfinite(max_seconds) else math.inf
-            lossless = sound.sample_format in ("s16", "s16p") and sound.channels == 1 and rate == target_rate
-            track = resampled_length(frames, rate, target_rate)
-            reads = None
-            if wanted is not None and frames > 0 and sound.declared_exactly and ffmpeg_seeks_exactly(sound):
-                reads = _plan_reads(wanted(track), frames, rate, target_rate, 0, None)
-            samples, read, cut, windowed = _read_samples(sound, reads, track, target_rate, lossless, limit,
-                                                         limit + 1 if math.isfinite(limit) else -1, max_seconds)
-            # A stated length (not a bit-rate estimate) that the decoder falls well short of: a cut file.
-            short = (read is not None and sound.declared_exactly and read < frames - FFMPEG_LENGTH_SLACK_SECONDS * rate)
-            cut = cut or sound.broken or short or ogg_cut
-    except av_reader.AvError as e:
-        raise BadAudio(UNDECODABLE, f"FFmpeg: {e}") from None
-    return _decoded(samples, sound, lossless, cut, windowed)
-
-
-def _read_samples(sound: Sound, reads: Optional[list[_Read]], track: int, target_rate: int, lossless: bool,
-                  limit: float, lossless_count: int, max_seconds: float
-                  ) -> tuple[np.ndarray, Optional[int], bool, dict]:
-    """(samples, source frames read or None when windowed, cut, windowed DecodedAudio fields)."""
-    if reads is not None:
-        parts, spans, cut = _read_windows(sound, reads, target_rate, lossless, max_seconds)
-        samples = np.concatenate(parts) if parts else np.zeros(0, np.int16 if lossless else np.float32)
-        return samples, None, cut, {"track_samples": track, "spans": tuple(spans)}
-    if lossless:
-        samples = sound.read(lossless_count, dtype="int16", always_2d=True)[:, 0]
-        if len(samples) > limit:
-            raise _too_long(max_seconds)
-        return samples, len(samples), False, {}
-    samples, read = _read_float(sound, target_rate, limit, max_seconds)
-    return samples, read, False, {}
-
-
-def _decoded(samples: np.ndarray, sound: Sound, lossless: bool, truncated: bool, windowed: dict) -> DecodedAudio:
+            pcm16 = sound.sample_format in ("s16", "s16p") if ffmpeg else sound.subtype == "PCM_16"
+            lossless = pcm16 and sound.channels == 1 and rate == target_rate
+            track = (2 * frames * target_rate + rate) // (2 * rate)  # soxr's length: frames * target / rate, halves up
+            if ffmpeg:
+                seeks = frames > 0 and sound.declared_exactly and ffmpeg_seeks_exactly(sound)
+                min_seek, last_page = 0, None
+            else:  # sample-accurate seeks: WINDOWED_FORMATS, Ogg Vorbis only (one without a readable tail whole)
+                last_page = page[0] if page is not None and page[0] >= 0 else None
+                seeks = sound.format in WINDOWED_FORMATS and sound.seekable() and (
+                    not ogg or (sound.subtype == "VORBIS" and last_page is not None))
+                min_seek = math.ceil(OGG_MIN_SEEK_SECONDS * rate) if ogg else 0
+            reads = _plan_reads(wanted(track), frames, rate, target_rate, min_seek, last_page) if (
+                wanted is not None and seeks) else None
+            finite = math.isfinite(max_seconds)
+            limit = int(max_seconds * rate) if finite else math.inf if ffmpeg else frames + 1
+            read, cut, spans = None, False, []
+            if reads is not None:
+                parts, spans, cut = _read_windows(sound, reads, target_rate, lossless, max_seconds)
+                samples = np.concatenate(parts) if parts else np.zeros(0, np.int16 if lossless else np.float32)
+            elif lossless:
+                samples = sound.read(limit + 1 if finite else -1, dtype="int16", always_2d=True)[:, 0]
+                if len(samples) > limit:
+                    raise _too_long(max_seconds)
+                read = len(samples)
+            else:
+                samples, read = _read_float(sound, target_rate, limit, max_seconds)
+            if ffmpeg:  # a stated length (not a bit-rate estimate) that the decoder falls well short of: a cut file
+                short = read is not None and read < frames - FFMPEG_LENGTH_SLACK_SECONDS * rate
+                cut = cut or (sound.declared_exactly and short) or sound.broken or ogg_cut
+            else:  # MP3 frame counts are estimates; elsewhere fewer frames than the header's count means a cut file
+                cut = cut or promised or (read is not None and read < frames and sound.subtype != "MPEG_LAYER_III")
+    except errors as e:
+        # LibsndfileError's str() names the BytesIO object; its error_string is the useful part.
+        raise BadAudio(UNDECODABLE, f"{'FFmpeg' if ffmpeg else 'libsndfile'}: "
+                                    f"{getattr(e, 'error_string', None) or e}") from None
     if samples.size == 0:
         raise BadAudio(EMPTY, "the header is valid but the file holds no samples (truncated?)")
     return DecodedAudio(samples=samples, source_rate=sound.samplerate, source_channels=sound.channels,
-                        source_subtype=sound.subtype, truncated=truncated, **windowed)
+                        truncated=cut, track_samples=None if reads is None else track, spans=tuple(spans))
 
 
-def check_usable(audio: DecodedAudio, segment_samples: int, sample_rate: int, silence_dbfs: float) -> None:
-    """Raise BadAudio unless the decoded samples fill one segment and pass levels.py's rules."""
+def load(source: Union[bytes, BinaryIO], sample_rate: int, segment_samples: int, silence_dbfs: float,
+         max_seconds: float = math.inf, wanted: Optional[Wanted] = None) -> DecodedAudio:
+    """decode(), then BadAudio unless the samples fill one segment and pass levels.py's rules: what ingestion does
+    with each file."""
+    audio = decode(source, sample_rate, max_seconds, wanted)
     n = len(audio.samples)
     if n < segment_samples:
         raise BadAudio(TOO_SHORT, f"{n / sample_rate:.3f} s of audio is shorter than one "
@@ -438,11 +386,4 @@ def check_usable(audio: DecodedAudio, segment_samples: int, sample_rate: int, si
     problem = levels.check(audio.samples, silence_dbfs)
     if problem is not None:
         raise BadAudio(problem.reason, problem.detail)
-
-
-def load(source: Union[bytes, BinaryIO], sample_rate: int, segment_samples: int, silence_dbfs: float,
-         max_seconds: float = math.inf, wanted: Optional[Wanted] = None) -> DecodedAudio:
-    """decode() followed by check_usable(): what ingestion does with each file."""
-    audio = decode(source, sample_rate, max_seconds, wanted)
-    check_usable(audio, segment_samples, sample_rate, silence_dbfs)
     return audio

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-from typing import Iterable, NamedTuple, Optional, Sequence
+from collections import Counter
+from typing import Iterable, Optional, Sequence
 
 from audio import filecheck, labels
 from config.settings import AUDIO_EXTENSIONS, GENRE_PARENTS, LabelsConfig
@@ -29,43 +30,35 @@ _DETAILS = {
 }
 
 
-class Exclusion(NamedTuple):
-    """Why an entry is not a candidate."""
-
-    reason: str
-    detail: str
-
-
 @dataclasses.dataclass(frozen=True)
 class Entry:
     """One thing the walk met. ``excluded`` set: not a candidate; else ``problem`` may be set."""
 
     path: str       # absolute path or URI
     rel_path: str   # relative to the walked folder, '/'-separated
-    excluded: Optional[Exclusion] = None
+    excluded: Optional[filecheck.Problem] = None
     problem: Optional[filecheck.Problem] = None
 
 
-def classify(rel_path: str, linked_folder: bool = False) -> Optional[Exclusion]:
+def classify(rel_path: str, linked_folder: bool = False) -> Optional[filecheck.Problem]:
     """Why the entry at ``rel_path`` is not a candidate, or None: the shared rule."""
     parts = rel_path.split("/")
-    if any(p.startswith(".") for p in parts):
-        return Exclusion(HIDDEN, _DETAILS[HIDDEN])
     stem, dot, ext = parts[-1].rpartition(".")
-    if not dot or ext.lower() not in AUDIO_EXTENSIONS:
-        return Exclusion(LINKED_FOLDER, _DETAILS[LINKED_FOLDER]) if linked_folder else Exclusion(
-            NOT_AUDIO_EXTENSION, _DETAILS[NOT_AUDIO_EXTENSION])
-    if not stem.strip():
-        return Exclusion(NO_NAME, _DETAILS[NO_NAME])
-    return None
+    if any(p.startswith(".") for p in parts):
+        reason = HIDDEN
+    elif not dot or ext.lower() not in AUDIO_EXTENSIONS:
+        reason = LINKED_FOLDER if linked_folder else NOT_AUDIO_EXTENSION
+    elif not stem.strip():
+        reason = NO_NAME
+    else:
+        return None
+    return filecheck.Problem(reason, _DETAILS[reason])
 
 
 def entry(path: str, rel: str, linked_folder: bool = False) -> Entry:
     """The entry at ``path``: excluded by :func:`classify`, or a candidate with its filecheck problem."""
     excluded = classify(rel, linked_folder)
-    if excluded is not None:
-        return Entry(path, rel, excluded=excluded)
-    return Entry(path, rel, problem=_problem(path))
+    return Entry(path, rel, excluded=excluded, problem=None if excluded else _problem(path))
 
 
 def _problem(path: str) -> Optional[filecheck.Problem]:
@@ -92,11 +85,8 @@ def walk(root: str) -> list[Entry]:
             return  # the root itself: discover() and list_audio() check it first
         rel = os.path.relpath(error.filename, root).replace(os.sep, "/")
         hidden = classify(rel + "/x.wav")
-        if hidden is not None:
-            entries.append(Entry(error.filename, rel, excluded=hidden))
-        else:
-            entries.append(Entry(error.filename, rel, problem=filecheck.Problem(
-                filecheck.UNREADABLE, f"a folder that cannot be listed: {error.strerror or error}")))
+        entries.append(Entry(error.filename, rel, excluded=hidden, problem=None if hidden else filecheck.Problem(
+            filecheck.UNREADABLE, f"a folder that cannot be listed: {error.strerror or error}")))
 
     for folder, dirs, names in os.walk(root, onerror=unlisted, followlinks=False):
         for name in dirs:
@@ -225,18 +215,16 @@ def label(found: Discovery, config: LabelsConfig, genres: Sequence[str], root: s
         excluded += [Excluded(row.path, labels.MANIFEST_FILE_MISSING,
                               f"listed on line {row.line} of the manifest {config.manifest}, not found under the root")
                      for row in missing]
-    rare = labels.rare_genres((f.genre for f in files if f.problem is None and f.genre), config.min_tracks_per_genre)
-    if rare:
-        kept = []
-        for f in files:
-            if f.problem is None and f.genre in rare:
-                excluded.append(Excluded(f.rel_path, labels.RARE_GENRE,
-                                         f"genre {f.genre} has {rare[f.genre]} track(s), fewer than "
-                                         f"--min-tracks-per-genre {config.min_tracks_per_genre}"))
-            else:
-                kept.append(f)
-        files = kept
-    return Discovery(files=files, excluded=sorted(excluded, key=lambda e: e.rel_path), source=found.source)
+    counts = Counter(f.genre for f in files if f.problem is None and f.genre)
+    rare = {g: n for g, n in counts.items() if n < config.min_tracks_per_genre}
+    kept = []
+    for f in files:
+        if f.problem is None and f.genre in rare:
+            excluded.append(Excluded(f.rel_path, labels.RARE_GENRE, f"genre {f.genre} has {rare[f.genre]} track(s), "
+                                     f"fewer than --min-tracks-per-genre {config.min_tracks_per_genre}"))
+        else:
+            kept.append(f)
+    return Discovery(files=kept, excluded=sorted(excluded, key=lambda e: e.rel_path), source=found.source)
 
 
 def discover(root: str, pattern: str, genres: Sequence[str] = (), config: Optional[LabelsConfig] = None) -> Discovery:

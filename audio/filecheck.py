@@ -24,6 +24,8 @@ _KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
 
 
 class Problem(NamedTuple):
+    """Why a file is quarantined or an entry excluded (a reason code), and the detail a person reads."""
+
     reason: str
     detail: str
 

@@ -61,11 +61,6 @@ def tags_key(tags: Optional[labels.Tags], group_by: str) -> Optional[str]:
     return f"{artist}/{album}" if artist else album
 
 
-def tag_key(path: str, group_by: str) -> Optional[str]:
-    """The group of the file at ``path`` by its own tags, or None (no such tag, unreadable tags)."""
-    return tags_key(labels.read_tags(path), group_by)
-
-
 class Member(NamedTuple):
     """What grouping reads of a track; ``tags`` (from its label) group it under every rule but ``track``."""
 
@@ -73,13 +68,6 @@ class Member(NamedTuple):
     track_id: str
     layout_path: Optional[str] = None
     tags: Optional[labels.Tags] = None
-
-
-def member(f) -> Member:
-    """A Member of a discovery.AudioFile (or of a ``(path, track_id)`` pair)."""
-    if isinstance(f, tuple):
-        return Member(*f)
-    return Member(f.path, f.track_id, f.layout_path or f.track_id, f.tags)
 
 
 @dataclasses.dataclass
@@ -95,7 +83,8 @@ def group_keys(files: Sequence, group_by: str, workers: Optional[int] = None) ->
     """The group of each file (discovery.AudioFile, or ``(path, track_id)``); tags are read in threads, and a
     file without the tags its rule needs falls back to the folder rule, counted."""
     validate(group_by)
-    members = [member(f) for f in files]
+    members = [Member(*f) if isinstance(f, tuple) else Member(f.path, f.track_id, f.layout_path or f.track_id, f.tags)
+               for f in files]
     if group_by == TRACK:
         return Grouping(group_by, {m.track_id: m.track_id for m in members})
     reading = [m for m in members if m.tags is None and group_by in (TAG_ALBUM, TAG_ARTIST)]

@@ -12,7 +12,6 @@ import hashlib
 import io
 import os
 import re
-from collections import Counter
 from typing import Iterable, Optional, Sequence
 
 from audio import filecheck
@@ -152,12 +151,6 @@ def read_tags(path: str) -> Optional[Tags]:
         return None
 
 
-def read_genre_tag(path: str) -> Optional[str]:
-    """The file's own genre tag as written (ID3v1 numbers as names), or None."""
-    tags = read_tags(path)
-    return tags.genre if tags else None
-
-
 @dataclasses.dataclass(frozen=True)
 class ManifestRow:
     path: str               # relative to the root, '/'-separated
@@ -186,17 +179,9 @@ def _rows(path: str) -> tuple[list[str], Iterable[tuple[int, list[str]]]]:
         names = table.column_names
         columns = [table.column(n).to_pylist() for n in names]
         return names, ((i + 2, ["" if c[i] is None else str(c[i]) for c in columns]) for i in range(table.num_rows))
-    text = data.decode("utf-8-sig")
-    reader = csv.reader(io.StringIO(text))
+    reader = csv.reader(io.StringIO(data.decode("utf-8-sig")))
     header = next(reader, [])
     return [h.strip() for h in header], ((reader.line_num, row) for row in reader)
-
-
-def _clean_path(text: str) -> str:
-    path = text.strip().replace("\\", "/")
-    while path.startswith("./"):
-        path = path[2:]
-    return path
 
 
 def read_manifest(path: str) -> dict[str, ManifestRow]:
@@ -208,8 +193,6 @@ def read_manifest(path: str) -> dict[str, ManifestRow]:
     except FileNotFoundError as error:
         raise ManifestError(f"The manifest {path} does not exist.", where="--labels",
                             fix="pass an existing .csv or .parquet file, or --labels folders or tags") from error
-    except UserError:
-        raise
     except Exception as error:  # noqa: BLE001 - a file pyarrow or csv cannot read
         raise ManifestError(f"The manifest {path} cannot be read: {type(error).__name__}: {error}.",
                             where="--labels", fix=fix_columns) from error
@@ -229,7 +212,7 @@ def read_manifest(path: str) -> dict[str, ManifestRow]:
                                 fix=f"give every row {len(names)} comma-separated values (quote a value that holds "
                                     "a comma)")
         cells = {c: row[i].strip() for c, i in at.items()}
-        rel = _clean_path(cells["path"])
+        rel = re.sub(r"^(\./)+", "", cells["path"].replace("\\", "/"))
         if not rel or rel.startswith("/") or ".." in rel.split("/"):
             raise ManifestError(f"The manifest's path {cells['path']!r} is not a path inside the data root.",
                                 where=f"{path}, line {line}",
@@ -302,9 +285,3 @@ def label_files(rel_paths: Sequence[tuple[str, str]], labels: LabelsConfig, genr
         result[rel] = (Label(genre, Tags(row.genre, row.artist, row.album)) if genre else
                        Label(reason=NO_GENRE_TAG, detail=f"the manifest's line {row.line} names no genre"))
     return result, [row for rel, row in sorted(rows.items()) if rel not in result]
-
-
-def rare_genres(genres_of_tracks: Iterable[str], min_tracks: int) -> dict[str, int]:
-    """Genre -> its track count, for the genres with fewer than ``min_tracks`` tracks."""
-    counts = Counter(genres_of_tracks)
-    return {g: n for g, n in sorted(counts.items()) if n < min_tracks}

@@ -8,19 +8,16 @@ rules (models/signatures.py, docs/contracts.md). NumPy only: Beam workers, the c
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import Optional
 
 import numpy as np
+
+from audio.filecheck import Problem
 
 MAX_PEAK = 4.0
 OUT_OF_RANGE = "out_of_range"
 SILENT = "silent"
 _CHUNK = 1 << 20  # samples per step: no full-length float64 copy of a long clip
-
-
-class LevelProblem(NamedTuple):
-    reason: str  # OUT_OF_RANGE or SILENT
-    detail: str
 
 
 def _unit(chunk: np.ndarray) -> np.ndarray:
@@ -46,15 +43,15 @@ def level_dbfs(samples: np.ndarray) -> float:
     return 10.0 * math.log10(power) if power > 0 else -math.inf
 
 
-def check(samples: np.ndarray, silence_dbfs: float) -> Optional[LevelProblem]:
+def check(samples: np.ndarray, silence_dbfs: float) -> Optional[Problem]:  # reason OUT_OF_RANGE or SILENT
     """None for a usable clip, else why not (amplitude first, then silence)."""
     top = peak(samples)
     if top > MAX_PEAK:
-        return LevelProblem(OUT_OF_RANGE, f"the samples peak at {top:.1f}, above the accepted peak of {MAX_PEAK:g}; "
+        return Problem(OUT_OF_RANGE, f"the samples peak at {top:.1f}, above the accepted peak of {MAX_PEAK:g}; "
                                           "samples must be float in [-1, 1] (int16 PCM divided by 32768)")
     level = level_dbfs(samples)
     if level < silence_dbfs:
         shown = "-inf" if math.isinf(level) else f"{level:.1f}"
-        return LevelProblem(SILENT, f"RMS level {shown} dBFS (DC offset removed) is below the silence floor of "
+        return Problem(SILENT, f"RMS level {shown} dBFS (DC offset removed) is below the silence floor of "
                                     f"{silence_dbfs:g} dBFS")
     return None

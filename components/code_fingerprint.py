@@ -19,10 +19,7 @@ def is_test_file(path: Path, root: Path = PROJECT_ROOT) -> bool:
 def module_file(module: str, root: Path = PROJECT_ROOT) -> Optional[Path]:
     """The project file of a dotted module name (``a/b.py`` or ``a/b/__init__.py``); None outside the project."""
     base = root.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+    return next((path for path in (base.with_suffix(".py"), base / "__init__.py") if path.is_file()), None)
 
 
 def _with_parents(name: str) -> list[str]:

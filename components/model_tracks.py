@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional
+from typing import Any, Iterator, Optional
 
 import tensorflow as tf
 from tfx import types
@@ -22,22 +22,21 @@ SEEN_SPLITS = tuple(split for split in SPLITS if split != GATE_SPLIT)  # train, 
 _BATCH = 512
 
 
-def split_files(examples: types.Artifact, split: str) -> list[str]:
-    """The sorted record files of one split of an Examples artifact."""
-    return sorted(tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))
+def read_split(examples: types.Artifact, split: str, spec: dict[str, Any], batch_size: int = _BATCH
+               ) -> Iterator[tuple[tf.Tensor, dict[str, tf.Tensor]]]:
+    """(serialized examples, parsed ``spec`` features) of one split of gzipped tf.Example TFRecords, in batches, one
+    in memory at a time."""
+    files = sorted(tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))
+    if not files:
+        return
+    for serialized in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size).prefetch(1):
+        yield serialized, tf.io.parse_example(serialized, spec)
 
 
 def split_track_ids(examples: types.Artifact, split: str) -> list[str]:
-    """The sorted distinct track ids of one split of gzipped tf.Example TFRecords (raw or transformed)."""
-    files = split_files(examples, split)
-    if not files:
-        return []
+    """The sorted distinct track ids of one split (raw or transformed examples)."""
     spec = {"track_id": tf.io.FixedLenFeature([], tf.string)}
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(_BATCH)
-    tracks: set[str] = set()
-    for batch in dataset:
-        tracks.update(t.decode() for t in tf.io.parse_example(batch, spec)["track_id"].numpy())
-    return sorted(tracks)
+    return sorted({t.decode() for _, parsed in read_split(examples, split, spec) for t in parsed["track_id"].numpy()})
 
 
 def record(model_uri: str, examples: types.Artifact) -> None:

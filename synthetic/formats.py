@@ -35,42 +35,22 @@ MORE_FORMATS: dict[str, tuple[str, str, str, str, Optional[int]]] = {
 }
 
 
-def _frame(block: np.ndarray, fmt: str, rate: int) -> av.AudioFrame:
-    """One frame of BLOCK: (samples,) mono or (samples, 2) stereo."""
+def _frame(block: np.ndarray, fmt: str, rate: int, pts: int) -> av.AudioFrame:
+    """One frame of BLOCK ((samples,) mono or (samples, 2) stereo) that starts at sample PTS."""
     if fmt.startswith("s16"):
-        data = np.clip(np.round(block * 32767.0), -32768, 32767).astype(np.int16)
+        data = np.clip(np.round(block * 32767.0), -32768, 32767).astype(np.int16).reshape(len(block), -1)
     else:
-        data = block.astype(np.float32)
-    if data.ndim == 1:
-        data = data[:, None]
-    planar = fmt.endswith("p")
-    layout = "mono" if data.shape[1] == 1 else "stereo"
-    data = np.ascontiguousarray(data.T) if planar else data.reshape(1, -1)
-    frame = av.AudioFrame.from_ndarray(data, format=fmt, layout=layout)
-    frame.sample_rate = rate
+        data = block.astype(np.float32).reshape(len(block), -1)
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data.T) if fmt.endswith("p") else data.reshape(1, -1),
+                                       format=fmt, layout="mono" if data.shape[1] == 1 else "stereo")
+    frame.sample_rate, frame.pts, frame.time_base = rate, pts, Fraction(1, rate)
     return frame
 
 
-def encode(path: Path, samples: np.ndarray, rate: int, fmt: str) -> Path:
+def encode(path: Path, samples: np.ndarray, rate: int, fmt: str, options: Optional[dict[str, str]] = None) -> Path:
     """Write float SAMPLES (in [-1, 1]; (samples,) mono or (samples, 2) stereo) at RATE to PATH in FORMAT
-    (a key of :data:`FORMATS` or :data:`MORE_FORMATS`); the extension is the format's own. Returns the path
-    written."""
-    return _encode(path, samples, rate, fmt, {})
-
-
-def encode_recording(path: Path, samples: np.ndarray, rate: int) -> Path:
-    """A WebM/Opus as a browser's MediaRecorder writes it: streamed as recorded, so its header states no
-    length and it has no index."""
-    return _encode(path, samples, rate, "webm", {"live": "1"})
-
-
-def encode_streamable(path: Path, samples: np.ndarray, rate: int, fmt: str) -> Path:
-    """encode() for an MP4 format ("aac", "alac", "mp4") with its index (moov) before the audio, as files made
-    for streaming are: a cut copy still opens."""
-    return _encode(path, samples, rate, fmt, {"movflags": "faststart"})
-
-
-def _encode(path: Path, samples: np.ndarray, rate: int, fmt: str, options: dict[str, str]) -> Path:
+    (a key of :data:`FORMATS` or :data:`MORE_FORMATS`) with FFmpeg's muxer ``options``; the extension is the
+    format's own. Returns the path written."""
     ext, container_format, codec, sample_format, codec_rate = {**FORMATS, **MORE_FORMATS}[fmt]
     path = Path(path).with_suffix("." + ext)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,20 +58,14 @@ def _encode(path: Path, samples: np.ndarray, rate: int, fmt: str, options: dict[
         import soxr  # the codec takes one rate only (Opus: 48 kHz)
         samples = soxr.resample(samples.astype(np.float32), rate, codec_rate)
         rate = codec_rate
-    with av.open(str(path), "w", format=container_format, options=options) as container:
+    with av.open(str(path), "w", format=container_format, options=options or {}) as container:
         stream = container.add_stream(codec, rate=rate)
         stream.layout = "mono" if samples.ndim == 1 else "stereo"
         if codec == "wmav2":
             stream.bit_rate = 64000  # WMA's encoder has no default bit rate
         stream.time_base = Fraction(1, rate)
-        block = 4096
-        pts = 0
-        for start in range(0, len(samples), block):
-            frame = _frame(samples[start:start + block], sample_format, rate)
-            frame.pts = pts
-            frame.time_base = Fraction(1, rate)
-            pts += frame.samples
-            for packet in stream.encode(frame):
+        for start in range(0, len(samples), 4096):
+            for packet in stream.encode(_frame(samples[start:start + 4096], sample_format, rate, start)):
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)

@@ -160,12 +160,8 @@ def _overlay(out: np.ndarray, starts: np.ndarray, sounds: list[np.ndarray], whic
     for i, (start, w) in enumerate(zip(starts.tolist(), which.tolist())):
         sound = sounds[w]
         end = min(n, start + len(sound))
-        if start >= end:
-            continue
-        if gains is None:
-            out[start:end] += sound[: end - start]
-        else:
-            out[start:end] += np.float32(gains[i]) * sound[: end - start]
+        if start < end:
+            out[start:end] += np.float32(1.0 if gains is None else gains[i]) * sound[: end - start]
 
 
 @functools.lru_cache(maxsize=1)
@@ -287,10 +283,6 @@ def _flat_tracks(out: Path, tracks_per_genre: int, genres: tuple[str, ...]) -> l
     return [(out / g / f"{g}.{i:05d}.wav", g, i) for g in genres for i in range(tracks_per_genre)]
 
 
-def track_paths(out_dir: str | Path, tracks_per_genre: int, genres: tuple[str, ...] = GENRES) -> list[Path]:
-    return [path for path, _, _ in _flat_tracks(Path(out_dir), tracks_per_genre, genres)]
-
-
 def _is_set_complete(out: Path, description: dict) -> bool:
     manifest = _read_json(out / MANIFEST)
     if not manifest or manifest.get("set") != description:
@@ -307,12 +299,13 @@ def is_complete(out_dir: str | Path, tracks_per_genre: int = 20, seconds: float 
     return _is_set_complete(Path(out_dir), _set_description(tracks_per_genre, seconds, seed, sample_rate, genres))
 
 
-def _write_set(out: Path, tracks: list[tuple[Path, str, int]], description: dict, seconds: float,
-               sample_rate: int, seed: int, channels: int = 1, audio_format: str = "WAV",
+def _write_set(out: Path, tracks: list[tuple[Path, str, int]], description: dict,
                progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
-    """Render and write ``tracks`` (path, genre, index), or return at once when the set is complete. Atomic writes
-    let two runs generate one set at once and leave no half-written clip. The manifest is written last; a set
-    without it is resumed, keeping tracks in place when the stamp matches these settings."""
+    """Render and write ``tracks`` (path, genre, index) as ``description`` says, or return at once when the set is
+    complete. Atomic writes let two runs generate one set at once and leave no half-written clip. The manifest is
+    written last; a set without it is resumed, keeping tracks in place when the stamp matches these settings."""
+    seconds, sample_rate, seed = description["seconds"], description["sample_rate"], description["seed"]
+    channels, audio_format = description.get("channels", 1), LIBRARY_FORMATS[description.get("format", "wav")]
     paths = [path for path, _, _ in tracks]
     if _is_set_complete(out, description):
         return paths
@@ -342,9 +335,8 @@ def generate(out_dir: str | Path, tracks_per_genre: int = 20, seconds: float = 3
              progress: Optional[Callable[[int, int], None]] = None) -> list[Path]:
     """Write ``<out>/<genre>/<genre>.NNNNN.wav`` (mono, 16-bit), atomically and resumably (:func:`_write_set`)."""
     out = Path(out_dir)
-    description = _set_description(tracks_per_genre, seconds, seed, sample_rate, genres)
-    return _write_set(out, _flat_tracks(out, tracks_per_genre, genres), description, seconds, sample_rate, seed,
-                      progress=progress)
+    return _write_set(out, _flat_tracks(out, tracks_per_genre, genres),
+                      _set_description(tracks_per_genre, seconds, seed, sample_rate, genres), progress)
 
 
 # Track titles by position on the album: every album's first track is "01 Intro", so file names
@@ -384,10 +376,9 @@ def generate_library(out_dir: str | Path, tracks_per_genre: int, seconds: float 
     out = Path(out_dir)
     tracks = [(out / library_relative_path(g, i, tracks_per_album, albums_per_artist, audio_format), g, i)
               for g in genres for i in range(tracks_per_genre)]
-    description = _library_description(tracks_per_genre, seconds, seed, sample_rate, genres, tracks_per_album,
-                                       albums_per_artist, audio_format, channels)
-    return _write_set(out, tracks, description, seconds, sample_rate, seed, channels,
-                      LIBRARY_FORMATS[audio_format], progress)
+    return _write_set(out, tracks, _library_description(tracks_per_genre, seconds, seed, sample_rate, genres,
+                                                        tracks_per_album, albums_per_artist, audio_format, channels),
+                      progress)
 
 
 def is_library_complete(out_dir: str | Path, tracks_per_genre: int, seconds: float = 30.0, seed: int = 0,

@@ -11,9 +11,13 @@ import pytest
 import soundfile as sf
 
 from synthetic import generator
-from synthetic.generator import MANIFEST, RECIPES, generate, is_complete, render_track, track_paths
+from synthetic.generator import MANIFEST, RECIPES, generate, is_complete, render_track
 
 SMALL = dict(tracks_per_genre=2, seconds=1.5, seed=3)
+
+
+def track_paths(out_dir: Path, tracks_per_genre: int) -> list[Path]:
+    return [path for path, _, _ in generator._flat_tracks(Path(out_dir), tracks_per_genre, generator.GENRES)]
 
 
 def _leftovers(root: Path) -> list[Path]:

@@ -19,21 +19,16 @@ class DataAnomaliesError(UserError):
     """The data does not match the curated schema; nothing may train on it."""
 
 
-def describe_anomalies(anomalies: anomalies_pb2.Anomalies) -> list[str]:
-    lines = [f"{feature}: {info.short_description} ({info.description})"
-             for feature, info in sorted(anomalies.anomaly_info.items())]
-    if anomalies.HasField("dataset_anomaly_info"):
-        info = anomalies.dataset_anomaly_info
-        lines.append(f"<dataset>: {info.short_description} ({info.description})")
-    return lines
-
-
 def read_split_anomalies(artifact: types.Artifact) -> dict[str, list[str]]:
+    """Split -> one line per anomaly (feature, or ``<dataset>``), for the splits that have any."""
     found: dict[str, list[str]] = {}
     for split in artifact_utils.decode_split_names(artifact.split_names):
         path = os.path.join(artifact_utils.get_split_uri([artifact], split), ANOMALIES_FILE)
         anomalies = anomalies_pb2.Anomalies.FromString(tf.io.gfile.GFile(path, "rb").read())
-        lines = describe_anomalies(anomalies)
+        infos = sorted(anomalies.anomaly_info.items())
+        if anomalies.HasField("dataset_anomaly_info"):
+            infos.append(("<dataset>", anomalies.dataset_anomaly_info))
+        lines = [f"{feature}: {info.short_description} ({info.description})" for feature, info in infos]
         if lines:
             found[split] = lines
     return found

@@ -39,11 +39,6 @@ def ingestion_code_fingerprint() -> str:
     return code_fingerprint.function_fingerprint(f"{executor.__name__}.{executor.Executor.__name__}")
 
 
-def ingestion_config_json(pipeline_config_json: str) -> str:
-    """Only the sections ingestion reads, so that a change to, say, the epochs keeps cached examples."""
-    return PipelineConfig.from_json(pipeline_config_json).to_json(INGESTION_SECTIONS)
-
-
 class AudioExampleGen(FileBasedExampleGen):
     """Audio files -> raw segment tf.Examples (docs/contracts.md) in train/eval/test, plus a quarantine report."""
 
@@ -54,8 +49,10 @@ class AudioExampleGen(FileBasedExampleGen):
     def __init__(self, input_base: str, pipeline_config_json: str, input_config: Optional[example_gen_pb2.Input] = None,
                  range_config: Optional[range_config_pb2.RangeConfig] = None):
         """``input_config`` overrides the input split derived from the layout under ``input_base``, the audio root."""
-        config_json = ingestion_config_json(pipeline_config_json)
-        splits.validate(PipelineConfig.from_json(config_json).split)  # a bad protocol fails at build time
+        # Only the sections ingestion reads, so that a change to, say, the epochs keeps cached examples.
+        config = PipelineConfig.from_json(pipeline_config_json)
+        config_json = config.to_json(INGESTION_SECTIONS)
+        splits.validate(config.split)  # a bad protocol fails at build time
         input_config = input_config or example_gen_pb2.Input(splits=[
             example_gen_pb2.Input.Split(name="audio", pattern=discovery.input_pattern(input_base))])
         # hash_buckets are required by the proto but unused: splits are by track (splits.py).

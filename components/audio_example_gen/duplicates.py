@@ -72,24 +72,14 @@ def find(files: Iterable[tuple[str, str]], max_seconds: float = float("inf"),
     ordered = sorted(rel_of, key=lambda p: rel_of[p])
     workers = workers or os.cpu_count() or 1
     duplicates: dict[str, str] = {}
-
-    def mark(group: list[str]) -> None:
-        kept, *copies = sorted(group, key=lambda p: rel_of[p])
-        duplicates.update((rel_of[c], rel_of[kept]) for c in copies)
-
-    unique: list[str] = []
-    seen: dict[tuple[int, int], str] = {}
+    first_of: dict = {}  # inode (a remote file: its path) -> the first path seen
     for path in ordered:
-        inode = _inode(path)
-        if inode is not None and inode in seen:
-            duplicates[rel_of[path]] = rel_of[seen[inode]]
-            continue
-        if inode is not None:
-            seen[inode] = path
-        unique.append(path)
-    heads = _by_key(unique, lambda p: _read_pcm(p, True, max_seconds), workers)
+        first = first_of.setdefault(_inode(path) or path, path)
+        if first != path:
+            duplicates[rel_of[path]] = rel_of[first]
+    heads = _by_key(list(first_of.values()), lambda p: _read_pcm(p, True, max_seconds), workers)
     suspects = [p for group in heads.values() if len(group) > 1 for p in group]
     for group in _by_key(suspects, lambda p: _read_pcm(p, False, max_seconds), workers).values():
-        if len(group) > 1:
-            mark(group)
+        kept, *copies = sorted(group, key=lambda p: rel_of[p])
+        duplicates.update((rel_of[c], rel_of[kept]) for c in copies)
     return duplicates

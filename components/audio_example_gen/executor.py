@@ -53,8 +53,8 @@ def _task(line: str) -> ingest.FileTask:
 @beam.ptransform_fn
 def IngestTaskFiles(pipeline: beam.Pipeline, pattern: str, audio: AudioConfig,  # noqa: N802 - Beam's naming
                     progress_dir: Optional[str] = None) -> dict[str, beam.PCollection]:
-    """ingest.IngestAudio's outputs for the tasks in the files matching ``pattern``: read by the workers (not embedded
-    in the graph as beam.Create would) and reshuffled so every worker gets a share."""
+    """``{split: serialized tf.Examples}`` for each of SPLITS, plus ``files`` (records), for the tasks in the files
+    matching ``pattern``: read by the workers (not embedded in the graph), reshuffled so every worker gets a share."""
     outputs = (pipeline
                | "ReadFileTasks" >> beam.io.ReadFromText(pattern)
                | "ParseFileTasks" >> beam.Map(_task)
@@ -62,19 +62,6 @@ def IngestTaskFiles(pipeline: beam.Pipeline, pattern: str, audio: AudioConfig,  
                | "DecodeToExamples" >> beam.ParDo(ingest.DecodeToExamples(audio, progress_dir)).with_outputs(
                    ingest.FILES, *SPLITS))
     return {name: outputs[name] for name in (*SPLITS, ingest.FILES)}
-
-
-def _parse(exec_properties: dict[str, Any]) -> tuple[PipelineConfig, example_gen_pb2.Input, example_gen_pb2.Output]:
-    config = PipelineConfig.from_json(exec_properties[PIPELINE_CONFIG_KEY])
-    input_config = example_gen_pb2.Input()
-    proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
-    output_config = example_gen_pb2.Output()
-    proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
-    names = utils.generate_output_split_names(input_config, output_config)
-    if tuple(names) != SPLITS:
-        raise ValueError(f"AudioExampleGen writes the splits {', '.join(SPLITS)}; its output_config names {names}. "
-                         "Splits are chosen by split.protocol, not by output_config.")
-    return config, input_config, output_config
 
 
 class Executor(base_example_gen_executor.BaseExampleGenExecutor):
@@ -87,7 +74,14 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     def _plan(self, exec_properties: dict[str, Any]) -> tuple[PipelineConfig, Plan, list[str]]:
         """Discover the files and decide each one's fate; also returns the non-audio files seen. A genre that cannot
         be split raises groups.TooFewGroups here, before any decoding, for runs without preflight (Kubeflow)."""
-        config, input_config, _ = _parse(exec_properties)
+        config = PipelineConfig.from_json(exec_properties[PIPELINE_CONFIG_KEY])
+        input_config, output_config = example_gen_pb2.Input(), example_gen_pb2.Output()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        names = utils.generate_output_split_names(input_config, output_config)
+        if tuple(names) != SPLITS:
+            raise ValueError(f"AudioExampleGen writes the splits {', '.join(SPLITS)}; its output_config names "
+                             f"{names}. Splits are chosen by split.protocol, not by output_config.")
         root = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         found = discover(root, input_config.splits[0].pattern, config.genres, config.labels)
         plan = make_plan(found, config.split, config.genres, max_seconds=config.audio.max_clip_seconds,
@@ -125,7 +119,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         files_jsonl = os.path.join(report.uri, quarantine.FILES_FILE)
 
         started = time.time()
-        with _maybe_progress(progress_dir, total), self._make_beam_pipeline() as pipeline:
+        reporter = progress.Reporter(progress_dir, total) if progress_dir else contextlib.nullcontext()
+        with reporter, self._make_beam_pipeline() as pipeline:
             outputs = pipeline | "IngestAudio" >> self.GetInputSourceToExamplePTransform()(
                 pattern, config.audio, progress_dir)
             for split in SPLITS:
@@ -169,10 +164,6 @@ def kept_report_dir(report_uri: str, run_id: Optional[str]) -> str:
     """``<component folder>/reports/<run id>/``: TFX deletes a failed execution's artifacts, not this folder."""
     component_dir = os.path.dirname(os.path.dirname(report_uri.rstrip("/")))
     return os.path.join(component_dir, REPORTS_DIR, run_id or os.path.basename(report_uri.rstrip("/")))
-
-
-def _maybe_progress(folder: Optional[str], total: int) -> contextlib.AbstractContextManager:
-    return progress.Reporter(folder, total) if folder else contextlib.nullcontext()
 
 
 def _log_summary(summary: dict[str, Any], report_uri: str) -> None:

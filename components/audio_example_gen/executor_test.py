@@ -28,6 +28,15 @@ from config.errors import UserError
 from config.settings import SPLITS
 from tests.testkit.audio_files import BAD_AND_ODD_FILES, HOSTILE_FILES, LONG_SECONDS, RATE, refused_as_root
 
+
+@beam.ptransform_fn
+def IngestAudio(pipeline, tasks, audio):  # noqa: N802 - Beam's naming
+    """``{split: PCollection[bytes]}`` for each of SPLITS, plus ``files`` (records), of in-memory tasks."""
+    outputs = (pipeline | "CreateFileTasks" >> beam.Create(tasks)
+               | "DecodeToExamples" >> beam.ParDo(ingest.DecodeToExamples(audio)).with_outputs(ingest.FILES, *SPLITS))
+    return {name: outputs[name] for name in (*SPLITS, ingest.FILES)}
+
+
 SEGMENTS_PER_TRACK = 3  # 3.5 s synthetic tracks (3.0 s odd ones), 1 s segments, last partial dropped
 GENRES = make_config().genres  # the default label set
 BAD = {rel: outcome for rel, _, outcome in BAD_AND_ODD_FILES.values() if outcome != "ingested"}
@@ -49,7 +58,7 @@ def test_ingest_audio_transform_with_beam_testing_utilities(messy_root):
         return tf.train.Example.FromString(serialized).features.feature["track_id"].bytes_list.value[0].decode()
 
     with test_pipeline.TestPipeline(options=PipelineOptions(IN_MEMORY)) as p:
-        outputs = p | ingest.IngestAudio(tasks, config.audio)
+        outputs = p | IngestAudio(tasks, config.audio)
         for split in SPLITS:
             assert_that(outputs[split] | f"Ids[{split}]" >> beam.Map(track_ids),
                         equal_to([t for t in planned[split] for _ in range(SEGMENTS_PER_TRACK)]),
@@ -253,7 +262,7 @@ def test_memory_error_in_the_decoder_is_one_files_quarantine_record(synthetic_ro
 
     monkeypatch.setattr(ingest, "_load", load)  # the in_memory runner decodes in this process
     with test_pipeline.TestPipeline(options=PipelineOptions(IN_MEMORY)) as p:
-        outputs = p | ingest.IngestAudio([*tasks, vanished], config.audio)
+        outputs = p | IngestAudio([*tasks, vanished], config.audio)
         outcomes = outputs[ingest.FILES] | beam.Map(lambda r: (r["path"], r["status"], r["reason"],
                                                                r["detail"].split(":")[0]))
         assert_that(outcomes, equal_to([

@@ -18,7 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from audio import decode as audio_lib
 from audio import filecheck
 from components.audio_example_gen import progress, segments, views
-from config.settings import SPLITS, AudioConfig
+from config.settings import AudioConfig
 
 FILES = "files"
 METRICS_NAMESPACE = "AudioExampleGen"
@@ -50,11 +50,9 @@ class FileTask:
     group: str = ""  # the split group of the track (audio/groups.py), set for files to decode
 
     def record(self, **extra: Any) -> dict[str, Any]:
-        rec = {"path": self.rel_path, "genre": self.genre, "track_id": self.track_id, "split": self.split,
-               "status": self.status, "reason": self.reason, "detail": self.detail, "group": self.group,
-               "segments": 0, "seconds": 0.0, "truncated": False}
-        rec.update(extra)
-        return rec
+        return {"path": self.rel_path, "genre": self.genre, "track_id": self.track_id, "split": self.split,
+                "status": self.status, "reason": self.reason, "detail": self.detail, "group": self.group,
+                "segments": 0, "seconds": 0.0, "truncated": False, **extra}
 
 
 def kept_segments(num_samples: int, cfg: AudioConfig) -> tuple[int, list[int], list[int]]:
@@ -156,17 +154,6 @@ class DecodeToExamples(beam.DoFn):
             seconds=decoded.length / cfg.sample_rate, decoded_seconds=len(decoded.samples) / cfg.sample_rate,
             source_rate=decoded.source_rate, source_channels=decoded.source_channels, lossless=decoded.lossless,
             view_segments=viewed, decode_cpu_seconds=round(decode_cpu, 4)))
-
-
-@beam.ptransform_fn
-def IngestAudio(pipeline: beam.Pipeline, tasks: list[FileTask],  # noqa: N802 - Beam's naming
-                audio: AudioConfig, progress_dir: Optional[str] = None) -> dict[str, beam.PCollection]:
-    """Returns ``{split: PCollection[bytes]}`` for each of SPLITS, plus ``files`` (records)."""
-    outputs = (pipeline
-               | "CreateFileTasks" >> beam.Create(tasks)
-               | "DecodeToExamples" >> beam.ParDo(DecodeToExamples(audio, progress_dir)).with_outputs(
-                   FILES, *SPLITS))
-    return {name: outputs[name] for name in (*SPLITS, FILES)}
 
 
 class _GzipTFRecordSink(tfrecordio._TFRecordSink):  # noqa: SLF001 - Beam's own TFRecord framing

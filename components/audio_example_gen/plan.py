@@ -21,19 +21,18 @@ class Plan:
     group_fallbacks: int    # files of a tag grouping without the tag (grouped by folder instead)
 
 
-def _duplicate_detail(f: AudioFile, first: AudioFile) -> str:
-    return (f"track_id {f.track_id!r} is already taken by {first.rel_path} (the same path with another extension); "
-            "keep one of the two files")
+def _task(f: AudioFile, **fields) -> FileTask:
+    return FileTask(f.path, f.rel_path, f.genre, f.track_id, **fields)
 
 
 def _not_chosen(f: AudioFile, genres: tuple[str, ...], source: str) -> FileTask:
     """A file whose genre is not in the label set: quarantined ``unknown_genre`` under genre folders (a folder
     preflight would have refused), excluded ``genre_not_chosen`` when its tag or manifest row names it."""
     if source == labels.FOLDERS:
-        return FileTask(f.path, f.rel_path, f.genre, f.track_id, status=QUARANTINED, reason=UNKNOWN_GENRE,
-                        detail=f"folder {f.genre!r} is not one of the genres {', '.join(genres)}")
-    return FileTask(f.path, f.rel_path, f.genre, f.track_id, status=EXCLUDED, reason=labels.GENRE_NOT_CHOSEN,
-                    detail=f"genre {f.genre!r} is not one of the genres {', '.join(genres)}")
+        return _task(f, status=QUARANTINED, reason=UNKNOWN_GENRE,
+                     detail=f"folder {f.genre!r} is not one of the genres {', '.join(genres)}")
+    return _task(f, status=EXCLUDED, reason=labels.GENRE_NOT_CHOSEN,
+                 detail=f"genre {f.genre!r} is not one of the genres {', '.join(genres)}")
 
 
 def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
@@ -50,13 +49,13 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
     named = []
     for f in discovery.files:
         if f.problem is not None:
-            tasks.append(FileTask(f.path, f.rel_path, f.genre, f.track_id, status=QUARANTINED,
-                                  reason=f.problem.reason, detail=f.problem.detail))
+            tasks.append(_task(f, status=QUARANTINED, reason=f.problem.reason, detail=f.problem.detail))
         elif f.genre not in genres:
             tasks.append(_not_chosen(f, genres, discovery.source))
         elif f.track_id in first_seen:
-            tasks.append(FileTask(f.path, f.rel_path, f.genre, f.track_id, status=QUARANTINED, reason=DUPLICATE_TRACK,
-                                  detail=_duplicate_detail(f, first_seen[f.track_id])))
+            tasks.append(_task(f, status=QUARANTINED, reason=DUPLICATE_TRACK, detail=(
+                f"track_id {f.track_id!r} is already taken by {first_seen[f.track_id].rel_path} (the same path with "
+                "another extension); keep one of the two files")))
         else:
             first_seen[f.track_id] = f
             named.append(f)
@@ -64,8 +63,8 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
     candidates = []
     for f in named:
         if f.rel_path in copies:
-            tasks.append(FileTask(f.path, f.rel_path, f.genre, f.track_id, status=QUARANTINED, reason=DUPLICATE_AUDIO,
-                                  detail=f"the same decoded audio as {copies[f.rel_path]}, which is kept"))
+            tasks.append(_task(f, status=QUARANTINED, reason=DUPLICATE_AUDIO,
+                               detail=f"the same decoded audio as {copies[f.rel_path]}, which is kept"))
         else:
             candidates.append(f)
     grouping = groups.group_keys(candidates, split.group_by)
@@ -75,11 +74,9 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
     for f in candidates:
         group = grouping.keys[f.track_id]
         if f.track_id in plan.excluded:
-            tasks.append(FileTask(f.path, f.rel_path, f.genre, f.track_id, status=EXCLUDED,
-                                  reason=plan.excluded[f.track_id], group=group))
+            tasks.append(_task(f, status=EXCLUDED, reason=plan.excluded[f.track_id], group=group))
         else:
-            tasks.append(FileTask(f.path, f.rel_path, f.genre, f.track_id, split=plan.assigned[f.track_id],
-                                  label=genres.index(f.genre), group=group))
+            tasks.append(_task(f, split=plan.assigned[f.track_id], label=genres.index(f.genre), group=group))
     return Plan(sorted(tasks, key=lambda t: t.rel_path), grouping.group_by, grouping.fallbacks)
 
 

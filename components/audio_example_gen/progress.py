@@ -5,6 +5,7 @@ folder (named after the file's path: a retried bundle does not count twice) and 
 No TensorFlow or TFX here: Beam workers import this module."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -16,14 +17,10 @@ FOLDER = ".progress"
 
 def mark_done(folder: Optional[str], key: str) -> None:
     """Leave the marker for ``key``; never raises (progress must not fail ingestion)."""
-    if not folder:
-        return
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, hashlib.sha1(key.encode()).hexdigest()), "wb"):
-            pass
-    except OSError:
-        pass
+    if folder:
+        with contextlib.suppress(OSError):
+            os.makedirs(folder, exist_ok=True)
+            open(os.path.join(folder, hashlib.sha1(key.encode()).hexdigest()), "wb").close()
 
 
 def count_done(folder: str) -> int:

@@ -35,28 +35,22 @@ class AudioQuarantine(artifact.Artifact):
 class FirstNames:
     """A count and the first LISTED_AT_MOST items in sorted order, whatever order they come in (memory: those)."""
 
-    def __init__(self, limit: int = LISTED_AT_MOST):
+    def __init__(self, items: Iterable[str] = ()):
         self.count = 0
-        self._limit = limit
         self._first: list[tuple[str, Any]] = []
+        for item in items:
+            self.add(item)
 
     def add(self, key: str, item: Any = None) -> None:
         self.count += 1
-        if len(self._first) == self._limit and key >= self._first[-1][0]:
+        if len(self._first) == LISTED_AT_MOST and key >= self._first[-1][0]:
             return
         bisect.insort(self._first, (key, key if item is None else item), key=lambda pair: pair[0])
-        del self._first[self._limit:]
+        del self._first[LISTED_AT_MOST:]
 
     @property
     def first(self) -> list[Any]:
         return [item for _, item in self._first]
-
-
-def capped(items: Iterable[str], limit: int = LISTED_AT_MOST) -> FirstNames:
-    names = FirstNames(limit)
-    for item in items:
-        names.add(item)
-    return names
 
 
 def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Sequence[str],
@@ -68,8 +62,7 @@ def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Se
     per_split = {s: {"tracks": 0, "segments": 0, "seconds": 0.0, "groups": 0} for s in SPLITS}
     per_genre: dict[str, dict[str, dict[str, int]]] = {
         g: {s: {"tracks": 0, "segments": 0, "groups": 0} for s in SPLITS} for g in genres}
-    groups_in: dict[str, set[str]] = defaultdict(set)
-    groups_in_genre: dict[tuple[str, str], set[str]] = defaultdict(set)
+    groups_in: dict[tuple[str, str], set[str]] = defaultdict(set)  # (genre, or "" for all, split) -> group keys
     excluded: dict[str, FirstNames] = defaultdict(FirstNames)
     bad, truncated, cut = FirstNames(), FirstNames(), FirstNames()
     reasons: Counter = Counter()
@@ -78,14 +71,12 @@ def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Se
         status[r["status"]] += 1
         if r["status"] == INGESTED:
             split, genre = r["split"], r["genre"]
-            per_split[split]["tracks"] += 1
-            per_split[split]["segments"] += r["segments"]
+            for counts in (per_split[split], per_genre[genre][split]):
+                counts["tracks"] += 1
+                counts["segments"] += r["segments"]
             per_split[split]["seconds"] = round(per_split[split]["seconds"] + r["seconds"], 3)
-            per_genre[genre][split]["tracks"] += 1
-            per_genre[genre][split]["segments"] += r["segments"]
-            group = r.get("group") or r["track_id"]
-            groups_in[split].add(group)
-            groups_in_genre[genre, split].add(group)
+            for key in ("", genre):
+                groups_in[key, split].add(r.get("group") or r["track_id"])
             audio_seconds += r["seconds"]
             decoded_seconds += r.get("decoded_seconds", r["seconds"])
             view_segments += r.get("view_segments", 0)
@@ -99,11 +90,9 @@ def summarize(records: Iterable[dict[str, Any]], wall_seconds: float, genres: Se
         elif r["status"] == QUARANTINED:
             reasons[r["reason"]] += 1
             bad.add(r["path"], quarantine_entry(r))
-    for split, keys in groups_in.items():
-        per_split[split]["groups"] = len(keys)
-    for (genre, split), keys in groups_in_genre.items():
-        per_genre[genre][split]["groups"] = len(keys)
-    ignored = capped(ignored_non_audio_files)
+    for (genre, split), keys in groups_in.items():
+        (per_genre[genre] if genre else per_split)[split]["groups"] = len(keys)
+    ignored = FirstNames(ignored_non_audio_files)
     considered = status[INGESTED] + status[QUARANTINED]
     return {
         **context,

@@ -82,8 +82,9 @@ def by_ratios(fraction: float, ratios: Sequence[float]) -> str:
     return next(name for name, ratio in reversed(list(zip(SPLITS, ratios))) if ratio > 0)
 
 
-def quotas(n: int, ratios: Sequence[float]) -> list[int]:
-    """Split n items by ratios, rounding by largest remainder (ties: earlier split first)."""
+def quotas(n: int, ratios: Sequence[float], cover: bool = False) -> list[int]:
+    """Split n items by ratios, rounding by largest remainder (ties: earlier split first); ``cover``: then one item
+    moved from the largest to each empty split that has a ratio."""
     total = sum(ratios)
     if n == 0 or total <= 0:
         return [n] + [0] * (len(ratios) - 1)
@@ -92,14 +93,8 @@ def quotas(n: int, ratios: Sequence[float]) -> list[int]:
     by_remainder = sorted(range(len(ratios)), key=lambda i: (-(exact[i] - counts[i]), i))
     for i in by_remainder[:n - sum(counts)]:
         counts[i] += 1
-    return counts
-
-
-def quotas_covering(n: int, ratios: Sequence[float]) -> list[int]:
-    """``quotas``, then one item moved from the largest to each empty split that has a ratio."""
-    counts = quotas(n, ratios)
     for i, ratio in enumerate(ratios):
-        if ratio > 0 and counts[i] == 0:
+        if cover and ratio > 0 and counts[i] == 0:
             donor = max(range(len(counts)), key=lambda j: counts[j])
             if counts[donor] > 1:
                 counts[donor] -= 1
@@ -115,8 +110,7 @@ def by_quota(track_ids: Iterable[str], names: Sequence[str], ratios: Sequence[fl
     ordered = sorted(track_ids, key=lambda t: (hash_fraction(salt, named.get(t, t)), t))
     result: dict[str, str] = {}
     start = 0
-    counts = quotas_covering(len(ordered), ratios) if cover else quotas(len(ordered), ratios)
-    for name, count in zip(names, counts):
+    for name, count in zip(names, quotas(len(ordered), ratios, cover)):
         result.update((t, name) for t in ordered[start:start + count])
         start += count
     return result
@@ -182,23 +176,18 @@ def assign(tracks: Sequence[Track], split: SplitConfig, lists: Optional[dict[str
         return plan
 
     lists = read_split_lists(split.split_dir) if lists is None else lists
-    listed = [(t, lists.get(t.list_key)) for t in tracks]
+    plan.excluded.update((t.track_id, NOT_IN_LISTS) for t in tracks if t.list_key not in lists)
+    listed = [(t, lists[t.list_key]) for t in tracks if t.list_key in lists]
     # The list protocols hash a clip's stem (blues.00029), as the lists name it: the same slices whatever the ids.
     stem = {t.track_id: t.list_key.rpartition("/")[2] for t in tracks}
-    for t, name in listed:
-        if name is None:
-            plan.excluded[t.track_id] = NOT_IN_LISTS
-    listed = [(t, name) for t, name in listed if name is not None]
 
     if split.protocol == "fault-filtered":
         for t, name in listed:
             plan.assigned[t.track_id] = {"train": TRAIN, "valid": EVAL, "test": TEST}[name]
     elif split.protocol == "fault-filtered-final":
         for t, name in listed:
-            if name == "test":
-                plan.assigned[t.track_id] = TEST
-            else:
-                plan.assigned[t.track_id] = EVAL if hash_fraction(salt, stem[t.track_id]) < ratios[1] else TRAIN
+            held_out = hash_fraction(salt, stem[t.track_id]) < ratios[1]
+            plan.assigned[t.track_id] = TEST if name == "test" else EVAL if held_out else TRAIN
     else:  # lists-trainval
         per_genre: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         for t, name in listed:

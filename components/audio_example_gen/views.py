@@ -34,11 +34,9 @@ def as_clip(waveform: np.ndarray) -> np.ndarray:
 def band_limit(waveform: np.ndarray, sample_rate: int, low_hz: float = DEVICE_BAND_HZ[0],
                high_hz: float = DEVICE_BAND_HZ[1], order: int = 8) -> tuple[np.ndarray, int]:
     """A causal Butterworth band-pass, as a device filters; a high edge near Nyquist leaves only the high-pass."""
-    nyquist = sample_rate / 2.0
-    if high_hz < 0.95 * nyquist:
-        sos = signal.butter(order, [low_hz, high_hz], btype="bandpass", fs=sample_rate, output="sos")
-    else:
-        sos = signal.butter(order, low_hz, btype="highpass", fs=sample_rate, output="sos")
+    bandpass = high_hz < 0.95 * sample_rate / 2.0
+    sos = signal.butter(order, [low_hz, high_hz] if bandpass else low_hz, btype="bandpass" if bandpass else "highpass",
+                        fs=sample_rate, output="sos")
     return signal.sosfilt(sos, np.asarray(waveform, dtype=np.float64)).astype(np.float32), sample_rate
 
 

@@ -5,8 +5,8 @@ large, so a worker's peak memory grew with the data set (BENCHMARKS.md, "Scaling
 batch bounds it for every library; the transformed examples do not depend on it."""
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
+from unittest import mock
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import types
@@ -21,19 +21,9 @@ class BoundedTransformProcessor(transform_executor.TransformProcessor):
         return super()._GetDesiredBatchSize(data_format, schema) or EXAMPLES_PER_BATCH
 
 
-@contextlib.contextmanager
-def _bounded_processor() -> Iterator[None]:
-    """Swap in the bounded processor for the call (TFX's Executor.Do builds ``TransformProcessor()`` by name)."""
-    original = transform_executor.TransformProcessor
-    transform_executor.TransformProcessor = BoundedTransformProcessor
-    try:
-        yield
-    finally:
-        transform_executor.TransformProcessor = original
-
-
 class Executor(transform_executor.Executor):
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
-        with _bounded_processor():
+        # TFX's Executor.Do builds ``TransformProcessor()`` by name: the bounded one stands in for the call.
+        with mock.patch.object(transform_executor, "TransformProcessor", BoundedTransformProcessor):
             super().Do(input_dict, output_dict, exec_properties)

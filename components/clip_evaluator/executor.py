@@ -17,7 +17,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components.baseline_aware_evaluator.executor import comparable_baseline
-from components.model_tracks import split_files
+from components.model_tracks import read_split
 from config.settings import GATE_SPLIT, PipelineConfig
 from models import metrics, plots, tracking
 from models.signatures import EXAMPLES_SIGNATURE
@@ -38,12 +38,7 @@ LABEL_AND_TRACK = {"label": tf.io.FixedLenFeature([], tf.int64), "track_id": tf.
 def read_batches(examples: types.Artifact, split: str, batch_size: int = BATCH
                  ) -> Iterator[tuple[tf.Tensor, np.ndarray, np.ndarray]]:
     """One split of raw examples in batches of (serialized examples, labels, track ids), one in memory at a time."""
-    files = split_files(examples, split)
-    if not files:
-        return
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(batch_size).prefetch(1)
-    for serialized in dataset:
-        parsed = tf.io.parse_example(serialized, LABEL_AND_TRACK)
+    for serialized, parsed in read_split(examples, split, LABEL_AND_TRACK, batch_size):
         yield serialized, parsed["label"].numpy(), parsed["track_id"].numpy()
 
 
@@ -109,12 +104,17 @@ def write_report(path: str, report: dict[str, Any]) -> None:
 ALREADY_RELEASED = "already released: the candidate is the last blessed model (a cached re-run); nothing new to push"
 
 
-def test_split_reasons(config: PipelineConfig, candidate: metrics.Scores) -> list[str]:
-    """Why the test split is too thin to bless on: too few clips, or a genre of the label set absent."""
+def decide(config: PipelineConfig, tfma_blessed: bool, candidate: metrics.Scores,
+           baseline: Optional[metrics.Scores], candidate_is_baseline: bool = False) -> GateDecision:
+    """Blessed only when every bar holds on a test split that can judge (enough clips, every genre of the label
+    set); a model is released once."""
+    gate = config.gate
+    if candidate_is_baseline:
+        return GateDecision(blessed=False, reasons=[ALREADY_RELEASED])
     reasons = []
-    if candidate.clips < config.gate.min_test_clips:
+    if candidate.clips < gate.min_test_clips:
         reasons.append(f"the held-out test split has {candidate.clips} clips, fewer than --min-test-clips "
-                       f"{config.gate.min_test_clips}: too few to judge a model. Add tracks, give the test split "
+                       f"{gate.min_test_clips}: too few to judge a model. Add tracks, give the test split "
                        "a larger share (--split-ratios), or lower --min-test-clips")
     clips_per_genre = candidate.clip_confusion.sum(axis=1)
     missing = [genre for i, genre in enumerate(config.genres) if i >= len(clips_per_genre) or not clips_per_genre[i]]
@@ -123,16 +123,6 @@ def test_split_reasons(config: PipelineConfig, candidate: metrics.Scores) -> lis
                        f"({', '.join(missing)}), so the model is not judged on them. Add tracks of these genres, "
                        "give the test split a larger share (--split-ratios), or leave the genres out of the label "
                        "set (--genres)")
-    return reasons
-
-
-def decide(config: PipelineConfig, tfma_blessed: bool, candidate: metrics.Scores,
-           baseline: Optional[metrics.Scores], candidate_is_baseline: bool = False) -> GateDecision:
-    """Blessed only when every bar holds on a test split that can judge; a model is released once."""
-    gate = config.gate
-    if candidate_is_baseline:
-        return GateDecision(blessed=False, reasons=[ALREADY_RELEASED])
-    reasons = test_split_reasons(config, candidate)
     if not tfma_blessed:
         reasons.append("TFMA did not bless the model (segment accuracy below the bar or regressed; "
                        "see the Evaluator's validation result)")

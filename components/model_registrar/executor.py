@@ -20,18 +20,15 @@ PYFUNC_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyfunc_m
 LOGGED_MODEL_NAME = "genre_model"
 
 
-def _requirements() -> list[str]:
-    """Pinned explicitly: MLflow would otherwise load the model in a subprocess to infer them."""
-    return [f"{name}=={metadata.version(name)}" for name in ("mlflow", "tensorflow", "numpy", "pandas")]
-
-
 def register_pushed_model(config: PipelineConfig, run_id: str, pushed_version: str, pushed_path: str) -> str:
     """Log the pushed SavedModel as a pyfunc model on its run, register it, move the alias to it."""
     import mlflow
+    # Pinned explicitly: MLflow would otherwise load the model in a subprocess to infer them.
+    requirements = [f"{name}=={metadata.version(name)}" for name in ("mlflow", "tensorflow", "numpy", "pandas")]
     with tracking.resume_run(config, run_id):
         mlflow.set_tags({"pushed": "true", "serving_version": pushed_version, "serving_path": pushed_path})
         logged = mlflow.pyfunc.log_model(name=LOGGED_MODEL_NAME, python_model=PYFUNC_FILE,
-                                         artifacts={"saved_model": pushed_path}, pip_requirements=_requirements(),
+                                         artifacts={"saved_model": pushed_path}, pip_requirements=requirements,
                                          model_config={"sample_rate": config.audio.sample_rate},
                                          tags={"serving_version": pushed_version})
     client = MlflowClient()

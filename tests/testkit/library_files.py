@@ -11,7 +11,19 @@ import numpy as np
 from mutagen import id3
 from mutagen.mp4 import MP4
 
-from synthetic.formats import FORMATS, MORE_FORMATS, encode, encode_recording, encode_streamable  # noqa: F401
+from synthetic.formats import FORMATS, MORE_FORMATS, encode  # noqa: F401
+
+
+def encode_recording(path: Path, samples: np.ndarray, rate: int) -> Path:
+    """A WebM/Opus as a browser's MediaRecorder writes it: streamed as recorded, so its header states no
+    length and it has no index."""
+    return encode(path, samples, rate, "webm", {"live": "1"})
+
+
+def encode_streamable(path: Path, samples: np.ndarray, rate: int, fmt: str) -> Path:
+    """encode() for an MP4 format ("aac", "alac", "mp4") with its index (moov) before the audio, as files made
+    for streaming are: a cut copy still opens."""
+    return encode(path, samples, rate, fmt, {"movflags": "faststart"})
 
 
 def with_alac_header(data: bytes, rate: Optional[int] = None, channels: Optional[int] = None) -> bytes:
