@@ -5,14 +5,7 @@ import pytest
 
 from config.errors import UserError
 from tagging.model import latest_version, saved_model, top_k
-
-
-def fake_version(base, name: str, complete: bool = True) -> None:
-    d = base / name
-    (d / "variables").mkdir(parents=True)
-    (d / "saved_model.pb").write_bytes(b"x")
-    if complete:
-        (d / "variables" / "variables.index").write_bytes(b"x")
+from tests.testkit.versions import fake_version
 
 
 def test_newest_complete_version_is_chosen(tmp_path):
