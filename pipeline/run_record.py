@@ -8,7 +8,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
-RUNNING = metadata_store_pb2.Execution.RUNNING
+CACHED, RUNNING = metadata_store_pb2.Execution.CACHED, metadata_store_pb2.Execution.RUNNING
 
 
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:
@@ -34,8 +34,7 @@ class RunRecord:
         return execution.last_known_state if execution else None
 
     def cached(self) -> list[str]:
-        cached = metadata_store_pb2.Execution.CACHED
-        return sorted(name for name, e in self.executions.items() if e.last_known_state == cached)
+        return sorted(name for name, e in self.executions.items() if e.last_known_state == CACHED)
 
     def output(self, component: str, type_name: str) -> Optional[metadata_store_pb2.Artifact]:
         """The artifact of ``type_name`` the component's execution in this run output (or reused)."""
