@@ -23,30 +23,16 @@ def curated_schema_path(config: PipelineConfig) -> str:
     return os.path.join(PipelineConfig.schema_dir.fget(config), SCHEMA_FILE)
 
 
-def _label_feature(schema: schema_pb2.Schema) -> schema_pb2.Feature:
-    return next(f for f in schema.feature if f.name == LABEL_FEATURE)
-
-
-def _genre_domain(schema: schema_pb2.Schema) -> schema_pb2.StringDomain:
-    return next(d for d in schema.string_domain if d.name == GENRE_DOMAIN)
+def _label_set(schema: schema_pb2.Schema) -> tuple[schema_pb2.StringDomain, schema_pb2.IntDomain]:
+    """The schema's genre domain and the label feature's integer domain."""
+    return (next(d for d in schema.string_domain if d.name == GENRE_DOMAIN),
+            next(f for f in schema.feature if f.name == LABEL_FEATURE).int_domain)
 
 
 def label_set_of(schema: schema_pb2.Schema) -> tuple[tuple[str, ...], int, int]:
     """(genre strings, label min, label max) a schema admits."""
-    label = _label_feature(schema).int_domain
-    return tuple(_genre_domain(schema).value), label.min, label.max
-
-
-def derive(curated: schema_pb2.Schema, genres: tuple[str, ...]) -> schema_pb2.Schema:
-    """``curated`` with the genre domain set to ``genres`` and the label to 0..len(genres)-1."""
-    schema = schema_pb2.Schema()
-    schema.CopyFrom(curated)
-    domain = _genre_domain(schema)
-    del domain.value[:]
-    domain.value.extend(genres)
-    label = _label_feature(schema).int_domain
-    label.min, label.max = 0, len(genres) - 1
-    return schema
+    domain, label = _label_set(schema)
+    return tuple(domain.value), label.min, label.max
 
 
 def schema_file(config: PipelineConfig) -> str:
@@ -59,10 +45,15 @@ def schema_file(config: PipelineConfig) -> str:
     genres = tuple(config.genres)
     if label_set_of(curated) == (genres, 0, len(genres) - 1):
         return os.path.join(config.schema_dir, SCHEMA_FILE)
+    derived = text_format.Parse(curated_text, schema_pb2.Schema())  # genre domain and label range replaced
+    domain, label = _label_set(derived)
+    del domain.value[:]
+    domain.value.extend(genres)
+    label.min, label.max = 0, len(genres) - 1
     relative = os.path.relpath(curated_path, os.path.dirname(os.path.dirname(os.path.dirname(curated_path))))
     text = (f"# Derived by pipeline/schema.py from {relative.replace(os.sep, '/')} for the label set\n"
             f"# {', '.join(genres)}: only the genre domain and the label range differ. Not to be edited.\n"
-            + text_format.MessageToString(derive(curated, genres)))
+            + text_format.MessageToString(derived))
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     path = "/".join([config.pipeline_root.rstrip("/"), "schemas", digest, SCHEMA_FILE])
     from tfx.dsl.io import fileio
