@@ -80,8 +80,6 @@ class ScheduleRequest:
     cron: str
     max_concurrency: int
     pipeline_root: str
-    enable_caching: Optional[bool]  # None: as compiled
-    no_catchup: bool = True
 
     def describe(self) -> dict[str, Any]:
         """The requests as --dry-run prints them (the spec by digest, tasks and images)."""
@@ -99,7 +97,7 @@ class ScheduleRequest:
             "experiment": {"name": self.experiment},
             "recurring_run": {
                 "display_name": self.job_name, "cron": self.cron, "max_concurrency": self.max_concurrency,
-                "pipeline_root": self.pipeline_root, "no_catchup": self.no_catchup, "enabled": True,
+                "pipeline_root": self.pipeline_root, "no_catchup": True, "enabled": True,
             },
         }
 
@@ -142,7 +140,7 @@ def build_request(document: dict[str, Any], *, host: Optional[str], experiment: 
         pipeline_version=f"{name}-{spec_digest(spec)[:12]}",
         pipeline_description=f"{name}, compiled by {spec.get('sdkVersion', 'tfx')} (kubeflow.runner)",
         pipeline_spec=spec, experiment=experiment, job_name=job_name, cron=validate_cron(cron),
-        max_concurrency=max_concurrency, pipeline_root=root, enable_caching=enable_caching)
+        max_concurrency=max_concurrency, pipeline_root=root)
 
 
 def send(request: ScheduleRequest, client_factory: Optional[Callable[..., Any]] = None) -> dict[str, str]:
@@ -177,7 +175,7 @@ def send(request: ScheduleRequest, client_factory: Optional[Callable[..., Any]] 
     experiment = client.create_experiment(request.experiment, namespace=request.namespace)
     run = client.create_recurring_run(
         experiment_id=experiment.experiment_id, job_name=request.job_name, cron_expression=request.cron,
-        max_concurrency=request.max_concurrency, no_catchup=request.no_catchup, pipeline_id=pipeline_id,
+        max_concurrency=request.max_concurrency, no_catchup=True, pipeline_id=pipeline_id,
         version_id=version_id, pipeline_root=request.pipeline_root, enabled=True)
     return {"pipeline_id": pipeline_id, "pipeline_version_id": version_id,
             "experiment_id": experiment.experiment_id, "recurring_run_id": run.recurring_run_id}
@@ -225,15 +223,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           "Fix: compile one with `python -m kubeflow.runner --image REGISTRY/genre-pipeline:TAG "
                           f"--output {args.spec}` (kubeflow/README.md).", err, "kubeflow-schedule") from None
     try:
-        request = build_request(
-            document, host=args.host, experiment=args.experiment, cron=args.cron,
-            job_name=args.job_name, max_concurrency=args.max_concurrency, pipeline_root=args.pipeline_root,
-            enable_caching=args.enable_caching, pipeline_name=args.pipeline_name, namespace=args.namespace)
+        request = build_request(document, **{k: v for k, v in vars(args).items() if k not in ("spec", "dry_run")})
     except ValueError as err:  # includes LocalPathError
         raise SystemExit(f"error: {err}") from None
     if args.dry_run:
-        described = request.describe()
-        print(json.dumps(described, indent=2))
+        print(json.dumps(described := request.describe(), indent=2))
         return described
     unsupported = spec_lib.unsupported_on_open_source_kfp(request.pipeline_spec)
     if unsupported:
