@@ -79,14 +79,13 @@ def from_flags(workers: Optional[int], machine_type: Optional[str], region: Opti
     if not MACHINE_TYPE.fullmatch(machine_type):
         raise ValueError(f"--trainer-machine-type {machine_type!r} is not a Compute Engine machine type; write "
                          "family-series-size in lower case, e.g. n1-standard-8, g2-standard-12 or a2-highgpu-1g.")
-    if not region or not REGION.fullmatch(region):
-        found = f"{region!r} is not a region" if region else "is missing"
-        raise ValueError(f"--vertex-region {found}: the Trainer's worker pools run as a Vertex AI custom job in "
-                         f"one region; pass the region of the pipeline and its bucket, {USAGE}.")
-    if not project or not PROJECT.fullmatch(project):
-        found = f"{project!r} is not a project id" if project else "is missing"
-        raise ValueError(f"--vertex-project {found}: the Trainer's Vertex AI custom job is created in a Google "
-                         f"Cloud project; pass its id (6 to 30 lower-case letters, digits and hyphens), {USAGE}.")
+    for flag, value, pattern, what, why in (
+            ("--vertex-region", region, REGION, "a region", "the Trainer's worker pools run as a Vertex AI custom job "
+             "in one region; pass the region of the pipeline and its bucket"),
+            ("--vertex-project", project, PROJECT, "a project id", "the Trainer's Vertex AI custom job is created in a "
+             "Google Cloud project; pass its id (6 to 30 lower-case letters, digits and hyphens)")):
+        if not value or not pattern.fullmatch(value):
+            raise ValueError(f"{flag} {f'{value!r} is not {what}' if value else 'is missing'}: {why}, {USAGE}.")
     resources = trainer_resources or StepResources()
     if resources.cpu or resources.memory_gb:
         raise ValueError(f"--resources {TRAINER}=cpu/memory limits one container, but with --trainer-workers each "
