@@ -190,7 +190,7 @@ def labels_config(args: argparse.Namespace, on_this_machine: bool = True) -> Lab
         raise SystemExit(f"--labels {args.labels}: give the path the pipeline sees where it runs (absolute) or a URI "
                          "(gs://...), not a path relative to this machine.")
     try:
-        genre_map = labels.read_genre_map(args.genre_map) if getattr(args, "genre_map", None) else ()
+        genre_map = labels.read_genre_map(args.genre_map) if args.genre_map else ()
         if source == labels.MANIFEST:
             manifest = args.labels
             if on_this_machine and "://" not in manifest:
@@ -302,13 +302,6 @@ def _efficientat_weights(args: argparse.Namespace, on_this_machine: bool = True)
         raise SystemExit(error.paragraph()) from None
 
 
-def stop_at_eval_accuracy(args: argparse.Namespace) -> Optional[float]:
-    """The Trainer's stopping bar: the flag's (0: none), else a bar on the embedded synthetic set without --epochs."""
-    if args.stop_at_eval_accuracy is not None:
-        return args.stop_at_eval_accuracy or None
-    return SYNTHETIC_STOP_ACCURACY if not args.data_root and not args.epochs else None
-
-
 def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> PipelineConfig:
     """The config the flags ask for; ``on_this_machine`` False when the pipeline runs elsewhere (Kubeflow)."""
     cfg = PipelineConfig().with_model(args.model)
@@ -341,6 +334,9 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
     cfg.synthetic = dataclasses.replace(cfg.synthetic, tracks_per_genre=args.synthetic_tracks,
                                         seconds=args.synthetic_seconds)
     # Flags left out keep the model's preset.
+    # The Trainer's stopping bar: the flag's (0: none), else a bar on the embedded synthetic set without --epochs.
+    stop = (args.stop_at_eval_accuracy if args.stop_at_eval_accuracy is not None
+            else SYNTHETIC_STOP_ACCURACY if not args.data_root and not args.epochs else None)
     preset = {name: getattr(args, name) for name in ("epochs", "learning_rate", "finetune_learning_rate",
                                                      "class_balance", "label_smoothing", "heads")
               if getattr(args, name) is not None}
@@ -349,12 +345,9 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
                                     backbone_weights=_weights_file(args.backbone_weights, on_this_machine),
                                     efficientat_weights=_efficientat_weights(args, on_this_machine),
                                     strategy=args.strategy, mixed_precision=args.mixed_precision,
-                                    stop_at_eval_accuracy=stop_at_eval_accuracy(args))
+                                    stop_at_eval_accuracy=stop or None)
     cfg.tune = TuneConfig(enabled=args.tune, trials=args.tune_trials, oracle=args.tune_oracle,
                           max_minutes=args.tune_minutes, folds=args.tune_folds)
     cfg.gate = GateConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GateConfig)})
-    if args.beam_args:
-        cfg.beam_args = list(args.beam_args)
-    if getattr(args, "dask", None):
-        cfg.beam_args = beam_args(extra=cfg.beam_args, dask=args.dask)
+    cfg.beam_args = beam_args(extra=args.beam_args, dask=args.dask)  # --beam-arg, else the DirectRunner defaults
     return cfg
