@@ -217,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     try:
-        document = spec_lib.load(args.spec)
+        with open(args.spec) as f:
+            document = yaml.safe_load(f)  # JSON is YAML
     except (OSError, yaml.YAMLError) as err:
         raise cli_failure(f"Cannot read the compiled spec {args.spec} ({type(err).__name__}: {err}).\n"
                           "Fix: compile one with `python -m kubeflow.runner --image REGISTRY/genre-pipeline:TAG "

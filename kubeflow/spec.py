@@ -72,11 +72,6 @@ def write(job: dict[str, Any], path: str) -> None:
             json.dump(job, f, indent=2, sort_keys=True)
 
 
-def load(path: str) -> dict[str, Any]:
-    with open(path) as f:
-        return yaml.safe_load(f)  # JSON is YAML
-
-
 def pipeline_spec_of(document: dict[str, Any]) -> dict[str, Any]:
     """The PipelineSpec of a PipelineJob (TFX's JSON) or of a bare spec."""
     spec = document.get("pipelineSpec", document)
