@@ -137,12 +137,11 @@ def check_groups(config: PipelineConfig, root: str, genres: tuple[str, ...], fou
     are found only by ingestion, which checks again after removing them."""
     if config.split.protocol not in HASH_PROTOCOLS:
         return
-    files: list[AudioFile] = []
-    seen: set[str] = set()
+    by_track: dict[str, AudioFile] = {}  # a track's first file
     for f in (found or sort_entries(walk(root))).files:
-        if f.problem is None and f.genre in genres and f.track_id not in seen:
-            seen.add(f.track_id)
-            files.append(f)
+        if f.problem is None and f.genre in genres:
+            by_track.setdefault(f.track_id, f)
+    files = list(by_track.values())
     grouping = groups.group_keys(files, config.split.group_by)
     groups.check_splittable(((f.genre, grouping.keys[f.track_id]) for f in files), config.split,
                             where=f"{root}, --split {config.split.protocol}")
