@@ -75,13 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "every run of the schedule uses the image it was compiled for.")
     try:
         args.step_resources = resources_lib.parse_all(args.resources)
-    except ValueError as err:
-        parser.error(str(err))
-    accelerated = resources_lib.accelerated_steps(args.step_resources)
-    if accelerated and not args.gpu_image:
-        parser.error(f"--resources gives {', '.join(accelerated)} an accelerator, which the CPU image cannot use: "
-                     "build kubeflow/Dockerfile.gpu and pass it as --gpu-image REGISTRY/genre-pipeline-gpu:TAG.")
-    try:
+        accelerated = resources_lib.accelerated_steps(args.step_resources)
+        if accelerated and not args.gpu_image:
+            raise ValueError(f"--resources gives {', '.join(accelerated)} an accelerator, which the CPU image cannot "
+                             "use: build kubeflow/Dockerfile.gpu and pass it as --gpu-image "
+                             "REGISTRY/genre-pipeline-gpu:TAG.")
         args.worker_pools = worker_pools.from_flags(
             args.trainer_workers, args.trainer_machine_type, args.vertex_region, args.vertex_project,
             args.step_resources.get(worker_pools.TRAINER), args.image, args.gpu_image)
@@ -128,9 +126,7 @@ def compile_pipeline(config: PipelineConfig, image: str,
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image))
     job = spec_lib.finalize(runner.run(pipeline, write_out=False), config.pipeline_root)
-    accelerated = resources_lib.accelerated_steps(step_resources)
-    if accelerated:
-        resources_lib.use_image(job["pipelineSpec"], accelerated, gpu_image)
+    resources_lib.use_image(job["pipelineSpec"], resources_lib.accelerated_steps(step_resources), gpu_image)
     leaks = spec_lib.local_path_leaks(job)
     if leaks:
         raise SystemExit(f"error: the compiled spec names paths of this machine, which no pod can read: "
