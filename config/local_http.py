@@ -17,7 +17,7 @@ def free_port() -> int:
 
 
 def wait_until_healthy(health_url: str, process: subprocess.Popen, log_path: str | Path, what: str,
-                       timeout: float = 120.0, poll: float = 0.3) -> None:
+                       timeout: float = 120.0) -> None:
     """Return once ``health_url`` answers 200; raise with the log's tail if ``process`` exits or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while True:
@@ -29,7 +29,7 @@ def wait_until_healthy(health_url: str, process: subprocess.Popen, log_path: str
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not start; log {log_path}:\n{Path(log_path).read_text()[-3000:]}")
-        time.sleep(poll)
+        time.sleep(0.3)
 
 
 def stop_process(process: subprocess.Popen, grace_seconds: float = 30.0) -> None:
