@@ -51,14 +51,11 @@ def is_dask(args: Sequence[str]) -> bool:
     return "dask" in runner_of(args).lower()
 
 
-def runs_in_this_environment(args: Sequence[str]) -> bool:
-    """True for the runners whose SDK workers use this Python environment (no packages staged)."""
-    return runner_of(args).rsplit(".", 1)[-1] in _DIRECT_RUNNERS or is_dask(args)
-
-
 def for_tfx(args: Sequence[str]) -> list[str]:
-    """``args`` as TFX's Beam components get them: with :data:`LOCAL_SDK_FLAG` for local runners."""
+    """``args`` as TFX's Beam components get them: with :data:`LOCAL_SDK_FLAG` for the runners whose SDK workers use
+    this Python environment (no packages staged)."""
     args = list(args)
-    if not runs_in_this_environment(args) or any(a.lstrip("-").startswith(_DEPENDENCY_FLAGS) for a in args):
+    local = runner_of(args).rsplit(".", 1)[-1] in _DIRECT_RUNNERS or is_dask(args)
+    if not local or any(a.lstrip("-").startswith(_DEPENDENCY_FLAGS) for a in args):
         return args
     return args + [LOCAL_SDK_FLAG]
