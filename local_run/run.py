@@ -13,7 +13,7 @@ from config.errors import UserError
 from config.settings import PipelineConfig
 from local_run.console import RunConsole, StepTracker
 from local_run.failure import RunFailed, close_orphans, failure_paragraph, mark_mlflow_failed, not_started
-from local_run.lock import OutputDirLock
+from local_run.lock import output_dir_lock
 from local_run.preflight import preflight
 from local_run.summary import print_summary, summarize
 from pipeline.flags import config_from_args
@@ -87,8 +87,9 @@ def run(config: PipelineConfig, until: str = "push", enable_cache: bool = True, 
     """Run the pipeline to ``until`` under the output directory's lock; the summary, or RunFailed."""
     started = time.time()
     run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+    lock = output_dir_lock(config.output_dir)
     try:
-        lock = OutputDirLock(config.output_dir).__enter__()
+        lock.__enter__()
     except UserError as error:
         raise not_started(error) from error
     log_path = os.path.join(config.output_dir, "logs", f"run-{run_id}.log")

@@ -22,7 +22,7 @@ from models import tracking
 from local_run import preflight
 from local_run.console import RunConsole
 from local_run.failure import failure_paragraph
-from local_run.lock import OutputDirLock
+from local_run.lock import output_dir_lock
 
 
 def _root(tmp_path, genres, files=2, ext="wav"):
@@ -89,13 +89,13 @@ def test_split_lists_are_checked(tmp_path):
 
 
 def test_the_lock_refuses_a_second_process_naming_the_first(tmp_path):
-    with OutputDirLock(str(tmp_path)):
-        code = ("import sys\nfrom local_run.lock import OutputDirLock\nfrom config.errors import UserError\n"
-                "try:\n    OutputDirLock(sys.argv[1]).__enter__()\nexcept UserError as e:\n    print(e)\n")
+    with output_dir_lock(str(tmp_path)):
+        code = ("import sys\nfrom local_run.lock import output_dir_lock\nfrom config.errors import UserError\n"
+                "try:\n    output_dir_lock(sys.argv[1]).__enter__()\nexcept UserError as e:\n    print(e)\n")
         out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
                              cwd=str(local_runner._ROOT), timeout=60)
         assert f"PID {os.getpid()}" in out.stdout and "--output-dir" in out.stdout, out.stdout + out.stderr
-    with OutputDirLock(str(tmp_path)):  # released: taken again
+    with output_dir_lock(str(tmp_path)):  # released: taken again
         pass
 
 
