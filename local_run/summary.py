@@ -56,6 +56,7 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
 
 def print_summary(summary: dict, until: str) -> None:
     from components.clip_evaluator.executor import ALREADY_RELEASED, per_genre_lines
+    from models import hyperparameters
 
     print("\n=== genre pipeline: summary ===")
     data = summary.get("data")
@@ -79,8 +80,13 @@ def print_summary(summary: dict, until: str) -> None:
         for warning in data.get("warnings", []):
             print(f"  warning: {warning}")
         print(f"  ingestion report: {data['report']}")
-    for line in tuning_lines(summary):  # what the Tuner chose, every trial's score
-        print(line)
+    tuning = summary.get("tuning")
+    if tuning:  # what the Tuner chose, every trial's score
+        print(f"tuned: {hyperparameters.describe(tuning['chosen'])} (chosen from {len(tuning['trials'])} trials by "
+              "fold clip accuracy over the train and eval clips; the preset stays unless a trial leads it by more "
+              f"than {hyperparameters.PRESET_MARGIN:.0%})")
+        for t in tuning["trials"]:
+            print(f"  trial {t['trial']}: {t['score']:.3f} {hyperparameters.describe(t['values'])}")
     gate = summary.get("gate")
     if gate:
         print(f"held-out '{gate['split']}' split, {gate['split_protocol']} protocol (tracks never in training):")
@@ -131,16 +137,3 @@ def tuning_summary(record) -> dict[str, Any]:
               for row in _only_file(results.uri)]
     return {"tuning": {"chosen": hyperparameters.chosen(_only_file(best.uri)), "trials": trials}}
 
-
-def tuning_lines(summary: dict[str, Any]) -> list[str]:
-    """The summary's lines for the search, or none."""
-    from models import hyperparameters
-    tuning = summary.get("tuning")
-    if not tuning:
-        return []
-    lines = [f"tuned: {hyperparameters.describe(tuning['chosen'])} (chosen from {len(tuning['trials'])} trials by "
-             "fold clip accuracy over the train and eval clips; the preset stays unless a trial leads it by more "
-             f"than {hyperparameters.PRESET_MARGIN:.0%})"]
-    lines += [f"  trial {t['trial']}: {t['score']:.3f} {hyperparameters.describe(t['values'])}"
-              for t in tuning["trials"]]
-    return lines
