@@ -38,12 +38,10 @@ class RunRecord:
 
     def output(self, component: str, type_name: str) -> Optional[metadata_store_pb2.Artifact]:
         """The artifact of ``type_name`` the component's execution in this run output (or reused)."""
-        execution = self.executions.get(component)
-        if execution is None:
+        if component not in self.executions:
             return None
         type_id = self.store.get_artifact_type(type_name).id
-        found = [a for a in outputs_of(self.store, [execution]) if a.type_id == type_id]
-        return found[0] if found else None
+        return next((a for a in outputs_of(self.store, [self.executions[component]]) if a.type_id == type_id), None)
 
 
 def producers_of(store: metadata_store.MetadataStore, artifact_ids: list[int],
@@ -75,12 +73,11 @@ def ingested_examples_of(store: metadata_store.MetadataStore,
                          model: metadata_store_pb2.Artifact) -> metadata_store_pb2.Artifact:
     """AudioExampleGen's Examples this model was trained from, through Transform's lineage: runs at another sample
     rate share the store, so the newest ingestion may not be this model's."""
-    examples_type = store.get_artifact_type("Examples").id
-    [transformed] = [a for a in inputs_of(store, producers_of(store, [model.id]))
-                     if a.type_id == examples_type and "/Transform/" in a.uri]
-    [ingested] = [a for a in inputs_of(store, producers_of(store, [transformed.id]))
-                  if a.type_id == examples_type and "/AudioExampleGen/" in a.uri]
-    return ingested
+    examples_type, artifact = store.get_artifact_type("Examples").id, model
+    for producer in ("/Transform/", "/AudioExampleGen/"):  # the model's Examples, then theirs
+        [artifact] = [a for a in inputs_of(store, producers_of(store, [artifact.id]))
+                      if a.type_id == examples_type and producer in a.uri]
+    return artifact
 
 
 def fail_orphaned_executions(store: metadata_store.MetadataStore) -> int:
