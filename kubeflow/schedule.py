@@ -181,14 +181,6 @@ def send(request: ScheduleRequest, client_factory: Optional[Callable[..., Any]] 
             "experiment_id": experiment.experiment_id, "recurring_run_id": run.recurring_run_id}
 
 
-def _unreachable(host: str, error: BaseException) -> SystemExit:
-    reason = (str(error).strip().splitlines() or [type(error).__name__])[-1][:200]
-    return cli_failure(
-        f"Cannot reach the Kubeflow Pipelines API at {host} ({type(error).__name__}: {reason}).\n"
-        "Fix: check --host (or KF_PIPELINES_ENDPOINT); for a cluster, `kubectl port-forward -n kubeflow "
-        "svc/ml-pipeline-ui 8080:80` and pass --host http://localhost:8080.", error, "kubeflow-schedule")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m kubeflow.schedule", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -240,7 +232,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     except Exception as err:  # noqa: BLE001 - kfp, urllib3 and the server's API errors: one paragraph
-        raise _unreachable(request.host, err) from None
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[-1][:200]
+        raise cli_failure(
+            f"Cannot reach the Kubeflow Pipelines API at {request.host} ({type(err).__name__}: {reason}).\n"
+            "Fix: check --host (or KF_PIPELINES_ENDPOINT); for a cluster, `kubectl port-forward -n kubeflow "
+            "svc/ml-pipeline-ui 8080:80` and pass --host http://localhost:8080.", err, "kubeflow-schedule") from None
     print(json.dumps(ids, indent=2))
     return ids
 
