@@ -333,10 +333,10 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
                          "shorter segment.")
     cfg.synthetic = dataclasses.replace(cfg.synthetic, tracks_per_genre=args.synthetic_tracks,
                                         seconds=args.synthetic_seconds)
-    # Flags left out keep the model's preset.
     # The Trainer's stopping bar: the flag's (0: none), else a bar on the embedded synthetic set without --epochs.
     stop = (args.stop_at_eval_accuracy if args.stop_at_eval_accuracy is not None
             else SYNTHETIC_STOP_ACCURACY if not args.data_root and not args.epochs else None)
+    # Flags left out keep the model's preset.
     preset = {name: getattr(args, name) for name in ("epochs", "learning_rate", "finetune_learning_rate",
                                                      "class_balance", "label_smoothing", "heads")
               if getattr(args, name) is not None}
