@@ -10,9 +10,6 @@ from typing import Any
 
 from config.settings import PipelineConfig
 
-TUNER = "Tuner"
-
-
 def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
     """What this run produced, read from its own executions in MLMD (never another run's)."""
     from components.audio_example_gen.quarantine import SUMMARY_FILE, AudioQuarantine
@@ -128,8 +125,8 @@ def tuning_summary(record) -> dict[str, Any]:
     """``{"tuning": {"chosen": {...}, "trials": [{"trial", "score", "values"}, ...]}}``, best first; {} without
     a Tuner in the run (``record``: a pipeline.run_record.RunRecord)."""
     from models import hyperparameters
-    best = record.output(TUNER, "HyperParameters")
-    results = record.output(TUNER, "TunerResults")
+    best = record.output("Tuner", "HyperParameters")
+    results = record.output("Tuner", "TunerResults")
     if best is None or results is None:
         return {}
     # Numbered from 1, as the [tune] lines number them (KerasTuner's trial ids count from 0).
