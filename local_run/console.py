@@ -61,11 +61,10 @@ class RunConsole:
         """Write straight to the terminal and the log (for the closing summary or error)."""
         data = (text if text.endswith("\n") else text + "\n").encode()
         if self._terminal is None:
-            sys.stdout.write(data.decode())
-            sys.stdout.flush()
-            return
-        self._log.write(data)
-        os.write(self._terminal, data)
+            print(data.decode(), end="", flush=True)
+        else:
+            self._log.write(data)
+            os.write(self._terminal, data)
 
     def __exit__(self, *exc) -> None:
         for stream in (sys.stdout, sys.stderr):
