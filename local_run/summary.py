@@ -14,14 +14,20 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
     """What this run produced, read from its own executions in MLMD (never another run's)."""
     from components.audio_example_gen.quarantine import SUMMARY_FILE, AudioQuarantine
     from components.clip_evaluator.executor import ALREADY_RELEASED, METRICS_FILE
-    from pipeline.run_record import RunRecord, open_store
     from ml_metadata.proto import metadata_store_pb2
+    from models import hyperparameters
+    from pipeline.run_record import RunRecord, open_store
 
     record = RunRecord(open_store(config.metadata_path), run_id)
     summary: dict = {"run_id": run_id, "seconds": round(time.time() - started, 1),
                      "pipeline_root": config.pipeline_root, "mlflow_tracking_uri": config.mlflow_tracking_uri,
                      "reused_from_cache": record.cached(), "genres": list(config.genres)}
-    summary.update(tuning_summary(record))
+    best, results = record.output("Tuner", "HyperParameters"), record.output("Tuner", "TunerResults")
+    if best is not None and results is not None:  # the search: the values chosen, every trial's, best first
+        # Numbered from 1, as the [tune] lines number them (KerasTuner's trial ids count from 0).
+        trials = [{"trial": int(row.pop("trial_id")) + 1, "score": row.pop("score"),
+                   "values": hyperparameters.chosen(row)} for row in _only_file(results.uri)]
+        summary["tuning"] = {"chosen": hyperparameters.chosen(_only_file(best.uri)), "trials": trials}
     report = record.output("AudioExampleGen", AudioQuarantine.TYPE_NAME)
     if report is not None and os.path.exists(os.path.join(report.uri, SUMMARY_FILE)):
         with open(os.path.join(report.uri, SUMMARY_FILE)) as f:
@@ -119,18 +125,3 @@ def _only_file(uri: str) -> Any:
     [name] = os.listdir(uri)
     with open(os.path.join(uri, name)) as f:
         return json.load(f)
-
-
-def tuning_summary(record) -> dict[str, Any]:
-    """``{"tuning": {"chosen": {...}, "trials": [{"trial", "score", "values"}, ...]}}``, best first; {} without
-    a Tuner in the run (``record``: a pipeline.run_record.RunRecord)."""
-    from models import hyperparameters
-    best = record.output("Tuner", "HyperParameters")
-    results = record.output("Tuner", "TunerResults")
-    if best is None or results is None:
-        return {}
-    # Numbered from 1, as the [tune] lines number them (KerasTuner's trial ids count from 0).
-    trials = [{"trial": int(row.pop("trial_id")) + 1, "score": row.pop("score"), "values": hyperparameters.chosen(row)}
-              for row in _only_file(results.uri)]
-    return {"tuning": {"chosen": hyperparameters.chosen(_only_file(best.uri)), "trials": trials}}
-
