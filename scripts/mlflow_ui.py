@@ -36,7 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     command = [mlflow, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port),
                "--workers", "1"]
     os.execv(command[0], command)
-    return 0  # not reached
 
 
 if __name__ == "__main__":

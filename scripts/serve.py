@@ -66,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
         command = [sys.executable, "-m", "serving.stand_in_server", "--model-base", serving_dir, "--model-name",
                    args.model_name, "--host", "127.0.0.1", "--port", str(args.port)]
     os.execvpe(command[0], command, env)
-    return 0  # not reached
 
 
 if __name__ == "__main__":
