@@ -21,7 +21,7 @@ import numpy as np
 from app import browser
 from app.settings import AppSettings
 from bench.pushed_models import newest_version
-from bench.report import ROOT, write_section
+from bench.report import ROOT, publish
 from bench.serving import interleaved_calls
 from config.settings import PipelineConfig
 
@@ -111,10 +111,8 @@ The difference between the page rows and the client row is the page's own work: 
 Streamlit, decoding and checks, the waveform and genre charts, the librosa log-mel image
 (display only) and drawing it all in the browser.
 """
-    print(body)
-    if not args.no_write:
-        write_section("app", "Web page: upload to rendered result, 30-s clip", body, "make bench-app")
-        print(f"BENCHMARKS.md updated; screenshot {args.screenshot}")
+    publish(body, not args.no_write, "app", "Web page: upload to rendered result, 30-s clip", "make bench-app")
+    print(f"Screenshot: {args.screenshot}")
 
 
 if __name__ == "__main__":
