@@ -21,7 +21,7 @@ import numpy as np
 from app import browser
 from app.settings import AppSettings
 from bench.pushed_models import newest_version
-from bench.report import ROOT, write_section
+from bench.report import ROOT, add_no_write, publish
 from bench.serving import interleaved_calls
 from config.settings import PipelineConfig
 
@@ -49,11 +49,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clip", help="audio file to upload (default: a real GTZAN clip, else synthetic)")
     parser.add_argument("--clip-note", default="", help="what the --clip file is, for BENCHMARKS.md")
     parser.add_argument("--uploads", type=int, default=5, help="timed uploads (default: %(default)s)")
-    parser.add_argument("--screenshot", default=str(ROOT / "docs" / "app.png"),
-                        help="where to save the page after the last upload (default: docs/app.png)")
+    parser.add_argument("--screenshot", help="where to save the page after the last upload (default: docs/app.png; "
+                        "none with --no-write)")
     parser.add_argument("--mlflow-uri", default=PipelineConfig().mlflow_tracking_uri,
                         help="tracking store the page reads the model card from (default: the run's own)")
-    parser.add_argument("--no-write", action="store_true", help="print, do not update BENCHMARKS.md")
+    add_no_write(parser)
     args = parser.parse_args(argv)
     if missing := browser.missing_browser():
         sys.exit(f"Debian package {missing} is not installed: run scripts/install_browser.sh (make bench-app does).")
@@ -85,8 +85,9 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(f"the page showed no result:\n{result.text[:2000]}")
             headline.append(result.headline_seconds)
             rendered.append(result.rendered_seconds)
-        os.makedirs(os.path.dirname(os.path.abspath(args.screenshot)), exist_ok=True)
-        browser.save_screenshot(driver, args.screenshot, max_bytes=README_SHOT_BYTES)
+        if shot := args.screenshot or (None if args.no_write else str(ROOT / "docs" / "app.png")):
+            os.makedirs(os.path.dirname(os.path.abspath(shot)), exist_ok=True)
+            browser.save_screenshot(driver, shot, max_bytes=README_SHOT_BYTES)
         with GenreClient(host) as client:
             grpc_ms = interleaved_calls({"grpc": lambda: client.predict_file(clip)}, args.uploads, warmup=1)["grpc"]
         load_after = os.getloadavg()[0]
@@ -111,10 +112,9 @@ The difference between the page rows and the client row is the page's own work: 
 Streamlit, decoding and checks, the waveform and genre charts, the librosa log-mel image
 (display only) and drawing it all in the browser.
 """
-    print(body)
-    if not args.no_write:
-        write_section("app", "Web page: upload to rendered result, 30-s clip", body, "make bench-app")
-        print(f"BENCHMARKS.md updated; screenshot {args.screenshot}")
+    publish(body, not args.no_write, "app", "Web page: upload to rendered result, 30-s clip", "make bench-app")
+    if shot:
+        print(f"Screenshot: {shot}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -21,15 +20,9 @@ import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
 from bench.real_data import parse_models  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from bench.report import add_no_write, make_command, publish, timed  # noqa: E402
 from config.settings import MODEL_TYPES, PipelineConfig  # noqa: E402
 from models import features, registry  # noqa: E402
-
-
-def _timed(fn) -> tuple[object, float]:
-    start = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - start
 
 
 def measure(family: str) -> dict:
@@ -43,9 +36,10 @@ def measure(family: str) -> dict:
     row = {"family": family, "parameters": model.count_params()}
     for traces in (True, False):
         with tempfile.TemporaryDirectory() as path:
-            _, row[f"save_{traces}"] = _timed(lambda: model.save(path, save_format="tf", save_traces=traces))
-            _, row[f"tf_load_{traces}"] = _timed(lambda: tf.saved_model.load(path))
-            reloaded, row[f"keras_load_{traces}"] = _timed(lambda: keras.models.load_model(path, compile=False))
+            row[f"save_{traces}"] = timed(lambda: model.save(path, save_format="tf", save_traces=traces))[1]["wall"]
+            row[f"tf_load_{traces}"] = timed(lambda: tf.saved_model.load(path))[1]["wall"]
+            reloaded, took = timed(lambda: keras.models.load_model(path, compile=False))
+            row[f"keras_load_{traces}"] = took["wall"]
             row[f"max_diff_{traces}"] = float(np.max(np.abs(reloaded(x, training=False).numpy() - expected)))
             row[f"megabytes_{traces}"] = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path)
                                              for f in fs) / 1e6
@@ -72,7 +66,7 @@ def table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(MODEL_TYPES), help="comma-separated (default: %(default)s)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    add_no_write(parser)
     args = parser.parse_args(argv)
     rows = [measure(family) for family in parse_models(args.models)]
     body = table(rows) + (
@@ -80,11 +74,9 @@ def main(argv: list[str] | None = None) -> None:
         "cannot be fetched), one process, one run per cell. **traces**: Keras' default, every layer's call "
         "functions traced into the SavedModel; **none**: `save_traces=False`, what `models/signatures.export` "
         "does. The exported signatures are traced either way and are not in these figures.")
-    print(body)
-    if not args.no_write:
-        write_section("export", "Exporting the SavedModel: Keras' traced call functions or none",
-                      body, "make bench-export" + ("" if args.models == parser.get_default("models")
-                                                  else f' ARGS="--models {args.models}"'))
+    chosen = [] if args.models == parser.get_default("models") else ["--models", args.models]
+    publish(body, not args.no_write, "export", "Exporting the SavedModel: Keras' traced call functions or none",
+            make_command("bench-export", chosen))
 
 
 if __name__ == "__main__":

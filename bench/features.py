@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Callable
 
-from bench.report import ROOT, child_env, write_section
+from bench.report import ROOT, add_no_write, child_env, publish
 
 SEGMENT_SECONDS = 3.0
 GOAL_VS_LIBROSA = 3.0  # the goal: the in-graph log-mel at least 3x librosa per core
@@ -186,17 +186,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clips", type=int, default=40, help="clips to use, spread over the set (0: all)")
     parser.add_argument("--repeats", type=int, default=7, help="timings of each batch per method")
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    add_no_write(parser)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, args.clips, args.repeats)))
         return
     one, two = run_worker(1, args.clips, args.repeats), run_worker(2, args.clips, args.repeats)
-    body = report(one, two)
-    print(body)
-    if not args.no_write:
-        write_section("features", "Feature extraction: in-graph log-mel and MFCC vs librosa", body,
-                      command="make bench-features")
+    publish(report(one, two), not args.no_write, "features",
+            "Feature extraction: in-graph log-mel and MFCC vs librosa", "make bench-features")
 
 
 if __name__ == "__main__":

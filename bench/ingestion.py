@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from bench.real_data import DEFAULT_DATA_ROOT
-from bench.report import write_section
+from bench.report import add_no_write, load_text, publish
 from synthetic.formats import encode
 from config.settings import AUDIO_EXTENSIONS, PipelineConfig
 from pipeline.beam_args import for_tfx
@@ -188,8 +188,7 @@ def decode_formats(paths: list[Path], root: Path, no_write: bool) -> None:
 Source: the first 16 real GTZAN clips of `{root}`, alternate clips left and right, at 44.1 kHz stereo: a minute and a
 4-minute track, written by `synthetic/formats.py` (PyAV) or libsndfile. Figures: `audio/decode.py`'s `decode()` to
 mono at {DECODE_RATE} Hz (header checks, decoding, downmix, soxr HQ), CPU s of this process, best of {REPEATS}, forced to one
-reader (`reader=`) where both read the format. Load average (1/5/15 min) before: {load_before[0]:.2f} / {load_before[1]:.2f} /
-{load_before[2]:.2f}, after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (the 2 cores are shared).
+reader (`reader=`) where both read the format. {load_text(load_before, load_after)} (the 2 cores are shared).
 
 | format (44.1 kHz stereo, 60 s) | MB | libsndfile: audio s per CPU s | FFmpeg (PyAV) | read by |
 |---|---|---|---|---|
@@ -202,10 +201,8 @@ reader (`reader=`) where both read the format. Load average (1/5/15 min) before:
 Faster reader where both read a format: {'; '.join(ratios)}. Windowed decoding of a full-length track: at least
 **{min(speedups):.1f}x** faster than whole-file decoding (goal 3x: {'met' if min(speedups) >= 3.0 else 'not met'}).
 """
-    print(body)
-    if not no_write:
-        write_section("decode-formats", "Decoding per format: libsndfile and FFmpeg (PyAV)", body,
-                      command="make bench-ingest ARGS=--formats")
+    publish(body, not no_write, "decode-formats", "Decoding per format: libsndfile and FFmpeg (PyAV)",
+            "make bench-ingest ARGS=--formats")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -214,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="executor runs (default: %(default)s)")
     parser.add_argument("--beam-arg", action="append", dest="beam_args", metavar="ARG",
                         help="Beam pipeline argument, repeatable (default: the pipeline's, PipelineConfig.beam_args)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    add_no_write(parser)
     parser.add_argument("--formats", action="store_true",
                         help="measure decoding per format and reader instead (its own section)")
     args = parser.parse_args(argv)
@@ -254,8 +251,7 @@ def main(argv: list[str] | None = None) -> None:
 Real GTZAN clips: {len(paths)} files ({best['files']} ingested, {best['bad']} quarantined) from `{root}`,
 {config.audio.sample_rate} Hz, {config.audio.segment_seconds:g} s segments ({best['segments']} examples,
 {best['output_mb']:.0f} MB of gzipped TFRecords). Beam args: `{' '.join(config.beam_args)}`.
-Load average (1/5/15 min) before: {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f},
-after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (the 2 cores are shared).
+{load_text(load_before, load_after)} (the 2 cores are shared).
 
 | ingestion | audio s | wall s | audio s per wall s | CPU s | audio s per CPU s |
 |---|---|---|---|---|---|
@@ -277,9 +273,7 @@ waiting, for the cores other processes were using (see the load average) or in s
 The same ingestion with `--direct_running_mode=multi_threading` (threads in one process, no worker
 processes to start) needs {threaded['cpu']:.1f} s CPU, {best['cpu'] - threaded['cpu']:.1f} s less than the fastest run.
 """
-    print(body)
-    if not args.no_write:
-        write_section("ingestion", "Ingestion (AudioExampleGen)", body, command="make bench-ingest")
+    publish(body, not args.no_write, "ingestion", "Ingestion (AudioExampleGen)", "make bench-ingest")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed
-from bench.report import make_command, write_section
+from bench.report import add_no_write, make_command, publish
 from bench.serving import bench_clip, interleaved_calls, signature_call
 from config.settings import PipelineConfig
 
@@ -135,7 +135,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--pipeline-root", default=cfg.pipeline_root, help="(default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=15, help="timed runs of every stage (default: %(default)s)")
     parser.add_argument("--clip-seconds", type=float, default=30.0, help="(default: %(default)s)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    add_no_write(parser)
     args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
     model, config, version_dir = load_pushed(args.model_dir, args.transform_dir, args.pipeline_root)
@@ -150,10 +150,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         f"Load average (1 min) {load_before:.1f} at the start and {os.getloadavg()[0]:.1f} at the end: the machine's "
         "2 cores were shared with other work, so compare the columns of this table with each other only.",
     ])
-    print(body)
-    if not args.no_write:
-        write_section("profile-serving", "musicnn serving profile: serving_default stage by stage", body,
-                      make_command("bench-profile", argv))
+    publish(body, not args.no_write, "profile-serving", "musicnn serving profile: serving_default stage by stage",
+            make_command("bench-profile", argv))
 
 
 if __name__ == "__main__":

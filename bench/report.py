@@ -2,12 +2,14 @@
 ``<!-- /bench:NAME -->``, so benchmarks re-run one at a time without touching each other's figures."""
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import platform
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -74,6 +76,30 @@ def make_command(target: str, argv: Optional[list[str]] = None) -> str:
 def child_env(**extra: str) -> dict[str, str]:
     """The environment of a benchmark's child process: this project importable, Keras 2, TensorFlow quiet."""
     return {**os.environ, "PYTHONPATH": str(ROOT), "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+
+
+def timed(work: Callable[[], Any]) -> tuple[Any, dict]:
+    """WORK's result, and the wall and CPU seconds (this process) it took."""
+    cpu, started = time.process_time(), time.perf_counter()
+    result = work()
+    return result, {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu}
+
+
+def load_text(before: tuple[float, ...], after: tuple[float, ...]) -> str:
+    """The 1/5/15-minute load averages before and after a run: how shared the cores were."""
+    return ("Load average (1/5/15 min) before: " + " / ".join(f"{x:.2f}" for x in before) + ", after: "
+            + " / ".join(f"{x:.2f}" for x in after))
+
+
+def add_no_write(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+
+
+def publish(body: str, write: bool, name: str, title: str, command: str, stamped: bool = True) -> None:
+    """Print BODY and, with WRITE, put it in BENCHMARKS.md as section NAME (see :func:`write_section`)."""
+    print(body)
+    if write:
+        write_section(name, title, body, command, stamped)
 
 
 def section_pattern(name: str) -> re.Pattern:

@@ -29,7 +29,7 @@ from typing import Callable, ContextManager, Iterator, Optional, Sequence
 import numpy as np
 
 from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed, newest_version
-from bench.report import ROOT, child_env, make_command, write_section
+from bench.report import ROOT, add_no_write, child_env, make_command, publish
 from config.local_http import stop_process
 from config.settings import PipelineConfig
 
@@ -212,7 +212,7 @@ def main(argv: Optional[list[str]] = None) -> None:
             ("--clients", int, 2, "concurrent gRPC clients "),
             ("--max-seconds", float, 300.0, "time cap per path; fewer requests are reported if it is hit ")):
         parser.add_argument(flag, type=kind, default=default, help=text + "(default: %(default)s)")
-    parser.add_argument("--no-write", action="store_true", help="print the results without updating BENCHMARKS.md")
+    add_no_write(parser)
     args = parser.parse_args(argv)
     if args.requests < 2 or args.warmup < 0 or args.clients < 1:
         parser.error("need --requests >= 2, --warmup >= 0, --clients >= 1")
@@ -225,10 +225,9 @@ def main(argv: Optional[list[str]] = None) -> None:
         models = compared_models(args.model_dir, args.compare, args.transform_dir, args.pipeline_root, tmp, args.also)
         body = run(models, args.model_name, args.requests, args.warmup, args.clip_seconds, args.sample_rate,
                    args.clients, args.max_seconds)
-    print(body)
-    if not args.no_write:
-        write_section("serving", f"Serving: gRPC (test double) vs in-process SavedModel, {args.clip_seconds:g}-s clip",
-                      body, command=make_command("bench-serving", argv))
+    publish(body, not args.no_write, "serving",
+            f"Serving: gRPC (test double) vs in-process SavedModel, {args.clip_seconds:g}-s clip",
+            make_command("bench-serving", argv))
 
 
 if __name__ == "__main__":

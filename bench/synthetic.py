@@ -19,24 +19,16 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
+from typing import Callable  # noqa: E402
 
-from bench.report import write_section  # noqa: E402
+from bench.report import add_no_write, load_text, publish, timed  # noqa: E402
 from config.settings import PROJECT_ROOT, SyntheticConfig  # noqa: E402
 from pipeline.flags import whole_number  # noqa: E402
 
 GOAL = 500.0
 # The generator before its vectorised rewrite: per-note Python synthesis.
 BASELINE_REF = "7e83bbc"
-
-
-def timed(work: Callable[[], Any]) -> tuple[Any, dict]:
-    """WORK's result, and the wall and CPU seconds it took."""
-    cpu, started = time.process_time(), time.perf_counter()
-    result = work()
-    return result, {"wall": time.perf_counter() - started, "cpu": time.process_time() - cpu}
 
 
 def load_baseline(ref: str):
@@ -61,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="generations of the whole set (default: %(default)s)")
     parser.add_argument("--baseline-ref", default=BASELINE_REF,
                         help="git revision of the generator to compare with (default: %(default)s)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    add_no_write(parser)
     args = parser.parse_args(argv)
     cpu = min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})  # one core
@@ -113,8 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     body = f"""
 The default synthetic set ({s.tracks_per_genre} tracks x {len(genres)} genres x {s.seconds:g} s = {runs[0]['audio']:.0f} s of
 audio, {rate} Hz 16-bit WAV, {runs[0]['mb']:.0f} MB), generated into a temporary folder on one core (CPU {cpu}:
-sched_setaffinity, BLAS/OpenMP threads 1). Load average (1/5/15 min) before: {load_before[0]:.2f} / {load_before[1]:.2f} /
-{load_before[2]:.2f}, after: {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} (2 shared cores: wall time
+sched_setaffinity, BLAS/OpenMP threads 1). {load_text(load_before, load_after)} (2 shared cores: wall time
 includes waiting for the core; CPU time is the generator's own cost).
 
 | work | audio s | wall s | audio s per wall s | CPU s | audio s per CPU s |
@@ -125,11 +116,8 @@ Median over {len(runs)} runs: **{cpu_speed:.0f}x real time per CPU second, {wall
 (goal {GOAL:.0f}x on one core: {'met' if min(cpu_speed, wall_speed) >= GOAL else ('met in CPU time' if cpu_speed >= GOAL else 'not met')}).
 {comparison} A re-run finds the set complete from its manifest (sizes checked, no audio read) in {reuse_ms:.1f} ms.
 """
-    print(body)
-    if not args.no_write:
-        write_section("synthetic", "Synthetic default set: generation speed (one core)", body,
-                      "python -m bench.synthetic")
-        print("BENCHMARKS.md updated.", file=sys.stderr)
+    publish(body, not args.no_write, "synthetic", "Synthetic default set: generation speed (one core)",
+            "python -m bench.synthetic")
 
 
 if __name__ == "__main__":

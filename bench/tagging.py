@@ -1,7 +1,7 @@
 """Batch tagging throughput: the tagger on the DirectRunner and on Dask (1 and 2 workers) vs a plain loop.
 
     python -m bench.tagging [--data-root DIR] [--model-dir DIR] [--version V] [--files N] [--repeats R]
-    (make bench-tagging)                       [--profile N: only the CPU and wall per file of the loop's parts]
+    (make bench-tagging)
 
 On the same files and model: a plain loop (ingestion's decode and one ``serving_default`` call per file, the model
 loaded once); ``python -m tagging`` on the DirectRunner (in_memory, and multi_processing with 2 workers); and on a
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.real_data import DEFAULT_DATA_ROOT
 from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed
-from bench.report import make_command, write_section
+from bench.report import add_no_write, make_command, publish
 from config.settings import PROJECT_ROOT, PipelineConfig
 from pipeline import beam_args as runners
 from tagging import files as files_lib
@@ -61,31 +61,6 @@ def loop(source: Path, model_path: str, audio) -> dict:
     wall = time.time() - started
     return {"audio_seconds": seconds, "wall_seconds": wall, "files": files, "load_seconds": load,
             "cpu_seconds": time.process_time() - cpu}
-
-
-def profile(source: Path, model_path: str, audio, n: int) -> dict[str, tuple[float, float]]:
-    """(CPU ms, wall ms) per file of the loop's parts: what any design on this machine must pay."""
-    import tensorflow as tf
-
-    from models.signatures import FEATURES_SIGNATURE
-
-    loaded = tf.saved_model.load(model_path)
-    serve, features = loaded.signatures[SIGNATURE], loaded.signatures[FEATURES_SIGNATURE]
-    listed = files_lib.list_audio(str(source)).files[:n]
-
-    def measure(fn, items) -> tuple[float, float, list]:
-        cpu, wall = time.process_time(), time.perf_counter()
-        out = [fn(item) for item in items]
-        return (1000 * (time.process_time() - cpu) / len(items), 1000 * (time.perf_counter() - wall) / len(items), out)
-
-    *decode, clips = measure(lambda f: files_lib.decode_file(f[0], f[1], audio), listed)
-    inputs = [(tf.constant(c["waveform"]), tf.constant(c["sample_rate"], tf.int32)) for c in clips if "waveform" in c]
-    serve(waveform=inputs[0][0], sample_rate=inputs[0][1])  # first call: TensorFlow's one-off set-up
-    features(waveform=inputs[0][0], sample_rate=inputs[0][1])
-    *serving, _ = measure(lambda x: serve(waveform=x[0], sample_rate=x[1]), inputs)
-    *feature, _ = measure(lambda x: features(waveform=x[0], sample_rate=x[1]), inputs)
-    return {"decode (ingestion's reader)": tuple(decode), "serving_default": tuple(serving),
-            "  of which segment_features (checks, segmenting, log-mel)": tuple(feature)}
 
 
 def tagger(source: Path, out: Path, model, audio, args: list[str] = IN_PROCESS, tf_threads=None) -> dict:
@@ -140,28 +115,18 @@ def main(argv=None) -> None:
     parser.add_argument("--files", type=int, default=100, help="files to tag (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="runs of every row; the median is shown "
                         "(default: %(default)s)")
-    parser.add_argument("--profile", type=int, metavar="N", help="only time the loop's parts on N files "
-                        "(CPU and wall per file) and print them")
     parser.add_argument("--compare-graphs", action="store_true", help="a musicnn or LSTM model re-exported with "
                         "each graph of models/signatures.GRAPHS: the loop and the in-process tagger on each (section "
                         "tagging-graphs)")
     parser.add_argument("--transform-dir", help="with --compare-graphs: the model's Transform output (default: the "
                         "newest under the pipeline root)")
     parser.add_argument("--note", default="", help="a line printed under the table (e.g. what else loaded the machine)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    add_no_write(parser)
     args = parser.parse_args(argv)
 
     load_before = os.getloadavg()[0]
     model = latest_version(args.model_dir, args.version)
     audio = PipelineConfig().audio
-    if args.profile:
-        with tempfile.TemporaryDirectory() as tmp:
-            parts = profile(subset(Path(args.data_root), args.profile, Path(tmp) / "clips"), model.path, audio,
-                            args.profile)
-        print("| part of the loop, per file | CPU ms | wall ms |\n|---|---|---|")
-        print("\n".join(f"| {name} | {cpu:.1f} | {wall:.1f} |" for name, (cpu, wall) in parts.items()))
-        print(f"\n{args.profile} files; load average (1 min) {os.getloadavg()[0]:.1f}")
-        return
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         source = subset(Path(args.data_root), args.files, Path(tmp) / "clips")
@@ -209,11 +174,9 @@ def main(argv=None) -> None:
            "in Beam's threads and workers); on a shared machine it moves less with the other load than the wall."
            if args.compare_graphs else "")
         + (f"\n\n{args.note}" if args.note else ""))
-    print(body)
-    if not args.no_write:
-        name, title = (("tagging-graphs", "Batch tagging throughput of musicnn's two exported graphs")
-                       if args.compare_graphs else ("tagging", "Batch tagging throughput (python -m tagging)"))
-        write_section(name, title, body, make_command("bench-tagging", argv))
+    section = (("tagging-graphs", "Batch tagging throughput of musicnn's two exported graphs") if args.compare_graphs
+               else ("tagging", "Batch tagging throughput (python -m tagging)"))
+    publish(body, not args.no_write, *section, make_command("bench-tagging", argv))
 
 
 if __name__ == "__main__":

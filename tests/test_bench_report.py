@@ -39,3 +39,16 @@ def test_a_section_of_several_runs_names_its_command_only_and_reads_back(tmp_pat
     assert shared.startswith("<!-- bench:shared -->\n## Shared\n\n- Command: `make x`\n\n| k |")
     assert "- Date:" not in shared and "- Machine:" not in shared
     assert "- Date:" in report.read_section("own") and report.table_rows(shared) == ["| a |"]
+
+
+def test_publish_prints_always_and_writes_only_when_asked(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(report, "BENCHMARKS_MD", tmp_path / "BENCHMARKS.md")
+    report.publish("figures one", False, "s", "S", "make s")
+    assert "figures one" in capsys.readouterr().out and not report.BENCHMARKS_MD.exists()
+    report.publish("figures two", True, "s", "S", "make s")
+    assert "figures two" in report.read_section("s")
+
+
+def test_load_text_gives_the_three_averages_before_and_after():
+    assert report.load_text((0.5, 1.25, 2.0), (1.0, 1.0, 1.0)) == (
+        "Load average (1/5/15 min) before: 0.50 / 1.25 / 2.00, after: 1.00 / 1.00 / 1.00")
