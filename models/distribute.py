@@ -11,8 +11,8 @@ if TYPE_CHECKING:  # TensorFlow is imported where a strategy is made: the flags 
     import tensorflow as tf
 
 STRATEGIES = ("one", "mirrored", "multi-worker", "tpu", "auto")
-PRECISIONS = ("none", "bfloat16", "float16")
 POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+PRECISIONS = tuple(POLICIES)
 # Where a TPU is asked for without naming one: TPU_NAME names a TPU node; a TPU VM has its chips locally.
 TPU_ENV = "TPU_NAME"
 TPU_VM_DEVICE = "/dev/accel0"

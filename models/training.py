@@ -174,11 +174,9 @@ def _callbacks(config: PipelineConfig, run_dir: str, total_epochs: int, step_off
     """Callbacks of one ``fit`` call; ``total_epochs`` and ``step_offset`` place it in the whole run. ``records``
     False: none that only record the training for people (early stopping keeps the best weights in memory)."""
     t = config.train
-    if t.lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"Unknown lr_schedule {t.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}.")
-    if t.early_stopping_monitor not in MONITORS:
-        raise ValueError(f"Unknown early_stopping_monitor {t.early_stopping_monitor!r}; choose one of "
-                         f"{', '.join(MONITORS)}.")
+    for name, allowed in (("lr_schedule", LR_SCHEDULES), ("early_stopping_monitor", MONITORS)):
+        if getattr(t, name) not in allowed:
+            raise ValueError(f"Unknown {name} {getattr(t, name)!r}; choose one of {', '.join(allowed)}.")
     monitor, mode = t.early_stopping_monitor, MONITORS[t.early_stopping_monitor]
     callbacks: list[keras.callbacks.Callback] = []
     if t.early_stopping_patience is not None:
@@ -461,13 +459,10 @@ def run_fn(fn_args: FnArgs) -> None:
 
 
 @contextlib.contextmanager
-def _chief_run(config: PipelineConfig, is_chief: bool, tuned: Optional[dict] = None) -> Iterator[Optional[object]]:
-    """The chief's MLflow run, tagged with the ``tuned`` settings if any; None on the other workers."""
+def _chief_run(config: PipelineConfig, tuned: Optional[dict] = None) -> Iterator[object]:
+    """The chief's MLflow run, tagged with the ``tuned`` settings if any."""
     import mlflow
 
-    if not is_chief:
-        yield None
-        return
     with tracking.training_run(config, run_name=f"{config.train.model}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
         print(f"[train] MLflow run {run.info.run_id}", flush=True)
         if tuned:  # the Tuner's choice, beside the parameters that already hold it
@@ -479,7 +474,7 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
                       scratch: str, tuned: Optional[dict] = None) -> None:
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     chief = plan.cluster.is_chief
-    with _chief_run(config, chief, tuned) as run:
+    with _chief_run(config, tuned) if chief else contextlib.nullcontext() as run:
         # At least a shard per worker; every worker sorts the split alike and reads only its own shards.
         shards = split_shards(tft_output, scratch, min_shards=plan.cluster.workers, train=fn_args.train_files,
                               eval=fn_args.eval_files)

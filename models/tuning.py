@@ -4,6 +4,7 @@ tuning run; the chosen values become TFX's best-hyperparameters artifact, applie
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import tempfile
@@ -286,17 +287,12 @@ class FoldTuner(base_tuner.BaseTuner):
         record = TrialRecord(number, values, score.clip_accuracy, score.clips_correct, score.clips,
                              round(time.time() - started, 1), trial.hyperparameters)
         self.records.append(record)
-        self._progress(record)
-        return score.clip_accuracy
-
-    def _progress(self, record: TrialRecord) -> None:
-        total = self.oracle.max_trials
-        best = max(r.clip_accuracy for r in self.records)
-        elapsed = time.time() - self.started
-        left = elapsed / record.number * (total - record.number) if total else 0.0
-        print(f"[tune] trial {record.number}/{total}: {hyperparameters.describe(record.values)}: fold clip accuracy "
+        total, best = self.oracle.max_trials, max(r.clip_accuracy for r in self.records)
+        left = (time.time() - self.started) / number * (total - number) if total else 0.0
+        print(f"[tune] trial {number}/{total}: {hyperparameters.describe(values)}: fold clip accuracy "
               f"{record.clip_accuracy:.3f} ({record.clips_correct}/{record.clips} clips), best {best:.3f}; "
               f"{record.seconds:.0f} s, about {left:.0f} s left", flush=True)
+        return score.clip_accuracy
 
     def on_trial_end(self, trial: Any) -> None:
         super().on_trial_end(trial)
@@ -341,10 +337,9 @@ class FoldTuner(base_tuner.BaseTuner):
             for r in self.records:
                 mlflow.log_metric(OBJECTIVE, r.clip_accuracy, step=r.number)
             mlflow.log_metric(f"best_{OBJECTIVE}", best.clip_accuracy)
-            mlflow.log_table({"trial": [r.number for r in self.records],
-                              OBJECTIVE: [r.clip_accuracy for r in self.records],
-                              "clips_correct": [r.clips_correct for r in self.records],
-                              "seconds": [r.seconds for r in self.records],
+            columns = {"trial": "number", OBJECTIVE: "clip_accuracy", "clips_correct": "clips_correct",
+                       "seconds": "seconds"}
+            mlflow.log_table({**{column: [getattr(r, field) for r in self.records] for column, field in columns.items()},
                               **{name: [r.values.get(name) for r in self.records] for name in names}},
                              artifact_file="tuning/trials.json")
             kept = "" if leader is best else (
@@ -370,16 +365,10 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
             body, template = registry.split_backbone(model)
             store = embeddings.store_path(config, fn_args.transform_graph_path, fn_args.train_files, fn_args.eval_files)
             segments = load_segments(config, tft_output, fn_args.train_files, fn_args.eval_files, scratch, body, store)
-
-            def trainer(trial_config: PipelineConfig) -> folds.TrainAndPredict:
-                return train_heads(trial_config, template)
-            what = "as the frozen body's embeddings"
+            trainer, what = functools.partial(train_heads, template=template), "as the frozen body's embeddings"
         else:
             segments = load_segments(config, tft_output, fn_args.train_files, fn_args.eval_files, scratch)
-
-            def trainer(trial_config: PipelineConfig) -> folds.TrainAndPredict:
-                return train_whole(trial_config, tft_output)
-            what = "as model inputs"
+            trainer, what = functools.partial(train_whole, tft_output=tft_output), "as model inputs"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"[tune] {len(segments)} train and eval segments ready {what} in {time.time() - started:.0f} s", flush=True)
