@@ -26,6 +26,9 @@ from models.canonical_order import CanonicalShards, matching_files, write_shards
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 4096
+# Auto-sharding off: each worker's dataset already holds only its own shards.
+_SHARDED_BY_HAND = tf.data.Options()
+_SHARDED_BY_HAND.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
 
 
 def train_class_counts(file_pattern: list[str] | str, tft_output: tft.TFTransformOutput,
@@ -105,14 +108,7 @@ def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, con
     if training and not config.features.extra_kinds:
         ds = ds.map(lambda x, y: augment.augment_batch(x, y, config.train, gain_per_db),
                     num_parallel_calls=AUTOTUNE, deterministic=True)
-    return ds.prefetch(AUTOTUNE).with_options(_sharded_by_hand())
-
-
-def _sharded_by_hand() -> tf.data.Options:
-    """Auto-sharding off: each worker's dataset already holds only its own shards."""
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return options
+    return ds.prefetch(AUTOTUNE).with_options(_SHARDED_BY_HAND)
 
 
 def require_one_batch(records: tf.data.Dataset, batch_size: int, shard_index: int = 0, num_shards: int = 1) -> None:
@@ -228,7 +224,7 @@ class EvenSteps:
 
     def feed(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
         """Full batches without end, from a batched dataset (features, labels[, weights])."""
-        return dataset.unbatch().repeat().batch(self.batch_size, drop_remainder=True).with_options(_sharded_by_hand())
+        return dataset.unbatch().repeat().batch(self.batch_size, drop_remainder=True).with_options(_SHARDED_BY_HAND)
 
 
 def count_records(shards: CanonicalShards) -> int:
@@ -255,7 +251,7 @@ def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddin
     """One head on the embeddings on disk, shuffled by ``seed``. ``progress`` False (an average's extra heads): no
     per-epoch lines or records, which would overwrite the first head's and cost a small head more than its epoch."""
     train = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=seed).batch(
-        config.train.batch_size, drop_remainder=distribute.needs_static_shapes()).with_options(_sharded_by_hand())
+        config.train.batch_size, drop_remainder=distribute.needs_static_shapes()).with_options(_SHARDED_BY_HAND)
     if weights is not None:
         train = with_class_weights(train, weights)
     callbacks = _callbacks(config, run_dir, config.train.epochs, 0, learning_rate=config.train.learning_rate,
@@ -287,7 +283,7 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
         else:
             train_embeddings = embeddings.embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
             eval_embeddings = embeddings.embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord"))
-        eval_embeddings = eval_embeddings.batch(t.batch_size).with_options(_sharded_by_hand())
+        eval_embeddings = eval_embeddings.batch(t.batch_size).with_options(_SHARDED_BY_HAND)
         history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
                            progress=records, even=even, announce=records)
         heads = [head]
@@ -482,11 +478,8 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
         model, history = train_model(config, tft_output, fn_args.train_files, shards["train"], shards["eval"],
                                      run_dir, plan, embeddings_store=store)
         if not chief:
-            export_dir = tempfile.mkdtemp(prefix="trainer-worker-export-")
-            try:
+            with tempfile.TemporaryDirectory(prefix="trainer-worker-export-", ignore_cleanup_errors=True) as export_dir:
                 export_model(model, tft_output, config, export_dir)
-            finally:
-                shutil.rmtree(export_dir, ignore_errors=True)
             return
         probs, labels, tracks = predict_split(
             model, make_dataset(shards["eval"], tft_output, config, training=False, with_track_ids=True))

@@ -52,8 +52,8 @@ def search_space(config: PipelineConfig) -> keras_tuner.HyperParameters:
         current = getattr(t, name)
         hp.Choice(name, list(values), default=current if current in values else None)
 
-    choice("learning_rate", tuple(sorted({_two_digits(t.learning_rate / 3), t.learning_rate,
-                                          _two_digits(t.learning_rate * 3)})))
+    rate = t.learning_rate  # two digits for a third and three times the preset's
+    choice("learning_rate", tuple(sorted({float(f"{rate / 3:.2g}"), rate, float(f"{rate * 3:.2g}")})))
     choice("label_smoothing", LABEL_SMOOTHING)
     choice("class_balance", CLASS_BALANCE)
     if heads_only(config):
@@ -61,10 +61,6 @@ def search_space(config: PipelineConfig) -> keras_tuner.HyperParameters:
     for name, values in FAMILY_CHOICES.get(t.model, {}).items():
         choice(name, values)
     return hp
-
-
-def _two_digits(value: float) -> float:
-    return float(f"{value:.2g}")
 
 
 class _PresetFirst:
@@ -250,12 +246,9 @@ class FoldTuner(base_tuner.BaseTuner):
                  trainer: Callable[[PipelineConfig], folds.TrainAndPredict], directory: str,
                  max_seconds: Optional[float] = None) -> None:
         super().__init__(oracle, directory=directory, project_name="folds", overwrite=True)
-        self.config = config
-        self.segments = segments
-        self.trainer = trainer
+        self.config, self.segments, self.trainer, self.max_seconds = config, segments, trainer, max_seconds
         self.assignment = folds.fold_of_tracks(segments.track_ids, segments.labels, config.tune.folds,
                                                config.split.group_by, config.labels.source == "folders")
-        self.max_seconds = max_seconds
         self.preset = {name: getattr(config.train, name)
                        for name in hyperparameters.chosen(oracle.hyperparameters.copy().values)}
         self.records: list[TrialRecord] = []
@@ -337,11 +330,10 @@ class FoldTuner(base_tuner.BaseTuner):
             for r in self.records:
                 mlflow.log_metric(OBJECTIVE, r.clip_accuracy, step=r.number)
             mlflow.log_metric(f"best_{OBJECTIVE}", best.clip_accuracy)
-            columns = {"trial": "number", OBJECTIVE: "clip_accuracy", "clips_correct": "clips_correct",
-                       "seconds": "seconds"}
-            mlflow.log_table({**{column: [getattr(r, field) for r in self.records] for column, field in columns.items()},
-                              **{name: [r.values.get(name) for r in self.records] for name in names}},
-                             artifact_file="tuning/trials.json")
+            table = {column: [getattr(r, field) for r in self.records] for column, field in (("trial", "number"),
+                     (OBJECTIVE, "clip_accuracy"), ("clips_correct", "clips_correct"), ("seconds", "seconds"))}
+            table.update({name: [r.values.get(name) for r in self.records] for name in names})
+            mlflow.log_table(table, artifact_file="tuning/trials.json")
             kept = "" if leader is best else (
                 f"; the preset, kept: trial {leader.number} led it by {leader.clips_correct - best.clips_correct} "
                 f"clips, within {hyperparameters.PRESET_MARGIN:.0%} of {best.clips}")
