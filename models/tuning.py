@@ -101,28 +101,28 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
     also written to ``store`` for the Trainer; a complete store of these splits is read instead of a body pass."""
     shards = training.split_shards(tft_output, scratch, train=train_files, eval=eval_files)
     counts = {split: training.count_records(shards[split]) for split in ("train", "eval")}
-    stored = _stored(store, counts) if body is not None else None
+    stored = None  # a complete store's embeddings of as many segments as the splits, by split
+    if body is not None and store and (found := embeddings.read_matching_store(store, counts)) is not None:
+        print(f"[tune] the frozen body's embeddings read from {store}: no body pass", flush=True)
+        stored = {split: np.stack([e for e, _ in dataset.as_numpy_iterator()]) for split, dataset in found.items()}
     progress = _Progress(sum(counts.values()))
     inputs, labels, tracks, indices = [], [], [], []
     writer = embeddings.StoreWriter(store) if body is not None and store and stored is None else None
     for split in ("train", "eval"):
-        dataset = training.make_dataset(shards[split], tft_output, config, training=False, with_track_ids=True)
-        done = 0
-        for x, y, track in dataset:
-            if stored is not None:
-                inputs.append(stored[split][done:done + len(y)])
-                done += len(y)
-            elif body is not None:
+        for x, y, track in training.make_dataset(shards[split], tft_output, config, training=False,
+                                                 with_track_ids=True):
+            if body is None:
+                inputs.append({k: v.numpy() for k, v in x.items()} if isinstance(x, dict) else x.numpy())
+            elif stored is None:
                 embedded = body(x, training=False)
                 inputs.append(embedded.numpy())
                 if writer is not None:
                     writer.splits[split].write(embedded, y)
-            else:
-                inputs.append({k: v.numpy() for k, v in x.items()} if isinstance(x, dict) else x.numpy())
+                progress.done(len(y))
             labels.append(np.argmax(y.numpy(), axis=1))
             tracks.append(track.numpy())
-            if body is not None and stored is None:
-                progress.done(len(labels[-1]))
+        if stored is not None:  # in the splits' canonical order, as the body pass wrote them
+            inputs.append(stored[split])
         indices.append(_segment_indices(shards[split].records(), tft_output))
     if writer is not None:
         writer.close()
@@ -130,15 +130,6 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
               else np.concatenate(inputs))
     track_ids = np.array([t.decode() for t in np.concatenate(tracks)], dtype=object)
     return folds.Segments(joined, np.concatenate(labels), track_ids, np.concatenate(indices) >= VIEW_INDEX_STRIDE)
-
-
-def _stored(store: Optional[str], counts: dict[str, int]) -> Optional[dict[str, np.ndarray]]:
-    """The embeddings of a complete store holding as many segments as the splits, by split, or None."""
-    found = embeddings.read_matching_store(store, counts) if store else None
-    if found is None:
-        return None
-    print(f"[tune] the frozen body's embeddings read from {store}: no body pass", flush=True)
-    return {split: np.stack([e for e, _ in dataset.as_numpy_iterator()]) for split, dataset in found.items()}
 
 
 PROGRESS_SECONDS = 30.0
