@@ -11,8 +11,8 @@ if TYPE_CHECKING:  # TensorFlow is imported where a strategy is made: the flags 
     import tensorflow as tf
 
 STRATEGIES = ("one", "mirrored", "multi-worker", "tpu", "auto")
-PRECISIONS = ("none", "bfloat16", "float16")
 POLICIES = {"none": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+PRECISIONS = tuple(POLICIES)
 # Where a TPU is asked for without naming one: TPU_NAME names a TPU node; a TPU VM has its chips locally.
 TPU_ENV = "TPU_NAME"
 TPU_VM_DEVICE = "/dev/accel0"
@@ -86,11 +86,6 @@ def _devices(kind: str) -> list[str]:
     return [d.name for d in tf.config.list_logical_devices(kind)]
 
 
-def tpu_requested() -> bool:
-    """Whether this machine names or holds a TPU (checked before any resolver contacts a metadata server)."""
-    return bool(os.environ.get(TPU_ENV)) or os.path.exists(TPU_VM_DEVICE)
-
-
 def resolve_name(name: str, cluster: Cluster) -> str:
     """``auto`` -> multi-worker for 2+ workers, tpu when requested and found, mirrored with 2+ GPUs, else one."""
     if name not in STRATEGIES:
@@ -99,7 +94,7 @@ def resolve_name(name: str, cluster: Cluster) -> str:
         return name
     if cluster.workers > 1:
         return "multi-worker"
-    if tpu_requested():
+    if os.environ.get(TPU_ENV) or os.path.exists(TPU_VM_DEVICE):  # a TPU named or held: only then a resolver
         import tensorflow as tf
         try:
             _tpu_resolver()

@@ -59,16 +59,8 @@ def fold_of_tracks(track_ids: Sequence[str], labels: Sequence[int], folds: int, 
     return {track: fold_of_group[group] for track, group in group_of.items()}
 
 
-@dataclasses.dataclass
-class FoldScore:
-    clip_accuracy: float
-    clips: int
-    clips_correct: int
-    segment_accuracy: float
-
-
 def cross_validate(segments: Segments, assignment: dict[str, int], train_and_predict: TrainAndPredict,
-                   on_fold: Optional[Callable[[int, int], None]] = None) -> FoldScore:
+                   on_fold: Optional[Callable[[int, int], None]] = None) -> metrics.Scores:
     """Each fold held out once (module docstring): the score of all held-out recorded segments; ``on_fold`` per fold."""
     fold = np.array([assignment[str(t)] for t in segments.track_ids])
     recorded = ~segments.is_view
@@ -88,5 +80,4 @@ def cross_validate(segments: Segments, assignment: dict[str, int], train_and_pre
         probabilities[held] = predicted
         if on_fold is not None:
             on_fold(i + 1, len(blocks))
-    scores = metrics.score(segments.track_ids[recorded], probabilities[recorded], segments.labels[recorded])
-    return FoldScore(scores.clip_accuracy, scores.clips, int(np.trace(scores.clip_confusion)), scores.segment_accuracy)
+    return metrics.score(segments.track_ids[recorded], probabilities[recorded], segments.labels[recorded])

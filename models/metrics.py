@@ -19,6 +19,10 @@ class Scores:
     clips: int
     clip_confusion: np.ndarray  # [true genre, predicted genre] counts over clips
 
+    @property
+    def clips_correct(self) -> int:
+        return int(np.trace(self.clip_confusion))
+
     def as_dict(self, prefix: str = "") -> dict[str, float]:
         return {f"{prefix}segment_accuracy": self.segment_accuracy, f"{prefix}clip_accuracy": self.clip_accuracy,
                 f"{prefix}segments": float(self.segments), f"{prefix}clips": float(self.clips)}

@@ -26,6 +26,9 @@ from models.canonical_order import CanonicalShards, matching_files, write_shards
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 4096
+# Auto-sharding off: each worker's dataset already holds only its own shards.
+_SHARDED_BY_HAND = tf.data.Options()
+_SHARDED_BY_HAND.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
 
 
 def train_class_counts(file_pattern: list[str] | str, tft_output: tft.TFTransformOutput,
@@ -105,14 +108,7 @@ def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, con
     if training and not config.features.extra_kinds:
         ds = ds.map(lambda x, y: augment.augment_batch(x, y, config.train, gain_per_db),
                     num_parallel_calls=AUTOTUNE, deterministic=True)
-    return ds.prefetch(AUTOTUNE).with_options(_sharded_by_hand())
-
-
-def _sharded_by_hand() -> tf.data.Options:
-    """Auto-sharding off: each worker's dataset already holds only its own shards."""
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return options
+    return ds.prefetch(AUTOTUNE).with_options(_SHARDED_BY_HAND)
 
 
 def require_one_batch(records: tf.data.Dataset, batch_size: int, shard_index: int = 0, num_shards: int = 1) -> None:
@@ -174,11 +170,9 @@ def _callbacks(config: PipelineConfig, run_dir: str, total_epochs: int, step_off
     """Callbacks of one ``fit`` call; ``total_epochs`` and ``step_offset`` place it in the whole run. ``records``
     False: none that only record the training for people (early stopping keeps the best weights in memory)."""
     t = config.train
-    if t.lr_schedule not in LR_SCHEDULES:
-        raise ValueError(f"Unknown lr_schedule {t.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}.")
-    if t.early_stopping_monitor not in MONITORS:
-        raise ValueError(f"Unknown early_stopping_monitor {t.early_stopping_monitor!r}; choose one of "
-                         f"{', '.join(MONITORS)}.")
+    for name, allowed in (("lr_schedule", LR_SCHEDULES), ("early_stopping_monitor", MONITORS)):
+        if getattr(t, name) not in allowed:
+            raise ValueError(f"Unknown {name} {getattr(t, name)!r}; choose one of {', '.join(allowed)}.")
     monitor, mode = t.early_stopping_monitor, MONITORS[t.early_stopping_monitor]
     callbacks: list[keras.callbacks.Callback] = []
     if t.early_stopping_patience is not None:
@@ -230,7 +224,7 @@ class EvenSteps:
 
     def feed(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
         """Full batches without end, from a batched dataset (features, labels[, weights])."""
-        return dataset.unbatch().repeat().batch(self.batch_size, drop_remainder=True).with_options(_sharded_by_hand())
+        return dataset.unbatch().repeat().batch(self.batch_size, drop_remainder=True).with_options(_SHARDED_BY_HAND)
 
 
 def count_records(shards: CanonicalShards) -> int:
@@ -257,7 +251,7 @@ def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddin
     """One head on the embeddings on disk, shuffled by ``seed``. ``progress`` False (an average's extra heads): no
     per-epoch lines or records, which would overwrite the first head's and cost a small head more than its epoch."""
     train = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=seed).batch(
-        config.train.batch_size, drop_remainder=distribute.needs_static_shapes()).with_options(_sharded_by_hand())
+        config.train.batch_size, drop_remainder=distribute.needs_static_shapes()).with_options(_SHARDED_BY_HAND)
     if weights is not None:
         train = with_class_weights(train, weights)
     callbacks = _callbacks(config, run_dir, config.train.epochs, 0, learning_rate=config.train.learning_rate,
@@ -289,7 +283,7 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
         else:
             train_embeddings = embeddings.embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
             eval_embeddings = embeddings.embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord"))
-        eval_embeddings = eval_embeddings.batch(t.batch_size).with_options(_sharded_by_hand())
+        eval_embeddings = eval_embeddings.batch(t.batch_size).with_options(_SHARDED_BY_HAND)
         history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
                            progress=records, even=even, announce=records)
         heads = [head]
@@ -461,13 +455,10 @@ def run_fn(fn_args: FnArgs) -> None:
 
 
 @contextlib.contextmanager
-def _chief_run(config: PipelineConfig, is_chief: bool, tuned: Optional[dict] = None) -> Iterator[Optional[object]]:
-    """The chief's MLflow run, tagged with the ``tuned`` settings if any; None on the other workers."""
+def _chief_run(config: PipelineConfig, tuned: Optional[dict] = None) -> Iterator[object]:
+    """The chief's MLflow run, tagged with the ``tuned`` settings if any."""
     import mlflow
 
-    if not is_chief:
-        yield None
-        return
     with tracking.training_run(config, run_name=f"{config.train.model}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
         print(f"[train] MLflow run {run.info.run_id}", flush=True)
         if tuned:  # the Tuner's choice, beside the parameters that already hold it
@@ -479,7 +470,7 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
                       scratch: str, tuned: Optional[dict] = None) -> None:
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     chief = plan.cluster.is_chief
-    with _chief_run(config, chief, tuned) as run:
+    with _chief_run(config, tuned) if chief else contextlib.nullcontext() as run:
         # At least a shard per worker; every worker sorts the split alike and reads only its own shards.
         shards = split_shards(tft_output, scratch, min_shards=plan.cluster.workers, train=fn_args.train_files,
                               eval=fn_args.eval_files)
@@ -487,11 +478,8 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
         model, history = train_model(config, tft_output, fn_args.train_files, shards["train"], shards["eval"],
                                      run_dir, plan, embeddings_store=store)
         if not chief:
-            export_dir = tempfile.mkdtemp(prefix="trainer-worker-export-")
-            try:
+            with tempfile.TemporaryDirectory(prefix="trainer-worker-export-", ignore_cleanup_errors=True) as export_dir:
                 export_model(model, tft_output, config, export_dir)
-            finally:
-                shutil.rmtree(export_dir, ignore_errors=True)
             return
         probs, labels, tracks = predict_split(
             model, make_dataset(shards["eval"], tft_output, config, training=False, with_track_ids=True))

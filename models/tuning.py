@@ -4,6 +4,7 @@ tuning run; the chosen values become TFX's best-hyperparameters artifact, applie
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import tempfile
@@ -51,8 +52,8 @@ def search_space(config: PipelineConfig) -> keras_tuner.HyperParameters:
         current = getattr(t, name)
         hp.Choice(name, list(values), default=current if current in values else None)
 
-    choice("learning_rate", tuple(sorted({_two_digits(t.learning_rate / 3), t.learning_rate,
-                                          _two_digits(t.learning_rate * 3)})))
+    rate = t.learning_rate  # two digits for a third and three times the preset's
+    choice("learning_rate", tuple(sorted({float(f"{rate / 3:.2g}"), rate, float(f"{rate * 3:.2g}")})))
     choice("label_smoothing", LABEL_SMOOTHING)
     choice("class_balance", CLASS_BALANCE)
     if heads_only(config):
@@ -60,10 +61,6 @@ def search_space(config: PipelineConfig) -> keras_tuner.HyperParameters:
     for name, values in FAMILY_CHOICES.get(t.model, {}).items():
         choice(name, values)
     return hp
-
-
-def _two_digits(value: float) -> float:
-    return float(f"{value:.2g}")
 
 
 class _PresetFirst:
@@ -104,28 +101,28 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
     also written to ``store`` for the Trainer; a complete store of these splits is read instead of a body pass."""
     shards = training.split_shards(tft_output, scratch, train=train_files, eval=eval_files)
     counts = {split: training.count_records(shards[split]) for split in ("train", "eval")}
-    stored = _stored(store, counts) if body is not None else None
+    stored = None  # a complete store's embeddings of as many segments as the splits, by split
+    if body is not None and store and (found := embeddings.read_matching_store(store, counts)) is not None:
+        print(f"[tune] the frozen body's embeddings read from {store}: no body pass", flush=True)
+        stored = {split: np.stack([e for e, _ in dataset.as_numpy_iterator()]) for split, dataset in found.items()}
     progress = _Progress(sum(counts.values()))
     inputs, labels, tracks, indices = [], [], [], []
     writer = embeddings.StoreWriter(store) if body is not None and store and stored is None else None
     for split in ("train", "eval"):
-        dataset = training.make_dataset(shards[split], tft_output, config, training=False, with_track_ids=True)
-        done = 0
-        for x, y, track in dataset:
-            if stored is not None:
-                inputs.append(stored[split][done:done + len(y)])
-                done += len(y)
-            elif body is not None:
+        for x, y, track in training.make_dataset(shards[split], tft_output, config, training=False,
+                                                 with_track_ids=True):
+            if body is None:
+                inputs.append({k: v.numpy() for k, v in x.items()} if isinstance(x, dict) else x.numpy())
+            elif stored is None:
                 embedded = body(x, training=False)
                 inputs.append(embedded.numpy())
                 if writer is not None:
                     writer.splits[split].write(embedded, y)
-            else:
-                inputs.append({k: v.numpy() for k, v in x.items()} if isinstance(x, dict) else x.numpy())
+                progress.done(len(y))
             labels.append(np.argmax(y.numpy(), axis=1))
             tracks.append(track.numpy())
-            if body is not None and stored is None:
-                progress.done(len(labels[-1]))
+        if stored is not None:  # in the splits' canonical order, as the body pass wrote them
+            inputs.append(stored[split])
         indices.append(_segment_indices(shards[split].records(), tft_output))
     if writer is not None:
         writer.close()
@@ -133,15 +130,6 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
               else np.concatenate(inputs))
     track_ids = np.array([t.decode() for t in np.concatenate(tracks)], dtype=object)
     return folds.Segments(joined, np.concatenate(labels), track_ids, np.concatenate(indices) >= VIEW_INDEX_STRIDE)
-
-
-def _stored(store: Optional[str], counts: dict[str, int]) -> Optional[dict[str, np.ndarray]]:
-    """The embeddings of a complete store holding as many segments as the splits, by split, or None."""
-    found = embeddings.read_matching_store(store, counts) if store else None
-    if found is None:
-        return None
-    print(f"[tune] the frozen body's embeddings read from {store}: no body pass", flush=True)
-    return {split: np.stack([e for e, _ in dataset.as_numpy_iterator()]) for split, dataset in found.items()}
 
 
 PROGRESS_SECONDS = 30.0
@@ -249,12 +237,9 @@ class FoldTuner(base_tuner.BaseTuner):
                  trainer: Callable[[PipelineConfig], folds.TrainAndPredict], directory: str,
                  max_seconds: Optional[float] = None) -> None:
         super().__init__(oracle, directory=directory, project_name="folds", overwrite=True)
-        self.config = config
-        self.segments = segments
-        self.trainer = trainer
+        self.config, self.segments, self.trainer, self.max_seconds = config, segments, trainer, max_seconds
         self.assignment = folds.fold_of_tracks(segments.track_ids, segments.labels, config.tune.folds,
                                                config.split.group_by, config.labels.source == "folders")
-        self.max_seconds = max_seconds
         self.preset = {name: getattr(config.train, name)
                        for name in hyperparameters.chosen(oracle.hyperparameters.copy().values)}
         self.records: list[TrialRecord] = []
@@ -286,17 +271,12 @@ class FoldTuner(base_tuner.BaseTuner):
         record = TrialRecord(number, values, score.clip_accuracy, score.clips_correct, score.clips,
                              round(time.time() - started, 1), trial.hyperparameters)
         self.records.append(record)
-        self._progress(record)
-        return score.clip_accuracy
-
-    def _progress(self, record: TrialRecord) -> None:
-        total = self.oracle.max_trials
-        best = max(r.clip_accuracy for r in self.records)
-        elapsed = time.time() - self.started
-        left = elapsed / record.number * (total - record.number) if total else 0.0
-        print(f"[tune] trial {record.number}/{total}: {hyperparameters.describe(record.values)}: fold clip accuracy "
+        total, best = self.oracle.max_trials, max(r.clip_accuracy for r in self.records)
+        left = (time.time() - self.started) / number * (total - number) if total else 0.0
+        print(f"[tune] trial {number}/{total}: {hyperparameters.describe(values)}: fold clip accuracy "
               f"{record.clip_accuracy:.3f} ({record.clips_correct}/{record.clips} clips), best {best:.3f}; "
               f"{record.seconds:.0f} s, about {left:.0f} s left", flush=True)
+        return score.clip_accuracy
 
     def on_trial_end(self, trial: Any) -> None:
         super().on_trial_end(trial)
@@ -341,12 +321,10 @@ class FoldTuner(base_tuner.BaseTuner):
             for r in self.records:
                 mlflow.log_metric(OBJECTIVE, r.clip_accuracy, step=r.number)
             mlflow.log_metric(f"best_{OBJECTIVE}", best.clip_accuracy)
-            mlflow.log_table({"trial": [r.number for r in self.records],
-                              OBJECTIVE: [r.clip_accuracy for r in self.records],
-                              "clips_correct": [r.clips_correct for r in self.records],
-                              "seconds": [r.seconds for r in self.records],
-                              **{name: [r.values.get(name) for r in self.records] for name in names}},
-                             artifact_file="tuning/trials.json")
+            table = {column: [getattr(r, field) for r in self.records] for column, field in (("trial", "number"),
+                     (OBJECTIVE, "clip_accuracy"), ("clips_correct", "clips_correct"), ("seconds", "seconds"))}
+            table.update({name: [r.values.get(name) for r in self.records] for name in names})
+            mlflow.log_table(table, artifact_file="tuning/trials.json")
             kept = "" if leader is best else (
                 f"; the preset, kept: trial {leader.number} led it by {leader.clips_correct - best.clips_correct} "
                 f"clips, within {hyperparameters.PRESET_MARGIN:.0%} of {best.clips}")
@@ -370,16 +348,10 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
             body, template = registry.split_backbone(model)
             store = embeddings.store_path(config, fn_args.transform_graph_path, fn_args.train_files, fn_args.eval_files)
             segments = load_segments(config, tft_output, fn_args.train_files, fn_args.eval_files, scratch, body, store)
-
-            def trainer(trial_config: PipelineConfig) -> folds.TrainAndPredict:
-                return train_heads(trial_config, template)
-            what = "as the frozen body's embeddings"
+            trainer, what = functools.partial(train_heads, template=template), "as the frozen body's embeddings"
         else:
             segments = load_segments(config, tft_output, fn_args.train_files, fn_args.eval_files, scratch)
-
-            def trainer(trial_config: PipelineConfig) -> folds.TrainAndPredict:
-                return train_whole(trial_config, tft_output)
-            what = "as model inputs"
+            trainer, what = functools.partial(train_whole, tft_output=tft_output), "as model inputs"
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"[tune] {len(segments)} train and eval segments ready {what} in {time.time() - started:.0f} s", flush=True)
