@@ -161,19 +161,12 @@ def as_model_input(tensors: Mapping[str, T], config: FeatureConfig) -> Union[T, 
     return {kind: tensors[kind] for kind in model_inputs(config)}
 
 
-def front_end_samples(config: FeatureConfig, segment_samples: int, sample_rate: int) -> int:
-    """Samples of a segment as ``kind``'s front end sees it: resampled to ``features.sample_rate`` when set."""
-    if config.sample_rate is None or config.sample_rate == sample_rate:
-        return segment_samples
-    return -(-segment_samples * config.sample_rate // sample_rate)  # audio.resample's ceil(n * to / from)
-
-
 def output_shapes(config: FeatureConfig, segment_samples: int, sample_rate: int) -> dict[str, tuple[int, int]]:
-    """(frames, bins) of each model input (:func:`model_inputs`) for segments of ``segment_samples`` samples."""
-    shapes = {config.kind: output_shape(config, front_end_samples(config, segment_samples, sample_rate))}
-    for extra in config.extra_kinds:
-        shapes[extra] = output_shape(FeatureConfig(kind=extra), segment_samples)  # fixed kinds: nothing else applies
-    return shapes
+    """(frames, bins) of each model input (:func:`model_inputs`) for segments of ``segment_samples`` samples;
+    ``kind`` sees them resampled to ``features.sample_rate`` when set (audio.resample's ceil(n * to / from))."""
+    resampled = -(-segment_samples * (config.sample_rate or sample_rate) // sample_rate)
+    return {config.kind: output_shape(config, resampled),  # extra kinds are fixed: nothing else applies to them
+            **{extra: output_shape(FeatureConfig(kind=extra), segment_samples) for extra in config.extra_kinds}}
 
 
 def output_shape(config: FeatureConfig, segment_samples: int) -> tuple[int, int]:
@@ -286,9 +279,8 @@ def compute(waveform: tf.Tensor, feature_config: FeatureConfig, sample_rate: int
     if feature_config.sample_rate is not None and feature_config.sample_rate != sample_rate:
         waveform = audio.resample(waveform, sample_rate, feature_config.sample_rate)
         sample_rate = feature_config.sample_rate
-    if feature_config.kind == "mfcc":
-        return cepstrum(mel_power(waveform, feature_config, sample_rate), feature_config)
-    fn = {"log_mel": log_mel, "summary": summary, KALDI_LOG_MEL: kaldi_log_mel}[feature_config.kind]
+    fn = {"log_mel": log_mel, "mfcc": lambda w, c, rate: cepstrum(mel_power(w, c, rate), c), "summary": summary,
+          KALDI_LOG_MEL: kaldi_log_mel}[feature_config.kind]
     return fn(waveform, feature_config, sample_rate)
 
 
@@ -299,10 +291,8 @@ def compute_inputs(waveform: tf.Tensor, feature_config: FeatureConfig, sample_ra
         limited_rate = 2 * feature_config.band_limit_hz
         limited = audio.resample(audio.resample(waveform, sample_rate, limited_rate), limited_rate, sample_rate)
         waveform = tf.ensure_shape(limited[..., :tf.shape(waveform)[-1]], waveform.shape)  # the way back rounds up
-    inputs = {feature_config.kind: compute(waveform, feature_config, sample_rate)}
-    for extra in feature_config.extra_kinds:
-        inputs[extra] = compute(waveform, FeatureConfig(kind=extra), sample_rate)
-    return inputs
+    return {kind: compute(waveform, feature_config if kind == feature_config.kind else FeatureConfig(kind=kind),
+                          sample_rate) for kind in model_inputs(feature_config)}
 
 
 def is_zscored(kind: str) -> bool:
@@ -376,7 +366,6 @@ def frame_descriptors(waveform: tf.Tensor, config: FeatureConfig, sample_rate: i
 def summary(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:
     """float32 [batch, samples] -> [batch, 1, statistics]: mean and variance over frames (names: summary_names),
     one row so the statistics keep the shared [frames, bins] layout (docs/contracts.md)."""
-    _check(config)
-    descriptors = frame_descriptors(tf.convert_to_tensor(waveform, tf.float32), config, sample_rate)
+    descriptors = frame_descriptors(waveform, config, sample_rate)
     stats = tf.concat([tf.reduce_mean(descriptors, axis=1), tf.math.reduce_variance(descriptors, axis=1)], axis=-1)
     return stats[:, tf.newaxis, :]

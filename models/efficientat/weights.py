@@ -40,13 +40,6 @@ def default_cache_dir() -> Path:
 
 
 # ----- reading torch's zip format ------------------------------------------------------------------
-class _StorageType:
-    """Stands for a torch storage class inside the pickle: only its dtype matters."""
-
-    def __init__(self, dtype: np.dtype) -> None:
-        self.dtype = dtype
-
-
 def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_unused: Any) -> np.ndarray:
     """torch._utils._rebuild_tensor_v2 over a numpy storage: a strided view, copied to a contiguous array."""
     if not size:
@@ -75,17 +68,17 @@ class _StateDictUnpickler(pickle.Unpickler):
         if (module, name) in self._ALLOWED:
             return self._ALLOWED[(module, name)]
         if module == "torch" and name in _STORAGE_DTYPES:
-            return _StorageType(_STORAGE_DTYPES[name])
+            return _STORAGE_DTYPES[name]  # a torch storage class inside the pickle: only its dtype matters
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not part of a tensor state_dict")
 
     def persistent_load(self, pid: Any) -> np.ndarray:
         if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"):
             raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
-        storage_type, key = pid[1], str(pid[2])
-        if not isinstance(storage_type, _StorageType):
-            raise pickle.UnpicklingError(f"unknown storage type {storage_type!r}")
+        dtype, key = pid[1], str(pid[2])
+        if not isinstance(dtype, np.dtype):
+            raise pickle.UnpicklingError(f"unknown storage type {dtype!r}")
         if key not in self._storages:
-            self._storages[key] = self._read_storage(key, storage_type.dtype)
+            self._storages[key] = self._read_storage(key, dtype)
         return self._storages[key]
 
 
