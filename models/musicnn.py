@@ -3,7 +3,7 @@ channels per frame), mean-pooled over time, and a new genre head. The mean pool 
 and musicnn's own tag back end (BENCHMARKS.md, "Pretrained bodies compared")."""
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
@@ -107,11 +107,13 @@ def load_pretrained(model: keras.Model, checkpoint: str = CHECKPOINT) -> list[st
 
 
 # ----- the exported graph's body -------------------------------------------------------------------------
-def _bn_affine(layer: keras.layers.BatchNormalization) -> tuple[np.ndarray, np.ndarray]:
-    """An inference-mode batch norm as (scale, shift) per channel."""
-    gamma, beta, mean, variance = layer.get_weights()
-    scale = gamma / np.sqrt(variance + layer.epsilon)
-    return scale.astype(np.float32), (beta - scale * mean).astype(np.float32)
+def _conv_affine(model: keras.Model, name: str) -> tuple[np.ndarray, ...]:
+    """Layer ``name``'s convolution (kernel, bias) and its inference-mode batch norm as (scale, shift) per channel."""
+    weights, bias = model.get_layer(f"{BACKBONE_PREFIX}{name}_conv").get_weights()
+    bn = model.get_layer(f"{BACKBONE_PREFIX}{name}_bn")
+    gamma, beta, mean, variance = bn.get_weights()
+    scale = gamma / np.sqrt(variance + bn.epsilon)
+    return weights, bias, scale.astype(np.float32), (beta - scale * mean).astype(np.float32)
 
 
 def _constant(value: np.ndarray, name: str) -> tf.Variable:
@@ -128,16 +130,14 @@ class ServingBody(tf.Module):
         super().__init__(name="musicnn_serving_body")
         self.branches = []
         for name, _, kernel, padding in FRONT_END:
-            weights, bias = model.get_layer(f"{BACKBONE_PREFIX}{name}_conv").get_weights()
-            scale, shift = _bn_affine(model.get_layer(f"{BACKBONE_PREFIX}{name}_bn"))
+            weights, bias, scale, shift = _conv_affine(model, name)
             sign = np.where(scale < 0, -1.0, 1.0).astype(np.float32)
             self.branches.append((kernel, padding, _constant(weights * sign, f"{name}_kernel"),
                                   _constant(bias * sign, f"{name}_bias"), _constant(sign, f"{name}_sign"),
                                   _constant(scale, f"{name}_scale"), _constant(shift, f"{name}_shift")))
         self.mid = []
         for i in range(1, MID_LAYERS + 1):
-            weights, bias = model.get_layer(f"{BACKBONE_PREFIX}mid{i}_conv").get_weights()  # [7, C, 1, 64]
-            scale, shift = _bn_affine(model.get_layer(f"{BACKBONE_PREFIX}mid{i}_bn"))
+            weights, bias, scale, shift = _conv_affine(model, f"mid{i}")  # weights [7, C, 1, 64]
             self.mid.append((_constant(weights[:, :, 0, :], f"mid{i}_kernel"), _constant(bias, f"mid{i}_bias"),
                              _constant(scale, f"mid{i}_scale"), _constant(shift, f"mid{i}_shift")))
 
@@ -171,15 +171,13 @@ def serving_function(model: keras.Model, musicnn_input: str = "log_mel") -> Call
     in place of the front and mid end; the Keras layers before and after run as they are. With several inputs,
     the body runs on ``musicnn_input`` and the others go to the layers after the mid end."""
     model.serving_body = ServingBody(model)
-    if not isinstance(model.input, dict):
-        before = keras.Model(model.input, model.get_layer(INPUT_BN).output)
-        after = keras.Model(model.get_layer(MID_END).output, model.output)
-        return lambda inputs: after(model.serving_body(before(inputs, training=False)), training=False)
-    others = [name for name in model.input if name != musicnn_input]
-    before = keras.Model(model.input[musicnn_input], model.get_layer(INPUT_BN).output)
-    after = keras.Model([model.get_layer(MID_END).output, *(model.input[name] for name in others)], model.output)
+    by_name = model.input if isinstance(model.input, dict) else {musicnn_input: model.input}
+    others = [name for name in by_name if name != musicnn_input]
+    before = keras.Model(by_name[musicnn_input], model.get_layer(INPUT_BN).output)
+    after = keras.Model([model.get_layer(MID_END).output, *(by_name[name] for name in others)], model.output)
 
-    def call(inputs: dict[str, tf.Tensor]) -> tf.Tensor:
+    def call(inputs: Union[tf.Tensor, dict[str, tf.Tensor]]) -> tf.Tensor:
+        inputs = inputs if isinstance(inputs, dict) else {musicnn_input: inputs}
         mid = model.serving_body(before(inputs[musicnn_input], training=False))
         return after([mid, *(inputs[name] for name in others)], training=False)
 
