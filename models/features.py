@@ -31,6 +31,9 @@ PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"
 ROLL_PERCENT = 0.85  # spectral_rolloff
 ZCR_THRESHOLD = 1e-10  # zero_crossings: |y| <= this counts as 0 (positive)
 SCALAR_DESCRIPTORS = ("spectral_centroid", "spectral_bandwidth", "spectral_rolloff", "zero_crossing_rate", "rms")
+# Slaney's mel scale (librosa's default, htk=False): linear below MIN_LOG_HZ, logarithmic above.
+F_SP, MIN_LOG_HZ, LOGSTEP = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
+MIN_LOG_MEL = MIN_LOG_HZ / F_SP
 # Below this a spectrum column is left unnormalised, as librosa.util.normalize does (float32 tiny).
 TINY = float(np.finfo(np.float32).tiny)
 
@@ -41,9 +44,7 @@ def hz_to_mel(frequencies: np.ndarray, htk: bool) -> np.ndarray:
     f = np.asarray(frequencies, dtype=np.float64)
     if htk:
         return 2595.0 * np.log10(1.0 + f / 700.0)
-    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
-    min_log_mel = min_log_hz / f_sp
-    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, f / f_sp)
+    return np.where(f >= MIN_LOG_HZ, MIN_LOG_MEL + np.log(np.maximum(f, MIN_LOG_HZ) / MIN_LOG_HZ) / LOGSTEP, f / F_SP)
 
 
 def mel_to_hz(mels: np.ndarray, htk: bool) -> np.ndarray:
@@ -51,9 +52,7 @@ def mel_to_hz(mels: np.ndarray, htk: bool) -> np.ndarray:
     m = np.asarray(mels, dtype=np.float64)
     if htk:
         return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
-    min_log_mel = min_log_hz / f_sp
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+    return np.where(m >= MIN_LOG_MEL, MIN_LOG_HZ * np.exp(LOGSTEP * (m - MIN_LOG_MEL)), F_SP * m)
 
 
 @functools.lru_cache(maxsize=32)

@@ -45,30 +45,24 @@ def checkpoint_scopes() -> dict[str, str]:
     return scopes
 
 
-def _front_end(image, name: str, filters: int, kernel: tuple[int, int], padding: str):
-    """conv -> ReLU -> BN -> max over the mel axis: [batch, frames, filters]. As musicnn's, the timbral ones pad
-    time only ('valid' across the bands); the temporal ones are 'same' on both axes."""
-    x = image
+def _front_end(x, name: str, filters: int, kernel: tuple[int, int], padding: str):
+    """conv -> ReLU -> BN -> max over the mel axis: [batch, frames, filters]. As musicnn's, the timbral ones (and
+    the mid end's, whose kernel spans every channel) pad time only ('valid' across); the temporal ones are 'same'."""
     if padding == "valid":
         x = keras.layers.ZeroPadding2D(((kernel[0] // 2, kernel[0] // 2), (0, 0)),
                                        name=f"{BACKBONE_PREFIX}{name}_pad")(x)
     x = keras.layers.Conv2D(filters, kernel, padding=padding, activation="relu",
                             name=f"{BACKBONE_PREFIX}{name}_conv")(x)
     x = batch_norm(f"{BACKBONE_PREFIX}{name}_bn")(x)
-    x = keras.layers.MaxPooling2D((1, x.shape[2]), name=f"{BACKBONE_PREFIX}{name}_pool")(x)
+    if x.shape[2] > 1:
+        x = keras.layers.MaxPooling2D((1, x.shape[2]), name=f"{BACKBONE_PREFIX}{name}_pool")(x)
     return keras.layers.Reshape((-1, filters), name=f"{BACKBONE_PREFIX}{name}_squeeze")(x)
 
 
 def _mid_layer(x, i: int):
     """One mid-end layer: a 7-frame convolution across all channels -> ReLU -> BN: [batch, frames, 64]."""
-    channels = x.shape[-1]
-    name = f"{BACKBONE_PREFIX}mid{i}"
-    x = keras.layers.Reshape((-1, channels, 1), name=f"{name}_to_image")(x)
-    x = keras.layers.ZeroPadding2D(((MID_KERNEL // 2, MID_KERNEL // 2), (0, 0)), name=f"{name}_pad")(x)
-    x = keras.layers.Conv2D(MID_FILTERS, (MID_KERNEL, channels), padding="valid", activation="relu",
-                            name=f"{name}_conv")(x)
-    x = batch_norm(f"{name}_bn")(x)
-    return keras.layers.Reshape((-1, MID_FILTERS), name=f"{name}_squeeze")(x)
+    image = as_image(x, f"{BACKBONE_PREFIX}mid{i}_to_image")
+    return _front_end(image, f"mid{i}", MID_FILTERS, (MID_KERNEL, x.shape[-1]), "valid")
 
 
 def build_musicnn(input_shape: Sequence[Optional[int]], num_classes: int, train: TrainConfig, *,

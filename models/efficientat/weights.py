@@ -153,17 +153,16 @@ def _fix_text() -> str:
 def verify(path: Path, source: str) -> Path:
     """``path`` if it is the release file (size, then sha256); a UserError naming ``source`` otherwise."""
     if not path.is_file():
-        raise UserError(f"The EfficientAT mn04_as weights file {path} does not exist", where=source, fix=_fix_text())
-    size = path.stat().st_size
-    if size != RELEASE_SIZE:
-        raise UserError(f"The EfficientAT mn04_as weights file {path} has {size} bytes, not the release's "
-                        f"{RELEASE_SIZE}: it is another or a truncated file", where=source, fix=_fix_text())
-    with open(path, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    if digest != RELEASE_SHA256:
-        raise UserError(f"The EfficientAT mn04_as weights file {path} has sha256 {digest}, not the release's "
-                        f"{RELEASE_SHA256}: it is another or a damaged file", where=source, fix=_fix_text())
-    return path
+        problem = "does not exist"
+    elif (size := path.stat().st_size) != RELEASE_SIZE:
+        problem = f"has {size} bytes, not the release's {RELEASE_SIZE}: it is another or a truncated file"
+    else:
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        if digest == RELEASE_SHA256:
+            return path
+        problem = f"has sha256 {digest}, not the release's {RELEASE_SHA256}: it is another or a damaged file"
+    raise UserError(f"The EfficientAT mn04_as weights file {path} {problem}", where=source, fix=_fix_text())
 
 
 def download(url: str, target: Path) -> Path:
