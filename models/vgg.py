@@ -57,11 +57,6 @@ def build_vgg(input_shape: Sequence[Optional[int]], num_classes: int, train: Tra
                        dropout=0.0 if i == len(POOLS) else BLOCK_DROPOUT)
     x = keras.layers.Flatten(name=EMBEDDING)(x)
     model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name="vgg")
-    if pretrained:
-        load_pretrained(model)
+    if pretrained:  # every backbone tensor of the checkpoint
+        assign_layers(model, checkpoint_scopes(), read_checkpoint(CHECKPOINT))
     return model
-
-
-def load_pretrained(model: keras.Model, checkpoint: str = CHECKPOINT) -> list[str]:
-    """Copy every backbone tensor of ``checkpoint`` into ``model``; returns the checkpoint names loaded."""
-    return assign_layers(model, checkpoint_scopes(), read_checkpoint(checkpoint))
