@@ -12,7 +12,7 @@ import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -51,7 +51,7 @@ def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple
 
 
 class _StateDictUnpickler(pickle.Unpickler):
-    """Unpickles a torch state_dict, resolving tensors to numpy arrays over the zip's storages."""
+    """Unpickles a torch state_dict, resolving tensors to numpy arrays over the storages under ``prefix``data/."""
 
     _ALLOWED: dict[tuple[str, str], Any] = {
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
@@ -59,9 +59,9 @@ class _StateDictUnpickler(pickle.Unpickler):
         ("collections", "OrderedDict"): collections.OrderedDict,
     }
 
-    def __init__(self, file: Any, read_storage: Callable[[str, np.dtype], np.ndarray]) -> None:
+    def __init__(self, file: Any, archive: zipfile.ZipFile, prefix: str) -> None:
         super().__init__(file)
-        self._read_storage = read_storage
+        self._archive, self._prefix = archive, prefix
         self._storages: dict[str, np.ndarray] = {}
 
     def find_class(self, module: str, name: str) -> Any:
@@ -78,7 +78,7 @@ class _StateDictUnpickler(pickle.Unpickler):
         if not isinstance(dtype, np.dtype):
             raise pickle.UnpicklingError(f"unknown storage type {dtype!r}")
         if key not in self._storages:
-            self._storages[key] = self._read_storage(key, dtype)
+            self._storages[key] = np.frombuffer(self._archive.read(f"{self._prefix}data/{key}"), dtype=dtype)
         return self._storages[key]
 
 
@@ -88,13 +88,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         pickles = [n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
         if len(pickles) != 1:
             raise ValueError(f"{path} is not a torch zip checkpoint: expected one data.pkl, found {len(pickles)}.")
-        prefix = pickles[0][: -len("data.pkl")]
-
-        def read_storage(key: str, dtype: np.dtype) -> np.ndarray:
-            return np.frombuffer(archive.read(f"{prefix}data/{key}"), dtype=dtype)
-
         with archive.open(pickles[0]) as handle:
-            state = _StateDictUnpickler(handle, read_storage).load()
+            state = _StateDictUnpickler(handle, archive, pickles[0][: -len("data.pkl")]).load()
     if not isinstance(state, Mapping):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state_dict.")
     return {str(name): np.asarray(value) for name, value in state.items()}
