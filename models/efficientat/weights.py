@@ -104,9 +104,7 @@ def _keras_values(kind: str, prefix: str, tensors: Mapping[str, np.ndarray]) -> 
         return [tensors[f"{prefix}.weight"].transpose(2, 3, 0, 1)]
     if kind == "batchnorm":
         return [tensors[f"{prefix}.{name}"] for name in ("weight", "bias", "running_mean", "running_var")]
-    if kind == "dense":  # (out, in) -> (in, out)
-        return [tensors[f"{prefix}.weight"].T, tensors[f"{prefix}.bias"]]
-    raise ValueError(f"unknown layer kind {kind!r}")
+    return [tensors[f"{prefix}.weight"].T, tensors[f"{prefix}.bias"]]  # "dense": (out, in) -> (in, out)
 
 
 def assign_state_dict(model: Any, tensors: Mapping[str, np.ndarray]) -> int:
