@@ -95,7 +95,6 @@ def resample(waveform: tf.Tensor, from_rate: IntLike, to_rate: int) -> tf.Tensor
             raise ValueError(f"Sample rates must be positive, got {from_rate} and {to_rate}.")
         return waveform if from_rate == to_rate else _fft_resample(waveform, tf.constant(from_rate), to_rate)
     from_rate = tf.cast(from_rate, tf.int64)
-    checks = [tf.debugging.assert_positive(from_rate, message="sample_rate must be positive")]
-    with tf.control_dependencies([c for c in checks if c is not None]):
+    with tf.control_dependencies([tf.debugging.assert_positive(from_rate, message="sample_rate must be positive")]):
         same = tf.equal(from_rate, to_rate)
     return tf.cond(same, lambda: tf.identity(waveform), lambda: _fft_resample(waveform, from_rate, to_rate))

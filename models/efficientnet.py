@@ -58,10 +58,6 @@ def weights_source(path: Optional[str]) -> Optional[str]:
     return IMAGENET
 
 
-def is_pretrained(train: TrainConfig) -> bool:
-    return weights_source(train.backbone_weights) is not None
-
-
 def build_efficientnet(input_shape: Sequence[Optional[int]], num_classes: int, train: TrainConfig, *,
                        input_name: str = "log_mel", weights: Optional[str] = "configured") -> keras.Model:
     """2 x 2 average, pixels, three channels, EfficientNetB0's body, global average pool, dropout, softmax;
@@ -75,8 +71,7 @@ def build_efficientnet(input_shape: Sequence[Optional[int]], num_classes: int, t
         weights = weights_source(train.backbone_weights)
     inputs = keras.Input(shape=(frames, bins), name=input_name, dtype="float32")
     x = keras.layers.Reshape((frames, bins, 1), name="to_image")(inputs)
-    if INPUT_POOL != (1, 1):
-        x = keras.layers.AveragePooling2D(INPUT_POOL, name="downsample")(x)
+    x = keras.layers.AveragePooling2D(INPUT_POOL, name="downsample")(x)
     x = keras.layers.Rescaling(127.5 / Z_RANGE, offset=127.5, name="to_pixels")(x)
     x = keras.layers.Concatenate(axis=-1, name="to_rgb")([x, x, x])
     body = keras.applications.EfficientNetB0(include_top=False, weights=weights, input_shape=tuple(x.shape[1:]))

@@ -31,6 +31,9 @@ PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"
 ROLL_PERCENT = 0.85  # spectral_rolloff
 ZCR_THRESHOLD = 1e-10  # zero_crossings: |y| <= this counts as 0 (positive)
 SCALAR_DESCRIPTORS = ("spectral_centroid", "spectral_bandwidth", "spectral_rolloff", "zero_crossing_rate", "rms")
+# Slaney's mel scale (librosa's default, htk=False): linear below MIN_LOG_HZ, logarithmic above.
+F_SP, MIN_LOG_HZ, LOGSTEP = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
+MIN_LOG_MEL = MIN_LOG_HZ / F_SP
 # Below this a spectrum column is left unnormalised, as librosa.util.normalize does (float32 tiny).
 TINY = float(np.finfo(np.float32).tiny)
 
@@ -41,9 +44,7 @@ def hz_to_mel(frequencies: np.ndarray, htk: bool) -> np.ndarray:
     f = np.asarray(frequencies, dtype=np.float64)
     if htk:
         return 2595.0 * np.log10(1.0 + f / 700.0)
-    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
-    min_log_mel = min_log_hz / f_sp
-    return np.where(f >= min_log_hz, min_log_mel + np.log(np.maximum(f, min_log_hz) / min_log_hz) / logstep, f / f_sp)
+    return np.where(f >= MIN_LOG_HZ, MIN_LOG_MEL + np.log(np.maximum(f, MIN_LOG_HZ) / MIN_LOG_HZ) / LOGSTEP, f / F_SP)
 
 
 def mel_to_hz(mels: np.ndarray, htk: bool) -> np.ndarray:
@@ -51,9 +52,7 @@ def mel_to_hz(mels: np.ndarray, htk: bool) -> np.ndarray:
     m = np.asarray(mels, dtype=np.float64)
     if htk:
         return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
-    f_sp, min_log_hz, logstep = 200.0 / 3, 1000.0, np.log(6.4) / 27.0
-    min_log_mel = min_log_hz / f_sp
-    return np.where(m >= min_log_mel, min_log_hz * np.exp(logstep * (m - min_log_mel)), f_sp * m)
+    return np.where(m >= MIN_LOG_MEL, MIN_LOG_HZ * np.exp(LOGSTEP * (m - MIN_LOG_MEL)), F_SP * m)
 
 
 @functools.lru_cache(maxsize=32)
@@ -161,19 +160,12 @@ def as_model_input(tensors: Mapping[str, T], config: FeatureConfig) -> Union[T, 
     return {kind: tensors[kind] for kind in model_inputs(config)}
 
 
-def front_end_samples(config: FeatureConfig, segment_samples: int, sample_rate: int) -> int:
-    """Samples of a segment as ``kind``'s front end sees it: resampled to ``features.sample_rate`` when set."""
-    if config.sample_rate is None or config.sample_rate == sample_rate:
-        return segment_samples
-    return -(-segment_samples * config.sample_rate // sample_rate)  # audio.resample's ceil(n * to / from)
-
-
 def output_shapes(config: FeatureConfig, segment_samples: int, sample_rate: int) -> dict[str, tuple[int, int]]:
-    """(frames, bins) of each model input (:func:`model_inputs`) for segments of ``segment_samples`` samples."""
-    shapes = {config.kind: output_shape(config, front_end_samples(config, segment_samples, sample_rate))}
-    for extra in config.extra_kinds:
-        shapes[extra] = output_shape(FeatureConfig(kind=extra), segment_samples)  # fixed kinds: nothing else applies
-    return shapes
+    """(frames, bins) of each model input (:func:`model_inputs`) for segments of ``segment_samples`` samples;
+    ``kind`` sees them resampled to ``features.sample_rate`` when set (audio.resample's ceil(n * to / from))."""
+    resampled = -(-segment_samples * (config.sample_rate or sample_rate) // sample_rate)
+    return {config.kind: output_shape(config, resampled),  # extra kinds are fixed: nothing else applies to them
+            **{extra: output_shape(FeatureConfig(kind=extra), segment_samples) for extra in config.extra_kinds}}
 
 
 def output_shape(config: FeatureConfig, segment_samples: int) -> tuple[int, int]:
@@ -286,9 +278,8 @@ def compute(waveform: tf.Tensor, feature_config: FeatureConfig, sample_rate: int
     if feature_config.sample_rate is not None and feature_config.sample_rate != sample_rate:
         waveform = audio.resample(waveform, sample_rate, feature_config.sample_rate)
         sample_rate = feature_config.sample_rate
-    if feature_config.kind == "mfcc":
-        return cepstrum(mel_power(waveform, feature_config, sample_rate), feature_config)
-    fn = {"log_mel": log_mel, "summary": summary, KALDI_LOG_MEL: kaldi_log_mel}[feature_config.kind]
+    fn = {"log_mel": log_mel, "mfcc": lambda w, c, rate: cepstrum(mel_power(w, c, rate), c), "summary": summary,
+          KALDI_LOG_MEL: kaldi_log_mel}[feature_config.kind]
     return fn(waveform, feature_config, sample_rate)
 
 
@@ -299,10 +290,8 @@ def compute_inputs(waveform: tf.Tensor, feature_config: FeatureConfig, sample_ra
         limited_rate = 2 * feature_config.band_limit_hz
         limited = audio.resample(audio.resample(waveform, sample_rate, limited_rate), limited_rate, sample_rate)
         waveform = tf.ensure_shape(limited[..., :tf.shape(waveform)[-1]], waveform.shape)  # the way back rounds up
-    inputs = {feature_config.kind: compute(waveform, feature_config, sample_rate)}
-    for extra in feature_config.extra_kinds:
-        inputs[extra] = compute(waveform, FeatureConfig(kind=extra), sample_rate)
-    return inputs
+    return {kind: compute(waveform, feature_config if kind == feature_config.kind else FeatureConfig(kind=kind),
+                          sample_rate) for kind in model_inputs(feature_config)}
 
 
 def is_zscored(kind: str) -> bool:
@@ -376,7 +365,6 @@ def frame_descriptors(waveform: tf.Tensor, config: FeatureConfig, sample_rate: i
 def summary(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:
     """float32 [batch, samples] -> [batch, 1, statistics]: mean and variance over frames (names: summary_names),
     one row so the statistics keep the shared [frames, bins] layout (docs/contracts.md)."""
-    _check(config)
-    descriptors = frame_descriptors(tf.convert_to_tensor(waveform, tf.float32), config, sample_rate)
+    descriptors = frame_descriptors(waveform, config, sample_rate)
     stats = tf.concat([tf.reduce_mean(descriptors, axis=1), tf.math.reduce_variance(descriptors, axis=1)], axis=-1)
     return stats[:, tf.newaxis, :]

@@ -3,7 +3,7 @@ channels per frame), mean-pooled over time, and a new genre head. The mean pool 
 and musicnn's own tag back end (BENCHMARKS.md, "Pretrained bodies compared")."""
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow as tf
@@ -45,30 +45,24 @@ def checkpoint_scopes() -> dict[str, str]:
     return scopes
 
 
-def _front_end(image, name: str, filters: int, kernel: tuple[int, int], padding: str):
-    """conv -> ReLU -> BN -> max over the mel axis: [batch, frames, filters]. As musicnn's, the timbral ones pad
-    time only ('valid' across the bands); the temporal ones are 'same' on both axes."""
-    x = image
+def _front_end(x, name: str, filters: int, kernel: tuple[int, int], padding: str):
+    """conv -> ReLU -> BN -> max over the mel axis: [batch, frames, filters]. As musicnn's, the timbral ones (and
+    the mid end's, whose kernel spans every channel) pad time only ('valid' across); the temporal ones are 'same'."""
     if padding == "valid":
         x = keras.layers.ZeroPadding2D(((kernel[0] // 2, kernel[0] // 2), (0, 0)),
                                        name=f"{BACKBONE_PREFIX}{name}_pad")(x)
     x = keras.layers.Conv2D(filters, kernel, padding=padding, activation="relu",
                             name=f"{BACKBONE_PREFIX}{name}_conv")(x)
     x = batch_norm(f"{BACKBONE_PREFIX}{name}_bn")(x)
-    x = keras.layers.MaxPooling2D((1, x.shape[2]), name=f"{BACKBONE_PREFIX}{name}_pool")(x)
+    if x.shape[2] > 1:
+        x = keras.layers.MaxPooling2D((1, x.shape[2]), name=f"{BACKBONE_PREFIX}{name}_pool")(x)
     return keras.layers.Reshape((-1, filters), name=f"{BACKBONE_PREFIX}{name}_squeeze")(x)
 
 
 def _mid_layer(x, i: int):
     """One mid-end layer: a 7-frame convolution across all channels -> ReLU -> BN: [batch, frames, 64]."""
-    channels = x.shape[-1]
-    name = f"{BACKBONE_PREFIX}mid{i}"
-    x = keras.layers.Reshape((-1, channels, 1), name=f"{name}_to_image")(x)
-    x = keras.layers.ZeroPadding2D(((MID_KERNEL // 2, MID_KERNEL // 2), (0, 0)), name=f"{name}_pad")(x)
-    x = keras.layers.Conv2D(MID_FILTERS, (MID_KERNEL, channels), padding="valid", activation="relu",
-                            name=f"{name}_conv")(x)
-    x = batch_norm(f"{name}_bn")(x)
-    return keras.layers.Reshape((-1, MID_FILTERS), name=f"{name}_squeeze")(x)
+    image = as_image(x, f"{BACKBONE_PREFIX}mid{i}_to_image")
+    return _front_end(image, f"mid{i}", MID_FILTERS, (MID_KERNEL, x.shape[-1]), "valid")
 
 
 def build_musicnn(input_shape: Sequence[Optional[int]], num_classes: int, train: TrainConfig, *,
@@ -107,11 +101,13 @@ def load_pretrained(model: keras.Model, checkpoint: str = CHECKPOINT) -> list[st
 
 
 # ----- the exported graph's body -------------------------------------------------------------------------
-def _bn_affine(layer: keras.layers.BatchNormalization) -> tuple[np.ndarray, np.ndarray]:
-    """An inference-mode batch norm as (scale, shift) per channel."""
-    gamma, beta, mean, variance = layer.get_weights()
-    scale = gamma / np.sqrt(variance + layer.epsilon)
-    return scale.astype(np.float32), (beta - scale * mean).astype(np.float32)
+def _conv_affine(model: keras.Model, name: str) -> tuple[np.ndarray, ...]:
+    """Layer ``name``'s convolution (kernel, bias) and its inference-mode batch norm as (scale, shift) per channel."""
+    weights, bias = model.get_layer(f"{BACKBONE_PREFIX}{name}_conv").get_weights()
+    bn = model.get_layer(f"{BACKBONE_PREFIX}{name}_bn")
+    gamma, beta, mean, variance = bn.get_weights()
+    scale = gamma / np.sqrt(variance + bn.epsilon)
+    return weights, bias, scale.astype(np.float32), (beta - scale * mean).astype(np.float32)
 
 
 def _constant(value: np.ndarray, name: str) -> tf.Variable:
@@ -128,16 +124,14 @@ class ServingBody(tf.Module):
         super().__init__(name="musicnn_serving_body")
         self.branches = []
         for name, _, kernel, padding in FRONT_END:
-            weights, bias = model.get_layer(f"{BACKBONE_PREFIX}{name}_conv").get_weights()
-            scale, shift = _bn_affine(model.get_layer(f"{BACKBONE_PREFIX}{name}_bn"))
+            weights, bias, scale, shift = _conv_affine(model, name)
             sign = np.where(scale < 0, -1.0, 1.0).astype(np.float32)
             self.branches.append((kernel, padding, _constant(weights * sign, f"{name}_kernel"),
                                   _constant(bias * sign, f"{name}_bias"), _constant(sign, f"{name}_sign"),
                                   _constant(scale, f"{name}_scale"), _constant(shift, f"{name}_shift")))
         self.mid = []
         for i in range(1, MID_LAYERS + 1):
-            weights, bias = model.get_layer(f"{BACKBONE_PREFIX}mid{i}_conv").get_weights()  # [7, C, 1, 64]
-            scale, shift = _bn_affine(model.get_layer(f"{BACKBONE_PREFIX}mid{i}_bn"))
+            weights, bias, scale, shift = _conv_affine(model, f"mid{i}")  # weights [7, C, 1, 64]
             self.mid.append((_constant(weights[:, :, 0, :], f"mid{i}_kernel"), _constant(bias, f"mid{i}_bias"),
                              _constant(scale, f"mid{i}_scale"), _constant(shift, f"mid{i}_shift")))
 
@@ -171,15 +165,13 @@ def serving_function(model: keras.Model, musicnn_input: str = "log_mel") -> Call
     in place of the front and mid end; the Keras layers before and after run as they are. With several inputs,
     the body runs on ``musicnn_input`` and the others go to the layers after the mid end."""
     model.serving_body = ServingBody(model)
-    if not isinstance(model.input, dict):
-        before = keras.Model(model.input, model.get_layer(INPUT_BN).output)
-        after = keras.Model(model.get_layer(MID_END).output, model.output)
-        return lambda inputs: after(model.serving_body(before(inputs, training=False)), training=False)
-    others = [name for name in model.input if name != musicnn_input]
-    before = keras.Model(model.input[musicnn_input], model.get_layer(INPUT_BN).output)
-    after = keras.Model([model.get_layer(MID_END).output, *(model.input[name] for name in others)], model.output)
+    by_name = model.input if isinstance(model.input, dict) else {musicnn_input: model.input}
+    others = [name for name in by_name if name != musicnn_input]
+    before = keras.Model(by_name[musicnn_input], model.get_layer(INPUT_BN).output)
+    after = keras.Model([model.get_layer(MID_END).output, *(by_name[name] for name in others)], model.output)
 
-    def call(inputs: dict[str, tf.Tensor]) -> tf.Tensor:
+    def call(inputs: Union[tf.Tensor, dict[str, tf.Tensor]]) -> tf.Tensor:
+        inputs = inputs if isinstance(inputs, dict) else {musicnn_input: inputs}
         mid = model.serving_body(before(inputs[musicnn_input], training=False))
         return after([mid, *(inputs[name] for name in others)], training=False)
 

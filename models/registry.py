@@ -47,7 +47,7 @@ def has_pretrained_backbone(config: PipelineConfig) -> bool:
     """Whether the family trains in two phases (body frozen for ``frozen_epochs``, then fine-tuned): always for
     the musicnn and efficientat families, for EfficientNet only when it has weights."""
     if config.train.model == "efficientnet":
-        return efficientnet.is_pretrained(config.train)
+        return efficientnet.weights_source(config.train.backbone_weights) is not None
     return config.train.model in (*MUSICNN_FAMILIES, "efficientat")  # musicnn_efficientat is in both
 
 

@@ -258,10 +258,8 @@ def make_signatures(model: keras.Model, config: PipelineConfig,
     def serve_features(waveform: tf.Tensor, sample_rate: tf.Tensor) -> dict[str, tf.Tensor]:
         # ``features`` (``features.kind``), and each extra kind under its own name.
         model_input = segment_features(model, config, waveform, sample_rate)
-        if not config.features.extra_kinds:
-            return {"features": model_input}
-        return {"features": model_input[config.features.kind],
-                **{kind: model_input[kind] for kind in config.features.extra_kinds}}
+        by_kind = model_input if config.features.extra_kinds else {config.features.kind: model_input}
+        return {"features" if kind == config.features.kind else kind: x for kind, x in by_kind.items()}
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.string, name="wav_bytes")])
     def serve_wav(wav_bytes: tf.Tensor) -> dict[str, tf.Tensor]:

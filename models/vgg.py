@@ -10,9 +10,9 @@ import tf_keras as keras
 from config.settings import TrainConfig
 from models import transfer
 from models.blocks import as_image, batch_norm, check_input_shape, conv_block, softmax_head, undo_zscore
+from models.musicnn import FRAMES, INPUT_BN, MELS  # MSD_vgg's input and input batch norm are MSD_musicnn's
 from models.musicnn_weights import assign_layers, read_checkpoint
 
-FRAMES, MELS = 187, 96  # musicnn's training input: 3 s at 16 kHz, hop 256
 FILTERS = 128
 # (pool size, strides) of blocks 1-5, as in musicnn.models.vgg.
 POOLS: tuple[tuple[tuple[int, int], tuple[int, int]], ...] = (
@@ -23,7 +23,6 @@ HEAD_DROPOUT = 0.5
 CHECKPOINT = "MSD_vgg"
 BACKBONE_PREFIX = transfer.BACKBONE_PREFIX  # every backbone layer's name starts with it
 EMBEDDING = "head_flatten"  # the flattened pool5, where registry.split_backbone cuts
-INPUT_BN = BACKBONE_PREFIX + "input_bn"
 POOLED_FEATURES = BACKBONE_PREFIX + "block5_pool"  # [batch, 2, 1, 128], musicnn's pool5
 
 
@@ -57,11 +56,6 @@ def build_vgg(input_shape: Sequence[Optional[int]], num_classes: int, train: Tra
                        dropout=0.0 if i == len(POOLS) else BLOCK_DROPOUT)
     x = keras.layers.Flatten(name=EMBEDDING)(x)
     model = keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name="vgg")
-    if pretrained:
-        load_pretrained(model)
+    if pretrained:  # every backbone tensor of the checkpoint
+        assign_layers(model, checkpoint_scopes(), read_checkpoint(CHECKPOINT))
     return model
-
-
-def load_pretrained(model: keras.Model, checkpoint: str = CHECKPOINT) -> list[str]:
-    """Copy every backbone tensor of ``checkpoint`` into ``model``; returns the checkpoint names loaded."""
-    return assign_layers(model, checkpoint_scopes(), read_checkpoint(checkpoint))

@@ -23,19 +23,17 @@ def _kaldi_mel(freq: np.ndarray) -> np.ndarray:
     return 1127.0 * np.log1p(freq / 700.0)
 
 
-def kaldi_mel_basis(n_mels: int = N_MELS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE,
-                    f_min: float = F_MIN, f_max: float = F_MAX) -> np.ndarray:
-    """The (n_mels, n_fft // 2 + 1) triangular filter bank of Kaldi's fbank, without VTLN warping; the Nyquist
-    bin gets a zero column, as in the training recipe, and a non-positive ``f_max`` counts back from Nyquist."""
-    nyquist = sample_rate / 2.0
-    high = f_max if f_max > 0 else f_max + nyquist
-    if not 0.0 <= f_min < high <= nyquist:
-        raise ValueError(f"Mel band edges must satisfy 0 <= f_min < f_max <= {nyquist}: got {f_min}, {high}.")
-    mel_low, mel_high = _kaldi_mel(np.float64(f_min)), _kaldi_mel(np.float64(high))
-    step = (mel_high - mel_low) / (n_mels + 1)
-    edges = mel_low + step * np.arange(n_mels + 2, dtype=np.float64)
+def kaldi_mel_basis(f_min: float = F_MIN, f_max: float = F_MAX) -> np.ndarray:
+    """The (N_MELS, N_FFT // 2 + 1) triangular filter bank of Kaldi's fbank, without VTLN warping; the Nyquist
+    bin gets a zero column, as in the training recipe."""
+    nyquist = SAMPLE_RATE / 2.0
+    if not 0.0 <= f_min < f_max <= nyquist:
+        raise ValueError(f"Mel band edges must satisfy 0 <= f_min < f_max <= {nyquist}: got {f_min}, {f_max}.")
+    mel_low, mel_high = _kaldi_mel(np.float64(f_min)), _kaldi_mel(np.float64(f_max))
+    step = (mel_high - mel_low) / (N_MELS + 1)
+    edges = mel_low + step * np.arange(N_MELS + 2, dtype=np.float64)
     left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    bin_mel = _kaldi_mel(np.arange(n_fft // 2, dtype=np.float64) * (sample_rate / n_fft))[None, :]
+    bin_mel = _kaldi_mel(np.arange(N_FFT // 2, dtype=np.float64) * (SAMPLE_RATE / N_FFT))[None, :]
     rising = (bin_mel - left) / (centre - left)
     falling = (right - bin_mel) / (right - centre)
     bank = np.maximum(0.0, np.minimum(rising, falling))

@@ -88,10 +88,6 @@ def _name(prefix: str) -> str:
     return prefix.replace(".", "_")
 
 
-def _activation(x: tf.Tensor, hardswish: bool, name: str) -> tf.Tensor:
-    return hard_swish(x, name) if hardswish else keras.layers.ReLU(name=name)(x)
-
-
 def _conv_bn_act(x: tf.Tensor, prefix: str, filters: int, kernel: int, stride: int, *,
                  depthwise: bool = False, hardswish: bool | None = True) -> tf.Tensor:
     """Conv (no bias) + BatchNorm + activation (None: none), torch's ConvNormActivation with symmetric padding."""
@@ -104,7 +100,8 @@ def _conv_bn_act(x: tf.Tensor, prefix: str, filters: int, kernel: int, stride: i
         x = _torch(keras.layers.Conv2D, prefix + ".0", "conv", filters, kernel, strides=stride, use_bias=False)(x)
     x = _torch(keras.layers.BatchNormalization, prefix + ".1", "batchnorm", epsilon=BN_EPSILON, momentum=BN_MOMENTUM)(x)
     if hardswish is not None:
-        x = _activation(x, hardswish, _name(prefix) + "_act")
+        name = _name(prefix) + "_act"
+        x = hard_swish(x, name) if hardswish else keras.layers.ReLU(name=name)(x)
     return x
 
 

@@ -12,7 +12,7 @@ import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
@@ -40,13 +40,6 @@ def default_cache_dir() -> Path:
 
 
 # ----- reading torch's zip format ------------------------------------------------------------------
-class _StorageType:
-    """Stands for a torch storage class inside the pickle: only its dtype matters."""
-
-    def __init__(self, dtype: np.dtype) -> None:
-        self.dtype = dtype
-
-
 def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_unused: Any) -> np.ndarray:
     """torch._utils._rebuild_tensor_v2 over a numpy storage: a strided view, copied to a contiguous array."""
     if not size:
@@ -58,7 +51,7 @@ def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple
 
 
 class _StateDictUnpickler(pickle.Unpickler):
-    """Unpickles a torch state_dict, resolving tensors to numpy arrays over the zip's storages."""
+    """Unpickles a torch state_dict, resolving tensors to numpy arrays over the storages under ``prefix``data/."""
 
     _ALLOWED: dict[tuple[str, str], Any] = {
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
@@ -66,26 +59,26 @@ class _StateDictUnpickler(pickle.Unpickler):
         ("collections", "OrderedDict"): collections.OrderedDict,
     }
 
-    def __init__(self, file: Any, read_storage: Callable[[str, np.dtype], np.ndarray]) -> None:
+    def __init__(self, file: Any, archive: zipfile.ZipFile, prefix: str) -> None:
         super().__init__(file)
-        self._read_storage = read_storage
+        self._archive, self._prefix = archive, prefix
         self._storages: dict[str, np.ndarray] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self._ALLOWED:
             return self._ALLOWED[(module, name)]
         if module == "torch" and name in _STORAGE_DTYPES:
-            return _StorageType(_STORAGE_DTYPES[name])
+            return _STORAGE_DTYPES[name]  # a torch storage class inside the pickle: only its dtype matters
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: not part of a tensor state_dict")
 
     def persistent_load(self, pid: Any) -> np.ndarray:
         if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage"):
             raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
-        storage_type, key = pid[1], str(pid[2])
-        if not isinstance(storage_type, _StorageType):
-            raise pickle.UnpicklingError(f"unknown storage type {storage_type!r}")
+        dtype, key = pid[1], str(pid[2])
+        if not isinstance(dtype, np.dtype):
+            raise pickle.UnpicklingError(f"unknown storage type {dtype!r}")
         if key not in self._storages:
-            self._storages[key] = self._read_storage(key, storage_type.dtype)
+            self._storages[key] = np.frombuffer(self._archive.read(f"{self._prefix}data/{key}"), dtype=dtype)
         return self._storages[key]
 
 
@@ -95,13 +88,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         pickles = [n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
         if len(pickles) != 1:
             raise ValueError(f"{path} is not a torch zip checkpoint: expected one data.pkl, found {len(pickles)}.")
-        prefix = pickles[0][: -len("data.pkl")]
-
-        def read_storage(key: str, dtype: np.dtype) -> np.ndarray:
-            return np.frombuffer(archive.read(f"{prefix}data/{key}"), dtype=dtype)
-
         with archive.open(pickles[0]) as handle:
-            state = _StateDictUnpickler(handle, read_storage).load()
+            state = _StateDictUnpickler(handle, archive, pickles[0][: -len("data.pkl")]).load()
     if not isinstance(state, Mapping):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a state_dict.")
     return {str(name): np.asarray(value) for name, value in state.items()}
@@ -116,9 +104,7 @@ def _keras_values(kind: str, prefix: str, tensors: Mapping[str, np.ndarray]) -> 
         return [tensors[f"{prefix}.weight"].transpose(2, 3, 0, 1)]
     if kind == "batchnorm":
         return [tensors[f"{prefix}.{name}"] for name in ("weight", "bias", "running_mean", "running_var")]
-    if kind == "dense":  # (out, in) -> (in, out)
-        return [tensors[f"{prefix}.weight"].T, tensors[f"{prefix}.bias"]]
-    raise ValueError(f"unknown layer kind {kind!r}")
+    return [tensors[f"{prefix}.weight"].T, tensors[f"{prefix}.bias"]]  # "dense": (out, in) -> (in, out)
 
 
 def assign_state_dict(model: Any, tensors: Mapping[str, np.ndarray]) -> int:
@@ -160,17 +146,16 @@ def _fix_text() -> str:
 def verify(path: Path, source: str) -> Path:
     """``path`` if it is the release file (size, then sha256); a UserError naming ``source`` otherwise."""
     if not path.is_file():
-        raise UserError(f"The EfficientAT mn04_as weights file {path} does not exist", where=source, fix=_fix_text())
-    size = path.stat().st_size
-    if size != RELEASE_SIZE:
-        raise UserError(f"The EfficientAT mn04_as weights file {path} has {size} bytes, not the release's "
-                        f"{RELEASE_SIZE}: it is another or a truncated file", where=source, fix=_fix_text())
-    with open(path, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    if digest != RELEASE_SHA256:
-        raise UserError(f"The EfficientAT mn04_as weights file {path} has sha256 {digest}, not the release's "
-                        f"{RELEASE_SHA256}: it is another or a damaged file", where=source, fix=_fix_text())
-    return path
+        problem = "does not exist"
+    elif (size := path.stat().st_size) != RELEASE_SIZE:
+        problem = f"has {size} bytes, not the release's {RELEASE_SIZE}: it is another or a truncated file"
+    else:
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        if digest == RELEASE_SHA256:
+            return path
+        problem = f"has sha256 {digest}, not the release's {RELEASE_SHA256}: it is another or a damaged file"
+    raise UserError(f"The EfficientAT mn04_as weights file {path} {problem}", where=source, fix=_fix_text())
 
 
 def download(url: str, target: Path) -> Path:
