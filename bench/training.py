@@ -178,12 +178,10 @@ def load_family(model_name: str, graph_uri: str, batch_size: int) -> Family:
 def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int, epochs: int,
             warmup_steps: int) -> dict:
     """Input pipeline alone and each training phase of one family, as ``models.training.fit`` runs them."""
-    import tf_keras as keras
-
     from models import embeddings, registry, training
 
     def trainable(model) -> int:
-        return sum(int(keras.backend.count_params(w)) for w in model.trainable_weights)
+        return sum(w.shape.num_elements() for w in model.trainable_weights)
 
     family = load_family(model_name, graph_uri, batch_size)
     config, shape = family.config, family.shape
