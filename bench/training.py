@@ -216,7 +216,8 @@ def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int,
             training._compile(model, config.train.finetune_learning_rate, config.train.label_smoothing)
             label = " phase 2: fine-tuning (per epoch)"
         _, rate = time_fit(model, family.dataset(shards), segments, epochs, warmup_steps)
-    fits.append({"label": label, "rate": rate, "trainable": trainable(model)})  # read the augmented input pipeline
+    fits.append({"label": label, "rate": rate, "trainable": trainable(model), "input": input_rate,
+                 "input_label": "augmented"})
     print(f"[bench] {model_name}{label}: fit {rate.per_second:,.1f} segments/s "
           f"({rate.segments} segments in {rate.seconds:.1f} s)", flush=True)
     return {"model": model_name, "kind": config.features.kind, "shape": shape, "params": model.count_params(),
@@ -581,7 +582,7 @@ def main(argv: list[str] | None = None) -> None:
                                             "--split-dir", args.split_dir]
     sources = {m: prepare(m, Path(args.pipeline_output or Path(args.output_root) / f"{kind}-{m}"), data_args,
                           logs / f"prepare-{'synthetic-' if args.input_only else ''}{m}.log") for m in models}
-    body = (input_main if args.input_only else throughput_main)(args, models, sources, logs)
+    body = input_main(args, models, sources, logs) if args.input_only else throughput_main(args, models, sources)
     print(body)
     if not args.no_write:
         name, title, target = SECTIONS[args.input_only]
@@ -617,7 +618,7 @@ def input_main(args: argparse.Namespace, models: list[str], sources: dict[str, t
     return "\n".join(bodies)
 
 
-def throughput_main(args: argparse.Namespace, models: list[str], sources: dict[str, tuple[str, str]], _: Path) -> str:
+def throughput_main(args: argparse.Namespace, models: list[str], sources: dict[str, tuple[str, str]]) -> str:
     """The throughput table's section: each family's fit against its input pipeline, in this process."""
     import tensorflow as tf
 
