@@ -68,30 +68,23 @@ def main(argv: list[str] | None = None) -> None:
         step = run["steps"].get(name, {})
         return f"{step.get('seconds', '-')} s ({step.get('outcome', '-')})"
 
-    rows = [f"| {name} | {cell(first, name)} | {cell(again, name)} |" for name in first["steps"]]
     gate, again_gate = first.get("gate") or {}, again.get("gate") or {}
-    venv_line = (f"The venv, built from nothing (`make venv` with an empty venv cache and pip's download cache off: "
-                 f"every wheel downloaded and installed): **{venv_seconds:.0f} s** wall, before the first run."
-                 if venv_seconds is not None else
-                 "The venv was reused from the machine's cache (`--fresh-venv` times building it from nothing).")
-    body = "\n".join([
-        venv_line,
-        "",
+    body = "\n\n".join([
+        f"The venv, built from nothing (`make venv` with an empty venv cache and pip's download cache off: every wheel "
+        f"downloaded and installed): **{venv_seconds:.0f} s** wall, before the first run." if venv_seconds is not None
+        else "The venv was reused from the machine's cache (`--fresh-venv` times building it from nothing).",
         f"First run (synthetic set generated, every component executed): **{first_wall:.0f} s** wall. "
         f"Re-run (same command): **{again_wall:.0f} s** wall. Bars: the first run under {FIRST_RUN_BAR_S} s "
         f"({'met' if first_wall < FIRST_RUN_BAR_S else 'NOT met'}), the re-run under {RERUN_BAR_S} s "
         f"({'met' if again_wall < RERUN_BAR_S else 'NOT met'}).",
-        "",
         f"Load average (1/5/15 min) before: {' / '.join(f'{x:.2f}' for x in load_before)}, after: "
         f"{' / '.join(f'{x:.2f}' for x in load_after)} (the runs themselves raise it).",
-        "",
-        "| component | first run | re-run |", "|---|---|---|", *rows,
-        "",
+        "\n".join(["| component | first run | re-run |", "|---|---|---|",
+                   *(f"| {name} | {cell(first, name)} | {cell(again, name)} |" for name in first["steps"])]),
         f"The first run's gate: clip accuracy {gate.get('candidate_clip_accuracy', float('nan')):.3f} over "
         f"{gate.get('candidate_clips', 0):.0f} held-out clips ({gate.get('split_protocol', '?')} protocol, "
         f"synthetic data), blessed: {gate.get('blessed')}. Synthetic-set generation is inside the first run's "
         "wall time (before the first component).",
-        "",
         f"The re-run's gate: blessed: {again_gate.get('blessed')}; "
         f"{'; '.join(again_gate.get('reasons') or []) or 'no reason recorded'}. A re-run with nothing changed "
         "takes every component up to Trainer from the cache; the Evaluator runs again because the resolver now "

@@ -46,9 +46,8 @@ def export_graphs(model, config: PipelineConfig, out: str) -> dict[str, str]:
     """``model`` exported with every graph of signatures.GRAPHS as ``OUT/<graph>/1/``; graph -> base dir."""
     from models import signatures
 
-    bases = {}
-    for graph in sorted(signatures.GRAPHS, key=list(GRAPH_NAMES).index):  # the training graph's first
-        bases[graph] = os.path.join(out, graph)
-        model.save(os.path.join(bases[graph], "1"), save_format="tf", save_traces=False,
+    bases = {graph: os.path.join(out, graph) for graph in GRAPH_NAMES}  # signatures.GRAPHS, the training graph's first
+    for graph, base in bases.items():
+        model.save(os.path.join(base, "1"), save_format="tf", save_traces=False,
                    signatures=signatures.make_signatures(model, config, graph))
     return bases

@@ -20,7 +20,6 @@ def add_real_data_arguments(parser: argparse.ArgumentParser, output_root_help: s
 def parse_models(text: str) -> list[str]:
     """The comma-separated --models value, checked against the model families."""
     models = [m.strip() for m in text.split(",") if m.strip()]
-    for m in models:
-        if m not in MODEL_TYPES:
-            raise SystemExit(f"Unknown model {m!r}; choose from {', '.join(MODEL_TYPES)}.")
+    if unknown := [m for m in models if m not in MODEL_TYPES]:
+        raise SystemExit(f"Unknown model {unknown[0]!r}; choose from {', '.join(MODEL_TYPES)}.")
     return models

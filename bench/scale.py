@@ -121,12 +121,10 @@ class Sample:
 def status_kib(pid: int, field: str) -> int:
     """A ``kB`` field of /proc/PID/status (VmRSS, VmHWM, ...); 0 for a process that is gone."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0  # gone, or a zombie without memory
+        found = re.search(rf"^{field}:\s*(\d+)", Path(f"/proc/{pid}/status").read_text(), re.M)
+    except OSError:
+        found = None
+    return int(found[1]) if found else 0  # gone, or a zombie without memory
 
 
 def descendants(root_pid: int) -> list[int]:
@@ -278,7 +276,7 @@ def compared_steps(base: MeasuredRun, top: MeasuredRun) -> list[str]:
 
 
 def per_thousand(seconds: Optional[float], tracks: int) -> Optional[float]:
-    return None if seconds is None or tracks <= 0 else seconds / tracks * 1000
+    return None if seconds is None else seconds / tracks * 1000
 
 
 def _scaling_criterion(name: str, base: MeasuredRun, top: MeasuredRun, steps: list[str],

@@ -178,12 +178,10 @@ def load_family(model_name: str, graph_uri: str, batch_size: int) -> Family:
 def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int, epochs: int,
             warmup_steps: int) -> dict:
     """Input pipeline alone and each training phase of one family, as ``models.training.fit`` runs them."""
-    import tf_keras as keras
-
     from models import embeddings, registry, training
 
     def trainable(model) -> int:
-        return sum(int(keras.backend.count_params(w)) for w in model.trainable_weights)
+        return sum(w.shape.num_elements() for w in model.trainable_weights)
 
     family = load_family(model_name, graph_uri, batch_size)
     config, shape = family.config, family.shape
@@ -584,7 +582,7 @@ def main(argv: list[str] | None = None) -> None:
                                             "--split-dir", args.split_dir]
     sources = {m: prepare(m, Path(args.pipeline_output or Path(args.output_root) / f"{kind}-{m}"), data_args,
                           logs / f"prepare-{'synthetic-' if args.input_only else ''}{m}.log") for m in models}
-    body = (input_main if args.input_only else throughput_main)(args, models, sources, logs)
+    body = input_main(args, models, sources, logs) if args.input_only else throughput_main(args, models, sources)
     print(body)
     if not args.no_write:
         name, title, target = SECTIONS[args.input_only]
@@ -613,16 +611,14 @@ def input_main(args: argparse.Namespace, models: list[str], sources: dict[str, t
             shards = family.train_shards(examples_uri, scratch)
             source = Source(m, graph_uri, shards.paths, training.count_records(shards), args.batch_size,
                             args.epochs, args.warmup_steps)
-            log_path = logs / f"input-{m}.log"
-            log_path.write_text("")
-            load_before = os.getloadavg()
+            (log_path := logs / f"input-{m}.log").write_text("")
+            load = os.getloadavg()
             results = measure_input(source, cores, log_path)
-            load = (load_before, os.getloadavg())
-        bodies.append(input_body(source, examples_uri, results, load, tf.__version__))
+        bodies.append(input_body(source, examples_uri, results, (load, os.getloadavg()), tf.__version__))
     return "\n".join(bodies)
 
 
-def throughput_main(args: argparse.Namespace, models: list[str], sources: dict[str, tuple[str, str]], _: Path) -> str:
+def throughput_main(args: argparse.Namespace, models: list[str], sources: dict[str, tuple[str, str]]) -> str:
     """The throughput table's section: each family's fit against its input pipeline, in this process."""
     import tensorflow as tf
 
