@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.report import ROOT, make_command, write_section
+from bench.report import ROOT, load_text, make_command, write_section
 from bench.scale import CHILD_RUN, child_summary
 
 FIRST_RUN_BAR_S, RERUN_BAR_S = 240, 40  # pipeline time after the venv: a first run in minutes, a re-run in seconds
@@ -77,8 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         f"Re-run (same command): **{again_wall:.0f} s** wall. Bars: the first run under {FIRST_RUN_BAR_S} s "
         f"({'met' if first_wall < FIRST_RUN_BAR_S else 'NOT met'}), the re-run under {RERUN_BAR_S} s "
         f"({'met' if again_wall < RERUN_BAR_S else 'NOT met'}).",
-        f"Load average (1/5/15 min) before: {' / '.join(f'{x:.2f}' for x in load_before)}, after: "
-        f"{' / '.join(f'{x:.2f}' for x in load_after)} (the runs themselves raise it).",
+        f"{load_text(load_before, load_after)} (the runs themselves raise it).",
         "\n".join(["| component | first run | re-run |", "|---|---|---|",
                    *(f"| {name} | {cell(first, name)} | {cell(again, name)} |" for name in first["steps"])]),
         f"The first run's gate: clip accuracy {gate.get('candidate_clip_accuracy', float('nan')):.3f} over "

@@ -276,7 +276,7 @@ def compared_steps(base: MeasuredRun, top: MeasuredRun) -> list[str]:
 
 
 def per_thousand(seconds: Optional[float], tracks: int) -> Optional[float]:
-    return None if seconds is None else seconds / tracks * 1000
+    return None if seconds is None or tracks <= 0 else seconds / tracks * 1000
 
 
 def _scaling_criterion(name: str, base: MeasuredRun, top: MeasuredRun, steps: list[str],

@@ -34,7 +34,7 @@ from pathlib import Path  # noqa: E402
 from typing import Callable, Optional  # noqa: E402
 
 from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
-from bench.report import child_env, make_command, write_section  # noqa: E402
+from bench.report import child_env, load_text, make_command, write_section  # noqa: E402
 from config.settings import MODEL_TYPES, PROJECT_ROOT, PipelineConfig  # noqa: E402
 
 RATIO_GOAL = 3.0
@@ -244,11 +244,6 @@ def format_rows(results: list[dict]) -> tuple[str, list[float]]:
                 f"**{fit['rate'].per_second:,.1f}** ({fit['rate'].segments} in {fit['rate'].seconds:.1f} s) | "
                 f"{feed_text} | {ratio_text} |")
     return "\n".join(rows), ratios
-
-
-def load_text(load: tuple[float, float, float]) -> str:
-    """A load average (1/5/15 min) as "a / b / c"."""
-    return " / ".join(f"{v:.2f}" for v in load)
 
 
 # ----- --input-only: input cores per accelerator, and the trainer's step profile (one child process each) -----
@@ -505,7 +500,7 @@ Input pipelines: one warm-up epoch, then {max(source.epochs, 10)} timed epochs w
 {source.warmup_steps} warm-up steps, then {source.epochs} timed epoch(s) ({source.steps} steps each), without
 validation or the trainer's callbacks. Explicit threads: intra-op pool = the process's cores, inter-op pool 1,
 tf.data's private pool = the cores; default: TensorFlow's own choice.
-Load average (1/5/15 min) before: {load_text(load[0])}, after: {load_text(load[1])}
+{load_text(*load)}
 (the machine's {os.cpu_count()} cores are shared with other jobs).
 
 ### Input pipeline per core, beside the trainer's step rate
@@ -649,8 +644,7 @@ its first to its last step. VGG is measured in the trainer's phases (`models.tra
 embeds the un-augmented train split once (compared with the un-augmented input pipeline, timed alone like the
 augmented one); 1b, the head trains on those embeddings, streamed from a file (no tf.data input to compare with); 2, the
 whole network is fine-tuned (batch norm kept frozen) on the augmented pipeline.
-Load average (1/5/15 min) before: {load_text(load_before)},
-after: {load_text(load_after)} (2 cores shared with other jobs).
+{load_text(load_before, load_after)} (2 cores shared with other jobs).
 
 | model | input | parameters | fit: segments/s | input pipeline alone: segments/s | input / fit |
 |---|---|---|---|---|---|
