@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from bench.report import add_no_write
 from config.settings import MODEL_TYPES, PROJECT_ROOT
 
 DEFAULT_DATA_ROOT = PROJECT_ROOT.parent / "shared" / "data" / "gtzan" / "audio"
@@ -14,7 +15,7 @@ def add_real_data_arguments(parser: argparse.ArgumentParser, output_root_help: s
                         help=f"{output_root_help} (default: %(default)s)")
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="(default: %(default)s)")
     parser.add_argument("--split-dir", default=str(DEFAULT_SPLIT_DIR), help="(default: %(default)s)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    add_no_write(parser)
 
 
 def parse_models(text: str) -> list[str]:

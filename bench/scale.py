@@ -30,9 +30,9 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
-from bench.report import ROOT, child_env, cpu_description, make_command, write_section
+from bench.report import ROOT, add_no_write, child_env, cpu_description, make_command, publish
 from config.settings import MODEL_TYPES
-from pipeline.flags import whole_number
+from pipeline.flags import positive_number, whole_number
 
 BASE_TRACKS_PER_GENRE = 20  # the default synthetic set: 20 tracks x 10 genres
 GENRE_COUNT = 10
@@ -440,26 +440,16 @@ def parse_scales(text: str) -> list[float]:
     return scales
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
-    return value
-
-
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", type=parse_scales, default=parse_scales("1,10,30"),
                         help="library sizes as multiples of the default set's 200 tracks (default: 1,10,30)")
-    parser.add_argument("--track-seconds", type=_seconds, default=6.0,
+    parser.add_argument("--track-seconds", type=positive_number, default=6.0,
                         help="length of every track of the scaled libraries (default: %(default)s)")
     parser.add_argument("--full-length-tracks", type=whole_number(0), default=30,
                         help="full-length tracks (3 a genre at least for the splits; 0: none; default: %(default)s)")
-    parser.add_argument("--full-length-seconds", type=_seconds, default=240.0, help="(default: %(default)s)")
+    parser.add_argument("--full-length-seconds", type=positive_number, default=240.0, help="(default: %(default)s)")
     parser.add_argument("--model", choices=MODEL_TYPES, default="cnn", help="(default: %(default)s)")
     parser.add_argument("--epochs", type=whole_number(1), default=2,
                         help="few: the figures are memory and time per track (default: %(default)s)")
@@ -467,11 +457,11 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help="where each run stops (default: %(default)s)")
     parser.add_argument("--tracks-per-album", type=whole_number(1), default=2, help="(default: %(default)s)")
     parser.add_argument("--albums-per-artist", type=whole_number(1), default=2, help="(default: %(default)s)")
-    parser.add_argument("--interval", type=_seconds, default=0.25, help="memory sampling period, s (default: 0.25)")
+    parser.add_argument("--interval", type=positive_number, default=0.25, help="memory sampling period, s (default: 0.25)")
     parser.add_argument("--output-root", type=Path, default=ROOT / "outputs" / "bench-scale",
                         help="libraries, runs and scale.json go here (default: %(default)s)")
     parser.add_argument("--run-arg", action="append", default=[], help="extra local_runner flag (repeatable)")
-    parser.add_argument("--no-write", action="store_true", help="print the section, leave BENCHMARKS.md alone")
+    add_no_write(parser)
     args = parser.parse_args(argv)
     if 0 < args.full_length_tracks < MIN_TRACKS_PER_GENRE * GENRE_COUNT:
         parser.error(f"--full-length-tracks: 0, or at least {MIN_TRACKS_PER_GENRE * GENRE_COUNT} "
@@ -523,10 +513,8 @@ def main(argv: Optional[list[str]] = None) -> str:
         "settings": settings, "runs": [dataclasses.asdict(r) for r in runs],
         "full_length": dataclasses.asdict(full) if full else None, "decode": decode,
         "criteria": [dataclasses.asdict(c) for c in criteria]}, indent=2))
-    print(body)
-    if not args.no_write:
-        write_section("scale", "Scaling to a music library: peak memory and time per step", body,
-                      make_command("bench-scale", argv))
+    publish(body, not args.no_write, "scale", "Scaling to a music library: peak memory and time per step",
+            make_command("bench-scale", argv))
     return body
 
 

@@ -34,7 +34,7 @@ from pathlib import Path  # noqa: E402
 from typing import Callable, Optional  # noqa: E402
 
 from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
-from bench.report import child_env, load_text, make_command, write_section  # noqa: E402
+from bench.report import child_env, load_text, make_command, publish  # noqa: E402
 from config.settings import MODEL_TYPES, PROJECT_ROOT, PipelineConfig  # noqa: E402
 
 RATIO_GOAL = 3.0
@@ -578,10 +578,8 @@ def main(argv: list[str] | None = None) -> None:
     sources = {m: prepare(m, Path(args.pipeline_output or Path(args.output_root) / f"{kind}-{m}"), data_args,
                           logs / f"prepare-{'synthetic-' if args.input_only else ''}{m}.log") for m in models}
     body = input_main(args, models, sources, logs) if args.input_only else throughput_main(args, models, sources)
-    print(body)
-    if not args.no_write:
-        name, title, target = SECTIONS[args.input_only]
-        write_section(name, title, body, command=make_command(target, [a for a in argv or [] if a != "--input-only"]))
+    name, title, target = SECTIONS[args.input_only]
+    publish(body, not args.no_write, name, title, make_command(target, [a for a in argv or [] if a != "--input-only"]))
 
 
 def input_main(args: argparse.Namespace, models: list[str], sources: dict[str, tuple[str, str]], logs: Path) -> str:

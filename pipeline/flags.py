@@ -48,12 +48,12 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="genres with fewer tracks are left out, each file recorded rare_genre (default: %(default)s)")
     g.add_argument("--max-bad-fraction", type=_fraction, default=d.split.max_bad_fraction,
                    help="fail ingestion when more than this fraction of files is quarantined (default: %(default)s)")
-    g.add_argument("--segment-seconds", type=_positive, default=d.audio.segment_seconds,
+    g.add_argument("--segment-seconds", type=positive_number, default=d.audio.segment_seconds,
                    help="segment length in seconds (default: %(default)s)")
-    g.add_argument("--hop-seconds", type=_positive, metavar="SECONDS",
+    g.add_argument("--hop-seconds", type=positive_number, metavar="SECONDS",
                    help="distance between segment starts; below --segment-seconds the segments overlap "
                         "(default: the segment length, no overlap)")
-    g.add_argument("--max-clip-seconds", type=_positive, default=d.audio.max_clip_seconds,
+    g.add_argument("--max-clip-seconds", type=positive_number, default=d.audio.max_clip_seconds,
                    help="quarantine audio files longer than this (default: %(default)s)")
     g.add_argument("--max-segments-per-track", type=whole_number(0), default=d.audio.max_segments_per_track,
                    help="segments kept per track, spread over a longer track; 0: no limit (default: %(default)s)")
@@ -64,7 +64,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--synthetic-tracks", default=d.synthetic.tracks_per_genre,
                    type=whole_number(MIN_SYNTHETIC_TRACKS, "a genre needs a train, an eval and a test track"),
                    help="synthetic data set: tracks per genre (default: %(default)s)")
-    g.add_argument("--synthetic-seconds", type=_positive, default=d.synthetic.seconds,
+    g.add_argument("--synthetic-seconds", type=positive_number, default=d.synthetic.seconds,
                    help="synthetic data set: seconds per track (default: %(default)s)")
     g = parser.add_argument_group("model")
     g.add_argument("--model", choices=MODEL_TYPES, default=d.train.model,
@@ -80,7 +80,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--batch-size", type=whole_number(1), default=d.train.batch_size,
                    help="the global batch: examples per optimiser step over all replicas, split evenly over them "
                    "(each of R replicas takes --batch-size / R) (default: %(default)s)")
-    g.add_argument("--learning-rate", type=_positive,
+    g.add_argument("--learning-rate", type=positive_number,
                    help=f"(default: the model's preset: {d.train.learning_rate:g}; VGG's head 3e-3, EfficientNet 2e-3)")
     g.add_argument("--max-steps", type=whole_number(1),
                    help="cap on optimiser steps (testing the gate with a bad model)")
@@ -101,7 +101,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--frozen-epochs", type=whole_number(0), default=d.train.frozen_epochs,
                    help="pretrained models: maximum epochs of the new head on the frozen body; fine-tuning gets the "
                    "rest of --epochs (default: %(default)s)")
-    g.add_argument("--finetune-learning-rate", type=_positive,
+    g.add_argument("--finetune-learning-rate", type=positive_number,
                    help=f"pretrained models: learning rate of the fine-tuning that follows the head (default: "
                    f"{d.train.finetune_learning_rate:g}; on the real clips musicnn's body gained at 1e-5 and lost at "
                    "1e-4, docs/model-selection.md)")
@@ -128,7 +128,7 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                    help="--tune: most trials (default: %(default)s)")
     g.add_argument("--tune-oracle", choices=TUNE_ORACLES, default=d.tune.oracle,
                    help="--tune: KerasTuner's search (default: %(default)s)")
-    g.add_argument("--tune-minutes", type=_positive, metavar="MINUTES",
+    g.add_argument("--tune-minutes", type=positive_number, metavar="MINUTES",
                    help="--tune: no trial starts after this many minutes of tuning (default: the trials decide)")
     g.add_argument("--tune-folds", type=whole_number(MIN_TUNE_FOLDS, "one trains, one stops training, one is held out"),
                    default=d.tune.folds, help="--tune: folds of the train and eval tracks (default: %(default)s)")
@@ -265,7 +265,7 @@ def _number(accepts: Callable[[float], bool], wanted: str) -> Callable[[str], fl
     return parse
 
 
-_positive = _number(lambda v: v > 0, "a number above 0")
+positive_number = _number(lambda v: v > 0, "a number above 0")
 _non_negative = _number(lambda v: v >= 0, "a number of at least 0")
 _fraction = _number(lambda v: 0 <= v <= 1, "a fraction from 0 to 1, like 0.6")
 _smoothing = _number(lambda v: 0 <= v < 1, "a share from 0 to below 1, like 0.1 (1 would leave no trace of the label)")
