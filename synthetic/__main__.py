@@ -36,19 +36,15 @@ def main(argv: list[str] | None = None) -> None:
         if done % 10 == 0 or done == total:
             print(f"\r  synthetic tracks: {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    settings = (args.tracks_per_genre, args.seconds, args.seed, args.sample_rate)
-    if args.layout == "library":
-        shape = dict(tracks_per_album=args.tracks_per_album, albums_per_artist=args.albums_per_artist,
-                     audio_format=args.format, channels=args.channels)
-        complete, write = is_library_complete(args.out, *settings, **shape), (
-            lambda: generate_library(args.out, *settings, **shape, progress=progress))
-    else:
-        complete, write = is_complete(args.out, *settings), lambda: generate(args.out, *settings, progress=progress)
-    if complete:
+    settings = (args.out, args.tracks_per_genre, args.seconds, args.seed, args.sample_rate)
+    shape = dict(tracks_per_album=args.tracks_per_album, albums_per_artist=args.albums_per_artist,
+                 audio_format=args.format, channels=args.channels) if args.layout == "library" else {}
+    complete, write = (is_library_complete, generate_library) if shape else (is_complete, generate)
+    if complete(*settings, **shape):
         print(f"{args.out} already holds this set, complete (its MANIFEST.json matches); nothing to do.",
               file=sys.stderr)
         return
-    paths = write()
+    paths = write(*settings, **shape, progress=progress)
     print(f"\nWrote {len(paths)} tracks to {args.out} in {time.time() - started:.1f} s.", file=sys.stderr)
 
 

@@ -229,19 +229,20 @@ def render_track(genre: str, index: int, seconds: float = 30.0, sample_rate: int
     _overlay(music, starts[played], notes, rng.integers(0, len(notes), played.sum()))
 
     # Mix in place: music and drums at their peaks (drums at the recipe's level), noise, a random level.
-    mix = music
-    mix *= 1 / _peak(music)
+    music *= 1 / _peak(music)
     drums *= np.float32(recipe.drums) / _peak(drums)
-    mix += drums
-    _add_noise(mix, recipe.noise * rng.uniform(0.5, 1.5) * 3, rng)
-    mix *= np.float32(rng.uniform(0.5, 0.9)) / _peak(np.abs(mix))
-    return mix
+    music += drums
+    _add_noise(music, recipe.noise * rng.uniform(0.5, 1.5) * 3, rng)
+    music *= np.float32(rng.uniform(0.5, 0.9)) / _peak(np.abs(music))
+    return music
 
 
 def _set_description(tracks_per_genre: int, seconds: float, seed: int, sample_rate: int,
-                     genres: tuple[str, ...]) -> dict:
+                     genres: tuple[str, ...], **library) -> dict:
+    """What the manifest records of a set; ``library``: generate_library's layout settings."""
     return {"generator_version": GENERATOR_VERSION, "tracks_per_genre": tracks_per_genre, "seconds": seconds,
-            "seed": seed, "sample_rate": sample_rate, "genres": list(genres)}
+            "seed": seed, "sample_rate": sample_rate, "genres": list(genres),
+            **({"layout": "library", **library} if library else {})}
 
 
 def _read_json(path: Path) -> Optional[dict]:
@@ -355,14 +356,6 @@ def library_relative_path(genre: str, index: int, tracks_per_album: int, albums_
             f"{number + 1:02d} {TITLES[number % len(TITLES)]}.{extension}")
 
 
-def _library_description(tracks_per_genre: int, seconds: float, seed: int, sample_rate: int,
-                         genres: tuple[str, ...], tracks_per_album: int, albums_per_artist: int,
-                         audio_format: str, channels: int) -> dict:
-    return {**_set_description(tracks_per_genre, seconds, seed, sample_rate, genres), "layout": "library",
-            "tracks_per_album": tracks_per_album, "albums_per_artist": albums_per_artist,
-            "format": audio_format, "channels": channels}
-
-
 def generate_library(out_dir: str | Path, tracks_per_genre: int, seconds: float = 30.0, seed: int = 0,
                      sample_rate: int = 22050, genres: tuple[str, ...] = GENRES, tracks_per_album: int = 10,
                      albums_per_artist: int = 2, audio_format: str = "wav", channels: int = 1,
@@ -376,15 +369,15 @@ def generate_library(out_dir: str | Path, tracks_per_genre: int, seconds: float 
     out = Path(out_dir)
     tracks = [(out / library_relative_path(g, i, tracks_per_album, albums_per_artist, audio_format), g, i)
               for g in genres for i in range(tracks_per_genre)]
-    return _write_set(out, tracks, _library_description(tracks_per_genre, seconds, seed, sample_rate, genres,
-                                                        tracks_per_album, albums_per_artist, audio_format, channels),
-                      progress)
+    return _write_set(out, tracks, _set_description(
+        tracks_per_genre, seconds, seed, sample_rate, genres, tracks_per_album=tracks_per_album,
+        albums_per_artist=albums_per_artist, format=audio_format, channels=channels), progress)
 
 
 def is_library_complete(out_dir: str | Path, tracks_per_genre: int, seconds: float = 30.0, seed: int = 0,
                         sample_rate: int = 22050, genres: tuple[str, ...] = GENRES, tracks_per_album: int = 10,
                         albums_per_artist: int = 2, audio_format: str = "wav", channels: int = 1) -> bool:
     """:func:`is_complete` for a library written by :func:`generate_library` with these arguments."""
-    return _is_set_complete(Path(out_dir), _library_description(
-        tracks_per_genre, seconds, seed, sample_rate, genres, tracks_per_album, albums_per_artist, audio_format,
-        channels))
+    return _is_set_complete(Path(out_dir), _set_description(
+        tracks_per_genre, seconds, seed, sample_rate, genres, tracks_per_album=tracks_per_album,
+        albums_per_artist=albums_per_artist, format=audio_format, channels=channels))
