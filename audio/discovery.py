@@ -145,12 +145,9 @@ def genre_parent(root: str) -> str:
     """``genres_original`` or ``genres`` when ``root`` holds that GTZAN folder, else ``""``."""
     from tfx.dsl.io import fileio
     try:
-        for parent in GENRE_PARENTS:
-            if fileio.isdir(os.path.join(root, parent)):
-                return parent
+        return next((parent for parent in GENRE_PARENTS if fileio.isdir(os.path.join(root, parent))), "")
     except Exception:  # noqa: BLE001 - an unreachable root is reported by the executor instead
-        pass
-    return ""
+        return ""
 
 
 def input_pattern(root: str) -> str:
