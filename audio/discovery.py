@@ -58,14 +58,11 @@ def classify(rel_path: str, linked_folder: bool = False) -> Optional[filecheck.P
 def entry(path: str, rel: str, linked_folder: bool = False) -> Entry:
     """The entry at ``path``: excluded by :func:`classify`, or a candidate with its filecheck problem."""
     excluded = classify(rel, linked_folder)
-    return Entry(path, rel, excluded=excluded, problem=None if excluded else _problem(path))
-
-
-def _problem(path: str) -> Optional[filecheck.Problem]:
-    if filecheck.is_local(path):
-        return filecheck.check(path)
-    from tfx.dsl.io import fileio  # remote file systems only: keeps TensorFlow out of local runs
-    return filecheck.Problem(filecheck.IS_DIRECTORY, filecheck.DIRECTORY_DETAIL) if fileio.isdir(path) else None
+    if excluded is None and not filecheck.is_local(path):
+        from tfx.dsl.io import fileio  # remote file systems only: keeps TensorFlow out of local runs
+        folder = filecheck.Problem(filecheck.IS_DIRECTORY, filecheck.DIRECTORY_DETAIL)
+        return Entry(path, rel, problem=folder if fileio.isdir(path) else None)
+    return Entry(path, rel, excluded=excluded, problem=None if excluded else filecheck.check(path))
 
 
 def walk(root: str) -> list[Entry]:

@@ -102,14 +102,11 @@ def _values(tags, *keys: str) -> Optional[str]:
         try:
             found = tags.get(key) if hasattr(tags, "get") else None
         except (KeyError, ValueError):
-            found = None
-        if found is None:
             continue
-        values = found if isinstance(found, list) else [found]
-        for value in values:
-            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-            if text.strip():
-                return text.strip()
+        for value in found if isinstance(found, list) else [] if found is None else [found]:
+            text = (value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)).strip()
+            if text:
+                return text
     return None
 
 

@@ -18,10 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layout", choices=("gtzan", "library"), default="gtzan",
                         help="gtzan: <out>/<genre>/<genre>.NNNNN.wav; library: <out>/<genre>/<Genre> Artist K/Album J/"
                              "NN Title.<format> (default: %(default)s)")
-    parser.add_argument("--tracks-per-genre", type=int, default=d.tracks_per_genre)
-    parser.add_argument("--seconds", type=float, default=d.seconds)
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--sample-rate", type=int, default=d.sample_rate)
+    for name, kind in (("tracks_per_genre", int), ("seconds", float), ("seed", int), ("sample_rate", int)):
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(d, name))
     library = parser.add_argument_group("library layout")
     library.add_argument("--tracks-per-album", type=int, default=10, help="(default: %(default)s)")
     library.add_argument("--albums-per-artist", type=int, default=2, help="(default: %(default)s)")
