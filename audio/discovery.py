@@ -171,19 +171,17 @@ def sort_entries(entries: Iterable[Entry], parent: str = "", source: str = label
         if entry.excluded is not None:
             excluded.append(Excluded(rel, entry.excluded.reason, entry.excluded.detail))
             continue
-        if not by_folder:
-            track = track_id(rel)
-            files.append(AudioFile(path=entry.path, rel_path=rel, genre="", track_id=track, problem=entry.problem,
-                                   layout_path=track))
-            continue
-        if parent and not rel.startswith(parent + "/"):
-            excluded.append(Excluded(rel, OUTSIDE_GENRE_PARENT, f"outside the {parent}/ folder that holds the genres"))
-            continue
-        inner = rel[len(parent) + 1:] if parent else rel
-        if "/" not in inner:
-            excluded.append(Excluded(rel, NO_GENRE_FOLDER, "not inside a genre folder: its genre is unknown"))
-            continue
-        genre, _, under_genre = inner.partition("/")
+        genre, inner, under_genre = "", rel, rel  # labelled later: the whole path is the track
+        if by_folder:
+            if parent and not rel.startswith(parent + "/"):
+                excluded.append(Excluded(rel, OUTSIDE_GENRE_PARENT,
+                                         f"outside the {parent}/ folder that holds the genres"))
+                continue
+            inner = rel[len(parent) + 1:] if parent else rel
+            if "/" not in inner:
+                excluded.append(Excluded(rel, NO_GENRE_FOLDER, "not inside a genre folder: its genre is unknown"))
+                continue
+            genre, _, under_genre = inner.partition("/")
         files.append(AudioFile(path=entry.path, rel_path=rel, genre=genre, track_id=track_id(inner),
                                problem=entry.problem, layout_path=track_id(under_genre)))
     return Discovery(files=files, excluded=excluded, source=source)
