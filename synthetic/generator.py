@@ -88,11 +88,6 @@ ORPHAN_SECONDS = 600  # a temporary file this old belongs to no live generator
 DRUM_SECONDS = {"kick": 0.25, "snare": 0.25, "hat": 0.1}  # hit lengths (decays 0.12, 0.07, 0.02 s)
 
 
-def _track_rng(seed: int, genre: str, index: int) -> np.random.Generator:
-    digest = hashlib.sha256(f"{seed}/{genre}/{index}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
 def _pattern(text: str) -> np.ndarray:
     return np.frombuffer(text.encode(), dtype=np.uint8) == ord("x")
 
@@ -170,14 +165,6 @@ def _noise_table() -> np.ndarray:
     return np.random.default_rng(20240601).standard_normal(NOISE_TABLE_SIZE).astype(np.float32)
 
 
-def _add_noise(out: np.ndarray, level: float, rng: np.random.Generator) -> None:
-    """White noise from the shared table at a random offset (cheaper than drawing it; it repeats every 6 s)."""
-    noise = np.roll(_noise_table(), -int(rng.integers(0, NOISE_TABLE_SIZE))) * np.float32(level)
-    for at in range(0, len(out), NOISE_TABLE_SIZE):
-        chunk = out[at:at + NOISE_TABLE_SIZE]
-        chunk += noise[: len(chunk)]
-
-
 def _peak(x: np.ndarray) -> np.float32:
     return np.float32(max(x.max(), -x.min()) + 1e-9)
 
@@ -185,7 +172,8 @@ def _peak(x: np.ndarray) -> np.float32:
 def render_track(genre: str, index: int, seconds: float = 30.0, sample_rate: int = 22050, seed: int = 0) -> np.ndarray:
     """Render one track as float32 in [-1, 1]; deterministic in (genre, index, seconds, rate, seed)."""
     recipe = RECIPES[genre]
-    rng = _track_rng(seed, genre, index)
+    digest = hashlib.sha256(f"{seed}/{genre}/{index}".encode()).digest()  # one track regenerates alone
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     sr = sample_rate
     n = int(round(seconds * sr))
     tempo = rng.uniform(*recipe.tempo)
@@ -232,7 +220,9 @@ def render_track(genre: str, index: int, seconds: float = 30.0, sample_rate: int
     music *= 1 / _peak(music)
     drums *= np.float32(recipe.drums) / _peak(drums)
     music += drums
-    _add_noise(music, recipe.noise * rng.uniform(0.5, 1.5) * 3, rng)
+    # White noise from the shared table at a random offset (cheaper than drawing it; it repeats every 6 s).
+    level = np.float32(recipe.noise * rng.uniform(0.5, 1.5) * 3)
+    music += np.resize(np.roll(_noise_table(), -int(rng.integers(0, NOISE_TABLE_SIZE))) * level, n)
     music *= np.float32(rng.uniform(0.5, 0.9)) / _peak(np.abs(music))
     return music
 
