@@ -130,8 +130,7 @@ class _Voice:
             index = (clock * np.float32(freq * TABLE_SIZE)).astype(np.int32) & (TABLE_SIZE - 1)
             wave += self._table(freq).take(index)
         wave *= envelope
-        if self.recipe.distortion:
-            d = self.recipe.distortion
+        if d := self.recipe.distortion:
             wave = np.tanh(np.float32(d / len(freqs)) * wave) * np.float32(len(freqs) / np.tanh(d))
         return wave
 
