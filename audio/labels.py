@@ -178,8 +178,7 @@ def _rows(path: str) -> tuple[list[str], Iterable[tuple[int, list[str]]]]:
         columns = [table.column(n).to_pylist() for n in names]
         return names, ((i + 2, ["" if c[i] is None else str(c[i]) for c in columns]) for i in range(table.num_rows))
     reader = csv.reader(io.StringIO(data.decode("utf-8-sig")))
-    header = next(reader, [])
-    return [h.strip() for h in header], ((reader.line_num, row) for row in reader)
+    return [h.strip() for h in next(reader, [])], ((reader.line_num, row) for row in reader)
 
 
 def read_manifest(path: str) -> dict[str, ManifestRow]:

@@ -36,9 +36,8 @@ MORE_FORMATS: dict[str, tuple[str, str, str, str, Optional[int]]] = {
 
 
 def encode(path: Path, samples: np.ndarray, rate: int, fmt: str, options: Optional[dict[str, str]] = None) -> Path:
-    """Write float SAMPLES (in [-1, 1]; (samples,) mono or (samples, 2) stereo) at RATE to PATH in FORMAT
-    (a key of :data:`FORMATS` or :data:`MORE_FORMATS`) with FFmpeg's muxer ``options``; the extension is the
-    format's own. Returns the path written."""
+    """Write float SAMPLES (in [-1, 1]; (samples,) mono, (samples, 2) stereo) at RATE to PATH with FORMAT's
+    extension, in FORMAT (a key of :data:`FORMATS` or :data:`MORE_FORMATS`) with FFmpeg muxer ``options``."""
     ext, container_format, codec, sample_format, codec_rate = {**FORMATS, **MORE_FORMATS}[fmt]
     path = Path(path).with_suffix("." + ext)
     path.parent.mkdir(parents=True, exist_ok=True)
