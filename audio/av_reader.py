@@ -76,10 +76,6 @@ class AvSound:
     def tell(self) -> int:
         return self._position
 
-    def _array(self, frame: av.AudioFrame) -> np.ndarray:
-        data = frame.to_ndarray()
-        return data.T if frame.format.is_planar else data.reshape(-1, self.channels)
-
     def _convert(self, data: np.ndarray, dtype: str) -> np.ndarray:
         """Decoded samples (the codec's own type) as int16 (s16 only) or float32 in [-1, 1]."""
         name = self.sample_format.rstrip("p")
@@ -110,10 +106,11 @@ class AvSound:
                 raise AvError(_message(e)) from None
             self.broken = True
             return None
+        data = frame.to_ndarray()
+        data = data.T if frame.format.is_planar else data.reshape(-1, self.channels)
         if frame.pts is None or frame.time_base is None:
-            return -1, self._array(frame)
-        seconds = float((frame.pts - self._origin) * frame.time_base)
-        return round(seconds * self.samplerate), self._array(frame)
+            return -1, data
+        return round(float((frame.pts - self._origin) * frame.time_base) * self.samplerate), data
 
     def read(self, frames: int = -1, dtype: str = "float32", always_2d: bool = True) -> np.ndarray:
         """Up to FRAMES frames (-1: to the end) from :meth:`tell` on, as a (frames, channels) array."""

@@ -336,14 +336,13 @@ def decode(source: Union[bytes, BinaryIO], target_rate: Optional[int], max_secon
             pcm16 = sound.sample_format in ("s16", "s16p") if ffmpeg else sound.subtype == "PCM_16"
             lossless = pcm16 and sound.channels == 1 and rate == target_rate
             track = (2 * frames * target_rate + rate) // (2 * rate)  # soxr's length: frames * target / rate, halves up
-            if ffmpeg:
+            last_page = page[0] if page is not None and page[0] >= 0 else None
+            min_seek = math.ceil(OGG_MIN_SEEK_SECONDS * rate) if ogg else 0
+            if ffmpeg:  # never an Ogg file: FFmpeg windows MOV and AIFF only
                 seeks = frames > 0 and sound.declared_exactly and ffmpeg_seeks_exactly(sound)
-                min_seek, last_page = 0, None
             else:  # sample-accurate seeks: WINDOWED_FORMATS, Ogg Vorbis only (one without a readable tail whole)
-                last_page = page[0] if page is not None and page[0] >= 0 else None
                 seeks = sound.format in WINDOWED_FORMATS and sound.seekable() and (
                     not ogg or (sound.subtype == "VORBIS" and last_page is not None))
-                min_seek = math.ceil(OGG_MIN_SEEK_SECONDS * rate) if ogg else 0
             reads = _plan_reads(wanted(track), frames, rate, target_rate, min_seek, last_page) if (
                 wanted is not None and seeks) else None
             finite = math.isfinite(max_seconds)

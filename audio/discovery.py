@@ -58,14 +58,11 @@ def classify(rel_path: str, linked_folder: bool = False) -> Optional[filecheck.P
 def entry(path: str, rel: str, linked_folder: bool = False) -> Entry:
     """The entry at ``path``: excluded by :func:`classify`, or a candidate with its filecheck problem."""
     excluded = classify(rel, linked_folder)
-    return Entry(path, rel, excluded=excluded, problem=None if excluded else _problem(path))
-
-
-def _problem(path: str) -> Optional[filecheck.Problem]:
-    if filecheck.is_local(path):
-        return filecheck.check(path)
-    from tfx.dsl.io import fileio  # remote file systems only: keeps TensorFlow out of local runs
-    return filecheck.Problem(filecheck.IS_DIRECTORY, filecheck.DIRECTORY_DETAIL) if fileio.isdir(path) else None
+    if excluded is None and not filecheck.is_local(path):
+        from tfx.dsl.io import fileio  # remote file systems only: keeps TensorFlow out of local runs
+        folder = filecheck.Problem(filecheck.IS_DIRECTORY, filecheck.DIRECTORY_DETAIL)
+        return Entry(path, rel, problem=folder if fileio.isdir(path) else None)
+    return Entry(path, rel, excluded=excluded, problem=None if excluded else filecheck.check(path))
 
 
 def walk(root: str) -> list[Entry]:
@@ -145,12 +142,9 @@ def genre_parent(root: str) -> str:
     """``genres_original`` or ``genres`` when ``root`` holds that GTZAN folder, else ``""``."""
     from tfx.dsl.io import fileio
     try:
-        for parent in GENRE_PARENTS:
-            if fileio.isdir(os.path.join(root, parent)):
-                return parent
+        return next((parent for parent in GENRE_PARENTS if fileio.isdir(os.path.join(root, parent))), "")
     except Exception:  # noqa: BLE001 - an unreachable root is reported by the executor instead
-        pass
-    return ""
+        return ""
 
 
 def input_pattern(root: str) -> str:
@@ -177,19 +171,17 @@ def sort_entries(entries: Iterable[Entry], parent: str = "", source: str = label
         if entry.excluded is not None:
             excluded.append(Excluded(rel, entry.excluded.reason, entry.excluded.detail))
             continue
-        if not by_folder:
-            track = track_id(rel)
-            files.append(AudioFile(path=entry.path, rel_path=rel, genre="", track_id=track, problem=entry.problem,
-                                   layout_path=track))
-            continue
-        if parent and not rel.startswith(parent + "/"):
-            excluded.append(Excluded(rel, OUTSIDE_GENRE_PARENT, f"outside the {parent}/ folder that holds the genres"))
-            continue
-        inner = rel[len(parent) + 1:] if parent else rel
-        if "/" not in inner:
-            excluded.append(Excluded(rel, NO_GENRE_FOLDER, "not inside a genre folder: its genre is unknown"))
-            continue
-        genre, _, under_genre = inner.partition("/")
+        genre, inner, under_genre = "", rel, rel  # labelled later: the whole path is the track
+        if by_folder:
+            if parent and not rel.startswith(parent + "/"):
+                excluded.append(Excluded(rel, OUTSIDE_GENRE_PARENT,
+                                         f"outside the {parent}/ folder that holds the genres"))
+                continue
+            inner = rel[len(parent) + 1:] if parent else rel
+            if "/" not in inner:
+                excluded.append(Excluded(rel, NO_GENRE_FOLDER, "not inside a genre folder: its genre is unknown"))
+                continue
+            genre, _, under_genre = inner.partition("/")
         files.append(AudioFile(path=entry.path, rel_path=rel, genre=genre, track_id=track_id(inner),
                                problem=entry.problem, layout_path=track_id(under_genre)))
     return Discovery(files=files, excluded=excluded, source=source)

@@ -7,10 +7,8 @@ protocols keep together. Keys omit the genre, so an artist under two genres is o
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, NamedTuple, Optional, Sequence
 
 from audio import labels
@@ -52,13 +50,11 @@ def tags_key(tags: Optional[labels.Tags], group_by: str) -> Optional[str]:
     """The group of a file with these artist and album tags (compared case-blind), or None (no such tag)."""
     if tags is None:
         return None
-    artist = tags.artist.strip().casefold() if tags.artist and tags.artist.strip() else None
+    artist = (tags.artist or "").strip().casefold() or None
     if group_by in (ARTIST, TAG_ARTIST):
         return artist
-    album = tags.album.strip().casefold() if tags.album and tags.album.strip() else None
-    if album is None:
-        return None
-    return f"{artist}/{album}" if artist else album
+    album = (tags.album or "").strip().casefold() or None
+    return album and (f"{artist}/{album}" if artist else album)
 
 
 class Member(NamedTuple):
@@ -90,8 +86,7 @@ def group_keys(files: Sequence, group_by: str, workers: Optional[int] = None) ->
     reading = [m for m in members if m.tags is None and group_by in (TAG_ALBUM, TAG_ARTIST)]
     read: dict[str, Optional[labels.Tags]] = {}
     if reading:
-        with ThreadPoolExecutor(max(1, workers or os.cpu_count() or 1)) as pool:
-            read = dict(zip((m.track_id for m in reading), pool.map(lambda m: labels.read_tags(m.path), reading)))
+        read = dict(zip((m.track_id for m in reading), labels.read_tags_of([m.path for m in reading], workers)))
     keys, fallbacks = {}, 0
     for m in members:
         by_tags = m.tags is not None or m.track_id in read

@@ -78,23 +78,22 @@ def canonical(name: str) -> str:
     return re.sub(r"[\W_]+", "", name.casefold().replace("&", " and "))
 
 
-def normalise(raw: str, genre_map: Iterable[tuple[str, str]] = ()) -> str:
-    """A tag's or a manifest's genre as a comparable name ("" when there is none); synonyms merged."""
-    name = canonical(first_value(raw))
-    synonyms = {canonical(s): canonical(g) for s, g in genre_map}
-    return synonyms.get(name, name)
+def normalise(raw: str) -> str:
+    """A tag's or a manifest's genre as a comparable name ("" when there is none)."""
+    return canonical(first_value(raw))
 
 
 class Names:
     """Normalised name -> the label set's own spelling of it, with ``genre_map``'s synonyms merged."""
 
     def __init__(self, genres: Sequence[str], genre_map: Iterable[tuple[str, str]] = ()):
-        self.genre_map = tuple(genre_map)
+        self._synonyms = {canonical(s): canonical(g) for s, g in genre_map}
         self._spelling = {canonical(g): g for g in genres}
 
     def __call__(self, raw: Optional[str]) -> str:
         """The genre ``raw`` names: the label set's spelling, else its normalised form, else "" (blank)."""
-        name = normalise(raw or "", self.genre_map)
+        name = normalise(raw or "")
+        name = self._synonyms.get(name, name)
         return self._spelling.get(name, name)
 
 
@@ -103,14 +102,11 @@ def _values(tags, *keys: str) -> Optional[str]:
         try:
             found = tags.get(key) if hasattr(tags, "get") else None
         except (KeyError, ValueError):
-            found = None
-        if found is None:
             continue
-        values = found if isinstance(found, list) else [found]
-        for value in values:
-            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-            if text.strip():
-                return text.strip()
+        for value in found if isinstance(found, list) else [] if found is None else [found]:
+            text = (value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)).strip()
+            if text:
+                return text
     return None
 
 
@@ -141,14 +137,16 @@ def read_tags(path: str) -> Optional[Tags]:
             from apache_beam.io.filesystems import FileSystems
             with FileSystems.open(path) as f:
                 audio = mutagen.File(f)
-    except Exception:  # noqa: BLE001 - a file mutagen cannot parse has no tags; it may still decode
+        return None if audio is None or audio.tags is None else _from_tags(audio.tags)
+    except Exception:  # noqa: BLE001 - a file mutagen cannot parse, or a malformed tag frame: no tags (it may decode)
         return None
-    if audio is None or audio.tags is None:
-        return None
-    try:
-        return _from_tags(audio.tags)
-    except Exception:  # noqa: BLE001 - a malformed tag frame: no tags
-        return None
+
+
+def read_tags_of(paths: Sequence[str], workers: Optional[int] = None) -> list[Optional[Tags]]:
+    """:func:`read_tags` of each path, read in threads (mutagen waits on file reads)."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max(1, workers or os.cpu_count() or 1)) as pool:
+        return list(pool.map(read_tags, paths))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,8 +178,7 @@ def _rows(path: str) -> tuple[list[str], Iterable[tuple[int, list[str]]]]:
         columns = [table.column(n).to_pylist() for n in names]
         return names, ((i + 2, ["" if c[i] is None else str(c[i]) for c in columns]) for i in range(table.num_rows))
     reader = csv.reader(io.StringIO(data.decode("utf-8-sig")))
-    header = next(reader, [])
-    return [h.strip() for h in header], ((reader.line_num, row) for row in reader)
+    return [h.strip() for h in next(reader, [])], ((reader.line_num, row) for row in reader)
 
 
 def read_manifest(path: str) -> dict[str, ManifestRow]:
@@ -265,10 +262,7 @@ def label_files(rel_paths: Sequence[tuple[str, str]], labels: LabelsConfig, genr
     names = Names(genres, labels.genre_map)
     result: dict[str, Label] = {}
     if labels.source == TAGS:
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(max(1, workers or os.cpu_count() or 1)) as pool:
-            read = list(pool.map(lambda f: read_tags(f[0]), rel_paths))
-        for (_, rel), tags in zip(rel_paths, read):
+        for (_, rel), tags in zip(rel_paths, read_tags_of([path for path, _ in rel_paths], workers)):
             genre = names(tags.genre if tags else None)
             result[rel] = Label(genre, tags) if genre else Label(
                 reason=NO_GENRE_TAG, detail="no genre tag" if tags is not None else "no tags mutagen can read")

@@ -8,7 +8,7 @@ rules (models/signatures.py, docs/contracts.md). NumPy only: Beam workers, the c
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -20,16 +20,16 @@ SILENT = "silent"
 _CHUNK = 1 << 20  # samples per step: no full-length float64 copy of a long clip
 
 
-def _unit(chunk: np.ndarray) -> np.ndarray:
-    x = chunk.astype(np.float64)
-    return x / 32768.0 if chunk.dtype == np.int16 else x
+def _chunks(samples: np.ndarray) -> Iterator[np.ndarray]:
+    """The samples as float64 on the [-1, 1] scale, _CHUNK at a time."""
+    for i in range(0, samples.size, _CHUNK):
+        chunk = samples[i:i + _CHUNK].astype(np.float64)
+        yield chunk / 32768.0 if samples.dtype == np.int16 else chunk
 
 
 def peak(samples: np.ndarray) -> float:
     """Largest absolute sample on the [-1, 1] scale (0 for no samples)."""
-    if not samples.size:
-        return 0.0
-    return max(float(np.max(np.abs(_unit(samples[i:i + _CHUNK])))) for i in range(0, samples.size, _CHUNK))
+    return max((float(np.max(np.abs(chunk))) for chunk in _chunks(samples)), default=0.0)
 
 
 def level_dbfs(samples: np.ndarray) -> float:
@@ -37,9 +37,8 @@ def level_dbfs(samples: np.ndarray) -> float:
     n = samples.size
     if not n:
         return -math.inf
-    steps = range(0, n, _CHUNK)
-    mean = sum(float(np.clip(_unit(samples[i:i + _CHUNK]), -1.0, 1.0).sum()) for i in steps) / n
-    power = sum(float(np.square(np.clip(_unit(samples[i:i + _CHUNK]), -1.0, 1.0) - mean).sum()) for i in steps) / n
+    mean = sum(float(np.clip(chunk, -1.0, 1.0).sum()) for chunk in _chunks(samples)) / n
+    power = sum(float(np.square(np.clip(chunk, -1.0, 1.0) - mean).sum()) for chunk in _chunks(samples)) / n
     return 10.0 * math.log10(power) if power > 0 else -math.inf
 
 

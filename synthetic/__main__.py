@@ -18,10 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layout", choices=("gtzan", "library"), default="gtzan",
                         help="gtzan: <out>/<genre>/<genre>.NNNNN.wav; library: <out>/<genre>/<Genre> Artist K/Album J/"
                              "NN Title.<format> (default: %(default)s)")
-    parser.add_argument("--tracks-per-genre", type=int, default=d.tracks_per_genre)
-    parser.add_argument("--seconds", type=float, default=d.seconds)
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--sample-rate", type=int, default=d.sample_rate)
+    for name, kind in (("tracks_per_genre", int), ("seconds", float), ("seed", int), ("sample_rate", int)):
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(d, name))
     library = parser.add_argument_group("library layout")
     library.add_argument("--tracks-per-album", type=int, default=10, help="(default: %(default)s)")
     library.add_argument("--albums-per-artist", type=int, default=2, help="(default: %(default)s)")
@@ -36,19 +34,15 @@ def main(argv: list[str] | None = None) -> None:
         if done % 10 == 0 or done == total:
             print(f"\r  synthetic tracks: {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    settings = (args.tracks_per_genre, args.seconds, args.seed, args.sample_rate)
-    if args.layout == "library":
-        shape = dict(tracks_per_album=args.tracks_per_album, albums_per_artist=args.albums_per_artist,
-                     audio_format=args.format, channels=args.channels)
-        complete, write = is_library_complete(args.out, *settings, **shape), (
-            lambda: generate_library(args.out, *settings, **shape, progress=progress))
-    else:
-        complete, write = is_complete(args.out, *settings), lambda: generate(args.out, *settings, progress=progress)
-    if complete:
+    settings = (args.out, args.tracks_per_genre, args.seconds, args.seed, args.sample_rate)
+    shape = dict(tracks_per_album=args.tracks_per_album, albums_per_artist=args.albums_per_artist,
+                 audio_format=args.format, channels=args.channels) if args.layout == "library" else {}
+    complete, write = (is_library_complete, generate_library) if shape else (is_complete, generate)
+    if complete(*settings, **shape):
         print(f"{args.out} already holds this set, complete (its MANIFEST.json matches); nothing to do.",
               file=sys.stderr)
         return
-    paths = write()
+    paths = write(*settings, **shape, progress=progress)
     print(f"\nWrote {len(paths)} tracks to {args.out} in {time.time() - started:.1f} s.", file=sys.stderr)
 
 

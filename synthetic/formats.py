@@ -35,22 +35,9 @@ MORE_FORMATS: dict[str, tuple[str, str, str, str, Optional[int]]] = {
 }
 
 
-def _frame(block: np.ndarray, fmt: str, rate: int, pts: int) -> av.AudioFrame:
-    """One frame of BLOCK ((samples,) mono or (samples, 2) stereo) that starts at sample PTS."""
-    if fmt.startswith("s16"):
-        data = np.clip(np.round(block * 32767.0), -32768, 32767).astype(np.int16).reshape(len(block), -1)
-    else:
-        data = block.astype(np.float32).reshape(len(block), -1)
-    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data.T) if fmt.endswith("p") else data.reshape(1, -1),
-                                       format=fmt, layout="mono" if data.shape[1] == 1 else "stereo")
-    frame.sample_rate, frame.pts, frame.time_base = rate, pts, Fraction(1, rate)
-    return frame
-
-
 def encode(path: Path, samples: np.ndarray, rate: int, fmt: str, options: Optional[dict[str, str]] = None) -> Path:
-    """Write float SAMPLES (in [-1, 1]; (samples,) mono or (samples, 2) stereo) at RATE to PATH in FORMAT
-    (a key of :data:`FORMATS` or :data:`MORE_FORMATS`) with FFmpeg's muxer ``options``; the extension is the
-    format's own. Returns the path written."""
+    """Write float SAMPLES (in [-1, 1]; (samples,) mono, (samples, 2) stereo) at RATE to PATH with FORMAT's
+    extension, in FORMAT (a key of :data:`FORMATS` or :data:`MORE_FORMATS`) with FFmpeg muxer ``options``."""
     ext, container_format, codec, sample_format, codec_rate = {**FORMATS, **MORE_FORMATS}[fmt]
     path = Path(path).with_suffix("." + ext)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,14 +45,24 @@ def encode(path: Path, samples: np.ndarray, rate: int, fmt: str, options: Option
         import soxr  # the codec takes one rate only (Opus: 48 kHz)
         samples = soxr.resample(samples.astype(np.float32), rate, codec_rate)
         rate = codec_rate
+    # (frames, channels) in the codec's sample type, cut into 4096-frame AudioFrames below.
+    if sample_format.startswith("s16"):
+        data = np.clip(np.round(samples * 32767.0), -32768, 32767).astype(np.int16).reshape(len(samples), -1)
+    else:
+        data = samples.astype(np.float32).reshape(len(samples), -1)
+    layout = "mono" if samples.ndim == 1 else "stereo"
     with av.open(str(path), "w", format=container_format, options=options or {}) as container:
         stream = container.add_stream(codec, rate=rate)
-        stream.layout = "mono" if samples.ndim == 1 else "stereo"
+        stream.layout = layout
         if codec == "wmav2":
             stream.bit_rate = 64000  # WMA's encoder has no default bit rate
         stream.time_base = Fraction(1, rate)
-        for start in range(0, len(samples), 4096):
-            for packet in stream.encode(_frame(samples[start:start + 4096], sample_format, rate, start)):
+        for start in range(0, len(data), 4096):
+            block = data[start:start + 4096]
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block.T) if sample_format.endswith("p")
+                                               else block.reshape(1, -1), format=sample_format, layout=layout)
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)

@@ -88,11 +88,6 @@ ORPHAN_SECONDS = 600  # a temporary file this old belongs to no live generator
 DRUM_SECONDS = {"kick": 0.25, "snare": 0.25, "hat": 0.1}  # hit lengths (decays 0.12, 0.07, 0.02 s)
 
 
-def _track_rng(seed: int, genre: str, index: int) -> np.random.Generator:
-    digest = hashlib.sha256(f"{seed}/{genre}/{index}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
 def _pattern(text: str) -> np.ndarray:
     return np.frombuffer(text.encode(), dtype=np.uint8) == ord("x")
 
@@ -135,8 +130,7 @@ class _Voice:
             index = (clock * np.float32(freq * TABLE_SIZE)).astype(np.int32) & (TABLE_SIZE - 1)
             wave += self._table(freq).take(index)
         wave *= envelope
-        if self.recipe.distortion:
-            d = self.recipe.distortion
+        if d := self.recipe.distortion:
             wave = np.tanh(np.float32(d / len(freqs)) * wave) * np.float32(len(freqs) / np.tanh(d))
         return wave
 
@@ -170,14 +164,6 @@ def _noise_table() -> np.ndarray:
     return np.random.default_rng(20240601).standard_normal(NOISE_TABLE_SIZE).astype(np.float32)
 
 
-def _add_noise(out: np.ndarray, level: float, rng: np.random.Generator) -> None:
-    """White noise from the shared table at a random offset (cheaper than drawing it; it repeats every 6 s)."""
-    noise = np.roll(_noise_table(), -int(rng.integers(0, NOISE_TABLE_SIZE))) * np.float32(level)
-    for at in range(0, len(out), NOISE_TABLE_SIZE):
-        chunk = out[at:at + NOISE_TABLE_SIZE]
-        chunk += noise[: len(chunk)]
-
-
 def _peak(x: np.ndarray) -> np.float32:
     return np.float32(max(x.max(), -x.min()) + 1e-9)
 
@@ -185,7 +171,8 @@ def _peak(x: np.ndarray) -> np.float32:
 def render_track(genre: str, index: int, seconds: float = 30.0, sample_rate: int = 22050, seed: int = 0) -> np.ndarray:
     """Render one track as float32 in [-1, 1]; deterministic in (genre, index, seconds, rate, seed)."""
     recipe = RECIPES[genre]
-    rng = _track_rng(seed, genre, index)
+    digest = hashlib.sha256(f"{seed}/{genre}/{index}".encode()).digest()  # one track regenerates alone
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     sr = sample_rate
     n = int(round(seconds * sr))
     tempo = rng.uniform(*recipe.tempo)
@@ -229,19 +216,22 @@ def render_track(genre: str, index: int, seconds: float = 30.0, sample_rate: int
     _overlay(music, starts[played], notes, rng.integers(0, len(notes), played.sum()))
 
     # Mix in place: music and drums at their peaks (drums at the recipe's level), noise, a random level.
-    mix = music
-    mix *= 1 / _peak(music)
+    music *= 1 / _peak(music)
     drums *= np.float32(recipe.drums) / _peak(drums)
-    mix += drums
-    _add_noise(mix, recipe.noise * rng.uniform(0.5, 1.5) * 3, rng)
-    mix *= np.float32(rng.uniform(0.5, 0.9)) / _peak(np.abs(mix))
-    return mix
+    music += drums
+    # White noise from the shared table at a random offset (cheaper than drawing it; it repeats every 6 s).
+    level = np.float32(recipe.noise * rng.uniform(0.5, 1.5) * 3)
+    music += np.resize(np.roll(_noise_table(), -int(rng.integers(0, NOISE_TABLE_SIZE))) * level, n)
+    music *= np.float32(rng.uniform(0.5, 0.9)) / _peak(np.abs(music))
+    return music
 
 
 def _set_description(tracks_per_genre: int, seconds: float, seed: int, sample_rate: int,
-                     genres: tuple[str, ...]) -> dict:
+                     genres: tuple[str, ...], **library) -> dict:
+    """What the manifest records of a set; ``library``: generate_library's layout settings."""
     return {"generator_version": GENERATOR_VERSION, "tracks_per_genre": tracks_per_genre, "seconds": seconds,
-            "seed": seed, "sample_rate": sample_rate, "genres": list(genres)}
+            "seed": seed, "sample_rate": sample_rate, "genres": list(genres),
+            **({"layout": "library", **library} if library else {})}
 
 
 def _read_json(path: Path) -> Optional[dict]:
@@ -355,14 +345,6 @@ def library_relative_path(genre: str, index: int, tracks_per_album: int, albums_
             f"{number + 1:02d} {TITLES[number % len(TITLES)]}.{extension}")
 
 
-def _library_description(tracks_per_genre: int, seconds: float, seed: int, sample_rate: int,
-                         genres: tuple[str, ...], tracks_per_album: int, albums_per_artist: int,
-                         audio_format: str, channels: int) -> dict:
-    return {**_set_description(tracks_per_genre, seconds, seed, sample_rate, genres), "layout": "library",
-            "tracks_per_album": tracks_per_album, "albums_per_artist": albums_per_artist,
-            "format": audio_format, "channels": channels}
-
-
 def generate_library(out_dir: str | Path, tracks_per_genre: int, seconds: float = 30.0, seed: int = 0,
                      sample_rate: int = 22050, genres: tuple[str, ...] = GENRES, tracks_per_album: int = 10,
                      albums_per_artist: int = 2, audio_format: str = "wav", channels: int = 1,
@@ -376,15 +358,15 @@ def generate_library(out_dir: str | Path, tracks_per_genre: int, seconds: float 
     out = Path(out_dir)
     tracks = [(out / library_relative_path(g, i, tracks_per_album, albums_per_artist, audio_format), g, i)
               for g in genres for i in range(tracks_per_genre)]
-    return _write_set(out, tracks, _library_description(tracks_per_genre, seconds, seed, sample_rate, genres,
-                                                        tracks_per_album, albums_per_artist, audio_format, channels),
-                      progress)
+    return _write_set(out, tracks, _set_description(
+        tracks_per_genre, seconds, seed, sample_rate, genres, tracks_per_album=tracks_per_album,
+        albums_per_artist=albums_per_artist, format=audio_format, channels=channels), progress)
 
 
 def is_library_complete(out_dir: str | Path, tracks_per_genre: int, seconds: float = 30.0, seed: int = 0,
                         sample_rate: int = 22050, genres: tuple[str, ...] = GENRES, tracks_per_album: int = 10,
                         albums_per_artist: int = 2, audio_format: str = "wav", channels: int = 1) -> bool:
     """:func:`is_complete` for a library written by :func:`generate_library` with these arguments."""
-    return _is_set_complete(Path(out_dir), _library_description(
-        tracks_per_genre, seconds, seed, sample_rate, genres, tracks_per_album, albums_per_artist, audio_format,
-        channels))
+    return _is_set_complete(Path(out_dir), _set_description(
+        tracks_per_genre, seconds, seed, sample_rate, genres, tracks_per_album=tracks_per_album,
+        albums_per_artist=albums_per_artist, format=audio_format, channels=channels))
