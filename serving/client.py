@@ -207,17 +207,15 @@ class GenreClient:
         if version is not None:
             request.model_spec.version.value = int(version)
         what = f"{rpc} on model '{self.model}'" + (f" version {version}" if version is not None else "")
-        attempts = self.retries + 1
-        for attempt in range(1, attempts + 1):
+        attempt = 1
+        while True:
             try:
                 return getattr(stub, rpc)(request, timeout=self.timeout)
             except grpc.RpcError as err:
-                code, details = err.code(), err.details() or ""
-                if code in RETRYABLE and attempt < attempts:
-                    time.sleep(self.backoff * 2 ** (attempt - 1))
-                    continue
-                raise self._error(code, details, what, attempt) from None
-        raise AssertionError("unreachable")
+                if err.code() not in RETRYABLE or attempt > self.retries:
+                    raise self._error(err.code(), err.details() or "", what, attempt) from None
+            time.sleep(self.backoff * 2 ** (attempt - 1))
+            attempt += 1
 
     def _error(self, code: grpc.StatusCode, details: str, what: str, attempts: int) -> ServingClientError:
         if code == grpc.StatusCode.UNAVAILABLE:
@@ -256,23 +254,17 @@ def _prediction(response: predict_pb2.PredictResponse) -> Prediction:
                       model_version=int(response.model_spec.version.value), hop_seconds=hop)
 
 
-# ----- one-shot helpers (a channel per call; OPTIONS are GenreClient's) ---------
-def predict_waveform(waveform: np.ndarray, sample_rate: int, host: str = DEFAULT_HOST,
-                     model: str = DEFAULT_MODEL, version: Optional[int] = None, **options: Any) -> Prediction:
-    with GenreClient(host, model, **options) as client:
-        return client.predict_waveform(waveform, sample_rate, version)
+def _one_shot(name: str):
+    """GenreClient.NAME on a channel of its own; OPTIONS are GenreClient's."""
+    def call(*args: Any, host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL, version: Optional[int] = None,
+             **options: Any):
+        with GenreClient(host, model, **options) as client:
+            return getattr(client, name)(*args, version=version)
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
-def predict_file(path: str | os.PathLike, host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL,
-                 version: Optional[int] = None, **options: Any) -> Prediction:
-    with GenreClient(host, model, **options) as client:
-        return client.predict_file(path, version)
-
-
-def model_status(host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL, version: Optional[int] = None,
-                 **options: Any) -> list[VersionStatus]:
-    with GenreClient(host, model, **options) as client:
-        return client.model_status(version)
+predict_waveform, predict_file, model_status = map(_one_shot, ("predict_waveform", "predict_file", "model_status"))
 
 
 # ----- command line -----------------------------------------------------------
@@ -303,22 +295,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def tls_from_args(args: argparse.Namespace) -> Optional[TlsConfig]:
-    """The TlsConfig the flags ask for; None for plaintext. TLS flags without --tls are an error."""
-    values = (args.ca_cert, args.client_cert, args.client_key, args.tls_server_name)
-    if args.tls:
-        return TlsConfig(*values)
-    given = [flag for flag, value in zip(("--ca-cert", "--client-cert", "--client-key", "--tls-server-name"), values)
-             if value]
-    if given:
-        raise ValueError(f"{', '.join(given)} only apply with --tls")
-    return None
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    tls_flags = {"--ca-cert": args.ca_cert, "--client-cert": args.client_cert, "--client-key": args.client_key,
+                 "--tls-server-name": args.tls_server_name}
     try:
-        with GenreClient(args.host, args.model, args.timeout, args.retries, tls=tls_from_args(args),
+        if not args.tls and any(tls_flags.values()):
+            raise ValueError(f"{', '.join(flag for flag, value in tls_flags.items() if value)} only apply with --tls")
+        tls = TlsConfig(*tls_flags.values()) if args.tls else None
+        with GenreClient(args.host, args.model, args.timeout, args.retries, tls=tls,
                          max_seconds=getattr(args, "max_seconds", DEFAULT_MAX_SECONDS)) as client:
             if args.command == "predict":
                 result = client.predict_file(args.audio, args.version)
