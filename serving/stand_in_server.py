@@ -66,12 +66,8 @@ class ModelRepository:
     def scan(self) -> list[int]:
         """Re-read the base directory; return the version numbers on disk, ascending."""
         found = version_folders(self.base)
-        with self._lock:
-            for number in list(self._versions):
-                if number not in found:
-                    del self._versions[number]  # removed from disk: no longer served
-            for number, path in found.items():
-                self._versions.setdefault(number, _Version(number, path))
+        with self._lock:  # a version removed from disk is no longer served
+            self._versions = {n: self._versions.get(n) or _Version(n, path) for n, path in found.items()}
         return sorted(found)
 
     def get(self, version: Optional[int]) -> _Version:
@@ -155,17 +151,12 @@ def _inputs(request: predict_pb2.PredictRequest, fn, max_bytes: int) -> dict[str
     return tensors
 
 
-try:  # glibc's malloc_trim; None on another C library
+# glibc keeps what a gRPC thread frees in its arena: trimming after each request stops RSS staying near its
+# peak after long clips. None on another C library.
+try:
     _MALLOC_TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
 except (OSError, AttributeError):
     _MALLOC_TRIM = None
-
-
-def release_memory() -> None:
-    """Give freed heap memory back after a request: glibc keeps what a gRPC thread frees in its arena, so RSS
-    would otherwise stay near its peak after long clips."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
 
 
 def _answered(handler):
@@ -182,7 +173,8 @@ def _answered(handler):
             LOG.exception("request failed")
             code, message = grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}"
         finally:
-            release_memory()
+            if _MALLOC_TRIM is not None:
+                _MALLOC_TRIM(0)
         context.abort(code, message)
     return method
 
