@@ -307,18 +307,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          max_seconds=getattr(args, "max_seconds", DEFAULT_MAX_SECONDS)) as client:
             if args.command == "predict":
                 result = client.predict_file(args.audio, args.version)
+                answer = {"file": args.audio, **result.to_dict()}
                 table = [f"{args.audio}: {result.genre}  (model version {result.model_version}, "
                          f"{result.segment_scores.shape[0]} segment(s))"]
                 table += [f"  {genre:<10} {score:7.4f}" for genre, score in result.ranked()]
-                print(json.dumps({"file": args.audio, **result.to_dict()}, indent=2) if args.json else "\n".join(table))
             else:
                 statuses = client.model_status(args.version)
-                if args.json:
-                    print(json.dumps({"model": args.model, "versions": [dataclasses.asdict(s) for s in statuses]},
-                                     indent=2))
-                else:
-                    for s in statuses:
-                        print(f"model {args.model} version {s.version}: {s.state}" + (f" ({s.error})" if s.error else ""))
+                answer = {"model": args.model, "versions": [dataclasses.asdict(s) for s in statuses]}
+                table = [f"model {args.model} version {s.version}: {s.state}" + (f" ({s.error})" if s.error else "")
+                         for s in statuses]
+            print(json.dumps(answer, indent=2) if args.json else "\n".join(table))
     except (ServingClientError, AudioFileError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
