@@ -255,25 +255,15 @@ def _ssl_config_class():
 SSLConfig = _ssl_config_class()
 
 
-def server_credentials(ssl_config_text: str) -> grpc.ServerCredentials:
-    """gRPC server credentials from an ``SSLConfig`` text proto, with TF Serving's meaning of each field."""
-    config = text_format.Parse(ssl_config_text, SSLConfig())
-    if not config.server_key or not config.server_cert:
-        raise ValueError("the SSL config needs server_key and server_cert (PEM text)")
-    return grpc.ssl_server_credentials(
-        [(config.server_key.encode(), config.server_cert.encode())],
-        root_certificates=config.custom_ca.encode() or None, require_client_auth=config.client_verify)
-
-
 def start_server(model_base: str, model_name: str = "genre", port: int = 0, host: str = "127.0.0.1",
-                 workers: int = 4, preload: bool = True, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 workers: int = 4, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  ssl_config_text: Optional[str] = None) -> tuple[grpc.Server, int]:
-    """Start the test double on HOST:PORT (0: any free port); return the server and its port. PRELOAD loads
-    the newest version now, so the first request does not pay for it."""
+    """Start the test double on HOST:PORT (0: any free port); return the server and its port. The newest
+    version loads now, so the first request does not pay for it."""
     if max_message_bytes <= 0:
         raise ValueError(f"max_message_bytes must be positive, got {max_message_bytes}")
     repo = ModelRepository(model_base, model_name)
-    if preload and repo.scan():
+    if repo.scan():
         repo.get(None)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
         ("grpc.max_send_message_length", max_message_bytes),
@@ -284,8 +274,13 @@ def start_server(model_base: str, model_name: str = "genre", port: int = 0, host
     address = f"{host}:{port}"
     if ssl_config_text is None:
         bound = server.add_insecure_port(address)
-    else:
-        bound = server.add_secure_port(address, server_credentials(ssl_config_text))
+    else:  # TF Serving's meaning of each SSLConfig field
+        config = text_format.Parse(ssl_config_text, SSLConfig())
+        if not config.server_key or not config.server_cert:
+            raise ValueError("the SSL config needs server_key and server_cert (PEM text)")
+        bound = server.add_secure_port(address, grpc.ssl_server_credentials(
+            [(config.server_key.encode(), config.server_cert.encode())],
+            root_certificates=config.custom_ca.encode() or None, require_client_auth=config.client_verify))
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")
     server.start()
