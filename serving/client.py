@@ -30,7 +30,7 @@ from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grp
                                      prediction_service_pb2_grpc)
 
 from config.settings import AUDIO_EXTENSIONS, GENRES, AudioConfig, ServingConfig  # noqa: E402
-from serving.audio_file import AudioFileError, check_levels, read_audio  # noqa: E402
+from serving.audio_file import AudioFileError, read_audio  # noqa: E402
 from serving.tensors import to_ndarray, to_tensor_proto  # noqa: E402
 
 SIGNATURE = "serving_default"
@@ -188,8 +188,7 @@ class GenreClient:
 
     def predict_file(self, path: str | os.PathLike, version: Optional[int] = None) -> Prediction:
         """Decode an audio file to mono and classify it, after ingestion's checks (serving/audio_file.py)."""
-        waveform, sample_rate = read_audio(path, self.max_seconds)
-        check_levels(path, waveform, AudioConfig().silence_dbfs)
+        waveform, sample_rate = read_audio(path, self.max_seconds, AudioConfig().silence_dbfs)
         return self.predict_waveform(waveform, sample_rate, version)
 
     def model_status(self, version: Optional[int] = None) -> list[VersionStatus]:
