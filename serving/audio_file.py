@@ -65,6 +65,7 @@ def read_audio(path: str | os.PathLike, max_seconds: float = math.inf,
     waveform = np.ascontiguousarray(waveform, dtype=np.float32)
     problem = None if silence_dbfs is None else levels.check(waveform, silence_dbfs)
     if problem is not None:
-        raise AudioLevelError(f"audio file {path} is refused ({problem.reason}): {problem.detail}", problem.reason)
+        raise AudioLevelError(f"audio file {path} is refused ({problem.reason}): {problem.detail}",
+                              problem.reason)
     return waveform, int(decoded.source_rate)
 

@@ -200,8 +200,7 @@ class GenreClient:
 
     # ----- plumbing ------------------------------------------------------
     def _call(self, stub: Any, rpc: str, request: Any, version: Optional[int]) -> Any:
-        """RPC on the model's VERSION (None: the latest) with a deadline per attempt; retries only where a retry
-        can help."""
+        """RPC on VERSION (None: the latest), a deadline per attempt; retries only where retrying helps."""
         request.model_spec.name = self.model
         if version is not None:
             request.model_spec.version.value = int(version)
@@ -263,7 +262,8 @@ def _one_shot(name: str):
     return call
 
 
-predict_waveform, predict_file, model_status = map(_one_shot, ("predict_waveform", "predict_file", "model_status"))
+predict_waveform, predict_file, model_status = map(_one_shot,
+                                                   ("predict_waveform", "predict_file", "model_status"))
 
 
 # ----- command line -----------------------------------------------------------
@@ -296,11 +296,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
-    tls_flags = {"--ca-cert": args.ca_cert, "--client-cert": args.client_cert, "--client-key": args.client_key,
-                 "--tls-server-name": args.tls_server_name}
+    tls_flags = {"--ca-cert": args.ca_cert, "--client-cert": args.client_cert,
+                 "--client-key": args.client_key, "--tls-server-name": args.tls_server_name}
     try:
-        if not args.tls and any(tls_flags.values()):
-            raise ValueError(f"{', '.join(flag for flag, value in tls_flags.items() if value)} only apply with --tls")
+        given = [flag for flag, value in tls_flags.items() if value]
+        if given and not args.tls:
+            raise ValueError(f"{', '.join(given)} only apply with --tls")
         tls = TlsConfig(*tls_flags.values()) if args.tls else None
         with GenreClient(args.host, args.model, args.timeout, args.retries, tls=tls,
                          max_seconds=getattr(args, "max_seconds", DEFAULT_MAX_SECONDS)) as client:
@@ -313,8 +314,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             else:
                 statuses = client.model_status(args.version)
                 answer = {"model": args.model, "versions": [dataclasses.asdict(s) for s in statuses]}
-                table = [f"model {args.model} version {s.version}: {s.state}" + (f" ({s.error})" if s.error else "")
-                         for s in statuses]
+                table = [f"model {args.model} version {s.version}: {s.state}"
+                         + (f" ({s.error})" if s.error else "") for s in statuses]
             print(json.dumps(answer, indent=2) if args.json else "\n".join(table))
     except (ServingClientError, AudioFileError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

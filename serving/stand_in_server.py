@@ -134,7 +134,8 @@ def _inputs(request: predict_pb2.PredictRequest, fn, max_bytes: int) -> dict[str
         # TensorFlow's short form (one float_val for a whole tensor) lets a tiny request declare a huge shape.
         dims = [d.size for d in proto.tensor_shape.dim]
         if any(d < 0 for d in dims):
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"input '{name}' declares a negative dimension {dims}")
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"input '{name}' declares a negative dimension {dims}")
         size = math.prod(dims) * (1 if spec.dtype == tf.string else spec.dtype.size)
         if size > max_bytes:
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
@@ -160,7 +161,7 @@ except (OSError, AttributeError):
 
 
 def _answered(handler):
-    """The gRPC method for HANDLER(self, request): every failure becomes a status code (the server lives on)."""
+    """HANDLER(self, request) as a gRPC method: every failure becomes a status code; the server lives on."""
     @functools.wraps(handler)
     def method(self, request, context: grpc.ServicerContext):
         try:
@@ -180,7 +181,7 @@ def _answered(handler):
 
 
 class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_service_pb2_grpc.ModelServiceServicer):
-    """Predict and GetModelStatus on one repository; every failure becomes a status code (:func:`_answered`)."""
+    """Predict and GetModelStatus on one repository; failures become status codes (:func:`_answered`)."""
 
     def __init__(self, repo: ModelRepository, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
         self.repo, self.max_message_bytes = repo, max_message_bytes
@@ -258,8 +259,7 @@ SSLConfig = _ssl_config_class()
 def start_server(model_base: str, model_name: str = "genre", port: int = 0, host: str = "127.0.0.1",
                  workers: int = 4, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  ssl_config_text: Optional[str] = None) -> tuple[grpc.Server, int]:
-    """Start the test double on HOST:PORT (0: any free port); return the server and its port. The newest
-    version loads now, so the first request does not pay for it."""
+    """Serve on HOST:PORT (0: any free port), the newest version preloaded; return the server and its port."""
     if max_message_bytes <= 0:
         raise ValueError(f"max_message_bytes must be positive, got {max_message_bytes}")
     repo = ModelRepository(model_base, model_name)
