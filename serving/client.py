@@ -158,12 +158,10 @@ class GenreClient:
         self.tls, self.max_seconds = tls, max_seconds
         options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
-        if tls is None:
-            self._channel = grpc.insecure_channel(host, options=options)
-        else:
-            if tls.server_name:
-                options.append(("grpc.ssl_target_name_override", tls.server_name))
-            self._channel = grpc.secure_channel(host, tls.credentials(), options=options)
+        if tls is not None and tls.server_name:
+            options.append(("grpc.ssl_target_name_override", tls.server_name))
+        self._channel = (grpc.insecure_channel(host, options=options) if tls is None
+                         else grpc.secure_channel(host, tls.credentials(), options=options))
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
