@@ -181,8 +181,7 @@ class GenreClient:
         request.model_spec.signature_name = SIGNATURE
         request.inputs["waveform"].CopyFrom(to_tensor_proto(np.asarray(waveform)))
         request.inputs["sample_rate"].CopyFrom(to_tensor_proto(np.int32(sample_rate)))
-        response = self._call(self._predict, "Predict", request, version)
-        return _prediction(response)
+        return _prediction(self._call(self._predict, "Predict", request, version))
 
     def predict_file(self, path: str | os.PathLike, version: Optional[int] = None) -> Prediction:
         """Decode an audio file to mono and classify it, after ingestion's checks (serving/audio_file.py)."""
