@@ -21,11 +21,8 @@ ERROR_CSS = "[data-testid='stAlertContentError']"
 
 def missing_browser() -> Optional[str]:
     """None if Chromium and its driver are installed, else which Debian package is missing."""
-    if shutil.which("chromium") is None:
-        return "chromium"
-    if shutil.which("chromedriver") is None:
-        return "chromium-driver"
-    return None
+    binaries = {"chromium": "chromium", "chromium-driver": "chromedriver"}  # Debian package: its binary
+    return next((package for package, binary in binaries.items() if shutil.which(binary) is None), None)
 
 
 @contextlib.contextmanager

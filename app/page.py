@@ -36,14 +36,8 @@ STYLE = """
 """
 
 
-@st.cache_resource(show_spinner=False)
-def _client(host: str, model: str, timeout: float, retries: int) -> GenreClient:
-    return GenreClient(host, model, timeout=timeout, retries=retries)
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def _card(tracking_uri: str, version: int) -> model_card.ModelCard:
-    return model_card.lookup(tracking_uri, version)
+_client = st.cache_resource(show_spinner=False)(GenreClient)  # (host, model, timeout, retries): one channel each
+_card = st.cache_data(ttl=60, show_spinner=False)(model_card.lookup)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

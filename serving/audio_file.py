@@ -35,8 +35,10 @@ class AudioLevelError(AudioFileError):
         self.reason = reason
 
 
-def read_audio(path: str | os.PathLike, max_seconds: float = math.inf) -> tuple[np.ndarray, int]:
-    """``(waveform, sample_rate)``; AudioTooLongError past ``max_seconds``, AudioFileError otherwise."""
+def read_audio(path: str | os.PathLike, max_seconds: float = math.inf,
+               silence_dbfs: float | None = None) -> tuple[np.ndarray, int]:
+    """``(waveform, sample_rate)``; AudioTooLongError past ``max_seconds``, AudioFileError otherwise. Given
+    ``silence_dbfs``, AudioLevelError where levels.py's rules refuse it (what ingestion quarantines)."""
     path = os.fspath(path)
     if not os.path.lexists(path):
         raise AudioFileError(f"audio file not found: {path}")
@@ -60,13 +62,10 @@ def read_audio(path: str | os.PathLike, max_seconds: float = math.inf) -> tuple[
         raise AudioFileError(f"cannot read audio file {path}: {err.strerror or err}") from None
     samples = decoded.samples
     waveform = samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples
-    return np.ascontiguousarray(waveform, dtype=np.float32), int(decoded.source_rate)
-
-
-def check_levels(path: str | os.PathLike, waveform: np.ndarray, silence_dbfs: float) -> None:
-    """Raise AudioLevelError when ``waveform`` breaks levels.py's rules (what ingestion quarantines)."""
-    problem = levels.check(waveform, silence_dbfs)
+    waveform = np.ascontiguousarray(waveform, dtype=np.float32)
+    problem = None if silence_dbfs is None else levels.check(waveform, silence_dbfs)
     if problem is not None:
-        raise AudioLevelError(f"audio file {os.fspath(path)} is refused ({problem.reason}): {problem.detail}",
+        raise AudioLevelError(f"audio file {path} is refused ({problem.reason}): {problem.detail}",
                               problem.reason)
+    return waveform, int(decoded.source_rate)
 

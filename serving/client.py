@@ -30,7 +30,7 @@ from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grp
                                      prediction_service_pb2_grpc)
 
 from config.settings import AUDIO_EXTENSIONS, GENRES, AudioConfig, ServingConfig  # noqa: E402
-from serving.audio_file import AudioFileError, check_levels, read_audio  # noqa: E402
+from serving.audio_file import AudioFileError, read_audio  # noqa: E402
 from serving.tensors import to_ndarray, to_tensor_proto  # noqa: E402
 
 SIGNATURE = "serving_default"
@@ -158,12 +158,10 @@ class GenreClient:
         self.tls, self.max_seconds = tls, max_seconds
         options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
-        if tls is None:
-            self._channel = grpc.insecure_channel(host, options=options)
-        else:
-            if tls.server_name:
-                options.append(("grpc.ssl_target_name_override", tls.server_name))
-            self._channel = grpc.secure_channel(host, tls.credentials(), options=options)
+        if tls is not None and tls.server_name:
+            options.append(("grpc.ssl_target_name_override", tls.server_name))
+        self._channel = (grpc.insecure_channel(host, options=options) if tls is None
+                         else grpc.secure_channel(host, tls.credentials(), options=options))
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
@@ -183,13 +181,11 @@ class GenreClient:
         request.model_spec.signature_name = SIGNATURE
         request.inputs["waveform"].CopyFrom(to_tensor_proto(np.asarray(waveform)))
         request.inputs["sample_rate"].CopyFrom(to_tensor_proto(np.int32(sample_rate)))
-        response = self._call(self._predict, "Predict", request, version)
-        return _prediction(response)
+        return _prediction(self._call(self._predict, "Predict", request, version))
 
     def predict_file(self, path: str | os.PathLike, version: Optional[int] = None) -> Prediction:
         """Decode an audio file to mono and classify it, after ingestion's checks (serving/audio_file.py)."""
-        waveform, sample_rate = read_audio(path, self.max_seconds)
-        check_levels(path, waveform, AudioConfig().silence_dbfs)
+        waveform, sample_rate = read_audio(path, self.max_seconds, AudioConfig().silence_dbfs)
         return self.predict_waveform(waveform, sample_rate, version)
 
     def model_status(self, version: Optional[int] = None) -> list[VersionStatus]:
@@ -201,23 +197,20 @@ class GenreClient:
 
     # ----- plumbing ------------------------------------------------------
     def _call(self, stub: Any, rpc: str, request: Any, version: Optional[int]) -> Any:
-        """RPC on the model's VERSION (None: the latest) with a deadline per attempt; retries only where a retry
-        can help."""
+        """RPC on VERSION (None: the latest), a deadline per attempt; retries only where retrying helps."""
         request.model_spec.name = self.model
         if version is not None:
             request.model_spec.version.value = int(version)
         what = f"{rpc} on model '{self.model}'" + (f" version {version}" if version is not None else "")
-        attempts = self.retries + 1
-        for attempt in range(1, attempts + 1):
+        attempt = 1
+        while True:
             try:
                 return getattr(stub, rpc)(request, timeout=self.timeout)
             except grpc.RpcError as err:
-                code, details = err.code(), err.details() or ""
-                if code in RETRYABLE and attempt < attempts:
-                    time.sleep(self.backoff * 2 ** (attempt - 1))
-                    continue
-                raise self._error(code, details, what, attempt) from None
-        raise AssertionError("unreachable")
+                if err.code() not in RETRYABLE or attempt > self.retries:
+                    raise self._error(err.code(), err.details() or "", what, attempt) from None
+            time.sleep(self.backoff * 2 ** (attempt - 1))
+            attempt += 1
 
     def _error(self, code: grpc.StatusCode, details: str, what: str, attempts: int) -> ServingClientError:
         if code == grpc.StatusCode.UNAVAILABLE:
@@ -256,23 +249,18 @@ def _prediction(response: predict_pb2.PredictResponse) -> Prediction:
                       model_version=int(response.model_spec.version.value), hop_seconds=hop)
 
 
-# ----- one-shot helpers (a channel per call; OPTIONS are GenreClient's) ---------
-def predict_waveform(waveform: np.ndarray, sample_rate: int, host: str = DEFAULT_HOST,
-                     model: str = DEFAULT_MODEL, version: Optional[int] = None, **options: Any) -> Prediction:
-    with GenreClient(host, model, **options) as client:
-        return client.predict_waveform(waveform, sample_rate, version)
+def _one_shot(name: str):
+    """GenreClient.NAME on a channel of its own; OPTIONS are GenreClient's."""
+    def call(*args: Any, host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL, version: Optional[int] = None,
+             **options: Any):
+        with GenreClient(host, model, **options) as client:
+            return getattr(client, name)(*args, version=version)
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
-def predict_file(path: str | os.PathLike, host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL,
-                 version: Optional[int] = None, **options: Any) -> Prediction:
-    with GenreClient(host, model, **options) as client:
-        return client.predict_file(path, version)
-
-
-def model_status(host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL, version: Optional[int] = None,
-                 **options: Any) -> list[VersionStatus]:
-    with GenreClient(host, model, **options) as client:
-        return client.model_status(version)
+predict_waveform, predict_file, model_status = map(_one_shot,
+                                                   ("predict_waveform", "predict_file", "model_status"))
 
 
 # ----- command line -----------------------------------------------------------
@@ -303,37 +291,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def tls_from_args(args: argparse.Namespace) -> Optional[TlsConfig]:
-    """The TlsConfig the flags ask for; None for plaintext. TLS flags without --tls are an error."""
-    values = (args.ca_cert, args.client_cert, args.client_key, args.tls_server_name)
-    if args.tls:
-        return TlsConfig(*values)
-    given = [flag for flag, value in zip(("--ca-cert", "--client-cert", "--client-key", "--tls-server-name"), values)
-             if value]
-    if given:
-        raise ValueError(f"{', '.join(given)} only apply with --tls")
-    return None
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    tls_flags = {"--ca-cert": args.ca_cert, "--client-cert": args.client_cert,
+                 "--client-key": args.client_key, "--tls-server-name": args.tls_server_name}
     try:
-        with GenreClient(args.host, args.model, args.timeout, args.retries, tls=tls_from_args(args),
+        given = [flag for flag, value in tls_flags.items() if value]
+        if given and not args.tls:
+            raise ValueError(f"{', '.join(given)} only apply with --tls")
+        tls = TlsConfig(*tls_flags.values()) if args.tls else None
+        with GenreClient(args.host, args.model, args.timeout, args.retries, tls=tls,
                          max_seconds=getattr(args, "max_seconds", DEFAULT_MAX_SECONDS)) as client:
             if args.command == "predict":
                 result = client.predict_file(args.audio, args.version)
+                answer = {"file": args.audio, **result.to_dict()}
                 table = [f"{args.audio}: {result.genre}  (model version {result.model_version}, "
                          f"{result.segment_scores.shape[0]} segment(s))"]
                 table += [f"  {genre:<10} {score:7.4f}" for genre, score in result.ranked()]
-                print(json.dumps({"file": args.audio, **result.to_dict()}, indent=2) if args.json else "\n".join(table))
             else:
                 statuses = client.model_status(args.version)
-                if args.json:
-                    print(json.dumps({"model": args.model, "versions": [dataclasses.asdict(s) for s in statuses]},
-                                     indent=2))
-                else:
-                    for s in statuses:
-                        print(f"model {args.model} version {s.version}: {s.state}" + (f" ({s.error})" if s.error else ""))
+                answer = {"model": args.model, "versions": [dataclasses.asdict(s) for s in statuses]}
+                table = [f"model {args.model} version {s.version}: {s.state}"
+                         + (f" ({s.error})" if s.error else "") for s in statuses]
+            print(json.dumps(answer, indent=2) if args.json else "\n".join(table))
     except (ServingClientError, AudioFileError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import math
 import os
@@ -65,12 +66,8 @@ class ModelRepository:
     def scan(self) -> list[int]:
         """Re-read the base directory; return the version numbers on disk, ascending."""
         found = version_folders(self.base)
-        with self._lock:
-            for number in list(self._versions):
-                if number not in found:
-                    del self._versions[number]  # removed from disk: no longer served
-            for number, path in found.items():
-                self._versions.setdefault(number, _Version(number, path))
+        with self._lock:  # a version removed from disk is no longer served
+            self._versions = {n: self._versions.get(n) or _Version(n, path) for n, path in found.items()}
         return sorted(found)
 
     def get(self, version: Optional[int]) -> _Version:
@@ -115,25 +112,7 @@ class ModelRepository:
         return [v for v in map(self._versions.get, numbers) if v is not None]
 
 
-def check_declared_size(name: str, proto, max_bytes: int) -> None:
-    """Refuse a tensor whose declared shape holds more than ``max_bytes``, before it is expanded: TensorFlow's
-    short form (one ``float_val`` for a whole tensor) lets a tiny request declare a huge shape."""
-    dims = [d.size for d in proto.tensor_shape.dim]
-    if any(d < 0 for d in dims):
-        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"input '{name}' declares a negative dimension {dims}")
-    try:
-        itemsize = tf.dtypes.as_dtype(proto.dtype).size if proto.dtype != tf.string.as_datatype_enum else 1
-    except TypeError:
-        itemsize = 1
-    size = math.prod(dims) * max(1, itemsize)
-    if size > max_bytes:
-        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"input '{name}' declares shape {dims} ({size} bytes), more than "
-                         f"this server accepts in one message ({max_bytes} bytes); send a shorter clip")
-
-
-def _inputs(request: predict_pb2.PredictRequest, fn,
-            max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> dict[str, tf.Tensor]:
+def _inputs(request: predict_pb2.PredictRequest, fn, max_bytes: int) -> dict[str, tf.Tensor]:
     """Check the request's inputs against the signature (declared sizes first); convert them to tensors."""
     specs: dict[str, tf.TensorSpec] = fn.structured_input_signature[1]
     given, expected = set(request.inputs), set(specs)
@@ -152,7 +131,16 @@ def _inputs(request: predict_pb2.PredictRequest, fn,
         if given_dtype != spec.dtype.name:
             raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
                              f"input '{name}' must be {spec.dtype.name}, got {given_dtype}")
-        check_declared_size(name, proto, max_bytes)
+        # TensorFlow's short form (one float_val for a whole tensor) lets a tiny request declare a huge shape.
+        dims = [d.size for d in proto.tensor_shape.dim]
+        if any(d < 0 for d in dims):
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"input '{name}' declares a negative dimension {dims}")
+        size = math.prod(dims) * (1 if spec.dtype == tf.string else spec.dtype.size)
+        if size > max_bytes:
+            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
+                             f"input '{name}' declares shape {dims} ({size} bytes), more than "
+                             f"this server accepts in one message ({max_bytes} bytes); send a shorter clip")
         try:
             value = tf.make_ndarray(proto)
         except Exception as err:
@@ -164,13 +152,42 @@ def _inputs(request: predict_pb2.PredictRequest, fn,
     return tensors
 
 
+# glibc keeps what a gRPC thread frees in its arena: trimming after each request stops RSS staying near its
+# peak after long clips. None on another C library.
+try:
+    _MALLOC_TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+except (OSError, AttributeError):
+    _MALLOC_TRIM = None
+
+
+def _answered(handler):
+    """HANDLER(self, request) as a gRPC method: every failure becomes a status code; the server lives on."""
+    @functools.wraps(handler)
+    def method(self, request, context: grpc.ServicerContext):
+        try:
+            return handler(self, request)
+        except RpcFailure as err:
+            code, message = err.code, err.message
+        except tf.errors.InvalidArgumentError as err:
+            code, message = grpc.StatusCode.INVALID_ARGUMENT, readable_error(err.message)
+        except Exception as err:  # noqa: BLE001 - any other failure is the server's, reported as INTERNAL
+            LOG.exception("request failed")
+            code, message = grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}"
+        finally:
+            if _MALLOC_TRIM is not None:
+                _MALLOC_TRIM(0)
+        context.abort(code, message)
+    return method
+
+
 class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_service_pb2_grpc.ModelServiceServicer):
-    """Predict and GetModelStatus on one repository; every failure becomes a status code (:func:`_answer`)."""
+    """Predict and GetModelStatus on one repository; failures become status codes (:func:`_answered`)."""
 
     def __init__(self, repo: ModelRepository, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
         self.repo, self.max_message_bytes = repo, max_message_bytes
 
-    def _predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+    @_answered
+    def Predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec
         if spec.name != self.repo.name:
             raise RpcFailure(grpc.StatusCode.NOT_FOUND,
@@ -199,15 +216,11 @@ class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
             response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key].numpy()))
         return response
 
-    def Predict(self, request, context):
-        return _answer(context, self._predict, request)
-
-    def _status(self, request) -> get_model_status_pb2.GetModelStatusResponse:
+    @_answered
+    def GetModelStatus(self, request) -> get_model_status_pb2.GetModelStatusResponse:
         spec = request.model_spec
-        if spec.name != self.repo.name:
-            raise RpcFailure(grpc.StatusCode.NOT_FOUND, f"Could not find any versions of model {spec.name}")
-        versions = self.repo.status()
-        if spec.HasField("version"):
+        versions = self.repo.status() if spec.name == self.repo.name else []
+        if versions and spec.HasField("version"):
             versions = [v for v in versions if v.number == spec.version.value]
             if not versions:
                 raise RpcFailure(grpc.StatusCode.NOT_FOUND,
@@ -223,38 +236,6 @@ class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
                 status.status.error_code = 13  # INTERNAL in tensorflow.error.Code
                 status.status.error_message = v.error
         return response
-
-    def GetModelStatus(self, request, context):
-        return _answer(context, self._status, request)
-
-
-try:  # glibc's malloc_trim; None on another C library
-    _MALLOC_TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-except (OSError, AttributeError):
-    _MALLOC_TRIM = None
-
-
-def release_memory() -> None:
-    """Give freed heap memory back after a request: glibc keeps what a gRPC thread frees in its arena, so RSS
-    would otherwise stay near its peak after long clips."""
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-
-
-def _answer(context: grpc.ServicerContext, handler, request):
-    """Run HANDLER; turn every failure into a status code and message (the server lives on)."""
-    try:
-        return handler(request)
-    except RpcFailure as err:
-        code, message = err.code, err.message
-    except tf.errors.InvalidArgumentError as err:
-        code, message = grpc.StatusCode.INVALID_ARGUMENT, readable_error(err.message)
-    except Exception as err:  # noqa: BLE001 - any other failure is the server's, reported as INTERNAL
-        LOG.exception("request failed")
-        code, message = grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {err}"
-    finally:
-        release_memory()
-    context.abort(code, message)
 
 
 def _ssl_config_class():
@@ -275,25 +256,14 @@ def _ssl_config_class():
 SSLConfig = _ssl_config_class()
 
 
-def server_credentials(ssl_config_text: str) -> grpc.ServerCredentials:
-    """gRPC server credentials from an ``SSLConfig`` text proto, with TF Serving's meaning of each field."""
-    config = text_format.Parse(ssl_config_text, SSLConfig())
-    if not config.server_key or not config.server_cert:
-        raise ValueError("the SSL config needs server_key and server_cert (PEM text)")
-    return grpc.ssl_server_credentials(
-        [(config.server_key.encode(), config.server_cert.encode())],
-        root_certificates=config.custom_ca.encode() or None, require_client_auth=config.client_verify)
-
-
 def start_server(model_base: str, model_name: str = "genre", port: int = 0, host: str = "127.0.0.1",
-                 workers: int = 4, preload: bool = True, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 workers: int = 4, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  ssl_config_text: Optional[str] = None) -> tuple[grpc.Server, int]:
-    """Start the test double on HOST:PORT (0: any free port); return the server and its port. PRELOAD loads
-    the newest version now, so the first request does not pay for it."""
+    """Serve on HOST:PORT (0: any free port), the newest version preloaded; return the server and its port."""
     if max_message_bytes <= 0:
         raise ValueError(f"max_message_bytes must be positive, got {max_message_bytes}")
     repo = ModelRepository(model_base, model_name)
-    if preload and repo.scan():
+    if repo.scan():
         repo.get(None)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
         ("grpc.max_send_message_length", max_message_bytes),
@@ -304,8 +274,13 @@ def start_server(model_base: str, model_name: str = "genre", port: int = 0, host
     address = f"{host}:{port}"
     if ssl_config_text is None:
         bound = server.add_insecure_port(address)
-    else:
-        bound = server.add_secure_port(address, server_credentials(ssl_config_text))
+    else:  # TF Serving's meaning of each SSLConfig field
+        config = text_format.Parse(ssl_config_text, SSLConfig())
+        if not config.server_key or not config.server_cert:
+            raise ValueError("the SSL config needs server_key and server_cert (PEM text)")
+        bound = server.add_secure_port(address, grpc.ssl_server_credentials(
+            [(config.server_key.encode(), config.server_cert.encode())],
+            root_certificates=config.custom_ca.encode() or None, require_client_auth=config.client_verify))
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")
     server.start()

@@ -4,6 +4,8 @@ Arrays travel as little-endian ``tensor_content``; decoding also accepts the typ
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
@@ -35,19 +37,19 @@ def to_tensor_proto(value: np.ndarray | bytes | str | int | float) -> tensor_pb2
 def to_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray:
     """Decode a TensorProto; DT_STRING gives an object array of ``bytes``."""
     shape = tuple(d.size for d in proto.tensor_shape.dim)
-    size = int(np.prod(shape, dtype=np.int64))
     if proto.dtype == types_pb2.DT_STRING:
-        return _fill(np.array(list(proto.string_val), dtype=object), shape, size)
+        return _fill(np.array(list(proto.string_val), dtype=object), shape)
     if proto.dtype not in _BY_ENUM:
         raise TypeError(f"cannot decode a {types_pb2.DataType.Name(proto.dtype)} tensor")
     dtype, field = _BY_ENUM[proto.dtype]
     if proto.tensor_content:
         return np.frombuffer(proto.tensor_content, dtype=dtype.newbyteorder("<")).astype(dtype).reshape(shape)
-    return _fill(np.array(getattr(proto, field), dtype=dtype), shape, size)
+    return _fill(np.array(getattr(proto, field), dtype=dtype), shape)
 
 
-def _fill(values: np.ndarray, shape: tuple[int, ...], size: int) -> np.ndarray:
+def _fill(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """TensorFlow's rule: fewer values than elements means the last one repeats."""
+    size = math.prod(shape)
     if values.size == size:
         return values.reshape(shape)
     if values.size == 0 or values.size > size:
