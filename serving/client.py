@@ -249,18 +249,23 @@ def _prediction(response: predict_pb2.PredictResponse) -> Prediction:
                       model_version=int(response.model_spec.version.value), hop_seconds=hop)
 
 
-def _one_shot(name: str):
-    """GenreClient.NAME on a channel of its own; OPTIONS are GenreClient's."""
-    def call(*args: Any, host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL, version: Optional[int] = None,
-             **options: Any):
-        with GenreClient(host, model, **options) as client:
-            return getattr(client, name)(*args, version=version)
-    call.__name__ = call.__qualname__ = name
-    return call
+# ----- one-shot helpers (a channel per call; OPTIONS are GenreClient's) ---------
+def predict_waveform(waveform: np.ndarray, sample_rate: int, host: str = DEFAULT_HOST,
+                     model: str = DEFAULT_MODEL, version: Optional[int] = None, **options: Any) -> Prediction:
+    with GenreClient(host, model, **options) as client:
+        return client.predict_waveform(waveform, sample_rate, version)
 
 
-predict_waveform, predict_file, model_status = map(_one_shot,
-                                                   ("predict_waveform", "predict_file", "model_status"))
+def predict_file(path: str | os.PathLike, host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL,
+                 version: Optional[int] = None, **options: Any) -> Prediction:
+    with GenreClient(host, model, **options) as client:
+        return client.predict_file(path, version)
+
+
+def model_status(host: str = DEFAULT_HOST, model: str = DEFAULT_MODEL, version: Optional[int] = None,
+                 **options: Any) -> list[VersionStatus]:
+    with GenreClient(host, model, **options) as client:
+        return client.model_status(version)
 
 
 # ----- command line -----------------------------------------------------------
