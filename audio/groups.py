@@ -54,7 +54,9 @@ def tags_key(tags: Optional[labels.Tags], group_by: str) -> Optional[str]:
     if group_by in (ARTIST, TAG_ARTIST):
         return artist
     album = (tags.album or "").strip().casefold() or None
-    return album and (f"{artist}/{album}" if artist else album)
+    if album is None:
+        return None
+    return f"{artist}/{album}" if artist else album
 
 
 class Member(NamedTuple):

@@ -103,7 +103,9 @@ def _values(tags, *keys: str) -> Optional[str]:
             found = tags.get(key) if hasattr(tags, "get") else None
         except (KeyError, ValueError):
             continue
-        for value in found if isinstance(found, list) else [] if found is None else [found]:
+        if found is None:
+            continue
+        for value in found if isinstance(found, list) else [found]:
             text = (value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)).strip()
             if text:
                 return text
