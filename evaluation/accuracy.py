@@ -8,10 +8,8 @@ bars at zero, so every run is evaluated and pushed: the point is the measurement
 records: ClipEvaluator's report, AudioExampleGen's summary.json, the pushed model re-run on the test split for
 per-genre accuracy, the Trainer's MLflow run, and MLMD's wall times.
 
-Each finished run is kept as strict JSON in ``<output-root>/bench-logs`` and, when the report is written, copied to
-``evaluation/results/``: ``--reuse-committed`` rebuilds the section from those on another machine or checkout and
-adds new families or seeds to it. Plain ``--reuse`` looks in the output root only, so a variant in its own output
-root never picks up the preset's committed runs.
+Each finished run is kept as strict JSON in ``<output-root>/bench-logs``, copied to ``evaluation/results/``
+with the report so another machine can extend it (``--reuse-committed``); ``--reuse`` stays in its root.
 """
 from __future__ import annotations
 
@@ -47,6 +45,7 @@ GATE_OFF = ["--min-accuracy", "0", "--min-clip-accuracy", "0", "--max-accuracy-d
 RESULTS_DIR = PROJECT_ROOT / "evaluation" / "results"
 CHILD = ("import json, sys, local_runner; summary = local_runner.main(sys.argv[2:]); "
          "open(sys.argv[1], 'w').write(json.dumps(summary, indent=2, sort_keys=True))")
+BEAM_MODES = ("multi_threading", "multi_processing", "in_memory")
 
 
 def parse_epochs(values: list[str]) -> dict[str, int]:
@@ -69,9 +68,6 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise SystemExit(f"--seeds expects distinct integers separated by commas, like 42,43,44; got {text!r}.")
     return seeds
-
-
-BEAM_MODES = ("multi_threading", "multi_processing", "in_memory")
 
 
 def parse_beam_modes(values: list[str], models: list[str]) -> dict[str, Optional[str]]:
@@ -109,8 +105,7 @@ def runner_args(model: str, output_dir: Path, data_root: str, split_dir: str, ep
 # ----- reading the run back -------------------------------------------------------------------
 
 def component_states(record) -> dict[str, dict]:
-    """Component -> {"state": "ran" | "cached", "seconds"} for one RunRecord; a cached component's seconds are those
-    of the execution that computed its outputs, so a re-run from cache still reports what the work cost."""
+    """Component -> {"state": "ran" | "cached", "seconds"}; cached: those of the run that computed it."""
     from ml_metadata.proto import metadata_store_pb2
 
     from pipeline.run_record import CACHED, outputs_of, producers_of
@@ -256,10 +251,8 @@ def load_result(path: Path) -> dict:
 
 def finished_result(model: str, seed: int, output_root: Path, committed: bool = False) -> Optional[Path]:
     """The result file of an earlier run of MODEL and SEED in this output root, else (COMMITTED) the committed copy."""
-    for folder in (output_root / "bench-logs", *([RESULTS_DIR] if committed else [])):
-        if (folder / result_name(model, seed)).exists():
-            return folder / result_name(model, seed)
-    return None
+    paths = [folder / result_name(model, seed) for folder in (output_root / "bench-logs", RESULTS_DIR)]
+    return next((path for path in paths[:2 if committed else 1] if path.exists()), None)
 
 
 # ----- late fusion of two families' runs ----------------------------------------------------------
@@ -609,10 +602,9 @@ def main(argv: list[str] | None = None) -> None:
     args.reuse = args.reuse or args.reuse_committed
     if args.finished_only and not args.reuse:
         parser.error("--finished-only reports earlier runs: give --reuse too")
-    if args.models is None:
-        from models.registry import BUILDERS
-        args.models = ",".join(BUILDERS)
-    models = parse_models(args.models)
+    from models.registry import BUILDERS
+
+    models = parse_models(",".join(BUILDERS) if args.models is None else args.models)
     for members in fusions:
         if not set(members) <= set(models):
             raise SystemExit(f"--fuse {'+'.join(members)}: fuse families among --models ({', '.join(models)}).")
