@@ -4,13 +4,9 @@ through each channel of evaluation/channels.py (level, codec, sample rate, a dev
     python -m evaluation.robustness --model-dir DIR --family NAME [--clips-from RUN] [--limit N]
                                                                            (make robustness)
 
-DIR is a pushed model (its newest version) or one SavedModel. Each clip is decoded as the client decodes a file
-and sent to ``serving_default``, the signature TF Serving runs, called in this process (no gRPC: the answers are
-the same, at a fraction of the cost). Clips: the ``eval`` and ``test`` tracks (``--splits``) of the model's split,
-from AudioExampleGen's records (``--clips-from``) or its planner on ``--data-root``.
-
-A run replaces its own row (per family, or per ``--variant``) of the shared ``robustness`` table in BENCHMARKS.md;
-``--save FILE.json`` also writes the run's whole table, headed by ``--trained-by``, to ``FILE.md``.
+Each clip is decoded as the client decodes a file and sent to ``serving_default``, the signature TF Serving
+runs, called in this process (no gRPC: the same answers at a fraction of the cost). A run replaces its own row
+(per family, or per ``--variant``) of the shared ``robustness`` table in BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -285,9 +281,10 @@ def summary_row(label: str, counted: dict[str, Figures], stamp: str, commit: str
     return "| " + " | ".join(cells) + " |"
 
 
-def shared_text(rows: list[str]) -> str:
-    """The shared section's body: what every row measured, once, then the rows."""
-    return "\n".join([
+def write_row(row: str) -> None:
+    """ROW in place of its family's row of the shared section (what every row measured, once), others kept."""
+    rows = put_row(table_rows(read_section(SECTION)), row, row_rank)
+    body = "\n".join([
         "Each held-out clip (the eval and test splits of the split the model was trained on; the eval split chose "
         "the training epochs, the test split did not) sent to the model's `serving_default` signature, the one TF "
         "Serving runs, called in-process (no gRPC), decoded as the client decodes a file (libsndfile, averaged to "
@@ -307,12 +304,7 @@ def shared_text(rows: list[str]) -> str:
         "|---|" + "---|" * (len(SUMMARY_CHANNELS) + 5),
         *rows,
     ])
-
-
-def write_row(row: str) -> None:
-    """ROW in place of its family's row of the shared section, the other rows kept."""
-    rows = put_row(table_rows(read_section(SECTION)), row, row_rank)
-    write_section(SECTION, TITLE, shared_text(rows), command=SHARED_COMMAND, stamped=False)
+    write_section(SECTION, TITLE, body, command=SHARED_COMMAND, stamped=False)
 
 
 def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, limit: Optional[int],
