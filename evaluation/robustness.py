@@ -179,7 +179,7 @@ def in_process_predictor(export_dir: str) -> Predict:
 
 # ----- the measurement ---------------------------------------------------------------------------------------------
 
-def measure(clips: list[HeldOutClip], predict: Predict, log: Callable[[str], None] = print) -> list[dict]:
+def measure(clips: list[HeldOutClip], predict: Predict) -> list[dict]:
     """Per clip: genre, split, the answers to the original and to each channel's copy, and the original's margin."""
     from serving.audio_file import AudioFileError, read_audio
 
@@ -198,7 +198,7 @@ def measure(clips: list[HeldOutClip], predict: Predict, log: Callable[[str], Non
         rows.append({"track_id": clip.track_id, "genre": clip.genre, "split": clip.split, "answers": answers,
                      "margin": margin})
         if i % 10 == 0 or i == len(clips):
-            log(f"[robustness] {i}/{len(clips)} clips, {time.perf_counter() - started:.0f} s")
+            print(f"[robustness] {i}/{len(clips)} clips, {time.perf_counter() - started:.0f} s")
     return rows
 
 
@@ -240,8 +240,7 @@ def table(counted: dict[str, Figures]) -> str:
 
 
 def near_ties_text(rows: list[dict]) -> str:
-    """The margins of the answers a gain moved beside the count of near ties: a model whose answer moves only
-    where two genres nearly tie is not leaning on the level."""
+    """Margins of the answers a gain moved, beside the near ties: moving only there is no lean on level."""
     known = [r for r in rows if r.get("margin") is not None]
     if not known:
         return ""
