@@ -19,6 +19,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
+import ast  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
@@ -33,6 +34,7 @@ import numpy as np  # noqa: E402
 from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
 from bench.report import write_section  # noqa: E402
 from config.settings import GATE_SPLIT, MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig  # noqa: E402
+from models import metrics  # noqa: E402
 
 PROTOCOL = ("lists-trainval: artist-disjoint fault-filtered train/valid lists where a genre has both, hash split "
             "by track otherwise; the train+valid-list clips of Kereliuk et al. 2015 on this machine")
@@ -134,10 +136,9 @@ def split_counts(store, examples) -> dict[str, dict[str, dict[str, int]]]:
     from pipeline.run_record import outputs_of, producers_of
 
     for artifact in outputs_of(store, producers_of(store, [examples.id])):
-        path = os.path.join(artifact.uri, "summary.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                return json.load(f)["genres"]
+        path = Path(artifact.uri) / "summary.json"
+        if path.exists():
+            return json.loads(path.read_text())["genres"]
     raise FileNotFoundError(f"No summary.json among the outputs of the AudioExampleGen run that wrote {examples.uri}.")
 
 
@@ -178,8 +179,6 @@ def mlflow_run(tracking_uri: str, run_id: str) -> tuple[dict[str, float], dict[s
 
 def trained_config(model: str, params: dict[str, str]) -> PipelineConfig:
     """The preset overridden by the run's logged ``section.key`` parameters: the settings it was trained with."""
-    import ast
-
     cfg = PipelineConfig().with_model(model)
     if "genres" in params:  # the label set, logged as a tuple's repr
         cfg.genres = tuple(ast.literal_eval(params["genres"]))
@@ -240,8 +239,6 @@ def save_result(result: dict, path: Path) -> None:
 
 def load_result(path: Path) -> dict:
     """The dict ``save_result`` wrote, with its Scores rebuilt; an MLflow metric that was not finite is left out."""
-    from models import metrics
-
     data = json.loads(path.read_text())
     scores = data["scores"]
     data["scores"] = metrics.Scores(**{**scores, "clip_confusion": np.asarray(scores["clip_confusion"], np.int64)})
@@ -271,8 +268,6 @@ def parse_fusions(values: list[str]) -> list[tuple[str, ...]]:
 
 def fused_run(runs: Sequence[dict], genres: Sequence[str]) -> dict:
     """One seed's late fusion: each family's model re-scores its test split; a clip's scores are the mean vote."""
-    from models import metrics
-
     votes = []
     for r in runs:
         if "model_uri" not in r:
@@ -313,8 +308,6 @@ Per genre (test clip accuracy, mean of the seeds): {recall_text(runs, genres)}.{
 
 def recall_text(runs: Sequence[dict], genres: Sequence[str]) -> str:
     """``blues 0.67, jazz 1.00``: each genre's test clip accuracy, mean over RUNS, where every run has its clips."""
-    from models import metrics
-
     recalls = np.array([metrics.top1_rates(np.asarray(r["clip_confusion"]))[0] for r in runs])
     return ", ".join(f"{g} {np.mean(col):.2f}" for g, col in zip(genres, recalls.T) if np.isfinite(col).all())
 
@@ -324,7 +317,6 @@ def zero_shot_run(examples_uri: str, genres: Sequence[str]) -> dict:
     import tensorflow as tf
 
     from components.clip_evaluator.executor import read_batches
-    from models import metrics
     from tagging.zero_shot import ZeroShotModel, family_config, model_ref
 
     config = dataclasses.replace(family_config(), genres=tuple(genres))
@@ -382,8 +374,6 @@ def by_family(results: list[dict]) -> dict[str, list[dict]]:
 
 def genre_clip_accuracy(runs: list[dict], genre_index: int) -> list[float]:
     """Per seed, clip accuracy on one genre's test clips (its top-1 recall); seeds without such clips left out."""
-    from models import metrics
-
     recalls = (metrics.top1_rates(r["scores"].clip_confusion)[0][genre_index] for r in runs)
     return [float(value) for value in recalls if np.isfinite(value)]
 
