@@ -94,10 +94,9 @@ def records_file(path: str) -> str:
     """AudioExampleGen's files.jsonl for PATH: the file, its report folder, or an output dir or root holding one."""
     from components.audio_example_gen.quarantine import FILES_FILE
 
-    if os.path.isfile(path):
-        return path
-    if os.path.isfile(os.path.join(path, FILES_FILE)):
-        return os.path.join(path, FILES_FILE)
+    for candidate in (path, os.path.join(path, FILES_FILE)):
+        if os.path.isfile(candidate):
+            return candidate
     found = sorted(glob.glob(os.path.join(path, "**", "AudioExampleGen", "quarantine", "*", FILES_FILE),
                              recursive=True))
     if len(found) != 1:
@@ -381,8 +380,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     stamp, commit = run_stamp()
     label = row_label(args.family, args.variant)
     if args.save:
-        with open(args.save, "w") as f:
-            json.dump(rows, f, indent=1)
+        Path(args.save).write_text(json.dumps(rows, indent=1))
         command = f"{COMMAND} ARGS=\"{shlex.join(argv if argv is not None else sys.argv[1:])}\""
         Path(args.save).with_suffix(".md").write_text(
             f"## {TITLE}: {label}\n\n{run_header(command, stamp, commit)}\n\n{body.strip()}\n")
