@@ -8,10 +8,8 @@ bars at zero, so every run is evaluated and pushed: the point is the measurement
 records: ClipEvaluator's report, AudioExampleGen's summary.json, the pushed model re-run on the test split for
 per-genre accuracy, the Trainer's MLflow run, and MLMD's wall times.
 
-Each finished run is kept as strict JSON in ``<output-root>/bench-logs`` and, when the report is written, copied to
-``evaluation/results/``: ``--reuse-committed`` rebuilds the section from those on another machine or checkout and
-adds new families or seeds to it. Plain ``--reuse`` looks in the output root only, so a variant in its own output
-root never picks up the preset's committed runs.
+Each finished run is kept as strict JSON in ``<output-root>/bench-logs``, copied to ``evaluation/results/``
+with the report so another machine can extend it (``--reuse-committed``); ``--reuse`` stays in its root.
 """
 from __future__ import annotations
 
@@ -21,6 +19,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
+import ast  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
@@ -35,6 +34,7 @@ import numpy as np  # noqa: E402
 from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
 from bench.report import write_section  # noqa: E402
 from config.settings import GATE_SPLIT, MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig  # noqa: E402
+from models import metrics  # noqa: E402
 
 PROTOCOL = ("lists-trainval: artist-disjoint fault-filtered train/valid lists where a genre has both, hash split "
             "by track otherwise; the train+valid-list clips of Kereliuk et al. 2015 on this machine")
@@ -47,6 +47,7 @@ GATE_OFF = ["--min-accuracy", "0", "--min-clip-accuracy", "0", "--max-accuracy-d
 RESULTS_DIR = PROJECT_ROOT / "evaluation" / "results"
 CHILD = ("import json, sys, local_runner; summary = local_runner.main(sys.argv[2:]); "
          "open(sys.argv[1], 'w').write(json.dumps(summary, indent=2, sort_keys=True))")
+BEAM_MODES = ("multi_threading", "multi_processing", "in_memory")
 
 
 def parse_epochs(values: list[str]) -> dict[str, int]:
@@ -69,9 +70,6 @@ def parse_seeds(text: str) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise SystemExit(f"--seeds expects distinct integers separated by commas, like 42,43,44; got {text!r}.")
     return seeds
-
-
-BEAM_MODES = ("multi_threading", "multi_processing", "in_memory")
 
 
 def parse_beam_modes(values: list[str], models: list[str]) -> dict[str, Optional[str]]:
@@ -109,8 +107,7 @@ def runner_args(model: str, output_dir: Path, data_root: str, split_dir: str, ep
 # ----- reading the run back -------------------------------------------------------------------
 
 def component_states(record) -> dict[str, dict]:
-    """Component -> {"state": "ran" | "cached", "seconds"} for one RunRecord; a cached component's seconds are those
-    of the execution that computed its outputs, so a re-run from cache still reports what the work cost."""
+    """Component -> {"state": "ran" | "cached", "seconds"}; cached: those of the run that computed it."""
     from ml_metadata.proto import metadata_store_pb2
 
     from pipeline.run_record import CACHED, outputs_of, producers_of
@@ -139,10 +136,9 @@ def split_counts(store, examples) -> dict[str, dict[str, dict[str, int]]]:
     from pipeline.run_record import outputs_of, producers_of
 
     for artifact in outputs_of(store, producers_of(store, [examples.id])):
-        path = os.path.join(artifact.uri, "summary.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                return json.load(f)["genres"]
+        path = Path(artifact.uri) / "summary.json"
+        if path.exists():
+            return json.loads(path.read_text())["genres"]
     raise FileNotFoundError(f"No summary.json among the outputs of the AudioExampleGen run that wrote {examples.uri}.")
 
 
@@ -183,8 +179,6 @@ def mlflow_run(tracking_uri: str, run_id: str) -> tuple[dict[str, float], dict[s
 
 def trained_config(model: str, params: dict[str, str]) -> PipelineConfig:
     """The preset overridden by the run's logged ``section.key`` parameters: the settings it was trained with."""
-    import ast
-
     cfg = PipelineConfig().with_model(model)
     if "genres" in params:  # the label set, logged as a tuple's repr
         cfg.genres = tuple(ast.literal_eval(params["genres"]))
@@ -245,8 +239,6 @@ def save_result(result: dict, path: Path) -> None:
 
 def load_result(path: Path) -> dict:
     """The dict ``save_result`` wrote, with its Scores rebuilt; an MLflow metric that was not finite is left out."""
-    from models import metrics
-
     data = json.loads(path.read_text())
     scores = data["scores"]
     data["scores"] = metrics.Scores(**{**scores, "clip_confusion": np.asarray(scores["clip_confusion"], np.int64)})
@@ -256,10 +248,8 @@ def load_result(path: Path) -> dict:
 
 def finished_result(model: str, seed: int, output_root: Path, committed: bool = False) -> Optional[Path]:
     """The result file of an earlier run of MODEL and SEED in this output root, else (COMMITTED) the committed copy."""
-    for folder in (output_root / "bench-logs", *([RESULTS_DIR] if committed else [])):
-        if (folder / result_name(model, seed)).exists():
-            return folder / result_name(model, seed)
-    return None
+    paths = [folder / result_name(model, seed) for folder in (output_root / "bench-logs", RESULTS_DIR)]
+    return next((path for path in paths[:2 if committed else 1] if path.exists()), None)
 
 
 # ----- late fusion of two families' runs ----------------------------------------------------------
@@ -278,8 +268,6 @@ def parse_fusions(values: list[str]) -> list[tuple[str, ...]]:
 
 def fused_run(runs: Sequence[dict], genres: Sequence[str]) -> dict:
     """One seed's late fusion: each family's model re-scores its test split; a clip's scores are the mean vote."""
-    from models import metrics
-
     votes = []
     for r in runs:
         if "model_uri" not in r:
@@ -320,8 +308,6 @@ Per genre (test clip accuracy, mean of the seeds): {recall_text(runs, genres)}.{
 
 def recall_text(runs: Sequence[dict], genres: Sequence[str]) -> str:
     """``blues 0.67, jazz 1.00``: each genre's test clip accuracy, mean over RUNS, where every run has its clips."""
-    from models import metrics
-
     recalls = np.array([metrics.top1_rates(np.asarray(r["clip_confusion"]))[0] for r in runs])
     return ", ".join(f"{g} {np.mean(col):.2f}" for g, col in zip(genres, recalls.T) if np.isfinite(col).all())
 
@@ -331,7 +317,6 @@ def zero_shot_run(examples_uri: str, genres: Sequence[str]) -> dict:
     import tensorflow as tf
 
     from components.clip_evaluator.executor import read_batches
-    from models import metrics
     from tagging.zero_shot import ZeroShotModel, family_config, model_ref
 
     config = dataclasses.replace(family_config(), genres=tuple(genres))
@@ -389,8 +374,6 @@ def by_family(results: list[dict]) -> dict[str, list[dict]]:
 
 def genre_clip_accuracy(runs: list[dict], genre_index: int) -> list[float]:
     """Per seed, clip accuracy on one genre's test clips (its top-1 recall); seeds without such clips left out."""
-    from models import metrics
-
     recalls = (metrics.top1_rates(r["scores"].clip_confusion)[0][genre_index] for r in runs)
     return [float(value) for value in recalls if np.isfinite(value)]
 
@@ -609,10 +592,9 @@ def main(argv: list[str] | None = None) -> None:
     args.reuse = args.reuse or args.reuse_committed
     if args.finished_only and not args.reuse:
         parser.error("--finished-only reports earlier runs: give --reuse too")
-    if args.models is None:
-        from models.registry import BUILDERS
-        args.models = ",".join(BUILDERS)
-    models = parse_models(args.models)
+    from models.registry import BUILDERS
+
+    models = parse_models(",".join(BUILDERS) if args.models is None else args.models)
     for members in fusions:
         if not set(members) <= set(models):
             raise SystemExit(f"--fuse {'+'.join(members)}: fuse families among --models ({', '.join(models)}).")

@@ -56,8 +56,7 @@ def encode(waveform: np.ndarray, sample_rate: int, codec: str) -> bytes:
 
 
 def codec(waveform: np.ndarray, sample_rate: int, name: str) -> tuple[np.ndarray, int]:
-    """The clip encoded with codec NAME (see :func:`encode`) and decoded again, averaged to mono as the client
-    averages it."""
+    """The clip through codec NAME (see :func:`encode`) and back, averaged to mono as the client does."""
     samples, rate = sf.read(io.BytesIO(encode(waveform, sample_rate, name)), dtype="float32", always_2d=True)
     return as_clip(samples.mean(axis=1)), int(rate)
 

@@ -4,13 +4,9 @@ through each channel of evaluation/channels.py (level, codec, sample rate, a dev
     python -m evaluation.robustness --model-dir DIR --family NAME [--clips-from RUN] [--limit N]
                                                                            (make robustness)
 
-DIR is a pushed model (its newest version) or one SavedModel. Each clip is decoded as the client decodes a file
-and sent to ``serving_default``, the signature TF Serving runs, called in this process (no gRPC: the answers are
-the same, at a fraction of the cost). Clips: the ``eval`` and ``test`` tracks (``--splits``) of the model's split,
-from AudioExampleGen's records (``--clips-from``) or its planner on ``--data-root``.
-
-A run replaces its own row (per family, or per ``--variant``) of the shared ``robustness`` table in BENCHMARKS.md;
-``--save FILE.json`` also writes the run's whole table, headed by ``--trained-by``, to ``FILE.md``.
+Each clip is decoded as the client decodes a file and sent to ``serving_default``, the signature TF Serving
+runs, called in this process (no gRPC: the same answers at a fraction of the cost). A run replaces its own row
+(per family, or per ``--variant``) of the shared ``robustness`` table in BENCHMARKS.md.
 """
 from __future__ import annotations
 
@@ -98,10 +94,9 @@ def records_file(path: str) -> str:
     """AudioExampleGen's files.jsonl for PATH: the file, its report folder, or an output dir or root holding one."""
     from components.audio_example_gen.quarantine import FILES_FILE
 
-    if os.path.isfile(path):
-        return path
-    if os.path.isfile(os.path.join(path, FILES_FILE)):
-        return os.path.join(path, FILES_FILE)
+    for candidate in (path, os.path.join(path, FILES_FILE)):
+        if os.path.isfile(candidate):
+            return candidate
     found = sorted(glob.glob(os.path.join(path, "**", "AudioExampleGen", "quarantine", "*", FILES_FILE),
                              recursive=True))
     if len(found) != 1:
@@ -183,7 +178,7 @@ def in_process_predictor(export_dir: str) -> Predict:
 
 # ----- the measurement ---------------------------------------------------------------------------------------------
 
-def measure(clips: list[HeldOutClip], predict: Predict, log: Callable[[str], None] = print) -> list[dict]:
+def measure(clips: list[HeldOutClip], predict: Predict) -> list[dict]:
     """Per clip: genre, split, the answers to the original and to each channel's copy, and the original's margin."""
     from serving.audio_file import AudioFileError, read_audio
 
@@ -202,7 +197,7 @@ def measure(clips: list[HeldOutClip], predict: Predict, log: Callable[[str], Non
         rows.append({"track_id": clip.track_id, "genre": clip.genre, "split": clip.split, "answers": answers,
                      "margin": margin})
         if i % 10 == 0 or i == len(clips):
-            log(f"[robustness] {i}/{len(clips)} clips, {time.perf_counter() - started:.0f} s")
+            print(f"[robustness] {i}/{len(clips)} clips, {time.perf_counter() - started:.0f} s")
     return rows
 
 
@@ -244,8 +239,7 @@ def table(counted: dict[str, Figures]) -> str:
 
 
 def near_ties_text(rows: list[dict]) -> str:
-    """The margins of the answers a gain moved beside the count of near ties: a model whose answer moves only
-    where two genres nearly tie is not leaning on the level."""
+    """Margins of the answers a gain moved, beside the near ties: moving only there is no lean on level."""
     known = [r for r in rows if r.get("margin") is not None]
     if not known:
         return ""
@@ -285,9 +279,10 @@ def summary_row(label: str, counted: dict[str, Figures], stamp: str, commit: str
     return "| " + " | ".join(cells) + " |"
 
 
-def shared_text(rows: list[str]) -> str:
-    """The shared section's body: what every row measured, once, then the rows."""
-    return "\n".join([
+def write_row(row: str) -> None:
+    """ROW in place of its family's row of the shared section (what every row measured, once), others kept."""
+    rows = put_row(table_rows(read_section(SECTION)), row, row_rank)
+    body = "\n".join([
         "Each held-out clip (the eval and test splits of the split the model was trained on; the eval split chose "
         "the training epochs, the test split did not) sent to the model's `serving_default` signature, the one TF "
         "Serving runs, called in-process (no gRPC), decoded as the client decodes a file (libsndfile, averaged to "
@@ -307,12 +302,7 @@ def shared_text(rows: list[str]) -> str:
         "|---|" + "---|" * (len(SUMMARY_CHANNELS) + 5),
         *rows,
     ])
-
-
-def write_row(row: str) -> None:
-    """ROW in place of its family's row of the shared section, the other rows kept."""
-    rows = put_row(table_rows(read_section(SECTION)), row, row_rank)
-    write_section(SECTION, TITLE, shared_text(rows), command=SHARED_COMMAND, stamped=False)
+    write_section(SECTION, TITLE, body, command=SHARED_COMMAND, stamped=False)
 
 
 def report(rows: list[dict], clip_set: ClipSet, export_dir: str, family: str, limit: Optional[int],
@@ -390,8 +380,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     stamp, commit = run_stamp()
     label = row_label(args.family, args.variant)
     if args.save:
-        with open(args.save, "w") as f:
-            json.dump(rows, f, indent=1)
+        Path(args.save).write_text(json.dumps(rows, indent=1))
         command = f"{COMMAND} ARGS=\"{shlex.join(argv if argv is not None else sys.argv[1:])}\""
         Path(args.save).with_suffix(".md").write_text(
             f"## {TITLE}: {label}\n\n{run_header(command, stamp, commit)}\n\n{body.strip()}\n")
