@@ -94,14 +94,6 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                      counts[ingest.EXCLUDED], len(found.other_files))
         return config, plan, found.other_files
 
-    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
-                               exec_properties: dict[str, Any]) -> dict[str, beam.PCollection]:
-        """Serialized tf.Examples per split (the file records are dropped; Do writes them)."""
-        config, plan, _ = self._plan(exec_properties)
-        pattern = write_task_files(plan.tasks, os.path.join(self._get_tmp_dir(), _TASKS_TMP))
-        outputs = pipeline | "IngestAudio" >> self.GetInputSourceToExamplePTransform()(pattern, config.audio)
-        return {split: outputs[split] for split in SPLITS}
-
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)

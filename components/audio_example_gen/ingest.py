@@ -56,9 +56,10 @@ class FileTask:
 
 
 def kept_segments(num_samples: int, cfg: AudioConfig) -> tuple[int, list[int], list[int]]:
-    """(segments in the track, kept indices, kept starts) of a track of ``num_samples`` samples."""
-    return segments.kept(num_samples, cfg.segment_samples, cfg.hop_samples, cfg.last_segment,
-                         cfg.max_segments_per_track)
+    """(segments in the track, kept indices, kept starts): segment_starts thinned by spread."""
+    starts = segments.segment_starts(num_samples, cfg.segment_samples, cfg.hop_samples, cfg.last_segment)
+    indices = segments.spread(len(starts), cfg.max_segments_per_track)
+    return len(starts), indices, [starts[i] for i in indices]
 
 
 def _load(path: str, cfg: AudioConfig) -> audio_lib.DecodedAudio:
@@ -94,12 +95,9 @@ class DecodeToExamples(beam.DoFn):
     def __init__(self, audio: AudioConfig, progress_dir: Optional[str] = None):
         self._audio = audio
         self._progress_dir = progress_dir
-        self._counters: dict[str, Any] = {}
 
     def _count(self, name: str, value: int = 1) -> None:
-        if name not in self._counters:
-            self._counters[name] = beam.metrics.Metrics.counter(METRICS_NAMESPACE, name)
-        self._counters[name].inc(value)
+        beam.metrics.Metrics.counter(METRICS_NAMESPACE, name).inc(value)
 
     def process(self, task: FileTask):
         yield from self._process(task)

@@ -134,22 +134,17 @@ def decide(config: PipelineConfig, tfma_blessed: bool, candidate: metrics.Scores
     return GateDecision(blessed=not reasons, reasons=reasons)
 
 
-def genre_figures(scores: metrics.Scores, genres: Sequence[str], prefix: str) -> dict[str, Any]:
-    """Per-genre clip accuracy, recall and precision and the clip confusion matrix, keyed by genre name."""
-    return {f"{prefix}per_genre": scores.per_genre(genres),
-            f"{prefix}clip_confusion": scores.confusion_by_genre(genres)}
-
-
 def build_report(config: PipelineConfig, decision: GateDecision, tfma_blessed: bool, candidate: metrics.Scores,
                  baseline: Optional[metrics.Scores], tfma_flat: dict[str, float],
                  baseline_decision: str = "") -> dict[str, Any]:
     """The gate's report (clip_metrics.json): decision, baseline and why, clip, segment, per-genre and TFMA figures."""
     report = {"split": GATE_SPLIT, "split_protocol": config.split.protocol, "genres": list(config.genres),
               "blessed": decision.blessed, "reasons": decision.reasons, "tfma_blessed": tfma_blessed,
-              "baseline_decision": baseline_decision,
-              **candidate.as_dict("candidate_"), **genre_figures(candidate, config.genres, "candidate_")}
-    if baseline is not None:
-        report.update({**baseline.as_dict("baseline_"), **genre_figures(baseline, config.genres, "baseline_")})
+              "baseline_decision": baseline_decision}
+    for prefix, scores in (("candidate_", candidate), ("baseline_", baseline)):
+        if scores is not None:  # per-genre clip accuracy, recall and precision and the clip confusion, by genre
+            report.update({**scores.as_dict(prefix), f"{prefix}per_genre": scores.per_genre(config.genres),
+                           f"{prefix}clip_confusion": scores.confusion_by_genre(config.genres)})
     return {**report, **tfma_flat}
 
 
