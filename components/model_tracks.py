@@ -24,8 +24,7 @@ _BATCH = 512
 
 def read_split(examples: types.Artifact, split: str, spec: dict[str, Any], batch_size: int = _BATCH
                ) -> Iterator[tuple[tf.Tensor, dict[str, tf.Tensor]]]:
-    """(serialized examples, parsed ``spec`` features) of one split of gzipped tf.Example TFRecords, in batches, one
-    in memory at a time."""
+    """(serialized, parsed ``spec``) batches of one split's gzipped tf.Examples, one batch in memory at a time."""
     files = sorted(tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))
     if not files:
         return

@@ -103,12 +103,6 @@ class DecodeToExamples(beam.DoFn):
         yield from self._process(task)
         progress.mark_done(self._progress_dir, task.rel_path)
 
-    def _quarantine(self, task: FileTask, reason: str, detail: str) -> beam.pvalue.TaggedOutput:
-        self._count(f"files_{QUARANTINED}")
-        self._count(f"quarantined_{reason}")
-        return beam.pvalue.TaggedOutput(FILES, dataclasses.replace(
-            task, status=QUARANTINED, split=None, reason=reason, detail=detail).record())
-
     def _takes(self, task: FileTask, samples: np.ndarray) -> Iterator[tuple[np.ndarray, int, str]]:
         """(samples, segment_index offset, source path): the recording, then each view of a train track. A view sees
         all that was decoded, so its noise, drive and room stay relative to the track, not to each window."""
@@ -129,7 +123,10 @@ class DecodeToExamples(beam.DoFn):
         started = time.thread_time()  # CPU of this thread: reading, decoding, checks
         decoded = read_audio(task.path, cfg)
         if isinstance(decoded, filecheck.Problem):
-            yield self._quarantine(task, decoded.reason, decoded.detail)
+            self._count(f"files_{QUARANTINED}")
+            self._count(f"quarantined_{decoded.reason}")
+            yield beam.pvalue.TaggedOutput(FILES, dataclasses.replace(
+                task, status=QUARANTINED, split=None, reason=decoded.reason, detail=decoded.detail).record())
             return
         decode_cpu = time.thread_time() - started
         in_track, indices, starts = kept_segments(decoded.length, cfg)

@@ -196,11 +196,10 @@ class Executor(base_executor.BaseExecutor):
             pass
         # The same custom properties TFX's Evaluator writes, so LatestBlessedModelStrategy and Pusher read ours.
         blessing.set_int_custom_property("blessed", int(decision.blessed))
-        blessing.set_string_custom_property("current_model", model.uri)
-        blessing.set_int_custom_property("current_model_id", model.id)
-        if baseline_model is not None:
-            blessing.set_string_custom_property("baseline_model", baseline_model.uri)
-            blessing.set_int_custom_property("baseline_model_id", baseline_model.id)
+        for role, artifact in (("current_model", model), ("baseline_model", baseline_model)):
+            if artifact is not None:
+                blessing.set_string_custom_property(role, artifact.uri)
+                blessing.set_int_custom_property(f"{role}_id", artifact.id)
         blessing.set_float_custom_property("clip_accuracy", candidate.clip_accuracy)
         blessing.set_float_custom_property("segment_accuracy", candidate.segment_accuracy)
 
