@@ -4,8 +4,10 @@ salted hash (stratified by quota below STABLE_FROM_GROUPS groups a genre); the l
 artist-filtered GTZAN lists of Kereliuk, Sturm and Larsen (2015). docs/ingestion.md, "Splits", describes each."""
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
+import itertools
 import os
 from collections import defaultdict
 from typing import Iterable, Optional, Sequence
@@ -73,13 +75,9 @@ def hash_fraction(salt: str, track_id: str) -> float:
 
 
 def by_ratios(fraction: float, ratios: Sequence[float]) -> str:
-    """The split whose cumulative-ratio interval holds ``fraction``."""
-    edge = 0.0
-    for name, ratio in zip(SPLITS, ratios):
-        edge += ratio
-        if fraction < edge:
-            return name
-    return next(name for name, ratio in reversed(list(zip(SPLITS, ratios))) if ratio > 0)
+    """The split whose cumulative-ratio interval holds ``fraction`` (past a sum rounded below 1: the last one)."""
+    i = bisect.bisect_right(list(itertools.accumulate(ratios)), fraction)
+    return SPLITS[i] if i < len(ratios) else SPLITS[max(j for j, ratio in enumerate(ratios) if ratio > 0)]
 
 
 def quotas(n: int, ratios: Sequence[float], cover: bool = False) -> list[int]:
