@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional, Sequence
+from typing import Sequence
 
 from audio import groups, labels
 from audio.discovery import AudioFile, Discovery
@@ -25,8 +25,7 @@ def _task(f: AudioFile, **fields) -> FileTask:
     return FileTask(f.path, f.rel_path, f.genre, f.track_id, **fields)
 
 
-def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
-              lists: Optional[dict[str, str]] = None, max_seconds: float = math.inf,
+def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str], max_seconds: float = math.inf,
               where: str = "AudioExampleGen") -> Plan:
     """One task per entry of the root, sorted by path: excluded (by discovery, the label set or the split protocol),
     quarantined (unreadable, unknown genre folder, second file of a track_id, duplicate audio), or to decode with its
@@ -64,7 +63,7 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
     grouping = groups.group_keys(candidates, split.group_by)
     groups.check_splittable(((f.genre, grouping.keys[f.track_id]) for f in candidates), split, where)
     plan = splits.assign([splits.Track(f.track_id, f.genre, grouping.keys[f.track_id], f.list_key)
-                          for f in candidates], split, lists)
+                          for f in candidates], split)
     for f in candidates:
         group = grouping.keys[f.track_id]
         if f.track_id in plan.excluded:
@@ -75,7 +74,6 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
 
 
 
-def plan_tasks(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
-               lists: Optional[dict[str, str]] = None, max_seconds: float = math.inf) -> list[FileTask]:
+def plan_tasks(discovery: Discovery, split: SplitConfig, genres: Sequence[str]) -> list[FileTask]:
     """:func:`make_plan`'s tasks."""
-    return make_plan(discovery, split, genres, lists, max_seconds).tasks
+    return make_plan(discovery, split, genres).tasks
