@@ -53,8 +53,7 @@ def _task(line: str) -> ingest.FileTask:
 @beam.ptransform_fn
 def IngestTaskFiles(pipeline: beam.Pipeline, pattern: str, audio: AudioConfig,  # noqa: N802 - Beam's naming
                     progress_dir: Optional[str] = None) -> dict[str, beam.PCollection]:
-    """``{split: serialized tf.Examples}`` for each of SPLITS, plus ``files`` (records), for the tasks in the files
-    matching ``pattern``: read by the workers (not embedded in the graph), reshuffled so every worker gets a share."""
+    """Task files the workers read (not the graph), reshuffled -> ``{split: examples, "files": records}``."""
     outputs = (pipeline
                | "ReadFileTasks" >> beam.io.ReadFromText(pattern)
                | "ParseFileTasks" >> beam.Map(_task)

@@ -5,7 +5,6 @@ import dataclasses
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -26,7 +25,7 @@ BATCH = 64
 METRICS_FILE = "clip_metrics.json"
 
 
-@dataclass
+@dataclasses.dataclass
 class GateDecision:
     blessed: bool
     reasons: list[str]
