@@ -73,7 +73,6 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str], m
     return Plan(sorted(tasks, key=lambda t: t.rel_path), grouping.group_by, grouping.fallbacks)
 
 
-
 def plan_tasks(discovery: Discovery, split: SplitConfig, genres: Sequence[str]) -> list[FileTask]:
     """:func:`make_plan`'s tasks."""
     return make_plan(discovery, split, genres).tasks
