@@ -31,13 +31,11 @@ class GateDecision:
     reasons: list[str]
 
 
-LABEL_AND_TRACK = {"label": tf.io.FixedLenFeature([], tf.int64), "track_id": tf.io.FixedLenFeature([], tf.string)}
-
-
 def read_batches(examples: types.Artifact, split: str, batch_size: int = BATCH
                  ) -> Iterator[tuple[tf.Tensor, np.ndarray, np.ndarray]]:
     """One split of raw examples in batches of (serialized examples, labels, track ids), one in memory at a time."""
-    for serialized, parsed in read_split(examples, split, LABEL_AND_TRACK, batch_size):
+    spec = {"label": tf.io.FixedLenFeature([], tf.int64), "track_id": tf.io.FixedLenFeature([], tf.string)}
+    for serialized, parsed in read_split(examples, split, spec, batch_size):
         yield serialized, parsed["label"].numpy(), parsed["track_id"].numpy()
 
 
