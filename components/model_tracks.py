@@ -24,8 +24,7 @@ _BATCH = 512
 
 def read_split(examples: types.Artifact, split: str, spec: dict[str, Any], batch_size: int = _BATCH
                ) -> Iterator[tuple[tf.Tensor, dict[str, tf.Tensor]]]:
-    """(serialized examples, parsed ``spec`` features) of one split of gzipped tf.Example TFRecords, in batches, one
-    in memory at a time."""
+    """(serialized, parsed ``spec``) batches of one split's gzipped tf.Examples, one batch in memory at a time."""
     files = sorted(tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))
     if not files:
         return
@@ -33,15 +32,13 @@ def read_split(examples: types.Artifact, split: str, spec: dict[str, Any], batch
         yield serialized, tf.io.parse_example(serialized, spec)
 
 
-def split_track_ids(examples: types.Artifact, split: str) -> list[str]:
-    """The sorted distinct track ids of one split (raw or transformed examples)."""
-    spec = {"track_id": tf.io.FixedLenFeature([], tf.string)}
-    return sorted({t.decode() for _, parsed in read_split(examples, split, spec) for t in parsed["track_id"].numpy()})
-
-
 def record(model_uri: str, examples: types.Artifact) -> None:
-    """Write ``{split: [track ids]}`` of every split of ``examples`` to ``<model_uri>/TRACKS_FILE``."""
-    tracks = {IDENTITY_KEY: IDENTITY, **{split: split_track_ids(examples, split) for split in SPLITS}}
+    """``{split: sorted distinct track ids}`` of each split of ``examples`` -> ``<model_uri>/TRACKS_FILE``."""
+    spec = {"track_id": tf.io.FixedLenFeature([], tf.string)}
+    tracks = {IDENTITY_KEY: IDENTITY}
+    for split in SPLITS:
+        ids = (t.decode() for _, parsed in read_split(examples, split, spec) for t in parsed["track_id"].numpy())
+        tracks[split] = sorted(set(ids))
     with tf.io.gfile.GFile(os.path.join(model_uri, TRACKS_FILE), "w") as f:
         json.dump(tracks, f, indent=1)
 

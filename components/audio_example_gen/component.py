@@ -21,14 +21,11 @@ from components.audio_example_gen.quarantine import AudioQuarantine
 from config.settings import INGESTION_SECTIONS, SPLITS, PipelineConfig
 
 
-CODE_KEY = "code"
-
-
 class AudioExampleGenSpec(standard_component_specs.FileBasedExampleGenSpec):
     PARAMETERS = {
         **standard_component_specs.FileBasedExampleGenSpec.PARAMETERS,
         executor.PIPELINE_CONFIG_KEY: ExecutionParameter(type=str),
-        CODE_KEY: ExecutionParameter(type=str, optional=True)}
+        "code": ExecutionParameter(type=str, optional=True)}
     OUTPUTS = {
         **standard_component_specs.FileBasedExampleGenSpec.OUTPUTS,
         executor.QUARANTINE_KEY: ChannelParameter(type=AudioQuarantine)}

@@ -4,6 +4,7 @@ is kept and the others are quarantined ``duplicate_audio``. Links are caught by 
 HEAD_SECONDS match are decoded whole; re-encoded, trimmed or gain-changed copies are not caught."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -47,13 +48,11 @@ def _read_pcm(path: str, head_only: bool, max_seconds: float) -> Optional[str]:
 
 
 def _inode(path: str) -> Optional[tuple[int, int]]:
-    if not filecheck.is_local(path):
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
+    with contextlib.suppress(OSError):
+        if filecheck.is_local(path):
+            st = os.stat(path)
+            return st.st_dev, st.st_ino
+    return None
 
 
 def _by_key(paths: Sequence[str], key, workers: int) -> dict[str, list[str]]:

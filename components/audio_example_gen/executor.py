@@ -53,8 +53,7 @@ def _task(line: str) -> ingest.FileTask:
 @beam.ptransform_fn
 def IngestTaskFiles(pipeline: beam.Pipeline, pattern: str, audio: AudioConfig,  # noqa: N802 - Beam's naming
                     progress_dir: Optional[str] = None) -> dict[str, beam.PCollection]:
-    """``{split: serialized tf.Examples}`` for each of SPLITS, plus ``files`` (records), for the tasks in the files
-    matching ``pattern``: read by the workers (not embedded in the graph), reshuffled so every worker gets a share."""
+    """Task files the workers read (not the graph), reshuffled -> ``{split: examples, "files": records}``."""
     outputs = (pipeline
                | "ReadFileTasks" >> beam.io.ReadFromText(pattern)
                | "ParseFileTasks" >> beam.Map(_task)
@@ -94,27 +93,22 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                      counts[ingest.EXCLUDED], len(found.other_files))
         return config, plan, found.other_files
 
-    def GenerateExamplesByBeam(self, pipeline: beam.Pipeline,
-                               exec_properties: dict[str, Any]) -> dict[str, beam.PCollection]:
-        """Serialized tf.Examples per split (the file records are dropped; Do writes them)."""
-        config, plan, _ = self._plan(exec_properties)
-        pattern = write_task_files(plan.tasks, os.path.join(self._get_tmp_dir(), _TASKS_TMP))
-        outputs = pipeline | "IngestAudio" >> self.GetInputSourceToExamplePTransform()(pattern, config.audio)
-        return {split: outputs[split] for split in SPLITS}
-
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
         config, plan, other_files = self._plan(exec_properties)
         examples = output_dict[standard_component_specs.EXAMPLES_KEY]
-        artifact_utils.get_single_instance(examples).split_names = artifact_utils.encode_split_names(list(SPLITS))
+        written = artifact_utils.get_single_instance(examples)
+        written.split_names = artifact_utils.encode_split_names(list(SPLITS))
+        # What ingest.WriteTFRecords writes: the component fixes both formats, so no exec property can differ.
+        examples_utils.set_payload_format(written, example_gen_pb2.FORMAT_TF_EXAMPLE)
+        examples_utils.set_file_format(written,
+                                       write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
         report = artifact_utils.get_single_instance(output_dict[QUARANTINE_KEY])
         tasks_dir = os.path.join(report.uri, _TASKS_TMP)
         pattern = write_task_files(plan.tasks, tasks_dir)
         total = len(plan.tasks)
         plan.tasks = []  # in the task files now: the launcher holds no per-file list while Beam runs
-        file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY,
-                                          example_gen_pb2.FORMAT_TFRECORDS_GZIP)
         progress_dir = os.path.join(report.uri, progress.FOLDER) if filecheck.is_local(report.uri) else None
         files_jsonl = os.path.join(report.uri, quarantine.FILES_FILE)
 
@@ -151,11 +145,6 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         report.set_int_custom_property("num_ingested", summary["files"][ingest.INGESTED])
         _log_summary(summary, kept)
 
-        for artifact in examples:
-            examples_utils.set_payload_format(
-                artifact, exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY,
-                                              example_gen_pb2.FORMAT_TF_EXAMPLE))
-            examples_utils.set_file_format(artifact, write_split.to_file_format_str(file_format))
         checks.check_bad_fraction(summary, config.split.max_bad_fraction, kept)
         checks.check_splits(summary, config.split.ratios, config.split.protocol, kept)
 

@@ -56,9 +56,10 @@ class FileTask:
 
 
 def kept_segments(num_samples: int, cfg: AudioConfig) -> tuple[int, list[int], list[int]]:
-    """(segments in the track, kept indices, kept starts) of a track of ``num_samples`` samples."""
-    return segments.kept(num_samples, cfg.segment_samples, cfg.hop_samples, cfg.last_segment,
-                         cfg.max_segments_per_track)
+    """(segments in the track, kept indices, kept starts): segment_starts thinned by spread."""
+    starts = segments.segment_starts(num_samples, cfg.segment_samples, cfg.hop_samples, cfg.last_segment)
+    indices = segments.spread(len(starts), cfg.max_segments_per_track)
+    return len(starts), indices, [starts[i] for i in indices]
 
 
 def _load(path: str, cfg: AudioConfig) -> audio_lib.DecodedAudio:
@@ -94,22 +95,13 @@ class DecodeToExamples(beam.DoFn):
     def __init__(self, audio: AudioConfig, progress_dir: Optional[str] = None):
         self._audio = audio
         self._progress_dir = progress_dir
-        self._counters: dict[str, Any] = {}
 
     def _count(self, name: str, value: int = 1) -> None:
-        if name not in self._counters:
-            self._counters[name] = beam.metrics.Metrics.counter(METRICS_NAMESPACE, name)
-        self._counters[name].inc(value)
+        beam.metrics.Metrics.counter(METRICS_NAMESPACE, name).inc(value)
 
     def process(self, task: FileTask):
         yield from self._process(task)
         progress.mark_done(self._progress_dir, task.rel_path)
-
-    def _quarantine(self, task: FileTask, reason: str, detail: str) -> beam.pvalue.TaggedOutput:
-        self._count(f"files_{QUARANTINED}")
-        self._count(f"quarantined_{reason}")
-        return beam.pvalue.TaggedOutput(FILES, dataclasses.replace(
-            task, status=QUARANTINED, split=None, reason=reason, detail=detail).record())
 
     def _takes(self, task: FileTask, samples: np.ndarray) -> Iterator[tuple[np.ndarray, int, str]]:
         """(samples, segment_index offset, source path): the recording, then each view of a train track. A view sees
@@ -131,7 +123,10 @@ class DecodeToExamples(beam.DoFn):
         started = time.thread_time()  # CPU of this thread: reading, decoding, checks
         decoded = read_audio(task.path, cfg)
         if isinstance(decoded, filecheck.Problem):
-            yield self._quarantine(task, decoded.reason, decoded.detail)
+            self._count(f"files_{QUARANTINED}")
+            self._count(f"quarantined_{decoded.reason}")
+            yield beam.pvalue.TaggedOutput(FILES, dataclasses.replace(
+                task, status=QUARANTINED, split=None, reason=decoded.reason, detail=decoded.detail).record())
             return
         decode_cpu = time.thread_time() - started
         in_track, indices, starts = kept_segments(decoded.length, cfg)

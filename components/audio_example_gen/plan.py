@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional, Sequence
+from typing import Sequence
 
 from audio import groups, labels
 from audio.discovery import AudioFile, Discovery
@@ -25,18 +25,7 @@ def _task(f: AudioFile, **fields) -> FileTask:
     return FileTask(f.path, f.rel_path, f.genre, f.track_id, **fields)
 
 
-def _not_chosen(f: AudioFile, genres: tuple[str, ...], source: str) -> FileTask:
-    """A file whose genre is not in the label set: quarantined ``unknown_genre`` under genre folders (a folder
-    preflight would have refused), excluded ``genre_not_chosen`` when its tag or manifest row names it."""
-    if source == labels.FOLDERS:
-        return _task(f, status=QUARANTINED, reason=UNKNOWN_GENRE,
-                     detail=f"folder {f.genre!r} is not one of the genres {', '.join(genres)}")
-    return _task(f, status=EXCLUDED, reason=labels.GENRE_NOT_CHOSEN,
-                 detail=f"genre {f.genre!r} is not one of the genres {', '.join(genres)}")
-
-
-def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
-              lists: Optional[dict[str, str]] = None, max_seconds: float = math.inf,
+def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str], max_seconds: float = math.inf,
               where: str = "AudioExampleGen") -> Plan:
     """One task per entry of the root, sorted by path: excluded (by discovery, the label set or the split protocol),
     quarantined (unreadable, unknown genre folder, second file of a track_id, duplicate audio), or to decode with its
@@ -50,8 +39,12 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
     for f in discovery.files:
         if f.problem is not None:
             tasks.append(_task(f, status=QUARANTINED, reason=f.problem.reason, detail=f.problem.detail))
-        elif f.genre not in genres:
-            tasks.append(_not_chosen(f, genres, discovery.source))
+        elif f.genre not in genres:  # quarantined under genre folders, excluded if a tag or manifest names it
+            folder = discovery.source == labels.FOLDERS
+            tasks.append(_task(f, status=QUARANTINED if folder else EXCLUDED,
+                               reason=UNKNOWN_GENRE if folder else labels.GENRE_NOT_CHOSEN,
+                               detail=f"{'folder' if folder else 'genre'} {f.genre!r} is not one of the "
+                                      f"genres {', '.join(genres)}"))
         elif f.track_id in first_seen:
             tasks.append(_task(f, status=QUARANTINED, reason=DUPLICATE_TRACK, detail=(
                 f"track_id {f.track_id!r} is already taken by {first_seen[f.track_id].rel_path} (the same path with "
@@ -70,7 +63,7 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
     grouping = groups.group_keys(candidates, split.group_by)
     groups.check_splittable(((f.genre, grouping.keys[f.track_id]) for f in candidates), split, where)
     plan = splits.assign([splits.Track(f.track_id, f.genre, grouping.keys[f.track_id], f.list_key)
-                          for f in candidates], split, lists)
+                          for f in candidates], split)
     for f in candidates:
         group = grouping.keys[f.track_id]
         if f.track_id in plan.excluded:
@@ -80,7 +73,6 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
     return Plan(sorted(tasks, key=lambda t: t.rel_path), grouping.group_by, grouping.fallbacks)
 
 
-def plan_tasks(discovery: Discovery, split: SplitConfig, genres: Sequence[str],
-               lists: Optional[dict[str, str]] = None, max_seconds: float = math.inf) -> list[FileTask]:
+def plan_tasks(discovery: Discovery, split: SplitConfig, genres: Sequence[str]) -> list[FileTask]:
     """:func:`make_plan`'s tasks."""
-    return make_plan(discovery, split, genres, lists, max_seconds).tasks
+    return make_plan(discovery, split, genres).tasks

@@ -42,13 +42,6 @@ def spread(count: int, limit: int) -> list[int]:
     return [round(i * (count - 1) / (limit - 1)) for i in range(limit)]
 
 
-def kept(num_samples: int, segment: int, hop: int, last_segment: str, limit: int) -> tuple[int, list[int], list[int]]:
-    """(segments in the track, kept segment indices, their starts): segment_starts thinned by spread."""
-    starts = segment_starts(num_samples, segment, hop, last_segment)
-    indices = spread(len(starts), limit)
-    return len(starts), indices, [starts[i] for i in indices]
-
-
 def spans(num_samples: int, starts: Sequence[int], segment: int) -> list[tuple[int, int]]:
     """The [start, end) sample spans segments at ``starts`` cover, cut at the track's end: what a decoder must read."""
     return [(start, min(start + segment, num_samples)) for start in starts]

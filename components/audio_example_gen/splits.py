@@ -4,8 +4,10 @@ salted hash (stratified by quota below STABLE_FROM_GROUPS groups a genre); the l
 artist-filtered GTZAN lists of Kereliuk, Sturm and Larsen (2015). docs/ingestion.md, "Splits", describes each."""
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import hashlib
+import itertools
 import os
 from collections import defaultdict
 from typing import Iterable, Optional, Sequence
@@ -73,13 +75,9 @@ def hash_fraction(salt: str, track_id: str) -> float:
 
 
 def by_ratios(fraction: float, ratios: Sequence[float]) -> str:
-    """The split whose cumulative-ratio interval holds ``fraction``."""
-    edge = 0.0
-    for name, ratio in zip(SPLITS, ratios):
-        edge += ratio
-        if fraction < edge:
-            return name
-    return next(name for name, ratio in reversed(list(zip(SPLITS, ratios))) if ratio > 0)
+    """The split whose cumulative-ratio interval holds ``fraction`` (past a sum rounded below 1: the last one)."""
+    i = bisect.bisect_right(list(itertools.accumulate(ratios)), fraction)
+    return SPLITS[i] if i < len(ratios) else SPLITS[max(j for j, ratio in enumerate(ratios) if ratio > 0)]
 
 
 def quotas(n: int, ratios: Sequence[float], cover: bool = False) -> list[int]:
@@ -116,11 +114,11 @@ def by_quota(track_ids: Iterable[str], names: Sequence[str], ratios: Sequence[fl
     return result
 
 
-def read_split_lists(split_dir: str, names: Iterable[str] = tuple(LIST_FILES)) -> dict[str, str]:
+def read_split_lists(split_dir: str) -> dict[str, str]:
     """``genre/stem`` -> list name ("train", "valid", "test") from the fault-filtered files."""
     membership: dict[str, str] = {}
-    for name in names:
-        path = os.path.join(split_dir, LIST_FILES[name])
+    for name, file in LIST_FILES.items():
+        path = os.path.join(split_dir, file)
         if not fileio.exists(path):
             raise FileNotFoundError(f"Split list {path} is missing. split.split_dir must hold "
                                     f"{', '.join(LIST_FILES.values())} (lines like blues/blues.00029.wav).")
@@ -165,8 +163,8 @@ def _group_splits(tracks: Sequence[Track], protocol: str, salt: str, ratios: Seq
     return result
 
 
-def assign(tracks: Sequence[Track], split: SplitConfig, lists: Optional[dict[str, str]] = None) -> SplitPlan:
-    """Apply ``split.protocol`` to ``tracks``; ``lists`` overrides reading split.split_dir."""
+def assign(tracks: Sequence[Track], split: SplitConfig) -> SplitPlan:
+    """Apply ``split.protocol`` to ``tracks``."""
     validate(split)
     plan = SplitPlan()
     salt, ratios = split.salt, tuple(split.ratios)
@@ -175,7 +173,7 @@ def assign(tracks: Sequence[Track], split: SplitConfig, lists: Optional[dict[str
         plan.assigned.update((t.track_id, of_group[t.group_key]) for t in tracks)
         return plan
 
-    lists = read_split_lists(split.split_dir) if lists is None else lists
+    lists = read_split_lists(split.split_dir)
     plan.excluded.update((t.track_id, NOT_IN_LISTS) for t in tracks if t.list_key not in lists)
     listed = [(t, lists[t.list_key]) for t in tracks if t.list_key in lists]
     # The list protocols hash a clip's stem (blues.00029), as the lists name it: the same slices whatever the ids.

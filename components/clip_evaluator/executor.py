@@ -5,7 +5,6 @@ import dataclasses
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
@@ -26,19 +25,17 @@ BATCH = 64
 METRICS_FILE = "clip_metrics.json"
 
 
-@dataclass
+@dataclasses.dataclass
 class GateDecision:
     blessed: bool
     reasons: list[str]
 
 
-LABEL_AND_TRACK = {"label": tf.io.FixedLenFeature([], tf.int64), "track_id": tf.io.FixedLenFeature([], tf.string)}
-
-
 def read_batches(examples: types.Artifact, split: str, batch_size: int = BATCH
                  ) -> Iterator[tuple[tf.Tensor, np.ndarray, np.ndarray]]:
     """One split of raw examples in batches of (serialized examples, labels, track ids), one in memory at a time."""
-    for serialized, parsed in read_split(examples, split, LABEL_AND_TRACK, batch_size):
+    spec = {"label": tf.io.FixedLenFeature([], tf.int64), "track_id": tf.io.FixedLenFeature([], tf.string)}
+    for serialized, parsed in read_split(examples, split, spec, batch_size):
         yield serialized, parsed["label"].numpy(), parsed["track_id"].numpy()
 
 
@@ -134,22 +131,17 @@ def decide(config: PipelineConfig, tfma_blessed: bool, candidate: metrics.Scores
     return GateDecision(blessed=not reasons, reasons=reasons)
 
 
-def genre_figures(scores: metrics.Scores, genres: Sequence[str], prefix: str) -> dict[str, Any]:
-    """Per-genre clip accuracy, recall and precision and the clip confusion matrix, keyed by genre name."""
-    return {f"{prefix}per_genre": scores.per_genre(genres),
-            f"{prefix}clip_confusion": scores.confusion_by_genre(genres)}
-
-
 def build_report(config: PipelineConfig, decision: GateDecision, tfma_blessed: bool, candidate: metrics.Scores,
                  baseline: Optional[metrics.Scores], tfma_flat: dict[str, float],
                  baseline_decision: str = "") -> dict[str, Any]:
     """The gate's report (clip_metrics.json): decision, baseline and why, clip, segment, per-genre and TFMA figures."""
     report = {"split": GATE_SPLIT, "split_protocol": config.split.protocol, "genres": list(config.genres),
               "blessed": decision.blessed, "reasons": decision.reasons, "tfma_blessed": tfma_blessed,
-              "baseline_decision": baseline_decision,
-              **candidate.as_dict("candidate_"), **genre_figures(candidate, config.genres, "candidate_")}
-    if baseline is not None:
-        report.update({**baseline.as_dict("baseline_"), **genre_figures(baseline, config.genres, "baseline_")})
+              "baseline_decision": baseline_decision}
+    for prefix, scores in (("candidate_", candidate), ("baseline_", baseline)):
+        if scores is not None:  # per-genre clip accuracy, recall and precision and the clip confusion, by genre
+            report.update({**scores.as_dict(prefix), f"{prefix}per_genre": scores.per_genre(config.genres),
+                           f"{prefix}clip_confusion": scores.confusion_by_genre(config.genres)})
     return {**report, **tfma_flat}
 
 
@@ -201,11 +193,10 @@ class Executor(base_executor.BaseExecutor):
             pass
         # The same custom properties TFX's Evaluator writes, so LatestBlessedModelStrategy and Pusher read ours.
         blessing.set_int_custom_property("blessed", int(decision.blessed))
-        blessing.set_string_custom_property("current_model", model.uri)
-        blessing.set_int_custom_property("current_model_id", model.id)
-        if baseline_model is not None:
-            blessing.set_string_custom_property("baseline_model", baseline_model.uri)
-            blessing.set_int_custom_property("baseline_model_id", baseline_model.id)
+        for role, artifact in (("current_model", model), ("baseline_model", baseline_model)):
+            if artifact is not None:
+                blessing.set_string_custom_property(role, artifact.uri)
+                blessing.set_int_custom_property(f"{role}_id", artifact.id)
         blessing.set_float_custom_property("clip_accuracy", candidate.clip_accuracy)
         blessing.set_float_custom_property("segment_accuracy", candidate.segment_accuracy)
 
