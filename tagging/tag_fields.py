@@ -25,27 +25,17 @@ NEW_ID3_VERSION = 3  # ID3v2 minor version for a file without an ID3v2 tag yet: 
 
 def kind_of(audio: mutagen.FileType) -> Optional[str]:
     """``id3``, ``mp4``, ``vorbis`` or ``asf``: how this file keeps its tags (None: a kind not written)."""
-    from mutagen.asf import ASF as AsfFile
-    from mutagen.flac import FLAC
-    from mutagen.id3 import ID3FileType
-    from mutagen.mp4 import MP4 as Mp4File
-    from mutagen.ogg import OggFileType
-    from mutagen.wave import WAVE
-    from mutagen.aiff import AIFF
-    kinds = {ID3: (ID3FileType, WAVE, AIFF), MP4: (Mp4File,), VORBIS: (FLAC, OggFileType), ASF: (AsfFile,)}
+    from mutagen import aiff, asf, flac, id3, mp4, ogg, wave
+    kinds = {ID3: (id3.ID3FileType, wave.WAVE, aiff.AIFF), MP4: (mp4.MP4,),
+             VORBIS: (flac.FLAC, ogg.OggFileType), ASF: (asf.ASF,)}
     return next((kind for kind, classes in kinds.items() if isinstance(audio, classes)), None)
 
 
-def field_keys(kind: str, genre_field: bool) -> tuple[str, str]:
-    """The (genre key, score key) in this kind's own spelling."""
-    prefix = {ID3: "TXXX:", MP4: f"----:{MP4_MEAN}:"}.get(kind, "")
-    return (STANDARD_GENRE[kind] if genre_field else prefix + GENRE_NAME), prefix + SCORE_NAME
-
-
 def wanted(kind: str, genre: str, score: float, genre_field: bool) -> dict[str, str]:
-    """Field key -> text to write: the genre as the model names it, the score with four decimals."""
-    genre_key, score_key = field_keys(kind, genre_field)
-    return {genre_key: genre, score_key: f"{score:.4f}"}
+    """Key in this kind's spelling -> text: the genre as the model names it, the score with four decimals."""
+    prefix = {ID3: "TXXX:", MP4: f"----:{MP4_MEAN}:"}.get(kind, "")
+    genre_key = STANDARD_GENRE[kind] if genre_field else prefix + GENRE_NAME
+    return {genre_key: genre, prefix + SCORE_NAME: f"{score:.4f}"}
 
 
 def read(audio: mutagen.FileType, keys: list[str]) -> dict[str, Optional[str]]:
@@ -93,14 +83,7 @@ def save(audio: mutagen.FileType, kind: str) -> None:
     if kind == ID3:
         # mutagen reports v2.4 for a tag it read from ID3v1 or made itself: only a v2 header read from the file
         # (mutagen's ``_header``) says which version the file has.
-        had_v2 = getattr(audio.tags, "_header", None) is not None
-        minor = audio.tags.version[1] if had_v2 else NEW_ID3_VERSION
-        version = minor if minor in (3, 4) else NEW_ID3_VERSION
-        audio.save(v2_version=version)
+        minor = audio.tags.version[1] if getattr(audio.tags, "_header", None) is not None else None
+        audio.save(v2_version=minor if minor in (3, 4) else NEW_ID3_VERSION)
     else:
         audio.save()
-
-
-def reopen(path: str, like: mutagen.FileType) -> mutagen.FileType:
-    """``path`` read by the same mutagen class as ``like``: a temporary name does not change what it is."""
-    return type(like)(path)

@@ -71,4 +71,3 @@ def handler_for(model: ModelRef, audio: Any, tf_threads: Optional[int] = None) -
     """The RunInference handler for ``model``: zero-shot or a SavedModel's serving_default."""
     cls = ZeroShotHandler if model.source == SOURCE else GenreSignatureHandler
     return cls(model, audio, tf_threads)
-
