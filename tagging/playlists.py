@@ -13,12 +13,6 @@ from typing import Any, Callable, Iterable
 PLAYLIST_DIR, EXTENSION = "playlists", ".m3u8"
 
 
-def file_name(genre: str) -> str:
-    """A genre as a file name on every file system: no separators, no control or reserved characters."""
-    name = re.sub(r'[\x00-\x1f/\\:*?"<>|]+', "_", genre).strip(" .") or "_"
-    return name + EXTENSION
-
-
 def _seconds(path: str, decoded: float) -> int:
     if "://" not in path:
         try:
@@ -48,7 +42,9 @@ def write(rows: Iterable[dict[str, Any]], path_of: Callable[[str], str], out_dir
                 continue
             title = os.path.splitext(os.path.basename(row["path"]))[0]
             lines += [f"#EXTINF:{_seconds(location, row.get('seconds', 0))},{title}", location]
-        target = os.path.join(folder, file_name(genre))
+        # a file name on every file system: no separators, no control or reserved characters
+        name = re.sub(r'[\x00-\x1f/\\:*?"<>|]+', "_", genre).strip(" .") or "_"
+        target = os.path.join(folder, name + EXTENSION)
         temp = f"{target}.tmp-{os.getpid()}"
         # surrogateescape: a file name that is not UTF-8 is written as its own bytes, the path the player opens
         with open(temp, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as f:

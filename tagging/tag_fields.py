@@ -59,23 +59,17 @@ def set_fields(audio: mutagen.FileType, kind: str, fields: dict[str, str]) -> No
     if audio.tags is None:
         audio.add_tags()
     tags = audio.tags
+    from mutagen import id3, mp4
     for key, text in fields.items():
-        if kind == ID3:
-            from mutagen import id3
-            if key.startswith("TXXX:"):
-                tags.setall(key, [id3.TXXX(encoding=3, desc=key[5:], text=[text])])
-            else:
-                tags.setall(key, [getattr(id3, key)(encoding=3, text=[text])])
-        elif kind == MP4:
-            from mutagen.mp4 import AtomDataType, MP4FreeForm
-            if key.startswith("----:"):
-                tags[key] = [MP4FreeForm(text.encode("utf-8"), AtomDataType.UTF8)]
-            else:
-                tags[key] = [text]
-                if key == STANDARD_GENRE[MP4]:
-                    tags.pop("gnre", None)  # the numeric genre atom would otherwise still be shown by some players
+        if kind == ID3:  # a TXXX frame's key is ``TXXX:<desc>``, a standard frame's its class name
+            desc = {"desc": key[5:]} if key.startswith("TXXX:") else {}
+            tags.setall(key, [getattr(id3, key[:4])(encoding=3, text=[text], **desc)])
+        elif kind == MP4 and key.startswith("----:"):
+            tags[key] = [mp4.MP4FreeForm(text.encode("utf-8"), mp4.AtomDataType.UTF8)]
         else:
             tags[key] = [text]
+            if key == STANDARD_GENRE[MP4]:
+                tags.pop("gnre", None)  # else some players still show the numeric genre atom
 
 
 def save(audio: mutagen.FileType, kind: str) -> None:
