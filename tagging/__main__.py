@@ -86,9 +86,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _tag(args: argparse.Namespace) -> dict:
     # TensorFlow and Beam load here, not at import: under cli()'s console their start-up output reaches the log only.
-    from tagging import model as model_lib
-    from tagging import pipeline as tag_pipeline
-    from tagging import zero_shot
+    from tagging import model as model_lib, pipeline as tag_pipeline, zero_shot
     audio = PipelineConfig().with_model(args.model).audio
     audio = dataclasses.replace(audio, segment_seconds=args.segment_seconds, hop_seconds=args.segment_seconds)
     if args.zero_shot:

@@ -58,8 +58,8 @@ def latest_version(serving_dir: str, version: Optional[str] = None) -> ModelRef:
         path = os.path.join(serving_dir, str(number))
         if _is_complete(path):
             return ModelRef(path=path, version=str(number), source="serving-dir")
-    wanted = f"complete version {version}" if version is not None else "complete version"
-    raise UserError(f"The serving directory {serving_dir} has no {wanted} (<dir>/<number>/saved_model.pb).",
+    raise UserError(f"The serving directory {serving_dir} has no complete version"
+                    f"{'' if version is None else f' {version}'} (<dir>/<number>/saved_model.pb).",
                     where="tagging --serving-dir", fix="push a model first (make run) or name another --version.")
 
 

@@ -22,12 +22,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from config.settings import AudioConfig
 from pipeline import beam_args as runners
-from tagging import files as files_lib
-from tagging import outputs
-from tagging import playlists
-from tagging import write_back
-from tagging import zero_shot
-from tagging.model import ModelRef
+from tagging import files as files_lib, outputs, playlists, write_back, zero_shot
+from tagging.model import GenreSignatureHandler, ModelRef
 
 
 @dataclasses.dataclass
@@ -51,11 +47,12 @@ def _run_pipeline(chunks: list[list[tuple[str, str]]], job: TagJob, shard_dir: s
     if runners.is_dask(args) and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args):
         # Beam's Dask runner puts 128 elements in a partition by default: all chunks in one task.
         args.append(f"--dask_npartitions={max(1, min(len(chunks), job.dask_partitions or 64))}")
+    handler = zero_shot.ZeroShotHandler if job.model.source == zero_shot.SOURCE else GenreSignatureHandler
     pipeline = beam.Pipeline(options=PipelineOptions(args))
     _ = (pipeline
          | "FileChunks" >> beam.Create(chunks)
          | "DecodeAndClassify" >> RunInference(
-             zero_shot.handler_for(job.model, job.audio, job.tf_threads).with_no_batching())
+             handler(job.model, job.audio, job.tf_threads).with_no_batching())
          | "ToRecord" >> beam.Map(outputs.to_record)
          | "WriteShards" >> beam.ParDo(outputs.WriteShards(shard_dir)))
     result = pipeline.run()

@@ -110,7 +110,8 @@ def plan(path: str, genre: str, score: float, genre_field: bool = False) -> dict
 
 
 def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: bool = False) -> dict[str, Any]:
-    """Write the fields into ``path`` atomically, logging its undo line; Refused if it cannot."""
+    """Write the fields into ``path`` atomically, logging its undo line; Refused if it cannot (other failures
+    while writing propagate: apply records them as ``write_error``)."""
     undo.remove_stale_temps(path)  # before anything else, whether or not the file is written
     entry = plan(path, genre, score, genre_field)
     if entry["status"] == FAILED:
@@ -122,29 +123,24 @@ def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: b
         audio_before = packet_digest(path)
     except Exception as err:
         raise err if isinstance(err, Refused) else Refused("unreadable", f"PyAV: {err}") from None
-    try:
-        with undo.temp_beside(path) as temp:
-            sha_before = undo.copy_synced(path, temp)
-            copy = type(original)(temp)  # the original's mutagen class, whatever the temporary name
-            tag_fields.set_fields(copy, kind, entry["fields"])
-            tag_fields.save(copy, kind)
-            with open(temp, "rb+") as f:
-                os.fsync(f.fileno())
-            _check_copy(temp, original, entry["fields"], audio_before)
-            os.chmod(temp, st.st_mode & 0o7777)
-            undo.chown_if_allowed(temp, st.st_uid, st.st_gid)  # else the file becomes ours, mode kept
-            sha_after = undo.sha256_of(temp)
-            backup = undo.keep_backup(path, sha_before, os.path.join(out_dir, undo.UNDO_DIR))
-            now = os.lstat(path)
-            if (now.st_size, now.st_mtime_ns, now.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
-                raise Refused("changed_during_write", "size, time or inode changed since the copy")
-            undo.append_record(os.path.join(out_dir, undo.UNDO_LOG), path, backup, sha_before, sha_after, st)
-            os.replace(temp, path)
-        undo.fsync_dir(os.path.dirname(path))
-    except Refused:
-        raise
-    except Exception as err:
-        raise Refused("write_error", f"{type(err).__name__}: {err}") from None
+    with undo.temp_beside(path) as temp:
+        sha_before = undo.copy_synced(path, temp)
+        copy = type(original)(temp)  # the original's mutagen class, whatever the temporary name
+        tag_fields.set_fields(copy, kind, entry["fields"])
+        tag_fields.save(copy, kind)
+        with open(temp, "rb+") as f:
+            os.fsync(f.fileno())
+        _check_copy(temp, original, entry["fields"], audio_before)
+        os.chmod(temp, st.st_mode & 0o7777)
+        undo.chown_if_allowed(temp, st.st_uid, st.st_gid)  # else the file becomes ours, bytes and mode as planned
+        sha_after = undo.sha256_of(temp)
+        backup = undo.keep_backup(path, sha_before, os.path.join(out_dir, undo.UNDO_DIR))
+        now = os.lstat(path)
+        if (now.st_size, now.st_mtime_ns, now.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
+            raise Refused("changed_during_write", "size, time or inode changed since the copy")
+        undo.append_record(os.path.join(out_dir, undo.UNDO_LOG), path, backup, sha_before, sha_after, st)
+        os.replace(temp, path)
+    undo.fsync_dir(os.path.dirname(path))
     return {**entry, "status": WRITTEN, "sha256_before": sha_before, "sha256_after": sha_after}
 
 
