@@ -5,9 +5,9 @@ usually live apart (remote files stay URIs); files are in path order, an album's
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
-from collections import defaultdict
 from typing import Any, Callable, Iterable
 
 PLAYLIST_DIR, EXTENSION = "playlists", ".m3u8"
@@ -27,15 +27,13 @@ def _seconds(path: str, decoded: float) -> int:
 
 def write(rows: Iterable[dict[str, Any]], path_of: Callable[[str], str], out_dir: str) -> dict[str, str]:
     """Write one playlist per genre of the tagged ``rows``; returns genre -> playlist path."""
-    by_genre: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_genre[row["genre"]].append(row)
+    groups = itertools.groupby(sorted(rows, key=lambda r: (r["genre"], r["path"])), key=lambda r: r["genre"])
     folder = os.path.join(out_dir, PLAYLIST_DIR)
     os.makedirs(folder, exist_ok=True)
     written = {}
-    for genre, members in sorted(by_genre.items()):
+    for genre, members in groups:
         lines = ["#EXTM3U", f"#PLAYLIST:{genre}"]
-        for row in sorted(members, key=lambda r: r["path"]):
+        for row in members:
             path = path_of(row["path"])
             location = path if "://" in path else os.path.abspath(path)
             if "\n" in location or "\r" in location:  # one line per entry: such a name cannot be listed
