@@ -163,15 +163,12 @@ def cli(argv: Optional[list[str]] = None) -> None:
         try:
             _run(args)
             return
-        except UserError as err:
-            traceback.print_exc()  # to the log file only
-            console.show(str(err))
-            code = 2
-        except BaseException as err:  # noqa: BLE001 - one line on the console, the traceback in the log
+        except BaseException as err:  # noqa: BLE001 - the traceback goes to the log file only
             traceback.print_exc()
-            console.show(f"tagging failed: {type(err).__name__}: {error_detail(err)}. The log file {path} has the "
-                         "details.")
-            code = 130 if isinstance(err, KeyboardInterrupt) else 1
+            fixable = isinstance(err, UserError)
+            console.show(str(err) if fixable else f"tagging failed: {type(err).__name__}: {error_detail(err)}"
+                         f". The log file {path} has the details.")
+            code = 2 if fixable else 130 if isinstance(err, KeyboardInterrupt) else 1
     raise SystemExit(code)
 
 
