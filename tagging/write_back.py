@@ -82,7 +82,7 @@ def _checked(path: str) -> tuple[os.stat_result, Any, str]:
         audio = mutagen.File(path)
     except Exception as err:  # mutagen's errors for a damaged header have no common base
         raise Refused("unreadable", f"mutagen: {err}") from None
-    kind = tag_fields.kind_of(audio) if audio is not None else None
+    kind = tag_fields.kind_of(audio)  # None for None too
     if kind is None:
         raise Refused("unsupported_container", type(audio).__name__ if audio is not None else "not known to mutagen")
     if not st.st_mode & stat.S_IWUSR or not os.access(path, os.W_OK):
