@@ -20,16 +20,13 @@ import sys
 import tempfile
 import time
 import traceback
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from config.errors import UserError, find_user_error
 from config.settings import MODEL_TYPES, PipelineConfig
 from local_run.console import RunConsole
 from local_run.failure import error_detail
 from pipeline import beam_args as runners
-
-if TYPE_CHECKING:
-    from tagging import pipeline as tag_pipeline
 
 
 def parser() -> argparse.ArgumentParser:
@@ -87,11 +84,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _job(args: argparse.Namespace) -> "tag_pipeline.TagJob":
+def _tag(args: argparse.Namespace) -> dict:
     # TensorFlow and Beam load here, not at import: under cli()'s console their start-up output reaches the log only.
-    from tagging import model as model_lib
-    from tagging import pipeline as tag_pipeline
-    from tagging import zero_shot
+    from tagging import model as model_lib, pipeline as tag_pipeline, zero_shot
     audio = PipelineConfig().with_model(args.model).audio
     audio = dataclasses.replace(audio, segment_seconds=args.segment_seconds, hop_seconds=args.segment_seconds)
     if args.zero_shot:
@@ -113,11 +108,11 @@ def _job(args: argparse.Namespace) -> "tag_pipeline.TagJob":
         ref = model_lib.saved_model(args.model_dir)
     else:
         ref = model_lib.latest_version(args.serving_dir, args.version)
-    return tag_pipeline.TagJob(
+    return tag_pipeline.run(tag_pipeline.TagJob(
         source=args.source, out_dir=args.out, model=ref, audio=audio, batch_size=args.batch_size,
         beam_args=runners.beam_args(args.runner, args.beam_args, args.dask, defaults=runners.IN_PROCESS),
         parquet=args.parquet, write_tags=args.write_tags, genre_field=args.genre_field,
-        dask_partitions=args.dask_partitions, tf_threads=args.tf_threads)
+        dask_partitions=args.dask_partitions, tf_threads=args.tf_threads))
 
 
 def _parse(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -137,9 +132,8 @@ def _run(args: argparse.Namespace) -> dict:
     if args.undo:
         from tagging import undo
         return undo.restore(args.undo, log=lambda m: print(m, file=sys.stderr, flush=True))
-    from tagging import pipeline as tag_pipeline
     try:
-        return tag_pipeline.run(_job(args))
+        return _tag(args)
     except Exception as err:  # a UserError (maybe wrapped by Beam) is one paragraph, not a traceback
         user = find_user_error(err)
         if user is None:
@@ -157,31 +151,24 @@ def main(argv: Optional[list[str]] = None) -> dict:
         raise SystemExit(2) from None
 
 
-def log_path(args: argparse.Namespace) -> str:
-    """``--out``/logs/tag-<time>.log, or the temporary folder's where --out is remote or absent (--undo)."""
-    local_out = args.out and "://" not in args.out
-    folder = os.path.join(args.out, "logs") if local_out else os.path.join(tempfile.gettempdir(), "genre-tagging-logs")
-    return os.path.join(folder, f"tag-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
-
-
 def cli(argv: Optional[list[str]] = None) -> None:
     """``python -m tagging``: a failure a user can fix is one paragraph, anything else names the log file."""
     args = _parse(argv)  # --help and usage errors go straight to the terminal
-    path = log_path(args)
+    # --out/logs, or the temporary folder's where --out is remote or absent (--undo)
+    local_out = args.out and "://" not in args.out
+    folder = os.path.join(args.out, "logs") if local_out else os.path.join(tempfile.gettempdir(), "genre-tagging-logs")
+    path = os.path.join(folder, f"tag-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
     with RunConsole(path) as console:
         print(f"[tag] log file: {path}", flush=True)
         try:
             _run(args)
             return
-        except UserError as err:
-            traceback.print_exc()  # to the log file only
-            console.show(str(err))
-            code = 2
-        except BaseException as err:  # noqa: BLE001 - one line on the console, the traceback in the log
+        except BaseException as err:  # noqa: BLE001 - the traceback goes to the log file only
             traceback.print_exc()
-            console.show(f"tagging failed: {type(err).__name__}: {error_detail(err)}. The log file {path} has the "
-                         "details.")
-            code = 130 if isinstance(err, KeyboardInterrupt) else 1
+            fixable = isinstance(err, UserError)
+            console.show(str(err) if fixable else f"tagging failed: {type(err).__name__}: {error_detail(err)}"
+                         f". The log file {path} has the details.")
+            code = 2 if fixable else 130 if isinstance(err, KeyboardInterrupt) else 1
     raise SystemExit(code)
 
 

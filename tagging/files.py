@@ -32,14 +32,10 @@ class Listing:
         return [e["path"] for e in self.excluded if e["reason"] == discovery.NOT_AUDIO_EXTENSION]
 
 
-def _is_glob(spec: str) -> bool:
-    return any(c in spec for c in "*?[")
-
-
 def list_audio(spec: str) -> Listing:
     """Every entry under the folder ``spec`` (recursively, ingestion's discovery rule), or matching the glob."""
     from tfx.dsl.io import fileio  # local, gs://, s3:// ... as TFX reads them
-    if _is_glob(spec):
+    if any(c in spec for c in "*?["):  # a glob
         root = spec.split("*")[0].split("?")[0].split("[")[0].rsplit("/", 1)[0]
         found = [p for p in (fileio.glob(spec) if "://" in spec else globlib.glob(spec, recursive=True))
                  if not fileio.isdir(p)]
@@ -89,9 +85,6 @@ def decode_file(path: str, rel_path: str, audio: AudioConfig) -> dict[str, Any]:
 def decode_ahead(chunk: Sequence[Sequence[str]], audio: AudioConfig, depth: int = 2) -> Iterator[dict[str, Any]]:
     """The chunk's files decoded in order by a background thread ``depth`` files ahead: the decoders release the
     GIL, so decoding runs on the core TensorFlow leaves idle, not between model calls."""
-    if depth < 1 or len(chunk) < 2:
-        yield from (decode_file(path, rel, audio) for path, rel in chunk)
-        return
     with ThreadPoolExecutor(1, thread_name_prefix="tagging-decode") as pool:
         pending: collections.deque = collections.deque()
         for path, rel in chunk:

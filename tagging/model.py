@@ -58,8 +58,8 @@ def latest_version(serving_dir: str, version: Optional[str] = None) -> ModelRef:
         path = os.path.join(serving_dir, str(number))
         if _is_complete(path):
             return ModelRef(path=path, version=str(number), source="serving-dir")
-    wanted = f"complete version {version}" if version is not None else "complete version"
-    raise UserError(f"The serving directory {serving_dir} has no {wanted} (<dir>/<number>/saved_model.pb).",
+    raise UserError(f"The serving directory {serving_dir} has no complete version"
+                    f"{'' if version is None else f' {version}'} (<dir>/<number>/saved_model.pb).",
                     where="tagging --serving-dir", fix="push a model first (make run) or name another --version.")
 
 
@@ -71,15 +71,14 @@ def saved_model(path: str) -> ModelRef:
     return ModelRef(path=path, version=os.path.basename(path.rstrip("/")), source="saved-model")
 
 
-def mlflow_champion(tracking_uri: str, name: Optional[str] = None,
-                    alias: Optional[str] = None) -> tuple[ModelRef, dict]:
+def mlflow_champion(tracking_uri: str, alias: Optional[str] = None) -> tuple[ModelRef, dict]:
     """The registry's alias (its pushed folder if still there, else its logged SavedModel) and its training run's
     parameters, so the tagger decodes audio the way that model was trained."""
     import mlflow
     from mlflow.tracking import MlflowClient
 
     from models import tracking
-    name, alias = name or tracking.REGISTERED_MODEL, alias or tracking.SERVING_ALIAS
+    name, alias = tracking.REGISTERED_MODEL, alias or tracking.SERVING_ALIAS
     mlflow.set_tracking_uri(tracking_uri)
     client = MlflowClient()
     try:
@@ -100,48 +99,25 @@ _load_lock = threading.Lock()
 loads: collections.Counter = collections.Counter()  # path -> model loads in this process
 
 
-def _stamp(path: str) -> tuple:
-    """Size and time of saved_model.pb: a folder overwritten in place is loaded anew."""
-    found = FileSystems.match([os.path.join(path, "saved_model.pb")])[0].metadata_list
-    return (found[0].size_in_bytes, found[0].last_updated_in_seconds) if found else ()
-
-
-def prepare_process(tf_threads: Optional[int]) -> None:
-    """Before a model loads: freed memory reused (a Dask worker's malloc setting doubles a model call's cost,
-    pipeline/worker_heap.py) and, with ``tf_threads``, TF's pools sized so N workers on N cores never oversubscribe."""
-    import tensorflow as tf
-    reuse_freed_memory()
-    if tf_threads:
-        with contextlib.suppress(RuntimeError):  # TF already running in this process (in-memory runner): keep its pools
-            tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
-            tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
-
-
 def cached_model(key: tuple[str, Any], tf_threads: Optional[int], load: Callable[[], Any]) -> Any:
-    """``load()``'s model for KEY (its path first), loaded once per process (see the module docstring)."""
+    """``load()``'s model for KEY (its path first), once per process (module docstring). Before a load, freed
+    memory is reused (a Dask worker's malloc setting doubles a model call's cost, pipeline/worker_heap.py) and
+    ``tf_threads`` sizes TF's pools so N workers on N cores never oversubscribe."""
     with _load_lock:
         if key in _loaded:
             _loaded.move_to_end(key)
             return _loaded[key]
-        prepare_process(tf_threads)
+        import tensorflow as tf
+        reuse_freed_memory()
+        if tf_threads:
+            with contextlib.suppress(RuntimeError):  # TF already running (in-memory runner): keep its pools
+                tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
+                tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
         _loaded[key] = loaded = load()
         loads[key[0]] += 1
         while len(_loaded) > KEPT_MODELS:
             _loaded.popitem(last=False)
         return loaded
-
-
-def load_saved_model(path: str, tf_threads: Optional[int] = None) -> Any:
-    """The SavedModel at ``path``, with the serving signature the tagger calls."""
-    def load() -> Any:
-        import tensorflow as tf
-        loaded = tf.saved_model.load(path)
-        if SIGNATURE not in loaded.signatures:
-            raise UserError(f"The SavedModel at {path} has no {SIGNATURE!r} signature "
-                            f"(it has {sorted(loaded.signatures)}).", where="tagging model",
-                            fix="tag with a model the pipeline pushed (docs/contracts.md).")
-        return loaded
-    return cached_model((path, _stamp(path)), tf_threads, load)
 
 
 def unload_models() -> None:
@@ -159,7 +135,21 @@ class GenreSignatureHandler(ModelHandler[Sequence[str], PredictionResult, Any]):
         self._model, self._audio, self._tf_threads = model, audio, tf_threads
 
     def load_model(self) -> Any:
-        return load_saved_model(self._model.path, self._tf_threads)
+        """The SavedModel, with the serving signature the tagger calls."""
+        path = self._model.path
+
+        def load() -> Any:
+            import tensorflow as tf
+            loaded = tf.saved_model.load(path)
+            if SIGNATURE not in loaded.signatures:
+                raise UserError(f"The SavedModel at {path} has no {SIGNATURE!r} signature "
+                                f"(it has {sorted(loaded.signatures)}).", where="tagging model",
+                                fix="tag with a model the pipeline pushed (docs/contracts.md).")
+            return loaded
+        # saved_model.pb's size and time in the key: a folder overwritten in place is loaded anew
+        found = FileSystems.match([os.path.join(path, "saved_model.pb")])[0].metadata_list
+        stamp = (found[0].size_in_bytes, found[0].last_updated_in_seconds) if found else ()
+        return cached_model((path, stamp), self._tf_threads, load)
 
     def run_inference(self, batch: Sequence[Sequence[str]], model: Any,
                       inference_args: Optional[dict[str, Any]] = None) -> Iterable[PredictionResult]:

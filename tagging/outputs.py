@@ -58,10 +58,9 @@ class WriteShards(beam.DoFn):
 
     def __init__(self, shard_dir: str, flush_every: int = 16):
         self._dir, self._flush_every = shard_dir, flush_every
-        self._buffer: list[dict[str, Any]] = []
 
     def start_bundle(self) -> None:
-        self._buffer = []
+        self._buffer: list[dict[str, Any]] = []
 
     def process(self, record: dict[str, Any]):
         self._buffer.append(record)
@@ -142,11 +141,10 @@ def write_outputs(out_dir: str, records: list[dict[str, Any]], summary: dict[str
     _put(paths[CSV_FILE], text.getvalue().encode())
     _put(paths[JSONL_FILE], "".join(json.dumps({k: r[k] for k in JSONL_KEYS}) + "\n" for r in rows).encode())
     _put(paths[QUARANTINE_FILE], "".join(json.dumps(q) + "\n" for q in summary["quarantined"]).encode())
-    if parquet:
-        data = _parquet(rows)
-        if data is not None:
-            paths[PARQUET_FILE] = os.path.join(out_dir, PARQUET_FILE)
-            _put(paths[PARQUET_FILE], data)
+    data = _parquet(rows) if parquet else None
+    if data is not None:
+        paths[PARQUET_FILE] = os.path.join(out_dir, PARQUET_FILE)
+        _put(paths[PARQUET_FILE], data)
     return {**paths, SUMMARY_FILE: write_summary(out_dir, summary)}
 
 

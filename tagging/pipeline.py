@@ -22,12 +22,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from config.settings import AudioConfig
 from pipeline import beam_args as runners
-from tagging import files as files_lib
-from tagging import outputs
-from tagging import playlists
-from tagging import write_back
-from tagging import zero_shot
-from tagging.model import ModelRef
+from tagging import files as files_lib, outputs, playlists, write_back, zero_shot
+from tagging.model import GenreSignatureHandler, ModelRef
 
 
 @dataclasses.dataclass
@@ -45,21 +41,27 @@ class TagJob:
     genre_field: bool = False              # the genre into the standard genre field, not GENRE_PREDICTED
 
 
-def build(pipeline: beam.Pipeline, chunks: list[list[tuple[str, str]]], job: TagJob, shard_dir: str) -> None:
-    _ = (pipeline
-         | "FileChunks" >> beam.Create(chunks)
-         | "DecodeAndClassify" >> RunInference(
-             zero_shot.handler_for(job.model, job.audio, job.tf_threads).with_no_batching())
-         | "ToRecord" >> beam.Map(outputs.to_record)
-         | "WriteShards" >> beam.ParDo(outputs.WriteShards(shard_dir)))
-
-
-def _options(job: TagJob, n_chunks: int) -> PipelineOptions:
+def _run_pipeline(chunks: list[list[tuple[str, str]]], job: TagJob, shard_dir: str) -> None:
+    """The chain on the job's runner, until it finishes."""
     args = list(job.beam_args)
     if runners.is_dask(args) and not any(a.startswith(("--dask_npartitions", "--dask_partition_size")) for a in args):
         # Beam's Dask runner puts 128 elements in a partition by default: all chunks in one task.
-        args.append(f"--dask_npartitions={max(1, min(n_chunks, job.dask_partitions or 64))}")
-    return PipelineOptions(args)
+        args.append(f"--dask_npartitions={max(1, min(len(chunks), job.dask_partitions or 64))}")
+    handler = zero_shot.ZeroShotHandler if job.model.source == zero_shot.SOURCE else GenreSignatureHandler
+    pipeline = beam.Pipeline(options=PipelineOptions(args))
+    _ = (pipeline
+         | "FileChunks" >> beam.Create(chunks)
+         | "DecodeAndClassify" >> RunInference(
+             handler(job.model, job.audio, job.tf_threads).with_no_batching())
+         | "ToRecord" >> beam.Map(outputs.to_record)
+         | "WriteShards" >> beam.ParDo(outputs.WriteShards(shard_dir)))
+    result = pipeline.run()
+    try:
+        result.wait_until_finish()
+    finally:
+        client = getattr(result, "client", None)  # the Dask runner's: close it, or it retries at exit
+        if client is not None:
+            client.close()
 
 
 @contextlib.contextmanager
@@ -94,23 +96,13 @@ def run(job: TagJob, log: Callable[[str], None] = lambda m: print(m, file=sys.st
     log(f"[tag] {len(listing.files)} audio files to decode under {job.source} ({len(listing.quarantined)} entries "
         f"that are not readable files, {len(listing.excluded)} excluded); "
         f"model {job.model.path} (version {job.model.version}); runner {runner}")
-    if not FileSystems.exists(job.out_dir):
-        FileSystems.mkdirs(job.out_dir)
     shard_dir = os.path.join(job.out_dir, f".shards-{uuid.uuid4().hex[:12]}")
-    FileSystems.mkdirs(shard_dir)
+    FileSystems.mkdirs(shard_dir)  # and --out, parents included
     started = time.time()
     try:
         if chunks:
             with _progress(shard_dir, len(listing.files), log):
-                pipeline = beam.Pipeline(options=_options(job, len(chunks)))
-                build(pipeline, chunks, job, shard_dir)
-                result = pipeline.run()
-                try:
-                    result.wait_until_finish()
-                finally:
-                    client = getattr(result, "client", None)  # the Dask runner's: close it, or it retries at exit
-                    if client is not None:
-                        client.close()
+                _run_pipeline(chunks, job, shard_dir)
         wall = time.time() - started
         records = outputs.read_shards(shard_dir) + [{"status": outputs.QUARANTINED, **q} for q in listing.quarantined]
         records.sort(key=lambda r: r["path"])

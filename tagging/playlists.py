@@ -5,18 +5,12 @@ usually live apart (remote files stay URIs); files are in path order, an album's
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
-from collections import defaultdict
 from typing import Any, Callable, Iterable
 
 PLAYLIST_DIR, EXTENSION = "playlists", ".m3u8"
-
-
-def file_name(genre: str) -> str:
-    """A genre as a file name on every file system: no separators, no control or reserved characters."""
-    name = re.sub(r'[\x00-\x1f/\\:*?"<>|]+', "_", genre).strip(" .") or "_"
-    return name + EXTENSION
 
 
 def _seconds(path: str, decoded: float) -> int:
@@ -33,22 +27,22 @@ def _seconds(path: str, decoded: float) -> int:
 
 def write(rows: Iterable[dict[str, Any]], path_of: Callable[[str], str], out_dir: str) -> dict[str, str]:
     """Write one playlist per genre of the tagged ``rows``; returns genre -> playlist path."""
-    by_genre: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_genre[row["genre"]].append(row)
+    groups = itertools.groupby(sorted(rows, key=lambda r: (r["genre"], r["path"])), key=lambda r: r["genre"])
     folder = os.path.join(out_dir, PLAYLIST_DIR)
     os.makedirs(folder, exist_ok=True)
     written = {}
-    for genre, members in sorted(by_genre.items()):
+    for genre, members in groups:
         lines = ["#EXTM3U", f"#PLAYLIST:{genre}"]
-        for row in sorted(members, key=lambda r: r["path"]):
+        for row in members:
             path = path_of(row["path"])
             location = path if "://" in path else os.path.abspath(path)
             if "\n" in location or "\r" in location:  # one line per entry: such a name cannot be listed
                 continue
             title = os.path.splitext(os.path.basename(row["path"]))[0]
             lines += [f"#EXTINF:{_seconds(location, row.get('seconds', 0))},{title}", location]
-        target = os.path.join(folder, file_name(genre))
+        # a file name on every file system: no separators, no control or reserved characters
+        name = re.sub(r'[\x00-\x1f/\\:*?"<>|]+', "_", genre).strip(" .") or "_"
+        target = os.path.join(folder, name + EXTENSION)
         temp = f"{target}.tmp-{os.getpid()}"
         # surrogateescape: a file name that is not UTF-8 is written as its own bytes, the path the player opens
         with open(temp, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as f:

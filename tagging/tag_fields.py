@@ -25,37 +25,25 @@ NEW_ID3_VERSION = 3  # ID3v2 minor version for a file without an ID3v2 tag yet: 
 
 def kind_of(audio: mutagen.FileType) -> Optional[str]:
     """``id3``, ``mp4``, ``vorbis`` or ``asf``: how this file keeps its tags (None: a kind not written)."""
-    from mutagen.asf import ASF as AsfFile
-    from mutagen.flac import FLAC
-    from mutagen.id3 import ID3FileType
-    from mutagen.mp4 import MP4 as Mp4File
-    from mutagen.ogg import OggFileType
-    from mutagen.wave import WAVE
-    from mutagen.aiff import AIFF
-    kinds = {ID3: (ID3FileType, WAVE, AIFF), MP4: (Mp4File,), VORBIS: (FLAC, OggFileType), ASF: (AsfFile,)}
+    from mutagen import aiff, asf, flac, id3, mp4, ogg, wave
+    kinds = {ID3: (id3.ID3FileType, wave.WAVE, aiff.AIFF), MP4: (mp4.MP4,),
+             VORBIS: (flac.FLAC, ogg.OggFileType), ASF: (asf.ASF,)}
     return next((kind for kind, classes in kinds.items() if isinstance(audio, classes)), None)
 
 
-def field_keys(kind: str, genre_field: bool) -> tuple[str, str]:
-    """The (genre key, score key) in this kind's own spelling."""
-    prefix = {ID3: "TXXX:", MP4: f"----:{MP4_MEAN}:"}.get(kind, "")
-    return (STANDARD_GENRE[kind] if genre_field else prefix + GENRE_NAME), prefix + SCORE_NAME
-
-
 def wanted(kind: str, genre: str, score: float, genre_field: bool) -> dict[str, str]:
-    """Field key -> text to write: the genre as the model names it, the score with four decimals."""
-    genre_key, score_key = field_keys(kind, genre_field)
-    return {genre_key: genre, score_key: f"{score:.4f}"}
+    """Key in this kind's spelling -> text: the genre as the model names it, the score with four decimals."""
+    prefix = {ID3: "TXXX:", MP4: f"----:{MP4_MEAN}:"}.get(kind, "")
+    genre_key = STANDARD_GENRE[kind] if genre_field else prefix + GENRE_NAME
+    return {genre_key: genre, prefix + SCORE_NAME: f"{score:.4f}"}
 
 
 def read(audio: mutagen.FileType, keys: list[str]) -> dict[str, Optional[str]]:
     """The current text of each key (several values joined by ``; ``), None where the file has none."""
-    found: dict[str, Optional[str]] = {}
-    for key in keys:
-        value = audio.tags.get(key) if audio.tags is not None else None
-        values = list(getattr(value, "text", value) or [])  # an ID3 frame holds its values in ``text``
-        found[key] = "; ".join(_text(v) for v in values) if values else None
-    return found
+    tags = audio.tags if audio.tags is not None else {}
+    # an ID3 frame holds its values in ``text``
+    found = {key: list(getattr(tags.get(key), "text", tags.get(key)) or []) for key in keys}
+    return {key: "; ".join(_text(v) for v in values) if values else None for key, values in found.items()}
 
 
 def _text(value: Any) -> str:
@@ -69,23 +57,17 @@ def set_fields(audio: mutagen.FileType, kind: str, fields: dict[str, str]) -> No
     if audio.tags is None:
         audio.add_tags()
     tags = audio.tags
+    from mutagen import id3, mp4
     for key, text in fields.items():
-        if kind == ID3:
-            from mutagen import id3
-            if key.startswith("TXXX:"):
-                tags.setall(key, [id3.TXXX(encoding=3, desc=key[5:], text=[text])])
-            else:
-                tags.setall(key, [getattr(id3, key)(encoding=3, text=[text])])
-        elif kind == MP4:
-            from mutagen.mp4 import AtomDataType, MP4FreeForm
-            if key.startswith("----:"):
-                tags[key] = [MP4FreeForm(text.encode("utf-8"), AtomDataType.UTF8)]
-            else:
-                tags[key] = [text]
-                if key == STANDARD_GENRE[MP4]:
-                    tags.pop("gnre", None)  # the numeric genre atom would otherwise still be shown by some players
+        if kind == ID3:  # a TXXX frame's key is ``TXXX:<desc>``, a standard frame's its class name
+            desc = {"desc": key[5:]} if key.startswith("TXXX:") else {}
+            tags.setall(key, [getattr(id3, key[:4])(encoding=3, text=[text], **desc)])
+        elif kind == MP4 and key.startswith("----:"):
+            tags[key] = [mp4.MP4FreeForm(text.encode("utf-8"), mp4.AtomDataType.UTF8)]
         else:
             tags[key] = [text]
+            if key == STANDARD_GENRE[MP4]:
+                tags.pop("gnre", None)  # else some players still show the numeric genre atom
 
 
 def save(audio: mutagen.FileType, kind: str) -> None:
@@ -93,14 +75,7 @@ def save(audio: mutagen.FileType, kind: str) -> None:
     if kind == ID3:
         # mutagen reports v2.4 for a tag it read from ID3v1 or made itself: only a v2 header read from the file
         # (mutagen's ``_header``) says which version the file has.
-        had_v2 = getattr(audio.tags, "_header", None) is not None
-        minor = audio.tags.version[1] if had_v2 else NEW_ID3_VERSION
-        version = minor if minor in (3, 4) else NEW_ID3_VERSION
-        audio.save(v2_version=version)
+        minor = audio.tags.version[1] if getattr(audio.tags, "_header", None) is not None else None
+        audio.save(v2_version=minor if minor in (3, 4) else NEW_ID3_VERSION)
     else:
         audio.save()
-
-
-def reopen(path: str, like: mutagen.FileType) -> mutagen.FileType:
-    """``path`` read by the same mutagen class as ``like``: a temporary name does not change what it is."""
-    return type(like)(path)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 UNDO_LOG, UNDO_DIR = "write_undo.jsonl", "undo"
 TEMP_MARK = ".tagging-"  # temporary copies are ``.<name>.tagging-<pid>-<random><ext>``: hidden, never listed
@@ -51,15 +51,11 @@ def keep_backup(path: str, sha256: str, undo_dir: str) -> str:
     backup = os.path.join(undo_dir, sha256)
     if os.path.exists(backup) and sha256_of(backup) == sha256:
         return backup
-    temp = f"{backup}.tmp-{os.getpid()}"
-    try:
+    with temp_beside(backup) as temp:
         copied = copy_synced(path, temp)
         if copied != sha256:
             raise OSError(f"{path} changed while its backup was copied (sha256 {copied[:12]}, not {sha256[:12]})")
         os.rename(temp, backup)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
     fsync_dir(undo_dir)
     return backup
 
@@ -108,8 +104,7 @@ def _restore_one(entry: dict[str, Any], base: str) -> tuple[str, str]:
         return "skipped", (f"changed since it was tagged (sha256 {current[:12]}); its original bytes are in {backup}")
     if not os.path.isfile(backup) or sha256_of(backup) != entry["sha256_before"]:
         return "skipped", f"the backup {backup} is missing or damaged"
-    temp = temp_name(path)
-    try:
+    with temp_beside(path) as temp:
         if copy_synced(backup, temp) != entry["sha256_before"]:
             raise OSError(f"{backup} changed while it was copied")
         os.chmod(temp, entry["mode"])
@@ -117,9 +112,6 @@ def _restore_one(entry: dict[str, Any], base: str) -> tuple[str, str]:
             chown_if_allowed(temp, entry["uid"], entry["gid"])
         os.utime(temp, ns=(entry["atime_ns"], entry["mtime_ns"]))
         os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
     fsync_dir(os.path.dirname(path))
     if sha256_of(path) != entry["sha256_before"]:
         return "skipped", "restored bytes do not match the log's sha256"
@@ -133,11 +125,17 @@ def chown_if_allowed(path: str, uid: int, gid: int) -> None:
             os.chown(path, uid, gid)
 
 
-def temp_name(path: str) -> str:
-    """A hidden name in ``path``'s folder, with its extension, for a copy that will replace it."""
+@contextlib.contextmanager
+def temp_beside(path: str) -> Iterator[str]:
+    """A hidden name beside ``path`` (same extension) for a copy that replaces it; removed if still there."""
     folder, name = os.path.split(path)
     ext = os.path.splitext(name)[1]
-    return os.path.join(folder, f".{name}{TEMP_MARK}{os.getpid()}-{os.urandom(4).hex()}{ext}")
+    temp = os.path.join(folder, f".{name}{TEMP_MARK}{os.getpid()}-{os.urandom(4).hex()}{ext}")
+    try:
+        yield temp
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
 
 
 def remove_stale_temps(path: str) -> None:

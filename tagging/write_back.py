@@ -82,7 +82,7 @@ def _checked(path: str) -> tuple[os.stat_result, Any, str]:
         audio = mutagen.File(path)
     except Exception as err:  # mutagen's errors for a damaged header have no common base
         raise Refused("unreadable", f"mutagen: {err}") from None
-    kind = tag_fields.kind_of(audio) if audio is not None else None
+    kind = tag_fields.kind_of(audio)  # None for None too
     if kind is None:
         raise Refused("unsupported_container", type(audio).__name__ if audio is not None else "not known to mutagen")
     if not st.st_mode & stat.S_IWUSR or not os.access(path, os.W_OK):
@@ -110,7 +110,8 @@ def plan(path: str, genre: str, score: float, genre_field: bool = False) -> dict
 
 
 def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: bool = False) -> dict[str, Any]:
-    """Write the fields into ``path`` atomically, logging its undo line; Refused if it cannot."""
+    """Write the fields into ``path`` atomically, logging its undo line; Refused if it cannot (other failures
+    while writing propagate: apply records them as ``write_error``)."""
     undo.remove_stale_temps(path)  # before anything else, whether or not the file is written
     entry = plan(path, genre, score, genre_field)
     if entry["status"] == FAILED:
@@ -122,15 +123,14 @@ def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: b
         audio_before = packet_digest(path)
     except Exception as err:
         raise err if isinstance(err, Refused) else Refused("unreadable", f"PyAV: {err}") from None
-    temp = undo.temp_name(path)
-    try:
+    with undo.temp_beside(path) as temp:
         sha_before = undo.copy_synced(path, temp)
-        copy = tag_fields.reopen(temp, original)
+        copy = type(original)(temp)  # the original's mutagen class, whatever the temporary name
         tag_fields.set_fields(copy, kind, entry["fields"])
         tag_fields.save(copy, kind)
         with open(temp, "rb+") as f:
             os.fsync(f.fileno())
-        _check_copy(temp, original, kind, entry["fields"], audio_before)
+        _check_copy(temp, original, entry["fields"], audio_before)
         os.chmod(temp, st.st_mode & 0o7777)
         undo.chown_if_allowed(temp, st.st_uid, st.st_gid)  # else the file becomes ours, bytes and mode as planned
         sha_after = undo.sha256_of(temp)
@@ -140,20 +140,13 @@ def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: b
             raise Refused("changed_during_write", "size, time or inode changed since the copy")
         undo.append_record(os.path.join(out_dir, undo.UNDO_LOG), path, backup, sha_before, sha_after, st)
         os.replace(temp, path)
-        undo.fsync_dir(os.path.dirname(path))
-    except Refused:
-        raise
-    except Exception as err:
-        raise Refused("write_error", f"{type(err).__name__}: {err}") from None
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+    undo.fsync_dir(os.path.dirname(path))
     return {**entry, "status": WRITTEN, "sha256_before": sha_before, "sha256_after": sha_after}
 
 
-def _check_copy(temp: str, original: Any, kind: str, fields: dict[str, str], audio_before: str) -> None:
+def _check_copy(temp: str, original: Any, fields: dict[str, str], audio_before: str) -> None:
     """The tagged copy reads back the planned fields (mutagen) and the original's audio packets (PyAV)."""
-    back = tag_fields.read(tag_fields.reopen(temp, original), list(fields))
+    back = tag_fields.read(type(original)(temp), list(fields))
     if back != fields:
         raise Refused("check_failed", f"mutagen reads back {back}, not {fields}")
     after = packet_digest(temp)
@@ -202,4 +195,3 @@ def _write_jsonl(path: str, entries: list[dict[str, Any]]) -> str:
         f.writelines(json.dumps(e, sort_keys=True) + "\n" for e in entries)  # ASCII escapes: any file name, UTF-8 or not
     os.replace(temp, path)
     return path
-

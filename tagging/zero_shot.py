@@ -65,10 +65,3 @@ class ZeroShotHandler(GenreSignatureHandler):
         config = family_config(self._audio.segment_seconds)
         return cached_model((self._model.path, config.to_json()), self._tf_threads,
                             lambda: ZeroShotModel(self._model.path, config))
-
-
-def handler_for(model: ModelRef, audio: Any, tf_threads: Optional[int] = None) -> GenreSignatureHandler:
-    """The RunInference handler for ``model``: zero-shot or a SavedModel's serving_default."""
-    cls = ZeroShotHandler if model.source == SOURCE else GenreSignatureHandler
-    return cls(model, audio, tf_threads)
-
