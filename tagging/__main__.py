@@ -163,12 +163,15 @@ def cli(argv: Optional[list[str]] = None) -> None:
         try:
             _run(args)
             return
-        except BaseException as err:  # noqa: BLE001 - the traceback goes to the log file only
+        except UserError as err:
+            traceback.print_exc()  # to the log file only
+            console.show(str(err))
+            code = 2
+        except BaseException as err:  # noqa: BLE001 - one line on the console, the traceback in the log
             traceback.print_exc()
-            fixable = isinstance(err, UserError)
-            console.show(str(err) if fixable else f"tagging failed: {type(err).__name__}: {error_detail(err)}"
-                         f". The log file {path} has the details.")
-            code = 2 if fixable else 130 if isinstance(err, KeyboardInterrupt) else 1
+            console.show(f"tagging failed: {type(err).__name__}: {error_detail(err)}. The log file {path} has the "
+                         "details.")
+            code = 130 if isinstance(err, KeyboardInterrupt) else 1
     raise SystemExit(code)
 
 
