@@ -114,12 +114,10 @@ def analysis_window(window: str, win_length: int, n_fft: int) -> np.ndarray:
 
 
 def _check(config: FeatureConfig) -> None:
-    if config.kind not in KINDS:
-        raise ValueError(f"features.kind must be one of {KINDS}, not {config.kind!r}.")
-    if config.log not in LOGS:
-        raise ValueError(f"features.log must be one of {LOGS}, not {config.log!r}.")
-    if config.center and config.pad_mode not in PAD_MODES:
-        raise ValueError(f"features.pad_mode must be one of {tuple(PAD_MODES)}, not {config.pad_mode!r}.")
+    pad_modes = tuple(PAD_MODES) if config.center else ()  # without centring nothing is padded
+    for name, allowed in (("kind", KINDS), ("log", LOGS), ("pad_mode", pad_modes)):
+        if allowed and getattr(config, name) not in allowed:
+            raise ValueError(f"features.{name} must be one of {allowed}, not {getattr(config, name)!r}.")
     if config.power <= 0:
         raise ValueError(f"features.power must be positive, not {config.power}.")
     if config.kind == KALDI_LOG_MEL and config.frames is not None:
