@@ -336,12 +336,6 @@ def zero_crossing_rate(waveform: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     return tf.cast(counts, tf.float32) / float(length)
 
 
-def rms(waveform: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
-    """librosa.feature.rms with frame_length n_fft and the STFT's centring and pad mode: [batch, frames]."""
-    frames = tf.signal.frame(_frame_signal(waveform, config), config.n_fft, config.hop_length, axis=-1)
-    return tf.sqrt(tf.reduce_mean(tf.square(frames), axis=-1))
-
-
 def frame_descriptors(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:
     """float32 [batch, samples] -> [batch, frames, n_mfcc + 12 + 5]: MFCC, chroma (tuning 0, where librosa estimates
     it; docs/features.md), spectral centroid, bandwidth and roll-off from one STFT, zero-crossing rate and RMS."""
@@ -356,7 +350,10 @@ def frame_descriptors(waveform: tf.Tensor, config: FeatureConfig, sample_rate: i
     energy = tf.cumsum(magnitude, axis=-1)
     reached = tf.cast(energy >= ROLL_PERCENT * energy[..., -1:], tf.int32)
     rolloff = tf.gather(freqs, tf.argmax(reached, axis=-1, output_type=tf.int32))
-    scalars = [centroid, bandwidth, rolloff, zero_crossing_rate(waveform, config), rms(waveform, config)]
+    # librosa.feature.rms with frame_length n_fft and the STFT's centring and pad mode.
+    frames = tf.signal.frame(_frame_signal(waveform, config), config.n_fft, config.hop_length, axis=-1)
+    rms = tf.sqrt(tf.reduce_mean(tf.square(frames), axis=-1))
+    scalars = [centroid, bandwidth, rolloff, zero_crossing_rate(waveform, config), rms]
     return tf.concat([mfccs, chroma, tf.stack(scalars, axis=-1)], axis=-1)
 
 

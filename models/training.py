@@ -242,7 +242,7 @@ def _fit_args(train: tf.data.Dataset, validation: tf.data.Dataset, even: Optiona
 
 def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddings: tf.data.Dataset,
              config: PipelineConfig, run_dir: str, epochs: int, seed: int, weights: Optional[np.ndarray],
-             progress: bool, even: Optional[EvenSteps] = None, announce: bool = False) -> dict[str, list[float]]:
+             progress: bool, even: Optional[EvenSteps] = None) -> dict[str, list[float]]:
     """One head on the embeddings on disk, shuffled by ``seed``. ``progress`` False (an average's extra heads): no
     per-epoch lines or records, which would overwrite the first head's and cost a small head more than its epoch."""
     train = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=seed).batch(
@@ -251,7 +251,7 @@ def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddin
         train = with_class_weights(train, weights)
     callbacks = _callbacks(config, run_dir, config.train.epochs, 0, learning_rate=config.train.learning_rate,
                            epochs=epochs, records=progress)
-    _compile(head, config.train.learning_rate, config.train.label_smoothing, announce=announce)
+    _compile(head, config.train.learning_rate, config.train.label_smoothing, announce=progress)
     return _history(head.fit(epochs=epochs, verbose=0, callbacks=callbacks, **_fit_args(train, eval_embeddings, even)))
 
 
@@ -277,7 +277,7 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
         train_embeddings, eval_embeddings = stored.datasets["train"], stored.datasets["eval"]
         eval_embeddings = eval_embeddings.batch(t.batch_size).with_options(_SHARDED_BY_HAND)
         history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
-                           progress=records, even=even, announce=records)
+                           progress=records, even=even)
         heads = [head]
         for k in range(1, t.heads):
             # Seeds apart from every other run's first head (seed + 1000 k), so seed 43's heads are not seed 42's.

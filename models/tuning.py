@@ -352,8 +352,7 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"[tune] {len(segments)} train and eval segments ready {what} in {time.time() - started:.0f} s", flush=True)
-    max_epochs = min(config.train.frozen_epochs, config.train.epochs) if heads_only(config) else config.train.epochs
-    oracle = make_oracle(config.tune, search_space(config), config.train.seed, max_epochs)
+    oracle = make_oracle(config.tune, search_space(config), config.train.seed, config.train.epochs)
     max_seconds = config.tune.max_minutes * 60 if config.tune.max_minutes else None
     tuner = FoldTuner(oracle, config, segments, trainer, os.path.join(fn_args.working_dir, "keras_tuner"), max_seconds)
     return TunerFnResult(tuner=tuner, fit_kwargs={})
