@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -436,23 +436,17 @@ def run_fn(fn_args: FnArgs) -> None:
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _chief_run(config: PipelineConfig, tuned: Optional[dict] = None) -> Iterator[object]:
-    """The chief's MLflow run, tagged with the ``tuned`` settings if any."""
-    import mlflow
-
-    with tracking.training_run(config, run_name=f"{config.train.model}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
-        print(f"[train] MLflow run {run.info.run_id}", flush=True)
-        if tuned:  # the Tuner's choice, beside the parameters that already hold it
-            mlflow.set_tag("tuned", hyperparameters.describe(tuned))
-        yield run
-
-
 def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.Plan, run_dir: str,
                       scratch: str, tuned: Optional[dict] = None) -> None:
+    import mlflow
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     chief = plan.cluster.is_chief
-    with _chief_run(config, tuned) if chief else contextlib.nullcontext() as run:
+    name = f"{config.train.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    with tracking.training_run(config, run_name=name) if chief else contextlib.nullcontext() as run:
+        if chief:  # the chief's MLflow run, tagged with the Tuner's choice beside the parameters that hold it
+            print(f"[train] MLflow run {run.info.run_id}", flush=True)
+            if tuned:
+                mlflow.set_tag("tuned", hyperparameters.describe(tuned))
         # At least a shard per worker; every worker sorts the split alike and reads only its own shards.
         shards = split_shards(tft_output, scratch, min_shards=plan.cluster.workers, train=fn_args.train_files,
                               eval=fn_args.eval_files)
@@ -468,7 +462,6 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
         for x, y, track in eval_ds:
             accumulator.add(track.numpy(), model(x, training=False).numpy(), np.argmax(y.numpy(), axis=1))
         scores = accumulator.score()
-        import mlflow
         mlflow.log_metrics({**scores.as_dict("eval_"), "epochs_trained": float(len(history.get("loss", [])))})
         with tempfile.TemporaryDirectory() as tmp:
             mlflow.log_artifact(plots.learning_curves_png(history, os.path.join(tmp, "learning_curves.png"),

@@ -42,9 +42,8 @@ def heads_only(config: PipelineConfig) -> bool:
 
 
 def search_space(config: PipelineConfig) -> keras_tuner.HyperParameters:
-    """The settings a trial of ``config``'s family may change, each a choice defaulting to the preset's value where
-    it is among them: learning rate (a third to three times the preset's), label smoothing, class balance, heads
-    (frozen-body families) and the family's own choices."""
+    """The settings a trial of ``config``'s family may change, each a choice defaulting to the preset's value
+    where it is among them; heads only where heads train alone on a frozen body."""
     t = config.train
     hp = keras_tuner.HyperParameters()
 
