@@ -68,24 +68,15 @@ def _keyed_records(files: list[str], tft_output) -> Iterator[bytes]:
             yield segment_key(track, index) + record
 
 
-def _bounds(lo: int, hi: int, n: int) -> list[int]:
-    """n + 1 edges cutting the key range [lo, hi) into n ranges, matching :func:`_bucket_of`."""
-    return [lo - (-(hi - lo) * i // n) for i in range(n + 1)]
-
-
-def _bucket_of(keyed: bytes, lo: int, hi: int, n: int) -> int:
-    return (int.from_bytes(keyed[:_POSITION_BYTES], "big") - lo) * n // (hi - lo)
-
-
 def _bucket(keyed: Iterable[bytes], lo: int, hi: int, n: int, work_dir: str,
             names: Iterator[int]) -> list[tuple[str, int, int]]:
     """Write keyed records into n files by key range; (path, lo, hi) of each, in key order."""
-    edges = _bounds(lo, hi, n)
+    edges = [lo - (-(hi - lo) * i // n) for i in range(n + 1)]  # range i: the keys the loop below puts in i
     paths = [os.path.join(work_dir, f"bucket-{next(names):06d}.tfrecord") for _ in range(n)]
     writers = [tf.io.TFRecordWriter(path) for path in paths]
     try:
         for item in keyed:
-            writers[_bucket_of(item, lo, hi, n)].write(item)
+            writers[(int.from_bytes(item[:_POSITION_BYTES], "big") - lo) * n // (hi - lo)].write(item)
     finally:
         for writer in writers:
             writer.close()

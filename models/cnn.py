@@ -24,9 +24,8 @@ def centre_bands(inputs: tf.Tensor, name: str = "band_centre") -> tf.Tensor:
 
 def build_cnn(input_shape: Sequence[Optional[int]], num_classes: int, train: TrainConfig, *,
               input_name: str = "log_mel") -> keras.Model:
-    """Band centring, four conv-BN-ReLU-maxpool blocks, pooling over time only, softmax; ``train`` is unused.
-    Centring stops a recording's long-term spectrum outweighing the music (docs/model-selection.md, "CNN"); the
-    frequency axis is kept because genre cues such as a heavy low end live in particular bands."""
+    """Band centring stops a recording's long-term spectrum outweighing the music (docs/model-selection.md,
+    "CNN"); pooling is over time only, because genre cues such as a heavy low end live in particular bands."""
     del train
     frames, bins = check_input_shape(input_shape, "cnn")
     if bins < 2 ** len(FILTERS):

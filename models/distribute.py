@@ -109,19 +109,6 @@ def _tpu_resolver():
     return tf.distribute.cluster_resolver.TPUClusterResolver(tpu=os.environ.get(TPU_ENV) or "local")
 
 
-def _tpu_strategy() -> tf.distribute.Strategy:
-    import tensorflow as tf
-    try:
-        resolver = _tpu_resolver()
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, RuntimeError, tf.errors.OpError) as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise ValueError(f"--strategy tpu: no TPU found ({reason}). Run on a TPU VM, or set {TPU_ENV} to the TPU's "
-                         "name (docs/distributed.md), or choose another --strategy.") from None
-    return tf.distribute.TPUStrategy(resolver)
-
-
 def make_plan(name: str) -> Plan:
     """The strategy ``name`` asks for, created once per process before any model (multi-worker before TensorFlow
     runs any op); ``mirrored`` uses every GPU, else every logical CPU."""
@@ -136,7 +123,15 @@ def make_plan(name: str) -> Plan:
         devices = tuple(_devices("GPU") or _devices("CPU"))
         strategy = tf.distribute.MirroredStrategy(devices=list(devices))
     elif resolved == "tpu":
-        strategy = _tpu_strategy()
+        try:
+            resolver = _tpu_resolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise ValueError(f"--strategy tpu: no TPU found ({reason}). Run on a TPU VM, or set {TPU_ENV} to "
+                             "the TPU's name (docs/distributed.md), or choose another --strategy.") from None
+        strategy = tf.distribute.TPUStrategy(resolver)
         devices = tuple(strategy.extended.worker_devices)
     else:
         strategy, devices = tf.distribute.get_strategy(), ()

@@ -20,10 +20,6 @@ STORE_SPLITS = ("train", "eval")
 META = "meta.json"
 
 
-def _bytes_feature(tensor: tf.Tensor) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[tf.io.serialize_tensor(tensor).numpy()]))
-
-
 class Writer:
     """Batches of (embeddings, labels) into one TFRecord file, in the format :func:`read_embeddings` reads."""
 
@@ -36,8 +32,10 @@ class Writer:
         embeddings, labels = tf.cast(embeddings, tf.float32), tf.cast(labels, tf.float32)
         self.shapes = embeddings.shape[1:], labels.shape[1:]
         self.count += int(embeddings.shape[0])
-        self._writer.write(tf.train.Example(features=tf.train.Features(feature={
-            EMBEDDING: _bytes_feature(embeddings), LABEL: _bytes_feature(labels)})).SerializeToString())
+        serialised = {EMBEDDING: tf.io.serialize_tensor(embeddings), LABEL: tf.io.serialize_tensor(labels)}
+        feature = {name: tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.numpy()]))
+                   for name, t in serialised.items()}
+        self._writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
     def close(self) -> tuple[tf.TensorShape, tf.TensorShape]:
         self._writer.close()

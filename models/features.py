@@ -114,12 +114,10 @@ def analysis_window(window: str, win_length: int, n_fft: int) -> np.ndarray:
 
 
 def _check(config: FeatureConfig) -> None:
-    if config.kind not in KINDS:
-        raise ValueError(f"features.kind must be one of {KINDS}, not {config.kind!r}.")
-    if config.log not in LOGS:
-        raise ValueError(f"features.log must be one of {LOGS}, not {config.log!r}.")
-    if config.center and config.pad_mode not in PAD_MODES:
-        raise ValueError(f"features.pad_mode must be one of {tuple(PAD_MODES)}, not {config.pad_mode!r}.")
+    pad_modes = tuple(PAD_MODES) if config.center else ()  # without centring nothing is padded
+    for name, allowed in (("kind", KINDS), ("log", LOGS), ("pad_mode", pad_modes)):
+        if allowed and getattr(config, name) not in allowed:
+            raise ValueError(f"features.{name} must be one of {allowed}, not {getattr(config, name)!r}.")
     if config.power <= 0:
         raise ValueError(f"features.power must be positive, not {config.power}.")
     if config.kind == KALDI_LOG_MEL and config.frames is not None:
@@ -338,12 +336,6 @@ def zero_crossing_rate(waveform: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     return tf.cast(counts, tf.float32) / float(length)
 
 
-def rms(waveform: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
-    """librosa.feature.rms with frame_length n_fft and the STFT's centring and pad mode: [batch, frames]."""
-    frames = tf.signal.frame(_frame_signal(waveform, config), config.n_fft, config.hop_length, axis=-1)
-    return tf.sqrt(tf.reduce_mean(tf.square(frames), axis=-1))
-
-
 def frame_descriptors(waveform: tf.Tensor, config: FeatureConfig, sample_rate: int) -> tf.Tensor:
     """float32 [batch, samples] -> [batch, frames, n_mfcc + 12 + 5]: MFCC, chroma (tuning 0, where librosa estimates
     it; docs/features.md), spectral centroid, bandwidth and roll-off from one STFT, zero-crossing rate and RMS."""
@@ -358,7 +350,10 @@ def frame_descriptors(waveform: tf.Tensor, config: FeatureConfig, sample_rate: i
     energy = tf.cumsum(magnitude, axis=-1)
     reached = tf.cast(energy >= ROLL_PERCENT * energy[..., -1:], tf.int32)
     rolloff = tf.gather(freqs, tf.argmax(reached, axis=-1, output_type=tf.int32))
-    scalars = [centroid, bandwidth, rolloff, zero_crossing_rate(waveform, config), rms(waveform, config)]
+    # librosa.feature.rms with frame_length n_fft and the STFT's centring and pad mode.
+    frames = tf.signal.frame(_frame_signal(waveform, config), config.n_fft, config.hop_length, axis=-1)
+    rms = tf.sqrt(tf.reduce_mean(tf.square(frames), axis=-1))
+    scalars = [centroid, bandwidth, rolloff, zero_crossing_rate(waveform, config), rms]
     return tf.concat([mfccs, chroma, tf.stack(scalars, axis=-1)], axis=-1)
 
 

@@ -20,17 +20,6 @@ DROPOUT = 0.5
 HEAD_DROPOUT = 0.5
 
 
-def _recurrent_head(steps_shape: Sequence[int], num_classes: int) -> keras.Model:
-    """[steps, channels] -> batch norm (753 channels of very different scales), BiLSTM, time pooling, softmax."""
-    inputs = keras.Input(shape=tuple(steps_shape), name="front_end")
-    x = keras.layers.BatchNormalization(name="steps_bn")(inputs)
-    x = keras.layers.Dropout(DROPOUT, name="steps_dropout")(x)
-    x = keras.layers.Bidirectional(keras.layers.LSTM(UNITS, return_sequences=True), name="lstm")(x)
-    x = keras.layers.Concatenate(name="time_pool")([keras.layers.GlobalAveragePooling1D(name="time_mean")(x),
-                                                   keras.layers.GlobalMaxPooling1D(name="time_max")(x)])
-    return keras.Model(inputs, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name="lstm_head")
-
-
 def build_lstm(input_shape: Sequence[Optional[int]], num_classes: int, train: TrainConfig, *,
                input_name: str = "log_mel", pretrained: bool = True,
                input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None) -> keras.Model:
@@ -40,5 +29,12 @@ def build_lstm(input_shape: Sequence[Optional[int]], num_classes: int, train: Tr
                                  input_stats=input_stats)
     frames = full.get_layer(musicnn.MID_END).output
     steps = keras.layers.AveragePooling1D(STEP_FRAMES, name=FRONT_END_OUT)(frames)
-    head = _recurrent_head(steps.shape[1:], num_classes)
+    # The head: batch norm (753 channels of very different scales), BiLSTM, time pooling, softmax.
+    head_input = keras.Input(shape=tuple(steps.shape[1:]), name="front_end")
+    x = keras.layers.BatchNormalization(name="steps_bn")(head_input)
+    x = keras.layers.Dropout(DROPOUT, name="steps_dropout")(x)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(UNITS, return_sequences=True), name="lstm")(x)
+    x = keras.layers.Concatenate(name="time_pool")([keras.layers.GlobalAveragePooling1D(name="time_mean")(x),
+                                                   keras.layers.GlobalMaxPooling1D(name="time_max")(x)])
+    head = keras.Model(head_input, softmax_head(x, num_classes, dropout=HEAD_DROPOUT), name="lstm_head")
     return keras.Model(full.input, head(steps), name="lstm")

@@ -78,7 +78,11 @@ class ClipAccumulator:
                              "one model scores the whole split")
         known = len(self._slots)
         index = np.array([self._slots.setdefault(track, len(self._slots)) for track in track_ids], dtype=np.int64)
-        self._grow(len(self._slots))
+        if len(self._slots) > len(self._counts):  # capacity doubles: growing costs O(tracks) over the split
+            extra = max(len(self._slots), 2 * len(self._counts), 64) - len(self._counts)
+            self._sums = np.concatenate([self._sums, np.zeros((extra, self._sums.shape[1]))])
+            self._counts = np.concatenate([self._counts, np.zeros(extra, dtype=np.int64)])
+            self._labels = np.concatenate([self._labels, np.zeros(extra, dtype=np.int64)])
         slots, first = np.unique(index, return_index=True)
         fresh = slots >= known  # a track first seen in this batch takes its first segment's label
         self._labels[slots[fresh]] = labels[first[fresh]]
@@ -91,15 +95,6 @@ class ClipAccumulator:
         np.add.at(self._sums, index, rows)  # in segment order, as one sum over the whole split adds them
         self._counts += np.bincount(index, minlength=len(self._counts))
         self._segment_confusion += confusion(labels, np.argmax(rows, axis=1), width)
-
-    def _grow(self, tracks: int) -> None:
-        """Room for ``tracks`` tracks; capacity doubles, so growing costs O(tracks) over the whole split."""
-        capacity = len(self._counts)
-        if tracks > capacity:
-            extra = max(tracks, 2 * capacity, 64) - capacity
-            self._sums = np.concatenate([self._sums, np.zeros((extra, self._sums.shape[1]))])
-            self._counts = np.concatenate([self._counts, np.zeros(extra, dtype=np.int64)])
-            self._labels = np.concatenate([self._labels, np.zeros(extra, dtype=np.int64)])
 
     def votes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(track ids, clip labels, clip probabilities: the means of the segments'), sorted by track id."""

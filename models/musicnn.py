@@ -59,12 +59,6 @@ def _front_end(x, name: str, filters: int, kernel: tuple[int, int], padding: str
     return keras.layers.Reshape((-1, filters), name=f"{BACKBONE_PREFIX}{name}_squeeze")(x)
 
 
-def _mid_layer(x, i: int):
-    """One mid-end layer: a 7-frame convolution across all channels -> ReLU -> BN: [batch, frames, 64]."""
-    image = as_image(x, f"{BACKBONE_PREFIX}mid{i}_to_image")
-    return _front_end(image, f"mid{i}", MID_FILTERS, (MID_KERNEL, x.shape[-1]), "valid")
-
-
 def build_musicnn(input_shape: Sequence[Optional[int]], num_classes: int, train: TrainConfig, *,
                   input_name: str = "log_mel", pretrained: bool = True,
                   input_stats: Optional[tuple[np.ndarray, np.ndarray]] = None) -> keras.Model:
@@ -88,10 +82,12 @@ def body(inputs: tf.Tensor, input_stats: Optional[tuple[np.ndarray, np.ndarray]]
     image = batch_norm(INPUT_BN)(as_image(undo_zscore(inputs, input_stats), BACKBONE_PREFIX + "to_image"))
     front = keras.layers.Concatenate(name=BACKBONE_PREFIX + "front_end")(
         [_front_end(image, *spec) for spec in FRONT_END])
-    mid = [_mid_layer(front, 1)]
-    for i in range(2, MID_LAYERS + 1):
-        mid.append(keras.layers.Add(name=f"{BACKBONE_PREFIX}mid{i}_residual")([_mid_layer(mid[-1], i), mid[-1]]))
-    dense = keras.layers.Concatenate(name=MID_END)([front, *mid])
+    mid = [front]
+    for i in range(1, MID_LAYERS + 1):  # a 7-frame convolution across every channel, ReLU, BN; residual
+        x = _front_end(as_image(mid[-1], f"{BACKBONE_PREFIX}mid{i}_to_image"), f"mid{i}", MID_FILTERS,
+                       (MID_KERNEL, mid[-1].shape[-1]), "valid")
+        mid.append(x if i == 1 else keras.layers.Add(name=f"{BACKBONE_PREFIX}mid{i}_residual")([x, mid[-1]]))
+    dense = keras.layers.Concatenate(name=MID_END)(mid)
     return keras.layers.GlobalAveragePooling1D(name=EMBEDDING)(dense)
 
 

@@ -140,10 +140,9 @@ def classify_clip(model: keras.Model, config: PipelineConfig, infer: Inference, 
     segment_scores = infer(segment_features(model, config, waveform, sample_rate))
     scores = tf.reduce_mean(segment_scores, axis=0)
     genres = tf.constant(list(config.genres))
-    # So a caller can place segment_scores on the clip's timeline whatever hop the model was exported with.
-    hop_seconds = tf.constant(config.audio.hop_seconds, tf.float32)
-    return {"scores": scores, "genre": tf.gather(genres, tf.argmax(scores)),
-            "segment_scores": segment_scores, "genres": genres, "hop_seconds": hop_seconds}
+    # hop_seconds: so a caller can place segment_scores on the clip's timeline whatever the model's hop.
+    return {"scores": scores, "genre": tf.gather(genres, tf.argmax(scores)), "segment_scores": segment_scores,
+            "genres": genres, "hop_seconds": tf.constant(config.audio.hop_seconds, tf.float32)}
 
 
 # ----- WAV bytes -----------------------------------------------------------------

@@ -8,7 +8,7 @@ import numbers
 import os
 import re
 import socket
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 import mlflow
 from mlflow.tracking import MlflowClient
@@ -28,13 +28,6 @@ SERVING_ALIAS = "champion"
 _NOT_IN_METRIC_NAME = re.compile(r"[^\w./\- ]")
 
 
-def _artifact_location(config: PipelineConfig) -> Optional[str]:
-    uri = config.mlflow_tracking_uri
-    if uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri:
-        return os.path.join(config.pipeline_root, "mlflow-artifacts")
-    return None  # a tracking server decides its own artifact store
-
-
 def use_tracking(config: PipelineConfig) -> str:
     """Point mlflow at the configured store and return the experiment id."""
     mlflow.set_tracking_uri(config.mlflow_tracking_uri)
@@ -42,7 +35,10 @@ def use_tracking(config: PipelineConfig) -> str:
     experiment = client.get_experiment_by_name(config.pipeline_name)
     if experiment is not None:
         return experiment.experiment_id
-    return client.create_experiment(config.pipeline_name, artifact_location=_artifact_location(config))
+    uri = config.mlflow_tracking_uri
+    local = uri.startswith(("sqlite:", "file:")) or "://" not in uri  # a server decides its own store
+    return client.create_experiment(config.pipeline_name, artifact_location=os.path.join(
+        config.pipeline_root, "mlflow-artifacts") if local else None)
 
 
 @contextlib.contextmanager
@@ -52,8 +48,9 @@ def training_run(config: PipelineConfig, run_name: str) -> Iterator[mlflow.Activ
         mlflow.set_tags({"model": config.train.model, "feature_kind": config.features.kind,
                          "split_protocol": config.split.protocol, PID_TAG: str(os.getpid()),
                          HOST_TAG: socket.gethostname()})
-        mlflow.log_params(_loggable({k: v for k, v in config.flat_params().items()
-                                     if not k.startswith(UNTRAINED_SECTIONS)}))
+        # MLflow caps a parameter value at 6000 characters; ours are far shorter.
+        mlflow.log_params({k: ("None" if v is None else str(v))[:6000]
+                           for k, v in config.flat_params().items() if not k.startswith(UNTRAINED_SECTIONS)})
         yield run
 
 
@@ -70,11 +67,6 @@ def loggable_metrics(values: dict[str, Any]) -> dict[str, float]:
             if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)}
 
 
-def _loggable(params: dict[str, Any]) -> dict[str, str]:
-    # MLflow caps a parameter value at 6000 characters; ours are far shorter.
-    return {k: ("None" if v is None else str(v))[:6000] for k, v in params.items()}
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -85,25 +77,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _client(config: PipelineConfig) -> MlflowClient:
-    """A client on the configured store (a bare ``MlflowClient()`` would open ``mlflow.db`` in the working dir)."""
-    use_tracking(config)
-    return MlflowClient()
-
-
-def _runs(client: MlflowClient, config: PipelineConfig, filter_string: str) -> list:
-    experiment = client.get_experiment_by_name(config.pipeline_name)
-    if experiment is None:
-        return []
-    return client.search_runs([experiment.experiment_id], filter_string=filter_string, max_results=1000)
+def _runs(config: PipelineConfig, filter_string: str) -> tuple[MlflowClient, list]:
+    """A client on the configured store (a bare ``MlflowClient()`` would open ``mlflow.db`` in the working
+    dir) and the pipeline's runs that match ``filter_string``."""
+    experiment_id = use_tracking(config)
+    client = MlflowClient()
+    return client, client.search_runs([experiment_id], filter_string=filter_string, max_results=1000)
 
 
 def close_orphaned_runs(config: PipelineConfig) -> list[str]:
     """Mark KILLED the runs this host left RUNNING from a process that no longer exists (a SIGKILLed pipeline);
     the caller holds the output dir's lock, so no live run of it is mid-training."""
-    client = _client(config)
+    client, runs = _runs(config, "attributes.status = 'RUNNING'")
     closed = []
-    for run in _runs(client, config, "attributes.status = 'RUNNING'"):
+    for run in runs:
         pid, host = run.data.tags.get(PID_TAG), run.data.tags.get(HOST_TAG)
         if not pid or host != socket.gethostname() or _alive(int(pid)):
             continue
@@ -116,9 +103,10 @@ def close_orphaned_runs(config: PipelineConfig) -> list[str]:
 def mark_failed(config: PipelineConfig, since_ms: int, component: str, interrupted: bool = False) -> list[str]:
     """Mark this process's runs since ``since_ms`` FAILED (KILLED on Ctrl-C), naming the component: a run the
     Trainer closed as FINISHED gave no usable model when a later component fails."""
-    client = _client(config)
+    mine = f"tags.`{PID_TAG}` = '{os.getpid()}' and attributes.start_time >= {since_ms}"
+    client, runs = _runs(config, mine)
     marked = []
-    for run in _runs(client, config, f"tags.`{PID_TAG}` = '{os.getpid()}' and attributes.start_time >= {since_ms}"):
+    for run in runs:
         client.set_tag(run.info.run_id, "genre.failed_component", component)
         client.set_terminated(run.info.run_id, status="KILLED" if interrupted else "FAILED")
         marked.append(run.info.run_id)

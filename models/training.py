@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -88,11 +88,17 @@ def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, con
               flush=True)
     ds = shards.records(shard_index, num_shards)
     drop_remainder = training and static_shapes
-    if drop_remainder:
-        require_one_batch(ds, config.train.batch_size, shard_index, num_shards)
+    batch = config.train.batch_size
+    if drop_remainder and (found := _count(ds.take(batch))) < batch:
+        # Static batch shapes (TPU) drop the partial batch: too few records would train nothing.
+        whose = f"worker {shard_index} of {num_shards}'s share of " if num_shards > 1 else ""
+        raise ValueError(
+            f"The training split is too small for static batch shapes: {whose}the train split holds {found} "
+            f"examples, fewer than one global batch of {batch} (--batch-size), and a TPU drops the partial "
+            f"batch, so nothing would train. Give a --batch-size of at most {max(found, 1)}, or more data.")
     if training:
         ds = ds.shuffle(SHUFFLE_BUFFER, seed=config.train.seed, reshuffle_each_iteration=True)
-    ds = ds.batch(config.train.batch_size, drop_remainder=drop_remainder)
+    ds = ds.batch(batch, drop_remainder=drop_remainder)
 
     def parse(serialized: tf.Tensor):
         parsed = tf.io.parse_example(serialized, spec)
@@ -109,17 +115,6 @@ def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, con
         ds = ds.map(lambda x, y: augment.augment_batch(x, y, config.train, gain_per_db),
                     num_parallel_calls=AUTOTUNE, deterministic=True)
     return ds.prefetch(AUTOTUNE).with_options(_SHARDED_BY_HAND)
-
-
-def require_one_batch(records: tf.data.Dataset, batch_size: int, shard_index: int = 0, num_shards: int = 1) -> None:
-    """Refuse a split that static batch shapes would leave empty (fewer records than one global batch)."""
-    found = _count(records.take(batch_size))
-    if found < batch_size:
-        whose = f"worker {shard_index} of {num_shards}'s share of " if num_shards > 1 else ""
-        raise ValueError(
-            f"The training split is too small for static batch shapes: {whose}the train split holds {found} "
-            f"examples, fewer than one global batch of {batch_size} (--batch-size), and a TPU drops the partial "
-            f"batch, so nothing would train. Give a --batch-size of at most {max(found, 1)}, or more data.")
 
 
 class MlflowEpochLogger(keras.callbacks.Callback):
@@ -247,7 +242,7 @@ def _fit_args(train: tf.data.Dataset, validation: tf.data.Dataset, even: Optiona
 
 def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddings: tf.data.Dataset,
              config: PipelineConfig, run_dir: str, epochs: int, seed: int, weights: Optional[np.ndarray],
-             progress: bool, even: Optional[EvenSteps] = None, announce: bool = False) -> dict[str, list[float]]:
+             progress: bool, even: Optional[EvenSteps] = None) -> dict[str, list[float]]:
     """One head on the embeddings on disk, shuffled by ``seed``. ``progress`` False (an average's extra heads): no
     per-epoch lines or records, which would overwrite the first head's and cost a small head more than its epoch."""
     train = train_embeddings.shuffle(SHUFFLE_BUFFER, seed=seed).batch(
@@ -256,7 +251,7 @@ def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddin
         train = with_class_weights(train, weights)
     callbacks = _callbacks(config, run_dir, config.train.epochs, 0, learning_rate=config.train.learning_rate,
                            epochs=epochs, records=progress)
-    _compile(head, config.train.learning_rate, config.train.label_smoothing, announce=announce)
+    _compile(head, config.train.learning_rate, config.train.label_smoothing, announce=progress)
     return _history(head.fit(epochs=epochs, verbose=0, callbacks=callbacks, **_fit_args(train, eval_embeddings, even)))
 
 
@@ -275,17 +270,14 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
     embeddings_dir = os.path.join(run_dir, "embeddings")
     try:
         body, head = registry.split_backbone(model)
-        if stored is not None:
-            if stored.datasets is None:
-                stored.datasets = embeddings.embed_into_store(body, {"train": probe_train_ds, "eval": eval_ds},
-                                                              stored.path)
-            train_embeddings, eval_embeddings = stored.datasets["train"], stored.datasets["eval"]
-        else:
-            train_embeddings = embeddings.embed(body, probe_train_ds, os.path.join(embeddings_dir, "train.tfrecord"))
-            eval_embeddings = embeddings.embed(body, eval_ds, os.path.join(embeddings_dir, "eval.tfrecord"))
+        stored = stored or embeddings.Store(embeddings_dir)  # without a store, one of this run's own
+        if stored.datasets is None:
+            stored.datasets = embeddings.embed_into_store(body, {"train": probe_train_ds, "eval": eval_ds},
+                                                          stored.path)
+        train_embeddings, eval_embeddings = stored.datasets["train"], stored.datasets["eval"]
         eval_embeddings = eval_embeddings.batch(t.batch_size).with_options(_SHARDED_BY_HAND)
         history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
-                           progress=records, even=even, announce=records)
+                           progress=records, even=even)
         heads = [head]
         for k in range(1, t.heads):
             # Seeds apart from every other run's first head (seed + 1000 k), so seed 43's heads are not seed 42's.
@@ -348,16 +340,6 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
                                               **_fit_args(train_ds, eval_ds, even))).items():
             history.setdefault(key, []).extend(values)
     return model, history
-
-
-def predict_split(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-segment (probabilities, labels, track ids) over a dataset built with with_track_ids=True."""
-    probs, labels, tracks = [], [], []
-    for x, y, track in dataset:
-        probs.append(model(x, training=False).numpy())
-        labels.append(np.argmax(y.numpy(), axis=1))
-        tracks.append(track.numpy())
-    return np.concatenate(probs), np.concatenate(labels), np.concatenate(tracks)
 
 
 def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_files: list[str] | str,
@@ -454,23 +436,17 @@ def run_fn(fn_args: FnArgs) -> None:
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _chief_run(config: PipelineConfig, tuned: Optional[dict] = None) -> Iterator[object]:
-    """The chief's MLflow run, tagged with the ``tuned`` settings if any."""
-    import mlflow
-
-    with tracking.training_run(config, run_name=f"{config.train.model}-{time.strftime('%Y%m%d-%H%M%S')}") as run:
-        print(f"[train] MLflow run {run.info.run_id}", flush=True)
-        if tuned:  # the Tuner's choice, beside the parameters that already hold it
-            mlflow.set_tag("tuned", hyperparameters.describe(tuned))
-        yield run
-
-
 def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.Plan, run_dir: str,
                       scratch: str, tuned: Optional[dict] = None) -> None:
+    import mlflow
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     chief = plan.cluster.is_chief
-    with _chief_run(config, tuned) if chief else contextlib.nullcontext() as run:
+    name = f"{config.train.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    with tracking.training_run(config, run_name=name) if chief else contextlib.nullcontext() as run:
+        if chief:  # the chief's MLflow run, tagged with the Tuner's choice beside the parameters that hold it
+            print(f"[train] MLflow run {run.info.run_id}", flush=True)
+            if tuned:
+                mlflow.set_tag("tuned", hyperparameters.describe(tuned))
         # At least a shard per worker; every worker sorts the split alike and reads only its own shards.
         shards = split_shards(tft_output, scratch, min_shards=plan.cluster.workers, train=fn_args.train_files,
                               eval=fn_args.eval_files)
@@ -481,10 +457,11 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
             with tempfile.TemporaryDirectory(prefix="trainer-worker-export-", ignore_cleanup_errors=True) as export_dir:
                 export_model(model, tft_output, config, export_dir)
             return
-        probs, labels, tracks = predict_split(
-            model, make_dataset(shards["eval"], tft_output, config, training=False, with_track_ids=True))
-        scores = metrics.score(tracks, probs, labels)
-        import mlflow
+        accumulator = metrics.ClipAccumulator()
+        eval_ds = make_dataset(shards["eval"], tft_output, config, training=False, with_track_ids=True)
+        for x, y, track in eval_ds:
+            accumulator.add(track.numpy(), model(x, training=False).numpy(), np.argmax(y.numpy(), axis=1))
+        scores = accumulator.score()
         mlflow.log_metrics({**scores.as_dict("eval_"), "epochs_trained": float(len(history.get("loss", [])))})
         with tempfile.TemporaryDirectory() as tmp:
             mlflow.log_artifact(plots.learning_curves_png(history, os.path.join(tmp, "learning_curves.png"),

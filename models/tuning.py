@@ -42,9 +42,8 @@ def heads_only(config: PipelineConfig) -> bool:
 
 
 def search_space(config: PipelineConfig) -> keras_tuner.HyperParameters:
-    """The settings a trial of ``config``'s family may change, each a choice defaulting to the preset's value where
-    it is among them: learning rate (a third to three times the preset's), label smoothing, class balance, heads
-    (frozen-body families) and the family's own choices."""
+    """The settings a trial of ``config``'s family may change, each a choice defaulting to the preset's value
+    where it is among them; heads only where heads train alone on a frozen body."""
     t = config.train
     hp = keras_tuner.HyperParameters()
 
@@ -107,6 +106,8 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
         stored = {split: np.stack([e for e, _ in dataset.as_numpy_iterator()]) for split, dataset in found.items()}
     progress = _Progress(sum(counts.values()))
     inputs, labels, tracks, indices = [], [], [], []
+    key = preprocessing.SEGMENT_INDEX_KEY
+    index_spec = {key: tft_output.transformed_feature_spec()[key]}
     writer = embeddings.StoreWriter(store) if body is not None and store and stored is None else None
     for split in ("train", "eval"):
         for x, y, track in training.make_dataset(shards[split], tft_output, config, training=False,
@@ -123,7 +124,8 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
             tracks.append(track.numpy())
         if stored is not None:  # in the splits' canonical order, as the body pass wrote them
             inputs.append(stored[split])
-        indices.append(_segment_indices(shards[split].records(), tft_output))
+        indices += [tf.io.parse_example(batch, index_spec)[key].numpy().reshape(-1)
+                    for batch in shards[split].records().batch(1024)]
     if writer is not None:
         writer.close()
     joined = ({k: np.concatenate([c[k] for c in inputs]) for k in inputs[0]} if isinstance(inputs[0], dict)
@@ -149,12 +151,6 @@ class _Progress:
             print(f"[tune] embedding: {self.count}/{self.total} segments, {rate:.1f}/s, about "
                   f"{(self.total - self.count) / rate:.0f} s left", flush=True)
             self.shown = now
-
-
-def _segment_indices(records: tf.data.Dataset, tft_output: tft.TFTransformOutput) -> np.ndarray:
-    key = preprocessing.SEGMENT_INDEX_KEY
-    spec = {key: tft_output.transformed_feature_spec()[key]}
-    return np.concatenate([tf.io.parse_example(batch, spec)[key].numpy().reshape(-1) for batch in records.batch(1024)])
 
 
 def _one_hot(labels: np.ndarray, genres: int) -> np.ndarray:
@@ -355,8 +351,7 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"[tune] {len(segments)} train and eval segments ready {what} in {time.time() - started:.0f} s", flush=True)
-    max_epochs = min(config.train.frozen_epochs, config.train.epochs) if heads_only(config) else config.train.epochs
-    oracle = make_oracle(config.tune, search_space(config), config.train.seed, max_epochs)
+    oracle = make_oracle(config.tune, search_space(config), config.train.seed, config.train.epochs)
     max_seconds = config.tune.max_minutes * 60 if config.tune.max_minutes else None
     tuner = FoldTuner(oracle, config, segments, trainer, os.path.join(fn_args.working_dir, "keras_tuner"), max_seconds)
     return TunerFnResult(tuner=tuner, fit_kwargs={})

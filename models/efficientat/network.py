@@ -4,7 +4,7 @@ Layers mirror the PyTorch reference's modules so its state_dict loads one per la
 symmetric zeros, explicit, because Keras' 'same' pads a strided convolution asymmetrically and would shift frames."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import namedtuple
 from typing import Any
 
 import tensorflow as tf
@@ -22,18 +22,8 @@ BN_MOMENTUM = 0.99
 SE_REDUCTION = 4
 
 
-@dataclass(frozen=True)
-class BlockSpec:
-    """One inverted-residual block of MobileNetV3-Large, before width scaling."""
-    inputs: int
-    kernel: int
-    expanded: int
-    outputs: int
-    squeeze_excite: bool
-    hardswish: bool  # else ReLU
-    stride: int
-
-
+# One inverted-residual block of MobileNetV3-Large, before width scaling; hardswish False: ReLU.
+BlockSpec = namedtuple("BlockSpec", "inputs kernel expanded outputs squeeze_excite hardswish stride")
 # MobileNetV3-Large's bottleneck table (Howard et al. 2019, table 1).
 LARGE_BLOCKS: tuple[BlockSpec, ...] = tuple(BlockSpec(*row) for row in (
     (16, 3, 16, 16, False, False, 1),
