@@ -216,7 +216,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                           "Fix: compile one with `python -m kubeflow.runner --image REGISTRY/genre-pipeline:TAG "
                           f"--output {args.spec}` (kubeflow/README.md).", err, "kubeflow-schedule") from None
     try:
-        request = build_request(document, **{k: v for k, v in vars(args).items() if k not in ("spec", "dry_run")})
+        request = build_request(document, host=args.host, experiment=args.experiment, cron=args.cron,
+                                job_name=args.job_name, max_concurrency=args.max_concurrency,
+                                pipeline_root=args.pipeline_root, enable_caching=args.enable_caching,
+                                pipeline_name=args.pipeline_name, namespace=args.namespace)
     except ValueError as err:  # includes LocalPathError
         raise SystemExit(f"error: {err}") from None
     if args.dry_run:
