@@ -150,7 +150,7 @@ class Family:
         from models import registry, training
 
         model = registry.build_model(self.config, self.shape, input_stats=(self.stats.mean, self.stats.std))
-        training._compile(model, self.config.train.learning_rate, self.config.train.label_smoothing)
+        training.compile_model(model, self.config.train.learning_rate, self.config.train.label_smoothing)
         return model
 
 
@@ -207,13 +207,13 @@ def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int,
                          "trainable": 0, "input": plain_rate, "input_label": "un-augmented"})
             print(f"[bench] {model_name}: embedding pass {embed_rate.per_second:,.1f} segments/s", flush=True)
             head_ds = embedded.shuffle(training.SHUFFLE_BUFFER, seed=config.train.seed).batch(batch_size)
-            training._compile(head, config.train.learning_rate, config.train.label_smoothing)
+            training.compile_model(head, config.train.learning_rate, config.train.label_smoothing)
             _, head_rate = time_fit(head, head_ds, segments, epochs, warmup_steps)
             fits.append({"label": " phase 1b: head on embeddings (per epoch)", "rate": head_rate,
                          "trainable": trainable(head), "input": None, "input_label": "embeddings on disk"})
             print(f"[bench] {model_name}: head {head_rate.per_second:,.0f} segments/s", flush=True)
             registry.set_backbone_trainable(model, True)
-            training._compile(model, config.train.finetune_learning_rate, config.train.label_smoothing)
+            training.compile_model(model, config.train.finetune_learning_rate, config.train.label_smoothing)
             label = " phase 2: fine-tuning (per epoch)"
         _, rate = time_fit(model, family.dataset(shards), segments, epochs, warmup_steps)
     fits.append({"label": label, "rate": rate, "trainable": trainable(model), "input": input_rate,
@@ -636,7 +636,7 @@ Input pipeline: `models.training.make_dataset(train shards, training=True)` with
 (random gain {PipelineConfig().train.random_gain_db:g} dB, SpecAugment), iterated with no model for
 {max(args.epochs, 10)} epochs after one warm-up epoch (warm-up epoch, segments/s: {warmups}); the split's
 canonical shards (`models/canonical_order.py`) are written before either.
-Training: `model.fit` on the same dataset with the trainer's model, optimiser and loss (`models.training._compile`),
+Training: `model.fit` on the same dataset with the trainer's model, optimiser and loss (`models.training.compile_model`),
 {args.warmup_steps} warm-up steps, then {args.epochs} timed full epoch(s) without validation, each epoch timed from
 its first to its last step. VGG is measured in the trainer's phases (`models.training.fit`): 1a, the frozen body
 embeds the un-augmented train split once (compared with the un-augmented input pipeline, timed alone like the

@@ -192,7 +192,7 @@ def _callbacks(config: PipelineConfig, run_dir: str, total_epochs: int, step_off
     return callbacks
 
 
-def _compile(model: keras.Model, learning_rate: float, label_smoothing: float = 0.0, announce: bool = False) -> None:
+def compile_model(model: keras.Model, learning_rate: float, label_smoothing: float = 0.0, announce: bool = False) -> None:
     """``announce``: a [train] line with the learning rate and label smoothing the compiled model holds."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
@@ -251,7 +251,7 @@ def fit_head(head: keras.Model, train_embeddings: tf.data.Dataset, eval_embeddin
         train = with_class_weights(train, weights)
     callbacks = _callbacks(config, run_dir, config.train.epochs, 0, learning_rate=config.train.learning_rate,
                            epochs=epochs, records=progress)
-    _compile(head, config.train.learning_rate, config.train.label_smoothing, announce=progress)
+    compile_model(head, config.train.learning_rate, config.train.label_smoothing, announce=progress)
     return _history(head.fit(epochs=epochs, verbose=0, callbacks=callbacks, **_fit_args(train, eval_embeddings, even)))
 
 
@@ -308,7 +308,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     if weights is not None:
         train_ds = with_class_weights(train_ds, weights)
     if t.max_steps or not registry.has_pretrained_backbone(config):
-        _compile(model, t.learning_rate, t.label_smoothing, announce=records)
+        compile_model(model, t.learning_rate, t.label_smoothing, announce=records)
         args = {**_fit_args(train_ds, eval_ds, even), **({"steps_per_epoch": t.max_steps} if t.max_steps else {})}
         epochs = 1 if t.max_steps else t.epochs
         callbacks = _callbacks(config, run_dir, epochs, 0, learning_rate=t.learning_rate, epochs=epochs,
@@ -333,7 +333,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
         print(f"[train] head: {done} epochs on the frozen body's embeddings{heads}; {then}", flush=True)
     if finetune:
         registry.set_backbone_trainable(model, True)
-        _compile(model, t.finetune_learning_rate, t.label_smoothing)
+        compile_model(model, t.finetune_learning_rate, t.label_smoothing)
         callbacks = _callbacks(config, run_dir, t.epochs, done, learning_rate=t.finetune_learning_rate,
                                epochs=finetune, records=records)
         for key, values in _history(model.fit(epochs=finetune, verbose=0, callbacks=callbacks,

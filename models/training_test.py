@@ -64,7 +64,7 @@ def test_learning_rate_schedules(tmp_path):
 
 def test_cosine_schedule_sets_the_optimizer_rate_each_epoch(tmp_path):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(10, activation="softmax")])
-    training._compile(model, 1e-2)
+    training.compile_model(model, 1e-2)
     x, y = np.zeros((8, 3), "f"), np.eye(10, dtype="f")[np.arange(8)]
     ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
     callbacks = [c for c in training._callbacks(train_config(lr_schedule="cosine", early_stopping_patience=None),
@@ -89,7 +89,7 @@ def test_a_learnt_data_set_stops_training_and_only_with_a_bar(tmp_path, capsys):
     def epochs_run(**changes) -> int:
         keras.utils.set_random_seed(0)
         model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(10, activation="softmax")])
-        training._compile(model, 0.1)
+        training.compile_model(model, 0.1)
         callbacks = [c for c in training._callbacks(train_config(early_stopping_patience=None, **changes), str(tmp_path),
                                                     50, 0, learning_rate=0.1, epochs=50)
                      if not isinstance(c, training.MlflowEpochLogger)]  # no MLflow run here
@@ -133,7 +133,7 @@ def test_vgg_fine_tuning_gets_the_epochs_the_head_left(monkeypatch, tmp_path, ep
                         lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None, even=None, records=True, stored=None:
                         (model, {"loss": [1.0] * head_ran}))
     monkeypatch.setattr(training.registry, "set_backbone_trainable", lambda model, trainable: None)
-    monkeypatch.setattr(training, "_compile", lambda *args, **kwargs: None)
+    monkeypatch.setattr(training, "compile_model", lambda *args, **kwargs: None)
     model = _FakeModel()
     _, history = training.fit(model, None, None, train_config("vgg", epochs=epochs, frozen_epochs=frozen), str(tmp_path))
     assert model.fit_epochs == ([finetune] if finetune else [])
