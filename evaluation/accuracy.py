@@ -248,8 +248,10 @@ def load_result(path: Path) -> dict:
 
 def finished_result(model: str, seed: int, output_root: Path, committed: bool = False) -> Optional[Path]:
     """The result file of an earlier run of MODEL and SEED in this output root, else (COMMITTED) the committed copy."""
-    paths = [folder / result_name(model, seed) for folder in (output_root / "bench-logs", RESULTS_DIR)]
-    return next((path for path in paths[:2 if committed else 1] if path.exists()), None)
+    for folder in (output_root / "bench-logs", *([RESULTS_DIR] if committed else [])):
+        if (folder / result_name(model, seed)).exists():
+            return folder / result_name(model, seed)
+    return None
 
 
 # ----- late fusion of two families' runs ----------------------------------------------------------
@@ -592,9 +594,10 @@ def main(argv: list[str] | None = None) -> None:
     args.reuse = args.reuse or args.reuse_committed
     if args.finished_only and not args.reuse:
         parser.error("--finished-only reports earlier runs: give --reuse too")
-    from models.registry import BUILDERS
-
-    models = parse_models(",".join(BUILDERS) if args.models is None else args.models)
+    if args.models is None:
+        from models.registry import BUILDERS  # TensorFlow loads only when the families are not named
+        args.models = ",".join(BUILDERS)
+    models = parse_models(args.models)
     for members in fusions:
         if not set(members) <= set(models):
             raise SystemExit(f"--fuse {'+'.join(members)}: fuse families among --models ({', '.join(models)}).")

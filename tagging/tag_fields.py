@@ -40,10 +40,12 @@ def wanted(kind: str, genre: str, score: float, genre_field: bool) -> dict[str, 
 
 def read(audio: mutagen.FileType, keys: list[str]) -> dict[str, Optional[str]]:
     """The current text of each key (several values joined by ``; ``), None where the file has none."""
-    tags = audio.tags if audio.tags is not None else {}
-    # an ID3 frame holds its values in ``text``
-    found = {key: list(getattr(tags.get(key), "text", tags.get(key)) or []) for key in keys}
-    return {key: "; ".join(_text(v) for v in values) if values else None for key, values in found.items()}
+    found: dict[str, Optional[str]] = {}
+    for key in keys:
+        value = audio.tags.get(key) if audio.tags is not None else None
+        values = list(getattr(value, "text", value) or [])  # an ID3 frame holds its values in ``text``
+        found[key] = "; ".join(_text(v) for v in values) if values else None
+    return found
 
 
 def _text(value: Any) -> str:
@@ -66,7 +68,7 @@ def set_fields(audio: mutagen.FileType, kind: str, fields: dict[str, str]) -> No
             tags[key] = [mp4.MP4FreeForm(text.encode("utf-8"), mp4.AtomDataType.UTF8)]
         else:
             tags[key] = [text]
-            if key == STANDARD_GENRE[MP4]:
+            if kind == MP4 and key == STANDARD_GENRE[MP4]:
                 tags.pop("gnre", None)  # else some players still show the numeric genre atom
 
 

@@ -25,6 +25,16 @@ def _task(f: AudioFile, **fields) -> FileTask:
     return FileTask(f.path, f.rel_path, f.genre, f.track_id, **fields)
 
 
+def _not_chosen(f: AudioFile, genres: Sequence[str], source: str) -> FileTask:
+    """A file whose genre is not in the label set: quarantined ``unknown_genre`` under genre folders (a folder
+    preflight would have refused), excluded ``genre_not_chosen`` when its tag or manifest row names it."""
+    if source == labels.FOLDERS:
+        return _task(f, status=QUARANTINED, reason=UNKNOWN_GENRE,
+                     detail=f"folder {f.genre!r} is not one of the genres {', '.join(genres)}")
+    return _task(f, status=EXCLUDED, reason=labels.GENRE_NOT_CHOSEN,
+                 detail=f"genre {f.genre!r} is not one of the genres {', '.join(genres)}")
+
+
 def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str], max_seconds: float = math.inf,
               where: str = "AudioExampleGen") -> Plan:
     """One task per entry of the root, sorted by path: excluded (by discovery, the label set or the split protocol),
@@ -39,12 +49,8 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str], m
     for f in discovery.files:
         if f.problem is not None:
             tasks.append(_task(f, status=QUARANTINED, reason=f.problem.reason, detail=f.problem.detail))
-        elif f.genre not in genres:  # quarantined under genre folders, excluded if a tag or manifest names it
-            folder = discovery.source == labels.FOLDERS
-            tasks.append(_task(f, status=QUARANTINED if folder else EXCLUDED,
-                               reason=UNKNOWN_GENRE if folder else labels.GENRE_NOT_CHOSEN,
-                               detail=f"{'folder' if folder else 'genre'} {f.genre!r} is not one of the "
-                                      f"genres {', '.join(genres)}"))
+        elif f.genre not in genres:
+            tasks.append(_not_chosen(f, genres, discovery.source))
         elif f.track_id in first_seen:
             tasks.append(_task(f, status=QUARANTINED, reason=DUPLICATE_TRACK, detail=(
                 f"track_id {f.track_id!r} is already taken by {first_seen[f.track_id].rel_path} (the same path with "
