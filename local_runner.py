@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--until", choices=("validate", "train", "push"), default="push",
                        help="stop after data validation, after training, or run to the push (default: %(default)s)")
     group.add_argument("--no-cache", action="store_true", help="re-execute every component")
+    group.add_argument("--full", action="store_true", help="rebuild from scratch: ingest, analyse and transform every "
+                       "track, embed every segment and train without a warm start, instead of working on what changed "
+                       "since the last run (docs/ingestion.md, \"A library that grows\")")
     group.add_argument("--verbose", action="store_true",
                        help="show library output (TensorFlow, Beam, TFX) on the console, not only in the log file")
     return parser.parse_args(argv)
@@ -47,8 +50,8 @@ def main(argv: list[str] | None = None) -> dict:
         config = checked_config(args)  # before TensorFlow: wrong paths fail in a second
     except UserError as error:
         raise not_started(error) from error
-    return run(config, until=args.until, enable_cache=not args.no_cache, verbose=args.verbose,
-               genres_from_data=args.genres_from_data)
+    return run(config, until=args.until, enable_cache=not (args.no_cache or args.full), verbose=args.verbose,
+               genres_from_data=args.genres_from_data, full=args.full)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,9 @@ import tensorflow as tf
 from tfx import types
 from tfx.types import artifact_utils
 
+from components.audio_example_gen import spans
 from config.settings import GATE_SPLIT, SPLITS
+from models import live_examples
 
 TRACKS_FILE = "tracks_by_split.json"
 IDENTITY_KEY = "track_ids"
@@ -33,12 +35,21 @@ def read_split(examples: types.Artifact, split: str, spec: dict[str, Any], batch
 
 
 def record(model_uri: str, examples: types.Artifact) -> None:
-    """``{split: sorted distinct track ids}`` of each split of ``examples`` -> ``<model_uri>/TRACKS_FILE``."""
-    spec = {"track_id": tf.io.FixedLenFeature([], tf.string)}
-    tracks = {IDENTITY_KEY: IDENTITY}
-    for split in SPLITS:
-        ids = (t.decode() for _, parsed in read_split(examples, split, spec) for t in parsed["track_id"].numpy())
-        tracks[split] = sorted(set(ids))
+    """``{split: sorted distinct track ids}`` of each split of ``examples`` -> ``<model_uri>/TRACKS_FILE``; the live
+    tracks of every span where the transformed examples name the Examples of a chain (models/live_examples.py)."""
+    live = os.path.join(examples.uri, live_examples.LIVE_FILE)
+    found: dict[str, set[str]] = {split: set() for split in SPLITS}
+    if tf.io.gfile.exists(live):
+        with tf.io.gfile.GFile(live) as f:
+            for r in spans.read_index(json.load(f)["examples"]):
+                if r["status"] == "ingested":
+                    found[r["split"]].add(r["track_id"])
+    else:
+        spec = {"track_id": tf.io.FixedLenFeature([], tf.string)}
+        for split in SPLITS:
+            found[split].update(t.decode() for _, parsed in read_split(examples, split, spec)
+                                for t in parsed["track_id"].numpy())
+    tracks = {IDENTITY_KEY: IDENTITY, **{split: sorted(ids) for split, ids in found.items()}}
     with tf.io.gfile.GFile(os.path.join(model_uri, TRACKS_FILE), "w") as f:
         json.dump(tracks, f, indent=1)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import time
 import traceback
 from typing import Optional
@@ -82,8 +83,18 @@ def execute(config: PipelineConfig, run_id: str, until: str, enable_cache: bool)
     NamedRunLocalDagRunner().run(pipeline)
 
 
+def forget_increments(config: PipelineConfig) -> None:
+    """``--full``: what makes a re-run incremental goes (the span chain, the materialised spans and the analyzer
+    cache, the embeddings store), so every step starts from scratch."""
+    from components.audio_example_gen import spans
+    from components.bounded_transform import executor as transform
+    spans.forget(os.path.join(config.pipeline_root, "AudioExampleGen"))
+    transform.forget(os.path.join(config.pipeline_root, "Transform"))
+    shutil.rmtree(os.path.join(config.pipeline_root, "embeddings"), ignore_errors=True)
+
+
 def run(config: PipelineConfig, until: str = "push", enable_cache: bool = True, verbose: bool = False,
-        genres_from_data: bool = False) -> dict:
+        genres_from_data: bool = False, full: bool = False) -> dict:
     """Run the pipeline to ``until`` under the output directory's lock; the summary, or RunFailed."""
     started = time.time()
     run_id = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
@@ -102,6 +113,8 @@ def run(config: PipelineConfig, until: str = "push", enable_cache: bool = True, 
                 close_orphans(config)
                 if not config.paths.data_root:
                     config = with_data(config, prepare_data(config), genres_from_data)
+                if full:
+                    forget_increments(config)
                 execute(config, run_id, until, enable_cache)
                 summary = summarize(config, run_id, started)
                 summary["steps"] = tracker.steps

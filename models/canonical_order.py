@@ -10,11 +10,11 @@ import hashlib
 import itertools
 import math
 import os
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Optional
 
 import tensorflow as tf
 
-from models import preprocessing
+from models import live_examples, preprocessing
 
 SHARD_BYTES = 64 * 2**20
 # Serialised bytes per byte of the GZIP'd Transform output, assumed when choosing N; a bucket that comes
@@ -43,6 +43,7 @@ class CanonicalShards:
     """Sorted shard files whose concatenation is a split in canonical order."""
 
     paths: tuple[str, ...]
+    corrections: Optional[live_examples.Corrections] = None  # for records of spans normalised before this run
 
     def records(self, shard_index: int = 0, num_shards: int = 1) -> tf.data.Dataset:
         """The serialised examples of every ``num_shards``-th shard from ``shard_index``, files read one after the
@@ -56,16 +57,25 @@ class CanonicalShards:
         return tf.data.Dataset.from_tensor_slices(mine).interleave(tf.data.TFRecordDataset, cycle_length=1)
 
 
-def _keyed_records(files: list[str], tft_output) -> Iterator[bytes]:
-    """Each record of the GZIP'd files, prefixed with its :func:`segment_key`."""
+def _keyed_records(sources: list[live_examples.Source], tft_output) -> Iterator[bytes]:
+    """Each live record of the sources' GZIP'd files, prefixed with its :func:`segment_key` and, in a span to correct,
+    suffixed with its correction row (a second Features message, which protobuf merges into the record's)."""
     full_spec = tft_output.transformed_feature_spec()
     spec = {key: full_spec[key] for key in (preprocessing.TRACK_ID_KEY, preprocessing.SEGMENT_INDEX_KEY)}
-    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(_READ_BATCH):
-        parsed = tf.io.parse_example(batch, spec)
-        tracks = parsed[preprocessing.TRACK_ID_KEY].numpy().reshape(-1)
-        indices = parsed[preprocessing.SEGMENT_INDEX_KEY].numpy().reshape(-1)
-        for record, track, index in zip(batch.numpy(), tracks, indices):
-            yield segment_key(track, index) + record
+    for source in sources:
+        files = matching_files(source.pattern)
+        if not files:
+            continue
+        tag = b"" if source.row is None else tf.train.Example(features=tf.train.Features(feature={
+            live_examples.CORRECTION_ROW: tf.train.Feature(int64_list=tf.train.Int64List(value=[source.row]))}
+        )).SerializeToString()
+        for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(_READ_BATCH):
+            parsed = tf.io.parse_example(batch, spec)
+            tracks = parsed[preprocessing.TRACK_ID_KEY].numpy().reshape(-1)
+            indices = parsed[preprocessing.SEGMENT_INDEX_KEY].numpy().reshape(-1)
+            for record, track, index in zip(batch.numpy(), tracks, indices):
+                if track not in source.dropped:
+                    yield segment_key(track, index) + record + tag
 
 
 def _bucket(keyed: Iterable[bytes], lo: int, hi: int, n: int, work_dir: str,
@@ -116,17 +126,20 @@ def shard_count(files: list[str], max_shard_bytes: int, min_shards: int = 1) -> 
     return min(MAX_FANOUT, max(min_shards, math.ceil(size * EXPANSION / max_shard_bytes), 1))
 
 
-def write_shards(file_pattern: list[str] | str, tft_output, work_dir: str, max_shard_bytes: int = SHARD_BYTES,
-                 min_shards: int = 1) -> CanonicalShards:
-    """Sort the GZIP'd examples of ``file_pattern`` into shard files under ``work_dir`` (the caller removes it),
-    holding one bucket in memory; at least ``min_shards`` key ranges, for workers."""
-    files = matching_files(file_pattern)
+def write_shards(file_pattern: list[str] | str | live_examples.LiveSplit, tft_output, work_dir: str,
+                 max_shard_bytes: int = SHARD_BYTES, min_shards: int = 1) -> CanonicalShards:
+    """Sort the GZIP'd examples of ``file_pattern`` (or a split of the live data) into shard files under
+    ``work_dir`` (the caller removes it), holding one bucket in memory; at least ``min_shards`` key ranges, for
+    workers."""
+    live = file_pattern if isinstance(file_pattern, live_examples.LiveSplit) else live_examples.LiveSplit(
+        [live_examples.Source(p) for p in ([file_pattern] if isinstance(file_pattern, str) else file_pattern)], None)
+    files = matching_files([s.pattern for s in live.sources])
     if not files:
-        raise FileNotFoundError(f"No transformed examples match {file_pattern}.")
+        raise FileNotFoundError(f"No transformed examples match {[s.pattern for s in live.sources]}.")
     tf.io.gfile.makedirs(work_dir)
     names = itertools.count()
     shard_paths: list[str] = []
     n = shard_count(files, max_shard_bytes, min_shards)
-    for path, lo, hi in _bucket(_keyed_records(files, tft_output), 0, _KEY_SPACE, n, work_dir, names):
+    for path, lo, hi in _bucket(_keyed_records(live.sources, tft_output), 0, _KEY_SPACE, n, work_dir, names):
         _sort_bucket(path, lo, hi, max_shard_bytes, work_dir, names, shard_paths)
-    return CanonicalShards(tuple(shard_paths))
+    return CanonicalShards(tuple(shard_paths), live.corrections)

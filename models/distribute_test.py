@@ -202,7 +202,7 @@ def test_the_trainer_acts_on_the_probes_answer_before_any_model(answer, split, t
     monkeypatch.setattr(training.registry, "build_model", build_model)
     try:
         with pytest.raises(UserError if answer else _ModelBuilt) as raised:
-            training.train_model(config, tft_output, shards.paths, shards, shards, str(tmp_path))
+            training.train_model(config, tft_output, shards, shards, str(tmp_path))
     finally:
         distribute.set_precision("none")
     if answer:

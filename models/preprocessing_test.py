@@ -69,6 +69,25 @@ def test_transform_normalises_per_bin_and_serves_from_audio_alone(kind, shape, t
     np.testing.assert_allclose(stats.std, std, rtol=1e-3)
 
 
+def test_tombstones_take_back_what_their_copies_added(tmp_path):
+    """Analysing every example plus tombstones of some gives the statistics of the others alone, as the analyzers of
+    a span chain must; serving still takes the audio alone."""
+    rows = raw_examples(CONFIG, [1])
+    live = [r for r in rows if r["label"] != [2]]
+    retired = [r for r in rows if r["label"] == [2]]
+    everything = [{**r, preprocessing.TOMBSTONE_KEY: []} for r in rows] + [
+        {**r, preprocessing.TOMBSTONE_KEY: [1]} for r in retired]
+    _, with_tombstones = analyze_and_transform(CONFIG, everything, str(tmp_path / "chain"), [1], tombstones=True)
+    _, live_only = analyze_and_transform(CONFIG, live, str(tmp_path / "live"), [1])
+    pcm = tf.reshape(tf.constant([r["audio"] for r in rows]), [-1, 1])
+    got, want = (tft.TFTransformOutput(d).transform_features_layer()({"audio": pcm})["log_mel"].numpy()
+                 for d in (with_tombstones, live_only))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert len(retired) == 3 and not np.allclose(got, tft.TFTransformOutput(
+        analyze_and_transform(CONFIG, rows, str(tmp_path / "all"), [1])[1]).transform_features_layer()(
+        {"audio": pcm})["log_mel"].numpy(), atol=1e-3)  # the retired examples do move the statistics
+
+
 def test_kaldi_log_mel_is_mn04s_front_end_left_unscaled_and_served_as_transformed(tmp_path):
     """efficientat's kind: EfficientAT's own front end (not copied, not z-scored) in Transform, and the serving
     path (signatures.segment_features on the raw clip) feeds the model what Transform wrote for training."""

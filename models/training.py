@@ -20,9 +20,9 @@ import tf_keras as keras
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from config.settings import STOP_AFTER_PASSES, PipelineConfig
-from models import (augment, distribute, embeddings, features, hyperparameters, metrics, plots, preprocessing, registry,
-                    signatures, tracking, transfer)
-from models.canonical_order import CanonicalShards, matching_files, write_shards
+from models import (augment, distribute, embeddings, features, hyperparameters, live_examples, metrics, plots,
+                    preprocessing, registry, signatures, tracking, transfer)
+from models.canonical_order import CanonicalShards, write_shards
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BUFFER = 4096
@@ -31,11 +31,10 @@ _SHARDED_BY_HAND = tf.data.Options()
 _SHARDED_BY_HAND.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
 
 
-def train_class_counts(file_pattern: list[str] | str, tft_output: tft.TFTransformOutput,
-                       num_classes: int) -> np.ndarray:
-    """Examples (segments) per label in the given transformed files, [num_classes] int64, for class balancing."""
+def train_class_counts(shards: CanonicalShards, tft_output: tft.TFTransformOutput, num_classes: int) -> np.ndarray:
+    """Examples (segments) per label of a split, [num_classes] int64, for class balancing."""
     spec = {"label": tft_output.transformed_feature_spec()["label"]}
-    ds = tf.data.TFRecordDataset(matching_files(file_pattern), compression_type="GZIP").batch(1024)
+    ds = shards.records().batch(1024)
     counts = np.zeros(num_classes, np.int64)
     for batch in ds:
         labels = tf.io.parse_example(batch, spec)["label"].numpy().reshape(-1)
@@ -81,6 +80,8 @@ def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, con
     # The model's inputs and the label; the string track id only for host-side scoring (never to an accelerator).
     keys = (*features.model_inputs(config.features), "label", *(("track_id",) if with_track_ids else ()))
     spec = {key: tft_output.transformed_feature_spec()[key] for key in keys}
+    if shards.corrections is not None:
+        spec[live_examples.CORRECTION_ROW] = tf.io.FixedLenFeature([], tf.int64, default_value=-1)
     if num_shards > 1:
         mine = shards.paths[shard_index::num_shards]
         print(f"[train] worker {shard_index} of {num_shards} reads shards "
@@ -102,6 +103,8 @@ def make_dataset(shards: CanonicalShards, tft_output: tft.TFTransformOutput, con
 
     def parse(serialized: tf.Tensor):
         parsed = tf.io.parse_example(serialized, spec)
+        if shards.corrections is not None:
+            parsed = shards.corrections.apply(parsed, parsed.pop(live_examples.CORRECTION_ROW))
         labels = tf.one_hot(parsed["label"], len(config.genres))
         x = features.as_model_input(parsed, config.features)
         if with_track_ids:
@@ -342,7 +345,7 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     return model, history
 
 
-def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_files: list[str] | str,
+def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput,
                 train_shards: CanonicalShards, eval_shards: CanonicalShards, run_dir: str,
                 plan: Optional[distribute.Plan] = None,
                 embeddings_store: Optional[str] = None) -> tuple[keras.Model, dict[str, list[float]]]:
@@ -370,7 +373,7 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
               f"{'' if config.train.mixed_precision == 'none' else ', ' + model.dtype_policy.name}", flush=True)
         weights = None
         if config.train.class_balance > 0:
-            counts = train_class_counts(train_files, tft_output, len(config.genres))
+            counts = train_class_counts(train_shards, tft_output, len(config.genres))
             weights = class_weights(counts, config.train.class_balance)
             print("[train] class weights (train segments): " + ", ".join(
                 f"{g} {w:.2f} ({n})" for g, w, n in zip(config.genres, weights, counts)), flush=True)
@@ -401,10 +404,13 @@ def _stored_embeddings(store: Optional[str], train_shards: CanonicalShards, eval
     return embeddings.Store(store, found)
 
 
-def split_shards(tft_output: tft.TFTransformOutput, scratch_dir: str, min_shards: int = 1,
+def split_shards(tft_output: tft.TFTransformOutput, config: PipelineConfig, scratch_dir: str, min_shards: int = 1,
                  **files: list[str] | str) -> dict[str, CanonicalShards]:
-    """split name -> its canonical shards under ``scratch_dir``/<split>, for ``split=file pattern`` pairs."""
-    return {split: write_shards(pattern, tft_output, os.path.join(scratch_dir, split), min_shards=min_shards)
+    """split name -> its canonical shards under ``scratch_dir``/<split>, for ``split=file pattern`` pairs (TFX's
+    train_files and eval_files): the live data's every span (models/live_examples.py)."""
+    current = {kind: (stats.mean, stats.std) for kind, stats in preprocessing.zscored_stats(tft_output, config).items()}
+    return {split: write_shards(live_examples.read(pattern, split, current), tft_output,
+                                os.path.join(scratch_dir, split), min_shards=min_shards)
             for split, pattern in files.items()}
 
 
@@ -448,10 +454,10 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
             if tuned:
                 mlflow.set_tag("tuned", hyperparameters.describe(tuned))
         # At least a shard per worker; every worker sorts the split alike and reads only its own shards.
-        shards = split_shards(tft_output, scratch, min_shards=plan.cluster.workers, train=fn_args.train_files,
-                              eval=fn_args.eval_files)
+        shards = split_shards(tft_output, config, scratch, min_shards=plan.cluster.workers,
+                              train=fn_args.train_files, eval=fn_args.eval_files)
         store = embeddings.store_path(config, fn_args.transform_graph_path, fn_args.train_files, fn_args.eval_files)
-        model, history = train_model(config, tft_output, fn_args.train_files, shards["train"], shards["eval"],
+        model, history = train_model(config, tft_output, shards["train"], shards["eval"],
                                      run_dir, plan, embeddings_store=store)
         if not chief:
             with tempfile.TemporaryDirectory(prefix="trainer-worker-export-", ignore_cleanup_errors=True) as export_dir:

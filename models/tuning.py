@@ -98,7 +98,7 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
                   store: Optional[str] = None) -> folds.Segments:
     """The train and eval segments in memory, in canonical order: the model's inputs, or ``body``'s embeddings,
     also written to ``store`` for the Trainer; a complete store of these splits is read instead of a body pass."""
-    shards = training.split_shards(tft_output, scratch, train=train_files, eval=eval_files)
+    shards = training.split_shards(tft_output, config, scratch, train=train_files, eval=eval_files)
     counts = {split: training.count_records(shards[split]) for split in ("train", "eval")}
     stored = None  # a complete store's embeddings of as many segments as the splits, by split
     if body is not None and store and (found := embeddings.read_matching_store(store, counts)) is not None:

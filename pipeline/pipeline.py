@@ -21,13 +21,14 @@ from tfx import v1 as tfx
 
 from components import code_fingerprint
 from components.anomaly_gate.component import AnomalyGate
+from components.audio_example_gen.spans import RETIRED
 from components.audio_example_gen.component import AudioExampleGen
 from components.baseline_aware_evaluator.component import BaselineAwareEvaluator
 from components.bounded_transform.component import BoundedTransform
 from components.clip_evaluator.component import ClipEvaluator
 from components.model_registrar.component import ModelRegistrar
 from components.tracked_trainer.component import TrackedTrainer
-from config.settings import (GATE_SPLIT, INGESTION_SECTIONS, PROJECT_ROOT, TRAINING_SECTIONS,
+from config.settings import (GATE_SPLIT, INGESTION_SECTIONS, PROJECT_ROOT, SPLITS, TRAINING_SECTIONS,
                              TRANSFORM_SECTIONS, TUNING_SECTIONS, PipelineConfig)
 from pipeline.beam_args import for_tfx
 from pipeline.schema import schema_file as raw_schema_file
@@ -99,8 +100,10 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
     # The curated schema, or one derived from it for a label set other than GTZAN's (pipeline/schema.py).
     schema_gen = tfx.components.ImportSchemaGen(schema_file=raw_schema_file(config))
     # With the schema, TFDV treats audio as raw bytes and skips top-k counts of them.
+    # A run's Examples are a span: what changed since the last run (components/audio_example_gen/spans.py), so
+    # StatisticsGen and the validation see the new span; its tombstones (RETIRED) are copies of earlier records.
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
-                                                  schema=schema_gen.outputs["schema"])
+                                                  schema=schema_gen.outputs["schema"], exclude_splits=[RETIRED])
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
@@ -110,6 +113,7 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
         transform = BoundedTransform(
             examples=example_gen.outputs["examples"], schema=schema_gen.outputs["schema"],
             preprocessing_fn=PREPROCESSING_FN,
+            splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=list(SPLITS)),
             # StatisticsGen has the raw statistics already; Transform's own pre- and post-transform
             # statistics would make Beam's DirectRunner hold every transformed example in memory.
             disable_statistics=True,

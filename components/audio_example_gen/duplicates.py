@@ -55,18 +55,26 @@ def _inode(path: str) -> Optional[tuple[int, int]]:
     return None
 
 
-def _by_key(paths: Sequence[str], key, workers: int) -> dict[str, list[str]]:
-    groups: dict[str, list[str]] = defaultdict(list)
+def _keys(paths: Sequence[str], key, workers: int) -> dict[str, Optional[str]]:
     with ThreadPoolExecutor(max(1, workers)) as pool:  # libsndfile releases the GIL while it decodes
-        for path, k in zip(paths, pool.map(key, paths)):
-            if k is not None:
-                groups[k].append(path)
-    return groups
+        return dict(zip(paths, pool.map(key, paths)))
+
+
+def _alike(keys: dict[str, Optional[str]]) -> list[list[str]]:
+    """Paths that share a key, in groups of two or more."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for path, k in keys.items():
+        if k is not None:
+            groups[k].append(path)
+    return [group for group in groups.values() if len(group) > 1]
 
 
 def find(files: Iterable[tuple[str, str]], max_seconds: float = float("inf"),
-         workers: Optional[int] = None) -> dict[str, str]:
-    """``{rel_path: rel_path of the kept copy}`` for every duplicate among ``(path, rel_path)`` pairs."""
+         workers: Optional[int] = None, heads: Optional[dict[str, Optional[str]]] = None) -> dict[str, str]:
+    """``{rel_path: rel_path of the kept copy}`` for every duplicate among ``(path, rel_path)`` pairs. ``heads``
+    (path -> digest of the first HEAD_SECONDS) holds what an earlier run read, which is not read again, and gets
+    what this run reads."""
+    heads = {} if heads is None else heads
     rel_of = dict(files)
     ordered = sorted(rel_of, key=lambda p: rel_of[p])
     workers = workers or os.cpu_count() or 1
@@ -76,9 +84,10 @@ def find(files: Iterable[tuple[str, str]], max_seconds: float = float("inf"),
         first = first_of.setdefault(_inode(path) or path, path)
         if first != path:
             duplicates[rel_of[path]] = rel_of[first]
-    heads = _by_key(list(first_of.values()), lambda p: _read_pcm(p, True, max_seconds), workers)
-    suspects = [p for group in heads.values() if len(group) > 1 for p in group]
-    for group in _by_key(suspects, lambda p: _read_pcm(p, False, max_seconds), workers).values():
+    unread = [p for p in first_of.values() if p not in heads]
+    heads.update(_keys(unread, lambda p: _read_pcm(p, True, max_seconds), workers))
+    suspects = [p for group in _alike({p: heads[p] for p in first_of.values()}) for p in group]
+    for group in _alike(_keys(suspects, lambda p: _read_pcm(p, False, max_seconds), workers)):
         kept, *copies = sorted(group, key=lambda p: rel_of[p])
         duplicates.update((rel_of[c], rel_of[kept]) for c in copies)
     return duplicates

@@ -17,7 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from audio import decode as audio_lib
 from audio import filecheck
-from components.audio_example_gen import progress, segments, views
+from components.audio_example_gen import progress, segments, spans, views
 from config.settings import AudioConfig
 
 FILES = "files"
@@ -52,6 +52,7 @@ class FileTask:
     def record(self, **extra: Any) -> dict[str, Any]:
         return {"path": self.rel_path, "genre": self.genre, "track_id": self.track_id, "split": self.split,
                 "status": self.status, "reason": self.reason, "detail": self.detail, "group": self.group,
+                "label": self.label,
                 "segments": 0, "seconds": 0.0, "truncated": False, **extra}
 
 
@@ -148,7 +149,7 @@ class DecodeToExamples(beam.DoFn):
             segments=len(kept), segments_in_track=in_track, truncated=decoded.truncated,
             seconds=decoded.length / cfg.sample_rate, decoded_seconds=len(decoded.samples) / cfg.sample_rate,
             source_rate=decoded.source_rate, source_channels=decoded.source_channels, lossless=decoded.lossless,
-            view_segments=viewed, decode_cpu_seconds=round(decode_cpu, 4)))
+            view_segments=viewed, decode_cpu_seconds=round(decode_cpu, 4), sha256=spans.sha256_of(task.path)))
 
 
 class _GzipTFRecordSink(tfrecordio._TFRecordSink):  # noqa: SLF001 - Beam's own TFRecord framing

@@ -2,16 +2,20 @@
 
 The Resolver returns the last blessed model whatever its family: a 16 kHz VGG fed a CNN run's 22.05 kHz examples
 crashes TFMA deep inside Beam. So the baseline is dropped (the gate then uses the absolute bar, and says so in one
-line) when its input contract differs, or when it trained on any of the candidate's test tracks (model_tracks.py)."""
+line) when its input contract differs, or when it trained on any of the candidate's test tracks (model_tracks.py).
+Both score the live test split: every span of the Examples' chain, retired tracks left out (span_views.py)."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import tensorflow as tf
 from tfx import types
 from tfx.components.evaluator import executor as evaluator_executor
-from tfx.types import standard_component_specs
+from tfx.types import artifact_utils, standard_component_specs
 
-from components import contract, model_tracks
+from components import contract, model_tracks, span_views
+from config.settings import GATE_SPLIT
 
 BASELINE_KEY = standard_component_specs.BASELINE_MODEL_KEY
 
@@ -43,4 +47,12 @@ class Executor(evaluator_executor.Executor):
         input_dict = {**input_dict, BASELINE_KEY: baselines}
         if not baselines:
             input_dict.pop(BASELINE_KEY)
-        super().Do(input_dict, output_dict, exec_properties)
+        examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
+        evaluation = artifact_utils.get_single_uri(output_dict[standard_component_specs.EVALUATION_KEY])
+        scratch = os.path.join(evaluation, ".live_views")  # where TFMA's workers read, local or not
+        input_dict[standard_component_specs.EXAMPLES_KEY] = span_views.split_views(examples, GATE_SPLIT, scratch)
+        try:
+            super().Do(input_dict, output_dict, exec_properties)
+        finally:
+            if tf.io.gfile.exists(scratch):
+                tf.io.gfile.rmtree(scratch)

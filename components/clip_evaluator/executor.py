@@ -15,6 +15,7 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components import span_views
 from components.baseline_aware_evaluator.executor import comparable_baseline
 from components.model_tracks import read_split
 from config.settings import GATE_SPLIT, PipelineConfig
@@ -47,14 +48,17 @@ def load_examples_signature(model: types.Artifact) -> tuple[Any, Callable[..., d
 
 def score_split(examples: types.Artifact, split: str, models: Sequence[types.Artifact],
                 batch_size: int = BATCH) -> list[metrics.ClipAccumulator]:
-    """Every model's segment and clip scores on one split in one pass, kept per track, never per segment."""
+    """Every model's segment and clip scores on one split of the live data (every span of ``examples``'s chain) in
+    one pass, kept per track, never per segment."""
     loaded = [load_examples_signature(model) for model in models]
     accumulators = [metrics.ClipAccumulator() for _ in models]
     segments = 0
-    for serialized, labels, track_ids in read_batches(examples, split, batch_size):
-        segments += len(labels)
-        for (_, signature), accumulator in zip(loaded, accumulators):
-            accumulator.add(track_ids, signature(examples=serialized)["probabilities"].numpy(), labels)
+    with tempfile.TemporaryDirectory(prefix="clip-gate-") as scratch:
+        for view in span_views.split_views(examples, split, scratch):
+            for serialized, labels, track_ids in read_batches(view, split, batch_size):
+                segments += len(labels)
+                for (_, signature), accumulator in zip(loaded, accumulators):
+                    accumulator.add(track_ids, signature(examples=serialized)["probabilities"].numpy(), labels)
     if not segments:
         raise ValueError(f"The '{split}' split under {examples.uri} holds no examples: nothing to gate on. "
                          "Check the split protocol and the data root.")

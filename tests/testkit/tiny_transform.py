@@ -22,10 +22,12 @@ CONFIG = PipelineConfig(
     features=FeatureConfig(n_fft=256, hop_length=128, n_mels=16, n_mfcc=8, frames=12))
 
 
-def raw_spec(shape: list[int]) -> dict[str, tf.io.FixedLenFeature]:
-    """Scalar features: shape [1] as the curated schemas (schemas/*) declare them, or []."""
-    return {"audio": tf.io.FixedLenFeature(shape, tf.string), "label": tf.io.FixedLenFeature(shape, tf.int64),
+def raw_spec(shape: list[int], tombstones: bool = False) -> dict:
+    """Scalar features: shape [1] as the curated schemas (schemas/*) declare them, or []; ``tombstones``: the
+    optional ``tombstone`` feature too, as the curated schemas have it."""
+    spec = {"audio": tf.io.FixedLenFeature(shape, tf.string), "label": tf.io.FixedLenFeature(shape, tf.int64),
             "track_id": tf.io.FixedLenFeature(shape, tf.string)}
+    return {**spec, preprocessing.TOMBSTONE_KEY: tf.io.VarLenFeature(tf.int64)} if tombstones else spec
 
 
 def raw_examples(config: PipelineConfig, shape: list[int]) -> list[dict]:
@@ -48,9 +50,9 @@ def _dump(rows: list, path: str) -> None:
 
 
 def analyze_and_transform(config: PipelineConfig, rows: list[dict], work: str,
-                          shape: list[int]) -> tuple[list[dict], str]:
+                          shape: list[int], tombstones: bool = False) -> tuple[list[dict], str]:
     """Run AnalyzeAndTransformDataset on the DirectRunner; returns transformed rows and the transform dir."""
-    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_spec(shape)))
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(raw_spec(shape, tombstones)))
     custom_config = {"pipeline_config": config.to_json(TRANSFORM_SECTIONS)}
     out_dir, dump = os.path.join(work, "transform"), os.path.join(work, "rows.pkl")
     with beam.Pipeline(runner="DirectRunner", argv=["--direct_running_mode=in_memory"]) as p:

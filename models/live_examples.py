@@ -1,0 +1,111 @@
+"""The transformed examples of the live data, as the Trainer and the Tuner read them.
+
+Transform materialises each span of the Examples once (components/bounded_transform/executor.py) and names, in its
+output's ``live.json``, the files of every span the live tracks sit in, the per-bin mean and std each span was
+normalised with, and the Examples artifact whose track index says which tracks are live. Reading a split then means:
+every span's files, the records of retired tracks left out, and a span normalised with earlier statistics moved onto
+the current ones (z' = (z s + m - m') / s', exact for Transform's affine per-bin z-score). An output without
+live.json (one span, or made before spans) is read as it is."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from components.audio_example_gen import spans
+
+LIVE_FILE = "live.json"
+# The feature a record of a span to correct carries in the canonical shards: its row of the correction table.
+CORRECTION_ROW = "live_correction_row"
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanFiles:
+    """One span's transformed files and the statistics (kind -> per-bin mean, std) they were normalised with."""
+
+    span: int
+    uri: str  # the transformed examples artifact that holds them
+    stats: dict[str, tuple[list[float], list[float]]]
+
+    def pattern(self, split: str) -> str:
+        return os.path.join(uri_split(self.uri, split), f"{file_prefix(self.span)}-*")
+
+
+def uri_split(uri: str, split: str) -> str:
+    return os.path.join(uri, f"Split-{split}")
+
+
+def file_prefix(span: int) -> str:
+    return f"span-{span:05d}"
+
+
+def write(uri: str, examples_uri: str, files: list[SpanFiles]) -> None:
+    with tf.io.gfile.GFile(os.path.join(uri, LIVE_FILE), "w") as f:
+        json.dump({"examples": examples_uri, "spans": [dataclasses.asdict(s) for s in files]}, f)
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """Transformed files to read as one span: which tracks are live in them, and the correction row they carry."""
+
+    pattern: str
+    dropped: frozenset[bytes] = frozenset()  # tracks whose records here are no longer live
+    row: Optional[int] = None  # None: already on the current statistics
+
+
+@dataclasses.dataclass(frozen=True)
+class Corrections:
+    """kind -> (scale, shift), [rows, bins] each: a record of row r becomes z * scale[r] + shift[r]."""
+
+    table: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    def apply(self, parsed: dict[str, tf.Tensor], rows: tf.Tensor) -> dict[str, tf.Tensor]:
+        """``parsed`` with each corrected kind moved onto the current statistics (rows < 0: left as they are)."""
+        out = dict(parsed)
+        at = tf.maximum(rows, 0)
+        for kind, (scale, shift) in self.table.items():
+            x = parsed[kind]
+            a = tf.gather(tf.constant(scale, x.dtype), at)
+            b = tf.gather(tf.constant(shift, x.dtype), at)
+            extra = [1] * (x.shape.rank - 2)
+            a, b = (tf.reshape(v, [-1, *extra, v.shape[-1]]) for v in (a, b))
+            out[kind] = tf.where(tf.reshape(rows >= 0, [-1, *[1] * (x.shape.rank - 1)]), x * a + b, x)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveSplit:
+    sources: list[Source]
+    corrections: Optional[Corrections]
+
+
+def read(files: list[str] | str, split: str, current: dict[str, tuple[np.ndarray, np.ndarray]]) -> LiveSplit:
+    """How to read ``split`` of the transformed output that TFX's ``files`` (its Split-<split>/* patterns) name;
+    ``current``: kind -> the per-bin (mean, std) of this run's Transform graph."""
+    patterns = [files] if isinstance(files, str) else list(files)
+    root = os.path.dirname(os.path.dirname(patterns[0]))
+    path = os.path.join(root, LIVE_FILE)
+    if not tf.io.gfile.exists(path):
+        return LiveSplit([Source(p) for p in patterns], None)
+    with tf.io.gfile.GFile(path) as f:
+        live = json.load(f)
+    chain = spans.read_chain(live["examples"])
+    sources, scales, shifts = [], {k: [] for k in current}, {k: [] for k in current}
+    for entry in live["spans"]:
+        files_of = SpanFiles(**entry)
+        row = None
+        if any(not np.array_equal(files_of.stats[k], current[k]) for k in current):
+            row = len(next(iter(scales.values())))
+            for kind, (mean, std) in current.items():
+                old_mean, old_std = (np.asarray(v, np.float64) for v in files_of.stats[kind])
+                scales[kind].append(old_std / std)
+                shifts[kind].append((old_mean - mean) / std)
+        dropped = frozenset(t.encode() for t in chain.dropped(files_of.span, split))
+        sources.append(Source(files_of.pattern(split), dropped, row))
+    corrections = Corrections({k: (np.asarray(scales[k], np.float32), np.asarray(shifts[k], np.float32))
+                               for k in current}) if any(s.row is not None for s in sources) else None
+    return LiveSplit(sources, corrections)
