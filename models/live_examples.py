@@ -83,16 +83,32 @@ class LiveSplit:
     corrections: Optional[Corrections]
 
 
+def _live(patterns: list[str]) -> Optional[dict]:
+    """The live.json beside TFX's Split-<split>/* patterns, None where there is none."""
+    path = os.path.join(os.path.dirname(os.path.dirname(patterns[0])), LIVE_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def content_ids(files: list[str] | str) -> Optional[dict[str, str]]:
+    """track id -> the sha256 of its file, for the live tracks (None without live.json): what names a track's
+    content in the embeddings store, so a moved or re-analysed file is not embedded again."""
+    live = _live([files] if isinstance(files, str) else list(files))
+    if live is None:
+        return None
+    return {r["track_id"]: r["sha256"] for r in spans.read_index(live["examples"])
+            if r["status"] == "ingested" and r.get("sha256")}
+
+
 def read(files: list[str] | str, split: str, current: dict[str, tuple[np.ndarray, np.ndarray]]) -> LiveSplit:
     """How to read ``split`` of the transformed output that TFX's ``files`` (its Split-<split>/* patterns) name;
     ``current``: kind -> the per-bin (mean, std) of this run's Transform graph."""
     patterns = [files] if isinstance(files, str) else list(files)
-    root = os.path.dirname(os.path.dirname(patterns[0]))
-    path = os.path.join(root, LIVE_FILE)
-    if not tf.io.gfile.exists(path):
+    live = _live(patterns)
+    if live is None:
         return LiveSplit([Source(p) for p in patterns], None)
-    with tf.io.gfile.GFile(path) as f:
-        live = json.load(f)
     chain = spans.read_chain(live["examples"])
     sources, scales, shifts = [], {k: [] for k in current}, {k: [] for k in current}
     for entry in live["spans"]:

@@ -265,19 +265,19 @@ def _history(result: keras.callbacks.History) -> dict[str, list[float]]:
 def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
                             config: PipelineConfig, run_dir: str, epochs: int, weights: Optional[np.ndarray] = None,
                             even: Optional[EvenSteps] = None, records: bool = True,
-                            stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+                            stored: Optional[dict[str, tf.data.Dataset]] = None
+                            ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone (as with a frozen
     body, minus its block dropout). With ``train.heads`` > 1 fresh heads from their own seeds join and the model
-    averages them; the history is the first head's. ``stored``: the embeddings store to read or fill."""
+    averages them; the history is the first head's. ``stored``: the splits' embeddings from the store
+    (:func:`_stored_embeddings`); without them the body embeds the splits here."""
     t = config.train
     embeddings_dir = os.path.join(run_dir, "embeddings")
     try:
         body, head = registry.split_backbone(model)
-        stored = stored or embeddings.Store(embeddings_dir)  # without a store, one of this run's own
-        if stored.datasets is None:
-            stored.datasets = embeddings.embed_into_store(body, {"train": probe_train_ds, "eval": eval_ds},
-                                                          stored.path)
-        train_embeddings, eval_embeddings = stored.datasets["train"], stored.datasets["eval"]
+        stored = stored or {split: embeddings.embed(body, ds, os.path.join(embeddings_dir, f"{split}.tfrecord"))
+                            for split, ds in (("train", probe_train_ds), ("eval", eval_ds))}
+        train_embeddings, eval_embeddings = stored["train"], stored["eval"]
         eval_embeddings = eval_embeddings.batch(t.batch_size).with_options(_SHARDED_BY_HAND)
         history = fit_head(head, train_embeddings, eval_embeddings, config, run_dir, epochs, t.seed, weights,
                            progress=records, even=even)
@@ -303,7 +303,7 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
 def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, config: PipelineConfig,
         run_dir: str, probe_train_ds: Optional[tf.data.Dataset] = None, weights: Optional[np.ndarray] = None,
         even: Optional[EvenSteps] = None, records: bool = True,
-        stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+        stored: Optional[dict[str, tf.data.Dataset]] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train; a pretrained backbone goes in two phases: head(s) on frozen embeddings, then fine-tuning. Returns the
     model (a new one when heads are averaged) and its history; ``weights`` weight the training loss only, not the
     eval loss early stopping watches; ``records`` False: nothing recorded (a tuning trial's folds)."""
@@ -345,10 +345,10 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     return model, history
 
 
-def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput,
-                train_shards: CanonicalShards, eval_shards: CanonicalShards, run_dir: str,
+def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_shards: CanonicalShards, eval_shards: CanonicalShards, run_dir: str,
                 plan: Optional[distribute.Plan] = None,
-                embeddings_store: Optional[str] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+                embeddings_store: Optional[embeddings.SegmentStore] = None,
+                content_ids: Optional[dict[str, str]] = None) -> tuple[keras.Model, dict[str, list[float]]]:
     """Build the configured family and fit it (``run_fn`` without its MLflow run or export), in ``plan``'s scope,
     seeds first: a seed repeats a run (across replicas up to the reduction order's last bits)."""
     plan = plan or distribute.make_plan(config.train.strategy)
@@ -381,27 +381,31 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput,
         probe_train_ds = (make_dataset(train_shards, tft_output, config, training=False, **mine)
                           if registry.has_pretrained_backbone(config) else None)
         model, history = fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights, even,
-                             stored=_stored_embeddings(embeddings_store, train_shards, eval_shards, config, mine))
+                             stored=_stored_embeddings(embeddings_store, model, tft_output, train_shards, eval_shards,
+                                                       config, mine, run_dir, content_ids))
     if plan.name != "one":
         # Every worker reads the weights (BN statistics by a collective); the chief evaluates and exports the copy.
         model = copy_model(model)
     return model, history
 
 
-def _stored_embeddings(store: Optional[str], train_shards: CanonicalShards, eval_shards: CanonicalShards,
-                       config: PipelineConfig, mine: dict[str, int]) -> Optional[embeddings.Store]:
-    """The embeddings store for a one-worker run of a frozen-body family: with its datasets when a complete store
-    matches the splits, else empty for this run's body pass to fill. None otherwise (workers embed their shards)."""
-    if not store or mine["num_shards"] != 1 or not registry.has_pretrained_backbone(config):
+def _stored_embeddings(store: Optional[embeddings.SegmentStore], model: keras.Model, tft_output: tft.TFTransformOutput,
+                       train_shards: CanonicalShards, eval_shards: CanonicalShards, config: PipelineConfig,
+                       mine: dict[str, int], run_dir: str,
+                       content_ids: Optional[dict[str, str]] = None) -> Optional[dict[str, tf.data.Dataset]]:
+    """A one-worker run of heads on a frozen body: the body embeds only the segments ``store`` lacks, and the
+    splits' embeddings are gathered from it. None otherwise (workers embed their own shards)."""
+    if (store is None or mine["num_shards"] != 1 or config.train.max_steps
+            or not registry.has_pretrained_backbone(config)):
         return None
-    have = {"train": count_records(train_shards), "eval": count_records(eval_shards)}
-    found = embeddings.read_matching_store(store, have)
-    if found is None:
-        print(f"[train] the frozen body's embeddings go to {store} for later runs", flush=True)
-        return embeddings.Store(store)
-    print(f"[train] the frozen body's embeddings of {have['train']} train and {have['eval']} eval segments read from "
-          f"{store}: no body pass", flush=True)
-    return embeddings.Store(store, found)
+    splits = {name: embeddings.read_split(shards, tft_output, content_ids, store.salt)
+              for name, shards in (("train", train_shards), ("eval", eval_shards))}
+    embeddings.embed_missing(store, registry.split_backbone(model)[0], list(splits.values()),
+                             lambda s: make_dataset(s, tft_output, config, training=False, with_track_ids=True),
+                             "train")
+    return {name: embeddings.write_gathered(store, split, len(config.genres),
+                                            os.path.join(run_dir, "embeddings", f"{name}.tfrecord"))
+            for name, split in splits.items()}
 
 
 def split_shards(tft_output: tft.TFTransformOutput, config: PipelineConfig, scratch_dir: str, min_shards: int = 1,
@@ -456,9 +460,10 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
         # At least a shard per worker; every worker sorts the split alike and reads only its own shards.
         shards = split_shards(tft_output, config, scratch, min_shards=plan.cluster.workers,
                               train=fn_args.train_files, eval=fn_args.eval_files)
-        store = embeddings.store_path(config, fn_args.transform_graph_path, fn_args.train_files, fn_args.eval_files)
+        store = embeddings.store_for(config, tft_output, fn_args.transform_graph_path, scratch, "train")
         model, history = train_model(config, tft_output, shards["train"], shards["eval"],
-                                     run_dir, plan, embeddings_store=store)
+                                     run_dir, plan, embeddings_store=store,
+                                     content_ids=live_examples.content_ids(fn_args.train_files))
         if not chief:
             with tempfile.TemporaryDirectory(prefix="trainer-worker-export-", ignore_cleanup_errors=True) as export_dir:
                 export_model(model, tft_output, config, export_dir)

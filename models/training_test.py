@@ -301,33 +301,33 @@ def test_a_worker_reads_its_own_shards(tmp_path):
     assert all(workers) and sorted(workers[0] + workers[1]) == tracks()
 
 
-def test_heads_on_stored_embeddings_train_as_on_a_body_pass_and_run_no_body(monkeypatch, tmp_path):
-    """A later run on the same Transform output: the heads read the stored embeddings (models/embeddings.py) and
-    train exactly as on their own body pass, which does not happen; an empty store is filled by the body pass."""
+def test_heads_on_stored_embeddings_train_as_on_a_body_pass_and_a_later_run_embeds_nothing(monkeypatch, tmp_path,
+                                                                                          capsys):
+    """A one-worker run with an embeddings store (models/embeddings.py): the heads train exactly as on a body pass
+    of their own; the first run embeds every segment into the store, a later run none."""
     from models import embeddings, musicnn
     config = train_config("musicnn", heads=2, epochs=2, frozen_epochs=2, batch_size=4)
-    config.genres = ("a", "b")
-    x = np.random.default_rng(2).standard_normal((8, musicnn.FRAMES, musicnn.MELS)).astype("f")
-    y = np.eye(2, dtype="f")[[0, 1] * 4]
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    config.genres = ("a", "b", "c")
+    shape = (musicnn.FRAMES, musicnn.MELS)
+    (tmp_path / "train").mkdir(), (tmp_path / "eval").mkdir()
+    tft_output, train = tiny_shards(tmp_path / "train", "rock", 4, 2, "log_mel", shape)
+    _, eval_ = tiny_shards(tmp_path / "eval", "jazz", 2, 2, "log_mel", shape)
+    train_ds, eval_ds = (training.make_dataset(s, tft_output, config, training=False) for s in (train, eval_))
+    x = np.concatenate([batch.numpy() for batch, _ in train_ds])
     monkeypatch.setattr(training.MlflowEpochLogger, "on_epoch_end", lambda self, epoch, logs=None: None)
+    store = embeddings.SegmentStore(str(tmp_path / "store"), salt="transform_graph/1")
 
-    def trained(stored, probe):
+    def trained(store):
         keras.utils.set_random_seed(7)
-        model = musicnn.build_musicnn((musicnn.FRAMES, musicnn.MELS), 2, config.train, pretrained=False)
-        result, _ = training.fit(model, ds, ds, config, tempfile.mkdtemp(dir=tmp_path), probe_train_ds=probe,
-                                 stored=stored)
-        return result(x, training=False).numpy(), model
+        model = musicnn.build_musicnn(shape, 3, config.train, pretrained=False)
+        run_dir = tempfile.mkdtemp(dir=tmp_path)
+        stored = training._stored_embeddings(store, model, tft_output, train, eval_, config,
+                                             {"shard_index": 0, "num_shards": 1}, run_dir)
+        result, _ = training.fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds=train_ds, stored=stored)
+        return result(x, training=False).numpy()
 
-    answers, model = trained(None, ds)
-    filled = embeddings.Store(str(tmp_path / "store"))
-    np.testing.assert_allclose(trained(filled, ds)[0], answers, rtol=1e-4, atol=1e-5)  # the body pass fills it
-    assert embeddings.read_store(filled.path)[1] == {"train": 8, "eval": 8}
-    stored = embeddings.Store(str(tmp_path / "store"), embeddings.read_store(str(tmp_path / "store"))[0])
-
-    def no_body_pass(*args):
-        raise AssertionError("the body ran although the embeddings were stored")
-    monkeypatch.setattr(embeddings, "embed", no_body_pass)
-    monkeypatch.setattr(embeddings, "embed_into_store", no_body_pass)
-    from_store, _ = trained(stored, None)
-    np.testing.assert_allclose(from_store, answers, rtol=1e-4, atol=1e-5)
+    answers = trained(None)
+    np.testing.assert_allclose(trained(store), answers, rtol=1e-4, atol=1e-5)
+    assert "frozen body: 12 of 12 segments to embed (0 already in the store" in capsys.readouterr().out
+    np.testing.assert_allclose(trained(embeddings.SegmentStore(store.root, store.salt)), answers, rtol=1e-4, atol=1e-5)
+    assert "frozen body: 0 of 12 segments to embed (12 already in the store" in capsys.readouterr().out

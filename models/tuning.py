@@ -22,7 +22,9 @@ from tfx.v1.components import TunerFnResult
 
 from components.audio_example_gen.views import VIEW_INDEX_STRIDE
 from config.settings import TUNE_ORACLES, PipelineConfig, TuneConfig
-from models import augment, embeddings, folds, hyperparameters, preprocessing, registry, tracking, training
+from models import (augment, embeddings, folds, hyperparameters, live_examples, preprocessing, registry, tracking,
+                    training)
+from models.canonical_order import CanonicalShards
 
 OBJECTIVE = "fold_clip_accuracy"
 LABEL_SMOOTHING = (0.0, 0.1, 0.2, 0.3)
@@ -95,62 +97,31 @@ def make_oracle(tune: TuneConfig, space: keras_tuner.HyperParameters, seed: int,
 
 def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_files: list[str],
                   eval_files: list[str], scratch: str, body: Optional[keras.Model] = None,
-                  store: Optional[str] = None) -> folds.Segments:
-    """The train and eval segments in memory, in canonical order: the model's inputs, or ``body``'s embeddings,
-    also written to ``store`` for the Trainer; a complete store of these splits is read instead of a body pass."""
+                  store: Optional[embeddings.SegmentStore] = None,
+                  content_ids: Optional[dict[str, str]] = None) -> folds.Segments:
+    """The train and eval segments in memory, in canonical order: the model's inputs, or ``body``'s embeddings
+    gathered from ``store`` (one in ``scratch`` without it) once the body has embedded those it lacks."""
     shards = training.split_shards(tft_output, config, scratch, train=train_files, eval=eval_files)
-    counts = {split: training.count_records(shards[split]) for split in ("train", "eval")}
-    stored = None  # a complete store's embeddings of as many segments as the splits, by split
-    if body is not None and store and (found := embeddings.read_matching_store(store, counts)) is not None:
-        print(f"[tune] the frozen body's embeddings read from {store}: no body pass", flush=True)
-        stored = {split: np.stack([e for e, _ in dataset.as_numpy_iterator()]) for split, dataset in found.items()}
-    progress = _Progress(sum(counts.values()))
-    inputs, labels, tracks, indices = [], [], [], []
-    key = preprocessing.SEGMENT_INDEX_KEY
-    index_spec = {key: tft_output.transformed_feature_spec()[key]}
-    writer = embeddings.StoreWriter(store) if body is not None and store and stored is None else None
-    for split in ("train", "eval"):
-        for x, y, track in training.make_dataset(shards[split], tft_output, config, training=False,
-                                                 with_track_ids=True):
-            if body is None:
-                inputs.append({k: v.numpy() for k, v in x.items()} if isinstance(x, dict) else x.numpy())
-            elif stored is None:
-                embedded = body(x, training=False)
-                inputs.append(embedded.numpy())
-                if writer is not None:
-                    writer.splits[split].write(embedded, y)
-                progress.done(len(y))
-            labels.append(np.argmax(y.numpy(), axis=1))
-            tracks.append(track.numpy())
-        if stored is not None:  # in the splits' canonical order, as the body pass wrote them
-            inputs.append(stored[split])
-        indices += [tf.io.parse_example(batch, index_spec)[key].numpy().reshape(-1)
-                    for batch in shards[split].records().batch(1024)]
-    if writer is not None:
-        writer.close()
-    joined = ({k: np.concatenate([c[k] for c in inputs]) for k in inputs[0]} if isinstance(inputs[0], dict)
-              else np.concatenate(inputs))
-    track_ids = np.array([t.decode() for t in np.concatenate(tracks)], dtype=object)
-    return folds.Segments(joined, np.concatenate(labels), track_ids, np.concatenate(indices) >= VIEW_INDEX_STRIDE)
+    store = store if store is not None else embeddings.SegmentStore(os.path.join(scratch, "embeddings"))
+    splits = [embeddings.read_split(shards[name], tft_output, content_ids, store.salt) for name in ("train", "eval")]
+
+    def batches(split_shards: CanonicalShards) -> tf.data.Dataset:
+        return training.make_dataset(split_shards, tft_output, config, training=False, with_track_ids=True)
+
+    if body is None:
+        inputs = [{k: v.numpy() for k, v in x.items()} if isinstance(x, dict) else x.numpy()
+                  for split in splits for x, _, _ in batches(split.shards)]
+        joined = ({k: np.concatenate([c[k] for c in inputs]) for k in inputs[0]} if isinstance(inputs[0], dict)
+                  else np.concatenate(inputs))
+    else:
+        embeddings.embed_missing(store, body, splits, batches, "tune")
+        joined = np.concatenate([store.gather(split.keys) for split in splits])
+    track_ids = np.array([t.decode() for split in splits for t in split.track_ids], dtype=object)
+    return folds.Segments(joined, np.concatenate([split.labels for split in splits]), track_ids,
+                          np.concatenate([split.indices for split in splits]) >= VIEW_INDEX_STRIDE)
 
 
-PROGRESS_SECONDS = 30.0
-
-
-class _Progress:
-    """Segments embedded so far, their rate and the time left, as ingestion reports its files."""
-
-    def __init__(self, total: int) -> None:
-        self.total, self.count, self.started, self.shown = total, 0, time.time(), time.time()
-
-    def done(self, segments: int) -> None:
-        self.count += segments
-        now = time.time()
-        if now - self.shown >= PROGRESS_SECONDS and self.count < self.total:
-            rate = self.count / (now - self.started)
-            print(f"[tune] embedding: {self.count}/{self.total} segments, {rate:.1f}/s, about "
-                  f"{(self.total - self.count) / rate:.0f} s left", flush=True)
-            self.shown = now
+PROGRESS_SECONDS = embeddings.PROGRESS_SECONDS
 
 
 def _one_hot(labels: np.ndarray, genres: int) -> np.ndarray:
@@ -342,8 +313,9 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
             model = registry.build_model(config, training.model_input_shape(tft_output, config),
                                          input_stats=(stats.mean, stats.std))
             body, template = registry.split_backbone(model)
-            store = embeddings.store_path(config, fn_args.transform_graph_path, fn_args.train_files, fn_args.eval_files)
-            segments = load_segments(config, tft_output, fn_args.train_files, fn_args.eval_files, scratch, body, store)
+            store = embeddings.store_for(config, tft_output, fn_args.transform_graph_path, scratch, "tune")
+            segments = load_segments(config, tft_output, fn_args.train_files, fn_args.eval_files, scratch, body, store,
+                                     content_ids=live_examples.content_ids(fn_args.train_files))
             trainer, what = functools.partial(train_heads, template=template), "as the frozen body's embeddings"
         else:
             segments = load_segments(config, tft_output, fn_args.train_files, fn_args.eval_files, scratch)

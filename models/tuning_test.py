@@ -6,9 +6,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from components.audio_example_gen.views import VIEW_INDEX_STRIDE
 from config.settings import TUNE_ORACLES, PipelineConfig, TuneConfig
-from models import folds, tuning
-from tests.testkit.training_inputs import separable_segments
+from models import embeddings, folds, tuning
+from tests.testkit.training_inputs import SHAPE, segments_output, separable_segments, train_config, write_segments
 
 
 @pytest.mark.parametrize("model, own", [("musicnn", {"heads"}), ("lstm", {"heads"}), ("cnn", {"band_shift"}),
@@ -140,11 +141,31 @@ def test_heads_on_embeddings_train_as_the_trainers_and_score_every_clip():
     assert (score.clips, score.clip_accuracy) == (12, 1.0)
 
 
-def test_the_embedding_pass_reports_its_progress(monkeypatch, capsys):
-    clock = iter([0.0, 0.0, 10.0, 40.0, 80.0])
-    monkeypatch.setattr(tuning.time, "time", lambda: next(clock))
-    progress = tuning._Progress(100)  # started at 0
-    progress.done(10)   # 10 s: quiet
-    progress.done(30)   # 40 s: 40 of 100 at 1/s
-    progress.done(60)   # 80 s: all done, nothing to report
-    assert capsys.readouterr().out.splitlines() == ["[tune] embedding: 40/100 segments, 1.0/s, about 60 s left"]
+def test_segments_come_as_inputs_or_as_stored_embeddings_and_a_later_tuning_embeds_nothing(tmp_path, capsys):
+    import tf_keras as keras
+
+    config = train_config("cnn", batch_size=4)
+    files = {}
+    for split, tracks in (("train", range(4)), ("eval", range(4, 6))):
+        (tmp_path / split).mkdir()
+        write_segments(tmp_path / split / "part-0.gz", [(f"rock.{t:05d}", i, t % 3) for t in tracks for i in
+                                                         (0, 1, 1 + VIEW_INDEX_STRIDE)])
+        files[split] = [str(tmp_path / split / "part-0.gz")]
+    tft_output = segments_output()
+    body = keras.Sequential([keras.Input(SHAPE), keras.layers.Flatten(), keras.layers.Dense(4)])
+
+    def load(body=None, store=None, scratch="scratch"):
+        return tuning.load_segments(config, tft_output, files["train"], files["eval"], str(tmp_path / scratch),
+                                    body, store)
+
+    inputs = load()
+    assert inputs.inputs.shape == (18, *SHAPE) and int(inputs.is_view.sum()) == 6
+    store = embeddings.SegmentStore(str(tmp_path / "store"), salt="transform_graph/1")
+    first = load(body, store)
+    np.testing.assert_allclose(first.inputs, body(inputs.inputs).numpy(), rtol=1e-5, atol=1e-6)
+    for a, b in ((first.labels, inputs.labels), (first.track_ids, inputs.track_ids), (first.is_view, inputs.is_view)):
+        np.testing.assert_array_equal(a, b)
+    again = load(body, embeddings.SegmentStore(store.root, store.salt), "scratch-2")
+    np.testing.assert_array_equal(again.inputs, first.inputs)
+    out = capsys.readouterr().out
+    assert "[tune] frozen body: 18 of 18 segments to embed" in out and "[tune] frozen body: 0 of 18" in out
