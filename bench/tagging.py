@@ -10,9 +10,8 @@ local Dask cluster of 1 and 2 workers, new and then warm (TensorFlow and the mod
 serves repeated jobs). The tagger's walls are the whole Beam run as a user waits for it, cluster start-up excluded.
 Rows are interleaved, ``--repeats`` times each, and the median is shown with the range.
 
-``--incremental``: ``python -m tagging`` processes, as cron starts them, on N synthetic 30-s tracks into one
-``--out``: the first run, a re-run with nothing changed and one with 20 new files; then the bookkeeping alone
-(walk, stat, comparison with the earlier results) of ``--entries`` unchanged files, in a process of its own.
+``--incremental``: ``python -m tagging`` processes into one ``--out`` (a first run on N synthetic tracks, re-runs
+with nothing changed and with 20 new files), then the bookkeeping alone of ``--entries`` unchanged files.
 """
 from __future__ import annotations
 
@@ -177,8 +176,9 @@ def incremental_runs(args, model, argv) -> None:
         "start (Python, TensorFlow and Beam start-up included) to its exit."
         f"\n\nBookkeeping of {args.entries:,} unchanged entries (the listing's walk and checks, a stat of each file, "
         f"the earlier tags.jsonl read streamed and compared; {kept['unchanged']:,} found unchanged), in a process of "
-        f"its own: {kept['seconds']:.1f} s, peak RSS {kept['rss_peak_mb']:.0f} MB ({kept['rss_before_mb']:.0f} MB "
-        "of it the imports before the bookkeeping, TensorFlow included as in the tagger's process)."
+        f"its own: {kept['seconds']:.1f} s; its peak RSS {kept['rss_peak_mb'] - kept['rss_before_mb']:.0f} MiB above "
+        f"the imports' {kept['rss_before_mb']:.0f} MiB (TensorFlow included, as in the tagger's process), "
+        f"{kept['rss_peak_mb']:.0f} MiB in all."
         f"\n\nLoad average (1 min) {load_before[0]:.1f} before and {os.getloadavg()[0]:.1f} after the run.")
     publish(body, not args.no_write, "tagging-incremental", "Batch tagging throughput: re-runs on a library that changes",
             make_command("bench-tagging", argv))
