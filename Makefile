@@ -74,10 +74,11 @@ bench-scale: venv
 
 # Tag a folder of audio with the pushed model: make tag ARGS="/data/music --out tags/ [--dask HOST:PORT]"
 # (a dry run that plans the files' tags; ARGS="... --write-tags" writes them, ARGS="--undo tags/write_undo.jsonl"
-# puts the files back; docs/tagging.md)
+# puts the files back; run again into the same --out, it tags only new and changed files; docs/tagging.md)
 tag: venv
 	$(PY) -m tagging $(ARGS)
 
+# Tagging throughput (bench/tagging.py); ARGS="--incremental --files 2000": re-runs on a library that changes.
 bench-tagging: venv
 	$(PY) -m bench.tagging $(ARGS)
 

@@ -1,6 +1,7 @@
 """Batch tagging throughput: the tagger on the DirectRunner and on Dask (1 and 2 workers) vs a plain loop.
 
     python -m bench.tagging [--data-root DIR] [--model-dir DIR] [--version V] [--files N] [--repeats R]
+    python -m bench.tagging --incremental [--files N] [--entries N]     (a library that changes)
     (make bench-tagging)
 
 On the same files and model: a plain loop (ingestion's decode and one ``serving_default`` call per file, the model
@@ -8,13 +9,20 @@ loaded once); ``python -m tagging`` on the DirectRunner (in_memory, and multi_pr
 local Dask cluster of 1 and 2 workers, new and then warm (TensorFlow and the model loaded, as a long-lived cluster
 serves repeated jobs). The tagger's walls are the whole Beam run as a user waits for it, cluster start-up excluded.
 Rows are interleaved, ``--repeats`` times each, and the median is shown with the range.
+
+``--incremental``: ``python -m tagging`` processes into one ``--out`` (a first run on N synthetic tracks, re-runs
+with nothing changed and with 20 new files), then the bookkeeping alone of ``--entries`` unchanged files.
 """
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -22,10 +30,10 @@ from pathlib import Path
 
 from bench.real_data import DEFAULT_DATA_ROOT
 from bench.pushed_models import GRAPH_NAMES, export_graphs, load_pushed
-from bench.report import add_no_write, make_command, publish
+from bench.report import add_no_write, child_env, make_command, publish
 from config.settings import PROJECT_ROOT, PipelineConfig
 from pipeline import beam_args as runners
-from tagging import files as files_lib
+from tagging import files as files_lib, incremental
 from tagging import pipeline as tag_pipeline
 from tagging.model import SIGNATURE, latest_version, unload_models
 
@@ -106,6 +114,76 @@ def _graph_rows(source: Path, tmp: Path, models: dict, audio, repeat: int):
             source, out, model, audio)
 
 
+def _tag_process(source: Path, out: Path, model) -> dict:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "tagging", str(source), "--out", str(out), "--model-dir", model.path],
+                   env=child_env(), check=True, capture_output=True)
+    summary = json.loads((out / "summary.json").read_text())
+    return {"wall": time.perf_counter() - started, "files": summary["files"]["listed"], **summary["changes"]}
+
+
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the forking parent
+BOOKKEEPING = """import json, re, sys, time
+from tfx.dsl.io import fileio  # loaded (with TensorFlow) in the tagger's process before its bookkeeping
+from tagging import files, incremental
+peak = lambda: int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+before, started = peak(), time.perf_counter()
+index, _ = incremental.read_index(sys.argv[2], json.loads(sys.argv[3]))
+changes = incremental.compare(files.list_audio(sys.argv[1]).files, index)
+print(json.dumps({"seconds": time.perf_counter() - started, "unchanged": changes.counts["unchanged"],
+                  "rss_before_mb": before, "rss_peak_mb": peak()}))
+"""
+
+
+def _bookkeeping(tmp: Path, n: int, identity: dict, row: dict) -> dict:
+    """N files named like audio (never decoded: all unchanged) and earlier results with a full row for each,
+    then the comparison in a fresh process: its seconds and peak RSS."""
+    root, out = tmp / "entries", tmp / "entries-out"
+    out.mkdir()
+    with open(out / "tags.jsonl", "w") as index:
+        for i in range(n):
+            rel = f"a{i // 1000:03d}/b{i // 100 % 10}/{i:06d} track.flac"
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(b"fLaC")
+            st = os.stat(root / rel)
+            index.write(json.dumps({**row, "path": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns}) + "\n")
+    (out / "summary.json").write_text(json.dumps({"model_identity": identity}))
+    done = subprocess.run([sys.executable, "-c", BOOKKEEPING, str(root), str(out), json.dumps(identity)],
+                          env=child_env(), check=True, capture_output=True, text=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def incremental_runs(args, model, argv) -> None:
+    from synthetic.generator import generate_library
+    load_before, library = os.getloadavg(), Path(tempfile.mkdtemp()) / "library"
+    generate_library(library, args.files // 10, audio_format="flac")
+    out = library.with_name("out")
+    runs = {"first run": _tag_process(library, out, model),
+            "re-run, nothing changed": _tag_process(library, out, model)}
+    generate_library(library / "new arrivals", 2, seed=1, audio_format="flac")
+    runs["re-run, 20 new files"] = _tag_process(library, out, model)
+    row = json.loads((out / "tags.jsonl").read_text().splitlines()[0])
+    kept = _bookkeeping(library.parent, args.entries, incremental.identity(model, PipelineConfig().audio), row)
+    shutil.rmtree(library.parent)
+    first = runs["first run"]["wall"]
+    lines = ["| run | files | new | unchanged | inferred | wall s | of the first run's wall |", "|---" * 7 + "|"]
+    lines += [f"| {name} | {r['files']} | {r['new']} | {r['unchanged']} | {r['inferred']} | {r['wall']:.1f} | "
+              f"{100 * r['wall'] / first:.1f} % |" for name, r in runs.items()]
+    body = "\n".join(lines) + (
+        f"\n\nModel: {_shown(model.path)} (version {model.version}); {args.files} tracks of the synthetic set "
+        "(30 s, FLAC, genre/artist/album folders: synthetic.generator.generate_library), the 20 new ones a folder of "
+        "their own; each row one `python -m tagging LIBRARY --out OUT` process into the same OUT, timed from its "
+        "start (Python, TensorFlow and Beam start-up included) to its exit."
+        f"\n\nBookkeeping of {args.entries:,} unchanged entries (the listing's walk and checks, a stat of each file, "
+        f"the earlier tags.jsonl read streamed and compared; {kept['unchanged']:,} found unchanged), in a process of "
+        f"its own: {kept['seconds']:.1f} s; its peak RSS {kept['rss_peak_mb'] - kept['rss_before_mb']:.0f} MiB above "
+        f"the imports' {kept['rss_before_mb']:.0f} MiB (TensorFlow included, as in the tagger's process), "
+        f"{kept['rss_peak_mb']:.0f} MiB in all."
+        f"\n\nLoad average (1 min) {load_before[0]:.1f} before and {os.getloadavg()[0]:.1f} after the run.")
+    publish(body, not args.no_write, "tagging-incremental", "Batch tagging throughput: re-runs on a library that changes",
+            make_command("bench-tagging", argv))
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.tagging", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default=str(DEFAULT_DATA_ROOT), help="real clips (default: %(default)s)")
@@ -120,12 +198,17 @@ def main(argv=None) -> None:
                         "tagging-graphs)")
     parser.add_argument("--transform-dir", help="with --compare-graphs: the model's Transform output (default: the "
                         "newest under the pipeline root)")
+    parser.add_argument("--incremental", action="store_true", help="re-runs into one --out (section "
+                        "tagging-incremental)")
+    parser.add_argument("--entries", type=int, default=100_000, help="--incremental: entries (default: %(default)s)")
     parser.add_argument("--note", default="", help="a line printed under the table (e.g. what else loaded the machine)")
     add_no_write(parser)
     args = parser.parse_args(argv)
 
     load_before = os.getloadavg()[0]
     model = latest_version(args.model_dir, args.version)
+    if args.incremental:
+        return incremental_runs(args, model, argv)
     audio = PipelineConfig().audio
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,6 +8,7 @@ Examples::
     python -m tagging /data/music --out tags/ --zero-shot           # no trained model: EfficientAT's AudioSet genres
     python -m tagging /data/music --out tags/ --write-tags          # the genre and score into each file's own tags
     python -m tagging --undo tags/write_undo.jsonl                  # every file written back to its original bytes
+    python -m tagging /data/music --out tags/ --retag               # every file again, not only new and changed ones
 
 The console shows the job's own lines; TensorFlow's, Beam's and the decoders' output goes to a log file.
 """
@@ -38,7 +39,10 @@ def parser() -> argparse.ArgumentParser:
                                 "write_undo.jsonl, undo/).")
     p.add_argument("source", nargs="?", help="folder of audio files (searched recursively) or a quoted glob; local or "
                    "any file system Beam/TFX read (gs://, s3://, hdfs://)")
-    p.add_argument("--out", help="output folder (created; required unless --undo)")
+    p.add_argument("--out", help="output folder (created; required unless --undo). A re-run into it tags only the "
+                   "files that are new or changed since; unchanged, moved and re-tagged files keep their rows")
+    p.add_argument("--retag", action="store_true", help="tag every file again, whatever --out holds (another "
+                   "model does so by itself)")
     g = p.add_argument_group("tags in the files (docs/tagging.md; default: a dry run that writes write_plan.jsonl)")
     w = g.add_mutually_exclusive_group()
     w.add_argument("--write-tags", action="store_true", help="write the predicted genre and its score into each "
@@ -112,7 +116,7 @@ def _tag(args: argparse.Namespace) -> dict:
         source=args.source, out_dir=args.out, model=ref, audio=audio, batch_size=args.batch_size,
         beam_args=runners.beam_args(args.runner, args.beam_args, args.dask, defaults=runners.IN_PROCESS),
         parquet=args.parquet, write_tags=args.write_tags, genre_field=args.genre_field,
-        dask_partitions=args.dask_partitions, tf_threads=args.tf_threads))
+        dask_partitions=args.dask_partitions, tf_threads=args.tf_threads, retag=args.retag))
 
 
 def _parse(argv: Optional[list[str]]) -> argparse.Namespace:

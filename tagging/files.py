@@ -18,6 +18,7 @@ from audio import discovery, filecheck
 from components.audio_example_gen import ingest
 from config.errors import UserError
 from config.settings import AudioConfig
+from tagging import write_back
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +68,9 @@ def chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i:i + size] for i in range(0, len(items), max(1, size))]
 
 
-def decode_file(path: str, rel_path: str, audio: AudioConfig) -> dict[str, Any]:
-    """A clip dict (``waveform`` float32 at ``audio.sample_rate``) or a quarantine dict, with ingestion's reasons."""
+def decode_file(path: str, rel_path: str, audio: AudioConfig, audio_hash: bool = False) -> dict[str, Any]:
+    """A clip dict (``waveform`` float32 at ``audio.sample_rate``; with ``audio_hash`` its ``audio_sha256``, which
+    finds the file again once moved or re-tagged) or a quarantine dict, with ingestion's reasons."""
     problem = filecheck.check(path)
     if problem is None:
         decoded = ingest.read_audio(path, audio)
@@ -79,7 +81,8 @@ def decode_file(path: str, rel_path: str, audio: AudioConfig) -> dict[str, Any]:
     # int16 -> [-1, 1) exactly as tf.audio.decode_wav does (docs/contracts.md, quantisation).
     waveform = samples.astype(np.float32) / 32768.0 if samples.dtype == np.int16 else samples
     return {"path": rel_path, "waveform": np.ascontiguousarray(waveform, dtype=np.float32),
-            "sample_rate": audio.sample_rate, "seconds": round(len(samples) / audio.sample_rate, 3)}
+            "sample_rate": audio.sample_rate, "seconds": round(len(samples) / audio.sample_rate, 3),
+            **({"audio_sha256": write_back.audio_hash(path)} if audio_hash else {})}
 
 
 def decode_ahead(chunk: Sequence[Sequence[str]], audio: AudioConfig, depth: int = 2) -> Iterator[dict[str, Any]]:
@@ -88,7 +91,7 @@ def decode_ahead(chunk: Sequence[Sequence[str]], audio: AudioConfig, depth: int 
     with ThreadPoolExecutor(1, thread_name_prefix="tagging-decode") as pool:
         pending: collections.deque = collections.deque()
         for path, rel in chunk:
-            pending.append(pool.submit(decode_file, path, rel, audio))
+            pending.append(pool.submit(decode_file, path, rel, audio, True))
             if len(pending) > depth:
                 yield pending.popleft().result()
         while pending:

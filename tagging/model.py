@@ -9,11 +9,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import hashlib
 import os
 import threading
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult
 
@@ -92,6 +94,19 @@ def mlflow_champion(tracking_uri: str, alias: Optional[str] = None) -> tuple[Mod
     path = pushed if pushed and _is_complete(pushed) else mlflow.artifacts.download_artifacts(version.source)
     label = version.tags.get("serving_version") or f"mlflow-{version.version}"
     return ModelRef(path=path, version=label, source=f"mlflow:{name}@{alias}"), params
+
+
+def fingerprint(model: ModelRef) -> str:
+    """sha256 of what makes the model's answers: saved_model.pb and the variables' index, which holds a checksum of
+    every tensor (or the zero-shot weights file): equal for one model wherever it was pushed or downloaded."""
+    digest = hashlib.sha256()
+    parts = [os.path.join(model.path, "saved_model.pb"), os.path.join(model.path, "variables", "variables.index")]
+    for part in parts if FileSystems.exists(parts[0]) else [model.path]:
+        if FileSystems.exists(part):
+            with FileSystems.open(part, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                while block := f.read(1 << 20):
+                    digest.update(block)
+    return digest.hexdigest()
 
 
 _loaded: "collections.OrderedDict[tuple[str, Any], Any]" = collections.OrderedDict()

@@ -17,15 +17,20 @@ from collections import Counter
 from typing import Any, Iterable, Optional
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from tagging.model import TOP_K, top_k
+from tagging.playlists import PLAYLIST_DIR
 
 TAGGED, QUARANTINED = "tagged", "quarantined"
 CSV_FILE, JSONL_FILE, PARQUET_FILE = "tags.csv", "tags.jsonl", "tags.parquet"
 QUARANTINE_FILE, SUMMARY_FILE = "quarantine.jsonl", "summary.json"
 SHARD_SUFFIX = ".jsonl"
 JSONL_KEYS = ("path", "genre", "top3", "scores", "seconds", "segments", "model_version")
+# what a re-run compares (tagging/incremental.py), in tags.jsonl and quarantine.jsonl where known
+INDEX_KEYS = ("size", "mtime_ns", "audio_sha256", "length", "tags")
+STAGING, COMMIT_FILE = ".next", "COMMITTED"  # a run's results before they replace the earlier ones
 CSV_COLUMNS = ["path", "genre", *[f"top{i}_{c}" for i in range(1, TOP_K + 1) for c in ("genre", "score")],
                "seconds", "segments", "model_version"]
 
@@ -40,7 +45,8 @@ def to_record(result: Any) -> dict[str, Any]:
     return {"status": TAGGED, "path": meta["path"], "genre": inference["genre"],
             "top3": [{"genre": g, "score": s} for g, s in ranked],
             "scores": dict(zip(inference["genres"], inference["scores"])),
-            "seconds": meta["seconds"], "segments": inference["segments"], "model_version": version}
+            "seconds": meta["seconds"], "segments": inference["segments"], "model_version": version,
+            "audio_sha256": meta.get("audio_sha256")}
 
 
 def _put(path: str, data: bytes) -> None:
@@ -111,11 +117,13 @@ def _values(row: dict[str, Any]) -> list[Any]:
 
 
 def summarize(records: list[dict[str, Any]], wall_seconds: float, genres: Iterable[str],
-              **context: Any) -> dict[str, Any]:
-    """Files, seconds, per-genre counts, quarantine reasons and throughput of one run."""
+              inferred: Optional[list[dict[str, Any]]] = None, **context: Any) -> dict[str, Any]:
+    """Files, per-genre counts and quarantine reasons of the results; the seconds and throughput of the files this
+    run decoded, ``inferred`` (default: all)."""
     rows = [r for r in records if r["status"] == TAGGED]
     bad = [r for r in records if r["status"] == QUARANTINED]
-    seconds = sum(r["seconds"] for r in rows)
+    inferred = records if inferred is None else inferred
+    seconds = sum(r["seconds"] for r in inferred if r["status"] == TAGGED)
     per_genre = Counter(r["genre"] for r in rows)
     return {
         **context, "files": {"listed": len(records), TAGGED: len(rows), QUARANTINED: len(bad)},
@@ -124,7 +132,7 @@ def summarize(records: list[dict[str, Any]], wall_seconds: float, genres: Iterab
         "quarantined": [{k: r[k] for k in ("path", "reason", "detail")} for r in bad],
         "audio_seconds": round(seconds, 3), "wall_seconds": round(wall_seconds, 3),
         "audio_seconds_per_wall_second": round(seconds / wall_seconds, 2) if wall_seconds > 0 else None,
-        "files_per_second": round(len(records) / wall_seconds, 3) if wall_seconds > 0 else None,
+        "files_per_second": round(len(inferred) / wall_seconds, 3) if wall_seconds > 0 else None,
     }
 
 
@@ -139,8 +147,9 @@ def write_outputs(out_dir: str, records: list[dict[str, Any]], summary: dict[str
     writer.writerows([("" if v is None else f"{v:.6f}" if c.endswith("_score") else v)
                       for c, v in zip(CSV_COLUMNS, _values(r))] for r in rows)
     _put(paths[CSV_FILE], text.getvalue().encode())
-    _put(paths[JSONL_FILE], "".join(json.dumps({k: r[k] for k in JSONL_KEYS}) + "\n" for r in rows).encode())
-    _put(paths[QUARANTINE_FILE], "".join(json.dumps(q) + "\n" for q in summary["quarantined"]).encode())
+    _put(paths[JSONL_FILE], "".join(_jsonl(r, JSONL_KEYS) for r in rows).encode())
+    _put(paths[QUARANTINE_FILE], "".join(_jsonl(r, ("path", "reason", "detail"))
+                                         for r in records if r["status"] == QUARANTINED).encode())
     data = _parquet(rows) if parquet else None
     if data is not None:
         paths[PARQUET_FILE] = os.path.join(out_dir, PARQUET_FILE)
@@ -148,8 +157,13 @@ def write_outputs(out_dir: str, records: list[dict[str, Any]], summary: dict[str
     return {**paths, SUMMARY_FILE: write_summary(out_dir, summary)}
 
 
+def _jsonl(record: dict[str, Any], keys: Iterable[str]) -> str:
+    index = {k: record[k] for k in INDEX_KEYS if record.get(k) is not None}
+    return json.dumps({**{k: record[k] for k in keys}, **index}) + "\n"
+
+
 def write_summary(out_dir: str, summary: dict[str, Any]) -> str:
-    """summary.json (written again after the rows, with the tags written into the files and the playlists)."""
+    """summary.json."""
     path = os.path.join(out_dir, SUMMARY_FILE)
     _put(path, (json.dumps(summary, indent=2) + "\n").encode())
     return path
@@ -168,3 +182,41 @@ def _parquet(rows: list[dict[str, Any]]) -> Optional[bytes]:
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()
+
+
+def commit(out_dir: str, staging: str) -> None:
+    """Replace the results in ``out_dir`` by the files in ``staging`` (``<out_dir>/.next``): their list into the
+    marker, then :func:`finish` moves them. A run killed before the marker leaves the earlier results whole; one
+    killed after it, a mix the next run's :func:`finish` completes first."""
+    if "://" in staging:
+        names = [os.path.basename(m.path) for m in FileSystems.match([os.path.join(staging, "*")])[0].metadata_list]
+    else:
+        names = [os.path.relpath(os.path.join(d, n), staging) for d, _, ns in os.walk(staging) for n in ns]
+    _put(os.path.join(staging, COMMIT_FILE), json.dumps(sorted(names)).encode())
+    finish(out_dir)
+
+
+def finish(out_dir: str) -> None:
+    """Move a committed staging folder's files into place (again, after a kill) and drop the folder; an uncommitted
+    one, a killed run's, is dropped. Playlists not in the new results go."""
+    staging = os.path.join(out_dir, STAGING)
+    marker = os.path.join(staging, COMMIT_FILE)
+    if FileSystems.exists(marker):
+        with FileSystems.open(marker, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            names = json.loads(f.read())
+        for name in names:
+            source, target = os.path.join(staging, name), os.path.join(out_dir, name)
+            if "://" not in out_dir:
+                with contextlib.suppress(FileNotFoundError):  # moved before a kill
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    os.replace(source, target)
+            elif FileSystems.exists(source):
+                if FileSystems.exists(target):
+                    FileSystems.delete([target])
+                FileSystems.rename([source], [target])
+        lists = os.path.join(out_dir, PLAYLIST_DIR)
+        for old in os.listdir(lists) if "://" not in out_dir and os.path.isdir(lists) else ():
+            if os.path.join(PLAYLIST_DIR, old) not in names:
+                os.remove(os.path.join(lists, old))
+    if FileSystems.exists(staging):
+        FileSystems.delete([staging])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pyarrow.parquet as pq
 import pytest
@@ -66,3 +67,25 @@ def test_outputs_hold_the_same_rows_in_csv_jsonl_and_parquet(tmp_path):
     assert table[1]["top1_genre"] == "disco" and table[1]["top1_score"] == pytest.approx(0.4)
     assert [json.loads(x)["reason"] for x in (tmp_path / "quarantine.jsonl").read_text().splitlines()] == ["empty"]
     assert json.loads((tmp_path / "summary.json").read_text())["files"]["tagged"] == 2
+
+
+def test_a_commit_cut_short_is_completed_and_an_uncommitted_run_dropped(tmp_path):
+    out, staging = tmp_path / "out", tmp_path / "out" / outputs.STAGING
+    for folder, text in ((out, "old"), (staging, "new")):
+        (folder / "playlists").mkdir(parents=True)
+        for name in ("tags.csv", "summary.json", "playlists/rock.m3u8"):
+            (folder / name).write_text(text)
+    (out / "playlists" / "jazz.m3u8").write_text("old")  # no jazz in the new results
+
+    outputs.finish(str(out))  # never committed: a run killed before its results replaced these
+    assert not staging.exists() and (out / "tags.csv").read_text() == "old"
+
+    (staging / "playlists").mkdir(parents=True)
+    for name in ("tags.csv", "summary.json", "playlists/rock.m3u8"):
+        (staging / name).write_text("new")
+    names = ["playlists/rock.m3u8", "summary.json", "tags.csv"]
+    (staging / outputs.COMMIT_FILE).write_text(json.dumps(names))
+    os.replace(staging / "tags.csv", out / "tags.csv")  # killed after moving one file
+    outputs.finish(str(out))
+    assert {n: (out / n).read_text() for n in names} == dict.fromkeys(names, "new")
+    assert not staging.exists() and not (out / "playlists" / "jazz.m3u8").exists()

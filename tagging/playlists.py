@@ -39,7 +39,9 @@ def write(rows: Iterable[dict[str, Any]], path_of: Callable[[str], str], out_dir
             if "\n" in location or "\r" in location:  # one line per entry: such a name cannot be listed
                 continue
             title = os.path.splitext(os.path.basename(row["path"]))[0]
-            lines += [f"#EXTINF:{_seconds(location, row.get('seconds', 0))},{title}", location]
+            if "length" not in row:  # kept in the row (tags.jsonl), so a re-run does not open the file again
+                row["length"] = _seconds(location, row.get("seconds", 0))
+            lines += [f"#EXTINF:{row['length']},{title}", location]
         # a file name on every file system: no separators, no control or reserved characters
         name = re.sub(r'[\x00-\x1f/\\:*?"<>|]+', "_", genre).strip(" .") or "_"
         target = os.path.join(folder, name + EXTENSION)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import stat
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 import mutagen
 
@@ -61,6 +61,14 @@ def packet_digest(path: str) -> str:
                 digest.update(packet.size.to_bytes(8, "little"))
                 digest.update(bytes(packet))
     return digest.hexdigest()
+
+
+def audio_hash(path: str) -> Optional[str]:
+    """:func:`packet_digest`, or None where the file is remote or PyAV cannot demux it (never found moved)."""
+    try:
+        return packet_digest(path) if "://" not in path else None
+    except Exception:  # noqa: BLE001 - whatever PyAV raises, the file is only not recognised elsewhere
+        return None
 
 
 def _checked(path: str) -> tuple[os.stat_result, Any, str]:
@@ -139,9 +147,11 @@ def write_file(path: str, genre: str, score: float, out_dir: str, genre_field: b
         if (now.st_size, now.st_mtime_ns, now.st_ino) != (st.st_size, st.st_mtime_ns, st.st_ino):
             raise Refused("changed_during_write", "size, time or inode changed since the copy")
         undo.append_record(os.path.join(out_dir, undo.UNDO_LOG), path, backup, sha_before, sha_after, st)
+        done = os.stat(temp)  # the file's size and time from now on (a rename keeps them)
         os.replace(temp, path)
     undo.fsync_dir(os.path.dirname(path))
-    return {**entry, "status": WRITTEN, "sha256_before": sha_before, "sha256_after": sha_after}
+    return {**entry, "status": WRITTEN, "sha256_before": sha_before, "sha256_after": sha_after,
+            "size": done.st_size, "mtime_ns": done.st_mtime_ns}
 
 
 def _check_copy(temp: str, original: Any, fields: dict[str, str], audio_before: str) -> None:
@@ -155,24 +165,40 @@ def _check_copy(temp: str, original: Any, fields: dict[str, str], audio_before: 
 
 
 def apply(rows: Iterable[dict[str, Any]], path_of: Callable[[str], str], out_dir: str, write: bool = False,
-          genre_field: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Plan (and with ``write`` write) every tagged row's file; returns the counts per status and the logs' paths."""
-    os.makedirs(out_dir, exist_ok=True)
+          genre_field: bool = False, log: Callable[[str], None] = print,
+          plan_dir: Optional[str] = None) -> dict[str, Any]:
+    """Plan (and with ``write`` write) every tagged row's file; returns the counts per status and the logs' paths
+    in ``out_dir`` (the plan and failures are written to ``plan_dir``, for the caller to move there). A row's
+    ``tags`` says its file holds these fields, unchanged since (tagging/incremental.py): it is not opened again.
+    A written file's row takes its new size and time, so the next run finds it unchanged."""
+    plan_dir = plan_dir or out_dir
+    os.makedirs(plan_dir, exist_ok=True)
     entries, failures = [], []
+    held = "genre_field" if genre_field else "own"
     for row in rows:
         path, score = path_of(row["path"]), _score(row)
         try:
-            entry = (write_file(path, row["genre"], score, out_dir, genre_field) if write
-                     else plan(path, row["genre"], score, genre_field))
+            if row.get("tags") == held:
+                entry = {"path": path, "genre": row["genre"], "score": round(score, 4), "status": UNCHANGED}
+            elif write:
+                entry = write_file(path, row["genre"], score, out_dir, genre_field)
+            else:
+                entry = plan(path, row["genre"], score, genre_field)
         except Exception as err:  # one file's trouble is its record; the others are still written
             refused = err if isinstance(err, Refused) else Refused("write_error", f"{type(err).__name__}: {err}")
             entry = refused.entry({"path": path, "genre": row["genre"], "score": round(score, 4)})
+        row.pop("tags", None)
+        if entry["status"] in (WRITTEN, UNCHANGED):
+            row["tags"] = held
+        if entry["status"] == WRITTEN:
+            row["size"], row["mtime_ns"] = entry["size"], entry["mtime_ns"]
         entries.append(entry)
         if entry["status"] == FAILED:
             failures.append({k: entry[k] for k in ("path", "reason", "detail", "fix")})
             log(f"[write-tags] not written: {path}: {entry['reason']} ({entry['detail']}); fix: {entry['fix']}")
-    files = {"plan": _write_jsonl(os.path.join(out_dir, PLAN_FILE), entries),
-             "failures": _write_jsonl(os.path.join(out_dir, FAILURES_FILE), failures)}
+    _write_jsonl(os.path.join(plan_dir, PLAN_FILE), entries)
+    _write_jsonl(os.path.join(plan_dir, FAILURES_FILE), failures)
+    files = {"plan": os.path.join(out_dir, PLAN_FILE), "failures": os.path.join(out_dir, FAILURES_FILE)}
     if write and os.path.exists(os.path.join(out_dir, undo.UNDO_LOG)):
         files["undo_log"] = os.path.join(out_dir, undo.UNDO_LOG)
     counts = {s: sum(e["status"] == s for e in entries) for s in (WRITTEN, UNCHANGED, PLANNED, FAILED)}

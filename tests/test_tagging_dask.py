@@ -227,3 +227,20 @@ def test_fixed_dask_runner_runs_every_branch_tagged_outputs_sinks_and_sources(da
         _ = (p | beam.io.ReadFromText(str(tmp_path / "even-*")) | beam.Map(int) | beam.CombineGlobally(sum)
              | beam.Map(str) | beam.io.WriteToText(str(tmp_path / "sum")))
     assert read("sum") == [sum(range(0, 100, 2))]
+
+
+def test_a_rerun_on_dask_decodes_only_the_new_file(library, model_dir, dask_address, tmp_path):
+    """The comparison with the earlier results happens before the Beam graph: Dask's workers get only new files."""
+    import shutil
+    music = tmp_path / "music"
+    for rel in ("blues/blues.a.wav", "metal/metal.b.flac"):
+        (music / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(library / rel, music / rel)
+    first, _, _, out = run_tagger(music, model_dir, tmp_path / "out", IN_MEMORY)
+    shutil.copy2(library / "rock/rock.a.wav", music / "rock.wav")
+    summary, rows, _, _ = run_tagger(music, model_dir, out, runners.dask_args(dask_address))
+    assert first["changes"]["inferred"] == 2
+    assert summary["changes"] == {
+        "new": 1, "changed": 0, "moved": 0, "removed": 0, "unchanged": 2, "quarantined": 0, "inferred": 1}
+    assert {r["path"]: r["genre"] for r in rows} == {"blues/blues.a.wav": "blues", "metal/metal.b.flac": "metal",
+                                                    "rock.wav": "rock"}

@@ -129,3 +129,12 @@ def every_format(folder: Path, samples: np.ndarray, rate: int, genre: str = "Roc
         tag(path, genre=genre, artist="The Testers", album="Every Format", title=variant, id3_version=id3_version)
         paths[variant] = path
     return paths
+
+
+def album_track(root: Path, artist: str, album: str, number: int, title: str, samples: np.ndarray, rate: int,
+                fmt: str, genre: Optional[str] = None, id3_version: int = 4) -> Path:
+    """One track laid out as a library keeps it, ``ROOT/Artist/Album/NN Title.<ext>``, encoded in FMT (a key of
+    FORMATS) and tagged with its artist, album, title and GENRE as a player would (:func:`tag`)."""
+    path = encode(Path(root) / artist / album / f"{number:02d} {title}", samples, rate, fmt)
+    tag(path, genre=genre, artist=artist, album=album, title=title, id3_version=id3_version)
+    return path
