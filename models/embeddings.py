@@ -185,7 +185,7 @@ def read_split(shards: CanonicalShards, tft_output: tft.TFTransformOutput, conte
 @dataclasses.dataclass(frozen=True, eq=False)
 class _Only(CanonicalShards):
     """The records of the shards whose ``keep`` is True, in canonical order: the stored ones are not even parsed."""
-    keep: np.ndarray
+    keep: Optional[np.ndarray] = None
 
     def records(self, shard_index: int = 0, num_shards: int = 1) -> tf.data.Dataset:
         keep = tf.data.Dataset.from_tensor_slices(self.keep)
@@ -212,7 +212,7 @@ def embed_missing(store: SegmentStore, body: Callable, splits: Sequence[Split],
         rows, done = np.flatnonzero(keep), 0
         if not len(rows):
             continue
-        for x, _, track in batches(_Only(split.shards.paths, keep)):
+        for x, _, track in batches(_Only(split.shards.paths, split.shards.corrections, keep)):
             mine, done = rows[done:done + len(track)], done + len(track)
             if not np.array_equal(track.numpy(), split.track_ids[mine]):
                 raise RuntimeError("The body pass read other segments than the store asked for.")

@@ -8,8 +8,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from config.settings import PipelineConfig
+from config.settings import GENRES, PipelineConfig
 from models import audio, features
+from synthetic.generator import render_track
 
 LABEL_KEY = "label"
 TRACK_ID_KEY = "track_id"
@@ -100,7 +101,10 @@ def normalisation_stats(tft_output: tft.TFTransformOutput, config: PipelineConfi
     n = config.audio.segment_samples
     rng = np.random.default_rng(seed)
     levels = np.geomspace(1e-3, 0.5, probes - 1)
-    clips = np.concatenate([np.zeros((1, n)), levels[:, None] * rng.standard_normal((probes - 1, n))])
+    # Silence, noise at several levels, and synthetic music of every genre: every feature bin varies among them.
+    music = [render_track(genre, 0, seconds=n / config.audio.sample_rate + 0.1,
+                          sample_rate=config.audio.sample_rate, seed=seed)[:n] for genre in GENRES]
+    clips = np.concatenate([np.zeros((1, n)), levels[:, None] * rng.standard_normal((probes - 1, n)), music])
     clips = np.clip(clips, -1.0, 1.0).astype(np.float32)
     pcm = tf.constant([c.astype("<i2").tobytes() for c in np.round(clips * 32767).astype(np.int16)])
     raw = raw_features(pcm, config)[kind].numpy()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import glob as globlib
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -35,16 +36,19 @@ class Listing:
 
 def list_audio(spec: str) -> Listing:
     """Every entry under the folder ``spec`` (recursively, ingestion's discovery rule), or matching the glob."""
-    from tfx.dsl.io import fileio  # local, gs://, s3:// ... as TFX reads them
+    if "://" in spec:  # gs://, s3:// ... as TFX reads them; a local library needs no TensorFlow to list
+        from tfx.dsl.io import fileio
+        glob, exists, isdir = fileio.glob, fileio.exists, fileio.isdir
+    else:
+        glob, exists, isdir = functools.partial(globlib.glob, recursive=True), os.path.exists, os.path.isdir
     if any(c in spec for c in "*?["):  # a glob
         root = spec.split("*")[0].split("?")[0].split("[")[0].rsplit("/", 1)[0]
-        found = [p for p in (fileio.glob(spec) if "://" in spec else globlib.glob(spec, recursive=True))
-                 if not fileio.isdir(p)]
+        found = [p for p in glob(spec) if not isdir(p)]
         return _listing([discovery.entry(p, _relative(p, root)) for p in sorted(set(found))])
-    if not fileio.exists(spec) and not os.path.islink(spec):
+    if not exists(spec) and not os.path.islink(spec):
         raise UserError(f"Nothing to tag: {spec} does not exist.", where="tagging ROOT",
                         fix="pass a folder of audio files or a glob such as 'music/**/*.flac' (quoted).")
-    if not fileio.isdir(spec):
+    if not isdir(spec):
         return _listing([discovery.entry(spec, os.path.basename(spec))])
     return _listing(discovery.walk(spec))
 
