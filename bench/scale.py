@@ -49,7 +49,8 @@ import local_runner
 summary = local_runner.main(json.loads(sys.argv[1]))
 print({tag!r} + json.dumps({{
     "steps": summary.get("steps", {{}}), "gate": summary.get("gate"),
-    "files": (summary.get("data") or {{}}).get("files"),
+    "files": (summary.get("data") or {{}}).get("files"), "span": (summary.get("data") or {{}}).get("span"),
+    "transform": summary.get("transform"), "embedded": summary.get("embedded"),
     "self_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     "children_maxrss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}}), flush=True)
 """.format(tag=SUMMARY_TAG)
@@ -195,6 +196,7 @@ class MeasuredRun:
     launcher_hwm_mib: float
     children_maxrss_mib: float
     files: Optional[dict] = None
+    work: Optional[dict] = None  # what the run's summary says each step did: span, transform, embedded
 
 
 def measure_run(label: str, tracks: int, argv: list[str], interval: float, log_dir: Path) -> MeasuredRun:
@@ -247,7 +249,8 @@ def measure_run(label: str, tracks: int, argv: list[str], interval: float, log_d
                        "peak_mib": m.peak_kib / 1024, "launcher_peak_mib": m.launcher_peak_kib / 1024,
                        "workers_peak_mib": m.workers_peak_kib / 1024}
     return MeasuredRun(label, tracks, round(wall, 1), steps, summary["self_maxrss_kib"] / 1024,
-                       summary["children_maxrss_kib"] / 1024, summary.get("files"))
+                       summary["children_maxrss_kib"] / 1024, summary.get("files"),
+                       {k: summary.get(k) for k in ("span", "transform", "embedded")})
 
 
 # ----- full-length decoding -------------------------------------------------------------------
@@ -461,6 +464,9 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--output-root", type=Path, default=ROOT / "outputs" / "bench-scale",
                         help="libraries, runs and scale.json go here (default: %(default)s)")
     parser.add_argument("--run-arg", action="append", default=[], help="extra local_runner flag (repeatable)")
+    parser.add_argument("--grow", type=whole_number(0), default=0, metavar="TRACKS",
+                        help="instead of the scales: a library of TRACKS tracks, then 1 %% more, run incrementally and "
+                        "with --full (writes the section 'A library that grows')")
     add_no_write(parser)
     args = parser.parse_args(argv)
     if 0 < args.full_length_tracks < MIN_TRACKS_PER_GENRE * GENRE_COUNT:
@@ -491,8 +497,67 @@ def _library_run(args: argparse.Namespace, label: str, library: str, per_genre: 
     return run, paths
 
 
+GROWN_STEPS = ("AudioExampleGen", "StatisticsGen", "Transform")  # what the incremental goal weighs
+GROWTH_GOAL = 0.25  # of the --full rebuild's time in those steps
+
+
+def _linked(paths: Iterable[Path], source: Path, library: Path) -> None:
+    for path in paths:
+        target = library / path.relative_to(source)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, target)
+
+
+def grow(args: argparse.Namespace) -> tuple[list[MeasuredRun], Criterion]:
+    """A library of ``--grow`` tracks run from scratch, then 1 % more tracks run again in the same output folder
+    (incremental) and with ``--full`` (a rebuild): the runs and the growth criterion."""
+    from synthetic.generator import generate_library
+    per_genre = max(MIN_TRACKS_PER_GENRE, args.grow // GENRE_COUNT)
+    extra = max(1, round(per_genre * 0.01))
+    source = args.output_root / "libraries" / f"grow-{per_genre + extra}x{GENRE_COUNT}-{args.track_seconds:g}s"
+    paths = generate_library(source, per_genre + extra, args.track_seconds, tracks_per_album=args.tracks_per_album,
+                             albums_per_artist=args.albums_per_artist)
+    added = {p for g in range(GENRE_COUNT) for p in paths[g * (per_genre + extra) + per_genre:(g + 1) * (per_genre + extra)]}
+    library, run_dir = args.output_root / "libraries" / "grow", args.output_root / "runs" / "grow"
+    for folder in (library, run_dir):
+        shutil.rmtree(folder, ignore_errors=True)
+    _linked([p for p in paths if p not in added], source, library)
+    argv = ["--data-root", str(library), "--output-dir", str(run_dir), "--model", args.model, "--epochs",
+            str(args.epochs), "--until", args.until, *args.run_arg]
+    runs = [measure_run("first run", len(paths) - len(added), argv, args.interval, args.output_root / "logs")]
+    _linked(added, source, library)
+    for label, extra_argv in (("incremental re-run", []), ("--full rebuild", ["--full"])):
+        print(f"[bench-scale] {label}: {len(paths):,} tracks", flush=True)
+        runs.append(measure_run(label, len(paths), argv + extra_argv, args.interval, args.output_root / "logs"))
+    spent = [sum(r.steps.get(s, {}).get("seconds") or 0.0 for s in GROWN_STEPS) for r in runs]
+    return runs, Criterion(
+        f"{' + '.join(GROWN_STEPS)} of the incremental re-run at most {GROWTH_GOAL:.0%} of the --full rebuild's",
+        spent[1] <= GROWTH_GOAL * spent[2], f"{spent[1]:,.0f} s against {spent[2]:,.0f} s: {spent[1] / spent[2]:.0%}")
+
+
+def growth_table(runs: Sequence[MeasuredRun]) -> list[str]:
+    """Rows: the runs of :func:`grow`; the work each step did, and each step's wall seconds."""
+    steps = [s for s in dict.fromkeys(s for r in runs for s in r.steps) if s != OUTSIDE]
+    lines = ["| run | tracks | files decoded | segments ingested | spans analysed / transformed | segments embedded | "
+             + " | ".join(f"{s} (s)" for s in steps) + " | wall (s) |", "|---|---|---|---|---|---|" + "---|" * (len(steps) + 1)]
+    for r in runs:
+        span, transform = (r.work or {}).get("span") or {}, (r.work or {}).get("transform") or {}
+        embedded = (r.work or {}).get("embedded")
+        cells = [r.label, f"{r.tracks:,}", f"{span.get('decoded', '-'):,}" if span else "-",
+                 f"{sum(span.get('segments', {}).values()):,}" if span else "-",
+                 f"{transform.get('spans_analysed') or '-'} / {transform.get('spans_transformed') or '-'}",
+                 embedded or "-",
+                 *[_mib(r.steps.get(s, {}).get("seconds"), ",.1f") + ("" if r.steps.get(s, {}).get("outcome") in
+                   ("executed", None) else " (cached)") for s in steps], f"{r.wall_seconds:,.0f}"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return lines
+
+
 def main(argv: Optional[list[str]] = None) -> str:
     args = parse_args(argv)
+    if args.grow:
+        return main_grow(args, argv)
     load_before, started = os.getloadavg()[0], time.time()
     layout = dict(tracks_per_album=args.tracks_per_album, albums_per_artist=args.albums_per_artist)
     runs = [_library_run(args, f"{scale:g}x", f"{scale:g}x-{args.track_seconds:g}s", tracks_per_genre(scale),
@@ -514,6 +579,25 @@ def main(argv: Optional[list[str]] = None) -> str:
         "full_length": dataclasses.asdict(full) if full else None, "decode": decode,
         "criteria": [dataclasses.asdict(c) for c in criteria]}, indent=2))
     publish(body, not args.no_write, "scale", "Scaling to a music library: peak memory and time per step",
+            make_command("bench-scale", argv))
+    return body
+
+
+def main_grow(args: argparse.Namespace, argv: Optional[list[str]]) -> str:
+    load_before, started = os.getloadavg()[0], time.time()
+    runs, criterion = grow(args)
+    verdict = {True: "PASS", False: "FAIL", None: "not measured"}
+    body = "\n".join([
+        f"CPU: {cpu_description()}. Load average (1 min) before / after: {load_before:.2f} / "
+        f"{os.getloadavg()[0]:.2f}; {(time.time() - started) / 60:.0f} min wall in all.", "",
+        f"A library of {runs[0].tracks:,} tracks (`<genre>/<Genre> Artist K/Album J/NN Title.wav`, "
+        f"{args.track_seconds:g} s, mono, 22.05 kHz) run from scratch; then {runs[1].tracks - runs[0].tracks} tracks "
+        f"added (1 %) and run again into the same output folder; then `--full` on the grown library. Model "
+        f"`{args.model}`, {args.epochs} epochs, `--until {args.until}`. Work from each run's summary; seconds are the "
+        "steps' wall seconds.", "", *growth_table(runs), "", f"- **{verdict[criterion.passed]}**: {criterion.name} "
+        f"({criterion.detail})"])
+    (args.output_root / "grow.json").write_text(json.dumps([dataclasses.asdict(r) for r in runs], indent=2))
+    publish(body, not args.no_write, "scale-grow", "A library that grows: the incremental re-run against a rebuild",
             make_command("bench-scale", argv))
     return body
 

@@ -42,7 +42,11 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
                            "excluded": ingestion.get("excluded_counts") or {  # a summary.json from before the counts
                                reason: len(paths) for reason, paths in ingestion.get("excluded", {}).items()},
                            "warnings": ingestion.get("warnings", []),
-                           "view_segments": ingestion.get("view_segments", 0)}
+                           "view_segments": ingestion.get("view_segments", 0), "span": ingestion.get("span")}
+    graph = record.output("Transform", "TransformGraph")
+    if graph is not None and "spans_transformed" in graph.custom_properties:
+        summary["transform"] = {key: graph.custom_properties[key].string_value
+                                for key in ("spans_transformed", "spans_analysed", "spans")}
     blessing = record.output("ClipEvaluator", "ModelBlessing")
     if blessing is not None and os.path.exists(os.path.join(blessing.uri, METRICS_FILE)):
         with open(os.path.join(blessing.uri, METRICS_FILE)) as f:
@@ -75,6 +79,13 @@ def print_summary(summary: dict, until: str) -> None:
         if data.get("groups") and data["groups"] != data["tracks"]:  # a library's albums or artists, not loose clips
             groups = ", ".join(f"{split} {n}" for split, n in data["groups"].items())
             print(f"  split by {data['group_by']} (all tracks of one on one side): {groups} groups")
+        span = data.get("span")
+        if span and span.get("built_on"):
+            print(f"  span {span['span']}, built on span {span['built_on']}: {span['decoded']} files decoded "
+                  f"({span['new']} new, {span['changed']} changed), {span['unchanged']} unchanged and not decoded, "
+                  f"{span['removed']} removed or moved")
+        elif span:
+            print(f"  span {span['span']}: every file decoded ({span['rebuild_reason']})")
         for bad in data["quarantined"]:
             print(f"  quarantined {bad['path']}: {bad['reason']} ({bad['detail']})")
         unlisted = data["files"]["quarantined"] - len(data["quarantined"])
@@ -83,6 +94,10 @@ def print_summary(summary: dict, until: str) -> None:
         for warning in data.get("warnings", []):
             print(f"  warning: {warning}")
         print(f"  ingestion report: {data['report']}")
+    transform = summary.get("transform")
+    if transform:
+        print(f"Transform: spans {transform['spans']}; analysed span(s) {transform['spans_analysed'] or 'none'} (TFT's "
+              f"cache holds the others'), transformed span(s) {transform['spans_transformed'] or 'none'}")
     tuning = summary.get("tuning")
     if tuning:  # what the Tuner chose, every trial's score
         print(f"tuned: {hyperparameters.describe(tuning['chosen'])} (chosen from {len(tuning['trials'])} trials by "

@@ -151,7 +151,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         fileio.rmtree(tasks_dir)
 
         files_jsonl = os.path.join(report.uri, quarantine.FILES_FILE)
-        decoded_seconds = merge_index(decoded_jsonl, plan, span, files_jsonl)
+        decoded_seconds, segments = merge_index(decoded_jsonl, plan, span, files_jsonl)
         summary = quarantine.summarize(
             quarantine.read_records(files_jsonl), wall, config.genres, data_root=root,
             split_protocol=config.split.protocol, split_dir=config.split.split_dir, group_by=plan.group_by,
@@ -160,7 +160,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             max_bad_fraction=config.split.max_bad_fraction, max_clip_seconds=config.audio.max_clip_seconds,
             max_segments_per_track=config.audio.max_segments_per_track, ignored_non_audio_files=other_files,
             span={"span": span, "built_on": base.span if base else None, "rebuild_reason": rebuild,
-                  "spans": sorted(chain.uris), **counts, "decoded": len(plan.facts)})
+                  "spans": sorted(chain.uris), **counts, "decoded": len(plan.facts), "segments": segments,
+                  "retired_train_tracks": sum(map(len, retiring.values()))})
         if plan.carried:  # throughput of what this run decoded, not of the tracks it carried over
             summary["audio_seconds_per_wall_second"] = round(decoded_seconds / wall, 1) if wall > 0 else None
         summary["warnings"] = checks.warnings(summary, config.genres, config.audio.max_segments_per_track)
@@ -191,20 +192,23 @@ def Tombstones(pipeline: beam.Pipeline, retiring: dict[str, set[str]]) -> beam.P
     return marked | "AllRetired" >> beam.Flatten() | "MarkRetired" >> beam.Map(spans.tombstone)
 
 
-def merge_index(decoded_jsonl: str, plan: Plan, span: int, files_jsonl: str) -> float:
+def merge_index(decoded_jsonl: str, plan: Plan, span: int, files_jsonl: str) -> tuple[float, dict[str, int]]:
     """files.jsonl: the records of the files this run decoded (with what the next run compares: their size, time and
-    head digest, and their span), then the records it carried over. Returns the seconds of audio decoded."""
-    seconds = 0.0
+    head digest, and their span), then the records it carried over. Returns the seconds of audio decoded and the
+    segments written per split (training views included)."""
+    seconds, written = 0.0, dict.fromkeys(SPLITS, 0)
     with fileio.open(files_jsonl, "w") as out:
         for record in quarantine.read_records(decoded_jsonl):
             if record["path"] in plan.facts:
                 record.update(plan.facts[record["path"]], span=span)
                 seconds += record.get("decoded_seconds", record["seconds"])
+                if record["status"] == ingest.INGESTED:
+                    written[record["split"]] += record["segments"] + record.get("view_segments", 0)
             out.write(json.dumps(record, sort_keys=True) + "\n")
         for record in plan.carried:
             out.write(json.dumps(record, sort_keys=True) + "\n")
     fileio.remove(decoded_jsonl)
-    return seconds
+    return seconds, written
 
 
 def kept_report_dir(report_uri: str, run_id: Optional[str]) -> str:

@@ -100,7 +100,13 @@ class Executor(transform_executor.Executor):
             super().Do(input_dict, output_dict, exec_properties)
         if work is None:
             return
-        _keep_cache(output_dict, work.cache_dir)
+        added = _keep_cache(output_dict, work.cache_dir)
+        analysed = sorted(span for span, uri in chain.uris.items()
+                          if any(f"-{os.path.basename(uri.rstrip('/'))}-Split-" in name for name in added))
+        graph_artifact = artifact_utils.get_single_instance(output_dict[standard_component_specs.TRANSFORM_GRAPH_KEY])
+        for key, value in (("spans", sorted(chain.uris)), ("spans_analysed", analysed),
+                           ("spans_transformed", sorted(work.transform))):
+            graph_artifact.set_string_custom_property(key, ", ".join(map(str, value)))
         config = PipelineConfig.from_json(json.loads(exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY])
                                           ["pipeline_config"])
         stats = {kind: (s.mean.tolist(), s.std.tolist()) for kind, s in
@@ -139,13 +145,15 @@ def _materialised(component_dir: str, key: str) -> dict[int, dict[str, Any]]:
         return {entry["span"]: entry for entry in json.load(f)["spans"]}
 
 
-def _keep_cache(output_dict: dict[str, list[types.Artifact]], cache_dir: str) -> None:
-    """Copy the entries this run added to TFX's updated_analyzer_cache output into the component's cache folder."""
+def _keep_cache(output_dict: dict[str, list[types.Artifact]], cache_dir: str) -> list[str]:
+    """Copy the entries this run added to TFX's updated_analyzer_cache output into the component's cache folder
+    (one per dataset analysed, named after its files); their names."""
     updated = executor_utils.GetCachePathEntry(standard_component_specs.UPDATED_ANALYZER_CACHE_KEY, output_dict)
     source = updated.get(labels.CACHE_OUTPUT_PATH_LABEL)
     if not source or not tf.io.gfile.exists(source):
-        return
+        return []
     tf.io.gfile.makedirs(cache_dir)
+    added = []
     for name in tf.io.gfile.listdir(source):
         name = name.rstrip("/")
         target = os.path.join(cache_dir, name)
@@ -153,6 +161,8 @@ def _keep_cache(output_dict: dict[str, list[types.Artifact]], cache_dir: str) ->
             partial = f"{target}.partial-{os.getpid()}"
             _copy_tree(os.path.join(source, name), partial)
             tf.io.gfile.rename(partial, target)
+            added.append(name)
+    return added
 
 
 def _copy_tree(source: str, target: str) -> None:
