@@ -36,6 +36,16 @@ def test_a_wav_is_played_as_it_is_only_when_it_holds_pcm(container, subtype, mim
     assert playback.playable_mime(data.getvalue()) == mime
 
 
+def test_an_mp3_behind_a_large_cover_image_is_still_named(tmp_path):
+    from mutagen import id3
+
+    path = encode(tmp_path / "song", tone(0.5, rate=44100), 44100, "mp3")
+    tags = id3.ID3()
+    tags.add(id3.APIC(encoding=3, mime="image/jpeg", type=3, desc="cover", data=bytes(1_000_000)))
+    tags.save(str(path))  # the tag comes first: FFmpeg reads a megabyte of it before the audio
+    assert playback.playable_mime(path.read_bytes()) == "audio/mpeg"
+
+
 def test_bytes_ffmpeg_cannot_open_are_not_handed_over():
     assert playback.playable_mime(b"OggS but not really" * 50) is None
 
