@@ -94,6 +94,16 @@ def upload_and_wait(driver, clip_path: str, timeout: float = 180.0) -> Upload:
     return Upload(seen[0] - started, done - started, driver.find_element(By.TAG_NAME, "body").text)
 
 
+def player_state(driver, timeout: float = 60.0) -> tuple[float, Optional[int]]:
+    """(duration in s, MediaError code or None) of the page's <audio> once it has loaded its metadata or failed
+    (then NaN and a code: the player shows 0:00 / 0:00)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    script = ("const a = document.querySelector('audio');"
+              "return a && (a.readyState >= 1 || a.error) ? [String(a.duration), a.error && a.error.code] : null;")
+    duration, error = WebDriverWait(driver, timeout).until(lambda d: d.execute_script(script))
+    return float(duration), error
+
+
 def save_screenshot(driver, path: str, max_bytes: Optional[int] = None) -> str:
     """A PNG of the window; with MAX_BYTES, palette-quantised until it fits (for the README)."""
     driver.save_screenshot(path)

@@ -18,7 +18,7 @@ skip_tensorflow_runtime()  # before serving.client: its protos would otherwise s
 
 import streamlit as st  # noqa: E402
 
-from app import figures, model_card  # noqa: E402
+from app import figures, model_card, playback  # noqa: E402
 from app.clip import SUPPORTED, Clip, ClipError, decode  # noqa: E402
 from app.settings import AppSettings, short_uri  # noqa: E402
 from config.settings import AUDIO_EXTENSIONS, PipelineConfig  # noqa: E402
@@ -62,8 +62,8 @@ def sidebar(settings: AppSettings) -> None:
         st.caption(f"Model details from MLflow at `{short_uri(settings.mlflow_uri)}`")
 
 
-def choose_clip() -> tuple[str, bytes, str, bool] | None:
-    """(name, bytes, mime, recorded) of the clip to judge: the uploaded file, else the recording."""
+def choose_clip() -> tuple[str, bytes, bool] | None:
+    """(name, bytes, recorded) of the clip to judge: the uploaded file, else the recording."""
     upload_tab, record_tab = st.tabs(["Upload a file", "Record from the microphone"])
     with upload_tab:
         uploaded = st.file_uploader(f"Audio file ({SUPPORTED})", type=list(AUDIO_EXTENSIONS), key="upload")
@@ -73,7 +73,7 @@ def choose_clip() -> tuple[str, bytes, str, bool] | None:
     if source is None:
         return None
     name = source.name if uploaded else "recording.wav"
-    return name, source.getvalue(), getattr(source, "type", "") or "audio/wav", uploaded is None
+    return name, source.getvalue(), uploaded is None
 
 
 def classify(settings: AppSettings, clip: Clip) -> Prediction | None:
@@ -136,17 +136,14 @@ def main() -> None:
         st.info(f"Choose a clip ({SUPPORTED}, at least {PipelineConfig().audio.segment_seconds:g} s) "
                 "or record one to see its genre.")
         return
-    name, data, mime, recorded = chosen
+    name, data, recorded = chosen
     try:
         clip = decode(name, data, settings.max_seconds, recorded=recorded)
     except ClipError as err:
         st.error(str(err))
         return
-    playable = mime if mime.startswith("audio/") and not name.lower().endswith(".au") else None
-    if playable:
-        st.audio(data, format=playable)
-    else:  # browsers do not play .au: hand them the decoded samples (sent as WAV)
-        st.audio(clip.waveform, sample_rate=clip.sample_rate)
+    playable, mime = playback.for_browser(data, clip)
+    st.audio(playable, format=mime)
     prediction = classify(settings, clip)
     if prediction is not None:
         show_result(settings, clip, hashlib.sha256(data).hexdigest(), prediction)
