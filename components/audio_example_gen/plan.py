@@ -19,6 +19,7 @@ class Plan:
     tasks: list[FileTask]   # one per entry of the root, sorted by path
     group_by: str
     group_fallbacks: int    # files of a tag grouping without the tag (grouped by folder instead)
+    group_placeholders: int  # files alone in their group: their album or artist is a placeholder name
 
 
 def _task(f: AudioFile, **fields) -> FileTask:
@@ -39,8 +40,8 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str], m
               where: str = "AudioExampleGen") -> Plan:
     """One task per entry of the root, sorted by path: excluded (by discovery, the label set or the split protocol),
     quarantined (unreadable, unknown genre folder, second file of a track_id, duplicate audio), or to decode with its
-    group, split and label. A genre with too few groups raises groups.TooFewGroups (``where`` names the step) before
-    anything is decoded; ``max_seconds`` bounds the duplicate check's reads."""
+    group, split and label. A split the library cannot fill raises groups.TooFewGroups (``where`` names the step)
+    before the duplicate check decodes anything; ``max_seconds`` bounds its reads."""
     genres = tuple(genres)
     tasks = [FileTask(e.rel_path, e.rel_path, "", "", status=EXCLUDED, reason=e.reason, detail=e.detail)
              for e in discovery.excluded]
@@ -58,6 +59,8 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str], m
         else:
             first_seen[f.track_id] = f
             named.append(f)
+    grouping = groups.group_keys(named, split.group_by)
+    splits.check_files(named, grouping, split, where)
     copies = duplicates.find(((f.path, f.rel_path) for f in named), max_seconds)
     candidates = []
     for f in named:
@@ -66,8 +69,6 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str], m
                                detail=f"the same decoded audio as {copies[f.rel_path]}, which is kept"))
         else:
             candidates.append(f)
-    grouping = groups.group_keys(candidates, split.group_by)
-    groups.check_splittable(((f.genre, grouping.keys[f.track_id]) for f in candidates), split, where)
     plan = splits.assign([splits.Track(f.track_id, f.genre, grouping.keys[f.track_id], f.list_key)
                           for f in candidates], split)
     for f in candidates:
@@ -76,7 +77,9 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str], m
             tasks.append(_task(f, status=EXCLUDED, reason=plan.excluded[f.track_id], group=group))
         else:
             tasks.append(_task(f, split=plan.assigned[f.track_id], label=genres.index(f.genre), group=group))
-    return Plan(sorted(tasks, key=lambda t: t.rel_path), grouping.group_by, grouping.fallbacks)
+    kept = {f.track_id for f in candidates}
+    return Plan(sorted(tasks, key=lambda t: t.rel_path), grouping.group_by, len(grouping.by_folder & kept),
+                len(grouping.alone & kept))
 
 
 def plan_tasks(discovery: Discovery, split: SplitConfig, genres: Sequence[str]) -> list[FileTask]:
