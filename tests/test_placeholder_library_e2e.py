@@ -4,8 +4,8 @@ The same placeholder folders under every genre are no album, so every track is a
 `local_runner.main` the library is ingested with every genre in every split, the model is pushed, and the summary
 counts the tracks left alone. A library whose albums really span the genres (one artist folder, the same albums
 under every genre) is refused in preflight, before any file is decoded, with the cause and a fix that works when
-followed. Where the real GTZAN clips lie beside the project, their splits are as recorded before placeholder names
-were recognised. Small on purpose: 80 tracks of 6 s, the ANN, one epoch.
+followed. Where the real GTZAN clips lie beside the project, their splits are the recorded ones. Small on purpose:
+80 tracks of 6 s, the ANN, one epoch.
 """
 from __future__ import annotations
 
@@ -86,8 +86,8 @@ def test_albums_that_span_every_genre_are_refused_before_decoding_and_the_fix_wo
     assert not (tmp_path / "out").exists()  # the refused run wrote nothing
 
 
-# sha256 of the sorted "track_id<TAB>split" lines the planner gives the real clips, recorded before placeholder
-# names were recognised and the split's feasibility checked (456 clips).
+# sha256 of the sorted "track_id<TAB>split" lines the planner gives the 456 real clips: a change to grouping or to
+# the split's checks must leave them as they are (GTZAN's names hold no placeholder).
 REAL_SPLITS = {
     "stratified": "b51ad0dfc450119429a08d70ad0a601a7c953c8ac7124d11abfd858752d697a8",
     "hash": "cf17dee0a3ce814e0ae307a6bc11cbc83a335a48f7e203108a607ce1c7cc6dfa",

@@ -193,9 +193,9 @@ def test_files_labelled_by_tags_whose_genre_is_not_chosen_are_excluded_with_a_re
         "B/W/01 d.flac": (1, "b/w")}  # grouped by the artist and album tags that came with the label
 
 
-# The split of the synthetic set by the planner (synthetic/generator.py's names, 20 tracks x 10 genres: flat, and
-# as a library of 5-track albums): sha256 of its sorted "track_id<TAB>split" lines, recorded before placeholder
-# names were recognised and before the split's feasibility was checked.
+# The split the planner gives the synthetic set (synthetic/generator.py's names, 20 tracks x 10 genres: flat, and
+# as a library of 5-track albums), as sha256 of its sorted "track_id<TAB>split" lines: a change to grouping or to
+# the split's checks must leave it as it is (no name in it is a placeholder, every split is filled).
 SYNTHETIC_SPLITS = {
     ("flat", "stratified"): "09eba0d5ee70bf463a22ef2356195fd38657fc410ff5470ad0e1784fdeaab8bb",
     ("flat", "hash"): "1f0575bc1fb74e6638592f08a61d61df7f82f29119d1ddc4a722a8064d25523e",
