@@ -1,9 +1,10 @@
 """Checks that cost milliseconds and run before TensorFlow is imported.
 
-A wrong ``--data-root``, genres that are not the label set or a genre with too few split groups fail in the first
+A wrong ``--data-root``, genres that are not the label set or a split the library cannot fill fail in the first
 second, not after an hour of training. The rules are ingestion's own (audio/discovery.py, groups.py, labels.py,
-none importing TensorFlow), so a folder counts as a genre exactly when ingestion reads audio from it. Checks that
-need the data decoded and split run at the end of ingestion.
+components/audio_example_gen/splits.py, none importing TensorFlow here), so a folder counts as a genre exactly when
+ingestion reads audio from it, and a track lands in the split ingestion gives it. Checks that need the data decoded
+run at the end of ingestion.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Optional
 
 from audio import groups, labels
 from audio.discovery import AudioFile, Discovery, classify, label, sort_entries, walk
+from components.audio_example_gen import splits
 from config.errors import UserError
 from config.settings import AUDIO_EXTENSIONS, GENRE_PARENTS, GENRES, HASH_PROTOCOLS, PipelineConfig
 
@@ -132,9 +134,9 @@ def resolve_labelled_genres(config: PipelineConfig, found: Discovery, root: str,
 
 
 def check_groups(config: PipelineConfig, root: str, genres: tuple[str, ...], found: Optional[Discovery] = None) -> None:
-    """groups.TooFewGroups when a genre cannot be both in train and held out under ``split.group_by``, by
-    ingestion's discovery and grouping (``found``: files labelled by tags or a manifest). Copies of the same audio
-    are found only by ingestion, which checks again after removing them."""
+    """groups.TooFewGroups when the split cannot give the genres the tracks it promises, by ingestion's discovery,
+    grouping and split (``found``: files labelled by tags or a manifest), before any file is decoded. Copies of the
+    same audio are found only by ingestion; the check after ingestion guards what they remove."""
     if config.split.protocol not in HASH_PROTOCOLS:
         return
     by_track: dict[str, AudioFile] = {}  # a track's first file
@@ -142,9 +144,8 @@ def check_groups(config: PipelineConfig, root: str, genres: tuple[str, ...], fou
         if f.problem is None and f.genre in genres:
             by_track.setdefault(f.track_id, f)
     files = list(by_track.values())
-    grouping = groups.group_keys(files, config.split.group_by)
-    groups.check_splittable(((f.genre, grouping.keys[f.track_id]) for f in files), config.split,
-                            where=f"{root}, --split {config.split.protocol}")
+    splits.check_files(files, groups.group_keys(files, config.split.group_by), config.split,
+                       where=f"{root}, --split {config.split.protocol}")
 
 
 def preflight(config: PipelineConfig, data_root: str, genres_from_data: bool) -> tuple[str, ...]:

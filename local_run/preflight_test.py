@@ -17,11 +17,11 @@ from config.settings import GENRES, SplitConfig
 
 @pytest.fixture
 def root(tmp_path):
-    """GTZAN's ten folders (two clips each), a visible unknown one (polka/) and a hidden one (.ska/)."""
+    """GTZAN's ten folders (three clips each), a visible unknown one (polka/) and a hidden one (.ska/)."""
     data = tmp_path / "data"
     for genre in (*GENRES, "polka", ".ska"):
         (data / genre).mkdir(parents=True)
-        for number in range(2 if genre != "pop" else 1):
+        for number in range(3 if genre != "pop" else 2):
             (data / genre / f"{genre.strip('.')}.{number:05d}.wav").write_bytes(b"RIFF")
     (data / "pop" / "live").mkdir()
     (data / "pop" / "live" / "pop.00001.wav").write_bytes(b"RIFF")
@@ -55,44 +55,56 @@ def test_preflight_and_ingestion_see_the_same_genre_folders(root):
     read = {t.genre for t in tasks if t.status == ingest.PENDING}
     assert read == set(config.genres)
     hidden = [t for t in tasks if t.rel_path.startswith(".ska/")]
-    assert [(t.status, t.reason) for t in hidden] == [(ingest.EXCLUDED, "hidden")] * 2
+    assert [(t.status, t.reason) for t in hidden] == [(ingest.EXCLUDED, "hidden")] * 3
     assert any(t.rel_path == "pop/live/pop.00001.wav" and t.status == ingest.PENDING for t in tasks)
 
 
-def album_library(data, albums: dict[str, list[str]]) -> None:
-    """``<genre>/<artist>/<album>/01 Song.wav`` for each "genre/artist/album" given, two songs each."""
+def album_library(data, albums: dict[str, list[str]], songs: int = 3) -> None:
+    """``<genre>/<artist>/<album>/0N Song.wav`` for each "genre/artist/album" given, ``songs`` songs each."""
     for genre, entries in albums.items():
         for entry in entries:
-            for song in ("01 Song.wav", "02 Song.wav"):
+            for song in range(1, songs + 1):
                 (data / genre / entry).mkdir(parents=True, exist_ok=True)
-                (data / genre / entry / song).write_bytes(b"RIFF")
+                (data / genre / entry / f"0{song} Song.wav").write_bytes(b"RIFF")
 
 
-def test_a_genre_of_one_album_is_refused_before_the_run_with_the_fixes(tmp_path):
+ONE_ALBUM_OF_JAZZ = {"rock": ["Band/First", "Band/Second", "Band/Third"], "blues": ["Duo/A", "Duo/B", "Duo/C"],
+                     "jazz": ["Trio/Live"]}
+
+
+def test_a_genre_of_one_album_is_refused_before_the_run_with_the_fixes_that_work(tmp_path):
     data = tmp_path / "library"
-    album_library(data, {"rock": ["Band/First", "Band/Second"], "jazz": ["Trio/Live"]})
+    album_library(data, ONE_ALBUM_OF_JAZZ)
     with pytest.raises(UserError) as refused:
-        checked(data, "--genres", "rock,jazz")
+        checked(data, "--genres", "rock,jazz,blues")
     message = refused.value.paragraph()
-    assert "genre jazz has 1 album folder" in message and "--group-by album" in message
-    assert str(data) in message
-    assert "`--group-by track`" in refused.value.fix and "--genres" in refused.value.fix
-    assert checked(data, "--genres", "rock,jazz", "--group-by", "track").split.group_by == "track"
-    with pytest.raises(UserError, match="genres jazz \\(1 artist folder\\), rock \\(1 artist folder\\) fall short"):
-        checked(data, "--genres", "rock,jazz", "--group-by", "artist")  # rock: two albums, one artist
-    assert checked(data, "--genres", "rock,jazz", "--split", "fault-filtered",  # lists: no group rule
-                   "--split-dir", str(lists(tmp_path))).genres == ("rock", "jazz")
+    assert ("cannot give every genre a track in train, eval and test: genre jazz (3 tracks in 1 album folder) has "
+            "too few album folders to reach all 3 splits") in message
+    assert "--group-by album" in message and str(data) in message and "rock" not in message.split("Fix:")[0]
+    assert "add tracks to jazz from album folders of their own" in refused.value.fix
+    assert re.findall(r"`([^`]+)`", refused.value.fix) == ["--group-by track", "--genres blues,rock"]
+    assert "(under genre folders, with jazz/ moved out of the data root)" in refused.value.fix
+    assert checked(data, "--genres", "rock,jazz,blues", "--group-by", "track").split.group_by == "track"
+    shutil.move(data / "jazz", tmp_path / "jazz")  # each fix works as written
+    assert checked(data, "--genres", "blues,rock").genres == ("blues", "rock")
+    shutil.move(tmp_path / "jazz", data / "jazz")
+    with pytest.raises(UserError, match=r"genres blues \(9 tracks in 1 artist folder\), jazz \(3 tracks in 1 artist "
+                                        r"folder\) and rock \(9 .*\) have too few artist folders"):
+        checked(data, "--genres", "rock,jazz,blues", "--group-by", "artist")  # rock: three albums, one artist
+    assert checked(data, "--genres", "rock,jazz,blues", "--split", "fault-filtered",  # lists: no group rule
+                   "--split-dir", str(lists(tmp_path))).genres == ("rock", "jazz", "blues")
 
 
 def test_preflight_and_ingestion_refuse_the_same_genre(tmp_path):
     """Runs that skip preflight (Kubeflow) get the same refusal from the plan, before decoding."""
     data = tmp_path / "library"
-    album_library(data, {"rock": ["Band/First", "Band/Second"], "jazz": ["Trio/Live"]})
+    album_library(data, ONE_ALBUM_OF_JAZZ)
     with pytest.raises(UserError) as before_the_run:
-        checked(data, "--genres", "rock,jazz")
+        checked(data, "--genres", "rock,jazz,blues")
     with pytest.raises(UserError) as in_ingestion:
-        plan_tasks(discover(str(data), "*/*"), SplitConfig(), ("rock", "jazz"))
-    assert before_the_run.value.problem.split(" (")[0] == in_ingestion.value.problem.split(" (")[0]
+        plan_tasks(discover(str(data), "*/*"), SplitConfig(), ("rock", "jazz", "blues"))
+    assert (before_the_run.value.problem, before_the_run.value.fix) == (in_ingestion.value.problem,
+                                                                        in_ingestion.value.fix)
 
 
 def lists(tmp_path):

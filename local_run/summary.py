@@ -37,6 +37,7 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
                            "groups": {split: counts.get("groups", counts["tracks"])
                                       for split, counts in ingestion["splits"].items()},
                            "group_by": ingestion.get("group_by", "track"),
+                           "group_placeholders": ingestion.get("group_placeholders", 0),
                            "quarantined": [{k: bad[k] for k in ("path", "reason", "detail")}
                                            for bad in ingestion["quarantined"]],
                            "excluded": ingestion.get("excluded_counts") or {  # a summary.json from before the counts

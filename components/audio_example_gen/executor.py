@@ -155,7 +155,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         summary = quarantine.summarize(
             quarantine.read_records(files_jsonl), wall, config.genres, data_root=root,
             split_protocol=config.split.protocol, split_dir=config.split.split_dir, group_by=plan.group_by,
-            group_fallbacks=plan.group_fallbacks, sample_rate=config.audio.sample_rate,
+            group_fallbacks=plan.group_fallbacks, group_placeholders=plan.group_placeholders,
+            split_salt=config.split.salt, sample_rate=config.audio.sample_rate,
             segment_samples=config.audio.segment_samples, hop_samples=config.audio.hop_samples,
             max_bad_fraction=config.split.max_bad_fraction, max_clip_seconds=config.audio.max_clip_seconds,
             max_segments_per_track=config.audio.max_segments_per_track, ignored_non_audio_files=other_files,

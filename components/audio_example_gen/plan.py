@@ -20,6 +20,7 @@ class Plan:
     tasks: list[FileTask]   # one per entry of the root, sorted by path, but for the carried ones
     group_by: str
     group_fallbacks: int    # files of a tag grouping without the tag (grouped by folder instead)
+    group_placeholders: int  # files alone in their group: their album or artist is a placeholder name
     # An earlier run's records of files unchanged since, which are not decoded again, and of tracks it ingested that
     # this run does not keep (removed, changed, or no longer chosen); empty for a run from scratch.
     carried: list[dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -54,9 +55,10 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str], m
               where: str = "AudioExampleGen", earlier: Optional[Mapping[str, dict[str, Any]]] = None) -> Plan:
     """One task per entry of the root, sorted by path: excluded (by discovery, the label set or the split protocol),
     quarantined (unreadable, unknown genre folder, second file of a track_id, duplicate audio), or to decode with its
-    group, split and label. A genre with too few groups raises groups.TooFewGroups (``where`` names the step) before
-    anything is decoded; ``max_seconds`` bounds the duplicate check's reads. ``earlier``: the last run's track index
-    by path; a file unchanged since keeps its split and, when it would be decoded with the same label, its record."""
+    group, split and label. A split the library cannot fill raises groups.TooFewGroups (``where`` names the step)
+    before the duplicate check decodes anything; ``max_seconds`` bounds its reads. ``earlier``: the last run's track
+    index by path; a file unchanged since keeps its split and, when it would be decoded with the same label, its
+    record."""
     genres = tuple(genres)
     earlier = earlier or {}
     tasks = [FileTask(e.rel_path, e.rel_path, "", "", status=EXCLUDED, reason=e.reason, detail=e.detail)
@@ -75,6 +77,8 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str], m
         else:
             first_seen[f.track_id] = f
             named.append(f)
+    grouping = groups.group_keys(named, split.group_by)
+    splits.check_files(named, grouping, split, where)
     states = {f.rel_path: spans.file_state(f.path) for f in named}
     same = {f.rel_path: earlier[f.rel_path] for f in named
             if spans.unchanged(earlier.get(f.rel_path), states[f.rel_path], f.path)}
@@ -87,8 +91,6 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str], m
                                detail=f"the same decoded audio as {copies[f.rel_path]}, which is kept"))
         else:
             candidates.append(f)
-    grouping = groups.group_keys(candidates, split.group_by)
-    groups.check_splittable(((f.genre, grouping.keys[f.track_id]) for f in candidates), split, where)
     plan = splits.assign([splits.Track(f.track_id, f.genre, grouping.keys[f.track_id], f.list_key)
                           for f in candidates], split)
     carried, facts = [], {}
@@ -110,10 +112,11 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str], m
             continue
         tasks.append(task)
         facts[f.rel_path] = {"size": size, "mtime_ns": mtime_ns, "head": heads.get(f.path)}
-    kept = {r["path"] for r in carried}
-    retired = [r for r in earlier.values() if r["status"] == INGESTED and r["path"] not in kept]
-    return Plan(sorted(tasks, key=lambda t: t.rel_path), grouping.group_by, grouping.fallbacks, carried, retired,
-                facts)
+    kept = {f.track_id for f in candidates}
+    kept_paths = {r["path"] for r in carried}
+    retired = [r for r in earlier.values() if r["status"] == INGESTED and r["path"] not in kept_paths]
+    return Plan(sorted(tasks, key=lambda t: t.rel_path), grouping.group_by, len(grouping.by_folder & kept),
+                len(grouping.alone & kept), carried, retired, facts)
 
 
 def plan_tasks(discovery: Discovery, split: SplitConfig, genres: Sequence[str]) -> list[FileTask]:

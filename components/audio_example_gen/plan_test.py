@@ -1,8 +1,12 @@
 """Deciding each discovered file's fate before decoding (plan.py); finding the files is audio/discovery_test.py's."""
 from __future__ import annotations
 
+import hashlib
 import os
 
+import pytest
+
+from audio import groups
 from audio.discovery import discover, input_pattern
 from components.audio_example_gen import ingest
 from components.audio_example_gen.plan import plan_tasks
@@ -11,7 +15,7 @@ from tests.testkit.audio_files import touch
 
 GENRES = PipelineConfig().genres  # the default label set
 # These tests are about each file's fate, not the split: every track to train, so a genre of one
-# track is not refused (groups.check_splittable; its own tests are in audio/groups_test.py).
+# track is not refused (splits.check_splittable; its own tests are in splits_test.py).
 ALL_TRAIN = SplitConfig(ratios=(1.0, 0.0, 0.0))
 
 
@@ -153,14 +157,18 @@ def test_artist_names_repeated_across_genre_folders_ingest_whole_with_no_album_o
               for artist, album in (("Artist 1", "Album 1"), ("Artist 2", "Album 2"), ("Artist 3", "Album 3"))
               for n in (1, 2)] + [f"{genre}/Unknown Artist/Unknown Album/01 Track 01.wav" for genre in ("rock", "jazz")]
     touch(tmp_path, *layout)
-    tasks = plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(), GENRES)
+    found = discover(str(tmp_path), "*/*")
+    with pytest.raises(groups.TooFewGroups, match="one that spans several genres is placed by hash"):
+        plan_tasks(found, SplitConfig(), GENRES)  # each genre's three albums are shared: too few for three splits
+    tasks = plan_tasks(found, SplitConfig(ratios=(0.7, 0.3, 0.0)), GENRES)  # two splits: enough
     assert [t.rel_path for t in tasks if t.status != ingest.PENDING] == []  # every file a track of its own
     assert len({t.track_id for t in tasks}) == len(layout)
     sides: dict[str, set[str]] = {}
     for t in tasks:
         genre, artist, album, _ = t.rel_path.split("/")
         sides.setdefault(f"{genre}/{artist}/{album}", set()).add(t.split)
-        assert t.group == f"{artist}/{album}"  # the path under the genre folder: keys hold no genre
+        # The path under the genre folder (keys hold no genre); a placeholder album is no album: the track alone.
+        assert t.group == (t.track_id if album == "Unknown Album" else f"{artist}/{album}")
     assert all(len(s) == 1 for s in sides.values()), sides
 
 
@@ -183,3 +191,27 @@ def test_files_labelled_by_tags_whose_genre_is_not_chosen_are_excluded_with_a_re
     assert {r: (t.label, t.group) for r, t in tasks.items() if t.status == ingest.PENDING} == {
         "A/X/01 a.flac": (0, "a/x"), "A/Y/01 b.flac": (0, "a/y"), "B/Z/01 c.flac": (1, "b/z"),
         "B/W/01 d.flac": (1, "b/w")}  # grouped by the artist and album tags that came with the label
+
+
+# The split the planner gives the synthetic set (synthetic/generator.py's names, 20 tracks x 10 genres: flat, and
+# as a library of 5-track albums), as sha256 of its sorted "track_id<TAB>split" lines: a change to grouping or to
+# the split's checks must leave it as it is (no name in it is a placeholder, every split is filled).
+SYNTHETIC_SPLITS = {
+    ("flat", "stratified"): "09eba0d5ee70bf463a22ef2356195fd38657fc410ff5470ad0e1784fdeaab8bb",
+    ("flat", "hash"): "1f0575bc1fb74e6638592f08a61d61df7f82f29119d1ddc4a722a8064d25523e",
+    ("library", "stratified"): "a608622df5cc72b48ee6cbe701a0be258cb04f513016dc02c56a68402f3a5bcc",
+    ("library", "hash"): "d55159a951be541bb459a8e863c6df013e972747f9a32d38b98d382c986a2660",
+}
+
+
+@pytest.mark.parametrize("layout, protocol", sorted(SYNTHETIC_SPLITS))
+def test_the_synthetic_sets_split_as_recorded(tmp_path, layout, protocol):
+    from synthetic.generator import library_relative_path
+
+    names = [f"{g}/{g}.{i:05d}.wav" if layout == "flat" else library_relative_path(g, i, 5, 2, "wav")
+             for g in GENRES for i in range(20)]
+    touch(tmp_path, *names)
+    tasks = plan_tasks(discover(str(tmp_path), "*/*"), SplitConfig(protocol=protocol), GENRES)
+    lines = sorted(f"{t.track_id}\t{t.split}" for t in tasks if t.split)
+    assert len(lines) == len(names)
+    assert hashlib.sha256("\n".join(lines).encode()).hexdigest() == SYNTHETIC_SPLITS[layout, protocol]

@@ -159,5 +159,7 @@ def format_table(summary: dict[str, Any]) -> str:
     lines.append(f"{'total':<10} " + " ".join(cell(summary["splits"][s]) for s in SPLITS))
     lines.append(f"groups: --group-by {summary.get('group_by', 'track')}"
                  + (f" ({summary['group_fallbacks']} files without the tag, grouped by folder)"
-                    if summary.get("group_fallbacks") else ""))
+                    if summary.get("group_fallbacks") else "")
+                 + (f" ({summary['group_placeholders']} tracks alone: a placeholder name)"
+                    if summary.get("group_placeholders") else ""))
     return "\n".join(lines)

@@ -96,3 +96,11 @@ def test_decoded_seconds_count_only_the_windows_of_a_long_track():
                 "decoded_seconds": 61.2}
     summary = quarantine.summarize([whole, windowed], 1.0, GENRES)
     assert (summary["audio_seconds"], summary["decoded_seconds"]) == (270.0, 91.2)
+
+
+def test_tracks_alone_for_a_placeholder_name_are_counted_and_warned():
+    summary = quarantine.summarize(records(), 1.0, GENRES, group_by="album", group_fallbacks=0, group_placeholders=5)
+    assert summary["group_placeholders"] == 5
+    assert "(5 tracks alone: a placeholder name)" in quarantine.format_table(summary)
+    assert any(w.startswith("5 tracks are each a group of their own: their album is a placeholder name")
+               for w in checks.warnings(summary, GENRES, 3))

@@ -1,7 +1,8 @@
 """Track-level split protocols: every segment of a track, and every track of a group (``split.group_by``), lands
 in one split, or neighbouring pieces of one recording would inflate test accuracy. ``stratified`` and ``hash`` cut by
 salted hash (stratified by quota below STABLE_FROM_GROUPS groups a genre); the list protocols follow the
-artist-filtered GTZAN lists of Kereliuk, Sturm and Larsen (2015). docs/ingestion.md, "Splits", describes each."""
+artist-filtered GTZAN lists of Kereliuk, Sturm and Larsen (2015). docs/ingestion.md, "Splits", describes each.
+Preflight imports it (check_files) before TensorFlow loads: TFX's fileio is imported where the lists are read."""
 from __future__ import annotations
 
 import bisect
@@ -9,10 +10,8 @@ import dataclasses
 import hashlib
 import itertools
 import os
-from collections import defaultdict
-from typing import Iterable, Optional, Sequence
-
-from tfx.dsl.io import fileio
+from collections import Counter, defaultdict
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from audio import groups
 from config.settings import HASH_PROTOCOLS, SPLIT_PROTOCOLS, SPLITS, SplitConfig
@@ -116,6 +115,8 @@ def by_quota(track_ids: Iterable[str], names: Sequence[str], ratios: Sequence[fl
 
 def read_split_lists(split_dir: str) -> dict[str, str]:
     """``genre/stem`` -> list name ("train", "valid", "test") from the fault-filtered files."""
+    from tfx.dsl.io import fileio
+
     membership: dict[str, str] = {}
     for name, file in LIST_FILES.items():
         path = os.path.join(split_dir, file)
@@ -201,3 +202,100 @@ def assign(tracks: Sequence[Track], split: SplitConfig) -> SplitPlan:
                 plan.assigned.update(by_quota([t for ids in by_list.values() for t in ids], SPLITS, ratios, salt,
                                               hashed_as=stem))
     return plan
+
+
+def gaps(tracks: Sequence[Track], assigned: Mapping[str, str], split: SplitConfig) -> dict[str, list[str]]:
+    """Genre -> the splits with a ratio it has no track in, of those the protocol promises it: all (stratified);
+    under hash, which promises a genre no share, the splits no genre has a track in, and all for a genre of one
+    group (never both learnt and held out)."""
+    needed = [s for s, ratio in zip(SPLITS, split.ratios) if ratio > 0]
+    got: dict[str, set[str]] = defaultdict(set)
+    keys: dict[str, set[str]] = defaultdict(set)
+    for t in tracks:
+        got[t.genre].add(assigned[t.track_id])
+        keys[t.genre].add(t.group_key)
+    anywhere = set().union(*got.values())
+    per_genre = split.protocol != "hash"
+    missing = {g: [s for s in needed if s not in (got[g] if per_genre or len(keys[g]) < 2 else anywhere)]
+               for g in got}
+    return {g: m for g, m in missing.items() if m}
+
+
+def _fills(tracks: Sequence[Track], split: SplitConfig) -> bool:
+    return bool(tracks) and not gaps(tracks, assign(tracks, split).assigned, split)
+
+
+def _listed(names: Sequence[str], most: int = 4) -> str:
+    shown = [*names[:most], *([f"{len(names) - most} more"] if len(names) > most else [])]
+    return ", ".join(shown[:-1]) + " and " * (len(shown) > 1) + "".join(shown[-1:])
+
+
+def diagnosis(tracks: Sequence[Track], missing: Mapping[str, Sequence[str]], split: SplitConfig,
+              regrouped: Callable[[str], Optional[Sequence[Track]]]) -> tuple[str, str]:
+    """Why these genres miss splits (``missing``, as :func:`gaps`), and the fixes that would work, each tried by
+    the assignment itself: (cause, fix). ``regrouped(group_by)``: the tracks grouped another way, or None."""
+    needed = sum(ratio > 0 for ratio in split.ratios)
+    need = min(2, needed) if split.protocol == "hash" else needed
+    grouped = split.protocol in HASH_PROTOCOLS
+    unit, units = groups.UNIT[split.group_by], grouped and split.group_by != groups.TRACK
+    of_genre: dict[str, list[Track]] = defaultdict(list)
+    genres_of: dict[str, set[str]] = defaultdict(set)
+    for t in tracks:
+        of_genre[t.genre].append(t)
+        genres_of[t.group_key].add(t.genre)
+    keys = {g: {t.group_key for t in of_genre[g]} for g in missing}
+    kinds: dict[str, list[str]] = {"tracks": [], "groups": [], "shared": [], "drawn": []}
+    for g in sorted(missing):
+        kinds["tracks" if len(of_genre[g]) < need else "groups" if grouped and len(keys[g]) < need else "shared"
+              if grouped and any(len(genres_of[k]) > 1 for k in keys[g]) else "drawn"].append(g)
+    size = Counter(t.group_key for t in tracks)
+    shared = sorted((k for k, g in genres_of.items() if len(g) > 1 and g & set(kinds["shared"])),
+                    key=lambda k: (-size[k], k))[:3]
+    reach = "train and a held-out split" if split.protocol == "hash" else f"all {needed} splits"
+    why = {"tracks": f"too few tracks to reach {reach}",
+           "groups": f"too few {unit}s to reach {reach}, each {unit} staying in one split",
+           "shared": f"too few {unit}s of their own: one that spans several genres is placed by hash, in one "
+                     "split for all of them; the largest: " + ", ".join(
+                         f"{k} ({len(genres_of[k])} genres, {size[k]} tracks)" for k in shared),
+           "drawn": f"no track in {_listed(sorted({s for g in kinds['drawn'] for s in missing[g]}))}: the "
+                    f"{split.protocol} {'draw' if grouped else 'lists'} put none there"}
+    counted = {g: f"{g} ({len(of_genre[g])} track{'s' * (len(of_genre[g]) != 1)}"
+                  + (f" in {len(keys[g])} {unit}{'s' * (len(keys[g]) != 1)})" if units else ")") for g in missing}
+    cause = "; ".join(f"genre{'s' * (len(named) > 1)} {_listed([counted[g] for g in named])} "
+                      f"{'have' if len(named) > 1 else 'has'} {why[kind]}" for kind, named in kinds.items() if named)
+    fixes = [f"run with `--group-by {by}`" + (f" (tracks of one {unit} may then be on both sides of the split)"
+                                              if by == groups.TRACK else "")
+             for by in (groups.ALBUM, groups.ARTIST, groups.TRACK) if grouped and by != split.group_by
+             and _fills(regrouped(by) or [], dataclasses.replace(split, group_by=by))]
+    if split.protocol != "stratified" and _fills(tracks, dataclasses.replace(split, protocol="stratified")):
+        fixes.append("run with `--split stratified`")
+    kept, failing = sorted(set(of_genre) - set(missing)), sorted(missing)
+    if len(kept) >= 2 and _fills([t for t in tracks if t.genre in kept], split):
+        fixes.append(f"leave {_listed(failing)} out with `--genres {','.join(kept)}` (under genre folders, with "
+                     f"{_listed([f'{g}/' for g in failing])} moved out of the data root)")
+    fixes.append(f"add tracks to {_listed(failing) or 'every genre'}" + f" from {unit}s of their own" * units)
+    if kinds["shared"] or kinds["drawn"] and grouped:
+        fixes.append("choose other --split-ratios (the hash cut moves with them)")
+    return cause, ", or ".join(fixes) + "."
+
+
+def check_splittable(tracks: Sequence[Track], split: SplitConfig, where: str,
+                     regrouped: Callable[[str], Optional[Sequence[Track]]]) -> None:
+    """groups.TooFewGroups, with the cause and the fixes that work (:func:`diagnosis`), when the hash or quota
+    protocol would leave a genre out of a split it promises (:func:`gaps`)."""
+    missing = gaps(tracks, assign(tracks, split).assigned, split) if split.protocol in HASH_PROTOCOLS else {}
+    if missing:
+        cause, fix = diagnosis(tracks, missing, split, regrouped)
+        promise = ("give every split tracks and every genre two groups" if split.protocol == "hash" else
+                   f"give every genre a track in {_listed([s for s, r in zip(SPLITS, split.ratios) if r > 0])}")
+        raise groups.TooFewGroups(f"Split protocol {split.protocol} with --group-by {split.group_by} cannot "
+                                  f"{promise}: {cause}.", where=where, fix=fix)
+
+
+def check_files(files: Sequence, grouping: groups.Grouping, split: SplitConfig, where: str) -> None:
+    """:func:`check_splittable` for discovered files (discovery.AudioFile) grouped by ``grouping``; the fixes try
+    the other folder groupings, which read no file."""
+    def tracks(keys: Mapping[str, str]) -> list[Track]:
+        return [Track(f.track_id, f.genre, keys[f.track_id]) for f in files]
+
+    check_splittable(tracks(grouping.keys), split, where, lambda by: tracks(groups.group_keys(files, by).keys))

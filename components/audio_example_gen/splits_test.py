@@ -5,6 +5,7 @@ from collections import Counter
 
 import pytest
 
+from audio import groups
 from components.audio_example_gen import splits
 from config.settings import SplitConfig
 
@@ -177,3 +178,72 @@ def test_flat_folders_split_exactly_as_by_track():
     flat = tracks("rock", range(20)) + tracks("jazz", range(20))
     grouped = [splits.Track(t.track_id, t.genre, t.track_id) for t in flat]  # a flat file is its own group
     assert splits.assign(flat, SplitConfig()).assigned == splits.assign(grouped, SplitConfig()).assigned
+
+
+# ----- feasibility: refused before decoding, with the cause and the fixes that work -----------
+
+def alone(tracks_: list[splits.Track]) -> list[splits.Track]:
+    return [splits.Track(t.track_id, t.genre) for t in tracks_]
+
+
+def refusal(tracks_: list[splits.Track], config: SplitConfig) -> groups.TooFewGroups:
+    with pytest.raises(groups.TooFewGroups) as refused:
+        splits.check_splittable(tracks_, config, "preflight", lambda by: alone(tracks_) if by == "track" else None)
+    return refused.value
+
+
+def test_a_genre_of_one_album_is_refused_naming_the_cause_and_the_fixes_that_work():
+    one_album = [splits.Track(f"jazz/B/Z/{i}", "jazz", "B/Z") for i in range(4)]
+    rock = library(genres=("rock",), artists=2, albums=2, songs=2)
+    pop = library(genres=("pop",), artists=2, albums=2, songs=2)
+    refused = refusal(rock + pop + one_album, SplitConfig())
+    assert refused.problem == ("Split protocol stratified with --group-by album cannot give every genre a track in "
+                               "train, eval and test: genre jazz (4 tracks in 1 album folder) has too few album "
+                               "folders to reach all 3 splits, each album folder staying in one split.")
+    assert refused.fix.startswith("run with `--group-by track` (tracks of one album folder may then be on both "
+                                  "sides of the split), or leave jazz out with `--genres pop,rock`")
+    assert "(preflight)" in refused.paragraph() and "add tracks to jazz from album folders of their own" in refused.fix
+    for works in (SplitConfig(group_by="track"), SplitConfig()):  # each fix, followed
+        followed = alone(rock + pop + one_album) if works.group_by == "track" else rock + pop
+        splits.check_splittable(followed, works, "preflight", lambda by: None)
+
+
+def test_a_genre_with_fewer_tracks_than_splits_is_told_so_and_offered_no_regrouping():
+    two = [splits.Track(f"jazz.{i}", "jazz") for i in range(2)]
+    refused = refusal(tracks("rock", range(9)) + two, SplitConfig(group_by="track"))
+    assert "genre jazz (2 tracks) has too few tracks to reach all 3 splits" in refused.problem
+    assert refused.fix == "add tracks to jazz."  # one genre would be left: no --genres
+
+
+def test_groups_that_span_genres_are_named_largest_first_when_they_leave_a_split_empty():
+    shared = [splits.Track(f"{g}/Band/Album {a}/{s}", g, f"Band/Album {a}")
+              for g in ("rock", "jazz", "pop") for a in range(3) for s in range(2 + (a == 1))]
+    refused = refusal(shared, SplitConfig())
+    assert "genres jazz (7 tracks in 3 album folders), pop (7 tracks in 3 album folders) and rock (7 tracks" in \
+        refused.problem
+    assert ("too few album folders of their own: one that spans several genres is placed by hash, in one split "
+            "for all of them; the largest: Band/Album 1 (3 genres, 9 tracks), Band/Album 0 (3 genres, 6 tracks)"
+            ) in refused.problem
+    assert refused.fix.startswith("run with `--group-by track`") and "--split-ratios" in refused.fix
+    splits.check_splittable(alone(shared), SplitConfig(group_by="track"), "x", lambda by: None)  # the fix works
+
+
+def test_protocols_and_ratios_without_a_held_out_draw_are_not_refused():
+    one = [splits.Track("jazz/B/Z/1", "jazz", "B/Z")]
+    splits.check_splittable(one, SplitConfig(protocol="fault-filtered", split_dir="lists"), "x", lambda by: None)
+    splits.check_splittable(one, SplitConfig(ratios=(1.0, 0.0, 0.0)), "x", lambda by: None)
+    refused = refusal(one, SplitConfig(protocol="hash"))  # hash promises a genre no share, but two groups
+    assert "cannot give every split tracks and every genre two groups: genre jazz (1 track in 1 album folder) " \
+           "has too few tracks to reach train and a held-out split" in refused.problem
+
+
+def test_hash_refuses_only_an_empty_split_or_a_genre_of_one_group():
+    small = tracks("rock", range(2)) + tracks("jazz", range(2))  # 4 groups in all: test gets none
+    config = SplitConfig(protocol="hash")
+    assert splits.gaps(small, splits.assign(small, config).assigned, config) == {"rock": ["test"], "jazz": ["test"]}
+    refused = refusal(small, config)
+    assert "have no track in test: the hash draw put none there" in refused.problem
+    assert "`--split stratified`" not in refused.fix  # two tracks a genre cannot fill three splits either
+    enough = tracks("rock", range(10)) + tracks("jazz", range(10))
+    missing = splits.gaps(enough, splits.assign(enough, config).assigned, config)
+    assert missing == {}  # though a genre may miss a split by hash
