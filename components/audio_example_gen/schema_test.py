@@ -79,6 +79,9 @@ def test_label_out_of_domain_is_flagged(ingested, tmp_path):
 def test_schema_pins_what_the_contract_says():
     schema = tfdv.load_schema_text(schema_file("cnn"))
     features = {f.name: f for f in schema.feature}
+    # tombstone marks the copies a span's retired split holds (spans.py): optional, never in ingested examples.
+    tombstone = features.pop("tombstone")
+    assert tombstone.presence.min_count == 0 and not tombstone.presence.min_fraction and not tombstone.shape.dim
     assert set(features) == {"audio", "label", "genre", "track_id", "segment_index", "num_samples", "sample_rate",
                              "source_path"}
     for f in features.values():  # required, exactly one value (shape [1]: Transform parses it as a dense scalar)
