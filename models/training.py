@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -21,7 +21,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from config.settings import STOP_AFTER_PASSES, PipelineConfig
 from models import (augment, distribute, embeddings, features, hyperparameters, metrics, plots, preprocessing, registry,
-                    signatures, tracking, transfer)
+                    signatures, tracking, transfer, warm_start)
 from models.canonical_order import CanonicalShards, matching_files, write_shards
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -262,10 +262,12 @@ def _history(result: keras.callbacks.History) -> dict[str, list[float]]:
 def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
                             config: PipelineConfig, run_dir: str, epochs: int, weights: Optional[np.ndarray] = None,
                             even: Optional[EvenSteps] = None, records: bool = True,
-                            stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+                            stored: Optional[embeddings.Store] = None,
+                            warm_heads: Sequence[list[np.ndarray]] = ()) -> tuple[keras.Model, dict[str, list[float]]]:
     """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone (as with a frozen
     body, minus its block dropout). With ``train.heads`` > 1 fresh heads from their own seeds join and the model
-    averages them; the history is the first head's. ``stored``: the embeddings store to read or fill."""
+    averages them; the history is the first head's. ``stored``: the embeddings store to read or fill;
+    ``warm_heads``: the extra heads' starting weights (a warm start), else they start fresh."""
     t = config.train
     embeddings_dir = os.path.join(run_dir, "embeddings")
     try:
@@ -283,6 +285,8 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
             # Seeds apart from every other run's first head (seed + 1000 k), so seed 43's heads are not seed 42's.
             keras.utils.set_random_seed(t.seed + 1000 * k)
             extra = keras.models.clone_model(head)  # the same layers with freshly initialised weights
+            if warm_heads:
+                extra.set_weights(warm_heads[k - 1])
             extra_history = fit_head(extra, train_embeddings, eval_embeddings, config,
                                      os.path.join(run_dir, f"head-{k + 1}"), epochs, t.seed + 1000 * k, weights,
                                      progress=False, even=even)
@@ -299,8 +303,8 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
 
 def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, config: PipelineConfig,
         run_dir: str, probe_train_ds: Optional[tf.data.Dataset] = None, weights: Optional[np.ndarray] = None,
-        even: Optional[EvenSteps] = None, records: bool = True,
-        stored: Optional[embeddings.Store] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+        even: Optional[EvenSteps] = None, records: bool = True, stored: Optional[embeddings.Store] = None,
+        warm_heads: Sequence[list[np.ndarray]] = ()) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train; a pretrained backbone goes in two phases: head(s) on frozen embeddings, then fine-tuning. Returns the
     model (a new one when heads are averaged) and its history; ``weights`` weight the training loss only, not the
     eval loss early stopping watches; ``records`` False: nothing recorded (a tuning trial's folds)."""
@@ -315,8 +319,10 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
                                records=records)
         return model, _history(model.fit(epochs=epochs, verbose=0, callbacks=callbacks, **args))
     frozen = min(t.frozen_epochs, t.epochs)
-    model, history = fit_heads_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen, weights,
-                                             even=even, records=records, stored=stored)
+    # No frozen epochs (a warm start of a fine-tuned champion, --frozen-epochs 0): fine-tuning alone.
+    model, history = (fit_heads_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen, weights,
+                                              even=even, records=records, stored=stored, warm_heads=warm_heads)
+                      if frozen else (model, {}))
     done = len(history.get("loss", []))
     # epochs is both phases' budget: fine-tuning gets what the head left (epochs <= frozen_epochs: the head alone).
     finetune = t.epochs - done if t.epochs > frozen else 0
@@ -344,10 +350,12 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
 
 def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_files: list[str] | str,
                 train_shards: CanonicalShards, eval_shards: CanonicalShards, run_dir: str,
-                plan: Optional[distribute.Plan] = None,
-                embeddings_store: Optional[str] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+                plan: Optional[distribute.Plan] = None, embeddings_store: Optional[str] = None,
+                start: warm_start.Start = warm_start.Start(reason="no base model given")
+                ) -> tuple[keras.Model, dict[str, list[float]], warm_start.Start]:
     """Build the configured family and fit it (``run_fn`` without its MLflow run or export), in ``plan``'s scope,
-    seeds first: a seed repeats a run (across replicas up to the reduction order's last bits)."""
+    seeds first: a seed repeats a run (across replicas up to the reduction order's last bits). Returns the model,
+    its history and how it started: ``start`` (warm_start.decide), or cold when the champion's weights do not fit."""
     plan = plan or distribute.make_plan(config.train.strategy)
     print(f"[train] {plan.describe(config.train.batch_size)}", flush=True)
     distribute.require_precision(config.train.mixed_precision)
@@ -368,6 +376,9 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
         print(f"[train] {config.train.model} on {'+'.join(features.model_inputs(config.features))} {shape}, "
               f"{model.count_params():,} parameters"
               f"{'' if config.train.mixed_precision == 'none' else ', ' + model.dtype_policy.name}", flush=True)
+        start, model, warm_heads = warm_start.load(model, config, start)
+        config = warm_start.with_budget(config, start)
+        print(f"[train] {start.describe()}", flush=True)
         weights = None
         if config.train.class_balance > 0:
             counts = train_class_counts(train_files, tft_output, len(config.genres))
@@ -378,11 +389,12 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
         probe_train_ds = (make_dataset(train_shards, tft_output, config, training=False, **mine)
                           if registry.has_pretrained_backbone(config) else None)
         model, history = fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights, even,
-                             stored=_stored_embeddings(embeddings_store, train_shards, eval_shards, config, mine))
+                             stored=_stored_embeddings(embeddings_store, train_shards, eval_shards, config, mine),
+                             warm_heads=warm_heads)
     if plan.name != "one":
         # Every worker reads the weights (BN statistics by a collective); the chief evaluates and exports the copy.
         model = copy_model(model)
-    return model, history
+    return model, history, start
 
 
 def _stored_embeddings(store: Optional[str], train_shards: CanonicalShards, eval_shards: CanonicalShards,
@@ -451,8 +463,10 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
         shards = split_shards(tft_output, scratch, min_shards=plan.cluster.workers, train=fn_args.train_files,
                               eval=fn_args.eval_files)
         store = embeddings.store_path(config, fn_args.transform_graph_path, fn_args.train_files, fn_args.eval_files)
-        model, history = train_model(config, tft_output, fn_args.train_files, shards["train"], shards["eval"],
-                                     run_dir, plan, embeddings_store=store)
+        model_dir = os.path.dirname(fn_args.serving_model_dir)
+        model, history, start = train_model(
+            config, tft_output, fn_args.train_files, shards["train"], shards["eval"], run_dir, plan,
+            embeddings_store=store, start=warm_start.decide(config, fn_args.base_model, model_dir))
         if not chief:
             with tempfile.TemporaryDirectory(prefix="trainer-worker-export-", ignore_cleanup_errors=True) as export_dir:
                 export_model(model, tft_output, config, export_dir)
@@ -463,6 +477,7 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
             accumulator.add(track.numpy(), model(x, training=False).numpy(), np.argmax(y.numpy(), axis=1))
         scores = accumulator.score()
         mlflow.log_metrics({**scores.as_dict("eval_"), "epochs_trained": float(len(history.get("loss", [])))})
+        mlflow.set_tag(warm_start.PROPERTY, start.describe())
         with tempfile.TemporaryDirectory() as tmp:
             mlflow.log_artifact(plots.learning_curves_png(history, os.path.join(tmp, "learning_curves.png"),
                                                           f"{config.train.model}: learning curves"), "plots")
@@ -472,6 +487,7 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
         print(f"[train] eval split: segment accuracy {scores.segment_accuracy:.3f}, "
               f"clip accuracy {scores.clip_accuracy:.3f} ({scores.clips} clips)", flush=True)
         export_model(model, tft_output, config, fn_args.serving_model_dir)
+        warm_start.save(model, config, start, model_dir)  # what a later run starts from
         mlflow.log_artifacts(fn_args.serving_model_dir, "saved_model")
         with tf.io.gfile.GFile(os.path.join(os.path.dirname(fn_args.serving_model_dir), tracking.RUN_ID_FILE),
                                "w") as f:
