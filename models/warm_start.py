@@ -1,11 +1,10 @@
-"""Warm start: a run on grown data starts from the champion's weights instead of random ones.
-
-The Trainer's ``base_model`` (components/tracked_trainer/base_model.py) is the champion; its weights and what they
-fit (family, label set, input) lie beside its SavedModel in ``warm_start/``. A run whose model they fit loads them and
-trains at most ``train.warm_start_epochs``; any other run trains from the start, and :class:`Start` says why."""
+"""Warm start: a run on grown data starts from the champion's weights (the Trainer's ``base_model``, saved beside its
+SavedModel in ``warm_start/``) and trains at most ``train.warm_start_epochs``; a run they do not fit trains from the
+start, and :class:`Start` says why (docs/models.md, "Warm start")."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import tempfile
@@ -26,8 +25,7 @@ TRAIN, EVAL, TEST = SPLITS
 
 @dataclasses.dataclass(frozen=True)
 class Start:
-    """Warm from the champion in ``base`` (its Model folder) for at most ``epochs``, or cold (``epochs`` 0) for
-    ``reason``."""
+    """Warm from the champion in ``base`` (its Model folder) for at most ``epochs``, or cold (0) for ``reason``."""
 
     epochs: int = 0
     base: str = ""
@@ -48,12 +46,21 @@ def _heads(config: PipelineConfig) -> int:
     return 1 if _plain(config) else config.train.heads
 
 
-def about(config: PipelineConfig) -> dict:
-    """What a model's weights fit, a later run loads them only where all of it is its own (the input contract and
-    the feature settings fix the input shape)."""
+def _fits(config: PipelineConfig) -> dict:
+    """What a model's weights fit (the input contract and the feature settings fix the input shape)."""
     return json.loads(json.dumps({
         "family": config.train.model, "genres": list(config.genres), "input_contract": contract.input_contract(config),
-        "features": dataclasses.asdict(config.features), "heads": _heads(config)}))
+        "features": dataclasses.asdict(config.features)}))
+
+
+def fit_key(config: PipelineConfig) -> str:
+    """A hash of :func:`_fits`: the base model's resolver considers only models of this key."""
+    return hashlib.sha256(json.dumps(_fits(config), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def about(config: PipelineConfig) -> dict:
+    """What a later run checks before it loads the weights: the key, and the heads (``--tune`` may choose them)."""
+    return {**_fits(config), "key": fit_key(config), "heads": _heads(config)}
 
 
 def save(model: keras.Model, config: PipelineConfig, start: Start, model_dir: str) -> None:
@@ -68,13 +75,19 @@ def save(model: keras.Model, config: PipelineConfig, start: Start, model_dir: st
         json.dump({**about(config), "start": dataclasses.asdict(start)}, f, indent=1)
 
 
-def recorded(model_dir: str) -> Optional[Start]:
-    """How the model in ``model_dir`` began, or None where it saved nothing for warm starts."""
+def _saved(model_dir: str) -> Optional[dict]:
+    """What :func:`save` wrote in ``model_dir``, or None."""
     path = os.path.join(model_dir, FOLDER, ABOUT_FILE)
     if not tf.io.gfile.exists(path):
         return None
     with tf.io.gfile.GFile(path) as f:
-        return Start(**json.load(f)["start"])
+        return json.load(f)
+
+
+def recorded(model_dir: str) -> Optional[Start]:
+    """How the model in ``model_dir`` began, or None where it saved nothing for warm starts."""
+    saved = _saved(model_dir)
+    return Start(**saved["start"]) if saved else None
 
 
 def decide(config: PipelineConfig, base_model: Optional[str], model_dir: str) -> Start:
@@ -84,29 +97,20 @@ def decide(config: PipelineConfig, base_model: Optional[str], model_dir: str) ->
     if not t.warm_start_epochs:
         return Start(reason="warm start is off (--warm-start-epochs 0)")
     if not base_model:
-        return Start(reason="no champion yet (no blessed model trained on other examples than this run's)")
+        return Start(reason=f"no champion yet (no blessed {t.model} model of this label set and input trained on "
+                            "other examples)")
     base = os.path.dirname(base_model.rstrip("/"))
-    path = os.path.join(base, FOLDER, ABOUT_FILE)
-    if not tf.io.gfile.exists(path):
+    theirs = _saved(base)
+    if theirs is None:
         return Start(reason=f"the champion ({base}) saved no weights for a warm start")
-    with tf.io.gfile.GFile(path) as f:
-        theirs = json.load(f)
     why = _difference(theirs, about(config)) or _held_out_seen(model_tracks.load(base), model_tracks.load(model_dir))
     return Start(reason=why) if why else Start(epochs=min(t.epochs, t.warm_start_epochs), base=base)
 
 
 def _difference(theirs: dict, mine: dict) -> Optional[str]:
-    if theirs["family"] != mine["family"]:
-        return f"the champion is a {theirs['family']} model, this run trains {mine['family']}"
-    if theirs["genres"] != mine["genres"]:
-        n, m = len(theirs["genres"]), len(mine["genres"])
-        return f"the label set differs (champion: {n} genres, now: {m}{', named or ordered otherwise' if n == m else ''})"
-    if theirs["input_contract"] != mine["input_contract"]:
-        return (f"the input differs (champion: {contract.describe(theirs['input_contract'])}, now: "
-                f"{contract.describe(mine['input_contract'])})")
-    changed = sorted(k for k, v in mine["features"].items() if theirs["features"].get(k) != v)
-    if changed:
-        return f"the feature settings differ ({', '.join(changed)})"
+    if theirs.get("key") != mine["key"]:  # a base model from elsewhere than base_model.WarmStartModelStrategy
+        return (f"the champion is a {theirs.get('family')} model of {len(theirs.get('genres', []))} genres, not of "
+                "this run's family, label set and input")
     if theirs["heads"] != mine["heads"]:
         return f"the champion averages {theirs['heads']} heads, this run trains {mine['heads']}"
     return None
@@ -126,10 +130,9 @@ def _held_out_seen(theirs: Optional[dict], mine: Optional[dict]) -> Optional[str
 
 
 def load(model: keras.Model, config: PipelineConfig, start: Start) -> tuple[Start, keras.Model, list[list[np.ndarray]]]:
-    """``start`` and the model to train, with the champion's weights where ``start`` is warm, and the weights of the
-    extra heads (``train.heads``) to start from. A model that trains heads alone keeps its pretrained body (the
-    embeddings on disk are that body's); one that fine-tunes takes the champion's whole model. Weights that do not
-    fit ``model``'s layers give a cold start."""
+    """``start``, the model to train (with the champion's weights when warm) and the extra heads' starting weights.
+    Heads alone keep the pretrained body (the embeddings on disk are its); fine-tuning takes the champion's whole
+    model. Weights that do not fit ``model``'s layers give a cold start."""
     if not start.epochs:
         return start, model, []
     body, head = (None, None) if _plain(config) else registry.split_backbone(model)

@@ -31,6 +31,7 @@ from components.tracked_trainer.base_model import WarmStartModelStrategy
 from components.tracked_trainer.component import TrackedTrainer
 from config.settings import (GATE_SPLIT, INGESTION_SECTIONS, PROJECT_ROOT, TRAINING_SECTIONS,
                              TRANSFORM_SECTIONS, TUNING_SECTIONS, PipelineConfig)
+from models.warm_start import fit_key
 from pipeline.beam_args import for_tfx
 from pipeline.schema import schema_file as raw_schema_file
 
@@ -140,9 +141,9 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
             best_hyperparameters = tuner.outputs["best_hyperparameters"]
             components.append(tuner)
         base_model = None
-        if config.train.warm_start_epochs:  # the champion, unless it trained on these very examples
-            warm_start = tfx.dsl.Resolver(strategy_class=WarmStartModelStrategy, **blessed_models(),
-                                          examples=transform.outputs["transformed_examples"]
+        if config.train.warm_start_epochs:  # the champion of this family and input, unless it trained on these examples
+            warm_start = tfx.dsl.Resolver(strategy_class=WarmStartModelStrategy, config={"key": fit_key(config)},
+                                          **blessed_models(), examples=transform.outputs["transformed_examples"]
                                           ).with_id(WARM_START_RESOLVER_ID)
             base_model = warm_start.outputs["model"]
             components.append(warm_start)

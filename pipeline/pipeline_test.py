@@ -250,6 +250,7 @@ def test_the_trainer_stops_early_on_the_synthetic_set_only_unless_told(argv, bar
 def test_the_trainer_starts_from_the_warm_start_resolvers_model_unless_warm_start_is_off():
     """The base model comes from its own resolver, fed this run's transformed examples (an unchanged re-run then
     resolves the same base model and hits the cache); --warm-start-epochs 0 wires none. The Tuner takes none."""
+    from models.warm_start import fit_key
     from pipeline.pipeline import WARM_START_RESOLVER_ID
 
     parser = add_cli_arguments(argparse.ArgumentParser())
@@ -261,6 +262,7 @@ def test_the_trainer_starts_from_the_warm_start_resolvers_model_unless_warm_star
         assert nodes["Trainer"].inputs["base_model"] is resolver.outputs["model"]
         assert resolver.raw_inputs["examples"] is nodes["Transform"].outputs["transformed_examples"]
         assert resolver.raw_inputs["model_blessing"].producer_component_id == CLIP_EVALUATOR_ID
+        assert resolver.exec_properties["source_uri"] == {"key": fit_key(config)}  # the resolver's config
         assert "base_model" not in nodes["Tuner"].inputs
     off = config_from_args(parser.parse_args(["--warm-start-epochs", "0"]))
     nodes = {node.id: node for node in create_pipeline(off, "/data").components}

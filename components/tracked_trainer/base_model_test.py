@@ -1,5 +1,5 @@
-"""WarmStartModelStrategy on hand-made MLMD records (SQLite): the base model is the newest blessed model that no
-Trainer execution trained on the current examples."""
+"""WarmStartModelStrategy on hand-made MLMD records (SQLite): the base model is the newest blessed model of this
+run's warm start key that no Trainer execution trained on the current examples."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +8,8 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 from tfx.types import standard_artifacts
 
-from components.tracked_trainer.base_model import BLESSING_KEY, EXAMPLES_KEY, MODEL_KEY, WarmStartModelStrategy
+from components.tracked_trainer.base_model import (BLESSING_KEY, EXAMPLES_KEY, KEY_PROPERTY, MODEL_KEY,
+                                                   WarmStartModelStrategy)
 
 Event = metadata_store_pb2.Event
 
@@ -29,10 +30,13 @@ class Records:
     def examples(self):
         return self.put(standard_artifacts.Examples())
 
-    def train(self, examples, *inputs, model=None, blessed: bool = True):
+    def train(self, examples, *inputs, model=None, blessed: bool = True, key: str = "cnn"):
         """A Trainer execution reading ``examples`` (and ``inputs``, a base model) and writing ``model`` (a new
-        one, or an existing one: a run that took the Trainer from the cache)."""
-        model = model or self.put(standard_artifacts.Model())
+        one of warm start key ``key``, or an existing one: a run that took the Trainer from the cache)."""
+        if model is None:
+            model = standard_artifacts.Model()
+            model.set_string_custom_property(KEY_PROPERTY, key)
+            model = self.put(model)
         execution = metadata_store_pb2.Execution(type_id=self.trainer_type)
         self.store.put_execution(execution, [
             *[(a.mlmd_artifact, Event(type=Event.INPUT)) for a in (examples, *inputs)],
@@ -45,8 +49,8 @@ class Records:
             self.blessings.append(self.put(blessing))
         return model
 
-    def resolve(self, current_examples) -> list:
-        result = WarmStartModelStrategy().resolve_artifacts(self.store, {
+    def resolve(self, current_examples, key: str = "cnn") -> list:
+        result = WarmStartModelStrategy(key).resolve_artifacts(self.store, {
             MODEL_KEY: list(self.models), BLESSING_KEY: list(self.blessings), EXAMPLES_KEY: [current_examples]})
         assert result[EXAMPLES_KEY] == [current_examples]
         assert [b.get_int_custom_property("current_model_id") for b in result[BLESSING_KEY]] == [
@@ -86,3 +90,14 @@ def test_no_blessed_model_of_other_examples_resolves_nothing(records):
     assert records.resolve(e1) == []  # the only champion trained on these very examples
     records.train(records.examples(), blessed=False)
     assert records.resolve(e1) == []  # the other model was never blessed
+
+
+def test_a_model_of_another_family_or_input_is_passed_over(records):
+    """CNN, then a VGG blessed on its own examples, then the CNN's run again: it resolves what it resolved the first
+    time (nothing), so its Trainer comes from the cache; a CNN run on new examples starts from the CNN."""
+    cnn_examples = records.examples()
+    cnn = records.train(cnn_examples)
+    vgg = records.train(records.examples(), key="vgg")
+    assert records.resolve(cnn_examples) == []
+    assert records.resolve(records.examples()) == [cnn.id]
+    assert records.resolve(records.examples(), key="vgg") == [vgg.id]

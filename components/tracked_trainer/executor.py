@@ -12,6 +12,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import json_utils
 
 from components import contract, model_tracks
+from components.tracked_trainer import base_model
 from config.settings import PipelineConfig
 from models import warm_start
 from models.tracking import RUN_ID_FILE, RUN_ID_PROPERTY
@@ -29,6 +30,7 @@ def publish(input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, 
     custom_config = json_utils.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}")
     config = PipelineConfig.from_json(custom_config["pipeline_config"])
     model.set_string_custom_property(contract.MODEL_PROPERTY, contract.input_contract(config))
+    model.set_string_custom_property(base_model.KEY_PROPERTY, warm_start.fit_key(config))  # what a warm start finds it by
     if not tf.io.gfile.exists(os.path.join(model.uri, model_tracks.TRACKS_FILE)):  # not recorded before training
         record_tracks(input_dict, output_dict)
     start = warm_start.recorded(model.uri)

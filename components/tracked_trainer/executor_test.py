@@ -13,6 +13,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.utils import json_utils, proto_utils
 
 from components import model_tracks
+from components.tracked_trainer import base_model
 from components.tracked_trainer.executor import Executor
 from config.settings import SPLITS, TRAINING_SECTIONS, PipelineConfig
 from models import warm_start
@@ -71,5 +72,6 @@ def test_the_model_artifact_says_how_training_began(tmp_path, with_base):
     seen = json.loads((tmp_path / "model_run" / SEEN_BEFORE_TRAINING).read_text())
     assert seen == (recorded if with_base else None)  # without a base model, recorded once, after training
     assert model_tracks.load(model.uri) == recorded
+    assert model.get_string_custom_property(base_model.KEY_PROPERTY) == warm_start.fit_key(CONFIG)
     assert model.get_string_custom_property(warm_start.PROPERTY) == (
         "warm start from the champion (model 12): up to 2 epochs" if with_base else "cold start: no champion yet")
