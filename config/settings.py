@@ -174,6 +174,9 @@ class TrainConfig:
     model: str = "cnn"
     # Maximum epochs (VGG: of both phases together, see frozen_epochs).
     epochs: int = 30
+    # A run warm-started from the champion (same family, label set and input) trains at most this many of them
+    # (0: every run trains from the start; models/warm_start.py).
+    warm_start_epochs: int = 5
     batch_size: int = 32
     learning_rate: float = 1e-3
     # "constant", "plateau" (reduce_lr_* on early_stopping_monitor) or "cosine" (to 0 over the epochs).

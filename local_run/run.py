@@ -115,6 +115,7 @@ def run(config: PipelineConfig, until: str = "push", enable_cache: bool = True, 
                     config = with_data(config, prepare_data(config), genres_from_data)
                 if full:
                     forget_increments(config)
+                    config = dataclasses.replace(config, train=dataclasses.replace(config.train, warm_start_epochs=0))
                 execute(config, run_id, until, enable_cache)
                 summary = summarize(config, run_id, started)
                 summary["steps"] = tracker.steps

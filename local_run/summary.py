@@ -16,6 +16,7 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
     from components.clip_evaluator.executor import ALREADY_RELEASED, METRICS_FILE
     from ml_metadata.proto import metadata_store_pb2
     from models import hyperparameters
+    from models.warm_start import PROPERTY as WARM_START
     from pipeline.run_record import RunRecord, open_store
 
     record = RunRecord(open_store(config.metadata_path), run_id)
@@ -55,6 +56,10 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
     model = record.output("Trainer", "Model")
     if model is not None and "mlflow_run_id" in model.custom_properties:
         summary["mlflow_run_id"] = model.custom_properties["mlflow_run_id"].string_value
+    if model is not None and WARM_START in model.custom_properties:  # warm from the champion, or cold and why
+        summary["warm_start"] = model.custom_properties[WARM_START].string_value
+    if model is not None and "segments_embedded" in model.custom_properties:  # the frozen body's pass
+        summary["embedded"] = model.custom_properties["segments_embedded"].string_value
     pushed = record.output("Pusher", "PushedModel")
     released_before = summary.get("gate", {}).get("reasons") == [ALREADY_RELEASED]
     if pushed is not None and (record.state("Pusher") == metadata_store_pb2.Execution.COMPLETE or released_before):
@@ -106,6 +111,10 @@ def print_summary(summary: dict, until: str) -> None:
               f"than {hyperparameters.PRESET_MARGIN:.0%})")
         for t in tuning["trials"]:
             print(f"  trial {t['trial']}: {t['score']:.3f} {hyperparameters.describe(t['values'])}")
+    if summary.get("warm_start"):
+        print(f"trained: {summary['warm_start']}")
+    if summary.get("embedded"):
+        print(f"  the frozen body embedded {summary['embedded']} segments (the others from the embeddings store)")
     gate = summary.get("gate")
     if gate:
         print(f"held-out '{gate['split']}' split, {gate['split_protocol']} protocol (tracks never in training):")

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import shutil
 import tempfile
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -21,10 +22,11 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from config.settings import STOP_AFTER_PASSES, PipelineConfig
 from models import (augment, distribute, embeddings, features, hyperparameters, live_examples, metrics, plots,
-                    preprocessing, registry, signatures, tracking, transfer)
+                    preprocessing, registry, signatures, tracking, transfer, warm_start)
 from models.canonical_order import CanonicalShards, write_shards
 
 AUTOTUNE = tf.data.AUTOTUNE
+FROZEN_BODY_FILE = "frozen_body.json"  # in the run folder: segments the frozen body embedded, of those it used
 SHUFFLE_BUFFER = 4096
 # Auto-sharding off: each worker's dataset already holds only its own shards.
 _SHARDED_BY_HAND = tf.data.Options()
@@ -265,12 +267,13 @@ def _history(result: keras.callbacks.History) -> dict[str, list[float]]:
 def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
                             config: PipelineConfig, run_dir: str, epochs: int, weights: Optional[np.ndarray] = None,
                             even: Optional[EvenSteps] = None, records: bool = True,
-                            stored: Optional[dict[str, tf.data.Dataset]] = None
-                            ) -> tuple[keras.Model, dict[str, list[float]]]:
+                            stored: Optional[dict[str, tf.data.Dataset]] = None,
+                            warm_heads: Sequence[list[np.ndarray]] = ()) -> tuple[keras.Model, dict[str, list[float]]]:
     """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone (as with a frozen
     body, minus its block dropout). With ``train.heads`` > 1 fresh heads from their own seeds join and the model
     averages them; the history is the first head's. ``stored``: the splits' embeddings from the store
-    (:func:`_stored_embeddings`); without them the body embeds the splits here."""
+    (:func:`_stored_embeddings`); without them the body embeds the splits here. ``warm_heads``: the extra heads'
+    starting weights (a warm start), else they start fresh."""
     t = config.train
     embeddings_dir = os.path.join(run_dir, "embeddings")
     try:
@@ -286,6 +289,8 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
             # Seeds apart from every other run's first head (seed + 1000 k), so seed 43's heads are not seed 42's.
             keras.utils.set_random_seed(t.seed + 1000 * k)
             extra = keras.models.clone_model(head)  # the same layers with freshly initialised weights
+            if warm_heads:
+                extra.set_weights(warm_heads[k - 1])
             extra_history = fit_head(extra, train_embeddings, eval_embeddings, config,
                                      os.path.join(run_dir, f"head-{k + 1}"), epochs, t.seed + 1000 * k, weights,
                                      progress=False, even=even)
@@ -303,7 +308,8 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
 def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset, config: PipelineConfig,
         run_dir: str, probe_train_ds: Optional[tf.data.Dataset] = None, weights: Optional[np.ndarray] = None,
         even: Optional[EvenSteps] = None, records: bool = True,
-        stored: Optional[dict[str, tf.data.Dataset]] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+        stored: Optional[dict[str, tf.data.Dataset]] = None,
+        warm_heads: Sequence[list[np.ndarray]] = ()) -> tuple[keras.Model, dict[str, list[float]]]:
     """Train; a pretrained backbone goes in two phases: head(s) on frozen embeddings, then fine-tuning. Returns the
     model (a new one when heads are averaged) and its history; ``weights`` weight the training loss only, not the
     eval loss early stopping watches; ``records`` False: nothing recorded (a tuning trial's folds)."""
@@ -318,8 +324,10 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
                                records=records)
         return model, _history(model.fit(epochs=epochs, verbose=0, callbacks=callbacks, **args))
     frozen = min(t.frozen_epochs, t.epochs)
-    model, history = fit_heads_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen, weights,
-                                             even=even, records=records, stored=stored)
+    # No frozen epochs (a warm start of a fine-tuned champion, --frozen-epochs 0): fine-tuning alone.
+    model, history = (fit_heads_on_embeddings(model, probe_train_ds, eval_ds, config, run_dir, frozen, weights,
+                                              even=even, records=records, stored=stored, warm_heads=warm_heads)
+                      if frozen else (model, {}))
     done = len(history.get("loss", []))
     # epochs is both phases' budget: fine-tuning gets what the head left (epochs <= frozen_epochs: the head alone).
     finetune = t.epochs - done if t.epochs > frozen else 0
@@ -345,12 +353,15 @@ def fit(model: keras.Model, train_ds: tf.data.Dataset, eval_ds: tf.data.Dataset,
     return model, history
 
 
-def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_shards: CanonicalShards, eval_shards: CanonicalShards, run_dir: str,
-                plan: Optional[distribute.Plan] = None,
+def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train_shards: CanonicalShards,
+                eval_shards: CanonicalShards, run_dir: str, plan: Optional[distribute.Plan] = None,
                 embeddings_store: Optional[embeddings.SegmentStore] = None,
-                content_ids: Optional[dict[str, str]] = None) -> tuple[keras.Model, dict[str, list[float]]]:
+                content_ids: Optional[dict[str, str]] = None,
+                start: warm_start.Start = warm_start.Start(reason="no base model given")
+                ) -> tuple[keras.Model, dict[str, list[float]], warm_start.Start]:
     """Build the configured family and fit it (``run_fn`` without its MLflow run or export), in ``plan``'s scope,
-    seeds first: a seed repeats a run (across replicas up to the reduction order's last bits)."""
+    seeds first: a seed repeats a run (across replicas up to the reduction order's last bits). Returns the model,
+    its history and how it started: ``start`` (warm_start.decide), or cold when the champion's weights do not fit."""
     plan = plan or distribute.make_plan(config.train.strategy)
     print(f"[train] {plan.describe(config.train.batch_size)}", flush=True)
     distribute.require_precision(config.train.mixed_precision)
@@ -371,6 +382,9 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
         print(f"[train] {config.train.model} on {'+'.join(features.model_inputs(config.features))} {shape}, "
               f"{model.count_params():,} parameters"
               f"{'' if config.train.mixed_precision == 'none' else ', ' + model.dtype_policy.name}", flush=True)
+        start, model, warm_heads = warm_start.load(model, config, start)
+        config = warm_start.with_budget(config, start)
+        print(f"[train] {start.describe()}", flush=True)
         weights = None
         if config.train.class_balance > 0:
             counts = train_class_counts(train_shards, tft_output, len(config.genres))
@@ -382,11 +396,12 @@ def train_model(config: PipelineConfig, tft_output: tft.TFTransformOutput, train
                           if registry.has_pretrained_backbone(config) else None)
         model, history = fit(model, train_ds, eval_ds, config, run_dir, probe_train_ds, weights, even,
                              stored=_stored_embeddings(embeddings_store, model, tft_output, train_shards, eval_shards,
-                                                       config, mine, run_dir, content_ids))
+                                                       config, mine, run_dir, content_ids),
+                             warm_heads=warm_heads)
     if plan.name != "one":
         # Every worker reads the weights (BN statistics by a collective); the chief evaluates and exports the copy.
         model = copy_model(model)
-    return model, history
+    return model, history, start
 
 
 def _stored_embeddings(store: Optional[embeddings.SegmentStore], model: keras.Model, tft_output: tft.TFTransformOutput,
@@ -400,9 +415,11 @@ def _stored_embeddings(store: Optional[embeddings.SegmentStore], model: keras.Mo
         return None
     splits = {name: embeddings.read_split(shards, tft_output, content_ids, store.salt)
               for name, shards in (("train", train_shards), ("eval", eval_shards))}
-    embeddings.embed_missing(store, registry.split_backbone(model)[0], list(splits.values()),
-                             lambda s: make_dataset(s, tft_output, config, training=False, with_track_ids=True),
-                             "train")
+    embedded = embeddings.embed_missing(
+        store, registry.split_backbone(model)[0], list(splits.values()),
+        lambda s: make_dataset(s, tft_output, config, training=False, with_track_ids=True), "train")
+    with tf.io.gfile.GFile(os.path.join(run_dir, FROZEN_BODY_FILE), "w") as f:  # for the run summary
+        json.dump({"embedded": embedded, "segments": sum(len(split.keys) for split in splits.values())}, f)
     return {name: embeddings.write_gathered(store, split, len(config.genres),
                                             os.path.join(run_dir, "embeddings", f"{name}.tfrecord"))
             for name, split in splits.items()}
@@ -461,9 +478,11 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
         shards = split_shards(tft_output, config, scratch, min_shards=plan.cluster.workers,
                               train=fn_args.train_files, eval=fn_args.eval_files)
         store = embeddings.store_for(config, tft_output, fn_args.transform_graph_path, scratch, "train")
-        model, history = train_model(config, tft_output, shards["train"], shards["eval"],
-                                     run_dir, plan, embeddings_store=store,
-                                     content_ids=live_examples.content_ids(fn_args.train_files))
+        model_dir = os.path.dirname(fn_args.serving_model_dir)
+        model, history, start = train_model(
+            config, tft_output, shards["train"], shards["eval"], run_dir, plan, embeddings_store=store,
+            content_ids=live_examples.content_ids(fn_args.train_files),
+            start=warm_start.decide(config, fn_args.base_model, model_dir))
         if not chief:
             with tempfile.TemporaryDirectory(prefix="trainer-worker-export-", ignore_cleanup_errors=True) as export_dir:
                 export_model(model, tft_output, config, export_dir)
@@ -474,6 +493,7 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
             accumulator.add(track.numpy(), model(x, training=False).numpy(), np.argmax(y.numpy(), axis=1))
         scores = accumulator.score()
         mlflow.log_metrics({**scores.as_dict("eval_"), "epochs_trained": float(len(history.get("loss", [])))})
+        mlflow.set_tag(warm_start.PROPERTY, start.describe())
         with tempfile.TemporaryDirectory() as tmp:
             mlflow.log_artifact(plots.learning_curves_png(history, os.path.join(tmp, "learning_curves.png"),
                                                           f"{config.train.model}: learning curves"), "plots")
@@ -483,6 +503,7 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
         print(f"[train] eval split: segment accuracy {scores.segment_accuracy:.3f}, "
               f"clip accuracy {scores.clip_accuracy:.3f} ({scores.clips} clips)", flush=True)
         export_model(model, tft_output, config, fn_args.serving_model_dir)
+        warm_start.save(model, config, start, model_dir)  # what a later run starts from
         mlflow.log_artifacts(fn_args.serving_model_dir, "saved_model")
         with tf.io.gfile.GFile(os.path.join(os.path.dirname(fn_args.serving_model_dir), tracking.RUN_ID_FILE),
                                "w") as f:

@@ -115,8 +115,8 @@ class _FakeModel:
 
 def test_a_head_that_learnt_the_data_set_leaves_no_fine_tuning(monkeypatch, tmp_path):
     monkeypatch.setattr(training, "fit_heads_on_embeddings",
-                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None, even=None, records=True, stored=None:
-                        (model, {"loss": [1.0] * 3, "val_accuracy": [0.8, 0.96, 0.97]}))
+                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None, even=None, records=True, stored=None,
+                        warm_heads=(): (model, {"loss": [1.0] * 3, "val_accuracy": [0.8, 0.96, 0.97]}))
     model = _FakeModel()
     training.fit(model, None, None, train_config("vgg", epochs=30, frozen_epochs=20, stop_at_eval_accuracy=0.95),
                  str(tmp_path))
@@ -127,17 +127,20 @@ def test_a_head_that_learnt_the_data_set_leaves_no_fine_tuning(monkeypatch, tmp_
     (30, 20, 9, 21),    # the head early-stopped: fine-tuning gets its 11 unused epochs too
     (30, 20, 20, 10),   # the head used all its epochs: epochs - frozen_epochs, as before
     (20, 20, 12, 0),    # epochs <= frozen_epochs: the head alone
+    (5, 0, 0, 5),       # no frozen epochs (a warm start of a fine-tuned champion): no head phase, fine-tuning alone
 ])
 def test_vgg_fine_tuning_gets_the_epochs_the_head_left(monkeypatch, tmp_path, epochs, frozen, head_ran, finetune):
+    heads_fitted = []
     monkeypatch.setattr(training, "fit_heads_on_embeddings",
-                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None, even=None, records=True, stored=None:
-                        (model, {"loss": [1.0] * head_ran}))
+                        lambda model, probe, eval_ds, config, run_dir, max_epochs, weights=None, even=None, records=True, stored=None,
+                        warm_heads=(): heads_fitted.append(max_epochs) or (model, {"loss": [1.0] * head_ran}))
     monkeypatch.setattr(training.registry, "set_backbone_trainable", lambda model, trainable: None)
     monkeypatch.setattr(training, "compile_model", lambda *args, **kwargs: None)
     model = _FakeModel()
     _, history = training.fit(model, None, None, train_config("vgg", epochs=epochs, frozen_epochs=frozen), str(tmp_path))
     assert model.fit_epochs == ([finetune] if finetune else [])
     assert len(history["loss"]) == head_ran + finetune
+    assert heads_fitted == ([min(epochs, frozen)] if frozen else [])
 
 
 def test_class_weights_balance_the_classes_and_keep_the_mean_loss_scale():

@@ -72,6 +72,10 @@ def add_cli_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     g.add_argument("--epochs", type=whole_number(1),
                    help=f"maximum epochs; VGG: head and fine-tuning together (default: the model's preset, "
                    f"{d.train.epochs} unless the preset says otherwise)")
+    g.add_argument("--warm-start-epochs", type=whole_number(0), metavar="N",
+                   help="start from the champion's weights when its family, label set and input are this run's, "
+                   "and train at most N epochs; 0: every run trains from the start (default: "
+                   f"{d.train.warm_start_epochs}; 0 on Kubeflow, which runs only TFX's built-in resolvers)")
     g.add_argument("--stop-at-eval-accuracy", type=_fraction, metavar="X",
                    help="stop training once the eval split's segment accuracy reaches X on "
                    f"{STOP_AFTER_PASSES} epochs in a row; 0: never (default: {SYNTHETIC_STOP_ACCURACY:g} on the "
@@ -302,6 +306,15 @@ def _efficientat_weights(args: argparse.Namespace, on_this_machine: bool = True)
         raise SystemExit(error.paragraph()) from None
 
 
+def _warm_start_epochs(asked: Optional[int], on_this_machine: bool) -> int:
+    """0 on Kubeflow: its compiler takes only TFX's built-in resolver strategies, and the base model needs its own."""
+    if asked and not on_this_machine:
+        raise SystemExit(f"--warm-start-epochs {asked}: Kubeflow Pipelines runs only TFX's built-in resolvers, and "
+                         "the warm start's base model needs its own, so on Kubeflow every run trains from the start. "
+                         "Leave the flag out (or give 0).")
+    return PipelineConfig().train.warm_start_epochs if asked is None and on_this_machine else asked or 0
+
+
 def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> PipelineConfig:
     """The config the flags ask for; ``on_this_machine`` False when the pipeline runs elsewhere (Kubeflow)."""
     cfg = PipelineConfig().with_model(args.model)
@@ -345,7 +358,8 @@ def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> 
                                     backbone_weights=_weights_file(args.backbone_weights, on_this_machine),
                                     efficientat_weights=_efficientat_weights(args, on_this_machine),
                                     strategy=args.strategy, mixed_precision=args.mixed_precision,
-                                    stop_at_eval_accuracy=stop or None)
+                                    stop_at_eval_accuracy=stop or None,
+                                    warm_start_epochs=_warm_start_epochs(args.warm_start_epochs, on_this_machine))
     cfg.tune = TuneConfig(enabled=args.tune, trials=args.tune_trials, oracle=args.tune_oracle,
                           max_minutes=args.tune_minutes, folds=args.tune_folds)
     cfg.gate = GateConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(GateConfig)})

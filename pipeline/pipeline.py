@@ -1,7 +1,8 @@
 """The genre pipeline: one `create_pipeline()` for the local and the Kubeflow runner.
 
     AudioExampleGen -> StatisticsGen -> ExampleValidator (ImportSchemaGen) -> AnomalyGate
-      -> Transform -> [--tune: Tuner] -> Trainer -> Evaluator (TFMA, against the last blessed model, which a
+      -> Transform -> [--tune: Tuner] -> Trainer (warm-started from the champion: a second Resolver, unless
+         config.train.warm_start_epochs is 0) -> Evaluator (TFMA, against the last blessed model, which a
          Resolver finds unless config.gate.compare_to_last_blessed is off)
       -> ClipEvaluator (clip-level gate; the blessing that counts)
       -> [Cond blessed] Pusher -> ModelRegistrar (MLflow)
@@ -27,9 +28,11 @@ from components.baseline_aware_evaluator.component import BaselineAwareEvaluator
 from components.bounded_transform.component import BoundedTransform
 from components.clip_evaluator.component import ClipEvaluator
 from components.model_registrar.component import ModelRegistrar
+from components.tracked_trainer.base_model import WarmStartModelStrategy
 from components.tracked_trainer.component import TrackedTrainer
 from config.settings import (GATE_SPLIT, INGESTION_SECTIONS, PROJECT_ROOT, SPLITS, TRAINING_SECTIONS,
                              TRANSFORM_SECTIONS, TUNING_SECTIONS, PipelineConfig)
+from models.warm_start import fit_key
 from pipeline.beam_args import for_tfx
 from pipeline.schema import schema_file as raw_schema_file
 
@@ -40,6 +43,7 @@ TUNER_FN = "models.tuning.tuner_fn"
 EVAL_SIGNATURE = "from_examples"
 CLIP_EVALUATOR_ID = "ClipEvaluator"
 RESOLVER_ID = "latest_blessed_model_resolver"
+WARM_START_RESOLVER_ID = "warm_start_model_resolver"
 TOP1_PREFIX = "top1_"  # TFMA's per-genre metrics: top1_precision, top1_recall
 
 
@@ -89,6 +93,14 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                          for name in ("Precision", "Recall")])])
 
 
+def blessed_models() -> dict[str, tfx.dsl.Channel]:
+    """A resolver's ``model`` and ``model_blessing`` inputs: only ClipEvaluator's blessing marks a model as released;
+    TFMA's alone does not."""
+    return dict(model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+                model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing,
+                                               producer_component_id=CLIP_EVALUATOR_ID, output_key="blessing"))
+
+
 def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "push",
                     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
                     enable_cache: bool = True) -> tfx.dsl.Pipeline:
@@ -132,8 +144,16 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
                 custom_config={"pipeline_config": config.to_json(TUNING_SECTIONS), "code": model_code_fingerprint(RUN_FN, TUNER_FN)})
             best_hyperparameters = tuner.outputs["best_hyperparameters"]
             components.append(tuner)
+        base_model = None
+        if config.train.warm_start_epochs:  # the champion of this family and input, unless it trained on these examples
+            warm_start = tfx.dsl.Resolver(strategy_class=WarmStartModelStrategy, config={"key": fit_key(config)},
+                                          **blessed_models(), examples=transform.outputs["transformed_examples"]
+                                          ).with_id(WARM_START_RESOLVER_ID)
+            base_model = warm_start.outputs["model"]
+            components.append(warm_start)
         trainer = TrackedTrainer(
             run_fn=RUN_FN, **training_inputs, hyperparameters=best_hyperparameters,  # None: the preset
+            base_model=base_model,
             # Gate settings are not the Trainer's business: changing a bar re-runs the gate only.
             custom_config={"pipeline_config": config.to_json(TRAINING_SECTIONS), "code": model_code_fingerprint(RUN_FN)})
         components.append(trainer)
@@ -141,13 +161,8 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
     if until == "push":
         baseline = None
         if config.gate.compare_to_last_blessed:
-            # Only ClipEvaluator's blessing marks a model as released; TFMA's alone does not.
-            model_resolver = tfx.dsl.Resolver(
-                strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-                model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-                model_blessing=tfx.dsl.Channel(
-                    type=tfx.types.standard_artifacts.ModelBlessing,
-                    producer_component_id=CLIP_EVALUATOR_ID, output_key="blessing")).with_id(RESOLVER_ID)
+            model_resolver = tfx.dsl.Resolver(strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+                                              **blessed_models()).with_id(RESOLVER_ID)
             baseline = model_resolver.outputs["model"]
             components.append(model_resolver)
         evaluator = BaselineAwareEvaluator(

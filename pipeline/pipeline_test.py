@@ -110,6 +110,7 @@ def test_label_smoothing_flag_and_presets():
     ("--heads", "0", "at least 1 (1 is a single head)"),
     ("--synthetic-tracks", "2", "at least 3 (a genre needs a train, an eval and a test track)"),
     ("--frozen-epochs", "-2", "at least 0"),
+    ("--warm-start-epochs", "-1", "at least 0"),
     ("--learning-rate", "0", "a number above 0"),
     ("--learning-rate", "nan", "give a number"),
     ("--synthetic-seconds", "-30", "a number above 0"),
@@ -244,3 +245,35 @@ def test_the_trainer_stops_early_on_the_synthetic_set_only_unless_told(argv, bar
     add_cli_arguments(parser)
     args = parser.parse_args([a.replace("{root}", str(tmp_path)) for a in argv] + ["--output-dir", str(tmp_path)])
     assert config_from_args(args).train.stop_at_eval_accuracy == bar
+
+
+def test_the_trainer_starts_from_the_warm_start_resolvers_model_unless_warm_start_is_off():
+    """The base model comes from its own resolver, fed this run's transformed examples (an unchanged re-run then
+    resolves the same base model and hits the cache); --warm-start-epochs 0 wires none. The Tuner takes none."""
+    from models.warm_start import fit_key
+    from pipeline.pipeline import WARM_START_RESOLVER_ID
+
+    parser = add_cli_arguments(argparse.ArgumentParser())
+    config = config_from_args(parser.parse_args(["--tune"]))
+    assert config.train.warm_start_epochs == PipelineConfig().train.warm_start_epochs > 0
+    for until in ("train", "push"):
+        nodes = {node.id: node for node in create_pipeline(config, "/data", until=until).components}
+        resolver = nodes[WARM_START_RESOLVER_ID]
+        assert nodes["Trainer"].inputs["base_model"] is resolver.outputs["model"]
+        assert resolver.raw_inputs["examples"] is nodes["Transform"].outputs["transformed_examples"]
+        assert resolver.raw_inputs["model_blessing"].producer_component_id == CLIP_EVALUATOR_ID
+        assert resolver.exec_properties["source_uri"] == {"key": fit_key(config)}  # the resolver's config
+        assert "base_model" not in nodes["Tuner"].inputs
+    off = config_from_args(parser.parse_args(["--warm-start-epochs", "0"]))
+    nodes = {node.id: node for node in create_pipeline(off, "/data").components}
+    assert WARM_START_RESOLVER_ID not in nodes and "base_model" not in nodes["Trainer"].inputs
+    assert config_from_args(parser.parse_args(["--warm-start-epochs", "2"])).train.warm_start_epochs == 2
+
+
+def test_kubeflow_compiles_no_warm_start_and_refuses_one_asked_for():
+    """Kubeflow's compiler takes only TFX's built-in resolver strategies: warm start is off there by default, and
+    the flag is refused with what to do."""
+    parser = add_cli_arguments(argparse.ArgumentParser())
+    assert config_from_args(parser.parse_args([]), on_this_machine=False).train.warm_start_epochs == 0
+    with pytest.raises(SystemExit, match="--warm-start-epochs 3: Kubeflow Pipelines runs only TFX's built-in"):
+        config_from_args(parser.parse_args(["--warm-start-epochs", "3"]), on_this_machine=False)

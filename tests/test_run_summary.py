@@ -39,3 +39,12 @@ def test_a_tuned_run_names_the_chosen_settings_and_every_trials_score(capsys):
 def test_an_untuned_run_prints_no_tuning_line(capsys):
     print_summary(_summary({"train": 140, "eval": 30, "test": 30}, 0, 0), until="train")
     assert "tuned" not in capsys.readouterr().out
+
+
+def test_the_summary_says_how_the_model_began(capsys):
+    summary = {**_summary({"train": 140, "eval": 30, "test": 30}, 0, 0),
+               "warm_start": "warm start from the champion (model 12): up to 5 epochs"}
+    print_summary(summary, until="train")
+    assert "trained: warm start from the champion (model 12): up to 5 epochs" in capsys.readouterr().out
+    print_summary(_summary({"train": 140, "eval": 30, "test": 30}, 0, 0), until="train")
+    assert "trained:" not in capsys.readouterr().out
