@@ -22,8 +22,8 @@ from tfx import v1 as tfx
 
 from components import code_fingerprint
 from components.anomaly_gate.component import AnomalyGate
-from components.audio_example_gen.spans import RETIRED
 from components.audio_example_gen.component import AudioExampleGen
+from components.audio_example_gen.spans import RETIRED
 from components.baseline_aware_evaluator.component import BaselineAwareEvaluator
 from components.bounded_transform.component import BoundedTransform
 from components.clip_evaluator.component import ClipEvaluator

@@ -1,19 +1,23 @@
 """A library that grows, through `local_runner.main`: the second run works on what changed, and its live data are
 what a `--full` rebuild makes.
 
-A tagged FLAC library (`--labels tags`, 3 genres x 8 tracks of 3 s) is run once; then 3 tracks are added, one
-file's audio is replaced, one file's genre tag is changed and one file is removed, and the pipeline runs again into
-the same output folder. Ingestion decodes exactly the 5 new and changed files into span 2; Transform analyses and
-transforms only span 2 (TFT's cache holds span 1's share); what the Trainer reads (train and eval) and what the gate
-scores (test) equal a `--full` rebuild's, record for record, with the same statistics and analyzer outputs.
+A tagged FLAC library (`--labels tags`, 3 genres x 8 tracks of 3 s, musicnn) is run once; then 10 tracks are added,
+one file's audio is replaced, one file's genre tag is changed and one file is removed, and the pipeline runs again
+into the same output folder. Ingestion decodes exactly the 12 new and changed files into span 2; Transform analyses
+and transforms only span 2 (TFT's cache holds span 1's share); the frozen body embeds only their segments; the
+Trainer warm-starts from the first run's model. What the Trainer reads (train and eval) and what the gate scores
+(test) equal a `--full` rebuild's, record for record, with the same statistics and analyzer outputs, and the warm
+model scores on the eval split at least as well as the rebuild's cold one, less one clip.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -30,9 +34,11 @@ from tests.testkit.library_files import encode, tag
 
 RATE = 22050
 GENRES = ("Blues", "Jazz", "Rock")
-FLAGS = ["--labels", "tags", "--genres-from-data", "--split", "hash", "--group-by", "track", "--model", "ann",
-         "--epochs", "1", "--min-accuracy", "0", "--min-clip-accuracy", "0", "--min-test-clips", "1",
+MODEL = "musicnn"
+FLAGS = ["--labels", "tags", "--genres-from-data", "--split", "hash", "--group-by", "track", "--model", MODEL,
+         "--epochs", "10", "--heads", "2", "--min-accuracy", "0", "--min-clip-accuracy", "0", "--min-test-clips", "1",
          "--max-accuracy-drop", "1", "--beam-arg=--runner=DirectRunner", "--beam-arg=--direct_running_mode=in_memory"]
+ADDED = {"Blues": (9, 10, 11, 12), "Jazz": (9, 10, 11), "Rock": (9, 10, 11)}
 
 
 def track(root: Path, genre: str, number: int, seconds: float = 3.0, variant: int = 0) -> Path:
@@ -48,16 +54,11 @@ def run(root: Path, out: Path, *extra: str) -> dict:
 
 def outputs(out: Path, summary: dict) -> dict[str, str]:
     """This run's artifact URIs: examples, transform graph, transformed examples."""
-    config = PipelineConfig(paths=dataclasses_paths(out))
+    config = PipelineConfig(paths=dataclasses.replace(PipelineConfig().paths, output_dir=str(out)))
     record = RunRecord(open_store(config.metadata_path), summary["run_id"])
     return {name: record.output(component, kind).uri for name, (component, kind) in {
         "examples": ("AudioExampleGen", "Examples"), "graph": ("Transform", "TransformGraph"),
         "transformed": ("Transform", "Examples")}.items()}
-
-
-def dataclasses_paths(out: Path):
-    import dataclasses
-    return dataclasses.replace(PipelineConfig().paths, output_dir=str(out))
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,9 @@ def grown(tmp_path_factory):
     first = run(root, out)
     cache = out / "pipeline_root" / "Transform" / "analyzer_cache"
     cached_before = set(os.listdir(cache))
-    for genre in GENRES:
-        track(root, genre, 9)  # added
+    for genre, numbers in ADDED.items():
+        for number in numbers:
+            track(root, genre, number)  # added
     track(root, "Blues", 2, seconds=6.0, variant=1)  # other audio, twice as long, at the same path
     tag(root / "Jazz Band" / "Album" / "03 Song.flac", genre="Rock")  # re-labelled by its tag
     (root / "Rock Band" / "Album" / "04 Song.flac").unlink()  # removed
@@ -86,7 +88,7 @@ def test_the_second_run_decodes_only_the_new_and_changed_files(grown):
         span = json.load(f)["span"]
     assert (span["span"], span["built_on"]) == (2, 1)
     assert {k: span[k] for k in ("new", "changed", "removed", "unchanged", "decoded")} == {
-        "new": 3, "changed": 2, "removed": 1, "unchanged": 21, "decoded": 5}, span
+        "new": 10, "changed": 2, "removed": 1, "unchanged": 21, "decoded": 12}, span
 
 
 def test_transform_analyses_and_transforms_only_the_new_span(grown):
@@ -121,7 +123,7 @@ def test_the_live_data_equal_a_full_rebuild(grown):
     second, full = grown["uris"]["second"], grown["uris"]["full"]
     index = {name: {r["track_id"]: (r["split"], r["segments"]) for r in spans.read_index(uris["examples"])
                     if r["status"] == "ingested"} for name, uris in (("second", second), ("full", full))}
-    assert index["second"] == index["full"] and len(index["full"]) == 26
+    assert index["second"] == index["full"] and len(index["full"]) == 33
     for split in SPLITS:  # record for record, audio included: no retired record is read
         got = live_records(second["examples"], split)
         assert got == live_records(full["examples"], split), split
@@ -130,7 +132,7 @@ def test_the_live_data_equal_a_full_rebuild(grown):
     assert sum(t == changed for split in SPLITS for t, _, _ in live_records(second["examples"], split)) == 2
 
     # Transform's analyzers: the per-bin mean and variance of the live data, span by span or in one go.
-    config = PipelineConfig().with_model("ann")
+    config = PipelineConfig().with_model(MODEL)
     stats = [preprocessing.zscored_stats(tft.TFTransformOutput(uris["graph"]), config) for uris in (second, full)]
     for kind in stats[1]:
         np.testing.assert_allclose(stats[0][kind].mean, stats[1][kind].mean, rtol=1e-5, atol=1e-5)
@@ -139,7 +141,7 @@ def test_the_live_data_equal_a_full_rebuild(grown):
 
 def test_the_trainer_reads_what_a_rebuild_gives_it(grown, tmp_path):
     """Span 1's files, normalised with run 1's statistics and holding retired tracks, read as the rebuild's."""
-    config = PipelineConfig().with_model("ann")
+    config = PipelineConfig().with_model(MODEL)
     batches = {}
     for name in ("second", "full"):
         uris = grown["uris"][name]
@@ -154,3 +156,22 @@ def test_the_trainer_reads_what_a_rebuild_gives_it(grown, tmp_path):
             np.testing.assert_array_equal(t, t_full)
             np.testing.assert_array_equal(y, y_full)
             np.testing.assert_allclose(x, x_full, atol=1e-3)
+
+
+def test_the_frozen_body_embeds_only_the_new_and_changed_tracks(grown):
+    decoded = [r for r in spans.read_index(grown["uris"]["second"]["examples"])
+               if r["status"] == "ingested" and r["span"] == 2 and r["split"] in ("train", "eval")]
+    new_segments = sum(r["segments"] + r.get("view_segments", 0) for r in decoded)
+    assert new_segments and grown["second"]["embedded"].startswith(f"{new_segments:,} of "), grown["second"]["embedded"]
+    for name in ("first", "full"):  # a first run and a rebuild (--full forgets the store) embed every segment
+        embedded, used = grown[name]["embedded"].split(" of ")
+        assert embedded == used, grown[name]["embedded"]
+
+
+def test_the_warm_started_model_scores_as_well_as_a_cold_one(grown):
+    assert grown["second"]["warm_start"].startswith("warm start from the champion"), grown["second"]["warm_start"]
+    assert grown["full"]["warm_start"].startswith("cold start"), grown["full"]["warm_start"]
+    client = mlflow.tracking.MlflowClient(grown["second"]["mlflow_tracking_uri"])
+    warm, cold = (client.get_run(grown[name]["mlflow_run_id"]).data.metrics for name in ("second", "full"))
+    assert warm["eval_clips"] == cold["eval_clips"] > 0
+    assert warm["eval_clip_accuracy"] * warm["eval_clips"] >= cold["eval_clip_accuracy"] * cold["eval_clips"] - 1
