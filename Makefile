@@ -10,7 +10,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-input bench-serving bench-profile accuracy bench-memory bench-export robustness bench-first-run bench-scale compile-kubeflow clean
+.PHONY: venv run tag bench-tagging test browser serve app mlflow-ui bench-app test-fast bench bench-ingest bench-features bench-training bench-serving accuracy bench-memory bench-export robustness bench-first-run bench-scale compile-kubeflow clean
 
 venv:
 	@$(PYTHON) scripts/setup_env.py
@@ -52,16 +52,8 @@ bench-features: venv
 bench-training: venv
 	$(PY) -m bench.training $(ARGS)
 
-# Input pipeline examples/s per core beside the CNN's fit step rate, and where an epoch goes (synthetic set).
-bench-input: venv
-	$(PY) -m bench.training --input-only $(ARGS)
-
 bench-serving: venv
 	$(PY) -m bench.serving $(ARGS)
-
-# serving_default of a musicnn-bodied model stage by stage, both exported graphs (bench/profile_serving.py).
-bench-profile: venv
-	$(PY) -m bench.profile_serving $(ARGS)
 
 # The newcomer's first `make run` in a clean clone, and its re-run (about 3 minutes; ARGS="--fresh-venv": the venv too).
 bench-first-run: venv

@@ -1,5 +1,5 @@
 """The pushed models the serving benchmarks measure: the newest version, its Transform output, and re-exports with
-each graph of models/signatures.GRAPHS. Shared by serving, profile_serving and tagging, so none imports another."""
+each graph of models/signatures.GRAPHS. Shared by serving and tagging, so neither imports the other."""
 from __future__ import annotations
 
 import os

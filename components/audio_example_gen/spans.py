@@ -27,6 +27,7 @@ INDEX_FILE = "files.jsonl"
 POINTER_FILE = "latest_span.json"
 RETIRED = "retired"  # the split of tombstones: train records of tracks this span retires
 TOMBSTONE = "tombstone"
+_TRACK_ID_KEY = b"\n\x08track_id\x12"  # a feature map entry's key field (1, "track_id"), then its value field (2)
 # A chain of more spans is rebuilt in one: every span is a dataset Transform reads and caches.
 MAX_SPANS = 64
 NEW, CHANGED, MOVED_OR_REMOVED, UNCHANGED = "new", "changed", "removed", "unchanged"
@@ -181,37 +182,15 @@ def unchanged(earlier: Optional[dict[str, Any]], state: Optional[tuple[int, int]
     return bool(earlier.get("sha256")) and earlier["size"] == state[0] and sha256_of(path) == earlier["sha256"]
 
 
-def track_id_of(record: bytes) -> Optional[str]:
-    """The ``track_id`` of a serialised raw example (segments.make_example's wire format), without TensorFlow."""
-    return _bytes_feature(record, b"track_id")
-
-
-def _bytes_feature(record: bytes, name: bytes) -> Optional[str]:
-    for _, entry in _fields(_only(record)):  # Example.features -> Features.feature entries
-        key, value = (dict(_fields(entry)).get(n) for n in (1, 2))
-        if key == name:
-            return dict(_fields(dict(_fields(value))[1])).get(1, b"").decode()  # Feature.bytes_list.value
-    return None
-
-
-def _only(record: bytes) -> bytes:
-    return b"".join(payload for number, payload in _fields(record) if number == 1)
-
-
-def _fields(message: bytes) -> Iterator[tuple[int, bytes]]:
-    """(field number, payload) of each length-delimited field of a message; other wire types are skipped."""
-    i = 0
-    while i < len(message):
-        tag, i = _varint(message, i)
-        kind = tag & 7
-        if kind == 2:
-            size, i = _varint(message, i)
-            yield tag >> 3, message[i:i + size]
-            i += size
-        elif kind == 0:
-            _, i = _varint(message, i)
-        else:
-            i += 8 if kind == 1 else 4
+def track_id_of(record: bytes) -> str:
+    """The ``track_id`` of a raw example as segments.make_example writes it, without TensorFlow: the last entry
+    named track_id, then its Feature, BytesList and value, each a tag byte and a length."""
+    at = record.rindex(_TRACK_ID_KEY) + len(_TRACK_ID_KEY)
+    for _ in range(2):  # the Feature's length, the BytesList's tag and length, the value's tag
+        _, at = _varint(record, at)
+        at += 1
+    size, at = _varint(record, at)
+    return record[at:at + size].decode()
 
 
 def _varint(data: bytes, i: int) -> tuple[int, int]:

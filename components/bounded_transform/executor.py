@@ -28,6 +28,7 @@ from tfx import types
 from tfx.components.transform import executor as transform_executor
 from tfx.components.transform import executor_utils, labels
 from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils
 
 from components.audio_example_gen import spans
 from config.settings import SPLITS, PipelineConfig
@@ -104,9 +105,9 @@ class Executor(transform_executor.Executor):
         analysed = sorted(span for span, uri in chain.uris.items()
                           if any(f"-{os.path.basename(uri.rstrip('/'))}-Split-" in name for name in added))
         graph_artifact = artifact_utils.get_single_instance(output_dict[standard_component_specs.TRANSFORM_GRAPH_KEY])
-        for key, value in (("spans", sorted(chain.uris)), ("spans_analysed", analysed),
-                           ("spans_transformed", sorted(work.transform))):
-            graph_artifact.set_string_custom_property(key, ", ".join(map(str, value)))
+        for name, spans_of in (("spans", sorted(chain.uris)), ("spans_analysed", analysed),
+                               ("spans_transformed", sorted(work.transform))):
+            graph_artifact.set_string_custom_property(name, ", ".join(map(str, spans_of)))
         config = PipelineConfig.from_json(json.loads(exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY])
                                           ["pipeline_config"])
         stats = {kind: (s.mean.tolist(), s.std.tolist()) for kind, s in
@@ -159,19 +160,10 @@ def _keep_cache(output_dict: dict[str, list[types.Artifact]], cache_dir: str) ->
         target = os.path.join(cache_dir, name)
         if not tf.io.gfile.exists(target):
             partial = f"{target}.partial-{os.getpid()}"
-            _copy_tree(os.path.join(source, name), partial)
+            io_utils.copy_dir(os.path.join(source, name), partial)
             tf.io.gfile.rename(partial, target)
             added.append(name)
     return added
-
-
-def _copy_tree(source: str, target: str) -> None:
-    if not tf.io.gfile.isdir(source):
-        tf.io.gfile.copy(source, target, overwrite=True)
-        return
-    tf.io.gfile.makedirs(target)
-    for name in tf.io.gfile.listdir(source):
-        _copy_tree(os.path.join(source, name.rstrip("/")), os.path.join(target, name.rstrip("/")))
 
 
 def forget(component_dir: str) -> None:

@@ -9,14 +9,15 @@ import pytest
 import tf_keras as keras
 from tfx.components.trainer import fn_args_utils
 from tfx.proto import trainer_pb2
-from tfx.types import artifact_utils, standard_artifacts, standard_component_specs as keys
+from tfx.types import standard_artifacts, standard_component_specs as keys
 from tfx.utils import json_utils, proto_utils
 
 from components import model_tracks
 from components.tracked_trainer import base_model
 from components.tracked_trainer.executor import Executor
-from config.settings import SPLITS, TRAINING_SECTIONS, PipelineConfig
+from config.settings import TRAINING_SECTIONS, PipelineConfig
 from models import warm_start
+from tests.testkit.training_inputs import examples_of_tracks
 
 CONFIG = PipelineConfig()
 TRACKS = {"train": ["blues/a", "rock/b"], "eval": ["blues/c"], "test": ["rock/d"]}
@@ -35,27 +36,12 @@ def train_a_stand_in(fn_args: fn_args_utils.FnArgs) -> None:
     warm_start.save(tiny, CONFIG, start, model_dir)
 
 
-def _examples(tmp_path) -> standard_artifacts.Examples:
-    import tensorflow as tf
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
-    for split in SPLITS:
-        folder = artifact_utils.get_split_uri([examples], split)
-        os.makedirs(folder)
-        with tf.io.TFRecordWriter(os.path.join(folder, "part-0.gz"), options="GZIP") as writer:
-            for track in TRACKS[split]:
-                writer.write(tf.train.Example(features=tf.train.Features(feature={"track_id": tf.train.Feature(
-                    bytes_list=tf.train.BytesList(value=[track.encode()]))})).SerializeToString())
-    return examples
-
-
 @pytest.mark.parametrize("with_base", [True, False])
 def test_the_model_artifact_says_how_training_began(tmp_path, with_base):
     model, model_run = standard_artifacts.Model(), standard_artifacts.ModelRun()
     model.uri, model_run.uri = str(tmp_path / "model"), str(tmp_path / "model_run")
     os.makedirs(model.uri), os.makedirs(model_run.uri)
-    inputs = {keys.EXAMPLES_KEY: [_examples(tmp_path)]}
+    inputs = {keys.EXAMPLES_KEY: [examples_of_tracks(tmp_path / "examples", TRACKS)]}
     if with_base:
         base = standard_artifacts.Model()
         base.uri, base.id = str(tmp_path / "champion"), 12

@@ -10,7 +10,6 @@ import os
 from typing import Any
 
 import pytest
-import tensorflow as tf
 from tfx.components.trainer import fn_args_utils
 from tfx.extensions.google_cloud_ai_platform import runner as cloud_runner, training_clients
 from tfx.proto import trainer_pb2
@@ -19,30 +18,16 @@ from tfx.utils import json_utils, proto_utils
 
 from components import contract, model_tracks
 from components.tracked_trainer.vertex_executor import ReplicaExecutor, VertexExecutor
-from config.settings import SPLITS, TRAINING_SECTIONS, PipelineConfig
+from config.settings import TRAINING_SECTIONS, PipelineConfig
 from kubeflow.worker_pools import WorkerPools
 from models.tracking import RUN_ID_FILE, RUN_ID_PROPERTY
+from tests.testkit.training_inputs import examples_of_tracks
 
 CONFIG = PipelineConfig()
 POOLS = WorkerPools(3, "n1-standard-8", "registry.example.com/genre/genre-pipeline-gpu:1.2.3", "europe-west4",
                     "genre-project", "NVIDIA_TESLA_T4", 1)
 TRACKS = {"train": ["blues.00000", "rock.00000"], "eval": ["blues.00001"], "test": ["rock.00001"]}
 CHIEF_AND_WORKER = {"cluster": {"chief": ["chief:2222"], "worker": ["worker:2222"]}}
-
-
-def _examples(tmp_path) -> standard_artifacts.Examples:
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
-    for split in SPLITS:
-        folder = artifact_utils.get_split_uri([examples], split)
-        os.makedirs(folder)
-        with tf.io.TFRecordWriter(os.path.join(folder, "data_tfrecord-00000-of-00001.gz"), options="GZIP") as writer:
-            for track in TRACKS[split]:
-                feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[track.encode()]))
-                writer.write(tf.train.Example(features=tf.train.Features(
-                    feature={"track_id": feature})).SerializeToString())
-    return examples
 
 
 def _trainer_io(tmp_path, custom_config: dict[str, Any], run_fn: str = "models.training.run_fn"):
@@ -55,7 +40,8 @@ def _trainer_io(tmp_path, custom_config: dict[str, Any], run_fn: str = "models.t
         keys.EVAL_ARGS_KEY: proto_utils.proto_to_json(trainer_pb2.EvalArgs(splits=["eval"])),
         keys.CUSTOM_CONFIG_KEY: json_utils.dumps(
             {"pipeline_config": CONFIG.to_json(TRAINING_SECTIONS), **custom_config})}
-    return {keys.EXAMPLES_KEY: [_examples(tmp_path)]}, {"model": [model], "model_run": [model_run]}, exec_properties
+    inputs = {keys.EXAMPLES_KEY: [examples_of_tracks(tmp_path / "examples", TRACKS)]}
+    return inputs, {"model": [model], "model_run": [model_run]}, exec_properties
 
 
 def test_the_step_submits_the_worker_pools_and_publishes_what_the_chief_wrote(tmp_path, monkeypatch):

@@ -68,3 +68,21 @@ def separable_segments(views: bool = False) -> folds.Segments:
                     is_view.append(view)
     return folds.Segments(np.array(rows, np.float32), np.array(labels), np.array(tracks, dtype=object),
                           np.array(is_view))
+
+
+def examples_of_tracks(folder, tracks: dict[str, list[str]]):
+    """An Examples artifact under ``folder`` whose splits hold one record per track id of ``tracks`` (split -> ids):
+    what the Trainer's executor reads of the tracks a model has seen."""
+    import os
+    from tfx.types import artifact_utils, standard_artifacts
+    examples = standard_artifacts.Examples()
+    examples.uri = str(folder)
+    examples.split_names = artifact_utils.encode_split_names(list(tracks))
+    for split, ids in tracks.items():
+        split_folder = artifact_utils.get_split_uri([examples], split)
+        os.makedirs(split_folder)
+        with tf.io.TFRecordWriter(os.path.join(split_folder, "data_tfrecord-00000-of-00001.gz"), options="GZIP") as w:
+            for track in ids:
+                feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[track.encode()]))
+                w.write(tf.train.Example(features=tf.train.Features(feature={"track_id": feature})).SerializeToString())
+    return examples
