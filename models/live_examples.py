@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -102,13 +102,15 @@ def content_ids(files: list[str] | str) -> Optional[dict[str, str]]:
             if r["status"] == "ingested" and r.get("sha256")}
 
 
-def read(files: list[str] | str, split: str, current: dict[str, tuple[np.ndarray, np.ndarray]]) -> LiveSplit:
+def read(files: list[str] | str, split: str,
+         statistics: Callable[[], dict[str, tuple[np.ndarray, np.ndarray]]]) -> LiveSplit:
     """How to read ``split`` of the transformed output that TFX's ``files`` (its Split-<split>/* patterns) name;
-    ``current``: kind -> the per-bin (mean, std) of this run's Transform graph."""
+    ``statistics()``: kind -> the per-bin (mean, std) of this run's Transform graph, read only for spans."""
     patterns = [files] if isinstance(files, str) else list(files)
     live = _live(patterns)
     if live is None:
         return LiveSplit([Source(p) for p in patterns], None)
+    current = statistics()
     chain = spans.read_chain(live["examples"])
     sources, scales, shifts = [], {k: [] for k in current}, {k: [] for k in current}
     for entry in live["spans"]:

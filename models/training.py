@@ -429,7 +429,9 @@ def split_shards(tft_output: tft.TFTransformOutput, config: PipelineConfig, scra
                  **files: list[str] | str) -> dict[str, CanonicalShards]:
     """split name -> its canonical shards under ``scratch_dir``/<split>, for ``split=file pattern`` pairs (TFX's
     train_files and eval_files): the live data's every span (models/live_examples.py)."""
-    current = {kind: (stats.mean, stats.std) for kind, stats in preprocessing.zscored_stats(tft_output, config).items()}
+    def current() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {kind: (s.mean, s.std) for kind, s in preprocessing.zscored_stats(tft_output, config).items()}
+
     return {split: write_shards(live_examples.read(pattern, split, current), tft_output,
                                 os.path.join(scratch_dir, split), min_shards=min_shards)
             for split, pattern in files.items()}

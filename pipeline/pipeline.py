@@ -117,7 +117,7 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
                                                   schema=schema_gen.outputs["schema"], exclude_splits=[RETIRED])
     example_validator = tfx.components.ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"], exclude_splits=[RETIRED])
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])
     components = [example_gen, statistics_gen, schema_gen, example_validator, anomaly_gate]
 

@@ -66,7 +66,7 @@ def run_executor(root: Path, config: PipelineConfig, out: Path, beam_args: list[
 
     component = AudioExampleGen(input_base=str(root), pipeline_config_json=config.to_json())
     examples = standard_artifacts.Examples()
-    examples.uri = str(out / "examples")
+    examples.uri = str(out / "AudioExampleGen" / "examples" / "1")  # TFX's layout: the span pointer lands beside it
     report = quarantine.AudioQuarantine()
     report.uri = str(out / "AudioExampleGen" / "quarantine" / "1")  # TFX's layout: reports/ lands beside it
     executor = Executor(Executor.Context(beam_pipeline_args=for_tfx(beam_args), tmp_dir=str(out / "tmp")))

@@ -83,10 +83,10 @@ class Executor(transform_executor.Executor):
         graph = artifact_utils.get_single_uri(output_dict[standard_component_specs.TRANSFORM_GRAPH_KEY])
         transformed = artifact_utils.get_single_instance(output_dict[standard_component_specs.TRANSFORMED_EXAMPLES_KEY])
         component_dir = os.path.dirname(os.path.dirname(graph.rstrip("/")))
-        key = _materialisation_key(exec_properties, input_dict)
-        earlier = _materialised(component_dir, key) if chain.span else {}
         work = None
         if chain.span:  # an artifact of spans (one written before them is read as TFX reads it)
+            key = _materialisation_key(exec_properties, input_dict)
+            earlier = _materialised(component_dir, key)
             analyze = [os.path.join(uri, f"Split-{split}", "*") for _, uri in sorted(chain.uris.items())
                        for split in ANALYZED_SPLITS if tf.io.gfile.exists(os.path.join(uri, f"Split-{split}"))]
             todo = {span: uri for span, uri in chain.uris.items() if span not in earlier}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.components.transform import executor as transform_executor
 from tfx.proto import example_gen_pb2
+from tfx.types import standard_artifacts, standard_component_specs as keys
 
 from components.bounded_transform import executor as bounded
 from config.settings import PipelineConfig
@@ -19,12 +20,19 @@ def test_examples_are_transformed_in_batches_of_a_fixed_size():
         example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE, schema_pb2.Schema()) is None
 
 
-def test_the_executor_uses_the_bounded_processor_during_its_call_only(monkeypatch):
+def test_the_executor_uses_the_bounded_processor_during_its_call_only(monkeypatch, tmp_path):
     seen = []
     monkeypatch.setattr(transform_executor.Executor, "Do",
                         lambda self, *args: seen.append(transform_executor.TransformProcessor))
-    bounded.Executor().Do({}, {}, {})
-    assert seen == [bounded.BoundedTransformProcessor]
+    artifacts = {}
+    for key, kind in ((keys.EXAMPLES_KEY, standard_artifacts.Examples), (keys.TRANSFORM_GRAPH_KEY,
+                      standard_artifacts.TransformGraph), (keys.TRANSFORMED_EXAMPLES_KEY, standard_artifacts.Examples)):
+        artifacts[key] = kind()
+        artifacts[key].uri = str(tmp_path / key / "1")
+    bounded.Executor().Do({keys.EXAMPLES_KEY: [artifacts[keys.EXAMPLES_KEY]]},
+                          {k: [a] for k, a in artifacts.items() if k != keys.EXAMPLES_KEY}, {})
+    assert len(seen) == 1 and issubclass(seen[0], bounded.BoundedTransformProcessor)
+    assert seen[0].work is None  # Examples written before spans: read as TFX reads them
     assert transform_executor.TransformProcessor is not bounded.BoundedTransformProcessor
 
 
