@@ -99,7 +99,8 @@ def test_transform_analyses_and_transforms_only_the_new_span(grown):
     examples_id = os.path.basename(second["examples"])
     # TFT's cache gained the new span's datasets (its train and retired splits) and nothing else.
     assert grown["new_cache"] and all(f"examples-{examples_id}-Split-" in name for name in grown["new_cache"])
-    assert len(grown["new_cache"]) == 2
+    tombstones = bool(spans.read_chain(second["examples"]).dropped(1, "train"))  # span 2's retired split
+    assert tombstones and len(grown["new_cache"]) == 2
     for split in SPLITS:  # only span 2's records were transformed in this run
         names = os.listdir(os.path.join(second["transformed"], f"Split-{split}"))
         assert names and all(name.startswith("span-00002-") for name in names), names

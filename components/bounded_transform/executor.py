@@ -87,8 +87,8 @@ class Executor(transform_executor.Executor):
         if chain.span:  # an artifact of spans (one written before them is read as TFX reads it)
             key = _materialisation_key(exec_properties, input_dict)
             earlier = _materialised(component_dir, key)
-            analyze = [os.path.join(uri, f"Split-{split}", "*") for _, uri in sorted(chain.uris.items())
-                       for split in ANALYZED_SPLITS if tf.io.gfile.exists(os.path.join(uri, f"Split-{split}"))]
+            analyze = [pattern for _, uri in sorted(chain.uris.items()) for split in ANALYZED_SPLITS
+                       if _has_records(pattern := os.path.join(uri, f"Split-{split}", "*"))]
             todo = {span: uri for span, uri in chain.uris.items() if span not in earlier}
             work = SpanWork(analyze, todo, transformed.uri, os.path.join(component_dir, ANALYZER_CACHE))
             logging.info("Transform: analysing span %d of %d (TFT's cache holds the others'), transforming spans %s.",
@@ -118,6 +118,13 @@ class Executor(transform_executor.Executor):
         transformed.span = chain.span
         with tf.io.gfile.GFile(os.path.join(component_dir, MATERIALISED), "w") as f:
             json.dump({"uri": transformed.uri, "key": key}, f)
+
+
+def _has_records(pattern: str) -> bool:
+    """Whether any file matching ``pattern`` holds a record: a span without tombstones has an empty retired split,
+    which would cost Transform a dataset of its own."""
+    files = tf.io.gfile.glob(pattern)
+    return bool(files) and any(True for _ in tf.data.TFRecordDataset(files, compression_type="GZIP").take(1))
 
 
 def _materialisation_key(exec_properties: dict[str, Any], input_dict: dict[str, list[types.Artifact]]) -> str:
