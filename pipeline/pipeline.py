@@ -19,6 +19,7 @@ import tensorflow_model_analysis as tfma
 from google.protobuf import wrappers_pb2
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
 from components import code_fingerprint
 from components.anomaly_gate.component import AnomalyGate
@@ -28,6 +29,7 @@ from components.baseline_aware_evaluator.component import BaselineAwareEvaluator
 from components.bounded_transform.component import BoundedTransform
 from components.clip_evaluator.component import ClipEvaluator
 from components.model_registrar.component import ModelRegistrar
+from components.small_inputs import StatisticsGenExecutor
 from components.tracked_trainer.base_model import WarmStartModelStrategy
 from components.tracked_trainer.component import TrackedTrainer
 from config.settings import (GATE_SPLIT, INGESTION_SECTIONS, PROJECT_ROOT, SPLITS, TRAINING_SECTIONS,
@@ -116,6 +118,7 @@ def create_pipeline(config: PipelineConfig, data_root: str, *, until: str = "pus
     # StatisticsGen and the validation see the new span; its tombstones (RETIRED) are copies of earlier records.
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"],
                                                   schema=schema_gen.outputs["schema"], exclude_splits=[RETIRED])
+    statistics_gen.executor_spec = executor_spec.BeamExecutorSpec(StatisticsGenExecutor)  # in-process when small
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"], exclude_splits=[RETIRED])
     anomaly_gate = AnomalyGate(anomalies=example_validator.outputs["anomalies"])

@@ -61,7 +61,7 @@ def outputs(out: Path, summary: dict) -> dict[str, str]:
     record = RunRecord(open_store(config.metadata_path), summary["run_id"])
     return {name: record.output(component, kind).uri for name, (component, kind) in {
         "examples": ("AudioExampleGen", "Examples"), "graph": ("Transform", "TransformGraph"),
-        "transformed": ("Transform", "Examples")}.items()}
+        "transformed": ("Transform", "Examples"), "statistics": ("StatisticsGen", "ExampleStatistics")}.items()}
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +141,32 @@ def test_the_live_data_equal_a_full_rebuild(grown):
     for kind in stats[1]:
         np.testing.assert_allclose(stats[0][kind].mean, stats[1][kind].mean, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(stats[0][kind].std ** 2, stats[1][kind].std ** 2, rtol=1e-5)
+
+
+def test_the_statistics_of_the_live_data_are_the_rebuilds(grown, tmp_path):
+    """TFDV's statistics of the live train records (every span, retired tracks left out) against the rebuild's
+    StatisticsGen: the same examples, the same numbers."""
+    import tensorflow_data_validation as tfdv
+    from tfx.types import standard_artifacts
+    examples = standard_artifacts.Examples()
+    examples.uri = grown["uris"]["second"]["examples"]
+    live = tmp_path / "live-train.tfrecord"
+    with tf.io.TFRecordWriter(str(live)) as writer:
+        for view in span_views.split_views(examples, "train", str(tmp_path / "views")):
+            files = tf.io.gfile.glob(os.path.join(view.uri, "Split-train", "*"))
+            for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+                writer.write(record.numpy())
+    numeric = ("label", "segment_index", "num_samples", "sample_rate")
+    found = {}
+    for name, stats in (("live", tfdv.generate_statistics_from_tfrecord(str(live))), ("rebuild", tfdv.load_stats_binary(
+            os.path.join(grown["uris"]["full"]["statistics"], "Split-train", "FeatureStats.pb")))):
+        dataset = stats.datasets[0]
+        found[name] = {"examples": dataset.num_examples, **{
+            f.path.step[0]: (f.num_stats.mean, f.num_stats.std_dev, f.num_stats.min, f.num_stats.max)
+            for f in dataset.features if f.path.step[0] in numeric}}
+    assert found["live"]["examples"] == found["rebuild"]["examples"] > 0
+    for feature in numeric:
+        np.testing.assert_allclose(found["live"][feature], found["rebuild"][feature], rtol=1e-6, err_msg=feature)
 
 
 def test_the_trainer_reads_what_a_rebuild_gives_it(grown, tmp_path):

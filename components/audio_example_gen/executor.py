@@ -24,6 +24,7 @@ from tfx.utils import proto_utils
 
 from audio import filecheck
 from audio.discovery import discover
+from components import small_inputs
 from components.audio_example_gen import checks, ingest, progress, quarantine, spans
 from components.audio_example_gen.plan import Plan, make_plan
 from config.settings import SPLITS, AudioConfig, PipelineConfig
@@ -131,6 +132,9 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         decoded_jsonl = os.path.join(report.uri, _DECODED_FILE)
         retiring = spans.retired_spans(plan.retired)
 
+        read = sum(f["size"] or 0 for f in plan.facts.values()) + small_inputs.split_bytes(
+            [chain.uris[s] for s in retiring], ["train"])
+        self._beam_pipeline_args = small_inputs.beam_args_for(self._beam_pipeline_args, read)
         started = time.time()
         reporter = progress.Reporter(progress_dir, total) if progress_dir else contextlib.nullcontext()
         with reporter, self._make_beam_pipeline() as pipeline:

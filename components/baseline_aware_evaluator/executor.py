@@ -14,7 +14,7 @@ from tfx import types
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.types import artifact_utils, standard_component_specs
 
-from components import contract, model_tracks, span_views
+from components import contract, model_tracks, small_inputs, span_views
 from config.settings import GATE_SPLIT
 
 BASELINE_KEY = standard_component_specs.BASELINE_MODEL_KEY
@@ -50,7 +50,9 @@ class Executor(evaluator_executor.Executor):
         examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
         evaluation = artifact_utils.get_single_uri(output_dict[standard_component_specs.EVALUATION_KEY])
         scratch = os.path.join(evaluation, ".live_views")  # where TFMA's workers read, local or not
-        input_dict[standard_component_specs.EXAMPLES_KEY] = span_views.split_views(examples, GATE_SPLIT, scratch)
+        views = input_dict[standard_component_specs.EXAMPLES_KEY] = span_views.split_views(examples, GATE_SPLIT, scratch)
+        self._beam_pipeline_args = small_inputs.beam_args_for(
+            self._beam_pipeline_args, small_inputs.split_bytes([v.uri for v in views], [GATE_SPLIT]))
         try:
             super().Do(input_dict, output_dict, exec_properties)
         finally:

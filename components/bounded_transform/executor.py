@@ -30,6 +30,7 @@ from tfx.components.transform import executor_utils, labels
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
+from components import small_inputs
 from components.audio_example_gen import spans
 from config.settings import SPLITS, PipelineConfig
 from models import live_examples, preprocessing
@@ -93,6 +94,8 @@ class Executor(transform_executor.Executor):
             work = SpanWork(analyze, todo, transformed.uri, os.path.join(component_dir, ANALYZER_CACHE))
             logging.info("Transform: analysing span %d of %d (TFT's cache holds the others'), transforming spans %s.",
                          chain.span, len(chain.uris), sorted(todo))
+        self._beam_pipeline_args = small_inputs.beam_args_for(self._beam_pipeline_args, small_inputs.split_bytes(
+            list(work.transform.values()) if work else [examples.uri], [*SPLITS, spans.RETIRED]))
         # TFX's Executor.Do builds ``TransformProcessor()`` by name, and one transformed artifact per input artifact:
         # the bounded processor, given the chain, stands in for both.
         processor = type("SpanTransformProcessor", (BoundedTransformProcessor,), {"work": work})
