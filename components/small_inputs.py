@@ -9,6 +9,7 @@ import os
 from typing import Any, Iterable, Sequence
 
 import tensorflow as tf
+from absl import logging
 from tfx import types
 from tfx.components.statistics_gen import executor as statistics_executor
 from tfx.types import artifact_utils, standard_component_specs
@@ -23,6 +24,8 @@ def beam_args_for(args: Sequence[str], input_bytes: int) -> list[str]:
     runner = [a.split("=", 1)[1] for a in args if a.startswith("--runner=")]
     if input_bytes >= IN_PROCESS_BELOW_BYTES or (runner and runner[-1].rsplit(".", 1)[-1] != "DirectRunner"):
         return list(args)
+    logging.info("Beam runs in-process: %.1f MiB of input, below %d MiB.", input_bytes / 2**20,
+                 IN_PROCESS_BELOW_BYTES >> 20)
     return [a for a in args if not a.startswith(("--direct_running_mode", "--direct_num_workers"))] + _IN_PROCESS
 
 

@@ -149,4 +149,4 @@ def test_a_tiny_end_to_end_run_writes_its_section(tmp_path, monkeypatch):
             "01 Intro.wav").exists()
     results = json.loads((tmp_path / "out" / "scale.json").read_text())
     ingestion = [run["steps"]["AudioExampleGen"] for run in results["runs"]]
-    assert all(step["samples"] > 0 and step["peak_mib"] > step["launcher_peak_mib"] > 100 for step in ingestion)
+    assert all(step["samples"] > 0 and step["peak_mib"] >= step["launcher_peak_mib"] > 100 for step in ingestion)
