@@ -5,6 +5,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# pytest-xdist's workers share the cores: each worker's TensorFlow gets its share of threads, not a pool per core
+# that the other workers' pools fight for (the test processes' children inherit it).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    for _name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        os.environ.setdefault(_name, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -32,6 +38,7 @@ LONG_MODULES = (
     "tests/test_pretrained_families_e2e.py",
     "tests/test_mn04_families_e2e.py",
     "tests/test_pipeline_e2e.py",
+    "tests/test_growing_library_e2e.py",
     "tests/test_tuner_e2e.py",
     "tests/test_library_e2e.py",
 )

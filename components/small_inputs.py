@@ -1,6 +1,6 @@
 """Small inputs run in the launching process: the DirectRunner's worker processes each start Python and import
-TensorFlow before doing any work, which costs more than a small span's whole work (BENCHMARKS.md, a library that
-grows). Large inputs keep the configured processes. The Beam executors call :func:`beam_args_for` with the bytes
+TensorFlow (TFDV, TFT, TFMA) before doing any work, seconds that a small span's whole work does not take. Large
+inputs keep the configured processes. The Beam executors call :func:`beam_args_for` with the bytes
 they are about to read; :class:`StatisticsGenExecutor` is TFX's StatisticsGen doing so."""
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from tfx.types import artifact_utils, standard_component_specs
 
 # Below this many input bytes a Beam executor runs in-process; above it the workers' start-up pays for itself.
 IN_PROCESS_BELOW_BYTES = 64 << 20
-_IN_PROCESS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
 def beam_args_for(args: Sequence[str], input_bytes: int) -> list[str]:
@@ -24,9 +23,9 @@ def beam_args_for(args: Sequence[str], input_bytes: int) -> list[str]:
     runner = [a.split("=", 1)[1] for a in args if a.startswith("--runner=")]
     if input_bytes >= IN_PROCESS_BELOW_BYTES or (runner and runner[-1].rsplit(".", 1)[-1] != "DirectRunner"):
         return list(args)
-    logging.info("Beam runs in-process: %.1f MiB of input, below %d MiB.", input_bytes / 2**20,
-                 IN_PROCESS_BELOW_BYTES >> 20)
-    return [a for a in args if not a.startswith(("--direct_running_mode", "--direct_num_workers"))] + _IN_PROCESS
+    logging.info("Beam runs in-process: %.1f MiB of input.", input_bytes / 2**20)
+    return [a for a in args if not a.startswith(("--direct_running_mode", "--direct_num_workers"))] + [
+        "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
 def split_bytes(uris: Iterable[str], splits: Sequence[str]) -> int:
@@ -40,9 +39,8 @@ class StatisticsGenExecutor(statistics_executor.Executor):
 
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
-        excluded = json.loads(exec_properties.get(standard_component_specs.EXCLUDE_SPLITS_KEY) or "[]")
         examples = input_dict[standard_component_specs.EXAMPLES_KEY]
-        splits = {s for e in examples for s in artifact_utils.decode_split_names(e.split_names)} - set(excluded)
-        self._beam_pipeline_args = beam_args_for(self._beam_pipeline_args,
-                                                 split_bytes([e.uri for e in examples], sorted(splits)))
+        splits = {s for e in examples for s in artifact_utils.decode_split_names(e.split_names)} - set(
+            json.loads(exec_properties.get(standard_component_specs.EXCLUDE_SPLITS_KEY) or "[]"))
+        self._beam_pipeline_args = beam_args_for(self._beam_pipeline_args, split_bytes([e.uri for e in examples], splits))
         super().Do(input_dict, output_dict, exec_properties)

@@ -4,7 +4,7 @@ The newest Examples artifact describes the live data. ``files.jsonl`` is the tra
 with its fate, and for each ingested track the span whose files hold its records, its split, and its file's size,
 modification time and sha256. ``spans.json`` names the span and the URI of every span live records sit in.
 Artifacts never change, so the records of a removed or changed file stay in their span: the index no longer names
-them, readers skip them (:func:`live_tracks`), and the run that retires them copies their train records, marked
+them, readers skip them (``Chain.dropped``), and the run that retires them copies their train records, marked
 ``tombstone``, into its own ``retired`` split, which Transform's analyzers subtract (models/preprocessing.py).
 
 A small pointer file beside the component's outputs names the newest complete artifact; the next run compares the
@@ -141,12 +141,6 @@ def read_index(examples_uri: str) -> Iterator[dict[str, Any]]:
         for line in f:
             if line.strip():
                 yield json.loads(line)
-
-
-def live_tracks(examples_uri: str, split: Optional[str] = None) -> dict[str, int]:
-    """track_id -> the span holding its live records (of ``split``): what readers of several spans keep."""
-    return {r["track_id"]: r["span"] for r in read_index(examples_uri)
-            if r["status"] == "ingested" and (split is None or r["split"] == split)}
 
 
 def file_state(path: str) -> Optional[tuple[int, int]]:
