@@ -19,9 +19,11 @@ IN_PROCESS_BELOW_BYTES = 64 << 20
 
 
 def beam_args_for(args: Sequence[str], input_bytes: int) -> list[str]:
-    """``args`` with in-process DirectRunner settings when ``input_bytes`` is small; other runners unchanged."""
-    runner = [a.split("=", 1)[1] for a in args if a.startswith("--runner=")]
-    if input_bytes >= IN_PROCESS_BELOW_BYTES or (runner and runner[-1].rsplit(".", 1)[-1] != "DirectRunner"):
+    """``args`` with in-process DirectRunner settings when ``input_bytes`` is small and the DirectRunner's worker
+    count is left to it (``--direct_num_workers=0``, the pipeline's default); a count or runner asked for stays."""
+    runner = [a.split("=", 1)[1].rsplit(".", 1)[-1] for a in args if a.startswith("--runner=")]
+    if input_bytes >= IN_PROCESS_BELOW_BYTES or "--direct_num_workers=0" not in args or runner[-1:] not in (
+            [], ["DirectRunner"]):
         return list(args)
     logging.info("Beam runs in-process: %.1f MiB of input.", input_bytes / 2**20)
     return [a for a in args if not a.startswith(("--direct_running_mode", "--direct_num_workers"))] + [

@@ -13,10 +13,11 @@ def test_a_small_input_runs_in_process_and_a_large_one_keeps_the_workers():
     assert small_inputs.beam_args_for(PROCESSES, small_inputs.IN_PROCESS_BELOW_BYTES) == PROCESSES
 
 
-def test_other_runners_are_left_as_configured():
+def test_a_worker_count_or_runner_asked_for_is_left_as_configured():
+    two = [a.replace("=0", "=2") for a in PROCESSES]
     dask = ["--runner=pipeline.dask_runner.DaskRunner", "--dask_client_address=tcp://127.0.0.1:1"]
-    assert small_inputs.beam_args_for(dask, 0) == dask
-    assert small_inputs.beam_args_for([], 0) == ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    for args in (two, dask, [a.replace("DirectRunner", "FlinkRunner") for a in PROCESSES]):
+        assert small_inputs.beam_args_for(args, 0) == args
 
 
 def test_split_bytes_counts_the_named_splits_files(tmp_path: Path):
