@@ -539,8 +539,8 @@ def grow(args: argparse.Namespace) -> tuple[list[MeasuredRun], Criterion]:
 def growth_table(runs: Sequence[MeasuredRun]) -> list[str]:
     """Rows: the runs of :func:`grow`; the work each step did, and each step's wall seconds."""
     steps = [s for s in dict.fromkeys(s for r in runs for s in r.steps) if s != OUTSIDE]
-    lines = ["| run | tracks | files decoded | segments ingested | spans analysed / transformed | segments embedded | "
-             + " | ".join(f"{s} (s)" for s in steps) + " | wall (s) |", "|---|---|---|---|---|---|" + "---|" * (len(steps) + 1)]
+    lines = ["| run | tracks | files decoded | segments ingested | span(s) analysed / transformed | segments "
+             "embedded | " + " | ".join(f"{s} (s)" for s in steps) + " | wall (s) |", "|---|---|---|---|---|---|" + "---|" * (len(steps) + 1)]
     for r in runs:
         span, transform = (r.work or {}).get("span") or {}, (r.work or {}).get("transform") or {}
         embedded = (r.work or {}).get("embedded")
