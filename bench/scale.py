@@ -593,8 +593,9 @@ def main_grow(args: argparse.Namespace, argv: Optional[list[str]]) -> str:
         f"A library of {runs[0].tracks:,} tracks (`<genre>/<Genre> Artist K/Album J/NN Title.wav`, "
         f"{args.track_seconds:g} s, mono, 22.05 kHz) run from scratch; then {runs[1].tracks - runs[0].tracks} tracks "
         f"added (1 %) and run again into the same output folder; then `--full` on the grown library. Model "
-        f"`{args.model}`, {args.epochs} epochs, `--until {args.until}`. Work from each run's summary; seconds are the "
-        "steps' wall seconds.", "", *growth_table(runs), "", f"- **{verdict[criterion.passed]}**: {criterion.name} "
+        f"`{args.model}`, {args.epochs} epochs, `--until {args.until}`"
+        + ("" if args.until == "push" else " (no model is pushed, so the re-run's Trainer has no champion to "
+           "warm-start from)") + ". Work from each run's summary; seconds are the steps' wall seconds.", "", *growth_table(runs), "", f"- **{verdict[criterion.passed]}**: {criterion.name} "
         f"({criterion.detail})"])
     (args.output_root / "grow.json").write_text(json.dumps([dataclasses.asdict(r) for r in runs], indent=2))
     publish(body, not args.no_write, "scale-grow", "A library that grows: the incremental re-run against a rebuild",
