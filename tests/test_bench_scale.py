@@ -101,6 +101,24 @@ def test_projections_extend_the_two_largest_libraries_slope_and_never_a_falling_
     assert "| Trainer | 10.0 | 1,998 | 2.8 | 10,998 | 27.8 |" in table
 
 
+def test_the_growth_table_shows_each_runs_work_and_the_criterion_weighs_three_steps():
+    def run(label, tracks, seconds, decoded, spans, embedded):
+        measured = _run(label, tracks, {"AudioExampleGen": (900, seconds[0]), "StatisticsGen": (800, seconds[1]),
+                                        "Transform": (1200, seconds[2]), "Trainer": (2000, 500.0), OUTSIDE: (700, 9)})
+        measured.work = {"span": {"decoded": decoded, "segments": {"train": 7 * decoded, "test": 3 * decoded}},
+                         "transform": {"spans_analysed": spans, "spans_transformed": spans}, "embedded": embedded}
+        return measured
+    runs = [run("first run", 2000, (70, 24, 109), 2000, "1", "16,600 of 16,600"),
+            run("incremental re-run", 2020, (5, 9, 20), 20, "2", "140 of 16,740"),
+            run("--full rebuild", 2020, (74, 24, 105), 2020, "3", "16,740 of 16,740")]
+    table = "\n".join(scale.growth_table(runs))
+    assert "| incremental re-run | 2,020 | 20 | 200 | 2 / 2 | 140 of 16,740 | 5.0 | 9.0 | 20.0 | 500.0 | 100 |" in table
+    passed = scale.growth_criterion(runs)
+    assert passed.passed and passed.detail == "34 s against 203 s: 17%"
+    runs[1].steps["Transform"]["seconds"] = 40.0
+    assert not scale.growth_criterion(runs).passed  # 54 s: 27 %
+
+
 def test_scales_and_flags_are_checked():
     assert [scale.tracks_per_genre(s) for s in (0.05, 1, 10, 30)] == [3, 20, 200, 600]
     assert scale.parse_scales("30,1,10") == [1.0, 10.0, 30.0]
