@@ -102,8 +102,9 @@ def print_summary(summary: dict, until: str) -> None:
         print(f"  ingestion report: {data['report']}")
     transform = summary.get("transform")
     if transform:
-        print(f"Transform: spans {transform['spans']}; analysed span(s) {transform['spans_analysed'] or 'none'} (TFT's "
-              f"cache holds the others'), transformed span(s) {transform['spans_transformed'] or 'none'}")
+        cached = " (TFT's cache holds the others')" if transform["spans_analysed"] != transform["spans"] else ""
+        print(f"Transform: spans {transform['spans']}; analysed span(s) {transform['spans_analysed'] or 'none'}{cached}"
+              f", transformed span(s) {transform['spans_transformed'] or 'none'}")
     tuning = summary.get("tuning")
     if tuning:  # what the Tuner chose, every trial's score
         print(f"tuned: {hyperparameters.describe(tuning['chosen'])} (chosen from {len(tuning['trials'])} trials by "

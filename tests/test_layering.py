@@ -263,3 +263,15 @@ def test_the_checker_reports_a_test_module_importing_another(tmp_path):
     })
     assert imports_between_test_modules(tmp_path) == ["models/audio_test.py:1 imports models.features_test",
                                              "tests/test_page.py:2 imports tests.test_other"]
+
+
+def test_pytest_collects_every_folder_that_holds_tests():
+    """A test module in a folder outside pyproject.toml's testpaths would never run in CI."""
+    import subprocess
+    import tomllib
+
+    testpaths = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"])
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    holding = {path.split("/", 1)[0] for path in tracked.split()
+               if "/" in path and (path.endswith("_test.py") or Path(path).name.startswith("test_"))}
+    assert holding and holding <= testpaths, sorted(holding - testpaths)
