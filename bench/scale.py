@@ -544,8 +544,9 @@ def growth_criterion(runs: Sequence[MeasuredRun]) -> Criterion:
 def growth_table(runs: Sequence[MeasuredRun]) -> list[str]:
     """Rows: the runs of :func:`grow`; the work each step did, and each step's wall seconds."""
     steps = [s for s in dict.fromkeys(s for r in runs for s in r.steps) if s != OUTSIDE]
-    lines = ["| run | tracks | files decoded | segments ingested | span(s) analysed / transformed | segments "
-             "embedded | " + " | ".join(f"{s} (s)" for s in steps) + " | wall (s) |", "|---|---|---|---|---|---|" + "---|" * (len(steps) + 1)]
+    head = ["run", "tracks", "files decoded", "segments ingested", "span(s) analysed / transformed",
+            "segments embedded", *(f"{s} (s)" for s in steps), "wall (s)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
         span, transform = (r.work or {}).get("span") or {}, (r.work or {}).get("transform") or {}
         embedded = (r.work or {}).get("embedded")
@@ -592,16 +593,17 @@ def main_grow(args: argparse.Namespace, argv: Optional[list[str]]) -> str:
     load_before, started = os.getloadavg()[0], time.time()
     runs, criterion = grow(args)
     verdict = {True: "PASS", False: "FAIL", None: "not measured"}
+    cold = "" if args.until == "push" else (" (no model is pushed, so the re-run's Trainer has no champion to "
+                                            "warm-start from)")
     body = "\n".join([
         f"CPU: {cpu_description()}. Load average (1 min) before / after: {load_before:.2f} / "
         f"{os.getloadavg()[0]:.2f}; {(time.time() - started) / 60:.0f} min wall in all.", "",
         f"A library of {runs[0].tracks:,} tracks (`<genre>/<Genre> Artist K/Album J/NN Title.wav`, "
         f"{args.track_seconds:g} s, mono, 22.05 kHz) run from scratch; then {runs[1].tracks - runs[0].tracks} tracks "
         f"added (1 %) and run again into the same output folder; then `--full` on the grown library. Model "
-        f"`{args.model}`, {args.epochs} epochs, `--until {args.until}`"
-        + ("" if args.until == "push" else " (no model is pushed, so the re-run's Trainer has no champion to "
-           "warm-start from)") + ". Work from each run's summary; seconds are the steps' wall seconds.", "", *growth_table(runs), "", f"- **{verdict[criterion.passed]}**: {criterion.name} "
-        f"({criterion.detail})"])
+        f"`{args.model}`, {args.epochs} epochs, `--until {args.until}`{cold}. Work from each run's summary; seconds "
+        "are the steps' wall seconds.", "", *growth_table(runs), "",
+        f"- **{verdict[criterion.passed]}**: {criterion.name} ({criterion.detail})"])
     (args.output_root / "grow.json").write_text(json.dumps([dataclasses.asdict(r) for r in runs], indent=2))
     publish(body, not args.no_write, "scale-grow", "A library that grows: the incremental re-run against a rebuild",
             make_command("bench-scale", argv))

@@ -21,9 +21,9 @@ IN_PROCESS_BELOW_BYTES = 64 << 20
 def beam_args_for(args: Sequence[str], input_bytes: int) -> list[str]:
     """``args`` with in-process DirectRunner settings when ``input_bytes`` is small and the DirectRunner's worker
     count is left to it (``--direct_num_workers=0``, the pipeline's default); a count or runner asked for stays."""
-    runner = [a.split("=", 1)[1].rsplit(".", 1)[-1] for a in args if a.startswith("--runner=")]
-    if input_bytes >= IN_PROCESS_BELOW_BYTES or "--direct_num_workers=0" not in args or runner[-1:] not in (
-            [], ["DirectRunner"]):
+    runner = next((a.split("=", 1)[1] for a in reversed(args) if a.startswith("--runner=")), "DirectRunner")
+    direct_auto = runner.rsplit(".", 1)[-1] == "DirectRunner" and "--direct_num_workers=0" in args
+    if input_bytes >= IN_PROCESS_BELOW_BYTES or not direct_auto:
         return list(args)
     logging.info("Beam runs in-process: %.1f MiB of input.", input_bytes / 2**20)
     return [a for a in args if not a.startswith(("--direct_running_mode", "--direct_num_workers"))] + [
@@ -44,5 +44,6 @@ class StatisticsGenExecutor(statistics_executor.Executor):
         examples = input_dict[standard_component_specs.EXAMPLES_KEY]
         splits = {s for e in examples for s in artifact_utils.decode_split_names(e.split_names)} - set(
             json.loads(exec_properties.get(standard_component_specs.EXCLUDE_SPLITS_KEY) or "[]"))
-        self._beam_pipeline_args = beam_args_for(self._beam_pipeline_args, split_bytes([e.uri for e in examples], splits))
+        read = split_bytes([e.uri for e in examples], sorted(splits))
+        self._beam_pipeline_args = beam_args_for(self._beam_pipeline_args, read)
         super().Do(input_dict, output_dict, exec_properties)

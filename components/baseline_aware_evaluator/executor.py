@@ -50,7 +50,8 @@ class Executor(evaluator_executor.Executor):
         examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
         evaluation = artifact_utils.get_single_uri(output_dict[standard_component_specs.EVALUATION_KEY])
         scratch = os.path.join(evaluation, ".live_views")  # where TFMA's workers read, local or not
-        views = input_dict[standard_component_specs.EXAMPLES_KEY] = span_views.split_views(examples, GATE_SPLIT, scratch)
+        views = span_views.split_views(examples, GATE_SPLIT, scratch)
+        input_dict[standard_component_specs.EXAMPLES_KEY] = views
         self._beam_pipeline_args = small_inputs.beam_args_for(
             self._beam_pipeline_args, small_inputs.split_bytes([v.uri for v in views], [GATE_SPLIT]))
         try:
