@@ -20,13 +20,15 @@ TRACKS, SEGMENTS = 2, 2  # per genre, per track: 12 segments of musicnn's 3 s at
 
 
 def base_config(model: str = "musicnn"):
-    """musicnn's audio and features (16 kHz, 187 x 96 log-mel), three genres; ``model`` the family trained on it."""
+    """musicnn's audio and features (16 kHz, 187 x 96 log-mel), three genres; ``model`` the family trained on it, for
+    one epoch (musicnn: its head's epoch on the frozen body's embeddings, then one of fine-tuning)."""
     from config.settings import PipelineConfig
     config = PipelineConfig().with_model("musicnn")
     config = dataclasses.replace(config, genres=GENRES)
     return dataclasses.replace(config, train=dataclasses.replace(
-        config.train, model=model, epochs=2, frozen_epochs=1, heads=1, batch_size=4, early_stopping_patience=None,
-        stop_at_eval_accuracy=None, spec_augment=False, random_gain_db=0.0, lr_schedule="constant"))
+        config.train, model=model, epochs=2 if model == "musicnn" else 1, frozen_epochs=1, heads=1, batch_size=4,
+        early_stopping_patience=None, stop_at_eval_accuracy=None, spec_augment=False, random_gain_db=0.0,
+        lr_schedule="constant"))
 
 
 def raw_rows(config) -> list[dict]:
