@@ -2,7 +2,6 @@
 (models/warm_start.py) on the Model artifact."""
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -15,7 +14,7 @@ from tfx.utils import json_utils
 from components import contract, model_tracks
 from components.tracked_trainer import base_model
 from config.settings import PipelineConfig
-from models import training, warm_start
+from models import live_examples, training, warm_start
 from models.tracking import RUN_ID_FILE, RUN_ID_PROPERTY
 
 
@@ -38,10 +37,8 @@ def publish(input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, 
     if not tf.io.gfile.exists(os.path.join(model.uri, model_tracks.TRACKS_FILE)):  # not recorded before training
         record_tracks(input_dict, output_dict)
     run = artifact_utils.get_single_instance(output_dict[standard_component_specs.MODEL_RUN_KEY])
-    frozen_body = os.path.join(run.uri, training.FROZEN_BODY_FILE)
-    if tf.io.gfile.exists(frozen_body):  # the frozen body's pass: segments embedded of those the heads trained on
-        with tf.io.gfile.GFile(frozen_body) as f:
-            counts = json.load(f)
+    counts = live_examples.read_json(os.path.join(run.uri, training.FROZEN_BODY_FILE))
+    if counts is not None:  # the frozen body's pass: segments embedded of those the heads trained on
         model.set_string_custom_property(EMBEDDED_PROPERTY, f"{counts['embedded']:,} of {counts['segments']:,}")
     start = warm_start.recorded(model.uri)
     if start is not None:  # how the model began: warm from the base model (by its MLMD id), or cold and why
