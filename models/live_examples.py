@@ -95,10 +95,8 @@ def content_ids(files: list[str] | str) -> Optional[dict[str, str]]:
     """track id -> the sha256 of its file, for the live tracks (None without live.json): what names a track's
     content in the embeddings store, so a moved or re-analysed file is not embedded again."""
     live = _patterns(files)[1]
-    if live is None:
-        return None
-    return {r["track_id"]: r["sha256"] for r in spans.read_index(live["examples"])
-            if r["status"] == "ingested" and r.get("sha256")}
+    return None if live is None else {r["track_id"]: r["sha256"] for r in spans.read_index(live["examples"])
+                                      if r["status"] == "ingested" and r.get("sha256")}
 
 
 def read(files: list[str] | str, split: str,
