@@ -66,11 +66,10 @@ def embed(body: keras.Model, dataset: tf.data.Dataset, path: str) -> tf.data.Dat
 
 def store_for(config: PipelineConfig, tft_output: tft.TFTransformOutput, transform_graph: str, scratch: str,
               stage: str) -> Optional[SegmentStore]:
-    """The store of ``config``'s frozen body (None for a family without one), keyed by what decides its output for
-    a segment. The musicnn bodies undo Transform's z-score (models/blocks.undo_zscore), so Transform's statistics,
-    which move as the library grows, are in the key only of a body that reads the z-scores (EfficientNet's). The
-    store is local: under a remote pipeline root it is ``scratch``'s, for this run only. ``transform_graph`` salts
-    tracks without a content id (:func:`segment_keys`)."""
+    """The store of ``config``'s frozen body (None for a family without one), keyed by what decides its output. The
+    musicnn bodies undo Transform's z-score (models/blocks.undo_zscore): only a body that reads the z-scores has
+    Transform's statistics, which move as the library grows, in its key. Under a remote pipeline root the store is
+    ``scratch``'s, for this run only. ``transform_graph`` salts tracks without a content id (:func:`segment_keys`)."""
     if not registry.has_pretrained_backbone(config):
         return None
     t = config.train

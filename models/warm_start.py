@@ -123,9 +123,8 @@ def _held_out_seen(theirs: Optional[dict], mine: Optional[dict]) -> Optional[str
 
 
 def load(model: keras.Model, config: PipelineConfig, start: Start) -> tuple[Start, keras.Model, list[list[np.ndarray]]]:
-    """``start``, the model to train (with the champion's weights when warm) and the extra heads' starting weights.
-    Heads alone keep the pretrained body (the embeddings on disk are its); fine-tuning takes the champion's whole
-    model. Weights that do not fit ``model``'s layers give a cold start."""
+    """``start``, the model to train and the extra heads' starting weights. Heads alone keep the pretrained body (the
+    embeddings on disk are its); fine-tuning takes the champion's whole model; unfitting weights start cold."""
     if not start.epochs:
         return start, model, []
     body, head = (None, None) if _plain(config) else registry.split_backbone(model)
