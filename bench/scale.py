@@ -42,6 +42,7 @@ TOLERANCE = 0.25  # of peak memory and of time per track, at the largest scale o
 WINDOWED_SPEEDUP = 3.0
 OUTSIDE = "(outside steps)"
 SUMMARY_TAG = "BENCH-SUMMARY "
+VERDICT = {True: "PASS", False: "FAIL", None: "not measured"}  # a criterion's passed
 
 CHILD_RUN = """
 import json, resource, sys
@@ -397,7 +398,6 @@ def decode_lines(whole: dict, ingestion: dict) -> list[str]:
 
 def render(runs: Sequence[MeasuredRun], full: Optional[MeasuredRun], decode: Optional[tuple[dict, dict]],
            criteria: Sequence[Criterion], settings: dict, load: tuple[float, float], wall: float) -> str:
-    verdict = {True: "PASS", False: "FAIL", None: "not measured"}
     parts = [
         f"CPU: {cpu_description()}. Load average (1 min) before / after: {load[0]:.2f} / "
         f"{load[1]:.2f}; {wall / 60:.0f} min wall in all.",
@@ -419,7 +419,7 @@ def render(runs: Sequence[MeasuredRun], full: Optional[MeasuredRun], decode: Opt
                   "the same pipeline run:", "", *step_table([full])]
     if decode:
         parts += ["", "Decoding the full-length tracks, each way in its own child process:", "", *decode_lines(*decode)]
-    parts += ["", "Criteria:", "", *[f"- **{verdict[c.passed]}**: {c.name} ({c.detail})" for c in criteria]]
+    parts += ["", "Criteria:", "", *[f"- **{VERDICT[c.passed]}**: {c.name} ({c.detail})" for c in criteria]]
     if len({r.tracks for r in runs}) > 1:
         parts += ["", "**Projections, not measurements**: peak memory extended along each step's slope between the "
                   "two largest libraries (a falling slope counts as flat); hours linear from the largest "
@@ -514,11 +514,11 @@ def grow(args: argparse.Namespace) -> tuple[list[MeasuredRun], Criterion]:
     (incremental) and with ``--full`` (a rebuild): the runs and the growth criterion."""
     from synthetic.generator import generate_library
     per_genre = max(MIN_TRACKS_PER_GENRE, args.grow // GENRE_COUNT)
-    extra = max(1, round(per_genre * 0.01))
-    source = args.output_root / "libraries" / f"grow-{per_genre + extra}x{GENRE_COUNT}-{args.track_seconds:g}s"
-    paths = generate_library(source, per_genre + extra, args.track_seconds, tracks_per_album=args.tracks_per_album,
+    grown = per_genre + max(1, round(per_genre * 0.01))  # a genre's tracks after the growth
+    source = args.output_root / "libraries" / f"grow-{grown}x{GENRE_COUNT}-{args.track_seconds:g}s"
+    paths = generate_library(source, grown, args.track_seconds, tracks_per_album=args.tracks_per_album,
                              albums_per_artist=args.albums_per_artist)
-    added = {p for g in range(GENRE_COUNT) for p in paths[g * (per_genre + extra) + per_genre:(g + 1) * (per_genre + extra)]}
+    added = {p for g in range(GENRE_COUNT) for p in paths[g * grown + per_genre:(g + 1) * grown]}
     library, run_dir = args.output_root / "libraries" / "grow", args.output_root / "runs" / "grow"
     for folder in (library, run_dir):
         shutil.rmtree(folder, ignore_errors=True)
@@ -592,7 +592,6 @@ def main(argv: Optional[list[str]] = None) -> str:
 def main_grow(args: argparse.Namespace, argv: Optional[list[str]]) -> str:
     load_before, started = os.getloadavg()[0], time.time()
     runs, criterion = grow(args)
-    verdict = {True: "PASS", False: "FAIL", None: "not measured"}
     cold = "" if args.until == "push" else (" (no model is pushed, so the re-run's Trainer has no champion to "
                                             "warm-start from)")
     body = "\n".join([
@@ -603,7 +602,7 @@ def main_grow(args: argparse.Namespace, argv: Optional[list[str]]) -> str:
         f"added (1 %) and run again into the same output folder; then `--full` on the grown library. Model "
         f"`{args.model}`, {args.epochs} epochs, `--until {args.until}`{cold}. Work from each run's summary; seconds "
         "are the steps' wall seconds.", "", *growth_table(runs), "",
-        f"- **{verdict[criterion.passed]}**: {criterion.name} ({criterion.detail})"])
+        f"- **{VERDICT[criterion.passed]}**: {criterion.name} ({criterion.detail})"])
     (args.output_root / "grow.json").write_text(json.dumps([dataclasses.asdict(r) for r in runs], indent=2))
     publish(body, not args.no_write, "scale-grow", "A library that grows: the incremental re-run against a rebuild",
             make_command("bench-scale", argv))

@@ -1,7 +1,6 @@
-"""Small inputs run in the launching process: the DirectRunner's worker processes each start Python and import
-TensorFlow (TFDV, TFT, TFMA) before doing any work, seconds that a small span's whole work does not take. Large
-inputs keep the configured processes. The Beam executors call :func:`beam_args_for` with the bytes
-they are about to read; :class:`StatisticsGenExecutor` is TFX's StatisticsGen doing so."""
+"""Small inputs run in the launching process: the DirectRunner's workers each start Python and import TensorFlow
+(TFDV, TFT, TFMA) first, seconds that a small span's whole work does not take; large inputs keep the configured
+processes. The Beam executors call :func:`beam_args_for` with the bytes they are about to read."""
 from __future__ import annotations
 
 import json

@@ -54,12 +54,11 @@ def summarize(config: PipelineConfig, run_id: str, started: float) -> dict:
         with open(os.path.join(blessing.uri, METRICS_FILE)) as f:
             summary["gate"] = json.load(f)
     model = record.output("Trainer", "Model")
-    if model is not None and "mlflow_run_id" in model.custom_properties:
-        summary["mlflow_run_id"] = model.custom_properties["mlflow_run_id"].string_value
-    if model is not None and WARM_START in model.custom_properties:  # warm from the champion, or cold and why
-        summary["warm_start"] = model.custom_properties[WARM_START].string_value
-    if model is not None and "segments_embedded" in model.custom_properties:  # the frozen body's pass
-        summary["embedded"] = model.custom_properties["segments_embedded"].string_value
+    # The MLflow run, how training began (warm from the champion, or cold and why), the frozen body's pass.
+    properties = {"mlflow_run_id": "mlflow_run_id", "warm_start": WARM_START, "embedded": "segments_embedded"}
+    for name, prop in properties.items():
+        if model is not None and prop in model.custom_properties:
+            summary[name] = model.custom_properties[prop].string_value
     pushed = record.output("Pusher", "PushedModel")
     released_before = summary.get("gate", {}).get("reasons") == [ALREADY_RELEASED]
     if pushed is not None and (record.state("Pusher") == metadata_store_pb2.Execution.COMPLETE or released_before):

@@ -2,11 +2,10 @@
 (embedding, label) pairs written to disk in the splits' canonical order and streamed back for the heads' many epochs
 (at library scale they do not fit in memory), so a seeded shuffle repeats a run.
 
-The store (``<pipeline_root>/embeddings/<family>-<body key>``, :func:`store_for`) is keyed by what decides the
-body's output, and a segment in it by its track's content and its index (:func:`segment_keys`): a grown library
-embeds only its new tracks and a moved file none. It holds append-only chunks, ``emb-<id>.npy`` and
-``keys-<id>.npy`` (sorted, the rows of ``emb``); the keys file, written last, makes a chunk count, so a killed
-run leaves none that looks complete and keeps those it finished."""
+The store (:func:`store_for`) names a segment by its track's content and its index (:func:`segment_keys`), so a
+grown library embeds only its new tracks and a moved file none. Its append-only chunks are ``emb-<id>.npy`` and
+``keys-<id>.npy`` (sorted, the rows of ``emb``); the keys file, written last, makes a chunk count, so a killed run
+leaves none that looks complete."""
 from __future__ import annotations
 
 import dataclasses
@@ -67,13 +66,10 @@ def embed(body: keras.Model, dataset: tf.data.Dataset, path: str) -> tf.data.Dat
 
 def store_for(config: PipelineConfig, tft_output: tft.TFTransformOutput, transform_graph: str, scratch: str,
               stage: str) -> Optional[SegmentStore]:
-    """The store of ``config``'s frozen body (None for a family without one), keyed by what decides its output for
-    a segment: family, weights, feature and audio settings, not the Transform output or the split files. The
-    musicnn bodies undo Transform's per-bin z-score in their graph (models/blocks.undo_zscore), so they follow the
-    raw features, not Transform's mean and variance, which move as the library grows; a body that reads the
-    z-scores as they are (EfficientNet's) has Transform's statistics in its key. The store is local: under a
-    remote pipeline root, it is ``scratch``'s, for this run only. ``transform_graph`` salts tracks without a
-    content id (:func:`segment_keys`)."""
+    """The store of ``config``'s frozen body (None for a family without one), keyed by what decides its output. The
+    musicnn bodies undo Transform's z-score (models/blocks.undo_zscore): only a body that reads the z-scores has
+    Transform's statistics, which move as the library grows, in its key. Under a remote pipeline root the store is
+    ``scratch``'s, for this run only. ``transform_graph`` salts tracks without a content id (:func:`segment_keys`)."""
     if not registry.has_pretrained_backbone(config):
         return None
     t = config.train

@@ -32,11 +32,7 @@ class SpanFiles:
     stats: dict[str, tuple[list[float], list[float]]]
 
     def pattern(self, split: str) -> str:
-        return os.path.join(uri_split(self.uri, split), f"{file_prefix(self.span)}-*")
-
-
-def uri_split(uri: str, split: str) -> str:
-    return os.path.join(uri, f"Split-{split}")
+        return os.path.join(self.uri, f"Split-{split}", f"{file_prefix(self.span)}-*")
 
 
 def file_prefix(span: int) -> str:
@@ -69,10 +65,8 @@ class Corrections:
         at = tf.maximum(rows, 0)
         for kind, (scale, shift) in self.table.items():
             x = parsed[kind]
-            a = tf.gather(tf.constant(scale, x.dtype), at)
-            b = tf.gather(tf.constant(shift, x.dtype), at)
-            extra = [1] * (x.shape.rank - 2)
-            a, b = (tf.reshape(v, [-1, *extra, v.shape[-1]]) for v in (a, b))
+            shape = [-1, *[1] * (x.shape.rank - 2), scale.shape[-1]]
+            a, b = (tf.reshape(tf.gather(tf.constant(v, x.dtype), at), shape) for v in (scale, shift))
             out[kind] = tf.where(tf.reshape(rows >= 0, [-1, *[1] * (x.shape.rank - 1)]), x * a + b, x)
         return out
 
@@ -83,31 +77,33 @@ class LiveSplit:
     corrections: Optional[Corrections]
 
 
-def _live(patterns: list[str]) -> Optional[dict]:
-    """The live.json beside TFX's Split-<split>/* patterns, None where there is none."""
-    path = os.path.join(os.path.dirname(os.path.dirname(patterns[0])), LIVE_FILE)
+def read_json(path: str) -> Optional[dict]:
+    """The JSON file at ``path`` (local or in a bucket), None where there is none."""
     if not tf.io.gfile.exists(path):
         return None
     with tf.io.gfile.GFile(path) as f:
         return json.load(f)
 
 
+def _patterns(files: list[str] | str) -> tuple[list[str], Optional[dict]]:
+    """TFX's Split-<split>/* patterns as a list, and the live.json beside them."""
+    patterns = [files] if isinstance(files, str) else list(files)
+    return patterns, read_json(os.path.join(os.path.dirname(os.path.dirname(patterns[0])), LIVE_FILE))
+
+
 def content_ids(files: list[str] | str) -> Optional[dict[str, str]]:
     """track id -> the sha256 of its file, for the live tracks (None without live.json): what names a track's
     content in the embeddings store, so a moved or re-analysed file is not embedded again."""
-    live = _live([files] if isinstance(files, str) else list(files))
-    if live is None:
-        return None
-    return {r["track_id"]: r["sha256"] for r in spans.read_index(live["examples"])
-            if r["status"] == "ingested" and r.get("sha256")}
+    live = _patterns(files)[1]
+    return None if live is None else {r["track_id"]: r["sha256"] for r in spans.read_index(live["examples"])
+                                      if r["status"] == "ingested" and r.get("sha256")}
 
 
 def read(files: list[str] | str, split: str,
          statistics: Callable[[], dict[str, tuple[np.ndarray, np.ndarray]]]) -> LiveSplit:
     """How to read ``split`` of the transformed output that TFX's ``files`` (its Split-<split>/* patterns) name;
     ``statistics()``: kind -> the per-bin (mean, std) of this run's Transform graph, read only for spans."""
-    patterns = [files] if isinstance(files, str) else list(files)
-    live = _live(patterns)
+    patterns, live = _patterns(files)
     if live is None:
         return LiveSplit([Source(p) for p in patterns], None)
     current = statistics()

@@ -16,7 +16,7 @@ import tf_keras as keras
 
 from components import contract, model_tracks
 from config.settings import SPLITS, PipelineConfig
-from models import registry, transfer
+from models import live_examples, registry, transfer
 
 FOLDER, WEIGHTS_FILE, ABOUT_FILE = "warm_start", "weights.h5", "about.json"
 PROPERTY = "warm_start"  # the Model artifact's custom property, and the MLflow tag
@@ -77,11 +77,7 @@ def save(model: keras.Model, config: PipelineConfig, start: Start, model_dir: st
 
 def _saved(model_dir: str) -> Optional[dict]:
     """What :func:`save` wrote in ``model_dir``, or None."""
-    path = os.path.join(model_dir, FOLDER, ABOUT_FILE)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+    return live_examples.read_json(os.path.join(model_dir, FOLDER, ABOUT_FILE))
 
 
 def recorded(model_dir: str) -> Optional[Start]:
@@ -103,17 +99,14 @@ def decide(config: PipelineConfig, base_model: Optional[str], model_dir: str) ->
     theirs = _saved(base)
     if theirs is None:
         return Start(reason=f"the champion ({base}) saved no weights for a warm start")
-    why = _difference(theirs, about(config)) or _held_out_seen(model_tracks.load(base), model_tracks.load(model_dir))
-    return Start(reason=why) if why else Start(epochs=min(t.epochs, t.warm_start_epochs), base=base)
-
-
-def _difference(theirs: dict, mine: dict) -> Optional[str]:
+    mine = about(config)
     if theirs.get("key") != mine["key"]:  # a base model from elsewhere than base_model.WarmStartModelStrategy
-        return (f"the champion is a {theirs.get('family')} model of {len(theirs.get('genres', []))} genres, not of "
-                "this run's family, label set and input")
+        return Start(reason=f"the champion is a {theirs.get('family')} model of {len(theirs.get('genres', []))} "
+                            "genres, not of this run's family, label set and input")
     if theirs["heads"] != mine["heads"]:
-        return f"the champion averages {theirs['heads']} heads, this run trains {mine['heads']}"
-    return None
+        return Start(reason=f"the champion averages {theirs['heads']} heads, this run trains {mine['heads']}")
+    why = _held_out_seen(model_tracks.load(base), model_tracks.load(model_dir))
+    return Start(reason=why) if why else Start(epochs=min(t.epochs, t.warm_start_epochs), base=base)
 
 
 def _held_out_seen(theirs: Optional[dict], mine: Optional[dict]) -> Optional[str]:
@@ -130,9 +123,8 @@ def _held_out_seen(theirs: Optional[dict], mine: Optional[dict]) -> Optional[str
 
 
 def load(model: keras.Model, config: PipelineConfig, start: Start) -> tuple[Start, keras.Model, list[list[np.ndarray]]]:
-    """``start``, the model to train (with the champion's weights when warm) and the extra heads' starting weights.
-    Heads alone keep the pretrained body (the embeddings on disk are its); fine-tuning takes the champion's whole
-    model. Weights that do not fit ``model``'s layers give a cold start."""
+    """``start``, the model to train and the extra heads' starting weights. Heads alone keep the pretrained body (the
+    embeddings on disk are its); fine-tuning takes the champion's whole model; unfitting weights start cold."""
     if not start.epochs:
         return start, model, []
     body, head = (None, None) if _plain(config) else registry.split_backbone(model)

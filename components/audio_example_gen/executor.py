@@ -74,9 +74,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
 
     def _plan(self, exec_properties: dict[str, Any],
               base: Optional[spans.Chain]) -> tuple[PipelineConfig, Plan, list[str]]:
-        """Discover the files and decide each one's fate (``base``: the chain this run adds a span to); also returns
-        the non-audio files seen. A genre that cannot be split raises groups.TooFewGroups here, before any decoding,
-        for runs without preflight (Kubeflow)."""
+        """Each discovered file's fate (``base``: the chain this run adds a span to), and the non-audio files seen;
+        an unsplittable genre raises here, before any decoding, for runs without preflight (Kubeflow)."""
         config = PipelineConfig.from_json(exec_properties[PIPELINE_CONFIG_KEY])
         input_config, output_config = example_gen_pb2.Input(), example_gen_pb2.Output()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
@@ -192,15 +191,12 @@ def Tombstones(pipeline: beam.Pipeline, retiring: dict[str, set[str]]) -> beam.P
                   os.path.join(uri, "Split-train", "*"), compression_type=beam.io.filesystem.CompressionTypes.GZIP)
               | f"KeepRetired[{i}]" >> beam.Filter(lambda record, ids=ids: spans.track_id_of(record) in ids)
               for i, (uri, ids) in enumerate(sorted(retiring.items()))]
-    if not marked:
-        return pipeline | "NoTombstones" >> beam.Create([])
-    return marked | "AllRetired" >> beam.Flatten() | "MarkRetired" >> beam.Map(spans.tombstone)
+    return marked | "AllRetired" >> beam.Flatten(pipeline=pipeline.pipeline) | "MarkRetired" >> beam.Map(spans.tombstone)
 
 
 def merge_index(decoded_jsonl: str, plan: Plan, span: int, files_jsonl: str) -> tuple[float, dict[str, int]]:
-    """files.jsonl: the records of the files this run decoded (with what the next run compares: their size, time and
-    head digest, and their span), then the records it carried over. Returns the seconds of audio decoded and the
-    segments written per split (training views included)."""
+    """files.jsonl: the records this run decoded, with their span and what the next run compares, then those it
+    carried over; returns the seconds of audio decoded and the segments written per split (views included)."""
     seconds, written = 0.0, dict.fromkeys(SPLITS, 0)
     with fileio.open(files_jsonl, "w") as out:
         for record in quarantine.read_records(decoded_jsonl):

@@ -56,9 +56,8 @@ def make_plan(discovery: Discovery, split: SplitConfig, genres: Sequence[str], m
     """One task per entry of the root, sorted by path: excluded (by discovery, the label set or the split protocol),
     quarantined (unreadable, unknown genre folder, second file of a track_id, duplicate audio), or to decode with its
     group, split and label. A split the library cannot fill raises groups.TooFewGroups (``where`` names the step)
-    before the duplicate check decodes anything; ``max_seconds`` bounds its reads. ``earlier``: the last run's track
-    index by path; a file unchanged since keeps its split and, when it would be decoded with the same label, its
-    record."""
+    before the duplicate check decodes anything (its reads bounded by ``max_seconds``). ``earlier``: the last run's
+    track index by path; an unchanged file keeps its split and, decoded with the same label, its record."""
     genres = tuple(genres)
     earlier = earlier or {}
     tasks = [FileTask(e.rel_path, e.rel_path, "", "", status=EXCLUDED, reason=e.reason, detail=e.detail)

@@ -1,14 +1,12 @@
 """Spans: a library that grows is ingested by what changed, each change a new span of the Examples.
 
-The newest Examples artifact describes the live data. ``files.jsonl`` is the track index: every entry of the root
-with its fate, and for each ingested track the span whose files hold its records, its split, and its file's size,
-modification time and sha256. ``spans.json`` names the span and the URI of every span live records sit in.
-Artifacts never change, so the records of a removed or changed file stay in their span: the index no longer names
-them, readers skip them (``Chain.dropped``), and the run that retires them copies their train records, marked
-``tombstone``, into its own ``retired`` split, which Transform's analyzers subtract (models/preprocessing.py).
-
-A small pointer file beside the component's outputs names the newest complete artifact; the next run compares the
-library with its index. No TensorFlow here: the launcher and Beam workers import it."""
+The newest Examples artifact describes the live data: ``files.jsonl`` indexes every entry of the root with its fate
+and, for an ingested track, its span, split, size, modification time and sha256; ``spans.json`` names the span and
+the URI of every span live records sit in. Artifacts never change, so the records of a removed or changed file stay
+in their span, unnamed by the index and skipped by readers (``Chain.dropped``); the run that retires them copies
+their train records, marked ``tombstone``, into its ``retired`` split, which Transform's analyzers subtract
+(models/preprocessing.py). A pointer file beside the component's outputs names the newest complete artifact. No
+TensorFlow here: the launcher and Beam workers import it."""
 from __future__ import annotations
 
 import dataclasses
@@ -41,10 +39,6 @@ class Chain:
     uris: dict[int, str]
     key: str = ""  # what the spans were ingested with (settings, code, root): a change rebuilds
     retired: dict[int, dict[str, list[str]]] = dataclasses.field(default_factory=dict)  # span -> split -> ids
-
-    def to_json(self) -> str:
-        return json.dumps({"span": self.span, "key": self.key, "spans": {str(k): v for k, v in self.uris.items()},
-                           "retired": {str(k): v for k, v in self.retired.items()}}, sort_keys=True)
 
     def dropped(self, span: int, split: str) -> frozenset[str]:
         """The tracks whose records in ``span``'s ``split`` are no longer live."""
@@ -83,7 +77,9 @@ def _write(path: str, text: str) -> None:
 
 
 def write_chain(examples_uri: str, chain: Chain) -> None:
-    _write(os.path.join(examples_uri, SPANS_FILE), chain.to_json() + "\n")
+    data = {"span": chain.span, "key": chain.key, "spans": {str(k): v for k, v in chain.uris.items()},
+            "retired": {str(k): v for k, v in chain.retired.items()}}
+    _write(os.path.join(examples_uri, SPANS_FILE), json.dumps(data, sort_keys=True) + "\n")
 
 
 def ingestion_key(*parts: str) -> str:
@@ -101,8 +97,7 @@ def last_span(component_dir: str) -> int:
 
 
 def latest_chain(component_dir: str) -> Optional[Chain]:
-    """The chain of the newest complete artifact of the component; None before the first, after :func:`forget`,
-    or when it is gone."""
+    """The chain of the component's newest complete artifact; None before one, after :func:`forget`, or once gone."""
     uri = _pointer(component_dir).get("uri")
     return read_chain(uri) if uri and FileSystems.exists(os.path.join(uri, SPANS_FILE)) else None
 
@@ -135,12 +130,9 @@ def forget(component_dir: str) -> None:
 def read_index(examples_uri: str) -> Iterator[dict[str, Any]]:
     """The track index of an artifact, one record at a time."""
     path = os.path.join(examples_uri, INDEX_FILE)
-    if not FileSystems.exists(path):
-        return
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
+    if FileSystems.exists(path):
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            yield from (json.loads(line) for line in f if line.strip())
 
 
 def file_state(path: str) -> Optional[tuple[int, int]]:

@@ -4,13 +4,11 @@ TFX leaves the batch size to ``beam.BatchElements``, which grows batches up to 1
 large, so a worker's peak memory grew with the data set (BENCHMARKS.md, "Scaling to a music library"). A fixed
 batch bounds it for every library; the transformed examples do not depend on it.
 
-Where the Examples are a span of a chain (components/audio_example_gen/spans.py), the analyzers run over every span's
-train and retired splits, and TFT's analyzer cache, kept in the component's folder, holds the earlier spans' share:
-only a span not seen before is read. Only spans not materialised before are transformed; ``live.json``
-(models/live_examples.py) names where every span's transformed files are and the statistics they were normalised
-with. TFX's ``analyzer_cache`` channel would feed Transform the previous run's cache artifact, a new input every run,
-so an unchanged library would never hit TFX's execution cache: the folder stands in for the channel, and the
-``updated_analyzer_cache`` output is written as TFX writes it."""
+Over a chain of spans (components/audio_example_gen/spans.py) the analyzers read every span's train and retired
+splits, but TFT's analyzer cache, kept in the component's folder, holds the earlier spans' share, and only spans not
+materialised before are transformed; ``live.json`` (models/live_examples.py) names every span's files and the
+statistics they were normalised with. The folder stands in for TFX's ``analyzer_cache`` channel, whose input would
+be new every run and defeat TFX's execution cache for an unchanged library."""
 from __future__ import annotations
 
 import dataclasses
@@ -81,9 +79,9 @@ class Executor(transform_executor.Executor):
            exec_properties: dict[str, Any]) -> None:
         examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
         chain = spans.read_chain(examples.uri)
-        graph = artifact_utils.get_single_uri(output_dict[standard_component_specs.TRANSFORM_GRAPH_KEY])
+        graph = artifact_utils.get_single_instance(output_dict[standard_component_specs.TRANSFORM_GRAPH_KEY])
         transformed = artifact_utils.get_single_instance(output_dict[standard_component_specs.TRANSFORMED_EXAMPLES_KEY])
-        component_dir = os.path.dirname(os.path.dirname(graph.rstrip("/")))
+        component_dir = os.path.dirname(os.path.dirname(graph.uri.rstrip("/")))
         work = None
         if chain.span:  # an artifact of spans (one written before them is read as TFX reads it)
             key = _materialisation_key(exec_properties, input_dict)
@@ -107,14 +105,13 @@ class Executor(transform_executor.Executor):
         added = _keep_cache(output_dict, work.cache_dir)
         analysed = sorted(span for span, uri in chain.uris.items()
                           if any(f"-{os.path.basename(uri.rstrip('/'))}-Split-" in name for name in added))
-        graph_artifact = artifact_utils.get_single_instance(output_dict[standard_component_specs.TRANSFORM_GRAPH_KEY])
         for name, spans_of in (("spans", sorted(chain.uris)), ("spans_analysed", analysed),
                                ("spans_transformed", sorted(work.transform))):
-            graph_artifact.set_string_custom_property(name, ", ".join(map(str, spans_of)))
+            graph.set_string_custom_property(name, ", ".join(map(str, spans_of)))
         config = PipelineConfig.from_json(json.loads(exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY])
                                           ["pipeline_config"])
         stats = {kind: (s.mean.tolist(), s.std.tolist()) for kind, s in
-                 preprocessing.zscored_stats(tft.TFTransformOutput(graph), config).items()}
+                 preprocessing.zscored_stats(tft.TFTransformOutput(graph.uri), config).items()}
         files = [live_examples.SpanFiles(span, transformed.uri, stats) for span in work.transform]
         files += [live_examples.SpanFiles(**earlier[span]) for span in chain.uris if span in earlier]
         live_examples.write(transformed.uri, examples.uri, sorted(files, key=lambda f: f.span))
@@ -144,16 +141,10 @@ def _materialisation_key(exec_properties: dict[str, Any], input_dict: dict[str, 
 
 def _materialised(component_dir: str, key: str) -> dict[int, dict[str, Any]]:
     """span -> its SpanFiles fields, as the last run that materialised with this key left them."""
-    pointer = os.path.join(component_dir, MATERIALISED)
-    if not tf.io.gfile.exists(pointer):
-        return {}
-    with tf.io.gfile.GFile(pointer) as f:
-        latest = json.load(f)
-    live = os.path.join(latest["uri"], live_examples.LIVE_FILE)
-    if latest["key"] != key or not tf.io.gfile.exists(live):
-        return {}
-    with tf.io.gfile.GFile(live) as f:
-        return {entry["span"]: entry for entry in json.load(f)["spans"]}
+    latest = live_examples.read_json(os.path.join(component_dir, MATERIALISED))
+    live = latest and latest["key"] == key and live_examples.read_json(
+        os.path.join(latest["uri"], live_examples.LIVE_FILE))
+    return {entry["span"]: entry for entry in live["spans"]} if live else {}
 
 
 def _keep_cache(output_dict: dict[str, list[types.Artifact]], cache_dir: str) -> list[str]:

@@ -1,10 +1,9 @@
 """The Trainer's base model for a warm start: the latest blessed model of this run's family, label set and input
 (its ``warm_start_key``, models/warm_start.fit_key) that was not trained on the current examples.
 
-Not TFX's LatestBlessedModelStrategy: TFX's cache keys include input artifacts, and an unchanged re-run would then
-see the model the last run blessed as a new base model and retrain. Skipping every model trained on the current
-examples, and every model a warm start could not use (another family's, say), resolves on an unchanged re-run the
-base model the cached Trainer had, so the cache holds."""
+Not TFX's LatestBlessedModelStrategy: TFX's cache keys include input artifacts, so an unchanged re-run would see
+the model the last run blessed as a new base model and retrain; skipping the models trained on these examples
+resolves the base model the cached Trainer had."""
 from __future__ import annotations
 
 from typing import Optional
