@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import os
 import platform
 import re
@@ -131,12 +132,7 @@ def table_rows(text: str) -> list[str]:
     """The rows of the first markdown table in TEXT, its header and rule left out."""
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append(line)
-    return rows
+    return list(itertools.takewhile(lambda line: line.startswith("|"), lines[start + 2:]))
 
 
 def put_row(rows: list[str], row: str, rank: Callable[[str], Any]) -> list[str]:
