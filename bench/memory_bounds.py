@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from bench.pushed_models import newest_version
-from bench.report import ROOT, child_env, write_section
+from bench.report import ROOT, child_env, publish
 from config.settings import PipelineConfig
 
 HOURS = 2
@@ -160,9 +160,8 @@ def main(argv: list[str] | None = None) -> None:
         f"double's `VmHWM`, which includes TensorFlow and the loaded model). Bounded doors: {verdict} "
         f"{LIMIT_MB} MiB. Load average before/after: {load_before:.1f} / {os.getloadavg()[0]:.1f}; "
         f"{time.time() - started:.0f} s wall.\n")
-    print(body)
-    write_section("memory-bounds", "Memory at the doors: 2-hour files and an oversized declared shape", body,
-                  "make bench-memory")
+    publish(body, True, "memory-bounds", "Memory at the doors: 2-hour files and an oversized declared shape",
+            "make bench-memory")
 
 
 if __name__ == "__main__":
