@@ -32,7 +32,7 @@ from typing import Optional, Sequence  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from bench.report import publish  # noqa: E402
 from config.settings import GATE_SPLIT, MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig  # noqa: E402
 from models import metrics  # noqa: E402
 
@@ -614,39 +614,38 @@ def main(argv: list[str] | None = None) -> None:
         for seed in seeds:
             result_path = finished_result(model, seed, output_root, args.reuse_committed) if args.reuse else None
             if result_path:
-                results.append(load_result(result_path))
-                result_files.append(result_path)
-                print(f"[bench] {model} seed {seed}: the finished run of {results[-1].get('finished', '?')} reused "
+                result = load_result(result_path)
+                print(f"[bench] {model} seed {seed}: the finished run of {result.get('finished', '?')} reused "
                       f"({result_path})", flush=True)
-                continue
-            if args.finished_only:
+            elif args.finished_only:
                 not_run.append(f"{model} seed {seed}")
                 continue
-            argv_model = runner_args(model, output_dir, args.data_root, args.split_dir, epochs.get(model),
-                                     beam_modes[model], seed=seed, pipeline_args=args.pipeline_arg)
-            log_path, summary_path = (logs / f"accuracy-{model}-seed{seed}{end}" for end in (".log", "-summary.json"))
-            result_path = logs / result_name(model, seed)
-            print(f"[bench] {model} seed {seed}: local_runner.main({argv_model}) (log: {log_path})", flush=True)
-            started = time.time()
-            with open(log_path, "w") as log:
-                subprocess.run([sys.executable, "-c", CHILD, str(summary_path), *argv_model], check=True, stdout=log,
-                               stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                               env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
-            wall = time.time() - started
-            summary = json.loads(summary_path.read_text())
-            result = collect(model, output_dir, summary, wall)
-            result.update(seed=seed, beam=beam_text(beam_modes[model]),
-                          max_epochs=epochs.get(model, PipelineConfig().with_model(model).train.epochs),
-                          finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-            save_result(result, result_path)
+            else:
+                argv_model = runner_args(model, output_dir, args.data_root, args.split_dir, epochs.get(model),
+                                         beam_modes[model], seed=seed, pipeline_args=args.pipeline_arg)
+                log_path, summary_path = (logs / f"accuracy-{model}-seed{seed}{suffix}"
+                                          for suffix in (".log", "-summary.json"))
+                result_path = logs / result_name(model, seed)
+                print(f"[bench] {model} seed {seed}: local_runner.main({argv_model}) (log: {log_path})", flush=True)
+                started = time.time()
+                with open(log_path, "w") as log:
+                    subprocess.run([sys.executable, "-c", CHILD, str(summary_path), *argv_model], check=True,
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
+                                   env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+                wall = time.time() - started
+                result = collect(model, output_dir, json.loads(summary_path.read_text()), wall)
+                result.update(seed=seed, beam=beam_text(beam_modes[model]),
+                              max_epochs=epochs.get(model, PipelineConfig().with_model(model).train.epochs),
+                              finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+                save_result(result, result_path)
+                g = result["gate"]
+                print(f"[bench] {model} seed {seed}: test segment accuracy {g['candidate_segment_accuracy']:.3f} "
+                      f"({g['candidate_segments']:.0f} segments), clip accuracy {g['candidate_clip_accuracy']:.3f} "
+                      f"({g['candidate_clips']:.0f} clips; {per_genre_text(result)}); eval clip accuracy "
+                      f"{result['mlflow'].get('eval_clip_accuracy', float('nan')):.3f}; "
+                      f"{result['mlflow'].get('epochs_trained', float('nan')):.0f} epochs; {wall:.0f} s", flush=True)
             results.append(result)
             result_files.append(result_path)
-            g = result["gate"]
-            print(f"[bench] {model} seed {seed}: test segment accuracy {g['candidate_segment_accuracy']:.3f} "
-                  f"({g['candidate_segments']:.0f} segments), clip accuracy {g['candidate_clip_accuracy']:.3f} "
-                  f"({g['candidate_clips']:.0f} clips; {per_genre_text(result)}); eval clip accuracy "
-                  f"{result['mlflow'].get('eval_clip_accuracy', float('nan')):.3f}; "
-                  f"{result['mlflow'].get('epochs_trained', float('nan')):.0f} epochs; {wall:.0f} s", flush=True)
 
     if not results:
         searched = f"{logs}" + (f" or {RESULTS_DIR}" if args.reuse_committed else "")
@@ -673,9 +672,8 @@ def main(argv: list[str] | None = None) -> None:
     if not_run:
         body += (f"\n\nNot run (asked for, no finished run to report): {', '.join(not_run)}. The means above are over "
                  "the seeds each family has.\n")
-    print(body)
+    publish(body, not args.no_write, "accuracy", "Held-out accuracy on real GTZAN clips (lists-trainval)", command)
     if not args.no_write:
-        write_section("accuracy", "Held-out accuracy on real GTZAN clips (lists-trainval)", body, command=command)
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         for path in result_files:
             if path.parent.resolve() != RESULTS_DIR.resolve():
