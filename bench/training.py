@@ -25,7 +25,7 @@ from pathlib import Path  # noqa: E402
 from typing import Callable, Optional  # noqa: E402
 
 from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
-from bench.report import child_env, load_text, make_command, publish  # noqa: E402
+from bench.report import child_env, load_text, make_command, publish, timed  # noqa: E402
 from config.settings import MODEL_TYPES, PROJECT_ROOT, PipelineConfig  # noqa: E402
 
 RATIO_GOAL = 3.0
@@ -56,19 +56,16 @@ def time_input_pipeline(make_ds: Callable[[], "object"], epochs: int) -> tuple[R
     return warmup, Rate(sum(r.segments for r in timed), sum(r.seconds for r in timed))
 
 
-def time_fit(model, ds, segments_per_epoch: int, epochs: int, warmup_steps: int,
-             steps_per_epoch: Optional[int] = None) -> tuple[float, Rate]:
+def time_fit(model, ds, segments_per_epoch: int, epochs: int, warmup_steps: int) -> tuple[float, Rate]:
     """(warm-up seconds, timed rate) of a compiled MODEL: WARMUP_STEPS of fit, then EPOCHS epochs, each timed by a
-    callback from its first to its last step (Keras's set-up not counted); STEPS_PER_EPOCH for an endless DS."""
+    callback from its first to its last step (Keras's set-up not counted)."""
     import tf_keras as keras
 
-    started = time.perf_counter()
-    model.fit(ds, epochs=1, steps_per_epoch=warmup_steps, verbose=0)
-    warmup = time.perf_counter() - started
+    warmup = timed(lambda: model.fit(ds, epochs=1, steps_per_epoch=warmup_steps, verbose=0))[1]["wall"]
     begun, seconds = [], []
     timer = keras.callbacks.LambdaCallback(on_epoch_begin=lambda *_: begun.append(time.perf_counter()),
                                            on_epoch_end=lambda *_: seconds.append(time.perf_counter() - begun[-1]))
-    model.fit(ds, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0, callbacks=[timer])
+    model.fit(ds, epochs=epochs, verbose=0, callbacks=[timer])
     return warmup, Rate(segments_per_epoch * epochs, sum(seconds))
 
 
