@@ -96,11 +96,11 @@ def add_no_write(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
 
 
-def publish(body: str, write: bool, name: str, title: str, command: str, stamped: bool = True) -> None:
+def publish(body: str, write: bool, name: str, title: str, command: str) -> None:
     """Print BODY and, with WRITE, put it in BENCHMARKS.md as section NAME (see :func:`write_section`)."""
     print(body)
     if write:
-        write_section(name, title, body, command, stamped)
+        write_section(name, title, body, command)
 
 
 def section_pattern(name: str) -> re.Pattern:
