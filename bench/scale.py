@@ -211,8 +211,7 @@ def measure_run(label: str, tracks: int, argv: list[str], interval: float, log_d
 
         def read_console() -> None:
             for line in child.stdout:
-                event = step_event(line)
-                if event:
+                if event := step_event(line):
                     events.append((time.time(), *event))
                 lines.append(line.rstrip("\n"))
                 del lines[:-200]  # the tail is enough for a failure's story and the summary line

@@ -205,8 +205,7 @@ def trained_config(model: str, params: dict[str, str]) -> PipelineConfig:
 def collect(model: str, output_dir: Path, summary: dict, wall: float) -> dict:
     from pipeline.run_record import RunRecord, ingested_examples_of, open_store
 
-    gate = summary.get("gate")
-    if not gate:
+    if not (gate := summary.get("gate")):
         raise SystemExit(f"{model}: the run produced no gate report; see its log.")
     record = RunRecord(open_store(str(output_dir / "metadata.sqlite")), summary["run_id"])
     model_artifact = record.output("Trainer", "Model")

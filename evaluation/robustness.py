@@ -150,8 +150,7 @@ def saved_model_dir(model_dir: str) -> str:
     """MODEL_DIR itself when it holds a SavedModel, else its newest complete numbered version (TF Serving's layout)."""
     if os.path.isfile(os.path.join(model_dir, "saved_model.pb")):
         return model_dir
-    versions = pushed_versions(model_dir)
-    if not versions:
+    if not (versions := pushed_versions(model_dir)):
         raise BenchError(
             f"No model at {model_dir}: expected a SavedModel (saved_model.pb) there or in a numbered version folder "
             f"({model_dir}/<version>/saved_model.pb, as the Pusher writes). Run the pipeline (make run), or pass "
