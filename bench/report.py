@@ -25,7 +25,6 @@ VECTOR_FLAGS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-5
 
 
 def vector_extensions(flags: set[str]) -> list[str]:
-    """The names of :data:`VECTOR_FLAGS` present in a CPU's ``flags`` (from /proc/cpuinfo)."""
     return [name for flag, name in VECTOR_FLAGS if flag in flags]
 
 

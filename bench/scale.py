@@ -328,7 +328,6 @@ def project_memory_mib(points: Sequence[tuple[int, float]], tracks: int) -> floa
 
 
 def project_seconds(measured_seconds: float, measured_tracks: int, tracks: int) -> float:
-    """Linear in tracks from one measured library."""
     return measured_seconds / measured_tracks * tracks
 
 
