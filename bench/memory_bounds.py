@@ -68,9 +68,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 
 
 def oversized_request():
-    """A Predict request of 82 bytes declaring a waveform of 250,000,000 float32 values (1 GB), in TensorFlow's
-    short form (one ``float_val`` stands for the whole tensor): a server must refuse it from the declared shape,
-    before expanding it."""
+    """A Predict request of 82 bytes declaring a 1 GB waveform (250,000,000 float32) in TensorFlow's short form (one
+    ``float_val`` stands for the whole tensor): a server must refuse it from the declared shape, before expanding it."""
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
     from tensorflow_serving.apis import predict_pb2
 
