@@ -57,8 +57,7 @@ def time_input_pipeline(make_ds: Callable[[], "object"], epochs: int) -> tuple[R
 
 
 def time_fit(model, ds, segments_per_epoch: int, epochs: int, warmup_steps: int) -> tuple[float, Rate]:
-    """(warm-up seconds, timed rate) of a compiled MODEL: WARMUP_STEPS of fit, then EPOCHS epochs, each timed by a
-    callback from its first to its last step (Keras's set-up not counted)."""
+    """(warm-up seconds, rate): WARMUP_STEPS of fit, then EPOCHS epochs timed without Keras's set-up (a callback)."""
     import tf_keras as keras
 
     warmup = timed(lambda: model.fit(ds, epochs=1, steps_per_epoch=warmup_steps, verbose=0))[1]["wall"]
