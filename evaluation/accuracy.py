@@ -494,7 +494,6 @@ def report(results: list[dict], command: str) -> str:
         for i, g in enumerate(genres) if g in genres_in_test]
     confusions = "\n\n".join(f"**{model}** (test clips of {len(runs)} seed{'s, summed' if len(runs) > 1 else ''}):\n\n"
                              f"{confusion_table(runs, genres)}" for model, runs in families.items())
-    family_head = " | ".join(families)
     return f"""
 Protocol: **{PROTOCOL}**, {clips_total} clips. Data: the real clips in `../shared/data/gtzan/audio` (30 s,
 {audio.segment_seconds:g} s segments, {overlap}). The fault-filtered test list's clips are not on this machine, so
@@ -522,7 +521,7 @@ were chosen on):
 
 Test clip accuracy per genre, mean over the seeds (min-max):
 
-| genre | test clips | {family_head} |
+| genre | test clips | {' | '.join(families)} |
 |---|---|{'---|' * len(families)}
 {chr(10).join(genre_rows)}
 
