@@ -104,7 +104,7 @@ def runner_args(model: str, output_dir: Path, data_root: str, split_dir: str, ep
     return args
 
 
-# ----- reading the run back -------------------------------------------------------------------
+# ----- reading the run back, and keeping it -------------------------------------------------------
 
 def component_states(record) -> dict[str, dict]:
     """Component -> {"state": "ran" | "cached", "seconds"}; cached: those of the run that computed it."""
@@ -220,8 +220,6 @@ def collect(model: str, output_dir: Path, summary: dict, wall: float) -> dict:
             "states": component_states(record), "wall": wall, "mlflow": logged, "params": params,
             "output_dir": str(output_dir), "model_uri": model_artifact.uri, "examples_uri": examples.uri}
 
-
-# ----- keeping a finished run -----------------------------------------------------------------
 
 def result_name(model: str, seed: int) -> str:
     return f"accuracy-{model}-seed{seed}-result.json"
