@@ -24,8 +24,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
+
+from audio import decode as audio_lib
 from bench.real_data import DEFAULT_DATA_ROOT
-from bench.report import add_no_write, load_text, publish
+from bench.report import add_no_write, load_text, publish, timed
 from synthetic.formats import encode
 from config.settings import AUDIO_EXTENSIONS, PipelineConfig
 from pipeline.beam_args import for_tfx
@@ -105,7 +109,6 @@ REPEATS = 7  # best of: the 2 cores are shared, and one decode takes a fraction 
 
 def encoded_bytes(samples, fmt, tmp: Path) -> bytes:
     """SAMPLES (float, (n, 2) at SOURCE_RATE) in FMT: a synthetic/formats.py format name or a libsndfile (format, subtype)."""
-    import soundfile as sf
     if isinstance(fmt, str):
         return encode(tmp / "clip", samples, SOURCE_RATE, fmt).read_bytes()
     buf = io.BytesIO()
@@ -117,8 +120,6 @@ def encoded_bytes(samples, fmt, tmp: Path) -> bytes:
 
 def real_stereo(paths: list[Path], seconds: float):
     """Real clips back to back, alternate clips left and right, at SOURCE_RATE for SECONDS."""
-    import numpy as np
-    from audio import decode as audio_lib
     n = int(seconds * SOURCE_RATE)
     channels = []
     for side in (0, 1):
@@ -134,15 +135,12 @@ def real_stereo(paths: list[Path], seconds: float):
 
 def decode_cpu(data: bytes, reader: str, wanted=None) -> tuple[float, int]:
     """CPU seconds of one decode() to DECODE_RATE, and the samples it returned."""
-    from audio import decode as audio_lib
-    started = time.process_time()
-    n = len(audio_lib.decode(data, DECODE_RATE, wanted=wanted, reader=reader).samples)
-    return time.process_time() - started, n
+    decoded, took = timed(lambda: audio_lib.decode(data, DECODE_RATE, wanted=wanted, reader=reader))
+    return took["cpu"], len(decoded.samples)
 
 
 def decode_formats(paths: list[Path], root: Path, no_write: bool) -> None:
     """The --formats benchmark (module docstring)."""
-    from audio import decode as audio_lib
     from components.audio_example_gen import segments
     from components.audio_example_gen.ingest import kept_segments
     load_before = os.getloadavg()
@@ -177,8 +175,8 @@ def decode_formats(paths: list[Path], root: Path, no_write: bool) -> None:
             fmt, reader = formats[label]
             data = encoded_bytes(track, fmt, Path(tmp))
             # Whole and windowed interleaved, so both see the same moments of the shared cores; best of REPEATS.
-            timed = [(decode_cpu(data, reader)[0], *decode_cpu(data, reader, wanted)) for _ in range(REPEATS)]
-            whole, windows, kept = map(min, zip(*timed))
+            times = [(decode_cpu(data, reader)[0], *decode_cpu(data, reader, wanted)) for _ in range(REPEATS)]
+            whole, windows, kept = map(min, zip(*times))
             speedups.append(whole / windows)
             windowed_rows.append(f"| {label} | {reader} | {whole:.3f} | {windows:.3f} | {kept / DECODE_RATE:.0f} | "
                                  f"{whole / windows:.1f}x |")

@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from bench.pushed_models import newest_version
-from bench.report import ROOT, child_env, write_section
+from bench.report import ROOT, child_env, publish
 from config.settings import PipelineConfig
 
 HOURS = 2
@@ -68,9 +68,8 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 
 
 def oversized_request():
-    """A Predict request of 82 bytes declaring a waveform of 250,000,000 float32 values (1 GB), in TensorFlow's
-    short form (one ``float_val`` stands for the whole tensor): a server must refuse it from the declared shape,
-    before expanding it."""
+    """A Predict request of 82 bytes declaring a 1 GB waveform (250,000,000 float32) in TensorFlow's short form (one
+    ``float_val`` stands for the whole tensor): a server must refuse it from the declared shape, before expanding it."""
     from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
     from tensorflow_serving.apis import predict_pb2
 
@@ -160,9 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         f"double's `VmHWM`, which includes TensorFlow and the loaded model). Bounded doors: {verdict} "
         f"{LIMIT_MB} MiB. Load average before/after: {load_before:.1f} / {os.getloadavg()[0]:.1f}; "
         f"{time.time() - started:.0f} s wall.\n")
-    print(body)
-    write_section("memory-bounds", "Memory at the doors: 2-hour files and an oversized declared shape", body,
-                  "make bench-memory")
+    publish(body, True, "memory-bounds", "Memory at the doors: 2-hour files and an oversized declared shape",
+            "make bench-memory")
 
 
 if __name__ == "__main__":

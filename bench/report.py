@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import os
 import platform
 import re
@@ -24,7 +25,6 @@ VECTOR_FLAGS = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX-5
 
 
 def vector_extensions(flags: set[str]) -> list[str]:
-    """The names of :data:`VECTOR_FLAGS` present in a CPU's ``flags`` (from /proc/cpuinfo)."""
     return [name for flag, name in VECTOR_FLAGS if flag in flags]
 
 
@@ -95,11 +95,11 @@ def add_no_write(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
 
 
-def publish(body: str, write: bool, name: str, title: str, command: str, stamped: bool = True) -> None:
+def publish(body: str, write: bool, name: str, title: str, command: str) -> None:
     """Print BODY and, with WRITE, put it in BENCHMARKS.md as section NAME (see :func:`write_section`)."""
     print(body)
     if write:
-        write_section(name, title, body, command, stamped)
+        write_section(name, title, body, command)
 
 
 def section_pattern(name: str) -> re.Pattern:
@@ -131,12 +131,7 @@ def table_rows(text: str) -> list[str]:
     """The rows of the first markdown table in TEXT, its header and rule left out."""
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append(line)
-    return rows
+    return list(itertools.takewhile(lambda line: line.startswith("|"), lines[start + 2:]))
 
 
 def put_row(rows: list[str], row: str, rank: Callable[[str], Any]) -> list[str]:

@@ -151,8 +151,6 @@ def sample_tree(root_pid: int) -> Sample:
                   sum(status_kib(pid, "VmRSS") for pid in descendants(root_pid)))
 
 
-# ----- attributing samples to steps -----------------------------------------------------------
-
 @dataclasses.dataclass
 class StepMemory:
     peak_kib: int = 0
@@ -213,8 +211,7 @@ def measure_run(label: str, tracks: int, argv: list[str], interval: float, log_d
 
         def read_console() -> None:
             for line in child.stdout:
-                event = step_event(line)
-                if event:
+                if event := step_event(line):
                     events.append((time.time(), *event))
                 lines.append(line.rstrip("\n"))
                 del lines[:-200]  # the tail is enough for a failure's story and the summary line
@@ -253,8 +250,6 @@ def measure_run(label: str, tracks: int, argv: list[str], interval: float, log_d
                        summary["children_maxrss_kib"] / 1024, summary.get("files"),
                        {k: summary.get(k) for k in ("span", "transform", "embedded")})
 
-
-# ----- full-length decoding -------------------------------------------------------------------
 
 def measure_decode(mode: str, model: str, paths: Sequence[Path]) -> dict:
     """CPU and wall seconds, audio returned and peak memory of decoding PATHS one way, in a fresh child process."""
@@ -333,7 +328,6 @@ def project_memory_mib(points: Sequence[tuple[int, float]], tracks: int) -> floa
 
 
 def project_seconds(measured_seconds: float, measured_tracks: int, tracks: int) -> float:
-    """Linear in tracks from one measured library."""
     return measured_seconds / measured_tracks * tracks
 
 
@@ -477,8 +471,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
 
 def _library_run(args: argparse.Namespace, label: str, library: str, per_genre: int, seconds: float,
                  **layout) -> tuple[MeasuredRun, list[Path]]:
-    """Generate the synthetic library LIBRARY under --output-root, measure a fresh pipeline run on it: the run and
-    the library's tracks."""
+    """A fresh pipeline run measured on the synthetic library LIBRARY, generated under --output-root; and its tracks."""
     from synthetic.generator import generate_library
 
     def progress(done: int, total: int) -> None:

@@ -78,21 +78,20 @@ def concurrent_calls(connect: Callable[[], ContextManager], call: Callable[[obje
 @contextlib.contextmanager
 def served_by_test_double(model_dir: str, model_name: str) -> Iterator[str]:
     """Run serving/stand_in_server.py in its own process (as a real server would be); yield host:port."""
-    log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "serving.stand_in_server", "--model-base", model_dir, "--model-name", model_name,
-         "--port", "0"], stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT, env=child_env())
-    try:
-        ready, _, _ = select.select([proc.stdout], [], [], SERVER_START_TIMEOUT)
-        line = proc.stdout.readline() if ready else ""
-        if " on " not in line:
-            log.seek(0)
-            raise SystemExit(f"the test server did not start within {SERVER_START_TIMEOUT:.0f} s "
-                             f"(exit code {proc.poll()}):\n{log.read()[-3000:]}")
-        yield line.rsplit(" on ", 1)[1].strip()
-    finally:
-        stop_process(proc)
-        log.close()
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "serving.stand_in_server", "--model-base", model_dir, "--model-name", model_name,
+             "--port", "0"], stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT, env=child_env())
+        try:
+            ready, _, _ = select.select([proc.stdout], [], [], SERVER_START_TIMEOUT)
+            line = proc.stdout.readline() if ready else ""
+            if " on " not in line:
+                log.seek(0)
+                raise SystemExit(f"the test server did not start within {SERVER_START_TIMEOUT:.0f} s "
+                                 f"(exit code {proc.poll()}):\n{log.read()[-3000:]}")
+            yield line.rsplit(" on ", 1)[1].strip()
+        finally:
+            stop_process(proc)
 
 
 def interleaved_calls(calls: dict[str, Callable[[], object]], requests: int, warmup: int,

@@ -25,7 +25,7 @@ from pathlib import Path  # noqa: E402
 from typing import Callable, Optional  # noqa: E402
 
 from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
-from bench.report import child_env, load_text, make_command, publish  # noqa: E402
+from bench.report import child_env, load_text, make_command, publish, timed  # noqa: E402
 from config.settings import MODEL_TYPES, PROJECT_ROOT, PipelineConfig  # noqa: E402
 
 RATIO_GOAL = 3.0
@@ -56,19 +56,15 @@ def time_input_pipeline(make_ds: Callable[[], "object"], epochs: int) -> tuple[R
     return warmup, Rate(sum(r.segments for r in timed), sum(r.seconds for r in timed))
 
 
-def time_fit(model, ds, segments_per_epoch: int, epochs: int, warmup_steps: int,
-             steps_per_epoch: Optional[int] = None) -> tuple[float, Rate]:
-    """(warm-up seconds, timed rate) of a compiled MODEL: WARMUP_STEPS of fit, then EPOCHS epochs, each timed by a
-    callback from its first to its last step (Keras's set-up not counted); STEPS_PER_EPOCH for an endless DS."""
+def time_fit(model, ds, segments_per_epoch: int, epochs: int, warmup_steps: int) -> tuple[float, Rate]:
+    """(warm-up seconds, rate): WARMUP_STEPS of fit, then EPOCHS epochs timed without Keras's set-up (a callback)."""
     import tf_keras as keras
 
-    started = time.perf_counter()
-    model.fit(ds, epochs=1, steps_per_epoch=warmup_steps, verbose=0)
-    warmup = time.perf_counter() - started
+    warmup = timed(lambda: model.fit(ds, epochs=1, steps_per_epoch=warmup_steps, verbose=0))[1]["wall"]
     begun, seconds = [], []
     timer = keras.callbacks.LambdaCallback(on_epoch_begin=lambda *_: begun.append(time.perf_counter()),
                                            on_epoch_end=lambda *_: seconds.append(time.perf_counter() - begun[-1]))
-    model.fit(ds, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0, callbacks=[timer])
+    model.fit(ds, epochs=epochs, verbose=0, callbacks=[timer])
     return warmup, Rate(segments_per_epoch * epochs, sum(seconds))
 
 
@@ -119,27 +115,12 @@ class Family:
     gain: object  # augment.gain_scale, [bins]
     shape: tuple[int, int]
 
-    def train_shards(self, examples_uri: str, scratch: str):
-        """The train split of EXAMPLES_URI as canonical shards under SCRATCH, which every measurement reads."""
-        from models import canonical_order
-
-        return canonical_order.write_shards(os.path.join(examples_uri, "Split-train", "*"), self.tft_output,
-                                            os.path.join(scratch, "train"))
-
     def dataset(self, shards, augmented: bool = True):
         """The trainer's dataset (``augmented``: shuffled and augmented) over canonical shards."""
         from models import training
 
         return training.make_dataset(shards, self.tft_output, self.config, training=augmented,
                                      gain_per_db=self.gain if augmented else None)
-
-    def compiled_model(self):
-        """The family's model, compiled as the trainer compiles it (for VGG: before its phases)."""
-        from models import registry, training
-
-        model = registry.build_model(self.config, self.shape, input_stats=(self.stats.mean, self.stats.std))
-        training.compile_model(model, self.config.train.learning_rate, self.config.train.label_smoothing)
-        return model
 
 
 def load_family(model_name: str, graph_uri: str, batch_size: int) -> Family:
@@ -166,7 +147,7 @@ def load_family(model_name: str, graph_uri: str, batch_size: int) -> Family:
 def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int, epochs: int,
             warmup_steps: int) -> dict:
     """Input pipeline alone and each training phase of one family, as ``models.training.fit`` runs them."""
-    from models import embeddings, registry, training
+    from models import canonical_order, embeddings, registry, training
 
     def trainable(model) -> int:
         return sum(w.shape.num_elements() for w in model.trainable_weights)
@@ -174,12 +155,16 @@ def measure(model_name: str, graph_uri: str, examples_uri: str, batch_size: int,
     family = load_family(model_name, graph_uri, batch_size)
     config, shape = family.config, family.shape
     with tempfile.TemporaryDirectory() as scratch:
-        shards = family.train_shards(examples_uri, scratch)
+        shards = canonical_order.write_shards(os.path.join(examples_uri, "Split-train", "*"), family.tft_output,
+                                              os.path.join(scratch, "train"))
         input_warmup, input_rate = time_input_pipeline(lambda: family.dataset(shards), epochs=max(epochs, 10))
         segments = input_warmup.segments
         print(f"[bench] {model_name}: input pipeline {input_rate.per_second:,.0f} segments/s "
               f"({segments} train segments, {config.features.kind} {shape})", flush=True)
-        model, fits, label = family.compiled_model(), [], ""
+        # The model compiled as the trainer compiles it (for VGG: before its phases).
+        model = registry.build_model(config, shape, input_stats=(family.stats.mean, family.stats.std))
+        training.compile_model(model, config.train.learning_rate, config.train.label_smoothing)
+        fits, label = [], ""
         if registry.has_pretrained_backbone(config):
             # Phase 1 as the trainer runs it: the frozen body embeds the un-augmented train split once,
             # then the head trains on those embeddings streamed from disk (training.fit_heads_on_embeddings).

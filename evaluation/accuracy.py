@@ -32,7 +32,7 @@ from typing import Optional, Sequence  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.real_data import add_real_data_arguments, parse_models  # noqa: E402
-from bench.report import write_section  # noqa: E402
+from bench.report import publish  # noqa: E402
 from config.settings import GATE_SPLIT, MODEL_TYPES, PROJECT_ROOT, SPLITS, PipelineConfig  # noqa: E402
 from models import metrics  # noqa: E402
 
@@ -104,7 +104,7 @@ def runner_args(model: str, output_dir: Path, data_root: str, split_dir: str, ep
     return args
 
 
-# ----- reading the run back -------------------------------------------------------------------
+# ----- reading the run back, and keeping it -------------------------------------------------------
 
 def component_states(record) -> dict[str, dict]:
     """Component -> {"state": "ran" | "cached", "seconds"}; cached: those of the run that computed it."""
@@ -205,8 +205,7 @@ def trained_config(model: str, params: dict[str, str]) -> PipelineConfig:
 def collect(model: str, output_dir: Path, summary: dict, wall: float) -> dict:
     from pipeline.run_record import RunRecord, ingested_examples_of, open_store
 
-    gate = summary.get("gate")
-    if not gate:
+    if not (gate := summary.get("gate")):
         raise SystemExit(f"{model}: the run produced no gate report; see its log.")
     record = RunRecord(open_store(str(output_dir / "metadata.sqlite")), summary["run_id"])
     model_artifact = record.output("Trainer", "Model")
@@ -221,8 +220,6 @@ def collect(model: str, output_dir: Path, summary: dict, wall: float) -> dict:
             "states": component_states(record), "wall": wall, "mlflow": logged, "params": params,
             "output_dir": str(output_dir), "model_uri": model_artifact.uri, "examples_uri": examples.uri}
 
-
-# ----- keeping a finished run -----------------------------------------------------------------
 
 def result_name(model: str, seed: int) -> str:
     return f"accuracy-{model}-seed{seed}-result.json"
@@ -495,7 +492,6 @@ def report(results: list[dict], command: str) -> str:
         for i, g in enumerate(genres) if g in genres_in_test]
     confusions = "\n\n".join(f"**{model}** (test clips of {len(runs)} seed{'s, summed' if len(runs) > 1 else ''}):\n\n"
                              f"{confusion_table(runs, genres)}" for model, runs in families.items())
-    family_head = " | ".join(families)
     return f"""
 Protocol: **{PROTOCOL}**, {clips_total} clips. Data: the real clips in `../shared/data/gtzan/audio` (30 s,
 {audio.segment_seconds:g} s segments, {overlap}). The fault-filtered test list's clips are not on this machine, so
@@ -523,7 +519,7 @@ were chosen on):
 
 Test clip accuracy per genre, mean over the seeds (min-max):
 
-| genre | test clips | {family_head} |
+| genre | test clips | {' | '.join(families)} |
 |---|---|{'---|' * len(families)}
 {chr(10).join(genre_rows)}
 
@@ -614,39 +610,38 @@ def main(argv: list[str] | None = None) -> None:
         for seed in seeds:
             result_path = finished_result(model, seed, output_root, args.reuse_committed) if args.reuse else None
             if result_path:
-                results.append(load_result(result_path))
-                result_files.append(result_path)
-                print(f"[bench] {model} seed {seed}: the finished run of {results[-1].get('finished', '?')} reused "
+                result = load_result(result_path)
+                print(f"[bench] {model} seed {seed}: the finished run of {result.get('finished', '?')} reused "
                       f"({result_path})", flush=True)
-                continue
-            if args.finished_only:
+            elif args.finished_only:
                 not_run.append(f"{model} seed {seed}")
                 continue
-            argv_model = runner_args(model, output_dir, args.data_root, args.split_dir, epochs.get(model),
-                                     beam_modes[model], seed=seed, pipeline_args=args.pipeline_arg)
-            log_path, summary_path = (logs / f"accuracy-{model}-seed{seed}{end}" for end in (".log", "-summary.json"))
-            result_path = logs / result_name(model, seed)
-            print(f"[bench] {model} seed {seed}: local_runner.main({argv_model}) (log: {log_path})", flush=True)
-            started = time.time()
-            with open(log_path, "w") as log:
-                subprocess.run([sys.executable, "-c", CHILD, str(summary_path), *argv_model], check=True, stdout=log,
-                               stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
-                               env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
-            wall = time.time() - started
-            summary = json.loads(summary_path.read_text())
-            result = collect(model, output_dir, summary, wall)
-            result.update(seed=seed, beam=beam_text(beam_modes[model]),
-                          max_epochs=epochs.get(model, PipelineConfig().with_model(model).train.epochs),
-                          finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-            save_result(result, result_path)
+            else:
+                argv_model = runner_args(model, output_dir, args.data_root, args.split_dir, epochs.get(model),
+                                         beam_modes[model], seed=seed, pipeline_args=args.pipeline_arg)
+                log_path, summary_path = (logs / f"accuracy-{model}-seed{seed}{suffix}"
+                                          for suffix in (".log", "-summary.json"))
+                result_path = logs / result_name(model, seed)
+                print(f"[bench] {model} seed {seed}: local_runner.main({argv_model}) (log: {log_path})", flush=True)
+                started = time.time()
+                with open(log_path, "w") as log:
+                    subprocess.run([sys.executable, "-c", CHILD, str(summary_path), *argv_model], check=True,
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
+                                   env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)})
+                wall = time.time() - started
+                result = collect(model, output_dir, json.loads(summary_path.read_text()), wall)
+                result.update(seed=seed, beam=beam_text(beam_modes[model]),
+                              max_epochs=epochs.get(model, PipelineConfig().with_model(model).train.epochs),
+                              finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+                save_result(result, result_path)
+                g = result["gate"]
+                print(f"[bench] {model} seed {seed}: test segment accuracy {g['candidate_segment_accuracy']:.3f} "
+                      f"({g['candidate_segments']:.0f} segments), clip accuracy {g['candidate_clip_accuracy']:.3f} "
+                      f"({g['candidate_clips']:.0f} clips; {per_genre_text(result)}); eval clip accuracy "
+                      f"{result['mlflow'].get('eval_clip_accuracy', float('nan')):.3f}; "
+                      f"{result['mlflow'].get('epochs_trained', float('nan')):.0f} epochs; {wall:.0f} s", flush=True)
             results.append(result)
             result_files.append(result_path)
-            g = result["gate"]
-            print(f"[bench] {model} seed {seed}: test segment accuracy {g['candidate_segment_accuracy']:.3f} "
-                  f"({g['candidate_segments']:.0f} segments), clip accuracy {g['candidate_clip_accuracy']:.3f} "
-                  f"({g['candidate_clips']:.0f} clips; {per_genre_text(result)}); eval clip accuracy "
-                  f"{result['mlflow'].get('eval_clip_accuracy', float('nan')):.3f}; "
-                  f"{result['mlflow'].get('epochs_trained', float('nan')):.0f} epochs; {wall:.0f} s", flush=True)
 
     if not results:
         searched = f"{logs}" + (f" or {RESULTS_DIR}" if args.reuse_committed else "")
@@ -673,9 +668,8 @@ def main(argv: list[str] | None = None) -> None:
     if not_run:
         body += (f"\n\nNot run (asked for, no finished run to report): {', '.join(not_run)}. The means above are over "
                  "the seeds each family has.\n")
-    print(body)
+    publish(body, not args.no_write, "accuracy", "Held-out accuracy on real GTZAN clips (lists-trainval)", command)
     if not args.no_write:
-        write_section("accuracy", "Held-out accuracy on real GTZAN clips (lists-trainval)", body, command=command)
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         for path in result_files:
             if path.parent.resolve() != RESULTS_DIR.resolve():

@@ -32,8 +32,8 @@ import numpy as np  # noqa: E402
 
 from evaluation import channels  # noqa: E402
 from bench.real_data import DEFAULT_DATA_ROOT, DEFAULT_SPLIT_DIR  # noqa: E402
-from bench.report import (cpu_description, put_row, read_section, run_header, run_stamp, table_rows,  # noqa: E402
-                          write_section)
+from bench.report import (add_no_write, cpu_description, put_row, read_section, run_header, run_stamp,  # noqa: E402
+                          table_rows, timed, write_section)
 from config.settings import GENRES, MODEL_TYPES, SPLIT_PROTOCOLS, PipelineConfig  # noqa: E402
 from serving.layout import pushed_versions  # noqa: E402
 
@@ -150,8 +150,7 @@ def saved_model_dir(model_dir: str) -> str:
     """MODEL_DIR itself when it holds a SavedModel, else its newest complete numbered version (TF Serving's layout)."""
     if os.path.isfile(os.path.join(model_dir, "saved_model.pb")):
         return model_dir
-    versions = pushed_versions(model_dir)
-    if not versions:
+    if not (versions := pushed_versions(model_dir)):
         raise BenchError(
             f"No model at {model_dir}: expected a SavedModel (saved_model.pb) there or in a numbered version folder "
             f"({model_dir}/<version>/saved_model.pb, as the Pusher writes). Run the pipeline (make run), or pass "
@@ -354,7 +353,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--limit", type=int, help="the first N clips of each genre only (default: all)")
     parser.add_argument("--save", help="also write every clip's answers to this JSON file, and the run's whole "
                                        "table beside it (the same name, .md)")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    add_no_write(parser)
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
@@ -369,10 +368,9 @@ def main(argv: Optional[list[str]] = None) -> None:
                              "--data-root and --split (or --clips-from).")
         print(f"[robustness] {len(clips)} clips, {len(channels.channels(0)) + 1} requests each, to {export_dir}")
         before = os.getloadavg()
-        started = time.perf_counter()
-        rows = measure(clips, in_process_predictor(export_dir))
-        body = report(rows, clip_set, export_dir, args.family, args.limit, (before, os.getloadavg()),
-                      time.perf_counter() - started, args.trained_by)
+        rows, took = timed(lambda: measure(clips, in_process_predictor(export_dir)))
+        body = report(rows, clip_set, export_dir, args.family, args.limit, (before, os.getloadavg()), took["wall"],
+                      args.trained_by)
     except BenchError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
