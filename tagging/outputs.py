@@ -154,19 +154,14 @@ def write_outputs(out_dir: str, records: list[dict[str, Any]], summary: dict[str
     if data is not None:
         paths[PARQUET_FILE] = os.path.join(out_dir, PARQUET_FILE)
         _put(paths[PARQUET_FILE], data)
-    return {**paths, SUMMARY_FILE: write_summary(out_dir, summary)}
+    paths[SUMMARY_FILE] = os.path.join(out_dir, SUMMARY_FILE)
+    _put(paths[SUMMARY_FILE], (json.dumps(summary, indent=2) + "\n").encode())
+    return paths
 
 
 def _jsonl(record: dict[str, Any], keys: Iterable[str]) -> str:
     index = {k: record[k] for k in INDEX_KEYS if record.get(k) is not None}
     return json.dumps({**{k: record[k] for k in keys}, **index}) + "\n"
-
-
-def write_summary(out_dir: str, summary: dict[str, Any]) -> str:
-    """summary.json."""
-    path = os.path.join(out_dir, SUMMARY_FILE)
-    _put(path, (json.dumps(summary, indent=2) + "\n").encode())
-    return path
 
 
 def _parquet(rows: list[dict[str, Any]]) -> Optional[bytes]:
