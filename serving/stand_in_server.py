@@ -78,14 +78,12 @@ class ModelRepository:
         """The loaded version asked for (None: the newest); NOT_FOUND if it is not on disk."""
         numbers = self.scan()
         if not numbers:
-            raise RpcFailure(grpc.StatusCode.NOT_FOUND,
-                             f"Servable not found for request: model '{self.name}' has no versions under "
-                             f"{self.base} (expected <base>/<version>/saved_model.pb and variables/)")
+            raise RpcFailure(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: model '{self.name}' has no "
+                             f"versions under {self.base} (expected <base>/<version>/saved_model.pb and variables/)")
         number = numbers[-1] if version is None else version
         if number not in numbers:
-            raise RpcFailure(grpc.StatusCode.NOT_FOUND,
-                             f"Servable not found for request: Specific({self.name}, {number}); "
-                             f"versions on disk: {numbers}")
+            raise RpcFailure(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({self.name}, "
+                             f"{number}); versions on disk: {numbers}")
         return self._load(number)
 
     def _load(self, number: int) -> _Version:

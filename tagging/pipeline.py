@@ -55,8 +55,7 @@ def _run_pipeline(chunks: list[list[tuple[str, str]]], job: TagJob, shard_dir: s
     pipeline = beam.Pipeline(options=PipelineOptions(args))
     _ = (pipeline
          | "FileChunks" >> beam.Create(chunks)
-         | "DecodeAndClassify" >> RunInference(
-             handler(job.model, job.audio, job.tf_threads).with_no_batching())
+         | "DecodeAndClassify" >> RunInference(handler(job.model, job.audio, job.tf_threads).with_no_batching())
          | "ToRecord" >> beam.Map(outputs.to_record)
          | "WriteShards" >> beam.ParDo(outputs.WriteShards(shard_dir)))
     result = pipeline.run()
