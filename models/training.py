@@ -264,11 +264,10 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
                             even: Optional[EvenSteps] = None, records: bool = True,
                             stored: Optional[dict[str, tf.data.Dataset]] = None,
                             warm_heads: Sequence[list[np.ndarray]] = ()) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone (as with a frozen
-    body, minus its block dropout). With ``train.heads`` > 1 fresh heads from their own seeds join and the model
-    averages them; the history is the first head's. ``stored``: the splits' embeddings from the store
-    (:func:`_stored_embeddings`); without them the body embeds the splits here. ``warm_heads``: the extra heads'
-    starting weights (a warm start), else they start fresh."""
+    """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone (a frozen body minus its
+    block dropout). With ``train.heads`` > 1 fresh heads from their own seeds join, averaged by the model; the history
+    is the first head's. ``stored``: the splits' embeddings (:func:`_stored_embeddings`), else the body embeds them
+    here; ``warm_heads``: the extra heads' starting weights (a warm start), else they start fresh."""
     t = config.train
     embeddings_dir = os.path.join(run_dir, "embeddings")
     try:
