@@ -266,8 +266,7 @@ def make_signatures(model: keras.Model, config: PipelineConfig,
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_examples(examples: tf.Tensor) -> dict[str, tf.Tensor]:
-        parsed = tf.io.parse_example(examples, {"audio": tf.io.FixedLenFeature([], tf.string)})
-        pcm = parsed["audio"]
+        pcm = tf.io.parse_example(examples, {"audio": tf.io.FixedLenFeature([], tf.string)})["audio"]
         expected = 2 * config.audio.segment_samples
         sizes = tf.strings.length(pcm, unit="BYTE")
         whole = _refuse_unless(

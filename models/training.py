@@ -36,9 +36,8 @@ _SHARDED_BY_HAND.experimental_distribute.auto_shard_policy = tf.data.experimenta
 def train_class_counts(shards: CanonicalShards, tft_output: tft.TFTransformOutput, num_classes: int) -> np.ndarray:
     """Examples (segments) per label of a split, [num_classes] int64, for class balancing."""
     spec = {"label": tft_output.transformed_feature_spec()["label"]}
-    ds = shards.records().batch(1024)
     counts = np.zeros(num_classes, np.int64)
-    for batch in ds:
+    for batch in shards.records().batch(1024):
         labels = tf.io.parse_example(batch, spec)["label"].numpy().reshape(-1)
         counts += np.bincount(labels, minlength=num_classes)[:num_classes]
     return counts
@@ -219,17 +218,13 @@ class EvenSteps:
 
     @classmethod
     def of(cls, train: CanonicalShards, eval_: CanonicalShards, batch_size: int) -> "EvenSteps":
-        return cls(math.ceil(count_records(train) / batch_size), math.ceil(count_records(eval_) / batch_size),
+        # Every worker counts every shard of a split alike: each sorted the whole split.
+        return cls(math.ceil(_count(train.records()) / batch_size), math.ceil(_count(eval_.records()) / batch_size),
                    batch_size)
 
     def feed(self, dataset: tf.data.Dataset) -> tf.data.Dataset:
         """Full batches without end, from a batched dataset (features, labels[, weights])."""
         return dataset.unbatch().repeat().batch(self.batch_size, drop_remainder=True).with_options(_SHARDED_BY_HAND)
-
-
-def count_records(shards: CanonicalShards) -> int:
-    """Examples in every shard of a split (each worker holds them all: it sorted the whole split)."""
-    return _count(shards.records())
 
 
 def _count(records: tf.data.Dataset) -> int:
@@ -269,11 +264,10 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
                             even: Optional[EvenSteps] = None, records: bool = True,
                             stored: Optional[dict[str, tf.data.Dataset]] = None,
                             warm_heads: Sequence[list[np.ndarray]] = ()) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone (as with a frozen
-    body, minus its block dropout). With ``train.heads`` > 1 fresh heads from their own seeds join and the model
-    averages them; the history is the first head's. ``stored``: the splits' embeddings from the store
-    (:func:`_stored_embeddings`); without them the body embeds the splits here. ``warm_heads``: the extra heads'
-    starting weights (a warm start), else they start fresh."""
+    """Frozen phase as a linear probe: embeddings once, then cheap epochs of the head alone (a frozen body minus its
+    block dropout). With ``train.heads`` > 1 fresh heads from their own seeds join, averaged by the model; the history
+    is the first head's. ``stored``: the splits' embeddings (:func:`_stored_embeddings`), else the body embeds them
+    here; ``warm_heads``: the extra heads' starting weights (a warm start), else they start fresh."""
     t = config.train
     embeddings_dir = os.path.join(run_dir, "embeddings")
     try:
@@ -291,10 +285,8 @@ def fit_heads_on_embeddings(model: keras.Model, probe_train_ds: tf.data.Dataset,
             extra = keras.models.clone_model(head)  # the same layers with freshly initialised weights
             if warm_heads:
                 extra.set_weights(warm_heads[k - 1])
-            extra_history = fit_head(extra, train_embeddings, eval_embeddings, config,
-                                     os.path.join(run_dir, f"head-{k + 1}"), epochs, t.seed + 1000 * k, weights,
-                                     progress=False, even=even)
-            losses = extra_history["val_loss"]
+            losses = fit_head(extra, train_embeddings, eval_embeddings, config, os.path.join(run_dir, f"head-{k + 1}"),
+                              epochs, t.seed + 1000 * k, weights, progress=False, even=even)["val_loss"]
             if records:
                 print(f"[train] head {k + 1}/{t.heads}: {len(losses)} epochs, best eval loss {min(losses):.3f} "
                       f"(epoch {losses.index(min(losses)) + 1})", flush=True)
@@ -507,8 +499,7 @@ def _train_and_export(fn_args: FnArgs, config: PipelineConfig, plan: distribute.
         export_model(model, tft_output, config, fn_args.serving_model_dir)
         warm_start.save(model, config, start, model_dir)  # what a later run starts from
         mlflow.log_artifacts(fn_args.serving_model_dir, "saved_model")
-        with tf.io.gfile.GFile(os.path.join(os.path.dirname(fn_args.serving_model_dir), tracking.RUN_ID_FILE),
-                               "w") as f:
+        with tf.io.gfile.GFile(os.path.join(model_dir, tracking.RUN_ID_FILE), "w") as f:
             f.write(run.info.run_id)
 
 

@@ -124,8 +124,8 @@ def load_segments(config: PipelineConfig, tft_output: tft.TFTransformOutput, tra
 PROGRESS_SECONDS = embeddings.PROGRESS_SECONDS
 
 
-def _one_hot(labels: np.ndarray, genres: int) -> np.ndarray:
-    return np.eye(genres, dtype=np.float32)[labels]
+def _labelled(segments: folds.Segments, genres: int) -> tf.data.Dataset:
+    return tf.data.Dataset.from_tensor_slices((segments.inputs, np.eye(genres, dtype=np.float32)[segments.labels]))
 
 
 def _weights(config: PipelineConfig, kept: folds.Segments) -> Optional[np.ndarray]:
@@ -140,10 +140,8 @@ def train_heads(config: PipelineConfig, template: keras.Model) -> folds.TrainAnd
     t = config.train
 
     def run(kept: folds.Segments, stop: folds.Segments, held: folds.Inputs) -> np.ndarray:
-        genres = len(config.genres)
-        train = tf.data.Dataset.from_tensor_slices((kept.inputs, _one_hot(kept.labels, genres))).cache()
-        stop_set = tf.data.Dataset.from_tensor_slices(
-            (stop.inputs, _one_hot(stop.labels, genres))).batch(t.batch_size).cache()
+        train = _labelled(kept, len(config.genres)).cache()
+        stop_set = _labelled(stop, len(config.genres)).batch(t.batch_size).cache()
         predictions = []
         for k in range(t.heads):
             keras.utils.set_random_seed(t.seed + 1000 * k)
@@ -164,7 +162,7 @@ def train_whole(config: PipelineConfig, tft_output: tft.TFTransformOutput) -> fo
     gain_per_db = augment.gain_scale(config.features, stats.std)
 
     def batches(segments: folds.Segments, augmented: bool) -> tf.data.Dataset:
-        ds = tf.data.Dataset.from_tensor_slices((segments.inputs, _one_hot(segments.labels, len(config.genres))))
+        ds = _labelled(segments, len(config.genres))
         if augmented:
             ds = ds.shuffle(len(segments), seed=config.train.seed)
         ds = ds.batch(config.train.batch_size)

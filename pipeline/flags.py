@@ -318,10 +318,9 @@ def _warm_start_epochs(asked: Optional[int], on_this_machine: bool) -> int:
 def config_from_args(args: argparse.Namespace, on_this_machine: bool = True) -> PipelineConfig:
     """The config the flags ask for; ``on_this_machine`` False when the pipeline runs elsewhere (Kubeflow)."""
     cfg = PipelineConfig().with_model(args.model)
-    cfg.paths = PathsConfig(
-        data_root=args.data_root, output_dir=os.path.abspath(args.output_dir),
-        pipeline_root=args.pipeline_root or "", serving_dir=args.serving_dir or "",
-        mlflow_tracking_uri=args.mlflow_uri or "")
+    cfg.paths = PathsConfig(data_root=args.data_root, output_dir=os.path.abspath(args.output_dir),
+                            pipeline_root=args.pipeline_root or "", serving_dir=args.serving_dir or "",
+                            mlflow_tracking_uri=args.mlflow_uri or "")
     cfg.split = dataclasses.replace(cfg.split, protocol=args.split, split_dir=args.split_dir,
                                     ratios=tuple(args.split_ratios), max_bad_fraction=args.max_bad_fraction,
                                     group_by=args.group_by)

@@ -17,6 +17,7 @@ if __name__ == "__main__":  # the CLI needs protos only: skip the TF runtime (0.
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
+import itertools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
@@ -202,15 +203,13 @@ class GenreClient:
         if version is not None:
             request.model_spec.version.value = int(version)
         what = f"{rpc} on model '{self.model}'" + (f" version {version}" if version is not None else "")
-        attempt = 1
-        while True:
+        for attempt in itertools.count(1):
             try:
                 return getattr(stub, rpc)(request, timeout=self.timeout)
             except grpc.RpcError as err:
                 if err.code() not in RETRYABLE or attempt > self.retries:
                     raise self._error(err.code(), err.details() or "", what, attempt) from None
             time.sleep(self.backoff * 2 ** (attempt - 1))
-            attempt += 1
 
     def _error(self, code: grpc.StatusCode, details: str, what: str, attempts: int) -> ServingClientError:
         if code == grpc.StatusCode.UNAVAILABLE:

@@ -47,6 +47,10 @@ class RpcFailure(Exception):
         self.code, self.message = code, message
 
 
+def _invalid(message: str) -> RpcFailure:
+    return RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
 @dataclass
 class _Version:
     number: int
@@ -74,14 +78,12 @@ class ModelRepository:
         """The loaded version asked for (None: the newest); NOT_FOUND if it is not on disk."""
         numbers = self.scan()
         if not numbers:
-            raise RpcFailure(grpc.StatusCode.NOT_FOUND,
-                             f"Servable not found for request: model '{self.name}' has no versions under "
-                             f"{self.base} (expected <base>/<version>/saved_model.pb and variables/)")
+            raise RpcFailure(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: model '{self.name}' has no "
+                             f"versions under {self.base} (expected <base>/<version>/saved_model.pb and variables/)")
         number = numbers[-1] if version is None else version
         if number not in numbers:
-            raise RpcFailure(grpc.StatusCode.NOT_FOUND,
-                             f"Servable not found for request: Specific({self.name}, {number}); "
-                             f"versions on disk: {numbers}")
+            raise RpcFailure(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Specific({self.name}, "
+                             f"{number}); versions on disk: {numbers}")
         return self._load(number)
 
     def _load(self, number: int) -> _Version:
@@ -119,8 +121,7 @@ def _inputs(request: predict_pb2.PredictRequest, fn, max_bytes: int) -> dict[str
     if given != expected:
         parts = [f"{what} input(s) {sorted(names)}"
                  for what, names in (("missing", expected - given), ("unknown", given - expected)) if names]
-        raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                         f"{'; '.join(parts)}: signature inputs are {sorted(expected)}")
+        raise _invalid(f"{'; '.join(parts)}: signature inputs are {sorted(expected)}")
     tensors = {}
     for name, spec in specs.items():
         proto = request.inputs[name]
@@ -129,25 +130,21 @@ def _inputs(request: predict_pb2.PredictRequest, fn, max_bytes: int) -> dict[str
         except TypeError:
             given_dtype = f"unknown dtype {proto.dtype}"
         if given_dtype != spec.dtype.name:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                             f"input '{name}' must be {spec.dtype.name}, got {given_dtype}")
+            raise _invalid(f"input '{name}' must be {spec.dtype.name}, got {given_dtype}")
         # TensorFlow's short form (one float_val for a whole tensor) lets a tiny request declare a huge shape.
         dims = [d.size for d in proto.tensor_shape.dim]
         if any(d < 0 for d in dims):
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                             f"input '{name}' declares a negative dimension {dims}")
+            raise _invalid(f"input '{name}' declares a negative dimension {dims}")
         size = math.prod(dims) * (1 if spec.dtype == tf.string else spec.dtype.size)
         if size > max_bytes:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                             f"input '{name}' declares shape {dims} ({size} bytes), more than "
-                             f"this server accepts in one message ({max_bytes} bytes); send a shorter clip")
+            raise _invalid(f"input '{name}' declares shape {dims} ({size} bytes), more than this server accepts in "
+                           f"one message ({max_bytes} bytes); send a shorter clip")
         try:
             value = tf.make_ndarray(proto)
         except Exception as err:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"input '{name}' is not a valid tensor: {err}") from err
+            raise _invalid(f"input '{name}' is not a valid tensor: {err}") from err
         if not spec.shape.is_compatible_with(value.shape):
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                             f"input '{name}' must have shape {spec.shape}, got {list(value.shape)}")
+            raise _invalid(f"input '{name}' must have shape {spec.shape}, got {list(value.shape)}")
         tensors[name] = tf.constant(value, dtype=spec.dtype)
     return tensors
 
@@ -190,24 +187,21 @@ class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer, model_serv
     def Predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         spec = request.model_spec
         if spec.name != self.repo.name:
-            raise RpcFailure(grpc.StatusCode.NOT_FOUND,
-                             f"Servable not found for request: model '{spec.name}' (this server has "
-                             f"'{self.repo.name}')")
+            raise RpcFailure(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: model '{spec.name}' "
+                             f"(this server has '{self.repo.name}')")
         if spec.version_label:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, "version labels are not supported by the test double")
+            raise _invalid("version labels are not supported by the test double")
         entry = self.repo.get(spec.version.value if spec.HasField("version") else None)
         signature_name = spec.signature_name or SIGNATURE
         signatures = entry.model.signatures
         if signature_name not in signatures:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT, f"Serving signature key \"{signature_name}\" not "
-                             f"found; the model has {sorted(signatures)}")
+            raise _invalid(f"Serving signature key \"{signature_name}\" not found; the model has {sorted(signatures)}")
         fn = signatures[signature_name]
         outputs = fn(**_inputs(request, fn, self.max_message_bytes))
         wanted = list(request.output_filter) or list(outputs)
         unknown = set(wanted) - set(outputs)
         if unknown:
-            raise RpcFailure(grpc.StatusCode.INVALID_ARGUMENT,
-                             f"output_filter names unknown output(s) {sorted(unknown)}; outputs are {sorted(outputs)}")
+            raise _invalid(f"output_filter names unknown output(s) {sorted(unknown)}; outputs are {sorted(outputs)}")
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.repo.name
         response.model_spec.version.value = entry.number

@@ -10,18 +10,17 @@ The earlier results are read streamed: a small tuple per path, never a row, unti
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 from collections import Counter
-from typing import Any, Collection, Iterator, Optional
+from typing import Any, Collection, Optional
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from config.settings import AudioConfig
 from tagging import model as model_lib
-from tagging.outputs import JSONL_FILE, QUARANTINE_FILE, QUARANTINED, SUMMARY_FILE, TAGGED
+from tagging.outputs import JSONL_FILE, QUARANTINE_FILE, QUARANTINED, SUMMARY_FILE, TAGGED, jsonl_records
 from tagging.write_back import audio_hash
 
 KINDS = ("new", "changed", "moved", "removed", "unchanged")
@@ -44,13 +43,6 @@ def identity(model: model_lib.ModelRef, audio: AudioConfig) -> dict[str, Any]:
             "segment_seconds": audio.segment_seconds, "hop_seconds": audio.hop_seconds}
 
 
-def records(path: str) -> Iterator[dict[str, Any]]:
-    """The JSON lines of ``path`` one at a time (none where it does not exist)."""
-    if FileSystems.exists(path):
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            yield from (json.loads(line) for line in io.TextIOWrapper(f, encoding="utf-8") if line.strip())
-
-
 def read_index(out_dir: str, model_identity: dict[str, Any], retag: bool = False) -> tuple[Index, str]:
     """The earlier results, or none and the reason every file is tagged again ("" on a first run)."""
     summary_path = os.path.join(out_dir, SUMMARY_FILE)
@@ -64,7 +56,7 @@ def read_index(out_dir: str, model_identity: dict[str, Any], retag: bool = False
                                             f"{model_identity['version']}; or another SavedModel, rate or segments)")
     index = {}
     for name, quarantined in ((JSONL_FILE, False), (QUARANTINE_FILE, True)):
-        for r in records(os.path.join(out_dir, name)):
+        for r in jsonl_records(os.path.join(out_dir, name)):
             if "size" in r:  # entries that were never read as files (a broken link) are listed again
                 index[r["path"]] = (r["size"], r["mtime_ns"], r.get("audio_sha256"), quarantined)
     return index, ""
@@ -110,7 +102,7 @@ def carried_records(out_dir: str, changes: Changes) -> list[dict[str, Any]]:
     now_of = {before: now for now, before in changes.carried.items()}  # one each: a move's old path is gone
     found = []
     for name, status in ((JSONL_FILE, TAGGED), (QUARANTINE_FILE, QUARANTINED)):
-        for r in records(os.path.join(out_dir, name)):
+        for r in jsonl_records(os.path.join(out_dir, name)):
             if (now := now_of.get(r["path"])) is not None:
                 found.append({**r, "status": status, "path": now})
                 if changes.stats[now] != (r["size"], r["mtime_ns"]):

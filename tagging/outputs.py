@@ -14,7 +14,7 @@ import io
 import json
 import os
 from collections import Counter
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -85,13 +85,18 @@ class WriteShards(beam.DoFn):
         return path
 
 
+def jsonl_records(path: str) -> Iterator[dict[str, Any]]:
+    """The JSON lines of ``path`` one at a time (none where it does not exist)."""
+    if FileSystems.exists(path):
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            yield from (json.loads(line) for line in io.TextIOWrapper(f, encoding="utf-8") if line.strip())
+
+
 def read_shards(shard_dir: str) -> list[dict[str, Any]]:
     """Every record in the shards, one per path (a re-run shard repeats its paths), sorted by path."""
     by_path: dict[str, dict[str, Any]] = {}
     for path in shard_paths(shard_dir):
-        with FileSystems.open(path) as f:
-            records = [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
-        by_path.update((record["path"], record) for record in records)
+        by_path.update((record["path"], record) for record in jsonl_records(path))
     return [by_path[p] for p in sorted(by_path)]
 
 
@@ -154,19 +159,14 @@ def write_outputs(out_dir: str, records: list[dict[str, Any]], summary: dict[str
     if data is not None:
         paths[PARQUET_FILE] = os.path.join(out_dir, PARQUET_FILE)
         _put(paths[PARQUET_FILE], data)
-    return {**paths, SUMMARY_FILE: write_summary(out_dir, summary)}
+    paths[SUMMARY_FILE] = os.path.join(out_dir, SUMMARY_FILE)
+    _put(paths[SUMMARY_FILE], (json.dumps(summary, indent=2) + "\n").encode())
+    return paths
 
 
 def _jsonl(record: dict[str, Any], keys: Iterable[str]) -> str:
     index = {k: record[k] for k in INDEX_KEYS if record.get(k) is not None}
     return json.dumps({**{k: record[k] for k in keys}, **index}) + "\n"
-
-
-def write_summary(out_dir: str, summary: dict[str, Any]) -> str:
-    """summary.json."""
-    path = os.path.join(out_dir, SUMMARY_FILE)
-    _put(path, (json.dumps(summary, indent=2) + "\n").encode())
-    return path
 
 
 def _parquet(rows: list[dict[str, Any]]) -> Optional[bytes]:

@@ -55,8 +55,7 @@ def _run_pipeline(chunks: list[list[tuple[str, str]]], job: TagJob, shard_dir: s
     pipeline = beam.Pipeline(options=PipelineOptions(args))
     _ = (pipeline
          | "FileChunks" >> beam.Create(chunks)
-         | "DecodeAndClassify" >> RunInference(
-             handler(job.model, job.audio, job.tf_threads).with_no_batching())
+         | "DecodeAndClassify" >> RunInference(handler(job.model, job.audio, job.tf_threads).with_no_batching())
          | "ToRecord" >> beam.Map(outputs.to_record)
          | "WriteShards" >> beam.ParDo(outputs.WriteShards(shard_dir)))
     result = pipeline.run()
@@ -98,11 +97,9 @@ KILL_BEFORE_COMMIT = "GENRE_TAGGING_KILL_BEFORE_COMMIT"  # the test hook of run(
 def run(job: TagJob, log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> dict[str, Any]:
     """Tag the new and changed files of ``job.source`` (all on a first run, with another model or ``job.retag``),
     keep the other rows of the results in ``job.out_dir`` (tagging/incremental.py) and replace them at once
-    (outputs.commit), one run per local ``--out`` at a time (local_run's lock); returns the summary.
-
-    Test hook: with ``GENRE_TAGGING_KILL_BEFORE_COMMIT`` set in the environment, the process kills itself
-    (SIGKILL) once its results are written, before they replace the earlier ones: a run killed at its worst moment.
-    """
+    (outputs.commit), one run per local ``--out`` at a time (local_run's lock); returns the summary. Test hook:
+    ``GENRE_TAGGING_KILL_BEFORE_COMMIT`` in the environment kills the process (SIGKILL) once its results are
+    written, before they replace the earlier ones: a run killed at its worst moment."""
     with contextlib.ExitStack() as stack:
         if "://" not in job.out_dir:
             try:

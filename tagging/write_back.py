@@ -215,9 +215,8 @@ def _score(row: dict[str, Any]) -> float:
                       row.get("scores", {}).get(row["genre"], 0.0)))
 
 
-def _write_jsonl(path: str, entries: list[dict[str, Any]]) -> str:
+def _write_jsonl(path: str, entries: list[dict[str, Any]]) -> None:
     temp = f"{path}.tmp-{os.getpid()}"
     with open(temp, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(e, sort_keys=True) + "\n" for e in entries)  # ASCII escapes: any file name, UTF-8 or not
     os.replace(temp, path)
-    return path
