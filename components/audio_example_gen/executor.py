@@ -191,7 +191,9 @@ def Tombstones(pipeline: beam.Pipeline, retiring: dict[str, set[str]]) -> beam.P
                   os.path.join(uri, "Split-train", "*"), compression_type=beam.io.filesystem.CompressionTypes.GZIP)
               | f"KeepRetired[{i}]" >> beam.Filter(lambda record, ids=ids: spans.track_id_of(record) in ids)
               for i, (uri, ids) in enumerate(sorted(retiring.items()))]
-    return marked | "AllRetired" >> beam.Flatten(pipeline=pipeline.pipeline) | "MarkRetired" >> beam.Map(spans.tombstone)
+    if not marked:  # an empty Flatten: Dask's runner override of Flatten cannot take one
+        return pipeline | "NoTombstones" >> beam.Create([])
+    return marked | "AllRetired" >> beam.Flatten() | "MarkRetired" >> beam.Map(spans.tombstone)
 
 
 def merge_index(decoded_jsonl: str, plan: Plan, span: int, files_jsonl: str) -> tuple[float, dict[str, int]]:
