@@ -84,13 +84,13 @@ def print_summary(summary: dict, until: str) -> None:
         if data.get("groups") and data["groups"] != data["tracks"]:  # a library's albums or artists, not loose clips
             groups = ", ".join(f"{split} {n}" for split, n in data["groups"].items())
             print(f"  split by {data['group_by']} (all tracks of one on one side): {groups} groups")
-        span = data.get("span")
+        span, earlier = data.get("span"), _reused(summary, "AudioExampleGen")
         if span and span.get("built_on"):
-            print(f"  span {span['span']}, built on span {span['built_on']}: {span['decoded']} files decoded "
+            print(f"  span {span['span']}{earlier}, built on span {span['built_on']}: {span['decoded']} files decoded "
                   f"({span['new']} new, {span['changed']} changed), {span['unchanged']} unchanged and not decoded, "
                   f"{span['removed']} removed or moved")
         elif span:
-            print(f"  span {span['span']}: every file decoded ({span['rebuild_reason']})")
+            print(f"  span {span['span']}{earlier}: every file decoded ({span['rebuild_reason']})")
         for bad in data["quarantined"]:
             print(f"  quarantined {bad['path']}: {bad['reason']} ({bad['detail']})")
         unlisted = data["files"]["quarantined"] - len(data["quarantined"])
@@ -102,8 +102,9 @@ def print_summary(summary: dict, until: str) -> None:
     transform = summary.get("transform")
     if transform:
         cached = " (TFT's cache holds the others')" if transform["spans_analysed"] != transform["spans"] else ""
-        print(f"Transform: spans {transform['spans']}; analysed span(s) {transform['spans_analysed'] or 'none'}{cached}"
-              f", transformed span(s) {transform['spans_transformed'] or 'none'}")
+        print(f"Transform{_reused(summary, 'Transform')}: spans {transform['spans']}; analysed span(s) "
+              f"{transform['spans_analysed'] or 'none'}{cached}, "
+              f"transformed span(s) {transform['spans_transformed'] or 'none'}")
     tuning = summary.get("tuning")
     if tuning:  # what the Tuner chose, every trial's score
         print(f"tuned: {hyperparameters.describe(tuning['chosen'])} (chosen from {len(tuning['trials'])} trials by "
@@ -144,6 +145,11 @@ def print_summary(summary: dict, until: str) -> None:
     print(f"  pipeline root {summary['pipeline_root']}; {summary['seconds']:.0f} s")
     if "log" in summary:
         print(f"  log: {summary['log']}")
+
+
+def _reused(summary: dict, step: str) -> str:
+    """A marker for the lines that describe a step's cached output: what an earlier run did, not this one."""
+    return " (an earlier run's, reused from cache)" if step in summary.get("reused_from_cache", ()) else ""
 
 
 def _only_file(uri: str) -> Any:
