@@ -72,6 +72,20 @@ def test_regression_against_baseline_still_refuses():
     assert not decision.blessed and any("regressed" in r for r in decision.reasons)
 
 
+def test_tfmas_refusal_names_the_rule_that_failed_with_its_figures():
+    """One wrong segment of 70 against the champion's none: TFMA's -0.01 rule refuses, the reason says so."""
+    def segments(wrong: int) -> metrics.Scores:
+        labels = np.array([0, 1, 2] * 23 + [0])
+        predicted = np.where(np.arange(len(labels)) < wrong, (labels + 1) % 3, labels)
+        tracks = np.array([f"{label}-{i % 4}".encode() for i, label in enumerate(labels)])  # one genre a track
+        return metrics.score(tracks, np.eye(3)[predicted], labels)
+    regressed = decide(config(min_test_clips=1), False, segments(1), segments(0))
+    assert ("TFMA did not bless the model (segment accuracy 0.986 regressed from the last blessed model's 1.000 by "
+            "more than 0.010;") in "; ".join(regressed.reasons), regressed.reasons
+    low = decide(config(min_test_clips=1, min_accuracy=0.99), False, segments(1), None)
+    assert "TFMA did not bless the model (segment accuracy 0.986 < bar 0.990;" in "; ".join(low.reasons), low.reasons
+
+
 def test_the_released_model_is_not_released_again():
     decision = decide(config(min_test_clips=1000), True, scores([0]), None, candidate_is_baseline=True)
     assert decision.reasons == [ALREADY_RELEASED]
