@@ -125,11 +125,14 @@ def decide(config: PipelineConfig, tfma_blessed: bool, candidate: metrics.Scores
                        "give the test split a larger share (--split-ratios), or leave the genres out of the label "
                        "set (--genres)")
     if not tfma_blessed:  # which of TFMA's two rules failed, from the same segments' figures
-        segments, bar, drop = candidate.segment_accuracy, gate.min_accuracy, gate.max_accuracy_drop
-        why = (f"segment accuracy {segments:.3f} < bar {bar:.3f}" if segments < bar else
-               f"segment accuracy {segments:.3f} regressed from the last blessed model's "
-               f"{baseline.segment_accuracy:.3f} by more than {drop:.3f}" if baseline is not None and
-               segments < baseline.segment_accuracy - drop else "segment accuracy below the bar or regressed")
+        segments, drop = candidate.segment_accuracy, gate.max_accuracy_drop
+        if segments < gate.min_accuracy:
+            why = f"segment accuracy {segments:.3f} < bar {gate.min_accuracy:.3f}"
+        elif baseline is not None and segments < baseline.segment_accuracy - drop:
+            why = (f"segment accuracy {segments:.3f} regressed from the last blessed model's "
+                   f"{baseline.segment_accuracy:.3f} by more than {drop:.3f}")
+        else:
+            why = "segment accuracy below the bar or regressed"
         reasons.append(f"TFMA did not bless the model ({why}; see the Evaluator's validation result)")
     if candidate.clip_accuracy < gate.min_clip_accuracy:
         reasons.append(f"clip accuracy {candidate.clip_accuracy:.3f} < bar {gate.min_clip_accuracy:.3f}")
