@@ -37,13 +37,12 @@ def read_split(examples: types.Artifact, split: str, spec: dict[str, Any], batch
 def record(model_uri: str, examples: types.Artifact) -> None:
     """``{split: sorted distinct track ids}`` of each split of ``examples`` -> ``<model_uri>/TRACKS_FILE``; the live
     tracks of every span where the transformed examples name the Examples of a chain (models/live_examples.py)."""
-    live = os.path.join(examples.uri, live_examples.LIVE_FILE)
+    live = live_examples.read_json(os.path.join(examples.uri, live_examples.LIVE_FILE))
     found: dict[str, set[str]] = {split: set() for split in SPLITS}
-    if tf.io.gfile.exists(live):
-        with tf.io.gfile.GFile(live) as f:
-            for r in spans.read_index(json.load(f)["examples"]):
-                if r["status"] == "ingested":
-                    found[r["split"]].add(r["track_id"])
+    if live is not None:
+        for r in spans.read_index(live["examples"]):
+            if r["status"] == "ingested":
+                found[r["split"]].add(r["track_id"])
     else:
         spec = {"track_id": tf.io.FixedLenFeature([], tf.string)}
         for split in SPLITS:
@@ -56,11 +55,7 @@ def record(model_uri: str, examples: types.Artifact) -> None:
 
 def load(model_uri: str) -> Optional[dict[str, list[str]]]:
     """The tracks a model recorded, or None for a model trained before they were recorded."""
-    path = os.path.join(model_uri, TRACKS_FILE)
-    if not tf.io.gfile.exists(path):
-        return None
-    with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+    return live_examples.read_json(os.path.join(model_uri, TRACKS_FILE))
 
 
 def baseline_decision(candidate: Optional[dict[str, list[str]]], baseline: Optional[dict[str, list[str]]],
