@@ -35,11 +35,17 @@ def data(tmp_path_factory) -> dict[str, str]:
     """The Transform output, written by a child process (tests/distributed_data.py says why): this process would
     crash at its exit, after the tests have passed."""
     work = str(tmp_path_factory.mktemp("distributed"))
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, distributed_data.__file__, work], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=900)
+    done = subprocess.run([sys.executable, distributed_data.__file__, work], env=_child_env(), cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _child_env() -> dict[str, str]:
+    """This process's environment for a child on the project: Keras 2, quiet TensorFlow, no TF_CONFIG inherited."""
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+    env.pop("TF_CONFIG", None)
+    return env
 
 
 def _nice() -> None:
@@ -50,8 +56,7 @@ def trainer(data: dict[str, str], work: Path, *, model: str = "cnn", strategy: s
             precision: str = "none", logical_cpus: int = 0, tf_config: str | None = None,
             name: str = "trainer") -> subprocess.Popen:
     """A Trainer process on the test data; its output (stdout and stderr) goes to ``work``/<name>.log."""
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-    env.pop("TF_CONFIG", None)
+    env = _child_env()
     if tf_config:
         env["TF_CONFIG"] = tf_config
     argv = [sys.executable, str(ROOT / "tests" / "distributed_data.py"), "train",
